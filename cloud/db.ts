@@ -1,0 +1,262 @@
+/**
+ * One relational database per service, as in OpenStack. Embedded default: a SQLite file per service under
+ * the data directory (WAL, so several worker processes on one machine share it). Production: MySQL/MariaDB
+ * or PostgreSQL, from one server URL (a database per service, named `<prefix><service>`) or a URL per
+ * service. The same Kysely migrations and queries run on all three.
+ *
+ * Portability rules for the schemas: booleans are integers 0/1, timestamps are epoch milliseconds in
+ * `bigint` columns, indexed strings are `varchar(n)`, JSON is `text`, and aggregates (SUM, COUNT) are passed
+ * through Number() because MySQL and PostgreSQL return them as strings.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import {
+  Kysely,
+  Migrator,
+  MysqlDialect,
+  PostgresDialect,
+  SqliteDialect,
+  sql,
+  type Dialect,
+  type Migration,
+  type SelectQueryBuilder,
+} from 'kysely';
+import { createPool } from 'mysql2';
+import pg from 'pg';
+import { CloudError } from './errors';
+
+export const SERVICES = ['keystone', 'nova', 'placement', 'glance', 'neutron', 'cinder'] as const;
+export type ServiceName = (typeof SERVICES)[number];
+export type DialectName = 'sqlite' | 'mysql' | 'postgres';
+
+export interface DbConfig {
+  /** Where SQLite files (and everything else the embedded cloud keeps) live. */
+  dataDir: string;
+  /** One server for every service: mysql://user:pass@host:port or postgres://user@host:port. */
+  serverUrl?: string;
+  /** A full URL for one service, database name included; wins over serverUrl. */
+  serviceUrls?: Partial<Record<ServiceName, string>>;
+  /** Prefix of the database names on a server (default `bootflow_`). */
+  databasePrefix?: string;
+}
+
+export function dbConfigFromEnv(env: NodeJS.ProcessEnv = process.env): DbConfig {
+  const serviceUrls: Partial<Record<ServiceName, string>> = {};
+  for (const service of SERVICES) {
+    const url = env[`BOOTFLOW_DB_URL_${service.toUpperCase()}`];
+    if (url) serviceUrls[service] = url;
+  }
+  return {
+    dataDir: path.resolve(env.BOOTFLOW_DATA ?? 'data'),
+    serverUrl: env.BOOTFLOW_DB_URL || undefined,
+    serviceUrls,
+    databasePrefix: env.BOOTFLOW_DB_PREFIX || undefined,
+  };
+}
+
+function dialectOfUrl(url: string): Exclude<DialectName, 'sqlite'> {
+  const scheme = new URL(url).protocol.replace(':', '');
+  if (scheme === 'mysql' || scheme === 'mariadb') return 'mysql';
+  if (scheme === 'postgres' || scheme === 'postgresql') return 'postgres';
+  throw new CloudError(
+    'BadRequest',
+    `Unsupported database URL scheme '${scheme}' (use mysql, mariadb or postgres)`,
+  );
+}
+
+interface ServerTarget {
+  dialect: Exclude<DialectName, 'sqlite'>;
+  url: URL;
+  database: string;
+}
+
+function serverTarget(service: ServiceName, config: DbConfig): ServerTarget | undefined {
+  const perService = config.serviceUrls?.[service];
+  if (perService) {
+    const url = new URL(perService);
+    return { dialect: dialectOfUrl(perService), url, database: url.pathname.replace(/^\//, '') || service };
+  }
+  if (!config.serverUrl) return undefined;
+  const url = new URL(config.serverUrl);
+  const database = `${config.databasePrefix ?? 'bootflow_'}${service}`;
+  if (!/^[A-Za-z0-9_]+$/.test(database))
+    throw new CloudError('BadRequest', `Bad database name '${database}'`);
+  return { dialect: dialectOfUrl(config.serverUrl), url, database };
+}
+
+// PostgreSQL returns int8 and numeric as strings; every value we store fits a double.
+pg.types.setTypeParser(20, (v: string) => Number(v));
+pg.types.setTypeParser(1700, (v: string) => Number(v));
+
+function serverDialect(target: ServerTarget, database: string | undefined): Dialect {
+  const { url } = target;
+  const user = decodeURIComponent(url.username) || 'root';
+  const password = decodeURIComponent(url.password) || undefined;
+  if (target.dialect === 'mysql') {
+    return new MysqlDialect({
+      pool: createPool({
+        host: url.hostname,
+        port: Number(url.port || 3306),
+        user,
+        password,
+        database,
+        connectionLimit: 10,
+        supportBigNumbers: true,
+        bigNumberStrings: false,
+        timezone: 'Z',
+      }),
+    });
+  }
+  return new PostgresDialect({
+    pool: new pg.Pool({
+      host: url.hostname,
+      port: Number(url.port || 5432),
+      user,
+      password,
+      database: database ?? 'postgres',
+      max: 10,
+    }),
+  });
+}
+
+async function ensureServerDatabase(target: ServerTarget): Promise<void> {
+  const admin = new Kysely<unknown>({ dialect: serverDialect(target, undefined) });
+  try {
+    if (target.dialect === 'mysql') {
+      await sql`create database if not exists ${sql.id(target.database)} character set utf8mb4 collate utf8mb4_bin`.execute(
+        admin,
+      );
+    } else {
+      const found = await sql<{
+        n: number;
+      }>`select count(*)::int as n from pg_database where datname = ${target.database}`.execute(admin);
+      if (!found.rows[0]?.n) await sql`create database ${sql.id(target.database)}`.execute(admin);
+    }
+  } finally {
+    await admin.destroy();
+  }
+}
+
+/** Drops every service database on the configured server (tests clean up with it); SQLite: nothing. */
+export async function dropServerDatabases(config: DbConfig): Promise<void> {
+  for (const service of SERVICES) {
+    const target = serverTarget(service, config);
+    if (!target) continue;
+    const admin = new Kysely<unknown>({ dialect: serverDialect(target, undefined) });
+    try {
+      if (target.dialect === 'postgres') {
+        await sql`drop database if exists ${sql.id(target.database)} with (force)`.execute(admin);
+      } else {
+        await sql`drop database if exists ${sql.id(target.database)}`.execute(admin);
+      }
+    } finally {
+      await admin.destroy();
+    }
+  }
+}
+
+const TRANSIENT_SQLITE = new Set(['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_LOCKED']);
+const TRANSIENT_MYSQL = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']);
+const TRANSIENT_PG = new Set(['40001', '40P01', '55P03']);
+
+/** Lock contention that a fresh attempt of the whole transaction resolves. */
+export function isTransientDbError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return (
+    typeof code === 'string' &&
+    (TRANSIENT_SQLITE.has(code) || TRANSIENT_MYSQL.has(code) || TRANSIENT_PG.has(code))
+  );
+}
+
+export interface ServiceDb<DB> {
+  readonly service: ServiceName;
+  readonly dialect: DialectName;
+  readonly db: Kysely<DB>;
+  /**
+   * Runs fn in one write transaction and retries the whole of it on lock contention. On SQLite it takes the
+   * write lock up front (BEGIN IMMEDIATE) so two writers never deadlock upgrading a read lock.
+   */
+  transaction<T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T>;
+  /** Adds FOR UPDATE where the database has row locks (SQLite's write transaction already excludes writers). */
+  forUpdate<QB extends SelectQueryBuilder<DB, keyof DB & string, object>>(qb: QB): QB;
+  close(): Promise<void>;
+}
+
+const MAX_TRANSACTION_ATTEMPTS = 8;
+
+function sleepMs(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function makeServiceDb<DB>(service: ServiceName, dialect: DialectName, db: Kysely<DB>): ServiceDb<DB> {
+  async function once<T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
+    if (dialect !== 'sqlite') return db.transaction().execute(fn);
+    return db.connection().execute(async (conn) => {
+      await sql`begin immediate`.execute(conn);
+      try {
+        const result = await fn(conn);
+        await sql`commit`.execute(conn);
+        return result;
+      } catch (err) {
+        await sql`rollback`.execute(conn).catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+  return {
+    service,
+    dialect,
+    db,
+    async transaction(fn) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await once(fn);
+        } catch (err) {
+          if (!isTransientDbError(err)) throw err;
+          if (attempt >= MAX_TRANSACTION_ATTEMPTS) {
+            throw new CloudError('DatabaseBusy', `The ${service} database stayed busy; try again`);
+          }
+          await sleepMs(Math.min(200, 5 * 2 ** attempt) * (0.5 + Math.random()));
+        }
+      }
+    },
+    forUpdate(qb) {
+      return (dialect === 'sqlite' ? qb : qb.forUpdate()) as typeof qb;
+    },
+    close: () => db.destroy(),
+  };
+}
+
+/**
+ * Opens a service's database and brings its schema up to date. Open each database once per process: on
+ * SQLite all of a process's queries then share one connection, and other processes wait on the file lock.
+ */
+export async function openServiceDb<DB>(
+  service: ServiceName,
+  migrations: Record<string, Migration>,
+  config: DbConfig,
+): Promise<ServiceDb<DB>> {
+  const target = serverTarget(service, config);
+  let dialect: Dialect;
+  if (target) {
+    await ensureServerDatabase(target);
+    dialect = serverDialect(target, target.database);
+  } else {
+    mkdirSync(config.dataDir, { recursive: true });
+    const file = new Database(path.join(config.dataDir, `${service}.sqlite`));
+    file.pragma('journal_mode = WAL');
+    file.pragma('busy_timeout = 5000');
+    file.pragma('synchronous = NORMAL');
+    file.pragma('foreign_keys = ON');
+    dialect = new SqliteDialect({ database: file });
+  }
+  const db = new Kysely<DB>({ dialect });
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+  const { error } = await migrator.migrateToLatest();
+  if (error) {
+    await db.destroy();
+    throw error;
+  }
+  return makeServiceDb(service, target?.dialect ?? 'sqlite', db);
+}
