@@ -6,6 +6,22 @@ import { resolveTemporalBinary } from '../lib/temporal-binaries';
 import * as activities from './fixtures/foundation-activities';
 import { sleepThenGreet } from './fixtures/foundation-workflows';
 import { devServerEnv, timeSkippingEnv } from './helpers/temporal-env';
+import { createLogger, installTemporalRuntime } from '../lib/logger';
+import { Writable } from 'node:stream';
+
+// Everything Temporal logs in this process goes to pino, captured here so the fields can be checked.
+const logLines: Array<Record<string, unknown>> = [];
+installTemporalRuntime(
+  createLogger({
+    env: { LOG_LEVEL: 'info' },
+    destination: new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split('\n')) if (line) logLines.push(JSON.parse(line));
+        done();
+      },
+    }),
+  }),
+);
 
 const workflowsPath = require.resolve('./fixtures/foundation-workflows');
 const ONE_DAY_MS = 24 * 60 * 60 * 1000;
@@ -42,6 +58,18 @@ describe('time-skipping test server', () => {
     // Workflow time moved a full day while the test ran: the timer was skipped, not waited for.
     assert.ok(result.sleptMs >= ONE_DAY_MS, `workflow time advanced only ${result.sleptMs} ms`);
     assert.ok((await env.currentTimeMs()) - startedAt >= ONE_DAY_MS);
+  });
+
+  test('activity and workflow logs reach pino with the workflow id, activity type and attempt', () => {
+    const activityLine = logLines.find((l) => l.msg === 'greeting');
+    assert.ok(activityLine, 'activity log line missing');
+    assert.match(String(activityLine.workflowId), /^foundation-foundation-skip-/);
+    assert.equal(activityLine.activityType, 'greet');
+    assert.equal(activityLine.attempt, 1);
+    const workflowLine = logLines.find((l) => l.msg === 'sleeping before the greeting');
+    assert.ok(workflowLine, 'workflow log line missing');
+    assert.equal(workflowLine.workflowType, 'sleepThenGreet');
+    assert.equal(workflowLine.sleepFor, '1 day');
   });
 });
 
