@@ -11,6 +11,8 @@ export const ERROR_TYPES = {
   Conflict: { code: 409, retryable: true },
   QuotaExceeded: { code: 403, retryable: false },
   NoValidHost: { code: 400, retryable: false },
+  /** Placement: this provider has no room for the claim (another provider may have): try the next host. */
+  AllocationCapacityExceeded: { code: 409, retryable: false },
   MaxRetriesExceeded: { code: 500, retryable: false },
   IpAddressGenerationFailure: { code: 409, retryable: false },
   ImageNotActive: { code: 409, retryable: false },
