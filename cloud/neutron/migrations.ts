@@ -1,0 +1,150 @@
+/**
+ * The neutron database, after Neutron's own tables. The invariants live here too: one allocation per
+ * (subnet, address), one MAC per network, one port per request key, one default security group per project.
+ */
+import type { Kysely, Migration } from 'kysely';
+
+const ID = 'varchar(36)';
+const PROJECT = 'varchar(64)';
+
+export const neutronMigrations: Record<string, Migration> = {
+  '001_networks_subnets': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('networks')
+        .addColumn('id', ID, (c) => c.primaryKey())
+        .addColumn('name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('project_id', PROJECT, (c) => c.notNull())
+        .addColumn('shared', 'integer', (c) => c.notNull())
+        .addColumn('router_external', 'integer', (c) => c.notNull())
+        .addColumn('admin_state_up', 'integer', (c) => c.notNull())
+        .addColumn('status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('mtu', 'integer', (c) => c.notNull())
+        .addColumn('request_key', 'varchar(255)', (c) => c.unique())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('networks_project_idx').on('networks').column('project_id').execute();
+      await db.schema.createIndex('networks_name_idx').on('networks').column('name').execute();
+
+      await db.schema
+        .createTable('subnets')
+        .addColumn('id', ID, (c) => c.primaryKey())
+        .addColumn('name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('network_id', ID, (c) => c.notNull().references('networks.id').onDelete('cascade'))
+        .addColumn('project_id', PROJECT, (c) => c.notNull())
+        .addColumn('cidr', 'varchar(64)', (c) => c.notNull())
+        .addColumn('ip_version', 'integer', (c) => c.notNull())
+        .addColumn('gateway_ip', 'varchar(64)')
+        .addColumn('enable_dhcp', 'integer', (c) => c.notNull())
+        .addColumn('request_key', 'varchar(255)', (c) => c.unique())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('subnets_network_idx').on('subnets').column('network_id').execute();
+
+      await db.schema
+        .createTable('ip_allocation_pools')
+        .addColumn('id', ID, (c) => c.primaryKey())
+        .addColumn('subnet_id', ID, (c) => c.notNull().references('subnets.id').onDelete('cascade'))
+        .addColumn('first_ip', 'varchar(64)', (c) => c.notNull())
+        .addColumn('last_ip', 'varchar(64)', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('ip_allocation_pools_subnet_idx')
+        .on('ip_allocation_pools')
+        .column('subnet_id')
+        .execute();
+    },
+  },
+  '002_ports': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('ports')
+        .addColumn('id', ID, (c) => c.primaryKey())
+        .addColumn('name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('network_id', ID, (c) => c.notNull().references('networks.id'))
+        .addColumn('project_id', PROJECT, (c) => c.notNull())
+        .addColumn('mac_address', 'varchar(32)', (c) => c.notNull())
+        .addColumn('admin_state_up', 'integer', (c) => c.notNull())
+        .addColumn('status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('device_id', 'varchar(255)', (c) => c.notNull())
+        .addColumn('device_owner', 'varchar(255)', (c) => c.notNull())
+        .addColumn('binding_host_id', 'varchar(255)')
+        .addColumn('binding_vif_type', 'varchar(64)', (c) => c.notNull())
+        .addColumn('binding_vif_details', 'text', (c) => c.notNull())
+        .addColumn('binding_vnic_type', 'varchar(64)', (c) => c.notNull())
+        .addColumn('request_key', 'varchar(255)', (c) => c.unique())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('ports_network_mac_unique', ['network_id', 'mac_address'])
+        .execute();
+      await db.schema.createIndex('ports_device_idx').on('ports').column('device_id').execute();
+
+      // Neutron's key: an address is allocated at most once per subnet.
+      await db.schema
+        .createTable('ipallocations')
+        .addColumn('ip_address', 'varchar(64)', (c) => c.notNull())
+        .addColumn('subnet_id', ID, (c) => c.notNull().references('subnets.id').onDelete('cascade'))
+        .addColumn('network_id', ID, (c) => c.notNull().references('networks.id'))
+        .addColumn('port_id', ID, (c) => c.notNull().references('ports.id').onDelete('cascade'))
+        .addPrimaryKeyConstraint('ipallocations_pk', ['subnet_id', 'ip_address'])
+        .execute();
+      await db.schema.createIndex('ipallocations_port_idx').on('ipallocations').column('port_id').execute();
+    },
+  },
+  '003_security_groups': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('security_groups')
+        .addColumn('id', ID, (c) => c.primaryKey())
+        .addColumn('name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('project_id', PROJECT, (c) => c.notNull())
+        .addColumn('description', 'varchar(255)', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('security_groups_project_idx')
+        .on('security_groups')
+        .column('project_id')
+        .execute();
+
+      // As in Neutron: the primary key makes "one default group per project" race-free.
+      await db.schema
+        .createTable('default_security_groups')
+        .addColumn('project_id', PROJECT, (c) => c.primaryKey())
+        .addColumn('security_group_id', ID, (c) =>
+          c.notNull().unique().references('security_groups.id').onDelete('cascade'),
+        )
+        .execute();
+
+      await db.schema
+        .createTable('security_group_rules')
+        .addColumn('id', ID, (c) => c.primaryKey())
+        .addColumn('security_group_id', ID, (c) =>
+          c.notNull().references('security_groups.id').onDelete('cascade'),
+        )
+        .addColumn('project_id', PROJECT, (c) => c.notNull())
+        .addColumn('direction', 'varchar(16)', (c) => c.notNull())
+        .addColumn('ethertype', 'varchar(8)', (c) => c.notNull())
+        .addColumn('protocol', 'varchar(40)')
+        .addColumn('port_range_min', 'integer')
+        .addColumn('port_range_max', 'integer')
+        .addColumn('remote_ip_prefix', 'varchar(64)')
+        .addColumn('remote_group_id', ID, (c) => c.references('security_groups.id').onDelete('cascade'))
+        .execute();
+      await db.schema
+        .createIndex('security_group_rules_group_idx')
+        .on('security_group_rules')
+        .column('security_group_id')
+        .execute();
+
+      await db.schema
+        .createTable('securitygroupportbindings')
+        .addColumn('port_id', ID, (c) => c.notNull().references('ports.id').onDelete('cascade'))
+        .addColumn('security_group_id', ID, (c) => c.notNull().references('security_groups.id'))
+        .addPrimaryKeyConstraint('securitygroupportbindings_pk', ['port_id', 'security_group_id'])
+        .execute();
+    },
+  },
+};

@@ -1,0 +1,658 @@
+/**
+ * neutron-server with the ML2/OVS plugin, embedded: networks, subnets with IPAM, ports and their bindings,
+ * default security groups. The agent side (bridges and taps on the compute host) lives with the compute
+ * host; it reports back through markPortActive, the network-vif-plugged event.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import { systemClock, type Clock } from '../clock';
+import { openServiceDb, type DbConfig, type ServiceDb } from '../db';
+import { CloudError } from '../errors';
+import { idSchema, nameSchema, parseRequest } from '../validation';
+import { chooseFixedIp } from './ipam';
+import { formatCidr, formatIpv4, parseIpv4, rangeSize } from './ipv4';
+import { randomMac } from './mac';
+import { neutronMigrations } from './migrations';
+import { OVS_VIF_DETAILS, toNetwork, toPorts, toSubnet } from './rows';
+import type { NeutronDb, NetworksTable, PortsTable } from './schema';
+import { findDefaultSecurityGroupId, insertDefaultSecurityGroup, loadSecurityGroup } from './security-groups';
+import { planSubnet } from './subnet-plan';
+import type { IpAllocation, Network, NetworkViewer, Port, SecurityGroup, Subnet, VifDetails } from './types';
+import { isUniqueViolation } from './unique-violation';
+
+export interface NeutronOptions {
+  db: DbConfig;
+  clock?: Clock;
+  /** Hosts where port binding fails (vif_type binding_failed), to exercise Nova's PortBindingFailed path. */
+  bindingFailHosts?: string[];
+}
+
+const projectIdSchema = z.string().min(1).max(64);
+const requestKeySchema = z.string().min(1).max(255);
+const hostSchema = z.string().min(1).max(255);
+/** Port names and device fields may be empty in Neutron. */
+const optionalTextSchema = z.string().max(255);
+
+const createNetworkSchema = z.strictObject({
+  name: nameSchema,
+  projectId: projectIdSchema,
+  shared: z.boolean().default(false),
+  external: z.boolean().default(false),
+  mtu: z.number().int().min(68).max(9000).default(1450),
+  requestKey: requestKeySchema.optional(),
+});
+
+const createSubnetSchema = z.strictObject({
+  networkId: idSchema,
+  cidr: z.string().min(1).max(64),
+  name: nameSchema.optional(),
+  ipVersion: z.literal(4).default(4),
+  gatewayIp: z.string().max(64).nullable().optional(),
+  allocationPools: z
+    .array(z.strictObject({ start: z.string().max(64), end: z.string().max(64) }))
+    .max(64)
+    .optional(),
+  enableDhcp: z.boolean().default(true),
+  requestKey: requestKeySchema.optional(),
+});
+
+const createPortSchema = z.strictObject({
+  requestKey: requestKeySchema,
+  networkId: idSchema,
+  projectId: projectIdSchema,
+  name: optionalTextSchema.default(''),
+  deviceId: optionalTextSchema.default(''),
+  deviceOwner: optionalTextSchema.default(''),
+  fixedIps: z
+    .array(z.strictObject({ subnetId: idSchema.optional(), ipAddress: z.string().max(64).optional() }))
+    .max(1)
+    .optional(),
+});
+
+const listPortsSchema = z.strictObject({
+  deviceId: optionalTextSchema.optional(),
+  networkId: idSchema.optional(),
+  projectId: projectIdSchema.optional(),
+});
+
+const viewerSchema = z.object({ projectId: projectIdSchema, roles: z.array(z.string()).readonly() });
+
+export type CreateNetworkRequest = z.input<typeof createNetworkSchema>;
+export type CreateSubnetRequest = z.input<typeof createSubnetSchema>;
+export type CreatePortRequest = z.input<typeof createPortSchema>;
+export type ListPortsFilter = z.input<typeof listPortsSchema>;
+
+export interface PortBinding {
+  vifType: 'ovs';
+  vifDetails: VifDetails;
+  port: Port;
+}
+
+export interface SubnetIpAvailability {
+  subnetId: string;
+  cidr: string;
+  totalIps: number;
+  usedIps: number;
+}
+
+/** Attempts of a port creation that lost a race on a unique key (MAC, address, default group). */
+const CREATE_PORT_ATTEMPTS = 5;
+/** MACs tried per port before giving up; 2^24 addresses per network make a second try already rare. */
+const MAC_ATTEMPTS = 16;
+
+function portNotFound(portId: string): CloudError {
+  return new CloudError('NotFound', `Port ${portId} could not be found.`, { portId });
+}
+
+function networkNotFound(network: string): CloudError {
+  return new CloudError('NotFound', `Network ${network} could not be found.`, { network });
+}
+
+function canSee(network: NetworksTable, viewer: NetworkViewer): boolean {
+  return (
+    network.project_id === viewer.projectId ||
+    network.shared === 1 ||
+    network.router_external === 1 ||
+    viewer.roles.includes('admin')
+  );
+}
+
+export class Neutron {
+  private constructor(
+    private readonly store: ServiceDb<NeutronDb>,
+    private readonly clock: Clock,
+    private readonly bindingFailHosts: ReadonlySet<string>,
+  ) {}
+
+  static async open(options: NeutronOptions): Promise<Neutron> {
+    const store = await openServiceDb<NeutronDb>('neutron', neutronMigrations, options.db);
+    return new Neutron(store, options.clock ?? systemClock, new Set(options.bindingFailHosts ?? []));
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+
+  private get db(): Kysely<NeutronDb> {
+    return this.store.db;
+  }
+
+  // ---- networks ------------------------------------------------------------------------------------
+
+  /** Creates a network; with a requestKey a retry returns the network the first call created. */
+  async createNetwork(input: CreateNetworkRequest): Promise<Network> {
+    const request = parseRequest(createNetworkSchema, input, 'network');
+    if (request.requestKey) {
+      const existing = await this.networkIdByRequestKey(request.requestKey);
+      if (existing) return this.loadNetwork(existing);
+    }
+    const now = this.clock.now();
+    const id = randomUUID();
+    try {
+      await this.db
+        .insertInto('networks')
+        .values({
+          id,
+          name: request.name,
+          project_id: request.projectId,
+          shared: request.shared ? 1 : 0,
+          router_external: request.external ? 1 : 0,
+          admin_state_up: 1,
+          status: 'ACTIVE',
+          mtu: request.mtu,
+          request_key: request.requestKey ?? null,
+          created_at: now,
+          updated_at: now,
+        })
+        .execute();
+    } catch (err) {
+      // A concurrent retry with the same request key won: return its network.
+      if (!request.requestKey || !isUniqueViolation(err)) throw err;
+      const winner = await this.networkIdByRequestKey(request.requestKey);
+      if (!winner) throw err;
+      return this.loadNetwork(winner);
+    }
+    return this.loadNetwork(id);
+  }
+
+  private async networkIdByRequestKey(requestKey: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('networks')
+      .select('id')
+      .where('request_key', '=', requestKey)
+      .executeTakeFirst();
+    return row?.id;
+  }
+
+  private async loadNetwork(id: string): Promise<Network> {
+    const row = await this.db.selectFrom('networks').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw networkNotFound(id);
+    return this.withSubnets(row);
+  }
+
+  private async withSubnets(row: NetworksTable): Promise<Network> {
+    const subnets = await this.db
+      .selectFrom('subnets')
+      .select('id')
+      .where('network_id', '=', row.id)
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    return toNetwork(
+      row,
+      subnets.map((s) => s.id),
+    );
+  }
+
+  /**
+   * A network by id or name as the viewer sees it: their own project's, shared and external networks (admin
+   * sees all). Anything else is NotFound, as Neutron hides what a project may not see.
+   */
+  async getNetwork(idOrName: string, viewer: NetworkViewer): Promise<Network> {
+    const key = parseRequest(idSchema, idOrName, 'network id or name');
+    const who = parseRequest(viewerSchema, viewer, 'token context');
+    const byId = await this.db.selectFrom('networks').selectAll().where('id', '=', key).executeTakeFirst();
+    if (byId && canSee(byId, who)) return this.withSubnets(byId);
+    const byName = (
+      await this.db.selectFrom('networks').selectAll().where('name', '=', key).execute()
+    ).filter((n) => canSee(n, who));
+    // Prefer the viewer's own network when a shared one has the same name, as the CLI's lookup would.
+    const own = byName.filter((n) => n.project_id === who.projectId);
+    const matches = own.length ? own : byName;
+    if (matches.length > 1) {
+      throw new CloudError('Conflict', `More than one network exists with the name '${key}'; use its ID.`, {
+        network: key,
+      });
+    }
+    const [match] = matches;
+    if (!match) throw networkNotFound(key);
+    return this.withSubnets(match);
+  }
+
+  async listNetworks(viewer: NetworkViewer): Promise<Network[]> {
+    const who = parseRequest(viewerSchema, viewer, 'token context');
+    const rows = await this.db
+      .selectFrom('networks')
+      .selectAll()
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    return Promise.all(rows.filter((n) => canSee(n, who)).map((n) => this.withSubnets(n)));
+  }
+
+  /** Deletes a network and its subnets; idempotent; refused while ports remain (NetworkInUse). */
+  async deleteNetwork(networkId: string): Promise<boolean> {
+    const id = parseRequest(idSchema, networkId, 'network id');
+    return this.store.transaction(async (trx) => {
+      const network = await this.store
+        .forUpdate(trx.selectFrom('networks').select('id').where('id', '=', id))
+        .executeTakeFirst();
+      if (!network) return false;
+      const port = await trx.selectFrom('ports').select('id').where('network_id', '=', id).executeTakeFirst();
+      if (port) {
+        throw new CloudError(
+          'Conflict',
+          `Unable to complete operation on network ${id}. There are one or more ports still in use on the network.`,
+          { networkId: id },
+        );
+      }
+      await trx.deleteFrom('networks').where('id', '=', id).execute();
+      return true;
+    });
+  }
+
+  // ---- subnets -------------------------------------------------------------------------------------
+
+  /**
+   * Creates an IPv4 subnet. Default gateway: the first host address; default pools: every host address
+   * but the gateway. Overlapping CIDRs on one network are refused, as in Neutron.
+   */
+  async createSubnet(input: CreateSubnetRequest): Promise<Subnet> {
+    const request = parseRequest(createSubnetSchema, input, 'subnet');
+    const plan = planSubnet(request);
+    const now = this.clock.now();
+    const id = randomUUID();
+    const cidrText = formatCidr(plan.cidr);
+    const createdId = await this.store.transaction(async (trx) => {
+      const network = await this.store
+        .forUpdate(trx.selectFrom('networks').selectAll().where('id', '=', request.networkId))
+        .executeTakeFirst();
+      if (!network) throw networkNotFound(request.networkId);
+      if (request.requestKey) {
+        const existing = await trx
+          .selectFrom('subnets')
+          .select('id')
+          .where('request_key', '=', request.requestKey)
+          .executeTakeFirst();
+        if (existing) return existing.id;
+      }
+      const siblings = await trx
+        .selectFrom('subnets')
+        .select(['id', 'cidr'])
+        .where('network_id', '=', network.id)
+        .execute();
+      for (const sibling of siblings) {
+        const other = planSubnet({ cidr: sibling.cidr, gatewayIp: null });
+        if (plan.cidr.network <= other.cidr.broadcast && other.cidr.network <= plan.cidr.broadcast) {
+          throw new CloudError(
+            'BadRequest',
+            `Invalid input for operation: Requested subnet with cidr: ${cidrText} for network: ${network.id} ` +
+              `overlaps with another subnet (${sibling.id}, ${sibling.cidr}).`,
+          );
+        }
+      }
+      await trx
+        .insertInto('subnets')
+        .values({
+          id,
+          name: request.name ?? '',
+          network_id: network.id,
+          project_id: network.project_id,
+          cidr: cidrText,
+          ip_version: 4,
+          gateway_ip: plan.gateway === undefined ? null : formatIpv4(plan.gateway),
+          enable_dhcp: request.enableDhcp ? 1 : 0,
+          request_key: request.requestKey ?? null,
+          created_at: now,
+          updated_at: now,
+        })
+        .execute();
+      if (plan.pools.length) {
+        await trx
+          .insertInto('ip_allocation_pools')
+          .values(
+            plan.pools.map((pool) => ({
+              id: randomUUID(),
+              subnet_id: id,
+              first_ip: formatIpv4(pool.first),
+              last_ip: formatIpv4(pool.last),
+            })),
+          )
+          .execute();
+      }
+      await trx.updateTable('networks').set({ updated_at: now }).where('id', '=', network.id).execute();
+      return id;
+    });
+    return this.getSubnet(createdId);
+  }
+
+  async getSubnet(subnetId: string): Promise<Subnet> {
+    const id = parseRequest(idSchema, subnetId, 'subnet id');
+    const row = await this.db.selectFrom('subnets').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw new CloudError('NotFound', `Subnet ${id} could not be found.`, { subnetId: id });
+    return toSubnet(this.db, row);
+  }
+
+  async listSubnets(networkId?: string): Promise<Subnet[]> {
+    let query = this.db.selectFrom('subnets').selectAll().orderBy('created_at').orderBy('id');
+    if (networkId !== undefined)
+      query = query.where('network_id', '=', parseRequest(idSchema, networkId, 'network id'));
+    const rows = await query.execute();
+    return Promise.all(rows.map((row) => toSubnet(this.db, row)));
+  }
+
+  /** Like Neutron's network-ip-availability: pool size and allocated addresses per subnet of a network. */
+  async ipAvailability(networkId: string): Promise<SubnetIpAvailability[]> {
+    const subnets = await this.listSubnets(networkId);
+    return Promise.all(
+      subnets.map(async (subnet) => {
+        const used = await this.db
+          .selectFrom('ipallocations')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .where('subnet_id', '=', subnet.id)
+          .executeTakeFirst();
+        const totalIps = subnet.allocationPools.reduce(
+          (sum, pool) => sum + rangeSize({ first: ipNumber(pool.start), last: ipNumber(pool.end) }),
+          0,
+        );
+        return { subnetId: subnet.id, cidr: subnet.cidr, totalIps, usedIps: Number(used?.n ?? 0) };
+      }),
+    );
+  }
+
+  // ---- security groups -----------------------------------------------------------------------------
+
+  /** The project's default security group, created with Neutron's default rules on first use. */
+  async ensureDefaultSecurityGroup(projectId: string): Promise<SecurityGroup> {
+    const project = parseRequest(projectIdSchema, projectId, 'project id');
+    let id = await findDefaultSecurityGroupId(this.db, project);
+    if (!id) {
+      try {
+        id = await this.store.transaction(
+          async (trx) =>
+            (await findDefaultSecurityGroupId(trx, project)) ??
+            insertDefaultSecurityGroup(trx, project, this.clock.now()),
+        );
+      } catch (err) {
+        // Another request created it first: the default_security_groups primary key kept it single.
+        if (!isUniqueViolation(err)) throw err;
+        id = await findDefaultSecurityGroupId(this.db, project);
+      }
+    }
+    const group = id && (await loadSecurityGroup(this.db, id));
+    if (!group)
+      throw new CloudError('ServiceUnavailable', `Default security group of ${project} vanished; retry`);
+    return group;
+  }
+
+  // ---- ports ---------------------------------------------------------------------------------------
+
+  /**
+   * Creates a port with a fixed IP and a fresh MAC on a network the project may use, bound to the project's
+   * default security group. Idempotent by requestKey: a retry returns the port the first call created.
+   * IpAddressGenerationFailure when no subnet of the network has a free address.
+   */
+  async createPort(input: CreatePortRequest): Promise<Port> {
+    const request = parseRequest(createPortSchema, input, 'port');
+    const first = await this.portIdByRequestKey(this.db, request.requestKey);
+    if (first) return this.getPort(first);
+    const securityGroup = await this.ensureDefaultSecurityGroup(request.projectId);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const id = await this.store.transaction((trx) => this.insertPort(trx, request, securityGroup.id));
+        return await this.getPort(id);
+      } catch (err) {
+        if (!isUniqueViolation(err)) throw err;
+        // Either a concurrent retry of the same request won (return its port), or a MAC/address race.
+        const winner = await this.portIdByRequestKey(this.db, request.requestKey);
+        if (winner) return this.getPort(winner);
+        if (attempt >= CREATE_PORT_ATTEMPTS) {
+          throw new CloudError(
+            'DatabaseBusy',
+            `Port creation on network ${request.networkId} kept colliding; retry`,
+          );
+        }
+      }
+    }
+  }
+
+  private async insertPort(
+    trx: Kysely<NeutronDb>,
+    request: z.output<typeof createPortSchema>,
+    securityGroupId: string,
+  ): Promise<string> {
+    // Lock the network first: it serializes IPAM on this network, and on MySQL the reads below then see
+    // every allocation committed before the lock was granted.
+    const network = await this.store
+      .forUpdate(trx.selectFrom('networks').selectAll().where('id', '=', request.networkId))
+      .executeTakeFirst();
+    if (!network || !(network.project_id === request.projectId || network.shared === 1)) {
+      throw networkNotFound(request.networkId);
+    }
+    const existing = await this.portIdByRequestKey(trx, request.requestKey);
+    if (existing) return existing;
+
+    const fixedIp = await chooseFixedIp(trx, network.id, request.fixedIps?.[0]);
+    const macAddress = await this.freeMac(trx, network.id);
+    const now = this.clock.now();
+    const id = randomUUID();
+    await trx
+      .insertInto('ports')
+      .values({
+        id,
+        name: request.name,
+        network_id: network.id,
+        project_id: request.projectId,
+        mac_address: macAddress,
+        admin_state_up: 1,
+        status: 'DOWN',
+        device_id: request.deviceId,
+        device_owner: request.deviceOwner,
+        binding_host_id: null,
+        binding_vif_type: 'unbound',
+        binding_vif_details: '{}',
+        binding_vnic_type: 'normal',
+        request_key: request.requestKey,
+        created_at: now,
+        updated_at: now,
+      })
+      .execute();
+    if (fixedIp) {
+      await trx
+        .insertInto('ipallocations')
+        .values({
+          ip_address: fixedIp.ipAddress,
+          subnet_id: fixedIp.subnetId,
+          network_id: network.id,
+          port_id: id,
+        })
+        .execute();
+    }
+    await trx
+      .insertInto('securitygroupportbindings')
+      .values({ port_id: id, security_group_id: securityGroupId })
+      .execute();
+    return id;
+  }
+
+  private async freeMac(trx: Kysely<NeutronDb>, networkId: string): Promise<string> {
+    for (let i = 0; i < MAC_ATTEMPTS; i++) {
+      const mac = randomMac();
+      const taken = await trx
+        .selectFrom('ports')
+        .select('id')
+        .where('network_id', '=', networkId)
+        .where('mac_address', '=', mac)
+        .executeTakeFirst();
+      if (!taken) return mac;
+    }
+    throw new CloudError(
+      'Conflict',
+      `Unable to generate a unique MAC address on network ${networkId}; retry`,
+    );
+  }
+
+  private async portIdByRequestKey(db: Kysely<NeutronDb>, requestKey: string): Promise<string | undefined> {
+    const row = await db
+      .selectFrom('ports')
+      .select('id')
+      .where('request_key', '=', requestKey)
+      .executeTakeFirst();
+    return row?.id;
+  }
+
+  async getPort(portId: string): Promise<Port> {
+    const id = parseRequest(idSchema, portId, 'port id');
+    const row = await this.db.selectFrom('ports').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw portNotFound(id);
+    const [port] = await toPorts(this.db, [row]);
+    if (!port) throw portNotFound(id);
+    return port;
+  }
+
+  async listPorts(filter: ListPortsFilter = {}): Promise<Port[]> {
+    const f = parseRequest(listPortsSchema, filter, 'port filter');
+    let query = this.db.selectFrom('ports').selectAll().orderBy('created_at').orderBy('id');
+    if (f.deviceId !== undefined) query = query.where('device_id', '=', f.deviceId);
+    if (f.networkId !== undefined) query = query.where('network_id', '=', f.networkId);
+    if (f.projectId !== undefined) query = query.where('project_id', '=', f.projectId);
+    return toPorts(this.db, await query.execute());
+  }
+
+  /** Every IP allocation (the leak audit compares them with live ports and instances). */
+  async listIpAllocations(networkId?: string): Promise<IpAllocation[]> {
+    let query = this.db.selectFrom('ipallocations').selectAll().orderBy('subnet_id').orderBy('ip_address');
+    if (networkId !== undefined)
+      query = query.where('network_id', '=', parseRequest(idSchema, networkId, 'network id'));
+    const rows = await query.execute();
+    return rows.map((r) => ({
+      ipAddress: r.ip_address,
+      subnetId: r.subnet_id,
+      networkId: r.network_id,
+      portId: r.port_id,
+    }));
+  }
+
+  private async updateLockedPort(
+    portId: string,
+    change: (row: PortsTable) => Partial<PortsTable> | CloudError | undefined,
+  ): Promise<PortsTable | undefined> {
+    const id = parseRequest(idSchema, portId, 'port id');
+    const outcome = await this.store.transaction(async (trx) => {
+      const row = await this.store
+        .forUpdate(trx.selectFrom('ports').selectAll().where('id', '=', id))
+        .executeTakeFirst();
+      if (!row) return undefined;
+      const patch = change(row);
+      if (patch instanceof CloudError) return patch;
+      if (patch) {
+        const updated = { ...patch, updated_at: this.clock.now() };
+        await trx.updateTable('ports').set(updated).where('id', '=', id).execute();
+        return { ...row, ...updated };
+      }
+      return row;
+    });
+    if (outcome instanceof CloudError) throw outcome;
+    return outcome;
+  }
+
+  /**
+   * Binds the port to a compute host (ML2 port binding): vif_type 'ovs' with the OVS details. A port moved
+   * to another host goes DOWN until that host's agent plugs it. Binding on a failing host records
+   * vif_type 'binding_failed' and raises PortBindingFailed, as Nova sees it.
+   */
+  async bindPort(portId: string, host: string): Promise<PortBinding> {
+    const target = parseRequest(hostSchema, host, 'host');
+    const failing = this.bindingFailHosts.has(target);
+    const row = await this.updateLockedPort(portId, (port) => ({
+      binding_host_id: target,
+      binding_vif_type: failing ? 'binding_failed' : 'ovs',
+      binding_vif_details: failing ? '{}' : JSON.stringify(OVS_VIF_DETAILS),
+      status: port.binding_host_id === target && !failing ? port.status : 'DOWN',
+    }));
+    if (!row) throw portNotFound(portId);
+    if (failing) {
+      throw new CloudError(
+        'PortBindingFailed',
+        `Binding failed for port ${row.id}, please check neutron logs for more information.`,
+        { portId: row.id, host: target },
+      );
+    }
+    return { vifType: 'ovs', vifDetails: { ...OVS_VIF_DETAILS }, port: await this.getPort(row.id) };
+  }
+
+  /**
+   * The network-vif-plugged event: the agent on the bound host wired the port, so it goes ACTIVE.
+   * Idempotent; Conflict for an unbound port or a report from another host than the bound one.
+   */
+  async markPortActive(portId: string, host?: string): Promise<Port> {
+    const reporter = host === undefined ? undefined : parseRequest(hostSchema, host, 'host');
+    const row = await this.updateLockedPort(portId, (port) => {
+      if (port.binding_vif_type !== 'ovs' || port.binding_host_id === null) {
+        return new CloudError(
+          'Conflict',
+          `Port ${port.id} is not bound to a host; bind it before plugging it.`,
+          {
+            portId: port.id,
+          },
+        );
+      }
+      if (reporter !== undefined && reporter !== port.binding_host_id) {
+        return new CloudError(
+          'Conflict',
+          `Port ${port.id} is bound to host ${port.binding_host_id}, not to ${reporter}.`,
+          { portId: port.id, host: reporter },
+        );
+      }
+      return port.status === 'ACTIVE' ? undefined : { status: 'ACTIVE' };
+    });
+    if (!row) throw portNotFound(portId);
+    return this.getPort(row.id);
+  }
+
+  /** The agent unplugged the port (network-vif-unplugged): DOWN, binding kept. */
+  async markPortDown(portId: string): Promise<Port> {
+    const row = await this.updateLockedPort(portId, (port) =>
+      port.status === 'DOWN' ? undefined : { status: 'DOWN' },
+    );
+    if (!row) throw portNotFound(portId);
+    return this.getPort(row.id);
+  }
+
+  /** Clears the binding (before a reschedule or on clean-up): DOWN and 'unbound'. Missing port: null. */
+  async unbindPort(portId: string): Promise<Port | null> {
+    const row = await this.updateLockedPort(portId, () => ({
+      binding_host_id: null,
+      binding_vif_type: 'unbound',
+      binding_vif_details: '{}',
+      status: 'DOWN',
+    }));
+    return row ? this.getPort(row.id) : null;
+  }
+
+  /** Deletes the port, its fixed IPs and security-group bindings. Idempotent: false if it was already gone. */
+  async deletePort(portId: string): Promise<boolean> {
+    const id = parseRequest(idSchema, portId, 'port id');
+    return this.store.transaction(async (trx) => {
+      await trx.deleteFrom('ipallocations').where('port_id', '=', id).execute();
+      await trx.deleteFrom('securitygroupportbindings').where('port_id', '=', id).execute();
+      const result = await trx.deleteFrom('ports').where('id', '=', id).executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    });
+  }
+}
+
+function ipNumber(text: string): number {
+  return parseIpv4(text) ?? 0;
+}

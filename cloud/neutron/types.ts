@@ -1,0 +1,103 @@
+/** Neutron's public shapes, as the workflow sees them. */
+
+export type PortStatus = 'DOWN' | 'BUILD' | 'ACTIVE';
+/** 'unbound' until bindPort, 'ovs' once bound, 'binding_failed' when no mechanism driver could bind it. */
+export type VifType = 'unbound' | 'ovs' | 'binding_failed';
+
+export interface Network {
+  id: string;
+  name: string;
+  projectId: string;
+  shared: boolean;
+  external: boolean;
+  adminStateUp: boolean;
+  status: 'ACTIVE';
+  mtu: number;
+  subnetIds: string[];
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface AllocationPool {
+  start: string;
+  end: string;
+}
+
+export interface Subnet {
+  id: string;
+  name: string;
+  networkId: string;
+  projectId: string;
+  cidr: string;
+  ipVersion: 4;
+  gatewayIp: string | null;
+  enableDhcp: boolean;
+  allocationPools: AllocationPool[];
+  createdAt: number;
+}
+
+export interface FixedIp {
+  subnetId: string;
+  ipAddress: string;
+}
+
+export interface VifDetails {
+  port_filter: boolean;
+  ovs_hybrid_plug: boolean;
+  bridge_name: string;
+  datapath_type: string;
+  connectivity: string;
+}
+
+export interface Port {
+  id: string;
+  name: string;
+  networkId: string;
+  projectId: string;
+  macAddress: string;
+  fixedIps: FixedIp[];
+  status: PortStatus;
+  adminStateUp: boolean;
+  deviceId: string;
+  deviceOwner: string;
+  bindingHostId: string | null;
+  bindingVifType: VifType;
+  bindingVifDetails: VifDetails | Record<string, never>;
+  bindingVnicType: 'normal';
+  securityGroupIds: string[];
+  requestKey: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface SecurityGroupRule {
+  id: string;
+  direction: 'ingress' | 'egress';
+  ethertype: 'IPv4' | 'IPv6';
+  protocol: string | null;
+  portRangeMin: number | null;
+  portRangeMax: number | null;
+  remoteIpPrefix: string | null;
+  remoteGroupId: string | null;
+}
+
+export interface SecurityGroup {
+  id: string;
+  name: string;
+  projectId: string;
+  description: string;
+  rules: SecurityGroupRule[];
+}
+
+/** The part of Keystone's token context that network visibility needs (Keystone's Ctx fits it). */
+export interface NetworkViewer {
+  projectId: string;
+  roles: readonly string[];
+}
+
+export interface IpAllocation {
+  ipAddress: string;
+  subnetId: string;
+  networkId: string;
+  portId: string;
+}

@@ -1,0 +1,472 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { isCloudError } from '../cloud/errors';
+import {
+  cidrContains,
+  defaultAllocationPools,
+  firstFreeAddress,
+  formatIpv4,
+  parseCidr,
+  parseIpv4,
+} from '../cloud/neutron/ipv4';
+import { MAC_PATTERN } from '../cloud/neutron/mac';
+import { Neutron } from '../cloud/neutron/neutron';
+import { planSubnet } from '../cloud/neutron/subnet-plan';
+import type { Network, Port } from '../cloud/neutron/types';
+import { testDbConfig, testDbDialect, type TestDb } from './helpers/cloud-db';
+
+const demo = { projectId: 'demo-project', roles: ['member'] };
+const alt = { projectId: 'alt-project', roles: ['member'] };
+const admin = { projectId: 'admin-project', roles: ['admin'] };
+
+function isType(type: Parameters<typeof isCloudError>[1]) {
+  return (err: unknown) => isCloudError(err, type);
+}
+
+describe('IPv4 helpers', () => {
+  test('parse and format round-trip every address', () => {
+    fc.assert(fc.property(fc.integer({ min: 0, max: 0xffffffff }), (n) => parseIpv4(formatIpv4(n)) === n));
+    assert.equal(parseIpv4('10.0.0.1'), 167772161);
+    for (const bad of ['10.0.0', '10.0.0.256', '10.0.0.01', '10.0.0.-1', 'a.b.c.d', '', '1.2.3.4.5']) {
+      assert.equal(parseIpv4(bad), undefined, bad);
+    }
+  });
+
+  test('CIDRs: host bits must be zero, ranges are right', () => {
+    const parsed = parseCidr('10.0.0.0/24');
+    assert.ok(parsed.ok);
+    assert.equal(formatIpv4(parsed.cidr.broadcast), '10.0.0.255');
+    assert.ok(cidrContains(parsed.cidr, parseIpv4('10.0.0.77') ?? 0));
+    assert.ok(!cidrContains(parsed.cidr, parseIpv4('10.0.1.0') ?? 0));
+    assert.deepEqual(parseCidr('10.0.0.1/24'), {
+      ok: false,
+      reason: 'host-bits',
+      recommended: '10.0.0.0/24',
+    });
+    assert.deepEqual(parseCidr('10.0.0.0/33'), { ok: false, reason: 'syntax' });
+    assert.deepEqual(parseCidr('10.0.0.0'), { ok: false, reason: 'syntax' });
+  });
+
+  test('default pools exclude the network, broadcast and gateway addresses', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 8, max: 30 }),
+        fc.integer({ min: 0, max: 0xffffffff }),
+        (prefix, seed) => {
+          const size = 2 ** (32 - prefix);
+          const network = Math.floor(seed / size) * size;
+          const cidr = { network, prefixLength: prefix, broadcast: network + size - 1 };
+          const gateway = network + 1 + (seed % (size - 2));
+          const pools = defaultAllocationPools(cidr, gateway);
+          const total = pools.reduce((sum, p) => sum + p.last - p.first + 1, 0);
+          return (
+            total === size - 3 &&
+            pools.every(
+              (p) =>
+                p.first > network &&
+                p.last < cidr.broadcast &&
+                !(gateway >= p.first && gateway <= p.last) &&
+                p.first <= p.last,
+            )
+          );
+        },
+      ),
+    );
+  });
+
+  test('firstFreeAddress skips taken addresses and reports exhaustion', () => {
+    const pools = [
+      { first: 2, last: 3 },
+      { first: 10, last: 10 },
+    ];
+    assert.equal(firstFreeAddress(pools, new Set([2])), 3);
+    assert.equal(firstFreeAddress(pools, new Set([2, 3])), 10);
+    assert.equal(firstFreeAddress(pools, new Set([2, 3, 10])), undefined);
+  });
+
+  test('subnet plans follow Neutron: 10.0.0.0/24 with gateway .1 pools .2-.254', () => {
+    const plan = planSubnet({ cidr: '10.0.0.0/24' });
+    assert.equal(formatIpv4(plan.gateway ?? 0), '10.0.0.1');
+    assert.deepEqual(
+      plan.pools.map((p) => [formatIpv4(p.first), formatIpv4(p.last)]),
+      [['10.0.0.2', '10.0.0.254']],
+    );
+    const mid = planSubnet({ cidr: '192.168.5.0/24', gatewayIp: '192.168.5.100' });
+    assert.deepEqual(
+      mid.pools.map((p) => [formatIpv4(p.first), formatIpv4(p.last)]),
+      [
+        ['192.168.5.1', '192.168.5.99'],
+        ['192.168.5.101', '192.168.5.254'],
+      ],
+    );
+    const noGateway = planSubnet({ cidr: '10.9.0.0/30', gatewayIp: null });
+    assert.equal(noGateway.gateway, undefined);
+    assert.deepEqual(
+      noGateway.pools.map((p) => [formatIpv4(p.first), formatIpv4(p.last)]),
+      [['10.9.0.1', '10.9.0.2']],
+    );
+  });
+
+  test('subnet plans refuse bad CIDRs, gateways and pools', () => {
+    const cases: Array<[Parameters<typeof planSubnet>[0], RegExp]> = [
+      [{ cidr: '10.0.0.1/24' }, /'10\.0\.0\.0\/24' is recommended/],
+      [{ cidr: 'nonsense' }, /not a valid IPv4 CIDR/],
+      [{ cidr: '10.0.0.0/31' }, /prefix length/],
+      [{ cidr: '10.0.0.0/24', gatewayIp: '10.0.1.1' }, /not a usable host address/],
+      [{ cidr: '10.0.0.0/24', gatewayIp: '10.0.0.255' }, /not a usable host address/],
+      [
+        { cidr: '10.0.0.0/24', allocationPools: [{ start: '10.0.0.1', end: '10.0.0.20' }] },
+        /Gateway ip 10\.0\.0\.1 conflicts with allocation pool/,
+      ],
+      [
+        { cidr: '10.0.0.0/24', allocationPools: [{ start: '10.0.0.0', end: '10.0.0.20' }] },
+        /network or broadcast/,
+      ],
+      [
+        { cidr: '10.0.0.0/24', allocationPools: [{ start: '10.0.0.200', end: '10.0.0.255' }] },
+        /network or broadcast/,
+      ],
+      [
+        {
+          cidr: '10.0.0.0/24',
+          allocationPools: [
+            { start: '10.0.0.10', end: '10.0.0.20' },
+            { start: '10.0.0.20', end: '10.0.0.30' },
+          ],
+        },
+        /overlap/,
+      ],
+      [{ cidr: '10.0.0.0/24', allocationPools: [{ start: '10.0.0.30', end: '10.0.0.20' }] }, /starts after/],
+    ];
+    for (const [request, message] of cases) {
+      assert.throws(
+        () => planSubnet(request),
+        (err: unknown) => isCloudError(err, 'BadRequest') && message.test(err.message),
+        JSON.stringify(request),
+      );
+    }
+  });
+});
+
+describe(`Neutron on ${testDbDialect}`, () => {
+  let testDb: TestDb;
+  let neutron: Neutron;
+  let privateNet: Network;
+  let privateSubnetId: string;
+
+  before(async () => {
+    testDb = testDbConfig('neutron');
+    neutron = await Neutron.open({ db: testDb.config, bindingFailHosts: ['broken-host'] });
+    privateNet = await neutron.createNetwork({ name: 'private', projectId: demo.projectId });
+    privateSubnetId = (
+      await neutron.createSubnet({ networkId: privateNet.id, cidr: '10.0.0.0/24', name: 'private-subnet' })
+    ).id;
+  });
+  after(async () => {
+    await neutron?.close();
+    await testDb?.cleanup();
+  });
+
+  test('a subnet stores its gateway and the default pool, and ports never get reserved addresses', async () => {
+    const subnet = await neutron.getSubnet(privateSubnetId);
+    assert.equal(subnet.gatewayIp, '10.0.0.1');
+    assert.deepEqual(subnet.allocationPools, [{ start: '10.0.0.2', end: '10.0.0.254' }]);
+    assert.deepEqual((await neutron.getNetwork('private', demo)).subnetIds, [privateSubnetId]);
+
+    // A /29 has 8 addresses: network .0, gateway .1, broadcast .7 leave exactly .2-.6.
+    const small = await neutron.createNetwork({ name: 'small', projectId: demo.projectId });
+    await neutron.createSubnet({ networkId: small.id, cidr: '10.20.0.0/29' });
+    const ips: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const port = await neutron.createPort({
+        requestKey: `small-${i}`,
+        networkId: small.id,
+        projectId: demo.projectId,
+      });
+      ips.push(port.fixedIps[0]?.ipAddress ?? '');
+    }
+    assert.deepEqual(ips, ['10.20.0.2', '10.20.0.3', '10.20.0.4', '10.20.0.5', '10.20.0.6']);
+    await assert.rejects(
+      neutron.createPort({ requestKey: 'small-full', networkId: small.id, projectId: demo.projectId }),
+      (err: unknown) =>
+        isCloudError(err, 'IpAddressGenerationFailure') &&
+        err.message === `No more IP addresses available on network ${small.id}.` &&
+        err.code === 409 &&
+        !err.retryable,
+    );
+    assert.equal((await neutron.listPorts({ networkId: small.id })).length, 5);
+  });
+
+  test('bad subnet input changes nothing; overlapping subnets are refused', async () => {
+    const before = (await neutron.listSubnets(privateNet.id)).length;
+    await assert.rejects(
+      neutron.createSubnet({ networkId: privateNet.id, cidr: '10.0.0.128/25' }),
+      /overlaps/,
+    );
+    await assert.rejects(
+      neutron.createSubnet({ networkId: privateNet.id, cidr: '10.1.0.5/24' }),
+      isType('BadRequest'),
+    );
+    await assert.rejects(
+      neutron.createSubnet({ networkId: privateNet.id, cidr: '10.1.0.0/24', bogus: true } as never),
+      isType('BadRequest'),
+    );
+    await assert.rejects(
+      neutron.createSubnet({ networkId: 'no-such-network', cidr: '10.1.0.0/24' }),
+      isType('NotFound'),
+    );
+    await assert.rejects(
+      neutron.createNetwork({ name: 'x'.repeat(256), projectId: demo.projectId }),
+      isType('BadRequest'),
+    );
+    assert.equal((await neutron.listSubnets(privateNet.id)).length, before);
+  });
+
+  test('visibility: private networks only to their project, shared and external to all', async () => {
+    const shared = await neutron.createNetwork({ name: 'public', projectId: admin.projectId, shared: true });
+    const external = await neutron.createNetwork({
+      name: 'ext-net',
+      projectId: admin.projectId,
+      external: true,
+    });
+    assert.equal((await neutron.getNetwork('private', demo)).id, privateNet.id);
+    await assert.rejects(neutron.getNetwork(privateNet.id, alt), isType('NotFound'));
+    await assert.rejects(neutron.getNetwork('private', alt), /Network private could not be found/);
+    assert.equal((await neutron.getNetwork(privateNet.id, admin)).id, privateNet.id);
+    assert.equal((await neutron.getNetwork('public', alt)).id, shared.id);
+    assert.equal((await neutron.getNetwork(external.id, alt)).external, true);
+    const altSees = (await neutron.listNetworks(alt)).map((n) => n.id);
+    assert.ok(altSees.includes(shared.id) && !altSees.includes(privateNet.id));
+
+    // A port on another project's private network: the network does not exist for that project.
+    await assert.rejects(
+      neutron.createPort({
+        requestKey: 'alt-on-private',
+        networkId: privateNet.id,
+        projectId: alt.projectId,
+      }),
+      isType('NotFound'),
+    );
+    await neutron.createSubnet({ networkId: shared.id, cidr: '172.24.4.0/24' });
+    const altPort = await neutron.createPort({
+      requestKey: 'alt-on-public',
+      networkId: shared.id,
+      projectId: alt.projectId,
+    });
+    assert.equal(altPort.fixedIps[0]?.ipAddress, '172.24.4.2');
+    assert.equal(await neutron.deletePort(altPort.id), true);
+  });
+
+  test('createPort is idempotent by requestKey, also for concurrent retries', async () => {
+    const request = {
+      requestKey: 'req-1/instance-a/net-0',
+      networkId: privateNet.id,
+      projectId: demo.projectId,
+      deviceId: 'instance-a',
+      deviceOwner: 'compute:nova',
+    };
+    const results = await Promise.all(Array.from({ length: 8 }, () => neutron.createPort(request)));
+    const again = await neutron.createPort(request);
+    const ids = new Set([...results, again].map((p) => p.id));
+    assert.equal(ids.size, 1);
+    const allocations = await neutron.listIpAllocations(privateNet.id);
+    assert.equal(allocations.filter((a) => a.portId === again.id).length, 1);
+    assert.deepEqual(await neutron.listPorts({ deviceId: 'instance-a' }).then((ps) => ps.map((p) => p.id)), [
+      again.id,
+    ]);
+    assert.equal(again.deviceOwner, 'compute:nova');
+    assert.equal(await neutron.deletePort(again.id), true);
+  });
+
+  test('port life: DOWN/unbound → bound ovs → ACTIVE → unbound; delete frees the IP and is idempotent', async () => {
+    const port = await neutron.createPort({
+      requestKey: 'life-1',
+      networkId: privateNet.id,
+      projectId: demo.projectId,
+      deviceId: 'instance-life',
+      deviceOwner: 'compute:nova',
+    });
+    assert.match(port.macAddress, MAC_PATTERN);
+    assert.equal(port.status, 'DOWN');
+    assert.equal(port.bindingVifType, 'unbound');
+    assert.equal(port.bindingHostId, null);
+    const group = await neutron.ensureDefaultSecurityGroup(demo.projectId);
+    assert.deepEqual(port.securityGroupIds, [group.id]);
+
+    await assert.rejects(neutron.markPortActive(port.id), /not bound/);
+    const binding = await neutron.bindPort(port.id, 'compute1');
+    assert.equal(binding.vifType, 'ovs');
+    assert.equal(binding.vifDetails.bridge_name, 'br-int');
+    assert.equal(binding.port.bindingHostId, 'compute1');
+    assert.equal(binding.port.status, 'DOWN');
+    await assert.rejects(
+      neutron.markPortActive(port.id, 'compute2'),
+      /bound to host compute1, not to compute2/,
+    );
+    const active = await neutron.markPortActive(port.id, 'compute1');
+    assert.equal(active.status, 'ACTIVE');
+    assert.equal((await neutron.markPortActive(port.id)).status, 'ACTIVE');
+    // Rebinding to another host (a reschedule) takes it DOWN until that host plugs it.
+    assert.equal((await neutron.bindPort(port.id, 'compute2')).port.status, 'DOWN');
+
+    const unbound = await neutron.unbindPort(port.id);
+    assert.equal(unbound?.bindingVifType, 'unbound');
+    assert.equal(unbound?.bindingHostId, null);
+    assert.equal(unbound?.status, 'DOWN');
+
+    const ip = port.fixedIps[0]?.ipAddress;
+    assert.equal(await neutron.deletePort(port.id), true);
+    assert.equal(await neutron.deletePort(port.id), false);
+    assert.equal(await neutron.unbindPort(port.id), null);
+    await assert.rejects(neutron.getPort(port.id), isType('NotFound'));
+    assert.ok(!(await neutron.listIpAllocations(privateNet.id)).some((a) => a.ipAddress === ip));
+    const next = await neutron.createPort({
+      requestKey: 'life-2',
+      networkId: privateNet.id,
+      projectId: demo.projectId,
+    });
+    assert.equal(next.fixedIps[0]?.ipAddress, ip, 'the freed address is handed out again');
+    await neutron.deletePort(next.id);
+  });
+
+  test('binding on a failing host records binding_failed and raises PortBindingFailed', async () => {
+    const port = await neutron.createPort({
+      requestKey: 'bind-fail',
+      networkId: privateNet.id,
+      projectId: demo.projectId,
+    });
+    await assert.rejects(neutron.bindPort(port.id, 'broken-host'), isType('PortBindingFailed'));
+    const failed = await neutron.getPort(port.id);
+    assert.equal(failed.bindingVifType, 'binding_failed');
+    assert.equal(failed.status, 'DOWN');
+    await assert.rejects(neutron.bindPort('no-such-port', 'compute1'), isType('NotFound'));
+    await neutron.deletePort(port.id);
+  });
+
+  test('fixed IP requests: a free address is taken, an allocated one is a conflict', async () => {
+    const port = await neutron.createPort({
+      requestKey: 'fixed-1',
+      networkId: privateNet.id,
+      projectId: demo.projectId,
+      fixedIps: [{ ipAddress: '10.0.0.200' }],
+    });
+    assert.deepEqual(port.fixedIps, [{ subnetId: privateSubnetId, ipAddress: '10.0.0.200' }]);
+    await assert.rejects(
+      neutron.createPort({
+        requestKey: 'fixed-2',
+        networkId: privateNet.id,
+        projectId: demo.projectId,
+        fixedIps: [{ ipAddress: '10.0.0.200' }],
+      }),
+      /The IP address 10\.0\.0\.200 is in use/,
+    );
+    await assert.rejects(
+      neutron.createPort({
+        requestKey: 'fixed-3',
+        networkId: privateNet.id,
+        projectId: demo.projectId,
+        fixedIps: [{ ipAddress: '10.0.0.1' }],
+      }),
+      isType('BadRequest'),
+    );
+    assert.equal((await neutron.listPorts({ networkId: privateNet.id })).length, 1);
+    await neutron.deletePort(port.id);
+  });
+
+  test('one default security group per project, even when ensured concurrently', async () => {
+    const groups = await Promise.all(
+      Array.from({ length: 10 }, () => neutron.ensureDefaultSecurityGroup('sg-project')),
+    );
+    assert.equal(new Set(groups.map((g) => g.id)).size, 1);
+    const [group] = groups;
+    assert.equal(group?.name, 'default');
+    assert.equal(group?.rules.length, 4);
+    assert.deepEqual(
+      group?.rules.filter((r) => r.direction === 'ingress').map((r) => r.remoteGroupId),
+      [group?.id, group?.id],
+    );
+    assert.ok(group?.rules.filter((r) => r.direction === 'egress').every((r) => r.remoteGroupId === null));
+  });
+
+  test('deleteNetwork refuses while ports remain, then deletes once (idempotent)', async () => {
+    const net = await neutron.createNetwork({
+      name: 'temp',
+      projectId: demo.projectId,
+      requestKey: 'net-temp',
+    });
+    assert.equal(
+      (await neutron.createNetwork({ name: 'temp', projectId: demo.projectId, requestKey: 'net-temp' })).id,
+      net.id,
+    );
+    await neutron.createSubnet({ networkId: net.id, cidr: '10.30.0.0/24' });
+    const port = await neutron.createPort({
+      requestKey: 'temp-port',
+      networkId: net.id,
+      projectId: demo.projectId,
+    });
+    await assert.rejects(neutron.deleteNetwork(net.id), /ports still in use/);
+    await neutron.deletePort(port.id);
+    assert.equal(await neutron.deleteNetwork(net.id), true);
+    assert.equal(await neutron.deleteNetwork(net.id), false);
+    assert.deepEqual(await neutron.listSubnets(net.id), []);
+  });
+
+  test('200 parallel port creations for 100 free addresses: exactly 100 succeed, distinct, nothing leaked', async () => {
+    const net = await neutron.createNetwork({ name: 'race', projectId: demo.projectId });
+    const subnet = await neutron.createSubnet({
+      networkId: net.id,
+      cidr: '10.50.0.0/24',
+      allocationPools: [{ start: '10.50.0.10', end: '10.50.0.109' }],
+    });
+    // On a server, a second service instance (own connection pool) makes the interleaving real.
+    const second = testDbDialect === 'sqlite' ? neutron : await Neutron.open({ db: testDb.config });
+    try {
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 200 }, (_, i) =>
+          (i % 2 ? second : neutron).createPort({
+            requestKey: `race-${i}`,
+            networkId: net.id,
+            projectId: demo.projectId,
+            deviceId: `instance-${i}`,
+            deviceOwner: 'compute:nova',
+          }),
+        ),
+      );
+      const ports = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+      const failures = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason as unknown] : []));
+      assert.equal(ports.length, 100);
+      assert.equal(failures.length, 100);
+      assert.ok(
+        failures.every((e) => isCloudError(e, 'IpAddressGenerationFailure')),
+        String(failures[0]),
+      );
+
+      const ips = ports.map((p: Port) => p.fixedIps[0]?.ipAddress);
+      assert.equal(new Set(ips).size, 100);
+      for (const ip of ips) {
+        const last = Number(ip?.split('.')[3]);
+        assert.ok(ip?.startsWith('10.50.0.') && last >= 10 && last <= 109, ip);
+      }
+      const macs = ports.map((p) => p.macAddress);
+      assert.equal(new Set(macs).size, 100);
+      assert.ok(macs.every((m) => MAC_PATTERN.test(m)));
+
+      // The rows: 100 ports, 100 allocations, each pointing at one of them, no more.
+      const rows = await neutron.listPorts({ networkId: net.id });
+      assert.equal(rows.length, 100);
+      const allocations = await neutron.listIpAllocations(net.id);
+      assert.equal(allocations.length, 100);
+      const portIds = new Set(rows.map((p) => p.id));
+      assert.ok(allocations.every((a) => portIds.has(a.portId)));
+      assert.deepEqual(await neutron.ipAvailability(net.id), [
+        { subnetId: subnet.id, cidr: '10.50.0.0/24', totalIps: 100, usedIps: 100 },
+      ]);
+
+      await Promise.all(rows.map((p, i) => (i % 2 ? second : neutron).deletePort(p.id)));
+      assert.equal((await neutron.listIpAllocations(net.id)).length, 0);
+    } finally {
+      if (second !== neutron) await second.close();
+    }
+  });
+});
