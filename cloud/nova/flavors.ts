@@ -1,0 +1,130 @@
+/** Flavors: the default DevStack set (nova-manage / devstack create m1.* with ids 1..5). */
+import { z } from 'zod';
+import { CloudError } from '../errors';
+import { idSchema, parseRequest } from '../validation';
+import { isUniqueViolation, type NovaContext } from './db-util';
+import type { FlavorsTable } from './schema';
+
+export interface Flavor {
+  id: string;
+  name: string;
+  vcpus: number;
+  memoryMb: number;
+  rootGb: number;
+  ephemeralGb: number;
+  swapMb: number;
+}
+
+export const DEFAULT_FLAVORS: readonly Flavor[] = [
+  { id: '1', name: 'm1.tiny', vcpus: 1, memoryMb: 512, rootGb: 1, ephemeralGb: 0, swapMb: 0 },
+  { id: '2', name: 'm1.small', vcpus: 1, memoryMb: 2048, rootGb: 20, ephemeralGb: 0, swapMb: 0 },
+  { id: '3', name: 'm1.medium', vcpus: 2, memoryMb: 4096, rootGb: 40, ephemeralGb: 0, swapMb: 0 },
+  { id: '4', name: 'm1.large', vcpus: 4, memoryMb: 8192, rootGb: 80, ephemeralGb: 0, swapMb: 0 },
+  { id: '5', name: 'm1.xlarge', vcpus: 8, memoryMb: 16384, rootGb: 160, ephemeralGb: 0, swapMb: 0 },
+];
+
+export function flavorFromRow(row: FlavorsTable): Flavor {
+  return {
+    id: row.flavorid,
+    name: row.name,
+    vcpus: row.vcpus,
+    memoryMb: row.memory_mb,
+    rootGb: row.root_gb,
+    ephemeralGb: row.ephemeral_gb,
+    swapMb: row.swap_mb,
+  };
+}
+
+/** Inserts the default flavors that are missing; existing ones (even edited) are left alone. */
+export async function ensureDefaultFlavors(ctx: NovaContext): Promise<Flavor[]> {
+  const now = ctx.clock.now();
+  for (const f of DEFAULT_FLAVORS) {
+    const existing = await ctx.store.db
+      .selectFrom('flavors')
+      .select('flavorid')
+      .where((eb) => eb.or([eb('flavorid', '=', f.id), eb('name', '=', f.name)]))
+      .executeTakeFirst();
+    if (existing) continue;
+    try {
+      await ctx.store.db
+        .insertInto('flavors')
+        .values({
+          flavorid: f.id,
+          name: f.name,
+          vcpus: f.vcpus,
+          memory_mb: f.memoryMb,
+          root_gb: f.rootGb,
+          ephemeral_gb: f.ephemeralGb,
+          swap_mb: f.swapMb,
+          is_public: 1,
+          disabled: 0,
+          created_at: now,
+        })
+        .execute();
+    } catch (err) {
+      // Another process seeded it at the same moment: the flavor exists, which is all we wanted.
+      if (!isUniqueViolation(err)) throw err;
+    }
+  }
+  return listFlavors(ctx);
+}
+
+/** A flavor by id or, failing that, by name (as `openstack flavor show` resolves it). */
+export async function findFlavor(ctx: NovaContext, nameOrId: string): Promise<Flavor | undefined> {
+  const rows = await ctx.store.db
+    .selectFrom('flavors')
+    .selectAll()
+    .where((eb) => eb.or([eb('flavorid', '=', nameOrId), eb('name', '=', nameOrId)]))
+    .where('disabled', '=', 0)
+    .execute();
+  const row = rows.find((r) => r.flavorid === nameOrId) ?? rows[0];
+  return row ? flavorFromRow(row) : undefined;
+}
+
+export async function getFlavor(ctx: NovaContext, nameOrId: unknown): Promise<Flavor> {
+  const key = parseRequest(idSchema, nameOrId, 'flavor id or name');
+  const flavor = await findFlavor(ctx, key);
+  if (!flavor) throw new CloudError('NotFound', `Flavor ${key} could not be found.`, { flavor: key });
+  return flavor;
+}
+
+export async function listFlavors(ctx: NovaContext): Promise<Flavor[]> {
+  const rows = await ctx.store.db
+    .selectFrom('flavors')
+    .selectAll()
+    .where('disabled', '=', 0)
+    .orderBy('memory_mb')
+    .orderBy('flavorid')
+    .execute();
+  return rows.map(flavorFromRow);
+}
+
+/** A flavor as a caller hands it in (e.g. what getFlavor returned), or just its id or name. */
+export const flavorRefSchema = z.union([
+  idSchema,
+  z.strictObject({
+    id: idSchema,
+    name: z.string().max(255),
+    vcpus: z.number().int().min(1).max(1024),
+    memoryMb: z
+      .number()
+      .int()
+      .min(1)
+      .max(16 * 1024 * 1024),
+    rootGb: z
+      .number()
+      .int()
+      .min(0)
+      .max(1024 * 1024),
+    ephemeralGb: z
+      .number()
+      .int()
+      .min(0)
+      .max(1024 * 1024),
+    swapMb: z
+      .number()
+      .int()
+      .min(0)
+      .max(16 * 1024 * 1024),
+  }),
+]);

@@ -1,0 +1,189 @@
+/**
+ * Nova: the compute API's database (flavors, instances, faults, actions, quotas) and the compute service
+ * records the scheduler reads. Owns the `nova` database and nothing else; other services' state comes in
+ * as arguments.
+ */
+import { systemClock, type Clock } from '../clock';
+import { openServiceDb, type DbConfig } from '../db';
+import * as actions from './actions';
+import {
+  ComputeServices,
+  DEFAULT_SERVICE_DOWN_TIME_MS,
+  type ComputeHost,
+  type HostState,
+  type RegisterComputeHostInput,
+} from './compute-services';
+import type { NovaContext } from './db-util';
+import * as flavors from './flavors';
+import * as instances from './instances';
+import { novaMigrations } from './migrations';
+import * as quota from './quota';
+import type { NovaDb } from './schema';
+import type { ApiStatus } from './states';
+
+export * from './states';
+export type { Flavor } from './flavors';
+export { DEFAULT_FLAVORS } from './flavors';
+export type { Instance, CreateInstanceRequest, InstancePatch, UpdateOptions } from './instances';
+export type {
+  InstanceAction,
+  InstanceActionEvent,
+  InstanceFault,
+  FaultInput,
+  RecordEventInput,
+  StartActionInput,
+} from './actions';
+export type { QuotaAmounts, QuotaClaim, QuotaResource, QuotaUsage } from './quota';
+export { DEFAULT_QUOTA_LIMITS, QUOTA_RESOURCES } from './quota';
+export type { ComputeHost, HostState, HostStateSource, RegisterComputeHostInput } from './compute-services';
+export { DEFAULT_AVAILABILITY_ZONE, DEFAULT_SERVICE_DOWN_TIME_MS } from './compute-services';
+export type { NovaDb } from './schema';
+
+export interface NovaOptions {
+  db: DbConfig;
+  clock?: Clock;
+  /** How long after its last heartbeat a compute service counts as down (Nova: service_down_time, 60 s). */
+  serviceDownTimeMs?: number;
+}
+
+export class Nova {
+  private readonly computes: ComputeServices;
+
+  private constructor(
+    private readonly ctx: NovaContext,
+    serviceDownTimeMs: number,
+  ) {
+    this.computes = new ComputeServices(ctx, serviceDownTimeMs);
+  }
+
+  static async open(options: NovaOptions): Promise<Nova> {
+    const store = await openServiceDb<NovaDb>('nova', novaMigrations, options.db);
+    return new Nova(
+      { store, clock: options.clock ?? systemClock },
+      options.serviceDownTimeMs ?? DEFAULT_SERVICE_DOWN_TIME_MS,
+    );
+  }
+
+  /** The underlying database, for tests and the leak audit (read-only use). */
+  get store(): NovaContext['store'] {
+    return this.ctx.store;
+  }
+
+  close(): Promise<void> {
+    return this.ctx.store.close();
+  }
+
+  // Flavors
+  ensureDefaultFlavors(): Promise<flavors.Flavor[]> {
+    return flavors.ensureDefaultFlavors(this.ctx);
+  }
+  getFlavor(nameOrId: string): Promise<flavors.Flavor> {
+    return flavors.getFlavor(this.ctx, nameOrId);
+  }
+  listFlavors(): Promise<flavors.Flavor[]> {
+    return flavors.listFlavors(this.ctx);
+  }
+
+  // Quotas
+  claimQuota(
+    projectId: string,
+    consumerUuid: string,
+    amounts: quota.QuotaAmounts,
+  ): Promise<quota.QuotaClaim> {
+    return quota.claimQuota(this.ctx, projectId, consumerUuid, amounts);
+  }
+  releaseQuota(consumerUuid: string): Promise<quota.QuotaAmounts> {
+    return quota.releaseQuota(this.ctx, consumerUuid);
+  }
+  getQuotaUsage(projectId: string): Promise<quota.QuotaUsage> {
+    return quota.getQuotaUsage(this.ctx, projectId);
+  }
+  setQuotaLimits(projectId: string, limits: quota.QuotaAmounts): Promise<quota.QuotaUsage> {
+    return quota.setQuotaLimits(this.ctx, projectId, limits);
+  }
+  listQuotaClaims(projectId?: string): Promise<quota.QuotaClaim[]> {
+    return quota.listQuotaClaims(this.ctx, projectId);
+  }
+
+  // Instances
+  createInstance(request: instances.CreateInstanceRequest): Promise<instances.Instance> {
+    return instances.createInstance(this.ctx, request);
+  }
+  getInstance(uuid: string, options?: { includeDeleted?: boolean }): Promise<instances.Instance> {
+    return instances.getInstance(this.ctx, uuid, options);
+  }
+  listInstances(filter: {
+    projectId?: string;
+    allProjects?: boolean;
+    includeDeleted?: boolean;
+  }): Promise<instances.Instance[]> {
+    return instances.listInstances(this.ctx, filter);
+  }
+  updateInstance(
+    uuid: string,
+    patch: instances.InstancePatch,
+    options?: instances.UpdateOptions,
+  ): Promise<instances.Instance> {
+    return instances.updateInstance(this.ctx, uuid, patch, options);
+  }
+  softDeleteInstance(uuid: string): Promise<instances.Instance> {
+    return instances.softDeleteInstance(this.ctx, uuid);
+  }
+  apiStatus(instance: Pick<instances.Instance, 'vmState' | 'taskState'>): ApiStatus {
+    return instances.apiStatus(instance);
+  }
+
+  // Audit trail
+  addFault(uuid: string, fault: actions.FaultInput): Promise<actions.InstanceFault> {
+    return actions.addFault(this.ctx, uuid, fault);
+  }
+  listFaults(uuid: string): Promise<actions.InstanceFault[]> {
+    return actions.listFaults(this.ctx, uuid);
+  }
+  startAction(input: actions.StartActionInput): Promise<actions.InstanceAction> {
+    return actions.startAction(this.ctx, input);
+  }
+  finishAction(input: {
+    instanceUuid: string;
+    requestId: string;
+    message?: string;
+  }): Promise<actions.InstanceAction> {
+    return actions.finishAction(this.ctx, input);
+  }
+  recordEvent(input: actions.RecordEventInput): Promise<actions.InstanceActionEvent> {
+    return actions.recordEvent(this.ctx, input);
+  }
+  listActions(uuid: string): Promise<actions.InstanceAction[]> {
+    return actions.listActions(this.ctx, uuid);
+  }
+
+  // Compute services
+  registerComputeHost(input: RegisterComputeHostInput): Promise<ComputeHost> {
+    return this.computes.registerComputeHost(input);
+  }
+  heartbeat(host: string): Promise<ComputeHost> {
+    return this.computes.heartbeat(host);
+  }
+  setHostDisabled(host: string, disabled: boolean, reason?: string): Promise<ComputeHost> {
+    return this.computes.setHostDisabled(host, disabled, reason);
+  }
+  setHostForcedDown(host: string, forcedDown: boolean): Promise<ComputeHost> {
+    return this.computes.setHostForcedDown(host, forcedDown);
+  }
+  recordBuildFailure(host: string): Promise<ComputeHost> {
+    return this.computes.recordBuildFailure(host);
+  }
+  recordBuildSuccess(host: string): Promise<ComputeHost> {
+    return this.computes.recordBuildSuccess(host);
+  }
+  getComputeHost(host: string): Promise<ComputeHost> {
+    return this.computes.getComputeHost(host);
+  }
+  listComputeHosts(): Promise<ComputeHost[]> {
+    return this.computes.listComputeHosts();
+  }
+  /** HostStateSource for the scheduler. */
+  listHostStates(): Promise<HostState[]> {
+    return this.computes.listHostStates();
+  }
+}

@@ -1,0 +1,356 @@
+/**
+ * Instances in the nova database: created by nova-api (building/scheduling), moved on by the conductor with
+ * a task_state guard (Nova's expected_task_state), soft-deleted at the end, as Nova's Instance.save() and
+ * Instance.destroy() do.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import { CloudError } from '../errors';
+import { idSchema, nameSchema, parseRequest } from '../validation';
+import { isUniqueViolation, nextSeq, parseJsonArray, type NovaContext } from './db-util';
+import { findFlavor, flavorRefSchema, type Flavor } from './flavors';
+import { releaseConsumerIn } from './quota';
+import type { InstancesTable, NovaDb } from './schema';
+import { instanceUuidSchema, keystoneIdSchema } from './schemas';
+import {
+  POWER_STATE_VALUES,
+  POWER_STATES,
+  TASK_STATE_VALUES,
+  TASK_STATES,
+  VM_STATE_VALUES,
+  VM_STATES,
+  statusFromState,
+  type ApiStatus,
+  type PowerState,
+  type TaskState,
+  type VmState,
+} from './states';
+
+export interface Instance {
+  uuid: string;
+  requestId: string;
+  name: string;
+  projectId: string;
+  userId: string;
+  flavor: Flavor;
+  imageRef: string | null;
+  bootFromVolume: boolean;
+  networks: string[];
+  availabilityZone: string | null;
+  vmState: VmState;
+  taskState: TaskState | null;
+  powerState: PowerState;
+  host: string | null;
+  node: string | null;
+  launchedAt: number | null;
+  terminatedAt: number | null;
+  deleted: boolean;
+  deletedAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export function instanceFromRow(row: InstancesTable): Instance {
+  return {
+    uuid: row.uuid,
+    requestId: row.request_id,
+    name: row.name,
+    projectId: row.project_id,
+    userId: row.user_id,
+    flavor: {
+      id: row.flavor_id,
+      name: row.flavor_name,
+      vcpus: row.vcpus,
+      memoryMb: row.memory_mb,
+      rootGb: row.root_gb,
+      ephemeralGb: row.ephemeral_gb,
+      swapMb: row.swap_mb,
+    },
+    imageRef: row.image_ref,
+    bootFromVolume: row.boot_from_volume === 1,
+    networks: parseJsonArray(row.networks),
+    availabilityZone: row.availability_zone,
+    vmState: row.vm_state as VmState,
+    taskState: row.task_state as TaskState | null,
+    powerState: Number(row.power_state) as PowerState,
+    host: row.host,
+    node: row.node,
+    launchedAt: row.launched_at === null ? null : Number(row.launched_at),
+    terminatedAt: row.terminated_at === null ? null : Number(row.terminated_at),
+    deleted: row.deleted === 1,
+    deletedAt: row.deleted_at === null ? null : Number(row.deleted_at),
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+export function apiStatus(instance: Pick<Instance, 'vmState' | 'taskState'>): ApiStatus {
+  return statusFromState(instance.vmState, instance.taskState);
+}
+
+const createSchema = z
+  .strictObject({
+    uuid: instanceUuidSchema,
+    requestId: idSchema,
+    name: nameSchema,
+    projectId: keystoneIdSchema,
+    userId: keystoneIdSchema,
+    flavor: flavorRefSchema,
+    imageRef: idSchema.optional(),
+    bootFromVolume: z.boolean().optional(),
+    networks: z.array(idSchema).max(32),
+    availabilityZone: nameSchema.optional(),
+  })
+  .refine((v) => v.imageRef !== undefined || v.bootFromVolume === true, {
+    message: 'an imageRef is required unless booting from a volume',
+    path: ['imageRef'],
+  });
+export type CreateInstanceRequest = z.input<typeof createSchema>;
+
+async function selectInstance(db: Kysely<NovaDb>, uuid: string): Promise<InstancesTable | undefined> {
+  return db.selectFrom('instances').selectAll().where('uuid', '=', uuid).executeTakeFirst();
+}
+
+/** A retry (same uuid, or same request id) gets the first result; a uuid reused by another request is refused. */
+function sameRequest(row: InstancesTable, uuid: string, requestId: string): Instance {
+  if (row.uuid === uuid && row.request_id !== requestId) {
+    throw new CloudError(
+      'Conflict',
+      `Instance ${uuid} already exists for another request (${row.request_id})`,
+      { reason: 'InstanceExists', instanceUuid: uuid },
+    );
+  }
+  return instanceFromRow(row);
+}
+
+/** nova-api's part of a boot: the instance record in building/scheduling and the 'create' action. */
+export async function createInstance(ctx: NovaContext, input: unknown): Promise<Instance> {
+  const req = parseRequest(createSchema, input, 'instance');
+  const flavorKey = typeof req.flavor === 'string' ? req.flavor : req.flavor.id;
+  const flavor = await findFlavor(ctx, flavorKey);
+  if (!flavor) throw new CloudError('BadRequest', `Flavor ${flavorKey} could not be found.`);
+  const create = () =>
+    ctx.store.transaction(async (trx) => {
+      const existing = await trx
+        .selectFrom('instances')
+        .selectAll()
+        .where((eb) => eb.or([eb('uuid', '=', req.uuid), eb('request_id', '=', req.requestId)]))
+        .execute();
+      const first = existing.find((r) => r.uuid === req.uuid) ?? existing[0];
+      if (first) return sameRequest(first, req.uuid, req.requestId);
+      const now = ctx.clock.now();
+      const row: InstancesTable = {
+        uuid: req.uuid,
+        request_id: req.requestId,
+        name: req.name,
+        project_id: req.projectId,
+        user_id: req.userId,
+        flavor_id: flavor.id,
+        flavor_name: flavor.name,
+        vcpus: flavor.vcpus,
+        memory_mb: flavor.memoryMb,
+        root_gb: flavor.rootGb,
+        ephemeral_gb: flavor.ephemeralGb,
+        swap_mb: flavor.swapMb,
+        image_ref: req.imageRef ?? null,
+        boot_from_volume: req.bootFromVolume ? 1 : 0,
+        networks: JSON.stringify(req.networks),
+        availability_zone: req.availabilityZone ?? null,
+        vm_state: VM_STATES.BUILDING,
+        task_state: TASK_STATES.SCHEDULING,
+        power_state: POWER_STATES.NOSTATE,
+        host: null,
+        node: null,
+        launched_at: null,
+        terminated_at: null,
+        deleted: 0,
+        deleted_at: null,
+        created_at: now,
+        updated_at: now,
+      };
+      await trx.insertInto('instances').values(row).execute();
+      await trx
+        .insertInto('instance_actions')
+        .values({
+          id: randomUUID(),
+          instance_uuid: req.uuid,
+          seq: await nextSeq(trx, 'instance_actions', req.uuid),
+          request_id: req.requestId,
+          action: 'create',
+          user_id: req.userId,
+          project_id: req.projectId,
+          start_time: now,
+          finish_time: null,
+          message: null,
+          created_at: now,
+          updated_at: now,
+        })
+        .execute();
+      return instanceFromRow(row);
+    });
+  try {
+    return await create();
+  } catch (err) {
+    // Two retries raced (MySQL/PostgreSQL): the loser reads what the winner wrote.
+    if (!isUniqueViolation(err)) throw err;
+    return create();
+  }
+}
+
+export async function getInstance(
+  ctx: NovaContext,
+  uuidIn: unknown,
+  options: { includeDeleted?: boolean } = {},
+): Promise<Instance> {
+  const uuid = parseRequest(instanceUuidSchema, uuidIn, 'instance uuid');
+  const row = await selectInstance(ctx.store.db, uuid);
+  if (!row || (row.deleted === 1 && !options.includeDeleted)) {
+    throw new CloudError('NotFound', `Instance ${uuid} could not be found.`, { instanceUuid: uuid });
+  }
+  return instanceFromRow(row);
+}
+
+const listSchema = z
+  .strictObject({
+    projectId: keystoneIdSchema.optional(),
+    allProjects: z.boolean().optional(),
+    includeDeleted: z.boolean().optional(),
+  })
+  .refine(
+    (v) => v.projectId !== undefined || v.allProjects === true,
+    'give a projectId or allProjects: true',
+  );
+
+export async function listInstances(ctx: NovaContext, filter: unknown): Promise<Instance[]> {
+  const f = parseRequest(listSchema, filter, 'instance filter');
+  let query = ctx.store.db.selectFrom('instances').selectAll();
+  // allProjects alone lists every project; with a projectId it narrows to that one (Nova's all_tenants).
+  if (f.projectId !== undefined) query = query.where('project_id', '=', f.projectId);
+  if (!f.includeDeleted) query = query.where('deleted', '=', 0);
+  const rows = await query.orderBy('created_at', 'desc').orderBy('uuid').execute();
+  return rows.map(instanceFromRow);
+}
+
+const epochSchema = z.number().int().min(0).max(8.64e15);
+const patchSchema = z
+  .strictObject({
+    // 'deleted' is reached only through softDeleteInstance, which also sets deleted/deleted_at.
+    vmState: z.enum(VM_STATE_VALUES).exclude([VM_STATES.DELETED]).optional(),
+    taskState: z.enum(TASK_STATE_VALUES).nullable().optional(),
+    powerState: z.literal(POWER_STATE_VALUES).optional(),
+    host: z.string().min(1).max(255).nullable().optional(),
+    node: z.string().min(1).max(255).nullable().optional(),
+    launchedAt: epochSchema.nullable().optional(),
+    terminatedAt: epochSchema.nullable().optional(),
+    availabilityZone: nameSchema.nullable().optional(),
+  })
+  .refine((p) => Object.keys(p).length > 0, 'the patch changes nothing');
+export type InstancePatch = z.input<typeof patchSchema>;
+
+const expectedSchema = z.strictObject({
+  expectedTaskState: z
+    .union([z.enum(TASK_STATE_VALUES).nullable(), z.array(z.enum(TASK_STATE_VALUES).nullable()).min(1)])
+    .optional(),
+});
+export type UpdateOptions = z.input<typeof expectedSchema>;
+
+function unexpectedTaskState(
+  uuid: string,
+  expected: Array<string | null>,
+  actual: string | null,
+): CloudError {
+  const shown = expected.map((s) => s ?? 'None').join(', ');
+  return new CloudError(
+    'Conflict',
+    `Conflict updating instance ${uuid}. Expected task_state: [${shown}]. Actual: ${actual ?? 'None'}`,
+    { reason: 'UnexpectedTaskState', instanceUuid: uuid, expected, actual },
+  );
+}
+
+function columnsOfPatch(patch: z.infer<typeof patchSchema>): Partial<InstancesTable> {
+  const set: Partial<InstancesTable> = {};
+  if (patch.vmState !== undefined) set.vm_state = patch.vmState;
+  if (patch.taskState !== undefined) set.task_state = patch.taskState;
+  if (patch.powerState !== undefined) set.power_state = patch.powerState;
+  if (patch.host !== undefined) set.host = patch.host;
+  if (patch.node !== undefined) set.node = patch.node;
+  if (patch.launchedAt !== undefined) set.launched_at = patch.launchedAt;
+  if (patch.terminatedAt !== undefined) set.terminated_at = patch.terminatedAt;
+  if (patch.availabilityZone !== undefined) set.availability_zone = patch.availabilityZone;
+  return set;
+}
+
+/**
+ * Instance.save(expected_task_state=...): the patch applies only if the instance is live and, when a guard
+ * is given, its task_state is one of the expected ones; otherwise Conflict (reason UnexpectedTaskState or
+ * InstanceDeleted), e.g. when a delete started meanwhile.
+ */
+export async function updateInstance(
+  ctx: NovaContext,
+  uuidIn: unknown,
+  patchIn: unknown,
+  optionsIn: unknown = {},
+): Promise<Instance> {
+  const uuid = parseRequest(instanceUuidSchema, uuidIn, 'instance uuid');
+  const patch = parseRequest(patchSchema, patchIn, 'instance update');
+  const { expectedTaskState } = parseRequest(expectedSchema, optionsIn, 'update options');
+  const expected =
+    expectedTaskState === undefined
+      ? undefined
+      : Array.isArray(expectedTaskState)
+        ? expectedTaskState
+        : [expectedTaskState];
+  return ctx.store.transaction(async (trx) => {
+    const row = await ctx.store
+      .forUpdate(trx.selectFrom('instances').selectAll().where('uuid', '=', uuid))
+      .executeTakeFirst();
+    if (!row)
+      throw new CloudError('NotFound', `Instance ${uuid} could not be found.`, { instanceUuid: uuid });
+    if (row.deleted === 1) {
+      throw new CloudError('Conflict', `Instance ${uuid} has been deleted; it cannot be updated.`, {
+        reason: 'InstanceDeleted',
+        instanceUuid: uuid,
+      });
+    }
+    if (expected && !expected.includes(row.task_state as TaskState | null)) {
+      throw unexpectedTaskState(uuid, expected, row.task_state);
+    }
+    const updated: InstancesTable = { ...row, ...columnsOfPatch(patch), updated_at: ctx.clock.now() };
+    await trx
+      .updateTable('instances')
+      .set({ ...columnsOfPatch(patch), updated_at: updated.updated_at })
+      .where('uuid', '=', uuid)
+      .execute();
+    return instanceFromRow(updated);
+  });
+}
+
+/**
+ * Instance.destroy(): vm_state deleted, task_state None, deleted/deleted_at/terminated_at set, the row kept
+ * (soft delete). The quota the instance holds as a consumer is released in the same transaction.
+ * Idempotent: deleting a deleted instance returns it unchanged.
+ */
+export async function softDeleteInstance(ctx: NovaContext, uuidIn: unknown): Promise<Instance> {
+  const uuid = parseRequest(instanceUuidSchema, uuidIn, 'instance uuid');
+  return ctx.store.transaction(async (trx) => {
+    const row = await ctx.store
+      .forUpdate(trx.selectFrom('instances').selectAll().where('uuid', '=', uuid))
+      .executeTakeFirst();
+    if (!row)
+      throw new CloudError('NotFound', `Instance ${uuid} could not be found.`, { instanceUuid: uuid });
+    if (row.deleted === 1) return instanceFromRow(row);
+    const now = ctx.clock.now();
+    const set = {
+      vm_state: VM_STATES.DELETED,
+      task_state: null,
+      deleted: 1,
+      deleted_at: now,
+      terminated_at: row.terminated_at ?? now,
+      updated_at: now,
+    };
+    await trx.updateTable('instances').set(set).where('uuid', '=', uuid).execute();
+    await releaseConsumerIn(ctx, trx, uuid);
+    return instanceFromRow({ ...row, ...set });
+  });
+}

@@ -1,0 +1,190 @@
+/** Schema of the nova database: portable Kysely migrations (SQLite, MySQL/MariaDB, PostgreSQL). */
+import type { Kysely, Migration } from 'kysely';
+
+type Db = Kysely<unknown>;
+
+async function createFlavors(db: Db): Promise<void> {
+  await db.schema
+    .createTable('flavors')
+    .addColumn('flavorid', 'varchar(255)', (c) => c.primaryKey())
+    .addColumn('name', 'varchar(255)', (c) => c.notNull().unique())
+    .addColumn('vcpus', 'integer', (c) => c.notNull())
+    .addColumn('memory_mb', 'integer', (c) => c.notNull())
+    .addColumn('root_gb', 'integer', (c) => c.notNull())
+    .addColumn('ephemeral_gb', 'integer', (c) => c.notNull())
+    .addColumn('swap_mb', 'integer', (c) => c.notNull())
+    .addColumn('is_public', 'integer', (c) => c.notNull())
+    .addColumn('disabled', 'integer', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .execute();
+}
+
+async function createInstances(db: Db): Promise<void> {
+  await db.schema
+    .createTable('instances')
+    .addColumn('uuid', 'varchar(36)', (c) => c.primaryKey())
+    .addColumn('request_id', 'varchar(255)', (c) => c.notNull().unique())
+    .addColumn('name', 'varchar(255)', (c) => c.notNull())
+    .addColumn('project_id', 'varchar(64)', (c) => c.notNull())
+    .addColumn('user_id', 'varchar(64)', (c) => c.notNull())
+    .addColumn('flavor_id', 'varchar(255)', (c) => c.notNull())
+    .addColumn('flavor_name', 'varchar(255)', (c) => c.notNull())
+    .addColumn('vcpus', 'integer', (c) => c.notNull())
+    .addColumn('memory_mb', 'integer', (c) => c.notNull())
+    .addColumn('root_gb', 'integer', (c) => c.notNull())
+    .addColumn('ephemeral_gb', 'integer', (c) => c.notNull())
+    .addColumn('swap_mb', 'integer', (c) => c.notNull())
+    .addColumn('image_ref', 'varchar(255)')
+    .addColumn('boot_from_volume', 'integer', (c) => c.notNull())
+    .addColumn('networks', 'text', (c) => c.notNull())
+    .addColumn('availability_zone', 'varchar(255)')
+    .addColumn('vm_state', 'varchar(32)', (c) => c.notNull())
+    .addColumn('task_state', 'varchar(32)')
+    .addColumn('power_state', 'integer', (c) => c.notNull())
+    .addColumn('host', 'varchar(255)')
+    .addColumn('node', 'varchar(255)')
+    .addColumn('launched_at', 'bigint')
+    .addColumn('terminated_at', 'bigint')
+    .addColumn('deleted', 'integer', (c) => c.notNull())
+    .addColumn('deleted_at', 'bigint')
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addColumn('updated_at', 'bigint', (c) => c.notNull())
+    .execute();
+  await db.schema
+    .createIndex('instances_project_id_deleted_idx')
+    .on('instances')
+    .columns(['project_id', 'deleted'])
+    .execute();
+  await db.schema.createIndex('instances_host_idx').on('instances').columns(['host', 'deleted']).execute();
+}
+
+async function createFaultsAndActions(db: Db): Promise<void> {
+  await db.schema
+    .createTable('instance_faults')
+    .addColumn('id', 'varchar(36)', (c) => c.primaryKey())
+    .addColumn('instance_uuid', 'varchar(36)', (c) => c.notNull())
+    .addColumn('seq', 'integer', (c) => c.notNull())
+    .addColumn('code', 'integer', (c) => c.notNull())
+    .addColumn('message', 'varchar(255)', (c) => c.notNull())
+    .addColumn('details', 'text')
+    .addColumn('host', 'varchar(255)')
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addUniqueConstraint('instance_faults_instance_seq_uq', ['instance_uuid', 'seq'])
+    .addForeignKeyConstraint('instance_faults_instance_fk', ['instance_uuid'], 'instances', ['uuid'])
+    .execute();
+  await db.schema
+    .createTable('instance_actions')
+    .addColumn('id', 'varchar(36)', (c) => c.primaryKey())
+    .addColumn('instance_uuid', 'varchar(36)', (c) => c.notNull())
+    .addColumn('seq', 'integer', (c) => c.notNull())
+    .addColumn('request_id', 'varchar(255)', (c) => c.notNull())
+    .addColumn('action', 'varchar(255)', (c) => c.notNull())
+    .addColumn('user_id', 'varchar(64)', (c) => c.notNull())
+    .addColumn('project_id', 'varchar(64)', (c) => c.notNull())
+    .addColumn('start_time', 'bigint', (c) => c.notNull())
+    .addColumn('finish_time', 'bigint')
+    .addColumn('message', 'varchar(255)')
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addColumn('updated_at', 'bigint', (c) => c.notNull())
+    .addUniqueConstraint('instance_actions_request_uq', ['instance_uuid', 'request_id'])
+    .addUniqueConstraint('instance_actions_instance_seq_uq', ['instance_uuid', 'seq'])
+    .addForeignKeyConstraint('instance_actions_instance_fk', ['instance_uuid'], 'instances', ['uuid'])
+    .execute();
+  await db.schema
+    .createTable('instance_actions_events')
+    .addColumn('id', 'varchar(36)', (c) => c.primaryKey())
+    .addColumn('action_id', 'varchar(36)', (c) => c.notNull())
+    .addColumn('seq', 'integer', (c) => c.notNull())
+    .addColumn('event', 'varchar(255)', (c) => c.notNull())
+    .addColumn('start_time', 'bigint', (c) => c.notNull())
+    .addColumn('finish_time', 'bigint')
+    .addColumn('result', 'varchar(255)')
+    .addColumn('host', 'varchar(255)')
+    .addColumn('details', 'text')
+    .addUniqueConstraint('instance_actions_events_seq_uq', ['action_id', 'seq'])
+    .addForeignKeyConstraint('instance_actions_events_action_fk', ['action_id'], 'instance_actions', ['id'])
+    .execute();
+}
+
+async function createQuotas(db: Db): Promise<void> {
+  await db.schema
+    .createTable('quotas')
+    .addColumn('project_id', 'varchar(64)', (c) => c.notNull())
+    .addColumn('resource', 'varchar(32)', (c) => c.notNull())
+    .addColumn('hard_limit', 'bigint', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addColumn('updated_at', 'bigint', (c) => c.notNull())
+    .addPrimaryKeyConstraint('quotas_pk', ['project_id', 'resource'])
+    .execute();
+  await db.schema
+    .createTable('quota_usages')
+    .addColumn('project_id', 'varchar(64)', (c) => c.notNull())
+    .addColumn('resource', 'varchar(32)', (c) => c.notNull())
+    .addColumn('in_use', 'bigint', (c) => c.notNull())
+    .addColumn('updated_at', 'bigint', (c) => c.notNull())
+    .addPrimaryKeyConstraint('quota_usages_pk', ['project_id', 'resource'])
+    .execute();
+  await db.schema
+    .createTable('quota_allocations')
+    .addColumn('consumer_uuid', 'varchar(36)', (c) => c.notNull())
+    .addColumn('project_id', 'varchar(64)', (c) => c.notNull())
+    .addColumn('resource', 'varchar(32)', (c) => c.notNull())
+    .addColumn('amount', 'bigint', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addPrimaryKeyConstraint('quota_allocations_pk', ['consumer_uuid', 'resource'])
+    .addForeignKeyConstraint('quota_allocations_usage_fk', ['project_id', 'resource'], 'quota_usages', [
+      'project_id',
+      'resource',
+    ])
+    .execute();
+  await db.schema
+    .createIndex('quota_allocations_project_idx')
+    .on('quota_allocations')
+    .columns(['project_id', 'resource'])
+    .execute();
+}
+
+async function createComputeServices(db: Db): Promise<void> {
+  await db.schema
+    .createTable('services')
+    .addColumn('id', 'varchar(36)', (c) => c.primaryKey())
+    .addColumn('host', 'varchar(255)', (c) => c.notNull())
+    .addColumn('binary', 'varchar(64)', (c) => c.notNull())
+    .addColumn('topic', 'varchar(64)', (c) => c.notNull())
+    .addColumn('report_count', 'integer', (c) => c.notNull())
+    .addColumn('disabled', 'integer', (c) => c.notNull())
+    .addColumn('disabled_reason', 'varchar(255)')
+    .addColumn('last_seen_up', 'bigint')
+    .addColumn('forced_down', 'integer', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addColumn('updated_at', 'bigint', (c) => c.notNull())
+    .addUniqueConstraint('services_host_binary_uq', ['host', 'binary'])
+    .execute();
+  await db.schema
+    .createTable('compute_nodes')
+    .addColumn('uuid', 'varchar(36)', (c) => c.primaryKey())
+    .addColumn('service_id', 'varchar(36)', (c) => c.notNull())
+    .addColumn('host', 'varchar(255)', (c) => c.notNull())
+    .addColumn('hypervisor_hostname', 'varchar(255)', (c) => c.notNull())
+    .addColumn('vcpus', 'integer', (c) => c.notNull())
+    .addColumn('memory_mb', 'integer', (c) => c.notNull())
+    .addColumn('local_gb', 'integer', (c) => c.notNull())
+    .addColumn('cpu_arch', 'varchar(32)', (c) => c.notNull())
+    .addColumn('cpu_info', 'text', (c) => c.notNull())
+    .addColumn('hypervisor_type', 'varchar(64)', (c) => c.notNull())
+    .addColumn('availability_zone', 'varchar(255)', (c) => c.notNull())
+    .addColumn('failed_builds', 'integer', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addColumn('updated_at', 'bigint', (c) => c.notNull())
+    .addUniqueConstraint('compute_nodes_host_node_uq', ['host', 'hypervisor_hostname'])
+    .addForeignKeyConstraint('compute_nodes_service_fk', ['service_id'], 'services', ['id'])
+    .execute();
+}
+
+export const novaMigrations: Record<string, Migration> = {
+  '001_flavors': { up: createFlavors },
+  '002_instances': { up: createInstances },
+  '003_instance_faults_and_actions': { up: createFaultsAndActions },
+  '004_quotas': { up: createQuotas },
+  '005_compute_services': { up: createComputeServices },
+};
