@@ -1,0 +1,92 @@
+/** Schema of the keystone database: the identity, assignment and revocation tables Keystone keeps. */
+import type { Kysely, Migration } from 'kysely';
+
+export const keystoneMigrations: Record<string, Migration> = {
+  '001_identity': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('domains')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('name', 'varchar(255)', (c) => c.notNull().unique())
+        .addColumn('description', 'text')
+        .addColumn('enabled', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('projects')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('domain_id', 'varchar(64)', (c) => c.notNull().references('domains.id'))
+        .addColumn('name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('description', 'text')
+        .addColumn('enabled', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('projects_domain_name_unique', ['domain_id', 'name'])
+        .execute();
+
+      await db.schema
+        .createTable('users')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('domain_id', 'varchar(64)', (c) => c.notNull().references('domains.id'))
+        .addColumn('name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('email', 'varchar(255)')
+        .addColumn('enabled', 'integer', (c) => c.notNull())
+        .addColumn('password_hash', 'varchar(255)', (c) => c.notNull())
+        .addColumn('password_changed_at', 'bigint', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('users_domain_name_unique', ['domain_id', 'name'])
+        .execute();
+
+      await db.schema
+        .createTable('roles')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('name', 'varchar(255)', (c) => c.notNull().unique())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('implied_roles')
+        .addColumn('prior_role_id', 'varchar(64)', (c) =>
+          c.notNull().references('roles.id').onDelete('cascade'),
+        )
+        .addColumn('implied_role_id', 'varchar(64)', (c) =>
+          c.notNull().references('roles.id').onDelete('cascade'),
+        )
+        .addPrimaryKeyConstraint('implied_roles_pk', ['prior_role_id', 'implied_role_id'])
+        .execute();
+
+      await db.schema
+        .createTable('role_assignments')
+        .addColumn('user_id', 'varchar(64)', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('project_id', 'varchar(64)', (c) =>
+          c.notNull().references('projects.id').onDelete('cascade'),
+        )
+        .addColumn('role_id', 'varchar(64)', (c) => c.notNull().references('roles.id').onDelete('cascade'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('role_assignments_pk', ['user_id', 'project_id', 'role_id'])
+        .execute();
+      await db.schema
+        .createIndex('role_assignments_project_idx')
+        .on('role_assignments')
+        .columns(['project_id'])
+        .execute();
+
+      await db.schema
+        .createTable('revocation_events')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('user_id', 'varchar(64)')
+        .addColumn('project_id', 'varchar(64)')
+        .addColumn('audit_id', 'varchar(64)')
+        .addColumn('issued_before', 'bigint', (c) => c.notNull())
+        .addColumn('revoked_at', 'bigint', (c) => c.notNull())
+        .execute();
+      for (const column of ['user_id', 'project_id', 'audit_id', 'revoked_at'] as const) {
+        await db.schema
+          .createIndex(`revocation_events_${column}_idx`)
+          .on('revocation_events')
+          .column(column)
+          .execute();
+      }
+    },
+  },
+};

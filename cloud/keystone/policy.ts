@@ -1,0 +1,114 @@
+/**
+ * Nova's default policies (nova/policies/base.py, servers.py, hypervisors.py since 2023.2, the "new
+ * defaults"): creating and deleting a server needs `member` on the server's project, seeing one needs
+ * `reader` there, and `admin` anywhere may do anything (context_is_admin). Listing every project's servers,
+ * the hypervisors and bootflow's leak audit are admin only. The roles come from the token context with
+ * implied roles already expanded, so an admin also holds manager, member and reader.
+ *
+ * The rule names are the cloud's (compute:server:create, ...); Nova's own names are accepted as aliases.
+ */
+import { CloudError } from '../errors';
+import type { RequestContext } from './context';
+
+export interface PolicyTarget {
+  /** The project owning the resource (Nova's %(project_id)s). */
+  projectId: string;
+}
+
+type Check = (ctx: RequestContext, target: PolicyTarget) => boolean;
+
+const hasRole = (ctx: RequestContext, role: string): boolean =>
+  Array.isArray(ctx.roles) && ctx.roles.includes(role);
+const either =
+  (...checks: Check[]): Check =>
+  (ctx, target) =>
+    checks.some((check) => check(ctx, target));
+
+/** Nova's base rules, with the oslo.policy check string each one stands for. */
+export const BASE_RULES = {
+  context_is_admin: { checkString: 'role:admin', check: ((ctx) => hasRole(ctx, 'admin')) as Check },
+  project_manager_api: {
+    checkString: 'role:manager and project_id:%(project_id)s',
+    check: ((ctx, t) => hasRole(ctx, 'manager') && ctx.projectId === t.projectId) as Check,
+  },
+  project_member_api: {
+    checkString: 'role:member and project_id:%(project_id)s',
+    check: ((ctx, t) => hasRole(ctx, 'member') && ctx.projectId === t.projectId) as Check,
+  },
+  project_reader_api: {
+    checkString: 'role:reader and project_id:%(project_id)s',
+    check: ((ctx, t) => hasRole(ctx, 'reader') && ctx.projectId === t.projectId) as Check,
+  },
+} as const;
+
+const ADMIN = { checkString: 'rule:context_is_admin', check: BASE_RULES.context_is_admin.check };
+const PROJECT_MEMBER_OR_ADMIN = {
+  checkString: 'rule:project_member_api or rule:context_is_admin',
+  check: either(BASE_RULES.project_member_api.check, BASE_RULES.context_is_admin.check),
+};
+const PROJECT_READER_OR_ADMIN = {
+  checkString: 'rule:project_reader_api or rule:context_is_admin',
+  check: either(BASE_RULES.project_reader_api.check, BASE_RULES.context_is_admin.check),
+};
+
+export const POLICY_RULES = {
+  'compute:server:create': PROJECT_MEMBER_OR_ADMIN,
+  'compute:server:delete': PROJECT_MEMBER_OR_ADMIN,
+  'compute:server:show': PROJECT_READER_OR_ADMIN,
+  'compute:server:list': PROJECT_READER_OR_ADMIN,
+  'compute:servers:list:all_projects': ADMIN,
+  'os_compute_api:os-hypervisors:list': ADMIN,
+  'bootflow:audit': ADMIN,
+  // Nova's own names for the same rules.
+  'os_compute_api:servers:create': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:servers:delete': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:servers:show': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:servers:index': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:servers:detail': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:servers:index:get_all_tenants': ADMIN,
+  'os_compute_api:servers:detail:get_all_tenants': ADMIN,
+} as const satisfies Record<string, { checkString: string; check: Check }>;
+
+export type PolicyRule = keyof typeof POLICY_RULES;
+
+export interface PolicyDecision {
+  rule: string;
+  allowed: boolean;
+  /** The target is in the caller's project: a denial there may be told (403); elsewhere it must not leak. */
+  sameProject: boolean;
+}
+
+/** Decides without throwing. Without a target, the caller's own project is the target (as Nova does). */
+export function authorize(ctx: RequestContext, rule: PolicyRule, target?: PolicyTarget): PolicyDecision {
+  const t = target ?? { projectId: ctx.projectId };
+  const definition = Object.hasOwn(POLICY_RULES, rule) ? POLICY_RULES[rule] : undefined;
+  // An unknown rule fails closed.
+  const allowed = definition !== undefined && definition.check(ctx, t);
+  return { rule, allowed, sameProject: ctx.projectId === t.projectId };
+}
+
+function forbidden(rule: string): CloudError {
+  return new CloudError('Forbidden', `Policy doesn't allow ${rule} to be performed.`, { rule });
+}
+
+/** Throws Forbidden (Nova's PolicyNotAuthorized) unless the rule allows it. */
+export function enforce(ctx: RequestContext, rule: PolicyRule, target?: PolicyTarget): void {
+  if (!authorize(ctx, rule, target).allowed) throw forbidden(rule);
+}
+
+/**
+ * For an existing resource whose existence must not leak: another project's resource the caller may not
+ * touch is NotFound (Nova's project-scoped lookup finds nothing), while a denial inside the caller's own
+ * project is Forbidden.
+ */
+export function enforceVisible(
+  ctx: RequestContext,
+  rule: PolicyRule,
+  target: PolicyTarget,
+  notFoundMessage: string,
+): void {
+  const decision = authorize(ctx, rule, target);
+  if (decision.allowed) return;
+  if (!decision.sameProject) throw new CloudError('NotFound', notFoundMessage);
+  throw forbidden(rule);
+}

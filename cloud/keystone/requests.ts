@@ -1,0 +1,68 @@
+/** Input schemas of Keystone's public operations: strict (unknown fields are a BadRequest). */
+import { z } from 'zod';
+import { idSchema, nameSchema } from '../validation';
+
+/** Keystone's default max_password_length. */
+const passwordSchema = z.string().min(1).max(4096);
+const descriptionSchema = z
+  .string()
+  .max(4096)
+  .refine((s) => !/[\p{Cc}]/u.test(s), 'must not contain control characters');
+/** A user, project or role given by id or by name (names are looked up within the domain). */
+const refSchema = nameSchema;
+
+export const ensureDomainRequest = z.strictObject({
+  name: nameSchema,
+  description: descriptionSchema.optional(),
+  enabled: z.boolean().optional(),
+});
+
+export const ensureProjectRequest = z.strictObject({
+  name: nameSchema,
+  domain: nameSchema.optional(),
+  description: descriptionSchema.optional(),
+  enabled: z.boolean().optional(),
+});
+
+export const ensureUserRequest = z.strictObject({
+  name: nameSchema,
+  password: passwordSchema,
+  domain: nameSchema.optional(),
+  email: z.email().max(255).optional(),
+  enabled: z.boolean().optional(),
+});
+
+export const ensureRoleRequest = z.strictObject({ name: nameSchema });
+
+export const roleAssignmentRequest = z.strictObject({
+  user: refSchema,
+  project: refSchema,
+  role: refSchema,
+  userDomain: nameSchema.optional(),
+  projectDomain: nameSchema.optional(),
+});
+
+export const userRefRequest = z.strictObject({ user: refSchema, domain: nameSchema.optional() });
+export const projectRefRequest = z.strictObject({ project: refSchema, domain: nameSchema.optional() });
+
+export const setPasswordRequest = z.strictObject({
+  user: refSchema,
+  domain: nameSchema.optional(),
+  password: passwordSchema,
+});
+
+export const authenticateRequest = z.strictObject({
+  username: nameSchema,
+  password: passwordSchema,
+  userDomainName: nameSchema.optional(),
+  projectName: nameSchema,
+  projectDomainName: nameSchema.optional(),
+});
+
+export const tokenSchema = z.string();
+export const validateTokenOptions = z.strictObject({ allowExpired: z.boolean().optional() });
+
+export const listAssignmentsRequest = z.strictObject({
+  userId: idSchema.optional(),
+  projectId: idSchema.optional(),
+});

@@ -1,0 +1,71 @@
+/** Row types of the keystone database (see migrations.ts). Booleans are 0/1, times epoch ms. */
+export interface DomainsTable {
+  id: string;
+  name: string;
+  description: string | null;
+  enabled: number;
+  created_at: number;
+}
+
+export interface ProjectsTable {
+  id: string;
+  domain_id: string;
+  name: string;
+  description: string | null;
+  enabled: number;
+  created_at: number;
+}
+
+export interface UsersTable {
+  id: string;
+  domain_id: string;
+  name: string;
+  email: string | null;
+  enabled: number;
+  /** PHC-style scrypt string: `$scrypt$ln=..,r=..,p=..$salt$hash`; never the password. */
+  password_hash: string;
+  password_changed_at: number;
+  created_at: number;
+}
+
+export interface RolesTable {
+  id: string;
+  name: string;
+  created_at: number;
+}
+
+/** Keystone's implied_role table: holding prior_role_id grants implied_role_id too. */
+export interface ImpliedRolesTable {
+  prior_role_id: string;
+  implied_role_id: string;
+}
+
+export interface RoleAssignmentsTable {
+  user_id: string;
+  project_id: string;
+  role_id: string;
+  created_at: number;
+}
+
+/**
+ * Keystone's revocation events: a token is revoked when it was issued at or before issued_before and every
+ * non-null selector (user, project, audit id) matches it.
+ */
+export interface RevocationEventsTable {
+  id: string;
+  user_id: string | null;
+  project_id: string | null;
+  audit_id: string | null;
+  issued_before: number;
+  revoked_at: number;
+}
+
+export interface KeystoneDb {
+  domains: DomainsTable;
+  projects: ProjectsTable;
+  users: UsersTable;
+  roles: RolesTable;
+  implied_roles: ImpliedRolesTable;
+  role_assignments: RoleAssignmentsTable;
+  revocation_events: RevocationEventsTable;
+}

@@ -1,0 +1,111 @@
+/**
+ * Signed tokens, as Keystone's JWS token provider makes them: a compact JWS (EdDSA over Ed25519) whose
+ * claims name the user, the project scope and the roles, with issue and expiry times. `iat` and `exp` are
+ * NumericDates with millisecond precision (RFC 7519 allows fractions) so that revocation events and expiry
+ * are exact under the injected clock. Nothing secret goes into a token: it is signed, not encrypted.
+ */
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { SignJWT, calculateJwkThumbprint, exportJWK, jwtVerify } from 'jose';
+import { z } from 'zod';
+
+export const TOKEN_ISSUER = 'bootflow-keystone';
+const ALGORITHM = 'EdDSA';
+
+const claimsSchema = z.strictObject({
+  iss: z.literal(TOKEN_ISSUER),
+  sub: z.string().min(1).max(64),
+  project_id: z.string().min(1).max(64),
+  roles: z.array(z.string().min(1).max(255)).max(64),
+  methods: z.array(z.string()).max(8),
+  iat: z.number().finite(),
+  exp: z.number().finite(),
+  jti: z.string().min(1).max(64),
+});
+
+export type TokenClaims = z.infer<typeof claimsSchema>;
+
+export interface IssueClaims {
+  userId: string;
+  projectId: string;
+  roles: string[];
+  issuedAt: number;
+  expiresAt: number;
+  auditId: string;
+}
+
+export interface VerifiedToken {
+  userId: string;
+  projectId: string;
+  roles: string[];
+  issuedAt: number;
+  expiresAt: number;
+  auditId: string;
+}
+
+const toNumericDate = (ms: number): number => ms / 1000;
+const fromNumericDate = (seconds: number): number => Math.round(seconds * 1000);
+
+export class TokenSigner {
+  private constructor(
+    private readonly privateKey: KeyObject,
+    private readonly publicKey: KeyObject,
+    private readonly keyId: string,
+  ) {}
+
+  static async create(privateKey: KeyObject): Promise<TokenSigner> {
+    const publicKey = createPublicKey(privateKey);
+    const keyId = await calculateJwkThumbprint(await exportJWK(publicKey));
+    return new TokenSigner(privateKey, publicKey, keyId);
+  }
+
+  async sign(claims: IssueClaims): Promise<string> {
+    const payload: Omit<TokenClaims, 'iss' | 'sub' | 'iat' | 'exp' | 'jti'> = {
+      project_id: claims.projectId,
+      roles: claims.roles,
+      methods: ['password'],
+    };
+    return new SignJWT(payload)
+      .setProtectedHeader({ alg: ALGORITHM, typ: 'JWT', kid: this.keyId })
+      .setIssuer(TOKEN_ISSUER)
+      .setSubject(claims.userId)
+      .setIssuedAt(toNumericDate(claims.issuedAt))
+      .setExpirationTime(toNumericDate(claims.expiresAt))
+      .setJti(claims.auditId)
+      .sign(this.privateKey);
+  }
+
+  /**
+   * Checks the signature and the claims' shape, and expiry against `nowMs` (the caller's clock, not the wall
+   * clock) allowing `graceMs` past `exp`. Any failure is `undefined`: the caller answers Unauthorized
+   * without saying why, as Keystone does.
+   */
+  async verify(token: string, nowMs: number, graceMs: number): Promise<VerifiedToken | undefined> {
+    let payload: unknown;
+    try {
+      ({ payload } = await jwtVerify(token, this.publicKey, {
+        algorithms: [ALGORITHM],
+        issuer: TOKEN_ISSUER,
+        typ: 'JWT',
+        requiredClaims: ['sub', 'iat', 'exp', 'jti'],
+        currentDate: new Date(nowMs),
+        // jose works in whole seconds; the exact judgement is ours, below.
+        clockTolerance: Math.ceil(graceMs / 1000) + 1,
+      }));
+    } catch {
+      return undefined;
+    }
+    const parsed = claimsSchema.safeParse(payload);
+    if (!parsed.success) return undefined;
+    const claims = parsed.data;
+    const expiresAt = fromNumericDate(claims.exp);
+    if (nowMs >= expiresAt + graceMs) return undefined;
+    return {
+      userId: claims.sub,
+      projectId: claims.project_id,
+      roles: claims.roles,
+      issuedAt: fromNumericDate(claims.iat),
+      expiresAt,
+      auditId: claims.jti,
+    };
+  }
+}
