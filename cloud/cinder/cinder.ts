@@ -1,0 +1,677 @@
+/**
+ * cinder-api + cinder-volume with a file backend, embedded. Volumes are sparse files of their real size
+ * under `<dataDir>/volumes/<backend>/`. Creation is asynchronous, as with cinder-volume: the row starts in
+ * `creating`, the data work runs in the background and ends in `available` or `error`; callers poll.
+ * Attachments follow Cinder's attachment API: reserve → attaching (connector known) → attached → detached.
+ */
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import { systemClock, type Clock } from '../clock';
+import { openServiceDb, type DbConfig, type ServiceDb } from '../db';
+import { CloudError } from '../errors';
+import { idSchema, nameSchema, parseRequest } from '../validation';
+import { applyCreateFault, faultsSchema, readFaultsFile, sleep } from './faults';
+import { cinderMigrations } from './migrations';
+import { toAttachment, toVolume } from './rows';
+import type { CinderDb, VolumeAttachmentsTable, VolumesTable } from './schema';
+import type { CinderFaults, ConnectionInfo, ImageSource, Volume, VolumeAttachment } from './types';
+import { isUniqueViolation } from './unique-violation';
+import { copyImageInto, createSparseFile, GIB, removeFile, volumeFile } from './volume-files';
+
+export interface CinderOptions {
+  db: DbConfig;
+  /** Root of the volume store; default db.dataDir. Volumes go to `<dataDir>/volumes/<backend>/`. */
+  dataDir?: string;
+  clock?: Clock;
+  /** The volume backend's name (cinder.conf's volume_backend_name). */
+  backend?: string;
+  faults?: CinderFaults;
+}
+
+const MAX_VOLUME_GB = 10_000;
+
+const imageSourceSchema = z.strictObject({
+  imageId: idSchema,
+  url: z
+    .string()
+    .max(4096)
+    .refine((u) => u.startsWith('file://'), 'must be a file:// URL'),
+  size: z.number().int().min(0),
+  checksum: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/)
+    .optional(),
+  osHashAlgo: z.enum(['sha512', 'sha384', 'sha256']).optional(),
+  osHashValue: z
+    .string()
+    .regex(/^[0-9a-f]{64,128}$/)
+    .optional(),
+  diskFormat: z.string().max(32).optional(),
+  virtualSize: z.number().int().min(0).nullable().optional(),
+});
+
+const createVolumeSchema = z.strictObject({
+  requestKey: z.string().min(1).max(255),
+  projectId: z.string().min(1).max(64),
+  userId: z.string().min(1).max(64).optional(),
+  sizeGb: z.number().int().min(1).max(MAX_VOLUME_GB),
+  name: nameSchema.optional(),
+  imageSource: imageSourceSchema.optional(),
+});
+
+const instanceUuidSchema = z.string().min(1).max(36);
+const hostSchema = z.string().min(1).max(255);
+
+const createAttachmentSchema = z.strictObject({
+  volumeId: idSchema,
+  instanceUuid: instanceUuidSchema,
+  host: hostSchema,
+  mountpoint: z.string().min(1).max(255).optional(),
+});
+
+const listVolumesSchema = z.strictObject({
+  projectId: z.string().min(1).max(64).optional(),
+  includeDeleted: z.boolean().optional(),
+});
+
+const listAttachmentsSchema = z.strictObject({
+  volumeId: idSchema.optional(),
+  instanceUuid: instanceUuidSchema.optional(),
+  includeDetached: z.boolean().optional(),
+});
+
+const waitSchema = z.strictObject({
+  timeoutMs: z.number().int().min(0).max(86_400_000).optional(),
+  pollMs: z.number().int().min(1).max(60_000).optional(),
+});
+
+export type CreateVolumeRequest = z.input<typeof createVolumeSchema>;
+export type CreateAttachmentRequest = z.input<typeof createAttachmentSchema>;
+
+export interface AttachmentResult {
+  attachmentId: string;
+  connectionInfo: ConnectionInfo;
+  attachment: VolumeAttachment;
+}
+
+/** Statuses in which a volume may be deleted without force, as Cinder allows. */
+const DELETABLE = new Set(['available', 'error', 'error_deleting', 'deleting']);
+/** Additionally deletable with force (cinder force-delete): a volume stuck in creation. */
+const FORCE_DELETABLE = new Set([...DELETABLE, 'creating']);
+
+function volumeNotFound(id: string): CloudError {
+  return new CloudError('NotFound', `Volume ${id} could not be found.`, { volumeId: id });
+}
+
+function attachmentNotFound(id: string): CloudError {
+  return new CloudError('NotFound', `Volume attachment ${id} could not be found.`, { attachmentId: id });
+}
+
+function invalidVolume(message: string, details: Record<string, unknown> = {}): CloudError {
+  return new CloudError('InvalidVolume', `Invalid volume: ${message}`, details);
+}
+
+/** A transaction body either succeeds or refuses (having written nothing); the refusal is thrown after it ends. */
+type Outcome<T> = { ok: T } | { error: CloudError };
+
+export class Cinder {
+  /** Background creations in this process, by volume id, so delete and close can stop them. */
+  private readonly jobs = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  private closing = false;
+  private faults: CinderFaults | undefined;
+
+  private constructor(
+    private readonly store: ServiceDb<CinderDb>,
+    private readonly clock: Clock,
+    private readonly volumesDir: string,
+    private readonly backend: string,
+    faults: CinderFaults | undefined,
+  ) {
+    this.faults = faults;
+  }
+
+  static async open(options: CinderOptions): Promise<Cinder> {
+    const backend = parseRequest(
+      z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+        .default('file-1'),
+      options.backend,
+      'backend name',
+    );
+    const faults =
+      options.faults === undefined ? undefined : parseRequest(faultsSchema, options.faults, 'faults');
+    const store = await openServiceDb<CinderDb>('cinder', cinderMigrations, options.db);
+    const volumesDir = path.join(path.resolve(options.dataDir ?? options.db.dataDir), 'volumes');
+    return new Cinder(store, options.clock ?? systemClock, volumesDir, backend, faults);
+  }
+
+  /** Stops background creations (their volumes stay `creating`, as with a stopped cinder-volume), then closes. */
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const job of this.jobs.values()) job.abort.abort(new Error('Cinder is closing'));
+    await Promise.allSettled([...this.jobs.values()].map((job) => job.done));
+    await this.store.close();
+  }
+
+  /** Replaces the code-set faults (undefined: fall back to `<dataDir>/volumes/faults.json`). */
+  setFaults(faults: CinderFaults | undefined): void {
+    this.faults = faults === undefined ? undefined : parseRequest(faultsSchema, faults, 'faults');
+  }
+
+  /** Where this backend keeps its volume files. */
+  get backendDir(): string {
+    return path.join(this.volumesDir, this.backend);
+  }
+
+  private get db(): Kysely<CinderDb> {
+    return this.store.db;
+  }
+
+  private async inTransaction<T>(fn: (trx: Kysely<CinderDb>) => Promise<Outcome<T>>): Promise<T> {
+    const outcome = await this.store.transaction(fn);
+    if ('error' in outcome) throw outcome.error;
+    return outcome.ok;
+  }
+
+  // ---- volumes -------------------------------------------------------------------------------------
+
+  /**
+   * Accepts a volume: the row in `creating`, then in the background a sparse file of sizeGb GiB, with
+   * the image's data copied in and verified when imageSource is given; `available`, or `error` with a
+   * reason. Idempotent by requestKey: a retry returns the volume the first call created.
+   */
+  async createVolume(input: CreateVolumeRequest): Promise<Volume> {
+    const request = parseRequest(createVolumeSchema, input, 'volume');
+    const source = request.imageSource;
+    if (source) {
+      const needed = Math.max(source.size, source.virtualSize ?? 0);
+      if (needed > request.sizeGb * GIB) {
+        throw new CloudError(
+          'BadRequest',
+          `Image ${source.imageId} needs ${Math.ceil(needed / GIB)} GB and does not fit in a volume of ` +
+            `${request.sizeGb} GB.`,
+          { imageId: source.imageId, sizeGb: request.sizeGb },
+        );
+      }
+    }
+    const first = await this.volumeByRequestKey(request.requestKey);
+    if (first) return this.getVolumeRow(first);
+
+    const now = this.clock.now();
+    const id = randomUUID();
+    try {
+      await this.db
+        .insertInto('volumes')
+        .values({
+          id,
+          name: request.name ?? '',
+          project_id: request.projectId,
+          user_id: request.userId ?? null,
+          size: request.sizeGb,
+          status: 'creating',
+          attach_status: 'detached',
+          bootable: source ? 1 : 0,
+          image_id: source?.imageId ?? null,
+          image_metadata: null,
+          backend: this.backend,
+          provider_location: null,
+          error_message: null,
+          request_key: request.requestKey,
+          deleted: 0,
+          created_at: now,
+          updated_at: now,
+          deleted_at: null,
+        })
+        .execute();
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      const winner = await this.volumeByRequestKey(request.requestKey);
+      if (!winner) throw err;
+      return this.getVolumeRow(winner);
+    }
+    // Read the accepted row before the background work can move it on: the caller sees `creating`.
+    const accepted = await this.getVolumeRow(await this.requireVolumeRow(id));
+    this.startCreation(id, request.sizeGb, source);
+    return accepted;
+  }
+
+  private async volumeByRequestKey(requestKey: string): Promise<VolumesTable | undefined> {
+    return this.db.selectFrom('volumes').selectAll().where('request_key', '=', requestKey).executeTakeFirst();
+  }
+
+  private startCreation(id: string, sizeGb: number, source: ImageSource | undefined): void {
+    const abort = new AbortController();
+    if (this.closing) abort.abort(new Error('Cinder is closing'));
+    const done = this.create(id, sizeGb, source, abort.signal)
+      .catch(() => undefined) // create() records its own failures; nothing may escape a background job.
+      .finally(() => this.jobs.delete(id));
+    this.jobs.set(id, { abort, done });
+  }
+
+  /** The cinder-volume side of createVolume. Every outcome is written to the row, guarded by `creating`. */
+  private async create(
+    id: string,
+    sizeGb: number,
+    source: ImageSource | undefined,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const file = volumeFile(this.volumesDir, this.backend, id);
+    try {
+      await applyCreateFault(this.faults ?? (await readFaultsFile(this.volumesDir)), signal);
+      signal.throwIfAborted();
+      await createSparseFile(file, sizeGb * GIB);
+      const copied = source ? await copyImageInto(file, source, signal) : undefined;
+      signal.throwIfAborted();
+      const result = await this.db
+        .updateTable('volumes')
+        .set({
+          status: 'available',
+          provider_location: file,
+          image_metadata: copied ? JSON.stringify(copied) : null,
+          updated_at: this.clock.now(),
+        })
+        .where('id', '=', id)
+        .where('status', '=', 'creating')
+        .executeTakeFirst();
+      // Deleted (forced) while we worked: the file is ours to remove.
+      if (Number(result.numUpdatedRows) === 0) await removeFile(file);
+    } catch (err) {
+      await removeFile(file).catch(() => undefined);
+      // Stopped by close() or a forced delete: the row is someone else's to settle.
+      if (signal.aborted) return;
+      const message = err instanceof Error ? err.message : String(err);
+      await this.db
+        .updateTable('volumes')
+        .set({ status: 'error', error_message: message.slice(0, 2000), updated_at: this.clock.now() })
+        .where('id', '=', id)
+        .where('status', '=', 'creating')
+        .execute();
+    }
+  }
+
+  private async requireVolumeRow(id: string): Promise<VolumesTable> {
+    const row = await this.db.selectFrom('volumes').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row || row.deleted === 1) throw volumeNotFound(id);
+    return row;
+  }
+
+  private async getVolumeRow(row: VolumesTable): Promise<Volume> {
+    const attachments = await this.db
+      .selectFrom('volume_attachments')
+      .selectAll()
+      .where('active_volume_id', '=', row.id)
+      .execute();
+    return toVolume(row, attachments);
+  }
+
+  async getVolume(volumeId: string): Promise<Volume> {
+    const id = parseRequest(idSchema, volumeId, 'volume id');
+    return this.getVolumeRow(await this.requireVolumeRow(id));
+  }
+
+  async listVolumes(filter: z.input<typeof listVolumesSchema> = {}): Promise<Volume[]> {
+    const f = parseRequest(listVolumesSchema, filter, 'volume filter');
+    let query = this.db.selectFrom('volumes').selectAll().orderBy('created_at').orderBy('id');
+    if (f.projectId !== undefined) query = query.where('project_id', '=', f.projectId);
+    if (!f.includeDeleted) query = query.where('deleted', '=', 0);
+    const rows = await query.execute();
+    return Promise.all(rows.map((row) => this.getVolumeRow(row)));
+  }
+
+  /**
+   * Polls until the volume is `available`, like Nova's _await_block_device_map_created; VolumeNotCreated
+   * when it ends in `error` or is still not ready after timeoutMs (default 180 s).
+   */
+  async waitForVolume(volumeId: string, options: z.input<typeof waitSchema> = {}): Promise<Volume> {
+    const { timeoutMs = 180_000, pollMs = 100 } = parseRequest(waitSchema, options, 'wait options');
+    const started = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      const volume = await this.getVolume(volumeId);
+      if (volume.status === 'available') return volume;
+      const waited = Date.now() - started;
+      if (volume.status === 'error' || volume.status !== 'creating' || waited >= timeoutMs) {
+        throw new CloudError(
+          'VolumeNotCreated',
+          `Volume ${volume.id} did not finish being created even after we waited ${Math.round(waited / 1000)} ` +
+            `seconds or ${attempt} attempts. And its status is ${volume.status}.`,
+          { volumeId: volume.id, status: volume.status, reason: volume.errorMessage },
+        );
+      }
+      await sleep(Math.min(pollMs, timeoutMs - waited), new AbortController().signal);
+    }
+  }
+
+  /**
+   * Deletes the volume and its file. Idempotent (an unknown or deleted volume: false). Refused for a volume
+   * that is reserved or attached; a volume still `creating` only with force (cinder force-delete).
+   */
+  async deleteVolume(volumeId: string, options: { force?: boolean } = {}): Promise<boolean> {
+    const id = parseRequest(idSchema, volumeId, 'volume id');
+    const { force } = parseRequest(
+      z.strictObject({ force: z.boolean().optional() }),
+      options,
+      'delete options',
+    );
+    const row = await this.inTransaction<VolumesTable | undefined>(async (trx) => {
+      const volume = await this.store
+        .forUpdate(trx.selectFrom('volumes').selectAll().where('id', '=', id))
+        .executeTakeFirst();
+      if (!volume || volume.deleted === 1) return { ok: undefined };
+      const live = await trx
+        .selectFrom('volume_attachments')
+        .select(['instance_uuid', 'attach_status'])
+        .where('active_volume_id', '=', id)
+        .executeTakeFirst();
+      if (live) {
+        return {
+          error: invalidVolume(
+            `Volume ${id} is ${volume.status} (attachment to instance ${live.instance_uuid} is ` +
+              `${live.attach_status}); detach it before deleting it.`,
+            { volumeId: id, status: volume.status, instanceUuid: live.instance_uuid },
+          ),
+        };
+      }
+      if (!(force ? FORCE_DELETABLE : DELETABLE).has(volume.status)) {
+        return {
+          error: invalidVolume(
+            `Volume ${id} status must be available or error to delete it, but the status is ${volume.status}.`,
+            { volumeId: id, status: volume.status },
+          ),
+        };
+      }
+      await trx
+        .updateTable('volumes')
+        .set({ status: 'deleting', updated_at: this.clock.now() })
+        .where('id', '=', id)
+        .execute();
+      return { ok: volume };
+    });
+    if (!row) return false;
+
+    const job = this.jobs.get(id);
+    if (job) {
+      job.abort.abort(new Error(`Volume ${id} was deleted`));
+      await job.done;
+    }
+    try {
+      await removeFile(row.provider_location ?? volumeFile(this.volumesDir, row.backend, id));
+    } catch (err) {
+      const message = `Could not remove the volume file: ${err instanceof Error ? err.message : String(err)}`;
+      await this.db
+        .updateTable('volumes')
+        .set({ status: 'error_deleting', error_message: message, updated_at: this.clock.now() })
+        .where('id', '=', id)
+        .execute();
+      throw new CloudError('ServiceUnavailable', `Volume ${id} could not be deleted: ${message}`, {
+        volumeId: id,
+      });
+    }
+    const now = this.clock.now();
+    await this.db
+      .updateTable('volumes')
+      .set({ status: 'deleted', deleted: 1, deleted_at: now, updated_at: now, provider_location: null })
+      .where('id', '=', id)
+      .execute();
+    return true;
+  }
+
+  // ---- attachments ---------------------------------------------------------------------------------
+
+  private async lockVolume(trx: Kysely<CinderDb>, id: string): Promise<VolumesTable | undefined> {
+    const row = await this.store
+      .forUpdate(trx.selectFrom('volumes').selectAll().where('id', '=', id))
+      .executeTakeFirst();
+    return row && row.deleted === 0 ? row : undefined;
+  }
+
+  private async liveAttachment(
+    trx: Kysely<CinderDb>,
+    volumeId: string,
+  ): Promise<VolumeAttachmentsTable | undefined> {
+    return trx
+      .selectFrom('volume_attachments')
+      .selectAll()
+      .where('active_volume_id', '=', volumeId)
+      .executeTakeFirst();
+  }
+
+  private otherInstance(volume: VolumesTable, live: VolumeAttachmentsTable): CloudError {
+    return invalidVolume(
+      `Volume ${volume.id} is ${volume.status} for instance ${live.instance_uuid}; it cannot be attached ` +
+        'to another instance (volumes are not multi-attach).',
+      { volumeId: volume.id, instanceUuid: live.instance_uuid },
+    );
+  }
+
+  private async insertAttachment(
+    trx: Kysely<CinderDb>,
+    volume: VolumesTable,
+    instanceUuid: string,
+    fields: Pick<
+      VolumeAttachmentsTable,
+      'attach_status' | 'attached_host' | 'mountpoint' | 'connection_info'
+    >,
+  ): Promise<string> {
+    const now = this.clock.now();
+    const id = randomUUID();
+    await trx
+      .insertInto('volume_attachments')
+      .values({
+        id,
+        volume_id: volume.id,
+        instance_uuid: instanceUuid,
+        active_volume_id: volume.id,
+        attach_time: null,
+        detach_time: null,
+        created_at: now,
+        updated_at: now,
+        ...fields,
+      })
+      .execute();
+    return id;
+  }
+
+  private async setVolumeState(
+    trx: Kysely<CinderDb>,
+    id: string,
+    status: string,
+    attachStatus: string,
+  ): Promise<void> {
+    await trx
+      .updateTable('volumes')
+      .set({ status, attach_status: attachStatus, updated_at: this.clock.now() })
+      .where('id', '=', id)
+      .execute();
+  }
+
+  /**
+   * Reserves an available volume for an instance (attachment without connector): volume `reserved`,
+   * attachment `reserved`. Idempotent for the same instance; InvalidVolume otherwise.
+   */
+  async reserveVolume(volumeId: string, instanceUuid: string): Promise<VolumeAttachment> {
+    const id = parseRequest(idSchema, volumeId, 'volume id');
+    const instance = parseRequest(instanceUuidSchema, instanceUuid, 'instance uuid');
+    const attachmentId = await this.inTransaction<string>(async (trx) => {
+      const volume = await this.lockVolume(trx, id);
+      if (!volume) return { error: volumeNotFound(id) };
+      const live = await this.liveAttachment(trx, id);
+      if (live)
+        return live.instance_uuid === instance
+          ? { ok: live.id }
+          : { error: this.otherInstance(volume, live) };
+      if (volume.status !== 'available') {
+        return {
+          error: invalidVolume(
+            `Volume ${id} status must be available to reserve, but the status is ${volume.status}.`,
+            { volumeId: id, status: volume.status },
+          ),
+        };
+      }
+      const created = await this.insertAttachment(trx, volume, instance, {
+        attach_status: 'reserved',
+        attached_host: null,
+        mountpoint: null,
+        connection_info: null,
+      });
+      await this.setVolumeState(trx, id, 'reserved', 'reserved');
+      return { ok: created };
+    });
+    return this.getAttachment(attachmentId);
+  }
+
+  /**
+   * Gives the attachment its connector (the compute host): volume and attachment `attaching`, and the
+   * connection info the host needs. Reserves implicitly when the volume is still available. Idempotent
+   * for the same instance and host.
+   */
+  async createAttachment(input: CreateAttachmentRequest): Promise<AttachmentResult> {
+    const request = parseRequest(createAttachmentSchema, input, 'attachment');
+    const attachmentId = await this.inTransaction<string>(async (trx) => {
+      const volume = await this.lockVolume(trx, request.volumeId);
+      if (!volume) return { error: volumeNotFound(request.volumeId) };
+      if (
+        !volume.provider_location ||
+        !['available', 'reserved', 'attaching', 'in-use'].includes(volume.status)
+      ) {
+        return {
+          error: invalidVolume(
+            `Volume ${volume.id} cannot be attached while its status is ${volume.status}.`,
+            { volumeId: volume.id, status: volume.status },
+          ),
+        };
+      }
+      const connectionInfo: ConnectionInfo = { driverVolumeType: 'file', path: volume.provider_location };
+      const connecting = {
+        attach_status: 'attaching',
+        attached_host: request.host,
+        mountpoint: request.mountpoint ?? null,
+        connection_info: JSON.stringify(connectionInfo),
+      };
+      const live = await this.liveAttachment(trx, volume.id);
+      if (!live) {
+        const created = await this.insertAttachment(trx, volume, request.instanceUuid, connecting);
+        await this.setVolumeState(trx, volume.id, 'attaching', 'attaching');
+        return { ok: created };
+      }
+      if (live.instance_uuid !== request.instanceUuid) return { error: this.otherInstance(volume, live) };
+      if (live.attach_status === 'attached') {
+        if (live.attached_host === request.host) return { ok: live.id };
+        return {
+          error: invalidVolume(`Volume ${volume.id} is already attached on host ${live.attached_host}.`, {
+            volumeId: volume.id,
+          }),
+        };
+      }
+      // reserved, or attaching (possibly from another host after a reschedule): (re)connect.
+      await trx
+        .updateTable('volume_attachments')
+        .set({ ...connecting, updated_at: this.clock.now() })
+        .where('id', '=', live.id)
+        .execute();
+      await this.setVolumeState(trx, volume.id, 'attaching', 'attaching');
+      return { ok: live.id };
+    });
+    const attachment = await this.getAttachment(attachmentId);
+    if (!attachment.connectionInfo) throw attachmentNotFound(attachmentId);
+    return { attachmentId, connectionInfo: attachment.connectionInfo, attachment };
+  }
+
+  /** The host connected the volume: attachment `attached`, volume `in-use`. Idempotent. */
+  async completeAttachment(attachmentId: string): Promise<Volume> {
+    const id = parseRequest(idSchema, attachmentId, 'attachment id');
+    const volumeId = await this.inTransaction<string>(async (trx) => {
+      const attachment = await trx
+        .selectFrom('volume_attachments')
+        .selectAll()
+        .where('id', '=', id)
+        .executeTakeFirst();
+      if (!attachment) return { error: attachmentNotFound(id) };
+      // Lock order everywhere: volume row first, then its attachments.
+      const volume = await this.lockVolume(trx, attachment.volume_id);
+      const current = await trx
+        .selectFrom('volume_attachments')
+        .selectAll()
+        .where('id', '=', id)
+        .executeTakeFirst();
+      if (!volume || !current) return { error: attachmentNotFound(id) };
+      if (current.attach_status === 'attached') return { ok: volume.id };
+      if (current.attach_status !== 'attaching') {
+        return {
+          error: invalidVolume(
+            `Attachment ${id} is ${current.attach_status}; only an attaching attachment (connector given) ` +
+              'can be completed.',
+            { attachmentId: id, attachStatus: current.attach_status },
+          ),
+        };
+      }
+      const now = this.clock.now();
+      await trx
+        .updateTable('volume_attachments')
+        .set({ attach_status: 'attached', attach_time: now, updated_at: now })
+        .where('id', '=', id)
+        .execute();
+      await this.setVolumeState(trx, volume.id, 'in-use', 'attached');
+      return { ok: volume.id };
+    });
+    return this.getVolume(volumeId);
+  }
+
+  /**
+   * Deletes the attachment (Cinder's attachment-delete): from reserved, attaching or attached, the volume
+   * goes back to `available`. Idempotent for an attachment already detached.
+   */
+  async detachVolume(attachmentId: string): Promise<Volume> {
+    const id = parseRequest(idSchema, attachmentId, 'attachment id');
+    const volumeId = await this.inTransaction<string>(async (trx) => {
+      const attachment = await trx
+        .selectFrom('volume_attachments')
+        .selectAll()
+        .where('id', '=', id)
+        .executeTakeFirst();
+      if (!attachment) return { error: attachmentNotFound(id) };
+      const volume = await this.lockVolume(trx, attachment.volume_id);
+      const current = await trx
+        .selectFrom('volume_attachments')
+        .selectAll()
+        .where('id', '=', id)
+        .executeTakeFirst();
+      if (!volume || !current) return { error: attachmentNotFound(id) };
+      if (current.attach_status === 'detached') return { ok: volume.id };
+      // The volume passes through `detaching` inside this one transaction; nobody sees it half done.
+      await this.setVolumeState(trx, volume.id, 'detaching', 'detaching');
+      const now = this.clock.now();
+      await trx
+        .updateTable('volume_attachments')
+        .set({ attach_status: 'detached', active_volume_id: null, detach_time: now, updated_at: now })
+        .where('id', '=', id)
+        .execute();
+      await this.setVolumeState(trx, volume.id, 'available', 'detached');
+      return { ok: volume.id };
+    });
+    return this.getVolume(volumeId);
+  }
+
+  async getAttachment(attachmentId: string): Promise<VolumeAttachment> {
+    const id = parseRequest(idSchema, attachmentId, 'attachment id');
+    const row = await this.db
+      .selectFrom('volume_attachments')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (!row) throw attachmentNotFound(id);
+    return toAttachment(row);
+  }
+
+  /** Attachments by volume or instance; live ones only unless includeDetached. */
+  async listAttachments(filter: z.input<typeof listAttachmentsSchema> = {}): Promise<VolumeAttachment[]> {
+    const f = parseRequest(listAttachmentsSchema, filter, 'attachment filter');
+    let query = this.db.selectFrom('volume_attachments').selectAll().orderBy('created_at').orderBy('id');
+    if (f.volumeId !== undefined) query = query.where('volume_id', '=', f.volumeId);
+    if (f.instanceUuid !== undefined) query = query.where('instance_uuid', '=', f.instanceUuid);
+    if (!f.includeDetached) query = query.where('attach_status', '<>', 'detached');
+    return (await query.execute()).map(toAttachment);
+  }
+}

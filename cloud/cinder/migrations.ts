@@ -1,0 +1,67 @@
+/**
+ * The cinder database, after Cinder's volumes and volume_attachment tables. The request key makes creation
+ * idempotent; active_volume_id (unique, NULL once detached) keeps volumes single-attach in the database.
+ */
+import type { Kysely, Migration } from 'kysely';
+
+const ID = 'varchar(36)';
+
+export const cinderMigrations: Record<string, Migration> = {
+  '001_volumes': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('volumes')
+        .addColumn('id', ID, (c) => c.primaryKey())
+        .addColumn('name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('project_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('user_id', 'varchar(64)')
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('status', 'varchar(32)', (c) => c.notNull())
+        .addColumn('attach_status', 'varchar(32)', (c) => c.notNull())
+        .addColumn('bootable', 'integer', (c) => c.notNull())
+        .addColumn('image_id', 'varchar(64)')
+        .addColumn('image_metadata', 'text')
+        .addColumn('backend', 'varchar(64)', (c) => c.notNull())
+        .addColumn('provider_location', 'varchar(1024)')
+        .addColumn('error_message', 'text')
+        .addColumn('request_key', 'varchar(255)', (c) => c.notNull().unique())
+        .addColumn('deleted', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addColumn('deleted_at', 'bigint')
+        .execute();
+      await db.schema
+        .createIndex('volumes_project_idx')
+        .on('volumes')
+        .columns(['project_id', 'deleted'])
+        .execute();
+      await db.schema.createIndex('volumes_status_idx').on('volumes').column('status').execute();
+
+      await db.schema
+        .createTable('volume_attachments')
+        .addColumn('id', ID, (c) => c.primaryKey())
+        .addColumn('volume_id', ID, (c) => c.notNull().references('volumes.id'))
+        .addColumn('instance_uuid', ID, (c) => c.notNull())
+        .addColumn('attached_host', 'varchar(255)')
+        .addColumn('mountpoint', 'varchar(255)')
+        .addColumn('attach_status', 'varchar(32)', (c) => c.notNull())
+        .addColumn('connection_info', 'text')
+        .addColumn('active_volume_id', ID, (c) => c.unique())
+        .addColumn('attach_time', 'bigint')
+        .addColumn('detach_time', 'bigint')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('volume_attachments_volume_idx')
+        .on('volume_attachments')
+        .column('volume_id')
+        .execute();
+      await db.schema
+        .createIndex('volume_attachments_instance_idx')
+        .on('volume_attachments')
+        .column('instance_uuid')
+        .execute();
+    },
+  },
+};

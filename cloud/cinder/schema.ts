@@ -1,0 +1,45 @@
+/** Row types of the cinder database (see migrations.ts). Booleans are 0/1, timestamps epoch ms. */
+
+export interface VolumesTable {
+  id: string;
+  name: string;
+  project_id: string;
+  user_id: string | null;
+  size: number;
+  status: string;
+  attach_status: string;
+  bootable: number;
+  image_id: string | null;
+  /** JSON: the image's checksum, hash and size as verified when its data was copied in. */
+  image_metadata: string | null;
+  backend: string;
+  provider_location: string | null;
+  error_message: string | null;
+  request_key: string;
+  deleted: number;
+  created_at: number;
+  updated_at: number;
+  deleted_at: number | null;
+}
+
+export interface VolumeAttachmentsTable {
+  id: string;
+  volume_id: string;
+  instance_uuid: string;
+  attached_host: string | null;
+  mountpoint: string | null;
+  attach_status: string;
+  /** JSON ConnectionInfo once the connector is known (attaching). */
+  connection_info: string | null;
+  /** = volume_id while the attachment is live, NULL once detached: one live attachment per volume. */
+  active_volume_id: string | null;
+  attach_time: number | null;
+  detach_time: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface CinderDb {
+  volumes: VolumesTable;
+  volume_attachments: VolumeAttachmentsTable;
+}

@@ -1,0 +1,88 @@
+/** Cinder's public shapes, as the workflow sees them. */
+
+export const VOLUME_STATUSES = [
+  'creating',
+  'available',
+  'reserved',
+  'attaching',
+  'in-use',
+  'detaching',
+  'deleting',
+  'error',
+  'error_deleting',
+  'deleted',
+] as const;
+export type VolumeStatus = (typeof VOLUME_STATUSES)[number];
+
+export const ATTACH_STATUSES = ['detached', 'reserved', 'attaching', 'attached'] as const;
+export type AttachStatus = (typeof ATTACH_STATUSES)[number];
+
+/** What the compute host needs to connect the volume: our file backend hands out the backing file. */
+export interface ConnectionInfo {
+  driverVolumeType: 'file';
+  path: string;
+}
+
+export interface VolumeAttachment {
+  id: string;
+  volumeId: string;
+  instanceUuid: string;
+  attachedHost: string | null;
+  mountpoint: string | null;
+  attachStatus: AttachStatus;
+  connectionInfo: ConnectionInfo | null;
+  attachedAt: number | null;
+  detachedAt: number | null;
+  createdAt: number;
+}
+
+export interface Volume {
+  id: string;
+  name: string;
+  projectId: string;
+  userId: string | null;
+  sizeGb: number;
+  status: VolumeStatus;
+  attachStatus: AttachStatus;
+  bootable: boolean;
+  imageId: string | null;
+  /** Digests of the image data copied in, as verified (null for blank volumes). */
+  imageMetadata: { size: number; checksum: string; osHashAlgo: string; osHashValue: string } | null;
+  backend: string;
+  /** The backing file, once created. */
+  providerLocation: string | null;
+  /** Why creation or deletion failed (status error / error_deleting). */
+  errorMessage: string | null;
+  /** Live (not detached) attachments: at most one, volumes are not multi-attach. */
+  attachments: VolumeAttachment[];
+  requestKey: string;
+  createdAt: number;
+  updatedAt: number;
+  deletedAt: number | null;
+}
+
+/**
+ * Where the image data to copy into a new volume is and what it must hash to: Glance's ImageLocation
+ * (imageLocation(image)) fits it.
+ */
+export interface ImageSource {
+  imageId: string;
+  url: string;
+  size: number;
+  checksum?: string;
+  osHashAlgo?: 'sha512' | 'sha384' | 'sha256';
+  osHashValue?: string;
+  diskFormat?: string;
+  virtualSize?: number | null;
+}
+
+/** Test hooks for volume creation (cinder-volume being stuck, failing or slow). */
+export interface CinderFaults {
+  create?: {
+    mode: 'hang' | 'fail' | 'slow';
+    /** slow: how long creation takes (default 2000 ms); fail: delay before failing (default 0). */
+    delayMs?: number;
+    /** fail: the error message recorded on the volume. */
+    message?: string;
+  };
+}
