@@ -108,10 +108,6 @@ const createSchema = z
   });
 export type CreateInstanceRequest = z.input<typeof createSchema>;
 
-async function selectInstance(db: Kysely<NovaDb>, uuid: string): Promise<InstancesTable | undefined> {
-  return db.selectFrom('instances').selectAll().where('uuid', '=', uuid).executeTakeFirst();
-}
-
 /** A retry (same uuid, or same request id) gets the first result; a uuid reused by another request is refused. */
 function sameRequest(row: InstancesTable, uuid: string, requestId: string): Instance {
   if (row.uuid === uuid && row.request_id !== requestId) {
@@ -127,18 +123,25 @@ function sameRequest(row: InstancesTable, uuid: string, requestId: string): Inst
 /** nova-api's part of a boot: the instance record in building/scheduling and the 'create' action. */
 export async function createInstance(ctx: NovaContext, input: unknown): Promise<Instance> {
   const req = parseRequest(createSchema, input, 'instance');
+  const earlier = async (db: Kysely<NovaDb>) => {
+    const rows = await db
+      .selectFrom('instances')
+      .selectAll()
+      .where((eb) => eb.or([eb('uuid', '=', req.uuid), eb('request_id', '=', req.requestId)]))
+      .execute();
+    const first = rows.find((r) => r.uuid === req.uuid) ?? rows[0];
+    return first && sameRequest(first, req.uuid, req.requestId);
+  };
+  // A retry returns the first result even if its flavor has been disabled since.
+  const retried = await earlier(ctx.store.db);
+  if (retried) return retried;
   const flavorKey = typeof req.flavor === 'string' ? req.flavor : req.flavor.id;
   const flavor = await findFlavor(ctx, flavorKey);
   if (!flavor) throw new CloudError('BadRequest', `Flavor ${flavorKey} could not be found.`);
   const create = () =>
     ctx.store.transaction(async (trx) => {
-      const existing = await trx
-        .selectFrom('instances')
-        .selectAll()
-        .where((eb) => eb.or([eb('uuid', '=', req.uuid), eb('request_id', '=', req.requestId)]))
-        .execute();
-      const first = existing.find((r) => r.uuid === req.uuid) ?? existing[0];
-      if (first) return sameRequest(first, req.uuid, req.requestId);
+      const first = await earlier(trx);
+      if (first) return first;
       const now = ctx.clock.now();
       const row: InstancesTable = {
         uuid: req.uuid,
@@ -204,7 +207,11 @@ export async function getInstance(
   options: { includeDeleted?: boolean } = {},
 ): Promise<Instance> {
   const uuid = parseRequest(instanceUuidSchema, uuidIn, 'instance uuid');
-  const row = await selectInstance(ctx.store.db, uuid);
+  const row = await ctx.store.db
+    .selectFrom('instances')
+    .selectAll()
+    .where('uuid', '=', uuid)
+    .executeTakeFirst();
   if (!row || (row.deleted === 1 && !options.includeDeleted)) {
     throw new CloudError('NotFound', `Instance ${uuid} could not be found.`, { instanceUuid: uuid });
   }

@@ -4,7 +4,7 @@
  * records the consumer's allocation in one transaction, so two claims can never both pass a limit that only
  * one fits. Claims are keyed by consumer uuid: claiming again what a consumer already holds changes nothing.
  */
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { z } from 'zod';
 import { CloudError } from '../errors';
 import { parseRequest } from '../validation';
@@ -55,8 +55,14 @@ function isQuotaResource(name: string): name is QuotaResource {
   return (QUOTA_RESOURCES as readonly string[]).includes(name);
 }
 
+// Projects whose usage rows are known to exist (rows are never deleted), per database handle.
+const initialisedProjects = new WeakMap<object, Set<string>>();
+
 /** Creates the project's usage rows (the rows claims lock) once; racing creators are harmless. */
 async function ensureUsageRows(ctx: NovaContext, projectId: string): Promise<void> {
+  let known = initialisedProjects.get(ctx.store);
+  if (!known) initialisedProjects.set(ctx.store, (known = new Set()));
+  if (known.has(projectId)) return;
   const existing = await ctx.store.db
     .selectFrom('quota_usages')
     .select('resource')
@@ -74,6 +80,30 @@ async function ensureUsageRows(ctx: NovaContext, projectId: string): Promise<voi
       if (!isUniqueViolation(err)) throw err;
     }
   }
+  known.add(projectId);
+}
+
+/** Adds signed deltas to a project's usage rows in one statement (fewer round trips under the lock). */
+async function addToUsage(
+  trx: Kysely<NovaDb>,
+  projectId: string,
+  deltas: QuotaAmounts,
+  now: number,
+): Promise<void> {
+  const resources = QUOTA_RESOURCES.filter((r) => deltas[r] !== undefined && deltas[r] !== 0);
+  if (resources.length === 0) return;
+  await trx
+    .updateTable('quota_usages')
+    .set({
+      in_use: sql<number>`${sql.ref('in_use')} + case ${sql.ref('resource')} ${sql.join(
+        resources.map((r) => sql`when ${r} then ${deltas[r] ?? 0}`),
+        sql` `,
+      )} else 0 end`,
+      updated_at: now,
+    })
+    .where('project_id', '=', projectId)
+    .where('resource', 'in', resources)
+    .execute();
 }
 
 async function limitsOf(trx: Kysely<NovaDb>, projectId: string): Promise<Record<QuotaResource, number>> {
@@ -138,6 +168,8 @@ export async function claimQuota(
   const consumerUuid = parseRequest(instanceUuidSchema, consumerUuidIn, 'consumer uuid');
   const requested = amountsOf(parseRequest(amountsSchema, amountsIn, 'quota claim'));
   await ensureUsageRows(ctx, projectId);
+  // Limits are read before the lock: a limit changed meanwhile applies to the next claim, as in Nova.
+  const limits = await limitsOf(ctx.store.db, projectId);
   return ctx.store.transaction(async (trx) => {
     const used = await lockUsage(ctx, trx, projectId);
     // A plain read is current here: every writer of this project's allocations holds the lock we now hold.
@@ -170,7 +202,6 @@ export async function claimQuota(
     }
     const newResources = QUOTA_RESOURCES.filter((r) => deltas[r] !== undefined);
     if (newResources.length === 0) return { consumerUuid, projectId, resources: held };
-    const limits = await limitsOf(trx, projectId);
     const overs = newResources.filter((r) => limits[r] >= 0 && used[r] + (deltas[r] ?? 0) > limits[r]);
     if (overs.length > 0) throw quotaExceeded(projectId, overs, deltas, used, limits);
     const now = ctx.clock.now();
@@ -186,14 +217,7 @@ export async function claimQuota(
         })),
       )
       .execute();
-    for (const resource of newResources) {
-      await trx
-        .updateTable('quota_usages')
-        .set((eb) => ({ in_use: eb('in_use', '+', deltas[resource] ?? 0), updated_at: now }))
-        .where('project_id', '=', projectId)
-        .where('resource', '=', resource)
-        .execute();
-    }
+    await addToUsage(trx, projectId, deltas, now);
     return { consumerUuid, projectId, resources: { ...held, ...deltas } };
   });
 }
@@ -219,18 +243,14 @@ export async function releaseConsumerIn(
     .forUpdate(trx.selectFrom('quota_allocations').selectAll().where('consumer_uuid', '=', consumerUuid))
     .execute();
   if (rows.length === 0) return {};
-  const now = ctx.clock.now();
   const released: QuotaAmounts = {};
+  const negated: QuotaAmounts = {};
   for (const row of rows) {
-    const amount = Number(row.amount);
-    if (isQuotaResource(row.resource)) released[row.resource] = amount;
-    await trx
-      .updateTable('quota_usages')
-      .set((eb) => ({ in_use: eb('in_use', '-', amount), updated_at: now }))
-      .where('project_id', '=', row.project_id)
-      .where('resource', '=', row.resource)
-      .execute();
+    if (!isQuotaResource(row.resource)) continue;
+    released[row.resource] = Number(row.amount);
+    negated[row.resource] = -Number(row.amount);
   }
+  await addToUsage(trx, owner.project_id, negated, ctx.clock.now());
   await trx.deleteFrom('quota_allocations').where('consumer_uuid', '=', consumerUuid).execute();
   return released;
 }
