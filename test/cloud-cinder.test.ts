@@ -9,7 +9,11 @@ import { Cinder } from '../cloud/cinder/cinder';
 import { faultsFile } from '../cloud/cinder/faults';
 import type { ImageSource, Volume } from '../cloud/cinder/types';
 import { GIB } from '../cloud/cinder/volume-files';
+import { openServiceDb } from '../cloud/db';
 import { isCloudError, type CloudErrorType } from '../cloud/errors';
+import { cinderMigrations } from '../cloud/cinder/migrations';
+import type { CinderDb } from '../cloud/cinder/schema';
+import { isUniqueViolation } from '../cloud/cinder/unique-violation';
 import { testDbConfig, testDbDialect, type TestDb } from './helpers/cloud-db';
 
 const MIB = 1024 * 1024;
@@ -310,6 +314,65 @@ describe(`Cinder on ${testDbDialect}`, () => {
     } finally {
       if (second !== cinder) await second.close();
     }
+  });
+
+  test('the database itself keeps a volume single-attach and request keys unique', async () => {
+    const volume = await availableVolume();
+    const attachment = await cinder.reserveVolume(volume.id, randomUUID());
+    const raw = await openServiceDb<CinderDb>('cinder', cinderMigrations, testDb.config);
+    try {
+      const now = Date.now();
+      await assert.rejects(
+        raw.db
+          .insertInto('volume_attachments')
+          .values({
+            id: randomUUID(),
+            volume_id: volume.id,
+            instance_uuid: randomUUID(),
+            attached_host: null,
+            mountpoint: null,
+            attach_status: 'reserved',
+            connection_info: null,
+            active_volume_id: volume.id,
+            attach_time: null,
+            detach_time: null,
+            created_at: now,
+            updated_at: now,
+          })
+          .execute(),
+        isUniqueViolation,
+      );
+      await assert.rejects(
+        raw.db
+          .insertInto('volumes')
+          .values({
+            id: randomUUID(),
+            name: '',
+            project_id: project,
+            user_id: null,
+            size: 1,
+            status: 'creating',
+            attach_status: 'detached',
+            bootable: 0,
+            image_id: null,
+            image_metadata: null,
+            backend: 'file-1',
+            provider_location: null,
+            error_message: null,
+            request_key: volume.requestKey,
+            deleted: 0,
+            created_at: now,
+            updated_at: now,
+            deleted_at: null,
+          })
+          .execute(),
+        isUniqueViolation,
+      );
+    } finally {
+      await raw.close();
+    }
+    await cinder.detachVolume(attachment.id);
+    await cinder.deleteVolume(volume.id);
   });
 
   test('fault hooks: hang keeps it creating (force delete cleans up), fail from faults.json, slow', async () => {

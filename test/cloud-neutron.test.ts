@@ -1,7 +1,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { openServiceDb } from '../cloud/db';
 import { isCloudError } from '../cloud/errors';
+import { neutronMigrations } from '../cloud/neutron/migrations';
+import type { NeutronDb } from '../cloud/neutron/schema';
+import { isUniqueViolation } from '../cloud/neutron/unique-violation';
 import {
   cidrContains,
   defaultAllocationPools,
@@ -410,6 +414,68 @@ describe(`Neutron on ${testDbDialect}`, () => {
     assert.equal(await neutron.deleteNetwork(net.id), true);
     assert.equal(await neutron.deleteNetwork(net.id), false);
     assert.deepEqual(await neutron.listSubnets(net.id), []);
+  });
+
+  test('the database itself refuses a second allocation of an address, a duplicate MAC, a second default group', async () => {
+    const port = await neutron.createPort({
+      requestKey: 'db-invariants',
+      networkId: privateNet.id,
+      projectId: demo.projectId,
+    });
+    const fixed = port.fixedIps[0];
+    assert.ok(fixed);
+    // A raw handle on the same database, bypassing the service's code (migrations are already applied).
+    const raw = await openServiceDb<NeutronDb>('neutron', neutronMigrations, testDb.config);
+    try {
+      const now = Date.now();
+      const row = {
+        id: 'f0000000-0000-4000-8000-000000000001',
+        name: '',
+        network_id: privateNet.id,
+        project_id: demo.projectId,
+        mac_address: port.macAddress,
+        admin_state_up: 1,
+        status: 'DOWN',
+        device_id: '',
+        device_owner: '',
+        binding_host_id: null,
+        binding_vif_type: 'unbound',
+        binding_vif_details: '{}',
+        binding_vnic_type: 'normal',
+        request_key: null,
+        created_at: now,
+        updated_at: now,
+      };
+      await assert.rejects(raw.db.insertInto('ports').values(row).execute(), isUniqueViolation);
+      await raw.db
+        .insertInto('ports')
+        .values({ ...row, mac_address: 'fa:16:3e:00:00:00' })
+        .execute();
+      await assert.rejects(
+        raw.db
+          .insertInto('ipallocations')
+          .values({
+            ip_address: fixed.ipAddress,
+            subnet_id: fixed.subnetId,
+            network_id: privateNet.id,
+            port_id: row.id,
+          })
+          .execute(),
+        isUniqueViolation,
+      );
+      const group = await neutron.ensureDefaultSecurityGroup(demo.projectId);
+      await assert.rejects(
+        raw.db
+          .insertInto('default_security_groups')
+          .values({ project_id: demo.projectId, security_group_id: group.id })
+          .execute(),
+        isUniqueViolation,
+      );
+      await raw.db.deleteFrom('ports').where('id', '=', row.id).execute();
+    } finally {
+      await raw.close();
+    }
+    await neutron.deletePort(port.id);
   });
 
   test('200 parallel port creations for 100 free addresses: exactly 100 succeed, distinct, nothing leaked', async () => {

@@ -6,13 +6,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { systemClock, type Clock } from '../clock';
 import { openServiceDb, type DbConfig, type ServiceDb } from '../db';
 import { CloudError } from '../errors';
 import { idSchema, nameSchema, parseRequest } from '../validation';
-import { applyCreateFault, faultsSchema, readFaultsFile, sleep } from './faults';
+import { applyCreateFault, faultsSchema, readFaultsFile } from './faults';
 import { cinderMigrations } from './migrations';
 import { toAttachment, toVolume } from './rows';
 import type { CinderDb, VolumeAttachmentsTable, VolumesTable } from './schema';
@@ -340,7 +341,7 @@ export class Cinder {
           { volumeId: volume.id, status: volume.status, reason: volume.errorMessage },
         );
       }
-      await sleep(Math.min(pollMs, timeoutMs - waited), new AbortController().signal);
+      await delay(Math.min(pollMs, timeoutMs - waited));
     }
   }
 
