@@ -1,0 +1,635 @@
+/**
+ * Glance, the image service: image records in its own database, image data in a file store, Glance's
+ * visibility rules and status machine (queued → saving → active ⇄ deactivated, → deleted).
+ *
+ * Calls that take `ctx` apply the rules for that caller. Administrative calls (create, upload, update,
+ * deactivate, delete, members) may omit it: the cloud operator (bootstrap) acts with no project limits.
+ */
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ExpressionBuilder, Kysely } from 'kysely';
+import { systemClock, type Clock } from '../clock';
+import { openServiceDb, type DbConfig, type ServiceDb } from '../db';
+import { CloudError, isCloudError } from '../errors';
+import { parseRequest } from '../validation';
+import { HashingMeter } from './hashing';
+import { ImageFileStore } from './image-store';
+import { glanceMigrations } from './migrations';
+import {
+  createImageSchema,
+  imageIdSchema,
+  imageRefSchema,
+  listImagesSchema,
+  MAX_IMAGE_PROPERTIES,
+  memberStatusSchema,
+  projectIdSchema,
+  requestContextSchema,
+  updateImageSchema,
+  type CreateImageInput,
+  type ListImagesFilter,
+  type UpdateImageInput,
+} from './requests';
+import type { GlanceDb, ImageMembersTable, ImagesTable } from './schema';
+import {
+  OS_HASH_ALGO,
+  type ContainerFormat,
+  type DiskFormat,
+  type Image,
+  type ImageLocation,
+  type ImageMember,
+  type ImageRequestContext,
+  type ImageStatus,
+  type ImageVisibility,
+  type MemberStatus,
+  type ProgressCallback,
+} from './types';
+
+export interface GlanceOptions {
+  db: DbConfig;
+  /** Where the file store lives (default: the database config's dataDir). */
+  dataDir?: string;
+  clock?: Clock;
+  /** Glance's `image_size_cap` (default 1 TiB). */
+  imageSizeCapBytes?: number;
+}
+
+export type ImageData = Readable | Buffer | Uint8Array;
+
+const UNIQUE_VIOLATIONS = new Set([
+  'SQLITE_CONSTRAINT_UNIQUE',
+  'SQLITE_CONSTRAINT_PRIMARYKEY',
+  'ER_DUP_ENTRY',
+  '23505',
+]);
+function isUniqueViolation(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && UNIQUE_VIOLATIONS.has(code);
+}
+
+function isAdmin(ctx: ImageRequestContext): boolean {
+  return ctx.roles.includes('admin');
+}
+
+function notFound(ref: string): CloudError {
+  return new CloudError('NotFound', `No image found with ID or name '${ref}'`, { image: ref });
+}
+
+function toImage(row: ImagesTable, properties: Record<string, string>): Image {
+  const num = (v: number | null) => (v === null ? null : Number(v));
+  return {
+    id: row.id,
+    name: row.name,
+    status: row.status as ImageStatus,
+    diskFormat: row.disk_format as DiskFormat,
+    containerFormat: row.container_format as ContainerFormat,
+    size: num(row.size),
+    virtualSize: num(row.virtual_size),
+    checksum: row.checksum,
+    osHashAlgo: row.os_hash_algo,
+    osHashValue: row.os_hash_value,
+    visibility: row.visibility as ImageVisibility,
+    owner: row.owner,
+    minDisk: Number(row.min_disk),
+    minRam: Number(row.min_ram),
+    protected: Number(row.protected) === 1,
+    properties,
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+function toMember(row: ImageMembersTable): ImageMember {
+  return {
+    imageId: row.image_id,
+    memberId: row.member,
+    status: row.status as MemberStatus,
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+export class Glance {
+  private constructor(
+    private readonly store: ServiceDb<GlanceDb>,
+    private readonly files: ImageFileStore,
+    private readonly clock: Clock,
+    private readonly imageSizeCap: number,
+  ) {}
+
+  static async open(options: GlanceOptions): Promise<Glance> {
+    const files = await ImageFileStore.open(options.dataDir ?? options.db.dataDir);
+    const store = await openServiceDb<GlanceDb>('glance', glanceMigrations, options.db);
+    return new Glance(store, files, options.clock ?? systemClock, options.imageSizeCapBytes ?? 2 ** 40);
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+
+  private get db(): Kysely<GlanceDb> {
+    return this.store.db;
+  }
+
+  // ---- images -------------------------------------------------------------------------------------------
+
+  /** Creates an image record in `queued`. With an explicit id, a repeat returns the first image. */
+  async createImage(input: CreateImageInput, ctx?: ImageRequestContext): Promise<Image> {
+    const caller = this.parseContext(ctx);
+    const req = parseRequest(createImageSchema, input, 'image');
+    if (caller && !isAdmin(caller)) {
+      if (req.ownerProjectId !== caller.projectId)
+        throw new CloudError('Forbidden', 'You may only create images owned by your own project');
+      if (req.visibility === 'public') throw new CloudError('Forbidden', 'Only admins may publicize images');
+    }
+    const id = req.id ?? randomUUID();
+    const now = this.clock.now();
+    try {
+      await this.store.transaction(async (trx) => {
+        await trx
+          .insertInto('images')
+          .values({
+            id,
+            name: req.name,
+            status: 'queued',
+            disk_format: req.diskFormat,
+            container_format: req.containerFormat,
+            size: null,
+            virtual_size: null,
+            checksum: null,
+            os_hash_algo: null,
+            os_hash_value: null,
+            visibility: req.visibility,
+            owner: req.ownerProjectId,
+            min_disk: req.minDisk,
+            min_ram: req.minRam,
+            protected: req.protected ? 1 : 0,
+            created_at: now,
+            updated_at: now,
+            deleted_at: null,
+          })
+          .execute();
+        const props = Object.entries(req.properties).map(([name, value]) => ({ image_id: id, name, value }));
+        if (props.length) await trx.insertInto('image_properties').values(props).execute();
+      });
+    } catch (err) {
+      if (!req.id || !isUniqueViolation(err)) throw err;
+    }
+    const row = await this.row(id);
+    const same =
+      row &&
+      row.status !== 'deleted' &&
+      row.owner === req.ownerProjectId &&
+      row.name === req.name &&
+      row.disk_format === req.diskFormat &&
+      row.container_format === req.containerFormat;
+    if (!same) throw new CloudError('Conflict', `Image ID ${id} already exists`, { image: id });
+    return this.withProperties(row);
+  }
+
+  /**
+   * Streams the image data into the store (queued → saving → active), computing size, MD5 and SHA-512 in one
+   * pass and checking that the data matches the disk format. On failure the image goes back to queued and
+   * no data is kept.
+   */
+  async uploadImageData(
+    imageId: string,
+    data: ImageData,
+    options: { ctx?: ImageRequestContext; onProgress?: ProgressCallback } = {},
+  ): Promise<Image> {
+    const id = parseRequest(imageIdSchema, imageId, 'image id');
+    const source = toReadable(data);
+    const row = await this.ownedRow(id, this.parseContext(options.ctx));
+    const moved = await this.db
+      .updateTable('images')
+      .set({ status: 'saving', updated_at: this.clock.now() })
+      .where('id', '=', id)
+      .where('status', '=', 'queued')
+      .executeTakeFirst();
+    if (Number(moved.numUpdatedRows) !== 1) {
+      source.destroy();
+      const status = (await this.row(id))?.status ?? row.status;
+      throw new CloudError(
+        'Conflict',
+        `Image ${id} is ${status}; data can only be uploaded to a queued image`,
+        {
+          image: id,
+          status,
+        },
+      );
+    }
+    let received;
+    try {
+      received = await this.files.receive(id, source, {
+        diskFormat: row.disk_format,
+        maxBytes: this.imageSizeCap,
+        onProgress: options.onProgress,
+      });
+    } catch (err) {
+      await this.setStatus(id, 'saving', 'queued');
+      if (isCloudError(err)) throw err;
+      throw new CloudError('ServiceUnavailable', `Upload of image ${id} failed: ${(err as Error).message}`);
+    }
+    // Rename first: if the image was deleted meanwhile, the guarded update below fails and we remove the file.
+    await this.files.commit(received, id);
+    const done = await this.db
+      .updateTable('images')
+      .set({
+        status: 'active',
+        size: received.size,
+        virtual_size: received.virtualSize,
+        checksum: received.checksum,
+        os_hash_algo: OS_HASH_ALGO,
+        os_hash_value: received.osHashValue,
+        updated_at: this.clock.now(),
+      })
+      .where('id', '=', id)
+      .where('status', '=', 'saving')
+      .executeTakeFirst();
+    if (Number(done.numUpdatedRows) !== 1) {
+      await this.files.remove(id);
+      throw new CloudError('Conflict', `Image ${id} was deleted while its data was uploaded`, { image: id });
+    }
+    return this.withProperties(await this.requireRow(id));
+  }
+
+  /** An image by id or (unique) name, if `ctx` may see it; another project's private image is NotFound. */
+  async getImage(idOrName: string, ctx: ImageRequestContext): Promise<Image> {
+    const caller = this.requireContext(ctx);
+    const ref = parseRequest(imageRefSchema, idOrName, 'image id or name');
+    const byId = imageIdSchema.safeParse(ref).success ? await this.row(ref) : undefined;
+    if (byId && byId.status !== 'deleted' && (await this.visible(byId, caller)))
+      return this.withProperties(byId);
+    const named = await this.db
+      .selectFrom('images')
+      .selectAll()
+      .where('name', '=', ref)
+      .where('status', '<>', 'deleted')
+      .execute();
+    const visible = [];
+    for (const row of named) if (await this.visible(row, caller)) visible.push(row);
+    if (visible.length > 1)
+      throw new CloudError('BadRequest', `More than one image is named '${ref}'; use the image ID`, {
+        image: ref,
+      });
+    if (!visible[0]) throw notFound(ref);
+    return this.withProperties(visible[0]);
+  }
+
+  /**
+   * Images `ctx` may list: its own, public ones, shared ones it accepted; community images only when asked
+   * for with `visibility: 'community'` (as Glance lists them).
+   */
+  async listImages(ctx: ImageRequestContext, filter: ListImagesFilter = {}): Promise<Image[]> {
+    const caller = this.requireContext(ctx);
+    const f = parseRequest(listImagesSchema, filter, 'image filter');
+    let query = this.db.selectFrom('images').selectAll().where('status', '<>', 'deleted');
+    if (f.name !== undefined) query = query.where('name', '=', f.name);
+    if (f.status !== undefined) query = query.where('status', '=', f.status);
+    if (f.visibility !== undefined) query = query.where('visibility', '=', f.visibility);
+    if (f.owner !== undefined) query = query.where('owner', '=', f.owner);
+    if (!isAdmin(caller)) {
+      query = query.where((eb: ExpressionBuilder<GlanceDb, 'images'>) =>
+        eb.or([
+          eb('owner', '=', caller.projectId),
+          eb('visibility', '=', 'public'),
+          ...(f.visibility === 'community' ? [eb('visibility', '=', 'community')] : []),
+          eb.and([
+            eb('visibility', '=', 'shared'),
+            eb.exists(
+              eb
+                .selectFrom('image_members')
+                .select('image_members.image_id')
+                .whereRef('image_members.image_id', '=', 'images.id')
+                .where('image_members.member', '=', caller.projectId)
+                .where('image_members.status', '=', 'accepted'),
+            ),
+          ]),
+        ]),
+      );
+    }
+    const rows = await query.orderBy('created_at').orderBy('id').execute();
+    return this.withPropertiesMany(rows);
+  }
+
+  async updateImage(imageId: string, patch: UpdateImageInput, ctx?: ImageRequestContext): Promise<Image> {
+    const caller = this.parseContext(ctx);
+    const id = parseRequest(imageIdSchema, imageId, 'image id');
+    const req = parseRequest(updateImageSchema, patch, 'image update');
+    if (caller && !isAdmin(caller) && req.visibility === 'public')
+      throw new CloudError('Forbidden', 'Only admins may publicize images');
+    await this.ownedRow(id, caller);
+    await this.store.transaction(async (trx) => {
+      await trx
+        .updateTable('images')
+        .set({
+          ...(req.name !== undefined && { name: req.name }),
+          ...(req.visibility !== undefined && { visibility: req.visibility }),
+          ...(req.minDisk !== undefined && { min_disk: req.minDisk }),
+          ...(req.minRam !== undefined && { min_ram: req.minRam }),
+          ...(req.protected !== undefined && { protected: req.protected ? 1 : 0 }),
+          updated_at: this.clock.now(),
+        })
+        .where('id', '=', id)
+        .execute();
+      for (const [name, value] of Object.entries(req.properties ?? {})) {
+        await trx
+          .deleteFrom('image_properties')
+          .where('image_id', '=', id)
+          .where('name', '=', name)
+          .execute();
+        if (value !== null)
+          await trx.insertInto('image_properties').values({ image_id: id, name, value }).execute();
+      }
+      const count = await trx
+        .selectFrom('image_properties')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .where('image_id', '=', id)
+        .executeTakeFirstOrThrow();
+      if (Number(count.n) > MAX_IMAGE_PROPERTIES)
+        throw new CloudError('BadRequest', `An image may have at most ${MAX_IMAGE_PROPERTIES} properties`);
+    });
+    return this.withProperties(await this.requireRow(id));
+  }
+
+  /** active → deactivated: the record stays, the data cannot be downloaded. Repeating it is fine. */
+  async deactivateImage(imageId: string, ctx?: ImageRequestContext): Promise<Image> {
+    return this.transition(imageId, ctx, 'active', 'deactivated');
+  }
+
+  async reactivateImage(imageId: string, ctx?: ImageRequestContext): Promise<Image> {
+    return this.transition(imageId, ctx, 'deactivated', 'active');
+  }
+
+  /** Marks the image deleted and removes its data. Deleting a deleted image again is a no-op. */
+  async deleteImage(imageId: string, ctx?: ImageRequestContext): Promise<void> {
+    const caller = this.parseContext(ctx);
+    const id = parseRequest(imageIdSchema, imageId, 'image id');
+    const row = await this.row(id);
+    if (row?.status === 'deleted') return;
+    const owned = await this.ownedRow(id, caller);
+    if (Number(owned.protected) === 1)
+      throw new CloudError('Forbidden', `Image ${id} is protected and cannot be deleted`, { image: id });
+    const now = this.clock.now();
+    await this.db
+      .updateTable('images')
+      .set({ status: 'deleted', deleted_at: now, updated_at: now })
+      .where('id', '=', id)
+      .where('status', '<>', 'deleted')
+      .where('protected', '=', 0)
+      .execute();
+    await this.files.remove(id);
+  }
+
+  /**
+   * What a compute host needs to download and verify the image without this database. Reads the record
+   * again, so a stale Image object cannot hand out data of a deactivated or deleted image.
+   */
+  async imageLocation(image: Image | string): Promise<ImageLocation> {
+    const id = parseRequest(imageIdSchema, typeof image === 'string' ? image : image?.id, 'image id');
+    const row = await this.row(id);
+    if (!row || row.status === 'deleted') throw notFound(id);
+    const ready = this.activeData(row);
+    return {
+      imageId: row.id,
+      url: this.files.urlOf(row.id),
+      size: ready.size,
+      checksum: ready.checksum,
+      osHashAlgo: OS_HASH_ALGO,
+      osHashValue: ready.osHashValue,
+      diskFormat: row.disk_format as DiskFormat,
+      virtualSize: row.virtual_size === null ? null : Number(row.virtual_size),
+    };
+  }
+
+  /** The image's data as a stream that fails with ImageChecksumMismatch at the end if the data is corrupt. */
+  async openImageData(
+    imageId: string,
+    ctx: ImageRequestContext,
+    options: { onProgress?: ProgressCallback } = {},
+  ): Promise<Readable> {
+    const image = await this.getImage(parseRequest(imageIdSchema, imageId, 'image id'), ctx);
+    const row = await this.requireRow(image.id);
+    const expected = this.activeData(row);
+    const meter = new HashingMeter({ expected, bytesTotal: expected.size, onProgress: options.onProgress });
+    pipeline(this.files.openRead(image.id), meter).catch((err: unknown) => meter.destroy(err as Error));
+    return meter;
+  }
+
+  // ---- members (shared images) --------------------------------------------------------------------------
+
+  /** Shares a `shared` image with another project (pending until that project accepts). Idempotent. */
+  async addImageMember(
+    imageId: string,
+    memberProjectId: string,
+    ctx?: ImageRequestContext,
+  ): Promise<ImageMember> {
+    const caller = this.parseContext(ctx);
+    const id = parseRequest(imageIdSchema, imageId, 'image id');
+    const member = parseRequest(projectIdSchema, memberProjectId, 'member project id');
+    const row = await this.ownedRow(id, caller);
+    if (row.visibility !== 'shared')
+      throw new CloudError('Forbidden', `Only shared images have members; image ${id} is ${row.visibility}`);
+    const now = this.clock.now();
+    try {
+      await this.db
+        .insertInto('image_members')
+        .values({ image_id: id, member, status: 'pending', created_at: now, updated_at: now })
+        .execute();
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+    }
+    return toMember(await this.memberRow(id, member));
+  }
+
+  /** The member project accepts or rejects a shared image. */
+  async updateImageMember(
+    imageId: string,
+    memberProjectId: string,
+    status: MemberStatus,
+    ctx: ImageRequestContext,
+  ): Promise<ImageMember> {
+    const caller = this.requireContext(ctx);
+    const id = parseRequest(imageIdSchema, imageId, 'image id');
+    const member = parseRequest(projectIdSchema, memberProjectId, 'member project id');
+    const newStatus = parseRequest(memberStatusSchema, status, 'member status');
+    const row = await this.row(id);
+    if (!row || row.status === 'deleted' || !(await this.visible(row, caller))) throw notFound(id);
+    if (!isAdmin(caller) && caller.projectId !== member)
+      throw new CloudError('Forbidden', 'Only the member project may accept or reject a shared image');
+    const res = await this.db
+      .updateTable('image_members')
+      .set({ status: newStatus, updated_at: this.clock.now() })
+      .where('image_id', '=', id)
+      .where('member', '=', member)
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) !== 1)
+      throw new CloudError('NotFound', `Project ${member} is not a member of image ${id}`);
+    return toMember(await this.memberRow(id, member));
+  }
+
+  async removeImageMember(
+    imageId: string,
+    memberProjectId: string,
+    ctx?: ImageRequestContext,
+  ): Promise<void> {
+    const caller = this.parseContext(ctx);
+    const id = parseRequest(imageIdSchema, imageId, 'image id');
+    const member = parseRequest(projectIdSchema, memberProjectId, 'member project id');
+    await this.ownedRow(id, caller);
+    await this.db
+      .deleteFrom('image_members')
+      .where('image_id', '=', id)
+      .where('member', '=', member)
+      .execute();
+  }
+
+  /** The owner sees every member; a member sees only its own membership. */
+  async listImageMembers(imageId: string, ctx: ImageRequestContext): Promise<ImageMember[]> {
+    const caller = this.requireContext(ctx);
+    const id = parseRequest(imageIdSchema, imageId, 'image id');
+    const row = await this.row(id);
+    if (!row || row.status === 'deleted' || !(await this.visible(row, caller))) throw notFound(id);
+    let query = this.db.selectFrom('image_members').selectAll().where('image_id', '=', id);
+    if (!isAdmin(caller) && row.owner !== caller.projectId)
+      query = query.where('member', '=', caller.projectId);
+    return (await query.orderBy('member').execute()).map(toMember);
+  }
+
+  // ---- internals ----------------------------------------------------------------------------------------
+
+  private parseContext(ctx: ImageRequestContext | undefined): ImageRequestContext | undefined {
+    return ctx === undefined ? undefined : parseRequest(requestContextSchema, ctx, 'request context');
+  }
+
+  private requireContext(ctx: ImageRequestContext): ImageRequestContext {
+    return parseRequest(requestContextSchema, ctx, 'request context');
+  }
+
+  private async row(id: string): Promise<ImagesTable | undefined> {
+    return this.db.selectFrom('images').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  private async requireRow(id: string): Promise<ImagesTable> {
+    const row = await this.row(id);
+    if (!row) throw notFound(id);
+    return row;
+  }
+
+  private async memberRow(id: string, member: string): Promise<ImageMembersTable> {
+    return this.db
+      .selectFrom('image_members')
+      .selectAll()
+      .where('image_id', '=', id)
+      .where('member', '=', member)
+      .executeTakeFirstOrThrow();
+  }
+
+  /** Glance's is_image_visible: admin, owner, public/community, or a member of a shared image. */
+  private async visible(row: ImagesTable, ctx: ImageRequestContext): Promise<boolean> {
+    if (isAdmin(ctx) || row.owner === ctx.projectId) return true;
+    if (row.visibility === 'public' || row.visibility === 'community') return true;
+    if (row.visibility !== 'shared') return false;
+    const member = await this.db
+      .selectFrom('image_members')
+      .select('status')
+      .where('image_id', '=', row.id)
+      .where('member', '=', ctx.projectId)
+      .executeTakeFirst();
+    return member !== undefined;
+  }
+
+  /** The image, if `ctx` (or the operator, when absent) may change it: NotFound if unseen, else Forbidden. */
+  private async ownedRow(id: string, ctx: ImageRequestContext | undefined): Promise<ImagesTable> {
+    const row = await this.row(id);
+    if (!row || row.status === 'deleted') throw notFound(id);
+    if (!ctx || isAdmin(ctx) || row.owner === ctx.projectId) return row;
+    if (await this.visible(row, ctx))
+      throw new CloudError('Forbidden', `Image ${id} belongs to another project`, { image: id });
+    throw notFound(id);
+  }
+
+  private activeData(row: ImagesTable): { size: number; checksum: string; osHashValue: string } {
+    if (row.status === 'deactivated')
+      throw new CloudError(
+        'ImageNotActive',
+        `Image ${row.id} is deactivated; its data cannot be downloaded`,
+        {
+          image: row.id,
+          status: row.status,
+        },
+      );
+    if (row.status !== 'active' || row.size === null || !row.checksum || !row.os_hash_value)
+      throw new CloudError('ImageNotActive', `Image ${row.id} is ${row.status}, not active`, {
+        image: row.id,
+        status: row.status,
+      });
+    return { size: Number(row.size), checksum: row.checksum, osHashValue: row.os_hash_value };
+  }
+
+  private async transition(
+    imageId: string,
+    ctx: ImageRequestContext | undefined,
+    from: ImageStatus,
+    to: ImageStatus,
+  ): Promise<Image> {
+    const id = parseRequest(imageIdSchema, imageId, 'image id');
+    const row = await this.ownedRow(id, this.parseContext(ctx));
+    if (row.status !== to && !(await this.setStatus(id, from, to))) {
+      const status = (await this.requireRow(id)).status;
+      if (status !== to)
+        throw new CloudError(
+          'ImageNotActive',
+          `Image ${id} is ${status}; only a ${from} image can become ${to}`,
+          {
+            image: id,
+            status,
+          },
+        );
+    }
+    return this.withProperties(await this.requireRow(id));
+  }
+
+  private async setStatus(id: string, from: ImageStatus, to: ImageStatus): Promise<boolean> {
+    const res = await this.db
+      .updateTable('images')
+      .set({ status: to, updated_at: this.clock.now() })
+      .where('id', '=', id)
+      .where('status', '=', from)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  private async withProperties(row: ImagesTable): Promise<Image> {
+    const [image] = await this.withPropertiesMany([row]);
+    return image as Image;
+  }
+
+  private async withPropertiesMany(rows: ImagesTable[]): Promise<Image[]> {
+    if (rows.length === 0) return [];
+    const props = await this.db
+      .selectFrom('image_properties')
+      .selectAll()
+      .where(
+        'image_id',
+        'in',
+        rows.map((r) => r.id),
+      )
+      .orderBy('name')
+      .execute();
+    const byImage = new Map<string, Record<string, string>>();
+    for (const p of props) {
+      const record = byImage.get(p.image_id) ?? {};
+      record[p.name] = p.value;
+      byImage.set(p.image_id, record);
+    }
+    return rows.map((row) => toImage(row, byImage.get(row.id) ?? {}));
+  }
+}
+
+function toReadable(data: ImageData): Readable {
+  if (data instanceof Readable) return data;
+  if (data instanceof Uint8Array)
+    return Readable.from([Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
+  throw new CloudError('BadRequest', 'Image data must be a Readable stream or a Buffer');
+}

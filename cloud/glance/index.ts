@@ -1,0 +1,11 @@
+export { Glance, type GlanceOptions, type ImageData } from './glance';
+export {
+  generateQcow2Image,
+  parseQcow2Header,
+  inspectDiskHead,
+  type Qcow2Header,
+  type Qcow2ImageOptions,
+} from './qcow2';
+export { HashingMeter, type DataDigests } from './hashing';
+export type { CreateImageInput, UpdateImageInput, ListImagesFilter } from './requests';
+export * from './types';

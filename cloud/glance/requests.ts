@@ -1,0 +1,99 @@
+/** Validation of Glance requests: strict shapes, Glance's limits, reserved property names. */
+import { z } from 'zod';
+import { idSchema, nameSchema, uuidSchema } from '../validation';
+import { CONTAINER_FORMATS, DISK_FORMATS, IMAGE_VISIBILITIES, MEMBER_STATUSES } from './types';
+
+const INT32_MAX = 2 ** 31 - 1;
+/** Glance's `image_property_quota` default. */
+export const MAX_IMAGE_PROPERTIES = 128;
+
+/** Attributes Glance keeps as columns or computes; a user property may not shadow them. */
+const RESERVED_PROPERTIES = new Set([
+  'id',
+  'name',
+  'status',
+  'visibility',
+  'owner',
+  'size',
+  'virtual_size',
+  'checksum',
+  'os_hash_algo',
+  'os_hash_value',
+  'created_at',
+  'updated_at',
+  'deleted',
+  'deleted_at',
+  'locations',
+  'direct_url',
+  'min_disk',
+  'min_ram',
+  'protected',
+  'disk_format',
+  'container_format',
+  'schema',
+  'file',
+  'self',
+  'tags',
+  'os_hidden',
+]);
+
+const propertyName = z
+  .string()
+  .min(1)
+  .max(255)
+  .refine((s) => !/[\p{Cc}]/u.test(s), 'must not contain control characters')
+  .refine((s) => !RESERVED_PROPERTIES.has(s) && !s.startsWith('os_glance'), 'is a reserved attribute');
+const propertyValue = z.string().max(65535);
+
+const sizeField = z.number().int().min(0).max(INT32_MAX);
+export const projectIdSchema = idSchema;
+
+export const createImageSchema = z.strictObject({
+  /** Glance lets the caller choose the id; a retry with the same id returns the first image. */
+  id: uuidSchema.optional(),
+  name: nameSchema,
+  diskFormat: z.enum(DISK_FORMATS),
+  containerFormat: z.enum(CONTAINER_FORMATS),
+  /** Glance's default since Pike. */
+  visibility: z.enum(IMAGE_VISIBILITIES).default('shared'),
+  ownerProjectId: projectIdSchema,
+  minDisk: sizeField.default(0),
+  minRam: sizeField.default(0),
+  protected: z.boolean().default(false),
+  properties: z
+    .record(propertyName, propertyValue)
+    .default({})
+    .refine(
+      (p) => Object.keys(p).length <= MAX_IMAGE_PROPERTIES,
+      `at most ${MAX_IMAGE_PROPERTIES} properties`,
+    ),
+});
+export type CreateImageInput = z.input<typeof createImageSchema>;
+
+export const updateImageSchema = z.strictObject({
+  name: nameSchema.optional(),
+  visibility: z.enum(IMAGE_VISIBILITIES).optional(),
+  minDisk: sizeField.optional(),
+  minRam: sizeField.optional(),
+  protected: z.boolean().optional(),
+  /** A null value removes the property. */
+  properties: z.record(propertyName, propertyValue.nullable()).optional(),
+});
+export type UpdateImageInput = z.input<typeof updateImageSchema>;
+
+export const imageIdSchema = uuidSchema;
+export const imageRefSchema = idSchema;
+export const memberStatusSchema = z.enum(MEMBER_STATUSES);
+
+export const listImagesSchema = z.strictObject({
+  name: nameSchema.optional(),
+  status: z.enum(['queued', 'saving', 'active', 'deactivated']).optional(),
+  visibility: z.enum(IMAGE_VISIBILITIES).optional(),
+  owner: projectIdSchema.optional(),
+});
+export type ListImagesFilter = z.input<typeof listImagesSchema>;
+
+export const requestContextSchema = z.object({
+  projectId: projectIdSchema,
+  roles: z.array(z.string()),
+});
