@@ -12,6 +12,7 @@ import {
   type CreateInstanceRequest,
   type NovaDb,
 } from '../cloud/nova';
+import type { HostStateSource as SchedulerHostStateSource } from '../cloud/scheduler/host-state';
 import { testDbConfig, type TestDb } from './helpers/cloud-db';
 
 const PROJECT = 'demo-project';
@@ -465,6 +466,29 @@ describe('nova', () => {
       );
       const hosts = await nova.listComputeHosts();
       assert.equal(hosts.length, states.length);
+    });
+
+    test('host states narrow to the scheduler’s node uuids or hosts (long lists in chunks)', async () => {
+      const all = await nova.listHostStates();
+      assert.ok(all.length >= 3);
+      const [first, second] = all;
+      assert.ok(first && second);
+      // The scheduler's HostStateSource contract, checked by the compiler.
+      const source: SchedulerHostStateSource = nova;
+      const noise = Array.from({ length: 1200 }, () => randomUUID());
+      const byNode = await source.listHostStates({ nodeUuids: [...noise, second.nodeUuid, first.nodeUuid] });
+      assert.deepEqual(
+        byNode.map((s) => s.host),
+        [first.host, second.host],
+      );
+      const byHost = await nova.listHostStates({ hosts: [second.host, 'no-such-host'] });
+      assert.deepEqual(byHost, [second]);
+      const both = await nova.listHostStates({
+        nodeUuids: [first.nodeUuid, second.nodeUuid],
+        hosts: [second.host],
+      });
+      assert.deepEqual(both, [second]);
+      assert.deepEqual(await nova.listHostStates({ nodeUuids: [] }), []);
     });
 
     test('the node uuid survives a restart of the service', async () => {

@@ -33,8 +33,28 @@ export interface HostState {
   failedBuilds: number;
 }
 
+/** A hint from the scheduler that narrows the answer to some nodes or hosts (both: hosts among the nodes). */
+export interface HostStateFilter {
+  nodeUuids?: readonly string[];
+  hosts?: readonly string[];
+}
+
 export interface HostStateSource {
-  listHostStates(): Promise<HostState[]>;
+  listHostStates(filter?: HostStateFilter): Promise<HostState[]>;
+}
+
+const filterSchema = z.strictObject({
+  nodeUuids: z.array(z.string().max(36)).optional(),
+  hosts: z.array(z.string().max(255)).optional(),
+});
+
+// IN lists are sent in chunks so 10,000 candidates stay under every database's parameter limit.
+const IN_CHUNK = 500;
+
+function chunks<T>(items: readonly T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += IN_CHUNK) out.push(items.slice(i, i + IN_CHUNK));
+  return out;
 }
 
 export interface ComputeHost extends HostState {
@@ -234,15 +254,34 @@ export class ComputeServices implements HostStateSource {
     return this.mustFind(this.ctx.store.db, host);
   }
 
-  async listComputeHosts(): Promise<ComputeHost[]> {
-    const rows = await hostRows(this.ctx.store.db).orderBy('s.host').execute();
+  async listComputeHosts(filterIn: unknown = {}): Promise<ComputeHost[]> {
+    const filter = parseRequest(filterSchema, filterIn, 'host filter');
+    const db = this.ctx.store.db;
+    let rows: HostJoinRow[];
+    if (filter.nodeUuids) {
+      const wanted = filter.hosts ? new Set(filter.hosts) : undefined;
+      rows = [];
+      for (const part of chunks(filter.nodeUuids)) {
+        rows.push(...(await hostRows(db).where('n.uuid', 'in', part).execute()));
+      }
+      if (wanted) rows = rows.filter((r) => wanted.has(r.host));
+    } else if (filter.hosts) {
+      rows = [];
+      for (const part of chunks(filter.hosts)) {
+        rows.push(...(await hostRows(db).where('s.host', 'in', part).execute()));
+      }
+    } else {
+      rows = await hostRows(db).execute();
+    }
     const now = this.ctx.clock.now();
-    return rows.map((r) => this.toHost(r, now));
+    return rows
+      .map((r) => this.toHost(r, now))
+      .sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
   }
 
-  /** One indexed join, no per-host queries: the scheduler calls it for every request. */
-  async listHostStates(): Promise<HostState[]> {
-    return (await this.listComputeHosts()).map((h) => ({
+  /** HostStateSource: one indexed join (per 500 names of a filter), never a query per host. */
+  async listHostStates(filter: HostStateFilter = {}): Promise<HostState[]> {
+    return (await this.listComputeHosts(filter)).map((h) => ({
       host: h.host,
       nodeUuid: h.nodeUuid,
       up: h.up,

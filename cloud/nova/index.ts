@@ -11,6 +11,7 @@ import {
   DEFAULT_SERVICE_DOWN_TIME_MS,
   type ComputeHost,
   type HostState,
+  type HostStateFilter,
   type RegisterComputeHostInput,
 } from './compute-services';
 import type { NovaContext } from './db-util';
@@ -35,7 +36,13 @@ export type {
 } from './actions';
 export type { QuotaAmounts, QuotaClaim, QuotaResource, QuotaUsage } from './quota';
 export { DEFAULT_QUOTA_LIMITS, QUOTA_RESOURCES } from './quota';
-export type { ComputeHost, HostState, HostStateSource, RegisterComputeHostInput } from './compute-services';
+export type {
+  ComputeHost,
+  HostState,
+  HostStateFilter,
+  HostStateSource,
+  RegisterComputeHostInput,
+} from './compute-services';
 export { DEFAULT_AVAILABILITY_ZONE, DEFAULT_SERVICE_DOWN_TIME_MS } from './compute-services';
 export type { NovaDb } from './schema';
 
@@ -179,11 +186,11 @@ export class Nova {
   getComputeHost(host: string): Promise<ComputeHost> {
     return this.computes.getComputeHost(host);
   }
-  listComputeHosts(): Promise<ComputeHost[]> {
-    return this.computes.listComputeHosts();
+  listComputeHosts(filter?: HostStateFilter): Promise<ComputeHost[]> {
+    return this.computes.listComputeHosts(filter);
   }
-  /** HostStateSource for the scheduler. */
-  listHostStates(): Promise<HostState[]> {
-    return this.computes.listHostStates();
+  /** HostStateSource for the scheduler; the filter (node uuids and/or hosts) narrows the answer. */
+  listHostStates(filter?: HostStateFilter): Promise<HostState[]> {
+    return this.computes.listHostStates(filter);
   }
 }
