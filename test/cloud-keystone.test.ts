@@ -31,6 +31,8 @@ const TABLES: Array<keyof KeystoneDb> = [
   'revocation_events',
 ];
 
+/** Input the types would refuse, as a CLI or a decoded payload could still send it. */
+const untyped = (value: unknown): never => value as never;
 const newPassword = (): string => `pw-${randomBytes(12).toString('hex')}`;
 
 async function failure(promise: Promise<unknown>, type: CloudErrorType): Promise<CloudError> {
@@ -433,30 +435,30 @@ describe('keystone', () => {
     const before = await rowCounts(ks);
     const secret = newPassword();
     const badRequests: Array<() => Promise<unknown>> = [
-      () => ks.ensureUser({ name: 42, password: secret }),
-      () => ks.ensureUser({ name: 'extra-field', password: secret, isAdmin: true }),
-      () => ks.ensureUser({ name: 'x'.repeat(256), password: secret }),
-      () => ks.ensureUser({ name: 'bad\u0000name', password: secret }),
-      () => ks.ensureUser({ name: 'tab\tname', password: secret }),
-      () => ks.ensureUser({ name: '   ', password: secret }),
-      () => ks.ensureUser({ name: 'mail', password: secret, email: 'not-an-email' }),
-      () => ks.ensureUser({ name: 'nopw', password: '' }),
-      () => ks.ensureUser({ name: 'longpw', password: 'p'.repeat(4097) }),
-      () => ks.ensureUser(null),
-      () => ks.ensureProject({ name: '' }),
-      () => ks.ensureProject({ name: 'p', domain: 7 }),
-      () => ks.ensureProject({ name: 'p', enabled: 'yes' }),
-      () => ks.ensureDomain({ name: 'd', description: 'bell\u0007' }),
-      () => ks.ensureRole({ name: 'r', implies: 'admin' }),
-      () => ks.assignRole({ user: m.name, project: m.project }),
-      () => ks.disableUser(m.name),
-      () => ks.setUserPassword({ user: m.name, password: 5 }),
-      () => ks.authenticate({ username: m.name, password: 123, projectName: m.project }),
-      () => ks.authenticate({ ...m.login, password: secret, userDomainId: 'default' }),
-      () => ks.authenticate({ ...m.login, projectName: 'n'.repeat(300) }),
-      () => ks.validateToken(42),
-      () => ks.validateToken('a.b.c', { allowExpired: 'yes' }),
-      () => ks.listRoleAssignments({ user: m.name }),
+      () => ks.ensureUser(untyped({ name: 42, password: secret })),
+      () => ks.ensureUser(untyped({ name: 'extra-field', password: secret, isAdmin: true })),
+      () => ks.ensureUser(untyped({ name: 'x'.repeat(256), password: secret })),
+      () => ks.ensureUser(untyped({ name: 'bad\u0000name', password: secret })),
+      () => ks.ensureUser(untyped({ name: 'tab\tname', password: secret })),
+      () => ks.ensureUser(untyped({ name: '   ', password: secret })),
+      () => ks.ensureUser(untyped({ name: 'mail', password: secret, email: 'not-an-email' })),
+      () => ks.ensureUser(untyped({ name: 'nopw', password: '' })),
+      () => ks.ensureUser(untyped({ name: 'longpw', password: 'p'.repeat(4097) })),
+      () => ks.ensureUser(untyped(null)),
+      () => ks.ensureProject(untyped({ name: '' })),
+      () => ks.ensureProject(untyped({ name: 'p', domain: 7 })),
+      () => ks.ensureProject(untyped({ name: 'p', enabled: 'yes' })),
+      () => ks.ensureDomain(untyped({ name: 'd', description: 'bell\u0007' })),
+      () => ks.ensureRole(untyped({ name: 'r', implies: 'admin' })),
+      () => ks.assignRole(untyped({ user: m.name, project: m.project })),
+      () => ks.disableUser(untyped(m.name)),
+      () => ks.setUserPassword(untyped({ user: m.name, password: 5 })),
+      () => ks.authenticate(untyped({ username: m.name, password: 123, projectName: m.project })),
+      () => ks.authenticate(untyped({ ...m.login, password: secret, userDomainId: 'default' })),
+      () => ks.authenticate(untyped({ ...m.login, projectName: 'n'.repeat(300) })),
+      () => ks.validateToken(untyped(42)),
+      () => ks.validateToken('a.b.c', untyped({ allowExpired: 'yes' })),
+      () => ks.listRoleAssignments(untyped({ user: m.name })),
     ];
     for (const call of badRequests) {
       const err = await failure(call(), 'BadRequest');
@@ -588,7 +590,7 @@ describe('keystone', () => {
         'Unauthorized',
       ),
       await failure(
-        ks.authenticate({ username: 'secretive', password, projectName: 'secret-project', x: 1 }),
+        ks.authenticate(untyped({ username: 'secretive', password, projectName: 'secret-project', x: 1 })),
         'BadRequest',
       ),
       await failure(ks.ensureUser({ name: 'secretive\u0001', password }), 'BadRequest'),

@@ -1,6 +1,9 @@
 export * from './keystone';
+export { UNAUTHORIZED_MESSAGE } from './auth';
 export * from './context';
 export * from './policy';
+export * from './views';
+export type * from './requests';
 export { DEFAULT_IMPLIED_ROLES, DEFAULT_ROLES, expandImpliedRoles } from './roles';
 export { DEFAULT_SCRYPT_PARAMS, type ScryptParams } from './passwords';
 export { keystoneMigrations } from './migrations';

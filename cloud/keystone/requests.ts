@@ -4,10 +4,11 @@ import { idSchema, nameSchema } from '../validation';
 
 /** Keystone's default max_password_length. */
 const passwordSchema = z.string().min(1).max(4096);
+/** Free text: line breaks and tabs allowed, other control characters not. */
 const descriptionSchema = z
   .string()
   .max(4096)
-  .refine((s) => !/[\p{Cc}]/u.test(s), 'must not contain control characters');
+  .refine((s) => !/[^\P{Cc}\n\r\t]/u.test(s), 'must not contain control characters');
 /** A user, project or role given by id or by name (names are looked up within the domain). */
 const refSchema = nameSchema;
 
@@ -66,3 +67,15 @@ export const listAssignmentsRequest = z.strictObject({
   userId: idSchema.optional(),
   projectId: idSchema.optional(),
 });
+
+export type EnsureDomainInput = z.input<typeof ensureDomainRequest>;
+export type EnsureProjectInput = z.input<typeof ensureProjectRequest>;
+export type EnsureUserInput = z.input<typeof ensureUserRequest>;
+export type EnsureRoleInput = z.input<typeof ensureRoleRequest>;
+export type RoleAssignmentInput = z.input<typeof roleAssignmentRequest>;
+export type UserRefInput = z.input<typeof userRefRequest>;
+export type ProjectRefInput = z.input<typeof projectRefRequest>;
+export type SetPasswordInput = z.input<typeof setPasswordRequest>;
+export type AuthenticateInput = z.input<typeof authenticateRequest>;
+export type ValidateTokenOptions = z.input<typeof validateTokenOptions>;
+export type ListAssignmentsInput = z.input<typeof listAssignmentsRequest>;

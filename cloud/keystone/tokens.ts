@@ -15,7 +15,7 @@ const claimsSchema = z.strictObject({
   iss: z.literal(TOKEN_ISSUER),
   sub: z.string().min(1).max(64),
   project_id: z.string().min(1).max(64),
-  roles: z.array(z.string().min(1).max(255)).max(64),
+  roles: z.array(z.string().min(1).max(255)).max(256),
   methods: z.array(z.string()).max(8),
   iat: z.number().finite(),
   exp: z.number().finite(),

@@ -1,0 +1,175 @@
+/**
+ * Password authentication, token validation and revocation. Every credential failure is the same
+ * Unauthorized with the same message, so a caller cannot tell an unknown user from a wrong password, a
+ * disabled account, an unknown project or a missing role.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { Clock } from '../clock';
+import type { ServiceDb } from '../db';
+import { CloudError } from '../errors';
+import type { RequestContext } from './context';
+import { hashPassword, verifyPassword, type ScryptParams } from './passwords';
+import * as q from './queries';
+import { addRevocationEvent, isRevoked, type RevocationSelector } from './revocation';
+import type { KeystoneDb } from './schema';
+import type { TokenSigner, VerifiedToken } from './tokens';
+import { isUniqueViolation } from './unique';
+import type { AuthResult } from './views';
+
+/** Keystone's message for every 401. */
+export const UNAUTHORIZED_MESSAGE = 'The request you have made requires authentication.';
+const MAX_TOKEN_LENGTH = 8192;
+
+const unauthorized = (): CloudError => new CloudError('Unauthorized', UNAUTHORIZED_MESSAGE);
+
+export interface AuthSettings {
+  tokenTtlMs: number;
+  allowExpiredWindowMs: number;
+  hashParams: ScryptParams;
+}
+
+export interface Login {
+  username: string;
+  password: string;
+  userDomainName: string;
+  projectName: string;
+  projectDomainName: string;
+}
+
+export class Authenticator {
+  private dummyHash: Promise<string> | undefined;
+
+  constructor(
+    private readonly store: ServiceDb<KeystoneDb>,
+    private readonly clock: Clock,
+    private readonly signer: TokenSigner,
+    private readonly settings: AuthSettings,
+  ) {}
+
+  /** Password authentication scoped to a project → a signed token and its context. */
+  async authenticate(login: Login): Promise<AuthResult> {
+    const db = this.store.db;
+    const user = await q.loginUser(db, login.username, login.userDomainName);
+    // An unknown user still costs one scrypt, so response time does not reveal which names exist.
+    const passwordOk = await verifyPassword(
+      login.password,
+      user?.password_hash ?? (await this.dummyPasswordHash()),
+    );
+    if (!user || !passwordOk || user.enabled !== 1 || user.domain_enabled !== 1) throw unauthorized();
+    const project = await q.activeProject(db, {
+      name: login.projectName,
+      domainName: login.projectDomainName,
+    });
+    if (!project) throw unauthorized();
+    const roles = await q.effectiveRoles(db, user.id, project.id);
+    if (roles.length === 0) throw unauthorized();
+
+    const issuedAt = this.clock.now();
+    const expiresAt = issuedAt + this.settings.tokenTtlMs;
+    // Keystone's audit ids: 16 random bytes, URL-safe base64.
+    const auditId = randomBytes(16).toString('base64url');
+    const token = await this.signer.sign({
+      userId: user.id,
+      projectId: project.id,
+      roles,
+      issuedAt,
+      expiresAt,
+      auditId,
+    });
+    const context: RequestContext = {
+      userId: user.id,
+      userName: user.name,
+      userDomainId: user.domain_id,
+      projectId: project.id,
+      projectName: project.name,
+      domainId: project.domain_id,
+      roles,
+      issuedAt,
+      expiresAt,
+      auditId,
+    };
+    return { token, expiresAt, context };
+  }
+
+  /**
+   * Signature, expiry by the clock (allowExpired: up to the allow_expired window past it), revocation
+   * events, user, project and domains still enabled, at least one role still assigned. The context's roles
+   * are the current effective roles, as Keystone recomputes them at validation.
+   */
+  async validate(token: string, allowExpired: boolean): Promise<RequestContext> {
+    const verified = await this.verify(token, allowExpired ? this.settings.allowExpiredWindowMs : 0);
+    if (!verified || (await isRevoked(this.store.db, verified))) throw unauthorized();
+    const context = await this.currentContext(verified);
+    if (!context) throw unauthorized();
+    return context;
+  }
+
+  /** Revokes one token by its audit id (Keystone's DELETE /v3/auth/tokens); again is a no-op. */
+  async revokeToken(token: string): Promise<void> {
+    const verified = await this.verify(token, this.settings.allowExpiredWindowMs);
+    if (!verified) throw unauthorized();
+    const id = `audit-${verified.auditId}`;
+    const db = this.store.db;
+    if (await db.selectFrom('revocation_events').select('id').where('id', '=', id).executeTakeFirst()) return;
+    try {
+      await this.store.transaction((trx) =>
+        this.revoke(trx, { auditId: verified.auditId }, { id, issuedBefore: verified.issuedAt }),
+      );
+    } catch (err) {
+      // A concurrent revoke of the same token inserted the event first.
+      if (!isUniqueViolation(err)) throw err;
+    }
+  }
+
+  /** Records a revocation event inside the caller's transaction (disable, password change, ...). */
+  async revoke(
+    trx: Kysely<KeystoneDb>,
+    selector: RevocationSelector,
+    options: { id?: string; issuedBefore?: number } = {},
+  ): Promise<void> {
+    const now = this.clock.now();
+    await addRevocationEvent(trx, {
+      id: options.id ?? randomBytes(16).toString('hex'),
+      selector,
+      issuedBefore: options.issuedBefore ?? now,
+      now,
+      pruneBefore: now - this.settings.tokenTtlMs - this.settings.allowExpiredWindowMs,
+    });
+  }
+
+  hashPassword(password: string): Promise<string> {
+    return hashPassword(password, this.settings.hashParams);
+  }
+
+  private async verify(token: string, graceMs: number): Promise<VerifiedToken | undefined> {
+    if (token.length > MAX_TOKEN_LENGTH) return undefined;
+    return this.signer.verify(token, this.clock.now(), graceMs);
+  }
+
+  private async currentContext(token: VerifiedToken): Promise<RequestContext | undefined> {
+    const db = this.store.db;
+    const user = await q.activeUser(db, token.userId);
+    const project = user && (await q.activeProject(db, { id: token.projectId }));
+    if (!user || !project) return undefined;
+    const roles = await q.effectiveRoles(db, user.id, project.id);
+    if (roles.length === 0) return undefined;
+    return {
+      userId: user.id,
+      userName: user.name,
+      userDomainId: user.domain_id,
+      projectId: project.id,
+      projectName: project.name,
+      domainId: project.domain_id,
+      roles,
+      issuedAt: token.issuedAt,
+      expiresAt: token.expiresAt,
+      auditId: token.auditId,
+    };
+  }
+
+  private dummyPasswordHash(): Promise<string> {
+    this.dummyHash ??= this.hashPassword(randomBytes(16).toString('hex'));
+    return this.dummyHash;
+  }
+}

@@ -1,0 +1,128 @@
+/** Reads of the keystone database shared by the admin operations and token handling. */
+import type { Kysely } from 'kysely';
+import { CloudError } from '../errors';
+import { expandImpliedRoles } from './roles';
+import type { DomainsTable, KeystoneDb, ProjectsTable } from './schema';
+import { USER_COLUMNS, toUser, type Role, type User } from './views';
+
+type Db = Kysely<KeystoneDb>;
+
+/** A domain by name, else by id (as the openstack CLI resolves --domain). */
+export async function findDomain(db: Db, ref: string): Promise<DomainsTable> {
+  const row =
+    (await db.selectFrom('domains').selectAll().where('name', '=', ref).executeTakeFirst()) ??
+    (await db.selectFrom('domains').selectAll().where('id', '=', ref).executeTakeFirst());
+  if (!row) throw new CloudError('NotFound', `Could not find domain: ${ref}.`, { domain: ref });
+  return row;
+}
+
+/** A project by name within the domain, else by id. */
+export async function findProject(db: Db, ref: string, domainRef: string): Promise<ProjectsTable> {
+  const domain = await findDomain(db, domainRef);
+  const row =
+    (await db
+      .selectFrom('projects')
+      .selectAll()
+      .where('domain_id', '=', domain.id)
+      .where('name', '=', ref)
+      .executeTakeFirst()) ??
+    (await db.selectFrom('projects').selectAll().where('id', '=', ref).executeTakeFirst());
+  if (!row) throw new CloudError('NotFound', `Could not find project: ${ref}.`, { project: ref });
+  return row;
+}
+
+/** A user by name within the domain, else by id. */
+export async function findUser(db: Db, ref: string, domainRef: string): Promise<User> {
+  const domain = await findDomain(db, domainRef);
+  const row =
+    (await db
+      .selectFrom('users')
+      .select(USER_COLUMNS)
+      .where('domain_id', '=', domain.id)
+      .where('name', '=', ref)
+      .executeTakeFirst()) ??
+    (await db.selectFrom('users').select(USER_COLUMNS).where('id', '=', ref).executeTakeFirst());
+  if (!row) throw new CloudError('NotFound', `Could not find user: ${ref}.`, { user: ref });
+  return toUser(row);
+}
+
+export async function findRole(db: Db, ref: string): Promise<Role> {
+  const row =
+    (await db.selectFrom('roles').select(['id', 'name']).where('name', '=', ref).executeTakeFirst()) ??
+    (await db.selectFrom('roles').select(['id', 'name']).where('id', '=', ref).executeTakeFirst());
+  if (!row) throw new CloudError('NotFound', `Could not find role: ${ref}.`, { role: ref });
+  return row;
+}
+
+/** The user's effective roles on the project: the assigned ones plus what they imply, sorted. */
+export async function effectiveRoles(db: Db, userId: string, projectId: string): Promise<string[]> {
+  const assigned = await db
+    .selectFrom('role_assignments')
+    .innerJoin('roles', 'roles.id', 'role_assignments.role_id')
+    .select('roles.name')
+    .where('role_assignments.user_id', '=', userId)
+    .where('role_assignments.project_id', '=', projectId)
+    .execute();
+  if (assigned.length === 0) return [];
+  const rules = await db
+    .selectFrom('implied_roles')
+    .innerJoin('roles as prior', 'prior.id', 'implied_roles.prior_role_id')
+    .innerJoin('roles as implied', 'implied.id', 'implied_roles.implied_role_id')
+    .select(['prior.name as prior', 'implied.name as implied'])
+    .execute();
+  return expandImpliedRoles(
+    assigned.map((a) => a.name),
+    rules.map((rule) => [rule.prior, rule.implied] as const),
+  );
+}
+
+const userWithDomain = (db: Db) =>
+  db
+    .selectFrom('users')
+    .innerJoin('domains', 'domains.id', 'users.domain_id')
+    .select([
+      'users.id',
+      'users.name',
+      'users.domain_id',
+      'users.enabled',
+      'domains.enabled as domain_enabled',
+    ]);
+
+const projectWithDomain = (db: Db) =>
+  db
+    .selectFrom('projects')
+    .innerJoin('domains', 'domains.id', 'projects.domain_id')
+    .select([
+      'projects.id',
+      'projects.name',
+      'projects.domain_id',
+      'projects.enabled',
+      'domains.enabled as domain_enabled',
+    ]);
+
+/** The user a login names, with its hash and enabled flags (checked after the password, for even timing). */
+export function loginUser(db: Db, name: string, domainName: string) {
+  return userWithDomain(db)
+    .select('users.password_hash')
+    .where('users.name', '=', name)
+    .where('domains.name', '=', domainName)
+    .executeTakeFirst();
+}
+
+/** The user, only if it and its domain are enabled. */
+export async function activeUser(db: Db, id: string) {
+  const row = await userWithDomain(db).where('users.id', '=', id).executeTakeFirst();
+  return row && row.enabled === 1 && row.domain_enabled === 1 ? row : undefined;
+}
+
+/** The project (by id, or by name in a domain named so), only if it and its domain are enabled. */
+export async function activeProject(db: Db, ref: { id: string } | { name: string; domainName: string }) {
+  const query =
+    'id' in ref
+      ? projectWithDomain(db).where('projects.id', '=', ref.id)
+      : projectWithDomain(db)
+          .where('projects.name', '=', ref.name)
+          .where('domains.name', '=', ref.domainName);
+  const row = await query.executeTakeFirst();
+  return row && row.enabled === 1 && row.domain_enabled === 1 ? row : undefined;
+}

@@ -1,0 +1,87 @@
+/** What Keystone's operations return: plain objects, camelCase, never a password or its hash. */
+import type { RequestContext } from './context';
+import type { DomainsTable, ProjectsTable, UsersTable } from './schema';
+
+export interface Domain {
+  id: string;
+  name: string;
+  description: string | null;
+  enabled: boolean;
+  createdAt: number;
+}
+
+export interface Project {
+  id: string;
+  name: string;
+  domainId: string;
+  description: string | null;
+  enabled: boolean;
+  createdAt: number;
+}
+
+export interface User {
+  id: string;
+  name: string;
+  domainId: string;
+  email: string | null;
+  enabled: boolean;
+  passwordChangedAt: number;
+  createdAt: number;
+}
+
+export interface Role {
+  id: string;
+  name: string;
+}
+
+export interface RoleAssignment {
+  userId: string;
+  projectId: string;
+  roleId: string;
+  roleName: string;
+}
+
+export interface AuthResult {
+  token: string;
+  /** Epoch ms. */
+  expiresAt: number;
+  context: RequestContext;
+}
+
+/** The user columns that may leave the service: everything but password_hash. */
+export const USER_COLUMNS = [
+  'users.id',
+  'users.name',
+  'users.domain_id',
+  'users.email',
+  'users.enabled',
+  'users.password_changed_at',
+  'users.created_at',
+] as const;
+
+export const toDomain = (r: DomainsTable): Domain => ({
+  id: r.id,
+  name: r.name,
+  description: r.description,
+  enabled: r.enabled === 1,
+  createdAt: Number(r.created_at),
+});
+
+export const toProject = (r: ProjectsTable): Project => ({
+  id: r.id,
+  name: r.name,
+  domainId: r.domain_id,
+  description: r.description,
+  enabled: r.enabled === 1,
+  createdAt: Number(r.created_at),
+});
+
+export const toUser = (r: Omit<UsersTable, 'password_hash'>): User => ({
+  id: r.id,
+  name: r.name,
+  domainId: r.domain_id,
+  email: r.email,
+  enabled: r.enabled === 1,
+  passwordChangedAt: Number(r.password_changed_at),
+  createdAt: Number(r.created_at),
+});

@@ -1,0 +1,162 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { ManualClock } from '../cloud/clock';
+import { isCloudError } from '../cloud/errors';
+import {
+  Keystone,
+  POLICY_RULES,
+  authorize,
+  enforce,
+  enforceVisible,
+  type PolicyRule,
+  type RequestContext,
+} from '../cloud/keystone';
+import { testDbConfig, type TestDb } from './helpers/cloud-db';
+
+type Who = 'admin' | 'manager' | 'member' | 'reader' | 'service' | 'memberOfB';
+type Where = 'A' | 'B';
+
+/** Expected decisions of Nova's defaults: who may do what on a target in project A or B. */
+const EXPECTED: Record<string, Record<Where, Who[]>> = {
+  'compute:server:create': { A: ['admin', 'manager', 'member'], B: ['admin', 'memberOfB'] },
+  'compute:server:delete': { A: ['admin', 'manager', 'member'], B: ['admin', 'memberOfB'] },
+  'compute:server:show': { A: ['admin', 'manager', 'member', 'reader'], B: ['admin', 'memberOfB'] },
+  'compute:server:list': { A: ['admin', 'manager', 'member', 'reader'], B: ['admin', 'memberOfB'] },
+  'compute:servers:list:all_projects': { A: ['admin'], B: ['admin'] },
+  'os_compute_api:os-hypervisors:list': { A: ['admin'], B: ['admin'] },
+  'bootflow:audit': { A: ['admin'], B: ['admin'] },
+};
+
+/** Nova's names decide exactly like the cloud's. */
+const ALIASES: Array<[PolicyRule, PolicyRule]> = [
+  ['os_compute_api:servers:create', 'compute:server:create'],
+  ['os_compute_api:servers:delete', 'compute:server:delete'],
+  ['os_compute_api:servers:show', 'compute:server:show'],
+  ['os_compute_api:servers:index', 'compute:server:list'],
+  ['os_compute_api:servers:detail', 'compute:server:list'],
+  ['os_compute_api:servers:index:get_all_tenants', 'compute:servers:list:all_projects'],
+  ['os_compute_api:servers:detail:get_all_tenants', 'compute:servers:list:all_projects'],
+];
+
+describe('policy (Nova defaults over real Keystone tokens)', () => {
+  let testDb: TestDb;
+  let ks: Keystone;
+  const ctx = {} as Record<Who, RequestContext>;
+  const projectId = {} as Record<Where, string>;
+
+  before(async () => {
+    testDb = testDbConfig('policy');
+    ks = await Keystone.open({
+      db: testDb.config,
+      clock: new ManualClock(),
+      passwordHashing: { logN: 10, r: 8, p: 1 },
+    });
+    projectId.A = (await ks.ensureProject({ name: 'project-a' })).id;
+    projectId.B = (await ks.ensureProject({ name: 'project-b' })).id;
+    const users: Array<[Who, string, string]> = [
+      ['admin', 'admin', 'project-a'],
+      ['manager', 'manager', 'project-a'],
+      ['member', 'member', 'project-a'],
+      ['reader', 'reader', 'project-a'],
+      ['service', 'service', 'project-a'],
+      ['memberOfB', 'member', 'project-b'],
+    ];
+    for (const [who, role, project] of users) {
+      const password = randomBytes(12).toString('hex');
+      await ks.ensureUser({ name: who, password });
+      await ks.assignRole({ user: who, project, role });
+      const { token } = await ks.authenticate({ username: who, password, projectName: project });
+      ctx[who] = await ks.validateToken(token);
+    }
+  });
+  after(async () => {
+    await ks?.close();
+    await testDb?.cleanup();
+  });
+
+  test('every rule decides as Nova’s defaults for every role, in and out of the caller’s project', () => {
+    for (const [rule, allowedOn] of Object.entries(EXPECTED)) {
+      for (const where of ['A', 'B'] as const) {
+        for (const who of Object.keys(ctx) as Who[]) {
+          const decision = authorize(ctx[who], rule as PolicyRule, { projectId: projectId[where] });
+          const expected = allowedOn[where].includes(who);
+          assert.equal(decision.allowed, expected, `${who} ${rule} on project ${where}`);
+        }
+      }
+    }
+    for (const [nova, ours] of ALIASES) {
+      for (const where of ['A', 'B'] as const) {
+        for (const who of Object.keys(ctx) as Who[]) {
+          const target = { projectId: projectId[where] };
+          assert.equal(
+            authorize(ctx[who], nova, target).allowed,
+            authorize(ctx[who], ours, target).allowed,
+            nova,
+          );
+        }
+      }
+    }
+    assert.deepEqual(
+      Object.keys(POLICY_RULES).sort(),
+      [...Object.keys(EXPECTED), ...ALIASES.map(([n]) => n)].sort(),
+    );
+  });
+
+  test('enforce throws Forbidden naming the rule; without a target the caller’s project is the target', () => {
+    enforce(ctx.member, 'compute:server:create');
+    enforce(ctx.member, 'compute:server:create', { projectId: projectId.A });
+    assert.throws(
+      () => enforce(ctx.reader, 'compute:server:create', { projectId: projectId.A }),
+      (err) =>
+        isCloudError(err, 'Forbidden') &&
+        err.code === 403 &&
+        err.message === "Policy doesn't allow compute:server:create to be performed.",
+    );
+    assert.throws(
+      () => enforce(ctx.member, 'bootflow:audit'),
+      (err) => isCloudError(err, 'Forbidden'),
+    );
+    enforce(ctx.admin, 'bootflow:audit');
+  });
+
+  test('another project’s resource is NotFound, a denial in the own project Forbidden', () => {
+    const serverInA = { projectId: projectId.A };
+    const notFound = 'Instance 0c5a could not be found.';
+    assert.throws(
+      () => enforceVisible(ctx.memberOfB, 'compute:server:show', serverInA, notFound),
+      (err) => isCloudError(err, 'NotFound') && err.message === notFound,
+    );
+    assert.throws(
+      () => enforceVisible(ctx.memberOfB, 'compute:server:delete', serverInA, notFound),
+      (err) => isCloudError(err, 'NotFound'),
+    );
+    assert.throws(
+      () => enforceVisible(ctx.reader, 'compute:server:delete', serverInA, notFound),
+      (err) => isCloudError(err, 'Forbidden'),
+    );
+    enforceVisible(ctx.reader, 'compute:server:show', serverInA, notFound);
+    enforceVisible(ctx.admin, 'compute:server:delete', { projectId: projectId.B }, notFound);
+  });
+
+  test('unknown rules and malformed contexts fail closed', () => {
+    assert.equal(authorize(ctx.admin, 'compute:server:reboot' as PolicyRule).allowed, false);
+    assert.equal(authorize(ctx.admin, 'toString' as PolicyRule).allowed, false);
+    const noRoles = { ...ctx.admin, roles: undefined } as unknown as RequestContext;
+    assert.equal(authorize(noRoles, 'compute:server:show').allowed, false);
+  });
+
+  test('decisions follow the roles Keystone validates now, not the ones a token was issued with', async () => {
+    const password = randomBytes(12).toString('hex');
+    await ks.ensureUser({ name: 'demoted', password });
+    await ks.assignRole({ user: 'demoted', project: 'project-a', role: 'admin' });
+    const { token } = await ks.authenticate({ username: 'demoted', password, projectName: 'project-a' });
+    assert.equal(authorize(await ks.validateToken(token), 'bootflow:audit').allowed, true);
+    await ks.assignRole({ user: 'demoted', project: 'project-a', role: 'reader' });
+    await ks.unassignRole({ user: 'demoted', project: 'project-a', role: 'admin' });
+    const now = await ks.validateToken(token);
+    assert.equal(authorize(now, 'bootflow:audit').allowed, false);
+    assert.equal(authorize(now, 'compute:server:create').allowed, false);
+    assert.equal(authorize(now, 'compute:server:show').allowed, true);
+  });
+});
