@@ -416,6 +416,22 @@ describe('keystone', () => {
     await unauthorized(ks.revokeToken(withPayload(second.token, (x) => (x.jti = 'forged'))));
   });
 
+  test('revocation events are pruned once every token they match is past the allow-expired window', async () => {
+    const m = await member('member');
+    const revoked = await ks.authenticate(m.login);
+    await ks.revokeToken(revoked.token);
+    const events = () =>
+      ks.serviceDb.db.selectFrom('revocation_events').select(['id', 'revoked_at']).execute();
+    const eventId = `audit-${revoked.context.auditId}`;
+    assert.ok((await events()).some((e) => e.id === eventId));
+    clock.advance(HOUR + 48 * HOUR + 1);
+    await ks.disableUser({ user: (await member('reader')).name });
+    const left = await events();
+    assert.ok(!left.some((e) => e.id === eventId), 'the old event is gone');
+    assert.ok(left.every((e) => e.revoked_at >= clock.now() - 49 * HOUR));
+    await unauthorized(ks.validateToken(revoked.token, { allowExpired: true }));
+  });
+
   test('role changes are seen at the next validation', async () => {
     const m = await member('admin');
     const auth = await ks.authenticate(m.login);
