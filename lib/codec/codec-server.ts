@@ -79,7 +79,12 @@ export function checkOrigins(origins: readonly string[]): Set<string> {
     } catch {
       parsed = undefined;
     }
-    if (!parsed || parsed.origin !== origin || !/^https?:$/.test(parsed.protocol)) {
+    const exact =
+      parsed !== undefined &&
+      parsed.origin === origin &&
+      /^https?:$/.test(parsed.protocol) &&
+      /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])$/.test(parsed.hostname);
+    if (!exact) {
       throw new Error(
         `Codec server: '${origin}' is not an exact origin like http://localhost:8233 (no wildcards or paths)`,
       );
