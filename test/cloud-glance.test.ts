@@ -416,7 +416,7 @@ describe('Glance', () => {
 
       const file = path.join(imagesDir, image.id);
       const corrupt = Buffer.from(cirros);
-      corrupt[corrupt.length - 1] ^= 0xff;
+      corrupt.writeUInt8(corrupt.readUInt8(corrupt.length - 1) ^ 0xff, corrupt.length - 1);
       writeFileSync(file, corrupt);
       await rejectsWith(
         (async () => {

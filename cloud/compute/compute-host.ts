@@ -1,0 +1,461 @@
+/**
+ * A compute host: nova-compute's local side. Everything it knows lives in its own directory, never in a
+ * controller database, so any worker process on the machine can pick up where another left off:
+ *
+ *   <hostDir>/host.json                     who the host is and what it offers
+ *   <hostDir>/_base/<imageId>               image cache, one verified download per image
+ *   <hostDir>/instances/<uuid>/disk         sparse root disk; libvirt.xml: the domain definition
+ *   <hostDir>/state/domains.json            the fake virt driver's domains and power states
+ *   <hostDir>/state/network-agent.json      bridges and taps of plugged ports
+ *   <hostDir>/state/volume-connections.json volumes connected for guests
+ *   <hostDir>/faults.json                   injected faults (tests, chaos tool)
+ */
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { systemClock, type Clock } from '../clock';
+import { CloudError } from '../errors';
+import type { ImageLocation } from '../glance/types';
+import { parseRequest } from '../validation';
+import { domainXml } from './domain-xml';
+import { FaultInjector, type FaultOperation, type FaultSpec } from './faults';
+import { ImageCache, processAlive, type FetchOptions } from './image-cache';
+import { createSparseDisk, inspectBaseImage } from './instance-disk';
+import { NetworkAgent, plugPortSchema, type PlugPort } from './network-agent';
+import {
+  createInstanceDirSchema,
+  hostNameSchema,
+  instanceUuidSchema,
+  portIdSchema,
+  spawnSchema,
+  type CreateInstanceDirInput,
+  type SpawnInput,
+} from './requests';
+import { writeFileAtomic } from './state-file';
+import {
+  hostCapabilitiesSchema,
+  POWER_STATE,
+  type DomainDefinition,
+  type DomainInfo,
+  type FetchImageResult,
+  type HostCapabilities,
+  type InstanceDir,
+  type PowerState,
+  type VifRecord,
+  type VolumeConnection,
+} from './types';
+import { FakeDriver, type VirtDriver } from './virt-driver';
+import {
+  connectionInfoSchema,
+  connectTargetSchema,
+  VolumeConnector,
+  type ConnectionInfo,
+  type ConnectTarget,
+} from './volume-connector';
+
+const GiB = 1024 ** 3;
+
+export interface ComputeHostOptions {
+  host: string;
+  /** `<dataDir>/hosts/<host>` by convention. */
+  hostDir: string;
+  capabilities: HostCapabilities;
+  driver?: 'fake';
+  clock?: Clock;
+  /** How long fetchImage waits for another process's download of the same image (default 10 min). */
+  imageLockWaitMs?: number;
+}
+
+export interface OperationOptions {
+  /** Aborts a wait (a hang or slow fault, a lock, a download): an activity's cancellation signal. */
+  signal?: AbortSignal;
+}
+
+export interface DestroyResult {
+  domainRemoved: boolean;
+  instanceDirRemoved: boolean;
+  unpluggedPorts: string[];
+  disconnectedVolumes: VolumeConnection[];
+}
+
+const hostIdentitySchema = z.object({ host: z.string(), driver: z.string() });
+
+export class ComputeHost {
+  private constructor(
+    readonly host: string,
+    readonly hostDir: string,
+    readonly capabilities: HostCapabilities,
+    readonly driver: VirtDriver,
+    private readonly faults: FaultInjector,
+    private readonly cache: ImageCache,
+    private readonly network: NetworkAgent,
+    private readonly volumes: VolumeConnector,
+  ) {}
+
+  static async open(options: ComputeHostOptions): Promise<ComputeHost> {
+    const parsed = parseRequest(
+      z.strictObject({
+        host: hostNameSchema,
+        hostDir: z.string().min(1).max(4096),
+        capabilities: hostCapabilitiesSchema,
+        driver: z.literal('fake').default('fake'),
+        clock: z.custom<Clock>((c) => typeof (c as Clock | undefined)?.now === 'function').optional(),
+        imageLockWaitMs: z
+          .number()
+          .int()
+          .min(0)
+          .max(24 * 3600_000)
+          .optional(),
+      }),
+      options,
+      'compute host options',
+    );
+    const hostDir = path.resolve(parsed.hostDir);
+    const clock = parsed.clock ?? systemClock;
+    for (const sub of ['_base', 'instances', 'state'])
+      await mkdir(path.join(hostDir, sub), { recursive: true });
+    await claimHostDir(hostDir, parsed.host, parsed.capabilities, parsed.driver, clock);
+    const faults = new FaultInjector(hostDir, parsed.host);
+    const cache = new ImageCache(path.join(hostDir, '_base'), faults, parsed.imageLockWaitMs ?? 600_000);
+    await cache.removeAbandonedParts();
+    return new ComputeHost(
+      parsed.host,
+      hostDir,
+      parsed.capabilities,
+      new FakeDriver(hostDir, clock),
+      faults,
+      cache,
+      new NetworkAgent(hostDir, parsed.host, clock),
+      new VolumeConnector(hostDir, clock),
+    );
+  }
+
+  /** Nothing is held open between calls; here for symmetry with the services. */
+  async close(): Promise<void> {}
+
+  // ---- image cache --------------------------------------------------------------------------------------
+
+  /** Downloads the image into `_base/` once (verified), or returns the cached copy. */
+  async fetchImage(location: ImageLocation, options: FetchOptions = {}): Promise<FetchImageResult> {
+    return this.cache.fetch(location, options);
+  }
+
+  async listCachedImages(): Promise<Array<{ imageId: string; path: string; bytes: number }>> {
+    return this.cache.list();
+  }
+
+  // ---- instance directories -----------------------------------------------------------------------------
+
+  /**
+   * `instances/<uuid>/` with a sparse root disk of `rootGb` holding the base image at its start, and the
+   * domain definition. A repeat returns the existing directory.
+   */
+  async createInstanceDir(
+    instanceUuid: string,
+    input: CreateInstanceDirInput,
+    options: OperationOptions = {},
+  ): Promise<InstanceDir> {
+    const uuid = parseRequest(instanceUuidSchema, instanceUuid, 'instance uuid');
+    const req = parseRequest(createInstanceDirSchema(this.capabilities.diskGb), input, 'instance directory');
+    const basePath =
+      req.baseImagePath === undefined ? undefined : await this.cachedBaseImage(req.baseImagePath);
+    await this.faults.apply('createInstanceDir', options.signal);
+    const dir = this.instanceDir(uuid);
+    const existing = await fileSize(dir.diskPath);
+    let diskSizeBytes = existing ?? 0;
+    if (existing === undefined) {
+      const base = basePath ? await inspectBaseImage(basePath) : undefined;
+      const imageBytes = Math.max(base?.bytes ?? 0, base?.virtualSize ?? 0);
+      if (req.rootGb === 0 && !base)
+        throw new CloudError(
+          'BadRequest',
+          'A root disk of 0 GB takes the image size, but no base image was given',
+        );
+      diskSizeBytes = req.rootGb === 0 ? imageBytes : req.rootGb * GiB;
+      if (imageBytes > diskSizeBytes)
+        throw new CloudError(
+          'FlavorDiskTooSmall',
+          `Flavor's disk is too small for requested image. Flavor disk is ${diskSizeBytes} bytes, image is ${imageBytes} bytes.`,
+          { flavorDiskBytes: diskSizeBytes, imageBytes },
+        );
+      await mkdir(dir.path, { recursive: true });
+      await createSparseDisk(dir.diskPath, diskSizeBytes, basePath);
+    }
+    if ((await fileSize(dir.domainDefinitionPath)) === undefined) {
+      await this.writeDomainDefinition({
+        uuid,
+        name: req.name ?? domainName(uuid),
+        vcpus: req.vcpus ?? null,
+        memoryMb: req.memoryMb ?? null,
+        cpuArch: this.capabilities.cpuArch,
+        diskPath: dir.diskPath,
+        interfaces: [],
+        volumes: [],
+      });
+    }
+    return { uuid, ...dir, diskSizeBytes, created: existing === undefined };
+  }
+
+  /** Instance uuids that have a directory on this host (for the leak audit). */
+  async listInstanceDirs(): Promise<string[]> {
+    const entries = await readdir(path.join(this.hostDir, 'instances'), { withFileTypes: true });
+    return entries
+      .filter((e) => e.isDirectory() && instanceUuidSchema.safeParse(e.name).success)
+      .map((e) => e.name)
+      .sort();
+  }
+
+  async readDomainDefinition(instanceUuid: string): Promise<string> {
+    const uuid = parseRequest(instanceUuidSchema, instanceUuid, 'instance uuid');
+    try {
+      return await readFile(this.instanceDir(uuid).domainDefinitionPath, 'utf8');
+    } catch {
+      throw new CloudError('NotFound', `No domain definition for instance ${uuid} on host ${this.host}`);
+    }
+  }
+
+  // ---- network agent ------------------------------------------------------------------------------------
+
+  /** Creates the port's bridge and tap (idempotent). Accepts the Port object Neutron returned. */
+  async plugVif(port: PlugPort, options: OperationOptions = {}): Promise<VifRecord> {
+    const parsed = parseRequest(plugPortSchema, port, 'port');
+    await this.faults.apply('plugVif', options.signal);
+    return this.network.plug(parsed, options.signal);
+  }
+
+  /** Removes the port's bridge and tap; false when it was not plugged (a repeat). */
+  async unplugVif(portId: string, options: OperationOptions = {}): Promise<boolean> {
+    const id = parseRequest(portIdSchema, portId, 'port id');
+    await this.faults.apply('unplugVif', options.signal);
+    return this.network.unplug(id);
+  }
+
+  async listVifs(): Promise<VifRecord[]> {
+    return this.network.list();
+  }
+
+  // ---- volumes ------------------------------------------------------------------------------------------
+
+  /** Connects a Cinder volume's backing file and gives it the guest's next device (idempotent). */
+  async connectVolume(
+    connectionInfo: ConnectionInfo,
+    target: ConnectTarget = {},
+    options: OperationOptions = {},
+  ): Promise<VolumeConnection> {
+    const info = parseRequest(connectionInfoSchema, connectionInfo, 'connection info');
+    const to = parseRequest(connectTargetSchema, target, 'volume target');
+    await this.faults.apply('connectVolume', options.signal);
+    return this.volumes.connect(info, to, options.signal);
+  }
+
+  /** False when it was not connected (a repeat). */
+  async disconnectVolume(
+    connectionInfo: ConnectionInfo,
+    target: ConnectTarget = {},
+    options: OperationOptions = {},
+  ): Promise<boolean> {
+    const info = parseRequest(connectionInfoSchema, connectionInfo, 'connection info');
+    const to = parseRequest(connectTargetSchema, target, 'volume target');
+    await this.faults.apply('disconnectVolume', options.signal);
+    return this.volumes.disconnect(info, to);
+  }
+
+  async listVolumeConnections(): Promise<VolumeConnection[]> {
+    return this.volumes.list();
+  }
+
+  // ---- guests -------------------------------------------------------------------------------------------
+
+  /**
+   * Defines and starts the guest (power state RUNNING) from its instance directory, plugged ports and
+   * connected volumes. A repeat returns the running domain.
+   */
+  async spawn(instanceUuid: string, spec: SpawnInput, options: OperationOptions = {}): Promise<DomainInfo> {
+    const uuid = parseRequest(instanceUuidSchema, instanceUuid, 'instance uuid');
+    const req = parseRequest(spawnSchema, spec, 'spawn request');
+    const dir = this.instanceDir(uuid);
+    if ((await fileSize(dir.diskPath)) === undefined)
+      throw new CloudError(
+        'NotFound',
+        `Instance ${uuid} has no directory with a root disk on host ${this.host}`,
+        {
+          instance: uuid,
+          host: this.host,
+        },
+      );
+    await this.faults.apply('spawn', options.signal);
+    const vifs = await this.network.list();
+    const chosen = req.portIds
+      ? req.portIds.map((portId) => {
+          const vif = vifs.find((v) => v.portId === portId);
+          if (!vif)
+            throw new CloudError(
+              'VirtualInterfaceCreateException',
+              `Port ${portId} is not plugged on host ${this.host}`,
+              {
+                port: portId,
+                host: this.host,
+              },
+            );
+          return vif;
+        })
+      : vifs.filter((v) => v.instanceUuid === uuid);
+    const volumes = (await this.volumes.list()).filter((c) => c.instanceUuid === uuid);
+    const domain = {
+      uuid,
+      name: req.name ?? domainName(uuid),
+      vcpus: req.vcpus,
+      memoryMb: req.memoryMb,
+      cpuArch: this.capabilities.cpuArch,
+      diskPath: dir.diskPath,
+      interfaces: chosen.map((v) => ({
+        portId: v.portId,
+        macAddress: v.macAddress,
+        bridge: v.bridge,
+        tap: v.tap,
+      })),
+      volumes: volumes.map((c) => ({ device: c.device, path: c.path, volumeId: c.volumeId })),
+    };
+    await this.writeDomainDefinition(domain);
+    return this.driver.spawn(domain, options.signal);
+  }
+
+  async powerOff(instanceUuid: string, options: OperationOptions = {}): Promise<DomainInfo> {
+    const uuid = parseRequest(instanceUuidSchema, instanceUuid, 'instance uuid');
+    await this.faults.apply('powerOff', options.signal);
+    return this.driver.powerOff(uuid);
+  }
+
+  async powerOn(instanceUuid: string, options: OperationOptions = {}): Promise<DomainInfo> {
+    const uuid = parseRequest(instanceUuidSchema, instanceUuid, 'instance uuid');
+    await this.faults.apply('powerOn', options.signal);
+    return this.driver.powerOn(uuid);
+  }
+
+  async getDomain(instanceUuid: string): Promise<DomainInfo | undefined> {
+    return this.driver.getInfo(parseRequest(instanceUuidSchema, instanceUuid, 'instance uuid'));
+  }
+
+  /** Nova's power_state of the guest: NOSTATE (0) when there is no domain. */
+  async getPowerState(instanceUuid: string): Promise<PowerState> {
+    return (await this.getDomain(instanceUuid))?.powerState ?? POWER_STATE.NOSTATE;
+  }
+
+  async listDomains(): Promise<DomainInfo[]> {
+    return this.driver.listDomains();
+  }
+
+  /**
+   * Removes everything the host has for the instance, as the driver's destroy does: the domain, its ports'
+   * bridges and taps, its volume connections and its directory. Idempotent.
+   */
+  async destroy(instanceUuid: string, options: OperationOptions = {}): Promise<DestroyResult> {
+    const uuid = parseRequest(instanceUuidSchema, instanceUuid, 'instance uuid');
+    await this.faults.apply('destroy', options.signal);
+    const domainRemoved = await this.driver.destroy(uuid);
+    const unpluggedPorts = await this.network.unplugInstance(uuid);
+    const disconnectedVolumes = await this.volumes.disconnectInstance(uuid);
+    const dir = this.instanceDir(uuid).path;
+    const instanceDirRemoved = (await fileSize(dir)) !== undefined;
+    await rm(dir, { recursive: true, force: true });
+    return { domainRemoved, instanceDirRemoved, unpluggedPorts, disconnectedVolumes };
+  }
+
+  // ---- faults -------------------------------------------------------------------------------------------
+
+  /** Makes the next calls of `operation` fail, hang or be slow, for every process on this host. */
+  async setFault(operation: FaultOperation, spec: FaultSpec): Promise<void> {
+    await this.faults.set(operation, spec);
+  }
+
+  async clearFaults(operation?: FaultOperation): Promise<void> {
+    await this.faults.clear(operation);
+  }
+
+  async listFaults(): Promise<Partial<Record<FaultOperation, FaultSpec>>> {
+    return this.faults.list();
+  }
+
+  // ---- internals ----------------------------------------------------------------------------------------
+
+  private instanceDir(uuid: string): { path: string; diskPath: string; domainDefinitionPath: string } {
+    const dir = path.join(this.hostDir, 'instances', uuid);
+    return {
+      path: dir,
+      diskPath: path.join(dir, 'disk'),
+      domainDefinitionPath: path.join(dir, 'libvirt.xml'),
+    };
+  }
+
+  private async writeDomainDefinition(definition: DomainDefinition): Promise<void> {
+    const file = this.instanceDir(definition.uuid).domainDefinitionPath;
+    await writeFileAtomic(file, domainXml(definition, this.driver.type));
+  }
+
+  /** Only files of this host's own image cache may back a root disk. */
+  private async cachedBaseImage(baseImagePath: string): Promise<string> {
+    const resolved = path.resolve(baseImagePath);
+    const baseDir = path.join(this.hostDir, '_base');
+    if (path.dirname(resolved) !== baseDir)
+      throw new CloudError('BadRequest', `The base image must be in this host's image cache (${baseDir})`);
+    if ((await fileSize(resolved)) === undefined)
+      throw new CloudError(
+        'NotFound',
+        `Base image ${path.basename(resolved)} is not in the image cache of ${this.host}`,
+      );
+    return resolved;
+  }
+}
+
+function domainName(uuid: string): string {
+  return `instance-${uuid}`;
+}
+
+async function fileSize(file: string): Promise<number | undefined> {
+  try {
+    return (await stat(file)).size;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A host directory belongs to one host: opening it under another name is a configuration mistake. */
+async function claimHostDir(
+  hostDir: string,
+  host: string,
+  capabilities: HostCapabilities,
+  driver: string,
+  clock: Clock,
+): Promise<void> {
+  const file = path.join(hostDir, 'host.json');
+  try {
+    const known = hostIdentitySchema.parse(JSON.parse(await readFile(file, 'utf8')));
+    if (known.host !== host)
+      throw new CloudError(
+        'BadRequest',
+        `Host directory ${hostDir} belongs to host ${known.host}, not ${host}`,
+      );
+  } catch (err) {
+    if (
+      (err as NodeJS.ErrnoException).code !== 'ENOENT' &&
+      !(err instanceof z.ZodError) &&
+      !(err instanceof SyntaxError)
+    )
+      throw err;
+  }
+  await writeFileAtomic(
+    file,
+    `${JSON.stringify({ host, driver, capabilities, updatedAt: clock.now() }, null, 2)}\n`,
+  );
+  await removeAbandonedTemps(path.join(hostDir, 'state'));
+}
+
+/** Temp files of state writes by processes that are gone. */
+async function removeAbandonedTemps(dir: string): Promise<void> {
+  for (const name of await readdir(dir)) {
+    if (!name.endsWith('.tmp')) continue;
+    const pid = Number(name.split('.').at(-3));
+    if (Number.isInteger(pid) && pid > 0 && !processAlive(pid))
+      await rm(path.join(dir, name), { force: true });
+  }
+}

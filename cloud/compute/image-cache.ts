@@ -1,0 +1,175 @@
+/**
+ * The host's image cache (Nova's `_base`): one file per image, downloaded once and shared by every instance
+ * built from it. A download holds the image's lock (across processes), streams into a temporary file with
+ * progress reports, is verified against Glance's size, MD5 and SHA-512, and is renamed into place only when
+ * it matches, so `_base/<imageId>` is always a complete, verified copy.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { CloudError, isCloudError } from '../errors';
+import { HashingMeter } from '../glance/hashing';
+import { fsyncFile } from '../glance/image-store';
+import { DISK_FORMATS, OS_HASH_ALGO, type ImageLocation } from '../glance/types';
+import { parseRequest } from '../validation';
+import type { FaultInjector } from './faults';
+import { withFileLock } from './file-lock';
+import type { FetchImageResult, FetchProgress } from './types';
+
+/** Safe as a file name: no separators, no dot segments. */
+export const imageIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/, 'must be an image id');
+
+export const imageLocationSchema = z.strictObject({
+  imageId: imageIdSchema,
+  url: z.string().startsWith('file:///', 'only file:// image locations are supported').max(4096),
+  size: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  checksum: z.string().regex(/^[0-9a-f]{32}$/, 'must be an MD5 hex digest'),
+  osHashAlgo: z.literal(OS_HASH_ALGO),
+  osHashValue: z.string().regex(/^[0-9a-f]{128}$/, 'must be a SHA-512 hex digest'),
+  diskFormat: z.enum(DISK_FORMATS),
+  virtualSize: z.number().int().min(0).nullable(),
+});
+
+export interface FetchOptions {
+  onProgress?: (progress: FetchProgress) => void;
+  signal?: AbortSignal;
+}
+
+const PART_SUFFIX = '.part';
+
+export class ImageCache {
+  private readonly inFlight = new Map<string, Promise<FetchImageResult>>();
+
+  constructor(
+    readonly baseDir: string,
+    private readonly faults: FaultInjector,
+    private readonly lockWaitMs: number,
+  ) {}
+
+  pathOf(imageId: string): string {
+    return path.join(this.baseDir, parseRequest(imageIdSchema, imageId, 'image id'));
+  }
+
+  async fetch(location: ImageLocation, options: FetchOptions = {}): Promise<FetchImageResult> {
+    const loc = parseRequest(imageLocationSchema, location, 'image location');
+    // Callers in this process share one attempt; other processes wait on the file lock.
+    const running = this.inFlight.get(loc.imageId);
+    if (running) return { ...(await running), cacheHit: true };
+    const attempt = this.fetchLocked(loc, options);
+    this.inFlight.set(loc.imageId, attempt);
+    try {
+      return await attempt;
+    } finally {
+      this.inFlight.delete(loc.imageId);
+    }
+  }
+
+  /** Cached image ids with their sizes (for the leak audit and cache management). */
+  async list(): Promise<Array<{ imageId: string; path: string; bytes: number }>> {
+    const out = [];
+    for (const entry of await readdir(this.baseDir, { withFileTypes: true })) {
+      if (!entry.isFile() || !imageIdSchema.safeParse(entry.name).success) continue;
+      const file = path.join(this.baseDir, entry.name);
+      out.push({ imageId: entry.name, path: file, bytes: (await stat(file)).size });
+    }
+    return out.sort((a, b) => a.imageId.localeCompare(b.imageId));
+  }
+
+  private async fetchLocked(loc: ImageLocation, options: FetchOptions): Promise<FetchImageResult> {
+    const target = path.join(this.baseDir, loc.imageId);
+    const hit = (): FetchImageResult => {
+      options.onProgress?.({ bytesDone: loc.size, bytesTotal: loc.size });
+      return { path: target, cacheHit: true, bytes: loc.size };
+    };
+    if (await this.isCached(target, loc.size)) return hit();
+    await mkdir(this.baseDir, { recursive: true });
+    const downloaded = await withFileLock(
+      `${target}.lock`,
+      async () => {
+        if (await this.isCached(target, loc.size)) return hit();
+        // A cached file of the wrong size is damaged: replace it.
+        await rm(target, { force: true });
+        await this.faults.apply('fetchImage', options.signal);
+        await this.download(loc, target, options);
+        return { path: target, cacheHit: false, bytes: loc.size };
+      },
+      {
+        staleMs: 10_000,
+        waitMs: this.lockWaitMs,
+        signal: options.signal,
+        doneElsewhere: () => this.isCached(target, loc.size),
+      },
+    );
+    return downloaded ?? hit();
+  }
+
+  private async isCached(file: string, size: number): Promise<boolean> {
+    try {
+      const info = await stat(file);
+      return info.isFile() && info.size === size;
+    } catch {
+      return false;
+    }
+  }
+
+  private async download(loc: ImageLocation, target: string, options: FetchOptions): Promise<void> {
+    const temp = path.join(
+      this.baseDir,
+      `.${loc.imageId}.${process.pid}.${randomBytes(4).toString('hex')}${PART_SUFFIX}`,
+    );
+    const source = fileURLToPath(loc.url);
+    const meter = new HashingMeter({
+      expected: { size: loc.size, checksum: loc.checksum, osHashValue: loc.osHashValue },
+      bytesTotal: loc.size,
+      onProgress:
+        options.onProgress && ((p) => options.onProgress?.({ bytesDone: p.bytesDone, bytesTotal: loc.size })),
+    });
+    try {
+      await pipeline(createReadStream(source), meter, createWriteStream(temp, { flags: 'wx' }), {
+        signal: options.signal,
+      });
+      await fsyncFile(temp);
+      await rename(temp, target);
+      await fsyncFile(this.baseDir);
+    } catch (err) {
+      await rm(temp, { force: true });
+      if (isCloudError(err)) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT')
+        throw new CloudError('NotFound', `The data of image ${loc.imageId} is missing from the image store`, {
+          image: loc.imageId,
+        });
+      if (code === 'ABORT_ERR') throw err;
+      throw new CloudError(
+        'ServiceUnavailable',
+        `Download of image ${loc.imageId} failed: ${(err as Error).message}`,
+        {
+          image: loc.imageId,
+        },
+      );
+    }
+  }
+
+  /** Partial downloads of processes that are gone. */
+  async removeAbandonedParts(): Promise<void> {
+    for (const name of await readdir(this.baseDir)) {
+      if (!name.endsWith(PART_SUFFIX)) continue;
+      const pid = Number(name.split('.').at(-3));
+      if (Number.isInteger(pid) && pid > 0 && !processAlive(pid))
+        await rm(path.join(this.baseDir, name), { force: true });
+    }
+  }
+}
+
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,13 @@
+export {
+  ComputeHost,
+  type ComputeHostOptions,
+  type DestroyResult,
+  type OperationOptions,
+} from './compute-host';
+export { FAULT_OPERATIONS, type FaultOperation, type FaultSpec } from './faults';
+export type { FetchOptions } from './image-cache';
+export { deviceNames, type PlugPort } from './network-agent';
+export type { CreateInstanceDirInput, SpawnInput } from './requests';
+export { FakeDriver, type VirtDriver } from './virt-driver';
+export type { ConnectionInfo, ConnectTarget } from './volume-connector';
+export * from './types';

@@ -1,0 +1,116 @@
+/**
+ * The virt driver interface (Nova's ComputeDriver, the part the boot needs) and the fake driver, which,
+ * like Nova's, runs no guest: it keeps domains and power states in `<hostDir>/state/domains.json`, so every
+ * process working on the host sees them. A QEMU/libvirt driver can implement the same interface.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import type { Clock } from '../clock';
+import { CloudError } from '../errors';
+import { JsonStateFile } from './state-file';
+import { POWER_STATE, type DomainInfo, type DomainSpec, type PowerState } from './types';
+
+export interface VirtDriver {
+  /** The libvirt domain type it runs (`fake`, later `qemu`/`kvm`). */
+  readonly type: string;
+  /** Defines and starts the guest; starting an existing guest again returns it running. */
+  spawn(spec: DomainSpec, signal?: AbortSignal): Promise<DomainInfo>;
+  powerOff(uuid: string): Promise<DomainInfo>;
+  powerOn(uuid: string): Promise<DomainInfo>;
+  /** Stops and undefines the guest; false when there was none. */
+  destroy(uuid: string): Promise<boolean>;
+  getInfo(uuid: string): Promise<DomainInfo | undefined>;
+  listDomains(): Promise<DomainInfo[]>;
+}
+
+const powerStateSchema = z.literal(Object.values(POWER_STATE));
+const domainSchema = z.object({
+  uuid: z.string(),
+  name: z.string(),
+  powerState: powerStateSchema,
+  vcpus: z.number(),
+  memoryMb: z.number(),
+  driver: z.string(),
+  createdAt: z.number(),
+  updatedAt: z.number(),
+});
+const domainsStateSchema = z.object({ domains: z.record(z.string(), domainSchema) });
+type DomainsState = z.infer<typeof domainsStateSchema>;
+
+export class FakeDriver implements VirtDriver {
+  readonly type = 'fake';
+  private readonly file: JsonStateFile<DomainsState>;
+
+  constructor(
+    hostDir: string,
+    private readonly clock: Clock,
+  ) {
+    this.file = new JsonStateFile(path.join(hostDir, 'state', 'domains.json'), domainsStateSchema, () => ({
+      domains: {},
+    }));
+  }
+
+  async spawn(spec: DomainSpec, signal?: AbortSignal): Promise<DomainInfo> {
+    return this.file.update(
+      (state) => {
+        const now = this.clock.now();
+        const existing = state.domains[spec.uuid];
+        if (existing) {
+          if (existing.powerState !== POWER_STATE.RUNNING)
+            Object.assign(existing, { powerState: POWER_STATE.RUNNING, updatedAt: now });
+          return existing;
+        }
+        const domain: DomainInfo = {
+          uuid: spec.uuid,
+          name: spec.name,
+          powerState: POWER_STATE.RUNNING,
+          vcpus: spec.vcpus,
+          memoryMb: spec.memoryMb,
+          driver: this.type,
+          createdAt: now,
+          updatedAt: now,
+        };
+        state.domains[spec.uuid] = domain;
+        return domain;
+      },
+      { signal },
+    );
+  }
+
+  powerOff(uuid: string): Promise<DomainInfo> {
+    return this.setPower(uuid, POWER_STATE.SHUTDOWN);
+  }
+
+  powerOn(uuid: string): Promise<DomainInfo> {
+    return this.setPower(uuid, POWER_STATE.RUNNING);
+  }
+
+  async destroy(uuid: string): Promise<boolean> {
+    return this.file.update((state) => {
+      if (!state.domains[uuid]) return false;
+      delete state.domains[uuid];
+      return true;
+    });
+  }
+
+  async getInfo(uuid: string): Promise<DomainInfo | undefined> {
+    return (await this.file.read()).domains[uuid];
+  }
+
+  async listDomains(): Promise<DomainInfo[]> {
+    return Object.values((await this.file.read()).domains).sort(
+      (a, b) => a.createdAt - b.createdAt || a.uuid.localeCompare(b.uuid),
+    );
+  }
+
+  private async setPower(uuid: string, powerState: PowerState): Promise<DomainInfo> {
+    return this.file.update((state) => {
+      const domain = state.domains[uuid];
+      if (!domain)
+        throw new CloudError('NotFound', `No domain for instance ${uuid} on this host`, { instance: uuid });
+      if (domain.powerState !== powerState)
+        Object.assign(domain, { powerState, updatedAt: this.clock.now() });
+      return domain;
+    });
+  }
+}
