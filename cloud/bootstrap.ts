@@ -1,0 +1,183 @@
+/**
+ * Seeds a usable cloud, idempotently (like DevStack's stack.sh): domain, projects, roles, users with
+ * generated passwords written to admin-openrc.sh / demo-openrc.sh (mode 600), flavors, a small real image,
+ * a tenant network and a shared public one, and optionally the compute hosts' records.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import path from 'node:path';
+import type { Cloud } from './index';
+import { isCloudError } from './errors';
+import { generateQcow2Image, type Image } from './glance';
+import { DEFAULT_HOSTS, registerComputeHost, type HostSpec } from './hosts';
+
+export const IMAGE_NAME = 'cirros';
+export const PRIVATE_NETWORK = { name: 'private', cidr: '10.0.0.0/24' } as const;
+export const PUBLIC_NETWORK = { name: 'public', cidr: '172.24.4.0/24' } as const;
+
+export interface OpenrcCredentials {
+  username: string;
+  password: string;
+  projectName: string;
+  userDomainName: string;
+  projectDomainName: string;
+}
+
+export interface BootstrapResult {
+  admin: OpenrcCredentials & { openrcPath: string; projectId: string };
+  demo: OpenrcCredentials & { openrcPath: string; projectId: string };
+  imageId: string;
+  privateNetworkId: string;
+  publicNetworkId: string;
+  hosts: Array<{ host: string; nodeUuid: string }>;
+}
+
+export interface BootstrapOptions {
+  /** Compute hosts to register now; a compute worker also registers its host when it starts. */
+  hosts?: readonly HostSpec[];
+}
+
+const OPENRC_KEYS: Record<keyof OpenrcCredentials, string> = {
+  username: 'OS_USERNAME',
+  password: 'OS_PASSWORD',
+  projectName: 'OS_PROJECT_NAME',
+  userDomainName: 'OS_USER_DOMAIN_NAME',
+  projectDomainName: 'OS_PROJECT_DOMAIN_NAME',
+};
+
+export function openrcPath(dataDir: string, user: 'admin' | 'demo'): string {
+  return path.join(dataDir, `${user}-openrc.sh`);
+}
+
+/** Reads a DevStack-style openrc file (`export OS_X='value'` lines). */
+export function readOpenrc(file: string): Partial<OpenrcCredentials> {
+  const values: Record<string, string> = {};
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const match = /^export (OS_[A-Z_]+)='([^']*)'$/.exec(line.trim());
+    if (match) values[match[1]!] = match[2]!;
+  }
+  const out: Partial<OpenrcCredentials> = {};
+  for (const [field, key] of Object.entries(OPENRC_KEYS) as Array<[keyof OpenrcCredentials, string]>) {
+    if (values[key] !== undefined) out[field] = values[key];
+  }
+  return out;
+}
+
+function writeOpenrc(file: string, creds: OpenrcCredentials): void {
+  const lines = [
+    '# bootflow credentials, DevStack style: source this file, then use the client.',
+    ...Object.entries(OPENRC_KEYS).map(
+      ([field, key]) => `export ${key}='${creds[field as keyof OpenrcCredentials]}'`,
+    ),
+    "export OS_IDENTITY_API_VERSION='3'",
+    "export OS_REGION_NAME='RegionOne'",
+    '',
+  ];
+  writeFileSync(file, lines.join('\n'), { mode: 0o600 });
+  chmodSync(file, 0o600);
+}
+
+function generatePassword(): string {
+  return randomBytes(18).toString('base64url');
+}
+
+async function ensureUserWithOpenrc(
+  cloud: Cloud,
+  user: 'admin' | 'demo',
+  project: { id: string; name: string },
+): Promise<OpenrcCredentials & { openrcPath: string; projectId: string }> {
+  const file = openrcPath(cloud.dataDir, user);
+  const known = existsSync(file) ? readOpenrc(file).password : undefined;
+  const password = known ?? generatePassword();
+  await cloud.keystone.ensureUser({ name: user, password });
+  // A fresh openrc means a fresh password: make the stored hash match what the file says.
+  if (!known) await cloud.keystone.setUserPassword({ user, password });
+  const creds: OpenrcCredentials = {
+    username: user,
+    password,
+    projectName: project.name,
+    userDomainName: 'Default',
+    projectDomainName: 'Default',
+  };
+  if (!known) writeOpenrc(file, creds);
+  return { ...creds, openrcPath: file, projectId: project.id };
+}
+
+async function ensureImage(cloud: Cloud, adminProjectId: string): Promise<Image> {
+  const ctx = { projectId: adminProjectId, roles: ['admin', 'member', 'reader'] };
+  try {
+    const existing = await cloud.glance.getImage(IMAGE_NAME, ctx);
+    if (existing.status === 'active') return existing;
+    await cloud.glance.deleteImage(existing.id, ctx);
+  } catch (err) {
+    if (!isCloudError(err, 'NotFound')) throw err;
+  }
+  const image = await cloud.glance.createImage(
+    {
+      name: IMAGE_NAME,
+      diskFormat: 'qcow2',
+      containerFormat: 'bare',
+      visibility: 'public',
+      ownerProjectId: adminProjectId,
+      minDisk: 1,
+      minRam: 0,
+      properties: { hw_architecture: 'x86_64', os_distro: 'cirros' },
+    },
+    ctx,
+  );
+  return cloud.glance.uploadImageData(image.id, generateQcow2Image({ seed: IMAGE_NAME }), { ctx });
+}
+
+export async function bootstrapCloud(cloud: Cloud, options: BootstrapOptions = {}): Promise<BootstrapResult> {
+  const { keystone, nova, neutron } = cloud;
+  const adminProject = await keystone.ensureProject({ name: 'admin' });
+  const demoProject = await keystone.ensureProject({ name: 'demo' });
+  await keystone.ensureProject({ name: 'service' });
+  const admin = await ensureUserWithOpenrc(cloud, 'admin', adminProject);
+  const demo = await ensureUserWithOpenrc(cloud, 'demo', demoProject);
+  await keystone.assignRole({ user: 'admin', project: 'admin', role: 'admin' });
+  await keystone.assignRole({ user: 'admin', project: 'demo', role: 'admin' });
+  await keystone.assignRole({ user: 'demo', project: 'demo', role: 'member' });
+
+  await nova.ensureDefaultFlavors();
+  const image = await ensureImage(cloud, adminProject.id);
+
+  const publicNet = await neutron.createNetwork({
+    name: PUBLIC_NETWORK.name,
+    projectId: adminProject.id,
+    shared: true,
+    external: true,
+    requestKey: 'bootstrap:network:public',
+  });
+  await neutron.createSubnet({
+    networkId: publicNet.id,
+    cidr: PUBLIC_NETWORK.cidr,
+    name: 'public-subnet',
+    requestKey: 'bootstrap:subnet:public',
+  });
+  const privateNet = await neutron.createNetwork({
+    name: PRIVATE_NETWORK.name,
+    projectId: demoProject.id,
+    requestKey: 'bootstrap:network:private',
+  });
+  await neutron.createSubnet({
+    networkId: privateNet.id,
+    cidr: PRIVATE_NETWORK.cidr,
+    name: 'private-subnet',
+    requestKey: 'bootstrap:subnet:private',
+  });
+  await neutron.ensureDefaultSecurityGroup(adminProject.id);
+  await neutron.ensureDefaultSecurityGroup(demoProject.id);
+
+  const hosts = [];
+  for (const spec of options.hosts ?? DEFAULT_HOSTS) hosts.push(await registerComputeHost(cloud, spec));
+
+  return {
+    admin,
+    demo,
+    imageId: image.id,
+    privateNetworkId: privateNet.id,
+    publicNetworkId: publicNet.id,
+    hosts,
+  };
+}
