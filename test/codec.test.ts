@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { inspect } from 'node:util';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { encodeErrorToFailure, loadDataConverter } from '@temporalio/common/lib/internal-non-workflow';
@@ -21,6 +22,7 @@ import {
   parseKeyList,
   rotateCodecKey,
 } from '../lib/codec';
+import { createLogger } from '../lib/logger';
 
 const SECRET = 'admin-password-Zq7!';
 
@@ -271,5 +273,71 @@ describe('key file in the data directory', () => {
     } finally {
       cleanup();
     }
+  });
+});
+
+describe('log redaction (pino paths from lib/logger.ts)', () => {
+  test('passwords, tokens and keys in the shapes bootflow logs never reach the output', () => {
+    const lines: string[] = [];
+    const log = createLogger({
+      env: { LOG_LEVEL: 'info' },
+      destination: new Writable({
+        write(chunk: Buffer, _enc, done) {
+          lines.push(chunk.toString());
+          done();
+        },
+      }),
+    });
+    const secrets = {
+      password: 'pw-keystone-1',
+      tokenId: 'tok-keystone-2',
+      adminPass: 'nova-admin-3',
+      header: 'x-auth-4',
+      subject: 'x-subject-5',
+      codecKeys: `k1:${randomBytes(32).toString('base64')}`,
+      bearer: 'codec-bearer-6',
+      apiKey: 'temporal-api-7',
+      cookie: 'session=cookie-8',
+    };
+    const ring = new Keyring([{ id: 'k1', key: randomBytes(32) }]);
+    log.info(
+      {
+        auth: {
+          identity: {
+            methods: ['password'],
+            password: { user: { name: 'demo', password: secrets.password } },
+          },
+        },
+      },
+      'keystone password auth',
+    );
+    log.info({ auth: { identity: { methods: ['token'], token: { id: secrets.tokenId } } } }, 'rescope');
+    log.info({ server: { id: 'srv-1', adminPass: secrets.adminPass } }, 'server created');
+    log.info({ response: { server: { adminPass: secrets.adminPass } } }, 'nova answered');
+    log.info(
+      {
+        req: {
+          headers: {
+            'x-auth-token': secrets.header,
+            'x-subject-token': secrets.subject,
+            cookie: secrets.cookie,
+          },
+        },
+      },
+      'request',
+    );
+    log.info({ env: { BOOTFLOW_CODEC_KEYS: secrets.codecKeys, TEMPORAL_API_KEY: secrets.apiKey } }, 'env');
+    log.info({ options: { bearerToken: secrets.bearer, port: 8888 }, keyring: ring }, 'codec');
+    log.info({ user: { credentials: { password: secrets.password } } }, 'nested twice');
+    const out = lines.join('');
+    for (const [name, value] of Object.entries(secrets)) {
+      assert.ok(!out.includes(value), `${name} leaked into the log`);
+    }
+    assert.ok(!out.includes(ring.keyFor('k1')!.toString('base64')));
+    // What is not secret stays readable.
+    assert.match(out, /"methods":\["password"\]/);
+    assert.match(out, /"id":"srv-1"/);
+    assert.match(out, /"port":8888/);
+    assert.match(out, /"ids":\["k1"\]/);
   });
 });

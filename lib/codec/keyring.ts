@@ -18,8 +18,11 @@ export interface CodecKey {
 }
 
 export class Keyring {
+  /** Key ids, oldest first. Own plain fields, so that a clone (as pino's redaction makes) still serializes. */
+  readonly ids: readonly string[];
+  /** The id new payloads are encrypted with (the newest key). */
+  readonly currentId: string;
   readonly #keys: ReadonlyMap<string, Buffer>;
-  readonly #currentId: string;
 
   constructor(keys: readonly CodecKey[], source = 'keyring') {
     if (keys.length === 0) throw new KeyringError(`${source} holds no payload-encryption key`);
@@ -39,28 +42,20 @@ export class Keyring {
       map.set(id, Buffer.from(key));
     });
     this.#keys = map;
-    this.#currentId = keys[keys.length - 1]!.id;
-  }
-
-  /** The id new payloads are encrypted with (the newest key). */
-  get currentId(): string {
-    return this.#currentId;
-  }
-
-  get ids(): string[] {
-    return [...this.#keys.keys()];
+    this.ids = Object.freeze([...map.keys()]);
+    this.currentId = keys[keys.length - 1]!.id;
   }
 
   has(id: string): boolean {
     return this.#keys.has(id);
   }
 
-  /** The key bytes for an id, or undefined; callers in this folder only. */
+  /** The key bytes for an id, or undefined; for the codec only. */
   keyFor(id: string): Buffer | undefined {
     return this.#keys.get(id);
   }
 
-  toJSON(): { ids: string[]; currentId: string } {
+  toJSON(): { ids: readonly string[]; currentId: string } {
     return { ids: this.ids, currentId: this.currentId };
   }
 
