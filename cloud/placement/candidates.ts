@@ -68,7 +68,8 @@ export function candidateQuery(
   const memoryDriven = requested.has('MEMORY_MB');
   const columns = RESOURCE_CLASSES.map((rc) => {
     const a = sql.raw(ALIAS[rc]);
-    return sql`(${a}.total - ${a}.reserved) * ${a}.allocation_ratio as ${sql.raw(`${rc}_capacity`)}, ${a}.used as ${sql.raw(`${rc}_used`)}`;
+    // Quoted aliases: PostgreSQL would fold unquoted ones to lower case.
+    return sql`(${a}.total - ${a}.reserved) * ${a}.allocation_ratio as ${sql.id(`${rc}_capacity`)}, ${a}.used as ${sql.id(`${rc}_used`)}`;
   });
   const joins = RESOURCE_CLASSES.filter((rc) => !(memoryDriven && rc === 'MEMORY_MB')).map((rc) => {
     const a = sql.raw(ALIAS[rc]);

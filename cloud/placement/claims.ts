@@ -10,7 +10,7 @@ import type { ServiceDb } from '../db';
 import { CloudError } from '../errors';
 import { isResourceClass } from './providers';
 import { capacityOf, requestedClasses, type ResourceClass, type Resources } from './resources';
-import type { PlacementDb } from './schema';
+import type { InventoriesTable, PlacementDb } from './schema';
 
 export interface Allocation {
   consumerUuid: string;
@@ -117,6 +117,87 @@ function noRoom(providerUuid: string, rc: ResourceClass, message: string, detail
   );
 }
 
+type InventoryLimits = Pick<
+  InventoriesTable,
+  | 'resource_class'
+  | 'total'
+  | 'reserved'
+  | 'min_unit'
+  | 'max_unit'
+  | 'step_size'
+  | 'allocation_ratio'
+  | 'used'
+>;
+
+/** Placement's checks of one claim against one provider's inventories; throws when it does not fit. */
+function checkFits(req: ClaimRequest, inventories: readonly InventoryLimits[]): void {
+  for (const [rc, amount] of requestedClasses(req.resources)) {
+    const inv = inventories.find((i) => i.resource_class === rc);
+    if (!inv)
+      throw noRoom(req.providerUuid, rc, 'the provider has no inventory of it', { requested: amount });
+    const minUnit = Number(inv.min_unit);
+    const maxUnit = Number(inv.max_unit);
+    const stepSize = Number(inv.step_size);
+    const violation =
+      amount < minUnit
+        ? `${amount} is below min_unit ${minUnit}`
+        : amount > maxUnit
+          ? `${amount} is above max_unit ${maxUnit}`
+          : amount % stepSize !== 0
+            ? `${amount} is not a multiple of step_size ${stepSize}`
+            : undefined;
+    if (violation)
+      throw noRoom(req.providerUuid, rc, violation, { requested: amount, minUnit, maxUnit, stepSize });
+    const capacity = capacityOf({
+      total: Number(inv.total),
+      reserved: Number(inv.reserved),
+      allocationRatio: Number(inv.allocation_ratio),
+    });
+    const used = Number(inv.used);
+    if (used + amount > capacity) {
+      throw noRoom(
+        req.providerUuid,
+        rc,
+        `the requested amount would exceed the capacity (used ${used} + requested ${amount} > capacity ${capacity})`,
+        { requested: amount, used, capacity },
+      );
+    }
+  }
+}
+
+/**
+ * Refuses, before any transaction, a claim that committed usage already shows cannot fit: under contention
+ * such a claim would otherwise queue for the provider's lock only to fail. A consumer that already holds
+ * allocations goes on to the transaction, whose answer (idempotent or Conflict) depends on them; so does
+ * an unknown provider (NotFound). Never accepts anything: the transaction checks everything again.
+ */
+export async function refuseWithoutLock(db: Kysely<PlacementDb>, req: ClaimRequest): Promise<void> {
+  const [inventories, held] = await Promise.all([
+    db
+      .selectFrom('inventories')
+      .select([
+        'resource_class',
+        'total',
+        'reserved',
+        'min_unit',
+        'max_unit',
+        'step_size',
+        'allocation_ratio',
+        'used',
+      ])
+      .where('provider_uuid', '=', req.providerUuid)
+      .execute(),
+    db
+      .selectFrom('allocations')
+      .select('resource_class')
+      .where('consumer_uuid', '=', req.consumerUuid)
+      .limit(1)
+      .execute(),
+  ]);
+  if (held.length > 0 || inventories.length === 0) return;
+  checkFits(req, inventories);
+}
+
 /** One attempt of a claim, inside the caller's transaction. */
 export async function claimOnce(
   store: ServiceDb<PlacementDb>,
@@ -155,39 +236,7 @@ export async function claimOnce(
     .selectAll()
     .where('provider_uuid', '=', req.providerUuid)
     .execute();
-  for (const [rc, amount] of requested) {
-    const inv = inventories.find((i) => i.resource_class === rc);
-    if (!inv)
-      throw noRoom(req.providerUuid, rc, 'the provider has no inventory of it', { requested: amount });
-    const minUnit = Number(inv.min_unit);
-    const maxUnit = Number(inv.max_unit);
-    const stepSize = Number(inv.step_size);
-    const violation =
-      amount < minUnit
-        ? `${amount} is below min_unit ${minUnit}`
-        : amount > maxUnit
-          ? `${amount} is above max_unit ${maxUnit}`
-          : amount % stepSize !== 0
-            ? `${amount} is not a multiple of step_size ${stepSize}`
-            : undefined;
-    if (violation) {
-      throw noRoom(req.providerUuid, rc, violation, { requested: amount, minUnit, maxUnit, stepSize });
-    }
-    const capacity = capacityOf({
-      total: Number(inv.total),
-      reserved: Number(inv.reserved),
-      allocationRatio: Number(inv.allocation_ratio),
-    });
-    const used = Number(inv.used);
-    if (used + amount > capacity) {
-      throw noRoom(
-        req.providerUuid,
-        rc,
-        `the requested amount would exceed the capacity (used ${used} + requested ${amount} > capacity ${capacity})`,
-        { requested: amount, used, capacity },
-      );
-    }
-  }
+  checkFits(req, inventories);
 
   await bumpProviderGeneration(trx, req.providerUuid, providerGeneration, now);
   let newGeneration: number;

@@ -12,6 +12,7 @@ import { findAllocationCandidates, type AllocationCandidate, type CandidateQuery
 import {
   claimOnce,
   readAllocation,
+  refuseWithoutLock,
   releaseOnce,
   StaleGeneration,
   type Allocation,
@@ -258,6 +259,7 @@ export class Placement {
    */
   async claim(input: ClaimRequest): Promise<Allocation> {
     const req = parseRequest(claimSchema, input, 'allocation claim');
+    await refuseWithoutLock(this.store.db, req);
     return this.retryingRaces('claim', () =>
       this.store.transaction((trx) => claimOnce(this.store, trx, req, this.clock.now())),
     );
