@@ -240,6 +240,14 @@ describe('compute host', () => {
         imageLockWaitMs: 300,
       });
       await rejectsWith(impatient.fetchImage(location), 'ServiceUnavailable', /Timed out/);
+      // A download held up in this process makes a waiter time out too, without leaving anything behind.
+      const other = await publishImage(generateQcow2Image({ seed: 'held-up' }));
+      await host.setFault('fetchImage', { mode: 'hang' });
+      const held = host.fetchImage(other);
+      await new Promise((r) => setTimeout(r, 100));
+      await rejectsWith(impatient.fetchImage(other), 'ServiceUnavailable', /Timed out/);
+      await host.clearFaults();
+      assert.equal((await held).cacheHit, false);
       const old = new Date(Date.now() - 60_000);
       utimesSync(lockDir, old, old);
       assert.equal((await host.fetchImage(location)).cacheHit, false);

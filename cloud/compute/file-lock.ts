@@ -35,17 +35,36 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** Waits for promise, or rejects as soon as signal aborts (no timer, so it never keeps the process alive). */
-function untilAborted(promise: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
-  if (!signal) return promise;
+/**
+ * Waits for this process's previous holder of the lock, but no longer than the deadline and not past an
+ * abort. The timer is cleared when the wait ends, so it never keeps the process alive.
+ */
+function waitTurn(
+  previous: Promise<void>,
+  lockPath: string,
+  deadline: number,
+  signal?: AbortSignal,
+): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(abortError(signal));
-    const onAbort = () => reject(abortError(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    void promise.then(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    });
+    if (signal?.aborted) return reject(abortError(signal));
+    const finish = (err?: Error) => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onAbort = () => finish(abortError(signal as AbortSignal));
+    const timer = setTimeout(
+      () =>
+        finish(
+          new CloudError('ServiceUnavailable', `Timed out waiting for the lock ${lockPath}`, {
+            lock: lockPath,
+          }),
+        ),
+      Math.max(0, deadline - Date.now()),
+    );
+    signal?.addEventListener('abort', onAbort, { once: true });
+    void previous.then(() => finish());
   });
 }
 
@@ -68,8 +87,9 @@ export async function withFileLock<T>(
   const tail = previous.then(() => mine);
   localQueues.set(lockPath, tail);
   try {
-    await untilAborted(previous, options.signal);
-    const release = await acquire(lockPath, options);
+    const deadline = Date.now() + (options.waitMs ?? 60_000);
+    await waitTurn(previous, lockPath, deadline, options.signal);
+    const release = await acquire(lockPath, deadline, options);
     if (!release) return undefined;
     let compromised: Error | undefined;
     release.onCompromised = (err) => (compromised = err);
@@ -92,8 +112,11 @@ interface HeldLock {
   onCompromised: (err: Error) => void;
 }
 
-async function acquire(lockPath: string, options: FileLockOptions): Promise<HeldLock | undefined> {
-  const deadline = Date.now() + (options.waitMs ?? 60_000);
+async function acquire(
+  lockPath: string,
+  deadline: number,
+  options: FileLockOptions,
+): Promise<HeldLock | undefined> {
   const held: HeldLock = { unlock: async () => undefined, onCompromised: () => undefined };
   for (let attempt = 0; ; attempt++) {
     if (options.doneElsewhere && (await options.doneElsewhere())) return undefined;

@@ -58,7 +58,11 @@ export class ImageCache {
     const loc = parseRequest(imageLocationSchema, location, 'image location');
     // Callers in this process share one attempt; other processes wait on the file lock.
     const running = this.inFlight.get(loc.imageId);
-    if (running) return { ...(await running), cacheHit: true };
+    if (running) {
+      const shared = await running;
+      options.onProgress?.({ bytesDone: shared.bytes, bytesTotal: shared.bytes });
+      return { ...shared, cacheHit: true };
+    }
     const attempt = this.fetchLocked(loc, options);
     this.inFlight.set(loc.imageId, attempt);
     try {

@@ -366,7 +366,10 @@ export class Glance {
     const caller = this.parseContext(ctx);
     const id = parseRequest(imageIdSchema, imageId, 'image id');
     const row = await this.row(id);
-    if (row?.status === 'deleted') return;
+    if (row?.status === 'deleted') {
+      if (caller && !isAdmin(caller) && row.owner !== caller.projectId) throw notFound(id);
+      return;
+    }
     const owned = await this.ownedRow(id, caller);
     if (Number(owned.protected) === 1)
       throw new CloudError('Forbidden', `Image ${id} is protected and cannot be deleted`, { image: id });
