@@ -2,17 +2,18 @@
  * Compute hosts as the controller sees them: what a host reports when it starts (its capabilities), turned
  * into a Nova service record + compute node and a Placement resource provider with its inventory.
  */
+import type { HostCapabilities } from './compute';
 import type { Nova } from './nova';
 import type { Placement } from './placement';
 
-export interface HostSpec {
+export interface HostSpec extends HostCapabilities {
   host: string;
-  availabilityZone: string;
-  vcpus: number;
-  memoryMb: number;
-  diskGb: number;
-  cpuArch: string;
-  hypervisorType: string;
+}
+
+/** What the host itself knows of its hardware (its ComputeHost capabilities). */
+export function capabilitiesOf(spec: HostSpec): HostCapabilities {
+  const { host: _host, ...capabilities } = spec;
+  return capabilities;
 }
 
 /** The demo's three compute nodes, of different sizes so the weighers have something to weigh. */

@@ -1,0 +1,236 @@
+/**
+ * The leak audit: cross-checks every service's database and every compute host's directory and lists what
+ * no live instance owns — ports, IPs, volumes, attachments, placement allocations, quota usage, domains,
+ * instance directories, VIFs, volume connections. An empty list means nothing leaked.
+ *
+ * "Live" is an instance that is not deleted and not in ERROR: a failed build releases everything (the
+ * saga's promise), so an ERROR instance owns nothing but its database row and faults.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Cloud } from './index';
+import { hostDirOf } from './index';
+import { ComputeHost, type HostCapabilities } from './compute';
+import type { Instance } from './nova';
+
+export type LeakKind =
+  | 'allocation'
+  | 'allocation-usage'
+  | 'quota'
+  | 'port'
+  | 'ip'
+  | 'volume'
+  | 'attachment'
+  | 'stuck-build'
+  | 'domain'
+  | 'instance-dir'
+  | 'vif'
+  | 'volume-connection';
+
+export interface LeakFinding {
+  kind: LeakKind;
+  id: string;
+  detail: string;
+  host?: string;
+  instanceUuid?: string;
+}
+
+export interface AuditOptions {
+  /** The compute hosts to inspect; default every host directory under `<dataDir>/hosts`. */
+  hosts?: ComputeHost[];
+  /** Builds may still be running (an audit during a demo): do not report BUILD instances as stuck. */
+  buildsInFlight?: boolean;
+}
+
+const RESOURCE_HOLDING_STATES = new Set(['building', 'active', 'stopped']);
+
+function ownsResources(instance: Instance | undefined): boolean {
+  return instance !== undefined && !instance.deleted && RESOURCE_HOLDING_STATES.has(instance.vmState);
+}
+
+/** Request keys of per-instance resources start with the instance uuid (`<uuid>:…`). */
+function instanceOfRequestKey(requestKey: string): string | undefined {
+  const match = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}):/.exec(requestKey);
+  return match?.[1];
+}
+
+/** Opens every compute host directory under `<dataDir>/hosts` with the capabilities it recorded. */
+export async function openRecordedHosts(dataDir: string): Promise<ComputeHost[]> {
+  const root = path.join(dataDir, 'hosts');
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch {
+    return [];
+  }
+  const hosts: ComputeHost[] = [];
+  for (const host of names.sort()) {
+    try {
+      const recorded = JSON.parse(await readFile(path.join(root, host, 'host.json'), 'utf8')) as {
+        capabilities: HostCapabilities;
+      };
+      hosts.push(
+        await ComputeHost.open({
+          host,
+          hostDir: hostDirOf(dataDir, host),
+          capabilities: recorded.capabilities,
+        }),
+      );
+    } catch {
+      // Not a host directory (no host.json yet): nothing of an instance can be in it.
+    }
+  }
+  return hosts;
+}
+
+export async function auditLeaks(cloud: Cloud, options: AuditOptions = {}): Promise<LeakFinding[]> {
+  const findings: LeakFinding[] = [];
+  const instances = await cloud.nova.listInstances({ allProjects: true, includeDeleted: true });
+  const byUuid = new Map(instances.map((i) => [i.uuid, i]));
+  const live = (uuid: string | null | undefined) => (uuid ? ownsResources(byUuid.get(uuid)) : false);
+
+  for (const instance of instances) {
+    if (!instance.deleted && instance.vmState === 'building' && !options.buildsInFlight) {
+      findings.push({
+        kind: 'stuck-build',
+        id: instance.uuid,
+        instanceUuid: instance.uuid,
+        detail: `instance ${instance.uuid} is still BUILD (task_state ${instance.taskState}) with no build running`,
+      });
+    }
+  }
+
+  for (const allocation of await cloud.placement.listAllocations()) {
+    if (!live(allocation.consumerUuid)) {
+      findings.push({
+        kind: 'allocation',
+        id: allocation.consumerUuid,
+        instanceUuid: allocation.consumerUuid,
+        detail: `placement allocation of ${allocation.consumerUuid} on provider ${allocation.providerUuid} has no live instance`,
+      });
+    }
+  }
+  for (const mismatch of await cloud.placement.auditUsage()) {
+    findings.push({
+      kind: 'allocation-usage',
+      id: `${mismatch.providerUuid}/${mismatch.resourceClass}`,
+      detail: `provider usage of ${mismatch.resourceClass} disagrees with its allocations`,
+    });
+  }
+
+  for (const claim of await cloud.nova.listQuotaClaims()) {
+    if (!live(claim.consumerUuid)) {
+      findings.push({
+        kind: 'quota',
+        id: claim.consumerUuid,
+        instanceUuid: claim.consumerUuid,
+        detail: `quota held by ${claim.consumerUuid} (${JSON.stringify(claim.resources)}) has no live instance`,
+      });
+    }
+  }
+
+  const ports = await cloud.neutron.listPorts({});
+  const portIds = new Set(ports.map((p) => p.id));
+  for (const port of ports) {
+    if (port.deviceOwner.startsWith('compute:') && !live(port.deviceId)) {
+      findings.push({
+        kind: 'port',
+        id: port.id,
+        instanceUuid: port.deviceId,
+        detail: `port ${port.id} (${port.fixedIps.map((ip) => ip.ipAddress).join(', ')}) belongs to no live instance`,
+      });
+    }
+  }
+  for (const allocation of await cloud.neutron.listIpAllocations()) {
+    if (!portIds.has(allocation.portId)) {
+      findings.push({
+        kind: 'ip',
+        id: `${allocation.subnetId}/${allocation.ipAddress}`,
+        detail: `IP ${allocation.ipAddress} is allocated to a port that does not exist`,
+      });
+    }
+  }
+
+  const attachments = await cloud.cinder.listAttachments({});
+  for (const attachment of attachments) {
+    if (!live(attachment.instanceUuid)) {
+      findings.push({
+        kind: 'attachment',
+        id: attachment.id,
+        instanceUuid: attachment.instanceUuid,
+        detail: `volume ${attachment.volumeId} is ${attachment.attachStatus} to ${attachment.instanceUuid}, which is not live`,
+      });
+    }
+  }
+  for (const volume of await cloud.cinder.listVolumes({})) {
+    const owner = instanceOfRequestKey(volume.requestKey);
+    if (!owner) continue;
+    const instance = byUuid.get(owner);
+    if (ownsResources(instance)) continue;
+    // A volume kept after delete (delete_on_termination false) is the user's; anything else of a dead or
+    // failed instance should have been removed by its delete or its saga.
+    const keptAfterDelete = instance?.deleted === true && volume.requestKey.endsWith(':keep');
+    if (keptAfterDelete && volume.status === 'available') continue;
+    findings.push({
+      kind: 'volume',
+      id: volume.id,
+      instanceUuid: owner,
+      detail: `volume ${volume.id} (${volume.status}) of instance ${owner} outlived it`,
+    });
+  }
+
+  const hosts = options.hosts ?? (await openRecordedHosts(cloud.dataDir));
+  for (const host of hosts) findings.push(...(await auditHost(host, byUuid)));
+  return findings;
+}
+
+async function auditHost(host: ComputeHost, instances: Map<string, Instance>): Promise<LeakFinding[]> {
+  const findings: LeakFinding[] = [];
+  const onThisHost = (uuid: string | null | undefined) => {
+    const instance = uuid ? instances.get(uuid) : undefined;
+    return ownsResources(instance) && instance?.host === host.host;
+  };
+  for (const domain of await host.listDomains()) {
+    if (!onThisHost(domain.uuid)) {
+      findings.push({
+        kind: 'domain',
+        id: domain.uuid,
+        host: host.host,
+        instanceUuid: domain.uuid,
+        detail: `domain ${domain.uuid} on ${host.host} has no live instance there`,
+      });
+    }
+  }
+  for (const uuid of await host.listInstanceDirs()) {
+    if (!onThisHost(uuid)) {
+      findings.push({
+        kind: 'instance-dir',
+        id: uuid,
+        host: host.host,
+        instanceUuid: uuid,
+        detail: `instances/${uuid} on ${host.host} has no live instance there`,
+      });
+    }
+  }
+  for (const vif of await host.listVifs()) {
+    if (!onThisHost(vif.instanceUuid)) {
+      findings.push({
+        kind: 'vif',
+        id: vif.portId,
+        host: host.host,
+        detail: `${vif.tap} on ${vif.bridge} (${host.host}) is plugged for no live instance`,
+      });
+    }
+  }
+  for (const connection of await host.listVolumeConnections()) {
+    if (!onThisHost(connection.instanceUuid)) {
+      findings.push({
+        kind: 'volume-connection',
+        id: connection.path,
+        host: host.host,
+        detail: `volume ${connection.volumeId} is connected on ${host.host} for no live instance`,
+      });
+    }
+  }
+  return findings;
+}
