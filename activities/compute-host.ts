@@ -1,0 +1,158 @@
+/**
+ * nova-compute and the network agent on one host, served on `compute@<host>`. Everything comes in as
+ * arguments (the image location, port descriptions, connection info): these activities never open a
+ * controller database. Results go back to the workflow, which hands them to the conductor.
+ */
+import { Context } from '@temporalio/activity';
+import type { ComputeHost } from '../cloud/compute';
+import type {
+  ImageLocation,
+  PluggedVif,
+  PortDescription,
+  SpawnResult,
+  SpawnSpec,
+  VolumeConnectionInfo,
+} from '../workflows/types';
+import { adaptAll } from './failures';
+
+export interface FetchProgressDetails {
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+/** Heartbeats at most this often while a download runs (its progress is the heartbeat's details). */
+const HEARTBEAT_EVERY_MS = 1_000;
+
+function signal(): AbortSignal {
+  return Context.current().cancellationSignal;
+}
+
+/**
+ * Heartbeats while host work runs, so a cancellation reaches it (a hung spawn is aborted through the
+ * signal) and a dead worker is noticed within the heartbeat timeout instead of the whole start-to-close.
+ */
+async function beating<T>(work: () => Promise<T>, details: () => unknown = () => undefined): Promise<T> {
+  const ctx = Context.current();
+  ctx.heartbeat(details());
+  const timer = setInterval(() => ctx.heartbeat(details()), HEARTBEAT_EVERY_MS);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+export function createComputeActivities(compute: ComputeHost) {
+  return adaptAll({
+    /**
+     * Downloads the image into the host's cache (`_base/`), verifying its hashes; a cached image is a hit.
+     * Progress goes into the heartbeat so a retry can report where the last attempt got to.
+     */
+    async fetchImage(location: ImageLocation): Promise<{ path: string; bytes: number; cacheHit: boolean }> {
+      const ctx = Context.current();
+      const previous = ctx.info.heartbeatDetails as FetchProgressDetails | undefined;
+      if (previous) ctx.log.info('retrying an interrupted image download', { ...previous });
+      let progress: FetchProgressDetails = { bytesDone: 0, bytesTotal: location.size };
+      const result = await beating(
+        () =>
+          compute.fetchImage(location, {
+            signal: ctx.cancellationSignal,
+            onProgress: (p) => {
+              progress = { bytesDone: p.bytesDone, bytesTotal: p.bytesTotal };
+            },
+          }),
+        () => progress,
+      );
+      return { path: result.path, bytes: result.bytes, cacheHit: result.cacheHit };
+    },
+
+    /** The agent's hybrid plug: a bridge and a tap per port (idempotent). */
+    async plugVifs(instanceUuid: string, host: string, ports: PortDescription[]): Promise<PluggedVif[]> {
+      return beating(async () => {
+        const plugged: PluggedVif[] = [];
+        for (const port of ports) {
+          const vif = await compute.plugVif(
+            {
+              id: port.portId,
+              macAddress: port.macAddress,
+              deviceId: instanceUuid,
+              networkId: port.networkId,
+              bindingHostId: host,
+              bindingVifType: port.vifType,
+            },
+            { signal: signal() },
+          );
+          plugged.push({ portId: vif.portId, bridge: vif.bridge, tap: vif.tap });
+        }
+        return plugged;
+      });
+    },
+
+    async unplugVifs(portIds: string[]): Promise<void> {
+      await beating(async () => {
+        for (const portId of portIds) await compute.unplugVif(portId, { signal: signal() });
+      });
+    },
+
+    /** Connects the volume's backing file for the guest; returns its device (vdb, ...). */
+    async connectVolume(
+      instanceUuid: string,
+      volumeId: string,
+      connectionInfo: VolumeConnectionInfo,
+    ): Promise<{ device: string; path: string }> {
+      const connection = await beating(() =>
+        compute.connectVolume(connectionInfo, { instanceUuid, volumeId }, { signal: signal() }),
+      );
+      return { device: connection.device, path: connection.path };
+    },
+
+    async disconnectVolume(
+      instanceUuid: string,
+      volumeId: string,
+      connectionInfo: VolumeConnectionInfo,
+    ): Promise<void> {
+      await beating(() =>
+        compute.disconnectVolume(connectionInfo, { instanceUuid, volumeId }, { signal: signal() }),
+      );
+    },
+
+    /**
+     * The instance directory (sparse root disk over the cached base image; a blank local disk when the root
+     * is a volume) and the guest started with its plugged ports and connected volumes. Idempotent.
+     */
+    async spawn(spec: SpawnSpec): Promise<SpawnResult> {
+      return beating(async () => {
+        const dir = await compute.createInstanceDir(
+          spec.uuid,
+          {
+            rootGb: spec.baseImagePath ? spec.flavor.rootGb : Math.max(1, spec.flavor.rootGb),
+            ...(spec.baseImagePath ? { baseImagePath: spec.baseImagePath } : {}),
+            name: spec.name,
+            vcpus: spec.flavor.vcpus,
+            memoryMb: spec.flavor.memoryMb,
+          },
+          { signal: signal() },
+        );
+        const domain = await compute.spawn(
+          spec.uuid,
+          {
+            name: spec.name,
+            vcpus: spec.flavor.vcpus,
+            memoryMb: spec.flavor.memoryMb,
+            portIds: spec.ports.map((p) => p.portId),
+          },
+          { signal: signal() },
+        );
+        return { powerState: domain.powerState, diskPath: dir.diskPath };
+      });
+    },
+
+    /** The driver's destroy: domain, bridges and taps, volume connections and the instance directory. */
+    async destroyInstance(instanceUuid: string): Promise<{ domainRemoved: boolean }> {
+      const result = await beating(() => compute.destroy(instanceUuid, { signal: signal() }));
+      return { domainRemoved: result.domainRemoved };
+    },
+  });
+}
+
+export type ComputeActivities = ReturnType<typeof createComputeActivities>;

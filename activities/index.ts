@@ -1,0 +1,44 @@
+/**
+ * The activities of each worker role, as factories closing over the services that role runs:
+ *   controller      Keystone, nova-api, nova-conductor, nova-scheduler/placement, cinder-api (+ Glance metadata)
+ *   network         neutron-server
+ *   compute@<host>  nova-compute and the network agent of one host
+ */
+import type { Cinder } from '../cloud/cinder';
+import type { Clock } from '../cloud/clock';
+import type { Glance } from '../cloud/glance';
+import type { Keystone } from '../cloud/keystone';
+import type { Nova } from '../cloud/nova';
+import type { Placement } from '../cloud/placement';
+import type { Scheduler } from '../cloud/scheduler';
+import { createComputeApiActivities } from './compute-api';
+import { createConductorActivities } from './conductor';
+import { createIdentityActivities } from './identity';
+import { createSchedulerActivities } from './scheduler';
+import { createVolumeActivities } from './volume';
+
+export { createNetworkActivities, type NetworkActivities } from './network';
+export { createComputeActivities, type ComputeActivities } from './compute-host';
+
+export interface ControllerServices {
+  keystone: Keystone;
+  nova: Nova;
+  placement: Placement;
+  scheduler: Scheduler;
+  glance: Glance;
+  cinder: Cinder;
+  clock?: Clock;
+}
+
+export function createControllerActivities(services: ControllerServices) {
+  const { keystone, nova, placement, scheduler, glance, cinder, clock } = services;
+  return {
+    ...createIdentityActivities(keystone),
+    ...createComputeApiActivities({ keystone, nova, glance }),
+    ...createConductorActivities(nova, clock),
+    ...createSchedulerActivities({ scheduler, placement }),
+    ...createVolumeActivities({ cinder, identity: keystone }),
+  };
+}
+
+export type ControllerActivities = ReturnType<typeof createControllerActivities>;

@@ -1,0 +1,253 @@
+/**
+ * A whole bootflow deployment inside one test process: a temporary embedded cloud (bootstrapped like
+ * DevStack), the time-skipping Temporal test server with the boot search attributes registered, and the
+ * worker roles on their queues — `controller` (workflows + controller activities), `network`, and
+ * `compute@<host>` per host, which a test can stop to make a host "down".
+ *
+ * The cloud runs on a ManualClock that follows the test server's time: every activity moves it to the
+ * server time at which the activity was scheduled, so skipping hours in the test server expires tokens and
+ * heartbeats in the cloud too. Compute services heartbeat whenever that clock moves on.
+ */
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import {
+  bundleWorkflowCode,
+  Worker,
+  type ActivityInterceptorsFactory,
+  type WorkflowBundle,
+} from '@temporalio/worker';
+import type { temporal } from '@temporalio/proto';
+import {
+  createComputeActivities,
+  createControllerActivities,
+  createNetworkActivities,
+} from '../../activities';
+import { auditLeaks, type LeakFinding } from '../../cloud/audit';
+import { bootstrapCloud, type BootstrapResult } from '../../cloud/bootstrap';
+import { ManualClock } from '../../cloud/clock';
+import type { ComputeHost } from '../../cloud/compute';
+import { DEFAULT_HOSTS } from '../../cloud/hosts';
+import { openCloud, openComputeHost, type Cloud } from '../../cloud/index';
+import { bootWorkflowId, computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from '../../workflows/names';
+import { BOOT_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import type { BootAuth, BootRequest, BootResult } from '../../workflows/types';
+import { testDbConfig, type TestDb } from './cloud-db';
+import { timeSkippingEnv } from './temporal-env';
+
+export const HOSTS = DEFAULT_HOSTS.map((h) => h.host);
+const HISTORIES_DIR = path.join(__dirname, '..', 'histories');
+/** Set BOOTFLOW_WRITE_HISTORIES=1 to (re)write the replay histories under test/histories/. */
+export const WRITE_HISTORIES = process.env.BOOTFLOW_WRITE_HISTORIES === '1';
+
+let bundle: Promise<WorkflowBundle> | undefined;
+/** The workflow bundle, built once per test process. */
+export function workflowBundle(): Promise<WorkflowBundle> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows') });
+  return bundle;
+}
+
+interface RunningWorker {
+  worker: Worker;
+  done: Promise<void>;
+}
+
+export interface BootHarness {
+  env: TestWorkflowEnvironment;
+  cloud: Cloud;
+  boot: BootstrapResult;
+  clock: ManualClock;
+  computeHosts: Map<string, ComputeHost>;
+  demoAuth(): BootAuth;
+  /** A boot request from the demo user on the private network, with the bootstrap image. */
+  request(requestId: string, overrides?: Partial<BootRequest>): BootRequest;
+  startBoot(request: BootRequest): Promise<WorkflowHandle>;
+  runBoot(request: BootRequest): Promise<BootResult>;
+  /** Brings the set of hosts whose compute worker runs to exactly `hosts`. */
+  setRunningHosts(hosts: readonly string[]): Promise<void>;
+  audit(): Promise<LeakFinding[]>;
+  /** Saves the workflow's history under test/histories/<name>.json when WRITE_HISTORIES is set. */
+  keepHistory(name: string, handle: WorkflowHandle): Promise<void>;
+  close(): Promise<void>;
+}
+
+function clockFollower(clock: ManualClock, onMove: () => Promise<void>): ActivityInterceptorsFactory {
+  return (ctx) => ({
+    inbound: {
+      async execute(input, next) {
+        const serverNow = ctx.info.currentAttemptScheduledTimestampMs;
+        if (serverNow > clock.now()) {
+          clock.set(serverNow);
+          await onMove();
+        }
+        return next(input);
+      },
+    },
+  });
+}
+
+async function registerSearchAttributes(env: TestWorkflowEnvironment): Promise<void> {
+  const KEYWORD = 2; // temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+  const searchAttributes = Object.fromEntries(
+    Object.keys(BOOT_SEARCH_ATTRIBUTES).map((name) => [name, KEYWORD]),
+  );
+  await env.connection.operatorService.addSearchAttributes({
+    namespace: env.namespace ?? 'default',
+    searchAttributes,
+  });
+}
+
+export async function openBootHarness(label: string): Promise<BootHarness> {
+  const db: TestDb = testDbConfig(label);
+  const clock = new ManualClock(Date.now());
+  const cloud = await openCloud({ db: db.config, clock });
+  const boot = await bootstrapCloud(cloud);
+  const computeHosts = new Map<string, ComputeHost>();
+  for (const spec of DEFAULT_HOSTS) {
+    computeHosts.set(
+      spec.host,
+      await openComputeHost({
+        dataDir: cloud.dataDir,
+        host: spec.host,
+        clock,
+        capabilities: {
+          vcpus: spec.vcpus,
+          memoryMb: spec.memoryMb,
+          diskGb: spec.diskGb,
+          cpuArch: spec.cpuArch as 'x86_64',
+          hypervisorType: spec.hypervisorType,
+          availabilityZone: spec.availabilityZone,
+        },
+      }),
+    );
+  }
+
+  // nova-compute's report_state: the hosts stay "up" however far the test server skips.
+  let lastBeat = clock.now();
+  let beating: Promise<void> | undefined;
+  const heartbeat = async () => {
+    if (clock.now() - lastBeat < 20_000) return;
+    beating ??= (async () => {
+      lastBeat = clock.now();
+      for (const host of HOSTS) await cloud.nova.heartbeat(host);
+    })().finally(() => (beating = undefined));
+    await beating;
+  };
+
+  const env = await timeSkippingEnv();
+  await registerSearchAttributes(env);
+  const interceptors = { activity: [clockFollower(clock, heartbeat)] };
+  const workflowBundleCode = await workflowBundle();
+
+  const start = async (taskQueue: string, options: Partial<Parameters<typeof Worker.create>[0]>) => {
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      interceptors,
+      shutdownGraceTime: '2 seconds',
+      ...options,
+    });
+    return { worker, done: worker.run() } satisfies RunningWorker;
+  };
+
+  const controller = await start(CONTROLLER_QUEUE, {
+    workflowBundle: workflowBundleCode,
+    activities: createControllerActivities({ ...cloud, clock }),
+  });
+  const network = await start(NETWORK_QUEUE, {
+    activities: createNetworkActivities({ neutron: cloud.neutron, identity: cloud.keystone }),
+  });
+  const computeWorkers = new Map<string, RunningWorker>();
+
+  const stop = async (running: RunningWorker) => {
+    running.worker.shutdown();
+    await running.done;
+  };
+
+  const harness: BootHarness = {
+    env,
+    cloud,
+    boot,
+    clock,
+    computeHosts,
+    demoAuth: () => ({
+      credentials: {
+        username: boot.demo.username,
+        password: boot.demo.password,
+        projectName: boot.demo.projectName,
+        userDomainName: boot.demo.userDomainName,
+        projectDomainName: boot.demo.projectDomainName,
+      },
+    }),
+    request: (requestId, overrides = {}) => ({
+      requestId,
+      auth: harness.demoAuth(),
+      name: `vm-${requestId}`,
+      flavor: 'm1.tiny',
+      image: boot.imageId,
+      networks: [boot.privateNetworkId],
+      ...overrides,
+    }),
+    startBoot: (request) =>
+      env.client.workflow.start('createInstance', {
+        taskQueue: CONTROLLER_QUEUE,
+        workflowId: bootWorkflowId(request.requestId),
+        args: [request],
+        workflowExecutionTimeout: '1 day',
+      }),
+    async runBoot(request) {
+      const handle = await harness.startBoot(request);
+      return (await handle.result()) as BootResult;
+    },
+    async setRunningHosts(hosts) {
+      for (const [host, running] of [...computeWorkers]) {
+        if (hosts.includes(host)) continue;
+        computeWorkers.delete(host);
+        await stop(running);
+      }
+      for (const host of hosts) {
+        if (computeWorkers.has(host)) continue;
+        const compute = computeHosts.get(host);
+        if (!compute) throw new Error(`unknown host ${host}`);
+        computeWorkers.set(
+          host,
+          await start(computeQueue(host), { activities: createComputeActivities(compute) }),
+        );
+      }
+    },
+    audit: () => auditLeaks(cloud, { hosts: [...computeHosts.values()] }),
+    async keepHistory(name, handle) {
+      if (!WRITE_HISTORIES) return;
+      mkdirSync(HISTORIES_DIR, { recursive: true });
+      const history = await handle.fetchHistory();
+      writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), historyToJSON(history) + '\n');
+    },
+    async close() {
+      for (const running of computeWorkers.values()) await stop(running);
+      await stop(network);
+      await stop(controller);
+      await env.teardown();
+      for (const compute of computeHosts.values()) await compute.close();
+      await cloud.close();
+      await db.cleanup();
+    },
+  };
+  await harness.setRunningHosts(HOSTS);
+  return harness;
+}
+
+/** The histories stored under test/histories/, for the replay test. */
+export function storedHistories(): Array<{ workflowId: string; history: temporal.api.history.v1.IHistory }> {
+  let files: string[];
+  try {
+    files = readdirSync(HISTORIES_DIR).filter((f) => f.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  return files.sort().map((file) => ({
+    workflowId: file.replace(/\.json$/, ''),
+    history: historyFromJSON(JSON.parse(readFileSync(path.join(HISTORIES_DIR, file), 'utf8'))),
+  }));
+}

@@ -1,0 +1,381 @@
+/**
+ * One build attempt on one compute host, as nova-compute's _build_and_run_instance does it: network,
+ * block devices and the image in parallel, then spawn, then the conductor marks the instance active.
+ * Everything created on the way registers its undo: host work in `hostSaga` (undone before a reschedule),
+ * the boot volume in the build's saga (kept across reschedules, only detached).
+ */
+import { ApplicationFailure, CancellationScope, sleep } from '@temporalio/workflow';
+import { nextPollDelay, POLL_INITIAL_MS } from './limits';
+import {
+  call,
+  computeStubs,
+  controller,
+  controllerPoll,
+  controllerUndo,
+  network,
+  networkPoll,
+  networkUndo,
+  volumeApi,
+  type ComputeStubs,
+} from './proxies';
+import type { Saga } from './saga';
+import type { BootTracker } from './tracker';
+import type {
+  AttachedVolume,
+  BootPlan,
+  BootRequest,
+  BootResult,
+  BootVolume,
+  HostTarget,
+  NetworkRef,
+  PluggedVif,
+  PortDescription,
+  ServerAddress,
+  Session,
+} from './types';
+
+/** What every attempt shares. */
+export interface BuildContext {
+  request: BootRequest;
+  session: Session;
+  plan: BootPlan;
+  networks: NetworkRef[];
+  uuid: string;
+  timeouts: { hostPickupMs: number; vifPluggedMs: number; volumeAvailableMs: number };
+  tracker: BootTracker;
+  /** Undos that outlive an attempt (quota, the boot volume). */
+  buildSaga: Saga;
+  /** The boot volume once created, and whether it reached `available`. */
+  bootVolume: { volume: BootVolume | null; ready: boolean };
+}
+
+type Port = PortDescription & PluggedVif;
+
+/**
+ * Runs the branches side by side; the first failure cancels the others and, once they have all stopped
+ * (so every undo they registered is known), is the one thrown.
+ */
+async function allOrCancel<A, B, C>(
+  a: () => Promise<A>,
+  b: () => Promise<B>,
+  c: () => Promise<C>,
+): Promise<[A, B, C]> {
+  const scope = new CancellationScope();
+  let first: { error: unknown } | undefined;
+  const guard = <T>(branch: () => Promise<T>) =>
+    branch().catch((error: unknown) => {
+      if (!first) {
+        first = { error };
+        scope.cancel();
+      }
+      throw error;
+    });
+  const settled = await scope.run(() => Promise.allSettled([guard(a), guard(b), guard(c)]));
+  if (first) throw first.error;
+  const [ra, rb, rc] = settled as [
+    PromiseFulfilledResult<A>,
+    PromiseFulfilledResult<B>,
+    PromiseFulfilledResult<C>,
+  ];
+  return [ra.value, rb.value, rc.value];
+}
+
+/** network-vif-plugged: every port ACTIVE before the deadline, or VirtualInterfaceCreateException (abort). */
+async function waitForVifPlugged(ctx: BuildContext, portIds: string[], host: string): Promise<void> {
+  const deadline = Date.now() + ctx.timeouts.vifPluggedMs;
+  let delay = POLL_INITIAL_MS;
+  for (;;) {
+    const statuses = await call(networkPoll.portStatuses, `neutron: port status for ${host}`, portIds);
+    if (portIds.every((id) => statuses[id] === 'ACTIVE')) return;
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      throw ApplicationFailure.create({
+        type: 'VirtualInterfaceCreateException',
+        message: `Virtual Interface creation failed: no network-vif-plugged event for ${portIds.join(', ')} within ${Math.round(ctx.timeouts.vifPluggedMs / 1000)} s`,
+        nonRetryable: true,
+      });
+    }
+    await sleep(Math.min(delay, left));
+    delay = nextPollDelay(delay, ctx.timeouts.vifPluggedMs);
+  }
+}
+
+async function networkBranch(
+  ctx: BuildContext,
+  target: HostTarget,
+  attempt: number,
+  hostSaga: Saga,
+  compute: ComputeStubs,
+): Promise<Port[]> {
+  const { uuid, session, plan, tracker } = ctx;
+  const host = target.host;
+  return tracker.time(
+    'network',
+    async () => {
+      // Registered first: deleting by device id also finds ports of a call whose answer was lost.
+      hostSaga.add(`neutron: delete ports of ${uuid}`, () =>
+        call(networkUndo.deleteInstancePorts, `neutron: delete ports of ${uuid}`, uuid),
+      );
+      const created = await call(network.createPorts, 'neutron: create ports and fixed IPs', {
+        token: session.token,
+        instanceUuid: uuid,
+        attempt,
+        projectId: plan.projectId,
+        networks: ctx.networks,
+      });
+      const bound = await call(network.bindPorts, `neutron: bind ports to ${host}`, created, host);
+      const portIds = bound.map((p) => p.portId);
+      hostSaga.add(
+        `neutron: unplug ports on ${host}`,
+        () => call(compute.undo.unplugVifs, `neutron: unplug ports on ${host}`, portIds),
+        host,
+      );
+      const vifs = await call(compute.ops.plugVifs, `neutron: plug port on ${host}`, uuid, host, bound);
+      await call(network.reportDevicesUp, `neutron-agent: device up on ${host}`, portIds, host);
+      await waitForVifPlugged(ctx, portIds, host);
+      return bound.map((port) => {
+        const vif = vifs.find((v) => v.portId === port.portId);
+        return { ...port, bridge: vif?.bridge ?? '', tap: vif?.tap ?? '' };
+      });
+    },
+    host,
+  );
+}
+
+/** Nova's _await_block_device_map_created: a bounded wait for `available`, else VolumeNotCreated. */
+async function waitForVolume(ctx: BuildContext, volume: BootVolume): Promise<void> {
+  const started = Date.now();
+  const deadline = started + ctx.timeouts.volumeAvailableMs;
+  let delay = POLL_INITIAL_MS;
+  for (let attempts = 1; ; attempts++) {
+    const { status, errorMessage } = await call(
+      controllerPoll.volumeStatus,
+      `cinder: volume ${volume.volumeId} status`,
+      volume.volumeId,
+    );
+    if (status === 'available') return;
+    const left = deadline - Date.now();
+    if (status !== 'creating' || left <= 0) {
+      const waited = Math.round((Date.now() - started) / 1000);
+      throw ApplicationFailure.create({
+        type: 'VolumeNotCreated',
+        message:
+          `Volume ${volume.volumeId} did not finish being created even after we waited ${waited} seconds or ` +
+          `${attempts} attempts. And its status is ${status}.` +
+          (errorMessage ? ` (${errorMessage})` : ''),
+        nonRetryable: true,
+        details: [{ volumeId: volume.volumeId, status }],
+      });
+    }
+    await sleep(Math.min(delay, left));
+    delay = nextPollDelay(delay, ctx.timeouts.volumeAvailableMs);
+  }
+}
+
+async function blockDeviceBranch(
+  ctx: BuildContext,
+  target: HostTarget,
+  hostSaga: Saga,
+  compute: ComputeStubs,
+): Promise<AttachedVolume[]> {
+  const { uuid, session, plan, tracker } = ctx;
+  const host = target.host;
+  await call(
+    controller.setTaskState,
+    'nova-conductor: task_state=block_device_mapping',
+    uuid,
+    'block_device_mapping',
+    'networking',
+  );
+  tracker.states({ taskState: 'block_device_mapping' });
+  if (!plan.bootVolume) return [];
+  const wanted = plan.bootVolume;
+  return tracker.time(
+    'block-devices',
+    async () => {
+      let volume = ctx.bootVolume.volume;
+      if (!volume) {
+        volume = await call(
+          volumeApi.createBootVolume,
+          `cinder: create ${wanted.sizeGb} GB volume from image`,
+          {
+            token: session.token,
+            instanceUuid: uuid,
+            name: plan.name,
+            projectId: plan.projectId,
+            userId: plan.userId,
+            sizeGb: wanted.sizeGb,
+            image: plan.image.location,
+            deleteOnTermination: wanted.deleteOnTermination,
+          },
+        );
+        ctx.bootVolume.volume = volume;
+        // Created by this request: deleted if the build fails (a reschedule only detaches it).
+        const id = volume.volumeId;
+        ctx.buildSaga.add(`cinder: delete volume ${id}`, () =>
+          call(controllerUndo.deleteVolume, `cinder: delete volume ${id}`, id),
+        );
+      }
+      if (!ctx.bootVolume.ready) {
+        await waitForVolume(ctx, volume);
+        ctx.bootVolume.ready = true;
+      }
+      const attached = await call(
+        volumeApi.attachVolume,
+        `cinder: attach volume on ${host}`,
+        session.token,
+        volume,
+        uuid,
+        host,
+      );
+      hostSaga.add(`cinder: detach volume ${attached.volumeId}`, () =>
+        call(
+          controllerUndo.detachVolume,
+          `cinder: detach volume ${attached.volumeId}`,
+          attached.attachmentId,
+        ),
+      );
+      hostSaga.add(
+        `nova-compute: disconnect volume on ${host}`,
+        () =>
+          call(
+            compute.undo.disconnectVolume,
+            `nova-compute: disconnect volume on ${host}`,
+            uuid,
+            attached.volumeId,
+            attached.connectionInfo,
+          ),
+        host,
+      );
+      const connected = await call(
+        compute.ops.connectVolume,
+        `cinder: connect volume on ${host}`,
+        uuid,
+        attached.volumeId,
+        attached.connectionInfo,
+      );
+      await call(
+        volumeApi.completeAttachment,
+        `cinder: attachment complete on ${host}`,
+        attached.attachmentId,
+      );
+      return [{ ...attached, device: connected.device }];
+    },
+    host,
+  );
+}
+
+async function imageBranch(
+  ctx: BuildContext,
+  target: HostTarget,
+  compute: ComputeStubs,
+): Promise<string | null> {
+  if (ctx.plan.bootVolume) return null; // Cinder copied the image into the boot volume
+  return ctx.tracker.time(
+    'image',
+    async () => {
+      const fetched = await call(
+        compute.fetch.fetchImage,
+        `glance: fetch image to ${target.host}`,
+        ctx.plan.image.location,
+      );
+      return fetched.path;
+    },
+    target.host,
+  );
+}
+
+function addressesOf(ports: Port[]): Record<string, ServerAddress[]> {
+  const addresses: Record<string, ServerAddress[]> = {};
+  for (const port of ports) {
+    const list = (addresses[port.networkName] ??= []);
+    for (const ip of port.fixedIps) {
+      list.push({ addr: ip.ipAddress, macAddress: port.macAddress, version: 4, portId: port.portId });
+    }
+  }
+  return addresses;
+}
+
+/** One attempt on `target`; throws on failure, leaving the undos of its work in `hostSaga`. */
+export async function buildOnHost(
+  ctx: BuildContext,
+  target: HostTarget,
+  attempt: number,
+  hostSaga: Saga,
+): Promise<BootResult> {
+  const { uuid, request, tracker } = ctx;
+  const host = target.host;
+  const compute = computeStubs(host, ctx.timeouts.hostPickupMs);
+  tracker.onHost(host, attempt);
+  tracker.setStep('building');
+  await call(controller.setHost, `nova-conductor: host=${host}`, uuid, request.requestId, target);
+  await call(
+    controller.setTaskState,
+    'nova-conductor: task_state=networking',
+    uuid,
+    'networking',
+    'scheduling',
+  );
+  tracker.states({ taskState: 'networking' });
+
+  const [ports, volumes, baseImagePath] = await allOrCancel(
+    () => networkBranch(ctx, target, attempt, hostSaga, compute),
+    () => blockDeviceBranch(ctx, target, hostSaga, compute),
+    () => imageBranch(ctx, target, compute),
+  );
+
+  await call(
+    controller.setTaskState,
+    'nova-conductor: task_state=spawning',
+    uuid,
+    'spawning',
+    'block_device_mapping',
+  );
+  tracker.states({ taskState: 'spawning' });
+  tracker.setStep('spawning');
+  hostSaga.add(
+    `nova-compute: destroy instance on ${host}`,
+    () => call(compute.undo.destroyInstance, `nova-compute: destroy instance on ${host}`, uuid),
+    host,
+  );
+  const spawned = await tracker.time(
+    'spawn',
+    () =>
+      call(compute.ops.spawn, `nova-compute: spawn on ${host}`, {
+        uuid,
+        name: ctx.plan.name,
+        flavor: ctx.plan.flavor,
+        baseImagePath,
+        ports,
+        volumes: volumes.map((v) => ({
+          volumeId: v.volumeId,
+          path: v.connectionInfo.path,
+          device: v.device,
+        })),
+      }),
+    host,
+  );
+
+  const finished = await tracker.time('finish', () =>
+    call(controller.finishBuild, 'nova-conductor: vm_state=active', uuid, request.requestId, host),
+  );
+  tracker.states({ vmState: 'active', taskState: null, powerState: spawned.powerState });
+  return {
+    id: uuid,
+    name: ctx.plan.name,
+    status: 'ACTIVE',
+    host,
+    vmState: 'active',
+    powerState: finished.powerState,
+    launchedAt: finished.launchedAt,
+    addresses: addressesOf(ports),
+    volumes: volumes.map((v) => ({
+      id: v.volumeId,
+      device: v.device,
+      deleteOnTermination: v.deleteOnTermination,
+    })),
+    attempts: attempt,
+    triedHosts: tracker.triedHosts,
+    timings: tracker.timings,
+  };
+}

@@ -1,0 +1,290 @@
+/**
+ * createInstance: the whole boot of one server, as OpenStack runs it, in one durable workflow.
+ *
+ *   1 keystone: authenticate, authorize compute:server:create                     controller
+ *   2 nova-api: validate (flavor, image, sizes) | neutron: validate networks      controller | network
+ *     nova-api: reserve quota; nova-conductor: instance building/scheduling       controller
+ *   3 nova-scheduler: select destination + placement claim                        controller
+ *   4 on the host, in parallel: ports (create, bind, plug, vif-plugged),           network, compute@<host>
+ *     boot volume (create, wait available, attach, connect), image fetch          controller, compute@<host>
+ *   5 nova-compute: spawn; nova-conductor: active/RUNNING/None, launched_at        compute@<host>, controller
+ *
+ * A host that is down (its work not picked up) or a build failure Nova reschedules (RescheduledException)
+ * undoes that host's work, records the host as tried and moves to an alternate, at most max_attempts
+ * times; anything else aborts. On abort or cancellation the saga undoes everything in reverse, the
+ * conductor writes the instance fault and vm_state=error, and the workflow fails with the typed failure.
+ */
+import { CancellationScope, isCancellation, uuid4 } from '@temporalio/workflow';
+import { buildOnHost, type BuildContext } from './build-on-host';
+import { bootFailure, classify, type Classified } from './failures';
+import { DEFAULT_MAX_ATTEMPTS, resolveTimeouts } from './limits';
+import { call, controller, controllerUndo, network } from './proxies';
+import { Saga } from './saga';
+import { BootTracker } from './tracker';
+import type { BootRequest, BootResult, HostTarget } from './types';
+
+export { statusQuery } from './tracker';
+
+function maxRetriesExceeded(
+  uuid: string,
+  reason: string,
+  triedHosts: string[],
+  last: Classified,
+): Classified {
+  return {
+    type: 'MaxRetriesExceeded',
+    message: `Exceeded maximum number of retries. ${reason} for instance ${uuid}. Last exception: ${last.message}`,
+    code: 500,
+    hostDown: false,
+    reschedule: false,
+    cancelled: false,
+  };
+}
+
+/** Thrown inside the workflow once it has decided the build is over (already classified). */
+class BuildOver extends Error {
+  constructor(readonly classified: Classified) {
+    super(classified.message);
+  }
+}
+
+/** The next host after a failed attempt: an unclaimed alternate first, then the scheduler without tried hosts. */
+async function nextTarget(
+  ctx: BuildContext,
+  alternates: HostTarget[],
+  maxAttempts: number,
+  last: Classified,
+): Promise<HostTarget> {
+  const { uuid, plan, tracker } = ctx;
+  const tried = tracker.triedHosts;
+  while (alternates.length > 0) {
+    const alternate = alternates.shift() as HostTarget;
+    if (tried.includes(alternate.host)) continue;
+    const claimed = await call(
+      controller.claimAlternate,
+      `nova-conductor: claim alternate ${alternate.host}`,
+      uuid,
+      alternate,
+      plan.flavor,
+      plan.projectId,
+      plan.userId,
+      plan.bootVolume !== null,
+    );
+    if (claimed) return alternate;
+  }
+  try {
+    const selection = await call(
+      controller.selectDestinations,
+      'nova-scheduler: select destination (reschedule)',
+      {
+        instanceUuid: uuid,
+        projectId: plan.projectId,
+        userId: plan.userId,
+        flavor: plan.flavor,
+        imageProperties: plan.image.properties,
+        bootFromVolume: plan.bootVolume !== null,
+        availabilityZone: plan.availabilityZone,
+        excludedHosts: tried,
+        maxAttempts,
+      },
+    );
+    alternates.push(...selection.alternates);
+    return selection.selected;
+  } catch (err) {
+    if (classify(err).type !== 'NoValidHost') throw err;
+    throw new BuildOver(
+      maxRetriesExceeded(uuid, 'Exhausted all hosts available for retrying build failures', tried, last),
+    );
+  }
+}
+
+/** Schedules, then builds host after host until one succeeds or the build is over. */
+async function scheduleAndBuild(ctx: BuildContext, maxAttempts: number): Promise<BootResult> {
+  const { uuid, plan, request, tracker } = ctx;
+  tracker.setStep('scheduling');
+  const selection = await tracker.time('schedule', () =>
+    call(controller.selectDestinations, 'nova-scheduler: select destination', {
+      instanceUuid: uuid,
+      projectId: plan.projectId,
+      userId: plan.userId,
+      flavor: plan.flavor,
+      imageProperties: plan.image.properties,
+      bootFromVolume: plan.bootVolume !== null,
+      availabilityZone: plan.availabilityZone,
+      excludedHosts: [],
+      maxAttempts,
+    }),
+  );
+  const alternates = [...selection.alternates];
+  let target = selection.selected;
+  for (let attempt = 1; ; attempt++) {
+    const hostSaga = new Saga();
+    // The scheduler's claim is this attempt's first resource.
+    hostSaga.add(`placement: release allocation on ${target.host}`, () =>
+      call(controllerUndo.releaseAllocation, `placement: release allocation on ${target.host}`, uuid),
+    );
+    try {
+      return await buildOnHost(ctx, target, attempt, hostSaga);
+    } catch (err) {
+      const failure = classify(err, target.host);
+      const host = target.host;
+      tracker.error({ type: failure.type, message: failure.message, host, rescheduled: failure.reschedule });
+      await CancellationScope.nonCancellable(async () => {
+        tracker.setStep(`cleaning up ${host}`);
+        await hostSaga.compensate({
+          ...(failure.hostDown ? { unreachableHost: host } : {}),
+          onProgress: (line) => tracker.compensated(line),
+        });
+        await call(
+          controllerUndo.hostBuildFailed,
+          `nova-conductor: build failed on ${host}`,
+          uuid,
+          request.requestId,
+          host,
+          { type: failure.type, message: failure.message },
+          failure.reschedule,
+        );
+      });
+      if (!failure.reschedule) throw err;
+      tracker.hostFailed(host);
+      tracker.onHost(null, attempt);
+      tracker.states({ taskState: 'scheduling' });
+      if (attempt >= maxAttempts) {
+        throw new BuildOver(
+          maxRetriesExceeded(
+            uuid,
+            `Exceeded max scheduling attempts ${maxAttempts}`,
+            tracker.triedHosts,
+            failure,
+          ),
+        );
+      }
+      tracker.setStep('rescheduling');
+      target = await tracker.time('reschedule', () => nextTarget(ctx, alternates, maxAttempts, failure));
+    }
+  }
+}
+
+export async function createInstance(request: BootRequest): Promise<BootResult> {
+  const maxAttempts = request.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+  const tracker = new BootTracker({ requestId: request.requestId, name: request.name, maxAttempts });
+  const buildSaga = new Saga();
+  // uuid4() is seeded by the workflow's random state: the same on every replay.
+  const uuid = uuid4();
+  let recorded = false;
+  try {
+    tracker.setStep('authenticating');
+    const session = await tracker.time('authenticate', () =>
+      call(controller.authenticate, 'keystone: authenticate', request.auth),
+    );
+    await tracker.time('authorize', () =>
+      call(
+        controller.authorize,
+        'keystone: authorize compute:server:create',
+        session.token,
+        'compute:server:create',
+        {
+          projectId: session.projectId,
+        },
+      ),
+    );
+
+    tracker.setStep('validating');
+    // nova-api asks neutron about the networks while it checks the rest itself.
+    const [plan, networks] = await tracker.time('validate', () =>
+      Promise.all([
+        call(controller.validateBootRequest, 'nova-api: validate flavor, image, volume', session.token, {
+          name: request.name,
+          flavor: request.flavor,
+          image: request.image,
+          ...(request.bootVolume ? { bootVolume: request.bootVolume } : {}),
+          ...(request.availabilityZone ? { availabilityZone: request.availabilityZone } : {}),
+        }),
+        call(network.validateNetworks, 'neutron: validate networks', session.token, request.networks),
+      ]),
+    );
+
+    buildSaga.add(`nova: release quota of ${uuid}`, () =>
+      call(controllerUndo.releaseQuota, `nova: release quota of ${uuid}`, uuid),
+    );
+    await tracker.time('reserve-quota', () =>
+      call(controller.reserveQuota, 'nova-api: reserve quota', session.token, uuid, plan.quota),
+    );
+    const instance = await tracker.time('record-instance', () =>
+      call(controller.createInstanceRecord, 'nova-conductor: instance building/scheduling', {
+        uuid,
+        requestId: request.requestId,
+        plan,
+        networkIds: networks.map((n) => n.id),
+      }),
+    );
+    if (instance.uuid !== uuid) {
+      // The request id already created another instance: one request, one server.
+      throw new BuildOver({
+        type: 'Conflict',
+        message: `Request ${request.requestId} already created instance ${instance.uuid}`,
+        code: 409,
+        hostDown: false,
+        reschedule: false,
+        cancelled: false,
+      });
+    }
+    recorded = true;
+    tracker.recorded(uuid, plan.projectId);
+    // Each attempt releases its own claim; this one also covers a claim whose answer a cancellation cut off.
+    buildSaga.add(`placement: release allocations of ${uuid}`, () =>
+      call(controllerUndo.releaseAllocation, `placement: release allocations of ${uuid}`, uuid),
+    );
+
+    const ctx: BuildContext = {
+      request,
+      session,
+      plan,
+      networks,
+      uuid,
+      timeouts: resolveTimeouts(request.timeouts),
+      tracker,
+      buildSaga,
+      bootVolume: { volume: null, ready: false },
+    };
+    const result = await scheduleAndBuild(ctx, maxAttempts);
+    tracker.setStep('active');
+    tracker.done();
+    return result;
+  } catch (err) {
+    const failure = err instanceof BuildOver ? err.classified : classify(err, tracker.host ?? undefined);
+    tracker.error({
+      type: failure.type,
+      message: failure.message,
+      ...(tracker.host ? { host: tracker.host } : {}),
+    });
+    await CancellationScope.nonCancellable(async () => {
+      tracker.setStep('cleaning up');
+      await buildSaga.compensate({ onProgress: (line) => tracker.compensated(line) });
+      if (recorded) {
+        const lastHost = tracker.host ?? tracker.triedHosts.at(-1);
+        await call(
+          controllerUndo.failBuild,
+          'nova-conductor: instance fault, vm_state=error',
+          uuid,
+          request.requestId,
+          {
+            code: failure.code,
+            message: failure.message,
+            details: failure.type,
+            ...(lastHost ? { host: lastHost } : {}),
+          },
+        );
+        tracker.states({ vmState: 'error', taskState: null, powerState: 0 });
+      }
+    });
+    tracker.setStep(failure.cancelled ? 'cancelled' : 'error');
+    tracker.done();
+    if (isCancellation(err)) throw err;
+    throw bootFailure(
+      failure,
+      { instanceUuid: recorded ? uuid : null, triedHosts: tracker.triedHosts, requestId: request.requestId },
+      err instanceof BuildOver ? undefined : err,
+    );
+  }
+}

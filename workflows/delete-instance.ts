@@ -1,0 +1,100 @@
+/**
+ * deleteInstance: `openstack server delete`. Authenticates and checks the policy (another project's server
+ * is NotFound), stops a build still running for the instance (cancelling its workflow, whose saga cleans
+ * up) and waits for it, then tears down as Nova's _delete_instance does: the guest on its host, volume
+ * attachments (deleting delete-on-termination volumes), ports, the allocation and quota, and finally the
+ * soft delete (vm_state=deleted). A host that is down is skipped (Nova's local delete). Deleting a deleted
+ * server answers 'already-deleted'.
+ */
+import { getExternalWorkflowHandle, sleep, upsertSearchAttributes } from '@temporalio/workflow';
+import { classify } from './failures';
+import { DEFAULT_TIMEOUTS, nextPollDelay, POLL_INITIAL_MS } from './limits';
+import { bootWorkflowId } from './names';
+import { call, computeStubs, controller, controllerPoll, network, volumeApi } from './proxies';
+import { InstanceIdKey, ProjectIdKey, VmStateKey } from './search-attributes';
+import type { DeleteRequest, DeleteResult, InstanceSummary } from './types';
+
+/** How long a delete waits for a cancelled build to finish its clean-up before going on regardless. */
+const DEFAULT_CREATE_STOP_MS = 10 * 60_000;
+
+async function stopBuild(request: DeleteRequest, instance: InstanceSummary): Promise<InstanceSummary> {
+  try {
+    await getExternalWorkflowHandle(bootWorkflowId(instance.requestId)).cancel();
+  } catch {
+    // The build's workflow is not running (finished, or never started here): nothing to cancel.
+  }
+  const bound = request.timeouts?.createStopMs ?? DEFAULT_CREATE_STOP_MS;
+  const deadline = Date.now() + bound;
+  let delay = POLL_INITIAL_MS;
+  let current = instance;
+  while (current.vmState === 'building' && !current.deleted && Date.now() < deadline) {
+    await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
+    delay = nextPollDelay(delay, bound);
+    current = await call(controllerPoll.getInstanceState, 'nova-conductor: instance state', instance.uuid);
+  }
+  return current;
+}
+
+export async function deleteInstance(request: DeleteRequest): Promise<DeleteResult> {
+  const uuid = request.instanceUuid;
+  const session = await call(controller.authenticate, 'keystone: authenticate', request.auth);
+  let instance = await call(controller.getInstanceForDelete, 'nova-api: find server', session.token, uuid);
+  const result: DeleteResult = {
+    instanceUuid: uuid,
+    outcome: 'already-deleted',
+    host: instance.host,
+    localDelete: false,
+    cancelledBuild: false,
+    deletedVolumes: [],
+    deletedPorts: [],
+  };
+  if (instance.deleted) return result;
+  upsertSearchAttributes([
+    { key: InstanceIdKey, value: uuid },
+    { key: ProjectIdKey, value: instance.projectId },
+  ]);
+
+  if (instance.vmState === 'building') {
+    result.cancelledBuild = true;
+    instance = await stopBuild(request, instance);
+    if (instance.deleted) return result;
+  }
+
+  await call(
+    controller.beginDelete,
+    'nova-api: task_state=deleting',
+    uuid,
+    request.requestId,
+    session.userId,
+    instance.projectId,
+  );
+  const volumes = await call(volumeApi.listInstanceVolumes, 'cinder: volumes of the server', uuid);
+
+  const host = instance.host;
+  result.host = host;
+  if (host) {
+    const compute = computeStubs(host, request.timeouts?.hostPickupMs ?? DEFAULT_TIMEOUTS.hostPickupMs);
+    try {
+      // The driver's destroy also unplugs the ports' VIFs and disconnects the volumes on the host.
+      await call(compute.ops.destroyInstance, `nova-compute: destroy instance on ${host}`, uuid);
+    } catch (err) {
+      if (!classify(err, host).hostDown) throw err;
+      result.localDelete = true;
+    }
+  }
+
+  for (const volume of volumes) {
+    await call(volumeApi.detachVolume, `cinder: detach volume ${volume.volumeId}`, volume.attachmentId);
+    if (volume.deleteOnTermination) {
+      await call(volumeApi.deleteVolume, `cinder: delete volume ${volume.volumeId}`, volume.volumeId);
+      result.deletedVolumes.push(volume.volumeId);
+    }
+  }
+  result.deletedPorts = await call(network.deleteInstancePorts, `neutron: delete ports of ${uuid}`, uuid);
+  await call(controller.releaseAllocation, 'placement: release allocations', uuid);
+  await call(controller.releaseQuota, 'nova: release quota', uuid);
+  await call(controller.finishDelete, 'nova-conductor: vm_state=deleted', uuid, request.requestId);
+  upsertSearchAttributes([{ key: VmStateKey, value: 'deleted' }]);
+  result.outcome = 'deleted';
+  return result;
+}

@@ -1,0 +1,253 @@
+/**
+ * The data that crosses the workflow boundary: the boot request, what each service role hands back, and
+ * what the workflow returns and shows in its `status` query. Plain serialisable shapes only (they travel
+ * through Temporal payloads); no secrets in anything an activity returns except the Keystone token.
+ */
+import type { ImageLocation } from '../cloud/glance/types';
+
+/** Password credentials, scoped to a project (Keystone v3 password auth). */
+export interface PasswordCredentials {
+  username: string;
+  password: string;
+  userDomainName?: string;
+  projectName: string;
+  projectDomainName?: string;
+}
+
+/** Either a token the caller already holds, or credentials the workflow exchanges once for a token. */
+export type BootAuth = { token: string } | { credentials: PasswordCredentials };
+
+/** Operator knobs with Nova's names in mind; every one has a default (see workflows/limits.ts). */
+export interface BootTimeouts {
+  /** How long work may wait on a `compute@<host>` queue before the host counts as down (ms). */
+  hostPickupMs?: number;
+  /** Nova's vif_plugging_timeout: how long to wait for network-vif-plugged (ms). */
+  vifPluggedMs?: number;
+  /** Nova's block_device_allocate_retries × interval: how long a new volume may stay `creating` (ms). */
+  volumeAvailableMs?: number;
+}
+
+export interface BootRequest {
+  /** The client's request id (x-openstack-request-id); the workflow id and every idempotency key derive from it. */
+  requestId: string;
+  auth: BootAuth;
+  name: string;
+  flavor: string;
+  /** Image id or name: booted from directly, or copied into the boot volume. */
+  image: string;
+  /** Boot from a new volume created from the image (source=image, destination=volume). */
+  bootVolume?: { sizeGb: number; deleteOnTermination?: boolean };
+  /** Network ids or names; at least one. */
+  networks: string[];
+  availabilityZone?: string;
+  /** Nova's scheduler max_attempts (default 3). */
+  maxAttempts?: number;
+  timeouts?: BootTimeouts;
+}
+
+/** What Keystone's authentication yields, without the password. */
+export interface Session {
+  token: string;
+  expiresAt: number;
+  userId: string;
+  projectId: string;
+  projectName: string;
+  roles: string[];
+}
+
+export interface FlavorSpec {
+  id: string;
+  name: string;
+  vcpus: number;
+  memoryMb: number;
+  rootGb: number;
+  ephemeralGb: number;
+  swapMb: number;
+}
+
+/** Glance's ImageLocation: what a compute host or Cinder needs to fetch and verify the image. */
+export type { ImageLocation };
+
+export interface ImageSpec {
+  id: string;
+  name: string;
+  minDisk: number;
+  minRam: number;
+  properties: Record<string, string>;
+  location: ImageLocation;
+}
+
+export interface NetworkRef {
+  id: string;
+  name: string;
+}
+
+/** Quota the boot holds while it runs (nova's instances/cores/ram, plus the boot volume's). */
+export type QuotaAmounts = Partial<
+  Record<'instances' | 'cores' | 'ram' | 'volumes' | 'gigabytes' | 'ports', number>
+>;
+
+/** nova-api's verdict on the request: everything later steps need, already checked. */
+export interface BootPlan {
+  projectId: string;
+  userId: string;
+  name: string;
+  flavor: FlavorSpec;
+  image: ImageSpec;
+  bootVolume: { sizeGb: number; deleteOnTermination: boolean } | null;
+  quota: QuotaAmounts;
+  availabilityZone: string | null;
+}
+
+export interface HostTarget {
+  host: string;
+  nodeUuid: string;
+  providerUuid: string;
+}
+
+export interface Selection {
+  selected: HostTarget;
+  alternates: HostTarget[];
+}
+
+export interface FixedIp {
+  subnetId: string;
+  ipAddress: string;
+}
+
+/** A port as the compute host needs it to plug the VIF (no Neutron database behind it). */
+export interface PortDescription {
+  portId: string;
+  networkId: string;
+  networkName: string;
+  macAddress: string;
+  fixedIps: FixedIp[];
+  vifType: string;
+}
+
+export interface PluggedVif {
+  portId: string;
+  bridge: string;
+  tap: string;
+}
+
+export interface VolumeConnectionInfo {
+  driverVolumeType: 'file';
+  path: string;
+}
+
+export interface BootVolume {
+  volumeId: string;
+  sizeGb: number;
+  deleteOnTermination: boolean;
+}
+
+export interface AttachedVolume extends BootVolume {
+  attachmentId: string;
+  device: string;
+  connectionInfo: VolumeConnectionInfo;
+}
+
+export interface SpawnSpec {
+  uuid: string;
+  name: string;
+  flavor: FlavorSpec;
+  /** The image in the host's cache, when booting from image. */
+  baseImagePath: string | null;
+  ports: Array<PortDescription & PluggedVif>;
+  volumes: Array<{ volumeId: string; path: string; device: string }>;
+}
+
+export interface SpawnResult {
+  powerState: number;
+  diskPath: string | null;
+}
+
+export interface StepTiming {
+  step: string;
+  host?: string;
+  startedAt: number;
+  endedAt?: number;
+  ms?: number;
+  outcome?: 'ok' | 'failed' | 'cancelled';
+}
+
+export interface LastError {
+  type: string;
+  message: string;
+  host?: string;
+  /** Whether a reschedule followed. */
+  rescheduled?: boolean;
+}
+
+/** The `status` query: what the client and the Web UI show while a boot runs and after. */
+export interface BootStatus {
+  requestId: string;
+  instanceUuid: string | null;
+  name: string;
+  step: string;
+  vmState: string | null;
+  taskState: string | null;
+  powerState: number;
+  host: string | null;
+  attempt: number;
+  maxAttempts: number;
+  triedHosts: string[];
+  timings: StepTiming[];
+  lastError: LastError | null;
+  /** Compensations run so far, newest last ("neutron: delete ports of …"). */
+  compensations: string[];
+  done: boolean;
+}
+
+export interface ServerAddress {
+  addr: string;
+  macAddress: string;
+  version: 4;
+  portId: string;
+}
+
+/** What the workflow returns: the server as `openstack server show` would present it, plus timings. */
+export interface BootResult {
+  id: string;
+  name: string;
+  status: 'ACTIVE';
+  host: string;
+  vmState: 'active';
+  powerState: number;
+  launchedAt: number;
+  addresses: Record<string, ServerAddress[]>;
+  volumes: Array<{ id: string; device: string; deleteOnTermination: boolean }>;
+  attempts: number;
+  triedHosts: string[];
+  timings: StepTiming[];
+}
+
+export interface DeleteRequest {
+  requestId: string;
+  auth: BootAuth;
+  instanceUuid: string;
+  timeouts?: Pick<BootTimeouts, 'hostPickupMs'> & { createStopMs?: number };
+}
+
+export interface DeleteResult {
+  instanceUuid: string;
+  outcome: 'deleted' | 'already-deleted';
+  host: string | null;
+  /** The host was unreachable: deleted locally, as Nova does for a down compute service. */
+  localDelete: boolean;
+  cancelledBuild: boolean;
+  deletedVolumes: string[];
+  deletedPorts: string[];
+}
+
+/** What the delete needs to know about the instance, read by nova-api after the policy check. */
+export interface InstanceSummary {
+  uuid: string;
+  requestId: string;
+  projectId: string;
+  host: string | null;
+  vmState: string;
+  taskState: string | null;
+  deleted: boolean;
+}
