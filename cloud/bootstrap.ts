@@ -7,7 +7,6 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import type { Cloud } from './index';
-import { isCloudError } from './errors';
 import { generateQcow2Image, type Image } from './glance';
 import { DEFAULT_HOSTS, registerComputeHost, type HostSpec } from './hosts';
 
@@ -105,13 +104,11 @@ async function ensureUserWithOpenrc(
 
 async function ensureImage(cloud: Cloud, adminProjectId: string): Promise<Image> {
   const ctx = { projectId: adminProjectId, roles: ['admin', 'member', 'reader'] };
-  try {
-    const existing = await cloud.glance.getImage(IMAGE_NAME, ctx);
-    if (existing.status === 'active') return existing;
-    await cloud.glance.deleteImage(existing.id, ctx);
-  } catch (err) {
-    if (!isCloudError(err, 'NotFound')) throw err;
-  }
+  // Only the admin project's own image counts: another project may have an image of the same name.
+  const existing = await cloud.glance.listImages(ctx, { name: IMAGE_NAME, owner: adminProjectId });
+  const active = existing.find((image) => image.status === 'active');
+  if (active) return active;
+  for (const stale of existing) await cloud.glance.deleteImage(stale.id, ctx);
   const image = await cloud.glance.createImage(
     {
       name: IMAGE_NAME,
