@@ -364,6 +364,12 @@ describe(`placement (${testDbDialect})`, () => {
           inventories: { VCPU: { total: 2, color: 'red' } } as never,
         }),
       () =>
+        placement.ensureResourceProvider({
+          uuid: randomUUID(),
+          name: 'x',
+          inventories: { VCPU: { total: 4, minUnit: 8 } },
+        }),
+      () =>
         placement.claim({
           consumerUuid: randomUUID(),
           providerUuid: randomUUID(),

@@ -84,7 +84,15 @@ function withDefaults(input: InventoriesInput): Partial<Record<ResourceClass, In
   const out: Partial<Record<ResourceClass, Inventory>> = {};
   for (const rc of RESOURCE_CLASSES) {
     const inv = input[rc];
-    if (inv) out[rc] = inventoryWithDefaults(rc, inv);
+    if (!inv) continue;
+    const full = inventoryWithDefaults(rc, inv);
+    if (full.minUnit > full.maxUnit) {
+      throw new CloudError(
+        'BadRequest',
+        `Invalid inventory of ${rc}: min_unit ${full.minUnit} exceeds max_unit ${full.maxUnit}`,
+      );
+    }
+    out[rc] = full;
   }
   return out;
 }
