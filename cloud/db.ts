@@ -156,6 +156,19 @@ export async function dropServerDatabases(config: DbConfig): Promise<void> {
   }
 }
 
+const UNIQUE_VIOLATION_CODES = new Set([
+  'SQLITE_CONSTRAINT_UNIQUE',
+  'SQLITE_CONSTRAINT_PRIMARYKEY',
+  'ER_DUP_ENTRY',
+  '23505',
+]);
+
+/** A unique or primary-key violation, on any supported database: a concurrent creator inserted the key first. */
+export function isUniqueViolation(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && UNIQUE_VIOLATION_CODES.has(code);
+}
+
 const TRANSIENT_SQLITE = new Set(['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_LOCKED']);
 const TRANSIENT_MYSQL = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']);
 const TRANSIENT_PG = new Set(['40001', '40P01', '55P03']);

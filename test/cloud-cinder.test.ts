@@ -13,7 +13,7 @@ import { openServiceDb } from '../cloud/db';
 import { isCloudError, type CloudErrorType } from '../cloud/errors';
 import { cinderMigrations } from '../cloud/cinder/migrations';
 import type { CinderDb } from '../cloud/cinder/schema';
-import { isUniqueViolation } from '../cloud/cinder/unique-violation';
+import { isUniqueViolation } from '../cloud/db';
 import { testDbConfig, testDbDialect, type TestDb } from './helpers/cloud-db';
 
 const MIB = 1024 * 1024;

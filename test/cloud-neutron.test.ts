@@ -5,7 +5,7 @@ import { openServiceDb } from '../cloud/db';
 import { isCloudError } from '../cloud/errors';
 import { neutronMigrations } from '../cloud/neutron/migrations';
 import type { NeutronDb } from '../cloud/neutron/schema';
-import { isUniqueViolation } from '../cloud/neutron/unique-violation';
+import { isUniqueViolation } from '../cloud/db';
 import {
   cidrContains,
   defaultAllocationPools,

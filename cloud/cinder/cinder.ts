@@ -17,8 +17,15 @@ import { applyCreateFault, faultsSchema, readFaultsFile } from './faults';
 import { cinderMigrations } from './migrations';
 import { toAttachment, toVolume } from './rows';
 import type { CinderDb, VolumeAttachmentsTable, VolumesTable } from './schema';
-import type { CinderFaults, ConnectionInfo, ImageSource, Volume, VolumeAttachment } from './types';
-import { isUniqueViolation } from './unique-violation';
+import type {
+  CinderFaults,
+  ConnectionInfo,
+  ImageSource,
+  Volume,
+  VolumeAttachment,
+  VolumeViewer,
+} from './types';
+import { isUniqueViolation } from '../db';
 import { copyImageInto, createSparseFile, GIB, removeFile, volumeFile } from './volume-files';
 
 export interface CinderOptions {
@@ -108,6 +115,22 @@ function volumeNotFound(id: string): CloudError {
 
 function attachmentNotFound(id: string): CloudError {
   return new CloudError('NotFound', `Volume attachment ${id} could not be found.`, { attachmentId: id });
+}
+
+const viewerSchema = z.object({
+  projectId: z.string().min(1).max(64),
+  roles: z.array(z.string()).readonly(),
+});
+
+function parseViewer(viewer: VolumeViewer | undefined): VolumeViewer | undefined {
+  return viewer === undefined ? undefined : parseRequest(viewerSchema, viewer, 'token context');
+}
+
+const isAdmin = (viewer: VolumeViewer): boolean => viewer.roles.includes('admin');
+
+/** Cinder's project-scoped lookup: another project's volume does not exist for a non-admin caller. */
+function visibleTo(row: VolumesTable, viewer: VolumeViewer | undefined): boolean {
+  return viewer === undefined || isAdmin(viewer) || row.project_id === viewer.projectId;
 }
 
 function invalidVolume(message: string, details: Record<string, unknown> = {}): CloudError {
@@ -308,15 +331,25 @@ export class Cinder {
     return toVolume(row, attachments);
   }
 
-  async getVolume(volumeId: string): Promise<Volume> {
+  /** A volume; with a viewer, another project's volume is NotFound unless the viewer is admin. */
+  async getVolume(volumeId: string, viewer?: VolumeViewer): Promise<Volume> {
     const id = parseRequest(idSchema, volumeId, 'volume id');
-    return this.getVolumeRow(await this.requireVolumeRow(id));
+    const who = parseViewer(viewer);
+    const row = await this.requireVolumeRow(id);
+    if (!visibleTo(row, who)) throw volumeNotFound(id);
+    return this.getVolumeRow(row);
   }
 
-  async listVolumes(filter: z.input<typeof listVolumesSchema> = {}): Promise<Volume[]> {
+  /** Volumes; with a non-admin viewer, only the viewer's project's. */
+  async listVolumes(
+    filter: z.input<typeof listVolumesSchema> = {},
+    viewer?: VolumeViewer,
+  ): Promise<Volume[]> {
     const f = parseRequest(listVolumesSchema, filter, 'volume filter');
+    const who = parseViewer(viewer);
     let query = this.db.selectFrom('volumes').selectAll().orderBy('created_at').orderBy('id');
     if (f.projectId !== undefined) query = query.where('project_id', '=', f.projectId);
+    if (who && !isAdmin(who)) query = query.where('project_id', '=', who.projectId);
     if (!f.includeDeleted) query = query.where('deleted', '=', 0);
     const rows = await query.execute();
     return Promise.all(rows.map((row) => this.getVolumeRow(row)));
@@ -347,20 +380,37 @@ export class Cinder {
 
   /**
    * Deletes the volume and its file. Idempotent (an unknown or deleted volume: false). Refused for a volume
-   * that is reserved or attached; a volume still `creating` only with force (cinder force-delete).
+   * that is reserved or attached; a volume still `creating` only with force (cinder force-delete). With a
+   * viewer, as the API answers it: an unknown, deleted or other project's volume is NotFound, and only an
+   * admin or a member of the owning project may delete (Cinder's volume:delete default), else Forbidden.
    */
-  async deleteVolume(volumeId: string, options: { force?: boolean } = {}): Promise<boolean> {
+  async deleteVolume(
+    volumeId: string,
+    options: { force?: boolean } = {},
+    viewer?: VolumeViewer,
+  ): Promise<boolean> {
     const id = parseRequest(idSchema, volumeId, 'volume id');
     const { force } = parseRequest(
       z.strictObject({ force: z.boolean().optional() }),
       options,
       'delete options',
     );
+    const who = parseViewer(viewer);
     const row = await this.inTransaction<VolumesTable | undefined>(async (trx) => {
       const volume = await this.store
         .forUpdate(trx.selectFrom('volumes').selectAll().where('id', '=', id))
         .executeTakeFirst();
+      if (who && (!volume || volume.deleted === 1 || !visibleTo(volume, who))) {
+        return { error: volumeNotFound(id) };
+      }
       if (!volume || volume.deleted === 1) return { ok: undefined };
+      if (who && !isAdmin(who) && !who.roles.includes('member')) {
+        return {
+          error: new CloudError('Forbidden', `Policy doesn't allow volume:delete to be performed.`, {
+            volumeId: id,
+          }),
+        };
+      }
       const live = await trx
         .selectFrom('volume_attachments')
         .select(['instance_uuid', 'attach_status'])

@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ExpressionBuilder, Kysely } from 'kysely';
 import { systemClock, type Clock } from '../clock';
-import { openServiceDb, type DbConfig, type ServiceDb } from '../db';
+import { isUniqueViolation, openServiceDb, type DbConfig, type ServiceDb } from '../db';
 import { CloudError, isCloudError } from '../errors';
 import { parseRequest } from '../validation';
 import { HashingMeter } from './hashing';
@@ -55,17 +55,6 @@ export interface GlanceOptions {
 }
 
 export type ImageData = Readable | Buffer | Uint8Array;
-
-const UNIQUE_VIOLATIONS = new Set([
-  'SQLITE_CONSTRAINT_UNIQUE',
-  'SQLITE_CONSTRAINT_PRIMARYKEY',
-  'ER_DUP_ENTRY',
-  '23505',
-]);
-function isUniqueViolation(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && UNIQUE_VIOLATIONS.has(code);
-}
 
 function isAdmin(ctx: ImageRequestContext): boolean {
   return ctx.roles.includes('admin');

@@ -14,7 +14,7 @@ import * as q from './queries';
 import { addRevocationEvent, isRevoked, type RevocationSelector } from './revocation';
 import type { KeystoneDb } from './schema';
 import type { TokenSigner, VerifiedToken } from './tokens';
-import { isUniqueViolation } from './unique';
+import { isUniqueViolation } from '../db';
 import type { AuthResult } from './views';
 
 /** Keystone's message for every 401. */

@@ -21,7 +21,7 @@ import { DEFAULT_IMPLIED_ROLES, DEFAULT_ROLES } from './roles';
 import type { KeystoneDb, ProjectsTable } from './schema';
 import { loadOrCreateSigningKey, parseSigningKey } from './signing-key';
 import { TokenSigner } from './tokens';
-import { isUniqueViolation } from './unique';
+import { isUniqueViolation } from '../db';
 import {
   USER_COLUMNS,
   toDomain,

@@ -19,7 +19,7 @@ import type { NeutronDb, NetworksTable, PortsTable } from './schema';
 import { findDefaultSecurityGroupId, insertDefaultSecurityGroup, loadSecurityGroup } from './security-groups';
 import { planSubnet } from './subnet-plan';
 import type { IpAllocation, Network, NetworkViewer, Port, SecurityGroup, Subnet, VifDetails } from './types';
-import { isUniqueViolation } from './unique-violation';
+import { isUniqueViolation } from '../db';
 
 export interface NeutronOptions {
   db: DbConfig;
@@ -115,6 +115,13 @@ function canSee(network: NetworksTable, viewer: NetworkViewer): boolean {
     network.shared === 1 ||
     network.router_external === 1 ||
     viewer.roles.includes('admin')
+  );
+}
+
+function canDelete(network: NetworksTable, viewer: NetworkViewer): boolean {
+  return (
+    viewer.roles.includes('admin') ||
+    (network.project_id === viewer.projectId && viewer.roles.includes('member'))
   );
 }
 
@@ -241,14 +248,25 @@ export class Neutron {
     return Promise.all(rows.filter((n) => canSee(n, who)).map((n) => this.withSubnets(n)));
   }
 
-  /** Deletes a network and its subnets; idempotent; refused while ports remain (NetworkInUse). */
-  async deleteNetwork(networkId: string): Promise<boolean> {
+  /**
+   * Deletes a network and its subnets; idempotent; refused while ports remain (NetworkInUse). With a
+   * viewer, Neutron's delete_network default applies: admin, or member of the owning project; a network the
+   * viewer cannot see (or none) is NotFound, one it can see but not delete (shared, external) Forbidden.
+   */
+  async deleteNetwork(networkId: string, viewer?: NetworkViewer): Promise<boolean> {
     const id = parseRequest(idSchema, networkId, 'network id');
+    const who = viewer === undefined ? undefined : parseRequest(viewerSchema, viewer, 'token context');
     return this.store.transaction(async (trx) => {
       const network = await this.store
-        .forUpdate(trx.selectFrom('networks').select('id').where('id', '=', id))
+        .forUpdate(trx.selectFrom('networks').selectAll().where('id', '=', id))
         .executeTakeFirst();
+      if (who && (!network || !canSee(network, who))) throw networkNotFound(id);
       if (!network) return false;
+      if (who && !canDelete(network, who)) {
+        throw new CloudError('Forbidden', `Policy doesn't allow delete_network to be performed.`, {
+          networkId: id,
+        });
+      }
       const port = await trx.selectFrom('ports').select('id').where('network_id', '=', id).executeTakeFirst();
       if (port) {
         throw new CloudError(

@@ -10,18 +10,7 @@ export interface NovaContext {
   clock: Clock;
 }
 
-const UNIQUE_CODES = new Set([
-  'SQLITE_CONSTRAINT_UNIQUE',
-  'SQLITE_CONSTRAINT_PRIMARYKEY',
-  'ER_DUP_ENTRY',
-  '23505',
-]);
-
-/** A unique or primary-key violation: someone else inserted the same key first. */
-export function isUniqueViolation(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && UNIQUE_CODES.has(code);
-}
+export { isUniqueViolation } from '../db';
 
 /**
  * The next per-parent sequence number for faults, actions and events (timestamps can tie, so order needs a

@@ -18,7 +18,7 @@ import {
   type Allocation,
   type ClaimRequest,
 } from './claims';
-import { isUniqueViolation } from './db-errors';
+import { isUniqueViolation } from '../db';
 import { placementMigrations } from './migrations';
 import { readProviders, replaceInventories, isResourceClass, type ResourceProvider } from './providers';
 import {
