@@ -1,8 +1,22 @@
-import { after, before, describe, test } from 'node:test';
+/**
+ * createInstance and deleteInstance on the time-skipping test server with the real activities over a
+ * temporary embedded cloud: the happy paths, idempotency, a token that expires mid-build, deletion.
+ */
+import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  ApplicationFailure,
+} from '@temporalio/client';
+import { isCloudError } from '../cloud/errors';
+import { bootWorkflowId, CONTROLLER_QUEUE, deleteWorkflowId } from '../workflows/names';
+import { ComputeHostKey, InstanceIdKey, ProjectIdKey, VmStateKey } from '../workflows/search-attributes';
+import type { BootResult, DeleteRequest, DeleteResult } from '../workflows/types';
 import { openBootHarness, type BootHarness } from './helpers/boot-harness';
+import { assertActive, assertNoLeaks, status, waitForStatus } from './helpers/boot-assertions';
 
-describe('createInstance: happy paths', () => {
+describe('createInstance and deleteInstance', () => {
   let h: BootHarness;
   before(async () => {
     h = await openBootHarness('wf-boot');
@@ -10,12 +24,207 @@ describe('createInstance: happy paths', () => {
   after(async () => {
     await h?.close();
   });
+  afterEach(async () => {
+    h.cloud.cinder.setFaults(undefined);
+  });
 
-  test('boots from an image: ACTIVE on the best host, port and IP, domain running', async () => {
-    const handle = await h.startBoot(h.request('happy-image'));
-    const server = await handle.result();
-    console.log(JSON.stringify(server, null, 2));
+  const deleteServer = async (requestId: string, instanceUuid: string): Promise<DeleteResult> => {
+    const request: DeleteRequest = { requestId, auth: h.demoAuth(), instanceUuid };
+    const handle = await h.env.client.workflow.start('deleteInstance', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: `${deleteWorkflowId(instanceUuid)}-${requestId}`,
+      args: [request],
+    });
+    const result = (await handle.result()) as DeleteResult;
+    await h.keepHistory(requestId, handle);
+    return result;
+  };
+
+  test('boots from an image: ACTIVE on the best host with its port, IP and running domain', async () => {
+    const handle = await h.startBoot(h.request('from-image'));
+    const server = (await handle.result()) as BootResult;
+    await h.keepHistory('boot-from-image', handle);
+
     assert.equal(server.status, 'ACTIVE');
-    assert.deepEqual(await h.audit(), []);
+    assert.equal(server.host, 'compute2', 'the RAM weigher picks the host with the most free memory');
+    assert.equal(server.attempts, 1);
+    assert.deepEqual(server.triedHosts, []);
+    assert.deepEqual(Object.keys(server.addresses), ['private']);
+    assert.match(server.addresses.private?.[0]?.addr ?? '', /^10\.0\.0\.\d+$/);
+    await assertActive(h, server);
+    // The image is in compute2's cache; the root disk sits over it.
+    const cached = await h.computeHosts.get('compute2')?.listCachedImages();
+    assert.deepEqual(
+      cached?.map((c) => c.imageId),
+      [h.boot.imageId],
+    );
+    const steps = server.timings.map((t) => t.step);
+    for (const step of [
+      'authenticate',
+      'validate',
+      'reserve-quota',
+      'schedule',
+      'network',
+      'image',
+      'spawn',
+    ]) {
+      assert.ok(steps.includes(step), `timing for ${step}`);
+    }
+
+    const s = await status(handle);
+    assert.equal(s.done, true);
+    assert.equal(s.vmState, 'active');
+    assert.equal(s.taskState, null);
+    assert.equal(s.host, 'compute2');
+    assert.equal(s.lastError, null);
+    const sa = (await handle.describe()).typedSearchAttributes;
+    assert.equal(sa.get(InstanceIdKey), server.id);
+    assert.equal(sa.get(ComputeHostKey), 'compute2');
+    assert.equal(sa.get(VmStateKey), 'active');
+    assert.equal(sa.get(ProjectIdKey), h.boot.demo.projectId);
+    await assertNoLeaks(h);
+
+    const deleted = await deleteServer('delete-from-image', server.id);
+    assert.equal(deleted.outcome, 'deleted');
+    assert.equal(deleted.host, 'compute2');
+    assert.equal(deleted.deletedPorts.length, 1);
+    const gone = await h.cloud.nova.getInstance(server.id, { includeDeleted: true });
+    assert.equal(gone.vmState, 'deleted');
+    assert.equal(gone.deleted, true);
+    assert.equal(gone.taskState, null);
+    assert.equal(await h.computeHosts.get('compute2')?.getPowerState(server.id), 0);
+    await assertNoLeaks(h);
+
+    const again = await deleteServer('delete-from-image-again', server.id);
+    assert.equal(again.outcome, 'already-deleted');
+  });
+
+  test('boots from a new volume: the volume is created from the image, in-use, connected as vdb', async () => {
+    const handle = await h.startBoot(
+      h.request('from-volume', { bootVolume: { sizeGb: 1, deleteOnTermination: true } }),
+    );
+    const server = (await handle.result()) as BootResult;
+    await h.keepHistory('boot-from-volume', handle);
+    await assertActive(h, server);
+    assert.equal(server.volumes.length, 1);
+    const [attached] = server.volumes;
+    assert.equal(attached?.device, 'vdb');
+    const volume = await h.cloud.cinder.getVolume(attached?.id ?? '');
+    assert.equal(volume.status, 'in-use');
+    assert.equal(volume.imageId, h.boot.imageId);
+    assert.equal(volume.attachments[0]?.attachedHost, server.host);
+    const connections = await h.computeHosts.get(server.host)?.listVolumeConnections();
+    assert.equal(connections?.filter((c) => c.instanceUuid === server.id).length, 1);
+    assert.ok(server.timings.some((t) => t.step === 'block-devices'));
+    assert.ok(
+      !server.timings.some((t) => t.step === 'image'),
+      'no host image fetch when the root is a volume',
+    );
+    await assertNoLeaks(h);
+
+    const deleted = await deleteServer('delete-from-volume', server.id);
+    assert.deepEqual(deleted.deletedVolumes, [volume.id]);
+    assert.equal(
+      (await h.cloud.cinder.getVolume(volume.id).catch(() => undefined))?.status ?? 'deleted',
+      'deleted',
+    );
+    await assertNoLeaks(h);
+  });
+
+  test('the same request twice boots one server', async () => {
+    const request = h.request('duplicate');
+    const first = await h.startBoot(request);
+    await assert.rejects(h.startBoot(request), WorkflowExecutionAlreadyStartedError);
+    const server = (await first.result()) as BootResult;
+    // Submitted again after it finished: the client is sent to the first run's result.
+    await assert.rejects(
+      h.env.client.workflow.start('createInstance', {
+        taskQueue: CONTROLLER_QUEUE,
+        workflowId: bootWorkflowId(request.requestId),
+        args: [request],
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      }),
+      WorkflowExecutionAlreadyStartedError,
+    );
+    const again = (await h.env.client.workflow
+      .getHandle(bootWorkflowId(request.requestId))
+      .result()) as BootResult;
+    assert.equal(again.id, server.id);
+    const instances = await h.cloud.nova.listInstances({ allProjects: true, includeDeleted: true });
+    assert.equal(instances.filter((i) => i.requestId === 'duplicate').length, 1);
+    await assertNoLeaks(h);
+    await deleteServer('delete-duplicate', server.id);
+  });
+
+  test('a token that expires during a long build: the build completes through allow-expired', async () => {
+    await h.syncClock();
+    const { token, expiresAt } = await h.cloud.keystone.authenticate({
+      username: h.boot.demo.username,
+      password: h.boot.demo.password,
+      projectName: h.boot.demo.projectName,
+    });
+    // cinder-volume is slow; the boot allows 3 hours for the volume (block_device_allocate_retries).
+    h.cloud.cinder.setFaults({ create: { mode: 'slow', delayMs: 6000 } });
+    const handle = await h.startBoot(
+      h.request('token-expires', {
+        auth: { token },
+        bootVolume: { sizeGb: 1 },
+        timeouts: { volumeAvailableMs: 3 * 3600_000 },
+      }),
+    );
+    const s = await waitForStatus(handle, (st) =>
+      st.timings.some((t) => t.step === 'block-devices' && !t.endedAt),
+    );
+    const bootVolume = async () =>
+      (await h.cloud.cinder.listVolumes({})).find((v) => v.requestKey.startsWith(`${s.instanceUuid}:root`));
+    for (let i = 0; i < 100 && !(await bootVolume()); i++) await new Promise((r) => setTimeout(r, 50));
+    const volume = await bootVolume();
+    assert.equal(volume?.status, 'creating');
+
+    const before = await h.env.currentTimeMs();
+    await h.env.sleep('2 hours');
+    assert.ok((await h.env.currentTimeMs()) - before >= 2 * 3600_000);
+    // The volume finishes in real time; only then is the workflow allowed to run on.
+    for (
+      let i = 0;
+      i < 200 && (await h.cloud.cinder.getVolume(volume?.id ?? '')).status !== 'available';
+      i++
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const server = (await handle.result()) as BootResult;
+    await h.keepHistory('token-expires', handle);
+    await assertActive(h, server);
+
+    // The cloud's clock followed the test server: the token is past its expiry, valid only as allow-expired.
+    assert.ok(h.clock.now() > expiresAt + 3600_000);
+    await assert.rejects(h.cloud.keystone.validateToken(token), (err) => isCloudError(err, 'Unauthorized'));
+    const ctx = await h.cloud.keystone.validateToken(token, { allowExpired: true });
+    assert.equal(ctx.projectId, h.boot.demo.projectId);
+    const attach = server.timings.find((t) => t.step === 'block-devices');
+    assert.ok(attach && (attach.ms ?? 0) >= 2 * 3600_000, 'the block-device step spanned the skipped hours');
+    await assertNoLeaks(h);
+    await deleteServer('delete-token-expires', server.id);
+  });
+
+  test('deleting an unknown server is a clear NotFound, and creates nothing', async () => {
+    const handle = await h.env.client.workflow.start('deleteInstance', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: 'delete-unknown',
+      args: [
+        {
+          requestId: 'delete-unknown',
+          auth: h.demoAuth(),
+          instanceUuid: '3f0b8f8e-9d7c-4a38-9f1e-1d2c3b4a5f60',
+        },
+      ],
+    });
+    await assert.rejects(handle.result(), (err) => {
+      assert.ok(err instanceof WorkflowFailedError);
+      assert.ok(err.cause instanceof ApplicationFailure);
+      assert.equal(err.cause.type, 'NotFound');
+      return true;
+    });
+    await assertNoLeaks(h);
   });
 });

@@ -6,8 +6,13 @@
  * soft delete (vm_state=deleted). A host that is down is skipped (Nova's local delete). Deleting a deleted
  * server answers 'already-deleted'.
  */
-import { getExternalWorkflowHandle, sleep, upsertSearchAttributes } from '@temporalio/workflow';
-import { classify } from './failures';
+import {
+  getExternalWorkflowHandle,
+  isCancellation,
+  sleep,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import { bootFailure, classify } from './failures';
 import { DEFAULT_TIMEOUTS, nextPollDelay, POLL_INITIAL_MS } from './limits';
 import { bootWorkflowId } from './names';
 import { call, computeStubs, controller, controllerPoll, network, volumeApi } from './proxies';
@@ -36,6 +41,17 @@ async function stopBuild(request: DeleteRequest, instance: InstanceSummary): Pro
 }
 
 export async function deleteInstance(request: DeleteRequest): Promise<DeleteResult> {
+  try {
+    return await deleteServer(request);
+  } catch (err) {
+    // A typed failure (NotFound for an unknown server, Unauthorized, ...) rather than a raw activity error.
+    if (isCancellation(err)) throw err;
+    const failure = classify(err);
+    throw bootFailure(failure, { instanceUuid: request.instanceUuid, requestId: request.requestId }, err);
+  }
+}
+
+async function deleteServer(request: DeleteRequest): Promise<DeleteResult> {
   const uuid = request.instanceUuid;
   const session = await call(controller.authenticate, 'keystone: authenticate', request.auth);
   let instance = await call(controller.getInstanceForDelete, 'nova-api: find server', session.token, uuid);

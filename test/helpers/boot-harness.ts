@@ -65,6 +65,12 @@ export interface BootHarness {
   request(requestId: string, overrides?: Partial<BootRequest>): BootRequest;
   startBoot(request: BootRequest): Promise<WorkflowHandle>;
   runBoot(request: BootRequest): Promise<BootResult>;
+  /**
+   * Moves the cloud's clock to the test server's time (which jumps whenever the server skips through
+   * idle timers, e.g. while a client awaits a finished workflow) and lets the hosts heartbeat. Done before
+   * every boot and before a test mints a token itself.
+   */
+  syncClock(): Promise<void>;
   /** Brings the set of hosts whose compute worker runs to exactly `hosts`. */
   setRunningHosts(hosts: readonly string[]): Promise<void>;
   audit(): Promise<LeakFinding[]>;
@@ -190,13 +196,19 @@ export async function openBootHarness(label: string): Promise<BootHarness> {
       networks: [boot.privateNetworkId],
       ...overrides,
     }),
-    startBoot: (request) =>
-      env.client.workflow.start('createInstance', {
+    async syncClock() {
+      const serverNow = await env.currentTimeMs();
+      if (serverNow > clock.now()) clock.set(serverNow);
+      await heartbeat();
+    },
+    async startBoot(request) {
+      await harness.syncClock();
+      return env.client.workflow.start('createInstance', {
         taskQueue: CONTROLLER_QUEUE,
         workflowId: bootWorkflowId(request.requestId),
         args: [request],
-        workflowExecutionTimeout: '1 day',
-      }),
+      });
+    },
     async runBoot(request) {
       const handle = await harness.startBoot(request);
       return (await handle.result()) as BootResult;
