@@ -1,16 +1,9 @@
 /** The compute host's vocabulary: capabilities, domains and power states, VIFs, volume connections. */
 import { z } from 'zod';
 
-/** Nova's power_state values. */
-export const POWER_STATE = {
-  NOSTATE: 0,
-  RUNNING: 1,
-  PAUSED: 3,
-  SHUTDOWN: 4,
-  CRASHED: 6,
-  SUSPENDED: 7,
-} as const;
-export type PowerState = (typeof POWER_STATE)[keyof typeof POWER_STATE];
+// nova-compute speaks Nova's power_state vocabulary; it has one home in nova/states.ts.
+import { POWER_STATES as POWER_STATE, type PowerState } from '../nova/states';
+export { POWER_STATE, type PowerState };
 
 export const hostCapabilitiesSchema = z.strictObject({
   vcpus: z.number().int().min(1).max(4096),

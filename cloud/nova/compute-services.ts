@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { CloudError } from '../errors';
+import type { HostState, HostStateFilter, HostStateSource } from '../scheduler/host-state';
 import { parseRequest } from '../validation';
 import { isUniqueViolation, type NovaContext } from './db-util';
 import type { ComputeNodesTable, NovaDb, ServicesTable } from './schema';
@@ -20,28 +21,8 @@ export const DEFAULT_SERVICE_DOWN_TIME_MS = 60_000;
 /** Nova's default_availability_zone. */
 export const DEFAULT_AVAILABILITY_ZONE = 'nova';
 
-/** What the scheduler needs per host (the HostStateSource of the scheduler's contract). */
-export interface HostState {
-  host: string;
-  /** The compute node uuid, which is also its placement resource provider uuid. */
-  nodeUuid: string;
-  up: boolean;
-  disabled: boolean;
-  availabilityZone: string;
-  cpuArch: string;
-  hypervisorType: string;
-  failedBuilds: number;
-}
-
-/** A hint from the scheduler that narrows the answer to some nodes or hosts (both: hosts among the nodes). */
-export interface HostStateFilter {
-  nodeUuids?: readonly string[];
-  hosts?: readonly string[];
-}
-
-export interface HostStateSource {
-  listHostStates(filter?: HostStateFilter): Promise<HostState[]>;
-}
+// The scheduler owns the HostStateSource contract; Nova's service records implement it.
+export type { HostState, HostStateFilter, HostStateSource };
 
 const filterSchema = z.strictObject({
   nodeUuids: z.array(z.string().max(36)).optional(),
