@@ -86,3 +86,12 @@ export interface CinderFaults {
     message?: string;
   };
 }
+
+/**
+ * The caller of a user-facing call (the token's project and roles). Calls made without one are the
+ * operator's (the workflow's own volumes, audits) and see every project.
+ */
+export interface VolumeViewer {
+  projectId: string;
+  roles: readonly string[];
+}
