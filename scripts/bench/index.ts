@@ -1,0 +1,117 @@
+/**
+ * `npm run bench` — how fast a boot is, how it scales, and how close it is to the floor, measured side by
+ * side with baselines in the same run (see docs/benchmarks.md). `--quick` is the smoke run CI uses: the
+ * same code on smaller sizes, checking that everything runs and every figure is produced, not how fast.
+ *
+ * Prints tables and writes every figure, with the machine and versions, to bench-results/<timestamp>.json.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Command } from 'commander';
+import { runImageBench } from './image';
+import { machineInfo, versions } from './machine';
+import { renderTables } from './report';
+import { judgeGoals, type BenchParameters, type BenchResults } from './results';
+import { runSchedulerBench, type SchedulerBenchResult } from './scheduler';
+
+const BENCHES = ['scheduler', 'image'] as const;
+type BenchName = (typeof BENCHES)[number];
+
+interface CliOptions {
+  quick: boolean;
+  only?: string;
+  dbUrl?: string;
+  out: string;
+}
+
+function log(line: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+}
+
+function parameters(options: CliOptions, only: BenchName[]): BenchParameters {
+  const quick = options.quick;
+  return {
+    quick,
+    only,
+    schedulerSizes: quick ? [100, 1_000, 10_000] : [100, 1_000, 10_000, 100_000],
+    schedulerDbs: ['sqlite', ...(options.dbUrl ? [options.dbUrl.replace(/\/\/[^@/]*@/, '//')] : [])],
+    contention: { claimers: 64, hosts: quick ? 200 : 1_000 },
+    imageMb: quick ? 32 : 256,
+  };
+}
+
+export async function runBench(options: CliOptions): Promise<{ results: BenchResults; file: string }> {
+  const only = (options.only ? options.only.split(',') : [...BENCHES]).map((name) => {
+    if (!(BENCHES as readonly string[]).includes(name)) throw new Error(`unknown benchmark '${name}'`);
+    return name as BenchName;
+  });
+  const params = parameters(options, only);
+  const started = new Date();
+  const machine = machineInfo();
+  log(
+    `${machine.cpus} × ${machine.cpuModel}, load ${machine.loadAverage.join(' ')}; ${options.quick ? 'quick' : 'full'} run`,
+  );
+
+  const scheduler: SchedulerBenchResult[] = [];
+  if (only.includes('scheduler')) {
+    for (const serverUrl of [undefined, ...(options.dbUrl ? [options.dbUrl] : [])]) {
+      scheduler.push(
+        await runSchedulerBench({
+          sizes: params.schedulerSizes,
+          decisions: () => (options.quick ? 60 : 200),
+          naiveDecisions: (hosts) =>
+            options.quick ? (hosts >= 10_000 ? 3 : 10) : Math.max(5, Math.min(100, 200_000 / hosts)),
+          contention: params.contention,
+          serverUrl,
+          log,
+        }),
+      );
+    }
+  }
+  const image = only.includes('image')
+    ? await runImageBench({ sizeMb: params.imageMb, trials: options.quick ? 3 : 5, log })
+    : null;
+
+  const finished = new Date();
+  const partial = { scheduler, image };
+  const results: BenchResults = {
+    startedAt: started.toISOString(),
+    finishedAt: finished.toISOString(),
+    durationSeconds: Math.round((finished.getTime() - started.getTime()) / 1000),
+    machine,
+    versions: versions(),
+    parameters: params,
+    ...partial,
+    goals: judgeGoals(partial),
+  };
+  mkdirSync(options.out, { recursive: true });
+  const file = path.join(options.out, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
+  return { results, file };
+}
+
+async function main(): Promise<void> {
+  const program = new Command()
+    .name('bench')
+    .description('bootflow benchmarks: scheduler, image path, boot latency and throughput')
+    .option('--quick', 'smoke run: smaller sizes, fewer samples (CI)', false)
+    .option('--only <list>', `comma-separated subset of ${BENCHES.join(',')}`)
+    .option(
+      '--db-url <url>',
+      'also run the scheduler benchmark on this database server (e.g. mysql://root@127.0.0.1:3306)',
+    )
+    .option('--out <dir>', 'where the results JSON goes', 'bench-results')
+    .parse();
+  const { results, file } = await runBench(program.opts<CliOptions>());
+  process.stdout.write(`${renderTables(results)}\n`);
+  process.stdout.write(`results: ${file}\n`);
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(
+      `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exit(1);
+  });
+}

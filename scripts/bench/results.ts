@@ -1,0 +1,69 @@
+/** The shape of a results file (bench-results/<timestamp>.json) and the goals judged from it. */
+import type { ImageBenchResult } from './image';
+import type { MachineInfo, Versions } from './machine';
+import type { SchedulerBenchResult } from './scheduler';
+
+export interface Goal {
+  goal: string;
+  target: string;
+  measured: string;
+  /** null: not measured in this run. */
+  met: boolean | null;
+}
+
+export interface BenchParameters {
+  quick: boolean;
+  only: string[];
+  schedulerSizes: number[];
+  schedulerDbs: string[];
+  contention: { claimers: number; hosts: number };
+  imageMb: number;
+}
+
+export interface BenchResults {
+  startedAt: string;
+  finishedAt: string;
+  durationSeconds: number;
+  machine: MachineInfo;
+  versions: Versions;
+  parameters: BenchParameters;
+  scheduler: SchedulerBenchResult[];
+  image: ImageBenchResult | null;
+  goals: Goal[];
+}
+
+export function judgeGoals(r: Pick<BenchResults, 'scheduler' | 'image'>): Goal[] {
+  const goals: Goal[] = [];
+  for (const s of r.scheduler) {
+    const at10k = s.sizes.find((x) => x.hosts === 10_000);
+    goals.push({
+      goal: `scheduler decision at 10,000 hosts (${s.db})`,
+      target: '< 5 ms median',
+      measured: at10k ? `${at10k.scheduler.p50} ms (CPU ${at10k.schedulerCpu.p50} ms)` : 'not measured',
+      met: at10k ? at10k.scheduler.p50 < 5 : null,
+    });
+    goals.push({
+      goal: `scheduler vs naive at 10,000 hosts (${s.db})`,
+      target: '≥ 10× faster',
+      measured: at10k ? `${at10k.speedup}×` : 'not measured',
+      met: at10k ? at10k.speedup >= 10 : null,
+    });
+    const c = s.contention;
+    const over = c.overcommit.auditMismatches + c.overcommit.overCapacity + c.overcommit.beyondRoom;
+    goals.push({
+      goal: `no over-commit with ${c.claimers} concurrent claimers (${s.db})`,
+      target: '0',
+      measured: `${over} (placed ${c.decisions} of room ${c.room})`,
+      met: over === 0 && c.otherErrors === 0,
+    });
+  }
+  if (r.image) {
+    goals.push({
+      goal: 'verified image fetch vs plain copy',
+      target: '≥ 0.7× fs.copyFile',
+      measured: `${r.image.fetchVsCopyFile}× (${r.image.fetchVsStreamCopy}× a streamed copy)`,
+      met: r.image.fetchVsCopyFile >= 0.7,
+    });
+  }
+  return goals;
+}
