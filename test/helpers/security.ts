@@ -206,11 +206,22 @@ function normalise(value: unknown): unknown {
  * Read connections of their own to the six databases (opened once, tables listed once), for snapshots of
  * every row of every table: each row as sorted-key JSON, rows sorted.
  */
+/**
+ * Columns that move with time alone, not with any request: nova-compute's state reports (heartbeats) bump
+ * the compute services' last_seen_up and report_count whenever the test clock moves.
+ */
+export const HEARTBEAT_COLUMNS: Readonly<Record<string, readonly string[]>> = {
+  'nova.services': ['last_seen_up', 'report_count', 'updated_at'],
+};
+
 export class DbSnapshotter {
   private readonly readers = new Map<ServiceName, Kysely<Record<string, Row>>>();
   private readonly tables = new Map<ServiceName, string[]>();
 
-  constructor(private readonly config: DbConfig) {}
+  constructor(
+    private readonly config: DbConfig,
+    private readonly ignoredColumns: Readonly<Record<string, readonly string[]>> = HEARTBEAT_COLUMNS,
+  ) {}
 
   async snapshot(): Promise<DbSnapshot> {
     const snapshot: DbSnapshot = {};
@@ -224,17 +235,15 @@ export class DbSnapshotter {
       }
       const byTable: Record<string, string[]> = {};
       for (const table of tables) {
+        const ignored = new Set(this.ignoredColumns[`${service}.${table}`] ?? []);
         const { rows } = await sql<Row>`select * from ${sql.table(table)}`.execute(db);
         byTable[table] = rows
-          .map((row) =>
-            JSON.stringify(
-              Object.fromEntries(
-                Object.keys(row)
-                  .sort()
-                  .map((k) => [k, normalise(row[k])]),
-              ),
-            ),
-          )
+          .map((row) => {
+            const keys = Object.keys(row)
+              .filter((k) => !ignored.has(k))
+              .sort();
+            return JSON.stringify(Object.fromEntries(keys.map((k) => [k, normalise(row[k])])));
+          })
           .sort();
       }
       snapshot[service] = byTable;
