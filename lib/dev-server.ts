@@ -1,12 +1,14 @@
 /**
  * Starts the Temporal dev server (the `temporal` CLI: frontend + Web UI) as a child process, persisted to a
- * SQLite file, for the demo and the end-to-end runs. Tests use @temporalio/testing's environments instead.
+ * SQLite file, for the demo and the end-to-end and browser tests. Time-skipping tests use @temporalio/testing.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { resolveTemporalBinary } from './temporal-binaries';
+
+export type SearchAttributeType = 'Keyword' | 'Text' | 'Int' | 'Double' | 'Bool' | 'Datetime' | 'KeywordList';
 
 export interface DevServerOptions {
   dataDir: string;
@@ -14,10 +16,15 @@ export interface DevServerOptions {
   port?: number;
   uiPort?: number;
   namespace?: string;
-  searchAttributes?: Record<
-    string,
-    'Keyword' | 'Text' | 'Int' | 'Double' | 'Bool' | 'Datetime' | 'KeywordList'
-  >;
+  searchAttributes?: Record<string, SearchAttributeType>;
+  /** The codec server the Web UI calls to show decrypted payloads (`--ui-codec-endpoint`). */
+  uiCodecEndpoint?: string;
+  /** No Web UI at all (`--headless`). */
+  headless?: boolean;
+  /** Where the server's own output goes: the parent's stderr (default), a log file, or nowhere. */
+  output?: 'inherit' | 'ignore' | { file: string };
+  /** The server's log level (default warn). */
+  logLevel?: 'debug' | 'info' | 'warn' | 'error';
   extraArgs?: string[];
 }
 
@@ -28,7 +35,8 @@ export interface RunningDevServer {
   stop(): Promise<void>;
 }
 
-function waitForPort(host: string, port: number, timeoutMs: number): Promise<void> {
+/** Resolves once something listens on host:port, or rejects after timeoutMs. */
+export function waitForPort(host: string, port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   return new Promise((resolve, reject) => {
     const attempt = () => {
@@ -38,12 +46,63 @@ function waitForPort(host: string, port: number, timeoutMs: number): Promise<voi
       });
       socket.on('error', () => {
         socket.destroy();
-        if (Date.now() > deadline) reject(new Error(`Temporal dev server did not open ${host}:${port}`));
+        if (Date.now() > deadline) reject(new Error(`nothing listens on ${host}:${port}`));
         else setTimeout(attempt, 200);
       });
     };
     attempt();
   });
+}
+
+/** A port that is free on `host` right now (the OS picks it), for tests that must not clash with a demo. */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Whether a port on host is already taken (something answers a connect). */
+export function portInUse(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port }, () => {
+      socket.end();
+      resolve(true);
+    });
+    socket.on('error', () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
+}
+
+function devServerArgs(options: DevServerOptions, ip: string, port: number, uiPort: number): string[] {
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    ip,
+    '--port',
+    String(port),
+    '--db-filename',
+    path.join(options.dataDir, 'temporal.db'),
+    '--namespace',
+    options.namespace ?? 'default',
+    '--log-level',
+    options.logLevel ?? 'warn',
+  ];
+  if (options.headless) args.push('--headless');
+  else args.push('--ui-port', String(uiPort), '--ui-disable-news-fetch');
+  if (options.uiCodecEndpoint) args.push('--ui-codec-endpoint', options.uiCodecEndpoint);
+  for (const [name, type] of Object.entries(options.searchAttributes ?? {})) {
+    args.push('--search-attribute', `${name}=${type}`);
+  }
+  args.push(...(options.extraArgs ?? []));
+  return args;
 }
 
 export async function startDevServer(options: DevServerOptions): Promise<RunningDevServer> {
@@ -53,41 +112,58 @@ export async function startDevServer(options: DevServerOptions): Promise<Running
   const port = options.port ?? 7233;
   const uiPort = options.uiPort ?? 8233;
   mkdirSync(options.dataDir, { recursive: true });
-  const args = [
-    'server',
-    'start-dev',
-    '--ip',
-    ip,
-    '--port',
-    String(port),
-    '--ui-port',
-    String(uiPort),
-    '--db-filename',
-    path.join(options.dataDir, 'temporal.db'),
-    '--namespace',
-    options.namespace ?? 'default',
-    '--log-level',
-    'warn',
-  ];
-  for (const [name, type] of Object.entries(options.searchAttributes ?? {})) {
-    args.push('--search-attribute', `${name}=${type}`);
+  // Checked first: the CLI would otherwise fail with a bind error deep in its own log.
+  for (const [what, p] of [
+    ['frontend', port],
+    ['Web UI', uiPort],
+  ] as const) {
+    if (what === 'Web UI' && options.headless) continue;
+    if (await portInUse(ip, p)) {
+      throw new Error(
+        `port ${p} on ${ip} (Temporal ${what}) is already in use: stop what runs there, pick other ports ` +
+          `(TEMPORAL_PORT, TEMPORAL_UI_PORT) or point TEMPORAL_ADDRESS at that server`,
+      );
+    }
   }
-  args.push(...(options.extraArgs ?? []));
-  const child = spawn(resolved.path, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+  const output = options.output ?? 'inherit';
+  const logFd = typeof output === 'object' ? openSync(output.file, 'a') : undefined;
+  const child = spawn(resolved.path, devServerArgs(options, ip, port, uiPort), {
+    stdio: ['ignore', logFd ?? output, logFd ?? output] as [
+      'ignore',
+      number | 'inherit' | 'ignore',
+      number | 'inherit' | 'ignore',
+    ],
+  });
+  if (logFd !== undefined) closeSync(logFd);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let exitedEarly = false;
+  const early = exited.then(() => {
+    exitedEarly = true;
+    throw new Error(`temporal server start-dev exited early (is port ${port} or ${uiPort} taken?)`);
+  });
+  early.catch(() => undefined);
   await Promise.race([
-    waitForPort(ip, port, 30_000),
-    exited.then(() => {
-      throw new Error(`temporal server start-dev exited early (is port ${port} taken?)`);
-    }),
+    (async () => {
+      await waitForPort(ip, port, 60_000);
+      if (!options.headless) await waitForPort(ip, uiPort, 30_000);
+    })(),
+    early,
   ]);
   return {
     address: `${ip}:${port}`,
-    uiUrl: `http://${ip}:${uiPort}`,
+    uiUrl: `http://${ip === '0.0.0.0' ? 'localhost' : ip}:${uiPort}`,
     process: child,
     async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
+      if (exitedEarly || child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       await exited;
+      clearTimeout(killer);
     },
   };
+}
+
+/** The Web UI page of one workflow execution. */
+export function workflowUiLink(uiUrl: string, workflowId: string, namespace = 'default'): string {
+  return `${uiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
 }

@@ -1,33 +1,63 @@
 /**
- * `npm run bootstrap`: seeds the embedded cloud in $BOOTFLOW_DATA (default ./data), or the databases named
- * by BOOTFLOW_DB_URL; idempotent. Prints what it made; passwords stay in the openrc files (mode 600).
+ * Prepares a data directory the way DevStack's stack.sh prepares a node, idempotently: the payload-encryption
+ * key file (0600), and the embedded cloud (projects, users with openrc files, flavors, the cirros image, the
+ * private and public networks). Compute hosts are not registered here: each compute worker registers its
+ * own host through Temporal when it starts.
+ *
+ *   tsx scripts/bootstrap.ts [--data-dir DIR]        (BOOTFLOW_DATA, BOOTFLOW_DB_URL as everywhere)
  */
-import { openCloud } from '../cloud';
-import { bootstrapCloud } from '../cloud/bootstrap';
+import path from 'node:path';
+import { bootstrapCloud, type BootstrapResult } from '../cloud/bootstrap';
 import { dbConfigFromEnv } from '../cloud/db';
-import { logger } from '../lib/logger';
+import { openCloud } from '../cloud/index';
+import { ensureCodecKeyFile } from '../lib/codec';
 
-async function main(): Promise<void> {
-  const cloud = await openCloud({ db: dbConfigFromEnv() });
+export interface PreparedData {
+  dataDir: string;
+  codecKeyFile: string;
+  codecKeyCreated: boolean;
+  cloud: Omit<BootstrapResult, 'admin' | 'demo'> & {
+    admin: { openrcPath: string; projectId: string };
+    demo: { openrcPath: string; projectId: string };
+  };
+}
+
+export async function prepareDataDir(
+  dataDir: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<PreparedData> {
+  const dir = path.resolve(dataDir);
+  const codec = ensureCodecKeyFile(dir);
+  const cloud = await openCloud({ db: { ...dbConfigFromEnv(env), dataDir: dir } });
   try {
-    const seeded = await bootstrapCloud(cloud);
-    logger.info(
-      {
-        dataDir: cloud.dataDir,
-        openrc: [seeded.admin.openrcPath, seeded.demo.openrcPath],
-        imageId: seeded.imageId,
-        privateNetworkId: seeded.privateNetworkId,
-        publicNetworkId: seeded.publicNetworkId,
-        hosts: seeded.hosts.map((h) => h.host),
+    const result = await bootstrapCloud(cloud, { hosts: [] });
+    // Only paths and ids leave this function: the passwords stay in the openrc files.
+    return {
+      dataDir: dir,
+      codecKeyFile: codec.path,
+      codecKeyCreated: codec.created,
+      cloud: {
+        admin: { openrcPath: result.admin.openrcPath, projectId: result.admin.projectId },
+        demo: { openrcPath: result.demo.openrcPath, projectId: result.demo.projectId },
+        imageId: result.imageId,
+        privateNetworkId: result.privateNetworkId,
+        publicNetworkId: result.publicNetworkId,
+        hosts: result.hosts,
       },
-      'cloud bootstrapped',
-    );
+    };
   } finally {
     await cloud.close();
   }
 }
 
-main().catch((err: unknown) => {
-  logger.error({ err }, 'bootstrap failed');
-  process.exitCode = 1;
-});
+if (require.main === module) {
+  const flag = process.argv.indexOf('--data-dir');
+  const dataDir = flag > 0 ? process.argv[flag + 1] : undefined;
+  prepareDataDir(dataDir ?? process.env.BOOTFLOW_DATA ?? 'data').then(
+    (prepared) => process.stdout.write(`${JSON.stringify(prepared, null, 2)}\n`),
+    (err: unknown) => {
+      process.stderr.write(`bootstrap failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

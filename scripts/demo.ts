@@ -1,30 +1,282 @@
 /**
- * `npm start`: the embedded Temporal dev server with its Web UI, persisted under the data directory.
- * The boot demo (cloud bootstrap, workers, one server booted through client.ts) builds on this.
+ * `npm start`: the whole of bootflow on one machine, until Ctrl-C.
+ *
+ *   1. the data directory: payload-encryption key and the embedded cloud (DevStack-style, idempotent)
+ *   2. Temporal: the dev server with its Web UI (persisted to $BOOTFLOW_DATA/temporal.db, search attributes
+ *      registered, a codec server so the UI shows decrypted payloads), or the service at TEMPORAL_ADDRESS
+ *   3. the workers of the three-node layout as separate processes: controller, network, compute1..3
+ *   4. one server booted through client.ts with live progress, and the Web UI link to its workflow
+ *
+ * Settings: BOOTFLOW_DATA (./data), TEMPORAL_PORT (7233), TEMPORAL_UI_PORT (8233), TEMPORAL_ADDRESS (use an
+ * existing Temporal instead), BOOTFLOW_CODEC_PORT (free port), BOOTFLOW_DEMO_WORKERS=single (one worker
+ * process with --role all), BOOTFLOW_DEMO_BOOT=0 (no first boot). Worker logs go to $BOOTFLOW_DATA/logs/.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { startDevServer } from '../lib/dev-server';
-import { logger } from '../lib/logger';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client, Connection } from '@temporalio/client';
+import pino from 'pino';
+import { DEFAULT_HOSTS } from '../cloud/hosts';
+import { startCodecServer, type RunningCodecServer } from '../lib/codec';
+import { startDevServer, type RunningDevServer } from '../lib/dev-server';
+import { createLogger } from '../lib/logger';
+import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/cli/temporal';
+import { PROJECT_ROOT } from '../lib/temporal-binaries';
+import { computeServiceWorkflowId, type ComputeServiceState } from '../workflows/compute-service';
+import { BOOT_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+import { prepareDataDir } from './bootstrap';
 
-async function main(): Promise<void> {
-  const dataDir = path.resolve(process.env.BOOTFLOW_DATA ?? 'data');
-  const server = await startDevServer({
-    dataDir,
-    port: Number(process.env.TEMPORAL_PORT ?? 7233),
-    uiPort: Number(process.env.TEMPORAL_UI_PORT ?? 8233),
-  });
-  logger.info(
-    { address: server.address, webUi: server.uiUrl, dataDir },
-    'Temporal dev server running; Ctrl-C stops it',
-  );
-  const stop = () => {
-    void server.stop().then(() => process.exit(0));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+const KEYWORD = 2; // temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+const READY_TIMEOUT_MS = 240_000;
+
+function say(line = ''): void {
+  process.stdout.write(`${line}\n`);
 }
 
-main().catch((err: unknown) => {
-  logger.error({ err }, 'demo failed');
-  process.exit(1);
-});
+function tail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+interface ChildWorker {
+  name: string;
+  log: string;
+  child: ChildProcess;
+  exited: Promise<number | null>;
+}
+
+function tsxArgs(script: string, args: string[]): string[] {
+  return ['--import', 'tsx', path.join(PROJECT_ROOT, script), ...args];
+}
+
+function spawnWorker(name: string, args: string[], env: NodeJS.ProcessEnv, logsDir: string): ChildWorker {
+  const log = path.join(logsDir, `${name}.log`);
+  const fd = openSync(log, 'a');
+  const child = spawn(process.execPath, tsxArgs('worker.ts', args), {
+    cwd: PROJECT_ROOT,
+    env,
+    stdio: ['ignore', fd, fd, 'ipc'],
+  });
+  closeSync(fd);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { name, log, child, exited };
+}
+
+function whenReady(worker: ChildWorker): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () =>
+        reject(
+          new Error(`worker ${worker.name} not ready after ${READY_TIMEOUT_MS / 1000} s; see ${worker.log}`),
+        ),
+      READY_TIMEOUT_MS,
+    );
+    worker.child.on('message', (message: { type?: string }) => {
+      if (message?.type === 'ready') {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void worker.exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`worker ${worker.name} exited with code ${code}:\n${tail(worker.log)}`));
+    });
+  });
+}
+
+async function ensureSearchAttributes(client: Client, namespace: string): Promise<void> {
+  const existing = await client.connection.operatorService.listSearchAttributes({ namespace });
+  const known = new Set(Object.keys(existing.customAttributes ?? {}));
+  const missing = Object.keys(BOOT_SEARCH_ATTRIBUTES).filter((name) => !known.has(name));
+  if (missing.length === 0) return;
+  await client.connection.operatorService.addSearchAttributes({
+    namespace,
+    searchAttributes: Object.fromEntries(missing.map((name) => [name, KEYWORD])),
+  });
+}
+
+/** Until every compute worker's registration has gone through the controller and its host is up. */
+async function waitForHosts(client: Client, hosts: string[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const pending = new Set(hosts);
+  while (pending.size > 0) {
+    for (const host of [...pending]) {
+      const state = await client.workflow
+        .getHandle(computeServiceWorkflowId(host))
+        .query<ComputeServiceState>('state')
+        .catch(() => undefined);
+      if (state?.registered && state.up) pending.delete(host);
+    }
+    if (pending.size === 0) return;
+    if (Date.now() > deadline)
+      throw new Error(`compute hosts not registered in time: ${[...pending].join(', ')}`);
+    await sleep(500);
+  }
+}
+
+async function main(): Promise<number> {
+  const dataDir = path.resolve(process.env.BOOTFLOW_DATA ?? 'data');
+  const logsDir = path.join(dataDir, 'logs');
+  mkdirSync(logsDir, { recursive: true });
+  const quietLog = createLogger({
+    name: 'demo',
+    destination: pino.destination(path.join(logsDir, 'demo.log')),
+  });
+  const port = Number(process.env.TEMPORAL_PORT ?? 7233);
+  const uiPort = Number(process.env.TEMPORAL_UI_PORT ?? 8233);
+  const hosts = DEFAULT_HOSTS.map((h) => h.host);
+
+  say(`bootflow demo — data directory ${dataDir}`);
+  say('• bootstrapping the embedded cloud (keys, projects, users, flavors, image, networks)');
+  const prepared = await prepareDataDir(dataDir);
+  const keyring = loadKeyringOrExplain(dataDir);
+
+  let devServer: RunningDevServer | undefined;
+  let codecServer: RunningCodecServer | undefined;
+  const workers: ChildWorker[] = [];
+  let stopping = false;
+  const stopAll = async () => {
+    stopping = true;
+    for (const w of workers)
+      if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGTERM');
+    await Promise.race([Promise.all(workers.map((w) => w.exited)), sleep(20_000)]);
+    for (const w of workers)
+      if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+    await devServer?.stop();
+    await codecServer?.close().catch(() => undefined);
+  };
+
+  try {
+    let address: string;
+    let uiBase: string | null;
+    if (process.env.TEMPORAL_ADDRESS) {
+      address = process.env.TEMPORAL_ADDRESS;
+      uiBase = process.env.BOOTFLOW_UI_URL ?? null;
+      say(`• using the Temporal service at ${address} (TEMPORAL_ADDRESS)`);
+    } else {
+      codecServer = await startCodecServer({
+        keyring,
+        port: Number(process.env.BOOTFLOW_CODEC_PORT ?? 0),
+        allowedOrigins: [`http://localhost:${uiPort}`, `http://127.0.0.1:${uiPort}`],
+        logger: quietLog,
+      });
+      say(
+        `• starting the Temporal dev server on 127.0.0.1:${port}, Web UI on ${uiPort} (log: logs/temporal.log)`,
+      );
+      devServer = await startDevServer({
+        dataDir,
+        port,
+        uiPort,
+        searchAttributes: BOOT_SEARCH_ATTRIBUTES,
+        uiCodecEndpoint: codecServer.url,
+        output: { file: path.join(logsDir, 'temporal.log') },
+      });
+      address = devServer.address;
+      uiBase = `http://localhost:${uiPort}`;
+    }
+    const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
+    const connection = await Connection.connect({ address });
+    const client = new Client({ connection, namespace, dataConverter: bootflowDataConverter(keyring) });
+    try {
+      await ensureSearchAttributes(client, namespace).catch((err: unknown) =>
+        say(`  (could not register the search attributes: ${(err as Error).message})`),
+      );
+
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        TEMPORAL_ADDRESS: address,
+        TEMPORAL_NAMESPACE: namespace,
+        BOOTFLOW_DATA: dataDir,
+        LOG_FORMAT: 'json',
+        ...(uiBase ? { BOOTFLOW_UI_URL: uiBase } : {}),
+      };
+      const layout: Array<[string, string[]]> =
+        process.env.BOOTFLOW_DEMO_WORKERS === 'single'
+          ? [['worker-all', ['--role', 'all']]]
+          : [
+              ['controller', ['--role', 'controller']],
+              ['network', ['--role', 'network']],
+              ...hosts.map((h): [string, string[]] => [h, ['--role', 'compute', '--host', h]]),
+            ];
+      say(`• starting workers: ${layout.map(([name]) => name).join(', ')} (logs: logs/<name>.log)`);
+      for (const [name, args] of layout) workers.push(spawnWorker(name, args, env, logsDir));
+      await Promise.all(workers.map(whenReady));
+      say('• waiting for the compute hosts to register through the controller');
+      await waitForHosts(client, hosts, 120_000);
+      for (const w of workers) {
+        void w.exited.then((code) => {
+          if (!stopping) say(`! worker ${w.name} exited (code ${code}); see ${w.log}`);
+        });
+      }
+
+      let bootLink: string | null = null;
+      if (process.env.BOOTFLOW_DEMO_BOOT !== '0') {
+        const name = `demo-${new Date().toISOString().slice(11, 19).replaceAll(':', '')}`;
+        const args = ['server', 'create', '--flavor', 'm1.tiny', '--image', 'cirros', '--network', 'private'];
+        say(`• booting ${name} through client.ts: bootflow ${args.join(' ')} --wait ${name}`);
+        say();
+        const boot = spawn(process.execPath, tsxArgs('client.ts', [...args, '--wait', name]), {
+          cwd: PROJECT_ROOT,
+          env: { ...env, LOG_FORMAT: undefined },
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        let out = '';
+        boot.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          process.stdout.write(chunk);
+        });
+        const code = await new Promise<number | null>((resolve) => boot.once('exit', resolve));
+        bootLink = /Web UI: (\S+)/.exec(out)?.[1] ?? null;
+        if (code !== 0)
+          say(`! the demo boot did not reach ACTIVE (exit ${code}); the workers' logs are in ${logsDir}`);
+      }
+
+      say();
+      say('bootflow is running.');
+      if (uiBase) say(`  Web UI        ${uiBase}/namespaces/${namespace}/workflows`);
+      if (bootLink) say(`  This boot     ${bootLink}`);
+      say(`  Temporal      ${address} (namespace ${namespace})`);
+      say(`  Workers       ${layout.map(([n]) => n).join(', ')} — logs in ${logsDir}`);
+      say(
+        `  Credentials   ${prepared.cloud.demo.openrcPath} (demo), ${prepared.cloud.admin.openrcPath} (admin)`,
+      );
+      say('  In another terminal:');
+      const exports: string[] = [];
+      if (address !== '127.0.0.1:7233' && address !== 'localhost:7233')
+        exports.push(`TEMPORAL_ADDRESS=${address}`);
+      if (uiPort !== 8233 && !process.env.TEMPORAL_ADDRESS) exports.push(`TEMPORAL_UI_PORT=${uiPort}`);
+      if (dataDir !== path.join(PROJECT_ROOT, 'data')) exports.push(`BOOTFLOW_DATA=${dataDir}`);
+      if (exports.length > 0) say(`    export ${exports.join(' ')}`);
+      say('    npm run client -- server list');
+      say('    npm run client -- server create --flavor m1.tiny --image cirros --network private --wait vm2');
+      say('    npm run client -- hypervisor list');
+      say('  Ctrl-C stops everything.');
+    } finally {
+      await connection.close();
+    }
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  say('\nstopping: workers finish their activities, then the Temporal dev server stops');
+  await stopAll();
+  say('stopped.');
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,466 @@
+/**
+ * bootflow's command-line client, with the OpenStack client's habits:
+ *
+ *   bootflow server create --flavor m1.tiny --image cirros --network private [--boot-from-volume 1] [--wait] NAME
+ *   bootflow server show NAME_OR_ID | server list [--all-projects] | server delete [--wait] NAME_OR_ID...
+ *   bootflow hypervisor list | bootflow audit                       (-f json|table on every command)
+ *
+ * It only talks to Temporal: `server create` and `server delete` start the boot and delete workflows, the
+ * read commands run short workflows whose activities read the cloud on the controller and network nodes.
+ * Credentials come from --os-* flags, OS_* variables, or the bootstrap's openrc file; Keystone checks them
+ * inside the workflow. Exit codes: 0 ok, 1 the operation failed, 2 usage or configuration, 3 Temporal or
+ * its workers unreachable.
+ */
+import { randomUUID } from 'node:crypto';
+import { Command, CommanderError, Option } from 'commander';
+import { WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
+import { ServiceError, isGrpcServiceError } from '@temporalio/client';
+import { resolveAuth, type CredentialFlags } from './lib/cli/credentials';
+import { describeFailure, EXIT, failureInfo, UserError } from './lib/cli/errors';
+import { note, print, renderJson, type OutputFormat } from './lib/cli/output';
+import { BootProgress } from './lib/cli/progress';
+import {
+  connectTemporal,
+  dataDirFromEnv,
+  loadKeyringOrExplain,
+  webUiLink,
+  type TemporalHandle,
+} from './lib/cli/temporal';
+import { auditTable, hypervisorTable, serverFields, serverListTable } from './lib/cli/views';
+import type { createInstance } from './workflows/create-instance';
+import type { deleteInstance } from './workflows/delete-instance';
+import { bootWorkflowId, CONTROLLER_QUEUE, deleteWorkflowId } from './workflows/names';
+import type { auditCloud, listHypervisors, listServers, showServer } from './workflows/operator';
+import type { ServerView } from './workflows/operator-types';
+import type { BootAuth, BootRequest, BootStatus, DeleteResult } from './workflows/types';
+
+interface GlobalOptions extends CredentialFlags {
+  format: OutputFormat;
+  dataDir: string;
+}
+
+/** How long a read may wait for the controller before the client gives up (a worker should answer in ms). */
+const READ_TIMEOUT = '1 minute';
+/** When to tell the user that nothing has picked the work up yet. */
+const NO_WORKER_HINT_MS = 5_000;
+
+class Session {
+  private temporal: TemporalHandle | undefined;
+
+  constructor(readonly options: GlobalOptions) {}
+
+  auth(fallbackUser: 'admin' | 'demo'): BootAuth {
+    return resolveAuth(this.options, { dataDir: this.options.dataDir, fallbackUser });
+  }
+
+  async connect(): Promise<TemporalHandle> {
+    this.temporal ??= await connectTemporal({
+      keyring: loadKeyringOrExplain(this.options.dataDir),
+      identity: `bootflow-client@${process.pid}`,
+    });
+    return this.temporal;
+  }
+
+  link(workflowId: string): string {
+    return webUiLink(workflowId, this.temporal?.namespace ?? 'default');
+  }
+
+  async close(): Promise<void> {
+    await this.temporal?.close();
+  }
+
+  json(): boolean {
+    return this.options.format === 'json';
+  }
+}
+
+/** Waits for a workflow's result, telling the user once if no worker seems to pick it up. */
+async function resultOf<T>(handle: WorkflowHandle, what: string): Promise<T> {
+  const hint = setTimeout(
+    () => note(`Still waiting for ${what}: is a controller worker running (\`npm run worker\`)?`),
+    NO_WORKER_HINT_MS,
+  );
+  try {
+    return (await handle.result()) as T;
+  } finally {
+    clearTimeout(hint);
+  }
+}
+
+/** Runs one of the read-only operator workflows on the controller and returns its answer. */
+async function read<T>(
+  session: Session,
+  workflowType: string,
+  request: unknown,
+  idPrefix: string,
+): Promise<T> {
+  const { client } = await session.connect();
+  const handle = await client.workflow.start(workflowType, {
+    taskQueue: CONTROLLER_QUEUE,
+    workflowId: `${idPrefix}-${randomUUID()}`,
+    args: [request],
+    workflowExecutionTimeout: READ_TIMEOUT,
+  });
+  return resultOf<T>(handle, `${workflowType} (${handle.workflowId})`);
+}
+
+function showServerOf(
+  session: Session,
+  auth: BootAuth,
+  server: string,
+  allProjects = false,
+): Promise<ServerView> {
+  return read<Awaited<ReturnType<typeof showServer>>>(
+    session,
+    'showServer',
+    { auth, server, allProjects },
+    'server-show',
+  );
+}
+
+/** JSON carries the extras (workflow id, Web UI link); the table shows the server, the link follows it. */
+function printServer(session: Session, server: ServerView, extra: Record<string, string> = {}): void {
+  if (session.json()) print(renderJson({ ...server, ...extra }));
+  else print(serverFields(server));
+}
+
+async function pollStatus(handle: WorkflowHandle): Promise<BootStatus | undefined> {
+  try {
+    return await handle.query<BootStatus>('status');
+  } catch {
+    return undefined; // no controller worker answering right now, or the run just closed
+  }
+}
+
+interface CreateOptions {
+  flavor: string;
+  image: string;
+  network: string[];
+  bootFromVolume?: string;
+  deleteOnTermination: boolean;
+  availabilityZone?: string;
+  maxAttempts?: string;
+  requestId?: string;
+  wait?: boolean;
+}
+
+function positiveInt(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UserError(`${flag} must be a positive whole number`, EXIT.USAGE);
+  return n;
+}
+
+async function serverCreate(session: Session, name: string, options: CreateOptions): Promise<number> {
+  if (options.network.length === 0) {
+    throw new UserError('At least one --network is needed (e.g. --network private)', EXIT.USAGE);
+  }
+  const sizeGb = positiveInt(options.bootFromVolume, '--boot-from-volume');
+  const maxAttempts = positiveInt(options.maxAttempts, '--max-attempts');
+  const auth = session.auth('demo');
+  const requestId = options.requestId ?? `req-${randomUUID()}`;
+  const request: BootRequest = {
+    requestId,
+    auth,
+    name,
+    flavor: options.flavor,
+    image: options.image,
+    networks: options.network,
+    ...(sizeGb !== undefined
+      ? { bootVolume: { sizeGb, deleteOnTermination: options.deleteOnTermination } }
+      : {}),
+    ...(options.availabilityZone ? { availabilityZone: options.availabilityZone } : {}),
+    ...(maxAttempts !== undefined ? { maxAttempts } : {}),
+  };
+  const { client } = await session.connect();
+  const workflowId = bootWorkflowId(requestId);
+  let handle: WorkflowHandle<typeof createInstance>;
+  try {
+    handle = await client.workflow.start<typeof createInstance>('createInstance', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId,
+      args: [request],
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    // The same request id again: follow the first boot instead of starting a second one.
+    note(`Request ${requestId} was already submitted; following its workflow`);
+    handle = client.workflow.getHandle<typeof createInstance>(workflowId);
+  }
+  const link = session.link(workflowId);
+  const extra = { workflowId, webUi: link };
+  const settled = handle.result().then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+
+  if (!options.wait) {
+    // Like `openstack server create` without --wait: answer once the server has an id (status BUILD).
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const status = await pollStatus(handle);
+      if (status?.instanceUuid) {
+        if (session.json()) {
+          print(renderJson({ id: status.instanceUuid, name, status: 'BUILD', requestId, ...extra }));
+        } else {
+          print(`Server ${name} (${status.instanceUuid}) is building: request ${requestId}`);
+          print(`Web UI: ${link}`);
+          print(`Follow it with: bootflow server show ${status.instanceUuid}`);
+        }
+        return EXIT.OK;
+      }
+      const done = await Promise.race([settled, new Promise((r) => setTimeout(r, 300, undefined))]);
+      if (done && !(done as { ok: boolean }).ok) break;
+      if (Date.now() > deadline) {
+        note(`The boot was accepted but no server id yet; is a controller worker running? ${link}`);
+        if (session.json()) print(renderJson({ id: null, name, status: 'BUILD', requestId, ...extra }));
+        return EXIT.OK;
+      }
+    }
+  }
+
+  const progress = new BootProgress({ title: `Creating server ${name} — ${link}` });
+  let finished: Awaited<typeof settled> | undefined;
+  let lastSeen: number = Date.now();
+  void settled.then((r) => (finished = r));
+  while (!finished) {
+    const status = await pollStatus(handle);
+    if (status) {
+      lastSeen = Date.now();
+      progress.update(status);
+    } else if (Date.now() - lastSeen > NO_WORKER_HINT_MS) {
+      progress.waiting('waiting for a controller worker to run the workflow (is `npm run worker` running?)');
+    }
+    await Promise.race([settled, new Promise((r) => setTimeout(r, process.stderr.isTTY ? 150 : 500))]);
+  }
+  const finalStatus = await pollStatus(handle);
+  if (finalStatus) progress.update(finalStatus);
+  progress.finish();
+
+  if (finished.ok) {
+    printServer(session, await showServerOf(session, auth, finished.value.id), extra);
+    if (!session.json()) print(`Web UI: ${link}`);
+    return EXIT.OK;
+  }
+  const info = failureInfo(finished.error);
+  const uuid = typeof info.details.instanceUuid === 'string' ? info.details.instanceUuid : null;
+  const server = uuid ? await showServerOf(session, auth, uuid).catch(() => undefined) : undefined;
+  if (server) printServer(session, server, extra);
+  else if (session.json()) {
+    const fault = { message: info.message, type: info.type, code: info.code };
+    print(renderJson({ id: uuid, name, status: 'ERROR', requestId, fault, ...extra }));
+  }
+  note(`Error: server ${name} was not created: ${describeFailure(info)}`);
+  note(`Web UI: ${link}`);
+  return EXIT.FAILED;
+}
+
+async function serverShow(
+  session: Session,
+  ref: string,
+  options: { allProjects?: boolean },
+): Promise<number> {
+  const auth = session.auth(options.allProjects ? 'admin' : 'demo');
+  printServer(session, await showServerOf(session, auth, ref, options.allProjects === true));
+  return EXIT.OK;
+}
+
+async function serverList(session: Session, options: { allProjects?: boolean }): Promise<number> {
+  const allProjects = options.allProjects === true;
+  const auth = session.auth(allProjects ? 'admin' : 'demo');
+  const servers = await read<Awaited<ReturnType<typeof listServers>>>(
+    session,
+    'listServers',
+    { auth, allProjects },
+    'server-list',
+  );
+  print(session.json() ? renderJson(servers) : serverListTable(servers, allProjects));
+  return EXIT.OK;
+}
+
+async function serverDelete(session: Session, refs: string[], options: { wait?: boolean }): Promise<number> {
+  const auth = session.auth('demo');
+  const { client } = await session.connect();
+  const results: Array<DeleteResult | { id: string; name: string; workflowId: string; webUi: string }> = [];
+  for (const ref of refs) {
+    const server = await showServerOf(session, auth, ref);
+    const workflowId = deleteWorkflowId(server.id);
+    let handle: WorkflowHandle<typeof deleteInstance>;
+    try {
+      handle = await client.workflow.start<typeof deleteInstance>('deleteInstance', {
+        taskQueue: CONTROLLER_QUEUE,
+        workflowId,
+        args: [{ requestId: `req-${randomUUID()}`, auth, instanceUuid: server.id }],
+      });
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      handle = client.workflow.getHandle<typeof deleteInstance>(workflowId);
+    }
+    const link = session.link(workflowId);
+    if (!options.wait) {
+      results.push({ id: server.id, name: server.name, workflowId, webUi: link });
+      if (!session.json()) print(`Deleting server ${server.name} (${server.id}): ${link}`);
+      continue;
+    }
+    if (!session.json()) note(`Deleting server ${server.name} (${server.id}) — ${link}`);
+    const result = await resultOf<DeleteResult>(handle, `the delete of ${server.name}`);
+    results.push(result);
+    if (!session.json()) {
+      const how = result.outcome === 'already-deleted' ? 'was already deleted' : 'deleted';
+      const local = result.localDelete ? ' (its host was down: deleted locally)' : '';
+      print(`Server ${server.name} (${server.id}) ${how}${local}`);
+    }
+  }
+  if (session.json()) print(renderJson(results));
+  return EXIT.OK;
+}
+
+async function hypervisorList(session: Session): Promise<number> {
+  const hypervisors = await read<Awaited<ReturnType<typeof listHypervisors>>>(
+    session,
+    'listHypervisors',
+    { auth: session.auth('admin') },
+    'hypervisor-list',
+  );
+  print(session.json() ? renderJson(hypervisors) : hypervisorTable(hypervisors));
+  return EXIT.OK;
+}
+
+async function audit(session: Session, options: { buildsInFlight?: boolean }): Promise<number> {
+  const findings = await read<Awaited<ReturnType<typeof auditCloud>>>(
+    session,
+    'auditCloud',
+    { auth: session.auth('admin'), buildsInFlight: options.buildsInFlight === true },
+    'audit',
+  );
+  if (session.json()) print(renderJson(findings));
+  else if (findings.length === 0) print('No leaks: every resource belongs to a live server.');
+  else print(auditTable(findings));
+  return findings.length === 0 ? EXIT.OK : EXIT.FAILED;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export function buildProgram(run: (work: (session: Session) => Promise<number>) => Promise<void>): Command {
+  const program = new Command('bootflow')
+    .description('Boot and manage servers on the embedded OpenStack cloud through Temporal workflows')
+    .addOption(
+      new Option('-f, --format <format>', 'output format').choices(['table', 'json']).default('table'),
+    )
+    .option('--os-username <name>', 'user name (OS_USERNAME)')
+    .option('--os-password <password>', 'password (OS_PASSWORD)')
+    .option('--os-project-name <name>', 'project to scope to (OS_PROJECT_NAME)')
+    .option('--os-user-domain-name <name>', "the user's domain (OS_USER_DOMAIN_NAME, default Default)")
+    .option(
+      '--os-project-domain-name <name>',
+      "the project's domain (OS_PROJECT_DOMAIN_NAME, default Default)",
+    )
+    .option('--os-token <token>', 'a Keystone token instead of a password (OS_TOKEN)')
+    .option(
+      '--data-dir <dir>',
+      'data directory: openrc fall-back and encryption keys (BOOTFLOW_DATA)',
+      dataDirFromEnv(),
+    )
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride();
+
+  const server = program.command('server').description('servers (Nova instances)').exitOverride();
+  server
+    .command('create')
+    .description('boot a server (starts the createInstance workflow)')
+    .argument('<name>', 'server name')
+    .requiredOption('--flavor <flavor>', 'flavor name or id (e.g. m1.tiny)')
+    .requiredOption('--image <image>', 'image name or id (e.g. cirros)')
+    .option('--network <network>', 'network name or id; repeat for more NICs', collect, [])
+    .option('--boot-from-volume <sizeGb>', 'boot from a new volume of this size (GB) made from the image')
+    .option('--no-delete-on-termination', 'keep the boot volume when the server is deleted')
+    .option('--availability-zone <zone>', 'availability zone')
+    .option('--max-attempts <n>', 'scheduling attempts before giving up (Nova max_attempts, default 3)')
+    .option('--request-id <id>', 'request id (idempotency key); a new one by default')
+    .option('--wait', 'wait for ACTIVE or ERROR, showing the steps as they run')
+    .exitOverride()
+    .action((name: string, options: CreateOptions) => run((s) => serverCreate(s, name, options)));
+  server
+    .command('show')
+    .description('show one server')
+    .argument('<server>', 'server name or id')
+    .option('--all-projects', 'look in every project (admin)')
+    .exitOverride()
+    .action((ref: string, options: { allProjects?: boolean }) => run((s) => serverShow(s, ref, options)));
+  server
+    .command('list')
+    .description('list servers')
+    .option('--all-projects', "every project's servers (admin)")
+    .exitOverride()
+    .action((options: { allProjects?: boolean }) => run((s) => serverList(s, options)));
+  server
+    .command('delete')
+    .description('delete servers (starts the deleteInstance workflow)')
+    .argument('<server...>', 'server names or ids')
+    .option('--wait', 'wait until each server is deleted')
+    .exitOverride()
+    .action((refs: string[], options: { wait?: boolean }) => run((s) => serverDelete(s, refs, options)));
+  program
+    .command('hypervisor')
+    .description('compute hosts')
+    .exitOverride()
+    .command('list')
+    .description('compute hosts with their state and used and free resources (admin)')
+    .exitOverride()
+    .action(() => run((s) => hypervisorList(s)));
+  program
+    .command('audit')
+    .description('leak audit: resources no live server owns (admin); exit 1 when it finds any')
+    .option('--builds-in-flight', 'boots are running: do not report BUILD servers as stuck')
+    .exitOverride()
+    .action((options: { buildsInFlight?: boolean }) => run((s) => audit(s, options)));
+  return program;
+}
+
+function exitCodeOf(err: unknown): { code: number; message: string } {
+  if (err instanceof UserError) return { code: err.exitCode, message: err.message };
+  if (isGrpcServiceError(err) || err instanceof ServiceError) {
+    return { code: EXIT.UNAVAILABLE, message: `Temporal: ${(err as Error).message}` };
+  }
+  const info = failureInfo(err);
+  const code = info.type === 'Timeout' ? EXIT.UNAVAILABLE : EXIT.FAILED;
+  return { code, message: describeFailure(info) };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let exitCode: number = EXIT.OK;
+  let session: Session | undefined;
+  const program = buildProgram(async (work) => {
+    session = new Session(program.opts<GlobalOptions>());
+    exitCode = await work(session);
+  });
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version are exit 0; anything commander refused is a usage error (it printed why).
+      return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    }
+    const { code, message } = exitCodeOf(err);
+    note(`Error: ${message}`);
+    if (process.env.BOOTFLOW_DEBUG && err instanceof Error && err.stack) note(err.stack);
+    return code;
+  } finally {
+    await (session as Session | undefined)?.close().catch(() => undefined);
+  }
+  return exitCode;
+}
+
+/** Runs the client on the process's arguments and exits with its code (used by bin/bootflow too). */
+export function runCli(argv: string[] = process.argv): void {
+  void main(argv).then((code) => {
+    process.exitCode = code;
+    // Output is flushed by a natural exit; a handle left open (a gRPC channel) must not keep the CLI alive.
+    setTimeout(() => process.exit(code), 2_000).unref();
+  });
+}
+
+if (require.main === module) runCli();

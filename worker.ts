@@ -1,0 +1,384 @@
+/**
+ * bootflow's workers, in the seed's three-node layout:
+ *
+ *   --role controller                 workflows + Keystone, nova-api/conductor/scheduler, Placement, Glance, Cinder
+ *   --role network                    neutron-server (the `network` queue)
+ *   --role compute --host compute2    nova-compute of one host (`compute@compute2`); several --host allowed
+ *   --role all (default)              all of it in one process, with the compute hosts compute1..3
+ *
+ * A compute worker opens only its host's directory. It registers and heartbeats its host the way
+ * nova-compute talks to nova-conductor: through Temporal, by signalling its `compute-service-<host>`
+ * workflow, which runs the registration and the state reports on the controller. SIGINT/SIGTERM stop the
+ * heartbeats, let in-flight activities finish (or hand them back after the grace time), then close the
+ * databases. Connection settings come from Temporal's envconfig (TEMPORAL_ADDRESS, ...), the cloud's
+ * databases from BOOTFLOW_DATA / BOOTFLOW_DB_URL.
+ */
+import os from 'node:os';
+import { Command, Option } from 'commander';
+import { Client } from '@temporalio/client';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createComputeActivities, createControllerActivities, createNetworkActivities } from './activities';
+import { createComputeServiceActivities } from './activities/compute-service';
+import { createOperatorControllerActivities, createOperatorNetworkActivities } from './activities/operator';
+import type { ComputeHost } from './cloud/compute';
+import { dbConfigFromEnv } from './cloud/db';
+import { capabilitiesOf, DEFAULT_HOSTS, defaultHostSpec, type HostSpec } from './cloud/hosts';
+import { openCloud, openComputeHost, type Cloud } from './cloud/index';
+import { Keystone } from './cloud/keystone';
+import { Neutron } from './cloud/neutron';
+import { verifyKeyringAgainstHistory } from './lib/codec';
+import { temporalSettings } from './lib/connection';
+import { createLogger, installTemporalRuntime } from './lib/logger';
+import { EXIT, UserError } from './lib/cli/errors';
+import { bootflowDataConverter, loadKeyringOrExplain } from './lib/cli/temporal';
+import {
+  computeService,
+  computeServiceWorkflowId,
+  heartbeatSignal,
+  registerSignal,
+} from './workflows/compute-service';
+import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from './workflows/names';
+
+export type Role = 'controller' | 'network' | 'compute';
+const ROLES: readonly Role[] = ['controller', 'network', 'compute'];
+
+export interface WorkerConfig {
+  roles: Role[];
+  hosts: string[];
+  dataDir: string;
+  /** Activities running at once per worker (they wait on databases and files, not on the CPU). */
+  maxConcurrentActivities: number;
+  /** Workflow tasks running at once on the controller (CPU-bound: about the core count). */
+  maxConcurrentWorkflowTasks: number;
+  /** Workflows kept in the sticky cache (each a few MB at most). */
+  maxCachedWorkflows: number;
+  /** How long in-flight activities may take to finish on shutdown before they are cancelled. */
+  shutdownGraceSeconds: number;
+  heartbeatSeconds: number;
+}
+
+/** Defaults sized for a 2-core machine; each has a flag and an environment variable. */
+export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Omit<WorkerConfig, 'roles' | 'hosts'> {
+  const cores = Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+  return {
+    dataDir: dbConfigFromEnv(env).dataDir,
+    maxConcurrentActivities: Number(env.BOOTFLOW_MAX_ACTIVITIES ?? 20),
+    maxConcurrentWorkflowTasks: Number(env.BOOTFLOW_MAX_WORKFLOW_TASKS ?? Math.max(2, cores * 2)),
+    maxCachedWorkflows: Number(env.BOOTFLOW_STICKY_CACHE ?? 250),
+    shutdownGraceSeconds: Number(env.BOOTFLOW_SHUTDOWN_GRACE ?? 10),
+    heartbeatSeconds: Number(env.BOOTFLOW_HEARTBEAT_SECONDS ?? 10),
+  };
+}
+
+function list(value: string, previous: string[] = []): string[] {
+  return [
+    ...previous,
+    ...value
+      .split(',')
+      .map((v) => v.trim())
+      .filter(Boolean),
+  ];
+}
+
+function whole(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1)
+      throw new UserError(`${name} must be a positive whole number`, EXIT.USAGE);
+    return n;
+  };
+}
+
+export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const defaults = defaultConfig(env);
+  const opts = new Command('worker')
+    .description('bootflow worker: controller, network and compute roles on their Temporal task queues')
+    .addOption(
+      new Option('--role <roles>', 'controller, network, compute or all (comma-separated or repeated)')
+        .argParser(list)
+        .default([], 'all'),
+    )
+    .option('--host <hosts>', 'compute host(s) to serve (default compute1,compute2,compute3)', list, [])
+    .option('--data-dir <dir>', 'data directory (BOOTFLOW_DATA)', defaults.dataDir)
+    .option(
+      '--max-concurrent-activities <n>',
+      'activities at once per worker',
+      whole('--max-concurrent-activities'),
+      defaults.maxConcurrentActivities,
+    )
+    .option(
+      '--max-concurrent-workflow-tasks <n>',
+      'workflow tasks at once',
+      whole('--max-concurrent-workflow-tasks'),
+      defaults.maxConcurrentWorkflowTasks,
+    )
+    .option(
+      '--max-cached-workflows <n>',
+      'sticky cache size',
+      whole('--max-cached-workflows'),
+      defaults.maxCachedWorkflows,
+    )
+    .option(
+      '--shutdown-grace <seconds>',
+      'time in-flight activities get on shutdown',
+      whole('--shutdown-grace'),
+      defaults.shutdownGraceSeconds,
+    )
+    .option(
+      '--heartbeat <seconds>',
+      'compute service report interval',
+      whole('--heartbeat'),
+      defaults.heartbeatSeconds,
+    )
+    .exitOverride()
+    .parse(argv)
+    .opts<{
+      role: string[];
+      host: string[];
+      dataDir: string;
+      maxConcurrentActivities: number;
+      maxConcurrentWorkflowTasks: number;
+      maxCachedWorkflows: number;
+      shutdownGrace: number;
+      heartbeat: number;
+    }>();
+  const asked = opts.role.length === 0 ? ['all'] : opts.role;
+  const roles = new Set<Role>();
+  for (const role of asked) {
+    if (role === 'all') ROLES.forEach((r) => roles.add(r));
+    else if ((ROLES as readonly string[]).includes(role)) roles.add(role as Role);
+    else throw new UserError(`unknown role '${role}' (controller, network, compute or all)`, EXIT.USAGE);
+  }
+  if (opts.host.length > 0 && !roles.has('compute')) {
+    throw new UserError('--host is for the compute role (add --role compute)', EXIT.USAGE);
+  }
+  const hosts = roles.has('compute')
+    ? opts.host.length > 0
+      ? [...new Set(opts.host)]
+      : DEFAULT_HOSTS.map((h) => h.host)
+    : [];
+  return {
+    roles: ROLES.filter((r) => roles.has(r)),
+    hosts,
+    dataDir: opts.dataDir,
+    maxConcurrentActivities: opts.maxConcurrentActivities,
+    maxConcurrentWorkflowTasks: opts.maxConcurrentWorkflowTasks,
+    maxCachedWorkflows: opts.maxCachedWorkflows,
+    shutdownGraceSeconds: opts.shutdownGrace,
+    heartbeatSeconds: opts.heartbeat,
+  };
+}
+
+export interface RunningWorkers {
+  /** Resolves when every worker has stopped and everything is closed. */
+  done: Promise<void>;
+  /** Stops heartbeats, drains the workers, closes the services (idempotent). */
+  shutdown(reason: string): Promise<void>;
+}
+
+export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers> {
+  const log = createLogger({ name: `worker:${config.roles.join('+')}` });
+  installTemporalRuntime(log);
+  const keyring = loadKeyringOrExplain(config.dataDir);
+  const dataConverter = bootflowDataConverter(keyring);
+  const settings = temporalSettings();
+  const connection = await NativeConnection.connect(settings.connectionOptions).catch((err: unknown) => {
+    throw new UserError(
+      `Cannot reach Temporal at ${settings.address} (${(err as Error).message}); start it with \`npm start\` ` +
+        'or set TEMPORAL_ADDRESS',
+      EXIT.UNAVAILABLE,
+    );
+  });
+  const client = new Client({ connection, namespace: settings.namespace, dataConverter });
+  const db = { ...dbConfigFromEnv(), dataDir: config.dataDir };
+
+  const closers: Array<() => Promise<void>> = [];
+  const workers: Array<{ queue: string; worker: Worker }> = [];
+  const common: Partial<WorkerOptions> = {
+    connection,
+    namespace: settings.namespace,
+    dataConverter,
+    maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
+    shutdownGraceTime: `${config.shutdownGraceSeconds} seconds`,
+    identity: `${process.pid}@${os.hostname()}`,
+  };
+  const create = async (taskQueue: string, options: Partial<WorkerOptions>) => {
+    const worker = await Worker.create({ ...common, taskQueue, ...options } as WorkerOptions);
+    workers.push({ queue: taskQueue, worker });
+  };
+
+  try {
+    let cloud: Cloud | undefined;
+    if (config.roles.includes('controller')) {
+      // A wrong key would otherwise surface later as workflow tasks that cannot decode their input.
+      await verifyKeyringAgainstHistory(client, keyring).catch((err: unknown) => {
+        if ((err as Error).name === 'PayloadDecryptionError')
+          throw new UserError((err as Error).message, EXIT.USAGE);
+        log.warn({ error: (err as Error).message }, 'could not check the keyring against stored history');
+      });
+      cloud = await openCloud({ db });
+      const opened = cloud;
+      closers.push(() => opened.close());
+      await create(CONTROLLER_QUEUE, {
+        workflowsPath: require.resolve('./workflows/all'),
+        activities: {
+          ...createControllerActivities(cloud),
+          ...createComputeServiceActivities(cloud),
+          ...createOperatorControllerActivities(cloud),
+        },
+        maxConcurrentWorkflowTaskExecutions: config.maxConcurrentWorkflowTasks,
+        maxCachedWorkflows: config.maxCachedWorkflows,
+      });
+    }
+    if (config.roles.includes('network')) {
+      let neutron = cloud?.neutron;
+      let keystone = cloud?.keystone;
+      if (!neutron || !keystone) {
+        // The network node: its own Neutron, and Keystone for token validation (keystonemiddleware).
+        const ownNeutron = await Neutron.open({ db });
+        closers.push(() => ownNeutron.close());
+        const ownKeystone = await Keystone.open({ db });
+        closers.push(() => ownKeystone.close());
+        neutron = ownNeutron;
+        keystone = ownKeystone;
+      }
+      await create(NETWORK_QUEUE, {
+        activities: {
+          ...createNetworkActivities({ neutron, identity: keystone }),
+          ...createOperatorNetworkActivities({ neutron, identity: keystone }),
+        },
+        maxConcurrentWorkflowTaskExecutions: 2,
+      });
+    }
+    const computeHosts: Array<{ spec: HostSpec; compute: ComputeHost }> = [];
+    for (const host of config.hosts) {
+      const spec = defaultHostSpec(host);
+      const compute = await openComputeHost({
+        dataDir: config.dataDir,
+        host,
+        capabilities: capabilitiesOf(spec),
+      });
+      closers.push(() => compute.close());
+      computeHosts.push({ spec, compute });
+      await create(computeQueue(host), {
+        activities: createComputeActivities(compute),
+        maxConcurrentWorkflowTaskExecutions: 2,
+      });
+    }
+
+    const runs = workers.map(({ worker }) => worker.run());
+    log.info(
+      { queues: workers.map((w) => w.queue), address: settings.address, namespace: settings.namespace },
+      'workers running',
+    );
+
+    // nova-compute's report_state, through Temporal: register once, then a heartbeat signal every few seconds.
+    const announce = async (spec: HostSpec, signal: 'register' | 'heartbeat') => {
+      const workflowId = computeServiceWorkflowId(spec.host);
+      const common = { workflowId, taskQueue: CONTROLLER_QUEUE, args: [{ spec }] as [{ spec: HostSpec }] };
+      if (signal === 'register') {
+        await client.workflow.signalWithStart(computeService, {
+          ...common,
+          signal: registerSignal,
+          signalArgs: [spec],
+        });
+      } else {
+        await client.workflow.signalWithStart(computeService, {
+          ...common,
+          signal: heartbeatSignal,
+          signalArgs: [{ sentAt: Date.now() }],
+        });
+      }
+    };
+    const timers: NodeJS.Timeout[] = [];
+    for (const { spec } of computeHosts) {
+      await announce(spec, 'register');
+      log.info(
+        { host: spec.host, workflowId: computeServiceWorkflowId(spec.host) },
+        'compute service announced',
+      );
+      const timer = setInterval(() => {
+        announce(spec, 'heartbeat').catch((err: unknown) =>
+          log.warn({ host: spec.host, error: (err as Error).message }, 'compute service heartbeat not sent'),
+        );
+      }, config.heartbeatSeconds * 1000);
+      timers.push(timer);
+    }
+    process.send?.({ type: 'ready', queues: workers.map((w) => w.queue) });
+
+    let stopping: Promise<void> | undefined;
+    const finished = Promise.allSettled(runs);
+    const shutdown = (reason: string) => {
+      stopping ??= (async () => {
+        log.info({ reason }, 'shutting down: heartbeats stop, in-flight activities get the grace time');
+        timers.forEach(clearInterval);
+        for (const { worker } of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
+        const results = await finished;
+        for (const closer of closers.reverse()) await closer().catch(() => undefined);
+        await connection.close().catch(() => undefined);
+        const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed.length > 0) throw failed[0]!.reason;
+        log.info('workers stopped');
+      })();
+      return stopping;
+    };
+    // A worker that stops on its own (fatal error) takes the process down cleanly too.
+    void Promise.race(runs)
+      .then(
+        () => shutdown('a worker stopped'),
+        () => shutdown('a worker failed'),
+      )
+      .catch(() => undefined);
+    return { done: finished.then(() => stopping).then(() => undefined), shutdown };
+  } catch (err) {
+    for (const closer of closers.reverse()) await closer().catch(() => undefined);
+    await connection.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function main(): Promise<number> {
+  let config: WorkerConfig;
+  try {
+    config = parseWorkerArgs(process.argv);
+  } catch (err) {
+    if (err instanceof UserError) {
+      process.stderr.write(`worker: ${err.message}\n`);
+      return err.exitCode;
+    }
+    const code = (err as { exitCode?: number }).exitCode;
+    return code === 0 ? EXIT.OK : EXIT.USAGE;
+  }
+  let running: RunningWorkers;
+  try {
+    running = await startWorkers(config);
+  } catch (err) {
+    if (err instanceof UserError) {
+      process.stderr.write(`worker: ${err.message}\n`);
+      return err.exitCode;
+    }
+    throw err;
+  }
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => void running.shutdown(signal).catch(() => undefined));
+  }
+  try {
+    await running.done;
+    return EXIT.OK;
+  } catch (err) {
+    process.stderr.write(`worker: ${(err as Error).message}\n`);
+    return EXIT.FAILED;
+  }
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(
+        `worker failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
+      process.exit(EXIT.FAILED);
+    },
+  );
+}
