@@ -79,17 +79,26 @@ export interface SecurityHarness {
   run<T = unknown>(operation: ClientOperation, request: unknown, workflowId?: string): Promise<T>;
   /** 'allowed' or the typed failure the workflow ended with. */
   outcome(operation: ClientOperation, request: unknown): Promise<Outcome>;
+  /**
+   * Brings the cloud's clock up to the test server's time (which skips ahead while workflows wait), so a
+   * token issued now is not already old when the first activity moves the clock on.
+   */
+  syncClock(): Promise<void>;
   /** Rows of the six databases, files under the data directory, and the leak audit (hosts included). */
   state(): Promise<CloudState>;
   close(): Promise<void>;
 }
 
 /** The first typed ApplicationFailure in a failure's cause chain (the workflow's own, or an activity's). */
-export function failureTypeOf(err: unknown): string | undefined {
+export function typedFailureOf(err: unknown): ApplicationFailure | undefined {
   for (let cause: unknown = err; cause instanceof Error; cause = (cause as Error).cause) {
-    if (cause instanceof ApplicationFailure && cause.type) return cause.type;
+    if (cause instanceof ApplicationFailure && cause.type) return cause;
   }
   return undefined;
+}
+
+export function failureTypeOf(err: unknown): string | undefined {
+  return typedFailureOf(err)?.type ?? undefined;
 }
 
 function clockFollower(clock: ManualClock, onMove: () => Promise<void>): ActivityInterceptorsFactory {
@@ -220,6 +229,11 @@ export async function openSecurityHarness(
         if (type === undefined) throw err;
         return type as Outcome;
       }
+    },
+    async syncClock() {
+      const serverNow = await env.currentTimeMs();
+      if (serverNow > clock.now()) clock.set(serverNow);
+      await heartbeat();
     },
     async state() {
       return {
