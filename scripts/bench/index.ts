@@ -5,16 +5,19 @@
  *
  * Prints tables and writes every figure, with the machine and versions, to bench-results/<timestamp>.json.
  */
+import './quiet-logs';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
+import { runBootBench, type BootBenchResult } from './boot';
+import { openTemporal } from './boot-env';
 import { runImageBench } from './image';
 import { machineInfo, versions } from './machine';
 import { renderTables } from './report';
 import { judgeGoals, type BenchParameters, type BenchResults } from './results';
 import { runSchedulerBench, type SchedulerBenchResult } from './scheduler';
 
-const BENCHES = ['scheduler', 'image'] as const;
+const BENCHES = ['scheduler', 'image', 'boot'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 interface CliOptions {
@@ -37,6 +40,10 @@ function parameters(options: CliOptions, only: BenchName[]): BenchParameters {
     schedulerDbs: ['sqlite', ...(options.dbUrl ? [options.dbUrl.replace(/\/\/[^@/]*@/, '//')] : [])],
     contention: { claimers: 64, hosts: quick ? 200 : 1_000 },
     imageMb: quick ? 32 : 256,
+    sequentialBoots: quick ? 20 : 200,
+    concurrency: quick ? [1, 10, 50] : [1, 10, 50, 200, 1_000],
+    compensation: quick ? [1, 20] : [1, 200],
+    temporalAddress: process.env.TEMPORAL_ADDRESS ?? null,
   };
 }
 
@@ -72,8 +79,25 @@ export async function runBench(options: CliOptions): Promise<{ results: BenchRes
     ? await runImageBench({ sizeMb: params.imageMb, trials: options.quick ? 3 : 5, log })
     : null;
 
+  let boot: BootBenchResult | null = null;
+  if (only.includes('boot')) {
+    const temporal = await openTemporal(log);
+    try {
+      boot = await runBootBench(temporal, {
+        sequentialBoots: params.sequentialBoots,
+        warmup: options.quick ? 3 : 10,
+        concurrency: params.concurrency,
+        minBootsPerLevel: options.quick ? 10 : 20,
+        compensation: params.compensation,
+        log,
+      });
+    } finally {
+      await temporal.close();
+    }
+  }
+
   const finished = new Date();
-  const partial = { scheduler, image };
+  const partial = { scheduler, image, boot };
   const results: BenchResults = {
     startedAt: started.toISOString(),
     finishedAt: finished.toISOString(),

@@ -71,6 +71,104 @@ export function imageTable(r: BenchResults): string[] {
   return [t.toString()];
 }
 
+export function bootTables(r: BenchResults): string[] {
+  const b = r.boot;
+  if (!b) return [];
+  const l = b.latency;
+  const lat = table([
+    `boot latency (${l.boots} sequential each)`,
+    'p50 ms',
+    'p95 ms',
+    'p99 ms',
+    'min–max ms',
+    'errors',
+    'vs skeleton',
+  ]);
+  const row = (name: string, s: Summary, errors: number) => [
+    name,
+    s.p50,
+    s.p95,
+    s.p99,
+    `${s.min}–${s.max}`,
+    errors,
+    `${Math.round((s.p50 / l.skeleton.p50) * 100) / 100}×`,
+  ];
+  lat.push(row('createInstance (ours)', l.ours, l.errors.ours));
+  lat.push(row('skeleton, same shape, no-op activities', l.skeleton, l.errors.skeleton));
+  lat.push(
+    row('skeleton, sequential (no parallel branches)', l.skeletonSequential, l.errors.skeletonSequential),
+  );
+  lat.push(['password login (scrypt), not in the boots above', l.passwordLogin.p50, '', '', '', '', '']);
+
+  const steps = table([
+    'step (ours, from histories)',
+    'per boot',
+    'total p50 ms',
+    'queue wait p50 ms',
+    'run p50 ms',
+    'run p99 ms',
+  ]);
+  for (const s of [...l.steps.ours.steps].sort((a, b) => b.total.p50 - a.total.p50)) {
+    steps.push([s.step, s.perBoot, s.total.p50, s.queue.p50, s.run.p50, s.run.p99]);
+  }
+  const sk = l.steps.skeleton;
+  const all = (a: typeof sk) => [a.duration.p50, a.workflowTasksPerBoot, a.workflowTask.p50, a.eventsPerBoot];
+  steps.push([
+    '— per boot: duration p50 / workflow tasks / task p50 ms / events',
+    '',
+    ...all(l.steps.ours).map(String),
+  ]);
+  steps.push(['— same for the skeleton', '', ...all(sk).map(String)]);
+
+  const thr = table([
+    'concurrent boots',
+    'workflow',
+    'boots/s',
+    'p50 / p99 ms',
+    'errors',
+    'worker CPU cores',
+    'CPU ms/boot',
+    'server CPU cores',
+    'peak RSS MB',
+    'loop delay p99 ms',
+    'over-commit',
+  ]);
+  for (const t of b.throughput) {
+    thr.push([
+      t.concurrency,
+      t.workflow,
+      t.bootsPerSecond,
+      ms(t.latency),
+      t.errors ? `${t.errors} ${JSON.stringify(t.errorTypes)}` : 0,
+      t.workerCpuCores,
+      t.workerCpuMsPerBoot,
+      t.serverCpuCores ?? '—',
+      t.peakRssMb,
+      t.eventLoopDelayP99Ms,
+      t.overcommit ?? '',
+    ]);
+  }
+  const comp = table([
+    'compensation (spawn fails)',
+    'failed as expected',
+    'spawn failure → all released p50 / p99 ms',
+    'boot p50 ms',
+    'wall s',
+    'leaks',
+  ]);
+  for (const c of b.compensation) {
+    comp.push([
+      `${c.boots} at once`,
+      `${c.failedAsExpected} / ${c.boots}`,
+      ms(c.release),
+      c.boot.p50,
+      c.seconds,
+      c.leaks,
+    ]);
+  }
+  return [lat.toString(), steps.toString(), thr.toString(), comp.toString()];
+}
+
 export function goalsTable(r: BenchResults): string {
   const t = table(['goal', 'target', 'measured', 'met']);
   for (const g of r.goals)
@@ -79,5 +177,5 @@ export function goalsTable(r: BenchResults): string {
 }
 
 export function renderTables(r: BenchResults, extra: (r: BenchResults) => string[] = () => []): string {
-  return [...schedulerTables(r), ...imageTable(r), ...extra(r), goalsTable(r)].join('\n');
+  return [...schedulerTables(r), ...imageTable(r), ...bootTables(r), ...extra(r), goalsTable(r)].join('\n');
 }

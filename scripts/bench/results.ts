@@ -1,4 +1,5 @@
 /** The shape of a results file (bench-results/<timestamp>.json) and the goals judged from it. */
+import type { BootBenchResult } from './boot';
 import type { ImageBenchResult } from './image';
 import type { MachineInfo, Versions } from './machine';
 import type { SchedulerBenchResult } from './scheduler';
@@ -18,6 +19,10 @@ export interface BenchParameters {
   schedulerDbs: string[];
   contention: { claimers: number; hosts: number };
   imageMb: number;
+  sequentialBoots: number;
+  concurrency: number[];
+  compensation: number[];
+  temporalAddress: string | null;
 }
 
 export interface BenchResults {
@@ -29,10 +34,11 @@ export interface BenchResults {
   parameters: BenchParameters;
   scheduler: SchedulerBenchResult[];
   image: ImageBenchResult | null;
+  boot: BootBenchResult | null;
   goals: Goal[];
 }
 
-export function judgeGoals(r: Pick<BenchResults, 'scheduler' | 'image'>): Goal[] {
+export function judgeGoals(r: Pick<BenchResults, 'scheduler' | 'image' | 'boot'>): Goal[] {
   const goals: Goal[] = [];
   for (const s of r.scheduler) {
     const at10k = s.sizes.find((x) => x.hosts === 10_000);
@@ -65,5 +71,6 @@ export function judgeGoals(r: Pick<BenchResults, 'scheduler' | 'image'>): Goal[]
       met: r.image.fetchVsCopyFile >= 0.7,
     });
   }
+  if (r.boot) goals.push(...r.boot.goals);
   return goals;
 }

@@ -241,7 +241,8 @@ function nearlyFullFleet(count: number): { hosts: SeededHost[]; room: number } {
   return { hosts, room };
 }
 
-async function overCapacity(placement: Placement): Promise<number> {
+/** Inventories whose allocations add up to more than their capacity (must be none). */
+export async function overCapacity(placement: Placement): Promise<number> {
   const result = await sql<{ n: number | string }>`select count(*) as n from inventories i
 join (select provider_uuid, resource_class, sum(used) as allocated from allocations
       group by provider_uuid, resource_class) a

@@ -1,0 +1,415 @@
+/**
+ * Boot benchmarks against a real Temporal server:
+ *  - latency: sequential boots of createInstance, the skeleton (same shape, no-op activities: the floor)
+ *    and the skeleton run sequentially, interleaved one by one so all three see the same machine; time
+ *    per step from the histories;
+ *  - throughput: C boots started at once over three hosts (fresh cloud per level), for ours and the
+ *    skeleton: boots/s, latency, errors, worker CPU, peak RSS, event-loop delay, server CPU;
+ *  - compensation: every spawn fails; time from the failed spawn to the workflow's close with everything
+ *    released, checked by the cloud's leak audit.
+ */
+import { readFileSync } from 'node:fs';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { ApplicationFailure, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { auditLeaks } from '../../cloud/audit';
+import { bootWorkflowId, CONTROLLER_QUEUE } from '../../workflows/names';
+import type { SkeletonBootInput } from '../../workflows/skeleton';
+import { BENCH_HOSTS, openBootCloud, startWorkers, type BootCloud, type TemporalTarget } from './boot-env';
+import { analyzeHistories, failureToClose, type HistoryAnalysis } from './histories';
+import type { Goal } from './results';
+import { overCapacity } from './scheduler';
+import { ratio, rounded, summarize, type Summary } from './stats';
+
+export interface BootBenchOptions {
+  sequentialBoots: number;
+  warmup: number;
+  concurrency: number[];
+  /** At least this many boots per throughput level (small levels run several rounds). */
+  minBootsPerLevel: number;
+  compensation: number[];
+  log(line: string): void;
+}
+
+export interface LatencyResult {
+  boots: number;
+  /** Client-side: start request → result, ms. */
+  ours: Summary;
+  skeleton: Summary;
+  skeletonSequential: Summary;
+  oursVsSkeleton: number;
+  /** skeleton sequential p50 / skeleton parallel p50: what the parallel sections save (no-op activities). */
+  sequentialVsParallel: number;
+  errors: { ours: number; skeleton: number; skeletonSequential: number };
+  steps: { ours: HistoryAnalysis; skeleton: HistoryAnalysis; skeletonSequential: HistoryAnalysis };
+  /** One password login (scrypt) — the boots use a token, as a client session does. */
+  passwordLogin: Summary;
+}
+
+export interface ThroughputRow {
+  workflow: 'ours' | 'skeleton';
+  concurrency: number;
+  boots: number;
+  seconds: number;
+  bootsPerSecond: number;
+  latency: Summary;
+  errors: number;
+  errorTypes: Record<string, number>;
+  /** CPU of this process (workers, embedded cloud, client) over the wall time, in cores. */
+  workerCpuCores: number;
+  workerCpuMsPerBoot: number;
+  /** CPU of the dev server process, in cores (null with TEMPORAL_ADDRESS). */
+  serverCpuCores: number | null;
+  peakRssMb: number;
+  eventLoopDelayP99Ms: number;
+  /** Ours only: placement audit mismatches + inventories over capacity after the level. */
+  overcommit: number | null;
+}
+
+export interface CompensationRow {
+  boots: number;
+  seconds: number;
+  /** Failed with the injected BuildAbortException, as expected. */
+  failedAsExpected: number;
+  unexpected: number;
+  /** Failed spawn → workflow closed with every undo done (server timestamps), ms. */
+  release: Summary;
+  /** Whole boot, start request → failure seen by the client, ms. */
+  boot: Summary;
+  /** Findings of the cloud's leak audit afterwards (must be 0). */
+  leaks: number;
+  leakKinds: Record<string, number>;
+}
+
+export interface BootBenchResult {
+  temporalAddress: string;
+  devServer: boolean;
+  auth: string;
+  hosts: Array<{ host: string; vcpus: number; memoryMb: number; diskGb: number }>;
+  latency: LatencyResult;
+  throughput: ThroughputRow[];
+  compensation: CompensationRow[];
+  goals: Goal[];
+}
+
+interface Outcome {
+  ms: number;
+  ok: boolean;
+  errorType?: string;
+  workflowId: string;
+}
+
+function errorType(err: unknown): string {
+  if (err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure)
+    return err.cause.type ?? 'ApplicationFailure';
+  if (err instanceof WorkflowFailedError) return err.cause?.name ?? 'WorkflowFailed';
+  return err instanceof Error ? err.name : 'unknown';
+}
+
+let runSeq = 0;
+const runId = Date.now().toString(36);
+
+async function runWorkflow(
+  temporal: TemporalTarget,
+  workflowType: 'createInstance' | 'skeletonBoot',
+  workflowId: string,
+  args: unknown[],
+): Promise<Outcome> {
+  const start = performance.now();
+  let handle: WorkflowHandle | undefined;
+  try {
+    handle = await temporal.client.workflow.start(workflowType, {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId,
+      args,
+      workflowExecutionTimeout: '15 minutes',
+    });
+    await handle.result();
+    return { ms: performance.now() - start, ok: true, workflowId };
+  } catch (err) {
+    return { ms: performance.now() - start, ok: false, errorType: errorType(err), workflowId };
+  }
+}
+
+function ours(temporal: TemporalTarget, bc: BootCloud, label: string): Promise<Outcome> {
+  const requestId = `${runId}-${label}-${runSeq++}`;
+  return runWorkflow(temporal, 'createInstance', bootWorkflowId(requestId), [bc.request(requestId)]);
+}
+
+function skeleton(temporal: TemporalTarget, label: string, sequential: boolean): Promise<Outcome> {
+  const n = runSeq++;
+  const input: SkeletonBootInput = { host: BENCH_HOSTS[n % BENCH_HOSTS.length]!.host, sequential };
+  return runWorkflow(temporal, 'skeletonBoot', `skeleton-${runId}-${label}-${n}`, [input]);
+}
+
+async function histories(temporal: TemporalTarget, ids: readonly string[]) {
+  const out = [];
+  for (const id of ids) out.push(await temporal.client.workflow.getHandle(id).fetchHistory());
+  return out;
+}
+
+async function withCloud<T>(
+  temporal: TemporalTarget,
+  label: string,
+  work: (bc: BootCloud) => Promise<T>,
+): Promise<T> {
+  const bc = await openBootCloud(label);
+  try {
+    const workers = await startWorkers(temporal, bc);
+    try {
+      return await work(bc);
+    } finally {
+      await workers.stop();
+    }
+  } finally {
+    await bc.close();
+  }
+}
+
+async function latency(temporal: TemporalTarget, options: BootBenchOptions): Promise<LatencyResult> {
+  return withCloud(temporal, 'latency', async (bc) => {
+    for (let i = 0; i < options.warmup; i++) {
+      await ours(temporal, bc, 'warm');
+      await skeleton(temporal, 'warm', false);
+      await skeleton(temporal, 'warm', true);
+    }
+    const runs = { ours: [] as Outcome[], skeleton: [] as Outcome[], skeletonSequential: [] as Outcome[] };
+    for (let i = 0; i < options.sequentialBoots; i++) {
+      runs.ours.push(await ours(temporal, bc, 'seq'));
+      runs.skeleton.push(await skeleton(temporal, 'seq', false));
+      runs.skeletonSequential.push(await skeleton(temporal, 'seq', true));
+      if ((i + 1) % 50 === 0) options.log(`boot: latency ${i + 1}/${options.sequentialBoots}`);
+    }
+    const logins: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const start = performance.now();
+      await bc.passwordLogin();
+      logins.push(performance.now() - start);
+    }
+    const ok = (o: Outcome[]) => o.filter((x) => x.ok);
+    const summary = (o: Outcome[]) => rounded(summarize(ok(o).map((x) => x.ms)), 1);
+    const s = {
+      ours: summary(runs.ours),
+      skeleton: summary(runs.skeleton),
+      seq: summary(runs.skeletonSequential),
+    };
+    const steps = {
+      ours: analyzeHistories(
+        await histories(
+          temporal,
+          ok(runs.ours).map((x) => x.workflowId),
+        ),
+      ),
+      skeleton: analyzeHistories(
+        await histories(
+          temporal,
+          ok(runs.skeleton).map((x) => x.workflowId),
+        ),
+      ),
+      skeletonSequential: analyzeHistories(
+        await histories(
+          temporal,
+          ok(runs.skeletonSequential).map((x) => x.workflowId),
+        ),
+      ),
+    };
+    return {
+      boots: options.sequentialBoots,
+      ours: s.ours,
+      skeleton: s.skeleton,
+      skeletonSequential: s.seq,
+      oursVsSkeleton: ratio(s.ours.p50, s.skeleton.p50),
+      sequentialVsParallel: ratio(s.seq.p50, s.skeleton.p50),
+      errors: {
+        ours: runs.ours.length - ok(runs.ours).length,
+        skeleton: runs.skeleton.length - ok(runs.skeleton).length,
+        skeletonSequential: runs.skeletonSequential.length - ok(runs.skeletonSequential).length,
+      },
+      steps,
+      passwordLogin: rounded(summarize(logins), 1),
+    };
+  });
+}
+
+/** utime + stime of a process, in ms (Linux /proc). */
+function processCpuMs(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return null;
+  }
+}
+
+async function measureLevel(
+  temporal: TemporalTarget,
+  workflow: ThroughputRow['workflow'],
+  concurrency: number,
+  rounds: number,
+  start: () => Promise<Outcome>,
+): Promise<Omit<ThroughputRow, 'overcommit'>> {
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  let peakRss = process.memoryUsage.rss();
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50);
+  const serverPid = temporal.server?.process.pid;
+  const serverBefore = processCpuMs(serverPid);
+  const cpu = process.cpuUsage();
+  loop.enable();
+  const began = performance.now();
+  const outcomes: Outcome[] = [];
+  for (let r = 0; r < rounds; r++) {
+    outcomes.push(...(await Promise.all(Array.from({ length: concurrency }, () => start()))));
+  }
+  const wallMs = performance.now() - began;
+  loop.disable();
+  clearInterval(sampler);
+  const used = process.cpuUsage(cpu);
+  const serverAfter = processCpuMs(serverPid);
+  const cpuMs = (used.user + used.system) / 1000;
+  const errorTypes: Record<string, number> = {};
+  for (const o of outcomes)
+    if (!o.ok) errorTypes[o.errorType ?? '?'] = (errorTypes[o.errorType ?? '?'] ?? 0) + 1;
+  return {
+    workflow,
+    concurrency,
+    boots: outcomes.length,
+    seconds: Math.round(wallMs / 10) / 100,
+    bootsPerSecond: Math.round((outcomes.length / (wallMs / 1000)) * 10) / 10,
+    latency: rounded(summarize(outcomes.filter((o) => o.ok).map((o) => o.ms)), 1),
+    errors: outcomes.filter((o) => !o.ok).length,
+    errorTypes,
+    workerCpuCores: Math.round((cpuMs / wallMs) * 100) / 100,
+    workerCpuMsPerBoot: Math.round(cpuMs / outcomes.length),
+    serverCpuCores:
+      serverBefore === null || serverAfter === null
+        ? null
+        : Math.round(((serverAfter - serverBefore) / wallMs) * 100) / 100,
+    peakRssMb: Math.round(peakRss / 2 ** 20),
+    eventLoopDelayP99Ms: Math.round(loop.percentile(99) / 1e4) / 100,
+  };
+}
+
+async function throughput(temporal: TemporalTarget, options: BootBenchOptions): Promise<ThroughputRow[]> {
+  const rows: ThroughputRow[] = [];
+  for (const c of options.concurrency) {
+    const rounds = Math.max(1, Math.ceil(options.minBootsPerLevel / c));
+    await withCloud(temporal, `c${c}`, async (bc) => {
+      await ours(temporal, bc, 'warm'); // the workers' first workflow task compiles the bundle's context
+      const o = await measureLevel(temporal, 'ours', c, rounds, () => ours(temporal, bc, `c${c}`));
+      const audit = await bc.cloud.placement.auditUsage();
+      rows.push({ ...o, overcommit: audit.length + (await overCapacity(bc.cloud.placement)) });
+      const sk = await measureLevel(temporal, 'skeleton', c, rounds, () =>
+        skeleton(temporal, `c${c}`, false),
+      );
+      rows.push({ ...sk, overcommit: null });
+      options.log(
+        `boot: ${c} at once: ours ${o.bootsPerSecond}/s p50 ${o.latency.p50} ms (${o.errors} errors), ` +
+          `skeleton ${sk.bootsPerSecond}/s p50 ${sk.latency.p50} ms`,
+      );
+    });
+  }
+  return rows;
+}
+
+async function compensation(temporal: TemporalTarget, options: BootBenchOptions): Promise<CompensationRow[]> {
+  return withCloud(temporal, 'compensation', async (bc) => {
+    for (const host of bc.computeHosts) {
+      await host.setFault('spawn', {
+        mode: 'fail',
+        errorType: 'BuildAbortException',
+        message: 'bench: spawn fails',
+      });
+    }
+    const rows: CompensationRow[] = [];
+    for (const n of options.compensation) {
+      const began = performance.now();
+      const outcomes = await Promise.all(Array.from({ length: n }, () => ours(temporal, bc, `fail${n}`)));
+      const seconds = (performance.now() - began) / 1000;
+      const expected = outcomes.filter((o) => !o.ok && o.errorType === 'BuildAbortException');
+      const release: number[] = [];
+      for (const h of await histories(
+        temporal,
+        expected.map((o) => o.workflowId),
+      )) {
+        const ms = failureToClose(h, 'spawn');
+        if (ms !== null) release.push(ms);
+      }
+      const leaks = await auditLeaks(bc.cloud, { hosts: bc.computeHosts });
+      const leakKinds: Record<string, number> = {};
+      for (const l of leaks) leakKinds[l.kind] = (leakKinds[l.kind] ?? 0) + 1;
+      rows.push({
+        boots: n,
+        seconds: Math.round(seconds * 100) / 100,
+        failedAsExpected: expected.length,
+        unexpected: n - expected.length,
+        release: rounded(summarize(release), 1),
+        boot: rounded(summarize(outcomes.map((o) => o.ms)), 1),
+        leaks: leaks.length,
+        leakKinds,
+      });
+      options.log(
+        `boot: compensation of ${n}: release p50 ${rows.at(-1)?.release.p50} ms, ${leaks.length} leaks`,
+      );
+    }
+    return rows;
+  });
+}
+
+function bootGoals(r: Omit<BootBenchResult, 'goals'>): Goal[] {
+  const l = r.latency;
+  const goals: Goal[] = [
+    {
+      goal: 'our boot vs the skeleton (p50, sequential boots)',
+      target: '≤ 1.5×',
+      measured: `${l.oursVsSkeleton}× (${l.ours.p50} ms vs ${l.skeleton.p50} ms)`,
+      met: l.oursVsSkeleton <= 1.5,
+    },
+    {
+      goal: 'parallel branches faster than sequential (skeleton)',
+      target: 'sequential p25 > parallel p75',
+      measured: `${l.sequentialVsParallel}× (p50 ${l.skeletonSequential.p50} vs ${l.skeleton.p50} ms)`,
+      met: l.skeletonSequential.p25 > l.skeleton.p75,
+    },
+  ];
+  const top = r.throughput.find((t) => t.workflow === 'ours' && t.concurrency === 1000);
+  goals.push({
+    goal: '1,000 concurrent boots: no errors, no over-commit',
+    target: '0 errors, 0 over-commit',
+    measured: top
+      ? `${top.errors} errors, ${top.overcommit} over-commit, ${top.bootsPerSecond} boots/s`
+      : 'not run',
+    met: top ? top.errors === 0 && top.overcommit === 0 : null,
+  });
+  for (const c of r.compensation) {
+    goals.push({
+      goal: `compensation of ${c.boots} failing boot(s) releases everything`,
+      target: '0 leaks',
+      measured: `${c.leaks} leaks, ${c.unexpected} unexpected outcomes, release p50 ${c.release.p50} ms`,
+      met: c.leaks === 0 && c.unexpected === 0,
+    });
+  }
+  return goals;
+}
+
+export async function runBootBench(
+  temporal: TemporalTarget,
+  options: BootBenchOptions,
+): Promise<BootBenchResult> {
+  const latencyResult = await latency(temporal, options);
+  options.log(
+    `boot: latency p50 ours ${latencyResult.ours.p50} ms, skeleton ${latencyResult.skeleton.p50} ms, ` +
+      `sequential skeleton ${latencyResult.skeletonSequential.p50} ms`,
+  );
+  const result = {
+    temporalAddress: temporal.address,
+    devServer: temporal.server !== null,
+    auth: 'a Keystone token from one password login (a client session); the workflow validates it',
+    hosts: BENCH_HOSTS.map(({ host, vcpus, memoryMb, diskGb }) => ({ host, vcpus, memoryMb, diskGb })),
+    latency: latencyResult,
+    throughput: await throughput(temporal, options),
+    compensation: await compensation(temporal, options),
+  };
+  return { ...result, goals: bootGoals(result) };
+}
