@@ -121,7 +121,7 @@ async function runWorkflow(
       taskQueue: CONTROLLER_QUEUE,
       workflowId,
       args,
-      workflowExecutionTimeout: '15 minutes',
+      workflowExecutionTimeout: '1 hour',
     });
     await handle.result();
     return { ms: performance.now() - start, ok: true, workflowId };

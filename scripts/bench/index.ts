@@ -40,10 +40,10 @@ function parameters(options: CliOptions, only: BenchName[]): BenchParameters {
     schedulerDbs: ['sqlite', ...(options.dbUrl ? [options.dbUrl.replace(/\/\/[^@/]*@/, '//')] : [])],
     contention: { claimers: 64, hosts: quick ? 200 : 1_000 },
     imageMb: quick ? 32 : 256,
-    sequentialBoots: quick ? 20 : 200,
-    concurrency: quick ? [1, 10, 50] : [1, 10, 50, 200, 1_000],
-    compensation: quick ? [1, 20] : [1, 200],
-    temporalAddress: process.env.TEMPORAL_ADDRESS ?? null,
+    sequentialBoots: quick ? 6 : 200,
+    concurrency: quick ? [1, 10] : [1, 10, 50, 200, 1_000],
+    compensation: quick ? [1, 5] : [1, 200],
+    temporalAddress: process.env.TEMPORAL_ADDRESS || null,
   };
 }
 
@@ -65,7 +65,7 @@ export async function runBench(options: CliOptions): Promise<{ results: BenchRes
       scheduler.push(
         await runSchedulerBench({
           sizes: params.schedulerSizes,
-          decisions: () => (options.quick ? 60 : 200),
+          decisions: () => (options.quick ? 40 : 200),
           naiveDecisions: (hosts) =>
             options.quick ? (hosts >= 10_000 ? 3 : 10) : Math.max(5, Math.min(100, 200_000 / hosts)),
           contention: params.contention,
@@ -85,9 +85,9 @@ export async function runBench(options: CliOptions): Promise<{ results: BenchRes
     try {
       boot = await runBootBench(temporal, {
         sequentialBoots: params.sequentialBoots,
-        warmup: options.quick ? 3 : 10,
+        warmup: options.quick ? 2 : 10,
         concurrency: params.concurrency,
-        minBootsPerLevel: options.quick ? 10 : 20,
+        minBootsPerLevel: options.quick ? 3 : 20,
         compensation: params.compensation,
         log,
       });
