@@ -21,9 +21,9 @@ import { DEFAULT_HOSTS } from '../cloud/hosts';
 import { startCodecServer, type RunningCodecServer } from '../lib/codec';
 import { startDevServer, type RunningDevServer } from '../lib/dev-server';
 import { createLogger } from '../lib/logger';
+import { waitForComputeHosts } from '../lib/cli/compute-services';
 import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/cli/temporal';
 import { PROJECT_ROOT } from '../lib/temporal-binaries';
-import { computeServiceWorkflowId, type ComputeServiceState } from '../workflows/compute-service';
 import { BOOT_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { prepareDataDir } from './bootstrap';
 
@@ -97,25 +97,6 @@ async function ensureSearchAttributes(client: Client, namespace: string): Promis
     namespace,
     searchAttributes: Object.fromEntries(missing.map((name) => [name, KEYWORD])),
   });
-}
-
-/** Until every compute worker's registration has gone through the controller and its host is up. */
-async function waitForHosts(client: Client, hosts: string[], timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  const pending = new Set(hosts);
-  while (pending.size > 0) {
-    for (const host of [...pending]) {
-      const state = await client.workflow
-        .getHandle(computeServiceWorkflowId(host))
-        .query<ComputeServiceState>('state')
-        .catch(() => undefined);
-      if (state?.registered && state.up) pending.delete(host);
-    }
-    if (pending.size === 0) return;
-    if (Date.now() > deadline)
-      throw new Error(`compute hosts not registered in time: ${[...pending].join(', ')}`);
-    await sleep(500);
-  }
 }
 
 async function main(): Promise<number> {
@@ -206,7 +187,7 @@ async function main(): Promise<number> {
       for (const [name, args] of layout) workers.push(spawnWorker(name, args, env, logsDir));
       await Promise.all(workers.map(whenReady));
       say('• waiting for the compute hosts to register through the controller');
-      await waitForHosts(client, hosts, 120_000);
+      await waitForComputeHosts(client, hosts, 120_000);
       for (const w of workers) {
         void w.exited.then((code) => {
           if (!stopping) say(`! worker ${w.name} exited (code ${code}); see ${w.log}`);
