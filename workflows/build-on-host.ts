@@ -4,7 +4,8 @@
  * Everything created on the way registers its undo: host work in `hostSaga` (undone before a reschedule),
  * the boot volume in the build's saga (kept across reschedules, only detached).
  */
-import { ApplicationFailure, CancellationScope, sleep } from '@temporalio/workflow';
+import { ApplicationFailure } from '@temporalio/workflow';
+import type { Abort } from './abort';
 import { nextPollDelay, POLL_INITIAL_MS } from './limits';
 import {
   call,
@@ -47,45 +48,23 @@ export interface BuildContext {
   buildSaga: Saga;
   /** The boot volume once created, and whether it reached `available`. */
   bootVolume: { volume: BootVolume | null; ready: boolean };
+  /** Stops the build cooperatively (the workflow's cancellation). */
+  abort: Abort;
 }
 
 type Port = PortDescription & PluggedVif;
 
-/**
- * Runs the branches side by side; the first failure cancels the others and, once they have all stopped
- * (so every undo they registered is known), is the one thrown.
- */
-async function allOrCancel<A, B, C>(
-  a: () => Promise<A>,
-  b: () => Promise<B>,
-  c: () => Promise<C>,
-): Promise<[A, B, C]> {
-  const scope = new CancellationScope();
-  let first: { error: unknown } | undefined;
-  const guard = <T>(branch: () => Promise<T>) =>
-    branch().catch((error: unknown) => {
-      if (!first) {
-        first = { error };
-        scope.cancel();
-      }
-      throw error;
-    });
-  const settled = await scope.run(() => Promise.allSettled([guard(a), guard(b), guard(c)]));
-  if (first) throw first.error;
-  const [ra, rb, rc] = settled as [
-    PromiseFulfilledResult<A>,
-    PromiseFulfilledResult<B>,
-    PromiseFulfilledResult<C>,
-  ];
-  return [ra.value, rb.value, rc.value];
-}
-
 /** network-vif-plugged: every port ACTIVE before the deadline, or VirtualInterfaceCreateException (abort). */
-async function waitForVifPlugged(ctx: BuildContext, portIds: string[], host: string): Promise<void> {
+async function waitForVifPlugged(
+  ctx: BuildContext,
+  abort: Abort,
+  portIds: string[],
+  host: string,
+): Promise<void> {
   const deadline = Date.now() + ctx.timeouts.vifPluggedMs;
   let delay = POLL_INITIAL_MS;
   for (;;) {
-    const statuses = await call(networkPoll.portStatuses, `neutron: port status for ${host}`, portIds);
+    const statuses = await abort.call(networkPoll.portStatuses, `neutron: port status for ${host}`, portIds);
     if (portIds.every((id) => statuses[id] === 'ACTIVE')) return;
     const left = deadline - Date.now();
     if (left <= 0) {
@@ -95,13 +74,14 @@ async function waitForVifPlugged(ctx: BuildContext, portIds: string[], host: str
         nonRetryable: true,
       });
     }
-    await sleep(Math.min(delay, left));
+    await abort.sleep(Math.min(delay, left));
     delay = nextPollDelay(delay, ctx.timeouts.vifPluggedMs);
   }
 }
 
 async function networkBranch(
   ctx: BuildContext,
+  abort: Abort,
   target: HostTarget,
   attempt: number,
   hostSaga: Saga,
@@ -116,23 +96,23 @@ async function networkBranch(
       hostSaga.add(`neutron: delete ports of ${uuid}`, () =>
         call(networkUndo.deleteInstancePorts, `neutron: delete ports of ${uuid}`, uuid),
       );
-      const created = await call(network.createPorts, 'neutron: create ports and fixed IPs', {
+      const created = await abort.call(network.createPorts, 'neutron: create ports and fixed IPs', {
         token: session.token,
         instanceUuid: uuid,
         attempt,
         projectId: plan.projectId,
         networks: ctx.networks,
       });
-      const bound = await call(network.bindPorts, `neutron: bind ports to ${host}`, created, host);
+      const bound = await abort.call(network.bindPorts, `neutron: bind ports to ${host}`, created, host);
       const portIds = bound.map((p) => p.portId);
       hostSaga.add(
         `neutron: unplug ports on ${host}`,
         () => call(compute.undo.unplugVifs, `neutron: unplug ports on ${host}`, portIds),
         host,
       );
-      const vifs = await call(compute.ops.plugVifs, `neutron: plug port on ${host}`, uuid, host, bound);
-      await call(network.reportDevicesUp, `neutron-agent: device up on ${host}`, portIds, host);
-      await waitForVifPlugged(ctx, portIds, host);
+      const vifs = await abort.call(compute.ops.plugVifs, `neutron: plug port on ${host}`, uuid, host, bound);
+      await abort.call(network.reportDevicesUp, `neutron-agent: device up on ${host}`, portIds, host);
+      await waitForVifPlugged(ctx, abort, portIds, host);
       return bound.map((port) => {
         const vif = vifs.find((v) => v.portId === port.portId);
         return { ...port, bridge: vif?.bridge ?? '', tap: vif?.tap ?? '' };
@@ -143,12 +123,12 @@ async function networkBranch(
 }
 
 /** Nova's _await_block_device_map_created: a bounded wait for `available`, else VolumeNotCreated. */
-async function waitForVolume(ctx: BuildContext, volume: BootVolume): Promise<void> {
+async function waitForVolume(ctx: BuildContext, abort: Abort, volume: BootVolume): Promise<void> {
   const started = Date.now();
   const deadline = started + ctx.timeouts.volumeAvailableMs;
   let delay = POLL_INITIAL_MS;
   for (let attempts = 1; ; attempts++) {
-    const { status, errorMessage } = await call(
+    const { status, errorMessage } = await abort.call(
       controllerPoll.volumeStatus,
       `cinder: volume ${volume.volumeId} status`,
       volume.volumeId,
@@ -167,20 +147,21 @@ async function waitForVolume(ctx: BuildContext, volume: BootVolume): Promise<voi
         details: [{ volumeId: volume.volumeId, status }],
       });
     }
-    await sleep(Math.min(delay, left));
+    await abort.sleep(Math.min(delay, left));
     delay = nextPollDelay(delay, ctx.timeouts.volumeAvailableMs);
   }
 }
 
 async function blockDeviceBranch(
   ctx: BuildContext,
+  abort: Abort,
   target: HostTarget,
   hostSaga: Saga,
   compute: ComputeStubs,
 ): Promise<AttachedVolume[]> {
   const { uuid, session, plan, tracker } = ctx;
   const host = target.host;
-  await call(
+  await abort.call(
     controller.setTaskState,
     'nova-conductor: task_state=block_device_mapping',
     uuid,
@@ -195,7 +176,7 @@ async function blockDeviceBranch(
     async () => {
       let volume = ctx.bootVolume.volume;
       if (!volume) {
-        volume = await call(
+        volume = await abort.call(
           volumeApi.createBootVolume,
           `cinder: create ${wanted.sizeGb} GB volume from image`,
           {
@@ -217,10 +198,10 @@ async function blockDeviceBranch(
         );
       }
       if (!ctx.bootVolume.ready) {
-        await waitForVolume(ctx, volume);
+        await waitForVolume(ctx, abort, volume);
         ctx.bootVolume.ready = true;
       }
-      const attached = await call(
+      const attached = await abort.call(
         volumeApi.attachVolume,
         `cinder: attach volume on ${host}`,
         session.token,
@@ -247,14 +228,14 @@ async function blockDeviceBranch(
           ),
         host,
       );
-      const connected = await call(
+      const connected = await abort.call(
         compute.ops.connectVolume,
         `cinder: connect volume on ${host}`,
         uuid,
         attached.volumeId,
         attached.connectionInfo,
       );
-      await call(
+      await abort.call(
         volumeApi.completeAttachment,
         `cinder: attachment complete on ${host}`,
         attached.attachmentId,
@@ -267,6 +248,7 @@ async function blockDeviceBranch(
 
 async function imageBranch(
   ctx: BuildContext,
+  abort: Abort,
   target: HostTarget,
   compute: ComputeStubs,
 ): Promise<string | null> {
@@ -274,7 +256,7 @@ async function imageBranch(
   return ctx.tracker.time(
     'image',
     async () => {
-      const fetched = await call(
+      const fetched = await abort.call(
         compute.fetch.fetchImage,
         `glance: fetch image to ${target.host}`,
         ctx.plan.image.location,
@@ -304,12 +286,13 @@ export async function buildOnHost(
   hostSaga: Saga,
 ): Promise<BootResult> {
   const { uuid, request, tracker } = ctx;
+  const abort = ctx.abort.child();
   const host = target.host;
   const compute = computeStubs(host, ctx.timeouts.hostPickupMs);
   tracker.onHost(host, attempt);
   tracker.setStep('building');
-  await call(controller.setHost, `nova-conductor: host=${host}`, uuid, request.requestId, target);
-  await call(
+  await abort.call(controller.setHost, `nova-conductor: host=${host}`, uuid, request.requestId, target);
+  await abort.call(
     controller.setTaskState,
     'nova-conductor: task_state=networking',
     uuid,
@@ -318,13 +301,13 @@ export async function buildOnHost(
   );
   tracker.states({ taskState: 'networking' });
 
-  const [ports, volumes, baseImagePath] = await allOrCancel(
-    () => networkBranch(ctx, target, attempt, hostSaga, compute),
-    () => blockDeviceBranch(ctx, target, hostSaga, compute),
-    () => imageBranch(ctx, target, compute),
-  );
+  const [ports, volumes, baseImagePath] = await abort.all<[Port[], AttachedVolume[], string | null]>([
+    (branch) => networkBranch(ctx, branch, target, attempt, hostSaga, compute),
+    (branch) => blockDeviceBranch(ctx, branch, target, hostSaga, compute),
+    (branch) => imageBranch(ctx, branch, target, compute),
+  ]);
 
-  await call(
+  await abort.call(
     controller.setTaskState,
     'nova-conductor: task_state=spawning',
     uuid,
@@ -341,7 +324,7 @@ export async function buildOnHost(
   const spawned = await tracker.time(
     'spawn',
     () =>
-      call(compute.ops.spawn, `nova-compute: spawn on ${host}`, {
+      abort.call(compute.ops.spawn, `nova-compute: spawn on ${host}`, {
         uuid,
         name: ctx.plan.name,
         flavor: ctx.plan.flavor,
@@ -357,7 +340,7 @@ export async function buildOnHost(
   );
 
   const finished = await tracker.time('finish', () =>
-    call(controller.finishBuild, 'nova-conductor: vm_state=active', uuid, request.requestId, host),
+    abort.call(controller.finishBuild, 'nova-conductor: vm_state=active', uuid, request.requestId, host),
   );
   tracker.states({ vmState: 'active', taskState: null, powerState: spawned.powerState });
   return {

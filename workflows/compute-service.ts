@@ -36,6 +36,8 @@ export interface ComputeServiceInput {
   nodeUuid?: string | null;
   pendingReport?: number | null;
   reports?: number;
+  /** Reports per run before continue-as-new (default REPORTS_PER_RUN; tests use a few). */
+  reportsPerRun?: number;
 }
 
 export interface ComputeServiceState {
@@ -101,7 +103,8 @@ export async function computeService(input: ComputeServiceInput): Promise<void> 
   setHandler(computeServiceStateQuery, () => ({ ...state }));
 
   for (;;) {
-    const rollOver = () => state.reports >= REPORTS_PER_RUN || workflowInfo().continueAsNewSuggested;
+    const rollOver = () =>
+      state.reports >= (input.reportsPerRun ?? REPORTS_PER_RUN) || workflowInfo().continueAsNewSuggested;
     await condition(() => needsRegistration || pendingReport !== null || rollOver());
     if (needsRegistration) {
       needsRegistration = false;
@@ -140,6 +143,7 @@ export async function computeService(input: ComputeServiceInput): Promise<void> 
         nodeUuid: state.nodeUuid,
         pendingReport,
         reports: state.totalReports,
+        ...(input.reportsPerRun !== undefined ? { reportsPerRun: input.reportsPerRun } : {}),
       });
     }
   }

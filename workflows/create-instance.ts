@@ -15,6 +15,7 @@
  * conductor writes the instance fault and vm_state=error, and the workflow fails with the typed failure.
  */
 import { CancellationScope, isCancellation, uuid4 } from '@temporalio/workflow';
+import { Abort } from './abort';
 import { buildOnHost, type BuildContext } from './build-on-host';
 import { bootFailure, classify, type Classified } from './failures';
 import { DEFAULT_MAX_ATTEMPTS, resolveTimeouts } from './limits';
@@ -60,7 +61,7 @@ async function nextTarget(
   while (alternates.length > 0) {
     const alternate = alternates.shift() as HostTarget;
     if (tried.includes(alternate.host)) continue;
-    const claimed = await call(
+    const claimed = await ctx.abort.call(
       controller.claimAlternate,
       `nova-conductor: claim alternate ${alternate.host}`,
       uuid,
@@ -73,7 +74,7 @@ async function nextTarget(
     if (claimed) return alternate;
   }
   try {
-    const selection = await call(
+    const selection = await ctx.abort.call(
       controller.selectDestinations,
       'nova-scheduler: select destination (reschedule)',
       {
@@ -103,7 +104,7 @@ async function scheduleAndBuild(ctx: BuildContext, maxAttempts: number): Promise
   const { uuid, plan, request, tracker } = ctx;
   tracker.setStep('scheduling');
   const selection = await tracker.time('schedule', () =>
-    call(controller.selectDestinations, 'nova-scheduler: select destination', {
+    ctx.abort.call(controller.selectDestinations, 'nova-scheduler: select destination', {
       instanceUuid: uuid,
       projectId: plan.projectId,
       userId: plan.userId,
@@ -129,22 +130,21 @@ async function scheduleAndBuild(ctx: BuildContext, maxAttempts: number): Promise
       const failure = classify(err, target.host);
       const host = target.host;
       tracker.error({ type: failure.type, message: failure.message, host, rescheduled: failure.reschedule });
-      await CancellationScope.nonCancellable(async () => {
-        tracker.setStep(`cleaning up ${host}`);
-        await hostSaga.compensate({
-          ...(failure.hostDown ? { unreachableHost: host } : {}),
-          onProgress: (line) => tracker.compensated(line),
-        });
-        await call(
-          controllerUndo.hostBuildFailed,
-          `nova-conductor: build failed on ${host}`,
-          uuid,
-          request.requestId,
-          host,
-          { type: failure.type, message: failure.message },
-          failure.reschedule,
-        );
+      // Undo steps are plain calls: they run even when the build is being stopped.
+      tracker.setStep(`cleaning up ${host}`);
+      await hostSaga.compensate({
+        ...(failure.hostDown ? { unreachableHost: host } : {}),
+        onProgress: (line) => tracker.compensated(line),
       });
+      await call(
+        controllerUndo.hostBuildFailed,
+        `nova-conductor: build failed on ${host}`,
+        uuid,
+        request.requestId,
+        host,
+        { type: failure.type, message: failure.message },
+        failure.reschedule,
+      );
       if (!failure.reschedule) throw err;
       tracker.hostFailed(host);
       tracker.onHost(null, attempt);
@@ -165,7 +165,18 @@ async function scheduleAndBuild(ctx: BuildContext, maxAttempts: number): Promise
   }
 }
 
+/**
+ * The workflow's cancellation (a client's cancel, or deleteInstance) stops the build at its next step
+ * boundary; the build itself runs non-cancellable so that no activity is cancelled in flight, and its saga
+ * then undoes everything before the workflow reports itself cancelled.
+ */
 export async function createInstance(request: BootRequest): Promise<BootResult> {
+  const abort = new Abort();
+  CancellationScope.current().cancelRequested.catch((err: unknown) => abort.trigger(err));
+  return CancellationScope.nonCancellable(() => boot(request, abort));
+}
+
+async function boot(request: BootRequest, abort: Abort): Promise<BootResult> {
   const maxAttempts = request.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   const tracker = new BootTracker({ requestId: request.requestId, name: request.name, maxAttempts });
   const buildSaga = new Saga();
@@ -175,10 +186,10 @@ export async function createInstance(request: BootRequest): Promise<BootResult> 
   try {
     tracker.setStep('authenticating');
     const session = await tracker.time('authenticate', () =>
-      call(controller.authenticate, 'keystone: authenticate', request.auth),
+      abort.call(controller.authenticate, 'keystone: authenticate', request.auth),
     );
     await tracker.time('authorize', () =>
-      call(
+      abort.call(
         controller.authorize,
         'keystone: authorize compute:server:create',
         session.token,
@@ -193,14 +204,19 @@ export async function createInstance(request: BootRequest): Promise<BootResult> 
     // nova-api asks neutron about the networks while it checks the rest itself.
     const [plan, networks] = await tracker.time('validate', () =>
       Promise.all([
-        call(controller.validateBootRequest, 'nova-api: validate flavor, image, volume', session.token, {
-          name: request.name,
-          flavor: request.flavor,
-          image: request.image,
-          ...(request.bootVolume ? { bootVolume: request.bootVolume } : {}),
-          ...(request.availabilityZone ? { availabilityZone: request.availabilityZone } : {}),
-        }),
-        call(network.validateNetworks, 'neutron: validate networks', session.token, request.networks),
+        abort.call(
+          controller.validateBootRequest,
+          'nova-api: validate flavor, image, volume',
+          session.token,
+          {
+            name: request.name,
+            flavor: request.flavor,
+            image: request.image,
+            ...(request.bootVolume ? { bootVolume: request.bootVolume } : {}),
+            ...(request.availabilityZone ? { availabilityZone: request.availabilityZone } : {}),
+          },
+        ),
+        abort.call(network.validateNetworks, 'neutron: validate networks', session.token, request.networks),
       ]),
     );
 
@@ -208,10 +224,10 @@ export async function createInstance(request: BootRequest): Promise<BootResult> 
       call(controllerUndo.releaseQuota, `nova: release quota of ${uuid}`, uuid),
     );
     await tracker.time('reserve-quota', () =>
-      call(controller.reserveQuota, 'nova-api: reserve quota', session.token, uuid, plan.quota),
+      abort.call(controller.reserveQuota, 'nova-api: reserve quota', session.token, uuid, plan.quota),
     );
     const instance = await tracker.time('record-instance', () =>
-      call(controller.createInstanceRecord, 'nova-conductor: instance building/scheduling', {
+      abort.call(controller.createInstanceRecord, 'nova-conductor: instance building/scheduling', {
         uuid,
         requestId: request.requestId,
         plan,
@@ -246,6 +262,7 @@ export async function createInstance(request: BootRequest): Promise<BootResult> 
       tracker,
       buildSaga,
       bootVolume: { volume: null, ready: false },
+      abort,
     };
     const result = await scheduleAndBuild(ctx, maxAttempts);
     tracker.setStep('active');
@@ -258,26 +275,24 @@ export async function createInstance(request: BootRequest): Promise<BootResult> 
       message: failure.message,
       ...(tracker.host ? { host: tracker.host } : {}),
     });
-    await CancellationScope.nonCancellable(async () => {
-      tracker.setStep('cleaning up');
-      await buildSaga.compensate({ onProgress: (line) => tracker.compensated(line) });
-      if (recorded) {
-        const lastHost = tracker.host ?? tracker.triedHosts.at(-1);
-        await call(
-          controllerUndo.failBuild,
-          'nova-conductor: instance fault, vm_state=error',
-          uuid,
-          request.requestId,
-          {
-            code: failure.code,
-            message: failure.message,
-            details: failure.type,
-            ...(lastHost ? { host: lastHost } : {}),
-          },
-        );
-        tracker.states({ vmState: 'error', taskState: null, powerState: 0 });
-      }
-    });
+    tracker.setStep('cleaning up');
+    await buildSaga.compensate({ onProgress: (line) => tracker.compensated(line) });
+    if (recorded) {
+      const lastHost = tracker.host ?? tracker.triedHosts.at(-1);
+      await call(
+        controllerUndo.failBuild,
+        'nova-conductor: instance fault, vm_state=error',
+        uuid,
+        request.requestId,
+        {
+          code: failure.code,
+          message: failure.message,
+          details: failure.type,
+          ...(lastHost ? { host: lastHost } : {}),
+        },
+      );
+      tracker.states({ vmState: 'error', taskState: null, powerState: 0 });
+    }
     tracker.setStep(failure.cancelled ? 'cancelled' : 'error');
     tracker.done();
     if (isCancellation(err)) throw err;

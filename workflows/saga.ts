@@ -1,7 +1,7 @@
 /**
  * The saga: each step that created something registers its undo; on failure or cancellation the undos run
- * newest first. The caller runs `compensate` inside CancellationScope.nonCancellable so a cancelled
- * workflow still cleans up. Undo activities retry until they succeed; one that still fails (non-retryable)
+ * newest first. The build runs in a non-cancellable scope (see abort.ts), so a cancelled workflow still
+ * runs every undo activity to its end. Undo activities retry until they succeed; one that still fails (non-retryable)
  * is recorded and the others go on, so one stuck resource never keeps the rest leaking.
  */
 import { log } from '@temporalio/workflow';

@@ -10,7 +10,6 @@
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import {
@@ -19,7 +18,7 @@ import {
   type ActivityInterceptorsFactory,
   type WorkflowBundle,
 } from '@temporalio/worker';
-import type { temporal } from '@temporalio/proto';
+import { temporal } from '@temporalio/proto';
 import {
   createComputeActivities,
   createControllerActivities,
@@ -233,8 +232,14 @@ export async function openBootHarness(label: string): Promise<BootHarness> {
     async keepHistory(name, handle) {
       if (!WRITE_HISTORIES) return;
       mkdirSync(HISTORIES_DIR, { recursive: true });
-      const history = await handle.fetchHistory();
-      writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), historyToJSON(history) + '\n');
+      const history = temporal.api.history.v1.History.fromObject(await handle.fetchHistory());
+      // protobufjs's JSON form (@temporalio/common's historyToJSON trips over its second protobufjs copy).
+      const json = temporal.api.history.v1.History.toObject(history, {
+        longs: String,
+        enums: String,
+        bytes: String,
+      });
+      writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), JSON.stringify(json) + '\n');
     },
     async close() {
       for (const running of computeWorkers.values()) await stop(running);
@@ -251,7 +256,7 @@ export async function openBootHarness(label: string): Promise<BootHarness> {
 }
 
 /** The histories stored under test/histories/, for the replay test. */
-export function storedHistories(): Array<{ workflowId: string; history: temporal.api.history.v1.IHistory }> {
+export function storedHistories(): Array<{ workflowId: string; history: temporal.api.history.v1.History }> {
   let files: string[];
   try {
     files = readdirSync(HISTORIES_DIR).filter((f) => f.endsWith('.json'));
@@ -260,6 +265,8 @@ export function storedHistories(): Array<{ workflowId: string; history: temporal
   }
   return files.sort().map((file) => ({
     workflowId: file.replace(/\.json$/, ''),
-    history: historyFromJSON(JSON.parse(readFileSync(path.join(HISTORIES_DIR, file), 'utf8'))),
+    history: temporal.api.history.v1.History.fromObject(
+      JSON.parse(readFileSync(path.join(HISTORIES_DIR, file), 'utf8')),
+    ),
   }));
 }

@@ -1,0 +1,55 @@
+/**
+ * Replays the histories of the workflow tests' runs (test/histories/*.json, rewritten by running the
+ * workflow tests with BOOTFLOW_WRITE_HISTORIES=1) against the current workflow code: a change that is not
+ * replay-safe (a step added, removed or reordered without patching) fails here before it reaches a cluster
+ * with builds in flight.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { bundleWorkflowCode, Worker } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { installTemporalRuntime } from '../lib/logger';
+import { storedHistories, workflowBundle } from './helpers/boot-harness';
+
+const EXPECTED = [
+  'bad-credentials',
+  'boot-from-image',
+  'boot-from-volume',
+  'cancelled',
+  'checksum-mismatch',
+  'delete-from-image',
+  'delete-while-building',
+  'host-down',
+  'max-retries',
+  'quota-exceeded',
+  'subnet-full',
+  'token-expires',
+  'volume-stuck',
+];
+
+test('every stored boot history replays against the current workflows', async () => {
+  installTemporalRuntime();
+  const histories = storedHistories();
+  const names = histories.map((h) => h.workflowId);
+  for (const name of EXPECTED) assert.ok(names.includes(name), `test/histories/${name}.json is missing`);
+  const bundle = await workflowBundle();
+  let replayed = 0;
+  for await (const result of Worker.runReplayHistories({ workflowBundle: bundle }, histories)) {
+    assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
+    replayed++;
+  }
+  assert.equal(replayed, histories.length);
+});
+
+test('a workflow change that is not replay-safe fails the replay', async () => {
+  installTemporalRuntime();
+  const [boot] = storedHistories().filter((h) => h.workflowId === 'boot-from-image');
+  assert.ok(boot, 'the boot-from-image history');
+  const changed = await bundleWorkflowCode({
+    workflowsPath: require.resolve('./fixtures/nondeterministic-boot'),
+  });
+  await assert.rejects(
+    Worker.runReplayHistory({ workflowBundle: changed }, boot.history, boot.workflowId),
+    DeterminismViolationError,
+  );
+});

@@ -1,0 +1,79 @@
+/**
+ * Cooperative stopping of a build. The build runs in a non-cancellable scope and checks this before each
+ * step and inside its durable waits: a failed parallel branch, or the workflow's own cancellation, stops
+ * the others at their next step boundary instead of sending cancellations to activities in flight (whose
+ * effects would then be unknown). Every activity the build runs is short or bounded, so a stop is prompt,
+ * and whatever an activity finished is known, so its undo is registered.
+ */
+import { condition } from '@temporalio/workflow';
+import type { ActivityFunction } from '@temporalio/common';
+import type { ActivityFunctionWithOptions } from '@temporalio/workflow';
+import { call } from './proxies';
+
+export class Abort {
+  private reason: { error: unknown } | undefined;
+
+  constructor(private readonly parent?: Abort) {}
+
+  /** A scope that stops when this one does, or on its own (one build attempt inside the build). */
+  child(): Abort {
+    return new Abort(this);
+  }
+
+  get requested(): boolean {
+    return this.reason !== undefined || (this.parent?.requested ?? false);
+  }
+
+  private get error(): unknown {
+    return this.reason ? this.reason.error : this.parent?.error;
+  }
+
+  /** The first reason wins. */
+  trigger(error: unknown): void {
+    this.reason ??= { error };
+  }
+
+  check(): void {
+    if (this.requested) throw this.error;
+  }
+
+  /** A durable wait that ends early when the build stops. */
+  async sleep(ms: number): Promise<void> {
+    await condition(() => this.requested, ms);
+    this.check();
+  }
+
+  /** A forward step: not started once the build stops. Undo steps use `call` directly. */
+  call<F extends ActivityFunction>(
+    stub: ActivityFunctionWithOptions<F>,
+    summary: string,
+    ...args: Parameters<F>
+  ): Promise<Awaited<ReturnType<F>>> {
+    this.check();
+    return call(stub, summary, ...args);
+  }
+
+  /**
+   * Runs the branches side by side. The first failure stops the others (at their next step) and, once they
+   * have all settled so that every undo they registered is known, is the one thrown.
+   */
+  async all<T extends readonly unknown[]>(branches: {
+    [K in keyof T]: (abort: Abort) => Promise<T[K]>;
+  }): Promise<T> {
+    const scope = this.child();
+    let first: { error: unknown } | undefined;
+    const settled = await Promise.allSettled(
+      branches.map((branch) =>
+        branch(scope).catch((error: unknown) => {
+          if (!first) {
+            first = { error };
+            scope.trigger(error);
+          }
+          throw error;
+        }),
+      ),
+    );
+    if (first) throw first.error;
+    return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as unknown as T;
+  }
+}
