@@ -15,6 +15,7 @@ export function schedulerTables(r: BenchResults): string[] {
       `scheduler (${s.db})`,
       'decision p50 / p99 ms',
       'CPU p50 ms',
+      'page of 20: p50 ms',
       'naive p50 / p99 ms',
       'speed-up',
       'query / states / claim p50 ms',
@@ -25,13 +26,13 @@ export function schedulerTables(r: BenchResults): string[] {
         `${x.hosts.toLocaleString('en')} hosts`,
         ms(x.scheduler),
         x.schedulerCpu.p50,
+        x.smallPage.decision.p50,
         ms(x.naive),
         `${x.speedup}×`,
         `${x.parts.candidatesQuery.p50} / ${x.parts.hostStates.p50} / ${x.parts.claim.p50}`,
         x.seedSeconds,
       ]);
     }
-    const c = s.contention;
     const contention = table([
       `contention (${s.db})`,
       'placed / room',
@@ -40,14 +41,15 @@ export function schedulerTables(r: BenchResults): string[] {
       'p50 / p99 ms',
       'over-commit (audit / capacity / beyond room)',
     ]);
-    contention.push([
-      `${c.claimers} claimers, ${c.hosts} nearly full hosts`,
-      `${c.decisions} / ${c.room}`,
-      `${c.conflictsRetried} of ${c.claimAttempts} claims`,
-      c.decisionsPerSecond,
-      ms(c.latency),
-      `${c.overcommit.auditMismatches} / ${c.overcommit.overCapacity} / ${c.overcommit.beyondRoom}`,
-    ]);
+    for (const c of [s.contention, s.contentionSpread])
+      contention.push([
+        `${c.claimers} claimers, ${c.hosts} nearly full hosts, subset ${c.hostSubsetSize}`,
+        `${c.decisions} / ${c.room}`,
+        `${c.conflictsRetried} of ${c.claimAttempts} claims`,
+        c.decisionsPerSecond,
+        ms(c.latency),
+        `${c.overcommit.auditMismatches} / ${c.overcommit.overCapacity} / ${c.overcommit.beyondRoom}`,
+      ]);
     return [sizes.toString(), contention.toString()];
   });
 }

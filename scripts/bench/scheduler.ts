@@ -30,6 +30,8 @@ export const BENCH_FLAVOR: SchedulerFlavor = {
 };
 const IMAGE = { properties: { hw_architecture: 'x86_64' } };
 const PROJECT = 'bench-project';
+/** The scheduler's default page is 100 candidates; this one is enough for a selection and 2 alternates. */
+const SMALL_PAGE = 20;
 const USER = 'bench-user';
 
 export interface SchedulerBenchOptions {
@@ -50,6 +52,8 @@ export interface SchedulerSizeResult {
   scheduler: Summary;
   /** CPU time of this process per decision (SQLite runs in-process): less sensitive to a busy machine. */
   schedulerCpu: Summary;
+  /** The same decision with maxPlacementResults = pageSize instead of the default 100. */
+  smallPage: { pageSize: number; decision: Summary };
   naive: Summary;
   /** naive p50 / scheduler p50 */
   speedup: number;
@@ -60,6 +64,8 @@ export interface SchedulerSizeResult {
 
 export interface ContentionResult {
   claimers: number;
+  /** Nova's host_subset_size: 1 (the default) sends every claimer to the same best host. */
+  hostSubsetSize: number;
   hosts: number;
   /** Instances of the flavor the fleet still had room for before the run. */
   room: number;
@@ -88,6 +94,8 @@ export interface SchedulerBenchResult {
   pageSize: number;
   sizes: SchedulerSizeResult[];
   contention: ContentionResult;
+  /** The same contention with host_subset_size 16: claimers spread over the best 16 hosts. */
+  contentionSpread: ContentionResult;
 }
 
 interface Services {
@@ -159,6 +167,12 @@ async function benchSize(hosts: number, options: SchedulerBenchOptions): Promise
     options.log(`scheduler: ${hosts} hosts seeded in ${seedSeconds.toFixed(1)} s`);
     const counted = countingPlacement(services.placement);
     const scheduler = new Scheduler({ placement: counted.placement, hosts: services.nova });
+    // The same decisions with a smaller candidate page, interleaved: how much of a decision is the page.
+    const smallPage = new Scheduler({
+      placement: services.placement,
+      hosts: services.nova,
+      maxPlacementResults: SMALL_PAGE,
+    });
     const resources: Resources = resourcesFromFlavor({ ...BENCH_FLAVOR, ephemeralGb: 0, swapMb: 0 }, false);
     const naive = (): Promise<unknown> =>
       naiveSelectAndClaim(services, {
@@ -181,6 +195,7 @@ async function benchSize(hosts: number, options: SchedulerBenchOptions): Promise
     const theirs: number[] = [];
     const candidateMs: number[] = [];
     const stateMs: number[] = [];
+    const smallPageMs: number[] = [];
     for (let i = 0; i < n; i++) {
       let start = performance.now();
       const cpu = process.cpuUsage();
@@ -188,6 +203,9 @@ async function benchSize(hosts: number, options: SchedulerBenchOptions): Promise
       ours.push(performance.now() - start);
       const used = process.cpuUsage(cpu);
       oursCpu.push((used.user + used.system) / 1000);
+      start = performance.now();
+      await smallPage.selectDestinations(request());
+      smallPageMs.push(performance.now() - start);
       // The parts, on the cloud as the next decision will see it.
       start = performance.now();
       const page = await services.placement.allocationCandidates(resources, { limit: 100 });
@@ -208,6 +226,7 @@ async function benchSize(hosts: number, options: SchedulerBenchOptions): Promise
       seedSeconds: Math.round(seedSeconds * 10) / 10,
       scheduler: rounded(scheduled),
       schedulerCpu: rounded(summarize(oursCpu)),
+      smallPage: { pageSize: SMALL_PAGE, decision: rounded(summarize(smallPageMs)) },
       naive: rounded(baseline),
       speedup: ratio(baseline.p50, scheduled.p50, 1),
       parts: {
@@ -251,7 +270,10 @@ where a.allocated > (i.total - i.reserved) * i.allocation_ratio`.execute(placeme
   return Number(result.rows[0]?.n ?? 0);
 }
 
-async function benchContention(options: SchedulerBenchOptions): Promise<ContentionResult> {
+async function benchContention(
+  options: SchedulerBenchOptions,
+  hostSubsetSize: number,
+): Promise<ContentionResult> {
   const { claimers, hosts: count } = options.contention;
   const clock = new ManualClock(Date.now());
   const services = await openServices('contention', options.serverUrl, clock);
@@ -259,7 +281,7 @@ async function benchContention(options: SchedulerBenchOptions): Promise<Contenti
     const { hosts, room } = nearlyFullFleet(count);
     await seedHosts(services, hosts, clock.now());
     const counted = countingPlacement(services.placement);
-    const scheduler = new Scheduler({ placement: counted.placement, hosts: services.nova });
+    const scheduler = new Scheduler({ placement: counted.placement, hosts: services.nova, hostSubsetSize });
     const latency: number[] = [];
     let noValidHost = 0;
     let otherErrors = 0;
@@ -286,6 +308,7 @@ async function benchContention(options: SchedulerBenchOptions): Promise<Contenti
     const audit = await services.placement.auditUsage();
     return {
       claimers,
+      hostSubsetSize,
       hosts: count,
       room,
       decisions: latency.length,
@@ -316,16 +339,20 @@ export async function runSchedulerBench(options: SchedulerBenchOptions): Promise
     );
     sizes.push(result);
   }
-  const contention = await benchContention(options);
-  options.log(
-    `scheduler: ${contention.claimers} claimers: ${contention.decisions}/${contention.room} placed, ` +
-      `${contention.conflictsRetried} conflicts retried, ${contention.decisionsPerSecond}/s`,
-  );
+  const contention = await benchContention(options, 1);
+  const contentionSpread = await benchContention(options, 16);
+  for (const c of [contention, contentionSpread]) {
+    options.log(
+      `scheduler: ${c.claimers} claimers (subset ${c.hostSubsetSize}): ${c.decisions}/${c.room} placed, ` +
+        `${c.conflictsRetried} conflicts retried, ${c.decisionsPerSecond}/s`,
+    );
+  }
   return {
     db: options.serverUrl ? new URL(options.serverUrl).protocol.replace(':', '') : 'sqlite',
     flavor: BENCH_FLAVOR,
     pageSize: 100,
     sizes,
     contention,
+    contentionSpread,
   };
 }
