@@ -129,6 +129,9 @@ describe('the Web UI shows a completed and a failed boot', () => {
   let failed: CreatedServer;
 
   before(async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`no browser at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH`);
+    }
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'bootflow-ui-'));
     browserDir = mkdtempSync(path.join(os.tmpdir(), 'bootflow-chromium-'));
     mkdirSync(RESULTS, { recursive: true });
