@@ -105,6 +105,15 @@ export function createComputeApiActivities({ keystone, nova, glance }: ComputeAp
       if (image.status !== 'active') {
         throw new CloudError('ImageNotActive', `Image ${image.id} is not active.`, { imageId: image.id });
       }
+      if (req.availabilityZone !== undefined) {
+        const zones = new Set((await nova.listComputeHosts()).map((h) => h.availabilityZone));
+        if (!zones.has(req.availabilityZone)) {
+          // Nova's API refuses it up front (InvalidRequest), before any instance exists.
+          throw new CloudError('BadRequest', 'The requested availability zone is not available', {
+            availabilityZone: req.availabilityZone,
+          });
+        }
+      }
       const bootVolumeGb = req.bootVolume?.sizeGb ?? null;
       checkImageFitsFlavor(image, flavor, bootVolumeGb);
       const location: ImageLocation = await glance.imageLocation(image);

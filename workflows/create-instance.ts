@@ -16,6 +16,7 @@
  */
 import { CancellationScope, isCancellation, uuid4 } from '@temporalio/workflow';
 import { Abort } from './abort';
+import { parseBootRequest } from './request-schema';
 import { buildOnHost, type BuildContext } from './build-on-host';
 import { bootFailure, classify, type Classified } from './failures';
 import { DEFAULT_MAX_ATTEMPTS, resolveTimeouts } from './limits';
@@ -170,7 +171,8 @@ async function scheduleAndBuild(ctx: BuildContext, maxAttempts: number): Promise
  * boundary; the build itself runs non-cancellable so that no activity is cancelled in flight, and its saga
  * then undoes everything before the workflow reports itself cancelled.
  */
-export async function createInstance(request: BootRequest): Promise<BootResult> {
+export async function createInstance(input: BootRequest): Promise<BootResult> {
+  const request = parseBootRequest(input);
   const abort = new Abort();
   CancellationScope.current().cancelRequested.catch((err: unknown) => abort.trigger(err));
   return CancellationScope.nonCancellable(() => boot(request, abort));

@@ -13,6 +13,7 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import { bootFailure, classify } from './failures';
+import { parseDeleteRequest } from './request-schema';
 import { DEFAULT_TIMEOUTS, nextPollDelay, POLL_INITIAL_MS } from './limits';
 import { bootWorkflowId } from './names';
 import { call, computeStubs, controller, controllerPoll, network, volumeApi } from './proxies';
@@ -40,7 +41,8 @@ async function stopBuild(request: DeleteRequest, instance: InstanceSummary): Pro
   return current;
 }
 
-export async function deleteInstance(request: DeleteRequest): Promise<DeleteResult> {
+export async function deleteInstance(input: DeleteRequest): Promise<DeleteResult> {
+  const request = parseDeleteRequest(input);
   try {
     return await deleteServer(request);
   } catch (err) {

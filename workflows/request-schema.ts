@@ -1,0 +1,102 @@
+/**
+ * The shape of what a client hands the workflows, checked before anything happens (no token is asked for,
+ * no quota reserved, no record written): wrong types, missing or unknown fields, out-of-range sizes and
+ * names Nova would refuse end as one BadRequest naming the field. Whether the flavor, image, networks and
+ * zone exist is nova-api's and neutron's question, asked by the activities.
+ */
+import { ApplicationFailure } from '@temporalio/workflow';
+import { z } from 'zod';
+import { nameSchema } from '../cloud/validation';
+import type { BootAuth, BootRequest, DeleteRequest } from './types';
+
+/** Request ids name workflows and idempotency keys: printable, no spaces, at most 255 characters. */
+const requestIdSchema = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+const refSchema = z.string().min(1).max(255);
+const duration = (max: number) => z.number().int().min(1_000).max(max);
+
+const credentialsSchema = z.strictObject({
+  username: nameSchema,
+  password: z.string().min(1).max(4096),
+  userDomainName: nameSchema.optional(),
+  projectName: nameSchema,
+  projectDomainName: nameSchema.optional(),
+});
+
+const authSchema = z
+  .strictObject({
+    token: z.string().min(1).max(16_384).optional(),
+    credentials: credentialsSchema.optional(),
+  })
+  .refine(
+    (a) => (a.token === undefined) !== (a.credentials === undefined),
+    'give either a token or credentials',
+  );
+
+const bootRequestSchema = z.strictObject({
+  requestId: requestIdSchema,
+  auth: authSchema,
+  name: nameSchema,
+  flavor: refSchema,
+  image: refSchema,
+  bootVolume: z
+    .strictObject({
+      sizeGb: z.number().int().min(1).max(10_000),
+      deleteOnTermination: z.boolean().optional(),
+    })
+    .optional(),
+  networks: z.array(refSchema).min(1, 'at least one network is required').max(32),
+  availabilityZone: nameSchema.optional(),
+  maxAttempts: z.number().int().min(1).max(10).optional(),
+  timeouts: z
+    .strictObject({
+      hostPickupMs: duration(3_600_000).optional(),
+      vifPluggedMs: duration(86_400_000).optional(),
+      volumeAvailableMs: duration(7 * 86_400_000).optional(),
+    })
+    .optional(),
+});
+
+const deleteRequestSchema = z.strictObject({
+  requestId: requestIdSchema,
+  auth: authSchema,
+  instanceUuid: z.uuid(),
+  timeouts: z
+    .strictObject({
+      hostPickupMs: duration(3_600_000).optional(),
+      createStopMs: duration(86_400_000).optional(),
+    })
+    .optional(),
+});
+
+function badRequest(what: string, error: z.ZodError): ApplicationFailure {
+  const problems = error.issues
+    .slice(0, 5)
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : what}: ${issue.message}`)
+    .join('; ');
+  return ApplicationFailure.create({
+    type: 'BadRequest',
+    message: `Invalid ${what}: ${problems}`,
+    nonRetryable: true,
+    details: [{ code: 400 }],
+  });
+}
+
+function toAuth(auth: z.infer<typeof authSchema>): BootAuth {
+  return auth.token !== undefined ? { token: auth.token } : { credentials: auth.credentials! };
+}
+
+export function parseBootRequest(input: unknown): BootRequest {
+  const parsed = bootRequestSchema.safeParse(input);
+  if (!parsed.success) throw badRequest('server create request', parsed.error);
+  return { ...parsed.data, auth: toAuth(parsed.data.auth) } as BootRequest;
+}
+
+export function parseDeleteRequest(input: unknown): DeleteRequest {
+  const parsed = deleteRequestSchema.safeParse(input);
+  if (!parsed.success) throw badRequest('server delete request', parsed.error);
+  return { ...parsed.data, auth: toAuth(parsed.data.auth) } as DeleteRequest;
+}
