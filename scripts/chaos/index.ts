@@ -1,0 +1,358 @@
+/**
+ * `npm run chaos`: a bounded, seeded fault-injection run against the real deployment, and its verdict.
+ *
+ *   tsx scripts/chaos/index.ts [--seed N] [--boots N] [--short] [--concurrency N] [--live N] [--minutes M]
+ *                              [--data-dir DIR] [--keep] [--json FILE]
+ *
+ * A Temporal dev server persisted to one SQLite file (free loopback port), the controller, network and three
+ * compute workers as separate worker.ts processes, a few hundred boots (from image, from volume, and ones
+ * that must fail: over quota, missing or corrupt image, full subnet), deletes of finished servers; and,
+ * at seeded points of the submission: kill -9 of the controller, of the network worker and of a compute
+ * worker (each restarted after a pause), one compute host lost for good, one restart of the dev server,
+ * faults in the services (failing and slow spawns, failing downloads, a damaged cached image, slow and
+ * failing volume creation, a database held busy). Then, with every workflow ended (bounded wait), the
+ * verification of scripts/chaos/verify.ts, a summary table, and exit code 1 on any violation.
+ * `--short` is the CI preset (about 30 boots, a few kills, under three minutes).
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client, Connection } from '@temporalio/client';
+import { Command } from 'commander';
+import { openRecordedHosts } from '../../cloud/audit';
+import { hostDirOf, openCloud } from '../../cloud/index';
+import { freePort } from '../../lib/dev-server';
+import { bootflowDataConverter, loadKeyringOrExplain } from '../../lib/cli/temporal';
+import { computeServiceWorkflowId, type ComputeServiceState } from '../../workflows/compute-service';
+import {
+  clearAllFaults,
+  cinderFaultFor,
+  corruptCachedImage,
+  holdDatabaseLock,
+  setComputeFault,
+} from './faults';
+import { readBootHistory, type BootHistory } from './histories';
+import { COMPUTE_HOSTS, makePlan, type ChaosEvent, type ChaosEventType } from './plan';
+import { Cluster, type WorkerName } from './processes';
+import { outcomeTable, summaryTable, type RunFacts } from './report';
+import { prepareChaosCloud, type ChaosFixtures } from './setup';
+import { Driver } from './submit';
+import { verify } from './verify';
+
+export interface ChaosOptions {
+  seed: number;
+  boots: number;
+  short: boolean;
+  concurrency: number;
+  liveCap: number;
+  /** Bound on submitting and draining (the set-up and the verification come on top). */
+  minutes: number;
+  dataDir?: string;
+  keep: boolean;
+  json?: string;
+}
+
+function parseOptions(argv: string[]): ChaosOptions {
+  const opts = new Command('chaos')
+    .description('seeded, bounded chaos run against a real dev server and worker processes')
+    .option('--seed <n>', 'seed of the plan (default: random, printed)')
+    .option('--boots <n>', 'boots to submit (default 200; 30 with --short)')
+    .option('--short', 'the CI preset: about 30 boots, fewer kills, under three minutes')
+    .option('--concurrency <n>', 'boots running at once')
+    .option('--live <n>', 'ACTIVE servers kept at most (finished ones beyond it are deleted)')
+    .option('--minutes <m>', 'bound on submission and drain')
+    .option('--data-dir <dir>', 'where the run keeps its data (default: a new temporary directory)')
+    .option('--keep', 'keep the data directory (it is kept anyway when the run fails)')
+    .option('--json <file>', 'write the verdicts and facts as JSON')
+    .parse(argv)
+    .opts<Record<string, string | boolean | undefined>>();
+  const num = (v: unknown, fallback: number) => {
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`not a positive number: ${String(v)}`);
+    return n;
+  };
+  const short = opts.short === true;
+  return {
+    seed: Math.floor(num(opts.seed, Math.floor(Math.random() * 1_000_000))),
+    boots: Math.floor(num(opts.boots, short ? 30 : 200)),
+    short,
+    concurrency: Math.floor(num(opts.concurrency, short ? 8 : 12)),
+    liveCap: Math.floor(num(opts.live, short ? 12 : 24)),
+    minutes: num(opts.minutes, short ? 2.2 : 7),
+    ...(typeof opts.dataDir === 'string' ? { dataDir: path.resolve(opts.dataDir) } : {}),
+    keep: opts.keep === true,
+    ...(typeof opts.json === 'string' ? { json: path.resolve(opts.json) } : {}),
+  };
+}
+
+const started = Date.now();
+function log(line: string): void {
+  const s = ((Date.now() - started) / 1000).toFixed(1).padStart(6);
+  process.stdout.write(`[${s}s] ${line}\n`);
+}
+
+async function waitForHosts(client: Client, hosts: readonly string[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const pending = new Set(hosts);
+  while (pending.size > 0) {
+    for (const host of [...pending]) {
+      const state = await client.workflow
+        .getHandle(computeServiceWorkflowId(host))
+        .query<ComputeServiceState>('state')
+        .catch(() => undefined);
+      if (state?.registered && state.up) pending.delete(host);
+    }
+    if (pending.size === 0) return;
+    if (Date.now() > deadline) throw new Error(`compute hosts not registered: ${[...pending].join(', ')}`);
+    await sleep(500);
+  }
+}
+
+interface EventContext {
+  cluster: Cluster;
+  fixtures: ChaosFixtures;
+}
+
+/** Carries out one event; resolves when it is over (the killed worker back, the lock released). */
+async function carryOut(event: ChaosEvent, ctx: EventContext): Promise<string | null> {
+  const { cluster, fixtures } = ctx;
+  const dataDir = fixtures.dataDir;
+  switch (event.type) {
+    case 'kill-controller':
+    case 'kill-network': {
+      const name: WorkerName = event.type === 'kill-controller' ? 'controller' : 'network';
+      log(`chaos: kill -9 ${name}; back in ${event.pauseMs} ms`);
+      await cluster.bounce(name, event.pauseMs);
+      log(`chaos: ${name} is back`);
+      return null;
+    }
+    case 'kill-compute':
+      if (cluster.isLost(event.host)) return `kill ${event.host} (already lost)`;
+      log(`chaos: kill -9 ${event.host}; back in ${event.pauseMs} ms`);
+      await cluster.bounce(event.host, event.pauseMs);
+      log(`chaos: ${event.host} is back`);
+      return null;
+    case 'lose-compute': {
+      // Caught with builds on it: its spawns stall, and it dies once one is stuck there (or after 20 s).
+      await setComputeFault(dataDir, event.host, 'spawn', { mode: 'slow', ms: 120_000 });
+      const instances = path.join(hostDirOf(dataDir, event.host), 'instances');
+      const before = new Set(await readdir(instances).catch(() => []));
+      const until = Date.now() + 20_000;
+      while (Date.now() < until && (await readdir(instances).catch(() => [])).every((d) => before.has(d))) {
+        await sleep(250);
+      }
+      log(`chaos: kill -9 ${event.host} for good`);
+      await cluster.lose(event.host);
+      return null;
+    }
+    case 'restart-server':
+      log(`chaos: restarting the Temporal dev server (same database file), ${event.pauseMs} ms down`);
+      await cluster.restartServer(event.pauseMs);
+      log('chaos: dev server is back');
+      return null;
+    case 'spawn-fail':
+      log(`chaos: the next ${event.times} spawns on ${event.host} fail`);
+      await setComputeFault(dataDir, event.host, 'spawn', { mode: 'fail', times: event.times });
+      return null;
+    case 'spawn-slow':
+      log(`chaos: the next ${event.times} spawns on ${event.host} take ${event.ms} ms more`);
+      await setComputeFault(dataDir, event.host, 'spawn', { mode: 'slow', ms: event.ms, times: event.times });
+      return null;
+    case 'fetch-fail':
+      log(`chaos: the next ${event.times} image downloads on ${event.host} fail`);
+      await setComputeFault(dataDir, event.host, 'fetchImage', { mode: 'fail', times: event.times });
+      return null;
+    case 'corrupt-cache': {
+      const done = await corruptCachedImage(dataDir, event.host, fixtures.imageId, event.how);
+      log(
+        `chaos: cached image on ${event.host} ${done ? `damaged (${event.how})` : 'not cached yet: nothing to damage'}`,
+      );
+      return done ? null : `corrupt cache on ${event.host} (not cached)`;
+    }
+    case 'volume-slow':
+      log(`chaos: volume creation takes ${event.delayMs} ms more for ${event.forMs} ms`);
+      await cinderFaultFor(dataDir, { create: { mode: 'slow', delayMs: event.delayMs } }, event.forMs);
+      log('chaos: volume creation back to normal');
+      return null;
+    case 'volume-fail':
+      log(`chaos: volume creation fails for ${event.forMs} ms`);
+      await cinderFaultFor(
+        dataDir,
+        { create: { mode: 'fail', message: 'Injected fault: backend I/O error' } },
+        event.forMs,
+      );
+      log('chaos: volume creation back to normal');
+      return null;
+    case 'db-busy':
+      log(`chaos: ${event.service} database held busy for ${event.holdMs} ms`);
+      await holdDatabaseLock(dataDir, event.service, event.holdMs);
+      log(`chaos: ${event.service} database released`);
+      return null;
+  }
+}
+
+async function main(): Promise<number> {
+  const options = parseOptions(process.argv);
+  const plan = makePlan({ seed: options.seed, boots: options.boots, short: options.short });
+  const dataDir = options.dataDir ?? mkdtempSync(path.join(os.tmpdir(), `bootflow-chaos-${options.seed}-`));
+  const logsDir = path.join(dataDir, 'logs');
+  mkdirSync(logsDir, { recursive: true });
+  log(
+    `chaos: seed ${options.seed}, ${options.boots} boots, ${options.concurrency} at once, ` +
+      `${plan.events.length} events, ${plan.lostHost} to be lost; data in ${dataDir}`,
+  );
+
+  const fixtures = await prepareChaosCloud(dataDir);
+  const cluster = new Cluster({ dataDir, logsDir, port: await freePort(), heartbeatSeconds: 5, log });
+  let connection: Connection | undefined;
+  let ok = false;
+  try {
+    await cluster.startServer();
+    log(`dev server on ${cluster.address}; starting controller, network, ${COMPUTE_HOSTS.join(', ')}`);
+    await Promise.all(
+      (['controller', 'network', ...COMPUTE_HOSTS] as WorkerName[]).map((w) => cluster.startWorker(w)),
+    );
+    connection = await Connection.connect({ address: cluster.address });
+    const client = new Client({
+      connection,
+      dataConverter: bootflowDataConverter(loadKeyringOrExplain(dataDir)),
+    });
+    await waitForHosts(client, COMPUTE_HOSTS, 120_000);
+    log('every compute host registered; submitting');
+
+    const submitStart = Date.now();
+    const deadline = submitStart + options.minutes * 60_000;
+    const driver = new Driver({
+      client,
+      fixtures,
+      concurrency: options.concurrency,
+      liveCap: options.liveCap,
+      deadline,
+      log,
+    });
+    const ran: Partial<Record<ChaosEventType, number>> = {};
+    const skipped: string[] = [];
+    const running: Array<Promise<void>> = [];
+    let next = 0;
+    const ticker = setInterval(
+      () => log(`progress: ${driver.tracked.length} submitted, ${driver.finished} ended`),
+      15_000,
+    );
+    await driver.run(plan.requests, (count) => {
+      while (next < plan.events.length && plan.events[next]!.atBoot <= count) {
+        const { event } = plan.events[next++]!;
+        running.push(
+          carryOut(event, { cluster, fixtures }).then(
+            (skip) => {
+              if (skip) skipped.push(skip);
+              else ran[event.type] = (ran[event.type] ?? 0) + 1;
+            },
+            (err: unknown) => {
+              skipped.push(`${event.type} (${(err as Error).message.split('\n')[0]})`);
+              log(`! chaos event ${event.type} failed: ${(err as Error).message}`);
+            },
+          ),
+        );
+      }
+    });
+    clearInterval(ticker);
+    const seconds = Math.round((Date.now() - submitStart) / 1000);
+    log(
+      `submission and drain done in ${seconds} s: ${driver.finished} of ${driver.tracked.length} boots ended`,
+    );
+    await Promise.race([Promise.allSettled(running), sleep(60_000)]);
+    await clearAllFaults(dataDir, COMPUTE_HOSTS);
+
+    const histories = new Map<string, BootHistory>();
+    for (const t of driver.tracked) {
+      if (!t.firstRunId) continue;
+      const history = await readBootHistory(client, t.workflowId, t.firstRunId).catch(() => undefined);
+      if (history) histories.set(t.planned.requestId, history);
+    }
+    log('stopping the workers (SIGTERM: drain, then exit)');
+    const gracefulStop = await cluster.stopWorkers(60_000);
+
+    const cloud = await openCloud({ db: { dataDir } });
+    const hostList = await openRecordedHosts(dataDir);
+    const verification = await (async () => {
+      try {
+        return await verify({
+          cloud,
+          hosts: new Map(hostList.map((h) => [h.host, h])),
+          lostHost: plan.lostHost,
+          fixtures,
+          tracked: driver.tracked,
+          plannedCount: plan.requests.length,
+          histories,
+        });
+      } finally {
+        await cloud.close();
+      }
+    })();
+    for (const w of gracefulStop) {
+      if (w.code !== 0)
+        verification.violations.push(
+          `worker ${w.name} did not stop cleanly on SIGTERM (${w.code ?? w.signal})`,
+        );
+    }
+    for (const crash of cluster.crashes) {
+      verification.violations.push(
+        `worker ${crash.name} exited by itself (${crash.code ?? crash.signal}): ${crash.log}`,
+      );
+    }
+
+    const facts: RunFacts = {
+      seed: options.seed,
+      boots: driver.tracked.length,
+      seconds,
+      lostHost: plan.lostHost,
+      events: ran,
+      skippedEvents: skipped,
+      workerCrashes: cluster.crashes.length,
+      resubmissions: {
+        total: driver.tracked.filter((t) => t.resubmission).length,
+        answeredAlreadyStarted: driver.tracked.filter((t) => t.resubmission === 'already-started').length,
+      },
+      deletes: {
+        asked: driver.tracked.filter((t) => t.deletion).length,
+        deleted: driver.tracked.filter((t) => t.deletion?.result?.outcome === 'deleted').length,
+      },
+      reschedules: verification.verdicts.reduce((n, v) => n + v.triedHosts.length, 0),
+      compensations: [...histories.values()].reduce((n, h) => n + h.compensations, 0),
+      gracefulStop,
+    };
+    process.stdout.write(`\n${outcomeTable(verification)}\n${summaryTable(facts, verification)}\n`);
+    if (verification.violations.length > 0) {
+      process.stdout.write(`\nVIOLATIONS (${verification.violations.length}):\n`);
+      for (const v of verification.violations.slice(0, 50)) process.stdout.write(`  - ${v}\n`);
+    } else {
+      process.stdout.write('\nno violations: every request has one outcome, nothing leaked\n');
+    }
+    if (options.json) {
+      writeFileSync(
+        options.json,
+        `${JSON.stringify({ options, facts, verification, tracked: driver.tracked.map((t) => ({ ...t.planned, boot: t.boot, deletion: t.deletion, resubmission: t.resubmission })) }, null, 2)}\n`,
+      );
+    }
+    ok = verification.violations.length === 0;
+    return ok ? 0 : 1;
+  } finally {
+    await connection?.close().catch(() => undefined);
+    await cluster.stopAll().catch(() => undefined);
+    if (ok && !options.keep && !options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    else log(`data and logs kept in ${dataDir}`);
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(
+      `chaos failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exit(2);
+  },
+);

@@ -1,0 +1,209 @@
+/**
+ * The deployment under test, as real processes on loopback: the Temporal dev server (persisted to one
+ * SQLite file, restartable on the same port) and worker.ts in the three-node layout (controller, network,
+ * one process per compute host). Kills are SIGKILL (no clean-up of any kind); the final stop is SIGTERM,
+ * the graceful path, and records whether each worker exited cleanly.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startDevServer, type RunningDevServer } from '../../lib/dev-server';
+import { PROJECT_ROOT } from '../../lib/temporal-binaries';
+import { BOOT_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+
+export type WorkerName = 'controller' | 'network' | `compute${number}`;
+
+const READY_TIMEOUT_MS = 240_000;
+
+interface WorkerProcess {
+  name: WorkerName;
+  child: ChildProcess;
+  /** Set when we kill or stop it; any other exit is a crash, restarted as a supervisor would. */
+  expected: boolean;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function argsOf(name: WorkerName): string[] {
+  if (name === 'controller' || name === 'network') return ['--role', name];
+  return ['--role', 'compute', '--host', name];
+}
+
+function tail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** What a worker's environment keeps of ours: nothing Temporal-, cloud- or OpenStack-specific. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (key.startsWith('OS_') || key.startsWith('TEMPORAL_') || key.startsWith('BOOTFLOW_')) continue;
+    env[key] = value;
+  }
+  return env;
+}
+
+export interface ClusterOptions {
+  dataDir: string;
+  logsDir: string;
+  port: number;
+  /** Compute service report interval of the workers (s). */
+  heartbeatSeconds: number;
+  log: (line: string) => void;
+}
+
+export class Cluster {
+  private server: RunningDevServer | undefined;
+  private readonly workers = new Map<WorkerName, WorkerProcess>();
+  /** Workers killed for good: never restarted, not stopped at the end. */
+  private readonly lost = new Set<WorkerName>();
+  readonly address: string;
+  /** Workers that exited without being told to (each was restarted). */
+  readonly crashes: Array<{ name: WorkerName; code: number | null; signal: string | null; log: string }> = [];
+  private stopping = false;
+
+  constructor(private readonly options: ClusterOptions) {
+    this.address = `127.0.0.1:${options.port}`;
+  }
+
+  async startServer(): Promise<void> {
+    this.server = await startDevServer({
+      dataDir: this.options.dataDir,
+      port: this.options.port,
+      headless: true,
+      searchAttributes: BOOT_SEARCH_ATTRIBUTES,
+      output: { file: path.join(this.options.logsDir, 'temporal.log') },
+    });
+  }
+
+  /** Stops the dev server (SIGTERM, then SIGKILL after 10 s) and starts it again on the same database file. */
+  async restartServer(pauseMs: number): Promise<void> {
+    await this.server?.stop();
+    await sleep(pauseMs);
+    await this.startServer();
+  }
+
+  private spawnWorker(name: WorkerName): WorkerProcess {
+    const log = path.join(this.options.logsDir, `${name}.log`);
+    const fd = openSync(log, 'a');
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(PROJECT_ROOT, 'worker.ts'), ...argsOf(name)],
+      {
+        cwd: PROJECT_ROOT,
+        env: {
+          ...cleanEnv(),
+          TEMPORAL_ADDRESS: this.address,
+          TEMPORAL_NAMESPACE: 'default',
+          BOOTFLOW_DATA: this.options.dataDir,
+          BOOTFLOW_HEARTBEAT_SECONDS: String(this.options.heartbeatSeconds),
+          LOG_FORMAT: 'json',
+          LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+        },
+        stdio: ['ignore', fd, fd, 'ipc'],
+      },
+    );
+    closeSync(fd);
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    const proc: WorkerProcess = { name, child, exited, expected: false };
+    this.workers.set(name, proc);
+    void exited.then(({ code, signal }) => {
+      if (proc.expected || this.stopping) return;
+      this.crashes.push({ name, code, signal, log: tail(log, 5) });
+      this.options.log(`! worker ${name} exited by itself (${code ?? signal}); restarting it`);
+      setTimeout(() => {
+        if (!this.stopping)
+          this.startWorker(name).catch((err: unknown) => this.options.log(`! ${String(err)}`));
+      }, 1_000);
+    });
+    return proc;
+  }
+
+  /** Starts a worker and resolves once it reports ready (its queues polled, its host announced). */
+  async startWorker(name: WorkerName): Promise<void> {
+    const proc = this.spawnWorker(name);
+    const log = path.join(this.options.logsDir, `${name}.log`);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`worker ${name} not ready after ${READY_TIMEOUT_MS / 1000} s:\n${tail(log)}`)),
+        READY_TIMEOUT_MS,
+      );
+      proc.child.on('message', (message: { type?: string }) => {
+        if (message?.type === 'ready') {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      void proc.exited.then(({ code, signal }) => {
+        clearTimeout(timer);
+        reject(new Error(`worker ${name} exited (${code ?? signal}) before it was ready:\n${tail(log)}`));
+      });
+    });
+  }
+
+  /** kill -9: the process gets no chance to finish or hand back anything. */
+  async kill(name: WorkerName): Promise<void> {
+    const proc = this.workers.get(name);
+    if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+    proc.expected = true;
+    proc.child.kill('SIGKILL');
+    await proc.exited;
+  }
+
+  async lose(name: WorkerName): Promise<void> {
+    this.lost.add(name);
+    await this.kill(name);
+  }
+
+  isLost(name: WorkerName): boolean {
+    return this.lost.has(name);
+  }
+
+  /** Kills, waits, starts again (and waits until it is ready). */
+  async bounce(name: WorkerName, pauseMs: number): Promise<void> {
+    await this.kill(name);
+    await sleep(pauseMs);
+    await this.startWorker(name);
+  }
+
+  /**
+   * The graceful stop: SIGTERM to every worker still running, then waits (bounded) for each to exit.
+   * Returns how each ended: exit code 0 is a clean drain.
+   */
+  async stopWorkers(
+    timeoutMs: number,
+  ): Promise<Array<{ name: WorkerName; code: number | null; signal: string | null }>> {
+    const running = [...this.workers.values()].filter(
+      (w) => !this.lost.has(w.name) && w.child.exitCode === null && w.child.signalCode === null,
+    );
+    this.stopping = true;
+    for (const w of running) {
+      w.expected = true;
+      w.child.kill('SIGTERM');
+    }
+    const results = [];
+    for (const w of running) {
+      const timer = setTimeout(() => w.child.kill('SIGKILL'), timeoutMs);
+      const { code, signal } = await w.exited;
+      clearTimeout(timer);
+      results.push({ name: w.name, code, signal });
+    }
+    return results;
+  }
+
+  /** Everything down, whatever state it is in (also after a failed start). */
+  async stopAll(): Promise<void> {
+    this.stopping = true;
+    for (const w of this.workers.values()) {
+      if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+    }
+    await Promise.all([...this.workers.values()].map((w) => w.exited));
+    await this.server?.stop();
+  }
+}
