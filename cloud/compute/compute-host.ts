@@ -403,6 +403,7 @@ export class ComputeHost {
         'NotFound',
         `Base image ${path.basename(resolved)} is not in the image cache of ${this.host}`,
       );
+    await this.cache.assertIntact(resolved);
     return resolved;
   }
 }

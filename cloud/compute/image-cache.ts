@@ -5,9 +5,10 @@
  * it matches, so `_base/<imageId>` is always a complete, verified copy.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream, createWriteStream, type Stats } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -40,6 +41,20 @@ export interface FetchOptions {
 }
 
 const PART_SUFFIX = '.part';
+/** Beside each cached file: its digests and what the file looked like when they were last checked. */
+const VERIFIED_SUFFIX = '.verified';
+
+interface VerifiedRecord {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  checksum: string;
+  osHashValue: string;
+}
+
+function sameFile(record: VerifiedRecord, info: Stats): boolean {
+  return record.size === info.size && record.mtimeMs === info.mtimeMs && record.ino === info.ino;
+}
 
 export class ImageCache {
   private readonly inFlight = new Map<string, Promise<FetchImageResult>>();
@@ -89,35 +104,118 @@ export class ImageCache {
       options.onProgress?.({ bytesDone: loc.size, bytesTotal: loc.size });
       return { path: target, cacheHit: true, bytes: loc.size };
     };
-    if (await this.isCached(target, loc.size)) return hit();
+    if (await this.isCached(target, loc)) return hit();
     await mkdir(this.baseDir, { recursive: true });
     const downloaded = await withFileLock(
       `${target}.lock`,
       async () => {
-        if (await this.isCached(target, loc.size)) return hit();
-        // A cached file of the wrong size is damaged: replace it.
+        if (await this.isCached(target, loc)) return hit();
+        // A cached file of the wrong size or content is damaged: replace it.
         await rm(target, { force: true });
+        await rm(`${target}${VERIFIED_SUFFIX}`, { force: true });
         await this.faults.apply('fetchImage', options.signal);
         await this.download(loc, target, options);
+        await this.recordVerified(target, loc);
         return { path: target, cacheHit: false, bytes: loc.size };
       },
       {
         staleMs: 10_000,
         waitMs: this.lockWaitMs,
         signal: options.signal,
-        doneElsewhere: () => this.isCached(target, loc.size),
+        doneElsewhere: () => this.isCached(target, loc),
       },
     );
     return downloaded ?? hit();
   }
 
-  private async isCached(file: string, size: number): Promise<boolean> {
+  /**
+   * A hit only if the file still holds the image's bytes: its digests are checked again whenever the file
+   * changed since they last matched (a damaged copy of the right size must not back a root disk).
+   */
+  private async isCached(file: string, loc: ImageLocation): Promise<boolean> {
+    let info: Stats;
     try {
-      const info = await stat(file);
-      return info.isFile() && info.size === size;
+      info = await stat(file);
     } catch {
       return false;
     }
+    if (!info.isFile() || info.size !== loc.size) return false;
+    const record = await this.readVerified(file);
+    if (
+      record &&
+      sameFile(record, info) &&
+      record.checksum === loc.checksum &&
+      record.osHashValue === loc.osHashValue
+    )
+      return true;
+    if (!(await this.holds(file, loc))) return false;
+    await this.recordVerified(file, loc);
+    return true;
+  }
+
+  /** Whether the file's bytes hash to the digests (it is only read). */
+  private async holds(
+    file: string,
+    digests: Pick<ImageLocation, 'size' | 'checksum' | 'osHashValue'>,
+  ): Promise<boolean> {
+    const meter = new HashingMeter({ expected: digests });
+    const sink = new Writable({ write: (_chunk, _encoding, done) => done() });
+    try {
+      await pipeline(createReadStream(file), meter, sink);
+      return true;
+    } catch (err) {
+      if (isCloudError(err, 'ImageChecksumMismatch') || (err as NodeJS.ErrnoException).code === 'ENOENT')
+        return false;
+      throw err;
+    }
+  }
+
+  private async readVerified(file: string): Promise<VerifiedRecord | undefined> {
+    try {
+      return JSON.parse(await readFile(`${file}${VERIFIED_SUFFIX}`, 'utf8')) as VerifiedRecord;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async recordVerified(file: string, loc: ImageLocation): Promise<void> {
+    await this.writeVerified(file, { checksum: loc.checksum, osHashValue: loc.osHashValue });
+  }
+
+  /** The record, written atomically, with the file's current size, mtime and inode. */
+  private async writeVerified(
+    file: string,
+    digests: Pick<VerifiedRecord, 'checksum' | 'osHashValue'>,
+  ): Promise<void> {
+    const info = await stat(file);
+    const record: VerifiedRecord = { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino, ...digests };
+    // Named like a partial download, so that one left by a killed process is cleaned up the same way.
+    const temp = path.join(
+      this.baseDir,
+      `.${path.basename(file)}${VERIFIED_SUFFIX}.${process.pid}.${randomBytes(4).toString('hex')}${PART_SUFFIX}`,
+    );
+    await writeFile(temp, JSON.stringify(record));
+    await rename(temp, `${file}${VERIFIED_SUFFIX}`);
+  }
+
+  /**
+   * Before a root disk is built on it: the cached file is still what was verified (checked again if it
+   * changed since). A copy damaged in between is a host problem: RescheduledException.
+   */
+  async assertIntact(file: string): Promise<void> {
+    const record = await this.readVerified(file);
+    if (!record) return; // cached before verification records existed: nothing to compare against
+    const info = await stat(file).catch(() => undefined);
+    if (info && sameFile(record, info)) return;
+    if (info && (await this.holds(file, record))) {
+      await this.writeVerified(file, record);
+      return;
+    }
+    throw new CloudError(
+      'RescheduledException',
+      `The cached image ${path.basename(file)} changed after it was verified; it is fetched again on the next build`,
+      { image: path.basename(file) },
+    );
   }
 
   private async download(loc: ImageLocation, target: string, options: FetchOptions): Promise<void> {
