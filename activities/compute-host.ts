@@ -148,9 +148,8 @@ export function createComputeActivities(compute: ComputeHost) {
     },
 
     /** The driver's destroy: domain, bridges and taps, volume connections and the instance directory. */
-    async destroyInstance(instanceUuid: string): Promise<{ domainRemoved: boolean }> {
-      const result = await beating(() => compute.destroy(instanceUuid, { signal: signal() }));
-      return { domainRemoved: result.domainRemoved };
+    async destroyInstance(instanceUuid: string): Promise<void> {
+      await beating(() => compute.destroy(instanceUuid, { signal: signal() }));
     },
   });
 }

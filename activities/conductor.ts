@@ -3,7 +3,9 @@
  * workflow hands their results here, as nova-compute does through the conductor. Every write is guarded
  * by the expected task_state (Nova's Instance.save(expected_task_state=...)) so a concurrent delete wins.
  */
+import { ApplicationFailure } from '@temporalio/common';
 import { systemClock, type Clock } from '../cloud/clock';
+import { isCloudError, type CloudError } from '../cloud/errors';
 import type { Nova, TaskState } from '../cloud/nova';
 import { POWER_STATES, VM_STATES } from '../cloud/nova';
 import type { BootPlan, HostTarget, InstanceSummary } from '../workflows/types';
@@ -36,6 +38,19 @@ function summaryOf(instance: Awaited<ReturnType<Nova['getInstance']>>): Instance
     taskState: instance.taskState,
     deleted: instance.deleted,
   };
+}
+
+/**
+ * The instance moved under the build (deleted, or another task took it): Nova's UnexpectedTaskStateError,
+ * which no retry fixes.
+ */
+function guardFailed(err: CloudError): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: 'Conflict',
+    message: err.message,
+    nonRetryable: true,
+    details: [{ code: err.code, ...err.details }],
+  });
 }
 
 export function createConductorActivities(nova: Nova, clock: Clock = systemClock) {
@@ -85,8 +100,18 @@ export function createConductorActivities(nova: Nova, clock: Clock = systemClock
       await nova.recordEvent({ instanceUuid: uuid, requestId, event: BUILD_EVENT, host: target.host });
     },
 
+    /** A retry that finds the task state already moved on to `taskState` has nothing left to do. */
     async setTaskState(uuid: string, taskState: TaskState, expected: TaskState | null): Promise<void> {
-      await nova.updateInstance(uuid, { taskState }, { expectedTaskState: expected });
+      try {
+        await nova.updateInstance(uuid, { taskState }, { expectedTaskState: expected });
+      } catch (err) {
+        if (isCloudError(err, 'Conflict') && err.details.reason === 'UnexpectedTaskState') {
+          if (err.details.actual === taskState) return;
+          throw guardFailed(err);
+        }
+        if (isCloudError(err, 'Conflict') && err.details.reason === 'InstanceDeleted') throw guardFailed(err);
+        throw err;
+      }
     },
 
     /** Spawned: active/RUNNING/None with launched_at, the build event and action closed, host credited. */
@@ -127,17 +152,23 @@ export function createConductorActivities(nova: Nova, clock: Clock = systemClock
       error: { type: string; message: string },
       reschedule: boolean,
     ): Promise<void> {
-      await nova.recordEvent({
-        instanceUuid: uuid,
-        requestId,
-        event: BUILD_EVENT,
-        host,
-        result: 'Error',
-        details: `${error.type}: ${error.message}`,
-      });
-      if (!reschedule) return;
-      await nova.recordBuildFailure(host);
-      await nova.updateInstance(uuid, { taskState: 'scheduling', host: null, node: null });
+      // Only an open build event is closed and counted: a retry finds it closed and counts nothing twice.
+      const action = (await nova.listActions(uuid)).find((a) => a.requestId === requestId);
+      const open = action?.events.some(
+        (e) => e.event === BUILD_EVENT && e.host === host && e.result === null,
+      );
+      if (open) {
+        await nova.recordEvent({
+          instanceUuid: uuid,
+          requestId,
+          event: BUILD_EVENT,
+          host,
+          result: 'Error',
+          details: `${error.type}: ${error.message}`,
+        });
+        if (reschedule) await nova.recordBuildFailure(host);
+      }
+      if (reschedule) await nova.updateInstance(uuid, { taskState: 'scheduling', host: null, node: null });
     },
 
     /**

@@ -1,0 +1,219 @@
+/**
+ * Every activity of a boot is safe to run twice: Temporal retries an activity whose answer was lost, so a
+ * second run must find the first one's work and return the same result, changing nothing more. Here each
+ * activity of a boot from a volume, and each undo, runs twice in a row over a real embedded cloud (no
+ * Temporal server needed: MockActivityEnvironment gives them their activity context).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { ApplicationFailure } from '@temporalio/common';
+import {
+  createComputeActivities,
+  createControllerActivities,
+  createNetworkActivities,
+  type ComputeActivities,
+  type ControllerActivities,
+  type NetworkActivities,
+} from '../activities';
+import { auditLeaks } from '../cloud/audit';
+import { bootstrapCloud, type BootstrapResult } from '../cloud/bootstrap';
+import type { ComputeHost } from '../cloud/compute';
+import { capabilitiesOf, defaultHostSpec } from '../cloud/hosts';
+import { openCloud, openComputeHost, type Cloud } from '../cloud/index';
+import type { BootPlan, HostTarget, PortDescription } from '../workflows/types';
+import { testDbConfig, type TestDb } from './helpers/cloud-db';
+
+type AnyActivity = (...args: never[]) => Promise<unknown>;
+
+/** Runs the activity twice in an activity context; both answers must agree. */
+async function once<F extends AnyActivity>(fn: F, ...args: Parameters<F>): Promise<Awaited<ReturnType<F>>> {
+  const env = new MockActivityEnvironment();
+  const result: unknown = await env.run(async (): Promise<unknown> => fn(...args));
+  return result as Awaited<ReturnType<F>>;
+}
+
+async function twice<F extends AnyActivity>(fn: F, ...args: Parameters<F>): Promise<Awaited<ReturnType<F>>> {
+  const first = await once(fn, ...args);
+  const second = await once(fn, ...args);
+  assert.deepEqual(second, first, 'a repeated activity answers as the first run did');
+  return first;
+}
+
+/** Runs an undo twice: both runs succeed (what each reports having removed may differ). */
+async function rerun<F extends AnyActivity>(fn: F, ...args: Parameters<F>): Promise<Awaited<ReturnType<F>>> {
+  const first = await once(fn, ...args);
+  await once(fn, ...args);
+  return first;
+}
+
+describe('activities are idempotent', () => {
+  let db: TestDb;
+  let cloud: Cloud;
+  let boot: BootstrapResult;
+  let host: ComputeHost;
+  let controller: ControllerActivities;
+  let network: NetworkActivities;
+  let compute: ComputeActivities;
+
+  before(async () => {
+    db = testDbConfig('wf-activities');
+    cloud = await openCloud({ db: db.config });
+    boot = await bootstrapCloud(cloud);
+    const spec = defaultHostSpec('compute2');
+    host = await openComputeHost({
+      dataDir: cloud.dataDir,
+      host: spec.host,
+      capabilities: capabilitiesOf(spec),
+    });
+    controller = createControllerActivities(cloud);
+    network = createNetworkActivities({ neutron: cloud.neutron, identity: cloud.keystone });
+    compute = createComputeActivities(host);
+  });
+  after(async () => {
+    await host?.close();
+    await cloud?.close();
+    await db?.cleanup();
+  });
+
+  test('a boot from a volume and its teardown, every step run twice, leaves exactly one of everything', async () => {
+    const uuid = '0b7f6a52-3c1d-4e8f-9a2b-5c6d7e8f9a01';
+    const requestId = 'twice-1';
+    const session = await once(controller.authenticate, {
+      credentials: {
+        username: boot.demo.username,
+        password: boot.demo.password,
+        projectName: boot.demo.projectName,
+      },
+    });
+    assert.ok(
+      !JSON.stringify(session).includes(boot.demo.password),
+      'no password in what authenticate returns',
+    );
+    const { token } = session;
+
+    const plan: BootPlan = await twice(controller.validateBootRequest, token, {
+      name: 'twice',
+      flavor: 'm1.tiny',
+      image: boot.imageId,
+      bootVolume: { sizeGb: 1 },
+    });
+    const networks = await twice(network.validateNetworks, token, [boot.privateNetworkId]);
+    await twice(controller.reserveQuota, token, uuid, plan.quota);
+    assert.equal((await cloud.nova.getQuotaUsage(boot.demo.projectId)).instances.inUse, 1);
+    await twice(controller.createInstanceRecord, {
+      uuid,
+      requestId,
+      plan,
+      networkIds: networks.map((n) => n.id),
+    });
+
+    const selection = await twice(controller.selectDestinations, {
+      instanceUuid: uuid,
+      projectId: plan.projectId,
+      userId: plan.userId,
+      flavor: plan.flavor,
+      imageProperties: plan.image.properties,
+      bootFromVolume: true,
+      availabilityZone: null,
+      excludedHosts: ['compute1', 'compute3'],
+      maxAttempts: 3,
+    });
+    const target: HostTarget = selection.selected;
+    assert.equal(target.host, 'compute2');
+    assert.equal((await cloud.placement.listAllocations()).length, 1);
+    await twice(controller.setHost, uuid, requestId, target);
+    await twice(controller.setTaskState, uuid, 'networking', 'scheduling');
+
+    const ports: PortDescription[] = await twice(network.createPorts, {
+      token,
+      instanceUuid: uuid,
+      attempt: 1,
+      projectId: plan.projectId,
+      networks,
+    });
+    assert.equal((await cloud.neutron.listPorts({ deviceId: uuid })).length, 1);
+    const bound = await twice(network.bindPorts, ports, 'compute2');
+    const portIds = bound.map((p) => p.portId);
+    await twice(compute.plugVifs, uuid, 'compute2', bound);
+    assert.equal((await host.listVifs()).length, 1);
+    await twice(network.reportDevicesUp, portIds, 'compute2');
+    assert.deepEqual(await twice(network.portStatuses, portIds), { [portIds[0] as string]: 'ACTIVE' });
+
+    await twice(controller.setTaskState, uuid, 'block_device_mapping', 'networking');
+    const volume = await twice(controller.createBootVolume, {
+      token,
+      instanceUuid: uuid,
+      name: 'twice',
+      projectId: plan.projectId,
+      userId: plan.userId,
+      sizeGb: 1,
+      image: plan.image.location,
+      deleteOnTermination: true,
+    });
+    assert.equal((await cloud.cinder.listVolumes({})).length, 1);
+    await cloud.cinder.waitForVolume(volume.volumeId, { timeoutMs: 20_000 });
+    const attached = await twice(controller.attachVolume, token, volume, uuid, 'compute2');
+    const connected = await twice(compute.connectVolume, uuid, volume.volumeId, attached.connectionInfo);
+    assert.equal(connected.device, 'vdb');
+    await twice(controller.completeAttachment, attached.attachmentId);
+    assert.equal((await cloud.cinder.getVolume(volume.volumeId)).status, 'in-use');
+
+    await twice(controller.setTaskState, uuid, 'spawning', 'block_device_mapping');
+    const spawned = await twice(compute.spawn, {
+      uuid,
+      name: 'twice',
+      flavor: plan.flavor,
+      baseImagePath: null,
+      ports: bound.map((p) => ({ ...p, bridge: '', tap: '' })),
+      volumes: [{ volumeId: volume.volumeId, path: attached.connectionInfo.path, device: connected.device }],
+    });
+    assert.equal(spawned.powerState, 1);
+    assert.equal((await host.listDomains()).length, 1);
+    await twice(controller.finishBuild, uuid, requestId, 'compute2');
+    const [create] = await cloud.nova.listActions(uuid);
+    assert.equal(create?.events.filter((e) => e.event === 'compute__do_build_and_run_instance').length, 1);
+    assert.equal((await cloud.nova.getInstance(uuid)).vmState, 'active');
+
+    // Now every undo, twice: what a failed build's saga runs.
+    await rerun(compute.destroyInstance, uuid);
+    assert.deepEqual(await host.listDomains(), []);
+    await rerun(compute.disconnectVolume, uuid, volume.volumeId, attached.connectionInfo);
+    await rerun(controller.detachVolume, attached.attachmentId);
+    await rerun(compute.unplugVifs, portIds);
+    assert.deepEqual(await rerun(network.deleteInstancePorts, uuid), portIds);
+    assert.deepEqual(await cloud.neutron.listPorts({ deviceId: uuid }), []);
+    assert.equal(await rerun(controller.deleteVolume, volume.volumeId), true);
+    await rerun(controller.releaseAllocation, uuid);
+    await rerun(controller.releaseQuota, uuid);
+    const fault = { code: 500, message: 'Build of instance failed on purpose', host: 'compute2' };
+    const failures = (await cloud.nova.getComputeHost('compute2')).failedBuilds;
+    await rerun(controller.hostBuildFailed, uuid, requestId, 'compute2', { type: 'X', message: 'y' }, true);
+    assert.equal(
+      (await cloud.nova.getComputeHost('compute2')).failedBuilds,
+      failures,
+      'a closed build event is not counted again',
+    );
+    await rerun(controller.failBuild, uuid, requestId, fault);
+    assert.equal((await cloud.nova.listFaults(uuid)).length, 1, 'one fault however often it is written');
+    const instance = await cloud.nova.getInstance(uuid);
+    assert.deepEqual([instance.vmState, instance.taskState, instance.host], ['error', null, null]);
+    assert.deepEqual(await auditLeaks(cloud, { hosts: [host] }), []);
+  });
+
+  test('a cloud error leaves an activity as a typed ApplicationFailure, non-retryable when retrying cannot help', async () => {
+    const env = new MockActivityEnvironment();
+    await assert.rejects(
+      env.run(controller.authenticate, {
+        credentials: { username: boot.demo.username, password: 'wrong', projectName: boot.demo.projectName },
+      }),
+      (err) => {
+        assert.ok(err instanceof ApplicationFailure);
+        assert.equal(err.type, 'Unauthorized');
+        assert.equal(err.nonRetryable, true);
+        assert.deepEqual(err.details, [{ code: 401 }]);
+        return true;
+      },
+    );
+  });
+});
