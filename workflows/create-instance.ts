@@ -27,12 +27,7 @@ import type { BootRequest, BootResult, HostTarget } from './types';
 
 export { statusQuery } from './tracker';
 
-function maxRetriesExceeded(
-  uuid: string,
-  reason: string,
-  triedHosts: string[],
-  last: Classified,
-): Classified {
+function maxRetriesExceeded(uuid: string, reason: string, last: Classified): Classified {
   return {
     type: 'MaxRetriesExceeded',
     message: `Exceeded maximum number of retries. ${reason} for instance ${uuid}. Last exception: ${last.message}`,
@@ -95,7 +90,7 @@ async function nextTarget(
   } catch (err) {
     if (classify(err).type !== 'NoValidHost') throw err;
     throw new BuildOver(
-      maxRetriesExceeded(uuid, 'Exhausted all hosts available for retrying build failures', tried, last),
+      maxRetriesExceeded(uuid, 'Exhausted all hosts available for retrying build failures', last),
     );
   }
 }
@@ -152,12 +147,7 @@ async function scheduleAndBuild(ctx: BuildContext, maxAttempts: number): Promise
       tracker.states({ taskState: 'scheduling' });
       if (attempt >= maxAttempts) {
         throw new BuildOver(
-          maxRetriesExceeded(
-            uuid,
-            `Exceeded max scheduling attempts ${maxAttempts}`,
-            tracker.triedHosts,
-            failure,
-          ),
+          maxRetriesExceeded(uuid, `Exceeded max scheduling attempts ${maxAttempts}`, failure),
         );
       }
       tracker.setStep('rescheduling');
