@@ -14,7 +14,13 @@ import { bootWorkflowId, CONTROLLER_QUEUE, deleteWorkflowId } from '../workflows
 import { ComputeHostKey, InstanceIdKey, ProjectIdKey, VmStateKey } from '../workflows/search-attributes';
 import type { BootResult, DeleteRequest, DeleteResult } from '../workflows/types';
 import { openBootHarness, type BootHarness } from './helpers/boot-harness';
-import { assertActive, assertNoLeaks, status, waitForStatus } from './helpers/boot-assertions';
+import {
+  activitySummaries,
+  assertActive,
+  assertNoLeaks,
+  status,
+  waitForStatus,
+} from './helpers/boot-assertions';
 
 describe('createInstance and deleteInstance', () => {
   let h: BootHarness;
@@ -69,6 +75,17 @@ describe('createInstance and deleteInstance', () => {
       'spawn',
     ]) {
       assert.ok(steps.includes(step), `timing for ${step}`);
+    }
+
+    const summaries = await activitySummaries(handle);
+    for (const line of [
+      'keystone: authenticate',
+      'nova-scheduler: select destination',
+      'glance: fetch image to compute2',
+      'neutron: plug port on compute2',
+      'nova-compute: spawn on compute2',
+    ]) {
+      assert.ok(summaries.includes(line), `summary "${line}" in ${summaries.join(' | ')}`);
     }
 
     const s = await status(handle);

@@ -63,6 +63,17 @@ export async function activityAttempts(
   return attempts;
 }
 
+/** The one-line summaries the Web UI shows for the workflow's activities, in order. */
+export async function activitySummaries(handle: WorkflowHandle): Promise<string[]> {
+  const history = await handle.fetchHistory();
+  const summaries: string[] = [];
+  for (const event of history.events ?? []) {
+    const data = event.activityTaskScheduledEventAttributes ? event.userMetadata?.summary?.data : undefined;
+    if (data) summaries.push(JSON.parse(Buffer.from(data).toString('utf8')) as string);
+  }
+  return summaries;
+}
+
 /** Nova's view of a server that booted: active, RUNNING, no task, launched, on its host; a live domain there. */
 export async function assertActive(h: BootHarness, server: BootResult): Promise<void> {
   const instance = await h.cloud.nova.getInstance(server.id);
