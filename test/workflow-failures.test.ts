@@ -79,7 +79,8 @@ describe('createInstance failure paths', () => {
         message: 'Injected: the hypervisor refused the guest',
       });
     }
-    const handle = await h.startBoot(h.request('all-hosts-fail'));
+    // From a volume: each reschedule keeps the volume and only detaches it; the failed build deletes it.
+    const handle = await h.startBoot(h.request('all-hosts-fail', { bootVolume: { sizeGb: 1 } }));
     const failure = await expectBootFailure(handle, 'MaxRetriesExceeded');
     await h.keepHistory('max-retries', handle);
     assert.match(failure.message, /^Exceeded maximum number of retries\./);
@@ -90,6 +91,21 @@ describe('createInstance failure paths', () => {
     assert.ok(s.instanceUuid);
     await assertErrored(h.cloud, s.instanceUuid, /Exceeded maximum number of retries/);
     for (const host of HOSTS) assert.ok((await h.cloud.nova.getComputeHost(host)).failedBuilds >= 1);
+    const volumes = (await h.cloud.cinder.listVolumes({ includeDeleted: true })).filter((v) =>
+      v.requestKey.startsWith(`${s.instanceUuid}:root`),
+    );
+    assert.equal(volumes.length, 1, 'one volume for all three attempts');
+    assert.equal(volumes[0]?.status, 'deleted');
+    const attachments = await h.cloud.cinder.listAttachments({
+      instanceUuid: s.instanceUuid,
+      includeDetached: true,
+    });
+    assert.deepEqual(
+      attachments.map((a) => a.attachedHost).sort(),
+      [...HOSTS].sort(),
+      'attached on each host in turn',
+    );
+    assert.ok(attachments.every((a) => a.attachStatus === 'detached'));
     await assertNoLeaks(h);
     for (const host of HOSTS) await h.cloud.nova.recordBuildSuccess(host);
   });
