@@ -140,12 +140,34 @@ function pinoToTemporal(level: PinoLevel): LogLevel {
   }
 }
 
+const MAX_SCRUB_DEPTH = 12;
+
+/**
+ * The SDK's trace lines carry whole activations and completions, whose payloads are workflow inputs and
+ * activity results (tokens, credentials) already decoded. Payload bodies and raw bytes never reach a log:
+ * they become a short marker, the rest of the structure is kept.
+ */
+export function scrubPayloads(value: unknown, depth = 0): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (ArrayBuffer.isView(value)) return `[${value.byteLength} bytes]`;
+  if (depth >= MAX_SCRUB_DEPTH) return '[nested]';
+  if (Array.isArray(value)) return value.map((item) => scrubPayloads(item, depth + 1));
+  const record = value as Record<string, unknown>;
+  if ('data' in record && 'metadata' in record) return '[payload]';
+  // Errors keep their own serializer; dates and collections hold no payloads.
+  if (value instanceof Error || value instanceof Date || value instanceof Map || value instanceof Set)
+    return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(record)) out[key] = scrubPayloads(item, depth + 1);
+  return out;
+}
+
 /** A Temporal logger that writes every SDK, workflow, activity and Core entry to pino, fields kept. */
 export function temporalLoggerFor(target: PinoLogger): DefaultLogger {
   const level = pinoToTemporal(target.level as PinoLevel);
   return new DefaultLogger(level, (entry: LogEntry) => {
     const { meta, message } = entry;
-    target[TEMPORAL_TO_PINO[entry.level]]({ ...meta }, message);
+    target[TEMPORAL_TO_PINO[entry.level]](scrubPayloads({ ...meta }) as Record<string, unknown>, message);
   });
 }
 

@@ -43,3 +43,30 @@ test('LOG_LEVEL sets the level', () => {
   log.warn('shown');
   assert.equal(lines.length, 1);
 });
+
+test('payloads in Temporal log fields (activations, completions) never reach the output', () => {
+  const { lines, destination } = capture();
+  const temporalLogger = temporalLoggerFor(createLogger({ destination, env: { LOG_LEVEL: 'trace' } }));
+  const secret = Buffer.from(JSON.stringify({ password: 'pw-in-activation', token: 'tok-in-activation' }));
+  class Activation {
+    runId = 'run-1';
+    jobs = [
+      {
+        initializeWorkflow: {
+          arguments: [{ metadata: { encoding: Buffer.from('json/plain') }, data: secret }],
+        },
+      },
+    ];
+  }
+  temporalLogger.trace('Got workflow activation', {
+    activation: new Activation(),
+    raw: new Uint8Array(secret),
+  });
+  const out = lines.join('');
+  assert.doesNotMatch(out, /pw-in-activation|tok-in-activation/);
+  assert.doesNotMatch(out, new RegExp(secret.toString('base64').slice(0, 24)));
+  const entry = JSON.parse(out) as { activation: { runId: string; jobs: unknown[] }; raw: string };
+  assert.equal(entry.activation.runId, 'run-1');
+  assert.deepEqual(entry.activation.jobs, [{ initializeWorkflow: { arguments: ['[payload]'] } }]);
+  assert.match(entry.raw, /^\[\d+ bytes\]$/);
+});
