@@ -110,6 +110,22 @@ describe('createInstance failure paths', () => {
     for (const host of HOSTS) await h.cloud.nova.recordBuildSuccess(host);
   });
 
+  test('no valid host (every compute service disabled): ERROR with the NoValidHost fault, nothing held', async () => {
+    for (const host of HOSTS) await h.cloud.nova.setHostDisabled(host, true, 'maintenance');
+    try {
+      const handle = await h.startBoot(h.request('no-valid-host'));
+      const failure = await expectBootFailure(handle, 'NoValidHost');
+      await h.keepHistory('no-valid-host', handle);
+      assert.match(failure.message, /No valid host was found/);
+      const s = await status(handle);
+      assert.equal(s.attempt, 0, 'no host was ever tried');
+      await assertErrored(h.cloud, s.instanceUuid ?? '', /No valid host was found/);
+      await assertNoLeaks(h);
+    } finally {
+      for (const host of HOSTS) await h.cloud.nova.setHostDisabled(host, false);
+    }
+  });
+
   test('image checksum mismatch: aborts on the first host without a reschedule, nothing cached', async () => {
     const ctx = { projectId: h.boot.admin.projectId, roles: ['admin', 'member', 'reader'] };
     const image = await h.cloud.glance.createImage(

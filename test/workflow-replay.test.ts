@@ -21,6 +21,7 @@ const EXPECTED = [
   'delete-while-building',
   'host-down',
   'max-retries',
+  'no-valid-host',
   'quota-exceeded',
   'subnet-full',
   'token-expires',
