@@ -39,7 +39,7 @@ describe('createInstance failure paths', () => {
 
   test('host down mid-build (no worker on its queue): its work is undone and the build reschedules', async () => {
     await h.setRunningHosts([]);
-    const handle = await h.startBoot(h.request('host-down', { timeouts: { hostPickupMs: 4000 } }));
+    const handle = await h.startBoot(h.request('host-down', { timeouts: { hostPickupMs: 6000 } }));
     const chosen = (await waitForStatus(handle, (s) => s.host !== null)).host as string;
     // Every host but the chosen one comes up; the chosen one never picks up its work.
     await h.setRunningHosts(HOSTS.filter((host) => host !== chosen));
