@@ -5,9 +5,7 @@
  * typed failure naming what is wrong, and every row of the six databases, every file under the data
  * directory and the leak audit are exactly as before. Valid but unusual input (unicode, SQL- or path-like
  * names) is accepted and stored verbatim, harming nothing.
- *
- * Rows marked `gap` are cases the workflow does not refuse up front yet (see the final report of issue 6):
- * they run as todo tests, so they show without failing the suite, and pass once the workflow checks them.
+ * The delete workflow's request gets the same treatment: a malformed delete touches nothing.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import type { CloudErrorType } from '../cloud/errors';
 import type { BootResult } from '../workflows/types';
 import type { ServerView } from '../workflows/operator-types';
-import { addTenantUser, assertUnchanged, diffSnapshots, type CloudState } from './helpers/security';
+import { addTenantUser, assertUnchanged } from './helpers/security';
 import {
   failureTypeOf,
   openSecurityHarness,
@@ -33,8 +31,6 @@ interface BadCase {
   type: CloudErrorType;
   /** The failure's message names what is wrong. */
   message: RegExp;
-  /** Not refused up front by the workflow yet: what happens instead. */
-  gap?: string;
 }
 
 /** A refused request ends in well under a second; a boot that has not ended by then hangs. */
@@ -68,14 +64,12 @@ const BAD: BadCase[] = [
     patch: { networks: 'private' },
     type: 'BadRequest',
     message: /networks/,
-    gap: 'iterated as characters: NotFound "Network p could not be found."',
   },
   {
     what: 'maxAttempts is a string',
     patch: { maxAttempts: 'three' },
     type: 'BadRequest',
     message: /maxAttempts/,
-    gap: 'refused by the scheduler after the instance record: an ERROR server with a fault is left',
   },
   // missing fields
   { what: 'no name', patch: { name: REMOVE }, type: 'BadRequest', message: /name/ },
@@ -92,21 +86,18 @@ const BAD: BadCase[] = [
     patch: { networks: REMOVE },
     type: 'BadRequest',
     message: /networks/,
-    gap: 'TypeError "refs is not iterable" (untyped)',
   },
   {
     what: 'no auth',
     patch: { auth: REMOVE },
     type: 'BadRequest',
     message: /auth/,
-    gap: "TypeError from `'token' in undefined`, retried as an unknown error",
   },
   {
     what: 'no requestId',
     patch: { requestId: REMOVE },
     type: 'BadRequest',
     message: /requestId/,
-    gap: 'found only by the instance record, after quota was reserved',
   },
   // unknown fields
   {
@@ -126,14 +117,12 @@ const BAD: BadCase[] = [
     patch: { adminPass: 'hunter2' },
     type: 'BadRequest',
     message: /adminPass|[Uu]nrecognized/,
-    gap: 'ignored: the server is created',
   },
   {
     what: 'unknown top-level field projectId',
     patch: { projectId: UUID },
     type: 'BadRequest',
     message: /projectId|[Uu]nrecognized/,
-    gap: 'ignored: the server is created (in the caller’s project)',
   },
   // sizes
   { what: 'volume of 0 GB', patch: { bootVolume: { sizeGb: 0 } }, type: 'BadRequest', message: /sizeGb/ },
@@ -162,28 +151,24 @@ const BAD: BadCase[] = [
     patch: { maxAttempts: 0 },
     type: 'BadRequest',
     message: /maxAttempts/,
-    gap: 'refused by the scheduler after the instance record: an ERROR server with a fault is left',
   },
   {
     what: 'maxAttempts -1',
     patch: { maxAttempts: -1 },
     type: 'BadRequest',
     message: /maxAttempts/,
-    gap: 'refused by the scheduler after the instance record: an ERROR server with a fault is left',
   },
   {
     what: 'negative host pick-up timeout',
     patch: { timeouts: { hostPickupMs: -5 } },
     type: 'BadRequest',
     message: /hostPickupMs/,
-    gap: 'the boot hangs (a stuck build is left)',
   },
   {
     what: 'requestId of 300 characters',
     patch: { requestId: 'r'.repeat(300) },
     type: 'BadRequest',
     message: /requestId/,
-    gap: 'found only by the instance record, after quota was reserved',
   },
   // names
   { what: 'empty name', patch: { name: '' }, type: 'BadRequest', message: /name/ },
@@ -219,7 +204,6 @@ const BAD: BadCase[] = [
     patch: { availabilityZone: '' },
     type: 'BadRequest',
     message: /availabilityZone/,
-    gap: 'dropped as if absent: the server is created',
   },
   // SQL- and path-like references
   {
@@ -269,14 +253,12 @@ const BAD: BadCase[] = [
     patch: { networks: [] },
     type: 'BadRequest',
     message: /networks/,
-    gap: 'a server without any port is booted',
   },
   {
     what: 'unknown availability zone',
     patch: { availabilityZone: 'nowhere' },
     type: 'BadRequest',
     message: /availability zone/,
-    gap: 'NoValidHost after the instance record (Nova refuses it at the API): an ERROR server is left',
   },
 ];
 
@@ -338,11 +320,11 @@ describe('bad boot requests change nothing', () => {
     await h?.close();
   });
 
-  test(`${BAD.filter((c) => !c.gap).length} malformed requests: typed failures naming the problem, nothing changed`, async () => {
+  test(`${BAD.length} malformed requests: typed failures naming the problem, nothing changed`, async () => {
     const before = await h.state();
     assert.deepEqual(before.leaks, []);
     const wrong: string[] = [];
-    for (const c of BAD.filter((bad) => !bad.gap)) {
+    for (const c of BAD) {
       const got = await attempt(c);
       if (got.type !== c.type || !c.message.test(got.message ?? '')) {
         wrong.push(
@@ -378,14 +360,34 @@ describe('bad boot requests change nothing', () => {
     assert.deepEqual((await h.state()).leaks, []);
   });
 
-  // Last: a gap may leave an ERROR server, a held quota or a stuck build behind.
-  for (const c of BAD.filter((bad) => bad.gap)) {
-    test(`gap: ${c.what} → ${c.type}`, { todo: `today: ${c.gap}` }, async () => {
-      const before: CloudState = await h.state();
-      const got = await attempt(c);
-      assert.equal(got.type, c.type, `got ${got.type ?? 'success'}: ${got.message}`);
-      assert.match(got.message ?? '', c.message);
-      assert.deepEqual(diffSnapshots(before.rows, (await h.state()).rows), []);
+  test('malformed delete requests: BadRequest naming the field, the server untouched', async () => {
+    const server = await h.run<BootResult>('create', validRequest());
+    const valid = () => ({
+      requestId: `bad-del-${randomUUID()}`,
+      auth: h.demoAuth(),
+      instanceUuid: server.id,
     });
-  }
+    const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+      ['instanceUuid not a uuid', { ...valid(), instanceUuid: '../../etc/passwd' }, /instanceUuid/],
+      ['instanceUuid a number', { ...valid(), instanceUuid: 42 }, /instanceUuid/],
+      ['no auth', { requestId: valid().requestId, instanceUuid: server.id }, /auth/],
+      ['token and credentials', { ...valid(), auth: { token: 'x', credentials: h.demoAuth() } }, /auth/],
+      ['unknown field force', { ...valid(), force: true }, /force|[Uu]nrecognized/],
+      ['requestId with spaces', { ...valid(), requestId: 'a b' }, /requestId/],
+    ];
+    const before = await h.state();
+    const wrong: string[] = [];
+    for (const [what, request, message] of cases) {
+      const error = await h.run('delete', request).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      const type = failureTypeOf(error);
+      const text = typedFailureOf(error)?.message ?? '';
+      if (type !== 'BadRequest' || !message.test(text)) wrong.push(`${what}: ${type ?? 'success'}: ${text}`);
+    }
+    assert.deepEqual(wrong, []);
+    assertUnchanged(before, await h.state(), 'malformed delete requests');
+    assert.equal((await h.cloud.nova.getInstance(server.id)).vmState, 'active');
+  });
 });
