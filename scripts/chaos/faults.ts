@@ -5,7 +5,7 @@
  * busy by another process's write transaction (SQLite BEGIN IMMEDIATE) for a few seconds.
  */
 import { spawn } from 'node:child_process';
-import { rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { faultsFile } from '../../cloud/cinder';
 import type { CinderFaults } from '../../cloud/cinder/types';
@@ -51,7 +51,9 @@ export async function corruptCachedImage(
 
 /** Cinder's creation fault for `forMs`, then none. */
 export async function cinderFaultFor(dataDir: string, faults: CinderFaults, forMs: number): Promise<void> {
-  const file = faultsFile(path.join(dataDir, 'volumes'));
+  const dir = path.join(dataDir, 'volumes');
+  await mkdir(dir, { recursive: true });
+  const file = faultsFile(dir);
   await writeFile(file, JSON.stringify(faults));
   await new Promise((resolve) => setTimeout(resolve, forMs));
   await rm(file, { force: true });

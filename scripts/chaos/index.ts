@@ -58,7 +58,7 @@ function parseOptions(argv: string[]): ChaosOptions {
   const opts = new Command('chaos')
     .description('seeded, bounded chaos run against a real dev server and worker processes')
     .option('--seed <n>', 'seed of the plan (default: random, printed)')
-    .option('--boots <n>', 'boots to submit (default 200; 30 with --short)')
+    .option('--boots <n>', 'boots to submit (default 150; 30 with --short)')
     .option('--short', 'the CI preset: about 30 boots, fewer kills, under three minutes')
     .option('--concurrency <n>', 'boots running at once')
     .option('--live <n>', 'ACTIVE servers kept at most (finished ones beyond it are deleted)')
@@ -77,11 +77,11 @@ function parseOptions(argv: string[]): ChaosOptions {
   const short = opts.short === true;
   return {
     seed: Math.floor(num(opts.seed, Math.floor(Math.random() * 1_000_000))),
-    boots: Math.floor(num(opts.boots, short ? 30 : 200)),
+    boots: Math.floor(num(opts.boots, short ? 30 : 150)),
     short,
-    concurrency: Math.floor(num(opts.concurrency, short ? 8 : 12)),
+    concurrency: Math.floor(num(opts.concurrency, short ? 15 : 12)),
     liveCap: Math.floor(num(opts.live, short ? 12 : 24)),
-    minutes: num(opts.minutes, short ? 2.2 : 7),
+    minutes: num(opts.minutes, short ? 2.5 : 6.5),
     ...(typeof opts.dataDir === 'string' ? { dataDir: path.resolve(opts.dataDir) } : {}),
     keep: opts.keep === true,
     ...(typeof opts.json === 'string' ? { json: path.resolve(opts.json) } : {}),
@@ -166,11 +166,15 @@ async function carryOut(event: ChaosEvent, ctx: EventContext): Promise<string | 
       await setComputeFault(dataDir, event.host, 'fetchImage', { mode: 'fail', times: event.times });
       return null;
     case 'corrupt-cache': {
-      const done = await corruptCachedImage(dataDir, event.host, fixtures.imageId, event.how);
-      log(
-        `chaos: cached image on ${event.host} ${done ? `damaged (${event.how})` : 'not cached yet: nothing to damage'}`,
-      );
-      return done ? null : `corrupt cache on ${event.host} (not cached)`;
+      // The planned host first; if it has not cached the image yet, the next host still alive that has.
+      const candidates = [event.host, ...COMPUTE_HOSTS.filter((h) => h !== event.host && !cluster.isLost(h))];
+      for (const host of candidates) {
+        if (await corruptCachedImage(dataDir, host, fixtures.imageId, event.how)) {
+          log(`chaos: cached image on ${host} damaged (${event.how})`);
+          return null;
+        }
+      }
+      return 'corrupt cache (no host had cached the image)';
     }
     case 'volume-slow':
       log(`chaos: volume creation takes ${event.delayMs} ms more for ${event.forMs} ms`);
@@ -227,11 +231,14 @@ async function main(): Promise<number> {
     const deadline = submitStart + options.minutes * 60_000;
     const driver = new Driver({
       client,
+      connection,
       fixtures,
       concurrency: options.concurrency,
       liveCap: options.liveCap,
       deadline,
       log,
+      // The short run cannot wait Nova's 30 s for a lost host's every build; the long run keeps the default.
+      ...(options.short ? { hostPickupMs: 10_000 } : {}),
     });
     const ran: Partial<Record<ChaosEventType, number>> = {};
     const skipped: string[] = [];
@@ -241,24 +248,48 @@ async function main(): Promise<number> {
       () => log(`progress: ${driver.tracked.length} submitted, ${driver.finished} ended`),
       15_000,
     );
-    await driver.run(plan.requests, (count) => {
-      while (next < plan.events.length && plan.events[next]!.atBoot <= count) {
-        const { event } = plan.events[next++]!;
-        running.push(
-          carryOut(event, { cluster, fixtures }).then(
-            (skip) => {
-              if (skip) skipped.push(skip);
-              else ran[event.type] = (ran[event.type] ?? 0) + 1;
-            },
-            (err: unknown) => {
-              skipped.push(`${event.type} (${(err as Error).message.split('\n')[0]})`);
-              log(`! chaos event ${event.type} failed: ${(err as Error).message}`);
-            },
-          ),
-        );
+    // Events in plan order, each once its submission count is reached and at least `gap` after the one
+    // before (the first boots go out in one burst; their events should not all land in the same second).
+    const gap = options.short ? 3_000 : 8_000;
+    let submitted = 0;
+    let lastFired = 0;
+    let submitting = true;
+    const scheduler = (async () => {
+      while (
+        next < plan.events.length &&
+        Date.now() < deadline &&
+        (submitting || driver.finished < driver.tracked.length)
+      ) {
+        const due = plan.events[next]!;
+        if ((due.atBoot <= submitted || !submitting) && Date.now() - lastFired >= gap) {
+          next += 1;
+          lastFired = Date.now();
+          const { event } = due;
+          running.push(
+            carryOut(event, { cluster, fixtures }).then(
+              (skip) => {
+                if (skip) skipped.push(skip);
+                else ran[event.type] = (ran[event.type] ?? 0) + 1;
+              },
+              (err: unknown) => {
+                skipped.push(`${event.type} (${(err as Error).message.split('\n')[0]})`);
+                log(`! chaos event ${event.type} failed: ${(err as Error).message}`);
+              },
+            ),
+          );
+        }
+        await sleep(250);
       }
+    })();
+    await driver.run(plan.requests, (count) => {
+      submitted = count;
     });
+    submitting = false;
+    await scheduler;
+    for (; next < plan.events.length; next++)
+      skipped.push(`${plan.events[next]!.event.type} (the run ended first)`);
     clearInterval(ticker);
+    driver.stop();
     const seconds = Math.round((Date.now() - submitStart) / 1000);
     log(
       `submission and drain done in ${seconds} s: ${driver.finished} of ${driver.tracked.length} boots ended`,

@@ -112,14 +112,19 @@ function planEvents(rng: Rng, boots: number, short: boolean, lostHost: ComputeHo
   const add = (lo: number, hi: number, event: ChaosEvent) =>
     events.push({ atBoot: at(rng, boots, lo, hi), event });
 
-  add(0.15, 0.35, { type: 'kill-controller', pauseMs: rng.int(2_000, 10_000) });
-  add(0.3, 0.55, { type: 'kill-network', pauseMs: rng.int(2_000, 10_000) });
-  add(0.35, 0.6, { type: 'lose-compute', host: lostHost });
-  add(0.45, 0.75, { type: 'restart-server', pauseMs: rng.int(1_000, 5_000) });
-  add(0.05, 0.9, { type: 'spawn-fail', host: rng.pick(alive), times: rng.int(2, 4) });
-  add(0.05, 0.9, { type: 'corrupt-cache', host: rng.pick(alive), how: rng.pick(['truncate', 'scribble']) });
-  add(0.05, 0.9, { type: 'volume-slow', delayMs: rng.int(3_000, 8_000), forMs: rng.int(10_000, 20_000) });
-  add(0.05, 0.9, {
+  // Early and overlapping in the short run, so that its outages fit its few minutes.
+  const w = short
+    ? { controller: [0.05, 0.15], lose: [0.1, 0.25], network: [0.2, 0.35], server: [0.3, 0.5] }
+    : { controller: [0.1, 0.35], lose: [0.35, 0.6], network: [0.3, 0.55], server: [0.45, 0.75] };
+  const pause = (lo: number, hi: number) => rng.int(lo, short ? Math.min(hi, 4_000) : hi);
+  add(w.controller[0]!, w.controller[1]!, { type: 'kill-controller', pauseMs: pause(2_000, 10_000) });
+  add(w.lose[0]!, w.lose[1]!, { type: 'lose-compute', host: lostHost });
+  add(w.network[0]!, w.network[1]!, { type: 'kill-network', pauseMs: pause(1_000, 10_000) });
+  add(w.server[0]!, w.server[1]!, { type: 'restart-server', pauseMs: rng.int(1_000, 5_000) });
+  add(0.05, 0.8, { type: 'spawn-fail', host: rng.pick(alive), times: rng.int(2, 4) });
+  add(0.3, 0.8, { type: 'corrupt-cache', host: rng.pick(alive), how: rng.pick(['truncate', 'scribble']) });
+  add(0.05, 0.8, { type: 'volume-slow', delayMs: rng.int(3_000, 8_000), forMs: rng.int(10_000, 20_000) });
+  add(0.05, 0.8, {
     type: 'db-busy',
     service: rng.pick(['nova', 'placement', 'neutron', 'cinder']),
     holdMs: rng.int(2_000, 6_000),

@@ -24,8 +24,12 @@ export interface RunFacts {
 const OUTCOMES: Outcome[] = ['ACTIVE', 'DELETED', 'ERROR', 'REFUSED', 'LOST'];
 const KINDS: RequestKind[] = ['image', 'volume', 'quota', 'missing-image', 'corrupt-image', 'full-subnet'];
 
-function table(head: string[]): Table.Table {
-  return new Table({ head, style: { head: [], border: [] } });
+function table(head: string[], colWidths?: number[]): Table.Table {
+  return new Table({
+    head,
+    style: { head: [], border: [] },
+    ...(colWidths ? { colWidths, wordWrap: true, wrapOnWordBoundary: true } : {}),
+  });
 }
 
 function countBy<T>(items: T[], key: (item: T) => string | undefined): string {
@@ -77,7 +81,7 @@ export function summaryTable(facts: RunFacts, v: Verification): string {
     `database busy ${e['db-busy'] ?? 0}`,
   ].join(', ');
   const clean = facts.gracefulStop.filter((w) => w.code === 0).length;
-  const t = table([`chaos seed ${facts.seed}`, 'result']);
+  const t = table([`chaos seed ${facts.seed}`, 'result'], [21, 96]);
   t.push(
     [
       'requests',

@@ -10,9 +10,11 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   type Client,
+  type Connection,
   type WorkflowHandle,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { bootWorkflowId, CONTROLLER_QUEUE, deleteWorkflowId } from '../../workflows/names';
 import type { BootRequest, BootResult, DeleteRequest, DeleteResult } from '../../workflows/types';
@@ -42,6 +44,9 @@ export interface TrackedRequest {
 
 export interface DriverOptions {
   client: Client;
+  connection: Connection;
+  /** Operator knob of every boot: how long work may wait for a compute host before it counts as down. */
+  hostPickupMs?: number;
   fixtures: ChaosFixtures;
   /** Boots running at once. */
   concurrency: number;
@@ -58,8 +63,9 @@ function transient(err: unknown): boolean {
   return /UNAVAILABLE|ECONNREFUSED|DEADLINE_EXCEEDED|Connection|connect|socket|transport/i.test(message);
 }
 
-function bootRequest(planned: PlannedRequest, fx: ChaosFixtures): BootRequest {
+function bootRequest(planned: PlannedRequest, fx: ChaosFixtures, hostPickupMs?: number): BootRequest {
   const base = {
+    ...(hostPickupMs ? { timeouts: { hostPickupMs } } : {}),
     requestId: planned.requestId,
     auth: { token: fx.demoToken },
     name: `chaos-${planned.index}`,
@@ -99,10 +105,21 @@ export class Driver {
   /** ACTIVE servers not (being) deleted, newest last. */
   private readonly live: TrackedRequest[] = [];
 
-  constructor(private readonly options: DriverOptions) {}
+  /** Cuts every call still waiting on Temporal (the deadline passed, or the run is over). */
+  private readonly abort = new AbortController();
+
+  constructor(private readonly options: DriverOptions) {
+    // Every waiting call listens to the one signal.
+    setMaxListeners(0, this.abort.signal);
+  }
 
   private get expired(): boolean {
-    return Date.now() > this.options.deadline;
+    return Date.now() > this.options.deadline || this.abort.signal.aborted;
+  }
+
+  /** Stops following: calls still waiting end now, so the connection can be closed. */
+  stop(): void {
+    this.abort.abort(new Error('the chaos run is over'));
   }
 
   /** Retries `work` while Temporal is unreachable (a restarting dev server), until the deadline. */
@@ -110,7 +127,7 @@ export class Driver {
     let logged = false;
     for (;;) {
       try {
-        return await work();
+        return await this.options.connection.withAbortSignal(this.abort.signal, work);
       } catch (err) {
         if (!transient(err) || this.expired) throw err;
         if (!logged) this.options.log(`  (${what}: Temporal unreachable, retrying)`);
@@ -122,7 +139,7 @@ export class Driver {
 
   private async start(t: TrackedRequest): Promise<WorkflowHandle> {
     const { client, fixtures } = this.options;
-    const args = [bootRequest(t.planned, fixtures)];
+    const args = [bootRequest(t.planned, fixtures, this.options.hostPickupMs)];
     const handle = await this.retrying(`start ${t.workflowId}`, async () => {
       try {
         return await client.workflow.start('createInstance', {
