@@ -9,9 +9,10 @@ import type { Glance } from '../cloud/glance';
 import { enforce, enforceVisible, type Keystone } from '../cloud/keystone';
 import type { Nova } from '../cloud/nova';
 import { nameSchema, parseRequest } from '../cloud/validation';
-import type { BootPlan, FlavorSpec, ImageLocation, InstanceSummary, QuotaAmounts } from '../workflows/types';
+import type { BootPlan, FlavorSpec, InstanceSummary, QuotaAmounts } from '../workflows/types';
 import { adaptAll } from './failures';
 import { contextForOngoingWork } from './identity';
+import { activeImageFor } from './image';
 
 const GIB = 1024 ** 3;
 
@@ -101,10 +102,7 @@ export function createComputeApiActivities({ keystone, nova, glance }: ComputeAp
           throw new CloudError('BadRequest', err.message);
         throw err;
       });
-      const image = await glance.getImage(req.image, ctx);
-      if (image.status !== 'active') {
-        throw new CloudError('ImageNotActive', `Image ${image.id} is not active.`, { imageId: image.id });
-      }
+      const { image, spec: imageSpec } = await activeImageFor(glance, req.image, ctx);
       if (req.availabilityZone !== undefined) {
         const zones = new Set((await nova.listComputeHosts()).map((h) => h.availabilityZone));
         if (!zones.has(req.availabilityZone)) {
@@ -116,22 +114,18 @@ export function createComputeApiActivities({ keystone, nova, glance }: ComputeAp
       }
       const bootVolumeGb = req.bootVolume?.sizeGb ?? null;
       checkImageFitsFlavor(image, flavor, bootVolumeGb);
-      const location: ImageLocation = await glance.imageLocation(image);
       return {
         projectId: ctx.projectId,
         userId: ctx.userId,
         name: req.name,
         flavor,
-        image: {
-          id: image.id,
-          name: image.name,
-          minDisk: image.minDisk,
-          minRam: image.minRam,
-          properties: image.properties,
-          location,
-        },
+        image: imageSpec,
         bootVolume: req.bootVolume
-          ? { sizeGb: req.bootVolume.sizeGb, deleteOnTermination: req.bootVolume.deleteOnTermination ?? true }
+          ? // Nova's block_device_mapping_v2 default: the volume outlives the server unless asked otherwise.
+            {
+              sizeGb: req.bootVolume.sizeGb,
+              deleteOnTermination: req.bootVolume.deleteOnTermination ?? false,
+            }
           : null,
         quota: quotaFor(flavor, bootVolumeGb),
         availabilityZone: req.availabilityZone ?? null,

@@ -222,7 +222,11 @@ describe('createInstance and deleteInstance', () => {
     const attach = server.timings.find((t) => t.step === 'block-devices');
     assert.ok(attach && (attach.ms ?? 0) >= 2 * 3600_000, 'the block-device step spanned the skipped hours');
     await assertNoLeaks(h);
-    await deleteServer('delete-token-expires', server.id);
+    // deleteOnTermination was not asked for: as in Nova, the volume outlives the server, detached.
+    const deleted = await deleteServer('delete-token-expires', server.id);
+    assert.deepEqual(deleted.deletedVolumes, []);
+    assert.equal((await h.cloud.cinder.getVolume(volume?.id ?? '')).status, 'available');
+    await assertNoLeaks(h);
   });
 
   test('deleting an unknown server is a clear NotFound, and creates nothing', async () => {

@@ -50,9 +50,15 @@ export async function skeletonBoot(input: SkeletonBootInput): Promise<SkeletonBo
     steps++;
     return run();
   };
-  const ctl = (step: string) => counted(() => controller.skeletonController({ step }));
-  const net = (step: string) => counted(() => network.skeletonNetwork({ step }));
-  const cmp = (step: string) => counted(() => compute.skeletonCompute({ step, host }));
+  // With the step as the activity's summary, as the real workflow's `call` does (Web UI, histories).
+  const ctl = (step: string) =>
+    counted(() => controller.skeletonController.executeWithOptions({ summary: step }, [{ step }]));
+  const net = (step: string) =>
+    counted(() => network.skeletonNetwork.executeWithOptions({ summary: step }, [{ step }]));
+  const cmp = (step: string) =>
+    counted(() =>
+      compute.skeletonCompute.executeWithOptions({ summary: `${step} on ${host}` }, [{ step, host }]),
+    );
 
   await ctl('keystone: authenticate');
   await ctl('keystone: authorize');

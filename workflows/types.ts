@@ -35,7 +35,10 @@ export interface BootRequest {
   flavor: string;
   /** Image id or name: booted from directly, or copied into the boot volume. */
   image: string;
-  /** Boot from a new volume created from the image (source=image, destination=volume). */
+  /**
+   * Boot from a new volume created from the image (source=image, destination=volume). The volume outlives
+   * the server unless deleteOnTermination is true (Nova's default is false).
+   */
   bootVolume?: { sizeGb: number; deleteOnTermination?: boolean };
   /** Network ids or names; at least one. */
   networks: string[];
