@@ -79,7 +79,7 @@ function parseOptions(argv: string[]): ChaosOptions {
     seed: Math.floor(num(opts.seed, Math.floor(Math.random() * 1_000_000))),
     boots: Math.floor(num(opts.boots, short ? 30 : 150)),
     short,
-    concurrency: Math.floor(num(opts.concurrency, short ? 15 : 12)),
+    concurrency: Math.floor(num(opts.concurrency, short ? 15 : 20)),
     liveCap: Math.floor(num(opts.live, short ? 12 : 24)),
     minutes: num(opts.minutes, short ? 2.5 : 6.5),
     ...(typeof opts.dataDir === 'string' ? { dataDir: path.resolve(opts.dataDir) } : {}),

@@ -102,7 +102,8 @@ export class Cluster {
           BOOTFLOW_DATA: this.options.dataDir,
           BOOTFLOW_HEARTBEAT_SECONDS: String(this.options.heartbeatSeconds),
           LOG_FORMAT: 'json',
-          LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+          // Quiet workers: at info, the logging of every activity costs CPU the run is short of.
+          LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
         },
         stdio: ['ignore', fd, fd, 'ipc'],
       },
