@@ -343,6 +343,7 @@ async function main(): Promise<number> {
       events: ran,
       skippedEvents: skipped,
       workerCrashes: cluster.crashes.length,
+      startsRetried: cluster.unavailableStarts,
       resubmissions: {
         total: driver.tracked.filter((t) => t.resubmission).length,
         answeredAlreadyStarted: driver.tracked.filter((t) => t.resubmission === 'already-started').length,

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { EXIT } from '../../lib/cli/errors';
 import { startDevServer, type RunningDevServer } from '../../lib/dev-server';
 import { PROJECT_ROOT } from '../../lib/temporal-binaries';
 import { BOOT_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
@@ -21,6 +22,7 @@ interface WorkerProcess {
   child: ChildProcess;
   /** Set when we kill or stop it; any other exit is a crash, restarted as a supervisor would. */
   expected: boolean;
+  ready: boolean;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -65,6 +67,8 @@ export class Cluster {
   /** Workers that exited without being told to (each was restarted). */
   readonly crashes: Array<{ name: WorkerName; code: number | null; signal: string | null; log: string }> = [];
   private stopping = false;
+  /** Starts that found Temporal unreachable (the dev server restarting) and were tried again. */
+  unavailableStarts = 0;
 
   constructor(private readonly options: ClusterOptions) {
     this.address = `127.0.0.1:${options.port}`;
@@ -112,10 +116,14 @@ export class Cluster {
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
       child.once('exit', (code, signal) => resolve({ code, signal })),
     );
-    const proc: WorkerProcess = { name, child, exited, expected: false };
+    const proc: WorkerProcess = { name, child, exited, expected: false, ready: false };
     this.workers.set(name, proc);
+    child.on('message', (message: { type?: string }) => {
+      if (message?.type === 'ready') proc.ready = true;
+    });
     void exited.then(({ code, signal }) => {
-      if (proc.expected || this.stopping) return;
+      // Before it was ready, startWorker deals with it; after, any exit we did not cause is a crash.
+      if (proc.expected || this.stopping || !proc.ready) return;
       this.crashes.push({ name, code, signal, log: tail(log, 5) });
       this.options.log(`! worker ${name} exited by itself (${code ?? signal}); restarting it`);
       setTimeout(() => {
@@ -126,26 +134,43 @@ export class Cluster {
     return proc;
   }
 
-  /** Starts a worker and resolves once it reports ready (its queues polled, its host announced). */
+  /**
+   * Starts a worker and resolves once it reports ready (its queues polled, its host announced). A worker
+   * that cannot reach Temporal at start exits 3 (the dev server may be restarting): it is started again,
+   * as its supervisor would, until the ready timeout.
+   */
   async startWorker(name: WorkerName): Promise<void> {
-    const proc = this.spawnWorker(name);
     const log = path.join(this.options.logsDir, `${name}.log`);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`worker ${name} not ready after ${READY_TIMEOUT_MS / 1000} s:\n${tail(log)}`)),
-        READY_TIMEOUT_MS,
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    for (;;) {
+      const proc = this.spawnWorker(name);
+      const outcome = await new Promise<'ready' | { code: number | null; signal: string | null }>(
+        (resolve) => {
+          const timer = setTimeout(
+            () => resolve({ code: null, signal: 'timeout' }),
+            Math.max(0, deadline - Date.now()),
+          );
+          proc.child.on('message', (message: { type?: string }) => {
+            if (message?.type === 'ready') {
+              clearTimeout(timer);
+              resolve('ready');
+            }
+          });
+          void proc.exited.then((exit) => {
+            clearTimeout(timer);
+            resolve(exit);
+          });
+        },
       );
-      proc.child.on('message', (message: { type?: string }) => {
-        if (message?.type === 'ready') {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      void proc.exited.then(({ code, signal }) => {
-        clearTimeout(timer);
-        reject(new Error(`worker ${name} exited (${code ?? signal}) before it was ready:\n${tail(log)}`));
-      });
-    });
+      if (outcome === 'ready') return;
+      if (outcome.code === EXIT.UNAVAILABLE && Date.now() < deadline && !this.stopping) {
+        this.unavailableStarts += 1;
+        await sleep(2_000);
+        continue;
+      }
+      if (outcome.signal === 'timeout') proc.child.kill('SIGKILL');
+      throw new Error(`worker ${name} did not start (${outcome.code ?? outcome.signal}):\n${tail(log)}`);
+    }
   }
 
   /** kill -9: the process gets no chance to finish or hand back anything. */

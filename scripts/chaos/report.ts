@@ -14,6 +14,8 @@ export interface RunFacts {
   /** Events that could not be carried out (e.g. no cached image to damage yet). */
   skippedEvents: string[];
   workerCrashes: number;
+  /** Worker starts that found the dev server down, exited 3, and were started again. */
+  startsRetried: number;
   resubmissions: { total: number; answeredAlreadyStarted: number };
   deletes: { asked: number; deleted: number };
   reschedules: number;
@@ -95,7 +97,10 @@ export function summaryTable(facts: RunFacts, v: Verification): string {
       'faults injected',
       faults + (facts.skippedEvents.length ? `; skipped: ${facts.skippedEvents.join(', ')}` : ''),
     ],
-    ['worker crashes', String(facts.workerCrashes)],
+    [
+      'worker crashes',
+      `${facts.workerCrashes} (starts retried while the dev server was down: ${facts.startsRetried})`,
+    ],
     ['reschedules', `${facts.reschedules} (${v.movedOffLostHost} boots moved off ${facts.lostHost})`],
     ['compensations', `${facts.compensations} undo steps run`],
     ['graceful stop', `${clean} of ${facts.gracefulStop.length} workers exited 0 on SIGTERM`],
