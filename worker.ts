@@ -27,6 +27,7 @@ import { openCloud, openComputeHost, type Cloud } from './cloud/index';
 import { Keystone } from './cloud/keystone';
 import { Neutron } from './cloud/neutron';
 import { verifyKeyringAgainstHistory } from './lib/codec';
+import { ensureSearchAttributes } from './lib/search-attributes';
 import { temporalSettings } from './lib/connection';
 import { createLogger, installTemporalRuntime } from './lib/logger';
 import { EXIT, UserError } from './lib/cli/errors';
@@ -216,6 +217,9 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
           throw new UserError((err as Error).message, EXIT.USAGE);
         log.warn({ error: (err as Error).message }, 'could not check the keyring against stored history');
       });
+      // Workflows upsert these; unregistered, their tasks would fail forever on a fresh cluster.
+      const added = await ensureSearchAttributes(connection, settings.namespace);
+      if (added.length > 0) log.info({ added }, 'registered the boot search attributes');
       cloud = await openCloud({ db });
       const opened = cloud;
       closers.push(() => opened.close());

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Worker } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { resolveTemporalBinary } from '../lib/temporal-binaries';
+import { ensureSearchAttributes } from '../lib/search-attributes';
 import * as activities from './fixtures/foundation-activities';
 import { sleepThenGreet } from './fixtures/foundation-workflows';
 import { devServerEnv, timeSkippingEnv } from './helpers/temporal-env';
@@ -95,5 +96,22 @@ describe('dev server (temporal CLI)', () => {
     let completed = 0;
     for await (const execution of handle) if (execution.status.name === 'COMPLETED') completed++;
     assert.ok(completed >= 1);
+  });
+
+  test('the boot search attributes are registered once when missing', async () => {
+    const namespace = env.namespace ?? 'default';
+    assert.deepEqual(await ensureSearchAttributes(env.connection, namespace), [
+      'InstanceId',
+      'ProjectId',
+      'ComputeHost',
+      'VmState',
+    ]);
+    const listed = await env.connection.operatorService.listSearchAttributes({ namespace });
+    assert.ok(
+      ['InstanceId', 'ProjectId', 'ComputeHost', 'VmState'].every(
+        (n) => n in (listed.customAttributes ?? {}),
+      ),
+    );
+    assert.deepEqual(await ensureSearchAttributes(env.connection, namespace), []);
   });
 });

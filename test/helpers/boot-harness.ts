@@ -31,7 +31,7 @@ import type { ComputeHost } from '../../cloud/compute';
 import { DEFAULT_HOSTS } from '../../cloud/hosts';
 import { openCloud, openComputeHost, type Cloud } from '../../cloud/index';
 import { bootWorkflowId, computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from '../../workflows/names';
-import { BOOT_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { ensureSearchAttributes } from '../../lib/search-attributes';
 import type { BootAuth, BootRequest, BootResult } from '../../workflows/types';
 import { testDbConfig, type TestDb } from './cloud-db';
 import { timeSkippingEnv } from './temporal-env';
@@ -93,17 +93,6 @@ function clockFollower(clock: ManualClock, onMove: () => Promise<void>): Activit
   });
 }
 
-async function registerSearchAttributes(env: TestWorkflowEnvironment): Promise<void> {
-  const KEYWORD = 2; // temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-  const searchAttributes = Object.fromEntries(
-    Object.keys(BOOT_SEARCH_ATTRIBUTES).map((name) => [name, KEYWORD]),
-  );
-  await env.connection.operatorService.addSearchAttributes({
-    namespace: env.namespace ?? 'default',
-    searchAttributes,
-  });
-}
-
 export async function openBootHarness(label: string): Promise<BootHarness> {
   const db: TestDb = testDbConfig(label);
   const clock = new ManualClock(Date.now());
@@ -142,7 +131,7 @@ export async function openBootHarness(label: string): Promise<BootHarness> {
   };
 
   const env = await timeSkippingEnv();
-  await registerSearchAttributes(env);
+  await ensureSearchAttributes(env.connection, env.namespace ?? 'default');
   const interceptors = { activity: [clockFollower(clock, heartbeat)] };
   const workflowBundleCode = await workflowBundle();
 

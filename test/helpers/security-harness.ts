@@ -33,13 +33,13 @@ import type { ComputeHost } from '../../cloud/compute';
 import { capabilitiesOf, DEFAULT_HOSTS } from '../../cloud/hosts';
 import { openCloud, openComputeHost, type Cloud } from '../../cloud/index';
 import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from '../../workflows/names';
-import { BOOT_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { ensureSearchAttributes } from '../../lib/search-attributes';
 import type { BootAuth, PasswordCredentials } from '../../workflows/types';
 import { testDbConfig, type TestDb } from './cloud-db';
 import { DbSnapshotter, snapshotFiles, type CloudState, type Outcome } from './security';
 import { timeSkippingEnv } from './temporal-env';
 
-export const HOSTS = DEFAULT_HOSTS.map((h) => h.host);
+const HOSTS = DEFAULT_HOSTS.map((h) => h.host);
 
 /** The workflow types client.ts starts, by the command that starts them. */
 export const CLIENT_WORKFLOWS = {
@@ -148,11 +148,7 @@ export async function openSecurityHarness(
 
   const { dataConverter } = options;
   const env = await timeSkippingEnv(dataConverter);
-  await env.connection.operatorService.addSearchAttributes({
-    namespace: env.namespace ?? 'default',
-    // INDEXED_VALUE_TYPE_KEYWORD
-    searchAttributes: Object.fromEntries(Object.keys(BOOT_SEARCH_ATTRIBUTES).map((name) => [name, 2])),
-  });
+  await ensureSearchAttributes(env.connection, env.namespace ?? 'default');
   const rawClient = new Client({ connection: env.connection, namespace: env.namespace ?? 'default' });
 
   const running: Array<{ worker: Worker; done: Promise<void> }> = [];
