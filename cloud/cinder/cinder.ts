@@ -5,6 +5,7 @@
  * Attachments follow Cinder's attachment API: reserve → attaching (connector known) → attached → detached.
  */
 import { randomUUID } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
@@ -140,11 +141,34 @@ function invalidVolume(message: string, details: Record<string, unknown> = {}): 
 /** A transaction body either succeeds or refuses (having written nothing); the refusal is thrown after it ends. */
 type Outcome<T> = { ok: T } | { error: CloudError };
 
+/** The Cinders open in this process, by worker id. */
+const OPEN_HERE = new Set<string>();
+
+/**
+ * Whether the Cinder that runs a creation still lives: one of this process's that is still open, or another
+ * process on this machine that still runs. A worker on another machine is not ours to judge: alive.
+ */
+function workerAlive(worker: string): boolean {
+  const match = /^(\d+)@(.*)\/[0-9a-f-]+$/.exec(worker);
+  if (!match) return false;
+  const pid = Number(match[1]);
+  if (match[2] !== os.hostname()) return true;
+  if (pid === process.pid) return OPEN_HERE.has(worker);
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export class Cinder {
   /** Background creations in this process, by volume id, so delete and close can stop them. */
   private readonly jobs = new Map<string, { abort: AbortController; done: Promise<void> }>();
   private closing = false;
   private faults: CinderFaults | undefined;
+  /** This Cinder as the runner of creations (`<pid>@<host>/<id>`), recorded on the volumes it creates. */
+  private readonly worker = `${process.pid}@${os.hostname()}/${randomUUID()}`;
 
   private constructor(
     private readonly store: ServiceDb<CinderDb>,
@@ -169,12 +193,71 @@ export class Cinder {
       options.faults === undefined ? undefined : parseRequest(faultsSchema, options.faults, 'faults');
     const store = await openServiceDb<CinderDb>('cinder', cinderMigrations, options.db);
     const volumesDir = path.join(path.resolve(options.dataDir ?? options.db.dataDir), 'volumes');
-    return new Cinder(store, options.clock ?? systemClock, volumesDir, backend, faults);
+    const cinder = new Cinder(store, options.clock ?? systemClock, volumesDir, backend, faults);
+    OPEN_HERE.add(cinder.worker);
+    try {
+      await cinder.resumeLostCreations();
+    } catch (err) {
+      await cinder.close();
+      throw err;
+    }
+    return cinder;
   }
 
-  /** Stops background creations (their volumes stay `creating`, as with a stopped cinder-volume), then closes. */
+  /**
+   * What cinder-volume does when it starts: creations whose worker is gone (its process was killed or
+   * restarted mid-copy) are taken over, one Cinder each (a conditional update claims them), and run again
+   * from the start, so no volume stays `creating` with nobody working on it. An image volume from before
+   * the image source was recorded cannot be redone: it goes to `error`, as Cinder's init_host does.
+   */
+  private async resumeLostCreations(): Promise<void> {
+    const rows = await this.db
+      .selectFrom('volumes')
+      .selectAll()
+      .where('status', '=', 'creating')
+      .where('deleted', '=', 0)
+      .execute();
+    for (const row of rows) {
+      if (row.creation_worker !== null && workerAlive(row.creation_worker)) continue;
+      const previous = row.creation_worker;
+      const claimed = await this.db
+        .updateTable('volumes')
+        .set({ creation_worker: this.worker, updated_at: this.clock.now() })
+        .where('id', '=', row.id)
+        .where('status', '=', 'creating')
+        .where((eb) =>
+          previous === null ? eb('creation_worker', 'is', null) : eb('creation_worker', '=', previous),
+        )
+        .executeTakeFirst();
+      if (Number(claimed.numUpdatedRows) !== 1) continue;
+      if (row.bootable === 1 && row.image_source === null) {
+        await this.db
+          .updateTable('volumes')
+          .set({
+            status: 'error',
+            error_message: 'Volume creation was interrupted',
+            updated_at: this.clock.now(),
+          })
+          .where('id', '=', row.id)
+          .where('status', '=', 'creating')
+          .execute();
+        continue;
+      }
+      const source =
+        row.image_source === null
+          ? undefined
+          : parseRequest(imageSourceSchema, JSON.parse(row.image_source), 'recorded image source');
+      this.startCreation(row.id, row.size, source);
+    }
+  }
+
+  /**
+   * Stops background creations (their volumes stay `creating`, as with a stopped cinder-volume, until the next
+   * Cinder to open takes them over), then closes.
+   */
   async close(): Promise<void> {
     this.closing = true;
+    OPEN_HERE.delete(this.worker);
     for (const job of this.jobs.values()) job.abort.abort(new Error('Cinder is closing'));
     await Promise.allSettled([...this.jobs.values()].map((job) => job.done));
     await this.store.close();
@@ -248,6 +331,8 @@ export class Cinder {
           created_at: now,
           updated_at: now,
           deleted_at: null,
+          creation_worker: this.worker,
+          image_source: source ? JSON.stringify(source) : null,
         })
         .execute();
     } catch (err) {

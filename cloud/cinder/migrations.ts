@@ -64,4 +64,14 @@ export const cinderMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  /**
+   * Who runs a volume's creation (`<pid>@<host>/<instance>`) and from which image, so that a creation whose
+   * process died (killed, restarted) is taken over by the next Cinder to open instead of staying `creating`.
+   */
+  '002_creation_worker': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('volumes').addColumn('creation_worker', 'varchar(255)').execute();
+      await db.schema.alterTable('volumes').addColumn('image_source', 'text').execute();
+    },
+  },
 };

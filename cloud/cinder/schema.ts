@@ -20,6 +20,10 @@ export interface VolumesTable {
   created_at: number;
   updated_at: number;
   deleted_at: number | null;
+  /** While `creating`: the Cinder running the creation, `<pid>@<host>/<instance id>`. */
+  creation_worker: string | null;
+  /** JSON ImageSource of a volume created from an image (what a resumed creation copies in again). */
+  image_source: string | null;
 }
 
 export interface VolumeAttachmentsTable {
