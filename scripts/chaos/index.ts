@@ -58,7 +58,7 @@ function parseOptions(argv: string[]): ChaosOptions {
   const opts = new Command('chaos')
     .description('seeded, bounded chaos run against a real dev server and worker processes')
     .option('--seed <n>', 'seed of the plan (default: random, printed)')
-    .option('--boots <n>', 'boots to submit (default 100; 30 with --short)')
+    .option('--boots <n>', 'boots to submit (default 90; 30 with --short)')
     .option('--short', 'the CI preset: about 30 boots, fewer kills, under three minutes')
     .option('--concurrency <n>', 'boots running at once')
     .option('--live <n>', 'ACTIVE servers kept at most (finished ones beyond it are deleted)')
@@ -77,7 +77,7 @@ function parseOptions(argv: string[]): ChaosOptions {
   const short = opts.short === true;
   return {
     seed: Math.floor(num(opts.seed, Math.floor(Math.random() * 1_000_000))),
-    boots: Math.floor(num(opts.boots, short ? 30 : 100)),
+    boots: Math.floor(num(opts.boots, short ? 30 : 90)),
     short,
     concurrency: Math.floor(num(opts.concurrency, short ? 15 : 20)),
     liveCap: Math.floor(num(opts.live, short ? 12 : 24)),

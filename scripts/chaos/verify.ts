@@ -331,16 +331,20 @@ export async function verify(input: VerifyInput): Promise<Verification> {
     }
   }
 
-  // The lost host: every build whose work timed out there went on to an outcome, never ACTIVE there.
+  // The lost host: a build whose work timed out there went on to an outcome and is not ACTIVE there. One
+  // that succeeded must have moved on (the host listed as tried); one that failed may have been aborted for
+  // another reason, its clean-up on the dead host then skipped (those time out there too).
   let moved = 0;
   for (const t of tracked) {
     const history = input.histories.get(t.planned.requestId);
     if (!history?.timeouts.some((x) => x.host === input.lostHost)) continue;
     const verdict = verdicts.find((v) => v.requestId === t.planned.requestId);
-    if (verdict?.outcome === 'ACTIVE' && verdict.host === input.lostHost)
+    if (!verdict || verdict.outcome === 'LOST') continue;
+    if (verdict.outcome === 'ACTIVE' && verdict.host === input.lostHost)
       fail(ctx, t.planned.requestId, `timed out on the lost host ${input.lostHost} yet ACTIVE there`);
-    if (verdict && verdict.outcome !== 'LOST') moved += 1;
-    if (verdict && verdict.outcome !== 'LOST' && !verdict.triedHosts.includes(input.lostHost))
+    const listed = verdict.triedHosts.includes(input.lostHost);
+    if (listed) moved += 1;
+    else if (verdict.outcome === 'ACTIVE' || verdict.outcome === 'DELETED')
       fail(ctx, t.planned.requestId, `timed out on ${input.lostHost} but does not list it as tried`);
   }
 
