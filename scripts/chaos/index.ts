@@ -213,6 +213,13 @@ async function main(): Promise<number> {
   const cluster = new Cluster({ dataDir, logsDir, port: await freePort(), heartbeatSeconds: 5, log });
   let connection: Connection | undefined;
   let ok = false;
+  // Ctrl-C (or a CI timeout's SIGTERM): take the dev server and the workers down with us.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log(`${signal}: stopping the dev server and the workers; data kept in ${dataDir}`);
+      void cluster.stopAll().finally(() => process.exit(130));
+    });
+  }
   try {
     await cluster.startServer();
     log(`dev server on ${cluster.address}; starting controller, network, ${COMPUTE_HOSTS.join(', ')}`);
@@ -229,10 +236,14 @@ async function main(): Promise<number> {
 
     const submitStart = Date.now();
     const deadline = submitStart + options.minutes * 60_000;
+    // Boots are submitted in the first 70 % of the bound; the rest is for them to end.
+    const window = options.minutes * 60_000 * 0.7;
+    const submitUntil = submitStart + window;
     const driver = new Driver({
       client,
       connection,
       fixtures,
+      submitUntil,
       concurrency: options.concurrency,
       liveCap: options.liveCap,
       deadline,
@@ -261,7 +272,9 @@ async function main(): Promise<number> {
         (submitting || driver.finished < driver.tracked.length)
       ) {
         const due = plan.events[next]!;
-        if ((due.atBoot <= submitted || !submitting) && Date.now() - lastFired >= gap) {
+        const reached =
+          due.atBoot <= submitted || Date.now() - submitStart >= due.atFraction * window || !submitting;
+        if (reached && Date.now() - lastFired >= gap) {
           next += 1;
           lastFired = Date.now();
           const { event } = due;
@@ -316,7 +329,6 @@ async function main(): Promise<number> {
           lostHost: plan.lostHost,
           fixtures,
           tracked: driver.tracked,
-          plannedCount: plan.requests.length,
           histories,
         });
       } finally {
@@ -338,6 +350,8 @@ async function main(): Promise<number> {
     const facts: RunFacts = {
       seed: options.seed,
       boots: driver.tracked.length,
+      planned: plan.requests.length,
+      windowSeconds: Math.round(window / 1000),
       seconds,
       lostHost: plan.lostHost,
       events: ran,

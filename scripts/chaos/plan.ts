@@ -48,8 +48,10 @@ export type ChaosEvent =
 export type ChaosEventType = ChaosEvent['type'];
 
 export interface ScheduledEvent {
-  /** Fired when this many boots have been submitted. */
+  /** Fired when this many boots have been submitted, */
   atBoot: number;
+  /** or when this fraction of the submission window has passed, whichever comes first. */
+  atFraction: number;
   event: ChaosEvent;
 }
 
@@ -101,16 +103,14 @@ function planRequests(rng: Rng, options: PlanOptions): PlannedRequest[] {
   }));
 }
 
-/** A point of the submission, as a fraction of the run between lo and hi. */
-function at(rng: Rng, boots: number, lo: number, hi: number): number {
-  return Math.max(1, Math.round(boots * (lo + rng.next() * (hi - lo))));
-}
-
 function planEvents(rng: Rng, boots: number, short: boolean, lostHost: ComputeHostName): ScheduledEvent[] {
   const alive = COMPUTE_HOSTS.filter((h) => h !== lostHost);
   const events: ScheduledEvent[] = [];
-  const add = (lo: number, hi: number, event: ChaosEvent) =>
-    events.push({ atBoot: at(rng, boots, lo, hi), event });
+  // A point of the submission, as a fraction of it between lo and hi.
+  const add = (lo: number, hi: number, event: ChaosEvent) => {
+    const atFraction = lo + rng.next() * (hi - lo);
+    events.push({ atBoot: Math.max(1, Math.round(boots * atFraction)), atFraction, event });
+  };
 
   // Early and overlapping in the short run, so that its outages fit its few minutes.
   const w = short
@@ -153,7 +153,7 @@ function planEvents(rng: Rng, boots: number, short: boolean, lostHost: ComputeHo
       });
     }
   }
-  return events.sort((a, b) => a.atBoot - b.atBoot);
+  return events.sort((a, b) => a.atFraction - b.atFraction);
 }
 
 export function makePlan(options: PlanOptions): ChaosPlan {

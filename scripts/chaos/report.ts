@@ -7,6 +7,9 @@ import type { Outcome, Verification } from './verify';
 export interface RunFacts {
   seed: number;
   boots: number;
+  /** Boots in the plan; those not submitted within the submission window are left out. */
+  planned: number;
+  windowSeconds: number;
   seconds: number;
   lostHost: string;
   /** Chaos events that ran, by type. */
@@ -87,7 +90,7 @@ export function summaryTable(facts: RunFacts, v: Verification): string {
   t.push(
     [
       'requests',
-      `${facts.boots} boots in ${facts.seconds} s; ${facts.resubmissions.total} submitted twice (${facts.resubmissions.answeredAlreadyStarted} answered "already started")`,
+      `${facts.boots} of ${facts.planned} planned boots submitted in the ${facts.windowSeconds} s window; submission and drain took ${facts.seconds} s; ${facts.resubmissions.total} submitted twice (${facts.resubmissions.answeredAlreadyStarted} answered "already started")`,
     ],
     ['outcomes', OUTCOMES.map((o) => `${o} ${v.verdicts.filter((x) => x.outcome === o).length}`).join(', ')],
     ['deletes', `${facts.deletes.deleted} of ${facts.deletes.asked} asked`],

@@ -52,6 +52,8 @@ export interface DriverOptions {
   concurrency: number;
   /** ACTIVE servers kept at most; beyond it, finished servers are deleted to make room. */
   liveCap: number;
+  /** No boot is submitted after this (epoch ms): what is left of the plan is not submitted. */
+  submitUntil: number;
   /** Nothing is waited for after this (epoch ms). */
   deadline: number;
   log: (line: string) => void;
@@ -189,8 +191,8 @@ export class Driver {
     if (t.boot?.ok) {
       this.live.push(t);
       if (t.planned.deleteWhenActive) await this.remove(t, 'planned');
-      else if (this.live.length > this.options.liveCap) {
-        // Make room: the oldest server still standing goes.
+      else if (this.live.length > this.options.liveCap && Date.now() < this.options.submitUntil) {
+        // Make room for the boots still to come: the oldest server still standing goes.
         const oldest = this.live.find((candidate) => candidate.deletion === undefined);
         if (oldest) await this.remove(oldest, 'capacity');
       }
@@ -240,8 +242,9 @@ export class Driver {
    */
   async run(requests: PlannedRequest[], onSubmitted: (count: number) => void): Promise<void> {
     for (const planned of requests) {
-      while (this.inFlight >= this.options.concurrency && !this.expired) await sleep(100);
-      if (this.expired) break;
+      const closed = () => this.expired || Date.now() > this.options.submitUntil;
+      while (this.inFlight >= this.options.concurrency && !closed()) await sleep(100);
+      if (closed()) break;
       if (planned.gapMs > 0) await sleep(planned.gapMs);
       const t: TrackedRequest = { planned, workflowId: bootWorkflowId(planned.requestId) };
       this.tracked.push(t);
