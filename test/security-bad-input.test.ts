@@ -15,6 +15,7 @@ import type { BootResult } from '../workflows/types';
 import type { ServerView } from '../workflows/operator-types';
 import { addTenantUser, assertUnchanged } from './helpers/security';
 import {
+  HARNESS_TIMEOUT,
   failureTypeOf,
   openSecurityHarness,
   typedFailureOf,
@@ -262,7 +263,7 @@ const BAD: BadCase[] = [
   },
 ];
 
-describe('bad boot requests change nothing', () => {
+describe('bad boot requests change nothing', HARNESS_TIMEOUT, () => {
   let h: SecurityHarness;
   let otherNetworkId: string;
 
@@ -315,10 +316,10 @@ describe('bad boot requests change nothing', () => {
     const throwaway = randomUUID();
     await h.cloud.nova.claimQuota(h.boot.demo.projectId, throwaway, { instances: 1 });
     await h.cloud.nova.releaseQuota(throwaway);
-  });
+  }, HARNESS_TIMEOUT);
   after(async () => {
     await h?.close();
-  });
+  }, HARNESS_TIMEOUT);
 
   test(`${BAD.length} malformed requests: typed failures naming the problem, nothing changed`, async () => {
     const before = await h.state();

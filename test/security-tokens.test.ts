@@ -18,6 +18,7 @@ import { UNAUTHORIZED_MESSAGE } from '../cloud/keystone';
 import type { BootAuth, BootResult } from '../workflows/types';
 import { addTenantUser, assertUnchanged, expectTyped } from './helpers/security';
 import {
+  HARNESS_TIMEOUT,
   failureTypeOf,
   openSecurityHarness,
   typedFailureOf,
@@ -35,7 +36,7 @@ function parts(token: string): [string, string, string] {
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
-describe('tokens that must not work', () => {
+describe('tokens that must not work', HARNESS_TIMEOUT, () => {
   let h: SecurityHarness;
   /** Tokens that are Unauthorized everywhere, by what is wrong with them. */
   const bad: Record<string, string> = {};
@@ -144,10 +145,10 @@ describe('tokens that must not work', () => {
     h.clock.advance(HOUR + 1000);
     for (const host of h.computeHosts.keys()) await cloud.nova.heartbeat(host);
     for (const [what, token] of Object.entries(bad)) assert.ok(token, `no token for ${what}`);
-  });
+  }, HARNESS_TIMEOUT);
   after(async () => {
     await h?.close();
-  });
+  }, HARNESS_TIMEOUT);
 
   test('Keystone answers each with the same Unauthorized and the same message', async () => {
     for (const [what, token] of Object.entries({ ...bad, expired })) {

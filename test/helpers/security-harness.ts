@@ -41,6 +41,13 @@ import { timeSkippingEnv } from './temporal-env';
 
 const HOSTS = DEFAULT_HOSTS.map((h) => h.host);
 
+/**
+ * Each suite on this harness, hooks included, ends well within this. One that has not is stuck (on a shared
+ * machine an ephemeral test server's port can be taken by another process's between choice and bind): it
+ * fails then instead of hanging the whole run.
+ */
+export const HARNESS_TIMEOUT = { timeout: 10 * 60_000 };
+
 /** The workflow types client.ts starts, by the command that starts them. */
 export const CLIENT_WORKFLOWS = {
   create: 'createInstance',
