@@ -54,17 +54,6 @@ export async function expectTyped(
 /** The outcome of a call as the policy matrix names it. */
 export type Outcome = 'allowed' | CloudErrorType;
 
-export async function outcomeOf(work: () => Promise<unknown>): Promise<Outcome> {
-  try {
-    await work();
-    return 'allowed';
-  } catch (err) {
-    const type = errorTypeOf(err);
-    if (type === undefined) throw err;
-    return type as CloudErrorType;
-  }
-}
-
 // ---- a cloud with tenants ----------------------------------------------------------------------------
 
 export interface SecurityCloud {
