@@ -9,16 +9,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { PROJECT_ROOT } from '../lib/temporal-binaries';
+import { PROJECT_ROOT } from '../../lib/temporal-binaries';
 
 const SEED = process.env.CHAOS_SEED ?? '2';
 
-test(`chaos --short --seed ${SEED}: one outcome per request, no leaks`, { timeout: 420_000 }, async () => {
+test(`chaos --short --seed ${SEED}: one outcome per request, no leaks`, { timeout: 420_000 }, async (t) => {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', path.join(PROJECT_ROOT, 'scripts/chaos/index.ts'), '--short', '--seed', SEED],
     { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  // A test timeout must not leave the run's dev server and workers behind: SIGTERM makes it stop them.
+  t.signal.addEventListener('abort', () => child.kill('SIGTERM'));
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr.on('data', (c: Buffer) => (out += c.toString()));
