@@ -26,7 +26,7 @@ export interface RunFacts {
   gracefulStop: Array<{ name: string; code: number | null; signal: string | null }>;
 }
 
-const OUTCOMES: Outcome[] = ['ACTIVE', 'DELETED', 'ERROR', 'REFUSED', 'LOST'];
+const OUTCOMES: Outcome[] = ['ACTIVE', 'DELETED', 'ERROR', 'REFUSED', 'LOST', 'UNFINISHED'];
 const KINDS: RequestKind[] = ['image', 'volume', 'quota', 'missing-image', 'corrupt-image', 'full-subnet'];
 
 function table(head: string[], colWidths?: number[]): Table.Table {

@@ -34,6 +34,8 @@ export interface TrackedRequest {
   /** What the second submission of the same request id got. */
   resubmission?: 'already-started' | 'started-again' | 'error';
   boot?: BootEnd;
+  /** Its boot or delete was still running when the run's time bound ran out. */
+  unfinished?: 'boot' | 'delete';
   deletion?: {
     reason: 'planned' | 'capacity';
     workflowId: string;
@@ -183,6 +185,7 @@ export class Driver {
         }
       });
     } catch (err) {
+      if (this.expired) t.unfinished = 'boot';
       this.options.log(`! ${t.workflowId}: no outcome (${(err as Error).message})`);
     } finally {
       t.endedAt = Date.now();
@@ -206,6 +209,7 @@ export class Driver {
     t.deletion = { reason, workflowId };
     this.live.splice(this.live.indexOf(t), 1);
     const request: DeleteRequest = {
+      ...(this.options.hostPickupMs ? { timeouts: { hostPickupMs: this.options.hostPickupMs } } : {}),
       requestId: `del-${t.planned.requestId}`,
       auth: { token: this.options.fixtures.demoToken },
       instanceUuid,
@@ -230,6 +234,7 @@ export class Driver {
         () => handle.result() as Promise<DeleteResult>,
       );
     } catch (err) {
+      if (!(err instanceof WorkflowFailedError) && this.expired) t.unfinished = 'delete';
       t.deletion.error =
         err instanceof WorkflowFailedError ? (err.cause?.message ?? err.message) : (err as Error).message;
     }

@@ -26,7 +26,8 @@ import { MUST_FAIL, type RequestKind } from './plan';
 import type { ChaosFixtures } from './setup';
 import type { TrackedRequest } from './submit';
 
-export type Outcome = 'ACTIVE' | 'DELETED' | 'ERROR' | 'REFUSED' | 'LOST';
+/** LOST: never ended, for no reason the run knows; UNFINISHED: still running when the time bound ran out. */
+export type Outcome = 'ACTIVE' | 'DELETED' | 'ERROR' | 'REFUSED' | 'LOST' | 'UNFINISHED';
 
 export interface RequestVerdict {
   requestId: string;
@@ -298,8 +299,27 @@ export async function verify(input: VerifyInput): Promise<Verification> {
       ctx.violations.push(`instance ${instance.uuid} of unknown request ${instance.requestId}`);
   }
 
+  // Work still running when the time bound ran out: one violation each, and no further checks of what is
+  // by definition half done (its instance's audit findings included).
+  const unfinished = tracked.filter((t) => t.unfinished);
+  const unfinishedUuids = new Set(
+    unfinished.flatMap((t) => (byRequest.get(t.planned.requestId) ?? []).map((i) => i.uuid)),
+  );
+  for (const t of unfinished)
+    fail(ctx, t.planned.requestId, `its ${t.unfinished} was still running when the time bound ran out`);
+
   const verdicts: RequestVerdict[] = [];
   for (const t of tracked) {
+    if (t.unfinished) {
+      verdicts.push({
+        requestId: t.planned.requestId,
+        kind: t.planned.kind,
+        outcome: 'UNFINISHED',
+        attempts: 0,
+        triedHosts: [],
+      });
+      continue;
+    }
     const mine = byRequest.get(t.planned.requestId) ?? [];
     const verdict = verdictOf(ctx, t, mine);
     verdicts.push(verdict);
@@ -347,7 +367,9 @@ export async function verify(input: VerifyInput): Promise<Verification> {
 
   const alive = [...input.hosts.values()].filter((h) => h.host !== input.lostHost);
   const lost = [...input.hosts.values()].filter((h) => h.host === input.lostHost);
-  const leaks = await auditLeaks(cloud, { hosts: alive });
+  const leaks = (await auditLeaks(cloud, { hosts: alive })).filter(
+    (leak) => !leak.instanceUuid || !unfinishedUuids.has(leak.instanceUuid),
+  );
   for (const leak of leaks) ctx.violations.push(`leak: ${leak.kind} ${leak.id}: ${leak.detail}`);
   const lostHostLeftovers = (await auditLeaks(cloud, { hosts: lost })).filter(
     (f) => f.host === input.lostHost,

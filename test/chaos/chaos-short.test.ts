@@ -13,7 +13,7 @@ import { PROJECT_ROOT } from '../../lib/temporal-binaries';
 
 const SEED = process.env.CHAOS_SEED ?? '2';
 
-test(`chaos --short --seed ${SEED}: one outcome per request, no leaks`, { timeout: 420_000 }, async (t) => {
+test(`chaos --short --seed ${SEED}: one outcome per request, no leaks`, { timeout: 600_000 }, async (t) => {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', path.join(PROJECT_ROOT, 'scripts/chaos/index.ts'), '--short', '--seed', SEED],
