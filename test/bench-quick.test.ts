@@ -69,6 +69,7 @@ test('bench --quick runs end to end and writes every figure', { timeout: 10 * 60
     assert.match(r.versions.node, /^v\d+/);
     assert.match(r.versions.temporalSdk, /^\d+\.\d+\.\d+/);
     assert.equal(r.parameters.quick, true);
+    assert.equal(r.complete, true);
 
     // Scheduler: every size, both sides; contention placed exactly the room there was, never more.
     const [sched] = r.scheduler;
@@ -118,6 +119,7 @@ test('bench --quick runs end to end and writes every figure', { timeout: 10 * 60
     measured(l.skeleton, 'skeleton', r.parameters.sequentialBoots);
     measured(l.skeletonSequential, 'skeleton sequential', r.parameters.sequentialBoots);
     measured(l.passwordLogin, 'password login');
+    assert.ok(l.oursSequentialEstimate.savedMs > 0 && l.oursSequentialEstimate.ratio > 1);
     assert.deepEqual(l.errors, { ours: 0, skeleton: 0, skeletonSequential: 0 });
     const activities = (steps: { perBoot: number }[]) => steps.reduce((sum, s) => sum + s.perBoot, 0);
     assert.equal(activities(l.steps.ours.steps), 19);

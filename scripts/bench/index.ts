@@ -6,12 +6,12 @@
  * Prints tables and writes every figure, with the machine and versions, to bench-results/<timestamp>.json.
  */
 import './quiet-logs';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { runBootBench, type BootBenchResult } from './boot';
-import { openTemporal } from './boot-env';
-import { runImageBench } from './image';
+import { openTemporal, type TemporalTarget } from './boot-env';
+import { runImageBench, type ImageBenchResult } from './image';
 import { machineInfo, versions } from './machine';
 import { renderTables } from './report';
 import { judgeGoals, type BenchParameters, type BenchResults } from './results';
@@ -59,7 +59,31 @@ export async function runBench(options: CliOptions): Promise<{ results: BenchRes
     `${machine.cpus} × ${machine.cpuModel}, load ${machine.loadAverage.join(' ')}; ${options.quick ? 'quick' : 'full'} run`,
   );
 
+  mkdirSync(options.out, { recursive: true });
+  const file = path.join(options.out, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
   const scheduler: SchedulerBenchResult[] = [];
+  let image: ImageBenchResult | null = null;
+  let boot: BootBenchResult | null = null;
+  // Written after every section (complete: false until the end), so a long run that is stopped keeps
+  // what it measured.
+  const save = (complete: boolean): BenchResults => {
+    const finished = new Date();
+    const partial = { scheduler, image, boot };
+    const results: BenchResults = {
+      startedAt: started.toISOString(),
+      finishedAt: finished.toISOString(),
+      durationSeconds: Math.round((finished.getTime() - started.getTime()) / 1000),
+      complete,
+      machine,
+      versions: versions(),
+      parameters: params,
+      ...partial,
+      goals: judgeGoals(partial),
+    };
+    writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
+    return results;
+  };
+
   if (only.includes('scheduler')) {
     for (const serverUrl of [undefined, ...(options.dbUrl ? [options.dbUrl] : [])]) {
       scheduler.push(
@@ -73,45 +97,41 @@ export async function runBench(options: CliOptions): Promise<{ results: BenchRes
           log,
         }),
       );
+      save(false);
     }
   }
-  const image = only.includes('image')
-    ? await runImageBench({ sizeMb: params.imageMb, trials: options.quick ? 3 : 5, log })
-    : null;
+  if (only.includes('image')) {
+    image = await runImageBench({ sizeMb: params.imageMb, trials: options.quick ? 3 : 5, log });
+    save(false);
+  }
 
-  let boot: BootBenchResult | null = null;
   if (only.includes('boot')) {
-    const temporal = await openTemporal(log);
+    // A fresh dev server per phase in the full run; one for all in the smoke run, where time matters more.
+    let shared: TemporalTarget | undefined;
+    const open = async (): Promise<TemporalTarget> => {
+      if (!options.quick) return openTemporal(log);
+      shared ??= await openTemporal(log);
+      return { ...shared, close: async () => undefined };
+    };
     try {
-      boot = await runBootBench(temporal, {
+      boot = await runBootBench(open, {
         sequentialBoots: params.sequentialBoots,
         warmup: options.quick ? 2 : 10,
         concurrency: params.concurrency,
         minBootsPerLevel: options.quick ? 3 : 20,
         compensation: params.compensation,
         log,
+        progress(partial) {
+          boot = partial;
+          save(false);
+        },
       });
     } finally {
-      await temporal.close();
+      await shared?.close();
     }
   }
 
-  const finished = new Date();
-  const partial = { scheduler, image, boot };
-  const results: BenchResults = {
-    startedAt: started.toISOString(),
-    finishedAt: finished.toISOString(),
-    durationSeconds: Math.round((finished.getTime() - started.getTime()) / 1000),
-    machine,
-    versions: versions(),
-    parameters: params,
-    ...partial,
-    goals: judgeGoals(partial),
-  };
-  mkdirSync(options.out, { recursive: true });
-  const file = path.join(options.out, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
-  return { results, file };
+  return { results: save(true), file };
 }
 
 async function main(): Promise<void> {
@@ -125,8 +145,14 @@ async function main(): Promise<void> {
       'also run the scheduler benchmark on this database server (e.g. mysql://root@127.0.0.1:3306)',
     )
     .option('--out <dir>', 'where the results JSON goes', 'bench-results')
+    .option('--render <file>', 'print the tables of an earlier results file, run nothing')
     .parse();
-  const { results, file } = await runBench(program.opts<CliOptions>());
+  const opts = program.opts<CliOptions & { render?: string }>();
+  if (opts.render) {
+    process.stdout.write(`${renderTables(JSON.parse(readFileSync(opts.render, 'utf8')) as BenchResults)}\n`);
+    return;
+  }
+  const { results, file } = await runBench(opts);
   process.stdout.write(`${renderTables(results)}\n`);
   process.stdout.write(`results: ${file}\n`);
 }

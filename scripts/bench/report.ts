@@ -15,7 +15,8 @@ export function schedulerTables(r: BenchResults): string[] {
       `scheduler (${s.db})`,
       'decision p50 / p99 ms',
       'CPU p50 ms',
-      'page of 20: p50 ms',
+      'first → last quarter p50 ms',
+      'page of 20: p50 (first → last q.) ms',
       'naive p50 / p99 ms',
       'speed-up',
       'query / states / claim p50 ms',
@@ -26,7 +27,13 @@ export function schedulerTables(r: BenchResults): string[] {
         `${x.hosts.toLocaleString('en')} hosts`,
         ms(x.scheduler),
         x.schedulerCpu.p50,
-        x.smallPage.decision.p50,
+        // Older results files lack the quarter figures.
+        (x as Partial<typeof x>).firstQuarterP50 === undefined
+          ? '—'
+          : `${x.firstQuarterP50} → ${x.lastQuarterP50}`,
+        (x.smallPage as Partial<typeof x.smallPage>).firstQuarterP50 === undefined
+          ? x.smallPage.decision.p50
+          : `${x.smallPage.decision.p50} (${x.smallPage.firstQuarterP50} → ${x.smallPage.lastQuarterP50})`,
         ms(x.naive),
         `${x.speedup}×`,
         `${x.parts.candidatesQuery.p50} / ${x.parts.hostStates.p50} / ${x.parts.claim.p50}`,
@@ -100,6 +107,17 @@ export function bootTables(r: BenchResults): string[] {
   lat.push(
     row('skeleton, sequential (no parallel branches)', l.skeletonSequential, l.errors.skeletonSequential),
   );
+  const est = (l as Partial<typeof l>).oursSequentialEstimate;
+  if (est)
+    lat.push([
+      'createInstance sequential (estimate from its step medians)',
+      est.p50,
+      '',
+      '',
+      `+${est.savedMs} ms`,
+      '',
+      `${Math.round((est.p50 / l.skeleton.p50) * 100) / 100}×`,
+    ]);
   lat.push(['password login (scrypt), not in the boots above', l.passwordLogin.p50, '', '', '', '', '']);
 
   const steps = table([

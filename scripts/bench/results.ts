@@ -29,6 +29,8 @@ export interface BenchResults {
   startedAt: string;
   finishedAt: string;
   durationSeconds: number;
+  /** false while the run is still going (or was stopped): the file is rewritten after every section. */
+  complete: boolean;
   machine: MachineInfo;
   versions: Versions;
   parameters: BenchParameters;

@@ -53,7 +53,14 @@ export interface SchedulerSizeResult {
   /** CPU time of this process per decision (SQLite runs in-process): less sensitive to a busy machine. */
   schedulerCpu: Summary;
   /** The same decision with maxPlacementResults = pageSize instead of the default 100. */
-  smallPage: { pageSize: number; decision: Summary };
+  smallPage: { pageSize: number; decision: Summary; firstQuarterP50: number; lastQuarterP50: number };
+  /**
+   * p50 of the first and the last quarter of the decisions: hosts the filters reject (disabled, down,
+   * another architecture) are never claimed, so they stay at the head of the free-memory order and each
+   * later decision reads more of them before it finds a host.
+   */
+  firstQuarterP50: number;
+  lastQuarterP50: number;
   naive: Summary;
   /** naive p50 / scheduler p50 */
   speedup: number;
@@ -157,6 +164,11 @@ function request() {
   return { instanceUuid: randomUUID(), projectId: PROJECT, userId: USER, flavor: BENCH_FLAVOR, image: IMAGE };
 }
 
+function quarterP50(samples: readonly number[], which: 'first' | 'last'): number {
+  const q = Math.max(1, Math.floor(samples.length / 4));
+  return rounded(summarize(which === 'first' ? samples.slice(0, q) : samples.slice(-q))).p50;
+}
+
 const SPEC: FilterSpec = { image: { arch: 'x86_64' }, ignoreHosts: new Set() };
 
 async function benchSize(hosts: number, options: SchedulerBenchOptions): Promise<SchedulerSizeResult> {
@@ -226,7 +238,14 @@ async function benchSize(hosts: number, options: SchedulerBenchOptions): Promise
       seedSeconds: Math.round(seedSeconds * 10) / 10,
       scheduler: rounded(scheduled),
       schedulerCpu: rounded(summarize(oursCpu)),
-      smallPage: { pageSize: SMALL_PAGE, decision: rounded(summarize(smallPageMs)) },
+      smallPage: {
+        pageSize: SMALL_PAGE,
+        decision: rounded(summarize(smallPageMs)),
+        firstQuarterP50: quarterP50(smallPageMs, 'first'),
+        lastQuarterP50: quarterP50(smallPageMs, 'last'),
+      },
+      firstQuarterP50: quarterP50(ours, 'first'),
+      lastQuarterP50: quarterP50(ours, 'last'),
       naive: rounded(baseline),
       speedup: ratio(baseline.p50, scheduled.p50, 1),
       parts: {
