@@ -54,6 +54,25 @@ function guardFailed(err: CloudError): ApplicationFailure {
 }
 
 export function createConductorActivities(nova: Nova, clock: Clock = systemClock) {
+  /**
+   * Adds the fault unless the instance is already in error with that same fault (a repeated activity).
+   * False when the instance is deleted: there is nothing left to mark.
+   */
+  async function recordFault(uuid: string, fault: FaultRecord): Promise<boolean> {
+    const instance = await nova.getInstance(uuid, { includeDeleted: true });
+    if (instance.deleted) return false;
+    const [latest] = await nova.listFaults(uuid);
+    if (!(instance.vmState === VM_STATES.ERROR && latest?.message === fault.message)) {
+      await nova.addFault(uuid, {
+        code: fault.code,
+        message: fault.message,
+        ...(fault.details ? { details: fault.details } : {}),
+        ...(fault.host ? { host: fault.host } : {}),
+      });
+    }
+    return true;
+  }
+
   return adaptAll({
     /** The instance record in building/scheduling with its 'create' action; idempotent by uuid and request id. */
     async createInstanceRecord(input: InstanceRecordInput): Promise<InstanceSummary> {
@@ -177,17 +196,7 @@ export function createConductorActivities(nova: Nova, clock: Clock = systemClock
      * twice, and a deleted instance is left as it is.
      */
     async failBuild(uuid: string, requestId: string, fault: FaultRecord): Promise<void> {
-      const instance = await nova.getInstance(uuid, { includeDeleted: true });
-      if (instance.deleted) return;
-      const [latest] = await nova.listFaults(uuid);
-      if (!(instance.vmState === VM_STATES.ERROR && latest?.message === fault.message)) {
-        await nova.addFault(uuid, {
-          code: fault.code,
-          message: fault.message,
-          ...(fault.details ? { details: fault.details } : {}),
-          ...(fault.host ? { host: fault.host } : {}),
-        });
-      }
+      if (!(await recordFault(uuid, fault))) return;
       await nova.updateInstance(uuid, {
         vmState: VM_STATES.ERROR,
         taskState: null,
@@ -206,6 +215,18 @@ export function createConductorActivities(nova: Nova, clock: Clock = systemClock
     async beginDelete(uuid: string, requestId: string, userId: string, projectId: string): Promise<void> {
       await nova.startAction({ instanceUuid: uuid, requestId, action: 'delete', userId, projectId });
       await nova.updateInstance(uuid, { taskState: 'deleting' });
+    },
+
+    /**
+     * A delete that could not finish (the host's destroy, a volume or the ports failed for good): as Nova's
+     * compute manager does, the instance goes to vm_state error with no task and a fault, keeping its host
+     * and what it still holds, so that `server show` tells why and a second delete can finish the job
+     * (instead of a server left in task_state deleting for ever). Safe to repeat.
+     */
+    async failDelete(uuid: string, requestId: string, fault: FaultRecord): Promise<void> {
+      if (!(await recordFault(uuid, fault))) return;
+      await nova.updateInstance(uuid, { vmState: VM_STATES.ERROR, taskState: null });
+      await nova.finishAction({ instanceUuid: uuid, requestId, message: 'Error' });
     },
 
     /** Soft delete (vm_state deleted, quota released in the same transaction) and the action closed. */

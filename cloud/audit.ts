@@ -44,8 +44,15 @@ export interface AuditOptions {
 
 const RESOURCE_HOLDING_STATES = new Set(['building', 'active', 'stopped']);
 
+/**
+ * A failed build releases everything and leaves its instance in error with no host; an instance in error
+ * that keeps its host (a delete that failed part-way) still holds what it has there until deleted again.
+ */
 function ownsResources(instance: Instance | undefined): boolean {
-  return instance !== undefined && !instance.deleted && RESOURCE_HOLDING_STATES.has(instance.vmState);
+  if (instance === undefined || instance.deleted) return false;
+  return (
+    RESOURCE_HOLDING_STATES.has(instance.vmState) || (instance.vmState === 'error' && instance.host !== null)
+  );
 }
 
 /** Request keys of per-instance resources start with the instance uuid (`<uuid>:…`). */

@@ -90,7 +90,11 @@ describe('leak audit', () => {
       sizeGb: 1,
     });
     await cloud.cinder.waitForVolume(volume.id, { timeoutMs: 10_000 });
+    // A delete that failed part-way: error, but still on its host, still owning all of it.
     await cloud.nova.updateInstance(uuid, { vmState: 'error', taskState: null });
+    assert.deepEqual(await kinds(), []);
+    // A failed build: error with no host (failBuild), so nothing may be left.
+    await cloud.nova.updateInstance(uuid, { host: null, node: null });
     const expected: LeakKind[] = ['allocation', 'domain', 'instance-dir', 'port', 'quota', 'vif', 'volume'];
     assert.deepEqual(await kinds(), expected);
     const findings = await auditLeaks(cloud);

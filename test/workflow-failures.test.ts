@@ -265,6 +265,48 @@ describe('createInstance failure paths', () => {
     await assertNoLeaks(h);
   });
 
+  test('a delete whose destroy fails for good leaves the server ERROR with a fault, not deleting; deleting again finishes', async () => {
+    const server = (await (await h.startBoot(h.request('delete-fails'))).result()) as BootResult;
+    const compute = h.computeHosts.get(server.host);
+    assert.ok(compute);
+    await compute.setFault('destroy', { mode: 'fail', message: 'libvirt: domain destroy failed' });
+    const remove = (requestId: string) =>
+      h.env.client.workflow.start('deleteInstance', {
+        taskQueue: CONTROLLER_QUEUE,
+        workflowId: requestId,
+        args: [{ requestId, auth: h.demoAuth(), instanceUuid: server.id }],
+      });
+    const first = await remove('delete-fails-first');
+    await assert.rejects(
+      first.result(),
+      (err) => err instanceof WorkflowFailedError && /domain destroy failed/.test(err.cause?.message ?? ''),
+    );
+    await h.keepHistory('delete-fails-first', first);
+    // Three attempts on the host, then the instance is marked: error, no task, the fault, the action closed.
+    const destroy = (await activityAttempts(first)).find((a) => a.type === 'destroyInstance');
+    assert.equal(destroy?.attempt, 3);
+    const instance = await h.cloud.nova.getInstance(server.id);
+    assert.equal(instance.vmState, 'error');
+    assert.equal(instance.taskState, null);
+    assert.equal(instance.host, server.host);
+    assert.equal(h.cloud.nova.apiStatus(instance), 'ERROR');
+    const [fault] = await h.cloud.nova.listFaults(server.id);
+    assert.match(fault?.message ?? '', /^Delete failed: .*domain destroy failed/);
+    const deleteAction = (await h.cloud.nova.listActions(server.id)).find((a) => a.action === 'delete');
+    assert.equal(deleteAction?.message, 'Error');
+    assert.ok(deleteAction?.finishTime !== null);
+    // It still holds what it held (nothing is half released), so the leak audit has nothing to report.
+    assert.equal((await h.cloud.neutron.listPorts({ deviceId: server.id })).length, 1);
+    assert.ok(await h.cloud.placement.getAllocations(server.id));
+    await assertNoLeaks(h);
+
+    await compute.clearFaults();
+    const second = (await (await remove('delete-fails-second')).result()) as DeleteResult;
+    assert.equal(second.outcome, 'deleted');
+    assert.equal((await h.cloud.nova.getInstance(server.id, { includeDeleted: true })).deleted, true);
+    await assertNoLeaks(h);
+  });
+
   test('deleting a server while it builds cancels the build, which cleans up, then deletes the record', async () => {
     h.cloud.cinder.setFaults({ create: { mode: 'hang' } });
     const create = await h.startBoot(h.request('delete-while-building', { bootVolume: { sizeGb: 1 } }));

@@ -7,8 +7,10 @@
  * server answers 'already-deleted'.
  */
 import {
+  CancellationScope,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
   sleep,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
@@ -16,9 +18,20 @@ import { bootFailure, classify } from './failures';
 import { parseDeleteRequest } from './request-schema';
 import { DEFAULT_TIMEOUTS, nextPollDelay, POLL_INITIAL_MS } from './limits';
 import { bootWorkflowId } from './names';
-import { call, computeStubs, controller, controllerPoll, network, volumeApi } from './proxies';
+import {
+  call,
+  computeStubs,
+  controller,
+  controllerPoll,
+  controllerUndo,
+  network,
+  volumeApi,
+} from './proxies';
 import { InstanceIdKey, ProjectIdKey, VmStateKey } from './search-attributes';
 import type { DeleteRequest, DeleteResult, InstanceSummary } from './types';
+
+/** Patch id: a failed delete marks the instance error instead of leaving it in task_state deleting. */
+const DELETE_FAILURE_TO_ERROR = 'delete-failure-to-error';
 
 /** How long a delete waits for a cancelled build to finish its clean-up before going on regardless. */
 const DEFAULT_CREATE_STOP_MS = 10 * 60_000;
@@ -86,6 +99,45 @@ async function deleteServer(request: DeleteRequest): Promise<DeleteResult> {
     session.userId,
     instance.projectId,
   );
+  try {
+    return await tearDown(request, instance, result);
+  } catch (err) {
+    // Workflows that failed here before this change simply failed: replay them as they ran.
+    if (patched(DELETE_FAILURE_TO_ERROR)) await markDeleteFailed(request, instance, err);
+    throw err;
+  }
+}
+
+/**
+ * A delete that failed for good (or was cancelled) leaves no server in task_state deleting: vm_state
+ * error, no task, a fault saying why (Nova's _set_instance_obj_error_state), so a second delete can finish.
+ * Non-cancellable: it must run even when the delete itself is being cancelled.
+ */
+async function markDeleteFailed(request: DeleteRequest, instance: InstanceSummary, err: unknown) {
+  const failure = classify(err, instance.host ?? undefined);
+  await CancellationScope.nonCancellable(() =>
+    call(
+      controllerUndo.failDelete,
+      'nova-conductor: delete failed, vm_state=error',
+      instance.uuid,
+      request.requestId,
+      {
+        code: failure.code,
+        message: `Delete failed: ${failure.message}`,
+        details: failure.type,
+        ...(instance.host ? { host: instance.host } : {}),
+      },
+    ),
+  );
+  upsertSearchAttributes([{ key: VmStateKey, value: 'error' }]);
+}
+
+async function tearDown(
+  request: DeleteRequest,
+  instance: InstanceSummary,
+  result: DeleteResult,
+): Promise<DeleteResult> {
+  const uuid = instance.uuid;
   const volumes = await call(volumeApi.listInstanceVolumes, 'cinder: volumes of the server', uuid);
 
   const host = instance.host;

@@ -259,7 +259,10 @@ function verdictOf(ctx: Context, t: TrackedRequest, instances: Instance[]): Requ
     return { ...base, outcome: 'ACTIVE', host: instance.host ?? undefined };
   }
   if (instance.vmState === 'error') {
-    if (t.boot.ok) fail(ctx, id, 'the workflow answered ACTIVE but Nova says ERROR');
+    // A delete that failed for good leaves the server in error on its host (deleteInstance's failDelete).
+    if (t.deletion)
+      fail(ctx, id, `asked to be deleted, but its delete failed: ${t.deletion.error ?? 'no answer'}`);
+    else if (t.boot.ok) fail(ctx, id, 'the workflow answered ACTIVE but Nova says ERROR');
     return { ...base, outcome: 'ERROR', ...(failureType ? { failureType } : {}) };
   }
   fail(ctx, id, `ended in vm_state ${instance.vmState}/${instance.taskState}`);

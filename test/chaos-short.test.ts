@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { PROJECT_ROOT } from '../../lib/temporal-binaries';
+import { PROJECT_ROOT } from '../lib/temporal-binaries';
 
 const SEED = process.env.CHAOS_SEED ?? '2';
 
