@@ -8,6 +8,7 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   ApplicationFailure,
+  type WorkflowHandle,
 } from '@temporalio/client';
 import { isCloudError } from '../cloud/errors';
 import { bootWorkflowId, CONTROLLER_QUEUE, deleteWorkflowId } from '../workflows/names';
@@ -21,6 +22,82 @@ import {
   status,
   waitForStatus,
 } from './helpers/boot-assertions';
+
+/** The parallel sections' branches, in createInstance's order, by their activities' summaries. */
+const VALIDATIONS = { request: /^nova-api: validate /, networks: /^neutron: validate networks$/ };
+const HOST_BRANCHES = {
+  network: /^neutron(-agent)?: (create ports|bind ports|plug port|device up|port status)/,
+  blockDevices: /^(nova-conductor: task_state=block_device_mapping|cinder: )/,
+  image: /^glance: fetch image/,
+};
+
+interface Span {
+  /** Event id of the branch's first ActivityTaskScheduled. */
+  firstScheduled: number;
+  /** Event id of the branch's last ActivityTaskCompleted. */
+  lastCompleted: number;
+  activities: number;
+}
+
+/** Where each branch ran in the workflow's history (event ids order the history). */
+async function branchSpans<K extends string>(
+  handle: WorkflowHandle,
+  branches: Record<K, RegExp>,
+): Promise<Record<K, Span>> {
+  const spans = {} as Record<K, Span>;
+  const names = Object.keys(branches) as K[];
+  for (const name of names)
+    spans[name] = { firstScheduled: Infinity, lastCompleted: -Infinity, activities: 0 };
+  const branchOf = new Map<number, K>();
+  for (const event of (await handle.fetchHistory()).events ?? []) {
+    const id = Number(event.eventId);
+    const data = event.activityTaskScheduledEventAttributes ? event.userMetadata?.summary?.data : undefined;
+    if (data) {
+      const summary = JSON.parse(Buffer.from(data).toString('utf8')) as string;
+      const name = names.find((n) => branches[n].test(summary));
+      if (!name) continue;
+      branchOf.set(id, name);
+      spans[name].firstScheduled = Math.min(spans[name].firstScheduled, id);
+      spans[name].activities++;
+    }
+    const completed = event.activityTaskCompletedEventAttributes;
+    const name = completed ? branchOf.get(Number(completed.scheduledEventId)) : undefined;
+    if (name) spans[name].lastCompleted = Math.max(spans[name].lastCompleted, id);
+  }
+  return spans;
+}
+
+/** Each branch with activities starts only after the one before it finished: no overlap. */
+function assertOneAfterAnother(spans: Record<string, Span>): void {
+  const ran = Object.entries(spans).filter(([, s]) => s.activities > 0);
+  for (let i = 1; i < ran.length; i++) {
+    const [before, b] = ran[i - 1]!;
+    const [name, s] = ran[i]!;
+    assert.ok(
+      s.firstScheduled > b.lastCompleted,
+      `${name} scheduled (event ${s.firstScheduled}) after ${before} completed (event ${b.lastCompleted})`,
+    );
+  }
+}
+
+/** Every branch is scheduled before any other one has finished: they overlap. */
+function assertSideBySide(spans: Record<string, Span>): void {
+  const all = Object.entries(spans);
+  for (const [name, s] of all) {
+    assert.ok(s.activities > 0, `${name} ran activities`);
+    for (const [other, o] of all) {
+      assert.ok(s.firstScheduled < o.lastCompleted, `${name} scheduled before ${other} completed`);
+    }
+  }
+}
+
+/** The summaries of the activities a boot ran, hosts and ids generalized, without repeats (polls). */
+async function distinctSteps(handle: WorkflowHandle, server: BootResult): Promise<string[]> {
+  const summaries = await activitySummaries(handle);
+  return [
+    ...new Set(summaries.map((s) => s.replaceAll(server.host, '<host>').replaceAll(server.id, '<uuid>'))),
+  ].sort();
+}
 
 describe('createInstance and deleteInstance', () => {
   let h: BootHarness;
@@ -226,6 +303,48 @@ describe('createInstance and deleteInstance', () => {
     const deleted = await deleteServer('delete-token-expires', server.id);
     assert.deepEqual(deleted.deletedVolumes, []);
     assert.equal((await h.cloud.cinder.getVolume(volume?.id ?? '')).status, 'available');
+    await assertNoLeaks(h);
+  });
+
+  test("the benchmarks' sequential variant runs the parallel sections one after the other", async () => {
+    const sequential = await h.startBoot(h.request('sequential-from-image'), 'createInstanceSequential');
+    const server = (await sequential.result()) as BootResult;
+    await h.keepHistory('sequential-from-image', sequential);
+    assert.equal(server.status, 'ACTIVE');
+    await assertActive(h, server);
+    assertOneAfterAnother(await branchSpans(sequential, VALIDATIONS));
+    assertOneAfterAnother(await branchSpans(sequential, HOST_BRANCHES));
+
+    // createInstance, same request otherwise: the same steps, with the branches overlapping.
+    const parallel = await h.startBoot(h.request('parallel-from-image'));
+    const parallelServer = (await parallel.result()) as BootResult;
+    await assertActive(h, parallelServer);
+    assertSideBySide(await branchSpans(parallel, VALIDATIONS));
+    assertSideBySide(await branchSpans(parallel, HOST_BRANCHES));
+    assert.deepEqual(await distinctSteps(sequential, server), await distinctSteps(parallel, parallelServer));
+
+    // From a volume, the block devices are a branch of their own after the network's (no image fetch).
+    const fromVolume = await h.startBoot(
+      h.request('sequential-from-volume', { bootVolume: { sizeGb: 1, deleteOnTermination: true } }),
+      'createInstanceSequential',
+    );
+    const volumeServer = (await fromVolume.result()) as BootResult;
+    await h.keepHistory('sequential-from-volume', fromVolume);
+    await assertActive(h, volumeServer);
+    assert.equal(volumeServer.volumes[0]?.device, 'vdb');
+    const volumeSpans = await branchSpans(fromVolume, HOST_BRANCHES);
+    assert.equal(volumeSpans.image.activities, 0);
+    assert.ok(volumeSpans.blockDevices.activities > 1, 'the volume is created, attached and connected');
+    assertOneAfterAnother(volumeSpans);
+    await assertNoLeaks(h);
+
+    for (const [id, s] of [
+      ['delete-sequential-from-image', server],
+      ['delete-parallel-from-image', parallelServer],
+      ['delete-sequential-from-volume', volumeServer],
+    ] as const) {
+      assert.equal((await deleteServer(id, s.id)).outcome, 'deleted');
+    }
     await assertNoLeaks(h);
   });
 

@@ -23,6 +23,8 @@ const EXPECTED = [
   'max-retries',
   'no-valid-host',
   'quota-exceeded',
+  'sequential-from-image',
+  'sequential-from-volume',
   'subnet-full',
   'token-expires',
   'volume-stuck',

@@ -8,6 +8,7 @@
 import { condition } from '@temporalio/workflow';
 import type { ActivityFunction } from '@temporalio/common';
 import type { ActivityFunctionWithOptions } from '@temporalio/workflow';
+import { runBranches } from './branches';
 import { call } from './proxies';
 
 export class Abort {
@@ -54,26 +55,30 @@ export class Abort {
   }
 
   /**
-   * Runs the branches side by side. The first failure stops the others (at their next step) and, once they
-   * have all settled so that every undo they registered is known, is the one thrown.
+   * Runs the branches side by side (or, with `parallel` false, one after the other). The first failure
+   * stops the others (at their next step; in order, the later ones at their first) and, once they have all
+   * settled so that every undo they registered is known, is the one thrown.
    */
-  async all<T extends readonly unknown[]>(branches: {
-    [K in keyof T]: (abort: Abort) => Promise<T[K]>;
-  }): Promise<T> {
+  async all<T extends readonly unknown[]>(
+    branches: { [K in keyof T]: (abort: Abort) => Promise<T[K]> },
+    parallel = true,
+  ): Promise<T> {
     const scope = this.child();
     let first: { error: unknown } | undefined;
-    const settled = await Promise.allSettled(
-      branches.map((branch) =>
-        branch(scope).catch((error: unknown) => {
-          if (!first) {
-            first = { error };
-            scope.trigger(error);
-          }
-          throw error;
-        }),
+    const values = await runBranches<unknown[]>(
+      parallel,
+      branches.map(
+        (branch) => () =>
+          branch(scope).catch((error: unknown) => {
+            if (!first) {
+              first = { error };
+              scope.trigger(error);
+            }
+            return undefined;
+          }),
       ),
     );
     if (first) throw first.error;
-    return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as unknown as T;
+    return values as unknown as T;
   }
 }

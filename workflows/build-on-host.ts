@@ -50,6 +50,8 @@ export interface BuildContext {
   bootVolume: { volume: BootVolume | null; ready: boolean };
   /** Stops the build cooperatively (the workflow's cancellation). */
   abort: Abort;
+  /** Parallel sections side by side (createInstance), or one after the other (the benchmarks' variant). */
+  parallel: boolean;
 }
 
 type Port = PortDescription & PluggedVif;
@@ -301,11 +303,14 @@ export async function buildOnHost(
   );
   tracker.states({ taskState: 'networking' });
 
-  const [ports, volumes, baseImagePath] = await abort.all<[Port[], AttachedVolume[], string | null]>([
-    (branch) => networkBranch(ctx, branch, target, attempt, hostSaga, compute),
-    (branch) => blockDeviceBranch(ctx, branch, target, hostSaga, compute),
-    (branch) => imageBranch(ctx, branch, target, compute),
-  ]);
+  const [ports, volumes, baseImagePath] = await abort.all<[Port[], AttachedVolume[], string | null]>(
+    [
+      (branch) => networkBranch(ctx, branch, target, attempt, hostSaga, compute),
+      (branch) => blockDeviceBranch(ctx, branch, target, hostSaga, compute),
+      (branch) => imageBranch(ctx, branch, target, compute),
+    ],
+    ctx.parallel,
+  );
 
   await abort.call(
     controller.setTaskState,

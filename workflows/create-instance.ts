@@ -16,6 +16,7 @@
  */
 import { CancellationScope, isCancellation, uuid4 } from '@temporalio/workflow';
 import { Abort } from './abort';
+import { runBranches } from './branches';
 import { parseBootRequest } from './request-schema';
 import { buildOnHost, type BuildContext } from './build-on-host';
 import { bootFailure, classify, type Classified } from './failures';
@@ -162,13 +163,26 @@ async function scheduleAndBuild(ctx: BuildContext, maxAttempts: number): Promise
  * then undoes everything before the workflow reports itself cancelled.
  */
 export async function createInstance(input: BootRequest): Promise<BootResult> {
+  return start(input, true);
+}
+
+/**
+ * Benchmarks only: createInstance with its parallel sections (the two validations; network, block devices
+ * and image on the host) run one after the other, in the same order, with the same saga. Not a user
+ * option: it shows what the parallel sections save (scripts/bench/boot.ts).
+ */
+export async function createInstanceSequential(input: BootRequest): Promise<BootResult> {
+  return start(input, false);
+}
+
+function start(input: BootRequest, parallel: boolean): Promise<BootResult> {
   const request = parseBootRequest(input);
   const abort = new Abort();
   CancellationScope.current().cancelRequested.catch((err: unknown) => abort.trigger(err));
-  return CancellationScope.nonCancellable(() => boot(request, abort));
+  return CancellationScope.nonCancellable(() => boot(request, abort, parallel));
 }
 
-async function boot(request: BootRequest, abort: Abort): Promise<BootResult> {
+async function boot(request: BootRequest, abort: Abort, parallel: boolean): Promise<BootResult> {
   const maxAttempts = request.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   const tracker = new BootTracker({ requestId: request.requestId, name: request.name, maxAttempts });
   const buildSaga = new Saga();
@@ -195,20 +209,22 @@ async function boot(request: BootRequest, abort: Abort): Promise<BootResult> {
     tracker.setStep('validating');
     // nova-api asks neutron about the networks while it checks the rest itself.
     const [plan, networks] = await tracker.time('validate', () =>
-      Promise.all([
-        abort.call(
-          controller.validateBootRequest,
-          'nova-api: validate flavor, image, volume',
-          session.token,
-          {
-            name: request.name,
-            flavor: request.flavor,
-            image: request.image,
-            ...(request.bootVolume ? { bootVolume: request.bootVolume } : {}),
-            ...(request.availabilityZone ? { availabilityZone: request.availabilityZone } : {}),
-          },
-        ),
-        abort.call(network.validateNetworks, 'neutron: validate networks', session.token, request.networks),
+      runBranches(parallel, [
+        () =>
+          abort.call(
+            controller.validateBootRequest,
+            'nova-api: validate flavor, image, volume',
+            session.token,
+            {
+              name: request.name,
+              flavor: request.flavor,
+              image: request.image,
+              ...(request.bootVolume ? { bootVolume: request.bootVolume } : {}),
+              ...(request.availabilityZone ? { availabilityZone: request.availabilityZone } : {}),
+            },
+          ),
+        () =>
+          abort.call(network.validateNetworks, 'neutron: validate networks', session.token, request.networks),
       ]),
     );
 
@@ -255,6 +271,7 @@ async function boot(request: BootRequest, abort: Abort): Promise<BootResult> {
       buildSaga,
       bootVolume: { volume: null, ready: false },
       abort,
+      parallel,
     };
     const result = await scheduleAndBuild(ctx, maxAttempts);
     tracker.setStep('active');

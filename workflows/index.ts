@@ -1,3 +1,3 @@
 /** The workflows a `controller` worker runs (its workflowsPath). Deterministic code only. */
-export { createInstance, statusQuery } from './create-instance';
+export { createInstance, createInstanceSequential, statusQuery } from './create-instance';
 export { deleteInstance } from './delete-instance';

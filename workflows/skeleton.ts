@@ -16,6 +16,7 @@
  */
 import { proxyActivities } from '@temporalio/workflow';
 import type { SkeletonActivities, SkeletonStep } from '../activities/skeleton';
+import { runBranches } from './branches';
 import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from './names';
 
 export interface SkeletonBootInput {
@@ -33,16 +34,8 @@ const options = { startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 3
 const controller = proxyActivities<SkeletonActivities>({ taskQueue: CONTROLLER_QUEUE, ...options });
 const network = proxyActivities<SkeletonActivities>({ taskQueue: NETWORK_QUEUE, ...options });
 
-/** Runs the branches side by side, or one after the other. */
-async function both<T>(sequential: boolean, branches: Array<() => Promise<T>>): Promise<T[]> {
-  if (!sequential) return Promise.all(branches.map((b) => b()));
-  const out: T[] = [];
-  for (const branch of branches) out.push(await branch());
-  return out;
-}
-
 export async function skeletonBoot(input: SkeletonBootInput): Promise<SkeletonBootResult> {
-  const sequential = input.sequential ?? false;
+  const parallel = !(input.sequential ?? false);
   const { host } = input;
   const compute = proxyActivities<SkeletonActivities>({ taskQueue: computeQueue(host), ...options });
   let steps = 0;
@@ -62,13 +55,13 @@ export async function skeletonBoot(input: SkeletonBootInput): Promise<SkeletonBo
 
   await ctl('keystone: authenticate');
   await ctl('keystone: authorize');
-  await both(sequential, [() => ctl('nova-api: validate'), () => net('neutron: validate networks')]);
+  await runBranches(parallel, [() => ctl('nova-api: validate'), () => net('neutron: validate networks')]);
   await ctl('nova-api: reserve quota');
   await ctl('nova-conductor: instance record');
   await ctl('nova-scheduler: select destination');
   await ctl('nova-conductor: host');
   await ctl('nova-conductor: task_state=networking');
-  await both<unknown>(sequential, [
+  await runBranches(parallel, [
     async () => {
       await net('neutron: create ports');
       await net('neutron: bind ports');

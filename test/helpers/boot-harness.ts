@@ -37,6 +37,7 @@ import { testDbConfig, type TestDb } from './cloud-db';
 import { timeSkippingEnv } from './temporal-env';
 
 export const HOSTS = DEFAULT_HOSTS.map((h) => h.host);
+export type BootWorkflowType = 'createInstance' | 'createInstanceSequential';
 const HISTORIES_DIR = path.join(__dirname, '..', 'histories');
 /** Set BOOTFLOW_WRITE_HISTORIES=1 to (re)write the replay histories under test/histories/. */
 export const WRITE_HISTORIES = process.env.BOOTFLOW_WRITE_HISTORIES === '1';
@@ -62,7 +63,8 @@ export interface BootHarness {
   demoAuth(): BootAuth;
   /** A boot request from the demo user on the private network, with the bootstrap image. */
   request(requestId: string, overrides?: Partial<BootRequest>): BootRequest;
-  startBoot(request: BootRequest): Promise<WorkflowHandle>;
+  /** Starts createInstance, or its benchmarks' variant without parallel sections. */
+  startBoot(request: BootRequest, workflowType?: BootWorkflowType): Promise<WorkflowHandle>;
   runBoot(request: BootRequest): Promise<BootResult>;
   /**
    * Moves the cloud's clock to the test server's time (which jumps whenever the server skips through
@@ -189,9 +191,9 @@ export async function openBootHarness(label: string): Promise<BootHarness> {
       if (serverNow > clock.now()) clock.set(serverNow);
       await heartbeat();
     },
-    async startBoot(request) {
+    async startBoot(request, workflowType = 'createInstance') {
       await harness.syncClock();
-      return env.client.workflow.start('createInstance', {
+      return env.client.workflow.start(workflowType, {
         taskQueue: CONTROLLER_QUEUE,
         workflowId: bootWorkflowId(request.requestId),
         args: [request],
