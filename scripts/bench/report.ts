@@ -92,33 +92,36 @@ export function bootTables(r: BenchResults): string[] {
     'min–max ms',
     'errors',
     'vs skeleton',
+    'sequential / parallel',
   ]);
-  const row = (name: string, s: Summary, errors: number) => [
+  const times = (a: Summary, b: Summary) => `${Math.round((a.p50 / b.p50) * 100) / 100}×`;
+  const row = (name: string, s: Summary, errors: number, parallel?: Summary) => [
     name,
     s.p50,
     s.p95,
     s.p99,
     `${s.min}–${s.max}`,
     errors,
-    `${Math.round((s.p50 / l.skeleton.p50) * 100) / 100}×`,
+    times(s, l.skeleton),
+    parallel ? times(s, parallel) : '',
   ];
   lat.push(row('createInstance (ours)', l.ours, l.errors.ours));
+  // Results files from before createInstanceSequential have no such row.
+  const oursSequential = (l as Partial<typeof l>).oursSequential;
+  if (oursSequential)
+    lat.push(
+      row('createInstanceSequential (no parallel branches)', oursSequential, l.errors.oursSequential, l.ours),
+    );
   lat.push(row('skeleton, same shape, no-op activities', l.skeleton, l.errors.skeleton));
   lat.push(
-    row('skeleton, sequential (no parallel branches)', l.skeletonSequential, l.errors.skeletonSequential),
+    row(
+      'skeleton, sequential (no parallel branches)',
+      l.skeletonSequential,
+      l.errors.skeletonSequential,
+      l.skeleton,
+    ),
   );
-  const est = (l as Partial<typeof l>).oursSequentialEstimate;
-  if (est)
-    lat.push([
-      'createInstance sequential (estimate from its step medians)',
-      est.p50,
-      '',
-      '',
-      `+${est.savedMs} ms`,
-      '',
-      `${Math.round((est.p50 / l.skeleton.p50) * 100) / 100}×`,
-    ]);
-  lat.push(['password login (scrypt), not in the boots above', l.passwordLogin.p50, '', '', '', '', '']);
+  lat.push(['password login (scrypt), not in the boots above', l.passwordLogin.p50, '', '', '', '', '', '']);
 
   const steps = table([
     'step (ours, from histories)',
@@ -138,7 +141,10 @@ export function bootTables(r: BenchResults): string[] {
     '',
     ...all(l.steps.ours).map(String),
   ]);
+  if (oursSequential)
+    steps.push(['— same for createInstanceSequential', '', ...all(l.steps.oursSequential).map(String)]);
   steps.push(['— same for the skeleton', '', ...all(sk).map(String)]);
+  steps.push(['— same for the sequential skeleton', '', ...all(l.steps.skeletonSequential).map(String)]);
 
   const thr = table([
     'concurrent boots',
