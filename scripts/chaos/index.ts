@@ -58,11 +58,11 @@ function parseOptions(argv: string[]): ChaosOptions {
   const opts = new Command('chaos')
     .description('seeded, bounded chaos run against a real dev server and worker processes')
     .option('--seed <n>', 'seed of the plan (default: random, printed)')
-    .option('--boots <n>', 'boots to submit (default 90; 30 with --short)')
+    .option('--boots <n>', 'boots to submit (default 240; 30 with --short)')
     .option('--short', 'the CI preset: 30 boots, fewer kills, about two minutes')
     .option('--concurrency <n>', 'boots running at once')
     .option('--live <n>', 'ACTIVE servers kept at most (finished ones beyond it are deleted)')
-    .option('--minutes <m>', 'bound on submission and drain (default 6.5; 6 with --short)')
+    .option('--minutes <m>', 'bound on submission and drain (default 10; 6 with --short)')
     .option('--data-dir <dir>', 'where the run keeps its data (default: a new temporary directory)')
     .option('--keep', 'keep the data directory (it is kept anyway when the run fails)')
     .option('--json <file>', 'write the verdicts and facts as JSON')
@@ -77,11 +77,11 @@ function parseOptions(argv: string[]): ChaosOptions {
   const short = opts.short === true;
   return {
     seed: Math.floor(num(opts.seed, Math.floor(Math.random() * 1_000_000))),
-    boots: Math.floor(num(opts.boots, short ? 30 : 90)),
+    boots: Math.floor(num(opts.boots, short ? 30 : 240)),
     short,
     concurrency: Math.floor(num(opts.concurrency, short ? 15 : 20)),
     liveCap: Math.floor(num(opts.live, short ? 12 : 24)),
-    minutes: num(opts.minutes, short ? 6 : 6.5),
+    minutes: num(opts.minutes, short ? 6 : 10),
     ...(typeof opts.dataDir === 'string' ? { dataDir: path.resolve(opts.dataDir) } : {}),
     keep: opts.keep === true,
     ...(typeof opts.json === 'string' ? { json: path.resolve(opts.json) } : {}),
