@@ -466,6 +466,24 @@ describe('nova', () => {
       );
       const hosts = await nova.listComputeHosts();
       assert.equal(hosts.length, states.length);
+      // Host states come from a narrower query of their own: each is still its compute host, projected.
+      const projected = async () =>
+        (await nova.listComputeHosts()).map((h) => ({
+          host: h.host,
+          nodeUuid: h.nodeUuid,
+          up: h.up,
+          disabled: h.disabled,
+          availabilityZone: h.availabilityZone,
+          cpuArch: h.cpuArch,
+          hypervisorType: h.hypervisorType,
+          failedBuilds: h.failedBuilds,
+        }));
+      assert.deepEqual(states, await projected());
+      await nova.setHostForcedDown('compute3', true);
+      const down = await nova.listHostStates();
+      assert.equal(down.find((s) => s.host === 'compute3')?.up, false);
+      assert.deepEqual(down, await projected());
+      await nova.setHostForcedDown('compute3', false);
     });
 
     test('host states narrow to the scheduler’s node uuids or hosts (long lists in chunks)', async () => {

@@ -76,10 +76,16 @@ export async function seedHosts(
   const started = process.hrtime.bigint();
   const nova = services.nova.store;
   const placement = services.placement.database;
-  // Random uuids land all over the B-trees; SQLite's default 2 MB page cache would thrash on 100,000 hosts.
-  // A large cache while seeding only; the default again before anything is measured.
+  // Random uuids land all over the B-trees; the connection's page cache would thrash on 100,000 hosts.
+  // A large cache while seeding only; the connection's own size again before anything is measured (not
+  // SQLite's 2 MB default: better-sqlite3 builds SQLite with 16 MB, and that is what the cloud runs with).
   const sqlite = [nova, placement].filter((store) => store.dialect === 'sqlite');
-  for (const store of sqlite) await sql`pragma cache_size = -262144`.execute(store.db);
+  const cacheSizes = new Map<object, number>();
+  for (const store of sqlite) {
+    const { rows } = await sql<{ cache_size: number }>`pragma cache_size`.execute(store.db);
+    cacheSizes.set(store, Number(rows[0]?.cache_size ?? -2000));
+    await sql`pragma cache_size = -262144`.execute(store.db);
+  }
   // A transaction per 5,000 hosts: big enough to be fast, small enough for any server's undo log.
   for (const group of chunks(hosts, 5_000)) {
     await nova.transaction(async (trx) => {
@@ -188,6 +194,8 @@ export async function seedHosts(
       }
     });
   }
-  for (const store of sqlite) await sql`pragma cache_size = -2000`.execute(store.db);
+  for (const store of sqlite) {
+    await sql.raw(`pragma cache_size = ${Math.trunc(cacheSizes.get(store) ?? -2000)}`).execute(store.db);
+  }
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
