@@ -225,7 +225,7 @@ export class ImageCache {
     );
     const source = fileURLToPath(loc.url);
     const meter = new HashingMeter({
-      expected: { size: loc.size, checksum: loc.checksum, osHashValue: loc.osHashValue },
+      expected: { size: loc.size, osHashValue: loc.osHashValue },
       bytesTotal: loc.size,
       onProgress:
         options.onProgress && ((p) => options.onProgress?.({ bytesDone: p.bytesDone, bytesTotal: loc.size })),
