@@ -73,8 +73,8 @@ export function imageTable(r: BenchResults): string[] {
   ];
   t.push(row('fs.copyFile + fsync', i.copyFile));
   t.push(row('streamed copy + fsync', i.streamCopy));
-  t.push(row('verified fetch (MD5 + SHA-512)', i.verifiedFetch));
-  t.push(row('hashes only, nothing written', i.hashOnly));
+  t.push(row('verified fetch (size + SHA-512, written, fsynced)', i.verifiedFetch));
+  t.push(row('verification alone (HashingMeter), nothing written', i.hashOnly));
   t.push(row('SHA-512 only, nothing written', i.sha512Only));
   t.push(['cache hit', `${i.cacheHit.p50} ms`, `${i.cacheHit.min}–${i.cacheHit.max} ms`, '']);
   return [t.toString()];
