@@ -25,6 +25,18 @@ interface CliOptions {
   only?: string;
   dbUrl?: string;
   out: string;
+  /** Overrides of the boot section's sizes (a focused run, e.g. against another server). */
+  boots?: string;
+  levels?: string;
+  compensation?: string;
+}
+
+function counts(list: string | undefined, flag: string): number[] | undefined {
+  if (list === undefined) return undefined;
+  const values = list.split(',').map((v) => Number(v));
+  if (values.length === 0 || values.some((v) => !Number.isInteger(v) || v < 1))
+    throw new Error(`${flag} wants positive whole numbers separated by commas, got '${list}'`);
+  return values;
 }
 
 function log(line: string): void {
@@ -40,9 +52,9 @@ function parameters(options: CliOptions, only: BenchName[]): BenchParameters {
     schedulerDbs: ['sqlite', ...(options.dbUrl ? [options.dbUrl.replace(/\/\/[^@/]*@/, '//')] : [])],
     contention: { claimers: 64, hosts: quick ? 200 : 1_000 },
     imageMb: quick ? 32 : 256,
-    sequentialBoots: quick ? 6 : 200,
-    concurrency: quick ? [1, 10] : [1, 10, 50, 200, 1_000],
-    compensation: quick ? [1, 5] : [1, 200],
+    sequentialBoots: counts(options.boots, '--boots')?.[0] ?? (quick ? 6 : 200),
+    concurrency: counts(options.levels, '--levels') ?? (quick ? [1, 10] : [1, 10, 50, 200, 1_000]),
+    compensation: counts(options.compensation, '--compensation') ?? (quick ? [1, 5] : [1, 200]),
     temporalAddress: process.env.TEMPORAL_ADDRESS || null,
   };
 }
@@ -145,6 +157,9 @@ async function main(): Promise<void> {
       'also run the scheduler benchmark on this database server (e.g. mysql://root@127.0.0.1:3306)',
     )
     .option('--out <dir>', 'where the results JSON goes', 'bench-results')
+    .option('--boots <n>', 'boot latency: rounds of sequential boots (default 200; 6 with --quick)')
+    .option('--levels <list>', 'throughput: boots started at once per level (default 1,10,50,200,1000)')
+    .option('--compensation <list>', 'compensation: failing boots at once per run (default 1,200)')
     .option('--render <file>', 'print the tables of an earlier results file, run nothing')
     .parse();
   const opts = program.opts<CliOptions & { render?: string }>();
