@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { CloudError, isCloudError } from '../errors';
 import { HashingMeter } from '../glance/hashing';
-import { fsyncFile } from '../glance/image-store';
+import { fsyncFile, removeAfterClose } from '../glance/image-store';
 import { DISK_FORMATS, OS_HASH_ALGO, type ImageLocation } from '../glance/types';
 import { parseRequest } from '../validation';
 import type { FaultInjector } from './faults';
@@ -236,17 +236,15 @@ export class ImageCache {
       onProgress:
         options.onProgress && ((p) => options.onProgress?.({ bytesDone: p.bytesDone, bytesTotal: loc.size })),
     });
+    const write = createWriteStream(temp, { flags: 'wx', highWaterMark: IMAGE_CHUNK_BYTES });
     try {
       const read = createReadStream(source, { highWaterMark: IMAGE_CHUNK_BYTES });
-      const write = createWriteStream(temp, { flags: 'wx', highWaterMark: IMAGE_CHUNK_BYTES });
-      await pipeline(read, meter, write, {
-        signal: options.signal,
-      });
+      await pipeline(read, meter, write, { signal: options.signal });
       await fsyncFile(temp);
       await rename(temp, target);
       await fsyncFile(this.baseDir);
     } catch (err) {
-      await rm(temp, { force: true });
+      await removeAfterClose(write, temp);
       if (isCloudError(err)) throw err;
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT')

@@ -4,7 +4,7 @@
  * reader never sees half an image.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -67,11 +67,12 @@ export class ImageFileStore {
         virtualSize = inspectDiskHead(options.diskFormat, head).virtualSize;
       },
     });
+    const sink = createWriteStream(tempPath, { flags: 'wx' });
     try {
-      await pipeline(source, meter, createWriteStream(tempPath, { flags: 'wx' }));
+      await pipeline(source, meter, sink);
       await fsyncFile(tempPath);
     } catch (err) {
-      await rm(tempPath, { force: true });
+      await removeAfterClose(sink, tempPath);
       throw err;
     }
     const digests = meter.digests();
@@ -109,6 +110,16 @@ export class ImageFileStore {
         await rm(path.join(this.dir, name), { force: true });
     }
   }
+}
+
+/**
+ * Removes a temporary file written by `stream` after a failed pipeline. The stream may still be opening its
+ * file when the pipeline fails (the open runs in the thread pool): removing the file before the stream has
+ * closed would let that open create it again afterwards, leaving a stray partial file.
+ */
+export async function removeAfterClose(stream: WriteStream, file: string): Promise<void> {
+  if (!stream.closed) await new Promise<void>((resolve) => stream.once('close', () => resolve()));
+  await rm(file, { force: true });
 }
 
 export async function fsyncFile(file: string): Promise<void> {
