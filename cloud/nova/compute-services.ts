@@ -73,49 +73,49 @@ const registerSchema = z.strictObject({
 });
 export type RegisterComputeHostInput = z.input<typeof registerSchema>;
 
-function hostRows(db: Kysely<NovaDb>) {
+/** Each nova-compute service with its compute node: what both host queries below read from. */
+function computeHostsJoin(db: Kysely<NovaDb>) {
   return db
     .selectFrom('services as s')
     .innerJoin('compute_nodes as n', 'n.service_id', 's.id')
-    .where('s.binary', '=', COMPUTE_BINARY)
-    .select([
-      's.id as serviceId',
-      's.host as host',
-      's.disabled as disabled',
-      's.disabled_reason as disabledReason',
-      's.forced_down as forcedDown',
-      's.last_seen_up as lastSeenUp',
-      's.report_count as reportCount',
-      'n.uuid as nodeUuid',
-      'n.availability_zone as availabilityZone',
-      'n.cpu_arch as cpuArch',
-      'n.hypervisor_type as hypervisorType',
-      'n.failed_builds as failedBuilds',
-      'n.vcpus as vcpus',
-      'n.memory_mb as memoryMb',
-      'n.local_gb as diskGb',
-    ]);
+    .where('s.binary', '=', COMPUTE_BINARY);
+}
+
+function hostRows(db: Kysely<NovaDb>) {
+  return computeHostsJoin(db).select([
+    's.id as serviceId',
+    's.host as host',
+    's.disabled as disabled',
+    's.disabled_reason as disabledReason',
+    's.forced_down as forcedDown',
+    's.last_seen_up as lastSeenUp',
+    's.report_count as reportCount',
+    'n.uuid as nodeUuid',
+    'n.availability_zone as availabilityZone',
+    'n.cpu_arch as cpuArch',
+    'n.hypervisor_type as hypervisorType',
+    'n.failed_builds as failedBuilds',
+    'n.vcpus as vcpus',
+    'n.memory_mb as memoryMb',
+    'n.local_gb as diskGb',
+  ]);
 }
 
 type HostJoinRow = Awaited<ReturnType<ReturnType<typeof hostRows>['executeTakeFirstOrThrow']>>;
 
 /** What listHostStates reads: the scheduler's columns only. */
 function stateRows(db: Kysely<NovaDb>) {
-  return db
-    .selectFrom('services as s')
-    .innerJoin('compute_nodes as n', 'n.service_id', 's.id')
-    .where('s.binary', '=', COMPUTE_BINARY)
-    .select([
-      's.host as host',
-      's.disabled as disabled',
-      's.forced_down as forcedDown',
-      's.last_seen_up as lastSeenUp',
-      'n.uuid as nodeUuid',
-      'n.availability_zone as availabilityZone',
-      'n.cpu_arch as cpuArch',
-      'n.hypervisor_type as hypervisorType',
-      'n.failed_builds as failedBuilds',
-    ]);
+  return computeHostsJoin(db).select([
+    's.host as host',
+    's.disabled as disabled',
+    's.forced_down as forcedDown',
+    's.last_seen_up as lastSeenUp',
+    'n.uuid as nodeUuid',
+    'n.availability_zone as availabilityZone',
+    'n.cpu_arch as cpuArch',
+    'n.hypervisor_type as hypervisorType',
+    'n.failed_builds as failedBuilds',
+  ]);
 }
 
 interface InListPart {
