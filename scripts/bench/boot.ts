@@ -297,16 +297,14 @@ async function measureLevel(
     concurrency,
     boots: outcomes.length,
     seconds: Math.round(wallMs / 10) / 100,
-    bootsPerSecond: Math.round((outcomes.length / (wallMs / 1000)) * 10) / 10,
+    bootsPerSecond: ratio(outcomes.length, wallMs / 1000, 1),
     latency: rounded(summarize(outcomes.filter((o) => o.ok).map((o) => o.ms)), 1),
     errors: outcomes.filter((o) => !o.ok).length,
     errorTypes,
-    workerCpuCores: Math.round((cpuMs / wallMs) * 100) / 100,
+    workerCpuCores: ratio(cpuMs, wallMs),
     workerCpuMsPerBoot: Math.round(cpuMs / outcomes.length),
     serverCpuCores:
-      serverBefore === null || serverAfter === null
-        ? null
-        : Math.round(((serverAfter - serverBefore) / wallMs) * 100) / 100,
+      serverBefore === null || serverAfter === null ? null : ratio(serverAfter - serverBefore, wallMs),
     peakRssMb: Math.round(peakRss / 2 ** 20),
     eventLoopDelayP99Ms: Math.round(loop.percentile(99) / 1e4) / 100,
   };

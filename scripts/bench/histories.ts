@@ -5,7 +5,7 @@
  */
 import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
-import { rounded, summarize, type Summary } from './stats';
+import { ratio, rounded, summarize, type Summary } from './stats';
 
 type History = temporal.api.history.v1.IHistory;
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -109,13 +109,13 @@ export function analyzeHistories(histories: readonly History[]): HistoryAnalysis
     duration: rounded(summarize(durations), 1),
     steps: [...steps.entries()].map(([step, acc]) => ({
       step,
-      perBoot: Math.round((acc.count / n) * 100) / 100,
+      perBoot: ratio(acc.count, n),
       total: rounded(summarize(acc.total), 1),
       queue: rounded(summarize(acc.queue), 1),
       run: rounded(summarize(acc.run), 1),
     })),
     workflowTask: rounded(summarize(workflowTasks), 1),
-    workflowTasksPerBoot: Math.round((workflowTasks.length / n) * 10) / 10,
+    workflowTasksPerBoot: ratio(workflowTasks.length, n, 1),
     eventsPerBoot: Math.round(events / n),
   };
 }

@@ -1,7 +1,7 @@
 /** The stdout tables of a run: one per benchmark, then the goals. */
 import Table from 'cli-table3';
 import type { BenchResults } from './results';
-import type { Summary } from './stats';
+import { ratio, type Summary } from './stats';
 
 function table(head: string[]): Table.Table {
   return new Table({ head, style: { head: [], border: [] } });
@@ -69,7 +69,7 @@ export function imageTable(r: BenchResults): string[] {
     name,
     s.p50,
     `${s.min}–${s.max}`,
-    `${Math.round((s.p50 / i.copyFile.p50) * 100) / 100}×`,
+    `${ratio(s.p50, i.copyFile.p50)}×`,
   ];
   t.push(row('fs.copyFile + fsync', i.copyFile));
   t.push(row('streamed copy + fsync', i.streamCopy));
@@ -94,7 +94,7 @@ export function bootTables(r: BenchResults): string[] {
     'vs skeleton',
     'sequential / parallel',
   ]);
-  const times = (a: Summary, b: Summary) => `${Math.round((a.p50 / b.p50) * 100) / 100}×`;
+  const times = (a: Summary, b: Summary) => `${ratio(a.p50, b.p50)}×`;
   const row = (name: string, s: Summary, errors: number, parallel?: Summary) => [
     name,
     s.p50,
