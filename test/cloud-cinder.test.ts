@@ -1,8 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Cinder } from '../cloud/cinder/cinder';
@@ -15,6 +14,7 @@ import { cinderMigrations } from '../cloud/cinder/migrations';
 import type { CinderDb } from '../cloud/cinder/schema';
 import { isUniqueViolation } from '../cloud/db';
 import { testDbConfig, testDbDialect, type TestDb } from './helpers/cloud-db';
+import { readHead, writeRawImage } from './helpers/raw-image';
 
 const MIB = 1024 * 1024;
 const project = 'demo-project';
@@ -26,32 +26,7 @@ function isType(type: CloudErrorType, message?: RegExp) {
 /** A 3 MiB image: random data, a MiB of zeroes (stays a hole in the volume), random data again. */
 function writeImage(dir: string): { source: ImageSource; data: Buffer } {
   const data = Buffer.concat([randomBytes(MIB), Buffer.alloc(MIB), randomBytes(MIB - 512)]);
-  const file = path.join(dir, 'cirros.img');
-  writeFileSync(file, data);
-  return {
-    data,
-    source: {
-      imageId: randomUUID(),
-      url: pathToFileURL(file).href,
-      size: data.length,
-      checksum: createHash('md5').update(data).digest('hex'),
-      osHashAlgo: 'sha512',
-      osHashValue: createHash('sha512').update(data).digest('hex'),
-      diskFormat: 'raw',
-      virtualSize: data.length,
-    },
-  };
-}
-
-async function readHead(file: string, bytes: number): Promise<Buffer> {
-  const handle = await open(file, 'r');
-  try {
-    const buffer = Buffer.alloc(bytes);
-    await handle.read(buffer, 0, bytes, 0);
-    return buffer;
-  } finally {
-    await handle.close();
-  }
+  return { data, source: writeRawImage(path.join(dir, 'cirros.img'), data) };
 }
 
 describe(`Cinder on ${testDbDialect}`, () => {

@@ -8,15 +8,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Cinder } from '../cloud/cinder/cinder';
 import type { ImageSource, Volume } from '../cloud/cinder/types';
 import { testDbConfig, testDbDialect, type TestDb } from './helpers/cloud-db';
+import { readHead, writeRawImage } from './helpers/raw-image';
 
 const repoRoot = path.resolve(__dirname, '..');
 const project = 'demo-project';
@@ -31,17 +30,6 @@ process.stdout.write(volume.id + '\\n');
 setInterval(() => undefined, 60_000);
 `;
 
-async function head(file: string, bytes: number): Promise<Buffer> {
-  const handle = await open(file, 'r');
-  try {
-    const buffer = Buffer.alloc(bytes);
-    await handle.read(buffer, 0, bytes, 0);
-    return buffer;
-  } finally {
-    await handle.close();
-  }
-}
-
 describe(`regression: a volume creation outlives the Cinder that started it (${testDbDialect})`, () => {
   let testDb: TestDb;
   let data: Buffer;
@@ -53,18 +41,7 @@ describe(`regression: a volume creation outlives the Cinder that started it (${t
     const dir = path.join(testDb.dataDir, 'glance-images');
     mkdirSync(dir, { recursive: true });
     data = Buffer.concat([randomBytes(1024 * 1024), Buffer.alloc(4096, 7)]);
-    const file = path.join(dir, 'image.raw');
-    writeFileSync(file, data);
-    source = {
-      imageId: randomUUID(),
-      url: pathToFileURL(file).href,
-      size: data.length,
-      checksum: createHash('md5').update(data).digest('hex'),
-      osHashAlgo: 'sha512',
-      osHashValue: createHash('sha512').update(data).digest('hex'),
-      diskFormat: 'raw',
-      virtualSize: data.length,
-    };
+    source = writeRawImage(path.join(dir, 'image.raw'), data);
     childScript = path.join(testDb.dataDir, 'cinder-child.mts');
     writeFileSync(childScript, CHILD_SOURCE);
   });
@@ -76,7 +53,10 @@ describe(`regression: a volume creation outlives the Cinder that started it (${t
     const done = await cinder.waitForVolume(volume.id, { timeoutMs: 20_000, pollMs: 20 });
     assert.equal(done.status, 'available');
     assert.equal(done.imageMetadata?.checksum, source.checksum);
-    assert.ok((await head(done.providerLocation ?? '', data.length)).equals(data), 'the image was copied in');
+    assert.ok(
+      (await readHead(done.providerLocation ?? '', data.length)).equals(data),
+      'the image was copied in',
+    );
   }
 
   test('closed mid-creation (a graceful stop): the next Cinder to open finishes it', async () => {
