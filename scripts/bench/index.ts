@@ -34,7 +34,7 @@ interface CliOptions {
 function counts(list: string | undefined, flag: string): number[] | undefined {
   if (list === undefined) return undefined;
   const values = list.split(',').map((v) => Number(v));
-  if (values.length === 0 || values.some((v) => !Number.isInteger(v) || v < 1))
+  if (values.some((v) => !Number.isInteger(v) || v < 1))
     throw new Error(`${flag} wants positive whole numbers separated by commas, got '${list}'`);
   return values;
 }
