@@ -54,16 +54,49 @@ export function waitForPort(host: string, port: number, timeoutMs: number): Prom
   });
 }
 
+export interface PortReservation {
+  ports: number[];
+  /** Closes the listeners: call it right before the process that binds the ports starts. */
+  release(): Promise<void>;
+}
+
+/**
+ * Ports held open (listened on) until released; 0 lets the OS pick one. A port that is only looked up and
+ * closed again can be handed straight back to the next `listen(0)` (a codec server started in between, say)
+ * and the dev server then finds it taken; a held one cannot. Rejects with EADDRINUSE if one is taken.
+ */
+export async function holdPorts(ports: number[], host = '127.0.0.1'): Promise<PortReservation> {
+  const servers: net.Server[] = [];
+  const release = () =>
+    Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())))).then(
+      () => undefined,
+    );
+  try {
+    for (const port of ports) {
+      const server = net.createServer();
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => resolve());
+      });
+      servers.push(server);
+    }
+  } catch (err) {
+    await release();
+    throw err;
+  }
+  return { ports: servers.map((server) => (server.address() as net.AddressInfo).port), release };
+}
+
+/** `count` ports the OS picks, held until released (see holdPorts). */
+export function reservePorts(count: number, host = '127.0.0.1'): Promise<PortReservation> {
+  return holdPorts(new Array<number>(count).fill(0), host);
+}
+
 /** A port that is free on `host` right now (the OS picks it), for tests that must not clash with a demo. */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const reservation = await reservePorts(1, host);
+  await reservation.release();
+  return reservation.ports[0] as number;
 }
 
 /** Whether a port on host is already taken (something answers a connect). */

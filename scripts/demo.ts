@@ -19,7 +19,7 @@ import { Client, Connection } from '@temporalio/client';
 import pino from 'pino';
 import { DEFAULT_HOSTS } from '../cloud/hosts';
 import { startCodecServer, type RunningCodecServer } from '../lib/codec';
-import { startDevServer, type RunningDevServer } from '../lib/dev-server';
+import { holdPorts, startDevServer, type RunningDevServer } from '../lib/dev-server';
 import { createLogger } from '../lib/logger';
 import { waitForComputeHosts } from '../lib/cli/compute-services';
 import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/cli/temporal';
@@ -139,12 +139,16 @@ async function main(): Promise<number> {
       uiBase = process.env.BOOTFLOW_UI_URL ?? null;
       say(`• using the Temporal service at ${address} (TEMPORAL_ADDRESS)`);
     } else {
+      // The dev server's ports are held while the codec server takes one of its own, so it is not handed
+      // one of them; a port that cannot be held is taken, and startDevServer says so plainly below.
+      const held = await holdPorts([port, uiPort]).catch(() => undefined);
       codecServer = await startCodecServer({
         keyring,
         port: Number(process.env.BOOTFLOW_CODEC_PORT ?? 0),
         allowedOrigins: [`http://localhost:${uiPort}`, `http://127.0.0.1:${uiPort}`],
         logger: quietLog,
       });
+      await held?.release();
       say(
         `• starting the Temporal dev server on 127.0.0.1:${port}, Web UI on ${uiPort} (log: logs/temporal.log)`,
       );

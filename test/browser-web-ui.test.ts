@@ -19,7 +19,7 @@ import { hostDirOf } from '../cloud/index';
 import { startCodecServer, type RunningCodecServer } from '../lib/codec';
 import { waitForComputeHosts } from '../lib/cli/compute-services';
 import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/cli/temporal';
-import { freePort, startDevServer, type RunningDevServer } from '../lib/dev-server';
+import { reservePorts, startDevServer, type PortReservation, type RunningDevServer } from '../lib/dev-server';
 import { PROJECT_ROOT } from '../lib/temporal-binaries';
 import { prepareDataDir, type PreparedData } from '../scripts/bootstrap';
 import { BOOT_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
@@ -127,6 +127,7 @@ describe('the Web UI shows a completed and a failed boot', () => {
   let browserDir: string;
   let ok: CreatedServer;
   let failed: CreatedServer;
+  let reserved: PortReservation | undefined;
 
   before(async () => {
     if (!existsSync(CHROMIUM)) {
@@ -135,7 +136,9 @@ describe('the Web UI shows a completed and a failed boot', () => {
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'bootflow-ui-'));
     browserDir = mkdtempSync(path.join(os.tmpdir(), 'bootflow-chromium-'));
     mkdirSync(RESULTS, { recursive: true });
-    const [port, uiPort] = [await freePort(), await freePort()];
+    // Held while the codec server takes a port of its own, so it cannot be handed one of these.
+    reserved = await reservePorts(2);
+    const [port, uiPort] = reserved.ports as [number, number];
     prepared = await prepareDataDir(dataDir);
     const keyring = loadKeyringOrExplain(dataDir);
     codec = await startCodecServer({
@@ -143,6 +146,7 @@ describe('the Web UI shows a completed and a failed boot', () => {
       allowedOrigins: [`http://localhost:${uiPort}`, `http://127.0.0.1:${uiPort}`],
       logger: pino({ level: 'warn' }),
     });
+    await reserved.release();
     server = await startDevServer({
       dataDir,
       port,
@@ -198,6 +202,7 @@ describe('the Web UI shows a completed and a failed boot', () => {
   });
 
   after(async () => {
+    await reserved?.release();
     await context?.close().catch(() => undefined);
     if (worker) await stopChild(worker, 'SIGTERM', 20_000);
     await server?.stop();

@@ -6,7 +6,6 @@
  * (no instances left over from the one before).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -22,7 +21,7 @@ import type { ComputeHost } from '../../cloud/compute';
 import { capabilitiesOf, type HostSpec } from '../../cloud/hosts';
 import { openCloud, openComputeHost, type Cloud } from '../../cloud/index';
 import { temporalSettings } from '../../lib/connection';
-import { startDevServer, type RunningDevServer } from '../../lib/dev-server';
+import { reservePorts, startDevServer, type RunningDevServer } from '../../lib/dev-server';
 import { installTemporalRuntime } from '../../lib/logger';
 import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from '../../workflows/names';
 import { BOOT_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
@@ -36,17 +35,6 @@ export interface TemporalTarget {
   client: Client;
   nativeConnection: NativeConnection;
   close(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject()));
-    });
-  });
 }
 
 async function registerSearchAttributes(connection: Connection, namespace: string): Promise<void> {
@@ -74,10 +62,13 @@ export async function openTemporal(log: (line: string) => void): Promise<Tempora
     log(`boot: Temporal at ${address} (TEMPORAL_ADDRESS)`);
   } else {
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'bootflow-bench-temporal-'));
+    const reserved = await reservePorts(2);
+    await reserved.release();
+    const [port, uiPort] = reserved.ports as [number, number];
     server = await startDevServer({
       dataDir,
-      port: await freePort(),
-      uiPort: await freePort(),
+      port,
+      uiPort,
       searchAttributes: { ...BOOT_SEARCH_ATTRIBUTES },
     });
     address = server.address;
