@@ -92,11 +92,20 @@ export function reservePorts(count: number, host = '127.0.0.1'): Promise<PortRes
   return holdPorts(new Array<number>(count).fill(0), host);
 }
 
+/**
+ * `count` distinct ports that are free on `host` right now (the OS picks them), for a process started next:
+ * looked up together, since two lookups one after the other may give the same port.
+ */
+export async function freePorts(count: number, host = '127.0.0.1'): Promise<number[]> {
+  const reservation = await reservePorts(count, host);
+  await reservation.release();
+  return reservation.ports;
+}
+
 /** A port that is free on `host` right now (the OS picks it), for tests that must not clash with a demo. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const reservation = await reservePorts(1, host);
-  await reservation.release();
-  return reservation.ports[0] as number;
+  const [port] = await freePorts(1, host);
+  return port as number;
 }
 
 /** Whether a port on host is already taken (something answers a connect). */

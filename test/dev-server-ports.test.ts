@@ -6,7 +6,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { holdPorts, portInUse, reservePorts } from '../lib/dev-server';
+import { freePorts, holdPorts, portInUse, reservePorts } from '../lib/dev-server';
 
 function listen(port: number): Promise<net.Server> {
   return new Promise((resolve, reject) => {
@@ -37,6 +37,12 @@ describe('dev server ports', () => {
 
     await reserved.release();
     for (const port of [a, b]) await close(await listen(port));
+  });
+
+  test('ports looked up together are distinct and free', async () => {
+    const ports = await freePorts(3);
+    assert.equal(new Set(ports).size, 3);
+    for (const port of ports) assert.equal(await portInUse('127.0.0.1', port), false);
   });
 
   test('holding a taken port fails with EADDRINUSE and holds nothing', async () => {

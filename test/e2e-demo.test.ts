@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { portInUse, reservePorts } from '../lib/dev-server';
+import { freePorts, portInUse } from '../lib/dev-server';
 import type { HypervisorView, LeakFinding, ServerView } from '../workflows/operator-types';
 import {
   deploymentEnv,
@@ -34,11 +34,8 @@ describe('npm start, then the client from a second terminal', () => {
 
   before(async () => {
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'bootflow-e2e-'));
-    // Two distinct ports (two lookups one after the other may give the same one); the demo holds them
-    // while its codec server starts.
-    const reserved = await reservePorts(2);
-    await reserved.release();
-    [port, uiPort] = reserved.ports as [number, number];
+    // The demo holds them while its codec server starts.
+    [port, uiPort] = (await freePorts(2)) as [number, number];
     const env = deploymentEnv({
       BOOTFLOW_DATA: dataDir,
       TEMPORAL_PORT: String(port),

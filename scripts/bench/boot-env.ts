@@ -21,7 +21,7 @@ import type { ComputeHost } from '../../cloud/compute';
 import { capabilitiesOf, type HostSpec } from '../../cloud/hosts';
 import { openCloud, openComputeHost, type Cloud } from '../../cloud/index';
 import { temporalSettings } from '../../lib/connection';
-import { reservePorts, startDevServer, type RunningDevServer } from '../../lib/dev-server';
+import { freePorts, startDevServer, type RunningDevServer } from '../../lib/dev-server';
 import { installTemporalRuntime } from '../../lib/logger';
 import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from '../../workflows/names';
 import { BOOT_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
@@ -62,9 +62,7 @@ export async function openTemporal(log: (line: string) => void): Promise<Tempora
     log(`boot: Temporal at ${address} (TEMPORAL_ADDRESS)`);
   } else {
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'bootflow-bench-temporal-'));
-    const reserved = await reservePorts(2);
-    await reserved.release();
-    const [port, uiPort] = reserved.ports as [number, number];
+    const [port, uiPort] = (await freePorts(2)) as [number, number];
     server = await startDevServer({
       dataDir,
       port,
