@@ -266,6 +266,8 @@ const patchSchema = z
     launchedAt: epochSchema.nullable().optional(),
     terminatedAt: epochSchema.nullable().optional(),
     availabilityZone: nameSchema.nullable().optional(),
+    /** The servers API's rename (PUT /servers/{id}). */
+    name: nameSchema.optional(),
   })
   .refine((p) => Object.keys(p).length > 0, 'the patch changes nothing');
 export type InstancePatch = z.input<typeof patchSchema>;
@@ -300,6 +302,7 @@ function columnsOfPatch(patch: z.infer<typeof patchSchema>): Partial<InstancesTa
   if (patch.launchedAt !== undefined) set.launched_at = patch.launchedAt;
   if (patch.terminatedAt !== undefined) set.terminated_at = patch.terminatedAt;
   if (patch.availabilityZone !== undefined) set.availability_zone = patch.availabilityZone;
+  if (patch.name !== undefined) set.name = patch.name;
   return set;
 }
 
