@@ -49,6 +49,18 @@ export async function buildApiApp(deps: ApiDeps, options: ApiAppOptions = {}): P
     routerOptions: { ignoreTrailingSlash: true },
   }) as unknown as FastifyInstance;
   app.decorateRequest('auth', null);
+  // The clients send `Content-Type: application/json` on bodiless PUT and DELETE (grants, actions); the
+  // services' WSGI stacks take that as no body, where Fastify's own parser answers 400.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const text = String(body);
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text) as unknown);
+    } catch {
+      done(Object.assign(new Error('Malformed request body'), { statusCode: 400 }), undefined);
+    }
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-openstack-request-id', request.id);
   });
