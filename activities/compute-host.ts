@@ -66,7 +66,10 @@ export function createComputeActivities(compute: ComputeHost) {
       return { path: result.path, bytes: result.bytes, cacheHit: result.cacheHit };
     },
 
-    /** The agent's hybrid plug: a bridge and a tap per port (idempotent). */
+    /**
+     * The L2 agent's plug of each port (idempotent): recorded only, or with the linux-bridge agent the tap on
+     * the network's bridge, up (read back from the kernel), and the DHCP agent serving the port's address.
+     */
     async plugVifs(instanceUuid: string, host: string, ports: PortDescription[]): Promise<PluggedVif[]> {
       return beating(async () => {
         const plugged: PluggedVif[] = [];
@@ -79,6 +82,8 @@ export function createComputeActivities(compute: ComputeHost) {
               networkId: port.networkId,
               bindingHostId: host,
               bindingVifType: port.vifType,
+              fixedIps: port.fixedIps,
+              dhcp: port.dhcp ?? null,
             },
             { signal: signal() },
           );
