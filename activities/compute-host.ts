@@ -4,6 +4,7 @@
  * controller database. Results go back to the workflow, which hands them to the conductor.
  */
 import { Context } from '@temporalio/activity';
+import type { LeakFinding } from '../cloud/audit';
 import type { ComputeHost } from '../cloud/compute';
 import type {
   ImageLocation,
@@ -150,6 +151,14 @@ export function createComputeActivities(compute: ComputeHost) {
         );
         return { powerState: domain.powerState, diskPath: dir.diskPath };
       });
+    },
+
+    /**
+     * This host's half of the leak audit: what it holds (files, domains, taps, bridges, namespaces, dnsmasq
+     * and QEMU processes) for none of the instances the controller says live here.
+     */
+    async auditHost(liveInstanceUuids: string[]): Promise<LeakFinding[]> {
+      return beating(() => compute.auditLeaks(liveInstanceUuids));
     },
 
     /** The driver's destroy: domain, bridges and taps, volume connections and the instance directory. */

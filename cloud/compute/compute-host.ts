@@ -19,6 +19,7 @@ import { CloudError } from '../errors';
 import type { ImageLocation } from '../glance/types';
 import { parseRequest } from '../validation';
 import { domainXml } from './domain-xml';
+import { auditHost, type HostLeakFinding } from './host-audit';
 import { FaultInjector, type FaultOperation, type FaultSpec } from './faults';
 import { ImageCache, processAlive, type FetchOptions } from './image-cache';
 import { createSparseDisk, inspectBaseImage } from './instance-disk';
@@ -380,6 +381,13 @@ export class ComputeHost {
     const instanceDirRemoved = (await fileSize(dir)) !== undefined;
     await rm(dir, { recursive: true, force: true });
     return { domainRemoved, instanceDirRemoved, unpluggedPorts, disconnectedVolumes };
+  }
+
+  // ---- leak audit ---------------------------------------------------------------------------------------
+
+  /** This host's half of the leak audit, given the instances the controller says live here. */
+  async auditLeaks(liveInstanceUuids: readonly string[]): Promise<HostLeakFinding[]> {
+    return auditHost(this, new Set(liveInstanceUuids));
   }
 
   // ---- faults -------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ export {
 } from './compute-host';
 export { FAULT_OPERATIONS, type FaultOperation, type FaultSpec } from './faults';
 export type { FetchOptions } from './image-cache';
+export type { HostLeakFinding, HostLeakKind } from './host-audit';
 export {
   deviceNames,
   NETWORK_AGENTS,
