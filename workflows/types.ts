@@ -4,6 +4,7 @@
  * through Temporal payloads); no secrets in anything an activity returns except the Keystone token.
  */
 import type { ImageLocation } from '../cloud/glance/types';
+import type { DhcpDetails } from '../cloud/neutron/types';
 
 /** Password credentials, scoped to a project (Keystone v3 password auth). */
 export interface PasswordCredentials {
@@ -126,6 +127,8 @@ export interface PortDescription {
   macAddress: string;
   fixedIps: FixedIp[];
   vifType: string;
+  /** Once bound: the network's DHCP-enabled subnet and DHCP port, for the host's DHCP agent (null: none). */
+  dhcp?: DhcpDetails | null;
 }
 
 export interface PluggedVif {

@@ -6,7 +6,8 @@
  *   <hostDir>/_base/<imageId>               image cache, one verified download per image
  *   <hostDir>/instances/<uuid>/disk         sparse root disk; libvirt.xml: the domain definition
  *   <hostDir>/state/domains.json            the fake virt driver's domains and power states
- *   <hostDir>/state/network-agent.json      bridges and taps of plugged ports
+ *   <hostDir>/state/network-agent.json      bridges and taps of plugged ports, wired networks
+ *   <hostDir>/network/<network id>/         linux-bridge agent: dnsmasq's hosts file, pid file, leases
  *   <hostDir>/state/volume-connections.json volumes connected for guests
  *   <hostDir>/faults.json                   injected faults (tests, chaos tool)
  */
@@ -18,10 +19,18 @@ import { CloudError } from '../errors';
 import type { ImageLocation } from '../glance/types';
 import { parseRequest } from '../validation';
 import { domainXml } from './domain-xml';
+import { auditHost, type HostLeakFinding } from './host-audit';
 import { FaultInjector, type FaultOperation, type FaultSpec } from './faults';
 import { ImageCache, processAlive, type FetchOptions } from './image-cache';
 import { createSparseDisk, inspectBaseImage } from './instance-disk';
-import { NetworkAgent, plugPortSchema, type PlugPort } from './network-agent';
+import {
+  NETWORK_AGENTS,
+  NetworkAgent,
+  plugPortSchema,
+  type DhcpNetwork,
+  type NetworkAgentKind,
+  type PlugPort,
+} from './network-agent';
 import {
   createInstanceDirSchema,
   hostNameSchema,
@@ -61,6 +70,8 @@ export interface ComputeHostOptions {
   hostDir: string;
   capabilities: HostCapabilities;
   driver?: 'fake';
+  /** `fake` records bridges and taps only; `linux-bridge` creates them (root, iproute2, dnsmasq). */
+  networkAgent?: NetworkAgentKind;
   clock?: Clock;
   /** How long fetchImage waits for another process's download of the same image (default 10 min). */
   imageLockWaitMs?: number;
@@ -99,6 +110,7 @@ export class ComputeHost {
         hostDir: z.string().min(1).max(4096),
         capabilities: hostCapabilitiesSchema,
         driver: z.literal('fake').default('fake'),
+        networkAgent: z.enum(NETWORK_AGENTS).default('fake'),
         clock: z.custom<Clock>((c) => typeof (c as Clock | undefined)?.now === 'function').optional(),
         imageLockWaitMs: z
           .number()
@@ -125,7 +137,7 @@ export class ComputeHost {
       new FakeDriver(hostDir, clock),
       faults,
       cache,
-      new NetworkAgent(hostDir, parsed.host, clock),
+      new NetworkAgent(hostDir, parsed.host, clock, parsed.networkAgent),
       new VolumeConnector(hostDir, clock),
     );
   }
@@ -232,6 +244,16 @@ export class ComputeHost {
 
   async listVifs(): Promise<VifRecord[]> {
     return this.network.list();
+  }
+
+  /** The network agent's mode on this host. */
+  get networkAgent(): NetworkAgentKind {
+    return this.network.kind;
+  }
+
+  /** linux-bridge mode: the networks wired here (bridge, DHCP namespace, dnsmasq). */
+  async listWiredNetworks(): Promise<DhcpNetwork[]> {
+    return this.network.listNetworks();
   }
 
   // ---- volumes ------------------------------------------------------------------------------------------
@@ -359,6 +381,13 @@ export class ComputeHost {
     const instanceDirRemoved = (await fileSize(dir)) !== undefined;
     await rm(dir, { recursive: true, force: true });
     return { domainRemoved, instanceDirRemoved, unpluggedPorts, disconnectedVolumes };
+  }
+
+  // ---- leak audit ---------------------------------------------------------------------------------------
+
+  /** This host's half of the leak audit, given the instances the controller says live here. */
+  async auditLeaks(liveInstanceUuids: readonly string[]): Promise<HostLeakFinding[]> {
+    return auditHost(this, new Set(liveInstanceUuids));
   }
 
   // ---- faults -------------------------------------------------------------------------------------------
