@@ -39,6 +39,7 @@ import {
   registerSignal,
 } from './workflows/compute-service';
 import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from './workflows/names';
+import { VIRT_DRIVER_TYPES, type VirtDriverType } from './cloud/compute';
 
 export type Role = 'controller' | 'network' | 'compute';
 const ROLES: readonly Role[] = ['controller', 'network', 'compute'];
@@ -56,6 +57,8 @@ export interface WorkerConfig {
   /** How long in-flight activities may take to finish on shutdown before they are cancelled. */
   shutdownGraceSeconds: number;
   heartbeatSeconds: number;
+  /** The compute hosts' virt driver: `fake` (no guest runs) or `qemu` (real guests). */
+  virtDriver: VirtDriverType;
 }
 
 /** Defaults sized for a 2-core machine; each has a flag and an environment variable. */
@@ -68,7 +71,14 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Omit<Worker
     maxCachedWorkflows: Number(env.BOOTFLOW_STICKY_CACHE ?? 250),
     shutdownGraceSeconds: Number(env.BOOTFLOW_SHUTDOWN_GRACE ?? 10),
     heartbeatSeconds: Number(env.BOOTFLOW_HEARTBEAT_SECONDS ?? 10),
+    virtDriver: parseVirtDriver(env.BOOTFLOW_VIRT_DRIVER ?? 'fake'),
   };
+}
+
+function parseVirtDriver(value: string): VirtDriverType {
+  if (!(VIRT_DRIVER_TYPES as readonly string[]).includes(value))
+    throw new UserError(`unknown virt driver '${value}' (${VIRT_DRIVER_TYPES.join(' or ')})`, EXIT.USAGE);
+  return value as VirtDriverType;
 }
 
 function list(value: string, previous: string[] = []): string[] {
@@ -131,6 +141,12 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       whole('--heartbeat'),
       defaults.heartbeatSeconds,
     )
+    .option(
+      '--virt-driver <driver>',
+      'compute hosts: fake (no guest runs) or qemu (real guests) (BOOTFLOW_VIRT_DRIVER)',
+      parseVirtDriver,
+      defaults.virtDriver,
+    )
     .exitOverride()
     .parse(argv)
     .opts<{
@@ -142,6 +158,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       maxCachedWorkflows: number;
       shutdownGrace: number;
       heartbeat: number;
+      virtDriver: VirtDriverType;
     }>();
   const asked = opts.role.length === 0 ? ['all'] : opts.role;
   const roles = new Set<Role>();
@@ -167,6 +184,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
     maxCachedWorkflows: opts.maxCachedWorkflows,
     shutdownGraceSeconds: opts.shutdownGrace,
     heartbeatSeconds: opts.heartbeat,
+    virtDriver: opts.virtDriver,
   };
 }
 
@@ -261,7 +279,13 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
         dataDir: config.dataDir,
         host,
         capabilities: capabilitiesOf(spec),
+        driver: config.virtDriver,
       });
+      if (compute.reapedAtStart.length > 0)
+        log.warn(
+          { host, instances: compute.reapedAtStart },
+          'init_host: killed stray guests of unknown instances',
+        );
       closers.push(() => compute.close());
       computeHosts.push({ spec, compute });
       await create(computeQueue(host), {
