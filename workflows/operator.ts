@@ -36,7 +36,7 @@ const novaApi = proxyActivities<
   retry: readRetry,
 });
 /** The leak audit reads every database and host: minutes, not seconds. */
-const audit = proxyActivities<Pick<OperatorControllerActivities, 'runLeakAudit'>>({
+const audit = proxyActivities<Pick<OperatorControllerActivities, 'runLeakAudit' | 'auditController'>>({
   taskQueue: CONTROLLER_QUEUE,
   startToCloseTimeout: '2 minutes',
   retry: readRetry,

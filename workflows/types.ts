@@ -79,6 +79,9 @@ export interface ImageSpec {
   minRam: number;
   properties: Record<string, string>;
   location: ImageLocation;
+  /** An AMI's kernel (aki) and ramdisk (ari), from its kernel_id / ramdisk_id properties. */
+  kernel?: ImageLocation;
+  ramdisk?: ImageLocation;
 }
 
 export interface NetworkRef {
@@ -160,6 +163,9 @@ export interface SpawnSpec {
   flavor: FlavorSpec;
   /** The image in the host's cache, when booting from image. */
   baseImagePath: string | null;
+  /** An AMI's kernel and ramdisk in the host's cache (absent for other images). */
+  kernelPath?: string;
+  ramdiskPath?: string;
   ports: Array<PortDescription & PluggedVif>;
   volumes: Array<{ volumeId: string; path: string; device: string }>;
 }
