@@ -14,7 +14,7 @@ import { hypervisorRoutes } from './hypervisors';
 import { instanceActionRoutes } from './instance-actions';
 import { keypairRoutes } from './keypairs';
 import { limitsRoutes } from './limits';
-import { MIN_MICROVERSION, parseMicroversion, versionHeaders, type Microversion } from './microversion';
+import { MIN_MICROVERSION, parseMicroversion, versionHeaders } from './microversion';
 import { serverRoutes } from './servers';
 import { versionDocument, versionRoutes } from './versions';
 
@@ -33,8 +33,8 @@ function jsonBodies(app: FastifyInstance): void {
 }
 
 async function v21(app: FastifyInstance, deps: ApiDeps): Promise<void> {
-  // Set by the hook below before any route runs (Fastify wants null, not an object, as the initial value).
-  app.decorateRequest('microversion', null as unknown as Microversion);
+  // Set by the onRequest hook below before any route runs (null until then, as Fastify wants it).
+  app.decorateRequest('microversion', null, []);
   const authenticate = requireAuth(deps);
   // onRequest runs before the body is read: a missing token is 401 whatever the body.
   app.addHook('onRequest', async (request, reply) => {
