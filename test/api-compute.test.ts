@@ -781,6 +781,44 @@ describe('flavors', () => {
   });
 });
 
+describe('flavor create and delete (admin)', () => {
+  test('an admin creates and deletes; a member is refused; duplicates are 409', async () => {
+    const body = { flavor: { name: 'm1.huge', ram: 1_048_576, vcpus: 256, disk: 10, id: 'huge' } };
+    fault(
+      await call('POST', '/flavors', { as: 'member', body }),
+      403,
+      'forbidden',
+      "Policy doesn't allow os_compute_api:os-flavor-manage:create to be performed.",
+    );
+    const created = await call('POST', '/flavors', { as: 'admin', body });
+    assert.equal(created.statusCode, 200, created.body);
+    const flavor = (created.json() as { flavor: Json }).flavor;
+    assert.equal(flavor.id, 'huge');
+    assert.equal(flavor.ram, 1_048_576);
+    assert.equal(flavor.vcpus, 256);
+    assert.equal((await env.cloud.nova.listFlavors()).find((f) => f.id === 'huge')?.memoryMb, 1_048_576);
+    fault(
+      await call('POST', '/flavors', { as: 'admin', body }),
+      409,
+      'conflictingRequest',
+      'Flavor with name m1.huge already exists.',
+    );
+    fault(
+      await call('POST', '/flavors', { as: 'admin', body: { flavor: { ...body.flavor, ram: 'lots' } } }),
+      400,
+      'badRequest',
+    );
+    assert.equal((await call('DELETE', '/flavors/huge', { as: 'admin' })).statusCode, 202);
+    fault(await call('GET', '/flavors/huge', { as: 'admin' }), 404, 'itemNotFound');
+    fault(
+      await call('DELETE', '/flavors/huge', { as: 'admin' }),
+      404,
+      'itemNotFound',
+      'Flavor huge could not be found.',
+    );
+  });
+});
+
 describe('os-keypairs', () => {
   test('create returns the private key once; import, list, show, delete; per user', async () => {
     const created = await call('POST', '/os-keypairs', {
