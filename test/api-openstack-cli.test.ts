@@ -4,7 +4,12 @@
  * Needs scripts/setup-openstack-clients.sh (the test fails and says so when it has not run).
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { generateQcow2Image } from '../cloud/glance';
 import { startApiDeployment, type ApiDeployment } from './helpers/api-deployment';
 import {
   openstack,
@@ -13,7 +18,7 @@ import {
   requireOpenstackClients,
 } from './helpers/openstack-cli';
 
-describe('the openstack CLI and openstacksdk: Keystone', () => {
+describe('the openstack CLI and openstacksdk: Keystone, Glance', () => {
   let d: ApiDeployment;
   let bootstrapProjects: string[] = [];
 
@@ -146,6 +151,54 @@ describe('the openstack CLI and openstacksdk: Keystone', () => {
     assert.equal((await openstack(d.adminEnv, ['project', 'delete', 'cli-project'])).code, 0);
     const projects = await openstackJson<Array<{ Name: string }>>(d.adminEnv, ['project', 'list']);
     assert.deepEqual(projects.map((p) => p.Name).sort(), bootstrapProjects);
+  });
+
+  test('image create --file and image save: the same bytes and checksum; image list filters; delete', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bootflow-cli-image-'));
+    try {
+      const file = path.join(dir, 'disk.qcow2');
+      const data = generateQcow2Image({ seed: 'cli-image' });
+      writeFileSync(file, data);
+      const md5 = createHash('md5').update(data).digest('hex');
+      const created = await openstackJson<{ id: string; status: string; checksum: string; size: number }>(
+        d.demoEnv,
+        [
+          'image',
+          'create',
+          '--file',
+          file,
+          '--disk-format',
+          'qcow2',
+          '--container-format',
+          'bare',
+          'cli-img',
+        ],
+      );
+      assert.equal(created.status, 'active');
+      assert.equal(created.checksum, md5);
+      assert.equal(created.size, data.length);
+      const saved = path.join(dir, 'saved.qcow2');
+      const save = await openstack(d.demoEnv, ['image', 'save', '--file', saved, created.id]);
+      assert.equal(save.code, 0, save.stderr);
+      assert.ok(readFileSync(saved).equals(data), 'the downloaded bytes are the uploaded ones');
+      const listed = await openstackJson<Array<{ ID: string; Name: string; Status: string }>>(d.demoEnv, [
+        'image',
+        'list',
+        '--name',
+        'cli-img',
+      ]);
+      assert.deepEqual(
+        listed.map((i) => [i.ID, i.Status]),
+        [[created.id, 'active']],
+      );
+      // Another project's member does not see it; the admin does.
+      const deleted = await openstack(d.demoEnv, ['image', 'delete', created.id]);
+      assert.equal(deleted.code, 0, deleted.stderr);
+      const after = await openstackJson<Array<{ ID: string }>>(d.demoEnv, ['image', 'list']);
+      assert.ok(!after.some((i) => i.ID === created.id));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('openstacksdk: openstack.connect() authenticates and lists projects', async () => {
