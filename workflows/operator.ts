@@ -48,10 +48,10 @@ const neutronApi = proxyActivities<Pick<OperatorNetworkActivities, 'serverAddres
 
 async function withDetails(token: string, records: ServerRecord[]): Promise<ServerView[]> {
   if (records.length === 0) return [];
-  const uuids = records.map((r) => r.id);
+  const instanceUuids = records.map((r) => r.id);
   const [addresses, volumes] = await Promise.all([
-    call(neutronApi.serverAddresses, 'neutron: server addresses', token, uuids),
-    call(novaApi.serverVolumes, 'cinder: attached volumes', token, uuids),
+    call(neutronApi.serverAddresses, 'neutron: server addresses', { token, instanceUuids }),
+    call(novaApi.serverVolumes, 'cinder: attached volumes', { token, instanceUuids }),
   ]);
   return records.map((r) => ({ ...r, addresses: addresses[r.id] ?? {}, volumes: volumes[r.id] ?? [] }));
 }
@@ -59,8 +59,9 @@ async function withDetails(token: string, records: ServerRecord[]): Promise<Serv
 /** `openstack server list [--all-projects]`. */
 export async function listServers(request: ListServersRequest): Promise<ServerView[]> {
   const session = await call(controller.authenticate, 'keystone: authenticate', request.auth);
-  const records = await call(novaApi.findServers, 'nova-api: list servers', session.token, {
-    allProjects: request.allProjects === true,
+  const records = await call(novaApi.findServers, 'nova-api: list servers', {
+    token: session.token,
+    filter: { allProjects: request.allProjects === true },
   });
   return withDetails(session.token, records);
 }
@@ -68,9 +69,9 @@ export async function listServers(request: ListServersRequest): Promise<ServerVi
 /** `openstack server show NAME_OR_ID`. */
 export async function showServer(request: ShowServerRequest): Promise<ServerView> {
   const session = await call(controller.authenticate, 'keystone: authenticate', request.auth);
-  const records = await call(novaApi.findServers, `nova-api: show server ${request.server}`, session.token, {
-    nameOrId: request.server,
-    allProjects: request.allProjects === true,
+  const records = await call(novaApi.findServers, `nova-api: show server ${request.server}`, {
+    token: session.token,
+    filter: { nameOrId: request.server, allProjects: request.allProjects === true },
   });
   const [server] = await withDetails(session.token, records);
   return server as ServerView;
@@ -79,13 +80,14 @@ export async function showServer(request: ShowServerRequest): Promise<ServerView
 /** `openstack hypervisor list --long` (admin). */
 export async function listHypervisors(request: AuthOnlyRequest): Promise<HypervisorView[]> {
   const session = await call(controller.authenticate, 'keystone: authenticate', request.auth);
-  return call(novaApi.listHypervisors, 'nova-api: list hypervisors', session.token);
+  return call(novaApi.listHypervisors, 'nova-api: list hypervisors', { token: session.token });
 }
 
 /** bootflow's leak audit (admin): an empty list means nothing leaked. */
 export async function auditCloud(request: AuditRequest): Promise<LeakFinding[]> {
   const session = await call(controller.authenticate, 'keystone: authenticate', request.auth);
-  return call(audit.runLeakAudit, 'bootflow: leak audit', session.token, {
+  return call(audit.runLeakAudit, 'bootflow: leak audit', {
+    token: session.token,
     buildsInFlight: request.buildsInFlight === true,
   });
 }
