@@ -4,6 +4,7 @@
  * controller database. Results go back to the workflow, which hands them to the conductor.
  */
 import { Context } from '@temporalio/activity';
+import type { LeakFinding } from '../cloud/audit';
 import type { ComputeHost } from '../cloud/compute';
 import type {
   ImageLocation,
@@ -73,7 +74,10 @@ export function createComputeActivities(compute: ComputeHost) {
       return { path: result.path, bytes: result.bytes, cacheHit: result.cacheHit };
     },
 
-    /** The agent's hybrid plug: a bridge and a tap per port (idempotent). */
+    /**
+     * The L2 agent's plug of each port (idempotent): recorded only, or with the linux-bridge agent the tap on
+     * the network's bridge, up (read back from the kernel), and the DHCP agent serving the port's address.
+     */
     async plugVifs(input: {
       instanceUuid: string;
       host: string;
@@ -91,6 +95,8 @@ export function createComputeActivities(compute: ComputeHost) {
               networkId: port.networkId,
               bindingHostId: host,
               bindingVifType: port.vifType,
+              fixedIps: port.fixedIps,
+              dhcp: port.dhcp ?? null,
             },
             { signal: signal() },
           );
@@ -146,11 +152,21 @@ export function createComputeActivities(compute: ComputeHost) {
             vcpus: spec.flavor.vcpus,
             memoryMb: spec.flavor.memoryMb,
             portIds: spec.ports.map((p) => p.portId),
+            ...(spec.kernelPath ? { kernelPath: spec.kernelPath } : {}),
+            ...(spec.ramdiskPath ? { ramdiskPath: spec.ramdiskPath } : {}),
           },
           { signal: signal() },
         );
         return { powerState: domain.powerState, diskPath: dir.diskPath };
       });
+    },
+
+    /**
+     * This host's half of the leak audit: what it holds (files, domains, taps, bridges, namespaces, dnsmasq
+     * and QEMU processes) for none of the instances the controller says live here.
+     */
+    async auditHost(liveInstanceUuids: string[]): Promise<LeakFinding[]> {
+      return beating(() => compute.auditLeaks(liveInstanceUuids));
     },
 
     /** The driver's destroy: domain, bridges and taps, volume connections and the instance directory. */

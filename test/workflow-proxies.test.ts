@@ -50,7 +50,8 @@ test('each network activity has exactly one proxy group', () => {
 });
 
 test('the compute groups are exactly the activities a compute worker serves', () => {
-  checkGroups(compute, [COMPUTE_OPS, COMPUTE_FETCHES, COMPUTE_CLEANUPS], []);
+  // auditHost is the leak audit's, with its own proxy in workflows/operator.ts.
+  checkGroups(compute, [COMPUTE_OPS, COMPUTE_FETCHES, COMPUTE_CLEANUPS], ['auditHost']);
 });
 
 interface HistoryEvent {

@@ -27,6 +27,7 @@ import type {
   BootResult,
   BootVolume,
   HostTarget,
+  ImageLocation,
   NetworkRef,
   PluggedVif,
   PortDescription,
@@ -240,22 +241,39 @@ async function blockDeviceBranch(
   );
 }
 
+/** The image in the host's cache; an AMI also brings its kernel and ramdisk (fetched side by side). */
+interface CachedImage {
+  basePath: string;
+  kernelPath?: string;
+  ramdiskPath?: string;
+}
+
 async function imageBranch(
   ctx: BuildContext,
   abort: Abort,
   target: HostTarget,
   compute: ComputeStubs,
-): Promise<string | null> {
+): Promise<CachedImage | null> {
   if (ctx.plan.bootVolume) return null; // Cinder copied the image into the boot volume
+  const { image } = ctx.plan;
+  const fetch = (location: ImageLocation, what: string): Promise<string> =>
+    abort
+      .call(compute.fetch.fetchImage, `glance: fetch ${what} to ${target.host}`, location)
+      .then((fetched) => fetched.path);
   return ctx.tracker.time(
     'image',
     async () => {
-      const fetched = await abort.call(
-        compute.fetch.fetchImage,
-        `glance: fetch image to ${target.host}`,
-        ctx.plan.image.location,
-      );
-      return fetched.path;
+      // Images without kernel_id/ramdisk_id schedule exactly the one fetch they always did.
+      const [basePath, kernelPath, ramdiskPath] = await Promise.all([
+        fetch(image.location, 'image'),
+        image.kernel ? fetch(image.kernel, 'kernel image') : undefined,
+        image.ramdisk ? fetch(image.ramdisk, 'ramdisk image') : undefined,
+      ]);
+      return {
+        basePath,
+        ...(kernelPath ? { kernelPath } : {}),
+        ...(ramdiskPath ? { ramdiskPath } : {}),
+      };
     },
     target.host,
   );
@@ -298,7 +316,7 @@ export async function buildOnHost(
   });
   tracker.states({ taskState: 'networking' });
 
-  const [ports, volumes, baseImagePath] = await abort.all<[Port[], AttachedVolume[], string | null]>(
+  const [ports, volumes, cached] = await abort.all<[Port[], AttachedVolume[], CachedImage | null]>(
     [
       (branch) => networkBranch(ctx, branch, target, attempt, hostSaga, compute),
       (branch) => blockDeviceBranch(ctx, branch, target, hostSaga, compute),
@@ -327,7 +345,9 @@ export async function buildOnHost(
         uuid,
         name: ctx.plan.name,
         flavor: ctx.plan.flavor,
-        baseImagePath,
+        baseImagePath: cached?.basePath ?? null,
+        ...(cached?.kernelPath ? { kernelPath: cached.kernelPath } : {}),
+        ...(cached?.ramdiskPath ? { ramdiskPath: cached.ramdiskPath } : {}),
         ports,
         volumes: volumes.map((v) => ({
           volumeId: v.volumeId,

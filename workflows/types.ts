@@ -4,6 +4,7 @@
  * through Temporal payloads); no secrets in anything an activity returns except the Keystone token.
  */
 import type { ImageLocation } from '../cloud/glance/types';
+import type { DhcpDetails } from '../cloud/neutron/types';
 
 /** Password credentials, scoped to a project (Keystone v3 password auth). */
 export interface PasswordCredentials {
@@ -78,6 +79,9 @@ export interface ImageSpec {
   minRam: number;
   properties: Record<string, string>;
   location: ImageLocation;
+  /** An AMI's kernel (aki) and ramdisk (ari), from its kernel_id / ramdisk_id properties. */
+  kernel?: ImageLocation;
+  ramdisk?: ImageLocation;
 }
 
 export interface NetworkRef {
@@ -126,6 +130,8 @@ export interface PortDescription {
   macAddress: string;
   fixedIps: FixedIp[];
   vifType: string;
+  /** Once bound: the network's DHCP-enabled subnet and DHCP port, for the host's DHCP agent (null: none). */
+  dhcp?: DhcpDetails | null;
 }
 
 export interface PluggedVif {
@@ -157,6 +163,9 @@ export interface SpawnSpec {
   flavor: FlavorSpec;
   /** The image in the host's cache, when booting from image. */
   baseImagePath: string | null;
+  /** An AMI's kernel and ramdisk in the host's cache (absent for other images). */
+  kernelPath?: string;
+  ramdiskPath?: string;
   ports: Array<PortDescription & PluggedVif>;
   volumes: Array<{ volumeId: string; path: string; device: string }>;
 }

@@ -67,6 +67,25 @@ export const POLICY_RULES = {
   'os_compute_api:servers:detail': PROJECT_READER_OR_ADMIN,
   'os_compute_api:servers:index:get_all_tenants': ADMIN,
   'os_compute_api:servers:detail:get_all_tenants': ADMIN,
+  // Keystone's defaults (keystone/common/policies/): administration is admin only; a project reader may
+  // see its own project (the target is that project). Rules on a user (get_user, list_user_projects,
+  // validate_token) compare the user id and are checked by the identity API itself.
+  'identity:list_projects': ADMIN,
+  'identity:create_project': ADMIN,
+  'identity:delete_project': ADMIN,
+  'identity:get_project': PROJECT_READER_OR_ADMIN,
+  'identity:list_users': ADMIN,
+  'identity:create_user': ADMIN,
+  'identity:delete_user': ADMIN,
+  'identity:list_roles': ADMIN,
+  'identity:get_role': ADMIN,
+  'identity:create_role': ADMIN,
+  'identity:list_domains': ADMIN,
+  'identity:create_grant': ADMIN,
+  'identity:revoke_grant': ADMIN,
+  'identity:check_grant': ADMIN,
+  'identity:list_grants': ADMIN,
+  'identity:list_role_assignments': ADMIN,
 } as const satisfies Record<string, { checkString: string; check: Check }>;
 
 export type PolicyRule = keyof typeof POLICY_RULES;
