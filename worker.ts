@@ -30,8 +30,8 @@ import { verifyKeyringAgainstHistory } from './lib/codec';
 import { ensureSearchAttributes } from './lib/search-attributes';
 import { temporalSettings } from './lib/connection';
 import { createLogger, installTemporalRuntime } from './lib/logger';
-import { EXIT, UserError } from './lib/cli/errors';
-import { bootflowDataConverter, loadKeyringOrExplain } from './lib/cli/temporal';
+import { EXIT, UserError } from './lib/command-line/errors';
+import { bootflowDataConverter, loadKeyringOrExplain } from './lib/command-line/temporal';
 import {
   computeService,
   computeServiceWorkflowId,

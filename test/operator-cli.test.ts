@@ -10,10 +10,10 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { ActivityFailure, ApplicationFailure, RetryState } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
-import { parseOpenrc, resolveAuth } from '../lib/cli/credentials';
-import { describeFailure, EXIT, failureInfo, UserError } from '../lib/cli/errors';
-import { BootProgress } from '../lib/cli/progress';
-import { webUiLink } from '../lib/cli/temporal';
+import { parseOpenrc, resolveAuth } from '../lib/command-line/credentials';
+import { describeFailure, EXIT, failureInfo, UserError } from '../lib/command-line/errors';
+import { BootProgress } from '../lib/command-line/progress';
+import { webUiLink } from '../lib/command-line/temporal';
 import { parseWorkerArgs } from '../worker';
 import type { BootStatus } from '../workflows/types';
 

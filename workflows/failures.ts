@@ -9,7 +9,7 @@ import {
   TimeoutFailure,
   isCancellation,
 } from '@temporalio/workflow';
-import { ERROR_TYPES } from '../cloud/errors';
+import { ERROR_TYPES } from '../common/error-types';
 import { COMPUTE_CLEANUPS, COMPUTE_FETCHES, COMPUTE_OPS } from './proxies';
 
 export interface Classified {

@@ -24,7 +24,7 @@ import { Command } from 'commander';
 import { openRecordedHosts } from '../../cloud/audit';
 import { hostDirOf, openCloud } from '../../cloud/index';
 import { freePort } from '../../lib/dev-server';
-import { bootflowDataConverter, loadKeyringOrExplain } from '../../lib/cli/temporal';
+import { bootflowDataConverter, loadKeyringOrExplain } from '../../lib/command-line/temporal';
 import { computeServiceWorkflowId, type ComputeServiceState } from '../../workflows/compute-service';
 import {
   clearAllFaults,

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EXIT } from '../../lib/cli/errors';
+import { EXIT } from '../../lib/command-line/errors';
 import { startDevServer, type RunningDevServer } from '../../lib/dev-server';
 import { PROJECT_ROOT } from '../../lib/temporal-binaries';
 import { BOOT_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
