@@ -18,6 +18,7 @@ import { ServiceError, isGrpcServiceError } from '@temporalio/client';
 import { resolveAuth, type CredentialFlags } from './lib/command-line/credentials';
 import { describeFailure, EXIT, failureInfo, UserError } from './lib/command-line/errors';
 import { note, print, renderJson, type OutputFormat } from './lib/command-line/output';
+import { positiveWhole } from './lib/command-line/numbers';
 import { BootProgress } from './lib/command-line/progress';
 import {
   connectTemporal,
@@ -145,11 +146,7 @@ interface CreateOptions {
 }
 
 function positiveInt(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new UserError(`${flag} must be a positive whole number`, EXIT.USAGE);
-  return n;
+  return value === undefined ? undefined : positiveWhole(value, flag);
 }
 
 async function serverCreate(session: Session, name: string, options: CreateOptions): Promise<number> {

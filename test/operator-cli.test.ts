@@ -288,6 +288,24 @@ describe('worker roles', () => {
       /--host is for the compute role/,
     );
     assert.throws(() => parseWorkerArgs(argv('--max-cached-workflows', '0'), {}), /positive whole number/);
+    // An environment fallback goes through the same check: a bad value is named, never a NaN setting.
+    assert.throws(
+      () => parseWorkerArgs(argv(), { BOOTFLOW_MAX_ACTIVITIES: 'twenty' }),
+      (err: Error) =>
+        err instanceof UserError &&
+        /BOOTFLOW_MAX_ACTIVITIES must be a positive whole number/.test(err.message),
+    );
+    assert.throws(
+      () => parseWorkerArgs(argv(), { BOOTFLOW_HEARTBEAT_SECONDS: '' }),
+      /BOOTFLOW_HEARTBEAT_SECONDS/,
+    );
+    assert.equal(parseWorkerArgs(argv(), { BOOTFLOW_STICKY_CACHE: '40' }).maxCachedWorkflows, 40);
+    // The flag wins over the variable.
+    assert.equal(
+      parseWorkerArgs(argv('--max-cached-workflows', '7'), { BOOTFLOW_STICKY_CACHE: '40' })
+        .maxCachedWorkflows,
+      7,
+    );
   });
 
   test('the network agent: fake by default, linux-bridge by flag or environment, nothing else', () => {
