@@ -39,6 +39,7 @@ import {
   registerSignal,
 } from './workflows/compute-service';
 import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from './workflows/names';
+import { VIRT_DRIVER_TYPES, type VirtDriverType } from './cloud/compute';
 
 export type Role = 'controller' | 'network' | 'compute';
 const ROLES: readonly Role[] = ['controller', 'network', 'compute'];
@@ -58,6 +59,8 @@ export interface WorkerConfig {
   heartbeatSeconds: number;
   /** The compute hosts' network agent: `fake` records devices, `linux-bridge` creates them (root). */
   networkAgent: NetworkAgentKind;
+  /** The compute hosts' virt driver: `fake` (no guest runs) or `qemu` (real guests). */
+  virtDriver: VirtDriverType;
 }
 
 /** Defaults sized for a 2-core machine; each has a flag and an environment variable. */
@@ -71,7 +74,14 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Omit<Worker
     shutdownGraceSeconds: Number(env.BOOTFLOW_SHUTDOWN_GRACE ?? 10),
     heartbeatSeconds: Number(env.BOOTFLOW_HEARTBEAT_SECONDS ?? 10),
     networkAgent: (env.BOOTFLOW_NETWORK_AGENT ?? 'fake') as NetworkAgentKind,
+    virtDriver: parseVirtDriver(env.BOOTFLOW_VIRT_DRIVER ?? 'fake'),
   };
+}
+
+function parseVirtDriver(value: string): VirtDriverType {
+  if (!(VIRT_DRIVER_TYPES as readonly string[]).includes(value))
+    throw new UserError(`unknown virt driver '${value}' (${VIRT_DRIVER_TYPES.join(' or ')})`, EXIT.USAGE);
+  return value as VirtDriverType;
 }
 
 function list(value: string, previous: string[] = []): string[] {
@@ -139,6 +149,12 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
         .choices(NETWORK_AGENTS)
         .default(defaults.networkAgent),
     )
+    .option(
+      '--virt-driver <driver>',
+      'compute hosts: fake (no guest runs) or qemu (real guests) (BOOTFLOW_VIRT_DRIVER)',
+      parseVirtDriver,
+      defaults.virtDriver,
+    )
     .exitOverride()
     .parse(argv)
     .opts<{
@@ -151,6 +167,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       shutdownGrace: number;
       heartbeat: number;
       networkAgent: NetworkAgentKind;
+      virtDriver: VirtDriverType;
     }>();
   const asked = opts.role.length === 0 ? ['all'] : opts.role;
   const roles = new Set<Role>();
@@ -183,6 +200,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
     shutdownGraceSeconds: opts.shutdownGrace,
     heartbeatSeconds: opts.heartbeat,
     networkAgent: opts.networkAgent,
+    virtDriver: opts.virtDriver,
   };
 }
 
@@ -278,7 +296,13 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
         host,
         capabilities: capabilitiesOf(spec),
         networkAgent: config.networkAgent,
+        driver: config.virtDriver,
       });
+      if (compute.reapedAtStart.length > 0)
+        log.warn(
+          { host, instances: compute.reapedAtStart },
+          'init_host: killed stray guests of unknown instances',
+        );
       closers.push(() => compute.close());
       computeHosts.push({ spec, compute });
       await create(computeQueue(host), {

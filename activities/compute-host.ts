@@ -146,6 +146,8 @@ export function createComputeActivities(compute: ComputeHost) {
             vcpus: spec.flavor.vcpus,
             memoryMb: spec.flavor.memoryMb,
             portIds: spec.ports.map((p) => p.portId),
+            ...(spec.kernelPath ? { kernelPath: spec.kernelPath } : {}),
+            ...(spec.ramdiskPath ? { ramdiskPath: spec.ramdiskPath } : {}),
           },
           { signal: signal() },
         );

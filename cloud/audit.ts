@@ -87,12 +87,16 @@ export async function openRecordedHosts(dataDir: string): Promise<ComputeHost[]>
     try {
       const recorded = JSON.parse(await readFile(path.join(root, host, 'host.json'), 'utf8')) as {
         capabilities: HostCapabilities;
+        driver?: string;
       };
       hosts.push(
         await ComputeHost.open({
           host,
           hostDir: hostDirOf(dataDir, host),
           capabilities: recorded.capabilities,
+          // The host's own driver, so its real guests are seen; the audit only reads (no init_host).
+          driver: recorded.driver === 'qemu' ? 'qemu' : 'fake',
+          initHost: false,
         }),
       );
     } catch {

@@ -4,13 +4,26 @@
  * a tenant network and a shared public one, and optionally the compute hosts' records.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import type { Cloud } from './index';
 import { generateQcow2Image, type Image } from './glance';
 import { DEFAULT_HOSTS, registerComputeHost, type HostSpec } from './hosts';
 
 export const IMAGE_NAME = 'cirros';
+/** The real guest (qemu driver): an AMI whose kernel_id / ramdisk_id point at the AKI and ARI below. */
+export const GUEST_IMAGE_NAME = 'bootflow-guest';
+export const GUEST_KERNEL_NAME = 'bootflow-guest-kernel';
+export const GUEST_RAMDISK_NAME = 'bootflow-guest-ramdisk';
+
+/** The guest image's files on this machine (lib/guest-image builds them). */
+export interface GuestImageFiles {
+  /** Identifies the build (kernel package and scripts): a new build registers new images. */
+  build: string;
+  kernelPath: string;
+  ramdiskPath: string;
+  diskPath: string;
+}
 export const PRIVATE_NETWORK = { name: 'private', cidr: '10.0.0.0/24' } as const;
 export const PUBLIC_NETWORK = { name: 'public', cidr: '172.24.4.0/24' } as const;
 
@@ -26,6 +39,8 @@ export interface BootstrapResult {
   admin: OpenrcCredentials & { openrcPath: string; projectId: string };
   demo: OpenrcCredentials & { openrcPath: string; projectId: string };
   imageId: string;
+  /** The AMI of the real guest, when the guest image was given. */
+  guestImageId: string | null;
   privateNetworkId: string;
   publicNetworkId: string;
   hosts: Array<{ host: string; nodeUuid: string }>;
@@ -34,6 +49,8 @@ export interface BootstrapResult {
 export interface BootstrapOptions {
   /** Compute hosts to register now; a compute worker also registers its host when it starts. */
   hosts?: readonly HostSpec[];
+  /** Registers the real guest's images (aki, ari, ami) from these files. */
+  guestImage?: GuestImageFiles;
 }
 
 const OPENRC_KEYS: Record<keyof OpenrcCredentials, string> = {
@@ -125,6 +142,57 @@ async function ensureImage(cloud: Cloud, adminProjectId: string): Promise<Image>
   return cloud.glance.uploadImageData(image.id, generateQcow2Image({ seed: IMAGE_NAME }), { ctx });
 }
 
+/**
+ * Registers the guest the way AMI-style images are registered in Glance (euca-bundle / glance image-create):
+ * the kernel as an `aki`, the initramfs as an `ari`, then the machine image as an `ami` whose `kernel_id`
+ * and `ramdisk_id` properties name them. Idempotent: a registered build is reused, an older one replaced.
+ */
+async function ensureGuestImage(
+  cloud: Cloud,
+  adminProjectId: string,
+  files: GuestImageFiles,
+): Promise<Image> {
+  const ctx = { projectId: adminProjectId, roles: ['admin', 'member', 'reader'] };
+  const existing = await cloud.glance.listImages(ctx, { name: GUEST_IMAGE_NAME, owner: adminProjectId });
+  const current = existing.find(
+    (image) => image.status === 'active' && image.properties.bootflow_guest_build === files.build,
+  );
+  if (current) return current;
+  for (const stale of existing) {
+    for (const part of [stale.properties.kernel_id, stale.properties.ramdisk_id])
+      if (part) await cloud.glance.deleteImage(part, ctx).catch(() => undefined);
+    await cloud.glance.deleteImage(stale.id, ctx);
+  }
+  const register = async (
+    name: string,
+    format: 'aki' | 'ari' | 'ami',
+    file: string,
+    properties: Record<string, string>,
+  ): Promise<Image> => {
+    const image = await cloud.glance.createImage(
+      {
+        name,
+        diskFormat: format,
+        containerFormat: format,
+        visibility: 'public',
+        ownerProjectId: adminProjectId,
+        minDisk: 0,
+        minRam: 0,
+        properties: { hw_architecture: 'x86_64', bootflow_guest_build: files.build, ...properties },
+      },
+      ctx,
+    );
+    return cloud.glance.uploadImageData(image.id, createReadStream(file), { ctx });
+  };
+  const kernel = await register(GUEST_KERNEL_NAME, 'aki', files.kernelPath, {});
+  const ramdisk = await register(GUEST_RAMDISK_NAME, 'ari', files.ramdiskPath, {});
+  return register(GUEST_IMAGE_NAME, 'ami', files.diskPath, {
+    kernel_id: kernel.id,
+    ramdisk_id: ramdisk.id,
+    os_distro: 'debian',
+  });
+}
+
 export async function bootstrapCloud(cloud: Cloud, options: BootstrapOptions = {}): Promise<BootstrapResult> {
   const { keystone, nova, neutron } = cloud;
   const adminProject = await keystone.ensureProject({ name: 'admin' });
@@ -138,6 +206,9 @@ export async function bootstrapCloud(cloud: Cloud, options: BootstrapOptions = {
 
   await nova.ensureDefaultFlavors();
   const image = await ensureImage(cloud, adminProject.id);
+  const guest = options.guestImage
+    ? await ensureGuestImage(cloud, adminProject.id, options.guestImage)
+    : null;
 
   const publicNet = await neutron.createNetwork({
     name: PUBLIC_NETWORK.name,
@@ -173,6 +244,7 @@ export async function bootstrapCloud(cloud: Cloud, options: BootstrapOptions = {
     admin,
     demo,
     imageId: image.id,
+    guestImageId: guest?.id ?? null,
     privateNetworkId: privateNet.id,
     publicNetworkId: publicNet.id,
     hosts,

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { Cinder, type CinderFaults } from './cinder';
 import { systemClock, type Clock } from './clock';
-import { ComputeHost, type HostCapabilities, type NetworkAgentKind } from './compute';
+import { ComputeHost, type HostCapabilities, type NetworkAgentKind, type VirtDriverType } from './compute';
 import type { DbConfig } from './db';
 import { Glance } from './glance';
 import { Keystone } from './keystone';
@@ -86,6 +86,7 @@ export async function openComputeHost(options: {
   capabilities: HostCapabilities;
   networkAgent?: NetworkAgentKind;
   clock?: Clock;
+  driver?: VirtDriverType;
 }): Promise<ComputeHost> {
   return ComputeHost.open({
     host: options.host,
@@ -93,5 +94,6 @@ export async function openComputeHost(options: {
     capabilities: options.capabilities,
     ...(options.networkAgent ? { networkAgent: options.networkAgent } : {}),
     clock: options.clock,
+    ...(options.driver ? { driver: options.driver } : {}),
   });
 }

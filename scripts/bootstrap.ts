@@ -4,13 +4,16 @@
  * private and public networks). Compute hosts are not registered here: each compute worker registers its
  * own host through Temporal when it starts.
  *
- *   tsx scripts/bootstrap.ts [--data-dir DIR]        (BOOTFLOW_DATA, BOOTFLOW_DB_URL as everywhere)
+ *   tsx scripts/bootstrap.ts [--data-dir DIR] [--guest-image]   (BOOTFLOW_DATA, BOOTFLOW_DB_URL as everywhere)
+ *
+ * `--guest-image` also builds the real guest (lib/guest-image) and registers it as `bootflow-guest`.
  */
 import path from 'node:path';
-import { bootstrapCloud, type BootstrapResult } from '../cloud/bootstrap';
+import { bootstrapCloud, type BootstrapResult, type GuestImageFiles } from '../cloud/bootstrap';
 import { dbConfigFromEnv } from '../cloud/db';
 import { openCloud } from '../cloud/index';
 import { ensureCodecKeyFile } from '../lib/codec';
+import { ensureGuestImage } from '../lib/guest-image';
 
 export interface PreparedData {
   dataDir: string;
@@ -25,12 +28,16 @@ export interface PreparedData {
 export async function prepareDataDir(
   dataDir: string,
   env: NodeJS.ProcessEnv = process.env,
+  options: { guestImage?: GuestImageFiles } = {},
 ): Promise<PreparedData> {
   const dir = path.resolve(dataDir);
   const codec = ensureCodecKeyFile(dir);
   const cloud = await openCloud({ db: { ...dbConfigFromEnv(env), dataDir: dir } });
   try {
-    const result = await bootstrapCloud(cloud, { hosts: [] });
+    const result = await bootstrapCloud(cloud, {
+      hosts: [],
+      ...(options.guestImage ? { guestImage: options.guestImage } : {}),
+    });
     // Only paths and ids leave this function: the passwords stay in the openrc files.
     return {
       dataDir: dir,
@@ -40,6 +47,7 @@ export async function prepareDataDir(
         admin: { openrcPath: result.admin.openrcPath, projectId: result.admin.projectId },
         demo: { openrcPath: result.demo.openrcPath, projectId: result.demo.projectId },
         imageId: result.imageId,
+        guestImageId: result.guestImageId,
         privateNetworkId: result.privateNetworkId,
         publicNetworkId: result.publicNetworkId,
         hosts: result.hosts,
@@ -53,11 +61,20 @@ export async function prepareDataDir(
 if (require.main === module) {
   const flag = process.argv.indexOf('--data-dir');
   const dataDir = flag > 0 ? process.argv[flag + 1] : undefined;
-  prepareDataDir(dataDir ?? process.env.BOOTFLOW_DATA ?? 'data').then(
-    (prepared) => process.stdout.write(`${JSON.stringify(prepared, null, 2)}\n`),
-    (err: unknown) => {
-      process.stderr.write(`bootstrap failed: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exit(1);
-    },
-  );
+  const withGuest = process.argv.includes('--guest-image');
+  (withGuest ? ensureGuestImage() : Promise.resolve(undefined))
+    .then((guestImage) =>
+      prepareDataDir(
+        dataDir ?? process.env.BOOTFLOW_DATA ?? 'data',
+        process.env,
+        guestImage ? { guestImage } : {},
+      ),
+    )
+    .then(
+      (prepared) => process.stdout.write(`${JSON.stringify(prepared, null, 2)}\n`),
+      (err: unknown) => {
+        process.stderr.write(`bootstrap failed: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exit(1);
+      },
+    );
 }

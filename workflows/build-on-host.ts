@@ -12,10 +12,10 @@ import {
   computeStubs,
   controller,
   controllerPoll,
-  controllerUndo,
+  controllerCleanup,
   network,
   networkPoll,
-  networkUndo,
+  networkCleanup,
   volumeApi,
   type ComputeStubs,
 } from './proxies';
@@ -28,6 +28,7 @@ import type {
   BootResult,
   BootVolume,
   HostTarget,
+  ImageLocation,
   NetworkRef,
   PluggedVif,
   PortDescription,
@@ -96,7 +97,7 @@ async function networkBranch(
     async () => {
       // Registered first: deleting by device id also finds ports of a call whose answer was lost.
       hostSaga.add(`neutron: delete ports of ${uuid}`, () =>
-        call(networkUndo.deleteInstancePorts, `neutron: delete ports of ${uuid}`, uuid),
+        call(networkCleanup.deleteInstancePorts, `neutron: delete ports of ${uuid}`, uuid),
       );
       const created = await abort.call(network.createPorts, 'neutron: create ports and fixed IPs', {
         token: session.token,
@@ -109,7 +110,7 @@ async function networkBranch(
       const portIds = bound.map((p) => p.portId);
       hostSaga.add(
         `neutron: unplug ports on ${host}`,
-        () => call(compute.undo.unplugVifs, `neutron: unplug ports on ${host}`, portIds),
+        () => call(compute.cleanup.unplugVifs, `neutron: unplug ports on ${host}`, portIds),
         host,
       );
       const vifs = await abort.call(compute.ops.plugVifs, `neutron: plug port on ${host}`, uuid, host, bound);
@@ -196,7 +197,7 @@ async function blockDeviceBranch(
         // Created by this request: deleted if the build fails (a reschedule only detaches it).
         const id = volume.volumeId;
         ctx.buildSaga.add(`cinder: delete volume ${id}`, () =>
-          call(controllerUndo.deleteVolume, `cinder: delete volume ${id}`, id),
+          call(controllerCleanup.deleteVolume, `cinder: delete volume ${id}`, id),
         );
       }
       if (!ctx.bootVolume.ready) {
@@ -213,7 +214,7 @@ async function blockDeviceBranch(
       );
       hostSaga.add(`cinder: detach volume ${attached.volumeId}`, () =>
         call(
-          controllerUndo.detachVolume,
+          controllerCleanup.detachVolume,
           `cinder: detach volume ${attached.volumeId}`,
           attached.attachmentId,
         ),
@@ -222,7 +223,7 @@ async function blockDeviceBranch(
         `nova-compute: disconnect volume on ${host}`,
         () =>
           call(
-            compute.undo.disconnectVolume,
+            compute.cleanup.disconnectVolume,
             `nova-compute: disconnect volume on ${host}`,
             uuid,
             attached.volumeId,
@@ -248,22 +249,39 @@ async function blockDeviceBranch(
   );
 }
 
+/** The image in the host's cache; an AMI also brings its kernel and ramdisk (fetched side by side). */
+interface CachedImage {
+  basePath: string;
+  kernelPath?: string;
+  ramdiskPath?: string;
+}
+
 async function imageBranch(
   ctx: BuildContext,
   abort: Abort,
   target: HostTarget,
   compute: ComputeStubs,
-): Promise<string | null> {
+): Promise<CachedImage | null> {
   if (ctx.plan.bootVolume) return null; // Cinder copied the image into the boot volume
+  const { image } = ctx.plan;
+  const fetch = (location: ImageLocation, what: string): Promise<string> =>
+    abort
+      .call(compute.fetch.fetchImage, `glance: fetch ${what} to ${target.host}`, location)
+      .then((fetched) => fetched.path);
   return ctx.tracker.time(
     'image',
     async () => {
-      const fetched = await abort.call(
-        compute.fetch.fetchImage,
-        `glance: fetch image to ${target.host}`,
-        ctx.plan.image.location,
-      );
-      return fetched.path;
+      // Images without kernel_id/ramdisk_id schedule exactly the one fetch they always did.
+      const [basePath, kernelPath, ramdiskPath] = await Promise.all([
+        fetch(image.location, 'image'),
+        image.kernel ? fetch(image.kernel, 'kernel image') : undefined,
+        image.ramdisk ? fetch(image.ramdisk, 'ramdisk image') : undefined,
+      ]);
+      return {
+        basePath,
+        ...(kernelPath ? { kernelPath } : {}),
+        ...(ramdiskPath ? { ramdiskPath } : {}),
+      };
     },
     target.host,
   );
@@ -303,7 +321,7 @@ export async function buildOnHost(
   );
   tracker.states({ taskState: 'networking' });
 
-  const [ports, volumes, baseImagePath] = await abort.all<[Port[], AttachedVolume[], string | null]>(
+  const [ports, volumes, cached] = await abort.all<[Port[], AttachedVolume[], CachedImage | null]>(
     [
       (branch) => networkBranch(ctx, branch, target, attempt, hostSaga, compute),
       (branch) => blockDeviceBranch(ctx, branch, target, hostSaga, compute),
@@ -323,7 +341,7 @@ export async function buildOnHost(
   tracker.setStep('spawning');
   hostSaga.add(
     `nova-compute: destroy instance on ${host}`,
-    () => call(compute.undo.destroyInstance, `nova-compute: destroy instance on ${host}`, uuid),
+    () => call(compute.ops.destroyInstance, `nova-compute: destroy instance on ${host}`, uuid),
     host,
   );
   const spawned = await tracker.time(
@@ -333,7 +351,9 @@ export async function buildOnHost(
         uuid,
         name: ctx.plan.name,
         flavor: ctx.plan.flavor,
-        baseImagePath,
+        baseImagePath: cached?.basePath ?? null,
+        ...(cached?.kernelPath ? { kernelPath: cached.kernelPath } : {}),
+        ...(cached?.ramdiskPath ? { ramdiskPath: cached.ramdiskPath } : {}),
         ports,
         volumes: volumes.map((v) => ({
           volumeId: v.volumeId,

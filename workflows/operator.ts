@@ -27,17 +27,21 @@ const readRetry = {
   maximumInterval: '2 seconds',
   maximumAttempts: 4,
 };
-const novaApi = proxyActivities<OperatorControllerActivities>({
+/** Each proxy is typed with exactly the activities it serves, so each has one policy. */
+const novaApi = proxyActivities<
+  Pick<OperatorControllerActivities, 'findServers' | 'serverVolumes' | 'listHypervisors'>
+>({
   taskQueue: CONTROLLER_QUEUE,
   startToCloseTimeout: '20 seconds',
   retry: readRetry,
 });
-const audit = proxyActivities<OperatorControllerActivities>({
+/** The leak audit reads every database and host: minutes, not seconds. */
+const audit = proxyActivities<Pick<OperatorControllerActivities, 'runLeakAudit' | 'auditController'>>({
   taskQueue: CONTROLLER_QUEUE,
   startToCloseTimeout: '2 minutes',
   retry: readRetry,
 });
-const neutronApi = proxyActivities<OperatorNetworkActivities>({
+const neutronApi = proxyActivities<Pick<OperatorNetworkActivities, 'serverAddresses'>>({
   taskQueue: NETWORK_QUEUE,
   startToCloseTimeout: '20 seconds',
   retry: readRetry,

@@ -4,7 +4,9 @@
  *
  *   <hostDir>/host.json                     who the host is and what it offers
  *   <hostDir>/_base/<imageId>               image cache, one verified download per image
- *   <hostDir>/instances/<uuid>/disk         sparse root disk; libvirt.xml: the domain definition
+ *   <hostDir>/instances/<uuid>/disk         root disk (fake: sparse raw; qemu: qcow2 overlay on _base)
+ *   <hostDir>/instances/<uuid>/libvirt.xml  the domain definition; qemu also keeps domain.json, qemu.pid,
+ *                                           qmp.sock and console.log there (./qemu-driver.ts)
  *   <hostDir>/state/domains.json            the fake virt driver's domains and power states
  *   <hostDir>/state/network-agent.json      bridges and taps of plugged ports, wired networks
  *   <hostDir>/network/<network id>/         linux-bridge agent: dnsmasq's hosts file, pid file, leases
@@ -32,6 +34,7 @@ import {
   type PlugPort,
 } from './network-agent';
 import {
+  consoleLengthSchema,
   createInstanceDirSchema,
   hostNameSchema,
   instanceUuidSchema,
@@ -46,6 +49,7 @@ import {
   POWER_STATE,
   type DomainDefinition,
   type DomainInfo,
+  type DomainSpec,
   type FetchImageResult,
   type HostCapabilities,
   type InstanceDir,
@@ -53,7 +57,8 @@ import {
   type VifRecord,
   type VolumeConnection,
 } from './types';
-import { FakeDriver, type VirtDriver } from './virt-driver';
+import { createQcow2Overlay, QemuDriver, type QemuDriverOptions } from './qemu-driver';
+import { FakeDriver, REBOOT_TYPES, type RebootType, type VirtDriver } from './virt-driver';
 import {
   connectionInfoSchema,
   connectTargetSchema,
@@ -69,9 +74,14 @@ export interface ComputeHostOptions {
   /** `<dataDir>/hosts/<host>` by convention. */
   hostDir: string;
   capabilities: HostCapabilities;
-  driver?: 'fake';
   /** `fake` records bridges and taps only; `linux-bridge` creates them (root, iproute2, dnsmasq). */
   networkAgent?: NetworkAgentKind;
+  /** The virt driver: `fake` (no guest runs, the default) or `qemu` (real guests, ./qemu-driver.ts). */
+  driver?: VirtDriverType;
+  /** Settings of the qemu driver (timeouts, accelerator). */
+  qemu?: QemuDriverOptions;
+  /** Nova's init_host (find the guests again, kill strays); false for a reader such as the leak audit. */
+  initHost?: boolean;
   clock?: Clock;
   /** How long fetchImage waits for another process's download of the same image (default 10 min). */
   imageLockWaitMs?: number;
@@ -89,6 +99,9 @@ export interface DestroyResult {
   disconnectedVolumes: VolumeConnection[];
 }
 
+export const VIRT_DRIVER_TYPES = ['fake', 'qemu'] as const;
+export type VirtDriverType = (typeof VIRT_DRIVER_TYPES)[number];
+
 const hostIdentitySchema = z.object({ host: z.string(), driver: z.string() });
 
 export class ComputeHost {
@@ -97,6 +110,8 @@ export class ComputeHost {
     readonly hostDir: string,
     readonly capabilities: HostCapabilities,
     readonly driver: VirtDriver,
+    /** Stray guests init_host removed when this host was opened (their instance directory was gone). */
+    readonly reapedAtStart: readonly string[],
     private readonly faults: FaultInjector,
     private readonly cache: ImageCache,
     private readonly network: NetworkAgent,
@@ -109,8 +124,10 @@ export class ComputeHost {
         host: hostNameSchema,
         hostDir: z.string().min(1).max(4096),
         capabilities: hostCapabilitiesSchema,
-        driver: z.literal('fake').default('fake'),
         networkAgent: z.enum(NETWORK_AGENTS).default('fake'),
+        driver: z.enum(VIRT_DRIVER_TYPES).default('fake'),
+        qemu: z.custom<QemuDriverOptions>((o) => typeof o === 'object' && o !== null).optional(),
+        initHost: z.boolean().default(true),
         clock: z.custom<Clock>((c) => typeof (c as Clock | undefined)?.now === 'function').optional(),
         imageLockWaitMs: z
           .number()
@@ -130,11 +147,15 @@ export class ComputeHost {
     const faults = new FaultInjector(hostDir, parsed.host);
     const cache = new ImageCache(path.join(hostDir, '_base'), faults, parsed.imageLockWaitMs ?? 600_000);
     await cache.removeAbandonedParts();
+    const driver =
+      parsed.driver === 'qemu' ? new QemuDriver(hostDir, clock, parsed.qemu) : new FakeDriver(hostDir, clock);
+    const reaped = parsed.initHost ? await driver.initHost() : [];
     return new ComputeHost(
       parsed.host,
       hostDir,
       parsed.capabilities,
-      new FakeDriver(hostDir, clock),
+      driver,
+      reaped,
       faults,
       cache,
       new NetworkAgent(hostDir, parsed.host, clock, parsed.networkAgent),
@@ -191,7 +212,17 @@ export class ComputeHost {
           { flavorDiskBytes: diskSizeBytes, imageBytes },
         );
       await mkdir(dir.path, { recursive: true });
-      await createSparseDisk(dir.diskPath, diskSizeBytes, basePath);
+      if (this.driver.diskFormat === 'qcow2')
+        await createQcow2Overlay(
+          dir.diskPath,
+          diskSizeBytes,
+          basePath && base
+            ? { path: basePath, format: base.virtualSize === null ? 'raw' : 'qcow2' }
+            : undefined,
+        );
+      else await createSparseDisk(dir.diskPath, diskSizeBytes, basePath);
+    } else if (this.driver.diskFormat === 'qcow2') {
+      diskSizeBytes = (await inspectBaseImage(dir.diskPath)).virtualSize ?? diskSizeBytes;
     }
     if ((await fileSize(dir.domainDefinitionPath)) === undefined) {
       await this.writeDomainDefinition({
@@ -201,6 +232,10 @@ export class ComputeHost {
         memoryMb: req.memoryMb ?? null,
         cpuArch: this.capabilities.cpuArch,
         diskPath: dir.diskPath,
+        diskFormat: this.driver.diskFormat,
+        kernelPath: null,
+        ramdiskPath: null,
+        consoleLogPath: dir.consoleLogPath,
         interfaces: [],
         volumes: [],
       });
@@ -305,6 +340,8 @@ export class ComputeHost {
           host: this.host,
         },
       );
+    const kernelPath = req.kernelPath === undefined ? null : await this.cachedBaseImage(req.kernelPath);
+    const ramdiskPath = req.ramdiskPath === undefined ? null : await this.cachedBaseImage(req.ramdiskPath);
     await this.faults.apply('spawn', options.signal);
     const vifs = await this.network.list();
     const chosen = req.portIds
@@ -323,13 +360,17 @@ export class ComputeHost {
         })
       : vifs.filter((v) => v.instanceUuid === uuid);
     const volumes = (await this.volumes.list()).filter((c) => c.instanceUuid === uuid);
-    const domain = {
+    const domain: DomainSpec = {
       uuid,
       name: req.name ?? domainName(uuid),
       vcpus: req.vcpus,
       memoryMb: req.memoryMb,
       cpuArch: this.capabilities.cpuArch,
       diskPath: dir.diskPath,
+      diskFormat: this.driver.diskFormat,
+      kernelPath,
+      ramdiskPath,
+      consoleLogPath: dir.consoleLogPath,
       interfaces: chosen.map((v) => ({
         portId: v.portId,
         macAddress: v.macAddress,
@@ -352,6 +393,24 @@ export class ComputeHost {
     const uuid = parseRequest(instanceUuidSchema, instanceUuid, 'instance uuid');
     await this.faults.apply('powerOn', options.signal);
     return this.driver.powerOn(uuid);
+  }
+
+  /** Nova's reboot: SOFT through ACPI (HARD after the driver's shutdown timeout), HARD a reset. */
+  async reboot(instanceUuid: string, type: RebootType = 'SOFT'): Promise<DomainInfo> {
+    const uuid = parseRequest(instanceUuidSchema, instanceUuid, 'instance uuid');
+    const how = parseRequest(z.enum(REBOOT_TYPES), type, 'reboot type');
+    return this.driver.reboot(uuid, how);
+  }
+
+  /**
+   * nova-compute's get_console_output: the guest's serial console (the driver's last 100 KiB), the last
+   * `lengthLines` lines of it when given (Nova's `length`).
+   */
+  async getConsoleOutput(instanceUuid: string, lengthLines?: number): Promise<string> {
+    const uuid = parseRequest(instanceUuidSchema, instanceUuid, 'instance uuid');
+    const lines = parseRequest(consoleLengthSchema, lengthLines, 'console length');
+    const output = await this.driver.getConsoleOutput(uuid);
+    return lines === undefined ? output : tailLines(output, lines);
   }
 
   async getDomain(instanceUuid: string): Promise<DomainInfo | undefined> {
@@ -407,12 +466,18 @@ export class ComputeHost {
 
   // ---- internals ----------------------------------------------------------------------------------------
 
-  private instanceDir(uuid: string): { path: string; diskPath: string; domainDefinitionPath: string } {
+  private instanceDir(uuid: string): {
+    path: string;
+    diskPath: string;
+    domainDefinitionPath: string;
+    consoleLogPath: string;
+  } {
     const dir = path.join(this.hostDir, 'instances', uuid);
     return {
       path: dir,
       diskPath: path.join(dir, 'disk'),
       domainDefinitionPath: path.join(dir, 'libvirt.xml'),
+      consoleLogPath: path.join(dir, 'console.log'),
     };
   }
 
@@ -435,6 +500,14 @@ export class ComputeHost {
     await this.cache.assertIntact(resolved);
     return resolved;
   }
+}
+
+/** Nova's _tail_log: the last `lines` lines (a trailing newline does not count as an empty last line). */
+function tailLines(text: string, lines: number): string {
+  if (lines === 0) return '';
+  const all = text.split('\n');
+  if (all.at(-1) === '') all.pop();
+  return all.slice(-lines).join('\n') + (all.length > 0 && text.endsWith('\n') ? '\n' : '');
 }
 
 function domainName(uuid: string): string {

@@ -10,9 +10,14 @@ function esc(value: string | number): string {
     .replace(/'/g, '&apos;');
 }
 
+/** The guest kernel's command line: serial console, and the instance id as Nova's metadata would give it. */
+export function kernelCommandLine(uuid: string): string {
+  return `console=ttyS0 panic=-1 bootflow.uuid=${uuid}`;
+}
+
 export function domainXml(spec: DomainDefinition, virtType: string): string {
   const disks = [
-    `    <disk type="file" device="disk">\n      <driver name="qemu" type="raw" cache="none"/>\n` +
+    `    <disk type="file" device="disk">\n      <driver name="qemu" type="${esc(spec.diskFormat)}" cache="none"/>\n` +
       `      <source file="${esc(spec.diskPath)}"/>\n      <target dev="vda" bus="virtio"/>\n    </disk>`,
     ...spec.volumes.map(
       (v) =>
@@ -34,10 +39,22 @@ export function domainXml(spec: DomainDefinition, virtType: string): string {
     `  <name>${esc(spec.name)}</name>`,
     ...(spec.memoryMb === null ? [] : [`  <memory unit="MiB">${esc(spec.memoryMb)}</memory>`]),
     ...(spec.vcpus === null ? [] : [`  <vcpu>${esc(spec.vcpus)}</vcpu>`]),
-    `  <os>\n    <type arch="${esc(spec.cpuArch)}">hvm</type>\n    <boot dev="hd"/>\n  </os>`,
+    `  <os>\n    <type arch="${esc(spec.cpuArch)}">hvm</type>`,
+    ...(spec.kernelPath
+      ? [
+          `    <kernel>${esc(spec.kernelPath)}</kernel>`,
+          ...(spec.ramdiskPath ? [`    <initrd>${esc(spec.ramdiskPath)}</initrd>`] : []),
+          `    <cmdline>${esc(kernelCommandLine(spec.uuid))}</cmdline>`,
+        ]
+      : [`    <boot dev="hd"/>`]),
+    `  </os>`,
+    `  <sysinfo type="smbios">\n    <system>\n      <entry name="product">OpenStack Nova</entry>\n` +
+      `      <entry name="serial">${esc(spec.uuid)}</entry>\n      <entry name="uuid">${esc(spec.uuid)}</entry>\n` +
+      `    </system>\n  </sysinfo>`,
     `  <devices>`,
     ...disks,
     ...interfaces,
+    `    <serial type="file">\n      <source path="${esc(spec.consoleLogPath)}"/>\n    </serial>`,
     `  </devices>`,
     `</domain>`,
     '',

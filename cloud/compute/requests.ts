@@ -40,5 +40,11 @@ export const spawnSchema = z.strictObject({
     .max(64 * 1024 * 1024),
   /** The ports the guest gets, in order; each must be plugged here. Default: every port plugged for it. */
   portIds: z.array(portIdSchema).max(64).optional(),
+  /** AMI-style boot: the kernel (aki) and ramdisk (ari) images, files in this host's image cache. */
+  kernelPath: z.string().min(1).max(4096).optional(),
+  ramdiskPath: z.string().min(1).max(4096).optional(),
 });
 export type SpawnInput = z.input<typeof spawnSchema>;
+
+/** Nova's os-getConsoleOutput `length`: a number of lines (none: the whole log the driver gives). */
+export const consoleLengthSchema = z.number().int().min(0).max(100_000).optional();

@@ -44,6 +44,12 @@ export interface DomainSpec {
   memoryMb: number;
   cpuArch: string;
   diskPath: string;
+  diskFormat: 'raw' | 'qcow2';
+  /** AMI-style boot: the cached kernel (aki) and ramdisk (ari) images; null boots from the disk. */
+  kernelPath: string | null;
+  ramdiskPath: string | null;
+  /** The serial console's log file. */
+  consoleLogPath: string;
   interfaces: DomainInterface[];
   volumes: DomainVolume[];
 }

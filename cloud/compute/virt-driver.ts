@@ -1,7 +1,8 @@
 /**
- * The virt driver interface (Nova's ComputeDriver, the part the boot needs) and the fake driver, which,
- * like Nova's, runs no guest: it keeps domains and power states in `<hostDir>/state/domains.json`, so every
- * process working on the host sees them. A QEMU/libvirt driver can implement the same interface.
+ * The virt driver interface (Nova's ComputeDriver, the part the boot and day-two operations need) and the
+ * fake driver, which, like Nova's, runs no guest: it keeps domains and power states in
+ * `<hostDir>/state/domains.json`, so every process working on the host sees them. The qemu driver
+ * (./qemu-driver.ts) runs real guests behind the same interface.
  */
 import path from 'node:path';
 import { z } from 'zod';
@@ -10,13 +11,28 @@ import { CloudError } from '../errors';
 import { JsonStateFile } from './state-file';
 import { POWER_STATE, type DomainInfo, type DomainSpec, type PowerState } from './types';
 
+/** Nova's reboot types: SOFT asks the guest (ACPI), HARD resets it. */
+export const REBOOT_TYPES = ['SOFT', 'HARD'] as const;
+export type RebootType = (typeof REBOOT_TYPES)[number];
+
+/** Nova's fake driver answers get_console_output with these lines. */
+export const FAKE_CONSOLE_OUTPUT = 'FAKE CONSOLE OUTPUT\nANOTHER\nLAST LINE\n';
+
 export interface VirtDriver {
-  /** The libvirt domain type it runs (`fake`, later `qemu`/`kvm`). */
+  /** The libvirt domain type it runs (`fake`, `qemu`). */
   readonly type: string;
+  /** The format of the instance disks it boots: `raw` sparse files (fake) or `qcow2` overlays (qemu). */
+  readonly diskFormat: 'raw' | 'qcow2';
   /** Defines and starts the guest; starting an existing guest again returns it running. */
   spawn(spec: DomainSpec, signal?: AbortSignal): Promise<DomainInfo>;
   powerOff(uuid: string): Promise<DomainInfo>;
   powerOn(uuid: string): Promise<DomainInfo>;
+  /** SOFT: clean shutdown and start again (HARD after a timeout); HARD: reset. */
+  reboot(uuid: string, type: RebootType): Promise<DomainInfo>;
+  /** The guest's serial console as the driver keeps it (the last 100 KiB at most, as Nova's libvirt driver). */
+  getConsoleOutput(uuid: string): Promise<string>;
+  /** Nova's init_host: finds the host's guests again; returns the uuids of stray guests it removed. */
+  initHost(): Promise<string[]>;
   /** Stops and undefines the guest; false when there was none. */
   destroy(uuid: string): Promise<boolean>;
   getInfo(uuid: string): Promise<DomainInfo | undefined>;
@@ -39,6 +55,7 @@ type DomainsState = z.infer<typeof domainsStateSchema>;
 
 export class FakeDriver implements VirtDriver {
   readonly type = 'fake';
+  readonly diskFormat = 'raw';
   private readonly file: JsonStateFile<DomainsState>;
 
   constructor(
@@ -83,6 +100,22 @@ export class FakeDriver implements VirtDriver {
 
   powerOn(uuid: string): Promise<DomainInfo> {
     return this.setPower(uuid, POWER_STATE.RUNNING);
+  }
+
+  /** Either kind ends with the domain running (the fake guest has nothing to shut down). */
+  async reboot(uuid: string, _type: RebootType): Promise<DomainInfo> {
+    return this.setPower(uuid, POWER_STATE.RUNNING);
+  }
+
+  async getConsoleOutput(uuid: string): Promise<string> {
+    if (!(await this.getInfo(uuid)))
+      throw new CloudError('NotFound', `No domain for instance ${uuid} on this host`, { instance: uuid });
+    return FAKE_CONSOLE_OUTPUT;
+  }
+
+  /** The fake domains are all in one state file: nothing to find again, nothing stray. */
+  async initHost(): Promise<string[]> {
+    return [];
   }
 
   async destroy(uuid: string): Promise<boolean> {

@@ -1,0 +1,441 @@
+/**
+ * The qemu virt driver: real guests under QEMU's software emulation (TCG; this machine's /dev/kvm runs no
+ * ordinary guest), one daemonized `qemu-system-x86_64` per instance, managed as Nova's libvirt driver
+ * manages a domain but without libvirtd. Everything lives in the instance directory, so any worker process
+ * on the host (or a restarted one) finds the guest again:
+ *
+ *   instances/<uuid>/domain.json   the defined domain: what spawn was given (its presence = "defined")
+ *   instances/<uuid>/libvirt.xml   the domain description (written by the compute host)
+ *   instances/<uuid>/disk          qcow2 overlay on the cached base image
+ *   instances/<uuid>/console.log   the serial console (ttyS0)
+ *   instances/<uuid>/qemu.pid      QEMU's pid file (QEMU removes it when it exits)
+ *   instances/<uuid>/qmp.sock      the QMP monitor
+ *
+ * The process is named `guest=instance-<uuid>` and carries the uuid (`-uuid`, SMBIOS, `-append`), so a
+ * stray one is found by its command line.
+ */
+import { execFile } from 'node:child_process';
+import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { z } from 'zod';
+import type { Clock } from '../clock';
+import { CloudError } from '../errors';
+import { kernelCommandLine } from './domain-xml';
+import { sleep } from './file-lock';
+import { processAlive } from './image-cache';
+import { queryStatus, qmpCommand } from './qmp';
+import { writeFileAtomic } from './state-file';
+import { POWER_STATE, type DomainInfo, type DomainSpec, type PowerState } from './types';
+import type { RebootType, VirtDriver } from './virt-driver';
+
+const run = promisify(execFile);
+
+export const QEMU_BINARY = 'qemu-system-x86_64';
+/** Nova's libvirt driver reads at most this much of the console log (MAX_CONSOLE_BYTES). */
+export const MAX_CONSOLE_BYTES = 100 * 1024;
+
+const FILES = {
+  definition: 'domain.json',
+  pid: 'qemu.pid',
+  qmp: 'qmp.sock',
+  console: 'console.log',
+} as const;
+
+const definitionSchema = z.object({
+  uuid: z.string(),
+  name: z.string(),
+  vcpus: z.number().int().min(1),
+  memoryMb: z.number().int().min(1),
+  diskPath: z.string(),
+  diskFormat: z.enum(['raw', 'qcow2']),
+  kernelPath: z.string().nullable(),
+  ramdiskPath: z.string().nullable(),
+  interfaces: z.array(z.object({ portId: z.string(), macAddress: z.string(), tap: z.string() })),
+  volumes: z.array(z.object({ device: z.string(), path: z.string(), volumeId: z.string().nullable() })),
+  createdAt: z.number(),
+});
+type Definition = z.infer<typeof definitionSchema>;
+
+export interface QemuDriverOptions {
+  binary?: string;
+  /** `tcg` (software emulation, the default here) or `kvm`. */
+  accel?: 'tcg' | 'kvm';
+  /** How long a clean shutdown (ACPI power button) may take before the guest is stopped hard (Nova: 60 s). */
+  shutdownTimeoutMs?: number;
+  /** How long a started QEMU may take to answer `query-status` with `running`. */
+  startTimeoutMs?: number;
+}
+
+/** A QEMU process of some guest on this machine, found by its command line (for init_host and the audit). */
+export interface QemuProcess {
+  pid: number;
+  uuid: string;
+  /** The instance directory its pid file is in (which host directory started it). */
+  instanceDir: string | null;
+}
+
+export class QemuDriver implements VirtDriver {
+  readonly type = 'qemu';
+  readonly diskFormat = 'qcow2';
+  private readonly binary: string;
+  private readonly accel: 'tcg' | 'kvm';
+  private readonly shutdownTimeoutMs: number;
+  private readonly startTimeoutMs: number;
+
+  constructor(
+    private readonly hostDir: string,
+    private readonly clock: Clock,
+    options: QemuDriverOptions = {},
+  ) {
+    this.binary = options.binary ?? QEMU_BINARY;
+    this.accel = options.accel ?? 'tcg';
+    this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 60_000;
+    this.startTimeoutMs = options.startTimeoutMs ?? 60_000;
+  }
+
+  async spawn(spec: DomainSpec, signal?: AbortSignal): Promise<DomainInfo> {
+    const existing = await this.readDefinition(spec.uuid);
+    const definition: Definition = {
+      uuid: spec.uuid,
+      name: spec.name,
+      vcpus: spec.vcpus,
+      memoryMb: spec.memoryMb,
+      diskPath: spec.diskPath,
+      diskFormat: spec.diskFormat,
+      kernelPath: spec.kernelPath,
+      ramdiskPath: spec.ramdiskPath,
+      interfaces: spec.interfaces.map((i) => ({ portId: i.portId, macAddress: i.macAddress, tap: i.tap })),
+      volumes: spec.volumes,
+      createdAt: existing?.createdAt ?? this.clock.now(),
+    };
+    if (!(await this.runningPid(spec.uuid))) {
+      await writeFileAtomic(this.file(spec.uuid, 'definition'), `${JSON.stringify(definition, null, 2)}\n`);
+      await this.launch(definition, signal);
+    }
+    return this.requireInfo(spec.uuid);
+  }
+
+  /** Nova's power_off with a clean shutdown: ACPI power button, then a hard stop after the timeout. */
+  async powerOff(uuid: string): Promise<DomainInfo> {
+    await this.requireDefinition(uuid);
+    if (!(await this.cleanShutdown(uuid))) await this.stopProcess(uuid);
+    return this.requireInfo(uuid);
+  }
+
+  async powerOn(uuid: string): Promise<DomainInfo> {
+    const definition = await this.requireDefinition(uuid);
+    if (!(await this.runningPid(uuid))) await this.launch(definition);
+    return this.requireInfo(uuid);
+  }
+
+  /**
+   * SOFT: ACPI shutdown, then started again on the same disk; a guest that does not power off within the
+   * timeout gets the HARD one. HARD: `system_reset` of a running guest, a start of a stopped one.
+   */
+  async reboot(uuid: string, type: RebootType): Promise<DomainInfo> {
+    const definition = await this.requireDefinition(uuid);
+    const pid = await this.runningPid(uuid);
+    if (!pid) {
+      await this.launch(definition);
+      return this.requireInfo(uuid);
+    }
+    if (type === 'SOFT' && (await this.cleanShutdown(uuid))) {
+      await this.launch(definition);
+      return this.requireInfo(uuid);
+    }
+    if (await this.runningPid(uuid)) await qmpCommand(this.file(uuid, 'qmp'), 'system_reset');
+    else await this.launch(definition);
+    return this.requireInfo(uuid);
+  }
+
+  async destroy(uuid: string): Promise<boolean> {
+    const defined = (await this.readDefinition(uuid)) !== undefined;
+    const stopped = await this.stopProcess(uuid);
+    for (const name of ['definition', 'pid', 'qmp'] as const)
+      await rm(this.file(uuid, name), { force: true });
+    return defined || stopped;
+  }
+
+  async getInfo(uuid: string): Promise<DomainInfo | undefined> {
+    const definition = await this.readDefinition(uuid);
+    if (!definition) return undefined;
+    return {
+      uuid,
+      name: definition.name,
+      powerState: await this.powerStateOf(uuid),
+      vcpus: definition.vcpus,
+      memoryMb: definition.memoryMb,
+      driver: this.type,
+      createdAt: definition.createdAt,
+      updatedAt: this.clock.now(),
+    };
+  }
+
+  async listDomains(): Promise<DomainInfo[]> {
+    const domains: DomainInfo[] = [];
+    for (const uuid of await this.definedUuids()) {
+      const info = await this.getInfo(uuid);
+      if (info) domains.push(info);
+    }
+    return domains.sort((a, b) => a.createdAt - b.createdAt || a.uuid.localeCompare(b.uuid));
+  }
+
+  async getConsoleOutput(uuid: string): Promise<string> {
+    await this.requireDefinition(uuid);
+    let handle;
+    try {
+      handle = await open(this.file(uuid, 'console'), 'r');
+    } catch {
+      return '';
+    }
+    try {
+      const { size } = await handle.stat();
+      const length = Math.min(size, MAX_CONSOLE_BYTES);
+      const buf = Buffer.alloc(length);
+      await handle.read(buf, 0, length, size - length);
+      return buf.toString('utf8');
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /**
+   * Nova's init_host for this driver: guests whose domain is defined are found again from their pid files
+   * and QMP sockets (nothing to do: every call reads them). QEMU processes started from this host
+   * directory whose instance directory is gone (the host no longer knows the instance) are strays: they
+   * are killed. Returns the uuids of the strays it killed.
+   */
+  async initHost(): Promise<string[]> {
+    const instancesDir = path.join(this.hostDir, 'instances');
+    const defined = new Set(await this.definedUuids());
+    const reaped: string[] = [];
+    for (const proc of await listQemuProcesses()) {
+      if (proc.instanceDir === null || path.dirname(proc.instanceDir) !== instancesDir) continue;
+      if (defined.has(proc.uuid)) continue;
+      await killAndWait(proc.pid);
+      reaped.push(proc.uuid);
+    }
+    return reaped;
+  }
+
+  // ---- internals ----------------------------------------------------------------------------------------
+
+  private file(uuid: string, name: keyof typeof FILES): string {
+    return path.join(this.hostDir, 'instances', uuid, FILES[name]);
+  }
+
+  private async definedUuids(): Promise<string[]> {
+    const entries = await readdir(path.join(this.hostDir, 'instances'), { withFileTypes: true }).catch(
+      () => [],
+    );
+    const uuids: string[] = [];
+    for (const entry of entries)
+      if (entry.isDirectory() && (await this.readDefinition(entry.name))) uuids.push(entry.name);
+    return uuids;
+  }
+
+  private async readDefinition(uuid: string): Promise<Definition | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.file(uuid, 'definition'), 'utf8');
+    } catch {
+      return undefined;
+    }
+    const parsed = definitionSchema.safeParse(JSON.parse(text));
+    if (!parsed.success)
+      throw new CloudError('BadRequest', `The domain definition of instance ${uuid} is damaged`);
+    return parsed.data;
+  }
+
+  private async requireDefinition(uuid: string): Promise<Definition> {
+    const definition = await this.readDefinition(uuid);
+    if (!definition)
+      throw new CloudError('NotFound', `No domain for instance ${uuid} on this host`, { instance: uuid });
+    return definition;
+  }
+
+  private async requireInfo(uuid: string): Promise<DomainInfo> {
+    const info = await this.getInfo(uuid);
+    if (!info)
+      throw new CloudError('NotFound', `No domain for instance ${uuid} on this host`, { instance: uuid });
+    return info;
+  }
+
+  /** The pid of this guest's QEMU if it runs: from the pid file, checked against the process's command line. */
+  private async runningPid(uuid: string): Promise<number | undefined> {
+    const pid = Number((await readFile(this.file(uuid, 'pid'), 'utf8').catch(() => '')).trim());
+    if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) return undefined;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    return cmdline.includes(`guest=instance-${uuid}`) ? pid : undefined;
+  }
+
+  /** power_state from QMP: running → RUNNING, paused states → PAUSED, panicked → CRASHED; no process → SHUTDOWN. */
+  private async powerStateOf(uuid: string): Promise<PowerState> {
+    if (!(await this.runningPid(uuid))) return POWER_STATE.SHUTDOWN;
+    try {
+      const { status } = await queryStatus(this.file(uuid, 'qmp'));
+      if (status === 'running') return POWER_STATE.RUNNING;
+      if (status === 'shutdown') return POWER_STATE.SHUTDOWN;
+      if (status === 'guest-panicked' || status === 'internal-error') return POWER_STATE.CRASHED;
+      if (status === 'suspended') return POWER_STATE.SUSPENDED;
+      return POWER_STATE.PAUSED;
+    } catch {
+      // The process is there but its monitor does not answer (starting, or wedged): no state known.
+      return (await this.runningPid(uuid)) ? POWER_STATE.NOSTATE : POWER_STATE.SHUTDOWN;
+    }
+  }
+
+  private qemuArgs(d: Definition): string[] {
+    const dir = path.dirname(this.file(d.uuid, 'definition'));
+    const args = [
+      ['-name', `guest=instance-${d.uuid},debug-threads=on`],
+      ['-uuid', d.uuid],
+      ['-smbios', `type=1,manufacturer=bootflow,product=OpenStack Nova,serial=${d.uuid},uuid=${d.uuid}`],
+      ['-accel', this.accel],
+      ['-machine', 'pc'],
+      ['-cpu', 'max'],
+      ['-m', String(d.memoryMb)],
+      ['-smp', String(d.vcpus)],
+      ['-nodefaults'],
+      ['-display', 'none'],
+      ['-daemonize'],
+      ['-pidfile', path.join(dir, FILES.pid)],
+      // Relative to QEMU's working directory (the instance directory): a unix socket path must stay short.
+      ['-qmp', `unix:${FILES.qmp},server=on,wait=off`],
+      ['-serial', `file:${path.join(dir, FILES.console)}`],
+      ['-drive', `file=${d.diskPath},format=${d.diskFormat},if=virtio,cache=writeback`],
+      ...d.volumes.map((v) => [
+        '-drive',
+        `file=${v.path},format=raw,if=virtio,cache=writeback${v.volumeId ? `,serial=${v.volumeId.slice(0, 20)}` : ''}`,
+      ]),
+      ...d.interfaces.flatMap((vif, i) => [
+        ['-netdev', `tap,id=net${i},ifname=${vif.tap},script=no,downscript=no`],
+        ['-device', `virtio-net-pci,netdev=net${i},mac=${vif.macAddress}`],
+      ]),
+    ];
+    if (d.kernelPath) {
+      args.push(['-kernel', d.kernelPath]);
+      if (d.ramdiskPath) args.push(['-initrd', d.ramdiskPath]);
+      args.push(['-append', kernelCommandLine(d.uuid)]);
+    }
+    return args.flat();
+  }
+
+  /** Starts QEMU daemonized and waits until QMP reports the guest running. */
+  private async launch(definition: Definition, signal?: AbortSignal): Promise<void> {
+    const dir = path.dirname(this.file(definition.uuid, 'definition'));
+    await rm(this.file(definition.uuid, 'qmp'), { force: true });
+    try {
+      await run(this.binary, this.qemuArgs(definition), { cwd: dir, timeout: this.startTimeoutMs });
+    } catch (err) {
+      const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
+      throw new CloudError(
+        'RescheduledException',
+        `QEMU could not start instance ${definition.uuid}: ${stderr || (err as Error).message}`,
+        { instance: definition.uuid },
+      );
+    }
+    const deadline = Date.now() + this.startTimeoutMs;
+    for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
+      const status = await queryStatus(this.file(definition.uuid, 'qmp')).catch(() => undefined);
+      if (status?.running) return;
+      if (Date.now() > deadline || !(await this.runningPid(definition.uuid))) {
+        await this.stopProcess(definition.uuid);
+        throw new CloudError(
+          'RescheduledException',
+          `Instance ${definition.uuid} did not reach running (QMP status ${status?.status ?? 'unknown'})`,
+          { instance: definition.uuid },
+        );
+      }
+      await sleep(delay, signal);
+    }
+  }
+
+  /** ACPI power button; true when the guest powered off (its QEMU exited) within the shutdown timeout. */
+  private async cleanShutdown(uuid: string): Promise<boolean> {
+    const pid = await this.runningPid(uuid);
+    if (!pid) return true;
+    try {
+      await qmpCommand(this.file(uuid, 'qmp'), 'system_powerdown');
+    } catch {
+      return false;
+    }
+    return waitForExit(pid, this.shutdownTimeoutMs);
+  }
+
+  /** QMP `quit`, then SIGKILL by pid file if QEMU is still there. True when a process was stopped. */
+  private async stopProcess(uuid: string): Promise<boolean> {
+    const pid = await this.runningPid(uuid);
+    const strays = (await listQemuProcesses()).filter((p) => p.uuid === uuid && p.pid !== pid);
+    if (!pid && strays.length === 0) return false;
+    if (pid) {
+      await qmpCommand(this.file(uuid, 'qmp'), 'quit', undefined, 2_000).catch(() => undefined);
+      if (!(await waitForExit(pid, 5_000))) await killAndWait(pid);
+    }
+    // A QEMU of this guest without (or with another) pid file, e.g. one whose pid file was lost.
+    for (const stray of strays) await killAndWait(stray.pid);
+    return true;
+  }
+}
+
+async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 20; processAlive(pid); delay = Math.min(delay * 2, 250)) {
+    if (Date.now() > deadline) return false;
+    await sleep(delay);
+  }
+  return true;
+}
+
+async function killAndWait(pid: number): Promise<void> {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    return;
+  }
+  await waitForExit(pid, 10_000);
+}
+
+/** Every QEMU guest process on this machine started by a qemu driver (named `guest=instance-<uuid>`). */
+export async function listQemuProcesses(): Promise<QemuProcess[]> {
+  const found: QemuProcess[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (!cmdline.includes(QEMU_BINARY)) continue;
+    const args = cmdline.split('\0');
+    const name = args[args.indexOf('-name') + 1] ?? '';
+    const uuid = /^guest=instance-([0-9a-f-]{36})/.exec(name)?.[1];
+    if (!uuid) continue;
+    const pidFile = args[args.indexOf('-pidfile') + 1];
+    found.push({
+      pid: Number(entry),
+      uuid,
+      instanceDir: args.includes('-pidfile') && pidFile ? path.dirname(pidFile) : null,
+    });
+  }
+  return found;
+}
+
+/** `qemu-img create -f qcow2 -b <base> -F <fmt> <disk> <size>`: the instance disk as Nova's libvirt driver makes it. */
+export async function createQcow2Overlay(
+  diskPath: string,
+  sizeBytes: number,
+  base?: { path: string; format: 'raw' | 'qcow2' },
+): Promise<void> {
+  const temp = `${diskPath}.${process.pid}.part`;
+  const args = ['create', '-q', '-f', 'qcow2'];
+  if (base) args.push('-b', base.path, '-F', base.format);
+  args.push(temp, String(sizeBytes));
+  try {
+    await run('qemu-img', args);
+    await rename(temp, diskPath);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw new CloudError(
+      'RescheduledException',
+      `qemu-img could not create the instance disk: ${String((err as { stderr?: string }).stderr ?? (err as Error).message).trim()}`,
+    );
+  }
+}

@@ -1,0 +1,19 @@
+#!/bin/sh
+# udhcpc's event script: applies the lease and prints it on the console (one parseable line).
+case "$1" in
+  bound | renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
+    mac=$(cat "/sys/class/net/$interface/address")
+    echo "bootflow-guest: instance=$(cat /run/instance-id) mac=$mac ip=$ip/${mask:-24} ready" > /dev/console
+    # Metadata is optional: fetched in the background, never waited for.
+    (wget -q -T 5 -O /run/meta_data.json http://169.254.169.254/openstack/latest/meta_data.json \
+      && echo "bootflow-guest: metadata fetched" > /dev/console) &
+    ;;
+  deconfig)
+    ip addr flush dev "$interface"
+    ip link set "$interface" up
+    ;;
+esac
+exit 0
