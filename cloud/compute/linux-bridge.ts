@@ -17,6 +17,7 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { CloudError } from '../errors';
 import { sleep } from './file-lock';
+import { processAlive } from './image-cache';
 import { HostCommandError, ipJson, runCommand } from './host-commands';
 import { writeFileAtomic } from './state-file';
 
@@ -179,14 +180,7 @@ async function processArgv(pid: number): Promise<string[] | undefined> {
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
 export async function stopProcess(pid: number, graceMs = 5_000): Promise<void> {
-  const alive = () => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  const alive = () => processAlive(pid);
   if (!alive()) return;
   try {
     process.kill(pid, 'SIGTERM');
