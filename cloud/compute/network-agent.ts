@@ -231,8 +231,10 @@ export class NetworkAgent {
     }
   }
 
-  /** Drops the ports' records; in linux-bridge mode removes their taps and host entries, and a network's
-   * bridge, namespace and dnsmasq with its last port. */
+  /**
+   * Drops the ports' records; in linux-bridge mode removes their taps and host entries, and a network's
+   * bridge, namespace and dnsmasq with its last port.
+   */
   private async release(state: AgentState, portIds: string[]): Promise<void> {
     const touched = new Set<string>();
     for (const portId of portIds) {
