@@ -149,6 +149,11 @@ export function createComputeActivities(compute: ComputeHost) {
       });
     },
 
+    /** nova-compute's get_console_output: the guest's serial log, its last `lines` lines when given. */
+    async getConsoleOutput(instanceUuid: string, lines?: number): Promise<{ output: string }> {
+      return { output: await compute.getConsoleOutput(instanceUuid, lines) };
+    },
+
     /** The driver's destroy: domain, bridges and taps, volume connections and the instance directory. */
     async destroyInstance(instanceUuid: string): Promise<void> {
       await beating(() => compute.destroy(instanceUuid, { signal: signal() }));

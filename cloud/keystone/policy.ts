@@ -67,6 +67,7 @@ export const POLICY_RULES = {
   'os_compute_api:servers:detail': PROJECT_READER_OR_ADMIN,
   'os_compute_api:servers:index:get_all_tenants': ADMIN,
   'os_compute_api:servers:detail:get_all_tenants': ADMIN,
+  'os_compute_api:os-console-output': PROJECT_MEMBER_OR_ADMIN,
 } as const satisfies Record<string, { checkString: string; check: Check }>;
 
 export type PolicyRule = keyof typeof POLICY_RULES;
