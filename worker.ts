@@ -20,7 +20,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createComputeActivities, createControllerActivities, createNetworkActivities } from './activities';
 import { createComputeServiceActivities } from './activities/compute-service';
 import { createOperatorControllerActivities, createOperatorNetworkActivities } from './activities/operator';
-import type { ComputeHost } from './cloud/compute';
+import { NETWORK_AGENTS, type ComputeHost, type NetworkAgentKind } from './cloud/compute';
 import { dbConfigFromEnv } from './cloud/db';
 import { capabilitiesOf, DEFAULT_HOSTS, defaultHostSpec, type HostSpec } from './cloud/hosts';
 import { openCloud, openComputeHost, type Cloud } from './cloud/index';
@@ -57,6 +57,8 @@ export interface WorkerConfig {
   /** How long in-flight activities may take to finish on shutdown before they are cancelled. */
   shutdownGraceSeconds: number;
   heartbeatSeconds: number;
+  /** The compute hosts' network agent: `fake` records devices, `linux-bridge` creates them (root). */
+  networkAgent: NetworkAgentKind;
   /** The compute hosts' virt driver: `fake` (no guest runs) or `qemu` (real guests). */
   virtDriver: VirtDriverType;
 }
@@ -71,6 +73,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Omit<Worker
     maxCachedWorkflows: Number(env.BOOTFLOW_STICKY_CACHE ?? 250),
     shutdownGraceSeconds: Number(env.BOOTFLOW_SHUTDOWN_GRACE ?? 10),
     heartbeatSeconds: Number(env.BOOTFLOW_HEARTBEAT_SECONDS ?? 10),
+    networkAgent: (env.BOOTFLOW_NETWORK_AGENT ?? 'fake') as NetworkAgentKind,
     virtDriver: parseVirtDriver(env.BOOTFLOW_VIRT_DRIVER ?? 'fake'),
   };
 }
@@ -141,6 +144,11 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       whole('--heartbeat'),
       defaults.heartbeatSeconds,
     )
+    .addOption(
+      new Option('--network-agent <agent>', "compute hosts' network agent (BOOTFLOW_NETWORK_AGENT)")
+        .choices(NETWORK_AGENTS)
+        .default(defaults.networkAgent),
+    )
     .option(
       '--virt-driver <driver>',
       'compute hosts: fake (no guest runs) or qemu (real guests) (BOOTFLOW_VIRT_DRIVER)',
@@ -158,6 +166,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       maxCachedWorkflows: number;
       shutdownGrace: number;
       heartbeat: number;
+      networkAgent: NetworkAgentKind;
       virtDriver: VirtDriverType;
     }>();
   const asked = opts.role.length === 0 ? ['all'] : opts.role;
@@ -169,6 +178,12 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
   }
   if (opts.host.length > 0 && !roles.has('compute')) {
     throw new UserError('--host is for the compute role (add --role compute)', EXIT.USAGE);
+  }
+  if (!(NETWORK_AGENTS as readonly string[]).includes(opts.networkAgent)) {
+    throw new UserError(
+      `unknown network agent '${opts.networkAgent}' (${NETWORK_AGENTS.join(' or ')})`,
+      EXIT.USAGE,
+    );
   }
   const hosts = roles.has('compute')
     ? opts.host.length > 0
@@ -184,6 +199,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
     maxCachedWorkflows: opts.maxCachedWorkflows,
     shutdownGraceSeconds: opts.shutdownGrace,
     heartbeatSeconds: opts.heartbeat,
+    networkAgent: opts.networkAgent,
     virtDriver: opts.virtDriver,
   };
 }
@@ -279,6 +295,7 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
         dataDir: config.dataDir,
         host,
         capabilities: capabilitiesOf(spec),
+        networkAgent: config.networkAgent,
         driver: config.virtDriver,
       });
       if (compute.reapedAtStart.length > 0)

@@ -22,6 +22,7 @@ export interface BootPlanRequest {
   image: string;
   bootVolume?: { sizeGb: number; deleteOnTermination?: boolean };
   availabilityZone?: string;
+  keyName?: string;
 }
 
 const planRequestSchema = z.strictObject({
@@ -35,6 +36,7 @@ const planRequestSchema = z.strictObject({
     })
     .optional(),
   availabilityZone: nameSchema.optional(),
+  keyName: nameSchema.optional(),
 });
 
 export interface ComputeApiServices {
@@ -111,6 +113,14 @@ export function createComputeApiActivities({ keystone, nova, glance }: ComputeAp
             availabilityZone: req.availabilityZone,
           });
         }
+      }
+      if (req.keyName !== undefined) {
+        // Nova's servers API: a key pair the user does not have is 400 "Invalid key_name provided."
+        await nova.getKeyPair(ctx.userId, req.keyName).catch((err: unknown) => {
+          if (err instanceof CloudError && err.type === 'NotFound')
+            throw new CloudError('BadRequest', 'Invalid key_name provided.', { keyName: req.keyName });
+          throw err;
+        });
       }
       const bootVolumeGb = req.bootVolume?.sizeGb ?? null;
       checkImageFitsFlavor(image, flavor, bootVolumeGb);

@@ -4,6 +4,7 @@
  * controller database. Results go back to the workflow, which hands them to the conductor.
  */
 import { Context } from '@temporalio/activity';
+import type { LeakFinding } from '../cloud/audit';
 import type { ComputeHost } from '../cloud/compute';
 import type {
   ImageLocation,
@@ -66,7 +67,10 @@ export function createComputeActivities(compute: ComputeHost) {
       return { path: result.path, bytes: result.bytes, cacheHit: result.cacheHit };
     },
 
-    /** The agent's hybrid plug: a bridge and a tap per port (idempotent). */
+    /**
+     * The L2 agent's plug of each port (idempotent): recorded only, or with the linux-bridge agent the tap on
+     * the network's bridge, up (read back from the kernel), and the DHCP agent serving the port's address.
+     */
     async plugVifs(instanceUuid: string, host: string, ports: PortDescription[]): Promise<PluggedVif[]> {
       return beating(async () => {
         const plugged: PluggedVif[] = [];
@@ -79,6 +83,8 @@ export function createComputeActivities(compute: ComputeHost) {
               networkId: port.networkId,
               bindingHostId: host,
               bindingVifType: port.vifType,
+              fixedIps: port.fixedIps,
+              dhcp: port.dhcp ?? null,
             },
             { signal: signal() },
           );
@@ -152,6 +158,14 @@ export function createComputeActivities(compute: ComputeHost) {
     /** nova-compute's get_console_output: the guest's serial log, its last `lines` lines when given. */
     async getConsoleOutput(instanceUuid: string, lines?: number): Promise<{ output: string }> {
       return { output: await compute.getConsoleOutput(instanceUuid, lines) };
+    },
+
+    /**
+     * This host's half of the leak audit: what it holds (files, domains, taps, bridges, namespaces, dnsmasq
+     * and QEMU processes) for none of the instances the controller says live here.
+     */
+    async auditHost(liveInstanceUuids: string[]): Promise<LeakFinding[]> {
+      return beating(() => compute.auditLeaks(liveInstanceUuids));
     },
 
     /** The driver's destroy: domain, bridges and taps, volume connections and the instance directory. */

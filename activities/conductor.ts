@@ -19,6 +19,8 @@ export interface InstanceRecordInput {
   requestId: string;
   plan: BootPlan;
   networkIds: string[];
+  keyName?: string;
+  metadata?: Record<string, string>;
 }
 
 export interface FaultRecord {
@@ -87,6 +89,8 @@ export function createConductorActivities(nova: Nova, clock: Clock = systemClock
         ...(plan.bootVolume ? { bootFromVolume: true } : { imageRef: plan.image.id }),
         networks: input.networkIds,
         ...(plan.availabilityZone ? { availabilityZone: plan.availabilityZone } : {}),
+        ...(input.keyName ? { keyName: input.keyName } : {}),
+        ...(input.metadata ? { metadata: input.metadata } : {}),
       });
       return summaryOf(instance);
     },

@@ -3,7 +3,7 @@
  * to the chosen host, the agent's "device up" report that makes a port ACTIVE (network-vif-plugged), and
  * clean-up. Tokens are validated as keystonemiddleware would (allow-expired once the request is accepted).
  */
-import type { Neutron } from '../cloud/neutron';
+import type { DhcpDetails, Neutron } from '../cloud/neutron';
 import type { NetworkRef, PortDescription } from '../workflows/types';
 import { adaptAll } from './failures';
 import { contextForOngoingWork, type TokenValidator } from './identity';
@@ -71,11 +71,19 @@ export function createNetworkActivities({ neutron, identity }: NetworkServices) 
       return ports;
     },
 
-    /** ML2 binding to the host (binding:host_id); PortBindingFailed when no driver can bind there. */
+    /**
+     * ML2 binding to the host (binding:host_id); PortBindingFailed when no driver can bind there. Each bound
+     * port carries its network's DHCP details (subnet, DHCP port), which the host's DHCP agent serves.
+     */
     async bindPorts(ports: PortDescription[], host: string): Promise<PortDescription[]> {
       const names = new Map(ports.map((p) => [p.networkId, p.networkName]));
+      const dhcp = new Map<string, DhcpDetails | null>();
       const bound: PortDescription[] = [];
-      for (const port of ports) bound.push(describe((await neutron.bindPort(port.portId, host)).port, names));
+      for (const port of ports) {
+        const described = describe((await neutron.bindPort(port.portId, host)).port, names);
+        if (!dhcp.has(port.networkId)) dhcp.set(port.networkId, await neutron.ensureDhcpPort(port.networkId));
+        bound.push({ ...described, dhcp: dhcp.get(port.networkId) ?? null });
+      }
       return bound;
     },
 

@@ -4,7 +4,7 @@
  * controller, neutron-server on the network node. Each call validates the caller's token and applies Nova's
  * default policy itself; another project's server is NotFound, as Nova answers.
  */
-import { auditLeaks, openRecordedHosts, type LeakFinding } from '../cloud/audit';
+import { auditController, type ControllerAudit, type LeakFinding } from '../cloud/audit';
 import type { Cloud } from '../cloud/index';
 import { CloudError } from '../cloud/errors';
 import { enforce, enforceVisible, type Keystone, type RequestContext } from '../cloud/keystone';
@@ -212,8 +212,22 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
     },
 
     /**
-     * bootflow's leak audit (admin only). The embedded deployment keeps every host's directory under one
-     * data directory, so the controller reads the hosts' state there (read-only) for the cross-check.
+     * bootflow's leak audit, the controller's half (admin only): the services' databases, and for each
+     * registered compute host the instances live there, which the workflow hands to that host's own audit.
+     * The controller never reads a host's directory.
+     */
+    async auditController(token: string, options: { buildsInFlight?: boolean }): Promise<ControllerAudit> {
+      const ctx = await keystone.validateToken(token);
+      enforce(ctx, 'bootflow:audit');
+      if (!cloud.neutron || !cloud.scheduler || !cloud.clock) {
+        throw new CloudError('ServiceUnavailable', 'the leak audit needs the whole controller cloud');
+      }
+      return auditController(cloud as Cloud, { buildsInFlight: options.buildsInFlight === true });
+    },
+
+    /**
+     * The audit's activity before the hosts were asked on their queues, kept for audits started by an
+     * older worker: now the controller's half only (their hosts are not audited).
      */
     async runLeakAudit(token: string, options: { buildsInFlight?: boolean }): Promise<LeakFinding[]> {
       const ctx = await keystone.validateToken(token);
@@ -221,13 +235,8 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
       if (!cloud.neutron || !cloud.scheduler || !cloud.clock) {
         throw new CloudError('ServiceUnavailable', 'the leak audit needs the whole controller cloud');
       }
-      const full = cloud as Cloud;
-      const hosts = await openRecordedHosts(cloud.dataDir);
-      try {
-        return await auditLeaks(full, { hosts, buildsInFlight: options.buildsInFlight === true });
-      } finally {
-        for (const host of hosts) await host.close();
-      }
+      return (await auditController(cloud as Cloud, { buildsInFlight: options.buildsInFlight === true }))
+        .findings;
     },
   });
 }

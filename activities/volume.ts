@@ -31,7 +31,7 @@ export function bootVolumeRequestKey(instanceUuid: string, deleteOnTermination: 
   return `${instanceUuid}:root:${deleteOnTermination ? 'delete' : 'keep'}`;
 }
 
-function deleteOnTerminationOf(requestKey: string): boolean {
+export function deleteOnTerminationOf(requestKey: string): boolean {
   return requestKey.endsWith(':root:delete');
 }
 

@@ -1,7 +1,13 @@
 /**
- * The leak audit: cross-checks every service's database and every compute host's directory and lists what
- * no live instance owns — ports, IPs, volumes, attachments, placement allocations, quota usage, domains,
- * instance directories, VIFs, volume connections. An empty list means nothing leaked.
+ * The leak audit: cross-checks every service's database and lists what no live instance owns — ports, IPs,
+ * volumes, attachments, placement allocations, quota usage — and, host by host, what each compute host
+ * holds for nobody (cloud/compute/host-audit.ts: domains, instance directories, VIFs, volume connections,
+ * QEMU processes, taps, bridges, DHCP namespaces, dnsmasq). An empty list means nothing leaked.
+ *
+ * Deployed, the controller never reads a host's directory: the `auditCloud` workflow runs `auditController`
+ * on the controller, then asks each registered host on its own queue with the live instances the controller
+ * knows there; a host that does not answer is reported `host-unreachable`, never clean. `auditLeaks` does
+ * both halves in one process, for harnesses that hold every host (tests, chaos, benchmarks).
  *
  * "Live" is an instance that is not deleted and not in ERROR: a failed build releases everything (the
  * saga's promise), so an ERROR instance owns nothing but its database row and faults.
@@ -11,6 +17,7 @@ import path from 'node:path';
 import type { Cloud } from './index';
 import { hostDirOf } from './index';
 import { ComputeHost, type HostCapabilities } from './compute';
+import type { HostLeakKind } from './compute/host-audit';
 import type { Instance } from './nova';
 
 export type LeakKind =
@@ -22,10 +29,9 @@ export type LeakKind =
   | 'volume'
   | 'attachment'
   | 'stuck-build'
-  | 'domain'
-  | 'instance-dir'
-  | 'vif'
-  | 'volume-connection';
+  | HostLeakKind
+  /** A registered compute host that did not answer the audit: not audited, so not known to be clean. */
+  | 'host-unreachable';
 
 export interface LeakFinding {
   kind: LeakKind;
@@ -36,10 +42,16 @@ export interface LeakFinding {
 }
 
 export interface AuditOptions {
-  /** The compute hosts to inspect; default every host directory under `<dataDir>/hosts`. */
+  /** The compute hosts to inspect in this process; default every host directory under `<dataDir>/hosts`. */
   hosts?: ComputeHost[];
   /** Builds may still be running (an audit during a demo): do not report BUILD instances as stuck. */
   buildsInFlight?: boolean;
+}
+
+/** The controller's half: its findings, and for each registered compute host the instances live there. */
+export interface ControllerAudit {
+  findings: LeakFinding[];
+  hosts: Array<{ host: string; liveInstances: string[] }>;
 }
 
 const RESOURCE_HOLDING_STATES = new Set(['building', 'active', 'stopped']);
@@ -95,6 +107,19 @@ export async function openRecordedHosts(dataDir: string): Promise<ComputeHost[]>
 }
 
 export async function auditLeaks(cloud: Cloud, options: AuditOptions = {}): Promise<LeakFinding[]> {
+  const controller = await auditController(cloud, options);
+  const liveOn = new Map(controller.hosts.map((h) => [h.host, h.liveInstances]));
+  const findings = [...controller.findings];
+  const hosts = options.hosts ?? (await openRecordedHosts(cloud.dataDir));
+  for (const host of hosts) findings.push(...(await host.auditLeaks(liveOn.get(host.host) ?? [])));
+  return findings;
+}
+
+/** The controller's half of the audit: the services' databases, and what lives on which host. */
+export async function auditController(
+  cloud: Cloud,
+  options: Pick<AuditOptions, 'buildsInFlight'> = {},
+): Promise<ControllerAudit> {
   const findings: LeakFinding[] = [];
   const instances = await cloud.nova.listInstances({ allProjects: true, includeDeleted: true });
   const byUuid = new Map(instances.map((i) => [i.uuid, i]));
@@ -190,58 +215,19 @@ export async function auditLeaks(cloud: Cloud, options: AuditOptions = {}): Prom
     });
   }
 
-  const hosts = options.hosts ?? (await openRecordedHosts(cloud.dataDir));
-  for (const host of hosts) findings.push(...(await auditHost(host, byUuid)));
-  return findings;
-}
-
-async function auditHost(host: ComputeHost, instances: Map<string, Instance>): Promise<LeakFinding[]> {
-  const findings: LeakFinding[] = [];
-  const onThisHost = (uuid: string | null | undefined) => {
-    const instance = uuid ? instances.get(uuid) : undefined;
-    return ownsResources(instance) && instance?.host === host.host;
+  const liveOn = new Map<string, string[]>();
+  for (const host of await cloud.nova.listComputeHosts()) liveOn.set(host.host, []);
+  for (const instance of instances) {
+    if (instance.host && ownsResources(instance)) {
+      const list = liveOn.get(instance.host) ?? [];
+      list.push(instance.uuid);
+      liveOn.set(instance.host, list);
+    }
+  }
+  return {
+    findings,
+    hosts: [...liveOn]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([host, liveInstances]) => ({ host, liveInstances })),
   };
-  for (const domain of await host.listDomains()) {
-    if (!onThisHost(domain.uuid)) {
-      findings.push({
-        kind: 'domain',
-        id: domain.uuid,
-        host: host.host,
-        instanceUuid: domain.uuid,
-        detail: `domain ${domain.uuid} on ${host.host} has no live instance there`,
-      });
-    }
-  }
-  for (const uuid of await host.listInstanceDirs()) {
-    if (!onThisHost(uuid)) {
-      findings.push({
-        kind: 'instance-dir',
-        id: uuid,
-        host: host.host,
-        instanceUuid: uuid,
-        detail: `instances/${uuid} on ${host.host} has no live instance there`,
-      });
-    }
-  }
-  for (const vif of await host.listVifs()) {
-    if (!onThisHost(vif.instanceUuid)) {
-      findings.push({
-        kind: 'vif',
-        id: vif.portId,
-        host: host.host,
-        detail: `${vif.tap} on ${vif.bridge} (${host.host}) is plugged for no live instance`,
-      });
-    }
-  }
-  for (const connection of await host.listVolumeConnections()) {
-    if (!onThisHost(connection.instanceUuid)) {
-      findings.push({
-        kind: 'volume-connection',
-        id: connection.path,
-        host: host.host,
-        detail: `volume ${connection.volumeId} is connected on ${host.host} for no live instance`,
-      });
-    }
-  }
-  return findings;
 }

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { Cinder, type CinderFaults } from './cinder';
 import { systemClock, type Clock } from './clock';
-import { ComputeHost, type HostCapabilities, type VirtDriverType } from './compute';
+import { ComputeHost, type HostCapabilities, type NetworkAgentKind, type VirtDriverType } from './compute';
 import type { DbConfig } from './db';
 import { Glance } from './glance';
 import { Keystone } from './keystone';
@@ -84,6 +84,7 @@ export async function openComputeHost(options: {
   dataDir: string;
   host: string;
   capabilities: HostCapabilities;
+  networkAgent?: NetworkAgentKind;
   clock?: Clock;
   driver?: VirtDriverType;
 }): Promise<ComputeHost> {
@@ -91,6 +92,7 @@ export async function openComputeHost(options: {
     host: options.host,
     hostDir: hostDirOf(options.dataDir, options.host),
     capabilities: options.capabilities,
+    ...(options.networkAgent ? { networkAgent: options.networkAgent } : {}),
     clock: options.clock,
     ...(options.driver ? { driver: options.driver } : {}),
   });

@@ -22,3 +22,8 @@ export const nameSchema = z
 
 export const uuidSchema = z.string().uuid();
 export const idSchema = z.string().min(1).max(255);
+
+/** Nova's server metadata: at most 128 items (the metadata_items quota), keys 1..255, values 0..255. */
+export const serverMetadataSchema = z
+  .record(z.string().min(1).max(255), z.string().max(255))
+  .refine((m) => Object.keys(m).length <= 128, 'at most 128 metadata items');

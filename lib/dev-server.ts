@@ -122,6 +122,9 @@ export function portInUse(host: string, port: number): Promise<boolean> {
   });
 }
 
+/** How the dev server's SQLite store runs (see devServerArgs). */
+export const DEV_SERVER_SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=normal'] as const;
+
 function devServerArgs(options: DevServerOptions, ip: string, port: number, uiPort: number): string[] {
   const args = [
     'server',
@@ -136,6 +139,11 @@ function devServerArgs(options: DevServerOptions, ip: string, port: number, uiPo
     options.namespace ?? 'default',
     '--log-level',
     options.logLevel ?? 'warn',
+    // SQLite's default rollback journal syncs the disk on every commit: the dev server then waits on its
+    // disk, not its CPU (6.8 ms per commit here against 0.03 ms, ~5x the boots/s). WAL with
+    // synchronous=normal survives any process crash (kill -9 included); only a power failure or kernel
+    // crash can lose the last commits, which a dev server may.
+    ...DEV_SERVER_SQLITE_PRAGMAS.flatMap((pragma) => ['--sqlite-pragma', pragma]),
   ];
   if (options.headless) args.push('--headless');
   else args.push('--ui-port', String(uiPort), '--ui-disable-news-fetch');

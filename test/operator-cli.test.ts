@@ -289,4 +289,21 @@ describe('worker roles', () => {
     );
     assert.throws(() => parseWorkerArgs(argv('--max-cached-workflows', '0'), {}), /positive whole number/);
   });
+
+  test('the network agent: fake by default, linux-bridge by flag or environment, nothing else', () => {
+    assert.equal(parseWorkerArgs(argv(), {}).networkAgent, 'fake');
+    assert.equal(parseWorkerArgs(argv('--network-agent', 'linux-bridge'), {}).networkAgent, 'linux-bridge');
+    assert.equal(
+      parseWorkerArgs(argv(), { BOOTFLOW_NETWORK_AGENT: 'linux-bridge' }).networkAgent,
+      'linux-bridge',
+    );
+    assert.throws(
+      () => parseWorkerArgs(argv('--network-agent', 'ovs'), {}),
+      /Allowed choices are fake, linux-bridge/,
+    );
+    assert.throws(
+      () => parseWorkerArgs(argv(), { BOOTFLOW_NETWORK_AGENT: 'ovs' }),
+      /unknown network agent 'ovs'/,
+    );
+  });
 });

@@ -12,10 +12,10 @@ import {
   computeStubs,
   controller,
   controllerPoll,
-  controllerUndo,
+  controllerCleanup,
   network,
   networkPoll,
-  networkUndo,
+  networkCleanup,
   volumeApi,
   type ComputeStubs,
 } from './proxies';
@@ -97,7 +97,7 @@ async function networkBranch(
     async () => {
       // Registered first: deleting by device id also finds ports of a call whose answer was lost.
       hostSaga.add(`neutron: delete ports of ${uuid}`, () =>
-        call(networkUndo.deleteInstancePorts, `neutron: delete ports of ${uuid}`, uuid),
+        call(networkCleanup.deleteInstancePorts, `neutron: delete ports of ${uuid}`, uuid),
       );
       const created = await abort.call(network.createPorts, 'neutron: create ports and fixed IPs', {
         token: session.token,
@@ -110,7 +110,7 @@ async function networkBranch(
       const portIds = bound.map((p) => p.portId);
       hostSaga.add(
         `neutron: unplug ports on ${host}`,
-        () => call(compute.undo.unplugVifs, `neutron: unplug ports on ${host}`, portIds),
+        () => call(compute.cleanup.unplugVifs, `neutron: unplug ports on ${host}`, portIds),
         host,
       );
       const vifs = await abort.call(compute.ops.plugVifs, `neutron: plug port on ${host}`, uuid, host, bound);
@@ -197,7 +197,7 @@ async function blockDeviceBranch(
         // Created by this request: deleted if the build fails (a reschedule only detaches it).
         const id = volume.volumeId;
         ctx.buildSaga.add(`cinder: delete volume ${id}`, () =>
-          call(controllerUndo.deleteVolume, `cinder: delete volume ${id}`, id),
+          call(controllerCleanup.deleteVolume, `cinder: delete volume ${id}`, id),
         );
       }
       if (!ctx.bootVolume.ready) {
@@ -214,7 +214,7 @@ async function blockDeviceBranch(
       );
       hostSaga.add(`cinder: detach volume ${attached.volumeId}`, () =>
         call(
-          controllerUndo.detachVolume,
+          controllerCleanup.detachVolume,
           `cinder: detach volume ${attached.volumeId}`,
           attached.attachmentId,
         ),
@@ -223,7 +223,7 @@ async function blockDeviceBranch(
         `nova-compute: disconnect volume on ${host}`,
         () =>
           call(
-            compute.undo.disconnectVolume,
+            compute.cleanup.disconnectVolume,
             `nova-compute: disconnect volume on ${host}`,
             uuid,
             attached.volumeId,
@@ -341,7 +341,7 @@ export async function buildOnHost(
   tracker.setStep('spawning');
   hostSaga.add(
     `nova-compute: destroy instance on ${host}`,
-    () => call(compute.undo.destroyInstance, `nova-compute: destroy instance on ${host}`, uuid),
+    () => call(compute.ops.destroyInstance, `nova-compute: destroy instance on ${host}`, uuid),
     host,
   );
   const spawned = await tracker.time(

@@ -60,13 +60,13 @@ export const computeServiceStateQuery = defineQuery<ComputeServiceState>('state'
 /** Heartbeats every 10 s: roll the history over after ~50 minutes of them. */
 export const REPORTS_PER_RUN = 300;
 
-const conductor = proxyActivities<ComputeServiceActivities>({
+const conductor = proxyActivities<Pick<ComputeServiceActivities, 'registerComputeService'>>({
   taskQueue: CONTROLLER_QUEUE,
   startToCloseTimeout: '20 seconds',
   // The registration waits for the controller however long it is away; bad input fails at once.
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
-const reporter = proxyActivities<ComputeServiceActivities>({
+const reporter = proxyActivities<Pick<ComputeServiceActivities, 'reportComputeServiceState'>>({
   taskQueue: CONTROLLER_QUEUE,
   startToCloseTimeout: '10 seconds',
   // The next heartbeat is due in seconds: no point retrying this one for long.

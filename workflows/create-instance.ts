@@ -21,7 +21,7 @@ import { parseBootRequest } from './request-schema';
 import { buildOnHost, type BuildContext } from './build-on-host';
 import { bootFailure, classify, type Classified } from './failures';
 import { DEFAULT_MAX_ATTEMPTS, resolveTimeouts } from './limits';
-import { call, controller, controllerUndo, network } from './proxies';
+import { call, controller, controllerCleanup, network } from './proxies';
 import { Saga } from './saga';
 import { BootTracker } from './tracker';
 import type { BootRequest, BootResult, HostTarget } from './types';
@@ -119,7 +119,7 @@ async function scheduleAndBuild(ctx: BuildContext, maxAttempts: number): Promise
     const hostSaga = new Saga();
     // The scheduler's claim is this attempt's first resource.
     hostSaga.add(`placement: release allocation on ${target.host}`, () =>
-      call(controllerUndo.releaseAllocation, `placement: release allocation on ${target.host}`, uuid),
+      call(controllerCleanup.releaseAllocation, `placement: release allocation on ${target.host}`, uuid),
     );
     try {
       return await buildOnHost(ctx, target, attempt, hostSaga);
@@ -134,7 +134,7 @@ async function scheduleAndBuild(ctx: BuildContext, maxAttempts: number): Promise
         onProgress: (line) => tracker.compensated(line),
       });
       await call(
-        controllerUndo.hostBuildFailed,
+        controllerCleanup.hostBuildFailed,
         `nova-conductor: build failed on ${host}`,
         uuid,
         request.requestId,
@@ -186,8 +186,9 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
   const maxAttempts = request.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   const tracker = new BootTracker({ requestId: request.requestId, name: request.name, maxAttempts });
   const buildSaga = new Saga();
-  // uuid4() is seeded by the workflow's random state: the same on every replay.
-  const uuid = uuid4();
+  // The caller's uuid (the compute API picks it to answer 202 with the id), else uuid4(), which is seeded by
+  // the workflow's random state: the same on every replay. The input decides, so no patch marker is needed.
+  const uuid = request.instanceUuid ?? uuid4();
   let recorded = false;
   try {
     tracker.setStep('authenticating');
@@ -221,6 +222,7 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
               image: request.image,
               ...(request.bootVolume ? { bootVolume: request.bootVolume } : {}),
               ...(request.availabilityZone ? { availabilityZone: request.availabilityZone } : {}),
+              ...(request.keyName ? { keyName: request.keyName } : {}),
             },
           ),
         () =>
@@ -229,7 +231,7 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
     );
 
     buildSaga.add(`nova: release quota of ${uuid}`, () =>
-      call(controllerUndo.releaseQuota, `nova: release quota of ${uuid}`, uuid),
+      call(controllerCleanup.releaseQuota, `nova: release quota of ${uuid}`, uuid),
     );
     await tracker.time('reserve-quota', () =>
       abort.call(controller.reserveQuota, 'nova-api: reserve quota', session.token, uuid, plan.quota),
@@ -240,6 +242,8 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
         requestId: request.requestId,
         plan,
         networkIds: networks.map((n) => n.id),
+        ...(request.keyName ? { keyName: request.keyName } : {}),
+        ...(request.metadata ? { metadata: request.metadata } : {}),
       }),
     );
     if (instance.uuid !== uuid) {
@@ -257,7 +261,7 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
     tracker.recorded(uuid, plan.projectId);
     // Each attempt releases its own claim; this one also covers a claim whose answer a cancellation cut off.
     buildSaga.add(`placement: release allocations of ${uuid}`, () =>
-      call(controllerUndo.releaseAllocation, `placement: release allocations of ${uuid}`, uuid),
+      call(controllerCleanup.releaseAllocation, `placement: release allocations of ${uuid}`, uuid),
     );
 
     const ctx: BuildContext = {
@@ -289,7 +293,7 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
     if (recorded) {
       const lastHost = tracker.host ?? tracker.triedHosts.at(-1);
       await call(
-        controllerUndo.failBuild,
+        controllerCleanup.failBuild,
         'nova-conductor: instance fault, vm_state=error',
         uuid,
         request.requestId,

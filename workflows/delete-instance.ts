@@ -23,8 +23,8 @@ import {
   computeStubs,
   controller,
   controllerPoll,
-  controllerUndo,
-  network,
+  controllerCleanup,
+  networkCleanup,
   volumeApi,
 } from './proxies';
 import { InstanceIdKey, ProjectIdKey, VmStateKey } from './search-attributes';
@@ -117,7 +117,7 @@ async function markDeleteFailed(request: DeleteRequest, instance: InstanceSummar
   const failure = classify(err, instance.host ?? undefined);
   await CancellationScope.nonCancellable(() =>
     call(
-      controllerUndo.failDelete,
+      controllerCleanup.failDelete,
       'nova-conductor: delete failed, vm_state=error',
       instance.uuid,
       request.requestId,
@@ -154,15 +154,23 @@ async function tearDown(
   }
 
   for (const volume of volumes) {
-    await call(volumeApi.detachVolume, `cinder: detach volume ${volume.volumeId}`, volume.attachmentId);
+    await call(
+      controllerCleanup.detachVolume,
+      `cinder: detach volume ${volume.volumeId}`,
+      volume.attachmentId,
+    );
     if (volume.deleteOnTermination) {
-      await call(volumeApi.deleteVolume, `cinder: delete volume ${volume.volumeId}`, volume.volumeId);
+      await call(controllerCleanup.deleteVolume, `cinder: delete volume ${volume.volumeId}`, volume.volumeId);
       result.deletedVolumes.push(volume.volumeId);
     }
   }
-  result.deletedPorts = await call(network.deleteInstancePorts, `neutron: delete ports of ${uuid}`, uuid);
-  await call(controller.releaseAllocation, 'placement: release allocations', uuid);
-  await call(controller.releaseQuota, 'nova: release quota', uuid);
+  result.deletedPorts = await call(
+    networkCleanup.deleteInstancePorts,
+    `neutron: delete ports of ${uuid}`,
+    uuid,
+  );
+  await call(controllerCleanup.releaseAllocation, 'placement: release allocations', uuid);
+  await call(controllerCleanup.releaseQuota, 'nova: release quota', uuid);
   await call(controller.finishDelete, 'nova-conductor: vm_state=deleted', uuid, request.requestId);
   upsertSearchAttributes([{ key: VmStateKey, value: 'deleted' }]);
   result.outcome = 'deleted';

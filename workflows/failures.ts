@@ -10,6 +10,7 @@ import {
   isCancellation,
 } from '@temporalio/workflow';
 import { ERROR_TYPES } from '../cloud/errors';
+import { COMPUTE_CLEANUPS, COMPUTE_FETCHES, COMPUTE_OPS } from './proxies';
 
 export interface Classified {
   type: string;
@@ -32,15 +33,11 @@ function innermost(err: unknown): unknown {
   return current;
 }
 
-/** Activity types served on `compute@<host>` queues (activities/compute-host.ts). */
-const COMPUTE_ACTIVITY_TYPES = new Set([
-  'fetchImage',
-  'plugVifs',
-  'unplugVifs',
-  'connectVolume',
-  'disconnectVolume',
-  'spawn',
-  'destroyInstance',
+/** Activity types served on `compute@<host>` queues: the compute stubs' groups (proxies.ts). */
+const COMPUTE_ACTIVITY_TYPES: ReadonlySet<string> = new Set([
+  ...COMPUTE_OPS,
+  ...COMPUTE_FETCHES,
+  ...COMPUTE_CLEANUPS,
 ]);
 
 function isComputeActivity(err: unknown): boolean {

@@ -97,4 +97,6 @@ export interface AuditRequest {
   auth: BootAuth;
   /** Builds may be running: BUILD instances are not reported as stuck. */
   buildsInFlight?: boolean;
+  /** How long a compute host may take to pick up its part before it is reported unreachable (default 30 s). */
+  hostPickupMs?: number;
 }

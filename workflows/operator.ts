@@ -4,9 +4,10 @@
  * neutron (network queue) for addresses and cinder (controller) for volumes; every step checks the token
  * and the policy. Credentials travel in the (encrypted) input and are exchanged for a token at once.
  */
-import { proxyActivities } from '@temporalio/workflow';
+import { ActivityFailure, patched, proxyActivities, TimeoutFailure } from '@temporalio/workflow';
+import type { ComputeActivities } from '../activities';
 import type { OperatorControllerActivities, OperatorNetworkActivities } from '../activities/operator';
-import { CONTROLLER_QUEUE, NETWORK_QUEUE } from './names';
+import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from './names';
 import type {
   AuditRequest,
   AuthOnlyRequest,
@@ -26,17 +27,21 @@ const readRetry = {
   maximumInterval: '2 seconds',
   maximumAttempts: 4,
 };
-const novaApi = proxyActivities<OperatorControllerActivities>({
+/** Each proxy is typed with exactly the activities it serves, so each has one policy. */
+const novaApi = proxyActivities<
+  Pick<OperatorControllerActivities, 'findServers' | 'serverVolumes' | 'listHypervisors'>
+>({
   taskQueue: CONTROLLER_QUEUE,
   startToCloseTimeout: '20 seconds',
   retry: readRetry,
 });
-const audit = proxyActivities<OperatorControllerActivities>({
+/** The leak audit reads every database and host: minutes, not seconds. */
+const audit = proxyActivities<Pick<OperatorControllerActivities, 'runLeakAudit' | 'auditController'>>({
   taskQueue: CONTROLLER_QUEUE,
   startToCloseTimeout: '2 minutes',
   retry: readRetry,
 });
-const neutronApi = proxyActivities<OperatorNetworkActivities>({
+const neutronApi = proxyActivities<Pick<OperatorNetworkActivities, 'serverAddresses'>>({
   taskQueue: NETWORK_QUEUE,
   startToCloseTimeout: '20 seconds',
   retry: readRetry,
@@ -78,10 +83,51 @@ export async function listHypervisors(request: AuthOnlyRequest): Promise<Hypervi
   return call(novaApi.listHypervisors, 'nova-api: list hypervisors', session.token);
 }
 
-/** bootflow's leak audit (admin): an empty list means nothing leaked. */
+/** A compute host that has not picked up its part of the audit by then is reported unreachable. */
+const HOST_AUDIT_PICKUP_MS = 30_000;
+
+/** One host's part of the audit, on its own queue; a host that does not answer is unreachable, not clean. */
+async function auditOneHost(host: string, liveInstances: string[], pickupMs: number): Promise<LeakFinding[]> {
+  const nova = proxyActivities<ComputeActivities>({
+    taskQueue: computeQueue(host),
+    scheduleToStartTimeout: pickupMs,
+    startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '20 seconds',
+    retry: readRetry,
+  });
+  try {
+    return await call(nova.auditHost, `nova-compute: audit ${host}`, liveInstances);
+  } catch (err) {
+    const cause = err instanceof ActivityFailure ? err.cause : err;
+    const why =
+      cause instanceof TimeoutFailure
+        ? `no worker picked it up within ${Math.round(pickupMs / 1000)} s`
+        : `${(cause as Error | undefined)?.message ?? 'it failed'}`;
+    return [
+      {
+        kind: 'host-unreachable',
+        id: host,
+        host,
+        detail: `compute host ${host} was not audited: ${why}`,
+      },
+    ];
+  }
+}
+
+/**
+ * bootflow's leak audit (admin): an empty list means nothing leaked. The controller checks the databases,
+ * then each registered compute host checks itself on its own queue, all hosts at once.
+ */
 export async function auditCloud(request: AuditRequest): Promise<LeakFinding[]> {
   const session = await call(controller.authenticate, 'keystone: authenticate', request.auth);
-  return call(audit.runLeakAudit, 'bootflow: leak audit', session.token, {
-    buildsInFlight: request.buildsInFlight === true,
-  });
+  const options = { buildsInFlight: request.buildsInFlight === true };
+  if (!patched('audit-asks-each-host')) {
+    return call(audit.runLeakAudit, 'bootflow: leak audit', session.token, options);
+  }
+  const plan = await call(audit.auditController, 'bootflow: leak audit (databases)', session.token, options);
+  const pickupMs = request.hostPickupMs ?? HOST_AUDIT_PICKUP_MS;
+  const perHost = await Promise.all(
+    plan.hosts.map(({ host, liveInstances }) => auditOneHost(host, liveInstances, pickupMs)),
+  );
+  return [...plan.findings, ...perHost.flat()];
 }

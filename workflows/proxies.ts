@@ -1,7 +1,9 @@
 /**
- * Activity stubs per service role, with the timeouts and retry policy each kind of call deserves. Every
- * call in the workflows goes through `call(stub, summary, ...args)`, so it carries a one-line summary in
- * the Web UI ("keystone: authenticate", "glance: fetch image to compute2").
+ * Activity stubs per service role, with the timeouts and retry policy each kind of call deserves. Each
+ * activity belongs to exactly one group (the lists below, checked against the real activity objects by
+ * test/workflow-proxies.test.ts), so an activity has one retry policy wherever the workflows call it.
+ * Every call goes through `call(stub, summary, input)`, so it carries a one-line summary in the Web UI
+ * ("keystone: authenticate", "glance: fetch image to compute2").
  */
 import type { ActivityFunction, Duration } from '@temporalio/common';
 import {
@@ -12,12 +14,73 @@ import {
 import type { ComputeActivities, ControllerActivities, NetworkActivities } from '../activities';
 import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from './names';
 
+/** Forward steps on the controller: identity, nova-api, the conductor's writes, the scheduler. */
+export const CONTROLLER_STEPS = [
+  'authenticate',
+  'authorize',
+  'validateBootRequest',
+  'reserveQuota',
+  'createInstanceRecord',
+  'selectDestinations',
+  'claimAlternate',
+  'setHost',
+  'setTaskState',
+  'finishBuild',
+  'getInstanceForDelete',
+  'beginDelete',
+  'finishDelete',
+] as const satisfies ReadonlyArray<keyof ControllerActivities>;
+/** cinder-api calls that move a volume forward. */
+export const VOLUME_STEPS = [
+  'createBootVolume',
+  'attachVolume',
+  'completeAttachment',
+  'listInstanceVolumes',
+] as const satisfies ReadonlyArray<keyof ControllerActivities>;
+/** Status reads inside the workflow's durable waits. */
+export const CONTROLLER_POLLS = ['volumeStatus', 'getInstanceState'] as const satisfies ReadonlyArray<
+  keyof ControllerActivities
+>;
+/** Releases and the conductor's failure records: a build's undo steps and a delete's tear-down. */
+export const CONTROLLER_CLEANUPS = [
+  'releaseQuota',
+  'releaseAllocation',
+  'detachVolume',
+  'deleteVolume',
+  'hostBuildFailed',
+  'failBuild',
+  'failDelete',
+] as const satisfies ReadonlyArray<keyof ControllerActivities>;
+export const NETWORK_STEPS = [
+  'validateNetworks',
+  'createPorts',
+  'bindPorts',
+  'reportDevicesUp',
+] as const satisfies ReadonlyArray<keyof NetworkActivities>;
+export const NETWORK_POLLS = ['portStatuses'] as const satisfies ReadonlyArray<keyof NetworkActivities>;
+export const NETWORK_CLEANUPS = ['deleteInstancePorts'] as const satisfies ReadonlyArray<
+  keyof NetworkActivities
+>;
+/** Short operations on a host, bounded (destroyInstance included: see `computeStubs`). */
+export const COMPUTE_OPS = [
+  'plugVifs',
+  'connectVolume',
+  'spawn',
+  'destroyInstance',
+] as const satisfies ReadonlyArray<keyof ComputeActivities>;
+export const COMPUTE_FETCHES = ['fetchImage'] as const satisfies ReadonlyArray<keyof ComputeActivities>;
+export const COMPUTE_CLEANUPS = ['unplugVifs', 'disconnectVolume'] as const satisfies ReadonlyArray<
+  keyof ComputeActivities
+>;
+
+type Group<A, K extends ReadonlyArray<keyof A>> = Pick<A, K[number]>;
+
 /**
  * Identity and Nova database calls: each is one short transaction, so a 20 s attempt is generous; a few
  * fast retries ride out a locked row or a restarting controller. Unauthorized, NotFound, QuotaExceeded
  * and the like come back non-retryable from the adapters and are never retried.
  */
-export const controller = proxyActivities<ControllerActivities>({
+export const controller = proxyActivities<Group<ControllerActivities, typeof CONTROLLER_STEPS>>({
   taskQueue: CONTROLLER_QUEUE,
   startToCloseTimeout: '20 seconds',
   retry: {
@@ -28,31 +91,29 @@ export const controller = proxyActivities<ControllerActivities>({
   },
 });
 
+/** Cinder and neutron-server: a backend that is busy for a while (a volume backend, IPAM and binding). */
+const serviceRetry = {
+  initialInterval: '1 second',
+  backoffCoefficient: 2,
+  maximumInterval: '15 seconds',
+  maximumAttempts: 7,
+} as const;
+
 /**
  * Cinder API calls: a volume backend can be busy for a while, so retries back off up to 15 s over about a
  * minute and a half before the boot gives up on the step.
  */
-export const volumeApi = proxyActivities<ControllerActivities>({
+export const volumeApi = proxyActivities<Group<ControllerActivities, typeof VOLUME_STEPS>>({
   taskQueue: CONTROLLER_QUEUE,
   startToCloseTimeout: '30 seconds',
-  retry: {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '15 seconds',
-    maximumAttempts: 7,
-  },
+  retry: serviceRetry,
 });
 
 /** neutron-server: same backoff as Cinder (IPAM and binding contend on the network node). */
-export const network = proxyActivities<NetworkActivities>({
+export const network = proxyActivities<Group<NetworkActivities, typeof NETWORK_STEPS>>({
   taskQueue: NETWORK_QUEUE,
   startToCloseTimeout: '30 seconds',
-  retry: {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '15 seconds',
-    maximumAttempts: 7,
-  },
+  retry: serviceRetry,
 });
 
 /**
@@ -63,49 +124,59 @@ const pollOptions = {
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '500 ms', maximumAttempts: 2 },
 } as const;
-export const controllerPoll = proxyActivities<ControllerActivities>({
+export const controllerPoll = proxyActivities<Group<ControllerActivities, typeof CONTROLLER_POLLS>>({
   taskQueue: CONTROLLER_QUEUE,
   ...pollOptions,
 });
-export const networkPoll = proxyActivities<NetworkActivities>({ taskQueue: NETWORK_QUEUE, ...pollOptions });
+export const networkPoll = proxyActivities<Group<NetworkActivities, typeof NETWORK_POLLS>>({
+  taskQueue: NETWORK_QUEUE,
+  ...pollOptions,
+});
 
 /**
- * Compensations must not give up: no maximumAttempts, a backoff capped at 10 s. Each undo is idempotent
- * ("already gone" is success), so repeating one is harmless.
+ * Clean-up (a build's undo steps and a delete's releases) must not give up: no maximumAttempts, a backoff
+ * capped at 10 s. Each is idempotent ("already gone" is success), so repeating one is harmless, and giving
+ * up would leak what it holds (an IP, a volume, an allocation, quota). The same policy serves the delete:
+ * a delete that stopped half-way would leave the same leak behind.
  */
-const undoRetry = {
+const cleanupRetry = {
   initialInterval: '500 ms',
   backoffCoefficient: 2,
   maximumInterval: '10 seconds',
 } as const;
-export const controllerUndo = proxyActivities<ControllerActivities>({
+export const controllerCleanup = proxyActivities<Group<ControllerActivities, typeof CONTROLLER_CLEANUPS>>({
   taskQueue: CONTROLLER_QUEUE,
   startToCloseTimeout: '30 seconds',
-  retry: undoRetry,
+  retry: cleanupRetry,
 });
-export const networkUndo = proxyActivities<NetworkActivities>({
+export const networkCleanup = proxyActivities<Group<NetworkActivities, typeof NETWORK_CLEANUPS>>({
   taskQueue: NETWORK_QUEUE,
   startToCloseTimeout: '30 seconds',
-  retry: undoRetry,
+  retry: cleanupRetry,
 });
 
 export interface ComputeStubs {
-  /** plug, connect, spawn: short operations on the host. */
-  ops: ActivityInterfaceFor<ComputeActivities>;
+  /** plug, connect, spawn, destroy: short operations on the host. */
+  ops: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_OPS>>;
   /** The image download: long, heartbeating with its progress. */
-  fetch: ActivityInterfaceFor<ComputeActivities>;
+  fetch: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_FETCHES>>;
   /** Undo steps on the host: retried until done, unless the host is unreachable. */
-  undo: ActivityInterfaceFor<ComputeActivities>;
+  cleanup: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_CLEANUPS>>;
 }
 
 /**
  * Stubs for one host's `compute@<host>` queue. scheduleToStartTimeout on every one of them: work that no
- * worker picks up within `pickup` means the host's nova-compute is gone, and the build reschedules.
+ * worker picks up within `pickup` means the host's nova-compute is gone, and the build reschedules (or the
+ * delete goes local).
+ *
+ * destroyInstance is bounded (ops) in a build's clean-up as in a delete: a driver that cannot destroy a
+ * guest is a host fault an operator must see, as Nova's compute manager puts the instance in ERROR with
+ * the fault; retrying it for ever would hang the delete with no sign of why.
  */
 export function computeStubs(host: string, pickup: Duration): ComputeStubs {
   const base = { taskQueue: computeQueue(host), scheduleToStartTimeout: pickup };
   return {
-    ops: proxyActivities<ComputeActivities>({
+    ops: proxyActivities<Group<ComputeActivities, typeof COMPUTE_OPS>>({
       ...base,
       startToCloseTimeout: '2 minutes',
       // The activities heartbeat every second: a dead worker shows in 20 s, and cancellation reaches them.
@@ -117,7 +188,7 @@ export function computeStubs(host: string, pickup: Duration): ComputeStubs {
         maximumAttempts: 3,
       },
     }),
-    fetch: proxyActivities<ComputeActivities>({
+    fetch: proxyActivities<Group<ComputeActivities, typeof COMPUTE_FETCHES>>({
       ...base,
       // A large image may take long; the heartbeat (30 s) is what detects a stuck or dead download.
       startToCloseTimeout: '30 minutes',
@@ -129,11 +200,11 @@ export function computeStubs(host: string, pickup: Duration): ComputeStubs {
         maximumAttempts: 3,
       },
     }),
-    undo: proxyActivities<ComputeActivities>({
+    cleanup: proxyActivities<Group<ComputeActivities, typeof COMPUTE_CLEANUPS>>({
       ...base,
       startToCloseTimeout: '2 minutes',
       heartbeatTimeout: '20 seconds',
-      retry: undoRetry,
+      retry: cleanupRetry,
     }),
   };
 }

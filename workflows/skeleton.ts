@@ -30,50 +30,101 @@ export interface SkeletonBootResult {
   steps: number;
 }
 
+/** One stand-in: the real activity it stands for, its worker role and its Web UI summary. */
+export interface SkeletonPlanStep {
+  activity: string;
+  role: 'controller' | 'network' | 'compute';
+  summary: string;
+}
+/** Steps one after the other, or branches side by side (each branch a sequence). */
+export type SkeletonSection = SkeletonPlanStep | { branches: SkeletonPlanStep[][] };
+
+const ctl = (activity: string, summary: string): SkeletonPlanStep => ({
+  activity,
+  role: 'controller',
+  summary,
+});
+const net = (activity: string, summary: string): SkeletonPlanStep => ({ activity, role: 'network', summary });
+const cmp = (activity: string, summary: string): SkeletonPlanStep => ({ activity, role: 'compute', summary });
+
+/**
+ * The boot's happy path from an image, step by step. test/workflow-skeleton.test.ts checks it against the
+ * real boot's stored history (test/histories/sequential-from-image.json), so it cannot drift.
+ */
+export const SKELETON_PLAN: readonly SkeletonSection[] = [
+  ctl('authenticate', 'keystone: authenticate'),
+  ctl('authorize', 'keystone: authorize'),
+  {
+    branches: [
+      [ctl('validateBootRequest', 'nova-api: validate')],
+      [net('validateNetworks', 'neutron: validate networks')],
+    ],
+  },
+  ctl('reserveQuota', 'nova-api: reserve quota'),
+  ctl('createInstanceRecord', 'nova-conductor: instance record'),
+  ctl('selectDestinations', 'nova-scheduler: select destination'),
+  ctl('setHost', 'nova-conductor: host'),
+  ctl('setTaskState', 'nova-conductor: task_state=networking'),
+  {
+    branches: [
+      [
+        net('createPorts', 'neutron: create ports'),
+        net('bindPorts', 'neutron: bind ports'),
+        cmp('plugVifs', 'neutron: plug ports'),
+        net('reportDevicesUp', 'neutron-agent: device up'),
+        net('portStatuses', 'neutron: port status'),
+      ],
+      [ctl('setTaskState', 'nova-conductor: task_state=block_device_mapping')],
+      [cmp('fetchImage', 'glance: fetch image')],
+    ],
+  },
+  ctl('setTaskState', 'nova-conductor: task_state=spawning'),
+  cmp('spawn', 'nova-compute: spawn'),
+  ctl('finishBuild', 'nova-conductor: vm_state=active'),
+];
+
 const options = { startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 3 } } as const;
-const controller = proxyActivities<SkeletonActivities>({ taskQueue: CONTROLLER_QUEUE, ...options });
-const network = proxyActivities<SkeletonActivities>({ taskQueue: NETWORK_QUEUE, ...options });
+const controller = proxyActivities<Pick<SkeletonActivities, 'skeletonController'>>({
+  taskQueue: CONTROLLER_QUEUE,
+  ...options,
+});
+const network = proxyActivities<Pick<SkeletonActivities, 'skeletonNetwork'>>({
+  taskQueue: NETWORK_QUEUE,
+  ...options,
+});
 
 export async function skeletonBoot(input: SkeletonBootInput): Promise<SkeletonBootResult> {
   const parallel = !(input.sequential ?? false);
   const { host } = input;
-  const compute = proxyActivities<SkeletonActivities>({ taskQueue: computeQueue(host), ...options });
+  const compute = proxyActivities<Pick<SkeletonActivities, 'skeletonCompute'>>({
+    taskQueue: computeQueue(host),
+    ...options,
+  });
   let steps = 0;
-  const counted = (run: () => Promise<SkeletonStep>) => {
-    steps++;
-    return run();
-  };
   // With the step as the activity's summary, as the real workflow's `call` does (Web UI, histories).
-  const ctl = (step: string) =>
-    counted(() => controller.skeletonController.executeWithOptions({ summary: step }, [{ step }]));
-  const net = (step: string) =>
-    counted(() => network.skeletonNetwork.executeWithOptions({ summary: step }, [{ step }]));
-  const cmp = (step: string) =>
-    counted(() =>
-      compute.skeletonCompute.executeWithOptions({ summary: `${step} on ${host}` }, [{ step, host }]),
-    );
-
-  await ctl('keystone: authenticate');
-  await ctl('keystone: authorize');
-  await runBranches(parallel, [() => ctl('nova-api: validate'), () => net('neutron: validate networks')]);
-  await ctl('nova-api: reserve quota');
-  await ctl('nova-conductor: instance record');
-  await ctl('nova-scheduler: select destination');
-  await ctl('nova-conductor: host');
-  await ctl('nova-conductor: task_state=networking');
-  await runBranches(parallel, [
-    async () => {
-      await net('neutron: create ports');
-      await net('neutron: bind ports');
-      await cmp('neutron: plug ports');
-      await net('neutron-agent: device up');
-      return net('neutron: port status');
-    },
-    () => ctl('nova-conductor: task_state=block_device_mapping'),
-    () => cmp('glance: fetch image'),
-  ]);
-  await ctl('nova-conductor: task_state=spawning');
-  await cmp('nova-compute: spawn');
-  await ctl('nova-conductor: vm_state=active');
+  const run = (step: SkeletonPlanStep): Promise<SkeletonStep> => {
+    steps++;
+    const { summary } = step;
+    if (step.role === 'controller') {
+      return controller.skeletonController.executeWithOptions({ summary }, [{ step: summary }]);
+    }
+    if (step.role === 'network') {
+      return network.skeletonNetwork.executeWithOptions({ summary }, [{ step: summary }]);
+    }
+    return compute.skeletonCompute.executeWithOptions({ summary: `${summary} on ${host}` }, [
+      { step: summary, host },
+    ]);
+  };
+  const sequence = async (list: readonly SkeletonPlanStep[]) => {
+    for (const step of list) await run(step);
+  };
+  for (const section of SKELETON_PLAN) {
+    if ('branches' in section)
+      await runBranches(
+        parallel,
+        section.branches.map((b) => () => sequence(b)),
+      );
+    else await run(section);
+  }
   return { host, steps };
 }

@@ -4,6 +4,7 @@
  * through Temporal payloads); no secrets in anything an activity returns except the Keystone token.
  */
 import type { ImageLocation } from '../cloud/glance/types';
+import type { DhcpDetails } from '../cloud/neutron/types';
 
 /** Password credentials, scoped to a project (Keystone v3 password auth). */
 export interface PasswordCredentials {
@@ -30,6 +31,11 @@ export interface BootTimeouts {
 export interface BootRequest {
   /** The client's request id (x-openstack-request-id); the workflow id and every idempotency key derive from it. */
   requestId: string;
+  /**
+   * The instance's uuid when the caller picks it (the compute API does, to answer 202 with the server's id
+   * at once, as nova-api does); otherwise the workflow draws one.
+   */
+  instanceUuid?: string;
   auth: BootAuth;
   name: string;
   flavor: string;
@@ -43,6 +49,10 @@ export interface BootRequest {
   /** Network ids or names; at least one. */
   networks: string[];
   availabilityZone?: string;
+  /** A key pair of the caller's user, recorded on the instance (Nova's key_name). */
+  keyName?: string;
+  /** Server metadata, recorded on the instance. */
+  metadata?: Record<string, string>;
   /** Nova's scheduler max_attempts (default 3). */
   maxAttempts?: number;
   timeouts?: BootTimeouts;
@@ -129,6 +139,8 @@ export interface PortDescription {
   macAddress: string;
   fixedIps: FixedIp[];
   vifType: string;
+  /** Once bound: the network's DHCP-enabled subnet and DHCP port, for the host's DHCP agent (null: none). */
+  dhcp?: DhcpDetails | null;
 }
 
 export interface PluggedVif {

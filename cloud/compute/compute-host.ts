@@ -8,7 +8,8 @@
  *   <hostDir>/instances/<uuid>/libvirt.xml  the domain definition; qemu also keeps domain.json, qemu.pid,
  *                                           qmp.sock and console.log there (./qemu-driver.ts)
  *   <hostDir>/state/domains.json            the fake virt driver's domains and power states
- *   <hostDir>/state/network-agent.json      bridges and taps of plugged ports
+ *   <hostDir>/state/network-agent.json      bridges and taps of plugged ports, wired networks
+ *   <hostDir>/network/<network id>/         linux-bridge agent: dnsmasq's hosts file, pid file, leases
  *   <hostDir>/state/volume-connections.json volumes connected for guests
  *   <hostDir>/faults.json                   injected faults (tests, chaos tool)
  */
@@ -20,10 +21,18 @@ import { CloudError } from '../errors';
 import type { ImageLocation } from '../glance/types';
 import { parseRequest } from '../validation';
 import { domainXml } from './domain-xml';
+import { auditHost, type HostLeakFinding } from './host-audit';
 import { FaultInjector, type FaultOperation, type FaultSpec } from './faults';
 import { ImageCache, processAlive, type FetchOptions } from './image-cache';
 import { createSparseDisk, inspectBaseImage } from './instance-disk';
-import { NetworkAgent, plugPortSchema, type PlugPort } from './network-agent';
+import {
+  NETWORK_AGENTS,
+  NetworkAgent,
+  plugPortSchema,
+  type DhcpNetwork,
+  type NetworkAgentKind,
+  type PlugPort,
+} from './network-agent';
 import {
   consoleLengthSchema,
   createInstanceDirSchema,
@@ -65,6 +74,8 @@ export interface ComputeHostOptions {
   /** `<dataDir>/hosts/<host>` by convention. */
   hostDir: string;
   capabilities: HostCapabilities;
+  /** `fake` records bridges and taps only; `linux-bridge` creates them (root, iproute2, dnsmasq). */
+  networkAgent?: NetworkAgentKind;
   /** The virt driver: `fake` (no guest runs, the default) or `qemu` (real guests, ./qemu-driver.ts). */
   driver?: VirtDriverType;
   /** Settings of the qemu driver (timeouts, accelerator). */
@@ -113,6 +124,7 @@ export class ComputeHost {
         host: hostNameSchema,
         hostDir: z.string().min(1).max(4096),
         capabilities: hostCapabilitiesSchema,
+        networkAgent: z.enum(NETWORK_AGENTS).default('fake'),
         driver: z.enum(VIRT_DRIVER_TYPES).default('fake'),
         qemu: z.custom<QemuDriverOptions>((o) => typeof o === 'object' && o !== null).optional(),
         initHost: z.boolean().default(true),
@@ -146,7 +158,7 @@ export class ComputeHost {
       reaped,
       faults,
       cache,
-      new NetworkAgent(hostDir, parsed.host, clock),
+      new NetworkAgent(hostDir, parsed.host, clock, parsed.networkAgent),
       new VolumeConnector(hostDir, clock),
     );
   }
@@ -267,6 +279,16 @@ export class ComputeHost {
 
   async listVifs(): Promise<VifRecord[]> {
     return this.network.list();
+  }
+
+  /** The network agent's mode on this host. */
+  get networkAgent(): NetworkAgentKind {
+    return this.network.kind;
+  }
+
+  /** linux-bridge mode: the networks wired here (bridge, DHCP namespace, dnsmasq). */
+  async listWiredNetworks(): Promise<DhcpNetwork[]> {
+    return this.network.listNetworks();
   }
 
   // ---- volumes ------------------------------------------------------------------------------------------
@@ -418,6 +440,13 @@ export class ComputeHost {
     const instanceDirRemoved = (await fileSize(dir)) !== undefined;
     await rm(dir, { recursive: true, force: true });
     return { domainRemoved, instanceDirRemoved, unpluggedPorts, disconnectedVolumes };
+  }
+
+  // ---- leak audit ---------------------------------------------------------------------------------------
+
+  /** This host's half of the leak audit, given the instances the controller says live here. */
+  async auditLeaks(liveInstanceUuids: readonly string[]): Promise<HostLeakFinding[]> {
+    return auditHost(this, new Set(liveInstanceUuids));
   }
 
   // ---- faults -------------------------------------------------------------------------------------------

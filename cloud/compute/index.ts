@@ -8,7 +8,14 @@ export {
 } from './compute-host';
 export { FAULT_OPERATIONS, type FaultOperation, type FaultSpec } from './faults';
 export type { FetchOptions } from './image-cache';
-export { deviceNames, type PlugPort } from './network-agent';
+export type { HostLeakFinding, HostLeakKind } from './host-audit';
+export {
+  deviceNames,
+  NETWORK_AGENTS,
+  type DhcpNetwork,
+  type NetworkAgentKind,
+  type PlugPort,
+} from './network-agent';
 export type { CreateInstanceDirInput, SpawnInput } from './requests';
 export {
   FakeDriver,

@@ -1,15 +1,38 @@
 /**
- * The compute host's network agent (the OVS hybrid plug of Neutron's agent): a port gets a Linux bridge
- * `qbr<port[:11]>` and a tap device `tap<port[:11]>` for the guest (Nova's NIC_NAME_LEN is 14). Kept in
- * `<hostDir>/state/network-agent.json`; plugging and unplugging are idempotent.
+ * The compute host's network agent, in one of two modes chosen per host (`networkAgent`):
+ *
+ * - `fake`: records a hybrid-plug bridge `qbr<port[:11]>` and a tap `tap<port[:11]>` per port and creates
+ *   nothing (the fake virt driver's fast tests and the benchmarks' control-plane figures);
+ * - `linux-bridge`: Neutron's Linux-bridge agent and DHCP agent on this machine (see linux-bridge.ts): per
+ *   network a bridge `brq<network[:11]>` and a `qdhcp-<network>` namespace with dnsmasq serving the subnet
+ *   from a hosts file of this host's ports; per port a persistent tap on the bridge. A plug returns only once
+ *   the kernel reports the tap on the bridge and up, so the port's ACTIVE status is a fact.
+ *
+ * Both keep what is plugged in `<hostDir>/state/network-agent.json`; plugging and unplugging are idempotent.
+ * Security groups are recorded by neutron-server only: no filtering happens on the tap.
  */
 import path from 'node:path';
 import { z } from 'zod';
 import type { Clock } from '../clock';
 import { CloudError } from '../errors';
 import { uuidSchema } from '../validation';
+import {
+  bridgeName,
+  ensureNetwork,
+  isPlugged,
+  plugTap,
+  reloadHosts,
+  removeNetwork,
+  removeTap,
+  tapName,
+  type DhcpNetwork,
+  type HostsEntry,
+} from './linux-bridge';
 import { JsonStateFile } from './state-file';
 import type { VifRecord } from './types';
+
+export const NETWORK_AGENTS = ['fake', 'linux-bridge'] as const;
+export type NetworkAgentKind = (typeof NETWORK_AGENTS)[number];
 
 const vifRecordSchema = z.object({
   portId: z.string(),
@@ -18,15 +41,31 @@ const vifRecordSchema = z.object({
   tap: z.string(),
   instanceUuid: z.string().nullable(),
   networkId: z.string().nullable(),
+  ipAddress: z.string().nullable().default(null),
   vifType: z.string(),
   pluggedAt: z.number(),
 });
-const agentStateSchema = z.object({ vifs: z.record(z.string(), vifRecordSchema) });
+const dhcpNetworkSchema = z.object({
+  networkId: uuidSchema,
+  subnetId: uuidSchema,
+  cidr: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'must be an IPv4 CIDR'),
+  gatewayIp: z.string().max(64).nullable(),
+  mtu: z.number().int().min(68).max(9000),
+  dhcpPortId: uuidSchema,
+  dhcpMacAddress: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/),
+  dhcpIpAddress: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/),
+});
+const agentStateSchema = z.object({
+  vifs: z.record(z.string(), vifRecordSchema),
+  /** linux-bridge mode: the networks whose bridge, namespace and dnsmasq exist on this host. */
+  networks: z.record(z.string(), dhcpNetworkSchema).default({}),
+});
 type AgentState = z.infer<typeof agentStateSchema>;
 
 /**
  * A Neutron port as the agent needs it. Not strict: the caller may pass the whole Port Neutron returned;
- * only these fields are read.
+ * only these fields are read. `dhcp` (the network's subnet and DHCP port, from neutron-server) is required
+ * by the linux-bridge mode.
  */
 export const plugPortSchema = z.object({
   id: uuidSchema,
@@ -37,28 +76,33 @@ export const plugPortSchema = z.object({
   networkId: z.string().max(255).nullish(),
   bindingHostId: z.string().max(255).nullish(),
   bindingVifType: z.string().max(64).nullish(),
+  fixedIps: z
+    .array(z.object({ subnetId: z.string().max(255), ipAddress: z.string().max(64) }))
+    .max(16)
+    .nullish(),
+  dhcp: dhcpNetworkSchema.nullish(),
 });
 export type PlugPort = z.input<typeof plugPortSchema>;
+export type { DhcpNetwork };
 
+/** The fake mode's names (the hybrid plug); the tap is named the same in both modes. */
 export function deviceNames(portId: string): { bridge: string; tap: string } {
-  const short = portId.slice(0, 11);
-  return { bridge: `qbr${short}`, tap: `tap${short}` };
+  return { bridge: `qbr${portId.slice(0, 11)}`, tap: tapName(portId) };
 }
 
 export class NetworkAgent {
   private readonly file: JsonStateFile<AgentState>;
 
   constructor(
-    hostDir: string,
+    private readonly hostDir: string,
     private readonly host: string,
     private readonly clock: Clock,
+    readonly kind: NetworkAgentKind = 'fake',
   ) {
     this.file = new JsonStateFile(
       path.join(hostDir, 'state', 'network-agent.json'),
       agentStateSchema,
-      () => ({
-        vifs: {},
-      }),
+      () => ({ vifs: {}, networks: {} }),
     );
   }
 
@@ -67,69 +111,69 @@ export class NetworkAgent {
       throw new CloudError(
         'PortBindingFailed',
         `Port ${port.id} is not bound (vif_type ${port.bindingVifType})`,
-        {
-          port: port.id,
-        },
+        { port: port.id },
       );
     if (port.bindingHostId && port.bindingHostId !== this.host)
       throw new CloudError(
         'PortBindingFailed',
         `Port ${port.id} is bound to host ${port.bindingHostId}, not ${this.host}`,
-        {
-          port: port.id,
-        },
+        { port: port.id },
       );
-    const { bridge, tap } = deviceNames(port.id);
+    const dhcp = this.kind === 'linux-bridge' ? requireDhcp(port) : undefined;
+    const tap = tapName(port.id);
     return this.file.update(
-      (state) => {
+      async (state) => {
         const existing = state.vifs[port.id];
-        if (existing) {
-          if (existing.macAddress !== port.macAddress)
-            throw new CloudError(
-              'VirtualInterfaceCreateException',
-              `Port ${port.id} is plugged with another MAC address`,
-            );
-          return existing;
-        }
-        const clash = Object.values(state.vifs).find((v) => v.tap === tap);
+        if (existing && existing.macAddress !== port.macAddress)
+          throw new CloudError(
+            'VirtualInterfaceCreateException',
+            `Port ${port.id} is plugged with another MAC address`,
+          );
+        const clash = Object.values(state.vifs).find((v) => v.tap === tap && v.portId !== port.id);
         if (clash)
           throw new CloudError(
             'VirtualInterfaceCreateException',
             `Device ${tap} is already used by port ${clash.portId}`,
           );
-        const record: VifRecord = {
+        const record: VifRecord = existing ?? {
           portId: port.id,
           macAddress: port.macAddress,
-          bridge,
+          bridge: dhcp ? bridgeName(dhcp.networkId) : deviceNames(port.id).bridge,
           tap,
           instanceUuid: port.deviceId ?? null,
           networkId: port.networkId ?? null,
+          ipAddress:
+            (dhcp ? port.fixedIps?.find((ip) => ip.subnetId === dhcp.subnetId) : port.fixedIps?.[0])
+              ?.ipAddress ?? null,
           vifType: port.bindingVifType ?? 'ovs',
           pluggedAt: this.clock.now(),
         };
+        // A repeat re-checks the kernel in linux-bridge mode: it heals what a crash left half done.
+        if (dhcp) await this.wire(state, record, dhcp);
         state.vifs[port.id] = record;
+        if (dhcp) state.networks[dhcp.networkId] = dhcp;
         return record;
       },
       { signal },
     );
   }
 
-  /** Removes the port's bridge and tap; false if it was not plugged. */
+  /** Removes the port's tap (and host entry); false if it was not plugged. */
   async unplug(portId: string): Promise<boolean> {
-    return this.file.update((state) => {
-      if (!state.vifs[portId]) return false;
-      delete state.vifs[portId];
-      return true;
+    return this.file.update(async (state) => {
+      const removed = state.vifs[portId] !== undefined;
+      await this.release(state, [portId]);
+      return removed;
     });
   }
 
   /** Unplugs every port of an instance (as the driver's destroy does with the instance's network_info). */
   async unplugInstance(instanceUuid: string): Promise<string[]> {
-    return this.file.update((state) => {
+    return this.file.update(async (state) => {
       const ports = Object.values(state.vifs)
         .filter((v) => v.instanceUuid === instanceUuid)
         .map((v) => v.portId);
-      for (const portId of ports) delete state.vifs[portId];
+      await this.release(state, ports);
       return ports;
     });
   }
@@ -140,4 +184,96 @@ export class NetworkAgent {
       (a, b) => a.pluggedAt - b.pluggedAt || a.portId.localeCompare(b.portId),
     );
   }
+
+  /** linux-bridge mode: the networks wired on this host (bridge, namespace, dnsmasq). */
+  async listNetworks(): Promise<DhcpNetwork[]> {
+    return Object.values((await this.file.read()).networks).sort((a, b) =>
+      a.networkId.localeCompare(b.networkId),
+    );
+  }
+
+  // ---- linux-bridge mode --------------------------------------------------------------------------------
+
+  /** Network up with the port's host entry, tap on the bridge and up, read back from the kernel. */
+  private async wire(state: AgentState, record: VifRecord, dhcp: DhcpNetwork): Promise<void> {
+    const known = state.networks[dhcp.networkId];
+    if (known && (known.dhcpPortId !== dhcp.dhcpPortId || known.subnetId !== dhcp.subnetId))
+      throw new CloudError(
+        'VirtualInterfaceCreateException',
+        `Network ${dhcp.networkId} is wired on ${this.host} with DHCP port ${known.dhcpPortId}, not ${dhcp.dhcpPortId}`,
+      );
+    const firstOfNetwork = !Object.values(state.vifs).some(
+      (v) => v.networkId === dhcp.networkId && v.portId !== record.portId,
+    );
+    try {
+      const hosts = hostsOf({ ...state.vifs, [record.portId]: record }, dhcp.networkId);
+      await ensureNetwork(this.hostDir, dhcp, hosts);
+      const link = await plugTap(this.hostDir, record.portId, record.macAddress, dhcp.networkId, dhcp.mtu);
+      if (!isPlugged(link, record.bridge))
+        throw new CloudError(
+          'VirtualInterfaceCreateException',
+          `${record.tap} is not up on ${record.bridge} (kernel reports master ${link?.master ?? 'none'}, flags ${(link?.flags ?? []).join(',') || 'none'})`,
+          { port: record.portId },
+        );
+    } catch (err) {
+      // Leave nothing behind a failed plug: the saga's unplug finds no record of it.
+      if (!state.vifs[record.portId]) {
+        await removeTap(record.portId).catch(() => undefined);
+        if (firstOfNetwork)
+          await removeNetwork(this.hostDir, dhcp.networkId, dhcp.dhcpPortId).catch(() => undefined);
+      }
+      if (err instanceof CloudError) throw err;
+      throw new CloudError(
+        'VirtualInterfaceCreateException',
+        `Plugging port ${record.portId} on ${this.host} failed: ${(err as Error).message}`,
+        { port: record.portId },
+      );
+    }
+  }
+
+  /** Drops the ports' records; in linux-bridge mode removes their taps and host entries, and a network's
+   * bridge, namespace and dnsmasq with its last port. */
+  private async release(state: AgentState, portIds: string[]): Promise<void> {
+    const touched = new Set<string>();
+    for (const portId of portIds) {
+      const record = state.vifs[portId];
+      if (this.kind === 'linux-bridge') await removeTap(portId);
+      if (record?.networkId) touched.add(record.networkId);
+      delete state.vifs[portId];
+    }
+    for (const networkId of touched) {
+      const network = state.networks[networkId];
+      if (!network) continue;
+      if (Object.values(state.vifs).some((v) => v.networkId === networkId)) {
+        await reloadHosts(this.hostDir, networkId, hostsOf(state.vifs, networkId));
+      } else {
+        await removeNetwork(this.hostDir, networkId, network.dhcpPortId);
+        delete state.networks[networkId];
+      }
+    }
+  }
+}
+
+function requireDhcp(port: z.infer<typeof plugPortSchema>): DhcpNetwork {
+  if (!port.dhcp)
+    throw new CloudError(
+      'VirtualInterfaceCreateException',
+      `Port ${port.id}: network ${port.networkId ?? '?'} has no DHCP-enabled subnet with a DHCP port, which the linux-bridge agent needs`,
+      { port: port.id },
+    );
+  if (port.networkId && port.networkId !== port.dhcp.networkId)
+    throw new CloudError('BadRequest', `Port ${port.id}'s DHCP details are for another network`);
+  if (!port.fixedIps?.some((ip) => ip.subnetId === port.dhcp?.subnetId))
+    throw new CloudError(
+      'VirtualInterfaceCreateException',
+      `Port ${port.id} has no fixed IP on subnet ${port.dhcp.subnetId}`,
+      { port: port.id },
+    );
+  return { ...port.dhcp, gatewayIp: port.dhcp.gatewayIp ?? null };
+}
+
+function hostsOf(vifs: Record<string, VifRecord>, networkId: string): HostsEntry[] {
+  return Object.values(vifs)
+    .filter((v) => v.networkId === networkId && v.ipAddress)
+    .map((v) => ({ macAddress: v.macAddress, ipAddress: v.ipAddress as string }));
 }

@@ -71,7 +71,10 @@ export interface DomainInfo {
   updatedAt: number;
 }
 
-/** A plugged port: the hybrid-plug bridge (`qbr…`) and the guest's tap device (`tap…`). */
+/**
+ * A plugged port: its bridge (the fake agent's hybrid-plug `qbr…`, the Linux-bridge agent's network bridge
+ * `brq…`) and the guest's tap device (`tap…`).
+ */
 export interface VifRecord {
   portId: string;
   macAddress: string;
@@ -79,6 +82,8 @@ export interface VifRecord {
   tap: string;
   instanceUuid: string | null;
   networkId: string | null;
+  /** The fixed IP the DHCP server hands this MAC (null when the port had none). */
+  ipAddress: string | null;
   vifType: string;
   pluggedAt: number;
 }

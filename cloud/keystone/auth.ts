@@ -11,6 +11,7 @@ import { CloudError } from '../errors';
 import type { RequestContext } from './context';
 import { hashPassword, verifyPassword, type ScryptParams } from './passwords';
 import * as q from './queries';
+import type { EntityLocator } from './queries';
 import { addRevocationEvent, isRevoked, type RevocationSelector } from './revocation';
 import type { KeystoneDb } from './schema';
 import type { TokenSigner, VerifiedToken } from './tokens';
@@ -49,24 +50,58 @@ export class Authenticator {
 
   /** Password authentication scoped to a project → a signed token and its context. */
   async authenticate(login: Login): Promise<AuthResult> {
-    const db = this.store.db;
-    const user = await q.loginUser(db, login.username, login.userDomainName);
+    return this.passwordToken(
+      { name: login.username, domain: { name: login.userDomainName } },
+      login.password,
+      { name: login.projectName, domain: { name: login.projectDomainName } },
+    );
+  }
+
+  /** Keystone's password method: the user by id or by name in a domain, scoped to a project. */
+  async passwordToken(userRef: EntityLocator, password: string, scope: EntityLocator): Promise<AuthResult> {
+    const user = await q.loginUser(this.store.db, userRef);
     // An unknown user still costs one scrypt, so response time does not reveal which names exist.
     const passwordOk = await verifyPassword(
-      login.password,
+      password,
       user?.password_hash ?? (await this.dummyPasswordHash()),
     );
     if (!user || !passwordOk || user.enabled !== 1 || user.domain_enabled !== 1) throw unauthorized();
-    const project = await q.activeProject(db, {
-      name: login.projectName,
-      domainName: login.projectDomainName,
-    });
+    return this.issue(user, scope, ['password'], []);
+  }
+
+  /**
+   * Keystone's token method: a valid token re-scoped to a project (the same project when none is asked).
+   * The new token expires no later than the one it came from, as Keystone's re-scoping keeps expires_at.
+   */
+  async tokenToken(token: string, scope: EntityLocator | undefined): Promise<AuthResult> {
+    const verified = await this.verify(token, 0);
+    if (!verified || (await isRevoked(this.store.db, verified))) throw unauthorized();
+    const user = await q.activeUser(this.store.db, verified.userId);
+    if (!user) throw unauthorized();
+    const methods = ['token', ...verified.methods.filter((m) => m !== 'token')];
+    return this.issue(
+      user,
+      scope ?? { id: verified.projectId },
+      methods,
+      [verified.auditId],
+      verified.expiresAt,
+    );
+  }
+
+  private async issue(
+    user: { id: string; name: string; domain_id: string },
+    scope: EntityLocator,
+    methods: string[],
+    parentAuditIds: string[],
+    notAfter?: number,
+  ): Promise<AuthResult> {
+    const project = await q.activeProject(this.store.db, scope);
     if (!project) throw unauthorized();
-    const roles = await q.effectiveRoles(db, user.id, project.id);
+    const roles = await q.effectiveRoles(this.store.db, user.id, project.id);
     if (roles.length === 0) throw unauthorized();
 
     const issuedAt = this.clock.now();
-    const expiresAt = issuedAt + this.settings.tokenTtlMs;
+    const expiresAt = Math.min(issuedAt + this.settings.tokenTtlMs, notAfter ?? Infinity);
     // Keystone's audit ids: 16 random bytes, URL-safe base64.
     const auditId = randomBytes(16).toString('base64url');
     const token = await this.signer.sign({
@@ -76,6 +111,7 @@ export class Authenticator {
       issuedAt,
       expiresAt,
       auditId,
+      methods,
     });
     const context: RequestContext = {
       userId: user.id,
@@ -89,7 +125,16 @@ export class Authenticator {
       expiresAt,
       auditId,
     };
-    return { token, expiresAt, context };
+    return { token, expiresAt, context, methods, auditIds: [auditId, ...parentAuditIds] };
+  }
+
+  /** The token's context and how it was obtained (Keystone's GET /v3/auth/tokens). */
+  async describe(token: string): Promise<{ context: RequestContext; methods: string[] }> {
+    const verified = await this.verify(token, 0);
+    if (!verified || (await isRevoked(this.store.db, verified))) throw unauthorized();
+    const context = await this.currentContext(verified);
+    if (!context) throw unauthorized();
+    return { context, methods: verified.methods };
   }
 
   /**

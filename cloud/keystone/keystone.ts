@@ -10,7 +10,7 @@ import type { Kysely } from 'kysely';
 import { systemClock, type Clock } from '../clock';
 import { openServiceDb, type DbConfig, type ServiceDb } from '../db';
 import { CloudError } from '../errors';
-import { parseRequest } from '../validation';
+import { idSchema, parseRequest } from '../validation';
 import { Authenticator } from './auth';
 import type { RequestContext } from './context';
 import { keystoneMigrations } from './migrations';
@@ -381,6 +381,84 @@ export class Keystone {
     return { ...user, passwordChangedAt: now };
   }
 
+  /** Keystone's POST /v3/projects: a new project, Conflict if the domain already has one of that name. */
+  async createProject(input: req.CreateProjectInput): Promise<Project> {
+    const r = parseRequest(req.createProjectRequest, input, 'project');
+    const domain = await q.findDomain(this.db, r.domainId);
+    const row: ProjectsTable = {
+      id: newId(),
+      domain_id: domain.id,
+      name: r.name,
+      description: r.description ?? null,
+      enabled: r.enabled === false ? 0 : 1,
+      created_at: this.clock.now(),
+    };
+    try {
+      await this.db.insertInto('projects').values(row).execute();
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      throw new CloudError(
+        'Conflict',
+        `Conflict occurred attempting to store project - Duplicate entry found with name ${r.name} at domain ID ${domain.id}.`,
+      );
+    }
+    return toProject(row);
+  }
+
+  /** Keystone's POST /v3/users: a new user, Conflict if the domain already has one of that name. */
+  async createUser(input: req.CreateUserInput): Promise<User> {
+    const r = parseRequest(req.createUserRequest, input, 'user');
+    const domain = await q.findDomain(this.db, r.domainId);
+    const now = this.clock.now();
+    const row = {
+      id: newId(),
+      domain_id: domain.id,
+      name: r.name,
+      email: r.email ?? null,
+      enabled: r.enabled === false ? 0 : 1,
+      password_changed_at: now,
+      created_at: now,
+    };
+    const passwordHash = await this.auth.hashPassword(r.password);
+    try {
+      await this.db
+        .insertInto('users')
+        .values({ ...row, password_hash: passwordHash })
+        .execute();
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      throw new CloudError(
+        'Conflict',
+        `Conflict occurred attempting to store user - Duplicate entry found with name ${r.name} at domain ID ${domain.id}.`,
+      );
+    }
+    return toUser(row);
+  }
+
+  /** Deletes a project (by id) and its role assignments; tokens scoped to it stop validating. */
+  async deleteProject(projectId: string): Promise<void> {
+    const id = parseRequest(idSchema, projectId, 'project id');
+    await this.store.transaction(async (trx) => {
+      const res = await trx.deleteFrom('projects').where('id', '=', id).executeTakeFirst();
+      if (Number(res.numDeletedRows) === 0)
+        throw new CloudError('NotFound', `Could not find project: ${id}.`, { project: id });
+      await trx.deleteFrom('role_assignments').where('project_id', '=', id).execute();
+      await this.auth.revoke(trx, { projectId: id });
+    });
+  }
+
+  /** Deletes a user (by id) and its role assignments; its tokens stop validating. */
+  async deleteUser(userId: string): Promise<void> {
+    const id = parseRequest(idSchema, userId, 'user id');
+    await this.store.transaction(async (trx) => {
+      const res = await trx.deleteFrom('users').where('id', '=', id).executeTakeFirst();
+      if (Number(res.numDeletedRows) === 0)
+        throw new CloudError('NotFound', `Could not find user: ${id}.`, { user: id });
+      await trx.deleteFrom('role_assignments').where('user_id', '=', id).execute();
+      await this.auth.revoke(trx, { userId: id });
+    });
+  }
+
   // ---- reads ---------------------------------------------------------------------------------------------
 
   async getUser(input: req.UserRefInput): Promise<User> {
@@ -391,6 +469,16 @@ export class Keystone {
   async getProject(input: req.ProjectRefInput): Promise<Project> {
     const r = parseRequest(req.projectRefRequest, input, 'project reference');
     return toProject(await this.findProject(r.project, r.domain));
+  }
+
+  /** A domain by name, else by id. */
+  async getDomain(ref: string): Promise<Domain> {
+    return toDomain(await q.findDomain(this.db, parseRequest(idSchema, ref, 'domain reference')));
+  }
+
+  /** A role by name, else by id. */
+  async getRole(ref: string): Promise<Role> {
+    return q.findRole(this.db, parseRequest(idSchema, ref, 'role reference'));
   }
 
   async listDomains(): Promise<Domain[]> {
@@ -422,6 +510,7 @@ export class Keystone {
       ]);
     if (r.userId) query = query.where('role_assignments.user_id', '=', r.userId);
     if (r.projectId) query = query.where('role_assignments.project_id', '=', r.projectId);
+    if (r.roleId) query = query.where('role_assignments.role_id', '=', r.roleId);
     return query
       .orderBy('role_assignments.user_id')
       .orderBy('role_assignments.project_id')
@@ -457,6 +546,21 @@ export class Keystone {
     const value = parseRequest(req.tokenSchema, token, 'token');
     const { allowExpired } = parseRequest(req.validateTokenOptions, options, 'token validation options');
     return this.auth.validate(value, allowExpired === true);
+  }
+
+  /**
+   * Keystone's POST /v3/auth/tokens: the password method (user by id, or by name in a domain by id or
+   * name) or the token method (re-scoping), scoped to a project. Every failure is the same Unauthorized.
+   */
+  async issueToken(input: req.IssueTokenInput): Promise<AuthResult> {
+    const r = parseRequest(req.issueTokenRequest, input, 'authentication request');
+    if (r.method === 'password') return this.auth.passwordToken(r.user, r.password, r.project);
+    return this.auth.tokenToken(r.token, r.project);
+  }
+
+  /** A valid token's context and methods (Keystone's GET /v3/auth/tokens); Unauthorized otherwise. */
+  async describeToken(token: string): Promise<{ context: RequestContext; methods: string[] }> {
+    return this.auth.describe(parseRequest(req.tokenSchema, token, 'token'));
   }
 
   /** Revokes one token (Keystone's DELETE /v3/auth/tokens); revoking it again is a no-op. */

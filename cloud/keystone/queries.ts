@@ -100,13 +100,21 @@ const projectWithDomain = (db: Db) =>
       'domains.enabled as domain_enabled',
     ]);
 
+/** A domain named by id or by name (Keystone's auth request allows either). */
+export type DomainLocator = { id: string } | { name: string };
+/** A user or project named by id, or by name within a domain. */
+export type EntityLocator = { id: string } | { name: string; domain: DomainLocator };
+
 /** The user a login names, with its hash and enabled flags (checked after the password, for even timing). */
-export function loginUser(db: Db, name: string, domainName: string) {
-  return userWithDomain(db)
-    .select('users.password_hash')
-    .where('users.name', '=', name)
-    .where('domains.name', '=', domainName)
-    .executeTakeFirst();
+export function loginUser(db: Db, user: EntityLocator) {
+  const query = userWithDomain(db).select('users.password_hash');
+  if ('id' in user) return query.where('users.id', '=', user.id).executeTakeFirst();
+  const named = query.where('users.name', '=', user.name);
+  return (
+    'id' in user.domain
+      ? named.where('domains.id', '=', user.domain.id)
+      : named.where('domains.name', '=', user.domain.name)
+  ).executeTakeFirst();
 }
 
 /** The user, only if it and its domain are enabled. */
@@ -115,14 +123,17 @@ export async function activeUser(db: Db, id: string) {
   return row && row.enabled === 1 && row.domain_enabled === 1 ? row : undefined;
 }
 
-/** The project (by id, or by name in a domain named so), only if it and its domain are enabled. */
-export async function activeProject(db: Db, ref: { id: string } | { name: string; domainName: string }) {
-  const query =
-    'id' in ref
-      ? projectWithDomain(db).where('projects.id', '=', ref.id)
-      : projectWithDomain(db)
-          .where('projects.name', '=', ref.name)
-          .where('domains.name', '=', ref.domainName);
+/** The project (by id, or by name in a domain given by id or name), only if it and its domain are enabled. */
+export async function activeProject(db: Db, ref: EntityLocator) {
+  let query = projectWithDomain(db);
+  if ('id' in ref) query = query.where('projects.id', '=', ref.id);
+  else {
+    query = query.where('projects.name', '=', ref.name);
+    query =
+      'id' in ref.domain
+        ? query.where('domains.id', '=', ref.domain.id)
+        : query.where('domains.name', '=', ref.domain.name);
+  }
   const row = await query.executeTakeFirst();
   return row && row.enabled === 1 && row.domain_enabled === 1 ? row : undefined;
 }

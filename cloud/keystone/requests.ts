@@ -61,11 +61,46 @@ export const authenticateRequest = z.strictObject({
 });
 
 export const tokenSchema = z.string();
+
+const domainLocator = z.union([z.strictObject({ id: idSchema }), z.strictObject({ name: nameSchema })]);
+/** A user or project by id, or by name within a domain given by id or name. */
+const entityLocator = z.union([
+  z.strictObject({ id: idSchema }),
+  z.strictObject({ name: nameSchema, domain: domainLocator }),
+]);
+
+/** Keystone's POST /v3/auth/tokens, reduced to what it decides: who, how, and which project. */
+export const issueTokenRequest = z.discriminatedUnion('method', [
+  z.strictObject({
+    method: z.literal('password'),
+    user: entityLocator,
+    password: passwordSchema,
+    project: entityLocator,
+  }),
+  z.strictObject({ method: z.literal('token'), token: tokenSchema, project: entityLocator.optional() }),
+]);
+
+/** Strict creates (Keystone's POST /v3/projects and /v3/users): a name already taken is a Conflict. */
+export const createProjectRequest = z.strictObject({
+  name: nameSchema,
+  domainId: idSchema,
+  description: descriptionSchema.optional(),
+  enabled: z.boolean().optional(),
+});
+
+export const createUserRequest = z.strictObject({
+  name: nameSchema,
+  domainId: idSchema,
+  password: passwordSchema,
+  email: z.email().max(255).optional(),
+  enabled: z.boolean().optional(),
+});
 export const validateTokenOptions = z.strictObject({ allowExpired: z.boolean().optional() });
 
 export const listAssignmentsRequest = z.strictObject({
   userId: idSchema.optional(),
   projectId: idSchema.optional(),
+  roleId: idSchema.optional(),
 });
 
 export type EnsureDomainInput = z.input<typeof ensureDomainRequest>;
@@ -79,3 +114,6 @@ export type SetPasswordInput = z.input<typeof setPasswordRequest>;
 export type AuthenticateInput = z.input<typeof authenticateRequest>;
 export type ValidateTokenOptions = z.input<typeof validateTokenOptions>;
 export type ListAssignmentsInput = z.input<typeof listAssignmentsRequest>;
+export type IssueTokenInput = z.input<typeof issueTokenRequest>;
+export type CreateProjectInput = z.input<typeof createProjectRequest>;
+export type CreateUserInput = z.input<typeof createUserRequest>;

@@ -31,6 +31,8 @@ export interface IssueClaims {
   issuedAt: number;
   expiresAt: number;
   auditId: string;
+  /** Keystone's `methods`: how the user proved who they are (password; token when re-scoped). */
+  methods: string[];
 }
 
 export interface VerifiedToken {
@@ -40,6 +42,7 @@ export interface VerifiedToken {
   issuedAt: number;
   expiresAt: number;
   auditId: string;
+  methods: string[];
 }
 
 const toNumericDate = (ms: number): number => ms / 1000;
@@ -62,7 +65,7 @@ export class TokenSigner {
     const payload: Omit<TokenClaims, 'iss' | 'sub' | 'iat' | 'exp' | 'jti'> = {
       project_id: claims.projectId,
       roles: claims.roles,
-      methods: ['password'],
+      methods: claims.methods,
     };
     return new SignJWT(payload)
       .setProtectedHeader({ alg: ALGORITHM, typ: 'JWT', kid: this.keyId })
@@ -106,6 +109,7 @@ export class TokenSigner {
       issuedAt: fromNumericDate(claims.iat),
       expiresAt,
       auditId: claims.jti,
+      methods: claims.methods,
     };
   }
 }

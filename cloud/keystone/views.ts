@@ -46,6 +46,10 @@ export interface AuthResult {
   /** Epoch ms. */
   expiresAt: number;
   context: RequestContext;
+  /** How the user authenticated: ['password'], or ['token', 'password'] for a re-scoped token. */
+  methods: string[];
+  /** This token's audit id, then the one it was re-scoped from (Keystone's audit_ids). */
+  auditIds: string[];
 }
 
 /** The user columns that may leave the service: everything but password_hash. */

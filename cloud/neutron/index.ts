@@ -1,4 +1,10 @@
-export { Neutron, type NeutronOptions, type CreateNetworkRequest, type CreateSubnetRequest } from './neutron';
+export {
+  DHCP_DEVICE_OWNER,
+  Neutron,
+  type NeutronOptions,
+  type CreateNetworkRequest,
+  type CreateSubnetRequest,
+} from './neutron';
 export type { CreatePortRequest, ListPortsFilter, PortBinding, SubnetIpAvailability } from './neutron';
 export type * from './types';
 export { MAC_PATTERN } from './mac';

@@ -18,7 +18,16 @@ import { OVS_VIF_DETAILS, toNetwork, toPorts, toSubnet } from './rows';
 import type { NeutronDb, NetworksTable, PortsTable } from './schema';
 import { findDefaultSecurityGroupId, insertDefaultSecurityGroup, loadSecurityGroup } from './security-groups';
 import { planSubnet } from './subnet-plan';
-import type { IpAllocation, Network, NetworkViewer, Port, SecurityGroup, Subnet, VifDetails } from './types';
+import type {
+  DhcpDetails,
+  IpAllocation,
+  Network,
+  NetworkViewer,
+  Port,
+  SecurityGroup,
+  Subnet,
+  VifDetails,
+} from './types';
 import { isUniqueViolation } from '../db';
 
 export interface NeutronOptions {
@@ -98,6 +107,8 @@ export interface SubnetIpAvailability {
 
 /** Attempts of a port creation that lost a race on a unique key (MAC, address, default group). */
 const CREATE_PORT_ATTEMPTS = 5;
+/** The DHCP agent's port: owned by its network, not by an instance. */
+export const DHCP_DEVICE_OWNER = 'network:dhcp';
 /** MACs tried per port before giving up; 2^24 addresses per network make a second try already rare. */
 const MAC_ATTEMPTS = 16;
 
@@ -267,7 +278,12 @@ export class Neutron {
           networkId: id,
         });
       }
-      const port = await trx.selectFrom('ports').select('id').where('network_id', '=', id).executeTakeFirst();
+      const port = await trx
+        .selectFrom('ports')
+        .select('id')
+        .where('network_id', '=', id)
+        .where('device_owner', '!=', DHCP_DEVICE_OWNER)
+        .executeTakeFirst();
       if (port) {
         throw new CloudError(
           'Conflict',
@@ -275,6 +291,11 @@ export class Neutron {
           { networkId: id },
         );
       }
+      // The network's own DHCP port goes with it (Neutron auto-deletes network:dhcp ports).
+      const dhcpPorts = trx.selectFrom('ports').select('id').where('network_id', '=', id);
+      await trx.deleteFrom('ipallocations').where('port_id', 'in', dhcpPorts).execute();
+      await trx.deleteFrom('securitygroupportbindings').where('port_id', 'in', dhcpPorts).execute();
+      await trx.deleteFrom('ports').where('network_id', '=', id).execute();
       await trx.deleteFrom('networks').where('id', '=', id).execute();
       return true;
     });
@@ -368,6 +389,46 @@ export class Neutron {
       query = query.where('network_id', '=', parseRequest(idSchema, networkId, 'network id'));
     const rows = await query.execute();
     return Promise.all(rows.map((row) => toSubnet(this.db, row)));
+  }
+
+  /**
+   * The network's DHCP port and what the DHCP agent serves with it, for the network's first DHCP-enabled
+   * subnet; null when it has none. Created on first use (when neutron-server schedules the network to a DHCP
+   * agent) from the subnet's pool, so the IPAM stays exact; owned by the network (device_owner
+   * network:dhcp, deleted with it). Idempotent. Null too when the pool has no address left for it.
+   */
+  async ensureDhcpPort(networkId: string): Promise<DhcpDetails | null> {
+    const id = parseRequest(idSchema, networkId, 'network id');
+    const network = await this.db.selectFrom('networks').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!network) throw networkNotFound(id);
+    const subnet = (await this.listSubnets(id)).find((s) => s.enableDhcp);
+    if (!subnet) return null;
+    let port: Port;
+    try {
+      port = await this.createPort({
+        requestKey: `dhcp:${subnet.id}`,
+        networkId: id,
+        projectId: network.project_id,
+        deviceId: `dhcp-${id}`,
+        deviceOwner: DHCP_DEVICE_OWNER,
+        fixedIps: [{ subnetId: subnet.id }],
+      });
+    } catch (err) {
+      if (err instanceof CloudError && err.type === 'IpAddressGenerationFailure') return null;
+      throw err;
+    }
+    const ip = port.fixedIps.find((f) => f.subnetId === subnet.id);
+    if (!ip) return null;
+    return {
+      networkId: id,
+      subnetId: subnet.id,
+      cidr: subnet.cidr,
+      gatewayIp: subnet.gatewayIp,
+      mtu: network.mtu,
+      dhcpPortId: port.id,
+      dhcpMacAddress: port.macAddress,
+      dhcpIpAddress: ip.ipAddress,
+    };
   }
 
   /** Like Neutron's network-ip-availability: pool size and allocated addresses per subnet of a network. */

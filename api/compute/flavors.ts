@@ -1,0 +1,119 @@
+/**
+ * /flavors (nova/api/openstack/compute/flavors.py, views/flavors.py): list, detail and show with Nova's
+ * filters (minRam, minDisk, is_public), sorting and pagination, and the flavor's extra specs, of which
+ * bootflow's flavors have none. Every flavor is public and enabled (the bootstrap's DevStack set).
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Flavor } from '../../cloud/nova';
+import type { ApiDeps } from '../deps';
+import { ApiError } from '../errors';
+import { authOf } from '../auth';
+import { can, enforcePolicy, nextLink, paginate, parseLimit, queryOf, resourceLinks } from './common';
+import { atLeast } from './microversion';
+
+function flavorBasic(deps: ApiDeps, request: FastifyRequest, flavor: Flavor) {
+  return {
+    id: flavor.id,
+    name: flavor.name,
+    links: resourceLinks(deps, 'flavors', flavor.id),
+    ...(atLeast(request, 2, 55) ? { description: null } : {}),
+  };
+}
+
+function flavorDetail(deps: ApiDeps, request: FastifyRequest, flavor: Flavor) {
+  const { ctx } = authOf(request);
+  return {
+    id: flavor.id,
+    name: flavor.name,
+    ram: flavor.memoryMb,
+    disk: flavor.rootGb,
+    // Before 2.75 a flavor without swap shows "" (Nova's legacy), from 2.75 the integer 0.
+    swap: flavor.swapMb === 0 && !atLeast(request, 2, 75) ? '' : flavor.swapMb,
+    'OS-FLV-EXT-DATA:ephemeral': flavor.ephemeralGb,
+    'OS-FLV-DISABLED:disabled': false,
+    vcpus: flavor.vcpus,
+    'os-flavor-access:is_public': true,
+    rxtx_factor: 1.0,
+    links: resourceLinks(deps, 'flavors', flavor.id),
+    ...(atLeast(request, 2, 55) ? { description: null } : {}),
+    ...(atLeast(request, 2, 61) && can(ctx, 'os_compute_api:os-flavor-extra-specs:index', ctx.projectId)
+      ? { extra_specs: {} }
+      : {}),
+  };
+}
+
+function intParam(name: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^\d+$/.test(raw)) throw new ApiError(400, `Invalid ${name} filter [${raw}]`);
+  return Number(raw);
+}
+
+const SORT_KEYS: Record<string, (f: Flavor) => string | number> = {
+  flavorid: (f) => f.id,
+  id: (f) => f.id,
+  name: (f) => f.name,
+  memory_mb: (f) => f.memoryMb,
+  root_gb: (f) => f.rootGb,
+  vcpus: (f) => f.vcpus,
+  ephemeral_gb: (f) => f.ephemeralGb,
+  swap: (f) => f.swapMb,
+};
+
+async function listFlavors(deps: ApiDeps, request: FastifyRequest, detail: boolean) {
+  const q = queryOf(request);
+  const minRam = intParam('minRam', q.minRam);
+  const minDisk = intParam('minDisk', q.minDisk);
+  const sortKey = q.sort_key ?? 'flavorid';
+  const keyOf = SORT_KEYS[sortKey];
+  if (!keyOf) throw new ApiError(400, `Invalid input for query parameters sort_key. Value: ${sortKey}.`);
+  const sortDir = q.sort_dir ?? 'asc';
+  if (sortDir !== 'asc' && sortDir !== 'desc')
+    throw new ApiError(400, `Invalid input for query parameters sort_dir. Value: ${sortDir}.`);
+  let flavors = (await deps.cloud.nova.listFlavors()).filter(
+    (f) => (minRam === undefined || f.memoryMb >= minRam) && (minDisk === undefined || f.rootGb >= minDisk),
+  );
+  // is_public=false lists private flavors only: bootflow has none.
+  if (q.is_public !== undefined && ['false', '0', 'no', 'f', 'n', 'off'].includes(q.is_public.toLowerCase()))
+    flavors = [];
+  flavors.sort((a, b) => {
+    const x = keyOf(a);
+    const y = keyOf(b);
+    const order = x < y ? -1 : x > y ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+    return sortDir === 'asc' ? order : -order;
+  });
+  const { page, more } = paginate(flavors, (f) => f.id, parseLimit(q.limit), q.marker);
+  const path = detail ? 'flavors/detail' : 'flavors';
+  return {
+    flavors: page.map((f) => (detail ? flavorDetail(deps, request, f) : flavorBasic(deps, request, f))),
+    ...(more ? { flavors_links: nextLink(deps, request, path, page.at(-1)!.id) } : {}),
+  };
+}
+
+async function flavorById(deps: ApiDeps, id: string): Promise<Flavor> {
+  const flavor = (await deps.cloud.nova.listFlavors()).find((f) => f.id === id);
+  if (!flavor) throw new ApiError(404, `Flavor ${id} could not be found.`);
+  return flavor;
+}
+
+export async function flavorRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  app.get('/flavors', (request) => listFlavors(deps, request, false));
+  app.get('/flavors/detail', (request) => listFlavors(deps, request, true));
+  app.get('/flavors/:id', async (request) => {
+    const { id } = request.params as { id: string };
+    return { flavor: flavorDetail(deps, request, await flavorById(deps, id)) };
+  });
+  app.get('/flavors/:id/os-extra_specs', async (request) => {
+    const { ctx } = authOf(request);
+    enforcePolicy(ctx, 'os_compute_api:os-flavor-extra-specs:index', ctx.projectId);
+    const { id } = request.params as { id: string };
+    await flavorById(deps, id);
+    return { extra_specs: {} };
+  });
+  app.get('/flavors/:id/os-extra_specs/:key', async (request) => {
+    const { ctx } = authOf(request);
+    enforcePolicy(ctx, 'os_compute_api:os-flavor-extra-specs:show', ctx.projectId);
+    const { id, key } = request.params as { id: string; key: string };
+    await flavorById(deps, id);
+    throw new ApiError(404, `Flavor ${id} has no extra specs with key ${key}.`);
+  });
+}

@@ -1,0 +1,14 @@
+/**
+ * Keystone v3 at /identity: the version documents, /v3/auth (tokens, the caller's projects and catalog)
+ * and the administration of projects, users, roles, domains and grants.
+ */
+import type { ServicePlugin } from '../app';
+import { adminRoutes } from './admin';
+import { tokenRoutes } from './tokens';
+import { versionRoutes } from './versions';
+
+export const identityApi: ServicePlugin = async (app, deps) => {
+  await versionRoutes(app, deps);
+  await tokenRoutes(app, deps);
+  await adminRoutes(app, deps);
+};

@@ -1,0 +1,103 @@
+/**
+ * Keystone v3's JSON bodies (api-ref/source/v3): projects, users, roles, domains, role assignments and
+ * tokens, with their `links`. Times in Keystone's format: ISO 8601 with microseconds and a `Z`.
+ */
+import type { Domain, Project, RequestContext, Role, User } from '../../cloud/keystone';
+import type { ApiDeps } from '../deps';
+import { serviceCatalog, type CatalogEntry } from '../catalog';
+
+/** Keystone's `2015-11-09T01:42:57.527363Z` (utils.isotime with subsecond=True). */
+export function keystoneTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+export const v3Url = (deps: Pick<ApiDeps, 'publicUrl'>, path: string): string =>
+  `${deps.publicUrl}/identity/v3${path}`;
+
+/** A collection's `links`: bootflow lists whole collections, so never a next or previous page. */
+export function collectionLinks(deps: Pick<ApiDeps, 'publicUrl'>, path: string) {
+  return { self: v3Url(deps, path), previous: null, next: null };
+}
+
+export function projectView(deps: Pick<ApiDeps, 'publicUrl'>, p: Project) {
+  return {
+    id: p.id,
+    name: p.name,
+    domain_id: p.domainId,
+    description: p.description ?? '',
+    enabled: p.enabled,
+    is_domain: false,
+    // A top-level project's parent is its domain (Keystone's projects-as-domains).
+    parent_id: p.domainId,
+    tags: [] as string[],
+    options: {},
+    links: { self: v3Url(deps, `/projects/${p.id}`) },
+  };
+}
+
+export function userView(deps: Pick<ApiDeps, 'publicUrl'>, u: User) {
+  return {
+    id: u.id,
+    name: u.name,
+    domain_id: u.domainId,
+    enabled: u.enabled,
+    password_expires_at: null,
+    options: {},
+    ...(u.email ? { email: u.email } : {}),
+    links: { self: v3Url(deps, `/users/${u.id}`) },
+  };
+}
+
+export function roleView(deps: Pick<ApiDeps, 'publicUrl'>, r: Role) {
+  return {
+    id: r.id,
+    name: r.name,
+    domain_id: null,
+    description: null,
+    options: {},
+    links: { self: v3Url(deps, `/roles/${r.id}`) },
+  };
+}
+
+export function domainView(deps: Pick<ApiDeps, 'publicUrl'>, d: Domain) {
+  return {
+    id: d.id,
+    name: d.name,
+    description: d.description ?? '',
+    enabled: d.enabled,
+    tags: [] as string[],
+    options: {},
+    links: { self: v3Url(deps, `/domains/${d.id}`) },
+  };
+}
+
+export interface TokenFacts {
+  context: RequestContext;
+  methods: string[];
+  auditIds: string[];
+  userDomainName: string;
+  projectDomainName: string;
+  roles: Role[];
+  catalog: boolean;
+}
+
+/** The `token` of POST and GET /v3/auth/tokens (a project-scoped token). */
+export function tokenView(deps: Pick<ApiDeps, 'publicUrl' | 'region'>, t: TokenFacts) {
+  const { context: c } = t;
+  return {
+    methods: t.methods,
+    user: {
+      domain: { id: c.userDomainId, name: t.userDomainName },
+      id: c.userId,
+      name: c.userName,
+      password_expires_at: null,
+    },
+    audit_ids: t.auditIds,
+    expires_at: keystoneTime(c.expiresAt),
+    issued_at: keystoneTime(c.issuedAt),
+    project: { domain: { id: c.domainId, name: t.projectDomainName }, id: c.projectId, name: c.projectName },
+    is_domain: false,
+    roles: t.roles.map((r) => ({ id: r.id, name: r.name })),
+    ...(t.catalog ? { catalog: serviceCatalog(deps) as CatalogEntry[] } : {}),
+  };
+}

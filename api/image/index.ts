@@ -1,0 +1,4 @@
+/** The image API (to be written: see issue 13). */
+import type { ServicePlugin } from '../app';
+
+export const imageApi: ServicePlugin = async () => {};

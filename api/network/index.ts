@@ -1,0 +1,4 @@
+/** The network API (to be written: see issue 13). */
+import type { ServicePlugin } from '../app';
+
+export const networkApi: ServicePlugin = async () => {};

@@ -1,0 +1,4 @@
+/** The volume API (to be written: see issue 13). */
+import type { ServicePlugin } from '../app';
+
+export const volumeApi: ServicePlugin = async () => {};

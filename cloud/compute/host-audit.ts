@@ -1,0 +1,175 @@
+/**
+ * The compute host's half of the leak audit, run on the host itself (its `compute@<host>` queue): given the
+ * instances the controller says live here, it lists what this host holds for nobody — domains, instance
+ * directories, VIFs, volume connections, and on the machine QEMU processes, taps, bridges, DHCP namespaces
+ * and dnsmasq processes with no instance or port behind them. Only what carries this host's marks is
+ * looked at (its directory in a process's command line, its alias on a device), so another cloud's devices
+ * on the same machine are never reported.
+ */
+import path from 'node:path';
+import { listHostDevices, listProcesses, type HostDevices } from './linux-bridge';
+import type { DhcpNetwork } from './network-agent';
+import type { DomainInfo, VifRecord, VolumeConnection } from './types';
+
+export type HostLeakKind =
+  | 'domain'
+  | 'instance-dir'
+  | 'vif'
+  | 'volume-connection'
+  | 'qemu'
+  | 'tap'
+  | 'bridge'
+  | 'namespace'
+  | 'dnsmasq';
+
+export interface HostLeakFinding {
+  kind: HostLeakKind;
+  id: string;
+  host: string;
+  detail: string;
+  instanceUuid?: string;
+}
+
+/** What the audit reads of the host (ComputeHost provides it). */
+export interface AuditableHost {
+  readonly host: string;
+  readonly hostDir: string;
+  readonly networkAgent: string;
+  listDomains(): Promise<DomainInfo[]>;
+  listInstanceDirs(): Promise<string[]>;
+  listVifs(): Promise<VifRecord[]>;
+  listWiredNetworks(): Promise<DhcpNetwork[]>;
+  listVolumeConnections(): Promise<VolumeConnection[]>;
+}
+
+const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+
+/** QEMU processes started for this host: their command line names a file under the host directory. */
+export async function listHostQemuProcesses(
+  hostDir: string,
+): Promise<Array<{ pid: number; instanceUuid: string | undefined }>> {
+  const root = `${path.resolve(hostDir)}/`;
+  const byName = new RegExp(`instance-(${UUID})`);
+  const byDir = new RegExp(`/instances/(${UUID})(/|$)`);
+  return (await listProcesses())
+    .filter(
+      (p) => path.basename(p.argv[0] ?? '').startsWith('qemu-system') && p.argv.some((a) => a.includes(root)),
+    )
+    .map((p) => {
+      const text = p.argv.join(' ');
+      return { pid: p.pid, instanceUuid: (byName.exec(text) ?? byDir.exec(text))?.[1] };
+    });
+}
+
+export async function auditHost(
+  host: AuditableHost,
+  liveHere: ReadonlySet<string>,
+): Promise<HostLeakFinding[]> {
+  const findings: HostLeakFinding[] = [];
+  const at = host.host;
+  const live = (uuid: string | null | undefined) => (uuid ? liveHere.has(uuid) : false);
+
+  for (const domain of await host.listDomains()) {
+    if (!live(domain.uuid))
+      findings.push({
+        kind: 'domain',
+        id: domain.uuid,
+        host: at,
+        instanceUuid: domain.uuid,
+        detail: `domain ${domain.uuid} on ${at} has no live instance there`,
+      });
+  }
+  for (const uuid of await host.listInstanceDirs()) {
+    if (!live(uuid))
+      findings.push({
+        kind: 'instance-dir',
+        id: uuid,
+        host: at,
+        instanceUuid: uuid,
+        detail: `instances/${uuid} on ${at} has no live instance there`,
+      });
+  }
+  const vifs = await host.listVifs();
+  for (const vif of vifs) {
+    if (!live(vif.instanceUuid))
+      findings.push({
+        kind: 'vif',
+        id: vif.portId,
+        host: at,
+        detail: `${vif.tap} on ${vif.bridge} (${at}) is plugged for no live instance`,
+      });
+  }
+  for (const connection of await host.listVolumeConnections()) {
+    if (!live(connection.instanceUuid))
+      findings.push({
+        kind: 'volume-connection',
+        id: connection.path,
+        host: at,
+        detail: `volume ${connection.volumeId} is connected on ${at} for no live instance`,
+      });
+  }
+  for (const qemu of await listHostQemuProcesses(host.hostDir)) {
+    if (!live(qemu.instanceUuid))
+      findings.push({
+        kind: 'qemu',
+        id: String(qemu.pid),
+        host: at,
+        ...(qemu.instanceUuid ? { instanceUuid: qemu.instanceUuid } : {}),
+        detail: `QEMU process ${qemu.pid} on ${at} runs ${qemu.instanceUuid ? `instance ${qemu.instanceUuid}, which is not live there` : 'no instance of this host'}`,
+      });
+  }
+  if (host.networkAgent === 'linux-bridge')
+    findings.push(
+      ...strayDevices(at, await listHostDevices(host.hostDir), vifs, await host.listWiredNetworks()),
+    );
+  return findings;
+}
+
+/** Devices and processes with this host's marks that no plugged port or wired network accounts for. */
+function strayDevices(
+  at: string,
+  found: HostDevices,
+  vifs: VifRecord[],
+  networks: DhcpNetwork[],
+): HostLeakFinding[] {
+  const findings: HostLeakFinding[] = [];
+  const wired = new Map(networks.map((n) => [n.networkId, n]));
+  const taps = new Set(vifs.map((v) => v.tap));
+  const bridges = new Set(networks.map((n) => `brq${n.networkId.slice(0, 11)}`));
+  const dhcpEnds = new Set(networks.map((n) => `tap${n.dhcpPortId.slice(0, 11)}`));
+  for (const link of found.links) {
+    if (link.ifname.startsWith('brq') && !bridges.has(link.ifname))
+      findings.push({
+        kind: 'bridge',
+        id: link.ifname,
+        host: at,
+        detail: `bridge ${link.ifname} on ${at} belongs to no wired network`,
+      });
+    else if (link.ifname.startsWith('tap') && !taps.has(link.ifname) && !dhcpEnds.has(link.ifname))
+      findings.push({
+        kind: 'tap',
+        id: link.ifname,
+        host: at,
+        detail: `${link.ifname} on ${at} (on ${link.master ?? 'no bridge'}) belongs to no plugged port`,
+      });
+  }
+  for (const namespace of found.namespaces) {
+    if (!wired.has(namespace.slice('qdhcp-'.length)))
+      findings.push({
+        kind: 'namespace',
+        id: namespace,
+        host: at,
+        detail: `namespace ${namespace} on ${at} serves no wired network`,
+      });
+  }
+  for (const dnsmasq of found.dnsmasq) {
+    if (!wired.has(dnsmasq.networkId))
+      findings.push({
+        kind: 'dnsmasq',
+        id: String(dnsmasq.pid),
+        host: at,
+        detail: `dnsmasq ${dnsmasq.pid} on ${at} serves network ${dnsmasq.networkId}, which has no port here`,
+      });
+  }
+  return findings;
+}

@@ -1,0 +1,69 @@
+/**
+ * The one way the compute host runs a system command (ip, dnsmasq, kill): execFile without a shell, with a
+ * timeout, and a typed error carrying the command line and its stderr. `ip -j` answers are parsed here too.
+ */
+import { execFile } from 'node:child_process';
+
+export interface RunOptions {
+  /** The command is killed after this long (default 20 s: `ip` answers in milliseconds even when busy). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface CommandResult {
+  stdout: string;
+  stderr: string;
+}
+
+/** A command that exited non-zero, timed out or could not start; `stderr` says why. Retryable. */
+export class HostCommandError extends Error {
+  override readonly name = 'HostCommandError';
+  constructor(
+    readonly argv: string[],
+    readonly stderr: string,
+    readonly exitCode: number | string | null,
+  ) {
+    super(`${argv.join(' ')} failed (${exitCode ?? 'killed'}): ${stderr.trim() || 'no output'}`);
+  }
+}
+
+export function runCommand(file: string, args: string[], options: RunOptions = {}): Promise<CommandResult> {
+  const argv = [file, ...args];
+  return new Promise((resolve, reject) => {
+    execFile(
+      file,
+      args,
+      {
+        timeout: options.timeoutMs ?? 20_000,
+        killSignal: 'SIGKILL',
+        maxBuffer: 16 * 1024 * 1024,
+        ...(options.signal ? { signal: options.signal } : {}),
+      },
+      (error, stdout, stderr) => {
+        if (error) {
+          const code = (error as NodeJS.ErrnoException & { code?: number | string }).code ?? null;
+          reject(new HostCommandError(argv, stderr || error.message, code));
+          return;
+        }
+        resolve({ stdout, stderr });
+      },
+    );
+  });
+}
+
+/** `ip -j <args>`: iproute2's JSON output (an empty answer is an empty list). */
+export async function ipJson<T>(args: string[], options: RunOptions = {}): Promise<T[]> {
+  const { stdout } = await runCommand('ip', ['-j', ...args], options);
+  const text = stdout.trim();
+  return text === '' ? [] : (JSON.parse(text) as T[]);
+}
+
+/** True when the file can be run from PATH (a prerequisite check that names what is missing). */
+export async function commandExists(file: string): Promise<boolean> {
+  try {
+    await runCommand('sh', ['-c', `command -v ${file}`], { timeoutMs: 5_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}

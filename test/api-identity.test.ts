@@ -1,0 +1,415 @@
+/**
+ * Keystone v3 over HTTP (inject): token issue by the password and token methods, validation and revocation
+ * of a subject token, and project/user/role administration with Keystone's policies, status codes and
+ * error bodies. Refused requests change no row.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { openApiTestEnv, TEST_PUBLIC_URL, type ApiTestEnv } from './helpers/api';
+
+const json = { 'content-type': 'application/json' };
+
+function passwordAuth(user: string, password: string, project: string) {
+  return {
+    auth: {
+      identity: {
+        methods: ['password'],
+        password: { user: { name: user, domain: { name: 'Default' }, password } },
+      },
+      scope: { project: { name: project, domain: { id: 'default' } } },
+    },
+  };
+}
+
+describe('Keystone v3 API', () => {
+  let env: ApiTestEnv;
+  let adminToken: string;
+  let memberToken: string;
+  let demoProjectId: string;
+
+  before(async () => {
+    env = await openApiTestEnv({ services: ['identity'], label: 'api-identity' });
+    const ks = env.cloud.keystone;
+    await ks.ensureProject({ name: 'admin' });
+    demoProjectId = (await ks.ensureProject({ name: 'demo' })).id;
+    await ks.ensureUser({ name: 'admin', password: 'admin-secret' });
+    await ks.ensureUser({ name: 'alice', password: 'alice-secret' });
+    await ks.assignRole({ user: 'admin', project: 'admin', role: 'admin' });
+    await ks.assignRole({ user: 'alice', project: 'demo', role: 'member' });
+    adminToken = await issue('admin', 'admin-secret', 'admin');
+    memberToken = await issue('alice', 'alice-secret', 'demo');
+  });
+  after(async () => {
+    await env?.close();
+  });
+
+  async function issue(user: string, password: string, project: string): Promise<string> {
+    const res = await env.app.inject({
+      method: 'POST',
+      url: '/identity/v3/auth/tokens',
+      headers: json,
+      payload: passwordAuth(user, password, project),
+    });
+    assert.equal(res.statusCode, 201, res.body);
+    return String(res.headers['x-subject-token']);
+  }
+
+  const counts = async () => {
+    const ks = env.cloud.keystone;
+    return {
+      projects: (await ks.listProjects()).length,
+      users: (await ks.listUsers()).length,
+      assignments: (await ks.listRoleAssignments()).length,
+    };
+  };
+
+  test('version documents: 300 with v3 at /identity, v3 itself at /identity/v3', async () => {
+    const root = await env.app.inject({ method: 'GET', url: '/identity' });
+    assert.equal(root.statusCode, 300);
+    const values = (root.json() as { versions: { values: Array<Record<string, unknown>> } }).versions.values;
+    assert.equal(values[0]?.id, 'v3.14');
+    assert.deepEqual(values[0]?.links, [{ rel: 'self', href: `${TEST_PUBLIC_URL}/identity/v3/` }]);
+    const v3 = await env.app.inject({ method: 'GET', url: '/identity/v3' });
+    assert.equal(v3.statusCode, 200);
+    assert.equal((v3.json() as { version: { status: string } }).version.status, 'stable');
+  });
+
+  test('password token: 201, X-Subject-Token, the token body in Keystone’s format with a catalog', async () => {
+    const res = await env.app.inject({
+      method: 'POST',
+      url: '/identity/v3/auth/tokens',
+      headers: json,
+      payload: passwordAuth('alice', 'alice-secret', 'demo'),
+    });
+    assert.equal(res.statusCode, 201);
+    const subject = String(res.headers['x-subject-token']);
+    assert.ok(subject.length > 20);
+    const { token } = res.json() as { token: Record<string, unknown> };
+    assert.deepEqual(token.methods, ['password']);
+    assert.deepEqual(token.project, {
+      domain: { id: 'default', name: 'Default' },
+      id: demoProjectId,
+      name: 'demo',
+    });
+    assert.equal((token.user as { name: string }).name, 'alice');
+    assert.deepEqual((token.roles as Array<{ name: string }>).map((r) => r.name).sort(), [
+      'member',
+      'reader',
+    ]);
+    assert.match(String(token.expires_at), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    assert.match(String(token.issued_at), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    assert.equal((token.audit_ids as string[]).length, 1);
+    const catalog = token.catalog as Array<{ type: string; endpoints: Array<{ url: string }> }>;
+    assert.equal(
+      catalog.find((s) => s.type === 'compute')?.endpoints[0]?.url,
+      `${TEST_PUBLIC_URL}/compute/v2.1`,
+    );
+    // The token works on the other routes, and ?nocatalog leaves the catalog out.
+    const byIds = await env.app.inject({
+      method: 'POST',
+      url: '/identity/v3/auth/tokens?nocatalog',
+      headers: json,
+      payload: {
+        auth: {
+          identity: {
+            methods: ['password'],
+            password: { user: { id: (token.user as { id: string }).id, password: 'alice-secret' } },
+          },
+          scope: { project: { id: demoProjectId } },
+        },
+      },
+    });
+    assert.equal(byIds.statusCode, 201, byIds.body);
+    assert.equal((byIds.json() as { token: { catalog?: unknown } }).token.catalog, undefined);
+  });
+
+  test('a wrong password, an unknown user or a project without a role: the same 401', async () => {
+    for (const payload of [
+      passwordAuth('alice', 'wrong', 'demo'),
+      passwordAuth('nobody', 'alice-secret', 'demo'),
+      passwordAuth('alice', 'alice-secret', 'admin'),
+    ]) {
+      const res = await env.app.inject({
+        method: 'POST',
+        url: '/identity/v3/auth/tokens',
+        headers: json,
+        payload,
+      });
+      assert.equal(res.statusCode, 401);
+      assert.deepEqual(res.json(), {
+        error: {
+          code: 401,
+          message: 'The request you have made requires authentication.',
+          title: 'Unauthorized',
+        },
+      });
+      assert.equal(res.headers['x-subject-token'], undefined);
+    }
+  });
+
+  test('malformed auth bodies are 400 in Keystone’s format', async () => {
+    const bad = [
+      '{"auth": ',
+      JSON.stringify({ auth: { identity: { methods: 'password' } } }),
+      JSON.stringify({ nothing: true }),
+      JSON.stringify({
+        ...passwordAuth('alice', 'alice-secret', 'demo'),
+        auth: {
+          identity: { methods: ['password'], password: { user: { name: 'alice', password: 'x' } } },
+          scope: { project: { name: 'demo', domain: { name: 'Default' } } },
+        },
+      }),
+    ];
+    for (const payload of bad) {
+      const res = await env.app.inject({
+        method: 'POST',
+        url: '/identity/v3/auth/tokens',
+        headers: json,
+        payload,
+      });
+      assert.equal(res.statusCode, 400, payload);
+      const body = res.json() as { error: { code: number; title: string } };
+      assert.equal(body.error.code, 400);
+      assert.equal(body.error.title, 'Bad Request');
+    }
+  });
+
+  test('token method re-scopes; GET/HEAD validate a subject token; DELETE revokes it', async () => {
+    const rescoped = await env.app.inject({
+      method: 'POST',
+      url: '/identity/v3/auth/tokens',
+      headers: json,
+      payload: {
+        auth: {
+          identity: { methods: ['token'], token: { id: memberToken } },
+          scope: { project: { id: demoProjectId } },
+        },
+      },
+    });
+    assert.equal(rescoped.statusCode, 201, rescoped.body);
+    const token = String(rescoped.headers['x-subject-token']);
+    const body = rescoped.json() as { token: { methods: string[]; audit_ids: string[] } };
+    assert.deepEqual(body.token.methods, ['token', 'password']);
+    assert.equal(body.token.audit_ids.length, 2);
+
+    const show = await env.app.inject({
+      method: 'GET',
+      url: '/identity/v3/auth/tokens',
+      headers: { 'x-auth-token': adminToken, 'x-subject-token': token },
+    });
+    assert.equal(show.statusCode, 200);
+    assert.equal(show.headers['x-subject-token'], token);
+    assert.equal((show.json() as { token: { project: { id: string } } }).token.project.id, demoProjectId);
+    const head = await env.app.inject({
+      method: 'HEAD',
+      url: '/identity/v3/auth/tokens',
+      headers: { 'x-auth-token': memberToken, 'x-subject-token': token },
+    });
+    assert.equal(head.statusCode, 200);
+    // A member may not look at the admin's token.
+    const peek = await env.app.inject({
+      method: 'GET',
+      url: '/identity/v3/auth/tokens',
+      headers: { 'x-auth-token': memberToken, 'x-subject-token': adminToken },
+    });
+    assert.equal(peek.statusCode, 403);
+
+    const del = await env.app.inject({
+      method: 'DELETE',
+      url: '/identity/v3/auth/tokens',
+      headers: { 'x-auth-token': memberToken, 'x-subject-token': token },
+    });
+    assert.equal(del.statusCode, 204);
+    const gone = await env.app.inject({
+      method: 'GET',
+      url: '/identity/v3/auth/tokens',
+      headers: { 'x-auth-token': adminToken, 'x-subject-token': token },
+    });
+    assert.equal(gone.statusCode, 404);
+    assert.equal((gone.json() as { error: { code: number } }).error.code, 404);
+    const revokedUse = await env.app.inject({
+      method: 'GET',
+      url: '/identity/v3/auth/projects',
+      headers: { 'x-auth-token': token },
+    });
+    assert.equal(revokedUse.statusCode, 401);
+  });
+
+  test('a missing or forged token: 401 with WWW-Authenticate naming the identity endpoint', async () => {
+    for (const headers of [
+      {},
+      { 'x-auth-token': 'forged' },
+      { 'x-auth-token': `${adminToken.slice(0, -4)}AAAA` },
+    ]) {
+      const res = await env.app.inject({ method: 'GET', url: '/identity/v3/projects', headers });
+      assert.equal(res.statusCode, 401);
+      assert.equal(res.headers['www-authenticate'], `Keystone uri="${TEST_PUBLIC_URL}/identity"`);
+      assert.equal((res.json() as { error: { title: string } }).error.title, 'Unauthorized');
+    }
+  });
+
+  test('the caller’s projects and catalog', async () => {
+    const projects = await env.app.inject({
+      method: 'GET',
+      url: '/identity/v3/auth/projects',
+      headers: { 'x-auth-token': memberToken },
+    });
+    assert.deepEqual(
+      (projects.json() as { projects: Array<{ name: string }> }).projects.map((p) => p.name),
+      ['demo'],
+    );
+    const catalog = await env.app.inject({
+      method: 'GET',
+      url: '/identity/v3/auth/catalog',
+      headers: { 'x-auth-token': memberToken },
+    });
+    assert.ok(
+      (catalog.json() as { catalog: Array<{ type: string }> }).catalog.some((s) => s.type === 'volumev3'),
+    );
+  });
+
+  test('admin: project and user create, list, show, delete; grants and the assignments report', async () => {
+    const admin = { ...json, 'x-auth-token': adminToken };
+    const created = await env.app.inject({
+      method: 'POST',
+      url: '/identity/v3/projects',
+      headers: admin,
+      payload: { project: { name: 'p1', description: 'first', enabled: true } },
+    });
+    assert.equal(created.statusCode, 201, created.body);
+    const project = (created.json() as { project: { id: string; domain_id: string; name: string } }).project;
+    assert.equal(project.domain_id, 'default');
+    assert.equal((await env.cloud.keystone.getProject({ project: project.id })).description, 'first');
+
+    const dup = await env.app.inject({
+      method: 'POST',
+      url: '/identity/v3/projects',
+      headers: admin,
+      payload: { project: { name: 'p1' } },
+    });
+    assert.equal(dup.statusCode, 409);
+    assert.equal((dup.json() as { error: { title: string } }).error.title, 'Conflict');
+
+    const list = await env.app.inject({
+      method: 'GET',
+      url: '/identity/v3/projects?name=p1',
+      headers: admin,
+    });
+    assert.deepEqual(
+      (list.json() as { projects: Array<{ id: string }> }).projects.map((p) => p.id),
+      [project.id],
+    );
+
+    const user = await env.app.inject({
+      method: 'POST',
+      url: '/identity/v3/users',
+      headers: admin,
+      payload: { user: { name: 'bob', password: 'bob-secret', email: 'bob@example.org' } },
+    });
+    assert.equal(user.statusCode, 201, user.body);
+    const bob = (user.json() as { user: { id: string; email: string; password?: string } }).user;
+    assert.equal(bob.email, 'bob@example.org');
+    assert.equal(bob.password, undefined);
+
+    const roles = await env.app.inject({
+      method: 'GET',
+      url: '/identity/v3/roles?name=member',
+      headers: admin,
+    });
+    const member = (roles.json() as { roles: Array<{ id: string }> }).roles[0]!;
+    const grant = `/identity/v3/projects/${project.id}/users/${bob.id}/roles/${member.id}`;
+    assert.equal((await env.app.inject({ method: 'HEAD', url: grant, headers: admin })).statusCode, 404);
+    assert.equal((await env.app.inject({ method: 'PUT', url: grant, headers: admin })).statusCode, 204);
+    assert.equal((await env.app.inject({ method: 'HEAD', url: grant, headers: admin })).statusCode, 204);
+    const report = await env.app.inject({
+      method: 'GET',
+      url: `/identity/v3/role_assignments?user.id=${bob.id}&include_names`,
+      headers: admin,
+    });
+    assert.deepEqual((report.json() as { role_assignments: unknown[] }).role_assignments, [
+      {
+        role: { id: member.id, name: 'member' },
+        user: { id: bob.id, name: 'bob', domain: { id: 'default', name: 'Default' } },
+        scope: { project: { id: project.id, name: 'p1', domain: { id: 'default', name: 'Default' } } },
+        links: { assignment: `${TEST_PUBLIC_URL}${grant}` },
+      },
+    ]);
+    // bob can now log in to p1 and sees himself, but not the project list.
+    const bobToken = await issue('bob', 'bob-secret', 'p1');
+    const self = await env.app.inject({
+      method: 'GET',
+      url: `/identity/v3/users/${bob.id}`,
+      headers: { 'x-auth-token': bobToken },
+    });
+    assert.equal(self.statusCode, 200);
+    const ownProject = await env.app.inject({
+      method: 'GET',
+      url: `/identity/v3/projects/${project.id}`,
+      headers: { 'x-auth-token': bobToken },
+    });
+    assert.equal(ownProject.statusCode, 200);
+
+    assert.equal((await env.app.inject({ method: 'DELETE', url: grant, headers: admin })).statusCode, 204);
+    assert.equal((await env.app.inject({ method: 'DELETE', url: grant, headers: admin })).statusCode, 404);
+    assert.equal(
+      (await env.app.inject({ method: 'DELETE', url: `/identity/v3/users/${bob.id}`, headers: admin }))
+        .statusCode,
+      204,
+    );
+    assert.equal(
+      (await env.app.inject({ method: 'DELETE', url: `/identity/v3/projects/${project.id}`, headers: admin }))
+        .statusCode,
+      204,
+    );
+    const missing = await env.app.inject({
+      method: 'GET',
+      url: `/identity/v3/projects/${project.id}`,
+      headers: admin,
+    });
+    assert.equal(missing.statusCode, 404);
+    assert.deepEqual(missing.json(), {
+      error: { code: 404, message: `Could not find project: ${project.id}.`, title: 'Not Found' },
+    });
+    assert.equal(
+      (await env.cloud.keystone.listProjects()).some((p) => p.id === project.id),
+      false,
+    );
+  });
+
+  test('a member is denied administration with 403 and changes nothing', async () => {
+    const before = await counts();
+    const member = { ...json, 'x-auth-token': memberToken };
+    for (const [method, url, payload] of [
+      ['POST', '/identity/v3/projects', { project: { name: 'sneaky' } }],
+      ['POST', '/identity/v3/users', { user: { name: 'sneaky', password: 'x' } }],
+      ['GET', '/identity/v3/projects', undefined],
+      ['GET', '/identity/v3/role_assignments', undefined],
+      ['DELETE', `/identity/v3/projects/${demoProjectId}`, undefined],
+    ] as const) {
+      const res = await env.app.inject({ method, url, headers: member, ...(payload ? { payload } : {}) });
+      assert.equal(res.statusCode, 403, `${method} ${url}`);
+      const body = res.json() as { error: { code: number; title: string; message: string } };
+      assert.equal(body.error.title, 'Forbidden');
+      assert.match(body.error.message, /^You are not authorized to perform the requested action: identity:/);
+    }
+    assert.deepEqual(await counts(), before);
+  });
+
+  test('bad admin bodies: 400, nothing stored', async () => {
+    const before = await counts();
+    const admin = { ...json, 'x-auth-token': adminToken };
+    for (const [url, payload] of [
+      ['/identity/v3/projects', '{"project": {"name": '],
+      ['/identity/v3/projects', JSON.stringify({ project: { name: 42 } })],
+      ['/identity/v3/projects', JSON.stringify({ project: { name: 'x', colour: 'blue' } })],
+      ['/identity/v3/projects', JSON.stringify({ project: { name: '' } })],
+      ['/identity/v3/users', JSON.stringify({ user: { name: 'x' } })],
+      ['/identity/v3/users', JSON.stringify({ user: { name: 'x', password: 'p', enabled: 'yes' } })],
+    ] as const) {
+      const res = await env.app.inject({ method: 'POST', url, headers: admin, payload });
+      assert.equal(res.statusCode, 400, payload);
+      assert.equal((res.json() as { error: { code: number } }).error.code, 400);
+    }
+    assert.deepEqual(await counts(), before);
+  });
+});

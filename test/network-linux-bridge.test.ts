@@ -1,0 +1,373 @@
+/**
+ * The Linux-bridge network agent and the DHCP agent on the real kernel (root): bridges, taps, a qdhcp
+ * namespace with dnsmasq, a DHCP client in a namespace of its own standing in for the guest, ping from the
+ * DHCP namespace, unplug down to nothing, and the host's audit of strays. Never skipped: without root, ip,
+ * tun, dnsmasq or a DHCP client it fails and says what to install. Everything made here is named after this
+ * run's random ids and removed in `after`, even when a test fails.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { access, chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { openCloud, openComputeHost, type Cloud } from '../cloud';
+import { bootstrapCloud, type BootstrapResult } from '../cloud/bootstrap';
+import type { ComputeHost, DhcpNetwork } from '../cloud/compute';
+import { commandExists, runCommand } from '../cloud/compute/host-commands';
+import {
+  bridgeName,
+  DhcpServer,
+  dhcpNamespace,
+  dhcpVethNames,
+  ensureNetwork,
+  listNamespaces,
+  plugTap,
+  readLink,
+  removeHostDevices,
+  tapName,
+} from '../cloud/compute/linux-bridge';
+import { DEFAULT_HOSTS, capabilitiesOf } from '../cloud/hosts';
+import { DHCP_DEVICE_OWNER, type Port } from '../cloud/neutron';
+import { isCloudError } from '../cloud/errors';
+import { testDbConfig, type TestDb } from './helpers/cloud-db';
+
+const SPEC = DEFAULT_HOSTS[0]!;
+const INSTALL = 'apt-get install --no-install-recommends iproute2 dnsmasq-base busybox-static';
+
+/** What this suite needs of the machine; every missing piece is named with the package that brings it. */
+async function missingPrerequisites(): Promise<string[]> {
+  const missing: string[] = [];
+  if (process.getuid?.() !== 0)
+    missing.push('root (network namespaces, bridges and taps need CAP_NET_ADMIN)');
+  if (!(await commandExists('ip'))) missing.push('ip (iproute2)');
+  try {
+    await access('/dev/net/tun');
+  } catch {
+    missing.push('/dev/net/tun (the tun driver)');
+  }
+  if (!(await commandExists('dnsmasq'))) missing.push('dnsmasq (dnsmasq-base)');
+  if (!(await dhcpClient())) missing.push('a DHCP client: busybox udhcpc (busybox-static) or dhclient');
+  return missing;
+}
+
+/** busybox's udhcpc, or dhclient, whichever is installed. */
+async function dhcpClient(): Promise<'udhcpc' | 'dhclient' | undefined> {
+  if (await commandExists('busybox')) {
+    const { stdout } = await runCommand('busybox', ['--list']);
+    if (stdout.split('\n').includes('udhcpc')) return 'udhcpc';
+  }
+  return (await commandExists('dhclient')) ? 'dhclient' : undefined;
+}
+
+async function ipAddresses(ifname: string, namespace?: string): Promise<string[]> {
+  const { stdout } = await runCommand('ip', [
+    ...(namespace ? ['-n', namespace] : []),
+    '-j',
+    'addr',
+    'show',
+    'dev',
+    ifname,
+  ]);
+  const [entry] = JSON.parse(stdout) as Array<{ addr_info: Array<{ family: string; local: string }> }>;
+  return (entry?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => a.local);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('linux-bridge network agent and DHCP agent on this machine', () => {
+  let testDb: TestDb;
+  let cloud: Cloud;
+  let seed: BootstrapResult;
+  let host: ComputeHost;
+  let hostDir: string;
+  let networkId: string;
+  let subnetId: string;
+  let scratch: string;
+  const run = randomBytes(4).toString('hex');
+  /** The stand-in guest: a namespace with a veth whose other end is on the bridge, named after this run. */
+  const guestNamespace = `bfguest-${run}`;
+  const guestBridgeEnd = `vg${run}`;
+  const ports: Port[] = [];
+  let dhcp: DhcpNetwork;
+
+  before(async () => {
+    const missing = await missingPrerequisites();
+    if (missing.length > 0)
+      throw new Error(`this suite needs ${missing.join(', ')}; install with: ${INSTALL} (and run as root)`);
+    testDb = testDbConfig('linux-bridge');
+    cloud = await openCloud({ db: testDb.config });
+    seed = await bootstrapCloud(cloud, { hosts: [SPEC] });
+    host = await openComputeHost({
+      dataDir: cloud.dataDir,
+      host: SPEC.host,
+      capabilities: capabilitiesOf(SPEC),
+      networkAgent: 'linux-bridge',
+    });
+    hostDir = host.hostDir;
+    scratch = await mkdtemp(path.join(os.tmpdir(), 'bootflow-guest-'));
+    // A network of this run: its id is random, so its bridge and namespace names are this run's alone.
+    const network = await cloud.neutron.createNetwork({ name: `lb-${run}`, projectId: seed.demo.projectId });
+    networkId = network.id;
+    subnetId = (await cloud.neutron.createSubnet({ networkId, cidr: '10.123.45.0/24' })).id;
+  });
+
+  after(async () => {
+    // Whatever happened above: the guest namespace and veth, then every device and dnsmasq of the host.
+    const namespaces = await listNamespaces().catch((): string[] => []);
+    if (namespaces.includes(guestNamespace))
+      await runCommand('ip', ['netns', 'del', guestNamespace]).catch(() => undefined);
+    await runCommand('ip', ['link', 'del', 'dev', guestBridgeEnd]).catch(() => undefined);
+    if (hostDir) await removeHostDevices(hostDir);
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+    await cloud?.close();
+    await testDb?.cleanup();
+  });
+
+  /** A guest port as a boot makes it: created, bound to the host, then plugged with its network's DHCP. */
+  async function plugNewPort(): Promise<Port> {
+    const port = await cloud.neutron.createPort({
+      requestKey: `${run}:${ports.length}`,
+      networkId,
+      projectId: seed.demo.projectId,
+      deviceId: randomUUID(),
+      deviceOwner: 'compute:nova',
+    });
+    const { port: bound } = await cloud.neutron.bindPort(port.id, SPEC.host);
+    const details = await cloud.neutron.ensureDhcpPort(networkId);
+    assert.ok(details, 'the network has a DHCP port');
+    dhcp = details;
+    await host.plugVif({ ...bound, dhcp: details });
+    ports.push(bound);
+    return bound;
+  }
+
+  const hostsLines = async () =>
+    (await readFile(new DhcpServer(hostDir, networkId).hostsFile, 'utf8')).split('\n').filter(Boolean).sort();
+  const lineOf = (port: Port) => `${port.macAddress},${port.fixedIps[0]?.ipAddress}`;
+
+  test('the DHCP port is the network’s, with an address from the pool', async () => {
+    const first = await cloud.neutron.ensureDhcpPort(networkId);
+    const again = await cloud.neutron.ensureDhcpPort(networkId);
+    assert.ok(first && again);
+    assert.equal(again.dhcpPortId, first.dhcpPortId, 'idempotent');
+    const port = await cloud.neutron.getPort(first.dhcpPortId);
+    assert.equal(port.deviceOwner, DHCP_DEVICE_OWNER);
+    assert.deepEqual(port.fixedIps, [{ subnetId, ipAddress: first.dhcpIpAddress }]);
+    assert.equal(first.cidr, '10.123.45.0/24');
+    assert.equal(first.gatewayIp, '10.123.45.1');
+    const allocations = await cloud.neutron.listIpAllocations(networkId);
+    assert.deepEqual(
+      allocations.map((a) => [a.portId, a.ipAddress]),
+      [[first.dhcpPortId, first.dhcpIpAddress]],
+    );
+  });
+
+  test('a plug without the network’s DHCP details is refused and creates nothing', async () => {
+    const port = await cloud.neutron.createPort({
+      requestKey: `${run}:refused`,
+      networkId,
+      projectId: seed.demo.projectId,
+      deviceId: randomUUID(),
+      deviceOwner: 'compute:nova',
+    });
+    const { port: bound } = await cloud.neutron.bindPort(port.id, SPEC.host);
+    await assert.rejects(host.plugVif(bound), (err: unknown) =>
+      isCloudError(err, 'VirtualInterfaceCreateException'),
+    );
+    assert.equal(await readLink(tapName(port.id)), undefined);
+    assert.equal(await readLink(bridgeName(networkId)), undefined);
+    assert.deepEqual(await host.listVifs(), []);
+    await cloud.neutron.deletePort(port.id);
+  });
+
+  test('two ports: a bridge, both taps on it and up, the namespace and dnsmasq with two host lines', async () => {
+    const [a, b] = [await plugNewPort(), await plugNewPort()];
+    const bridge = await readLink(bridgeName(networkId));
+    assert.ok(bridge, `bridge ${bridgeName(networkId)} exists`);
+    assert.equal(bridge.master, undefined, 'no uplink');
+    assert.deepEqual(await ipAddresses(bridgeName(networkId)), [], 'the bridge has no address');
+    for (const port of [a, b]) {
+      const tap = await readLink(tapName(port.id));
+      assert.equal(tap?.master, bridgeName(networkId));
+      assert.ok(tap?.flags?.includes('UP'), `${tapName(port.id)} is up`);
+    }
+    const vifs = await host.listVifs();
+    assert.deepEqual(
+      vifs.map((v) => [v.portId, v.bridge, v.tap, v.ipAddress]).sort(),
+      [a, b]
+        .map((p) => [p.id, bridgeName(networkId), tapName(p.id), p.fixedIps[0]?.ipAddress ?? null])
+        .sort(),
+    );
+
+    assert.ok((await listNamespaces()).includes(dhcpNamespace(networkId)));
+    const veth = dhcpVethNames(dhcp.dhcpPortId);
+    assert.equal((await readLink(veth.bridgeEnd))?.master, bridgeName(networkId));
+    assert.deepEqual(await ipAddresses(veth.namespaceEnd, dhcpNamespace(networkId)), [dhcp.dhcpIpAddress]);
+    assert.equal((await readLink(veth.namespaceEnd, dhcpNamespace(networkId)))?.address, dhcp.dhcpMacAddress);
+
+    const pid = await new DhcpServer(hostDir, networkId).runningPid();
+    assert.ok(pid !== undefined && alive(pid), 'dnsmasq runs');
+    const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+    assert.ok(
+      argv.includes('--dhcp-range=set:subnet-' + subnetId + ',10.123.45.0,static,255.255.255.0,86400s'),
+    );
+    for (const flag of ['--no-resolv', '--no-hosts', `--interface=${veth.namespaceEnd}`])
+      assert.ok(argv.includes(flag));
+    assert.deepEqual(await hostsLines(), [lineOf(a), lineOf(b)].sort());
+  });
+
+  test('a guest on the bridge gets exactly the IPAM’s address by DHCP and answers ping', async () => {
+    const port = ports[0]!;
+    const want = port.fixedIps[0]?.ipAddress;
+    await runCommand('ip', ['netns', 'add', guestNamespace]);
+    await runCommand('ip', ['link', 'add', 'name', guestBridgeEnd, 'type', 'veth', 'peer', 'name', 'g0']);
+    await runCommand('ip', ['link', 'set', 'dev', 'g0', 'netns', guestNamespace]);
+    await runCommand('ip', ['link', 'set', 'dev', guestBridgeEnd, 'master', bridgeName(networkId), 'up']);
+    await runCommand('ip', [
+      '-n',
+      guestNamespace,
+      'link',
+      'set',
+      'dev',
+      'g0',
+      'address',
+      port.macAddress,
+      'up',
+    ]);
+
+    // The client's script configures the lease and writes down what it got (udhcpc and dhclient conventions).
+    const leaseFile = path.join(scratch, 'lease');
+    const script = path.join(scratch, 'dhcp-script');
+    await writeFile(
+      script,
+      [
+        '#!/bin/sh',
+        'case "$1$reason" in',
+        '  bound|renew|BOUND|RENEW|REBOOT)',
+        '    addr="${ip:-$new_ip_address}"; router="${router:-$new_routers}"',
+        '    bits="${mask:-24}"',
+        '    ip addr add "$addr/$bits" dev "${interface}" 2>/dev/null',
+        `    echo "$addr $router" > ${leaseFile} ;;`,
+        'esac',
+        '',
+      ].join('\n'),
+    );
+    await chmod(script, 0o755);
+    const client = await dhcpClient();
+    const argv =
+      client === 'udhcpc'
+        ? ['busybox', 'udhcpc', '-i', 'g0', '-f', '-q', '-n', '-t', '10', '-T', '2', '-s', script]
+        : [
+            'dhclient',
+            '-1',
+            '-sf',
+            script,
+            '-pf',
+            path.join(scratch, 'dhclient.pid'),
+            '-lf',
+            path.join(scratch, 'dhclient.leases'),
+            'g0',
+          ];
+    await runCommand('ip', ['netns', 'exec', guestNamespace, ...argv], { timeoutMs: 90_000 });
+    const [leased, router] = (await readFile(leaseFile, 'utf8')).trim().split(' ');
+    assert.equal(leased, want, 'the DHCP answer is the port’s fixed IP');
+    assert.equal(router, '10.123.45.1', 'the router option is the subnet’s gateway');
+    assert.match(
+      await readFile(new DhcpServer(hostDir, networkId).leaseFile, 'utf8'),
+      new RegExp(port.macAddress),
+    );
+
+    const ping = (await commandExists('ping')) ? ['ping'] : ['busybox', 'ping'];
+    const { stdout } = await runCommand(
+      'ip',
+      ['netns', 'exec', dhcpNamespace(networkId), ...ping, '-c', '1', '-W', '5', want ?? ''],
+      { timeoutMs: 30_000 },
+    );
+    assert.match(stdout, /1 (packets )?received/);
+  });
+
+  test('unplugging one port removes its tap and its host line; the network stays', async () => {
+    const [gone, kept] = [ports[0]!, ports[1]!];
+    const pid = await new DhcpServer(hostDir, networkId).runningPid();
+    assert.equal(await host.unplugVif(gone.id), true);
+    assert.equal(await host.unplugVif(gone.id), false, 'a repeat is a no-op');
+    assert.equal(await readLink(tapName(gone.id)), undefined);
+    assert.deepEqual(await hostsLines(), [lineOf(kept)]);
+    assert.equal(await new DhcpServer(hostDir, networkId).runningPid(), pid, 'the same dnsmasq, reloaded');
+    assert.ok(await readLink(bridgeName(networkId)));
+    assert.ok((await listNamespaces()).includes(dhcpNamespace(networkId)));
+  });
+
+  test('unplugging the last port removes the namespace, veth, bridge and dnsmasq', async () => {
+    const last = ports[1]!;
+    const pid = await new DhcpServer(hostDir, networkId).runningPid();
+    assert.ok(pid !== undefined);
+    assert.equal(await host.unplugVif(last.id), true);
+    assert.equal(await readLink(tapName(last.id)), undefined);
+    assert.equal(await readLink(bridgeName(networkId)), undefined);
+    assert.equal(await readLink(dhcpVethNames(dhcp.dhcpPortId).bridgeEnd), undefined);
+    assert.ok(!(await listNamespaces()).includes(dhcpNamespace(networkId)));
+    assert.ok(!alive(pid), 'dnsmasq stopped');
+    await assert.rejects(access(new DhcpServer(hostDir, networkId).dir));
+    assert.deepEqual(await host.listWiredNetworks(), []);
+    assert.deepEqual(await host.auditLeaks([]), []);
+
+    // The network can go now: its DHCP port goes with it, and with it the last address.
+    for (const port of ports) await cloud.neutron.deletePort(port.id);
+    assert.equal(await cloud.neutron.deleteNetwork(networkId), true);
+    assert.deepEqual(await cloud.neutron.listPorts({ networkId }), []);
+    assert.deepEqual(await cloud.neutron.listIpAllocations(networkId), []);
+  });
+
+  test('the host audit finds a stray tap, bridge, namespace and dnsmasq, and nothing after the clean-up', async () => {
+    // Left on purpose, as an agent that lost its records would: devices with this host's marks, no port.
+    const strayNetwork: DhcpNetwork = { ...dhcp, networkId: randomUUID(), dhcpPortId: randomUUID() };
+    const strayPort = randomUUID();
+    await ensureNetwork(hostDir, strayNetwork, []);
+    await plugTap(hostDir, strayPort, 'fa:16:3e:12:34:56', strayNetwork.networkId, strayNetwork.mtu);
+    const findings = await host.auditLeaks([]);
+    const byKind = (kind: string) => findings.filter((f) => f.kind === kind).map((f) => f.id);
+    assert.deepEqual(byKind('bridge'), [bridgeName(strayNetwork.networkId)]);
+    assert.deepEqual(
+      byKind('tap').sort(),
+      [tapName(strayPort), dhcpVethNames(strayNetwork.dhcpPortId).bridgeEnd].sort(),
+    );
+    assert.deepEqual(byKind('namespace'), [dhcpNamespace(strayNetwork.networkId)]);
+    const strayPid = await new DhcpServer(hostDir, strayNetwork.networkId).runningPid();
+    assert.deepEqual(byKind('dnsmasq'), [String(strayPid)]);
+    assert.ok(findings.every((f) => f.host === SPEC.host));
+
+    await removeHostDevices(hostDir);
+    assert.deepEqual(await host.auditLeaks([]), []);
+    assert.equal(await readLink(tapName(strayPort)), undefined);
+    assert.equal(await readLink(bridgeName(strayNetwork.networkId)), undefined);
+    assert.ok(!(await listNamespaces()).includes(dhcpNamespace(strayNetwork.networkId)));
+    assert.ok(strayPid !== undefined && !alive(strayPid));
+  });
+
+  test('the fake agent records the plug and creates nothing on the machine', async () => {
+    const fakeHost = await openComputeHost({
+      dataDir: cloud.dataDir,
+      host: 'fake-lb',
+      capabilities: capabilitiesOf(SPEC),
+    });
+    const portId = randomUUID();
+    const vif = await fakeHost.plugVif({
+      id: portId,
+      macAddress: 'fa:16:3e:65:43:21',
+      deviceId: randomUUID(),
+    });
+    assert.equal(vif.tap, tapName(portId));
+    assert.equal(await readLink(vif.tap), undefined);
+    assert.equal(await readLink(vif.bridge), undefined);
+    assert.equal(await fakeHost.unplugVif(portId), true);
+  });
+});
