@@ -7,8 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { Client } from '@temporalio/client';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApiApp, DEFAULT_REGION } from '../api';
+import { FAKE_CONSOLE_OUTPUT } from '../cloud/compute/virt-driver';
 import { createLogger } from '../lib/logger';
 import { bootWorkflowId, deleteWorkflowId } from '../workflows/names';
 import { openBootHarness, type BootHarness } from './helpers/boot-harness';
@@ -96,7 +98,9 @@ before(async () => {
   app = await buildApiApp(
     {
       cloud: h.cloud,
-      temporal: h.env.client,
+      // A plain client, as the api role has: awaiting a workflow there never unlocks the test server's time
+      // skipping (which would race a read's execution timeout).
+      temporal: new Client({ connection: h.env.connection, namespace: h.env.namespace ?? 'default' }),
       publicUrl: TEST_PUBLIC_URL,
       region: DEFAULT_REGION,
       log: createLogger({
@@ -177,6 +181,21 @@ describe('servers through the workflows', { timeout: 10 * 60_000 }, () => {
     assert.deepEqual((await call('GET', `/servers/${id}/ips/private`)).json(), {
       private: [{ version: 4, addr: address!.addr }],
     });
+    // os-getConsoleOutput runs the getConsoleOutput workflow on the server's host.
+    const consoleAll = await call('POST', `/servers/${id}/action`, {
+      'os-getConsoleOutput': { length: null },
+    });
+    assert.equal(consoleAll.statusCode, 200, consoleAll.body);
+    const output = (consoleAll.json() as { output: string }).output;
+    assert.equal(output, FAKE_CONSOLE_OUTPUT);
+    const lastLine = await call('POST', `/servers/${id}/action`, { 'os-getConsoleOutput': { length: 1 } });
+    assert.deepEqual(lastLine.json(), {
+      output: output.trimEnd().split('\n').at(-1) + (output.endsWith('\n') ? '\n' : ''),
+    });
+    const badLength = await call('POST', `/servers/${id}/action`, {
+      'os-getConsoleOutput': { length: 'ten' },
+    });
+    assert.equal(badLength.statusCode, 400);
     const actions = (await call('GET', `/servers/${id}/os-instance-actions`)).json() as {
       instanceActions: Json[];
     };
