@@ -128,6 +128,16 @@ describe('servers through the workflows', { timeout: 10 * 60_000 }, () => {
     const { res, id, requestId } = await create({
       name: 'api-vm',
       imageRef: h.boot.imageId,
+      // What python-openstackclient sends with an image boot: the image as the local root disk.
+      block_device_mapping_v2: [
+        {
+          uuid: h.boot.imageId,
+          boot_index: 0,
+          source_type: 'image',
+          destination_type: 'local',
+          delete_on_termination: true,
+        },
+      ],
       flavorRef: `${TEST_PUBLIC_URL}/compute/flavors/1`,
       networks: [{ uuid: h.boot.privateNetworkId }],
       key_name: 'mykey',

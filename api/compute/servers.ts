@@ -129,6 +129,20 @@ function bootSource(body: ServerCreateBody): {
     return { imageId: s.imageRef.toLowerCase() };
   }
   const [bdm] = bdms;
+  // The image as the local root disk (python-openstackclient sends this for a plain image boot): as imageRef.
+  if (
+    bdms.length === 1 &&
+    bdm &&
+    bdm.source_type === 'image' &&
+    (bdm.destination_type ?? 'local') === 'local' &&
+    Number(bdm.boot_index) === 0 &&
+    bdm.uuid
+  ) {
+    if (s.imageRef && s.imageRef.toLowerCase() !== bdm.uuid.toLowerCase()) {
+      throw new ApiError(400, 'Block Device Mapping is Invalid: imageRef and the boot image differ.');
+    }
+    return { imageId: bdm.uuid.toLowerCase() };
+  }
   if (
     bdms.length !== 1 ||
     !bdm ||
@@ -138,8 +152,8 @@ function bootSource(body: ServerCreateBody): {
     !bdm.uuid
   ) {
     throw unsupported(
-      'A block_device_mapping_v2 other than one boot volume made from an image (source_type image, ' +
-        'destination_type volume, boot_index 0)',
+      'A block_device_mapping_v2 other than the image as root disk or one boot volume made from an image ' +
+        '(source_type image, destination_type local or volume, boot_index 0)',
     );
   }
   if (bdm.volume_size === undefined || bdm.volume_size === null) {
