@@ -37,7 +37,10 @@ export async function loadServerExtras(deps: ApiDeps, instances: Instance[]): Pr
     : (await Promise.all(instances.map((i) => neutron.listPorts({ deviceId: i.uuid })))).flat();
   const networkNames = new Map<string, string>();
   if (ports.length > 0) {
-    for (const network of await neutron.listNetworks({ projectId: '', roles: ['admin'] })) {
+    for (const network of await neutron.listNetworks({
+      projectId: instances[0]!.projectId,
+      roles: ['admin'],
+    })) {
       networkNames.set(network.id, network.name);
     }
   }

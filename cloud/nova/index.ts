@@ -116,6 +116,12 @@ export class Nova {
   listFlavors(): Promise<flavors.Flavor[]> {
     return flavors.listFlavors(this.ctx);
   }
+  createFlavor(input: flavors.CreateFlavorInput): Promise<flavors.Flavor> {
+    return flavors.createFlavor(this.ctx, input);
+  }
+  deleteFlavor(id: string): Promise<void> {
+    return flavors.deleteFlavor(this.ctx, id);
+  }
 
   // Key pairs (per user)
   createKeyPair(input: { userId: string; name: string }): Promise<keypairs.KeyPair & { privateKey: string }> {
