@@ -32,8 +32,9 @@ import { verifyKeyringAgainstHistory } from './lib/codec';
 import { ensureSearchAttributes } from './lib/search-attributes';
 import { temporalSettings } from './lib/connection';
 import { createLogger, installTemporalRuntime } from './lib/logger';
-import { EXIT, UserError } from './lib/cli/errors';
-import { bootflowDataConverter, loadKeyringOrExplain } from './lib/cli/temporal';
+import { EXIT, UserError } from './lib/command-line/errors';
+import { positiveWholeFlag, positiveWholeFromEnv } from './lib/command-line/numbers';
+import { bootflowDataConverter, loadKeyringOrExplain } from './lib/command-line/temporal';
 import {
   computeService,
   computeServiceWorkflowId,
@@ -76,11 +77,16 @@ export function defaultConfig(
   const cores = Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
   return {
     dataDir: dbConfigFromEnv(env).dataDir,
-    maxConcurrentActivities: Number(env.BOOTFLOW_MAX_ACTIVITIES ?? 20),
-    maxConcurrentWorkflowTasks: Number(env.BOOTFLOW_MAX_WORKFLOW_TASKS ?? Math.max(2, cores * 2)),
-    maxCachedWorkflows: Number(env.BOOTFLOW_STICKY_CACHE ?? 250),
-    shutdownGraceSeconds: Number(env.BOOTFLOW_SHUTDOWN_GRACE ?? 10),
-    heartbeatSeconds: Number(env.BOOTFLOW_HEARTBEAT_SECONDS ?? 10),
+    // A bad value is a usage error naming the variable, never a NaN let through.
+    maxConcurrentActivities: positiveWholeFromEnv(env, 'BOOTFLOW_MAX_ACTIVITIES', 20),
+    maxConcurrentWorkflowTasks: positiveWholeFromEnv(
+      env,
+      'BOOTFLOW_MAX_WORKFLOW_TASKS',
+      Math.max(2, cores * 2),
+    ),
+    maxCachedWorkflows: positiveWholeFromEnv(env, 'BOOTFLOW_STICKY_CACHE', 250),
+    shutdownGraceSeconds: positiveWholeFromEnv(env, 'BOOTFLOW_SHUTDOWN_GRACE', 10),
+    heartbeatSeconds: positiveWholeFromEnv(env, 'BOOTFLOW_HEARTBEAT_SECONDS', 10),
     networkAgent: (env.BOOTFLOW_NETWORK_AGENT ?? 'fake') as NetworkAgentKind,
     virtDriver: parseVirtDriver(env.BOOTFLOW_VIRT_DRIVER ?? 'fake'),
   };
@@ -102,15 +108,6 @@ function list(value: string, previous: string[] = []): string[] {
   ];
 }
 
-function whole(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1)
-      throw new UserError(`${name} must be a positive whole number`, EXIT.USAGE);
-    return n;
-  };
-}
-
 export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const defaults = defaultConfig(env);
   const opts = new Command('worker')
@@ -125,31 +122,31 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
     .option(
       '--max-concurrent-activities <n>',
       'activities at once per worker',
-      whole('--max-concurrent-activities'),
+      positiveWholeFlag('--max-concurrent-activities'),
       defaults.maxConcurrentActivities,
     )
     .option(
       '--max-concurrent-workflow-tasks <n>',
       'workflow tasks at once',
-      whole('--max-concurrent-workflow-tasks'),
+      positiveWholeFlag('--max-concurrent-workflow-tasks'),
       defaults.maxConcurrentWorkflowTasks,
     )
     .option(
       '--max-cached-workflows <n>',
       'sticky cache size',
-      whole('--max-cached-workflows'),
+      positiveWholeFlag('--max-cached-workflows'),
       defaults.maxCachedWorkflows,
     )
     .option(
       '--shutdown-grace <seconds>',
       'time in-flight activities get on shutdown',
-      whole('--shutdown-grace'),
+      positiveWholeFlag('--shutdown-grace'),
       defaults.shutdownGraceSeconds,
     )
     .option(
       '--heartbeat <seconds>',
       'compute service report interval',
-      whole('--heartbeat'),
+      positiveWholeFlag('--heartbeat'),
       defaults.heartbeatSeconds,
     )
     .option('--api-host <host>', 'api role: listen address (BOOTFLOW_API_HOST, default 127.0.0.1)')

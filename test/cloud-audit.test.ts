@@ -82,12 +82,20 @@ describe('leak audit', () => {
     assert.deepEqual(await kinds(), []);
   });
 
+  test('a network’s DHCP port belongs to the network: never a leak', async () => {
+    const dhcp = await cloud.neutron.ensureDhcpPort(seed.privateNetworkId);
+    assert.ok(dhcp);
+    assert.equal((await cloud.neutron.getPort(dhcp.dhcpPortId)).deviceOwner, 'network:dhcp');
+    assert.deepEqual(await kinds(), []);
+  });
+
   test('finds what a failed instance left behind, on every service and on the host', async () => {
     const uuid = await activeInstance();
     const volume = await cloud.cinder.createVolume({
-      requestKey: `${uuid}:root:delete`,
+      requestKey: `${uuid}:root`,
       projectId: seed.demo.projectId,
       sizeGb: 1,
+      deleteOnTermination: true,
     });
     await cloud.cinder.waitForVolume(volume.id, { timeoutMs: 10_000 });
     // A delete that failed part-way: error, but still on its host, still owning all of it.

@@ -10,10 +10,10 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { ActivityFailure, ApplicationFailure, RetryState } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
-import { parseOpenrc, resolveAuth } from '../lib/cli/credentials';
-import { describeFailure, EXIT, failureInfo, UserError } from '../lib/cli/errors';
-import { BootProgress } from '../lib/cli/progress';
-import { webUiLink } from '../lib/cli/temporal';
+import { parseOpenrc, resolveAuth } from '../lib/command-line/credentials';
+import { describeFailure, EXIT, failureInfo, UserError } from '../lib/command-line/errors';
+import { BootProgress } from '../lib/command-line/progress';
+import { webUiLink } from '../lib/command-line/temporal';
 import { parseWorkerArgs } from '../worker';
 import type { BootStatus } from '../workflows/types';
 
@@ -322,6 +322,24 @@ describe('worker roles', () => {
       /--host is for the compute role/,
     );
     assert.throws(() => parseWorkerArgs(argv('--max-cached-workflows', '0'), {}), /positive whole number/);
+    // An environment fallback goes through the same check: a bad value is named, never a NaN setting.
+    assert.throws(
+      () => parseWorkerArgs(argv(), { BOOTFLOW_MAX_ACTIVITIES: 'twenty' }),
+      (err: Error) =>
+        err instanceof UserError &&
+        /BOOTFLOW_MAX_ACTIVITIES must be a positive whole number/.test(err.message),
+    );
+    assert.throws(
+      () => parseWorkerArgs(argv(), { BOOTFLOW_HEARTBEAT_SECONDS: '' }),
+      /BOOTFLOW_HEARTBEAT_SECONDS/,
+    );
+    assert.equal(parseWorkerArgs(argv(), { BOOTFLOW_STICKY_CACHE: '40' }).maxCachedWorkflows, 40);
+    // The flag wins over the variable.
+    assert.equal(
+      parseWorkerArgs(argv('--max-cached-workflows', '7'), { BOOTFLOW_STICKY_CACHE: '40' })
+        .maxCachedWorkflows,
+      7,
+    );
   });
 
   test('the network agent: fake by default, linux-bridge by flag or environment, nothing else', () => {

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseOpenrc } from '../../lib/cli/credentials';
+import { parseOpenrc } from '../../lib/command-line/credentials';
 import { PROJECT_ROOT } from '../../lib/temporal-binaries';
 import { deploymentEnv } from './deployment';
 
