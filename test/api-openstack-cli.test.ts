@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generateQcow2Image } from '../cloud/glance';
+import { stopChild } from './helpers/deployment';
 import { startApiDeployment, type ApiDeployment } from './helpers/api-deployment';
 import {
   openstack,
@@ -307,5 +308,11 @@ describe('the openstack CLI and openstacksdk: Keystone, Glance, Neutron, Cinder,
     );
     assert.equal(result.project, d.prepared.cloud.admin.projectId);
     assert.deepEqual(result.projects, bootstrapProjects);
+  });
+
+  test('SIGTERM stops the worker and its API: exit 0, the port closed', async () => {
+    const stopped = await stopChild(d.worker, 'SIGTERM', 60_000);
+    assert.deepEqual(stopped, { code: 0, signal: null }, d.worker.output().slice(-2000));
+    await assert.rejects(fetch(`${d.apiUrl}/identity/v3`), 'nothing listens on the API port any more');
   });
 });
