@@ -3,6 +3,7 @@
  *
  *   bootflow server create --flavor m1.tiny --image cirros --network private [--boot-from-volume 1] [--wait] NAME
  *   bootflow server show NAME_OR_ID | server list [--all-projects] | server delete [--wait] NAME_OR_ID...
+ *   bootflow server console-log NAME_OR_ID [--lines N]            (the guest's serial console)
  *   bootflow hypervisor list | bootflow audit                       (-f json|table on every command)
  *
  * It only talks to Temporal: `server create` and `server delete` start the boot and delete workflows, the
@@ -31,6 +32,7 @@ import { auditTable, hypervisorTable, serverFields, serverListTable } from './li
 import type { createInstance } from './workflows/create-instance';
 import type { deleteInstance } from './workflows/delete-instance';
 import { bootWorkflowId, CONTROLLER_QUEUE, deleteWorkflowId } from './workflows/names';
+import type { ConsoleOutput } from './workflows/console-output';
 import type { auditCloud, listHypervisors, listServers, showServer } from './workflows/operator';
 import type { ServerView } from './workflows/operator-types';
 import type { BootAuth, BootRequest, BootStatus, DeleteResult } from './workflows/types';
@@ -276,6 +278,29 @@ async function serverList(session: Session, options: { allProjects?: boolean }):
   return EXIT.OK;
 }
 
+/** `openstack console log show [--lines N] SERVER`: the guest's serial console, as the host keeps it. */
+async function serverConsoleLog(session: Session, ref: string, options: { lines?: string }): Promise<number> {
+  let lines: number | undefined;
+  if (options.lines !== undefined) {
+    const n = Number(options.lines);
+    if (!Number.isInteger(n) || n < -1)
+      throw new UserError('--lines must be a whole number of lines (-1: all)', EXIT.USAGE);
+    lines = n === -1 ? undefined : n;
+  }
+  const answer = await read<ConsoleOutput>(
+    session,
+    'getConsoleOutput',
+    { auth: session.auth('demo'), server: ref, ...(lines === undefined ? {} : { lines }) },
+    'console-output',
+  );
+  if (session.json()) print(renderJson({ output: answer.output }));
+  else
+    process.stdout.write(
+      answer.output.endsWith('\n') || !answer.output ? answer.output : `${answer.output}\n`,
+    );
+  return EXIT.OK;
+}
+
 async function serverDelete(session: Session, refs: string[], options: { wait?: boolean }): Promise<number> {
   const auth = session.auth('demo');
   const { client } = await session.connect();
@@ -393,6 +418,13 @@ export function buildProgram(run: (work: (session: Session) => Promise<number>) 
     .option('--all-projects', "every project's servers (admin)")
     .exitOverride()
     .action((options: { allProjects?: boolean }) => run((s) => serverList(s, options)));
+  server
+    .command('console-log')
+    .description("the server's serial console log (os-getConsoleOutput)")
+    .argument('<server>', 'server name or id')
+    .option('--lines <n>', 'only the last N lines (-1: all)')
+    .exitOverride()
+    .action((ref: string, options: { lines?: string }) => run((s) => serverConsoleLog(s, ref, options)));
   server
     .command('delete')
     .description('delete servers (starts the deleteInstance workflow)')

@@ -48,6 +48,14 @@ export function createComputeApiActivities({ keystone, nova, glance }: ComputeAp
           });
         }
       }
+      if (req.keyName !== undefined) {
+        // Nova's servers API: a key pair the user does not have is 400 "Invalid key_name provided."
+        await nova.getKeyPair(ctx.userId, req.keyName).catch((err: unknown) => {
+          if (err instanceof CloudError && err.type === 'NotFound')
+            throw new CloudError('BadRequest', 'Invalid key_name provided.', { keyName: req.keyName });
+          throw err;
+        });
+      }
       const bootVolumeGb = req.bootVolume?.sizeGb ?? null;
       checkImageFitsFlavor(image, flavor, bootVolumeGb);
       return {

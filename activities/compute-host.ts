@@ -161,6 +161,11 @@ export function createComputeActivities(compute: ComputeHost) {
       });
     },
 
+    /** nova-compute's get_console_output: the guest's serial log, its last `lines` lines when given. */
+    async getConsoleOutput(input: { instanceUuid: string; lines?: number }): Promise<{ output: string }> {
+      return { output: await compute.getConsoleOutput(input.instanceUuid, input.lines) };
+    },
+
     /**
      * This host's half of the leak audit: what it holds (files, domains, taps, bridges, namespaces, dnsmasq
      * and QEMU processes) for none of the instances the controller says live here.

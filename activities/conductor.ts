@@ -22,6 +22,8 @@ export interface InstanceRecordInput {
   requestId: string;
   plan: BootPlan;
   networkIds: string[];
+  keyName?: string;
+  metadata?: Record<string, string>;
 }
 
 function summaryOf(instance: Awaited<ReturnType<Nova['getInstance']>>): InstanceSummary {
@@ -71,6 +73,8 @@ export function createConductorActivities(nova: Nova) {
         ...(plan.bootVolume ? { bootFromVolume: true } : { imageRef: plan.image.id }),
         networks: input.networkIds,
         ...(plan.availabilityZone ? { availabilityZone: plan.availabilityZone } : {}),
+        ...(input.keyName ? { keyName: input.keyName } : {}),
+        ...(input.metadata ? { metadata: input.metadata } : {}),
       });
       return summaryOf(instance);
     },

@@ -89,6 +89,29 @@ export interface ServersInput {
   instanceUuids: string[];
 }
 
+/** One server by uuid, or by name among the caller's project's servers (unique), as `openstack` resolves it. */
+async function findOne(
+  cloud: OperatorControllerServices,
+  ctx: RequestContext,
+  ref: string,
+): Promise<Instance> {
+  if (UUID.test(ref))
+    return cloud.nova.getInstance(ref.toLowerCase()).catch((err: unknown) => {
+      if (err instanceof CloudError && err.type === 'NotFound') throw notFound(ref);
+      throw err;
+    });
+  const matching = (await cloud.nova.listInstances({ projectId: ctx.projectId })).filter(
+    (i) => i.name === ref,
+  );
+  if (matching.length === 0) throw notFound(ref);
+  if (matching.length > 1)
+    throw new CloudError('BadRequest', `More than one server exists with the name '${ref}'; use its ID.`, {
+      server: ref,
+      matches: matching.length,
+    });
+  return matching[0] as Instance;
+}
+
 export function createOperatorControllerActivities(cloud: OperatorControllerServices) {
   const { keystone, nova, placement, cinder } = cloud;
   return adaptAll({
@@ -120,6 +143,28 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
       }
       matching.sort((a, b) => b.createdAt - a.createdAt || (a.uuid < b.uuid ? -1 : 1));
       return Promise.all(matching.map((instance) => recordOf(cloud, ctx, instance)));
+    },
+
+    /**
+     * nova-api's os-getConsoleOutput, the part before the RPC to the host: the server the caller may see
+     * (another project's is NotFound), the policy, and the host that holds its console (InstanceNotReady
+     * without one, as Nova's check_instance_host).
+     */
+    async consoleTarget(input: { token: string; server: string }): Promise<{ uuid: string; host: string }> {
+      const { token, server: nameOrId } = input;
+      const ctx = await keystone.validateToken(token);
+      const instance = await findOne(cloud, ctx, nameOrId);
+      enforceVisible(
+        ctx,
+        'os_compute_api:os-console-output',
+        { projectId: instance.projectId },
+        notFound(nameOrId).message,
+      );
+      if (!instance.host)
+        throw new CloudError('InstanceNotReady', `Instance ${instance.uuid} is not ready`, {
+          instance: instance.uuid,
+        });
+      return { uuid: instance.uuid, host: instance.host };
     },
 
     /** cinder-api: the volumes attached to each server (the caller's project's, or any for an admin). */

@@ -4,12 +4,14 @@
  *   1. the data directory: payload-encryption key and the embedded cloud (DevStack-style, idempotent)
  *   2. Temporal: the dev server with its Web UI (persisted to $BOOTFLOW_DATA/temporal.db, search attributes
  *      registered, a codec server so the UI shows decrypted payloads), or the service at TEMPORAL_ADDRESS
- *   3. the workers of the three-node layout as separate processes: controller, network, compute1..3
+ *   3. the workers of the three-node layout as separate processes: controller (with the OpenStack API
+ *      role), network, compute1..3
  *   4. one server booted through client.ts with live progress, and the Web UI link to its workflow
  *
  * Settings: BOOTFLOW_DATA (./data), TEMPORAL_PORT (7233), TEMPORAL_UI_PORT (8233), TEMPORAL_ADDRESS (use an
  * existing Temporal instead), BOOTFLOW_CODEC_PORT (free port), BOOTFLOW_DEMO_WORKERS=single (one worker
- * process with --role all), BOOTFLOW_DEMO_BOOT=0 (no first boot). Worker logs go to $BOOTFLOW_DATA/logs/.
+ * process with --role all), BOOTFLOW_DEMO_BOOT=0 (no first boot), BOOTFLOW_API_PORT (8770) and
+ * BOOTFLOW_PUBLIC_URL for the API role. Worker logs go to $BOOTFLOW_DATA/logs/.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -28,6 +30,7 @@ import { ensureSearchAttributes } from '../lib/search-attributes';
 import { PROJECT_ROOT } from '../lib/temporal-binaries';
 import { BOOT_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { prepareDataDir } from './bootstrap';
+import { apiSettings } from '../api/settings';
 
 const READY_TIMEOUT_MS = 240_000;
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -136,7 +139,8 @@ async function main(): Promise<number> {
         process.env.BOOTFLOW_DEMO_WORKERS === 'single'
           ? [['worker-all', ['--role', 'all']]]
           : [
-              ['controller', ['--role', 'controller']],
+              // The API role beside the controller, as DevStack runs nova-api on the controller node.
+              ['controller', ['--role', 'controller,api']],
               ['network', ['--role', 'network']],
               ...hosts.map((h): [string, string[]] => [h, ['--role', 'compute', '--host', h]]),
             ];
@@ -185,6 +189,9 @@ async function main(): Promise<number> {
       if (uiBase) say(`  Web UI        ${uiBase}/namespaces/${namespace}/workflows`);
       if (bootLink) say(`  This boot     ${bootLink}`);
       say(`  Temporal      ${address} (namespace ${namespace})`);
+      say(
+        `  OpenStack API ${apiSettings({}, env).publicUrl} (Keystone at /identity, Nova at /compute/v2.1, ...)`,
+      );
       say(`  Workers       ${layout.map(([n]) => n).join(', ')} — logs in ${logsDir}`);
       say(
         `  Credentials   ${prepared.cloud.demo.openrcPath} (demo), ${prepared.cloud.admin.openrcPath} (admin)`,
@@ -196,6 +203,9 @@ async function main(): Promise<number> {
       if (uiPort !== 8233 && !process.env.TEMPORAL_ADDRESS) exports.push(`TEMPORAL_UI_PORT=${uiPort}`);
       if (dataDir !== path.join(PROJECT_ROOT, 'data')) exports.push(`BOOTFLOW_DATA=${dataDir}`);
       if (exports.length > 0) say(`    export ${exports.join(' ')}`);
+      say(
+        `    source ${prepared.cloud.demo.openrcPath} && openstack server list   (scripts/setup-openstack-clients.sh)`,
+      );
       say('    npm run client -- server list');
       say('    npm run client -- server create --flavor m1.tiny --image cirros --network private --wait vm2');
       say('    npm run client -- hypervisor list');

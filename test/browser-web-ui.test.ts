@@ -160,9 +160,15 @@ describe('the Web UI shows a completed and a failed boot', () => {
       TEMPORAL_ADDRESS: server.address,
       BOOTFLOW_UI_URL: `http://localhost:${uiPort}`,
     });
-    worker = startScript('worker.ts', ['--role', 'all'], env, path.join(dataDir, 'worker.log'), {
-      ipc: true,
-    });
+    worker = startScript(
+      'worker.ts',
+      ['--role', 'controller,network,compute'],
+      env,
+      path.join(dataDir, 'worker.log'),
+      {
+        ipc: true,
+      },
+    );
     await workerReady(worker);
     const connection = await Connection.connect({ address: server.address });
     try {

@@ -244,9 +244,10 @@ describe('failure messages', () => {
 describe('worker roles', () => {
   const argv = (...args: string[]) => ['node', 'worker.ts', ...args];
 
-  test('all by default: controller, network and compute1..3', () => {
+  test('all by default: controller, network, compute1..3 and the API on 127.0.0.1:8770', () => {
     const config = parseWorkerArgs(argv(), {});
-    assert.deepEqual(config.roles, ['controller', 'network', 'compute']);
+    assert.deepEqual(config.roles, ['controller', 'network', 'compute', 'api']);
+    assert.deepEqual(config.api, { host: '127.0.0.1', port: 8770, publicUrl: 'http://127.0.0.1:8770' });
     assert.deepEqual(config.hosts, ['compute1', 'compute2', 'compute3']);
     assert.equal(config.maxConcurrentActivities, 20);
     assert.equal(config.maxCachedWorkflows, 250);
@@ -279,6 +280,39 @@ describe('worker roles', () => {
       [controller.roles, controller.hosts, controller.shutdownGraceSeconds],
       [['controller', 'network'], [], 3],
     );
+  });
+
+  test('the api role: flags over BOOTFLOW_API_PORT and BOOTFLOW_PUBLIC_URL', () => {
+    const fromEnv = parseWorkerArgs(argv('--role', 'api'), {
+      BOOTFLOW_API_PORT: '9001',
+      BOOTFLOW_PUBLIC_URL: 'https://cloud.example/',
+    });
+    assert.deepEqual(fromEnv.roles, ['api']);
+    assert.deepEqual(fromEnv.api, { host: '127.0.0.1', port: 9001, publicUrl: 'https://cloud.example' });
+    const flags = parseWorkerArgs(
+      argv(
+        '--role',
+        'api',
+        '--api-host',
+        '0.0.0.0',
+        '--api-port',
+        '9002',
+        '--tls-cert',
+        'c.pem',
+        '--tls-key',
+        'k.pem',
+      ),
+      { BOOTFLOW_API_PORT: '9001' },
+    );
+    assert.deepEqual(flags.api, {
+      host: '0.0.0.0',
+      port: 9002,
+      publicUrl: 'https://127.0.0.1:9002',
+      tls: { certFile: 'c.pem', keyFile: 'k.pem' },
+    });
+    assert.throws(() => parseWorkerArgs(argv('--role', 'api', '--api-port', 'x'), {}), /--api-port/);
+    assert.throws(() => parseWorkerArgs(argv('--role', 'api', '--tls-cert', 'c.pem'), {}), /go together/);
+    assert.throws(() => parseWorkerArgs(argv('--public-url', 'ftp://x'), {}), /http\(s\) URL/);
   });
 
   test('bad roles and misplaced hosts are usage errors', () => {

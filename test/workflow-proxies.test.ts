@@ -50,8 +50,9 @@ test('each network activity has exactly one proxy group', () => {
 });
 
 test('the compute groups are exactly the activities a compute worker serves', () => {
-  // auditHost is the leak audit's, with its own proxy in workflows/operator.ts.
-  checkGroups(compute, [COMPUTE_OPS, COMPUTE_FETCHES, COMPUTE_CLEANUPS], ['auditHost']);
+  // auditHost is the leak audit's and getConsoleOutput the console log's, each with its own read policy
+  // (workflows/operator.ts, workflows/console-output.ts).
+  checkGroups(compute, [COMPUTE_OPS, COMPUTE_FETCHES, COMPUTE_CLEANUPS], ['auditHost', 'getConsoleOutput']);
 });
 
 interface HistoryEvent {

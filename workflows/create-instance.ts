@@ -183,8 +183,9 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
   const maxAttempts = request.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   const tracker = new BootTracker({ requestId: request.requestId, name: request.name, maxAttempts });
   const buildSaga = new Saga();
-  // uuid4() is seeded by the workflow's random state: the same on every replay.
-  const uuid = uuid4();
+  // The caller's uuid (the compute API picks it to answer 202 with the id), else uuid4(), which is seeded by
+  // the workflow's random state: the same on every replay. The input decides, so no patch marker is needed.
+  const uuid = request.instanceUuid ?? uuid4();
   let recorded = false;
   try {
     tracker.setStep('authenticating');
@@ -212,6 +213,7 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
               image: request.image,
               ...(request.bootVolume ? { bootVolume: request.bootVolume } : {}),
               ...(request.availabilityZone ? { availabilityZone: request.availabilityZone } : {}),
+              ...(request.keyName ? { keyName: request.keyName } : {}),
             },
           }),
         () =>
@@ -238,6 +240,8 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
         requestId: request.requestId,
         plan,
         networkIds: networks.map((n) => n.id),
+        ...(request.keyName ? { keyName: request.keyName } : {}),
+        ...(request.metadata ? { metadata: request.metadata } : {}),
       }),
     );
     if (instance.uuid !== uuid) {

@@ -6,7 +6,7 @@
  */
 import { ApplicationFailure } from '@temporalio/workflow';
 import { z } from 'zod';
-import { nameSchema } from '../common/schemas';
+import { nameSchema, serverMetadataSchema } from '../common/schemas';
 import type { BootAuth, BootRequest, DeleteRequest } from './types';
 
 /** Request ids name workflows and idempotency keys: printable, no spaces, at most 255 characters. */
@@ -38,6 +38,7 @@ const authSchema = z
 
 const bootRequestSchema = z.strictObject({
   requestId: requestIdSchema,
+  instanceUuid: z.uuid().optional(),
   auth: authSchema,
   name: nameSchema,
   flavor: refSchema,
@@ -50,6 +51,8 @@ const bootRequestSchema = z.strictObject({
     .optional(),
   networks: z.array(refSchema).min(1, 'at least one network is required').max(32),
   availabilityZone: nameSchema.optional(),
+  keyName: nameSchema.optional(),
+  metadata: serverMetadataSchema.optional(),
   maxAttempts: z.number().int().min(1).max(10).optional(),
   timeouts: z
     .strictObject({

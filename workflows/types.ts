@@ -31,6 +31,11 @@ export interface BootTimeouts {
 export interface BootRequest {
   /** The client's request id (x-openstack-request-id); the workflow id and every idempotency key derive from it. */
   requestId: string;
+  /**
+   * The instance's uuid when the caller picks it (the compute API does, to answer 202 with the server's id
+   * at once, as nova-api does); otherwise the workflow draws one.
+   */
+  instanceUuid?: string;
   auth: BootAuth;
   name: string;
   flavor: string;
@@ -44,6 +49,10 @@ export interface BootRequest {
   /** Network ids or names; at least one. */
   networks: string[];
   availabilityZone?: string;
+  /** A key pair of the caller's user, recorded on the instance (Nova's key_name). */
+  keyName?: string;
+  /** Server metadata, recorded on the instance. */
+  metadata?: Record<string, string>;
   /** Nova's scheduler max_attempts (default 3). */
   maxAttempts?: number;
   timeouts?: BootTimeouts;

@@ -1,4 +1,64 @@
-/** The compute API (to be written: see issue 13). */
+/**
+ * The compute API (Nova v2.1) under /compute: the version documents without a token, everything under
+ * /v2.1 behind keystonemiddleware's token check and then the microversion negotiation, in that order, as
+ * Nova's paste pipeline runs them. Bodies are JSON only; a malformed one is Nova's 400.
+ */
+import type { FastifyInstance } from 'fastify';
 import type { ServicePlugin } from '../app';
+import { requireAuth } from '../auth';
+import type { ApiDeps } from '../deps';
+import { ApiError } from '../errors';
+import { availabilityZoneRoutes } from './availability-zones';
+import { flavorRoutes } from './flavors';
+import { hypervisorRoutes } from './hypervisors';
+import { instanceActionRoutes } from './instance-actions';
+import { keypairRoutes } from './keypairs';
+import { limitsRoutes } from './limits';
+import { MIN_MICROVERSION, parseMicroversion, versionHeaders } from './microversion';
+import { serverRoutes } from './servers';
+import { versionDocument, versionRoutes } from './versions';
 
-export const computeApi: ServicePlugin = async () => {};
+/** wsgi.py's JSONDeserializer: anything that does not parse is "Malformed request body". */
+function jsonBodies(app: FastifyInstance): void {
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text) as unknown);
+    } catch {
+      done(new ApiError(400, 'Malformed request body'), undefined);
+    }
+  });
+}
+
+async function v21(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  // Set by the onRequest hook below before any route runs (null until then, as Fastify wants it).
+  app.decorateRequest('microversion', null, []);
+  const authenticate = requireAuth(deps);
+  // onRequest runs before the body is read: a missing token is 401 whatever the body.
+  app.addHook('onRequest', async (request, reply) => {
+    await authenticate(request, reply);
+    const version = parseMicroversion(request);
+    request.microversion = version;
+    versionHeaders(reply, version);
+  });
+  await serverRoutes(app, deps);
+  await flavorRoutes(app, deps);
+  await keypairRoutes(app, deps);
+  await hypervisorRoutes(app, deps);
+  await limitsRoutes(app, deps);
+  await availabilityZoneRoutes(app, deps);
+  await instanceActionRoutes(app, deps);
+}
+
+export const computeApi: ServicePlugin = async (app, deps) => {
+  jsonBodies(app);
+  await versionRoutes(app, deps);
+  // The v2.1 document, exactly at /v2.1 and /v2.1/, needs no token (Nova's oscomputeversion_v2).
+  app.get('/v2.1', async (_request, reply) => {
+    versionHeaders(reply, MIN_MICROVERSION);
+    return versionDocument(deps);
+  });
+  await app.register(async (scope) => v21(scope, deps), { prefix: '/v2.1' });
+};

@@ -86,6 +86,28 @@ export const POLICY_RULES = {
   'identity:check_grant': ADMIN,
   'identity:list_grants': ADMIN,
   'identity:list_role_assignments': ADMIN,
+  // The rest of the compute API's defaults (nova/policies/*.py), as the HTTP API checks them.
+  'os_compute_api:servers:update': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:servers:show:host_status': ADMIN,
+  'os_compute_api:servers:show:flavor-extra-specs': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:os-extended-server-attributes': ADMIN,
+  'os_compute_api:ips:index': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:ips:show': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:os-flavor-extra-specs:index': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:os-flavor-extra-specs:show': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:os-hypervisors:list-detail': ADMIN,
+  'os_compute_api:os-hypervisors:show': ADMIN,
+  'os_compute_api:os-services:list': ADMIN,
+  'os_compute_api:limits:other_project': ADMIN,
+  'os_compute_api:os-availability-zone:detail': ADMIN,
+  'os_compute_api:os-instance-actions:list': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:os-instance-actions:show': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:os-instance-actions:events': ADMIN,
+  'os_compute_api:os-instance-actions:events:details': ADMIN,
+  'os_compute_api:os-keypairs:other_user': ADMIN,
+  'os_compute_api:os-console-output': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-flavor-manage:create': ADMIN,
+  'os_compute_api:os-flavor-manage:delete': ADMIN,
 } as const satisfies Record<string, { checkString: string; check: Check }>;
 
 export type PolicyRule = keyof typeof POLICY_RULES;

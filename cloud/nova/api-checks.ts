@@ -22,6 +22,7 @@ export const bootPlanRequestSchema = z.strictObject({
     })
     .optional(),
   availabilityZone: nameSchema.optional(),
+  keyName: nameSchema.optional(),
 });
 export type BootPlanRequest = z.input<typeof bootPlanRequestSchema>;
 

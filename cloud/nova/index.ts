@@ -18,6 +18,7 @@ import {
 import type { NovaContext } from './db-util';
 import * as flavors from './flavors';
 import * as instances from './instances';
+import * as keypairs from './keypairs';
 import { novaMigrations } from './migrations';
 import * as quota from './quota';
 import type { NovaDb } from './schema';
@@ -36,6 +37,8 @@ export type {
   SetTaskStateInput,
 } from './conductor';
 export type { Flavor } from './flavors';
+export type { KeyPair, ImportKeyPairInput } from './keypairs';
+export { DEFAULT_KEY_PAIRS_PER_USER, fingerprintOf } from './keypairs';
 export { DEFAULT_FLAVORS } from './flavors';
 export type { Instance, CreateInstanceRequest, InstancePatch, UpdateOptions } from './instances';
 export type {
@@ -112,6 +115,29 @@ export class Nova {
   }
   listFlavors(): Promise<flavors.Flavor[]> {
     return flavors.listFlavors(this.ctx);
+  }
+  createFlavor(input: flavors.CreateFlavorInput): Promise<flavors.Flavor> {
+    return flavors.createFlavor(this.ctx, input);
+  }
+  deleteFlavor(id: string): Promise<void> {
+    return flavors.deleteFlavor(this.ctx, id);
+  }
+
+  // Key pairs (per user)
+  createKeyPair(input: { userId: string; name: string }): Promise<keypairs.KeyPair & { privateKey: string }> {
+    return keypairs.createKeyPair(this.ctx, input);
+  }
+  importKeyPair(input: keypairs.ImportKeyPairInput): Promise<keypairs.KeyPair> {
+    return keypairs.importKeyPair(this.ctx, input);
+  }
+  getKeyPair(userId: string, name: string): Promise<keypairs.KeyPair> {
+    return keypairs.getKeyPair(this.ctx, userId, name);
+  }
+  listKeyPairs(userId: string): Promise<keypairs.KeyPair[]> {
+    return keypairs.listKeyPairs(this.ctx, userId);
+  }
+  deleteKeyPair(userId: string, name: string): Promise<void> {
+    return keypairs.deleteKeyPair(this.ctx, userId, name);
   }
 
   // Quotas

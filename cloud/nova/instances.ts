@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { CloudError } from '../errors';
-import { idSchema, nameSchema, parseRequest } from '../validation';
+import { idSchema, nameSchema, parseRequest, serverMetadataSchema } from '../validation';
 import { isUniqueViolation, nextSeq, parseJsonArray, type NovaContext } from './db-util';
 import { findFlavor, flavorRefSchema, type Flavor } from './flavors';
 import { releaseConsumerIn } from './quota';
@@ -38,6 +38,8 @@ export interface Instance {
   bootFromVolume: boolean;
   networks: string[];
   availabilityZone: string | null;
+  keyName: string | null;
+  metadata: Record<string, string>;
   vmState: VmState;
   taskState: TaskState | null;
   powerState: PowerState;
@@ -71,6 +73,8 @@ export function instanceFromRow(row: InstancesTable): Instance {
     bootFromVolume: row.boot_from_volume === 1,
     networks: parseJsonArray(row.networks),
     availabilityZone: row.availability_zone,
+    keyName: row.key_name ?? null,
+    metadata: parseMetadata(row.metadata),
     vmState: row.vm_state as VmState,
     taskState: row.task_state as TaskState | null,
     powerState: Number(row.power_state) as PowerState,
@@ -83,6 +87,13 @@ export function instanceFromRow(row: InstancesTable): Instance {
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
   };
+}
+
+function parseMetadata(text: string | null | undefined): Record<string, string> {
+  if (!text) return {};
+  const value: unknown = JSON.parse(text);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return {};
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, String(v)]));
 }
 
 export function apiStatus(instance: Pick<Instance, 'vmState' | 'taskState'>): ApiStatus {
@@ -101,6 +112,8 @@ const createSchema = z
     bootFromVolume: z.boolean().optional(),
     networks: z.array(idSchema).max(32),
     availabilityZone: nameSchema.optional(),
+    keyName: nameSchema.optional(),
+    metadata: serverMetadataSchema.optional(),
   })
   .refine((v) => v.imageRef !== undefined || v.bootFromVolume === true, {
     message: 'an imageRef is required unless booting from a volume',
@@ -160,6 +173,8 @@ export async function createInstance(ctx: NovaContext, input: unknown): Promise<
         boot_from_volume: req.bootFromVolume ? 1 : 0,
         networks: JSON.stringify(req.networks),
         availability_zone: req.availabilityZone ?? null,
+        key_name: req.keyName ?? null,
+        metadata: req.metadata ? JSON.stringify(req.metadata) : null,
         vm_state: VM_STATES.BUILDING,
         task_state: TASK_STATES.SCHEDULING,
         power_state: POWER_STATES.NOSTATE,
@@ -251,6 +266,8 @@ const patchSchema = z
     launchedAt: epochSchema.nullable().optional(),
     terminatedAt: epochSchema.nullable().optional(),
     availabilityZone: nameSchema.nullable().optional(),
+    /** The servers API's rename (PUT /servers/{id}). */
+    name: nameSchema.optional(),
   })
   .refine((p) => Object.keys(p).length > 0, 'the patch changes nothing');
 export type InstancePatch = z.input<typeof patchSchema>;
@@ -285,6 +302,7 @@ function columnsOfPatch(patch: z.infer<typeof patchSchema>): Partial<InstancesTa
   if (patch.launchedAt !== undefined) set.launched_at = patch.launchedAt;
   if (patch.terminatedAt !== undefined) set.terminated_at = patch.terminatedAt;
   if (patch.availabilityZone !== undefined) set.availability_zone = patch.availabilityZone;
+  if (patch.name !== undefined) set.name = patch.name;
   return set;
 }
 

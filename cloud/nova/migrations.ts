@@ -181,10 +181,28 @@ async function createComputeServices(db: Db): Promise<void> {
     .execute();
 }
 
+/** Key pairs per user (os-keypairs), and what a boot records on the instance: key_name and metadata. */
+async function createKeyPairs(db: Db): Promise<void> {
+  await db.schema
+    .createTable('key_pairs')
+    .addColumn('id', 'varchar(36)', (c) => c.primaryKey())
+    .addColumn('name', 'varchar(255)', (c) => c.notNull())
+    .addColumn('user_id', 'varchar(64)', (c) => c.notNull())
+    .addColumn('fingerprint', 'varchar(255)', (c) => c.notNull())
+    .addColumn('public_key', 'text', (c) => c.notNull())
+    .addColumn('type', 'varchar(16)', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addUniqueConstraint('key_pairs_user_name_uq', ['user_id', 'name'])
+    .execute();
+  await db.schema.alterTable('instances').addColumn('key_name', 'varchar(255)').execute();
+  await db.schema.alterTable('instances').addColumn('metadata', 'text').execute();
+}
+
 export const novaMigrations: Record<string, Migration> = {
   '001_flavors': { up: createFlavors },
   '002_instances': { up: createInstances },
   '003_instance_faults_and_actions': { up: createFaultsAndActions },
   '004_quotas': { up: createQuotas },
   '005_compute_services': { up: createComputeServices },
+  '006_key_pairs': { up: createKeyPairs },
 };

@@ -34,6 +34,10 @@ export interface InstancesTable {
   /** JSON array of network ids. */
   networks: string;
   availability_zone: string | null;
+  /** The key pair's name at boot (Nova keeps the name, not a reference: the key may be deleted later). */
+  key_name: string | null;
+  /** JSON object of the server's metadata (string → string); null before migration 006. */
+  metadata: string | null;
   vm_state: string;
   task_state: string | null;
   power_state: number;
@@ -143,7 +147,19 @@ export interface ComputeNodesTable {
   updated_at: number;
 }
 
+export interface KeyPairsTable {
+  id: string;
+  name: string;
+  user_id: string;
+  fingerprint: string;
+  public_key: string;
+  /** 'ssh' (Nova also has 'x509'). */
+  type: string;
+  created_at: number;
+}
+
 export interface NovaDb {
+  key_pairs: KeyPairsTable;
   flavors: FlavorsTable;
   instances: InstancesTable;
   instance_faults: InstanceFaultsTable;

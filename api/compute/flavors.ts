@@ -1,0 +1,187 @@
+/**
+ * /flavors (nova/api/openstack/compute/flavors.py, views/flavors.py): list, detail and show with Nova's
+ * filters (minRam, minDisk, is_public), sorting and pagination, and the flavor's extra specs, of which
+ * bootflow's flavors have none; create and delete for an admin (os-flavor-manage). Every flavor is public
+ * and enabled.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { Flavor } from '../../cloud/nova';
+import type { ApiDeps } from '../deps';
+import { ApiError } from '../errors';
+import { authOf } from '../auth';
+import {
+  can,
+  enforcePolicy,
+  nextLink,
+  paginate,
+  parseBody,
+  parseLimit,
+  queryOf,
+  resourceLinks,
+} from './common';
+import { serverNameSchema } from './server-schema';
+import { atLeast } from './microversion';
+
+function flavorBasic(deps: ApiDeps, request: FastifyRequest, flavor: Flavor) {
+  return {
+    id: flavor.id,
+    name: flavor.name,
+    links: resourceLinks(deps, 'flavors', flavor.id),
+    ...(atLeast(request, 2, 55) ? { description: null } : {}),
+  };
+}
+
+function flavorDetail(deps: ApiDeps, request: FastifyRequest, flavor: Flavor) {
+  const { ctx } = authOf(request);
+  return {
+    id: flavor.id,
+    name: flavor.name,
+    ram: flavor.memoryMb,
+    disk: flavor.rootGb,
+    // Before 2.75 a flavor without swap shows "" (Nova's legacy), from 2.75 the integer 0.
+    swap: flavor.swapMb === 0 && !atLeast(request, 2, 75) ? '' : flavor.swapMb,
+    'OS-FLV-EXT-DATA:ephemeral': flavor.ephemeralGb,
+    'OS-FLV-DISABLED:disabled': false,
+    vcpus: flavor.vcpus,
+    'os-flavor-access:is_public': true,
+    rxtx_factor: 1.0,
+    links: resourceLinks(deps, 'flavors', flavor.id),
+    ...(atLeast(request, 2, 55) ? { description: null } : {}),
+    ...(atLeast(request, 2, 61) && can(ctx, 'os_compute_api:os-flavor-extra-specs:index', ctx.projectId)
+      ? { extra_specs: {} }
+      : {}),
+  };
+}
+
+function intParam(name: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^\d+$/.test(raw)) throw new ApiError(400, `Invalid ${name} filter [${raw}]`);
+  return Number(raw);
+}
+
+const SORT_KEYS: Record<string, (f: Flavor) => string | number> = {
+  flavorid: (f) => f.id,
+  id: (f) => f.id,
+  name: (f) => f.name,
+  memory_mb: (f) => f.memoryMb,
+  root_gb: (f) => f.rootGb,
+  vcpus: (f) => f.vcpus,
+  ephemeral_gb: (f) => f.ephemeralGb,
+  swap: (f) => f.swapMb,
+};
+
+async function listFlavors(deps: ApiDeps, request: FastifyRequest, detail: boolean) {
+  const q = queryOf(request);
+  const minRam = intParam('minRam', q.minRam);
+  const minDisk = intParam('minDisk', q.minDisk);
+  const sortKey = q.sort_key ?? 'flavorid';
+  const keyOf = SORT_KEYS[sortKey];
+  if (!keyOf) throw new ApiError(400, `Invalid input for query parameters sort_key. Value: ${sortKey}.`);
+  const sortDir = q.sort_dir ?? 'asc';
+  if (sortDir !== 'asc' && sortDir !== 'desc')
+    throw new ApiError(400, `Invalid input for query parameters sort_dir. Value: ${sortDir}.`);
+  let flavors = (await deps.cloud.nova.listFlavors()).filter(
+    (f) => (minRam === undefined || f.memoryMb >= minRam) && (minDisk === undefined || f.rootGb >= minDisk),
+  );
+  // is_public=false lists private flavors only: bootflow has none.
+  if (q.is_public !== undefined && ['false', '0', 'no', 'f', 'n', 'off'].includes(q.is_public.toLowerCase()))
+    flavors = [];
+  flavors.sort((a, b) => {
+    const x = keyOf(a);
+    const y = keyOf(b);
+    const order = x < y ? -1 : x > y ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+    return sortDir === 'asc' ? order : -order;
+  });
+  const { page, more } = paginate(flavors, (f) => f.id, parseLimit(q.limit), q.marker);
+  const path = detail ? 'flavors/detail' : 'flavors';
+  return {
+    flavors: page.map((f) => (detail ? flavorDetail(deps, request, f) : flavorBasic(deps, request, f))),
+    ...(more ? { flavors_links: nextLink(deps, request, path, page.at(-1)!.id) } : {}),
+  };
+}
+
+async function flavorById(deps: ApiDeps, id: string): Promise<Flavor> {
+  const flavor = (await deps.cloud.nova.listFlavors()).find((f) => f.id === id);
+  if (!flavor) throw new ApiError(404, `Flavor ${id} could not be found.`);
+  return flavor;
+}
+
+/** os-flavor-manage's create body (schemas/flavor_manage.py), description from 2.55. */
+function createSchema(request: FastifyRequest) {
+  const size = (min: number) =>
+    z.union([z.number().int().min(min), z.string().regex(/^[0-9]+$/)]).transform(Number);
+  return z.strictObject({
+    flavor: z.strictObject({
+      name: serverNameSchema,
+      id: z.union([z.string().min(1).max(255), z.null()]).optional(),
+      ram: size(1),
+      vcpus: size(1),
+      disk: size(0),
+      'OS-FLV-EXT-DATA:ephemeral': size(0).optional(),
+      swap: size(0).optional(),
+      rxtx_factor: z.number().min(0).optional(),
+      'os-flavor-access:is_public': z.boolean().optional(),
+      ...(atLeast(request, 2, 55)
+        ? { description: z.union([z.string().max(65535), z.null()]).optional() }
+        : {}),
+    }),
+  });
+}
+
+export async function flavorRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  app.post('/flavors', async (request) => {
+    const { ctx } = authOf(request);
+    enforcePolicy(ctx, 'os_compute_api:os-flavor-manage:create');
+    const f = parseBody(createSchema(request), request.body).flavor as Record<string, unknown> & {
+      name: string;
+      ram: number;
+      vcpus: number;
+      disk: number;
+      id?: string | null;
+      swap?: number;
+    };
+    if (f['os-flavor-access:is_public'] === false)
+      throw new ApiError(400, 'Private flavors are not supported by bootflow.');
+    if (typeof f.description === 'string')
+      throw new ApiError(400, 'Flavor descriptions are not supported by bootflow.');
+    const flavor = await deps.cloud.nova.createFlavor({
+      id: f.id ?? randomUUID(),
+      name: f.name,
+      vcpus: f.vcpus,
+      memoryMb: f.ram,
+      rootGb: f.disk,
+      ephemeralGb: (f['OS-FLV-EXT-DATA:ephemeral'] as number | undefined) ?? 0,
+      swapMb: f.swap ?? 0,
+    });
+    return { flavor: flavorDetail(deps, request, flavor) };
+  });
+  app.delete('/flavors/:id', async (request, reply) => {
+    const { ctx } = authOf(request);
+    enforcePolicy(ctx, 'os_compute_api:os-flavor-manage:delete');
+    const { id } = request.params as { id: string };
+    await deps.cloud.nova.deleteFlavor(id);
+    return reply.code(202).send();
+  });
+  app.get('/flavors', (request) => listFlavors(deps, request, false));
+  app.get('/flavors/detail', (request) => listFlavors(deps, request, true));
+  app.get('/flavors/:id', async (request) => {
+    const { id } = request.params as { id: string };
+    return { flavor: flavorDetail(deps, request, await flavorById(deps, id)) };
+  });
+  app.get('/flavors/:id/os-extra_specs', async (request) => {
+    const { ctx } = authOf(request);
+    enforcePolicy(ctx, 'os_compute_api:os-flavor-extra-specs:index', ctx.projectId);
+    const { id } = request.params as { id: string };
+    await flavorById(deps, id);
+    return { extra_specs: {} };
+  });
+  app.get('/flavors/:id/os-extra_specs/:key', async (request) => {
+    const { ctx } = authOf(request);
+    enforcePolicy(ctx, 'os_compute_api:os-flavor-extra-specs:show', ctx.projectId);
+    const { id, key } = request.params as { id: string; key: string };
+    await flavorById(deps, id);
+    throw new ApiError(404, `Flavor ${id} has no extra specs with key ${key}.`);
+  });
+}

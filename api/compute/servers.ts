@@ -1,0 +1,524 @@
+/**
+ * /servers: create (starts createInstance and answers 202 once nova-conductor has recorded the instance,
+ * as nova-api answers once the instance row exists), list and detail with Nova's filters, show, rename,
+ * delete (starts deleteInstance, 204), ips, and the action endpoint's refusal of actions bootflow lacks.
+ * Reads go to the Nova, Neutron and Cinder databases directly, as nova-api reads its own.
+ */
+import { randomInt, randomUUID } from 'node:crypto';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CloudError } from '../../cloud/errors';
+import type { RequestContext } from '../../cloud/keystone';
+import type { Instance } from '../../cloud/nova';
+import { bootWorkflowId, CONTROLLER_QUEUE, deleteWorkflowId } from '../../workflows/names';
+import type { BootRequest, DeleteRequest } from '../../workflows/types';
+import { authOf } from '../auth';
+import type { ApiDeps } from '../deps';
+import { ApiError } from '../errors';
+import {
+  can,
+  enforcePolicy,
+  isAdmin,
+  nextLink,
+  paginate,
+  parseBody,
+  parseLimit,
+  queryOf,
+  resourceLinks,
+} from './common';
+import { atLeast } from './microversion';
+import { serverCreateSchema, serverUpdateSchema, type ServerCreateBody } from './server-schema';
+import { loadServerExtras, serverBasic, serverDetail } from './server-view';
+
+type PolicyName =
+  | 'os_compute_api:servers:show'
+  | 'os_compute_api:servers:delete'
+  | 'os_compute_api:servers:update'
+  | 'os_compute_api:ips:index'
+  | 'os_compute_api:ips:show'
+  | 'os_compute_api:os-instance-actions:list'
+  | 'os_compute_api:os-instance-actions:show';
+
+const instanceNotFound = (id: string) => new ApiError(404, `Instance ${id} could not be found.`);
+
+/**
+ * The instance as the caller may see it: another project's (or a missing, or a deleted) one is 404 with
+ * Nova's message; a policy denial inside the caller's own project is 403.
+ */
+export async function visibleInstance(
+  deps: ApiDeps,
+  ctx: RequestContext,
+  id: string,
+  rule: PolicyName,
+): Promise<Instance> {
+  let instance: Instance;
+  try {
+    instance = await deps.cloud.nova.getInstance(id);
+  } catch (err) {
+    if (err instanceof CloudError && (err.type === 'NotFound' || err.type === 'BadRequest'))
+      throw instanceNotFound(id);
+    throw err;
+  }
+  if (!can(ctx, rule, instance.projectId)) {
+    if (instance.projectId !== ctx.projectId) throw instanceNotFound(id);
+    enforcePolicy(ctx, rule, instance.projectId);
+  }
+  return instance;
+}
+
+/** nova.utils.generate_password's alphabet (no look-alike characters), length 12. */
+const PASSWORD_SYMBOLS = '23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
+function generatePassword(length = 12): string {
+  return Array.from({ length }, () => PASSWORD_SYMBOLS[randomInt(PASSWORD_SYMBOLS.length)]).join('');
+}
+
+/** common.get_id_from_href: the last path segment of a link, or the value itself. */
+function idFromHref(ref: string | number): string {
+  const text = String(ref);
+  try {
+    const url = new URL(text);
+    return url.pathname.split('/').filter(Boolean).at(-1) ?? text;
+  } catch {
+    return text;
+  }
+}
+
+const truthy = (v: boolean | string | undefined): boolean =>
+  v === true || (typeof v === 'string' && ['true', '1', 'yes', 'on', 'y', 't'].includes(v.toLowerCase()));
+
+const unsupported = (what: string) =>
+  new ApiError(400, `${what} is not supported by bootflow's compute API.`);
+
+/** Refuses what the schema allows but bootflow does not do, before anything happens. */
+function refuseUnsupported(body: ServerCreateBody): void {
+  const s = body.server as ServerCreateBody['server'] & Record<string, unknown>;
+  if ((s.min_count ?? 1) !== 1 || (s.max_count ?? 1) !== 1)
+    throw unsupported('Booting more than one server per request (min_count, max_count > 1)');
+  if (s.block_device_mapping !== undefined) throw unsupported('The legacy block_device_mapping');
+  if (s.user_data !== undefined) throw unsupported('user_data');
+  if (truthy(s.config_drive)) throw unsupported('A config drive');
+  if (truthy(s.return_reservation_id)) throw unsupported('return_reservation_id');
+  if (s.accessIPv4 !== undefined || s.accessIPv6 !== undefined) throw unsupported('accessIPv4/accessIPv6');
+  if (s.description !== undefined && s.description !== null) throw unsupported('A server description');
+  if (Array.isArray(s.tags) && s.tags.length > 0) throw unsupported('Server tags');
+  if (Array.isArray(s.trusted_image_certificates)) throw unsupported('trusted_image_certificates');
+  if (s.host !== undefined || s.hypervisor_hostname !== undefined) throw unsupported('Requesting a host');
+  if (s.security_groups?.some((g) => g.name !== 'default'))
+    throw unsupported('A security group other than default');
+  const hints = body['os:scheduler_hints'] ?? body['OS-SCH-HNT:scheduler_hints'];
+  if (hints && Object.keys(hints).length > 0) throw unsupported('Scheduler hints');
+}
+
+/** The boot source: an image, or a new volume made from one (block_device_mapping_v2). */
+function bootSource(body: ServerCreateBody): {
+  imageId: string;
+  bootVolume?: { sizeGb: number; deleteOnTermination: boolean };
+} {
+  const s = body.server;
+  const bdms = s.block_device_mapping_v2 ?? [];
+  if (bdms.length === 0) {
+    if (!s.imageRef) throw new ApiError(400, 'Missing imageRef attribute');
+    return { imageId: s.imageRef.toLowerCase() };
+  }
+  const [bdm] = bdms;
+  if (
+    bdms.length !== 1 ||
+    !bdm ||
+    bdm.source_type !== 'image' ||
+    bdm.destination_type !== 'volume' ||
+    Number(bdm.boot_index) !== 0 ||
+    !bdm.uuid
+  ) {
+    throw unsupported(
+      'A block_device_mapping_v2 other than one boot volume made from an image (source_type image, ' +
+        'destination_type volume, boot_index 0)',
+    );
+  }
+  if (bdm.volume_size === undefined || bdm.volume_size === null) {
+    throw new ApiError(
+      400,
+      "Block Device Mapping is Invalid: Images with destination_type 'volume' need to have a non-zero size specified",
+    );
+  }
+  if (s.imageRef && s.imageRef.toLowerCase() !== bdm.uuid.toLowerCase()) {
+    throw new ApiError(400, 'Block Device Mapping is Invalid: imageRef and the boot volume image differ.');
+  }
+  return {
+    imageId: bdm.uuid.toLowerCase(),
+    bootVolume: { sizeGb: Number(bdm.volume_size), deleteOnTermination: truthy(bdm.delete_on_termination) },
+  };
+}
+
+/** Nova's network rules: explicit uuids; `auto` (or none given before 2.37) the one network available. */
+async function resolveNetworks(
+  deps: ApiDeps,
+  ctx: RequestContext,
+  networks: ServerCreateBody['server']['networks'],
+): Promise<string[]> {
+  const viewer = { projectId: ctx.projectId, roles: ctx.roles };
+  if (networks === 'none') throw unsupported("networks 'none' (a server without a network)");
+  if (networks === undefined || networks === 'auto') {
+    // neutronv2 API _get_available_networks: the project's own non-shared networks, then the shared ones.
+    const visible = await deps.cloud.neutron.listNetworks(viewer);
+    const available = [
+      ...visible.filter((n) => n.projectId === ctx.projectId && !n.shared),
+      ...visible.filter((n) => n.shared),
+    ];
+    if (available.length > 1) {
+      throw new ApiError(
+        409,
+        'More than one possible network found. Specify network ID(s) to select which one(s) to connect to.',
+      );
+    }
+    const [only] = available;
+    if (!only)
+      throw new ApiError(400, `Unable to automatically allocate a network for project ${ctx.projectId}`);
+    return [only.id];
+  }
+  if (networks.length === 0) throw unsupported('A server without a network');
+  const ids: string[] = [];
+  for (const entry of networks) {
+    if (entry.port !== undefined && entry.port !== null) throw unsupported('Booting on an existing port');
+    if (entry.fixed_ip !== undefined) throw unsupported('Requesting a fixed IP');
+    if (entry.uuid === undefined)
+      throw new ApiError(400, 'Bad networks format: network uuid is not in proper format');
+    const network = await deps.cloud.neutron
+      .getNetwork(entry.uuid.toLowerCase(), viewer)
+      .catch((err: unknown) => {
+        if (err instanceof CloudError && err.type === 'NotFound')
+          throw new ApiError(400, `Network ${entry.uuid} could not be found.`);
+        throw err;
+      });
+    if (network.id !== entry.uuid.toLowerCase())
+      throw new ApiError(400, `Network ${entry.uuid} could not be found.`);
+    ids.push(network.id);
+  }
+  return ids;
+}
+
+/** nova-api's quota check before anything is created (the workflow's claim stays the authority). */
+async function checkQuota(deps: ApiDeps, projectId: string, wanted: Record<string, number>): Promise<void> {
+  const usage = await deps.cloud.nova.getQuotaUsage(projectId);
+  for (const [resource, amount] of Object.entries(wanted)) {
+    const u = usage[resource as keyof typeof usage];
+    if (!u || u.limit < 0 || u.inUse + amount <= u.limit) continue;
+    throw new ApiError(
+      403,
+      `Quota exceeded for ${resource}: Requested ${amount}, but already used ${u.inUse} of ${u.limit} ${resource}`,
+    );
+  }
+}
+
+/** How a boot that failed before recording its instance answers (the workflow's typed failure). */
+function failureToApiError(err: unknown): ApiError {
+  const cause = err instanceof WorkflowFailedError ? err.cause : err;
+  if (cause instanceof ApplicationFailure) {
+    const status =
+      cause.type === 'QuotaExceeded' || cause.type === 'Forbidden'
+        ? 403
+        : cause.type === 'Conflict'
+          ? 409
+          : [
+                'BadRequest',
+                'NotFound',
+                'FlavorDiskTooSmall',
+                'FlavorMemoryTooSmall',
+                'ImageNotActive',
+                'InvalidVolume',
+              ].includes(cause.type ?? '')
+            ? 400
+            : 500;
+    return new ApiError(status, status === 500 ? 'Unexpected API Error.' : cause.message);
+  }
+  return new ApiError(500, 'Unexpected API Error.');
+}
+
+/** How long POST /servers waits for the instance record before answering 202 regardless. */
+const RECORD_WAIT_MS = 30_000;
+
+/**
+ * Waits until nova-conductor's activity has written the instance row (then the server can be shown, as
+ * after Nova's 202), or the workflow has closed before it (a failure there is the request's answer). The
+ * row is looked up in the Nova database; the workflow's state is asked now and then, not awaited, so that
+ * no long-poll stays open once the answer is sent.
+ */
+async function waitForRecord(deps: ApiDeps, uuid: string, handle: WorkflowHandle): Promise<void> {
+  const deadline = Date.now() + RECORD_WAIT_MS;
+  let delay = 5;
+  let lastDescribe = Date.now();
+  while (Date.now() < deadline) {
+    const found = await deps.cloud.nova.getInstance(uuid, { includeDeleted: true }).then(
+      () => true,
+      () => false,
+    );
+    if (found) return;
+    if (Date.now() - lastDescribe >= 250) {
+      lastDescribe = Date.now();
+      const { status } = await handle.describe();
+      if (status.name !== 'RUNNING') {
+        // Closed without a record: its result is the failure to answer with (or nothing to wait for).
+        await handle.result().catch((err: unknown) => {
+          throw failureToApiError(err);
+        });
+        return;
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 100);
+  }
+}
+
+async function createServer(deps: ApiDeps, request: FastifyRequest, reply: FastifyReply) {
+  const { ctx, token } = authOf(request);
+  const body = parseBody(serverCreateSchema(request.microversion.minor), request.body);
+  enforcePolicy(ctx, 'os_compute_api:servers:create', ctx.projectId);
+  refuseUnsupported(body);
+  const s = body.server;
+  const flavorId = idFromHref(s.flavorRef);
+  const flavor = (await deps.cloud.nova.listFlavors()).find((f) => f.id === flavorId);
+  if (!flavor) throw new ApiError(400, `Flavor ${flavorId} could not be found.`);
+  const source = bootSource(body);
+  const image = await deps.cloud.glance.getImage(source.imageId, ctx).catch((err: unknown) => {
+    if (err instanceof CloudError && (err.type === 'NotFound' || err.type === 'BadRequest'))
+      throw new ApiError(400, 'Can not find requested image');
+    throw err;
+  });
+  if (image.id !== source.imageId) throw new ApiError(400, 'Can not find requested image');
+  if (image.status !== 'active') throw new ApiError(400, `Image ${image.id} is not active.`);
+  if (s.key_name !== undefined) {
+    await deps.cloud.nova.getKeyPair(ctx.userId, s.key_name).catch((err: unknown) => {
+      if (err instanceof CloudError && err.type === 'NotFound')
+        throw new ApiError(400, 'Invalid key_name provided.');
+      throw err;
+    });
+  }
+  const networkIds = await resolveNetworks(deps, ctx, s.networks);
+  if (s.availability_zone !== undefined) {
+    const zones = new Set((await deps.cloud.nova.listComputeHosts()).map((h) => h.availabilityZone));
+    if (!zones.has(s.availability_zone))
+      throw new ApiError(400, 'The requested availability zone is not available');
+  }
+  await checkQuota(deps, ctx.projectId, { instances: 1, cores: flavor.vcpus, ram: flavor.memoryMb });
+
+  const uuid = randomUUID();
+  const boot: BootRequest = {
+    requestId: request.id,
+    instanceUuid: uuid,
+    // Only the caller's token crosses into Temporal, never a password.
+    auth: { token },
+    name: s.name,
+    flavor: flavor.id,
+    image: image.id,
+    networks: networkIds,
+    ...(source.bootVolume ? { bootVolume: source.bootVolume } : {}),
+    ...(s.availability_zone !== undefined ? { availabilityZone: s.availability_zone } : {}),
+    ...(s.key_name !== undefined ? { keyName: s.key_name } : {}),
+    ...(s.metadata !== undefined && Object.keys(s.metadata).length > 0 ? { metadata: s.metadata } : {}),
+  };
+  const handle = await deps.temporal.workflow.start('createInstance', {
+    taskQueue: CONTROLLER_QUEUE,
+    workflowId: bootWorkflowId(request.id),
+    args: [boot],
+  });
+  await waitForRecord(deps, uuid, handle);
+  const links = resourceLinks(deps, 'servers', uuid);
+  return reply
+    .code(202)
+    .header('location', links[0]!.href)
+    .send({
+      server: {
+        id: uuid,
+        links,
+        'OS-DCF:diskConfig': s['OS-DCF:diskConfig'] ?? 'MANUAL',
+        security_groups: s.security_groups ?? [{ name: 'default' }],
+        adminPass: s.adminPass ?? generatePassword(),
+      },
+    });
+}
+
+/** API statuses → vm_states (common.task_and_vm_state_from_status), for the states bootflow has. */
+const STATUS_TO_VM_STATE: Record<string, string> = {
+  ACTIVE: 'active',
+  BUILD: 'building',
+  ERROR: 'error',
+  SHUTOFF: 'stopped',
+  DELETED: 'deleted',
+};
+
+function parseBool(name: string, raw: string): boolean {
+  const v = raw.toLowerCase();
+  if (['', 'true', '1', 'yes', 'on', 't', 'y'].includes(v)) return true;
+  if (['false', '0', 'no', 'off', 'f', 'n'].includes(v)) return false;
+  throw new ApiError(400, `Invalid value '${raw}' for ${name}`);
+}
+
+function parseChangesSince(name: string, raw: string): number {
+  const t = /^\d{4}-\d{2}-\d{2}/.test(raw) ? Date.parse(raw) : NaN;
+  if (Number.isNaN(t)) {
+    throw new ApiError(
+      400,
+      `Invalid input for query parameters ${name}. Value: ${raw}. '${raw}' is not a 'date-time'`,
+    );
+  }
+  return t;
+}
+
+function regexOf(name: string, raw: string): RegExp {
+  try {
+    return new RegExp(raw);
+  } catch {
+    throw new ApiError(400, `Invalid regular expression for ${name}: ${raw}`);
+  }
+}
+
+async function listServers(deps: ApiDeps, request: FastifyRequest, detail: boolean) {
+  const { ctx } = authOf(request);
+  const q = queryOf(request);
+  const allTenants = q.all_tenants !== undefined && parseBool('all_tenants', q.all_tenants);
+  if (allTenants) {
+    enforcePolicy(ctx, `os_compute_api:servers:${detail ? 'detail' : 'index'}:get_all_tenants`);
+  } else {
+    enforcePolicy(ctx, `os_compute_api:servers:${detail ? 'detail' : 'index'}`, ctx.projectId);
+  }
+  const projectFilter = allTenants ? (q.project_id ?? q.tenant_id) : ctx.projectId;
+  const limit = parseLimit(q.limit);
+  const changesSince =
+    q['changes-since'] !== undefined ? parseChangesSince('changes-since', q['changes-since']) : undefined;
+  const deletedAsked = q.deleted !== undefined && isAdmin(ctx) && parseBool('deleted', q.deleted);
+  let instances = await deps.cloud.nova.listInstances({
+    ...(projectFilter !== undefined ? { projectId: projectFilter } : {}),
+    ...(allTenants ? { allProjects: true } : {}),
+    // changes-since shows what was deleted since then, as Nova does.
+    includeDeleted: changesSince !== undefined || deletedAsked,
+  });
+  if (deletedAsked && changesSince === undefined) instances = instances.filter((i) => i.deleted);
+  if (changesSince !== undefined) instances = instances.filter((i) => i.updatedAt >= changesSince);
+  if (q.name !== undefined) {
+    const re = regexOf('name', q.name);
+    instances = instances.filter((i) => re.test(i.name));
+  }
+  if (q.status !== undefined) {
+    const vmState = STATUS_TO_VM_STATE[q.status.toUpperCase()];
+    instances = vmState === undefined ? [] : instances.filter((i) => i.vmState === vmState);
+  }
+  if (q.image !== undefined) {
+    const imageId = idFromHref(q.image);
+    instances = instances.filter((i) => i.imageRef === imageId);
+  }
+  if (q.flavor !== undefined) {
+    const flavorId = idFromHref(q.flavor);
+    instances = instances.filter((i) => i.flavor.id === flavorId);
+  }
+  if (q.availability_zone !== undefined)
+    instances = instances.filter((i) => i.availabilityZone === q.availability_zone);
+  if (q.key_name !== undefined) instances = instances.filter((i) => i.keyName === q.key_name);
+  if (q.user_id !== undefined && (isAdmin(ctx) || atLeast(request, 2, 83)))
+    instances = instances.filter((i) => i.userId === q.user_id);
+  if (q.host !== undefined && isAdmin(ctx)) instances = instances.filter((i) => i.host === q.host);
+  if (q.ip !== undefined) {
+    const re = regexOf('ip', q.ip);
+    const extras = await loadServerExtras(deps, instances);
+    instances = instances.filter((i) =>
+      Object.values(extras.addresses.get(i.uuid) ?? {}).some((list) => list.some((a) => re.test(a.addr))),
+    );
+  }
+  const { page, more } = paginate(instances, (i) => i.uuid, limit, q.marker);
+  const path = detail ? 'servers/detail' : 'servers';
+  const links = more ? { servers_links: nextLink(deps, request, path, page.at(-1)!.uuid) } : {};
+  if (!detail) return { servers: page.map((i) => serverBasic(deps, i)), ...links };
+  const extras = await loadServerExtras(deps, page);
+  return { servers: page.map((i) => serverDetail(deps, request, ctx, i, extras)), ...links };
+}
+
+async function showServer(deps: ApiDeps, request: FastifyRequest) {
+  const { ctx } = authOf(request);
+  const { id } = request.params as { id: string };
+  const instance = await visibleInstance(deps, ctx, id, 'os_compute_api:servers:show');
+  const extras = await loadServerExtras(deps, [instance]);
+  return { server: serverDetail(deps, request, ctx, instance, extras, { show: true }) };
+}
+
+async function updateServer(deps: ApiDeps, request: FastifyRequest) {
+  const { ctx } = authOf(request);
+  const { id } = request.params as { id: string };
+  const body = parseBody(serverUpdateSchema(request.microversion.minor), request.body);
+  let instance = await visibleInstance(deps, ctx, id, 'os_compute_api:servers:update');
+  const s = body.server as Record<string, unknown>;
+  if (s.accessIPv4 !== undefined || s.accessIPv6 !== undefined) throw unsupported('accessIPv4/accessIPv6');
+  if (s.description !== undefined && s.description !== null) throw unsupported('A server description');
+  if (body.server.name !== undefined) {
+    instance = await deps.cloud.nova.updateInstance(instance.uuid, { name: body.server.name });
+  }
+  const extras = await loadServerExtras(deps, [instance]);
+  // From 2.75 PUT answers with the same body as show; before, the same fields (Nova's update view).
+  return { server: serverDetail(deps, request, ctx, instance, extras, { show: atLeast(request, 2, 75) }) };
+}
+
+async function deleteServer(deps: ApiDeps, request: FastifyRequest, reply: FastifyReply) {
+  const { ctx, token } = authOf(request);
+  const { id } = request.params as { id: string };
+  const instance = await visibleInstance(deps, ctx, id, 'os_compute_api:servers:delete');
+  const input: DeleteRequest = { requestId: request.id, auth: { token }, instanceUuid: instance.uuid };
+  try {
+    await deps.temporal.workflow.start('deleteInstance', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: deleteWorkflowId(instance.uuid),
+      args: [input],
+    });
+  } catch (err) {
+    // A delete of this server is already running: this one is answered the same.
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
+  return reply.code(204).send();
+}
+
+async function serverIps(deps: ApiDeps, request: FastifyRequest) {
+  const { ctx } = authOf(request);
+  const { id, network } = request.params as { id: string; network?: string };
+  const instance = await visibleInstance(
+    deps,
+    ctx,
+    id,
+    network === undefined ? 'os_compute_api:ips:index' : 'os_compute_api:ips:show',
+  );
+  const extras = await loadServerExtras(deps, [instance]);
+  const addresses = Object.fromEntries(
+    Object.entries(extras.addresses.get(instance.uuid) ?? {}).map(([name, list]) => [
+      name,
+      list.map((a) => ({ version: a.version, addr: a.addr })),
+    ]),
+  );
+  if (network === undefined) return { addresses };
+  const list = addresses[network];
+  if (!list) throw new ApiError(404, 'Instance is not a member of specified network');
+  return { [network]: list };
+}
+
+/** Server actions Nova has that bootflow does not run (day-two operations). */
+async function serverAction(deps: ApiDeps, request: FastifyRequest) {
+  const { ctx } = authOf(request);
+  const { id } = request.params as { id: string };
+  await visibleInstance(deps, ctx, id, 'os_compute_api:servers:show');
+  const body = request.body;
+  const action =
+    typeof body === 'object' && body !== null && !Array.isArray(body) ? Object.keys(body)[0] : undefined;
+  if (action === undefined) throw new ApiError(400, 'The request body must name one action.');
+  throw new ApiError(400, `There is no such action: ${action}`);
+}
+
+export async function serverRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  app.post('/servers', (request, reply) => createServer(deps, request, reply));
+  app.get('/servers', (request) => listServers(deps, request, false));
+  app.get('/servers/detail', (request) => listServers(deps, request, true));
+  app.get('/servers/:id', (request) => showServer(deps, request));
+  app.put('/servers/:id', (request) => updateServer(deps, request));
+  app.delete('/servers/:id', (request, reply) => deleteServer(deps, request, reply));
+  app.get('/servers/:id/ips', (request) => serverIps(deps, request));
+  app.get('/servers/:id/ips/:network', (request) => serverIps(deps, request));
+  app.post('/servers/:id/action', (request) => serverAction(deps, request));
+}
