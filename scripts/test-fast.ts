@@ -16,6 +16,7 @@ export const SLOW_SUITES: Record<string, string> = {
   'chaos-short.test.ts': 'a chaos run',
   'dev-server-store.test.ts': 'the dev server',
   'e2e-demo.test.ts': 'the demo (dev server, workers)',
+  'guest-qemu.test.ts': 'the dev server and real QEMU guests',
   'worker-shutdown.test.ts': 'the dev server',
 };
 
