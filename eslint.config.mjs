@@ -5,7 +5,9 @@ import prettier from 'eslint-config-prettier';
 import { builtinModules } from 'node:module';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.temporal/**', 'data/**', 'dist/**', 'test-results/**', 'bench-results/**'] },
+  {
+    ignores: ['node_modules/**', '.temporal/**', 'data/**', 'dist/**', 'test-results/**', 'bench-results/**'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
