@@ -6,7 +6,16 @@ import { builtinModules } from 'node:module';
 
 export default tseslint.config(
   {
-    ignores: ['node_modules/**', '.temporal/**', 'data/**', 'dist/**', 'test-results/**', 'bench-results/**'],
+    ignores: [
+      'node_modules/**',
+      '.temporal/**',
+      '.openstack/**',
+      '.cache/**',
+      'data/**',
+      'dist/**',
+      'test-results/**',
+      'bench-results/**',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,
