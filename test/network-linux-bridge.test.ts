@@ -12,6 +12,7 @@ import { access, chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promise
 import os from 'node:os';
 import path from 'node:path';
 import { openCloud, openComputeHost, type Cloud } from '../cloud';
+import { auditLeaks } from '../cloud/audit';
 import { bootstrapCloud, type BootstrapResult } from '../cloud/bootstrap';
 import { removeCloudFromMachine, type ComputeHost, type DhcpNetwork } from '../cloud/compute';
 import { commandExists, runCommand } from '../cloud/compute/host-commands';
@@ -415,6 +416,12 @@ describe('linux-bridge network agent and DHCP agent on this machine', () => {
     const strayPid = await new DhcpServer(hostDir, strayNetwork.networkId).runningPid();
     assert.deepEqual(byKind('dnsmasq'), [String(strayPid)]);
     assert.ok(findings.every((f) => f.host === SPEC.host));
+    // The in-process audit opens the host as it recorded itself (host.json names its agent): same findings.
+    const recorded = await auditLeaks(cloud);
+    assert.deepEqual(
+      recorded.map((f) => `${f.kind}:${f.id}`).sort(),
+      findings.map((f) => `${f.kind}:${f.id}`).sort(),
+    );
 
     await removeHostDevices(hostDir);
     assert.deepEqual(await host.auditLeaks([]), []);
