@@ -236,18 +236,19 @@ export class NetworkAgent {
    * bridge, namespace and dnsmasq with its last port.
    */
   private async release(state: AgentState, portIds: string[]): Promise<void> {
-    const touched = new Set<string>();
+    const released = new Map<string, string[]>();
     for (const portId of portIds) {
       const record = state.vifs[portId];
       if (this.kind === 'linux-bridge') await removeTap(this.hostDir, portId);
-      if (record?.networkId) touched.add(record.networkId);
+      if (record?.networkId)
+        released.set(record.networkId, [...(released.get(record.networkId) ?? []), record.macAddress]);
       delete state.vifs[portId];
     }
-    for (const networkId of touched) {
+    for (const [networkId, macs] of released) {
       const network = state.networks[networkId];
       if (!network) continue;
       if (Object.values(state.vifs).some((v) => v.networkId === networkId)) {
-        await reloadHosts(this.hostDir, networkId, hostsOf(state.vifs, networkId));
+        await reloadHosts(this.hostDir, network, hostsOf(state.vifs, networkId), macs);
       } else {
         await removeNetwork(this.hostDir, networkId, network.dhcpPortId);
         delete state.networks[networkId];
