@@ -463,6 +463,35 @@ describe('linux-bridge network agent and DHCP agent on this machine', () => {
     assert.ok(strayPid !== undefined && !alive(strayPid));
   });
 
+  test('a plug that fails half way in the kernel removes what it made and keeps no record', async () => {
+    // A multicast MAC for the DHCP port: the kernel refuses it after the bridge, namespace and veth exist.
+    const broken: DhcpNetwork = {
+      ...dhcp,
+      networkId: randomUUID(),
+      dhcpPortId: randomUUID(),
+      dhcpMacAddress: 'ff:ff:ff:ff:ff:ff',
+    };
+    const portId = randomUUID();
+    await assert.rejects(
+      host.plugVif({
+        id: portId,
+        macAddress: 'fa:16:3e:77:77:77',
+        deviceId: randomUUID(),
+        networkId: broken.networkId,
+        fixedIps: [{ subnetId: broken.subnetId, ipAddress: '10.123.45.77' }],
+        dhcp: broken,
+      }),
+      (err: unknown) => isCloudError(err, 'VirtualInterfaceCreateException'),
+    );
+    assert.deepEqual(await host.listVifs(), []);
+    assert.deepEqual(await host.listWiredNetworks(), []);
+    assert.equal(await readLink(tapName(portId)), undefined);
+    assert.equal(await readLink(bridgeName(broken.networkId)), undefined);
+    assert.equal(await readLink(dhcpVethNames(broken.dhcpPortId).bridgeEnd), undefined);
+    assert.ok(!(await listNamespaces()).includes(dhcpNamespace(broken.networkId)));
+    assert.deepEqual(await host.auditLeaks([]), []);
+  });
+
   test('the fake agent records the plug and creates nothing on the machine', async () => {
     const fakeHost = await openComputeHost({
       dataDir: cloud.dataDir,
