@@ -3,6 +3,7 @@
  *
  *   bootflow server create --flavor m1.tiny --image cirros --network private [--boot-from-volume 1] [--wait] NAME
  *   bootflow server show NAME_OR_ID | server list [--all-projects] | server delete [--wait] NAME_OR_ID...
+ *   bootflow server console-log NAME_OR_ID [--lines N]            (the guest's serial console)
  *   bootflow hypervisor list | bootflow audit                       (-f json|table on every command)
  *
  * It only talks to Temporal: `server create` and `server delete` start the boot and delete workflows, the
@@ -15,21 +16,23 @@ import { randomUUID } from 'node:crypto';
 import { Command, CommanderError, Option } from 'commander';
 import { WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
 import { ServiceError, isGrpcServiceError } from '@temporalio/client';
-import { resolveAuth, type CredentialFlags } from './lib/cli/credentials';
-import { describeFailure, EXIT, failureInfo, UserError } from './lib/cli/errors';
-import { note, print, renderJson, type OutputFormat } from './lib/cli/output';
-import { BootProgress } from './lib/cli/progress';
+import { resolveAuth, type CredentialFlags } from './lib/command-line/credentials';
+import { describeFailure, EXIT, failureInfo, UserError } from './lib/command-line/errors';
+import { note, print, renderJson, type OutputFormat } from './lib/command-line/output';
+import { positiveWhole } from './lib/command-line/numbers';
+import { BootProgress } from './lib/command-line/progress';
 import {
   connectTemporal,
   dataDirFromEnv,
   loadKeyringOrExplain,
   webUiLink,
   type TemporalHandle,
-} from './lib/cli/temporal';
-import { auditTable, hypervisorTable, serverFields, serverListTable } from './lib/cli/views';
+} from './lib/command-line/temporal';
+import { auditTable, hypervisorTable, serverFields, serverListTable } from './lib/command-line/views';
 import type { createInstance } from './workflows/create-instance';
 import type { deleteInstance } from './workflows/delete-instance';
 import { bootWorkflowId, CONTROLLER_QUEUE, deleteWorkflowId } from './workflows/names';
+import type { ConsoleOutput } from './workflows/console-output';
 import type { auditCloud, listHypervisors, listServers, showServer } from './workflows/operator';
 import type { ServerView } from './workflows/operator-types';
 import type { BootAuth, BootRequest, BootStatus, DeleteResult } from './workflows/types';
@@ -145,11 +148,7 @@ interface CreateOptions {
 }
 
 function positiveInt(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new UserError(`${flag} must be a positive whole number`, EXIT.USAGE);
-  return n;
+  return value === undefined ? undefined : positiveWhole(value, flag);
 }
 
 async function serverCreate(session: Session, name: string, options: CreateOptions): Promise<number> {
@@ -279,6 +278,29 @@ async function serverList(session: Session, options: { allProjects?: boolean }):
   return EXIT.OK;
 }
 
+/** `openstack console log show [--lines N] SERVER`: the guest's serial console, as the host keeps it. */
+async function serverConsoleLog(session: Session, ref: string, options: { lines?: string }): Promise<number> {
+  let lines: number | undefined;
+  if (options.lines !== undefined) {
+    const n = Number(options.lines);
+    if (!Number.isInteger(n) || n < -1)
+      throw new UserError('--lines must be a whole number of lines (-1: all)', EXIT.USAGE);
+    lines = n === -1 ? undefined : n;
+  }
+  const answer = await read<ConsoleOutput>(
+    session,
+    'getConsoleOutput',
+    { auth: session.auth('demo'), server: ref, ...(lines === undefined ? {} : { lines }) },
+    'console-output',
+  );
+  if (session.json()) print(renderJson({ output: answer.output }));
+  else
+    process.stdout.write(
+      answer.output.endsWith('\n') || !answer.output ? answer.output : `${answer.output}\n`,
+    );
+  return EXIT.OK;
+}
+
 async function serverDelete(session: Session, refs: string[], options: { wait?: boolean }): Promise<number> {
   const auth = session.auth('demo');
   const { client } = await session.connect();
@@ -396,6 +418,13 @@ export function buildProgram(run: (work: (session: Session) => Promise<number>) 
     .option('--all-projects', "every project's servers (admin)")
     .exitOverride()
     .action((options: { allProjects?: boolean }) => run((s) => serverList(s, options)));
+  server
+    .command('console-log')
+    .description("the server's serial console log (os-getConsoleOutput)")
+    .argument('<server>', 'server name or id')
+    .option('--lines <n>', 'only the last N lines (-1: all)')
+    .exitOverride()
+    .action((ref: string, options: { lines?: string }) => run((s) => serverConsoleLog(s, ref, options)));
   server
     .command('delete')
     .description('delete servers (starts the deleteInstance workflow)')

@@ -10,6 +10,7 @@ import { CloudError } from '../cloud/errors';
 import { enforce, enforceVisible, type Keystone, type RequestContext } from '../cloud/keystone';
 import type { Instance } from '../cloud/nova';
 import type { Neutron } from '../cloud/neutron';
+import { resourceUse } from '../cloud/placement';
 import type { HypervisorView, ServerAddress, ServerRecord, ServerVolume } from '../workflows/operator-types';
 import { adaptAll } from './failures';
 import type { TokenValidator } from './identity';
@@ -82,11 +83,40 @@ async function recordOf(cloud: OperatorControllerServices, ctx: RequestContext, 
   return record;
 }
 
+/** A read about some servers, with the caller's token. */
+export interface ServersInput {
+  token: string;
+  instanceUuids: string[];
+}
+
+/** One server by uuid, or by name among the caller's project's servers (unique), as `openstack` resolves it. */
+async function findOne(
+  cloud: OperatorControllerServices,
+  ctx: RequestContext,
+  ref: string,
+): Promise<Instance> {
+  if (UUID.test(ref))
+    return cloud.nova.getInstance(ref.toLowerCase()).catch((err: unknown) => {
+      if (err instanceof CloudError && err.type === 'NotFound') throw notFound(ref);
+      throw err;
+    });
+  const matching = (await cloud.nova.listInstances({ projectId: ctx.projectId })).filter(
+    (i) => i.name === ref,
+  );
+  if (matching.length === 0) throw notFound(ref);
+  if (matching.length > 1)
+    throw new CloudError('BadRequest', `More than one server exists with the name '${ref}'; use its ID.`, {
+      server: ref,
+      matches: matching.length,
+    });
+  return matching[0] as Instance;
+}
+
 export function createOperatorControllerActivities(cloud: OperatorControllerServices) {
   const { keystone, nova, placement, cinder } = cloud;
   return adaptAll({
     /** nova-api's servers index/show: records the caller may see, newest first. */
-    async findServers(token: string, filter: ServerFilter): Promise<ServerRecord[]> {
+    async findServers({ token, filter }: { token: string; filter: ServerFilter }): Promise<ServerRecord[]> {
       const ctx = await keystone.validateToken(token);
       const ref = filter.nameOrId;
       if (ref !== undefined && UUID.test(ref)) {
@@ -115,8 +145,31 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
       return Promise.all(matching.map((instance) => recordOf(cloud, ctx, instance)));
     },
 
+    /**
+     * nova-api's os-getConsoleOutput, the part before the RPC to the host: the server the caller may see
+     * (another project's is NotFound), the policy, and the host that holds its console (InstanceNotReady
+     * without one, as Nova's check_instance_host).
+     */
+    async consoleTarget(input: { token: string; server: string }): Promise<{ uuid: string; host: string }> {
+      const { token, server: nameOrId } = input;
+      const ctx = await keystone.validateToken(token);
+      const instance = await findOne(cloud, ctx, nameOrId);
+      enforceVisible(
+        ctx,
+        'os_compute_api:os-console-output',
+        { projectId: instance.projectId },
+        notFound(nameOrId).message,
+      );
+      if (!instance.host)
+        throw new CloudError('InstanceNotReady', `Instance ${instance.uuid} is not ready`, {
+          instance: instance.uuid,
+        });
+      return { uuid: instance.uuid, host: instance.host };
+    },
+
     /** cinder-api: the volumes attached to each server (the caller's project's, or any for an admin). */
-    async serverVolumes(token: string, instanceUuids: string[]): Promise<Record<string, ServerVolume[]>> {
+    async serverVolumes(input: ServersInput): Promise<Record<string, ServerVolume[]>> {
+      const { token, instanceUuids } = input;
       const ctx = await keystone.validateToken(token);
       const out: Record<string, ServerVolume[]> = {};
       for (const uuid of instanceUuids) {
@@ -128,7 +181,7 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
             id: volume.id,
             device: attachment.mountpoint,
             sizeGb: volume.sizeGb,
-            deleteOnTermination: volume.requestKey.endsWith(':root:delete'),
+            deleteOnTermination: volume.deleteOnTermination,
           });
         }
         out[uuid] = volumes;
@@ -137,19 +190,13 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
     },
 
     /** `openstack hypervisor list --long`: each compute node with its state and Placement usage. */
-    async listHypervisors(token: string): Promise<HypervisorView[]> {
+    async listHypervisors({ token }: { token: string }): Promise<HypervisorView[]> {
       const ctx = await keystone.validateToken(token);
       enforce(ctx, 'os_compute_api:os-hypervisors:list');
       const views: HypervisorView[] = [];
       for (const host of await nova.listComputeHosts()) {
         const provider = await placement.getResourceProvider(host.nodeUuid).catch(() => undefined);
         const allocations = provider ? await placement.listAllocations({ providerUuid: host.nodeUuid }) : [];
-        const resource = (rc: 'VCPU' | 'MEMORY_MB' | 'DISK_GB', total: number) => {
-          const inv = provider?.inventories[rc];
-          const capacity = inv ? inv.capacity : total;
-          const used = inv ? inv.used : 0;
-          return { total, used, free: Math.max(0, capacity - used) };
-        };
         views.push({
           id: host.nodeUuid,
           host: host.host,
@@ -158,9 +205,9 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
           status: host.disabled ? 'disabled' : 'enabled',
           disabledReason: host.disabledReason,
           lastHeartbeat: host.lastHeartbeatAt === null ? null : new Date(host.lastHeartbeatAt).toISOString(),
-          vcpus: resource('VCPU', host.vcpus),
-          memoryMb: resource('MEMORY_MB', host.memoryMb),
-          diskGb: resource('DISK_GB', host.diskGb),
+          vcpus: resourceUse(provider, 'VCPU', host.vcpus),
+          memoryMb: resourceUse(provider, 'MEMORY_MB', host.memoryMb),
+          diskGb: resourceUse(provider, 'DISK_GB', host.diskGb),
           runningVms: allocations.length,
         });
       }
@@ -172,26 +219,26 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
      * registered compute host the instances live there, which the workflow hands to that host's own audit.
      * The controller never reads a host's directory.
      */
-    async auditController(token: string, options: { buildsInFlight?: boolean }): Promise<ControllerAudit> {
-      const ctx = await keystone.validateToken(token);
+    async auditController(input: { token: string; buildsInFlight?: boolean }): Promise<ControllerAudit> {
+      const ctx = await keystone.validateToken(input.token);
       enforce(ctx, 'bootflow:audit');
       if (!cloud.neutron || !cloud.scheduler || !cloud.clock) {
         throw new CloudError('ServiceUnavailable', 'the leak audit needs the whole controller cloud');
       }
-      return auditController(cloud as Cloud, { buildsInFlight: options.buildsInFlight === true });
+      return auditController(cloud as Cloud, { buildsInFlight: input.buildsInFlight === true });
     },
 
     /**
      * The audit's activity before the hosts were asked on their queues, kept for audits started by an
      * older worker: now the controller's half only (their hosts are not audited).
      */
-    async runLeakAudit(token: string, options: { buildsInFlight?: boolean }): Promise<LeakFinding[]> {
-      const ctx = await keystone.validateToken(token);
+    async runLeakAudit(input: { token: string; buildsInFlight?: boolean }): Promise<LeakFinding[]> {
+      const ctx = await keystone.validateToken(input.token);
       enforce(ctx, 'bootflow:audit');
       if (!cloud.neutron || !cloud.scheduler || !cloud.clock) {
         throw new CloudError('ServiceUnavailable', 'the leak audit needs the whole controller cloud');
       }
-      return (await auditController(cloud as Cloud, { buildsInFlight: options.buildsInFlight === true }))
+      return (await auditController(cloud as Cloud, { buildsInFlight: input.buildsInFlight === true }))
         .findings;
     },
   });
@@ -205,10 +252,8 @@ export interface OperatorNetworkServices {
 export function createOperatorNetworkActivities({ neutron, identity }: OperatorNetworkServices) {
   return adaptAll({
     /** neutron-server: each server's fixed IPs by network name (the servers API's `addresses`). */
-    async serverAddresses(
-      token: string,
-      instanceUuids: string[],
-    ): Promise<Record<string, Record<string, ServerAddress[]>>> {
+    async serverAddresses(input: ServersInput): Promise<Record<string, Record<string, ServerAddress[]>>> {
+      const { token, instanceUuids } = input;
       const ctx = await identity.validateToken(token);
       const admin = ctx.roles.includes('admin');
       const networkNames = new Map<string, string>();

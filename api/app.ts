@@ -82,6 +82,13 @@ export async function buildApiApp(deps: ApiDeps, options: ApiAppOptions = {}): P
             .type(rendered.contentType)
             .send(rendered.body);
         });
+        // oslo.middleware's sizelimit runs before keystonemiddleware: an oversized body is 413 even
+        // without a token. Fastify would read the body only after the services' onRequest hooks.
+        scope.addHook('onRequest', async (request) => {
+          const length = Number(request.headers['content-length'] ?? 0);
+          if (length > (request.routeOptions.bodyLimit ?? MAX_REQUEST_BODY_BYTES))
+            throw new ApiError(413, 'Request is too large.', 'RequestEntityTooLarge');
+        });
         scope.setNotFoundHandler(async () => {
           throw new ApiError(404, `The resource could not be found.`, 'HTTPNotFound');
         });

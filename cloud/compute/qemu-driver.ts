@@ -63,6 +63,8 @@ export interface QemuDriverOptions {
   accel?: 'tcg' | 'kvm';
   /** How long a clean shutdown (ACPI power button) may take before the guest is stopped hard (Nova: 60 s). */
   shutdownTimeoutMs?: number;
+  /** The ACPI power button is pressed again this often while waiting (Nova: SHUTDOWN_RETRY_INTERVAL, 10 s). */
+  shutdownRetryIntervalMs?: number;
   /** How long a started QEMU may take to answer `query-status` with `running`. */
   startTimeoutMs?: number;
 }
@@ -81,6 +83,7 @@ export class QemuDriver implements VirtDriver {
   private readonly binary: string;
   private readonly accel: 'tcg' | 'kvm';
   private readonly shutdownTimeoutMs: number;
+  private readonly shutdownRetryIntervalMs: number;
   private readonly startTimeoutMs: number;
 
   constructor(
@@ -91,6 +94,7 @@ export class QemuDriver implements VirtDriver {
     this.binary = options.binary ?? QEMU_BINARY;
     this.accel = options.accel ?? 'tcg';
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 60_000;
+    this.shutdownRetryIntervalMs = options.shutdownRetryIntervalMs ?? 10_000;
     this.startTimeoutMs = options.startTimeoutMs ?? 60_000;
   }
 
@@ -303,11 +307,13 @@ export class QemuDriver implements VirtDriver {
       ['-pidfile', path.join(dir, FILES.pid)],
       // Relative to QEMU's working directory (the instance directory): a unix socket path must stay short.
       ['-qmp', `unix:${FILES.qmp},server=on,wait=off`],
-      ['-serial', `file:${path.join(dir, FILES.console)}`],
-      ['-drive', `file=${d.diskPath},format=${d.diskFormat},if=virtio,cache=writeback`],
+      // Appended across starts, so the log shows every boot (as `openstack console log show` does).
+      ['-chardev', `file,id=console0,path=${qemuOpt(path.join(dir, FILES.console))},append=on`],
+      ['-serial', 'chardev:console0'],
+      ['-drive', `file=${qemuOpt(d.diskPath)},format=${d.diskFormat},if=virtio,cache=writeback`],
       ...d.volumes.map((v) => [
         '-drive',
-        `file=${v.path},format=raw,if=virtio,cache=writeback${v.volumeId ? `,serial=${v.volumeId.slice(0, 20)}` : ''}`,
+        `file=${qemuOpt(v.path)},format=raw,if=virtio,cache=writeback${v.volumeId ? `,serial=${v.volumeId.slice(0, 20)}` : ''}`,
       ]),
       ...d.interfaces.flatMap((vif, i) => [
         ['-netdev', `tap,id=net${i},ifname=${vif.tap},script=no,downscript=no`],
@@ -352,16 +358,24 @@ export class QemuDriver implements VirtDriver {
     }
   }
 
-  /** ACPI power button; true when the guest powered off (its QEMU exited) within the shutdown timeout. */
+  /**
+   * ACPI power button, pressed again every retry interval (a guest still booting has no acpid yet to hear
+   * it), as Nova's _clean_shutdown does; true when the guest powered off (QEMU exited) within the timeout.
+   */
   private async cleanShutdown(uuid: string): Promise<boolean> {
     const pid = await this.runningPid(uuid);
     if (!pid) return true;
-    try {
-      await qmpCommand(this.file(uuid, 'qmp'), 'system_powerdown');
-    } catch {
-      return false;
+    const deadline = Date.now() + this.shutdownTimeoutMs;
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      try {
+        await qmpCommand(this.file(uuid, 'qmp'), 'system_powerdown');
+      } catch {
+        return !processAlive(pid);
+      }
+      if (await waitForExit(pid, Math.min(left, this.shutdownRetryIntervalMs))) return true;
     }
-    return waitForExit(pid, this.shutdownTimeoutMs);
   }
 
   /** QMP `quit`, then SIGKILL by pid file if QEMU is still there. True when a process was stopped. */
@@ -377,6 +391,11 @@ export class QemuDriver implements VirtDriver {
     for (const stray of strays) await killAndWait(stray.pid);
     return true;
   }
+}
+
+/** A value inside a QEMU `key=value,...` option: commas are doubled. */
+function qemuOpt(value: string): string {
+  return value.replace(/,/g, ',,');
 }
 
 async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {

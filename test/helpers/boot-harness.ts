@@ -150,7 +150,7 @@ export async function openBootHarness(label: string): Promise<BootHarness> {
 
   const controller = await start(CONTROLLER_QUEUE, {
     workflowBundle: workflowBundleCode,
-    activities: createControllerActivities({ ...cloud, clock }),
+    activities: createControllerActivities(cloud),
   });
   const network = await start(NETWORK_QUEUE, {
     activities: createNetworkActivities({ neutron: cloud.neutron, identity: cloud.keystone }),

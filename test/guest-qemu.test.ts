@@ -1,0 +1,355 @@
+/**
+ * Real guests (root; never skipped: a missing QEMU, tool or tun device FAILS the suite with what to
+ * install). worker.ts processes on a real dev server: controller+network, and compute1 with the qemu virt
+ * driver and the linux-bridge network agent. The bootflow guest (built from Debian packages, cached) boots
+ * through createInstance:
+ *   - ACTIVE; its serial console shows the MAC and IP that Neutron's IPAM gave its port (read through the
+ *     getConsoleOutput workflow and the client's `server console-log`); ping from qdhcp-<net> reaches it
+ *     and its HTTP page names the instance;
+ *   - stop/start and SOFT/HARD reboot change the real power state (QMP, the QEMU process);
+ *   - kill -9 of the compute worker leaves the guest running; a new worker manages it, and its init_host
+ *     kills a stray guest whose instance directory is gone;
+ *   - delete leaves no QEMU process, tap, instance directory or audit finding.
+ * At most two QEMU processes at once; everything this run started is removed in `after`, even on failure.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client, Connection } from '@temporalio/client';
+import { GUEST_IMAGE_NAME, readOpenrc } from '../cloud/bootstrap';
+import { ComputeHost, listQemuProcesses, POWER_STATE, deviceNames } from '../cloud/compute';
+import { removeHostDevices } from '../cloud/compute/linux-bridge';
+import { hostDirOf } from '../cloud/index';
+import { defaultHostSpec, capabilitiesOf } from '../cloud/hosts';
+import { startDevServer, freePort, type RunningDevServer } from '../lib/dev-server';
+import { ensureGuestImage, INSTALL_COMMAND, missingGuestTools } from '../lib/guest-image';
+import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/command-line/temporal';
+import { prepareDataDir } from '../scripts/bootstrap';
+import { computeServiceWorkflowId, type ComputeServiceState } from '../workflows/compute-service';
+import type { ConsoleOutput } from '../workflows/console-output';
+import { bootWorkflowId, CONTROLLER_QUEUE } from '../workflows/names';
+import type { LeakFinding } from '../workflows/operator-types';
+import { BOOT_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+import type { BootRequest, BootResult, DeleteResult } from '../workflows/types';
+import {
+  deploymentEnv,
+  runClient,
+  startScript,
+  stopChild,
+  workerReady,
+  type ChildHandle,
+} from './helpers/deployment';
+
+const run = promisify(execFile);
+const HOST = 'compute1';
+
+/** The guest's line once its DHCP lease is applied (lib/guest-image/udhcpc.sh). */
+function leaseLine(uuid: string, mac: string, ip: string): RegExp {
+  return new RegExp(
+    `bootflow-guest: instance=${uuid} mac=${mac} ip=${ip.replace(/\./g, '\\.')}/\\d+ ready`,
+    'g',
+  );
+}
+
+describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 15 * 60_000 }, () => {
+  let dataDir: string;
+  let hostDir: string;
+  let server: RunningDevServer;
+  let env: NodeJS.ProcessEnv;
+  let controller: ChildHandle | undefined;
+  let compute: ChildHandle | undefined;
+  let connection: Connection | undefined;
+  let client: Client;
+  let host: ComputeHost;
+  let demoAuth: BootRequest['auth'];
+  let adminAuth: BootRequest['auth'];
+  let computeStarts = 0;
+  // The guest under test.
+  let uuid = '';
+  let ip = '';
+  let mac = '';
+  let portId = '';
+  let networkId = '';
+
+  function startCompute(): ChildHandle {
+    computeStarts += 1;
+    return startScript(
+      'worker.ts',
+      ['--role', 'compute', '--host', HOST, '--virt-driver', 'qemu', '--network-agent', 'linux-bridge'],
+      env,
+      path.join(dataDir, `compute1-${computeStarts}.log`),
+      { ipc: true },
+    );
+  }
+
+  async function registered(): Promise<void> {
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const state = await client.workflow
+        .getHandle(computeServiceWorkflowId(HOST))
+        .query<ComputeServiceState>('state')
+        .catch(() => undefined);
+      if (state?.registered && state.up) return;
+      if (Date.now() > deadline) throw new Error(`${HOST} never registered`);
+      await sleep(500);
+    }
+  }
+
+  function consoleOutput(lines?: number): Promise<ConsoleOutput> {
+    return client.workflow.execute('getConsoleOutput', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: `console-output-test-${Date.now()}-${Math.random().toString(16).slice(2)}`,
+      args: [{ auth: demoAuth, server: uuid, ...(lines === undefined ? {} : { lines }) }],
+    });
+  }
+
+  /** Waits until the console shows the lease line `count` times (each boot prints it once). */
+  async function leaseShown(count: number, timeoutMs = 120_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const { output } = await consoleOutput();
+      if ((output.match(leaseLine(uuid, mac, ip)) ?? []).length >= count) return output;
+      if (Date.now() > deadline)
+        throw new Error(`the guest never printed its lease ${count} time(s):\n${output.slice(-3000)}`);
+      await sleep(500);
+    }
+  }
+
+  async function guestPid(instance: string): Promise<number | undefined> {
+    return (await listQemuProcesses()).find((p) => p.uuid === instance)?.pid;
+  }
+
+  async function pingFromDhcpNamespace(): Promise<void> {
+    await run('ip', ['netns', 'exec', `qdhcp-${networkId}`, 'busybox', 'ping', '-c', '3', '-W', '3', ip], {
+      timeout: 30_000,
+    });
+  }
+
+  before(async () => {
+    const missing = await missingGuestTools();
+    if (missing.length > 0)
+      throw new Error(`real guests need: ${missing.join(', ')}. Install: ${INSTALL_COMMAND}`);
+    if (process.getuid?.() !== 0) throw new Error('real guests need root (taps, bridges, namespaces)');
+    const guest = await ensureGuestImage();
+    dataDir = mkdtempSync(path.join(os.tmpdir(), 'bootflow-guest-'));
+    hostDir = hostDirOf(dataDir, HOST);
+    const prepared = await prepareDataDir(dataDir, {}, { guestImage: guest });
+    networkId = prepared.cloud.privateNetworkId;
+    const demo = readOpenrc(path.join(dataDir, 'demo-openrc.sh'));
+    const admin = readOpenrc(path.join(dataDir, 'admin-openrc.sh'));
+    demoAuth = { credentials: { username: 'demo', password: demo.password ?? '', projectName: 'demo' } };
+    adminAuth = { credentials: { username: 'admin', password: admin.password ?? '', projectName: 'admin' } };
+    server = await startDevServer({
+      dataDir,
+      port: await freePort(),
+      headless: true,
+      searchAttributes: BOOT_SEARCH_ATTRIBUTES,
+      output: { file: path.join(dataDir, 'temporal.log') },
+    });
+    env = deploymentEnv({ BOOTFLOW_DATA: dataDir, TEMPORAL_ADDRESS: server.address, LOG_LEVEL: 'info' });
+    controller = startScript(
+      'worker.ts',
+      ['--role', 'controller,network'],
+      env,
+      path.join(dataDir, 'controller.log'),
+      {
+        ipc: true,
+      },
+    );
+    compute = startCompute();
+    await Promise.all([workerReady(controller), workerReady(compute)]);
+    connection = await Connection.connect({ address: server.address });
+    client = new Client({ connection, dataConverter: bootflowDataConverter(loadKeyringOrExplain(dataDir)) });
+    await registered();
+    // The test's own view of the host, as a second process on it would see it (reads files, QMP).
+    host = await ComputeHost.open({
+      host: HOST,
+      hostDir,
+      capabilities: capabilitiesOf(defaultHostSpec(HOST)),
+      driver: 'qemu',
+      networkAgent: 'linux-bridge',
+      initHost: false,
+      qemu: { shutdownTimeoutMs: 60_000, shutdownRetryIntervalMs: 3_000 },
+    });
+  });
+
+  after(async () => {
+    await connection?.close();
+    for (const w of [compute, controller]) if (w) await stopChild(w, 'SIGTERM', 20_000);
+    // Whatever happened: this run's QEMU processes, then its taps, bridges, namespaces and dnsmasq.
+    if (dataDir) {
+      for (const proc of await listQemuProcesses())
+        if (proc.instanceDir?.startsWith(`${dataDir}/`)) process.kill(proc.pid, 'SIGKILL');
+      await removeHostDevices(hostDir).catch(() => undefined);
+    }
+    await server?.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('boots ACTIVE; the console shows the IPAM address; qdhcp pings it; its page names it', async (t) => {
+    const started = Date.now();
+    const request: BootRequest = {
+      requestId: 'guest-qemu-1',
+      auth: demoAuth,
+      name: 'guest-1',
+      flavor: 'm1.tiny',
+      image: GUEST_IMAGE_NAME,
+      networks: ['private'],
+      timeouts: { hostPickupMs: 120_000 },
+    };
+    const result: BootResult = await client.workflow.execute('createInstance', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: bootWorkflowId(request.requestId),
+      args: [request],
+    });
+    const toActive = Date.now() - started;
+    assert.equal(result.status, 'ACTIVE');
+    assert.equal(result.host, HOST);
+    assert.equal(result.powerState, POWER_STATE.RUNNING);
+    uuid = result.id;
+    const address = result.addresses.private?.[0];
+    assert.ok(address, JSON.stringify(result.addresses));
+    ip = address.addr;
+    mac = address.macAddress;
+    portId = address.portId;
+    assert.match(ip, /^10\.0\.0\.\d+$/);
+
+    // A real QEMU process for it, running per QMP, with the port's tap on the kernel's side.
+    assert.ok(await guestPid(uuid), 'a QEMU process names the instance');
+    assert.equal(await host.getPowerState(uuid), POWER_STATE.RUNNING);
+    const instanceDir = path.join(hostDir, 'instances', uuid);
+    for (const file of ['disk', 'libvirt.xml', 'domain.json', 'qemu.pid', 'console.log'])
+      assert.ok(existsSync(path.join(instanceDir, file)), `${file} in the instance directory`);
+    const { stdout: diskInfo } = await run('qemu-img', [
+      'info',
+      '-U',
+      '--output=json',
+      path.join(instanceDir, 'disk'),
+    ]);
+    const disk = JSON.parse(diskInfo) as {
+      format: string;
+      'backing-filename'?: string;
+      'virtual-size': number;
+    };
+    assert.equal(disk.format, 'qcow2');
+    assert.ok(
+      disk['backing-filename']?.startsWith(path.join(hostDir, '_base')),
+      'an overlay on the cached image',
+    );
+    assert.equal(disk['virtual-size'], 1024 ** 3, "the flavor's 1 GB root disk");
+    const xml = readFileSync(path.join(instanceDir, 'libvirt.xml'), 'utf8');
+    assert.match(xml, /<domain type="qemu">/);
+    assert.match(xml, /<kernel>.*_base\/[0-9a-f-]+<\/kernel>/);
+
+    const output = await leaseShown(1);
+    const toConsoleIp = Date.now() - started;
+    assert.match(output, new RegExp(`bootflow-guest: booting instance=${uuid}`));
+    t.diagnostic(
+      `boot to ACTIVE ${(toActive / 1000).toFixed(1)} s, to the IP on the console ${(toConsoleIp / 1000).toFixed(1)} s`,
+    );
+
+    const { stdout: namespaces } = await run('ip', ['netns', 'list']);
+    assert.match(
+      namespaces,
+      new RegExp(`qdhcp-${networkId}`),
+      'the agent made the network its DHCP namespace',
+    );
+    await pingFromDhcpNamespace();
+    const { stdout: page } = await run(
+      'ip',
+      ['netns', 'exec', `qdhcp-${networkId}`, 'busybox', 'wget', '-q', '-T', '5', '-O', '-', `http://${ip}/`],
+      { timeout: 30_000 },
+    );
+    assert.match(page, new RegExp(`bootflow guest ${uuid}`));
+
+    // The client's `server console-log`, as an operator would read it.
+    const cli = await runClient(['server', 'console-log', 'guest-1', '--lines', '50'], env);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.ok(cli.stdout.split('\n').length <= 51);
+    assert.match(cli.stdout, leaseLine(uuid, mac, ip));
+  });
+
+  test('stop/start and SOFT/HARD reboot change the real power state', async () => {
+    assert.ok(uuid, 'the boot test ran');
+    const first = await guestPid(uuid);
+    const stopped = await host.powerOff(uuid);
+    assert.equal(stopped.powerState, POWER_STATE.SHUTDOWN);
+    assert.equal(await guestPid(uuid), undefined, 'QEMU exited (ACPI power-off)');
+    const { output: afterStop } = await consoleOutput(5);
+    assert.match(afterStop, /ACPI power button, powering off/);
+
+    const startedAgain = await host.powerOn(uuid);
+    assert.equal(startedAgain.powerState, POWER_STATE.RUNNING);
+    const second = await guestPid(uuid);
+    assert.ok(second && second !== first, 'a new QEMU process');
+    await leaseShown(2);
+
+    const soft = await host.reboot(uuid, 'SOFT');
+    assert.equal(soft.powerState, POWER_STATE.RUNNING);
+    const third = await guestPid(uuid);
+    assert.ok(third && third !== second, 'a SOFT reboot powers off through ACPI and starts QEMU again');
+    await leaseShown(3);
+
+    const hard = await host.reboot(uuid, 'HARD');
+    assert.equal(hard.powerState, POWER_STATE.RUNNING);
+    assert.equal(await guestPid(uuid), third, 'a HARD reboot resets the same QEMU');
+    await leaseShown(4);
+    await pingFromDhcpNamespace();
+  });
+
+  test('kill -9 of the compute worker: the guest runs on; a new worker manages it and reaps a stray', async () => {
+    assert.ok(uuid, 'the boot test ran');
+    const pid = await guestPid(uuid);
+    assert.ok(compute);
+    await stopChild(compute, 'SIGKILL', 5_000);
+    assert.equal(await guestPid(uuid), pid, 'the guest outlives its worker');
+    await pingFromDhcpNamespace();
+
+    // A stray: a guest started on this host whose instance directory then disappears.
+    const stray = '0badc0de-0000-4000-8000-000000000001';
+    await host.createInstanceDir(stray, { rootGb: 1 });
+    await host.spawn(stray, { vcpus: 1, memoryMb: 128, portIds: [] });
+    const strayPid = await guestPid(stray);
+    assert.ok(strayPid, 'the stray runs');
+    rmSync(path.join(hostDir, 'instances', stray), { recursive: true, force: true });
+
+    compute = startCompute();
+    await workerReady(compute);
+    assert.equal(await guestPid(stray), undefined, 'init_host killed the guest the host no longer knows');
+    const reaped = compute
+      .output()
+      .split('\n')
+      .find((line) => line.includes('init_host: killed stray guests'));
+    assert.ok(reaped?.includes(stray), `the worker's log names the stray: ${reaped}`);
+    assert.equal(await guestPid(uuid), pid, 'and left the known guest alone');
+    const { output, host: answeredBy } = await consoleOutput(20);
+    assert.equal(answeredBy, HOST);
+    assert.match(output, leaseLine(uuid, mac, ip));
+    assert.equal(await host.getPowerState(uuid), POWER_STATE.RUNNING);
+  });
+
+  test('delete leaves no QEMU process, tap, instance directory or audit finding', async () => {
+    assert.ok(uuid, 'the boot test ran');
+    const deleted: DeleteResult = await client.workflow.execute('deleteInstance', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: `delete-${uuid}`,
+      args: [{ requestId: 'guest-qemu-delete-1', auth: demoAuth, instanceUuid: uuid }],
+    });
+    assert.equal(deleted.outcome, 'deleted');
+    assert.equal(await guestPid(uuid), undefined, 'no QEMU process');
+    assert.equal(existsSync(path.join(hostDir, 'instances', uuid)), false, 'no instance directory');
+    const tap = deviceNames(portId).tap;
+    await assert.rejects(run('ip', ['link', 'show', 'dev', tap]), `no ${tap}`);
+    const findings: LeakFinding[] = await client.workflow.execute('auditCloud', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: `audit-${Date.now()}`,
+      args: [{ auth: adminAuth }],
+    });
+    assert.deepEqual(findings, []);
+  });
+});
