@@ -5,7 +5,17 @@ import prettier from 'eslint-config-prettier';
 import { builtinModules } from 'node:module';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.temporal/**', 'data/**', 'test-results/**', 'bench-results/**'] },
+  {
+    ignores: [
+      'node_modules/**',
+      '.temporal/**',
+      '.openstack/**',
+      '.cache/**',
+      'data/**',
+      'test-results/**',
+      'bench-results/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
