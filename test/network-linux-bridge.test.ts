@@ -7,6 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { access, chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -490,6 +491,39 @@ describe('linux-bridge network agent and DHCP agent on this machine', () => {
     assert.equal(await readLink(dhcpVethNames(broken.dhcpPortId).bridgeEnd), undefined);
     assert.ok(!(await listNamespaces()).includes(dhcpNamespace(broken.networkId)));
     assert.deepEqual(await host.auditLeaks([]), []);
+  });
+
+  test('the host audit finds a QEMU process of this host running no live instance; the clean-up stops it', async () => {
+    // A stand-in with a guest's command line (no emulation needed): named guest=instance-<uuid>, its pid
+    // file in one of this host's instance directories.
+    const uuid = randomUUID();
+    const stand = spawn(
+      'sh',
+      [
+        '-c',
+        'sleep 600',
+        'qemu-system-x86_64',
+        '-name',
+        `guest=instance-${uuid},debug-threads=on`,
+        '-pidfile',
+        path.join(hostDir, 'instances', uuid, 'qemu.pid'),
+      ],
+      { stdio: 'ignore' },
+    );
+    const exited = new Promise((resolve) => stand.once('exit', resolve));
+    try {
+      assert.ok(stand.pid !== undefined);
+      const qemu = async (live: string[]) =>
+        (await host.auditLeaks(live)).filter((f) => f.kind === 'qemu').map((f) => [f.id, f.instanceUuid]);
+      assert.deepEqual(await qemu([]), [[String(stand.pid), uuid]]);
+      assert.deepEqual(await qemu([uuid]), [], 'a live instance’s guest is not a leak');
+      await removeCloudFromMachine(cloud.dataDir);
+      await exited;
+      assert.ok(!alive(stand.pid));
+      assert.deepEqual(await qemu([]), []);
+    } finally {
+      stand.kill('SIGKILL');
+    }
   });
 
   test('the fake agent records the plug and creates nothing on the machine', async () => {
