@@ -260,11 +260,16 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
       'the agent made the network its DHCP namespace',
     );
     await pingFromDhcpNamespace();
+    // The guest's httpd answers (busybox nc: there is no HTTP client in the base system).
     const { stdout: page } = await run(
-      'ip',
-      ['netns', 'exec', `qdhcp-${networkId}`, 'busybox', 'wget', '-q', '-T', '5', '-O', '-', `http://${ip}/`],
+      'sh',
+      [
+        '-c',
+        `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | ip netns exec qdhcp-${networkId} busybox nc -w 5 ${ip} 80`,
+      ],
       { timeout: 30_000 },
     );
+    assert.match(page, /^HTTP\/1\.[01] 200/);
     assert.match(page, new RegExp(`bootflow guest ${uuid}`));
 
     // The client's `server console-log`, as an operator would read it.
