@@ -82,6 +82,13 @@ describe('leak audit', () => {
     assert.deepEqual(await kinds(), []);
   });
 
+  test('a network’s DHCP port belongs to the network: never a leak', async () => {
+    const dhcp = await cloud.neutron.ensureDhcpPort(seed.privateNetworkId);
+    assert.ok(dhcp);
+    assert.equal((await cloud.neutron.getPort(dhcp.dhcpPortId)).deviceOwner, 'network:dhcp');
+    assert.deepEqual(await kinds(), []);
+  });
+
   test('finds what a failed instance left behind, on every service and on the host', async () => {
     const uuid = await activeInstance();
     const volume = await cloud.cinder.createVolume({

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -200,6 +201,18 @@ describe(`Neutron on ${testDbDialect}`, () => {
         !err.retryable,
     );
     assert.equal((await neutron.listPorts({ networkId: small.id })).length, 5);
+    // No address left for the network's DHCP port: none is made, and the IPAM is unchanged.
+    assert.equal(await neutron.ensureDhcpPort(small.id), null);
+    assert.equal((await neutron.listPorts({ networkId: small.id })).length, 5);
+  });
+
+  test('a network without a DHCP-enabled subnet gets no DHCP port', async () => {
+    const quiet = await neutron.createNetwork({ name: 'no-dhcp', projectId: demo.projectId });
+    assert.equal(await neutron.ensureDhcpPort(quiet.id), null);
+    await neutron.createSubnet({ networkId: quiet.id, cidr: '10.21.0.0/24', enableDhcp: false });
+    assert.equal(await neutron.ensureDhcpPort(quiet.id), null);
+    assert.deepEqual(await neutron.listPorts({ networkId: quiet.id }), []);
+    await assert.rejects(neutron.ensureDhcpPort(randomUUID()), isType('NotFound'));
   });
 
   test('bad subnet input changes nothing; overlapping subnets are refused', async () => {

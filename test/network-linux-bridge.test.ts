@@ -12,8 +12,9 @@ import { access, chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promise
 import os from 'node:os';
 import path from 'node:path';
 import { openCloud, openComputeHost, type Cloud } from '../cloud';
+import { auditLeaks } from '../cloud/audit';
 import { bootstrapCloud, type BootstrapResult } from '../cloud/bootstrap';
-import type { ComputeHost, DhcpNetwork } from '../cloud/compute';
+import { removeCloudFromMachine, type ComputeHost, type DhcpNetwork } from '../cloud/compute';
 import { commandExists, runCommand } from '../cloud/compute/host-commands';
 import {
   bridgeName,
@@ -21,6 +22,7 @@ import {
   dhcpNamespace,
   dhcpVethNames,
   ensureNetwork,
+  hostTag,
   listNamespaces,
   plugTap,
   readLink,
@@ -125,7 +127,7 @@ describe('linux-bridge network agent and DHCP agent on this machine', () => {
     if (namespaces.includes(guestNamespace))
       await runCommand('ip', ['netns', 'del', guestNamespace]).catch(() => undefined);
     await runCommand('ip', ['link', 'del', 'dev', guestBridgeEnd]).catch(() => undefined);
-    if (hostDir) await removeHostDevices(hostDir);
+    if (cloud) await removeCloudFromMachine(cloud.dataDir);
     if (scratch) await rm(scratch, { recursive: true, force: true });
     await cloud?.close();
     await testDb?.cleanup();
@@ -294,6 +296,76 @@ describe('linux-bridge network agent and DHCP agent on this machine', () => {
     assert.match(stdout, /1 (packets )?received/);
   });
 
+  test('a second compute host on this machine cannot take over the network’s bridge', async () => {
+    const other = await openComputeHost({
+      dataDir: cloud.dataDir,
+      host: 'compute2',
+      capabilities: capabilitiesOf(SPEC),
+      networkAgent: 'linux-bridge',
+    });
+    const port = await cloud.neutron.createPort({
+      requestKey: `${run}:other-host`,
+      networkId,
+      projectId: seed.demo.projectId,
+      deviceId: randomUUID(),
+      deviceOwner: 'compute:nova',
+    });
+    const { port: bound } = await cloud.neutron.bindPort(port.id, 'compute2');
+    await assert.rejects(
+      other.plugVif({ ...bound, dhcp }),
+      (err: unknown) =>
+        isCloudError(err, 'VirtualInterfaceCreateException') &&
+        /already wired on this machine by another compute host/.test(err.message),
+    );
+    assert.equal(await readLink(tapName(port.id)), undefined);
+    assert.equal((await readLink(bridgeName(networkId)))?.ifalias, hostTag(hostDir), 'still this host’s');
+    assert.deepEqual(await other.listVifs(), []);
+    await cloud.neutron.deletePort(port.id);
+  });
+
+  test('another cloud on this machine has its own names, and its clean-up leaves this one alone', async () => {
+    const otherData = await mkdtemp(path.join(os.tmpdir(), 'bootflow-other-cloud-'));
+    try {
+      const other = await openComputeHost({
+        dataDir: otherData,
+        host: SPEC.host,
+        capabilities: capabilitiesOf(SPEC),
+        networkAgent: 'linux-bridge',
+      });
+      // Same host name and the same CIDR; only the ids differ, as between two test runs.
+      const otherNetwork: DhcpNetwork = {
+        ...dhcp,
+        networkId: randomUUID(),
+        subnetId: randomUUID(),
+        dhcpPortId: randomUUID(),
+      };
+      const otherPort = randomUUID();
+      await other.plugVif({
+        id: otherPort,
+        macAddress: ports[0]!.macAddress,
+        deviceId: randomUUID(),
+        networkId: otherNetwork.networkId,
+        fixedIps: [{ subnetId: otherNetwork.subnetId, ipAddress: ports[0]!.fixedIps[0]!.ipAddress }],
+        dhcp: otherNetwork,
+      });
+      assert.equal((await readLink(tapName(otherPort)))?.master, bridgeName(otherNetwork.networkId));
+      const ourDnsmasq = await new DhcpServer(hostDir, networkId).runningPid();
+
+      assert.deepEqual((await removeCloudFromMachine(otherData)).hostDirs, [other.hostDir]);
+      assert.equal(await readLink(tapName(otherPort)), undefined);
+      assert.equal(await readLink(bridgeName(otherNetwork.networkId)), undefined);
+      assert.ok(!(await listNamespaces()).includes(dhcpNamespace(otherNetwork.networkId)));
+      // Ours untouched.
+      for (const port of ports)
+        assert.equal((await readLink(tapName(port.id)))?.master, bridgeName(networkId));
+      assert.ok((await listNamespaces()).includes(dhcpNamespace(networkId)));
+      assert.equal(await new DhcpServer(hostDir, networkId).runningPid(), ourDnsmasq);
+    } finally {
+      await removeCloudFromMachine(otherData);
+      await rm(otherData, { recursive: true, force: true });
+    }
+  });
+
   test('unplugging one port removes its tap and its host line; the network stays', async () => {
     const [gone, kept] = [ports[0]!, ports[1]!];
     const pid = await new DhcpServer(hostDir, networkId).runningPid();
@@ -344,6 +416,12 @@ describe('linux-bridge network agent and DHCP agent on this machine', () => {
     const strayPid = await new DhcpServer(hostDir, strayNetwork.networkId).runningPid();
     assert.deepEqual(byKind('dnsmasq'), [String(strayPid)]);
     assert.ok(findings.every((f) => f.host === SPEC.host));
+    // The in-process audit opens the host as it recorded itself (host.json names its agent): same findings.
+    const recorded = await auditLeaks(cloud);
+    assert.deepEqual(
+      recorded.map((f) => `${f.kind}:${f.id}`).sort(),
+      findings.map((f) => `${f.kind}:${f.id}`).sort(),
+    );
 
     await removeHostDevices(hostDir);
     assert.deepEqual(await host.auditLeaks([]), []);

@@ -44,6 +44,27 @@ test('every stored boot history replays against the current workflows', async ()
   assert.equal(replayed, histories.length);
 });
 
+/**
+ * The operator workflows' histories (test/histories/operator/): `audit-before-hosts` was recorded before the
+ * audit asked each compute host on its queue (one runLeakAudit on the controller), `audit` after (the
+ * controller's half, then auditHost on compute@compute1..3); both must replay (the change is patched).
+ */
+test('the stored audit histories, before and after the hosts are asked, replay against the current workflows', async () => {
+  installTemporalRuntime();
+  const histories = storedHistories('operator');
+  assert.deepEqual(
+    histories.map((h) => h.workflowId),
+    ['audit-before-hosts', 'audit'],
+  );
+  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows/all') });
+  let replayed = 0;
+  for await (const result of Worker.runReplayHistories({ workflowBundle: bundle }, histories)) {
+    assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
+    replayed++;
+  }
+  assert.equal(replayed, 2);
+});
+
 test('a workflow change that is not replay-safe fails the replay', async () => {
   installTemporalRuntime();
   const [boot] = storedHistories().filter((h) => h.workflowId === 'boot-from-image');

@@ -7,7 +7,8 @@
  * on the same machine are never reported.
  */
 import path from 'node:path';
-import { listHostDevices, listProcesses, type HostDevices } from './linux-bridge';
+import { listHostDevices, type HostDevices } from './linux-bridge';
+import { listQemuProcesses } from './qemu-driver';
 import type { DhcpNetwork } from './network-agent';
 import type { DomainInfo, VifRecord, VolumeConnection } from './types';
 
@@ -42,23 +43,14 @@ export interface AuditableHost {
   listVolumeConnections(): Promise<VolumeConnection[]>;
 }
 
-const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
-
-/** QEMU processes started for this host: their command line names a file under the host directory. */
+/** QEMU guests started for this host: their pid file is in one of its instance directories. */
 export async function listHostQemuProcesses(
   hostDir: string,
-): Promise<Array<{ pid: number; instanceUuid: string | undefined }>> {
-  const root = `${path.resolve(hostDir)}/`;
-  const byName = new RegExp(`instance-(${UUID})`);
-  const byDir = new RegExp(`/instances/(${UUID})(/|$)`);
-  return (await listProcesses())
-    .filter(
-      (p) => path.basename(p.argv[0] ?? '').startsWith('qemu-system') && p.argv.some((a) => a.includes(root)),
-    )
-    .map((p) => {
-      const text = p.argv.join(' ');
-      return { pid: p.pid, instanceUuid: (byName.exec(text) ?? byDir.exec(text))?.[1] };
-    });
+): Promise<Array<{ pid: number; instanceUuid: string }>> {
+  const instances = `${path.join(path.resolve(hostDir), 'instances')}/`;
+  return (await listQemuProcesses())
+    .filter((p) => p.instanceDir?.startsWith(instances))
+    .map((p) => ({ pid: p.pid, instanceUuid: p.uuid }));
 }
 
 export async function auditHost(
@@ -114,8 +106,8 @@ export async function auditHost(
         kind: 'qemu',
         id: String(qemu.pid),
         host: at,
-        ...(qemu.instanceUuid ? { instanceUuid: qemu.instanceUuid } : {}),
-        detail: `QEMU process ${qemu.pid} on ${at} runs ${qemu.instanceUuid ? `instance ${qemu.instanceUuid}, which is not live there` : 'no instance of this host'}`,
+        instanceUuid: qemu.instanceUuid,
+        detail: `QEMU process ${qemu.pid} on ${at} runs instance ${qemu.instanceUuid}, which is not live there`,
       });
   }
   if (host.networkAgent === 'linux-bridge')

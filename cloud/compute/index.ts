@@ -9,6 +9,7 @@ export {
 export { FAULT_OPERATIONS, type FaultOperation, type FaultSpec } from './faults';
 export type { FetchOptions } from './image-cache';
 export type { HostLeakFinding, HostLeakKind } from './host-audit';
+export { removeCloudFromMachine } from './machine-cleanup';
 export {
   deviceNames,
   NETWORK_AGENTS,

@@ -15,7 +15,9 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { CloudError } from '../errors';
 import { sleep } from './file-lock';
+import { processAlive } from './image-cache';
 import { HostCommandError, ipJson, runCommand } from './host-commands';
 import { writeFileAtomic } from './state-file';
 
@@ -178,14 +180,7 @@ async function processArgv(pid: number): Promise<string[] | undefined> {
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
 export async function stopProcess(pid: number, graceMs = 5_000): Promise<void> {
-  const alive = () => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  const alive = () => processAlive(pid);
   if (!alive()) return;
   try {
     process.kill(pid, 'SIGTERM');
@@ -305,7 +300,15 @@ export async function ensureNetwork(
   const namespace = dhcpNamespace(network.networkId);
   const veth = dhcpVethNames(network.dhcpPortId);
 
-  await ipCreate(['link', 'add', 'name', bridge, 'type', 'bridge']);
+  const existing = await readLink(bridge);
+  if (existing && existing.ifalias !== tag)
+    throw new CloudError(
+      'VirtualInterfaceCreateException',
+      `Bridge ${bridge} of network ${network.networkId} is already wired on this machine by another compute host ` +
+        `(${existing.ifalias ?? 'no bootflow mark'}): the linux-bridge agent serves a network from one compute host per machine`,
+      { network: network.networkId, bridge },
+    );
+  if (!existing) await ipCreate(['link', 'add', 'name', bridge, 'type', 'bridge']);
   await ip(['link', 'set', 'dev', bridge, 'alias', tag]);
   await ip(['link', 'set', 'dev', bridge, 'mtu', String(network.mtu), 'up']);
 
@@ -356,13 +359,22 @@ export async function reloadHosts(hostDir: string, networkId: string, hosts: Hos
   if (pid !== undefined) process.kill(pid, 'SIGHUP');
 }
 
-/** Stops dnsmasq and removes the namespace (and with it the veth), the bridge and the state directory. */
+/**
+ * Stops dnsmasq and removes the namespace (and with it the veth), the bridge and the state directory: only
+ * what is this host's (its alias), never another host's devices of the same network on this machine.
+ */
 export async function removeNetwork(hostDir: string, networkId: string, dhcpPortId?: string): Promise<void> {
+  const tag = hostTag(hostDir);
   await new DhcpServer(hostDir, networkId).stop();
   const namespace = dhcpNamespace(networkId);
-  if ((await listNamespaces()).includes(namespace)) await ipDelete(['netns', 'del', namespace]);
-  if (dhcpPortId) await ipDelete(['link', 'del', 'dev', dhcpVethNames(dhcpPortId).bridgeEnd]);
-  await ipDelete(['link', 'del', 'dev', bridgeName(networkId)]);
+  if ((await listNamespaces()).includes(namespace)) {
+    const foreign = (await listLinks(namespace)).some((l) => l.ifalias !== undefined && l.ifalias !== tag);
+    if (!foreign) await ipDelete(['netns', 'del', namespace]);
+  }
+  const mine = async (ifname: string) => (await readLink(ifname))?.ifalias === tag;
+  if (dhcpPortId && (await mine(dhcpVethNames(dhcpPortId).bridgeEnd)))
+    await ipDelete(['link', 'del', 'dev', dhcpVethNames(dhcpPortId).bridgeEnd]);
+  if (await mine(bridgeName(networkId))) await ipDelete(['link', 'del', 'dev', bridgeName(networkId)]);
 }
 
 /** A persistent tap for the port, on the network's bridge and up; returns the link as the kernel reports it. */
@@ -392,8 +404,11 @@ export async function plugTap(
   return readLink(tap);
 }
 
-export async function removeTap(portId: string): Promise<void> {
-  await ipDelete(['link', 'del', 'dev', tapName(portId)]);
+/** Removes the port's tap when it is this host's (or unmarked: a plug interrupted before marking it). */
+export async function removeTap(hostDir: string, portId: string): Promise<void> {
+  const link = await readLink(tapName(portId));
+  if (link && (link.ifalias === undefined || link.ifalias === hostTag(hostDir)))
+    await ipDelete(['link', 'del', 'dev', tapName(portId)]);
 }
 
 // ---- what this host has on the machine (the audit and the clean-up) -----------------------------------

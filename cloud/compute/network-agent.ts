@@ -218,7 +218,7 @@ export class NetworkAgent {
     } catch (err) {
       // Leave nothing behind a failed plug: the saga's unplug finds no record of it.
       if (!state.vifs[record.portId]) {
-        await removeTap(record.portId).catch(() => undefined);
+        await removeTap(this.hostDir, record.portId).catch(() => undefined);
         if (firstOfNetwork)
           await removeNetwork(this.hostDir, dhcp.networkId, dhcp.dhcpPortId).catch(() => undefined);
       }
@@ -231,13 +231,15 @@ export class NetworkAgent {
     }
   }
 
-  /** Drops the ports' records; in linux-bridge mode removes their taps and host entries, and a network's
-   * bridge, namespace and dnsmasq with its last port. */
+  /**
+   * Drops the ports' records; in linux-bridge mode removes their taps and host entries, and a network's
+   * bridge, namespace and dnsmasq with its last port.
+   */
   private async release(state: AgentState, portIds: string[]): Promise<void> {
     const touched = new Set<string>();
     for (const portId of portIds) {
       const record = state.vifs[portId];
-      if (this.kind === 'linux-bridge') await removeTap(portId);
+      if (this.kind === 'linux-bridge') await removeTap(this.hostDir, portId);
       if (record?.networkId) touched.add(record.networkId);
       delete state.vifs[portId];
     }

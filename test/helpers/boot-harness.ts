@@ -247,17 +247,21 @@ export async function openBootHarness(label: string): Promise<BootHarness> {
 }
 
 /** The histories stored under test/histories/, for the replay test. */
-export function storedHistories(): Array<{ workflowId: string; history: temporal.api.history.v1.History }> {
+/** The stored histories of `test/histories/` (boots and deletes), or of one of its subdirectories. */
+export function storedHistories(
+  subdirectory?: string,
+): Array<{ workflowId: string; history: temporal.api.history.v1.History }> {
+  const dir = subdirectory ? path.join(HISTORIES_DIR, subdirectory) : HISTORIES_DIR;
   let files: string[];
   try {
-    files = readdirSync(HISTORIES_DIR).filter((f) => f.endsWith('.json'));
+    files = readdirSync(dir).filter((f) => f.endsWith('.json'));
   } catch {
     return [];
   }
   return files.sort().map((file) => ({
     workflowId: file.replace(/\.json$/, ''),
     history: temporal.api.history.v1.History.fromObject(
-      JSON.parse(readFileSync(path.join(HISTORIES_DIR, file), 'utf8')),
+      JSON.parse(readFileSync(path.join(dir, file), 'utf8')),
     ),
   }));
 }
