@@ -23,7 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { GUEST_IMAGE_NAME, readOpenrc } from '../cloud/bootstrap';
 import { ComputeHost, listQemuProcesses, POWER_STATE, deviceNames } from '../cloud/compute';
-import { removeHostDevices } from '../cloud/compute/linux-bridge';
+import { removeCloudFromMachine } from '../cloud/compute/machine-cleanup';
 import { hostDirOf } from '../cloud/index';
 import { defaultHostSpec, capabilitiesOf } from '../cloud/hosts';
 import { startDevServer, freePort, type RunningDevServer } from '../lib/dev-server';
@@ -182,11 +182,7 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
     await connection?.close();
     for (const w of [compute, controller]) if (w) await stopChild(w, 'SIGTERM', 20_000);
     // Whatever happened: this run's QEMU processes, then its taps, bridges, namespaces and dnsmasq.
-    if (dataDir) {
-      for (const proc of await listQemuProcesses())
-        if (proc.instanceDir?.startsWith(`${dataDir}/`)) process.kill(proc.pid, 'SIGKILL');
-      await removeHostDevices(hostDir).catch(() => undefined);
-    }
+    if (dataDir) await removeCloudFromMachine(dataDir).catch(() => undefined);
     await server?.stop();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
