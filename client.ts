@@ -16,18 +16,19 @@ import { randomUUID } from 'node:crypto';
 import { Command, CommanderError, Option } from 'commander';
 import { WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
 import { ServiceError, isGrpcServiceError } from '@temporalio/client';
-import { resolveAuth, type CredentialFlags } from './lib/cli/credentials';
-import { describeFailure, EXIT, failureInfo, UserError } from './lib/cli/errors';
-import { note, print, renderJson, type OutputFormat } from './lib/cli/output';
-import { BootProgress } from './lib/cli/progress';
+import { resolveAuth, type CredentialFlags } from './lib/command-line/credentials';
+import { describeFailure, EXIT, failureInfo, UserError } from './lib/command-line/errors';
+import { note, print, renderJson, type OutputFormat } from './lib/command-line/output';
+import { positiveWhole } from './lib/command-line/numbers';
+import { BootProgress } from './lib/command-line/progress';
 import {
   connectTemporal,
   dataDirFromEnv,
   loadKeyringOrExplain,
   webUiLink,
   type TemporalHandle,
-} from './lib/cli/temporal';
-import { auditTable, hypervisorTable, serverFields, serverListTable } from './lib/cli/views';
+} from './lib/command-line/temporal';
+import { auditTable, hypervisorTable, serverFields, serverListTable } from './lib/command-line/views';
 import type { createInstance } from './workflows/create-instance';
 import type { deleteInstance } from './workflows/delete-instance';
 import { bootWorkflowId, CONTROLLER_QUEUE, deleteWorkflowId } from './workflows/names';
@@ -147,11 +148,7 @@ interface CreateOptions {
 }
 
 function positiveInt(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new UserError(`${flag} must be a positive whole number`, EXIT.USAGE);
-  return n;
+  return value === undefined ? undefined : positiveWhole(value, flag);
 }
 
 async function serverCreate(session: Session, name: string, options: CreateOptions): Promise<number> {

@@ -4,6 +4,8 @@
  *   --role controller                 workflows + Keystone, nova-api/conductor/scheduler, Placement, Glance, Cinder
  *   --role network                    neutron-server (the `network` queue)
  *   --role compute --host compute2    nova-compute of one host (`compute@compute2`); several --host allowed
+ *   --role api                        the OpenStack HTTP APIs (api/): Keystone, Nova, Glance, Neutron, Cinder,
+ *                                     Placement on one listener (--api-host, --api-port, --public-url, TLS)
  *   --role all (default)              all of it in one process, with the compute hosts compute1..3
  *
  * A compute worker opens only its host's directory. It registers and heartbeats its host the way
@@ -30,8 +32,9 @@ import { verifyKeyringAgainstHistory } from './lib/codec';
 import { ensureSearchAttributes } from './lib/search-attributes';
 import { temporalSettings } from './lib/connection';
 import { createLogger, installTemporalRuntime } from './lib/logger';
-import { EXIT, UserError } from './lib/cli/errors';
-import { bootflowDataConverter, loadKeyringOrExplain } from './lib/cli/temporal';
+import { EXIT, UserError } from './lib/command-line/errors';
+import { positiveWholeFlag, positiveWholeFromEnv } from './lib/command-line/numbers';
+import { bootflowDataConverter, loadKeyringOrExplain } from './lib/command-line/temporal';
 import {
   computeService,
   computeServiceWorkflowId,
@@ -39,10 +42,12 @@ import {
   registerSignal,
 } from './workflows/compute-service';
 import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from './workflows/names';
+import { DEFAULT_API_PORT, DEFAULT_REGION, startApiServer, type ApiServer } from './api';
+import { apiSettings, type ApiSettings } from './api/settings';
 import { VIRT_DRIVER_TYPES, type VirtDriverType } from './cloud/compute';
 
-export type Role = 'controller' | 'network' | 'compute';
-const ROLES: readonly Role[] = ['controller', 'network', 'compute'];
+export type Role = 'controller' | 'network' | 'compute' | 'api';
+const ROLES: readonly Role[] = ['controller', 'network', 'compute', 'api'];
 
 export interface WorkerConfig {
   roles: Role[];
@@ -57,6 +62,8 @@ export interface WorkerConfig {
   /** How long in-flight activities may take to finish on shutdown before they are cancelled. */
   shutdownGraceSeconds: number;
   heartbeatSeconds: number;
+  /** The api role's listener and public URL. */
+  api: ApiSettings;
   /** The compute hosts' network agent: `fake` records devices, `linux-bridge` creates them (root). */
   networkAgent: NetworkAgentKind;
   /** The compute hosts' virt driver: `fake` (no guest runs) or `qemu` (real guests). */
@@ -64,15 +71,22 @@ export interface WorkerConfig {
 }
 
 /** Defaults sized for a 2-core machine; each has a flag and an environment variable. */
-export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Omit<WorkerConfig, 'roles' | 'hosts'> {
+export function defaultConfig(
+  env: NodeJS.ProcessEnv = process.env,
+): Omit<WorkerConfig, 'roles' | 'hosts' | 'api'> {
   const cores = Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
   return {
     dataDir: dbConfigFromEnv(env).dataDir,
-    maxConcurrentActivities: Number(env.BOOTFLOW_MAX_ACTIVITIES ?? 20),
-    maxConcurrentWorkflowTasks: Number(env.BOOTFLOW_MAX_WORKFLOW_TASKS ?? Math.max(2, cores * 2)),
-    maxCachedWorkflows: Number(env.BOOTFLOW_STICKY_CACHE ?? 250),
-    shutdownGraceSeconds: Number(env.BOOTFLOW_SHUTDOWN_GRACE ?? 10),
-    heartbeatSeconds: Number(env.BOOTFLOW_HEARTBEAT_SECONDS ?? 10),
+    // A bad value is a usage error naming the variable, never a NaN let through.
+    maxConcurrentActivities: positiveWholeFromEnv(env, 'BOOTFLOW_MAX_ACTIVITIES', 20),
+    maxConcurrentWorkflowTasks: positiveWholeFromEnv(
+      env,
+      'BOOTFLOW_MAX_WORKFLOW_TASKS',
+      Math.max(2, cores * 2),
+    ),
+    maxCachedWorkflows: positiveWholeFromEnv(env, 'BOOTFLOW_STICKY_CACHE', 250),
+    shutdownGraceSeconds: positiveWholeFromEnv(env, 'BOOTFLOW_SHUTDOWN_GRACE', 10),
+    heartbeatSeconds: positiveWholeFromEnv(env, 'BOOTFLOW_HEARTBEAT_SECONDS', 10),
     networkAgent: (env.BOOTFLOW_NETWORK_AGENT ?? 'fake') as NetworkAgentKind,
     virtDriver: parseVirtDriver(env.BOOTFLOW_VIRT_DRIVER ?? 'fake'),
   };
@@ -94,21 +108,12 @@ function list(value: string, previous: string[] = []): string[] {
   ];
 }
 
-function whole(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1)
-      throw new UserError(`${name} must be a positive whole number`, EXIT.USAGE);
-    return n;
-  };
-}
-
 export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const defaults = defaultConfig(env);
   const opts = new Command('worker')
     .description('bootflow worker: controller, network and compute roles on their Temporal task queues')
     .addOption(
-      new Option('--role <roles>', 'controller, network, compute or all (comma-separated or repeated)')
+      new Option('--role <roles>', 'controller, network, compute, api or all (comma-separated or repeated)')
         .argParser(list)
         .default([], 'all'),
     )
@@ -117,33 +122,38 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
     .option(
       '--max-concurrent-activities <n>',
       'activities at once per worker',
-      whole('--max-concurrent-activities'),
+      positiveWholeFlag('--max-concurrent-activities'),
       defaults.maxConcurrentActivities,
     )
     .option(
       '--max-concurrent-workflow-tasks <n>',
       'workflow tasks at once',
-      whole('--max-concurrent-workflow-tasks'),
+      positiveWholeFlag('--max-concurrent-workflow-tasks'),
       defaults.maxConcurrentWorkflowTasks,
     )
     .option(
       '--max-cached-workflows <n>',
       'sticky cache size',
-      whole('--max-cached-workflows'),
+      positiveWholeFlag('--max-cached-workflows'),
       defaults.maxCachedWorkflows,
     )
     .option(
       '--shutdown-grace <seconds>',
       'time in-flight activities get on shutdown',
-      whole('--shutdown-grace'),
+      positiveWholeFlag('--shutdown-grace'),
       defaults.shutdownGraceSeconds,
     )
     .option(
       '--heartbeat <seconds>',
       'compute service report interval',
-      whole('--heartbeat'),
+      positiveWholeFlag('--heartbeat'),
       defaults.heartbeatSeconds,
     )
+    .option('--api-host <host>', 'api role: listen address (BOOTFLOW_API_HOST, default 127.0.0.1)')
+    .option('--api-port <port>', `api role: port (BOOTFLOW_API_PORT, default ${DEFAULT_API_PORT})`, port)
+    .option('--public-url <url>', 'api role: base URL of the catalog endpoints (BOOTFLOW_PUBLIC_URL)')
+    .option('--tls-cert <file>', 'api role: PEM certificate (HTTPS; with --tls-key)')
+    .option('--tls-key <file>', 'api role: PEM private key')
     .addOption(
       new Option('--network-agent <agent>', "compute hosts' network agent (BOOTFLOW_NETWORK_AGENT)")
         .choices(NETWORK_AGENTS)
@@ -166,6 +176,11 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       maxCachedWorkflows: number;
       shutdownGrace: number;
       heartbeat: number;
+      apiHost?: string;
+      apiPort?: number;
+      publicUrl?: string;
+      tlsCert?: string;
+      tlsKey?: string;
       networkAgent: NetworkAgentKind;
       virtDriver: VirtDriverType;
     }>();
@@ -174,7 +189,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
   for (const role of asked) {
     if (role === 'all') ROLES.forEach((r) => roles.add(r));
     else if ((ROLES as readonly string[]).includes(role)) roles.add(role as Role);
-    else throw new UserError(`unknown role '${role}' (controller, network, compute or all)`, EXIT.USAGE);
+    else throw new UserError(`unknown role '${role}' (controller, network, compute, api or all)`, EXIT.USAGE);
   }
   if (opts.host.length > 0 && !roles.has('compute')) {
     throw new UserError('--host is for the compute role (add --role compute)', EXIT.USAGE);
@@ -199,9 +214,37 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
     maxCachedWorkflows: opts.maxCachedWorkflows,
     shutdownGraceSeconds: opts.shutdownGrace,
     heartbeatSeconds: opts.heartbeat,
+    api: usage(() =>
+      apiSettings(
+        {
+          ...(opts.apiHost !== undefined ? { host: opts.apiHost } : {}),
+          ...(opts.apiPort !== undefined ? { port: opts.apiPort } : {}),
+          ...(opts.publicUrl !== undefined ? { publicUrl: opts.publicUrl } : {}),
+          ...(opts.tlsCert !== undefined ? { tlsCert: opts.tlsCert } : {}),
+          ...(opts.tlsKey !== undefined ? { tlsKey: opts.tlsKey } : {}),
+        },
+        env,
+      ),
+    ),
     networkAgent: opts.networkAgent,
     virtDriver: opts.virtDriver,
   };
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535)
+    throw new UserError('--api-port must be a whole number from 0 to 65535', EXIT.USAGE);
+  return n;
+}
+
+/** A settings error is the user's to fix: a usage error. */
+function usage<T>(get: () => T): T {
+  try {
+    return get();
+  } catch (err) {
+    throw new UserError((err as Error).message, EXIT.USAGE);
+  }
 }
 
 export interface RunningWorkers {
@@ -268,6 +311,33 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
         maxCachedWorkflows: config.maxCachedWorkflows,
       });
     }
+    let api: ApiServer | undefined;
+    if (config.roles.includes('api')) {
+      // nova-api reads the services' databases directly: the controller's cloud, or one of its own.
+      let apiCloud = cloud;
+      if (!apiCloud) {
+        const own = await openCloud({ db });
+        closers.push(() => own.close());
+        apiCloud = own;
+      }
+      api = await startApiServer(
+        { cloud: apiCloud, temporal: client, publicUrl: config.api.publicUrl, region: DEFAULT_REGION, log },
+        {
+          host: config.api.host,
+          port: config.api.port,
+          ...(config.api.tls ? { tls: config.api.tls } : {}),
+        },
+      ).catch((err: unknown) => {
+        throw new UserError(
+          `The API cannot listen on ${config.api.host}:${config.api.port} (${(err as Error).message}); ` +
+            'choose another with --api-port or BOOTFLOW_API_PORT',
+          EXIT.UNAVAILABLE,
+        );
+      });
+      const opened = api;
+      closers.push(() => opened.close());
+      log.info({ url: api.url, publicUrl: config.api.publicUrl }, 'OpenStack APIs listening');
+    }
     if (config.roles.includes('network')) {
       let neutron = cloud?.neutron;
       let keystone = cloud?.keystone;
@@ -311,7 +381,10 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
       });
     }
 
-    const runs = workers.map(({ worker }) => worker.run());
+    // The API alone has no worker to run: it counts as running until shutdown closes it.
+    let apiStopped: () => void = () => undefined;
+    const apiRun = new Promise<void>((resolve) => (apiStopped = resolve));
+    const runs = [...workers.map(({ worker }) => worker.run()), ...(api ? [apiRun] : [])];
     log.info(
       { queues: workers.map((w) => w.queue), address: settings.address, namespace: settings.namespace },
       'workers running',
@@ -349,7 +422,7 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
       }, config.heartbeatSeconds * 1000);
       timers.push(timer);
     }
-    process.send?.({ type: 'ready', queues: workers.map((w) => w.queue) });
+    process.send?.({ type: 'ready', queues: workers.map((w) => w.queue), ...(api ? { api: api.url } : {}) });
 
     let stopping: Promise<void> | undefined;
     const finished = Promise.allSettled(runs);
@@ -357,6 +430,9 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
       stopping ??= (async () => {
         log.info({ reason }, 'shutting down: heartbeats stop, in-flight activities get the grace time');
         timers.forEach(clearInterval);
+        // The API stops taking requests first; requests in flight finish (Fastify's close waits for them).
+        if (api) await api.close().catch(() => undefined);
+        apiStopped();
         for (const { worker } of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
         const results = await finished;
         for (const closer of closers.reverse()) await closer().catch(() => undefined);

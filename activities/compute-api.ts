@@ -3,41 +3,24 @@
  * status and sizes, boot volume size, name), reserves quota, and answers the delete path's lookups. Network
  * visibility is neutron-server's call (activities/network.ts).
  */
-import { z } from 'zod';
 import { CloudError } from '../cloud/errors';
 import type { Glance } from '../cloud/glance';
 import { enforce, enforceVisible, type Keystone } from '../cloud/keystone';
-import type { Nova } from '../cloud/nova';
-import { nameSchema, parseRequest } from '../cloud/validation';
-import type { BootPlan, FlavorSpec, InstanceSummary, QuotaAmounts } from '../workflows/types';
+import {
+  bootPlanRequestSchema,
+  bootQuota,
+  checkImageFitsFlavor,
+  flavorRefError,
+  type BootPlanRequest,
+  type Nova,
+} from '../cloud/nova';
+import { parseRequest } from '../cloud/validation';
+import type { BootPlan, InstanceSummary, QuotaAmounts } from '../workflows/types';
 import { adaptAll } from './failures';
 import { contextForOngoingWork } from './identity';
 import { activeImageFor } from './image';
 
-const GIB = 1024 ** 3;
-
-export interface BootPlanRequest {
-  name: string;
-  flavor: string;
-  image: string;
-  bootVolume?: { sizeGb: number; deleteOnTermination?: boolean };
-  availabilityZone?: string;
-  keyName?: string;
-}
-
-const planRequestSchema = z.strictObject({
-  name: nameSchema,
-  flavor: z.string().min(1).max(255),
-  image: z.string().min(1).max(255),
-  bootVolume: z
-    .strictObject({
-      sizeGb: z.number().int().min(1).max(10_000),
-      deleteOnTermination: z.boolean().optional(),
-    })
-    .optional(),
-  availabilityZone: nameSchema.optional(),
-  keyName: nameSchema.optional(),
-});
+export type { BootPlanRequest } from '../cloud/nova';
 
 export interface ComputeApiServices {
   keystone: Keystone;
@@ -45,64 +28,15 @@ export interface ComputeApiServices {
   glance: Glance;
 }
 
-function checkImageFitsFlavor(
-  image: { id: string; minDisk: number; minRam: number; size: number | null; virtualSize: number | null },
-  flavor: FlavorSpec,
-  bootVolumeGb: number | null,
-): void {
-  if (image.minRam > flavor.memoryMb) {
-    throw new CloudError(
-      'FlavorMemoryTooSmall',
-      `Flavor's memory is too small for requested image (flavor ${flavor.memoryMb} MB, image min_ram ${image.minRam} MB).`,
-      { flavor: flavor.name, imageId: image.id },
-    );
-  }
-  const bytes = Math.max(image.size ?? 0, image.virtualSize ?? 0);
-  if (bootVolumeGb !== null) {
-    // The root disk is the volume: the volume, not the flavor, must hold the image (Nova's BDM checks).
-    if (bootVolumeGb < image.minDisk || bootVolumeGb * GIB < bytes) {
-      throw new CloudError(
-        'BadRequest',
-        `Volume size ${bootVolumeGb} GB is smaller than the image needs (min_disk ${image.minDisk} GB, ${bytes} bytes).`,
-        { imageId: image.id, sizeGb: bootVolumeGb },
-      );
-    }
-    return;
-  }
-  if (image.minDisk > flavor.rootGb) {
-    throw new CloudError(
-      'FlavorDiskTooSmall',
-      `Flavor's disk is too small for requested image. Flavor disk is ${flavor.rootGb} GB, minimum disk is ${image.minDisk} GB.`,
-      { flavor: flavor.name, imageId: image.id },
-    );
-  }
-  if (flavor.rootGb > 0 && bytes > flavor.rootGb * GIB) {
-    throw new CloudError(
-      'FlavorDiskTooSmall',
-      `Flavor's disk is too small for requested image. Flavor disk is ${flavor.rootGb * GIB} bytes, image is ${bytes} bytes.`,
-      { flavor: flavor.name, imageId: image.id },
-    );
-  }
-}
-
-function quotaFor(flavor: FlavorSpec, bootVolumeGb: number | null): QuotaAmounts {
-  const amounts: QuotaAmounts = { instances: 1, cores: flavor.vcpus, ram: flavor.memoryMb };
-  if (bootVolumeGb !== null) Object.assign(amounts, { volumes: 1, gigabytes: bootVolumeGb });
-  return amounts;
-}
-
 export function createComputeApiActivities({ keystone, nova, glance }: ComputeApiServices) {
   return adaptAll({
     /** The servers API's checks; changes nothing. Returns what the later steps need, already resolved. */
-    async validateBootRequest(token: string, input: BootPlanRequest): Promise<BootPlan> {
-      const ctx = await keystone.validateToken(token);
+    async validateBootRequest(input: { token: string; request: BootPlanRequest }): Promise<BootPlan> {
+      const ctx = await keystone.validateToken(input.token);
       enforce(ctx, 'compute:server:create', { projectId: ctx.projectId });
-      const req = parseRequest(planRequestSchema, input, 'server create request');
+      const req = parseRequest(bootPlanRequestSchema, input.request, 'server create request');
       const flavor = await nova.getFlavor(req.flavor).catch((err: unknown) => {
-        // Nova answers an unknown flavorRef with 400 (the request is wrong), not 404.
-        if (err instanceof CloudError && err.type === 'NotFound')
-          throw new CloudError('BadRequest', err.message);
-        throw err;
+        throw flavorRefError(err);
       });
       const { image, spec: imageSpec } = await activeImageFor(glance, req.image, ctx);
       if (req.availabilityZone !== undefined) {
@@ -137,23 +71,29 @@ export function createComputeApiActivities({ keystone, nova, glance }: ComputeAp
               deleteOnTermination: req.bootVolume.deleteOnTermination ?? false,
             }
           : null,
-        quota: quotaFor(flavor, bootVolumeGb),
+        quota: bootQuota(flavor, bootVolumeGb),
         availabilityZone: req.availabilityZone ?? null,
       };
     },
 
     /** Quota for the whole boot, held by the instance uuid as consumer (idempotent per consumer). */
-    async reserveQuota(token: string, instanceUuid: string, amounts: QuotaAmounts): Promise<void> {
-      const ctx = await contextForOngoingWork(keystone, token);
-      await nova.claimQuota(ctx.projectId, instanceUuid, amounts);
+    async reserveQuota(input: { token: string; instanceUuid: string; amounts: QuotaAmounts }): Promise<void> {
+      const ctx = await contextForOngoingWork(keystone, input.token);
+      await nova.claimQuota(ctx.projectId, input.instanceUuid, input.amounts);
     },
 
-    async releaseQuota(instanceUuid: string): Promise<void> {
-      await nova.releaseQuota(instanceUuid);
+    async releaseQuota(input: { instanceUuid: string }): Promise<void> {
+      await nova.releaseQuota(input.instanceUuid);
     },
 
     /** The delete path's lookup: NotFound for an unknown server or another project's, as Nova answers. */
-    async getInstanceForDelete(token: string, instanceUuid: string): Promise<InstanceSummary> {
+    async getInstanceForDelete({
+      token,
+      instanceUuid,
+    }: {
+      token: string;
+      instanceUuid: string;
+    }): Promise<InstanceSummary> {
       const ctx = await keystone.validateToken(token);
       const instance = await nova.getInstance(instanceUuid, { includeDeleted: true });
       enforceVisible(

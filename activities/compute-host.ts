@@ -43,6 +43,13 @@ async function beating<T>(work: () => Promise<T>, details: () => unknown = () =>
   }
 }
 
+/** A volume's connection on the host, as Cinder's attachment handed it out. */
+export interface VolumeConnection {
+  instanceUuid: string;
+  volumeId: string;
+  connectionInfo: VolumeConnectionInfo;
+}
+
 export function createComputeActivities(compute: ComputeHost) {
   return adaptAll({
     /**
@@ -71,7 +78,12 @@ export function createComputeActivities(compute: ComputeHost) {
      * The L2 agent's plug of each port (idempotent): recorded only, or with the linux-bridge agent the tap on
      * the network's bridge, up (read back from the kernel), and the DHCP agent serving the port's address.
      */
-    async plugVifs(instanceUuid: string, host: string, ports: PortDescription[]): Promise<PluggedVif[]> {
+    async plugVifs(input: {
+      instanceUuid: string;
+      host: string;
+      ports: PortDescription[];
+    }): Promise<PluggedVif[]> {
+      const { instanceUuid, host, ports } = input;
       return beating(async () => {
         const plugged: PluggedVif[] = [];
         for (const port of ports) {
@@ -94,29 +106,23 @@ export function createComputeActivities(compute: ComputeHost) {
       });
     },
 
-    async unplugVifs(portIds: string[]): Promise<void> {
+    async unplugVifs(input: { portIds: string[] }): Promise<void> {
       await beating(async () => {
-        for (const portId of portIds) await compute.unplugVif(portId, { signal: signal() });
+        for (const portId of input.portIds) await compute.unplugVif(portId, { signal: signal() });
       });
     },
 
     /** Connects the volume's backing file for the guest; returns its device (vdb, ...). */
-    async connectVolume(
-      instanceUuid: string,
-      volumeId: string,
-      connectionInfo: VolumeConnectionInfo,
-    ): Promise<{ device: string; path: string }> {
+    async connectVolume(input: VolumeConnection): Promise<{ device: string; path: string }> {
+      const { instanceUuid, volumeId, connectionInfo } = input;
       const connection = await beating(() =>
         compute.connectVolume(connectionInfo, { instanceUuid, volumeId }, { signal: signal() }),
       );
       return { device: connection.device, path: connection.path };
     },
 
-    async disconnectVolume(
-      instanceUuid: string,
-      volumeId: string,
-      connectionInfo: VolumeConnectionInfo,
-    ): Promise<void> {
+    async disconnectVolume(input: VolumeConnection): Promise<void> {
+      const { instanceUuid, volumeId, connectionInfo } = input;
       await beating(() =>
         compute.disconnectVolume(connectionInfo, { instanceUuid, volumeId }, { signal: signal() }),
       );
@@ -156,8 +162,8 @@ export function createComputeActivities(compute: ComputeHost) {
     },
 
     /** nova-compute's get_console_output: the guest's serial log, its last `lines` lines when given. */
-    async getConsoleOutput(instanceUuid: string, lines?: number): Promise<{ output: string }> {
-      return { output: await compute.getConsoleOutput(instanceUuid, lines) };
+    async getConsoleOutput(input: { instanceUuid: string; lines?: number }): Promise<{ output: string }> {
+      return { output: await compute.getConsoleOutput(input.instanceUuid, input.lines) };
     },
 
     /**
@@ -169,8 +175,8 @@ export function createComputeActivities(compute: ComputeHost) {
     },
 
     /** The driver's destroy: domain, bridges and taps, volume connections and the instance directory. */
-    async destroyInstance(instanceUuid: string): Promise<void> {
-      await beating(() => compute.destroy(instanceUuid, { signal: signal() }));
+    async destroyInstance(input: { instanceUuid: string }): Promise<void> {
+      await beating(() => compute.destroy(input.instanceUuid, { signal: signal() }));
     },
   });
 }

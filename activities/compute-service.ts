@@ -37,7 +37,13 @@ export function createComputeServiceActivities({
     },
 
     /** ServiceGroup report_state for a report sent at `sentAt` (the compute host's clock, epoch ms). */
-    async reportComputeServiceState(host: string, sentAt: number): Promise<ReportResult> {
+    async reportComputeServiceState({
+      host,
+      sentAt,
+    }: {
+      host: string;
+      sentAt: number;
+    }): Promise<ReportResult> {
       if (clock.now() - sentAt > STALE_REPORT_MS) {
         const current = await nova.getComputeHost(host);
         return {

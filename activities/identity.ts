@@ -38,8 +38,8 @@ export function createIdentityActivities(keystone: Keystone) {
     },
 
     /** Policy enforcement with a fresh (not expired) token: Forbidden when the rule denies it. */
-    async authorize(token: string, rule: PolicyRule, target?: PolicyTarget): Promise<void> {
-      enforce(await keystone.validateToken(token), rule, target);
+    async authorize(input: { token: string; rule: PolicyRule; target?: PolicyTarget }): Promise<void> {
+      enforce(await keystone.validateToken(input.token), input.rule, input.target);
     },
   });
 }

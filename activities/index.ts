@@ -5,7 +5,6 @@
  *   compute@<host>  nova-compute and the network agent of one host
  */
 import type { Cinder } from '../cloud/cinder';
-import type { Clock } from '../cloud/clock';
 import type { Glance } from '../cloud/glance';
 import type { Keystone } from '../cloud/keystone';
 import type { Nova } from '../cloud/nova';
@@ -27,15 +26,14 @@ export interface ControllerServices {
   scheduler: Scheduler;
   glance: Glance;
   cinder: Cinder;
-  clock?: Clock;
 }
 
 export function createControllerActivities(services: ControllerServices) {
-  const { keystone, nova, placement, scheduler, glance, cinder, clock } = services;
+  const { keystone, nova, placement, scheduler, glance, cinder } = services;
   return {
     ...createIdentityActivities(keystone),
     ...createComputeApiActivities({ keystone, nova, glance }),
-    ...createConductorActivities(nova, clock),
+    ...createConductorActivities(nova),
     ...createSchedulerActivities({ scheduler, placement }),
     ...createVolumeActivities({ cinder, identity: keystone }),
   };

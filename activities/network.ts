@@ -43,10 +43,10 @@ export function portRequestKey(instanceUuid: string, attempt: number, index: num
 export function createNetworkActivities({ neutron, identity }: NetworkServices) {
   return adaptAll({
     /** nova-api's check that each requested network exists and is visible to the caller's project. */
-    async validateNetworks(token: string, refs: string[]): Promise<NetworkRef[]> {
-      const ctx = await identity.validateToken(token);
+    async validateNetworks(input: { token: string; networks: string[] }): Promise<NetworkRef[]> {
+      const ctx = await identity.validateToken(input.token);
       const found: NetworkRef[] = [];
-      for (const ref of refs) {
+      for (const ref of input.networks) {
         const network = await neutron.getNetwork(ref, ctx);
         found.push({ id: network.id, name: network.name });
       }
@@ -75,7 +75,7 @@ export function createNetworkActivities({ neutron, identity }: NetworkServices) 
      * ML2 binding to the host (binding:host_id); PortBindingFailed when no driver can bind there. Each bound
      * port carries its network's DHCP details (subnet, DHCP port), which the host's DHCP agent serves.
      */
-    async bindPorts(ports: PortDescription[], host: string): Promise<PortDescription[]> {
+    async bindPorts({ ports, host }: { ports: PortDescription[]; host: string }): Promise<PortDescription[]> {
       const names = new Map(ports.map((p) => [p.networkId, p.networkName]));
       const dhcp = new Map<string, DhcpDetails | null>();
       const bound: PortDescription[] = [];
@@ -88,12 +88,12 @@ export function createNetworkActivities({ neutron, identity }: NetworkServices) 
     },
 
     /** The L2 agent's update_device_up after it wired the ports on `host`: they go ACTIVE. */
-    async reportDevicesUp(portIds: string[], host: string): Promise<void> {
+    async reportDevicesUp({ portIds, host }: { portIds: string[]; host: string }): Promise<void> {
       for (const portId of portIds) await neutron.markPortActive(portId, host);
     },
 
     /** Port statuses, for the workflow's bounded wait on network-vif-plugged. */
-    async portStatuses(portIds: string[]): Promise<Record<string, string>> {
+    async portStatuses({ portIds }: { portIds: string[] }): Promise<Record<string, string>> {
       const statuses: Record<string, string> = {};
       for (const portId of portIds) {
         try {
@@ -105,13 +105,13 @@ export function createNetworkActivities({ neutron, identity }: NetworkServices) 
       return statuses;
     },
 
-    async listInstancePorts(instanceUuid: string): Promise<PortDescription[]> {
+    async listInstancePorts({ instanceUuid }: { instanceUuid: string }): Promise<PortDescription[]> {
       const ports = await neutron.listPorts({ deviceId: instanceUuid });
       return ports.map((p) => describe(p, new Map()));
     },
 
     /** Unbinds and deletes every port of the instance (their IPs are freed); idempotent. */
-    async deleteInstancePorts(instanceUuid: string): Promise<string[]> {
+    async deleteInstancePorts({ instanceUuid }: { instanceUuid: string }): Promise<string[]> {
       const ports = await neutron.listPorts({ deviceId: instanceUuid });
       for (const port of ports) {
         await neutron.unbindPort(port.id);

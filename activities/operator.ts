@@ -10,6 +10,7 @@ import { CloudError } from '../cloud/errors';
 import { enforce, enforceVisible, type Keystone, type RequestContext } from '../cloud/keystone';
 import type { Instance } from '../cloud/nova';
 import type { Neutron } from '../cloud/neutron';
+import { resourceUse } from '../cloud/placement';
 import type { HypervisorView, ServerAddress, ServerRecord, ServerVolume } from '../workflows/operator-types';
 import { adaptAll } from './failures';
 import type { TokenValidator } from './identity';
@@ -82,6 +83,12 @@ async function recordOf(cloud: OperatorControllerServices, ctx: RequestContext, 
   return record;
 }
 
+/** A read about some servers, with the caller's token. */
+export interface ServersInput {
+  token: string;
+  instanceUuids: string[];
+}
+
 /** One server by uuid, or by name among the caller's project's servers (unique), as `openstack` resolves it. */
 async function findOne(
   cloud: OperatorControllerServices,
@@ -109,7 +116,7 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
   const { keystone, nova, placement, cinder } = cloud;
   return adaptAll({
     /** nova-api's servers index/show: records the caller may see, newest first. */
-    async findServers(token: string, filter: ServerFilter): Promise<ServerRecord[]> {
+    async findServers({ token, filter }: { token: string; filter: ServerFilter }): Promise<ServerRecord[]> {
       const ctx = await keystone.validateToken(token);
       const ref = filter.nameOrId;
       if (ref !== undefined && UUID.test(ref)) {
@@ -143,7 +150,8 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
      * (another project's is NotFound), the policy, and the host that holds its console (InstanceNotReady
      * without one, as Nova's check_instance_host).
      */
-    async consoleTarget(token: string, nameOrId: string): Promise<{ uuid: string; host: string }> {
+    async consoleTarget(input: { token: string; server: string }): Promise<{ uuid: string; host: string }> {
+      const { token, server: nameOrId } = input;
       const ctx = await keystone.validateToken(token);
       const instance = await findOne(cloud, ctx, nameOrId);
       enforceVisible(
@@ -160,7 +168,8 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
     },
 
     /** cinder-api: the volumes attached to each server (the caller's project's, or any for an admin). */
-    async serverVolumes(token: string, instanceUuids: string[]): Promise<Record<string, ServerVolume[]>> {
+    async serverVolumes(input: ServersInput): Promise<Record<string, ServerVolume[]>> {
+      const { token, instanceUuids } = input;
       const ctx = await keystone.validateToken(token);
       const out: Record<string, ServerVolume[]> = {};
       for (const uuid of instanceUuids) {
@@ -172,7 +181,7 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
             id: volume.id,
             device: attachment.mountpoint,
             sizeGb: volume.sizeGb,
-            deleteOnTermination: volume.requestKey.endsWith(':root:delete'),
+            deleteOnTermination: volume.deleteOnTermination,
           });
         }
         out[uuid] = volumes;
@@ -181,19 +190,13 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
     },
 
     /** `openstack hypervisor list --long`: each compute node with its state and Placement usage. */
-    async listHypervisors(token: string): Promise<HypervisorView[]> {
+    async listHypervisors({ token }: { token: string }): Promise<HypervisorView[]> {
       const ctx = await keystone.validateToken(token);
       enforce(ctx, 'os_compute_api:os-hypervisors:list');
       const views: HypervisorView[] = [];
       for (const host of await nova.listComputeHosts()) {
         const provider = await placement.getResourceProvider(host.nodeUuid).catch(() => undefined);
         const allocations = provider ? await placement.listAllocations({ providerUuid: host.nodeUuid }) : [];
-        const resource = (rc: 'VCPU' | 'MEMORY_MB' | 'DISK_GB', total: number) => {
-          const inv = provider?.inventories[rc];
-          const capacity = inv ? inv.capacity : total;
-          const used = inv ? inv.used : 0;
-          return { total, used, free: Math.max(0, capacity - used) };
-        };
         views.push({
           id: host.nodeUuid,
           host: host.host,
@@ -202,9 +205,9 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
           status: host.disabled ? 'disabled' : 'enabled',
           disabledReason: host.disabledReason,
           lastHeartbeat: host.lastHeartbeatAt === null ? null : new Date(host.lastHeartbeatAt).toISOString(),
-          vcpus: resource('VCPU', host.vcpus),
-          memoryMb: resource('MEMORY_MB', host.memoryMb),
-          diskGb: resource('DISK_GB', host.diskGb),
+          vcpus: resourceUse(provider, 'VCPU', host.vcpus),
+          memoryMb: resourceUse(provider, 'MEMORY_MB', host.memoryMb),
+          diskGb: resourceUse(provider, 'DISK_GB', host.diskGb),
           runningVms: allocations.length,
         });
       }
@@ -216,26 +219,26 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
      * registered compute host the instances live there, which the workflow hands to that host's own audit.
      * The controller never reads a host's directory.
      */
-    async auditController(token: string, options: { buildsInFlight?: boolean }): Promise<ControllerAudit> {
-      const ctx = await keystone.validateToken(token);
+    async auditController(input: { token: string; buildsInFlight?: boolean }): Promise<ControllerAudit> {
+      const ctx = await keystone.validateToken(input.token);
       enforce(ctx, 'bootflow:audit');
       if (!cloud.neutron || !cloud.scheduler || !cloud.clock) {
         throw new CloudError('ServiceUnavailable', 'the leak audit needs the whole controller cloud');
       }
-      return auditController(cloud as Cloud, { buildsInFlight: options.buildsInFlight === true });
+      return auditController(cloud as Cloud, { buildsInFlight: input.buildsInFlight === true });
     },
 
     /**
      * The audit's activity before the hosts were asked on their queues, kept for audits started by an
      * older worker: now the controller's half only (their hosts are not audited).
      */
-    async runLeakAudit(token: string, options: { buildsInFlight?: boolean }): Promise<LeakFinding[]> {
-      const ctx = await keystone.validateToken(token);
+    async runLeakAudit(input: { token: string; buildsInFlight?: boolean }): Promise<LeakFinding[]> {
+      const ctx = await keystone.validateToken(input.token);
       enforce(ctx, 'bootflow:audit');
       if (!cloud.neutron || !cloud.scheduler || !cloud.clock) {
         throw new CloudError('ServiceUnavailable', 'the leak audit needs the whole controller cloud');
       }
-      return (await auditController(cloud as Cloud, { buildsInFlight: options.buildsInFlight === true }))
+      return (await auditController(cloud as Cloud, { buildsInFlight: input.buildsInFlight === true }))
         .findings;
     },
   });
@@ -249,10 +252,8 @@ export interface OperatorNetworkServices {
 export function createOperatorNetworkActivities({ neutron, identity }: OperatorNetworkServices) {
   return adaptAll({
     /** neutron-server: each server's fixed IPs by network name (the servers API's `addresses`). */
-    async serverAddresses(
-      token: string,
-      instanceUuids: string[],
-    ): Promise<Record<string, Record<string, ServerAddress[]>>> {
+    async serverAddresses(input: ServersInput): Promise<Record<string, Record<string, ServerAddress[]>>> {
+      const { token, instanceUuids } = input;
       const ctx = await identity.validateToken(token);
       const admin = ctx.roles.includes('admin');
       const networkNames = new Map<string, string>();

@@ -25,6 +25,16 @@ export interface ScheduleInput {
   maxAttempts: number;
 }
 
+/** The conductor's claim on an alternate host after a failed build. */
+export interface ClaimAlternateInput {
+  instanceUuid: string;
+  alternate: HostTarget;
+  flavor: FlavorSpec;
+  projectId: string;
+  userId: string;
+  bootFromVolume: boolean;
+}
+
 export function createSchedulerActivities({ scheduler, placement }: SchedulerServices) {
   return adaptAll({
     /** Filters, weighers and a placement claim on the best host; NoValidHost when none fits. */
@@ -44,14 +54,8 @@ export function createSchedulerActivities({ scheduler, placement }: SchedulerSer
     },
 
     /** The conductor claims an alternate for a reschedule; false when it has no room any more. */
-    async claimAlternate(
-      instanceUuid: string,
-      alternate: HostTarget,
-      flavor: FlavorSpec,
-      projectId: string,
-      userId: string,
-      bootFromVolume: boolean,
-    ): Promise<boolean> {
+    async claimAlternate(input: ClaimAlternateInput): Promise<boolean> {
+      const { instanceUuid, alternate, flavor, projectId, userId, bootFromVolume } = input;
       try {
         await scheduler.claimAlternate(instanceUuid, alternate, flavor, projectId, userId, {
           bootFromVolume,
@@ -64,8 +68,8 @@ export function createSchedulerActivities({ scheduler, placement }: SchedulerSer
     },
 
     /** Idempotent: releasing an instance without allocations does nothing. */
-    async releaseAllocation(instanceUuid: string): Promise<void> {
-      await placement.releaseAllocations(instanceUuid);
+    async releaseAllocation(input: { instanceUuid: string }): Promise<void> {
+      await placement.releaseAllocations(input.instanceUuid);
     },
   });
 }

@@ -64,7 +64,9 @@ export function renderError(service: ServiceName, err: unknown, requestId: strin
   } else if (isCloudError(err)) {
     status = statusOf(err.type, err.code);
     message = err.message;
-    type = err.type;
+    // A cloud error may name Neutron's exception class (NetworkInUse, SubnetInUse) beside its generic type.
+    const neutronType = err.details.neutronType;
+    type = typeof neutronType === 'string' ? neutronType : err.type;
   } else if (isFastifyClientError(err)) {
     status = err.statusCode;
     message = err.message;

@@ -31,5 +31,11 @@ export async function startApiServer(deps: ApiDeps, options: ApiListenOptions): 
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address() as AddressInfo;
   const scheme = options.tls ? 'https' : 'http';
-  return { app, url: `${scheme}://${options.host}:${address.port}`, close: () => app.close() };
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    url: `${scheme}://${options.host}:${address.port}`,
+    // Idempotent: the role's shutdown and its closers may both ask.
+    close: () => (closing ??= app.close()),
+  };
 }

@@ -207,7 +207,7 @@ export async function auditController(
     if (ownsResources(instance)) continue;
     // A volume kept after delete (delete_on_termination false) is the user's; anything else of a dead or
     // failed instance should have been removed by its delete or its saga.
-    const keptAfterDelete = instance?.deleted === true && volume.requestKey.endsWith(':keep');
+    const keptAfterDelete = instance?.deleted === true && !volume.deleteOnTermination;
     if (keptAfterDelete && volume.status === 'available') continue;
     findings.push({
       kind: 'volume',

@@ -49,9 +49,14 @@ export interface BootstrapResult {
 export interface BootstrapOptions {
   /** Compute hosts to register now; a compute worker also registers its host when it starts. */
   hosts?: readonly HostSpec[];
+  /** Keystone's public endpoint for the openrc files' OS_AUTH_URL (the API role's `<public URL>/identity`). */
+  authUrl?: string;
   /** Registers the real guest's images (aki, ari, ami) from these files. */
   guestImage?: GuestImageFiles;
 }
+
+/** The API role's default public identity endpoint (api/settings.ts). */
+export const DEFAULT_AUTH_URL = 'http://127.0.0.1:8770/identity';
 
 const OPENRC_KEYS: Record<keyof OpenrcCredentials, string> = {
   username: 'OS_USERNAME',
@@ -79,14 +84,16 @@ export function readOpenrc(file: string): Partial<OpenrcCredentials> {
   return out;
 }
 
-function writeOpenrc(file: string, creds: OpenrcCredentials): void {
+function writeOpenrc(file: string, creds: OpenrcCredentials, authUrl: string): void {
   const lines = [
-    '# bootflow credentials, DevStack style: source this file, then use the client.',
+    '# bootflow credentials, DevStack style: source this file, then use `openstack` or the client.',
+    `export OS_AUTH_URL='${authUrl}'`,
     ...Object.entries(OPENRC_KEYS).map(
       ([field, key]) => `export ${key}='${creds[field as keyof OpenrcCredentials]}'`,
     ),
     "export OS_IDENTITY_API_VERSION='3'",
     "export OS_REGION_NAME='RegionOne'",
+    "export OS_INTERFACE='public'",
     '',
   ];
   writeFileSync(file, lines.join('\n'), { mode: 0o600 });
@@ -101,6 +108,7 @@ async function ensureUserWithOpenrc(
   cloud: Cloud,
   user: 'admin' | 'demo',
   project: { id: string; name: string },
+  authUrl: string,
 ): Promise<OpenrcCredentials & { openrcPath: string; projectId: string }> {
   const file = openrcPath(cloud.dataDir, user);
   const known = existsSync(file) ? readOpenrc(file).password : undefined;
@@ -115,7 +123,8 @@ async function ensureUserWithOpenrc(
     userDomainName: 'Default',
     projectDomainName: 'Default',
   };
-  if (!known) writeOpenrc(file, creds);
+  // Rewritten every time (same password): OS_AUTH_URL follows the API role's public URL.
+  writeOpenrc(file, creds, authUrl);
   return { ...creds, openrcPath: file, projectId: project.id };
 }
 
@@ -198,8 +207,8 @@ export async function bootstrapCloud(cloud: Cloud, options: BootstrapOptions = {
   const adminProject = await keystone.ensureProject({ name: 'admin' });
   const demoProject = await keystone.ensureProject({ name: 'demo' });
   await keystone.ensureProject({ name: 'service' });
-  const admin = await ensureUserWithOpenrc(cloud, 'admin', adminProject);
-  const demo = await ensureUserWithOpenrc(cloud, 'demo', demoProject);
+  const admin = await ensureUserWithOpenrc(cloud, 'admin', adminProject, options.authUrl ?? DEFAULT_AUTH_URL);
+  const demo = await ensureUserWithOpenrc(cloud, 'demo', demoProject, options.authUrl ?? DEFAULT_AUTH_URL);
   await keystone.assignRole({ user: 'admin', project: 'admin', role: 'admin' });
   await keystone.assignRole({ user: 'admin', project: 'demo', role: 'admin' });
   await keystone.assignRole({ user: 'demo', project: 'demo', role: 'member' });

@@ -2,7 +2,8 @@
  * Prepares a data directory the way DevStack's stack.sh prepares a node, idempotently: the payload-encryption
  * key file (0600), and the embedded cloud (projects, users with openrc files, flavors, the cirros image, the
  * private and public networks). Compute hosts are not registered here: each compute worker registers its
- * own host through Temporal when it starts.
+ * own host through Temporal when it starts. The openrc files' OS_AUTH_URL follows BOOTFLOW_PUBLIC_URL /
+ * BOOTFLOW_API_PORT, as the API role does.
  *
  *   tsx scripts/bootstrap.ts [--data-dir DIR] [--guest-image]   (BOOTFLOW_DATA, BOOTFLOW_DB_URL as everywhere)
  *
@@ -13,6 +14,7 @@ import { bootstrapCloud, type BootstrapResult, type GuestImageFiles } from '../c
 import { dbConfigFromEnv } from '../cloud/db';
 import { openCloud } from '../cloud/index';
 import { ensureCodecKeyFile } from '../lib/codec';
+import { apiSettings, identityUrl } from '../api/settings';
 import { ensureGuestImage } from '../lib/guest-image';
 
 export interface PreparedData {
@@ -34,8 +36,10 @@ export async function prepareDataDir(
   const codec = ensureCodecKeyFile(dir);
   const cloud = await openCloud({ db: { ...dbConfigFromEnv(env), dataDir: dir } });
   try {
+    // OS_AUTH_URL names the API role's identity endpoint, from the same settings the role reads.
     const result = await bootstrapCloud(cloud, {
       hosts: [],
+      authUrl: identityUrl(apiSettings({}, env)),
       ...(options.guestImage ? { guestImage: options.guestImage } : {}),
     });
     // Only paths and ids leave this function: the passwords stay in the openrc files.

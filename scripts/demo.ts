@@ -6,17 +6,19 @@
  *   1. the data directory: payload-encryption key and the embedded cloud (DevStack-style, idempotent)
  *   2. Temporal: the dev server with its Web UI (persisted to $BOOTFLOW_DATA/temporal.db, search attributes
  *      registered, a codec server so the UI shows decrypted payloads), or the service at TEMPORAL_ADDRESS
- *   3. the workers of the three-node layout as separate processes: controller, network, compute1..3
+ *   3. the workers of the three-node layout as separate processes: controller (with the OpenStack API
+ *      role), network, compute1..3
  *   4. one server booted through client.ts with live progress (bootflow-guest on qemu, cirros on fake), the
  *      Web UI link to its workflow and, for a real guest, how to reach it (console, address)
  *
  * Settings: BOOTFLOW_DATA (./data), TEMPORAL_PORT (7233), TEMPORAL_UI_PORT (8233), TEMPORAL_ADDRESS (use an
  * existing Temporal instead), BOOTFLOW_CODEC_PORT (free port), BOOTFLOW_DEMO_WORKERS=single (one worker
- * process with --role all), BOOTFLOW_DEMO_BOOT=0 (no first boot), BOOTFLOW_VIRT_DRIVER=fake (no real guest).
- * Worker logs go to $BOOTFLOW_DATA/logs/.
+ * process with --role all), BOOTFLOW_DEMO_BOOT=0 (no first boot), BOOTFLOW_API_PORT (8770) and
+ * BOOTFLOW_PUBLIC_URL for the API role, BOOTFLOW_VIRT_DRIVER=fake (no real guest). Worker logs go to
+ * $BOOTFLOW_DATA/logs/.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -35,83 +37,24 @@ import {
 import { startCodecServer, type RunningCodecServer } from '../lib/codec';
 import { holdPorts, startDevServer, type RunningDevServer } from '../lib/dev-server';
 import { createLogger } from '../lib/logger';
-import { waitForComputeHosts } from '../lib/cli/compute-services';
-import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/cli/temporal';
+import { waitForComputeHosts } from '../lib/command-line/compute-services';
+import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/command-line/temporal';
+import { describeExit, scriptArgs, startScript, whenReady, type ScriptProcess } from '../lib/processes';
+import { ensureSearchAttributes } from '../lib/search-attributes';
 import { PROJECT_ROOT } from '../lib/temporal-binaries';
 import { BOOT_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { prepareDataDir } from './bootstrap';
+import { apiSettings } from '../api/settings';
 
-const KEYWORD = 2; // temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
 const READY_TIMEOUT_MS = 240_000;
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 function say(line = ''): void {
   process.stdout.write(`${line}\n`);
 }
 
-function tail(file: string, lines = 15): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-interface ChildWorker {
-  name: string;
-  log: string;
-  child: ChildProcess;
-  exited: Promise<number | null>;
-}
-
-function tsxArgs(script: string, args: string[]): string[] {
-  return ['--import', 'tsx', path.join(PROJECT_ROOT, script), ...args];
-}
-
-function spawnWorker(name: string, args: string[], env: NodeJS.ProcessEnv, logsDir: string): ChildWorker {
-  const log = path.join(logsDir, `${name}.log`);
-  const fd = openSync(log, 'a');
-  const child = spawn(process.execPath, tsxArgs('worker.ts', args), {
-    cwd: PROJECT_ROOT,
-    env,
-    stdio: ['ignore', fd, fd, 'ipc'],
-  });
-  closeSync(fd);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { name, log, child, exited };
-}
-
-function whenReady(worker: ChildWorker): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () =>
-        reject(
-          new Error(`worker ${worker.name} not ready after ${READY_TIMEOUT_MS / 1000} s; see ${worker.log}`),
-        ),
-      READY_TIMEOUT_MS,
-    );
-    worker.child.on('message', (message: { type?: string }) => {
-      if (message?.type === 'ready') {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    void worker.exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`worker ${worker.name} exited with code ${code}:\n${tail(worker.log)}`));
-    });
-  });
-}
-
-async function ensureSearchAttributes(client: Client, namespace: string): Promise<void> {
-  const existing = await client.connection.operatorService.listSearchAttributes({ namespace });
-  const known = new Set(Object.keys(existing.customAttributes ?? {}));
-  const missing = Object.keys(BOOT_SEARCH_ATTRIBUTES).filter((name) => !known.has(name));
-  if (missing.length === 0) return;
-  await client.connection.operatorService.addSearchAttributes({
-    namespace,
-    searchAttributes: Object.fromEntries(missing.map((name) => [name, KEYWORD])),
-  });
-}
+/** Thrown when a stop signal arrives while the demo is still starting. */
+class StopRequested extends Error {}
 
 const run = promisify(execFile);
 
@@ -163,7 +106,7 @@ async function chooseVirtDriver(): Promise<GuestImage | undefined> {
 async function howToReach(env: NodeJS.ProcessEnv, name: string, networkId: string): Promise<string[]> {
   const { stdout } = await run(
     process.execPath,
-    tsxArgs('client.ts', ['-f', 'json', 'server', 'show', name]),
+    scriptArgs('client.ts', ['-f', 'json', 'server', 'show', name]),
     { cwd: PROJECT_ROOT, env: { ...env, LOG_FORMAT: undefined } },
   ).catch(() => ({ stdout: '{}' }));
   const server = JSON.parse(stdout || '{}') as { addresses?: Record<string, Array<{ addr: string }>> };
@@ -193,18 +136,28 @@ async function main(): Promise<number> {
   const image = guest ? GUEST_IMAGE_NAME : IMAGE_NAME;
   const keyring = loadKeyringOrExplain(dataDir);
 
-  let devServer: RunningDevServer | undefined;
+  let devServer: Promise<RunningDevServer> | undefined;
   let codecServer: RunningCodecServer | undefined;
-  const workers: ChildWorker[] = [];
+  const workers: ScriptProcess[] = [];
   let stopping = false;
+  // SIGINT (Ctrl-C), SIGTERM (timeout, systemd, a container runtime, npm passing one on) or SIGHUP, at any
+  // time, even while starting: everything this demo started goes down with it.
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+    for (const signal of STOP_SIGNALS) process.once(signal, () => resolve(signal));
+  });
+  const step = <T>(work: Promise<T>): Promise<T> =>
+    Promise.race([
+      work,
+      stopSignal.then((signal): never => {
+        throw new StopRequested(signal);
+      }),
+    ]);
   const stopAll = async () => {
     stopping = true;
-    for (const w of workers)
-      if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGTERM');
+    for (const w of workers) if (w.running()) w.child.kill('SIGTERM');
     await Promise.race([Promise.all(workers.map((w) => w.exited)), sleep(20_000)]);
-    for (const w of workers)
-      if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
-    await devServer?.stop();
+    for (const w of workers) if (w.running()) w.child.kill('SIGKILL');
+    await (await devServer?.catch(() => undefined))?.stop();
     await codecServer?.close().catch(() => undefined);
   };
 
@@ -219,17 +172,19 @@ async function main(): Promise<number> {
       // The dev server's ports are held while the codec server takes one of its own, so it is not handed
       // one of them; a port that cannot be held is taken, and startDevServer says so plainly below.
       const held = await holdPorts([port, uiPort]).catch(() => undefined);
-      codecServer = await startCodecServer({
-        keyring,
-        port: Number(process.env.BOOTFLOW_CODEC_PORT ?? 0),
-        allowedOrigins: [`http://localhost:${uiPort}`, `http://127.0.0.1:${uiPort}`],
-        logger: quietLog,
-      });
+      codecServer = await step(
+        startCodecServer({
+          keyring,
+          port: Number(process.env.BOOTFLOW_CODEC_PORT ?? 0),
+          allowedOrigins: [`http://localhost:${uiPort}`, `http://127.0.0.1:${uiPort}`],
+          logger: quietLog,
+        }),
+      );
       await held?.release();
       say(
         `• starting the Temporal dev server on 127.0.0.1:${port}, Web UI on ${uiPort} (log: logs/temporal.log)`,
       );
-      devServer = await startDevServer({
+      devServer = startDevServer({
         dataDir,
         port,
         uiPort,
@@ -237,16 +192,17 @@ async function main(): Promise<number> {
         uiCodecEndpoint: codecServer.url,
         output: { file: path.join(logsDir, 'temporal.log') },
       });
-      address = devServer.address;
+      address = (await step(devServer)).address;
       uiBase = `http://localhost:${uiPort}`;
     }
     const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
-    const connection = await Connection.connect({ address });
+    const connection = await step(Connection.connect({ address }));
     const client = new Client({ connection, namespace, dataConverter: bootflowDataConverter(keyring) });
     try {
-      await ensureSearchAttributes(client, namespace).catch((err: unknown) =>
-        say(`  (could not register the search attributes: ${(err as Error).message})`),
-      );
+      await step(ensureSearchAttributes(connection, namespace)).catch((err: unknown) => {
+        if (err instanceof StopRequested) throw err;
+        say(`  (could not register the search attributes: ${(err as Error).message})`);
+      });
 
       const env: NodeJS.ProcessEnv = {
         ...process.env,
@@ -262,18 +218,22 @@ async function main(): Promise<number> {
         process.env.BOOTFLOW_DEMO_WORKERS === 'single'
           ? [['worker-all', ['--role', 'all']]]
           : [
-              ['controller', ['--role', 'controller']],
+              // The API role beside the controller, as DevStack runs nova-api on the controller node.
+              ['controller', ['--role', 'controller,api']],
               ['network', ['--role', 'network']],
               ...hosts.map((h): [string, string[]] => [h, ['--role', 'compute', '--host', h]]),
             ];
       say(`• starting workers: ${layout.map(([name]) => name).join(', ')} (logs: logs/<name>.log)`);
-      for (const [name, args] of layout) workers.push(spawnWorker(name, args, env, logsDir));
-      await Promise.all(workers.map(whenReady));
+      for (const [name, args] of layout) {
+        const log = path.join(logsDir, `${name}.log`);
+        workers.push(startScript({ name: `worker ${name}`, script: 'worker.ts', args, env, log }));
+      }
+      await step(Promise.all(workers.map((w) => whenReady(w, READY_TIMEOUT_MS))));
       say('• waiting for the compute hosts to register through the controller');
-      await waitForComputeHosts(client, hosts, 120_000);
+      await step(waitForComputeHosts(client, hosts, 120_000));
       for (const w of workers) {
-        void w.exited.then((code) => {
-          if (!stopping) say(`! worker ${w.name} exited (code ${code}); see ${w.log}`);
+        void w.exited.then((exit) => {
+          if (!stopping) say(`! ${w.name} exited (${describeExit(exit)}); see ${w.log}`);
         });
       }
 
@@ -284,7 +244,7 @@ async function main(): Promise<number> {
         const args = ['server', 'create', '--flavor', 'm1.tiny', '--image', image, '--network', 'private'];
         say(`• booting ${name} through client.ts: bootflow ${args.join(' ')} --wait ${name}`);
         say();
-        const boot = spawn(process.execPath, tsxArgs('client.ts', [...args, '--wait', name]), {
+        const boot = spawn(process.execPath, scriptArgs('client.ts', [...args, '--wait', name]), {
           cwd: PROJECT_ROOT,
           env: { ...env, LOG_FORMAT: undefined },
           stdio: ['ignore', 'pipe', 'inherit'],
@@ -294,7 +254,11 @@ async function main(): Promise<number> {
           out += chunk.toString();
           process.stdout.write(chunk);
         });
-        const code = await new Promise<number | null>((resolve) => boot.once('exit', resolve));
+        const exited = new Promise<number | null>((resolve) => boot.once('exit', resolve));
+        const code = await step(exited).catch((err: unknown) => {
+          boot.kill('SIGTERM');
+          throw err;
+        });
         bootLink = /Web UI: (\S+)/.exec(out)?.[1] ?? null;
         if (code !== 0)
           say(`! the demo boot did not reach ACTIVE (exit ${code}); the workers' logs are in ${logsDir}`);
@@ -307,6 +271,9 @@ async function main(): Promise<number> {
       if (bootLink) say(`  This boot     ${bootLink}`);
       for (const line of reach) say(line);
       say(`  Temporal      ${address} (namespace ${namespace})`);
+      say(
+        `  OpenStack API ${apiSettings({}, env).publicUrl} (Keystone at /identity, Nova at /compute/v2.1, ...)`,
+      );
       say(`  Workers       ${layout.map(([n]) => n).join(', ')} — logs in ${logsDir}`);
       say(
         `  Credentials   ${prepared.cloud.demo.openrcPath} (demo), ${prepared.cloud.admin.openrcPath} (admin)`,
@@ -318,6 +285,9 @@ async function main(): Promise<number> {
       if (uiPort !== 8233 && !process.env.TEMPORAL_ADDRESS) exports.push(`TEMPORAL_UI_PORT=${uiPort}`);
       if (dataDir !== path.join(PROJECT_ROOT, 'data')) exports.push(`BOOTFLOW_DATA=${dataDir}`);
       if (exports.length > 0) say(`    export ${exports.join(' ')}`);
+      say(
+        `    source ${prepared.cloud.demo.openrcPath} && openstack server list   (scripts/setup-openstack-clients.sh)`,
+      );
       say('    npm run client -- server list');
       say(
         `    npm run client -- server create --flavor m1.tiny --image ${image} --network private --wait vm2`,
@@ -328,15 +298,14 @@ async function main(): Promise<number> {
       await connection.close();
     }
   } catch (err) {
+    if (err instanceof StopRequested) say(`\n${err.message} while starting: stopping what was started`);
     await stopAll();
+    if (err instanceof StopRequested) return 0;
     throw err;
   }
 
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
-  say('\nstopping: workers finish their activities, then the Temporal dev server stops');
+  const signal = await stopSignal;
+  say(`\n${signal}: stopping; workers finish their activities, then the Temporal dev server stops`);
   if (guest)
     say(
       "  (real guests keep running, as Nova's do when nova-compute stops; the next npm start manages them)",

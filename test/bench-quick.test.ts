@@ -157,6 +157,12 @@ test('bench --quick runs end to end and writes every figure', { timeout: 10 * 60
       measured(x.release, `compensation ${x.boots}`, x.boots);
     }
 
+    assert.ok(r.api, 'the compute API section ran');
+    assert.equal(r.api.servers, r.parameters.apiServers);
+    measured(r.api.detail, 'GET /servers/detail', r.api.samples);
+    measured(r.api.index, 'GET /servers', r.api.samples);
+    assert.ok(r.api.detailBytes > 0);
+
     assert.ok(r.goals.length >= 8);
     for (const g of r.goals) assert.ok(g.measured.length > 0, g.goal);
   } finally {

@@ -17,8 +17,8 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { FaultInjector } from '../cloud/compute/faults';
 import { hostDirOf } from '../cloud/index';
 import { startCodecServer, type RunningCodecServer } from '../lib/codec';
-import { waitForComputeHosts } from '../lib/cli/compute-services';
-import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/cli/temporal';
+import { waitForComputeHosts } from '../lib/command-line/compute-services';
+import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/command-line/temporal';
 import { reservePorts, startDevServer, type PortReservation, type RunningDevServer } from '../lib/dev-server';
 import { PROJECT_ROOT } from '../lib/temporal-binaries';
 import { prepareDataDir, type PreparedData } from '../scripts/bootstrap';
@@ -160,9 +160,15 @@ describe('the Web UI shows a completed and a failed boot', () => {
       TEMPORAL_ADDRESS: server.address,
       BOOTFLOW_UI_URL: `http://localhost:${uiPort}`,
     });
-    worker = startScript('worker.ts', ['--role', 'all'], env, path.join(dataDir, 'worker.log'), {
-      ipc: true,
-    });
+    worker = startScript(
+      'worker.ts',
+      ['--role', 'controller,network,compute'],
+      env,
+      path.join(dataDir, 'worker.log'),
+      {
+        ipc: true,
+      },
+    );
     await workerReady(worker);
     const connection = await Connection.connect({ address: server.address });
     try {

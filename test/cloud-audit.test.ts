@@ -92,9 +92,10 @@ describe('leak audit', () => {
   test('finds what a failed instance left behind, on every service and on the host', async () => {
     const uuid = await activeInstance();
     const volume = await cloud.cinder.createVolume({
-      requestKey: `${uuid}:root:delete`,
+      requestKey: `${uuid}:root`,
       projectId: seed.demo.projectId,
       sizeGb: 1,
+      deleteOnTermination: true,
     });
     await cloud.cinder.waitForVolume(volume.id, { timeoutMs: 10_000 });
     // A delete that failed part-way: error, but still on its host, still owning all of it.

@@ -335,6 +335,7 @@ describe(`Cinder on ${testDbDialect}`, () => {
             provider_location: null,
             error_message: null,
             request_key: volume.requestKey,
+            delete_on_termination: 0,
             deleted: 0,
             created_at: now,
             updated_at: now,

@@ -29,17 +29,19 @@ describe('npm start, then the client from a second terminal', () => {
   let demo: ChildHandle;
   let port: number;
   let uiPort: number;
+  let apiPort: number;
   let clientEnv: NodeJS.ProcessEnv;
   let demoServer: string;
 
   before(async () => {
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'bootflow-e2e-'));
     // The demo holds them while its codec server starts.
-    [port, uiPort] = (await freePorts(2)) as [number, number];
+    [port, uiPort, apiPort] = (await freePorts(3)) as [number, number, number];
     const env = deploymentEnv({
       BOOTFLOW_DATA: dataDir,
       TEMPORAL_PORT: String(port),
       TEMPORAL_UI_PORT: String(uiPort),
+      BOOTFLOW_API_PORT: String(apiPort),
       // The control plane's demo: real guests are test/guest-qemu.test.ts's (npm start picks qemu on root).
       BOOTFLOW_VIRT_DRIVER: 'fake',
     });
@@ -76,6 +78,16 @@ describe('npm start, then the client from a second terminal', () => {
     for (const name of ['controller', 'network', ...HOSTS]) {
       assert.ok(existsSync(path.join(dataDir, 'logs', `${name}.log`)), `${name} log`);
     }
+  });
+
+  test('the demo serves the OpenStack APIs where its openrc files point', async () => {
+    const apiUrl = `http://127.0.0.1:${apiPort}`;
+    assert.match(demo.output(), new RegExp(`OpenStack API ${apiUrl}`));
+    const openrc = readFileSync(path.join(dataDir, 'admin-openrc.sh'), 'utf8');
+    assert.match(openrc, new RegExp(`^export OS_AUTH_URL='${apiUrl}/identity'$`, 'm'));
+    const res = await fetch(`${apiUrl}/identity/v3`);
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { version: { id: string } }).version.id, 'v3.14');
   });
 
   test('the compute workers registered their hosts through Temporal: all three up', async () => {

@@ -28,7 +28,7 @@ import { hostDirOf } from '../cloud/index';
 import { defaultHostSpec, capabilitiesOf } from '../cloud/hosts';
 import { startDevServer, freePort, type RunningDevServer } from '../lib/dev-server';
 import { ensureGuestImage, INSTALL_COMMAND, missingGuestTools } from '../lib/guest-image';
-import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/cli/temporal';
+import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/command-line/temporal';
 import { prepareDataDir } from '../scripts/bootstrap';
 import { computeServiceWorkflowId, type ComputeServiceState } from '../workflows/compute-service';
 import type { ConsoleOutput } from '../workflows/console-output';

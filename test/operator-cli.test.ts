@@ -10,10 +10,10 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { ActivityFailure, ApplicationFailure, RetryState } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
-import { parseOpenrc, resolveAuth } from '../lib/cli/credentials';
-import { describeFailure, EXIT, failureInfo, UserError } from '../lib/cli/errors';
-import { BootProgress } from '../lib/cli/progress';
-import { webUiLink } from '../lib/cli/temporal';
+import { parseOpenrc, resolveAuth } from '../lib/command-line/credentials';
+import { describeFailure, EXIT, failureInfo, UserError } from '../lib/command-line/errors';
+import { BootProgress } from '../lib/command-line/progress';
+import { webUiLink } from '../lib/command-line/temporal';
 import { parseWorkerArgs } from '../worker';
 import type { BootStatus } from '../workflows/types';
 
@@ -244,9 +244,10 @@ describe('failure messages', () => {
 describe('worker roles', () => {
   const argv = (...args: string[]) => ['node', 'worker.ts', ...args];
 
-  test('all by default: controller, network and compute1..3', () => {
+  test('all by default: controller, network, compute1..3 and the API on 127.0.0.1:8770', () => {
     const config = parseWorkerArgs(argv(), {});
-    assert.deepEqual(config.roles, ['controller', 'network', 'compute']);
+    assert.deepEqual(config.roles, ['controller', 'network', 'compute', 'api']);
+    assert.deepEqual(config.api, { host: '127.0.0.1', port: 8770, publicUrl: 'http://127.0.0.1:8770' });
     assert.deepEqual(config.hosts, ['compute1', 'compute2', 'compute3']);
     assert.equal(config.maxConcurrentActivities, 20);
     assert.equal(config.maxCachedWorkflows, 250);
@@ -281,6 +282,39 @@ describe('worker roles', () => {
     );
   });
 
+  test('the api role: flags over BOOTFLOW_API_PORT and BOOTFLOW_PUBLIC_URL', () => {
+    const fromEnv = parseWorkerArgs(argv('--role', 'api'), {
+      BOOTFLOW_API_PORT: '9001',
+      BOOTFLOW_PUBLIC_URL: 'https://cloud.example/',
+    });
+    assert.deepEqual(fromEnv.roles, ['api']);
+    assert.deepEqual(fromEnv.api, { host: '127.0.0.1', port: 9001, publicUrl: 'https://cloud.example' });
+    const flags = parseWorkerArgs(
+      argv(
+        '--role',
+        'api',
+        '--api-host',
+        '0.0.0.0',
+        '--api-port',
+        '9002',
+        '--tls-cert',
+        'c.pem',
+        '--tls-key',
+        'k.pem',
+      ),
+      { BOOTFLOW_API_PORT: '9001' },
+    );
+    assert.deepEqual(flags.api, {
+      host: '0.0.0.0',
+      port: 9002,
+      publicUrl: 'https://127.0.0.1:9002',
+      tls: { certFile: 'c.pem', keyFile: 'k.pem' },
+    });
+    assert.throws(() => parseWorkerArgs(argv('--role', 'api', '--api-port', 'x'), {}), /--api-port/);
+    assert.throws(() => parseWorkerArgs(argv('--role', 'api', '--tls-cert', 'c.pem'), {}), /go together/);
+    assert.throws(() => parseWorkerArgs(argv('--public-url', 'ftp://x'), {}), /http\(s\) URL/);
+  });
+
   test('bad roles and misplaced hosts are usage errors', () => {
     assert.throws(() => parseWorkerArgs(argv('--role', 'scheduler'), {}), /unknown role 'scheduler'/);
     assert.throws(
@@ -288,6 +322,24 @@ describe('worker roles', () => {
       /--host is for the compute role/,
     );
     assert.throws(() => parseWorkerArgs(argv('--max-cached-workflows', '0'), {}), /positive whole number/);
+    // An environment fallback goes through the same check: a bad value is named, never a NaN setting.
+    assert.throws(
+      () => parseWorkerArgs(argv(), { BOOTFLOW_MAX_ACTIVITIES: 'twenty' }),
+      (err: Error) =>
+        err instanceof UserError &&
+        /BOOTFLOW_MAX_ACTIVITIES must be a positive whole number/.test(err.message),
+    );
+    assert.throws(
+      () => parseWorkerArgs(argv(), { BOOTFLOW_HEARTBEAT_SECONDS: '' }),
+      /BOOTFLOW_HEARTBEAT_SECONDS/,
+    );
+    assert.equal(parseWorkerArgs(argv(), { BOOTFLOW_STICKY_CACHE: '40' }).maxCachedWorkflows, 40);
+    // The flag wins over the variable.
+    assert.equal(
+      parseWorkerArgs(argv('--max-cached-workflows', '7'), { BOOTFLOW_STICKY_CACHE: '40' })
+        .maxCachedWorkflows,
+      7,
+    );
   });
 
   test('the network agent: fake by default, linux-bridge by flag or environment, nothing else', () => {

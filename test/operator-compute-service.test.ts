@@ -65,13 +65,13 @@ describe('compute-service workflow: registration and heartbeats through the cont
     assert.equal(provider.inventories.VCPU?.total, spec.vcpus);
     const before = await nova.getComputeHost('compute7');
 
-    const fresh = await activities.reportComputeServiceState('compute7', Date.now());
+    const fresh = await activities.reportComputeServiceState({ host: 'compute7', sentAt: Date.now() });
     assert.equal(fresh.recorded, true);
     assert.equal(fresh.reportCount, before.reportCount + 1);
-    const stale = await activities.reportComputeServiceState(
-      'compute7',
-      Date.now() - STALE_REPORT_MS - 1_000,
-    );
+    const stale = await activities.reportComputeServiceState({
+      host: 'compute7',
+      sentAt: Date.now() - STALE_REPORT_MS - 1_000,
+    });
     assert.equal(stale.recorded, false);
     assert.equal((await nova.getComputeHost('compute7')).reportCount, before.reportCount + 1);
   });

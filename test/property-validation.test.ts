@@ -68,7 +68,8 @@ describe('request validation (property)', () => {
     const ctx = demo.ctx;
     /** Operations with at least two required fields, so that junk cannot be valid by chance. */
     const operations: Record<string, (j: unknown) => Promise<unknown>> = {
-      'nova-api validateBootRequest': (j) => computeApi.validateBootRequest(demo.token, j as BootPlanRequest),
+      'nova-api validateBootRequest': (j) =>
+        computeApi.validateBootRequest({ token: demo.token, request: j as BootPlanRequest }),
       'keystone authenticate': (j) => cloud.keystone.authenticate(j as never),
       'keystone assignRole': (j) => cloud.keystone.assignRole(j as never),
       'nova createInstance': (j) => cloud.nova.createInstance(j as never),
@@ -130,7 +131,10 @@ describe('request validation (property)', () => {
       fc.asyncProperty(breakage, async ({ expect, request }) => {
         let caught: unknown;
         try {
-          await computeApi.validateBootRequest(demo.token, request as unknown as BootPlanRequest);
+          await computeApi.validateBootRequest({
+            token: demo.token,
+            request: request as unknown as BootPlanRequest,
+          });
         } catch (err) {
           caught = err;
         }

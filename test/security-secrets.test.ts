@@ -30,7 +30,7 @@ import {
   rotateCodecKey,
   type Keyring,
 } from '../lib/codec';
-import { bootflowDataConverter } from '../lib/cli/temporal';
+import { bootflowDataConverter } from '../lib/command-line/temporal';
 import { createLogger, installTemporalRuntime } from '../lib/logger';
 import type { BootAuth, BootResult } from '../workflows/types';
 import { addTenantUser } from './helpers/security';

@@ -151,12 +151,12 @@ describe('tenancy: another project’s resources', () => {
       await expectTyped(cloud.glance.getImage(image.name, demo.ctx), 'NotFound', `${what}: show by name`);
       await expectTyped(cloud.glance.openImageData(image.id, demo.ctx), 'NotFound', `${what}: download`);
       await expectTyped(
-        computeApi.validateBootRequest(demo.token, plan(image.id)),
+        computeApi.validateBootRequest({ token: demo.token, request: plan(image.id) }),
         'NotFound',
         `${what}: boot`,
       );
       await expectTyped(
-        computeApi.validateBootRequest(demo.token, plan(image.name)),
+        computeApi.validateBootRequest({ token: demo.token, request: plan(image.name) }),
         'NotFound',
         `${what}: boot`,
       );
@@ -190,7 +190,7 @@ describe('tenancy: another project’s resources', () => {
     for (const image of [images.sharedWithDemo, images.community, publicImage]) {
       const what = `${image.name} (${image.visibility}) as demo`;
       assert.equal((await cloud.glance.getImage(image.id, demo.ctx)).id, image.id);
-      const bootPlan = await computeApi.validateBootRequest(demo.token, plan(image.id));
+      const bootPlan = await computeApi.validateBootRequest({ token: demo.token, request: plan(image.id) });
       assert.equal(bootPlan.image.id, image.id, `${what}: boot`);
       assert.equal(bootPlan.projectId, demo.projectId, 'the server would belong to the caller’s project');
       await expectTyped(cloud.glance.deleteImage(image.id, demo.ctx), 'Forbidden', `${what}: delete`);
@@ -232,9 +232,13 @@ describe('tenancy: another project’s resources', () => {
     const hidden = await expectTyped(cloud.neutron.getNetwork(net.id, demo.ctx), 'NotFound', 'show by id');
     sameAsUnknown(hidden, unknown, net.id, unknownId);
     await expectTyped(cloud.neutron.getNetwork(net.name, demo.ctx), 'NotFound', 'show by name');
-    await expectTyped(networkApi.validateNetworks(demo.token, [net.id]), 'NotFound', 'boot on it (by id)');
     await expectTyped(
-      networkApi.validateNetworks(demo.token, [net.name]),
+      networkApi.validateNetworks({ token: demo.token, networks: [net.id] }),
+      'NotFound',
+      'boot on it (by id)',
+    );
+    await expectTyped(
+      networkApi.validateNetworks({ token: demo.token, networks: [net.name] }),
       'NotFound',
       'boot on it (by name)',
     );
@@ -268,7 +272,7 @@ describe('tenancy: another project’s resources', () => {
     const before = await sc.state();
     for (const net of [networks.shared, publicNetwork]) {
       assert.equal((await cloud.neutron.getNetwork(net.id, demo.ctx)).id, net.id);
-      assert.deepEqual(await networkApi.validateNetworks(demo.token, [net.id]), [
+      assert.deepEqual(await networkApi.validateNetworks({ token: demo.token, networks: [net.id] }), [
         { id: net.id, name: net.name },
       ]);
       assert.ok((await cloud.neutron.listNetworks(demo.ctx)).some((n) => n.id === net.id));
@@ -329,24 +333,24 @@ describe('tenancy: another project’s resources', () => {
     const before = await sc.state();
     const unknownId = randomUUID();
     const unknown = await expectTyped(
-      computeApi.getInstanceForDelete(demo.token, unknownId),
+      computeApi.getInstanceForDelete({ token: demo.token, instanceUuid: unknownId }),
       'NotFound',
       'x',
     );
     const hidden = await expectTyped(
-      computeApi.getInstanceForDelete(demo.token, otherServer.uuid),
+      computeApi.getInstanceForDelete({ token: demo.token, instanceUuid: otherServer.uuid }),
       'NotFound',
       'delete another project’s server',
     );
     sameAsUnknown(hidden, unknown, otherServer.uuid, unknownId);
     // In its own project, a reader is told it may not (Forbidden), not that the server is missing.
     await expectTyped(
-      computeApi.getInstanceForDelete(otherReader.token, otherServer.uuid),
+      computeApi.getInstanceForDelete({ token: otherReader.token, instanceUuid: otherServer.uuid }),
       'Forbidden',
       'reader of the owning project',
     );
     assert.equal(
-      (await computeApi.getInstanceForDelete(other.token, otherServer.uuid)).uuid,
+      (await computeApi.getInstanceForDelete({ token: other.token, instanceUuid: otherServer.uuid })).uuid,
       otherServer.uuid,
     );
     assertUnchanged(before, await sc.state(), 'refused server lookups');
@@ -358,7 +362,10 @@ describe('tenancy: another project’s resources', () => {
     assert.equal((await cloud.neutron.getNetwork(networks.private.id, admin.ctx)).id, networks.private.id);
     assert.equal((await cloud.cinder.getVolume(otherVolume.id, admin.ctx)).id, otherVolume.id);
     assert.ok((await cloud.cinder.listVolumes({}, admin.ctx)).some((v) => v.id === otherVolume.id));
-    const found = await computeApi.getInstanceForDelete(admin.token, otherServer.uuid);
+    const found = await computeApi.getInstanceForDelete({
+      token: admin.token,
+      instanceUuid: otherServer.uuid,
+    });
     assert.equal(found.projectId, other.projectId);
     // A throw-away network of `other` goes away when admin deletes it.
     const spare = await cloud.neutron.createNetwork({ name: 'other-spare', projectId: other.projectId });

@@ -172,7 +172,7 @@ describe('tokens that must not work', HARNESS_TIMEOUT, () => {
   test('every activity that takes a token refuses each one and writes nothing', async () => {
     const { cloud } = h;
     const controller = {
-      ...createControllerActivities({ ...cloud, clock: h.clock }),
+      ...createControllerActivities(cloud),
       ...createOperatorControllerActivities(cloud),
     };
     const network = {
@@ -185,19 +185,21 @@ describe('tokens that must not work', HARNESS_TIMEOUT, () => {
     /** Calls that judge the token as for a new request. */
     const fresh: Record<string, (token: string) => Promise<unknown>> = {
       authenticate: (token) => controller.authenticate({ token }),
-      authorize: (token) => controller.authorize(token, 'compute:server:create'),
-      validateBootRequest: (token) => controller.validateBootRequest(token, plan),
-      getInstanceForDelete: (token) => controller.getInstanceForDelete(token, liveServer.id),
-      validateNetworks: (token) => network.validateNetworks(token, [h.boot.publicNetworkId]),
-      findServers: (token) => controller.findServers(token, {}),
-      serverVolumes: (token) => controller.serverVolumes(token, [liveServer.id]),
-      listHypervisors: (token) => controller.listHypervisors(token),
-      runLeakAudit: (token) => controller.runLeakAudit(token, {}),
-      serverAddresses: (token) => network.serverAddresses(token, [liveServer.id]),
+      authorize: (token) => controller.authorize({ token, rule: 'compute:server:create' }),
+      validateBootRequest: (token) => controller.validateBootRequest({ token, request: plan }),
+      getInstanceForDelete: (token) =>
+        controller.getInstanceForDelete({ token, instanceUuid: liveServer.id }),
+      validateNetworks: (token) => network.validateNetworks({ token, networks: [h.boot.publicNetworkId] }),
+      findServers: (token) => controller.findServers({ token, filter: {} }),
+      serverVolumes: (token) => controller.serverVolumes({ token, instanceUuids: [liveServer.id] }),
+      listHypervisors: (token) => controller.listHypervisors({ token }),
+      runLeakAudit: (token) => controller.runLeakAudit({ token }),
+      serverAddresses: (token) => network.serverAddresses({ token, instanceUuids: [liveServer.id] }),
     };
     /** Calls of a build already accepted: an expired token passes within allow_expired, nothing else does. */
     const ongoing: Record<string, (token: string) => Promise<unknown>> = {
-      reserveQuota: (token) => controller.reserveQuota(token, uuid, { instances: 1, cores: 1, ram: 512 }),
+      reserveQuota: (token) =>
+        controller.reserveQuota({ token, instanceUuid: uuid, amounts: { instances: 1, cores: 1, ram: 512 } }),
       createPorts: (token) =>
         network.createPorts({
           token,
@@ -218,12 +220,12 @@ describe('tokens that must not work', HARNESS_TIMEOUT, () => {
           deleteOnTermination: true,
         }),
       attachVolume: (token) =>
-        controller.attachVolume(
+        controller.attachVolume({
           token,
-          { volumeId: randomUUID(), sizeGb: 1, deleteOnTermination: true },
-          uuid,
-          'compute1',
-        ),
+          volume: { volumeId: randomUUID(), sizeGb: 1, deleteOnTermination: true },
+          instanceUuid: uuid,
+          host: 'compute1',
+        }),
     };
     const before = await h.state();
     for (const [what, token] of Object.entries(bad)) {

@@ -20,7 +20,7 @@ import { readOpenrc } from '../cloud/bootstrap';
 import { FaultInjector } from '../cloud/compute/faults';
 import { hostDirOf } from '../cloud/index';
 import { startDevServer, freePort, type RunningDevServer } from '../lib/dev-server';
-import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/cli/temporal';
+import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/command-line/temporal';
 import { prepareDataDir } from '../scripts/bootstrap';
 import { computeServiceWorkflowId, type ComputeServiceState } from '../workflows/compute-service';
 import { bootWorkflowId, CONTROLLER_QUEUE } from '../workflows/names';

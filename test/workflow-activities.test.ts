@@ -92,14 +92,12 @@ describe('activities are idempotent', () => {
     );
     const { token } = session;
 
-    const plan: BootPlan = await twice(controller.validateBootRequest, token, {
-      name: 'twice',
-      flavor: 'm1.tiny',
-      image: boot.imageId,
-      bootVolume: { sizeGb: 1 },
+    const plan: BootPlan = await twice(controller.validateBootRequest, {
+      token,
+      request: { name: 'twice', flavor: 'm1.tiny', image: boot.imageId, bootVolume: { sizeGb: 1 } },
     });
-    const networks = await twice(network.validateNetworks, token, [boot.privateNetworkId]);
-    await twice(controller.reserveQuota, token, uuid, plan.quota);
+    const networks = await twice(network.validateNetworks, { token, networks: [boot.privateNetworkId] });
+    await twice(controller.reserveQuota, { token, instanceUuid: uuid, amounts: plan.quota });
     assert.equal((await cloud.nova.getQuotaUsage(boot.demo.projectId)).instances.inUse, 1);
     await twice(controller.createInstanceRecord, {
       uuid,
@@ -122,8 +120,17 @@ describe('activities are idempotent', () => {
     const target: HostTarget = selection.selected;
     assert.equal(target.host, 'compute2');
     assert.equal((await cloud.placement.listAllocations()).length, 1);
-    await twice(controller.setHost, uuid, requestId, target);
-    await twice(controller.setTaskState, uuid, 'networking', 'scheduling');
+    await twice(controller.setHost, {
+      instanceUuid: uuid,
+      requestId,
+      host: target.host,
+      nodeUuid: target.nodeUuid,
+    });
+    await twice(controller.setTaskState, {
+      instanceUuid: uuid,
+      taskState: 'networking',
+      expected: 'scheduling',
+    });
 
     const ports: PortDescription[] = await twice(network.createPorts, {
       token,
@@ -133,14 +140,18 @@ describe('activities are idempotent', () => {
       networks,
     });
     assert.equal((await cloud.neutron.listPorts({ deviceId: uuid })).length, 1);
-    const bound = await twice(network.bindPorts, ports, 'compute2');
+    const bound = await twice(network.bindPorts, { ports, host: 'compute2' });
     const portIds = bound.map((p) => p.portId);
-    await twice(compute.plugVifs, uuid, 'compute2', bound);
+    await twice(compute.plugVifs, { instanceUuid: uuid, host: 'compute2', ports: bound });
     assert.equal((await host.listVifs()).length, 1);
-    await twice(network.reportDevicesUp, portIds, 'compute2');
-    assert.deepEqual(await twice(network.portStatuses, portIds), { [portIds[0] as string]: 'ACTIVE' });
+    await twice(network.reportDevicesUp, { portIds, host: 'compute2' });
+    assert.deepEqual(await twice(network.portStatuses, { portIds }), { [portIds[0] as string]: 'ACTIVE' });
 
-    await twice(controller.setTaskState, uuid, 'block_device_mapping', 'networking');
+    await twice(controller.setTaskState, {
+      instanceUuid: uuid,
+      taskState: 'block_device_mapping',
+      expected: 'networking',
+    });
     const volume = await twice(controller.createBootVolume, {
       token,
       instanceUuid: uuid,
@@ -153,13 +164,27 @@ describe('activities are idempotent', () => {
     });
     assert.equal((await cloud.cinder.listVolumes({})).length, 1);
     await cloud.cinder.waitForVolume(volume.volumeId, { timeoutMs: 20_000 });
-    const attached = await twice(controller.attachVolume, token, volume, uuid, 'compute2');
-    const connected = await twice(compute.connectVolume, uuid, volume.volumeId, attached.connectionInfo);
+    const attached = await twice(controller.attachVolume, {
+      token,
+      volume,
+      instanceUuid: uuid,
+      host: 'compute2',
+    });
+    const connection = {
+      instanceUuid: uuid,
+      volumeId: volume.volumeId,
+      connectionInfo: attached.connectionInfo,
+    };
+    const connected = await twice(compute.connectVolume, connection);
     assert.equal(connected.device, 'vdb');
-    await twice(controller.completeAttachment, attached.attachmentId);
+    await twice(controller.completeAttachment, { attachmentId: attached.attachmentId });
     assert.equal((await cloud.cinder.getVolume(volume.volumeId)).status, 'in-use');
 
-    await twice(controller.setTaskState, uuid, 'spawning', 'block_device_mapping');
+    await twice(controller.setTaskState, {
+      instanceUuid: uuid,
+      taskState: 'spawning',
+      expected: 'block_device_mapping',
+    });
     const spawned = await twice(compute.spawn, {
       uuid,
       name: 'twice',
@@ -170,31 +195,37 @@ describe('activities are idempotent', () => {
     });
     assert.equal(spawned.powerState, 1);
     assert.equal((await host.listDomains()).length, 1);
-    await twice(controller.finishBuild, uuid, requestId, 'compute2');
+    await twice(controller.finishBuild, { instanceUuid: uuid, requestId, host: 'compute2' });
     const [create] = await cloud.nova.listActions(uuid);
     assert.equal(create?.events.filter((e) => e.event === 'compute__do_build_and_run_instance').length, 1);
     assert.equal((await cloud.nova.getInstance(uuid)).vmState, 'active');
 
     // Now every undo, twice: what a failed build's saga runs.
-    await rerun(compute.destroyInstance, uuid);
+    await rerun(compute.destroyInstance, { instanceUuid: uuid });
     assert.deepEqual(await host.listDomains(), []);
-    await rerun(compute.disconnectVolume, uuid, volume.volumeId, attached.connectionInfo);
-    await rerun(controller.detachVolume, attached.attachmentId);
-    await rerun(compute.unplugVifs, portIds);
-    assert.deepEqual(await rerun(network.deleteInstancePorts, uuid), portIds);
+    await rerun(compute.disconnectVolume, connection);
+    await rerun(controller.detachVolume, { attachmentId: attached.attachmentId });
+    await rerun(compute.unplugVifs, { portIds });
+    assert.deepEqual(await rerun(network.deleteInstancePorts, { instanceUuid: uuid }), portIds);
     assert.deepEqual(await cloud.neutron.listPorts({ deviceId: uuid }), []);
-    assert.equal(await rerun(controller.deleteVolume, volume.volumeId), true);
-    await rerun(controller.releaseAllocation, uuid);
-    await rerun(controller.releaseQuota, uuid);
+    assert.equal(await rerun(controller.deleteVolume, { volumeId: volume.volumeId }), true);
+    await rerun(controller.releaseAllocation, { instanceUuid: uuid });
+    await rerun(controller.releaseQuota, { instanceUuid: uuid });
     const fault = { code: 500, message: 'Build of instance failed on purpose', host: 'compute2' };
     const failures = (await cloud.nova.getComputeHost('compute2')).failedBuilds;
-    await rerun(controller.hostBuildFailed, uuid, requestId, 'compute2', { type: 'X', message: 'y' }, true);
+    await rerun(controller.hostBuildFailed, {
+      instanceUuid: uuid,
+      requestId,
+      host: 'compute2',
+      error: { type: 'X', message: 'y' },
+      reschedule: true,
+    });
     assert.equal(
       (await cloud.nova.getComputeHost('compute2')).failedBuilds,
       failures,
       'a closed build event is not counted again',
     );
-    await rerun(controller.failBuild, uuid, requestId, fault);
+    await rerun(controller.failBuild, { instanceUuid: uuid, requestId, fault });
     assert.equal((await cloud.nova.listFaults(uuid)).length, 1, 'one fault however often it is written');
     const instance = await cloud.nova.getInstance(uuid);
     assert.deepEqual([instance.vmState, instance.taskState, instance.host], ['error', null, null]);

@@ -12,6 +12,7 @@ import { installTemporalRuntime } from '../lib/logger';
 import { storedHistories, workflowBundle } from './helpers/boot-harness';
 
 const EXPECTED = [
+  'api-boot',
   'bad-credentials',
   'boot-ami',
   'boot-from-image',

@@ -6,10 +6,9 @@
  * and whatever an activity finished is known, so its undo is registered.
  */
 import { condition } from '@temporalio/workflow';
-import type { ActivityFunction } from '@temporalio/common';
 import type { ActivityFunctionWithOptions } from '@temporalio/workflow';
 import { runBranches } from './branches';
-import { call } from './proxies';
+import { call, type OneInputActivity } from './proxies';
 
 export class Abort {
   private reason: { error: unknown } | undefined;
@@ -45,13 +44,13 @@ export class Abort {
   }
 
   /** A forward step: not started once the build stops. Undo steps use `call` directly. */
-  call<F extends ActivityFunction>(
+  call<F extends OneInputActivity>(
     stub: ActivityFunctionWithOptions<F>,
     summary: string,
-    ...args: Parameters<F>
+    input: Parameters<F>[0],
   ): Promise<Awaited<ReturnType<F>>> {
     this.check();
-    return call(stub, summary, ...args);
+    return call(stub, summary, input);
   }
 
   /**

@@ -8,7 +8,6 @@ import { ApplicationFailure } from '@temporalio/workflow';
 import type { Abort } from './abort';
 import { nextPollDelay, POLL_INITIAL_MS } from './limits';
 import {
-  call,
   computeStubs,
   controller,
   controllerPoll,
@@ -67,7 +66,9 @@ async function waitForVifPlugged(
   const deadline = Date.now() + ctx.timeouts.vifPluggedMs;
   let delay = POLL_INITIAL_MS;
   for (;;) {
-    const statuses = await abort.call(networkPoll.portStatuses, `neutron: port status for ${host}`, portIds);
+    const statuses = await abort.call(networkPoll.portStatuses, `neutron: port status for ${host}`, {
+      portIds,
+    });
     if (portIds.every((id) => statuses[id] === 'ACTIVE')) return;
     const left = deadline - Date.now();
     if (left <= 0) {
@@ -96,9 +97,9 @@ async function networkBranch(
     'network',
     async () => {
       // Registered first: deleting by device id also finds ports of a call whose answer was lost.
-      hostSaga.add(`neutron: delete ports of ${uuid}`, () =>
-        call(networkCleanup.deleteInstancePorts, `neutron: delete ports of ${uuid}`, uuid),
-      );
+      hostSaga.addCall(networkCleanup.deleteInstancePorts, `neutron: delete ports of ${uuid}`, {
+        instanceUuid: uuid,
+      });
       const created = await abort.call(network.createPorts, 'neutron: create ports and fixed IPs', {
         token: session.token,
         instanceUuid: uuid,
@@ -106,15 +107,18 @@ async function networkBranch(
         projectId: plan.projectId,
         networks: ctx.networks,
       });
-      const bound = await abort.call(network.bindPorts, `neutron: bind ports to ${host}`, created, host);
-      const portIds = bound.map((p) => p.portId);
-      hostSaga.add(
-        `neutron: unplug ports on ${host}`,
-        () => call(compute.cleanup.unplugVifs, `neutron: unplug ports on ${host}`, portIds),
+      const bound = await abort.call(network.bindPorts, `neutron: bind ports to ${host}`, {
+        ports: created,
         host,
-      );
-      const vifs = await abort.call(compute.ops.plugVifs, `neutron: plug port on ${host}`, uuid, host, bound);
-      await abort.call(network.reportDevicesUp, `neutron-agent: device up on ${host}`, portIds, host);
+      });
+      const portIds = bound.map((p) => p.portId);
+      hostSaga.addCall(compute.cleanup.unplugVifs, `neutron: unplug ports on ${host}`, { portIds }, host);
+      const vifs = await abort.call(compute.ops.plugVifs, `neutron: plug port on ${host}`, {
+        instanceUuid: uuid,
+        host,
+        ports: bound,
+      });
+      await abort.call(network.reportDevicesUp, `neutron-agent: device up on ${host}`, { portIds, host });
       await waitForVifPlugged(ctx, abort, portIds, host);
       return bound.map((port) => {
         const vif = vifs.find((v) => v.portId === port.portId);
@@ -134,7 +138,7 @@ async function waitForVolume(ctx: BuildContext, abort: Abort, volume: BootVolume
     const { status, errorMessage } = await abort.call(
       controllerPoll.volumeStatus,
       `cinder: volume ${volume.volumeId} status`,
-      volume.volumeId,
+      { volumeId: volume.volumeId },
     );
     if (status === 'available') return;
     const left = deadline - Date.now();
@@ -164,13 +168,11 @@ async function blockDeviceBranch(
 ): Promise<AttachedVolume[]> {
   const { uuid, session, plan, tracker } = ctx;
   const host = target.host;
-  await abort.call(
-    controller.setTaskState,
-    'nova-conductor: task_state=block_device_mapping',
-    uuid,
-    'block_device_mapping',
-    'networking',
-  );
+  await abort.call(controller.setTaskState, 'nova-conductor: task_state=block_device_mapping', {
+    instanceUuid: uuid,
+    taskState: 'block_device_mapping',
+    expected: 'networking',
+  });
   tracker.states({ taskState: 'block_device_mapping' });
   if (!plan.bootVolume) return [];
   const wanted = plan.bootVolume;
@@ -196,53 +198,43 @@ async function blockDeviceBranch(
         ctx.bootVolume.volume = volume;
         // Created by this request: deleted if the build fails (a reschedule only detaches it).
         const id = volume.volumeId;
-        ctx.buildSaga.add(`cinder: delete volume ${id}`, () =>
-          call(controllerCleanup.deleteVolume, `cinder: delete volume ${id}`, id),
-        );
+        ctx.buildSaga.addCall(controllerCleanup.deleteVolume, `cinder: delete volume ${id}`, {
+          volumeId: id,
+        });
       }
       if (!ctx.bootVolume.ready) {
         await waitForVolume(ctx, abort, volume);
         ctx.bootVolume.ready = true;
       }
-      const attached = await abort.call(
-        volumeApi.attachVolume,
-        `cinder: attach volume on ${host}`,
-        session.token,
+      const attached = await abort.call(volumeApi.attachVolume, `cinder: attach volume on ${host}`, {
+        token: session.token,
         volume,
-        uuid,
+        instanceUuid: uuid,
         host,
-      );
-      hostSaga.add(`cinder: detach volume ${attached.volumeId}`, () =>
-        call(
-          controllerCleanup.detachVolume,
-          `cinder: detach volume ${attached.volumeId}`,
-          attached.attachmentId,
-        ),
-      );
-      hostSaga.add(
+      });
+      const { attachmentId } = attached;
+      hostSaga.addCall(controllerCleanup.detachVolume, `cinder: detach volume ${attached.volumeId}`, {
+        attachmentId,
+      });
+      const connection = {
+        instanceUuid: uuid,
+        volumeId: attached.volumeId,
+        connectionInfo: attached.connectionInfo,
+      };
+      hostSaga.addCall(
+        compute.cleanup.disconnectVolume,
         `nova-compute: disconnect volume on ${host}`,
-        () =>
-          call(
-            compute.cleanup.disconnectVolume,
-            `nova-compute: disconnect volume on ${host}`,
-            uuid,
-            attached.volumeId,
-            attached.connectionInfo,
-          ),
+        connection,
         host,
       );
       const connected = await abort.call(
         compute.ops.connectVolume,
         `cinder: connect volume on ${host}`,
-        uuid,
-        attached.volumeId,
-        attached.connectionInfo,
+        connection,
       );
-      await abort.call(
-        volumeApi.completeAttachment,
-        `cinder: attachment complete on ${host}`,
-        attached.attachmentId,
-      );
+      await abort.call(volumeApi.completeAttachment, `cinder: attachment complete on ${host}`, {
+        attachmentId,
+      });
       return [{ ...attached, device: connected.device }];
     },
     host,
@@ -311,14 +303,17 @@ export async function buildOnHost(
   const compute = computeStubs(host, ctx.timeouts.hostPickupMs);
   tracker.onHost(host, attempt);
   tracker.setStep('building');
-  await abort.call(controller.setHost, `nova-conductor: host=${host}`, uuid, request.requestId, target);
-  await abort.call(
-    controller.setTaskState,
-    'nova-conductor: task_state=networking',
-    uuid,
-    'networking',
-    'scheduling',
-  );
+  await abort.call(controller.setHost, `nova-conductor: host=${host}`, {
+    instanceUuid: uuid,
+    requestId: request.requestId,
+    host,
+    nodeUuid: target.nodeUuid,
+  });
+  await abort.call(controller.setTaskState, 'nova-conductor: task_state=networking', {
+    instanceUuid: uuid,
+    taskState: 'networking',
+    expected: 'scheduling',
+  });
   tracker.states({ taskState: 'networking' });
 
   const [ports, volumes, cached] = await abort.all<[Port[], AttachedVolume[], CachedImage | null]>(
@@ -330,18 +325,17 @@ export async function buildOnHost(
     ctx.parallel,
   );
 
-  await abort.call(
-    controller.setTaskState,
-    'nova-conductor: task_state=spawning',
-    uuid,
-    'spawning',
-    'block_device_mapping',
-  );
+  await abort.call(controller.setTaskState, 'nova-conductor: task_state=spawning', {
+    instanceUuid: uuid,
+    taskState: 'spawning',
+    expected: 'block_device_mapping',
+  });
   tracker.states({ taskState: 'spawning' });
   tracker.setStep('spawning');
-  hostSaga.add(
+  hostSaga.addCall(
+    compute.ops.destroyInstance,
     `nova-compute: destroy instance on ${host}`,
-    () => call(compute.ops.destroyInstance, `nova-compute: destroy instance on ${host}`, uuid),
+    { instanceUuid: uuid },
     host,
   );
   const spawned = await tracker.time(
@@ -365,7 +359,11 @@ export async function buildOnHost(
   );
 
   const finished = await tracker.time('finish', () =>
-    abort.call(controller.finishBuild, 'nova-conductor: vm_state=active', uuid, request.requestId, host),
+    abort.call(controller.finishBuild, 'nova-conductor: vm_state=active', {
+      instanceUuid: uuid,
+      requestId: request.requestId,
+      host,
+    }),
   );
   tracker.states({ vmState: 'active', taskState: null, powerState: spawned.powerState });
   return {

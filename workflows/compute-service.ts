@@ -125,7 +125,7 @@ export async function computeService(input: ComputeServiceInput): Promise<void> 
       const sentAt = pendingReport;
       pendingReport = null;
       try {
-        const report = await reporter.reportComputeServiceState(spec.host, sentAt);
+        const report = await reporter.reportComputeServiceState({ host: spec.host, sentAt });
         state.up = report.up;
         state.lastError = null;
       } catch (err) {

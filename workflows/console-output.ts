@@ -41,12 +41,10 @@ const novaApi = proxyActivities<OperatorControllerActivities>({
 
 export async function getConsoleOutput(request: ConsoleOutputRequest): Promise<ConsoleOutput> {
   const session = await call(controller.authenticate, 'keystone: authenticate', request.auth);
-  const target = await call(
-    novaApi.consoleTarget,
-    `nova-api: console output of ${request.server}`,
-    session.token,
-    request.server,
-  );
+  const target = await call(novaApi.consoleTarget, `nova-api: console output of ${request.server}`, {
+    token: session.token,
+    server: request.server,
+  });
   // A host whose nova-compute does not pick the call up within 30 s is down: the caller hears it.
   const compute = proxyActivities<ComputeActivities>({
     taskQueue: computeQueue(target.host),
@@ -54,11 +52,9 @@ export async function getConsoleOutput(request: ConsoleOutputRequest): Promise<C
     startToCloseTimeout: '20 seconds',
     retry: readRetry,
   });
-  const { output } = await call(
-    compute.getConsoleOutput,
-    `nova-compute: console output on ${target.host}`,
-    target.uuid,
-    ...(request.lines === undefined ? [] : [request.lines]),
-  );
+  const { output } = await call(compute.getConsoleOutput, `nova-compute: console output on ${target.host}`, {
+    instanceUuid: target.uuid,
+    ...(request.lines === undefined ? {} : { lines: request.lines }),
+  });
   return { output, instanceUuid: target.uuid, host: target.host };
 }

@@ -19,23 +19,36 @@ import { Abort } from './abort';
 import { runBranches } from './branches';
 import { parseBootRequest } from './request-schema';
 import { buildOnHost, type BuildContext } from './build-on-host';
-import { bootFailure, classify, type Classified } from './failures';
+import { bootFailure, classify, decided, faultOf, type Classified } from './failures';
 import { DEFAULT_MAX_ATTEMPTS, resolveTimeouts } from './limits';
 import { call, controller, controllerCleanup, network } from './proxies';
 import { Saga } from './saga';
 import { BootTracker } from './tracker';
+import type { ScheduleInput } from '../activities/scheduler';
 import type { BootRequest, BootResult, HostTarget } from './types';
 
 export { statusQuery } from './tracker';
 
 function maxRetriesExceeded(uuid: string, reason: string, last: Classified): Classified {
+  return decided(
+    'MaxRetriesExceeded',
+    `Exceeded maximum number of retries. ${reason} for instance ${uuid}. Last exception: ${last.message}`,
+  );
+}
+
+/** The scheduler's request for this build: the same for the first choice and a reschedule. */
+function scheduleRequest(ctx: BuildContext, excludedHosts: string[], maxAttempts: number): ScheduleInput {
+  const { uuid, plan } = ctx;
   return {
-    type: 'MaxRetriesExceeded',
-    message: `Exceeded maximum number of retries. ${reason} for instance ${uuid}. Last exception: ${last.message}`,
-    code: 500,
-    hostDown: false,
-    reschedule: false,
-    cancelled: false,
+    instanceUuid: uuid,
+    projectId: plan.projectId,
+    userId: plan.userId,
+    flavor: plan.flavor,
+    imageProperties: plan.image.properties,
+    bootFromVolume: plan.bootVolume !== null,
+    availabilityZone: plan.availabilityZone,
+    excludedHosts,
+    maxAttempts,
   };
 }
 
@@ -61,12 +74,14 @@ async function nextTarget(
     const claimed = await ctx.abort.call(
       controller.claimAlternate,
       `nova-conductor: claim alternate ${alternate.host}`,
-      uuid,
-      alternate,
-      plan.flavor,
-      plan.projectId,
-      plan.userId,
-      plan.bootVolume !== null,
+      {
+        instanceUuid: uuid,
+        alternate,
+        flavor: plan.flavor,
+        projectId: plan.projectId,
+        userId: plan.userId,
+        bootFromVolume: plan.bootVolume !== null,
+      },
     );
     if (claimed) return alternate;
   }
@@ -74,17 +89,7 @@ async function nextTarget(
     const selection = await ctx.abort.call(
       controller.selectDestinations,
       'nova-scheduler: select destination (reschedule)',
-      {
-        instanceUuid: uuid,
-        projectId: plan.projectId,
-        userId: plan.userId,
-        flavor: plan.flavor,
-        imageProperties: plan.image.properties,
-        bootFromVolume: plan.bootVolume !== null,
-        availabilityZone: plan.availabilityZone,
-        excludedHosts: tried,
-        maxAttempts,
-      },
+      scheduleRequest(ctx, tried, maxAttempts),
     );
     alternates.push(...selection.alternates);
     return selection.selected;
@@ -98,29 +103,23 @@ async function nextTarget(
 
 /** Schedules, then builds host after host until one succeeds or the build is over. */
 async function scheduleAndBuild(ctx: BuildContext, maxAttempts: number): Promise<BootResult> {
-  const { uuid, plan, request, tracker } = ctx;
+  const { uuid, request, tracker } = ctx;
   tracker.setStep('scheduling');
   const selection = await tracker.time('schedule', () =>
-    ctx.abort.call(controller.selectDestinations, 'nova-scheduler: select destination', {
-      instanceUuid: uuid,
-      projectId: plan.projectId,
-      userId: plan.userId,
-      flavor: plan.flavor,
-      imageProperties: plan.image.properties,
-      bootFromVolume: plan.bootVolume !== null,
-      availabilityZone: plan.availabilityZone,
-      excludedHosts: [],
-      maxAttempts,
-    }),
+    ctx.abort.call(
+      controller.selectDestinations,
+      'nova-scheduler: select destination',
+      scheduleRequest(ctx, [], maxAttempts),
+    ),
   );
   const alternates = [...selection.alternates];
   let target = selection.selected;
   for (let attempt = 1; ; attempt++) {
     const hostSaga = new Saga();
     // The scheduler's claim is this attempt's first resource.
-    hostSaga.add(`placement: release allocation on ${target.host}`, () =>
-      call(controllerCleanup.releaseAllocation, `placement: release allocation on ${target.host}`, uuid),
-    );
+    hostSaga.addCall(controllerCleanup.releaseAllocation, `placement: release allocation on ${target.host}`, {
+      instanceUuid: uuid,
+    });
     try {
       return await buildOnHost(ctx, target, attempt, hostSaga);
     } catch (err) {
@@ -133,15 +132,13 @@ async function scheduleAndBuild(ctx: BuildContext, maxAttempts: number): Promise
         ...(failure.hostDown ? { unreachableHost: host } : {}),
         onProgress: (line) => tracker.compensated(line),
       });
-      await call(
-        controllerCleanup.hostBuildFailed,
-        `nova-conductor: build failed on ${host}`,
-        uuid,
-        request.requestId,
+      await call(controllerCleanup.hostBuildFailed, `nova-conductor: build failed on ${host}`, {
+        instanceUuid: uuid,
+        requestId: request.requestId,
         host,
-        { type: failure.type, message: failure.message },
-        failure.reschedule,
-      );
+        error: { type: failure.type, message: failure.message },
+        reschedule: failure.reschedule,
+      });
       if (!failure.reschedule) throw err;
       tracker.hostFailed(host);
       tracker.onHost(null, attempt);
@@ -196,15 +193,11 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
       abort.call(controller.authenticate, 'keystone: authenticate', request.auth),
     );
     await tracker.time('authorize', () =>
-      abort.call(
-        controller.authorize,
-        'keystone: authorize compute:server:create',
-        session.token,
-        'compute:server:create',
-        {
-          projectId: session.projectId,
-        },
-      ),
+      abort.call(controller.authorize, 'keystone: authorize compute:server:create', {
+        token: session.token,
+        rule: 'compute:server:create',
+        target: { projectId: session.projectId },
+      }),
     );
 
     tracker.setStep('validating');
@@ -212,11 +205,9 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
     const [plan, networks] = await tracker.time('validate', () =>
       runBranches(parallel, [
         () =>
-          abort.call(
-            controller.validateBootRequest,
-            'nova-api: validate flavor, image, volume',
-            session.token,
-            {
+          abort.call(controller.validateBootRequest, 'nova-api: validate flavor, image, volume', {
+            token: session.token,
+            request: {
               name: request.name,
               flavor: request.flavor,
               image: request.image,
@@ -224,17 +215,24 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
               ...(request.availabilityZone ? { availabilityZone: request.availabilityZone } : {}),
               ...(request.keyName ? { keyName: request.keyName } : {}),
             },
-          ),
+          }),
         () =>
-          abort.call(network.validateNetworks, 'neutron: validate networks', session.token, request.networks),
+          abort.call(network.validateNetworks, 'neutron: validate networks', {
+            token: session.token,
+            networks: request.networks,
+          }),
       ]),
     );
 
-    buildSaga.add(`nova: release quota of ${uuid}`, () =>
-      call(controllerCleanup.releaseQuota, `nova: release quota of ${uuid}`, uuid),
-    );
+    buildSaga.addCall(controllerCleanup.releaseQuota, `nova: release quota of ${uuid}`, {
+      instanceUuid: uuid,
+    });
     await tracker.time('reserve-quota', () =>
-      abort.call(controller.reserveQuota, 'nova-api: reserve quota', session.token, uuid, plan.quota),
+      abort.call(controller.reserveQuota, 'nova-api: reserve quota', {
+        token: session.token,
+        instanceUuid: uuid,
+        amounts: plan.quota,
+      }),
     );
     const instance = await tracker.time('record-instance', () =>
       abort.call(controller.createInstanceRecord, 'nova-conductor: instance building/scheduling', {
@@ -248,21 +246,16 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
     );
     if (instance.uuid !== uuid) {
       // The request id already created another instance: one request, one server.
-      throw new BuildOver({
-        type: 'Conflict',
-        message: `Request ${request.requestId} already created instance ${instance.uuid}`,
-        code: 409,
-        hostDown: false,
-        reschedule: false,
-        cancelled: false,
-      });
+      throw new BuildOver(
+        decided('Conflict', `Request ${request.requestId} already created instance ${instance.uuid}`, 409),
+      );
     }
     recorded = true;
     tracker.recorded(uuid, plan.projectId);
     // Each attempt releases its own claim; this one also covers a claim whose answer a cancellation cut off.
-    buildSaga.add(`placement: release allocations of ${uuid}`, () =>
-      call(controllerCleanup.releaseAllocation, `placement: release allocations of ${uuid}`, uuid),
-    );
+    buildSaga.addCall(controllerCleanup.releaseAllocation, `placement: release allocations of ${uuid}`, {
+      instanceUuid: uuid,
+    });
 
     const ctx: BuildContext = {
       request,
@@ -292,18 +285,11 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
     await buildSaga.compensate({ onProgress: (line) => tracker.compensated(line) });
     if (recorded) {
       const lastHost = tracker.host ?? tracker.triedHosts.at(-1);
-      await call(
-        controllerCleanup.failBuild,
-        'nova-conductor: instance fault, vm_state=error',
-        uuid,
-        request.requestId,
-        {
-          code: failure.code,
-          message: failure.message,
-          details: failure.type,
-          ...(lastHost ? { host: lastHost } : {}),
-        },
-      );
+      await call(controllerCleanup.failBuild, 'nova-conductor: instance fault, vm_state=error', {
+        instanceUuid: uuid,
+        requestId: request.requestId,
+        fault: faultOf(failure, failure.message, lastHost),
+      });
       tracker.states({ vmState: 'error', taskState: null, powerState: 0 });
     }
     tracker.setStep(failure.cancelled ? 'cancelled' : 'error');

@@ -14,7 +14,7 @@ import {
   sleep,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
-import { bootFailure, classify } from './failures';
+import { bootFailure, classify, faultOf } from './failures';
 import { parseDeleteRequest } from './request-schema';
 import { DEFAULT_TIMEOUTS, nextPollDelay, POLL_INITIAL_MS } from './limits';
 import { bootWorkflowId } from './names';
@@ -49,7 +49,9 @@ async function stopBuild(request: DeleteRequest, instance: InstanceSummary): Pro
   while (current.vmState === 'building' && !current.deleted && Date.now() < deadline) {
     await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
     delay = nextPollDelay(delay, bound);
-    current = await call(controllerPoll.getInstanceState, 'nova-conductor: instance state', instance.uuid);
+    current = await call(controllerPoll.getInstanceState, 'nova-conductor: instance state', {
+      instanceUuid: instance.uuid,
+    });
   }
   return current;
 }
@@ -69,7 +71,10 @@ export async function deleteInstance(input: DeleteRequest): Promise<DeleteResult
 async function deleteServer(request: DeleteRequest): Promise<DeleteResult> {
   const uuid = request.instanceUuid;
   const session = await call(controller.authenticate, 'keystone: authenticate', request.auth);
-  let instance = await call(controller.getInstanceForDelete, 'nova-api: find server', session.token, uuid);
+  let instance = await call(controller.getInstanceForDelete, 'nova-api: find server', {
+    token: session.token,
+    instanceUuid: uuid,
+  });
   const result: DeleteResult = {
     instanceUuid: uuid,
     outcome: 'already-deleted',
@@ -91,14 +96,12 @@ async function deleteServer(request: DeleteRequest): Promise<DeleteResult> {
     if (instance.deleted) return result;
   }
 
-  await call(
-    controller.beginDelete,
-    'nova-api: task_state=deleting',
-    uuid,
-    request.requestId,
-    session.userId,
-    instance.projectId,
-  );
+  await call(controller.beginDelete, 'nova-api: task_state=deleting', {
+    instanceUuid: uuid,
+    requestId: request.requestId,
+    userId: session.userId,
+    projectId: instance.projectId,
+  });
   try {
     return await tearDown(request, instance, result);
   } catch (err) {
@@ -116,18 +119,11 @@ async function deleteServer(request: DeleteRequest): Promise<DeleteResult> {
 async function markDeleteFailed(request: DeleteRequest, instance: InstanceSummary, err: unknown) {
   const failure = classify(err, instance.host ?? undefined);
   await CancellationScope.nonCancellable(() =>
-    call(
-      controllerCleanup.failDelete,
-      'nova-conductor: delete failed, vm_state=error',
-      instance.uuid,
-      request.requestId,
-      {
-        code: failure.code,
-        message: `Delete failed: ${failure.message}`,
-        details: failure.type,
-        ...(instance.host ? { host: instance.host } : {}),
-      },
-    ),
+    call(controllerCleanup.failDelete, 'nova-conductor: delete failed, vm_state=error', {
+      instanceUuid: instance.uuid,
+      requestId: request.requestId,
+      fault: faultOf(failure, `Delete failed: ${failure.message}`, instance.host),
+    }),
   );
   upsertSearchAttributes([{ key: VmStateKey, value: 'error' }]);
 }
@@ -138,7 +134,9 @@ async function tearDown(
   result: DeleteResult,
 ): Promise<DeleteResult> {
   const uuid = instance.uuid;
-  const volumes = await call(volumeApi.listInstanceVolumes, 'cinder: volumes of the server', uuid);
+  const volumes = await call(volumeApi.listInstanceVolumes, 'cinder: volumes of the server', {
+    instanceUuid: uuid,
+  });
 
   const host = instance.host;
   result.host = host;
@@ -146,7 +144,9 @@ async function tearDown(
     const compute = computeStubs(host, request.timeouts?.hostPickupMs ?? DEFAULT_TIMEOUTS.hostPickupMs);
     try {
       // The driver's destroy also unplugs the ports' VIFs and disconnects the volumes on the host.
-      await call(compute.ops.destroyInstance, `nova-compute: destroy instance on ${host}`, uuid);
+      await call(compute.ops.destroyInstance, `nova-compute: destroy instance on ${host}`, {
+        instanceUuid: uuid,
+      });
     } catch (err) {
       if (!classify(err, host).hostDown) throw err;
       result.localDelete = true;
@@ -154,24 +154,21 @@ async function tearDown(
   }
 
   for (const volume of volumes) {
-    await call(
-      controllerCleanup.detachVolume,
-      `cinder: detach volume ${volume.volumeId}`,
-      volume.attachmentId,
-    );
+    const { volumeId, attachmentId } = volume;
+    await call(controllerCleanup.detachVolume, `cinder: detach volume ${volumeId}`, { attachmentId });
     if (volume.deleteOnTermination) {
-      await call(controllerCleanup.deleteVolume, `cinder: delete volume ${volume.volumeId}`, volume.volumeId);
-      result.deletedVolumes.push(volume.volumeId);
+      await call(controllerCleanup.deleteVolume, `cinder: delete volume ${volumeId}`, { volumeId });
+      result.deletedVolumes.push(volumeId);
     }
   }
-  result.deletedPorts = await call(
-    networkCleanup.deleteInstancePorts,
-    `neutron: delete ports of ${uuid}`,
-    uuid,
-  );
-  await call(controllerCleanup.releaseAllocation, 'placement: release allocations', uuid);
-  await call(controllerCleanup.releaseQuota, 'nova: release quota', uuid);
-  await call(controller.finishDelete, 'nova-conductor: vm_state=deleted', uuid, request.requestId);
+  const instanceUuid = uuid;
+  const step = { instanceUuid, requestId: request.requestId };
+  result.deletedPorts = await call(networkCleanup.deleteInstancePorts, `neutron: delete ports of ${uuid}`, {
+    instanceUuid,
+  });
+  await call(controllerCleanup.releaseAllocation, 'placement: release allocations', { instanceUuid });
+  await call(controllerCleanup.releaseQuota, 'nova: release quota', { instanceUuid });
+  await call(controller.finishDelete, 'nova-conductor: vm_state=deleted', step);
   upsertSearchAttributes([{ key: VmStateKey, value: 'deleted' }]);
   result.outcome = 'deleted';
   return result;

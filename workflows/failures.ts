@@ -9,7 +9,7 @@ import {
   TimeoutFailure,
   isCancellation,
 } from '@temporalio/workflow';
-import { ERROR_TYPES } from '../cloud/errors';
+import { ERROR_TYPES } from '../common/error-types';
 import { COMPUTE_CLEANUPS, COMPUTE_FETCHES, COMPUTE_OPS } from './proxies';
 
 export interface Classified {
@@ -21,6 +21,11 @@ export interface Classified {
   /** Nova reschedules this to another host; everything else aborts the build. */
   reschedule: boolean;
   cancelled: boolean;
+}
+
+/** A failure the workflow decided itself (not an activity's): aborts the build, no reschedule. */
+export function decided(type: string, message: string, code = 500): Classified {
+  return { type, message, code, hostDown: false, reschedule: false, cancelled: false };
 }
 
 function codeOf(type: string): number {
@@ -58,54 +63,30 @@ function hostFault(err: unknown, type: string): boolean {
  */
 export function classify(err: unknown, onHost?: string): Classified {
   if (isCancellation(err)) {
-    return {
-      type: 'BuildCancelled',
-      message: 'The build was cancelled',
-      code: 500,
-      hostDown: false,
-      reschedule: false,
-      cancelled: true,
-    };
+    return { ...decided('BuildCancelled', 'The build was cancelled'), cancelled: true };
   }
   const cause = innermost(err);
   if (cause instanceof TimeoutFailure) {
     const hostDown = cause.timeoutType === 'SCHEDULE_TO_START';
     const activity = err instanceof ActivityFailure ? err.activityType : 'activity';
     if (onHost && isComputeActivity(err)) {
-      return {
-        type: 'RescheduledException',
-        message: hostDown
-          ? `Compute host ${onHost} did not pick up ${activity} (no nova-compute on compute@${onHost}); the host is down`
-          : `Compute host ${onHost} timed out in ${activity} (${cause.timeoutType})`,
-        code: 500,
-        hostDown,
-        reschedule: true,
-        cancelled: false,
-      };
+      const message = hostDown
+        ? `Compute host ${onHost} did not pick up ${activity} (no nova-compute on compute@${onHost}); the host is down`
+        : `Compute host ${onHost} timed out in ${activity} (${cause.timeoutType})`;
+      return { ...decided('RescheduledException', message), hostDown, reschedule: true };
     }
-    return {
-      type: 'ServiceUnavailable',
-      message: `${activity} timed out (${cause.timeoutType})`,
-      code: 503,
-      hostDown: false,
-      reschedule: false,
-      cancelled: false,
-    };
+    return decided('ServiceUnavailable', `${activity} timed out (${cause.timeoutType})`, 503);
   }
   if (cause instanceof ApplicationFailure) {
     const type = cause.type ?? 'Error';
     return {
-      type,
-      message: cause.message,
-      code: codeOf(type),
-      hostDown: false,
+      ...decided(type, cause.message, codeOf(type)),
       reschedule: type === 'RescheduledException' || (onHost !== undefined && hostFault(err, type)),
-      cancelled: false,
     };
   }
   if (cause instanceof CancelledFailure) return classify(cause);
   const message = cause instanceof Error ? cause.message : String(cause);
-  return { type: 'Error', message, code: 500, hostDown: false, reschedule: false, cancelled: false };
+  return decided('Error', message);
 }
 
 /** The workflow's own typed failure: what the client and the Web UI show. */
@@ -121,4 +102,9 @@ export function bootFailure(
     details: [{ code: classified.code, ...details }],
     ...(cause instanceof Error ? { cause } : {}),
   });
+}
+
+/** The instance fault Nova records for a failure (code, message, the type as details, the host). */
+export function faultOf(failure: Classified, message: string, host: string | null | undefined) {
+  return { code: failure.code, message, details: failure.type, ...(host ? { host } : {}) };
 }

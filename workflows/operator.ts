@@ -49,10 +49,10 @@ const neutronApi = proxyActivities<Pick<OperatorNetworkActivities, 'serverAddres
 
 async function withDetails(token: string, records: ServerRecord[]): Promise<ServerView[]> {
   if (records.length === 0) return [];
-  const uuids = records.map((r) => r.id);
+  const instanceUuids = records.map((r) => r.id);
   const [addresses, volumes] = await Promise.all([
-    call(neutronApi.serverAddresses, 'neutron: server addresses', token, uuids),
-    call(novaApi.serverVolumes, 'cinder: attached volumes', token, uuids),
+    call(neutronApi.serverAddresses, 'neutron: server addresses', { token, instanceUuids }),
+    call(novaApi.serverVolumes, 'cinder: attached volumes', { token, instanceUuids }),
   ]);
   return records.map((r) => ({ ...r, addresses: addresses[r.id] ?? {}, volumes: volumes[r.id] ?? [] }));
 }
@@ -60,8 +60,9 @@ async function withDetails(token: string, records: ServerRecord[]): Promise<Serv
 /** `openstack server list [--all-projects]`. */
 export async function listServers(request: ListServersRequest): Promise<ServerView[]> {
   const session = await call(controller.authenticate, 'keystone: authenticate', request.auth);
-  const records = await call(novaApi.findServers, 'nova-api: list servers', session.token, {
-    allProjects: request.allProjects === true,
+  const records = await call(novaApi.findServers, 'nova-api: list servers', {
+    token: session.token,
+    filter: { allProjects: request.allProjects === true },
   });
   return withDetails(session.token, records);
 }
@@ -69,9 +70,9 @@ export async function listServers(request: ListServersRequest): Promise<ServerVi
 /** `openstack server show NAME_OR_ID`. */
 export async function showServer(request: ShowServerRequest): Promise<ServerView> {
   const session = await call(controller.authenticate, 'keystone: authenticate', request.auth);
-  const records = await call(novaApi.findServers, `nova-api: show server ${request.server}`, session.token, {
-    nameOrId: request.server,
-    allProjects: request.allProjects === true,
+  const records = await call(novaApi.findServers, `nova-api: show server ${request.server}`, {
+    token: session.token,
+    filter: { nameOrId: request.server, allProjects: request.allProjects === true },
   });
   const [server] = await withDetails(session.token, records);
   return server as ServerView;
@@ -80,7 +81,7 @@ export async function showServer(request: ShowServerRequest): Promise<ServerView
 /** `openstack hypervisor list --long` (admin). */
 export async function listHypervisors(request: AuthOnlyRequest): Promise<HypervisorView[]> {
   const session = await call(controller.authenticate, 'keystone: authenticate', request.auth);
-  return call(novaApi.listHypervisors, 'nova-api: list hypervisors', session.token);
+  return call(novaApi.listHypervisors, 'nova-api: list hypervisors', { token: session.token });
 }
 
 /** A compute host that has not picked up its part of the audit by then is reported unreachable. */
@@ -88,7 +89,7 @@ const HOST_AUDIT_PICKUP_MS = 30_000;
 
 /** One host's part of the audit, on its own queue; a host that does not answer is unreachable, not clean. */
 async function auditOneHost(host: string, liveInstances: string[], pickupMs: number): Promise<LeakFinding[]> {
-  const nova = proxyActivities<ComputeActivities>({
+  const nova = proxyActivities<Pick<ComputeActivities, 'auditHost'>>({
     taskQueue: computeQueue(host),
     scheduleToStartTimeout: pickupMs,
     startToCloseTimeout: '2 minutes',
@@ -122,9 +123,12 @@ export async function auditCloud(request: AuditRequest): Promise<LeakFinding[]> 
   const session = await call(controller.authenticate, 'keystone: authenticate', request.auth);
   const options = { buildsInFlight: request.buildsInFlight === true };
   if (!patched('audit-asks-each-host')) {
-    return call(audit.runLeakAudit, 'bootflow: leak audit', session.token, options);
+    return call(audit.runLeakAudit, 'bootflow: leak audit', { token: session.token, ...options });
   }
-  const plan = await call(audit.auditController, 'bootflow: leak audit (databases)', session.token, options);
+  const plan = await call(audit.auditController, 'bootflow: leak audit (databases)', {
+    token: session.token,
+    ...options,
+  });
   const pickupMs = request.hostPickupMs ?? HOST_AUDIT_PICKUP_MS;
   const perHost = await Promise.all(
     plan.hosts.map(({ host, liveInstances }) => auditOneHost(host, liveInstances, pickupMs)),

@@ -6,7 +6,7 @@
  */
 import { ApplicationFailure } from '@temporalio/workflow';
 import { z } from 'zod';
-import { nameSchema, serverMetadataSchema } from '../cloud/validation';
+import { nameSchema, serverMetadataSchema } from '../common/schemas';
 import type { BootAuth, BootRequest, DeleteRequest } from './types';
 
 /** Request ids name workflows and idempotency keys: printable, no spaces, at most 255 characters. */

@@ -4,8 +4,9 @@
  * runs every undo activity to its end. Undo activities retry until they succeed; one that still fails (non-retryable)
  * is recorded and the others go on, so one stuck resource never keeps the rest leaking.
  */
-import { log } from '@temporalio/workflow';
+import { log, type ActivityFunctionWithOptions } from '@temporalio/workflow';
 import { classify } from './failures';
+import { call, type OneInputActivity } from './proxies';
 
 export interface Undo {
   /** As the status and the Web UI show it: "neutron: delete ports of <uuid>". */
@@ -26,6 +27,16 @@ export class Saga {
 
   add(name: string, run: () => Promise<unknown>, host?: string): void {
     this.undos.push({ name, run, ...(host ? { host } : {}) });
+  }
+
+  /** Registers an undo activity: its summary is both the undo's name and its Web UI summary. */
+  addCall<F extends OneInputActivity>(
+    stub: ActivityFunctionWithOptions<F>,
+    summary: string,
+    input: Parameters<F>[0],
+    host?: string,
+  ): void {
+    this.add(summary, () => call(stub, summary, input), host);
   }
 
   get size(): number {

@@ -70,7 +70,7 @@ function valueAt(body: unknown, path: PropertyKey[]): unknown {
 function novaMessage(issue: z.core.$ZodIssue, body: unknown): string {
   const path = issue.path;
   const value = valueAt(body, path);
-  if (issue.code === 'invalid_type' && value === undefined && path.length > 0) {
+  if (issue.code !== 'unrecognized_keys' && value === undefined && path.length > 0) {
     const parent = path.slice(0, -1);
     return `Invalid input for field/attribute ${parent.join('/') || 'body'}. Value: ${shown(valueAt(body, parent))}. '${String(path.at(-1))}' is a required property`;
   }

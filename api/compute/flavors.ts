@@ -1,14 +1,27 @@
 /**
  * /flavors (nova/api/openstack/compute/flavors.py, views/flavors.py): list, detail and show with Nova's
  * filters (minRam, minDisk, is_public), sorting and pagination, and the flavor's extra specs, of which
- * bootflow's flavors have none. Every flavor is public and enabled (the bootstrap's DevStack set).
+ * bootflow's flavors have none; create and delete for an admin (os-flavor-manage). Every flavor is public
+ * and enabled.
  */
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import type { Flavor } from '../../cloud/nova';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
 import { authOf } from '../auth';
-import { can, enforcePolicy, nextLink, paginate, parseLimit, queryOf, resourceLinks } from './common';
+import {
+  can,
+  enforcePolicy,
+  nextLink,
+  paginate,
+  parseBody,
+  parseLimit,
+  queryOf,
+  resourceLinks,
+} from './common';
+import { serverNameSchema } from './server-schema';
 import { atLeast } from './microversion';
 
 function flavorBasic(deps: ApiDeps, request: FastifyRequest, flavor: Flavor) {
@@ -95,7 +108,62 @@ async function flavorById(deps: ApiDeps, id: string): Promise<Flavor> {
   return flavor;
 }
 
+/** os-flavor-manage's create body (schemas/flavor_manage.py), description from 2.55. */
+function createSchema(request: FastifyRequest) {
+  const size = (min: number) =>
+    z.union([z.number().int().min(min), z.string().regex(/^[0-9]+$/)]).transform(Number);
+  return z.strictObject({
+    flavor: z.strictObject({
+      name: serverNameSchema,
+      id: z.union([z.string().min(1).max(255), z.null()]).optional(),
+      ram: size(1),
+      vcpus: size(1),
+      disk: size(0),
+      'OS-FLV-EXT-DATA:ephemeral': size(0).optional(),
+      swap: size(0).optional(),
+      rxtx_factor: z.number().min(0).optional(),
+      'os-flavor-access:is_public': z.boolean().optional(),
+      ...(atLeast(request, 2, 55)
+        ? { description: z.union([z.string().max(65535), z.null()]).optional() }
+        : {}),
+    }),
+  });
+}
+
 export async function flavorRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  app.post('/flavors', async (request) => {
+    const { ctx } = authOf(request);
+    enforcePolicy(ctx, 'os_compute_api:os-flavor-manage:create');
+    const f = parseBody(createSchema(request), request.body).flavor as Record<string, unknown> & {
+      name: string;
+      ram: number;
+      vcpus: number;
+      disk: number;
+      id?: string | null;
+      swap?: number;
+    };
+    if (f['os-flavor-access:is_public'] === false)
+      throw new ApiError(400, 'Private flavors are not supported by bootflow.');
+    if (typeof f.description === 'string')
+      throw new ApiError(400, 'Flavor descriptions are not supported by bootflow.');
+    const flavor = await deps.cloud.nova.createFlavor({
+      id: f.id ?? randomUUID(),
+      name: f.name,
+      vcpus: f.vcpus,
+      memoryMb: f.ram,
+      rootGb: f.disk,
+      ephemeralGb: (f['OS-FLV-EXT-DATA:ephemeral'] as number | undefined) ?? 0,
+      swapMb: f.swap ?? 0,
+    });
+    return { flavor: flavorDetail(deps, request, flavor) };
+  });
+  app.delete('/flavors/:id', async (request, reply) => {
+    const { ctx } = authOf(request);
+    enforcePolicy(ctx, 'os_compute_api:os-flavor-manage:delete');
+    const { id } = request.params as { id: string };
+    await deps.cloud.nova.deleteFlavor(id);
+    return reply.code(202).send();
+  });
   app.get('/flavors', (request) => listFlavors(deps, request, false));
   app.get('/flavors/detail', (request) => listFlavors(deps, request, true));
   app.get('/flavors/:id', async (request) => {

@@ -6,7 +6,6 @@
  */
 import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-import { deleteOnTerminationOf } from '../../activities/volume';
 import type { RequestContext } from '../../cloud/keystone';
 import type { ComputeHost, Instance, InstanceFault } from '../../cloud/nova';
 import type { ApiDeps } from '../deps';
@@ -38,7 +37,10 @@ export async function loadServerExtras(deps: ApiDeps, instances: Instance[]): Pr
     : (await Promise.all(instances.map((i) => neutron.listPorts({ deviceId: i.uuid })))).flat();
   const networkNames = new Map<string, string>();
   if (ports.length > 0) {
-    for (const network of await neutron.listNetworks({ projectId: '', roles: ['admin'] })) {
+    for (const network of await neutron.listNetworks({
+      projectId: instances[0]!.projectId,
+      roles: ['admin'],
+    })) {
       networkNames.set(network.id, network.name);
     }
   }
@@ -65,7 +67,7 @@ export async function loadServerExtras(deps: ApiDeps, instances: Instance[]): Pr
     const list = volumes.get(attachment.instanceUuid) ?? [];
     list.push({
       id: attachment.volumeId,
-      deleteOnTermination: volume ? deleteOnTerminationOf(volume.requestKey) : false,
+      deleteOnTermination: volume?.deleteOnTermination ?? false,
     });
     volumes.set(attachment.instanceUuid, list);
   }

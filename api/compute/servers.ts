@@ -5,7 +5,11 @@
  * Reads go to the Nova, Neutron and Cinder databases directly, as nova-api reads its own.
  */
 import { randomInt, randomUUID } from 'node:crypto';
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CloudError } from '../../cloud/errors';
@@ -239,29 +243,30 @@ const RECORD_WAIT_MS = 30_000;
 
 /**
  * Waits until nova-conductor's activity has written the instance row (then the server can be shown, as
- * after Nova's 202), or the workflow has failed before it (then the request's error is the answer).
+ * after Nova's 202), or the workflow has closed before it (a failure there is the request's answer). The
+ * row is looked up in the Nova database; the workflow's state is asked now and then, not awaited, so that
+ * no long-poll stays open once the answer is sent.
  */
-async function waitForRecord(deps: ApiDeps, uuid: string, result: Promise<unknown>): Promise<void> {
-  let failure: unknown;
-  let settled = false;
-  result.then(
-    () => (settled = true),
-    (err: unknown) => {
-      settled = true;
-      failure = err;
-    },
-  );
+async function waitForRecord(deps: ApiDeps, uuid: string, handle: WorkflowHandle): Promise<void> {
   const deadline = Date.now() + RECORD_WAIT_MS;
   let delay = 5;
+  let lastDescribe = Date.now();
   while (Date.now() < deadline) {
     const found = await deps.cloud.nova.getInstance(uuid, { includeDeleted: true }).then(
       () => true,
       () => false,
     );
     if (found) return;
-    if (settled) {
-      if (failure !== undefined) throw failureToApiError(failure);
-      return;
+    if (Date.now() - lastDescribe >= 250) {
+      lastDescribe = Date.now();
+      const { status } = await handle.describe();
+      if (status.name !== 'RUNNING') {
+        // Closed without a record: its result is the failure to answer with (or nothing to wait for).
+        await handle.result().catch((err: unknown) => {
+          throw failureToApiError(err);
+        });
+        return;
+      }
     }
     await new Promise((resolve) => setTimeout(resolve, delay));
     delay = Math.min(delay * 2, 100);
@@ -320,7 +325,7 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
     workflowId: bootWorkflowId(request.id),
     args: [boot],
   });
-  await waitForRecord(deps, uuid, handle.result());
+  await waitForRecord(deps, uuid, handle);
   const links = resourceLinks(deps, 'servers', uuid);
   return reply
     .code(202)

@@ -1,4 +1,431 @@
-/** The network API (to be written: see issue 13). */
+/**
+ * Neutron v2.0 at /network: the version list, the v2.0 resource index, networks, subnets and ports (list with
+ * filters and `fields`, show, create, delete), security groups and their rules (list, show) and the
+ * extensions list. Visibility follows Neutron's defaults: a project sees its own resources and shared or
+ * external networks, an admin everything; what a project may not see is 404.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { isCloudError } from '../../cloud/errors';
+import type { RequestContext } from '../../cloud/keystone';
+import type { Network, Port } from '../../cloud/neutron';
 import type { ServicePlugin } from '../app';
+import { authOf, requireAuth } from '../auth';
+import type { ApiDeps } from '../deps';
+import { ApiError } from '../errors';
+import { listResponse, showFields } from './collection';
+import { networkView, portView, ruleView, securityGroupView, subnetView } from './views';
 
-export const networkApi: ServicePlugin = async () => {};
+const isAdmin = (ctx: RequestContext) => ctx.roles.includes('admin');
+
+const notFound = (kind: 'Network' | 'Subnet' | 'Port', id: string) =>
+  new ApiError(404, `${kind} ${id} could not be found.`, `${kind}NotFound`);
+
+function policyDenied(rule: string): ApiError {
+  return new ApiError(403, `(rule:${rule}) is disallowed by policy`, 'PolicyNotAuthorized');
+}
+
+/** Neutron's body checks: unknown attributes and wrong types are 400 with Neutron's wording. */
+function parseBody<S extends z.ZodType>(schema: S, body: unknown, resource: string): z.infer<S> {
+  if (typeof body !== 'object' || body === null || !(resource in body))
+    throw new ApiError(400, `Resource body required`, 'HTTPBadRequest');
+  const result = schema.safeParse((body as Record<string, unknown>)[resource]);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  if (issue.code === 'unrecognized_keys')
+    throw new ApiError(400, `Unrecognized attribute(s) '${issue.keys.join(', ')}'`, 'HTTPBadRequest');
+  throw new ApiError(
+    400,
+    `Invalid input for ${issue.path.join('.') || resource}. Reason: ${issue.message}.`,
+    'HTTPBadRequest',
+  );
+}
+
+const projectFields = {
+  tenant_id: z.string().min(1).max(255).optional(),
+  project_id: z.string().min(1).max(255).optional(),
+};
+
+const networkCreate = z.strictObject({
+  name: z.string().max(255).optional(),
+  admin_state_up: z.literal(true).optional(),
+  shared: z.boolean().optional(),
+  'router:external': z.boolean().optional(),
+  mtu: z.number().int().min(68).max(9000).optional(),
+  description: z.literal('').optional(),
+  port_security_enabled: z.literal(true).optional(),
+  availability_zone_hints: z.array(z.string()).max(0).optional(),
+  ...projectFields,
+});
+
+const subnetCreate = z.strictObject({
+  network_id: z.string().min(1),
+  cidr: z.string().min(1).max(64),
+  ip_version: z.literal(4),
+  name: z.string().max(255).optional(),
+  gateway_ip: z.string().max(64).nullable().optional(),
+  enable_dhcp: z.boolean().optional(),
+  allocation_pools: z.array(z.strictObject({ start: z.string(), end: z.string() })).optional(),
+  dns_nameservers: z.array(z.string()).max(0, 'dns_nameservers are not supported').optional(),
+  host_routes: z.array(z.unknown()).max(0, 'host_routes are not supported').optional(),
+  description: z.literal('').optional(),
+  ...projectFields,
+});
+
+const portCreate = z.strictObject({
+  network_id: z.string().min(1),
+  name: z.string().max(255).optional(),
+  admin_state_up: z.literal(true).optional(),
+  device_id: z.string().max(255).optional(),
+  device_owner: z.string().max(255).optional(),
+  fixed_ips: z
+    .array(z.strictObject({ subnet_id: z.string().optional(), ip_address: z.string().optional() }))
+    .max(1, 'bootflow ports take one fixed IP')
+    .optional(),
+  description: z.literal('').optional(),
+  'binding:vnic_type': z.literal('normal').optional(),
+  ...projectFields,
+});
+
+/** The project a create is for: the caller's, or (admin only) the one named. */
+function ownerOf(
+  ctx: RequestContext,
+  body: { tenant_id?: string | undefined; project_id?: string | undefined },
+  rule: string,
+) {
+  const asked = body.project_id ?? body.tenant_id;
+  if (asked && asked !== ctx.projectId && !isAdmin(ctx)) throw policyDenied(rule);
+  return asked ?? ctx.projectId;
+}
+
+const EXTENSIONS = [
+  ['binding', 'Port Binding', 'Expose port bindings of a virtual port to external application'],
+  ['external-net', 'Neutron external network', 'Adds external network attribute to network resource.'],
+  ['network-mtu', 'Network MTU', 'Provides MTU attribute for a network resource.'],
+  ['project-id', 'project_id field enabled', 'Extension that indicates that project_id field is enabled.'],
+  ['security-group', 'security-group', 'The security groups extension.'],
+  [
+    'standard-attr-timestamp',
+    'Resource timestamps',
+    'Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.',
+  ],
+] as const;
+
+async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const neutron = deps.cloud.neutron;
+  const base = `${deps.publicUrl}/network/v2.0`;
+  app.addHook('preHandler', requireAuth(deps));
+  const ctxOf = (request: FastifyRequest) => authOf(request).ctx;
+  const param = (request: FastifyRequest, name: string) =>
+    (request.params as Record<string, string>)[name] ?? '';
+
+  app.get('/', async () => ({
+    resources: ['network', 'subnet', 'port', 'security_group', 'security_group_rule'].map((name) => {
+      const collection = `${name.replace(/_/g, '-')}s`;
+      return { name, collection, links: [{ rel: 'self', href: `${base}/${collection}` }] };
+    }),
+  }));
+
+  app.get('/extensions', async () => ({
+    extensions: EXTENSIONS.map(([alias, name, description]) => ({
+      alias,
+      name,
+      description,
+      updated: '2013-01-01T10:00:00-00:00',
+      links: [],
+    })),
+  }));
+
+  // ---- networks ---------------------------------------------------------------------------------------------
+
+  /** A network by id as the caller sees it (the cloud also resolves names; the API takes ids only). */
+  async function visibleNetwork(ctx: RequestContext, id: string): Promise<Network> {
+    try {
+      const network = await neutron.getNetwork(id, ctx);
+      if (network.id !== id) throw notFound('Network', id);
+      return network;
+    } catch (err) {
+      if (isCloudError(err, 'NotFound') || isCloudError(err, 'BadRequest') || isCloudError(err, 'Conflict'))
+        throw notFound('Network', id);
+      throw err;
+    }
+  }
+
+  const NETWORK_ATTRS = Object.keys(
+    networkView({
+      id: '',
+      name: '',
+      projectId: '',
+      shared: false,
+      external: false,
+      adminStateUp: true,
+      status: 'ACTIVE',
+      mtu: 0,
+      subnetIds: [],
+      createdAt: 0,
+      updatedAt: 0,
+    }),
+  );
+
+  app.get('/networks', async (request) => {
+    const networks = (await neutron.listNetworks(ctxOf(request))).map(networkView);
+    return listResponse(request, 'networks', networks, NETWORK_ATTRS, `${base}/networks`);
+  });
+
+  app.get('/networks/:id', async (request) => ({
+    network: showFields(request, networkView(await visibleNetwork(ctxOf(request), param(request, 'id')))),
+  }));
+
+  app.post('/networks', async (request, reply) => {
+    const ctx = ctxOf(request);
+    const body = parseBody(networkCreate, request.body, 'network');
+    const projectId = ownerOf(ctx, body, 'create_network');
+    if (body.shared && !isAdmin(ctx)) throw policyDenied('create_network:shared');
+    if (body['router:external'] && !isAdmin(ctx)) throw policyDenied('create_network:router:external');
+    const network = await neutron.createNetwork({
+      name: body.name ?? '',
+      projectId,
+      ...(body.shared !== undefined ? { shared: body.shared } : {}),
+      ...(body['router:external'] !== undefined ? { external: body['router:external'] } : {}),
+      ...(body.mtu !== undefined ? { mtu: body.mtu } : {}),
+    });
+    return reply.code(201).send({ network: networkView(network) });
+  });
+
+  app.delete('/networks/:id', async (request, reply) => {
+    const id = param(request, 'id');
+    await visibleNetwork(ctxOf(request), id);
+    try {
+      await neutron.deleteNetwork(id, ctxOf(request));
+    } catch (err) {
+      if (isCloudError(err, 'Forbidden')) throw policyDenied('delete_network');
+      throw err;
+    }
+    return reply.code(204).send();
+  });
+
+  // ---- subnets: visible with their network ------------------------------------------------------------------
+
+  const SUBNET_ATTRS = Object.keys(
+    subnetView({
+      id: '',
+      name: '',
+      networkId: '',
+      projectId: '',
+      cidr: '',
+      ipVersion: 4,
+      gatewayIp: null,
+      enableDhcp: true,
+      allocationPools: [],
+      createdAt: 0,
+    }),
+  );
+
+  async function visibleSubnets(ctx: RequestContext) {
+    const networks = new Set((await neutron.listNetworks(ctx)).map((n) => n.id));
+    return (await neutron.listSubnets()).filter(
+      (s) => isAdmin(ctx) || s.projectId === ctx.projectId || networks.has(s.networkId),
+    );
+  }
+
+  async function visibleSubnet(ctx: RequestContext, id: string) {
+    const subnet = (await visibleSubnets(ctx)).find((s) => s.id === id);
+    if (!subnet) throw notFound('Subnet', id);
+    return subnet;
+  }
+
+  app.get('/subnets', async (request) => {
+    const subnets = (await visibleSubnets(ctxOf(request))).map(subnetView);
+    return listResponse(request, 'subnets', subnets, SUBNET_ATTRS, `${base}/subnets`);
+  });
+
+  app.get('/subnets/:id', async (request) => ({
+    subnet: showFields(request, subnetView(await visibleSubnet(ctxOf(request), param(request, 'id')))),
+  }));
+
+  app.post('/subnets', async (request, reply) => {
+    const ctx = ctxOf(request);
+    const body = parseBody(subnetCreate, request.body, 'subnet');
+    ownerOf(ctx, body, 'create_subnet');
+    const network = await visibleNetwork(ctx, body.network_id);
+    // Neutron's create_subnet: admin, or the network's owner.
+    if (!isAdmin(ctx) && network.projectId !== ctx.projectId) throw policyDenied('create_subnet');
+    const subnet = await neutron.createSubnet({
+      networkId: network.id,
+      cidr: body.cidr,
+      ...(body.name !== undefined && body.name !== '' ? { name: body.name } : {}),
+      ...(body.gateway_ip !== undefined ? { gatewayIp: body.gateway_ip } : {}),
+      ...(body.enable_dhcp !== undefined ? { enableDhcp: body.enable_dhcp } : {}),
+      ...(body.allocation_pools ? { allocationPools: body.allocation_pools } : {}),
+    });
+    return reply.code(201).send({ subnet: subnetView(subnet) });
+  });
+
+  app.delete('/subnets/:id', async (request, reply) => {
+    const ctx = ctxOf(request);
+    const subnet = await visibleSubnet(ctx, param(request, 'id'));
+    if (!isAdmin(ctx) && subnet.projectId !== ctx.projectId) throw policyDenied('delete_subnet');
+    await neutron.deleteSubnet(subnet.id);
+    return reply.code(204).send();
+  });
+
+  // ---- ports: the owner's or an admin's -----------------------------------------------------------------------
+
+  const PORT_ATTRS = [
+    ...Object.keys(
+      portView(
+        {
+          id: '',
+          name: '',
+          networkId: '',
+          projectId: '',
+          macAddress: '',
+          fixedIps: [],
+          status: 'DOWN',
+          adminStateUp: true,
+          deviceId: '',
+          deviceOwner: '',
+          bindingHostId: null,
+          bindingVifType: 'unbound',
+          bindingVifDetails: {},
+          bindingVnicType: 'normal',
+          securityGroupIds: [],
+          requestKey: null,
+          createdAt: 0,
+          updatedAt: 0,
+        },
+        true,
+      ),
+    ),
+  ];
+  const canSeePort = (ctx: RequestContext, port: Port) => isAdmin(ctx) || port.projectId === ctx.projectId;
+
+  async function visiblePort(ctx: RequestContext, id: string): Promise<Port> {
+    try {
+      const port = await neutron.getPort(id);
+      if (canSeePort(ctx, port)) return port;
+    } catch (err) {
+      if (!isCloudError(err, 'NotFound') && !isCloudError(err, 'BadRequest')) throw err;
+    }
+    throw notFound('Port', id);
+  }
+
+  app.get('/ports', async (request) => {
+    const ctx = ctxOf(request);
+    const ports = await neutron.listPorts(isAdmin(ctx) ? {} : { projectId: ctx.projectId });
+    const views = ports.map((p) => portView(p, isAdmin(ctx)));
+    return listResponse(request, 'ports', views, PORT_ATTRS, `${base}/ports`);
+  });
+
+  app.get('/ports/:id', async (request) => {
+    const ctx = ctxOf(request);
+    return {
+      port: showFields(request, portView(await visiblePort(ctx, param(request, 'id')), isAdmin(ctx))),
+    };
+  });
+
+  app.post('/ports', async (request, reply) => {
+    const ctx = ctxOf(request);
+    const body = parseBody(portCreate, request.body, 'port');
+    const projectId = ownerOf(ctx, body, 'create_port');
+    const network = await visibleNetwork(ctx, body.network_id);
+    const port = await neutron.createPort({
+      // Each API create is its own request: a fresh key, never a retry of another.
+      requestKey: `api:${randomUUID()}`,
+      networkId: network.id,
+      projectId,
+      ...(body.name !== undefined ? { name: body.name } : {}),
+      ...(body.device_id !== undefined ? { deviceId: body.device_id } : {}),
+      ...(body.device_owner !== undefined ? { deviceOwner: body.device_owner } : {}),
+      ...(body.fixed_ips
+        ? {
+            fixedIps: body.fixed_ips.map((ip) => ({
+              ...(ip.subnet_id ? { subnetId: ip.subnet_id } : {}),
+              ...(ip.ip_address ? { ipAddress: ip.ip_address } : {}),
+            })),
+          }
+        : {}),
+    });
+    return reply.code(201).send({ port: portView(port, isAdmin(ctx)) });
+  });
+
+  app.delete('/ports/:id', async (request, reply) => {
+    const port = await visiblePort(ctxOf(request), param(request, 'id'));
+    await neutron.deletePort(port.id);
+    return reply.code(204).send();
+  });
+
+  // ---- security groups and rules: the project's own (its default group made on first look) --------------------
+
+  async function visibleGroups(ctx: RequestContext) {
+    await neutron.ensureDefaultSecurityGroup(ctx.projectId);
+    return neutron.listSecurityGroups(isAdmin(ctx) ? undefined : ctx.projectId);
+  }
+  const GROUP_ATTRS = [
+    'id',
+    'name',
+    'description',
+    'tenant_id',
+    'project_id',
+    'security_group_rules',
+    'stateful',
+    'shared',
+    'tags',
+    'revision_number',
+  ];
+  const RULE_ATTRS = [
+    'id',
+    'security_group_id',
+    'tenant_id',
+    'project_id',
+    'direction',
+    'ethertype',
+    'protocol',
+    'port_range_min',
+    'port_range_max',
+    'remote_ip_prefix',
+    'remote_group_id',
+    'remote_address_group_id',
+    'normalized_cidr',
+    'description',
+    'revision_number',
+  ];
+
+  app.get('/security-groups', async (request) => {
+    const groups = (await visibleGroups(ctxOf(request))).map(securityGroupView);
+    return listResponse(request, 'security_groups', groups, GROUP_ATTRS, `${base}/security-groups`);
+  });
+
+  app.get('/security-groups/:id', async (request) => {
+    const id = param(request, 'id');
+    const group = (await visibleGroups(ctxOf(request))).find((g) => g.id === id);
+    if (!group) throw new ApiError(404, `Security group ${id} does not exist`, 'SecurityGroupNotFound');
+    return { security_group: showFields(request, securityGroupView(group)) };
+  });
+
+  const visibleRules = async (ctx: RequestContext) =>
+    (await visibleGroups(ctx)).flatMap((g) => g.rules.map((r) => ruleView(r, g)));
+
+  app.get('/security-group-rules', async (request) => {
+    const rules = await visibleRules(ctxOf(request));
+    return listResponse(request, 'security_group_rules', rules, RULE_ATTRS, `${base}/security-group-rules`);
+  });
+
+  app.get('/security-group-rules/:id', async (request) => {
+    const id = param(request, 'id');
+    const rule = (await visibleRules(ctxOf(request))).find((r) => r.id === id);
+    if (!rule)
+      throw new ApiError(404, `Security group rule ${id} does not exist`, 'SecurityGroupRuleNotFound');
+    return { security_group_rule: showFields(request, rule) };
+  });
+}
+
+export const networkApi: ServicePlugin = async (app, deps) => {
+  app.get('/', async () => ({
+    versions: [
+      { id: 'v2.0', status: 'CURRENT', links: [{ rel: 'self', href: `${deps.publicUrl}/network/v2.0/` }] },
+    ],
+  }));
+  await app.register(async (scope) => v20(scope, deps), { prefix: '/v2.0' });
+};

@@ -68,6 +68,7 @@ const createVolumeSchema = z.strictObject({
   sizeGb: z.number().int().min(1).max(MAX_VOLUME_GB),
   name: nameSchema.optional(),
   imageSource: imageSourceSchema.optional(),
+  deleteOnTermination: z.boolean().optional(),
 });
 
 const instanceUuidSchema = z.string().min(1).max(36);
@@ -333,6 +334,7 @@ export class Cinder {
           deleted_at: null,
           creation_worker: this.worker,
           image_source: source ? JSON.stringify(source) : null,
+          delete_on_termination: request.deleteOnTermination === true ? 1 : 0,
         })
         .execute();
     } catch (err) {

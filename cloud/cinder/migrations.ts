@@ -2,7 +2,7 @@
  * The cinder database, after Cinder's volumes and volume_attachment tables. The request key makes creation
  * idempotent; active_volume_id (unique, NULL once detached) keeps volumes single-attach in the database.
  */
-import type { Kysely, Migration } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
 
 const ID = 'varchar(36)';
 
@@ -72,6 +72,22 @@ export const cinderMigrations: Record<string, Migration> = {
     async up(db: Kysely<unknown>) {
       await db.schema.alterTable('volumes').addColumn('creation_worker', 'varchar(255)').execute();
       await db.schema.alterTable('volumes').addColumn('image_source', 'text').execute();
+    },
+  },
+  /**
+   * Whether the volume goes when the server it boots goes (Nova's block_device_mapping
+   * delete_on_termination, which the embedded Nova has no table for). Volumes created before this kept the
+   * flag in their request key (`<instance>:root:delete`); it is carried over.
+   */
+  '003_delete_on_termination': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .alterTable('volumes')
+        .addColumn('delete_on_termination', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await sql`update volumes set delete_on_termination = 1 where request_key like ${'%:root:delete'}`.execute(
+        db,
+      );
     },
   },
 };

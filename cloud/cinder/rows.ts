@@ -52,6 +52,7 @@ export function toVolume(row: VolumesTable, liveAttachments: VolumeAttachmentsTa
     errorMessage: row.error_message,
     attachments: liveAttachments.map(toAttachment),
     requestKey: row.request_key,
+    deleteOnTermination: row.delete_on_termination === 1,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     deletedAt: row.deleted_at,

@@ -24,6 +24,8 @@ export interface VolumesTable {
   creation_worker: string | null;
   /** JSON ImageSource of a volume created from an image (what a resumed creation copies in again). */
   image_source: string | null;
+  /** 1: deleted with the server it boots (Nova's delete_on_termination). */
+  delete_on_termination: number;
 }
 
 export interface VolumeAttachmentsTable {

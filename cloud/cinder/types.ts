@@ -56,6 +56,8 @@ export interface Volume {
   /** Live (not detached) attachments: at most one, volumes are not multi-attach. */
   attachments: VolumeAttachment[];
   requestKey: string;
+  /** Deleted with the server it boots (Nova keeps this in block_device_mapping; see the README). */
+  deleteOnTermination: boolean;
   createdAt: number;
   updatedAt: number;
   deletedAt: number | null;

@@ -106,6 +106,8 @@ export const POLICY_RULES = {
   'os_compute_api:os-instance-actions:events:details': ADMIN,
   'os_compute_api:os-keypairs:other_user': ADMIN,
   'os_compute_api:os-console-output': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-flavor-manage:create': ADMIN,
+  'os_compute_api:os-flavor-manage:delete': ADMIN,
 } as const satisfies Record<string, { checkString: string; check: Check }>;
 
 export type PolicyRule = keyof typeof POLICY_RULES;

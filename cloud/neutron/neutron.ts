@@ -288,7 +288,7 @@ export class Neutron {
         throw new CloudError(
           'Conflict',
           `Unable to complete operation on network ${id}. There are one or more ports still in use on the network.`,
-          { networkId: id },
+          { networkId: id, neutronType: 'NetworkInUse' },
         );
       }
       // The network's own DHCP port goes with it (Neutron auto-deletes network:dhcp ports).
@@ -607,6 +607,50 @@ export class Neutron {
     if (f.networkId !== undefined) query = query.where('network_id', '=', f.networkId);
     if (f.projectId !== undefined) query = query.where('project_id', '=', f.projectId);
     return toPorts(this.db, await query.execute());
+  }
+
+  /** Security groups with their rules, oldest first; only the project's when one is given. */
+  async listSecurityGroups(projectId?: string): Promise<SecurityGroup[]> {
+    let query = this.db.selectFrom('security_groups').select('id').orderBy('created_at').orderBy('id');
+    if (projectId !== undefined)
+      query = query.where('project_id', '=', parseRequest(projectIdSchema, projectId, 'project id'));
+    const groups = await Promise.all((await query.execute()).map((g) => loadSecurityGroup(this.db, g.id)));
+    return groups.filter((g): g is SecurityGroup => g !== undefined);
+  }
+
+  /**
+   * Deletes a subnet and its allocation pools; idempotent. Refused (SubnetInUse, 409) while a port other
+   * than the network's DHCP port holds an address on it; the DHCP port's address goes with the subnet.
+   */
+  async deleteSubnet(subnetId: string): Promise<boolean> {
+    const id = parseRequest(idSchema, subnetId, 'subnet id');
+    return this.store.transaction(async (trx) => {
+      const subnet = await this.store
+        .forUpdate(trx.selectFrom('subnets').selectAll().where('id', '=', id))
+        .executeTakeFirst();
+      if (!subnet) return false;
+      const users = await trx
+        .selectFrom('ipallocations')
+        .innerJoin('ports', 'ports.id', 'ipallocations.port_id')
+        .select(['ports.id', 'ports.device_owner'])
+        .where('ipallocations.subnet_id', '=', id)
+        .execute();
+      if (users.some((u) => u.device_owner !== 'network:dhcp'))
+        throw new CloudError(
+          'Conflict',
+          `Unable to complete operation on subnet ${id}: One or more ports have an IP allocation from this subnet.`,
+          { subnetId: id, neutronType: 'SubnetInUse' },
+        );
+      await trx.deleteFrom('ipallocations').where('subnet_id', '=', id).execute();
+      await trx.deleteFrom('ip_allocation_pools').where('subnet_id', '=', id).execute();
+      await trx.deleteFrom('subnets').where('id', '=', id).execute();
+      await trx
+        .updateTable('networks')
+        .set({ updated_at: this.clock.now() })
+        .where('id', '=', subnet.network_id)
+        .execute();
+      return true;
+    });
   }
 
   /** Every IP allocation (the leak audit compares them with live ports and instances). */

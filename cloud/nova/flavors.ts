@@ -128,3 +128,67 @@ export const flavorRefSchema = z.union([
       .max(16 * 1024 * 1024),
   }),
 ]);
+
+const createFlavorSchema = z.strictObject({
+  id: z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[\w.\- ]+$/, 'must be letters, digits, "_", "-", "." or spaces'),
+  name: z.string().min(1).max(255),
+  vcpus: z.number().int().min(1).max(2147483647),
+  memoryMb: z.number().int().min(1).max(2147483647),
+  rootGb: z.number().int().min(0).max(2147483647),
+  ephemeralGb: z.number().int().min(0).max(2147483647),
+  swapMb: z.number().int().min(0).max(2147483647),
+});
+export type CreateFlavorInput = z.input<typeof createFlavorSchema>;
+
+/** nova-manage / os-flavor-manage create: names and ids are unique (409 FlavorExists / FlavorIdExists). */
+export async function createFlavor(ctx: NovaContext, input: unknown): Promise<Flavor> {
+  const req = parseRequest(createFlavorSchema, input, 'flavor');
+  const clash = await ctx.store.db
+    .selectFrom('flavors')
+    .select(['flavorid', 'name'])
+    .where((eb) => eb.or([eb('flavorid', '=', req.id), eb('name', '=', req.name)]))
+    .executeTakeFirst();
+  if (clash?.name === req.name)
+    throw new CloudError('Conflict', `Flavor with name ${req.name} already exists.`);
+  if (clash) throw new CloudError('Conflict', `Flavor with ID ${req.id} already exists.`);
+  try {
+    await ctx.store.db
+      .insertInto('flavors')
+      .values({
+        flavorid: req.id,
+        name: req.name,
+        vcpus: req.vcpus,
+        memory_mb: req.memoryMb,
+        root_gb: req.rootGb,
+        ephemeral_gb: req.ephemeralGb,
+        swap_mb: req.swapMb,
+        is_public: 1,
+        disabled: 0,
+        created_at: ctx.clock.now(),
+      })
+      .execute();
+  } catch (err) {
+    if (isUniqueViolation(err)) throw new CloudError('Conflict', `Flavor with ID ${req.id} already exists.`);
+    throw err;
+  }
+  return {
+    id: req.id,
+    name: req.name,
+    vcpus: req.vcpus,
+    memoryMb: req.memoryMb,
+    rootGb: req.rootGb,
+    ephemeralGb: req.ephemeralGb,
+    swapMb: req.swapMb,
+  };
+}
+
+/** Removes a flavor; instances keep their copy of it (as Nova's embedded flavor). */
+export async function deleteFlavor(ctx: NovaContext, id: string): Promise<void> {
+  const result = await ctx.store.db.deleteFrom('flavors').where('flavorid', '=', id).executeTakeFirst();
+  if (Number(result.numDeletedRows) === 0)
+    throw new CloudError('NotFound', `Flavor ${id} could not be found.`);
+}

@@ -6,6 +6,7 @@
 import { systemClock, type Clock } from '../clock';
 import { openServiceDb, type DbConfig } from '../db';
 import * as actions from './actions';
+import { Conductor } from './conductor';
 import {
   ComputeServices,
   DEFAULT_SERVICE_DOWN_TIME_MS,
@@ -24,6 +25,17 @@ import type { NovaDb } from './schema';
 import type { ApiStatus } from './states';
 
 export * from './states';
+export { BUILD_EVENT } from './conductor';
+export type {
+  BeginDeleteInput,
+  Conductor,
+  FailInput,
+  FaultRecord,
+  HostBuildFailedInput,
+  InstanceStep,
+  SetHostInput,
+  SetTaskStateInput,
+} from './conductor';
 export type { Flavor } from './flavors';
 export type { KeyPair, ImportKeyPairInput } from './keypairs';
 export { DEFAULT_KEY_PAIRS_PER_USER, fingerprintOf } from './keypairs';
@@ -37,6 +49,14 @@ export type {
   RecordEventInput,
   StartActionInput,
 } from './actions';
+export {
+  bootPlanRequestSchema,
+  bootQuota,
+  checkImageFitsFlavor,
+  flavorRefError,
+  type BootPlanRequest,
+  type ImageSizes,
+} from './api-checks';
 export type { QuotaAmounts, QuotaClaim, QuotaResource, QuotaUsage } from './quota';
 export { DEFAULT_QUOTA_LIMITS, QUOTA_RESOURCES } from './quota';
 export type {
@@ -58,12 +78,15 @@ export interface NovaOptions {
 
 export class Nova {
   private readonly computes: ComputeServices;
+  /** nova-conductor's multi-row writes for a build and a delete, each one transaction. */
+  readonly conductor: Conductor;
 
   private constructor(
     private readonly ctx: NovaContext,
     serviceDownTimeMs: number,
   ) {
     this.computes = new ComputeServices(ctx, serviceDownTimeMs);
+    this.conductor = new Conductor(ctx, serviceDownTimeMs);
   }
 
   static async open(options: NovaOptions): Promise<Nova> {
@@ -92,6 +115,12 @@ export class Nova {
   }
   listFlavors(): Promise<flavors.Flavor[]> {
     return flavors.listFlavors(this.ctx);
+  }
+  createFlavor(input: flavors.CreateFlavorInput): Promise<flavors.Flavor> {
+    return flavors.createFlavor(this.ctx, input);
+  }
+  deleteFlavor(id: string): Promise<void> {
+    return flavors.deleteFlavor(this.ctx, id);
   }
 
   // Key pairs (per user)

@@ -6,7 +6,7 @@ export type {
   CandidateQuery,
   ProviderResourceUsage,
 } from './candidates';
-export type { ProviderInventory, ResourceProvider } from './providers';
+export { resourceUse, type ProviderInventory, type ResourceProvider, type ResourceUse } from './providers';
 export {
   capacityOf,
   DEFAULT_ALLOCATION_RATIO,

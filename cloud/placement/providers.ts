@@ -16,6 +16,28 @@ export interface ResourceProvider {
   inventories: Partial<Record<ResourceClass, ProviderInventory>>;
 }
 
+/** A resource class's total, use and room on a provider, as `hypervisor show` reports them. */
+export interface ResourceUse {
+  total: number;
+  used: number;
+  free: number;
+}
+
+/**
+ * The use of `rc` on `provider`: room is measured against the capacity (allocation ratio and reserved
+ * applied), never below zero; a host with no provider yet (or no inventory of `rc`) uses nothing of the
+ * `reported` total its compute service registered.
+ */
+export function resourceUse(
+  provider: ResourceProvider | undefined,
+  rc: ResourceClass,
+  reported: number,
+): ResourceUse {
+  const inv = provider?.inventories[rc];
+  if (!inv) return { total: reported, used: 0, free: reported };
+  return { total: reported, used: inv.used, free: Math.max(0, inv.capacity - inv.used) };
+}
+
 type InventoryRow = Omit<InventoriesTable, 'free'>;
 
 export function isResourceClass(rc: string): rc is ResourceClass {

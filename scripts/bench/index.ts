@@ -9,6 +9,7 @@ import './quiet-logs';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
+import { runApiBench, type ApiBenchResult } from './api';
 import { runBootBench, type BootBenchResult } from './boot';
 import { openTemporal, type TemporalTarget } from './boot-env';
 import { runImageBench, type ImageBenchResult } from './image';
@@ -17,7 +18,7 @@ import { renderTables } from './report';
 import { judgeGoals, type BenchParameters, type BenchResults } from './results';
 import { runSchedulerBench, type SchedulerBenchResult } from './scheduler';
 
-const BENCHES = ['scheduler', 'image', 'boot'] as const;
+const BENCHES = ['scheduler', 'image', 'boot', 'api'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 interface CliOptions {
@@ -56,6 +57,7 @@ function parameters(options: CliOptions, only: BenchName[]): BenchParameters {
     concurrency: counts(options.levels, '--levels') ?? (quick ? [1, 10] : [1, 10, 50, 200, 1_000]),
     compensation: counts(options.compensation, '--compensation') ?? (quick ? [1, 5] : [1, 200]),
     temporalAddress: process.env.TEMPORAL_ADDRESS || null,
+    apiServers: quick ? 100 : 1_000,
   };
 }
 
@@ -76,11 +78,12 @@ export async function runBench(options: CliOptions): Promise<{ results: BenchRes
   const scheduler: SchedulerBenchResult[] = [];
   let image: ImageBenchResult | null = null;
   let boot: BootBenchResult | null = null;
+  let api: ApiBenchResult | null = null;
   // Written after every section (complete: false until the end), so a long run that is stopped keeps
   // what it measured.
   const save = (complete: boolean): BenchResults => {
     const finished = new Date();
-    const partial = { scheduler, image, boot };
+    const partial = { scheduler, image, boot, api };
     const results: BenchResults = {
       startedAt: started.toISOString(),
       finishedAt: finished.toISOString(),
@@ -143,13 +146,18 @@ export async function runBench(options: CliOptions): Promise<{ results: BenchRes
     }
   }
 
+  if (only.includes('api')) {
+    api = await runApiBench({ servers: params.apiServers ?? 1_000, samples: options.quick ? 5 : 50, log });
+    save(false);
+  }
+
   return { results: save(true), file };
 }
 
 async function main(): Promise<void> {
   const program = new Command()
     .name('bench')
-    .description('bootflow benchmarks: scheduler, image path, boot latency and throughput')
+    .description('bootflow benchmarks: scheduler, image path, boot latency and throughput, compute API')
     .option('--quick', 'smoke run: smaller sizes, fewer samples (CI)', false)
     .option('--only <list>', `comma-separated subset of ${BENCHES.join(',')}`)
     .option(

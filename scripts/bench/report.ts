@@ -80,6 +80,23 @@ export function imageTable(r: BenchResults): string[] {
   return [t.toString()];
 }
 
+export function apiTable(r: BenchResults): string[] {
+  const a = r.api;
+  if (!a) return [];
+  const t = table([
+    `compute API (${a.servers.toLocaleString('en')} servers, ${a.samples} samples)`,
+    'p50 / p99 ms',
+    'min–max ms',
+  ]);
+  t.push([
+    `GET /servers/detail (2.79, ${Math.round(a.detailBytes / 1024)} KiB)`,
+    ms(a.detail),
+    `${a.detail.min}–${a.detail.max}`,
+  ]);
+  t.push(['GET /servers', ms(a.index), `${a.index.min}–${a.index.max}`]);
+  return [t.toString()];
+}
+
 export function bootTables(r: BenchResults): string[] {
   const b = r.boot;
   if (!b) return [];
@@ -203,5 +220,12 @@ export function goalsTable(r: BenchResults): string {
 }
 
 export function renderTables(r: BenchResults, extra: (r: BenchResults) => string[] = () => []): string {
-  return [...schedulerTables(r), ...imageTable(r), ...bootTables(r), ...extra(r), goalsTable(r)].join('\n');
+  return [
+    ...schedulerTables(r),
+    ...imageTable(r),
+    ...bootTables(r),
+    ...apiTable(r),
+    ...extra(r),
+    goalsTable(r),
+  ].join('\n');
 }

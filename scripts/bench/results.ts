@@ -1,4 +1,5 @@
 /** The shape of a results file (bench-results/<timestamp>.json) and the goals judged from it. */
+import type { ApiBenchResult } from './api';
 import type { BootBenchResult } from './boot';
 import type { ImageBenchResult } from './image';
 import type { MachineInfo, Versions } from './machine';
@@ -23,6 +24,8 @@ export interface BenchParameters {
   concurrency: number[];
   compensation: number[];
   temporalAddress: string | null;
+  /** Servers behind the compute API's list benchmark (older files lack it). */
+  apiServers?: number;
 }
 
 export interface BenchResults {
@@ -37,10 +40,12 @@ export interface BenchResults {
   scheduler: SchedulerBenchResult[];
   image: ImageBenchResult | null;
   boot: BootBenchResult | null;
+  /** The compute API's read path (older files lack it). */
+  api?: ApiBenchResult | null;
   goals: Goal[];
 }
 
-export function judgeGoals(r: Pick<BenchResults, 'scheduler' | 'image' | 'boot'>): Goal[] {
+export function judgeGoals(r: Pick<BenchResults, 'scheduler' | 'image' | 'boot' | 'api'>): Goal[] {
   const goals: Goal[] = [];
   for (const s of r.scheduler) {
     const at10k = s.sizes.find((x) => x.hosts === 10_000);
@@ -75,5 +80,14 @@ export function judgeGoals(r: Pick<BenchResults, 'scheduler' | 'image' | 'boot'>
     });
   }
   if (r.boot) goals.push(...r.boot.goals);
+  if (r.api) {
+    const full = r.api.servers >= 1_000;
+    goals.push({
+      goal: 'compute API: GET /servers/detail at 1,000 servers',
+      target: '< 100 ms median',
+      measured: `${r.api.detail.p50} ms at ${r.api.servers.toLocaleString('en')} servers`,
+      met: full ? r.api.detail.p50 < 100 : null,
+    });
+  }
   return goals;
 }

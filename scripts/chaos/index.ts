@@ -24,8 +24,8 @@ import { Command } from 'commander';
 import { openRecordedHosts } from '../../cloud/audit';
 import { hostDirOf, openCloud } from '../../cloud/index';
 import { freePort } from '../../lib/dev-server';
-import { bootflowDataConverter, loadKeyringOrExplain } from '../../lib/cli/temporal';
-import { computeServiceWorkflowId, type ComputeServiceState } from '../../workflows/compute-service';
+import { bootflowDataConverter, loadKeyringOrExplain } from '../../lib/command-line/temporal';
+import { waitForComputeHosts } from '../../lib/command-line/compute-services';
 import {
   clearAllFaults,
   cinderFaultFor,
@@ -92,23 +92,6 @@ const started = Date.now();
 function log(line: string): void {
   const s = ((Date.now() - started) / 1000).toFixed(1).padStart(6);
   process.stdout.write(`[${s}s] ${line}\n`);
-}
-
-async function waitForHosts(client: Client, hosts: readonly string[], timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  const pending = new Set(hosts);
-  while (pending.size > 0) {
-    for (const host of [...pending]) {
-      const state = await client.workflow
-        .getHandle(computeServiceWorkflowId(host))
-        .query<ComputeServiceState>('state')
-        .catch(() => undefined);
-      if (state?.registered && state.up) pending.delete(host);
-    }
-    if (pending.size === 0) return;
-    if (Date.now() > deadline) throw new Error(`compute hosts not registered: ${[...pending].join(', ')}`);
-    await sleep(500);
-  }
 }
 
 interface EventContext {
@@ -231,7 +214,7 @@ async function main(): Promise<number> {
       connection,
       dataConverter: bootflowDataConverter(loadKeyringOrExplain(dataDir)),
     });
-    await waitForHosts(client, COMPUTE_HOSTS, 120_000);
+    await waitForComputeHosts(client, COMPUTE_HOSTS, 120_000);
     log('every compute host registered; submitting');
 
     const submitStart = Date.now();

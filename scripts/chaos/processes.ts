@@ -4,49 +4,34 @@
  * one process per compute host). Kills are SIGKILL (no clean-up of any kind); the final stop is SIGTERM,
  * the graceful path, and records whether each worker exited cleanly.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EXIT } from '../../lib/cli/errors';
+import { EXIT } from '../../lib/command-line/errors';
 import { startDevServer, type RunningDevServer } from '../../lib/dev-server';
-import { PROJECT_ROOT } from '../../lib/temporal-binaries';
+import {
+  cleanEnv,
+  readyOutcome,
+  startScript,
+  tail,
+  type ExitStatus,
+  type ScriptProcess,
+} from '../../lib/processes';
 import { BOOT_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 
 export type WorkerName = 'controller' | 'network' | `compute${number}`;
 
 const READY_TIMEOUT_MS = 240_000;
 
-interface WorkerProcess {
+interface WorkerProcess extends ScriptProcess {
   name: WorkerName;
-  child: ChildProcess;
   /** Set when we kill or stop it; any other exit is a crash, restarted as a supervisor would. */
   expected: boolean;
   ready: boolean;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 function argsOf(name: WorkerName): string[] {
   if (name === 'controller' || name === 'network') return ['--role', name];
   return ['--role', 'compute', '--host', name];
-}
-
-function tail(file: string, lines = 20): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-/** What a worker's environment keeps of ours: nothing Temporal-, cloud- or OpenStack-specific. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (key.startsWith('OS_') || key.startsWith('TEMPORAL_') || key.startsWith('BOOTFLOW_')) continue;
-    env[key] = value;
-  }
-  return env;
 }
 
 export interface ClusterOptions {
@@ -93,35 +78,27 @@ export class Cluster {
 
   private spawnWorker(name: WorkerName): WorkerProcess {
     const log = path.join(this.options.logsDir, `${name}.log`);
-    const fd = openSync(log, 'a');
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', path.join(PROJECT_ROOT, 'worker.ts'), ...argsOf(name)],
-      {
-        cwd: PROJECT_ROOT,
-        env: {
-          ...cleanEnv(),
-          TEMPORAL_ADDRESS: this.address,
-          TEMPORAL_NAMESPACE: 'default',
-          BOOTFLOW_DATA: this.options.dataDir,
-          BOOTFLOW_HEARTBEAT_SECONDS: String(this.options.heartbeatSeconds),
-          LOG_FORMAT: 'json',
-          // Quiet workers: at info, the logging of every activity costs CPU the run is short of.
-          LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
-        },
-        stdio: ['ignore', fd, fd, 'ipc'],
-      },
-    );
-    closeSync(fd);
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal })),
-    );
-    const proc: WorkerProcess = { name, child, exited, expected: false, ready: false };
+    const started = startScript({
+      name,
+      script: 'worker.ts',
+      args: argsOf(name),
+      log,
+      env: cleanEnv({
+        TEMPORAL_ADDRESS: this.address,
+        TEMPORAL_NAMESPACE: 'default',
+        BOOTFLOW_DATA: this.options.dataDir,
+        BOOTFLOW_HEARTBEAT_SECONDS: String(this.options.heartbeatSeconds),
+        LOG_FORMAT: 'json',
+        // Quiet workers: at info, the logging of every activity costs CPU the run is short of.
+        LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+      }),
+    });
+    const proc: WorkerProcess = Object.assign(started, { name, expected: false, ready: false });
     this.workers.set(name, proc);
-    child.on('message', (message: { type?: string }) => {
+    proc.child.on('message', (message: { type?: string }) => {
       if (message?.type === 'ready') proc.ready = true;
     });
-    void exited.then(({ code, signal }) => {
+    void proc.exited.then(({ code, signal }) => {
       // Before it was ready, startWorker deals with it; after, any exit we did not cause is a crash.
       if (proc.expected || this.stopping || !proc.ready) return;
       this.crashes.push({ name, code, signal, log: tail(log, 5) });
@@ -144,32 +121,17 @@ export class Cluster {
     const deadline = Date.now() + READY_TIMEOUT_MS;
     for (;;) {
       const proc = this.spawnWorker(name);
-      const outcome = await new Promise<'ready' | { code: number | null; signal: string | null }>(
-        (resolve) => {
-          const timer = setTimeout(
-            () => resolve({ code: null, signal: 'timeout' }),
-            Math.max(0, deadline - Date.now()),
-          );
-          proc.child.on('message', (message: { type?: string }) => {
-            if (message?.type === 'ready') {
-              clearTimeout(timer);
-              resolve('ready');
-            }
-          });
-          void proc.exited.then((exit) => {
-            clearTimeout(timer);
-            resolve(exit);
-          });
-        },
-      );
-      if (outcome === 'ready') return;
-      if (outcome.code === EXIT.UNAVAILABLE && Date.now() < deadline && !this.stopping) {
+      const outcome = await readyOutcome(proc, Math.max(0, deadline - Date.now()));
+      if (outcome.ready) return;
+      const exit: ExitStatus | 'timeout' = outcome.exit;
+      if (exit !== 'timeout' && exit.code === EXIT.UNAVAILABLE && Date.now() < deadline && !this.stopping) {
         this.unavailableStarts += 1;
         await sleep(2_000);
         continue;
       }
-      if (outcome.signal === 'timeout') proc.child.kill('SIGKILL');
-      throw new Error(`worker ${name} did not start (${outcome.code ?? outcome.signal}):\n${tail(log)}`);
+      if (exit === 'timeout') proc.child.kill('SIGKILL');
+      const why = exit === 'timeout' ? 'timeout' : (exit.code ?? exit.signal);
+      throw new Error(`worker ${name} did not start (${why}):\n${tail(log, 20)}`);
     }
   }
 

@@ -57,3 +57,32 @@ export async function openApiTestEnv(
     },
   };
 }
+
+/** A project with one user holding `role` on it (password `<user>-pw`), and a token for them from the API. */
+export async function seedUserToken(
+  env: ApiTestEnv,
+  user: string,
+  project: string,
+  role: 'admin' | 'member' | 'reader' = 'member',
+): Promise<{ token: string; projectId: string; userId: string }> {
+  const ks = env.cloud.keystone;
+  const p = await ks.ensureProject({ name: project });
+  const u = await ks.ensureUser({ name: user, password: `${user}-pw` });
+  await ks.assignRole({ user, project, role });
+  const res = await env.app.inject({
+    method: 'POST',
+    url: '/identity/v3/auth/tokens',
+    headers: { 'content-type': 'application/json' },
+    payload: {
+      auth: {
+        identity: {
+          methods: ['password'],
+          password: { user: { name: user, domain: { id: 'default' }, password: `${user}-pw` } },
+        },
+        scope: { project: { name: project, domain: { id: 'default' } } },
+      },
+    },
+  });
+  if (res.statusCode !== 201) throw new Error(`token for ${user}: ${res.statusCode} ${res.body}`);
+  return { token: String(res.headers['x-subject-token']), projectId: p.id, userId: u.id };
+}

@@ -152,10 +152,7 @@ export async function openBootHarness(label: string): Promise<BootHarness> {
   const controller = await start(CONTROLLER_QUEUE, {
     workflowBundle: workflowBundleCode,
     // nova-api's read side too (the console output's server lookup), as worker.ts's controller serves it.
-    activities: {
-      ...createControllerActivities({ ...cloud, clock }),
-      ...createOperatorControllerActivities(cloud),
-    },
+    activities: { ...createControllerActivities(cloud), ...createOperatorControllerActivities(cloud) },
   });
   const network = await start(NETWORK_QUEUE, {
     activities: createNetworkActivities({ neutron: cloud.neutron, identity: cloud.keystone }),

@@ -173,7 +173,7 @@ export async function openSecurityHarness(
   await startWorker(CONTROLLER_QUEUE, {
     workflowsPath: require.resolve('../../workflows/all'),
     activities: {
-      ...createControllerActivities({ ...cloud, clock }),
+      ...createControllerActivities(cloud),
       ...createOperatorControllerActivities(cloud),
     },
   });

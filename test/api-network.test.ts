@@ -1,0 +1,202 @@
+/**
+ * Neutron v2.0 over HTTP (inject): versions, networks/subnets/ports create, list with filters and fields,
+ * show, delete, with Neutron's visibility (another project's port is 404), NeutronError bodies and status
+ * codes (201, 204, 400, 404, 409); security groups and rules; extensions. Refused requests change no row.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { openApiTestEnv, seedUserToken, type ApiTestEnv } from './helpers/api';
+
+// Response bodies are read field by field as Neutron documents them; each assertion checks the shape it uses.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Body = Record<string, any>;
+
+describe('Neutron v2.0 API', () => {
+  let env: ApiTestEnv;
+  let alice: { token: string; projectId: string };
+  let bob: { token: string; projectId: string };
+  let admin: { token: string; projectId: string };
+
+  before(async () => {
+    env = await openApiTestEnv({ services: ['identity', 'network'], label: 'api-network' });
+    alice = await seedUserToken(env, 'alice', 'p-alice');
+    bob = await seedUserToken(env, 'bob', 'p-bob');
+    admin = await seedUserToken(env, 'root', 'p-admin', 'admin');
+  });
+  after(async () => {
+    await env?.close();
+  });
+
+  const call = async (token: string, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: unknown) => {
+    const res = await env.app.inject({
+      method,
+      url: `/network${url}`,
+      headers: {
+        'x-auth-token': token,
+        ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(payload !== undefined
+        ? { payload: typeof payload === 'string' ? payload : JSON.stringify(payload) }
+        : {}),
+    });
+    return { status: res.statusCode, body: res.body ? (JSON.parse(res.body) as Body) : {} };
+  };
+  const rows = async () => ({
+    networks: (await env.cloud.neutron.listNetworks({ projectId: 'x', roles: ['admin'] })).length,
+    subnets: (await env.cloud.neutron.listSubnets()).length,
+    ports: (await env.cloud.neutron.listPorts()).length,
+  });
+
+  test('version list and the v2.0 resource index', async () => {
+    const versions = await env.app.inject({ method: 'GET', url: '/network' });
+    assert.equal(versions.statusCode, 200);
+    assert.equal((versions.json() as { versions: Array<{ id: string }> }).versions[0]?.id, 'v2.0');
+    const index = await call(alice.token, 'GET', '/v2.0');
+    assert.ok(index.body.resources.some((r: { collection: string }) => r.collection === 'networks'));
+    const ext = await call(alice.token, 'GET', '/v2.0/extensions');
+    assert.ok(ext.body.extensions.some((e: { alias: string }) => e.alias === 'security-group'));
+  });
+
+  test('network, subnet, port: create, list with filters and fields, show, delete in order', async () => {
+    const net = await call(alice.token, 'POST', '/v2.0/networks', {
+      network: { name: 'net-a', admin_state_up: true },
+    });
+    assert.equal(net.status, 201, JSON.stringify(net.body));
+    assert.equal(net.body.network.project_id, alice.projectId);
+    const netId = net.body.network.id as string;
+    const sub = await call(alice.token, 'POST', '/v2.0/subnets', {
+      subnet: { network_id: netId, cidr: '10.20.0.0/29', ip_version: 4, name: 'sub-a', enable_dhcp: false },
+    });
+    assert.equal(sub.status, 201, JSON.stringify(sub.body));
+    assert.equal(sub.body.subnet.gateway_ip, '10.20.0.1');
+    const subId = sub.body.subnet.id as string;
+
+    const port = await call(alice.token, 'POST', '/v2.0/ports', { port: { network_id: netId, name: 'p1' } });
+    assert.equal(port.status, 201, JSON.stringify(port.body));
+    const portId = port.body.port.id as string;
+    const ip = port.body.port.fixed_ips[0].ip_address as string;
+    assert.match(ip, /^10\.20\.0\.[2-6]$/);
+    assert.equal(port.body.port['binding:host_id'], undefined, 'binding details are admin only');
+    const ipRows = await env.cloud.neutron.listIpAllocations(netId);
+    assert.deepEqual(
+      ipRows.map((a) => [a.portId, a.ipAddress]),
+      [[portId, ip]],
+    );
+
+    const filtered = await call(alice.token, 'GET', `/v2.0/ports?network_id=${netId}&fields=id&fields=name`);
+    assert.deepEqual(filtered.body.ports, [{ id: portId, name: 'p1' }]);
+    const byIp = await call(alice.token, 'GET', `/v2.0/ports?fixed_ips=ip_address%3D${ip}`);
+    assert.deepEqual(
+      byIp.body.ports.map((p: { id: string }) => p.id),
+      [portId],
+    );
+    const byName = await call(alice.token, 'GET', '/v2.0/networks?name=net-a&name=nothing');
+    assert.deepEqual(
+      byName.body.networks.map((n: { id: string }) => n.id),
+      [netId],
+    );
+    const badFilter = await call(alice.token, 'GET', '/v2.0/networks?colour=blue');
+    assert.equal(badFilter.status, 400);
+    assert.equal(badFilter.body.NeutronError.type, 'HTTPBadRequest');
+
+    // bob sees none of it: 404 with Neutron's types, and empty lists.
+    const hidden = await call(bob.token, 'GET', `/v2.0/ports/${portId}`);
+    assert.equal(hidden.status, 404);
+    assert.deepEqual(hidden.body, {
+      NeutronError: { type: 'PortNotFound', message: `Port ${portId} could not be found.`, detail: '' },
+    });
+    assert.equal((await call(bob.token, 'DELETE', `/v2.0/ports/${portId}`)).status, 404);
+    assert.equal((await call(bob.token, 'GET', `/v2.0/networks/${netId}`)).status, 404);
+    assert.deepEqual((await call(bob.token, 'GET', '/v2.0/subnets')).body.subnets, []);
+    // The admin sees the binding attributes.
+    const asAdmin = await call(admin.token, 'GET', `/v2.0/ports/${portId}`);
+    assert.equal(asAdmin.body.port['binding:vif_type'], 'unbound');
+
+    // In use: 409 NetworkInUse / SubnetInUse, nothing removed.
+    const inUse = await call(alice.token, 'DELETE', `/v2.0/networks/${netId}`);
+    assert.equal(inUse.status, 409);
+    assert.equal(inUse.body.NeutronError.type, 'NetworkInUse');
+    const subnetInUse = await call(alice.token, 'DELETE', `/v2.0/subnets/${subId}`);
+    assert.equal(subnetInUse.status, 409);
+    assert.equal(subnetInUse.body.NeutronError.type, 'SubnetInUse');
+
+    assert.equal((await call(alice.token, 'DELETE', `/v2.0/ports/${portId}`)).status, 204);
+    assert.deepEqual(await env.cloud.neutron.listIpAllocations(netId), []);
+    assert.equal((await call(alice.token, 'DELETE', `/v2.0/subnets/${subId}`)).status, 204);
+    assert.equal((await call(alice.token, 'DELETE', `/v2.0/networks/${netId}`)).status, 204);
+    assert.equal((await call(alice.token, 'GET', `/v2.0/networks/${netId}`)).status, 404);
+  });
+
+  test('a full subnet: 409 IpAddressGenerationFailure, no port row', async () => {
+    const net = await call(alice.token, 'POST', '/v2.0/networks', { network: { name: 'tiny' } });
+    const netId = net.body.network.id as string;
+    await call(alice.token, 'POST', '/v2.0/subnets', {
+      subnet: { network_id: netId, cidr: '10.30.0.0/30', ip_version: 4, enable_dhcp: false },
+    });
+    const first = await call(alice.token, 'POST', '/v2.0/ports', { port: { network_id: netId } });
+    assert.equal(first.status, 201);
+    const before = await rows();
+    const second = await call(alice.token, 'POST', '/v2.0/ports', { port: { network_id: netId } });
+    assert.equal(second.status, 409);
+    assert.equal(second.body.NeutronError.type, 'IpAddressGenerationFailure');
+    assert.deepEqual(await rows(), before);
+  });
+
+  test('bad bodies and policy: 400/403/401, nothing stored', async () => {
+    const before = await rows();
+    for (const payload of [
+      '{"network": ',
+      { network: { name: 'x', colour: 'blue' } },
+      { network: { name: 42 } },
+      { nothing: {} },
+      { network: { name: 'x', admin_state_up: 'yes' } },
+    ]) {
+      const res = await call(alice.token, 'POST', '/v2.0/networks', payload);
+      assert.equal(res.status, 400, JSON.stringify(payload));
+      assert.ok(res.body.NeutronError, JSON.stringify(res.body));
+    }
+    const unknownAttr = await call(alice.token, 'POST', '/v2.0/networks', {
+      network: { name: 'x', colour: 'blue' },
+    });
+    assert.equal(unknownAttr.body.NeutronError.message, "Unrecognized attribute(s) 'colour'");
+    const shared = await call(alice.token, 'POST', '/v2.0/networks', {
+      network: { name: 'x', shared: true },
+    });
+    assert.equal(shared.status, 403);
+    assert.equal(shared.body.NeutronError.type, 'PolicyNotAuthorized');
+    const otherProject = await call(alice.token, 'POST', '/v2.0/networks', {
+      network: { name: 'x', project_id: bob.projectId },
+    });
+    assert.equal(otherProject.status, 403);
+    for (const token of ['', 'forged']) {
+      const res = await env.app.inject({
+        method: 'GET',
+        url: '/network/v2.0/networks',
+        headers: token ? { 'x-auth-token': token } : {},
+      });
+      assert.equal(res.statusCode, 401);
+      assert.match(String(res.headers['www-authenticate']), /^Keystone uri=/);
+    }
+    assert.deepEqual(await rows(), before);
+  });
+
+  test('security groups: the project’s default group and its rules, list and show', async () => {
+    const groups = await call(bob.token, 'GET', '/v2.0/security-groups');
+    assert.equal(groups.status, 200);
+    assert.deepEqual(
+      groups.body.security_groups.map((g: { name: string; project_id: string }) => [g.name, g.project_id]),
+      [['default', bob.projectId]],
+    );
+    const group = groups.body.security_groups[0];
+    const shown = await call(bob.token, 'GET', `/v2.0/security-groups/${group.id}`);
+    assert.equal(shown.body.security_group.id, group.id);
+    const rules = await call(bob.token, 'GET', `/v2.0/security-group-rules?security_group_id=${group.id}`);
+    assert.ok(rules.body.security_group_rules.length > 0);
+    const rule = rules.body.security_group_rules[0];
+    assert.equal(
+      (await call(bob.token, 'GET', `/v2.0/security-group-rules/${rule.id}`)).body.security_group_rule.id,
+      rule.id,
+    );
+    assert.equal((await call(alice.token, 'GET', `/v2.0/security-groups/${group.id}`)).status, 404);
+  });
+});

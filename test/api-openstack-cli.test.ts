@@ -1,0 +1,215 @@
+/**
+ * The unmodified `openstack` CLI and openstacksdk against a running bootflow (dev server, workers, the API
+ * role): tokens, the catalog, Keystone administration as admin, and a member refused it with Keystone's 403.
+ * Needs scripts/setup-openstack-clients.sh (the test fails and says so when it has not run).
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { generateQcow2Image } from '../cloud/glance';
+import { startApiDeployment, type ApiDeployment } from './helpers/api-deployment';
+import {
+  openstack,
+  openstackJson,
+  openstacksdkScript,
+  requireOpenstackClients,
+} from './helpers/openstack-cli';
+
+describe('the openstack CLI and openstacksdk: Keystone, Glance', () => {
+  let d: ApiDeployment;
+  let bootstrapProjects: string[] = [];
+
+  before(async () => {
+    requireOpenstackClients();
+    d = await startApiDeployment('api-cli');
+  });
+  after(async () => {
+    await d?.close();
+  });
+
+  test('token issue: a token for the demo project, valid at the API', async () => {
+    const token = await openstackJson<{ id: string; project_id: string; user_id: string; expires: string }>(
+      d.demoEnv,
+      ['token', 'issue'],
+    );
+    assert.equal(token.project_id, d.prepared.cloud.demo.projectId);
+    assert.ok(Date.parse(token.expires) > Date.now());
+    const check = await fetch(`${d.apiUrl}/identity/v3/auth/tokens`, {
+      headers: { 'x-auth-token': token.id, 'x-subject-token': token.id },
+    });
+    assert.equal(check.status, 200);
+  });
+
+  test('catalog list names every service at the public URL', async () => {
+    const catalog = await openstackJson<Array<{ Name: string; Type: string; Endpoints: unknown }>>(
+      d.demoEnv,
+      ['catalog', 'list'],
+    );
+    assert.deepEqual(catalog.map((s) => s.Type).sort(), [
+      'block-storage',
+      'compute',
+      'identity',
+      'image',
+      'network',
+      'placement',
+      'volumev3',
+    ]);
+    assert.match(JSON.stringify(catalog), new RegExp(`${d.apiUrl}/compute/v2\\.1`));
+  });
+
+  test('project list as admin shows the bootstrap projects', async () => {
+    const projects = await openstackJson<Array<{ ID: string; Name: string }>>(d.adminEnv, [
+      'project',
+      'list',
+    ]);
+    bootstrapProjects = projects.map((p) => p.Name).sort();
+    assert.ok(bootstrapProjects.includes('admin') && bootstrapProjects.includes('demo'));
+    assert.ok(projects.some((p) => p.ID === d.prepared.cloud.demo.projectId));
+  });
+
+  test('a member is denied project create with 403, and no project appears', async () => {
+    const denied = await openstack(d.demoEnv, ['project', 'create', 'not-allowed']);
+    assert.notEqual(denied.code, 0);
+    assert.match(
+      denied.stderr,
+      /You are not authorized to perform the requested action: identity:create_project/,
+    );
+    assert.match(denied.stderr, /403/);
+    const projects = await openstackJson<Array<{ Name: string }>>(d.adminEnv, ['project', 'list']);
+    assert.ok(!projects.some((p) => p.Name === 'not-allowed'));
+  });
+
+  test('admin: project and user create, role add, assignment list, role remove, delete', async () => {
+    const project = await openstackJson<{ id: string; name: string; domain_id: string }>(d.adminEnv, [
+      'project',
+      'create',
+      '--description',
+      'made by the CLI',
+      'cli-project',
+    ]);
+    assert.equal(project.domain_id, 'default');
+    const user = await openstackJson<{ id: string; name: string }>(d.adminEnv, [
+      'user',
+      'create',
+      '--password',
+      'cli-secret-1',
+      'cli-user',
+    ]);
+    assert.equal(user.name, 'cli-user');
+    const shown = await openstackJson<{ id: string }>(d.adminEnv, ['user', 'show', 'cli-user']);
+    assert.equal(shown.id, user.id);
+    const added = await openstack(d.adminEnv, [
+      'role',
+      'add',
+      '--user',
+      'cli-user',
+      '--project',
+      'cli-project',
+      'member',
+    ]);
+    assert.equal(added.code, 0, added.stderr);
+    const assignments = await openstackJson<Array<{ Role: string; User: string; Project: string }>>(
+      d.adminEnv,
+      ['role', 'assignment', 'list', '--user', 'cli-user', '--names'],
+    );
+    assert.deepEqual(
+      assignments.map((a) => [a.Role, a.User, a.Project]),
+      [['member', 'cli-user@Default', 'cli-project@Default']],
+    );
+    // The new user logs in with the CLI to its new project.
+    const userEnv = {
+      ...d.demoEnv,
+      OS_USERNAME: 'cli-user',
+      OS_PASSWORD: 'cli-secret-1',
+      OS_PROJECT_NAME: 'cli-project',
+    };
+    const token = await openstackJson<{ project_id: string }>(userEnv, ['token', 'issue']);
+    assert.equal(token.project_id, project.id);
+
+    const removed = await openstack(d.adminEnv, [
+      'role',
+      'remove',
+      '--user',
+      'cli-user',
+      '--project',
+      'cli-project',
+      'member',
+    ]);
+    assert.equal(removed.code, 0, removed.stderr);
+    const none = await openstackJson<unknown[]>(d.adminEnv, [
+      'role',
+      'assignment',
+      'list',
+      '--user',
+      'cli-user',
+    ]);
+    assert.deepEqual(none, []);
+    assert.equal((await openstack(d.adminEnv, ['user', 'delete', 'cli-user'])).code, 0);
+    assert.equal((await openstack(d.adminEnv, ['project', 'delete', 'cli-project'])).code, 0);
+    const projects = await openstackJson<Array<{ Name: string }>>(d.adminEnv, ['project', 'list']);
+    assert.deepEqual(projects.map((p) => p.Name).sort(), bootstrapProjects);
+  });
+
+  test('image create --file and image save: the same bytes and checksum; image list filters; delete', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bootflow-cli-image-'));
+    try {
+      const file = path.join(dir, 'disk.qcow2');
+      const data = generateQcow2Image({ seed: 'cli-image' });
+      writeFileSync(file, data);
+      const md5 = createHash('md5').update(data).digest('hex');
+      const created = await openstackJson<{ id: string; status: string; checksum: string; size: number }>(
+        d.demoEnv,
+        [
+          'image',
+          'create',
+          '--file',
+          file,
+          '--disk-format',
+          'qcow2',
+          '--container-format',
+          'bare',
+          'cli-img',
+        ],
+      );
+      assert.equal(created.status, 'active');
+      assert.equal(created.checksum, md5);
+      assert.equal(created.size, data.length);
+      const saved = path.join(dir, 'saved.qcow2');
+      const save = await openstack(d.demoEnv, ['image', 'save', '--file', saved, created.id]);
+      assert.equal(save.code, 0, save.stderr);
+      assert.ok(readFileSync(saved).equals(data), 'the downloaded bytes are the uploaded ones');
+      const listed = await openstackJson<Array<{ ID: string; Name: string; Status: string }>>(d.demoEnv, [
+        'image',
+        'list',
+        '--name',
+        'cli-img',
+      ]);
+      assert.deepEqual(
+        listed.map((i) => [i.ID, i.Status]),
+        [[created.id, 'active']],
+      );
+      // Another project's member does not see it; the admin does.
+      const deleted = await openstack(d.demoEnv, ['image', 'delete', created.id]);
+      assert.equal(deleted.code, 0, deleted.stderr);
+      const after = await openstackJson<Array<{ ID: string }>>(d.demoEnv, ['image', 'list']);
+      assert.ok(!after.some((i) => i.ID === created.id));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('openstacksdk: openstack.connect() authenticates and lists projects', async () => {
+    const result = await openstacksdkScript<{ project: string; projects: string[] }>(
+      d.adminEnv,
+      [
+        'emit({"project": conn.current_project_id,',
+        '      "projects": sorted(p.name for p in conn.identity.projects())})',
+      ].join('\n'),
+    );
+    assert.equal(result.project, d.prepared.cloud.admin.projectId);
+    assert.deepEqual(result.projects, bootstrapProjects);
+  });
+});

@@ -1,0 +1,93 @@
+/**
+ * A running bootflow for API scenario tests: a bootstrapped data directory, a Temporal dev server and one
+ * worker process with every role (controller, network, compute1..3 and the API) on free ports, and the
+ * openrc environments the real clients use. Close it in `after`: it stops the worker, the dev server and
+ * removes the data directory.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { openrcPath } from '../../cloud/bootstrap';
+import { DEFAULT_HOSTS } from '../../cloud/hosts';
+import { waitForComputeHosts } from '../../lib/command-line/compute-services';
+import { bootflowDataConverter, loadKeyringOrExplain } from '../../lib/command-line/temporal';
+import { reservePorts, startDevServer, type RunningDevServer } from '../../lib/dev-server';
+import { prepareDataDir, type PreparedData } from '../../scripts/bootstrap';
+import { BOOT_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { deploymentEnv, startScript, stopChild, workerReady, type ChildHandle } from './deployment';
+import { openrcEnv } from './openstack-cli';
+
+export interface ApiDeployment {
+  dataDir: string;
+  /** The API's public base URL, e.g. http://127.0.0.1:41234. */
+  apiUrl: string;
+  prepared: PreparedData;
+  /** `source admin-openrc.sh` / `demo-openrc.sh`, for the `openstack` CLI and openstacksdk. */
+  adminEnv: NodeJS.ProcessEnv;
+  demoEnv: NodeJS.ProcessEnv;
+  /** The environment of bootflow's own processes (client.ts), pointing at this deployment's Temporal. */
+  env: NodeJS.ProcessEnv;
+  temporalAddress: string;
+  worker: ChildHandle;
+  close(): Promise<void>;
+}
+
+export async function startApiDeployment(label: string): Promise<ApiDeployment> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), `bootflow-${label}-`));
+  let server: RunningDevServer | undefined;
+  let worker: ChildHandle | undefined;
+  const close = async () => {
+    if (worker) await stopChild(worker, 'SIGTERM', 30_000);
+    await server?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    const reserved = await reservePorts(3);
+    const [port, uiPort, apiPort] = reserved.ports as [number, number, number];
+    const apiUrl = `http://127.0.0.1:${apiPort}`;
+    const env = deploymentEnv({ BOOTFLOW_DATA: dataDir, BOOTFLOW_API_PORT: String(apiPort) });
+    const prepared = await prepareDataDir(dataDir, env);
+    await reserved.release();
+    server = await startDevServer({
+      dataDir,
+      port,
+      uiPort,
+      searchAttributes: BOOT_SEARCH_ATTRIBUTES,
+      output: { file: path.join(dataDir, 'temporal.log') },
+    });
+    const workerEnv = { ...env, TEMPORAL_ADDRESS: server.address };
+    worker = startScript('worker.ts', ['--role', 'all'], workerEnv, path.join(dataDir, 'worker.log'), {
+      ipc: true,
+    });
+    await workerReady(worker);
+    const connection = await Connection.connect({ address: server.address });
+    try {
+      const client = new Client({
+        connection,
+        dataConverter: bootflowDataConverter(loadKeyringOrExplain(dataDir)),
+      });
+      await waitForComputeHosts(
+        client,
+        DEFAULT_HOSTS.map((h) => h.host),
+        120_000,
+      );
+    } finally {
+      await connection.close();
+    }
+    return {
+      dataDir,
+      apiUrl,
+      prepared,
+      adminEnv: openrcEnv(openrcPath(dataDir, 'admin')),
+      demoEnv: openrcEnv(openrcPath(dataDir, 'demo')),
+      env: workerEnv,
+      temporalAddress: server.address,
+      worker,
+      close,
+    };
+  } catch (err) {
+    await close().catch(() => undefined);
+    throw err;
+  }
+}
