@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generateQcow2Image } from '../cloud/glance';
+import { stopChild } from './helpers/deployment';
 import { startApiDeployment, type ApiDeployment } from './helpers/api-deployment';
 import {
   openstack,
@@ -18,7 +19,7 @@ import {
   requireOpenstackClients,
 } from './helpers/openstack-cli';
 
-describe('the openstack CLI and openstacksdk: Keystone, Glance', () => {
+describe('the openstack CLI and openstacksdk: Keystone, Glance, Neutron, Cinder, Placement', () => {
   let d: ApiDeployment;
   let bootstrapProjects: string[] = [];
 
@@ -201,6 +202,102 @@ describe('the openstack CLI and openstacksdk: Keystone, Glance', () => {
     }
   });
 
+  test('network, subnet, port and security group commands', async () => {
+    const networks = await openstackJson<Array<{ ID: string; Name: string; Subnets: string[] }>>(d.demoEnv, [
+      'network',
+      'list',
+    ]);
+    assert.ok(
+      networks.some((n) => n.Name === 'private'),
+      JSON.stringify(networks),
+    );
+    const subnets = await openstackJson<Array<{ Name: string; Network: string; Subnet: string }>>(d.demoEnv, [
+      'subnet',
+      'list',
+    ]);
+    assert.ok(
+      subnets.some((s) => s.Subnet === '10.0.0.0/24'),
+      JSON.stringify(subnets),
+    );
+    const port = await openstackJson<{ id: string; fixed_ips: Array<{ ip_address: string }> | string }>(
+      d.demoEnv,
+      ['port', 'create', '--network', 'private', 'cli-port'],
+    );
+    assert.match(JSON.stringify(port.fixed_ips), /10\.0\.0\.\d+/);
+    const ports = await openstackJson<Array<{ ID: string; Name: string }>>(d.demoEnv, [
+      'port',
+      'list',
+      '--network',
+      'private',
+    ]);
+    assert.ok(ports.some((p) => p.ID === port.id));
+    const shown = await openstackJson<{ name: string }>(d.demoEnv, ['port', 'show', port.id]);
+    assert.equal(shown.name, 'cli-port');
+    assert.equal((await openstack(d.demoEnv, ['port', 'delete', port.id])).code, 0);
+    const after = await openstackJson<Array<{ ID: string }>>(d.demoEnv, ['port', 'list']);
+    assert.ok(!after.some((p) => p.ID === port.id));
+    const groups = await openstackJson<Array<{ Name: string; Project: string }>>(d.demoEnv, [
+      'security',
+      'group',
+      'list',
+    ]);
+    assert.ok(groups.some((g) => g.Name === 'default' && g.Project === d.prepared.cloud.demo.projectId));
+    const rules = await openstackJson<unknown[]>(d.demoEnv, ['security', 'group', 'rule', 'list']);
+    assert.ok(rules.length > 0);
+  });
+
+  test('volume create --size 1, volume list, volume delete', async () => {
+    const created = await openstackJson<{ id: string; size: number; status: string }>(d.demoEnv, [
+      'volume',
+      'create',
+      '--size',
+      '1',
+      'cli-vol',
+    ]);
+    assert.equal(created.size, 1);
+    let status = created.status;
+    for (let i = 0; i < 60 && status !== 'available' && status !== 'error'; i++) {
+      status = (await openstackJson<{ status: string }>(d.demoEnv, ['volume', 'show', created.id])).status;
+    }
+    assert.equal(status, 'available');
+    const listed = await openstackJson<Array<{ ID: string; Name: string; Status: string; Size: number }>>(
+      d.demoEnv,
+      ['volume', 'list'],
+    );
+    assert.deepEqual(
+      listed.filter((v) => v.ID === created.id).map((v) => [v.Name, v.Status, v.Size]),
+      [['cli-vol', 'available', 1]],
+    );
+    const deleted = await openstack(d.demoEnv, ['volume', 'delete', created.id]);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    const after = await openstackJson<Array<{ ID: string }>>(d.demoEnv, ['volume', 'list']);
+    assert.ok(!after.some((v) => v.ID === created.id));
+  });
+
+  test('openstacksdk: networks, images, volumes and resource providers through the proxies', async () => {
+    const result = await openstacksdkScript<{
+      networks: string[];
+      images: string[];
+      volumes: unknown[];
+      providers: number;
+    }>(
+      d.adminEnv,
+      [
+        'emit({"networks": sorted(n.name for n in conn.network.networks()),',
+        '      "images": sorted(i.name for i in conn.image.images()),',
+        '      "volumes": [v.id for v in conn.block_storage.volumes()],',
+        '      "providers": len(list(conn.placement.resource_providers()))})',
+      ].join('\n'),
+    );
+    assert.ok(
+      result.networks.includes('private') && result.networks.includes('public'),
+      JSON.stringify(result),
+    );
+    assert.ok(result.images.includes('cirros'), JSON.stringify(result));
+    assert.ok(Array.isArray(result.volumes));
+    assert.ok(result.providers >= 3, 'the three compute hosts');
+  });
+
   test('openstacksdk: openstack.connect() authenticates and lists projects', async () => {
     const result = await openstacksdkScript<{ project: string; projects: string[] }>(
       d.adminEnv,
@@ -211,5 +308,11 @@ describe('the openstack CLI and openstacksdk: Keystone, Glance', () => {
     );
     assert.equal(result.project, d.prepared.cloud.admin.projectId);
     assert.deepEqual(result.projects, bootstrapProjects);
+  });
+
+  test('SIGTERM stops the worker and its API: exit 0, the port closed', async () => {
+    const stopped = await stopChild(d.worker, 'SIGTERM', 60_000);
+    assert.deepEqual(stopped, { code: 0, signal: null }, d.worker.output().slice(-2000));
+    await assert.rejects(fetch(`${d.apiUrl}/identity/v3`), 'nothing listens on the API port any more');
   });
 });

@@ -224,7 +224,8 @@ async function imagesV2(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     return reply.code(204).send();
   });
 
-  app.put('/images/:imageId/file', async (request, reply) => {
+  // The listener's JSON size limit does not apply to image data: Glance's image_size_cap does.
+  app.put('/images/:imageId/file', { bodyLimit: glance.imageSizeCapBytes }, async (request, reply) => {
     const image = await byId(request);
     const body = request.body as NodeJS.ReadableStream | undefined;
     if (!body || typeof (body as { pipe?: unknown }).pipe !== 'function')

@@ -1,4 +1,232 @@
-/** The volume API (to be written: see issue 13). */
+/**
+ * Cinder v3 at /volume: the version document with the microversion range, and volumes: create (202; the
+ * volume is accepted `creating` and built by Cinder's own durable background creation), list, detail list,
+ * show, delete (202; refused as Cinder refuses it for an attached or busy volume). Routes answer with and
+ * without the project id in the path (Cinder's URLs carry it; the catalog's endpoint does not).
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { isCloudError } from '../../cloud/errors';
+import type { CreateVolumeRequest, Volume } from '../../cloud/cinder';
+import type { RequestContext } from '../../cloud/keystone';
 import type { ServicePlugin } from '../app';
+import { authOf, requireAuth } from '../auth';
+import type { ApiDeps } from '../deps';
+import { ApiError } from '../errors';
+import {
+  formatVersion,
+  MAX_VOLUME_MICROVERSION,
+  MIN_VOLUME_MICROVERSION,
+  parseVolumeMicroversion,
+  versionHeaders,
+  type Microversion,
+} from './microversion';
+import { volumeDetail, volumeSummary } from './views';
 
-export const volumeApi: ServicePlugin = async () => {};
+declare module 'fastify' {
+  interface FastifyRequest {
+    volumeMicroversion: Microversion | null;
+  }
+}
+
+const isAdmin = (ctx: RequestContext) => ctx.roles.includes('admin');
+
+function versionDocument(deps: Pick<ApiDeps, 'publicUrl'>) {
+  return {
+    id: 'v3.0',
+    status: 'CURRENT',
+    version: formatVersion(MAX_VOLUME_MICROVERSION),
+    min_version: formatVersion(MIN_VOLUME_MICROVERSION),
+    updated: '2023-08-31T00:00:00Z',
+    links: [
+      { rel: 'describedby', type: 'text/html', href: 'https://docs.openstack.org/' },
+      { rel: 'self', href: `${deps.publicUrl}/volume/v3/` },
+    ],
+    'media-types': [{ base: 'application/json', type: 'application/vnd.openstack.volume+json;version=3' }],
+  };
+}
+
+// Cinder's create schema (cinder/api/schemas/volumes.py) refuses properties it does not know.
+const createBody = z.strictObject({
+  volume: z.strictObject({
+    size: z
+      .union([z.number().int(), z.string().regex(/^\d+$/).transform(Number)])
+      .pipe(z.number().int().min(1).max(10_000)),
+    name: z.string().max(255).nullable().optional(),
+    description: z.string().max(255).nullable().optional(),
+    display_name: z.string().max(255).nullable().optional(),
+    display_description: z.string().max(255).nullable().optional(),
+    volume_type: z.literal('__DEFAULT__').nullable().optional(),
+    availability_zone: z.literal('nova').nullable().optional(),
+    metadata: z
+      .record(z.string(), z.string())
+      .refine((m) => Object.keys(m).length === 0, 'volume metadata is not supported')
+      .nullable()
+      .optional(),
+    imageRef: z.string().nullable().optional(),
+    image_id: z.string().nullable().optional(),
+    snapshot_id: z.null().optional(),
+    source_volid: z.null().optional(),
+    consistencygroup_id: z.null().optional(),
+    backup_id: z.null().optional(),
+    group_id: z.null().optional(),
+    multiattach: z.literal(false).optional(),
+  }),
+  'OS-SCH-HNT:scheduler_hints': z.null().optional(),
+});
+
+function badRequest(err: z.ZodError): ApiError {
+  const issue = err.issues[0]!;
+  if (issue.code === 'unrecognized_keys')
+    return new ApiError(
+      400,
+      `Invalid input for field/attribute ${issue.path.join('/') || 'volume'}. Value: ${issue.keys.join(', ')}. Additional properties are not allowed (${issue.keys.map((k) => `'${k}'`).join(', ')} were unexpected)`,
+    );
+  return new ApiError(400, `Invalid input for field/attribute ${issue.path.join('/')}. ${issue.message}`);
+}
+
+async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const cinder = deps.cloud.cinder;
+  app.decorateRequest('volumeMicroversion', null);
+  const authenticate = requireAuth(deps);
+  app.addHook('preHandler', async (request, reply) => {
+    await authenticate(request, reply);
+    const version = parseVolumeMicroversion(request);
+    request.volumeMicroversion = version;
+    versionHeaders(reply, version);
+  });
+  const ctxOf = (request: FastifyRequest) => authOf(request).ctx;
+  const versionOf = (request: FastifyRequest) => request.volumeMicroversion ?? MIN_VOLUME_MICROVERSION;
+  const base = `${deps.publicUrl}/volume/v3`;
+
+  /** Both `/v3/volumes` and `/v3/{project_id}/volumes`; a project id in the path must be the token's. */
+  function route(path: string): string[] {
+    return [path, `/:projectId${path}`];
+  }
+  function checkProject(request: FastifyRequest): void {
+    const { projectId } = request.params as { projectId?: string };
+    const ctx = ctxOf(request);
+    if (projectId !== undefined && projectId !== ctx.projectId && !isAdmin(ctx))
+      throw new ApiError(400, 'Malformed request url');
+  }
+
+  async function visibleVolume(request: FastifyRequest): Promise<Volume> {
+    const { volumeId } = request.params as { volumeId: string };
+    try {
+      return await cinder.getVolume(volumeId, ctxOf(request));
+    } catch (err) {
+      if (isCloudError(err, 'NotFound') || isCloudError(err, 'BadRequest'))
+        throw new ApiError(404, `Volume ${volumeId} could not be found.`);
+      throw err;
+    }
+  }
+
+  async function listed(request: FastifyRequest): Promise<Volume[]> {
+    checkProject(request);
+    const ctx = ctxOf(request);
+    const q = request.query as Record<string, unknown>;
+    const text = (key: string) => (typeof q[key] === 'string' ? (q[key] as string) : undefined);
+    const allTenants = ['1', 'true', 'True'].includes(text('all_tenants') ?? '');
+    // Cinder ignores all_tenants from a non-admin: they see their project's volumes either way.
+    const projectFilter = isAdmin(ctx) ? (allTenants ? text('project_id') : ctx.projectId) : ctx.projectId;
+    let volumes = await cinder.listVolumes(projectFilter ? { projectId: projectFilter } : {}, ctx);
+    const name = text('name');
+    const status = text('status');
+    if (name !== undefined) volumes = volumes.filter((v) => v.name === name);
+    if (status !== undefined) volumes = volumes.filter((v) => v.status === status);
+    // Cinder's default order: newest first.
+    volumes = [...volumes].reverse();
+    const marker = text('marker');
+    if (marker !== undefined) {
+      const at = volumes.findIndex((v) => v.id === marker);
+      if (at < 0) throw new ApiError(400, `Invalid input received: marker [${marker}] not found`);
+      volumes = volumes.slice(at + 1);
+    }
+    const limit = text('limit');
+    if (limit !== undefined) {
+      const n = Number(limit);
+      if (!Number.isInteger(n) || n < 0) throw new ApiError(400, 'limit param must be an integer');
+      volumes = volumes.slice(0, n);
+    }
+    return volumes;
+  }
+
+  for (const path of route('/volumes')) {
+    app.get(path, async (request) => ({
+      volumes: (await listed(request)).map((v) => volumeSummary(base, v)),
+    }));
+    app.post(path, async (request, reply) => {
+      checkProject(request);
+      const ctx = ctxOf(request);
+      // Cinder's volume:create: any member of the project (reader alone may not).
+      if (!isAdmin(ctx) && !ctx.roles.includes('member'))
+        throw new ApiError(403, "Policy doesn't allow volume:create to be performed.");
+      const parsed = createBody.safeParse(request.body);
+      if (!parsed.success) throw badRequest(parsed.error);
+      const body = parsed.data.volume;
+      const request_: CreateVolumeRequest = {
+        // Each API call is its own creation, never a retry of another.
+        requestKey: `api:${request.id}`,
+        projectId: ctx.projectId,
+        userId: ctx.userId,
+        sizeGb: body.size,
+        ...((body.name ?? body.display_name) ? { name: (body.name ?? body.display_name)! } : {}),
+      };
+      const imageRef = body.imageRef ?? body.image_id;
+      if (imageRef) {
+        let location;
+        try {
+          const image = await deps.cloud.glance.getImage(imageRef, ctx);
+          if (image.id !== imageRef) throw new Error('by name');
+          location = await deps.cloud.glance.imageLocation(image);
+        } catch (err) {
+          if (isCloudError(err) && err.type !== 'NotFound' && err.type !== 'BadRequest')
+            throw new ApiError(
+              400,
+              `Invalid image identifier or unable to access requested image. ${err.message}`,
+            );
+          throw new ApiError(400, `Invalid image identifier or unable to access requested image.`);
+        }
+        request_.imageSource = location;
+      }
+      const volume = await cinder.createVolume(request_);
+      return reply.code(202).send({ volume: volumeDetail(base, volume, versionOf(request), isAdmin(ctx)) });
+    });
+  }
+
+  for (const path of route('/volumes/detail')) {
+    app.get(path, async (request) => {
+      const ctx = ctxOf(request);
+      return {
+        volumes: (await listed(request)).map((v) => volumeDetail(base, v, versionOf(request), isAdmin(ctx))),
+      };
+    });
+  }
+
+  for (const path of route('/volumes/:volumeId')) {
+    app.get(path, async (request) => {
+      checkProject(request);
+      return {
+        volume: volumeDetail(base, await visibleVolume(request), versionOf(request), isAdmin(ctxOf(request))),
+      };
+    });
+    app.delete(path, async (request, reply) => {
+      checkProject(request);
+      const volume = await visibleVolume(request);
+      try {
+        await cinder.deleteVolume(volume.id, {}, ctxOf(request));
+      } catch (err) {
+        // Cinder's InvalidVolume is 400 "Invalid volume: ...".
+        if (isCloudError(err, 'InvalidVolume')) throw new ApiError(400, `Invalid volume: ${err.message}`);
+        throw err;
+      }
+      return reply.code(202).send();
+    });
+  }
+}
+
+export const volumeApi: ServicePlugin = async (app, deps) => {
+  app.get('/', async (_request, reply) => reply.code(300).send({ versions: [versionDocument(deps)] }));
+  app.get('/v3', async () => ({ versions: [versionDocument(deps)] }));
+  await app.register(async (scope) => v3(scope, deps), { prefix: '/v3' });
+};

@@ -116,6 +116,11 @@ export class Glance {
     await this.store.close();
   }
 
+  /** Glance's image_size_cap: the most image data one upload may bring. */
+  get imageSizeCapBytes(): number {
+    return this.imageSizeCap;
+  }
+
   private get db(): Kysely<GlanceDb> {
     return this.store.db;
   }
