@@ -8,6 +8,7 @@
  * server time at which the activity was scheduled, so skipping hours in the test server expires tokens and
  * heartbeats in the cloud too. Compute services heartbeat whenever that clock moves on.
  */
+import { createOperatorControllerActivities } from '../../activities/operator';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -150,7 +151,8 @@ export async function openBootHarness(label: string): Promise<BootHarness> {
 
   const controller = await start(CONTROLLER_QUEUE, {
     workflowBundle: workflowBundleCode,
-    activities: createControllerActivities(cloud),
+    // nova-api's read side too (the console output's server lookup), as worker.ts's controller serves it.
+    activities: { ...createControllerActivities(cloud), ...createOperatorControllerActivities(cloud) },
   });
   const network = await start(NETWORK_QUEUE, {
     activities: createNetworkActivities({ neutron: cloud.neutron, identity: cloud.keystone }),
