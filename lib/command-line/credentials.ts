@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BootAuth } from '../../workflows/types';
-import { EXIT, UserError } from './errors';
+import { EXIT, UserError } from './usage';
 
 export interface CredentialFlags {
   osUsername?: string;

@@ -154,7 +154,7 @@ export async function openBootHarness(label: string): Promise<BootHarness> {
 
   const controller = await start(CONTROLLER_QUEUE, {
     workflowBundle: workflowBundleCode,
-    // The read workflows' activities too (showServer, getConsoleOutput, ...), as the controller role runs them.
+    // nova-api's read side too (the console output's server lookup), as worker.ts's controller serves it.
     activities: { ...createControllerActivities(cloud), ...createOperatorControllerActivities(cloud) },
   });
   const network = await start(NETWORK_QUEUE, {
