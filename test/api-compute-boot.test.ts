@@ -285,9 +285,10 @@ describe('servers through the workflows', { timeout: 10 * 60_000 }, () => {
     assert.equal(server.status, 'ERROR');
     assert.equal(server['OS-EXT-STS:vm_state'], 'error');
     const fault = server.fault as Json;
-    // The fault as nova-conductor recorded it (its code is the workflow's: 400 for NoValidHost, where Nova
-    // records 500); details go to a member only when the code is not 500, as Nova's view decides.
+    // The fault as nova-conductor recorded it: 500, as Nova records NoValidHost; details go to a member
+    // only when the code is not 500, as Nova's view decides.
     const [recorded] = await h.cloud.nova.listFaults(id);
+    assert.equal(recorded!.code, 500);
     assert.equal(fault.code, recorded!.code);
     assert.match(fault.message as string, /^No valid host was found/);
     assert.match(fault.created as string, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
