@@ -19,7 +19,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { GUEST_IMAGE_NAME, readOpenrc } from '../cloud/bootstrap';
 import { ComputeHost, listQemuProcesses, POWER_STATE, deviceNames } from '../cloud/compute';
@@ -28,6 +27,7 @@ import { hostDirOf } from '../cloud/index';
 import { defaultHostSpec, capabilitiesOf } from '../cloud/hosts';
 import { startDevServer, freePort, type RunningDevServer } from '../lib/dev-server';
 import { ensureGuestImage, INSTALL_COMMAND, missingGuestTools } from '../lib/guest-image';
+import { pollUntil } from '../lib/poll';
 import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/command-line/temporal';
 import { prepareDataDir } from '../scripts/bootstrap';
 import { computeServiceWorkflowId, type ComputeServiceState } from '../workflows/compute-service';
@@ -88,16 +88,16 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
   }
 
   async function registered(): Promise<void> {
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      const state = await client.workflow
-        .getHandle(computeServiceWorkflowId(HOST))
-        .query<ComputeServiceState>('state')
-        .catch(() => undefined);
-      if (state?.registered && state.up) return;
-      if (Date.now() > deadline) throw new Error(`${HOST} never registered`);
-      await sleep(500);
-    }
+    await pollUntil(
+      async () => {
+        const state = await client.workflow
+          .getHandle(computeServiceWorkflowId(HOST))
+          .query<ComputeServiceState>('state')
+          .catch(() => undefined);
+        return state?.registered && state.up ? true : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 500, what: `${HOST} to register` },
+    );
   }
 
   function consoleOutput(lines?: number): Promise<ConsoleOutput> {
@@ -110,14 +110,18 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
 
   /** Waits until the console shows the lease line `count` times (each boot prints it once). */
   async function leaseShown(count: number, timeoutMs = 120_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const { output } = await consoleOutput();
-      if ((output.match(leaseLine(uuid, mac, ip)) ?? []).length >= count) return output;
-      if (Date.now() > deadline)
-        throw new Error(`the guest never printed its lease ${count} time(s):\n${output.slice(-3000)}`);
-      await sleep(500);
-    }
+    let last = '';
+    return pollUntil(
+      async () => {
+        last = (await consoleOutput()).output;
+        return (last.match(leaseLine(uuid, mac, ip)) ?? []).length >= count ? last : undefined;
+      },
+      {
+        timeoutMs,
+        intervalMs: 500,
+        what: () => `the guest to print its lease ${count} time(s):\n${last.slice(-3000)}`,
+      },
+    );
   }
 
   async function guestPid(instance: string): Promise<number | undefined> {
