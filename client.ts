@@ -15,21 +15,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Command, CommanderError, Option } from 'commander';
-import { WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
-import { ServiceError, isGrpcServiceError } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import { resolveAuth, type CredentialFlags } from './lib/command-line/credentials';
 import { issueToken } from './lib/command-line/keystone';
-import { describeFailure, EXIT, failureInfo, UserError } from './lib/command-line/errors';
 import { note, print, renderJson, type OutputFormat } from './lib/command-line/output';
 import { positiveWhole } from './lib/command-line/numbers';
 import { BootProgress } from './lib/command-line/progress';
-import {
-  connectTemporal,
-  dataDirFromEnv,
-  loadKeyringOrExplain,
-  webUiLink,
-  type TemporalHandle,
-} from './lib/command-line/temporal';
+import type { TemporalHandle } from './lib/command-line/temporal';
+import { dataDirFromEnv, EXIT, UserError } from './lib/command-line/usage';
 import { auditTable, hypervisorTable, serverFields, serverListTable } from './lib/command-line/views';
 import type { createInstance } from './workflows/create-instance';
 import type { deleteInstance } from './workflows/delete-instance';
@@ -52,9 +45,23 @@ const READ_TIMEOUT = '1 minute';
 /** When to tell the user that nothing has picked the work up yet. */
 const NO_WORKER_HINT_MS = 5_000;
 
+/**
+ * Temporal's modules load only when a command talks to Temporal: `--help` and usage errors answer without
+ * them (they take most of a second to load).
+ */
+const temporalClient = () => import('@temporalio/client');
+const temporalSettings = () => import('./lib/command-line/temporal.js');
+const failureMessages = () => import('./lib/command-line/errors.js');
+
+/** Starting a workflow whose id is taken: the same request was already submitted. */
+async function alreadyStarted(err: unknown): Promise<boolean> {
+  return err instanceof (await temporalClient()).WorkflowExecutionAlreadyStartedError;
+}
+
 class Session {
   private temporal: TemporalHandle | undefined;
   private readonly tokens = new Map<'admin' | 'demo', Promise<TokenAuth>>();
+  private uiLink: ((workflowId: string, namespace: string) => string) | undefined;
 
   constructor(readonly options: GlobalOptions) {}
 
@@ -72,15 +79,20 @@ class Session {
   }
 
   async connect(): Promise<TemporalHandle> {
-    this.temporal ??= await connectTemporal({
+    if (this.temporal) return this.temporal;
+    const { connectTemporal, loadKeyringOrExplain, webUiLink } = await temporalSettings();
+    this.uiLink = webUiLink;
+    this.temporal = await connectTemporal({
       keyring: loadKeyringOrExplain(this.options.dataDir),
       identity: `bootflow-client@${process.pid}`,
     });
     return this.temporal;
   }
 
+  /** The Web UI's page of a workflow (once connected: links follow the connection's namespace). */
   link(workflowId: string): string {
-    return webUiLink(workflowId, this.temporal?.namespace ?? 'default');
+    if (!this.uiLink) throw new Error('link() before connect()');
+    return this.uiLink(workflowId, this.temporal?.namespace ?? 'default');
   }
 
   async close(): Promise<void> {
@@ -197,7 +209,7 @@ async function serverCreate(session: Session, name: string, options: CreateOptio
       args: [request],
     });
   } catch (err) {
-    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    if (!(await alreadyStarted(err))) throw err;
     // The same request id again: follow the first boot instead of starting a second one.
     note(`Request ${requestId} was already submitted; following its workflow`);
     handle = client.workflow.getHandle<typeof createInstance>(workflowId);
@@ -257,6 +269,7 @@ async function serverCreate(session: Session, name: string, options: CreateOptio
     if (!session.json()) print(`Web UI: ${link}`);
     return EXIT.OK;
   }
+  const { describeFailure, failureInfo } = await failureMessages();
   const info = failureInfo(finished.error);
   const uuid = typeof info.details.instanceUuid === 'string' ? info.details.instanceUuid : null;
   const server = uuid ? await showServerOf(session, auth, uuid).catch(() => undefined) : undefined;
@@ -331,7 +344,7 @@ async function serverDelete(session: Session, refs: string[], options: { wait?: 
         args: [{ requestId: `req-${randomUUID()}`, auth, instanceUuid: server.id }],
       });
     } catch (err) {
-      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      if (!(await alreadyStarted(err))) throw err;
       handle = client.workflow.getHandle<typeof deleteInstance>(workflowId);
     }
     const link = session.link(workflowId);
@@ -465,8 +478,10 @@ export function buildProgram(run: (work: (session: Session) => Promise<number>) 
   return program;
 }
 
-function exitCodeOf(err: unknown): { code: number; message: string } {
+async function exitCodeOf(err: unknown): Promise<{ code: number; message: string }> {
   if (err instanceof UserError) return { code: err.exitCode, message: err.message };
+  const { isGrpcServiceError, ServiceError } = await temporalClient();
+  const { describeFailure, failureInfo } = await failureMessages();
   if (isGrpcServiceError(err) || err instanceof ServiceError) {
     return { code: EXIT.UNAVAILABLE, message: `Temporal: ${(err as Error).message}` };
   }
@@ -489,7 +504,7 @@ export async function main(argv: string[]): Promise<number> {
       // Help and version are exit 0; anything commander refused is a usage error (it printed why).
       return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
     }
-    const { code, message } = exitCodeOf(err);
+    const { code, message } = await exitCodeOf(err);
     note(`Error: ${message}`);
     if (process.env.BOOTFLOW_DEBUG && err instanceof Error && err.stack) note(err.stack);
     return code;

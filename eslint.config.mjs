@@ -12,6 +12,7 @@ export default tseslint.config(
       '.openstack/**',
       '.cache/**',
       'data/**',
+      'dist/**',
       'test-results/**',
       'bench-results/**',
     ],

@@ -16,6 +16,7 @@ import {
 } from '../cloud/nova';
 import { parseRequest } from '../cloud/validation';
 import type { BootPlan, InstanceSummary, QuotaAmounts } from '../workflows/types';
+import { summaryOf } from './conductor';
 import { adaptAll } from './failures';
 import { contextForOngoingWork } from './identity';
 import { activeImageFor } from './image';
@@ -102,15 +103,7 @@ export function createComputeApiActivities({ keystone, nova, glance }: ComputeAp
         { projectId: instance.projectId },
         `Instance ${instanceUuid} could not be found.`,
       );
-      return {
-        uuid: instance.uuid,
-        requestId: instance.requestId,
-        projectId: instance.projectId,
-        host: instance.host,
-        vmState: instance.vmState,
-        taskState: instance.taskState,
-        deleted: instance.deleted,
-      };
+      return summaryOf(instance);
     },
   });
 }

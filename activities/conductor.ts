@@ -26,7 +26,8 @@ export interface InstanceRecordInput {
   metadata?: Record<string, string>;
 }
 
-function summaryOf(instance: Awaited<ReturnType<Nova['getInstance']>>): InstanceSummary {
+/** What the workflows see of an instance. */
+export function summaryOf(instance: Awaited<ReturnType<Nova['getInstance']>>): InstanceSummary {
   return {
     uuid: instance.uuid,
     requestId: instance.requestId,

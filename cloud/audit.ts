@@ -88,6 +88,7 @@ export async function openRecordedHosts(dataDir: string): Promise<ComputeHost[]>
       const recorded = JSON.parse(await readFile(path.join(root, host, 'host.json'), 'utf8')) as {
         capabilities: HostCapabilities;
         driver?: string;
+        networkAgent?: string;
       };
       hosts.push(
         await ComputeHost.open({
@@ -96,6 +97,7 @@ export async function openRecordedHosts(dataDir: string): Promise<ComputeHost[]>
           capabilities: recorded.capabilities,
           // The host's own driver, so its real guests are seen; the audit only reads (no init_host).
           driver: recorded.driver === 'qemu' ? 'qemu' : 'fake',
+          networkAgent: recorded.networkAgent === 'linux-bridge' ? 'linux-bridge' : 'fake',
           initHost: false,
         }),
       );

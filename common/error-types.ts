@@ -11,7 +11,8 @@ export const ERROR_TYPES = {
   NotFound: { code: 404, retryable: false },
   Conflict: { code: 409, retryable: true },
   QuotaExceeded: { code: 403, retryable: false },
-  NoValidHost: { code: 400, retryable: false },
+  /** Nova's NoValidHost carries NovaException's default code: the instance fault records 500. */
+  NoValidHost: { code: 500, retryable: false },
   /** Placement: this provider has no room for the claim (another provider may have): try the next host. */
   AllocationCapacityExceeded: { code: 409, retryable: false },
   MaxRetriesExceeded: { code: 500, retryable: false },

@@ -28,8 +28,16 @@ export function cleanEnv(overrides: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...env, ...overrides };
 }
 
-/** Node's arguments to run one of the project's scripts (`worker.ts`, `client.ts`, `scripts/demo.ts`). */
+/** Whether this code runs from the compiled build (dist/) rather than through tsx. */
+const COMPILED = __filename.endsWith('.js');
+
+/**
+ * Node's arguments to run one of the project's scripts (`worker.ts`, `client.ts`, `scripts/demo.ts`): its
+ * compiled form under dist/ when this runs compiled (`npm start`), else the source through tsx (tests,
+ * development).
+ */
 export function scriptArgs(script: string, args: string[] = []): string[] {
+  if (COMPILED) return [path.join(PROJECT_ROOT, 'dist', script.replace(/\.ts$/, '.js')), ...args];
   return ['--import', 'tsx', path.join(PROJECT_ROOT, script), ...args];
 }
 

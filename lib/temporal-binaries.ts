@@ -2,7 +2,7 @@
  * Finds the Temporal binaries this machine can run: the `temporal` CLI (dev server + Web UI) and the Java
  * time-skipping `temporal-test-server`. Order: explicit env var, project virtualenv, PATH, SDK download.
  */
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import path from 'node:path';
 import type { EphemeralServerExecutable } from '@temporalio/testing';
 
@@ -18,7 +18,18 @@ const SPECS: Record<TemporalBinaryKind, BinarySpec> = {
   'test-server': { envVar: 'TEMPORAL_TEST_SERVER_PATH', fileName: 'temporal-test-server' },
 };
 
-export const PROJECT_ROOT = path.resolve(__dirname, '..');
+/**
+ * The repository's root (where package.json is): one level up from lib/ when run from the sources, two
+ * from dist/lib/ when run from the compiled build.
+ */
+function projectRoot(from: string): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) return path.resolve(from, '..');
+  }
+}
+
+export const PROJECT_ROOT = projectRoot(__dirname);
 export const DEFAULT_VENV_DIR = path.join(PROJECT_ROOT, '.temporal', 'venv');
 
 export type ResolvedBinary =

@@ -1,25 +1,39 @@
 /**
  * `npm start`: the whole of bootflow on one machine, until Ctrl-C.
  *
+ *   0. the virt driver: qemu (real guests, with the linux-bridge agent) when QEMU is installed or can be
+ *      installed (root with apt-get) and the guest image builds, else fake, saying which and why
  *   1. the data directory: payload-encryption key and the embedded cloud (DevStack-style, idempotent)
  *   2. Temporal: the dev server with its Web UI (persisted to $BOOTFLOW_DATA/temporal.db, search attributes
  *      registered, a codec server so the UI shows decrypted payloads), or the service at TEMPORAL_ADDRESS
  *   3. the workers of the three-node layout as separate processes: controller (with the OpenStack API
  *      role), network, compute1..3
- *   4. one server booted through client.ts with live progress, and the Web UI link to its workflow
+ *   4. one server booted through client.ts with live progress (bootflow-guest on qemu, cirros on fake), the
+ *      Web UI link to its workflow and, for a real guest, how to reach it (console, address)
  *
  * Settings: BOOTFLOW_DATA (./data), TEMPORAL_PORT (7233), TEMPORAL_UI_PORT (8233), TEMPORAL_ADDRESS (use an
  * existing Temporal instead), BOOTFLOW_CODEC_PORT (free port), BOOTFLOW_DEMO_WORKERS=single (one worker
  * process with --role all), BOOTFLOW_DEMO_BOOT=0 (no first boot), BOOTFLOW_API_PORT (8770) and
- * BOOTFLOW_PUBLIC_URL for the API role. Worker logs go to $BOOTFLOW_DATA/logs/.
+ * BOOTFLOW_PUBLIC_URL for the API role, BOOTFLOW_VIRT_DRIVER=fake (no real guest). Worker logs go to
+ * $BOOTFLOW_DATA/logs/.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import pino from 'pino';
+import { GUEST_IMAGE_NAME, IMAGE_NAME } from '../cloud/bootstrap';
 import { DEFAULT_HOSTS } from '../cloud/hosts';
+import {
+  ensureGuestImage,
+  GUEST_PACKAGES,
+  INSTALL_COMMAND,
+  missingGuestTools,
+  onPath,
+  type GuestImage,
+} from '../lib/guest-image';
 import { startCodecServer, type RunningCodecServer } from '../lib/codec';
 import { holdPorts, startDevServer, type RunningDevServer } from '../lib/dev-server';
 import { createLogger } from '../lib/logger';
@@ -42,6 +56,67 @@ function say(line = ''): void {
 /** Thrown when a stop signal arrives while the demo is still starting. */
 class StopRequested extends Error {}
 
+const run = promisify(execFile);
+
+/**
+ * Real guests when this machine can run them: the qemu driver (with the linux-bridge agent, so the guest
+ * gets its address by DHCP) if QEMU and the guest image's tools are there, installing the Debian packages
+ * first when running as root with apt-get; otherwise the fake driver, saying why. BOOTFLOW_VIRT_DRIVER=fake
+ * keeps the fake driver.
+ */
+async function chooseVirtDriver(): Promise<GuestImage | undefined> {
+  if (process.env.BOOTFLOW_VIRT_DRIVER === 'fake') {
+    say('• virt driver: fake (BOOTFLOW_VIRT_DRIVER=fake): no guest runs');
+    return undefined;
+  }
+  const root = process.getuid?.() === 0;
+  let missing = await missingGuestTools();
+  if (missing.length > 0 && root && (await onPath('apt-get'))) {
+    say(`• installing the Debian packages for real guests: ${GUEST_PACKAGES.join(' ')}`);
+    const install = ['install', '-y', '-q', '--no-install-recommends', ...GUEST_PACKAGES];
+    await run('apt-get', install, { maxBuffer: 64 << 20 })
+      .catch(async () => {
+        await run('apt-get', ['update', '-q'], { maxBuffer: 64 << 20 });
+        await run('apt-get', install, { maxBuffer: 64 << 20 });
+      })
+      .catch((err: unknown) => say(`  (apt-get failed: ${(err as Error).message.split('\n')[0]})`));
+    missing = await missingGuestTools();
+  }
+  if (missing.length > 0) {
+    say(`• virt driver: fake — real guests need ${missing.join(', ')}; install them with:`);
+    say(`    ${root ? '' : 'sudo '}${INSTALL_COMMAND}`);
+    return undefined;
+  }
+  if (!root) {
+    say('• virt driver: fake — real guests need root (taps, bridges, network namespaces)');
+    return undefined;
+  }
+  try {
+    say('• building the guest image (Debian cloud kernel + busybox initramfs; cached)');
+    const guest = await ensureGuestImage();
+    say(`• virt driver: qemu (software emulation), network agent: linux-bridge — guest ${guest.build}`);
+    return guest;
+  } catch (err) {
+    say(`• virt driver: fake — the guest image could not be built: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+/** The booted guest's console and address, for the summary. */
+async function howToReach(env: NodeJS.ProcessEnv, name: string, networkId: string): Promise<string[]> {
+  const { stdout } = await run(
+    process.execPath,
+    scriptArgs('client.ts', ['-f', 'json', 'server', 'show', name]),
+    { cwd: PROJECT_ROOT, env: { ...env, LOG_FORMAT: undefined } },
+  ).catch(() => ({ stdout: '{}' }));
+  const server = JSON.parse(stdout || '{}') as { addresses?: Record<string, Array<{ addr: string }>> };
+  const ip = server.addresses?.private?.[0]?.addr;
+  return [
+    `  Its console   npm run client -- server console-log ${name} --lines 20`,
+    ...(ip ? [`  Its address   ${ip}: ip netns exec qdhcp-${networkId} busybox ping -c 3 ${ip}`] : []),
+  ];
+}
+
 async function main(): Promise<number> {
   const dataDir = path.resolve(process.env.BOOTFLOW_DATA ?? 'data');
   const logsDir = path.join(dataDir, 'logs');
@@ -55,8 +130,10 @@ async function main(): Promise<number> {
   const hosts = DEFAULT_HOSTS.map((h) => h.host);
 
   say(`bootflow demo — data directory ${dataDir}`);
-  say('• bootstrapping the embedded cloud (keys, projects, users, flavors, image, networks)');
-  const prepared = await prepareDataDir(dataDir);
+  const guest = await chooseVirtDriver();
+  say('• bootstrapping the embedded cloud (keys, projects, users, flavors, images, networks)');
+  const prepared = await prepareDataDir(dataDir, process.env, guest ? { guestImage: guest } : {});
+  const image = guest ? GUEST_IMAGE_NAME : IMAGE_NAME;
   const keyring = loadKeyringOrExplain(dataDir);
 
   let devServer: Promise<RunningDevServer> | undefined;
@@ -134,6 +211,8 @@ async function main(): Promise<number> {
         BOOTFLOW_DATA: dataDir,
         LOG_FORMAT: 'json',
         ...(uiBase ? { BOOTFLOW_UI_URL: uiBase } : {}),
+        BOOTFLOW_VIRT_DRIVER: guest ? 'qemu' : 'fake',
+        ...(guest ? { BOOTFLOW_NETWORK_AGENT: 'linux-bridge' } : {}),
       };
       const layout: Array<[string, string[]]> =
         process.env.BOOTFLOW_DEMO_WORKERS === 'single'
@@ -159,9 +238,10 @@ async function main(): Promise<number> {
       }
 
       let bootLink: string | null = null;
+      let reach: string[] = [];
       if (process.env.BOOTFLOW_DEMO_BOOT !== '0') {
         const name = `demo-${new Date().toISOString().slice(11, 19).replaceAll(':', '')}`;
-        const args = ['server', 'create', '--flavor', 'm1.tiny', '--image', 'cirros', '--network', 'private'];
+        const args = ['server', 'create', '--flavor', 'm1.tiny', '--image', image, '--network', 'private'];
         say(`• booting ${name} through client.ts: bootflow ${args.join(' ')} --wait ${name}`);
         say();
         const boot = spawn(process.execPath, scriptArgs('client.ts', [...args, '--wait', name]), {
@@ -182,12 +262,14 @@ async function main(): Promise<number> {
         bootLink = /Web UI: (\S+)/.exec(out)?.[1] ?? null;
         if (code !== 0)
           say(`! the demo boot did not reach ACTIVE (exit ${code}); the workers' logs are in ${logsDir}`);
+        else if (guest) reach = await howToReach(env, name, prepared.cloud.privateNetworkId);
       }
 
       say();
       say('bootflow is running.');
       if (uiBase) say(`  Web UI        ${uiBase}/namespaces/${namespace}/workflows`);
       if (bootLink) say(`  This boot     ${bootLink}`);
+      for (const line of reach) say(line);
       say(`  Temporal      ${address} (namespace ${namespace})`);
       say(
         `  OpenStack API ${apiSettings({}, env).publicUrl} (Keystone at /identity, Nova at /compute/v2.1, ...)`,
@@ -207,7 +289,9 @@ async function main(): Promise<number> {
         `    source ${prepared.cloud.demo.openrcPath} && openstack server list   (scripts/setup-openstack-clients.sh)`,
       );
       say('    npm run client -- server list');
-      say('    npm run client -- server create --flavor m1.tiny --image cirros --network private --wait vm2');
+      say(
+        `    npm run client -- server create --flavor m1.tiny --image ${image} --network private --wait vm2`,
+      );
       say('    npm run client -- hypervisor list');
       say('  Ctrl-C stops everything.');
     } finally {
@@ -222,6 +306,10 @@ async function main(): Promise<number> {
 
   const signal = await stopSignal;
   say(`\n${signal}: stopping; workers finish their activities, then the Temporal dev server stops`);
+  if (guest)
+    say(
+      "  (real guests keep running, as Nova's do when nova-compute stops; the next npm start manages them)",
+    );
   await stopAll();
   say('stopped.');
   return 0;

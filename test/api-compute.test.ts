@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
+import { auditLeaks } from '../cloud/audit';
 import { bootstrapCloud, type BootstrapResult } from '../cloud/bootstrap';
 import { DEFAULT_HOSTS } from '../cloud/hosts';
 import { fingerprintOf } from '../cloud/nova';
@@ -225,6 +226,7 @@ describe('POST /servers: bad requests change nothing and start no workflow', () 
 
   test("each gets Nova's status and fault body", async () => {
     const before = await rowCounts();
+    assert.deepEqual(await auditLeaks(env.cloud, { hosts: [] }), []);
     const cases: Array<
       [string, { body?: unknown; raw?: string; version?: string }, number, string, RegExp?]
     > = [
@@ -408,6 +410,7 @@ describe('POST /servers: bad requests change nothing and start no workflow', () 
       fault(res, status, key, message);
     }
     assert.deepEqual(await rowCounts(), before);
+    assert.deepEqual(await auditLeaks(env.cloud, { hosts: [] }), []);
   });
 
   test('a reader may not create (403 with the policy name); over quota is 403', async () => {

@@ -1,10 +1,10 @@
 /**
  * The unmodified `openstack` CLI and openstacksdk against a running bootflow, on the compute API: flavors,
- * hypervisors and key pairs; servers created through openstacksdk's compute proxy (from an image and from a
- * volume) and followed to ACTIVE; `server show -f json` (its address on the private subnet, the volume
- * attached), `server list` with filters, `server delete --wait` and an empty leak audit; a boot no host can
- * take showing ERROR with Nova's fault; a member denied the admin APIs (403) and another project's server
- * (404). Needs scripts/setup-openstack-clients.sh (the test fails and says so when it has not run).
+ * hypervisors and key pairs; `server create --wait` from an image and with `--boot-from-volume 1`,
+ * `server show -f json` (its address on the private subnet, the volume attached), `server list` with filters,
+ * `console log show`, `server delete --wait` and an empty leak audit; a boot volume with
+ * delete_on_termination through openstacksdk; a boot no host can take showing ERROR with Nova's fault; a
+ * member denied the admin APIs (403) and another project's server (404); openstacksdk end to end. Needs scripts/setup-openstack-clients.sh (the test fails and says so when it has not run).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -104,12 +104,28 @@ describe('the openstack CLI and openstacksdk: Nova', { timeout: 15 * 60_000 }, (
     }
   });
 
-  test('from an image: ACTIVE, shown with its private address, listed with filters, 404 to another project', async () => {
-    const booted = await sdkBoot('sdk-vm', 'image_id=' + JSON.stringify(d.prepared.cloud.imageId));
-    assert.equal(booted.status, 'ACTIVE', booted.error);
+  test('server create --wait from an image: ACTIVE on the private subnet, listed with filters, console log, 404 to another project', async () => {
+    const created = await openstackJson<Json>(
+      d.demoEnv,
+      [
+        'server',
+        'create',
+        '--flavor',
+        'm1.tiny',
+        '--image',
+        'cirros',
+        '--network',
+        'private',
+        '--wait',
+        'cli-vm',
+      ],
+      300_000,
+    );
+    assert.equal(created.status, 'ACTIVE');
+    const booted = { id: created.id as string };
     const server = await openstackJson<Json>(d.demoEnv, ['server', 'show', booted.id]);
     assert.equal(server.status, 'ACTIVE');
-    assert.equal(server.name, 'sdk-vm');
+    assert.equal(server.name, 'cli-vm');
     const addresses = server.addresses as Record<string, string[]>;
     assert.match(addresses.private![0]!, /^10\.0\.0\.\d+$/);
     assert.equal(server['OS-EXT-STS:vm_state'], 'active');
@@ -119,7 +135,7 @@ describe('the openstack CLI and openstacksdk: Nova', { timeout: 15 * 60_000 }, (
       '--status',
       'ACTIVE',
       '--name',
-      '^sdk-',
+      '^cli-',
     ]);
     assert.deepEqual(
       listed.map((s) => s.ID),
@@ -127,6 +143,8 @@ describe('the openstack CLI and openstacksdk: Nova', { timeout: 15 * 60_000 }, (
     );
     const none = await openstackJson<unknown[]>(d.demoEnv, ['server', 'list', '--name', '^nothing-']);
     assert.deepEqual(none, []);
+    const consoleLog = await openstack(d.demoEnv, ['console', 'log', 'show', booted.id]);
+    assert.equal(consoleLog.code, 0, consoleLog.stderr);
 
     // Another project's member: the server does not exist for them (404 at the API).
     const admin = (args: string[]) => openstack(d.adminEnv, args);
@@ -160,7 +178,43 @@ describe('the openstack CLI and openstacksdk: Nova', { timeout: 15 * 60_000 }, (
     assert.notEqual(gone.code, 0);
   });
 
-  test('from a volume: the volume attached with delete_on_termination; deleted with the server', async () => {
+  test('server create --boot-from-volume 1: the volume attached, kept after the server (OSC default)', async () => {
+    const created = await openstackJson<Json>(
+      d.demoEnv,
+      [
+        'server',
+        'create',
+        '--flavor',
+        'm1.tiny',
+        '--image',
+        'cirros',
+        '--boot-from-volume',
+        '1',
+        '--network',
+        'private',
+        '--wait',
+        'cli-bfv',
+      ],
+      300_000,
+    );
+    assert.equal(created.status, 'ACTIVE');
+    const id = created.id as string;
+    const server = await openstackJson<Json>(d.demoEnv, ['server', 'show', id]);
+    const volumes = server.volumes_attached as Array<{ id: string }>;
+    assert.equal(volumes.length, 1);
+    const volumeId = volumes[0]!.id;
+    const volume = await openstackJson<Json>(d.demoEnv, ['volume', 'show', volumeId]);
+    assert.equal(volume.status, 'in-use');
+    assert.equal(volume.size, 1);
+    const deleted = await openstack(d.demoEnv, ['server', 'delete', '--wait', id], 240_000);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    // delete_on_termination was false: the volume stays, available, and is deleted by its owner.
+    const kept = await openstackJson<Json>(d.demoEnv, ['volume', 'show', volumeId]);
+    assert.equal(kept.status, 'available');
+    assert.equal((await openstack(d.demoEnv, ['volume', 'delete', volumeId])).code, 0);
+  });
+
+  test('openstacksdk: a boot volume with delete_on_termination goes with the server', async () => {
     const bdm = JSON.stringify([
       {
         boot_index: 0,
@@ -174,11 +228,12 @@ describe('the openstack CLI and openstacksdk: Nova', { timeout: 15 * 60_000 }, (
     const booted = await sdkBoot('sdk-bfv', `block_device_mapping=${bdm.replace(/true/g, 'True')}`);
     assert.equal(booted.status, 'ACTIVE', booted.error);
     const server = await openstackJson<Json>(d.demoEnv, ['server', 'show', booted.id]);
-    const volumes = server.volumes_attached as Array<{ id: string; delete_on_termination?: boolean }>;
+    const volumes = server.volumes_attached as Array<{ id: string }>;
     assert.equal(volumes.length, 1);
-    assert.match(volumes[0]!.id, /^[0-9a-f-]{36}$/);
     const deleted = await openstack(d.demoEnv, ['server', 'delete', '--wait', booted.id], 240_000);
     assert.equal(deleted.code, 0, deleted.stderr);
+    const gone = await openstack(d.demoEnv, ['volume', 'show', volumes[0]!.id]);
+    assert.notEqual(gone.code, 0, 'the volume was deleted with the server');
   });
 
   test("no valid host: a flavor bigger than every host boots to ERROR with Nova's fault", async () => {

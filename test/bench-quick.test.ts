@@ -162,6 +162,9 @@ test('bench --quick runs end to end and writes every figure', { timeout: 10 * 60
     measured(r.api.detail, 'GET /servers/detail', r.api.samples);
     measured(r.api.index, 'GET /servers', r.api.samples);
     assert.ok(r.api.detailBytes > 0);
+    measured(r.api.post, 'POST /servers');
+    measured(r.api.clientStart, 'client workflow start');
+    assert.ok(r.api.bootsPerSecondApi > 0 && r.api.bootsPerSecondClient > 0);
 
     assert.ok(r.goals.length >= 8);
     for (const g of r.goals) assert.ok(g.measured.length > 0, g.goal);

@@ -17,7 +17,13 @@ import {
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isCloudError, type CloudErrorType } from '../cloud/errors';
-import { ComputeHost, POWER_STATE, type FetchImageResult, type HostCapabilities } from '../cloud/compute';
+import {
+  ComputeHost,
+  FAKE_CONSOLE_OUTPUT,
+  POWER_STATE,
+  type FetchImageResult,
+  type HostCapabilities,
+} from '../cloud/compute';
 import { Glance, generateQcow2Image, type ImageLocation } from '../cloud/glance';
 import { testDbConfig, type TestDb } from './helpers/cloud-db';
 
@@ -460,6 +466,25 @@ describe('compute host', () => {
         unpluggedPorts: [],
         disconnectedVolumes: [],
       });
+    });
+
+    test('reboot keeps the guest running; the console is the fake lines, tailed; bad input is BadRequest', async () => {
+      const uuid = randomUUID();
+      await rejectsWith(host.reboot(uuid, 'SOFT'), 'NotFound');
+      await rejectsWith(host.getConsoleOutput(uuid), 'NotFound');
+      await host.createInstanceDir(uuid, { rootGb: 1, baseImagePath: basePath });
+      await host.spawn(uuid, { vcpus: 1, memoryMb: 512 });
+      await host.powerOff(uuid);
+      assert.equal((await host.reboot(uuid, 'HARD')).powerState, POWER_STATE.RUNNING);
+      assert.equal((await host.reboot(uuid, 'SOFT')).powerState, POWER_STATE.RUNNING);
+      await rejectsWith(host.reboot(uuid, 'WARM' as 'SOFT'), 'BadRequest');
+      assert.equal(await host.getConsoleOutput(uuid), FAKE_CONSOLE_OUTPUT);
+      assert.equal(await host.getConsoleOutput(uuid, 2), 'ANOTHER\nLAST LINE\n');
+      assert.equal(await host.getConsoleOutput(uuid, 0), '');
+      assert.equal(await host.getConsoleOutput(uuid, 100), FAKE_CONSOLE_OUTPUT);
+      await rejectsWith(host.getConsoleOutput(uuid, -1), 'BadRequest');
+      await rejectsWith(host.getConsoleOutput(uuid, 1.5), 'BadRequest');
+      await host.destroy(uuid);
     });
 
     test('spawn needs the instance directory and plugged ports', async () => {

@@ -17,7 +17,21 @@ import { testDbConfig, type TestDb } from './helpers/cloud-db';
 type Who = 'admin' | 'manager' | 'member' | 'reader' | 'service' | 'memberOfB';
 type Where = 'A' | 'B';
 
-/** Expected decisions of Nova's defaults: who may do what on a target in project A or B. */
+const ADMIN_ONLY: Record<Where, Who[]> = { A: ['admin'], B: ['admin'] };
+const PROJECT_READER: Record<Where, Who[]> = {
+  A: ['admin', 'manager', 'member', 'reader'],
+  B: ['admin', 'memberOfB'],
+};
+const PROJECT_MEMBER: Record<Where, Who[]> = { A: ['admin', 'manager', 'member'], B: ['admin', 'memberOfB'] };
+
+function rulesDecidingAs(
+  decisions: Record<Where, Who[]>,
+  rules: string[],
+): Record<string, Record<Where, Who[]>> {
+  return Object.fromEntries(rules.map((rule) => [rule, decisions]));
+}
+
+/** Expected decisions of Nova's (and Keystone's) defaults: who may do what on a target in project A or B. */
 const EXPECTED: Record<string, Record<Where, Who[]>> = {
   'compute:server:create': { A: ['admin', 'manager', 'member'], B: ['admin', 'memberOfB'] },
   'compute:server:delete': { A: ['admin', 'manager', 'member'], B: ['admin', 'memberOfB'] },
@@ -26,6 +40,48 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
   'compute:servers:list:all_projects': { A: ['admin'], B: ['admin'] },
   'os_compute_api:os-hypervisors:list': { A: ['admin'], B: ['admin'] },
   'bootflow:audit': { A: ['admin'], B: ['admin'] },
+  ...rulesDecidingAs(ADMIN_ONLY, [
+    // nova/policies/*.py: admin-only APIs and admin-only parts of others.
+    'os_compute_api:servers:show:host_status',
+    'os_compute_api:os-extended-server-attributes',
+    'os_compute_api:os-hypervisors:list-detail',
+    'os_compute_api:os-hypervisors:show',
+    'os_compute_api:os-services:list',
+    'os_compute_api:limits:other_project',
+    'os_compute_api:os-availability-zone:detail',
+    'os_compute_api:os-instance-actions:events',
+    'os_compute_api:os-instance-actions:events:details',
+    'os_compute_api:os-keypairs:other_user',
+    'os_compute_api:os-flavor-manage:create',
+    'os_compute_api:os-flavor-manage:delete',
+    // keystone/common/policies/*.py: administration is admin only.
+    'identity:list_projects',
+    'identity:create_project',
+    'identity:delete_project',
+    'identity:list_users',
+    'identity:create_user',
+    'identity:delete_user',
+    'identity:list_roles',
+    'identity:get_role',
+    'identity:create_role',
+    'identity:list_domains',
+    'identity:create_grant',
+    'identity:revoke_grant',
+    'identity:check_grant',
+    'identity:list_grants',
+    'identity:list_role_assignments',
+  ]),
+  ...rulesDecidingAs(PROJECT_READER, [
+    'os_compute_api:servers:show:flavor-extra-specs',
+    'os_compute_api:ips:index',
+    'os_compute_api:ips:show',
+    'os_compute_api:os-flavor-extra-specs:index',
+    'os_compute_api:os-flavor-extra-specs:show',
+    'os_compute_api:os-instance-actions:list',
+    'os_compute_api:os-instance-actions:show',
+    'identity:get_project',
+  ]),
+  ...rulesDecidingAs(PROJECT_MEMBER, ['os_compute_api:servers:update', 'os_compute_api:os-console-output']),
 };
 
 /** Nova's names decide exactly like the cloud's. */

@@ -42,6 +42,8 @@ describe('npm start, then the client from a second terminal', () => {
       TEMPORAL_PORT: String(port),
       TEMPORAL_UI_PORT: String(uiPort),
       BOOTFLOW_API_PORT: String(apiPort),
+      // The control plane's demo: real guests are test/guest-qemu.test.ts's (npm start picks qemu on root).
+      BOOTFLOW_VIRT_DRIVER: 'fake',
     });
     demo = startScript(
       'scripts/demo.ts',

@@ -23,7 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { GUEST_IMAGE_NAME, readOpenrc } from '../cloud/bootstrap';
 import { ComputeHost, listQemuProcesses, POWER_STATE, deviceNames } from '../cloud/compute';
-import { removeHostDevices } from '../cloud/compute/linux-bridge';
+import { removeCloudFromMachine } from '../cloud/compute/machine-cleanup';
 import { hostDirOf } from '../cloud/index';
 import { defaultHostSpec, capabilitiesOf } from '../cloud/hosts';
 import { startDevServer, freePort, type RunningDevServer } from '../lib/dev-server';
@@ -189,11 +189,7 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
     await connection?.close();
     for (const w of [compute, controller]) if (w) await stopChild(w, 'SIGTERM', 20_000);
     // Whatever happened: this run's QEMU processes, then its taps, bridges, namespaces and dnsmasq.
-    if (dataDir) {
-      for (const proc of await listQemuProcesses())
-        if (proc.instanceDir?.startsWith(`${dataDir}/`)) process.kill(proc.pid, 'SIGKILL');
-      await removeHostDevices(hostDir).catch(() => undefined);
-    }
+    if (dataDir) await removeCloudFromMachine(dataDir).catch(() => undefined);
     await server?.stop();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
@@ -267,11 +263,16 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
       'the agent made the network its DHCP namespace',
     );
     await pingFromDhcpNamespace();
+    // The guest's httpd answers (busybox nc: there is no HTTP client in the base system).
     const { stdout: page } = await run(
-      'ip',
-      ['netns', 'exec', `qdhcp-${networkId}`, 'busybox', 'wget', '-q', '-T', '5', '-O', '-', `http://${ip}/`],
+      'sh',
+      [
+        '-c',
+        `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | ip netns exec qdhcp-${networkId} busybox nc -w 5 ${ip} 80`,
+      ],
       { timeout: 30_000 },
     );
+    assert.match(page, /^HTTP\/1\.[01] 200/);
     assert.match(page, new RegExp(`bootflow guest ${uuid}`));
 
     // The client's `server console-log`, as an operator would read it.

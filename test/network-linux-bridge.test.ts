@@ -7,11 +7,13 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { access, chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { openCloud, openComputeHost, type Cloud } from '../cloud';
+import { auditLeaks } from '../cloud/audit';
 import { bootstrapCloud, type BootstrapResult } from '../cloud/bootstrap';
 import { removeCloudFromMachine, type ComputeHost, type DhcpNetwork } from '../cloud/compute';
 import { commandExists, runCommand } from '../cloud/compute/host-commands';
@@ -225,28 +227,24 @@ describe('linux-bridge network agent and DHCP agent on this machine', () => {
     assert.deepEqual(await hostsLines(), [lineOf(a), lineOf(b)].sort());
   });
 
-  test('a guest on the bridge gets exactly the IPAM’s address by DHCP and answers ping', async () => {
-    const port = ports[0]!;
-    const want = port.fixedIps[0]?.ipAddress;
-    await runCommand('ip', ['netns', 'add', guestNamespace]);
-    await runCommand('ip', ['link', 'add', 'name', guestBridgeEnd, 'type', 'veth', 'peer', 'name', 'g0']);
-    await runCommand('ip', ['link', 'set', 'dev', 'g0', 'netns', guestNamespace]);
-    await runCommand('ip', ['link', 'set', 'dev', guestBridgeEnd, 'master', bridgeName(networkId), 'up']);
-    await runCommand('ip', [
-      '-n',
-      guestNamespace,
-      'link',
-      'set',
-      'dev',
-      'g0',
-      'address',
-      port.macAddress,
-      'up',
-    ]);
-
-    // The client's script configures the lease and writes down what it got (udhcpc and dhclient conventions).
+  /**
+   * Runs a DHCP client in the stand-in guest (made on first use: a namespace with a veth whose other end is
+   * on the bridge) with `mac` on its NIC; the client's script configures the lease and writes down what it
+   * got (udhcpc's and dhclient's conventions). Returns [address, router].
+   */
+  async function dhcpAsGuest(mac: string): Promise<[string, string]> {
+    if (!(await listNamespaces()).includes(guestNamespace)) {
+      await runCommand('ip', ['netns', 'add', guestNamespace]);
+      await runCommand('ip', ['link', 'add', 'name', guestBridgeEnd, 'type', 'veth', 'peer', 'name', 'g0']);
+      await runCommand('ip', ['link', 'set', 'dev', 'g0', 'netns', guestNamespace]);
+      await runCommand('ip', ['link', 'set', 'dev', guestBridgeEnd, 'master', bridgeName(networkId), 'up']);
+    }
+    await runCommand('ip', ['-n', guestNamespace, 'addr', 'flush', 'dev', 'g0']);
+    await runCommand('ip', ['-n', guestNamespace, 'link', 'set', 'dev', 'g0', 'down']);
+    await runCommand('ip', ['-n', guestNamespace, 'link', 'set', 'dev', 'g0', 'address', mac, 'up']);
     const leaseFile = path.join(scratch, 'lease');
     const script = path.join(scratch, 'dhcp-script');
+    await rm(leaseFile, { force: true });
     await writeFile(
       script,
       [
@@ -274,25 +272,35 @@ describe('linux-bridge network agent and DHCP agent on this machine', () => {
             '-pf',
             path.join(scratch, 'dhclient.pid'),
             '-lf',
-            path.join(scratch, 'dhclient.leases'),
+            path.join(scratch, `dhclient-${mac}.leases`),
             'g0',
           ];
     await runCommand('ip', ['netns', 'exec', guestNamespace, ...argv], { timeoutMs: 90_000 });
     const [leased, router] = (await readFile(leaseFile, 'utf8')).trim().split(' ');
+    return [leased ?? '', router ?? ''];
+  }
+
+  async function pingFromDhcpNamespace(address: string): Promise<string> {
+    const ping = (await commandExists('ping')) ? ['ping'] : ['busybox', 'ping'];
+    const { stdout } = await runCommand(
+      'ip',
+      ['netns', 'exec', dhcpNamespace(networkId), ...ping, '-c', '1', '-W', '5', address],
+      { timeoutMs: 30_000 },
+    );
+    return stdout;
+  }
+
+  test('a guest on the bridge gets exactly the IPAM’s address by DHCP and answers ping', async () => {
+    const port = ports[0]!;
+    const want = port.fixedIps[0]?.ipAddress ?? '';
+    const [leased, router] = await dhcpAsGuest(port.macAddress);
     assert.equal(leased, want, 'the DHCP answer is the port’s fixed IP');
     assert.equal(router, '10.123.45.1', 'the router option is the subnet’s gateway');
     assert.match(
       await readFile(new DhcpServer(hostDir, networkId).leaseFile, 'utf8'),
-      new RegExp(port.macAddress),
+      new RegExp(` ${port.macAddress} ${want.replaceAll('.', '\\.')} `),
     );
-
-    const ping = (await commandExists('ping')) ? ['ping'] : ['busybox', 'ping'];
-    const { stdout } = await runCommand(
-      'ip',
-      ['netns', 'exec', dhcpNamespace(networkId), ...ping, '-c', '1', '-W', '5', want ?? ''],
-      { timeoutMs: 30_000 },
-    );
-    assert.match(stdout, /1 (packets )?received/);
+    assert.match(await pingFromDhcpNamespace(want), /1 (packets )?received/);
   });
 
   test('a second compute host on this machine cannot take over the network’s bridge', async () => {
@@ -365,20 +373,46 @@ describe('linux-bridge network agent and DHCP agent on this machine', () => {
     }
   });
 
-  test('unplugging one port removes its tap and its host line; the network stays', async () => {
+  test('unplugging one port removes its tap, its host line and its lease; the network stays', async () => {
     const [gone, kept] = [ports[0]!, ports[1]!];
-    const pid = await new DhcpServer(hostDir, networkId).runningPid();
+    const server = new DhcpServer(hostDir, networkId);
+    assert.ok(await server.holdsLeaseOf([gone.macAddress]), 'the guest took a lease');
     assert.equal(await host.unplugVif(gone.id), true);
     assert.equal(await host.unplugVif(gone.id), false, 'a repeat is a no-op');
     assert.equal(await readLink(tapName(gone.id)), undefined);
     assert.deepEqual(await hostsLines(), [lineOf(kept)]);
-    assert.equal(await new DhcpServer(hostDir, networkId).runningPid(), pid, 'the same dnsmasq, reloaded');
+    assert.ok(!(await server.holdsLeaseOf([gone.macAddress])), 'its lease is released');
+    const pid = await server.runningPid();
+    assert.ok(pid !== undefined && alive(pid), 'dnsmasq serves on');
     assert.ok(await readLink(bridgeName(networkId)));
     assert.ok((await listNamespaces()).includes(dhcpNamespace(networkId)));
   });
 
+  test('the freed address goes to the next port’s MAC by DHCP at once (no stale lease in the way)', async () => {
+    const gone = ports[0]!;
+    const address = gone.fixedIps[0]?.ipAddress ?? '';
+    await cloud.neutron.deletePort(gone.id);
+    const port = await cloud.neutron.createPort({
+      requestKey: `${run}:reuse`,
+      networkId,
+      projectId: seed.demo.projectId,
+      deviceId: randomUUID(),
+      deviceOwner: 'compute:nova',
+    });
+    assert.equal(port.fixedIps[0]?.ipAddress, address, 'the IPAM hands out the lowest free address again');
+    assert.notEqual(port.macAddress, gone.macAddress);
+    const { port: bound } = await cloud.neutron.bindPort(port.id, SPEC.host);
+    await host.plugVif({ ...bound, dhcp });
+    ports.push(bound);
+    const [leased] = await dhcpAsGuest(bound.macAddress);
+    assert.equal(leased, address);
+    assert.match(await pingFromDhcpNamespace(address), /1 (packets )?received/);
+  });
+
   test('unplugging the last port removes the namespace, veth, bridge and dnsmasq', async () => {
-    const last = ports[1]!;
+    const [kept, last] = [ports[1]!, ports[2]!];
+    assert.equal(await host.unplugVif(kept.id), true);
+    assert.ok(await readLink(bridgeName(networkId)), 'one port left: the network stays');
     const pid = await new DhcpServer(hostDir, networkId).runningPid();
     assert.ok(pid !== undefined);
     assert.equal(await host.unplugVif(last.id), true);
@@ -415,6 +449,12 @@ describe('linux-bridge network agent and DHCP agent on this machine', () => {
     const strayPid = await new DhcpServer(hostDir, strayNetwork.networkId).runningPid();
     assert.deepEqual(byKind('dnsmasq'), [String(strayPid)]);
     assert.ok(findings.every((f) => f.host === SPEC.host));
+    // The in-process audit opens the host as it recorded itself (host.json names its agent): same findings.
+    const recorded = await auditLeaks(cloud);
+    assert.deepEqual(
+      recorded.map((f) => `${f.kind}:${f.id}`).sort(),
+      findings.map((f) => `${f.kind}:${f.id}`).sort(),
+    );
 
     await removeHostDevices(hostDir);
     assert.deepEqual(await host.auditLeaks([]), []);
@@ -422,6 +462,68 @@ describe('linux-bridge network agent and DHCP agent on this machine', () => {
     assert.equal(await readLink(bridgeName(strayNetwork.networkId)), undefined);
     assert.ok(!(await listNamespaces()).includes(dhcpNamespace(strayNetwork.networkId)));
     assert.ok(strayPid !== undefined && !alive(strayPid));
+  });
+
+  test('a plug that fails half way in the kernel removes what it made and keeps no record', async () => {
+    // A multicast MAC for the DHCP port: the kernel refuses it after the bridge, namespace and veth exist.
+    const broken: DhcpNetwork = {
+      ...dhcp,
+      networkId: randomUUID(),
+      dhcpPortId: randomUUID(),
+      dhcpMacAddress: 'ff:ff:ff:ff:ff:ff',
+    };
+    const portId = randomUUID();
+    await assert.rejects(
+      host.plugVif({
+        id: portId,
+        macAddress: 'fa:16:3e:77:77:77',
+        deviceId: randomUUID(),
+        networkId: broken.networkId,
+        fixedIps: [{ subnetId: broken.subnetId, ipAddress: '10.123.45.77' }],
+        dhcp: broken,
+      }),
+      (err: unknown) => isCloudError(err, 'VirtualInterfaceCreateException'),
+    );
+    assert.deepEqual(await host.listVifs(), []);
+    assert.deepEqual(await host.listWiredNetworks(), []);
+    assert.equal(await readLink(tapName(portId)), undefined);
+    assert.equal(await readLink(bridgeName(broken.networkId)), undefined);
+    assert.equal(await readLink(dhcpVethNames(broken.dhcpPortId).bridgeEnd), undefined);
+    assert.ok(!(await listNamespaces()).includes(dhcpNamespace(broken.networkId)));
+    assert.deepEqual(await host.auditLeaks([]), []);
+  });
+
+  test('the host audit finds a QEMU process of this host running no live instance; the clean-up stops it', async () => {
+    // A stand-in with a guest's command line (no emulation needed): named guest=instance-<uuid>, its pid
+    // file in one of this host's instance directories.
+    const uuid = randomUUID();
+    const stand = spawn(
+      'sh',
+      [
+        '-c',
+        'sleep 600',
+        'qemu-system-x86_64',
+        '-name',
+        `guest=instance-${uuid},debug-threads=on`,
+        '-pidfile',
+        path.join(hostDir, 'instances', uuid, 'qemu.pid'),
+      ],
+      { stdio: 'ignore' },
+    );
+    const exited = new Promise((resolve) => stand.once('exit', resolve));
+    try {
+      assert.ok(stand.pid !== undefined);
+      const qemu = async (live: string[]) =>
+        (await host.auditLeaks(live)).filter((f) => f.kind === 'qemu').map((f) => [f.id, f.instanceUuid]);
+      assert.deepEqual(await qemu([]), [[String(stand.pid), uuid]]);
+      assert.deepEqual(await qemu([uuid]), [], 'a live instance’s guest is not a leak');
+      await removeCloudFromMachine(cloud.dataDir);
+      await exited;
+      assert.ok(!alive(stand.pid));
+      assert.deepEqual(await qemu([]), []);
+    } finally {
+      stand.kill('SIGKILL');
+    }
   });
 
   test('the fake agent records the plug and creates nothing on the machine', async () => {

@@ -24,16 +24,17 @@ import {
 import { CONTROLLER_QUEUE } from '../workflows/names';
 import { testDbConfig, type TestDb } from './helpers/cloud-db';
 import { timeSkippingEnv } from './helpers/temporal-env';
+import { pollUntil } from '../lib/poll';
 
 async function eventually<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const value = await read().catch(() => undefined);
-    if (value !== undefined && ok(value)) return value;
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  let last: T | undefined;
+  return pollUntil(
+    async () => {
+      last = await read().catch(() => undefined);
+      return last !== undefined && ok(last) ? last : undefined;
+    },
+    { timeoutMs: 20_000, intervalMs: 50, what: () => `${what}; last: ${JSON.stringify(last)}` },
+  );
 }
 
 describe('compute-service workflow: registration and heartbeats through the controller', () => {

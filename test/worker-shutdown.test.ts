@@ -13,7 +13,6 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { readOpenrc } from '../cloud/bootstrap';
@@ -22,7 +21,8 @@ import { hostDirOf } from '../cloud/index';
 import { startDevServer, freePort, type RunningDevServer } from '../lib/dev-server';
 import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/command-line/temporal';
 import { prepareDataDir } from '../scripts/bootstrap';
-import { computeServiceWorkflowId, type ComputeServiceState } from '../workflows/compute-service';
+import { waitForComputeHosts } from '../lib/command-line/compute-services';
+import { pollUntil } from '../lib/poll';
 import { bootWorkflowId, CONTROLLER_QUEUE } from '../workflows/names';
 import { BOOT_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import type { BootRequest, BootResult } from '../workflows/types';
@@ -54,27 +54,18 @@ describe('worker shutdown (SIGTERM) loses no activity', () => {
   }
 
   async function registered(): Promise<void> {
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      const state = await client.workflow
-        .getHandle(computeServiceWorkflowId('compute1'))
-        .query<ComputeServiceState>('state')
-        .catch(() => undefined);
-      if (state?.registered && state.up) return;
-      if (Date.now() > deadline) throw new Error('compute1 never registered');
-      await sleep(500);
-    }
+    await waitForComputeHosts(client, ['compute1'], 120_000);
   }
 
   /** Resolves once the spawn activity is running on compute1 (its instance directory exists). */
   async function spawnRunning(): Promise<void> {
     const instances = path.join(hostDirOf(dataDir, 'compute1'), 'instances');
     const before = new Set(readdirSync(instances));
-    const deadline = Date.now() + 120_000;
-    while (readdirSync(instances).every((d) => before.has(d))) {
-      if (Date.now() > deadline) throw new Error('the spawn never started on compute1');
-      await sleep(100);
-    }
+    await pollUntil(() => (readdirSync(instances).some((d) => !before.has(d)) ? true : undefined), {
+      timeoutMs: 120_000,
+      intervalMs: 100,
+      what: 'the spawn to start on compute1',
+    });
   }
 
   function boot(name: string): Promise<WorkflowHandle> {

@@ -2,6 +2,7 @@
  * createInstance and deleteInstance on the time-skipping test server with the real activities over a
  * temporary embedded cloud: the happy paths, idempotency, a token that expires mid-build, deletion.
  */
+import { pollUntil } from '../lib/poll';
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -272,21 +273,14 @@ describe('createInstance and deleteInstance', () => {
     );
     const bootVolume = async () =>
       (await h.cloud.cinder.listVolumes({})).find((v) => v.requestKey.startsWith(`${s.instanceUuid}:root`));
-    for (let i = 0; i < 100 && !(await bootVolume()); i++) await new Promise((r) => setTimeout(r, 50));
-    const volume = await bootVolume();
-    assert.equal(volume?.status, 'creating');
+    const volume = await pollUntil(bootVolume, { timeoutMs: 5_000, intervalMs: 50, what: 'the boot volume' });
+    assert.equal(volume.status, 'creating');
 
     const before = await h.env.currentTimeMs();
     await h.env.sleep('2 hours');
     assert.ok((await h.env.currentTimeMs()) - before >= 2 * 3600_000);
     // The volume finishes in real time; only then is the workflow allowed to run on.
-    for (
-      let i = 0;
-      i < 200 && (await h.cloud.cinder.getVolume(volume?.id ?? '')).status !== 'available';
-      i++
-    ) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await h.cloud.cinder.waitForVolume(volume.id, { timeoutMs: 20_000 });
     const server = (await handle.result()) as BootResult;
     await h.keepHistory('token-expires', handle);
     await assertActive(h, server);

@@ -14,6 +14,7 @@ import { storedHistories, workflowBundle } from './helpers/boot-harness';
 const EXPECTED = [
   'api-boot',
   'bad-credentials',
+  'boot-ami',
   'boot-from-image',
   'boot-from-volume',
   'cancelled',
@@ -64,6 +65,25 @@ test('the stored audit histories, before and after the hosts are asked, replay a
     replayed++;
   }
   assert.equal(replayed, 2);
+});
+
+/** The console output's history (test/histories/console/, from test/workflow-ami.test.ts). */
+test('the stored console-output history replays against the current workflows', async () => {
+  installTemporalRuntime();
+  const histories = storedHistories('console');
+  assert.deepEqual(
+    histories.map((h) => h.workflowId),
+    ['console-output'],
+  );
+  let replayed = 0;
+  for await (const result of Worker.runReplayHistories(
+    { workflowBundle: await workflowBundle() },
+    histories,
+  )) {
+    assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
+    replayed++;
+  }
+  assert.equal(replayed, 1);
 });
 
 test('a workflow change that is not replay-safe fails the replay', async () => {

@@ -1,3 +1,7 @@
-/** The workflows a `controller` worker runs (its workflowsPath). Deterministic code only. */
+/**
+ * The boot, delete and console-output workflows (the client and the OpenStack API start them; a
+ * `controller` worker runs them with the rest of ./all.ts). Deterministic code only.
+ */
 export { createInstance, createInstanceSequential, statusQuery } from './create-instance';
 export { deleteInstance } from './delete-instance';
+export { getConsoleOutput } from './console-output';

@@ -29,9 +29,12 @@ const booleanLike = z.union([
   z.enum(['True', 'true', 'False', 'false', '1', '0', 'yes', 'no', 'on', 'off', 'y', 'n', 't', 'f']),
 ]);
 
-/** parameter_types.metadata: string keys 1..255 (no '/'... Nova allows any printable), values 0..255. */
+/** parameter_types.metadata: keys of [a-zA-Z0-9-_:. ], 1..255; string values up to 255. */
 const metadataSchema = z
-  .record(z.string().min(1).max(255), z.string().max(255))
+  .record(
+    z.string().regex(/^[a-zA-Z0-9\-_:. ]{1,255}$/, 'does not match any allowed key pattern'),
+    z.string().max(255),
+  )
   .refine((m) => Object.keys(m).length <= 128, 'Quota exceeded, too many metadata items');
 
 const networkEntry = (version: number) =>

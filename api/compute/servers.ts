@@ -10,12 +10,14 @@ import {
   WorkflowFailedError,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import { CloudError } from '../../cloud/errors';
 import type { RequestContext } from '../../cloud/keystone';
 import type { Instance } from '../../cloud/nova';
 import { bootWorkflowId, CONTROLLER_QUEUE, deleteWorkflowId } from '../../workflows/names';
+import type { ConsoleOutput, ConsoleOutputRequest } from '../../workflows/console-output';
 import type { BootRequest, DeleteRequest } from '../../workflows/types';
 import { authOf } from '../auth';
 import type { ApiDeps } from '../deps';
@@ -42,7 +44,8 @@ type PolicyName =
   | 'os_compute_api:ips:index'
   | 'os_compute_api:ips:show'
   | 'os_compute_api:os-instance-actions:list'
-  | 'os_compute_api:os-instance-actions:show';
+  | 'os_compute_api:os-instance-actions:show'
+  | 'os_compute_api:os-console-output';
 
 const instanceNotFound = (id: string) => new ApiError(404, `Instance ${id} could not be found.`);
 
@@ -126,6 +129,20 @@ function bootSource(body: ServerCreateBody): {
     return { imageId: s.imageRef.toLowerCase() };
   }
   const [bdm] = bdms;
+  // The image as the local root disk (python-openstackclient sends this for a plain image boot): as imageRef.
+  if (
+    bdms.length === 1 &&
+    bdm &&
+    bdm.source_type === 'image' &&
+    (bdm.destination_type ?? 'local') === 'local' &&
+    Number(bdm.boot_index) === 0 &&
+    bdm.uuid
+  ) {
+    if (s.imageRef && s.imageRef.toLowerCase() !== bdm.uuid.toLowerCase()) {
+      throw new ApiError(400, 'Block Device Mapping is Invalid: imageRef and the boot image differ.');
+    }
+    return { imageId: bdm.uuid.toLowerCase() };
+  }
   if (
     bdms.length !== 1 ||
     !bdm ||
@@ -135,8 +152,8 @@ function bootSource(body: ServerCreateBody): {
     !bdm.uuid
   ) {
     throw unsupported(
-      'A block_device_mapping_v2 other than one boot volume made from an image (source_type image, ' +
-        'destination_type volume, boot_index 0)',
+      'A block_device_mapping_v2 other than the image as root disk or one boot volume made from an image ' +
+        '(source_type image, destination_type local or volume, boot_index 0)',
     );
   }
   if (bdm.volume_size === undefined || bdm.volume_size === null) {
@@ -214,9 +231,16 @@ async function checkQuota(deps: ApiDeps, projectId: string, wanted: Record<strin
   }
 }
 
-/** How a boot that failed before recording its instance answers (the workflow's typed failure). */
+/** The typed failure under a workflow's and its activities' wrappers. */
+function innermostFailure(err: unknown): unknown {
+  let cause: unknown = err instanceof WorkflowFailedError ? err.cause : err;
+  while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
+  return cause;
+}
+
+/** How a workflow that failed answers (its typed failure): a boot before its record, a console read. */
 function failureToApiError(err: unknown): ApiError {
-  const cause = err instanceof WorkflowFailedError ? err.cause : err;
+  const cause = innermostFailure(err);
   if (cause instanceof ApplicationFailure) {
     const status =
       cause.type === 'QuotaExceeded' || cause.type === 'Forbidden'
@@ -499,16 +523,61 @@ async function serverIps(deps: ApiDeps, request: FastifyRequest) {
   return { [network]: list };
 }
 
-/** Server actions Nova has that bootflow does not run (day-two operations). */
+/** os-getConsoleOutput's body (schemas/console_output.py): `length` an integer ≥ -1 (or its digits), or null. */
+const consoleOutputSchema = z.strictObject({
+  'os-getConsoleOutput': z.strictObject({
+    length: z.union([z.number().int().min(-1), z.string().regex(/^-?[0-9]+$/), z.null()]).optional(),
+  }),
+});
+
+/** How long the API waits for the host's console (the host must pick the call up within 30 s). */
+const CONSOLE_TIMEOUT = '1 minute';
+
+/**
+ * POST /servers/{id}/action. `os-getConsoleOutput` runs the getConsoleOutput workflow (nova-api's checks,
+ * then the RPC to the host's nova-compute) and answers `{"output": ...}`; every other action is 400.
+ */
 async function serverAction(deps: ApiDeps, request: FastifyRequest) {
-  const { ctx } = authOf(request);
+  const { ctx, token } = authOf(request);
   const { id } = request.params as { id: string };
-  await visibleInstance(deps, ctx, id, 'os_compute_api:servers:show');
   const body = request.body;
   const action =
     typeof body === 'object' && body !== null && !Array.isArray(body) ? Object.keys(body)[0] : undefined;
   if (action === undefined) throw new ApiError(400, 'The request body must name one action.');
-  throw new ApiError(400, `There is no such action: ${action}`);
+  if (action !== 'os-getConsoleOutput') {
+    await visibleInstance(deps, ctx, id, 'os_compute_api:servers:show');
+    throw new ApiError(400, `There is no such action: ${action}`);
+  }
+  const { length } = parseBody(consoleOutputSchema, body)['os-getConsoleOutput'];
+  const instance = await visibleInstance(deps, ctx, id, 'os_compute_api:os-console-output');
+  const lines = length === undefined || length === null || Number(length) === -1 ? undefined : Number(length);
+  if (lines !== undefined && lines < 0)
+    throw new ApiError(400, `Invalid input for field/attribute length. Value: ${length}.`);
+  if (!instance.host) throw new ApiError(409, `Instance ${instance.uuid} is not ready`);
+  const input: ConsoleOutputRequest = {
+    auth: { token },
+    server: instance.uuid,
+    ...(lines === undefined ? {} : { lines }),
+  };
+  try {
+    const answer = (await deps.temporal.workflow.execute('getConsoleOutput', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: `console-output-${request.id}`,
+      args: [input],
+      workflowExecutionTimeout: CONSOLE_TIMEOUT,
+    })) as ConsoleOutput;
+    return { output: answer.output };
+  } catch (err) {
+    const cause = innermostFailure(err);
+    if (cause instanceof ApplicationFailure && cause.type === 'InstanceNotReady')
+      throw new ApiError(409, cause.message);
+    if (cause instanceof ApplicationFailure && cause.type === 'NotFound') throw instanceNotFound(id);
+    request.log.warn(
+      { failure: cause instanceof Error ? cause.message : String(cause) },
+      'console output failed',
+    );
+    throw failureToApiError(err);
+  }
 }
 
 export async function serverRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {

@@ -143,7 +143,7 @@ export class ComputeHost {
     const clock = parsed.clock ?? systemClock;
     for (const sub of ['_base', 'instances', 'state'])
       await mkdir(path.join(hostDir, sub), { recursive: true });
-    await claimHostDir(hostDir, parsed.host, parsed.capabilities, parsed.driver, clock);
+    await claimHostDir(hostDir, parsed.host, parsed.capabilities, parsed.driver, parsed.networkAgent, clock);
     const faults = new FaultInjector(hostDir, parsed.host);
     const cache = new ImageCache(path.join(hostDir, '_base'), faults, parsed.imageLockWaitMs ?? 600_000);
     await cache.removeAbandonedParts();
@@ -528,6 +528,7 @@ async function claimHostDir(
   host: string,
   capabilities: HostCapabilities,
   driver: string,
+  networkAgent: NetworkAgentKind,
   clock: Clock,
 ): Promise<void> {
   const file = path.join(hostDir, 'host.json');
@@ -548,7 +549,7 @@ async function claimHostDir(
   }
   await writeFileAtomic(
     file,
-    `${JSON.stringify({ host, driver, capabilities, updatedAt: clock.now() }, null, 2)}\n`,
+    `${JSON.stringify({ host, driver, networkAgent, capabilities, updatedAt: clock.now() }, null, 2)}\n`,
   );
   await removeAbandonedTemps(path.join(hostDir, 'state'));
 }

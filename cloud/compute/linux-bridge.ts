@@ -272,17 +272,41 @@ export class DhcpServer {
         : `--dhcp-option=tag:subnet-${network.subnetId},option:router`,
       `--dhcp-option-force=tag:subnet-${network.subnetId},option:mtu,${network.mtu}`,
       '--dhcp-authoritative',
-      '--dhcp-lease-max=256',
+      `--dhcp-lease-max=${Math.min(2 ** (32 - prefixLength(network.cidr)), 65_536)}`,
     ]);
     const pid = await this.runningPid();
     if (pid === undefined) throw new Error(`dnsmasq for network ${network.networkId} did not start`);
     return pid;
   }
 
-  async stop(): Promise<void> {
+  /** Stops dnsmasq; its directory goes too unless `keepState` (a restart). */
+  async stop(options: { keepState?: boolean } = {}): Promise<void> {
     const pid = await this.runningPid();
     if (pid !== undefined) await stopProcess(pid);
-    await rm(this.dir, { recursive: true, force: true });
+    if (!options.keepState) await rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** Lease file lines: `<expiry> <mac> <ip> <hostname> <client id>`. */
+  private async leaseLines(): Promise<string[]> {
+    try {
+      return (await readFile(this.leaseFile, 'utf8')).split('\n').filter(Boolean);
+    } catch {
+      return [];
+    }
+  }
+
+  async holdsLeaseOf(macs: readonly string[]): Promise<boolean> {
+    const wanted = new Set(macs.map((m) => m.toLowerCase()));
+    return (await this.leaseLines()).some((line) => wanted.has((line.split(' ')[1] ?? '').toLowerCase()));
+  }
+
+  /** Only while dnsmasq is stopped: it reads the lease file when it starts and rewrites it as it runs. */
+  async dropLeases(macs: readonly string[]): Promise<void> {
+    const unwanted = new Set(macs.map((m) => m.toLowerCase()));
+    const kept = (await this.leaseLines()).filter(
+      (line) => !unwanted.has((line.split(' ')[1] ?? '').toLowerCase()),
+    );
+    await writeFileAtomic(this.leaseFile, kept.length === 0 ? '' : `${kept.join('\n')}\n`);
   }
 }
 
@@ -351,10 +375,26 @@ export async function ensureNetwork(
   await server.startOrReload(network, veth.namespaceEnd);
 }
 
-/** Rewrites the hosts file and makes dnsmasq re-read it (SIGHUP). */
-export async function reloadHosts(hostDir: string, networkId: string, hosts: HostsEntry[]): Promise<void> {
-  const server = new DhcpServer(hostDir, networkId);
+/**
+ * Rewrites the hosts file and makes dnsmasq re-read it (SIGHUP). The leases of `forgottenMacs` (unplugged
+ * ports) go too: dnsmasq keeps leases in memory and would refuse their addresses to the next port's MAC (the
+ * IPAM hands freed addresses out again) until they expired. As Neutron's dhcp_release does for a deleted
+ * port, but by restarting dnsmasq with them gone from its lease file (dnsmasq-base has no dhcp_release).
+ */
+export async function reloadHosts(
+  hostDir: string,
+  network: DhcpNetwork,
+  hosts: HostsEntry[],
+  forgottenMacs: readonly string[] = [],
+): Promise<void> {
+  const server = new DhcpServer(hostDir, network.networkId);
   await server.writeHosts(hosts);
+  if (await server.holdsLeaseOf(forgottenMacs)) {
+    await server.stop({ keepState: true });
+    await server.dropLeases(forgottenMacs);
+    await server.startOrReload(network, dhcpVethNames(network.dhcpPortId).namespaceEnd);
+    return;
+  }
   const pid = await server.runningPid();
   if (pid !== undefined) process.kill(pid, 'SIGHUP');
 }

@@ -121,8 +121,10 @@ export class NetworkAgent {
       );
     const dhcp = this.kind === 'linux-bridge' ? requireDhcp(port) : undefined;
     const tap = tapName(port.id);
-    return this.file.update(
-      async (state) => {
+    // Recorded before the kernel is touched: a worker that dies half way leaves a record, which the saga's
+    // unplug (or the instance's destroy) finds and removes with everything made for it.
+    const { record, fresh } = await this.file.update(
+      (state) => {
         const existing = state.vifs[port.id];
         if (existing && existing.macAddress !== port.macAddress)
           throw new CloudError(
@@ -135,27 +137,48 @@ export class NetworkAgent {
             'VirtualInterfaceCreateException',
             `Device ${tap} is already used by port ${clash.portId}`,
           );
-        const record: VifRecord = existing ?? {
+        if (dhcp) {
+          const known = state.networks[dhcp.networkId];
+          if (known && (known.dhcpPortId !== dhcp.dhcpPortId || known.subnetId !== dhcp.subnetId))
+            throw new CloudError(
+              'VirtualInterfaceCreateException',
+              `Network ${dhcp.networkId} is wired on ${this.host} with DHCP port ${known.dhcpPortId}, not ${dhcp.dhcpPortId}`,
+            );
+          state.networks[dhcp.networkId] = dhcp;
+        }
+        const vif: VifRecord = existing ?? {
           portId: port.id,
           macAddress: port.macAddress,
           bridge: dhcp ? bridgeName(dhcp.networkId) : deviceNames(port.id).bridge,
           tap,
           instanceUuid: port.deviceId ?? null,
-          networkId: port.networkId ?? null,
+          networkId: dhcp?.networkId ?? port.networkId ?? null,
           ipAddress:
             (dhcp ? port.fixedIps?.find((ip) => ip.subnetId === dhcp.subnetId) : port.fixedIps?.[0])
               ?.ipAddress ?? null,
           vifType: port.bindingVifType ?? 'ovs',
           pluggedAt: this.clock.now(),
         };
-        // A repeat re-checks the kernel in linux-bridge mode: it heals what a crash left half done.
-        if (dhcp) await this.wire(state, record, dhcp);
-        state.vifs[port.id] = record;
-        if (dhcp) state.networks[dhcp.networkId] = dhcp;
-        return record;
+        state.vifs[port.id] = vif;
+        return { record: vif, fresh: existing === undefined };
       },
       { signal },
     );
+    if (!dhcp) return record;
+    // A repeat re-checks the kernel too: it heals what a crash left half done.
+    try {
+      await this.file.update((state) => this.wire(state, record, dhcp), { signal });
+    } catch (err) {
+      // Leave nothing behind a failed plug: its tap, host line and (its network's last port) the network.
+      if (fresh) await this.unplug(port.id).catch(() => undefined);
+      if (err instanceof CloudError) throw err;
+      throw new CloudError(
+        'VirtualInterfaceCreateException',
+        `Plugging port ${port.id} on ${this.host} failed: ${(err as Error).message}`,
+        { port: port.id },
+      );
+    }
+    return record;
   }
 
   /** Removes the port's tap (and host entry); false if it was not plugged. */
@@ -196,39 +219,14 @@ export class NetworkAgent {
 
   /** Network up with the port's host entry, tap on the bridge and up, read back from the kernel. */
   private async wire(state: AgentState, record: VifRecord, dhcp: DhcpNetwork): Promise<void> {
-    const known = state.networks[dhcp.networkId];
-    if (known && (known.dhcpPortId !== dhcp.dhcpPortId || known.subnetId !== dhcp.subnetId))
+    await ensureNetwork(this.hostDir, dhcp, hostsOf(state.vifs, dhcp.networkId));
+    const link = await plugTap(this.hostDir, record.portId, record.macAddress, dhcp.networkId, dhcp.mtu);
+    if (!isPlugged(link, record.bridge))
       throw new CloudError(
         'VirtualInterfaceCreateException',
-        `Network ${dhcp.networkId} is wired on ${this.host} with DHCP port ${known.dhcpPortId}, not ${dhcp.dhcpPortId}`,
-      );
-    const firstOfNetwork = !Object.values(state.vifs).some(
-      (v) => v.networkId === dhcp.networkId && v.portId !== record.portId,
-    );
-    try {
-      const hosts = hostsOf({ ...state.vifs, [record.portId]: record }, dhcp.networkId);
-      await ensureNetwork(this.hostDir, dhcp, hosts);
-      const link = await plugTap(this.hostDir, record.portId, record.macAddress, dhcp.networkId, dhcp.mtu);
-      if (!isPlugged(link, record.bridge))
-        throw new CloudError(
-          'VirtualInterfaceCreateException',
-          `${record.tap} is not up on ${record.bridge} (kernel reports master ${link?.master ?? 'none'}, flags ${(link?.flags ?? []).join(',') || 'none'})`,
-          { port: record.portId },
-        );
-    } catch (err) {
-      // Leave nothing behind a failed plug: the saga's unplug finds no record of it.
-      if (!state.vifs[record.portId]) {
-        await removeTap(this.hostDir, record.portId).catch(() => undefined);
-        if (firstOfNetwork)
-          await removeNetwork(this.hostDir, dhcp.networkId, dhcp.dhcpPortId).catch(() => undefined);
-      }
-      if (err instanceof CloudError) throw err;
-      throw new CloudError(
-        'VirtualInterfaceCreateException',
-        `Plugging port ${record.portId} on ${this.host} failed: ${(err as Error).message}`,
+        `${record.tap} is not up on ${record.bridge} (kernel reports master ${link?.master ?? 'none'}, flags ${(link?.flags ?? []).join(',') || 'none'})`,
         { port: record.portId },
       );
-    }
   }
 
   /**
@@ -236,18 +234,19 @@ export class NetworkAgent {
    * bridge, namespace and dnsmasq with its last port.
    */
   private async release(state: AgentState, portIds: string[]): Promise<void> {
-    const touched = new Set<string>();
+    const released = new Map<string, string[]>();
     for (const portId of portIds) {
       const record = state.vifs[portId];
       if (this.kind === 'linux-bridge') await removeTap(this.hostDir, portId);
-      if (record?.networkId) touched.add(record.networkId);
+      if (record?.networkId)
+        released.set(record.networkId, [...(released.get(record.networkId) ?? []), record.macAddress]);
       delete state.vifs[portId];
     }
-    for (const networkId of touched) {
+    for (const [networkId, macs] of released) {
       const network = state.networks[networkId];
       if (!network) continue;
       if (Object.values(state.vifs).some((v) => v.networkId === networkId)) {
-        await reloadHosts(this.hostDir, networkId, hostsOf(state.vifs, networkId));
+        await reloadHosts(this.hostDir, network, hostsOf(state.vifs, networkId), macs);
       } else {
         await removeNetwork(this.hostDir, networkId, network.dhcpPortId);
         delete state.networks[networkId];

@@ -22,7 +22,7 @@ import { z } from 'zod';
 import type { Clock } from '../clock';
 import { CloudError } from '../errors';
 import { kernelCommandLine } from './domain-xml';
-import { sleep } from './file-lock';
+import { sleep, withFileLock } from './file-lock';
 import { processAlive } from './image-cache';
 import { queryStatus, qmpCommand } from './qmp';
 import { writeFileAtomic } from './state-file';
@@ -99,6 +99,10 @@ export class QemuDriver implements VirtDriver {
   }
 
   async spawn(spec: DomainSpec, signal?: AbortSignal): Promise<DomainInfo> {
+    return this.locked(spec.uuid, () => this.spawnLocked(spec, signal), signal);
+  }
+
+  private async spawnLocked(spec: DomainSpec, signal?: AbortSignal): Promise<DomainInfo> {
     const existing = await this.readDefinition(spec.uuid);
     const definition: Definition = {
       uuid: spec.uuid,
@@ -122,15 +126,19 @@ export class QemuDriver implements VirtDriver {
 
   /** Nova's power_off with a clean shutdown: ACPI power button, then a hard stop after the timeout. */
   async powerOff(uuid: string): Promise<DomainInfo> {
-    await this.requireDefinition(uuid);
-    if (!(await this.cleanShutdown(uuid))) await this.stopProcess(uuid);
-    return this.requireInfo(uuid);
+    return this.locked(uuid, async () => {
+      await this.requireDefinition(uuid);
+      if (!(await this.cleanShutdown(uuid))) await this.stopProcess(uuid);
+      return this.requireInfo(uuid);
+    });
   }
 
   async powerOn(uuid: string): Promise<DomainInfo> {
-    const definition = await this.requireDefinition(uuid);
-    if (!(await this.runningPid(uuid))) await this.launch(definition);
-    return this.requireInfo(uuid);
+    return this.locked(uuid, async () => {
+      const definition = await this.requireDefinition(uuid);
+      if (!(await this.runningPid(uuid))) await this.launch(definition);
+      return this.requireInfo(uuid);
+    });
   }
 
   /**
@@ -138,6 +146,10 @@ export class QemuDriver implements VirtDriver {
    * timeout gets the HARD one. HARD: `system_reset` of a running guest, a start of a stopped one.
    */
   async reboot(uuid: string, type: RebootType): Promise<DomainInfo> {
+    return this.locked(uuid, () => this.rebootLocked(uuid, type));
+  }
+
+  private async rebootLocked(uuid: string, type: RebootType): Promise<DomainInfo> {
     const definition = await this.requireDefinition(uuid);
     const pid = await this.runningPid(uuid);
     if (!pid) {
@@ -224,6 +236,19 @@ export class QemuDriver implements VirtDriver {
   }
 
   // ---- internals ----------------------------------------------------------------------------------------
+
+  /**
+   * One operation at a time per guest, across the host's processes (a retried spawn must not start a
+   * second QEMU beside the first): a lock in `state/`, outside the instance directory destroy removes.
+   */
+  private async locked<T>(uuid: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const result = await withFileLock(path.join(this.hostDir, 'state', `guest-${uuid}`), fn, {
+      staleMs: 10_000,
+      waitMs: this.shutdownTimeoutMs + this.startTimeoutMs + 30_000,
+      signal,
+    });
+    return result as T;
+  }
 
   private file(uuid: string, name: keyof typeof FILES): string {
     return path.join(this.hostDir, 'instances', uuid, FILES[name]);

@@ -8,7 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { PasswordCredentials } from '../../workflows/types';
-import { EXIT, UserError } from './errors';
+import { EXIT, UserError } from './usage';
 
 export interface CredentialFlags {
   osUsername?: string;

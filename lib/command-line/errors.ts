@@ -12,25 +12,7 @@ import {
 } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
 
-export const EXIT = {
-  OK: 0,
-  /** The operation failed: the server went to ERROR, the API refused the request, the audit found leaks. */
-  FAILED: 1,
-  /** Bad command line or configuration (unknown flag, missing credentials, no encryption key). */
-  USAGE: 2,
-  /** Temporal is unreachable, or no worker answered in time. */
-  UNAVAILABLE: 3,
-} as const;
-
-export class UserError extends Error {
-  override readonly name = 'UserError';
-  constructor(
-    message: string,
-    readonly exitCode: number = EXIT.FAILED,
-  ) {
-    super(message);
-  }
-}
+export { EXIT, UserError } from './usage';
 
 export interface FailureInfo {
   /** The cloud's error type (NotFound, Forbidden, NoValidHost, ...) when there is one. */

@@ -4,7 +4,7 @@
  * `X-Subject-Token` is handed to workflows, so no password is ever stored in a Temporal history.
  */
 import type { PasswordCredentials } from '../../workflows/types';
-import { EXIT, UserError } from './errors';
+import { EXIT, UserError } from './usage';
 
 /** How long Keystone may take to answer before the client calls it unreachable. */
 const KEYSTONE_TIMEOUT_MS = 30_000;

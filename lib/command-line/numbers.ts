@@ -1,5 +1,5 @@
 /** Whole-number settings of the command-line programs, from a flag or an environment variable alike. */
-import { EXIT, UserError } from './errors';
+import { EXIT, UserError } from './usage';
 
 /** A positive whole number, or a usage error naming where the value came from (a flag or a variable). */
 export function positiveWhole(value: string, source: string): number {

@@ -3,7 +3,6 @@
  * with payload encryption (workers use the same one), so that passwords and tokens in inputs and results are
  * ciphertext in every stored history. The client uses the light gRPC connection, not the worker's native one.
  */
-import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 // The codec's modules one by one: its index also loads the codec server and the worker-side logger.
@@ -12,11 +11,9 @@ import { loadKeyring } from '../codec/key-file';
 import { KeyringError, type Keyring } from '../codec/keyring';
 import { temporalSettings } from '../connection';
 import { workflowUiLink } from '../dev-server';
-import { EXIT, UserError } from './errors';
+import { EXIT, UserError } from './usage';
 
-export function dataDirFromEnv(env: NodeJS.ProcessEnv = process.env): string {
-  return path.resolve(env.BOOTFLOW_DATA ?? 'data');
-}
+export { dataDirFromEnv } from './usage';
 
 /** The keyring from BOOTFLOW_CODEC_KEYS or `<dataDir>/codec-keys.json`; a clear user error when missing. */
 export function loadKeyringOrExplain(dataDir: string): Keyring {

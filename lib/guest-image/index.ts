@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile, chmod } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { PROJECT_ROOT } from '../temporal-binaries';
 
 const run = promisify(execFile);
 
@@ -47,6 +48,8 @@ export const GUEST_MODULES = [
 ] as const;
 
 const SCRIPTS = { init: 'init.sh', dhcpEvent: 'udhcpc.sh', powerButton: 'power-button.sh' } as const;
+/** Where the guest's shell scripts are: the sources' folder, also when this runs from the compiled dist/. */
+const SCRIPTS_DIR = path.join(PROJECT_ROOT, 'lib', 'guest-image');
 const MACHINE_DISK_BYTES = 1024 * 1024;
 
 export interface GuestImage {
@@ -62,7 +65,7 @@ export interface GuestImage {
 }
 
 export function defaultGuestCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.BOOTFLOW_GUEST_CACHE ?? path.resolve(__dirname, '..', '..', '.cache', 'guest-image');
+  return env.BOOTFLOW_GUEST_CACHE ?? path.join(PROJECT_ROOT, '.cache', 'guest-image');
 }
 
 /** What is missing on this machine to build the guest image and run guests, as install hints. */
@@ -149,7 +152,7 @@ async function build(kernelPackage: string, work: string): Promise<void> {
     `${GUEST_MODULES.map((m) => path.basename(m)).join('\n')}\n`,
   );
   const install = async (script: string, to: string): Promise<void> => {
-    await copyFile(path.join(__dirname, script), path.join(stage, to));
+    await copyFile(path.join(SCRIPTS_DIR, script), path.join(stage, to));
     await chmod(path.join(stage, to), 0o755);
   };
   await install(SCRIPTS.init, 'init');
@@ -187,7 +190,7 @@ async function currentKernelPackage(cacheDir: string, scriptsHash: string): Prom
 
 async function hashScripts(): Promise<string> {
   const hash = createHash('sha256');
-  for (const script of Object.values(SCRIPTS)) hash.update(await readFile(path.join(__dirname, script)));
+  for (const script of Object.values(SCRIPTS)) hash.update(await readFile(path.join(SCRIPTS_DIR, script)));
   hash.update(GUEST_MODULES.join(','));
   return hash.digest('hex').slice(0, 8);
 }

@@ -7,8 +7,9 @@ case "$1" in
     [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
     mac=$(cat "/sys/class/net/$interface/address")
     echo "bootflow-guest: instance=$(cat /run/instance-id) mac=$mac ip=$ip/${mask:-24} ready" > /dev/console
-    # Metadata is optional: fetched in the background, never waited for.
-    (wget -q -T 5 -O /run/meta_data.json http://169.254.169.254/openstack/latest/meta_data.json \
+    # Metadata is optional: fetched in the background, never waited for (busybox 1.35's wget -T crashes:
+    # timeout bounds it instead).
+    (timeout 10 wget -q -O /run/meta_data.json http://169.254.169.254/openstack/latest/meta_data.json \
       && echo "bootflow-guest: metadata fetched" > /dev/console) &
     ;;
   deconfig)

@@ -2,8 +2,12 @@
  * The compute API's read path: `GET /servers/detail` and `GET /servers` at a given number of servers, each
  * with a port and a fixed IP (so the addresses are read as well), through Fastify's inject over a
  * throw-away cloud — the HTTP stack, the token check, the microversion negotiation and the reads of the
- * Nova, Neutron and Cinder databases, without a socket. Records are written as nova-conductor writes them;
- * no workflow runs here (POST /servers' answer time and boots/s through the API are not measured yet).
+ * Nova, Neutron and Cinder databases, without a socket. Records are written as nova-conductor writes them.
+ *
+ * Then the write path on a Temporal dev server with every worker role in this process: `POST /servers`'s
+ * answer time (202, once the instance row exists — not the boot) against the client's own start of the
+ * same workflow, and boots per second with `concurrency` boots started at once through the API and through
+ * the client.
  */
 import { randomUUID } from 'node:crypto';
 import { buildApiApp, DEFAULT_REGION } from '../../api';
@@ -11,7 +15,9 @@ import { bootstrapCloud } from '../../cloud/bootstrap';
 import { openCloud } from '../../cloud/index';
 import { createLogger } from '../../lib/logger';
 import type { Client } from '@temporalio/client';
+import { CONTROLLER_QUEUE, bootWorkflowId } from '../../workflows/names';
 import { benchDb } from './bench-db';
+import { openBootCloud, openTemporal, startWorkers } from './boot-env';
 import { rounded, summarize, timed, type Summary } from './stats';
 
 export interface ApiBenchResult {
@@ -21,13 +27,32 @@ export interface ApiBenchResult {
   index: Summary;
   /** Size of one detail answer. */
   detailBytes: number;
+  /** POST /servers answer time (sequential boots, each awaited before the next). */
+  post: Summary;
+  /** The client's workflow start of the same request, for comparison. */
+  clientStart: Summary;
+  concurrency: number;
+  bootsPerSecondApi: number;
+  bootsPerSecondClient: number;
 }
 
 export async function runApiBench(options: {
   servers: number;
   samples: number;
+  boots: number;
+  concurrency: number;
   log: (line: string) => void;
 }): Promise<ApiBenchResult> {
+  const read = await readPath(options);
+  const write = await writePath(options);
+  return { ...read, ...write };
+}
+
+async function readPath(options: {
+  servers: number;
+  samples: number;
+  log: (line: string) => void;
+}): Promise<Pick<ApiBenchResult, 'servers' | 'samples' | 'detail' | 'index' | 'detailBytes'>> {
   const db = benchDb('api');
   const cloud = await openCloud({ db: db.config });
   try {
@@ -104,5 +129,93 @@ export async function runApiBench(options: {
   } finally {
     await cloud.close();
     await db.cleanup();
+  }
+}
+
+async function writePath(options: {
+  boots: number;
+  concurrency: number;
+  log: (line: string) => void;
+}): Promise<
+  Pick<ApiBenchResult, 'post' | 'clientStart' | 'concurrency' | 'bootsPerSecondApi' | 'bootsPerSecondClient'>
+> {
+  const temporal = await openTemporal(options.log);
+  const bc = await openBootCloud('api-write');
+  const workers = await startWorkers(temporal, bc);
+  try {
+    const app = await buildApiApp(
+      {
+        cloud: bc.cloud,
+        temporal: temporal.client,
+        publicUrl: 'http://127.0.0.1:8770',
+        region: DEFAULT_REGION,
+        log: createLogger({ name: 'bench-api', env: { ...process.env, LOG_LEVEL: 'error' } }),
+      },
+      { services: ['compute'] },
+    );
+    await app.ready();
+    const viaApi = async (name: string): Promise<{ ms: number; requestId: string }> => {
+      const { ms, value } = await timed(() =>
+        app.inject({
+          method: 'POST',
+          url: '/compute/v2.1/servers',
+          headers: { 'x-auth-token': bc.token, 'content-type': 'application/json' },
+          payload: JSON.stringify({
+            server: { name, imageRef: bc.imageId, flavorRef: '1', networks: [{ uuid: bc.networkId }] },
+          }),
+        }),
+      );
+      if (value.statusCode !== 202) throw new Error(`POST /servers: ${value.statusCode} ${value.body}`);
+      return { ms, requestId: String(value.headers['x-openstack-request-id']) };
+    };
+    const viaClient = async (name: string): Promise<{ ms: number; requestId: string }> => {
+      const requestId = `req-${randomUUID()}`;
+      const { ms } = await timed(() =>
+        temporal.client.workflow.start('createInstance', {
+          taskQueue: CONTROLLER_QUEUE,
+          workflowId: bootWorkflowId(requestId),
+          args: [bc.request(requestId, { name, flavor: '1', image: bc.imageId })],
+        }),
+      );
+      return { ms, requestId };
+    };
+    const finish = (requestId: string) =>
+      temporal.client.workflow.getHandle(bootWorkflowId(requestId)).result();
+    const post: number[] = [];
+    const clientStart: number[] = [];
+    for (let i = 0; i < options.boots; i++) {
+      const a = await viaApi(`api-${i}`);
+      await finish(a.requestId);
+      post.push(a.ms);
+      const c = await viaClient(`client-${i}`);
+      await finish(c.requestId);
+      clientStart.push(c.ms);
+    }
+    const rate = async (start: (name: string) => Promise<{ requestId: string }>, prefix: string) => {
+      const { ms } = await timed(async () => {
+        const started = await Promise.all(
+          Array.from({ length: options.concurrency }, (_, i) => start(`${prefix}-${i}`)),
+        );
+        await Promise.all(started.map((s) => finish(s.requestId)));
+      });
+      return Math.round((options.concurrency / (ms / 1000)) * 100) / 100;
+    };
+    const bootsPerSecondApi = await rate(viaApi, 'api-c');
+    const bootsPerSecondClient = await rate(viaClient, 'client-c');
+    await app.close();
+    options.log(
+      `api: POST /servers p50 ${rounded(summarize(post)).p50} ms; ${bootsPerSecondApi} boots/s via the API, ${bootsPerSecondClient} via the client`,
+    );
+    return {
+      post: rounded(summarize(post)),
+      clientStart: rounded(summarize(clientStart)),
+      concurrency: options.concurrency,
+      bootsPerSecondApi,
+      bootsPerSecondClient,
+    };
+  } finally {
+    await workers.stop();
+    await bc.close();
+    await temporal.close();
   }
 }

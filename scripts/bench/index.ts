@@ -147,7 +147,13 @@ export async function runBench(options: CliOptions): Promise<{ results: BenchRes
   }
 
   if (only.includes('api')) {
-    api = await runApiBench({ servers: params.apiServers ?? 1_000, samples: options.quick ? 5 : 50, log });
+    api = await runApiBench({
+      servers: params.apiServers ?? 1_000,
+      samples: options.quick ? 5 : 50,
+      boots: options.quick ? 3 : 20,
+      concurrency: options.quick ? 3 : 10,
+      log,
+    });
     save(false);
   }
 

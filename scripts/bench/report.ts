@@ -94,6 +94,20 @@ export function apiTable(r: BenchResults): string[] {
     `${a.detail.min}–${a.detail.max}`,
   ]);
   t.push(['GET /servers', ms(a.index), `${a.index.min}–${a.index.max}`]);
+  // Older results files lack the write path.
+  if (a.post) {
+    t.push(['POST /servers (202, not the boot)', ms(a.post), `${a.post.min}–${a.post.max}`]);
+    t.push([
+      'client: workflow start (same boot)',
+      ms(a.clientStart),
+      `${a.clientStart.min}–${a.clientStart.max}`,
+    ]);
+    t.push([
+      `boots/s at ${a.concurrency} at once: API / client`,
+      `${a.bootsPerSecondApi} / ${a.bootsPerSecondClient}`,
+      '',
+    ]);
+  }
   return [t.toString()];
 }
 

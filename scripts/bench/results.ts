@@ -88,6 +88,14 @@ export function judgeGoals(r: Pick<BenchResults, 'scheduler' | 'image' | 'boot' 
       measured: `${r.api.detail.p50} ms at ${r.api.servers.toLocaleString('en')} servers`,
       met: full ? r.api.detail.p50 < 100 : null,
     });
+    if (r.api.post) {
+      goals.push({
+        goal: `compute API: boots/s at ${r.api.concurrency} at once, API vs client`,
+        target: 'API adds < 10 %',
+        measured: `${r.api.bootsPerSecondApi} vs ${r.api.bootsPerSecondClient} boots/s`,
+        met: full ? r.api.bootsPerSecondApi >= 0.9 * r.api.bootsPerSecondClient : null,
+      });
+    }
   }
   return goals;
 }

@@ -1,4 +1,5 @@
 /** What a boot or a failed boot must leave behind, checked against the cloud's real state. */
+import { pollUntil } from '../../lib/poll';
 import assert from 'node:assert/strict';
 import { ApplicationFailure, type WorkflowHandle } from '@temporalio/client';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -17,13 +18,14 @@ export async function waitForStatus(
   ready: (s: BootStatus) => boolean,
   timeoutMs = 20_000,
 ): Promise<BootStatus> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await status(handle);
-    if (ready(s)) return s;
-    if (Date.now() > deadline) assert.fail(`status never got there; last: ${JSON.stringify(s)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  let last: BootStatus | undefined;
+  return pollUntil(
+    async () => {
+      last = await status(handle);
+      return ready(last) ? last : undefined;
+    },
+    { timeoutMs, intervalMs: 50, what: () => `the boot's status; last: ${JSON.stringify(last)}` },
+  );
 }
 
 export async function expectBootFailure(handle: WorkflowHandle, type: string): Promise<ApplicationFailure> {

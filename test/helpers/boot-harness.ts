@@ -24,6 +24,10 @@ import {
   createControllerActivities,
   createNetworkActivities,
 } from '../../activities';
+import {
+  createOperatorControllerActivities,
+  createOperatorNetworkActivities,
+} from '../../activities/operator';
 import { auditLeaks, type LeakFinding } from '../../cloud/audit';
 import { bootstrapCloud, type BootstrapResult } from '../../cloud/bootstrap';
 import { ManualClock } from '../../cloud/clock';
@@ -45,7 +49,7 @@ export const WRITE_HISTORIES = process.env.BOOTFLOW_WRITE_HISTORIES === '1';
 let bundle: Promise<WorkflowBundle> | undefined;
 /** The workflow bundle, built once per test process. */
 export function workflowBundle(): Promise<WorkflowBundle> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows') });
+  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows/all') });
   return bundle;
 }
 
@@ -150,10 +154,14 @@ export async function openBootHarness(label: string): Promise<BootHarness> {
 
   const controller = await start(CONTROLLER_QUEUE, {
     workflowBundle: workflowBundleCode,
-    activities: createControllerActivities(cloud),
+    // nova-api's read side too (the console output's server lookup), as worker.ts's controller serves it.
+    activities: { ...createControllerActivities(cloud), ...createOperatorControllerActivities(cloud) },
   });
   const network = await start(NETWORK_QUEUE, {
-    activities: createNetworkActivities({ neutron: cloud.neutron, identity: cloud.keystone }),
+    activities: {
+      ...createNetworkActivities({ neutron: cloud.neutron, identity: cloud.keystone }),
+      ...createOperatorNetworkActivities({ neutron: cloud.neutron, identity: cloud.keystone }),
+    },
   });
   const computeWorkers = new Map<string, RunningWorker>();
 
