@@ -6,7 +6,7 @@
  *   bootflow server console-log NAME_OR_ID [--lines N]            (the guest's serial console)
  *   bootflow hypervisor list | bootflow audit                       (-f json|table on every command)
  *
- * It only talks to Temporal: `server create` and `server delete` start the boot and delete workflows, the
+ * It talks to Keystone once (for a token) and otherwise only to Temporal: `server create` and `server delete` start the boot and delete workflows, the
  * read commands run short workflows whose activities read the cloud on the controller and network nodes.
  * Credentials come from --os-* flags, OS_* variables, or the bootstrap's openrc file; a password is exchanged
  * for a token at the Keystone API (OS_AUTH_URL) before any workflow starts, and workflows get only the
