@@ -50,7 +50,8 @@ export async function buildApiApp(deps: ApiDeps, options: ApiAppOptions = {}): P
   }) as unknown as FastifyInstance;
   app.decorateRequest('auth', null);
   // The clients send `Content-Type: application/json` on bodiless PUT and DELETE (grants, actions); the
-  // services' WSGI stacks take that as no body, where Fastify's own parser answers 400.
+  // services' WSGI stacks take that as no body, where Fastify's own parser answers 400. A body that does not
+  // parse is wsgi.py's (JSONDeserializer) "Malformed request body", in each service's error format.
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     const text = String(body);
@@ -58,7 +59,7 @@ export async function buildApiApp(deps: ApiDeps, options: ApiAppOptions = {}): P
     try {
       done(null, JSON.parse(text) as unknown);
     } catch {
-      done(Object.assign(new Error('Malformed request body'), { statusCode: 400 }), undefined);
+      done(new ApiError(400, 'Malformed request body'), undefined);
     }
   });
   app.addHook('onSend', async (request, reply) => {

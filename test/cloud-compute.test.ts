@@ -21,10 +21,12 @@ import {
   ComputeHost,
   FAKE_CONSOLE_OUTPUT,
   POWER_STATE,
+  type FaultOperation,
   type FetchImageResult,
   type HostCapabilities,
 } from '../cloud/compute';
 import { Glance, generateQcow2Image, type ImageLocation } from '../cloud/glance';
+import { pollUntil } from '../lib/poll';
 import { testDbConfig, type TestDb } from './helpers/cloud-db';
 
 const repoRoot = path.resolve(__dirname, '..');
@@ -47,6 +49,14 @@ async function rejectsWith(promise: Promise<unknown>, type: CloudErrorType, mess
 }
 
 /** The first `length` bytes of a (possibly huge, sparse) file. */
+/** Resolves once `count` calls have met the operation's fault (a `hang` then holds them). */
+function faultHeld(host: ComputeHost, operation: FaultOperation, count = 1): Promise<true> {
+  return pollUntil(
+    async () => (((await host.listFaults())[operation]?.hits ?? 0) >= count ? true : undefined),
+    { timeoutMs: 30_000, intervalMs: 20, what: `${count} call(s) held by the ${operation} fault` },
+  );
+}
+
 function readPrefix(file: string, length: number, position = 0): Buffer {
   const fd = openSync(file, 'r');
   try {
@@ -219,7 +229,8 @@ describe('compute host', () => {
         ...Array.from({ length: 2 }, () => other.fetchImage(location)),
       ];
       await ready;
-      await new Promise((r) => setTimeout(r, 400));
+      // Held by the hang, the first download has written nothing yet.
+      await faultHeld(host, 'fetchImage');
       assert.equal(existsSync(path.join(baseDir(), location.imageId)), false);
       await host.clearFaults();
       const results = [...(await Promise.all(local)), ...((await child) as FetchImageResult[])];
@@ -254,7 +265,7 @@ describe('compute host', () => {
       const other = await publishImage(generateQcow2Image({ seed: 'held-up' }));
       await host.setFault('fetchImage', { mode: 'hang' });
       const held = host.fetchImage(other);
-      await new Promise((r) => setTimeout(r, 100));
+      await faultHeld(host, 'fetchImage');
       await rejectsWith(impatient.fetchImage(other), 'ServiceUnavailable', /Timed out/);
       await host.clearFaults();
       assert.equal((await held).cacheHit, false);
@@ -555,7 +566,7 @@ describe('compute host', () => {
       await host.setFault('spawn', { mode: 'hang' });
       let settled = false;
       const hanging = host.spawn(uuid, { vcpus: 1, memoryMb: 512 }).finally(() => (settled = true));
-      await new Promise((r) => setTimeout(r, 300));
+      await faultHeld(host, 'spawn');
       assert.equal(settled, false);
       assert.equal(await host.getDomain(uuid), undefined);
       await host.clearFaults('spawn');
@@ -564,7 +575,8 @@ describe('compute host', () => {
       await host.setFault('powerOff', { mode: 'hang' });
       const controller = new AbortController();
       const stopping = host.powerOff(uuid, { signal: controller.signal });
-      setTimeout(() => controller.abort(new Error('activity cancelled')), 150);
+      await faultHeld(host, 'powerOff');
+      controller.abort(new Error('activity cancelled'));
       await assert.rejects(stopping, /activity cancelled/);
       assert.equal(await host.getPowerState(uuid), POWER_STATE.RUNNING);
       await host.clearFaults();

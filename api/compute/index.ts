@@ -7,7 +7,6 @@ import type { FastifyInstance } from 'fastify';
 import type { ServicePlugin } from '../app';
 import { requireAuth } from '../auth';
 import type { ApiDeps } from '../deps';
-import { ApiError } from '../errors';
 import { availabilityZoneRoutes } from './availability-zones';
 import { flavorRoutes } from './flavors';
 import { hypervisorRoutes } from './hypervisors';
@@ -17,20 +16,6 @@ import { limitsRoutes } from './limits';
 import { MIN_MICROVERSION, parseMicroversion, versionHeaders } from './microversion';
 import { serverRoutes } from './servers';
 import { versionDocument, versionRoutes } from './versions';
-
-/** wsgi.py's JSONDeserializer: anything that does not parse is "Malformed request body". */
-function jsonBodies(app: FastifyInstance): void {
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
-    const text = typeof body === 'string' ? body : body.toString('utf8');
-    if (text.trim() === '') return done(null, undefined);
-    try {
-      done(null, JSON.parse(text) as unknown);
-    } catch {
-      done(new ApiError(400, 'Malformed request body'), undefined);
-    }
-  });
-}
 
 async function v21(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   // Set by the onRequest hook below before any route runs (null until then, as Fastify wants it).
@@ -53,7 +38,6 @@ async function v21(app: FastifyInstance, deps: ApiDeps): Promise<void> {
 }
 
 export const computeApi: ServicePlugin = async (app, deps) => {
-  jsonBodies(app);
   await versionRoutes(app, deps);
   // The v2.1 document, exactly at /v2.1 and /v2.1/, needs no token (Nova's oscomputeversion_v2).
   app.get('/v2.1', async (_request, reply) => {

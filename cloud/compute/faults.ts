@@ -39,6 +39,11 @@ export const faultSpecSchema = z.strictObject({
    * until it is cleared.
    */
   times: z.number().int().min(0).max(1_000_000).optional(),
+  /**
+   * How many calls have met this fault so far: kept by the injector, so that a test or the chaos tool can
+   * wait for a call to be held by a `hang` (an event) instead of sleeping.
+   */
+  hits: z.number().int().min(0).optional(),
 });
 export type FaultSpec = z.infer<typeof faultSpecSchema>;
 
@@ -110,16 +115,19 @@ export class FaultInjector {
     );
   }
 
-  /** The fault for this call; counts down `times` (under the lock, so two processes never both take the last). */
+  /**
+   * The fault for this call; counts it in `hits` and down `times` (under the lock, so two processes never
+   * both take the last).
+   */
   private async take(operation: FaultOperation): Promise<FaultSpec | undefined> {
     const seen = (await this.file.read())[operation];
     if (!seen || seen.times === 0) return undefined;
-    if (seen.times === undefined) return seen;
     return this.file.update((faults) => {
       const current = faults[operation];
-      if (!current || current.times === undefined) return current;
-      if (current.times === 0) return undefined;
+      if (!current || current.times === 0) return undefined;
+      current.hits = (current.hits ?? 0) + 1;
       const taken = { ...current };
+      if (current.times === undefined) return taken;
       current.times -= 1;
       if (current.times === 0 && current.mode !== 'hang') delete faults[operation];
       return taken;
