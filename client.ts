@@ -6,16 +6,18 @@
  *   bootflow server console-log NAME_OR_ID [--lines N]            (the guest's serial console)
  *   bootflow hypervisor list | bootflow audit                       (-f json|table on every command)
  *
- * It only talks to Temporal: `server create` and `server delete` start the boot and delete workflows, the
+ * It talks to Keystone once (for a token) and otherwise only to Temporal: `server create` and `server delete` start the boot and delete workflows, the
  * read commands run short workflows whose activities read the cloud on the controller and network nodes.
- * Credentials come from --os-* flags, OS_* variables, or the bootstrap's openrc file; Keystone checks them
- * inside the workflow. Exit codes: 0 ok, 1 the operation failed, 2 usage or configuration, 3 Temporal or
- * its workers unreachable.
+ * Credentials come from --os-* flags, OS_* variables, or the bootstrap's openrc file; a password is exchanged
+ * for a token at the Keystone API (OS_AUTH_URL) before any workflow starts, and workflows get only the
+ * token. Exit codes: 0 ok, 1 the operation failed, 2 usage or configuration, 3 Temporal, its workers or
+ * Keystone unreachable.
  */
 import { randomUUID } from 'node:crypto';
 import { Command, CommanderError, Option } from 'commander';
 import type { WorkflowHandle } from '@temporalio/client';
 import { resolveAuth, type CredentialFlags } from './lib/command-line/credentials';
+import { issueToken } from './lib/command-line/keystone';
 import { note, print, renderJson, type OutputFormat } from './lib/command-line/output';
 import { positiveWhole } from './lib/command-line/numbers';
 import { BootProgress } from './lib/command-line/progress';
@@ -28,7 +30,10 @@ import { bootWorkflowId, CONTROLLER_QUEUE, deleteWorkflowId } from './workflows/
 import type { ConsoleOutput } from './workflows/console-output';
 import type { auditCloud, listHypervisors, listServers, showServer } from './workflows/operator';
 import type { ServerView } from './workflows/operator-types';
-import type { BootAuth, BootRequest, BootStatus, DeleteResult } from './workflows/types';
+import type { BootRequest, BootStatus, DeleteResult } from './workflows/types';
+
+/** All a workflow gets from the client: a Keystone token, never a password. */
+type TokenAuth = { token: string };
 
 interface GlobalOptions extends CredentialFlags {
   format: OutputFormat;
@@ -55,12 +60,22 @@ async function alreadyStarted(err: unknown): Promise<boolean> {
 
 class Session {
   private temporal: TemporalHandle | undefined;
+  private readonly tokens = new Map<'admin' | 'demo', Promise<TokenAuth>>();
   private uiLink: ((workflowId: string, namespace: string) => string) | undefined;
 
   constructor(readonly options: GlobalOptions) {}
 
-  auth(fallbackUser: 'admin' | 'demo'): BootAuth {
-    return resolveAuth(this.options, { dataDir: this.options.dataDir, fallbackUser });
+  /** A token for the command, exchanged once per run at Keystone when a password was given. */
+  auth(fallbackUser: 'admin' | 'demo'): Promise<TokenAuth> {
+    let token = this.tokens.get(fallbackUser);
+    if (token === undefined) {
+      token = (async () => {
+        const given = resolveAuth(this.options, { dataDir: this.options.dataDir, fallbackUser });
+        return 'token' in given ? given : { token: await issueToken(given.authUrl, given.password) };
+      })();
+      this.tokens.set(fallbackUser, token);
+    }
+    return token;
   }
 
   async connect(): Promise<TemporalHandle> {
@@ -121,7 +136,7 @@ async function read<T>(
 
 function showServerOf(
   session: Session,
-  auth: BootAuth,
+  auth: TokenAuth,
   server: string,
   allProjects = false,
 ): Promise<ServerView> {
@@ -169,7 +184,7 @@ async function serverCreate(session: Session, name: string, options: CreateOptio
   }
   const sizeGb = positiveInt(options.bootFromVolume, '--boot-from-volume');
   const maxAttempts = positiveInt(options.maxAttempts, '--max-attempts');
-  const auth = session.auth('demo');
+  const auth = await session.auth('demo');
   const requestId = options.requestId ?? `req-${randomUUID()}`;
   const request: BootRequest = {
     requestId,
@@ -273,14 +288,14 @@ async function serverShow(
   ref: string,
   options: { allProjects?: boolean },
 ): Promise<number> {
-  const auth = session.auth(options.allProjects ? 'admin' : 'demo');
+  const auth = await session.auth(options.allProjects ? 'admin' : 'demo');
   printServer(session, await showServerOf(session, auth, ref, options.allProjects === true));
   return EXIT.OK;
 }
 
 async function serverList(session: Session, options: { allProjects?: boolean }): Promise<number> {
   const allProjects = options.allProjects === true;
-  const auth = session.auth(allProjects ? 'admin' : 'demo');
+  const auth = await session.auth(allProjects ? 'admin' : 'demo');
   const servers = await read<Awaited<ReturnType<typeof listServers>>>(
     session,
     'listServers',
@@ -303,7 +318,7 @@ async function serverConsoleLog(session: Session, ref: string, options: { lines?
   const answer = await read<ConsoleOutput>(
     session,
     'getConsoleOutput',
-    { auth: session.auth('demo'), server: ref, ...(lines === undefined ? {} : { lines }) },
+    { auth: await session.auth('demo'), server: ref, ...(lines === undefined ? {} : { lines }) },
     'console-output',
   );
   if (session.json()) print(renderJson({ output: answer.output }));
@@ -315,7 +330,7 @@ async function serverConsoleLog(session: Session, ref: string, options: { lines?
 }
 
 async function serverDelete(session: Session, refs: string[], options: { wait?: boolean }): Promise<number> {
-  const auth = session.auth('demo');
+  const auth = await session.auth('demo');
   const { client } = await session.connect();
   const results: Array<DeleteResult | { id: string; name: string; workflowId: string; webUi: string }> = [];
   for (const ref of refs) {
@@ -355,7 +370,7 @@ async function hypervisorList(session: Session): Promise<number> {
   const hypervisors = await read<Awaited<ReturnType<typeof listHypervisors>>>(
     session,
     'listHypervisors',
-    { auth: session.auth('admin') },
+    { auth: await session.auth('admin') },
     'hypervisor-list',
   );
   print(session.json() ? renderJson(hypervisors) : hypervisorTable(hypervisors));
@@ -366,7 +381,7 @@ async function audit(session: Session, options: { buildsInFlight?: boolean }): P
   const findings = await read<Awaited<ReturnType<typeof auditCloud>>>(
     session,
     'auditCloud',
-    { auth: session.auth('admin'), buildsInFlight: options.buildsInFlight === true },
+    { auth: await session.auth('admin'), buildsInFlight: options.buildsInFlight === true },
     'audit',
   );
   if (session.json()) print(renderJson(findings));
@@ -394,6 +409,7 @@ export function buildProgram(run: (work: (session: Session) => Promise<number>) 
       "the project's domain (OS_PROJECT_DOMAIN_NAME, default Default)",
     )
     .option('--os-token <token>', 'a Keystone token instead of a password (OS_TOKEN)')
+    .option('--os-auth-url <url>', "Keystone's URL, where a password is exchanged for a token (OS_AUTH_URL)")
     .option(
       '--data-dir <dir>',
       'data directory: openrc fall-back and encryption keys (BOOTFLOW_DATA)',

@@ -75,7 +75,7 @@ function assertInOrder(seen: string[], expected: string[]): void {
   }
 }
 
-/** Secrets the codec decrypts for the UI (the demo user's password) never go into a screenshot. */
+/** Secrets the codec decrypts for the UI (the caller's Keystone token) never go into a screenshot. */
 function secrets(page: Page) {
   return [page.locator('.cm-line').filter({ hasText: /"(password|token)"\s*:/ })];
 }
@@ -137,9 +137,12 @@ describe('the Web UI shows a completed and a failed boot', () => {
     browserDir = mkdtempSync(path.join(os.tmpdir(), 'bootflow-chromium-'));
     mkdirSync(RESULTS, { recursive: true });
     // Held while the codec server takes a port of its own, so it cannot be handed one of these.
-    reserved = await reservePorts(2);
-    const [port, uiPort] = reserved.ports as [number, number];
-    prepared = await prepareDataDir(dataDir);
+    reserved = await reservePorts(3);
+    const [port, uiPort, apiPort] = reserved.ports as [number, number, number];
+    // The api role's port, for the worker and for the openrc files' OS_AUTH_URL alike: the client gets its
+    // token from this cloud's Keystone, never from a demo's on the default port.
+    const apiEnv = { BOOTFLOW_API_PORT: String(apiPort) };
+    prepared = await prepareDataDir(dataDir, deploymentEnv({ BOOTFLOW_DATA: dataDir, ...apiEnv }));
     const keyring = loadKeyringOrExplain(dataDir);
     codec = await startCodecServer({
       keyring,
@@ -159,10 +162,11 @@ describe('the Web UI shows a completed and a failed boot', () => {
       BOOTFLOW_DATA: dataDir,
       TEMPORAL_ADDRESS: server.address,
       BOOTFLOW_UI_URL: `http://localhost:${uiPort}`,
+      ...apiEnv,
     });
     worker = startScript(
       'worker.ts',
-      ['--role', 'controller,network,compute'],
+      ['--role', 'controller,network,compute,api'],
       env,
       path.join(dataDir, 'worker.log'),
       {

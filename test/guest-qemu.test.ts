@@ -142,7 +142,9 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
     const guest = await ensureGuestImage();
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'bootflow-guest-'));
     hostDir = hostDirOf(dataDir, HOST);
-    const prepared = await prepareDataDir(dataDir, {}, { guestImage: guest });
+    // The api role's port, for the controller and the openrc files' OS_AUTH_URL alike (the client's Keystone).
+    const apiEnv = { BOOTFLOW_API_PORT: String(await freePort()) };
+    const prepared = await prepareDataDir(dataDir, apiEnv, { guestImage: guest });
     networkId = prepared.cloud.privateNetworkId;
     const demo = readOpenrc(path.join(dataDir, 'demo-openrc.sh'));
     const admin = readOpenrc(path.join(dataDir, 'admin-openrc.sh'));
@@ -155,10 +157,15 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
       searchAttributes: BOOT_SEARCH_ATTRIBUTES,
       output: { file: path.join(dataDir, 'temporal.log') },
     });
-    env = deploymentEnv({ BOOTFLOW_DATA: dataDir, TEMPORAL_ADDRESS: server.address, LOG_LEVEL: 'info' });
+    env = deploymentEnv({
+      BOOTFLOW_DATA: dataDir,
+      TEMPORAL_ADDRESS: server.address,
+      LOG_LEVEL: 'info',
+      ...apiEnv,
+    });
     controller = startScript(
       'worker.ts',
-      ['--role', 'controller,network'],
+      ['--role', 'controller,network,api'],
       env,
       path.join(dataDir, 'controller.log'),
       {

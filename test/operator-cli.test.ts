@@ -11,6 +11,9 @@ import { PassThrough } from 'node:stream';
 import { ActivityFailure, ApplicationFailure, RetryState } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
 import { parseOpenrc, resolveAuth } from '../lib/command-line/credentials';
+import { tokensUrl } from '../lib/command-line/keystone';
+import { freePorts } from '../lib/dev-server';
+import { deploymentEnv, runClient } from './helpers/deployment';
 import { describeFailure, EXIT, failureInfo, UserError } from '../lib/command-line/errors';
 import { BootProgress } from '../lib/command-line/progress';
 import { webUiLink } from '../lib/command-line/temporal';
@@ -29,6 +32,7 @@ function withDataDir<T>(files: Record<string, string>, work: (dir: string) => T)
 
 const OPENRC = [
   '# bootflow credentials',
+  "export OS_AUTH_URL='http://127.0.0.1:8770/identity'",
   "export OS_USERNAME='demo'",
   "export OS_PASSWORD='s3cr3t-pw'",
   "export OS_PROJECT_NAME='demo'",
@@ -42,6 +46,7 @@ describe('credentials', () => {
     assert.deepEqual(
       parseOpenrc(`${OPENRC}export OS_REGION_NAME="RegionOne"\nOS_TOKEN=abc\n# export OS_X='no'\n`),
       {
+        OS_AUTH_URL: 'http://127.0.0.1:8770/identity',
         OS_USERNAME: 'demo',
         OS_PASSWORD: 's3cr3t-pw',
         OS_PROJECT_NAME: 'demo',
@@ -57,13 +62,19 @@ describe('credentials', () => {
     const auth = resolveAuth(
       { osProjectName: 'other' },
       {
-        env: { OS_USERNAME: 'alice', OS_PASSWORD: 'pw', OS_PROJECT_NAME: 'demo' },
+        env: {
+          OS_USERNAME: 'alice',
+          OS_PASSWORD: 'pw',
+          OS_PROJECT_NAME: 'demo',
+          OS_AUTH_URL: 'http://keystone.test/identity',
+        },
         dataDir: '/nonexistent',
         fallbackUser: 'demo',
       },
     );
     assert.deepEqual(auth, {
-      credentials: {
+      authUrl: 'http://keystone.test/identity',
+      password: {
         username: 'alice',
         password: 'pw',
         projectName: 'other',
@@ -71,6 +82,25 @@ describe('credentials', () => {
         projectDomainName: 'Default',
       },
     });
+  });
+
+  test('a password without OS_AUTH_URL (and no openrc file to take it from) is a usage error', () => {
+    assert.throws(
+      () =>
+        resolveAuth(
+          {},
+          {
+            env: { OS_USERNAME: 'alice', OS_PASSWORD: 'hunter2', OS_PROJECT_NAME: 'demo' },
+            dataDir: '/nonexistent',
+            fallbackUser: 'demo',
+          },
+        ),
+      (err: unknown) =>
+        err instanceof UserError &&
+        err.exitCode === EXIT.USAGE &&
+        /OS_AUTH_URL \(--os-auth-url\)/.test(err.message) &&
+        !err.message.includes('hunter2'),
+    );
   });
 
   test('a token wins over a password', () => {
@@ -102,7 +132,8 @@ describe('credentials', () => {
         {},
         { env: {}, dataDir: dir, fallbackUser: 'demo', note: (l) => notes.push(l) },
       );
-      assert.equal('credentials' in auth && auth.credentials.password, 's3cr3t-pw');
+      assert.equal('password' in auth && auth.password.password, 's3cr3t-pw');
+      assert.equal('authUrl' in auth && auth.authUrl, 'http://127.0.0.1:8770/identity');
       assert.equal(notes.length, 1);
       assert.match(notes[0] ?? '', /Using the demo credentials of .*demo-openrc\.sh/);
       assert.doesNotMatch(notes[0] ?? '', /s3cr3t/);
@@ -135,6 +166,38 @@ function status(patch: Partial<BootStatus>): BootStatus {
     ...patch,
   };
 }
+
+describe('Keystone from the client', () => {
+  test('OS_AUTH_URL names the identity root or its /v3', () => {
+    assert.equal(tokensUrl('http://h:1/identity'), 'http://h:1/identity/v3/auth/tokens');
+    assert.equal(tokensUrl('http://h:1/identity/v3/'), 'http://h:1/identity/v3/auth/tokens');
+  });
+
+  test('Keystone unreachable: one line naming OS_AUTH_URL, exit 3, before Temporal is tried', async () => {
+    // Nothing listens on either port: the client must stop at Keystone, naming it, not at Temporal.
+    const [keystonePort, temporalPort] = (await freePorts(2)) as [number, number];
+    const authUrl = `http://127.0.0.1:${keystonePort}/identity`;
+    const run = await runClient(
+      ['server', 'list'],
+      deploymentEnv({
+        BOOTFLOW_DATA: '/nonexistent-bootflow-data',
+        TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
+        OS_AUTH_URL: authUrl,
+        OS_USERNAME: 'demo',
+        OS_PASSWORD: 'pw-never-shown',
+        OS_PROJECT_NAME: 'demo',
+      }),
+    );
+    assert.equal(run.code, EXIT.UNAVAILABLE, run.stderr);
+    const lines = run.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, run.stderr);
+    assert.match(
+      lines[0] ?? '',
+      new RegExp(`Keystone is unreachable at OS_AUTH_URL=${authUrl} \\(ECONNREFUSED\\)`),
+    );
+    assert.doesNotMatch(run.stderr, /pw-never-shown|Temporal/);
+  });
+});
 
 describe('progress', () => {
   test('plain lines: one per change, nothing repeated', () => {

@@ -8,6 +8,11 @@
  * base64 at any alignment); every payload outside the search attributes is `binary/encrypted` under the
  * newest key. The same histories decode with the codec to the real inputs (passwords included), tokens
  * and results, and the codec client reads the results and typed failures.
+ *
+ * Then the same through client.ts against a deployment with its own Keystone API (the api role on a free
+ * port, named by the openrc files' OS_AUTH_URL): a boot, a delete and the audit, whose stored histories,
+ * decrypted with the deployment's keys, hold neither password anywhere (the client exchanged each for a
+ * token at Keystone first); and a wrong password refused by Keystone (401) before any workflow starts.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { WorkflowFailedError } from '@temporalio/client';
+import { Client, Connection, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { SIGNING_KEY_FILE } from '../cloud/keystone';
@@ -30,7 +35,10 @@ import {
   rotateCodecKey,
   type Keyring,
 } from '../lib/codec';
-import { bootflowDataConverter } from '../lib/command-line/temporal';
+import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/command-line/temporal';
+import { readOpenrc } from '../cloud/bootstrap';
+import { pollUntil } from '../lib/poll';
+import { bootWorkflowId } from '../workflows/names';
 import { createLogger, installTemporalRuntime } from '../lib/logger';
 import type { BootAuth, BootResult } from '../workflows/types';
 import { addTenantUser } from './helpers/security';
@@ -41,7 +49,16 @@ import {
   typedFailureOf,
   type SecurityHarness,
 } from './helpers/security-harness';
-import { findSecrets, jwsTokensIn, payloadsIn, secret, type Secret } from './helpers/security-secrets';
+import {
+  findSecrets,
+  jwsTokensIn,
+  payloadsIn,
+  plainPayloadsIn,
+  secret,
+  type Secret,
+} from './helpers/security-secrets';
+import { startApiDeployment, type ApiDeployment } from './helpers/api-deployment';
+import { parseJson, runClient } from './helpers/deployment';
 
 // Every line the Temporal runtime, the workers and the activities log, at the most verbose level. Installed
 // before anything else touches the runtime (it is installed once per process).
@@ -294,3 +311,134 @@ describe('secrets stay out of histories and logs (encrypting data converter)', H
     await assert.rejects(h.rawClient.workflow.getHandle(bootId).result(), /binary\/encrypted/);
   });
 });
+
+describe(
+  'through client.ts: passwords go to Keystone, never into a workflow',
+  { timeout: 10 * 60_000 },
+  () => {
+    let d: ApiDeployment;
+    let connection: Connection;
+    let client: Client;
+    let codec: AesGcmPayloadCodec;
+    const passwords: Secret[] = [];
+
+    /** Every workflow id the deployment's Temporal knows, but the compute hosts' service workflows. */
+    async function operationWorkflows(): Promise<Map<string, string>> {
+      const found = new Map<string, string>();
+      for await (const w of client.workflow.list()) {
+        if (w.type !== 'computeService') found.set(w.workflowId, w.type);
+      }
+      return found;
+    }
+
+    before(async () => {
+      d = await startApiDeployment('secrets-client');
+      const keyring = loadKeyringOrExplain(d.dataDir);
+      codec = new AesGcmPayloadCodec(keyring);
+      connection = await Connection.connect({ address: d.temporalAddress });
+      client = new Client({ connection, dataConverter: bootflowDataConverter(keyring) });
+      for (const user of ['demo', 'admin'] as const) {
+        const openrc = readOpenrc(path.join(d.dataDir, `${user}-openrc.sh`));
+        assert.ok(openrc.password, `${user}-openrc.sh has a password`);
+        passwords.push(secret(`${user} password`, openrc.password));
+      }
+    });
+    after(async () => {
+      await connection?.close();
+      await d?.close();
+    });
+
+    test("the openrc files name this deployment's own Keystone", () => {
+      const openrc = readFileSync(path.join(d.dataDir, 'demo-openrc.sh'), 'utf8');
+      assert.match(openrc, new RegExp(`export OS_AUTH_URL='${d.apiUrl}/identity'`));
+    });
+
+    test('a boot, a delete and the audit carry a token, and no password in any payload', async () => {
+      const before = await operationWorkflows();
+      const create = await runClient(
+        [
+          '-f',
+          'json',
+          'server',
+          'create',
+          '--flavor',
+          'm1.tiny',
+          '--image',
+          'cirros',
+          '--network',
+          'private',
+          '--wait',
+          'no-password-vm',
+        ],
+        d.env,
+        240_000,
+      );
+      assert.equal(create.code, 0, create.stderr);
+      assert.equal(parseJson<{ status: string }>(create, 'server create').status, 'ACTIVE');
+      const deleted = await runClient(['server', 'delete', '--wait', 'no-password-vm'], d.env, 240_000);
+      assert.equal(deleted.code, 0, deleted.stderr);
+      const audit = await runClient(['-f', 'json', 'audit'], d.env);
+      assert.equal(audit.code, 0, audit.stderr);
+
+      // Visibility catches up with the runs a moment after they end.
+      const started = await pollUntil(
+        async () => {
+          const now = [...(await operationWorkflows())].filter(([id]) => !before.has(id));
+          const types = new Set(now.map(([, type]) => type));
+          const all = ['createInstance', 'deleteInstance', 'auditCloud'].every((t) => types.has(t));
+          return all ? now : undefined;
+        },
+        { timeoutMs: 60_000, what: 'the boot, delete and audit workflows in the visibility store' },
+      );
+      const leaks: string[] = [];
+      const inputAuth: string[] = [];
+      for (const [id, type] of started) {
+        const history = await client.workflow.getHandle(id).fetchHistory();
+        const plain = await plainPayloadsIn(history, (p) => codec.decode(p));
+        assert.ok(plain.length > 0, `${id} has payloads`);
+        for (const { path: where, bytes } of plain) {
+          for (const found of findSecrets(bytes, passwords)) leaks.push(`${type} ${id}${where}: ${found}`);
+        }
+        // The input itself: a token, and nothing the workflow could trade for another one.
+        const input = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input
+          ?.payloads as Payload[];
+        const [request] = (await codec.decode(input)).map((p) =>
+          defaultPayloadConverter.fromPayload(p),
+        ) as Array<{
+          auth?: Record<string, unknown>;
+        }>;
+        inputAuth.push(`${type}: ${Object.keys(request?.auth ?? {}).join(',')}`);
+      }
+      assert.deepEqual(leaks, []);
+      assert.deepEqual(
+        inputAuth,
+        started.map(([, type]) => `${type}: token`),
+      );
+    });
+
+    test('a wrong password: Unauthorized (HTTP 401) from Keystone, exit 1, no workflow started', async () => {
+      const before = await operationWorkflows();
+      const requestId = `req-${randomUUID()}`;
+      const wrongPassword = `wrong-${randomBytes(12).toString('base64url')}`;
+      const run = await runClient(
+        [
+          ...['server', 'create', '--flavor', 'm1.tiny', '--image', 'cirros', '--network', 'private'],
+          ...['--request-id', requestId, 'never-vm'],
+        ],
+        { ...d.env, OS_USERNAME: 'demo', OS_PASSWORD: wrongPassword, OS_PROJECT_NAME: 'demo' },
+      );
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(
+        run.stderr,
+        /Unauthorized: The request you have made requires authentication\. \(HTTP 401\)/,
+      );
+      assert.doesNotMatch(run.stderr, new RegExp(wrongPassword));
+      await assert.rejects(
+        client.workflow.getHandle(bootWorkflowId(requestId)).describe(),
+        WorkflowNotFoundError,
+        'the boot workflow was never started',
+      );
+      assert.deepEqual([...(await operationWorkflows()).keys()], [...before.keys()]);
+    });
+  },
+);

@@ -15,7 +15,12 @@ export interface PasswordCredentials {
   projectDomainName?: string;
 }
 
-/** Either a token the caller already holds, or credentials the workflow exchanges once for a token. */
+/**
+ * A token the caller already holds (what client.ts and the OpenStack API send: they exchange a password at
+ * Keystone first), or, deprecated, credentials the workflow exchanges once for a token: kept so that stored
+ * histories replay and in-process callers (test harnesses) still work; a password here is stored in the
+ * history (encrypted), so nothing that ships sends one.
+ */
 export type BootAuth = { token: string } | { credentials: PasswordCredentials };
 
 /** Operator knobs with Nova's names in mind; every one has a default (see workflows/limits.ts). */

@@ -72,3 +72,19 @@ export function jwsTokensIn(value: unknown, into = new Set<string>()): Set<strin
   }
   return into;
 }
+
+/**
+ * Every payload of a history as its plain bytes: encrypted ones through `decode` (the codec with the
+ * deployment's keys), the others as stored. For looking for secrets behind the encryption.
+ */
+export async function plainPayloadsIn(
+  history: unknown,
+  decode: (payloads: Payload[]) => Promise<Payload[]>,
+): Promise<Array<{ path: string; bytes: Buffer }>> {
+  const out: Array<{ path: string; bytes: Buffer }> = [];
+  for (const { path, payload } of payloadsIn(history)) {
+    const [plain] = await decode([payload]);
+    out.push({ path, bytes: Buffer.from(plain?.data ?? new Uint8Array()) });
+  }
+  return out;
+}
