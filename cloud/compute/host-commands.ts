@@ -1,5 +1,5 @@
 /**
- * The one way the compute host runs a system command (ip, dnsmasq, kill): execFile without a shell, with a
+ * The one way the compute host and the guest-image build run a system command (ip, dnsmasq, qemu, apt): execFile without a shell, with a
  * timeout, and a typed error carrying the command line and its stderr. `ip -j` answers are parsed here too.
  */
 import { execFile } from 'node:child_process';
@@ -8,6 +8,8 @@ export interface RunOptions {
   /** The command is killed after this long (default 20 s: `ip` answers in milliseconds even when busy). */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Working directory of the command (default: the process's). */
+  cwd?: string;
 }
 
 export interface CommandResult {
@@ -38,6 +40,7 @@ export function runCommand(file: string, args: string[], options: RunOptions = {
         killSignal: 'SIGKILL',
         maxBuffer: 16 * 1024 * 1024,
         ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.cwd ? { cwd: options.cwd } : {}),
       },
       (error, stdout, stderr) => {
         if (error) {

@@ -14,22 +14,19 @@
  * The process is named `guest=instance-<uuid>` and carries the uuid (`-uuid`, SMBIOS, `-append`), so a
  * stray one is found by its command line.
  */
-import { execFile } from 'node:child_process';
 import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { z } from 'zod';
 import type { Clock } from '../clock';
 import { CloudError } from '../errors';
 import { kernelCommandLine } from './domain-xml';
 import { sleep, withFileLock } from './file-lock';
 import { processAlive } from './image-cache';
+import { runCommand } from './host-commands';
 import { queryStatus, qmpCommand } from './qmp';
 import { writeFileAtomic } from './state-file';
 import { POWER_STATE, type DomainInfo, type DomainSpec, type PowerState } from './types';
 import type { RebootType, VirtDriver } from './virt-driver';
-
-const run = promisify(execFile);
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 /** Nova's libvirt driver reads at most this much of the console log (MAX_CONSOLE_BYTES). */
@@ -358,7 +355,7 @@ export class QemuDriver implements VirtDriver {
     const dir = path.dirname(this.file(definition.uuid, 'definition'));
     await rm(this.file(definition.uuid, 'qmp'), { force: true });
     try {
-      await run(this.binary, this.qemuArgs(definition), { cwd: dir, timeout: this.startTimeoutMs });
+      await runCommand(this.binary, this.qemuArgs(definition), { cwd: dir, timeoutMs: this.startTimeoutMs });
     } catch (err) {
       const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
       throw new CloudError(
@@ -473,7 +470,7 @@ export async function createQcow2Overlay(
   if (base) args.push('-b', base.path, '-F', base.format);
   args.push(temp, String(sizeBytes));
   try {
-    await run('qemu-img', args);
+    await runCommand('qemu-img', args);
     await rename(temp, diskPath);
   } catch (err) {
     await rm(temp, { force: true });

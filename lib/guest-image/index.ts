@@ -5,15 +5,12 @@
  * holds them as an AMI-style triple (aki, ari, ami). Cached by kernel package and scripts under
  * `BOOTFLOW_GUEST_CACHE` (default `<repo>/.cache/guest-image`), so a second build is a lookup.
  */
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile, chmod } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { runCommand } from '../../cloud/compute/host-commands';
 import { PROJECT_ROOT } from '../temporal-binaries';
-
-const run = promisify(execFile);
 
 /** Debian packages the guest image and the qemu driver need (`apt-get install --no-install-recommends`). */
 export const GUEST_PACKAGES = [
@@ -85,7 +82,7 @@ export async function missingGuestTools(): Promise<string[]> {
 }
 
 export async function onPath(tool: string): Promise<boolean> {
-  return run('sh', ['-c', `command -v ${tool}`]).then(
+  return runCommand('sh', ['-c', `command -v ${tool}`]).then(
     () => true,
     () => false,
   );
@@ -129,16 +126,19 @@ async function build(kernelPackage: string, work: string): Promise<void> {
   const unpacked = path.join(work, 'kernel');
   const stage = path.join(work, 'initramfs');
   await mkdir(out);
-  await run('apt-get', ['download', '-q', '-o', 'APT::Sandbox::User=root', kernelPackage], { cwd: work });
+  await runCommand('apt-get', ['download', '-q', '-o', 'APT::Sandbox::User=root', kernelPackage], {
+    cwd: work,
+    timeoutMs: 300_000,
+  });
   const deb = (await readdir(work)).find((f) => f.startsWith(`${kernelPackage}_`) && f.endsWith('.deb'));
   if (!deb) throw new Error(`apt-get download ${kernelPackage} left no .deb`);
-  await run('dpkg-deb', ['-x', path.join(work, deb), unpacked]);
+  await runCommand('dpkg-deb', ['-x', path.join(work, deb), unpacked]);
   const version = kernelPackage.replace(/^linux-image-/, '');
   await copyFile(path.join(unpacked, 'boot', `vmlinuz-${version}`), path.join(out, 'vmlinuz'));
 
   for (const sub of ['bin', 'etc/acpi/PWRF', 'lib/modules', 'proc', 'sys', 'dev', 'run', 'tmp'])
     await mkdir(path.join(stage, sub), { recursive: true });
-  const busybox = (await run('sh', ['-c', 'command -v busybox'])).stdout.trim();
+  const busybox = (await runCommand('sh', ['-c', 'command -v busybox'])).stdout.trim();
   await copyFile(busybox, path.join(stage, 'bin', 'busybox'));
   await chmod(path.join(stage, 'bin', 'busybox'), 0o755);
   const moduleDir = path.join(unpacked, 'lib', 'modules', version, 'kernel');
@@ -158,10 +158,10 @@ async function build(kernelPackage: string, work: string): Promise<void> {
   await install(SCRIPTS.init, 'init');
   await install(SCRIPTS.dhcpEvent, 'etc/udhcpc.sh');
   await install(SCRIPTS.powerButton, 'etc/acpi/PWRF/00000080');
-  await run(
+  await runCommand(
     'sh',
     ['-c', `cd "${stage}" && find . | cpio -o -H newc --quiet -R 0:0 | gzip -6 > "${out}/initrd.img"`],
-    { maxBuffer: 1024 * 1024 },
+    { timeoutMs: 120_000 },
   );
   await writeFile(path.join(out, 'disk.img'), Buffer.alloc(MACHINE_DISK_BYTES));
 }
@@ -171,7 +171,7 @@ async function build(kernelPackage: string, work: string): Promise<void> {
  * cached build with the same scripts is used instead.
  */
 async function currentKernelPackage(cacheDir: string, scriptsHash: string): Promise<string> {
-  const fromApt = await run('apt-cache', ['depends', KERNEL_META_PACKAGE]).then(
+  const fromApt = await runCommand('apt-cache', ['depends', KERNEL_META_PACKAGE]).then(
     ({ stdout }) => /Depends: (linux-image-[0-9][^\s]*-cloud-amd64)/.exec(stdout)?.[1],
     () => undefined,
   );
