@@ -11,12 +11,15 @@ const ROOT = path.resolve(__dirname, '..');
 
 /** The suites left to `npm test`, each with what it needs. */
 export const SLOW_SUITES: Record<string, string> = {
+  'api-openstack-cli.test.ts': 'the dev server, the api role and the real openstack CLI',
+  'api-openstack-nova.test.ts': 'the dev server, the api role and the real openstack CLI',
   'bench-quick.test.ts': 'the benchmark',
   'browser-web-ui.test.ts': 'a browser and the dev server',
   'chaos-short.test.ts': 'a chaos run',
   'dev-server-store.test.ts': 'the dev server',
   'e2e-demo.test.ts': 'the demo (dev server, workers)',
   'guest-qemu.test.ts': 'the dev server and real QEMU guests',
+  'security-secrets.test.ts': 'the dev server and the api role (the client against its own Keystone)',
   'worker-shutdown.test.ts': 'the dev server',
 };
 
