@@ -4,7 +4,7 @@
  * through Temporal payloads); no secrets in anything an activity returns except the Keystone token.
  */
 import type { ImageLocation } from '../cloud/glance/types';
-import type { DhcpDetails } from '../cloud/neutron/types';
+import type { DhcpDetails } from '../common/dhcp';
 
 /** Password credentials, scoped to a project (Keystone v3 password auth). */
 export interface PasswordCredentials {

@@ -19,19 +19,11 @@ import { CloudError } from '../errors';
 import { sleep } from './file-lock';
 import { processAlive } from './image-cache';
 import { HostCommandError, ipJson, runCommand } from './host-commands';
+import type { DhcpDetails } from '../../common/dhcp';
 import { writeFileAtomic } from './state-file';
 
 /** What the DHCP agent needs of a network: one IPv4 subnet and the network's DHCP port (from neutron-server). */
-export interface DhcpNetwork {
-  networkId: string;
-  subnetId: string;
-  cidr: string;
-  gatewayIp: string | null;
-  mtu: number;
-  dhcpPortId: string;
-  dhcpMacAddress: string;
-  dhcpIpAddress: string;
-}
+export type DhcpNetwork = DhcpDetails;
 
 export interface HostsEntry {
   macAddress: string;

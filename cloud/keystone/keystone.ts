@@ -65,6 +65,24 @@ function wholeSeconds(value: number | undefined, fallback: number, what: string,
   return v;
 }
 
+/** A strict create of a row named within a domain: a name already taken is Keystone's 409. */
+async function insertNamed(
+  kind: 'project' | 'user',
+  name: string,
+  domainId: string,
+  insert: () => Promise<unknown>,
+): Promise<void> {
+  try {
+    await insert();
+  } catch (err) {
+    if (!isUniqueViolation(err)) throw err;
+    throw new CloudError(
+      'Conflict',
+      `Conflict occurred attempting to store ${kind} - Duplicate entry found with name ${name} at domain ID ${domainId}.`,
+    );
+  }
+}
+
 /**
  * Idempotent create: an existing row wins (like `openstack ... create --or-show`); a unique violation means
  * a concurrent creator inserted it first, so read theirs.
@@ -393,15 +411,9 @@ export class Keystone {
       enabled: r.enabled === false ? 0 : 1,
       created_at: this.clock.now(),
     };
-    try {
-      await this.db.insertInto('projects').values(row).execute();
-    } catch (err) {
-      if (!isUniqueViolation(err)) throw err;
-      throw new CloudError(
-        'Conflict',
-        `Conflict occurred attempting to store project - Duplicate entry found with name ${r.name} at domain ID ${domain.id}.`,
-      );
-    }
+    await insertNamed('project', r.name, domain.id, () =>
+      this.db.insertInto('projects').values(row).execute(),
+    );
     return toProject(row);
   }
 
@@ -420,18 +432,12 @@ export class Keystone {
       created_at: now,
     };
     const passwordHash = await this.auth.hashPassword(r.password);
-    try {
-      await this.db
+    await insertNamed('user', r.name, domain.id, () =>
+      this.db
         .insertInto('users')
         .values({ ...row, password_hash: passwordHash })
-        .execute();
-    } catch (err) {
-      if (!isUniqueViolation(err)) throw err;
-      throw new CloudError(
-        'Conflict',
-        `Conflict occurred attempting to store user - Duplicate entry found with name ${r.name} at domain ID ${domain.id}.`,
-      );
-    }
+        .execute(),
+    );
     return toUser(row);
   }
 

@@ -36,17 +36,7 @@ export interface Subnet {
   createdAt: number;
 }
 
-/** What a DHCP agent serves on a network: its DHCP-enabled subnet and the network's DHCP port. */
-export interface DhcpDetails {
-  networkId: string;
-  subnetId: string;
-  cidr: string;
-  gatewayIp: string | null;
-  mtu: number;
-  dhcpPortId: string;
-  dhcpMacAddress: string;
-  dhcpIpAddress: string;
-}
+export type { DhcpDetails } from '../../common/dhcp';
 
 export interface FixedIp {
   subnetId: string;
