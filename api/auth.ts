@@ -29,7 +29,7 @@ export function identityEndpoint(deps: Pick<ApiDeps, 'publicUrl'>): string {
   return `${deps.publicUrl}/identity`;
 }
 
-function unauthorized(deps: Pick<ApiDeps, 'publicUrl'>): ApiError {
+export function unauthorized(deps: Pick<ApiDeps, 'publicUrl'>): ApiError {
   return new ApiError(401, 'The request you have made requires authentication.', 'Unauthorized', {
     'www-authenticate': `Keystone uri="${identityEndpoint(deps)}"`,
   });
@@ -43,7 +43,10 @@ export function tokenOf(request: FastifyRequest, deps: Pick<ApiDeps, 'publicUrl'
   return token;
 }
 
-/** A preHandler hook: validates the token and sets `request.auth`, or answers 401. */
+/**
+ * A preHandler hook: validates the token and sets `request.auth`, or answers 401. A valid token that is not
+ * project-scoped is the service's 403 (the services' policies have scope_types ['project']).
+ */
 export function requireAuth(deps: ApiDeps) {
   return async function authenticate(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
     const token = tokenOf(request, deps);

@@ -376,6 +376,137 @@ describe('Keystone v3 API', () => {
     );
   });
 
+  test('unscoped and domain-scoped tokens (domain by id or name): Keystone’s bodies and policies', async () => {
+    const post = (payload: object) =>
+      env.app.inject({ method: 'POST', url: '/identity/v3/auth/tokens', headers: json, payload });
+    const identity = (user: string, password: string) => ({
+      methods: ['password'],
+      password: { user: { name: user, domain: { id: 'default' }, password } },
+    });
+    const get = (url: string, token: string) =>
+      env.app.inject({ method: 'GET', url, headers: { 'x-auth-token': token } });
+
+    // No scope: an unscoped token, with neither roles nor a catalog; it may list its projects and re-scope.
+    const unscoped = await post({ auth: { identity: identity('alice', 'alice-secret') } });
+    assert.equal(unscoped.statusCode, 201, unscoped.body);
+    const unscopedBody = unscoped.json() as { token: Record<string, unknown> };
+    for (const key of ['project', 'domain', 'roles', 'catalog'])
+      assert.equal(Object.hasOwn(unscopedBody.token, key), false, key);
+    const explicit = await post({ auth: { identity: identity('alice', 'alice-secret'), scope: 'unscoped' } });
+    assert.equal(explicit.statusCode, 201, explicit.body);
+    const unscopedToken = String(unscoped.headers['x-subject-token']);
+    const mine = await get('/identity/v3/auth/projects', unscopedToken);
+    assert.deepEqual(
+      (mine.json() as { projects: { name: string }[] }).projects.map((p) => p.name),
+      ['demo'],
+    );
+    assert.equal((await get('/identity/v3/auth/catalog', unscopedToken)).statusCode, 403);
+    assert.equal((await get('/identity/v3/projects', unscopedToken)).statusCode, 403);
+    // The other services take project-scoped tokens only.
+    const rescoped = await post({
+      auth: {
+        identity: { methods: ['token'], token: { id: unscopedToken } },
+        scope: { project: { id: demoProjectId } },
+      },
+    });
+    assert.equal(rescoped.statusCode, 201, rescoped.body);
+    assert.equal((rescoped.json() as { token: { project: { id: string } } }).token.project.id, demoProjectId);
+
+    // A domain scope needs a role on the domain: none yet, the same 401 as any credential problem.
+    const noGrant = await post({
+      auth: { identity: identity('alice', 'alice-secret'), scope: { domain: { id: 'default' } } },
+    });
+    assert.equal(noGrant.statusCode, 401, noGrant.body);
+
+    const ks = env.cloud.keystone;
+    const alice = await ks.getUser({ user: 'alice' });
+    const reader = (await ks.listRoles()).find((r) => r.name === 'reader')!;
+    const other = await ks.ensureDomain({ name: 'other-domain' });
+    await ks.ensureProject({ name: 'elsewhere', domain: 'other-domain' });
+    const grantUrl = `/identity/v3/domains/default/users/${alice.id}/roles/${reader.id}`;
+    // A member may not grant; the admin may, and HEAD then finds the grant.
+    const denied = await env.app.inject({
+      method: 'PUT',
+      url: grantUrl,
+      headers: { 'x-auth-token': memberToken },
+    });
+    assert.equal(denied.statusCode, 403);
+    assert.equal((await ks.listDomainRoleAssignments({ userId: alice.id })).length, 0);
+    const put = await env.app.inject({
+      method: 'PUT',
+      url: grantUrl,
+      headers: { 'x-auth-token': adminToken },
+    });
+    assert.equal(put.statusCode, 204, put.body);
+    const head = await env.app.inject({
+      method: 'HEAD',
+      url: grantUrl,
+      headers: { 'x-auth-token': adminToken },
+    });
+    assert.equal(head.statusCode, 204);
+    const report = await get('/identity/v3/role_assignments?scope.domain.id=default', adminToken);
+    assert.deepEqual((report.json() as { role_assignments: unknown[] }).role_assignments, [
+      {
+        role: { id: reader.id },
+        user: { id: alice.id },
+        scope: { domain: { id: 'default' } },
+        links: { assignment: `${TEST_PUBLIC_URL}/identity/v3${grantUrl.slice('/identity/v3'.length)}` },
+      },
+    ]);
+
+    // Domain by id and by name: the token names the domain, its roles (implied ones too) and the catalog.
+    for (const domain of [{ id: 'default' }, { name: 'Default' }]) {
+      const res = await post({ auth: { identity: identity('alice', 'alice-secret'), scope: { domain } } });
+      assert.equal(res.statusCode, 201, res.body);
+      const token = (res.json() as { token: Record<string, unknown> }).token;
+      assert.deepEqual(token.domain, { id: 'default', name: 'Default' });
+      assert.equal(Object.hasOwn(token, 'project'), false);
+      assert.deepEqual(
+        (token.roles as { name: string }[]).map((r) => r.name),
+        ['reader'],
+      );
+      assert.ok(Array.isArray(token.catalog));
+    }
+    const domainToken = String(
+      (
+        await post({
+          auth: { identity: identity('alice', 'alice-secret'), scope: { domain: { name: 'Default' } } },
+        })
+      ).headers['x-subject-token'],
+    );
+    // Keystone's defaults for a domain reader: its domain's projects and users, not another domain's,
+    // and no administration.
+    const projects = await get('/identity/v3/projects', domainToken);
+    assert.equal(projects.statusCode, 200, projects.body);
+    const names = (projects.json() as { projects: { name: string; domain_id: string }[] }).projects;
+    assert.ok(names.some((p) => p.name === 'demo'));
+    assert.ok(names.every((p) => p.domain_id === 'default'));
+    const elsewhere = (await ks.listProjects()).find((p) => p.name === 'elsewhere')!;
+    assert.equal((await get(`/identity/v3/projects/${elsewhere.id}`, domainToken)).statusCode, 403);
+    assert.equal((await get(`/identity/v3/projects/${demoProjectId}`, domainToken)).statusCode, 200);
+    assert.equal((await get('/identity/v3/users', domainToken)).statusCode, 200);
+    assert.equal((await get(`/identity/v3/domains/${other.id}`, domainToken)).statusCode, 403);
+    assert.equal((await get('/identity/v3/domains/default', domainToken)).statusCode, 200);
+    const before = await counts();
+    const create = await env.app.inject({
+      method: 'POST',
+      url: '/identity/v3/projects',
+      headers: { ...json, 'x-auth-token': domainToken },
+      payload: { project: { name: 'by-a-domain-reader' } },
+    });
+    assert.equal(create.statusCode, 403);
+    assert.deepEqual(await counts(), before);
+
+    // Revoking the grant ends the domain-scoped token at its next validation.
+    const del = await env.app.inject({
+      method: 'DELETE',
+      url: grantUrl,
+      headers: { 'x-auth-token': adminToken },
+    });
+    assert.equal(del.statusCode, 204);
+    assert.equal((await get('/identity/v3/projects', domainToken)).statusCode, 401);
+  });
+
   test('a member is denied administration with 403 and changes nothing', async () => {
     const before = await counts();
     const member = { ...json, 'x-auth-token': memberToken };

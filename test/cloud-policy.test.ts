@@ -54,8 +54,10 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'os_compute_api:os-keypairs:other_user',
     'os_compute_api:os-flavor-manage:create',
     'os_compute_api:os-flavor-manage:delete',
-    // keystone/common/policies/*.py: administration is admin only.
+    // keystone/common/policies/*.py: administration is admin only (for project-scoped tokens; a domain
+    // reader's reads are in api-identity's domain-scope test).
     'identity:list_projects',
+    'identity:get_user',
     'identity:create_project',
     'identity:delete_project',
     'identity:list_users',

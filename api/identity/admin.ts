@@ -6,11 +6,19 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { isCloudError } from '../../cloud/errors';
-import type { Project, RequestContext, RoleAssignment, User } from '../../cloud/keystone';
-import { authOf, requireAuth } from '../auth';
+import type { DomainRoleAssignment, Project, RoleAssignment, TokenContext, User } from '../../cloud/keystone';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
-import { boolParam, enforceIdentity, forbiddenAction, isAdmin, parseBody, queryParam } from './common';
+import {
+  boolParam,
+  callerOf,
+  enforceIdentity,
+  forbiddenAction,
+  isAdmin,
+  parseBody,
+  queryParam,
+  requireIdentityAuth,
+} from './common';
 import { collectionLinks, domainView, projectView, roleView, userView, v3Url } from './views';
 
 // Keystone's resource schemas allow extra properties and store them; bootflow stores only these, and refuses
@@ -68,8 +76,11 @@ function byIdParams(request: FastifyRequest): Record<string, string> & {
 
 export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const keystone = deps.cloud.keystone;
-  const authenticated = { preHandler: requireAuth(deps) };
-  const ctxOf = (request: FastifyRequest): RequestContext => authOf(request).ctx;
+  const authenticated = { preHandler: requireIdentityAuth(deps) };
+  const ctxOf = callerOf;
+  /** Keystone's default domain for a create: the token's domain, or its project's. */
+  const scopeDomainOf = (caller: TokenContext): string | undefined =>
+    caller.domain?.id ?? caller.project?.domainId;
 
   /** The project by id only (Keystone's routes take ids; the CLI resolves names through list filters). */
   const projectById = (id: string): Promise<Project> =>
@@ -100,7 +111,10 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   // ---- projects --------------------------------------------------------------------------------------------
 
   app.get('/v3/projects', authenticated, async (request) => {
-    enforceIdentity(ctxOf(request), 'identity:list_projects');
+    const caller = ctxOf(request);
+    // Keystone's list_projects: a domain-scoped token sees its domain's projects only (even an admin's).
+    const tokenDomain = caller.domain?.id;
+    enforceIdentity(caller, 'identity:list_projects', tokenDomain ? { domainId: tokenDomain } : {});
     const name = queryParam(request, 'name');
     const domainId = queryParam(request, 'domain_id');
     const enabled = boolParam(request, 'enabled');
@@ -108,6 +122,7 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       (p) =>
         (name === undefined || p.name === name) &&
         (domainId === undefined || p.domainId === domainId) &&
+        (tokenDomain === undefined || p.domainId === tokenDomain) &&
         (enabled === undefined || p.enabled === enabled),
     );
     return { projects: projects.map((p) => projectView(deps, p)), links: collectionLinks(deps, '/projects') };
@@ -118,7 +133,8 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     enforceIdentity(ctx, 'identity:create_project');
     const { project: body } = parseBody(projectCreate, request.body);
     // Without a domain, Keystone creates the project in the domain of the token's scope.
-    const domainId = body.domain_id ?? ctx.domainId;
+    const domainId = body.domain_id ?? scopeDomainOf(ctx);
+    if (!domainId) throw new ApiError(400, 'Expecting to find domain_id in project.', 'ValidationError');
     if (body.parent_id && body.parent_id !== domainId)
       throw new ApiError(400, 'bootflow projects have no parent project (parent_id must be the domain)');
     await domainById(domainId);
@@ -133,8 +149,13 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
 
   app.get('/v3/projects/:projectId', authenticated, async (request) => {
     const { projectId } = byIdParams(request);
-    enforceIdentity(ctxOf(request), 'identity:get_project', { projectId });
-    return { project: projectView(deps, await projectById(projectId)) };
+    const caller = ctxOf(request);
+    // A project in the caller's own scope is checked before the lookup, so that nothing leaks to others.
+    if (!isAdmin(caller) && caller.project?.id !== projectId && !caller.domain)
+      throw forbiddenAction('identity:get_project');
+    const project = await projectById(projectId);
+    enforceIdentity(caller, 'identity:get_project', { projectId, domainId: project.domainId });
+    return { project: projectView(deps, project) };
   });
 
   app.delete('/v3/projects/:projectId', authenticated, async (request, reply) => {
@@ -147,13 +168,16 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
 
   // ---- users -----------------------------------------------------------------------------------------------
 
-  /** Keystone's identity:get_user and list_user_projects: admin, or the user itself. */
-  const enforceSelfOrAdmin = (ctx: RequestContext, userId: string, action: string) => {
+  /** Keystone's list_user_projects: admin, or the user itself. */
+  const enforceSelfOrAdmin = (ctx: TokenContext, userId: string, action: string) => {
     if (!isAdmin(ctx) && ctx.userId !== userId) throw forbiddenAction(action);
   };
 
   app.get('/v3/users', authenticated, async (request) => {
-    enforceIdentity(ctxOf(request), 'identity:list_users');
+    const caller = ctxOf(request);
+    // As for projects: a domain-scoped token lists its domain's users only.
+    const tokenDomain = caller.domain?.id;
+    enforceIdentity(caller, 'identity:list_users', tokenDomain ? { domainId: tokenDomain } : {});
     const name = queryParam(request, 'name');
     const domainId = queryParam(request, 'domain_id');
     const enabled = boolParam(request, 'enabled');
@@ -161,6 +185,7 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       (u) =>
         (name === undefined || u.name === name) &&
         (domainId === undefined || u.domainId === domainId) &&
+        (tokenDomain === undefined || u.domainId === tokenDomain) &&
         (enabled === undefined || u.enabled === enabled),
     );
     return { users: users.map((u) => userView(deps, u)), links: collectionLinks(deps, '/users') };
@@ -170,7 +195,8 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     const ctx = ctxOf(request);
     enforceIdentity(ctx, 'identity:create_user');
     const { user: body } = parseBody(userCreate, request.body);
-    const domainId = body.domain_id ?? ctx.domainId;
+    const domainId = body.domain_id ?? scopeDomainOf(ctx);
+    if (!domainId) throw new ApiError(400, 'Expecting to find domain_id in user.', 'ValidationError');
     await domainById(domainId);
     const user = await keystone.createUser({
       name: body.name,
@@ -184,7 +210,14 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
 
   app.get('/v3/users/:userId', authenticated, async (request) => {
     const { userId } = byIdParams(request);
-    enforceSelfOrAdmin(ctxOf(request), userId, 'identity:get_user');
+    const caller = ctxOf(request);
+    // Keystone's get_user: admin, a reader of the user's domain (domain-scoped), or the user itself.
+    if (caller.userId !== userId) {
+      if (!isAdmin(caller) && !caller.domain) throw forbiddenAction('identity:get_user');
+      const user = await userById(userId);
+      enforceIdentity(caller, 'identity:get_user', { domainId: user.domainId });
+      return { user: userView(deps, user) };
+    }
     return { user: userView(deps, await userById(userId)) };
   });
 
@@ -248,8 +281,9 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   app.get('/v3/domains/:domainId', authenticated, async (request) => {
     const { domainId } = byIdParams(request);
     const ctx = ctxOf(request);
-    // Keystone's identity:get_domain: admin, or a token scoped inside that domain.
-    if (!isAdmin(ctx) && ctx.domainId !== domainId) throw forbiddenAction('identity:get_domain');
+    // Keystone's identity:get_domain: admin, or a token scoped to that domain or to a project in it.
+    if (!isAdmin(ctx) && ctx.domain?.id !== domainId && ctx.project?.domainId !== domainId)
+      throw forbiddenAction('identity:get_domain');
     return { domain: domainView(deps, await domainById(domainId)) };
   });
 
@@ -303,6 +337,55 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     };
   });
 
+  // ---- grants: a role for a user on a domain (for domain-scoped tokens) -------------------------------------
+
+  const domainGrantPath = '/v3/domains/:domainId/users/:userId/roles/:roleId';
+  async function domainGrantTarget(request: FastifyRequest, rule: Parameters<typeof enforceIdentity>[1]) {
+    const { domainId, userId, roleId } = byIdParams(request);
+    enforceIdentity(ctxOf(request), rule, { domainId });
+    await domainById(domainId);
+    await userById(userId);
+    await roleById(roleId);
+    const assigned = await keystone.listDomainRoleAssignments({ userId, domainId, roleId });
+    return { domainId, userId, roleId, assigned: assigned.length > 0 };
+  }
+  const noDomainGrant = () => new ApiError(404, `Could not find role assignment.`, 'NotFound');
+
+  app.put(domainGrantPath, authenticated, async (request, reply) => {
+    const t = await domainGrantTarget(request, 'identity:create_grant');
+    await keystone.assignDomainRole({ userId: t.userId, domainId: t.domainId, roleId: t.roleId });
+    return reply.code(204).send();
+  });
+
+  app.get(domainGrantPath, { ...authenticated, exposeHeadRoute: false }, async (request, reply) => {
+    if (!(await domainGrantTarget(request, 'identity:check_grant')).assigned) throw noDomainGrant();
+    return reply.code(204).send();
+  });
+
+  app.head(domainGrantPath, authenticated, async (request, reply) => {
+    if (!(await domainGrantTarget(request, 'identity:check_grant')).assigned) throw noDomainGrant();
+    return reply.code(204).send();
+  });
+
+  app.delete(domainGrantPath, authenticated, async (request, reply) => {
+    const t = await domainGrantTarget(request, 'identity:revoke_grant');
+    if (!t.assigned) throw noDomainGrant();
+    await keystone.unassignDomainRole({ userId: t.userId, domainId: t.domainId, roleId: t.roleId });
+    return reply.code(204).send();
+  });
+
+  app.get('/v3/domains/:domainId/users/:userId/roles', authenticated, async (request) => {
+    const { domainId, userId } = byIdParams(request);
+    enforceIdentity(ctxOf(request), 'identity:list_grants', { domainId });
+    await domainById(domainId);
+    await userById(userId);
+    const assigned = await keystone.listDomainRoleAssignments({ userId, domainId });
+    return {
+      roles: assigned.map((a) => roleView(deps, { id: a.roleId, name: a.roleName })),
+      links: collectionLinks(deps, `/domains/${domainId}/users/${userId}/roles`),
+    };
+  });
+
   // ---- the role assignments report ---------------------------------------------------------------------------
 
   app.get('/v3/role_assignments', authenticated, async (request) => {
@@ -310,20 +393,27 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     const userId = queryParam(request, 'user.id');
     const projectId = queryParam(request, 'scope.project.id');
     const roleId = queryParam(request, 'role.id');
+    const domainId = queryParam(request, 'scope.domain.id');
     const includeNames = boolParam(request, 'include_names') === true;
-    // Only project grants to users exist here: a filter on groups, domains or the system matches nothing.
+    // Only grants to users on a project or a domain exist here: a filter on groups or the system matches
+    // nothing.
     const query = request.query as Record<string, unknown>;
-    const elsewhere = ['group.id', 'scope.domain.id', 'scope.system'].some((k) => query[k] !== undefined);
-    const assignments = elsewhere
-      ? []
-      : await keystone.listRoleAssignments({
-          ...(userId ? { userId } : {}),
-          ...(projectId ? { projectId } : {}),
-          ...(roleId ? { roleId } : {}),
-        });
+    const elsewhere = ['group.id', 'scope.system'].some((k) => query[k] !== undefined);
+    const filters = { ...(userId ? { userId } : {}), ...(roleId ? { roleId } : {}) };
+    const onProjects =
+      elsewhere || domainId !== undefined
+        ? []
+        : await keystone.listRoleAssignments({ ...filters, ...(projectId ? { projectId } : {}) });
+    const onDomains =
+      elsewhere || projectId !== undefined
+        ? []
+        : await keystone.listDomainRoleAssignments({ ...filters, ...(domainId ? { domainId } : {}) });
     const names = includeNames ? await nameLookup() : undefined;
     return {
-      role_assignments: assignments.map((a) => assignmentView(a, names)),
+      role_assignments: [
+        ...onProjects.map((a) => assignmentView(a, names)),
+        ...onDomains.map((a) => domainAssignmentView(a, names)),
+      ],
       links: collectionLinks(deps, '/role_assignments'),
     };
   });
@@ -343,6 +433,21 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       project: (id: string) => {
         const p = projects.find((x) => x.id === id);
         return p ? { name: p.name, domain: domain(p.domainId) } : {};
+      },
+      domain: (id: string) => ({ name: domain(id).name }),
+    };
+  }
+
+  function domainAssignmentView(
+    a: DomainRoleAssignment,
+    names: Awaited<ReturnType<typeof nameLookup>> | undefined,
+  ) {
+    return {
+      role: { id: a.roleId, ...(names ? { name: a.roleName } : {}) },
+      user: { id: a.userId, ...(names ? names.user(a.userId) : {}) },
+      scope: { domain: { id: a.domainId, ...(names ? names.domain(a.domainId) : {}) } },
+      links: {
+        assignment: v3Url(deps, `/domains/${a.domainId}/users/${a.userId}/roles/${a.roleId}`),
       },
     };
   }

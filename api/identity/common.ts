@@ -1,8 +1,66 @@
-/** What the identity routes share: Keystone's 403, its body validation, and its views' lookups. */
-import type { FastifyRequest } from 'fastify';
+/**
+ * What the identity routes share: their authentication (tokens of any scope), Keystone's 403, its body
+ * validation, and its views' lookups.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { authorize, type PolicyRule, type PolicyTarget, type RequestContext } from '../../cloud/keystone';
+import { isCloudError } from '../../cloud/errors';
+import {
+  authorize,
+  type PolicyCredentials,
+  type PolicyRule,
+  type PolicyTarget,
+  type TokenContext,
+} from '../../cloud/keystone';
+import { tokenOf, unauthorized } from '../auth';
+import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
+
+export interface IdentityAuth {
+  /** The validated caller: scoped to a project, to a domain, or unscoped. */
+  caller: TokenContext;
+  token: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    identityAuth: IdentityAuth | null;
+  }
+}
+
+/**
+ * Keystone's own token check: unlike the other services it takes domain-scoped and unscoped tokens too
+ * (its policies decide what they may do). A missing, forged, expired or revoked token is 401.
+ */
+export function requireIdentityAuth(deps: ApiDeps) {
+  return async function authenticate(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
+    const token = tokenOf(request, deps);
+    try {
+      request.identityAuth = { caller: (await deps.cloud.keystone.describeToken(token)).caller, token };
+    } catch (err) {
+      if (
+        isCloudError(err, 'Unauthorized') ||
+        isCloudError(err, 'NotFound') ||
+        isCloudError(err, 'BadRequest')
+      )
+        throw unauthorized(deps);
+      throw err;
+    }
+  };
+}
+
+/** The caller of a request that went through requireIdentityAuth. */
+export function callerOf(request: FastifyRequest): TokenContext {
+  if (!request.identityAuth) throw new Error('route registered without requireIdentityAuth');
+  return request.identityAuth.caller;
+}
+
+/** oslo.policy's creds of a token: its roles and its scope. */
+export const credentialsOf = (caller: TokenContext): PolicyCredentials => ({
+  roles: caller.roles,
+  ...(caller.project ? { projectId: caller.project.id } : {}),
+  ...(caller.domain ? { scopeDomainId: caller.domain.id } : {}),
+});
 
 /** Keystone's ForbiddenAction. */
 export function forbiddenAction(action: string): ApiError {
@@ -10,11 +68,11 @@ export function forbiddenAction(action: string): ApiError {
 }
 
 /** Keystone's enforce_call: the default policy of the action, or 403. */
-export function enforceIdentity(ctx: RequestContext, rule: PolicyRule, target?: PolicyTarget): void {
-  if (!authorize(ctx, rule, target).allowed) throw forbiddenAction(rule);
+export function enforceIdentity(caller: TokenContext, rule: PolicyRule, target?: PolicyTarget): void {
+  if (!authorize(credentialsOf(caller), rule, target ?? {}).allowed) throw forbiddenAction(rule);
 }
 
-export const isAdmin = (ctx: RequestContext): boolean => ctx.roles.includes('admin');
+export const isAdmin = (caller: TokenContext): boolean => caller.roles.includes('admin');
 
 /** Keystone's ValidationError for a body that does not match the schema: 400 naming the first problem. */
 export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {

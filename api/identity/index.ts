@@ -8,6 +8,7 @@ import { tokenRoutes } from './tokens';
 import { versionRoutes } from './versions';
 
 export const identityApi: ServicePlugin = async (app, deps) => {
+  app.decorateRequest('identityAuth', null);
   await versionRoutes(app, deps);
   await tokenRoutes(app, deps);
   await adminRoutes(app, deps);

@@ -1,17 +1,17 @@
 /**
- * Keystone's /v3/auth: token issue (password and token methods, project scope), validation, check and
- * revocation of a subject token, and the caller's projects and catalog.
+ * Keystone's /v3/auth: token issue (password and token methods; scoped to a project or a domain, by id or
+ * name, or unscoped), validation, check and revocation of a subject token, and the caller's projects,
+ * domains and catalog.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { isCloudError } from '../../cloud/errors';
-import type { AuthResult, RequestContext } from '../../cloud/keystone';
-import { authOf, requireAuth } from '../auth';
+import type { IssuedToken, TokenContext } from '../../cloud/keystone';
 import { serviceCatalog } from '../catalog';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
-import { isAdmin, parseBody } from './common';
-import { collectionLinks, projectView, tokenView, v3Url } from './views';
+import { callerOf, isAdmin, parseBody, requireIdentityAuth } from './common';
+import { collectionLinks, domainView, projectView, tokenView, v3Url } from './views';
 
 const SUBJECT_TOKEN_HEADER = 'x-subject-token';
 
@@ -54,6 +54,29 @@ function locator(ref: EntityRef, what: string) {
   throw new ApiError(400, `Expecting to find domain in ${what}.`, 'ValidationError');
 }
 
+type ScopeBody = Exclude<z.infer<typeof authBody>['auth']['scope'], undefined>;
+
+/** The scope asked for: a project or a domain (by id or name), else unscoped (Keystone has no default project here). */
+function scopeOf(scope: ScopeBody | undefined) {
+  if (scope === undefined || scope === 'unscoped') return { unscoped: true as const };
+  const asked = [scope.project, scope.domain, scope.system].filter((s) => s !== undefined).length;
+  if (asked > 1)
+    throw new ApiError(
+      400,
+      'Only one of project, domain or system may be given in auth.scope.',
+      'ValidationError',
+    );
+  if (scope.project) return { project: locator(scope.project, 'project') };
+  if (scope.domain) {
+    if (scope.domain.id) return { domain: { id: scope.domain.id } };
+    if (scope.domain.name) return { domain: { name: scope.domain.name } };
+    throw new ApiError(400, 'Expecting to find id or name in domain.', 'ValidationError');
+  }
+  // System scope needs a system role assignment, which bootflow never makes: the same 401 as Keystone's.
+  if (scope.system !== undefined) throw unauthorized();
+  return { unscoped: true as const };
+}
+
 const unauthorized = () =>
   new ApiError(401, 'The request you have made requires authentication.', 'Unauthorized');
 
@@ -62,27 +85,27 @@ const tokenNotFound = () => new ApiError(404, 'Failed to validate token', 'Token
 
 export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const keystone = deps.cloud.keystone;
-  const authenticated = { preHandler: requireAuth(deps) };
+  const authenticated = { preHandler: requireIdentityAuth(deps) };
 
   async function tokenBody(
-    context: RequestContext,
+    caller: TokenContext,
     methods: string[],
     auditIds: string[],
     catalog: boolean,
   ): Promise<{ token: ReturnType<typeof tokenView> }> {
     const roles = await keystone.listRoles();
     const [userDomain, projectDomain] = await Promise.all([
-      keystone.getDomain(context.userDomainId),
-      keystone.getDomain(context.domainId),
+      keystone.getDomain(caller.userDomainId),
+      caller.project ? keystone.getDomain(caller.project.domainId) : undefined,
     ]);
     return {
       token: tokenView(deps, {
-        context,
+        caller,
         methods,
         auditIds,
         userDomainName: userDomain.name,
-        projectDomainName: projectDomain.name,
-        roles: roles.filter((r) => context.roles.includes(r.name)),
+        ...(projectDomain ? { projectDomainName: projectDomain.name } : {}),
+        roles: roles.filter((r) => caller.roles.includes(r.name)),
         catalog,
       }),
     };
@@ -92,19 +115,9 @@ export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
 
   app.post('/v3/auth/tokens', async (request, reply) => {
     const { auth } = parseBody(authBody, request.body);
-    const { identity, scope } = auth;
-    if (
-      scope === 'unscoped' ||
-      (scope && !scope.project) ||
-      (!scope && identity.methods.includes('password'))
-    )
-      throw new ApiError(
-        400,
-        'bootflow issues project-scoped tokens only: give a project in auth.scope.',
-        'ValidationError',
-      );
-    const project = scope?.project ? locator(scope.project, 'project') : undefined;
-    let result: AuthResult;
+    const { identity } = auth;
+    const scope = scopeOf(auth.scope);
+    let result: IssuedToken;
     try {
       if (identity.methods.includes('password')) {
         if (!identity.password) throw new ApiError(400, 'Expecting to find password in identity.');
@@ -113,14 +126,15 @@ export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
           method: 'password',
           user: locator(user, 'user'),
           password,
-          project: project!,
+          scope,
         });
       } else if (identity.methods.includes('token')) {
         if (!identity.token) throw new ApiError(400, 'Expecting to find token in identity.');
+        // Without a scope the token method keeps the scope of the token it re-scopes.
         result = await keystone.issueToken({
           method: 'token',
           token: identity.token.id,
-          ...(project ? { project } : {}),
+          ...(auth.scope !== undefined ? { scope } : {}),
         });
       } else {
         throw new ApiError(401, 'Attempted to authenticate with an unsupported method.', 'Unauthorized');
@@ -135,7 +149,7 @@ export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
         throw unauthorized();
       throw err;
     }
-    const body = await tokenBody(result.context, result.methods, result.auditIds, wantsCatalog(request));
+    const body = await tokenBody(result.caller, result.methods, result.auditIds, wantsCatalog(request));
     return reply.code(201).header('X-Subject-Token', result.token).send(body);
   });
 
@@ -151,8 +165,8 @@ export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       if (isCloudError(err, 'Unauthorized') || isCloudError(err, 'BadRequest')) throw tokenNotFound();
       throw err;
     }
-    const caller = authOf(request).ctx;
-    if (!isAdmin(caller) && caller.userId !== described.context.userId)
+    const caller = callerOf(request);
+    if (!isAdmin(caller) && caller.userId !== described.caller.userId)
       throw new ApiError(
         403,
         'You are not authorized to perform the requested action: identity:validate_token.',
@@ -161,8 +175,8 @@ export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   }
 
   app.get('/v3/auth/tokens', { ...authenticated, exposeHeadRoute: false }, async (request, reply) => {
-    const { token, context, methods } = await subject(request);
-    const body = await tokenBody(context, methods, [context.auditId], wantsCatalog(request));
+    const { token, caller, methods } = await subject(request);
+    const body = await tokenBody(caller, methods, [caller.auditId], wantsCatalog(request));
     return reply.header('X-Subject-Token', token).send(body);
   });
 
@@ -178,8 +192,8 @@ export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   });
 
   app.get('/v3/auth/projects', authenticated, async (request) => {
-    const { ctx } = authOf(request);
-    const assignments = await keystone.listRoleAssignments({ userId: ctx.userId });
+    const caller = callerOf(request);
+    const assignments = await keystone.listRoleAssignments({ userId: caller.userId });
     const ids = [...new Set(assignments.map((a) => a.projectId))];
     const projects = (await keystone.listProjects()).filter((p) => p.enabled && ids.includes(p.id));
     return {
@@ -188,8 +202,30 @@ export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     };
   });
 
-  app.get('/v3/auth/catalog', authenticated, async () => ({
-    catalog: serviceCatalog(deps),
-    links: { self: v3Url(deps, '/auth/catalog'), previous: null, next: null },
-  }));
+  app.get('/v3/auth/domains', authenticated, async (request) => {
+    const caller = callerOf(request);
+    const ids = new Set(
+      (await keystone.listDomainRoleAssignments({ userId: caller.userId })).map((a) => a.domainId),
+    );
+    const domains = (await keystone.listDomains()).filter((d) => d.enabled && ids.has(d.id));
+    return {
+      domains: domains.map((d) => domainView(deps, d)),
+      links: collectionLinks(deps, '/auth/domains'),
+    };
+  });
+
+  app.get('/v3/auth/catalog', authenticated, async (request) => {
+    // Keystone's AuthCatalogResource refuses an unscoped token.
+    const caller = callerOf(request);
+    if (!caller.project && !caller.domain)
+      throw new ApiError(
+        403,
+        'A project-scoped token is required to produce a service catalog.',
+        'Forbidden',
+      );
+    return {
+      catalog: serviceCatalog(deps),
+      links: { self: v3Url(deps, '/auth/catalog'), previous: null, next: null },
+    };
+  });
 }

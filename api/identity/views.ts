@@ -2,7 +2,7 @@
  * Keystone v3's JSON bodies (api-ref/source/v3): projects, users, roles, domains, role assignments and
  * tokens, with their `links`. Times in Keystone's format: ISO 8601 with microseconds and a `Z`.
  */
-import type { Domain, Project, RequestContext, Role, User } from '../../cloud/keystone';
+import type { Domain, Project, Role, TokenContext, User } from '../../cloud/keystone';
 import type { ApiDeps } from '../deps';
 import { serviceCatalog, type CatalogEntry } from '../catalog';
 
@@ -72,18 +72,23 @@ export function domainView(deps: Pick<ApiDeps, 'publicUrl'>, d: Domain) {
 }
 
 export interface TokenFacts {
-  context: RequestContext;
+  caller: TokenContext;
   methods: string[];
   auditIds: string[];
   userDomainName: string;
-  projectDomainName: string;
+  /** The project's domain name, for a project-scoped token. */
+  projectDomainName?: string;
   roles: Role[];
   catalog: boolean;
 }
 
-/** The `token` of POST and GET /v3/auth/tokens (a project-scoped token). */
+/**
+ * The `token` of POST and GET /v3/auth/tokens: a project-scoped token names its project, a domain-scoped one
+ * its domain; both carry roles and (unless ?nocatalog) the catalog. An unscoped token has neither.
+ */
 export function tokenView(deps: Pick<ApiDeps, 'publicUrl' | 'region'>, t: TokenFacts) {
-  const { context: c } = t;
+  const { caller: c } = t;
+  const scoped = c.project !== undefined || c.domain !== undefined;
   return {
     methods: t.methods,
     user: {
@@ -95,9 +100,18 @@ export function tokenView(deps: Pick<ApiDeps, 'publicUrl' | 'region'>, t: TokenF
     audit_ids: t.auditIds,
     expires_at: keystoneTime(c.expiresAt),
     issued_at: keystoneTime(c.issuedAt),
-    project: { domain: { id: c.domainId, name: t.projectDomainName }, id: c.projectId, name: c.projectName },
-    is_domain: false,
-    roles: t.roles.map((r) => ({ id: r.id, name: r.name })),
-    ...(t.catalog ? { catalog: serviceCatalog(deps) as CatalogEntry[] } : {}),
+    ...(c.project
+      ? {
+          project: {
+            domain: { id: c.project.domainId, name: t.projectDomainName ?? c.project.domainId },
+            id: c.project.id,
+            name: c.project.name,
+          },
+          is_domain: false,
+        }
+      : {}),
+    ...(c.domain ? { domain: { id: c.domain.id, name: c.domain.name } } : {}),
+    ...(scoped ? { roles: t.roles.map((r) => ({ id: r.id, name: r.name })) } : {}),
+    ...(scoped && t.catalog ? { catalog: serviceCatalog(deps) as CatalogEntry[] } : {}),
   };
 }

@@ -8,21 +8,34 @@ import type { Kysely } from 'kysely';
 import type { Clock } from '../clock';
 import type { ServiceDb } from '../db';
 import { CloudError } from '../errors';
-import type { RequestContext } from './context';
+import { projectContext, type RequestContext, type TokenContext } from './context';
 import { hashPassword, verifyPassword, type ScryptParams } from './passwords';
 import * as q from './queries';
-import type { EntityLocator } from './queries';
+import type { DomainLocator, EntityLocator } from './queries';
 import { addRevocationEvent, isRevoked, type RevocationSelector } from './revocation';
 import type { KeystoneDb } from './schema';
 import type { TokenSigner, VerifiedToken } from './tokens';
 import { isUniqueViolation } from '../db';
-import type { AuthResult } from './views';
+import type { AuthResult, IssuedToken } from './views';
 
 /** Keystone's message for every 401. */
 export const UNAUTHORIZED_MESSAGE = 'The request you have made requires authentication.';
 const MAX_TOKEN_LENGTH = 8192;
 
 const unauthorized = (): CloudError => new CloudError('Unauthorized', UNAUTHORIZED_MESSAGE);
+
+/** Why a service refuses a valid token that is not scoped to a project. */
+export const PROJECT_SCOPE_REQUIRED = 'This service takes project-scoped tokens only.';
+
+/** The scope a token is asked for: a project, a domain, or none (unscoped). */
+export type ScopeRef = { project: EntityLocator } | { domain: DomainLocator } | { unscoped: true };
+
+const scopeOf = (t: VerifiedToken): ScopeRef =>
+  t.projectId !== undefined
+    ? { project: { id: t.projectId } }
+    : t.domainId !== undefined
+      ? { domain: { id: t.domainId } }
+      : { unscoped: true };
 
 export interface AuthSettings {
   tokenTtlMs: number;
@@ -50,15 +63,24 @@ export class Authenticator {
 
   /** Password authentication scoped to a project → a signed token and its context. */
   async authenticate(login: Login): Promise<AuthResult> {
-    return this.passwordToken(
+    const issued = await this.passwordToken(
       { name: login.username, domain: { name: login.userDomainName } },
       login.password,
-      { name: login.projectName, domain: { name: login.projectDomainName } },
+      { project: { name: login.projectName, domain: { name: login.projectDomainName } } },
     );
+    const context = projectContext(issued.caller);
+    if (!context) throw unauthorized();
+    return {
+      token: issued.token,
+      expiresAt: issued.expiresAt,
+      context,
+      methods: issued.methods,
+      auditIds: issued.auditIds,
+    };
   }
 
-  /** Keystone's password method: the user by id or by name in a domain, scoped to a project. */
-  async passwordToken(userRef: EntityLocator, password: string, scope: EntityLocator): Promise<AuthResult> {
+  /** Keystone's password method: the user by id or by name in a domain, with the scope asked for. */
+  async passwordToken(userRef: EntityLocator, password: string, scope: ScopeRef): Promise<IssuedToken> {
     const user = await q.loginUser(this.store.db, userRef);
     // An unknown user still costs one scrypt, so response time does not reveal which names exist.
     const passwordOk = await verifyPassword(
@@ -70,83 +92,105 @@ export class Authenticator {
   }
 
   /**
-   * Keystone's token method: a valid token re-scoped to a project (the same project when none is asked).
-   * The new token expires no later than the one it came from, as Keystone's re-scoping keeps expires_at.
+   * Keystone's token method: a valid token re-scoped (to the same scope when none is asked). The new token
+   * expires no later than the one it came from, as Keystone's re-scoping keeps expires_at.
    */
-  async tokenToken(token: string, scope: EntityLocator | undefined): Promise<AuthResult> {
+  async tokenToken(token: string, scope: ScopeRef | undefined): Promise<IssuedToken> {
     const verified = await this.verify(token, 0);
     if (!verified || (await isRevoked(this.store.db, verified))) throw unauthorized();
     const user = await q.activeUser(this.store.db, verified.userId);
     if (!user) throw unauthorized();
     const methods = ['token', ...verified.methods.filter((m) => m !== 'token')];
-    return this.issue(
-      user,
-      scope ?? { id: verified.projectId },
-      methods,
-      [verified.auditId],
-      verified.expiresAt,
-    );
+    return this.issue(user, scope ?? scopeOf(verified), methods, [verified.auditId], verified.expiresAt);
   }
 
   private async issue(
     user: { id: string; name: string; domain_id: string },
-    scope: EntityLocator,
+    scope: ScopeRef,
     methods: string[],
     parentAuditIds: string[],
     notAfter?: number,
-  ): Promise<AuthResult> {
-    const project = await q.activeProject(this.store.db, scope);
-    if (!project) throw unauthorized();
-    const roles = await q.effectiveRoles(this.store.db, user.id, project.id);
-    if (roles.length === 0) throw unauthorized();
-
+  ): Promise<IssuedToken> {
+    const target = await this.resolveScope(user.id, scope);
+    if (!target) throw unauthorized();
     const issuedAt = this.clock.now();
     const expiresAt = Math.min(issuedAt + this.settings.tokenTtlMs, notAfter ?? Infinity);
     // Keystone's audit ids: 16 random bytes, URL-safe base64.
     const auditId = randomBytes(16).toString('base64url');
     const token = await this.signer.sign({
       userId: user.id,
-      projectId: project.id,
-      roles,
+      scope: target.project
+        ? { projectId: target.project.id }
+        : target.domain
+          ? { domainId: target.domain.id }
+          : {},
+      roles: target.roles,
       issuedAt,
       expiresAt,
       auditId,
       methods,
     });
-    const context: RequestContext = {
+    const caller: TokenContext = {
       userId: user.id,
       userName: user.name,
       userDomainId: user.domain_id,
-      projectId: project.id,
-      projectName: project.name,
-      domainId: project.domain_id,
-      roles,
       issuedAt,
       expiresAt,
       auditId,
+      ...target,
     };
-    return { token, expiresAt, context, methods, auditIds: [auditId, ...parentAuditIds] };
+    return { token, expiresAt, caller, methods, auditIds: [auditId, ...parentAuditIds] };
   }
 
-  /** The token's context and how it was obtained (Keystone's GET /v3/auth/tokens). */
-  async describe(token: string): Promise<{ context: RequestContext; methods: string[] }> {
+  /**
+   * The scope's project or domain (enabled, with at least one role for the user) and the effective roles
+   * there; an unscoped token has no roles. Undefined when the user may not have that scope.
+   */
+  private async resolveScope(
+    userId: string,
+    scope: ScopeRef,
+  ): Promise<Pick<TokenContext, 'roles' | 'project' | 'domain'> | undefined> {
+    const db = this.store.db;
+    if ('project' in scope) {
+      const project = await q.activeProject(db, scope.project);
+      if (!project) return undefined;
+      const roles = await q.effectiveRoles(db, userId, project.id);
+      if (roles.length === 0) return undefined;
+      return { roles, project: { id: project.id, name: project.name, domainId: project.domain_id } };
+    }
+    if ('domain' in scope) {
+      const domain = await q.activeDomain(db, scope.domain);
+      if (!domain) return undefined;
+      const roles = await q.effectiveDomainRoles(db, userId, domain.id);
+      if (roles.length === 0) return undefined;
+      return { roles, domain: { id: domain.id, name: domain.name } };
+    }
+    return { roles: [] };
+  }
+
+  /** The token's caller and how it was obtained (Keystone's GET /v3/auth/tokens), whatever its scope. */
+  async describe(token: string): Promise<{ caller: TokenContext; methods: string[] }> {
     const verified = await this.verify(token, 0);
     if (!verified || (await isRevoked(this.store.db, verified))) throw unauthorized();
-    const context = await this.currentContext(verified);
-    if (!context) throw unauthorized();
-    return { context, methods: verified.methods };
+    const caller = await this.currentCaller(verified);
+    if (!caller) throw unauthorized();
+    return { caller, methods: verified.methods };
   }
 
   /**
    * Signature, expiry by the clock (allowExpired: up to the allow_expired window past it), revocation
    * events, user, project and domains still enabled, at least one role still assigned. The context's roles
-   * are the current effective roles, as Keystone recomputes them at validation.
+   * are the current effective roles, as Keystone recomputes them at validation. The services take
+   * project-scoped tokens only (their policies' scope_types are ['project']): a valid domain-scoped or
+   * unscoped token is Forbidden there.
    */
   async validate(token: string, allowExpired: boolean): Promise<RequestContext> {
     const verified = await this.verify(token, allowExpired ? this.settings.allowExpiredWindowMs : 0);
     if (!verified || (await isRevoked(this.store.db, verified))) throw unauthorized();
-    const context = await this.currentContext(verified);
-    if (!context) throw unauthorized();
+    const caller = await this.currentCaller(verified);
+    if (!caller) throw unauthorized();
+    const context = projectContext(caller);
+    if (!context) throw new CloudError('Forbidden', PROJECT_SCOPE_REQUIRED);
     return context;
   }
 
@@ -192,24 +236,19 @@ export class Authenticator {
     return this.signer.verify(token, this.clock.now(), graceMs);
   }
 
-  private async currentContext(token: VerifiedToken): Promise<RequestContext | undefined> {
-    const db = this.store.db;
-    const user = await q.activeUser(db, token.userId);
-    const project = user && (await q.activeProject(db, { id: token.projectId }));
-    if (!user || !project) return undefined;
-    const roles = await q.effectiveRoles(db, user.id, project.id);
-    if (roles.length === 0) return undefined;
+  private async currentCaller(token: VerifiedToken): Promise<TokenContext | undefined> {
+    const user = await q.activeUser(this.store.db, token.userId);
+    if (!user) return undefined;
+    const target = await this.resolveScope(user.id, scopeOf(token));
+    if (!target) return undefined;
     return {
       userId: user.id,
       userName: user.name,
       userDomainId: user.domain_id,
-      projectId: project.id,
-      projectName: project.name,
-      domainId: project.domain_id,
-      roles,
       issuedAt: token.issuedAt,
       expiresAt: token.expiresAt,
       auditId: token.auditId,
+      ...target,
     };
   }
 

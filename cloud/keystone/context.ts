@@ -21,3 +21,40 @@ export interface RequestContext {
 }
 
 export type Ctx = RequestContext;
+
+/**
+ * A token's caller as Keystone's own API sees it: scoped to a project (the services' RequestContext), to a
+ * domain, or to nothing (an unscoped token: no roles, no catalog; only good for listing one's projects and
+ * re-scoping).
+ */
+export interface TokenContext {
+  userId: string;
+  userName: string;
+  userDomainId: string;
+  /** Effective roles on the scope, implied roles included; empty for an unscoped token. */
+  roles: string[];
+  issuedAt: number;
+  expiresAt: number;
+  auditId: string;
+  /** Set on a project-scoped token. */
+  project?: { id: string; name: string; domainId: string };
+  /** Set on a domain-scoped token. */
+  domain?: { id: string; name: string };
+}
+
+/** The services' context of a project-scoped token; undefined for a domain-scoped or unscoped one. */
+export function projectContext(t: TokenContext): RequestContext | undefined {
+  if (!t.project) return undefined;
+  return {
+    userId: t.userId,
+    userName: t.userName,
+    userDomainId: t.userDomainId,
+    projectId: t.project.id,
+    projectName: t.project.name,
+    domainId: t.project.domainId,
+    roles: t.roles,
+    issuedAt: t.issuedAt,
+    expiresAt: t.expiresAt,
+    auditId: t.auditId,
+  };
+}

@@ -12,7 +12,7 @@ import { openServiceDb, type DbConfig, type ServiceDb } from '../db';
 import { CloudError } from '../errors';
 import { idSchema, parseRequest } from '../validation';
 import { Authenticator } from './auth';
-import type { RequestContext } from './context';
+import type { RequestContext, TokenContext } from './context';
 import { keystoneMigrations } from './migrations';
 import { checkScryptParams, DEFAULT_SCRYPT_PARAMS, type ScryptParams } from './passwords';
 import * as q from './queries';
@@ -28,6 +28,8 @@ import {
   toProject,
   toUser,
   type AuthResult,
+  type DomainRoleAssignment,
+  type IssuedToken,
   type Domain,
   type Project,
   type Role,
@@ -461,6 +463,7 @@ export class Keystone {
       if (Number(res.numDeletedRows) === 0)
         throw new CloudError('NotFound', `Could not find user: ${id}.`, { user: id });
       await trx.deleteFrom('role_assignments').where('user_id', '=', id).execute();
+      await trx.deleteFrom('domain_role_assignments').where('user_id', '=', id).execute();
       await this.auth.revoke(trx, { userId: id });
     });
   }
@@ -524,6 +527,63 @@ export class Keystone {
       .execute();
   }
 
+  /** Grants a role on a domain (Keystone's PUT /v3/domains/{d}/users/{u}/roles/{r}); again is a no-op. */
+  async assignDomainRole(input: req.DomainRoleAssignmentInput): Promise<void> {
+    const r = parseRequest(req.domainRoleAssignmentRequest, input, 'domain role assignment');
+    const key = { user_id: r.userId, domain_id: r.domainId, role_id: r.roleId };
+    await insertOrFind(
+      () =>
+        this.db
+          .insertInto('domain_role_assignments')
+          .values({ ...key, created_at: this.clock.now() })
+          .execute(),
+      () =>
+        this.db
+          .selectFrom('domain_role_assignments')
+          .selectAll()
+          .where('user_id', '=', key.user_id)
+          .where('domain_id', '=', key.domain_id)
+          .where('role_id', '=', key.role_id)
+          .executeTakeFirst(),
+    );
+  }
+
+  /** Removes a domain grant (idempotent); domain-scoped tokens lose the role at their next validation. */
+  async unassignDomainRole(input: req.DomainRoleAssignmentInput): Promise<{ removed: boolean }> {
+    const r = parseRequest(req.domainRoleAssignmentRequest, input, 'domain role assignment');
+    const res = await this.db
+      .deleteFrom('domain_role_assignments')
+      .where('user_id', '=', r.userId)
+      .where('domain_id', '=', r.domainId)
+      .where('role_id', '=', r.roleId)
+      .executeTakeFirst();
+    return { removed: Number(res.numDeletedRows) > 0 };
+  }
+
+  /** Domain grants (not the implied roles), filtered by user, domain and role. */
+  async listDomainRoleAssignments(
+    input: req.ListDomainAssignmentsInput = {},
+  ): Promise<DomainRoleAssignment[]> {
+    const r = parseRequest(req.listDomainAssignmentsRequest, input, 'domain role assignment filter');
+    let query = this.db
+      .selectFrom('domain_role_assignments')
+      .innerJoin('roles', 'roles.id', 'domain_role_assignments.role_id')
+      .select([
+        'domain_role_assignments.user_id as userId',
+        'domain_role_assignments.domain_id as domainId',
+        'roles.id as roleId',
+        'roles.name as roleName',
+      ]);
+    if (r.userId) query = query.where('domain_role_assignments.user_id', '=', r.userId);
+    if (r.domainId) query = query.where('domain_role_assignments.domain_id', '=', r.domainId);
+    if (r.roleId) query = query.where('domain_role_assignments.role_id', '=', r.roleId);
+    return query
+      .orderBy('domain_role_assignments.user_id')
+      .orderBy('domain_role_assignments.domain_id')
+      .orderBy('roles.name')
+      .execute();
+  }
+
   /** The user's effective roles on the project: the assigned ones plus what they imply. */
   async effectiveRoles(userId: string, projectId: string): Promise<string[]> {
     return q.effectiveRoles(this.db, userId, projectId);
@@ -556,16 +616,17 @@ export class Keystone {
 
   /**
    * Keystone's POST /v3/auth/tokens: the password method (user by id, or by name in a domain by id or
-   * name) or the token method (re-scoping), scoped to a project. Every failure is the same Unauthorized.
+   * name) or the token method (re-scoping), scoped to a project or a domain (by id or name), or unscoped.
+   * Every failure is the same Unauthorized.
    */
-  async issueToken(input: req.IssueTokenInput): Promise<AuthResult> {
+  async issueToken(input: req.IssueTokenInput): Promise<IssuedToken> {
     const r = parseRequest(req.issueTokenRequest, input, 'authentication request');
-    if (r.method === 'password') return this.auth.passwordToken(r.user, r.password, r.project);
-    return this.auth.tokenToken(r.token, r.project);
+    if (r.method === 'password') return this.auth.passwordToken(r.user, r.password, r.scope);
+    return this.auth.tokenToken(r.token, r.scope);
   }
 
-  /** A valid token's context and methods (Keystone's GET /v3/auth/tokens); Unauthorized otherwise. */
-  async describeToken(token: string): Promise<{ context: RequestContext; methods: string[] }> {
+  /** A valid token's caller (any scope) and methods (Keystone's GET /v3/auth/tokens); Unauthorized otherwise. */
+  async describeToken(token: string): Promise<{ caller: TokenContext; methods: string[] }> {
     return this.auth.describe(parseRequest(req.tokenSchema, token, 'token'));
   }
 

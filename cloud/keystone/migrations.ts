@@ -89,4 +89,17 @@ export const keystoneMigrations: Record<string, Migration> = {
       }
     },
   },
+  // Keystone's assignment table also holds UserDomain rows: a role on a domain, for domain-scoped tokens.
+  '002_domain_role_assignments': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('domain_role_assignments')
+        .addColumn('user_id', 'varchar(64)', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('domain_id', 'varchar(64)', (c) => c.notNull().references('domains.id'))
+        .addColumn('role_id', 'varchar(64)', (c) => c.notNull().references('roles.id').onDelete('cascade'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('domain_role_assignments_pk', ['user_id', 'domain_id', 'role_id'])
+        .execute();
+    },
+  },
 };

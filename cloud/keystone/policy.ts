@@ -8,36 +8,52 @@
  * The rule names are the cloud's (compute:server:create, ...); Nova's own names are accepted as aliases.
  */
 import { CloudError } from '../errors';
-import type { RequestContext } from './context';
 
 export interface PolicyTarget {
   /** The project owning the resource (Nova's %(project_id)s). */
-  projectId: string;
+  projectId?: string;
+  /** The domain owning the resource (Keystone's %(target.domain_id)s). */
+  domainId?: string;
 }
 
-type Check = (ctx: RequestContext, target: PolicyTarget) => boolean;
+/**
+ * What a check reads from the caller (oslo.policy's creds): the roles and the token's scope. A services'
+ * RequestContext is project-scoped; Keystone's own API also sees domain-scoped and unscoped tokens.
+ */
+export interface PolicyCredentials {
+  roles: string[];
+  /** The token's project scope. */
+  projectId?: string;
+  /** A domain-scoped token's domain. */
+  scopeDomainId?: string;
+}
 
-const hasRole = (ctx: RequestContext, role: string): boolean =>
+type Check = (ctx: PolicyCredentials, target: PolicyTarget) => boolean;
+
+const hasRole = (ctx: PolicyCredentials, role: string): boolean =>
   Array.isArray(ctx.roles) && ctx.roles.includes(role);
 const either =
   (...checks: Check[]): Check =>
   (ctx, target) =>
     checks.some((check) => check(ctx, target));
 
+const sameProject = (ctx: PolicyCredentials, t: PolicyTarget): boolean =>
+  ctx.projectId !== undefined && ctx.projectId === t.projectId;
+
 /** Nova's base rules, with the oslo.policy check string each one stands for. */
 export const BASE_RULES = {
   context_is_admin: { checkString: 'role:admin', check: ((ctx) => hasRole(ctx, 'admin')) as Check },
   project_manager_api: {
     checkString: 'role:manager and project_id:%(project_id)s',
-    check: ((ctx, t) => hasRole(ctx, 'manager') && ctx.projectId === t.projectId) as Check,
+    check: ((ctx, t) => hasRole(ctx, 'manager') && sameProject(ctx, t)) as Check,
   },
   project_member_api: {
     checkString: 'role:member and project_id:%(project_id)s',
-    check: ((ctx, t) => hasRole(ctx, 'member') && ctx.projectId === t.projectId) as Check,
+    check: ((ctx, t) => hasRole(ctx, 'member') && sameProject(ctx, t)) as Check,
   },
   project_reader_api: {
     checkString: 'role:reader and project_id:%(project_id)s',
-    check: ((ctx, t) => hasRole(ctx, 'reader') && ctx.projectId === t.projectId) as Check,
+    check: ((ctx, t) => hasRole(ctx, 'reader') && sameProject(ctx, t)) as Check,
   },
 } as const;
 
@@ -49,6 +65,20 @@ const PROJECT_MEMBER_OR_ADMIN = {
 const PROJECT_READER_OR_ADMIN = {
   checkString: 'rule:project_reader_api or rule:context_is_admin',
   check: either(BASE_RULES.project_reader_api.check, BASE_RULES.context_is_admin.check),
+};
+
+/** Keystone's `role:reader and domain_id:%(target.domain_id)s`: a reader on a domain-scoped token. */
+const DOMAIN_READER: Check = (ctx, t) =>
+  hasRole(ctx, 'reader') && ctx.scopeDomainId !== undefined && ctx.scopeDomainId === t.domainId;
+const ADMIN_OR_DOMAIN_READER = {
+  checkString: 'rule:admin_required or (role:reader and domain_id:%(target.domain_id)s)',
+  check: either(BASE_RULES.context_is_admin.check, DOMAIN_READER),
+};
+const ADMIN_OR_DOMAIN_READER_OR_PROJECT_READER = {
+  checkString:
+    'rule:admin_required or (role:reader and domain_id:%(target.project.domain_id)s) or ' +
+    '(role:reader and project_id:%(target.project.id)s)',
+  check: either(BASE_RULES.context_is_admin.check, DOMAIN_READER, BASE_RULES.project_reader_api.check),
 };
 
 export const POLICY_RULES = {
@@ -67,14 +97,16 @@ export const POLICY_RULES = {
   'os_compute_api:servers:detail': PROJECT_READER_OR_ADMIN,
   'os_compute_api:servers:index:get_all_tenants': ADMIN,
   'os_compute_api:servers:detail:get_all_tenants': ADMIN,
-  // Keystone's defaults (keystone/common/policies/): administration is admin only; a project reader may
-  // see its own project (the target is that project). Rules on a user (get_user, list_user_projects,
-  // validate_token) compare the user id and are checked by the identity API itself.
-  'identity:list_projects': ADMIN,
+  // Keystone's defaults (keystone/common/policies/): administration is admin only (on any scope: Keystone's
+  // admin_required is role:admin); a reader on a domain-scoped token may list and see the projects and users
+  // of that domain; a project reader may see its own project. Rules on a user (get_user,
+  // list_user_projects, validate_token) compare the user id and are checked by the identity API itself.
+  'identity:list_projects': ADMIN_OR_DOMAIN_READER,
   'identity:create_project': ADMIN,
   'identity:delete_project': ADMIN,
-  'identity:get_project': PROJECT_READER_OR_ADMIN,
-  'identity:list_users': ADMIN,
+  'identity:get_project': ADMIN_OR_DOMAIN_READER_OR_PROJECT_READER,
+  'identity:list_users': ADMIN_OR_DOMAIN_READER,
+  'identity:get_user': ADMIN_OR_DOMAIN_READER,
   'identity:create_user': ADMIN,
   'identity:delete_user': ADMIN,
   'identity:list_roles': ADMIN,
@@ -120,12 +152,12 @@ export interface PolicyDecision {
 }
 
 /** Decides without throwing. Without a target, the caller's own project is the target (as Nova does). */
-export function authorize(ctx: RequestContext, rule: PolicyRule, target?: PolicyTarget): PolicyDecision {
+export function authorize(ctx: PolicyCredentials, rule: PolicyRule, target?: PolicyTarget): PolicyDecision {
   const t = target ?? { projectId: ctx.projectId };
   const definition = Object.hasOwn(POLICY_RULES, rule) ? POLICY_RULES[rule] : undefined;
   // An unknown rule fails closed.
   const allowed = definition !== undefined && definition.check(ctx, t);
-  return { rule, allowed, sameProject: ctx.projectId === t.projectId };
+  return { rule, allowed, sameProject: sameProject(ctx, t) };
 }
 
 function forbidden(rule: string): CloudError {
@@ -133,7 +165,7 @@ function forbidden(rule: string): CloudError {
 }
 
 /** Throws Forbidden (Nova's PolicyNotAuthorized) unless the rule allows it. */
-export function enforce(ctx: RequestContext, rule: PolicyRule, target?: PolicyTarget): void {
+export function enforce(ctx: PolicyCredentials, rule: PolicyRule, target?: PolicyTarget): void {
   if (!authorize(ctx, rule, target).allowed) throw forbidden(rule);
 }
 
@@ -143,7 +175,7 @@ export function enforce(ctx: RequestContext, rule: PolicyRule, target?: PolicyTa
  * project is Forbidden.
  */
 export function enforceVisible(
-  ctx: RequestContext,
+  ctx: PolicyCredentials,
   rule: PolicyRule,
   target: PolicyTarget,
   notFoundMessage: string,

@@ -63,6 +63,22 @@ export async function effectiveRoles(db: Db, userId: string, projectId: string):
     .where('role_assignments.user_id', '=', userId)
     .where('role_assignments.project_id', '=', projectId)
     .execute();
+  return withImpliedRoles(db, assigned);
+}
+
+/** The user's effective roles on the domain (its UserDomain assignments and what they imply), sorted. */
+export async function effectiveDomainRoles(db: Db, userId: string, domainId: string): Promise<string[]> {
+  const assigned = await db
+    .selectFrom('domain_role_assignments')
+    .innerJoin('roles', 'roles.id', 'domain_role_assignments.role_id')
+    .select('roles.name')
+    .where('domain_role_assignments.user_id', '=', userId)
+    .where('domain_role_assignments.domain_id', '=', domainId)
+    .execute();
+  return withImpliedRoles(db, assigned);
+}
+
+async function withImpliedRoles(db: Db, assigned: { name: string }[]): Promise<string[]> {
   if (assigned.length === 0) return [];
   const rules = await db
     .selectFrom('implied_roles')
@@ -121,6 +137,15 @@ export function loginUser(db: Db, user: EntityLocator) {
 export async function activeUser(db: Db, id: string) {
   const row = await userWithDomain(db).where('users.id', '=', id).executeTakeFirst();
   return row && row.enabled === 1 && row.domain_enabled === 1 ? row : undefined;
+}
+
+/** The domain (by id or name), only if enabled. */
+export async function activeDomain(db: Db, ref: DomainLocator) {
+  const query = db.selectFrom('domains').select(['id', 'name', 'enabled']);
+  const row = await (
+    'id' in ref ? query.where('id', '=', ref.id) : query.where('name', '=', ref.name)
+  ).executeTakeFirst();
+  return row && row.enabled === 1 ? row : undefined;
 }
 
 /** The project (by id, or by name in a domain given by id or name), only if it and its domain are enabled. */

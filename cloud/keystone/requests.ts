@@ -69,15 +69,23 @@ const entityLocator = z.union([
   z.strictObject({ name: nameSchema, domain: domainLocator }),
 ]);
 
-/** Keystone's POST /v3/auth/tokens, reduced to what it decides: who, how, and which project. */
+/** A token's scope: a project, a domain, or none. */
+const scopeRef = z.union([
+  z.strictObject({ project: entityLocator }),
+  z.strictObject({ domain: domainLocator }),
+  z.strictObject({ unscoped: z.literal(true) }),
+]);
+
+/** Keystone's POST /v3/auth/tokens, reduced to what it decides: who, how, and which scope. */
 export const issueTokenRequest = z.discriminatedUnion('method', [
   z.strictObject({
     method: z.literal('password'),
     user: entityLocator,
     password: passwordSchema,
-    project: entityLocator,
+    scope: scopeRef,
   }),
-  z.strictObject({ method: z.literal('token'), token: tokenSchema, project: entityLocator.optional() }),
+  // Without a scope, the re-scoped token keeps the scope of the one it came from.
+  z.strictObject({ method: z.literal('token'), token: tokenSchema, scope: scopeRef.optional() }),
 ]);
 
 /** Strict creates (Keystone's POST /v3/projects and /v3/users): a name already taken is a Conflict. */
@@ -97,6 +105,18 @@ export const createUserRequest = z.strictObject({
 });
 export const validateTokenOptions = z.strictObject({ allowExpired: z.boolean().optional() });
 
+export const domainRoleAssignmentRequest = z.strictObject({
+  userId: idSchema,
+  domainId: idSchema,
+  roleId: idSchema,
+});
+
+export const listDomainAssignmentsRequest = z.strictObject({
+  userId: idSchema.optional(),
+  domainId: idSchema.optional(),
+  roleId: idSchema.optional(),
+});
+
 export const listAssignmentsRequest = z.strictObject({
   userId: idSchema.optional(),
   projectId: idSchema.optional(),
@@ -114,6 +134,8 @@ export type SetPasswordInput = z.input<typeof setPasswordRequest>;
 export type AuthenticateInput = z.input<typeof authenticateRequest>;
 export type ValidateTokenOptions = z.input<typeof validateTokenOptions>;
 export type ListAssignmentsInput = z.input<typeof listAssignmentsRequest>;
+export type DomainRoleAssignmentInput = z.input<typeof domainRoleAssignmentRequest>;
+export type ListDomainAssignmentsInput = z.input<typeof listDomainAssignmentsRequest>;
 export type IssueTokenInput = z.input<typeof issueTokenRequest>;
 export type CreateProjectInput = z.input<typeof createProjectRequest>;
 export type CreateUserInput = z.input<typeof createUserRequest>;

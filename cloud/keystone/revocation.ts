@@ -13,7 +13,8 @@ export interface RevocationSelector {
 
 export interface RevocableToken {
   userId: string;
-  projectId: string;
+  /** Absent on a domain-scoped or unscoped token: only events without a project selector match it. */
+  projectId?: string;
   auditId: string;
   issuedAt: number;
 }
@@ -26,7 +27,9 @@ export async function isRevoked(db: Kysely<KeystoneDb>, token: RevocableToken): 
     .where((eb) =>
       eb.and([
         eb.or([eb('user_id', 'is', null), eb('user_id', '=', token.userId)]),
-        eb.or([eb('project_id', 'is', null), eb('project_id', '=', token.projectId)]),
+        token.projectId === undefined
+          ? eb('project_id', 'is', null)
+          : eb.or([eb('project_id', 'is', null), eb('project_id', '=', token.projectId)]),
         eb.or([eb('audit_id', 'is', null), eb('audit_id', '=', token.auditId)]),
       ]),
     )

@@ -47,6 +47,14 @@ export interface RoleAssignmentsTable {
   created_at: number;
 }
 
+/** A role for a user on a domain (Keystone's UserDomain assignments). */
+export interface DomainRoleAssignmentsTable {
+  user_id: string;
+  domain_id: string;
+  role_id: string;
+  created_at: number;
+}
+
 /**
  * Keystone's revocation events: a token is revoked when it was issued at or before issued_before and every
  * non-null selector (user, project, audit id) matches it.
@@ -67,5 +75,6 @@ export interface KeystoneDb {
   roles: RolesTable;
   implied_roles: ImpliedRolesTable;
   role_assignments: RoleAssignmentsTable;
+  domain_role_assignments: DomainRoleAssignmentsTable;
   revocation_events: RevocationEventsTable;
 }

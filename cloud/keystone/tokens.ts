@@ -1,6 +1,6 @@
 /**
  * Signed tokens, as Keystone's JWS token provider makes them: a compact JWS (EdDSA over Ed25519) whose
- * claims name the user, the project scope and the roles, with issue and expiry times. `iat` and `exp` are
+ * claims name the user, the scope (a project, a domain, or none) and the roles, with issue and expiry times. `iat` and `exp` are
  * NumericDates with millisecond precision (RFC 7519 allows fractions) so that revocation events and expiry
  * are exact under the injected clock. Nothing secret goes into a token: it is signed, not encrypted.
  */
@@ -14,7 +14,9 @@ const ALGORITHM = 'EdDSA';
 const claimsSchema = z.strictObject({
   iss: z.literal(TOKEN_ISSUER),
   sub: z.string().min(1).max(64),
-  project_id: z.string().min(1).max(64),
+  // Neither for an unscoped token; never both.
+  project_id: z.string().min(1).max(64).optional(),
+  domain_id: z.string().min(1).max(64).optional(),
   roles: z.array(z.string().min(1).max(255)).max(256),
   methods: z.array(z.string()).max(8),
   iat: z.number().finite(),
@@ -24,9 +26,12 @@ const claimsSchema = z.strictObject({
 
 export type TokenClaims = z.infer<typeof claimsSchema>;
 
+/** What a token is scoped to: a project, a domain, or nothing (unscoped). */
+export type TokenScopeClaim = { projectId: string } | { domainId: string } | Record<string, never>;
+
 export interface IssueClaims {
   userId: string;
-  projectId: string;
+  scope: TokenScopeClaim;
   roles: string[];
   issuedAt: number;
   expiresAt: number;
@@ -37,7 +42,10 @@ export interface IssueClaims {
 
 export interface VerifiedToken {
   userId: string;
-  projectId: string;
+  /** Set on a project-scoped token. */
+  projectId?: string;
+  /** Set on a domain-scoped token. */
+  domainId?: string;
   roles: string[];
   issuedAt: number;
   expiresAt: number;
@@ -63,7 +71,8 @@ export class TokenSigner {
 
   async sign(claims: IssueClaims): Promise<string> {
     const payload: Omit<TokenClaims, 'iss' | 'sub' | 'iat' | 'exp' | 'jti'> = {
-      project_id: claims.projectId,
+      ...('projectId' in claims.scope ? { project_id: claims.scope.projectId } : {}),
+      ...('domainId' in claims.scope ? { domain_id: claims.scope.domainId } : {}),
       roles: claims.roles,
       methods: claims.methods,
     };
@@ -100,11 +109,13 @@ export class TokenSigner {
     const parsed = claimsSchema.safeParse(payload);
     if (!parsed.success) return undefined;
     const claims = parsed.data;
+    if (claims.project_id !== undefined && claims.domain_id !== undefined) return undefined;
     const expiresAt = fromNumericDate(claims.exp);
     if (nowMs >= expiresAt + graceMs) return undefined;
     return {
       userId: claims.sub,
-      projectId: claims.project_id,
+      ...(claims.project_id !== undefined ? { projectId: claims.project_id } : {}),
+      ...(claims.domain_id !== undefined ? { domainId: claims.domain_id } : {}),
       roles: claims.roles,
       issuedAt: fromNumericDate(claims.iat),
       expiresAt,

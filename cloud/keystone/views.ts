@@ -1,5 +1,5 @@
 /** What Keystone's operations return: plain objects, camelCase, never a password or its hash. */
-import type { RequestContext } from './context';
+import type { RequestContext, TokenContext } from './context';
 import type { DomainsTable, ProjectsTable, UsersTable } from './schema';
 
 export interface Domain {
@@ -41,6 +41,14 @@ export interface RoleAssignment {
   roleName: string;
 }
 
+/** A role for a user on a domain. */
+export interface DomainRoleAssignment {
+  userId: string;
+  domainId: string;
+  roleId: string;
+  roleName: string;
+}
+
 export interface AuthResult {
   token: string;
   /** Epoch ms. */
@@ -49,6 +57,16 @@ export interface AuthResult {
   /** How the user authenticated: ['password'], or ['token', 'password'] for a re-scoped token. */
   methods: string[];
   /** This token's audit id, then the one it was re-scoped from (Keystone's audit_ids). */
+  auditIds: string[];
+}
+
+/** A token of any scope, as Keystone's POST /v3/auth/tokens issues it. */
+export interface IssuedToken {
+  token: string;
+  /** Epoch ms. */
+  expiresAt: number;
+  caller: TokenContext;
+  methods: string[];
   auditIds: string[];
 }
 
