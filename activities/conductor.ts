@@ -24,6 +24,8 @@ export interface InstanceRecordInput {
   networkIds: string[];
   keyName?: string;
   metadata?: Record<string, string>;
+  userData?: string;
+  tags?: string[];
 }
 
 /** What the workflows see of an instance. */
@@ -76,6 +78,8 @@ export function createConductorActivities(nova: Nova) {
         ...(plan.availabilityZone ? { availabilityZone: plan.availabilityZone } : {}),
         ...(input.keyName ? { keyName: input.keyName } : {}),
         ...(input.metadata ? { metadata: input.metadata } : {}),
+        ...(input.userData !== undefined ? { userData: input.userData } : {}),
+        ...(input.tags ? { tags: input.tags } : {}),
       });
       return summaryOf(instance);
     },

@@ -12,7 +12,7 @@ export function parseRequest<S extends z.ZodType>(schema: S, input: unknown, wha
   throw new CloudError('BadRequest', `Invalid ${what}: ${problems}`);
 }
 
-export { nameSchema, serverMetadataSchema } from '../common/schemas';
+export { nameSchema, serverMetadataSchema, serverTagsSchema, userDataSchema } from '../common/schemas';
 
 export const uuidSchema = z.string().uuid();
 export const idSchema = z.string().min(1).max(255);

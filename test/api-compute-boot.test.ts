@@ -142,6 +142,7 @@ describe('servers through the workflows', { timeout: 10 * 60_000 }, () => {
       networks: [{ uuid: h.boot.privateNetworkId }],
       key_name: 'mykey',
       metadata: { tier: 'web' },
+      user_data: Buffer.from('#cloud-config\n').toString('base64'),
     });
     const body = (res.json() as { server: Json }).server;
     assert.deepEqual(Object.keys(body).sort(), [
@@ -161,6 +162,7 @@ describe('servers through the workflows', { timeout: 10 * 60_000 }, () => {
     assert.equal(row.requestId, requestId);
     assert.equal(row.keyName, 'mykey');
     assert.deepEqual(row.metadata, { tier: 'web' });
+    assert.equal(Buffer.from(row.userData ?? '', 'base64').toString(), '#cloud-config\n');
 
     const input = JSON.stringify(
       (await h.env.client.workflow.getHandle(bootWorkflowId(requestId)).fetchHistory()).events?.[0],

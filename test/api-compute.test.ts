@@ -18,6 +18,8 @@ import { openApiTestEnv, TEST_PUBLIC_URL, type ApiTestEnv } from './helpers/api'
 import { addTenantUser } from './helpers/security';
 
 const V = '/compute/v2.1';
+/** base64 of "#cloud-config\n". */
+const USER_DATA = Buffer.from('#cloud-config\n').toString('base64');
 type Json = Record<string, unknown>;
 
 let env: ApiTestEnv;
@@ -69,7 +71,13 @@ function fault(res: LightMyRequestResponse, status: number, key: string, message
 async function recordInstance(
   projectId: string,
   userId: string,
-  overrides: { name?: string; keyName?: string; metadata?: Record<string, string> } = {},
+  overrides: {
+    name?: string;
+    keyName?: string;
+    metadata?: Record<string, string>;
+    userData?: string;
+    tags?: string[];
+  } = {},
 ): Promise<string> {
   const uuid = randomUUID();
   await env.cloud.nova.createInstance({
@@ -83,6 +91,8 @@ async function recordInstance(
     networks: [boot.privateNetworkId],
     ...(overrides.keyName ? { keyName: overrides.keyName } : {}),
     ...(overrides.metadata ? { metadata: overrides.metadata } : {}),
+    ...(overrides.userData ? { userData: overrides.userData } : {}),
+    ...(overrides.tags ? { tags: overrides.tags } : {}),
   });
   return uuid;
 }
@@ -403,6 +413,53 @@ describe('POST /servers: bad requests change nothing and start no workflow', () 
         400,
         'badRequest',
       ],
+      [
+        'user_data not base64',
+        { body: { server: { ...good().server, user_data: 'not base64!' } } },
+        400,
+        'badRequest',
+        /^Invalid input for field\/attribute server\/user_data\. Value: .*is not a 'base64'$/,
+      ],
+      [
+        'user_data over 65535 characters',
+        { body: { server: { ...good().server, user_data: 'QUJD'.repeat(16_384) } } },
+        400,
+        'badRequest',
+        /user_data.*is too long/,
+      ],
+      [
+        'tags before 2.52',
+        { body: { server: { ...good().server, tags: ['a'] } }, version: '2.51' },
+        400,
+        'badRequest',
+        /'tags' was unexpected/,
+      ],
+      [
+        'a tag with a slash',
+        { body: { server: { ...good().server, tags: ['a/b'] } }, version: '2.52' },
+        400,
+        'badRequest',
+      ],
+      [
+        "networks 'none' (every server gets a port here)",
+        { body: { server: { ...good().server, networks: 'none' } }, version: '2.37' },
+        400,
+        'badRequest',
+        /networks 'none'.*not supported/,
+      ],
+      [
+        'min_count 2',
+        { body: { server: { ...good().server, min_count: 2, max_count: 2 } } },
+        400,
+        'badRequest',
+        /more than one server/,
+      ],
+      [
+        'a body over the 114688-byte limit',
+        { body: { server: { ...good().server, metadata: { k: 'x'.repeat(200_000) } } } },
+        413,
+        'overLimit',
+      ],
     ];
     for (const [what, options, status, key, message] of cases) {
       const res = await call('POST', '/servers', { as: 'member', ...options });
@@ -446,6 +503,8 @@ describe('servers: show, list, detail', () => {
       name: 'web-1',
       keyName: 'demo-key',
       metadata: { role: 'web' },
+      userData: USER_DATA,
+      tags: ['web', 'blue'],
     });
     const host = DEFAULT_HOSTS[0]!.host;
     await env.cloud.nova.updateInstance(active, {
@@ -539,7 +598,7 @@ describe('servers: show, list, detail', () => {
     const s = member.server;
     assert.equal(s.locked, false);
     assert.equal(s.description, null);
-    assert.deepEqual(s.tags, []);
+    assert.deepEqual(s.tags, ['web', 'blue']);
     assert.equal(s.trusted_image_certificates, null);
     assert.deepEqual(s.server_groups, []);
     assert.equal(s.locked_reason, null);
@@ -564,7 +623,8 @@ describe('servers: show, list, detail', () => {
     assert.equal(admin['OS-EXT-SRV-ATTR:hostname'], 'web-1');
     assert.equal(admin['OS-EXT-SRV-ATTR:launch_index'], 0);
     assert.match(admin['OS-EXT-SRV-ATTR:reservation_id'] as string, /^r-[0-9a-f]{8}$/);
-    assert.equal(admin['OS-EXT-SRV-ATTR:user_data'], null);
+    // user_data as given at boot, to an admin only (os-extended-server-attributes, 2.3+).
+    assert.equal(admin['OS-EXT-SRV-ATTR:user_data'], USER_DATA);
     assert.equal(typeof admin.host_status, 'string');
     // At 2.1 an admin gets only the three original extended attributes.
     const admin21 = ((await call('GET', `/servers/${active}`, { as: 'admin' })).json() as { server: Json })

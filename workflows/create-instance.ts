@@ -242,6 +242,8 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
         networkIds: networks.map((n) => n.id),
         ...(request.keyName ? { keyName: request.keyName } : {}),
         ...(request.metadata ? { metadata: request.metadata } : {}),
+        ...(request.userData !== undefined ? { userData: request.userData } : {}),
+        ...(request.tags?.length ? { tags: request.tags } : {}),
       }),
     );
     if (instance.uuid !== uuid) {

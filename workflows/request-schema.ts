@@ -6,7 +6,7 @@
  */
 import { ApplicationFailure } from '@temporalio/workflow';
 import { z } from 'zod';
-import { nameSchema, serverMetadataSchema } from '../common/schemas';
+import { nameSchema, serverMetadataSchema, serverTagsSchema, userDataSchema } from '../common/schemas';
 import type { BootAuth, BootRequest, DeleteRequest } from './types';
 
 /** Request ids name workflows and idempotency keys: printable, no spaces, at most 255 characters. */
@@ -53,6 +53,8 @@ const bootRequestSchema = z.strictObject({
   availabilityZone: nameSchema.optional(),
   keyName: nameSchema.optional(),
   metadata: serverMetadataSchema.optional(),
+  userData: userDataSchema.optional(),
+  tags: serverTagsSchema.optional(),
   maxAttempts: z.number().int().min(1).max(10).optional(),
   timeouts: z
     .strictObject({

@@ -58,6 +58,10 @@ export interface BootRequest {
   keyName?: string;
   /** Server metadata, recorded on the instance. */
   metadata?: Record<string, string>;
+  /** Nova's user_data (base64), recorded on the instance. */
+  userData?: string;
+  /** Server tags (2.52+ on create), recorded on the instance. */
+  tags?: string[];
   /** Nova's scheduler max_attempts (default 3). */
   maxAttempts?: number;
   timeouts?: BootTimeouts;

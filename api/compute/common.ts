@@ -85,6 +85,8 @@ function novaMessage(issue: z.core.$ZodIssue, body: unknown): string {
     reason = issue.origin === 'string' ? `${shown(value)} is too short` : issue.message;
   else if (issue.code === 'too_big')
     reason = issue.origin === 'string' ? `${shown(value)} is too long` : issue.message;
+  // jsonschema's format errors name the value: "'x' is not a 'uuid'".
+  else if (issue.code === 'custom' && reason.startsWith('is not a ')) reason = `${shown(value)} ${reason}`;
   return `Invalid input for field/attribute ${path.join('/') || 'body'}. Value: ${shown(value)}. ${reason}`;
 }
 

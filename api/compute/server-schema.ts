@@ -2,9 +2,10 @@
  * POST /servers and PUT /servers/{id} bodies as nova/api/openstack/compute/schemas/servers.py defines them
  * for 2.1 to 2.79: strict objects (additionalProperties false) where Nova's are, Nova's name rules, fields
  * that appear with a microversion refused before it. What bootflow does not implement (several servers per
- * request, ports, fixed IPs, user data, ...) passes the schema and is refused afterwards with a clear 400.
+ * request, ports, fixed IPs, a config drive, ...) passes the schema and is refused afterwards with a clear 400.
  */
 import { z } from 'zod';
+import { serverTagsSchema, userDataSchema } from '../../common/schemas';
 
 /** parameter_types.name: 1..255 printable characters, no leading or trailing whitespace. */
 export const serverNameSchema = z
@@ -95,9 +96,9 @@ export function serverCreateSchema(minor: number) {
     max_count: intLike(1).optional(),
     return_reservation_id: booleanLike.optional(),
     security_groups: z.array(z.strictObject({ name: z.string().min(1).max(255) })).optional(),
-    user_data: z.string().max(65_535).optional(),
+    user_data: userDataSchema.optional(),
     ...(minor >= 19 ? { description: z.union([z.string().max(255), z.null()]).optional() } : {}),
-    ...(minor >= 52 ? { tags: z.array(z.string().min(1).max(60)).max(50).optional() } : {}),
+    ...(minor >= 52 ? { tags: serverTagsSchema.optional() } : {}),
     ...(minor >= 63
       ? { trusted_image_certificates: z.union([z.array(z.string()).min(1).max(50), z.null()]).optional() }
       : {}),

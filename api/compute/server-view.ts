@@ -197,7 +197,7 @@ export function serverDetail(
       server['OS-EXT-SRV-ATTR:ramdisk_id'] = '';
       server['OS-EXT-SRV-ATTR:reservation_id'] = reservationIdOf(instance.uuid);
       server['OS-EXT-SRV-ATTR:root_device_name'] = instance.vmState === 'building' ? null : '/dev/vda';
-      server['OS-EXT-SRV-ATTR:user_data'] = null;
+      server['OS-EXT-SRV-ATTR:user_data'] = instance.userData;
     }
   }
   server['OS-EXT-STS:task_state'] = instance.taskState;
@@ -211,7 +211,7 @@ export function serverDetail(
     server.host_status = hostStatus(instance, extras.hosts);
   }
   if (atLeast(request, 2, 19)) server.description = null;
-  if (atLeast(request, 2, 26)) server.tags = [];
+  if (atLeast(request, 2, 26)) server.tags = instance.tags;
   if (atLeast(request, 2, 63)) server.trusted_image_certificates = null;
   if (options.show && atLeast(request, 2, 71)) server.server_groups = [];
   if (atLeast(request, 2, 73)) server.locked_reason = null;

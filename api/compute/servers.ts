@@ -103,12 +103,10 @@ function refuseUnsupported(body: ServerCreateBody): void {
   if ((s.min_count ?? 1) !== 1 || (s.max_count ?? 1) !== 1)
     throw unsupported('Booting more than one server per request (min_count, max_count > 1)');
   if (s.block_device_mapping !== undefined) throw unsupported('The legacy block_device_mapping');
-  if (s.user_data !== undefined) throw unsupported('user_data');
   if (truthy(s.config_drive)) throw unsupported('A config drive');
   if (truthy(s.return_reservation_id)) throw unsupported('return_reservation_id');
   if (s.accessIPv4 !== undefined || s.accessIPv6 !== undefined) throw unsupported('accessIPv4/accessIPv6');
   if (s.description !== undefined && s.description !== null) throw unsupported('A server description');
-  if (Array.isArray(s.tags) && s.tags.length > 0) throw unsupported('Server tags');
   if (Array.isArray(s.trusted_image_certificates)) throw unsupported('trusted_image_certificates');
   if (s.host !== undefined || s.hypervisor_hostname !== undefined) throw unsupported('Requesting a host');
   if (s.security_groups?.some((g) => g.name !== 'default'))
@@ -329,6 +327,8 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
   }
   await checkQuota(deps, ctx.projectId, { instances: 1, cores: flavor.vcpus, ram: flavor.memoryMb });
 
+  // From 2.52 the schema has checked each tag (the type only knows that the key may be there).
+  const tags = 'tags' in s ? (s.tags as string[] | undefined) : undefined;
   const uuid = randomUUID();
   const boot: BootRequest = {
     requestId: request.id,
@@ -343,6 +343,8 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
     ...(s.availability_zone !== undefined ? { availabilityZone: s.availability_zone } : {}),
     ...(s.key_name !== undefined ? { keyName: s.key_name } : {}),
     ...(s.metadata !== undefined && Object.keys(s.metadata).length > 0 ? { metadata: s.metadata } : {}),
+    ...(s.user_data !== undefined ? { userData: s.user_data } : {}),
+    ...(tags !== undefined && tags.length > 0 ? { tags: [...new Set(tags)] } : {}),
   };
   const handle = await deps.temporal.workflow.start('createInstance', {
     taskQueue: CONTROLLER_QUEUE,

@@ -7,7 +7,14 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { CloudError } from '../errors';
-import { idSchema, nameSchema, parseRequest, serverMetadataSchema } from '../validation';
+import {
+  idSchema,
+  nameSchema,
+  parseRequest,
+  serverMetadataSchema,
+  serverTagsSchema,
+  userDataSchema,
+} from '../validation';
 import { isUniqueViolation, nextSeq, parseJsonArray, type NovaContext } from './db-util';
 import { findFlavor, flavorRefSchema, type Flavor } from './flavors';
 import { releaseConsumerIn } from './quota';
@@ -40,6 +47,9 @@ export interface Instance {
   availabilityZone: string | null;
   keyName: string | null;
   metadata: Record<string, string>;
+  /** Nova's user_data as given (base64), or null. */
+  userData: string | null;
+  tags: string[];
   vmState: VmState;
   taskState: TaskState | null;
   powerState: PowerState;
@@ -75,6 +85,8 @@ export function instanceFromRow(row: InstancesTable): Instance {
     availabilityZone: row.availability_zone,
     keyName: row.key_name ?? null,
     metadata: parseMetadata(row.metadata),
+    userData: row.user_data ?? null,
+    tags: row.tags ? parseJsonArray(row.tags) : [],
     vmState: row.vm_state as VmState,
     taskState: row.task_state as TaskState | null,
     powerState: Number(row.power_state) as PowerState,
@@ -114,6 +126,8 @@ const createSchema = z
     availabilityZone: nameSchema.optional(),
     keyName: nameSchema.optional(),
     metadata: serverMetadataSchema.optional(),
+    userData: userDataSchema.optional(),
+    tags: serverTagsSchema.optional(),
   })
   .refine((v) => v.imageRef !== undefined || v.bootFromVolume === true, {
     message: 'an imageRef is required unless booting from a volume',
@@ -175,6 +189,8 @@ export async function createInstance(ctx: NovaContext, input: unknown): Promise<
         availability_zone: req.availabilityZone ?? null,
         key_name: req.keyName ?? null,
         metadata: req.metadata ? JSON.stringify(req.metadata) : null,
+        user_data: req.userData ?? null,
+        tags: req.tags?.length ? JSON.stringify(req.tags) : null,
         vm_state: VM_STATES.BUILDING,
         task_state: TASK_STATES.SCHEDULING,
         power_state: POWER_STATES.NOSTATE,

@@ -198,6 +198,12 @@ async function createKeyPairs(db: Db): Promise<void> {
   await db.schema.alterTable('instances').addColumn('metadata', 'text').execute();
 }
 
+/** What else a boot records on the instance: user_data and tags. */
+async function addUserDataAndTags(db: Db): Promise<void> {
+  await db.schema.alterTable('instances').addColumn('user_data', 'text').execute();
+  await db.schema.alterTable('instances').addColumn('tags', 'text').execute();
+}
+
 export const novaMigrations: Record<string, Migration> = {
   '001_flavors': { up: createFlavors },
   '002_instances': { up: createInstances },
@@ -205,4 +211,5 @@ export const novaMigrations: Record<string, Migration> = {
   '004_quotas': { up: createQuotas },
   '005_compute_services': { up: createComputeServices },
   '006_key_pairs': { up: createKeyPairs },
+  '007_user_data_and_tags': { up: addUserDataAndTags },
 };

@@ -38,6 +38,10 @@ export interface InstancesTable {
   key_name: string | null;
   /** JSON object of the server's metadata (string → string); null before migration 006. */
   metadata: string | null;
+  /** Nova's user_data (base64 text as given); null without (and before migration 007). */
+  user_data: string | null;
+  /** JSON array of the server's tags; null without (and before migration 007). */
+  tags: string | null;
   vm_state: string;
   task_state: string | null;
   power_state: number;
