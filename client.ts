@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { Command, CommanderError, Option } from 'commander';
 import type { WorkflowHandle } from '@temporalio/client';
 import { resolveAuth, type CredentialFlags } from './lib/command-line/credentials';
-import { issueToken } from './lib/command-line/keystone';
+import { caCertFileOf, issueToken } from './lib/command-line/keystone';
 import { note, print, renderJson, type OutputFormat } from './lib/command-line/output';
 import { positiveWhole } from './lib/command-line/numbers';
 import { BootProgress } from './lib/command-line/progress';
@@ -36,6 +36,8 @@ import type { BootRequest, BootStatus, DeleteResult } from './workflows/types';
 type TokenAuth = { token: string };
 
 interface GlobalOptions extends CredentialFlags {
+  /** CA bundle for an https OS_AUTH_URL (openstackclient's --os-cacert). */
+  osCacert?: string;
   format: OutputFormat;
   dataDir: string;
 }
@@ -71,7 +73,11 @@ class Session {
     if (token === undefined) {
       token = (async () => {
         const given = resolveAuth(this.options, { dataDir: this.options.dataDir, fallbackUser });
-        return 'token' in given ? given : { token: await issueToken(given.authUrl, given.password) };
+        if ('token' in given) return given;
+        const caCertFile = caCertFileOf(this.options.osCacert, process.env);
+        return {
+          token: await issueToken(given.authUrl, given.password, caCertFile ? { caCertFile } : {}),
+        };
       })();
       this.tokens.set(fallbackUser, token);
     }
@@ -410,6 +416,7 @@ export function buildProgram(run: (work: (session: Session) => Promise<number>) 
     )
     .option('--os-token <token>', 'a Keystone token instead of a password (OS_TOKEN)')
     .option('--os-auth-url <url>', "Keystone's URL, where a password is exchanged for a token (OS_AUTH_URL)")
+    .option('--os-cacert <file>', "CA bundle that signs an https Keystone's certificate (OS_CACERT)")
     .option(
       '--data-dir <dir>',
       'data directory: openrc fall-back and encryption keys (BOOTFLOW_DATA)',

@@ -3,6 +3,9 @@
  * goes to `POST <OS_AUTH_URL>/v3/auth/tokens` (project-scoped) and only the token that comes back in
  * `X-Subject-Token` is handed to workflows, so no password is ever stored in a Temporal history.
  */
+import { readFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { PasswordCredentials } from '../../workflows/types';
 import { EXIT, UserError } from './usage';
 
@@ -29,49 +32,131 @@ function passwordAuthBody(c: PasswordCredentials): unknown {
   };
 }
 
+/** TLS failures that a CA bundle fixes (Node's codes for a certificate it cannot trust). */
+const UNTRUSTED_CERTIFICATE = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+]);
+
+export interface KeystoneConnection {
+  /**
+   * A PEM bundle of the CAs that sign Keystone's certificate, for an https OS_AUTH_URL that the system's
+   * store does not trust (openstackclient's --os-cacert / OS_CACERT).
+   */
+  caCertFile?: string;
+}
+
+/** openstackclient's precedence: --os-cacert, then OS_CACERT. */
+export function caCertFileOf(flag: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
+  return flag || env.OS_CACERT || undefined;
+}
+
+interface Answer {
+  status: number;
+  statusText: string;
+  subjectToken: string | undefined;
+  body: string;
+}
+
+/** One JSON POST over http or https (with the given CAs); node:https because fetch takes no CA. */
+function postJson(url: URL, body: string, ca: Buffer | undefined): Promise<Answer> {
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(
+      url,
+      {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json',
+          'content-length': Buffer.byteLength(body),
+        },
+        timeout: KEYSTONE_TIMEOUT_MS,
+        ...(ca ? { ca } : {}),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const header = res.headers['x-subject-token'];
+          resolve({
+            status: res.statusCode ?? 0,
+            statusText: res.statusMessage ?? '',
+            subjectToken: Array.isArray(header) ? header[0] : header,
+            body: Buffer.concat(chunks).toString('utf8'),
+          });
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 /** Keystone's error body `{"error": {"code", "title", "message"}}` as one line, OpenStack-client style. */
-async function keystoneRefusal(response: Response): Promise<string> {
-  let title = response.statusText || 'Error';
+function keystoneRefusal(answer: Answer): string {
+  let title = answer.statusText || 'Error';
   let message = '';
   try {
-    const body = (await response.json()) as { error?: { title?: unknown; message?: unknown } };
+    const body = JSON.parse(answer.body) as { error?: { title?: unknown; message?: unknown } };
     if (typeof body.error?.title === 'string') title = body.error.title;
     if (typeof body.error?.message === 'string') message = body.error.message;
   } catch {
     // Not Keystone's JSON: the status line says enough.
   }
-  return `${title}: ${message || 'Keystone refused the credentials.'} (HTTP ${response.status})`;
+  return `${title}: ${message || 'Keystone refused the credentials.'} (HTTP ${answer.status})`;
 }
 
 /** Exchanges password credentials for a project-scoped token at the Keystone API named by `authUrl`. */
-export async function issueToken(authUrl: string, credentials: PasswordCredentials): Promise<string> {
-  const url = tokensUrl(authUrl);
-  let response: Response;
+export async function issueToken(
+  authUrl: string,
+  credentials: PasswordCredentials,
+  connection: KeystoneConnection = {},
+): Promise<string> {
+  const url = new URL(tokensUrl(authUrl));
+  let ca: Buffer | undefined;
+  if (connection.caCertFile) {
+    try {
+      ca = await readFile(connection.caCertFile);
+    } catch (err) {
+      throw new UserError(
+        `Cannot read the CA bundle OS_CACERT=${connection.caCertFile}: ${(err as Error).message}`,
+        EXIT.USAGE,
+      );
+    }
+  }
+  let answer: Answer;
   try {
-    response = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
-      body: JSON.stringify(passwordAuthBody(credentials)),
-      signal: AbortSignal.timeout(KEYSTONE_TIMEOUT_MS),
-    });
+    answer = await postJson(url, JSON.stringify(passwordAuthBody(credentials)), ca);
   } catch (err) {
-    const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause;
-    const why = typeof cause?.code === 'string' ? cause.code : (err as Error).message;
+    const code = (err as { code?: unknown }).code;
+    const why = typeof code === 'string' ? code : (err as Error).message;
+    if (typeof code === 'string' && UNTRUSTED_CERTIFICATE.has(code)) {
+      throw new UserError(
+        `Keystone's certificate at OS_AUTH_URL=${authUrl} is not trusted (${why}): give the CA that signed ` +
+          'it with --os-cacert or OS_CACERT',
+        EXIT.UNAVAILABLE,
+      );
+    }
     throw new UserError(
       `Keystone is unreachable at OS_AUTH_URL=${authUrl} (${why}): is the api role running (\`npm start\`)?`,
       EXIT.UNAVAILABLE,
     );
   }
-  if (response.status !== 201 && response.status !== 200) {
-    throw new UserError(await keystoneRefusal(response), EXIT.FAILED);
+  if (answer.status !== 201 && answer.status !== 200) {
+    throw new UserError(keystoneRefusal(answer), EXIT.FAILED);
   }
-  const token = response.headers.get('x-subject-token');
-  await response.body?.cancel();
-  if (!token) {
+  if (!answer.subjectToken) {
     throw new UserError(
       `Keystone at OS_AUTH_URL=${authUrl} answered without an X-Subject-Token`,
       EXIT.FAILED,
     );
   }
-  return token;
+  return answer.subjectToken;
 }
