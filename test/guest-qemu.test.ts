@@ -4,8 +4,9 @@
  * driver and the linux-bridge network agent. The bootflow guest (built from Debian packages, cached) boots
  * through createInstance:
  *   - ACTIVE; its serial console shows the MAC and IP that Neutron's IPAM gave its port (read through the
- *     getConsoleOutput workflow and the client's `server console-log`); ping from qdhcp-<net> reaches it
- *     and its HTTP page names the instance;
+ *     getConsoleOutput workflow and the client's `server console-log`) with the network's MTU applied;
+ *     ping from qdhcp-<net> reaches it and its HTTP page names the instance;
+ *   - a second guest on the network: each pings the other from inside (the guest's /cgi-bin/ping);
  *   - stop/start and SOFT/HARD reboot change the real power state (QMP, the QEMU process);
  *   - kill -9 of the compute worker leaves the guest running; a new worker manages it, and its init_host
  *     kills a stray guest whose instance directory is gone;
@@ -48,12 +49,18 @@ import {
 const run = promisify(execFile);
 const HOST = 'compute1';
 
-/** The guest's line once its DHCP lease is applied (lib/guest-image/udhcpc.sh). */
+/** The guest's line once its DHCP lease is applied (lib/guest-image/udhcpc.sh), with its NIC's MTU. */
 function leaseLine(uuid: string, mac: string, ip: string): RegExp {
   return new RegExp(
-    `bootflow-guest: instance=${uuid} mac=${mac} ip=${ip.replace(/\./g, '\\.')}/\\d+ ready`,
+    `bootflow-guest: instance=${uuid} mac=${mac} ip=${ip.replace(/\./g, '\\.')}/\\d+ mtu=(\\d+) ready`,
     'g',
   );
+}
+
+interface Guest {
+  uuid: string;
+  mac: string;
+  ip: string;
 }
 
 describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 15 * 60_000 }, () => {
@@ -100,21 +107,27 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
     );
   }
 
-  function consoleOutput(lines?: number): Promise<ConsoleOutput> {
+  function consoleOutput(lines?: number, server = uuid): Promise<ConsoleOutput> {
     return client.workflow.execute('getConsoleOutput', {
       taskQueue: CONTROLLER_QUEUE,
       workflowId: `console-output-test-${Date.now()}-${Math.random().toString(16).slice(2)}`,
-      args: [{ auth: demoAuth, server: uuid, ...(lines === undefined ? {} : { lines }) }],
+      args: [{ auth: demoAuth, server, ...(lines === undefined ? {} : { lines }) }],
     });
   }
 
   /** Waits until the console shows the lease line `count` times (each boot prints it once). */
-  async function leaseShown(count: number, timeoutMs = 120_000): Promise<string> {
+  async function leaseShown(
+    count: number,
+    timeoutMs = 120_000,
+    guest: Guest = { uuid, mac, ip },
+  ): Promise<string> {
     let last = '';
     return pollUntil(
       async () => {
-        last = (await consoleOutput()).output;
-        return (last.match(leaseLine(uuid, mac, ip)) ?? []).length >= count ? last : undefined;
+        last = (await consoleOutput(undefined, guest.uuid)).output;
+        return (last.match(leaseLine(guest.uuid, guest.mac, guest.ip)) ?? []).length >= count
+          ? last
+          : undefined;
       },
       {
         timeoutMs,
@@ -126,6 +139,19 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
 
   async function guestPid(instance: string): Promise<number | undefined> {
     return (await listQemuProcesses()).find((p) => p.uuid === instance)?.pid;
+  }
+
+  /** An HTTP GET to a guest from the DHCP namespace (busybox nc: there is no HTTP client in the base system). */
+  async function httpGet(address: string, urlPath: string): Promise<string> {
+    const { stdout } = await run(
+      'sh',
+      [
+        '-c',
+        `printf 'GET ${urlPath} HTTP/1.0\\r\\n\\r\\n' | ip netns exec qdhcp-${networkId} busybox nc -w 20 ${address} 80`,
+      ],
+      { timeout: 60_000 },
+    );
+    return stdout;
   }
 
   async function pingFromDhcpNamespace(): Promise<void> {
@@ -256,6 +282,13 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
     const output = await leaseShown(1);
     const toConsoleIp = Date.now() - started;
     assert.match(output, new RegExp(`bootflow-guest: booting instance=${uuid}`));
+    // The guest applied the MTU dnsmasq offers (the network's, below Ethernet's 1500), as the agent set its tap.
+    const guestMtu = Number(leaseLine(uuid, mac, ip).exec(output)?.[1]);
+    const [tapLink] = JSON.parse(
+      (await run('ip', ['-j', 'link', 'show', 'dev', deviceNames(portId).tap])).stdout,
+    ) as Array<{ mtu: number }>;
+    assert.equal(guestMtu, tapLink?.mtu, "the guest's MTU is its network's");
+    assert.ok(guestMtu < 1500, `the network's MTU (${guestMtu}) is below Ethernet's`);
     t.diagnostic(
       `boot to ACTIVE ${(toActive / 1000).toFixed(1)} s, to the IP on the console ${(toConsoleIp / 1000).toFixed(1)} s`,
     );
@@ -267,15 +300,8 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
       'the agent made the network its DHCP namespace',
     );
     await pingFromDhcpNamespace();
-    // The guest's httpd answers (busybox nc: there is no HTTP client in the base system).
-    const { stdout: page } = await run(
-      'sh',
-      [
-        '-c',
-        `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | ip netns exec qdhcp-${networkId} busybox nc -w 5 ${ip} 80`,
-      ],
-      { timeout: 30_000 },
-    );
+    // The guest's httpd answers.
+    const page = await httpGet(ip, '/');
     assert.match(page, /^HTTP\/1\.[01] 200/);
     assert.match(page, new RegExp(`bootflow guest ${uuid}`));
 
@@ -284,6 +310,53 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
     assert.equal(cli.code, 0, cli.stderr);
     assert.ok(cli.stdout.split('\n').length <= 51);
     assert.match(cli.stdout, leaseLine(uuid, mac, ip));
+  });
+
+  test('two guests on one network ping each other', async () => {
+    assert.ok(uuid, 'the boot test ran');
+    const request: BootRequest = {
+      requestId: 'guest-qemu-2',
+      auth: demoAuth,
+      name: 'guest-2',
+      flavor: 'm1.tiny',
+      image: GUEST_IMAGE_NAME,
+      networks: ['private'],
+      timeouts: { hostPickupMs: 120_000 },
+    };
+    const result: BootResult = await client.workflow.execute('createInstance', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: bootWorkflowId(request.requestId),
+      args: [request],
+    });
+    assert.equal(result.status, 'ACTIVE');
+    const address = result.addresses.private?.[0];
+    assert.ok(address, JSON.stringify(result.addresses));
+    const second: Guest = { uuid: result.id, mac: address.macAddress, ip: address.addr };
+    assert.notEqual(second.ip, ip);
+    try {
+      await leaseShown(1, 120_000, second);
+      // Each guest pings the other from inside (its /cgi-bin/ping runs busybox ping in the guest).
+      for (const [from, to] of [
+        [ip, second.ip],
+        [second.ip, ip],
+      ] as const) {
+        const answer = await httpGet(from, `/cgi-bin/ping?${to}`);
+        assert.match(answer, /^HTTP\/1\.[01] 200/);
+        assert.match(answer, new RegExp(`3 packets transmitted, 3 packets received`), answer);
+        assert.match(answer, /exit=0/, answer);
+      }
+      // And a guest that pings an address nobody holds says so: the check above can fail.
+      const nobody = await httpGet(ip, '/cgi-bin/ping?10.0.0.250');
+      assert.match(nobody, /0 packets received/, nobody);
+    } finally {
+      const deleted: DeleteResult = await client.workflow.execute('deleteInstance', {
+        taskQueue: CONTROLLER_QUEUE,
+        workflowId: `delete-${second.uuid}`,
+        args: [{ requestId: 'guest-qemu-delete-2', auth: demoAuth, instanceUuid: second.uuid }],
+      });
+      assert.equal(deleted.outcome, 'deleted');
+    }
+    assert.equal(await guestPid(second.uuid), undefined, 'the second guest is gone');
   });
 
   test('stop/start and SOFT/HARD reboot change the real power state', async () => {

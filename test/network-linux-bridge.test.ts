@@ -25,6 +25,7 @@ import {
   ensureNetwork,
   hostTag,
   listNamespaces,
+  networkTag,
   plugTap,
   readLink,
   removeHostDevices,
@@ -95,9 +96,14 @@ describe('linux-bridge network agent and DHCP agent on this machine', () => {
   let subnetId: string;
   let scratch: string;
   const run = randomBytes(4).toString('hex');
-  /** The stand-in guest: a namespace with a veth whose other end is on the bridge, named after this run. */
-  const guestNamespace = `bfguest-${run}`;
-  const guestBridgeEnd = `vg${run}`;
+  /** The stand-in guests: a namespace with a veth whose other end is on the bridge, named after this run. */
+  interface StandIn {
+    namespace: string;
+    bridgeEnd: string;
+  }
+  const firstGuest: StandIn = { namespace: `bfguest-${run}`, bridgeEnd: `vg${run}` };
+  /** The second compute host's guest. */
+  const secondGuest: StandIn = { namespace: `bfguest2-${run}`, bridgeEnd: `vh${run}` };
   const ports: Port[] = [];
   let dhcp: DhcpNetwork;
 
@@ -125,9 +131,11 @@ describe('linux-bridge network agent and DHCP agent on this machine', () => {
   after(async () => {
     // Whatever happened above: the guest namespace and veth, then every device and dnsmasq of the host.
     const namespaces = await listNamespaces().catch((): string[] => []);
-    if (namespaces.includes(guestNamespace))
-      await runCommand('ip', ['netns', 'del', guestNamespace]).catch(() => undefined);
-    await runCommand('ip', ['link', 'del', 'dev', guestBridgeEnd]).catch(() => undefined);
+    for (const guest of [firstGuest, secondGuest]) {
+      if (namespaces.includes(guest.namespace))
+        await runCommand('ip', ['netns', 'del', guest.namespace]).catch(() => undefined);
+      await runCommand('ip', ['link', 'del', 'dev', guest.bridgeEnd]).catch(() => undefined);
+    }
     if (cloud) await removeCloudFromMachine(cloud.dataDir);
     if (scratch) await rm(scratch, { recursive: true, force: true });
     await cloud?.close();
@@ -232,12 +240,13 @@ describe('linux-bridge network agent and DHCP agent on this machine', () => {
    * on the bridge) with `mac` on its NIC; the client's script configures the lease and writes down what it
    * got (udhcpc's and dhclient's conventions). Returns [address, router].
    */
-  async function dhcpAsGuest(mac: string): Promise<[string, string]> {
+  async function dhcpAsGuest(mac: string, guest: StandIn = firstGuest): Promise<[string, string]> {
+    const guestNamespace = guest.namespace;
     if (!(await listNamespaces()).includes(guestNamespace)) {
       await runCommand('ip', ['netns', 'add', guestNamespace]);
-      await runCommand('ip', ['link', 'add', 'name', guestBridgeEnd, 'type', 'veth', 'peer', 'name', 'g0']);
+      await runCommand('ip', ['link', 'add', 'name', guest.bridgeEnd, 'type', 'veth', 'peer', 'name', 'g0']);
       await runCommand('ip', ['link', 'set', 'dev', 'g0', 'netns', guestNamespace]);
-      await runCommand('ip', ['link', 'set', 'dev', guestBridgeEnd, 'master', bridgeName(networkId), 'up']);
+      await runCommand('ip', ['link', 'set', 'dev', guest.bridgeEnd, 'master', bridgeName(networkId), 'up']);
     }
     await runCommand('ip', ['-n', guestNamespace, 'addr', 'flush', 'dev', 'g0']);
     await runCommand('ip', ['-n', guestNamespace, 'link', 'set', 'dev', 'g0', 'down']);
@@ -280,15 +289,17 @@ describe('linux-bridge network agent and DHCP agent on this machine', () => {
     return [leased ?? '', router ?? ''];
   }
 
-  async function pingFromDhcpNamespace(address: string): Promise<string> {
+  async function pingFromNamespace(namespace: string, address: string): Promise<string> {
     const ping = (await commandExists('ping')) ? ['ping'] : ['busybox', 'ping'];
     const { stdout } = await runCommand(
       'ip',
-      ['netns', 'exec', dhcpNamespace(networkId), ...ping, '-c', '1', '-W', '5', address],
+      ['netns', 'exec', namespace, ...ping, '-c', '1', '-W', '5', address],
       { timeoutMs: 30_000 },
     );
     return stdout;
   }
+
+  const pingFromDhcpNamespace = (address: string) => pingFromNamespace(dhcpNamespace(networkId), address);
 
   test('a guest on the bridge gets exactly the IPAM’s address by DHCP and answers ping', async () => {
     const port = ports[0]!;
@@ -303,13 +314,16 @@ describe('linux-bridge network agent and DHCP agent on this machine', () => {
     assert.match(await pingFromDhcpNamespace(want), /1 (packets )?received/);
   });
 
-  test('a second compute host on this machine cannot take over the network’s bridge', async () => {
+  test('a second compute host of this cloud shares the network: one bridge and dnsmasq, its own tap; its guest reaches the first host’s', async () => {
     const other = await openComputeHost({
       dataDir: cloud.dataDir,
       host: 'compute2',
       capabilities: capabilitiesOf(SPEC),
       networkAgent: 'linux-bridge',
     });
+    assert.equal(networkTag(other.hostDir), networkTag(hostDir), 'the hosts of one cloud share a mark');
+    const server = new DhcpServer(hostDir, networkId);
+    const dnsmasq = await server.runningPid();
     const port = await cloud.neutron.createPort({
       requestKey: `${run}:other-host`,
       networkId,
@@ -318,15 +332,48 @@ describe('linux-bridge network agent and DHCP agent on this machine', () => {
       deviceOwner: 'compute:nova',
     });
     const { port: bound } = await cloud.neutron.bindPort(port.id, 'compute2');
-    await assert.rejects(
-      other.plugVif({ ...bound, dhcp }),
-      (err: unknown) =>
-        isCloudError(err, 'VirtualInterfaceCreateException') &&
-        /already wired on this machine by another compute host/.test(err.message),
-    );
-    assert.equal(await readLink(tapName(port.id)), undefined);
-    assert.equal((await readLink(bridgeName(networkId)))?.ifalias, hostTag(hostDir), 'still this host’s');
-    assert.deepEqual(await other.listVifs(), []);
+    await other.plugVif({ ...bound, dhcp });
+    try {
+      const tap = await readLink(tapName(bound.id));
+      assert.equal(tap?.master, bridgeName(networkId), 'on the same bridge');
+      assert.equal(tap?.ifalias, hostTag(other.hostDir), 'the tap is the second host’s');
+      assert.equal((await readLink(bridgeName(networkId)))?.ifalias, networkTag(hostDir));
+      assert.equal(await server.runningPid(), dnsmasq, 'the same dnsmasq serves both hosts’ ports');
+      assert.deepEqual(await server.members(), [SPEC.host, 'compute2'].sort());
+      assert.deepEqual(await hostsLines(), [...ports.map(lineOf), lineOf(bound)].sort());
+
+      // The second host's guest gets its port's address and reaches the first host's guest.
+      const [leased] = await dhcpAsGuest(bound.macAddress, secondGuest);
+      assert.equal(leased, bound.fixedIps[0]?.ipAddress);
+      const firstAddress = ports[0]!.fixedIps[0]!.ipAddress;
+      assert.match(await pingFromNamespace(secondGuest.namespace, firstAddress), /1 (packets )?received/);
+      assert.match(await pingFromNamespace(firstGuest.namespace, leased), /1 (packets )?received/);
+
+      // Neither host's audit sees the other's devices as strays.
+      const deviceKinds = new Set(['tap', 'bridge', 'namespace', 'dnsmasq']);
+      const devices = async (h: ComputeHost, live: string[]) =>
+        (await h.auditLeaks(live)).filter((f) => deviceKinds.has(f.kind));
+      assert.deepEqual(await devices(other, [bound.deviceId ?? '']), []);
+      assert.deepEqual(
+        await devices(
+          host,
+          ports.map((p) => p.deviceId ?? ''),
+        ),
+        [],
+      );
+    } finally {
+      assert.equal(await other.unplugVif(bound.id), true);
+    }
+    // The second host left: its tap and lines are gone, the network serves the first host on.
+    assert.equal(await readLink(tapName(bound.id)), undefined);
+    assert.deepEqual(await server.members(), [SPEC.host]);
+    assert.deepEqual(await hostsLines(), ports.map(lineOf).sort());
+    assert.ok(await readLink(bridgeName(networkId)));
+    assert.ok(!(await server.holdsLeaseOf([bound.macAddress])), 'its guest’s lease is released');
+    const serving = await server.runningPid();
+    assert.ok(serving !== undefined && alive(serving), 'dnsmasq serves on (restarted without that lease)');
+    assert.match(await pingFromDhcpNamespace(ports[0]!.fixedIps[0]!.ipAddress), /1 (packets )?received/);
+    await runCommand('ip', ['netns', 'del', secondGuest.namespace]);
     await cloud.neutron.deletePort(port.id);
   });
 
@@ -356,6 +403,23 @@ describe('linux-bridge network agent and DHCP agent on this machine', () => {
         dhcp: otherNetwork,
       });
       assert.equal((await readLink(tapName(otherPort)))?.master, bridgeName(otherNetwork.networkId));
+      // A network id of ours (never the case between random ids; here on purpose): our bridge is not its.
+      const intruder = randomUUID();
+      await assert.rejects(
+        other.plugVif({
+          id: intruder,
+          macAddress: 'fa:16:3e:66:66:66',
+          deviceId: randomUUID(),
+          networkId,
+          fixedIps: [{ subnetId: dhcp.subnetId, ipAddress: '10.123.45.66' }],
+          dhcp,
+        }),
+        (err: unknown) =>
+          isCloudError(err, 'VirtualInterfaceCreateException') &&
+          /already wired on this machine by another cloud/.test(err.message),
+      );
+      assert.equal(await readLink(tapName(intruder)), undefined);
+      assert.equal((await readLink(bridgeName(networkId)))?.ifalias, networkTag(hostDir), 'still ours');
       const ourDnsmasq = await new DhcpServer(hostDir, networkId).runningPid();
 
       assert.deepEqual((await removeCloudFromMachine(otherData)).hostDirs, [other.hostDir]);

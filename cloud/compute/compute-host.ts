@@ -9,7 +9,8 @@
  *                                           qmp.sock and console.log there (./qemu-driver.ts)
  *   <hostDir>/state/domains.json            the fake virt driver's domains and power states
  *   <hostDir>/state/network-agent.json      bridges and taps of plugged ports, wired networks
- *   <hostDir>/network/<network id>/         linux-bridge agent: dnsmasq's hosts file, pid file, leases
+ *   <hostDir>/../_network/<network id>/     linux-bridge agent, shared by the cloud's hosts on this machine:
+ *                                           dnsmasq's hosts file (and each host's part), pid file, leases
  *   <hostDir>/state/volume-connections.json volumes connected for guests
  *   <hostDir>/faults.json                   injected faults (tests, chaos tool)
  */

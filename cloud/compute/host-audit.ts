@@ -7,7 +7,7 @@
  * on the same machine are never reported.
  */
 import path from 'node:path';
-import { listHostDevices, type HostDevices } from './linux-bridge';
+import { listHostDevices, unaccountedNetworks, type HostDevices } from './linux-bridge';
 import { listQemuProcesses } from './qemu-driver';
 import type { DhcpNetwork } from './network-agent';
 import type { DomainInfo, VifRecord, VolumeConnection } from './types';
@@ -117,7 +117,10 @@ export async function auditHost(
   return findings;
 }
 
-/** Devices and processes with this host's marks that no plugged port or wired network accounts for. */
+/**
+ * Devices and processes with this host's marks that no plugged port accounts for, and the devices the
+ * cloud's hosts share on this machine that neither this host's wired networks nor another host account for.
+ */
 function strayDevices(
   at: string,
   found: HostDevices,
@@ -125,19 +128,16 @@ function strayDevices(
   networks: DhcpNetwork[],
 ): HostLeakFinding[] {
   const findings: HostLeakFinding[] = [];
-  const wired = new Map(networks.map((n) => [n.networkId, n]));
   const taps = new Set(vifs.map((v) => v.tap));
-  const bridges = new Set(networks.map((n) => `brq${n.networkId.slice(0, 11)}`));
-  const dhcpEnds = new Set(networks.map((n) => `tap${n.dhcpPortId.slice(0, 11)}`));
   for (const link of found.links) {
-    if (link.ifname.startsWith('brq') && !bridges.has(link.ifname))
+    if (link.ifname.startsWith('brq'))
       findings.push({
         kind: 'bridge',
         id: link.ifname,
         host: at,
-        detail: `bridge ${link.ifname} on ${at} belongs to no wired network`,
+        detail: `bridge ${link.ifname} on ${at} carries this host's own mark (bridges are shared by the cloud's hosts)`,
       });
-    else if (link.ifname.startsWith('tap') && !taps.has(link.ifname) && !dhcpEnds.has(link.ifname))
+    else if (!taps.has(link.ifname))
       findings.push({
         kind: 'tap',
         id: link.ifname,
@@ -145,23 +145,34 @@ function strayDevices(
         detail: `${link.ifname} on ${at} (on ${link.master ?? 'no bridge'}) belongs to no plugged port`,
       });
   }
-  for (const namespace of found.namespaces) {
-    if (!wired.has(namespace.slice('qdhcp-'.length)))
-      findings.push({
-        kind: 'namespace',
-        id: namespace,
-        host: at,
-        detail: `namespace ${namespace} on ${at} serves no wired network`,
-      });
-  }
-  for (const dnsmasq of found.dnsmasq) {
-    if (!wired.has(dnsmasq.networkId))
-      findings.push({
-        kind: 'dnsmasq',
-        id: String(dnsmasq.pid),
-        host: at,
-        detail: `dnsmasq ${dnsmasq.pid} on ${at} serves network ${dnsmasq.networkId}, which has no port here`,
-      });
-  }
+  const stray = unaccountedNetworks(found, new Set(networks.map((n) => n.networkId)));
+  for (const link of stray.bridges)
+    findings.push({
+      kind: 'bridge',
+      id: link.ifname,
+      host: at,
+      detail: `bridge ${link.ifname} on ${at}'s machine belongs to no network a host of this cloud wires`,
+    });
+  for (const link of stray.vethEnds)
+    findings.push({
+      kind: 'tap',
+      id: link.ifname,
+      host: at,
+      detail: `DHCP veth end ${link.ifname} on ${at}'s machine (on ${link.master ?? 'no bridge'}) belongs to no wired network`,
+    });
+  for (const namespace of stray.namespaces)
+    findings.push({
+      kind: 'namespace',
+      id: namespace,
+      host: at,
+      detail: `namespace ${namespace} on ${at}'s machine serves no network a host of this cloud wires`,
+    });
+  for (const dnsmasq of stray.dnsmasq)
+    findings.push({
+      kind: 'dnsmasq',
+      id: String(dnsmasq.pid),
+      host: at,
+      detail: `dnsmasq ${dnsmasq.pid} on ${at}'s machine serves network ${dnsmasq.networkId}, which no host of this cloud wires`,
+    });
   return findings;
 }

@@ -7,16 +7,21 @@
  *                          DHCP port's address; dnsmasq listens there and serves the subnet statically
  *   tap<port[:11]>         a persistent tap per guest port, on the bridge, for QEMU to open
  *
- * Every device we create carries the alias `bootflow:<host tag>` (a hash of the host directory), so the leak
- * audit and the clean-up tell this host's devices from another cloud's on the same machine. dnsmasq's pid
- * file, hosts file and leases live in `<hostDir>/network/<network id>/`; its command line names them.
- * State is read back with `ip -j`.
+ * The compute hosts of one cloud on one machine share a kernel, so they share each network's bridge, DHCP
+ * namespace, veth and dnsmasq (one L2 segment per network per machine), each host plugging its own taps:
+ * the shared devices carry the alias `bootflow:<hash of the cloud's shared directory>` (`networkTag`), a
+ * host's taps `bootflow:<hash of its host directory>` (`hostTag`), so the leak audit and the clean-up tell
+ * them from another cloud's on the same machine. The shared directory is `<hosts dir>/_network/` beside
+ * the host directories (no host name starts with `_`): per network, dnsmasq's pid file, leases and hosts file,
+ * and `hosts.d/<host>`, each host's `MAC,IP` lines, which are also the reference count (the last host to
+ * leave removes the network's devices). Changes to a network's shared state hold a lock across processes
+ * (`<network id>.lock`). State is read back with `ip -j`.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { CloudError } from '../errors';
-import { sleep } from './file-lock';
+import { sleep, withFileLock } from './file-lock';
 import { processAlive } from './image-cache';
 import { HostCommandError, ipJson, runCommand } from './host-commands';
 import type { DhcpDetails } from '../../common/dhcp';
@@ -59,9 +64,29 @@ export function dhcpVethNames(dhcpPortId: string): { bridgeEnd: string; namespac
   return { bridgeEnd: `tap${short}`, namespaceEnd: `ns-${short}` };
 }
 
-/** The alias marking this host directory's devices. */
+function tagOf(dir: string): string {
+  return `bootflow:${createHash('sha256').update(path.resolve(dir)).digest('hex').slice(0, 16)}`;
+}
+
+/** The alias marking this host directory's own devices (its taps). */
 export function hostTag(hostDir: string): string {
-  return `bootflow:${createHash('sha256').update(path.resolve(hostDir)).digest('hex').slice(0, 16)}`;
+  return tagOf(hostDir);
+}
+
+/** The directory the linux-bridge hosts of one cloud on this machine share: beside their host directories. */
+export const SHARED_NETWORK_DIR = '_network';
+export function sharedNetworkRoot(hostDir: string): string {
+  return path.join(path.dirname(path.resolve(hostDir)), SHARED_NETWORK_DIR);
+}
+
+/** The alias of the devices this host's cloud shares on the machine: a network's bridge, veth, namespace. */
+export function networkTag(hostDir: string): string {
+  return tagOf(sharedNetworkRoot(hostDir));
+}
+
+/** The name a host goes by in a shared network's member list. */
+function memberName(hostDir: string): string {
+  return path.basename(path.resolve(hostDir));
 }
 
 /** libvirt gives the host side of a guest's tap the guest's MAC with the first byte fe (the bridge learns none). */
@@ -193,20 +218,77 @@ export async function stopProcess(pid: number, graceMs = 5_000): Promise<void> {
 
 // ---- the DHCP agent's network -------------------------------------------------------------------------
 
+/** A network's dnsmasq and its files, shared by the cloud's hosts on this machine. */
 export class DhcpServer {
   readonly dir: string;
+  /** What dnsmasq reads: the union of the members' lines. */
   readonly hostsFile: string;
+  /** One file per host using the network (its ports' lines): the network's reference count. */
+  readonly membersDir: string;
   readonly pidFile: string;
   readonly leaseFile: string;
+  readonly lockPath: string;
 
+  /** `dir` is a host directory of the cloud, or (`'shared-root'`) the cloud's shared network directory. */
   constructor(
-    hostDir: string,
+    dir: string,
     readonly networkId: string,
+    dirIs: 'host-dir' | 'shared-root' = 'host-dir',
   ) {
-    this.dir = path.join(hostDir, 'network', networkId);
+    const root = dirIs === 'shared-root' ? path.resolve(dir) : sharedNetworkRoot(dir);
+    this.dir = path.join(root, networkId);
     this.hostsFile = path.join(this.dir, 'host');
+    this.membersDir = path.join(this.dir, 'hosts.d');
     this.pidFile = path.join(this.dir, 'dnsmasq.pid');
     this.leaseFile = path.join(this.dir, 'leases');
+    this.lockPath = path.join(root, `${networkId}.lock`);
+  }
+
+  /** Runs fn holding the network's lock (every host process of the cloud on this machine takes it). */
+  async locked<T>(fn: () => Promise<T>): Promise<T> {
+    await mkdir(path.dirname(this.lockPath), { recursive: true, mode: 0o755 });
+    const result = await withFileLock(this.lockPath, async () => ({ value: await fn() }), {
+      waitMs: 120_000,
+    });
+    if (!result) throw new Error(`lock ${this.lockPath} was not taken`);
+    return result.value;
+  }
+
+  /** The hosts using the network on this machine. */
+  async members(): Promise<string[]> {
+    try {
+      return (await readdir(this.membersDir)).filter((name) => !name.endsWith('.tmp')).sort();
+    } catch {
+      return [];
+    }
+  }
+
+  /** Sets one host's lines (it becomes a member) and rewrites the union dnsmasq reads. */
+  async writeMemberHosts(member: string, entries: HostsEntry[]): Promise<void> {
+    await mkdir(this.membersDir, { recursive: true, mode: 0o755 });
+    const lines = entries.map((e) => `${e.macAddress},${e.ipAddress}`).sort();
+    await writeFileAtomic(path.join(this.membersDir, member), lines.map((l) => `${l}\n`).join(''));
+    await this.writeUnion();
+  }
+
+  /** Drops one host's lines (it is no longer a member) and rewrites the union. */
+  async removeMember(member: string): Promise<void> {
+    await rm(path.join(this.membersDir, member), { force: true });
+    await this.writeUnion();
+  }
+
+  private async writeUnion(): Promise<void> {
+    const lines: string[] = [];
+    for (const member of await this.members())
+      lines.push(...(await readFile(path.join(this.membersDir, member), 'utf8')).split('\n').filter(Boolean));
+    await mkdir(this.dir, { recursive: true, mode: 0o755 });
+    await writeFileAtomic(
+      this.hostsFile,
+      lines
+        .sort()
+        .map((l) => `${l}\n`)
+        .join(''),
+    );
   }
 
   /** dnsmasq's pid when it runs and is ours (its command line names our pid file), else undefined. */
@@ -220,15 +302,6 @@ export class DhcpServer {
     if (!Number.isInteger(pid) || pid <= 0) return undefined;
     const argv = await processArgv(pid);
     return argv?.includes(`--pid-file=${this.pidFile}`) ? pid : undefined;
-  }
-
-  async writeHosts(entries: HostsEntry[]): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o755 });
-    const lines = entries
-      .map((e) => `${e.macAddress},${e.ipAddress}`)
-      .sort()
-      .join('\n');
-    await writeFileAtomic(this.hostsFile, lines === '' ? '' : `${lines}\n`);
   }
 
   /** Starts dnsmasq in the namespace, or makes the running one re-read its hosts file (SIGHUP). */
@@ -303,15 +376,25 @@ export class DhcpServer {
 }
 
 /**
- * Brings up the network's bridge, DHCP namespace, veth and address (each step idempotent), writes the hosts
- * file and starts or reloads dnsmasq.
+ * Brings up the network's bridge, DHCP namespace, veth and address (each step idempotent; shared with the
+ * cloud's other hosts on this machine), sets this host's lines of the hosts file (making it a member) and
+ * starts or reloads dnsmasq.
  */
 export async function ensureNetwork(
   hostDir: string,
   network: DhcpNetwork,
   hosts: HostsEntry[],
 ): Promise<void> {
-  const tag = hostTag(hostDir);
+  const server = new DhcpServer(hostDir, network.networkId);
+  await server.locked(async () => {
+    await wireNetwork(hostDir, network);
+    await server.writeMemberHosts(memberName(hostDir), hosts);
+    await server.startOrReload(network, dhcpVethNames(network.dhcpPortId).namespaceEnd);
+  });
+}
+
+async function wireNetwork(hostDir: string, network: DhcpNetwork): Promise<void> {
+  const tag = networkTag(hostDir);
   const bridge = bridgeName(network.networkId);
   const namespace = dhcpNamespace(network.networkId);
   const veth = dhcpVethNames(network.dhcpPortId);
@@ -320,8 +403,8 @@ export async function ensureNetwork(
   if (existing && existing.ifalias !== tag)
     throw new CloudError(
       'VirtualInterfaceCreateException',
-      `Bridge ${bridge} of network ${network.networkId} is already wired on this machine by another compute host ` +
-        `(${existing.ifalias ?? 'no bootflow mark'}): the linux-bridge agent serves a network from one compute host per machine`,
+      `Bridge ${bridge} of network ${network.networkId} is already wired on this machine by another cloud ` +
+        `(${existing.ifalias ?? 'no bootflow mark'}): a network's bridge is shared only by the hosts of one cloud`,
       { network: network.networkId, bridge },
     );
   if (!existing) await ipCreate(['link', 'add', 'name', bridge, 'type', 'bridge']);
@@ -361,26 +444,19 @@ export async function ensureNetwork(
     'dev',
     veth.namespaceEnd,
   ]);
-
-  const server = new DhcpServer(hostDir, network.networkId);
-  await server.writeHosts(hosts);
-  await server.startOrReload(network, veth.namespaceEnd);
 }
 
 /**
- * Rewrites the hosts file and makes dnsmasq re-read it (SIGHUP). The leases of `forgottenMacs` (unplugged
- * ports) go too: dnsmasq keeps leases in memory and would refuse their addresses to the next port's MAC (the
- * IPAM hands freed addresses out again) until they expired. As Neutron's dhcp_release does for a deleted
- * port, but by restarting dnsmasq with them gone from its lease file (dnsmasq-base has no dhcp_release).
+ * Makes dnsmasq serve the hosts file as it is now. The leases of `forgottenMacs` (unplugged ports) go too:
+ * dnsmasq keeps leases in memory and would refuse their addresses to the next port's MAC (the IPAM hands
+ * freed addresses out again) until they expired. As Neutron's dhcp_release does for a deleted port, but by
+ * restarting dnsmasq with them gone from its lease file (dnsmasq-base has no dhcp_release).
  */
-export async function reloadHosts(
-  hostDir: string,
+async function applyHosts(
+  server: DhcpServer,
   network: DhcpNetwork,
-  hosts: HostsEntry[],
-  forgottenMacs: readonly string[] = [],
+  forgottenMacs: readonly string[],
 ): Promise<void> {
-  const server = new DhcpServer(hostDir, network.networkId);
-  await server.writeHosts(hosts);
   if (await server.holdsLeaseOf(forgottenMacs)) {
     await server.stop({ keepState: true });
     await server.dropLeases(forgottenMacs);
@@ -391,22 +467,52 @@ export async function reloadHosts(
   if (pid !== undefined) process.kill(pid, 'SIGHUP');
 }
 
+/** Rewrites this host's lines of the hosts file and makes dnsmasq re-read it, releasing forgotten leases. */
+export async function reloadHosts(
+  hostDir: string,
+  network: DhcpNetwork,
+  hosts: HostsEntry[],
+  forgottenMacs: readonly string[] = [],
+): Promise<void> {
+  const server = new DhcpServer(hostDir, network.networkId);
+  await server.locked(async () => {
+    await server.writeMemberHosts(memberName(hostDir), hosts);
+    await applyHosts(server, network, forgottenMacs);
+  });
+}
+
 /**
- * Stops dnsmasq and removes the namespace (and with it the veth), the bridge and the state directory: only
- * what is this host's (its alias), never another host's devices of the same network on this machine.
+ * This host leaves the network (its last port here is gone). The last host of the cloud on this machine to
+ * leave stops dnsmasq and removes the namespace (and with it the veth), the bridge and the state directory;
+ * while others remain, dnsmasq serves on without this host's lines (and leases).
  */
-export async function removeNetwork(hostDir: string, networkId: string, dhcpPortId?: string): Promise<void> {
-  const tag = hostTag(hostDir);
+export async function removeNetwork(
+  hostDir: string,
+  network: DhcpNetwork,
+  forgottenMacs: readonly string[] = [],
+): Promise<void> {
+  const server = new DhcpServer(hostDir, network.networkId);
+  await server.locked(async () => {
+    await server.removeMember(memberName(hostDir));
+    if ((await server.members()).length > 0) await applyHosts(server, network, forgottenMacs);
+    else await removeNetworkDevices(hostDir, network.networkId);
+  });
+}
+
+/** Stops the network's dnsmasq, removes its namespace, the veth and bridge of this cloud, and its directory. */
+async function removeNetworkDevices(hostDir: string, networkId: string): Promise<void> {
+  const tag = networkTag(hostDir);
   await new DhcpServer(hostDir, networkId).stop();
   const namespace = dhcpNamespace(networkId);
   if ((await listNamespaces()).includes(namespace)) {
     const foreign = (await listLinks(namespace)).some((l) => l.ifalias !== undefined && l.ifalias !== tag);
     if (!foreign) await ipDelete(['netns', 'del', namespace]);
   }
-  const mine = async (ifname: string) => (await readLink(ifname))?.ifalias === tag;
-  if (dhcpPortId && (await mine(dhcpVethNames(dhcpPortId).bridgeEnd)))
-    await ipDelete(['link', 'del', 'dev', dhcpVethNames(dhcpPortId).bridgeEnd]);
-  if (await mine(bridgeName(networkId))) await ipDelete(['link', 'del', 'dev', bridgeName(networkId)]);
+  const bridge = bridgeName(networkId);
+  // The veth's bridge end went with its peer in the namespace; one left half made is on the bridge or alone.
+  for (const link of await listLinks())
+    if (link.ifalias === tag && (link.ifname === bridge || link.master === bridge))
+      await ipDelete(['link', 'del', 'dev', link.ifname]);
 }
 
 /** A persistent tap for the port, on the network's bridge and up; returns the link as the kernel reports it. */
@@ -445,29 +551,30 @@ export async function removeTap(hostDir: string, portId: string): Promise<void> 
 
 // ---- what this host has on the machine (the audit and the clean-up) -----------------------------------
 
-export interface HostDevices {
-  /** Root-namespace links carrying this host's alias: bridges, taps, veth ends. */
-  links: IpLink[];
-  /** DHCP namespaces holding a link with this host's alias. */
-  namespaces: string[];
-  /** dnsmasq processes whose pid file is in this host directory. */
-  dnsmasq: Array<{ pid: number; networkId: string }>;
+export interface SharedNetworkState {
+  networkId: string;
+  /** The hosts of this cloud using it on this machine (its `hosts.d/`). */
+  members: string[];
 }
 
-export async function listHostDevices(hostDir: string): Promise<HostDevices> {
-  const tag = hostTag(hostDir);
-  const links = (await listLinks()).filter((l) => l.ifalias === tag);
-  const namespaces: string[] = [];
-  for (const namespace of await listNamespaces()) {
-    if (!namespace.startsWith('qdhcp-')) continue;
-    try {
-      if ((await listLinks(namespace)).some((l) => l.ifalias === tag)) namespaces.push(namespace);
-    } catch {
-      // removed meanwhile
-    }
-  }
-  const prefix = `--pid-file=${path.join(path.resolve(hostDir), 'network')}/`;
-  const dnsmasq = (await listProcesses())
+export interface HostDevices {
+  /** This host's name among a shared network's members. */
+  member: string;
+  /** Root-namespace links carrying this host's alias (its taps). */
+  links: IpLink[];
+  /** Root-namespace links this cloud's hosts share: networks' bridges and DHCP veth ends. */
+  sharedLinks: IpLink[];
+  /** DHCP namespaces holding a link with this cloud's shared alias. */
+  namespaces: string[];
+  /** dnsmasq processes whose pid file is in the cloud's shared network directory. */
+  dnsmasq: Array<{ pid: number; networkId: string }>;
+  /** The shared network directories and who uses each. */
+  networks: SharedNetworkState[];
+}
+
+async function dnsmasqUnder(dir: string): Promise<Array<{ pid: number; networkId: string }>> {
+  const prefix = `--pid-file=${path.resolve(dir)}/`;
+  return (await listProcesses())
     .filter((p) => path.basename(p.argv[0] ?? '') === 'dnsmasq')
     .flatMap((p) => {
       const arg = p.argv.find((a) => a.startsWith(prefix));
@@ -475,17 +582,101 @@ export async function listHostDevices(hostDir: string): Promise<HostDevices> {
         ? [{ pid: p.pid, networkId: path.basename(path.dirname(arg.slice('--pid-file='.length))) }]
         : [];
     });
-  return { links, namespaces, dnsmasq };
+}
+
+export async function listHostDevices(hostDir: string): Promise<HostDevices> {
+  return listDevices(sharedNetworkRoot(hostDir), memberName(hostDir), hostTag(hostDir));
+}
+
+/** What carries the marks of a cloud's shared network directory `root` (and of one host of it, `mine`). */
+async function listDevices(root: string, member: string, mine: string | undefined): Promise<HostDevices> {
+  const shared = tagOf(root);
+  const all = await listLinks();
+  const namespaces: string[] = [];
+  for (const namespace of await listNamespaces()) {
+    if (!namespace.startsWith('qdhcp-')) continue;
+    try {
+      if ((await listLinks(namespace)).some((l) => l.ifalias === shared)) namespaces.push(namespace);
+    } catch {
+      // removed meanwhile
+    }
+  }
+  const networks: SharedNetworkState[] = [];
+  let entries: string[] = [];
+  try {
+    entries = (await readdir(root, { withFileTypes: true }))
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
+  } catch {
+    // no network wired yet
+  }
+  for (const networkId of entries.sort())
+    networks.push({ networkId, members: await new DhcpServer(root, networkId, 'shared-root').members() });
+  return {
+    member,
+    links: mine === undefined ? [] : all.filter((l) => l.ifalias === mine),
+    sharedLinks: all.filter((l) => l.ifalias === shared),
+    namespaces,
+    dnsmasq: await dnsmasqUnder(root),
+    networks,
+  };
 }
 
 /**
- * Removes every device, namespace and dnsmasq of this host directory from the machine, whatever state says:
- * the clean-up after a test run (even a failed one) and after a host is decommissioned.
+ * The shared networks no host accounts for: not wired here (`wiredHere`) and used by no other host of the
+ * cloud on this machine. Bridges carry only the network id's first 11 characters, so they match by prefix.
+ */
+export function unaccountedNetworks(found: HostDevices, wiredHere: ReadonlySet<string>) {
+  const accounted = new Set(wiredHere);
+  for (const n of found.networks) if (n.members.some((m) => m !== found.member)) accounted.add(n.networkId);
+  const networkOk = (networkId: string) => accounted.has(networkId);
+  const bridgeOk = (bridge: string) => [...accounted].some((id) => bridgeName(id) === bridge);
+  return {
+    bridges: found.sharedLinks.filter((l) => l.ifname.startsWith('brq') && !bridgeOk(l.ifname)),
+    vethEnds: found.sharedLinks.filter(
+      (l) => !l.ifname.startsWith('brq') && !(l.master !== undefined && bridgeOk(l.master)),
+    ),
+    namespaces: found.namespaces.filter((ns) => !networkOk(ns.slice('qdhcp-'.length))),
+    dnsmasq: found.dnsmasq.filter((d) => !networkOk(d.networkId)),
+    directories: found.networks.filter((n) => !networkOk(n.networkId)).map((n) => n.networkId),
+  };
+}
+
+/**
+ * Removes this host's devices from the machine, whatever state says (the clean-up after a test run, even a
+ * failed one, and after a host is decommissioned): its taps, its membership of the shared networks, and the
+ * shared devices no other host of the cloud uses any more.
  */
 export async function removeHostDevices(hostDir: string): Promise<void> {
-  const found = await listHostDevices(hostDir);
-  for (const { pid } of found.dnsmasq) await stopProcess(pid);
-  for (const namespace of found.namespaces) await ipDelete(['netns', 'del', namespace]);
-  for (const link of found.links) await ipDelete(['link', 'del', 'dev', link.ifname]);
+  const before = await listHostDevices(hostDir);
+  for (const link of before.links) await ipDelete(['link', 'del', 'dev', link.ifname]);
+  for (const network of before.networks) {
+    if (!network.members.includes(before.member)) continue;
+    const server = new DhcpServer(hostDir, network.networkId);
+    await server.locked(() => server.removeMember(before.member));
+  }
+  const after = await listHostDevices(hostDir);
+  await removeUnaccounted(sharedNetworkRoot(hostDir), unaccountedNetworks(after, new Set()));
+  // Where dnsmasq's files were kept before networks were shared.
   await rm(path.join(hostDir, 'network'), { recursive: true, force: true });
+}
+
+/**
+ * Removes every shared network device of the cloud whose host directories are in `hostsRoot`
+ * (`<dataDir>/hosts`), used or not: the cloud's own clean-up, after its hosts'.
+ */
+export async function removeSharedNetworks(hostsRoot: string): Promise<void> {
+  const root = path.join(path.resolve(hostsRoot), SHARED_NETWORK_DIR);
+  const found = await listDevices(root, '', undefined);
+  const nobody = { ...found, networks: found.networks.map((n) => ({ ...n, members: [] })) };
+  await removeUnaccounted(root, unaccountedNetworks(nobody, new Set()));
+}
+
+async function removeUnaccounted(root: string, stray: ReturnType<typeof unaccountedNetworks>): Promise<void> {
+  for (const { pid } of stray.dnsmasq) await stopProcess(pid);
+  for (const namespace of stray.namespaces) await ipDelete(['netns', 'del', namespace]);
+  for (const link of [...stray.vethEnds, ...stray.bridges])
+    await ipDelete(['link', 'del', 'dev', link.ifname]);
+  for (const networkId of stray.directories)
+    await rm(new DhcpServer(root, networkId, 'shared-root').dir, { recursive: true, force: true });
 }

@@ -5,7 +5,8 @@
  *   nothing (the fake virt driver's fast tests and the benchmarks' control-plane figures);
  * - `linux-bridge`: Neutron's Linux-bridge agent and DHCP agent on this machine (see linux-bridge.ts): per
  *   network a bridge `brq<network[:11]>` and a `qdhcp-<network>` namespace with dnsmasq serving the subnet
- *   from a hosts file of this host's ports; per port a persistent tap on the bridge. A plug returns only once
+ *   from a hosts file of the ports of the cloud's hosts on this machine (shared by them, reference-counted);
+ *   per port a persistent tap on the bridge. A plug returns only once
  *   the kernel reports the tap on the bridge and up, so the port's ACTIVE status is a fact.
  *
  * Both keep what is plugged in `<hostDir>/state/network-agent.json`; plugging and unplugging are idempotent.
@@ -230,8 +231,8 @@ export class NetworkAgent {
   }
 
   /**
-   * Drops the ports' records; in linux-bridge mode removes their taps and host entries, and a network's
-   * bridge, namespace and dnsmasq with its last port.
+   * Drops the ports' records; in linux-bridge mode removes their taps and host entries, and with a network's
+   * last port here this host leaves the network (its bridge, namespace and dnsmasq go with the last host).
    */
   private async release(state: AgentState, portIds: string[]): Promise<void> {
     const released = new Map<string, string[]>();
@@ -248,7 +249,7 @@ export class NetworkAgent {
       if (Object.values(state.vifs).some((v) => v.networkId === networkId)) {
         await reloadHosts(this.hostDir, network, hostsOf(state.vifs, networkId), macs);
       } else {
-        await removeNetwork(this.hostDir, networkId, network.dhcpPortId);
+        await removeNetwork(this.hostDir, network, macs);
         delete state.networks[networkId];
       }
     }

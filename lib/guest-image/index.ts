@@ -44,7 +44,12 @@ export const GUEST_MODULES = [
   'drivers/input/evdev',
 ] as const;
 
-const SCRIPTS = { init: 'init.sh', dhcpEvent: 'udhcpc.sh', powerButton: 'power-button.sh' } as const;
+const SCRIPTS = {
+  init: 'init.sh',
+  dhcpEvent: 'udhcpc.sh',
+  powerButton: 'power-button.sh',
+  pingCgi: 'ping-cgi.sh',
+} as const;
 /** Where the guest's shell scripts are: the sources' folder, also when this runs from the compiled dist/. */
 const SCRIPTS_DIR = path.join(PROJECT_ROOT, 'lib', 'guest-image');
 const MACHINE_DISK_BYTES = 1024 * 1024;
@@ -136,7 +141,17 @@ async function build(kernelPackage: string, work: string): Promise<void> {
   const version = kernelPackage.replace(/^linux-image-/, '');
   await copyFile(path.join(unpacked, 'boot', `vmlinuz-${version}`), path.join(out, 'vmlinuz'));
 
-  for (const sub of ['bin', 'etc/acpi/PWRF', 'lib/modules', 'proc', 'sys', 'dev', 'run', 'tmp'])
+  for (const sub of [
+    'bin',
+    'etc/acpi/PWRF',
+    'var/www/cgi-bin',
+    'lib/modules',
+    'proc',
+    'sys',
+    'dev',
+    'run',
+    'tmp',
+  ])
     await mkdir(path.join(stage, sub), { recursive: true });
   const busybox = (await runCommand('sh', ['-c', 'command -v busybox'])).stdout.trim();
   await copyFile(busybox, path.join(stage, 'bin', 'busybox'));
@@ -158,6 +173,7 @@ async function build(kernelPackage: string, work: string): Promise<void> {
   await install(SCRIPTS.init, 'init');
   await install(SCRIPTS.dhcpEvent, 'etc/udhcpc.sh');
   await install(SCRIPTS.powerButton, 'etc/acpi/PWRF/00000080');
+  await install(SCRIPTS.pingCgi, 'var/www/cgi-bin/ping');
   await runCommand(
     'sh',
     ['-c', `cd "${stage}" && find . | cpio -o -H newc --quiet -R 0:0 | gzip -6 > "${out}/initrd.img"`],

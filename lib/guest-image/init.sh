@@ -1,13 +1,14 @@
 #!/bin/busybox sh
 # PID 1 of the bootflow guest (an initramfs, cirros-like): loads the virtio drivers, brings its NIC up
-# with DHCP, prints a line a test can parse on the serial console, answers ping, serves a tiny HTTP page,
+# with DHCP (and the MTU it offers), prints a line a test can parse on the serial console, answers ping,
+# serves a tiny HTTP page and a CGI that pings another address (/cgi-bin/ping?<ip>),
 # fetches its metadata if a metadata service answers, and powers off on an ACPI power button event.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-mkdir -p /run /tmp /var/log /var/www
+mkdir -p /run /tmp /var/log /var/www/cgi-bin
 # virtio_ring before virtio_net: the order is the dependency order (there is no depmod in here).
 for module in $(cat /etc/guest-modules); do
   insmod "/lib/modules/$module.ko" 2>/dev/null || echo "bootflow-guest: could not load $module"
