@@ -24,13 +24,11 @@ import { BootProgress } from './lib/command-line/progress';
 import type { TemporalHandle } from './lib/command-line/temporal';
 import { dataDirFromEnv, EXIT, UserError } from './lib/command-line/usage';
 import { auditTable, hypervisorTable, serverFields, serverListTable } from './lib/command-line/views';
-import type { createInstance } from './workflows/create-instance';
-import type { deleteInstance } from './workflows/delete-instance';
 import { bootWorkflowId, CONTROLLER_QUEUE, deleteWorkflowId } from './workflows/names';
 import type { ConsoleOutput } from './workflows/console-output';
 import type { auditCloud, listHypervisors, listServers, showServer } from './workflows/operator';
 import type { ServerView } from './workflows/operator-types';
-import type { BootRequest, BootStatus, DeleteResult } from './workflows/types';
+import type { BootRequest, BootResult, BootStatus, DeleteResult } from './workflows/types';
 
 /** All a workflow gets from the client: a Keystone token, never a password. */
 type TokenAuth = { token: string };
@@ -46,6 +44,8 @@ interface GlobalOptions extends CredentialFlags {
 const READ_TIMEOUT = '1 minute';
 /** When to tell the user that nothing has picked the work up yet. */
 const NO_WORKER_HINT_MS = 5_000;
+/** How long one status query may take (a worker answers in ms; longer means none, or no Temporal). */
+const STATUS_TIMEOUT_MS = 3_000;
 
 /**
  * Temporal's modules load only when a command talks to Temporal: `--help` and usage errors answer without
@@ -54,11 +54,7 @@ const NO_WORKER_HINT_MS = 5_000;
 const temporalClient = () => import('@temporalio/client');
 const temporalSettings = () => import('./lib/command-line/temporal.js');
 const failureMessages = () => import('./lib/command-line/errors.js');
-
-/** Starting a workflow whose id is taken: the same request was already submitted. */
-async function alreadyStarted(err: unknown): Promise<boolean> {
-  return err instanceof (await temporalClient()).WorkflowExecutionAlreadyStartedError;
-}
+const followHelpers = () => import('./lib/command-line/follow.js');
 
 class Session {
   private temporal: TemporalHandle | undefined;
@@ -90,7 +86,8 @@ class Session {
     this.uiLink = webUiLink;
     this.temporal = await connectTemporal({
       keyring: loadKeyringOrExplain(this.options.dataDir),
-      identity: `bootflow-client@${process.pid}`,
+      // Unique per run: tells the boot this client started from one it joined (lib/command-line/follow.ts).
+      identity: `bootflow-client@${process.pid}-${randomUUID().slice(0, 8)}`,
     });
     return this.temporal;
   }
@@ -160,9 +157,12 @@ function printServer(session: Session, server: ServerView, extra: Record<string,
   else print(serverFields(server));
 }
 
-async function pollStatus(handle: WorkflowHandle): Promise<BootStatus | undefined> {
+async function pollStatus(temporal: TemporalHandle, handle: WorkflowHandle): Promise<BootStatus | undefined> {
   try {
-    return await handle.query<BootStatus>('status');
+    // Bounded: with Temporal away the call would otherwise sit in the connection's retries.
+    return await temporal.connection.withDeadline(Date.now() + STATUS_TIMEOUT_MS, () =>
+      handle.query<BootStatus>('status'),
+    );
   } catch {
     return undefined; // no controller worker answering right now, or the run just closed
   }
@@ -205,33 +205,31 @@ async function serverCreate(session: Session, name: string, options: CreateOptio
     ...(options.availabilityZone ? { availabilityZone: options.availabilityZone } : {}),
     ...(maxAttempts !== undefined ? { maxAttempts } : {}),
   };
-  const { client } = await session.connect();
+  const temporal = await session.connect();
   const workflowId = bootWorkflowId(requestId);
-  let handle: WorkflowHandle<typeof createInstance>;
-  try {
-    handle = await client.workflow.start<typeof createInstance>('createInstance', {
-      taskQueue: CONTROLLER_QUEUE,
-      workflowId,
-      args: [request],
-    });
-  } catch (err) {
-    if (!(await alreadyStarted(err))) throw err;
-    // The same request id again: follow the first boot instead of starting a second one.
-    note(`Request ${requestId} was already submitted; following its workflow`);
-    handle = client.workflow.getHandle<typeof createInstance>(workflowId);
-  }
+  const { startOrFollow, followResult, temporalReachable, unreachableMessage } = await followHelpers();
+  // One request id, one boot: a running or finished boot of this request is followed, not started again.
+  const { handle, joined } = await startOrFollow(temporal, {
+    workflowType: 'createInstance',
+    workflowId,
+    args: [request],
+    rerunFinished: false,
+    ownership: {
+      workflowType: 'createInstance',
+      owns: (input) => input.requestId === requestId,
+      what: `the boot of request ${requestId}`,
+    },
+  });
+  if (joined) note(`Request ${requestId} was already submitted; following its workflow`);
   const link = session.link(workflowId);
   const extra = { workflowId, webUi: link };
-  const settled = handle.result().then(
-    (value) => ({ ok: true as const, value }),
-    (error: unknown) => ({ ok: false as const, error }),
-  );
+  const settled = followResult<BootResult>(temporal, handle);
 
   if (!options.wait) {
     // Like `openstack server create` without --wait: answer once the server has an id (status BUILD).
     const deadline = Date.now() + 30_000;
     for (;;) {
-      const status = await pollStatus(handle);
+      const status = await pollStatus(temporal, handle);
       if (status?.instanceUuid) {
         if (session.json()) {
           print(renderJson({ id: status.instanceUuid, name, status: 'BUILD', requestId, ...extra }));
@@ -255,18 +253,25 @@ async function serverCreate(session: Session, name: string, options: CreateOptio
   const progress = new BootProgress({ title: `Creating server ${name} — ${link}` });
   let finished: Awaited<typeof settled> | undefined;
   let lastSeen: number = Date.now();
-  void settled.then((r) => (finished = r));
+  // A Temporal that stays away rejects `settled` (exit 3): the race below passes that on.
+  settled.then(
+    (r) => (finished = r),
+    () => undefined,
+  );
   while (!finished) {
-    const status = await pollStatus(handle);
+    const status = await pollStatus(temporal, handle);
     if (status) {
       lastSeen = Date.now();
       progress.update(status);
+    } else if (!(await temporalReachable(temporal))) {
+      // The server itself is away (killed, restarting): not a worker problem.
+      progress.waiting(unreachableMessage(temporal));
     } else if (Date.now() - lastSeen > NO_WORKER_HINT_MS) {
       progress.waiting('waiting for a controller worker to run the workflow (is `npm run worker` running?)');
     }
     await Promise.race([settled, new Promise((r) => setTimeout(r, process.stderr.isTTY ? 150 : 500))]);
   }
-  const finalStatus = await pollStatus(handle);
+  const finalStatus = await pollStatus(temporal, handle);
   if (finalStatus) progress.update(finalStatus);
   progress.finish();
 
@@ -337,22 +342,25 @@ async function serverConsoleLog(session: Session, ref: string, options: { lines?
 
 async function serverDelete(session: Session, refs: string[], options: { wait?: boolean }): Promise<number> {
   const auth = await session.auth('demo');
-  const { client } = await session.connect();
+  const temporal = await session.connect();
+  const { startOrFollow, followResult, unreachableMessage } = await followHelpers();
   const results: Array<DeleteResult | { id: string; name: string; workflowId: string; webUi: string }> = [];
   for (const ref of refs) {
     const server = await showServerOf(session, auth, ref);
     const workflowId = deleteWorkflowId(server.id);
-    let handle: WorkflowHandle<typeof deleteInstance>;
-    try {
-      handle = await client.workflow.start<typeof deleteInstance>('deleteInstance', {
-        taskQueue: CONTROLLER_QUEUE,
-        workflowId,
-        args: [{ requestId: `req-${randomUUID()}`, auth, instanceUuid: server.id }],
-      });
-    } catch (err) {
-      if (!(await alreadyStarted(err))) throw err;
-      handle = client.workflow.getHandle<typeof deleteInstance>(workflowId);
-    }
+    // A delete of this server already running is joined (once checked to be a real one); a finished one is
+    // run again (it answers already-deleted, or retries a delete that failed).
+    const { handle } = await startOrFollow(temporal, {
+      workflowType: 'deleteInstance',
+      workflowId,
+      args: [{ requestId: `req-${randomUUID()}`, auth, instanceUuid: server.id }],
+      rerunFinished: true,
+      ownership: {
+        workflowType: 'deleteInstance',
+        owns: (input) => input.instanceUuid === server.id,
+        what: `the delete of server ${server.id}`,
+      },
+    });
     const link = session.link(workflowId);
     if (!options.wait) {
       results.push({ id: server.id, name: server.name, workflowId, webUi: link });
@@ -360,7 +368,15 @@ async function serverDelete(session: Session, refs: string[], options: { wait?: 
       continue;
     }
     if (!session.json()) note(`Deleting server ${server.name} (${server.id}) — ${link}`);
-    const result = await resultOf<DeleteResult>(handle, `the delete of ${server.name}`);
+    let told = false;
+    const settled = await followResult<DeleteResult>(temporal, handle, {
+      onUnreachable: () => {
+        if (!told) note(unreachableMessage(temporal));
+        told = true;
+      },
+    });
+    if (!settled.ok) throw settled.error;
+    const result = settled.value;
     results.push(result);
     if (!session.json()) {
       const how = result.outcome === 'already-deleted' ? 'was already deleted' : 'deleted';

@@ -47,6 +47,8 @@ import { prepareDataDir } from './bootstrap';
 import { apiSettings } from '../api/settings';
 
 const READY_TIMEOUT_MS = 240_000;
+/** A dev server that keeps dying has a reason (disk full, a broken store) that restarts will not fix. */
+const MAX_DEV_SERVER_RESTARTS = 3;
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 function say(line = ''): void {
@@ -184,15 +186,41 @@ async function main(): Promise<number> {
       say(
         `• starting the Temporal dev server on 127.0.0.1:${port}, Web UI on ${uiPort} (log: logs/temporal.log)`,
       );
-      devServer = startDevServer({
+      const devServerOptions = {
         dataDir,
         port,
         uiPort,
         searchAttributes: BOOT_SEARCH_ATTRIBUTES,
         uiCodecEndpoint: codecServer.url,
         output: { file: path.join(logsDir, 'temporal.log') },
-      });
-      address = (await step(devServer)).address;
+      };
+      devServer = startDevServer(devServerOptions);
+      const started = await step(devServer);
+      address = started.address;
+      // A dev server that dies (kill -9, OOM) is said at once and started again on the same SQLite file:
+      // workers and `--wait` clients reconnect to it and every workflow goes on where it was.
+      const watch = (server: RunningDevServer, restarts: number): void => {
+        server.process.once('exit', (code, signal) => {
+          if (stopping) return;
+          const how = signal ? `killed by ${signal}` : `exit ${code}`;
+          say(`! the Temporal dev server died (${how}); see ${path.join(logsDir, 'temporal.log')}`);
+          if (restarts >= MAX_DEV_SERVER_RESTARTS) {
+            say('  not restarting it again: workers and clients wait for Temporal until it is back');
+            return;
+          }
+          say(`  restarting it on ${address} with the same data (temporal.db): workflows go on`);
+          devServer = startDevServer(devServerOptions);
+          devServer.then(
+            (again) => {
+              if (stopping) return void again.stop();
+              say(`• the Temporal dev server is back on ${address}`);
+              watch(again, restarts + 1);
+            },
+            (err: unknown) => say(`! the Temporal dev server did not restart: ${(err as Error).message}`),
+          );
+        });
+      };
+      watch(started, 0);
       uiBase = `http://localhost:${uiPort}`;
     }
     const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';

@@ -30,6 +30,10 @@ export interface ApiDeployment {
   env: NodeJS.ProcessEnv;
   temporalAddress: string;
   worker: ChildHandle;
+  /** kill -9 of the Temporal dev server (resolves once it is gone). */
+  killTemporal(): Promise<void>;
+  /** Starts the dev server again on the same port and the same SQLite file. */
+  restartTemporal(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -49,13 +53,15 @@ export async function startApiDeployment(label: string): Promise<ApiDeployment> 
     const env = deploymentEnv({ BOOTFLOW_DATA: dataDir, BOOTFLOW_API_PORT: String(apiPort) });
     const prepared = await prepareDataDir(dataDir, env);
     await reserved.release();
-    server = await startDevServer({
+    const devServerOptions = {
       dataDir,
       port,
       uiPort,
       searchAttributes: BOOT_SEARCH_ATTRIBUTES,
       output: { file: path.join(dataDir, 'temporal.log') },
-    });
+    };
+    server = await startDevServer(devServerOptions);
+    const running = server;
     const workerEnv = { ...env, TEMPORAL_ADDRESS: server.address };
     worker = startScript('worker.ts', ['--role', 'all'], workerEnv, path.join(dataDir, 'worker.log'), {
       ipc: true,
@@ -84,6 +90,15 @@ export async function startApiDeployment(label: string): Promise<ApiDeployment> 
       env: workerEnv,
       temporalAddress: server.address,
       worker,
+      async killTemporal() {
+        const current = server ?? running;
+        const gone = new Promise((resolve) => current.process.once('exit', resolve));
+        current.process.kill('SIGKILL');
+        await gone;
+      },
+      async restartTemporal() {
+        server = await startDevServer(devServerOptions);
+      },
       close,
     };
   } catch (err) {
