@@ -44,6 +44,7 @@ import {
 import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from './workflows/names';
 import { DEFAULT_API_PORT, DEFAULT_REGION, startApiServer, type ApiServer } from './api';
 import { apiSettings, type ApiSettings } from './api/settings';
+import { usePrivateUmask } from './lib/file-modes';
 import { VIRT_DRIVER_TYPES, type VirtDriverType } from './cloud/compute';
 
 export type Role = 'controller' | 'network' | 'compute' | 'api';
@@ -459,6 +460,7 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
 }
 
 async function main(): Promise<number> {
+  usePrivateUmask();
   let config: WorkerConfig;
   try {
     config = parseWorkerArgs(process.argv);

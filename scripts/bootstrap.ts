@@ -16,6 +16,7 @@ import { openCloud } from '../cloud/index';
 import { ensureCodecKeyFile } from '../lib/codec';
 import { apiSettings, identityUrl } from '../api/settings';
 import { ensureGuestImage } from '../lib/guest-image';
+import { ensurePrivateDir, usePrivateUmask } from '../lib/file-modes';
 
 export interface PreparedData {
   dataDir: string;
@@ -33,6 +34,10 @@ export async function prepareDataDir(
   options: { guestImage?: GuestImageFiles } = {},
 ): Promise<PreparedData> {
   const dir = path.resolve(dataDir);
+  // Also when another program (the demo, a test) bootstraps in its own process: the image store, databases
+  // and openrc files it writes are the owner's alone.
+  usePrivateUmask();
+  ensurePrivateDir(dir);
   const codec = ensureCodecKeyFile(dir);
   const cloud = await openCloud({ db: { ...dbConfigFromEnv(env), dataDir: dir } });
   try {
@@ -63,6 +68,7 @@ export async function prepareDataDir(
 }
 
 if (require.main === module) {
+  usePrivateUmask();
   const flag = process.argv.indexOf('--data-dir');
   const dataDir = flag > 0 ? process.argv[flag + 1] : undefined;
   const withGuest = process.argv.includes('--guest-image');

@@ -8,9 +8,11 @@
  */
 import { Command } from 'commander';
 import { DEFAULT_UI_ORIGINS, loadKeyring, startCodecServer } from '../lib/codec';
+import { usePrivateUmask } from '../lib/file-modes';
 import { logger } from '../lib/logger';
 
 async function main(): Promise<void> {
+  usePrivateUmask();
   const options = new Command('codec-server')
     .description('Temporal codec server (POST /encode, /decode) for bootflow payload encryption')
     .option('--port <port>', 'port to listen on', process.env.BOOTFLOW_CODEC_PORT ?? '8888')

@@ -45,6 +45,7 @@ import { PROJECT_ROOT } from '../lib/temporal-binaries';
 import { BOOT_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { prepareDataDir } from './bootstrap';
 import { apiSettings } from '../api/settings';
+import { ensurePrivateDir, usePrivateUmask } from '../lib/file-modes';
 
 const READY_TIMEOUT_MS = 240_000;
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -120,6 +121,8 @@ async function howToReach(env: NodeJS.ProcessEnv, name: string, networkId: strin
 async function main(): Promise<number> {
   const dataDir = path.resolve(process.env.BOOTFLOW_DATA ?? 'data');
   const logsDir = path.join(dataDir, 'logs');
+  usePrivateUmask();
+  ensurePrivateDir(dataDir);
   mkdirSync(logsDir, { recursive: true });
   const quietLog = createLogger({
     name: 'demo',
