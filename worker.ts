@@ -28,7 +28,7 @@ import { capabilitiesOf, DEFAULT_HOSTS, defaultHostSpec, type HostSpec } from '.
 import { openCloud, openComputeHost, type Cloud } from './cloud/index';
 import { Keystone } from './cloud/keystone';
 import { Neutron } from './cloud/neutron';
-import { verifyKeyringAgainstHistory } from './lib/codec';
+import { KeyringError, verifyKeyCheck, verifyKeyringAgainstHistory } from './lib/codec';
 import { ensureSearchAttributes } from './lib/search-attributes';
 import { temporalSettings } from './lib/connection';
 import { createLogger, installTemporalRuntime } from './lib/logger';
@@ -259,6 +259,18 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
   const log = createLogger({ name: `worker:${config.roles.join('+')}` });
   installTemporalRuntime(log);
   const keyring = loadKeyringOrExplain(config.dataDir);
+  // Every role, before it takes any work: a wrong key stops here rather than as undecryptable results.
+  try {
+    if (!verifyKeyCheck(config.dataDir, keyring)) {
+      log.warn(
+        { dataDir: config.dataDir },
+        'no codec-check.json in the data directory: the keys are not checked',
+      );
+    }
+  } catch (err) {
+    if (err instanceof KeyringError) throw new UserError(err.message, EXIT.USAGE);
+    throw err;
+  }
   const dataConverter = bootflowDataConverter(keyring);
   const settings = temporalSettings();
   const connection = await NativeConnection.connect(settings.connectionOptions).catch((err: unknown) => {
