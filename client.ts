@@ -18,7 +18,7 @@ import { Command, CommanderError, Option } from 'commander';
 import type { WorkflowHandle } from '@temporalio/client';
 import { resolveAuth, type CredentialFlags } from './lib/command-line/credentials';
 import { caCertFileOf, issueToken } from './lib/command-line/keystone';
-import { note, print, renderJson, type OutputFormat } from './lib/command-line/output';
+import { escapeControls, note, print, renderJson, type OutputFormat } from './lib/command-line/output';
 import { positiveWhole } from './lib/command-line/numbers';
 import { BootProgress } from './lib/command-line/progress';
 import type { TemporalHandle } from './lib/command-line/temporal';
@@ -29,6 +29,8 @@ import type { ConsoleOutput } from './workflows/console-output';
 import type { auditCloud, listHypervisors, listServers, showServer } from './workflows/operator';
 import type { ServerView } from './workflows/operator-types';
 import type { BootRequest, BootResult, BootStatus, DeleteResult } from './workflows/types';
+import { usePrivateUmask } from './lib/file-modes';
+import { checkBootRequestFields } from './workflows/request-schema';
 
 /** All a workflow gets from the client: a Keystone token, never a password. */
 type TokenAuth = { token: string };
@@ -190,11 +192,9 @@ async function serverCreate(session: Session, name: string, options: CreateOptio
   }
   const sizeGb = positiveInt(options.bootFromVolume, '--boot-from-volume');
   const maxAttempts = positiveInt(options.maxAttempts, '--max-attempts');
-  const auth = await session.auth('demo');
   const requestId = options.requestId ?? `req-${randomUUID()}`;
-  const request: BootRequest = {
+  const fields: Omit<BootRequest, 'auth'> = {
     requestId,
-    auth,
     name,
     flavor: options.flavor,
     image: options.image,
@@ -205,6 +205,14 @@ async function serverCreate(session: Session, name: string, options: CreateOptio
     ...(options.availabilityZone ? { availabilityZone: options.availabilityZone } : {}),
     ...(maxAttempts !== undefined ? { maxAttempts } : {}),
   };
+  // The workflow's own schema, here at the edge: a bad request never reaches Keystone or Temporal's history.
+  try {
+    checkBootRequestFields(fields);
+  } catch (err) {
+    throw new UserError((err as Error).message, EXIT.USAGE);
+  }
+  const auth = await session.auth('demo');
+  const request: BootRequest = { ...fields, auth };
   const temporal = await session.connect();
   const workflowId = bootWorkflowId(requestId);
   const { startOrFollow, followResult, temporalReachable, unreachableMessage } = await followHelpers();
@@ -334,9 +342,9 @@ async function serverConsoleLog(session: Session, ref: string, options: { lines?
   );
   if (session.json()) print(renderJson({ output: answer.output }));
   else
-    process.stdout.write(
-      answer.output.endsWith('\n') || !answer.output ? answer.output : `${answer.output}\n`,
-    );
+    // The guest writes this text: its escapes are shown, not obeyed (serial consoles end lines with \r\n).
+    if (answer.output)
+      process.stdout.write(escapeControls(answer.output.replace(/\r\n/g, '\n').replace(/\n?$/, '\n')));
   return EXIT.OK;
 }
 
@@ -539,6 +547,7 @@ export async function main(argv: string[]): Promise<number> {
 
 /** Runs the client on the process's arguments and exits with its code (used by bin/bootflow too). */
 export function runCli(argv: string[] = process.argv): void {
+  usePrivateUmask();
   void main(argv).then((code) => {
     process.exitCode = code;
     // Output is flushed by a natural exit; a handle left open (a gRPC channel) must not keep the CLI alive.

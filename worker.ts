@@ -28,7 +28,7 @@ import { capabilitiesOf, DEFAULT_HOSTS, defaultHostSpec, type HostSpec } from '.
 import { openCloud, openComputeHost, type Cloud } from './cloud/index';
 import { Keystone } from './cloud/keystone';
 import { Neutron } from './cloud/neutron';
-import { verifyKeyringAgainstHistory } from './lib/codec';
+import { KeyringError, verifyKeyCheck, verifyKeyringAgainstHistory } from './lib/codec';
 import { ensureSearchAttributes } from './lib/search-attributes';
 import { temporalSettings } from './lib/connection';
 import { createLogger, installTemporalRuntime } from './lib/logger';
@@ -44,6 +44,7 @@ import {
 import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from './workflows/names';
 import { DEFAULT_API_PORT, DEFAULT_REGION, startApiServer, type ApiServer } from './api';
 import { apiSettings, type ApiSettings } from './api/settings';
+import { usePrivateUmask } from './lib/file-modes';
 import { VIRT_DRIVER_TYPES, type VirtDriverType } from './cloud/compute';
 
 export type Role = 'controller' | 'network' | 'compute' | 'api';
@@ -258,6 +259,18 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
   const log = createLogger({ name: `worker:${config.roles.join('+')}` });
   installTemporalRuntime(log);
   const keyring = loadKeyringOrExplain(config.dataDir);
+  // Every role, before it takes any work: a wrong key stops here rather than as undecryptable results.
+  try {
+    if (!verifyKeyCheck(config.dataDir, keyring)) {
+      log.warn(
+        { dataDir: config.dataDir },
+        'no codec-check.json in the data directory: the keys are not checked',
+      );
+    }
+  } catch (err) {
+    if (err instanceof KeyringError) throw new UserError(err.message, EXIT.USAGE);
+    throw err;
+  }
   const dataConverter = bootflowDataConverter(keyring);
   const settings = temporalSettings();
   const connection = await NativeConnection.connect(settings.connectionOptions).catch((err: unknown) => {
@@ -459,6 +472,7 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
 }
 
 async function main(): Promise<number> {
+  usePrivateUmask();
   let config: WorkerConfig;
   try {
     config = parseWorkerArgs(process.argv);

@@ -7,7 +7,7 @@
 import { auditController, type ControllerAudit, type LeakFinding } from '../cloud/audit';
 import type { Cloud } from '../cloud/index';
 import { CloudError } from '../cloud/errors';
-import { enforce, enforceVisible, type Keystone, type RequestContext } from '../cloud/keystone';
+import { authorize, enforce, enforceVisible, type Keystone, type RequestContext } from '../cloud/keystone';
 import type { Instance } from '../cloud/nova';
 import type { Neutron } from '../cloud/neutron';
 import { resourceUse } from '../cloud/placement';
@@ -58,7 +58,11 @@ async function recordOf(cloud: OperatorControllerServices, ctx: RequestContext, 
     vmState: instance.vmState,
     taskState: instance.taskState,
     powerState: instance.powerState,
-    host: instance.host,
+    // OS-EXT-SRV-ATTR:host is admin-only under Nova's default policy: others see null, as the API omits it.
+    host: authorize(ctx, 'os_compute_api:os-extended-server-attributes', { projectId: instance.projectId })
+      .allowed
+      ? instance.host
+      : null,
     projectId: instance.projectId,
     userId: instance.userId,
     flavor: instance.flavor.name,

@@ -8,7 +8,7 @@
  * `bigint` columns, indexed strings are `varchar(n)`, JSON is `text`, and aggregates (SUM, COUNT) are passed
  * through Number() because MySQL and PostgreSQL return them as strings.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import {
@@ -18,6 +18,7 @@ import {
   PostgresDialect,
   SqliteDialect,
   sql,
+  type DatabaseConnection,
   type Dialect,
   type Migration,
   type SelectQueryBuilder,
@@ -273,6 +274,56 @@ function makeServiceDb<DB>(service: ServiceName, dialect: DialectName, db: Kysel
   };
 }
 
+/** Errors a caller handles by their code: a unique violation (a concurrent creator) or lock contention. */
+function handledByCode(err: unknown): boolean {
+  return isUniqueViolation(err) || isTransientDbError(err);
+}
+
+/**
+ * Any other failure of the database itself (read-only or full disk, I/O error, corrupt file, lost server)
+ * leaves as a CloudError that names the service, e.g. "nova database: attempt to write a readonly database"
+ * (503, retryable), rather than a bare SqliteError whose message says nothing of which of six databases failed.
+ */
+function serviceDbError(service: ServiceName, err: unknown): unknown {
+  if (err instanceof CloudError || handledByCode(err) || !(err instanceof Error)) return err;
+  const code = (err as { code?: unknown }).code;
+  return new CloudError('ServiceUnavailable', `${service} database: ${err.message}`, {
+    service,
+    ...(typeof code === 'string' ? { dbCode: code } : {}),
+  });
+}
+
+/** The dialect with every query's failure passed through serviceDbError. */
+function namingFailures(service: ServiceName, inner: Dialect): Dialect {
+  const wrapped = new WeakSet<DatabaseConnection>();
+  return {
+    createAdapter: () => inner.createAdapter(),
+    createIntrospector: (db) => inner.createIntrospector(db),
+    createQueryCompiler: () => inner.createQueryCompiler(),
+    createDriver: () => {
+      const driver = inner.createDriver();
+      const acquireConnection = driver.acquireConnection.bind(driver);
+      driver.acquireConnection = async () => {
+        const connection = await acquireConnection();
+        if (!wrapped.has(connection)) {
+          // Patched in place: the driver knows its connections by identity (release, transactions).
+          const executeQuery = connection.executeQuery.bind(connection);
+          connection.executeQuery = async (query) => {
+            try {
+              return await executeQuery(query);
+            } catch (err) {
+              throw serviceDbError(service, err);
+            }
+          };
+          wrapped.add(connection);
+        }
+        return connection;
+      };
+      return driver;
+    },
+  };
+}
+
 /**
  * Opens a service's database and brings its schema up to date. Open each database once per process: on
  * SQLite all of a process's queries then share one connection, and other processes wait on the file lock.
@@ -288,9 +339,17 @@ export async function openServiceDb<DB>(
     await ensureServerDatabase(target);
     dialect = serverDialect(target, target.database);
   } else {
-    mkdirSync(config.dataDir, { recursive: true });
-    const file = new Database(path.join(config.dataDir, `${service}.sqlite`));
-    file.pragma('journal_mode = WAL');
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    const fileName = path.join(config.dataDir, `${service}.sqlite`);
+    let file: Database.Database;
+    try {
+      file = new Database(fileName);
+      // Owner only (SQLite gives the -wal and -shm files the database file's mode): Keystone's holds hashes.
+      if (process.platform !== 'win32') chmodSync(fileName, 0o600);
+      file.pragma('journal_mode = WAL');
+    } catch (err) {
+      throw serviceDbError(service, err);
+    }
     file.pragma('busy_timeout = 5000');
     file.pragma('synchronous = NORMAL');
     file.pragma('foreign_keys = ON');
@@ -300,7 +359,7 @@ export async function openServiceDb<DB>(
     file.pragma('mmap_size = 268435456');
     dialect = new SqliteDialect({ database: cachingStatements(file) });
   }
-  const db = new Kysely<DB>({ dialect });
+  const db = new Kysely<DB>({ dialect: namingFailures(service, dialect) });
   const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
   const { error } = await migrator.migrateToLatest();
   if (error) {

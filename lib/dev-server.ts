@@ -3,7 +3,8 @@
  * SQLite file, for the demo and the end-to-end and browser tests. Time-skipping tests use @temporalio/testing.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
+import { ensurePrivateDir, usePrivateUmask } from './file-modes';
 import net from 'node:net';
 import path from 'node:path';
 import { resolveTemporalBinary } from './temporal-binaries';
@@ -161,7 +162,9 @@ export async function startDevServer(options: DevServerOptions): Promise<Running
   const ip = options.ip ?? '127.0.0.1';
   const port = options.port ?? 7233;
   const uiPort = options.uiPort ?? 8233;
-  mkdirSync(options.dataDir, { recursive: true });
+  // temporal.db holds every history (encrypted payloads, but ids, names and search attributes in clear).
+  usePrivateUmask();
+  ensurePrivateDir(options.dataDir);
   // Checked first: the CLI would otherwise fail with a bind error deep in its own log.
   for (const [what, p] of [
     ['frontend', port],

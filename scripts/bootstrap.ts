@@ -13,14 +13,17 @@ import path from 'node:path';
 import { bootstrapCloud, type BootstrapResult, type GuestImageFiles } from '../cloud/bootstrap';
 import { dbConfigFromEnv } from '../cloud/db';
 import { openCloud } from '../cloud/index';
-import { ensureCodecKeyFile } from '../lib/codec';
+import { ensureCodecKeyFile, ensureCodecToken, ensureKeyCheck } from '../lib/codec';
 import { apiSettings, identityUrl } from '../api/settings';
 import { ensureGuestImage } from '../lib/guest-image';
+import { ensurePrivateDir, usePrivateUmask } from '../lib/file-modes';
 
 export interface PreparedData {
   dataDir: string;
   codecKeyFile: string;
   codecKeyCreated: boolean;
+  /** The codec server's access token (mode 600). */
+  codecTokenFile: string;
   cloud: Omit<BootstrapResult, 'admin' | 'demo'> & {
     admin: { openrcPath: string; projectId: string };
     demo: { openrcPath: string; projectId: string };
@@ -33,7 +36,13 @@ export async function prepareDataDir(
   options: { guestImage?: GuestImageFiles } = {},
 ): Promise<PreparedData> {
   const dir = path.resolve(dataDir);
+  // Also when another program (the demo, a test) bootstraps in its own process: the image store, databases
+  // and openrc files it writes are the owner's alone.
+  usePrivateUmask();
+  ensurePrivateDir(dir);
   const codec = ensureCodecKeyFile(dir);
+  ensureKeyCheck(dir, codec.keyring);
+  const codecTokenFile = ensureCodecToken(dir);
   const cloud = await openCloud({ db: { ...dbConfigFromEnv(env), dataDir: dir } });
   try {
     // OS_AUTH_URL names the API role's identity endpoint, from the same settings the role reads.
@@ -47,6 +56,7 @@ export async function prepareDataDir(
       dataDir: dir,
       codecKeyFile: codec.path,
       codecKeyCreated: codec.created,
+      codecTokenFile,
       cloud: {
         admin: { openrcPath: result.admin.openrcPath, projectId: result.admin.projectId },
         demo: { openrcPath: result.demo.openrcPath, projectId: result.demo.projectId },
@@ -63,6 +73,7 @@ export async function prepareDataDir(
 }
 
 if (require.main === module) {
+  usePrivateUmask();
   const flag = process.argv.indexOf('--data-dir');
   const dataDir = flag > 0 ? process.argv[flag + 1] : undefined;
   const withGuest = process.argv.includes('--guest-image');

@@ -3,14 +3,18 @@
  *   tsx scripts/codec-server.ts --port 8888
  *   temporal server start-dev --ui-codec-endpoint http://127.0.0.1:8888   (or the UI's Settings > Codec Server)
  *   temporal workflow show -w <id> --codec-endpoint http://127.0.0.1:8888 [--codec-auth "Bearer <token>"]
- * Keys come from BOOTFLOW_CODEC_KEYS or $BOOTFLOW_DATA/codec-keys.json; the bearer token from
- * BOOTFLOW_CODEC_TOKEN (kept out of the command line, where `ps` would show it).
+ * Keys come from BOOTFLOW_CODEC_KEYS or $BOOTFLOW_DATA/codec-keys.json; the bearer token, always required, from
+ * BOOTFLOW_CODEC_TOKEN or $BOOTFLOW_DATA/codec-token (never the command line, where `ps` would show it). A
+ * browser logs in once at /login?token=<token> (an HttpOnly cookie; the Web UI's codec setting "Include
+ * cross-origin credentials" sends it).
  */
 import { Command } from 'commander';
-import { DEFAULT_UI_ORIGINS, loadKeyring, startCodecServer } from '../lib/codec';
+import { DEFAULT_UI_ORIGINS, loadCodecToken, loadKeyring, startCodecServer } from '../lib/codec';
+import { usePrivateUmask } from '../lib/file-modes';
 import { logger } from '../lib/logger';
 
 async function main(): Promise<void> {
+  usePrivateUmask();
   const options = new Command('codec-server')
     .description('Temporal codec server (POST /encode, /decode) for bootflow payload encryption')
     .option('--port <port>', 'port to listen on', process.env.BOOTFLOW_CODEC_PORT ?? '8888')
@@ -33,7 +37,7 @@ async function main(): Promise<void> {
       .split(',')
       .map((o) => o.trim())
       .filter(Boolean),
-    bearerToken: process.env.BOOTFLOW_CODEC_TOKEN,
+    bearerToken: loadCodecToken(options.dataDir),
   });
   logger.info({ keyIds: keyring.ids, endpoint: server.url }, 'codec server ready; Ctrl-C stops it');
   const stop = () => {

@@ -34,7 +34,7 @@ import {
   onPath,
   type GuestImage,
 } from '../lib/guest-image';
-import { startCodecServer, type RunningCodecServer } from '../lib/codec';
+import { loadCodecToken, startCodecServer, type RunningCodecServer } from '../lib/codec';
 import { holdPorts, startDevServer, type RunningDevServer } from '../lib/dev-server';
 import { createLogger } from '../lib/logger';
 import { waitForComputeHosts } from '../lib/command-line/compute-services';
@@ -45,6 +45,7 @@ import { PROJECT_ROOT } from '../lib/temporal-binaries';
 import { BOOT_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { prepareDataDir } from './bootstrap';
 import { apiSettings } from '../api/settings';
+import { ensurePrivateDir, usePrivateUmask } from '../lib/file-modes';
 
 const READY_TIMEOUT_MS = 240_000;
 /** A dev server that keeps dying has a reason (disk full, a broken store) that restarts will not fix. */
@@ -119,9 +120,16 @@ async function howToReach(env: NodeJS.ProcessEnv, name: string, networkId: strin
   ];
 }
 
+/** The codec server as the browser reaches it: on localhost, the Web UI's host. */
+function codecUiEndpoint(codec: RunningCodecServer): string {
+  return `http://localhost:${codec.port}`;
+}
+
 async function main(): Promise<number> {
   const dataDir = path.resolve(process.env.BOOTFLOW_DATA ?? 'data');
   const logsDir = path.join(dataDir, 'logs');
+  usePrivateUmask();
+  ensurePrivateDir(dataDir);
   mkdirSync(logsDir, { recursive: true });
   const quietLog = createLogger({
     name: 'demo',
@@ -177,8 +185,10 @@ async function main(): Promise<number> {
       codecServer = await step(
         startCodecServer({
           keyring,
+          bearerToken: loadCodecToken(dataDir),
           port: Number(process.env.BOOTFLOW_CODEC_PORT ?? 0),
           allowedOrigins: [`http://localhost:${uiPort}`, `http://127.0.0.1:${uiPort}`],
+          uiUrl: `http://localhost:${uiPort}/namespaces/default/workflows`,
           logger: quietLog,
         }),
       );
@@ -191,7 +201,8 @@ async function main(): Promise<number> {
         port,
         uiPort,
         searchAttributes: BOOT_SEARCH_ATTRIBUTES,
-        uiCodecEndpoint: codecServer.url,
+        // localhost, as the Web UI's link: the codec's SameSite=Strict cookie then goes with the UI's calls.
+        uiCodecEndpoint: codecUiEndpoint(codecServer),
         output: { file: path.join(logsDir, 'temporal.log') },
       };
       devServer = startDevServer(devServerOptions);
@@ -296,6 +307,12 @@ async function main(): Promise<number> {
       say();
       say('bootflow is running.');
       if (uiBase) say(`  Web UI        ${uiBase}/namespaces/${namespace}/workflows`);
+      if (codecServer) {
+        say(
+          `  Decrypted     open ${codecUiEndpoint(codecServer)}/login?token=$(cat ${prepared.codecTokenFile})`,
+        );
+        say('                once, then Web UI Settings > Codec Server: "Include cross-origin credentials"');
+      }
       if (bootLink) say(`  This boot     ${bootLink}`);
       for (const line of reach) say(line);
       say(`  Temporal      ${address} (namespace ${namespace})`);

@@ -16,7 +16,7 @@ import pino from 'pino';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { FaultInjector } from '../cloud/compute/faults';
 import { hostDirOf } from '../cloud/index';
-import { startCodecServer, type RunningCodecServer } from '../lib/codec';
+import { loadCodecToken, startCodecServer, type RunningCodecServer } from '../lib/codec';
 import { waitForComputeHosts } from '../lib/command-line/compute-services';
 import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/command-line/temporal';
 import { reservePorts, startDevServer, type PortReservation, type RunningDevServer } from '../lib/dev-server';
@@ -126,6 +126,9 @@ describe('the Web UI shows a completed and a failed boot', () => {
   let context: BrowserContext;
   let browserDir: string;
   let ok: CreatedServer;
+  let okHost: string;
+  let codecToken: string;
+  let codecEndpoint: string;
   let failed: CreatedServer;
   let reserved: PortReservation | undefined;
 
@@ -144,18 +147,23 @@ describe('the Web UI shows a completed and a failed boot', () => {
     const apiEnv = { BOOTFLOW_API_PORT: String(apiPort) };
     prepared = await prepareDataDir(dataDir, deploymentEnv({ BOOTFLOW_DATA: dataDir, ...apiEnv }));
     const keyring = loadKeyringOrExplain(dataDir);
+    codecToken = loadCodecToken(dataDir);
     codec = await startCodecServer({
       keyring,
+      bearerToken: codecToken,
       allowedOrigins: [`http://localhost:${uiPort}`, `http://127.0.0.1:${uiPort}`],
+      uiUrl: `http://localhost:${uiPort}/namespaces/default/workflows`,
       logger: pino({ level: 'warn' }),
     });
+    // The browser reaches the codec server on the Web UI's host, so its SameSite=Strict cookie is sent.
+    codecEndpoint = `http://localhost:${codec.port}`;
     await reserved.release();
     server = await startDevServer({
       dataDir,
       port,
       uiPort,
       searchAttributes: BOOT_SEARCH_ATTRIBUTES,
-      uiCodecEndpoint: codec.url,
+      uiCodecEndpoint: codecEndpoint,
       output: { file: path.join(dataDir, 'temporal.log') },
     });
     const env = deploymentEnv({
@@ -186,6 +194,10 @@ describe('the Web UI shows a completed and a failed boot', () => {
     const good = await runClient([...create, '--network', 'private', '--wait', 'ui-boots'], env);
     assert.equal(good.code, 0, good.stderr);
     ok = parseJson<CreatedServer>(good, 'create ui-boots');
+    // OS-EXT-SRV-ATTR:host is admin-only: the host the boot went to, as an admin sees it.
+    const shown = await runClient(['-f', 'json', 'server', 'show', '--all-projects', ok.id], env);
+    okHost = parseJson<ServerView>(shown, 'show ui-boots').host ?? '';
+    assert.match(okHost, /^compute[123]$/);
 
     // Every host's hypervisor refuses the next guest: Nova aborts the build (no reschedule) with this fault.
     for (const host of HOSTS) {
@@ -209,6 +221,21 @@ describe('the Web UI shows a completed and a failed boot', () => {
       args: CHROMIUM_FLAGS,
       viewport: { width: 1600, height: 1500 },
     });
+    // The Web UI sends the codec server's cookie only with "Include cross-origin credentials" on: the
+    // browser-side Codec Server setting (what Settings > Codec Server stores), as a person would tick it.
+    const settings = {
+      endpoint: codecEndpoint,
+      includeCredentials: true,
+      overrideRemoteCodecConfiguration: true,
+    };
+    await context.addInitScript({
+      content: `for (const [k, v] of Object.entries(${JSON.stringify(settings)})) localStorage.setItem(k, JSON.stringify(v));`,
+    });
+    // The link the demo prints: the token becomes the codec server's HttpOnly cookie, then on to the UI.
+    const login = await context.newPage();
+    await login.goto(`${codecEndpoint}/login?token=${encodeURIComponent(codecToken)}`);
+    assert.match(login.url(), /\/namespaces\/default\/workflows/);
+    await login.close();
   });
 
   after(async () => {
@@ -239,13 +266,13 @@ describe('the Web UI shows a completed and a failed boot', () => {
       'finishBuild',
     ]);
     // The result, decrypted for the page, names the server's host and address.
-    await page.getByText(`"host": "${ok.host}"`).first().waitFor({ timeout: 30_000 });
+    await page.getByText(`"host": "${okHost}"`).first().waitFor({ timeout: 30_000 });
     const overview = path.join(RESULTS, 'web-ui-boot-completed.png');
     await page.screenshot({ path: overview, mask: secrets(page) });
     keepForDocs(overview, DOCS_SCREENSHOT);
 
     const attributes = await searchAttributes(page);
-    assert.match(attributes, new RegExp(`"ComputeHost": "${ok.host}"`));
+    assert.match(attributes, new RegExp(`"ComputeHost": "${okHost}"`));
     assert.match(attributes, new RegExp(`"ProjectId": "${prepared.cloud.demo.projectId}"`));
     assert.match(attributes, new RegExp(`"InstanceId": "${ok.id}"`));
     assert.match(attributes, /"VmState": "active"/);

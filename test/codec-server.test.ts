@@ -14,7 +14,7 @@ import {
 import { createLogger } from '../lib/logger';
 
 const UI = 'http://localhost:8233';
-const TOKEN = 'codec-token-8f2b1c';
+const TOKEN = 'codec-token-8f2b1c-0123456789abcdef0123456789';
 const SECRET = 'tenant-password-Xy9';
 
 interface Reply {
@@ -26,15 +26,17 @@ interface Reply {
 function call(
   server: RunningCodecServer,
   pathname: string,
-  options: { method?: string; headers?: Record<string, string>; body?: unknown } = {},
+  options: { method?: string; headers?: Record<string, string>; body?: unknown; anonymous?: boolean } = {},
 ): Promise<Reply> {
+  // Every call carries the token unless it is a test of calls without one.
+  const auth: Record<string, string> = options.anonymous ? {} : { Authorization: `Bearer ${TOKEN}` };
   const body = options.body === undefined ? undefined : JSON.stringify(options.body);
   return new Promise((resolve, reject) => {
     const req = http.request(
       `${server.url}${pathname}`,
       {
         method: options.method ?? 'POST',
-        headers: { 'Content-Type': 'application/json', ...options.headers },
+        headers: { 'Content-Type': 'application/json', ...auth, ...options.headers },
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -83,11 +85,11 @@ const log = createLogger({
   }),
 });
 
-describe('codec server without a token', () => {
+describe('codec server for the Web UI', () => {
   const keyring = new Keyring([{ id: 'k1', key: randomBytes(32) }]);
   let server: RunningCodecServer;
   before(async () => {
-    server = await startCodecServer({ keyring, logger: log });
+    server = await startCodecServer({ keyring, bearerToken: TOKEN, logger: log });
   });
   after(async () => {
     await server?.close();
@@ -225,7 +227,7 @@ describe('codec server with a bearer token', () => {
 
   test('401 without the token or with a wrong one; 200 with it', async () => {
     const body = { payloads: [jsonPayload('x')] };
-    const none = await call(server, '/encode', { body });
+    const none = await call(server, '/encode', { body, anonymous: true });
     assert.equal(none.status, 401);
     assert.equal(none.headers['www-authenticate'], 'Bearer');
     for (const wrong of [`Bearer ${TOKEN}x`, `Bearer ${TOKEN.slice(0, -1)}`, TOKEN, 'Basic abc']) {
@@ -256,10 +258,106 @@ describe('codec server with a bearer token', () => {
   test('wildcard or malformed origins are refused at start', async () => {
     const keyring = new Keyring([{ id: 'k1', key: randomBytes(32) }]);
     for (const origin of ['*', 'http://localhost:8233/', 'localhost:8233', 'http://*.example.com']) {
-      const started = startCodecServer({ keyring, allowedOrigins: [origin], logger: log });
+      const started = startCodecServer({
+        keyring,
+        bearerToken: TOKEN,
+        allowedOrigins: [origin],
+        logger: log,
+      });
       // Close a server that should not have started, so a failure here cannot hang the run.
       void started.then((s) => s.close()).catch(() => undefined);
       await assert.rejects(started, /not an exact origin/, origin);
     }
+  });
+});
+
+describe('issue 15 finding 1: no anonymous codec server', () => {
+  const keyring = new Keyring([{ id: 'k1', key: randomBytes(32) }]);
+  let server: RunningCodecServer;
+  before(async () => {
+    server = await startCodecServer({
+      keyring,
+      bearerToken: TOKEN,
+      uiUrl: `${UI}/namespaces/default/workflows`,
+      logger: log,
+    });
+  });
+  after(async () => {
+    await server?.close();
+  });
+
+  test('there is no server without a token (nor with a short one)', async () => {
+    for (const bearerToken of [undefined, '', 'short']) {
+      const started = startCodecServer({ keyring, bearerToken: bearerToken as string, logger: log });
+      void started.then((s) => s.close()).catch(() => undefined);
+      await assert.rejects(started, /needs a bearer token/);
+    }
+  });
+
+  test('no token: /decode and /encode are 401, with no Origin, the Web UI Origin or a forged one', async () => {
+    const [secret] = await new AesGcmPayloadCodec(keyring).encode([
+      defaultPayloadConverter.toPayload(SECRET),
+    ]);
+    const wire = {
+      metadata: Object.fromEntries(
+        Object.entries(secret!.metadata!).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+      ),
+      data: Buffer.from(secret!.data!).toString('base64'),
+    };
+    const cases: Array<Record<string, string>> = [{}, { Origin: UI }, { Origin: 'http://127.0.0.1:8233' }];
+    for (const headers of cases) {
+      const decode = await call(server, '/decode', { headers, body: { payloads: [wire] }, anonymous: true });
+      assert.equal(decode.status, 401, JSON.stringify(headers));
+      assert.ok(!decode.body.includes(Buffer.from(SECRET).toString('base64').slice(0, 12)));
+      const encode = await call(server, '/encode', {
+        headers,
+        body: { payloads: [jsonPayload('oracle')] },
+        anonymous: true,
+      });
+      assert.equal(encode.status, 401, JSON.stringify(headers));
+    }
+    const wrongCookie = await call(server, '/decode', {
+      headers: { Origin: UI, Cookie: 'bootflow_codec=guess' },
+      body: { payloads: [wire] },
+      anonymous: true,
+    });
+    assert.equal(wrongCookie.status, 401);
+  });
+
+  test('the Web UI: /login with the token sets an HttpOnly SameSite cookie, which then decodes', async () => {
+    const refused = await call(server, '/login?token=wrong', { method: 'GET', anonymous: true });
+    assert.equal(refused.status, 401);
+    assert.equal(refused.headers['set-cookie'], undefined);
+    const login = await call(server, `/login?token=${encodeURIComponent(TOKEN)}`, {
+      method: 'GET',
+      anonymous: true,
+    });
+    assert.equal(login.status, 303);
+    assert.equal(login.headers.location, `${UI}/namespaces/default/workflows`);
+    const cookie = login.headers['set-cookie']?.[0] ?? '';
+    assert.match(cookie, /^bootflow_codec=[^;]+; HttpOnly; SameSite=Strict; Path=\//);
+    const [p] = await new AesGcmPayloadCodec(keyring).encode([defaultPayloadConverter.toPayload('shown')]);
+    const decoded = await call(server, '/decode', {
+      headers: { Origin: UI, Cookie: cookie.split(';')[0]! },
+      body: {
+        payloads: [
+          {
+            metadata: Object.fromEntries(
+              Object.entries(p!.metadata!).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+            ),
+            data: Buffer.from(p!.data!).toString('base64'),
+          },
+        ],
+      },
+      anonymous: true,
+    });
+    assert.equal(decoded.status, 200, decoded.body);
+    assert.equal(valueOf((JSON.parse(decoded.body) as { payloads: JsonPayload[] }).payloads[0]!), 'shown');
+    const otherPage = await call(server, '/decode', {
+      headers: { Origin: 'http://localhost:9999', Cookie: cookie.split(';')[0]! },
+      body: { payloads: [] },
+      anonymous: true,
+    });
+    assert.equal(otherPage.status, 403, 'another page on the same site is refused even with the cookie');
   });
 });

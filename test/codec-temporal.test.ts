@@ -15,6 +15,7 @@ import {
 import * as activities from './fixtures/foundation-activities';
 import { sleepThenGreet } from './fixtures/foundation-workflows';
 import { timeSkippingEnv } from './helpers/temporal-env';
+import { pollUntil } from '../lib/poll';
 
 const workflowsPath = require.resolve('./fixtures/foundation-workflows');
 const keyring = new Keyring([{ id: 'codec-test-k1', key: randomBytes(32) }]);
@@ -132,5 +133,38 @@ describe('a workflow run through the encryption codec (time-skipping server)', (
 
   test('a client without the codec cannot read the result: a clear error, not ciphertext as data', async () => {
     await assert.rejects(rawClient.workflow.getHandle(okId).result(), /Unknown encoding: binary\/encrypted/);
+  });
+
+  test('issue 15 finding 2: a workflow started with plain input (no codec) is refused by the worker', async () => {
+    const plainId = `codec-plain-${Date.now()}`;
+    // What `temporal workflow start --input` does: the input stored as json/plain.
+    await rawClient.workflow.start(sleepThenGreet, {
+      taskQueue: 'codec',
+      workflowId: plainId,
+      args: ['plain-input', '1 second'],
+    });
+    const handle = rawClient.workflow.getHandle(plainId);
+    const failed = await pollUntil(
+      async () => {
+        const events = (await handle.fetchHistory()).events ?? [];
+        return events.find((e) => e.workflowTaskFailedEventAttributes) ? events : undefined;
+      },
+      { timeoutMs: 30_000, what: 'a failed workflow task for the plain input' },
+    );
+    assert.equal(
+      failed.filter((e) => e.activityTaskScheduledEventAttributes).length,
+      0,
+      'no activity ran on plain input',
+    );
+    const failure = failed.find((e) => e.workflowTaskFailedEventAttributes)!
+      .workflowTaskFailedEventAttributes!.failure!;
+    // The failure converter encrypts the message too: decoded with the key, it names the refusal.
+    const [attributes] = await new AesGcmPayloadCodec(keyring).decode([failure.encodedAttributes!]);
+    const message = String(
+      (defaultPayloadConverter.fromPayload(attributes!) as { message?: string }).message,
+    );
+    assert.match(message, /Refused a payload that is not encrypted \(encoding 'json\/plain'\)/);
+    assert.equal((await handle.describe()).status.name, 'RUNNING', 'not completed: nothing was done');
+    await handle.terminate('test over');
   });
 });

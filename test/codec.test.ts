@@ -14,6 +14,7 @@ import {
   Keyring,
   KeyringError,
   PayloadDecryptionError,
+  UnencryptedPayloadError,
   codecKeyFilePath,
   encryptedKeyId,
   encryptingDataConverter,
@@ -73,14 +74,22 @@ describe('AES-256-GCM payload codec', () => {
     assert.ok(a!.data!.length >= 12 + 16 + 'same'.length);
   });
 
-  test('already encrypted payloads are not encrypted twice; plain payloads pass decode untouched', async () => {
+  test('already encrypted payloads are not encrypted twice; a plain payload is refused by decode', async () => {
     const codec = new AesGcmPayloadCodec(keyring('k1'));
     const [once] = await codec.encode([plain('x')]);
     const [twice] = await codec.encode([once!]);
     assert.equal(twice, once);
-    const untouched = plain('not encrypted');
-    const [decoded] = await codec.decode([untouched]);
-    assert.equal(decoded, untouched);
+    // Workers and clients: only what a key holder encrypted is accepted (issue 15, finding 2).
+    await assert.rejects(codec.decode([plain('not encrypted')]), (err: unknown) => {
+      assert.ok(err instanceof UnencryptedPayloadError);
+      assert.ok(err instanceof PayloadDecryptionError);
+      assert.match(err.message, /not encrypted \(encoding 'json\/plain'\)/);
+      return true;
+    });
+    // The codec server only shows payloads to a person: it hands plain ones back as they are.
+    const shown = plain('shown as it is');
+    const [passed] = await new AesGcmPayloadCodec(keyring('k1'), { plainPayloads: 'pass' }).decode([shown]);
+    assert.equal(passed, shown);
   });
 
   test('rotation: old payloads still decrypt, new payloads use the newest key', async () => {

@@ -4,7 +4,7 @@
  * names Nova would refuse end as one BadRequest naming the field. Whether the flavor, image, networks and
  * zone exist is nova-api's and neutron's question, asked by the activities.
  */
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { nameSchema, serverMetadataSchema, serverTagsSchema, userDataSchema } from '../common/schemas';
 import type { BootAuth, BootRequest, DeleteRequest } from './types';
@@ -92,6 +92,15 @@ function badRequest(what: string, error: z.ZodError): ApplicationFailure {
 
 function toAuth(auth: z.infer<typeof authSchema>): BootAuth {
   return auth.token !== undefined ? { token: auth.token } : { credentials: auth.credentials! };
+}
+
+/**
+ * The same checks for a caller at the edge (client.ts) before it asks for a credential or stores anything in
+ * Temporal: everything but `auth`, which the caller adds afterwards. Throws the same BadRequest failure.
+ */
+export function checkBootRequestFields(input: Omit<BootRequest, 'auth'>): void {
+  const parsed = bootRequestSchema.omit({ auth: true }).safeParse(input);
+  if (!parsed.success) throw badRequest('server create request', parsed.error);
 }
 
 export function parseBootRequest(input: unknown): BootRequest {

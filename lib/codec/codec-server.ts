@@ -2,8 +2,15 @@
  * The codec server the Temporal Web UI and CLI call to show decrypted payloads (`--ui-codec-endpoint`,
  * `temporal ... --codec-endpoint`). Protocol: POST /encode and /decode (also /<namespace>/encode|decode, as the
  * CLI's endpoint templating produces) with a proto3-JSON body `{ "payloads": [{ "metadata": { k: base64 },
- * "data": base64 }] }`, answered in the same shape. Only the Web UI's own origins get CORS headers, other browser
- * origins are refused, and with a bearer token configured every POST must carry `Authorization: Bearer <token>`.
+ * "data": base64 }] }`, answered in the same shape.
+ *
+ * Always authenticated: every POST needs the deployment's codec token (`$BOOTFLOW_DATA/codec-token`, mode 600,
+ * made by the bootstrap), as `Authorization: Bearer <token>` (the Temporal CLI's `--codec-auth`) or as the
+ * HttpOnly cookie that `GET /login?token=<token>` sets and then sends the browser on to the Web UI. The
+ * cookie is how the Web UI authenticates: it cannot send a header of its own to a codec server unless it has
+ * an OIDC login (`codec.passAccessToken`, HTTPS only), but it sends cookies when "Include cross-origin
+ * credentials" (`codec.includeCredentials`) is on. The Origin header grants nothing: it only narrows which
+ * browser pages may call (others get 403 even with a cookie), and the cookie is SameSite=Strict.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
@@ -29,8 +36,10 @@ export interface CodecServerOptions {
   host?: string;
   /** Exact origins (scheme://host:port) allowed to call from a browser; defaults to the dev server's Web UI. */
   allowedOrigins?: readonly string[];
-  /** When set, every POST needs `Authorization: Bearer <token>`. */
-  bearerToken?: string;
+  /** The shared secret every POST must present (header or cookie); required, at least 32 characters. */
+  bearerToken: string;
+  /** Where `GET /login` sends the browser once the cookie is set (the Web UI); else it answers a short text. */
+  uiUrl?: string;
   logger?: Logger;
   maxBodyBytes?: number;
 }
@@ -93,11 +102,32 @@ export function checkOrigins(origins: readonly string[]): Set<string> {
   return new Set(origins);
 }
 
+export const SESSION_COOKIE = 'bootflow_codec';
+const MIN_TOKEN_LENGTH = 32;
+
 /** Compares digests, so neither the token's content nor its length leaks through timing. */
-function bearerMatches(header: string | undefined, token: string): boolean {
-  const match = /^Bearer\s+(.+)$/i.exec(header ?? '');
+function sameSecret(presented: string | undefined, token: string): boolean {
   const digest = (text: string) => createHash('sha256').update(text).digest();
-  return timingSafeEqual(digest(match?.[1]?.trim() ?? ''), digest(token)) && match !== null;
+  return timingSafeEqual(digest(presented ?? ''), digest(token)) && presented !== undefined;
+}
+
+function bearerOf(header: string | undefined): string | undefined {
+  return /^Bearer\s+(.+)$/i.exec(header ?? '')?.[1]?.trim();
+}
+
+function cookieOf(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const [key, ...value] = part.trim().split('=');
+    if (key === name) return value.join('=');
+  }
+  return undefined;
+}
+
+/** The bearer token or the session cookie, whichever is presented, must be the deployment's token. */
+function authenticated(req: http.IncomingMessage, token: string): boolean {
+  const bearer = bearerOf(req.headers.authorization);
+  if (bearer !== undefined) return sameSecret(bearer, token);
+  return sameSecret(cookieOf(req.headers.cookie, SESSION_COOKIE), token);
 }
 
 class HttpError extends Error {
@@ -125,10 +155,18 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
 }
 
 export async function startCodecServer(options: CodecServerOptions): Promise<RunningCodecServer> {
-  const codec = options.codec ?? (options.keyring ? new AesGcmPayloadCodec(options.keyring) : undefined);
+  const codec =
+    options.codec ??
+    (options.keyring ? new AesGcmPayloadCodec(options.keyring, { plainPayloads: 'pass' }) : undefined);
   if (!codec) throw new Error('startCodecServer needs a keyring or a codec');
+  // No anonymous mode: whoever reaches the port would get every payload decrypted and an encryption oracle.
+  if (typeof options.bearerToken !== 'string' || options.bearerToken.length < MIN_TOKEN_LENGTH) {
+    throw new Error(
+      `startCodecServer needs a bearer token of at least ${MIN_TOKEN_LENGTH} characters (the bootstrap's codec-token)`,
+    );
+  }
   const allowedOrigins = checkOrigins(options.allowedOrigins ?? DEFAULT_UI_ORIGINS);
-  const bearerToken = options.bearerToken || undefined;
+  const bearerToken = options.bearerToken;
   const log = (options.logger ?? defaultLogger).child({ component: 'codec-server' });
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
 
@@ -151,7 +189,24 @@ export async function startCodecServer(options: CodecServerOptions): Promise<Run
       res.setHeader('Access-Control-Allow-Origin', origin);
       res.setHeader('Access-Control-Allow-Credentials', 'true');
     }
-    const route = ROUTE.exec(new URL(req.url ?? '/', 'http://codec.invalid').pathname);
+    const url = new URL(req.url ?? '/', 'http://codec.invalid');
+    if (url.pathname === '/login' && req.method === 'GET') {
+      // A top-level navigation from the link the demo prints: the token becomes an HttpOnly cookie.
+      res.setHeader('Referrer-Policy', 'no-referrer');
+      if (!sameSecret(url.searchParams.get('token') ?? undefined, bearerToken)) {
+        throw new HttpError(401, 'missing or wrong token');
+      }
+      res.setHeader(
+        'Set-Cookie',
+        `${SESSION_COOKIE}=${bearerToken}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${30 * 86_400}`,
+      );
+      if (options.uiUrl) {
+        res.setHeader('Location', options.uiUrl);
+        send(res, 303);
+      } else send(res, 200, { authenticated: true });
+      return;
+    }
+    const route = ROUTE.exec(url.pathname);
     if (!route) throw new HttpError(404, 'not found; use POST /encode or /decode');
     if (req.method === 'OPTIONS') {
       res.setHeader('Access-Control-Allow-Methods', 'POST, OPTIONS');
@@ -164,7 +219,7 @@ export async function startCodecServer(options: CodecServerOptions): Promise<Run
       res.setHeader('Allow', 'POST, OPTIONS');
       throw new HttpError(405, 'method not allowed');
     }
-    if (bearerToken !== undefined && !bearerMatches(req.headers.authorization, bearerToken)) {
+    if (!authenticated(req, bearerToken)) {
       res.setHeader('WWW-Authenticate', 'Bearer');
       throw new HttpError(401, 'missing or wrong bearer token');
     }
@@ -213,10 +268,7 @@ export async function startCodecServer(options: CodecServerOptions): Promise<Run
   });
   const port = (server.address() as AddressInfo).port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  log.info(
-    { url, allowedOrigins: [...allowedOrigins], authRequired: bearerToken !== undefined },
-    'codec server listening',
-  );
+  log.info({ url, allowedOrigins: [...allowedOrigins], authRequired: true }, 'codec server listening');
   return {
     url,
     port,

@@ -18,6 +18,23 @@ export class PayloadDecryptionError extends Error {
   override name = 'PayloadDecryptionError';
 }
 
+/**
+ * A payload that arrived without encryption where bootflow always encrypts (a workflow started, signalled or
+ * queried by a client without the codec, such as `temporal workflow start --input`): refused, since whoever
+ * holds only the Temporal port could otherwise hand workers input that no key holder wrote.
+ */
+export class UnencryptedPayloadError extends PayloadDecryptionError {
+  override name = 'UnencryptedPayloadError';
+}
+
+export interface AesGcmPayloadCodecOptions {
+  /**
+   * `refuse` (workers and clients, the default): decode throws UnencryptedPayloadError on a plain payload.
+   * `pass`: handed back as it is, for the codec server, which only shows payloads to a person.
+   */
+  plainPayloads?: 'refuse' | 'pass';
+}
+
 function metadataText(payload: Payload, key: string): string | undefined {
   const value = payload.metadata?.[key];
   return value == null ? undefined : Buffer.from(value).toString('utf8');
@@ -32,14 +49,30 @@ export function encryptedKeyId(payload: Payload): string | undefined {
 }
 
 export class AesGcmPayloadCodec implements PayloadCodec {
-  constructor(readonly keyring: Keyring) {}
+  readonly #plainPayloads: 'refuse' | 'pass';
+
+  constructor(
+    readonly keyring: Keyring,
+    options: AesGcmPayloadCodecOptions = {},
+  ) {
+    this.#plainPayloads = options.plainPayloads ?? 'refuse';
+  }
 
   async encode(payloads: Payload[]): Promise<Payload[]> {
     return payloads.map((payload) => (isEncryptedPayload(payload) ? payload : this.encrypt(payload)));
   }
 
   async decode(payloads: Payload[]): Promise<Payload[]> {
-    return payloads.map((payload) => (isEncryptedPayload(payload) ? this.decrypt(payload) : payload));
+    return payloads.map((payload) => {
+      if (isEncryptedPayload(payload)) return this.decrypt(payload);
+      if (this.#plainPayloads === 'pass') return payload;
+      const encoding = metadataText(payload, METADATA_ENCODING_KEY) ?? 'none';
+      throw new UnencryptedPayloadError(
+        `Refused a payload that is not encrypted (encoding '${encoding}'): bootflow's workers and clients ` +
+          `accept only payloads encrypted with the deployment's key (start workflows with bootflow's client ` +
+          `or the API, or the Temporal CLI with --codec-endpoint)`,
+      );
+    });
   }
 
   encrypt(payload: Payload): Payload {

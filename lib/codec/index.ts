@@ -14,13 +14,23 @@ export {
   ENCRYPTED_ENCODING,
   METADATA_KEY_ID,
   PayloadDecryptionError,
+  UnencryptedPayloadError,
   encryptedKeyId,
   isEncryptedPayload,
 } from './encryption-codec';
+export {
+  CODEC_TOKEN_ENV,
+  CODEC_TOKEN_FILE,
+  codecTokenPath,
+  ensureCodecToken,
+  loadCodecToken,
+} from './codec-token';
+export { KEY_CHECK_FILE, ensureKeyCheck, keyCheckPath, verifyKeyCheck } from './key-check';
 export { FAILURE_CONVERTER_PATH, encryptingDataConverter } from './data-converter';
 export { verifyKeyringAgainstHistory, type HistoryCheckResult } from './history-check';
 export {
   DEFAULT_UI_ORIGINS,
+  SESSION_COOKIE,
   startCodecServer,
   type CodecServerOptions,
   type RunningCodecServer,

@@ -1,6 +1,8 @@
 /**
  * Output like the OpenStack client's: `-f table` (boxed tables; `show` as Field | Value) or `-f json`
  * (machine-readable, nothing else on stdout). Human notes go to stderr so that JSON stays parseable.
+ * Names, faults and console output come from other users: their control characters (ANSI escapes that
+ * would clear the screen, move the cursor or retitle the terminal) are shown escaped, never written raw.
  */
 import Table from 'cli-table3';
 
@@ -11,9 +13,18 @@ export interface Column<T> {
   value: (row: T) => unknown;
 }
 
+/** C0 controls but newline and tab, DEL, and C1 controls (0x9b is a one-byte CSI on some terminals). */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL_CHARACTERS = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
+
+/** The text with every control character (newline and tab excepted) shown as `\x1b`: safe to print. */
+export function escapeControls(text: string): string {
+  return text.replace(CONTROL_CHARACTERS, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 function cell(value: unknown): string {
   if (value === null || value === undefined) return '';
-  if (typeof value === 'string') return value;
+  if (typeof value === 'string') return escapeControls(value);
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   return JSON.stringify(value);
 }
@@ -31,14 +42,18 @@ export function renderFields(fields: Array<[string, unknown]>): string {
   return table.toString();
 }
 
+/** JSON.stringify escapes C0 controls already; DEL and the C1 range are escaped here as well (still JSON). */
 export function renderJson(value: unknown): string {
-  return JSON.stringify(value, null, 2);
+  return JSON.stringify(value, null, 2).replace(
+    /[\x7f-\x9f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 export function print(line: string): void {
-  process.stdout.write(`${line}\n`);
+  process.stdout.write(`${escapeControls(line)}\n`);
 }
 
 export function note(line: string): void {
-  process.stderr.write(`${line}\n`);
+  process.stderr.write(`${escapeControls(line)}\n`);
 }

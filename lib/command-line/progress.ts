@@ -3,6 +3,7 @@
  * place (one per step, with its host and time); otherwise plain lines, one per change, for logs and CI.
  */
 import type { BootStatus, StepTiming } from '../../workflows/types';
+import { escapeControls } from './output';
 
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
@@ -122,12 +123,14 @@ export class BootProgress {
 
   private line(text: string): void {
     const elapsed = ((this.now() - this.started) / 1000).toFixed(1).padStart(5);
-    this.write(`[${elapsed}s] ${text}\n`);
+    this.write(`[${elapsed}s] ${escapeControls(text)}\n`);
   }
 
   private redraw(lines: string[]): void {
     const columns = this.out.columns ?? 120;
-    const clipped = lines.map((l) => (l.length > columns - 1 ? `${l.slice(0, columns - 2)}…` : l));
+    const clipped = lines
+      .map(escapeControls)
+      .map((l) => (l.length > columns - 1 ? `${l.slice(0, columns - 2)}…` : l));
     const up = this.drawnLines > 0 ? `\x1b[${this.drawnLines}A` : '';
     this.write(`${up}\r\x1b[0J${clipped.join('\n')}\n`);
     this.drawnLines = clipped.length;

@@ -37,8 +37,12 @@ export interface ApiDeployment {
   close(): Promise<void>;
 }
 
-export async function startApiDeployment(label: string): Promise<ApiDeployment> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), `bootflow-${label}-`));
+/** `options.dataDir`: a directory bootflow creates itself (a test of what it creates); default a fresh one. */
+export async function startApiDeployment(
+  label: string,
+  options: { dataDir?: string } = {},
+): Promise<ApiDeployment> {
+  const dataDir = options.dataDir ?? mkdtempSync(path.join(os.tmpdir(), `bootflow-${label}-`));
   let server: RunningDevServer | undefined;
   let worker: ChildHandle | undefined;
   const close = async () => {
