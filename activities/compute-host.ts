@@ -128,6 +128,23 @@ export function createComputeActivities(compute: ComputeHost) {
       );
     },
 
+    /** An attach's host step on a running server: the volume connected, the guest's next device. */
+    async attachGuestVolume(input: VolumeConnection): Promise<{ device: string; path: string }> {
+      const { instanceUuid, volumeId, connectionInfo } = input;
+      const connection = await beating(() =>
+        compute.connectVolume(connectionInfo, { instanceUuid, volumeId }, { signal: signal() }),
+      );
+      return { device: connection.device, path: connection.path };
+    },
+
+    /** A detach's host step (bounded, unlike the undo `disconnectVolume`): the guest's device removed. */
+    async disconnectGuestVolume(input: VolumeConnection): Promise<void> {
+      const { instanceUuid, volumeId, connectionInfo } = input;
+      await beating(() =>
+        compute.disconnectVolume(connectionInfo, { instanceUuid, volumeId }, { signal: signal() }),
+      );
+    },
+
     /**
      * The instance directory (sparse root disk over the cached base image; a blank local disk when the root
      * is a volume) and the guest started with its plugged ports and connected volumes. Idempotent.

@@ -14,6 +14,7 @@ import { createComputeApiActivities } from './compute-api';
 import { createConductorActivities } from './conductor';
 import { createIdentityActivities } from './identity';
 import { createSchedulerActivities } from './scheduler';
+import { createServerVolumeActivities } from './server-volumes';
 import { createVolumeActivities } from './volume';
 
 export { createNetworkActivities, type NetworkActivities } from './network';
@@ -36,6 +37,7 @@ export function createControllerActivities(services: ControllerServices) {
     ...createConductorActivities(nova),
     ...createSchedulerActivities({ scheduler, placement }),
     ...createVolumeActivities({ cinder, identity: keystone }),
+    ...createServerVolumeActivities({ keystone, nova, cinder }),
   };
 }
 

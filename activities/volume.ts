@@ -73,6 +73,34 @@ export function createVolumeActivities({ cinder, identity }: VolumeServices) {
       return { ...volume, attachmentId: attached.attachmentId, connectionInfo: attached.connectionInfo };
     },
 
+    /** attachment-create without a connector (Nova's reserve): volume `reserved` for the instance. */
+    async reserveVolume(input: {
+      volumeId: string;
+      instanceUuid: string;
+    }): Promise<{ attachmentId: string }> {
+      const attachment = await cinder.reserveVolume(input.volumeId, input.instanceUuid);
+      return { attachmentId: attachment.id };
+    },
+
+    /** attachment-update with the host as connector: the connection info it needs (NotFound once deleted). */
+    async connectAttachment(input: {
+      attachmentId: string;
+      host: string;
+    }): Promise<{ connectionInfo: VolumeConnectionInfo }> {
+      const { connectionInfo } = await cinder.updateAttachment(input.attachmentId, input.host);
+      return { connectionInfo };
+    },
+
+    /** os-begin_detaching: `in-use` → `detaching` (a second detach or a delete is refused meanwhile). */
+    async beginDetaching(input: { volumeId: string }): Promise<void> {
+      await cinder.beginDetaching(input.volumeId);
+    },
+
+    /** os-roll_detaching: a detach that failed leaves the volume `in-use` again. */
+    async rollDetaching(input: { volumeId: string }): Promise<void> {
+      await ignoreNotFound(() => cinder.rollDetaching(input.volumeId));
+    },
+
     async completeAttachment(input: { attachmentId: string }): Promise<void> {
       await cinder.completeAttachment(input.attachmentId);
     },

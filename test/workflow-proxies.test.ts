@@ -19,6 +19,7 @@ import {
   COMPUTE_CLEANUPS,
   COMPUTE_FETCHES,
   COMPUTE_OPS,
+  COMPUTE_VOLUME_OPS,
   CONTROLLER_CLEANUPS,
   CONTROLLER_POLLS,
   CONTROLLER_STEPS,
@@ -52,7 +53,11 @@ test('each network activity has exactly one proxy group', () => {
 test('the compute groups are exactly the activities a compute worker serves', () => {
   // auditHost is the leak audit's and getConsoleOutput the console log's, each with its own read policy
   // (workflows/operator.ts, workflows/console-output.ts).
-  checkGroups(compute, [COMPUTE_OPS, COMPUTE_FETCHES, COMPUTE_CLEANUPS], ['auditHost', 'getConsoleOutput']);
+  checkGroups(
+    compute,
+    [COMPUTE_OPS, COMPUTE_FETCHES, COMPUTE_CLEANUPS, COMPUTE_VOLUME_OPS],
+    ['auditHost', 'getConsoleOutput'],
+  );
 });
 
 interface HistoryEvent {

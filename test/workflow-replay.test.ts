@@ -86,6 +86,36 @@ test('the stored console-output history replays against the current workflows', 
   assert.equal(replayed, 1);
 });
 
+/**
+ * Attach and detach of a volume on a running server (test/histories/volumes/, from
+ * test/workflow-server-volumes.test.ts): success, each failure path, a cancel and a delete during an attach.
+ */
+test('the stored volume attach and detach histories replay against the current workflows', async () => {
+  installTemporalRuntime();
+  const histories = storedHistories('volumes');
+  assert.deepEqual(
+    histories.map((h) => h.workflowId),
+    [
+      'attach-cancelled',
+      'attach-connect-fails',
+      'attach-during-delete',
+      'attach-host-down',
+      'attach',
+      'detach-fails',
+      'detach',
+    ],
+  );
+  let replayed = 0;
+  for await (const result of Worker.runReplayHistories(
+    { workflowBundle: await workflowBundle() },
+    histories,
+  )) {
+    assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
+    replayed++;
+  }
+  assert.equal(replayed, histories.length);
+});
+
 test('a workflow change that is not replay-safe fails the replay', async () => {
   installTemporalRuntime();
   const [boot] = storedHistories().filter((h) => h.workflowId === 'boot-from-image');

@@ -5,3 +5,4 @@
 export { createInstance, createInstanceSequential, statusQuery } from './create-instance';
 export { deleteInstance } from './delete-instance';
 export { getConsoleOutput } from './console-output';
+export { attachServerVolume, detachServerVolume } from './server-volumes';

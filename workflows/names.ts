@@ -17,3 +17,12 @@ export function bootWorkflowId(requestId: string): string {
 export function deleteWorkflowId(instanceUuid: string): string {
   return `delete-${instanceUuid}`;
 }
+
+/** One workflow per volume attach or detach: the server and the API request that asked for it. */
+export function volumeAttachWorkflowId(instanceUuid: string, requestId: string): string {
+  return `volume-attach-${instanceUuid}-${requestId}`;
+}
+
+export function volumeDetachWorkflowId(instanceUuid: string, requestId: string): string {
+  return `volume-detach-${instanceUuid}-${requestId}`;
+}

@@ -5,7 +5,7 @@
  * Every call goes through `call(stub, summary, input)`, so it carries a one-line summary in the Web UI
  * ("keystone: authenticate", "glance: fetch image to compute2").
  */
-import type { ActivityFunction, Duration } from '@temporalio/common';
+import { ActivityCancellationType, type ActivityFunction, type Duration } from '@temporalio/common';
 import {
   proxyActivities,
   type ActivityFunctionWithOptions,
@@ -25,6 +25,9 @@ export const CONTROLLER_STEPS = [
   'claimAlternate',
   'setHost',
   'setTaskState',
+  'prepareVolumeAttach',
+  'prepareVolumeDetach',
+  'confirmVolumeAttach',
   'finishBuild',
   'getInstanceForDelete',
   'beginDelete',
@@ -34,6 +37,9 @@ export const CONTROLLER_STEPS = [
 export const VOLUME_STEPS = [
   'createBootVolume',
   'attachVolume',
+  'reserveVolume',
+  'connectAttachment',
+  'beginDetaching',
   'completeAttachment',
   'listInstanceVolumes',
 ] as const satisfies ReadonlyArray<keyof ControllerActivities>;
@@ -46,6 +52,8 @@ export const CONTROLLER_CLEANUPS = [
   'releaseQuota',
   'releaseAllocation',
   'detachVolume',
+  'rollDetaching',
+  'finishVolumeAction',
   'deleteVolume',
   'hostBuildFailed',
   'failBuild',
@@ -67,6 +75,11 @@ export const COMPUTE_OPS = [
   'connectVolume',
   'spawn',
   'destroyInstance',
+] as const satisfies ReadonlyArray<keyof ComputeActivities>;
+/** A running server's volume attach and detach on its host (workflows/server-volumes.ts). */
+export const COMPUTE_VOLUME_OPS = [
+  'attachGuestVolume',
+  'disconnectGuestVolume',
 ] as const satisfies ReadonlyArray<keyof ComputeActivities>;
 export const COMPUTE_FETCHES = ['fetchImage'] as const satisfies ReadonlyArray<keyof ComputeActivities>;
 export const COMPUTE_CLEANUPS = ['unplugVifs', 'disconnectVolume'] as const satisfies ReadonlyArray<
@@ -162,6 +175,8 @@ export interface ComputeStubs {
   fetch: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_FETCHES>>;
   /** Undo steps on the host: retried until done, unless the host is unreachable. */
   cleanup: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_CLEANUPS>>;
+  /** A running server's volume connect and disconnect: bounded, and cancelled only once the host says so. */
+  volumes: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_VOLUME_OPS>>;
 }
 
 /**
@@ -205,6 +220,20 @@ export function computeStubs(host: string, pickup: Duration): ComputeStubs {
       startToCloseTimeout: '2 minutes',
       heartbeatTimeout: '20 seconds',
       retry: cleanupRetry,
+    }),
+    volumes: proxyActivities<Group<ComputeActivities, typeof COMPUTE_VOLUME_OPS>>({
+      ...base,
+      startToCloseTimeout: '2 minutes',
+      heartbeatTimeout: '20 seconds',
+      retry: {
+        initialInterval: '1 second',
+        backoffCoefficient: 2,
+        maximumInterval: '10 seconds',
+        maximumAttempts: 3,
+      },
+      // A cancelled attach undoes itself only once the host's connect has really stopped: otherwise a
+      // connect still running could finish after the undo's disconnect and leave the volume connected.
+      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     }),
   };
 }

@@ -7,7 +7,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { nameSchema, serverMetadataSchema, serverTagsSchema, userDataSchema } from '../common/schemas';
-import type { BootAuth, BootRequest, DeleteRequest } from './types';
+import type { BootAuth, BootRequest, DeleteRequest, VolumeActionRequest } from './types';
 
 /** Request ids name workflows and idempotency keys: printable, no spaces, at most 255 characters. */
 const requestIdSchema = z
@@ -113,4 +113,19 @@ export function parseDeleteRequest(input: unknown): DeleteRequest {
   const parsed = deleteRequestSchema.safeParse(input);
   if (!parsed.success) throw badRequest('server delete request', parsed.error);
   return { ...parsed.data, auth: toAuth(parsed.data.auth) } as DeleteRequest;
+}
+
+const volumeActionRequestSchema = z.strictObject({
+  requestId: requestIdSchema,
+  auth: authSchema,
+  instanceUuid: z.uuid(),
+  volumeId: z.uuid(),
+  timeouts: z.strictObject({ hostPickupMs: duration(3_600_000).optional() }).optional(),
+});
+
+/** `os-volume_attachments` create and delete (attachServerVolume, detachServerVolume). */
+export function parseVolumeActionRequest(input: unknown): VolumeActionRequest {
+  const parsed = volumeActionRequestSchema.safeParse(input);
+  if (!parsed.success) throw badRequest('volume attachment request', parsed.error);
+  return { ...parsed.data, auth: toAuth(parsed.data.auth) } as VolumeActionRequest;
 }

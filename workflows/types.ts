@@ -281,3 +281,22 @@ export interface InstanceSummary {
   taskState: string | null;
   deleted: boolean;
 }
+
+/** `openstack server add volume` / `server remove volume`: one volume on one running server. */
+export interface VolumeActionRequest {
+  requestId: string;
+  auth: BootAuth;
+  instanceUuid: string;
+  volumeId: string;
+  timeouts?: Pick<BootTimeouts, 'hostPickupMs'>;
+}
+
+/** Nova's volumeAttachment body, and where the volume is connected. */
+export interface VolumeActionResult {
+  instanceUuid: string;
+  volumeId: string;
+  attachmentId: string;
+  host: string;
+  /** The guest's device (`vdb`, ...); null after a detach. */
+  device: string | null;
+}

@@ -217,7 +217,7 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
         await cinder.deleteVolume(volume.id, {}, ctxOf(request));
       } catch (err) {
         // Cinder's InvalidVolume is 400 "Invalid volume: ...".
-        if (isCloudError(err, 'InvalidVolume')) throw new ApiError(400, `Invalid volume: ${err.message}`);
+        if (isCloudError(err, 'InvalidVolume')) throw new ApiError(400, err.message);
         throw err;
       }
       return reply.code(202).send();

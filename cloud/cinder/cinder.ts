@@ -111,6 +111,12 @@ const DELETABLE = new Set(['available', 'error', 'error_deleting', 'deleting']);
 /** Additionally deletable with force (cinder force-delete): a volume stuck in creation. */
 const FORCE_DELETABLE = new Set([...DELETABLE, 'creating']);
 
+/** cinder/volume/api.py delete's message (its expected statuses joined by build_or_str). */
+const DELETE_REFUSED =
+  'Volume status must be available or error or error_restoring or error_extending or error_managing and ' +
+  'must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be ' +
+  'disassociated from snapshots after volume transfer.';
+
 function volumeNotFound(id: string): CloudError {
   return new CloudError('NotFound', `Volume ${id} could not be found.`, { volumeId: id });
 }
@@ -503,21 +509,14 @@ export class Cinder {
         .select(['instance_uuid', 'attach_status'])
         .where('active_volume_id', '=', id)
         .executeTakeFirst();
-      if (live) {
+      // Cinder's one refusal (volume/api.py delete), whatever the reason: attached, or a busy status.
+      if (live || !(force ? FORCE_DELETABLE : DELETABLE).has(volume.status)) {
         return {
-          error: invalidVolume(
-            `Volume ${id} is ${volume.status} (attachment to instance ${live.instance_uuid} is ` +
-              `${live.attach_status}); detach it before deleting it.`,
-            { volumeId: id, status: volume.status, instanceUuid: live.instance_uuid },
-          ),
-        };
-      }
-      if (!(force ? FORCE_DELETABLE : DELETABLE).has(volume.status)) {
-        return {
-          error: invalidVolume(
-            `Volume ${id} status must be available or error to delete it, but the status is ${volume.status}.`,
-            { volumeId: id, status: volume.status },
-          ),
+          error: invalidVolume(DELETE_REFUSED, {
+            volumeId: id,
+            status: volume.status,
+            ...(live ? { instanceUuid: live.instance_uuid, attachStatus: live.attach_status } : {}),
+          }),
         };
       }
       await trx
@@ -715,6 +714,101 @@ export class Cinder {
     const attachment = await this.getAttachment(attachmentId);
     if (!attachment.connectionInfo) throw attachmentNotFound(attachmentId);
     return { attachmentId, connectionInfo: attachment.connectionInfo, attachment };
+  }
+
+  /**
+   * Cinder's attachment-update: the connector (the compute host) given to an attachment made by a reserve.
+   * Unlike createAttachment it never makes a new attachment: one deleted meanwhile (a server delete that
+   * detached it) is NotFound, so a late step of an attach cannot attach the volume again behind it.
+   */
+  async updateAttachment(attachmentId: string, host: string): Promise<AttachmentResult> {
+    const id = parseRequest(idSchema, attachmentId, 'attachment id');
+    const connector = parseRequest(hostSchema, host, 'connector host');
+    await this.inTransaction<string>(async (trx) => {
+      const attachment = await this.attachmentRow(trx, id);
+      if (!attachment) return { error: attachmentNotFound(id) };
+      const volume = await this.lockVolume(trx, attachment.volume_id);
+      const current = await this.attachmentRow(trx, id);
+      if (!volume || !current || current.attach_status === 'detached')
+        return { error: attachmentNotFound(id) };
+      if (current.attach_status === 'attached') {
+        if (current.attached_host === connector) return { ok: id };
+        return {
+          error: invalidVolume(`Volume ${volume.id} is already attached on host ${current.attached_host}.`, {
+            volumeId: volume.id,
+          }),
+        };
+      }
+      if (!volume.provider_location) {
+        return {
+          error: invalidVolume(`Volume ${volume.id} has no backing file to connect.`, {
+            volumeId: volume.id,
+          }),
+        };
+      }
+      const connectionInfo: ConnectionInfo = { driverVolumeType: 'file', path: volume.provider_location };
+      await trx
+        .updateTable('volume_attachments')
+        .set({
+          attach_status: 'attaching',
+          attached_host: connector,
+          connection_info: JSON.stringify(connectionInfo),
+          updated_at: this.clock.now(),
+        })
+        .where('id', '=', id)
+        .execute();
+      await this.setVolumeState(trx, volume.id, 'attaching', 'attaching');
+      return { ok: id };
+    });
+    const attachment = await this.getAttachment(id);
+    if (!attachment.connectionInfo) throw attachmentNotFound(id);
+    return { attachmentId: id, connectionInfo: attachment.connectionInfo, attachment };
+  }
+
+  /**
+   * os-begin_detaching: an `in-use` volume goes `detaching` while the host disconnects it, so a second detach
+   * (or a delete) is refused meanwhile. Idempotent for a volume already detaching.
+   */
+  async beginDetaching(volumeId: string): Promise<Volume> {
+    const id = parseRequest(idSchema, volumeId, 'volume id');
+    await this.inTransaction<true>(async (trx) => {
+      const volume = await this.lockVolume(trx, id);
+      if (!volume) return { error: volumeNotFound(id) };
+      if (volume.status === 'detaching') return { ok: true };
+      if (volume.status !== 'in-use' || volume.attach_status !== 'attached') {
+        return {
+          error: invalidVolume(
+            `Unable to detach volume. Volume status must be 'in-use' and attach_status must be 'attached' ` +
+              `to detach.`,
+            { volumeId: id, status: volume.status },
+          ),
+        };
+      }
+      await this.setVolumeState(trx, id, 'detaching', 'attached');
+      return { ok: true };
+    });
+    return this.getVolume(id);
+  }
+
+  /** os-roll_detaching: a detach that failed on the host puts the volume back `in-use`. A no-op otherwise. */
+  async rollDetaching(volumeId: string): Promise<Volume> {
+    const id = parseRequest(idSchema, volumeId, 'volume id');
+    await this.inTransaction<true>(async (trx) => {
+      const volume = await this.lockVolume(trx, id);
+      if (!volume) return { error: volumeNotFound(id) };
+      if (volume.status === 'detaching' && (await this.liveAttachment(trx, id))) {
+        await this.setVolumeState(trx, id, 'in-use', 'attached');
+      }
+      return { ok: true };
+    });
+    return this.getVolume(id);
+  }
+
+  private async attachmentRow(
+    trx: Kysely<CinderDb>,
+    id: string,
+  ): Promise<VolumeAttachmentsTable | undefined> {
+    return trx.selectFrom('volume_attachments').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
   /** The host connected the volume: attachment `attached`, volume `in-use`. Idempotent. */

@@ -120,6 +120,11 @@ export const POLICY_RULES = {
   'identity:list_role_assignments': ADMIN,
   // The rest of the compute API's defaults (nova/policies/*.py), as the HTTP API checks them.
   'os_compute_api:servers:update': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-volumes-attachments:index': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:os-volumes-attachments:show': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:os-volumes-attachments:create': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-volumes-attachments:delete': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-evacuate': ADMIN,
   'os_compute_api:servers:show:host_status': ADMIN,
   'os_compute_api:servers:show:flavor-extra-specs': PROJECT_READER_OR_ADMIN,
   'os_compute_api:os-extended-server-attributes': ADMIN,

@@ -23,9 +23,18 @@ import { novaMigrations } from './migrations';
 import * as quota from './quota';
 import type { NovaDb } from './schema';
 import type { ApiStatus } from './states';
+import { VolumeActions } from './volume-actions';
 
 export * from './states';
 export { BUILD_EVENT } from './conductor';
+export {
+  checkVolumeActionState,
+  instanceInvalidState,
+  VOLUME_ACTIONS,
+  type BeginVolumeActionInput,
+  type FinishVolumeActionInput,
+  type VolumeActionKind,
+} from './volume-actions';
 export type {
   BeginDeleteInput,
   Conductor,
@@ -80,6 +89,8 @@ export class Nova {
   private readonly computes: ComputeServices;
   /** nova-conductor's multi-row writes for a build and a delete, each one transaction. */
   readonly conductor: Conductor;
+  /** nova-api's and the conductor's part of attaching and detaching volumes (volume-actions.ts). */
+  readonly volumeActions: VolumeActions;
 
   private constructor(
     private readonly ctx: NovaContext,
@@ -87,6 +98,7 @@ export class Nova {
   ) {
     this.computes = new ComputeServices(ctx, serviceDownTimeMs);
     this.conductor = new Conductor(ctx, serviceDownTimeMs);
+    this.volumeActions = new VolumeActions(ctx, this.computes);
   }
 
   static async open(options: NovaOptions): Promise<Nova> {
