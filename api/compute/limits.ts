@@ -1,7 +1,7 @@
 /**
  * GET /limits (nova/api/openstack/compute/limits.py, views/limits.py): the project's absolute limits and
  * usage from Nova's quota tables. Before 2.36 the network proxies (floating IPs, security groups, with
- * Neutron's default quotas) are shown; before 2.57 the personality limits. An admin may ask for another
+ * Neutron's default quotas) are shown; before 2.39 maxImageMeta; before 2.57 the personality limits. An admin may ask for another
  * project's with `tenant_id`.
  */
 import type { FastifyInstance } from 'fastify';
@@ -22,7 +22,6 @@ export async function limitsRoutes(app: FastifyInstance, deps: ApiDeps): Promise
     }
     const usage = await deps.cloud.nova.getQuotaUsage(projectId);
     const absolute: Record<string, number> = {
-      maxImageMeta: 128,
       maxServerMeta: 128,
       maxTotalCores: usage.cores.limit,
       maxTotalInstances: usage.instances.limit,
@@ -44,6 +43,8 @@ export async function limitsRoutes(app: FastifyInstance, deps: ApiDeps): Promise
         totalSecurityGroupsUsed: 0,
       });
     }
+    // 2.39 dropped the image-metadata proxy and its limit (limits.py max_image_meta=False).
+    if (!atLeast(request, 2, 39)) absolute.maxImageMeta = 128;
     if (!atLeast(request, 2, 57)) Object.assign(absolute, { maxPersonality: 5, maxPersonalitySize: 10240 });
     return { limits: { rate: [], absolute } };
   });

@@ -32,6 +32,8 @@ export interface ApiBenchResult {
   /** The client's workflow start of the same request, for comparison. */
   clientStart: Summary;
   concurrency: number;
+  /** POST /servers answer time with `concurrency` sent at once (absent in older results). */
+  postConcurrent?: Summary;
   bootsPerSecondApi: number;
   bootsPerSecondClient: number;
 }
@@ -137,7 +139,10 @@ async function writePath(options: {
   concurrency: number;
   log: (line: string) => void;
 }): Promise<
-  Pick<ApiBenchResult, 'post' | 'clientStart' | 'concurrency' | 'bootsPerSecondApi' | 'bootsPerSecondClient'>
+  Pick<
+    ApiBenchResult,
+    'post' | 'clientStart' | 'concurrency' | 'postConcurrent' | 'bootsPerSecondApi' | 'bootsPerSecondClient'
+  >
 > {
   const temporal = await openTemporal(options.log);
   const bc = await openBootCloud('api-write');
@@ -191,25 +196,33 @@ async function writePath(options: {
       await finish(c.requestId);
       clientStart.push(c.ms);
     }
-    const rate = async (start: (name: string) => Promise<{ requestId: string }>, prefix: string) => {
+    const rate = async (
+      start: (name: string) => Promise<{ ms: number; requestId: string }>,
+      prefix: string,
+    ) => {
+      let answers: number[] = [];
       const { ms } = await timed(async () => {
         const started = await Promise.all(
           Array.from({ length: options.concurrency }, (_, i) => start(`${prefix}-${i}`)),
         );
+        answers = started.map((s) => s.ms);
         await Promise.all(started.map((s) => finish(s.requestId)));
       });
-      return Math.round((options.concurrency / (ms / 1000)) * 100) / 100;
+      return { perSecond: Math.round((options.concurrency / (ms / 1000)) * 100) / 100, answers };
     };
-    const bootsPerSecondApi = await rate(viaApi, 'api-c');
-    const bootsPerSecondClient = await rate(viaClient, 'client-c');
+    const api = await rate(viaApi, 'api-c');
+    const bootsPerSecondApi = api.perSecond;
+    const bootsPerSecondClient = (await rate(viaClient, 'client-c')).perSecond;
+    const postConcurrent = rounded(summarize(api.answers));
     await app.close();
     options.log(
-      `api: POST /servers p50 ${rounded(summarize(post)).p50} ms; ${bootsPerSecondApi} boots/s via the API, ${bootsPerSecondClient} via the client`,
+      `api: POST /servers p50 ${rounded(summarize(post)).p50} ms (${postConcurrent.p50} ms at ${options.concurrency} at once); ${bootsPerSecondApi} boots/s via the API, ${bootsPerSecondClient} via the client`,
     );
     return {
       post: rounded(summarize(post)),
       clientStart: rounded(summarize(clientStart)),
       concurrency: options.concurrency,
+      postConcurrent,
       bootsPerSecondApi,
       bootsPerSecondClient,
     };

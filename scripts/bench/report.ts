@@ -102,6 +102,12 @@ export function apiTable(r: BenchResults): string[] {
       ms(a.clientStart),
       `${a.clientStart.min}–${a.clientStart.max}`,
     ]);
+    if (a.postConcurrent)
+      t.push([
+        `POST /servers, ${a.concurrency} at once`,
+        ms(a.postConcurrent),
+        `${a.postConcurrent.min}–${a.postConcurrent.max}`,
+      ]);
     t.push([
       `boots/s at ${a.concurrency} at once: API / client`,
       `${a.bootsPerSecondApi} / ${a.bootsPerSecondClient}`,

@@ -1,0 +1,134 @@
+"""Validates bootflow's compute and volume answers against tempest's own response schemas.
+
+Drives tempest.lib's service clients (they validate every response body and status against
+tempest/lib/api_schema/response/... for the microversion set, and check the echoed microversion header)
+at every compute microversion 2.1..max and at each volume microversion given. Input: one JSON document on
+stdin (see api-tempest-schemas.test.ts). Output: one JSON line {"checked": n, "failures": [...]}; exit 1
+when anything failed.
+"""
+import json
+import sys
+import traceback
+
+from tempest.lib import auth
+from tempest.lib.services.compute import availability_zone_client
+from tempest.lib.services.compute import base_compute_client
+from tempest.lib.services.compute import flavors_client
+from tempest.lib.services.compute import hypervisor_client
+from tempest.lib.services.compute import keypairs_client
+from tempest.lib.services.compute import limits_client
+from tempest.lib.services.compute import servers_client
+from tempest.lib.services.compute import services_client
+from tempest.lib.services.volume import base_client as volume_base_client
+from tempest.lib.services.volume.v3 import volumes_client
+
+
+def provider(spec, who):
+    account = spec[who]
+    creds = auth.KeystoneV3Credentials(
+        username=account['username'],
+        password=account['password'],
+        project_name=account['project'],
+        user_domain_name='Default',
+        project_domain_name='Default',
+    )
+    p = auth.KeystoneV3AuthProvider(creds, spec['auth_url'])
+    p.fill_credentials()
+    return p
+
+
+def main():
+    spec = json.load(sys.stdin)
+    region = spec['region']
+    checked = 0
+    failures = []
+
+    def clients(who):
+        p = provider(spec, who)
+        kw = {'endpoint_type': 'publicURL'}
+        return {
+            'servers': servers_client.ServersClient(p, 'compute', region, **kw),
+            'flavors': flavors_client.FlavorsClient(p, 'compute', region, **kw),
+            'keypairs': keypairs_client.KeyPairsClient(p, 'compute', region, **kw),
+            'limits': limits_client.LimitsClient(p, 'compute', region, **kw),
+            'zones': availability_zone_client.AvailabilityZoneClient(p, 'compute', region, **kw),
+            'hypervisors': hypervisor_client.HypervisorClient(p, 'compute', region, **kw),
+            'services': services_client.ServicesClient(p, 'compute', region, **kw),
+            'volumes': volumes_client.VolumesClient(p, 'volumev3', region, **kw),
+        }
+
+    admin = clients('admin')
+    member = clients('member')
+    servers = spec['servers']
+
+    def check(label, call):
+        nonlocal checked
+        checked += 1
+        try:
+            return call()
+        except Exception as err:  # a schema mismatch is tempest's InvalidHTTPResponseBody
+            failures.append({'check': label, 'error': f'{type(err).__name__}: {err}'[:2000]})
+            if spec.get('verbose'):
+                traceback.print_exc(file=sys.stderr)
+            return None
+
+    for minor in range(1, spec['compute_max_minor'] + 1):
+        version = f'2.{minor}'
+        base_compute_client.COMPUTE_MICROVERSION = version
+        for who, c in (('admin', admin), ('member', member)):
+            at = f'{version} {who}'
+            check(f'{at} list_servers detail', lambda: c['servers'].list_servers(detail=True))
+            check(f'{at} list_servers', lambda: c['servers'].list_servers())
+            for state, server_id in servers.items():
+                check(f'{at} show_server {state}', lambda: c['servers'].show_server(server_id))
+            check(f'{at} list_addresses', lambda: c['servers'].list_addresses(servers['active']))
+            actions = check(
+                f'{at} list_instance_actions',
+                lambda: c['servers'].list_instance_actions(servers['active']),
+            )
+            if actions:
+                request_id = actions['instanceActions'][0]['request_id']
+                check(
+                    f'{at} show_instance_action',
+                    lambda: c['servers'].show_instance_action(servers['active'], request_id),
+                )
+            check(f'{at} list_flavors detail', lambda: c['flavors'].list_flavors(detail=True))
+            check(f'{at} list_flavors', lambda: c['flavors'].list_flavors())
+            check(f'{at} show_flavor', lambda: c['flavors'].show_flavor('1'))
+            check(f'{at} list_flavor_extra_specs', lambda: c['flavors'].list_flavor_extra_specs('1'))
+            check(f'{at} show_limits', lambda: c['limits'].show_limits())
+            check(f'{at} list_availability_zones', lambda: c['zones'].list_availability_zones())
+            name = f'tempest-schema-{who}-{minor}'
+            created = check(f'{at} create_keypair', lambda: c['keypairs'].create_keypair(name=name))
+            check(f'{at} list_keypairs', lambda: c['keypairs'].list_keypairs())
+            if created:
+                check(f'{at} show_keypair', lambda: c['keypairs'].show_keypair(name))
+                check(f'{at} delete_keypair', lambda: c['keypairs'].delete_keypair(name))
+        at = f'{version} admin'
+        check(f'{at} list_availability_zones detail', lambda: admin['zones'].list_availability_zones(detail=True))
+        check(f'{at} list_hypervisors', lambda: admin['hypervisors'].list_hypervisors())
+        hypervisors = check(
+            f'{at} list_hypervisors detail', lambda: admin['hypervisors'].list_hypervisors(detail=True)
+        )
+        if hypervisors:
+            hypervisor_id = hypervisors['hypervisors'][0]['id']
+            check(f'{at} show_hypervisor', lambda: admin['hypervisors'].show_hypervisor(hypervisor_id))
+        check(f'{at} list_services', lambda: admin['services'].list_services())
+
+    base_compute_client.COMPUTE_MICROVERSION = None
+    for version in spec['volume_versions']:
+        volume_base_client.VOLUME_MICROVERSION = version
+        for who, c in (('admin', admin), ('member', member)):
+            at = f'volume {version} {who}'
+            check(f'{at} list_volumes detail', lambda: c['volumes'].list_volumes(detail=True))
+            check(f'{at} list_volumes', lambda: c['volumes'].list_volumes())
+            for volume_id in spec['volumes']:
+                check(f'{at} show_volume', lambda: c['volumes'].show_volume(volume_id))
+    volume_base_client.VOLUME_MICROVERSION = None
+
+    print(json.dumps({'checked': checked, 'failures': failures}))
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
