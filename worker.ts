@@ -38,6 +38,8 @@ import { bootflowDataConverter, loadKeyringOrExplain } from './lib/command-line/
 import {
   computeService,
   computeServiceWorkflowId,
+  POWER_SYNC_INTERVAL_MS,
+  type ComputeServiceInput,
   heartbeatSignal,
   registerSignal,
 } from './workflows/compute-service';
@@ -63,6 +65,8 @@ export interface WorkerConfig {
   /** How long in-flight activities may take to finish on shutdown before they are cancelled. */
   shutdownGraceSeconds: number;
   heartbeatSeconds: number;
+  /** How often each compute host's power states are synced to the controller (Nova's sync_power_state_interval). */
+  powerSyncSeconds: number;
   /** The api role's listener and public URL. */
   api: ApiSettings;
   /** The compute hosts' network agent: `fake` records devices, `linux-bridge` creates them (root). */
@@ -88,6 +92,7 @@ export function defaultConfig(
     maxCachedWorkflows: positiveWholeFromEnv(env, 'BOOTFLOW_STICKY_CACHE', 250),
     shutdownGraceSeconds: positiveWholeFromEnv(env, 'BOOTFLOW_SHUTDOWN_GRACE', 10),
     heartbeatSeconds: positiveWholeFromEnv(env, 'BOOTFLOW_HEARTBEAT_SECONDS', 10),
+    powerSyncSeconds: positiveWholeFromEnv(env, 'BOOTFLOW_POWER_SYNC_SECONDS', POWER_SYNC_INTERVAL_MS / 1000),
     networkAgent: (env.BOOTFLOW_NETWORK_AGENT ?? 'fake') as NetworkAgentKind,
     virtDriver: parseVirtDriver(env.BOOTFLOW_VIRT_DRIVER ?? 'fake'),
   };
@@ -150,6 +155,12 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       positiveWholeFlag('--heartbeat'),
       defaults.heartbeatSeconds,
     )
+    .option(
+      '--power-sync-interval <seconds>',
+      "compute hosts' power-state sync interval (when their compute-service workflow starts)",
+      positiveWholeFlag('--power-sync-interval'),
+      defaults.powerSyncSeconds,
+    )
     .option('--api-host <host>', 'api role: listen address (BOOTFLOW_API_HOST, default 127.0.0.1)')
     .option('--api-port <port>', `api role: port (BOOTFLOW_API_PORT, default ${DEFAULT_API_PORT})`, port)
     .option('--public-url <url>', 'api role: base URL of the catalog endpoints (BOOTFLOW_PUBLIC_URL)')
@@ -177,6 +188,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       maxCachedWorkflows: number;
       shutdownGrace: number;
       heartbeat: number;
+      powerSyncInterval: number;
       apiHost?: string;
       apiPort?: number;
       publicUrl?: string;
@@ -215,6 +227,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
     maxCachedWorkflows: opts.maxCachedWorkflows,
     shutdownGraceSeconds: opts.shutdownGrace,
     heartbeatSeconds: opts.heartbeat,
+    powerSyncSeconds: opts.powerSyncInterval,
     api: usage(() =>
       apiSettings(
         {
@@ -406,7 +419,8 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
     // nova-compute's report_state, through Temporal: register once, then a heartbeat signal every few seconds.
     const announce = async (spec: HostSpec, signal: 'register' | 'heartbeat') => {
       const workflowId = computeServiceWorkflowId(spec.host);
-      const common = { workflowId, taskQueue: CONTROLLER_QUEUE, args: [{ spec }] as [{ spec: HostSpec }] };
+      const input: ComputeServiceInput = { spec, powerSyncIntervalMs: config.powerSyncSeconds * 1000 };
+      const common = { workflowId, taskQueue: CONTROLLER_QUEUE, args: [input] as [ComputeServiceInput] };
       if (signal === 'register') {
         await client.workflow.signalWithStart(computeService, {
           ...common,

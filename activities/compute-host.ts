@@ -5,7 +5,7 @@
  */
 import { Context } from '@temporalio/activity';
 import type { LeakFinding } from '../cloud/audit';
-import type { ComputeHost } from '../cloud/compute';
+import type { ComputeHost, PowerState } from '../cloud/compute';
 import type {
   ImageLocation,
   PluggedVif,
@@ -176,6 +176,14 @@ export function createComputeActivities(compute: ComputeHost) {
         );
         return { powerState: domain.powerState, diskPath: dir.diskPath };
       });
+    },
+
+    /**
+     * The driver's power state of every guest it knows on this host (QMP for real guests): the host's half
+     * of the periodic power-state sync, which the controller applies (syncPowerStates).
+     */
+    async readPowerStates(): Promise<Array<{ instanceUuid: string; powerState: PowerState }>> {
+      return (await compute.listDomains()).map((d) => ({ instanceUuid: d.uuid, powerState: d.powerState }));
     },
 
     /** nova-compute's get_console_output: the guest's serial log, its last `lines` lines when given. */

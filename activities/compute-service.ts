@@ -1,11 +1,11 @@
 /**
  * nova-conductor's side of a compute service: the host's registration (Nova service record + compute node
- * and its Placement resource provider) and its periodic state reports. The compute worker never opens a
+ * and its Placement resource provider), its periodic state reports and power-state syncs. The compute worker never opens a
  * controller database; it signals its `compute-service-<host>` workflow, which runs these on the controller.
  */
 import { systemClock, type Clock } from '../cloud/clock';
 import { registerComputeHost, type HostSpec } from '../cloud/hosts';
-import type { Nova } from '../cloud/nova';
+import type { Nova, PowerSyncInput, PowerSyncResult } from '../cloud/nova';
 import type { Placement } from '../cloud/placement';
 import { adaptAll } from './failures';
 
@@ -34,6 +34,14 @@ export function createComputeServiceActivities({
     /** Registers (or re-registers, with its current resources) the host; idempotent. */
     async registerComputeService(spec: HostSpec): Promise<{ host: string; nodeUuid: string }> {
       return registerComputeHost({ nova, placement }, spec);
+    },
+
+    /**
+     * The controller's half of the host's periodic power-state sync (Nova's _sync_power_states): power_state
+     * recorded, ACTIVE instances found shut down set STOPPED, instances with a task_state skipped.
+     */
+    async syncPowerStates(input: PowerSyncInput): Promise<PowerSyncResult> {
+      return nova.syncPowerStates(input);
     },
 
     /** ServiceGroup report_state for a report sent at `sentAt` (the compute host's clock, epoch ms). */

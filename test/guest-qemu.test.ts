@@ -34,7 +34,7 @@ import { prepareDataDir } from '../scripts/bootstrap';
 import { computeServiceWorkflowId, type ComputeServiceState } from '../workflows/compute-service';
 import type { ConsoleOutput } from '../workflows/console-output';
 import { bootWorkflowId, CONTROLLER_QUEUE } from '../workflows/names';
-import type { LeakFinding } from '../workflows/operator-types';
+import type { LeakFinding, ServerView } from '../workflows/operator-types';
 import { BOOT_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import type { BootRequest, BootResult, DeleteResult } from '../workflows/types';
 import {
@@ -137,6 +137,35 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
     );
   }
 
+  /** The server as Nova records it (the showServer workflow, what `server show` reads). */
+  function showServer(): Promise<ServerView> {
+    return client.workflow.execute('showServer', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: `show-server-test-${Date.now()}-${Math.random().toString(16).slice(2)}`,
+      args: [{ auth: demoAuth, server: uuid }],
+    });
+  }
+
+  /** Waits until Nova's record of the server satisfies `ok` (the power-state sync runs every 2 s here). */
+  async function recordedAs(ok: (server: ServerView) => boolean, what: string): Promise<ServerView> {
+    let last: ServerView | undefined;
+    return pollUntil(
+      async () => {
+        last = await showServer();
+        return ok(last) ? last : undefined;
+      },
+      {
+        timeoutMs: 60_000,
+        intervalMs: 1_000,
+        what: () => `${what}; last: ${JSON.stringify(last && [last.status, last.vmState, last.powerState])}`,
+      },
+    );
+  }
+
+  function serviceState(): Promise<ComputeServiceState> {
+    return client.workflow.getHandle(computeServiceWorkflowId(HOST)).query<ComputeServiceState>('state');
+  }
+
   async function guestPid(instance: string): Promise<number | undefined> {
     return (await listQemuProcesses()).find((p) => p.uuid === instance)?.pid;
   }
@@ -187,6 +216,8 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
       BOOTFLOW_DATA: dataDir,
       TEMPORAL_ADDRESS: server.address,
       LOG_LEVEL: 'info',
+      // The compute host's periodic power-state sync, every 2 s instead of a minute.
+      BOOTFLOW_POWER_SYNC_SECONDS: '2',
       ...apiEnv,
     });
     controller = startScript(
@@ -367,9 +398,21 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
     assert.equal(await guestPid(uuid), undefined, 'QEMU exited (ACPI power-off)');
     const { output: afterStop } = await consoleOutput(5);
     assert.match(afterStop, /ACPI power button, powering off/);
+    // The guest went off without Nova asking (as a shutdown inside it would): the host's periodic power-state
+    // sync reports it, and Nova, as _sync_power_states does, stops the ACTIVE instance.
+    const stoppedRecord = await recordedAs((s) => s.status === 'SHUTOFF', 'Nova to record the guest off');
+    assert.equal(stoppedRecord.vmState, 'stopped');
+    assert.equal(stoppedRecord.taskState, null);
+    assert.equal(stoppedRecord.powerState, POWER_STATE.SHUTDOWN);
 
     const startedAgain = await host.powerOn(uuid);
     assert.equal(startedAgain.powerState, POWER_STATE.RUNNING);
+    // Started behind Nova's back: the sync records the truth (power_state RUNNING), the vm_state stays.
+    const runningRecord = await recordedAs(
+      (s) => s.powerState === POWER_STATE.RUNNING,
+      "Nova to record the guest's power state",
+    );
+    assert.equal(runningRecord.vmState, 'stopped');
     const second = await guestPid(uuid);
     assert.ok(second && second !== first, 'a new QEMU process');
     await leaseShown(2);
@@ -392,6 +435,7 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
     const pid = await guestPid(uuid);
     assert.ok(compute);
     await stopChild(compute, 'SIGKILL', 5_000);
+    const syncsBefore = (await serviceState()).powerSyncs;
     assert.equal(await guestPid(uuid), pid, 'the guest outlives its worker');
     await pingFromDhcpNamespace();
 
@@ -416,6 +460,15 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
     assert.equal(answeredBy, HOST);
     assert.match(output, leaseLine(uuid, mac, ip));
     assert.equal(await host.getPowerState(uuid), POWER_STATE.RUNNING);
+    // And the power-state sync reads this host again, through the new worker.
+    await pollUntil(
+      async () => {
+        const s = await serviceState();
+        return s.powerSyncs >= syncsBefore + 2 && s.lastPowerSyncError === null ? s : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 1_000, what: 'power-state syncs through the new worker' },
+    );
+    assert.equal((await showServer()).powerState, POWER_STATE.RUNNING);
   });
 
   test('delete leaves no QEMU process, tap, instance directory or audit finding', async () => {

@@ -3,15 +3,17 @@
  * database. The workflow runs on the time-skipping test server with the real conductor activities over a
  * test Nova and Placement: one registration (service record, compute node, resource provider), one state
  * report per heartbeat, stale reports dropped, and the history rolled over with continue-as-new without a
- * second registration.
+ * second registration; the periodic power-state sync (the host's driver read on compute@<host>, applied on
+ * the controller: power_state recorded, ACTIVE found shut down set STOPPED, tasks in progress skipped).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
+import { randomUUID } from 'node:crypto';
 import { createComputeServiceActivities, STALE_REPORT_MS } from '../activities/compute-service';
 import { defaultHostSpec } from '../cloud/hosts';
-import { Nova } from '../cloud/nova';
+import { Nova, POWER_STATES, VM_STATES, type PowerState } from '../cloud/nova';
 import { Placement } from '../cloud/placement';
 import {
   computeService,
@@ -21,7 +23,8 @@ import {
   registerSignal,
   type ComputeServiceState,
 } from '../workflows/compute-service';
-import { CONTROLLER_QUEUE } from '../workflows/names';
+import { computeQueue, CONTROLLER_QUEUE } from '../workflows/names';
+import { keepHistory } from './helpers/boot-harness';
 import { testDbConfig, type TestDb } from './helpers/cloud-db';
 import { timeSkippingEnv } from './helpers/temporal-env';
 import { pollUntil } from '../lib/poll';
@@ -154,7 +157,138 @@ describe('compute-service workflow: registration and heartbeats through the cont
         (h) => h.vcpus === spec.vcpus * 2,
         'the new vCPU count in Nova',
       );
+      // The replay test's histories (BOOTFLOW_WRITE_HISTORIES=1): the first run, which continued as new,
+      // and the latest, terminated here.
+      await keepHistory(
+        'heartbeats-first-run',
+        env.client.workflow.getHandle(workflowId, first.signaledRunId),
+        'compute-service',
+      );
       await env.client.workflow.getHandle(workflowId).terminate('test over');
+      await keepHistory(
+        'heartbeats-latest-run',
+        env.client.workflow.getHandle(workflowId),
+        'compute-service',
+      );
     });
+  });
+
+  test('the power-state sync: the host’s driver read, applied on the controller as Nova’s _sync_power_states', async () => {
+    const host = 'compute9';
+    const spec = defaultHostSpec(host);
+    await createComputeServiceActivities({ nova, placement }).registerComputeService(spec);
+    await nova.ensureDefaultFlavors();
+    /** An instance placed on the host in the given state, as a finished build (or a task) leaves it. */
+    const placed = async (
+      vmState: 'active' | 'stopped',
+      powerState: PowerState,
+      taskState: 'deleting' | null = null,
+    ) => {
+      const instance = await nova.createInstance({
+        uuid: randomUUID(),
+        requestId: `req-${randomUUID()}`,
+        name: `sync-${vmState}`,
+        projectId: 'p-sync',
+        userId: 'u-sync',
+        flavor: 'm1.tiny',
+        imageRef: 'image',
+        networks: [],
+      });
+      await nova.updateInstance(instance.uuid, { host, vmState, powerState, taskState });
+      return instance.uuid;
+    };
+    const shutDownByItself = await placed('active', POWER_STATES.RUNNING);
+    const crashed = await placed('active', POWER_STATES.RUNNING);
+    const running = await placed('active', POWER_STATES.RUNNING);
+    const vanished = await placed('active', POWER_STATES.RUNNING);
+    const startedBehindNovasBack = await placed('stopped', POWER_STATES.SHUTDOWN);
+    const beingDeleted = await placed('active', POWER_STATES.RUNNING, 'deleting');
+    const elsewhere = await nova.createInstance({
+      uuid: randomUUID(),
+      requestId: `req-${randomUUID()}`,
+      name: 'other-host',
+      projectId: 'p-sync',
+      userId: 'u-sync',
+      flavor: 'm1.tiny',
+      imageRef: 'image',
+      networks: [],
+    });
+    await nova.updateInstance(elsewhere.uuid, {
+      host: 'compute1',
+      vmState: 'active',
+      powerState: 1,
+      taskState: null,
+    });
+
+    // The host's driver: what it reports (no guest at all for `vanished`).
+    let reads = 0;
+    const driverView = [
+      { instanceUuid: shutDownByItself, powerState: POWER_STATES.SHUTDOWN },
+      { instanceUuid: crashed, powerState: POWER_STATES.CRASHED },
+      { instanceUuid: running, powerState: POWER_STATES.RUNNING },
+      { instanceUuid: startedBehindNovasBack, powerState: POWER_STATES.RUNNING },
+      { instanceUuid: beingDeleted, powerState: POWER_STATES.SHUTDOWN },
+      { instanceUuid: elsewhere.uuid, powerState: POWER_STATES.SHUTDOWN },
+    ];
+    const hostWorker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: computeQueue(host),
+      activities: {
+        readPowerStates: () => {
+          reads += 1;
+          return Promise.resolve(driverView);
+        },
+      },
+    });
+    const controllerWorker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: CONTROLLER_QUEUE,
+      workflowsPath: require.resolve('../workflows/compute-service'),
+      activities: createComputeServiceActivities({ nova, placement }),
+    });
+    const workflowId = computeServiceWorkflowId(host);
+    const handle = env.client.workflow.getHandle(workflowId);
+    await hostWorker.runUntil(() =>
+      controllerWorker.runUntil(async () => {
+        await env.client.workflow.signalWithStart(computeService, {
+          workflowId,
+          taskQueue: CONTROLLER_QUEUE,
+          args: [{ spec, powerSyncIntervalMs: 5_000 }],
+          signal: registerSignal,
+          signalArgs: [spec],
+        });
+        await eventually(
+          () => handle.query(computeServiceStateQuery),
+          (s) => s.registered,
+          'registration',
+        );
+        await env.sleep(6_000);
+        const synced = await eventually(
+          () => handle.query(computeServiceStateQuery),
+          (s) => s.powerSyncs >= 1,
+          'a power-state sync',
+        );
+        assert.equal(synced.lastPowerSyncError, null);
+        assert.ok(reads >= 1, 'the driver was read on compute@compute9');
+        assert.deepEqual(synced.lastPowerSync?.stopped.sort(), [shutDownByItself, crashed].sort());
+        assert.deepEqual(synced.lastPowerSync?.skipped, [beingDeleted]);
+        assert.equal(synced.lastPowerSync?.checked, 6, 'only the instances on compute9');
+        await handle.terminate('test over');
+        await keepHistory('power-sync', handle, 'compute-service');
+      }),
+    );
+
+    const state = async (uuid: string) => {
+      const i = await nova.getInstance(uuid);
+      return [i.vmState, i.taskState, i.powerState];
+    };
+    assert.deepEqual(await state(shutDownByItself), [VM_STATES.STOPPED, null, POWER_STATES.SHUTDOWN]);
+    assert.deepEqual(await state(crashed), [VM_STATES.STOPPED, null, POWER_STATES.CRASHED]);
+    assert.deepEqual(await state(running), [VM_STATES.ACTIVE, null, POWER_STATES.RUNNING]);
+    // Nova: "Instance is unexpectedly not found. Ignore." after recording NOSTATE.
+    assert.deepEqual(await state(vanished), [VM_STATES.ACTIVE, null, POWER_STATES.NOSTATE]);
+    assert.deepEqual(await state(startedBehindNovasBack), [VM_STATES.STOPPED, null, POWER_STATES.RUNNING]);
+    assert.deepEqual(await state(beingDeleted), [VM_STATES.ACTIVE, 'deleting', POWER_STATES.RUNNING]);
+    assert.deepEqual(await state(elsewhere.uuid), [VM_STATES.ACTIVE, null, POWER_STATES.RUNNING]);
   });
 });

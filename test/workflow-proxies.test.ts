@@ -51,12 +51,12 @@ test('each network activity has exactly one proxy group', () => {
 });
 
 test('the compute groups are exactly the activities a compute worker serves', () => {
-  // auditHost is the leak audit's and getConsoleOutput the console log's, each with its own read policy
-  // (workflows/operator.ts, workflows/console-output.ts).
+  // auditHost is the leak audit's, getConsoleOutput the console log's and readPowerStates the power-state
+  // sync's, each with its own read policy (workflows/operator.ts, console-output.ts, compute-service.ts).
   checkGroups(
     compute,
     [COMPUTE_OPS, COMPUTE_FETCHES, COMPUTE_CLEANUPS, COMPUTE_VOLUME_OPS],
-    ['auditHost', 'getConsoleOutput'],
+    ['auditHost', 'getConsoleOutput', 'readPowerStates'],
   );
 });
 

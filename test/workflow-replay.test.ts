@@ -116,6 +116,30 @@ test('the stored volume attach and detach histories replay against the current w
   assert.equal(replayed, histories.length);
 });
 
+/**
+ * compute-service-<host>'s histories (test/histories/compute-service/, from
+ * test/operator-compute-service.test.ts): `heartbeats-first-run` (registration, heartbeats, continue-as-new)
+ * and `heartbeats-latest-run` were recorded before the periodic power-state sync, `power-sync` after; all
+ * must replay (the sync is patched in).
+ */
+test('the stored compute-service histories, before and after the power-state sync, replay', async () => {
+  installTemporalRuntime();
+  const histories = storedHistories('compute-service');
+  assert.deepEqual(
+    histories.map((h) => h.workflowId),
+    ['heartbeats-first-run', 'heartbeats-latest-run', 'power-sync'],
+  );
+  let replayed = 0;
+  for await (const result of Worker.runReplayHistories(
+    { workflowBundle: await workflowBundle() },
+    histories,
+  )) {
+    assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
+    replayed++;
+  }
+  assert.equal(replayed, 3);
+});
+
 test('a workflow change that is not replay-safe fails the replay', async () => {
   installTemporalRuntime();
   const [boot] = storedHistories().filter((h) => h.workflowId === 'boot-from-image');

@@ -4,6 +4,14 @@
  * every few seconds; the workflow runs the registration and the state reports on the controller, so the
  * compute node never touches a controller database. Reports that pile up while the controller is away are
  * merged into one (the newest), and the history is rolled over with continue-as-new.
+ *
+ * It also runs the host's periodic power-state sync (Nova's `_sync_power_states`, a periodic task of
+ * nova-compute): every `powerSyncIntervalMs` it reads the driver's power states on `compute@<host>`
+ * (readPowerStates) and has the controller apply them (syncPowerStates: power_state recorded, an ACTIVE
+ * instance found shut down set STOPPED, instances with a task_state skipped). The sync runs beside the
+ * heartbeats, in a loop of its own, so neither waits for the other; a host that does not answer within
+ * `POWER_SYNC_PICKUP` skips that round. Added after histories of this workflow existed: gated by
+ * patched(POWER_SYNC_PATCH).
  */
 import {
   allHandlersFinished,
@@ -12,13 +20,16 @@ import {
   defineQuery,
   defineSignal,
   log,
+  patched,
   proxyActivities,
   setHandler,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { ComputeActivities } from '../activities/compute-host';
 import type { ComputeServiceActivities } from '../activities/compute-service';
 import type { HostSpec } from '../cloud/hosts';
-import { CONTROLLER_QUEUE } from './names';
+import { computeQueue, CONTROLLER_QUEUE } from './names';
 
 export function computeServiceWorkflowId(host: string): string {
   return `compute-service-${host}`;
@@ -38,6 +49,19 @@ export interface ComputeServiceInput {
   reports?: number;
   /** Reports per run before continue-as-new (default REPORTS_PER_RUN; tests use a few). */
   reportsPerRun?: number;
+  /** How often the power states are synced (default POWER_SYNC_INTERVAL_MS; 0 turns the sync off). */
+  powerSyncIntervalMs?: number;
+  /** Carried over continue-as-new. */
+  powerSyncs?: number;
+}
+
+export interface PowerSyncSummary {
+  /** Workflow time of the sync (epoch ms). */
+  at: number;
+  checked: number;
+  updated: string[];
+  stopped: string[];
+  skipped: string[];
 }
 
 export interface ComputeServiceState {
@@ -51,6 +75,10 @@ export interface ComputeServiceState {
   lastReportSentAt: number | null;
   up: boolean | null;
   lastError: string | null;
+  /** Power-state syncs over the service's whole life (all runs). */
+  powerSyncs: number;
+  lastPowerSync: PowerSyncSummary | null;
+  lastPowerSyncError: string | null;
 }
 
 export const registerSignal = defineSignal<[HostSpec]>('register');
@@ -59,6 +87,15 @@ export const computeServiceStateQuery = defineQuery<ComputeServiceState>('state'
 
 /** Heartbeats every 10 s: roll the history over after ~50 minutes of them. */
 export const REPORTS_PER_RUN = 300;
+
+export const POWER_SYNC_PATCH = 'power-state-sync';
+/**
+ * Nova's sync_power_state_interval is 600 s; guests here live minutes (tests, demos), so a minute. About 15
+ * history events per sync: some 750 per run of REPORTS_PER_RUN heartbeats.
+ */
+export const POWER_SYNC_INTERVAL_MS = 60_000;
+/** A host whose worker does not pick the read up in this long is down: the round is skipped. */
+const POWER_SYNC_PICKUP = '30 seconds';
 
 const conductor = proxyActivities<Pick<ComputeServiceActivities, 'registerComputeService'>>({
   taskQueue: CONTROLLER_QUEUE,
@@ -72,6 +109,23 @@ const reporter = proxyActivities<Pick<ComputeServiceActivities, 'reportComputeSe
   // The next heartbeat is due in seconds: no point retrying this one for long.
   retry: { initialInterval: '500 ms', maximumAttempts: 2 },
 });
+
+const powerSyncApply = proxyActivities<Pick<ComputeServiceActivities, 'syncPowerStates'>>({
+  taskQueue: CONTROLLER_QUEUE,
+  startToCloseTimeout: '30 seconds',
+  // The next round is a minute away and reads the host afresh: a second quick try is enough.
+  retry: { initialInterval: '1 second', maximumAttempts: 2 },
+});
+
+/** The driver's read on the host: one attempt, the next round is its retry (the states may change meanwhile). */
+function powerSyncRead(host: string) {
+  return proxyActivities<Pick<ComputeActivities, 'readPowerStates'>>({
+    taskQueue: computeQueue(host),
+    scheduleToStartTimeout: POWER_SYNC_PICKUP,
+    startToCloseTimeout: '30 seconds',
+    retry: { maximumAttempts: 1 },
+  });
+}
 
 function messageOf(err: unknown): string {
   const cause = (err as { cause?: unknown }).cause;
@@ -92,6 +146,9 @@ export async function computeService(input: ComputeServiceInput): Promise<void> 
     lastReportSentAt: null,
     up: null,
     lastError: null,
+    powerSyncs: input.powerSyncs ?? 0,
+    lastPowerSync: null,
+    lastPowerSyncError: null,
   };
   setHandler(registerSignal, (next) => {
     spec = next;
@@ -101,6 +158,30 @@ export async function computeService(input: ComputeServiceInput): Promise<void> 
     pendingReport = Math.max(pendingReport ?? 0, sentAt);
   });
   setHandler(computeServiceStateQuery, () => ({ ...state }));
+
+  const powerSyncIntervalMs = input.powerSyncIntervalMs ?? POWER_SYNC_INTERVAL_MS;
+  if (patched(POWER_SYNC_PATCH) && powerSyncIntervalMs > 0) {
+    // Its own loop: a sync never delays a heartbeat. continue-as-new ends it with the run (a round cut
+    // short changes nothing: the next run reads the host afresh).
+    void (async () => {
+      for (;;) {
+        await sleep(powerSyncIntervalMs);
+        if (!state.registered) continue;
+        try {
+          const domains = await powerSyncRead(spec.host).readPowerStates();
+          const applied = await powerSyncApply.syncPowerStates({ host: spec.host, domains });
+          state.lastPowerSync = { at: Date.now(), ...applied };
+          state.lastPowerSyncError = null;
+          if (applied.updated.length > 0 || applied.stopped.length > 0)
+            log.info('power states synced', { host: spec.host, ...applied });
+        } catch (err) {
+          state.lastPowerSyncError = messageOf(err);
+          log.warn('power state sync skipped', { host: spec.host, error: state.lastPowerSyncError });
+        }
+        state.powerSyncs += 1;
+      }
+    })();
+  }
 
   for (;;) {
     const rollOver = () =>
@@ -144,6 +225,10 @@ export async function computeService(input: ComputeServiceInput): Promise<void> 
         pendingReport,
         reports: state.totalReports,
         ...(input.reportsPerRun !== undefined ? { reportsPerRun: input.reportsPerRun } : {}),
+        ...(input.powerSyncIntervalMs !== undefined
+          ? { powerSyncIntervalMs: input.powerSyncIntervalMs }
+          : {}),
+        powerSyncs: state.powerSyncs,
       });
     }
   }

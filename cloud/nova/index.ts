@@ -19,6 +19,7 @@ import type { NovaContext } from './db-util';
 import * as flavors from './flavors';
 import * as instances from './instances';
 import * as keypairs from './keypairs';
+import * as powerSync from './power-sync';
 import { novaMigrations } from './migrations';
 import * as quota from './quota';
 import type { NovaDb } from './schema';
@@ -49,6 +50,7 @@ export type { Flavor } from './flavors';
 export type { KeyPair, ImportKeyPairInput } from './keypairs';
 export { DEFAULT_KEY_PAIRS_PER_USER, fingerprintOf } from './keypairs';
 export { DEFAULT_FLAVORS } from './flavors';
+export type { PowerSyncInput, PowerSyncResult } from './power-sync';
 export type { Instance, CreateInstanceRequest, InstancePatch, UpdateOptions } from './instances';
 export type {
   InstanceAction,
@@ -184,8 +186,13 @@ export class Nova {
     projectId?: string;
     allProjects?: boolean;
     includeDeleted?: boolean;
+    host?: string;
   }): Promise<instances.Instance[]> {
     return instances.listInstances(this.ctx, filter);
+  }
+  /** The controller's half of a host's periodic power-state sync (see power-sync.ts). */
+  syncPowerStates(input: powerSync.PowerSyncInput): Promise<powerSync.PowerSyncResult> {
+    return powerSync.syncPowerStates(this.ctx, input);
   }
   updateInstance(
     uuid: string,

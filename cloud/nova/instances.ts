@@ -254,6 +254,8 @@ const listSchema = z
     projectId: keystoneIdSchema.optional(),
     allProjects: z.boolean().optional(),
     includeDeleted: z.boolean().optional(),
+    /** Only the instances placed on this compute host (Nova's InstanceList.get_by_host). */
+    host: z.string().min(1).max(255).optional(),
   })
   .refine(
     (v) => v.projectId !== undefined || v.allProjects === true,
@@ -266,6 +268,7 @@ export async function listInstances(ctx: NovaContext, filter: unknown): Promise<
   // allProjects alone lists every project; with a projectId it narrows to that one (Nova's all_tenants).
   if (f.projectId !== undefined) query = query.where('project_id', '=', f.projectId);
   if (!f.includeDeleted) query = query.where('deleted', '=', 0);
+  if (f.host !== undefined) query = query.where('host', '=', f.host);
   const rows = await query.orderBy('created_at', 'desc').orderBy('uuid').execute();
   return rows.map(instanceFromRow);
 }

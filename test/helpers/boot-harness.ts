@@ -229,16 +229,7 @@ export async function openBootHarness(label: string): Promise<BootHarness> {
     },
     audit: () => auditLeaks(cloud, { hosts: [...computeHosts.values()] }),
     async keepHistory(name, handle) {
-      if (!WRITE_HISTORIES) return;
-      mkdirSync(HISTORIES_DIR, { recursive: true });
-      const history = temporal.api.history.v1.History.fromObject(await handle.fetchHistory());
-      // protobufjs's JSON form (@temporalio/common's historyToJSON trips over its second protobufjs copy).
-      const json = temporal.api.history.v1.History.toObject(history, {
-        longs: String,
-        enums: String,
-        bytes: String,
-      });
-      writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), JSON.stringify(json) + '\n');
+      await keepHistory(name, handle);
     },
     async close() {
       for (const running of computeWorkers.values()) await stop(running);
@@ -254,7 +245,28 @@ export async function openBootHarness(label: string): Promise<BootHarness> {
   return harness;
 }
 
-/** The histories stored under test/histories/, for the replay test. */
+/**
+ * Saves a workflow's history under test/histories/[<subdirectory>/]<name>.json when WRITE_HISTORIES is set
+ * (a handle without a run id: its latest run).
+ */
+export async function keepHistory(
+  name: string,
+  handle: Pick<WorkflowHandle, 'fetchHistory'>,
+  subdirectory?: string,
+): Promise<void> {
+  if (!WRITE_HISTORIES) return;
+  const dir = subdirectory ? path.join(HISTORIES_DIR, subdirectory) : HISTORIES_DIR;
+  mkdirSync(dir, { recursive: true });
+  const history = temporal.api.history.v1.History.fromObject(await handle.fetchHistory());
+  // protobufjs's JSON form (@temporalio/common's historyToJSON trips over its second protobufjs copy).
+  const json = temporal.api.history.v1.History.toObject(history, {
+    longs: String,
+    enums: String,
+    bytes: String,
+  });
+  writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(json) + '\n');
+}
+
 /** The stored histories of `test/histories/` (boots and deletes), or of one of its subdirectories. */
 export function storedHistories(
   subdirectory?: string,
