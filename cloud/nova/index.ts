@@ -35,6 +35,7 @@ export type {
   InstanceStep,
   SetHostInput,
   SetTaskStateInput,
+  StaleTaskInput,
 } from './conductor';
 export type { Flavor } from './flavors';
 export type { KeyPair, ImportKeyPairInput } from './keypairs';
