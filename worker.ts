@@ -22,6 +22,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createComputeActivities, createControllerActivities, createNetworkActivities } from './activities';
 import { createComputeServiceActivities } from './activities/compute-service';
 import { createOperatorControllerActivities, createOperatorNetworkActivities } from './activities/operator';
+import { ensureReconcilerSchedule, RECONCILER_SCHEDULE_ID } from './lib/reconciler-schedule';
 import { NETWORK_AGENTS, type ComputeHost, type NetworkAgentKind } from './cloud/compute';
 import { dbConfigFromEnv } from './cloud/db';
 import { capabilitiesOf, DEFAULT_HOSTS, defaultHostSpec, type HostSpec } from './cloud/hosts';
@@ -336,6 +337,15 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
         maxConcurrentWorkflowTaskExecutions: config.maxConcurrentWorkflowTasks,
         maxCachedWorkflows: config.maxCachedWorkflows,
       });
+      // Nova's periodic tasks (build-time check, orphan clean-up): one schedule shared by all controllers.
+      await ensureReconcilerSchedule(client).then(
+        (how) => {
+          if (how === 'created')
+            log.info({ scheduleId: RECONCILER_SCHEDULE_ID }, 'registered the reconciler');
+        },
+        (err: unknown) =>
+          log.warn({ error: (err as Error).message }, 'could not register the reconciler schedule'),
+      );
     }
     let api: ApiServer | undefined;
     if (config.roles.includes('api')) {

@@ -13,6 +13,7 @@ import type { Scheduler } from '../cloud/scheduler';
 import { createComputeApiActivities } from './compute-api';
 import { createConductorActivities } from './conductor';
 import { createIdentityActivities } from './identity';
+import { createReconcilerActivities } from './reconciler';
 import { createSchedulerActivities } from './scheduler';
 import { createServerVolumeActivities } from './server-volumes';
 import { createVolumeActivities } from './volume';
@@ -35,6 +36,7 @@ export function createControllerActivities(services: ControllerServices) {
     ...createIdentityActivities(keystone),
     ...createComputeApiActivities({ keystone, nova, glance }),
     ...createConductorActivities(nova),
+    ...createReconcilerActivities(nova),
     ...createSchedulerActivities({ scheduler, placement }),
     ...createVolumeActivities({ cinder, identity: keystone }),
     ...createServerVolumeActivities({ keystone, nova, cinder }),

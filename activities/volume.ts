@@ -118,6 +118,13 @@ export function createVolumeActivities({ cinder, identity }: VolumeServices) {
       return (await ignoreNotFound(() => cinder.deleteVolume(volumeId, { force: true }))) ?? false;
     },
 
+    /** The boot volume made for an instance (attached or not), if it still exists. */
+    async bootVolumeOf({ instanceUuid }: { instanceUuid: string }): Promise<{ volumeId: string } | null> {
+      const key = bootVolumeRequestKey(instanceUuid);
+      const volume = (await cinder.listVolumes({})).find((v) => v.requestKey === key);
+      return volume ? { volumeId: volume.id } : null;
+    },
+
     /** The live attachments of an instance, with whether each volume goes when the instance goes. */
     async listInstanceVolumes({ instanceUuid }: { instanceUuid: string }): Promise<InstanceVolume[]> {
       const out: InstanceVolume[] = [];

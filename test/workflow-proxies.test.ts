@@ -21,6 +21,7 @@ import {
   COMPUTE_OPS,
   COMPUTE_VOLUME_OPS,
   CONTROLLER_CLEANUPS,
+  CONTROLLER_PERIODIC,
   CONTROLLER_POLLS,
   CONTROLLER_STEPS,
   NETWORK_CLEANUPS,
@@ -43,7 +44,11 @@ function checkGroups(all: object, groups: ReadonlyArray<readonly string[]>, unus
 }
 
 test('each controller activity has exactly one proxy group; nothing unused', () => {
-  checkGroups(controller, [CONTROLLER_STEPS, VOLUME_STEPS, CONTROLLER_POLLS, CONTROLLER_CLEANUPS], []);
+  checkGroups(
+    controller,
+    [CONTROLLER_STEPS, VOLUME_STEPS, CONTROLLER_POLLS, CONTROLLER_CLEANUPS, CONTROLLER_PERIODIC],
+    [],
+  );
 });
 
 test('each network activity has exactly one proxy group', () => {

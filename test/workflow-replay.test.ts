@@ -140,6 +140,25 @@ test('the stored compute-service histories, before and after the power-state syn
   assert.equal(replayed, 3);
 });
 
+/** The reconciler's runs (test/histories/reconciler/, from test/workflow-reconcile.test.ts on a dev server). */
+test('the stored reconciler histories replay against the current workflows', async () => {
+  installTemporalRuntime();
+  const histories = storedHistories('reconciler');
+  assert.deepEqual(
+    histories.map((h) => h.workflowId),
+    ['orphaned-build', 'stale-task'],
+  );
+  let replayed = 0;
+  for await (const result of Worker.runReplayHistories(
+    { workflowBundle: await workflowBundle() },
+    histories,
+  )) {
+    assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
+    replayed++;
+  }
+  assert.equal(replayed, 2);
+});
+
 test('a workflow change that is not replay-safe fails the replay', async () => {
   installTemporalRuntime();
   const [boot] = storedHistories().filter((h) => h.workflowId === 'boot-from-image');

@@ -5,3 +5,4 @@
 export * from './index';
 export { computeService } from './compute-service';
 export { auditCloud, listHypervisors, listServers, showServer } from './operator';
+export { reconcileInstances } from './reconciler';

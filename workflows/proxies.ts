@@ -42,6 +42,7 @@ export const VOLUME_STEPS = [
   'beginDetaching',
   'completeAttachment',
   'listInstanceVolumes',
+  'bootVolumeOf',
 ] as const satisfies ReadonlyArray<keyof ControllerActivities>;
 /** Status reads inside the workflow's durable waits. */
 export const CONTROLLER_POLLS = ['volumeStatus', 'getInstanceState'] as const satisfies ReadonlyArray<
@@ -58,7 +59,12 @@ export const CONTROLLER_CLEANUPS = [
   'hostBuildFailed',
   'failBuild',
   'failDelete',
+  'clearStaleTask',
 ] as const satisfies ReadonlyArray<keyof ControllerActivities>;
+/** The reconciler's periodic look over every instance (a database read and a Temporal look-up each). */
+export const CONTROLLER_PERIODIC = ['findOrphanedInstances'] as const satisfies ReadonlyArray<
+  keyof ControllerActivities
+>;
 export const NETWORK_STEPS = [
   'validateNetworks',
   'createPorts',
@@ -161,6 +167,15 @@ export const controllerCleanup = proxyActivities<Group<ControllerActivities, typ
   taskQueue: CONTROLLER_QUEUE,
   startToCloseTimeout: '30 seconds',
   retry: cleanupRetry,
+});
+/**
+ * The reconciler's scan: one call over every stale instance, so a minute; it runs again at the next
+ * period anyway, so two quick retries are enough.
+ */
+export const controllerPeriodic = proxyActivities<Group<ControllerActivities, typeof CONTROLLER_PERIODIC>>({
+  taskQueue: CONTROLLER_QUEUE,
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumAttempts: 3 },
 });
 export const networkCleanup = proxyActivities<Group<NetworkActivities, typeof NETWORK_CLEANUPS>>({
   taskQueue: NETWORK_QUEUE,

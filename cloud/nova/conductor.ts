@@ -52,6 +52,13 @@ export interface FailInput extends InstanceStep {
   fault: FaultRecord;
 }
 
+export interface StaleTaskInput {
+  instanceUuid: string;
+  /** The task found stale: cleared only if the instance still has it. */
+  taskState: string;
+  fault: FaultRecord;
+}
+
 export interface BeginDeleteInput extends InstanceStep {
   userId: string;
   projectId: string;
@@ -220,6 +227,53 @@ export class Conductor {
         requestId: input.requestId,
         message: 'Error',
       });
+    });
+  }
+
+  /**
+   * The periodic tasks' view (Nova's _check_instance_build_time and its stuck-task clean-ups): instances
+   * still building or with a task in progress that nothing has touched for `olderThanMs`.
+   */
+  async staleTasks(olderThanMs: number): Promise<instances.Instance[]> {
+    const before = this.ctx.clock.now() - olderThanMs;
+    const rows = await this.ctx.store.db
+      .selectFrom('instances')
+      .selectAll()
+      .where('deleted', '=', 0)
+      .where((eb) => eb.or([eb('vm_state', '=', VM_STATES.BUILDING), eb('task_state', 'is not', null)]))
+      .where('updated_at', '<=', before)
+      .orderBy('updated_at')
+      .orderBy('uuid')
+      .execute();
+    return rows.map(instances.instanceFromRow);
+  }
+
+  /**
+   * A task whose workflow is gone (terminated, reset away) and not a build: the fault says so and the task
+   * is cleared, guarded by the task it had (one that moved on meanwhile is left alone). An interrupted
+   * delete leaves the instance in error, as a failed one does, so that a second delete finishes it.
+   */
+  clearStaleTask(input: StaleTaskInput): Promise<void> {
+    return this.transaction(async (ctx) => {
+      const instance = await instances.getInstance(ctx, input.instanceUuid, { includeDeleted: true });
+      const stale = instance.taskState;
+      if (instance.deleted || stale === null || stale !== input.taskState) return;
+      if (!(await recordFault(ctx, input.instanceUuid, input.fault))) return;
+      await instances.updateInstance(
+        ctx,
+        input.instanceUuid,
+        { taskState: null, ...(stale === 'deleting' ? { vmState: VM_STATES.ERROR } : {}) },
+        { expectedTaskState: stale },
+      );
+      // The task's action (whichever request opened it) ends in error with it.
+      for (const action of await actions.listActions(ctx, input.instanceUuid)) {
+        if (action.finishTime !== null) continue;
+        await actions.finishAction(ctx, {
+          instanceUuid: input.instanceUuid,
+          requestId: action.requestId,
+          message: 'Error',
+        });
+      }
     });
   }
 

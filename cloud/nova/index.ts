@@ -45,6 +45,7 @@ export type {
   InstanceStep,
   SetHostInput,
   SetTaskStateInput,
+  StaleTaskInput,
 } from './conductor';
 export type { Flavor } from './flavors';
 export type { KeyPair, ImportKeyPairInput } from './keypairs';

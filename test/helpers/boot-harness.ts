@@ -38,7 +38,7 @@ import { bootWorkflowId, computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from '.
 import { ensureSearchAttributes } from '../../lib/search-attributes';
 import type { BootAuth, BootRequest, BootResult } from '../../workflows/types';
 import { testDbConfig, type TestDb } from './cloud-db';
-import { timeSkippingEnv } from './temporal-env';
+import { devServerEnv, timeSkippingEnv } from './temporal-env';
 
 export const HOSTS = DEFAULT_HOSTS.map((h) => h.host);
 export type BootWorkflowType = 'createInstance' | 'createInstanceSequential';
@@ -99,7 +99,15 @@ function clockFollower(clock: ManualClock, onMove: () => Promise<void>): Activit
   });
 }
 
-export async function openBootHarness(label: string): Promise<BootHarness> {
+export interface BootHarnessOptions {
+  /**
+   * 'dev-server': a real dev server instead of the time-skipping one, for what that lacks (workflow
+   * reset, schedules, visibility queries); time then runs at its real pace.
+   */
+  temporal?: 'time-skipping' | 'dev-server';
+}
+
+export async function openBootHarness(label: string, options: BootHarnessOptions = {}): Promise<BootHarness> {
   const db: TestDb = testDbConfig(label);
   const clock = new ManualClock(Date.now());
   const cloud = await openCloud({ db: db.config, clock });
@@ -136,7 +144,7 @@ export async function openBootHarness(label: string): Promise<BootHarness> {
     await beating;
   };
 
-  const env = await timeSkippingEnv();
+  const env = options.temporal === 'dev-server' ? await devServerEnv() : await timeSkippingEnv();
   await ensureSearchAttributes(env.connection, env.namespace ?? 'default');
   const interceptors = { activity: [clockFollower(clock, heartbeat)] };
   const workflowBundleCode = await workflowBundle();
