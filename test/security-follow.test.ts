@@ -20,7 +20,9 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { main } from '../client';
+import { RECONCILER_SCHEDULE_ID } from '../lib/reconciler-schedule';
 import { resolveAuth } from '../lib/command-line/credentials';
+import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/command-line/temporal';
 import { issueToken } from '../lib/command-line/keystone';
 import { deleteWorkflowId, bootWorkflowId } from '../workflows/names';
 import type { ServerView } from '../workflows/operator-types';
@@ -86,6 +88,16 @@ describe('clients follow their own boot and delete: one request id, squatted ids
     await connection?.close();
     for (const w of extraWorkers) await stopChild(w, 'SIGTERM', 30_000);
     await d?.close();
+  });
+
+  test('the worker process registered the reconciler schedule at start (finding 3)', async () => {
+    const client = new Client({
+      connection,
+      dataConverter: bootflowDataConverter(loadKeyringOrExplain(d.dataDir)),
+    });
+    const described = await client.schedule.getHandle(RECONCILER_SCHEDULE_ID).describe();
+    assert.equal(described.action.type, 'startWorkflow');
+    assert.equal(described.action.workflowType, 'reconcileInstances');
   });
 
   test('50 creates with one --request-id and a retry after it ended: one server, every client exits 0', async () => {

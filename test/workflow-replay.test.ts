@@ -17,6 +17,8 @@ const EXPECTED = [
   'boot-ami',
   'boot-from-image',
   'boot-from-volume',
+  // A reset run onto a finished build (test/workflow-reset.test.ts): releases by instance, ends in ERROR.
+  'boot-reset-mid-build',
   'cancelled',
   'checksum-mismatch',
   'delete-from-image',

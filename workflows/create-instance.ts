@@ -14,14 +14,15 @@
  * times; anything else aborts. On abort or cancellation the saga undoes everything in reverse, the
  * conductor writes the instance fault and vm_state=error, and the workflow fails with the typed failure.
  */
-import { CancellationScope, isCancellation, uuid4 } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, patched, uuid4 } from '@temporalio/workflow';
 import { Abort } from './abort';
 import { runBranches } from './branches';
 import { parseBootRequest } from './request-schema';
 import { buildOnHost, type BuildContext } from './build-on-host';
 import { bootFailure, classify, decided, faultOf, type Classified } from './failures';
 import { DEFAULT_MAX_ATTEMPTS, resolveTimeouts } from './limits';
-import { call, controller, controllerCleanup, network } from './proxies';
+import { call, controller, controllerCleanup, controllerPoll, network } from './proxies';
+import { releaseInstance } from './release-instance';
 import { Saga } from './saga';
 import { BootTracker } from './tracker';
 import type { ScheduleInput } from '../activities/scheduler';
@@ -50,6 +51,24 @@ function scheduleRequest(ctx: BuildContext, excludedHosts: string[], maxAttempts
     excludedHosts,
     maxAttempts,
   };
+}
+
+/**
+ * Patch id: a failed build also releases by instance what its saga did not know of. A run reset onto a
+ * build that an earlier run had taken further (or finished) fails at its first guarded step (the instance
+ * is past it), holding resources this run never made: ports, the guest on its host, a boot volume.
+ */
+const RELEASE_BY_INSTANCE = 'release-by-instance';
+
+async function releaseWhatTheInstanceHolds(uuid: string, hostDown: boolean, tracker: BootTracker) {
+  tracker.setStep('releasing what the instance holds');
+  const current = await call(controllerPoll.getInstanceState, 'nova-conductor: instance state', {
+    instanceUuid: uuid,
+  });
+  if (current.deleted) return; // a delete took it over and released it
+  // A host that just failed as down is not waited for again (its leftovers are the host audit's).
+  const hosts = current.host && !hostDown ? [current.host] : [];
+  await releaseInstance({ uuid, hosts, deleteBootVolume: true }, (line) => tracker.compensated(line));
 }
 
 /** Thrown inside the workflow once it has decided the build is over (already classified). */
@@ -285,6 +304,10 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
     });
     tracker.setStep('cleaning up');
     await buildSaga.compensate({ onProgress: (line) => tracker.compensated(line) });
+    // Workflows that failed before this change released only what their saga held: replay them so.
+    if (recorded && patched(RELEASE_BY_INSTANCE)) {
+      await releaseWhatTheInstanceHolds(uuid, failure.hostDown === true, tracker);
+    }
     if (recorded) {
       const lastHost = tracker.host ?? tracker.triedHosts.at(-1);
       await call(controllerCleanup.failBuild, 'nova-conductor: instance fault, vm_state=error', {

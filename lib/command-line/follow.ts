@@ -158,7 +158,7 @@ export async function startOrFollow(
     handle = client.workflow.getHandle(options.workflowId, runId);
   }
   const { startedBy } = await checkOwnership(temporal, options.workflowId, runId, options.ownership);
-  // Each client's identity is its own (connectTemporal adds a random part): another one started this run.
+  // Each client run has its own identity (client.ts adds a random part): another one started this run.
   const joined = startedBy !== client.options.identity;
   return { handle, joined };
 }

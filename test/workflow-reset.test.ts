@@ -1,0 +1,138 @@
+/**
+ * Issue 15, finding 3 (b): `temporal workflow reset` of a boot or a delete to any of its workflow-task
+ * events ends with one consistent outcome and nothing leaked. On a real dev server (the time-skipping one
+ * cannot reset) with the boot harness's in-process workers, for each workflow-task-completed event of a
+ * completed boot (a fresh boot each time, reset at the same position of its own history):
+ *   - the reset run ends, and the server is ACTIVE (with one port) or ERROR (with none), never BUILD or
+ *     with a task left;
+ *   - deleting it then leaves the leak audit empty (ports, IPs, allocations, quota, and on the hosts the
+ *     domain, instance directory and VIFs).
+ * And for each such event of a completed delete: the reset run ends, the server stays deleted, the audit
+ * is empty. One reset run that ends in ERROR is kept as test/histories/boot-reset-mid-build.json.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import type { WorkflowHandle } from '@temporalio/client';
+import Long from 'long';
+import type { temporal } from '@temporalio/proto';
+import { CONTROLLER_QUEUE, deleteWorkflowId } from '../workflows/names';
+import type { BootResult, DeleteRequest, DeleteResult } from '../workflows/types';
+import { openBootHarness, type BootHarness } from './helpers/boot-harness';
+import { failureTypeOf } from './helpers/security-harness';
+
+type History = temporal.api.history.v1.IHistory;
+
+function workflowTaskCompletedIds(history: History): number[] {
+  return (history.events ?? [])
+    .filter((e) => e.workflowTaskCompletedEventAttributes)
+    .map((e) => Number(e.eventId));
+}
+
+describe('reset to any workflow-task event: one outcome, nothing leaked', { timeout: 30 * 60_000 }, () => {
+  let h: BootHarness;
+
+  before(async () => {
+    h = await openBootHarness('reset', { temporal: 'dev-server' });
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  /** `temporal workflow reset --event-id`: the new run's handle. */
+  const resetTo = async (handle: WorkflowHandle, eventId: number): Promise<WorkflowHandle> => {
+    const { runId } = (await h.env.client.workflowService.resetWorkflowExecution({
+      namespace: h.env.namespace ?? 'default',
+      workflowExecution: { workflowId: handle.workflowId },
+      workflowTaskFinishEventId: Long.fromNumber(eventId),
+      requestId: randomUUID(),
+      reason: `test: reset to event ${eventId}`,
+    })) as temporal.api.workflowservice.v1.IResetWorkflowExecutionResponse;
+    return h.env.client.workflow.getHandle(handle.workflowId, runId ?? undefined);
+  };
+
+  const startDelete = async (instanceUuid: string): Promise<WorkflowHandle> => {
+    const requestId = `req-del-${randomUUID()}`;
+    const request: DeleteRequest = { requestId, auth: h.demoAuth(), instanceUuid };
+    return h.env.client.workflow.start('deleteInstance', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: deleteWorkflowId(instanceUuid),
+      args: [request],
+    });
+  };
+
+  const boot = async (label: string): Promise<{ handle: WorkflowHandle; server: BootResult }> => {
+    const handle = await h.startBoot(h.request(`req-${label}-${randomUUID()}`));
+    return { handle, server: (await handle.result()) as BootResult };
+  };
+
+  test('a completed boot, reset to each workflow-task event: ACTIVE or ERROR, then its delete leaves nothing', async () => {
+    const first = await boot('reset-probe');
+    const positions = workflowTaskCompletedIds(await first.handle.fetchHistory()).length;
+    assert.ok(positions >= 5, `a boot has several workflow tasks (${positions})`);
+    await (await startDelete(first.server.id)).result();
+    let keptError = false;
+    const outcomes: string[] = [];
+    for (let position = 0; position < positions; position++) {
+      const { handle, server } = await boot(`reset-${position}`);
+      const ids = workflowTaskCompletedIds(await handle.fetchHistory());
+      const eventId = ids[Math.min(position, ids.length - 1)] as number;
+      const resetRun = await resetTo(handle, eventId);
+      const run = await resetRun.result().then(
+        () => 'completed',
+        (err: unknown) => `failed: ${failureTypeOf(err)}`,
+      );
+      const instance = await h.cloud.nova.getInstance(server.id);
+      const outcome = instance.vmState;
+      outcomes.push(`${eventId}:${outcome}(${run})`);
+      const where = `reset to event ${eventId} (workflow task ${position + 1} of ${ids.length}, run ${run})`;
+      assert.ok(outcome === 'active' || outcome === 'error', `${where}: vm_state ${outcome}`);
+      assert.equal(instance.taskState, null, where);
+      if (run === 'completed') assert.equal(outcome, 'active', where);
+      const ports = await h.cloud.neutron.listPorts({ deviceId: server.id });
+      assert.equal(ports.length, outcome === 'active' ? 1 : 0, `${where}: ports ${JSON.stringify(ports)}`);
+      if (outcome === 'error') {
+        assert.deepEqual(await h.audit(), [], `${where}: an ERROR server holds nothing`);
+        if (!keptError) await h.keepHistory('boot-reset-mid-build', resetRun);
+        keptError = true;
+      }
+      const deleted = (await (await startDelete(server.id)).result()) as DeleteResult;
+      assert.equal(deleted.outcome, 'deleted', where);
+      assert.deepEqual(await h.audit(), [], `${where}: after the delete`);
+    }
+    // What each position came to (for the report): event id and outcome.
+    process.stderr.write(`boot resets: ${outcomes.join(' ')}\n`);
+    assert.ok(keptError, 'a reset onto a finished build ends in ERROR somewhere');
+  });
+
+  test('a completed delete, reset to each workflow-task event: still deleted, nothing leaked', async () => {
+    const probe = await boot('delete-probe');
+    const probeDelete = await startDelete(probe.server.id);
+    await probeDelete.result();
+    const positions = workflowTaskCompletedIds(await probeDelete.fetchHistory()).length;
+    assert.ok(positions >= 3, `a delete has several workflow tasks (${positions})`);
+    const outcomes: string[] = [];
+    for (let position = 0; position < positions; position++) {
+      const { server } = await boot(`delete-reset-${position}`);
+      const del = await startDelete(server.id);
+      await del.result();
+      const ids = workflowTaskCompletedIds(await del.fetchHistory());
+      const eventId = ids[Math.min(position, ids.length - 1)] as number;
+      const resetRun = await resetTo(del, eventId);
+      const outcome = await resetRun.result().then(
+        (r) => (r as DeleteResult).outcome,
+        (err: unknown) => `failed: ${failureTypeOf(err)}`,
+      );
+      outcomes.push(`${eventId}:${outcome}`);
+      const where = `delete reset to event ${eventId} (workflow task ${position + 1} of ${ids.length})`;
+      const instance = await h.cloud.nova.getInstance(server.id, { includeDeleted: true });
+      assert.deepEqual(
+        [instance.deleted, instance.vmState, instance.taskState],
+        [true, 'deleted', null],
+        where,
+      );
+      assert.deepEqual(await h.audit(), [], where);
+    }
+    process.stderr.write(`delete resets: ${outcomes.join(' ')}\n`);
+  });
+});
