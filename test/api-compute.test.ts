@@ -145,6 +145,9 @@ describe('versions and microversions', () => {
     // Nova still lists the legacy v2.0 first (tempest's test_list_api_versions checks the order).
     assert.equal(versions[0]!.id, 'v2.0');
     assert.equal(versions[0]!.status, 'SUPPORTED');
+    const v20 = await env.app.inject({ method: 'GET', url: '/compute/v2/' });
+    assert.equal(v20.statusCode, 200);
+    assert.equal((v20.json() as { version: Json }).version.id, 'v2.0');
     assert.deepEqual(versions[1], {
       id: 'v2.1',
       status: 'CURRENT',

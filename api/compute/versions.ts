@@ -34,6 +34,18 @@ function v20(deps: ApiDeps) {
 
 export async function versionRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   app.get('/', async () => ({ versions: [v20(deps), v21(deps)] }));
+  // The v2.0 document its link names (no token); bootflow serves no v2.0 API beneath it.
+  app.get('/v2', async () => {
+    const doc = v20(deps);
+    return {
+      version: {
+        ...doc,
+        'media-types': [
+          { base: 'application/json', type: 'application/vnd.openstack.compute+json;version=2' },
+        ],
+      },
+    };
+  });
 }
 
 /** GET /compute/v2.1 and /compute/v2.1/. */
