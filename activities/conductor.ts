@@ -26,6 +26,8 @@ export interface InstanceRecordInput {
   metadata?: Record<string, string>;
   userData?: string;
   tags?: string[];
+  accessIPv4?: string;
+  accessIPv6?: string;
 }
 
 /** What the workflows see of an instance. */
@@ -79,6 +81,8 @@ export function createConductorActivities(nova: Nova) {
         ...(input.keyName ? { keyName: input.keyName } : {}),
         ...(input.metadata ? { metadata: input.metadata } : {}),
         ...(input.userData !== undefined ? { userData: input.userData } : {}),
+        ...(input.accessIPv4 !== undefined ? { accessIPv4: input.accessIPv4 } : {}),
+        ...(input.accessIPv6 !== undefined ? { accessIPv6: input.accessIPv6 } : {}),
         ...(input.tags ? { tags: input.tags } : {}),
       });
       return summaryOf(instance);

@@ -64,6 +64,8 @@ export async function buildApiApp(deps: ApiDeps, options: ApiAppOptions = {}): P
   });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-openstack-request-id', request.id);
+    // Nova's own name for it, which tempest's compute tests read.
+    if (request.url.startsWith('/compute')) reply.header('x-compute-request-id', request.id);
   });
   app.addHook('onResponse', async (request, reply) => {
     request.log.debug(

@@ -143,6 +143,7 @@ describe('servers through the workflows', { timeout: 10 * 60_000 }, () => {
       key_name: 'mykey',
       metadata: { tier: 'web' },
       user_data: Buffer.from('#cloud-config\n').toString('base64'),
+      accessIPv4: '192.0.2.10',
     });
     const body = (res.json() as { server: Json }).server;
     assert.deepEqual(Object.keys(body).sort(), [
@@ -163,6 +164,7 @@ describe('servers through the workflows', { timeout: 10 * 60_000 }, () => {
     assert.equal(row.keyName, 'mykey');
     assert.deepEqual(row.metadata, { tier: 'web' });
     assert.equal(Buffer.from(row.userData ?? '', 'base64').toString(), '#cloud-config\n');
+    assert.equal(row.accessIPv4, '192.0.2.10');
 
     const input = JSON.stringify(
       (await h.env.client.workflow.getHandle(bootWorkflowId(requestId)).fetchHistory()).events?.[0],

@@ -137,12 +137,18 @@ after(async () => {
 });
 
 describe('versions and microversions', () => {
-  test('GET /compute/ lists v2.1 with its microversion range, no token needed', async () => {
+  test('GET /compute/ lists v2.0 then v2.1 with its microversion range, no token needed', async () => {
     const res = await env.app.inject({ method: 'GET', url: '/compute/' });
     assert.equal(res.statusCode, 200);
     const { versions } = res.json() as { versions: Json[] };
-    assert.equal(versions.length, 1);
-    assert.deepEqual(versions[0], {
+    assert.equal(versions.length, 2);
+    // Nova still lists the legacy v2.0 first (tempest's test_list_api_versions checks the order).
+    assert.equal(versions[0]!.id, 'v2.0');
+    assert.equal(versions[0]!.status, 'SUPPORTED');
+    const v20 = await env.app.inject({ method: 'GET', url: '/compute/v2/' });
+    assert.equal(v20.statusCode, 200);
+    assert.equal((v20.json() as { version: Json }).version.id, 'v2.0');
+    assert.deepEqual(versions[1], {
       id: 'v2.1',
       status: 'CURRENT',
       version: '2.79',
@@ -453,6 +459,26 @@ describe('POST /servers: bad requests change nothing and start no workflow', () 
         400,
         'badRequest',
         /more than one server/,
+      ],
+      [
+        'more metadata items than the metadata_items quota',
+        {
+          body: {
+            server: {
+              ...good().server,
+              metadata: Object.fromEntries(Array.from({ length: 129 }, (_, i) => [`k${i}`, 'v'])),
+            },
+          },
+        },
+        403,
+        'forbidden',
+        /^Maximum number of metadata items exceeds 128$/,
+      ],
+      [
+        'an accessIPv4 that is not an address',
+        { body: { server: { ...good().server, accessIPv4: '10.0.0.300' } } },
+        400,
+        'badRequest',
       ],
       [
         'a body over the 114688-byte limit',

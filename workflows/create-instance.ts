@@ -262,6 +262,8 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
         ...(request.keyName ? { keyName: request.keyName } : {}),
         ...(request.metadata ? { metadata: request.metadata } : {}),
         ...(request.userData !== undefined ? { userData: request.userData } : {}),
+        ...(request.accessIPv4 !== undefined ? { accessIPv4: request.accessIPv4 } : {}),
+        ...(request.accessIPv6 !== undefined ? { accessIPv6: request.accessIPv6 } : {}),
         ...(request.tags?.length ? { tags: request.tags } : {}),
       }),
     );

@@ -54,6 +54,8 @@ const bootRequestSchema = z.strictObject({
   keyName: nameSchema.optional(),
   metadata: serverMetadataSchema.optional(),
   userData: userDataSchema.optional(),
+  accessIPv4: z.ipv4().optional(),
+  accessIPv6: z.ipv6().optional(),
   tags: serverTagsSchema.optional(),
   maxAttempts: z.number().int().min(1).max(10).optional(),
   timeouts: z

@@ -58,6 +58,9 @@ export interface BootRequest {
   keyName?: string;
   /** Server metadata, recorded on the instance. */
   metadata?: Record<string, string>;
+  /** Nova's accessIPv4 / accessIPv6: addresses the user says reach the server, recorded as given. */
+  accessIPv4?: string;
+  accessIPv6?: string;
   /** Nova's user_data (base64), recorded on the instance. */
   userData?: string;
   /** Server tags (2.52+ on create), recorded on the instance. */

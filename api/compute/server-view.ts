@@ -134,8 +134,8 @@ export function serverDetail(
   const status = apiStatusOf(deps, instance);
   const flavor = instance.flavor;
   const server: Record<string, unknown> = {
-    accessIPv4: '',
-    accessIPv6: '',
+    accessIPv4: instance.accessIPv4 ?? '',
+    accessIPv6: instance.accessIPv6 ?? '',
     // Addresses are hidden while the server builds (ViewBuilder._get_addresses).
     addresses: instance.vmState === 'building' ? {} : (extras.addresses.get(instance.uuid) ?? {}),
     created: isotime(instance.createdAt),

@@ -94,6 +94,9 @@ function idFromHref(ref: string | number): string {
 const truthy = (v: boolean | string | undefined): boolean =>
   v === true || (typeof v === 'string' && ['true', '1', 'yes', 'on', 'y', 't'].includes(v.toLowerCase()));
 
+/** Nova's default metadata_items quota. */
+const MAX_METADATA_ITEMS = 128;
+
 const unsupported = (what: string) =>
   new ApiError(400, `${what} is not supported by bootflow's compute API.`);
 
@@ -105,7 +108,6 @@ function refuseUnsupported(body: ServerCreateBody): void {
   if (s.block_device_mapping !== undefined) throw unsupported('The legacy block_device_mapping');
   if (truthy(s.config_drive)) throw unsupported('A config drive');
   if (truthy(s.return_reservation_id)) throw unsupported('return_reservation_id');
-  if (s.accessIPv4 !== undefined || s.accessIPv6 !== undefined) throw unsupported('accessIPv4/accessIPv6');
   if (s.description !== undefined && s.description !== null) throw unsupported('A server description');
   if (Array.isArray(s.trusted_image_certificates)) throw unsupported('trusted_image_certificates');
   if (s.host !== undefined || s.hypervisor_hostname !== undefined) throw unsupported('Requesting a host');
@@ -301,6 +303,9 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
   enforcePolicy(ctx, 'os_compute_api:servers:create', ctx.projectId);
   refuseUnsupported(body);
   const s = body.server;
+  // compute/api.py _check_metadata_properties_quota: MetadataLimitExceeded is a 403.
+  if (s.metadata && Object.keys(s.metadata).length > MAX_METADATA_ITEMS)
+    throw new ApiError(403, `Maximum number of metadata items exceeds ${MAX_METADATA_ITEMS}`);
   const flavorId = idFromHref(s.flavorRef);
   const flavor = (await deps.cloud.nova.listFlavors()).find((f) => f.id === flavorId);
   if (!flavor) throw new ApiError(400, `Flavor ${flavorId} could not be found.`);
@@ -344,6 +349,8 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
     ...(s.key_name !== undefined ? { keyName: s.key_name } : {}),
     ...(s.metadata !== undefined && Object.keys(s.metadata).length > 0 ? { metadata: s.metadata } : {}),
     ...(s.user_data !== undefined ? { userData: s.user_data } : {}),
+    ...(s.accessIPv4 !== undefined ? { accessIPv4: s.accessIPv4 } : {}),
+    ...(s.accessIPv6 !== undefined ? { accessIPv6: s.accessIPv6 } : {}),
     ...(tags !== undefined && tags.length > 0 ? { tags: [...new Set(tags)] } : {}),
   };
   const handle = await deps.temporal.workflow.start('createInstance', {

@@ -20,8 +20,32 @@ function v21(deps: ApiDeps) {
   };
 }
 
+/** The legacy v2.0 entry Nova's root still lists first (SUPPORTED, no microversions). */
+function v20(deps: ApiDeps) {
+  return {
+    id: 'v2.0',
+    status: 'SUPPORTED',
+    version: '',
+    min_version: '',
+    updated: '2011-01-21T11:33:21Z',
+    links: [{ rel: 'self', href: `${deps.publicUrl}/compute/v2/` }],
+  };
+}
+
 export async function versionRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
-  app.get('/', async () => ({ versions: [v21(deps)] }));
+  app.get('/', async () => ({ versions: [v20(deps), v21(deps)] }));
+  // The v2.0 document its link names (no token); bootflow serves no v2.0 API beneath it.
+  app.get('/v2', async () => {
+    const doc = v20(deps);
+    return {
+      version: {
+        ...doc,
+        'media-types': [
+          { base: 'application/json', type: 'application/vnd.openstack.compute+json;version=2' },
+        ],
+      },
+    };
+  });
 }
 
 /** GET /compute/v2.1 and /compute/v2.1/. */

@@ -190,7 +190,9 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
         request_.imageSource = location;
       }
       const volume = await cinder.createVolume(request_);
-      return reply.code(202).send({ volume: volumeDetail(base, volume, versionOf(request), isAdmin(ctx)) });
+      return reply
+        .code(202)
+        .send({ volume: volumeDetail(base, volume, versionOf(request), isAdmin(ctx), true) });
     });
   }
 

@@ -16,7 +16,18 @@ export function volumeSummary(base: string, v: Volume) {
   return { id: v.id, name: v.name, links: volumeLinks(base, v) };
 }
 
-export function volumeDetail(base: string, v: Volume, version: Microversion, admin: boolean) {
+/**
+ * A volume as GET shows it; `created` is POST's answer, which Cinder builds without the show extensions
+ * (os-vol-tenant-attr, os-vol-host-attr, os-vol-mig-status-attr, volume_image_metadata).
+ */
+export function volumeDetail(
+  base: string,
+  v: Volume,
+  version: Microversion,
+  admin: boolean,
+  created = false,
+) {
+  const extended = !created;
   return {
     id: v.id,
     name: v.name,
@@ -50,8 +61,8 @@ export function volumeDetail(base: string, v: Volume, version: Microversion, adm
     consistencygroup_id: null,
     multiattach: false,
     migration_status: null,
-    'os-vol-tenant-attr:tenant_id': v.projectId,
-    ...(v.imageId
+    ...(extended ? { 'os-vol-tenant-attr:tenant_id': v.projectId } : {}),
+    ...(extended && v.imageId
       ? {
           volume_image_metadata: {
             image_id: v.imageId,
@@ -61,7 +72,7 @@ export function volumeDetail(base: string, v: Volume, version: Microversion, adm
           },
         }
       : {}),
-    ...(admin
+    ...(extended && admin
       ? {
           'os-vol-host-attr:host': `bootflow@${v.backend}#${v.backend}`,
           'os-vol-mig-status-attr:migstat': null,

@@ -50,6 +50,8 @@ export interface Instance {
   /** Nova's user_data as given (base64), or null. */
   userData: string | null;
   tags: string[];
+  accessIPv4: string | null;
+  accessIPv6: string | null;
   vmState: VmState;
   taskState: TaskState | null;
   powerState: PowerState;
@@ -87,6 +89,8 @@ export function instanceFromRow(row: InstancesTable): Instance {
     metadata: parseMetadata(row.metadata),
     userData: row.user_data ?? null,
     tags: row.tags ? parseJsonArray(row.tags) : [],
+    accessIPv4: row.access_ip_v4 ?? null,
+    accessIPv6: row.access_ip_v6 ?? null,
     vmState: row.vm_state as VmState,
     taskState: row.task_state as TaskState | null,
     powerState: Number(row.power_state) as PowerState,
@@ -128,6 +132,8 @@ const createSchema = z
     metadata: serverMetadataSchema.optional(),
     userData: userDataSchema.optional(),
     tags: serverTagsSchema.optional(),
+    accessIPv4: z.ipv4().optional(),
+    accessIPv6: z.ipv6().optional(),
   })
   .refine((v) => v.imageRef !== undefined || v.bootFromVolume === true, {
     message: 'an imageRef is required unless booting from a volume',
@@ -191,6 +197,8 @@ export async function createInstance(ctx: NovaContext, input: unknown): Promise<
         metadata: req.metadata ? JSON.stringify(req.metadata) : null,
         user_data: req.userData ?? null,
         tags: req.tags?.length ? JSON.stringify(req.tags) : null,
+        access_ip_v4: req.accessIPv4 ?? null,
+        access_ip_v6: req.accessIPv6 ?? null,
         vm_state: VM_STATES.BUILDING,
         task_state: TASK_STATES.SCHEDULING,
         power_state: POWER_STATES.NOSTATE,

@@ -198,10 +198,12 @@ async function createKeyPairs(db: Db): Promise<void> {
   await db.schema.alterTable('instances').addColumn('metadata', 'text').execute();
 }
 
-/** What else a boot records on the instance: user_data and tags. */
+/** What else a boot records on the instance: user_data, tags and the access IPs. */
 async function addUserDataAndTags(db: Db): Promise<void> {
   await db.schema.alterTable('instances').addColumn('user_data', 'text').execute();
   await db.schema.alterTable('instances').addColumn('tags', 'text').execute();
+  await db.schema.alterTable('instances').addColumn('access_ip_v4', 'varchar(39)').execute();
+  await db.schema.alterTable('instances').addColumn('access_ip_v6', 'varchar(39)').execute();
 }
 
 export const novaMigrations: Record<string, Migration> = {

@@ -42,6 +42,9 @@ export interface InstancesTable {
   user_data: string | null;
   /** JSON array of the server's tags; null without (and before migration 007). */
   tags: string | null;
+  /** Nova's access_ip_v4 / access_ip_v6 as the user gave them; null without (and before migration 007). */
+  access_ip_v4: string | null;
+  access_ip_v6: string | null;
   vm_state: string;
   task_state: string | null;
   power_state: number;
