@@ -10,7 +10,9 @@
  *   - stop/start and SOFT/HARD reboot change the real power state (QMP, the QEMU process);
  *   - kill -9 of the compute worker leaves the guest running; a new worker manages it, and its init_host
  *     kills a stray guest whose instance directory is gone;
- *   - delete leaves no QEMU process, tap, instance directory or audit finding.
+ *   - delete leaves no QEMU process, tap, instance directory or audit finding, and (the network's last
+ *     port) no qdhcp namespace, bridge, dnsmasq or dnsmasq files;
+ *   - the host's periodic power-state sync: a guest that went off without Nova asking is STOPPED in Nova.
  * At most two QEMU processes at once; everything this run started is removed in `after`, even on failure.
  */
 import { after, before, describe, test } from 'node:test';
@@ -23,6 +25,7 @@ import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { GUEST_IMAGE_NAME, readOpenrc } from '../cloud/bootstrap';
 import { ComputeHost, listQemuProcesses, POWER_STATE, deviceNames } from '../cloud/compute';
+import { bridgeName, DhcpServer, listHostDevices } from '../cloud/compute/linux-bridge';
 import { removeCloudFromMachine } from '../cloud/compute/machine-cleanup';
 import { hostDirOf } from '../cloud/index';
 import { defaultHostSpec, capabilitiesOf } from '../cloud/hosts';
@@ -471,7 +474,7 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
     assert.equal((await showServer()).powerState, POWER_STATE.RUNNING);
   });
 
-  test('delete leaves no QEMU process, tap, instance directory or audit finding', async () => {
+  test('delete leaves no QEMU process, tap, namespace, bridge, dnsmasq, instance directory or audit finding', async () => {
     assert.ok(uuid, 'the boot test ran');
     const deleted: DeleteResult = await client.workflow.execute('deleteInstance', {
       taskQueue: CONTROLLER_QUEUE,
@@ -483,6 +486,16 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
     assert.equal(existsSync(path.join(hostDir, 'instances', uuid)), false, 'no instance directory');
     const tap = deviceNames(portId).tap;
     await assert.rejects(run('ip', ['link', 'show', 'dev', tap]), `no ${tap}`);
+    // It was the network's last port on this machine: its namespace, bridge, dnsmasq and files went too.
+    const { stdout: namespaces } = await run('ip', ['netns', 'list']);
+    assert.doesNotMatch(namespaces, new RegExp(`qdhcp-${networkId}`), 'no qdhcp namespace');
+    await assert.rejects(run('ip', ['link', 'show', 'dev', bridgeName(networkId)]), 'no bridge');
+    const devices = await listHostDevices(hostDir);
+    assert.deepEqual(
+      [devices.links, devices.sharedLinks, devices.namespaces, devices.dnsmasq],
+      [[], [], [], []],
+    );
+    assert.equal(existsSync(new DhcpServer(hostDir, networkId).dir), false, 'no dnsmasq files');
     const findings: LeakFinding[] = await client.workflow.execute('auditCloud', {
       taskQueue: CONTROLLER_QUEUE,
       workflowId: `audit-${Date.now()}`,

@@ -604,8 +604,9 @@ async function listDevices(root: string, member: string, mine: string | undefine
   const networks: SharedNetworkState[] = [];
   let entries: string[] = [];
   try {
+    // Network directories only: a held lock is a directory too (`<network id>.lock`, proper-lockfile's).
     entries = (await readdir(root, { withFileTypes: true }))
-      .filter((e) => e.isDirectory())
+      .filter((e) => e.isDirectory() && !e.name.endsWith('.lock'))
       .map((e) => e.name);
   } catch {
     // no network wired yet

@@ -200,7 +200,10 @@ export interface RunningWorkers {
 }
 
 /** Every worker role of the cloud, in this process, on the given connection. */
-export async function startWorkers(temporal: TemporalTarget, bc: BootCloud): Promise<RunningWorkers> {
+export async function startWorkers(
+  temporal: TemporalTarget,
+  bc: Pick<BootCloud, 'cloud' | 'computeHosts'>,
+): Promise<RunningWorkers> {
   const skeleton = createSkeletonActivities();
   const { cloud } = bc;
   const common = {

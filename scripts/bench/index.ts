@@ -3,6 +3,9 @@
  * side with baselines in the same run (see docs/benchmarks.md). `--quick` is the smoke run CI uses: the
  * same code on smaller sizes, checking that everything runs and every figure is produced, not how fast.
  *
+ * `guests` (real QEMU guests beside the fake driver; root and the Debian packages of the real guests) is in
+ * the full run, not in `--quick` unless asked for with `--only`.
+ *
  * Prints tables and writes every figure, with the machine and versions, to bench-results/<timestamp>.json.
  */
 import './quiet-logs';
@@ -12,13 +15,16 @@ import { Command } from 'commander';
 import { runApiBench, type ApiBenchResult } from './api';
 import { runBootBench, type BootBenchResult } from './boot';
 import { openTemporal, type TemporalTarget } from './boot-env';
+import { runGuestBench, type GuestBenchResult } from './guests';
 import { runImageBench, type ImageBenchResult } from './image';
 import { machineInfo, versions } from './machine';
 import { renderTables } from './report';
 import { judgeGoals, type BenchParameters, type BenchResults } from './results';
 import { runSchedulerBench, type SchedulerBenchResult } from './scheduler';
 
-const BENCHES = ['scheduler', 'image', 'boot', 'api'] as const;
+const BENCHES = ['scheduler', 'image', 'boot', 'api', 'guests'] as const;
+/** What `--quick` runs when no --only is given: the control plane (the smoke run in npm test). */
+const QUICK_BENCHES: readonly BenchName[] = ['scheduler', 'image', 'boot', 'api'];
 type BenchName = (typeof BENCHES)[number];
 
 interface CliOptions {
@@ -30,6 +36,7 @@ interface CliOptions {
   boots?: string;
   levels?: string;
   compensation?: string;
+  guestBoots?: string;
 }
 
 function counts(list: string | undefined, flag: string): number[] | undefined {
@@ -58,11 +65,13 @@ function parameters(options: CliOptions, only: BenchName[]): BenchParameters {
     compensation: counts(options.compensation, '--compensation') ?? (quick ? [1, 5] : [1, 200]),
     temporalAddress: process.env.TEMPORAL_ADDRESS || null,
     apiServers: quick ? 100 : 1_000,
+    guestBoots: counts(options.guestBoots, '--guest-boots')?.[0] ?? (quick ? 2 : 10),
   };
 }
 
 export async function runBench(options: CliOptions): Promise<{ results: BenchResults; file: string }> {
-  const only = (options.only ? options.only.split(',') : [...BENCHES]).map((name) => {
+  const asked = options.only ? options.only.split(',') : options.quick ? [...QUICK_BENCHES] : [...BENCHES];
+  const only = asked.map((name) => {
     if (!(BENCHES as readonly string[]).includes(name)) throw new Error(`unknown benchmark '${name}'`);
     return name as BenchName;
   });
@@ -79,11 +88,12 @@ export async function runBench(options: CliOptions): Promise<{ results: BenchRes
   let image: ImageBenchResult | null = null;
   let boot: BootBenchResult | null = null;
   let api: ApiBenchResult | null = null;
+  let guests: GuestBenchResult | null = null;
   // Written after every section (complete: false until the end), so a long run that is stopped keeps
   // what it measured.
   const save = (complete: boolean): BenchResults => {
     const finished = new Date();
-    const partial = { scheduler, image, boot, api };
+    const partial = { scheduler, image, boot, api, guests };
     const results: BenchResults = {
       startedAt: started.toISOString(),
       finishedAt: finished.toISOString(),
@@ -158,6 +168,16 @@ export async function runBench(options: CliOptions): Promise<{ results: BenchRes
     save(false);
   }
 
+  if (only.includes('guests')) {
+    const temporal = await openTemporal(log);
+    try {
+      guests = await runGuestBench(temporal, { boots: params.guestBoots ?? 10, warmup: 1, log });
+    } finally {
+      await temporal.close();
+    }
+    save(false);
+  }
+
   return { results: save(true), file };
 }
 
@@ -175,6 +195,10 @@ async function main(): Promise<void> {
     .option('--boots <n>', 'boot latency: rounds of sequential boots (default 200; 6 with --quick)')
     .option('--levels <list>', 'throughput: boots started at once per level (default 1,10,50,200,1000)')
     .option('--compensation <list>', 'compensation: failing boots at once per run (default 1,200)')
+    .option(
+      '--guest-boots <n>',
+      'guests: boots per driver, fake and qemu alternating (default 10; 2 with --quick)',
+    )
     .option('--render <file>', 'print the tables of an earlier results file, run nothing')
     .parse();
   const opts = program.opts<CliOptions & { render?: string }>();

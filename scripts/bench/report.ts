@@ -232,6 +232,29 @@ export function bootTables(r: BenchResults): string[] {
   return [lat.toString(), steps.toString(), thr.toString(), comp.toString()];
 }
 
+export function guestsTable(r: BenchResults): string[] {
+  const g = r.guests;
+  if (!g) return [];
+  const t = table([
+    `real guests (${g.boots} boots per driver, one at a time)`,
+    'p50',
+    'p95',
+    'min–max',
+    'errors',
+  ]);
+  const s = (x: Summary, unit: string) => [
+    `${x.p50} ${unit}`,
+    `${x.p95} ${unit}`,
+    `${x.min}–${x.max} ${unit}`,
+  ];
+  t.push(['fake driver: boot to ACTIVE', ...s(g.fakeActive, 'ms'), g.errors.fake]);
+  t.push([`qemu driver: boot to ACTIVE (${g.activeVsFake}× fake)`, ...s(g.qemuActive, 'ms'), g.errors.qemu]);
+  t.push(['qemu driver: boot to first ping', ...s(g.qemuFirstPing, 'ms'), '']);
+  t.push(['QEMU CPU seconds per boot (to first ping)', ...s(g.qemuCpuSecondsToPing, 's'), '']);
+  t.push(['leak audit findings afterwards', g.leaks, '', '', '']);
+  return [t.toString()];
+}
+
 export function goalsTable(r: BenchResults): string {
   const t = table(['goal', 'target', 'measured', 'met']);
   for (const g of r.goals)
@@ -245,6 +268,7 @@ export function renderTables(r: BenchResults, extra: (r: BenchResults) => string
     ...imageTable(r),
     ...bootTables(r),
     ...apiTable(r),
+    ...guestsTable(r),
     ...extra(r),
     goalsTable(r),
   ].join('\n');

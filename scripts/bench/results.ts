@@ -1,6 +1,7 @@
 /** The shape of a results file (bench-results/<timestamp>.json) and the goals judged from it. */
 import type { ApiBenchResult } from './api';
 import type { BootBenchResult } from './boot';
+import type { GuestBenchResult } from './guests';
 import type { ImageBenchResult } from './image';
 import type { MachineInfo, Versions } from './machine';
 import type { SchedulerBenchResult } from './scheduler';
@@ -26,6 +27,8 @@ export interface BenchParameters {
   temporalAddress: string | null;
   /** Servers behind the compute API's list benchmark (older files lack it). */
   apiServers?: number;
+  /** Boots per driver of the real-guest section (older files lack it). */
+  guestBoots?: number;
 }
 
 export interface BenchResults {
@@ -42,10 +45,12 @@ export interface BenchResults {
   boot: BootBenchResult | null;
   /** The compute API's read path (older files lack it). */
   api?: ApiBenchResult | null;
+  /** Real QEMU guests beside the fake driver (older files lack it). */
+  guests?: GuestBenchResult | null;
   goals: Goal[];
 }
 
-export function judgeGoals(r: Pick<BenchResults, 'scheduler' | 'image' | 'boot' | 'api'>): Goal[] {
+export function judgeGoals(r: Pick<BenchResults, 'scheduler' | 'image' | 'boot' | 'api' | 'guests'>): Goal[] {
   const goals: Goal[] = [];
   for (const s of r.scheduler) {
     const at10k = s.sizes.find((x) => x.hosts === 10_000);
@@ -97,5 +102,6 @@ export function judgeGoals(r: Pick<BenchResults, 'scheduler' | 'image' | 'boot' 
       });
     }
   }
+  if (r.guests) goals.push(...r.guests.goals);
   return goals;
 }

@@ -1,8 +1,8 @@
 /**
  * `npm run chaos`: a bounded, seeded fault-injection run against the real deployment, and its verdict.
  *
- *   tsx scripts/chaos/index.ts [--seed N] [--boots N] [--short] [--concurrency N] [--live N] [--minutes M]
- *                              [--data-dir DIR] [--keep] [--json FILE]
+ *   tsx scripts/chaos/index.ts [--seed N] [--boots N] [--short | --guests] [--concurrency N] [--live N]
+ *                              [--minutes M] [--data-dir DIR] [--keep] [--json FILE]
  *
  * A Temporal dev server persisted to one SQLite file (free loopback port), the controller, network and three
  * compute workers as separate worker.ts processes, a few hundred boots (from image, from volume, and ones
@@ -13,6 +13,11 @@
  * failing volume creation, a database held busy). Then, with every workflow ended (bounded wait), the
  * verification of scripts/chaos/verify.ts, a summary table, and exit code 1 on any violation.
  * `--short` is the CI preset (30 boots, a few kills: about two minutes; bounded at six on a loaded machine).
+ * `--guests` is the real-guest preset: the compute workers run the qemu driver and the linux-bridge agent
+ * (root and the real guests' Debian packages; missing ones fail the run naming them), the ordinary boots
+ * are of the bootflow guest image, from image only (8 boots, one at a time and one kept ACTIVE: at most two
+ * guests at once), with the short run's kills and faults and the same verification; every QEMU process and
+ * device the run made is removed from the machine at the end, whatever the verdict.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -23,7 +28,9 @@ import { Client, Connection } from '@temporalio/client';
 import { Command } from 'commander';
 import { openRecordedHosts } from '../../cloud/audit';
 import { hostDirOf, openCloud } from '../../cloud/index';
+import { removeCloudFromMachine } from '../../cloud/compute/machine-cleanup';
 import { freePort } from '../../lib/dev-server';
+import { ensureGuestImage, INSTALL_COMMAND, missingGuestTools } from '../../lib/guest-image';
 import { bootflowDataConverter, loadKeyringOrExplain } from '../../lib/command-line/temporal';
 import { waitForComputeHosts } from '../../lib/command-line/compute-services';
 import {
@@ -45,6 +52,8 @@ export interface ChaosOptions {
   seed: number;
   boots: number;
   short: boolean;
+  /** The real-guest preset. */
+  guests: boolean;
   concurrency: number;
   liveCap: number;
   /** Bound on submitting and draining (the set-up and the verification come on top). */
@@ -60,6 +69,10 @@ function parseOptions(argv: string[]): ChaosOptions {
     .option('--seed <n>', 'seed of the plan (default: random, printed)')
     .option('--boots <n>', 'boots to submit (default 240; 30 with --short)')
     .option('--short', 'the CI preset: 30 boots, fewer kills, about two minutes')
+    .option(
+      '--guests',
+      'real-guest preset: qemu driver + linux-bridge agent (root), 8 boots of the guest image one at a time, the short kills',
+    )
     .option('--concurrency <n>', 'boots running at once')
     .option('--live <n>', 'ACTIVE servers kept at most (finished ones beyond it are deleted)')
     .option('--minutes <m>', 'bound on submission and drain (default 10; 6 with --short)')
@@ -74,14 +87,17 @@ function parseOptions(argv: string[]): ChaosOptions {
     if (!Number.isFinite(n) || n <= 0) throw new Error(`not a positive number: ${String(v)}`);
     return n;
   };
-  const short = opts.short === true;
+  const guests = opts.guests === true;
+  // The real-guest preset plans like the short run: its kills and faults, scaled to its few boots.
+  const short = opts.short === true || guests;
   return {
     seed: Math.floor(num(opts.seed, Math.floor(Math.random() * 1_000_000))),
-    boots: Math.floor(num(opts.boots, short ? 30 : 240)),
+    boots: Math.floor(num(opts.boots, guests ? 8 : short ? 30 : 240)),
     short,
-    concurrency: Math.floor(num(opts.concurrency, short ? 15 : 20)),
-    liveCap: Math.floor(num(opts.live, short ? 12 : 24)),
-    minutes: num(opts.minutes, short ? 6 : 10),
+    guests,
+    concurrency: Math.floor(num(opts.concurrency, guests ? 1 : short ? 15 : 20)),
+    liveCap: Math.floor(num(opts.live, guests ? 1 : short ? 12 : 24)),
+    minutes: num(opts.minutes, guests ? 10 : short ? 6 : 10),
     ...(typeof opts.dataDir === 'string' ? { dataDir: path.resolve(opts.dataDir) } : {}),
     keep: opts.keep === true,
     ...(typeof opts.json === 'string' ? { json: path.resolve(opts.json) } : {}),
@@ -183,17 +199,41 @@ async function carryOut(event: ChaosEvent, ctx: EventContext): Promise<string | 
 
 async function main(): Promise<number> {
   const options = parseOptions(process.argv);
-  const plan = makePlan({ seed: options.seed, boots: options.boots, short: options.short });
+  if (options.guests) {
+    const missing = await missingGuestTools();
+    if (process.getuid?.() !== 0) missing.push('root (taps, bridges, namespaces)');
+    if (missing.length > 0)
+      throw new Error(`the real-guest preset needs ${missing.join(', ')}; install: ${INSTALL_COMMAND}`);
+  }
+  const plan = makePlan({
+    seed: options.seed,
+    boots: options.boots,
+    short: options.short,
+    noVolumeBoots: options.guests,
+  });
   const dataDir = options.dataDir ?? mkdtempSync(path.join(os.tmpdir(), `bootflow-chaos-${options.seed}-`));
   const logsDir = path.join(dataDir, 'logs');
   mkdirSync(logsDir, { recursive: true });
   log(
-    `chaos: seed ${options.seed}, ${options.boots} boots, ${options.concurrency} at once, ` +
+    `chaos: ${options.guests ? 'real guests (qemu, linux-bridge), ' : ''}seed ${options.seed}, ` +
+      `${options.boots} boots, ${options.concurrency} at once, ` +
       `${plan.events.length} events, ${plan.lostHost} to be lost; data in ${dataDir}`,
   );
 
-  const fixtures = await prepareChaosCloud(dataDir);
-  const cluster = new Cluster({ dataDir, logsDir, port: await freePort(), heartbeatSeconds: 5, log });
+  const fixtures = await prepareChaosCloud(
+    dataDir,
+    options.guests ? { guestImage: await ensureGuestImage() } : {},
+  );
+  const cluster = new Cluster({
+    dataDir,
+    logsDir,
+    port: await freePort(),
+    heartbeatSeconds: 5,
+    ...(options.guests
+      ? { workerEnv: { BOOTFLOW_VIRT_DRIVER: 'qemu', BOOTFLOW_NETWORK_AGENT: 'linux-bridge' } }
+      : {}),
+    log,
+  });
   let connection: Connection | undefined;
   let ok = false;
   // Ctrl-C (or a CI timeout's SIGTERM): take the dev server and the workers down with us.
@@ -372,6 +412,8 @@ async function main(): Promise<number> {
   } finally {
     await connection?.close().catch(() => undefined);
     await cluster.stopAll().catch(() => undefined);
+    // Real guests outlive their workers (the lost host's too): this run's QEMU, taps, bridges, dnsmasq go.
+    if (options.guests) await removeCloudFromMachine(dataDir).catch(() => undefined);
     if (ok && !options.keep && !options.dataDir) rmSync(dataDir, { recursive: true, force: true });
     else log(`data and logs kept in ${dataDir}`);
   }

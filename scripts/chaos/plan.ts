@@ -67,6 +67,8 @@ export interface PlanOptions {
   seed: number;
   boots: number;
   short: boolean;
+  /** No boots from volume (the real-guest preset: its AMI guest boots from its kernel and ramdisk). */
+  noVolumeBoots?: boolean;
 }
 
 const KIND_WEIGHTS: Record<RequestKind, number> = {
@@ -79,10 +81,13 @@ const KIND_WEIGHTS: Record<RequestKind, number> = {
 };
 
 function planRequests(rng: Rng, options: PlanOptions): PlannedRequest[] {
+  const weights = options.noVolumeBoots ? { ...KIND_WEIGHTS, volume: 0 } : KIND_WEIGHTS;
   const kinds: RequestKind[] = [];
-  for (let i = 0; i < options.boots; i++) kinds.push(rng.weighted(KIND_WEIGHTS));
+  for (let i = 0; i < options.boots; i++) kinds.push(rng.weighted(weights));
   // Every kind at least once, at seeded places, however small the run.
-  const every: RequestKind[] = ['image', 'volume', ...MUST_FAIL];
+  const every: RequestKind[] = options.noVolumeBoots
+    ? ['image', ...MUST_FAIL]
+    : ['image', 'volume', ...MUST_FAIL];
   if (options.boots >= every.length * 2) {
     for (const kind of every) {
       if (kinds.includes(kind)) continue;

@@ -40,6 +40,8 @@ export interface ClusterOptions {
   port: number;
   /** Compute service report interval of the workers (s). */
   heartbeatSeconds: number;
+  /** More environment for every worker (the real-guest preset's virt driver and network agent). */
+  workerEnv?: Record<string, string>;
   log: (line: string) => void;
 }
 
@@ -91,6 +93,7 @@ export class Cluster {
         LOG_FORMAT: 'json',
         // Quiet workers: at info, the logging of every activity costs CPU the run is short of.
         LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+        ...this.options.workerEnv,
       }),
     });
     const proc: WorkerProcess = Object.assign(started, { name, expected: false, ready: false });

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { readOpenrc } from '../../cloud/bootstrap';
+import { readOpenrc, type GuestImageFiles } from '../../cloud/bootstrap';
 import { isCloudError } from '../../cloud/errors';
 import { generateQcow2Image } from '../../cloud/glance';
 import { openCloud, type Cloud } from '../../cloud/index';
@@ -112,8 +112,16 @@ export async function scribble(file: string): Promise<void> {
   }
 }
 
-export async function prepareChaosCloud(dataDir: string): Promise<ChaosFixtures> {
-  const prepared = await prepareDataDir(dataDir, {});
+/** With `guestImage` (the real-guest preset) the ordinary boots use the bootflow guest (an AMI), not cirros. */
+export async function prepareChaosCloud(
+  dataDir: string,
+  options: { guestImage?: GuestImageFiles } = {},
+): Promise<ChaosFixtures> {
+  const prepared = await prepareDataDir(
+    dataDir,
+    {},
+    options.guestImage ? { guestImage: options.guestImage } : {},
+  );
   const cloud = await openCloud({ db: { dataDir: prepared.dataDir } });
   try {
     const demo = readOpenrc(prepared.cloud.demo.openrcPath);
@@ -134,7 +142,7 @@ export async function prepareChaosCloud(dataDir: string): Promise<ChaosFixtures>
     return {
       dataDir: prepared.dataDir,
       demoProjectId,
-      imageId: prepared.cloud.imageId,
+      imageId: (options.guestImage ? prepared.cloud.guestImageId : null) ?? prepared.cloud.imageId,
       corruptImageId: await corruptImage(cloud, prepared.cloud.admin.projectId, prepared.dataDir),
       privateNetworkId: prepared.cloud.privateNetworkId,
       fullNetworkId: await fullNetwork(cloud, demoProjectId),

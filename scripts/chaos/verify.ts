@@ -16,6 +16,7 @@ import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { auditLeaks, type LeakFinding } from '../../cloud/audit';
 import type { ComputeHost } from '../../cloud/compute';
+import { runCommand } from '../../cloud/compute/host-commands';
 import { isCloudError } from '../../cloud/errors';
 import type { Cloud } from '../../cloud/index';
 import type { Instance } from '../../cloud/nova';
@@ -55,6 +56,15 @@ const REFUSED_AS: Partial<Record<RequestKind, string[]>> = {
   quota: ['QuotaExceeded'],
   'missing-image': ['NotFound', 'BadRequest'],
 };
+
+/** The backing file a qcow2 overlay names (qemu-img info; -U: the running guest holds its lock). */
+async function backingFile(overlay: string): Promise<string> {
+  const { stdout } = await runCommand('qemu-img', ['info', '-U', '--output=json', overlay]);
+  const info = JSON.parse(stdout) as { 'full-backing-filename'?: string; 'backing-filename'?: string };
+  const backing = info['full-backing-filename'] ?? info['backing-filename'];
+  if (!backing) throw new Error(`${overlay} has no backing file`);
+  return backing;
+}
 
 async function md5Prefix(file: string, bytes: number): Promise<string> {
   const handle = await open(file, 'r');
@@ -179,7 +189,11 @@ async function checkActive(ctx: Context, t: TrackedRequest, instance: Instance):
     fail(ctx, id, `${connections.length} volume connections on ${host}`);
   if (!wantVolume) {
     const disk = path.join(compute.hostDir, 'instances', uuid, 'disk');
-    const digest = await md5Prefix(disk, ctx.image.size).catch(() => 'missing');
+    // The fake driver's root disk is a sparse copy of the image; the qemu driver's a qcow2 overlay whose
+    // backing file (the cached image in _base/) must be the image's bytes.
+    const holder =
+      compute.driver.diskFormat === 'qcow2' ? await backingFile(disk).catch(() => 'missing') : disk;
+    const digest = await md5Prefix(holder, ctx.image.size).catch(() => 'missing');
     if (digest !== ctx.image.checksum)
       fail(ctx, id, `root disk on ${host} does not start with the image's bytes (${digest})`);
   }
