@@ -144,6 +144,7 @@ describe('servers through the workflows', { timeout: 10 * 60_000 }, () => {
       metadata: { tier: 'web' },
       user_data: Buffer.from('#cloud-config\n').toString('base64'),
       accessIPv4: '192.0.2.10',
+      accessIPv6: '0000:0000:0000:0000:0000:babe:220.12.22.2',
     });
     const body = (res.json() as { server: Json }).server;
     assert.deepEqual(Object.keys(body).sort(), [
@@ -165,6 +166,8 @@ describe('servers through the workflows', { timeout: 10 * 60_000 }, () => {
     assert.deepEqual(row.metadata, { tier: 'web' });
     assert.equal(Buffer.from(row.userData ?? '', 'base64').toString(), '#cloud-config\n');
     assert.equal(row.accessIPv4, '192.0.2.10');
+    // Stored in the compressed form, as Nova's IPAddress column keeps it.
+    assert.equal(row.accessIPv6, '::babe:dc0c:1602');
 
     const input = JSON.stringify(
       (await h.env.client.workflow.getHandle(bootWorkflowId(requestId)).fetchHistory()).events?.[0],

@@ -228,6 +228,41 @@ describe('authentication', () => {
       assert.equal(res.headers['www-authenticate'], `Keystone uri="${TEST_PUBLIC_URL}/identity"`);
     }
   });
+
+  test('a valid domain-scoped or unscoped token is 403: Nova takes project-scoped tokens only', async () => {
+    const ks = env.cloud.keystone;
+    const admin = await ks.getUser({ user: boot.admin.username });
+    const adminRole = (await ks.listRoles()).find((r) => r.name === 'admin')!;
+    await ks.assignDomainRole({ userId: admin.id, domainId: 'default', roleId: adminRole.id });
+    const user = { name: boot.admin.username, domain: { id: 'default' } };
+    const scopes = [{ domain: { id: 'default' } }, { unscoped: true as const }];
+    const before = await rowCounts();
+    for (const scope of scopes) {
+      const { token } = await ks.issueToken({
+        method: 'password',
+        user,
+        password: boot.admin.password,
+        scope,
+      });
+      for (const [method, url] of [
+        ['GET', `${V}/servers`],
+        ['POST', `${V}/servers`],
+      ] as const) {
+        const res = await env.app.inject({
+          method,
+          url,
+          headers: { 'x-auth-token': token, 'content-type': 'application/json' },
+          payload:
+            method === 'POST'
+              ? JSON.stringify({ server: { name: 'vm', imageRef: boot.imageId, flavorRef: '1' } })
+              : undefined,
+        });
+        fault(res, 403, 'forbidden', 'This service takes project-scoped tokens only.');
+      }
+    }
+    assert.deepEqual(await rowCounts(), before);
+    await ks.unassignDomainRole({ userId: admin.id, domainId: 'default', roleId: adminRole.id });
+  });
 });
 
 describe('POST /servers: bad requests change nothing and start no workflow', () => {

@@ -164,6 +164,8 @@ test('bench --quick runs end to end and writes every figure', { timeout: 10 * 60
     assert.ok(r.api.detailBytes > 0);
     measured(r.api.post, 'POST /servers');
     measured(r.api.clientStart, 'client workflow start');
+    assert.ok(r.api.postConcurrent, 'POST /servers answers at the concurrency level were measured');
+    measured(r.api.postConcurrent, 'POST /servers at once', r.api.concurrency);
     assert.ok(r.api.bootsPerSecondApi > 0 && r.api.bootsPerSecondClient > 0);
 
     assert.ok(r.goals.length >= 8);

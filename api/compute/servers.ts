@@ -94,6 +94,9 @@ function idFromHref(ref: string | number): string {
 const truthy = (v: boolean | string | undefined): boolean =>
   v === true || (typeof v === 'string' && ['true', '1', 'yes', 'on', 'y', 't'].includes(v.toLowerCase()));
 
+/** An IPv6 address in its canonical compressed form, as Nova's IPAddress column stores it. */
+const compactIpv6 = (ip: string): string => new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+
 /** Nova's default metadata_items quota. */
 const MAX_METADATA_ITEMS = 128;
 
@@ -350,7 +353,7 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
     ...(s.metadata !== undefined && Object.keys(s.metadata).length > 0 ? { metadata: s.metadata } : {}),
     ...(s.user_data !== undefined ? { userData: s.user_data } : {}),
     ...(s.accessIPv4 !== undefined ? { accessIPv4: s.accessIPv4 } : {}),
-    ...(s.accessIPv6 !== undefined ? { accessIPv6: s.accessIPv6 } : {}),
+    ...(s.accessIPv6 !== undefined ? { accessIPv6: compactIpv6(s.accessIPv6) } : {}),
     ...(tags !== undefined && tags.length > 0 ? { tags: [...new Set(tags)] } : {}),
   };
   const handle = await deps.temporal.workflow.start('createInstance', {
