@@ -16,6 +16,7 @@ import { limitsRoutes } from './limits';
 import { MIN_MICROVERSION, parseMicroversion, versionHeaders } from './microversion';
 import { serverRoutes } from './servers';
 import { versionDocument, versionRoutes } from './versions';
+import { volumeAttachmentRoutes } from './volume-attachments';
 
 async function v21(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   // Set by the onRequest hook below before any route runs (null until then, as Fastify wants it).
@@ -35,6 +36,7 @@ async function v21(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   await limitsRoutes(app, deps);
   await availabilityZoneRoutes(app, deps);
   await instanceActionRoutes(app, deps);
+  await volumeAttachmentRoutes(app, deps);
 }
 
 export const computeApi: ServicePlugin = async (app, deps) => {

@@ -41,6 +41,7 @@ type PolicyName =
   | 'os_compute_api:servers:show'
   | 'os_compute_api:servers:delete'
   | 'os_compute_api:servers:update'
+  | `os_compute_api:os-volumes-attachments:${'index' | 'show' | 'create' | 'delete'}`
   | 'os_compute_api:ips:index'
   | 'os_compute_api:ips:show'
   | 'os_compute_api:os-instance-actions:list'
