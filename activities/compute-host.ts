@@ -128,6 +128,11 @@ export function createComputeActivities(compute: ComputeHost) {
       );
     },
 
+    /** init_host: the instances this host has a directory for (its local guests, running or not). */
+    async listLocalInstances(_input: Record<string, never>): Promise<string[]> {
+      return compute.listInstanceDirs();
+    },
+
     /** An attach's host step on a running server: the volume connected, the guest's next device. */
     async attachGuestVolume(input: VolumeConnection): Promise<{ device: string; path: string }> {
       const { instanceUuid, volumeId, connectionInfo } = input;

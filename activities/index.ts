@@ -12,6 +12,7 @@ import type { Placement } from '../cloud/placement';
 import type { Scheduler } from '../cloud/scheduler';
 import { createComputeApiActivities } from './compute-api';
 import { createConductorActivities } from './conductor';
+import { createEvacuateActivities } from './evacuate';
 import { createIdentityActivities } from './identity';
 import { createSchedulerActivities } from './scheduler';
 import { createServerVolumeActivities } from './server-volumes';
@@ -38,6 +39,7 @@ export function createControllerActivities(services: ControllerServices) {
     ...createSchedulerActivities({ scheduler, placement }),
     ...createVolumeActivities({ cinder, identity: keystone }),
     ...createServerVolumeActivities({ keystone, nova, cinder }),
+    ...createEvacuateActivities({ keystone, nova, glance }),
   };
 }
 

@@ -47,7 +47,7 @@ test('each controller activity has exactly one proxy group; nothing unused', () 
 });
 
 test('each network activity has exactly one proxy group', () => {
-  checkGroups(network, [NETWORK_STEPS, NETWORK_POLLS, NETWORK_CLEANUPS], ['listInstancePorts']);
+  checkGroups(network, [NETWORK_STEPS, NETWORK_POLLS, NETWORK_CLEANUPS], []);
 });
 
 test('the compute groups are exactly the activities a compute worker serves', () => {

@@ -116,6 +116,28 @@ test('the stored volume attach and detach histories replay against the current w
   assert.equal(replayed, histories.length);
 });
 
+/**
+ * Evacuate (test/histories/evacuate/, from test/workflow-evacuate.test.ts): one server, a host-wide run with
+ * its children, a spawn failing on the destination, and the returning host's reaping of evacuated guests.
+ */
+test('the stored evacuate histories replay against the current workflows', async () => {
+  installTemporalRuntime();
+  const histories = storedHistories('evacuate');
+  assert.deepEqual(
+    histories.map((h) => h.workflowId),
+    ['destroy-evacuated', 'evacuate-host', 'evacuate-spawn-fails', 'evacuate'],
+  );
+  let replayed = 0;
+  for await (const result of Worker.runReplayHistories(
+    { workflowBundle: await workflowBundle() },
+    histories,
+  )) {
+    assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
+    replayed++;
+  }
+  assert.equal(replayed, histories.length);
+});
+
 test('a workflow change that is not replay-safe fails the replay', async () => {
   installTemporalRuntime();
   const [boot] = storedHistories().filter((h) => h.workflowId === 'boot-from-image');

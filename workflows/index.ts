@@ -6,3 +6,4 @@ export { createInstance, createInstanceSequential, statusQuery } from './create-
 export { deleteInstance } from './delete-instance';
 export { getConsoleOutput } from './console-output';
 export { attachServerVolume, detachServerVolume } from './server-volumes';
+export { destroyEvacuatedInstances, evacuateHost, evacuateServer } from './evacuate';

@@ -25,6 +25,11 @@ export const CONTROLLER_STEPS = [
   'claimAlternate',
   'setHost',
   'setTaskState',
+  'beginEvacuate',
+  'evacuateSpawning',
+  'finishEvacuate',
+  'listHostServers',
+  'evacuatedInstances',
   'prepareVolumeAttach',
   'prepareVolumeDetach',
   'confirmVolumeAttach',
@@ -53,6 +58,7 @@ export const CONTROLLER_CLEANUPS = [
   'releaseAllocation',
   'detachVolume',
   'rollDetaching',
+  'failEvacuate',
   'finishVolumeAction',
   'deleteVolume',
   'hostBuildFailed',
@@ -64,6 +70,7 @@ export const NETWORK_STEPS = [
   'createPorts',
   'bindPorts',
   'reportDevicesUp',
+  'listInstancePorts',
 ] as const satisfies ReadonlyArray<keyof NetworkActivities>;
 export const NETWORK_POLLS = ['portStatuses'] as const satisfies ReadonlyArray<keyof NetworkActivities>;
 export const NETWORK_CLEANUPS = ['deleteInstancePorts'] as const satisfies ReadonlyArray<
@@ -76,10 +83,14 @@ export const COMPUTE_OPS = [
   'spawn',
   'destroyInstance',
 ] as const satisfies ReadonlyArray<keyof ComputeActivities>;
-/** A running server's volume attach and detach on its host (workflows/server-volumes.ts). */
+/**
+ * Day-two work on a running server's host: a volume's attach and detach (workflows/server-volumes.ts), and
+ * init_host's list of its local guests (workflows/evacuate.ts).
+ */
 export const COMPUTE_VOLUME_OPS = [
   'attachGuestVolume',
   'disconnectGuestVolume',
+  'listLocalInstances',
 ] as const satisfies ReadonlyArray<keyof ComputeActivities>;
 export const COMPUTE_FETCHES = ['fetchImage'] as const satisfies ReadonlyArray<keyof ComputeActivities>;
 export const COMPUTE_CLEANUPS = ['unplugVifs', 'disconnectVolume'] as const satisfies ReadonlyArray<

@@ -33,6 +33,7 @@ import {
   queryOf,
   resourceLinks,
 } from './common';
+import { evacuateAction } from './evacuate';
 import { atLeast } from './microversion';
 import { serverCreateSchema, serverUpdateSchema, type ServerCreateBody } from './server-schema';
 import { loadServerExtras, serverBasic, serverDetail } from './server-view';
@@ -538,13 +539,14 @@ const CONSOLE_TIMEOUT = '1 minute';
  * POST /servers/{id}/action. `os-getConsoleOutput` runs the getConsoleOutput workflow (nova-api's checks,
  * then the RPC to the host's nova-compute) and answers `{"output": ...}`; every other action is 400.
  */
-async function serverAction(deps: ApiDeps, request: FastifyRequest) {
+async function serverAction(deps: ApiDeps, request: FastifyRequest, reply: FastifyReply) {
   const { ctx, token } = authOf(request);
   const { id } = request.params as { id: string };
   const body = request.body;
   const action =
     typeof body === 'object' && body !== null && !Array.isArray(body) ? Object.keys(body)[0] : undefined;
   if (action === undefined) throw new ApiError(400, 'The request body must name one action.');
+  if (action === 'evacuate') return evacuateAction(deps, request, reply);
   if (action !== 'os-getConsoleOutput') {
     await visibleInstance(deps, ctx, id, 'os_compute_api:servers:show');
     throw new ApiError(400, `There is no such action: ${action}`);
@@ -590,5 +592,5 @@ export async function serverRoutes(app: FastifyInstance, deps: ApiDeps): Promise
   app.delete('/servers/:id', (request, reply) => deleteServer(deps, request, reply));
   app.get('/servers/:id/ips', (request) => serverIps(deps, request));
   app.get('/servers/:id/ips/:network', (request) => serverIps(deps, request));
-  app.post('/servers/:id/action', (request) => serverAction(deps, request));
+  app.post('/servers/:id/action', (request, reply) => serverAction(deps, request, reply));
 }

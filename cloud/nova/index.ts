@@ -24,9 +24,11 @@ import * as quota from './quota';
 import type { NovaDb } from './schema';
 import type { ApiStatus } from './states';
 import { VolumeActions } from './volume-actions';
+import { Evacuations } from './evacuate';
 
 export * from './states';
 export { BUILD_EVENT } from './conductor';
+export { EVACUATE_ACTION, REBUILD_EVENT, type EvacuationStart } from './evacuate';
 export {
   checkVolumeActionState,
   instanceInvalidState,
@@ -91,6 +93,8 @@ export class Nova {
   readonly conductor: Conductor;
   /** nova-api's and the conductor's part of attaching and detaching volumes (volume-actions.ts). */
   readonly volumeActions: VolumeActions;
+  /** nova-api's and the conductor's part of evacuate (evacuate.ts). */
+  readonly evacuations: Evacuations;
 
   private constructor(
     private readonly ctx: NovaContext,
@@ -99,6 +103,7 @@ export class Nova {
     this.computes = new ComputeServices(ctx, serviceDownTimeMs);
     this.conductor = new Conductor(ctx, serviceDownTimeMs);
     this.volumeActions = new VolumeActions(ctx, this.computes);
+    this.evacuations = new Evacuations(ctx, this.computes);
   }
 
   static async open(options: NovaOptions): Promise<Nova> {

@@ -17,6 +17,9 @@ export const TASK_STATES = {
   BLOCK_DEVICE_MAPPING: 'block_device_mapping',
   NETWORKING: 'networking',
   SPAWNING: 'spawning',
+  // Evacuate (a rebuild on another host): set by nova-api, then by the conductor before the spawn.
+  REBUILDING: 'rebuilding',
+  REBUILD_SPAWNING: 'rebuild_spawning',
   DELETING: 'deleting',
 } as const;
 /** null is Nova's "None": no task in progress. */
