@@ -19,6 +19,8 @@ import {
   COMPUTE_CLEANUPS,
   COMPUTE_FETCHES,
   COMPUTE_OPS,
+  COMPUTE_POWER,
+  COMPUTE_READS,
   CONTROLLER_CLEANUPS,
   CONTROLLER_POLLS,
   CONTROLLER_STEPS,
@@ -52,7 +54,11 @@ test('each network activity has exactly one proxy group', () => {
 test('the compute groups are exactly the activities a compute worker serves', () => {
   // auditHost is the leak audit's and getConsoleOutput the console log's, each with its own read policy
   // (workflows/operator.ts, workflows/console-output.ts).
-  checkGroups(compute, [COMPUTE_OPS, COMPUTE_FETCHES, COMPUTE_CLEANUPS], ['auditHost', 'getConsoleOutput']);
+  checkGroups(
+    compute,
+    [COMPUTE_OPS, COMPUTE_FETCHES, COMPUTE_CLEANUPS, COMPUTE_POWER, COMPUTE_READS],
+    ['auditHost', 'getConsoleOutput'],
+  );
 });
 
 interface HistoryEvent {

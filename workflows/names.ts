@@ -17,3 +17,15 @@ export function bootWorkflowId(requestId: string): string {
 export function deleteWorkflowId(instanceUuid: string): string {
   return `delete-${instanceUuid}`;
 }
+
+/**
+ * A day-two operation's workflow: one per request on one server (the same request sent again finds it),
+ * named after both so the Web UI lists a server's operations together.
+ */
+export function serverOperationWorkflowId(
+  operation: string,
+  instanceUuid: string,
+  requestId: string,
+): string {
+  return `${operation}-${instanceUuid}-${requestId}`;
+}
