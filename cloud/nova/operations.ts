@@ -39,7 +39,10 @@ export interface OperationRule {
   fromTaskStates: readonly (TaskState | null)[];
   /** The task_state while it runs (null: Nova sets none, as for a volume attach). */
   taskState: TaskState | null;
-  /** check_instance_host: InstanceNotReady without a host. */
+  /**
+   * check_instance_host comes first: InstanceNotReady without a host before any state rule. Without it
+   * (reboot) the state rules answer first; a server they allow but that has no host is still not ready.
+   */
   needsHost: boolean;
   /** The compute manager's event (wrap_instance_event(prefix='compute') on its method). */
   event: string;
@@ -86,7 +89,7 @@ export const OPERATION_RULES = {
     vmStates: [VM_STATES.ACTIVE],
     fromTaskStates: [null],
     taskState: 'rebooting',
-    needsHost: true,
+    needsHost: false,
     event: 'compute_reboot_instance',
     vmStateAfter: VM_STATES.ACTIVE,
     onFailure: 'error-unless-running',
@@ -98,7 +101,7 @@ export const OPERATION_RULES = {
     vmStates: [VM_STATES.ACTIVE, VM_STATES.STOPPED, VM_STATES.ERROR],
     fromTaskStates: [null, 'rebooting', 'rebooting_hard'],
     taskState: 'rebooting_hard',
-    needsHost: true,
+    needsHost: false,
     event: 'compute_reboot_instance',
     vmStateAfter: VM_STATES.ACTIVE,
     onFailure: 'error-unless-running',
@@ -131,7 +134,7 @@ function invalidState(rule: OperationRule, uuid: string, attr: string, state: st
   );
 }
 
-/** The checks of nova-api's decorators, in their order: host, vm_state, task_state, launched_at. */
+/** The checks of nova-api's decorators, in their order: host (if first), vm_state, task_state, launched_at. */
 export function checkOperationAllowed(rule: OperationRule, instance: instances.Instance): void {
   if (rule.needsHost && !instance.host) {
     throw new CloudError('InstanceNotReady', `Instance ${instance.uuid} is not ready`, {
@@ -143,6 +146,12 @@ export function checkOperationAllowed(rule: OperationRule, instance: instances.I
   if (!rule.fromTaskStates.includes(instance.taskState))
     throw invalidState(rule, instance.uuid, 'task_state', instance.taskState);
   if (instance.launchedAt === null) throw invalidState(rule, instance.uuid, 'launched_at', null);
+  // The operation's steps run on the host: without one there is nowhere to run them.
+  if (!instance.host) {
+    throw new CloudError('InstanceNotReady', `Instance ${instance.uuid} is not ready`, {
+      instanceUuid: instance.uuid,
+    });
+  }
 }
 
 /**
