@@ -20,6 +20,8 @@ import {
   COMPUTE_FETCHES,
   COMPUTE_OPS,
   COMPUTE_VOLUME_OPS,
+  COMPUTE_POWER,
+  COMPUTE_READS,
   CONTROLLER_CLEANUPS,
   CONTROLLER_POLLS,
   CONTROLLER_STEPS,
@@ -55,7 +57,7 @@ test('the compute groups are exactly the activities a compute worker serves', ()
   // (workflows/operator.ts, workflows/console-output.ts).
   checkGroups(
     compute,
-    [COMPUTE_OPS, COMPUTE_FETCHES, COMPUTE_CLEANUPS, COMPUTE_VOLUME_OPS],
+    [COMPUTE_OPS, COMPUTE_FETCHES, COMPUTE_CLEANUPS, COMPUTE_POWER, COMPUTE_READS, COMPUTE_VOLUME_OPS],
     ['auditHost', 'getConsoleOutput'],
   );
 });

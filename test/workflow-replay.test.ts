@@ -87,6 +87,38 @@ test('the stored console-output history replays against the current workflows', 
 });
 
 /**
+ * The power actions' histories (test/histories/power/, from test/workflow-power.test.ts): stop, start,
+ * soft and hard reboot, and the failure paths of the server-operation shape (host step failing, host down,
+ * cancelled, superseded by a delete).
+ */
+test('the stored power-action histories replay against the current workflows', async () => {
+  installTemporalRuntime();
+  const histories = storedHistories('power');
+  assert.deepEqual(
+    histories.map((h) => h.workflowId),
+    [
+      'reboot-hard',
+      'reboot-soft',
+      'start-cancelled',
+      'start',
+      'stop-deleted',
+      'stop-fails',
+      'stop-host-down',
+      'stop',
+    ],
+  );
+  let replayed = 0;
+  for await (const result of Worker.runReplayHistories(
+    { workflowBundle: await workflowBundle() },
+    histories,
+  )) {
+    assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
+    replayed++;
+  }
+  assert.equal(replayed, histories.length);
+});
+
+/**
  * Attach and detach of a volume on a running server (test/histories/volumes/, from
  * test/workflow-server-volumes.test.ts): success, each failure path, a cancel and a delete during an attach.
  */

@@ -36,3 +36,15 @@ export function evacuateWorkflowId(instanceUuid: string, requestId: string): str
 export function destroyEvacuatedWorkflowId(host: string): string {
   return `destroy-evacuated-${host}`;
 }
+
+/**
+ * A day-two operation's workflow: one per request on one server (the same request sent again finds it),
+ * named after both so the Web UI lists a server's operations together.
+ */
+export function serverOperationWorkflowId(
+  operation: string,
+  instanceUuid: string,
+  requestId: string,
+): string {
+  return `${operation}-${instanceUuid}-${requestId}`;
+}

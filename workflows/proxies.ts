@@ -37,6 +37,10 @@ export const CONTROLLER_STEPS = [
   'getInstanceForDelete',
   'beginDelete',
   'finishDelete',
+  // Day-two operations (server-operation.ts): nova-api's guarded begin, the conductor's guarded writes.
+  'beginServerOperation',
+  'startOperationEvent',
+  'finishOperation',
 ] as const satisfies ReadonlyArray<keyof ControllerActivities>;
 /** cinder-api calls that move a volume forward. */
 export const VOLUME_STEPS = [
@@ -64,6 +68,7 @@ export const CONTROLLER_CLEANUPS = [
   'hostBuildFailed',
   'failBuild',
   'failDelete',
+  'failOperation',
 ] as const satisfies ReadonlyArray<keyof ControllerActivities>;
 export const NETWORK_STEPS = [
   'validateNetworks',
@@ -96,6 +101,12 @@ export const COMPUTE_FETCHES = ['fetchImage'] as const satisfies ReadonlyArray<k
 export const COMPUTE_CLEANUPS = ['unplugVifs', 'disconnectVolume'] as const satisfies ReadonlyArray<
   keyof ComputeActivities
 >;
+/** The driver's power actions (day two): stop, start, reboot. */
+export const COMPUTE_POWER = ['powerOff', 'powerOn', 'reboot'] as const satisfies ReadonlyArray<
+  keyof ComputeActivities
+>;
+/** Reads of the driver's state after a failed operation (Nova's _get_power_state). */
+export const COMPUTE_READS = ['getPowerState'] as const satisfies ReadonlyArray<keyof ComputeActivities>;
 
 type Group<A, K extends ReadonlyArray<keyof A>> = Pick<A, K[number]>;
 
@@ -188,6 +199,10 @@ export interface ComputeStubs {
   cleanup: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_CLEANUPS>>;
   /** A running server's volume connect and disconnect: bounded, and cancelled only once the host says so. */
   volumes: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_VOLUME_OPS>>;
+  /** Power off, power on, reboot: may wait out a guest's clean shutdown. */
+  power: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_POWER>>;
+  /** A quick read of the driver's state. */
+  read: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_READS>>;
 }
 
 /**
@@ -245,6 +260,28 @@ export function computeStubs(host: string, pickup: Duration): ComputeStubs {
       // A cancelled attach undoes itself only once the host's connect has really stopped: otherwise a
       // connect still running could finish after the undo's disconnect and leave the volume connected.
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    }),
+    power: proxyActivities<Group<ComputeActivities, typeof COMPUTE_POWER>>({
+      ...base,
+      // A clean shutdown waits for the guest's ACPI power-off (the driver's shutdown timeout, Nova's 60 s
+      // shutdown_timeout) before a hard stop; a soft reboot may do that and a start: 5 minutes bound it.
+      startToCloseTimeout: '5 minutes',
+      heartbeatTimeout: '20 seconds',
+      // Each is idempotent on the driver (powering off an off guest is a no-op), so a retry is safe; after
+      // three the operation fails and the server keeps its state, as Nova's reverts_task_state leaves it.
+      retry: {
+        initialInterval: '1 second',
+        backoffCoefficient: 2,
+        maximumInterval: '10 seconds',
+        maximumAttempts: 3,
+      },
+    }),
+    read: proxyActivities<Group<ComputeActivities, typeof COMPUTE_READS>>({
+      ...base,
+      // After a failure the state is only informative (a reboot that left the guest off goes to ERROR):
+      // one quick retry, then the failure is recorded without it.
+      startToCloseTimeout: '20 seconds',
+      retry: { initialInterval: '500 ms', maximumAttempts: 2 },
     }),
   };
 }

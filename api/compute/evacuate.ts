@@ -8,16 +8,14 @@
  */
 import { randomInt } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { CloudError } from '../../cloud/errors';
 import { CONTROLLER_QUEUE, evacuateWorkflowId } from '../../workflows/names';
 import type { EvacuateRequest } from '../../workflows/evacuate';
-import { authOf } from '../auth';
-import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
 import { enforcePolicy, parseBody } from './common';
 import { atLeast } from './microversion';
+import type { ActionAnswer, ActionCall } from './server-actions';
 import { visibleInstance } from './servers';
 
 /** parameter_types.boolean: JSON booleans and oslo's boolean strings. */
@@ -64,11 +62,17 @@ const generatePassword = () =>
 /** How long the API waits for the workflow to take the server before answering regardless. */
 const TAKE_WAIT_MS = 30_000;
 
-export async function evacuateAction(deps: ApiDeps, request: FastifyRequest, reply: FastifyReply) {
-  const { ctx, token } = authOf(request);
-  const { id } = request.params as { id: string };
+/** SERVER_ACTIONS' `evacuate` entry (server-actions.ts). */
+export async function evacuateAction({
+  deps,
+  request,
+  ctx,
+  token,
+  id,
+  body: raw,
+}: ActionCall): Promise<ActionAnswer> {
   const minor = request.microversion.minor;
-  const body = parseBody(evacuateSchema(minor), request.body).evacuate as {
+  const body = parseBody(evacuateSchema(minor), raw).evacuate as {
     host?: string;
     adminPass?: string;
     onSharedStorage?: z.infer<typeof booleanLike>;
@@ -124,6 +128,6 @@ export async function evacuateAction(deps: ApiDeps, request: FastifyRequest, rep
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  if (atLeast(request, 2, 14)) return reply.code(200).send();
-  return reply.code(200).send({ adminPass: password });
+  if (atLeast(request, 2, 14)) return { status: 200 };
+  return { status: 200, body: { adminPass: password } };
 }

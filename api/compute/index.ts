@@ -14,6 +14,7 @@ import { instanceActionRoutes } from './instance-actions';
 import { keypairRoutes } from './keypairs';
 import { limitsRoutes } from './limits';
 import { MIN_MICROVERSION, parseMicroversion, versionHeaders } from './microversion';
+import { serverActionRoutes } from './server-actions';
 import { serverRoutes } from './servers';
 import { versionDocument, versionRoutes } from './versions';
 import { volumeAttachmentRoutes } from './volume-attachments';
@@ -30,6 +31,7 @@ async function v21(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     versionHeaders(reply, version);
   });
   await serverRoutes(app, deps);
+  await serverActionRoutes(app, deps);
   await flavorRoutes(app, deps);
   await keypairRoutes(app, deps);
   await hypervisorRoutes(app, deps);

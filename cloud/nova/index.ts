@@ -19,6 +19,7 @@ import type { NovaContext } from './db-util';
 import * as flavors from './flavors';
 import * as instances from './instances';
 import * as keypairs from './keypairs';
+import * as operations from './operations';
 import { novaMigrations } from './migrations';
 import * as quota from './quota';
 import type { NovaDb } from './schema';
@@ -48,6 +49,19 @@ export type {
   SetTaskStateInput,
 } from './conductor';
 export type { Flavor } from './flavors';
+export {
+  OPERATION_NAMES,
+  OPERATION_RULES,
+  checkOperationAllowed,
+  isSuperseded,
+  operationRule,
+  type BeginOperationInput,
+  type FailOperationInput,
+  type FailOperationResult,
+  type FinishOperationInput,
+  type OperationName,
+  type OperationRule,
+} from './operations';
 export type { KeyPair, ImportKeyPairInput } from './keypairs';
 export { DEFAULT_KEY_PAIRS_PER_USER, fingerprintOf } from './keypairs';
 export { DEFAULT_FLAVORS } from './flavors';
@@ -228,6 +242,25 @@ export class Nova {
   }
   listActions(uuid: string): Promise<actions.InstanceAction[]> {
     return actions.listActions(this.ctx, uuid);
+  }
+
+  // Day-two operations (stop, start, reboot, ...): nova-api's guarded begin, the host step's event, the end
+  beginOperation(input: operations.BeginOperationInput): Promise<instances.Instance> {
+    return operations.beginOperation(this.ctx, input);
+  }
+  startOperationEvent(input: {
+    instanceUuid: string;
+    requestId: string;
+    operation: operations.OperationName;
+    host: string;
+  }): Promise<instances.Instance> {
+    return operations.startOperationEvent(this.ctx, input);
+  }
+  finishOperation(input: operations.FinishOperationInput): Promise<instances.Instance> {
+    return operations.finishOperation(this.ctx, input);
+  }
+  failOperation(input: operations.FailOperationInput): Promise<operations.FailOperationResult> {
+    return operations.failOperation(this.ctx, input);
   }
 
   // Compute services
