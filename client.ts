@@ -5,6 +5,7 @@
  *   bootflow server show NAME_OR_ID | server list [--all-projects] | server delete [--wait] NAME_OR_ID...
  *   bootflow server console-log NAME_OR_ID [--lines N]            (the guest's serial console)
  *   bootflow server stop|start NAME_OR_ID... [--wait] | server reboot [--hard] [--wait] NAME_OR_ID...
+ *   bootflow host evacuate HOST                                     (admin; one child workflow per server)
  *   bootflow hypervisor list | bootflow audit                       (-f json|table on every command)
  *
  * It talks to Keystone once (for a token) and otherwise only to Temporal: `server create`, `delete`, `stop`,
@@ -35,6 +36,7 @@ import {
   serverOperationWorkflowId,
 } from './workflows/names';
 import type { ConsoleOutput } from './workflows/console-output';
+import type { EvacuateHostResult } from './workflows/evacuate';
 import type { auditCloud, listHypervisors, listServers, showServer } from './workflows/operator';
 import type { ServerView } from './workflows/operator-types';
 import type { OperationPhase } from './workflows/server-operation';
@@ -455,6 +457,32 @@ async function serverPower(
   return EXIT.OK;
 }
 
+/**
+ * `bootflow host evacuate <host>`: the evacuateHost workflow, one child evacuateServer per server of the
+ * host (admin; the host's nova-compute must be down). Waits for every child and prints where each went.
+ */
+async function hostEvacuate(session: Session, host: string): Promise<number> {
+  const auth = await session.auth('admin');
+  const { client } = await session.connect();
+  const requestId = `req-${randomUUID()}`;
+  const workflowId = `evacuate-host-${host}-${requestId}`;
+  const handle = await client.workflow.start('evacuateHost', {
+    taskQueue: CONTROLLER_QUEUE,
+    workflowId,
+    args: [{ requestId, auth, host }],
+  });
+  if (!session.json()) note(`Evacuating host ${host} — ${session.link(workflowId)}`);
+  const result = await resultOf<EvacuateHostResult>(handle, `the evacuation of ${host}`);
+  if (session.json()) print(renderJson(result));
+  else {
+    for (const e of result.evacuated)
+      print(`Server ${e.instanceUuid} evacuated: ${e.sourceHost} -> ${e.host}`);
+    for (const f of result.failed) print(`Server ${f.instanceUuid} not evacuated: ${f.type}: ${f.message}`);
+    if (result.evacuated.length + result.failed.length === 0) print(`No server on host ${host}`);
+  }
+  return result.failed.length > 0 ? EXIT.FAILED : EXIT.OK;
+}
+
 async function hypervisorList(session: Session): Promise<number> {
   const hypervisors = await read<Awaited<ReturnType<typeof listHypervisors>>>(
     session,
@@ -579,6 +607,15 @@ export function buildProgram(run: (work: (session: Session) => Promise<number>) 
     .description('compute hosts with their state and used and free resources (admin)')
     .exitOverride()
     .action(() => run((s) => hypervisorList(s)));
+  program
+    .command('host')
+    .description('compute hosts: operator actions')
+    .exitOverride()
+    .command('evacuate')
+    .description("rebuild every server of a lost host on other hosts (admin; the host's nova-compute down)")
+    .argument('<host>', 'the compute host')
+    .exitOverride()
+    .action((host: string) => run((s) => hostEvacuate(s, host)));
   program
     .command('audit')
     .description('leak audit: resources no live server owns (admin); exit 1 when it finds any')
