@@ -4,9 +4,12 @@
  *   bootflow server create --flavor m1.tiny --image cirros --network private [--boot-from-volume 1] [--wait] NAME
  *   bootflow server show NAME_OR_ID | server list [--all-projects] | server delete [--wait] NAME_OR_ID...
  *   bootflow server console-log NAME_OR_ID [--lines N]            (the guest's serial console)
+ *   bootflow server stop|start NAME_OR_ID... [--wait] | server reboot [--hard] [--wait] NAME_OR_ID...
+ *   bootflow host evacuate HOST                                     (admin; one child workflow per server)
  *   bootflow hypervisor list | bootflow audit                       (-f json|table on every command)
  *
- * It talks to Keystone once (for a token) and otherwise only to Temporal: `server create` and `server delete` start the boot and delete workflows, the
+ * It talks to Keystone once (for a token) and otherwise only to Temporal: `server create`, `delete`, `stop`,
+ * `start` and `reboot` start their workflows, the
  * read commands run short workflows whose activities read the cloud on the controller and network nodes.
  * Credentials come from --os-* flags, OS_* variables, or the bootstrap's openrc file; a password is exchanged
  * for a token at the Keystone API (OS_AUTH_URL) before any workflow starts, and workflows get only the
@@ -24,13 +27,28 @@ import { BootProgress } from './lib/command-line/progress';
 import type { TemporalHandle } from './lib/command-line/temporal';
 import { dataDirFromEnv, EXIT, UserError } from './lib/command-line/usage';
 import { auditTable, hypervisorTable, serverFields, serverListTable } from './lib/command-line/views';
-import { bootWorkflowId, CONTROLLER_QUEUE, deleteWorkflowId } from './workflows/names';
+import {
+  bootWorkflowId,
+  CONTROLLER_QUEUE,
+  deleteWorkflowId,
+  serverOperationWorkflowId,
+} from './workflows/names';
 import type { ConsoleOutput } from './workflows/console-output';
+import type { EvacuateHostResult } from './workflows/evacuate';
 import type { auditCloud, listHypervisors, listServers, showServer } from './workflows/operator';
 import type { ServerView } from './workflows/operator-types';
-import type { BootRequest, BootResult, BootStatus, DeleteResult } from './workflows/types';
+import type { OperationPhase } from './workflows/server-operation';
+import type {
+  BootRequest,
+  BootResult,
+  BootStatus,
+  DeleteResult,
+  ServerOperationName,
+  ServerOperationResult,
+} from './workflows/types';
 import { usePrivateUmask } from './lib/file-modes';
 import { checkBootRequestFields } from './workflows/request-schema';
+import { pollUntil } from './lib/poll';
 
 /** All a workflow gets from the client: a Keystone token, never a password. */
 type TokenAuth = { token: string };
@@ -396,6 +414,106 @@ async function serverDelete(session: Session, refs: string[], options: { wait?: 
   return EXIT.OK;
 }
 
+type PowerCommand = 'stop' | 'start' | 'reboot';
+
+const POWER_WORDS: Record<PowerCommand, { workflowType: string; doing: string; done: string }> = {
+  stop: { workflowType: 'stopInstance', doing: 'Stopping', done: 'stopped' },
+  start: { workflowType: 'startInstance', doing: 'Starting', done: 'started' },
+  reboot: { workflowType: 'rebootInstance', doing: 'Rebooting', done: 'rebooted' },
+};
+
+/** How long the client waits to hear whether nova-api's checks let the operation begin. */
+const BEGIN_WAIT_MS = 60_000;
+
+/**
+ * `openstack server stop|start|reboot [--hard]`: one workflow per server. Without --wait the client still
+ * waits until nova-api's checks have let the operation begin (a refusal, Nova's 409, is an error here);
+ * with --wait, until the host has done it.
+ */
+async function serverPower(
+  session: Session,
+  command: PowerCommand,
+  refs: string[],
+  options: { wait?: boolean; hard?: boolean },
+): Promise<number> {
+  const auth = await session.auth('demo');
+  const { client } = await session.connect();
+  const words = POWER_WORDS[command];
+  const operation: ServerOperationName =
+    command === 'reboot' ? (options.hard ? 'reboot-hard' : 'reboot-soft') : command;
+  const results: Array<
+    ServerOperationResult | { id: string; name: string; workflowId: string; webUi: string }
+  > = [];
+  for (const ref of refs) {
+    const server = await showServerOf(session, auth, ref);
+    const requestId = `req-${randomUUID()}`;
+    const workflowId = serverOperationWorkflowId(operation, server.id, requestId);
+    const handle = await client.workflow.start(words.workflowType, {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId,
+      args: [
+        {
+          requestId,
+          auth,
+          instanceUuid: server.id,
+          ...(command === 'reboot' ? { type: options.hard ? 'HARD' : 'SOFT' } : {}),
+        },
+      ],
+    });
+    const link = session.link(workflowId);
+    const what = `the ${command} of ${server.name}`;
+    if (!options.wait) {
+      const phase = await pollUntil(
+        async () => {
+          const now = await handle.query<OperationPhase>('operationPhase');
+          return now === 'beginning' ? undefined : now;
+        },
+        { timeoutMs: BEGIN_WAIT_MS, intervalMs: 200, what: `nova-api's checks for ${what}` },
+      );
+      // Refused (or failed at once): the workflow's typed failure is the answer.
+      if (phase === 'failed') await resultOf(handle, what);
+      results.push({ id: server.id, name: server.name, workflowId, webUi: link });
+      if (!session.json()) print(`${words.doing} server ${server.name} (${server.id}): ${link}`);
+      continue;
+    }
+    if (!session.json()) note(`${words.doing} server ${server.name} (${server.id}) — ${link}`);
+    const result = await resultOf<ServerOperationResult>(handle, what);
+    results.push(result);
+    if (!session.json())
+      print(
+        `Server ${server.name} (${server.id}) ${words.done}: vm_state ${result.vmState}, power_state ${result.powerState}`,
+      );
+  }
+  if (session.json()) print(renderJson(results));
+  return EXIT.OK;
+}
+
+/**
+ * `bootflow host evacuate <host>`: the evacuateHost workflow, one child evacuateServer per server of the
+ * host (admin; the host's nova-compute must be down). Waits for every child and prints where each went.
+ */
+async function hostEvacuate(session: Session, host: string): Promise<number> {
+  const auth = await session.auth('admin');
+  const { client } = await session.connect();
+  const requestId = `req-${randomUUID()}`;
+  const workflowId = `evacuate-host-${host}-${requestId}`;
+  const handle = await client.workflow.start('evacuateHost', {
+    taskQueue: CONTROLLER_QUEUE,
+    workflowId,
+    args: [{ requestId, auth, host }],
+  });
+  if (!session.json()) note(`Evacuating host ${host} — ${session.link(workflowId)}`);
+  const result = await resultOf<EvacuateHostResult>(handle, `the evacuation of ${host}`);
+  if (session.json()) print(renderJson(result));
+  else {
+    for (const e of result.evacuated)
+      print(`Server ${e.instanceUuid} evacuated: ${e.sourceHost} -> ${e.host}`);
+    for (const f of result.failed) print(`Server ${f.instanceUuid} not evacuated: ${f.type}: ${f.message}`);
+    if (result.evacuated.length + result.failed.length === 0) print(`No server on host ${host}`);
+  }
+  return result.failed.length > 0 ? EXIT.FAILED : EXIT.OK;
+}
+
 async function hypervisorList(session: Session): Promise<number> {
   const hypervisors = await read<Awaited<ReturnType<typeof listHypervisors>>>(
     session,
@@ -492,6 +610,27 @@ export function buildProgram(run: (work: (session: Session) => Promise<number>) 
     .option('--wait', 'wait until each server is deleted')
     .exitOverride()
     .action((refs: string[], options: { wait?: boolean }) => run((s) => serverDelete(s, refs, options)));
+  for (const command of ['stop', 'start'] as const) {
+    server
+      .command(command)
+      .description(`${command} servers (starts the ${POWER_WORDS[command].workflowType} workflow)`)
+      .argument('<server...>', 'server names or ids')
+      .option('--wait', `wait until each server is ${POWER_WORDS[command].done}`)
+      .exitOverride()
+      .action((refs: string[], options: { wait?: boolean }) =>
+        run((s) => serverPower(s, command, refs, options)),
+      );
+  }
+  server
+    .command('reboot')
+    .description('reboot servers (starts the rebootInstance workflow): SOFT by default')
+    .argument('<server...>', 'server names or ids')
+    .option('--hard', 'a HARD reboot (reset) instead of a SOFT one (ACPI)')
+    .option('--wait', 'wait until each server is rebooted')
+    .exitOverride()
+    .action((refs: string[], options: { wait?: boolean; hard?: boolean }) =>
+      run((s) => serverPower(s, 'reboot', refs, options)),
+    );
   program
     .command('hypervisor')
     .description('compute hosts')
@@ -500,6 +639,15 @@ export function buildProgram(run: (work: (session: Session) => Promise<number>) 
     .description('compute hosts with their state and used and free resources (admin)')
     .exitOverride()
     .action(() => run((s) => hypervisorList(s)));
+  program
+    .command('host')
+    .description('compute hosts: operator actions')
+    .exitOverride()
+    .command('evacuate')
+    .description("rebuild every server of a lost host on other hosts (admin; the host's nova-compute down)")
+    .argument('<host>', 'the compute host')
+    .exitOverride()
+    .action((host: string) => run((s) => hostEvacuate(s, host)));
   program
     .command('audit')
     .description('leak audit: resources no live server owns (admin); exit 1 when it finds any')

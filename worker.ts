@@ -44,7 +44,7 @@ import {
   heartbeatSignal,
   registerSignal,
 } from './workflows/compute-service';
-import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from './workflows/names';
+import { computeQueue, CONTROLLER_QUEUE, destroyEvacuatedWorkflowId, NETWORK_QUEUE } from './workflows/names';
 import { DEFAULT_API_PORT, DEFAULT_REGION, startApiServer, type ApiServer } from './api';
 import { apiSettings, type ApiSettings } from './api/settings';
 import { usePrivateUmask } from './lib/file-modes';
@@ -448,6 +448,21 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
     const timers: NodeJS.Timeout[] = [];
     for (const { spec } of computeHosts) {
       await announce(spec, 'register');
+      // init_host's _destroy_evacuated_instances: guests evacuated while this host was down are destroyed
+      // here, on the controller's word (the host never reads the controller's database).
+      await client.workflow
+        .start('destroyEvacuatedInstances', {
+          taskQueue: CONTROLLER_QUEUE,
+          workflowId: destroyEvacuatedWorkflowId(spec.host),
+          args: [{ host: spec.host }],
+          workflowIdConflictPolicy: 'USE_EXISTING',
+        })
+        .catch((err: unknown) =>
+          log.warn(
+            { host: spec.host, error: (err as Error).message },
+            'init_host: evacuated-guest check not started',
+          ),
+        );
       log.info(
         { host: spec.host, workflowId: computeServiceWorkflowId(spec.host) },
         'compute service announced',

@@ -11,8 +11,10 @@ import {
   bootQuota,
   checkImageFitsFlavor,
   flavorRefError,
+  operationRule,
   type BootPlanRequest,
   type Nova,
+  type OperationName,
 } from '../cloud/nova';
 import { parseRequest } from '../cloud/validation';
 import type { BootPlan, InstanceSummary, QuotaAmounts } from '../workflows/types';
@@ -104,6 +106,36 @@ export function createComputeApiActivities({ keystone, nova, glance }: ComputeAp
         `Instance ${instanceUuid} could not be found.`,
       );
       return summaryOf(instance);
+    },
+
+    /**
+     * nova-api's begin of a day-two operation (stop, start, reboot, ...): the policy (another project's
+     * server is NotFound), the state checks, the guarded task_state save and the instance action. The
+     * servers API has done it already when it started the workflow: then this finds the action and returns.
+     */
+    async beginServerOperation(input: {
+      token: string;
+      instanceUuid: string;
+      requestId: string;
+      operation: OperationName;
+    }): Promise<InstanceSummary> {
+      const ctx = await keystone.validateToken(input.token);
+      const instance = await nova.getInstance(input.instanceUuid);
+      const rule = operationRule(input.operation);
+      enforceVisible(
+        ctx,
+        `compute:server:${rule.action}` as 'compute:server:stop',
+        { projectId: instance.projectId },
+        `Instance ${input.instanceUuid} could not be found.`,
+      );
+      const begun = await nova.beginOperation({
+        instanceUuid: input.instanceUuid,
+        requestId: input.requestId,
+        operation: input.operation,
+        userId: ctx.userId,
+        projectId: instance.projectId,
+      });
+      return summaryOf(begun);
     },
   });
 }

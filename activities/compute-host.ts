@@ -5,7 +5,7 @@
  */
 import { Context } from '@temporalio/activity';
 import type { LeakFinding } from '../cloud/audit';
-import type { ComputeHost, PowerState } from '../cloud/compute';
+import type { ComputeHost, PowerState, RebootType } from '../cloud/compute';
 import type {
   ImageLocation,
   PluggedVif,
@@ -128,6 +128,11 @@ export function createComputeActivities(compute: ComputeHost) {
       );
     },
 
+    /** init_host: the instances this host has a directory for (its local guests, running or not). */
+    async listLocalInstances(_input: Record<string, never>): Promise<string[]> {
+      return compute.listInstanceDirs();
+    },
+
     /** An attach's host step on a running server: the volume connected, the guest's next device. */
     async attachGuestVolume(input: VolumeConnection): Promise<{ device: string; path: string }> {
       const { instanceUuid, volumeId, connectionInfo } = input;
@@ -197,6 +202,31 @@ export function createComputeActivities(compute: ComputeHost) {
      */
     async auditHost(liveInstanceUuids: string[]): Promise<LeakFinding[]> {
       return beating(() => compute.auditLeaks(liveInstanceUuids));
+    },
+
+    /** nova-compute's stop_instance: the driver's power off; the power state read back from the driver. */
+    async powerOff(input: { instanceUuid: string }): Promise<{ powerState: number }> {
+      const domain = await beating(() => compute.powerOff(input.instanceUuid, { signal: signal() }));
+      return { powerState: domain.powerState };
+    },
+
+    /** nova-compute's start_instance: the driver's power on; the power state read back. */
+    async powerOn(input: { instanceUuid: string }): Promise<{ powerState: number }> {
+      const domain = await beating(() => compute.powerOn(input.instanceUuid, { signal: signal() }));
+      return { powerState: domain.powerState };
+    },
+
+    /** nova-compute's reboot_instance, SOFT (ACPI, then a reset after the driver's timeout) or HARD. */
+    async reboot(input: { instanceUuid: string; type: RebootType }): Promise<{ powerState: number }> {
+      const domain = await beating(() =>
+        compute.reboot(input.instanceUuid, input.type, { signal: signal() }),
+      );
+      return { powerState: domain.powerState };
+    },
+
+    /** nova-compute's _get_power_state: what the driver says now (NOSTATE without a domain). */
+    async getPowerState(input: { instanceUuid: string }): Promise<{ powerState: number }> {
+      return { powerState: await compute.getPowerState(input.instanceUuid) };
     },
 
     /** The driver's destroy: domain, bridges and taps, volume connections and the instance directory. */

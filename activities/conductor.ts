@@ -9,8 +9,11 @@ import type {
   BeginDeleteInput,
   FailInput,
   HostBuildFailedInput,
+  FailOperationInput,
+  FinishOperationInput,
   InstanceStep,
   Nova,
+  OperationName,
   SetHostInput,
   SetTaskStateInput,
 } from '../cloud/nova';
@@ -39,6 +42,7 @@ export function summaryOf(instance: Awaited<ReturnType<Nova['getInstance']>>): I
     host: instance.host,
     vmState: instance.vmState,
     taskState: instance.taskState,
+    powerState: instance.powerState,
     deleted: instance.deleted,
   };
 }
@@ -115,6 +119,23 @@ export function createConductorActivities(nova: Nova) {
     },
     async finishDelete(input: InstanceStep): Promise<void> {
       await nova.conductor.finishDelete(input);
+    },
+    /** A day-two operation's host step begins (its event opened), if a delete has not taken over. */
+    async startOperationEvent(
+      input: InstanceStep & { operation: OperationName; host: string },
+    ): Promise<InstanceSummary> {
+      return summaryOf(await guarded(() => nova.startOperationEvent(input)));
+    },
+    /** Its end: new vm_state and power_state, task_state None, event and action closed (guarded). */
+    async finishOperation(input: FinishOperationInput): Promise<InstanceSummary> {
+      return summaryOf(await guarded(() => nova.finishOperation(input)));
+    },
+    /** Its failure: task_state reverted and the fault kept (unless a delete took over), event Error. */
+    async failOperation(
+      input: FailOperationInput,
+    ): Promise<{ superseded: boolean; instance: InstanceSummary }> {
+      const { superseded, instance } = await nova.failOperation(input);
+      return { superseded, instance: summaryOf(instance) };
     },
   });
 }

@@ -12,6 +12,7 @@ import type { Placement } from '../cloud/placement';
 import type { Scheduler } from '../cloud/scheduler';
 import { createComputeApiActivities } from './compute-api';
 import { createConductorActivities } from './conductor';
+import { createEvacuateActivities } from './evacuate';
 import { createIdentityActivities } from './identity';
 import { createReconcilerActivities } from './reconciler';
 import { createSchedulerActivities } from './scheduler';
@@ -40,6 +41,7 @@ export function createControllerActivities(services: ControllerServices) {
     ...createSchedulerActivities({ scheduler, placement }),
     ...createVolumeActivities({ cinder, identity: keystone }),
     ...createServerVolumeActivities({ keystone, nova, cinder }),
+    ...createEvacuateActivities({ keystone, nova, glance }),
   };
 }
 

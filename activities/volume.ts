@@ -101,8 +101,8 @@ export function createVolumeActivities({ cinder, identity }: VolumeServices) {
       await ignoreNotFound(() => cinder.rollDetaching(input.volumeId));
     },
 
-    async completeAttachment(input: { attachmentId: string }): Promise<void> {
-      await cinder.completeAttachment(input.attachmentId);
+    async completeAttachment(input: { attachmentId: string; mountpoint?: string }): Promise<void> {
+      await cinder.completeAttachment(input.attachmentId, input.mountpoint);
     },
 
     /** attachment-delete: the volume goes back to `available` (kept for the next host or the user). */

@@ -28,7 +28,7 @@ export const ERROR_TYPES = {
   ComputeHostNotFound: { code: 404, retryable: false },
   /** Nova: the instance has no host yet (or is not in a state for the request): 409. */
   InstanceNotReady: { code: 409, retryable: false },
-  /** Nova's InstanceInvalidState: the vm_state or task_state forbids the request (409 at the API). */
+  /** Nova: the server's vm_state/task_state forbids the operation (check_instance_state): 409, final. */
   InstanceInvalidState: { code: 409, retryable: false },
   /** A build failure on one host that another host may not have: the caller reschedules. */
   RescheduledException: { code: 500, retryable: false },

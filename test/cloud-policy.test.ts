@@ -35,6 +35,9 @@ function rulesDecidingAs(
 const EXPECTED: Record<string, Record<Where, Who[]>> = {
   'compute:server:create': { A: ['admin', 'manager', 'member'], B: ['admin', 'memberOfB'] },
   'compute:server:delete': { A: ['admin', 'manager', 'member'], B: ['admin', 'memberOfB'] },
+  'compute:server:stop': { A: ['admin', 'manager', 'member'], B: ['admin', 'memberOfB'] },
+  'compute:server:start': { A: ['admin', 'manager', 'member'], B: ['admin', 'memberOfB'] },
+  'compute:server:reboot': { A: ['admin', 'manager', 'member'], B: ['admin', 'memberOfB'] },
   'compute:server:show': { A: ['admin', 'manager', 'member', 'reader'], B: ['admin', 'memberOfB'] },
   'compute:server:list': { A: ['admin', 'manager', 'member', 'reader'], B: ['admin', 'memberOfB'] },
   'compute:servers:list:all_projects': { A: ['admin'], B: ['admin'] },
@@ -90,6 +93,9 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
 const ALIASES: Array<[PolicyRule, PolicyRule]> = [
   ['os_compute_api:servers:create', 'compute:server:create'],
   ['os_compute_api:servers:delete', 'compute:server:delete'],
+  ['os_compute_api:servers:stop', 'compute:server:stop'],
+  ['os_compute_api:servers:start', 'compute:server:start'],
+  ['os_compute_api:servers:reboot', 'compute:server:reboot'],
   ['os_compute_api:servers:show', 'compute:server:show'],
   ['os_compute_api:servers:index', 'compute:server:list'],
   ['os_compute_api:servers:detail', 'compute:server:list'],
@@ -198,7 +204,7 @@ describe('policy (Nova defaults over real Keystone tokens)', () => {
   });
 
   test('unknown rules and malformed contexts fail closed', () => {
-    assert.equal(authorize(ctx.admin, 'compute:server:reboot' as PolicyRule).allowed, false);
+    assert.equal(authorize(ctx.admin, 'compute:server:rebuild' as PolicyRule).allowed, false);
     assert.equal(authorize(ctx.admin, 'toString' as PolicyRule).allowed, false);
     const noRoles = { ...ctx.admin, roles: undefined } as unknown as RequestContext;
     assert.equal(authorize(noRoles, 'compute:server:show').allowed, false);

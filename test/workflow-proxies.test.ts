@@ -20,6 +20,8 @@ import {
   COMPUTE_FETCHES,
   COMPUTE_OPS,
   COMPUTE_VOLUME_OPS,
+  COMPUTE_POWER,
+  COMPUTE_READS,
   CONTROLLER_CLEANUPS,
   CONTROLLER_PERIODIC,
   CONTROLLER_POLLS,
@@ -52,7 +54,7 @@ test('each controller activity has exactly one proxy group; nothing unused', () 
 });
 
 test('each network activity has exactly one proxy group', () => {
-  checkGroups(network, [NETWORK_STEPS, NETWORK_POLLS, NETWORK_CLEANUPS], ['listInstancePorts']);
+  checkGroups(network, [NETWORK_STEPS, NETWORK_POLLS, NETWORK_CLEANUPS], []);
 });
 
 test('the compute groups are exactly the activities a compute worker serves', () => {
@@ -60,7 +62,7 @@ test('the compute groups are exactly the activities a compute worker serves', ()
   // sync's, each with its own read policy (workflows/operator.ts, console-output.ts, compute-service.ts).
   checkGroups(
     compute,
-    [COMPUTE_OPS, COMPUTE_FETCHES, COMPUTE_CLEANUPS, COMPUTE_VOLUME_OPS],
+    [COMPUTE_OPS, COMPUTE_FETCHES, COMPUTE_CLEANUPS, COMPUTE_POWER, COMPUTE_READS, COMPUTE_VOLUME_OPS],
     ['auditHost', 'getConsoleOutput', 'readPowerStates'],
   );
 });

@@ -92,6 +92,38 @@ test('the stored console-output history replays against the current workflows', 
  * Attach and detach of a volume on a running server (test/histories/volumes/, from
  * test/workflow-server-volumes.test.ts): success, each failure path, a cancel and a delete during an attach.
  */
+/**
+ * The power actions' histories (test/histories/power/, from test/workflow-power.test.ts): stop, start,
+ * soft and hard reboot, and the failure paths of the server-operation shape (host step failing, host down,
+ * cancelled, superseded by a delete).
+ */
+test('the stored power-action histories replay against the current workflows', async () => {
+  installTemporalRuntime();
+  const histories = storedHistories('power');
+  assert.deepEqual(
+    histories.map((h) => h.workflowId),
+    [
+      'reboot-hard',
+      'reboot-soft',
+      'start-cancelled',
+      'start',
+      'stop-deleted',
+      'stop-fails',
+      'stop-host-down',
+      'stop',
+    ],
+  );
+  let replayed = 0;
+  for await (const result of Worker.runReplayHistories(
+    { workflowBundle: await workflowBundle() },
+    histories,
+  )) {
+    assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
+    replayed++;
+  }
+  assert.equal(replayed, histories.length);
+});
+
 test('the stored volume attach and detach histories replay against the current workflows', async () => {
   installTemporalRuntime();
   const histories = storedHistories('volumes');
@@ -159,6 +191,28 @@ test('the stored reconciler histories replay against the current workflows', asy
     replayed++;
   }
   assert.equal(replayed, 2);
+});
+
+/**
+ * Evacuate (test/histories/evacuate/, from test/workflow-evacuate.test.ts): one server, a host-wide run with
+ * its children, a spawn failing on the destination, and the returning host's reaping of evacuated guests.
+ */
+test('the stored evacuate histories replay against the current workflows', async () => {
+  installTemporalRuntime();
+  const histories = storedHistories('evacuate');
+  assert.deepEqual(
+    histories.map((h) => h.workflowId),
+    ['destroy-evacuated', 'evacuate-host', 'evacuate-spawn-fails', 'evacuate'],
+  );
+  let replayed = 0;
+  for await (const result of Worker.runReplayHistories(
+    { workflowBundle: await workflowBundle() },
+    histories,
+  )) {
+    assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
+    replayed++;
+  }
+  assert.equal(replayed, histories.length);
 });
 
 test('a workflow change that is not replay-safe fails the replay', async () => {

@@ -10,7 +10,14 @@ import {
   isCancellation,
 } from '@temporalio/workflow';
 import { ERROR_TYPES } from '../common/error-types';
-import { COMPUTE_CLEANUPS, COMPUTE_FETCHES, COMPUTE_OPS, COMPUTE_VOLUME_OPS } from './proxies';
+import {
+  COMPUTE_CLEANUPS,
+  COMPUTE_FETCHES,
+  COMPUTE_OPS,
+  COMPUTE_POWER,
+  COMPUTE_READS,
+  COMPUTE_VOLUME_OPS,
+} from './proxies';
 
 export interface Classified {
   type: string;
@@ -43,6 +50,8 @@ const COMPUTE_ACTIVITY_TYPES: ReadonlySet<string> = new Set([
   ...COMPUTE_OPS,
   ...COMPUTE_FETCHES,
   ...COMPUTE_CLEANUPS,
+  ...COMPUTE_POWER,
+  ...COMPUTE_READS,
   ...COMPUTE_VOLUME_OPS,
 ]);
 

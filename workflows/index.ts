@@ -1,8 +1,11 @@
 /**
- * The boot, delete and console-output workflows (the client and the OpenStack API start them; a
+ * The boot, delete, console-output and power (stop, start, reboot) workflows (the client and the OpenStack API start them; a
  * `controller` worker runs them with the rest of ./all.ts). Deterministic code only.
  */
 export { createInstance, createInstanceSequential, statusQuery } from './create-instance';
 export { deleteInstance } from './delete-instance';
 export { getConsoleOutput } from './console-output';
 export { attachServerVolume, detachServerVolume } from './server-volumes';
+export { destroyEvacuatedInstances, evacuateHost, evacuateServer } from './evacuate';
+export { rebootInstance, startInstance, stopInstance } from './power';
+export { operationPhaseQuery } from './server-operation';

@@ -26,3 +26,25 @@ export function volumeAttachWorkflowId(instanceUuid: string, requestId: string):
 export function volumeDetachWorkflowId(instanceUuid: string, requestId: string): string {
   return `volume-detach-${instanceUuid}-${requestId}`;
 }
+
+/** One evacuation of a server per request (also a host evacuation's child). */
+export function evacuateWorkflowId(instanceUuid: string, requestId: string): string {
+  return `evacuate-${instanceUuid}-${requestId}`;
+}
+
+/** A compute host's init_host clean-up of guests evacuated while it was down: one per host at a time. */
+export function destroyEvacuatedWorkflowId(host: string): string {
+  return `destroy-evacuated-${host}`;
+}
+
+/**
+ * A day-two operation's workflow: one per request on one server (the same request sent again finds it),
+ * named after both so the Web UI lists a server's operations together.
+ */
+export function serverOperationWorkflowId(
+  operation: string,
+  instanceUuid: string,
+  requestId: string,
+): string {
+  return `${operation}-${instanceUuid}-${requestId}`;
+}

@@ -25,6 +25,11 @@ export const CONTROLLER_STEPS = [
   'claimAlternate',
   'setHost',
   'setTaskState',
+  'beginEvacuate',
+  'evacuateSpawning',
+  'finishEvacuate',
+  'listHostServers',
+  'evacuatedInstances',
   'prepareVolumeAttach',
   'prepareVolumeDetach',
   'confirmVolumeAttach',
@@ -32,6 +37,10 @@ export const CONTROLLER_STEPS = [
   'getInstanceForDelete',
   'beginDelete',
   'finishDelete',
+  // Day-two operations (server-operation.ts): nova-api's guarded begin, the conductor's guarded writes.
+  'beginServerOperation',
+  'startOperationEvent',
+  'finishOperation',
 ] as const satisfies ReadonlyArray<keyof ControllerActivities>;
 /** cinder-api calls that move a volume forward. */
 export const VOLUME_STEPS = [
@@ -54,12 +63,14 @@ export const CONTROLLER_CLEANUPS = [
   'releaseAllocation',
   'detachVolume',
   'rollDetaching',
+  'failEvacuate',
   'finishVolumeAction',
   'deleteVolume',
   'hostBuildFailed',
   'failBuild',
   'failDelete',
   'clearStaleTask',
+  'failOperation',
 ] as const satisfies ReadonlyArray<keyof ControllerActivities>;
 /** The reconciler's periodic look over every instance (a database read and a Temporal look-up each). */
 export const CONTROLLER_PERIODIC = ['findOrphanedInstances'] as const satisfies ReadonlyArray<
@@ -70,6 +81,7 @@ export const NETWORK_STEPS = [
   'createPorts',
   'bindPorts',
   'reportDevicesUp',
+  'listInstancePorts',
 ] as const satisfies ReadonlyArray<keyof NetworkActivities>;
 export const NETWORK_POLLS = ['portStatuses'] as const satisfies ReadonlyArray<keyof NetworkActivities>;
 export const NETWORK_CLEANUPS = ['deleteInstancePorts'] as const satisfies ReadonlyArray<
@@ -82,15 +94,25 @@ export const COMPUTE_OPS = [
   'spawn',
   'destroyInstance',
 ] as const satisfies ReadonlyArray<keyof ComputeActivities>;
-/** A running server's volume attach and detach on its host (workflows/server-volumes.ts). */
+/**
+ * Day-two work on a running server's host: a volume's attach and detach (workflows/server-volumes.ts), and
+ * init_host's list of its local guests (workflows/evacuate.ts).
+ */
 export const COMPUTE_VOLUME_OPS = [
   'attachGuestVolume',
   'disconnectGuestVolume',
+  'listLocalInstances',
 ] as const satisfies ReadonlyArray<keyof ComputeActivities>;
 export const COMPUTE_FETCHES = ['fetchImage'] as const satisfies ReadonlyArray<keyof ComputeActivities>;
 export const COMPUTE_CLEANUPS = ['unplugVifs', 'disconnectVolume'] as const satisfies ReadonlyArray<
   keyof ComputeActivities
 >;
+/** The driver's power actions (day two): stop, start, reboot. */
+export const COMPUTE_POWER = ['powerOff', 'powerOn', 'reboot'] as const satisfies ReadonlyArray<
+  keyof ComputeActivities
+>;
+/** Reads of the driver's state after a failed operation (Nova's _get_power_state). */
+export const COMPUTE_READS = ['getPowerState'] as const satisfies ReadonlyArray<keyof ComputeActivities>;
 
 type Group<A, K extends ReadonlyArray<keyof A>> = Pick<A, K[number]>;
 
@@ -192,6 +214,10 @@ export interface ComputeStubs {
   cleanup: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_CLEANUPS>>;
   /** A running server's volume connect and disconnect: bounded, and cancelled only once the host says so. */
   volumes: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_VOLUME_OPS>>;
+  /** Power off, power on, reboot: may wait out a guest's clean shutdown. */
+  power: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_POWER>>;
+  /** A quick read of the driver's state. */
+  read: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_READS>>;
 }
 
 /**
@@ -249,6 +275,28 @@ export function computeStubs(host: string, pickup: Duration): ComputeStubs {
       // A cancelled attach undoes itself only once the host's connect has really stopped: otherwise a
       // connect still running could finish after the undo's disconnect and leave the volume connected.
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    }),
+    power: proxyActivities<Group<ComputeActivities, typeof COMPUTE_POWER>>({
+      ...base,
+      // A clean shutdown waits for the guest's ACPI power-off (the driver's shutdown timeout, Nova's 60 s
+      // shutdown_timeout) before a hard stop; a soft reboot may do that and a start: 5 minutes bound it.
+      startToCloseTimeout: '5 minutes',
+      heartbeatTimeout: '20 seconds',
+      // Each is idempotent on the driver (powering off an off guest is a no-op), so a retry is safe; after
+      // three the operation fails and the server keeps its state, as Nova's reverts_task_state leaves it.
+      retry: {
+        initialInterval: '1 second',
+        backoffCoefficient: 2,
+        maximumInterval: '10 seconds',
+        maximumAttempts: 3,
+      },
+    }),
+    read: proxyActivities<Group<ComputeActivities, typeof COMPUTE_READS>>({
+      ...base,
+      // After a failure the state is only informative (a reboot that left the guest off goes to ERROR):
+      // one quick retry, then the failure is recorded without it.
+      startToCloseTimeout: '20 seconds',
+      retry: { initialInterval: '500 ms', maximumAttempts: 2 },
     }),
   };
 }

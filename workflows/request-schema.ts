@@ -7,7 +7,14 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { nameSchema, serverMetadataSchema, serverTagsSchema, userDataSchema } from '../common/schemas';
-import type { BootAuth, BootRequest, DeleteRequest, VolumeActionRequest } from './types';
+import type {
+  BootAuth,
+  BootRequest,
+  DeleteRequest,
+  RebootRequest,
+  ServerOperationRequest,
+  VolumeActionRequest,
+} from './types';
 
 /** Request ids name workflows and idempotency keys: printable, no spaces, at most 255 characters. */
 const requestIdSchema = z
@@ -79,6 +86,15 @@ const deleteRequestSchema = z.strictObject({
     .optional(),
 });
 
+const serverOperationShape = {
+  requestId: requestIdSchema,
+  auth: authSchema,
+  instanceUuid: z.uuid(),
+  timeouts: z.strictObject({ hostPickupMs: duration(3_600_000).optional() }).optional(),
+};
+const serverOperationSchema = z.strictObject(serverOperationShape);
+const rebootRequestSchema = z.strictObject({ ...serverOperationShape, type: z.enum(['SOFT', 'HARD']) });
+
 function badRequest(what: string, error: z.ZodError): ApplicationFailure {
   const problems = error.issues
     .slice(0, 5)
@@ -130,4 +146,16 @@ export function parseVolumeActionRequest(input: unknown): VolumeActionRequest {
   const parsed = volumeActionRequestSchema.safeParse(input);
   if (!parsed.success) throw badRequest('volume attachment request', parsed.error);
   return { ...parsed.data, auth: toAuth(parsed.data.auth) } as VolumeActionRequest;
+}
+
+export function parseServerOperationRequest(input: unknown, what: string): ServerOperationRequest {
+  const parsed = serverOperationSchema.safeParse(input);
+  if (!parsed.success) throw badRequest(what, parsed.error);
+  return { ...parsed.data, auth: toAuth(parsed.data.auth) } as ServerOperationRequest;
+}
+
+export function parseRebootRequest(input: unknown): RebootRequest {
+  const parsed = rebootRequestSchema.safeParse(input);
+  if (!parsed.success) throw badRequest('server reboot request', parsed.error);
+  return { ...parsed.data, auth: toAuth(parsed.data.auth) } as RebootRequest;
 }

@@ -97,6 +97,7 @@ export async function attachServerVolume(input: VolumeActionRequest): Promise<Vo
     );
     await call(volumeApi.completeAttachment, `cinder: attachment complete, ${volumeId} in-use`, {
       attachmentId,
+      mountpoint: `/dev/${device}`,
     });
     await call(controller.confirmVolumeAttach, 'nova-conductor: server still live', { instanceUuid });
     await call(controllerCleanup.finishVolumeAction, 'nova-conductor: attach_volume done', {

@@ -282,6 +282,8 @@ export interface InstanceSummary {
   host: string | null;
   vmState: string;
   taskState: string | null;
+  /** Nova's power_state number (1 running, 4 shutdown, 0 no state). */
+  powerState: number;
   deleted: boolean;
 }
 
@@ -302,4 +304,30 @@ export interface VolumeActionResult {
   host: string;
   /** The guest's device (`vdb`, ...); null after a detach. */
   device: string | null;
+}
+
+/** The day-two operations the workflows run (cloud/nova/operations.ts's rules, by the same names). */
+export type ServerOperationName = 'stop' | 'start' | 'reboot-soft' | 'reboot-hard';
+
+/** A day-two operation on one server (stop, start, reboot, ...), from the servers API or the client. */
+export interface ServerOperationRequest {
+  /** Names the instance action (`openstack server event show`) and, with the server, the workflow. */
+  requestId: string;
+  auth: BootAuth;
+  instanceUuid: string;
+  timeouts?: Pick<BootTimeouts, 'hostPickupMs'>;
+}
+
+export interface RebootRequest extends ServerOperationRequest {
+  /** Nova's reboot types: SOFT asks the guest (ACPI), HARD resets it. */
+  type: 'SOFT' | 'HARD';
+}
+
+export interface ServerOperationResult {
+  instanceUuid: string;
+  operation: string;
+  host: string;
+  vmState: string;
+  /** Read back from the host's driver once the operation finished. */
+  powerState: number;
 }

@@ -14,8 +14,10 @@ import { instanceActionRoutes } from './instance-actions';
 import { keypairRoutes } from './keypairs';
 import { limitsRoutes } from './limits';
 import { MIN_MICROVERSION, parseMicroversion, versionHeaders } from './microversion';
+import { serverActionRoutes } from './server-actions';
 import { serverRoutes } from './servers';
 import { versionDocument, versionRoutes } from './versions';
+import { volumeAttachmentRoutes } from './volume-attachments';
 
 async function v21(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   // Set by the onRequest hook below before any route runs (null until then, as Fastify wants it).
@@ -29,12 +31,14 @@ async function v21(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     versionHeaders(reply, version);
   });
   await serverRoutes(app, deps);
+  await serverActionRoutes(app, deps);
   await flavorRoutes(app, deps);
   await keypairRoutes(app, deps);
   await hypervisorRoutes(app, deps);
   await limitsRoutes(app, deps);
   await availabilityZoneRoutes(app, deps);
   await instanceActionRoutes(app, deps);
+  await volumeAttachmentRoutes(app, deps);
 }
 
 export const computeApi: ServicePlugin = async (app, deps) => {

@@ -1,7 +1,7 @@
 /**
  * /servers: create (starts createInstance and answers 202 once nova-conductor has recorded the instance,
  * as nova-api answers once the instance row exists), list and detail with Nova's filters, show, rename,
- * delete (starts deleteInstance, 204), ips, and the action endpoint's refusal of actions bootflow lacks.
+ * delete (starts deleteInstance, 204) and ips; POST /servers/{id}/action is server-actions.ts's.
  * Reads go to the Nova, Neutron and Cinder databases directly, as nova-api reads its own.
  */
 import { randomInt, randomUUID } from 'node:crypto';
@@ -12,12 +12,10 @@ import {
 } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { z } from 'zod';
 import { CloudError } from '../../cloud/errors';
 import type { RequestContext } from '../../cloud/keystone';
 import type { Instance } from '../../cloud/nova';
 import { bootWorkflowId, CONTROLLER_QUEUE, deleteWorkflowId } from '../../workflows/names';
-import type { ConsoleOutput, ConsoleOutputRequest } from '../../workflows/console-output';
 import type { BootRequest, DeleteRequest } from '../../workflows/types';
 import { authOf } from '../auth';
 import type { ApiDeps } from '../deps';
@@ -37,17 +35,21 @@ import { atLeast } from './microversion';
 import { serverCreateSchema, serverUpdateSchema, type ServerCreateBody } from './server-schema';
 import { loadServerExtras, serverBasic, serverDetail } from './server-view';
 
-type PolicyName =
+export type PolicyName =
   | 'os_compute_api:servers:show'
+  | 'os_compute_api:servers:stop'
+  | 'os_compute_api:servers:start'
+  | 'os_compute_api:servers:reboot'
   | 'os_compute_api:servers:delete'
   | 'os_compute_api:servers:update'
+  | `os_compute_api:os-volumes-attachments:${'index' | 'show' | 'create' | 'delete'}`
   | 'os_compute_api:ips:index'
   | 'os_compute_api:ips:show'
   | 'os_compute_api:os-instance-actions:list'
   | 'os_compute_api:os-instance-actions:show'
   | 'os_compute_api:os-console-output';
 
-const instanceNotFound = (id: string) => new ApiError(404, `Instance ${id} could not be found.`);
+export const instanceNotFound = (id: string) => new ApiError(404, `Instance ${id} could not be found.`);
 
 /**
  * The instance as the caller may see it: another project's (or a missing, or a deleted) one is 404 with
@@ -235,14 +237,14 @@ async function checkQuota(deps: ApiDeps, projectId: string, wanted: Record<strin
 }
 
 /** The typed failure under a workflow's and its activities' wrappers. */
-function innermostFailure(err: unknown): unknown {
+export function innermostFailure(err: unknown): unknown {
   let cause: unknown = err instanceof WorkflowFailedError ? err.cause : err;
   while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
   return cause;
 }
 
 /** How a workflow that failed answers (its typed failure): a boot before its record, a console read. */
-function failureToApiError(err: unknown): ApiError {
+export function failureToApiError(err: unknown): ApiError {
   const cause = innermostFailure(err);
   if (cause instanceof ApplicationFailure) {
     const status =
@@ -535,63 +537,6 @@ async function serverIps(deps: ApiDeps, request: FastifyRequest) {
   return { [network]: list };
 }
 
-/** os-getConsoleOutput's body (schemas/console_output.py): `length` an integer ≥ -1 (or its digits), or null. */
-const consoleOutputSchema = z.strictObject({
-  'os-getConsoleOutput': z.strictObject({
-    length: z.union([z.number().int().min(-1), z.string().regex(/^-?[0-9]+$/), z.null()]).optional(),
-  }),
-});
-
-/** How long the API waits for the host's console (the host must pick the call up within 30 s). */
-const CONSOLE_TIMEOUT = '1 minute';
-
-/**
- * POST /servers/{id}/action. `os-getConsoleOutput` runs the getConsoleOutput workflow (nova-api's checks,
- * then the RPC to the host's nova-compute) and answers `{"output": ...}`; every other action is 400.
- */
-async function serverAction(deps: ApiDeps, request: FastifyRequest) {
-  const { ctx, token } = authOf(request);
-  const { id } = request.params as { id: string };
-  const body = request.body;
-  const action =
-    typeof body === 'object' && body !== null && !Array.isArray(body) ? Object.keys(body)[0] : undefined;
-  if (action === undefined) throw new ApiError(400, 'The request body must name one action.');
-  if (action !== 'os-getConsoleOutput') {
-    await visibleInstance(deps, ctx, id, 'os_compute_api:servers:show');
-    throw new ApiError(400, `There is no such action: ${action}`);
-  }
-  const { length } = parseBody(consoleOutputSchema, body)['os-getConsoleOutput'];
-  const instance = await visibleInstance(deps, ctx, id, 'os_compute_api:os-console-output');
-  const lines = length === undefined || length === null || Number(length) === -1 ? undefined : Number(length);
-  if (lines !== undefined && lines < 0)
-    throw new ApiError(400, `Invalid input for field/attribute length. Value: ${length}.`);
-  if (!instance.host) throw new ApiError(409, `Instance ${instance.uuid} is not ready`);
-  const input: ConsoleOutputRequest = {
-    auth: { token },
-    server: instance.uuid,
-    ...(lines === undefined ? {} : { lines }),
-  };
-  try {
-    const answer = (await deps.temporal.workflow.execute('getConsoleOutput', {
-      taskQueue: CONTROLLER_QUEUE,
-      workflowId: `console-output-${request.id}`,
-      args: [input],
-      workflowExecutionTimeout: CONSOLE_TIMEOUT,
-    })) as ConsoleOutput;
-    return { output: answer.output };
-  } catch (err) {
-    const cause = innermostFailure(err);
-    if (cause instanceof ApplicationFailure && cause.type === 'InstanceNotReady')
-      throw new ApiError(409, cause.message);
-    if (cause instanceof ApplicationFailure && cause.type === 'NotFound') throw instanceNotFound(id);
-    request.log.warn(
-      { failure: cause instanceof Error ? cause.message : String(cause) },
-      'console output failed',
-    );
-    throw failureToApiError(err);
-  }
-}
-
 export async function serverRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   app.post('/servers', (request, reply) => createServer(deps, request, reply));
   app.get('/servers', (request) => listServers(deps, request, false));
@@ -601,5 +546,4 @@ export async function serverRoutes(app: FastifyInstance, deps: ApiDeps): Promise
   app.delete('/servers/:id', (request, reply) => deleteServer(deps, request, reply));
   app.get('/servers/:id/ips', (request) => serverIps(deps, request));
   app.get('/servers/:id/ips/:network', (request) => serverIps(deps, request));
-  app.post('/servers/:id/action', (request) => serverAction(deps, request));
 }

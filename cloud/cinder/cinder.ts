@@ -811,9 +811,13 @@ export class Cinder {
     return trx.selectFrom('volume_attachments').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
-  /** The host connected the volume: attachment `attached`, volume `in-use`. Idempotent. */
-  async completeAttachment(attachmentId: string): Promise<Volume> {
+  /**
+   * The host connected the volume: attachment `attached`, volume `in-use`, with the guest's device as its
+   * mountpoint when given (what `device` shows in the volume's attachments). Idempotent.
+   */
+  async completeAttachment(attachmentId: string, mountpoint?: string): Promise<Volume> {
     const id = parseRequest(idSchema, attachmentId, 'attachment id');
+    const device = parseRequest(z.string().min(1).max(255).optional(), mountpoint, 'mountpoint');
     const volumeId = await this.inTransaction<string>(async (trx) => {
       const attachment = await trx
         .selectFrom('volume_attachments')
@@ -842,7 +846,12 @@ export class Cinder {
       const now = this.clock.now();
       await trx
         .updateTable('volume_attachments')
-        .set({ attach_status: 'attached', attach_time: now, updated_at: now })
+        .set({
+          attach_status: 'attached',
+          attach_time: now,
+          updated_at: now,
+          ...(device === undefined ? {} : { mountpoint: device }),
+        })
         .where('id', '=', id)
         .execute();
       await this.setVolumeState(trx, volume.id, 'in-use', 'attached');

@@ -397,9 +397,14 @@ export class ComputeHost {
   }
 
   /** Nova's reboot: SOFT through ACPI (HARD after the driver's shutdown timeout), HARD a reset. */
-  async reboot(instanceUuid: string, type: RebootType = 'SOFT'): Promise<DomainInfo> {
+  async reboot(
+    instanceUuid: string,
+    type: RebootType = 'SOFT',
+    options: OperationOptions = {},
+  ): Promise<DomainInfo> {
     const uuid = parseRequest(instanceUuidSchema, instanceUuid, 'instance uuid');
     const how = parseRequest(z.enum(REBOOT_TYPES), type, 'reboot type');
+    await this.faults.apply('reboot', options.signal);
     return this.driver.reboot(uuid, how);
   }
 

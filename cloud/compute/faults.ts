@@ -21,6 +21,7 @@ export const FAULT_OPERATIONS = [
   'spawn',
   'powerOff',
   'powerOn',
+  'reboot',
   'destroy',
 ] as const;
 export type FaultOperation = (typeof FAULT_OPERATIONS)[number];
@@ -61,6 +62,7 @@ const DEFAULT_ERRORS: Record<FaultOperation, CloudErrorType> = {
   spawn: 'RescheduledException',
   powerOff: 'ServiceUnavailable',
   powerOn: 'ServiceUnavailable',
+  reboot: 'ServiceUnavailable',
   destroy: 'ServiceUnavailable',
 };
 

@@ -84,6 +84,9 @@ const ADMIN_OR_DOMAIN_READER_OR_PROJECT_READER = {
 export const POLICY_RULES = {
   'compute:server:create': PROJECT_MEMBER_OR_ADMIN,
   'compute:server:delete': PROJECT_MEMBER_OR_ADMIN,
+  'compute:server:stop': PROJECT_MEMBER_OR_ADMIN,
+  'compute:server:start': PROJECT_MEMBER_OR_ADMIN,
+  'compute:server:reboot': PROJECT_MEMBER_OR_ADMIN,
   'compute:server:show': PROJECT_READER_OR_ADMIN,
   'compute:server:list': PROJECT_READER_OR_ADMIN,
   'compute:servers:list:all_projects': ADMIN,
@@ -92,6 +95,9 @@ export const POLICY_RULES = {
   // Nova's own names for the same rules.
   'os_compute_api:servers:create': PROJECT_MEMBER_OR_ADMIN,
   'os_compute_api:servers:delete': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:servers:stop': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:servers:start': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:servers:reboot': PROJECT_MEMBER_OR_ADMIN,
   'os_compute_api:servers:show': PROJECT_READER_OR_ADMIN,
   'os_compute_api:servers:index': PROJECT_READER_OR_ADMIN,
   'os_compute_api:servers:detail': PROJECT_READER_OR_ADMIN,

@@ -5,13 +5,11 @@
  * guarded by the expected task_state (Nova's Instance.save(expected_task_state=...)) so a concurrent delete
  * wins; each is safe to repeat.
  */
-import type { Kysely } from 'kysely';
 import { isCloudError } from '../errors';
 import * as actions from './actions';
 import { ComputeServices } from './compute-services';
-import type { NovaContext } from './db-util';
+import { within, type NovaContext } from './db-util';
 import * as instances from './instances';
-import type { NovaDb } from './schema';
 import { POWER_STATES, VM_STATES, type TaskState } from './states';
 
 /** The conductor's event for a build on a host (Nova's compute__do_build_and_run_instance). */
@@ -62,14 +60,6 @@ export interface StaleTaskInput {
 export interface BeginDeleteInput extends InstanceStep {
   userId: string;
   projectId: string;
-}
-
-/** The same nova context, inside one transaction: the modules' own transactions join it. */
-function within(ctx: NovaContext, trx: Kysely<NovaDb>): NovaContext {
-  return {
-    clock: ctx.clock,
-    store: { ...ctx.store, db: trx, transaction: (fn) => fn(trx) },
-  };
 }
 
 export class Conductor {

@@ -38,3 +38,11 @@ export function parseJsonArray(text: string): string[] {
 export function truncate(text: string, max: number): string {
   return text.length <= max ? text : text.slice(0, max);
 }
+
+/** The same nova context, inside one transaction: the modules' own transactions join it. */
+export function within(ctx: NovaContext, trx: Kysely<NovaDb>): NovaContext {
+  return {
+    clock: ctx.clock,
+    store: { ...ctx.store, db: trx, transaction: (fn) => fn(trx) },
+  };
+}

@@ -19,15 +19,18 @@ import type { NovaContext } from './db-util';
 import * as flavors from './flavors';
 import * as instances from './instances';
 import * as keypairs from './keypairs';
+import * as operations from './operations';
 import * as powerSync from './power-sync';
 import { novaMigrations } from './migrations';
 import * as quota from './quota';
 import type { NovaDb } from './schema';
 import type { ApiStatus } from './states';
 import { VolumeActions } from './volume-actions';
+import { Evacuations } from './evacuate';
 
 export * from './states';
 export { BUILD_EVENT } from './conductor';
+export { EVACUATE_ACTION, REBUILD_EVENT, type EvacuationStart } from './evacuate';
 export {
   checkVolumeActionState,
   instanceInvalidState,
@@ -48,6 +51,19 @@ export type {
   StaleTaskInput,
 } from './conductor';
 export type { Flavor } from './flavors';
+export {
+  OPERATION_NAMES,
+  OPERATION_RULES,
+  checkOperationAllowed,
+  isSuperseded,
+  operationRule,
+  type BeginOperationInput,
+  type FailOperationInput,
+  type FailOperationResult,
+  type FinishOperationInput,
+  type OperationName,
+  type OperationRule,
+} from './operations';
 export type { KeyPair, ImportKeyPairInput } from './keypairs';
 export { DEFAULT_KEY_PAIRS_PER_USER, fingerprintOf } from './keypairs';
 export { DEFAULT_FLAVORS } from './flavors';
@@ -94,6 +110,8 @@ export class Nova {
   readonly conductor: Conductor;
   /** nova-api's and the conductor's part of attaching and detaching volumes (volume-actions.ts). */
   readonly volumeActions: VolumeActions;
+  /** nova-api's and the conductor's part of evacuate (evacuate.ts). */
+  readonly evacuations: Evacuations;
 
   private constructor(
     private readonly ctx: NovaContext,
@@ -102,6 +120,7 @@ export class Nova {
     this.computes = new ComputeServices(ctx, serviceDownTimeMs);
     this.conductor = new Conductor(ctx, serviceDownTimeMs);
     this.volumeActions = new VolumeActions(ctx, this.computes);
+    this.evacuations = new Evacuations(ctx, this.computes);
   }
 
   static async open(options: NovaOptions): Promise<Nova> {
@@ -231,6 +250,25 @@ export class Nova {
   }
   listActions(uuid: string): Promise<actions.InstanceAction[]> {
     return actions.listActions(this.ctx, uuid);
+  }
+
+  // Day-two operations (stop, start, reboot, ...): nova-api's guarded begin, the host step's event, the end
+  beginOperation(input: operations.BeginOperationInput): Promise<instances.Instance> {
+    return operations.beginOperation(this.ctx, input);
+  }
+  startOperationEvent(input: {
+    instanceUuid: string;
+    requestId: string;
+    operation: operations.OperationName;
+    host: string;
+  }): Promise<instances.Instance> {
+    return operations.startOperationEvent(this.ctx, input);
+  }
+  finishOperation(input: operations.FinishOperationInput): Promise<instances.Instance> {
+    return operations.finishOperation(this.ctx, input);
+  }
+  failOperation(input: operations.FailOperationInput): Promise<operations.FailOperationResult> {
+    return operations.failOperation(this.ctx, input);
   }
 
   // Compute services

@@ -17,7 +17,15 @@ export const TASK_STATES = {
   BLOCK_DEVICE_MAPPING: 'block_device_mapping',
   NETWORKING: 'networking',
   SPAWNING: 'spawning',
+  // Evacuate (a rebuild on another host): set by nova-api, then by the conductor before the spawn.
+  REBUILDING: 'rebuilding',
+  REBUILD_SPAWNING: 'rebuild_spawning',
   DELETING: 'deleting',
+  // Day two (task_states.py): set by nova-api before the operation's workflow starts.
+  POWERING_OFF: 'powering-off',
+  POWERING_ON: 'powering-on',
+  REBOOTING: 'rebooting',
+  REBOOTING_HARD: 'rebooting_hard',
 } as const;
 /** null is Nova's "None": no task in progress. */
 export type TaskState = (typeof TASK_STATES)[keyof typeof TASK_STATES];
@@ -35,15 +43,17 @@ export const POWER_STATES = {
 export type PowerState = (typeof POWER_STATES)[keyof typeof POWER_STATES];
 export const POWER_STATE_VALUES = Object.values(POWER_STATES) as [PowerState, ...PowerState[]];
 
-export type ApiStatus = 'BUILD' | 'ACTIVE' | 'SHUTOFF' | 'ERROR' | 'DELETED' | 'UNKNOWN';
+export type ApiStatus =
+  'BUILD' | 'ACTIVE' | 'SHUTOFF' | 'REBOOT' | 'HARD_REBOOT' | 'ERROR' | 'DELETED' | 'UNKNOWN';
 
 /**
- * Nova's _STATE_MAP restricted to the states bootflow uses. Only 'default' entries apply to our task states:
- * Nova maps rebooting/rebuilding/resizing specially, but a 'deleting' task shows the vm_state's default
- * status (an ACTIVE server being deleted is still ACTIVE), and vm_state error is ERROR whatever the task.
+ * Nova's _STATE_MAP restricted to the states bootflow uses: an ACTIVE server rebooting shows REBOOT or
+ * HARD_REBOOT; every other task shows the vm_state's default status (an ACTIVE server being deleted or
+ * powered off is still ACTIVE, a STOPPED one hard-rebooted still SHUTOFF), and vm_state error is ERROR
+ * whatever the task.
  */
 const STATE_MAP: Record<VmState, { default: ApiStatus } & Partial<Record<TaskState, ApiStatus>>> = {
-  active: { default: 'ACTIVE' },
+  active: { default: 'ACTIVE', rebooting: 'REBOOT', rebooting_hard: 'HARD_REBOOT' },
   building: { default: 'BUILD' },
   stopped: { default: 'SHUTOFF' },
   error: { default: 'ERROR' },

@@ -1,0 +1,202 @@
+/**
+ * evacuateServer / evacuateHost / destroyEvacuatedInstances on the time-skipping test server with the real
+ * activities: a server with a volume rebuilt on another host with its ports, IPs and volume; refused while
+ * the source's nova-compute is up; a spawn failing on the destination (ERROR with the fault, the destination
+ * left clean); a host-wide evacuation; and the dead host reaping its evacuated guests when it comes back.
+ */
+import { after, afterEach, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { BootAuth, BootResult, VolumeActionResult } from '../workflows/types';
+import type { EvacuateHostResult, EvacuateResult } from '../workflows/evacuate';
+import {
+  CONTROLLER_QUEUE,
+  destroyEvacuatedWorkflowId,
+  evacuateWorkflowId,
+  volumeAttachWorkflowId,
+} from '../workflows/names';
+import { HOSTS, openBootHarness, type BootHarness } from './helpers/boot-harness';
+import { assertNoLeaks } from './helpers/boot-assertions';
+
+describe('evacuate', () => {
+  let h: BootHarness;
+  const adminAuth = (): BootAuth => ({
+    credentials: {
+      username: h.boot.admin.username,
+      password: h.boot.admin.password,
+      projectName: h.boot.admin.projectName,
+      userDomainName: h.boot.admin.userDomainName,
+      projectDomainName: h.boot.admin.projectDomainName,
+    },
+  });
+  before(async () => {
+    h = await openBootHarness('wf-evacuate');
+  });
+  after(async () => {
+    await h?.close();
+  });
+  afterEach(async () => {
+    for (const compute of h.computeHosts.values()) await compute.clearFaults();
+    for (const host of HOSTS) await h.cloud.nova.setHostForcedDown(host, false);
+    await h.setRunningHosts(HOSTS);
+  });
+
+  /** The host "dies": its worker stops and its service is forced down (what an operator marks). */
+  async function loseHost(host: string): Promise<void> {
+    await h.setRunningHosts(HOSTS.filter((x) => x !== host));
+    await h.cloud.nova.setHostForcedDown(host, true);
+  }
+
+  async function evacuate(instanceUuid: string, requestId: string) {
+    await h.syncClock();
+    return h.env.client.workflow.start('evacuateServer', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: evacuateWorkflowId(instanceUuid, requestId),
+      args: [{ requestId, auth: adminAuth(), instanceUuid, timeouts: { hostPickupMs: 5000 } }],
+    });
+  }
+
+  async function comeBack(host: string): Promise<string[]> {
+    await h.cloud.nova.setHostForcedDown(host, false);
+    await h.setRunningHosts(HOSTS);
+    const reap = await h.env.client.workflow.start('destroyEvacuatedInstances', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: destroyEvacuatedWorkflowId(host),
+      args: [{ host }],
+    });
+    const reaped = (await reap.result()) as string[];
+    await h.keepHistory('evacuate/destroy-evacuated', reap);
+    return reaped;
+  }
+
+  test('a server with a volume: rebuilt elsewhere with its ports, IPs and volume; the dead host reaps it when back', async () => {
+    const server: BootResult = await h.runBoot(h.request('evac-vm'));
+    const { projectId } = await h.cloud.nova.getInstance(server.id);
+    const volume = await h.cloud.cinder.createVolume({ requestKey: 'evac-vol', projectId, sizeGb: 1 });
+    await h.cloud.cinder.waitForVolume(volume.id);
+    const attach = await h.env.client.workflow.start('attachServerVolume', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: volumeAttachWorkflowId(server.id, 'evac-attach'),
+      args: [{ requestId: 'evac-attach', auth: h.demoAuth(), instanceUuid: server.id, volumeId: volume.id }],
+    });
+    assert.equal(((await attach.result()) as VolumeActionResult).device, 'vdb');
+    const portsBefore = await h.cloud.neutron.listPorts({ deviceId: server.id });
+    const source = server.host;
+
+    // Refused while the source's nova-compute is up: nothing changes.
+    const early = await evacuate(server.id, 'evac-too-early');
+    const refused = await early.result().then(
+      () => assert.fail('evacuate should be refused'),
+      (err: unknown) => err,
+    );
+    assert.ok(refused instanceof WorkflowFailedError && refused.cause instanceof ApplicationFailure);
+    assert.equal(refused.cause.type, 'BadRequest');
+    assert.equal(refused.cause.message, `Compute service of ${source} is still in use.`);
+    assert.equal((await h.cloud.nova.getInstance(server.id)).taskState, null);
+
+    await loseHost(source);
+    const handle = await evacuate(server.id, 'evac-1');
+    const result = (await handle.result()) as EvacuateResult;
+    await h.keepHistory('evacuate/evacuate', handle);
+    assert.equal(result.sourceHost, source);
+    assert.notEqual(result.host, source);
+    const instance = await h.cloud.nova.getInstance(server.id);
+    assert.equal(instance.host, result.host);
+    assert.equal(instance.vmState, 'active');
+    assert.equal(instance.taskState, null);
+    // The same ports (ids, MACs, IPs), now bound to the new host.
+    const portsAfter = await h.cloud.neutron.listPorts({ deviceId: server.id });
+    assert.deepEqual(
+      portsAfter.map((p) => [p.id, p.macAddress, p.fixedIps.map((ip) => ip.ipAddress).join()]),
+      portsBefore.map((p) => [p.id, p.macAddress, p.fixedIps.map((ip) => ip.ipAddress).join()]),
+    );
+    assert.deepEqual(
+      portsAfter.map((p) => p.bindingHostId),
+      [result.host],
+    );
+    // The volume in-use on the new host, connected there.
+    const moved = await h.cloud.cinder.getVolume(volume.id);
+    assert.equal(moved.status, 'in-use');
+    assert.equal(moved.attachments[0]?.attachedHost, result.host);
+    const connections = await h.computeHosts.get(result.host)?.listVolumeConnections();
+    assert.deepEqual(
+      connections?.map((c) => [c.instanceUuid, c.volumeId, c.device]),
+      [[server.id, volume.id, 'vdb']],
+    );
+    const allocations = await h.cloud.placement.getAllocations(server.id);
+    assert.ok(allocations);
+    const evacuation = (await h.cloud.nova.listActions(server.id)).find((a) => a.action === 'evacuate');
+    assert.deepEqual(
+      evacuation?.events.map((e) => [e.event, e.host, e.result]),
+      [['compute_rebuild_instance', result.host, 'Success']],
+    );
+
+    // The dead host comes back: init_host destroys the evacuated guest it still has.
+    assert.ok((await h.computeHosts.get(source)?.listInstanceDirs())?.includes(server.id));
+    assert.deepEqual(await comeBack(source), [server.id]);
+    assert.ok(!(await h.computeHosts.get(source)?.listInstanceDirs())?.includes(server.id));
+    assert.deepEqual(await h.computeHosts.get(source)?.listVolumeConnections(), []);
+    await assertNoLeaks(h);
+  });
+
+  test('the spawn failing on the destination: ERROR with the fault, the destination left clean', async () => {
+    const server: BootResult = await h.runBoot(h.request('evac-fails'));
+    await loseHost(server.host);
+    for (const [host, compute] of h.computeHosts) {
+      if (host !== server.host)
+        await compute.setFault('spawn', {
+          mode: 'fail',
+          message: 'Injected: the hypervisor refused the guest',
+        });
+    }
+    const handle = await evacuate(server.id, 'evac-spawn-fails');
+    const err = await handle.result().then(
+      () => assert.fail('the evacuation should fail'),
+      (e: unknown) => e,
+    );
+    await h.keepHistory('evacuate/evacuate-spawn-fails', handle);
+    assert.ok(err instanceof WorkflowFailedError);
+    const instance = await h.cloud.nova.getInstance(server.id);
+    assert.equal(instance.vmState, 'error');
+    assert.equal(instance.taskState, null);
+    const [fault] = await h.cloud.nova.listFaults(server.id);
+    assert.match(fault?.message ?? '', /^Evacuate failed: .*hypervisor refused/);
+    const evacuation = (await h.cloud.nova.listActions(server.id)).find((a) => a.action === 'evacuate');
+    assert.equal(evacuation?.message, 'Error');
+    for (const [host, compute] of h.computeHosts) {
+      if (host === server.host) continue;
+      assert.ok(!(await compute.listInstanceDirs()).includes(server.id), `nothing left on ${host}`);
+      assert.ok(!(await compute.listVifs()).some((v) => v.instanceUuid === server.id));
+    }
+    await comeBack(server.host);
+    await assertNoLeaks(h);
+  });
+
+  test('bootflow host evacuate: every server of the lost host rebuilt elsewhere, one child workflow each', async () => {
+    const first = await h.runBoot(h.request('evac-host-1'));
+    const lost = first.host;
+    const onLost = (await h.cloud.nova.listInstances({ allProjects: true }))
+      .filter((i) => i.host === lost)
+      .map((i) => i.uuid)
+      .sort();
+    await loseHost(lost);
+    await h.syncClock();
+    const handle = await h.env.client.workflow.start('evacuateHost', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: `evacuate-host-${lost}`,
+      args: [{ requestId: 'evac-host', auth: adminAuth(), host: lost, timeouts: { hostPickupMs: 5000 } }],
+    });
+    const result = (await handle.result()) as EvacuateHostResult;
+    await h.keepHistory('evacuate/evacuate-host', handle);
+    assert.deepEqual(result.failed, []);
+    assert.deepEqual(result.evacuated.map((e) => e.instanceUuid).sort(), onLost);
+    for (const uuid of onLost) {
+      const instance = await h.cloud.nova.getInstance(uuid);
+      assert.notEqual(instance.host, lost);
+      assert.equal(instance.vmState, 'active');
+    }
+    assert.deepEqual((await comeBack(lost)).sort(), onLost);
+    await assertNoLeaks(h);
+  });
+});
