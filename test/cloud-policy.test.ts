@@ -58,6 +58,7 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'os_compute_api:os-flavor-manage:create',
     'os_compute_api:os-flavor-manage:delete',
     // keystone/common/policies/*.py: administration is admin only.
+    'os_compute_api:os-evacuate',
     'identity:list_projects',
     'identity:create_project',
     'identity:delete_project',
@@ -82,9 +83,16 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'os_compute_api:os-flavor-extra-specs:show',
     'os_compute_api:os-instance-actions:list',
     'os_compute_api:os-instance-actions:show',
+    'os_compute_api:os-volumes-attachments:index',
+    'os_compute_api:os-volumes-attachments:show',
     'identity:get_project',
   ]),
-  ...rulesDecidingAs(PROJECT_MEMBER, ['os_compute_api:servers:update', 'os_compute_api:os-console-output']),
+  ...rulesDecidingAs(PROJECT_MEMBER, [
+    'os_compute_api:servers:update',
+    'os_compute_api:os-console-output',
+    'os_compute_api:os-volumes-attachments:create',
+    'os_compute_api:os-volumes-attachments:delete',
+  ]),
 };
 
 /** Nova's names decide exactly like the cloud's. */
