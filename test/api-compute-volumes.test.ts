@@ -2,7 +2,8 @@
  * os-volume_attachments through the real workflows (time-skipping test server, Fastify's inject): attach
  * answers 200 with Nova's volumeAttachment once the volume is in-use on the host, list and show, the server's
  * `os-extended-volumes:volumes_attached` and Cinder's `attachments`, detach 202 back to available; and every
- * refusal with Nova's or Cinder's status and words, changing nothing.
+ * refusal with Nova's or Cinder's status and words, changing nothing. And the `evacuate` server action: its
+ * microversion rules, policy and refusals, and a server rebuilt on another host.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -11,7 +12,8 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApiApp, DEFAULT_REGION } from '../api';
 import { createLogger } from '../lib/logger';
 import type { BootResult } from '../workflows/types';
-import { openBootHarness, type BootHarness } from './helpers/boot-harness';
+import { evacuateWorkflowId } from '../workflows/names';
+import { HOSTS, openBootHarness, type BootHarness } from './helpers/boot-harness';
 import { TEST_PUBLIC_URL } from './helpers/api';
 import { assertNoLeaks } from './helpers/boot-assertions';
 
@@ -233,5 +235,67 @@ describe('os-volume_attachments', { timeout: 10 * 60_000 }, () => {
       badRequest: { code: 400, message: 'Cannot detach a root device volume' },
     });
     assert.equal((await h.cloud.cinder.getVolume(rootId)).status, 'in-use');
+  });
+
+  test('evacuate: admin only, microversion rules, refused while the source is up, then rebuilt elsewhere', async () => {
+    const evac = (body: unknown, version: string) =>
+      call('POST', compute(`/servers/${server.id}/action`), { evacuate: body }, version);
+    await refreshToken();
+    const member = await evac({}, 'compute 2.79');
+    assert.equal(member.statusCode, 403, member.body);
+    await h.syncClock();
+    const admin = h.boot.admin;
+    token = (
+      await h.cloud.keystone.authenticate({
+        username: admin.username,
+        password: admin.password,
+        projectName: admin.projectName,
+      })
+    ).token;
+    // onSharedStorage is required before 2.14 and refused from it; force only with a host (2.29-2.67).
+    assert.equal((await evac({}, 'compute 2.13')).statusCode, 400);
+    assert.equal((await evac({ onSharedStorage: false }, 'compute 2.14')).statusCode, 400);
+    const force = await evac({ force: true }, 'compute 2.29');
+    assert.deepEqual(force.json(), {
+      badRequest: { code: 400, message: "Can't force to a non-provided destination" },
+    });
+    assert.equal((await evac({ force: true }, 'compute 2.68')).statusCode, 400);
+    const unknownHost = await evac({ host: 'nowhere' }, 'compute 2.79');
+    assert.deepEqual(unknownHost.json(), {
+      itemNotFound: { code: 404, message: 'Compute host nowhere not found.' },
+    });
+    const inUse = await evac({}, 'compute 2.79');
+    assert.deepEqual(inUse.json(), {
+      badRequest: { code: 400, message: `Compute service of ${server.host} is still in use.` },
+    });
+    assert.equal((await h.cloud.nova.getInstance(server.id)).taskState, null);
+
+    const source = server.host;
+    await h.setRunningHosts(HOSTS.filter((x) => x !== source));
+    await h.cloud.nova.setHostForcedDown(source, true);
+    try {
+      const old = await evac({ onSharedStorage: false }, 'compute 2.13');
+      assert.equal(old.statusCode, 200, old.body);
+      assert.match((old.json() as { adminPass: string }).adminPass, /^[A-Za-z0-9]{12}$/);
+      const requestId = String(old.headers['x-openstack-request-id']);
+      await h.env.client.workflow.getHandle(evacuateWorkflowId(server.id, requestId)).result();
+      const moved = await h.cloud.nova.getInstance(server.id);
+      assert.notEqual(moved.host, source);
+      assert.equal(moved.vmState, 'active');
+      // From 2.14 no body; a second evacuate of the moved server is refused (its new host is up).
+      const again = await evac({}, 'compute 2.14');
+      assert.equal(again.statusCode, 400);
+      server = { ...server, host: moved.host ?? server.host };
+    } finally {
+      await h.cloud.nova.setHostForcedDown(source, false);
+      await h.setRunningHosts(HOSTS);
+    }
+    const reap = await h.env.client.workflow.execute('destroyEvacuatedInstances', {
+      taskQueue: 'controller',
+      workflowId: `destroy-evacuated-api-${source}`,
+      args: [{ host: source }],
+    });
+    assert.deepEqual(reap, [server.id]);
+    await assertNoLeaks(h);
   });
 });

@@ -822,10 +822,10 @@ describe('servers: show, list, detail', () => {
       /'bogus' was unexpected/,
     );
     fault(
-      await call('POST', `/servers/${active}/action`, { as: 'member', body: { 'os-stop': null } }),
+      await call('POST', `/servers/${active}/action`, { as: 'member', body: { shelve: null } }),
       400,
       'badRequest',
-      'There is no such action: os-stop',
+      'There is no such action: shelve',
     );
   });
 

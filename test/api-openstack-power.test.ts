@@ -66,22 +66,19 @@ describe('the openstack CLI and the bootflow client: stop, start, reboot', { tim
     const stop = await openstack(d.demoEnv, ['server', 'stop', id]);
     assert.equal(stop.code, 0, stop.stderr);
     const stopped = await waitForStatus('SHUTOFF');
-    assert.deepEqual(
-      [stopped['OS-EXT-STS:vm_state'], stopped['OS-EXT-STS:power_state']],
-      ['stopped', 'Shutdown'],
-    );
+    assert.deepEqual([stopped['OS-EXT-STS:vm_state'], stopped['OS-EXT-STS:power_state']], ['stopped', 4]);
 
     const again = await openstack(d.demoEnv, ['server', 'stop', id]);
     assert.notEqual(again.code, 0);
     assert.match(
       again.stderr,
-      new RegExp(`Cannot 'stop' instance ${id} while it is in vm_state stopped.*HTTP 409`),
+      new RegExp(`409.*Cannot 'stop' instance ${id} while it is in vm_state stopped`),
     );
 
     const start = await openstack(d.demoEnv, ['server', 'start', id]);
     assert.equal(start.code, 0, start.stderr);
     const started = await waitForStatus('ACTIVE');
-    assert.equal(started['OS-EXT-STS:power_state'], 'Running');
+    assert.equal(started['OS-EXT-STS:power_state'], 1);
 
     const hard = await openstack(d.demoEnv, ['server', 'reboot', '--hard', '--wait', id], 180_000);
     assert.equal(hard.code, 0, hard.stderr);

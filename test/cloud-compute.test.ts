@@ -585,7 +585,7 @@ describe('compute host', () => {
 
     test('invalid fault specs and a corrupt faults.json are BadRequest', async () => {
       await rejectsWith(host.setFault('spawn', { mode: 'explode' } as never), 'BadRequest');
-      await rejectsWith(host.setFault('reboot' as never, { mode: 'fail' }), 'BadRequest');
+      await rejectsWith(host.setFault('rebuild' as never, { mode: 'fail' }), 'BadRequest');
       await rejectsWith(host.setFault('spawn', { mode: 'slow', ms: -1 }), 'BadRequest');
       assert.deepEqual(await host.listFaults(), {});
       writeFileSync(path.join(hostDir, 'faults.json'), '{ nope');

@@ -57,6 +57,7 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'os_compute_api:os-keypairs:other_user',
     'os_compute_api:os-flavor-manage:create',
     'os_compute_api:os-flavor-manage:delete',
+    'os_compute_api:os-evacuate',
     // keystone/common/policies/*.py: administration is admin only (for project-scoped tokens; a domain
     // reader's reads are in api-identity's domain-scope test).
     'identity:list_projects',
@@ -84,9 +85,16 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'os_compute_api:os-flavor-extra-specs:show',
     'os_compute_api:os-instance-actions:list',
     'os_compute_api:os-instance-actions:show',
+    'os_compute_api:os-volumes-attachments:index',
+    'os_compute_api:os-volumes-attachments:show',
     'identity:get_project',
   ]),
-  ...rulesDecidingAs(PROJECT_MEMBER, ['os_compute_api:servers:update', 'os_compute_api:os-console-output']),
+  ...rulesDecidingAs(PROJECT_MEMBER, [
+    'os_compute_api:servers:update',
+    'os_compute_api:os-console-output',
+    'os_compute_api:os-volumes-attachments:create',
+    'os_compute_api:os-volumes-attachments:delete',
+  ]),
 };
 
 /** Nova's names decide exactly like the cloud's. */

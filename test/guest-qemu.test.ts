@@ -7,7 +7,8 @@
  *     getConsoleOutput workflow and the client's `server console-log`) with the network's MTU applied;
  *     ping from qdhcp-<net> reaches it and its HTTP page names the instance;
  *   - a second guest on the network: each pings the other from inside (the guest's /cgi-bin/ping);
- *   - stop/start and SOFT/HARD reboot change the real power state (QMP, the QEMU process);
+ *   - stop/start and SOFT/HARD reboot through their workflows change the real power state (QMP, the QEMU
+ *     process);
  *   - kill -9 of the compute worker leaves the guest running; a new worker manages it, and its init_host
  *     kills a stray guest whose instance directory is gone;
  *   - delete leaves no QEMU process, tap, instance directory or audit finding, and (the network's last
@@ -36,10 +37,10 @@ import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/command-line
 import { prepareDataDir } from '../scripts/bootstrap';
 import { computeServiceWorkflowId, type ComputeServiceState } from '../workflows/compute-service';
 import type { ConsoleOutput } from '../workflows/console-output';
-import { bootWorkflowId, CONTROLLER_QUEUE } from '../workflows/names';
+import { bootWorkflowId, CONTROLLER_QUEUE, serverOperationWorkflowId } from '../workflows/names';
 import type { LeakFinding, ServerView } from '../workflows/operator-types';
 import { BOOT_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
-import type { BootRequest, BootResult, DeleteResult } from '../workflows/types';
+import type { BootRequest, BootResult, DeleteResult, ServerOperationResult } from '../workflows/types';
 import {
   deploymentEnv,
   runClient,
@@ -393,43 +394,66 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
     assert.equal(await guestPid(second.uuid), undefined, 'the second guest is gone');
   });
 
-  test('stop/start and SOFT/HARD reboot change the real power state', async () => {
+  /** A power action through its workflow (nova-api's checks, the conductor, the host's driver). */
+  async function operate(
+    workflowType: 'stopInstance' | 'startInstance' | 'rebootInstance',
+    type?: 'SOFT' | 'HARD',
+  ): Promise<ServerOperationResult> {
+    const requestId = `req-${workflowType}-${Date.now()}`;
+    const operation = type
+      ? `reboot-${type.toLowerCase()}`
+      : workflowType === 'stopInstance'
+        ? 'stop'
+        : 'start';
+    return client.workflow.execute(workflowType, {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: serverOperationWorkflowId(operation, uuid, requestId),
+      args: [{ requestId, auth: demoAuth, instanceUuid: uuid, ...(type ? { type } : {}) }],
+    });
+  }
+
+  test('stop/start and SOFT/HARD reboot through their workflows change the real power state', async () => {
     assert.ok(uuid, 'the boot test ran');
     const first = await guestPid(uuid);
-    const stopped = await host.powerOff(uuid);
-    assert.equal(stopped.powerState, POWER_STATE.SHUTDOWN);
+    const stopped = await operate('stopInstance');
+    assert.deepEqual([stopped.vmState, stopped.powerState], ['stopped', POWER_STATE.SHUTDOWN]);
     assert.equal(await guestPid(uuid), undefined, 'QEMU exited (ACPI power-off)');
+    assert.equal((await host.getDomain(uuid))?.powerState, POWER_STATE.SHUTDOWN);
     const { output: afterStop } = await consoleOutput(5);
     assert.match(afterStop, /ACPI power button, powering off/);
-    // The guest went off without Nova asking (as a shutdown inside it would): the host's periodic power-state
+
+    const startedAgain = await operate('startInstance');
+    assert.deepEqual([startedAgain.vmState, startedAgain.powerState], ['active', POWER_STATE.RUNNING]);
+    const second = await guestPid(uuid);
+    assert.ok(second && second !== first, 'a new QEMU process');
+    // QMP's query-status, read by the driver: the guest runs.
+    assert.equal((await host.getDomain(uuid))?.powerState, POWER_STATE.RUNNING);
+    await leaseShown(2);
+
+    // The guest goes off without Nova asking (as a shutdown inside it would): the host's periodic power-state
     // sync reports it, and Nova, as _sync_power_states does, stops the ACTIVE instance.
+    assert.equal((await host.powerOff(uuid)).powerState, POWER_STATE.SHUTDOWN);
+    assert.equal(await guestPid(uuid), undefined, 'QEMU exited (ACPI power-off)');
     const stoppedRecord = await recordedAs((s) => s.status === 'SHUTOFF', 'Nova to record the guest off');
     assert.equal(stoppedRecord.vmState, 'stopped');
     assert.equal(stoppedRecord.taskState, null);
     assert.equal(stoppedRecord.powerState, POWER_STATE.SHUTDOWN);
-
-    const startedAgain = await host.powerOn(uuid);
-    assert.equal(startedAgain.powerState, POWER_STATE.RUNNING);
-    // Started behind Nova's back: the sync records the truth (power_state RUNNING), the vm_state stays.
-    const runningRecord = await recordedAs(
-      (s) => s.powerState === POWER_STATE.RUNNING,
-      "Nova to record the guest's power state",
-    );
-    assert.equal(runningRecord.vmState, 'stopped');
-    const second = await guestPid(uuid);
-    assert.ok(second && second !== first, 'a new QEMU process');
-    await leaseShown(2);
-
-    const soft = await host.reboot(uuid, 'SOFT');
-    assert.equal(soft.powerState, POWER_STATE.RUNNING);
+    const restarted = await operate('startInstance');
+    assert.deepEqual([restarted.vmState, restarted.powerState], ['active', POWER_STATE.RUNNING]);
     const third = await guestPid(uuid);
-    assert.ok(third && third !== second, 'a SOFT reboot powers off through ACPI and starts QEMU again');
+    assert.ok(third && third !== second, 'a new QEMU process');
     await leaseShown(3);
 
-    const hard = await host.reboot(uuid, 'HARD');
-    assert.equal(hard.powerState, POWER_STATE.RUNNING);
-    assert.equal(await guestPid(uuid), third, 'a HARD reboot resets the same QEMU');
+    const soft = await operate('rebootInstance', 'SOFT');
+    assert.equal(soft.powerState, POWER_STATE.RUNNING);
+    const fourth = await guestPid(uuid);
+    assert.ok(fourth && fourth !== third, 'a SOFT reboot powers off through ACPI and starts QEMU again');
     await leaseShown(4);
+
+    const hard = await operate('rebootInstance', 'HARD');
+    assert.equal(hard.powerState, POWER_STATE.RUNNING);
+    assert.equal(await guestPid(uuid), fourth, 'a HARD reboot resets the same QEMU');
+    await leaseShown(5);
     await pingFromDhcpNamespace();
   });
 

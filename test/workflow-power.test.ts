@@ -359,4 +359,30 @@ describe('power actions (stop, start, reboot) as workflows', () => {
     assert.equal(await h.computeHosts.get(server.host)!.getDomain(server.id), undefined);
     await assertNoLeaks(h);
   });
+
+  test('a HARD reboot takes over a SOFT one in flight (task_states.ALLOW_REBOOT): the soft one ends superseded', async () => {
+    const server = await boot();
+    const compute = h.computeHosts.get(server.host)!;
+    await compute.setFault('reboot', { mode: 'hang' });
+    const softId = 'req-soft-overtaken';
+    const soft = await startOp('rebootInstance', server.id, { type: 'SOFT', requestId: softId });
+    await waitForHold(server.host, 'reboot');
+    const hard = await startOp('rebootInstance', server.id, { type: 'HARD', viaApi: true });
+    assert.equal((await h.cloud.nova.getInstance(server.id)).taskState, 'rebooting_hard');
+    await compute.clearFaults();
+    const failure = await expectFailure(soft, 'Conflict');
+    // Its guarded write met rebooting_hard; by the time it records that, the hard one may be done (None).
+    assert.match(
+      failure.message,
+      /reboot-soft of instance .* stopped: its task_state is now (rebooting_hard|None)$/,
+    );
+    const done = (await hard.result()) as ServerOperationResult;
+    assert.deepEqual([done.vmState, done.powerState], ['active', POWER_STATES.RUNNING]);
+    const instance = await h.cloud.nova.getInstance(server.id);
+    assert.deepEqual([instance.vmState, instance.taskState], ['active', null]);
+    assert.equal((await h.cloud.nova.listFaults(server.id)).length, 0);
+    assert.equal((await actionOf(server.id, softId)).message, 'Error');
+    await deleteServer(server.id);
+    await assertNoLeaks(h);
+  });
 });
