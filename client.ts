@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { Command, CommanderError, Option } from 'commander';
 import type { WorkflowHandle } from '@temporalio/client';
 import { resolveAuth, type CredentialFlags } from './lib/command-line/credentials';
-import { issueToken } from './lib/command-line/keystone';
+import { issueGrant, issueToken } from './lib/command-line/keystone';
 import { escapeControls, note, print, renderJson, type OutputFormat } from './lib/command-line/output';
 import { positiveWhole } from './lib/command-line/numbers';
 import { BootProgress } from './lib/command-line/progress';
@@ -34,8 +34,9 @@ import type { BootRequest, BootStatus, DeleteResult } from './workflows/types';
 import { usePrivateUmask } from './lib/file-modes';
 import { checkBootRequestFields } from './workflows/request-schema';
 
-/** All a workflow gets from the client: a Keystone token, never a password. */
-type TokenAuth = { token: string };
+/** The caller's Keystone token and where it came from; it never goes into a workflow (grants do). */
+type TokenAuth = { token: string; authUrl?: string };
+type Caller = 'admin' | 'demo';
 
 interface GlobalOptions extends CredentialFlags {
   format: OutputFormat;
@@ -73,11 +74,24 @@ class Session {
     if (token === undefined) {
       token = (async () => {
         const given = resolveAuth(this.options, { dataDir: this.options.dataDir, fallbackUser });
-        return 'token' in given ? given : { token: await issueToken(given.authUrl, given.password) };
+        if ('token' in given) return given;
+        return { token: await issueToken(given.authUrl, given.password), authUrl: given.authUrl };
       })();
       this.tokens.set(fallbackUser, token);
     }
     return token;
+  }
+
+  /** All a workflow gets from the client: Keystone's operation grant for that one workflow. */
+  async grant(caller: Caller, workflowType: string, workflowId: string): Promise<{ grant: string }> {
+    const { token, authUrl } = await this.auth(caller);
+    if (!authUrl) {
+      throw new UserError(
+        'A token (--os-token) needs OS_AUTH_URL too: workflows get a grant from Keystone, never the token',
+        EXIT.USAGE,
+      );
+    }
+    return { grant: await issueGrant(authUrl, token, { workflowType, workflowId }) };
   }
 
   async connect(): Promise<TemporalHandle> {
@@ -123,13 +137,16 @@ async function resultOf<T>(handle: WorkflowHandle, what: string): Promise<T> {
 async function read<T>(
   session: Session,
   workflowType: string,
-  request: unknown,
+  caller: Caller,
+  fields: Record<string, unknown>,
   idPrefix: string,
 ): Promise<T> {
+  const workflowId = `${idPrefix}-${randomUUID()}`;
+  const request = { ...fields, auth: await session.grant(caller, workflowType, workflowId) };
   const { client } = await session.connect();
   const handle = await client.workflow.start(workflowType, {
     taskQueue: CONTROLLER_QUEUE,
-    workflowId: `${idPrefix}-${randomUUID()}`,
+    workflowId,
     args: [request],
     workflowExecutionTimeout: READ_TIMEOUT,
   });
@@ -138,14 +155,15 @@ async function read<T>(
 
 function showServerOf(
   session: Session,
-  auth: TokenAuth,
+  caller: Caller,
   server: string,
   allProjects = false,
 ): Promise<ServerView> {
   return read<Awaited<ReturnType<typeof showServer>>>(
     session,
     'showServer',
-    { auth, server, allProjects },
+    caller,
+    { server, allProjects },
     'server-show',
   );
 }
@@ -205,10 +223,9 @@ async function serverCreate(session: Session, name: string, options: CreateOptio
   } catch (err) {
     throw new UserError((err as Error).message, EXIT.USAGE);
   }
-  const auth = await session.auth('demo');
-  const request: BootRequest = { ...fields, auth };
-  const { client } = await session.connect();
   const workflowId = bootWorkflowId(requestId);
+  const request: BootRequest = { ...fields, auth: await session.grant('demo', 'createInstance', workflowId) };
+  const { client } = await session.connect();
   let handle: WorkflowHandle<typeof createInstance>;
   try {
     handle = await client.workflow.start<typeof createInstance>('createInstance', {
@@ -273,14 +290,14 @@ async function serverCreate(session: Session, name: string, options: CreateOptio
   progress.finish();
 
   if (finished.ok) {
-    printServer(session, await showServerOf(session, auth, finished.value.id), extra);
+    printServer(session, await showServerOf(session, 'demo', finished.value.id), extra);
     if (!session.json()) print(`Web UI: ${link}`);
     return EXIT.OK;
   }
   const { describeFailure, failureInfo } = await failureMessages();
   const info = failureInfo(finished.error);
   const uuid = typeof info.details.instanceUuid === 'string' ? info.details.instanceUuid : null;
-  const server = uuid ? await showServerOf(session, auth, uuid).catch(() => undefined) : undefined;
+  const server = uuid ? await showServerOf(session, 'demo', uuid).catch(() => undefined) : undefined;
   if (server) printServer(session, server, extra);
   else if (session.json()) {
     const fault = { message: info.message, type: info.type, code: info.code };
@@ -296,18 +313,18 @@ async function serverShow(
   ref: string,
   options: { allProjects?: boolean },
 ): Promise<number> {
-  const auth = await session.auth(options.allProjects ? 'admin' : 'demo');
-  printServer(session, await showServerOf(session, auth, ref, options.allProjects === true));
+  const caller = options.allProjects ? 'admin' : 'demo';
+  printServer(session, await showServerOf(session, caller, ref, options.allProjects === true));
   return EXIT.OK;
 }
 
 async function serverList(session: Session, options: { allProjects?: boolean }): Promise<number> {
   const allProjects = options.allProjects === true;
-  const auth = await session.auth(allProjects ? 'admin' : 'demo');
   const servers = await read<Awaited<ReturnType<typeof listServers>>>(
     session,
     'listServers',
-    { auth, allProjects },
+    allProjects ? 'admin' : 'demo',
+    { allProjects },
     'server-list',
   );
   print(session.json() ? renderJson(servers) : serverListTable(servers, allProjects));
@@ -326,7 +343,8 @@ async function serverConsoleLog(session: Session, ref: string, options: { lines?
   const answer = await read<ConsoleOutput>(
     session,
     'getConsoleOutput',
-    { auth: await session.auth('demo'), server: ref, ...(lines === undefined ? {} : { lines }) },
+    'demo',
+    { server: ref, ...(lines === undefined ? {} : { lines }) },
     'console-output',
   );
   if (session.json()) print(renderJson({ output: answer.output }));
@@ -338,18 +356,23 @@ async function serverConsoleLog(session: Session, ref: string, options: { lines?
 }
 
 async function serverDelete(session: Session, refs: string[], options: { wait?: boolean }): Promise<number> {
-  const auth = await session.auth('demo');
   const { client } = await session.connect();
   const results: Array<DeleteResult | { id: string; name: string; workflowId: string; webUi: string }> = [];
   for (const ref of refs) {
-    const server = await showServerOf(session, auth, ref);
+    const server = await showServerOf(session, 'demo', ref);
     const workflowId = deleteWorkflowId(server.id);
     let handle: WorkflowHandle<typeof deleteInstance>;
     try {
       handle = await client.workflow.start<typeof deleteInstance>('deleteInstance', {
         taskQueue: CONTROLLER_QUEUE,
         workflowId,
-        args: [{ requestId: `req-${randomUUID()}`, auth, instanceUuid: server.id }],
+        args: [
+          {
+            requestId: `req-${randomUUID()}`,
+            auth: await session.grant('demo', 'deleteInstance', workflowId),
+            instanceUuid: server.id,
+          },
+        ],
       });
     } catch (err) {
       if (!(await alreadyStarted(err))) throw err;
@@ -378,7 +401,8 @@ async function hypervisorList(session: Session): Promise<number> {
   const hypervisors = await read<Awaited<ReturnType<typeof listHypervisors>>>(
     session,
     'listHypervisors',
-    { auth: await session.auth('admin') },
+    'admin',
+    {},
     'hypervisor-list',
   );
   print(session.json() ? renderJson(hypervisors) : hypervisorTable(hypervisors));
@@ -389,7 +413,8 @@ async function audit(session: Session, options: { buildsInFlight?: boolean }): P
   const findings = await read<Awaited<ReturnType<typeof auditCloud>>>(
     session,
     'auditCloud',
-    { auth: await session.auth('admin'), buildsInFlight: options.buildsInFlight === true },
+    'admin',
+    { buildsInFlight: options.buildsInFlight === true },
     'audit',
   );
   if (session.json()) print(renderJson(findings));

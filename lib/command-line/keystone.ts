@@ -1,7 +1,8 @@
 /**
  * The client's side of Keystone v3 password authentication, as python-openstackclient does it: the password
  * goes to `POST <OS_AUTH_URL>/v3/auth/tokens` (project-scoped) and only the token that comes back in
- * `X-Subject-Token` is handed to workflows, so no password is ever stored in a Temporal history.
+ * `X-Subject-Token` is kept; workflows get only an operation grant made from it for each one (issueGrant),
+ * so neither a password nor a reusable token is ever stored in a Temporal history.
  */
 import type { PasswordCredentials } from '../../workflows/types';
 import { EXIT, UserError } from './usage';
@@ -43,17 +44,35 @@ async function keystoneRefusal(response: Response): Promise<string> {
   return `${title}: ${message || 'Keystone refused the credentials.'} (HTTP ${response.status})`;
 }
 
-/** Exchanges password credentials for a project-scoped token at the Keystone API named by `authUrl`. */
-export async function issueToken(authUrl: string, credentials: PasswordCredentials): Promise<string> {
-  const url = tokensUrl(authUrl);
-  let response: Response;
+/**
+ * Exchanges a token for an operation grant at `<OS_AUTH_URL>/v3/auth/OS-BOOTFLOW/grants`: what a workflow's
+ * input carries instead of the token, good for that one workflow (its type and id) until the token expires.
+ */
+export async function issueGrant(
+  authUrl: string,
+  token: string,
+  workflow: { workflowType: string; workflowId: string },
+): Promise<string> {
+  const url = tokensUrl(authUrl).replace(/\/tokens$/, '/OS-BOOTFLOW/grants');
+  const response = await keystoneFetch(authUrl, url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json', 'x-auth-token': token },
+    body: JSON.stringify({
+      grant: { workflow_type: workflow.workflowType, workflow_id: workflow.workflowId },
+    }),
+  });
+  if (response.status !== 201) throw new UserError(await keystoneRefusal(response), EXIT.FAILED);
+  const body = (await response.json()) as { grant?: { id?: unknown } };
+  if (typeof body.grant?.id !== 'string') {
+    throw new UserError(`Keystone at OS_AUTH_URL=${authUrl} answered without a grant`, EXIT.FAILED);
+  }
+  return body.grant.id;
+}
+
+/** fetch() to Keystone, with one clear error when it cannot be reached. */
+async function keystoneFetch(authUrl: string, url: string, init: RequestInit): Promise<Response> {
   try {
-    response = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
-      body: JSON.stringify(passwordAuthBody(credentials)),
-      signal: AbortSignal.timeout(KEYSTONE_TIMEOUT_MS),
-    });
+    return await fetch(url, { ...init, signal: AbortSignal.timeout(KEYSTONE_TIMEOUT_MS) });
   } catch (err) {
     const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause;
     const why = typeof cause?.code === 'string' ? cause.code : (err as Error).message;
@@ -62,6 +81,16 @@ export async function issueToken(authUrl: string, credentials: PasswordCredentia
       EXIT.UNAVAILABLE,
     );
   }
+}
+
+/** Exchanges password credentials for a project-scoped token at the Keystone API named by `authUrl`. */
+export async function issueToken(authUrl: string, credentials: PasswordCredentials): Promise<string> {
+  const url = tokensUrl(authUrl);
+  const response = await keystoneFetch(authUrl, url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify(passwordAuthBody(credentials)),
+  });
   if (response.status !== 201 && response.status !== 200) {
     throw new UserError(await keystoneRefusal(response), EXIT.FAILED);
   }

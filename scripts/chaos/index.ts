@@ -371,6 +371,7 @@ async function main(): Promise<number> {
     return ok ? 0 : 1;
   } finally {
     await connection?.close().catch(() => undefined);
+    await fixtures.close().catch(() => undefined);
     await cluster.stopAll().catch(() => undefined);
     if (ok && !options.keep && !options.dataDir) rmSync(dataDir, { recursive: true, force: true });
     else log(`data and logs kept in ${dataDir}`);

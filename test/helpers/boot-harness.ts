@@ -38,6 +38,7 @@ import { bootWorkflowId, computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from '.
 import { ensureSearchAttributes } from '../../lib/search-attributes';
 import type { BootAuth, BootRequest, BootResult } from '../../workflows/types';
 import { testDbConfig, type TestDb } from './cloud-db';
+import { grantingInterceptor } from './grants';
 import { timeSkippingEnv } from './temporal-env';
 
 export const HOSTS = DEFAULT_HOSTS.map((h) => h.host);
@@ -136,7 +137,13 @@ export async function openBootHarness(label: string): Promise<BootHarness> {
     await beating;
   };
 
-  const env = await timeSkippingEnv();
+  // What a client does: the caller's credentials become a grant for each workflow it starts.
+  const env = await timeSkippingEnv(undefined, [
+    grantingInterceptor(
+      () => cloud.keystone,
+      () => harness.syncClock(),
+    ),
+  ]);
   await ensureSearchAttributes(env.connection, env.namespace ?? 'default');
   const interceptors = { activity: [clockFollower(clock, heartbeat)] };
   const workflowBundleCode = await workflowBundle();
@@ -201,9 +208,10 @@ export async function openBootHarness(label: string): Promise<BootHarness> {
     },
     async startBoot(request, workflowType = 'createInstance') {
       await harness.syncClock();
+      const workflowId = bootWorkflowId(request.requestId);
       return env.client.workflow.start(workflowType, {
         taskQueue: CONTROLLER_QUEUE,
-        workflowId: bootWorkflowId(request.requestId),
+        workflowId,
         args: [request],
       });
     },
