@@ -359,7 +359,7 @@ describe(
       assert.match(openrc, new RegExp(`export OS_AUTH_URL='${d.apiUrl}/identity'`));
     });
 
-    test('a boot, a delete and the audit carry a token, and no password in any payload', async () => {
+    test('a boot, a delete and the audit carry a grant, and no password in any payload', async () => {
       const before = await operationWorkflows();
       const create = await runClient(
         [
@@ -405,7 +405,7 @@ describe(
         for (const { path: where, bytes } of plain) {
           for (const found of findSecrets(bytes, passwords)) leaks.push(`${type} ${id}${where}: ${found}`);
         }
-        // The input itself: a token, and nothing the workflow could trade for another one.
+        // The input itself: a grant for this workflow, and nothing the workflow could trade for another one.
         const input = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input
           ?.payloads as Payload[];
         const [request] = (await codec.decode(input)).map((p) =>
@@ -418,7 +418,7 @@ describe(
       assert.deepEqual(leaks, []);
       assert.deepEqual(
         inputAuth,
-        started.map(([, type]) => `${type}: token`),
+        started.map(([, type]) => `${type}: grant`),
       );
     });
 
