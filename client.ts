@@ -32,7 +32,6 @@ import type { auditCloud, listHypervisors, listServers, showServer } from './wor
 import type { ServerView } from './workflows/operator-types';
 import type { BootRequest, BootStatus, DeleteResult } from './workflows/types';
 import { usePrivateUmask } from './lib/file-modes';
-import { checkBootRequestFields } from './workflows/request-schema';
 
 /** The caller's Keystone token and where it came from; it never goes into a workflow (grants do). */
 type TokenAuth = { token: string; authUrl?: string };
@@ -218,6 +217,8 @@ async function serverCreate(session: Session, name: string, options: CreateOptio
     ...(maxAttempts !== undefined ? { maxAttempts } : {}),
   };
   // The workflow's own schema, here at the edge: a bad request never reaches Keystone or Temporal's history.
+  // Loaded here, as Temporal's modules are: --help and usage errors answer without them.
+  const { checkBootRequestFields } = await import('./workflows/request-schema.js');
   try {
     checkBootRequestFields(fields);
   } catch (err) {
