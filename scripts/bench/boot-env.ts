@@ -181,7 +181,11 @@ export async function openBootCloud(label: string): Promise<BootCloud> {
     },
     request: async (requestId, overrides = {}, workflowType = 'createInstance') => ({
       requestId,
-      auth: await cloud.keystone.issueGrant(token, { workflowType, workflowId: bootWorkflowId(requestId) }),
+      auth: {
+        grant: (
+          await cloud.keystone.issueGrant(token, { workflowType, workflowId: bootWorkflowId(requestId) })
+        ).grant,
+      },
       name: `vm-${requestId}`,
       flavor: 'm1.tiny',
       image: boot.imageId,
