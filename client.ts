@@ -20,7 +20,7 @@ import { randomUUID } from 'node:crypto';
 import { Command, CommanderError, Option } from 'commander';
 import type { WorkflowHandle } from '@temporalio/client';
 import { resolveAuth, type CredentialFlags } from './lib/command-line/credentials';
-import { caCertFileOf, issueToken } from './lib/command-line/keystone';
+import { caCertFileOf, issueGrant, issueToken } from './lib/command-line/keystone';
 import { escapeControls, note, print, renderJson, type OutputFormat } from './lib/command-line/output';
 import { positiveWhole } from './lib/command-line/numbers';
 import { BootProgress } from './lib/command-line/progress';
@@ -47,11 +47,11 @@ import type {
   ServerOperationResult,
 } from './workflows/types';
 import { usePrivateUmask } from './lib/file-modes';
-import { checkBootRequestFields } from './workflows/request-schema';
 import { pollUntil } from './lib/poll';
 
-/** All a workflow gets from the client: a Keystone token, never a password. */
-type TokenAuth = { token: string };
+/** The caller's Keystone token and where it came from; it never goes into a workflow (grants do). */
+type TokenAuth = { token: string; authUrl?: string };
+type Caller = 'admin' | 'demo';
 
 interface GlobalOptions extends CredentialFlags {
   /** CA bundle for an https OS_AUTH_URL (openstackclient's --os-cacert). */
@@ -93,11 +93,27 @@ class Session {
         const caCertFile = caCertFileOf(this.options.osCacert, process.env);
         return {
           token: await issueToken(given.authUrl, given.password, caCertFile ? { caCertFile } : {}),
+          authUrl: given.authUrl,
         };
       })();
       this.tokens.set(fallbackUser, token);
     }
     return token;
+  }
+
+  /** All a workflow gets from the client: Keystone's operation grant for that one workflow. */
+  async grant(caller: Caller, workflowType: string, workflowId: string): Promise<{ grant: string }> {
+    const { token, authUrl } = await this.auth(caller);
+    if (!authUrl) {
+      throw new UserError(
+        'A token (--os-token) needs OS_AUTH_URL too: workflows get a grant from Keystone, never the token',
+        EXIT.USAGE,
+      );
+    }
+    const caCertFile = caCertFileOf(this.options.osCacert, process.env);
+    return {
+      grant: await issueGrant(authUrl, token, { workflowType, workflowId }, caCertFile ? { caCertFile } : {}),
+    };
   }
 
   async connect(): Promise<TemporalHandle> {
@@ -144,13 +160,16 @@ async function resultOf<T>(handle: WorkflowHandle, what: string): Promise<T> {
 async function read<T>(
   session: Session,
   workflowType: string,
-  request: unknown,
+  caller: Caller,
+  fields: Record<string, unknown>,
   idPrefix: string,
 ): Promise<T> {
+  const workflowId = `${idPrefix}-${randomUUID()}`;
+  const request = { ...fields, auth: await session.grant(caller, workflowType, workflowId) };
   const { client } = await session.connect();
   const handle = await client.workflow.start(workflowType, {
     taskQueue: CONTROLLER_QUEUE,
-    workflowId: `${idPrefix}-${randomUUID()}`,
+    workflowId,
     args: [request],
     workflowExecutionTimeout: READ_TIMEOUT,
   });
@@ -159,14 +178,15 @@ async function read<T>(
 
 function showServerOf(
   session: Session,
-  auth: TokenAuth,
+  caller: Caller,
   server: string,
   allProjects = false,
 ): Promise<ServerView> {
   return read<Awaited<ReturnType<typeof showServer>>>(
     session,
     'showServer',
-    { auth, server, allProjects },
+    caller,
+    { server, allProjects },
     'server-show',
   );
 }
@@ -224,15 +244,16 @@ async function serverCreate(session: Session, name: string, options: CreateOptio
     ...(maxAttempts !== undefined ? { maxAttempts } : {}),
   };
   // The workflow's own schema, here at the edge: a bad request never reaches Keystone or Temporal's history.
+  // Loaded here, as Temporal's modules are: --help and usage errors answer without them.
+  const { checkBootRequestFields } = await import('./workflows/request-schema.js');
   try {
     checkBootRequestFields(fields);
   } catch (err) {
     throw new UserError((err as Error).message, EXIT.USAGE);
   }
-  const auth = await session.auth('demo');
-  const request: BootRequest = { ...fields, auth };
-  const temporal = await session.connect();
   const workflowId = bootWorkflowId(requestId);
+  const request: BootRequest = { ...fields, auth: await session.grant('demo', 'createInstance', workflowId) };
+  const temporal = await session.connect();
   const { startOrFollow, followResult, temporalReachable, unreachableMessage } = await followHelpers();
   // One request id, one boot: a running or finished boot of this request is followed, not started again.
   const { handle, joined } = await startOrFollow(temporal, {
@@ -302,14 +323,14 @@ async function serverCreate(session: Session, name: string, options: CreateOptio
   progress.finish();
 
   if (finished.ok) {
-    printServer(session, await showServerOf(session, auth, finished.value.id), extra);
+    printServer(session, await showServerOf(session, 'demo', finished.value.id), extra);
     if (!session.json()) print(`Web UI: ${link}`);
     return EXIT.OK;
   }
   const { describeFailure, failureInfo } = await failureMessages();
   const info = failureInfo(finished.error);
   const uuid = typeof info.details.instanceUuid === 'string' ? info.details.instanceUuid : null;
-  const server = uuid ? await showServerOf(session, auth, uuid).catch(() => undefined) : undefined;
+  const server = uuid ? await showServerOf(session, 'demo', uuid).catch(() => undefined) : undefined;
   if (server) printServer(session, server, extra);
   else if (session.json()) {
     const fault = { message: info.message, type: info.type, code: info.code };
@@ -325,18 +346,18 @@ async function serverShow(
   ref: string,
   options: { allProjects?: boolean },
 ): Promise<number> {
-  const auth = await session.auth(options.allProjects ? 'admin' : 'demo');
-  printServer(session, await showServerOf(session, auth, ref, options.allProjects === true));
+  const caller = options.allProjects ? 'admin' : 'demo';
+  printServer(session, await showServerOf(session, caller, ref, options.allProjects === true));
   return EXIT.OK;
 }
 
 async function serverList(session: Session, options: { allProjects?: boolean }): Promise<number> {
   const allProjects = options.allProjects === true;
-  const auth = await session.auth(allProjects ? 'admin' : 'demo');
   const servers = await read<Awaited<ReturnType<typeof listServers>>>(
     session,
     'listServers',
-    { auth, allProjects },
+    allProjects ? 'admin' : 'demo',
+    { allProjects },
     'server-list',
   );
   print(session.json() ? renderJson(servers) : serverListTable(servers, allProjects));
@@ -355,7 +376,8 @@ async function serverConsoleLog(session: Session, ref: string, options: { lines?
   const answer = await read<ConsoleOutput>(
     session,
     'getConsoleOutput',
-    { auth: await session.auth('demo'), server: ref, ...(lines === undefined ? {} : { lines }) },
+    'demo',
+    { server: ref, ...(lines === undefined ? {} : { lines }) },
     'console-output',
   );
   if (session.json()) print(renderJson({ output: answer.output }));
@@ -367,19 +389,24 @@ async function serverConsoleLog(session: Session, ref: string, options: { lines?
 }
 
 async function serverDelete(session: Session, refs: string[], options: { wait?: boolean }): Promise<number> {
-  const auth = await session.auth('demo');
   const temporal = await session.connect();
   const { startOrFollow, followResult, unreachableMessage } = await followHelpers();
   const results: Array<DeleteResult | { id: string; name: string; workflowId: string; webUi: string }> = [];
   for (const ref of refs) {
-    const server = await showServerOf(session, auth, ref);
+    const server = await showServerOf(session, 'demo', ref);
     const workflowId = deleteWorkflowId(server.id);
     // A delete of this server already running is joined (once checked to be a real one); a finished one is
     // run again (it answers already-deleted, or retries a delete that failed).
     const { handle } = await startOrFollow(temporal, {
       workflowType: 'deleteInstance',
       workflowId,
-      args: [{ requestId: `req-${randomUUID()}`, auth, instanceUuid: server.id }],
+      args: [
+        {
+          requestId: `req-${randomUUID()}`,
+          auth: await session.grant('demo', 'deleteInstance', workflowId),
+          instanceUuid: server.id,
+        },
+      ],
       rerunFinished: true,
       ownership: {
         workflowType: 'deleteInstance',
@@ -436,7 +463,6 @@ async function serverPower(
   refs: string[],
   options: { wait?: boolean; hard?: boolean },
 ): Promise<number> {
-  const auth = await session.auth('demo');
   const { client } = await session.connect();
   const words = POWER_WORDS[command];
   const operation: ServerOperationName =
@@ -445,7 +471,7 @@ async function serverPower(
     ServerOperationResult | { id: string; name: string; workflowId: string; webUi: string }
   > = [];
   for (const ref of refs) {
-    const server = await showServerOf(session, auth, ref);
+    const server = await showServerOf(session, 'demo', ref);
     const requestId = `req-${randomUUID()}`;
     const workflowId = serverOperationWorkflowId(operation, server.id, requestId);
     const handle = await client.workflow.start(words.workflowType, {
@@ -454,7 +480,7 @@ async function serverPower(
       args: [
         {
           requestId,
-          auth,
+          auth: await session.grant('demo', words.workflowType, workflowId),
           instanceUuid: server.id,
           ...(command === 'reboot' ? { type: options.hard ? 'HARD' : 'SOFT' } : {}),
         },
@@ -493,10 +519,10 @@ async function serverPower(
  * host (admin; the host's nova-compute must be down). Waits for every child and prints where each went.
  */
 async function hostEvacuate(session: Session, host: string): Promise<number> {
-  const auth = await session.auth('admin');
   const { client } = await session.connect();
   const requestId = `req-${randomUUID()}`;
   const workflowId = `evacuate-host-${host}-${requestId}`;
+  const auth = await session.grant('admin', 'evacuateHost', workflowId);
   const handle = await client.workflow.start('evacuateHost', {
     taskQueue: CONTROLLER_QUEUE,
     workflowId,
@@ -518,7 +544,8 @@ async function hypervisorList(session: Session): Promise<number> {
   const hypervisors = await read<Awaited<ReturnType<typeof listHypervisors>>>(
     session,
     'listHypervisors',
-    { auth: await session.auth('admin') },
+    'admin',
+    {},
     'hypervisor-list',
   );
   print(session.json() ? renderJson(hypervisors) : hypervisorTable(hypervisors));
@@ -529,7 +556,8 @@ async function audit(session: Session, options: { buildsInFlight?: boolean }): P
   const findings = await read<Awaited<ReturnType<typeof auditCloud>>>(
     session,
     'auditCloud',
-    { auth: await session.auth('admin'), buildsInFlight: options.buildsInFlight === true },
+    'admin',
+    { buildsInFlight: options.buildsInFlight === true },
     'audit',
   );
   if (session.json()) print(renderJson(findings));

@@ -26,6 +26,12 @@ import { ensureReconcilerSchedule, RECONCILER_SCHEDULE_ID } from './lib/reconcil
 import { NETWORK_AGENTS, type ComputeHost, type NetworkAgentKind } from './cloud/compute';
 import { dbConfigFromEnv } from './cloud/db';
 import { capabilitiesOf, DEFAULT_HOSTS, defaultHostSpec, type HostSpec } from './cloud/hosts';
+import {
+  SERVICE_KEYS_FILE,
+  loadComputeServiceKeys,
+  loadHostServiceKey,
+  signServiceMessage,
+} from './cloud/nova';
 import { openCloud, openComputeHost, type Cloud } from './cloud/index';
 import { Keystone } from './cloud/keystone';
 import { Neutron } from './cloud/neutron';
@@ -324,6 +330,15 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
       // Workflows upsert these; unregistered, their tasks would fail forever on a fresh cluster.
       const added = await ensureSearchAttributes(connection, settings.namespace);
       if (added.length > 0) log.info({ added }, 'registered the boot search attributes');
+      // nova-compute's service credentials: only hosts the bootstrap issued a key to may register.
+      const serviceKeys = loadComputeServiceKeys(config.dataDir);
+      if (!serviceKeys) {
+        throw new UserError(
+          `${SERVICE_KEYS_FILE} is missing from ${config.dataDir}: run the bootstrap (npm start, or ` +
+            'tsx scripts/bootstrap.ts) to issue the compute hosts their service credentials',
+          EXIT.USAGE,
+        );
+      }
       cloud = await openCloud({ db });
       const opened = cloud;
       closers.push(() => opened.close());
@@ -331,7 +346,7 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
         workflowsPath: require.resolve('./workflows/all'),
         activities: {
           ...createControllerActivities(cloud),
-          ...createComputeServiceActivities(cloud),
+          ...createComputeServiceActivities({ ...cloud, serviceKeys }),
           ...createOperatorControllerActivities(cloud),
         },
         maxConcurrentWorkflowTaskExecutions: config.maxConcurrentWorkflowTasks,
@@ -394,9 +409,17 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
         maxConcurrentWorkflowTaskExecutions: 2,
       });
     }
-    const computeHosts: Array<{ spec: HostSpec; compute: ComputeHost }> = [];
+    const computeHosts: Array<{ spec: HostSpec; compute: ComputeHost; serviceKey: Buffer }> = [];
     for (const host of config.hosts) {
       const spec = defaultHostSpec(host);
+      const serviceKey = loadHostServiceKey(config.dataDir, host);
+      if (!serviceKey) {
+        throw new UserError(
+          `compute host ${host} has no service credential (hosts/${host}/service-key): issue one with ` +
+            `\`tsx scripts/bootstrap.ts --compute-host ${host}\` (the controller refuses hosts without one)`,
+          EXIT.USAGE,
+        );
+      }
       const compute = await openComputeHost({
         dataDir: config.dataDir,
         host,
@@ -410,7 +433,7 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
           'init_host: killed stray guests of unknown instances',
         );
       closers.push(() => compute.close());
-      computeHosts.push({ spec, compute });
+      computeHosts.push({ spec, compute, serviceKey });
       await create(computeQueue(host), {
         activities: createComputeActivities(compute),
         maxConcurrentWorkflowTaskExecutions: 2,
@@ -427,27 +450,29 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
     );
 
     // nova-compute's report_state, through Temporal: register once, then a heartbeat signal every few seconds.
-    const announce = async (spec: HostSpec, signal: 'register' | 'heartbeat') => {
+    // Each message carries the host's MAC (its service credential), which the controller checks.
+    const announce = async (spec: HostSpec, serviceKey: Buffer, signal: 'register' | 'heartbeat') => {
       const workflowId = computeServiceWorkflowId(spec.host);
       const input: ComputeServiceInput = { spec, powerSyncIntervalMs: config.powerSyncSeconds * 1000 };
       const common = { workflowId, taskQueue: CONTROLLER_QUEUE, args: [input] as [ComputeServiceInput] };
+      const proof = signServiceMessage(serviceKey, spec.host, signal, Date.now());
       if (signal === 'register') {
         await client.workflow.signalWithStart(computeService, {
           ...common,
           signal: registerSignal,
-          signalArgs: [spec],
+          signalArgs: [{ ...spec, proof }],
         });
       } else {
         await client.workflow.signalWithStart(computeService, {
           ...common,
           signal: heartbeatSignal,
-          signalArgs: [{ sentAt: Date.now() }],
+          signalArgs: [proof],
         });
       }
     };
     const timers: NodeJS.Timeout[] = [];
-    for (const { spec } of computeHosts) {
-      await announce(spec, 'register');
+    for (const { spec, serviceKey } of computeHosts) {
+      await announce(spec, serviceKey, 'register');
       // init_host's _destroy_evacuated_instances: guests evacuated while this host was down are destroyed
       // here, on the controller's word (the host never reads the controller's database).
       await client.workflow
@@ -468,7 +493,7 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
         'compute service announced',
       );
       const timer = setInterval(() => {
-        announce(spec, 'heartbeat').catch((err: unknown) =>
+        announce(spec, serviceKey, 'heartbeat').catch((err: unknown) =>
           log.warn({ host: spec.host, error: (err as Error).message }, 'compute service heartbeat not sent'),
         );
       }, config.heartbeatSeconds * 1000);

@@ -20,7 +20,7 @@ import { parseRequest } from '../cloud/validation';
 import type { BootPlan, InstanceSummary, QuotaAmounts } from '../workflows/types';
 import { summaryOf } from './conductor';
 import { adaptAll } from './failures';
-import { contextForOngoingWork } from './identity';
+import { contextForOngoingWork, contextOfGrant } from './identity';
 import { activeImageFor } from './image';
 
 export type { BootPlanRequest } from '../cloud/nova';
@@ -35,7 +35,7 @@ export function createComputeApiActivities({ keystone, nova, glance }: ComputeAp
   return adaptAll({
     /** The servers API's checks; changes nothing. Returns what the later steps need, already resolved. */
     async validateBootRequest(input: { token: string; request: BootPlanRequest }): Promise<BootPlan> {
-      const ctx = await keystone.validateToken(input.token);
+      const ctx = await contextOfGrant(keystone, input.token);
       enforce(ctx, 'compute:server:create', { projectId: ctx.projectId });
       const req = parseRequest(bootPlanRequestSchema, input.request, 'server create request');
       const flavor = await nova.getFlavor(req.flavor).catch((err: unknown) => {
@@ -97,7 +97,7 @@ export function createComputeApiActivities({ keystone, nova, glance }: ComputeAp
       token: string;
       instanceUuid: string;
     }): Promise<InstanceSummary> {
-      const ctx = await keystone.validateToken(token);
+      const ctx = await contextOfGrant(keystone, token);
       const instance = await nova.getInstance(instanceUuid, { includeDeleted: true });
       enforceVisible(
         ctx,

@@ -3,9 +3,10 @@
  * and its Placement resource provider), its periodic state reports and power-state syncs. The compute worker never opens a
  * controller database; it signals its `compute-service-<host>` workflow, which runs these on the controller.
  */
+import { log } from '@temporalio/activity';
 import { systemClock, type Clock } from '../cloud/clock';
 import { registerComputeHost, type HostSpec } from '../cloud/hosts';
-import type { Nova, PowerSyncInput, PowerSyncResult } from '../cloud/nova';
+import { verifyServiceMessage, type Nova, type PowerSyncInput, type PowerSyncResult, type ServiceProof } from '../cloud/nova';
 import type { Placement } from '../cloud/placement';
 import { adaptAll } from './failures';
 
@@ -16,6 +17,32 @@ export interface ComputeServiceServices {
   nova: Nova;
   placement: Placement;
   clock?: Clock;
+  /**
+   * The compute hosts' service keys (cloud/nova/service-credentials.ts): registrations and heartbeats must
+   * carry the host's MAC. worker.ts always gives them; only in-process test set-ups run without.
+   */
+  serviceKeys?: ReadonlyMap<string, Buffer>;
+}
+
+/** A compute host's proof, checked; a refusal is logged for the audit trail and thrown (not retryable). */
+function checkProof(
+  keys: ReadonlyMap<string, Buffer> | undefined,
+  host: string,
+  kind: 'register' | 'heartbeat',
+  proof: ServiceProof | undefined,
+): void {
+  if (!keys) return;
+  try {
+    verifyServiceMessage(keys, host, kind, proof);
+  } catch (err) {
+    log.warn('compute service refused', {
+      audit: 'compute-service-refused',
+      host,
+      kind,
+      reason: (err as Error).message,
+    });
+    throw err;
+  }
 }
 
 export interface ReportResult {
@@ -29,10 +56,15 @@ export function createComputeServiceActivities({
   nova,
   placement,
   clock = systemClock,
+  serviceKeys,
 }: ComputeServiceServices) {
   return adaptAll({
     /** Registers (or re-registers, with its current resources) the host; idempotent. */
-    async registerComputeService(spec: HostSpec): Promise<{ host: string; nodeUuid: string }> {
+    async registerComputeService(
+      signed: HostSpec & { proof?: ServiceProof },
+    ): Promise<{ host: string; nodeUuid: string }> {
+      const { proof, ...spec } = signed;
+      checkProof(serviceKeys, spec.host, 'register', proof);
       return registerComputeHost({ nova, placement }, spec);
     },
 
@@ -48,10 +80,14 @@ export function createComputeServiceActivities({
     async reportComputeServiceState({
       host,
       sentAt,
+      mac,
     }: {
       host: string;
       sentAt: number;
+      /** The host's MAC of this heartbeat (ServiceProof). */
+      mac?: string;
     }): Promise<ReportResult> {
+      checkProof(serviceKeys, host, 'heartbeat', mac === undefined ? undefined : { sentAt, mac });
       if (clock.now() - sentAt > STALE_REPORT_MS) {
         const current = await nova.getComputeHost(host);
         return {

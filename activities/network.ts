@@ -6,7 +6,7 @@
 import type { DhcpDetails, Neutron } from '../cloud/neutron';
 import type { NetworkRef, PortDescription } from '../workflows/types';
 import { adaptAll } from './failures';
-import { contextForOngoingWork, type TokenValidator } from './identity';
+import { contextForOngoingWork, contextOfGrant, type TokenValidator } from './identity';
 
 export interface NetworkServices {
   neutron: Neutron;
@@ -44,7 +44,7 @@ export function createNetworkActivities({ neutron, identity }: NetworkServices) 
   return adaptAll({
     /** nova-api's check that each requested network exists and is visible to the caller's project. */
     async validateNetworks(input: { token: string; networks: string[] }): Promise<NetworkRef[]> {
-      const ctx = await identity.validateToken(input.token);
+      const ctx = await contextOfGrant(identity, input.token);
       const found: NetworkRef[] = [];
       for (const ref of input.networks) {
         const network = await neutron.getNetwork(ref, ctx);

@@ -13,7 +13,7 @@ import type { Neutron } from '../cloud/neutron';
 import { resourceUse } from '../cloud/placement';
 import type { HypervisorView, ServerAddress, ServerRecord, ServerVolume } from '../workflows/operator-types';
 import { adaptAll } from './failures';
-import type { TokenValidator } from './identity';
+import { contextOfGrant, type TokenValidator } from './identity';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -121,7 +121,7 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
   return adaptAll({
     /** nova-api's servers index/show: records the caller may see, newest first. */
     async findServers({ token, filter }: { token: string; filter: ServerFilter }): Promise<ServerRecord[]> {
-      const ctx = await keystone.validateToken(token);
+      const ctx = await contextOfGrant(keystone, token);
       const ref = filter.nameOrId;
       if (ref !== undefined && UUID.test(ref)) {
         const instance = await nova.getInstance(ref.toLowerCase()).catch((err: unknown) => {
@@ -156,7 +156,7 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
      */
     async consoleTarget(input: { token: string; server: string }): Promise<{ uuid: string; host: string }> {
       const { token, server: nameOrId } = input;
-      const ctx = await keystone.validateToken(token);
+      const ctx = await contextOfGrant(keystone, token);
       const instance = await findOne(cloud, ctx, nameOrId);
       enforceVisible(
         ctx,
@@ -174,7 +174,7 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
     /** cinder-api: the volumes attached to each server (the caller's project's, or any for an admin). */
     async serverVolumes(input: ServersInput): Promise<Record<string, ServerVolume[]>> {
       const { token, instanceUuids } = input;
-      const ctx = await keystone.validateToken(token);
+      const ctx = await contextOfGrant(keystone, token);
       const out: Record<string, ServerVolume[]> = {};
       for (const uuid of instanceUuids) {
         const volumes: ServerVolume[] = [];
@@ -195,7 +195,7 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
 
     /** `openstack hypervisor list --long`: each compute node with its state and Placement usage. */
     async listHypervisors({ token }: { token: string }): Promise<HypervisorView[]> {
-      const ctx = await keystone.validateToken(token);
+      const ctx = await contextOfGrant(keystone, token);
       enforce(ctx, 'os_compute_api:os-hypervisors:list');
       const views: HypervisorView[] = [];
       for (const host of await nova.listComputeHosts()) {
@@ -224,7 +224,7 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
      * The controller never reads a host's directory.
      */
     async auditController(input: { token: string; buildsInFlight?: boolean }): Promise<ControllerAudit> {
-      const ctx = await keystone.validateToken(input.token);
+      const ctx = await contextOfGrant(keystone, input.token);
       enforce(ctx, 'bootflow:audit');
       if (!cloud.neutron || !cloud.scheduler || !cloud.clock) {
         throw new CloudError('ServiceUnavailable', 'the leak audit needs the whole controller cloud');
@@ -237,7 +237,7 @@ export function createOperatorControllerActivities(cloud: OperatorControllerServ
      * older worker: now the controller's half only (their hosts are not audited).
      */
     async runLeakAudit(input: { token: string; buildsInFlight?: boolean }): Promise<LeakFinding[]> {
-      const ctx = await keystone.validateToken(input.token);
+      const ctx = await contextOfGrant(keystone, input.token);
       enforce(ctx, 'bootflow:audit');
       if (!cloud.neutron || !cloud.scheduler || !cloud.clock) {
         throw new CloudError('ServiceUnavailable', 'the leak audit needs the whole controller cloud');
@@ -258,7 +258,7 @@ export function createOperatorNetworkActivities({ neutron, identity }: OperatorN
     /** neutron-server: each server's fixed IPs by network name (the servers API's `addresses`). */
     async serverAddresses(input: ServersInput): Promise<Record<string, Record<string, ServerAddress[]>>> {
       const { token, instanceUuids } = input;
-      const ctx = await identity.validateToken(token);
+      const ctx = await contextOfGrant(identity, token);
       const admin = ctx.roles.includes('admin');
       const networkNames = new Map<string, string>();
       const out: Record<string, Record<string, ServerAddress[]>> = {};

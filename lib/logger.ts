@@ -61,6 +61,8 @@ export const REDACT_PATHS = [
   '*.headers["x-subject-token"]',
   'auth.identity.token.id', // Keystone token-method auth body
   '*.auth.identity.token.id',
+  'grant', // a workflow's operation grant (auth.grant), good for its workflow until it expires
+  '*.grant',
   'BOOTFLOW_CODEC_KEYS',
   '*.BOOTFLOW_CODEC_KEYS',
   'BOOTFLOW_CODEC_TOKEN',

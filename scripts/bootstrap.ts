@@ -13,6 +13,8 @@ import path from 'node:path';
 import { bootstrapCloud, type BootstrapResult, type GuestImageFiles } from '../cloud/bootstrap';
 import { dbConfigFromEnv } from '../cloud/db';
 import { openCloud } from '../cloud/index';
+import { DEFAULT_HOSTS } from '../cloud/hosts';
+import { issueComputeServiceKeys } from '../cloud/nova';
 import { ensureCodecKeyFile, ensureCodecToken, ensureKeyCheck } from '../lib/codec';
 import { apiSettings, identityUrl } from '../api/settings';
 import { ensureGuestImage } from '../lib/guest-image';
@@ -30,6 +32,14 @@ export interface PreparedData {
   };
 }
 
+/** BOOTFLOW_COMPUTE_HOSTS (comma-separated) and --compute-host: further hosts to issue credentials to. */
+function computeHostsOf(env: NodeJS.ProcessEnv): string[] {
+  return (env.BOOTFLOW_COMPUTE_HOSTS ?? '')
+    .split(',')
+    .map((h) => h.trim())
+    .filter(Boolean);
+}
+
 export async function prepareDataDir(
   dataDir: string,
   env: NodeJS.ProcessEnv = process.env,
@@ -43,6 +53,8 @@ export async function prepareDataDir(
   const codec = ensureCodecKeyFile(dir);
   ensureKeyCheck(dir, codec.keyring);
   const codecTokenFile = ensureCodecToken(dir);
+  // nova-compute's service credentials: the seed's hosts and any named in BOOTFLOW_COMPUTE_HOSTS.
+  issueComputeServiceKeys(dir, [...DEFAULT_HOSTS.map((h) => h.host), ...computeHostsOf(env)]);
   const cloud = await openCloud({ db: { ...dbConfigFromEnv(env), dataDir: dir } });
   try {
     // OS_AUTH_URL names the API role's identity endpoint, from the same settings the role reads.
@@ -77,6 +89,13 @@ if (require.main === module) {
   const flag = process.argv.indexOf('--data-dir');
   const dataDir = flag > 0 ? process.argv[flag + 1] : undefined;
   const withGuest = process.argv.includes('--guest-image');
+  const hostFlag = process.argv.indexOf('--compute-host');
+  if (hostFlag > 0) {
+    const extra = process.argv[hostFlag + 1] ?? '';
+    process.env.BOOTFLOW_COMPUTE_HOSTS = [process.env.BOOTFLOW_COMPUTE_HOSTS, extra]
+      .filter(Boolean)
+      .join(',');
+  }
   (withGuest ? ensureGuestImage() : Promise.resolve(undefined))
     .then((guestImage) =>
       prepareDataDir(

@@ -16,6 +16,8 @@
  *   - the host's periodic power-state sync: a guest that went off without Nova asking is STOPPED in Nova.
  * At most two QEMU processes at once; everything this run started is removed in `after`, even on failure.
  */
+import { Keystone } from '../cloud/keystone';
+import { grantingInterceptor } from './helpers/grants';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -75,6 +77,7 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
   let controller: ChildHandle | undefined;
   let compute: ChildHandle | undefined;
   let connection: Connection | undefined;
+  let keystone: Keystone | undefined;
   let client: Client;
   let host: ComputeHost;
   let demoAuth: BootRequest['auth'];
@@ -236,7 +239,13 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
     compute = startCompute();
     await Promise.all([workerReady(controller), workerReady(compute)]);
     connection = await Connection.connect({ address: server.address });
-    client = new Client({ connection, dataConverter: bootflowDataConverter(loadKeyringOrExplain(dataDir)) });
+    // This cloud's Keystone (its signing key in the data directory) makes each workflow's grant, as a client would.
+    keystone = await Keystone.open({ db: { dataDir } });
+    client = new Client({
+      connection,
+      dataConverter: bootflowDataConverter(loadKeyringOrExplain(dataDir)),
+      interceptors: { workflow: [grantingInterceptor(() => keystone)] },
+    });
     await registered();
     // The test's own view of the host, as a second process on it would see it (reads files, QMP).
     host = await ComputeHost.open({
@@ -252,6 +261,7 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
 
   after(async () => {
     await connection?.close();
+    await keystone?.close();
     for (const w of [compute, controller]) if (w) await stopChild(w, 'SIGTERM', 20_000);
     // Whatever happened: this run's QEMU processes, then its taps, bridges, namespaces and dnsmasq.
     if (dataDir) await removeCloudFromMachine(dataDir).catch(() => undefined);

@@ -108,6 +108,7 @@ describe('credentials', () => {
       {},
       { env: { OS_TOKEN: 'tok', OS_PASSWORD: 'pw' }, dataDir: '/x', fallbackUser: 'demo' },
     );
+    // Without OS_AUTH_URL here (no openrc in /x): the token alone, whose grants need OS_AUTH_URL later.
     assert.deepEqual(auth, { token: 'tok' });
     assert.deepEqual(resolveAuth({ osToken: 'flag-tok' }, { env: {}, dataDir: '/x', fallbackUser: 'demo' }), {
       token: 'flag-tok',

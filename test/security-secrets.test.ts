@@ -278,8 +278,10 @@ describe('secrets stay out of histories and logs (encrypting data converter)', H
     const started = (id: string) =>
       histories.get(id)?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads as Payload[];
 
+    // Issue 15: the input carries only an operation grant for this workflow, neither password nor token.
     const [bootInput] = (await decode(started(bootId))) as Array<{ auth: BootAuth; name: string }>;
-    assert.deepEqual(bootInput?.auth, h.demoAuth(), 'the password was in the input, encrypted');
+    assert.deepEqual(Object.keys(bootInput?.auth ?? {}), ['grant']);
+    assert.doesNotMatch(JSON.stringify(bootInput), new RegExp(h.boot.demo.password));
     const completed = histories
       .get(bootId)
       ?.events?.find(
@@ -289,15 +291,19 @@ describe('secrets stay out of histories and logs (encrypting data converter)', H
     assert.equal(result?.id, results.fromImage.id);
     assert.equal(result?.status, 'ACTIVE');
 
-    const [refusedInput] = (await decode(started(refusedId))) as Array<{
-      auth: { credentials: { password: string } };
-    }>;
-    assert.equal(refusedInput?.auth.credentials.password, wrongPassword);
+    const [refusedInput] = (await decode(started(refusedId))) as Array<{ auth: object }>;
+    assert.deepEqual(Object.keys(refusedInput?.auth ?? {}), ['grant']);
+    assert.doesNotMatch(JSON.stringify(refusedInput), new RegExp(wrongPassword));
 
-    // The token the client held is in the delete's input; the sessions' tokens in activity results.
+    // Not even the token the client held is in the delete's input: a grant made from it; the grant stands in
+    // for a token in the sessions of the activity results.
     const deleteId = workflowIds[7] as string;
-    const [deleteInput] = (await decode(started(deleteId))) as Array<{ auth: { token: string } }>;
-    assert.equal(deleteInput?.auth.token, demoToken);
+    const [deleteInput] = (await decode(started(deleteId))) as Array<{
+      auth: { grant?: string; token?: string };
+    }>;
+    assert.equal(deleteInput?.auth.token, undefined);
+    assert.notEqual(deleteInput?.auth.grant, demoToken);
+    assert.match(deleteInput?.auth.grant ?? '', /^[\w-]+\.[\w-]+\.[\w-]+$/);
     const sessionTokens = new Set<string>();
     for (const event of histories.get(bootId)?.events ?? []) {
       const done = event.activityTaskCompletedEventAttributes?.result?.payloads as Payload[] | undefined;
@@ -353,7 +359,7 @@ describe(
       assert.match(openrc, new RegExp(`export OS_AUTH_URL='${d.apiUrl}/identity'`));
     });
 
-    test('a boot, a delete and the audit carry a token, and no password in any payload', async () => {
+    test('a boot, a delete and the audit carry a grant, and no password in any payload', async () => {
       const before = await operationWorkflows();
       const create = await runClient(
         [
@@ -399,7 +405,7 @@ describe(
         for (const { path: where, bytes } of plain) {
           for (const found of findSecrets(bytes, passwords)) leaks.push(`${type} ${id}${where}: ${found}`);
         }
-        // The input itself: a token, and nothing the workflow could trade for another one.
+        // The input itself: a grant for this workflow, and nothing the workflow could trade for another one.
         const input = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input
           ?.payloads as Payload[];
         const [request] = (await codec.decode(input)).map((p) =>
@@ -412,7 +418,7 @@ describe(
       assert.deepEqual(leaks, []);
       assert.deepEqual(
         inputAuth,
-        started.map(([, type]) => `${type}: token`),
+        started.map(([, type]) => `${type}: grant`),
       );
     });
 

@@ -8,6 +8,8 @@
  *   - past the grace time, the worker hands the spawn back (cancelled, retryable) and exits 0; once a compute1
  *     worker is back, the spawn runs again there and the boot still ends ACTIVE on compute1, first attempt.
  */
+import { Keystone } from '../cloud/keystone';
+import { grantingInterceptor } from './helpers/grants';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -37,6 +39,7 @@ describe('worker shutdown (SIGTERM) loses no activity', () => {
   let controller: ChildHandle;
   let compute: ChildHandle;
   let connection: Connection;
+  let keystone: Keystone | undefined;
   let client: Client;
   let faults: FaultInjector;
   let credentials: BootRequest['auth'];
@@ -147,13 +150,20 @@ describe('worker shutdown (SIGTERM) loses no activity', () => {
     compute = startCompute(30);
     await Promise.all([workerReady(controller), workerReady(compute)]);
     connection = await Connection.connect({ address: server.address });
-    client = new Client({ connection, dataConverter: bootflowDataConverter(loadKeyringOrExplain(dataDir)) });
+    // This cloud's Keystone (its signing key in the data directory) makes each workflow's grant, as a client would.
+    keystone = await Keystone.open({ db: { dataDir } });
+    client = new Client({
+      connection,
+      dataConverter: bootflowDataConverter(loadKeyringOrExplain(dataDir)),
+      interceptors: { workflow: [grantingInterceptor(() => keystone)] },
+    });
     await registered();
     faults = new FaultInjector(hostDirOf(dataDir, 'compute1'), 'compute1');
   });
 
   after(async () => {
     await connection?.close();
+    await keystone?.close();
     for (const w of [compute, controller]) if (w) await stopChild(w, 'SIGTERM', 20_000);
     await server?.stop();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });

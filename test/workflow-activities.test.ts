@@ -79,13 +79,17 @@ describe('activities are idempotent', () => {
   test('a boot from a volume and its teardown, every step run twice, leaves exactly one of everything', async () => {
     const uuid = '0b7f6a52-3c1d-4e8f-9a2b-5c6d7e8f9a01';
     const requestId = 'twice-1';
-    const session = await once(controller.authenticate, {
-      credentials: {
-        username: boot.demo.username,
-        password: boot.demo.password,
-        projectName: boot.demo.projectName,
-      },
+    // What a client hands the workflow: Keystone's grant for it (MockActivityEnvironment's workflow 'test').
+    const { token: userToken } = await cloud.keystone.authenticate({
+      username: boot.demo.username,
+      password: boot.demo.password,
+      projectName: boot.demo.projectName,
     });
+    const { grant } = await cloud.keystone.issueGrant(userToken, {
+      workflowType: 'test',
+      workflowId: 'test',
+    });
+    const session = await once(controller.authenticate, { grant });
     assert.ok(
       !JSON.stringify(session).includes(boot.demo.password),
       'no password in what authenticate returns',

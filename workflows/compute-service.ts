@@ -38,6 +38,8 @@ export function computeServiceWorkflowId(host: string): string {
 export interface HeartbeatReport {
   /** When the compute host sent it (its clock, epoch ms). */
   sentAt: number;
+  /** The host's MAC over it (cloud/nova/service-credentials.ts), checked by the controller's activity. */
+  mac?: string;
 }
 
 export interface ComputeServiceInput {
@@ -46,6 +48,8 @@ export interface ComputeServiceInput {
   registered?: boolean;
   nodeUuid?: string | null;
   pendingReport?: number | null;
+  /** The MAC of pendingReport, carried over with it. */
+  pendingMac?: string | null;
   reports?: number;
   /** Reports per run before continue-as-new (default REPORTS_PER_RUN; tests use a few). */
   reportsPerRun?: number;
@@ -81,7 +85,12 @@ export interface ComputeServiceState {
   lastPowerSyncError: string | null;
 }
 
-export const registerSignal = defineSignal<[HostSpec]>('register');
+/** A registration as a compute worker sends it: its spec and its MAC (cloud/nova/service-credentials.ts). */
+export interface SignedHostSpec extends HostSpec {
+  proof?: { sentAt: number; mac: string };
+}
+
+export const registerSignal = defineSignal<[SignedHostSpec]>('register');
 export const heartbeatSignal = defineSignal<[HeartbeatReport]>('heartbeat');
 export const computeServiceStateQuery = defineQuery<ComputeServiceState>('state');
 
@@ -137,6 +146,8 @@ export async function computeService(input: ComputeServiceInput): Promise<void> 
   let spec = input.spec;
   let needsRegistration = input.registered !== true;
   let pendingReport: number | null = input.pendingReport ?? null;
+  // The newest report's MAC goes with it: the controller checks it (older histories have none).
+  let pendingMac: string | null = input.pendingMac ?? null;
   const state: ComputeServiceState = {
     host: spec.host,
     registered: input.registered === true,
@@ -154,7 +165,8 @@ export async function computeService(input: ComputeServiceInput): Promise<void> 
     spec = next;
     needsRegistration = true;
   });
-  setHandler(heartbeatSignal, ({ sentAt }) => {
+  setHandler(heartbeatSignal, ({ sentAt, mac }) => {
+    if (sentAt >= (pendingReport ?? 0)) pendingMac = mac ?? null;
     pendingReport = Math.max(pendingReport ?? 0, sentAt);
   });
   setHandler(computeServiceStateQuery, () => ({ ...state }));
@@ -204,9 +216,15 @@ export async function computeService(input: ComputeServiceInput): Promise<void> 
     }
     if (pendingReport !== null) {
       const sentAt = pendingReport;
+      const mac = pendingMac;
       pendingReport = null;
+      pendingMac = null;
       try {
-        const report = await reporter.reportComputeServiceState({ host: spec.host, sentAt });
+        const report = await reporter.reportComputeServiceState({
+          host: spec.host,
+          sentAt,
+          ...(mac !== null ? { mac } : {}),
+        });
         state.up = report.up;
         state.lastError = null;
       } catch (err) {
@@ -223,6 +241,7 @@ export async function computeService(input: ComputeServiceInput): Promise<void> 
         registered: state.registered && !needsRegistration,
         nodeUuid: state.nodeUuid,
         pendingReport,
+        ...(pendingMac !== null ? { pendingMac } : {}),
         reports: state.totalReports,
         ...(input.reportsPerRun !== undefined ? { reportsPerRun: input.reportsPerRun } : {}),
         ...(input.powerSyncIntervalMs !== undefined

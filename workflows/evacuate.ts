@@ -256,7 +256,8 @@ export async function evacuateHost(request: EvacuateHostRequest): Promise<Evacua
         args: [
           {
             requestId: `${request.requestId}-${instanceUuid}`,
-            auth: { token: session.token },
+            // The host-wide grant: each child's activities accept it as the child of the workflow it names.
+            auth: { grant: session.token },
             instanceUuid,
             ...(request.timeouts ? { timeouts: request.timeouts } : {}),
           },

@@ -33,14 +33,16 @@ const credentialsSchema = z.strictObject({
   projectDomainName: nameSchema.optional(),
 });
 
+// `token` and `credentials`: the shapes of stored histories, kept so they replay (see BootAuth).
 const authSchema = z
   .strictObject({
+    grant: z.string().min(1).max(16_384).optional(),
     token: z.string().min(1).max(16_384).optional(),
     credentials: credentialsSchema.optional(),
   })
   .refine(
-    (a) => (a.token === undefined) !== (a.credentials === undefined),
-    'give either a token or credentials',
+    (a) => [a.grant, a.token, a.credentials].filter((v) => v !== undefined).length === 1,
+    'give an operation grant',
   );
 
 const bootRequestSchema = z.strictObject({
@@ -109,6 +111,7 @@ function badRequest(what: string, error: z.ZodError): ApplicationFailure {
 }
 
 function toAuth(auth: z.infer<typeof authSchema>): BootAuth {
+  if (auth.grant !== undefined) return { grant: auth.grant };
   return auth.token !== undefined ? { token: auth.token } : { credentials: auth.credentials! };
 }
 

@@ -16,12 +16,12 @@ export interface PasswordCredentials {
 }
 
 /**
- * A token the caller already holds (what client.ts and the OpenStack API send: they exchange a password at
- * Keystone first), or, deprecated, credentials the workflow exchanges once for a token: kept so that stored
- * histories replay and in-process callers (test harnesses) still work; a password here is stored in the
- * history (encrypted), so nothing that ships sends one.
+ * An operation grant for this one workflow (what client.ts and the OpenStack API send: Keystone signs it,
+ * from the caller's token, for this workflow's type and id; it expires with that token and is good for
+ * nothing else). `token` and `credentials` are the shapes older clients sent: accepted by the input schema
+ * so that stored histories replay, and refused by the authenticate activity, so no new workflow runs on one.
  */
-export type BootAuth = { token: string } | { credentials: PasswordCredentials };
+export type BootAuth = { grant: string } | { token: string } | { credentials: PasswordCredentials };
 
 /** Operator knobs with Nova's names in mind; every one has a default (see workflows/limits.ts). */
 export interface BootTimeouts {

@@ -16,7 +16,7 @@ import { ApiError } from '../errors';
 import { enforcePolicy, parseBody } from './common';
 import { atLeast } from './microversion';
 import type { ActionAnswer, ActionCall } from './server-actions';
-import { visibleInstance } from './servers';
+import { grantFor, visibleInstance } from './servers';
 
 /** parameter_types.boolean: JSON booleans and oslo's boolean strings. */
 const booleanLike = z.union([
@@ -98,7 +98,7 @@ export async function evacuateAction({
   const password = body.adminPass ?? generatePassword();
   const input: EvacuateRequest = {
     requestId: request.id,
-    auth: { token },
+    auth: await grantFor(deps, token, 'evacuateServer', evacuateWorkflowId(instance.uuid, request.id)),
     instanceUuid: instance.uuid,
     ...(body.host === undefined ? {} : { host: body.host }),
   };

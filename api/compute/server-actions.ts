@@ -22,6 +22,7 @@ import { ApiError } from '../errors';
 import { parseBody } from './common';
 import {
   failureToApiError,
+  grantFor,
   innermostFailure,
   instanceNotFound,
   visibleInstance,
@@ -73,16 +74,17 @@ export async function startOperation(call: ActionCall, action: OperationAction):
     if (err instanceof CloudError && err.type === 'NotFound') throw instanceNotFound(id);
     throw err;
   }
+  const workflowId = serverOperationWorkflowId(action.operation, instance.uuid, request.id);
   const input: ServerOperationRequest & Record<string, unknown> = {
     requestId: request.id,
-    auth: { token },
+    auth: await grantFor(deps, token, action.workflowType, workflowId),
     instanceUuid: instance.uuid,
     ...action.extra,
   };
   try {
     await deps.temporal.workflow.start(action.workflowType, {
       taskQueue: CONTROLLER_QUEUE,
-      workflowId: serverOperationWorkflowId(action.operation, instance.uuid, request.id),
+      workflowId,
       args: [input],
     });
   } catch (err) {
@@ -125,7 +127,7 @@ async function consoleOutput({ deps, request, ctx, token, id, body }: ActionCall
     throw new ApiError(400, `Invalid input for field/attribute length. Value: ${length}.`);
   if (!instance.host) throw new ApiError(409, `Instance ${instance.uuid} is not ready`);
   const input: ConsoleOutputRequest = {
-    auth: { token },
+    auth: await grantFor(deps, token, 'getConsoleOutput', `console-output-${request.id}`),
     server: instance.uuid,
     ...(lines === undefined ? {} : { lines }),
   };

@@ -343,8 +343,8 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
   const boot: BootRequest = {
     requestId: request.id,
     instanceUuid: uuid,
-    // Only the caller's token crosses into Temporal, never a password.
-    auth: { token },
+    // Not even the caller's token crosses into Temporal: a grant good for this one workflow only.
+    auth: await grantFor(deps, token, 'createInstance', bootWorkflowId(request.id)),
     name: s.name,
     flavor: flavor.id,
     image: image.id,
@@ -497,11 +497,26 @@ async function updateServer(deps: ApiDeps, request: FastifyRequest) {
   return { server: serverDetail(deps, request, ctx, instance, extras, { show: atLeast(request, 2, 75) }) };
 }
 
+/** Keystone's operation grant for the one workflow this request starts (see BootAuth). */
+export async function grantFor(
+  deps: ApiDeps,
+  token: string,
+  workflowType: string,
+  workflowId: string,
+): Promise<{ grant: string }> {
+  const { grant } = await deps.cloud.keystone.issueGrant(token, { workflowType, workflowId });
+  return { grant };
+}
+
 async function deleteServer(deps: ApiDeps, request: FastifyRequest, reply: FastifyReply) {
   const { ctx, token } = authOf(request);
   const { id } = request.params as { id: string };
   const instance = await visibleInstance(deps, ctx, id, 'os_compute_api:servers:delete');
-  const input: DeleteRequest = { requestId: request.id, auth: { token }, instanceUuid: instance.uuid };
+  const input: DeleteRequest = {
+    requestId: request.id,
+    auth: await grantFor(deps, token, 'deleteInstance', deleteWorkflowId(instance.uuid)),
+    instanceUuid: instance.uuid,
+  };
   try {
     await deps.temporal.workflow.start('deleteInstance', {
       taskQueue: CONTROLLER_QUEUE,

@@ -21,7 +21,7 @@ import type { ApiDeps } from '../deps';
 import { ApiError, statusOf } from '../errors';
 import { parseBody } from './common';
 import { atLeast } from './microversion';
-import { visibleInstance } from './servers';
+import { grantFor, visibleInstance } from './servers';
 
 /** parameter_types.volume_id and the device path pattern of schemas/volume_attachments.py. */
 const devicePattern = /(^\/dev\/x{0,1}[a-z]{0,1}d{0,1})([a-z]+)[0-9]*$/;
@@ -89,20 +89,21 @@ function failureToApiError(err: unknown): ApiError {
 async function runVolumeWorkflow(
   deps: ApiDeps,
   kind: 'attach' | 'detach',
-  input: VolumeActionRequest,
+  token: string,
+  fields: Omit<VolumeActionRequest, 'auth'>,
 ): Promise<VolumeActionResult> {
+  const workflowType = kind === 'attach' ? 'attachServerVolume' : 'detachServerVolume';
+  const workflowId =
+    kind === 'attach'
+      ? volumeAttachWorkflowId(fields.instanceUuid, fields.requestId)
+      : volumeDetachWorkflowId(fields.instanceUuid, fields.requestId);
+  const input: VolumeActionRequest = { ...fields, auth: await grantFor(deps, token, workflowType, workflowId) };
   try {
-    return (await deps.temporal.workflow.execute(
-      kind === 'attach' ? 'attachServerVolume' : 'detachServerVolume',
-      {
-        taskQueue: CONTROLLER_QUEUE,
-        workflowId:
-          kind === 'attach'
-            ? volumeAttachWorkflowId(input.instanceUuid, input.requestId)
-            : volumeDetachWorkflowId(input.instanceUuid, input.requestId),
-        args: [input],
-      },
-    )) as VolumeActionResult;
+    return (await deps.temporal.workflow.execute(workflowType, {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId,
+      args: [input],
+    })) as VolumeActionResult;
   } catch (err) {
     throw failureToApiError(err);
   }
@@ -144,9 +145,8 @@ async function attach(deps: ApiDeps, request: FastifyRequest) {
   if (volume.attachments.some((a) => a.instanceUuid === instance.uuid))
     throw new ApiError(400, `Invalid volume: volume ${volume.id} already attached`);
   checkVolumeActionState(instance, 'attach');
-  const result = await runVolumeWorkflow(deps, 'attach', {
+  const result = await runVolumeWorkflow(deps, 'attach', token, {
     requestId: request.id,
-    auth: { token },
     instanceUuid: instance.uuid,
     volumeId: volume.id,
   });
@@ -163,9 +163,8 @@ async function detach(deps: ApiDeps, request: FastifyRequest, reply: FastifyRepl
   if (volume.requestKey === bootVolumeRequestKey(instance.uuid))
     throw new ApiError(400, 'Cannot detach a root device volume');
   checkVolumeActionState(instance, 'detach');
-  await runVolumeWorkflow(deps, 'detach', {
+  await runVolumeWorkflow(deps, 'detach', token, {
     requestId: request.id,
-    auth: { token },
     instanceUuid: instance.uuid,
     volumeId: volume.id,
   });

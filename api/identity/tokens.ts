@@ -11,7 +11,7 @@ import { serviceCatalog } from '../catalog';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
 import { callerOf, isAdmin, parseBody, requireIdentityAuth } from './common';
-import { collectionLinks, domainView, projectView, tokenView, v3Url } from './views';
+import { collectionLinks, domainView, keystoneTime, projectView, tokenView, v3Url } from './views';
 
 const SUBJECT_TOKEN_HEADER = 'x-subject-token';
 
@@ -228,4 +228,26 @@ export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       links: { self: v3Url(deps, '/auth/catalog'), previous: null, next: null },
     };
   });
+
+  /**
+   * bootflow's extension (no Keystone counterpart): the caller's token (X-Auth-Token) → an operation grant for
+   * one workflow, which is what client.ts puts in a workflow's input instead of the token (see BootAuth).
+   */
+  app.post('/v3/auth/OS-BOOTFLOW/grants', authenticated, async (request, reply) => {
+    const token = request.identityAuth?.token;
+    if (token === undefined) throw new Error('route registered without requireIdentityAuth');
+    const { grant } = parseBody(grantBody, request.body);
+    const issued = await keystone.issueGrant(token, {
+      workflowType: grant.workflow_type,
+      workflowId: grant.workflow_id,
+    });
+    return reply.code(201).send({ grant: { id: issued.grant, expires_at: keystoneTime(issued.expiresAt) } });
+  });
 }
+
+const grantBody = z.strictObject({
+  grant: z.strictObject({
+    workflow_type: z.string().min(1).max(255),
+    workflow_id: z.string().min(1).max(1000),
+  }),
+});

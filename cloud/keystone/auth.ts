@@ -14,7 +14,7 @@ import * as q from './queries';
 import type { DomainLocator, EntityLocator } from './queries';
 import { addRevocationEvent, isRevoked, type RevocationSelector } from './revocation';
 import type { KeystoneDb } from './schema';
-import type { TokenSigner, VerifiedToken } from './tokens';
+import type { OperationScope, TokenSigner, VerifiedToken } from './tokens';
 import { isUniqueViolation } from '../db';
 import type { AuthResult, IssuedToken } from './views';
 
@@ -97,7 +97,8 @@ export class Authenticator {
    */
   async tokenToken(token: string, scope: ScopeRef | undefined): Promise<IssuedToken> {
     const verified = await this.verify(token, 0);
-    if (!verified || (await isRevoked(this.store.db, verified))) throw unauthorized();
+    // A grant never becomes a token again (re-scoped) nor passes for one.
+    if (!verified || verified.operation || (await isRevoked(this.store.db, verified))) throw unauthorized();
     const user = await q.activeUser(this.store.db, verified.userId);
     if (!user) throw unauthorized();
     const methods = ['token', ...verified.methods.filter((m) => m !== 'token')];
@@ -171,7 +172,8 @@ export class Authenticator {
   /** The token's caller and how it was obtained (Keystone's GET /v3/auth/tokens), whatever its scope. */
   async describe(token: string): Promise<{ caller: TokenContext; methods: string[] }> {
     const verified = await this.verify(token, 0);
-    if (!verified || (await isRevoked(this.store.db, verified))) throw unauthorized();
+    // A grant never becomes a token again (re-scoped) nor passes for one.
+    if (!verified || verified.operation || (await isRevoked(this.store.db, verified))) throw unauthorized();
     const caller = await this.currentCaller(verified);
     if (!caller) throw unauthorized();
     return { caller, methods: verified.methods };
@@ -186,7 +188,56 @@ export class Authenticator {
    */
   async validate(token: string, allowExpired: boolean): Promise<RequestContext> {
     const verified = await this.verify(token, allowExpired ? this.settings.allowExpiredWindowMs : 0);
-    if (!verified || (await isRevoked(this.store.db, verified))) throw unauthorized();
+    // An operation grant is no token: it authorizes its one workflow, nothing at the APIs.
+    if (!verified || verified.operation || (await isRevoked(this.store.db, verified))) throw unauthorized();
+    return this.projectContextOf(verified);
+  }
+
+  /**
+   * A valid (fresh) project-scoped token → an operation grant for one workflow: the token's user, project,
+   * roles and audit id, expiring with the token (see OperationScope). A grant cannot make another grant.
+   */
+  async issueGrant(token: string, operation: OperationScope): Promise<{ grant: string; expiresAt: number }> {
+    const verified = await this.verify(token, 0);
+    if (!verified || verified.operation || (await isRevoked(this.store.db, verified))) throw unauthorized();
+    const context = await this.projectContextOf(verified);
+    const grant = await this.signer.sign({
+      userId: context.userId,
+      scope: { projectId: context.projectId },
+      roles: context.roles,
+      issuedAt: this.clock.now(),
+      expiresAt: verified.expiresAt,
+      auditId: verified.auditId,
+      methods: verified.methods,
+      operation,
+    });
+    return { grant, expiresAt: verified.expiresAt };
+  }
+
+  /**
+   * The context of a grant presented by the workflow `operation` names: signature, expiry (allowExpired as for
+   * tokens, for work already under way), revocation (of the token it came from), the user, project and roles
+   * still standing, and the workflow type and id exactly those it was issued for.
+   */
+  async validateGrant(
+    grant: string,
+    operation: OperationScope,
+    allowExpired: boolean,
+  ): Promise<RequestContext> {
+    const verified = await this.verify(grant, allowExpired ? this.settings.allowExpiredWindowMs : 0);
+    if (
+      !verified?.operation ||
+      verified.operation.workflowType !== operation.workflowType ||
+      verified.operation.workflowId !== operation.workflowId ||
+      (await isRevoked(this.store.db, verified))
+    ) {
+      throw unauthorized();
+    }
+    return this.projectContextOf(verified);
+  }
+
+  /** The current caller of a verified token, which must be project-scoped (Forbidden otherwise). */
+  private async projectContextOf(verified: VerifiedToken): Promise<RequestContext> {
     const caller = await this.currentCaller(verified);
     if (!caller) throw unauthorized();
     const context = projectContext(caller);

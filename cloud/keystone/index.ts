@@ -8,3 +8,4 @@ export { DEFAULT_IMPLIED_ROLES, DEFAULT_ROLES, expandImpliedRoles } from './role
 export { DEFAULT_SCRYPT_PARAMS, type ScryptParams } from './passwords';
 export { keystoneMigrations } from './migrations';
 export { SIGNING_KEY_FILE } from './signing-key';
+export type { OperationScope } from './tokens';

@@ -20,7 +20,7 @@ import * as req from './requests';
 import { DEFAULT_IMPLIED_ROLES, DEFAULT_ROLES } from './roles';
 import type { KeystoneDb, ProjectsTable } from './schema';
 import { loadOrCreateSigningKey, parseSigningKey } from './signing-key';
-import { TokenSigner } from './tokens';
+import { TokenSigner, type OperationScope } from './tokens';
 import { isUniqueViolation } from '../db';
 import {
   USER_COLUMNS,
@@ -623,6 +623,25 @@ export class Keystone {
     const r = parseRequest(req.issueTokenRequest, input, 'authentication request');
     if (r.method === 'password') return this.auth.passwordToken(r.user, r.password, r.scope);
     return this.auth.tokenToken(r.token, r.scope);
+  }
+
+  /** A fresh token → an operation grant for one workflow (see OperationScope); Unauthorized otherwise. */
+  async issueGrant(token: string, operation: OperationScope): Promise<{ grant: string; expiresAt: number }> {
+    return this.auth.issueGrant(parseRequest(req.tokenSchema, token, 'token'), operation);
+  }
+
+  /**
+   * The context of an operation grant presented by the workflow `operation` (its type and id, as the
+   * activity's Temporal context says); Unauthorized for anything else, a token included.
+   */
+  async validateGrant(
+    grant: string,
+    operation: OperationScope,
+    options: req.ValidateTokenOptions = {},
+  ): Promise<RequestContext> {
+    const value = parseRequest(req.tokenSchema, grant, 'grant');
+    const { allowExpired } = parseRequest(req.validateTokenOptions, options, 'token validation options');
+    return this.auth.validateGrant(value, operation, allowExpired === true);
   }
 
   /** A valid token's caller (any scope) and methods (Keystone's GET /v3/auth/tokens); Unauthorized otherwise. */

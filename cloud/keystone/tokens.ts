@@ -22,7 +22,22 @@ const claimsSchema = z.strictObject({
   iat: z.number().finite(),
   exp: z.number().finite(),
   jti: z.string().min(1).max(64),
+  /** Present on an operation grant only: the one workflow it may authorize (see OperationScope). */
+  bootflow_op: z
+    .strictObject({ workflow_type: z.string().min(1).max(255), workflow_id: z.string().min(1).max(1000) })
+    .optional(),
 });
+
+/**
+ * What an operation grant is good for: one Temporal workflow, by type and id. A grant is signed by
+ * Keystone's key like a token, carries its user, project, roles and audit id (so revoking the token it came
+ * from revokes it), and expires with it; but it is never accepted as a token, and an activity accepts it
+ * only from the workflow it names.
+ */
+export interface OperationScope {
+  workflowType: string;
+  workflowId: string;
+}
 
 export type TokenClaims = z.infer<typeof claimsSchema>;
 
@@ -38,6 +53,8 @@ export interface IssueClaims {
   auditId: string;
   /** Keystone's `methods`: how the user proved who they are (password; token when re-scoped). */
   methods: string[];
+  /** Makes this an operation grant instead of a token. */
+  operation?: OperationScope;
 }
 
 export interface VerifiedToken {
@@ -51,6 +68,7 @@ export interface VerifiedToken {
   expiresAt: number;
   auditId: string;
   methods: string[];
+  operation?: OperationScope;
 }
 
 const toNumericDate = (ms: number): number => ms / 1000;
@@ -75,6 +93,14 @@ export class TokenSigner {
       ...('domainId' in claims.scope ? { domain_id: claims.scope.domainId } : {}),
       roles: claims.roles,
       methods: claims.methods,
+      ...(claims.operation
+        ? {
+            bootflow_op: {
+              workflow_type: claims.operation.workflowType,
+              workflow_id: claims.operation.workflowId,
+            },
+          }
+        : {}),
     };
     return new SignJWT(payload)
       .setProtectedHeader({ alg: ALGORITHM, typ: 'JWT', kid: this.keyId })
@@ -121,6 +147,14 @@ export class TokenSigner {
       expiresAt,
       auditId: claims.jti,
       methods: claims.methods,
+      ...(claims.bootflow_op
+        ? {
+            operation: {
+              workflowType: claims.bootflow_op.workflow_type,
+              workflowId: claims.bootflow_op.workflow_id,
+            },
+          }
+        : {}),
     };
   }
 }

@@ -301,3 +301,14 @@ export class Nova {
     return this.computes.listHostStates(filter);
   }
 }
+export {
+  HOST_SERVICE_KEY_FILE,
+  SERVICE_KEYS_FILE,
+  issueComputeServiceKeys,
+  loadComputeServiceKeys,
+  loadHostServiceKey,
+  signServiceMessage,
+  verifyServiceMessage,
+  type ServiceMessageKind,
+  type ServiceProof,
+} from './service-credentials';

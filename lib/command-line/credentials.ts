@@ -21,7 +21,9 @@ export interface CredentialFlags {
 }
 
 /** What the command line and environment give: a token to pass on, or a password to exchange at Keystone. */
-export type ClientAuth = { token: string } | { password: PasswordCredentials; authUrl: string };
+/** A token given as it is (its Keystone, when known, for operation grants), or a password to exchange. */
+export type ClientAuth =
+  { token: string; authUrl?: string } | { password: PasswordCredentials; authUrl: string };
 
 const ENV_OF: Record<keyof CredentialFlags, string> = {
   osUsername: 'OS_USERNAME',
@@ -76,7 +78,10 @@ function fromValues(
   authUrlOf: () => string | undefined,
 ): ClientAuth {
   const token = get('osToken');
-  if (token) return { token };
+  if (token) {
+    const authUrl = authUrlOf();
+    return authUrl ? { token, authUrl } : { token };
+  }
   const missing = (['osUsername', 'osPassword', 'osProjectName'] as const).filter((k) => !get(k));
   if (missing.length > 0) {
     const names = missing.map(optionName);

@@ -1,7 +1,8 @@
 /**
  * The client's side of Keystone v3 password authentication, as python-openstackclient does it: the password
  * goes to `POST <OS_AUTH_URL>/v3/auth/tokens` (project-scoped) and only the token that comes back in
- * `X-Subject-Token` is handed to workflows, so no password is ever stored in a Temporal history.
+ * `X-Subject-Token` is kept; workflows get only an operation grant made from it for each one (issueGrant),
+ * so neither a password nor a reusable token is ever stored in a Temporal history.
  */
 import { readFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
@@ -63,7 +64,12 @@ interface Answer {
 }
 
 /** One JSON POST over http or https (with the given CAs); node:https because fetch takes no CA. */
-function postJson(url: URL, body: string, ca: Buffer | undefined): Promise<Answer> {
+function postJson(
+  url: URL,
+  body: string,
+  ca: Buffer | undefined,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const req = send(
@@ -74,6 +80,7 @@ function postJson(url: URL, body: string, ca: Buffer | undefined): Promise<Answe
           'content-type': 'application/json',
           accept: 'application/json',
           'content-length': Buffer.byteLength(body),
+          ...headers,
         },
         timeout: KEYSTONE_TIMEOUT_MS,
         ...(ca ? { ca } : {}),
@@ -113,13 +120,14 @@ function keystoneRefusal(answer: Answer): string {
   return `${title}: ${message || 'Keystone refused the credentials.'} (HTTP ${answer.status})`;
 }
 
-/** Exchanges password credentials for a project-scoped token at the Keystone API named by `authUrl`. */
-export async function issueToken(
+/** One POST to Keystone (with the CA bundle, if any), with one clear error when it cannot be reached. */
+async function keystonePost(
   authUrl: string,
-  credentials: PasswordCredentials,
-  connection: KeystoneConnection = {},
-): Promise<string> {
-  const url = new URL(tokensUrl(authUrl));
+  url: URL,
+  body: unknown,
+  connection: KeystoneConnection,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
   let ca: Buffer | undefined;
   if (connection.caCertFile) {
     try {
@@ -131,9 +139,8 @@ export async function issueToken(
       );
     }
   }
-  let answer: Answer;
   try {
-    answer = await postJson(url, JSON.stringify(passwordAuthBody(credentials)), ca);
+    return await postJson(url, JSON.stringify(body), ca, headers);
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     const why = typeof code === 'string' ? code : (err as Error).message;
@@ -149,6 +156,20 @@ export async function issueToken(
       EXIT.UNAVAILABLE,
     );
   }
+}
+
+/** Exchanges password credentials for a project-scoped token at the Keystone API named by `authUrl`. */
+export async function issueToken(
+  authUrl: string,
+  credentials: PasswordCredentials,
+  connection: KeystoneConnection = {},
+): Promise<string> {
+  const answer = await keystonePost(
+    authUrl,
+    new URL(tokensUrl(authUrl)),
+    passwordAuthBody(credentials),
+    connection,
+  );
   if (answer.status !== 201 && answer.status !== 200) {
     throw new UserError(keystoneRefusal(answer), EXIT.FAILED);
   }
@@ -159,4 +180,30 @@ export async function issueToken(
     );
   }
   return answer.subjectToken;
+}
+
+/**
+ * Exchanges a token for an operation grant at `<OS_AUTH_URL>/v3/auth/OS-BOOTFLOW/grants`: what a workflow's
+ * input carries instead of the token, good for that one workflow (its type and id) until the token expires.
+ */
+export async function issueGrant(
+  authUrl: string,
+  token: string,
+  workflow: { workflowType: string; workflowId: string },
+  connection: KeystoneConnection = {},
+): Promise<string> {
+  const url = new URL(tokensUrl(authUrl).replace(/\/tokens$/, '/OS-BOOTFLOW/grants'));
+  const body = { grant: { workflow_type: workflow.workflowType, workflow_id: workflow.workflowId } };
+  const answer = await keystonePost(authUrl, url, body, connection, { 'x-auth-token': token });
+  if (answer.status !== 201) throw new UserError(keystoneRefusal(answer), EXIT.FAILED);
+  let grant: unknown;
+  try {
+    grant = (JSON.parse(answer.body) as { grant?: { id?: unknown } }).grant?.id;
+  } catch {
+    grant = undefined;
+  }
+  if (typeof grant !== 'string') {
+    throw new UserError(`Keystone at OS_AUTH_URL=${authUrl} answered without a grant`, EXIT.FAILED);
+  }
+  return grant;
 }

@@ -175,11 +175,12 @@ async function writePath(options: {
     };
     const viaClient = async (name: string): Promise<{ ms: number; requestId: string }> => {
       const requestId = `req-${randomUUID()}`;
+      const request = await bc.request(requestId, { name, flavor: '1', image: bc.imageId });
       const { ms } = await timed(() =>
         temporal.client.workflow.start('createInstance', {
           taskQueue: CONTROLLER_QUEUE,
           workflowId: bootWorkflowId(requestId),
-          args: [bc.request(requestId, { name, flavor: '1', image: bc.imageId })],
+          args: [request],
         }),
       );
       return { ms, requestId };

@@ -25,6 +25,7 @@ import { freePorts, startDevServer, type RunningDevServer } from '../../lib/dev-
 import { installTemporalRuntime } from '../../lib/logger';
 import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from '../../workflows/names';
 import { BOOT_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { bootWorkflowId } from '../../workflows/names';
 import type { BootRequest } from '../../workflows/types';
 
 export interface TemporalTarget {
@@ -123,7 +124,8 @@ export interface BootCloud {
   token: string;
   /** One more password login of the demo user (a scrypt hash): what a boot with credentials adds. */
   passwordLogin(): Promise<void>;
-  request(requestId: string, overrides?: Partial<BootRequest>): BootRequest;
+  /** A boot request carrying Keystone's operation grant for `workflowType` with the boot's workflow id. */
+  request(requestId: string, overrides?: Partial<BootRequest>, workflowType?: string): Promise<BootRequest>;
   close(): Promise<void>;
 }
 
@@ -177,9 +179,13 @@ export async function openBootCloud(label: string): Promise<BootCloud> {
     async passwordLogin() {
       await login();
     },
-    request: (requestId, overrides = {}) => ({
+    request: async (requestId, overrides = {}, workflowType = 'createInstance') => ({
       requestId,
-      auth: { token },
+      auth: {
+        grant: (
+          await cloud.keystone.issueGrant(token, { workflowType, workflowId: bootWorkflowId(requestId) })
+        ).grant,
+      },
       name: `vm-${requestId}`,
       flavor: 'm1.tiny',
       image: boot.imageId,

@@ -143,10 +143,16 @@ async function runWorkflow(
   }
 }
 
-function ours(temporal: TemporalTarget, bc: BootCloud, label: string, sequential = false): Promise<Outcome> {
+async function ours(
+  temporal: TemporalTarget,
+  bc: BootCloud,
+  label: string,
+  sequential = false,
+): Promise<Outcome> {
   const requestId = `${runId}-${label}-${runSeq++}`;
   const workflowType = sequential ? 'createInstanceSequential' : 'createInstance';
-  return runWorkflow(temporal, workflowType, bootWorkflowId(requestId), [bc.request(requestId)]);
+  const request = await bc.request(requestId, {}, workflowType);
+  return runWorkflow(temporal, workflowType, bootWorkflowId(requestId), [request]);
 }
 
 function skeleton(temporal: TemporalTarget, label: string, sequential: boolean): Promise<Outcome> {

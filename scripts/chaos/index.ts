@@ -411,6 +411,7 @@ async function main(): Promise<number> {
     return ok ? 0 : 1;
   } finally {
     await connection?.close().catch(() => undefined);
+    await fixtures.close().catch(() => undefined);
     await cluster.stopAll().catch(() => undefined);
     // Real guests outlive their workers (the lost host's too): this run's QEMU, taps, bridges, dnsmasq go.
     if (options.guests) await removeCloudFromMachine(dataDir).catch(() => undefined);

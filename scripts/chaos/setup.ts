@@ -11,6 +11,7 @@ import { readOpenrc, type GuestImageFiles } from '../../cloud/bootstrap';
 import { isCloudError } from '../../cloud/errors';
 import { generateQcow2Image } from '../../cloud/glance';
 import { openCloud, type Cloud } from '../../cloud/index';
+import { Keystone } from '../../cloud/keystone';
 import { prepareDataDir } from '../bootstrap';
 
 export const QUOTA_PROJECT = 'chaos-quota';
@@ -28,6 +29,10 @@ export interface ChaosFixtures {
   /** Keystone tokens (1 h): the demo user's and the tiny-quota project's member's. */
   demoToken: string;
   quotaToken: string;
+  /** Keystone's operation grant for one workflow, from one of those tokens (what a workflow carries). */
+  grant(token: string, workflowType: string, workflowId: string): Promise<{ grant: string }>;
+  /** Closes the Keystone that grants come from. */
+  close(): Promise<void>;
 }
 
 const ADMIN_CTX = (projectId: string) => ({ projectId, roles: ['admin', 'member', 'reader'] });
@@ -123,6 +128,7 @@ export async function prepareChaosCloud(
     options.guestImage ? { guestImage: options.guestImage } : {},
   );
   const cloud = await openCloud({ db: { dataDir: prepared.dataDir } });
+  let keystone: Promise<Keystone> | undefined;
   try {
     const demo = readOpenrc(prepared.cloud.demo.openrcPath);
     const demoAuth = await cloud.keystone.authenticate({
@@ -149,6 +155,14 @@ export async function prepareChaosCloud(
       publicNetworkId: prepared.cloud.publicNetworkId,
       demoToken: demoAuth.token,
       quotaToken: await quotaProjectToken(cloud),
+      grant: async (token, workflowType, workflowId) => {
+        keystone ??= Keystone.open({ db: { dataDir: prepared.dataDir } });
+        const { grant } = await (await keystone).issueGrant(token, { workflowType, workflowId });
+        return { grant };
+      },
+      close: async () => {
+        await (await keystone)?.close();
+      },
     };
   } finally {
     await cloud.close();

@@ -67,11 +67,16 @@ function transient(err: unknown): boolean {
   return /UNAVAILABLE|ECONNREFUSED|DEADLINE_EXCEEDED|Connection|connect|socket|transport/i.test(message);
 }
 
-function bootRequest(planned: PlannedRequest, fx: ChaosFixtures, hostPickupMs?: number): BootRequest {
+async function bootRequest(
+  planned: PlannedRequest,
+  fx: ChaosFixtures,
+  hostPickupMs?: number,
+): Promise<BootRequest> {
+  const workflowId = bootWorkflowId(planned.requestId);
   const base = {
     ...(hostPickupMs ? { timeouts: { hostPickupMs } } : {}),
     requestId: planned.requestId,
-    auth: { token: fx.demoToken },
+    auth: await fx.grant(fx.demoToken, 'createInstance', workflowId),
     name: `chaos-${planned.index}`,
     flavor: 'm1.tiny',
     image: fx.imageId,
@@ -83,7 +88,12 @@ function bootRequest(planned: PlannedRequest, fx: ChaosFixtures, hostPickupMs?: 
     case 'volume':
       return { ...base, bootVolume: { sizeGb: 1, deleteOnTermination: !planned.keepVolume } };
     case 'quota':
-      return { ...base, auth: { token: fx.quotaToken }, flavor: 'm1.small', networks: [fx.publicNetworkId] };
+      return {
+        ...base,
+        auth: await fx.grant(fx.quotaToken, 'createInstance', workflowId),
+        flavor: 'm1.small',
+        networks: [fx.publicNetworkId],
+      };
     case 'missing-image':
       return { ...base, image: `no-such-image-${planned.index}` };
     case 'corrupt-image':
@@ -143,7 +153,7 @@ export class Driver {
 
   private async start(t: TrackedRequest): Promise<WorkflowHandle> {
     const { client, fixtures } = this.options;
-    const args = [bootRequest(t.planned, fixtures, this.options.hostPickupMs)];
+    const args = [await bootRequest(t.planned, fixtures, this.options.hostPickupMs)];
     const handle = await this.retrying(`start ${t.workflowId}`, async () => {
       try {
         return await client.workflow.start('createInstance', {
@@ -211,7 +221,7 @@ export class Driver {
     const request: DeleteRequest = {
       ...(this.options.hostPickupMs ? { timeouts: { hostPickupMs: this.options.hostPickupMs } } : {}),
       requestId: `del-${t.planned.requestId}`,
-      auth: { token: this.options.fixtures.demoToken },
+      auth: await this.options.fixtures.grant(this.options.fixtures.demoToken, 'deleteInstance', workflowId),
       instanceUuid,
     };
     const { client } = this.options;

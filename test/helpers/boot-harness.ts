@@ -38,6 +38,7 @@ import { bootWorkflowId, computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from '.
 import { ensureSearchAttributes } from '../../lib/search-attributes';
 import type { BootAuth, BootRequest, BootResult } from '../../workflows/types';
 import { testDbConfig, type TestDb } from './cloud-db';
+import { grantingInterceptor } from './grants';
 import { devServerEnv, timeSkippingEnv } from './temporal-env';
 
 export const HOSTS = DEFAULT_HOSTS.map((h) => h.host);
@@ -144,7 +145,17 @@ export async function openBootHarness(label: string, options: BootHarnessOptions
     await beating;
   };
 
-  const env = options.temporal === 'dev-server' ? await devServerEnv() : await timeSkippingEnv();
+  // What a client does: the caller's credentials become a grant for each workflow it starts.
+  const clientInterceptors = [
+    grantingInterceptor(
+      () => cloud.keystone,
+      () => harness.syncClock(),
+    ),
+  ];
+  const env =
+    options.temporal === 'dev-server'
+      ? await devServerEnv([], undefined, clientInterceptors)
+      : await timeSkippingEnv(undefined, clientInterceptors);
   await ensureSearchAttributes(env.connection, env.namespace ?? 'default');
   const interceptors = { activity: [clockFollower(clock, heartbeat)] };
   const workflowBundleCode = await workflowBundle();
@@ -209,9 +220,10 @@ export async function openBootHarness(label: string, options: BootHarnessOptions
     },
     async startBoot(request, workflowType = 'createInstance') {
       await harness.syncClock();
+      const workflowId = bootWorkflowId(request.requestId);
       return env.client.workflow.start(workflowType, {
         taskQueue: CONTROLLER_QUEUE,
-        workflowId: bootWorkflowId(request.requestId),
+        workflowId,
         args: [request],
       });
     },

@@ -36,6 +36,7 @@ import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from '../../workflows/n
 import { ensureSearchAttributes } from '../../lib/search-attributes';
 import type { BootAuth, PasswordCredentials } from '../../workflows/types';
 import { testDbConfig, type TestDb } from './cloud-db';
+import { grantingInterceptor } from './grants';
 import { DbSnapshotter, snapshotFiles, type CloudState, type Outcome } from './security';
 import { timeSkippingEnv } from './temporal-env';
 
@@ -154,7 +155,13 @@ export async function openSecurityHarness(
   };
 
   const { dataConverter } = options;
-  const env = await timeSkippingEnv(dataConverter);
+  // What a client does: the caller's credentials become a grant for each workflow it starts.
+  const env = await timeSkippingEnv(dataConverter, [
+    grantingInterceptor(
+      () => cloud.keystone,
+      () => harness.syncClock(),
+    ),
+  ]);
   await ensureSearchAttributes(env.connection, env.namespace ?? 'default');
   const rawClient = new Client({ connection: env.connection, namespace: env.namespace ?? 'default' });
 
@@ -211,13 +218,16 @@ export async function openSecurityHarness(
     credentials,
     demoAuth: () => credentials(boot.demo.username, boot.demo.password, boot.demo.projectName),
     adminAuth: () => credentials(boot.admin.username, boot.admin.password, boot.admin.projectName),
-    start: (operation, request, workflowId) =>
-      env.client.workflow.start(CLIENT_WORKFLOWS[operation], {
+    async start(operation, request, workflowId) {
+      const id = workflowId ?? `sec-${operation}-${randomUUID()}`;
+      const workflowType = CLIENT_WORKFLOWS[operation];
+      return env.client.workflow.start(workflowType, {
         taskQueue: CONTROLLER_QUEUE,
-        workflowId: workflowId ?? `sec-${operation}-${randomUUID()}`,
+        workflowId: id,
         args: [request],
         workflowExecutionTimeout: '1 day',
-      }),
+      });
+    },
     async run<T>(operation: ClientOperation, request: unknown, workflowId?: string): Promise<T> {
       const handle = await harness.start(operation, request, workflowId);
       return (await handle.result()) as T;

@@ -4,6 +4,7 @@
  * `temporal workflow show -o json` prints payload data, is found too).
  */
 import type { Payload } from '@temporalio/common';
+import { isEncryptedPayload } from '../../lib/codec';
 
 /** The base64 characters that depend only on the secret, for each alignment of it in a larger blob. */
 function base64Needles(secret: Buffer): string[] {
@@ -83,7 +84,8 @@ export async function plainPayloadsIn(
 ): Promise<Array<{ path: string; bytes: Buffer }>> {
   const out: Array<{ path: string; bytes: Buffer }> = [];
   for (const { path, payload } of payloadsIn(history)) {
-    const [plain] = await decode([payload]);
+    // Search attributes and patch markers are plain by design; the workers' codec refuses plain payloads.
+    const [plain] = isEncryptedPayload(payload) ? await decode([payload]) : [payload];
     out.push({ path, bytes: Buffer.from(plain?.data ?? new Uint8Array()) });
   }
   return out;
