@@ -6,7 +6,13 @@
 import { log } from '@temporalio/activity';
 import { systemClock, type Clock } from '../cloud/clock';
 import { registerComputeHost, type HostSpec } from '../cloud/hosts';
-import { verifyServiceMessage, type Nova, type PowerSyncInput, type PowerSyncResult, type ServiceProof } from '../cloud/nova';
+import {
+  verifyServiceMessage,
+  type Nova,
+  type PowerSyncInput,
+  type PowerSyncResult,
+  type ServiceProof,
+} from '../cloud/nova';
 import type { Placement } from '../cloud/placement';
 import { adaptAll } from './failures';
 

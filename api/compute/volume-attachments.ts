@@ -97,7 +97,10 @@ async function runVolumeWorkflow(
     kind === 'attach'
       ? volumeAttachWorkflowId(fields.instanceUuid, fields.requestId)
       : volumeDetachWorkflowId(fields.instanceUuid, fields.requestId);
-  const input: VolumeActionRequest = { ...fields, auth: await grantFor(deps, token, workflowType, workflowId) };
+  const input: VolumeActionRequest = {
+    ...fields,
+    auth: await grantFor(deps, token, workflowType, workflowId),
+  };
   try {
     return (await deps.temporal.workflow.execute(workflowType, {
       taskQueue: CONTROLLER_QUEUE,
