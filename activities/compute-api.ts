@@ -119,7 +119,7 @@ export function createComputeApiActivities({ keystone, nova, glance }: ComputeAp
       requestId: string;
       operation: OperationName;
     }): Promise<InstanceSummary> {
-      const ctx = await keystone.validateToken(input.token);
+      const ctx = await contextOfGrant(keystone, input.token);
       const instance = await nova.getInstance(input.instanceUuid);
       const rule = operationRule(input.operation);
       enforceVisible(

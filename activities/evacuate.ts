@@ -11,7 +11,7 @@ import { enforce, enforceVisible, type Keystone } from '../cloud/keystone';
 import type { FaultRecord, Nova } from '../cloud/nova';
 import type { FlavorSpec, ImageSpec } from '../workflows/types';
 import { adaptAll } from './failures';
-import { contextForOngoingWork } from './identity';
+import { contextForOngoingWork, contextOfGrant } from './identity';
 import { activeImageFor } from './image';
 
 export interface EvacuateServices {
@@ -117,7 +117,7 @@ export function createEvacuateActivities({ keystone, nova, glance }: EvacuateSer
 
     /** `bootflow host evacuate`: the live servers whose host is `host` (admin). */
     async listHostServers(input: { token: string; host: string }): Promise<string[]> {
-      enforce(await keystone.validateToken(input.token), 'os_compute_api:os-evacuate');
+      enforce(await contextOfGrant(keystone, input.token), 'os_compute_api:os-evacuate');
       const all = await nova.listInstances({ allProjects: true });
       return all.filter((i) => i.host === input.host && !i.deleted).map((i) => i.uuid);
     },
