@@ -48,61 +48,21 @@ test('every stored boot history replays against the current workflows', async ()
   assert.equal(replayed, histories.length);
 });
 
-/**
- * The operator workflows' histories (test/histories/operator/): `audit-before-hosts` was recorded before the
- * audit asked each compute host on its queue (one runLeakAudit on the controller), `audit` after (the
- * controller's half, then auditHost on compute@compute1..3); both must replay (the change is patched).
- */
-test('the stored audit histories, before and after the hosts are asked, replay against the current workflows', async () => {
-  installTemporalRuntime();
-  const histories = storedHistories('operator');
-  assert.deepEqual(
-    histories.map((h) => h.workflowId),
-    ['audit-before-hosts', 'audit'],
-  );
-  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows/all') });
-  let replayed = 0;
-  for await (const result of Worker.runReplayHistories({ workflowBundle: bundle }, histories)) {
-    assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
-    replayed++;
-  }
-  assert.equal(replayed, 2);
-});
-
-/** The console output's history (test/histories/console/, from test/workflow-ami.test.ts). */
-test('the stored console-output history replays against the current workflows', async () => {
-  installTemporalRuntime();
-  const histories = storedHistories('console');
-  assert.deepEqual(
-    histories.map((h) => h.workflowId),
-    ['console-output'],
-  );
-  let replayed = 0;
-  for await (const result of Worker.runReplayHistories(
-    { workflowBundle: await workflowBundle() },
-    histories,
-  )) {
-    assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
-    replayed++;
-  }
-  assert.equal(replayed, 1);
-});
-
-/**
- * Attach and detach of a volume on a running server (test/histories/volumes/, from
- * test/workflow-server-volumes.test.ts): success, each failure path, a cancel and a delete during an attach.
- */
-/**
- * The power actions' histories (test/histories/power/, from test/workflow-power.test.ts): stop, start,
- * soft and hard reboot, and the failure paths of the server-operation shape (host step failing, host down,
- * cancelled, superseded by a delete).
- */
-test('the stored power-action histories replay against the current workflows', async () => {
-  installTemporalRuntime();
-  const histories = storedHistories('power');
-  assert.deepEqual(
-    histories.map((h) => h.workflowId),
-    [
+/** The other workflows' stored histories, one directory each under test/histories/, and why they are there. */
+const STORED: Array<{ dir: string; what: string; ids: string[] }> = [
+  {
+    // `audit-before-hosts` was recorded before the audit asked each compute host on its queue (one
+    // runLeakAudit on the controller), `audit` after (auditHost on compute@compute1..3): the change is patched.
+    dir: 'operator',
+    what: 'the leak audit (before and after the hosts are asked)',
+    ids: ['audit-before-hosts', 'audit'],
+  },
+  { dir: 'console', what: 'the console output (test/workflow-ami.test.ts)', ids: ['console-output'] },
+  {
+    // test/workflow-power.test.ts: each operation and the failure paths of the server-operation shape.
+    dir: 'power',
+    what: 'the power actions',
+    ids: [
       'reboot-hard',
       'reboot-soft',
       'start-cancelled',
@@ -112,24 +72,12 @@ test('the stored power-action histories replay against the current workflows', a
       'stop-host-down',
       'stop',
     ],
-  );
-  let replayed = 0;
-  for await (const result of Worker.runReplayHistories(
-    { workflowBundle: await workflowBundle() },
-    histories,
-  )) {
-    assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
-    replayed++;
-  }
-  assert.equal(replayed, histories.length);
-});
-
-test('the stored volume attach and detach histories replay against the current workflows', async () => {
-  installTemporalRuntime();
-  const histories = storedHistories('volumes');
-  assert.deepEqual(
-    histories.map((h) => h.workflowId),
-    [
+  },
+  {
+    // test/workflow-server-volumes.test.ts: success, each failure path, a cancel, a delete during an attach.
+    dir: 'volumes',
+    what: 'volume attach and detach on a running server',
+    ids: [
       'attach-cancelled',
       'attach-connect-fails',
       'attach-during-delete',
@@ -138,82 +86,47 @@ test('the stored volume attach and detach histories replay against the current w
       'detach-fails',
       'detach',
     ],
-  );
-  let replayed = 0;
-  for await (const result of Worker.runReplayHistories(
-    { workflowBundle: await workflowBundle() },
-    histories,
-  )) {
-    assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
-    replayed++;
-  }
-  assert.equal(replayed, histories.length);
-});
+  },
+  {
+    // test/operator-compute-service.test.ts: the first two were recorded before the periodic power-state
+    // sync (registration, heartbeats, continue-as-new), `power-sync` after; the sync is patched in.
+    dir: 'compute-service',
+    what: 'compute-service-<host> (before and after the power-state sync)',
+    ids: ['heartbeats-first-run', 'heartbeats-latest-run', 'power-sync'],
+  },
+  {
+    dir: 'reconciler',
+    what: "the reconciler's runs (test/workflow-reconcile.test.ts)",
+    ids: ['orphaned-build', 'stale-task'],
+  },
+  {
+    // test/workflow-evacuate.test.ts: one server, a host-wide run with its children, a spawn failing on the
+    // destination, and the returning host's reaping of evacuated guests.
+    dir: 'evacuate',
+    what: 'evacuate',
+    ids: ['destroy-evacuated', 'evacuate-host', 'evacuate-spawn-fails', 'evacuate'],
+  },
+];
 
-/**
- * compute-service-<host>'s histories (test/histories/compute-service/, from
- * test/operator-compute-service.test.ts): `heartbeats-first-run` (registration, heartbeats, continue-as-new)
- * and `heartbeats-latest-run` were recorded before the periodic power-state sync, `power-sync` after; all
- * must replay (the sync is patched in).
- */
-test('the stored compute-service histories, before and after the power-state sync, replay', async () => {
-  installTemporalRuntime();
-  const histories = storedHistories('compute-service');
-  assert.deepEqual(
-    histories.map((h) => h.workflowId),
-    ['heartbeats-first-run', 'heartbeats-latest-run', 'power-sync'],
-  );
-  let replayed = 0;
-  for await (const result of Worker.runReplayHistories(
-    { workflowBundle: await workflowBundle() },
-    histories,
-  )) {
-    assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
-    replayed++;
-  }
-  assert.equal(replayed, 3);
-});
-
-/** The reconciler's runs (test/histories/reconciler/, from test/workflow-reconcile.test.ts on a dev server). */
-test('the stored reconciler histories replay against the current workflows', async () => {
-  installTemporalRuntime();
-  const histories = storedHistories('reconciler');
-  assert.deepEqual(
-    histories.map((h) => h.workflowId),
-    ['orphaned-build', 'stale-task'],
-  );
-  let replayed = 0;
-  for await (const result of Worker.runReplayHistories(
-    { workflowBundle: await workflowBundle() },
-    histories,
-  )) {
-    assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
-    replayed++;
-  }
-  assert.equal(replayed, 2);
-});
-
-/**
- * Evacuate (test/histories/evacuate/, from test/workflow-evacuate.test.ts): one server, a host-wide run with
- * its children, a spawn failing on the destination, and the returning host's reaping of evacuated guests.
- */
-test('the stored evacuate histories replay against the current workflows', async () => {
-  installTemporalRuntime();
-  const histories = storedHistories('evacuate');
-  assert.deepEqual(
-    histories.map((h) => h.workflowId),
-    ['destroy-evacuated', 'evacuate-host', 'evacuate-spawn-fails', 'evacuate'],
-  );
-  let replayed = 0;
-  for await (const result of Worker.runReplayHistories(
-    { workflowBundle: await workflowBundle() },
-    histories,
-  )) {
-    assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
-    replayed++;
-  }
-  assert.equal(replayed, histories.length);
-});
+for (const { dir, what, ids } of STORED) {
+  test(`the stored histories of ${what} replay against the current workflows`, async () => {
+    installTemporalRuntime();
+    const histories = storedHistories(dir);
+    assert.deepEqual(
+      histories.map((h) => h.workflowId),
+      ids,
+    );
+    let replayed = 0;
+    for await (const result of Worker.runReplayHistories(
+      { workflowBundle: await workflowBundle() },
+      histories,
+    )) {
+      assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
+      replayed++;
+    }
+    assert.equal(replayed, ids.length);
+  });
+}
 
 test('a workflow change that is not replay-safe fails the replay', async () => {
   installTemporalRuntime();
