@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { createComputeApiActivities, type BootPlanRequest } from '../activities/compute-api';
 import { createNetworkActivities } from '../activities/network';
 import { generateQcow2Image, type Image } from '../cloud/glance';
@@ -24,6 +25,29 @@ import {
   type SecurityCloud,
   type Tenant,
 } from './helpers/security';
+
+/**
+ * The activities as a workflow runs them: inside a (mock) workflow, each call's `token` replaced by Keystone's
+ * operation grant of that caller for that workflow (what the client or the API puts in a workflow's input).
+ */
+function asActivities<T extends object>(
+  keystone: {
+    issueGrant(token: string, op: { workflowType: string; workflowId: string }): Promise<{ grant: string }>;
+  },
+  activities: T,
+): T {
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(activities)) {
+    wrapped[name] = async (input: { token: string }) => {
+      const { grant } = await keystone.issueGrant(input.token, { workflowType: 'test', workflowId: 'test' });
+      return new MockActivityEnvironment().run(fn as (input: { token: string }) => Promise<unknown>, {
+        ...input,
+        token: grant,
+      });
+    };
+  }
+  return wrapped as T;
+}
 
 describe('tenancy: another project’s resources', () => {
   let sc: SecurityCloud;
@@ -64,8 +88,11 @@ describe('tenancy: another project’s resources', () => {
       token: adminAuth.token,
       ctx: adminAuth.context,
     };
-    computeApi = createComputeApiActivities(cloud);
-    networkApi = createNetworkActivities({ neutron: cloud.neutron, identity: cloud.keystone });
+    computeApi = asActivities(cloud.keystone, createComputeApiActivities(cloud));
+    networkApi = asActivities(
+      cloud.keystone,
+      createNetworkActivities({ neutron: cloud.neutron, identity: cloud.keystone }),
+    );
 
     const data = generateQcow2Image({
       seed: 'tenancy',
