@@ -192,8 +192,14 @@ describe('clients follow their own boot and delete: one request id, squatted ids
   });
 
   test('create --wait through kill -9 of the dev server and its restart: "unreachable", then ACTIVE', async () => {
-    // No worker while Temporal goes away, so the boot cannot finish before it does.
+    // No worker while Temporal goes away, so the boot cannot finish before it does; only the API stays, for
+    // the client's Keystone (its token and the workflow's grant).
     await stopChild(d.worker, 'SIGTERM', 30_000);
+    const api = startScript('worker.ts', ['--role', 'api'], d.env, path.join(d.dataDir, 'worker-api.log'), {
+      ipc: true,
+    });
+    extraWorkers.push(api);
+    await workerReady(api);
     const log = path.join(os.tmpdir(), `bootflow-follow-client-${process.pid}.log`);
     const client = startScript('client.ts', create('through-restart', ['--wait']), d.env, log, {
       ipc: false,
@@ -203,9 +209,13 @@ describe('clients follow their own boot and delete: one request id, squatted ids
       await d.killTemporal();
       await waitForOutput(client, /Temporal is unreachable at /, 60_000);
       await d.restartTemporal();
-      const worker = startScript('worker.ts', ['--role', 'all'], d.env, path.join(d.dataDir, 'worker2.log'), {
-        ipc: true,
-      });
+      const worker = startScript(
+        'worker.ts',
+        ['--role', 'controller', '--role', 'network', '--role', 'compute'],
+        d.env,
+        path.join(d.dataDir, 'worker2.log'),
+        { ipc: true },
+      );
       extraWorkers.push(worker);
       await workerReady(worker);
       const exit = await client.exited;
