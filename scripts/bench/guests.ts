@@ -138,6 +138,10 @@ export async function runGuestBench(
     const run = Date.now().toString(36);
     let seq = 0;
     const namespace = dhcpNamespace(seed.privateNetworkId);
+    /** What a client hands each workflow: Keystone's operation grant for that one workflow. */
+    const grantFor = async (workflowType: string, workflowId: string) => ({
+      grant: (await cloud.keystone.issueGrant(token, { workflowType, workflowId })).grant,
+    });
 
     /** One boot on `driver`'s host, measured, then deleted. */
     const bootOnce = async (
@@ -146,7 +150,7 @@ export async function runGuestBench(
       const requestId = `guests-${run}-${driver}-${seq++}`;
       const request: BootRequest = {
         requestId,
-        auth: { token },
+        auth: await grantFor('createInstance', bootWorkflowId(requestId)),
         name: `bench-${driver}-${seq}`,
         flavor: 'm1.tiny',
         image: seed.guestImageId as string,
@@ -181,7 +185,13 @@ export async function runGuestBench(
       const deleted: DeleteResult = await temporal.client.workflow.execute('deleteInstance', {
         taskQueue: CONTROLLER_QUEUE,
         workflowId: deleteWorkflowId(result.id),
-        args: [{ requestId: `${requestId}-delete`, auth: { token }, instanceUuid: result.id }],
+        args: [
+          {
+            requestId: `${requestId}-delete`,
+            auth: await grantFor('deleteInstance', deleteWorkflowId(result.id)),
+            instanceUuid: result.id,
+          },
+        ],
       });
       if ('error' in measured) throw measured.error;
       if (deleted.outcome !== 'deleted') throw new Error(`delete of ${result.id}: ${deleted.outcome}`);
