@@ -45,6 +45,7 @@ import {
   type SpawnInput,
 } from './requests';
 import { writeFileAtomic } from './state-file';
+import { timedStep } from './step-timings';
 import {
   hostCapabilitiesSchema,
   POWER_STATE,
@@ -214,12 +215,14 @@ export class ComputeHost {
         );
       await mkdir(dir.path, { recursive: true });
       if (this.driver.diskFormat === 'qcow2')
-        await createQcow2Overlay(
-          dir.diskPath,
-          diskSizeBytes,
-          basePath && base
-            ? { path: basePath, format: base.virtualSize === null ? 'raw' : 'qcow2' }
-            : undefined,
+        await timedStep('spawn: qcow2 overlay (qemu-img create)', () =>
+          createQcow2Overlay(
+            dir.diskPath,
+            diskSizeBytes,
+            basePath && base
+              ? { path: basePath, format: base.virtualSize === null ? 'raw' : 'qcow2' }
+              : undefined,
+          ),
         );
       else await createSparseDisk(dir.diskPath, diskSizeBytes, basePath);
     } else if (this.driver.diskFormat === 'qcow2') {
@@ -381,7 +384,9 @@ export class ComputeHost {
       volumes: volumes.map((c) => ({ device: c.device, path: c.path, volumeId: c.volumeId })),
     };
     await this.writeDomainDefinition(domain);
-    return this.driver.spawn(domain, options.signal);
+    return timedStep('spawn: the driver (lock, definition, start)', () =>
+      this.driver.spawn(domain, options.signal),
+    );
   }
 
   async powerOff(instanceUuid: string, options: OperationOptions = {}): Promise<DomainInfo> {

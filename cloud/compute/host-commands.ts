@@ -10,6 +10,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Working directory of the command (default: the process's). */
   cwd?: string;
+  /** Written to the command's standard input, which is then closed. */
+  input?: string;
 }
 
 export interface CommandResult {
@@ -32,7 +34,7 @@ export class HostCommandError extends Error {
 export function runCommand(file: string, args: string[], options: RunOptions = {}): Promise<CommandResult> {
   const argv = [file, ...args];
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       file,
       args,
       {
@@ -51,7 +53,41 @@ export function runCommand(file: string, args: string[], options: RunOptions = {
         resolve({ stdout, stderr });
       },
     );
+    if (options.input !== undefined) child.stdin?.end(options.input);
   });
+}
+
+/**
+ * `ip [-n <namespace>] -batch -`: several `ip` commands in one process (each a command line without `ip`),
+ * run in order, stopping at the first that fails (a HostCommandError whose stderr names it). An argument
+ * must not contain white space (batch lines are split on it).
+ */
+export async function ipBatch(commands: string[][], options: RunOptions & { namespace?: string } = {}) {
+  const lines = commands.map((argv) => {
+    for (const arg of argv)
+      if (arg === '' || /\s|"/.test(arg))
+        throw new Error(`ip -batch cannot take the argument ${JSON.stringify(arg)}`);
+    return argv.join(' ');
+  });
+  if (lines.length === 0) return;
+  const { namespace, ...run } = options;
+  const prefix = ['ip', ...(namespace ? ['-n', namespace] : [])];
+  try {
+    await runCommand(prefix[0] as string, [...prefix.slice(1), '-batch', '-'], {
+      ...run,
+      input: `${lines.join('\n')}\n`,
+    });
+  } catch (err) {
+    // "Command failed -:<line>": the error names that command, as if it had run alone.
+    const line = err instanceof HostCommandError ? /Command failed -:(\d+)/.exec(err.stderr)?.[1] : undefined;
+    const failed = line === undefined ? undefined : commands[Number(line) - 1];
+    if (!(err instanceof HostCommandError) || !failed) throw err;
+    throw new HostCommandError(
+      [...prefix, ...failed],
+      err.stderr.replace(/\s*Command failed -:\d+\s*$/, ''),
+      err.exitCode,
+    );
+  }
 }
 
 /** `ip -j <args>`: iproute2's JSON output (an empty answer is an empty list). */

@@ -18,12 +18,12 @@
  * (`<network id>.lock`). State is read back with `ip -j`.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { CloudError } from '../errors';
 import { sleep, withFileLock } from './file-lock';
 import { processAlive } from './image-cache';
-import { HostCommandError, ipJson, runCommand } from './host-commands';
+import { HostCommandError, ipBatch, ipJson, runCommand } from './host-commands';
 import type { DhcpDetails } from '../../common/dhcp';
 import { writeFileAtomic } from './state-file';
 
@@ -63,6 +63,9 @@ export function dhcpVethNames(dhcpPortId: string): { bridgeEnd: string; namespac
   const short = dhcpPortId.slice(0, 11);
   return { bridgeEnd: `tap${short}`, namespaceEnd: `ns-${short}` };
 }
+
+/** Where `ip netns add` puts a namespace's file. */
+const NETNS_RUN_DIR = '/run/netns';
 
 function tagOf(dir: string): string {
   return `bootflow:${createHash('sha256').update(path.resolve(dir)).digest('hex').slice(0, 16)}`;
@@ -109,22 +112,8 @@ function isMissingDevice(err: unknown): boolean {
   return /Cannot find device|does not exist|No such device|not found/i.test(text);
 }
 
-function isExisting(err: unknown): boolean {
-  const text = err instanceof HostCommandError ? err.stderr : '';
-  return /File exists|already exists|already assigned/i.test(text);
-}
-
 async function ip(args: string[]): Promise<void> {
   await runCommand('ip', args);
-}
-
-/** Runs an `ip` command that creates something; "already exists" is success (a retry, or a crash before). */
-async function ipCreate(args: string[]): Promise<void> {
-  try {
-    await ip(args);
-  } catch (err) {
-    if (!isExisting(err)) throw err;
-  }
 }
 
 /** Runs an `ip` command that deletes something; "no such device" is success. */
@@ -393,13 +382,20 @@ export async function ensureNetwork(
   });
 }
 
+/**
+ * The network's devices in three `ip` processes whatever is missing: the links read back, then one batch in
+ * the root namespace (bridge, namespace, the veth with its peer made inside it) and one in the namespace.
+ * Every step is idempotent, so a retry after a crash half way finishes the job.
+ */
 async function wireNetwork(hostDir: string, network: DhcpNetwork): Promise<void> {
   const tag = networkTag(hostDir);
   const bridge = bridgeName(network.networkId);
   const namespace = dhcpNamespace(network.networkId);
   const veth = dhcpVethNames(network.dhcpPortId);
+  const mtu = String(network.mtu);
 
-  const existing = await readLink(bridge);
+  const links = await listLinks();
+  const existing = links.find((l) => l.ifname === bridge);
   if (existing && existing.ifalias !== tag)
     throw new CloudError(
       'VirtualInterfaceCreateException',
@@ -407,43 +403,54 @@ async function wireNetwork(hostDir: string, network: DhcpNetwork): Promise<void>
         `(${existing.ifalias ?? 'no bootflow mark'}): a network's bridge is shared only by the hosts of one cloud`,
       { network: network.networkId, bridge },
     );
-  if (!existing) await ipCreate(['link', 'add', 'name', bridge, 'type', 'bridge']);
-  await ip(['link', 'set', 'dev', bridge, 'alias', tag]);
-  await ip(['link', 'set', 'dev', bridge, 'mtu', String(network.mtu), 'up']);
+  const namespaceExists = await namespaceFileExists(namespace);
+  const pairExists = namespaceExists && (await readLink(veth.namespaceEnd, namespace)) !== undefined;
 
-  if (!(await listNamespaces()).includes(namespace)) await ipCreate(['netns', 'add', namespace]);
-  await ip(['-n', namespace, 'link', 'set', 'dev', 'lo', 'up']);
-  if ((await readLink(veth.namespaceEnd, namespace)) === undefined) {
+  const root: string[][] = [];
+  if (!existing) root.push(['link', 'add', 'name', bridge, 'type', 'bridge']);
+  root.push(['link', 'set', 'dev', bridge, 'alias', tag], ['link', 'set', 'dev', bridge, 'mtu', mtu, 'up']);
+  if (!namespaceExists) root.push(['netns', 'add', namespace]);
+  if (!pairExists) {
     // A half-made pair from an interrupted attempt: start over.
-    await ipDelete(['link', 'del', 'dev', veth.bridgeEnd]);
-    await ip(['link', 'add', 'name', veth.bridgeEnd, 'type', 'veth', 'peer', 'name', veth.namespaceEnd]);
-    await ip(['link', 'set', 'dev', veth.namespaceEnd, 'netns', namespace]);
+    if (links.some((l) => l.ifname === veth.bridgeEnd)) root.push(['link', 'del', 'dev', veth.bridgeEnd]);
+    root.push([
+      'link',
+      'add',
+      'name',
+      veth.bridgeEnd,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      veth.namespaceEnd,
+      'netns',
+      namespace,
+    ]);
   }
-  await ip(['link', 'set', 'dev', veth.bridgeEnd, 'alias', tag]);
-  await ip(['link', 'set', 'dev', veth.bridgeEnd, 'mtu', String(network.mtu), 'master', bridge, 'up']);
-  await ip(['-n', namespace, 'link', 'set', 'dev', veth.namespaceEnd, 'alias', tag]);
-  await ip([
-    '-n',
-    namespace,
-    'link',
-    'set',
-    'dev',
-    veth.namespaceEnd,
-    'address',
-    network.dhcpMacAddress,
-    'mtu',
-    String(network.mtu),
-    'up',
-  ]);
-  await ipCreate([
-    '-n',
-    namespace,
-    'addr',
-    'add',
-    `${network.dhcpIpAddress}/${prefixLength(network.cidr)}`,
-    'dev',
-    veth.namespaceEnd,
-  ]);
+  root.push(
+    ['link', 'set', 'dev', veth.bridgeEnd, 'alias', tag],
+    ['link', 'set', 'dev', veth.bridgeEnd, 'mtu', mtu, 'master', bridge, 'up'],
+  );
+  await ipBatch(root);
+  await ipBatch(
+    [
+      ['link', 'set', 'dev', 'lo', 'up'],
+      ['link', 'set', 'dev', veth.namespaceEnd, 'alias', tag],
+      ['link', 'set', 'dev', veth.namespaceEnd, 'address', network.dhcpMacAddress, 'mtu', mtu, 'up'],
+      ['addr', 'replace', `${network.dhcpIpAddress}/${prefixLength(network.cidr)}`, 'dev', veth.namespaceEnd],
+    ],
+    { namespace },
+  );
+}
+
+/** Whether `ip netns` knows the namespace: its file in /run/netns (what `ip netns list` reads), no process. */
+async function namespaceFileExists(namespace: string): Promise<boolean> {
+  try {
+    await access(path.join(NETNS_RUN_DIR, namespace));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -515,7 +522,10 @@ async function removeNetworkDevices(hostDir: string, networkId: string): Promise
       await ipDelete(['link', 'del', 'dev', link.ifname]);
 }
 
-/** A persistent tap for the port, on the network's bridge and up; returns the link as the kernel reports it. */
+/**
+ * A persistent tap for the port, on the network's bridge and up (one `ip` batch); returns the link as the
+ * kernel reports it.
+ */
 export async function plugTap(
   hostDir: string,
   portId: string,
@@ -524,21 +534,31 @@ export async function plugTap(
   mtu: number,
 ): Promise<IpLink | undefined> {
   const tap = tapName(portId);
-  await ipCreate(['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
-  await ip(['link', 'set', 'dev', tap, 'alias', hostTag(hostDir)]);
-  await ip([
-    'link',
-    'set',
-    'dev',
-    tap,
-    'address',
-    tapMac(macAddress),
-    'mtu',
-    String(mtu),
-    'master',
-    bridgeName(networkId),
-    'up',
-  ]);
+  const configure = [
+    ['link', 'set', 'dev', tap, 'alias', hostTag(hostDir)],
+    [
+      'link',
+      'set',
+      'dev',
+      tap,
+      'address',
+      tapMac(macAddress),
+      'mtu',
+      String(mtu),
+      'master',
+      bridgeName(networkId),
+      'up',
+    ],
+  ];
+  try {
+    await ipBatch([['tuntap', 'add', 'dev', tap, 'mode', 'tap'], ...configure]);
+  } catch (err) {
+    // A repeat: the persistent tap is there already (the kernel answers busy for it, or exists).
+    const repeat =
+      err instanceof HostCommandError && err.argv.includes('tuntap') && /busy|exists/i.test(err.stderr);
+    if (!repeat) throw err;
+    await ipBatch(configure);
+  }
   return readLink(tap);
 }
 

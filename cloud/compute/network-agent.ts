@@ -30,6 +30,7 @@ import {
   type HostsEntry,
 } from './linux-bridge';
 import { JsonStateFile } from './state-file';
+import { timedStep } from './step-timings';
 import type { VifRecord } from './types';
 
 export const NETWORK_AGENTS = ['fake', 'linux-bridge'] as const;
@@ -220,8 +221,12 @@ export class NetworkAgent {
 
   /** Network up with the port's host entry, tap on the bridge and up, read back from the kernel. */
   private async wire(state: AgentState, record: VifRecord, dhcp: DhcpNetwork): Promise<void> {
-    await ensureNetwork(this.hostDir, dhcp, hostsOf(state.vifs, dhcp.networkId));
-    const link = await plugTap(this.hostDir, record.portId, record.macAddress, dhcp.networkId, dhcp.mtu);
+    await timedStep('plug: network (bridge, qdhcp namespace, dnsmasq)', () =>
+      ensureNetwork(this.hostDir, dhcp, hostsOf(state.vifs, dhcp.networkId)),
+    );
+    const link = await timedStep('plug: tap on the bridge', () =>
+      plugTap(this.hostDir, record.portId, record.macAddress, dhcp.networkId, dhcp.mtu),
+    );
     if (!isPlugged(link, record.bridge))
       throw new CloudError(
         'VirtualInterfaceCreateException',

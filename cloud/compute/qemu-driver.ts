@@ -25,6 +25,7 @@ import { processAlive } from './image-cache';
 import { runCommand } from './host-commands';
 import { queryStatus, qmpCommand } from './qmp';
 import { writeFileAtomic } from './state-file';
+import { timedStep } from './step-timings';
 import { POWER_STATE, type DomainInfo, type DomainSpec, type PowerState } from './types';
 import type { RebootType, VirtDriver } from './virt-driver';
 
@@ -355,7 +356,9 @@ export class QemuDriver implements VirtDriver {
     const dir = path.dirname(this.file(definition.uuid, 'definition'));
     await rm(this.file(definition.uuid, 'qmp'), { force: true });
     try {
-      await runCommand(this.binary, this.qemuArgs(definition), { cwd: dir, timeoutMs: this.startTimeoutMs });
+      await timedStep('spawn: QEMU start (daemonized)', () =>
+        runCommand(this.binary, this.qemuArgs(definition), { cwd: dir, timeoutMs: this.startTimeoutMs }),
+      );
     } catch (err) {
       const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
       throw new CloudError(
@@ -364,16 +367,21 @@ export class QemuDriver implements VirtDriver {
         { instance: definition.uuid },
       );
     }
+    await timedStep('spawn: QMP says running', () => this.awaitRunning(definition.uuid, signal));
+  }
+
+  /** Until QMP reports the guest running; a QEMU that exits or never gets there is stopped. */
+  private async awaitRunning(uuid: string, signal?: AbortSignal): Promise<void> {
     const deadline = Date.now() + this.startTimeoutMs;
     for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
-      const status = await queryStatus(this.file(definition.uuid, 'qmp')).catch(() => undefined);
+      const status = await queryStatus(this.file(uuid, 'qmp')).catch(() => undefined);
       if (status?.running) return;
-      if (Date.now() > deadline || !(await this.runningPid(definition.uuid))) {
-        await this.stopProcess(definition.uuid);
+      if (Date.now() > deadline || !(await this.runningPid(uuid))) {
+        await this.stopProcess(uuid);
         throw new CloudError(
           'RescheduledException',
-          `Instance ${definition.uuid} did not reach running (QMP status ${status?.status ?? 'unknown'})`,
-          { instance: definition.uuid },
+          `Instance ${uuid} did not reach running (QMP status ${status?.status ?? 'unknown'})`,
+          { instance: uuid },
         );
       }
       await sleep(delay, signal);

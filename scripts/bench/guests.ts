@@ -25,7 +25,9 @@ import { openCloud, openComputeHost } from '../../cloud/index';
 import { ensureGuestImage, INSTALL_COMMAND, missingGuestTools } from '../../lib/guest-image';
 import { bootWorkflowId, CONTROLLER_QUEUE, deleteWorkflowId } from '../../workflows/names';
 import type { BootRequest, BootResult, DeleteResult } from '../../workflows/types';
+import { recordHostSteps, takeHostSteps } from '../../cloud/compute/step-timings';
 import { startWorkers, type TemporalTarget } from './boot-env';
+import { analyzeHistories } from './histories';
 import type { Goal } from './results';
 import { ratio, rounded, summarize, type Summary } from './stats';
 
@@ -47,6 +49,12 @@ export interface GuestBenchResult {
   /** qemu ACTIVE p50 / fake ACTIVE p50. */
   activeVsFake: number;
   errors: { fake: number; qemu: number };
+  /**
+   * Where the time goes, p50 per boot, ms: each workflow step (activity scheduled → closed, from the
+   * histories' server timestamps) for both drivers side by side, then the qemu host's own steps inside
+   * them (wall clock in the compute host). The step's `fake`/`qemu` is null where that driver has none.
+   */
+  breakdown: Array<{ step: string; fake: number | null; qemu: number | null }>;
   /** The cloud's leak audit after the last delete (must be 0). */
   leaks: number;
   goals: Goal[];
@@ -98,6 +106,44 @@ function firstEchoReply(namespace: string, address: string, timeoutMs: number): 
   });
 }
 
+/**
+ * Per-step p50s: the workflow's steps of both drivers (host names generalized, so the same step lines up),
+ * then the qemu host's own steps. Both drivers run the same command sequence, so the rows differ in time only.
+ */
+async function stepBreakdown(
+  temporal: TemporalTarget,
+  workflowIds: Record<Driver, string[]>,
+  hostSteps: ReadonlyArray<Record<string, number>>,
+): Promise<GuestBenchResult['breakdown']> {
+  const p50s = async (ids: string[]) => {
+    const histories = [];
+    for (const id of ids) histories.push(await temporal.client.workflow.getHandle(id).fetchHistory());
+    const byStep = new Map<string, number>();
+    for (const step of analyzeHistories(histories).steps)
+      byStep.set(step.step.replace(/bench-(fake|qemu)/g, '<host>'), step.total.p50 * step.perBoot);
+    return byStep;
+  };
+  const fake = await p50s(workflowIds.fake);
+  const qemu = await p50s(workflowIds.qemu);
+  const rows: GuestBenchResult['breakdown'] = [...new Set([...fake.keys(), ...qemu.keys()])].map((step) => ({
+    step,
+    fake: nullable(fake.get(step)),
+    qemu: nullable(qemu.get(step)),
+  }));
+  const hostStepNames = [...new Set(hostSteps.flatMap((s) => Object.keys(s)))];
+  for (const step of hostStepNames)
+    rows.push({
+      step: `  qemu host: ${step}`,
+      fake: null,
+      qemu: rounded(summarize(hostSteps.map((s) => s[step] ?? 0)), 0).p50,
+    });
+  return rows;
+}
+
+function nullable(ms: number | undefined): number | null {
+  return ms === undefined ? null : Math.round(ms);
+}
+
 export async function runGuestBench(
   temporal: TemporalTarget,
   options: GuestBenchOptions,
@@ -146,7 +192,13 @@ export async function runGuestBench(
     /** One boot on `driver`'s host, measured, then deleted. */
     const bootOnce = async (
       driver: Driver,
-    ): Promise<{ activeMs: number; pingMs?: number; cpuSeconds?: number }> => {
+    ): Promise<{
+      activeMs: number;
+      workflowId: string;
+      hostSteps: Record<string, number>;
+      pingMs?: number;
+      cpuSeconds?: number;
+    }> => {
       const requestId = `guests-${run}-${driver}-${seq++}`;
       const request: BootRequest = {
         requestId,
@@ -157,6 +209,7 @@ export async function runGuestBench(
         networks: [seed.privateNetworkId],
         availabilityZone: ZONES[driver],
       };
+      recordHostSteps();
       const started = performance.now();
       const result: BootResult = await temporal.client.workflow.execute('createInstance', {
         taskQueue: CONTROLLER_QUEUE,
@@ -165,17 +218,19 @@ export async function runGuestBench(
         workflowExecutionTimeout: '10 minutes',
       });
       const activeMs = performance.now() - started;
+      const hostSteps = takeHostSteps();
+      const workflowId = bootWorkflowId(requestId);
       const measure = async () => {
         if (result.host !== `bench-${driver}`)
           throw new Error(`booted on ${result.host}, not bench-${driver}`);
-        if (driver === 'fake') return { activeMs };
+        if (driver === 'fake') return { activeMs, workflowId, hostSteps };
         const address = result.addresses[Object.keys(result.addresses)[0] ?? '']?.[0]?.addr;
         if (!address) throw new Error(`no address: ${JSON.stringify(result.addresses)}`);
         await firstEchoReply(namespace, address, 120_000);
         const pingMs = performance.now() - started;
         const pid = (await listQemuProcesses()).find((p) => p.uuid === result.id)?.pid;
         if (pid === undefined) throw new Error(`no QEMU process for ${result.id}`);
-        return { activeMs, pingMs, cpuSeconds: cpuSeconds(pid) };
+        return { activeMs, workflowId, hostSteps, pingMs, cpuSeconds: cpuSeconds(pid) };
       };
       // Deleted whatever the measurement did, before the next boot.
       const measured = await measure().then(
@@ -203,6 +258,8 @@ export async function runGuestBench(
       qemuActive: [] as number[],
       ping: [] as number[],
       cpu: [] as number[],
+      workflowIds: { fake: [] as string[], qemu: [] as string[] },
+      hostSteps: [] as Array<Record<string, number>>,
     };
     const errors = { fake: 0, qemu: 0 };
     try {
@@ -212,9 +269,11 @@ export async function runGuestBench(
         for (const driver of ['fake', 'qemu'] as const) {
           try {
             const measured = await bootOnce(driver);
+            samples.workflowIds[driver].push(measured.workflowId);
             if (driver === 'fake') samples.fakeActive.push(measured.activeMs);
             else {
               samples.qemuActive.push(measured.activeMs);
+              samples.hostSteps.push(measured.hostSteps);
               if (measured.pingMs !== undefined && measured.cpuSeconds !== undefined) {
                 samples.ping.push(measured.pingMs);
                 samples.cpu.push(measured.cpuSeconds);
@@ -230,6 +289,7 @@ export async function runGuestBench(
     } finally {
       await workers.stop();
     }
+    const breakdown = await stepBreakdown(temporal, samples.workflowIds, samples.hostSteps);
     const leaks = (await auditLeaks(cloud)).length;
     const fakeActive = rounded(summarize(samples.fakeActive), 0);
     const qemuActive = rounded(summarize(samples.qemuActive), 0);
@@ -244,6 +304,7 @@ export async function runGuestBench(
       qemuCpuSecondsToPing,
       activeVsFake,
       errors,
+      breakdown,
       leaks,
       goals: [
         {

@@ -252,7 +252,18 @@ export function guestsTable(r: BenchResults): string[] {
   t.push(['qemu driver: boot to first ping', ...s(g.qemuFirstPing, 'ms'), '']);
   t.push(['QEMU CPU seconds per boot (to first ping)', ...s(g.qemuCpuSecondsToPing, 's'), '']);
   t.push(['leak audit findings afterwards', g.leaks, '', '', '']);
-  return [t.toString()];
+  // Older results files have no breakdown.
+  if (!g.breakdown?.length) return [t.toString()];
+  const b = table(['where a boot spends its time (p50 per boot)', 'fake', 'qemu', 'qemu − fake']);
+  const cell = (v: number | null) => (v === null ? '' : `${v} ms`);
+  for (const row of g.breakdown)
+    b.push([
+      row.step,
+      cell(row.fake),
+      cell(row.qemu),
+      row.fake !== null && row.qemu !== null ? `${row.qemu - row.fake} ms` : '',
+    ]);
+  return [t.toString(), b.toString()];
 }
 
 export function goalsTable(r: BenchResults): string {
