@@ -366,17 +366,18 @@ export class DhcpServer {
 
 /**
  * Brings up the network's bridge, DHCP namespace, veth and address (each step idempotent; shared with the
- * cloud's other hosts on this machine), sets this host's lines of the hosts file (making it a member) and
- * starts or reloads dnsmasq.
+ * cloud's other hosts on this machine) and, when given, a port's tap on the bridge in the same `ip` batch;
+ * sets this host's lines of the hosts file (making it a member) and starts or reloads dnsmasq.
  */
 export async function ensureNetwork(
   hostDir: string,
   network: DhcpNetwork,
   hosts: HostsEntry[],
+  tap?: TapPlug,
 ): Promise<void> {
   const server = new DhcpServer(hostDir, network.networkId);
   await server.locked(async () => {
-    await wireNetwork(hostDir, network);
+    await wireNetwork(hostDir, network, tap);
     await server.writeMemberHosts(memberName(hostDir), hosts);
     await server.startOrReload(network, dhcpVethNames(network.dhcpPortId).namespaceEnd);
   });
@@ -387,7 +388,7 @@ export async function ensureNetwork(
  * the root namespace (bridge, namespace, the veth with its peer made inside it) and one in the namespace.
  * Every step is idempotent, so a retry after a crash half way finishes the job.
  */
-async function wireNetwork(hostDir: string, network: DhcpNetwork): Promise<void> {
+async function wireNetwork(hostDir: string, network: DhcpNetwork, tap?: TapPlug): Promise<void> {
   const tag = networkTag(hostDir);
   const bridge = bridgeName(network.networkId);
   const namespace = dhcpNamespace(network.networkId);
@@ -431,6 +432,11 @@ async function wireNetwork(hostDir: string, network: DhcpNetwork): Promise<void>
     ['link', 'set', 'dev', veth.bridgeEnd, 'alias', tag],
     ['link', 'set', 'dev', veth.bridgeEnd, 'mtu', mtu, 'master', bridge, 'up'],
   );
+  if (tap) {
+    const name = tapName(tap.portId);
+    if (!links.some((l) => l.ifname === name)) root.push(['tuntap', 'add', 'dev', name, 'mode', 'tap']);
+    root.push(...configureTap(hostDir, tap.portId, tap.macAddress, network.networkId, network.mtu));
+  }
   await ipBatch(root);
   await ipBatch(
     [
@@ -534,7 +540,35 @@ export async function plugTap(
   mtu: number,
 ): Promise<IpLink | undefined> {
   const tap = tapName(portId);
-  const configure = [
+  const configure = configureTap(hostDir, portId, macAddress, networkId, mtu);
+  try {
+    await ipBatch([['tuntap', 'add', 'dev', tap, 'mode', 'tap'], ...configure]);
+  } catch (err) {
+    // A repeat: the persistent tap is there already (the kernel answers busy for it, or exists).
+    const repeat =
+      err instanceof HostCommandError && err.argv.includes('tuntap') && /busy|exists/i.test(err.stderr);
+    if (!repeat) throw err;
+    await ipBatch(configure);
+  }
+  return readLink(tap);
+}
+
+/** A guest port's tap to plug on the network's bridge while the network is wired (in the same batch). */
+export interface TapPlug {
+  portId: string;
+  macAddress: string;
+}
+
+/** The `ip` commands that mark an existing tap as this host's and put it on the bridge, up. */
+function configureTap(
+  hostDir: string,
+  portId: string,
+  macAddress: string,
+  networkId: string,
+  mtu: number,
+): string[][] {
+  const tap = tapName(portId);
+  return [
     ['link', 'set', 'dev', tap, 'alias', hostTag(hostDir)],
     [
       'link',
@@ -550,16 +584,6 @@ export async function plugTap(
       'up',
     ],
   ];
-  try {
-    await ipBatch([['tuntap', 'add', 'dev', tap, 'mode', 'tap'], ...configure]);
-  } catch (err) {
-    // A repeat: the persistent tap is there already (the kernel answers busy for it, or exists).
-    const repeat =
-      err instanceof HostCommandError && err.argv.includes('tuntap') && /busy|exists/i.test(err.stderr);
-    if (!repeat) throw err;
-    await ipBatch(configure);
-  }
-  return readLink(tap);
 }
 
 /** Removes the port's tap when it is this host's (or unmarked: a plug interrupted before marking it). */

@@ -21,7 +21,7 @@ import {
   bridgeName,
   ensureNetwork,
   isPlugged,
-  plugTap,
+  readLink,
   reloadHosts,
   removeNetwork,
   removeTap,
@@ -221,12 +221,13 @@ export class NetworkAgent {
 
   /** Network up with the port's host entry, tap on the bridge and up, read back from the kernel. */
   private async wire(state: AgentState, record: VifRecord, dhcp: DhcpNetwork): Promise<void> {
-    await timedStep('plug: network (bridge, qdhcp namespace, dnsmasq)', () =>
-      ensureNetwork(this.hostDir, dhcp, hostsOf(state.vifs, dhcp.networkId)),
+    await timedStep('plug: network and tap (bridge, qdhcp namespace, tap, dnsmasq)', () =>
+      ensureNetwork(this.hostDir, dhcp, hostsOf(state.vifs, dhcp.networkId), {
+        portId: record.portId,
+        macAddress: record.macAddress,
+      }),
     );
-    const link = await timedStep('plug: tap on the bridge', () =>
-      plugTap(this.hostDir, record.portId, record.macAddress, dhcp.networkId, dhcp.mtu),
-    );
+    const link = await timedStep('plug: tap read back', () => readLink(record.tap));
     if (!isPlugged(link, record.bridge))
       throw new CloudError(
         'VirtualInterfaceCreateException',
