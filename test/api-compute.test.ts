@@ -1091,6 +1091,87 @@ describe('admin APIs: hypervisors, services, zones; limits', () => {
     assert.equal(zones.availabilityZoneInfo[0]!.hosts, null);
   });
 
+  test('PUT /os-services: enable, disable, force-down by host and binary before 2.53, by uuid from it', async () => {
+    const host = DEFAULT_HOSTS[1]!.host;
+    const put = (id: string, body: unknown, version: string, as: 'admin' | 'member' = 'admin') =>
+      call('PUT', `/os-services/${id}`, { as, version, body });
+    const row = async () => (await env.cloud.nova.listComputeHosts()).find((h) => h.host === host)!;
+    fault(
+      await put('disable', { host, binary: 'nova-compute' }, '2.1', 'member'),
+      403,
+      'forbidden',
+      "Policy doesn't allow os_compute_api:os-services:update to be performed.",
+    );
+    // Before 2.53: the action in the path, the service named by host and binary.
+    fault(
+      await put('reboot', { host, binary: 'nova-compute' }, '2.1'),
+      404,
+      'itemNotFound',
+      'Unknown action',
+    );
+    fault(
+      await put('force-down', { host, binary: 'nova-compute', forced_down: true }, '2.10'),
+      400,
+      'badRequest',
+    );
+    fault(
+      await put('force-down', { host, binary: 'nova-compute' }, '2.11'),
+      400,
+      'badRequest',
+      'Missing forced_down field',
+    );
+    fault(
+      await put('disable', { host: 'nowhere', binary: 'nova-compute' }, '2.1'),
+      404,
+      'itemNotFound',
+      'Could not find binary nova-compute on host nowhere.',
+    );
+    fault(
+      await put('disable-log-reason', { host, binary: 'nova-compute' }, '2.1'),
+      400,
+      'badRequest',
+      'Missing disabled reason field',
+    );
+    assert.equal((await row()).disabled, false, 'a refusal changes nothing');
+    const disabled = await put(
+      'disable-log-reason',
+      { host, binary: 'nova-compute', disabled_reason: 'maint' },
+      '2.1',
+    );
+    assert.equal(disabled.statusCode, 200, disabled.body);
+    assert.deepEqual(disabled.json(), {
+      service: { host, binary: 'nova-compute', status: 'disabled', disabled_reason: 'maint' },
+    });
+    assert.deepEqual([(await row()).disabled, (await row()).disabledReason], [true, 'maint']);
+    const down = await put('force-down', { host, binary: 'nova-compute', forced_down: true }, '2.11');
+    assert.deepEqual(down.json(), { service: { host, binary: 'nova-compute', forced_down: true } });
+    assert.deepEqual([(await row()).forcedDown, (await row()).up], [true, false]);
+    // From 2.53: PUT /os-services/{uuid} with status, disabled_reason, forced_down; the service answered.
+    const id = (await row()).serviceId;
+    fault(
+      await put('force-down', { forced_down: false }, '2.53'),
+      400,
+      'badRequest',
+      'Invalid uuid force-down',
+    );
+    fault(await put(randomUUID(), { forced_down: false }, '2.53'), 404, 'itemNotFound');
+    fault(
+      await put(id, { status: 'enabled', disabled_reason: 'x' }, '2.53'),
+      400,
+      'badRequest',
+      'Specifying a disabled reason is not supported unless disabling the service.',
+    );
+    fault(await put(id, { host }, '2.53'), 400, 'badRequest');
+    const updated = await put(id, { status: 'enabled', forced_down: false }, '2.53');
+    assert.equal(updated.statusCode, 200, updated.body);
+    const service = (updated.json() as { service: Json }).service;
+    assert.deepEqual(
+      [service.id, service.host, service.status, service.forced_down, service.disabled_reason],
+      [id, host, 'enabled', false, null],
+    );
+    assert.deepEqual([(await row()).disabled, (await row()).forcedDown], [false, false]);
+  });
+
   test("limits: the project's quota and usage; network fields until 2.36", async () => {
     const old = (
       (await call('GET', '/limits', { as: 'member' })).json() as { limits: { absolute: Json; rate: [] } }

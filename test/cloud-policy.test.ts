@@ -50,6 +50,7 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'os_compute_api:os-hypervisors:list-detail',
     'os_compute_api:os-hypervisors:show',
     'os_compute_api:os-services:list',
+    'os_compute_api:os-services:update',
     'os_compute_api:limits:other_project',
     'os_compute_api:os-availability-zone:detail',
     'os_compute_api:os-instance-actions:events',

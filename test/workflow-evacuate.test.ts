@@ -2,16 +2,19 @@
  * evacuateServer / evacuateHost / destroyEvacuatedInstances on the time-skipping test server with the real
  * activities: a server with a volume rebuilt on another host with its ports, IPs and volume; refused while
  * the source's nova-compute is up; a spawn failing on the destination (ERROR with the fault, the destination
- * left clean); a host-wide evacuation; and the dead host reaping its evacuated guests when it comes back.
+ * left clean); a stop refused and a delete winning during one; a host-wide evacuation; and the dead host reaping its evacuated guests when it comes back.
  */
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { BootAuth, BootResult, VolumeActionResult } from '../workflows/types';
+import type { BootAuth, BootResult, DeleteResult, VolumeActionResult } from '../workflows/types';
+import { isCloudError } from '../cloud/errors';
+import { pollUntil } from '../lib/poll';
 import type { EvacuateHostResult, EvacuateResult } from '../workflows/evacuate';
 import {
   CONTROLLER_QUEUE,
+  deleteWorkflowId,
   destroyEvacuatedWorkflowId,
   evacuateWorkflowId,
   volumeAttachWorkflowId,
@@ -170,6 +173,55 @@ describe('evacuate', () => {
       assert.ok(!(await compute.listVifs()).some((v) => v.instanceUuid === server.id));
     }
     await comeBack(server.host);
+    await assertNoLeaks(h);
+  });
+
+  test('during an evacuation a stop is refused (409, the rules table) and a delete wins: the destination left clean', async () => {
+    const server: BootResult = await h.runBoot(h.request('evac-then-delete'));
+    const source = server.host;
+    const { projectId, userId } = await h.cloud.nova.getInstance(server.id);
+    await loseHost(source);
+    const others = [...h.computeHosts].filter(([host]) => host !== source);
+    for (const [, compute] of others) await compute.setFault('spawn', { mode: 'hang' });
+    const handle = await evacuate(server.id, 'evac-deleted');
+    const destination = await pollUntil(
+      async () => {
+        for (const [host, compute] of others)
+          if (((await compute.listFaults()).spawn?.hits ?? 0) >= 1) return host;
+        return undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 20, what: 'the spawn held on the destination' },
+    );
+    assert.equal((await h.cloud.nova.getInstance(server.id)).taskState, 'rebuild_spawning');
+    // A stop meets evacuate's task_state as any day-two operation meets another's.
+    await assert.rejects(
+      h.cloud.nova.beginOperation({
+        instanceUuid: server.id,
+        requestId: 'stop-during-evacuate',
+        operation: 'stop',
+        userId,
+        projectId,
+      }),
+      (err: unknown) =>
+        isCloudError(err, 'InstanceInvalidState') &&
+        err.message === `Cannot 'stop' instance ${server.id} while it is in task_state rebuild_spawning`,
+    );
+    await h.syncClock();
+    const del = await h.env.client.workflow.start('deleteInstance', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: deleteWorkflowId(server.id),
+      args: [{ requestId: 'del-evac', auth: h.demoAuth(), instanceUuid: server.id }],
+    });
+    assert.equal(((await del.result()) as DeleteResult).outcome, 'deleted');
+    for (const [, compute] of others) await compute.clearFaults();
+    await assert.rejects(handle.result(), WorkflowFailedError);
+    const instance = await h.cloud.nova.getInstance(server.id, { includeDeleted: true });
+    assert.deepEqual([instance.vmState, instance.deleted], ['deleted', true]);
+    const compute = h.computeHosts.get(destination)!;
+    assert.ok(!(await compute.listInstanceDirs()).includes(server.id), `nothing left on ${destination}`);
+    assert.ok(!(await compute.listVifs()).some((v) => v.instanceUuid === server.id));
+    assert.equal(await compute.getDomain(server.id), undefined);
+    await comeBack(source);
     await assertNoLeaks(h);
   });
 

@@ -1,14 +1,15 @@
 /**
- * /os-hypervisors and /os-services (admin by default), from Nova's service and compute node records and
+ * /os-hypervisors and /os-services (admin by default; `PUT /os-services` enables, disables and forces down), from Nova's service and compute node records and
  * Placement's usage of each node's resource provider. Ids are the node's and service's uuids from 2.53;
  * before, Nova's integers, which bootflow does not keep: a stable number derived from the uuid.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import type { ComputeHost } from '../../cloud/nova';
 import { authOf } from '../auth';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
-import { enforcePolicy, naiveTime, nextLink, paginate, parseLimit, queryOf } from './common';
+import { enforcePolicy, naiveTime, nextLink, paginate, parseBody, parseLimit, queryOf } from './common';
 import { atLeast } from './microversion';
 
 const legacyId = (uuid: string): number => parseInt(uuid.replace(/-/g, '').slice(0, 7), 16);
@@ -116,18 +117,106 @@ export async function hypervisorRoutes(app: FastifyInstance, deps: ApiDeps): Pro
         (q.host === undefined || h.host === q.host) &&
         (q.binary === undefined || q.binary === 'nova-compute'),
     );
-    return {
-      services: hosts.map((h) => ({
-        id: idOf(request, h.serviceId),
-        binary: 'nova-compute',
-        host: h.host,
-        zone: h.availabilityZone,
-        status: h.disabled ? 'disabled' : 'enabled',
-        state: h.up ? 'up' : 'down',
-        updated_at: naiveTime(h.lastHeartbeatAt),
-        disabled_reason: h.disabledReason,
-        ...(atLeast(request, 2, 11) ? { forced_down: h.forcedDown } : {}),
-      })),
-    };
+    return { services: hosts.map((h) => serviceBody(request, h)) };
   });
+
+  // `openstack compute service set`: the legacy actions by host and binary before 2.53, the service's uuid from it.
+  app.put('/os-services/:id', async (request) => {
+    const { ctx } = authOf(request);
+    enforcePolicy(ctx, 'os_compute_api:os-services:update');
+    const { id } = request.params as { id: string };
+    if (atLeast(request, 2, 53)) return { service: await updateServiceV253(deps, request, id) };
+    return { service: await serviceAction(deps, request, id) };
+  });
+}
+
+function serviceBody(request: FastifyRequest, h: ComputeHost) {
+  return {
+    id: idOf(request, h.serviceId),
+    binary: 'nova-compute',
+    host: h.host,
+    zone: h.availabilityZone,
+    status: h.disabled ? 'disabled' : 'enabled',
+    state: h.up ? 'up' : 'down',
+    updated_at: naiveTime(h.lastHeartbeatAt),
+    disabled_reason: h.disabledReason,
+    ...(atLeast(request, 2, 11) ? { forced_down: h.forcedDown } : {}),
+  };
+}
+
+const serviceName = z.string().min(1).max(255);
+const legacyServiceSchema = (minor: number) =>
+  z.strictObject({
+    host: serviceName,
+    binary: serviceName,
+    disabled_reason: serviceName.optional(),
+    ...(minor >= 11 ? { forced_down: z.boolean().optional() } : {}),
+  });
+const serviceUpdateSchema = z.strictObject({
+  status: z.enum(['enabled', 'disabled']).optional(),
+  disabled_reason: serviceName.optional(),
+  forced_down: z.boolean().optional(),
+});
+
+/** Nova keeps one nova-compute per host here: any other binary is not found. */
+async function hostOfBinary(deps: ApiDeps, host: string, binary: string): Promise<ComputeHost> {
+  const found =
+    binary === 'nova-compute'
+      ? (await deps.cloud.nova.listComputeHosts()).find((h) => h.host === host)
+      : undefined;
+  if (!found) throw new ApiError(404, `Could not find binary ${binary} on host ${host}.`);
+  return found;
+}
+
+/** PUT /os-services/{enable,disable,disable-log-reason,force-down} (force-down from 2.11), before 2.53. */
+async function serviceAction(deps: ApiDeps, request: FastifyRequest, action: string) {
+  const minor = request.microversion.minor;
+  const body = parseBody(legacyServiceSchema(minor), request.body) as {
+    host: string;
+    binary: string;
+    disabled_reason?: string;
+    forced_down?: boolean;
+  };
+  // The body's schema first (Nova's validation decorator), then the action.
+  const actions = ['enable', 'disable', 'disable-log-reason', ...(minor >= 11 ? ['force-down'] : [])];
+  if (!actions.includes(action)) throw new ApiError(404, 'Unknown action');
+  const { host, binary } = body;
+  await hostOfBinary(deps, host, binary);
+  const { nova } = deps.cloud;
+  switch (action) {
+    case 'enable':
+      await nova.setHostDisabled(host, false);
+      return { host, binary, status: 'enabled' };
+    case 'disable':
+      await nova.setHostDisabled(host, true);
+      return { host, binary, status: 'disabled' };
+    case 'disable-log-reason': {
+      if (body.disabled_reason === undefined) throw new ApiError(400, 'Missing disabled reason field');
+      await nova.setHostDisabled(host, true, body.disabled_reason);
+      return { host, binary, status: 'disabled', disabled_reason: body.disabled_reason };
+    }
+    default: {
+      if (body.forced_down === undefined) throw new ApiError(400, 'Missing forced_down field');
+      await nova.setHostForcedDown(host, body.forced_down);
+      return { host, binary, forced_down: body.forced_down };
+    }
+  }
+}
+
+/** PUT /os-services/{service_id} from 2.53: status, disabled_reason and forced_down of one nova-compute. */
+async function updateServiceV253(deps: ApiDeps, request: FastifyRequest, id: string) {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id))
+    throw new ApiError(400, `Invalid uuid ${id}`);
+  const body = parseBody(serviceUpdateSchema, request.body);
+  if (body.disabled_reason !== undefined && body.status !== 'disabled') {
+    throw new ApiError(400, 'Specifying a disabled reason is not supported unless disabling the service.');
+  }
+  const { nova } = deps.cloud;
+  const found = (await nova.listComputeHosts()).find((h) => h.serviceId === id);
+  if (!found) throw new ApiError(404, `Service ${id} could not be found.`);
+  if (body.status !== undefined)
+    await nova.setHostDisabled(found.host, body.status === 'disabled', body.disabled_reason);
+  if (body.forced_down !== undefined) await nova.setHostForcedDown(found.host, body.forced_down);
+  const updated = (await nova.listComputeHosts()).find((h) => h.serviceId === id) as ComputeHost;
+  return serviceBody(request, updated);
 }

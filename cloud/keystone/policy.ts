@@ -141,6 +141,7 @@ export const POLICY_RULES = {
   'os_compute_api:os-hypervisors:list-detail': ADMIN,
   'os_compute_api:os-hypervisors:show': ADMIN,
   'os_compute_api:os-services:list': ADMIN,
+  'os_compute_api:os-services:update': ADMIN,
   'os_compute_api:limits:other_project': ADMIN,
   'os_compute_api:os-availability-zone:detail': ADMIN,
   'os_compute_api:os-instance-actions:list': PROJECT_READER_OR_ADMIN,

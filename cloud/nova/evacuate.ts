@@ -14,17 +14,13 @@ import type { NovaContext } from './db-util';
 import * as instances from './instances';
 import { hostSchema, instanceUuidSchema, keystoneIdSchema } from './schemas';
 import { POWER_STATES, TASK_STATES, VM_STATES } from './states';
-import { instanceInvalidState } from './volume-actions';
+import { checkOperationAllowed, OPERATION_RULES } from './operations';
 
-export const EVACUATE_ACTION = 'evacuate';
+/** Evacuate's state rules, action and event: its entry in the day-two operations' table. */
+const RULE = OPERATION_RULES.evacuate;
+export const EVACUATE_ACTION = RULE.action;
 /** The compute event of the rebuild on the destination (wrap_instance_event of rebuild_instance). */
-export const REBUILD_EVENT = 'compute_rebuild_instance';
-
-const EVACUABLE_VM_STATES: ReadonlySet<string> = new Set([
-  VM_STATES.ACTIVE,
-  VM_STATES.STOPPED,
-  VM_STATES.ERROR,
-]);
+export const REBUILD_EVENT = RULE.event;
 
 const beginSchema = z.strictObject({
   instanceUuid: instanceUuidSchema,
@@ -54,11 +50,9 @@ export async function checkEvacuate(
     if (instance.host === targetHost)
       throw new CloudError('BadRequest', "The target host can't be the same one.", { host: targetHost });
   }
-  if (!EVACUABLE_VM_STATES.has(instance.vmState))
-    throw instanceInvalidState('evacuate', instance, 'vm_state');
-  if (instance.taskState !== null) throw instanceInvalidState('evacuate', instance, 'task_state');
-  const sourceHost = instance.host;
-  if (sourceHost === null) throw instanceInvalidState('evacuate', instance, 'vm_state');
+  // check_instance_state as the other day-two operations (InstanceNotReady without a host to evacuate from).
+  checkOperationAllowed(RULE, instance);
+  const sourceHost = instance.host as string;
   const source = await computes.getComputeHost(sourceHost);
   // Nova's ComputeServiceInUse, answered 400 by the evacuate API.
   if (source.up)
@@ -97,8 +91,8 @@ export class Evacuations {
     const rebuilding = await instances.updateInstance(
       this.ctx,
       req.instanceUuid,
-      { taskState: TASK_STATES.REBUILDING },
-      { expectedTaskState: null },
+      { taskState: RULE.taskState },
+      { expectedTaskState: [...RULE.fromTaskStates] },
     );
     await actions.startAction(this.ctx, {
       instanceUuid: req.instanceUuid,
@@ -204,7 +198,8 @@ export class Evacuations {
 
   /**
    * _destroy_evacuated_instances' question, asked by a compute host at start: which of the guests it still
-   * has were evacuated to another host (an `evacuate` action, and the instance now elsewhere or deleted).
+   * has were evacuated to another host (an `evacuate` action, and the instance now elsewhere) or deleted
+   * while it was away.
    */
   async evacuatedFrom(input: { host: string; localInstanceUuids: string[] }): Promise<string[]> {
     const host = parseRequest(hostSchema, input.host, 'host');
@@ -218,7 +213,14 @@ export class Evacuations {
       const instance = await instances
         .getInstance(this.ctx, uuid, { includeDeleted: true })
         .catch(() => undefined);
-      if (!instance || instance.host === host) continue;
+      if (!instance) continue;
+      // Deleted while this host was down (a local delete skips the host): Nova's periodic reap of running
+      // deleted instances, done here at start.
+      if (instance.deleted) {
+        gone.push(uuid);
+        continue;
+      }
+      if (instance.host === host) continue;
       const evacuated = (await actions.listActions(this.ctx, uuid)).some((a) => a.action === EVACUATE_ACTION);
       if (evacuated) gone.push(uuid);
     }

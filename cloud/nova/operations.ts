@@ -50,14 +50,17 @@ export interface OperationRule {
   vmStateAfter?: VmState;
   /**
    * On failure: 'revert' puts task_state back (reverts_task_state); 'error-unless-running' also puts the
-   * server in ERROR when the guest is not running afterwards (the compute manager's reboot failure).
+   * server in ERROR when the guest is not running afterwards (the compute manager's reboot failure);
+   * 'error' always does (a failed rebuild: the guest is gone wherever it was).
    */
-  onFailure: 'revert' | 'error-unless-running';
+  onFailure: 'revert' | 'error-unless-running' | 'error';
 }
 
 /**
  * The operations and their rules. Adding one is one entry here (and its task_state in states.ts, its
- * policy rules in keystone's policy.ts).
+ * policy rules in keystone's policy.ts). Evacuate's rules are here too; its begin is its own
+ * (evacuate.ts: the source host must be down and the scheduler told which hosts to avoid), so it is not
+ * one of the OPERATION_NAMES the generic begin takes.
  */
 export const OPERATION_RULES = {
   stop: {
@@ -106,12 +109,32 @@ export const OPERATION_RULES = {
     vmStateAfter: VM_STATES.ACTIVE,
     onFailure: 'error-unless-running',
   },
+  /**
+   * compute/api.py evacuate: check_instance_state(vm_state=[ACTIVE, STOPPED, ERROR], task_state=None);
+   * the rebuild on another host (rebuild_instance with recreate=True and its wrap_instance_event).
+   */
+  evacuate: {
+    action: 'evacuate',
+    apiAction: 'evacuate',
+    vmStates: [VM_STATES.ACTIVE, VM_STATES.STOPPED, VM_STATES.ERROR],
+    fromTaskStates: [null],
+    taskState: 'rebuilding',
+    needsHost: false,
+    event: 'compute_rebuild_instance',
+    vmStateAfter: VM_STATES.ACTIVE,
+    onFailure: 'error',
+  },
 } as const satisfies Record<string, OperationRule>;
 
-export type OperationName = keyof typeof OPERATION_RULES;
-export const OPERATION_NAMES = Object.keys(OPERATION_RULES) as [OperationName, ...OperationName[]];
+/** Every operation with rules, evacuate included. */
+export type RuledOperation = keyof typeof OPERATION_RULES;
+/** The operations the generic begin/event/finish/fail below run (all but evacuate). */
+export type OperationName = Exclude<RuledOperation, 'evacuate'>;
+export const OPERATION_NAMES = (Object.keys(OPERATION_RULES) as RuledOperation[]).filter(
+  (name): name is OperationName => name !== 'evacuate',
+) as [OperationName, ...OperationName[]];
 
-export function operationRule(name: OperationName): OperationRule {
+export function operationRule(name: RuledOperation): OperationRule {
   return OPERATION_RULES[name];
 }
 
@@ -356,9 +379,10 @@ export async function failOperation(ctx: NovaContext, input: unknown): Promise<F
     if (action.finishTime !== null) return { superseded, instance };
     if (!superseded) {
       const toError =
-        rule.onFailure === 'error-unless-running' &&
-        req.powerState !== undefined &&
-        req.powerState !== POWER_STATES.RUNNING;
+        rule.onFailure === 'error' ||
+        (rule.onFailure === 'error-unless-running' &&
+          req.powerState !== undefined &&
+          req.powerState !== POWER_STATES.RUNNING);
       instance = await instances.updateInstance(
         scoped,
         req.instanceUuid,

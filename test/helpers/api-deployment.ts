@@ -1,7 +1,9 @@
 /**
  * A running bootflow for API scenario tests: a bootstrapped data directory, a Temporal dev server and one
  * worker process with every role (controller, network, compute1..3 and the API) on free ports, and the
- * openrc environments the real clients use. Close it in `after`: it stops the worker, the dev server and
+ * openrc environments the real clients use. With `computeWorkers`, those hosts run as their own
+ * `--role compute --host <host>` processes (they can be killed and restarted one by one), and the main
+ * worker runs the controller, network and API roles with the other hosts. Close it in `after`: it stops the worker, the dev server and
  * removes the data directory.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -30,6 +32,10 @@ export interface ApiDeployment {
   env: NodeJS.ProcessEnv;
   temporalAddress: string;
   worker: ChildHandle;
+  /** The `computeWorkers` processes by host (the latest of each). */
+  computes: Map<string, ChildHandle>;
+  /** Starts a host's compute worker again (after a kill) and waits for its "ready". */
+  startCompute(host: string): Promise<ChildHandle>;
   /** kill -9 of the Temporal dev server (resolves once it is gone). */
   killTemporal(): Promise<void>;
   /** Starts the dev server again on the same port and the same SQLite file. */
@@ -40,12 +46,18 @@ export interface ApiDeployment {
 /** `options.dataDir`: a directory bootflow creates itself (a test of what it creates); default a fresh one. */
 export async function startApiDeployment(
   label: string,
-  options: { dataDir?: string } = {},
+  options: { dataDir?: string; computeWorkers?: string[] } = {},
 ): Promise<ApiDeployment> {
   const dataDir = options.dataDir ?? mkdtempSync(path.join(os.tmpdir(), `bootflow-${label}-`));
+  const separate = options.computeWorkers ?? [];
+  const allHosts = DEFAULT_HOSTS.map((h) => h.host);
+  const inMain = allHosts.filter((h) => !separate.includes(h));
   let server: RunningDevServer | undefined;
   let worker: ChildHandle | undefined;
+  const computes = new Map<string, ChildHandle>();
+  const started: ChildHandle[] = [];
   const close = async () => {
+    for (const child of started) if (child.running()) await stopChild(child, 'SIGTERM', 30_000);
     if (worker) await stopChild(worker, 'SIGTERM', 30_000);
     await server?.stop();
     rmSync(dataDir, { recursive: true, force: true });
@@ -67,21 +79,34 @@ export async function startApiDeployment(
     server = await startDevServer(devServerOptions);
     const running = server;
     const workerEnv = { ...env, TEMPORAL_ADDRESS: server.address };
-    worker = startScript('worker.ts', ['--role', 'all'], workerEnv, path.join(dataDir, 'worker.log'), {
-      ipc: true,
-    });
+    const mainRoles =
+      separate.length === 0
+        ? ['--role', 'all']
+        : [
+            '--role',
+            ['controller', 'network', 'api', ...(inMain.length > 0 ? ['compute'] : [])].join(','),
+            ...(inMain.length > 0 ? ['--host', inMain.join(',')] : []),
+          ];
+    worker = startScript('worker.ts', mainRoles, workerEnv, path.join(dataDir, 'worker.log'), { ipc: true });
     await workerReady(worker);
+    const startCompute = async (host: string) => {
+      const log = path.join(dataDir, `worker-${host}-${started.length}.log`);
+      const child = startScript('worker.ts', ['--role', 'compute', '--host', host], workerEnv, log, {
+        ipc: true,
+      });
+      started.push(child);
+      computes.set(host, child);
+      await workerReady(child);
+      return child;
+    };
+    for (const host of separate) await startCompute(host);
     const connection = await Connection.connect({ address: server.address });
     try {
       const client = new Client({
         connection,
         dataConverter: bootflowDataConverter(loadKeyringOrExplain(dataDir)),
       });
-      await waitForComputeHosts(
-        client,
-        DEFAULT_HOSTS.map((h) => h.host),
-        120_000,
-      );
+      await waitForComputeHosts(client, [...inMain, ...separate], 120_000);
     } finally {
       await connection.close();
     }
@@ -94,6 +119,8 @@ export async function startApiDeployment(
       env: workerEnv,
       temporalAddress: server.address,
       worker,
+      computes,
+      startCompute,
       async killTemporal() {
         const current = server ?? running;
         const gone = new Promise((resolve) => current.process.once('exit', resolve));
