@@ -33,6 +33,12 @@ import type { DeleteRequest, DeleteResult, InstanceSummary } from './types';
 /** Patch id: a failed delete marks the instance error instead of leaving it in task_state deleting. */
 const DELETE_FAILURE_TO_ERROR = 'delete-failure-to-error';
 
+/**
+ * Patch id: the wait for a cancelled build also ends when its workflow has closed. A build stopped before
+ * its record step (the compute API writes the row first) never moves the instance out of building.
+ */
+const STOP_WHEN_BUILD_CLOSED = 'delete-stops-when-build-closed';
+
 /** How long a delete waits for a cancelled build to finish its clean-up before going on regardless. */
 const DEFAULT_CREATE_STOP_MS = 10 * 60_000;
 
@@ -46,12 +52,20 @@ async function stopBuild(request: DeleteRequest, instance: InstanceSummary): Pro
   const deadline = Date.now() + bound;
   let delay = POLL_INITIAL_MS;
   let current = instance;
+  const watchBuild = patched(STOP_WHEN_BUILD_CLOSED);
   while (current.vmState === 'building' && !current.deleted && Date.now() < deadline) {
     await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
     delay = nextPollDelay(delay, bound);
     current = await call(controllerPoll.getInstanceState, 'nova-conductor: instance state', {
       instanceUuid: instance.uuid,
     });
+    if (watchBuild && current.vmState === 'building' && !current.deleted) {
+      const running = await call(controllerPoll.buildRunning, 'temporal: is the build still running', {
+        requestId: instance.requestId,
+      });
+      // Stopped before it recorded anything more: what the instance holds is the delete's to release.
+      if (!running) break;
+    }
   }
   return current;
 }
