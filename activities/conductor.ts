@@ -7,6 +7,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { isCloudError } from '../cloud/errors';
 import type {
   BeginDeleteInput,
+  FailBuildInput,
   FailInput,
   HostBuildFailedInput,
   FailOperationInput,
@@ -105,7 +106,7 @@ export function createConductorActivities(nova: Nova) {
     async hostBuildFailed(input: HostBuildFailedInput): Promise<void> {
       await nova.conductor.hostBuildFailed(input);
     },
-    async failBuild(input: FailInput): Promise<void> {
+    async failBuild(input: FailBuildInput): Promise<void> {
       await nova.conductor.failBuild(input);
     },
     async getInstanceState(input: { instanceUuid: string }): Promise<InstanceSummary> {

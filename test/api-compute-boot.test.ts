@@ -353,6 +353,8 @@ describe('servers through the workflows', { timeout: 10 * 60_000 }, () => {
     const row = await h.cloud.nova.getInstance(id, { includeDeleted: true });
     assert.equal(row.vmState, 'deleted');
     assert.equal(row.deleted, true);
+    // Never ERROR on the way: no fault.
+    assert.deepEqual(await h.cloud.nova.listFaults(id), []);
     await refreshToken();
     assert.equal((await call('GET', `/servers/${id}`)).statusCode, 404);
     assert.deepEqual(await h.audit(), []);

@@ -34,15 +34,21 @@ import type { DeleteRequest, DeleteResult, InstanceSummary } from './types';
 const DELETE_FAILURE_TO_ERROR = 'delete-failure-to-error';
 
 /**
- * Patch id: the wait for a cancelled build also ends when its workflow has closed. A build stopped before
- * its record step (the compute API writes the row first) never moves the instance out of building.
+ * Patch id: a delete wins over a build, as in Nova. task_state=deleting is written before the build is
+ * cancelled, so that the build's failure path leaves the instance building (not ERROR) for the delete to
+ * finish; and the wait for the cancelled build ends when its workflow has closed (a build stopped before
+ * its record step, or one that left the instance building, never moves it out of building).
  */
-const STOP_WHEN_BUILD_CLOSED = 'delete-stops-when-build-closed';
+const DELETE_WINS_OVER_BUILD = 'delete-wins-over-build';
 
 /** How long a delete waits for a cancelled build to finish its clean-up before going on regardless. */
 const DEFAULT_CREATE_STOP_MS = 10 * 60_000;
 
-async function stopBuild(request: DeleteRequest, instance: InstanceSummary): Promise<InstanceSummary> {
+async function stopBuild(
+  request: DeleteRequest,
+  instance: InstanceSummary,
+  watchBuild: boolean,
+): Promise<InstanceSummary> {
   try {
     await getExternalWorkflowHandle(bootWorkflowId(instance.requestId)).cancel();
   } catch {
@@ -52,7 +58,6 @@ async function stopBuild(request: DeleteRequest, instance: InstanceSummary): Pro
   const deadline = Date.now() + bound;
   let delay = POLL_INITIAL_MS;
   let current = instance;
-  const watchBuild = patched(STOP_WHEN_BUILD_CLOSED);
   while (current.vmState === 'building' && !current.deleted && Date.now() < deadline) {
     await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
     delay = nextPollDelay(delay, bound);
@@ -104,18 +109,27 @@ async function deleteServer(request: DeleteRequest): Promise<DeleteResult> {
     { key: ProjectIdKey, value: instance.projectId },
   ]);
 
+  const beginDelete = () =>
+    call(controller.beginDelete, 'nova-api: task_state=deleting', {
+      instanceUuid: uuid,
+      requestId: request.requestId,
+      userId: session.userId,
+      projectId: instance.projectId,
+    });
+  let begun = false;
   if (instance.vmState === 'building') {
     result.cancelledBuild = true;
-    instance = await stopBuild(request, instance);
+    // Workflows that stopped a build before this change waited for its ERROR, then began: replay them so.
+    const deleteWins = patched(DELETE_WINS_OVER_BUILD);
+    if (deleteWins) {
+      await beginDelete();
+      begun = true;
+    }
+    instance = await stopBuild(request, instance, deleteWins);
     if (instance.deleted) return result;
   }
 
-  await call(controller.beginDelete, 'nova-api: task_state=deleting', {
-    instanceUuid: uuid,
-    requestId: request.requestId,
-    userId: session.userId,
-    projectId: instance.projectId,
-  });
+  if (!begun) await beginDelete();
   try {
     return await tearDown(request, instance, result);
   } catch (err) {
