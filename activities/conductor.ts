@@ -101,7 +101,8 @@ export function createConductorActivities(nova: Nova) {
     async finishBuild(
       input: InstanceStep & { host: string },
     ): Promise<{ launchedAt: number; powerState: number }> {
-      return nova.conductor.finishBuild(input);
+      // A delete that took the instance over (task_state deleting) wins: no retry makes it spawning again.
+      return guarded(() => nova.conductor.finishBuild(input));
     },
     async hostBuildFailed(input: HostBuildFailedInput): Promise<void> {
       await nova.conductor.hostBuildFailed(input);

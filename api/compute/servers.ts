@@ -1,6 +1,6 @@
 /**
- * /servers: create (starts createInstance and answers 202 once nova-conductor has recorded the instance,
- * as nova-api answers once the instance row exists), list and detail with Nova's filters, show, rename,
+ * /servers: create (writes the quota claim and the instance row as nova-api does, starts createInstance
+ * and answers 202 after the start RPC), list and detail with Nova's filters, show, rename,
  * delete (starts deleteInstance, 204) and ips; POST /servers/{id}/action is server-actions.ts's.
  * Reads go to the Nova, Neutron and Cinder databases directly, as nova-api reads its own.
  */
