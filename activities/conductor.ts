@@ -7,6 +7,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { isCloudError } from '../cloud/errors';
 import type {
   BeginDeleteInput,
+  FailBuildInput,
   FailInput,
   HostBuildFailedInput,
   FailOperationInput,
@@ -100,12 +101,13 @@ export function createConductorActivities(nova: Nova) {
     async finishBuild(
       input: InstanceStep & { host: string },
     ): Promise<{ launchedAt: number; powerState: number }> {
-      return nova.conductor.finishBuild(input);
+      // A delete that took the instance over (task_state deleting) wins: no retry makes it spawning again.
+      return guarded(() => nova.conductor.finishBuild(input));
     },
     async hostBuildFailed(input: HostBuildFailedInput): Promise<void> {
       await nova.conductor.hostBuildFailed(input);
     },
-    async failBuild(input: FailInput): Promise<void> {
+    async failBuild(input: FailBuildInput): Promise<void> {
       await nova.conductor.failBuild(input);
     },
     async getInstanceState(input: { instanceUuid: string }): Promise<InstanceSummary> {

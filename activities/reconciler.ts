@@ -49,6 +49,10 @@ export function createReconcilerActivities(nova: Nova) {
       }
       return orphans;
     },
+    /** Whether the boot workflow of a request still runs (a delete waits for a stopped build to end). */
+    async buildRunning(input: { requestId: string }): Promise<boolean> {
+      return running(Context.current().client, bootWorkflowId(input.requestId));
+    },
     async clearStaleTask(input: StaleTaskInput): Promise<void> {
       await nova.conductor.clearStaleTask(input);
     },

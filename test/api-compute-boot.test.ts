@@ -262,6 +262,127 @@ describe('servers through the workflows', { timeout: 10 * 60_000 }, () => {
     assert.deepEqual(await h.audit(), []);
   });
 
+  test('the 202 comes with the row and the quota already written; the workflow counts neither twice', async () => {
+    const projectId = h.boot.demo.projectId;
+    const before = await h.cloud.nova.getQuotaUsage(projectId);
+    const { id, requestId } = await create({
+      name: 'api-recorded',
+      imageRef: h.boot.imageId,
+      flavorRef: '1',
+      networks: [{ uuid: h.boot.privateNetworkId }],
+    });
+    // As nova-api leaves it: building/scheduling with its create action, the quota held by the instance.
+    const row = await h.cloud.nova.getInstance(id);
+    assert.equal(row.vmState, 'building');
+    assert.equal(row.taskState, 'scheduling');
+    assert.equal(row.requestId, requestId);
+    const claimed = await h.cloud.nova.getQuotaUsage(projectId);
+    assert.equal(claimed.instances.inUse, before.instances.inUse + 1);
+    assert.equal(await settle(requestId), undefined);
+    const after = await h.cloud.nova.getQuotaUsage(projectId);
+    assert.deepEqual(after, claimed, 'the workflow found the claim and added nothing');
+    const rows = await h.cloud.nova.listInstances({ projectId, includeDeleted: true });
+    assert.equal(rows.filter((i) => i.requestId === requestId).length, 1);
+    const creates = (await h.cloud.nova.listActions(id)).filter((a) => a.action === 'create');
+    assert.equal(creates.length, 1);
+    await refreshToken();
+    assert.equal((await show(id)).status, 'ACTIVE');
+    await remove(id);
+    assert.deepEqual(await h.cloud.nova.getQuotaUsage(projectId), before);
+    assert.deepEqual(await h.audit(), []);
+  });
+
+  test('a workflow that cannot start leaves no server behind: the row and its quota go', async () => {
+    const projectId = h.boot.demo.projectId;
+    const before = await h.cloud.nova.listInstances({ projectId });
+    const usage = await h.cloud.nova.getQuotaUsage(projectId);
+    const broken = await buildApiApp(
+      {
+        cloud: h.cloud,
+        temporal: {
+          workflow: {
+            start: () => Promise.reject(new Error('frontend unavailable')),
+          },
+        } as unknown as Client,
+        publicUrl: TEST_PUBLIC_URL,
+        region: DEFAULT_REGION,
+        log: createLogger({ name: 'api-test', env: { ...process.env, LOG_LEVEL: 'fatal' } }),
+      },
+      { services: ['compute'] },
+    );
+    try {
+      await refreshToken();
+      const res = await broken.inject({
+        method: 'POST',
+        url: `${V}/servers`,
+        headers: { 'x-auth-token': token, 'content-type': 'application/json' },
+        payload: JSON.stringify({
+          server: {
+            name: 'api-unstarted',
+            imageRef: h.boot.imageId,
+            flavorRef: '1',
+            networks: [{ uuid: h.boot.privateNetworkId }],
+          },
+        }),
+      });
+      assert.equal(res.statusCode, 500, res.body);
+    } finally {
+      await broken.close();
+    }
+    assert.deepEqual(await h.cloud.nova.listInstances({ projectId }), before);
+    assert.deepEqual(await h.cloud.nova.getQuotaUsage(projectId), usage);
+    assert.deepEqual(await h.audit(), []);
+  });
+
+  test('a delete while the server builds wins: the build stops, the server is gone, nothing leaks', async () => {
+    const { id, requestId } = await create({
+      name: 'api-delete-early',
+      imageRef: h.boot.imageId,
+      flavorRef: '1',
+      networks: [{ uuid: h.boot.privateNetworkId }],
+    });
+    // At once, as `openstack server create` followed by `server delete`: the build has barely begun.
+    const res = await call('DELETE', `/servers/${id}`);
+    assert.equal(res.statusCode, 204, res.body);
+    const del = h.env.client.workflow.getHandle(deleteWorkflowId(id));
+    const result = (await del.result()) as { outcome: string; cancelledBuild: boolean };
+    assert.equal(result.outcome, 'deleted');
+    assert.equal(result.cancelledBuild, true);
+    assert.notEqual(await settle(requestId), undefined, 'the build was stopped');
+    await h.keepHistory('api-delete-while-building', del);
+    const row = await h.cloud.nova.getInstance(id, { includeDeleted: true });
+    assert.equal(row.vmState, 'deleted');
+    assert.equal(row.deleted, true);
+    // Never ERROR on the way: no fault.
+    assert.deepEqual(await h.cloud.nova.listFaults(id), []);
+    await refreshToken();
+    assert.equal((await call('GET', `/servers/${id}`)).statusCode, 404);
+    assert.deepEqual(await h.audit(), []);
+  });
+
+  test("networks 'none' (2.37): a server with no NIC, ACTIVE with no addresses", async () => {
+    await refreshToken();
+    const res = await call(
+      'POST',
+      '/servers',
+      { server: { name: 'api-no-nic', imageRef: h.boot.imageId, flavorRef: '1', networks: 'none' } },
+      '2.37',
+    );
+    assert.equal(res.statusCode, 202, res.body);
+    const id = (res.json() as { server: Json }).server.id as string;
+    const requestId = String(res.headers['x-openstack-request-id']);
+    assert.equal(await settle(requestId), undefined);
+    await refreshToken();
+    const server = await show(id);
+    assert.equal(server.status, 'ACTIVE');
+    assert.deepEqual(server.addresses, {});
+    assert.deepEqual((await call('GET', `/servers/${id}/ips`)).json(), { addresses: {} });
+    assert.deepEqual(await h.cloud.neutron.listPorts({ deviceId: id }), []);
+    assert.deepEqual((await h.cloud.nova.getInstance(id)).networks, []);
+    await remove(id);
+    assert.deepEqual(await h.audit(), []);
+  });
+
   test("a boot no host can take: ERROR with Nova's fault, nothing held; deleted cleanly", async () => {
     const now = h.cloud.clock.now();
     await h.cloud.nova.store.db

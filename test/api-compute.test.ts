@@ -482,13 +482,6 @@ describe('POST /servers: bad requests change nothing and start no workflow', () 
         'badRequest',
       ],
       [
-        "networks 'none' (every server gets a port here)",
-        { body: { server: { ...good().server, networks: 'none' } }, version: '2.37' },
-        400,
-        'badRequest',
-        /networks 'none'.*not supported/,
-      ],
-      [
         'min_count 2',
         { body: { server: { ...good().server, min_count: 2, max_count: 2 } } },
         400,

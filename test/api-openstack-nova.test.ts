@@ -178,6 +178,52 @@ describe('the openstack CLI and openstacksdk: Nova', { timeout: 15 * 60_000 }, (
     assert.notEqual(gone.code, 0);
   });
 
+  test('server create --nic none (2.37): ACTIVE with no address; a delete during a build wins', async () => {
+    const created = await openstackJson<Json>(
+      d.demoEnv,
+      [
+        '--os-compute-api-version',
+        '2.37',
+        'server',
+        'create',
+        '--flavor',
+        'm1.tiny',
+        '--image',
+        'cirros',
+        '--nic',
+        'none',
+        '--wait',
+        'cli-no-nic',
+      ],
+      300_000,
+    );
+    assert.equal(created.status, 'ACTIVE');
+    const id = created.id as string;
+    const server = await openstackJson<Json>(d.demoEnv, ['server', 'show', id]);
+    assert.deepEqual(server.addresses, {});
+    const ports = await openstackJson<unknown[]>(d.demoEnv, ['port', 'list', '--device-id', id]);
+    assert.deepEqual(ports, []);
+    const deleted = await openstack(d.demoEnv, ['server', 'delete', '--wait', id], 240_000);
+    assert.equal(deleted.code, 0, deleted.stderr);
+
+    // Create, then delete at once: `delete --wait` fails if it ever sees ERROR; the server must just go.
+    const building = await openstackJson<Json>(d.demoEnv, [
+      'server',
+      'create',
+      '--flavor',
+      'm1.tiny',
+      '--image',
+      'cirros',
+      '--network',
+      'private',
+      'cli-deleted-early',
+    ]);
+    const early = await openstack(d.demoEnv, ['server', 'delete', '--wait', building.id as string], 240_000);
+    assert.equal(early.code, 0, early.stderr);
+    const gone = await openstack(d.demoEnv, ['server', 'show', building.id as string]);
+    assert.notEqual(gone.code, 0);
+  });
+
   test('server create --boot-from-volume 1: the volume attached, kept after the server (OSC default)', async () => {
     const created = await openstackJson<Json>(
       d.demoEnv,

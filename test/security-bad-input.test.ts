@@ -250,12 +250,6 @@ const BAD: BadCase[] = [
     message: /[Nn]etwork/,
   },
   {
-    what: 'no networks at all',
-    patch: { networks: [] },
-    type: 'BadRequest',
-    message: /networks/,
-  },
-  {
     what: 'unknown availability zone',
     patch: { availabilityZone: 'nowhere' },
     type: 'BadRequest',

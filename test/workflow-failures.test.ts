@@ -324,6 +324,13 @@ describe('createInstance failure paths', () => {
     const instance = await h.cloud.nova.getInstance(s.instanceUuid ?? '', { includeDeleted: true });
     assert.equal(instance.vmState, 'deleted');
     assert.equal(instance.deleted, true);
+    // The delete won (Nova): the stopped build recorded no fault and never put the server in ERROR.
+    assert.deepEqual(await h.cloud.nova.listFaults(s.instanceUuid ?? ''), []);
+    const actions = await h.cloud.nova.listActions(s.instanceUuid ?? '');
+    assert.deepEqual(actions.map((a) => [a.action, a.finishTime !== null]).sort(), [
+      ['create', true],
+      ['delete', true],
+    ]);
     await assertNoLeaks(h);
   });
 });

@@ -33,10 +33,22 @@ import type { DeleteRequest, DeleteResult, InstanceSummary } from './types';
 /** Patch id: a failed delete marks the instance error instead of leaving it in task_state deleting. */
 const DELETE_FAILURE_TO_ERROR = 'delete-failure-to-error';
 
+/**
+ * Patch id: a delete wins over a build, as in Nova. task_state=deleting is written before the build is
+ * cancelled, so that the build's failure path leaves the instance building (not ERROR) for the delete to
+ * finish; and the wait for the cancelled build ends when its workflow has closed (a build stopped before
+ * its record step, or one that left the instance building, never moves it out of building).
+ */
+const DELETE_WINS_OVER_BUILD = 'delete-wins-over-build';
+
 /** How long a delete waits for a cancelled build to finish its clean-up before going on regardless. */
 const DEFAULT_CREATE_STOP_MS = 10 * 60_000;
 
-async function stopBuild(request: DeleteRequest, instance: InstanceSummary): Promise<InstanceSummary> {
+async function stopBuild(
+  request: DeleteRequest,
+  instance: InstanceSummary,
+  watchBuild: boolean,
+): Promise<InstanceSummary> {
   try {
     await getExternalWorkflowHandle(bootWorkflowId(instance.requestId)).cancel();
   } catch {
@@ -52,6 +64,13 @@ async function stopBuild(request: DeleteRequest, instance: InstanceSummary): Pro
     current = await call(controllerPoll.getInstanceState, 'nova-conductor: instance state', {
       instanceUuid: instance.uuid,
     });
+    if (watchBuild && current.vmState === 'building' && !current.deleted) {
+      const running = await call(controllerPoll.buildRunning, 'temporal: is the build still running', {
+        requestId: instance.requestId,
+      });
+      // Stopped before it recorded anything more: what the instance holds is the delete's to release.
+      if (!running) break;
+    }
   }
   return current;
 }
@@ -90,18 +109,27 @@ async function deleteServer(request: DeleteRequest): Promise<DeleteResult> {
     { key: ProjectIdKey, value: instance.projectId },
   ]);
 
+  const beginDelete = () =>
+    call(controller.beginDelete, 'nova-api: task_state=deleting', {
+      instanceUuid: uuid,
+      requestId: request.requestId,
+      userId: session.userId,
+      projectId: instance.projectId,
+    });
+  let begun = false;
   if (instance.vmState === 'building') {
     result.cancelledBuild = true;
-    instance = await stopBuild(request, instance);
+    // Workflows that stopped a build before this change waited for its ERROR, then began: replay them so.
+    const deleteWins = patched(DELETE_WINS_OVER_BUILD);
+    if (deleteWins) {
+      await beginDelete();
+      begun = true;
+    }
+    instance = await stopBuild(request, instance, deleteWins);
     if (instance.deleted) return result;
   }
 
-  await call(controller.beginDelete, 'nova-api: task_state=deleting', {
-    instanceUuid: uuid,
-    requestId: request.requestId,
-    userId: session.userId,
-    projectId: instance.projectId,
-  });
+  if (!begun) await beginDelete();
   try {
     return await tearDown(request, instance, result);
   } catch (err) {

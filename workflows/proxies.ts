@@ -54,9 +54,11 @@ export const VOLUME_STEPS = [
   'bootVolumeOf',
 ] as const satisfies ReadonlyArray<keyof ControllerActivities>;
 /** Status reads inside the workflow's durable waits. */
-export const CONTROLLER_POLLS = ['volumeStatus', 'getInstanceState'] as const satisfies ReadonlyArray<
-  keyof ControllerActivities
->;
+export const CONTROLLER_POLLS = [
+  'volumeStatus',
+  'getInstanceState',
+  'buildRunning',
+] as const satisfies ReadonlyArray<keyof ControllerActivities>;
 /** Releases and the conductor's failure records: a build's undo steps and a delete's tear-down. */
 export const CONTROLLER_CLEANUPS = [
   'releaseQuota',

@@ -49,6 +49,8 @@ async function finishOrphanedBuild(instance: InstanceSummary): Promise<void> {
       details: 'BuildAbortedException',
       ...(instance.host ? { host: instance.host } : {}),
     },
+    // A delete that took it over is gone too: ERROR, so that a second delete finishes it.
+    evenWhileDeleting: true,
   });
 }
 

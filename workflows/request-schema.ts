@@ -58,7 +58,8 @@ const bootRequestSchema = z.strictObject({
       deleteOnTermination: z.boolean().optional(),
     })
     .optional(),
-  networks: z.array(refSchema).min(1, 'at least one network is required').max(32),
+  // Empty: a server with no NIC (the compute API's networks 'none').
+  networks: z.array(refSchema).max(32),
   availabilityZone: nameSchema.optional(),
   keyName: nameSchema.optional(),
   metadata: serverMetadataSchema.optional(),

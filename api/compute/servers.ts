@@ -1,20 +1,16 @@
 /**
- * /servers: create (starts createInstance and answers 202 once nova-conductor has recorded the instance,
- * as nova-api answers once the instance row exists), list and detail with Nova's filters, show, rename,
+ * /servers: create (writes the quota claim and the instance row as nova-api does, starts createInstance
+ * and answers 202 after the start RPC), list and detail with Nova's filters, show, rename,
  * delete (starts deleteInstance, 204) and ips; POST /servers/{id}/action is server-actions.ts's.
  * Reads go to the Nova, Neutron and Cinder databases directly, as nova-api reads its own.
  */
 import { randomInt, randomUUID } from 'node:crypto';
-import {
-  WorkflowExecutionAlreadyStartedError,
-  WorkflowFailedError,
-  type WorkflowHandle,
-} from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CloudError } from '../../cloud/errors';
 import type { RequestContext } from '../../cloud/keystone';
-import type { Instance } from '../../cloud/nova';
+import { bootQuota, checkImageFitsFlavor, type Instance, type QuotaAmounts } from '../../cloud/nova';
 import { bootWorkflowId, CONTROLLER_QUEUE, deleteWorkflowId } from '../../workflows/names';
 import type { BootRequest, DeleteRequest } from '../../workflows/types';
 import { authOf } from '../auth';
@@ -176,14 +172,18 @@ function bootSource(body: ServerCreateBody): {
   };
 }
 
-/** Nova's network rules: explicit uuids; `auto` (or none given before 2.37) the one network available. */
+/**
+ * Nova's network rules: explicit uuids; `none` (2.37) no NIC at all; `auto` (or none given before 2.37)
+ * the one network available. Before 2.37 a project with no network at all boots without a NIC, as Nova's
+ * validate_networks allows; `auto` there would ask Neutron to allocate a topology, which bootflow does not.
+ */
 async function resolveNetworks(
   deps: ApiDeps,
   ctx: RequestContext,
   networks: ServerCreateBody['server']['networks'],
 ): Promise<string[]> {
   const viewer = { projectId: ctx.projectId, roles: ctx.roles };
-  if (networks === 'none') throw unsupported("networks 'none' (a server without a network)");
+  if (networks === 'none') return [];
   if (networks === undefined || networks === 'auto') {
     // neutronv2 API _get_available_networks: the project's own non-shared networks, then the shared ones.
     const visible = await deps.cloud.neutron.listNetworks(viewer);
@@ -198,6 +198,7 @@ async function resolveNetworks(
       );
     }
     const [only] = available;
+    if (!only && networks === undefined) return [];
     if (!only)
       throw new ApiError(400, `Unable to automatically allocate a network for project ${ctx.projectId}`);
     return [only.id];
@@ -221,19 +222,6 @@ async function resolveNetworks(
     ids.push(network.id);
   }
   return ids;
-}
-
-/** nova-api's quota check before anything is created (the workflow's claim stays the authority). */
-async function checkQuota(deps: ApiDeps, projectId: string, wanted: Record<string, number>): Promise<void> {
-  const usage = await deps.cloud.nova.getQuotaUsage(projectId);
-  for (const [resource, amount] of Object.entries(wanted)) {
-    const u = usage[resource as keyof typeof usage];
-    if (!u || u.limit < 0 || u.inUse + amount <= u.limit) continue;
-    throw new ApiError(
-      403,
-      `Quota exceeded for ${resource}: Requested ${amount}, but already used ${u.inUse} of ${u.limit} ${resource}`,
-    );
-  }
 }
 
 /** The typed failure under a workflow's and its activities' wrappers. */
@@ -267,38 +255,41 @@ export function failureToApiError(err: unknown): ApiError {
   return new ApiError(500, 'Unexpected API Error.');
 }
 
-/** How long POST /servers waits for the instance record before answering 202 regardless. */
-const RECORD_WAIT_MS = 30_000;
-
 /**
- * Waits until nova-conductor's activity has written the instance row (then the server can be shown, as
- * after Nova's 202), or the workflow has closed before it (a failure there is the request's answer). The
- * row is looked up in the Nova database; the workflow's state is asked now and then, not awaited, so that
- * no long-poll stays open once the answer is sent.
+ * nova-api's part of the create, before it answers: the quota claim (held by the instance uuid, so the
+ * workflow's own claim finds it and counts nothing twice) and the instance row in building/scheduling
+ * with its create action (the workflow's record step finds it by uuid and request id and writes nothing).
  */
-async function waitForRecord(deps: ApiDeps, uuid: string, handle: WorkflowHandle): Promise<void> {
-  const deadline = Date.now() + RECORD_WAIT_MS;
-  let delay = 5;
-  let lastDescribe = Date.now();
-  while (Date.now() < deadline) {
-    const found = await deps.cloud.nova.getInstance(uuid, { includeDeleted: true }).then(
-      () => true,
-      () => false,
-    );
-    if (found) return;
-    if (Date.now() - lastDescribe >= 250) {
-      lastDescribe = Date.now();
-      const { status } = await handle.describe();
-      if (status.name !== 'RUNNING') {
-        // Closed without a record: its result is the failure to answer with (or nothing to wait for).
-        await handle.result().catch((err: unknown) => {
-          throw failureToApiError(err);
-        });
-        return;
-      }
-    }
-    await new Promise((resolve) => setTimeout(resolve, delay));
-    delay = Math.min(delay * 2, 100);
+async function recordInstance(
+  deps: ApiDeps,
+  ctx: RequestContext,
+  boot: BootRequest,
+  quota: QuotaAmounts,
+): Promise<void> {
+  const { nova } = deps.cloud;
+  const uuid = boot.instanceUuid as string;
+  await nova.claimQuota(ctx.projectId, uuid, quota);
+  try {
+    await nova.createInstance({
+      uuid,
+      requestId: boot.requestId,
+      name: boot.name,
+      projectId: ctx.projectId,
+      userId: ctx.userId,
+      flavor: boot.flavor,
+      ...(boot.bootVolume ? { bootFromVolume: true } : { imageRef: boot.image }),
+      networks: boot.networks,
+      ...(boot.availabilityZone !== undefined ? { availabilityZone: boot.availabilityZone } : {}),
+      ...(boot.keyName !== undefined ? { keyName: boot.keyName } : {}),
+      ...(boot.metadata !== undefined ? { metadata: boot.metadata } : {}),
+      ...(boot.userData !== undefined ? { userData: boot.userData } : {}),
+      ...(boot.accessIPv4 !== undefined ? { accessIPv4: boot.accessIPv4 } : {}),
+      ...(boot.accessIPv6 !== undefined ? { accessIPv6: boot.accessIPv6 } : {}),
+      ...(boot.tags !== undefined ? { tags: boot.tags } : {}),
+    });
+  } catch (err) {
+    await nova.releaseQuota(uuid);
+    throw err;
   }
 }
 
@@ -335,16 +326,20 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
     if (!zones.has(s.availability_zone))
       throw new ApiError(400, 'The requested availability zone is not available');
   }
-  await checkQuota(deps, ctx.projectId, { instances: 1, cores: flavor.vcpus, ram: flavor.memoryMb });
+  const bootVolumeGb = source.bootVolume?.sizeGb ?? null;
+  // compute/api.py _validate_flavor_image: the image against the flavor (or the boot volume), now.
+  checkImageFitsFlavor(image, flavor, bootVolumeGb);
 
   // From 2.52 the schema has checked each tag (the type only knows that the key may be there).
   const tags = 'tags' in s ? (s.tags as string[] | undefined) : undefined;
   const uuid = randomUUID();
+  const workflowId = bootWorkflowId(request.id);
+  // Not even the caller's token crosses into Temporal: a grant good for this one workflow only.
+  const auth = await grantFor(deps, token, 'createInstance', workflowId);
   const boot: BootRequest = {
     requestId: request.id,
     instanceUuid: uuid,
-    // Not even the caller's token crosses into Temporal: a grant good for this one workflow only.
-    auth: await grantFor(deps, token, 'createInstance', bootWorkflowId(request.id)),
+    auth,
     name: s.name,
     flavor: flavor.id,
     image: image.id,
@@ -358,12 +353,21 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
     ...(s.accessIPv6 !== undefined ? { accessIPv6: compactIpv6(s.accessIPv6) } : {}),
     ...(tags !== undefined && tags.length > 0 ? { tags: [...new Set(tags)] } : {}),
   };
-  const handle = await deps.temporal.workflow.start('createInstance', {
-    taskQueue: CONTROLLER_QUEUE,
-    workflowId: bootWorkflowId(request.id),
-    args: [boot],
-  });
-  await waitForRecord(deps, uuid, handle);
+  await recordInstance(deps, ctx, boot, bootQuota(flavor, bootVolumeGb));
+  try {
+    // Only the start RPC: the build runs on after the answer, as nova-conductor's after Nova's cast.
+    await deps.temporal.workflow.start('createInstance', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId,
+      args: [boot],
+    });
+  } catch (err) {
+    // No workflow will build it: the row and its quota go (soft delete), so nothing is left building.
+    await deps.cloud.nova.softDeleteInstance(uuid).catch((cleanup: unknown) => {
+      request.log.error({ err: cleanup, instanceUuid: uuid }, 'could not remove an unstarted build');
+    });
+    throw err;
+  }
   const links = resourceLinks(deps, 'servers', uuid);
   return reply
     .code(202)

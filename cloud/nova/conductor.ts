@@ -50,6 +50,14 @@ export interface FailInput extends InstanceStep {
   fault: FaultRecord;
 }
 
+export interface FailBuildInput extends FailInput {
+  /**
+   * Fail it even while a delete holds it (task_state deleting): the reconciler's case, whose delete is
+   * gone. A build that a delete stopped leaves the instance to that delete instead.
+   */
+  evenWhileDeleting?: boolean;
+}
+
 export interface StaleTaskInput {
   instanceUuid: string;
   /** The task found stale: cleared only if the instance still has it. */
@@ -175,10 +183,21 @@ export class Conductor {
 
   /**
    * The end of a failed build: the fault (what `server show` displays), vm_state error with no task and
-   * no host (its resources are released), the action closed. A deleted instance is left as it is.
+   * no host (its resources are released), the action closed. A deleted instance is left as it is, and so
+   * is one a delete has taken over (Nova: a delete during the build wins; the server never shows ERROR):
+   * only the create action is closed.
    */
-  failBuild(input: FailInput): Promise<void> {
+  failBuild(input: FailBuildInput): Promise<void> {
     return this.transaction(async (ctx) => {
+      const current = await instances.getInstance(ctx, input.instanceUuid, { includeDeleted: true });
+      if (!current.deleted && current.taskState === 'deleting' && !input.evenWhileDeleting) {
+        await actions.finishAction(ctx, {
+          instanceUuid: input.instanceUuid,
+          requestId: input.requestId,
+          message: 'Error',
+        });
+        return;
+      }
       if (!(await recordFault(ctx, input.instanceUuid, input.fault))) return;
       await instances.updateInstance(ctx, input.instanceUuid, {
         vmState: VM_STATES.ERROR,

@@ -42,6 +42,7 @@ export {
 export type {
   BeginDeleteInput,
   Conductor,
+  FailBuildInput,
   FailInput,
   FaultRecord,
   HostBuildFailedInput,
