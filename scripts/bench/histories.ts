@@ -59,21 +59,21 @@ function stepName(event: HistoryEvent): string {
 }
 
 /**
- * A local activity's marker: the SDK core's record (plain JSON, never through a codec) of when it was first
- * scheduled and when it settled, by the worker's clock (the same machine as the server here).
+ * A local activity's marker: when the worker first scheduled it (the SDK core's record, plain JSON, never
+ * through a codec; its `complete_time` is workflow time, not when it finished) and when the history got it
+ * (the end of its workflow task, so the later local steps of that task are included). Same machine, same
+ * clock as the server here.
  */
 function localActivity(event: HistoryEvent): { scheduled: number; closed: number } | undefined {
   const marker = event.markerRecordedEventAttributes;
   if (marker?.markerName !== 'core_local_activity') return undefined;
   const data = marker.details?.data?.payloads?.[0]?.data;
   if (!data) return undefined;
-  type Time = { seconds: number; nanos: number } | null;
   const record = JSON.parse(Buffer.from(data).toString('utf8')) as {
-    complete_time: Time;
-    original_schedule_time: Time;
+    original_schedule_time: { seconds: number; nanos: number } | null;
   };
-  const at = (t: Time) => (t ? t.seconds * 1000 + t.nanos / 1e6 : Number.NaN);
-  return { scheduled: at(record.original_schedule_time), closed: at(record.complete_time) };
+  const t = record.original_schedule_time;
+  return { scheduled: t ? t.seconds * 1000 + t.nanos / 1e6 : Number.NaN, closed: ms(event) };
 }
 
 interface Acc {
@@ -104,7 +104,7 @@ export function analyzeHistories(histories: readonly History[]): HistoryAnalysis
       }
       const local = localActivity(e);
       if (local) {
-        // Run in the workflow's own worker: no task queue, so no queue wait.
+        // Run in the workflow's own worker: no task queue, so no queue wait; scheduled → recorded.
         const name = `${stepName(e)} (local)`;
         const acc = steps.get(name) ?? { count: 0, total: [], queue: [], run: [] };
         acc.count++;
