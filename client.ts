@@ -75,6 +75,7 @@ const temporalClient = () => import('@temporalio/client');
 const temporalSettings = () => import('./lib/command-line/temporal.js');
 const failureMessages = () => import('./lib/command-line/errors.js');
 const followHelpers = () => import('./lib/command-line/follow.js');
+const ownershipOf = () => import('./lib/workflow-ownership.js');
 
 class Session {
   private temporal: TemporalHandle | undefined;
@@ -261,11 +262,7 @@ async function serverCreate(session: Session, name: string, options: CreateOptio
     workflowId,
     args: [request],
     rerunFinished: false,
-    ownership: {
-      workflowType: 'createInstance',
-      owns: (input) => input.requestId === requestId,
-      what: `the boot of request ${requestId}`,
-    },
+    ownership: (await ownershipOf()).bootOwnership(requestId),
   });
   if (joined) note(`Request ${requestId} was already submitted; following its workflow`);
   const link = session.link(workflowId);
@@ -408,11 +405,7 @@ async function serverDelete(session: Session, refs: string[], options: { wait?: 
         },
       ],
       rerunFinished: true,
-      ownership: {
-        workflowType: 'deleteInstance',
-        owns: (input) => input.instanceUuid === server.id,
-        what: `the delete of server ${server.id}`,
-      },
+      ownership: (await ownershipOf()).deleteOwnership(server.id),
     });
     const link = session.link(workflowId);
     if (!options.wait) {

@@ -1,7 +1,8 @@
 /**
  * The short chaos run in CI: `npm run chaos -- --short` as a process (its own dev server on a free port,
  * worker processes, a temporary data directory), about 30 boots with kills of the controller and network
- * workers, a compute host lost for good, a dev server restart and injected faults. It must end with exit
+ * workers, a compute host lost for good, a dev server restart, injected faults, and boots reset and one
+ * terminated through Temporal (the reconciler Schedule finishing its server). It must end with exit
  * code 0: every request with exactly one outcome, nothing over-committed, nothing leaked. The seed is fixed
  * so that a failure replays (CHAOS_SEED picks another).
  */
@@ -29,4 +30,7 @@ test(`chaos --short --seed ${SEED}: one outcome per request, no leaks`, { timeou
   assert.match(out, /no violations: every request has one outcome, nothing leaked/);
   assert.match(out, /│ leaks\s+│ 0 /);
   assert.match(out, /LOST 0/);
+  // Temporal's own hands: boots reset mid-flight and one terminated, finished by the reconciler.
+  assert.match(out, /│ resets\s+│ [1-9]\d* \(/);
+  assert.match(out, /│ terminations\s+│ 1 \((ACTIVE|ERROR) 1\)/);
 });

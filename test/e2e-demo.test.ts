@@ -1,7 +1,8 @@
 /**
  * End to end, as a person runs it from the README: `npm start` (scripts/demo.ts: a dev server, the cloud's
  * bootstrap, controller/network/compute1..3 worker processes, one boot through client.ts), then the client
- * from a "second terminal": create --wait, list shows both servers, delete --wait, audit -f json is [].
+ * from a "second terminal": create --wait, list shows both servers, delete --wait, audit -f json is []; a
+ * kill -9 of its dev server, which it says and restarts on the same data (issue 15, finding 5).
  * Real processes against the real dev server (not time-skipping), on free ports and a temporary data
  * directory, so a demo running on 7233/8233 is not disturbed.
  */
@@ -10,6 +11,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { runCommand } from '../cloud/compute/host-commands';
 import { freePorts, portInUse } from '../lib/dev-server';
 import type { HypervisorView, LeakFinding, ServerView } from '../workflows/operator-types';
 import {
@@ -215,6 +217,24 @@ describe('npm start, then the client from a second terminal', () => {
     const usage = await runClient(['server', 'create', 'x'], clientEnv);
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /required option '--flavor <flavor>' not specified/);
+  });
+
+  test('kill -9 of its dev server: npm start says so at once and starts it again on the same data', async () => {
+    // The dev server this demo started: the process listening on its port.
+    const listening = await runCommand('ss', ['-ltnpH', `sport = :${port}`]);
+    const pid = Number(/pid=(\d+)/.exec(listening.stdout)?.[1]);
+    assert.ok(pid > 0, `a process listens on ${port}: ${listening.stdout}`);
+    process.kill(pid, 'SIGKILL');
+    const out = await waitForOutput(demo, /the Temporal dev server is back/, 120_000);
+    assert.match(out, /! the Temporal dev server died \(killed by SIGKILL\)/);
+    assert.match(out, /restarting it on 127\.0\.0\.1:\d+ with the same data \(temporal\.db\)/);
+    // Same temporal.db: the demo's server and its finished boot are still there, and the workers serve.
+    const list = await runClient(['-f', 'json', 'server', 'list'], clientEnv, 120_000);
+    assert.equal(list.code, 0, list.stderr);
+    assert.deepEqual(
+      parseJson<ServerView[]>(list, 'list').map((s) => [s.name, s.status]),
+      [[demoServer, 'ACTIVE']],
+    );
   });
 
   test('Ctrl-C stops the workers gracefully and then the dev server', async () => {

@@ -8,7 +8,9 @@
  *   side by side without starving the others), then one plain retry after the boot ended: one server, every
  *   client exits 0 with it ACTIVE.
  * - A squatted delete-<uuid> / boot-<requestId> (a workflow an attacker with the Temporal port started):
- *   refused with a clear error, nothing claimed or deleted, and the real delete runs once the squat is gone.
+ *   refused with a clear error by the client and by the compute API's DELETE /servers/{id} (409, where it
+ *   answered 204 and nothing was deleted), nothing claimed or deleted, and the real delete runs once the
+ *   squat is gone.
  * - A create --wait through a kill -9 of the dev server and its restart (same port, same SQLite file): the
  *   client says "Temporal is unreachable", reconnects and exits 0 with the server ACTIVE; with Temporal
  *   away past its bound, exit 3.
@@ -69,6 +71,22 @@ describe('clients follow their own boot and delete: one request id, squatted ids
     const run = await runClient(['-f', 'json', '--os-token', token, 'server', 'list'], d.env);
     assert.equal(run.code, 0, run.stderr);
     return parseJson<ServerView[]>(run, 'server list');
+  };
+
+  /** DELETE /servers/{id} at the compute API while a foreign workflow holds delete-<uuid>. */
+  const assertApiDeleteRefused = async (serverId: string, why: RegExp) => {
+    const res = await fetch(`${d.apiUrl}/compute/v2.1/servers/${serverId}`, {
+      method: 'DELETE',
+      headers: { 'X-Auth-Token': token },
+    });
+    const body = (await res.json()) as { conflictingRequest?: { code: number; message: string } };
+    assert.equal(res.status, 409, JSON.stringify(body));
+    assert.equal(body.conflictingRequest?.code, 409);
+    assert.match(
+      body.conflictingRequest?.message ?? '',
+      new RegExp(`Workflow ${deleteWorkflowId(serverId)} is not the delete of server ${serverId}`),
+    );
+    assert.match(body.conflictingRequest?.message ?? '', why);
   };
 
   before(async () => {
@@ -151,6 +169,8 @@ describe('clients follow their own boot and delete: one request id, squatted ids
     );
     assert.match(refused.stderr, /task queue squatter/);
     assert.doesNotMatch(refused.stdout, /deleted/);
+    // The compute API too: a clear 409, not a 204 for a delete that nobody runs.
+    await assertApiDeleteRefused(server.id, /task queue squatter/);
     // The same type on the controller's queue, but an input this deployment did not encrypt.
     await squat.terminate('test: next squat');
     const plain = await rawClient.workflow.start('notADelete', {
@@ -161,6 +181,7 @@ describe('clients follow their own boot and delete: one request id, squatted ids
     const refusedAgain = await runClient(['--os-token', token, 'server', 'delete', server.id], d.env);
     assert.equal(refusedAgain.code, 1);
     assert.match(refusedAgain.stderr, /it runs notADelete/);
+    await assertApiDeleteRefused(server.id, /it runs notADelete/);
     const still = (await listServers()).find((s) => s.id === server.id);
     assert.equal(still?.status, 'ACTIVE');
 

@@ -2,7 +2,7 @@
  * Issue 15, finding 1: what a workflow carries is an operation grant, good for that one workflow only. A thief
  * who reads it out of a history (or a payload) and holds the Temporal port can do nothing else with it: not
  * delete the server, not boot another, not use it at an API as a token, not re-scope it into a token, and not
- * even re-run its own workflow once it has expired. A token in a workflow input (what clients sent before),
+ * even run its own workflow once its token is revoked or it has expired. A token in a workflow input (what clients sent before),
  * even a valid one, runs nothing. The harness runs without the codec, so histories are read as stored.
  */
 import { after, before, describe, test } from 'node:test';
@@ -136,6 +136,38 @@ describe('operation grants: a stolen history is good for nothing else', HARNESS_
       networks: [h.boot.publicNetworkId],
     });
     assert.match(outcome, /^Unauthorized: A workflow must carry an operation grant/);
+    assert.equal((await h.cloud.nova.listInstances({ allProjects: true })).length, before);
+  });
+
+  test('once its token is revoked, the grant does not run its own workflow', async () => {
+    // Past the millisecond of the bootstrap's password set-up, which revokes what was issued up to it.
+    h.clock.advance(1_000);
+    const { token } = await h.cloud.keystone.authenticate({
+      username: h.boot.demo.username,
+      password: h.boot.demo.password,
+      projectName: h.boot.demo.projectName,
+    });
+    const id = `revoked-${randomUUID()}`;
+    const { grant: revoked } = await h.cloud.keystone.issueGrant(token, {
+      workflowType: 'createInstance',
+      workflowId: bootWorkflowId(id),
+    });
+    const operation = { workflowType: 'createInstance', workflowId: bootWorkflowId(id) };
+    assert.ok((await h.cloud.keystone.validateGrant(revoked, operation)).projectId, 'valid until revoked');
+    await h.cloud.keystone.revokeToken(token);
+    await assert.rejects(h.cloud.keystone.validateGrant(revoked, operation), {
+      message: UNAUTHORIZED_MESSAGE,
+    });
+    const before = (await h.cloud.nova.listInstances({ allProjects: true })).length;
+    const outcome = await startAsThief(h, 'createInstance', bootWorkflowId(id), {
+      requestId: id,
+      auth: { grant: revoked },
+      name: 'revoked',
+      flavor: 'm1.tiny',
+      image: h.boot.imageId,
+      networks: [h.boot.publicNetworkId],
+    });
+    assert.equal(outcome, `Unauthorized: ${UNAUTHORIZED_MESSAGE}`);
     assert.equal((await h.cloud.nova.listInstances({ allProjects: true })).length, before);
   });
 

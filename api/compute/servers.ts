@@ -13,6 +13,7 @@ import type { RequestContext } from '../../cloud/keystone';
 import { bootQuota, checkImageFitsFlavor, type Instance, type QuotaAmounts } from '../../cloud/nova';
 import { bootWorkflowId, CONTROLLER_QUEUE, deleteWorkflowId } from '../../workflows/names';
 import type { BootRequest, DeleteRequest } from '../../workflows/types';
+import { checkOwnership, deleteOwnership, ForeignWorkflowError } from '../../lib/workflow-ownership';
 import { authOf } from '../auth';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
@@ -521,15 +522,24 @@ async function deleteServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
     auth: await grantFor(deps, token, 'deleteInstance', deleteWorkflowId(instance.uuid)),
     instanceUuid: instance.uuid,
   };
+  const workflowId = deleteWorkflowId(instance.uuid);
   try {
     await deps.temporal.workflow.start('deleteInstance', {
       taskQueue: CONTROLLER_QUEUE,
-      workflowId: deleteWorkflowId(instance.uuid),
+      workflowId,
       args: [input],
     });
   } catch (err) {
-    // A delete of this server is already running: this one is answered the same.
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    // A delete of this server is already running: this one is answered the same, once the running
+    // workflow is checked to be that delete (anyone with the Temporal port can squat the id).
+    try {
+      await checkOwnership(deps.temporal, workflowId, undefined, deleteOwnership(instance.uuid));
+    } catch (refused) {
+      if (!(refused instanceof ForeignWorkflowError)) throw refused;
+      deps.log.warn({ workflowId, why: refused.why }, 'delete refused: a foreign workflow holds its id');
+      throw new ApiError(409, `Cannot delete server ${instance.uuid}: ${refused.message}`);
+    }
   }
   return reply.code(204).send();
 }

@@ -4,10 +4,8 @@
  * - Same request, same workflow: the id derives from the request (boot-<requestId>, delete-<uuid>), the start
  *   uses USE_EXISTING (a running one is joined, not an error) and the boot's REJECT_DUPLICATE (a finished
  *   boot is followed to its recorded outcome, never booted again).
- * - Only our own workflows are followed: anyone with the Temporal port can start a workflow under an id the
- *   client will use. The run's first event must be the expected workflow type on the controller's queue with
- *   an input that this deployment's codec key decrypts (AES-GCM authenticates it: only a holder of the key
- *   made it) naming the same request or server. Anything else is refused with a clear error.
+ * - Only our own workflows are followed (lib/workflow-ownership.ts): anything else under the id is refused
+ *   with a clear error, exit 1.
  * - Temporal going away is not the boot failing: following keeps reconnecting (the gRPC channel does, once
  *   the server listens again) and only gives up after a bound, with exit 3.
  */
@@ -16,12 +14,10 @@ import {
   ServiceError,
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
-  type Client,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { defaultPayloadConverter, type Payload } from '@temporalio/common';
-import { isEncryptedPayload } from '../codec/encryption-codec';
 import { CONTROLLER_QUEUE } from '../../workflows/names';
+import { checkOwnership, ForeignWorkflowError, type Ownership } from '../workflow-ownership';
 import type { TemporalHandle } from './temporal';
 import { EXIT, UserError } from './usage';
 
@@ -52,72 +48,6 @@ export async function temporalReachable(temporal: TemporalHandle): Promise<boole
 
 export function unreachableMessage(temporal: TemporalHandle): string {
   return `Temporal is unreachable at ${temporal.address}: reconnecting (workflows go on once it is back)`;
-}
-
-/** What makes a workflow ours: its type, and an input (decrypted) naming our request or server. */
-export interface Ownership {
-  workflowType: string;
-  /** Checked on the decrypted input of the run's first event. */
-  owns(input: Record<string, unknown>): boolean;
-  /** For the error: "the boot of request req-1", "the delete of server <uuid>". */
-  what: string;
-}
-
-/** The clear refusal of a workflow under our id that this client's deployment did not start. */
-export class ForeignWorkflowError extends UserError {
-  constructor(workflowId: string, what: string, why: string) {
-    super(
-      `Workflow ${workflowId} is not ${what}: ${why}. Someone else started a workflow under this id; ` +
-        'an operator should inspect and terminate it (`temporal workflow describe/terminate`)',
-      EXIT.FAILED,
-    );
-  }
-}
-
-async function decodeInput(client: Client, payload: Payload): Promise<unknown> {
-  let decoded = payload;
-  for (const codec of [...(client.options.dataConverter.payloadCodecs ?? [])].reverse()) {
-    [decoded] = (await codec.decode([decoded])) as [Payload];
-  }
-  return defaultPayloadConverter.fromPayload(decoded);
-}
-
-/**
- * Reads the run's first event as stored (no codec on the way) and checks it is ours; throws if not.
- * Returns the identity of the client that started it.
- */
-export async function checkOwnership(
-  temporal: TemporalHandle,
-  workflowId: string,
-  runId: string | undefined,
-  expected: Ownership,
-): Promise<{ startedBy: string }> {
-  const { client, namespace } = temporal;
-  const history = await client.workflowService.getWorkflowExecutionHistory({
-    namespace,
-    execution: { workflowId, ...(runId ? { runId } : {}) },
-    maximumPageSize: 1,
-  });
-  const started = history.history?.events?.[0]?.workflowExecutionStartedEventAttributes;
-  const refuse = (why: string) => new ForeignWorkflowError(workflowId, expected.what, why);
-  if (!started) throw refuse('its history has no start event');
-  const type = started.workflowType?.name ?? '';
-  if (type !== expected.workflowType) throw refuse(`it runs ${type || 'an unknown type'}`);
-  if (started.taskQueue?.name !== CONTROLLER_QUEUE) {
-    throw refuse(`it runs on task queue ${started.taskQueue?.name ?? '?'}, not ${CONTROLLER_QUEUE}`);
-  }
-  const payload = started.input?.payloads?.[0];
-  if (!payload || !isEncryptedPayload(payload as Payload)) throw refuse('its input is not encrypted');
-  let input: unknown;
-  try {
-    input = await decodeInput(client, payload as Payload);
-  } catch {
-    throw refuse("its input does not decrypt with this deployment's key");
-  }
-  if (typeof input !== 'object' || input === null || !expected.owns(input as Record<string, unknown>)) {
-    throw refuse('its input is for another request');
-  }
-  return { startedBy: started.identity ?? '' };
 }
 
 export interface StartOrFollow {
@@ -157,7 +87,13 @@ export async function startOrFollow(
     runId = (await client.workflow.getHandle(options.workflowId).describe()).runId;
     handle = client.workflow.getHandle(options.workflowId, runId);
   }
-  const { startedBy } = await checkOwnership(temporal, options.workflowId, runId, options.ownership);
+  let startedBy: string;
+  try {
+    ({ startedBy } = await checkOwnership(client, options.workflowId, runId, options.ownership));
+  } catch (err) {
+    if (err instanceof ForeignWorkflowError) throw new UserError(err.message, EXIT.FAILED);
+    throw err;
+  }
   // Each client run has its own identity (client.ts adds a random part): another one started this run.
   const joined = startedBy !== client.options.identity;
   return { handle, joined };

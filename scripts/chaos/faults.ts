@@ -1,10 +1,15 @@
 /**
  * Faults injected into the embedded services from outside their processes, the way an operator's bad day
  * would: the compute hosts' fault file (failing or slow spawns, failing downloads), a damaged file in a
- * host's image cache, Cinder's fault file (slow or failing volume creation), and a service database held
- * busy by another process's write transaction (SQLite BEGIN IMMEDIATE) for a few seconds.
+ * host's image cache, Cinder's fault file (slow or failing volume creation), a service database held
+ * busy by another process's write transaction (SQLite BEGIN IMMEDIATE) for a few seconds, and Temporal's
+ * own reset and terminate of a workflow (what anyone with the frontend port may do).
  */
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import Long from 'long';
 import { mkdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { faultsFile } from '../../cloud/cinder';
@@ -92,4 +97,32 @@ export function holdDatabaseLock(dataDir: string, service: string, holdMs: numbe
       code === 0 ? resolve() : reject(new Error(`lock holder on ${service} failed (${code}): ${stderr}`)),
     );
   });
+}
+
+/** The run's workflow-task-completed events: where `temporal workflow reset --event-id` may send it back. */
+export async function resetPoints(client: Client, workflowId: string, runId: string): Promise<number[]> {
+  const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
+  return (history.events ?? [])
+    .filter((e) => e.eventType === temporal.api.enums.v1.EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+    .map((e) => Number(e.eventId));
+}
+
+/**
+ * Resets the run to one of its workflow-task-completed events, as `temporal workflow reset` does: the run
+ * is terminated and a new one replays up to that event and goes on from there. Returns the new run's id.
+ */
+export async function resetWorkflow(
+  client: Client,
+  workflowId: string,
+  runId: string,
+  eventId: number,
+): Promise<string> {
+  const { runId: newRunId } = (await client.workflowService.resetWorkflowExecution({
+    namespace: client.options.namespace,
+    workflowExecution: { workflowId, runId },
+    reason: `chaos: reset to event ${eventId}`,
+    workflowTaskFinishEventId: Long.fromNumber(eventId),
+    requestId: randomUUID(),
+  })) as temporal.api.workflowservice.v1.IResetWorkflowExecutionResponse;
+  return newRunId ?? '';
 }

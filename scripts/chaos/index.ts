@@ -33,19 +33,23 @@ import { freePort } from '../../lib/dev-server';
 import { ensureGuestImage, INSTALL_COMMAND, missingGuestTools } from '../../lib/guest-image';
 import { bootflowDataConverter, loadKeyringOrExplain } from '../../lib/command-line/temporal';
 import { waitForComputeHosts } from '../../lib/command-line/compute-services';
+import { pollUntil } from '../../lib/poll';
 import {
   clearAllFaults,
   cinderFaultFor,
   corruptCachedImage,
   holdDatabaseLock,
+  resetPoints,
+  resetWorkflow,
   setComputeFault,
 } from './faults';
 import { readBootHistory, type BootHistory } from './histories';
+import { Rng } from './rng';
 import { COMPUTE_HOSTS, makePlan, type ChaosEvent, type ChaosEventType } from './plan';
 import { Cluster, type WorkerName } from './processes';
 import { outcomeTable, summaryTable, type RunFacts } from './report';
 import { prepareChaosCloud, type ChaosFixtures } from './setup';
-import { Driver } from './submit';
+import { Driver, type TrackedRequest } from './submit';
 import { verify } from './verify';
 
 export interface ChaosOptions {
@@ -104,6 +108,9 @@ function parseOptions(argv: string[]): ChaosOptions {
   };
 }
 
+/** The reconciler's grace (a minute untouched), its interval (a minute), its run (a dead host: 30 s). */
+const RECONCILER_WAIT_MS = 200_000;
+
 const started = Date.now();
 function log(line: string): void {
   const s = ((Date.now() - started) / 1000).toFixed(1).padStart(6);
@@ -113,6 +120,130 @@ function log(line: string): void {
 interface EventContext {
   cluster: Cluster;
   fixtures: ChaosFixtures;
+  client: Client;
+  driver: Driver;
+}
+
+/** The running boots in the order a seeded shuffle gives them. */
+function shuffled<T>(items: T[], rng: Rng): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = rng.int(0, i);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+/** How long a reset or terminate waits for boots working on a host (the kills may have stalled them all). */
+const MID_FLIGHT_WAIT_MS = 60_000;
+
+/**
+ * Up to `count` running boots, in seeded order, that already work on a host (their instance exists and holds
+ * resources), with their current run's id; `act` is tried on each and says whether it took. Waits for such
+ * boots up to MID_FLIGHT_WAIT_MS.
+ */
+async function onBootsMidFlight(
+  ctx: EventContext,
+  rng: Rng,
+  count: number,
+  eligible: (t: TrackedRequest) => boolean,
+  act: (t: TrackedRequest, runId: string, history: BootHistory) => Promise<string | undefined>,
+): Promise<string[]> {
+  const done: string[] = [];
+  const until = Date.now() + MID_FLIGHT_WAIT_MS;
+  while (done.length < count && Date.now() < until) {
+    for (const t of shuffled(ctx.driver.running().filter(eligible), rng)) {
+      if (done.length >= count) break;
+      const run = await ctx.client.workflow.getHandle(t.workflowId).describe();
+      if (run.status.name !== 'RUNNING') continue;
+      const history = await readBootHistory(ctx.client, t.workflowId, run.runId);
+      if (history.hostsWorkedOn.length === 0) continue;
+      const what = await act(t, run.runId, history);
+      if (what) done.push(what);
+    }
+    if (done.length < count) await sleep(2_000);
+  }
+  return done;
+}
+
+/** Resets `count` boots mid-flight, each to one of its workflow-task-completed events (seeded). */
+async function resetBoots(ctx: EventContext, count: number, rng: Rng): Promise<string | null> {
+  const done = await onBootsMidFlight(
+    ctx,
+    rng,
+    count,
+    (t) => !t.terminated && !t.resets,
+    async (t, runId) => {
+      const points = await resetPoints(ctx.client, t.workflowId, runId);
+      if (points.length === 0) return undefined;
+      const eventId = rng.pick(points);
+      t.resets = (t.resets ?? 0) + 1;
+      await resetWorkflow(ctx.client, t.workflowId, runId, eventId);
+      return `${t.workflowId} to event ${eventId} (of ${points.length} workflow tasks)`;
+    },
+  );
+  if (done.length === 0) return 'reset (no boot was working on a host)';
+  log(`chaos: workflow reset of ${done.join(', ')}`);
+  return null;
+}
+
+/** Terminates one boot mid-flight: the reconciler is to finish its server. */
+async function terminateBoot(ctx: EventContext, rng: Rng): Promise<string | null> {
+  const done = await onBootsMidFlight(
+    ctx,
+    rng,
+    1,
+    (t) => !t.terminated && !t.resets,
+    async (t, runId, history) => {
+      t.terminated = true;
+      try {
+        // That run only: one that ended meanwhile is not terminated (NotFound), and another is tried.
+        await ctx.client.workflow.getHandle(t.workflowId, runId).terminate('chaos: terminated mid-flight');
+      } catch {
+        t.terminated = false;
+        return undefined;
+      }
+      return `${t.workflowId} (working on ${history.hostsWorkedOn.join(', ')})`;
+    },
+  );
+  if (done.length === 0) return 'terminate (no boot was working on a host)';
+  log(`chaos: workflow terminate of ${done.join(', ')}`);
+  return null;
+}
+
+/**
+ * Waits until the reconciler Schedule has finished every terminated boot's server (no longer building,
+ * no task): a minute's grace after the last touch, then its next run, each a minute apart.
+ */
+async function waitForReconciler(
+  dataDir: string,
+  terminated: TrackedRequest[],
+  until: number,
+): Promise<void> {
+  if (terminated.length === 0) return;
+  const cloud = await openCloud({ db: { dataDir } });
+  try {
+    const pending = () => terminated.map((t) => t.planned.requestId);
+    let left = pending();
+    log(`waiting for the reconciler to finish ${left.length} terminated boot(s)`);
+    await pollUntil(
+      async () => {
+        const instances = await cloud.nova.listInstances({ allProjects: true, includeDeleted: true });
+        left = pending().filter((id) =>
+          instances.some((i) => i.requestId === id && (i.vmState === 'building' || i.taskState !== null)),
+        );
+        return left.length === 0 ? true : undefined;
+      },
+      {
+        timeoutMs: Math.max(0, until - Date.now()),
+        intervalMs: 2_000,
+        what: () => `the reconciler to finish ${left.join(', ')}`,
+      },
+    ).catch((err: unknown) => log(`! ${(err as Error).message}`));
+    log('the reconciler finished every terminated boot');
+  } finally {
+    await cloud.close();
+  }
 }
 
 /** Carries out one event; resolves when it is over (the killed worker back, the lock released). */
@@ -194,6 +325,10 @@ async function carryOut(event: ChaosEvent, ctx: EventContext): Promise<string | 
       await holdDatabaseLock(dataDir, event.service, event.holdMs);
       log(`chaos: ${event.service} database released`);
       return null;
+    case 'reset-boots':
+      return resetBoots(ctx, event.count, new Rng(event.seed));
+    case 'terminate-boot':
+      return terminateBoot(ctx, new Rng(event.seed));
   }
 }
 
@@ -303,7 +438,7 @@ async function main(): Promise<number> {
           lastFired = Date.now();
           const { event } = due;
           running.push(
-            carryOut(event, { cluster, fixtures }).then(
+            carryOut(event, { cluster, fixtures, client, driver }).then(
               (skip) => {
                 if (skip) skipped.push(skip);
                 else ran[event.type] = (ran[event.type] ?? 0) + 1;
@@ -333,6 +468,12 @@ async function main(): Promise<number> {
     );
     await Promise.race([Promise.allSettled(running), sleep(60_000)]);
     await clearAllFaults(dataDir, COMPUTE_HOSTS);
+    // A terminated boot's outcome is the reconciler's to give; it gets past the bound if it needs it.
+    await waitForReconciler(
+      dataDir,
+      driver.tracked.filter((t) => t.terminated),
+      Math.max(deadline, Date.now() + RECONCILER_WAIT_MS),
+    );
 
     const histories = new Map<string, BootHistory>();
     for (const t of driver.tracked) {

@@ -1,8 +1,9 @@
 /**
  * The chaos plan, all of it drawn from the seed before anything runs: which boots are submitted (and which
  * must fail, and how), which finished servers are deleted, and at which point of the submission each fault
- * or kill happens. Two runs with the same seed and size submit the same requests and inject the same
- * faults at the same submission counts; only the timing of the machine differs.
+ * or kill happens (with the seeds by which a workflow reset or terminate picks among the running boots).
+ * Two runs with the same seed and size submit the same requests and inject the same faults at the same
+ * submission counts; only the timing of the machine differs.
  */
 import { Rng } from './rng';
 
@@ -43,7 +44,11 @@ export type ChaosEvent =
   | { type: 'fetch-fail'; host: ComputeHostName; times: number }
   | { type: 'volume-slow'; delayMs: number; forMs: number }
   | { type: 'volume-fail'; forMs: number }
-  | { type: 'db-busy'; service: 'nova' | 'placement' | 'neutron' | 'cinder'; holdMs: number };
+  | { type: 'db-busy'; service: 'nova' | 'placement' | 'neutron' | 'cinder'; holdMs: number }
+  /** `temporal workflow reset` of `count` running boots, each to one of its workflow-task-completed events. */
+  | { type: 'reset-boots'; count: number; seed: number }
+  /** `temporal workflow terminate` of one boot already working on a host (the reconciler finishes it). */
+  | { type: 'terminate-boot'; seed: number };
 
 export type ChaosEventType = ChaosEvent['type'];
 
@@ -158,6 +163,12 @@ function planEvents(rng: Rng, boots: number, short: boolean, lostHost: ComputeHo
       });
     }
   }
+  // Operators' hands on Temporal itself, drawn last so the plans of the faults above stay as they were.
+  // Early enough that the reconciler (a minute's grace, every minute) finishes the terminated build before
+  // the run's bound.
+  add(0.15, short ? 0.45 : 0.6, { type: 'reset-boots', count: short ? 2 : 4, seed: rng.int(1, 2 ** 30) });
+  add(0.15, short ? 0.45 : 0.6, { type: 'terminate-boot', seed: rng.int(1, 2 ** 30) });
+  if (!short) add(0.3, 0.7, { type: 'terminate-boot', seed: rng.int(1, 2 ** 30) });
   return events.sort((a, b) => a.atFraction - b.atFraction);
 }
 

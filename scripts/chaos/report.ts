@@ -85,6 +85,10 @@ export function summaryTable(facts: RunFacts, v: Verification): string {
     `volume create fail ${e['volume-fail'] ?? 0}`,
     `database busy ${e['db-busy'] ?? 0}`,
   ].join(', ');
+  const outcomesOf = (workflow: 'reset' | 'terminated') => {
+    const mine = v.verdicts.filter((x) => x.workflow === workflow);
+    return `${mine.length}${mine.length ? ` (${countBy(mine, (x) => x.outcome)})` : ''}`;
+  };
   const clean = facts.gracefulStop.filter((w) => w.code === 0).length;
   const t = table([`chaos seed ${facts.seed}`, 'result'], [21, 96]);
   t.push(
@@ -96,6 +100,11 @@ export function summaryTable(facts: RunFacts, v: Verification): string {
     ['deletes', `${facts.deletes.deleted} of ${facts.deletes.asked} asked`],
     ['kills (SIGKILL)', kills],
     ['dev server restarts', String(e['restart-server'] ?? 0)],
+    ['resets', `${outcomesOf('reset')} boots reset mid-flight to a workflow-task event`],
+    [
+      'terminations',
+      `${outcomesOf('terminated')} boots terminated mid-flight (the reconciler finishes them)`,
+    ],
     [
       'faults injected',
       faults + (facts.skippedEvents.length ? `; skipped: ${facts.skippedEvents.join(', ')}` : ''),

@@ -34,6 +34,10 @@ export interface TrackedRequest {
   /** What the second submission of the same request id got. */
   resubmission?: 'already-started' | 'started-again' | 'error';
   boot?: BootEnd;
+  /** Times chaos reset its boot (each reset ends the run as terminated and starts a new one, followed). */
+  resets?: number;
+  /** Chaos terminated its boot mid-flight: the reconciler is to finish the server (ERROR, nothing held). */
+  terminated?: boolean;
   /** Its boot or delete was still running when the run's time bound ran out. */
   unfinished?: 'boot' | 'delete';
   deletion?: {
@@ -184,16 +188,40 @@ export class Driver {
     return handle;
   }
 
-  private async follow(t: TrackedRequest, handle: WorkflowHandle): Promise<void> {
-    try {
-      t.boot = await this.retrying(`result of ${t.workflowId}`, async () => {
+  /**
+   * The boot's outcome. A reset ends the run it replaces as terminated and starts another under the same
+   * id: that one is followed in turn. A terminated run with no newer one is the outcome.
+   */
+  private async outcome(t: TrackedRequest, handle: WorkflowHandle): Promise<BootEnd> {
+    let current = handle;
+    let followed = t.firstRunId;
+    for (;;) {
+      const end = await this.retrying(`result of ${t.workflowId}`, async () => {
         try {
-          return { ok: true as const, result: (await handle.result()) as BootResult };
+          return { ok: true as const, result: (await current.result()) as BootResult };
         } catch (err) {
           if (err instanceof WorkflowFailedError) return failureOf(err);
           throw err;
         }
       });
+      if (end.ok || end.type !== 'TerminatedFailure') return end;
+      const latest = await this.retrying(`describe ${t.workflowId}`, () =>
+        this.options.client.workflow.getHandle(t.workflowId).describe(),
+      );
+      if (latest.runId === followed) return end;
+      followed = latest.runId;
+      current = this.options.client.workflow.getHandle(t.workflowId, latest.runId);
+    }
+  }
+
+  /** Boots submitted and not ended yet (the ones a reset or terminate may pick). */
+  running(): TrackedRequest[] {
+    return this.tracked.filter((t) => t.firstRunId && !t.boot && !t.unfinished);
+  }
+
+  private async follow(t: TrackedRequest, handle: WorkflowHandle): Promise<void> {
+    try {
+      t.boot = await this.outcome(t, handle);
     } catch (err) {
       if (this.expired) t.unfinished = 'boot';
       this.options.log(`! ${t.workflowId}: no outcome (${(err as Error).message})`);

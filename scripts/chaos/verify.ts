@@ -2,8 +2,10 @@
  * The verdict, read from the cloud's databases and host directories once every workflow has ended and the
  * workers have stopped:
  *   - each request has exactly one outcome: ACTIVE, ERROR with a fault, deleted as asked, or refused
- *     (no server) for the requests that must be; the workflow's answer agrees with Nova; no request lost,
- *     none booted twice (instances per request id, domains per instance);
+ *     (no server) for the requests that must be; the workflow's answer agrees with Nova (a reset boot's:
+ *     its last run's); no request lost, none booted twice (instances per request id, domains per instance);
+ *     a boot terminated mid-flight is ERROR with the reconciler's fault, holding nothing (or ACTIVE with
+ *     everything, when its server got there before the terminate);
  *   - every ACTIVE server has exactly its port (ACTIVE, bound to its host, one fixed IP), its boot volume
  *     (in-use, attached on its host) or none, its allocation (its flavor, on its host's provider), its quota,
  *     and on its host a running domain, its disk (holding exactly the image's bytes), its VIF and volume
@@ -39,6 +41,8 @@ export interface RequestVerdict {
   host?: string;
   attempts: number;
   triedHosts: string[];
+  /** What chaos did to its workflow through Temporal. */
+  workflow?: 'reset' | 'terminated';
 }
 
 export interface Verification {
@@ -226,6 +230,9 @@ async function checkErrored(ctx: Context, t: TrackedRequest, instance: Instance)
     fail(ctx, id, `ERROR with task ${instance.taskState} on host ${instance.host}`);
   const faults = await ctx.cloud.nova.listFaults(instance.uuid);
   if (faults.length === 0) fail(ctx, id, 'ERROR without a fault');
+  // A terminated build is the reconciler's to finish, with its own fault.
+  if (t.terminated && !faults.some((f) => f.details === 'BuildAbortedException'))
+    fail(ctx, id, `terminated, but no reconciler fault: ${faults.map((f) => f.message).join('; ')}`);
   if (await ctx.cloud.placement.getAllocations(instance.uuid)) fail(ctx, id, 'ERROR but holds an allocation');
 }
 
@@ -238,6 +245,7 @@ function verdictOf(ctx: Context, t: TrackedRequest, instances: Instance[]): Requ
     triedHosts: t.boot?.ok
       ? t.boot.result.triedHosts
       : ((t.boot?.details.triedHosts as string[] | undefined) ?? []),
+    ...(t.terminated ? { workflow: 'terminated' as const } : t.resets ? { workflow: 'reset' as const } : {}),
   };
   if (!t.boot) {
     fail(ctx, id, 'no outcome: the boot never ended (lost)');
@@ -248,6 +256,7 @@ function verdictOf(ctx: Context, t: TrackedRequest, instances: Instance[]): Requ
   const instance = instances[0];
   const failureType = t.boot.ok ? undefined : t.boot.type;
   if (!instance) {
+    if (t.terminated) fail(ctx, id, 'terminated while working on a host, yet no instance');
     if (t.boot.ok)
       fail(ctx, id, `workflow answered ACTIVE ${t.boot.result.id} but Nova has no such instance`);
     const allowed = REFUSED_AS[t.planned.kind];
@@ -266,7 +275,9 @@ function verdictOf(ctx: Context, t: TrackedRequest, instances: Instance[]): Requ
     return { ...base, outcome: 'DELETED', host: t.deletion?.result?.host ?? undefined };
   }
   if (instance.vmState === 'active') {
-    if (!t.boot.ok) fail(ctx, id, `Nova says ACTIVE but the workflow failed: ${t.boot.type}`);
+    // A boot terminated after its server went ACTIVE leaves it so (holding everything, checked below).
+    if (!t.boot.ok && !t.terminated)
+      fail(ctx, id, `Nova says ACTIVE but the workflow failed: ${t.boot.type}`);
     if (t.deletion)
       fail(ctx, id, `asked to be deleted (${t.deletion.error ?? 'no answer'}) but still ACTIVE`);
     if (MUST_FAIL.includes(t.planned.kind)) fail(ctx, id, `must fail (${t.planned.kind}) but is ACTIVE`);
@@ -277,6 +288,8 @@ function verdictOf(ctx: Context, t: TrackedRequest, instances: Instance[]): Requ
     if (t.deletion)
       fail(ctx, id, `asked to be deleted, but its delete failed: ${t.deletion.error ?? 'no answer'}`);
     else if (t.boot.ok) fail(ctx, id, 'the workflow answered ACTIVE but Nova says ERROR');
+    else if (t.terminated && t.boot.type !== 'TerminatedFailure')
+      fail(ctx, id, `terminated, but its workflow ended in ${t.boot.type}`);
     return { ...base, outcome: 'ERROR', ...(failureType ? { failureType } : {}) };
   }
   fail(ctx, id, `ended in vm_state ${instance.vmState}/${instance.taskState}`);
