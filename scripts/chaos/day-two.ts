@@ -30,6 +30,7 @@ import type { Cloud } from '../../cloud/index';
 import type { EvacuateHostResult } from '../../workflows/evacuate';
 import {
   CONTROLLER_QUEUE,
+  evacuateWorkflowId,
   serverOperationWorkflowId,
   volumeAttachWorkflowId,
   volumeDetachWorkflowId,
@@ -374,8 +375,16 @@ export class DayTwo {
     while ([...this.servers.values()].some((s) => s.host === host && s.busy > 0) && !this.expired)
       await sleep(500);
     const { cloud } = this.o;
-    this.o.log(`chaos: day two: ${host} forced down; evacuating it`);
     await cloud.nova.setHostForcedDown(host, true);
+    // Builds caught on it go elsewhere on their own (their work there times out); the operator evacuates
+    // the servers that stand there (a build would be refused: vm_state building).
+    const settled = Date.now() + 90_000;
+    const building = async () =>
+      (await cloud.nova.listInstances({ allProjects: true })).some(
+        (i) => i.host === host && !i.deleted && i.vmState === 'building',
+      );
+    while ((await building()) && Date.now() < settled && !this.expired) await sleep(1_000);
+    this.o.log(`chaos: day two: ${host} forced down; evacuating it`);
     const before: EvacuationRecord['before'] = [];
     for (const instance of await cloud.nova.listInstances({ allProjects: true })) {
       if (instance.host !== host || instance.deleted) continue;
@@ -423,6 +432,8 @@ export class DayTwo {
     for (const server of before) {
       const evacuated = record.result?.evacuated.find((e) => e.instanceUuid === server.uuid);
       const failed = record.result?.failed.find((f) => f.instanceUuid === server.uuid);
+      // evacuateHost reports a child's failure as the child's; its own typed failure says refused or failed.
+      const child = failed ? await this.childFailure(evacuateWorkflowId(server.uuid, requestId)) : undefined;
       const known = this.servers.get(server.uuid);
       this.requests.push({
         op: 'evacuate',
@@ -435,11 +446,9 @@ export class DayTwo {
           ? { outcome: 'done' as const }
           : failed
             ? {
-                outcome: /InvalidState|Conflict|NotFound|BadRequest/.test(failed.type)
-                  ? ('refused' as const)
-                  : ('failed' as const),
-                failureType: failed.type,
-                message: failed.message,
+                outcome: refusal(child?.code) ? ('refused' as const) : ('failed' as const),
+                failureType: child?.type ?? failed.type,
+                message: child?.message ?? failed.message,
               }
             : { outcome: 'lost' as const, message: record.error ?? 'not in the evacuation result' }),
       });
@@ -450,6 +459,18 @@ export class DayTwo {
     }
     const moved = record.result?.evacuated.length ?? 0;
     this.o.log(`chaos: day two: ${moved} of ${before.length} servers evacuated off ${host}`);
+  }
+
+  private async childFailure(workflowId: string) {
+    try {
+      await this.o.client.workflow.getHandle(workflowId).result();
+      return undefined;
+    } catch (err) {
+      const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
+      if (!(cause instanceof ApplicationFailure)) return undefined;
+      const details = cause.details?.[0] as { code?: unknown } | undefined;
+      return { type: cause.type ?? 'Error', message: cause.message, code: details?.code };
+    }
   }
 
   private async admin(): Promise<string> {
