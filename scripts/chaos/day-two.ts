@@ -225,7 +225,8 @@ export class DayTwo {
 
   /** Picks a server for `op` and starts it; undefined when none fits now. */
   private launch(op: Exclude<DayTwoOp, 'evacuate'>, servers: Server[]): Promise<void> | undefined {
-    const idle = servers.filter((s) => s.busy === 0);
+    // The newest servers: the run deletes the oldest to make room, and the check reads the survivors.
+    const idle = servers.filter((s) => s.busy === 0).slice(-8);
     const probe = this.rng.chance(0.15) ? this.rng.pick(['state', 'busy'] as const) : undefined;
     let server: Server | undefined;
     let volumeId: string | undefined;
@@ -429,28 +430,51 @@ export class DayTwo {
       record.error = (err as Error).message;
     }
     const ended = Date.now();
-    for (const server of before) {
-      const evacuated = record.result?.evacuated.find((e) => e.instanceUuid === server.uuid);
-      const failed = record.result?.failed.find((f) => f.instanceUuid === server.uuid);
-      // evacuateHost reports a child's failure as the child's; its own typed failure says refused or failed.
-      const child = failed ? await this.childFailure(evacuateWorkflowId(server.uuid, requestId)) : undefined;
-      const known = this.servers.get(server.uuid);
+    if (!record.result) {
+      // The evacuation itself has no outcome: one request lost.
       this.requests.push({
         op: 'evacuate',
-        requestId: `${requestId}-${server.uuid}`,
+        requestId,
         workflowId,
-        instanceUuid: server.uuid,
+        instanceUuid: '',
+        bootRequestId: '',
+        endedAt: ended,
+        outcome: 'lost',
+        message: record.error ?? 'no result',
+      });
+    }
+    // One request per server evacuateHost found on the host (a server gone from it since the snapshot is
+    // not one of them).
+    const servers = [
+      ...(record.result?.evacuated ?? []).map((e) => ({
+        uuid: e.instanceUuid,
+        evacuated: e,
+        failed: undefined,
+      })),
+      ...(record.result?.failed ?? []).map((f) => ({
+        uuid: f.instanceUuid,
+        evacuated: undefined,
+        failed: f,
+      })),
+    ];
+    for (const { uuid, evacuated, failed } of servers) {
+      // evacuateHost reports a child's failure as the child's; its own typed failure says refused or failed.
+      const child = failed ? await this.childFailure(evacuateWorkflowId(uuid, requestId)) : undefined;
+      const known = this.servers.get(uuid);
+      this.requests.push({
+        op: 'evacuate',
+        requestId: `${requestId}-${uuid}`,
+        workflowId: evacuateWorkflowId(uuid, requestId),
+        instanceUuid: uuid,
         bootRequestId: known?.bootRequestId ?? '',
         endedAt: ended,
         ...(evacuated
           ? { outcome: 'done' as const }
-          : failed
-            ? {
-                outcome: refusal(child?.code) ? ('refused' as const) : ('failed' as const),
-                failureType: child?.type ?? failed.type,
-                message: child?.message ?? failed.message,
-              }
-            : { outcome: 'lost' as const, message: record.error ?? 'not in the evacuation result' }),
+          : {
+              outcome: refusal(child?.code) ? ('refused' as const) : ('failed' as const),
+              failureType: child?.type ?? failed?.type ?? 'Error',
+              message: child?.message ?? failed?.message ?? '',
+            }),
       });
       if (evacuated && known) {
         known.host = evacuated.host;
@@ -458,7 +482,7 @@ export class DayTwo {
       }
     }
     const moved = record.result?.evacuated.length ?? 0;
-    this.o.log(`chaos: day two: ${moved} of ${before.length} servers evacuated off ${host}`);
+    this.o.log(`chaos: day two: ${moved} of ${servers.length} servers evacuated off ${host}`);
   }
 
   private async childFailure(workflowId: string) {
@@ -690,7 +714,7 @@ export async function verifyDayTwo(
     }
     evacuation = {
       host: record.host,
-      servers: record.before.length,
+      servers: moved.length + (record.result?.failed.length ?? 0),
       moved: moved.length,
       samePortsIpsVolumes: same,
     };
