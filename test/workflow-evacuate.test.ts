@@ -6,6 +6,8 @@
  */
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { BootAuth, BootResult, DeleteResult, VolumeActionResult } from '../workflows/types';
@@ -222,6 +224,47 @@ describe('evacuate', () => {
     assert.ok(!(await compute.listVifs()).some((v) => v.instanceUuid === server.id));
     assert.equal(await compute.getDomain(server.id), undefined);
     await comeBack(source);
+    await assertNoLeaks(h);
+  });
+
+  test('a failure after the volume is connected on the destination: disconnected there again', async () => {
+    const server: BootResult = await h.runBoot(h.request('evac-fetch'));
+    const { projectId } = await h.cloud.nova.getInstance(server.id);
+    const volume = await h.cloud.cinder.createVolume({ requestKey: 'evac-fetch-vol', projectId, sizeGb: 1 });
+    await h.cloud.cinder.waitForVolume(volume.id);
+    const attach = await h.env.client.workflow.start('attachServerVolume', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: volumeAttachWorkflowId(server.id, 'evac-fetch-attach'),
+      args: [
+        { requestId: 'evac-fetch-attach', auth: h.demoAuth(), instanceUuid: server.id, volumeId: volume.id },
+      ],
+    });
+    await attach.result();
+    await loseHost(server.host);
+    // The image fetch (after the volume is connected, before the guest exists) fails on every destination.
+    for (const [host, compute] of h.computeHosts) {
+      if (host === server.host) continue;
+      await rm(path.join(compute.hostDir, '_base'), { recursive: true, force: true });
+      await compute.setFault('fetchImage', { mode: 'fail', message: 'Injected: the image store is away' });
+    }
+    const handle = await evacuate(server.id, 'evac-fetch-fails');
+    const err = await handle.result().then(
+      () => assert.fail('the evacuation should fail'),
+      (e: unknown) => e,
+    );
+    await h.keepHistory('evacuate/evacuate-fetch-fails', handle);
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.equal((await h.cloud.nova.getInstance(server.id)).vmState, 'error');
+    for (const [host, compute] of h.computeHosts) {
+      if (host === server.host) continue;
+      assert.deepEqual(
+        (await compute.listVolumeConnections()).filter((c) => c.instanceUuid === server.id),
+        [],
+        `no volume connection left on ${host}`,
+      );
+      assert.ok(!(await compute.listVifs()).some((v) => v.instanceUuid === server.id));
+    }
+    await comeBack(server.host);
     await assertNoLeaks(h);
   });
 

@@ -118,10 +118,11 @@ const STORED: Array<{ dir: string; what: string; ids: string[] }> = [
   },
   {
     // test/workflow-evacuate.test.ts: one server, a host-wide run with its children, a spawn failing on the
-    // destination, and the returning host's reaping of evacuated guests.
+    // destination, an image fetch failing there after the volume was connected (patched: the connect's
+    // undo), and the returning host's reaping of evacuated guests.
     dir: 'evacuate',
     what: 'evacuate',
-    ids: ['destroy-evacuated', 'evacuate-host', 'evacuate-spawn-fails', 'evacuate'],
+    ids: ['destroy-evacuated', 'evacuate-fetch-fails', 'evacuate-host', 'evacuate-spawn-fails', 'evacuate'],
   },
 ];
 

@@ -19,6 +19,7 @@ import {
   CancellationScope,
   executeChild,
   isCancellation,
+  patched,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import { bootFailure, classify, faultOf, type Classified } from './failures';
@@ -160,6 +161,16 @@ export async function evacuateServer(request: EvacuateRequest): Promise<Evacuate
         attachmentId,
         host: target,
       });
+      // Registered before the call, as attachServerVolume does: a connect that timed out may have connected,
+      // and a failure before the guest exists there (a delete taking over, a failing image fetch) must not
+      // leave the volume connected on the destination. Earlier runs' compensations did not disconnect.
+      if (patched('evacuate-undo-volume-connect'))
+        saga.addCall(
+          compute.cleanup.disconnectVolume,
+          `nova-compute: disconnect volume ${volumeId} on ${target}`,
+          { instanceUuid, volumeId, connectionInfo },
+          target,
+        );
       const { device } = await call(
         compute.volumes.attachGuestVolume,
         `nova-compute: connect volume ${volumeId} on ${target}`,

@@ -43,6 +43,7 @@ import {
   resetWorkflow,
   setComputeFault,
 } from './faults';
+import { DayTwo, dayTwoTable, verifyDayTwo, type DayTwoVerdict } from './day-two';
 import { readBootHistory, type BootHistory } from './histories';
 import { Rng } from './rng';
 import { COMPUTE_HOSTS, makePlan, type ChaosEvent, type ChaosEventType } from './plan';
@@ -410,6 +411,24 @@ async function main(): Promise<number> {
       // The short run cannot wait Nova's 30 s for a lost host's every build; the long run keeps the default.
       ...(options.short ? { hostPickupMs: 10_000 } : {}),
     });
+    // Day two: power actions, volumes and the lost host's evacuation, on the servers as they come up.
+    const dayTwoCloud = await openCloud({ db: { dataDir } });
+    const dayTwo = new DayTwo({
+      seed: options.seed,
+      short: options.short,
+      client,
+      connection,
+      cloud: dayTwoCloud,
+      fixtures,
+      tracked: () => driver.tracked,
+      submitting: () => submitting,
+      lostHost: plan.lostHost,
+      isLost: () => cluster.isLost(plan.lostHost),
+      ...(options.short ? { hostPickupMs: 10_000 } : {}),
+      stopAt: submitUntil,
+      deadline,
+      log,
+    });
     const ran: Partial<Record<ChaosEventType, number>> = {};
     const skipped: string[] = [];
     const running: Array<Promise<void>> = [];
@@ -453,11 +472,13 @@ async function main(): Promise<number> {
         await sleep(250);
       }
     })();
+    const dayTwoRun = dayTwo.run();
     await driver.run(plan.requests, (count) => {
       submitted = count;
     });
     submitting = false;
     await scheduler;
+    await dayTwoRun.finally(() => dayTwoCloud.close());
     for (; next < plan.events.length; next++)
       skipped.push(`${plan.events[next]!.event.type} (the run ended first)`);
     clearInterval(ticker);
@@ -486,16 +507,22 @@ async function main(): Promise<number> {
 
     const cloud = await openCloud({ db: { dataDir } });
     const hostList = await openRecordedHosts(dataDir);
+    let dayTwoVerdict: DayTwoVerdict | undefined;
     const verification = await (async () => {
       try {
-        return await verify({
+        const hosts = new Map(hostList.map((h) => [h.host, h]));
+        const verdict = await verify({
           cloud,
-          hosts: new Map(hostList.map((h) => [h.host, h])),
+          hosts,
           lostHost: plan.lostHost,
           fixtures,
           tracked: driver.tracked,
           histories,
+          dayTwo: dayTwo.expectations(),
         });
+        dayTwoVerdict = await verifyDayTwo(dayTwo, cloud, hosts);
+        verdict.violations.push(...dayTwoVerdict.violations);
+        return verdict;
       } finally {
         await cloud.close();
       }
@@ -536,6 +563,7 @@ async function main(): Promise<number> {
       gracefulStop,
     };
     process.stdout.write(`\n${outcomeTable(verification)}\n${summaryTable(facts, verification)}\n`);
+    if (dayTwoVerdict) process.stdout.write(`${dayTwoTable(dayTwoVerdict)}\n`);
     if (verification.violations.length > 0) {
       process.stdout.write(`\nVIOLATIONS (${verification.violations.length}):\n`);
       for (const v of verification.violations.slice(0, 50)) process.stdout.write(`  - ${v}\n`);
@@ -545,7 +573,7 @@ async function main(): Promise<number> {
     if (options.json) {
       writeFileSync(
         options.json,
-        `${JSON.stringify({ options, facts, verification, tracked: driver.tracked.map((t) => ({ ...t.planned, boot: t.boot, deletion: t.deletion, resubmission: t.resubmission })) }, null, 2)}\n`,
+        `${JSON.stringify({ options, facts, verification, dayTwo: { verdict: dayTwoVerdict, requests: dayTwo.requests, evacuation: dayTwo.evacuation }, tracked: driver.tracked.map((t) => ({ ...t.planned, boot: t.boot, deletion: t.deletion, resubmission: t.resubmission })) }, null, 2)}\n`,
       );
     }
     ok = verification.violations.length === 0;

@@ -122,9 +122,10 @@ function planEvents(rng: Rng, boots: number, short: boolean, lostHost: ComputeHo
     events.push({ atBoot: Math.max(1, Math.round(boots * atFraction)), atFraction, event });
   };
 
-  // Early and overlapping in the short run, so that its outages fit its few minutes.
+  // Early and overlapping in the short run, so that its outages fit its few minutes; the host is lost once
+  // servers stand on it (day two evacuates them).
   const w = short
-    ? { controller: [0.05, 0.15], lose: [0.1, 0.25], network: [0.2, 0.35], server: [0.3, 0.5] }
+    ? { controller: [0.05, 0.15], lose: [0.75, 0.9], network: [0.2, 0.35], server: [0.3, 0.5] }
     : { controller: [0.1, 0.35], lose: [0.35, 0.6], network: [0.3, 0.55], server: [0.45, 0.75] };
   const pause = (lo: number, hi: number) => rng.int(lo, short ? Math.min(hi, 4_000) : hi);
   add(w.controller[0]!, w.controller[1]!, { type: 'kill-controller', pauseMs: pause(2_000, 10_000) });

@@ -24,6 +24,7 @@ import type { Cloud } from '../../cloud/index';
 import type { Instance } from '../../cloud/nova';
 import { RESOURCE_CLASSES } from '../../cloud/placement/resources';
 import { resourcesFromFlavor } from '../../cloud/scheduler';
+import type { ServerExpectation } from './day-two';
 import type { BootHistory } from './histories';
 import { MUST_FAIL, type RequestKind } from './plan';
 import type { ChaosFixtures } from './setup';
@@ -94,6 +95,8 @@ interface Context {
   fixtures: ChaosFixtures;
   image: { size: number; checksum: string };
   violations: string[];
+  /** Servers day two touched: the state their last actions asked for (day-two.ts). */
+  dayTwo: Map<string, ServerExpectation>;
 }
 
 function fail(ctx: Context, requestId: string, what: string): void {
@@ -106,12 +109,15 @@ async function checkActive(ctx: Context, t: TrackedRequest, instance: Instance):
   const id = t.planned.requestId;
   const uuid = instance.uuid;
   const host = instance.host;
-  if (instance.taskState !== null || instance.powerState !== 1 || !host || !instance.node) {
+  const dayTwo = ctx.dayTwo.get(uuid);
+  const power = dayTwo?.powerState ?? 1;
+  if (instance.taskState !== null || instance.powerState !== power || !host || !instance.node) {
     fail(ctx, id, `ACTIVE but task ${instance.taskState}, power ${instance.powerState}, host ${host}`);
     return;
   }
   const boot = t.boot?.ok ? t.boot.result : undefined;
-  if (boot && boot.host !== host) fail(ctx, id, `workflow says host ${boot.host}, Nova says ${host}`);
+  if (boot && boot.host !== host && !dayTwo?.evacuatedFrom)
+    fail(ctx, id, `workflow says host ${boot.host}, Nova says ${host}`);
 
   const ports = await cloud.neutron.listPorts({ deviceId: uuid });
   if (ports.length !== 1) fail(ctx, id, `has ${ports.length} ports, expected 1`);
@@ -144,8 +150,10 @@ async function checkActive(ctx: Context, t: TrackedRequest, instance: Instance):
   const volumes = (await cloud.cinder.listVolumes({})).filter((v) => v.requestKey.startsWith(`${uuid}:`));
   const attachments = await cloud.cinder.listAttachments({ instanceUuid: uuid });
   const wantVolume = t.planned.kind === 'volume';
+  const extraVolumes = dayTwo?.volumes.length ?? 0;
   if (volumes.length !== (wantVolume ? 1 : 0)) fail(ctx, id, `has ${volumes.length} volumes`);
-  if (attachments.length !== (wantVolume ? 1 : 0)) fail(ctx, id, `has ${attachments.length} attachments`);
+  if (attachments.length !== (wantVolume ? 1 : 0) + extraVolumes)
+    fail(ctx, id, `has ${attachments.length} attachments`);
   for (const volume of volumes) {
     const attachment = attachments.find((a) => a.volumeId === volume.id);
     if (
@@ -184,12 +192,13 @@ async function checkActive(ctx: Context, t: TrackedRequest, instance: Instance):
     fail(ctx, id, `is on unknown host ${host}`);
     return;
   }
-  if ((await compute.getPowerState(uuid)) !== 1) fail(ctx, id, `no running domain on ${host}`);
+  if ((await compute.getPowerState(uuid)) !== power)
+    fail(ctx, id, `no domain in power state ${power} on ${host}`);
   const vifs = (await compute.listVifs()).filter((v) => v.instanceUuid === uuid);
   if (vifs.length !== ports.length || !vifs.every((v) => ports.some((p) => p.id === v.portId)))
     fail(ctx, id, `${vifs.length} VIFs on ${host} for ${ports.length} ports`);
   const connections = (await compute.listVolumeConnections()).filter((c) => c.instanceUuid === uuid);
-  if (connections.length !== (wantVolume ? 1 : 0))
+  if (connections.length !== (wantVolume ? 1 : 0) + extraVolumes)
     fail(ctx, id, `${connections.length} volume connections on ${host}`);
   if (!wantVolume) {
     const disk = path.join(compute.hostDir, 'instances', uuid, 'disk');
@@ -202,7 +211,8 @@ async function checkActive(ctx: Context, t: TrackedRequest, instance: Instance):
       fail(ctx, id, `root disk on ${host} does not start with the image's bytes (${digest})`);
   }
   for (const [name, other] of ctx.hosts) {
-    if (name !== host && (await other.getDomain(uuid))) fail(ctx, id, `also has a domain on ${name}`);
+    if (name !== host && name !== dayTwo?.evacuatedFrom && (await other.getDomain(uuid)))
+      fail(ctx, id, `also has a domain on ${name}`);
   }
 }
 
@@ -274,7 +284,9 @@ function verdictOf(ctx: Context, t: TrackedRequest, instances: Instance[]): Requ
     if (!t.deletion) fail(ctx, id, 'deleted though nobody asked');
     return { ...base, outcome: 'DELETED', host: t.deletion?.result?.host ?? undefined };
   }
-  if (instance.vmState === 'active') {
+  const dayTwo = ctx.dayTwo.get(instance.uuid);
+  // Stopped by day two (and not started since) is as live as ACTIVE; day-two.ts checks it was asked for.
+  if (instance.vmState === 'active' || (dayTwo && instance.vmState === dayTwo.vmState)) {
     // A boot terminated after its server went ACTIVE leaves it so (holding everything, checked below).
     if (!t.boot.ok && !t.terminated)
       fail(ctx, id, `Nova says ACTIVE but the workflow failed: ${t.boot.type}`);
@@ -287,8 +299,9 @@ function verdictOf(ctx: Context, t: TrackedRequest, instances: Instance[]): Requ
     // A delete that failed for good leaves the server in error on its host (deleteInstance's failDelete).
     if (t.deletion)
       fail(ctx, id, `asked to be deleted, but its delete failed: ${t.deletion.error ?? 'no answer'}`);
-    else if (t.boot.ok) fail(ctx, id, 'the workflow answered ACTIVE but Nova says ERROR');
-    else if (t.terminated && t.boot.type !== 'TerminatedFailure')
+    else if (t.boot.ok && !dayTwo?.errorAllowed)
+      fail(ctx, id, 'the workflow answered ACTIVE but Nova says ERROR');
+    else if (t.terminated && !t.boot.ok && t.boot.type !== 'TerminatedFailure')
       fail(ctx, id, `terminated, but its workflow ended in ${t.boot.type}`);
     return { ...base, outcome: 'ERROR', ...(failureType ? { failureType } : {}) };
   }
@@ -303,6 +316,7 @@ export interface VerifyInput {
   fixtures: ChaosFixtures;
   tracked: TrackedRequest[];
   histories: Map<string, BootHistory>;
+  dayTwo?: Map<string, ServerExpectation>;
 }
 
 export async function verify(input: VerifyInput): Promise<Verification> {
@@ -314,6 +328,7 @@ export async function verify(input: VerifyInput): Promise<Verification> {
     fixtures: input.fixtures,
     image: { size: location.size, checksum: location.checksum },
     violations: [],
+    dayTwo: input.dayTwo ?? new Map(),
   };
 
   const instances = await cloud.nova.listInstances({ allProjects: true, includeDeleted: true });
@@ -358,7 +373,9 @@ export async function verify(input: VerifyInput): Promise<Verification> {
     try {
       if (verdict.outcome === 'ACTIVE') await checkActive(ctx, t, instance);
       if (verdict.outcome === 'DELETED') await checkDeleted(ctx, t, instance);
-      if (verdict.outcome === 'ERROR') await checkErrored(ctx, t, instance);
+      // An ERROR left by a failed reboot or evacuation keeps its host; day-two.ts checks its fault.
+      if (verdict.outcome === 'ERROR' && !ctx.dayTwo.get(instance.uuid)?.errorAllowed)
+        await checkErrored(ctx, t, instance);
     } catch (err) {
       if (!isCloudError(err)) throw err;
       fail(ctx, t.planned.requestId, `could not be checked: ${err.message}`);
