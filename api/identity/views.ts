@@ -19,8 +19,10 @@ export function collectionLinks(deps: Pick<ApiDeps, 'publicUrl'>, path: string) 
   return { self: v3Url(deps, path), previous: null, next: null };
 }
 
+// Keystone's to_dict: the extra attributes first, so that none shadows a real one.
 export function projectView(deps: Pick<ApiDeps, 'publicUrl'>, p: Project) {
   return {
+    ...p.extra,
     id: p.id,
     name: p.name,
     domain_id: p.domainId,
@@ -37,6 +39,7 @@ export function projectView(deps: Pick<ApiDeps, 'publicUrl'>, p: Project) {
 
 export function userView(deps: Pick<ApiDeps, 'publicUrl'>, u: User) {
   return {
+    ...u.extra,
     id: u.id,
     name: u.name,
     domain_id: u.domainId,

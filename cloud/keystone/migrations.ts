@@ -102,4 +102,15 @@ export const keystoneMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // Keystone keeps a resource's attributes beyond its columns (a user's description, any extra key a client
+  // sends) in an `extra` JSON column and answers them back.
+  '003_extra_attributes': {
+    async up(db: Kysely<unknown>) {
+      for (const table of ['projects', 'users'] as const)
+        await db.schema
+          .alterTable(table)
+          .addColumn('extra', 'text', (c) => c.notNull().defaultTo('{}'))
+          .execute();
+    },
+  },
 };

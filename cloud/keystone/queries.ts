@@ -46,6 +46,13 @@ export async function findUser(db: Db, ref: string, domainRef: string): Promise<
   return toUser(row);
 }
 
+/** A user by id only. */
+export async function findUserById(db: Db, id: string): Promise<User> {
+  const row = await db.selectFrom('users').select(USER_COLUMNS).where('id', '=', id).executeTakeFirst();
+  if (!row) throw new CloudError('NotFound', `Could not find user: ${id}.`, { user: id });
+  return toUser(row);
+}
+
 export async function findRole(db: Db, ref: string): Promise<Role> {
   const row =
     (await db.selectFrom('roles').select(['id', 'name']).where('name', '=', ref).executeTakeFirst()) ??

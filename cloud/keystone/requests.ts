@@ -9,6 +9,13 @@ const descriptionSchema = z
   .string()
   .max(4096)
   .refine((s) => !/[^\P{Cc}\n\r\t]/u.test(s), 'must not contain control characters');
+/**
+ * Keystone's `extra`: the attributes a client sends beyond the schema's, stored and answered back; a JSON
+ * object of at most 64 KiB once serialized.
+ */
+const extraSchema = z
+  .record(z.string().max(255), z.json())
+  .refine((e) => JSON.stringify(e).length <= 65536, 'extra attributes exceed 64 KiB');
 /** A user, project or role given by id or by name (names are looked up within the domain). */
 const refSchema = nameSchema;
 
@@ -94,6 +101,7 @@ export const createProjectRequest = z.strictObject({
   domainId: idSchema,
   description: descriptionSchema.optional(),
   enabled: z.boolean().optional(),
+  extra: extraSchema.optional(),
 });
 
 export const createUserRequest = z.strictObject({
@@ -101,6 +109,43 @@ export const createUserRequest = z.strictObject({
   domainId: idSchema,
   password: passwordSchema,
   email: z.email().max(255).optional(),
+  enabled: z.boolean().optional(),
+  extra: extraSchema.optional(),
+});
+
+export const updateProjectRequest = z.strictObject({
+  id: idSchema,
+  name: nameSchema.optional(),
+  description: descriptionSchema.nullable().optional(),
+  enabled: z.boolean().optional(),
+  extra: extraSchema.optional(),
+});
+
+export const updateUserRequest = z.strictObject({
+  id: idSchema,
+  name: nameSchema.optional(),
+  password: passwordSchema.optional(),
+  email: z.string().max(255).nullable().optional(),
+  enabled: z.boolean().optional(),
+  extra: extraSchema.optional(),
+});
+
+export const changePasswordRequest = z.strictObject({
+  id: idSchema,
+  originalPassword: passwordSchema,
+  password: passwordSchema,
+});
+
+export const createDomainRequest = z.strictObject({
+  name: nameSchema,
+  description: descriptionSchema.nullable().optional(),
+  enabled: z.boolean().optional(),
+});
+
+export const updateDomainRequest = z.strictObject({
+  id: idSchema,
+  name: nameSchema.optional(),
+  description: descriptionSchema.nullable().optional(),
   enabled: z.boolean().optional(),
 });
 export const validateTokenOptions = z.strictObject({ allowExpired: z.boolean().optional() });
@@ -139,3 +184,8 @@ export type ListDomainAssignmentsInput = z.input<typeof listDomainAssignmentsReq
 export type IssueTokenInput = z.input<typeof issueTokenRequest>;
 export type CreateProjectInput = z.input<typeof createProjectRequest>;
 export type CreateUserInput = z.input<typeof createUserRequest>;
+export type UpdateProjectInput = z.input<typeof updateProjectRequest>;
+export type UpdateUserInput = z.input<typeof updateUserRequest>;
+export type ChangePasswordInput = z.input<typeof changePasswordRequest>;
+export type CreateDomainInput = z.input<typeof createDomainRequest>;
+export type UpdateDomainInput = z.input<typeof updateDomainRequest>;

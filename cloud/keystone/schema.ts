@@ -14,6 +14,8 @@ export interface ProjectsTable {
   description: string | null;
   enabled: number;
   created_at: number;
+  /** Keystone's `extra`: a JSON object of the attributes without a column. */
+  extra: string;
 }
 
 export interface UsersTable {
@@ -26,6 +28,8 @@ export interface UsersTable {
   password_hash: string;
   password_changed_at: number;
   created_at: number;
+  /** Keystone's `extra`: a JSON object of the attributes without a column (description, ...). */
+  extra: string;
 }
 
 export interface RolesTable {
