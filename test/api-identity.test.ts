@@ -753,6 +753,68 @@ describe('Keystone v3 API', () => {
     assert.equal(gone.statusCode, 404);
   });
 
+  test('system grants: PUT, check, list, the assignments report, DELETE; a member is refused', async () => {
+    const admin = { ...json, 'x-auth-token': adminToken };
+    const ks = env.cloud.keystone;
+    const user = await ks.createUser({ name: 'sys-reader', domainId: 'default', password: 'pw' });
+    const reader = await ks.getRole('reader');
+    const path = `/identity/v3/system/users/${user.id}/roles/${reader.id}`;
+    const refused = await env.app.inject({
+      method: 'PUT',
+      url: path,
+      headers: { 'x-auth-token': memberToken },
+    });
+    assert.equal(refused.statusCode, 403);
+    assert.deepEqual(await ks.listSystemRoleAssignments({ userId: user.id }), []);
+    const unknownRole = await env.app.inject({
+      method: 'PUT',
+      url: `/identity/v3/system/users/${user.id}/roles/0123456789abcdef`,
+      headers: { 'x-auth-token': adminToken },
+    });
+    assert.equal(unknownRole.statusCode, 404);
+    assert.deepEqual(await ks.listSystemRoleAssignments({ userId: user.id }), []);
+
+    const put = await env.app.inject({ method: 'PUT', url: path, headers: { 'x-auth-token': adminToken } });
+    assert.equal(put.statusCode, 204, put.body);
+    assert.deepEqual(await ks.listSystemRoleAssignments({ userId: user.id }), [
+      { userId: user.id, roleId: reader.id, roleName: 'reader' },
+    ]);
+    const head = await env.app.inject({ method: 'HEAD', url: path, headers: { 'x-auth-token': adminToken } });
+    assert.equal(head.statusCode, 204);
+    const list = await env.app.inject({
+      method: 'GET',
+      url: `/identity/v3/system/users/${user.id}/roles`,
+      headers: admin,
+    });
+    assert.deepEqual(
+      (list.json() as { roles: Array<{ name: string }> }).roles.map((r) => r.name),
+      ['reader'],
+    );
+    const report = await env.app.inject({
+      method: 'GET',
+      url: `/identity/v3/role_assignments?user.id=${user.id}&scope.system=all`,
+      headers: admin,
+    });
+    assert.deepEqual(
+      (report.json() as { role_assignments: Array<{ scope: unknown }> }).role_assignments.map((a) => a.scope),
+      [{ system: { all: true } }],
+    );
+    const del = await env.app.inject({
+      method: 'DELETE',
+      url: path,
+      headers: { 'x-auth-token': adminToken },
+    });
+    assert.equal(del.statusCode, 204);
+    assert.deepEqual(await ks.listSystemRoleAssignments({ userId: user.id }), []);
+    const again = await env.app.inject({
+      method: 'DELETE',
+      url: path,
+      headers: { 'x-auth-token': adminToken },
+    });
+    assert.equal(again.statusCode, 404);
+    await ks.deleteUser(user.id);
+  });
+
   test('a member is denied administration with 403 and changes nothing', async () => {
     const before = await counts();
     const member = { ...json, 'x-auth-token': memberToken };

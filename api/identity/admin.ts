@@ -531,6 +531,55 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     };
   });
 
+  // ---- grants: a role for a user on the system (stored and reported; bootflow issues no system tokens) -----
+
+  const systemGrantPath = '/v3/system/users/:userId/roles/:roleId';
+  async function systemGrantTarget(request: FastifyRequest, rule: Parameters<typeof enforceIdentity>[1]) {
+    const { userId, roleId } = byIdParams(request);
+    enforceIdentity(ctxOf(request), rule);
+    await userById(userId);
+    await roleById(roleId);
+    const assigned = await keystone.listSystemRoleAssignments({ userId, roleId });
+    return { userId, roleId, assigned: assigned.length > 0 };
+  }
+  const noSystemGrant = () => new ApiError(404, `Could not find role assignment.`, 'NotFound');
+
+  app.put(systemGrantPath, authenticated, async (request, reply) => {
+    const t = await systemGrantTarget(request, 'identity:create_system_grant_for_user');
+    await keystone.assignSystemRole({ userId: t.userId, roleId: t.roleId });
+    return reply.code(204).send();
+  });
+
+  app.get(systemGrantPath, { ...authenticated, exposeHeadRoute: false }, async (request, reply) => {
+    if (!(await systemGrantTarget(request, 'identity:check_system_grant_for_user')).assigned)
+      throw noSystemGrant();
+    return reply.code(204).send();
+  });
+
+  app.head(systemGrantPath, authenticated, async (request, reply) => {
+    if (!(await systemGrantTarget(request, 'identity:check_system_grant_for_user')).assigned)
+      throw noSystemGrant();
+    return reply.code(204).send();
+  });
+
+  app.delete(systemGrantPath, authenticated, async (request, reply) => {
+    const t = await systemGrantTarget(request, 'identity:revoke_system_grant_for_user');
+    if (!t.assigned) throw noSystemGrant();
+    await keystone.unassignSystemRole({ userId: t.userId, roleId: t.roleId });
+    return reply.code(204).send();
+  });
+
+  app.get('/v3/system/users/:userId/roles', authenticated, async (request) => {
+    const { userId } = byIdParams(request);
+    enforceIdentity(ctxOf(request), 'identity:list_system_grants_for_user');
+    await userById(userId);
+    const assigned = await keystone.listSystemRoleAssignments({ userId });
+    return {
+      roles: assigned.map((a) => roleView(deps, { id: a.roleId, name: a.roleName })),
+      links: collectionLinks(deps, `/system/users/${userId}/roles`),
+    };
+  });
+
   // ---- the role assignments report ---------------------------------------------------------------------------
 
   app.get('/v3/role_assignments', authenticated, async (request) => {
@@ -540,24 +589,38 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     const roleId = queryParam(request, 'role.id');
     const domainId = queryParam(request, 'scope.domain.id');
     const includeNames = boolParam(request, 'include_names') === true;
-    // Only grants to users on a project or a domain exist here: a filter on groups or the system matches
-    // nothing.
+    // Only grants to users exist here (on a project, a domain or the system): a filter on groups matches
+    // nothing, and each scope filter keeps its own kind.
     const query = request.query as Record<string, unknown>;
-    const elsewhere = ['group.id', 'scope.system'].some((k) => query[k] !== undefined);
+    const system = queryParam(request, 'scope.system');
+    const groups = query['group.id'] !== undefined;
     const filters = { ...(userId ? { userId } : {}), ...(roleId ? { roleId } : {}) };
     const onProjects =
-      elsewhere || domainId !== undefined
+      groups || domainId !== undefined || system !== undefined
         ? []
         : await keystone.listRoleAssignments({ ...filters, ...(projectId ? { projectId } : {}) });
     const onDomains =
-      elsewhere || projectId !== undefined
+      groups || projectId !== undefined || system !== undefined
         ? []
         : await keystone.listDomainRoleAssignments({ ...filters, ...(domainId ? { domainId } : {}) });
+    const onSystem =
+      groups ||
+      projectId !== undefined ||
+      domainId !== undefined ||
+      (system !== undefined && system !== 'all')
+        ? []
+        : await keystone.listSystemRoleAssignments(filters);
     const names = includeNames ? await nameLookup() : undefined;
     return {
       role_assignments: [
         ...onProjects.map((a) => assignmentView(a, names)),
         ...onDomains.map((a) => domainAssignmentView(a, names)),
+        ...onSystem.map((a) => ({
+          role: { id: a.roleId, ...(names ? { name: a.roleName } : {}) },
+          user: { id: a.userId, ...(names ? names.user(a.userId) : {}) },
+          scope: { system: { all: true } },
+          links: { assignment: v3Url(deps, `/system/users/${a.userId}/roles/${a.roleId}`) },
+        })),
       ],
       links: collectionLinks(deps, '/role_assignments'),
     };

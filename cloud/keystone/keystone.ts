@@ -599,6 +599,7 @@ export class Keystone {
       await trx.deleteFrom('role_assignments').where('project_id', 'in', projects).execute();
       await trx.deleteFrom('role_assignments').where('user_id', 'in', users).execute();
       await trx.deleteFrom('domain_role_assignments').where('user_id', 'in', users).execute();
+      await trx.deleteFrom('system_role_assignments').where('user_id', 'in', users).execute();
       await trx.deleteFrom('domain_role_assignments').where('domain_id', '=', id).execute();
       await trx.deleteFrom('projects').where('domain_id', '=', id).execute();
       await trx.deleteFrom('users').where('domain_id', '=', id).execute();
@@ -647,6 +648,7 @@ export class Keystone {
         throw new CloudError('NotFound', `Could not find user: ${id}.`, { user: id });
       await trx.deleteFrom('role_assignments').where('user_id', '=', id).execute();
       await trx.deleteFrom('domain_role_assignments').where('user_id', '=', id).execute();
+      await trx.deleteFrom('system_role_assignments').where('user_id', '=', id).execute();
       await this.auth.revoke(trx, { userId: id });
     });
   }
@@ -741,6 +743,50 @@ export class Keystone {
       .where('role_id', '=', r.roleId)
       .executeTakeFirst();
     return { removed: Number(res.numDeletedRows) > 0 };
+  }
+
+  /** Keystone's PUT /v3/system/users/{user}/roles/{role} (idempotent). */
+  async assignSystemRole(input: req.SystemRoleAssignmentInput): Promise<void> {
+    const r = parseRequest(req.systemRoleAssignmentRequest, input, 'system role assignment');
+    const key = { user_id: r.userId, role_id: r.roleId };
+    await insertOrFind(
+      () =>
+        this.db
+          .insertInto('system_role_assignments')
+          .values({ ...key, created_at: this.clock.now() })
+          .execute(),
+      () =>
+        this.db
+          .selectFrom('system_role_assignments')
+          .selectAll()
+          .where('user_id', '=', key.user_id)
+          .where('role_id', '=', key.role_id)
+          .executeTakeFirst(),
+    );
+  }
+
+  async unassignSystemRole(input: req.SystemRoleAssignmentInput): Promise<{ removed: boolean }> {
+    const r = parseRequest(req.systemRoleAssignmentRequest, input, 'system role assignment');
+    const res = await this.db
+      .deleteFrom('system_role_assignments')
+      .where('user_id', '=', r.userId)
+      .where('role_id', '=', r.roleId)
+      .executeTakeFirst();
+    return { removed: Number(res.numDeletedRows) > 0 };
+  }
+
+  /** System grants, filtered by user and role. */
+  async listSystemRoleAssignments(
+    input: Partial<req.SystemRoleAssignmentInput> = {},
+  ): Promise<Array<{ userId: string; roleId: string; roleName: string }>> {
+    const r = parseRequest(req.listSystemAssignmentsRequest, input, 'system role assignment filter');
+    let query = this.db
+      .selectFrom('system_role_assignments')
+      .innerJoin('roles', 'roles.id', 'system_role_assignments.role_id')
+      .select(['system_role_assignments.user_id as userId', 'roles.id as roleId', 'roles.name as roleName']);
+    if (r.userId) query = query.where('system_role_assignments.user_id', '=', r.userId);
+    if (r.roleId) query = query.where('system_role_assignments.role_id', '=', r.roleId);
+    return query.orderBy('system_role_assignments.user_id').orderBy('roles.name').execute();
   }
 
   /** Domain grants (not the implied roles), filtered by user, domain and role. */

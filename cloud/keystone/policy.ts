@@ -129,6 +129,10 @@ export const POLICY_RULES = {
   'identity:check_grant': ADMIN,
   'identity:list_grants': ADMIN,
   'identity:list_role_assignments': ADMIN,
+  'identity:create_system_grant_for_user': ADMIN,
+  'identity:check_system_grant_for_user': ADMIN,
+  'identity:revoke_system_grant_for_user': ADMIN,
+  'identity:list_system_grants_for_user': ADMIN,
   // The rest of the compute API's defaults (nova/policies/*.py), as the HTTP API checks them.
   'os_compute_api:servers:update': PROJECT_MEMBER_OR_ADMIN,
   'os_compute_api:os-volumes-attachments:index': PROJECT_READER_OR_ADMIN,

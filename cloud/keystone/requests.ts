@@ -156,6 +156,9 @@ export const domainRoleAssignmentRequest = z.strictObject({
   roleId: idSchema,
 });
 
+export const systemRoleAssignmentRequest = z.strictObject({ userId: idSchema, roleId: idSchema });
+export const listSystemAssignmentsRequest = systemRoleAssignmentRequest.partial();
+
 export const listDomainAssignmentsRequest = z.strictObject({
   userId: idSchema.optional(),
   domainId: idSchema.optional(),
@@ -180,6 +183,7 @@ export type AuthenticateInput = z.input<typeof authenticateRequest>;
 export type ValidateTokenOptions = z.input<typeof validateTokenOptions>;
 export type ListAssignmentsInput = z.input<typeof listAssignmentsRequest>;
 export type DomainRoleAssignmentInput = z.input<typeof domainRoleAssignmentRequest>;
+export type SystemRoleAssignmentInput = z.input<typeof systemRoleAssignmentRequest>;
 export type ListDomainAssignmentsInput = z.input<typeof listDomainAssignmentsRequest>;
 export type IssueTokenInput = z.input<typeof issueTokenRequest>;
 export type CreateProjectInput = z.input<typeof createProjectRequest>;
