@@ -753,7 +753,7 @@ describe('Keystone v3 API', () => {
     assert.equal(gone.statusCode, 404);
   });
 
-  test('system grants: PUT, check, list, the assignments report, DELETE; a member is refused', async () => {
+  test('system grants: PUT, check, list, the assignments report, DELETE; system-scoped tokens; a member is refused', async () => {
     const admin = { ...json, 'x-auth-token': adminToken };
     const ks = env.cloud.keystone;
     const user = await ks.createUser({ name: 'sys-reader', domainId: 'default', password: 'pw' });
@@ -774,8 +774,36 @@ describe('Keystone v3 API', () => {
     assert.equal(unknownRole.statusCode, 404);
     assert.deepEqual(await ks.listSystemRoleAssignments({ userId: user.id }), []);
 
+    const systemAuth = {
+      auth: {
+        identity: { methods: ['password'], password: { user: { id: user.id, password: 'pw' } } },
+        scope: { system: { all: true } },
+      },
+    };
+    const systemToken = () =>
+      env.app.inject({ method: 'POST', url: '/identity/v3/auth/tokens', headers: json, payload: systemAuth });
+    assert.equal((await systemToken()).statusCode, 401);
+
     const put = await env.app.inject({ method: 'PUT', url: path, headers: { 'x-auth-token': adminToken } });
     assert.equal(put.statusCode, 204, put.body);
+    // With a role on the system, a system-scoped token: Keystone's body, the reader's roles, no admin power.
+    const issued = await systemToken();
+    assert.equal(issued.statusCode, 201, issued.body);
+    const tokenBody = (issued.json() as { token: { system: unknown; roles: Array<{ name: string }> } }).token;
+    assert.deepEqual(tokenBody.system, { all: true });
+    assert.deepEqual(tokenBody.roles.map((r) => r.name).sort(), ['reader']);
+    const sysToken = String(issued.headers['x-subject-token']);
+    const denied = await env.app.inject({
+      method: 'POST',
+      url: '/identity/v3/projects',
+      headers: { ...json, 'x-auth-token': sysToken },
+      payload: { project: { name: 'by-system-reader' } },
+    });
+    assert.equal(denied.statusCode, 403);
+    assert.equal(
+      (await ks.listProjects()).some((p) => p.name === 'by-system-reader'),
+      false,
+    );
     assert.deepEqual(await ks.listSystemRoleAssignments({ userId: user.id }), [
       { userId: user.id, roleId: reader.id, roleName: 'reader' },
     ]);
@@ -806,6 +834,13 @@ describe('Keystone v3 API', () => {
     });
     assert.equal(del.statusCode, 204);
     assert.deepEqual(await ks.listSystemRoleAssignments({ userId: user.id }), []);
+    // Without the role the system token no longer validates.
+    const check = await env.app.inject({
+      method: 'GET',
+      url: '/identity/v3/auth/tokens',
+      headers: { 'x-auth-token': adminToken, 'x-subject-token': sysToken },
+    });
+    assert.equal(check.statusCode, 404);
     const again = await env.app.inject({
       method: 'DELETE',
       url: path,

@@ -91,7 +91,7 @@ export interface TokenFacts {
  */
 export function tokenView(deps: Pick<ApiDeps, 'publicUrl' | 'region'>, t: TokenFacts) {
   const { caller: c } = t;
-  const scoped = c.project !== undefined || c.domain !== undefined;
+  const scoped = c.project !== undefined || c.domain !== undefined || c.system === true;
   return {
     methods: t.methods,
     user: {
@@ -114,6 +114,7 @@ export function tokenView(deps: Pick<ApiDeps, 'publicUrl' | 'region'>, t: TokenF
         }
       : {}),
     ...(c.domain ? { domain: { id: c.domain.id, name: c.domain.name } } : {}),
+    ...(c.system ? { system: { all: true } } : {}),
     ...(scoped ? { roles: t.roles.map((r) => ({ id: r.id, name: r.name })) } : {}),
     ...(scoped && t.catalog ? { catalog: serviceCatalog(deps) as CatalogEntry[] } : {}),
   };

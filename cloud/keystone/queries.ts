@@ -85,6 +85,17 @@ export async function effectiveDomainRoles(db: Db, userId: string, domainId: str
   return withImpliedRoles(db, assigned);
 }
 
+/** The user's effective roles on the system. */
+export async function effectiveSystemRoles(db: Db, userId: string): Promise<string[]> {
+  const assigned = await db
+    .selectFrom('system_role_assignments')
+    .innerJoin('roles', 'roles.id', 'system_role_assignments.role_id')
+    .select('roles.name')
+    .where('system_role_assignments.user_id', '=', userId)
+    .execute();
+  return withImpliedRoles(db, assigned);
+}
+
 async function withImpliedRoles(db: Db, assigned: { name: string }[]): Promise<string[]> {
   if (assigned.length === 0) return [];
   const rules = await db

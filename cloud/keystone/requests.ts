@@ -80,6 +80,7 @@ const entityLocator = z.union([
 const scopeRef = z.union([
   z.strictObject({ project: entityLocator }),
   z.strictObject({ domain: domainLocator }),
+  z.strictObject({ system: z.strictObject({ all: z.literal(true) }) }),
   z.strictObject({ unscoped: z.literal(true) }),
 ]);
 
