@@ -507,6 +507,349 @@ describe('Keystone v3 API', () => {
     assert.equal((await get('/identity/v3/projects', domainToken)).statusCode, 401);
   });
 
+  test('PATCH projects and users, extra attributes, the own password change; Keystone’s bodies', async () => {
+    const admin = { ...json, 'x-auth-token': adminToken };
+    const ks = env.cloud.keystone;
+    const created = await env.app.inject({
+      method: 'POST',
+      url: '/identity/v3/users',
+      headers: admin,
+      payload: {
+        user: { name: 'bob', password: 'bob-secret', description: 'd1', project_id: 'x', enabled: false },
+      },
+    });
+    assert.equal(created.statusCode, 201, created.body);
+    const bob = (created.json() as { user: { id: string; description: string; project_id: string } }).user;
+    assert.equal(bob.description, 'd1');
+    assert.equal(bob.project_id, 'x');
+    assert.deepEqual((await ks.getUser({ user: bob.id })).extra, { description: 'd1', project_id: 'x' });
+
+    const patched = await env.app.inject({
+      method: 'PATCH',
+      url: `/identity/v3/users/${bob.id}`,
+      headers: admin,
+      payload: { user: { name: 'bob2', email: 'bob@example.test', enabled: true, description: 'd2' } },
+    });
+    assert.equal(patched.statusCode, 200, patched.body);
+    assert.deepEqual(
+      (patched.json() as { user: Record<string, unknown> }).user,
+      (
+        (
+          await env.app.inject({ method: 'GET', url: `/identity/v3/users/${bob.id}`, headers: admin })
+        ).json() as {
+          user: Record<string, unknown>;
+        }
+      ).user,
+    );
+    const row = await ks.getUser({ user: bob.id });
+    assert.equal(row.name, 'bob2');
+    assert.equal(row.email, 'bob@example.test');
+    assert.equal(row.enabled, true);
+    assert.deepEqual(row.extra, { description: 'd2', project_id: 'x' });
+
+    // The user's own password change: a wrong original is 401 and changes nothing; the right one is 204
+    // and revokes the user's tokens.
+    await ks.assignRole({ user: bob.id, project: 'demo', role: 'member' });
+    const bobToken = await issue('bob2', 'bob-secret', 'demo');
+    const changeAt = row.passwordChangedAt;
+    const wrong = await env.app.inject({
+      method: 'POST',
+      url: `/identity/v3/users/${bob.id}/password`,
+      headers: json,
+      payload: { user: { original_password: 'nope', password: 'bob-new' } },
+    });
+    assert.equal(wrong.statusCode, 401);
+    assert.equal((await ks.getUser({ user: bob.id })).passwordChangedAt, changeAt);
+    const changed = await env.app.inject({
+      method: 'POST',
+      url: `/identity/v3/users/${bob.id}/password`,
+      headers: json,
+      payload: { user: { original_password: 'bob-secret', password: 'bob-new' } },
+    });
+    assert.equal(changed.statusCode, 204, changed.body);
+    const check = await env.app.inject({
+      method: 'GET',
+      url: '/identity/v3/auth/tokens',
+      headers: { 'x-auth-token': adminToken, 'x-subject-token': bobToken },
+    });
+    assert.equal(check.statusCode, 404);
+    await issue('bob2', 'bob-new', 'demo');
+
+    // Refused updates change nothing.
+    const before = await ks.getUser({ user: bob.id });
+    for (const [payload, status] of [
+      [{ user: {} }, 400],
+      [{ user: { enabled: 'yes' } }, 400],
+      [{ user: { domain_id: 'elsewhere' } }, 400],
+      [{ user: { name: 'alice' } }, 409],
+    ] as const) {
+      const res = await env.app.inject({
+        method: 'PATCH',
+        url: `/identity/v3/users/${bob.id}`,
+        headers: admin,
+        payload,
+      });
+      assert.equal(res.statusCode, status, JSON.stringify(payload));
+    }
+    const member = await env.app.inject({
+      method: 'PATCH',
+      url: `/identity/v3/users/${bob.id}`,
+      headers: { ...json, 'x-auth-token': memberToken },
+      payload: { user: { name: 'mallory' } },
+    });
+    assert.equal(member.statusCode, 403);
+    assert.deepEqual(await ks.getUser({ user: bob.id }), before);
+    const missing = await env.app.inject({
+      method: 'PATCH',
+      url: '/identity/v3/users/0123456789abcdef',
+      headers: admin,
+      payload: { user: { name: 'ghost' } },
+    });
+    assert.equal(missing.statusCode, 404);
+
+    // Projects: name, description, enabled and extras change; disabling revokes tokens scoped to it.
+    const p = await env.app.inject({
+      method: 'POST',
+      url: '/identity/v3/projects',
+      headers: admin,
+      payload: { project: { name: 'p-patch', colour: 'blue' } },
+    });
+    assert.equal(p.statusCode, 201, p.body);
+    const projectId = (p.json() as { project: { id: string; colour: string } }).project.id;
+    assert.equal((p.json() as { project: { colour: string } }).project.colour, 'blue');
+    await ks.assignRole({ user: bob.id, project: projectId, role: 'member' });
+    const scoped = await issue('bob2', 'bob-new', 'p-patch');
+    const up = await env.app.inject({
+      method: 'PATCH',
+      url: `/identity/v3/projects/${projectId}`,
+      headers: admin,
+      payload: { project: { name: 'p-patched', description: 'now', enabled: false, size: 2 } },
+    });
+    assert.equal(up.statusCode, 200, up.body);
+    const prow = await ks.getProject({ project: projectId });
+    assert.deepEqual(
+      [prow.name, prow.description, prow.enabled, prow.extra],
+      ['p-patched', 'now', false, { colour: 'blue', size: 2 }],
+    );
+    const after = await env.app.inject({
+      method: 'GET',
+      url: '/identity/v3/auth/tokens',
+      headers: { 'x-auth-token': adminToken, 'x-subject-token': scoped },
+    });
+    assert.equal(after.statusCode, 404);
+    for (const [payload, status] of [
+      [{ project: { domain_id: 'elsewhere' } }, 400],
+      [{ project: { parent_id: 'elsewhere' } }, 403],
+      [{ project: { name: 'demo' } }, 409],
+      [{ project: {} }, 400],
+    ] as const) {
+      const res = await env.app.inject({
+        method: 'PATCH',
+        url: `/identity/v3/projects/${projectId}`,
+        headers: admin,
+        payload,
+      });
+      assert.equal(res.statusCode, status, JSON.stringify(payload));
+    }
+    assert.deepEqual(await ks.getProject({ project: projectId }), prow);
+  });
+
+  test('domains: create, update, delete only once disabled, with their projects, users and grants', async () => {
+    const admin = { ...json, 'x-auth-token': adminToken };
+    const ks = env.cloud.keystone;
+    const created = await env.app.inject({
+      method: 'POST',
+      url: '/identity/v3/domains',
+      headers: admin,
+      payload: { domain: { name: 'd1', description: 'first' } },
+    });
+    assert.equal(created.statusCode, 201, created.body);
+    const domain = (created.json() as { domain: { id: string; enabled: boolean; description: string } })
+      .domain;
+    assert.equal(domain.enabled, true);
+    assert.equal((await ks.getDomain(domain.id)).description, 'first');
+    const dup = await env.app.inject({
+      method: 'POST',
+      url: '/identity/v3/domains',
+      headers: admin,
+      payload: { domain: { name: 'd1' } },
+    });
+    assert.equal(dup.statusCode, 409);
+    const user = await ks.createUser({ name: 'u-d1', domainId: domain.id, password: 'pw' });
+    const project = await ks.createProject({ name: 'p-d1', domainId: domain.id });
+    await ks.assignRole({ user: user.id, project: project.id, role: 'member' });
+    await ks.assignDomainRole({
+      userId: user.id,
+      domainId: domain.id,
+      roleId: (await ks.getRole('reader')).id,
+    });
+
+    const enabled = await env.app.inject({
+      method: 'DELETE',
+      url: `/identity/v3/domains/${domain.id}`,
+      headers: admin,
+    });
+    assert.equal(enabled.statusCode, 403);
+    assert.equal((await ks.getDomain(domain.id)).enabled, true);
+    const defaultOff = await env.app.inject({
+      method: 'PATCH',
+      url: '/identity/v3/domains/default',
+      headers: admin,
+      payload: { domain: { enabled: false } },
+    });
+    assert.equal(defaultOff.statusCode, 403);
+    assert.equal((await ks.getDomain('default')).enabled, true);
+    const memberRes = await env.app.inject({
+      method: 'POST',
+      url: '/identity/v3/domains',
+      headers: { ...json, 'x-auth-token': memberToken },
+      payload: { domain: { name: 'd2' } },
+    });
+    assert.equal(memberRes.statusCode, 403);
+    assert.equal(
+      (await ks.listDomains()).some((d) => d.name === 'd2'),
+      false,
+    );
+
+    const patched = await env.app.inject({
+      method: 'PATCH',
+      url: `/identity/v3/domains/${domain.id}`,
+      headers: admin,
+      payload: { domain: { name: 'd1-renamed', enabled: false } },
+    });
+    assert.equal(patched.statusCode, 200, patched.body);
+    assert.deepEqual(
+      [
+        (patched.json() as { domain: { name: string; enabled: boolean } }).domain.name,
+        (await ks.getDomain(domain.id)).enabled,
+      ],
+      ['d1-renamed', false],
+    );
+    const del = await env.app.inject({
+      method: 'DELETE',
+      url: `/identity/v3/domains/${domain.id}`,
+      headers: admin,
+    });
+    assert.equal(del.statusCode, 204);
+    assert.equal(
+      (await ks.listDomains()).some((d) => d.id === domain.id),
+      false,
+    );
+    assert.equal(
+      (await ks.listUsers()).some((u) => u.id === user.id),
+      false,
+    );
+    assert.equal(
+      (await ks.listProjects()).some((p) => p.id === project.id),
+      false,
+    );
+    assert.deepEqual(await ks.listRoleAssignments({ userId: user.id }), []);
+    assert.deepEqual(await ks.listDomainRoleAssignments({ userId: user.id }), []);
+    const gone = await env.app.inject({
+      method: 'DELETE',
+      url: `/identity/v3/domains/${domain.id}`,
+      headers: admin,
+    });
+    assert.equal(gone.statusCode, 404);
+  });
+
+  test('system grants: PUT, check, list, the assignments report, DELETE; system-scoped tokens; a member is refused', async () => {
+    const admin = { ...json, 'x-auth-token': adminToken };
+    const ks = env.cloud.keystone;
+    const user = await ks.createUser({ name: 'sys-reader', domainId: 'default', password: 'pw' });
+    const reader = await ks.getRole('reader');
+    const path = `/identity/v3/system/users/${user.id}/roles/${reader.id}`;
+    const refused = await env.app.inject({
+      method: 'PUT',
+      url: path,
+      headers: { 'x-auth-token': memberToken },
+    });
+    assert.equal(refused.statusCode, 403);
+    assert.deepEqual(await ks.listSystemRoleAssignments({ userId: user.id }), []);
+    const unknownRole = await env.app.inject({
+      method: 'PUT',
+      url: `/identity/v3/system/users/${user.id}/roles/0123456789abcdef`,
+      headers: { 'x-auth-token': adminToken },
+    });
+    assert.equal(unknownRole.statusCode, 404);
+    assert.deepEqual(await ks.listSystemRoleAssignments({ userId: user.id }), []);
+
+    const systemAuth = {
+      auth: {
+        identity: { methods: ['password'], password: { user: { id: user.id, password: 'pw' } } },
+        scope: { system: { all: true } },
+      },
+    };
+    const systemToken = () =>
+      env.app.inject({ method: 'POST', url: '/identity/v3/auth/tokens', headers: json, payload: systemAuth });
+    assert.equal((await systemToken()).statusCode, 401);
+
+    const put = await env.app.inject({ method: 'PUT', url: path, headers: { 'x-auth-token': adminToken } });
+    assert.equal(put.statusCode, 204, put.body);
+    // With a role on the system, a system-scoped token: Keystone's body, the reader's roles, no admin power.
+    const issued = await systemToken();
+    assert.equal(issued.statusCode, 201, issued.body);
+    const tokenBody = (issued.json() as { token: { system: unknown; roles: Array<{ name: string }> } }).token;
+    assert.deepEqual(tokenBody.system, { all: true });
+    assert.deepEqual(tokenBody.roles.map((r) => r.name).sort(), ['reader']);
+    const sysToken = String(issued.headers['x-subject-token']);
+    const denied = await env.app.inject({
+      method: 'POST',
+      url: '/identity/v3/projects',
+      headers: { ...json, 'x-auth-token': sysToken },
+      payload: { project: { name: 'by-system-reader' } },
+    });
+    assert.equal(denied.statusCode, 403);
+    assert.equal(
+      (await ks.listProjects()).some((p) => p.name === 'by-system-reader'),
+      false,
+    );
+    assert.deepEqual(await ks.listSystemRoleAssignments({ userId: user.id }), [
+      { userId: user.id, roleId: reader.id, roleName: 'reader' },
+    ]);
+    const head = await env.app.inject({ method: 'HEAD', url: path, headers: { 'x-auth-token': adminToken } });
+    assert.equal(head.statusCode, 204);
+    const list = await env.app.inject({
+      method: 'GET',
+      url: `/identity/v3/system/users/${user.id}/roles`,
+      headers: admin,
+    });
+    assert.deepEqual(
+      (list.json() as { roles: Array<{ name: string }> }).roles.map((r) => r.name),
+      ['reader'],
+    );
+    const report = await env.app.inject({
+      method: 'GET',
+      url: `/identity/v3/role_assignments?user.id=${user.id}&scope.system=all`,
+      headers: admin,
+    });
+    assert.deepEqual(
+      (report.json() as { role_assignments: Array<{ scope: unknown }> }).role_assignments.map((a) => a.scope),
+      [{ system: { all: true } }],
+    );
+    const del = await env.app.inject({
+      method: 'DELETE',
+      url: path,
+      headers: { 'x-auth-token': adminToken },
+    });
+    assert.equal(del.statusCode, 204);
+    assert.deepEqual(await ks.listSystemRoleAssignments({ userId: user.id }), []);
+    // Without the role the system token no longer validates.
+    const check = await env.app.inject({
+      method: 'GET',
+      url: '/identity/v3/auth/tokens',
+      headers: { 'x-auth-token': adminToken, 'x-subject-token': sysToken },
+    });
+    assert.equal(check.statusCode, 404);
+    const again = await env.app.inject({
+      method: 'DELETE',
+      url: path,
+      headers: { 'x-auth-token': adminToken },
+    });
+    assert.equal(again.statusCode, 404);
+    await ks.deleteUser(user.id);
+  });
+
   test('a member is denied administration with 403 and changes nothing', async () => {
     const before = await counts();
     const member = { ...json, 'x-auth-token': memberToken };
@@ -532,7 +875,7 @@ describe('Keystone v3 API', () => {
     for (const [url, payload] of [
       ['/identity/v3/projects', '{"project": {"name": '],
       ['/identity/v3/projects', JSON.stringify({ project: { name: 42 } })],
-      ['/identity/v3/projects', JSON.stringify({ project: { name: 'x', colour: 'blue' } })],
+      ['/identity/v3/projects', JSON.stringify({ project: { name: 'x', tags: ['t'] } })],
       ['/identity/v3/projects', JSON.stringify({ project: { name: '' } })],
       ['/identity/v3/users', JSON.stringify({ user: { name: 'x' } })],
       ['/identity/v3/users', JSON.stringify({ user: { name: 'x', password: 'p', enabled: 'yes' } })],

@@ -27,7 +27,12 @@ describe('Neutron v2.0 API', () => {
     await env?.close();
   });
 
-  const call = async (token: string, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: unknown) => {
+  const call = async (
+    token: string,
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    url: string,
+    payload?: unknown,
+  ) => {
     const res = await env.app.inject({
       method,
       url: `/network${url}`,
@@ -177,6 +182,99 @@ describe('Neutron v2.0 API', () => {
       assert.equal(res.statusCode, 401);
       assert.match(String(res.headers['www-authenticate']), /^Keystone uri=/);
     }
+    assert.deepEqual(await rows(), before);
+  });
+
+  test('PUT network, subnet, port: the name changes in the rows; fixed attributes and policy refused', async () => {
+    const net = await call(alice.token, 'POST', '/v2.0/networks', { network: { name: 'n-put' } });
+    const netId = net.body.network.id as string;
+    const sub = await call(alice.token, 'POST', '/v2.0/subnets', {
+      subnet: { network_id: netId, cidr: '10.40.0.0/28', ip_version: 4, enable_dhcp: false },
+    });
+    const subId = sub.body.subnet.id as string;
+    const port = await call(alice.token, 'POST', '/v2.0/ports', { port: { network_id: netId } });
+    const portId = port.body.port.id as string;
+
+    const n = await call(alice.token, 'PUT', `/v2.0/networks/${netId}`, { network: { name: 'n-renamed' } });
+    assert.equal(n.status, 200, JSON.stringify(n.body));
+    assert.equal(n.body.network.name, 'n-renamed');
+    const s = await call(alice.token, 'PUT', `/v2.0/subnets/${subId}`, { subnet: { name: 's-renamed' } });
+    assert.equal(s.status, 200, JSON.stringify(s.body));
+    const p = await call(alice.token, 'PUT', `/v2.0/ports/${portId}`, { port: { name: 'p-renamed' } });
+    assert.equal(p.status, 200, JSON.stringify(p.body));
+    assert.equal(p.body.port.name, 'p-renamed');
+    const ctx = { projectId: alice.projectId, roles: ['member'] };
+    assert.equal((await env.cloud.neutron.getNetwork(netId, ctx)).name, 'n-renamed');
+    assert.equal((await env.cloud.neutron.getSubnet(subId)).name, 's-renamed');
+    assert.equal((await env.cloud.neutron.getPort(portId)).name, 'p-renamed');
+
+    // Refused: a fixed attribute, an unknown one, shared by a member, another project's network (404).
+    for (const [token, url, payload, status, type] of [
+      [alice.token, `/v2.0/subnets/${subId}`, { subnet: { cidr: '10.41.0.0/28' } }, 400, 'HTTPBadRequest'],
+      [alice.token, `/v2.0/networks/${netId}`, { network: { colour: 'red' } }, 400, 'HTTPBadRequest'],
+      [alice.token, `/v2.0/networks/${netId}`, { network: { shared: true } }, 403, 'PolicyNotAuthorized'],
+      [bob.token, `/v2.0/networks/${netId}`, { network: { name: 'mine' } }, 404, 'NetworkNotFound'],
+      [bob.token, `/v2.0/ports/${portId}`, { port: { name: 'mine' } }, 404, 'PortNotFound'],
+    ] as const) {
+      const res = await call(token, 'PUT', url, payload);
+      assert.equal(res.status, status, `${url} ${JSON.stringify(payload)}`);
+      assert.equal(res.body.NeutronError.type, type);
+    }
+    const after = await env.cloud.neutron.getNetwork(netId, ctx);
+    assert.deepEqual([after.name, after.shared], ['n-renamed', false]);
+    assert.equal((await env.cloud.neutron.getSubnet(subId)).cidr, '10.40.0.0/28');
+    assert.equal((await env.cloud.neutron.getPort(portId)).name, 'p-renamed');
+    await call(alice.token, 'DELETE', `/v2.0/ports/${portId}`);
+    await call(alice.token, 'DELETE', `/v2.0/networks/${netId}`);
+  });
+
+  test('bulk create: all items or none', async () => {
+    const before = await rows();
+    const nets = await call(alice.token, 'POST', '/v2.0/networks', {
+      networks: [{ name: 'bulk-1' }, { name: 'bulk-2' }],
+    });
+    assert.equal(nets.status, 201, JSON.stringify(nets.body));
+    const ids = (nets.body.networks as Array<{ id: string; name: string }>).map((n) => n.id);
+    assert.deepEqual(
+      (nets.body.networks as Array<{ name: string }>).map((n) => n.name),
+      ['bulk-1', 'bulk-2'],
+    );
+    assert.equal((await rows()).networks, before.networks + 2);
+    const subs = await call(alice.token, 'POST', '/v2.0/subnets', {
+      subnets: ids.map((id, i) => ({
+        network_id: id,
+        cidr: `10.5${i}.0.0/28`,
+        ip_version: 4,
+        enable_dhcp: false,
+      })),
+    });
+    assert.equal(subs.status, 201, JSON.stringify(subs.body));
+    assert.equal(subs.body.subnets.length, 2);
+    const ports = await call(alice.token, 'POST', '/v2.0/ports', {
+      ports: ids.map((id) => ({ network_id: id })),
+    });
+    assert.equal(ports.status, 201, JSON.stringify(ports.body));
+    assert.equal(ports.body.ports.length, 2);
+    const made = await rows();
+
+    // The second item fails (a bad CIDR) after the first was made: the first is removed.
+    const failing = await call(alice.token, 'POST', '/v2.0/subnets', {
+      subnets: [
+        { network_id: ids[0], cidr: '10.60.0.0/28', ip_version: 4, enable_dhcp: false },
+        { network_id: ids[1], cidr: 'not-a-cidr', ip_version: 4 },
+      ],
+    });
+    assert.equal(failing.status, 400, JSON.stringify(failing.body));
+    const badItem = await call(alice.token, 'POST', '/v2.0/networks', {
+      networks: [{ name: 'ok' }, { name: 'x', colour: 'red' }],
+    });
+    assert.equal(badItem.status, 400);
+    assert.equal((await call(alice.token, 'POST', '/v2.0/networks', { networks: [] })).status, 400);
+    assert.deepEqual(await rows(), made);
+
+    for (const p of ports.body.ports as Array<{ id: string }>)
+      await call(alice.token, 'DELETE', `/v2.0/ports/${p.id}`);
+    for (const id of ids) await call(alice.token, 'DELETE', `/v2.0/networks/${id}`);
     assert.deepEqual(await rows(), before);
   });
 

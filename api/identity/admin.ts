@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { isCloudError } from '../../cloud/errors';
 import type { DomainRoleAssignment, Project, RoleAssignment, TokenContext, User } from '../../cloud/keystone';
+import { unauthorized } from '../auth';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
 import {
@@ -21,31 +22,84 @@ import {
 } from './common';
 import { collectionLinks, domainView, projectView, roleView, userView, v3Url } from './views';
 
-// Keystone's resource schemas allow extra properties and store them; bootflow stores only these, and refuses
-// the rest rather than drop them silently (README: where the API differs).
-const projectCreate = z.strictObject({
-  project: z.strictObject({
-    name: z.string().min(1).max(64),
-    domain_id: z.string().min(1).max(64).optional(),
-    description: z.string().max(4096).nullable().optional(),
-    enabled: z.boolean().optional(),
-    is_domain: z.literal(false).optional(),
-    parent_id: z.string().nullable().optional(),
-    tags: z.array(z.string()).max(0, 'project tags are not supported').optional(),
-    options: z.strictObject({}).optional(),
-  }),
+// Keystone's resource schemas allow extra properties (additionalProperties: true): they are stored in the
+// resource's `extra` and answered back (a user's description and default_project_id among them).
+const extraValue = z.json();
+const projectFields = {
+  name: z.string().min(1).max(64),
+  domain_id: z.string().min(1).max(64).optional(),
+  description: z.string().max(4096).nullable().optional(),
+  enabled: z.boolean().optional(),
+  is_domain: z.literal(false).optional(),
+  parent_id: z.string().nullable().optional(),
+  tags: z.array(z.string()).max(0, 'project tags are not supported').optional(),
+  options: z.strictObject({}).optional(),
+};
+const projectCreate = z.strictObject({ project: z.object(projectFields).catchall(extraValue) });
+// Keystone's project_update: at least one property; domain, is_domain and parent_id may not change.
+const projectUpdate = z.strictObject({
+  project: z
+    .object({ ...projectFields, name: projectFields.name.optional() })
+    .catchall(extraValue)
+    .refine((p) => Object.keys(p).length > 0, 'at least one property is required'),
 });
 
-const userCreate = z.strictObject({
-  user: z.strictObject({
-    name: z.string().min(1).max(255),
-    domain_id: z.string().min(1).max(64).optional(),
-    password: z.string().min(1).max(4096),
-    email: z.string().max(255).optional(),
-    enabled: z.boolean().optional(),
-    options: z.strictObject({}).optional(),
-  }),
+const userFields = {
+  name: z.string().min(1).max(255),
+  domain_id: z.string().min(1).max(64).optional(),
+  password: z.string().min(1).max(4096),
+  email: z.string().max(255).nullable().optional(),
+  enabled: z.boolean().optional(),
+  default_project_id: z.string().max(64).nullable().optional(),
+  description: z.string().max(4096).nullable().optional(),
+  options: z.strictObject({}).optional(),
+};
+const userCreate = z.strictObject({ user: z.object(userFields).catchall(extraValue) });
+const userUpdate = z.strictObject({
+  user: z
+    .object({ ...userFields, name: userFields.name.optional(), password: userFields.password.optional() })
+    .catchall(extraValue)
+    .refine((u) => Object.keys(u).length > 0, 'at least one property is required'),
 });
+const passwordChange = z.strictObject({
+  user: z.strictObject({ password: z.string().min(1).max(4096), original_password: z.string().max(4096) }),
+});
+
+const domainFields = {
+  name: z.string().min(1).max(64),
+  description: z.string().max(4096).nullable().optional(),
+  enabled: z.boolean().optional(),
+  tags: z.array(z.string()).max(0, 'domain tags are not supported').optional(),
+  options: z.strictObject({}).optional(),
+};
+const domainCreate = z.strictObject({ domain: z.strictObject(domainFields) });
+const domainUpdate = z.strictObject({
+  domain: z
+    .strictObject({ ...domainFields, name: domainFields.name.optional() })
+    .refine((d) => Object.keys(d).length > 0, 'at least one property is required'),
+});
+
+/** What a body carries beyond the named fields: Keystone's extra attributes. */
+function extrasOf(
+  body: Record<string, unknown>,
+  named: readonly string[],
+): Record<string, z.core.util.JSONType> {
+  return Object.fromEntries(Object.entries(body).filter(([k]) => !named.includes(k))) as Record<
+    string,
+    z.core.util.JSONType
+  >;
+}
+const PROJECT_COLUMNS = [
+  'name',
+  'domain_id',
+  'description',
+  'enabled',
+  'is_domain',
+  'parent_id',
+  'tags',
+  'options',
+];
+const USER_COLUMNS = ['name', 'domain_id', 'password', 'email', 'enabled', 'options'];
 
 const roleCreate = z.strictObject({
   role: z.strictObject({ name: z.string().min(1).max(255), options: z.strictObject({}).optional() }),
@@ -143,8 +197,29 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       domainId,
       ...(body.description ? { description: body.description } : {}),
       ...(body.enabled !== undefined ? { enabled: body.enabled } : {}),
+      extra: extrasOf(body, PROJECT_COLUMNS),
     });
     return reply.code(201).send({ project: projectView(deps, project) });
+  });
+
+  app.patch('/v3/projects/:projectId', authenticated, async (request) => {
+    const { projectId } = byIdParams(request);
+    enforceIdentity(ctxOf(request), 'identity:update_project');
+    const { project: body } = parseBody(projectUpdate, request.body);
+    const current = await projectById(projectId);
+    // Keystone's update_project: the domain and the place in the hierarchy are fixed at create.
+    if (body.domain_id !== undefined && body.domain_id !== current.domainId)
+      throw new ApiError(400, 'Update of `domain_id` is not allowed.', 'ValidationError');
+    if (body.parent_id !== undefined && body.parent_id !== current.domainId)
+      throw new ApiError(403, 'Update of `parent_id` is not allowed.', 'Forbidden');
+    const project = await keystone.updateProject({
+      id: projectId,
+      ...(body.name !== undefined ? { name: body.name } : {}),
+      ...(body.description !== undefined ? { description: body.description } : {}),
+      ...(body.enabled !== undefined ? { enabled: body.enabled } : {}),
+      extra: extrasOf(body, PROJECT_COLUMNS),
+    });
+    return { project: projectView(deps, project) };
   });
 
   app.get('/v3/projects/:projectId', authenticated, async (request) => {
@@ -204,8 +279,45 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       password: body.password,
       ...(body.email ? { email: body.email } : {}),
       ...(body.enabled !== undefined ? { enabled: body.enabled } : {}),
+      extra: extrasOf(body, USER_COLUMNS),
     });
     return reply.code(201).send({ user: userView(deps, user) });
+  });
+
+  app.patch('/v3/users/:userId', authenticated, async (request) => {
+    const { userId } = byIdParams(request);
+    enforceIdentity(ctxOf(request), 'identity:update_user');
+    const { user: body } = parseBody(userUpdate, request.body);
+    const current = await userById(userId);
+    if (body.domain_id !== undefined && body.domain_id !== current.domainId)
+      throw new ApiError(400, 'Cannot change Domain ID', 'ValidationError');
+    const user = await keystone.updateUser({
+      id: userId,
+      ...(body.name !== undefined ? { name: body.name } : {}),
+      ...(body.password !== undefined ? { password: body.password } : {}),
+      ...(body.email !== undefined ? { email: body.email } : {}),
+      ...(body.enabled !== undefined ? { enabled: body.enabled } : {}),
+      extra: extrasOf(body, USER_COLUMNS),
+    });
+    return { user: userView(deps, user) };
+  });
+
+  // Keystone's self-service password change: no policy, the original password is the proof (a wrong one
+  // is the 401 of a failed login), so it also works for a user whose token cannot be had.
+  app.post('/v3/users/:userId/password', async (request, reply) => {
+    const { userId } = byIdParams(request);
+    const { user: body } = parseBody(passwordChange, request.body);
+    try {
+      await keystone.changePassword({
+        id: userId,
+        originalPassword: body.original_password,
+        password: body.password,
+      });
+    } catch (err) {
+      if (isCloudError(err, 'Unauthorized') || isCloudError(err, 'BadRequest')) throw unauthorized(deps);
+      throw err;
+    }
+    return reply.code(204).send();
   });
 
   app.get('/v3/users/:userId', authenticated, async (request) => {
@@ -276,6 +388,39 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       (d) => (name === undefined || d.name === name) && (enabled === undefined || d.enabled === enabled),
     );
     return { domains: domains.map((d) => domainView(deps, d)), links: collectionLinks(deps, '/domains') };
+  });
+
+  app.post('/v3/domains', authenticated, async (request, reply) => {
+    enforceIdentity(ctxOf(request), 'identity:create_domain');
+    const { domain: body } = parseBody(domainCreate, request.body);
+    const domain = await keystone.createDomain({
+      name: body.name,
+      ...(body.description !== undefined ? { description: body.description } : {}),
+      ...(body.enabled !== undefined ? { enabled: body.enabled } : {}),
+    });
+    return reply.code(201).send({ domain: domainView(deps, domain) });
+  });
+
+  app.patch('/v3/domains/:domainId', authenticated, async (request) => {
+    const { domainId } = byIdParams(request);
+    enforceIdentity(ctxOf(request), 'identity:update_domain');
+    const { domain: body } = parseBody(domainUpdate, request.body);
+    await domainById(domainId);
+    const domain = await keystone.updateDomain({
+      id: domainId,
+      ...(body.name !== undefined ? { name: body.name } : {}),
+      ...(body.description !== undefined ? { description: body.description } : {}),
+      ...(body.enabled !== undefined ? { enabled: body.enabled } : {}),
+    });
+    return { domain: domainView(deps, domain) };
+  });
+
+  app.delete('/v3/domains/:domainId', authenticated, async (request, reply) => {
+    const { domainId } = byIdParams(request);
+    enforceIdentity(ctxOf(request), 'identity:delete_domain');
+    await domainById(domainId);
+    await keystone.deleteDomain(domainId);
+    return reply.code(204).send();
   });
 
   app.get('/v3/domains/:domainId', authenticated, async (request) => {
@@ -386,6 +531,55 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     };
   });
 
+  // ---- grants: a role for a user on the system (stored and reported; bootflow issues no system tokens) -----
+
+  const systemGrantPath = '/v3/system/users/:userId/roles/:roleId';
+  async function systemGrantTarget(request: FastifyRequest, rule: Parameters<typeof enforceIdentity>[1]) {
+    const { userId, roleId } = byIdParams(request);
+    enforceIdentity(ctxOf(request), rule);
+    await userById(userId);
+    await roleById(roleId);
+    const assigned = await keystone.listSystemRoleAssignments({ userId, roleId });
+    return { userId, roleId, assigned: assigned.length > 0 };
+  }
+  const noSystemGrant = () => new ApiError(404, `Could not find role assignment.`, 'NotFound');
+
+  app.put(systemGrantPath, authenticated, async (request, reply) => {
+    const t = await systemGrantTarget(request, 'identity:create_system_grant_for_user');
+    await keystone.assignSystemRole({ userId: t.userId, roleId: t.roleId });
+    return reply.code(204).send();
+  });
+
+  app.get(systemGrantPath, { ...authenticated, exposeHeadRoute: false }, async (request, reply) => {
+    if (!(await systemGrantTarget(request, 'identity:check_system_grant_for_user')).assigned)
+      throw noSystemGrant();
+    return reply.code(204).send();
+  });
+
+  app.head(systemGrantPath, authenticated, async (request, reply) => {
+    if (!(await systemGrantTarget(request, 'identity:check_system_grant_for_user')).assigned)
+      throw noSystemGrant();
+    return reply.code(204).send();
+  });
+
+  app.delete(systemGrantPath, authenticated, async (request, reply) => {
+    const t = await systemGrantTarget(request, 'identity:revoke_system_grant_for_user');
+    if (!t.assigned) throw noSystemGrant();
+    await keystone.unassignSystemRole({ userId: t.userId, roleId: t.roleId });
+    return reply.code(204).send();
+  });
+
+  app.get('/v3/system/users/:userId/roles', authenticated, async (request) => {
+    const { userId } = byIdParams(request);
+    enforceIdentity(ctxOf(request), 'identity:list_system_grants_for_user');
+    await userById(userId);
+    const assigned = await keystone.listSystemRoleAssignments({ userId });
+    return {
+      roles: assigned.map((a) => roleView(deps, { id: a.roleId, name: a.roleName })),
+      links: collectionLinks(deps, `/system/users/${userId}/roles`),
+    };
+  });
+
   // ---- the role assignments report ---------------------------------------------------------------------------
 
   app.get('/v3/role_assignments', authenticated, async (request) => {
@@ -395,24 +589,38 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     const roleId = queryParam(request, 'role.id');
     const domainId = queryParam(request, 'scope.domain.id');
     const includeNames = boolParam(request, 'include_names') === true;
-    // Only grants to users on a project or a domain exist here: a filter on groups or the system matches
-    // nothing.
+    // Only grants to users exist here (on a project, a domain or the system): a filter on groups matches
+    // nothing, and each scope filter keeps its own kind.
     const query = request.query as Record<string, unknown>;
-    const elsewhere = ['group.id', 'scope.system'].some((k) => query[k] !== undefined);
+    const system = queryParam(request, 'scope.system');
+    const groups = query['group.id'] !== undefined;
     const filters = { ...(userId ? { userId } : {}), ...(roleId ? { roleId } : {}) };
     const onProjects =
-      elsewhere || domainId !== undefined
+      groups || domainId !== undefined || system !== undefined
         ? []
         : await keystone.listRoleAssignments({ ...filters, ...(projectId ? { projectId } : {}) });
     const onDomains =
-      elsewhere || projectId !== undefined
+      groups || projectId !== undefined || system !== undefined
         ? []
         : await keystone.listDomainRoleAssignments({ ...filters, ...(domainId ? { domainId } : {}) });
+    const onSystem =
+      groups ||
+      projectId !== undefined ||
+      domainId !== undefined ||
+      (system !== undefined && system !== 'all')
+        ? []
+        : await keystone.listSystemRoleAssignments(filters);
     const names = includeNames ? await nameLookup() : undefined;
     return {
       role_assignments: [
         ...onProjects.map((a) => assignmentView(a, names)),
         ...onDomains.map((a) => domainAssignmentView(a, names)),
+        ...onSystem.map((a) => ({
+          role: { id: a.roleId, ...(names ? { name: a.roleName } : {}) },
+          user: { id: a.userId, ...(names ? names.user(a.userId) : {}) },
+          scope: { system: { all: true } },
+          links: { assignment: v3Url(deps, `/system/users/${a.userId}/roles/${a.roleId}`) },
+        })),
       ],
       links: collectionLinks(deps, '/role_assignments'),
     };

@@ -72,8 +72,13 @@ function scopeOf(scope: ScopeBody | undefined) {
     if (scope.domain.name) return { domain: { name: scope.domain.name } };
     throw new ApiError(400, 'Expecting to find id or name in domain.', 'ValidationError');
   }
-  // System scope needs a system role assignment, which bootflow never makes: the same 401 as Keystone's.
-  if (scope.system !== undefined) throw unauthorized();
+  // Keystone's system scope is `{"system": {"all": true}}`; a role on the system is needed (else 401).
+  if (scope.system !== undefined) {
+    const system = scope.system as { all?: unknown } | null;
+    if (typeof system !== 'object' || system === null || system.all !== true)
+      throw new ApiError(400, "Invalid input for field 'scope.system'.", 'ValidationError');
+    return { system: { all: true as const } };
+  }
   return { unscoped: true as const };
 }
 

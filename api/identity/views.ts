@@ -19,8 +19,10 @@ export function collectionLinks(deps: Pick<ApiDeps, 'publicUrl'>, path: string) 
   return { self: v3Url(deps, path), previous: null, next: null };
 }
 
+// Keystone's to_dict: the extra attributes first, so that none shadows a real one.
 export function projectView(deps: Pick<ApiDeps, 'publicUrl'>, p: Project) {
   return {
+    ...p.extra,
     id: p.id,
     name: p.name,
     domain_id: p.domainId,
@@ -37,6 +39,7 @@ export function projectView(deps: Pick<ApiDeps, 'publicUrl'>, p: Project) {
 
 export function userView(deps: Pick<ApiDeps, 'publicUrl'>, u: User) {
   return {
+    ...u.extra,
     id: u.id,
     name: u.name,
     domain_id: u.domainId,
@@ -88,7 +91,7 @@ export interface TokenFacts {
  */
 export function tokenView(deps: Pick<ApiDeps, 'publicUrl' | 'region'>, t: TokenFacts) {
   const { caller: c } = t;
-  const scoped = c.project !== undefined || c.domain !== undefined;
+  const scoped = c.project !== undefined || c.domain !== undefined || c.system === true;
   return {
     methods: t.methods,
     user: {
@@ -111,6 +114,7 @@ export function tokenView(deps: Pick<ApiDeps, 'publicUrl' | 'region'>, t: TokenF
         }
       : {}),
     ...(c.domain ? { domain: { id: c.domain.id, name: c.domain.name } } : {}),
+    ...(c.system ? { system: { all: true } } : {}),
     ...(scoped ? { roles: t.roles.map((r) => ({ id: r.id, name: r.name })) } : {}),
     ...(scoped && t.catalog ? { catalog: serviceCatalog(deps) as CatalogEntry[] } : {}),
   };

@@ -1,6 +1,6 @@
 /**
  * Neutron v2.0 at /network: the version list, the v2.0 resource index, networks, subnets and ports (list with
- * filters and `fields`, show, create, delete), security groups and their rules (list, show) and the
+ * filters and `fields`, show, create (one or bulk), update, delete), security groups and their rules (list, show) and the
  * extensions list. Visibility follows Neutron's defaults: a project sees its own resources and shared or
  * external networks, an admin everything; what a project may not see is 404.
  */
@@ -40,6 +40,35 @@ function parseBody<S extends z.ZodType>(schema: S, body: unknown, resource: stri
     `Invalid input for ${issue.path.join('.') || resource}. Reason: ${issue.message}.`,
     'HTTPBadRequest',
   );
+}
+
+/** A create body: one resource, or Neutron's bulk form (`{"networks": [...]}`), each item checked. */
+function parseCreate<S extends z.ZodType>(
+  schema: S,
+  body: unknown,
+  resource: string,
+  collection: string,
+): { items: Array<z.infer<S>>; bulk: boolean } {
+  if (typeof body === 'object' && body !== null && collection in body && !(resource in body)) {
+    const list = (body as Record<string, unknown>)[collection];
+    if (!Array.isArray(list) || list.length === 0)
+      throw new ApiError(400, `Resources required`, 'HTTPBadRequest');
+    return { items: list.map((item) => parseBody(schema, { [resource]: item }, resource)), bulk: true };
+  }
+  return { items: [parseBody(schema, body, resource)], bulk: false };
+}
+
+/** Neutron's answer to a PUT naming an attribute that is fixed at create. */
+function readOnly(
+  body: unknown,
+  resource: string,
+  updatable: readonly string[],
+  known: readonly string[],
+): void {
+  const attrs = (body as Record<string, Record<string, unknown> | undefined> | null)?.[resource];
+  if (typeof attrs !== 'object' || attrs === null) return;
+  const fixed = Object.keys(attrs).find((k) => known.includes(k) && !updatable.includes(k));
+  if (fixed) throw new ApiError(400, `Cannot update read-only attribute ${fixed}`, 'HTTPBadRequest');
 }
 
 const projectFields = {
@@ -87,6 +116,31 @@ const portCreate = z.strictObject({
   'binding:vnic_type': z.literal('normal').optional(),
   ...projectFields,
 });
+
+const NETWORK_UPDATABLE = [
+  'name',
+  'admin_state_up',
+  'shared',
+  'router:external',
+  'description',
+  'port_security_enabled',
+];
+const networkUpdate = z.strictObject({
+  name: z.string().max(255).optional(),
+  admin_state_up: z.literal(true).optional(),
+  shared: z.boolean().optional(),
+  'router:external': z.boolean().optional(),
+  description: z.literal('').optional(),
+  port_security_enabled: z.literal(true).optional(),
+});
+// bootflow changes a subnet's or a port's name in place; the rest is fixed at create (README).
+const NAMED_UPDATABLE = ['name', 'description'];
+const namedUpdate = z.strictObject({
+  name: z.string().max(255).optional(),
+  description: z.literal('').optional(),
+});
+const PORT_UPDATABLE = [...NAMED_UPDATABLE, 'admin_state_up'];
+const portUpdate = namedUpdate.extend({ admin_state_up: z.literal(true).optional() });
 
 /** The project a create is for: the caller's, or (admin only) the one named. */
 function ownerOf(
@@ -177,20 +231,67 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     network: showFields(request, networkView(await visibleNetwork(ctxOf(request), param(request, 'id')))),
   }));
 
+  /**
+   * Runs the creates of a (possibly bulk) request; Neutron's bulk create is all or nothing, so a failed item
+   * removes the ones made before it.
+   */
+  async function createAll<T extends { id: string }, I>(
+    items: I[],
+    create: (item: I) => Promise<T>,
+    remove: (made: T) => Promise<unknown>,
+  ): Promise<T[]> {
+    const made: T[] = [];
+    try {
+      for (const item of items) made.push(await create(item));
+    } catch (err) {
+      for (const m of made.reverse()) await remove(m);
+      throw err;
+    }
+    return made;
+  }
+
   app.post('/networks', async (request, reply) => {
     const ctx = ctxOf(request);
-    const body = parseBody(networkCreate, request.body, 'network');
-    const projectId = ownerOf(ctx, body, 'create_network');
-    if (body.shared && !isAdmin(ctx)) throw policyDenied('create_network:shared');
-    if (body['router:external'] && !isAdmin(ctx)) throw policyDenied('create_network:router:external');
-    const network = await neutron.createNetwork({
-      name: body.name ?? '',
-      projectId,
+    const { items, bulk } = parseCreate(networkCreate, request.body, 'network', 'networks');
+    for (const body of items) {
+      ownerOf(ctx, body, 'create_network');
+      if (body.shared && !isAdmin(ctx)) throw policyDenied('create_network:shared');
+      if (body['router:external'] && !isAdmin(ctx)) throw policyDenied('create_network:router:external');
+    }
+    const networks = await createAll(
+      items,
+      (body) =>
+        neutron.createNetwork({
+          name: body.name ?? '',
+          projectId: ownerOf(ctx, body, 'create_network'),
+          ...(body.shared !== undefined ? { shared: body.shared } : {}),
+          ...(body['router:external'] !== undefined ? { external: body['router:external'] } : {}),
+          ...(body.mtu !== undefined ? { mtu: body.mtu } : {}),
+        }),
+      (n) => neutron.deleteNetwork(n.id),
+    );
+    return reply
+      .code(201)
+      .send(bulk ? { networks: networks.map(networkView) } : { network: networkView(networks[0]!) });
+  });
+
+  app.put('/networks/:id', async (request) => {
+    const ctx = ctxOf(request);
+    const network = await visibleNetwork(ctx, param(request, 'id'));
+    readOnly(request.body, 'network', NETWORK_UPDATABLE, NETWORK_ATTRS);
+    const body = parseBody(networkUpdate, request.body, 'network');
+    // Neutron's update_network: admin or the owner; shared and router:external admin only.
+    if (!isAdmin(ctx) && network.projectId !== ctx.projectId) throw policyDenied('update_network');
+    if (body.shared !== undefined && !isAdmin(ctx)) throw policyDenied('update_network:shared');
+    if (body['router:external'] !== undefined && !isAdmin(ctx))
+      throw policyDenied('update_network:router:external');
+    const updated = await neutron.updateNetwork({
+      id: network.id,
+      ...(body.name !== undefined ? { name: body.name } : {}),
       ...(body.shared !== undefined ? { shared: body.shared } : {}),
       ...(body['router:external'] !== undefined ? { external: body['router:external'] } : {}),
-      ...(body.mtu !== undefined ? { mtu: body.mtu } : {}),
     });
-    return reply.code(201).send({ network: networkView(network) });
+    return { network: networkView(updated) };
   });
 
   app.delete('/networks/:id', async (request, reply) => {
@@ -246,20 +347,42 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
 
   app.post('/subnets', async (request, reply) => {
     const ctx = ctxOf(request);
-    const body = parseBody(subnetCreate, request.body, 'subnet');
-    ownerOf(ctx, body, 'create_subnet');
-    const network = await visibleNetwork(ctx, body.network_id);
-    // Neutron's create_subnet: admin, or the network's owner.
-    if (!isAdmin(ctx) && network.projectId !== ctx.projectId) throw policyDenied('create_subnet');
-    const subnet = await neutron.createSubnet({
-      networkId: network.id,
-      cidr: body.cidr,
-      ...(body.name !== undefined && body.name !== '' ? { name: body.name } : {}),
-      ...(body.gateway_ip !== undefined ? { gatewayIp: body.gateway_ip } : {}),
-      ...(body.enable_dhcp !== undefined ? { enableDhcp: body.enable_dhcp } : {}),
-      ...(body.allocation_pools ? { allocationPools: body.allocation_pools } : {}),
-    });
-    return reply.code(201).send({ subnet: subnetView(subnet) });
+    const { items, bulk } = parseCreate(subnetCreate, request.body, 'subnet', 'subnets');
+    const targets = [];
+    for (const body of items) {
+      ownerOf(ctx, body, 'create_subnet');
+      const network = await visibleNetwork(ctx, body.network_id);
+      // Neutron's create_subnet: admin, or the network's owner.
+      if (!isAdmin(ctx) && network.projectId !== ctx.projectId) throw policyDenied('create_subnet');
+      targets.push({ body, network });
+    }
+    const subnets = await createAll(
+      targets,
+      ({ body, network }) =>
+        neutron.createSubnet({
+          networkId: network.id,
+          cidr: body.cidr,
+          ...(body.name !== undefined && body.name !== '' ? { name: body.name } : {}),
+          ...(body.gateway_ip !== undefined ? { gatewayIp: body.gateway_ip } : {}),
+          ...(body.enable_dhcp !== undefined ? { enableDhcp: body.enable_dhcp } : {}),
+          ...(body.allocation_pools ? { allocationPools: body.allocation_pools } : {}),
+        }),
+      (made) => neutron.deleteSubnet(made.id),
+    );
+    return reply
+      .code(201)
+      .send(bulk ? { subnets: subnets.map(subnetView) } : { subnet: subnetView(subnets[0]!) });
+  });
+
+  app.put('/subnets/:id', async (request) => {
+    const ctx = ctxOf(request);
+    const subnet = await visibleSubnet(ctx, param(request, 'id'));
+    readOnly(request.body, 'subnet', NAMED_UPDATABLE, SUBNET_ATTRS);
+    const body = parseBody(namedUpdate, request.body, 'subnet');
+    if (!isAdmin(ctx) && subnet.projectId !== ctx.projectId) throw policyDenied('update_subnet');
+    const updated =
+      body.name !== undefined ? await neutron.updateSubnet({ id: subnet.id, name: body.name }) : subnet;
+    return { subnet: subnetView(updated) };
   });
 
   app.delete('/subnets/:id', async (request, reply) => {
@@ -327,27 +450,48 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
 
   app.post('/ports', async (request, reply) => {
     const ctx = ctxOf(request);
-    const body = parseBody(portCreate, request.body, 'port');
-    const projectId = ownerOf(ctx, body, 'create_port');
-    const network = await visibleNetwork(ctx, body.network_id);
-    const port = await neutron.createPort({
-      // Each API create is its own request: a fresh key, never a retry of another.
-      requestKey: `api:${randomUUID()}`,
-      networkId: network.id,
-      projectId,
-      ...(body.name !== undefined ? { name: body.name } : {}),
-      ...(body.device_id !== undefined ? { deviceId: body.device_id } : {}),
-      ...(body.device_owner !== undefined ? { deviceOwner: body.device_owner } : {}),
-      ...(body.fixed_ips
-        ? {
-            fixedIps: body.fixed_ips.map((ip) => ({
-              ...(ip.subnet_id ? { subnetId: ip.subnet_id } : {}),
-              ...(ip.ip_address ? { ipAddress: ip.ip_address } : {}),
-            })),
-          }
-        : {}),
-    });
-    return reply.code(201).send({ port: portView(port, isAdmin(ctx)) });
+    const { items, bulk } = parseCreate(portCreate, request.body, 'port', 'ports');
+    const targets = [];
+    for (const body of items)
+      targets.push({
+        body,
+        projectId: ownerOf(ctx, body, 'create_port'),
+        network: await visibleNetwork(ctx, body.network_id),
+      });
+    const ports = await createAll(
+      targets,
+      ({ body, projectId, network }) =>
+        neutron.createPort({
+          // Each API create is its own request: a fresh key, never a retry of another.
+          requestKey: `api:${randomUUID()}`,
+          networkId: network.id,
+          projectId,
+          ...(body.name !== undefined ? { name: body.name } : {}),
+          ...(body.device_id !== undefined ? { deviceId: body.device_id } : {}),
+          ...(body.device_owner !== undefined ? { deviceOwner: body.device_owner } : {}),
+          ...(body.fixed_ips
+            ? {
+                fixedIps: body.fixed_ips.map((ip) => ({
+                  ...(ip.subnet_id ? { subnetId: ip.subnet_id } : {}),
+                  ...(ip.ip_address ? { ipAddress: ip.ip_address } : {}),
+                })),
+              }
+            : {}),
+        }),
+      (made) => neutron.deletePort(made.id),
+    );
+    const view = (p: Port) => portView(p, isAdmin(ctx));
+    return reply.code(201).send(bulk ? { ports: ports.map(view) } : { port: view(ports[0]!) });
+  });
+
+  app.put('/ports/:id', async (request) => {
+    const ctx = ctxOf(request);
+    const port = await visiblePort(ctx, param(request, 'id'));
+    readOnly(request.body, 'port', PORT_UPDATABLE, PORT_ATTRS);
+    const body = parseBody(portUpdate, request.body, 'port');
+    const updated =
+      body.name !== undefined ? await neutron.updatePort({ id: port.id, name: body.name }) : port;
+    return { port: portView(updated, isAdmin(ctx)) };
   });
 
   app.delete('/ports/:id', async (request, reply) => {

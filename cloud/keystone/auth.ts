@@ -28,14 +28,17 @@ const unauthorized = (): CloudError => new CloudError('Unauthorized', UNAUTHORIZ
 export const PROJECT_SCOPE_REQUIRED = 'This service takes project-scoped tokens only.';
 
 /** The scope a token is asked for: a project, a domain, or none (unscoped). */
-export type ScopeRef = { project: EntityLocator } | { domain: DomainLocator } | { unscoped: true };
+export type ScopeRef =
+  { project: EntityLocator } | { domain: DomainLocator } | { system: { all: true } } | { unscoped: true };
 
 const scopeOf = (t: VerifiedToken): ScopeRef =>
   t.projectId !== undefined
     ? { project: { id: t.projectId } }
     : t.domainId !== undefined
       ? { domain: { id: t.domainId } }
-      : { unscoped: true };
+      : t.system !== undefined
+        ? { system: { all: true } }
+        : { unscoped: true };
 
 export interface AuthSettings {
   tokenTtlMs: number;
@@ -124,7 +127,9 @@ export class Authenticator {
         ? { projectId: target.project.id }
         : target.domain
           ? { domainId: target.domain.id }
-          : {},
+          : target.system
+            ? { system: 'all' as const }
+            : {},
       roles: target.roles,
       issuedAt,
       expiresAt,
@@ -150,7 +155,7 @@ export class Authenticator {
   private async resolveScope(
     userId: string,
     scope: ScopeRef,
-  ): Promise<Pick<TokenContext, 'roles' | 'project' | 'domain'> | undefined> {
+  ): Promise<Pick<TokenContext, 'roles' | 'project' | 'domain' | 'system'> | undefined> {
     const db = this.store.db;
     if ('project' in scope) {
       const project = await q.activeProject(db, scope.project);
@@ -165,6 +170,12 @@ export class Authenticator {
       const roles = await q.effectiveDomainRoles(db, userId, domain.id);
       if (roles.length === 0) return undefined;
       return { roles, domain: { id: domain.id, name: domain.name } };
+    }
+    if ('system' in scope) {
+      // Keystone's system scope: a role assigned on the system is needed, as a role on a project is.
+      const roles = await q.effectiveSystemRoles(db, userId);
+      if (roles.length === 0) return undefined;
+      return { roles, system: true };
     }
     return { roles: [] };
   }

@@ -40,6 +40,8 @@ export interface TokenContext {
   project?: { id: string; name: string; domainId: string };
   /** Set on a domain-scoped token. */
   domain?: { id: string; name: string };
+  /** Set on a system-scoped token (roles on the whole deployment; the services refuse it). */
+  system?: true;
 }
 
 /** The services' context of a project-scoped token; undefined for a domain-scoped or unscoped one. */

@@ -14,7 +14,7 @@ import { idSchema, parseRequest } from '../validation';
 import { Authenticator } from './auth';
 import type { RequestContext, TokenContext } from './context';
 import { keystoneMigrations } from './migrations';
-import { checkScryptParams, DEFAULT_SCRYPT_PARAMS, type ScryptParams } from './passwords';
+import { checkScryptParams, DEFAULT_SCRYPT_PARAMS, verifyPassword, type ScryptParams } from './passwords';
 import * as q from './queries';
 import * as req from './requests';
 import { DEFAULT_IMPLIED_ROLES, DEFAULT_ROLES } from './roles';
@@ -81,6 +81,19 @@ async function insertNamed(
     throw new CloudError(
       'Conflict',
       `Conflict occurred attempting to store ${kind} - Duplicate entry found with name ${name} at domain ID ${domainId}.`,
+    );
+  }
+}
+
+/** A domain name is unique across the deployment: Keystone's 409. */
+async function insertNamedDomain(name: string, insert: () => Promise<unknown>): Promise<void> {
+  try {
+    await insert();
+  } catch (err) {
+    if (!isUniqueViolation(err)) throw err;
+    throw new CloudError(
+      'Conflict',
+      `Conflict occurred attempting to store domain - Duplicate entry found with name ${name}.`,
     );
   }
 }
@@ -235,6 +248,7 @@ export class Keystone {
             description: r.description ?? null,
             enabled: r.enabled === false ? 0 : 1,
             created_at: this.clock.now(),
+            extra: '{}',
           })
           .execute(),
       () =>
@@ -267,6 +281,7 @@ export class Keystone {
             password_hash: passwordHash,
             password_changed_at: now,
             created_at: now,
+            extra: '{}',
           })
           .execute();
       },
@@ -412,6 +427,7 @@ export class Keystone {
       description: r.description ?? null,
       enabled: r.enabled === false ? 0 : 1,
       created_at: this.clock.now(),
+      extra: JSON.stringify(r.extra ?? {}),
     };
     await insertNamed('project', r.name, domain.id, () =>
       this.db.insertInto('projects').values(row).execute(),
@@ -432,6 +448,7 @@ export class Keystone {
       enabled: r.enabled === false ? 0 : 1,
       password_changed_at: now,
       created_at: now,
+      extra: JSON.stringify(r.extra ?? {}),
     };
     const passwordHash = await this.auth.hashPassword(r.password);
     await insertNamed('user', r.name, domain.id, () =>
@@ -441,6 +458,173 @@ export class Keystone {
         .execute(),
     );
     return toUser(row);
+  }
+
+  /**
+   * Keystone's PATCH /v3/projects/{id}: the given attributes change (extra ones merge into the stored
+   * ones); a name taken in the domain is a Conflict; disabling revokes the tokens scoped to the project.
+   */
+  async updateProject(input: req.UpdateProjectInput): Promise<Project> {
+    const r = parseRequest(req.updateProjectRequest, input, 'project update');
+    const current = await this.projectRowById(r.id);
+    const row: ProjectsTable = {
+      ...current,
+      ...(r.name !== undefined ? { name: r.name } : {}),
+      ...(r.description !== undefined ? { description: r.description } : {}),
+      ...(r.enabled !== undefined ? { enabled: r.enabled ? 1 : 0 } : {}),
+      extra: JSON.stringify({ ...toProject(current).extra, ...r.extra }),
+    };
+    await this.store.transaction(async (trx) => {
+      await insertNamed('project', row.name, row.domain_id, () =>
+        trx
+          .updateTable('projects')
+          .set({ name: row.name, description: row.description, enabled: row.enabled, extra: row.extra })
+          .where('id', '=', row.id)
+          .execute(),
+      );
+      if (current.enabled === 1 && row.enabled === 0) await this.auth.revoke(trx, { projectId: row.id });
+    });
+    return toProject(row);
+  }
+
+  /**
+   * Keystone's PATCH /v3/users/{id}: as for projects; a new password or a disable revokes the user's
+   * tokens.
+   */
+  async updateUser(input: req.UpdateUserInput): Promise<User> {
+    const r = parseRequest(req.updateUserRequest, input, 'user update');
+    const current = await q.findUserById(this.db, r.id);
+    const now = this.clock.now();
+    const passwordHash = r.password !== undefined ? await this.auth.hashPassword(r.password) : undefined;
+    const user: User = {
+      ...current,
+      ...(r.name !== undefined ? { name: r.name } : {}),
+      ...(r.email !== undefined ? { email: r.email } : {}),
+      ...(r.enabled !== undefined ? { enabled: r.enabled } : {}),
+      ...(passwordHash !== undefined ? { passwordChangedAt: now } : {}),
+      extra: { ...current.extra, ...r.extra },
+    };
+    await this.store.transaction(async (trx) => {
+      await insertNamed('user', user.name, user.domainId, () =>
+        trx
+          .updateTable('users')
+          .set({
+            name: user.name,
+            email: user.email,
+            enabled: user.enabled ? 1 : 0,
+            extra: JSON.stringify(user.extra),
+            ...(passwordHash !== undefined ? { password_hash: passwordHash, password_changed_at: now } : {}),
+          })
+          .where('id', '=', user.id)
+          .execute(),
+      );
+      if ((current.enabled && !user.enabled) || passwordHash !== undefined)
+        await this.auth.revoke(trx, { userId: user.id });
+    });
+    return user;
+  }
+
+  /**
+   * Keystone's POST /v3/users/{id}/password: the user's own change, proven by the original password
+   * (Unauthorized otherwise, as a failed login is); the user's tokens are revoked.
+   */
+  async changePassword(input: req.ChangePasswordInput): Promise<User> {
+    const r = parseRequest(req.changePasswordRequest, input, 'password change');
+    const row = await this.db
+      .selectFrom('users')
+      .select(['password_hash', 'enabled'])
+      .where('id', '=', r.id)
+      .executeTakeFirst();
+    const ok = await verifyPassword(r.originalPassword, row?.password_hash ?? '');
+    if (!row || !ok || row.enabled !== 1)
+      throw new CloudError('Unauthorized', 'The request you have made requires authentication.');
+    return this.updateUser({ id: r.id, password: r.password });
+  }
+
+  /** Keystone's POST /v3/domains: a new domain, Conflict if the name is taken. */
+  async createDomain(input: req.CreateDomainInput): Promise<Domain> {
+    const r = parseRequest(req.createDomainRequest, input, 'domain');
+    const row = {
+      id: newId(),
+      name: r.name,
+      description: r.description ?? null,
+      enabled: r.enabled === false ? 0 : 1,
+      created_at: this.clock.now(),
+    };
+    await insertNamedDomain(r.name, () => this.db.insertInto('domains').values(row).execute());
+    return toDomain(row);
+  }
+
+  /**
+   * Keystone's PATCH /v3/domains/{id}; disabling a domain revokes the tokens of its users and projects and
+   * of tokens scoped to it. The Default domain stays enabled (bootflow's own services authenticate there).
+   */
+  async updateDomain(input: req.UpdateDomainInput): Promise<Domain> {
+    const r = parseRequest(req.updateDomainRequest, input, 'domain update');
+    const current = await this.domainRowById(r.id);
+    if (r.id === DEFAULT_DOMAIN_ID && r.enabled === false)
+      throw new CloudError('Forbidden', 'The default domain cannot be disabled.');
+    const row = {
+      ...current,
+      ...(r.name !== undefined ? { name: r.name } : {}),
+      ...(r.description !== undefined ? { description: r.description } : {}),
+      ...(r.enabled !== undefined ? { enabled: r.enabled ? 1 : 0 } : {}),
+    };
+    await this.store.transaction(async (trx) => {
+      await insertNamedDomain(row.name, () =>
+        trx
+          .updateTable('domains')
+          .set({ name: row.name, description: row.description, enabled: row.enabled })
+          .where('id', '=', row.id)
+          .execute(),
+      );
+      if (current.enabled === 1 && row.enabled === 0) await this.revokeDomain(trx, row.id);
+    });
+    return toDomain(row);
+  }
+
+  /**
+   * Keystone's DELETE /v3/domains/{id}: only a disabled domain (else Forbidden), with its projects, users
+   * and every role assignment on or of them.
+   */
+  async deleteDomain(domainId: string): Promise<void> {
+    const id = parseRequest(idSchema, domainId, 'domain id');
+    const current = await this.domainRowById(id);
+    if (current.enabled === 1)
+      throw new CloudError('Forbidden', 'Cannot delete a domain that is enabled, please disable it first.');
+    await this.store.transaction(async (trx) => {
+      await this.revokeDomain(trx, id);
+      const projects = trx.selectFrom('projects').select('id').where('domain_id', '=', id);
+      const users = trx.selectFrom('users').select('id').where('domain_id', '=', id);
+      await trx.deleteFrom('role_assignments').where('project_id', 'in', projects).execute();
+      await trx.deleteFrom('role_assignments').where('user_id', 'in', users).execute();
+      await trx.deleteFrom('domain_role_assignments').where('user_id', 'in', users).execute();
+      await trx.deleteFrom('system_role_assignments').where('user_id', 'in', users).execute();
+      await trx.deleteFrom('domain_role_assignments').where('domain_id', '=', id).execute();
+      await trx.deleteFrom('projects').where('domain_id', '=', id).execute();
+      await trx.deleteFrom('users').where('domain_id', '=', id).execute();
+      await trx.deleteFrom('domains').where('id', '=', id).execute();
+    });
+  }
+
+  /** Revokes the tokens of a domain's users and those scoped to its projects. */
+  private async revokeDomain(trx: Kysely<KeystoneDb>, domainId: string): Promise<void> {
+    for (const u of await trx.selectFrom('users').select('id').where('domain_id', '=', domainId).execute())
+      await this.auth.revoke(trx, { userId: u.id });
+    for (const p of await trx.selectFrom('projects').select('id').where('domain_id', '=', domainId).execute())
+      await this.auth.revoke(trx, { projectId: p.id });
+  }
+
+  private async domainRowById(id: string) {
+    const row = await this.db.selectFrom('domains').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw new CloudError('NotFound', `Could not find domain: ${id}.`, { domain: id });
+    return row;
+  }
+
+  private async projectRowById(id: string): Promise<ProjectsTable> {
+    const row = await this.db.selectFrom('projects').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw new CloudError('NotFound', `Could not find project: ${id}.`, { project: id });
+    return row;
   }
 
   /** Deletes a project (by id) and its role assignments; tokens scoped to it stop validating. */
@@ -464,6 +648,7 @@ export class Keystone {
         throw new CloudError('NotFound', `Could not find user: ${id}.`, { user: id });
       await trx.deleteFrom('role_assignments').where('user_id', '=', id).execute();
       await trx.deleteFrom('domain_role_assignments').where('user_id', '=', id).execute();
+      await trx.deleteFrom('system_role_assignments').where('user_id', '=', id).execute();
       await this.auth.revoke(trx, { userId: id });
     });
   }
@@ -558,6 +743,50 @@ export class Keystone {
       .where('role_id', '=', r.roleId)
       .executeTakeFirst();
     return { removed: Number(res.numDeletedRows) > 0 };
+  }
+
+  /** Keystone's PUT /v3/system/users/{user}/roles/{role} (idempotent). */
+  async assignSystemRole(input: req.SystemRoleAssignmentInput): Promise<void> {
+    const r = parseRequest(req.systemRoleAssignmentRequest, input, 'system role assignment');
+    const key = { user_id: r.userId, role_id: r.roleId };
+    await insertOrFind(
+      () =>
+        this.db
+          .insertInto('system_role_assignments')
+          .values({ ...key, created_at: this.clock.now() })
+          .execute(),
+      () =>
+        this.db
+          .selectFrom('system_role_assignments')
+          .selectAll()
+          .where('user_id', '=', key.user_id)
+          .where('role_id', '=', key.role_id)
+          .executeTakeFirst(),
+    );
+  }
+
+  async unassignSystemRole(input: req.SystemRoleAssignmentInput): Promise<{ removed: boolean }> {
+    const r = parseRequest(req.systemRoleAssignmentRequest, input, 'system role assignment');
+    const res = await this.db
+      .deleteFrom('system_role_assignments')
+      .where('user_id', '=', r.userId)
+      .where('role_id', '=', r.roleId)
+      .executeTakeFirst();
+    return { removed: Number(res.numDeletedRows) > 0 };
+  }
+
+  /** System grants, filtered by user and role. */
+  async listSystemRoleAssignments(
+    input: Partial<req.SystemRoleAssignmentInput> = {},
+  ): Promise<Array<{ userId: string; roleId: string; roleName: string }>> {
+    const r = parseRequest(req.listSystemAssignmentsRequest, input, 'system role assignment filter');
+    let query = this.db
+      .selectFrom('system_role_assignments')
+      .innerJoin('roles', 'roles.id', 'system_role_assignments.role_id')
+      .select(['system_role_assignments.user_id as userId', 'roles.id as roleId', 'roles.name as roleName']);
+    if (r.userId) query = query.where('system_role_assignments.user_id', '=', r.userId);
+    if (r.roleId) query = query.where('system_role_assignments.role_id', '=', r.roleId);
+    return query.orderBy('system_role_assignments.user_id').orderBy('roles.name').execute();
   }
 
   /** Domain grants (not the implied roles), filtered by user, domain and role. */

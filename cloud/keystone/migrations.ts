@@ -102,4 +102,23 @@ export const keystoneMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // Keystone keeps a resource's attributes beyond its columns (a user's description, any extra key a client
+  // sends) in an `extra` JSON column and answers them back; and it grants roles on the system too.
+  '003_extra_attributes_system_grants': {
+    async up(db: Kysely<unknown>) {
+      for (const table of ['projects', 'users'] as const)
+        await db.schema
+          .alterTable(table)
+          .addColumn('extra', 'text', (c) => c.notNull().defaultTo('{}'))
+          .execute();
+      // Keystone's system role assignments (a role on the whole deployment, `scope.system.all`).
+      await db.schema
+        .createTable('system_role_assignments')
+        .addColumn('user_id', 'varchar(64)', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('role_id', 'varchar(64)', (c) => c.notNull().references('roles.id').onDelete('cascade'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('system_role_assignments_pk', ['user_id', 'role_id'])
+        .execute();
+    },
+  },
 };

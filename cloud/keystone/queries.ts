@@ -46,6 +46,13 @@ export async function findUser(db: Db, ref: string, domainRef: string): Promise<
   return toUser(row);
 }
 
+/** A user by id only. */
+export async function findUserById(db: Db, id: string): Promise<User> {
+  const row = await db.selectFrom('users').select(USER_COLUMNS).where('id', '=', id).executeTakeFirst();
+  if (!row) throw new CloudError('NotFound', `Could not find user: ${id}.`, { user: id });
+  return toUser(row);
+}
+
 export async function findRole(db: Db, ref: string): Promise<Role> {
   const row =
     (await db.selectFrom('roles').select(['id', 'name']).where('name', '=', ref).executeTakeFirst()) ??
@@ -74,6 +81,17 @@ export async function effectiveDomainRoles(db: Db, userId: string, domainId: str
     .select('roles.name')
     .where('domain_role_assignments.user_id', '=', userId)
     .where('domain_role_assignments.domain_id', '=', domainId)
+    .execute();
+  return withImpliedRoles(db, assigned);
+}
+
+/** The user's effective roles on the system. */
+export async function effectiveSystemRoles(db: Db, userId: string): Promise<string[]> {
+  const assigned = await db
+    .selectFrom('system_role_assignments')
+    .innerJoin('roles', 'roles.id', 'system_role_assignments.role_id')
+    .select('roles.name')
+    .where('system_role_assignments.user_id', '=', userId)
     .execute();
   return withImpliedRoles(db, assigned);
 }

@@ -9,6 +9,13 @@ const descriptionSchema = z
   .string()
   .max(4096)
   .refine((s) => !/[^\P{Cc}\n\r\t]/u.test(s), 'must not contain control characters');
+/**
+ * Keystone's `extra`: the attributes a client sends beyond the schema's, stored and answered back; a JSON
+ * object of at most 64 KiB once serialized.
+ */
+const extraSchema = z
+  .record(z.string().max(255), z.json())
+  .refine((e) => JSON.stringify(e).length <= 65536, 'extra attributes exceed 64 KiB');
 /** A user, project or role given by id or by name (names are looked up within the domain). */
 const refSchema = nameSchema;
 
@@ -73,6 +80,7 @@ const entityLocator = z.union([
 const scopeRef = z.union([
   z.strictObject({ project: entityLocator }),
   z.strictObject({ domain: domainLocator }),
+  z.strictObject({ system: z.strictObject({ all: z.literal(true) }) }),
   z.strictObject({ unscoped: z.literal(true) }),
 ]);
 
@@ -94,6 +102,7 @@ export const createProjectRequest = z.strictObject({
   domainId: idSchema,
   description: descriptionSchema.optional(),
   enabled: z.boolean().optional(),
+  extra: extraSchema.optional(),
 });
 
 export const createUserRequest = z.strictObject({
@@ -101,6 +110,43 @@ export const createUserRequest = z.strictObject({
   domainId: idSchema,
   password: passwordSchema,
   email: z.email().max(255).optional(),
+  enabled: z.boolean().optional(),
+  extra: extraSchema.optional(),
+});
+
+export const updateProjectRequest = z.strictObject({
+  id: idSchema,
+  name: nameSchema.optional(),
+  description: descriptionSchema.nullable().optional(),
+  enabled: z.boolean().optional(),
+  extra: extraSchema.optional(),
+});
+
+export const updateUserRequest = z.strictObject({
+  id: idSchema,
+  name: nameSchema.optional(),
+  password: passwordSchema.optional(),
+  email: z.string().max(255).nullable().optional(),
+  enabled: z.boolean().optional(),
+  extra: extraSchema.optional(),
+});
+
+export const changePasswordRequest = z.strictObject({
+  id: idSchema,
+  originalPassword: passwordSchema,
+  password: passwordSchema,
+});
+
+export const createDomainRequest = z.strictObject({
+  name: nameSchema,
+  description: descriptionSchema.nullable().optional(),
+  enabled: z.boolean().optional(),
+});
+
+export const updateDomainRequest = z.strictObject({
+  id: idSchema,
+  name: nameSchema.optional(),
+  description: descriptionSchema.nullable().optional(),
   enabled: z.boolean().optional(),
 });
 export const validateTokenOptions = z.strictObject({ allowExpired: z.boolean().optional() });
@@ -110,6 +156,9 @@ export const domainRoleAssignmentRequest = z.strictObject({
   domainId: idSchema,
   roleId: idSchema,
 });
+
+export const systemRoleAssignmentRequest = z.strictObject({ userId: idSchema, roleId: idSchema });
+export const listSystemAssignmentsRequest = systemRoleAssignmentRequest.partial();
 
 export const listDomainAssignmentsRequest = z.strictObject({
   userId: idSchema.optional(),
@@ -135,7 +184,13 @@ export type AuthenticateInput = z.input<typeof authenticateRequest>;
 export type ValidateTokenOptions = z.input<typeof validateTokenOptions>;
 export type ListAssignmentsInput = z.input<typeof listAssignmentsRequest>;
 export type DomainRoleAssignmentInput = z.input<typeof domainRoleAssignmentRequest>;
+export type SystemRoleAssignmentInput = z.input<typeof systemRoleAssignmentRequest>;
 export type ListDomainAssignmentsInput = z.input<typeof listDomainAssignmentsRequest>;
 export type IssueTokenInput = z.input<typeof issueTokenRequest>;
 export type CreateProjectInput = z.input<typeof createProjectRequest>;
 export type CreateUserInput = z.input<typeof createUserRequest>;
+export type UpdateProjectInput = z.input<typeof updateProjectRequest>;
+export type UpdateUserInput = z.input<typeof updateUserRequest>;
+export type ChangePasswordInput = z.input<typeof changePasswordRequest>;
+export type CreateDomainInput = z.input<typeof createDomainRequest>;
+export type UpdateDomainInput = z.input<typeof updateDomainRequest>;

@@ -14,6 +14,8 @@ export interface ProjectsTable {
   description: string | null;
   enabled: number;
   created_at: number;
+  /** Keystone's `extra`: a JSON object of the attributes without a column. */
+  extra: string;
 }
 
 export interface UsersTable {
@@ -26,6 +28,8 @@ export interface UsersTable {
   password_hash: string;
   password_changed_at: number;
   created_at: number;
+  /** Keystone's `extra`: a JSON object of the attributes without a column (description, ...). */
+  extra: string;
 }
 
 export interface RolesTable {
@@ -55,6 +59,13 @@ export interface DomainRoleAssignmentsTable {
   created_at: number;
 }
 
+/** A role for a user on the system (Keystone's system assignments; bootflow issues no system tokens). */
+export interface SystemRoleAssignmentsTable {
+  user_id: string;
+  role_id: string;
+  created_at: number;
+}
+
 /**
  * Keystone's revocation events: a token is revoked when it was issued at or before issued_before and every
  * non-null selector (user, project, audit id) matches it.
@@ -76,5 +87,6 @@ export interface KeystoneDb {
   implied_roles: ImpliedRolesTable;
   role_assignments: RoleAssignmentsTable;
   domain_role_assignments: DomainRoleAssignmentsTable;
+  system_role_assignments: SystemRoleAssignmentsTable;
   revocation_events: RevocationEventsTable;
 }

@@ -17,6 +17,8 @@ const claimsSchema = z.strictObject({
   // Neither for an unscoped token; never both.
   project_id: z.string().min(1).max(64).optional(),
   domain_id: z.string().min(1).max(64).optional(),
+  /** Set on a system-scoped token (Keystone's `system: {all: true}`). */
+  system: z.literal('all').optional(),
   roles: z.array(z.string().min(1).max(255)).max(256),
   methods: z.array(z.string()).max(8),
   iat: z.number().finite(),
@@ -42,7 +44,8 @@ export interface OperationScope {
 export type TokenClaims = z.infer<typeof claimsSchema>;
 
 /** What a token is scoped to: a project, a domain, or nothing (unscoped). */
-export type TokenScopeClaim = { projectId: string } | { domainId: string } | Record<string, never>;
+export type TokenScopeClaim =
+  { projectId: string } | { domainId: string } | { system: 'all' } | Record<string, never>;
 
 export interface IssueClaims {
   userId: string;
@@ -63,6 +66,8 @@ export interface VerifiedToken {
   projectId?: string;
   /** Set on a domain-scoped token. */
   domainId?: string;
+  /** Set on a system-scoped token. */
+  system?: 'all';
   roles: string[];
   issuedAt: number;
   expiresAt: number;
@@ -91,6 +96,7 @@ export class TokenSigner {
     const payload: Omit<TokenClaims, 'iss' | 'sub' | 'iat' | 'exp' | 'jti'> = {
       ...('projectId' in claims.scope ? { project_id: claims.scope.projectId } : {}),
       ...('domainId' in claims.scope ? { domain_id: claims.scope.domainId } : {}),
+      ...('system' in claims.scope ? { system: claims.scope.system } : {}),
       roles: claims.roles,
       methods: claims.methods,
       ...(claims.operation
@@ -135,13 +141,15 @@ export class TokenSigner {
     const parsed = claimsSchema.safeParse(payload);
     if (!parsed.success) return undefined;
     const claims = parsed.data;
-    if (claims.project_id !== undefined && claims.domain_id !== undefined) return undefined;
+    const scopes = [claims.project_id, claims.domain_id, claims.system].filter((x) => x !== undefined);
+    if (scopes.length > 1) return undefined;
     const expiresAt = fromNumericDate(claims.exp);
     if (nowMs >= expiresAt + graceMs) return undefined;
     return {
       userId: claims.sub,
       ...(claims.project_id !== undefined ? { projectId: claims.project_id } : {}),
       ...(claims.domain_id !== undefined ? { domainId: claims.domain_id } : {}),
+      ...(claims.system !== undefined ? { system: claims.system } : {}),
       roles: claims.roles,
       issuedAt: fromNumericDate(claims.iat),
       expiresAt,

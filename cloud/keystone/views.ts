@@ -17,6 +17,8 @@ export interface Project {
   description: string | null;
   enabled: boolean;
   createdAt: number;
+  /** Attributes without a column, answered back as Keystone does. */
+  extra: Record<string, unknown>;
 }
 
 export interface User {
@@ -27,6 +29,8 @@ export interface User {
   enabled: boolean;
   passwordChangedAt: number;
   createdAt: number;
+  /** Attributes without a column (description, default_project_id, ...), answered back as Keystone does. */
+  extra: Record<string, unknown>;
 }
 
 export interface Role {
@@ -79,7 +83,16 @@ export const USER_COLUMNS = [
   'users.enabled',
   'users.password_changed_at',
   'users.created_at',
+  'users.extra',
 ] as const;
+
+/** A stored `extra` column: a JSON object (anything else reads as empty). */
+export function parseExtra(text: string): Record<string, unknown> {
+  const value: unknown = JSON.parse(text);
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
+}
 
 export const toDomain = (r: DomainsTable): Domain => ({
   id: r.id,
@@ -96,6 +109,7 @@ export const toProject = (r: ProjectsTable): Project => ({
   description: r.description,
   enabled: r.enabled === 1,
   createdAt: Number(r.created_at),
+  extra: parseExtra(r.extra),
 });
 
 export const toUser = (r: Omit<UsersTable, 'password_hash'>): User => ({
@@ -106,4 +120,5 @@ export const toUser = (r: Omit<UsersTable, 'password_hash'>): User => ({
   enabled: r.enabled === 1,
   passwordChangedAt: Number(r.password_changed_at),
   createdAt: Number(r.created_at),
+  extra: parseExtra(r.extra),
 });

@@ -79,6 +79,15 @@ const createPortSchema = z.strictObject({
     .optional(),
 });
 
+/** Neutron's PUT: only the attributes bootflow can change in place (the others are fixed at create). */
+const updateNetworkSchema = z.strictObject({
+  id: idSchema,
+  name: optionalTextSchema.optional(),
+  shared: z.boolean().optional(),
+  external: z.boolean().optional(),
+});
+const updateNamedSchema = z.strictObject({ id: idSchema, name: optionalTextSchema });
+
 const listPortsSchema = z.strictObject({
   deviceId: optionalTextSchema.optional(),
   networkId: idSchema.optional(),
@@ -91,6 +100,8 @@ export type CreateNetworkRequest = z.input<typeof createNetworkSchema>;
 export type CreateSubnetRequest = z.input<typeof createSubnetSchema>;
 export type CreatePortRequest = z.input<typeof createPortSchema>;
 export type ListPortsFilter = z.input<typeof listPortsSchema>;
+export type UpdateNetworkRequest = z.input<typeof updateNetworkSchema>;
+export type UpdateNamedRequest = z.input<typeof updateNamedSchema>;
 
 export interface PortBinding {
   vifType: 'ovs';
@@ -192,6 +203,45 @@ export class Neutron {
       return this.loadNetwork(winner);
     }
     return this.loadNetwork(id);
+  }
+
+  /** Neutron's update_network: the name, and (the caller checks the policy) shared and router:external. */
+  async updateNetwork(input: UpdateNetworkRequest): Promise<Network> {
+    const r = parseRequest(updateNetworkSchema, input, 'network update');
+    const res = await this.db
+      .updateTable('networks')
+      .set({
+        ...(r.name !== undefined ? { name: r.name } : {}),
+        ...(r.shared !== undefined ? { shared: r.shared ? 1 : 0 } : {}),
+        ...(r.external !== undefined ? { router_external: r.external ? 1 : 0 } : {}),
+        updated_at: this.clock.now(),
+      })
+      .where('id', '=', r.id)
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) === 0) throw networkNotFound(r.id);
+    return this.loadNetwork(r.id);
+  }
+
+  /** Neutron's update_subnet, reduced to the name. */
+  async updateSubnet(input: UpdateNamedRequest): Promise<Subnet> {
+    const r = parseRequest(updateNamedSchema, input, 'subnet update');
+    await this.db
+      .updateTable('subnets')
+      .set({ name: r.name, updated_at: this.clock.now() })
+      .where('id', '=', r.id)
+      .execute();
+    return this.getSubnet(r.id);
+  }
+
+  /** Neutron's update_port, reduced to the name. */
+  async updatePort(input: UpdateNamedRequest): Promise<Port> {
+    const r = parseRequest(updateNamedSchema, input, 'port update');
+    await this.db
+      .updateTable('ports')
+      .set({ name: r.name, updated_at: this.clock.now() })
+      .where('id', '=', r.id)
+      .execute();
+    return this.getPort(r.id);
   }
 
   private async networkIdByRequestKey(requestKey: string): Promise<string | undefined> {
