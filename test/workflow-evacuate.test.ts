@@ -2,7 +2,8 @@
  * evacuateServer / evacuateHost / destroyEvacuatedInstances on the time-skipping test server with the real
  * activities: a server with a volume rebuilt on another host with its ports, IPs and volume; refused while
  * the source's nova-compute is up; a spawn failing on the destination (ERROR with the fault, the destination
- * left clean); a stop refused and a delete winning during one; a host-wide evacuation; and the dead host reaping its evacuated guests when it comes back.
+ * left clean); one cancelled in the spawn and one whose destinations are all down; a stop refused and a
+ * delete winning during one; a host-wide evacuation; and the dead host reaping its evacuated guests when it comes back.
  */
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
