@@ -2,7 +2,8 @@
  * evacuateServer / evacuateHost / destroyEvacuatedInstances on the time-skipping test server with the real
  * activities: a server with a volume rebuilt on another host with its ports, IPs and volume; refused while
  * the source's nova-compute is up; a spawn failing on the destination (ERROR with the fault, the destination
- * left clean); a stop refused and a delete winning during one; a host-wide evacuation; and the dead host reaping its evacuated guests when it comes back.
+ * left clean); one cancelled in the spawn and one whose destinations are all down; a stop refused and a
+ * delete winning during one; a host-wide evacuation; and the dead host reaping its evacuated guests when it comes back.
  */
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -169,6 +170,10 @@ describe('evacuate', () => {
     assert.match(fault?.message ?? '', /^Evacuate failed: .*hypervisor refused/);
     const evacuation = (await h.cloud.nova.listActions(server.id)).find((a) => a.action === 'evacuate');
     assert.equal(evacuation?.message, 'Error');
+    assert.deepEqual(
+      evacuation?.events.map((e) => [e.event, e.result]),
+      [['compute_rebuild_instance', 'Error']],
+    );
     for (const [host, compute] of h.computeHosts) {
       if (host === server.host) continue;
       assert.ok(!(await compute.listInstanceDirs()).includes(server.id), `nothing left on ${host}`);
@@ -224,6 +229,96 @@ describe('evacuate', () => {
     assert.ok(!(await compute.listVifs()).some((v) => v.instanceUuid === server.id));
     assert.equal(await compute.getDomain(server.id), undefined);
     await comeBack(source);
+    await assertNoLeaks(h);
+  });
+
+  {
+    test("an evacuation cancelled in the destination's spawn: ERROR, no task, the destination clean", async () => {
+      const slug = 'cancelled';
+      const server: BootResult = await h.runBoot(h.request(`evac-${slug}`));
+      const source = server.host;
+      await loseHost(source);
+      const others = [...h.computeHosts].filter(([host]) => host !== source);
+      for (const [, compute] of others) await compute.setFault('spawn', { mode: 'hang' });
+      const requestId = `evac-req-${slug}`;
+      const handle = await evacuate(server.id, requestId);
+      const destination = await pollUntil(
+        async () => {
+          for (const [host, compute] of others)
+            if (((await compute.listFaults()).spawn?.hits ?? 0) >= 1) return host;
+          return undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 20, what: 'the spawn held on the destination' },
+      );
+      await handle.cancel();
+      const err = await handle.result().then(
+        () => assert.fail('the evacuation should not finish'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof WorkflowFailedError);
+      assert.match(String(err.cause?.message), /cancel/i);
+      // Released: a held spawn must have stopped, not go on to start the guest after the undo.
+      for (const [, compute] of others) await compute.clearFaults();
+      await h.cloud.nova.setHostForcedDown(source, false);
+      await h.setRunningHosts(HOSTS);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const instance = await h.cloud.nova.getInstance(server.id);
+      assert.deepEqual([instance.vmState, instance.taskState], ['error', null]);
+      const evacuation = (await h.cloud.nova.listActions(server.id)).find((a) => a.requestId === requestId);
+      assert.equal(evacuation?.action, 'evacuate');
+      assert.equal(evacuation?.message, 'Error');
+      // The destination's event, opened at rebuild_spawning, closed with the error.
+      assert.deepEqual(
+        evacuation?.events.map((e) => [e.event, e.host, e.result, e.finishTime !== null]),
+        [['compute_rebuild_instance', destination, 'Error', true]],
+      );
+      const compute = h.computeHosts.get(destination)!;
+      assert.equal(await compute.getDomain(server.id), undefined, `no guest left on ${destination}`);
+      assert.ok(!(await compute.listInstanceDirs()).includes(server.id), `nothing left on ${destination}`);
+      assert.ok(!(await compute.listVifs()).some((v) => v.instanceUuid === server.id));
+      await comeBack(source);
+      await h.syncClock();
+      const del = await h.env.client.workflow.start('deleteInstance', {
+        taskQueue: CONTROLLER_QUEUE,
+        workflowId: deleteWorkflowId(server.id),
+        args: [{ requestId: `del-${slug}`, auth: h.demoAuth(), instanceUuid: server.id }],
+      });
+      assert.equal(((await del.result()) as DeleteResult).outcome, 'deleted');
+      await assertNoLeaks(h);
+    });
+  }
+
+  test('every destination down (its nova-compute gone, not yet seen down): the evacuation fails, ERROR, nothing left', async () => {
+    const server: BootResult = await h.runBoot(h.request('evac-dest-down'));
+    await loseHost(server.host);
+    await h.setRunningHosts([]);
+    const handle = await evacuate(server.id, 'evac-req-dest-down');
+    const err = await handle.result().then(
+      () => assert.fail('the evacuation should fail'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.match(String(err.cause?.message), /did not pick up plugVifs .* the host is down/);
+    await h.setRunningHosts(HOSTS.filter((x) => x !== server.host));
+    const instance = await h.cloud.nova.getInstance(server.id);
+    assert.deepEqual([instance.vmState, instance.taskState], ['error', null]);
+    assert.match(
+      (await h.cloud.nova.listFaults(server.id))[0]?.message ?? '',
+      /^Evacuate failed: .*host is down/,
+    );
+    const evacuation = (await h.cloud.nova.listActions(server.id)).find(
+      (a) => a.requestId === 'evac-req-dest-down',
+    );
+    // Failed before any destination took it: the action closed with Error, no host event opened.
+    assert.deepEqual(
+      [evacuation?.action, evacuation?.message, evacuation?.events],
+      ['evacuate', 'Error', []],
+    );
+    for (const [host, compute] of h.computeHosts) {
+      if (host === server.host) continue;
+      assert.ok(!(await compute.listVifs()).some((v) => v.instanceUuid === server.id), `no VIF on ${host}`);
+    }
+    await comeBack(server.host);
     await assertNoLeaks(h);
   });
 

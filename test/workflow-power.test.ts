@@ -360,6 +360,150 @@ describe('power actions (stop, start, reboot) as workflows', () => {
     await assertNoLeaks(h);
   });
 
+  /** Each power action, with the fault operation on the host, the state it starts from and ends in. */
+  const ACTIONS = [
+    { name: 'stop', workflow: 'stopInstance', fault: 'powerOff', from: 'active', done: 'stopped' },
+    { name: 'start', workflow: 'startInstance', fault: 'powerOn', from: 'stopped', done: 'active' },
+    {
+      name: 'reboot SOFT',
+      workflow: 'rebootInstance',
+      type: 'SOFT',
+      fault: 'reboot',
+      from: 'active',
+      done: 'active',
+    },
+    {
+      name: 'reboot HARD',
+      workflow: 'rebootInstance',
+      type: 'HARD',
+      fault: 'reboot',
+      from: 'active',
+      done: 'active',
+    },
+  ] as const satisfies ReadonlyArray<{
+    name: string;
+    workflow: PowerWorkflow;
+    type?: 'SOFT' | 'HARD';
+    fault: FaultOperation;
+    from: 'active' | 'stopped';
+    done: 'active' | 'stopped';
+  }>;
+  type Action = (typeof ACTIONS)[number];
+  const POWER_OF = { active: POWER_STATES.RUNNING, stopped: POWER_STATES.SHUTDOWN } as const;
+
+  /** A server in the action's starting state, and the action started on it (held on its host if `hold`). */
+  async function serverFor(action: Action): Promise<BootResult> {
+    const server = await boot();
+    if (action.from === 'stopped') await (await startOp('stopInstance', server.id)).result();
+    return server;
+  }
+  function startAction(action: Action, server: string, requestId: string): Promise<WorkflowHandle> {
+    return startOp(action.workflow, server, {
+      requestId,
+      viaApi: true,
+      hostPickupMs: 5000,
+      ...('type' in action ? { type: action.type } : {}),
+    });
+  }
+
+  /** The server as it was before the action, no task, its DB power state the driver's, the action Error. */
+  async function assertUnchanged(action: Action, server: BootResult, requestId: string): Promise<void> {
+    const instance = await h.cloud.nova.getInstance(server.id);
+    assert.deepEqual(
+      [instance.vmState, instance.taskState, instance.powerState],
+      [action.from, null, POWER_OF[action.from]],
+    );
+    assert.equal(await driverPower(server), POWER_OF[action.from]);
+    const record = await actionOf(server.id, requestId);
+    assert.equal(record.message, 'Error');
+    assert.notEqual(record.finishTime, null);
+    assert.deepEqual(
+      record.events.map((e) => [e.host, e.result, e.finishTime !== null]),
+      [[server.host, 'Error', true]],
+    );
+  }
+
+  for (const action of ACTIONS) {
+    test(`${action.name} failing on the host: typed failure, state back, fault kept, event Error`, async () => {
+      const server = await serverFor(action);
+      await h.computeHosts.get(server.host)!.setFault(action.fault, {
+        mode: 'fail',
+        errorType: 'ServiceUnavailable',
+        message: `Injected: ${action.fault} failed`,
+      });
+      const requestId = `req-${action.fault}-fails-${++seq}`;
+      const failure = await expectFailure(
+        await startAction(action, server.id, requestId),
+        'ServiceUnavailable',
+      );
+      assert.match(failure.message, new RegExp(`${action.fault} failed`));
+      // The guest is as it was (the fault fires before the driver acts), so even a reboot stays ACTIVE.
+      await assertUnchanged(action, server, requestId);
+      assert.match((await h.cloud.nova.listFaults(server.id))[0]?.message ?? '', /failed/);
+      await deleteServer(server.id);
+      await assertNoLeaks(h);
+    });
+
+    test(`${action.name} with the host down past its begin: the host's call times out, fault, state back`, async () => {
+      const server = await serverFor(action);
+      // nova-compute on the server's host is gone: the host step's call is never picked up.
+      await h.setRunningHosts(HOSTS.filter((host) => host !== server.host));
+      const requestId = `req-${action.fault}-host-down-${++seq}`;
+      const failure = await expectFailure(
+        await startAction(action, server.id, requestId),
+        'ServiceUnavailable',
+      );
+      assert.match(failure.message, new RegExp(`did not pick up ${action.fault} .* the host is down`));
+      await h.setRunningHosts(HOSTS);
+      await assertUnchanged(action, server, requestId);
+      assert.match((await h.cloud.nova.listFaults(server.id))[0]?.message ?? '', /the host is down/);
+      await deleteServer(server.id);
+      await assertNoLeaks(h);
+    });
+
+    test(`${action.name} cancelled while the host holds it: nothing done, no task, no fault, event Error`, async () => {
+      const server = await serverFor(action);
+      const compute = h.computeHosts.get(server.host)!;
+      await compute.setFault(action.fault, { mode: 'hang' });
+      const requestId = `req-${action.fault}-cancelled-${++seq}`;
+      const handle = await startAction(action, server.id, requestId);
+      await waitForHold(server.host, action.fault);
+      await handle.cancel();
+      const err = await handle.result().then(
+        () => assert.fail('expected a cancellation'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure, String(err));
+      if (action.name === 'stop') await h.keepHistory('power/stop-cancelled', handle);
+      // The held call is released at once: it must have stopped, not go on to act on the guest.
+      await compute.clearFaults();
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await assertUnchanged(action, server, requestId);
+      assert.equal((await h.cloud.nova.listFaults(server.id)).length, 0);
+      await deleteServer(server.id);
+      await assertNoLeaks(h);
+    });
+
+    test(`a delete during ${action.name} wins: the action ends superseded, nothing leaks`, async () => {
+      const server = await serverFor(action);
+      const compute = h.computeHosts.get(server.host)!;
+      await compute.setFault(action.fault, { mode: 'hang' });
+      const requestId = `req-${action.fault}-deleted-${++seq}`;
+      const handle = await startAction(action, server.id, requestId);
+      await waitForHold(server.host, action.fault);
+      assert.equal((await deleteServer(server.id)).outcome, 'deleted');
+      await compute.clearFaults();
+      const failure = await expectFailure(handle, 'Conflict');
+      assert.match(failure.message, /stopped: the server was deleted$/);
+      const instance = await h.cloud.nova.getInstance(server.id, { includeDeleted: true });
+      assert.deepEqual([instance.vmState, instance.deleted, instance.taskState], ['deleted', true, null]);
+      assert.equal((await h.cloud.nova.listFaults(server.id)).length, 0);
+      assert.equal((await actionOf(server.id, requestId)).message, 'Error');
+      assert.equal(await compute.getDomain(server.id), undefined);
+      await assertNoLeaks(h);
+    });
+  }
+
   test('a HARD reboot takes over a SOFT one in flight (task_states.ALLOW_REBOOT): the soft one ends superseded', async () => {
     const server = await boot();
     const compute = h.computeHosts.get(server.host)!;

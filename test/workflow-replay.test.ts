@@ -84,6 +84,8 @@ const STORED: Array<{ dir: string; what: string; ids: string[] }> = [
       'reboot-soft',
       'start-cancelled',
       'start',
+      // Recorded after the cancelled operation waits for the host's call to stop (patched in).
+      'stop-cancelled',
       'stop-deleted',
       'stop-fails',
       'stop-host-down',

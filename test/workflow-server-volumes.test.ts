@@ -1,7 +1,7 @@
 /**
  * attachServerVolume / detachServerVolume on the time-skipping test server with the real activities: the
- * success paths, each step failing (the host's connect, the host down, Cinder refusing), a cancelled attach,
- * a delete during an attach, and the detach refusals. After each: the volume's Cinder state, the host's
+ * success paths, each step failing (the host's connect and disconnect, the host down, Cinder refusing), a
+ * cancelled attach and detach, a delete during an attach and during a detach, and the detach refusals. After each: the volume's Cinder state, the host's
  * connections, Nova's instance actions, and the leak audit empty.
  */
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -255,6 +255,104 @@ describe('volumes on a running server', () => {
     await h.keepHistory('volumes/attach-cancelled', attach);
     await assertAvailableAndFree(volumeId);
     assert.equal((await actionOf(server.id, 'attach-cancelled')).message, 'Error');
+    await assertNoLeaks(h);
+  });
+
+  function heldOn(
+    compute: { listFaults(): Promise<Record<string, { hits?: number } | undefined>> },
+    op: string,
+  ) {
+    return pollUntil(async () => ((await compute.listFaults())[op]?.hits ? true : undefined), {
+      timeoutMs: 30_000,
+      what: `the ${op} to be held on the host`,
+    });
+  }
+
+  /** A detach held in the host's disconnect, then cancelled: rolled back, still in-use and connected. */
+  {
+    const name = 'cancelled';
+    test(`a detach interrupted in the host's disconnect (${name}): rolled back, in-use, still connected`, async () => {
+      const volumeId = await newVolume(`vol-detach-${name.replace(/ /g, '-')}`);
+      const attached = (await (
+        await start('attach', `attach-before-${name}`, volumeId)
+      ).result()) as VolumeActionResult;
+      const compute = h.computeHosts.get(server.host);
+      assert.ok(compute);
+      await compute.setFault('disconnectVolume', { mode: 'hang' });
+      const requestId = `detach-${name.replace(/ /g, '-')}`;
+      const detach = await start('detach', requestId, volumeId, server.id, 3000);
+      await heldOn(compute, 'disconnectVolume');
+      await detach.cancel();
+      const err = await detach.result().then(
+        () => assert.fail('the detach should have failed'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof WorkflowFailedError);
+      assert.match(String(err.cause?.message), /cancel/i);
+      await compute.clearFaults();
+      await h.setRunningHosts(HOSTS);
+      const volume = await h.cloud.cinder.getVolume(volumeId);
+      assert.equal(volume.status, 'in-use');
+      assert.deepEqual(
+        volume.attachments.map((a) => [a.id, a.instanceUuid]),
+        [[attached.attachmentId, server.id]],
+      );
+      assert.equal((await connectionsOf(volumeId)).length, 1);
+      const action = await actionOf(server.id, requestId);
+      assert.deepEqual([action.message, action.events.map((e) => e.result)], ['Error', ['Error']]);
+      const instance = await h.cloud.nova.getInstance(server.id);
+      assert.deepEqual([instance.vmState, instance.taskState], ['active', null]);
+      await assertNoLeaks(h);
+      await (await start('detach', `${requestId}-again`, volumeId)).result();
+      await assertAvailableAndFree(volumeId);
+    });
+  }
+
+  test('the host down (nobody on compute@<host>) for a detach: rolled back after the pickup bound, still in-use', async () => {
+    const volumeId = await newVolume('vol-detach-host-down');
+    const attached = (await (
+      await start('attach', 'attach-before-host-down', volumeId)
+    ).result()) as VolumeActionResult;
+    await h.setRunningHosts(HOSTS.filter((host) => host !== server.host));
+    const detach = await start('detach', 'detach-host-down', volumeId, server.id, 3000);
+    const failure = await failureOf(detach);
+    assert.match(failure.message, /did not pick up disconnectGuestVolume .* the host is down/);
+    await h.setRunningHosts(HOSTS);
+    const volume = await h.cloud.cinder.getVolume(volumeId);
+    assert.equal(volume.status, 'in-use');
+    assert.deepEqual(
+      volume.attachments.map((a) => a.id),
+      [attached.attachmentId],
+    );
+    assert.equal((await connectionsOf(volumeId)).length, 1);
+    const action = await actionOf(server.id, 'detach-host-down');
+    assert.deepEqual([action.message, action.events.map((e) => e.result)], ['Error', ['Error']]);
+    await assertNoLeaks(h);
+    await (await start('detach', 'detach-host-back', volumeId)).result();
+    await assertAvailableAndFree(volumeId);
+  });
+
+  test('a delete during a detach wins: the server deleted, the volume available, nothing connected', async () => {
+    const victim = await h.runBoot(h.request('vol-detach-victim'));
+    const volumeId = await newVolume('vol-detach-delete-race');
+    await (await start('attach', 'attach-before-delete', volumeId, victim.id)).result();
+    const compute = h.computeHosts.get(victim.host);
+    assert.ok(compute);
+    await compute.setFault('disconnectVolume', { mode: 'hang', times: 1 });
+    const detach = await start('detach', 'detach-during-delete', volumeId, victim.id);
+    await heldOn(compute, 'disconnectVolume');
+    const del = await h.env.client.workflow.start('deleteInstance', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: 'delete-during-detach',
+      args: [{ requestId: 'delete-during-detach', auth: h.demoAuth(), instanceUuid: victim.id }],
+    });
+    // Only the detach's disconnect is held (times 1): the delete's tear-down on the host goes through.
+    assert.equal(((await del.result()) as DeleteResult).outcome, 'deleted');
+    await compute.clearFaults();
+    // The detach either finished before the delete's tear-down or met the server gone: either way undone.
+    await detach.result().catch(() => undefined);
+    assert.equal((await h.cloud.nova.getInstance(victim.id, { includeDeleted: true })).deleted, true);
+    await assertAvailableAndFree(volumeId);
     await assertNoLeaks(h);
   });
 

@@ -4,17 +4,28 @@
  * off, power on or reboot, with the power state read back from the driver, as nova-compute's
  * stop_instance, start_instance and reboot_instance do.
  */
+import { patched } from '@temporalio/workflow';
 import { parseRebootRequest, parseServerOperationRequest } from './request-schema';
-import { call } from './proxies';
+import { call, type ComputeStubs } from './proxies';
 import { runServerOperation } from './server-operation';
 import type { RebootRequest, ServerOperationRequest, ServerOperationResult } from './types';
+
+/**
+ * A cancelled operation used to go on (undo, task_state back) without waiting for the host's call to stop,
+ * which could still power the guest off or on afterwards; since this patch it waits.
+ */
+export const POWER_WAITS_FOR_CANCEL = 'power-waits-for-cancel';
+
+function power(compute: ComputeStubs): ComputeStubs['power'] {
+  return patched(POWER_WAITS_FOR_CANCEL) ? compute.powerWaitingCancel : compute.power;
+}
 
 export async function stopInstance(input: ServerOperationRequest): Promise<ServerOperationResult> {
   const request = parseServerOperationRequest(input, 'server stop request');
   return runServerOperation(request, {
     name: 'stop',
     run: ({ compute, host }) =>
-      call(compute.power.powerOff, `nova-compute: power off on ${host}`, {
+      call(power(compute).powerOff, `nova-compute: power off on ${host}`, {
         instanceUuid: request.instanceUuid,
       }),
   });
@@ -25,7 +36,7 @@ export async function startInstance(input: ServerOperationRequest): Promise<Serv
   return runServerOperation(request, {
     name: 'start',
     run: ({ compute, host }) =>
-      call(compute.power.powerOn, `nova-compute: power on on ${host}`, {
+      call(power(compute).powerOn, `nova-compute: power on on ${host}`, {
         instanceUuid: request.instanceUuid,
       }),
   });
@@ -38,7 +49,7 @@ export async function rebootInstance(input: RebootRequest): Promise<ServerOperat
     // Nova's reboot failure: a guest left not running puts the server in ERROR.
     readPowerStateOnFailure: true,
     run: ({ compute, host }) =>
-      call(compute.power.reboot, `nova-compute: ${request.type} reboot on ${host}`, {
+      call(power(compute).reboot, `nova-compute: ${request.type} reboot on ${host}`, {
         instanceUuid: request.instanceUuid,
         type: request.type,
       }),

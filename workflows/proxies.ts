@@ -5,7 +5,12 @@
  * Every call goes through `call(stub, summary, input)`, so it carries a one-line summary in the Web UI
  * ("keystone: authenticate", "glance: fetch image to compute2").
  */
-import { ActivityCancellationType, type ActivityFunction, type Duration } from '@temporalio/common';
+import {
+  ActivityCancellationType,
+  type ActivityFunction,
+  type ActivityOptions,
+  type Duration,
+} from '@temporalio/common';
 import {
   proxyActivities,
   proxyLocalActivities,
@@ -238,6 +243,8 @@ export interface ComputeStubs {
   volumes: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_VOLUME_OPS>>;
   /** Power off, power on, reboot: may wait out a guest's clean shutdown. */
   power: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_POWER>>;
+  /** The same, cancelled only once the host says the call has stopped (workflows/power.ts, patched in). */
+  powerWaitingCancel: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_POWER>>;
   /** A quick read of the driver's state. */
   read: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_READS>>;
 }
@@ -253,6 +260,21 @@ export interface ComputeStubs {
  */
 export function computeStubs(host: string, pickup: Duration): ComputeStubs {
   const base = { taskQueue: computeQueue(host), scheduleToStartTimeout: pickup };
+  const powerOptions: ActivityOptions = {
+    ...base,
+    // A clean shutdown waits for the guest's ACPI power-off (the driver's shutdown timeout, Nova's 60 s
+    // shutdown_timeout) before a hard stop; a soft reboot may do that and a start: 5 minutes bound it.
+    startToCloseTimeout: '5 minutes',
+    heartbeatTimeout: '20 seconds',
+    // Each is idempotent on the driver (powering off an off guest is a no-op), so a retry is safe; after
+    // three the operation fails and the server keeps its state, as Nova's reverts_task_state leaves it.
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '10 seconds',
+      maximumAttempts: 3,
+    },
+  };
   return {
     ops: proxyActivities<Group<ComputeActivities, typeof COMPUTE_OPS>>({
       ...base,
@@ -298,20 +320,12 @@ export function computeStubs(host: string, pickup: Duration): ComputeStubs {
       // connect still running could finish after the undo's disconnect and leave the volume connected.
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     }),
-    power: proxyActivities<Group<ComputeActivities, typeof COMPUTE_POWER>>({
-      ...base,
-      // A clean shutdown waits for the guest's ACPI power-off (the driver's shutdown timeout, Nova's 60 s
-      // shutdown_timeout) before a hard stop; a soft reboot may do that and a start: 5 minutes bound it.
-      startToCloseTimeout: '5 minutes',
-      heartbeatTimeout: '20 seconds',
-      // Each is idempotent on the driver (powering off an off guest is a no-op), so a retry is safe; after
-      // three the operation fails and the server keeps its state, as Nova's reverts_task_state leaves it.
-      retry: {
-        initialInterval: '1 second',
-        backoffCoefficient: 2,
-        maximumInterval: '10 seconds',
-        maximumAttempts: 3,
-      },
+    power: proxyActivities<Group<ComputeActivities, typeof COMPUTE_POWER>>(powerOptions),
+    // A cancelled stop or start that went on without its host call could leave the guest powered off (or
+    // on) while the server says otherwise: this one waits until the held call has really stopped.
+    powerWaitingCancel: proxyActivities<Group<ComputeActivities, typeof COMPUTE_POWER>>({
+      ...powerOptions,
+      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     }),
     read: proxyActivities<Group<ComputeActivities, typeof COMPUTE_READS>>({
       ...base,

@@ -189,6 +189,20 @@ export class Evacuations {
         powerState: POWER_STATES.NOSTATE,
       });
     }
+    // The destination's event, opened at rebuild_spawning, is closed with the error (Nova's
+    // wrap_instance_event); a failure before the destination was reached has none to close.
+    const action = (await actions.listActions(this.ctx, uuid)).find((a) => a.requestId === input.requestId);
+    for (const event of action?.events ?? []) {
+      if (event.event !== REBUILD_EVENT || event.finishTime !== null) continue;
+      await actions.recordEvent(this.ctx, {
+        instanceUuid: uuid,
+        requestId: input.requestId,
+        event: REBUILD_EVENT,
+        ...(event.host ? { host: event.host } : {}),
+        result: 'Error',
+        details: input.fault.message,
+      });
+    }
     await actions.finishAction(this.ctx, {
       instanceUuid: uuid,
       requestId: input.requestId,
