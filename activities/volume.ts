@@ -77,8 +77,14 @@ export function createVolumeActivities({ cinder, identity }: VolumeServices) {
     async reserveVolume(input: {
       volumeId: string;
       instanceUuid: string;
+      /** The instance's attachment to a host being replaced (evacuate): a second one is made beside it. */
+      replacing?: string;
     }): Promise<{ attachmentId: string }> {
-      const attachment = await cinder.reserveVolume(input.volumeId, input.instanceUuid);
+      const attachment = await cinder.reserveVolume(
+        input.volumeId,
+        input.instanceUuid,
+        input.replacing === undefined ? {} : { replacing: input.replacing },
+      );
       return { attachmentId: attachment.id };
     },
 

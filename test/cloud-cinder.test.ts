@@ -184,6 +184,56 @@ describe(`Cinder on ${testDbDialect}`, () => {
     await cinder.deleteVolume(volume.id);
   });
 
+  test("a replacement attachment beside the live one (evacuate): the volume stays the instance's either way", async () => {
+    const volume = await availableVolume(1, image.source);
+    const instance = randomUUID();
+    const attach = async (host: string, replacing?: string) => {
+      const reserved = await cinder.reserveVolume(volume.id, instance, replacing ? { replacing } : {});
+      await cinder.updateAttachment(reserved.id, host);
+      await cinder.completeAttachment(reserved.id);
+      return reserved.id;
+    };
+    const old = await attach('compute1');
+    // Without `replacing` a reserve for the same instance is the live attachment; for another one, refused.
+    assert.equal((await cinder.reserveVolume(volume.id, instance)).id, old);
+    await assert.rejects(
+      cinder.reserveVolume(volume.id, randomUUID(), { replacing: old }),
+      isType('InvalidVolume', /not multi-attach/),
+    );
+    const replacement = await cinder.reserveVolume(volume.id, instance, { replacing: old });
+    assert.notEqual(replacement.id, old);
+    assert.equal(
+      (await cinder.reserveVolume(volume.id, instance, { replacing: old })).id,
+      replacement.id,
+      'idempotent',
+    );
+    // The live one stays the volume's while the replacement is made.
+    await cinder.updateAttachment(replacement.id, 'compute2');
+    let shown = await cinder.getVolume(volume.id);
+    assert.deepEqual(
+      shown.attachments.map((a) => a.id),
+      [old],
+    );
+    // Undone (a failed evacuation): the volume in-use through the old attachment again.
+    await cinder.detachVolume(replacement.id);
+    shown = await cinder.getVolume(volume.id);
+    assert.deepEqual(
+      [shown.status, shown.attachStatus, shown.attachments.map((a) => [a.id, a.attachedHost])],
+      ['in-use', 'attached', [[old, 'compute1']]],
+    );
+    // Done (the guest runs on compute2): the old one deleted, the replacement the volume's.
+    const moved = await attach('compute2', old);
+    await cinder.detachVolume(old);
+    shown = await cinder.getVolume(volume.id);
+    assert.deepEqual(
+      [shown.status, shown.attachStatus, shown.attachments.map((a) => [a.id, a.attachedHost])],
+      ['in-use', 'attached', [[moved, 'compute2']]],
+    );
+    await cinder.detachVolume(moved);
+    assert.equal((await cinder.getVolume(volume.id)).status, 'available');
+    await cinder.deleteVolume(volume.id);
+  });
+
   test('attach state machine: reserve → attaching → in-use → available; in-use delete refused', async () => {
     const volume = await availableVolume(1, image.source);
     const instance = randomUUID();

@@ -2,7 +2,8 @@
  * evacuateServer / evacuateHost / destroyEvacuatedInstances on the time-skipping test server with the real
  * activities: a server with a volume rebuilt on another host with its ports, IPs and volume; refused while
  * the source's nova-compute is up; a spawn failing on the destination (ERROR with the fault, the destination
- * left clean); one cancelled in the spawn and one whose destinations are all down; a stop refused and a
+ * left clean; a server booted from a volume keeps it through a failed evacuation, and a delete releases
+ * it); one cancelled in the spawn and one whose destinations are all down; a stop refused and a
  * delete winning during one; a host-wide evacuation; and the dead host reaping its evacuated guests when it comes back.
  */
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -104,7 +105,8 @@ describe('evacuate', () => {
     await loseHost(source);
     const handle = await evacuate(server.id, 'evac-1');
     const result = (await handle.result()) as EvacuateResult;
-    await h.keepHistory('evacuate/evacuate', handle);
+    // evacuate.json is this run before the dead host's attachment was kept until the spawn succeeded.
+    await h.keepHistory('evacuate/evacuate-volume-moved', handle);
     assert.equal(result.sourceHost, source);
     assert.notEqual(result.host, source);
     const instance = await h.cloud.nova.getInstance(server.id);
@@ -180,6 +182,50 @@ describe('evacuate', () => {
       assert.ok(!(await compute.listVifs()).some((v) => v.instanceUuid === server.id));
     }
     await comeBack(server.host);
+    await assertNoLeaks(h);
+  });
+
+  test('a server booted from a volume whose evacuation fails: ERROR still owning its volume, which a delete releases', async () => {
+    const server: BootResult = await h.runBoot(
+      h.request('evac-bfv', { bootVolume: { sizeGb: 1, deleteOnTermination: true } }),
+    );
+    const [root] = await h.cloud.cinder.listAttachments({ instanceUuid: server.id });
+    assert.ok(root, 'the root volume attached');
+    await loseHost(server.host);
+    // The spawn (after the volume is attached for the destination) fails on every destination.
+    for (const [host, compute] of h.computeHosts) {
+      if (host !== server.host)
+        await compute.setFault('spawn', {
+          mode: 'fail',
+          message: 'Injected: the hypervisor refused the guest',
+        });
+    }
+    const handle = await evacuate(server.id, 'evac-bfv-fails');
+    await assert.rejects(handle.result(), WorkflowFailedError);
+    await h.keepHistory('evacuate/evacuate-bfv-spawn-fails', handle);
+    assert.equal((await h.cloud.nova.getInstance(server.id)).vmState, 'error');
+    // The attachment to the dead host kept (the destination's undone): the volume still the server's.
+    const volume = await h.cloud.cinder.getVolume(root.volumeId);
+    assert.deepEqual(
+      [volume.status, volume.attachments.map((a) => [a.id, a.instanceUuid, a.attachedHost])],
+      ['in-use', [[root.id, server.id, server.host]]],
+    );
+    assert.deepEqual(
+      (await h.cloud.cinder.listAttachments({ instanceUuid: server.id })).map((a) => a.id),
+      [root.id],
+    );
+    await comeBack(server.host);
+    await h.syncClock();
+    const del = await h.env.client.workflow.start('deleteInstance', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: deleteWorkflowId(server.id),
+      args: [{ requestId: 'del-evac-bfv', auth: h.demoAuth(), instanceUuid: server.id }],
+    });
+    assert.equal(((await del.result()) as DeleteResult).outcome, 'deleted');
+    // delete_on_termination: the root volume goes with the server.
+    await assert.rejects(h.cloud.cinder.getVolume(root.volumeId), (e: unknown) =>
+      isCloudError(e, 'NotFound'),
+    );
     await assertNoLeaks(h);
   });
 

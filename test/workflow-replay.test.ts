@@ -119,12 +119,22 @@ const STORED: Array<{ dir: string; what: string; ids: string[] }> = [
     ids: ['orphaned-build', 'stale-task'],
   },
   {
-    // test/workflow-evacuate.test.ts: one server, a host-wide run with its children, a spawn failing on the
-    // destination, an image fetch failing there after the volume was connected (patched: the connect's
-    // undo), and the returning host's reaping of evacuated guests.
+    // test/workflow-evacuate.test.ts: a server with a volume (evacuate: before the patch
+    // evacuate-keeps-old-attachment; evacuate-volume-moved: after), a host-wide run with its children, a
+    // spawn failing on the destination, an image fetch failing there after the volume was connected
+    // (patched: the connect's undo), a server booted from a volume whose evacuation fails (the dead host's
+    // attachment kept), and the returning host's reaping of evacuated guests.
     dir: 'evacuate',
     what: 'evacuate',
-    ids: ['destroy-evacuated', 'evacuate-fetch-fails', 'evacuate-host', 'evacuate-spawn-fails', 'evacuate'],
+    ids: [
+      'destroy-evacuated',
+      'evacuate-bfv-spawn-fails',
+      'evacuate-fetch-fails',
+      'evacuate-host',
+      'evacuate-spawn-fails',
+      'evacuate-volume-moved',
+      'evacuate',
+    ],
   },
 ];
 

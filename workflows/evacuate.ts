@@ -6,12 +6,14 @@
  *   nova-api: checks (admin, source down, target) + task_state rebuilding + action `evacuate` →
  *   placement: the dead host's allocation released, the scheduler picks a host (not the source) and claims →
  *   neutron: the ports rebound to it (binding:host_id) → the host plugs them →
- *   cinder: each volume's attachment to the dead host deleted, a new one for the new host, connected →
+ *   cinder: for each volume a new attachment for the new host, beside the one to the dead host, connected →
  *   the image fetched (a server booted from an image starts from it again: the dead host's disk is lost) →
- *   task_state rebuild_spawning → spawn → the conductor records the new host, active, no task.
+ *   task_state rebuild_spawning → spawn → the attachments to the dead host deleted →
+ *   the conductor records the new host, active, no task.
  *
  * A failure undoes what was made on the destination (guest, VIFs, new attachments, allocation) and leaves
- * the server ERROR with the fault, as Nova's rebuild does. The dead host's leftovers are its own to clean
+ * the server ERROR with the fault, as Nova's rebuild does, still attached to its volumes (through the
+ * attachments to the dead host), so a later delete releases them. The dead host's leftovers are its own to clean
  * when it comes back: destroyEvacuatedInstances, which a compute worker starts at start (init_host).
  * evacuateHost runs one child evacuateServer per server of a host.
  */
@@ -138,21 +140,28 @@ export async function evacuateServer(request: EvacuateRequest): Promise<Evacuate
     });
     await call(networkPoll.portStatuses, 'neutron: port status', { portIds: bound.map((p) => p.portId) });
 
+    // Nova's order: the new attachment made first, the dead host's deleted once the guest runs here, so a
+    // failed evacuation leaves the server (ERROR) still owning its volumes. Earlier runs deleted it first.
+    const keepOld = patched('evacuate-keeps-old-attachment');
     const volumes: Array<{ volumeId: string; path: string; device: string }> = [];
+    const replaced: Array<{ volumeId: string; attachmentId: string }> = [];
     for (const old of await call(volumeApi.listInstanceVolumes, 'cinder: volumes of the server', {
       instanceUuid,
     })) {
       const { volumeId } = old;
-      await call(
-        controllerCleanup.detachVolume,
-        `cinder: delete attachment of ${volumeId} to the dead host`,
-        {
-          attachmentId: old.attachmentId,
-        },
-      );
+      if (keepOld) replaced.push({ volumeId, attachmentId: old.attachmentId });
+      else
+        await call(
+          controllerCleanup.detachVolume,
+          `cinder: delete attachment of ${volumeId} to the dead host`,
+          {
+            attachmentId: old.attachmentId,
+          },
+        );
       const { attachmentId } = await call(volumeApi.reserveVolume, `cinder: reserve volume ${volumeId}`, {
         volumeId,
         instanceUuid,
+        ...(keepOld ? { replacing: old.attachmentId } : {}),
       });
       saga.addCall(controllerCleanup.detachVolume, `cinder: delete attachment of ${volumeId}`, {
         attachmentId,
@@ -221,6 +230,13 @@ export async function evacuateServer(request: EvacuateRequest): Promise<Evacuate
       }),
       volumes,
     });
+    for (const old of replaced) {
+      await call(
+        controllerCleanup.detachVolume,
+        `cinder: delete attachment of ${old.volumeId} to the dead host`,
+        { attachmentId: old.attachmentId },
+      );
+    }
     await call(controller.finishEvacuate, `nova-conductor: host=${target}, vm_state=active`, {
       instanceUuid,
       requestId,

@@ -575,6 +575,18 @@ export class Cinder {
       .executeTakeFirst();
   }
 
+  /** The volume's attachments not yet deleted: the live one and a replacement being made beside it. */
+  private async openAttachments(trx: Kysely<CinderDb>, volumeId: string): Promise<VolumeAttachmentsTable[]> {
+    return trx
+      .selectFrom('volume_attachments')
+      .selectAll()
+      .where('volume_id', '=', volumeId)
+      .where('attach_status', '<>', 'detached')
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+  }
+
   private otherInstance(volume: VolumesTable, live: VolumeAttachmentsTable): CloudError {
     return invalidVolume(
       `Volume ${volume.id} is ${volume.status} for instance ${live.instance_uuid}; it cannot be attached ` +
@@ -591,6 +603,7 @@ export class Cinder {
       VolumeAttachmentsTable,
       'attach_status' | 'attached_host' | 'mountpoint' | 'connection_info'
     >,
+    { active = true }: { active?: boolean } = {},
   ): Promise<string> {
     const now = this.clock.now();
     const id = randomUUID();
@@ -600,7 +613,8 @@ export class Cinder {
         id,
         volume_id: volume.id,
         instance_uuid: instanceUuid,
-        active_volume_id: volume.id,
+        // A replacement made beside the live attachment is not the volume's until that one is deleted.
+        active_volume_id: active ? volume.id : null,
         attach_time: null,
         detach_time: null,
         created_at: now,
@@ -627,18 +641,42 @@ export class Cinder {
   /**
    * Reserves an available volume for an instance (attachment without connector): volume `reserved`,
    * attachment `reserved`. Idempotent for the same instance; InvalidVolume otherwise.
+   *
+   * With `replacing` (the instance's live attachment, to a host being replaced: an evacuation) a second
+   * attachment is made for the same instance beside it, as Cinder's _attachment_reserve allows a reserve
+   * for an instance that already has an attachment to the volume (LP bug 1694530). The live one stays the
+   * volume's until it is deleted; then the new one takes over (detachVolume). Idempotent too.
    */
-  async reserveVolume(volumeId: string, instanceUuid: string): Promise<VolumeAttachment> {
+  async reserveVolume(
+    volumeId: string,
+    instanceUuid: string,
+    options: { replacing?: string } = {},
+  ): Promise<VolumeAttachment> {
     const id = parseRequest(idSchema, volumeId, 'volume id');
     const instance = parseRequest(instanceUuidSchema, instanceUuid, 'instance uuid');
+    const replacing =
+      options.replacing === undefined
+        ? undefined
+        : parseRequest(idSchema, options.replacing, 'replaced attachment id');
     const attachmentId = await this.inTransaction<string>(async (trx) => {
       const volume = await this.lockVolume(trx, id);
       if (!volume) return { error: volumeNotFound(id) };
       const live = await this.liveAttachment(trx, id);
-      if (live)
-        return live.instance_uuid === instance
-          ? { ok: live.id }
-          : { error: this.otherInstance(volume, live) };
+      if (live && live.instance_uuid !== instance) return { error: this.otherInstance(volume, live) };
+      if (live && replacing !== undefined && live.id === replacing) {
+        const pending = (await this.openAttachments(trx, id)).find((a) => a.id !== live.id);
+        if (pending) return { ok: pending.id };
+        return {
+          ok: await this.insertAttachment(
+            trx,
+            volume,
+            instance,
+            { attach_status: 'reserved', attached_host: null, mountpoint: null, connection_info: null },
+            { active: false },
+          ),
+        };
+      }
+      if (live) return { ok: live.id };
       if (volume.status !== 'available') {
         return {
           error: invalidVolume(
@@ -889,7 +927,23 @@ export class Cinder {
         .set({ attach_status: 'detached', active_volume_id: null, detach_time: now, updated_at: now })
         .where('id', '=', id)
         .execute();
-      await this.setVolumeState(trx, volume.id, 'available', 'detached');
+      // Another attachment of the volume left (an evacuation's replacement, or the one it replaced): the
+      // volume is that one's, in its state (Cinder keeps a volume with attachments left attached).
+      const [rest] = await this.openAttachments(trx, volume.id);
+      if (!rest) {
+        await this.setVolumeState(trx, volume.id, 'available', 'detached');
+        return { ok: volume.id };
+      }
+      if (rest.active_volume_id === null) {
+        await trx
+          .updateTable('volume_attachments')
+          .set({ active_volume_id: volume.id, updated_at: now })
+          .where('id', '=', rest.id)
+          .execute();
+      }
+      const [status, attachStatus] =
+        rest.attach_status === 'attached' ? ['in-use', 'attached'] : [rest.attach_status, rest.attach_status];
+      await this.setVolumeState(trx, volume.id, status, attachStatus);
       return { ok: volume.id };
     });
     return this.getVolume(volumeId);
