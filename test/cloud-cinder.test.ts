@@ -453,6 +453,38 @@ describe(`Cinder on ${testDbDialect}`, () => {
     await cinder.deleteVolume(slow.id);
   });
 
+  test('call fault hooks: attachment update, complete and begin_detaching fail as set and change nothing', async () => {
+    const volume = await cinder.createVolume({ requestKey: nextKey(), projectId: project, sizeGb: 1 });
+    await cinder.waitForVolume(volume.id);
+    const reserved = await cinder.reserveVolume(volume.id, randomUUID());
+    cinder.setFaults({ attachmentUpdate: { mode: 'fail' } });
+    await assert.rejects(
+      cinder.updateAttachment(reserved.id, 'c1'),
+      isType('ServiceUnavailable', /^Injected fault: attachmentUpdate failed$/),
+    );
+    assert.equal((await cinder.getVolume(volume.id)).status, 'reserved');
+    assert.equal((await cinder.getAttachment(reserved.id)).connectionInfo, null);
+    cinder.setFaults(undefined);
+    await cinder.updateAttachment(reserved.id, 'c1');
+    cinder.setFaults({ attachmentComplete: { mode: 'fail', errorType: 'Conflict', message: 'busy' } });
+    await assert.rejects(cinder.completeAttachment(reserved.id, '/dev/vdb'), isType('Conflict', /^busy$/));
+    assert.equal((await cinder.getVolume(volume.id)).status, 'attaching');
+    cinder.setFaults(undefined);
+    await cinder.completeAttachment(reserved.id, '/dev/vdb');
+    cinder.setFaults({ beginDetaching: { mode: 'fail' } });
+    await assert.rejects(cinder.beginDetaching(volume.id), isType('ServiceUnavailable'));
+    assert.equal((await cinder.getVolume(volume.id)).status, 'in-use');
+    // Only the named call fails: a hang or an unknown call is refused when set.
+    assert.throws(
+      () => cinder.setFaults({ beginDetaching: { mode: 'hang' } } as never),
+      isType('BadRequest'),
+    );
+    cinder.setFaults(undefined);
+    assert.equal((await cinder.beginDetaching(volume.id)).status, 'detaching');
+    await cinder.detachVolume(reserved.id);
+    await cinder.deleteVolume(volume.id);
+  });
+
   test('close() stops a hung creation promptly; the next Cinder to open takes the creation over', async () => {
     const other = testDbConfig('cinder-close');
     try {

@@ -435,4 +435,106 @@ describe('evacuate', () => {
     assert.deepEqual((await comeBack(lost)).sort(), onLost);
     await assertNoLeaks(h);
   });
+
+  /**
+   * A destination step failing on every destination (the fault on each host but the dead one): the VIF
+   * plug, before any volume is touched, and the volume connect, after the old attachment was dropped and
+   * a new one reserved. ERROR with the "Evacuate failed: ..." fault, nothing left on any destination, and,
+   * once the dead host is back and the server deleted, the volume available and the audit empty.
+   */
+  const DESTINATION_FAILURES = [
+    { step: 'plugVif', slug: 'plug-fails', volumeAfter: 'in-use' },
+    { step: 'connectVolume', slug: 'connect-fails', volumeAfter: 'available' },
+  ] as const satisfies ReadonlyArray<{
+    step: 'plugVif' | 'connectVolume';
+    slug: string;
+    volumeAfter: 'in-use' | 'available';
+  }>;
+
+  for (const { step, slug, volumeAfter } of DESTINATION_FAILURES) {
+    test(`${step} failing on the destination: ERROR with the fault, the destination clean, nothing leaks`, async () => {
+      const server: BootResult = await h.runBoot(h.request(`evac-${slug}`));
+      const source = server.host;
+      const { projectId } = await h.cloud.nova.getInstance(server.id);
+      const volume = await h.cloud.cinder.createVolume({
+        requestKey: `evac-${slug}-vol`,
+        projectId,
+        sizeGb: 1,
+      });
+      await h.cloud.cinder.waitForVolume(volume.id);
+      const attach = await h.env.client.workflow.start('attachServerVolume', {
+        taskQueue: CONTROLLER_QUEUE,
+        workflowId: volumeAttachWorkflowId(server.id, `evac-${slug}-attach`),
+        args: [
+          {
+            requestId: `evac-${slug}-attach`,
+            auth: h.demoAuth(),
+            instanceUuid: server.id,
+            volumeId: volume.id,
+          },
+        ],
+      });
+      await attach.result();
+      await loseHost(source);
+      for (const [host, compute] of h.computeHosts) {
+        if (host !== source)
+          await compute.setFault(step, { mode: 'fail', message: `Injected: ${step} failed on ${host}` });
+      }
+      const requestId = `evac-req-${slug}`;
+      const handle = await evacuate(server.id, requestId);
+      const err = await handle.result().then(
+        () => assert.fail('the evacuation should fail'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof WorkflowFailedError);
+      assert.match(String(err.cause?.message), new RegExp(`Injected: ${step} failed`));
+      const instance = await h.cloud.nova.getInstance(server.id);
+      assert.deepEqual([instance.vmState, instance.taskState, instance.host], ['error', null, source]);
+      assert.match(
+        (await h.cloud.nova.listFaults(server.id))[0]?.message ?? '',
+        new RegExp(`^Evacuate failed: .*Injected: ${step} failed`),
+      );
+      const evacuation = (await h.cloud.nova.listActions(server.id)).find((a) => a.requestId === requestId);
+      assert.deepEqual([evacuation?.action, evacuation?.message], ['evacuate', 'Error']);
+      assert.notEqual(evacuation?.finishTime, null);
+      for (const [host, compute] of h.computeHosts) {
+        if (host === source) continue;
+        assert.ok(!(await compute.listVifs()).some((v) => v.instanceUuid === server.id), `no VIF on ${host}`);
+        assert.deepEqual(
+          (await compute.listVolumeConnections()).filter((c) => c.instanceUuid === server.id),
+          [],
+          `no volume connection left on ${host}`,
+        );
+        assert.ok(!(await compute.listInstanceDirs()).includes(server.id), `nothing left on ${host}`);
+        assert.equal(await compute.getDomain(server.id), undefined);
+      }
+      // The plug fails before the volumes are touched (still the dead host's); the connect after the old
+      // attachment was dropped, and the undo deletes the new one.
+      const after = await h.cloud.cinder.getVolume(volume.id);
+      assert.equal(after.status, volumeAfter);
+      assert.deepEqual(
+        after.attachments.map((a) => a.attachedHost),
+        volumeAfter === 'in-use' ? [source] : [],
+      );
+      for (const [, compute] of h.computeHosts) await compute.clearFaults();
+      await comeBack(source);
+      await h.syncClock();
+      const del = await h.env.client.workflow.start('deleteInstance', {
+        taskQueue: CONTROLLER_QUEUE,
+        workflowId: deleteWorkflowId(server.id),
+        args: [{ requestId: `del-${slug}`, auth: h.demoAuth(), instanceUuid: server.id }],
+      });
+      assert.equal(((await del.result()) as DeleteResult).outcome, 'deleted');
+      const freed = await h.cloud.cinder.getVolume(volume.id);
+      assert.deepEqual([freed.status, freed.attachments], ['available', []]);
+      for (const [host, compute] of h.computeHosts) {
+        assert.deepEqual(
+          (await compute.listVolumeConnections()).filter((c) => c.volumeId === volume.id),
+          [],
+          `no connection of the volume on ${host}`,
+        );
+      }
+      await assertNoLeaks(h);
+    });
+  }
 });

@@ -504,6 +504,69 @@ describe('power actions (stop, start, reboot) as workflows', () => {
     });
   }
 
+  /**
+   * check_instance_state refusing an action by the server's vm_state (compute/api.py: start needs STOPPED,
+   * stop ACTIVE or ERROR, a soft reboot ACTIVE): 409 with Nova's wording, from nova-api and from the
+   * workflow alike, and nothing changed (no task, no action, no fault, the guest as it was).
+   */
+  const REFUSED_BY_STATE = [
+    { name: 'start of an ACTIVE server', workflow: 'startInstance', from: 'active', api: 'start' },
+    { name: 'stop of a STOPPED server', workflow: 'stopInstance', from: 'stopped', api: 'stop' },
+    {
+      name: 'soft reboot of a STOPPED server',
+      workflow: 'rebootInstance',
+      type: 'SOFT',
+      from: 'stopped',
+      api: 'reboot',
+    },
+  ] as const satisfies ReadonlyArray<{
+    name: string;
+    workflow: PowerWorkflow;
+    type?: 'SOFT';
+    from: 'active' | 'stopped';
+    api: string;
+  }>;
+
+  for (const refusal of REFUSED_BY_STATE) {
+    test(`${refusal.name} is refused by its vm_state (409 InstanceInvalidState), nothing changed`, async () => {
+      const server = await boot();
+      if (refusal.from === 'stopped') await (await startOp('stopInstance', server.id)).result();
+      const expected = `Cannot '${refusal.api}' instance ${server.id} while it is in vm_state ${refusal.from}`;
+      const actionsBefore = await h.cloud.nova.listActions(server.id);
+      const instance = await h.cloud.nova.getInstance(server.id);
+      // nova-api's synchronous check, what the servers API answers 409 with ...
+      await assert.rejects(
+        h.cloud.nova.beginOperation({
+          instanceUuid: server.id,
+          requestId: `req-refused-api-${++seq}`,
+          operation: OPERATION_OF['type' in refusal ? refusal.type : refusal.workflow] as OperationName,
+          userId: instance.userId,
+          projectId: instance.projectId,
+        }),
+        (err: Error) => err.message === expected,
+      );
+      // ... and the same refusal for a workflow started without it (the client's path).
+      const handle = await startOp(refusal.workflow, server.id, {
+        ...('type' in refusal ? { type: refusal.type } : {}),
+      });
+      const failure = await expectFailure(handle, 'InstanceInvalidState');
+      assert.equal(failure.message, expected);
+      const after = await h.cloud.nova.getInstance(server.id);
+      assert.deepEqual(
+        [after.vmState, after.taskState, after.powerState],
+        [refusal.from, null, POWER_OF[refusal.from]],
+      );
+      assert.equal(await driverPower(server), POWER_OF[refusal.from]);
+      assert.deepEqual(
+        (await h.cloud.nova.listActions(server.id)).map((a) => a.requestId),
+        actionsBefore.map((a) => a.requestId),
+      );
+      assert.equal((await h.cloud.nova.listFaults(server.id)).length, 0);
+      await deleteServer(server.id);
+      await assertNoLeaks(h);
+    });
+  }
+
   test('a HARD reboot takes over a SOFT one in flight (task_states.ALLOW_REBOOT): the soft one ends superseded', async () => {
     const server = await boot();
     const compute = h.computeHosts.get(server.host)!;

@@ -1,7 +1,9 @@
 /**
  * attachServerVolume / detachServerVolume on the time-skipping test server with the real activities: the
  * success paths, each step failing (the host's connect and disconnect, the host down, Cinder refusing), a
- * cancelled attach and detach, a delete during an attach and during a detach, and the detach refusals. After each: the volume's Cinder state, the host's
+ * cancelled attach and detach, a delete during an attach and during a detach, and the detach refusals;
+ * Cinder's attachment update, attachment complete and begin_detaching failing; an attach and a detach
+ * refused while another operation runs on the server. After each: the volume's Cinder state, the host's
  * connections, Nova's instance actions, and the leak audit empty.
  */
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -9,10 +11,17 @@ import assert from 'node:assert/strict';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { pollUntil } from '../lib/poll';
-import { CONTROLLER_QUEUE, volumeAttachWorkflowId, volumeDetachWorkflowId } from '../workflows/names';
+import type { CallFault } from '../cloud/cinder/types';
+import {
+  CONTROLLER_QUEUE,
+  deleteWorkflowId,
+  serverOperationWorkflowId,
+  volumeAttachWorkflowId,
+  volumeDetachWorkflowId,
+} from '../workflows/names';
 import type { BootResult, DeleteResult, VolumeActionResult } from '../workflows/types';
 import { HOSTS, openBootHarness, type BootHarness } from './helpers/boot-harness';
-import { assertNoLeaks } from './helpers/boot-assertions';
+import { activityAttempts, assertNoLeaks } from './helpers/boot-assertions';
 
 describe('volumes on a running server', () => {
   let h: BootHarness;
@@ -25,6 +34,7 @@ describe('volumes on a running server', () => {
     await h?.close();
   });
   afterEach(async () => {
+    h.cloud.cinder.setFaults(undefined);
     for (const compute of h.computeHosts.values()) await compute.clearFaults();
     await h.setRunningHosts(HOSTS);
   });
@@ -380,6 +390,163 @@ describe('volumes on a running server', () => {
     assert.match(failure.type ?? '', /^(InvalidVolume|NotFound|Conflict)$/);
     assert.equal((await h.cloud.nova.getInstance(victim.id, { includeDeleted: true })).deleted, true);
     await assertAvailableAndFree(volumeId);
+    await assertNoLeaks(h);
+  });
+
+  /** The server as the failed or refused step left it: ACTIVE, no task. */
+  async function assertServerUnchanged(instanceUuid = server.id) {
+    const instance = await h.cloud.nova.getInstance(instanceUuid);
+    assert.deepEqual([instance.vmState, instance.taskState], ['active', null]);
+  }
+
+  /** Cinder failing a step of the attach (its API answering 503 through the retries): undone, available. */
+  const ATTACH_CINDER_FAILURES = [
+    {
+      call: 'attachmentUpdate',
+      activity: 'connectAttachment',
+      what: 'the attachment update (the connector)',
+      hostCalls: [],
+    },
+    {
+      call: 'attachmentComplete',
+      activity: 'completeAttachment',
+      what: 'the attachment complete, after the host connected',
+      hostCalls: ['attachGuestVolume', 'disconnectVolume'],
+    },
+  ] as const satisfies ReadonlyArray<{
+    call: CallFault;
+    activity: string;
+    what: string;
+    hostCalls: readonly string[];
+  }>;
+
+  for (const { call, activity, what, hostCalls } of ATTACH_CINDER_FAILURES) {
+    test(`Cinder failing ${what}: the attach undoes itself, available, nothing connected, event Error`, async () => {
+      const volumeId = await newVolume(`vol-${call}-fails`);
+      h.cloud.cinder.setFaults({ [call]: { mode: 'fail', message: `Injected: cinder-api failed ${call}` } });
+      const requestId = `attach-${call}-fails`;
+      const attach = await start('attach', requestId, volumeId);
+      const failure = await failureOf(attach);
+      assert.equal(failure.type, 'ServiceUnavailable');
+      assert.match(failure.message, new RegExp(`cinder-api failed ${call}`));
+      // Cinder's call ran out of its retries (the last of 7 attempts); the host connected (and was
+      // disconnected by the undo) only when the failure came after it.
+      const attempts = await activityAttempts(attach);
+      assert.deepEqual(
+        attempts.filter((a) => a.type === activity).map((a) => a.attempt),
+        [7],
+      );
+      assert.deepEqual(
+        attempts
+          .filter((a) => a.type === 'attachGuestVolume' || a.type === 'disconnectVolume')
+          .map((a) => a.type),
+        hostCalls,
+      );
+      h.cloud.cinder.setFaults(undefined);
+      await assertAvailableAndFree(volumeId);
+      const action = await actionOf(server.id, requestId);
+      assert.equal(action.message, 'Error');
+      assert.deepEqual(
+        action.events.map((e) => [e.event, e.host, e.result]),
+        [['compute_attach_volume', server.host, 'Error']],
+      );
+      assert.match(action.events[0]?.details ?? '', /^ServiceUnavailable: Injected/);
+      await assertServerUnchanged();
+      await assertNoLeaks(h);
+      // Nothing stuck: the same volume attaches and detaches once Cinder answers again.
+      await (await start('attach', `${requestId}-again`, volumeId)).result();
+      await (await start('detach', `detach-${call}-again`, volumeId)).result();
+      await assertAvailableAndFree(volumeId);
+    });
+  }
+
+  test('Cinder failing begin_detaching: the detach stops there, in-use, attached and connected, event Error', async () => {
+    const volumeId = await newVolume('vol-begin-detaching-fails');
+    const attached = (await (
+      await start('attach', 'attach-before-begin-detaching', volumeId)
+    ).result()) as VolumeActionResult;
+    h.cloud.cinder.setFaults({
+      beginDetaching: { mode: 'fail', message: 'Injected: cinder-api failed os-begin_detaching' },
+    });
+    const failure = await failureOf(await start('detach', 'detach-begin-fails', volumeId));
+    assert.equal(failure.type, 'ServiceUnavailable');
+    assert.match(failure.message, /cinder-api failed os-begin_detaching/);
+    h.cloud.cinder.setFaults(undefined);
+    const volume = await h.cloud.cinder.getVolume(volumeId);
+    assert.deepEqual([volume.status, volume.attachStatus], ['in-use', 'attached']);
+    assert.deepEqual(
+      volume.attachments.map((a) => [a.id, a.instanceUuid]),
+      [[attached.attachmentId, server.id]],
+    );
+    assert.deepEqual(
+      (await connectionsOf(volumeId)).map((c) => [c.instanceUuid, c.device]),
+      [[server.id, attached.device]],
+    );
+    const action = await actionOf(server.id, 'detach-begin-fails');
+    assert.deepEqual(
+      [action.message, action.events.map((e) => [e.event, e.result])],
+      ['Error', [['compute_detach_volume', 'Error']]],
+    );
+    await assertServerUnchanged();
+    await assertNoLeaks(h);
+    await (await start('detach', 'detach-after-begin-fails', volumeId)).result();
+    await assertAvailableAndFree(volumeId);
+  });
+
+  test('an attach and a detach while a stop runs on the server: refused by its task_state (409), nothing changed', async () => {
+    const busy = await h.runBoot(h.request('vol-busy-server'));
+    const attachedId = await newVolume('vol-busy-attached');
+    const attached = (await (
+      await start('attach', 'attach-before-busy', attachedId, busy.id)
+    ).result()) as VolumeActionResult;
+    const freeId = await newVolume('vol-busy-free');
+    const compute = h.computeHosts.get(busy.host);
+    assert.ok(compute);
+    await compute.setFault('powerOff', { mode: 'hang' });
+    await h.syncClock();
+    const stop = await h.env.client.workflow.start('stopInstance', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: serverOperationWorkflowId('stop', busy.id, 'stop-while-volumes'),
+      args: [{ requestId: 'stop-while-volumes', auth: h.demoAuth(), instanceUuid: busy.id }],
+    });
+    await heldOn(compute, 'powerOff');
+    const refusals = [
+      { kind: 'attach', requestId: 'attach-while-stopping', volumeId: freeId, method: 'attach_volume' },
+      { kind: 'detach', requestId: 'detach-while-stopping', volumeId: attachedId, method: 'detach_volume' },
+    ] as const;
+    for (const { kind, requestId, volumeId, method } of refusals) {
+      const failure = await failureOf(await start(kind, requestId, volumeId, busy.id));
+      assert.equal(failure.type, 'InstanceInvalidState');
+      assert.equal(
+        failure.message,
+        `Cannot '${method}' instance ${busy.id} while it is in task_state powering-off`,
+      );
+      assert.equal(
+        (await h.cloud.nova.listActions(busy.id)).some((a) => a.requestId === requestId),
+        false,
+        `no action for the refused ${kind}`,
+      );
+    }
+    await assertAvailableAndFree(freeId);
+    const volume = await h.cloud.cinder.getVolume(attachedId);
+    assert.deepEqual(
+      [volume.status, volume.attachments.map((a) => a.id)],
+      ['in-use', [attached.attachmentId]],
+    );
+    assert.equal((await connectionsOf(attachedId)).length, 1);
+    // The stop was not disturbed.
+    assert.equal((await h.cloud.nova.getInstance(busy.id)).taskState, 'powering-off');
+    await compute.clearFaults();
+    await stop.result();
+    assert.equal((await h.cloud.nova.getInstance(busy.id)).vmState, 'stopped');
+    await h.syncClock();
+    const del = await h.env.client.workflow.start('deleteInstance', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: deleteWorkflowId(busy.id),
+      args: [{ requestId: 'delete-busy', auth: h.demoAuth(), instanceUuid: busy.id }],
+    });
+    assert.equal(((await del.result()) as DeleteResult).outcome, 'deleted');
+    await assertAvailableAndFree(attachedId);
     await assertNoLeaks(h);
   });
 });

@@ -14,11 +14,12 @@ import { systemClock, type Clock } from '../clock';
 import { openServiceDb, type DbConfig, type ServiceDb } from '../db';
 import { CloudError } from '../errors';
 import { idSchema, nameSchema, parseRequest } from '../validation';
-import { applyCreateFault, faultsSchema, readFaultsFile } from './faults';
+import { applyCallFault, applyCreateFault, faultsSchema, readFaultsFile } from './faults';
 import { cinderMigrations } from './migrations';
 import { toAttachment, toVolume } from './rows';
 import type { CinderDb, VolumeAttachmentsTable, VolumesTable } from './schema';
 import type {
+  CallFault,
   CinderFaults,
   ConnectionInfo,
   ImageSource,
@@ -273,6 +274,11 @@ export class Cinder {
   /** Replaces the code-set faults (undefined: fall back to `<dataDir>/volumes/faults.json`). */
   setFaults(faults: CinderFaults | undefined): void {
     this.faults = faults === undefined ? undefined : parseRequest(faultsSchema, faults, 'faults');
+  }
+
+  /** A test's fault for this call, if set: thrown before the call changes anything. */
+  private async callFault(call: CallFault): Promise<void> {
+    applyCallFault(this.faults ?? (await readFaultsFile(this.volumesDir)), call);
   }
 
   /** Where this backend keeps its volume files. */
@@ -762,6 +768,7 @@ export class Cinder {
   async updateAttachment(attachmentId: string, host: string): Promise<AttachmentResult> {
     const id = parseRequest(idSchema, attachmentId, 'attachment id');
     const connector = parseRequest(hostSchema, host, 'connector host');
+    await this.callFault('attachmentUpdate');
     await this.inTransaction<string>(async (trx) => {
       const attachment = await this.attachmentRow(trx, id);
       if (!attachment) return { error: attachmentNotFound(id) };
@@ -809,6 +816,7 @@ export class Cinder {
    */
   async beginDetaching(volumeId: string): Promise<Volume> {
     const id = parseRequest(idSchema, volumeId, 'volume id');
+    await this.callFault('beginDetaching');
     await this.inTransaction<true>(async (trx) => {
       const volume = await this.lockVolume(trx, id);
       if (!volume) return { error: volumeNotFound(id) };
@@ -856,6 +864,7 @@ export class Cinder {
   async completeAttachment(attachmentId: string, mountpoint?: string): Promise<Volume> {
     const id = parseRequest(idSchema, attachmentId, 'attachment id');
     const device = parseRequest(z.string().min(1).max(255).optional(), mountpoint, 'mountpoint');
+    await this.callFault('attachmentComplete');
     const volumeId = await this.inTransaction<string>(async (trx) => {
       const attachment = await trx
         .selectFrom('volume_attachments')

@@ -1,13 +1,24 @@
 /**
- * Fault hooks for tests: creation can hang (stuck cinder-volume), fail, or be slow. Set them in code
- * (Cinder.open({ faults }) / setFaults) or in `<dataDir>/volumes/faults.json`, read at every creation so a
+ * Fault hooks for tests: creation can hang (stuck cinder-volume), fail, or be slow; the attachment update,
+ * attachment complete and begin_detaching calls can fail (Cinder's API answering an error). Set them in code
+ * (Cinder.open({ faults }) / setFaults) or in `<dataDir>/volumes/faults.json`, read at every such call so a
  * test can steer a worker in another process. Code-set faults win over the file.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { CloudError } from '../errors';
-import type { CinderFaults } from './types';
+import { CloudError, ERROR_TYPES, type CloudErrorType } from '../errors';
+import type { CallFault, CinderFaults } from './types';
+
+const errorTypes = Object.keys(ERROR_TYPES) as [CloudErrorType, ...CloudErrorType[]];
+const callFaultSchema = z
+  .strictObject({
+    mode: z.literal('fail'),
+    /** Default ServiceUnavailable (Cinder's API answering 503): the workflow's retries run out first. */
+    errorType: z.enum(errorTypes).optional(),
+    message: z.string().max(1000).optional(),
+  })
+  .optional();
 
 export const faultsSchema = z.strictObject({
   create: z
@@ -17,6 +28,9 @@ export const faultsSchema = z.strictObject({
       message: z.string().max(1000).optional(),
     })
     .optional(),
+  attachmentUpdate: callFaultSchema,
+  attachmentComplete: callFaultSchema,
+  beginDetaching: callFaultSchema,
 });
 
 export function faultsFile(volumesDir: string): string {
@@ -65,4 +79,14 @@ export async function applyCreateFault(faults: CinderFaults, signal: AbortSignal
   if (fault.mode === 'slow') return sleep(fault.delayMs ?? 2000, signal);
   await sleep(fault.delayMs ?? 0, signal);
   throw new Error(fault.message ?? 'Injected fault: volume creation failed');
+}
+
+/** Throws the call's fault, if one is set: the call fails before it changes anything. */
+export function applyCallFault(faults: CinderFaults, call: CallFault): void {
+  const fault = faults[call];
+  if (!fault) return;
+  throw new CloudError(
+    fault.errorType ?? 'ServiceUnavailable',
+    fault.message ?? `Injected fault: ${call} failed`,
+  );
 }

@@ -1,4 +1,5 @@
 /** Cinder's public shapes, as the workflow sees them. */
+import type { CloudErrorType } from '../errors';
 
 export const VOLUME_STATUSES = [
   'creating',
@@ -78,8 +79,16 @@ export interface ImageSource {
   virtualSize?: number | null;
 }
 
-/** Test hooks for volume creation (cinder-volume being stuck, failing or slow). */
-export interface CinderFaults {
+/** The Cinder calls a test can make fail (attachment update and complete, os-begin_detaching). */
+export type CallFault = 'attachmentUpdate' | 'attachmentComplete' | 'beginDetaching';
+
+/**
+ * Test hooks: volume creation (cinder-volume being stuck, failing or slow), and the calls of CALL_FAULTS
+ * failing (with errorType, default ServiceUnavailable, and the message).
+ */
+export interface CinderFaults extends Partial<
+  Record<CallFault, { mode: 'fail'; errorType?: CloudErrorType; message?: string }>
+> {
   create?: {
     mode: 'hang' | 'fail' | 'slow';
     /** slow: how long creation takes (default 2000 ms); fail: delay before failing (default 0). */
