@@ -523,6 +523,9 @@ export class DayTwo {
       byServer.set(r.instanceUuid, list);
     }
     for (const [uuid, list] of byServer) {
+      // Refused requests ran nothing: a server day two only met through refusals (e.g. a terminated boot
+      // the host-wide evacuation listed) is as its boot left it, which the boots' verdict checks.
+      if (list.every((r) => r.outcome === 'refused')) continue;
       const done = list.filter((r) => r.outcome === 'done').sort((a, b) => a.endedAt! - b.endedAt!);
       const lastPower = [...done].reverse().find((r) => POWER_OPS.has(r.op) || r.op === 'evacuate');
       const stopped = lastPower?.op === 'stop';

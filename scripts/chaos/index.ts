@@ -443,11 +443,14 @@ async function main(): Promise<number> {
     let submitted = 0;
     let lastFired = 0;
     let submitting = true;
+    // Day two goes on after the last boot ends (and waits for the lost host to evacuate it): the events
+    // go on with it, so that a run whose boots end early still loses its host and meets its faults.
+    let dayTwoRunning = true;
     const scheduler = (async () => {
       while (
         next < plan.events.length &&
         Date.now() < deadline &&
-        (submitting || driver.finished < driver.tracked.length)
+        (submitting || driver.finished < driver.tracked.length || dayTwoRunning)
       ) {
         const due = plan.events[next]!;
         const reached =
@@ -472,7 +475,9 @@ async function main(): Promise<number> {
         await sleep(250);
       }
     })();
-    const dayTwoRun = dayTwo.run();
+    const dayTwoRun = dayTwo.run().finally(() => {
+      dayTwoRunning = false;
+    });
     await driver.run(plan.requests, (count) => {
       submitted = count;
     });
