@@ -17,10 +17,19 @@ source "$data/admin-openrc.sh"
 workspace="$data/tempest"
 regex="${1:-^tempest\.api\.(compute\.(flavors|keypairs|limits|test_versions|servers\.(test_create_server|test_list_server_filters|test_servers_negative|test_availability_zone|test_instance_actions|test_server_addresses|test_delete_server))|identity\.v3\.(test_tokens|test_projects|test_users|test_catalog|test_api_discovery)|identity\.admin\.v3\.(test_projects|test_users|test_tokens|test_list_projects|test_list_users)|image\.v2\.test_images|network\.test_networks)}"
 
-image_id="$("$openstack" image show cirros -f value -c id)"
+image_id="$("$openstack" image show cirros -f value -c id)" ||
+  { echo "tempest.sh: no image 'cirros' visible to $OS_USERNAME at $OS_AUTH_URL (the bootstrap registers it)" >&2; exit 1; }
 network_name="$("$openstack" network list --external -f value -c Name 2>/dev/null | head -n1)"
 network_name="${network_name:-public}"
-[ -d "$workspace" ] || "$tempest" init "$workspace" >/dev/null
+# `tempest init` names a workspace after its folder and refuses a name already in ~/.tempest/workspace.yaml:
+# every data dir's workspace is called 'tempest', so the second cloud's init failed. A name of its own per
+# path; an entry left by a removed data dir is dropped first.
+workspace_name="bootflow-$(printf '%s' "$workspace" | sha1sum | cut -c1-12)"
+if [ ! -d "$workspace" ]; then
+  "$tempest" workspace remove --name "$workspace_name" >/dev/null 2>&1 || true
+  "$tempest" init --name "$workspace_name" "$workspace" >/dev/null ||
+    { echo "tempest.sh: 'tempest init --name $workspace_name $workspace' failed" >&2; exit 1; }
+fi
 cat >"$workspace/etc/tempest.conf" <<CONF
 [DEFAULT]
 log_file = tempest.log
