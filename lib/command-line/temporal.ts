@@ -49,7 +49,9 @@ export async function connectTemporal(options: {
   try {
     connection = await Connection.connect({
       address,
-      connectTimeout: '5 seconds',
+      // The SDK's default: 5 s was seen to run out for a client started beside 49 others on a busy 2-core
+      // machine, where the server was up but slow to accept.
+      connectTimeout: '10 seconds',
       ...(tls !== undefined ? { tls } : {}),
       ...(metadata ? { metadata } : {}),
       ...(apiKey ? { apiKey } : {}),
