@@ -6,9 +6,8 @@
  * and whatever an activity finished is known, so its undo is registered.
  */
 import { condition } from '@temporalio/workflow';
-import type { ActivityFunctionWithOptions } from '@temporalio/workflow';
 import { runBranches } from './branches';
-import { call, type OneInputActivity } from './proxies';
+import { call, type ActivityStub, type OneInputActivity } from './proxies';
 
 export class Abort {
   private reason: { error: unknown } | undefined;
@@ -45,7 +44,7 @@ export class Abort {
 
   /** A forward step: not started once the build stops. Undo steps use `call` directly. */
   call<F extends OneInputActivity>(
-    stub: ActivityFunctionWithOptions<F>,
+    stub: ActivityStub<F>,
     summary: string,
     input: Parameters<F>[0],
   ): Promise<Awaited<ReturnType<F>>> {
