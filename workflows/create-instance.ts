@@ -14,7 +14,7 @@
  * times; anything else aborts. On abort or cancellation the saga undoes everything in reverse, the
  * conductor writes the instance fault and vm_state=error, and the workflow fails with the typed failure.
  */
-import { CancellationScope, isCancellation, patched, uuid4 } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, patched, uuid4, workflowInfo } from '@temporalio/workflow';
 import { Abort } from './abort';
 import { runBranches } from './branches';
 import { parseBootRequest } from './request-schema';
@@ -76,6 +76,20 @@ const RELEASE_BY_INSTANCE = 'release-by-instance';
  * tasks before). Undo steps and status polls stay on the task queue. Decided once, before the first step.
  */
 const LOCAL_CONTROLLER_STEPS = 'controller-local-steps';
+
+/**
+ * Patch id: a boot started without an instance uuid takes its first run's id (a uuid4 the server made) as
+ * the instance uuid. uuid4() is seeded by the run: a reset to the first workflow task reseeds it from the
+ * new run's id, so the reset run made another instance (refused: the request id already had one) and
+ * left the first one in BUILD. The first run's id is the same in every run a reset makes.
+ */
+const RESET_STABLE_INSTANCE_UUID = 'reset-stable-instance-uuid';
+
+/** The instance uuid: the caller's, else one that every run of this boot (resets included) agrees on. */
+function instanceUuidOf(request: BootRequest): string {
+  if (request.instanceUuid) return request.instanceUuid;
+  return patched(RESET_STABLE_INSTANCE_UUID) ? workflowInfo().firstExecutionRunId : uuid4();
+}
 
 async function releaseWhatTheInstanceHolds(uuid: string, hostDown: boolean, tracker: BootTracker) {
   tracker.setStep('releasing what the instance holds');
@@ -219,9 +233,8 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
   const maxAttempts = request.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   const tracker = new BootTracker({ requestId: request.requestId, name: request.name, maxAttempts });
   const buildSaga = new Saga();
-  // The caller's uuid (the compute API picks it to answer 202 with the id), else uuid4(), which is seeded by
-  // the workflow's random state: the same on every replay. The input decides, so no patch marker is needed.
-  const uuid = request.instanceUuid ?? uuid4();
+  // The caller's uuid (the compute API picks it to answer 202 with the id), else the first run's id.
+  const uuid = instanceUuidOf(request);
   const steps: ControllerSteps = patched(LOCAL_CONTROLLER_STEPS) ? controllerLocal : controller;
   let recorded = false;
   try {
