@@ -321,6 +321,18 @@ describe('createInstance failure paths', () => {
     assert.equal(result.outcome, 'deleted');
     assert.equal(result.cancelledBuild, true);
     await assert.rejects(create.result(), (err) => err instanceof WorkflowFailedError);
+    await h.keepHistory('local-steps/boot-deleted-while-building', create);
+    // The stopped build left its poll timer to fire: a CancelTimer racing a fired timer strands the run.
+    const events = (await create.fetchHistory()).events ?? [];
+    assert.ok(
+      events.some((e) => e.timerStartedEventAttributes),
+      'the build waited on a poll timer',
+    );
+    assert.deepEqual(
+      events.filter((e) => e.timerCanceledEventAttributes).map((e) => Number(e.eventId)),
+      [],
+      'no timer cancelled',
+    );
     const instance = await h.cloud.nova.getInstance(s.instanceUuid ?? '', { includeDeleted: true });
     assert.equal(instance.vmState, 'deleted');
     assert.equal(instance.deleted, true);

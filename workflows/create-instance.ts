@@ -78,17 +78,31 @@ const RELEASE_BY_INSTANCE = 'release-by-instance';
 const LOCAL_CONTROLLER_STEPS = 'controller-local-steps';
 
 /**
- * Patch id: a boot started without an instance uuid takes its first run's id (a uuid4 the server made) as
- * the instance uuid. uuid4() is seeded by the run: a reset to the first workflow task reseeds it from the
- * new run's id, so the reset run made another instance (refused: the request id already had one) and
- * left the first one in BUILD. The first run's id is the same in every run a reset makes.
+ * Patch id of the boot's current shape: the controller's steps as local activities (as above), and
+ *  - a boot started without an instance uuid takes its first run's id (a uuid4 the server made) as the
+ *    instance uuid. uuid4() is seeded by the run: a reset to the first workflow task reseeds it from the
+ *    new run's id, so the reset run made another instance (refused: the request id already had one) and
+ *    left the first one in BUILD. The first run's id is the same in every run a reset makes;
+ *  - a stopped build leaves its poll timers to fire rather than cancelling them (Abort.sleep).
+ * One patch for both, so a boot records a single marker (each patch costs two events).
  */
 const RESET_STABLE_INSTANCE_UUID = 'reset-stable-instance-uuid';
 
-/** The instance uuid: the caller's, else one that every run of this boot (resets included) agrees on. */
-function instanceUuidOf(request: BootRequest): string {
-  if (request.instanceUuid) return request.instanceUuid;
-  return patched(RESET_STABLE_INSTANCE_UUID) ? workflowInfo().firstExecutionRunId : uuid4();
+/** How this run boots: decided once, before the first step, by the patches it was started under. */
+interface BootShape {
+  steps: ControllerSteps;
+  /** The instance uuid (without the caller's) is the first run's id, not uuid4(). */
+  stableUuid: boolean;
+  /** Abort.sleep leaves its timer to fire. */
+  keepsTimers: boolean;
+}
+
+function bootShape(): BootShape {
+  if (patched(RESET_STABLE_INSTANCE_UUID))
+    return { steps: controllerLocal, stableUuid: true, keepsTimers: true };
+  // Runs started under an earlier shape replay (and go on) as they were started.
+  const local = patched(LOCAL_CONTROLLER_STEPS);
+  return { steps: local ? controllerLocal : controller, stableUuid: false, keepsTimers: false };
 }
 
 async function releaseWhatTheInstanceHolds(uuid: string, hostDown: boolean, tracker: BootTracker) {
@@ -233,9 +247,11 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
   const maxAttempts = request.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   const tracker = new BootTracker({ requestId: request.requestId, name: request.name, maxAttempts });
   const buildSaga = new Saga();
-  // The caller's uuid (the compute API picks it to answer 202 with the id), else the first run's id.
-  const uuid = instanceUuidOf(request);
-  const steps: ControllerSteps = patched(LOCAL_CONTROLLER_STEPS) ? controllerLocal : controller;
+  const { steps, stableUuid, keepsTimers } = bootShape();
+  if (keepsTimers) abort.keepTimers();
+  // The caller's uuid (the compute API picks it to answer 202 with the id), else the first run's id (older
+  // runs: uuid4(), seeded by the run's random state, the same on every replay of that run).
+  const uuid = request.instanceUuid ?? (stableUuid ? workflowInfo().firstExecutionRunId : uuid4());
   let recorded = false;
   try {
     tracker.setStep('authenticating');
