@@ -77,7 +77,7 @@ function assertInOrder(seen: string[], expected: string[]): void {
 
 /** Secrets the codec decrypts for the UI (the caller's Keystone token) never go into a screenshot. */
 function secrets(page: Page) {
-  return [page.locator('.cm-line').filter({ hasText: /"(password|token)"\s*:/ })];
+  return [page.locator('.cm-line').filter({ hasText: /"(password|token|grant)"\s*:/ })];
 }
 
 /**

@@ -219,6 +219,37 @@ describe('nova', () => {
       assert.equal(row.power_state, 1);
     });
 
+    test('the conductor’s build steps run again after the build went on: done, not a conflict', async () => {
+      // A local activity whose workflow task was lost runs again with the steps after it already done.
+      const req = bootRequest();
+      await nova.createInstance(req);
+      const step = { instanceUuid: req.uuid, requestId: req.requestId };
+      const setHost = () => nova.conductor.setHost({ ...step, host: 'compute1', nodeUuid: 'node-1' });
+      const networking = () =>
+        nova.conductor.setTaskState({ ...step, taskState: 'networking', expected: 'scheduling' });
+      await setHost();
+      await networking();
+      await nova.conductor.setTaskState({
+        ...step,
+        taskState: 'block_device_mapping',
+        expected: 'networking',
+      });
+      await setHost();
+      await networking();
+      const inst = await nova.getInstance(req.uuid);
+      assert.equal(inst.taskState, 'block_device_mapping');
+      assert.equal(inst.host, 'compute1');
+      // Another host, or a delete that took over: still Nova's UnexpectedTaskStateError.
+      await assert.rejects(
+        nova.conductor.setHost({ ...step, host: 'compute2', nodeUuid: 'node-2' }),
+        isType('Conflict'),
+      );
+      await nova.updateInstance(req.uuid, { taskState: 'deleting' });
+      await assert.rejects(networking(), isType('Conflict'));
+      await assert.rejects(setHost(), isType('Conflict'));
+      assert.equal((await nova.getInstance(req.uuid)).taskState, 'deleting');
+    });
+
     test('UnexpectedTaskState: a delete that started meanwhile wins, nothing is overwritten', async () => {
       const req = bootRequest();
       await nova.createInstance(req);

@@ -6,7 +6,8 @@
  * `temporal workflow show -o json` prints) together with every pino line the workers wrote at trace level,
  * and none of the passwords, tokens, codec keys or the token-signing key appears in any form (text, hex,
  * base64 at any alignment); every payload outside the search attributes is `binary/encrypted` under the
- * newest key. The same histories decode with the codec to the real inputs (passwords included), tokens
+ * newest key (a local activity's marker: its result encrypted, only the SDK core's own record of the step in
+ * plain JSON). The same histories decode with the codec to the real inputs (passwords included), tokens
  * and results, and the codec client reads the results and typed failures.
  *
  * Then the same through client.ts against a deployment with its own Keystone API (the api role on a free
@@ -82,6 +83,32 @@ function historyJson(history: History): string {
   const { History: HistoryType } = temporal.api.history.v1;
   return JSON.stringify(
     HistoryType.toObject(HistoryType.fromObject(history), { longs: String, enums: String, bytes: String }),
+  );
+}
+
+/** The fields of the SDK core's record in a local activity's marker (`details.data`). */
+const CORE_RECORD_FIELDS = new Set([
+  'seq',
+  'attempt',
+  'activity_id',
+  'activity_type',
+  'complete_time',
+  'backoff',
+  'original_schedule_time',
+]);
+
+/** A plain JSON payload of exactly the core's record: numbers, times, and the id and name of the step. */
+function isCoreLocalActivityRecord(payload: Payload): boolean {
+  if (Buffer.from(payload.metadata?.encoding ?? new Uint8Array()).toString() !== 'json/plain') return false;
+  const record = JSON.parse(Buffer.from(payload.data ?? new Uint8Array()).toString('utf8')) as Record<
+    string,
+    unknown
+  >;
+  return (
+    Object.keys(record).every((k) => CORE_RECORD_FIELDS.has(k)) &&
+    typeof record.activity_type === 'string' &&
+    /^\w+$/.test(record.activity_type) &&
+    /^\d+$/.test(String(record.activity_id))
   );
 }
 
@@ -194,11 +221,12 @@ describe('secrets stay out of histories and logs (encrypting data converter)', H
     for (const id of workflowIds) histories.set(id, await h.rawClient.workflow.getHandle(id).fetchHistory());
     // Every token the runs carried (sessions, activity arguments), read back through the codec.
     const tokens = new Set<string>([demoToken]);
+    // Plain payloads too (a local activity's marker record, or anything that missed the codec): a token in
+    // clear anywhere is then a secret the raw search below looks for.
     for (const history of histories.values()) {
       for (const { payload } of payloadsIn(history)) {
-        if (!isEncrypted(payload)) continue;
-        const [plain] = await codec.decode([payload]);
-        jwsTokensIn(defaultPayloadConverter.fromPayload(plain as Payload), tokens);
+        const [plain] = isEncrypted(payload) ? await codec.decode([payload]) : [payload];
+        jwsTokensIn(fromPayloadOrBytes(plain as Payload), tokens);
       }
     }
     [...tokens].forEach((token, i) => secrets.push(secret(`keystone token #${i + 1}`, token)));
@@ -207,6 +235,15 @@ describe('secrets stay out of histories and logs (encrypting data converter)', H
     await h?.close();
     rmSync(keyDir, { recursive: true, force: true });
   }, HARNESS_TIMEOUT);
+
+  /** A payload's value, or (a payload the converter cannot read) its bytes as text. */
+  function fromPayloadOrBytes(payload: Payload): unknown {
+    try {
+      return defaultPayloadConverter.fromPayload(payload);
+    } catch {
+      return Buffer.from(payload.data ?? new Uint8Array()).toString('utf8');
+    }
+  }
 
   function isEncrypted(payload: Payload): boolean {
     const encoding = payload.metadata?.encoding;
@@ -240,20 +277,31 @@ describe('secrets stay out of histories and logs (encrypting data converter)', H
     assert.deepEqual(leaks, []);
   });
 
-  test('every payload but the search attributes and patch markers is binary/encrypted under the newest key', () => {
+  test('every payload but the search attributes and SDK markers is binary/encrypted under the newest key', () => {
     const plain: string[] = [];
     const keyIds = new Set<string>();
+    let markerResults = 0;
     for (const [id, history] of histories) {
       for (const { path: where, payload } of payloadsIn(history)) {
         if (/searchAttributes/i.test(where)) continue;
         // patched()'s marker: the SDK core writes the patch id itself, never through the data converter.
         if (/markerRecordedEventAttributes\.details\.patch-data\./.test(where)) continue;
+        // A local activity's marker: `data` is the SDK core's own record of the step (ids, type, attempt,
+        // times), never through the data converter; only that exact shape may be plain. Its result (and a
+        // failure's attributes) are the worker's payloads: encrypted like an activity's.
+        if (
+          /markerRecordedEventAttributes\.details\.data\./.test(where) &&
+          isCoreLocalActivityRecord(payload)
+        )
+          continue;
+        if (/markerRecordedEventAttributes\.details\.result\./.test(where)) markerResults++;
         if (!isEncrypted(payload)) plain.push(`${id}${where}`);
         else keyIds.add(encryptedKeyId(payload) ?? '?');
       }
     }
     assert.deepEqual(plain, []);
     assert.deepEqual([...keyIds], [keyring.currentId]);
+    assert.ok(markerResults >= 10, `local activities' marker results were read (${markerResults})`);
   });
 
   test('the pino output of the whole run, trace level included, holds no password, token or key', () => {
@@ -304,12 +352,22 @@ describe('secrets stay out of histories and logs (encrypting data converter)', H
     assert.equal(deleteInput?.auth.token, undefined);
     assert.notEqual(deleteInput?.auth.grant, demoToken);
     assert.match(deleteInput?.auth.grant ?? '', /^[\w-]+\.[\w-]+\.[\w-]+$/);
+    // The controller's steps are local activities: keystone's session comes back in a marker's result.
     const sessionTokens = new Set<string>();
+    const markerTokens = new Set<string>();
     for (const event of histories.get(bootId)?.events ?? []) {
       const done = event.activityTaskCompletedEventAttributes?.result?.payloads as Payload[] | undefined;
       if (done) jwsTokensIn(await decode(done), sessionTokens);
+      const local = event.markerRecordedEventAttributes?.details?.result?.payloads as Payload[] | undefined;
+      if (local) jwsTokensIn(await decode(local), markerTokens);
     }
-    assert.ok(sessionTokens.size >= 1, 'the session token is in an activity result');
+    assert.ok(markerTokens.size >= 1, "the session token is in a local activity's marker result");
+    for (const token of [...sessionTokens, ...markerTokens]) {
+      assert.ok(
+        secrets.some((s) => s.value.equals(Buffer.from(token))),
+        'each token in a result is among the secrets the raw search looks for',
+      );
+    }
 
     // And the codec client gets the results and typed failures themselves.
     const again = (await h.client.workflow.getHandle(bootId).result()) as BootResult;
@@ -328,11 +386,14 @@ describe(
     let codec: AesGcmPayloadCodec;
     const passwords: Secret[] = [];
 
-    /** Every workflow id the deployment's Temporal knows, but the compute hosts' service workflows. */
+    /**
+     * Every workflow id the deployment's Temporal knows, but its own: the compute hosts' service workflows
+     * and the reconciler's periodic runs (no caller, no auth; one may start while the test runs).
+     */
     async function operationWorkflows(): Promise<Map<string, string>> {
       const found = new Map<string, string>();
       for await (const w of client.workflow.list()) {
-        if (w.type !== 'computeService') found.set(w.workflowId, w.type);
+        if (w.type !== 'computeService' && w.type !== 'reconcileInstances') found.set(w.workflowId, w.type);
       }
       return found;
     }

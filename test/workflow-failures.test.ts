@@ -82,7 +82,7 @@ describe('createInstance failure paths', () => {
     // From a volume: each reschedule keeps the volume and only detaches it; the failed build deletes it.
     const handle = await h.startBoot(h.request('all-hosts-fail', { bootVolume: { sizeGb: 1 } }));
     const failure = await expectBootFailure(handle, 'MaxRetriesExceeded');
-    await h.keepHistory('max-retries', handle);
+    await h.keepHistory('local-steps/max-retries', handle);
     assert.match(failure.message, /^Exceeded maximum number of retries\./);
     const s = await status(handle);
     assert.equal(s.triedHosts.length, 3);
@@ -200,7 +200,7 @@ describe('createInstance failure paths', () => {
     try {
       const handle = await h.startBoot(h.request('quota-exceeded', { flavor: 'm1.medium' }));
       await expectBootFailure(handle, 'QuotaExceeded');
-      await h.keepHistory('quota-exceeded', handle);
+      await h.keepHistory('local-steps/quota-exceeded', handle);
       const attempts = await activityAttempts(handle);
       assert.deepEqual(
         attempts.filter((a) => a.type === 'reserveQuota').map((a) => a.attempt),
@@ -247,7 +247,7 @@ describe('createInstance failure paths', () => {
       assert.ok(err.cause instanceof CancelledFailure);
       return true;
     });
-    await h.keepHistory('cancelled', handle);
+    await h.keepHistory('local-steps/cancelled', handle);
     const after = await status(handle);
     assert.equal(after.step, 'cancelled');
     for (const undo of [
@@ -321,6 +321,18 @@ describe('createInstance failure paths', () => {
     assert.equal(result.outcome, 'deleted');
     assert.equal(result.cancelledBuild, true);
     await assert.rejects(create.result(), (err) => err instanceof WorkflowFailedError);
+    await h.keepHistory('local-steps/boot-deleted-while-building', create);
+    // The stopped build left its poll timer to fire: a CancelTimer racing a fired timer strands the run.
+    const events = (await create.fetchHistory()).events ?? [];
+    assert.ok(
+      events.some((e) => e.timerStartedEventAttributes),
+      'the build waited on a poll timer',
+    );
+    assert.deepEqual(
+      events.filter((e) => e.timerCanceledEventAttributes).map((e) => Number(e.eventId)),
+      [],
+      'no timer cancelled',
+    );
     const instance = await h.cloud.nova.getInstance(s.instanceUuid ?? '', { includeDeleted: true });
     assert.equal(instance.vmState, 'deleted');
     assert.equal(instance.deleted, true);

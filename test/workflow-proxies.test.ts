@@ -69,12 +69,26 @@ test('the compute groups are exactly the activities a compute worker serves', ()
 
 interface HistoryEvent {
   activityTaskScheduledEventAttributes?: { activityType: { name: string }; taskQueue: { name: string } };
+  markerRecordedEventAttributes?: {
+    markerName: string;
+    details?: { data?: { payloads?: Array<{ data: string }> } };
+  };
 }
 
 test('the skeleton boot stands for the real boot from an image, step by step and queue by queue', () => {
-  const file = path.join(__dirname, 'histories', 'sequential-from-image.json');
+  // Recorded after the controller's steps became local activities (run by the controller's worker).
+  const file = path.join(__dirname, 'histories', 'local-steps', 'sequential-from-image.json');
   const history = JSON.parse(readFileSync(file, 'utf8')) as { events: HistoryEvent[] };
   const real = history.events.flatMap((e) => {
+    const marker = e.markerRecordedEventAttributes;
+    const local =
+      marker?.markerName === 'core_local_activity' ? marker.details?.data?.payloads?.[0] : undefined;
+    if (local) {
+      const data = JSON.parse(Buffer.from(local.data, 'base64').toString('utf8')) as {
+        activity_type: string;
+      };
+      return [`${data.activity_type}@controller`];
+    }
     const a = e.activityTaskScheduledEventAttributes;
     if (!a) return [];
     const queue = a.taskQueue.name.startsWith('compute@') ? 'compute' : a.taskQueue.name;

@@ -54,6 +54,36 @@ test('every stored boot history replays against the current workflows', async ()
 /** The other workflows' stored histories, one directory each under test/histories/, and why they are there. */
 const STORED: Array<{ dir: string; what: string; ids: string[] }> = [
   {
+    // The first boots recorded with the 'controller-local-steps' patch, before 'reset-stable-instance-uuid'
+    // (the instance uuid was a uuid4()) and 'abort-sleep-keeps-timer' (a stopped build cancelled its timer).
+    dir: 'local-steps/first',
+    what: 'boots with the controller steps as local activities, before the stable uuid',
+    ids: [
+      'boot-from-image',
+      'boot-from-volume',
+      'cancelled',
+      'max-retries',
+      'quota-exceeded',
+      'sequential-from-image',
+    ],
+  },
+  {
+    // Boots recorded after the 'controller-local-steps' patch (the controller's steps as local activities,
+    // one marker each), 'reset-stable-instance-uuid' and 'abort-sleep-keeps-timer'; the boots at the top of
+    // test/histories/ are from before them all and replay without them.
+    dir: 'local-steps',
+    what: 'boots with the controller steps as local activities',
+    ids: [
+      'boot-deleted-while-building',
+      'boot-from-image',
+      'boot-from-volume',
+      'cancelled',
+      'max-retries',
+      'quota-exceeded',
+      'sequential-from-image',
+    ],
+  },
+  {
     // `audit-before-hosts` was recorded before the audit asked each compute host on its queue (one
     // runLeakAudit on the controller), `audit` after (auditHost on compute@compute1..3): the change is patched.
     dir: 'operator',

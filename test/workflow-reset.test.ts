@@ -8,7 +8,9 @@
  *   - deleting it then leaves the leak audit empty (ports, IPs, allocations, quota, and on the hosts the
  *     domain, instance directory and VIFs).
  * And for each such event of a completed delete: the reset run ends, the server stays deleted, the audit
- * is empty. One reset run that ends in ERROR is kept as test/histories/boot-reset-mid-build.json.
+ * is empty. And a boot still building (no instance uuid in its request), reset to its first workflow task
+ * as chaos does: the reset run builds the same instance (its uuid is the first run's id, not a uuid4()
+ * the reset reseeds), so the server ends ACTIVE or ERROR, never left in BUILD by the terminated run. One reset run that ends in ERROR is kept as test/histories/boot-reset-mid-build.json.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,6 +21,7 @@ import type { temporal } from '@temporalio/proto';
 import { CONTROLLER_QUEUE, deleteWorkflowId } from '../workflows/names';
 import type { BootResult, DeleteRequest, DeleteResult } from '../workflows/types';
 import { openBootHarness, type BootHarness } from './helpers/boot-harness';
+import { waitForStatus } from './helpers/boot-assertions';
 import { failureTypeOf } from './helpers/security-harness';
 
 type History = temporal.api.history.v1.IHistory;
@@ -103,6 +106,52 @@ describe('reset to any workflow-task event: one outcome, nothing leaked', { time
     // What each position came to (for the report): event id and outcome.
     process.stderr.write(`boot resets: ${outcomes.join(' ')}\n`);
     assert.ok(keptError, 'a reset onto a finished build ends in ERROR somewhere');
+  });
+
+  test('a boot still building, reset to its first workflow task: the same instance ends ACTIVE or ERROR', async () => {
+    // Held in its block-device section: cinder-volume takes 4 s (the volume's request key is the instance's).
+    h.cloud.cinder.setFaults({ create: { mode: 'slow', delayMs: 4000 } });
+    let handle: WorkflowHandle;
+    let instanceUuid: string;
+    try {
+      const request = h.request(`req-reset-building-${randomUUID()}`, { bootVolume: { sizeGb: 1 } });
+      assert.equal(request.instanceUuid, undefined, 'the boot picks its own instance uuid');
+      handle = await h.startBoot(request);
+      const s = await waitForStatus(handle, (st) =>
+        st.timings.some((t) => t.step === 'block-devices' && !t.endedAt),
+      );
+      instanceUuid = s.instanceUuid as string;
+      assert.equal((await h.cloud.nova.getInstance(instanceUuid)).vmState, 'building');
+      const [first] = workflowTaskCompletedIds(await handle.fetchHistory());
+      const resetRun = await resetTo(handle, first as number);
+      h.cloud.cinder.setFaults(undefined);
+      const run = await resetRun.result().then(
+        (r) => `completed ${(r as BootResult).id}`,
+        (err: unknown) => `failed: ${failureTypeOf(err)}`,
+      );
+      const instance = await h.cloud.nova.getInstance(instanceUuid);
+      const where = `reset to event ${first} while building (run ${run})`;
+      assert.ok(
+        instance.vmState === 'active' || instance.vmState === 'error',
+        `${where}: ${instance.vmState}`,
+      );
+      assert.equal(instance.taskState, null, where);
+      if (instance.vmState === 'active') assert.equal(run, `completed ${instanceUuid}`, where);
+      // The request made one server: no second instance under another uuid.
+      const mine = (await h.cloud.nova.listInstances({ allProjects: true })).filter(
+        (i) => i.requestId === request.requestId,
+      );
+      assert.deepEqual(
+        mine.map((i) => i.uuid),
+        [instanceUuid],
+        where,
+      );
+    } finally {
+      h.cloud.cinder.setFaults(undefined);
+    }
+    const deleted = (await (await startDelete(instanceUuid)).result()) as DeleteResult;
+    assert.equal(deleted.outcome, 'deleted');
+    assert.deepEqual(await h.audit(), []);
   });
 
   test('a completed delete, reset to each workflow-task event: still deleted, nothing leaked', async () => {

@@ -5,19 +5,28 @@
  * effects would then be unknown). Every activity the build runs is short or bounded, so a stop is prompt,
  * and whatever an activity finished is known, so its undo is registered.
  */
-import { condition } from '@temporalio/workflow';
-import type { ActivityFunctionWithOptions } from '@temporalio/workflow';
+import { condition, sleep } from '@temporalio/workflow';
 import { runBranches } from './branches';
-import { call, type OneInputActivity } from './proxies';
+import { call, type ActivityStub, type OneInputActivity } from './proxies';
 
 export class Abort {
   private reason: { error: unknown } | undefined;
+  private keepsTimers = false;
 
   constructor(private readonly parent?: Abort) {}
 
   /** A scope that stops when this one does, or on its own (one build attempt inside the build). */
   child(): Abort {
     return new Abort(this);
+  }
+
+  /** Sleeps leave their timers to fire (createInstance's patch 'reset-stable-instance-uuid'). */
+  keepTimers(): void {
+    this.keepsTimers = true;
+  }
+
+  private get timersKept(): boolean {
+    return this.keepsTimers || (this.parent?.timersKept ?? false);
   }
 
   get requested(): boolean {
@@ -37,15 +46,26 @@ export class Abort {
     if (this.requested) throw this.error;
   }
 
-  /** A durable wait that ends early when the build stops. */
+  /**
+   * A durable wait that ends early when the build stops. Its timer is left to fire, not cancelled: a
+   * stop lands in the workflow task of a cancel request or of a failed step, and a timer may fire while
+   * that task is with the worker. The time-skipping test server then refuses the CancelTimer ("invalid
+   * history builder state for action", temporalio/sdk-java#3088) and strands the run; local activities
+   * make those tasks longer, and delete-while-building met it. A pending timer at the end of a run is
+   * simply dropped. Runs from before createInstance's 'reset-stable-instance-uuid' patch cancel it.
+   */
   async sleep(ms: number): Promise<void> {
-    await condition(() => this.requested, ms);
+    if (this.timersKept) {
+      await Promise.race([sleep(ms), condition(() => this.requested)]);
+    } else {
+      await condition(() => this.requested, ms);
+    }
     this.check();
   }
 
   /** A forward step: not started once the build stops. Undo steps use `call` directly. */
   call<F extends OneInputActivity>(
-    stub: ActivityFunctionWithOptions<F>,
+    stub: ActivityStub<F>,
     summary: string,
     input: Parameters<F>[0],
   ): Promise<Awaited<ReturnType<F>>> {

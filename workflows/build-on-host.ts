@@ -9,7 +9,6 @@ import type { Abort } from './abort';
 import { nextPollDelay, POLL_INITIAL_MS } from './limits';
 import {
   computeStubs,
-  controller,
   controllerPoll,
   controllerCleanup,
   network,
@@ -17,6 +16,7 @@ import {
   networkCleanup,
   volumeApi,
   type ComputeStubs,
+  type ControllerSteps,
 } from './proxies';
 import type { Saga } from './saga';
 import type { BootTracker } from './tracker';
@@ -52,6 +52,8 @@ export interface BuildContext {
   abort: Abort;
   /** Parallel sections side by side (createInstance), or one after the other (the benchmarks' variant). */
   parallel: boolean;
+  /** The controller's steps: local activities, or (histories from before the patch) on its task queue. */
+  steps: ControllerSteps;
 }
 
 type Port = PortDescription & PluggedVif;
@@ -168,7 +170,7 @@ async function blockDeviceBranch(
 ): Promise<AttachedVolume[]> {
   const { uuid, session, plan, tracker } = ctx;
   const host = target.host;
-  await abort.call(controller.setTaskState, 'nova-conductor: task_state=block_device_mapping', {
+  await abort.call(ctx.steps.setTaskState, 'nova-conductor: task_state=block_device_mapping', {
     instanceUuid: uuid,
     taskState: 'block_device_mapping',
     expected: 'networking',
@@ -303,13 +305,13 @@ export async function buildOnHost(
   const compute = computeStubs(host, ctx.timeouts.hostPickupMs);
   tracker.onHost(host, attempt);
   tracker.setStep('building');
-  await abort.call(controller.setHost, `nova-conductor: host=${host}`, {
+  await abort.call(ctx.steps.setHost, `nova-conductor: host=${host}`, {
     instanceUuid: uuid,
     requestId: request.requestId,
     host,
     nodeUuid: target.nodeUuid,
   });
-  await abort.call(controller.setTaskState, 'nova-conductor: task_state=networking', {
+  await abort.call(ctx.steps.setTaskState, 'nova-conductor: task_state=networking', {
     instanceUuid: uuid,
     taskState: 'networking',
     expected: 'scheduling',
@@ -325,7 +327,7 @@ export async function buildOnHost(
     ctx.parallel,
   );
 
-  await abort.call(controller.setTaskState, 'nova-conductor: task_state=spawning', {
+  await abort.call(ctx.steps.setTaskState, 'nova-conductor: task_state=spawning', {
     instanceUuid: uuid,
     taskState: 'spawning',
     expected: 'block_device_mapping',
@@ -359,7 +361,7 @@ export async function buildOnHost(
   );
 
   const finished = await tracker.time('finish', () =>
-    abort.call(controller.finishBuild, 'nova-conductor: vm_state=active', {
+    abort.call(ctx.steps.finishBuild, 'nova-conductor: vm_state=active', {
       instanceUuid: uuid,
       requestId: request.requestId,
       host,

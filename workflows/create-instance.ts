@@ -14,14 +14,22 @@
  * times; anything else aborts. On abort or cancellation the saga undoes everything in reverse, the
  * conductor writes the instance fault and vm_state=error, and the workflow fails with the typed failure.
  */
-import { CancellationScope, isCancellation, patched, uuid4 } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, patched, uuid4, workflowInfo } from '@temporalio/workflow';
 import { Abort } from './abort';
 import { runBranches } from './branches';
 import { parseBootRequest } from './request-schema';
 import { buildOnHost, type BuildContext } from './build-on-host';
 import { bootFailure, classify, decided, faultOf, type Classified } from './failures';
 import { DEFAULT_MAX_ATTEMPTS, resolveTimeouts } from './limits';
-import { call, controller, controllerCleanup, controllerPoll, network } from './proxies';
+import {
+  call,
+  controller,
+  controllerCleanup,
+  controllerLocal,
+  controllerPoll,
+  network,
+  type ControllerSteps,
+} from './proxies';
 import { releaseInstance } from './release-instance';
 import { Saga } from './saga';
 import { BootTracker } from './tracker';
@@ -60,6 +68,43 @@ function scheduleRequest(ctx: BuildContext, excludedHosts: string[], maxAttempts
  */
 const RELEASE_BY_INSTANCE = 'release-by-instance';
 
+/**
+ * Patch id: the controller's own steps (keystone, nova-api's validation, quota and record, the scheduler,
+ * the conductor's writes) run as local activities in the worker that runs the workflow, as nova-api and
+ * the conductor run them in-process: one marker each in the history instead of a scheduled/started/
+ * completed triple and a workflow task of their own (a boot from an image: 123 events and 20 workflow
+ * tasks before). Undo steps and status polls stay on the task queue. Decided once, before the first step.
+ */
+const LOCAL_CONTROLLER_STEPS = 'controller-local-steps';
+
+/**
+ * Patch id of the boot's current shape: the controller's steps as local activities (as above), and
+ *  - a boot started without an instance uuid takes its first run's id (a uuid4 the server made) as the
+ *    instance uuid. uuid4() is seeded by the run: a reset to the first workflow task reseeds it from the
+ *    new run's id, so the reset run made another instance (refused: the request id already had one) and
+ *    left the first one in BUILD. The first run's id is the same in every run a reset makes;
+ *  - a stopped build leaves its poll timers to fire rather than cancelling them (Abort.sleep).
+ * One patch for both, so a boot records a single marker (each patch costs two events).
+ */
+const RESET_STABLE_INSTANCE_UUID = 'reset-stable-instance-uuid';
+
+/** How this run boots: decided once, before the first step, by the patches it was started under. */
+interface BootShape {
+  steps: ControllerSteps;
+  /** The instance uuid (without the caller's) is the first run's id, not uuid4(). */
+  stableUuid: boolean;
+  /** Abort.sleep leaves its timer to fire. */
+  keepsTimers: boolean;
+}
+
+function bootShape(): BootShape {
+  if (patched(RESET_STABLE_INSTANCE_UUID))
+    return { steps: controllerLocal, stableUuid: true, keepsTimers: true };
+  // Runs started under an earlier shape replay (and go on) as they were started.
+  const local = patched(LOCAL_CONTROLLER_STEPS);
+  return { steps: local ? controllerLocal : controller, stableUuid: false, keepsTimers: false };
+}
+
 async function releaseWhatTheInstanceHolds(uuid: string, hostDown: boolean, tracker: BootTracker) {
   tracker.setStep('releasing what the instance holds');
   const current = await call(controllerPoll.getInstanceState, 'nova-conductor: instance state', {
@@ -91,7 +136,7 @@ async function nextTarget(
     const alternate = alternates.shift() as HostTarget;
     if (tried.includes(alternate.host)) continue;
     const claimed = await ctx.abort.call(
-      controller.claimAlternate,
+      ctx.steps.claimAlternate,
       `nova-conductor: claim alternate ${alternate.host}`,
       {
         instanceUuid: uuid,
@@ -106,7 +151,7 @@ async function nextTarget(
   }
   try {
     const selection = await ctx.abort.call(
-      controller.selectDestinations,
+      ctx.steps.selectDestinations,
       'nova-scheduler: select destination (reschedule)',
       scheduleRequest(ctx, tried, maxAttempts),
     );
@@ -126,7 +171,7 @@ async function scheduleAndBuild(ctx: BuildContext, maxAttempts: number): Promise
   tracker.setStep('scheduling');
   const selection = await tracker.time('schedule', () =>
     ctx.abort.call(
-      controller.selectDestinations,
+      ctx.steps.selectDestinations,
       'nova-scheduler: select destination',
       scheduleRequest(ctx, [], maxAttempts),
     ),
@@ -202,17 +247,19 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
   const maxAttempts = request.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   const tracker = new BootTracker({ requestId: request.requestId, name: request.name, maxAttempts });
   const buildSaga = new Saga();
-  // The caller's uuid (the compute API picks it to answer 202 with the id), else uuid4(), which is seeded by
-  // the workflow's random state: the same on every replay. The input decides, so no patch marker is needed.
-  const uuid = request.instanceUuid ?? uuid4();
+  const { steps, stableUuid, keepsTimers } = bootShape();
+  if (keepsTimers) abort.keepTimers();
+  // The caller's uuid (the compute API picks it to answer 202 with the id), else the first run's id (older
+  // runs: uuid4(), seeded by the run's random state, the same on every replay of that run).
+  const uuid = request.instanceUuid ?? (stableUuid ? workflowInfo().firstExecutionRunId : uuid4());
   let recorded = false;
   try {
     tracker.setStep('authenticating');
     const session = await tracker.time('authenticate', () =>
-      abort.call(controller.authenticate, 'keystone: authenticate', request.auth),
+      abort.call(steps.authenticate, 'keystone: authenticate', request.auth),
     );
     await tracker.time('authorize', () =>
-      abort.call(controller.authorize, 'keystone: authorize compute:server:create', {
+      abort.call(steps.authorize, 'keystone: authorize compute:server:create', {
         token: session.token,
         rule: 'compute:server:create',
         target: { projectId: session.projectId },
@@ -224,7 +271,7 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
     const [plan, networks] = await tracker.time('validate', () =>
       runBranches(parallel, [
         () =>
-          abort.call(controller.validateBootRequest, 'nova-api: validate flavor, image, volume', {
+          abort.call(steps.validateBootRequest, 'nova-api: validate flavor, image, volume', {
             token: session.token,
             request: {
               name: request.name,
@@ -247,14 +294,14 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
       instanceUuid: uuid,
     });
     await tracker.time('reserve-quota', () =>
-      abort.call(controller.reserveQuota, 'nova-api: reserve quota', {
+      abort.call(steps.reserveQuota, 'nova-api: reserve quota', {
         token: session.token,
         instanceUuid: uuid,
         amounts: plan.quota,
       }),
     );
     const instance = await tracker.time('record-instance', () =>
-      abort.call(controller.createInstanceRecord, 'nova-conductor: instance building/scheduling', {
+      abort.call(steps.createInstanceRecord, 'nova-conductor: instance building/scheduling', {
         uuid,
         requestId: request.requestId,
         plan,
@@ -292,6 +339,7 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
       bootVolume: { volume: null, ready: false },
       abort,
       parallel,
+      steps,
     };
     const result = await scheduleAndBuild(ctx, maxAttempts);
     tracker.setStep('active');

@@ -13,8 +13,11 @@ import {
 } from '@temporalio/common';
 import {
   proxyActivities,
+  proxyLocalActivities,
   type ActivityFunctionWithOptions,
   type ActivityInterfaceFor,
+  type LocalActivityFunctionWithOptions,
+  type LocalActivityInterfaceFor,
 } from '@temporalio/workflow';
 import type { ComputeActivities, ControllerActivities, NetworkActivities } from '../activities';
 import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from './names';
@@ -128,8 +131,7 @@ type Group<A, K extends ReadonlyArray<keyof A>> = Pick<A, K[number]>;
  * fast retries ride out a locked row or a restarting controller. Unauthorized, NotFound, QuotaExceeded
  * and the like come back non-retryable from the adapters and are never retried.
  */
-export const controller = proxyActivities<Group<ControllerActivities, typeof CONTROLLER_STEPS>>({
-  taskQueue: CONTROLLER_QUEUE,
+const controllerStepOptions = {
   startToCloseTimeout: '20 seconds',
   retry: {
     initialInterval: '200 ms',
@@ -137,7 +139,25 @@ export const controller = proxyActivities<Group<ControllerActivities, typeof CON
     maximumInterval: '2 seconds',
     maximumAttempts: 5,
   },
+} as const;
+export const controller = proxyActivities<Group<ControllerActivities, typeof CONTROLLER_STEPS>>({
+  taskQueue: CONTROLLER_QUEUE,
+  ...controllerStepOptions,
 });
+/**
+ * The same steps, with the same policy, as local activities: run by the worker that runs the workflow
+ * (the controller's, which serves these activities too), each recorded as one marker in the history
+ * instead of three events and a workflow task of its own. The boot uses them (createInstance, behind a
+ * patch): nova-api and the conductor do these steps in-process, so a round trip through the server's
+ * matching for each one is pure overhead. Retries stay in the worker (backoff at most 2 s, well under
+ * the default one-minute localRetryThreshold, so no server timer is used).
+ */
+export const controllerLocal =
+  proxyLocalActivities<Group<ControllerActivities, typeof CONTROLLER_STEPS>>(controllerStepOptions);
+/** A controller step, whichever way it runs (a workflow chooses once, by its patch). */
+export type ControllerSteps =
+  | ActivityInterfaceFor<Group<ControllerActivities, typeof CONTROLLER_STEPS>>
+  | LocalActivityInterfaceFor<Group<ControllerActivities, typeof CONTROLLER_STEPS>>;
 
 /** Cinder and neutron-server: a backend that is busy for a while (a volume backend, IPAM and binding). */
 const serviceRetry = {
@@ -320,9 +340,13 @@ export function computeStubs(host: string, pickup: Duration): ComputeStubs {
 /** An activity of one object parameter (Temporal's advice: fields can be added without a new signature). */
 export type OneInputActivity = ActivityFunction & ((input: never) => Promise<unknown>);
 
-/** Runs an activity with its Web UI summary. */
+/** An activity stub, scheduled on a task queue or run locally by the workflow's worker. */
+export type ActivityStub<F extends OneInputActivity> =
+  ActivityFunctionWithOptions<F> | LocalActivityFunctionWithOptions<F>;
+
+/** Runs an activity with its Web UI summary (a local activity's marker carries it too). */
 export function call<F extends OneInputActivity>(
-  stub: ActivityFunctionWithOptions<F>,
+  stub: ActivityStub<F>,
   summary: string,
   input: Parameters<F>[0],
 ): Promise<Awaited<ReturnType<F>>> {

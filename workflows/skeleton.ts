@@ -1,11 +1,11 @@
 /**
  * The boot's skeleton (benchmarks only): the same shape as createInstance's happy path, booting from an
- * image — the same 19 activities on the same task queues (controller, network, compute@<host>), the same
- * two parallel sections — but every activity does nothing. Its latency is the floor Temporal itself sets
+ * image — the same 19 activities, the controller's 11 as local activities and the other 8 on the same task
+ * queues (network, compute@<host>), the same two parallel sections — but every activity does nothing. Its latency is the floor Temporal itself sets
  * for a boot on this machine. `sequential: true` runs the same activities one after the other, which is
  * what the parallel sections save.
  *
- *   authenticate, authorize                                         controller
+ *   authenticate, authorize                                         controller (local)
  *   validate request | validate networks                            controller | network
  *   reserve quota, instance record, select destination, set host,  controller
  *   task_state=networking
@@ -14,10 +14,10 @@
  *   | image: fetch                                                  compute@<host>
  *   task_state=spawning, spawn, finish                              controller, compute@<host>
  */
-import { proxyActivities } from '@temporalio/workflow';
+import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { SkeletonActivities, SkeletonStep } from '../activities/skeleton';
 import { runBranches } from './branches';
-import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from './names';
+import { computeQueue, NETWORK_QUEUE } from './names';
 
 export interface SkeletonBootInput {
   /** The host the skeleton "schedules" to (its compute@<host> queue must have a worker). */
@@ -48,8 +48,8 @@ const net = (activity: string, summary: string): SkeletonPlanStep => ({ activity
 const cmp = (activity: string, summary: string): SkeletonPlanStep => ({ activity, role: 'compute', summary });
 
 /**
- * The boot's happy path from an image, step by step. test/workflow-skeleton.test.ts checks it against the
- * real boot's stored history (test/histories/sequential-from-image.json), so it cannot drift.
+ * The boot's happy path from an image, step by step. test/workflow-proxies.test.ts checks it against the
+ * real boot's stored history (test/histories/local-steps/sequential-from-image.json), so it cannot drift.
  */
 export const SKELETON_PLAN: readonly SkeletonSection[] = [
   ctl('authenticate', 'keystone: authenticate'),
@@ -84,10 +84,8 @@ export const SKELETON_PLAN: readonly SkeletonSection[] = [
 ];
 
 const options = { startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 3 } } as const;
-const controller = proxyActivities<Pick<SkeletonActivities, 'skeletonController'>>({
-  taskQueue: CONTROLLER_QUEUE,
-  ...options,
-});
+// The controller's steps run as createInstance runs them: local activities in the workflow's worker.
+const controller = proxyLocalActivities<Pick<SkeletonActivities, 'skeletonController'>>(options);
 const network = proxyActivities<Pick<SkeletonActivities, 'skeletonNetwork'>>({
   taskQueue: NETWORK_QUEUE,
   ...options,

@@ -10,7 +10,7 @@ import * as actions from './actions';
 import { ComputeServices } from './compute-services';
 import { within, type NovaContext } from './db-util';
 import * as instances from './instances';
-import { POWER_STATES, VM_STATES, type TaskState } from './states';
+import { POWER_STATES, TASK_STATES, VM_STATES, type TaskState } from './states';
 
 /** The conductor's event for a build on a host (Nova's compute__do_build_and_run_instance). */
 export const BUILD_EVENT = 'compute__do_build_and_run_instance';
@@ -70,6 +70,24 @@ export interface BeginDeleteInput extends InstanceStep {
   projectId: string;
 }
 
+/**
+ * A build's task states in the order the conductor moves through them on one host. A step run again after
+ * the build went on (a local activity whose workflow task was lost re-runs with the steps after it already
+ * done) finds the instance further along this sequence: that is its own work, not another action's.
+ */
+const BUILD_SEQUENCE: readonly TaskState[] = [
+  TASK_STATES.SCHEDULING,
+  TASK_STATES.NETWORKING,
+  TASK_STATES.BLOCK_DEVICE_MAPPING,
+  TASK_STATES.SPAWNING,
+];
+
+/** `actual` is `step` or a state after it in the same build (building, on the same sequence). */
+function atOrPast(actual: unknown, step: TaskState): boolean {
+  const at = BUILD_SEQUENCE.indexOf(step);
+  return at >= 0 && BUILD_SEQUENCE.indexOf(actual as TaskState) >= at;
+}
+
 export class Conductor {
   constructor(
     private readonly ctx: NovaContext,
@@ -86,6 +104,14 @@ export class Conductor {
   /** The scheduler's choice saved before the host starts, and the build event opened on it. */
   setHost(input: SetHostInput): Promise<void> {
     return this.transaction(async (ctx) => {
+      // A deleted or missing instance goes on to updateInstance, which answers as it always did.
+      const current = await instances.getInstance(ctx, input.instanceUuid, { includeDeleted: true });
+      const done =
+        current.vmState === VM_STATES.BUILDING &&
+        current.host === input.host &&
+        current.taskState !== TASK_STATES.SCHEDULING &&
+        atOrPast(current.taskState, TASK_STATES.NETWORKING);
+      if (done) return; // this step ran already and the build went on from it
       await instances.updateInstance(
         ctx,
         input.instanceUuid,
@@ -102,8 +128,9 @@ export class Conductor {
   }
 
   /**
-   * Moves task_state on from `expected`. A retry that finds it already moved on to `taskState` has nothing
-   * left to do; any other state (a delete took over) is a Conflict, Nova's UnexpectedTaskStateError.
+   * Moves task_state on from `expected`. A retry that finds it already moved on to `taskState`, or further
+   * along the build (a re-run of the step, see BUILD_SEQUENCE), has nothing left to do; any other state (a
+   * delete took over, the build finished) is a Conflict, Nova's UnexpectedTaskStateError.
    */
   async setTaskState(input: SetTaskStateInput): Promise<void> {
     try {
@@ -117,7 +144,7 @@ export class Conductor {
       const already =
         isCloudError(err, 'Conflict') &&
         err.details.reason === 'UnexpectedTaskState' &&
-        err.details.actual === input.taskState;
+        (err.details.actual === input.taskState || atOrPast(err.details.actual, input.taskState));
       if (!already) throw err;
     }
   }

@@ -1,7 +1,7 @@
 /**
  * Time per step, read from workflow histories (the server's own timestamps): for every activity, the wait
- * on its task queue (scheduled → started) and its run (started → closed); and the workflow tasks between
- * them, which is where the worker's own turn-around shows.
+ * on its task queue (scheduled → started) and its run (started → closed), for a local activity its
+ * marker's times; and the workflow tasks between them, which is where the worker's own turn-around shows.
  */
 import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
@@ -12,6 +12,7 @@ type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 const EventType = temporal.api.enums.v1.EventType;
 
 export interface StepTimes {
+  /** The Web UI summary; a local activity's ends with " (local)". */
   step: string;
   /** Executions of this step per boot. */
   perBoot: number;
@@ -44,7 +45,7 @@ const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
 
 /** The Web UI summary of the step ("neutron: bind ports to compute2"), with hosts and ids generalized. */
 function stepName(event: HistoryEvent): string {
-  const fallback = event.activityTaskScheduledEventAttributes?.activityType?.name ?? 'activity';
+  const fallback = event.activityTaskScheduledEventAttributes?.activityType?.name ?? 'local activity';
   const payload = event.userMetadata?.summary;
   if (!payload) return fallback;
   try {
@@ -55,6 +56,24 @@ function stepName(event: HistoryEvent): string {
   } catch {
     return fallback;
   }
+}
+
+/**
+ * A local activity's marker: when the worker first scheduled it (the SDK core's record, plain JSON, never
+ * through a codec; its `complete_time` is workflow time, not when it finished) and when the history got it
+ * (the end of its workflow task, so the later local steps of that task are included). Same machine, same
+ * clock as the server here.
+ */
+function localActivity(event: HistoryEvent): { scheduled: number; closed: number } | undefined {
+  const marker = event.markerRecordedEventAttributes;
+  if (marker?.markerName !== 'core_local_activity') return undefined;
+  const data = marker.details?.data?.payloads?.[0]?.data;
+  if (!data) return undefined;
+  const record = JSON.parse(Buffer.from(data).toString('utf8')) as {
+    original_schedule_time: { seconds: number; nanos: number } | null;
+  };
+  const t = record.original_schedule_time;
+  return { scheduled: t ? t.seconds * 1000 + t.nanos / 1e6 : Number.NaN, closed: ms(event) };
 }
 
 interface Acc {
@@ -82,6 +101,18 @@ export function analyzeHistories(histories: readonly History[]): HistoryAnalysis
       if (e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) {
         const scheduled = byId.get(Number(e.workflowTaskCompletedEventAttributes?.scheduledEventId));
         if (scheduled) workflowTasks.push(ms(e) - ms(scheduled));
+      }
+      const local = localActivity(e);
+      if (local) {
+        // Run in the workflow's own worker: no task queue, so no queue wait; scheduled → recorded.
+        const name = `${stepName(e)} (local)`;
+        const acc = steps.get(name) ?? { count: 0, total: [], queue: [], run: [] };
+        acc.count++;
+        acc.total.push(local.closed - local.scheduled);
+        acc.queue.push(0);
+        acc.run.push(local.closed - local.scheduled);
+        steps.set(name, acc);
+        continue;
       }
       const closed =
         e.activityTaskCompletedEventAttributes ??

@@ -44,7 +44,23 @@ export async function expectBootFailure(handle: WorkflowHandle, type: string): P
   return assert.fail(`expected the boot to fail with ${type}`);
 }
 
-/** Every activity attempt in the history: its type and attempt number. */
+type HistoryEvent = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number];
+
+/**
+ * A local activity's marker (recorded once it finished, with the attempt that settled it), or undefined.
+ * Its data is the SDK core's own record, not a user payload: plain JSON.
+ */
+export function localActivityMarker(
+  event: HistoryEvent,
+): { activity_type: string; attempt: number } | undefined {
+  const marker = event.markerRecordedEventAttributes;
+  if (marker?.markerName !== 'core_local_activity') return undefined;
+  const data = marker.details?.data?.payloads?.[0]?.data;
+  if (!data) return undefined;
+  return JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type: string; attempt: number };
+}
+
+/** Every activity attempt in the history (a local activity: its settling attempt): type and number. */
 export async function activityAttempts(
   handle: WorkflowHandle,
 ): Promise<Array<{ type: string; attempt: number }>> {
@@ -52,6 +68,8 @@ export async function activityAttempts(
   const scheduled = new Map<string, string>();
   const attempts: Array<{ type: string; attempt: number }> = [];
   for (const event of history.events ?? []) {
+    const local = localActivityMarker(event);
+    if (local) attempts.push({ type: local.activity_type, attempt: local.attempt });
     const sched = event.activityTaskScheduledEventAttributes;
     if (sched) scheduled.set(String(event.eventId), sched.activityType?.name ?? '?');
     const started = event.activityTaskStartedEventAttributes;
@@ -70,7 +88,9 @@ export async function activitySummaries(handle: WorkflowHandle): Promise<string[
   const history = await handle.fetchHistory();
   const summaries: string[] = [];
   for (const event of history.events ?? []) {
-    const data = event.activityTaskScheduledEventAttributes ? event.userMetadata?.summary?.data : undefined;
+    // An activity's scheduled event, or a local activity's marker: both carry the step's summary.
+    const step = event.activityTaskScheduledEventAttributes || localActivityMarker(event);
+    const data = step ? event.userMetadata?.summary?.data : undefined;
     if (data) summaries.push(JSON.parse(Buffer.from(data).toString('utf8')) as string);
   }
   return summaries;
