@@ -751,6 +751,18 @@ describe('Glance v2 API', () => {
     );
     assert.deepEqual(await names_('sort=name:asc'), ['s-a', 's-b']);
     assert.deepEqual(await names_('os_hidden=true'), ['s-c']);
+    assert.deepEqual(await names_('disk_format=raw&container_format=bare&sort=name:asc'), ['s-a', 's-b']);
+    assert.deepEqual(await names_('disk_format=qcow2'), []);
+    assert.deepEqual(await names_('size=1024'), ['s-b']);
+    await call(
+      'PATCH',
+      `/images/${ids[0]}`,
+      bob,
+      [{ op: 'add', path: '/hw_scsi_model', value: 'virtio-scsi' }],
+      PATCH21,
+    );
+    assert.deepEqual(await names_('hw_scsi_model=virtio-scsi'), ['s-b']);
+    assert.deepEqual(await names_('hw_scsi_model=other'), []);
     for (const [q, message] of [
       ['sort_key=color', /Invalid sort key: color/],
       ['sort_dir=up', /Invalid sort direction: up/],

@@ -196,6 +196,36 @@ function compareBy(order: Array<[string, 'asc' | 'desc']>) {
   };
 }
 
+/** The list's own parameters; any other is a filter on an extra property (Glance's property filter). */
+const LIST_PARAMETERS = new Set([
+  'limit',
+  'marker',
+  'sort',
+  'member_status',
+  'name',
+  'status',
+  'visibility',
+  'owner',
+  'id',
+  'os_hidden',
+  'protected',
+  'size',
+  'size_min',
+  'size_max',
+  'min_ram',
+  'min_disk',
+  'disk_format',
+  'container_format',
+  'checksum',
+  'os_hash_value',
+  'created_at',
+  'updated_at',
+]);
+
+function propertyFilters(q: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(q).filter(([k]) => !LIST_PARAMETERS.has(k)));
+}
+
 function booleanFilter(name: string, value: string | undefined): boolean | undefined {
   if (value === undefined) return undefined;
   const v = value.toLowerCase();
@@ -274,6 +304,14 @@ async function imagesV2(app: FastifyInstance, deps: ApiDeps): Promise<void> {
             osHidden,
             ...(protectedFilter !== undefined ? { protected: protectedFilter } : {}),
             ...(q.size_min !== undefined ? { sizeMin: sizeFilter(q.size_min) } : {}),
+            ...(q.size !== undefined ? { size: sizeFilter(q.size) } : {}),
+            ...(q.min_ram !== undefined ? { minRam: sizeFilter(q.min_ram) } : {}),
+            ...(q.min_disk !== undefined ? { minDisk: sizeFilter(q.min_disk) } : {}),
+            ...(q.disk_format !== undefined ? { diskFormat: q.disk_format } : {}),
+            ...(q.container_format !== undefined ? { containerFormat: q.container_format } : {}),
+            ...(q.checksum !== undefined ? { checksum: q.checksum } : {}),
+            ...(q.os_hash_value !== undefined ? { osHashValue: q.os_hash_value } : {}),
+            properties: propertyFilters(q),
             ...(q.size_max !== undefined ? { sizeMax: sizeFilter(q.size_max) } : {}),
             memberStatus: memberStatus as 'accepted',
           });

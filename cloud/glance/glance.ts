@@ -322,6 +322,24 @@ export class Glance {
     if (f.owner !== undefined) query = query.where('owner', '=', f.owner);
     query = query.where('os_hidden', '=', f.osHidden ? 1 : 0);
     if (f.protected !== undefined) query = query.where('protected', '=', f.protected ? 1 : 0);
+    if (f.diskFormat !== undefined) query = query.where('disk_format', '=', f.diskFormat);
+    if (f.containerFormat !== undefined) query = query.where('container_format', '=', f.containerFormat);
+    if (f.size !== undefined) query = query.where('size', '=', f.size);
+    if (f.minRam !== undefined) query = query.where('min_ram', '=', f.minRam);
+    if (f.minDisk !== undefined) query = query.where('min_disk', '=', f.minDisk);
+    if (f.checksum !== undefined) query = query.where('checksum', '=', f.checksum);
+    if (f.osHashValue !== undefined) query = query.where('os_hash_value', '=', f.osHashValue);
+    for (const [name, value] of Object.entries(f.properties ?? {}))
+      query = query.where((eb: ExpressionBuilder<GlanceDb, 'images'>) =>
+        eb.exists(
+          eb
+            .selectFrom('image_properties')
+            .select('image_properties.image_id')
+            .whereRef('image_properties.image_id', '=', 'images.id')
+            .where('image_properties.name', '=', name)
+            .where('image_properties.value', '=', value),
+        ),
+      );
     if (f.sizeMin !== undefined) query = query.where('size', '>=', f.sizeMin);
     if (f.sizeMax !== undefined) query = query.where('size', '<=', f.sizeMax);
     for (const tag of f.tags ?? [])

@@ -111,6 +111,15 @@ export const listImagesSchema = z.strictObject({
   /** Glance lists hidden images only when asked (`os_hidden=true`), and then only those. */
   osHidden: z.boolean().default(false),
   protected: z.boolean().optional(),
+  diskFormat: z.string().max(32).optional(),
+  containerFormat: z.string().max(32).optional(),
+  size: z.number().int().min(0).optional(),
+  minRam: z.number().int().min(0).optional(),
+  minDisk: z.number().int().min(0).optional(),
+  checksum: z.string().max(32).optional(),
+  osHashValue: z.string().max(128).optional(),
+  /** Any other attribute: an extra property that must have this value (Glance's property filter). */
+  properties: z.record(z.string().max(255), z.string().max(65535)).optional(),
   sizeMin: z.number().int().min(0).optional(),
   sizeMax: z.number().int().min(0).optional(),
   /** Which shared images of other projects to list, by the caller's membership (Glance's default: accepted). */
