@@ -45,8 +45,10 @@ export async function buildApiApp(deps: ApiDeps, options: ApiAppOptions = {}): P
     disableRequestLogging: true,
     bodyLimit: MAX_REQUEST_BODY_BYTES,
     genReqId: () => `req-${randomUUID()}`,
-    // Nova's and Neutron's routes answer the same with and without a trailing slash.
-    routerOptions: { ignoreTrailingSlash: true },
+    // Nova's and Neutron's routes answer the same with and without a trailing slash. A Glance tag (up to 255
+    // characters, each up to 12 once UTF-8 and percent-encoded) is a path parameter: Fastify's default of 100
+    // would answer 414.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 3072 },
   }) as unknown as FastifyInstance;
   app.decorateRequest('auth', null);
   // The clients send `Content-Type: application/json` on bodiless PUT and DELETE (grants, actions); the

@@ -19,6 +19,8 @@ export const ERROR_TYPES = {
   IpAddressGenerationFailure: { code: 409, retryable: false },
   ImageNotActive: { code: 409, retryable: false },
   ImageChecksumMismatch: { code: 500, retryable: false },
+  /** Glance's LimitExceeded (image properties, tags, members over their quota): 413. */
+  ImageLimitExceeded: { code: 413, retryable: false },
   FlavorDiskTooSmall: { code: 400, retryable: false },
   FlavorMemoryTooSmall: { code: 400, retryable: false },
   VolumeNotCreated: { code: 500, retryable: false },

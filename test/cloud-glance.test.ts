@@ -8,6 +8,9 @@ import { PassThrough, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { isCloudError, type CloudErrorType } from '../cloud/errors';
 import { Glance, generateQcow2Image, parseQcow2Header, type ImageRequestContext } from '../cloud/glance';
+import { openServiceDb } from '../cloud/db';
+import { glanceMigrations } from '../cloud/glance/migrations';
+import type { GlanceDb } from '../cloud/glance/schema';
 import { testDbConfig, type TestDb } from './helpers/cloud-db';
 
 const projectA: ImageRequestContext = { projectId: 'project-a', roles: ['member', 'reader'] };
@@ -270,8 +273,8 @@ describe('Glance', () => {
       const many = Object.fromEntries(Array.from({ length: 128 }, (_, i) => [`p${i}`, 'v']));
       await rejectsWith(
         glance.updateImage(image.id, { name: 'renamed', properties: many }),
-        'BadRequest',
-        /at most 128/,
+        'ImageLimitExceeded',
+        /image properties\. Attempted: 129, Maximum: 128/,
       );
       const after = await glance.getImage(image.id, projectA);
       assert.equal(after.name, image.name);
@@ -353,7 +356,11 @@ describe('Glance', () => {
       await rejectsWith(glance.getImage(image.id, projectB), 'NotFound');
       const member = await glance.addImageMember(image.id, projectB.projectId, projectA);
       assert.equal(member.status, 'pending');
-      assert.deepEqual(await glance.addImageMember(image.id, projectB.projectId, projectA), member);
+      await rejectsWith(
+        glance.addImageMember(image.id, projectB.projectId, projectA),
+        'Conflict',
+        /Member project-b is duplicated/,
+      );
       assert.equal((await glance.getImage(image.id, projectB)).id, image.id);
       assert.ok(!(await glance.listImages(projectB)).some((i) => i.id === image.id));
       await rejectsWith(
@@ -400,11 +407,19 @@ describe('Glance', () => {
       assert.equal((await glance.deactivateImage(image.id, projectA)).status, 'deactivated');
       assert.equal((await glance.deactivateImage(image.id, projectA)).status, 'deactivated');
       await rejectsWith(glance.imageLocation(image.id), 'ImageNotActive', /deactivated/);
-      await rejectsWith(glance.openImageData(image.id, projectA), 'ImageNotActive');
+      await rejectsWith(glance.openImageData(image.id, projectA), 'Forbidden', /deactivated/);
+      // An admin still downloads it (Glance's rule); compute hosts do not (imageLocation above).
+      const chunks: Buffer[] = [];
+      for await (const chunk of await glance.openImageData(image.id, admin)) chunks.push(chunk as Buffer);
+      assert.deepEqual(Buffer.concat(chunks), cirros);
       await rejectsWith(glance.uploadImageData(image.id, cirros), 'Conflict');
       assert.equal((await glance.reactivateImage(image.id)).status, 'active');
       assert.equal((await glance.imageLocation(image.id)).size, cirros.length);
-      await rejectsWith(glance.deactivateImage((await newImage()).id), 'ImageNotActive', /queued/);
+      await rejectsWith(
+        glance.deactivateImage((await newImage()).id),
+        'Forbidden',
+        /Not allowed to deactivate image in status 'queued'/,
+      );
     });
 
     test('a download streams with progress and the hash verified; a corrupt file is an error', async () => {
@@ -441,6 +456,240 @@ describe('Glance', () => {
       await rejectsWith(glance.getImage(image.id, admin), 'NotFound');
       await rejectsWith(glance.imageLocation(image.id), 'NotFound');
       assert.ok(!(await glance.listImages(admin)).some((i) => i.id === image.id));
+    });
+  });
+
+  describe('PATCH-style updates, tags, members, formats set later (migration 002)', () => {
+    /** Glance's own rows, read beside the service (a second connection to its database). */
+    const rows = async <T>(fn: (db: import('kysely').Kysely<GlanceDb>) => Promise<T>): Promise<T> => {
+      const store = await openServiceDb<GlanceDb>('glance', glanceMigrations, testDb.config);
+      try {
+        return await fn(store.db);
+      } finally {
+        await store.close();
+      }
+    };
+
+    test('an image without formats stays queued, takes no data, then gets them while queued only', async () => {
+      const image = await glance.createImage(
+        { name: 'no-formats', ownerProjectId: projectA.projectId },
+        projectA,
+      );
+      assert.deepEqual([image.status, image.diskFormat, image.containerFormat], ['queued', null, null]);
+      const row = await rows((db) =>
+        db.selectFrom('images').selectAll().where('id', '=', image.id).executeTakeFirstOrThrow(),
+      );
+      assert.deepEqual([row.disk_format, row.container_format, Number(row.os_hidden)], [null, null, 0]);
+      await rejectsWith(
+        glance.uploadImageData(image.id, cirros, { ctx: projectA }),
+        'BadRequest',
+        /Properties disk_format, container_format must be set prior to saving data\./,
+      );
+      assert.equal((await glance.getImage(image.id, projectA)).status, 'queued');
+      await glance.updateImage(image.id, { diskFormat: 'qcow2' }, projectA);
+      await rejectsWith(
+        glance.uploadImageData(image.id, cirros, { ctx: projectA }),
+        'BadRequest',
+        /^Property container_format must be set/,
+      );
+      await glance.updateImage(image.id, { containerFormat: 'bare' }, projectA);
+      const active = await glance.uploadImageData(image.id, cirros, { ctx: projectA });
+      assert.deepEqual(
+        [active.status, active.diskFormat, active.containerFormat],
+        ['active', 'qcow2', 'bare'],
+      );
+      await rejectsWith(
+        glance.updateImage(image.id, { diskFormat: 'raw' }, projectA),
+        'Forbidden',
+        /Attribute disk_format can be only replaced for a queued image\./,
+      );
+      const after = await rows((db) =>
+        db.selectFrom('images').selectAll().where('id', '=', image.id).executeTakeFirstOrThrow(),
+      );
+      assert.equal(after.disk_format, 'qcow2');
+    });
+
+    test('updates: os_hidden hides from the default list, owner and publicize are admin only, a reader changes nothing', async () => {
+      const image = await activeImage({ visibility: 'shared' });
+      const reader: ImageRequestContext = { projectId: projectA.projectId, roles: ['reader'] };
+      await rejectsWith(glance.updateImage(image.id, { name: 'r' }, reader), 'Forbidden', /modify_image/);
+      await rejectsWith(glance.deleteImage(image.id, reader), 'Forbidden', /delete_image/);
+      await rejectsWith(glance.addImageTag(image.id, 't', reader), 'Forbidden');
+      await rejectsWith(glance.deactivateImage(image.id, reader), 'Forbidden', /deactivate/);
+      await rejectsWith(
+        glance.updateImage(image.id, { visibility: 'public' }, projectA),
+        'Forbidden',
+        /publicize_image/,
+      );
+      await rejectsWith(
+        glance.updateImage(image.id, { owner: projectB.projectId }, projectA),
+        'Forbidden',
+        /Owner/,
+      );
+      assert.equal(
+        (await glance.updateImage(image.id, { visibility: 'community' }, projectA)).visibility,
+        'community',
+      );
+      const hidden = await glance.updateImage(
+        image.id,
+        { osHidden: true, protected: true, minDisk: 2, minRam: 64 },
+        projectA,
+      );
+      assert.deepEqual(
+        [hidden.osHidden, hidden.protected, hidden.minDisk, hidden.minRam],
+        [true, true, 2, 64],
+      );
+      assert.ok(!(await glance.listImages(projectA)).some((i) => i.id === image.id));
+      assert.ok((await glance.listImages(projectA, { osHidden: true })).some((i) => i.id === image.id));
+      await rejectsWith(
+        glance.deleteImage(image.id, projectA),
+        'Forbidden',
+        /is protected and cannot be deleted\./,
+      );
+      const row = await rows((db) =>
+        db.selectFrom('images').selectAll().where('id', '=', image.id).executeTakeFirstOrThrow(),
+      );
+      assert.deepEqual(
+        [row.status, Number(row.os_hidden), Number(row.protected), row.visibility, row.owner],
+        ['active', 1, 1, 'community', projectA.projectId],
+      );
+      const moved = await glance.updateImage(
+        image.id,
+        { owner: projectB.projectId, visibility: 'public' },
+        admin,
+      );
+      assert.deepEqual([moved.owner, moved.visibility], [projectB.projectId, 'public']);
+    });
+
+    test('tags: added once, removed, NotFound when absent, filtered on, within the quota', async () => {
+      const image = await newImage({ tags: ['b', 'a', 'a'] });
+      assert.deepEqual(image.tags, ['a', 'b']);
+      await glance.addImageTag(image.id, 'c', projectA);
+      await glance.addImageTag(image.id, 'c', projectA);
+      assert.deepEqual((await glance.removeImageTag(image.id, 'a', projectA)).tags, ['b', 'c']);
+      await rejectsWith(glance.removeImageTag(image.id, 'a', projectA), 'NotFound', /Tag a not found/);
+      const stored = await rows((db) =>
+        db
+          .selectFrom('image_tags')
+          .select('value')
+          .where('image_id', '=', image.id)
+          .orderBy('value')
+          .execute(),
+      );
+      assert.deepEqual(
+        stored.map((r) => r.value),
+        ['b', 'c'],
+      );
+      const other = await newImage({ tags: ['b'] });
+      const listed = async (tags: string[]) =>
+        (await glance.listImages(projectA, { tags }))
+          .map((i) => i.id)
+          .filter((id) => [image.id, other.id].includes(id));
+      assert.deepEqual((await listed(['b'])).sort(), [image.id, other.id].sort());
+      assert.deepEqual(await listed(['b', 'c']), [image.id]);
+      await rejectsWith(
+        glance.updateImage(image.id, { tags: Array.from({ length: 129 }, (_, i) => `t${i}`) }, projectA),
+        'ImageLimitExceeded',
+        /image tags\. Attempted: 129, Maximum: 128/,
+      );
+      assert.deepEqual((await glance.getImage(image.id, projectA)).tags, ['b', 'c']);
+      await glance.deleteImage(image.id, projectA);
+    });
+
+    test('members: only of shared images, duplicated is a Conflict, the member alone sets its status, member_status lists', async () => {
+      const image = await newImage({ visibility: 'shared' });
+      await glance.addImageMember(image.id, projectB.projectId, projectA);
+      const listIds = async (memberStatus: 'pending' | 'accepted' | 'rejected' | 'all') =>
+        (await glance.listImages(projectB, { memberStatus })).map((i) => i.id).includes(image.id);
+      assert.deepEqual(
+        [await listIds('pending'), await listIds('accepted'), await listIds('all')],
+        [true, false, true],
+      );
+      await rejectsWith(
+        glance.updateImageMember(image.id, projectB.projectId, 'accepted', {
+          ...projectB,
+          roles: ['reader'],
+        }),
+        'Forbidden',
+      );
+      await glance.updateImageMember(image.id, projectB.projectId, 'rejected', projectB);
+      assert.deepEqual([await listIds('rejected'), await listIds('accepted')], [true, false]);
+      const member = await rows((db) =>
+        db.selectFrom('image_members').selectAll().where('image_id', '=', image.id).executeTakeFirstOrThrow(),
+      );
+      assert.deepEqual([member.member, member.status], [projectB.projectId, 'rejected']);
+      assert.equal((await glance.getImageMember(image.id, projectB.projectId, projectB)).status, 'rejected');
+      await rejectsWith(
+        glance.removeImageMember(image.id, 'nobody', projectA),
+        'NotFound',
+        /not found in the member list/,
+      );
+      await glance.updateImage(image.id, { visibility: 'private' }, projectA);
+      await rejectsWith(
+        glance.listImageMembers(image.id, projectA),
+        'Forbidden',
+        /Only shared images have members\./,
+      );
+    });
+
+    test('migration 002 keeps the rows of a database made by 001', async () => {
+      const old = testDbConfig('glance-001');
+      try {
+        const v1 = await openServiceDb<GlanceDb>(
+          'glance',
+          { '001_images': glanceMigrations['001_images']! },
+          old.config,
+        );
+        const id = randomUUID();
+        await v1.db
+          .insertInto('images')
+          .values({
+            id,
+            name: 'old',
+            status: 'active',
+            disk_format: 'qcow2',
+            container_format: 'bare',
+            size: 1,
+            virtual_size: 1,
+            checksum: null,
+            os_hash_algo: null,
+            os_hash_value: null,
+            visibility: 'shared',
+            owner: 'p',
+            min_disk: 0,
+            min_ram: 0,
+            protected: 0,
+            created_at: 1,
+            updated_at: 1,
+            deleted_at: null,
+          } as never)
+          .execute();
+        await v1.db.insertInto('image_properties').values({ image_id: id, name: 'k', value: 'v' }).execute();
+        await v1.db
+          .insertInto('image_members')
+          .values({ image_id: id, member: 'q', status: 'accepted', created_at: 1, updated_at: 1 })
+          .execute();
+        await v1.close();
+        const upgraded = await Glance.open({ db: old.config });
+        try {
+          const image = await upgraded.getImage(id, admin);
+          assert.deepEqual(
+            [image.name, image.diskFormat, image.osHidden, image.tags, image.properties],
+            ['old', 'qcow2', false, [], { k: 'v' }],
+          );
+          assert.deepEqual(
+            (await upgraded.listImageMembers(id, admin)).map((m) => m.memberId),
+            ['q'],
+          );
+          // A new image without formats fits the altered table.
+          const q = await upgraded.createImage({ name: 'q', ownerProjectId: 'p' });
+          assert.equal(q.diskFormat, null);
+        } finally {
+          await upgraded.close();
+        }
+      } finally {
+        await old.cleanup();
+      }
     });
   });
 });

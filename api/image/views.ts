@@ -1,5 +1,5 @@
 /** Glance v2's image body (api-ref/source/v2/images-images-v2.inc): core fields, then the extra properties. */
-import type { Image } from '../../cloud/glance';
+import type { Image, ImageMember } from '../../cloud/glance';
 
 /** Glance's timestamps: ISO 8601 to the second, with a `Z`. */
 export const glanceTime = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -12,7 +12,7 @@ export function imageView(image: Image): Record<string, unknown> {
     status: image.status,
     visibility: image.visibility,
     protected: image.protected,
-    os_hidden: false,
+    os_hidden: image.osHidden,
     checksum: image.checksum,
     os_hash_algo: image.osHashAlgo,
     os_hash_value: image.osHashValue,
@@ -25,7 +25,7 @@ export function imageView(image: Image): Record<string, unknown> {
     container_format: image.containerFormat,
     created_at: glanceTime(image.createdAt),
     updated_at: glanceTime(image.updatedAt),
-    tags: [] as string[],
+    tags: image.tags,
     self: `/v2/images/${image.id}`,
     file: `/v2/images/${image.id}/file`,
     schema: '/v2/schemas/image',
@@ -121,5 +121,40 @@ export function imageSchema(): Record<string, unknown> {
       { rel: 'enclosure', href: '{file}' },
       { rel: 'describedby', href: '{schema}' },
     ],
+  };
+}
+
+/** Glance's image member body (image_members.py ResponseSerializer._format_image_member). */
+export function memberView(member: ImageMember): Record<string, unknown> {
+  return {
+    created_at: glanceTime(member.createdAt),
+    image_id: member.imageId,
+    member_id: member.memberId,
+    schema: '/v2/schemas/member',
+    status: member.status,
+    updated_at: glanceTime(member.updatedAt),
+  };
+}
+
+/** GET /v2/schemas/member (image_members.py get_schema). */
+export function memberSchema(): Record<string, unknown> {
+  return {
+    name: 'member',
+    properties: {
+      member_id: { type: 'string', description: 'An identifier for the image member (tenantId)' },
+      image_id: {
+        type: 'string',
+        description: 'An identifier for the image',
+        pattern: '^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$',
+      },
+      created_at: { type: 'string', description: 'Date and time of image member creation' },
+      updated_at: { type: 'string', description: 'Date and time of last modification of image member' },
+      status: {
+        type: 'string',
+        description: 'The status of this image member',
+        enum: ['pending', 'accepted', 'rejected'],
+      },
+      schema: { readOnly: true, type: 'string' },
+    },
   };
 }

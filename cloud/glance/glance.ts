@@ -21,10 +21,13 @@ import {
   imageIdSchema,
   imageRefSchema,
   listImagesSchema,
+  MAX_IMAGE_MEMBERS,
   MAX_IMAGE_PROPERTIES,
+  MAX_IMAGE_TAGS,
   memberStatusSchema,
   projectIdSchema,
   requestContextSchema,
+  tagSchema,
   updateImageSchema,
   type CreateImageInput,
   type ListImagesFilter,
@@ -60,18 +63,34 @@ function isAdmin(ctx: ImageRequestContext): boolean {
   return ctx.roles.includes('admin');
 }
 
+/**
+ * Glance's writes (add_image, modify_image, upload_image, delete_image, add_member, deactivate, ...) are
+ * `role:admin or (role:member and project_id:%(project_id)s)`: a reader may look, not change.
+ */
+function requireWriter(ctx: ImageRequestContext | undefined, action: string): void {
+  if (ctx && !isAdmin(ctx) && !ctx.roles.includes('member'))
+    throw new CloudError('Forbidden', `You are not authorized to complete ${action} action.`);
+}
+
+function limitExceeded(what: string, attempted: number, maximum: number): CloudError {
+  return new CloudError(
+    'ImageLimitExceeded',
+    `The limit has been exceeded on the number of allowed image ${what}. Attempted: ${attempted}, Maximum: ${maximum}`,
+  );
+}
+
 function notFound(ref: string): CloudError {
   return new CloudError('NotFound', `No image found with ID or name '${ref}'`, { image: ref });
 }
 
-function toImage(row: ImagesTable, properties: Record<string, string>): Image {
+function toImage(row: ImagesTable, properties: Record<string, string>, tags: string[]): Image {
   const num = (v: number | null) => (v === null ? null : Number(v));
   return {
     id: row.id,
     name: row.name,
     status: row.status as ImageStatus,
-    diskFormat: row.disk_format as DiskFormat,
-    containerFormat: row.container_format as ContainerFormat,
+    diskFormat: (row.disk_format ?? null) as DiskFormat | null,
+    containerFormat: (row.container_format ?? null) as ContainerFormat | null,
     size: num(row.size),
     virtualSize: num(row.virtual_size),
     checksum: row.checksum,
@@ -82,6 +101,8 @@ function toImage(row: ImagesTable, properties: Record<string, string>): Image {
     minDisk: Number(row.min_disk),
     minRam: Number(row.min_ram),
     protected: Number(row.protected) === 1,
+    osHidden: Number(row.os_hidden) === 1,
+    tags,
     properties,
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
@@ -131,11 +152,14 @@ export class Glance {
   async createImage(input: CreateImageInput, ctx?: ImageRequestContext): Promise<Image> {
     const caller = this.parseContext(ctx);
     const req = parseRequest(createImageSchema, input, 'image');
+    requireWriter(caller, 'add_image');
     if (caller && !isAdmin(caller)) {
       if (req.ownerProjectId !== caller.projectId)
         throw new CloudError('Forbidden', 'You may only create images owned by your own project');
-      if (req.visibility === 'public') throw new CloudError('Forbidden', 'Only admins may publicize images');
+      if (req.visibility === 'public')
+        throw new CloudError('Forbidden', 'You are not authorized to complete publicize_image action.');
     }
+    if (req.tags.length > MAX_IMAGE_TAGS) throw limitExceeded('tags', req.tags.length, MAX_IMAGE_TAGS);
     const id = req.id ?? randomUUID();
     const now = this.clock.now();
     try {
@@ -158,6 +182,7 @@ export class Glance {
             min_disk: req.minDisk,
             min_ram: req.minRam,
             protected: req.protected ? 1 : 0,
+            os_hidden: req.osHidden ? 1 : 0,
             created_at: now,
             updated_at: now,
             deleted_at: null,
@@ -165,6 +190,8 @@ export class Glance {
           .execute();
         const props = Object.entries(req.properties).map(([name, value]) => ({ image_id: id, name, value }));
         if (props.length) await trx.insertInto('image_properties').values(props).execute();
+        const tags = req.tags.map((value) => ({ image_id: id, value }));
+        if (tags.length) await trx.insertInto('image_tags').values(tags).execute();
       });
     } catch (err) {
       if (!req.id || !isUniqueViolation(err)) throw err;
@@ -193,7 +220,18 @@ export class Glance {
   ): Promise<Image> {
     const id = parseRequest(imageIdSchema, imageId, 'image id');
     const source = toReadable(data);
-    const row = await this.ownedRow(id, this.parseContext(options.ctx));
+    const caller = this.parseContext(options.ctx);
+    requireWriter(caller, 'upload_image');
+    const row = await this.ownedRow(id, caller);
+    const missing = (['disk_format', 'container_format'] as const).filter((k) => row[k] === null);
+    if (missing.length && row.status === 'queued') {
+      source.destroy();
+      throw new CloudError(
+        'BadRequest',
+        `${missing.length === 1 ? 'Property' : 'Properties'} ${missing.join(', ')} must be set prior to saving data.`,
+        { image: id },
+      );
+    }
     const moved = await this.db
       .updateTable('images')
       .set({ status: 'saving', updated_at: this.clock.now() })
@@ -215,7 +253,7 @@ export class Glance {
     let received;
     try {
       received = await this.files.receive(id, source, {
-        diskFormat: row.disk_format,
+        diskFormat: row.disk_format ?? 'raw',
         maxBytes: this.imageSizeCap,
         onProgress: options.onProgress,
       });
@@ -282,7 +320,40 @@ export class Glance {
     if (f.status !== undefined) query = query.where('status', '=', f.status);
     if (f.visibility !== undefined) query = query.where('visibility', '=', f.visibility);
     if (f.owner !== undefined) query = query.where('owner', '=', f.owner);
+    query = query.where('os_hidden', '=', f.osHidden ? 1 : 0);
+    if (f.protected !== undefined) query = query.where('protected', '=', f.protected ? 1 : 0);
+    if (f.diskFormat !== undefined) query = query.where('disk_format', '=', f.diskFormat);
+    if (f.containerFormat !== undefined) query = query.where('container_format', '=', f.containerFormat);
+    if (f.size !== undefined) query = query.where('size', '=', f.size);
+    if (f.minRam !== undefined) query = query.where('min_ram', '=', f.minRam);
+    if (f.minDisk !== undefined) query = query.where('min_disk', '=', f.minDisk);
+    if (f.checksum !== undefined) query = query.where('checksum', '=', f.checksum);
+    if (f.osHashValue !== undefined) query = query.where('os_hash_value', '=', f.osHashValue);
+    for (const [name, value] of Object.entries(f.properties ?? {}))
+      query = query.where((eb: ExpressionBuilder<GlanceDb, 'images'>) =>
+        eb.exists(
+          eb
+            .selectFrom('image_properties')
+            .select('image_properties.image_id')
+            .whereRef('image_properties.image_id', '=', 'images.id')
+            .where('image_properties.name', '=', name)
+            .where('image_properties.value', '=', value),
+        ),
+      );
+    if (f.sizeMin !== undefined) query = query.where('size', '>=', f.sizeMin);
+    if (f.sizeMax !== undefined) query = query.where('size', '<=', f.sizeMax);
+    for (const tag of f.tags ?? [])
+      query = query.where((eb: ExpressionBuilder<GlanceDb, 'images'>) =>
+        eb.exists(
+          eb
+            .selectFrom('image_tags')
+            .select('image_tags.image_id')
+            .whereRef('image_tags.image_id', '=', 'images.id')
+            .where('image_tags.value', '=', tag),
+        ),
+      );
     if (!isAdmin(caller)) {
+      const memberStatus = f.memberStatus;
       query = query.where((eb: ExpressionBuilder<GlanceDb, 'images'>) =>
         eb.or([
           eb('owner', '=', caller.projectId),
@@ -291,12 +362,18 @@ export class Glance {
           eb.and([
             eb('visibility', '=', 'shared'),
             eb.exists(
-              eb
-                .selectFrom('image_members')
-                .select('image_members.image_id')
-                .whereRef('image_members.image_id', '=', 'images.id')
-                .where('image_members.member', '=', caller.projectId)
-                .where('image_members.status', '=', 'accepted'),
+              memberStatus === 'all'
+                ? eb
+                    .selectFrom('image_members')
+                    .select('image_members.image_id')
+                    .whereRef('image_members.image_id', '=', 'images.id')
+                    .where('image_members.member', '=', caller.projectId)
+                : eb
+                    .selectFrom('image_members')
+                    .select('image_members.image_id')
+                    .whereRef('image_members.image_id', '=', 'images.id')
+                    .where('image_members.member', '=', caller.projectId)
+                    .where('image_members.status', '=', memberStatus),
             ),
           ]),
         ]),
@@ -306,13 +383,31 @@ export class Glance {
     return this.withPropertiesMany(rows);
   }
 
+  /**
+   * Changes an image's attributes, tags and extra properties in one transaction (what Glance's PATCH saves).
+   * Glance's rules: only an admin publicizes or changes the owner; formats change only while queued.
+   */
   async updateImage(imageId: string, patch: UpdateImageInput, ctx?: ImageRequestContext): Promise<Image> {
     const caller = this.parseContext(ctx);
     const id = parseRequest(imageIdSchema, imageId, 'image id');
     const req = parseRequest(updateImageSchema, patch, 'image update');
-    if (caller && !isAdmin(caller) && req.visibility === 'public')
-      throw new CloudError('Forbidden', 'Only admins may publicize images');
-    await this.ownedRow(id, caller);
+    requireWriter(caller, 'modify_image');
+    if (caller && !isAdmin(caller)) {
+      if (req.visibility === 'public')
+        throw new CloudError('Forbidden', 'You are not authorized to complete publicize_image action.');
+      if (req.owner !== undefined) throw new CloudError('Forbidden', "Owner can't be updated by non admin.");
+    }
+    const row = await this.ownedRow(id, caller);
+    for (const [key, column] of [
+      ['containerFormat', 'container_format'],
+      ['diskFormat', 'disk_format'],
+    ] as const)
+      if (req[key] !== undefined && row.status !== 'queued')
+        throw new CloudError('Forbidden', `Attribute ${column} can be only replaced for a queued image.`, {
+          image: id,
+        });
+    if (req.tags && req.tags.length > MAX_IMAGE_TAGS)
+      throw limitExceeded('tags', req.tags.length, MAX_IMAGE_TAGS);
     await this.store.transaction(async (trx) => {
       await trx
         .updateTable('images')
@@ -322,10 +417,24 @@ export class Glance {
           ...(req.minDisk !== undefined && { min_disk: req.minDisk }),
           ...(req.minRam !== undefined && { min_ram: req.minRam }),
           ...(req.protected !== undefined && { protected: req.protected ? 1 : 0 }),
+          ...(req.osHidden !== undefined && { os_hidden: req.osHidden ? 1 : 0 }),
+          ...(req.diskFormat !== undefined && { disk_format: req.diskFormat }),
+          ...(req.containerFormat !== undefined && { container_format: req.containerFormat }),
+          ...(req.owner !== undefined && { owner: req.owner }),
           updated_at: this.clock.now(),
         })
         .where('id', '=', id)
-        .execute();
+        // A format set while queued must not land on an image whose upload began meanwhile.
+        .where((eb) =>
+          req.diskFormat !== undefined || req.containerFormat !== undefined
+            ? eb('status', '=', 'queued')
+            : eb('status', '<>', 'deleted'),
+        )
+        .executeTakeFirst()
+        .then((res) => {
+          if (Number(res.numUpdatedRows) !== 1)
+            throw new CloudError('Conflict', `Image ${id} changed status during the update`, { image: id });
+        });
       for (const [name, value] of Object.entries(req.properties ?? {})) {
         await trx
           .deleteFrom('image_properties')
@@ -341,7 +450,42 @@ export class Glance {
         .where('image_id', '=', id)
         .executeTakeFirstOrThrow();
       if (Number(count.n) > MAX_IMAGE_PROPERTIES)
-        throw new CloudError('BadRequest', `An image may have at most ${MAX_IMAGE_PROPERTIES} properties`);
+        throw limitExceeded('properties', Number(count.n), MAX_IMAGE_PROPERTIES);
+      if (req.tags) await this.replaceTags(trx, id, req.tags);
+    });
+    return this.withProperties(await this.requireRow(id));
+  }
+
+  /** Glance's PUT /tags/{tag}: adds a tag (again is fine), within image_tag_quota. */
+  async addImageTag(imageId: string, tag: string, ctx?: ImageRequestContext): Promise<Image> {
+    const caller = this.parseContext(ctx);
+    const id = parseRequest(imageIdSchema, imageId, 'image id');
+    const value = parseRequest(tagSchema, tag, 'image tag');
+    requireWriter(caller, 'modify_image');
+    await this.ownedRow(id, caller);
+    await this.store.transaction(async (trx) => {
+      const tags = await this.tagsOf(trx, id);
+      if (!tags.includes(value)) await this.replaceTags(trx, id, [...tags, value]);
+      await trx.updateTable('images').set({ updated_at: this.clock.now() }).where('id', '=', id).execute();
+    });
+    return this.withProperties(await this.requireRow(id));
+  }
+
+  /** Glance's DELETE /tags/{tag}: NotFound when the image does not carry it. */
+  async removeImageTag(imageId: string, tag: string, ctx?: ImageRequestContext): Promise<Image> {
+    const caller = this.parseContext(ctx);
+    const id = parseRequest(imageIdSchema, imageId, 'image id');
+    const value = parseRequest(tagSchema, tag, 'image tag');
+    requireWriter(caller, 'modify_image');
+    await this.ownedRow(id, caller);
+    await this.store.transaction(async (trx) => {
+      const res = await trx
+        .deleteFrom('image_tags')
+        .where('image_id', '=', id)
+        .where('value', '=', value)
+        .executeTakeFirst();
+      if (Number(res.numDeletedRows) !== 1) throw new CloudError('NotFound', `Tag ${value} not found`);
+      await trx.updateTable('images').set({ updated_at: this.clock.now() }).where('id', '=', id).execute();
     });
     return this.withProperties(await this.requireRow(id));
   }
@@ -364,9 +508,10 @@ export class Glance {
       if (caller && !isAdmin(caller) && row.owner !== caller.projectId) throw notFound(id);
       return;
     }
+    requireWriter(caller, 'delete_image');
     const owned = await this.ownedRow(id, caller);
     if (Number(owned.protected) === 1)
-      throw new CloudError('Forbidden', `Image ${id} is protected and cannot be deleted`, { image: id });
+      throw new CloudError('Forbidden', `Image ${id} is protected and cannot be deleted.`, { image: id });
     const now = this.clock.now();
     await this.db
       .updateTable('images')
@@ -407,7 +552,15 @@ export class Glance {
   ): Promise<Readable> {
     const image = await this.getImage(parseRequest(imageIdSchema, imageId, 'image id'), ctx);
     const row = await this.requireRow(image.id);
-    const expected = this.activeData(row);
+    // Glance: a deactivated image's data is for admins only (compute hosts go through imageLocation,
+    // which refuses it to everyone).
+    if (row.status === 'deactivated' && !isAdmin(ctx))
+      throw new CloudError(
+        'Forbidden',
+        'The requested image has been deactivated. Image data download is forbidden.',
+        { image: row.id },
+      );
+    const expected = this.activeData(row.status === 'deactivated' ? { ...row, status: 'active' } : row);
     const meter = new HashingMeter({ expected, bytesTotal: expected.size, onProgress: options.onProgress });
     pipeline(this.files.openRead(image.id), meter).catch((err: unknown) => meter.destroy(err as Error));
     return meter;
@@ -424,17 +577,28 @@ export class Glance {
     const caller = this.parseContext(ctx);
     const id = parseRequest(imageIdSchema, imageId, 'image id');
     const member = parseRequest(projectIdSchema, memberProjectId, 'member project id');
+    requireWriter(caller, 'add_member');
     const row = await this.ownedRow(id, caller);
     if (row.visibility !== 'shared')
-      throw new CloudError('Forbidden', `Only shared images have members; image ${id} is ${row.visibility}`);
+      throw new CloudError('Forbidden', 'Only shared images have members.', { image: id });
     const now = this.clock.now();
     try {
-      await this.db
-        .insertInto('image_members')
-        .values({ image_id: id, member, status: 'pending', created_at: now, updated_at: now })
-        .execute();
+      await this.store.transaction(async (trx) => {
+        const count = await trx
+          .selectFrom('image_members')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .where('image_id', '=', id)
+          .executeTakeFirstOrThrow();
+        if (Number(count.n) >= MAX_IMAGE_MEMBERS)
+          throw limitExceeded('members', Number(count.n) + 1, MAX_IMAGE_MEMBERS);
+        await trx
+          .insertInto('image_members')
+          .values({ image_id: id, member, status: 'pending', created_at: now, updated_at: now })
+          .execute();
+      });
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
+      throw new CloudError('Conflict', `Member ${member} is duplicated for image ${id}`, { image: id });
     }
     return toMember(await this.memberRow(id, member));
   }
@@ -452,8 +616,11 @@ export class Glance {
     const newStatus = parseRequest(memberStatusSchema, status, 'member status');
     const row = await this.row(id);
     if (!row || row.status === 'deleted' || !(await this.visible(row, caller))) throw notFound(id);
-    if (!isAdmin(caller) && caller.projectId !== member)
-      throw new CloudError('Forbidden', 'Only the member project may accept or reject a shared image');
+    if (row.visibility !== 'shared')
+      throw new CloudError('Forbidden', 'Only shared images have members.', { image: id });
+    // modify_member: `role:admin or (role:member and project_id:%(member_id)s)`: the owner cannot.
+    if (!isAdmin(caller) && (caller.projectId !== member || !caller.roles.includes('member')))
+      throw new CloudError('Forbidden', `Not allowed to update members for image ${id}.`, { image: id });
     const res = await this.db
       .updateTable('image_members')
       .set({ status: newStatus, updated_at: this.clock.now() })
@@ -461,7 +628,7 @@ export class Glance {
       .where('member', '=', member)
       .executeTakeFirst();
     if (Number(res.numUpdatedRows) !== 1)
-      throw new CloudError('NotFound', `Project ${member} is not a member of image ${id}`);
+      throw new CloudError('NotFound', `${member} not found in the member list of the image ${id}.`);
     return toMember(await this.memberRow(id, member));
   }
 
@@ -473,12 +640,30 @@ export class Glance {
     const caller = this.parseContext(ctx);
     const id = parseRequest(imageIdSchema, imageId, 'image id');
     const member = parseRequest(projectIdSchema, memberProjectId, 'member project id');
-    await this.ownedRow(id, caller);
-    await this.db
+    requireWriter(caller, 'delete_member');
+    const row = await this.ownedRow(id, caller);
+    if (row.visibility !== 'shared')
+      throw new CloudError('Forbidden', 'Only shared images have members.', { image: id });
+    const res = await this.db
       .deleteFrom('image_members')
       .where('image_id', '=', id)
       .where('member', '=', member)
-      .execute();
+      .executeTakeFirst();
+    if (Number(res.numDeletedRows) !== 1)
+      throw new CloudError('NotFound', `${member} not found in the member list of the image ${id}.`);
+  }
+
+  /** One membership, as the owner or that member sees it. */
+  async getImageMember(
+    imageId: string,
+    memberProjectId: string,
+    ctx: ImageRequestContext,
+  ): Promise<ImageMember> {
+    const member = parseRequest(projectIdSchema, memberProjectId, 'member project id');
+    const found = (await this.listImageMembers(imageId, ctx)).find((m) => m.memberId === member);
+    if (!found)
+      throw new CloudError('NotFound', `${member} not found in the member list of the image ${imageId}.`);
+    return found;
   }
 
   /** The owner sees every member; a member sees only its own membership. */
@@ -487,6 +672,8 @@ export class Glance {
     const id = parseRequest(imageIdSchema, imageId, 'image id');
     const row = await this.row(id);
     if (!row || row.status === 'deleted' || !(await this.visible(row, caller))) throw notFound(id);
+    if (row.visibility !== 'shared')
+      throw new CloudError('Forbidden', 'Only shared images have members.', { image: id });
     let query = this.db.selectFrom('image_members').selectAll().where('image_id', '=', id);
     if (!isAdmin(caller) && row.owner !== caller.projectId)
       query = query.where('member', '=', caller.projectId);
@@ -494,6 +681,22 @@ export class Glance {
   }
 
   // ---- internals ----------------------------------------------------------------------------------------
+
+  private async tagsOf(trx: Kysely<GlanceDb>, id: string): Promise<string[]> {
+    const rows = await trx.selectFrom('image_tags').select('value').where('image_id', '=', id).execute();
+    return rows.map((r) => r.value);
+  }
+
+  private async replaceTags(trx: Kysely<GlanceDb>, id: string, tags: string[]): Promise<void> {
+    const unique = [...new Set(tags)];
+    if (unique.length > MAX_IMAGE_TAGS) throw limitExceeded('tags', unique.length, MAX_IMAGE_TAGS);
+    await trx.deleteFrom('image_tags').where('image_id', '=', id).execute();
+    if (unique.length)
+      await trx
+        .insertInto('image_tags')
+        .values(unique.map((value) => ({ image_id: id, value })))
+        .execute();
+  }
 
   private parseContext(ctx: ImageRequestContext | undefined): ImageRequestContext | undefined {
     return ctx === undefined ? undefined : parseRequest(requestContextSchema, ctx, 'request context');
@@ -571,18 +774,18 @@ export class Glance {
     to: ImageStatus,
   ): Promise<Image> {
     const id = parseRequest(imageIdSchema, imageId, 'image id');
-    const row = await this.ownedRow(id, this.parseContext(ctx));
+    const caller = this.parseContext(ctx);
+    const action = to === 'deactivated' ? 'deactivate' : 'reactivate';
+    requireWriter(caller, action);
+    const row = await this.ownedRow(id, caller);
     if (row.status !== to && !(await this.setStatus(id, from, to))) {
       const status = (await this.requireRow(id)).status;
+      // Glance's domain: Forbidden, "Not allowed to deactivate image in status 'queued'".
       if (status !== to)
-        throw new CloudError(
-          'ImageNotActive',
-          `Image ${id} is ${status}; only a ${from} image can become ${to}`,
-          {
-            image: id,
-            status,
-          },
-        );
+        throw new CloudError('Forbidden', `Not allowed to ${action} image in status '${status}'`, {
+          image: id,
+          status,
+        });
     }
     return this.withProperties(await this.requireRow(id));
   }
@@ -620,7 +823,19 @@ export class Glance {
       record[p.name] = p.value;
       byImage.set(p.image_id, record);
     }
-    return rows.map((row) => toImage(row, byImage.get(row.id) ?? {}));
+    const tags = await this.db
+      .selectFrom('image_tags')
+      .selectAll()
+      .where(
+        'image_id',
+        'in',
+        rows.map((r) => r.id),
+      )
+      .orderBy('value')
+      .execute();
+    const tagsByImage = new Map<string, string[]>();
+    for (const t of tags) tagsByImage.set(t.image_id, [...(tagsByImage.get(t.image_id) ?? []), t.value]);
+    return rows.map((row) => toImage(row, byImage.get(row.id) ?? {}, tagsByImage.get(row.id) ?? []));
   }
 }
 

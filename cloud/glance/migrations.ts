@@ -1,4 +1,4 @@
-import type { Kysely, Migration } from 'kysely';
+import { MysqlAdapter, PostgresAdapter, sql, type Kysely, type Migration } from 'kysely';
 
 export const glanceMigrations: Record<string, Migration> = {
   '001_images': {
@@ -52,4 +52,75 @@ export const glanceMigrations: Record<string, Migration> = {
       await db.schema.createIndex('image_members_member_idx').on('image_members').column('member').execute();
     },
   },
+  /**
+   * Glance's later columns and tables: `os_hidden`, image tags, and images created without a disk or container
+   * format (queued until a PATCH sets them, as Glance allows).
+   */
+  '002_tags_hidden_nullable_formats': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .alterTable('images')
+        .addColumn('os_hidden', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema
+        .createTable('image_tags')
+        .addColumn('image_id', 'varchar(36)', (c) => c.notNull().references('images.id').onDelete('cascade'))
+        .addColumn('value', 'varchar(255)', (c) => c.notNull())
+        .addPrimaryKeyConstraint('image_tags_pk', ['image_id', 'value'])
+        .execute();
+      await db.schema.createIndex('image_tags_value_idx').on('image_tags').column('value').execute();
+      await dropFormatsNotNull(db);
+    },
+  },
 };
+
+/** disk_format and container_format become nullable: each dialect has its own way. */
+async function dropFormatsNotNull(db: Kysely<unknown>): Promise<void> {
+  const adapter = db.getExecutor().adapter;
+  if (adapter instanceof MysqlAdapter) {
+    for (const column of ['disk_format', 'container_format'])
+      await db.schema.alterTable('images').modifyColumn(column, 'varchar(16)').execute();
+    return;
+  }
+  if (adapter instanceof PostgresAdapter) {
+    for (const column of ['disk_format', 'container_format'])
+      await db.schema
+        .alterTable('images')
+        .alterColumn(column, (c) => c.dropNotNull())
+        .execute();
+    return;
+  }
+  // SQLite cannot drop a NOT NULL: rebuild the table (its documented 12 steps). Kysely runs SQLite
+  // migrations outside a transaction, so the foreign keys can be switched off around the rebuild (dropping
+  // `images` with them on would cascade into its properties and members).
+  await sql`PRAGMA foreign_keys = OFF`.execute(db);
+  try {
+    await sql`BEGIN`.execute(db);
+    await sql`CREATE TABLE images_new (
+      id varchar(36) PRIMARY KEY, name varchar(255) NOT NULL, status varchar(16) NOT NULL,
+      disk_format varchar(16), container_format varchar(16), size bigint, virtual_size bigint,
+      checksum varchar(32), os_hash_algo varchar(64), os_hash_value varchar(128),
+      visibility varchar(16) NOT NULL, owner varchar(255), min_disk integer NOT NULL,
+      min_ram integer NOT NULL, protected integer NOT NULL, created_at bigint NOT NULL,
+      updated_at bigint NOT NULL, deleted_at bigint, os_hidden integer NOT NULL DEFAULT 0)`.execute(db);
+    await sql`INSERT INTO images_new (id, name, status, disk_format, container_format, size, virtual_size,
+      checksum, os_hash_algo, os_hash_value, visibility, owner, min_disk, min_ram, protected, created_at,
+      updated_at, deleted_at, os_hidden)
+      SELECT id, name, status, disk_format, container_format, size, virtual_size, checksum, os_hash_algo,
+      os_hash_value, visibility, owner, min_disk, min_ram, protected, created_at, updated_at, deleted_at,
+      os_hidden FROM images`.execute(db);
+    await sql`DROP TABLE images`.execute(db);
+    await sql`ALTER TABLE images_new RENAME TO images`.execute(db);
+    await sql`CREATE INDEX images_owner_idx ON images (owner)`.execute(db);
+    await sql`CREATE INDEX images_name_idx ON images (name)`.execute(db);
+    await sql`CREATE INDEX images_visibility_status_idx ON images (visibility, status)`.execute(db);
+    const broken = await sql`PRAGMA foreign_key_check`.execute(db);
+    if (broken.rows.length) throw new Error('glance migration 002: foreign key check failed');
+    await sql`COMMIT`.execute(db);
+  } catch (err) {
+    await sql`ROLLBACK`.execute(db).catch(() => undefined);
+    throw err;
+  } finally {
+    await sql`PRAGMA foreign_keys = ON`.execute(db);
+  }
+}

@@ -4,8 +4,8 @@ export interface ImagesTable {
   id: string;
   name: string;
   status: string;
-  disk_format: string;
-  container_format: string;
+  disk_format: string | null;
+  container_format: string | null;
   size: number | null;
   virtual_size: number | null;
   checksum: string | null;
@@ -20,6 +20,8 @@ export interface ImagesTable {
   created_at: number;
   updated_at: number;
   deleted_at: number | null;
+  /** 0/1 */
+  os_hidden: number;
 }
 
 export interface ImagePropertiesTable {
@@ -36,8 +38,14 @@ export interface ImageMembersTable {
   updated_at: number;
 }
 
+export interface ImageTagsTable {
+  image_id: string;
+  value: string;
+}
+
 export interface GlanceDb {
   images: ImagesTable;
   image_properties: ImagePropertiesTable;
   image_members: ImageMembersTable;
+  image_tags: ImageTagsTable;
 }

@@ -33,8 +33,9 @@ export interface Image {
   id: string;
   name: string;
   status: ImageStatus;
-  diskFormat: DiskFormat;
-  containerFormat: ContainerFormat;
+  /** Null until set (Glance creates images without formats; data can be uploaded only once both are set). */
+  diskFormat: DiskFormat | null;
+  containerFormat: ContainerFormat | null;
   /** Bytes of image data; null until uploaded. */
   size: number | null;
   /** The disk's size as a guest sees it (from the qcow2 header, or the size for raw); null if unknown. */
@@ -48,6 +49,10 @@ export interface Image {
   minDisk: number;
   minRam: number;
   protected: boolean;
+  /** Hidden from the default image list (Glance's os_hidden). */
+  osHidden: boolean;
+  /** Sorted. */
+  tags: string[];
   properties: Record<string, string>;
   createdAt: number;
   updatedAt: number;

@@ -14,6 +14,8 @@ export interface ApiTestEnv {
   app: FastifyInstance;
   cloud: Cloud;
   deps: ApiDeps;
+  /** The throw-away databases' configuration (tests read services' rows beside them). */
+  db: TestDb['config'];
   close(): Promise<void>;
 }
 
@@ -50,6 +52,7 @@ export async function openApiTestEnv(
     app,
     cloud,
     deps,
+    db: testDb.config,
     async close() {
       await app.close();
       await cloud.close();
