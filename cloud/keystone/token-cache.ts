@@ -66,8 +66,12 @@ export class ValidatedTokenCache {
     if (!this.enabled || generation !== this.epoch) return;
     const until = Math.min(this.clock.now() + this.ttlMs, validated.context.expiresAt);
     const key = keyOf(token);
+    // Shared by every request that presents the token: nobody may change it.
+    Object.freeze(validated.context.roles);
+    Object.freeze(validated.context);
+    Object.freeze(validated.methods);
     this.entries.delete(key);
-    this.entries.set(key, { validated, until });
+    this.entries.set(key, { validated: Object.freeze(validated), until });
     // A Map iterates in insertion order: the first key is the oldest entry.
     while (this.entries.size > this.maxEntries) {
       const oldest = this.entries.keys().next().value;
