@@ -166,6 +166,9 @@ test('bench --quick runs end to end and writes every figure', { timeout: 10 * 60
     measured(r.api.clientStart, 'client workflow start');
     assert.ok(r.api.postConcurrent, 'POST /servers answers at the concurrency level were measured');
     measured(r.api.postConcurrent, 'POST /servers at once', r.api.concurrency);
+    assert.ok(r.api.alone, 'POST /servers with the API alone was measured');
+    measured(r.api.alone.post, 'POST /servers alone', r.api.post.n);
+    measured(r.api.alone.postConcurrent, 'POST /servers alone at once', r.api.concurrency);
     assert.ok(r.api.bootsPerSecondApi > 0 && r.api.bootsPerSecondClient > 0);
 
     assert.ok(r.goals.length >= 8);

@@ -171,6 +171,26 @@ describe('operation grants: a stolen history is good for nothing else', HARNESS_
     assert.equal((await h.cloud.nova.listInstances({ allProjects: true })).length, before);
   });
 
+  test('a grant made after its token (a second later) still dies when the token is revoked', async () => {
+    // The revocation event of one token is judged at the token's issue time: a grant must carry that
+    // time, not only its own (which is later), or revoking the token leaves its grants good.
+    h.clock.advance(1_000);
+    const { token } = await h.cloud.keystone.authenticate({
+      username: h.boot.demo.username,
+      password: h.boot.demo.password,
+      projectName: h.boot.demo.projectName,
+    });
+    h.clock.advance(1_000);
+    const operation = { workflowType: 'createInstance', workflowId: bootWorkflowId(`late-${randomUUID()}`) };
+    const { grant: late } = await h.cloud.keystone.issueGrant(token, operation);
+    assert.ok((await h.cloud.keystone.validateGrant(late, operation)).projectId, 'valid until revoked');
+    await h.cloud.keystone.revokeToken(token);
+    await assert.rejects(h.cloud.keystone.validateGrant(late, operation), { message: UNAUTHORIZED_MESSAGE });
+    await assert.rejects(h.cloud.keystone.validateGrant(late, operation, { allowExpired: true }), {
+      message: UNAUTHORIZED_MESSAGE,
+    });
+  });
+
   test('once expired (with its token), the grant does not even re-run its own workflow', async () => {
     h.clock.advance(2 * HOUR);
     const outcome = await startAsThief(h, 'createInstance', bootId, {

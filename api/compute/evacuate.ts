@@ -67,7 +67,7 @@ export async function evacuateAction({
   deps,
   request,
   ctx,
-  token,
+  validated,
   id,
   body: raw,
 }: ActionCall): Promise<ActionAnswer> {
@@ -98,7 +98,7 @@ export async function evacuateAction({
   const password = body.adminPass ?? generatePassword();
   const input: EvacuateRequest = {
     requestId: request.id,
-    auth: await grantFor(deps, token, 'evacuateServer', evacuateWorkflowId(instance.uuid, request.id)),
+    auth: await grantFor(deps, validated, 'evacuateServer', evacuateWorkflowId(instance.uuid, request.id)),
     instanceUuid: instance.uuid,
     ...(body.host === undefined ? {} : { host: body.host }),
   };

@@ -11,7 +11,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { CloudError } from '../../cloud/errors';
-import type { RequestContext } from '../../cloud/keystone';
+import type { RequestContext, ValidatedToken } from '../../cloud/keystone';
 import type { OperationName } from '../../cloud/nova';
 import type { ConsoleOutput, ConsoleOutputRequest } from '../../workflows/console-output';
 import { CONTROLLER_QUEUE, serverOperationWorkflowId } from '../../workflows/names';
@@ -35,7 +35,8 @@ export interface ActionCall {
   deps: ApiDeps;
   request: FastifyRequest;
   ctx: RequestContext;
-  token: string;
+  /** The caller's validated token: what the workflow's grant is made from. */
+  validated: ValidatedToken;
   /** The server id as the path gave it. */
   id: string;
   body: unknown;
@@ -64,7 +65,7 @@ export interface OperationAction {
  * then one workflow per request. If the workflow cannot be started, the begin is reverted.
  */
 export async function startOperation(call: ActionCall, action: OperationAction): Promise<ActionAnswer> {
-  const { deps, request, ctx, token, id } = call;
+  const { deps, request, ctx, validated, id } = call;
   const instance = await visibleInstance(deps, ctx, id, action.policy);
   const step = { instanceUuid: instance.uuid, requestId: request.id, operation: action.operation };
   try {
@@ -77,7 +78,7 @@ export async function startOperation(call: ActionCall, action: OperationAction):
   const workflowId = serverOperationWorkflowId(action.operation, instance.uuid, request.id);
   const input: ServerOperationRequest & Record<string, unknown> = {
     requestId: request.id,
-    auth: await grantFor(deps, token, action.workflowType, workflowId),
+    auth: await grantFor(deps, validated, action.workflowType, workflowId),
     instanceUuid: instance.uuid,
     ...action.extra,
   };
@@ -119,7 +120,7 @@ const CONSOLE_TIMEOUT = '1 minute';
  * os-getConsoleOutput: the getConsoleOutput workflow (nova-api's checks, then the RPC to the host's
  * nova-compute), answering `{"output": ...}`.
  */
-async function consoleOutput({ deps, request, ctx, token, id, body }: ActionCall): Promise<ActionAnswer> {
+async function consoleOutput({ deps, request, ctx, validated, id, body }: ActionCall): Promise<ActionAnswer> {
   const { length } = parseBody(consoleOutputSchema, body)['os-getConsoleOutput'];
   const instance = await visibleInstance(deps, ctx, id, 'os_compute_api:os-console-output');
   const lines = length === undefined || length === null || Number(length) === -1 ? undefined : Number(length);
@@ -127,7 +128,7 @@ async function consoleOutput({ deps, request, ctx, token, id, body }: ActionCall
     throw new ApiError(400, `Invalid input for field/attribute length. Value: ${length}.`);
   if (!instance.host) throw new ApiError(409, `Instance ${instance.uuid} is not ready`);
   const input: ConsoleOutputRequest = {
-    auth: await grantFor(deps, token, 'getConsoleOutput', `console-output-${request.id}`),
+    auth: await grantFor(deps, validated, 'getConsoleOutput', `console-output-${request.id}`),
     server: instance.uuid,
     ...(lines === undefined ? {} : { lines }),
   };
@@ -184,7 +185,7 @@ export const SERVER_ACTIONS: Record<string, ActionHandler> = {
 };
 
 async function serverAction(deps: ApiDeps, request: FastifyRequest, reply: FastifyReply) {
-  const { ctx, token } = authOf(request);
+  const { ctx, validated } = authOf(request);
   const { id } = request.params as { id: string };
   const body = request.body;
   const action =
@@ -195,7 +196,7 @@ async function serverAction(deps: ApiDeps, request: FastifyRequest, reply: Fasti
     await visibleInstance(deps, ctx, id, 'os_compute_api:servers:show');
     throw new ApiError(400, `There is no such action: ${action}`);
   }
-  const answer = await handler({ deps, request, ctx, token, id, body });
+  const answer = await handler({ deps, request, ctx, validated, id, body });
   reply.code(answer.status);
   return answer.body === undefined ? reply.send() : answer.body;
 }

@@ -70,8 +70,19 @@ const bdmV2 = (version: number) =>
     ...(version >= 67 ? { volume_type: z.union([z.string().min(1).max(255), z.null()]).optional() } : {}),
   });
 
-/** The create body for microversion 2.<minor>. */
+/** The create body for microversion 2.<minor>, built once per microversion (zod compiles each on first use). */
 export function serverCreateSchema(minor: number) {
+  let schema = createSchemas.get(minor);
+  if (!schema) {
+    schema = buildServerCreateSchema(minor);
+    createSchemas.set(minor, schema);
+  }
+  return schema;
+}
+
+const createSchemas = new Map<number, ReturnType<typeof buildServerCreateSchema>>();
+
+function buildServerCreateSchema(minor: number) {
   const networks =
     minor >= 37
       ? z.union([z.array(networkEntry(minor)), z.enum(['auto', 'none'])])

@@ -9,7 +9,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temp
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CloudError } from '../../cloud/errors';
-import type { RequestContext } from '../../cloud/keystone';
+import type { RequestContext, ValidatedToken } from '../../cloud/keystone';
 import { bootQuota, checkImageFitsFlavor, type Instance, type QuotaAmounts } from '../../cloud/nova';
 import { bootWorkflowId, CONTROLLER_QUEUE, deleteWorkflowId } from '../../workflows/names';
 import type { BootRequest, DeleteRequest } from '../../workflows/types';
@@ -264,7 +264,7 @@ export function failureToApiError(err: unknown): ApiError {
 async function recordInstance(
   deps: ApiDeps,
   ctx: RequestContext,
-  boot: BootRequest,
+  boot: Omit<BootRequest, 'auth'>,
   quota: QuotaAmounts,
 ): Promise<void> {
   const { nova } = deps.cloud;
@@ -294,8 +294,15 @@ async function recordInstance(
   }
 }
 
+/** No workflow will build it: the row and its quota go (soft delete), so nothing is left building. */
+async function removeUnstartedBuild(deps: ApiDeps, request: FastifyRequest, uuid: string): Promise<void> {
+  await deps.cloud.nova.softDeleteInstance(uuid).catch((cleanup: unknown) => {
+    request.log.error({ err: cleanup, instanceUuid: uuid }, 'could not remove an unstarted build');
+  });
+}
+
 async function createServer(deps: ApiDeps, request: FastifyRequest, reply: FastifyReply) {
-  const { ctx, token } = authOf(request);
+  const { ctx, validated } = authOf(request);
   const body = parseBody(serverCreateSchema(request.microversion.minor), request.body);
   enforcePolicy(ctx, 'os_compute_api:servers:create', ctx.projectId);
   refuseUnsupported(body);
@@ -335,12 +342,12 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
   const tags = 'tags' in s ? (s.tags as string[] | undefined) : undefined;
   const uuid = randomUUID();
   const workflowId = bootWorkflowId(request.id);
-  // Not even the caller's token crosses into Temporal: a grant good for this one workflow only.
-  const auth = await grantFor(deps, token, 'createInstance', workflowId);
-  const boot: BootRequest = {
+  // Not even the caller's token crosses into Temporal: a grant good for this one workflow only. Its
+  // signature (off the event loop, in WebCrypto's thread pool) runs beside the quota claim and the row.
+  const signing = grantFor(deps, validated, 'createInstance', workflowId);
+  const fields: Omit<BootRequest, 'auth'> = {
     requestId: request.id,
     instanceUuid: uuid,
-    auth,
     name: s.name,
     flavor: flavor.id,
     image: image.id,
@@ -354,7 +361,16 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
     ...(s.accessIPv6 !== undefined ? { accessIPv6: compactIpv6(s.accessIPv6) } : {}),
     ...(tags !== undefined && tags.length > 0 ? { tags: [...new Set(tags)] } : {}),
   };
-  await recordInstance(deps, ctx, boot, bootQuota(flavor, bootVolumeGb));
+  const [signed, recorded] = await Promise.allSettled([
+    signing,
+    recordInstance(deps, ctx, fields, bootQuota(flavor, bootVolumeGb)),
+  ]);
+  if (recorded.status === 'rejected') throw recorded.reason;
+  if (signed.status === 'rejected') {
+    await removeUnstartedBuild(deps, request, uuid);
+    throw signed.reason;
+  }
+  const boot: BootRequest = { ...fields, auth: signed.value };
   try {
     // Only the start RPC: the build runs on after the answer, as nova-conductor's after Nova's cast.
     await deps.temporal.workflow.start('createInstance', {
@@ -363,10 +379,7 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
       args: [boot],
     });
   } catch (err) {
-    // No workflow will build it: the row and its quota go (soft delete), so nothing is left building.
-    await deps.cloud.nova.softDeleteInstance(uuid).catch((cleanup: unknown) => {
-      request.log.error({ err: cleanup, instanceUuid: uuid }, 'could not remove an unstarted build');
-    });
+    await removeUnstartedBuild(deps, request, uuid);
     throw err;
   }
   const links = resourceLinks(deps, 'servers', uuid);
@@ -502,24 +515,27 @@ async function updateServer(deps: ApiDeps, request: FastifyRequest) {
   return { server: serverDetail(deps, request, ctx, instance, extras, { show: atLeast(request, 2, 75) }) };
 }
 
-/** Keystone's operation grant for the one workflow this request starts (see BootAuth). */
+/**
+ * Keystone's operation grant for the one workflow this request starts (see BootAuth), made from the token
+ * the request was authenticated with, without validating it again.
+ */
 export async function grantFor(
   deps: ApiDeps,
-  token: string,
+  validated: ValidatedToken,
   workflowType: string,
   workflowId: string,
 ): Promise<{ grant: string }> {
-  const { grant } = await deps.cloud.keystone.issueGrant(token, { workflowType, workflowId });
+  const { grant } = await deps.cloud.keystone.grantFor(validated, { workflowType, workflowId });
   return { grant };
 }
 
 async function deleteServer(deps: ApiDeps, request: FastifyRequest, reply: FastifyReply) {
-  const { ctx, token } = authOf(request);
+  const { ctx, validated } = authOf(request);
   const { id } = request.params as { id: string };
   const instance = await visibleInstance(deps, ctx, id, 'os_compute_api:servers:delete');
   const input: DeleteRequest = {
     requestId: request.id,
-    auth: await grantFor(deps, token, 'deleteInstance', deleteWorkflowId(instance.uuid)),
+    auth: await grantFor(deps, validated, 'deleteInstance', deleteWorkflowId(instance.uuid)),
     instanceUuid: instance.uuid,
   };
   const workflowId = deleteWorkflowId(instance.uuid);

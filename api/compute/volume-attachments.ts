@@ -11,7 +11,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { VolumeAttachment } from '../../cloud/cinder';
 import { ERROR_TYPES, isCloudError, type CloudErrorType } from '../../cloud/errors';
-import type { RequestContext } from '../../cloud/keystone';
+import type { RequestContext, ValidatedToken } from '../../cloud/keystone';
 import { checkVolumeActionState, type Instance } from '../../cloud/nova';
 import { bootVolumeRequestKey } from '../../activities/volume';
 import { CONTROLLER_QUEUE, volumeAttachWorkflowId, volumeDetachWorkflowId } from '../../workflows/names';
@@ -89,7 +89,7 @@ function failureToApiError(err: unknown): ApiError {
 async function runVolumeWorkflow(
   deps: ApiDeps,
   kind: 'attach' | 'detach',
-  token: string,
+  validated: ValidatedToken,
   fields: Omit<VolumeActionRequest, 'auth'>,
 ): Promise<VolumeActionResult> {
   const workflowType = kind === 'attach' ? 'attachServerVolume' : 'detachServerVolume';
@@ -99,7 +99,7 @@ async function runVolumeWorkflow(
       : volumeDetachWorkflowId(fields.instanceUuid, fields.requestId);
   const input: VolumeActionRequest = {
     ...fields,
-    auth: await grantFor(deps, token, workflowType, workflowId),
+    auth: await grantFor(deps, validated, workflowType, workflowId),
   };
   try {
     return (await deps.temporal.workflow.execute(workflowType, {
@@ -132,7 +132,7 @@ async function showAttachment(deps: ApiDeps, request: FastifyRequest) {
 }
 
 async function attach(deps: ApiDeps, request: FastifyRequest) {
-  const { ctx, token } = authOf(request);
+  const { ctx, validated } = authOf(request);
   const { id } = request.params as { id: string };
   const body = parseBody(createSchema(request.microversion.minor), request.body).volumeAttachment as {
     volumeId: string;
@@ -148,7 +148,7 @@ async function attach(deps: ApiDeps, request: FastifyRequest) {
   if (volume.attachments.some((a) => a.instanceUuid === instance.uuid))
     throw new ApiError(400, `Invalid volume: volume ${volume.id} already attached`);
   checkVolumeActionState(instance, 'attach');
-  const result = await runVolumeWorkflow(deps, 'attach', token, {
+  const result = await runVolumeWorkflow(deps, 'attach', validated, {
     requestId: request.id,
     instanceUuid: instance.uuid,
     volumeId: volume.id,
@@ -158,7 +158,7 @@ async function attach(deps: ApiDeps, request: FastifyRequest) {
 }
 
 async function detach(deps: ApiDeps, request: FastifyRequest, reply: FastifyReply) {
-  const { ctx, token } = authOf(request);
+  const { ctx, validated } = authOf(request);
   const { id, volumeId } = request.params as { id: string; volumeId: string };
   const instance = await visibleInstance(deps, ctx, id, 'os_compute_api:os-volumes-attachments:delete');
   const volume = await visibleVolume(deps, ctx, volumeId);
@@ -166,7 +166,7 @@ async function detach(deps: ApiDeps, request: FastifyRequest, reply: FastifyRepl
   if (volume.requestKey === bootVolumeRequestKey(instance.uuid))
     throw new ApiError(400, 'Cannot detach a root device volume');
   checkVolumeActionState(instance, 'detach');
-  await runVolumeWorkflow(deps, 'detach', token, {
+  await runVolumeWorkflow(deps, 'detach', validated, {
     requestId: request.id,
     instanceUuid: instance.uuid,
     volumeId: volume.id,

@@ -15,6 +15,7 @@ import type { DomainLocator, EntityLocator } from './queries';
 import { addRevocationEvent, isRevoked, type RevocationSelector } from './revocation';
 import type { KeystoneDb } from './schema';
 import type { OperationScope, TokenSigner, VerifiedToken } from './tokens';
+import { ValidatedTokenCache, type ValidatedToken } from './token-cache';
 import { isUniqueViolation } from '../db';
 import type { AuthResult, IssuedToken } from './views';
 
@@ -44,6 +45,9 @@ export interface AuthSettings {
   tokenTtlMs: number;
   allowExpiredWindowMs: number;
   hashParams: ScryptParams;
+  /** The services' validated-token cache (keystonemiddleware's token_cache_time); 0 turns it off. */
+  tokenCacheMs: number;
+  tokenCacheEntries: number;
 }
 
 export interface Login {
@@ -56,13 +60,21 @@ export interface Login {
 
 export class Authenticator {
   private dummyHash: Promise<string> | undefined;
+  private readonly validated: ValidatedTokenCache;
 
   constructor(
     private readonly store: ServiceDb<KeystoneDb>,
     private readonly clock: Clock,
     private readonly signer: TokenSigner,
     private readonly settings: AuthSettings,
-  ) {}
+  ) {
+    this.validated = new ValidatedTokenCache(clock, settings.tokenCacheMs, settings.tokenCacheEntries);
+  }
+
+  /** Drops every cached validation: called once a revocation or an identity change is committed. */
+  forgetValidatedTokens(): void {
+    this.validated.forget();
+  }
 
   /** Password authentication scoped to a project → a signed token and its context. */
   async authenticate(login: Login): Promise<AuthResult> {
@@ -205,24 +217,55 @@ export class Authenticator {
   }
 
   /**
+   * What the services' auth_token does: `validate` of a fresh token, answered from the validated-token cache
+   * when this token was validated less than token_cache_time ago (see token-cache.ts for the revocation
+   * bound). Failures are not cached.
+   */
+  async validateCached(token: string): Promise<ValidatedToken> {
+    const hit = this.validated.get(token);
+    if (hit) return hit;
+    const generation = this.validated.generation;
+    const verified = await this.verify(token, 0);
+    if (!verified || verified.operation || (await isRevoked(this.store.db, verified))) throw unauthorized();
+    const validated = { context: await this.projectContextOf(verified), methods: verified.methods };
+    this.validated.put(token, validated, generation);
+    return validated;
+  }
+
+  /**
    * A valid (fresh) project-scoped token → an operation grant for one workflow: the token's user, project,
-   * roles and audit id, expiring with the token (see OperationScope). A grant cannot make another grant.
+   * roles, audit id and issue time, expiring with the token (see OperationScope). A grant cannot make
+   * another grant.
    */
   async issueGrant(token: string, operation: OperationScope): Promise<{ grant: string; expiresAt: number }> {
     const verified = await this.verify(token, 0);
     if (!verified || verified.operation || (await isRevoked(this.store.db, verified))) throw unauthorized();
     const context = await this.projectContextOf(verified);
+    return this.grantFor({ context, methods: verified.methods }, operation);
+  }
+
+  /**
+   * The grant of a token this process has just validated (validate or validateCached): no second check.
+   * The grant carries the token's audit id and issue time, so a revocation of the token that this process
+   * had not yet seen still refuses it at the first activity that checks it.
+   */
+  async grantFor(
+    validated: ValidatedToken,
+    operation: OperationScope,
+  ): Promise<{ grant: string; expiresAt: number }> {
+    const { context } = validated;
     const grant = await this.signer.sign({
       userId: context.userId,
       scope: { projectId: context.projectId },
       roles: context.roles,
       issuedAt: this.clock.now(),
-      expiresAt: verified.expiresAt,
-      auditId: verified.auditId,
-      methods: verified.methods,
+      expiresAt: context.expiresAt,
+      auditId: context.auditId,
+      methods: validated.methods,
       operation,
+      tokenIssuedAt: context.issuedAt,
     });
-    return { grant, expiresAt: verified.expiresAt };
+    return { grant, expiresAt: context.expiresAt };
   }
 
   /**
@@ -240,7 +283,8 @@ export class Authenticator {
       !verified?.operation ||
       verified.operation.workflowType !== operation.workflowType ||
       verified.operation.workflowId !== operation.workflowId ||
-      (await isRevoked(this.store.db, verified))
+      // Judged as the token it came from: a revocation of that token (or of all the user's) kills it.
+      (await isRevoked(this.store.db, { ...verified, issuedAt: verified.tokenIssuedAt ?? verified.issuedAt }))
     ) {
       throw unauthorized();
     }
@@ -262,7 +306,11 @@ export class Authenticator {
     if (!verified) throw unauthorized();
     const id = `audit-${verified.auditId}`;
     const db = this.store.db;
-    if (await db.selectFrom('revocation_events').select('id').where('id', '=', id).executeTakeFirst()) return;
+    if (await db.selectFrom('revocation_events').select('id').where('id', '=', id).executeTakeFirst()) {
+      // Revoked already (perhaps by another process): this process stops taking it now too.
+      this.forgetValidatedTokens();
+      return;
+    }
     try {
       await this.store.transaction((trx) =>
         this.revoke(trx, { auditId: verified.auditId }, { id, issuedBefore: verified.issuedAt }),
@@ -270,6 +318,8 @@ export class Authenticator {
     } catch (err) {
       // A concurrent revoke of the same token inserted the event first.
       if (!isUniqueViolation(err)) throw err;
+    } finally {
+      this.forgetValidatedTokens();
     }
   }
 
@@ -280,6 +330,8 @@ export class Authenticator {
     options: { id?: string; issuedBefore?: number } = {},
   ): Promise<void> {
     const now = this.clock.now();
+    // Now, and again by the caller once its transaction commits (a validation in between stores nothing).
+    this.forgetValidatedTokens();
     await addRevocationEvent(trx, {
       id: options.id ?? randomBytes(16).toString('hex'),
       selector,

@@ -9,3 +9,4 @@ export { DEFAULT_SCRYPT_PARAMS, type ScryptParams } from './passwords';
 export { keystoneMigrations } from './migrations';
 export { SIGNING_KEY_FILE } from './signing-key';
 export type { OperationScope } from './tokens';
+export { DEFAULT_TOKEN_CACHE_ENTRIES, DEFAULT_TOKEN_CACHE_SECONDS, type ValidatedToken } from './token-cache';

@@ -21,6 +21,7 @@ import { DEFAULT_IMPLIED_ROLES, DEFAULT_ROLES } from './roles';
 import type { KeystoneDb, ProjectsTable } from './schema';
 import { loadOrCreateSigningKey, parseSigningKey } from './signing-key';
 import { TokenSigner, type OperationScope } from './tokens';
+import { DEFAULT_TOKEN_CACHE_ENTRIES, DEFAULT_TOKEN_CACHE_SECONDS, type ValidatedToken } from './token-cache';
 import { isUniqueViolation } from '../db';
 import {
   USER_COLUMNS,
@@ -50,6 +51,13 @@ export interface KeystoneOptions {
   allowExpiredWindowSeconds?: number;
   /** scrypt cost for new hashes; existing hashes keep the parameters stored with them. */
   passwordHashing?: ScryptParams;
+  /**
+   * How long the services take a validated token without validating it again (keystonemiddleware's
+   * token_cache_time, default 300; 0 turns the cache off). See token-cache.ts for what it means for revocation.
+   */
+  tokenCacheSeconds?: number;
+  /** Most tokens the cache holds (default 10,000). */
+  tokenCacheEntries?: number;
 }
 
 export const DEFAULT_DOMAIN_ID = 'default';
@@ -133,6 +141,18 @@ export class Keystone {
       'allowExpiredWindowSeconds',
       0,
     );
+    const cacheSeconds = wholeSeconds(
+      options.tokenCacheSeconds,
+      DEFAULT_TOKEN_CACHE_SECONDS,
+      'tokenCacheSeconds',
+      0,
+    );
+    const cacheEntries = wholeSeconds(
+      options.tokenCacheEntries,
+      DEFAULT_TOKEN_CACHE_ENTRIES,
+      'tokenCacheEntries',
+      0,
+    );
     const hashParams = options.passwordHashing ?? DEFAULT_SCRYPT_PARAMS;
     checkScryptParams(hashParams);
     const key = options.signingKey
@@ -145,6 +165,8 @@ export class Keystone {
       tokenTtlMs: ttl * 1000,
       allowExpiredWindowMs: window * 1000,
       hashParams,
+      tokenCacheMs: cacheSeconds * 1000,
+      tokenCacheEntries: cacheEntries,
     });
     const keystone = new Keystone(store, clock, auth);
     try {
@@ -158,6 +180,19 @@ export class Keystone {
 
   async close(): Promise<void> {
     await this.store.close();
+  }
+
+  /**
+   * A write that can take away what a token was validated with (a revocation, a disable, a delete, a role
+   * removed): once it commits (or fails), this process's validated-token cache is dropped, so the change
+   * holds here at once (token-cache.ts).
+   */
+  private async identityChange<T>(work: (trx: Kysely<KeystoneDb>) => Promise<T>): Promise<T> {
+    try {
+      return await this.store.transaction(work);
+    } finally {
+      this.auth.forgetValidatedTokens();
+    }
   }
 
   /** The keystone database, for audits and tests that read rows; changes go through the methods. */
@@ -344,6 +379,7 @@ export class Keystone {
       .where('project_id', '=', project.id)
       .where('role_id', '=', role.id)
       .executeTakeFirst();
+    this.auth.forgetValidatedTokens();
     return { removed: Number(res.numDeletedRows) > 0 };
   }
 
@@ -362,7 +398,7 @@ export class Keystone {
     enabled: boolean,
   ): Promise<User> {
     const user = await this.findUser(ref.user, ref.domain);
-    await this.store.transaction(async (trx) => {
+    await this.identityChange(async (trx) => {
       await trx
         .updateTable('users')
         .set({ enabled: enabled ? 1 : 0 })
@@ -388,7 +424,7 @@ export class Keystone {
     enabled: boolean,
   ): Promise<Project> {
     const project = await this.findProject(ref.project, ref.domain);
-    await this.store.transaction(async (trx) => {
+    await this.identityChange(async (trx) => {
       await trx
         .updateTable('projects')
         .set({ enabled: enabled ? 1 : 0 })
@@ -405,7 +441,7 @@ export class Keystone {
     const user = await this.findUser(r.user, r.domain);
     const passwordHash = await this.auth.hashPassword(r.password);
     const now = this.clock.now();
-    await this.store.transaction(async (trx) => {
+    await this.identityChange(async (trx) => {
       await trx
         .updateTable('users')
         .set({ password_hash: passwordHash, password_changed_at: now })
@@ -474,7 +510,7 @@ export class Keystone {
       ...(r.enabled !== undefined ? { enabled: r.enabled ? 1 : 0 } : {}),
       extra: JSON.stringify({ ...toProject(current).extra, ...r.extra }),
     };
-    await this.store.transaction(async (trx) => {
+    await this.identityChange(async (trx) => {
       await insertNamed('project', row.name, row.domain_id, () =>
         trx
           .updateTable('projects')
@@ -504,7 +540,7 @@ export class Keystone {
       ...(passwordHash !== undefined ? { passwordChangedAt: now } : {}),
       extra: { ...current.extra, ...r.extra },
     };
-    await this.store.transaction(async (trx) => {
+    await this.identityChange(async (trx) => {
       await insertNamed('user', user.name, user.domainId, () =>
         trx
           .updateTable('users')
@@ -570,7 +606,7 @@ export class Keystone {
       ...(r.description !== undefined ? { description: r.description } : {}),
       ...(r.enabled !== undefined ? { enabled: r.enabled ? 1 : 0 } : {}),
     };
-    await this.store.transaction(async (trx) => {
+    await this.identityChange(async (trx) => {
       await insertNamedDomain(row.name, () =>
         trx
           .updateTable('domains')
@@ -592,7 +628,7 @@ export class Keystone {
     const current = await this.domainRowById(id);
     if (current.enabled === 1)
       throw new CloudError('Forbidden', 'Cannot delete a domain that is enabled, please disable it first.');
-    await this.store.transaction(async (trx) => {
+    await this.identityChange(async (trx) => {
       await this.revokeDomain(trx, id);
       const projects = trx.selectFrom('projects').select('id').where('domain_id', '=', id);
       const users = trx.selectFrom('users').select('id').where('domain_id', '=', id);
@@ -630,7 +666,7 @@ export class Keystone {
   /** Deletes a project (by id) and its role assignments; tokens scoped to it stop validating. */
   async deleteProject(projectId: string): Promise<void> {
     const id = parseRequest(idSchema, projectId, 'project id');
-    await this.store.transaction(async (trx) => {
+    await this.identityChange(async (trx) => {
       const res = await trx.deleteFrom('projects').where('id', '=', id).executeTakeFirst();
       if (Number(res.numDeletedRows) === 0)
         throw new CloudError('NotFound', `Could not find project: ${id}.`, { project: id });
@@ -642,7 +678,7 @@ export class Keystone {
   /** Deletes a user (by id) and its role assignments; its tokens stop validating. */
   async deleteUser(userId: string): Promise<void> {
     const id = parseRequest(idSchema, userId, 'user id');
-    await this.store.transaction(async (trx) => {
+    await this.identityChange(async (trx) => {
       const res = await trx.deleteFrom('users').where('id', '=', id).executeTakeFirst();
       if (Number(res.numDeletedRows) === 0)
         throw new CloudError('NotFound', `Could not find user: ${id}.`, { user: id });
@@ -742,6 +778,7 @@ export class Keystone {
       .where('domain_id', '=', r.domainId)
       .where('role_id', '=', r.roleId)
       .executeTakeFirst();
+    this.auth.forgetValidatedTokens();
     return { removed: Number(res.numDeletedRows) > 0 };
   }
 
@@ -772,6 +809,7 @@ export class Keystone {
       .where('user_id', '=', r.userId)
       .where('role_id', '=', r.roleId)
       .executeTakeFirst();
+    this.auth.forgetValidatedTokens();
     return { removed: Number(res.numDeletedRows) > 0 };
   }
 
@@ -841,6 +879,26 @@ export class Keystone {
     const value = parseRequest(req.tokenSchema, token, 'token');
     const { allowExpired } = parseRequest(req.validateTokenOptions, options, 'token validation options');
     return this.auth.validate(value, allowExpired === true);
+  }
+
+  /**
+   * keystonemiddleware's auth_token for the services: as validateToken (fresh tokens only), answered from
+   * the validated-token cache within token_cache_time (token-cache.ts says what that means for revocation).
+   * With the token's methods, for the grant the request may make (grantFor).
+   */
+  async authenticateRequest(token: string): Promise<ValidatedToken> {
+    return this.auth.validateCached(parseRequest(req.tokenSchema, token, 'token'));
+  }
+
+  /**
+   * The operation grant of a request authenticated in this process (authenticateRequest): the token is not
+   * checked a second time; the grant carries its audit id and issue time, so a revocation still kills it.
+   */
+  async grantFor(
+    validated: ValidatedToken,
+    operation: OperationScope,
+  ): Promise<{ grant: string; expiresAt: number }> {
+    return this.auth.grantFor(validated, operation);
   }
 
   /**

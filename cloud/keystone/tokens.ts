@@ -24,16 +24,24 @@ const claimsSchema = z.strictObject({
   iat: z.number().finite(),
   exp: z.number().finite(),
   jti: z.string().min(1).max(64),
-  /** Present on an operation grant only: the one workflow it may authorize (see OperationScope). */
+  /**
+   * Present on an operation grant only: the one workflow it may authorize (see OperationScope) and the issue
+   * time of the token it was made from (`token_iat`, a NumericDate; absent on grants made before it was
+   * added), which revocation events are judged against, so that revoking the token kills its grants.
+   */
   bootflow_op: z
-    .strictObject({ workflow_type: z.string().min(1).max(255), workflow_id: z.string().min(1).max(1000) })
+    .strictObject({
+      workflow_type: z.string().min(1).max(255),
+      workflow_id: z.string().min(1).max(1000),
+      token_iat: z.number().finite().optional(),
+    })
     .optional(),
 });
 
 /**
  * What an operation grant is good for: one Temporal workflow, by type and id. A grant is signed by
- * Keystone's key like a token, carries its user, project, roles and audit id (so revoking the token it came
- * from revokes it), and expires with it; but it is never accepted as a token, and an activity accepts it
+ * Keystone's key like a token, carries its user, project, roles, audit id and the token's issue time (so
+ * revoking the token it came from, or all the user's tokens, revokes it), and expires with it; but it is never accepted as a token, and an activity accepts it
  * only from the workflow it names.
  */
 export interface OperationScope {
@@ -58,6 +66,8 @@ export interface IssueClaims {
   methods: string[];
   /** Makes this an operation grant instead of a token. */
   operation?: OperationScope;
+  /** A grant's token's issue time (epoch ms): what revocation events are judged against. */
+  tokenIssuedAt?: number;
 }
 
 export interface VerifiedToken {
@@ -74,6 +84,8 @@ export interface VerifiedToken {
   auditId: string;
   methods: string[];
   operation?: OperationScope;
+  /** On a grant: the issue time of the token it was made from (absent on grants made before it was kept). */
+  tokenIssuedAt?: number;
 }
 
 const toNumericDate = (ms: number): number => ms / 1000;
@@ -104,6 +116,9 @@ export class TokenSigner {
             bootflow_op: {
               workflow_type: claims.operation.workflowType,
               workflow_id: claims.operation.workflowId,
+              ...(claims.tokenIssuedAt !== undefined
+                ? { token_iat: toNumericDate(claims.tokenIssuedAt) }
+                : {}),
             },
           }
         : {}),
@@ -161,6 +176,9 @@ export class TokenSigner {
               workflowType: claims.bootflow_op.workflow_type,
               workflowId: claims.bootflow_op.workflow_id,
             },
+            ...(claims.bootflow_op.token_iat !== undefined
+              ? { tokenIssuedAt: fromNumericDate(claims.bootflow_op.token_iat) }
+              : {}),
           }
         : {}),
     };

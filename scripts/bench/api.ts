@@ -4,10 +4,11 @@
  * throw-away cloud — the HTTP stack, the token check, the microversion negotiation and the reads of the
  * Nova, Neutron and Cinder databases, without a socket. Records are written as nova-conductor writes them.
  *
- * Then the write path on a Temporal dev server with every worker role in this process: `POST /servers`'s
- * answer time (202, once the instance row exists — not the boot) against the client's own start of the
- * same workflow, and boots per second with `concurrency` boots started at once through the API and through
- * the client.
+ * Then the write path on a Temporal dev server. First the API alone (no worker polls: nothing but the API's
+ * own work and the start RPC; the workflows are terminated afterwards): `POST /servers` one at a time and
+ * `concurrency` at once. Then with every worker role in this process: `POST /servers`'s answer time (202,
+ * once the instance row exists — not the boot) against the client's own start of the same workflow, and
+ * boots per second with `concurrency` boots started at once through the API and through the client.
  */
 import { randomUUID } from 'node:crypto';
 import { buildApiApp, DEFAULT_REGION } from '../../api';
@@ -34,6 +35,8 @@ export interface ApiBenchResult {
   concurrency: number;
   /** POST /servers answer time with `concurrency` sent at once (absent in older results). */
   postConcurrent?: Summary;
+  /** POST /servers with no worker running in the process: one at a time, then `concurrency` at once. */
+  alone?: { post: Summary; postConcurrent: Summary };
   bootsPerSecondApi: number;
   bootsPerSecondClient: number;
 }
@@ -141,12 +144,18 @@ async function writePath(options: {
 }): Promise<
   Pick<
     ApiBenchResult,
-    'post' | 'clientStart' | 'concurrency' | 'postConcurrent' | 'bootsPerSecondApi' | 'bootsPerSecondClient'
+    | 'post'
+    | 'clientStart'
+    | 'concurrency'
+    | 'postConcurrent'
+    | 'alone'
+    | 'bootsPerSecondApi'
+    | 'bootsPerSecondClient'
   >
 > {
   const temporal = await openTemporal(options.log);
   const bc = await openBootCloud('api-write');
-  const workers = await startWorkers(temporal, bc);
+  let workers: Awaited<ReturnType<typeof startWorkers>> | undefined;
   try {
     const app = await buildApiApp(
       {
@@ -173,6 +182,10 @@ async function writePath(options: {
       if (value.statusCode !== 202) throw new Error(`POST /servers: ${value.statusCode} ${value.body}`);
       return { ms, requestId: String(value.headers['x-openstack-request-id']) };
     };
+    const alone = await apiAlone(options, viaApi, (requestId) =>
+      temporal.client.workflow.getHandle(bootWorkflowId(requestId)).terminate('bench: API alone'),
+    );
+    workers = await startWorkers(temporal, bc);
     const viaClient = async (name: string): Promise<{ ms: number; requestId: string }> => {
       const requestId = `req-${randomUUID()}`;
       const request = await bc.request(requestId, { name, flavor: '1', image: bc.imageId });
@@ -217,6 +230,9 @@ async function writePath(options: {
     const postConcurrent = rounded(summarize(api.answers));
     await app.close();
     options.log(
+      `api: POST /servers alone p50 ${alone.post.p50} ms (${alone.postConcurrent.p50} ms at ${options.concurrency} at once)`,
+    );
+    options.log(
       `api: POST /servers p50 ${rounded(summarize(post)).p50} ms (${postConcurrent.p50} ms at ${options.concurrency} at once); ${bootsPerSecondApi} boots/s via the API, ${bootsPerSecondClient} via the client`,
     );
     return {
@@ -224,12 +240,40 @@ async function writePath(options: {
       clientStart: rounded(summarize(clientStart)),
       concurrency: options.concurrency,
       postConcurrent,
+      alone,
       bootsPerSecondApi,
       bootsPerSecondClient,
     };
   } finally {
-    await workers.stop();
+    await workers?.stop();
     await bc.close();
     await temporal.close();
   }
+}
+
+/**
+ * POST /servers with no worker in the process: what the API itself costs (validation, the token check, the
+ * grant, the quota claim and the row, the start RPC), one at a time and `concurrency` at once. Nothing
+ * builds: each workflow is terminated once measured.
+ */
+async function apiAlone(
+  options: { boots: number; concurrency: number },
+  post: (name: string) => Promise<{ ms: number; requestId: string }>,
+  terminate: (requestId: string) => Promise<unknown>,
+): Promise<{ post: Summary; postConcurrent: Summary }> {
+  const one: number[] = [];
+  const started: string[] = [];
+  // A few unmeasured first: the first requests compile schemas and queries and open connections.
+  for (let i = 0; i < 3; i++) started.push((await post(`alone-warmup-${i}`)).requestId);
+  for (let i = 0; i < options.boots; i++) {
+    const a = await post(`alone-${i}`);
+    one.push(a.ms);
+    started.push(a.requestId);
+  }
+  const atOnce = await Promise.all(
+    Array.from({ length: options.concurrency }, (_, i) => post(`alone-c-${i}`)),
+  );
+  started.push(...atOnce.map((a) => a.requestId));
+  for (const requestId of started) await terminate(requestId);
+  return { post: rounded(summarize(one)), postConcurrent: rounded(summarize(atOnce.map((a) => a.ms))) };
 }

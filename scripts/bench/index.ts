@@ -37,6 +37,9 @@ interface CliOptions {
   levels?: string;
   compensation?: string;
   guestBoots?: string;
+  apiServers?: string;
+  apiBoots?: string;
+  apiConcurrency?: string;
 }
 
 function counts(list: string | undefined, flag: string): number[] | undefined {
@@ -64,7 +67,7 @@ function parameters(options: CliOptions, only: BenchName[]): BenchParameters {
     concurrency: counts(options.levels, '--levels') ?? (quick ? [1, 10] : [1, 10, 50, 200, 1_000]),
     compensation: counts(options.compensation, '--compensation') ?? (quick ? [1, 5] : [1, 200]),
     temporalAddress: process.env.TEMPORAL_ADDRESS || null,
-    apiServers: quick ? 100 : 1_000,
+    apiServers: counts(options.apiServers, '--api-servers')?.[0] ?? (quick ? 100 : 1_000),
     guestBoots: counts(options.guestBoots, '--guest-boots')?.[0] ?? (quick ? 2 : 10),
   };
 }
@@ -161,9 +164,9 @@ export async function runBench(options: CliOptions): Promise<{ results: BenchRes
     api = await runApiBench({
       servers: params.apiServers ?? 1_000,
       samples: options.quick ? 5 : 50,
-      boots: options.quick ? 3 : 20,
+      boots: counts(options.apiBoots, '--api-boots')?.[0] ?? (options.quick ? 3 : 20),
       // The figure: boots/s through the API vs the client, and POST's answer, at 50 at once.
-      concurrency: options.quick ? 3 : 50,
+      concurrency: counts(options.apiConcurrency, '--api-concurrency')?.[0] ?? (options.quick ? 3 : 50),
       log,
     });
     save(false);
@@ -200,6 +203,12 @@ async function main(): Promise<void> {
       '--guest-boots <n>',
       'guests: boots per driver, fake and qemu alternating (default 10; 2 with --quick)',
     )
+    .option(
+      '--api-servers <n>',
+      'compute API: servers behind GET /servers/detail (default 1000; 100 with --quick)',
+    )
+    .option('--api-boots <n>', 'compute API: POST /servers one at a time (default 20; 3 with --quick)')
+    .option('--api-concurrency <n>', 'compute API: POST /servers at once (default 50; 3 with --quick)')
     .option('--render <file>', 'print the tables of an earlier results file, run nothing')
     .parse();
   const opts = program.opts<CliOptions & { render?: string }>();

@@ -108,6 +108,18 @@ export function apiTable(r: BenchResults): string[] {
         ms(a.postConcurrent),
         `${a.postConcurrent.min}–${a.postConcurrent.max}`,
       ]);
+    if (a.alone) {
+      t.push([
+        'POST /servers, API alone (no worker)',
+        ms(a.alone.post),
+        `${a.alone.post.min}–${a.alone.post.max}`,
+      ]);
+      t.push([
+        `POST /servers, API alone, ${a.concurrency} at once`,
+        ms(a.alone.postConcurrent),
+        `${a.alone.postConcurrent.min}–${a.alone.postConcurrent.max}`,
+      ]);
+    }
     t.push([
       `boots/s at ${a.concurrency} at once: API / client`,
       `${a.bootsPerSecondApi} / ${a.bootsPerSecondClient}`,
