@@ -56,7 +56,7 @@ api_v3 = true
 application_credentials = false
 access_rules = false
 trust = false
-project_tags = false
+project_tags = true
 security_compliance = false
 
 [compute]

@@ -7,7 +7,7 @@
  * touched, so a refused POST /servers also proves that no workflow was started.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { randomUUID, X509Certificate } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { auditLeaks } from '../cloud/audit';
@@ -1018,6 +1018,58 @@ describe('os-keypairs', () => {
     const deleted = await call('DELETE', '/os-keypairs/k2', { as: 'member', version: '2.2' });
     assert.equal(deleted.statusCode, 204);
     fault(await call('DELETE', '/os-keypairs/k2', { as: 'member' }), 404, 'itemNotFound');
+  });
+});
+
+describe('os-keypairs of type x509', () => {
+  test('generate (openssl, as Nova) and import a certificate; SHA-1 fingerprint; 400 for a bad one', async () => {
+    const created = await call('POST', '/os-keypairs', {
+      as: 'member',
+      version: '2.2',
+      body: { keypair: { name: 'x1', type: 'x509' } },
+    });
+    assert.equal(created.statusCode, 201, created.body);
+    const key = (created.json() as { keypair: Json }).keypair;
+    assert.equal(key.type, 'x509');
+    const pem = key.public_key as string;
+    assert.match(pem, /^-----BEGIN CERTIFICATE-----/);
+    const cert = new X509Certificate(pem);
+    assert.equal(cert.subject, `CN=${memberUserId}`);
+    assert.equal(key.fingerprint, cert.fingerprint.toLowerCase());
+    assert.match(key.fingerprint as string, /^([0-9a-f]{2}:){19}[0-9a-f]{2}$/);
+    // The private key: a base64 PKCS#12 (DER, starts with a SEQUENCE), answered once and not stored.
+    assert.equal(Buffer.from(key.private_key as string, 'base64')[0], 0x30);
+    const row = await env.cloud.nova.getKeyPair(memberUserId, 'x1');
+    assert.deepEqual([row.type, row.publicKey, row.fingerprint], ['x509', pem, key.fingerprint]);
+    assert.ok(!JSON.stringify(row).includes(key.private_key as string));
+
+    const imported = await call('POST', '/os-keypairs', {
+      as: 'member',
+      version: '2.2',
+      body: { keypair: { name: 'x2', type: 'x509', public_key: pem } },
+    });
+    assert.equal(imported.statusCode, 201, imported.body);
+    assert.equal((imported.json() as { keypair: Json }).keypair.fingerprint, key.fingerprint);
+    const listed = (await call('GET', '/os-keypairs', { as: 'member', version: '2.2' })).json() as {
+      keypairs: Array<{ keypair: Json }>;
+    };
+    assert.equal(listed.keypairs.find((k) => k.keypair.name === 'x2')?.keypair.type, 'x509');
+    fault(
+      await call('POST', '/os-keypairs', {
+        as: 'member',
+        version: '2.2',
+        body: { keypair: { name: 'x3', type: 'x509', public_key: 'not a certificate' } },
+      }),
+      400,
+      'badRequest',
+      /^Keypair data is invalid: failed to generate X509 fingerprint/,
+    );
+    await assert.rejects(env.cloud.nova.getKeyPair(memberUserId, 'x3'), /not found/);
+    for (const name of ['x1', 'x2'])
+      assert.equal(
+        (await call('DELETE', `/os-keypairs/${name}`, { as: 'member', version: '2.2' })).statusCode,
+        204,
+      );
   });
 });
 

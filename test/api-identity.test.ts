@@ -8,6 +8,9 @@ import { after, before, describe, test } from 'node:test';
 import { openApiTestEnv, TEST_PUBLIC_URL, type ApiTestEnv } from './helpers/api';
 
 const json = { 'content-type': 'application/json' };
+// Keystone's bodies are read field by field in the hierarchy test; each assertion checks the shape it uses.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Body = Record<string, any>;
 
 function passwordAuth(user: string, password: string, project: string) {
   return {
@@ -869,13 +872,119 @@ describe('Keystone v3 API', () => {
     assert.deepEqual(await counts(), before);
   });
 
+  test('project hierarchy, tags and projects acting as domains, as Keystone answers them', async () => {
+    const admin = { ...json, 'x-auth-token': adminToken };
+    const call = async (
+      method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
+      url: string,
+      payload?: unknown,
+    ) => {
+      const res = await env.app.inject({
+        method,
+        url: `/identity/v3${url}`,
+        headers: admin,
+        ...(payload !== undefined ? { payload: JSON.stringify(payload) } : {}),
+      });
+      return { status: res.statusCode, body: res.body ? (res.json() as Body) : {}, headers: res.headers };
+    };
+    const root = await call('POST', '/projects', {
+      project: { name: 'h-root', domain_id: 'default', tags: ['a', 'c', 'b', 'd'] },
+    });
+    assert.equal(root.status, 201, JSON.stringify(root.body));
+    assert.equal(root.body.project.parent_id, 'default');
+    const rootId = root.body.project.id as string;
+    const child = await call('POST', '/projects', { project: { name: 'h-child', parent_id: rootId } });
+    assert.equal(child.status, 201, JSON.stringify(child.body));
+    assert.deepEqual([child.body.project.parent_id, child.body.project.domain_id], [rootId, 'default']);
+    const childId = child.body.project.id as string;
+    const grandchild = await call('POST', '/projects', { project: { name: 'h-grand', parent_id: childId } });
+    const grandId = grandchild.body.project.id as string;
+
+    // tempest's test_project_get_equals_list: show and list answer the same body, tags included.
+    const shown = await call('GET', `/projects/${rootId}`);
+    const listed = (await call('GET', '/projects')).body.projects.find((p: Body) => p.id === rootId);
+    assert.deepEqual(shown.body.project, listed);
+    assert.deepEqual([...shown.body.project.tags].sort(), ['a', 'b', 'c', 'd']);
+
+    const filtered = await call('GET', `/projects?parent_id=${childId}`);
+    assert.deepEqual(
+      filtered.body.projects.map((p: Body) => p.id),
+      [grandId],
+    );
+    const family = await call('GET', `/projects/${childId}?parents_as_list&subtree_as_list`);
+    assert.deepEqual(
+      family.body.project.parents.map((p: Body) => p.project.id),
+      [rootId],
+    );
+    assert.deepEqual(
+      family.body.project.subtree.map((p: Body) => p.project.id),
+      [grandId],
+    );
+
+    // A project with children is not deleted (403), nor disabled while they are enabled; the row stays.
+    const refused = await call('DELETE', `/projects/${rootId}`);
+    assert.equal(refused.status, 403);
+    assert.match(refused.body.error.message, /not a leaf in the hierarchy/);
+    assert.equal((await call('PATCH', `/projects/${childId}`, { project: { enabled: false } })).status, 403);
+    assert.equal((await env.cloud.keystone.getProject({ project: rootId })).id, rootId);
+    assert.equal(
+      (await call('PATCH', `/projects/${childId}`, { project: { parent_id: 'default' } })).status,
+      403,
+    );
+
+    // Tags: the /tags API and the list filters.
+    const tagsPath = `/projects/${childId}/tags`;
+    assert.deepEqual((await call('PUT', tagsPath, { tags: ['x', 'y'] })).body.tags, ['x', 'y']);
+    assert.equal((await call('PUT', `${tagsPath}/z`)).status, 201);
+    assert.equal((await call('GET', `${tagsPath}/z`)).status, 204);
+    assert.equal((await call('DELETE', `${tagsPath}/x`)).status, 204);
+    assert.equal((await call('GET', `${tagsPath}/x`)).status, 404);
+    assert.deepEqual((await call('GET', tagsPath)).body.tags, ['y', 'z']);
+    assert.deepEqual((await env.cloud.keystone.getProject({ project: childId })).tags, ['y', 'z']);
+    const ids = async (query: string) =>
+      (await call('GET', `/projects?${query}`)).body.projects.map((p: Body) => p.id);
+    assert.deepEqual(await ids('tags=y,z'), [childId]);
+    assert.deepEqual((await ids('tags-any=a,z')).sort(), [rootId, childId].sort());
+    assert.ok(!(await ids('not-tags-any=a,y')).some((id: string) => id === rootId || id === childId));
+    assert.ok((await ids('not-tags=y,q')).includes(childId));
+    assert.equal((await call('DELETE', tagsPath)).status, 204);
+    assert.deepEqual((await env.cloud.keystone.getProject({ project: childId })).tags, []);
+    const memberTags = await env.app.inject({
+      method: 'PUT',
+      url: `/identity/v3${tagsPath}/m`,
+      headers: { 'x-auth-token': memberToken },
+    });
+    assert.equal(memberTags.statusCode, 403);
+
+    // A project acting as a domain: listed with is_domain=true and among the domains; deleted once disabled.
+    const asDomain = await call('POST', '/projects', {
+      project: { name: 'h-dom', domain_id: null, is_domain: true },
+    });
+    assert.equal(asDomain.status, 201, JSON.stringify(asDomain.body));
+    const domId = asDomain.body.project.id as string;
+    assert.deepEqual([asDomain.body.project.is_domain, asDomain.body.project.parent_id], [true, null]);
+    assert.ok((await ids('is_domain=True')).includes(domId));
+    assert.ok(!(await ids('')).includes(domId));
+    const domains = (await call('GET', '/domains')).body.domains.map((d: Body) => d.id);
+    assert.ok(domains.includes(domId));
+    assert.equal((await call('DELETE', `/projects/${domId}`)).status, 403);
+    assert.equal((await call('PATCH', `/projects/${domId}`, { project: { enabled: false } })).status, 200);
+    assert.equal((await call('DELETE', `/projects/${domId}`)).status, 204);
+    assert.equal((await call('GET', `/domains/${domId}`)).status, 404);
+
+    for (const id of [grandId, childId, rootId])
+      assert.equal((await call('DELETE', `/projects/${id}`)).status, 204);
+  });
+
   test('bad admin bodies: 400, nothing stored', async () => {
     const before = await counts();
     const admin = { ...json, 'x-auth-token': adminToken };
     for (const [url, payload] of [
       ['/identity/v3/projects', '{"project": {"name": '],
       ['/identity/v3/projects', JSON.stringify({ project: { name: 42 } })],
-      ['/identity/v3/projects', JSON.stringify({ project: { name: 'x', tags: ['t'] } })],
+      ['/identity/v3/projects', JSON.stringify({ project: { name: 'x', tags: ['a,b'] } })],
+      ['/identity/v3/projects', JSON.stringify({ project: { name: 'x', tags: ['t', 't'] } })],
+      ['/identity/v3/projects', JSON.stringify({ project: { name: 'x', parent_id: 'no-such-project' } })],
       ['/identity/v3/projects', JSON.stringify({ project: { name: '' } })],
       ['/identity/v3/users', JSON.stringify({ user: { name: 'x' } })],
       ['/identity/v3/users', JSON.stringify({ user: { name: 'x', password: 'p', enabled: 'yes' } })],

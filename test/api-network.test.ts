@@ -228,6 +228,128 @@ describe('Neutron v2.0 API', () => {
     await call(alice.token, 'DELETE', `/v2.0/networks/${netId}`);
   });
 
+  test('descriptions, admin_state_up false, DNS servers and host routes: stored, shown, updated, checked', async () => {
+    const net = await call(alice.token, 'POST', '/v2.0/networks', {
+      network: { name: 'n-attrs', description: 'd1', admin_state_up: false },
+    });
+    assert.equal(net.status, 201, JSON.stringify(net.body));
+    assert.deepEqual([net.body.network.description, net.body.network.admin_state_up], ['d1', false]);
+    const netId = net.body.network.id as string;
+    const sub = await call(alice.token, 'POST', '/v2.0/subnets', {
+      subnet: {
+        network_id: netId,
+        cidr: '10.50.0.0/28',
+        ip_version: 4,
+        gateway_ip: '10.50.0.1',
+        allocation_pools: [{ start: '10.50.0.3', end: '10.50.0.7' }],
+        description: 'sd',
+        dns_nameservers: ['8.8.4.4', '8.8.8.8'],
+        host_routes: [{ destination: '10.20.0.0/32', nexthop: '10.100.1.1' }],
+      },
+    });
+    assert.equal(sub.status, 201, JSON.stringify(sub.body));
+    assert.deepEqual(sub.body.subnet.dns_nameservers, ['8.8.4.4', '8.8.8.8']);
+    assert.deepEqual(sub.body.subnet.host_routes, [{ destination: '10.20.0.0/32', nexthop: '10.100.1.1' }]);
+    assert.equal(sub.body.subnet.description, 'sd');
+    const subId = sub.body.subnet.id as string;
+    const port = await call(alice.token, 'POST', '/v2.0/ports', {
+      port: { network_id: netId, description: 'pd', admin_state_up: false },
+    });
+    assert.equal(port.status, 201, JSON.stringify(port.body));
+    assert.deepEqual([port.body.port.description, port.body.port.admin_state_up], ['pd', false]);
+    const portId = port.body.port.id as string;
+
+    // PUT as tempest's test_update_subnet_gw_dns_host_routes_dhcp does: the lists are replaced whole.
+    const s = await call(alice.token, 'PUT', `/v2.0/subnets/${subId}`, {
+      subnet: {
+        name: 'New_subnet',
+        gateway_ip: '10.50.0.2',
+        enable_dhcp: true,
+        dns_nameservers: ['7.8.8.8', '7.8.4.4'],
+        host_routes: [{ destination: '10.20.0.0/32', nexthop: '10.100.1.2' }],
+      },
+    });
+    assert.equal(s.status, 200, JSON.stringify(s.body));
+    assert.deepEqual(
+      [s.body.subnet.gateway_ip, s.body.subnet.enable_dhcp, s.body.subnet.dns_nameservers],
+      ['10.50.0.2', true, ['7.8.8.8', '7.8.4.4']],
+    );
+    const n = await call(alice.token, 'PUT', `/v2.0/networks/${netId}`, {
+      network: { description: 'd2', admin_state_up: true },
+    });
+    assert.deepEqual(
+      [n.status, n.body.network.description, n.body.network.admin_state_up],
+      [200, 'd2', true],
+    );
+    const p = await call(alice.token, 'PUT', `/v2.0/ports/${portId}`, {
+      port: { description: 'pd2', admin_state_up: true },
+    });
+    assert.deepEqual([p.status, p.body.port.description, p.body.port.admin_state_up], [200, 'pd2', true]);
+
+    // The rows hold what the API answered.
+    const ctx = { projectId: alice.projectId, roles: ['member'] };
+    const stored = await env.cloud.neutron.getSubnet(subId);
+    assert.deepEqual(stored.dnsNameservers, ['7.8.8.8', '7.8.4.4']);
+    assert.deepEqual(stored.hostRoutes, [{ destination: '10.20.0.0/32', nexthop: '10.100.1.2' }]);
+    assert.deepEqual([stored.gatewayIp, stored.name], ['10.50.0.2', 'New_subnet']);
+    assert.equal((await env.cloud.neutron.getNetwork(netId, ctx)).description, 'd2');
+    assert.equal((await env.cloud.neutron.getPort(portId)).adminStateUp, true);
+
+    // Neutron's checks: bad or duplicate addresses, over the limits, the gateway in a pool; nothing changes.
+    const six = ['1.1.1.1', '1.1.1.2', '1.1.1.3', '1.1.1.4', '1.1.1.5', '1.1.1.6'];
+    const routes = Array.from({ length: 21 }, (_, i) => ({
+      destination: `10.9.${i}.0/24`,
+      nexthop: '10.50.0.9',
+    }));
+    for (const [payload, status, type, message] of [
+      [{ dns_nameservers: ['8.8.8'] }, 400, 'HTTPBadRequest', /'8\.8\.8' is not a valid nameserver/],
+      [
+        { dns_nameservers: ['8.8.8.8', '8.8.8.8'] },
+        400,
+        'HTTPBadRequest',
+        /Duplicate nameserver '8\.8\.8\.8'/,
+      ],
+      [{ dns_nameservers: six }, 400, 'DNSNameServersExhausted', /exceeds the limit 5/],
+      [{ dns_nameservers: ['2001:db8::1'] }, 400, 'InvalidInput', /does not match the ip_version '4'/],
+      [
+        { host_routes: [{ destination: '10.0.0.1/24', nexthop: '10.50.0.9' }] },
+        400,
+        'HTTPBadRequest',
+        /not a valid CIDR/,
+      ],
+      [
+        { host_routes: [{ destination: '10.0.0.0/24', nexthop: 'x' }] },
+        400,
+        'HTTPBadRequest',
+        /not a valid IP address/,
+      ],
+      [{ host_routes: [{ destination: '10.0.0.0/24' }] }, 400, 'HTTPBadRequest', /host_routes/],
+      [{ host_routes: [routes[0], routes[0]] }, 400, 'HTTPBadRequest', /Duplicate hostroute/],
+      [{ host_routes: routes }, 400, 'HostRoutesExhausted', /exceeds the limit 20/],
+      [
+        { gateway_ip: '10.50.0.4' },
+        409,
+        'GatewayConflictWithAllocationPools',
+        /conflicts with allocation pool 10\.50\.0\.3-10\.50\.0\.7/,
+      ],
+      [{ allocation_pools: [] }, 400, 'HTTPBadRequest', /read-only attribute allocation_pools/],
+    ] as const) {
+      const res = await call(alice.token, 'PUT', `/v2.0/subnets/${subId}`, { subnet: payload });
+      assert.equal(res.status, status, JSON.stringify([payload, res.body]));
+      assert.equal(res.body.NeutronError.type, type);
+      assert.match(res.body.NeutronError.message, message);
+    }
+    const create = await call(alice.token, 'POST', '/v2.0/subnets', {
+      subnet: { network_id: netId, cidr: '10.51.0.0/28', ip_version: 4, dns_nameservers: six },
+    });
+    assert.equal(create.status, 400);
+    assert.match(create.body.NeutronError.message, /^Unable to complete operation for new subnet\./);
+    assert.deepEqual(await env.cloud.neutron.getSubnet(subId), stored);
+    assert.equal((await env.cloud.neutron.getNetwork(netId, ctx)).subnetIds.length, 1);
+    await call(alice.token, 'DELETE', `/v2.0/ports/${portId}`);
+    await call(alice.token, 'DELETE', `/v2.0/networks/${netId}`);
+  });
+
   test('bulk create: all items or none', async () => {
     const before = await rows();
     const nets = await call(alice.token, 'POST', '/v2.0/networks', {

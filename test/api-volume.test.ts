@@ -163,6 +163,37 @@ describe('Cinder v3 API', () => {
     assert.equal((await env.cloud.cinder.getVolume(id)).status === 'deleted', false);
   });
 
+  test('os-set_bootable: 200, the row changes; bad values, unknown actions, another project refused', async () => {
+    const created = await call(alice.token, 'POST', '/v3/volumes', { volume: { size: 1, name: 'boot-me' } });
+    const id = created.body.volume.id as string;
+    await available(id);
+    assert.equal((await env.cloud.cinder.getVolume(id)).bootable, false);
+    const set = await call(alice.token, 'POST', `/v3/volumes/${id}/action`, {
+      'os-set_bootable': { bootable: true },
+    });
+    assert.equal(set.status, 200, JSON.stringify(set.body));
+    assert.equal((await env.cloud.cinder.getVolume(id)).bootable, true);
+    const shown = await call(alice.token, 'GET', `/v3/volumes/${id}`);
+    assert.equal(shown.body.volume.bootable, 'true');
+    const unset = await call(alice.token, 'POST', `/v3/${alice.projectId}/volumes/${id}/action`, {
+      'os-set_bootable': { bootable: 'False' },
+    });
+    assert.equal(unset.status, 200);
+    assert.equal((await env.cloud.cinder.getVolume(id)).bootable, false);
+    for (const [token, payload, status] of [
+      [alice.token, { 'os-set_bootable': { bootable: 'maybe' } }, 400],
+      [alice.token, { 'os-set_bootable': {} }, 400],
+      [alice.token, { 'os-set_bootable': { bootable: true, extra: 1 } }, 400],
+      [alice.token, { 'os-frobnicate': {} }, 400],
+      [bob.token, { 'os-set_bootable': { bootable: true } }, 404],
+    ] as const) {
+      const res = await call(token, 'POST', `/v3/volumes/${id}/action`, payload);
+      assert.equal(res.status, status, JSON.stringify([payload, res.body]));
+    }
+    assert.equal((await env.cloud.cinder.getVolume(id)).bootable, false);
+    assert.equal((await call(alice.token, 'DELETE', `/v3/volumes/${id}`)).status, 202);
+  });
+
   test('bad requests: 400, 403 for a reader, 401; no row created', async () => {
     const before = await volumeRows();
     for (const payload of [

@@ -496,6 +496,29 @@ describe('keystone', () => {
     assert.deepEqual(await rowCounts(ks), before);
   });
 
+  test('a project tree with tags: depth and leaf rules, and a domain delete takes the whole tree', async () => {
+    const domain = await ks.createDomain({ name: 'tree-domain' });
+    const root = await ks.createProject({ name: 'tree-root', domainId: domain.id, tags: ['b', 'a'] });
+    assert.deepEqual([root.parentId, [...root.tags].sort()], [null, ['a', 'b']]);
+    let parent = root;
+    // The domain is level 1 (Keystone's max_project_tree_depth = 5, plus one for it): five project levels.
+    for (let level = 2; level <= 5; level++)
+      parent = await ks.createProject({ name: `tree-${level}`, domainId: domain.id, parentId: parent.id });
+    await assert.rejects(
+      ks.createProject({ name: 'tree-6', domainId: domain.id, parentId: parent.id }),
+      /Max hierarchy depth reached/,
+    );
+    await assert.rejects(ks.deleteProject(root.id), /not a leaf in the hierarchy/);
+    await assert.rejects(
+      ks.createProject({ name: 'tree-x', domainId: domain.id, tags: ['a', 'a'] }),
+      /non-unique/,
+    );
+    assert.deepEqual((await ks.projectFamily(parent.id)).parents.length, 4);
+    await ks.updateDomain({ id: domain.id, enabled: false });
+    await ks.deleteDomain(domain.id);
+    assert.equal((await ks.listProjects()).filter((p) => p.name.startsWith('tree-')).length, 0);
+  });
+
   test('concurrent ensureUser, ensureProject and assignRole create exactly one row each', async () => {
     const others: Keystone[] = [];
     // On a server database a second service instance gives real interleaving; SQLite allows one per process.

@@ -429,6 +429,47 @@ describe(`Neutron on ${testDbDialect}`, () => {
     assert.deepEqual(await neutron.listSubnets(net.id), []);
   });
 
+  test('descriptions, DNS servers and host routes live in their rows and go with the subnet', async () => {
+    const net = await neutron.createNetwork({
+      name: 'extras',
+      projectId: demo.projectId,
+      description: 'd',
+      adminStateUp: false,
+    });
+    assert.deepEqual([net.description, net.adminStateUp], ['d', false]);
+    const subnet = await neutron.createSubnet({
+      networkId: net.id,
+      cidr: '10.77.0.0/28',
+      dnsNameservers: ['8.8.8.8', '1.1.1.1'],
+      hostRoutes: [{ destination: '10.9.0.0/16', nexthop: '10.77.0.5' }],
+    });
+    assert.deepEqual(subnet.dnsNameservers, ['8.8.8.8', '1.1.1.1']);
+    const updated = await neutron.updateSubnet({
+      id: subnet.id,
+      dnsNameservers: ['9.9.9.9'],
+      hostRoutes: [],
+    });
+    assert.deepEqual([updated.dnsNameservers, updated.hostRoutes], [['9.9.9.9'], []]);
+    await assert.rejects(
+      neutron.updateSubnet({ id: subnet.id, dnsNameservers: ['9.9.9.9', '9.9.9.9'] }),
+      /Duplicate nameserver/,
+    );
+    assert.deepEqual((await neutron.getSubnet(subnet.id)).dnsNameservers, ['9.9.9.9']);
+    assert.equal(await neutron.deleteNetwork(net.id), true);
+    // The subnet's DNS rows went with it (foreign keys with cascade).
+    const raw = await openServiceDb<NeutronDb>('neutron', neutronMigrations, testDb.config);
+    try {
+      const left = await raw.db
+        .selectFrom('dnsnameservers')
+        .select('address')
+        .where('subnet_id', '=', subnet.id)
+        .execute();
+      assert.deepEqual(left, []);
+    } finally {
+      await raw.close();
+    }
+  });
+
   test('the database itself refuses a second allocation of an address, a duplicate MAC, a second default group', async () => {
     const port = await neutron.createPort({
       requestKey: 'db-invariants',
@@ -444,6 +485,7 @@ describe(`Neutron on ${testDbDialect}`, () => {
       const row = {
         id: 'f0000000-0000-4000-8000-000000000001',
         name: '',
+        description: '',
         network_id: privateNet.id,
         project_id: demo.projectId,
         mac_address: port.macAddress,

@@ -79,13 +79,14 @@ export async function keypairRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       type?: 'ssh' | 'x509';
       user_id?: string;
     };
-    if (body.type === 'x509')
-      throw new ApiError(400, "Key pairs of type 'x509' are not supported by bootflow.");
     const userId = ownerOf(request, ctx, body.user_id);
+    const type = body.type ?? 'ssh';
     const created =
       body.public_key === undefined
-        ? await badKeypairName(nova.createKeyPair({ userId, name: body.name }))
-        : await badKeypairName(nova.importKeyPair({ userId, name: body.name, publicKey: body.public_key }));
+        ? await badKeypairName(nova.createKeyPair({ userId, name: body.name, type }))
+        : await badKeypairName(
+            nova.importKeyPair({ userId, name: body.name, publicKey: body.public_key, type }),
+          );
     return reply.code(atLeast(request, 2, 2) ? 201 : 200).send({
       keypair: {
         ...keypairView(request, created),

@@ -20,19 +20,27 @@ import {
   queryParam,
   requireIdentityAuth,
 } from './common';
-import { collectionLinks, domainView, projectView, roleView, userView, v3Url } from './views';
+import {
+  collectionLinks,
+  domainProjectView,
+  domainView,
+  projectView,
+  roleView,
+  userView,
+  v3Url,
+} from './views';
 
 // Keystone's resource schemas allow extra properties (additionalProperties: true): they are stored in the
 // resource's `extra` and answered back (a user's description and default_project_id among them).
 const extraValue = z.json();
 const projectFields = {
   name: z.string().min(1).max(64),
-  domain_id: z.string().min(1).max(64).optional(),
+  domain_id: z.string().min(1).max(64).nullable().optional(),
   description: z.string().max(4096).nullable().optional(),
   enabled: z.boolean().optional(),
-  is_domain: z.literal(false).optional(),
-  parent_id: z.string().nullable().optional(),
-  tags: z.array(z.string()).max(0, 'project tags are not supported').optional(),
+  is_domain: z.boolean().optional(),
+  parent_id: z.string().max(64).nullable().optional(),
+  tags: z.array(z.string()).optional(),
   options: z.strictObject({}).optional(),
 };
 const projectCreate = z.strictObject({ project: z.object(projectFields).catchall(extraValue) });
@@ -108,6 +116,17 @@ const roleCreate = z.strictObject({
 const notFound = (what: string, id: string) =>
   new ApiError(404, `Could not find ${what}: ${id}.`, 'NotFound');
 
+/** Keystone's tag filters on a project list: tags (all of), tags-any, not-tags (not all of), not-tags-any. */
+function tagFilter(request: FastifyRequest): (tags: readonly string[]) => boolean {
+  const list = (name: string) => queryParam(request, name)?.split(',');
+  const [all, any, notAll, notAny] = [list('tags'), list('tags-any'), list('not-tags'), list('not-tags-any')];
+  return (tags) =>
+    (!all || all.every((t) => tags.includes(t))) &&
+    (!any || any.some((t) => tags.includes(t))) &&
+    (!notAll || !notAll.every((t) => tags.includes(t))) &&
+    (!notAny || !notAny.some((t) => tags.includes(t)));
+}
+
 /** Keystone's identity_api lookups: a cloud NotFound keeps its message; bad references are 404 too. */
 async function found<T>(what: string, id: string, load: () => Promise<T>): Promise<T> {
   try {
@@ -162,6 +181,29 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       return d;
     });
 
+  /** A domain answering for a project id (Keystone's projects acting as domains); undefined when none. */
+  const domainAsProject = async (id: string) => {
+    try {
+      const d = await keystone.getDomain(id);
+      return d.id === id ? d : undefined;
+    } catch (err) {
+      if (isCloudError(err, 'NotFound') || isCloudError(err, 'BadRequest')) return undefined;
+      throw err;
+    }
+  };
+  /** A create's parent_id: a project, or a domain (then the project is top-level in it). */
+  const parentOf = async (id: string): Promise<{ domainId: string }> => {
+    const domain = await domainAsProject(id);
+    if (domain) return { domainId: domain.id };
+    try {
+      return await keystone.getProject({ project: id });
+    } catch (err) {
+      if (isCloudError(err, 'NotFound'))
+        throw new ApiError(400, `Could not find project: ${id}.`, 'ValidationError');
+      throw err;
+    }
+  };
+
   // ---- projects --------------------------------------------------------------------------------------------
 
   app.get('/v3/projects', authenticated, async (request) => {
@@ -172,29 +214,61 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     const name = queryParam(request, 'name');
     const domainId = queryParam(request, 'domain_id');
     const enabled = boolParam(request, 'enabled');
+    const links = collectionLinks(deps, '/projects');
+    // Keystone lists projects acting as domains (here: the domains) only when asked with is_domain=true.
+    if (boolParam(request, 'is_domain') === true) {
+      const domains = (await keystone.listDomains()).filter(
+        (d) =>
+          (name === undefined || d.name === name) &&
+          (tokenDomain === undefined || d.id === tokenDomain) &&
+          (enabled === undefined || d.enabled === enabled) &&
+          domainId === undefined,
+      );
+      return { projects: domains.map((d) => domainProjectView(deps, d)), links };
+    }
+    const parentId = queryParam(request, 'parent_id');
+    const tagged = tagFilter(request);
     const projects = (await keystone.listProjects()).filter(
       (p) =>
         (name === undefined || p.name === name) &&
         (domainId === undefined || p.domainId === domainId) &&
+        (parentId === undefined || (p.parentId ?? p.domainId) === parentId) &&
         (tokenDomain === undefined || p.domainId === tokenDomain) &&
-        (enabled === undefined || p.enabled === enabled),
+        (enabled === undefined || p.enabled === enabled) &&
+        tagged(p.tags),
     );
-    return { projects: projects.map((p) => projectView(deps, p)), links: collectionLinks(deps, '/projects') };
+    return { projects: projects.map((p) => projectView(deps, p)), links };
   });
 
   app.post('/v3/projects', authenticated, async (request, reply) => {
     const ctx = ctxOf(request);
     enforceIdentity(ctx, 'identity:create_project');
     const { project: body } = parseBody(projectCreate, request.body);
-    // Without a domain, Keystone creates the project in the domain of the token's scope.
-    const domainId = body.domain_id ?? scopeDomainOf(ctx);
+    // A project acting as a domain is a domain: bootflow keeps it in the domains table (README).
+    if (body.is_domain) {
+      if (body.parent_id || body.domain_id)
+        throw new ApiError(
+          400,
+          'A project acting as a domain has no parent and no domain.',
+          'ValidationError',
+        );
+      const domain = await keystone.createDomain({
+        name: body.name,
+        ...(body.description ? { description: body.description } : {}),
+        ...(body.enabled !== undefined ? { enabled: body.enabled } : {}),
+      });
+      return reply.code(201).send({ project: domainProjectView(deps, domain) });
+    }
+    // Without a domain, Keystone creates the project in its parent's domain, else the token's scope's.
+    const parent = body.parent_id ? await parentOf(body.parent_id) : undefined;
+    const domainId = body.domain_id ?? parent?.domainId ?? scopeDomainOf(ctx);
     if (!domainId) throw new ApiError(400, 'Expecting to find domain_id in project.', 'ValidationError');
-    if (body.parent_id && body.parent_id !== domainId)
-      throw new ApiError(400, 'bootflow projects have no parent project (parent_id must be the domain)');
     await domainById(domainId);
     const project = await keystone.createProject({
       name: body.name,
       domainId,
+      ...(body.parent_id ? { parentId: body.parent_id } : {}),
+      ...(body.tags ? { tags: body.tags } : {}),
       ...(body.description ? { description: body.description } : {}),
       ...(body.enabled !== undefined ? { enabled: body.enabled } : {}),
       extra: extrasOf(body, PROJECT_COLUMNS),
@@ -206,14 +280,27 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     const { projectId } = byIdParams(request);
     enforceIdentity(ctxOf(request), 'identity:update_project');
     const { project: body } = parseBody(projectUpdate, request.body);
+    const asDomain = await domainAsProject(projectId);
+    if (asDomain) {
+      const domain = await keystone.updateDomain({
+        id: projectId,
+        ...(body.name !== undefined ? { name: body.name } : {}),
+        ...(body.description !== undefined ? { description: body.description } : {}),
+        ...(body.enabled !== undefined ? { enabled: body.enabled } : {}),
+      });
+      return { project: domainProjectView(deps, domain) };
+    }
     const current = await projectById(projectId);
     // Keystone's update_project: the domain and the place in the hierarchy are fixed at create.
     if (body.domain_id !== undefined && body.domain_id !== current.domainId)
       throw new ApiError(400, 'Update of `domain_id` is not allowed.', 'ValidationError');
-    if (body.parent_id !== undefined && body.parent_id !== current.domainId)
+    if (body.parent_id !== undefined && body.parent_id !== (current.parentId ?? current.domainId))
       throw new ApiError(403, 'Update of `parent_id` is not allowed.', 'Forbidden');
+    if (body.is_domain !== undefined && body.is_domain)
+      throw new ApiError(400, 'Update of `is_domain` is not allowed.', 'ValidationError');
     const project = await keystone.updateProject({
       id: projectId,
+      ...(body.tags !== undefined ? { tags: body.tags } : {}),
       ...(body.name !== undefined ? { name: body.name } : {}),
       ...(body.description !== undefined ? { description: body.description } : {}),
       ...(body.enabled !== undefined ? { enabled: body.enabled } : {}),
@@ -228,16 +315,89 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     // A project in the caller's own scope is checked before the lookup, so that nothing leaks to others.
     if (!isAdmin(caller) && caller.project?.id !== projectId && !caller.domain)
       throw forbiddenAction('identity:get_project');
+    const asDomain = isAdmin(caller) ? await domainAsProject(projectId) : undefined;
+    if (asDomain) return { project: domainProjectView(deps, asDomain) };
     const project = await projectById(projectId);
     enforceIdentity(caller, 'identity:get_project', { projectId, domainId: project.domainId });
-    return { project: projectView(deps, project) };
+    const view = (p: Project) => ({ project: projectView(deps, p) });
+    const parentsAsList = boolParam(request, 'parents_as_list') === true;
+    const subtreeAsList = boolParam(request, 'subtree_as_list') === true;
+    if (!parentsAsList && !subtreeAsList) return { project: projectView(deps, project) };
+    const family = await keystone.projectFamily(projectId);
+    return {
+      project: {
+        ...projectView(deps, project),
+        ...(parentsAsList ? { parents: family.parents.map(view) } : {}),
+        ...(subtreeAsList ? { subtree: family.subtree.map(view) } : {}),
+      },
+    };
   });
 
   app.delete('/v3/projects/:projectId', authenticated, async (request, reply) => {
     const { projectId } = byIdParams(request);
     enforceIdentity(ctxOf(request), 'identity:delete_project');
-    await projectById(projectId);
-    await keystone.deleteProject(projectId);
+    if (await domainAsProject(projectId)) await keystone.deleteDomain(projectId);
+    else {
+      await projectById(projectId);
+      await keystone.deleteProject(projectId);
+    }
+    return reply.code(204).send();
+  });
+
+  // ---- project tags (Keystone's /v3/projects/{id}/tags) -------------------------------------------------------
+
+  const tagsPath = '/v3/projects/:projectId/tags';
+  const tagsBody = (projectId: string, tags: string[]) => ({
+    links: { self: v3Url(deps, `/projects/${projectId}/tags`) },
+    tags,
+  });
+  /** The project and the caller's right to act on its tags. */
+  const tagTarget = async (request: FastifyRequest, rule: Parameters<typeof enforceIdentity>[1]) => {
+    const { projectId } = byIdParams(request);
+    const caller = ctxOf(request);
+    if (!isAdmin(caller) && caller.project?.id !== projectId && !caller.domain) throw forbiddenAction(rule);
+    const project = await projectById(projectId);
+    enforceIdentity(caller, rule, { projectId, domainId: project.domainId });
+    return project;
+  };
+  const tagParam = (request: FastifyRequest) => decodeURIComponent(byIdParams(request).tag ?? '');
+
+  app.get(tagsPath, authenticated, async (request) => {
+    const project = await tagTarget(request, 'identity:list_project_tags');
+    return tagsBody(project.id, project.tags);
+  });
+  app.put(tagsPath, authenticated, async (request) => {
+    const project = await tagTarget(request, 'identity:update_project_tags');
+    const { tags } = parseBody(z.strictObject({ tags: z.array(z.string()) }), request.body);
+    const updated = await keystone.updateProject({ id: project.id, tags });
+    return tagsBody(updated.id, updated.tags);
+  });
+  app.delete(tagsPath, authenticated, async (request, reply) => {
+    const project = await tagTarget(request, 'identity:delete_project_tags');
+    await keystone.updateProject({ id: project.id, tags: [] });
+    return reply.code(204).send();
+  });
+  app.get(`${tagsPath}/:tag`, authenticated, async (request, reply) => {
+    const project = await tagTarget(request, 'identity:get_project_tag');
+    const tag = tagParam(request);
+    if (!project.tags.includes(tag)) throw notFound('project tag', tag);
+    return reply.code(204).send();
+  });
+  app.put(`${tagsPath}/:tag`, authenticated, async (request, reply) => {
+    const project = await tagTarget(request, 'identity:create_project_tag');
+    const tag = tagParam(request);
+    if (!project.tags.includes(tag))
+      await keystone.updateProject({ id: project.id, tags: [...project.tags, tag] });
+    return reply
+      .code(201)
+      .header('location', v3Url(deps, `/projects/${project.id}/tags/${encodeURIComponent(tag)}`))
+      .send('');
+  });
+  app.delete(`${tagsPath}/:tag`, authenticated, async (request, reply) => {
+    const project = await tagTarget(request, 'identity:delete_project_tag');
+    const tag = tagParam(request);
+    if (!project.tags.includes(tag)) throw notFound('project tag', tag);
+    await keystone.updateProject({ id: project.id, tags: project.tags.filter((t) => t !== tag) });
     return reply.code(204).send();
   });
 

@@ -30,8 +30,8 @@ export function projectView(deps: Pick<ApiDeps, 'publicUrl'>, p: Project) {
     enabled: p.enabled,
     is_domain: false,
     // A top-level project's parent is its domain (Keystone's projects-as-domains).
-    parent_id: p.domainId,
-    tags: [] as string[],
+    parent_id: p.parentId ?? p.domainId,
+    tags: p.tags,
     options: {},
     links: { self: v3Url(deps, `/projects/${p.id}`) },
   };
@@ -59,6 +59,22 @@ export function roleView(deps: Pick<ApiDeps, 'publicUrl'>, r: Role) {
     description: null,
     options: {},
     links: { self: v3Url(deps, `/roles/${r.id}`) },
+  };
+}
+
+/** A domain seen through the projects API: Keystone's project acting as a domain (is_domain, no parent). */
+export function domainProjectView(deps: Pick<ApiDeps, 'publicUrl'>, d: Domain) {
+  return {
+    id: d.id,
+    name: d.name,
+    domain_id: null,
+    description: d.description ?? '',
+    enabled: d.enabled,
+    is_domain: true,
+    parent_id: null,
+    tags: [] as string[],
+    options: {},
+    links: { self: v3Url(deps, `/projects/${d.id}`) },
   };
 }
 

@@ -76,13 +76,16 @@ const projectFields = {
   project_id: z.string().min(1).max(255).optional(),
 };
 
+const description = z.string().max(255).optional();
+const hostRoutes = z.array(z.strictObject({ destination: z.string(), nexthop: z.string() }));
+
 const networkCreate = z.strictObject({
   name: z.string().max(255).optional(),
-  admin_state_up: z.literal(true).optional(),
+  admin_state_up: z.boolean().optional(),
   shared: z.boolean().optional(),
   'router:external': z.boolean().optional(),
   mtu: z.number().int().min(68).max(9000).optional(),
-  description: z.literal('').optional(),
+  description,
   port_security_enabled: z.literal(true).optional(),
   availability_zone_hints: z.array(z.string()).max(0).optional(),
   ...projectFields,
@@ -96,23 +99,23 @@ const subnetCreate = z.strictObject({
   gateway_ip: z.string().max(64).nullable().optional(),
   enable_dhcp: z.boolean().optional(),
   allocation_pools: z.array(z.strictObject({ start: z.string(), end: z.string() })).optional(),
-  dns_nameservers: z.array(z.string()).max(0, 'dns_nameservers are not supported').optional(),
-  host_routes: z.array(z.unknown()).max(0, 'host_routes are not supported').optional(),
-  description: z.literal('').optional(),
+  dns_nameservers: z.array(z.string()).optional(),
+  host_routes: hostRoutes.optional(),
+  description,
   ...projectFields,
 });
 
 const portCreate = z.strictObject({
   network_id: z.string().min(1),
   name: z.string().max(255).optional(),
-  admin_state_up: z.literal(true).optional(),
+  admin_state_up: z.boolean().optional(),
   device_id: z.string().max(255).optional(),
   device_owner: z.string().max(255).optional(),
   fixed_ips: z
     .array(z.strictObject({ subnet_id: z.string().optional(), ip_address: z.string().optional() }))
     .max(1, 'bootflow ports take one fixed IP')
     .optional(),
-  description: z.literal('').optional(),
+  description,
   'binding:vnic_type': z.literal('normal').optional(),
   ...projectFields,
 });
@@ -127,20 +130,35 @@ const NETWORK_UPDATABLE = [
 ];
 const networkUpdate = z.strictObject({
   name: z.string().max(255).optional(),
-  admin_state_up: z.literal(true).optional(),
+  admin_state_up: z.boolean().optional(),
   shared: z.boolean().optional(),
   'router:external': z.boolean().optional(),
-  description: z.literal('').optional(),
+  description,
   port_security_enabled: z.literal(true).optional(),
 });
-// bootflow changes a subnet's or a port's name in place; the rest is fixed at create (README).
-const NAMED_UPDATABLE = ['name', 'description'];
-const namedUpdate = z.strictObject({
+// Neutron also updates a subnet's allocation pools and a port's fixed IPs and more; bootflow not (README).
+const SUBNET_UPDATABLE = [
+  'name',
+  'description',
+  'gateway_ip',
+  'enable_dhcp',
+  'dns_nameservers',
+  'host_routes',
+];
+const subnetUpdate = z.strictObject({
   name: z.string().max(255).optional(),
-  description: z.literal('').optional(),
+  description,
+  gateway_ip: z.string().max(64).nullable().optional(),
+  enable_dhcp: z.boolean().optional(),
+  dns_nameservers: z.array(z.string()).optional(),
+  host_routes: hostRoutes.optional(),
 });
-const PORT_UPDATABLE = [...NAMED_UPDATABLE, 'admin_state_up'];
-const portUpdate = namedUpdate.extend({ admin_state_up: z.literal(true).optional() });
+const PORT_UPDATABLE = ['name', 'description', 'admin_state_up'];
+const portUpdate = z.strictObject({
+  name: z.string().max(255).optional(),
+  description,
+  admin_state_up: z.boolean().optional(),
+});
 
 /** The project a create is for: the caller's, or (admin only) the one named. */
 function ownerOf(
@@ -155,6 +173,11 @@ function ownerOf(
 
 const EXTENSIONS = [
   ['binding', 'Port Binding', 'Expose port bindings of a virtual port to external application'],
+  [
+    'standard-attr-description',
+    'standard-attr-description',
+    'Extension to add descriptions to standard attributes',
+  ],
   ['external-net', 'Neutron external network', 'Adds external network attribute to network resource.'],
   ['network-mtu', 'Network MTU', 'Provides MTU attribute for a network resource.'],
   ['project-id', 'project_id field enabled', 'Extension that indicates that project_id field is enabled.'],
@@ -210,6 +233,7 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     networkView({
       id: '',
       name: '',
+      description: '',
       projectId: '',
       shared: false,
       external: false,
@@ -263,6 +287,8 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
       (body) =>
         neutron.createNetwork({
           name: body.name ?? '',
+          ...(body.description !== undefined ? { description: body.description } : {}),
+          ...(body.admin_state_up !== undefined ? { adminStateUp: body.admin_state_up } : {}),
           projectId: ownerOf(ctx, body, 'create_network'),
           ...(body.shared !== undefined ? { shared: body.shared } : {}),
           ...(body['router:external'] !== undefined ? { external: body['router:external'] } : {}),
@@ -288,6 +314,8 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     const updated = await neutron.updateNetwork({
       id: network.id,
       ...(body.name !== undefined ? { name: body.name } : {}),
+      ...(body.description !== undefined ? { description: body.description } : {}),
+      ...(body.admin_state_up !== undefined ? { adminStateUp: body.admin_state_up } : {}),
       ...(body.shared !== undefined ? { shared: body.shared } : {}),
       ...(body['router:external'] !== undefined ? { external: body['router:external'] } : {}),
     });
@@ -312,6 +340,7 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     subnetView({
       id: '',
       name: '',
+      description: '',
       networkId: '',
       projectId: '',
       cidr: '',
@@ -319,7 +348,10 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
       gatewayIp: null,
       enableDhcp: true,
       allocationPools: [],
+      dnsNameservers: [],
+      hostRoutes: [],
       createdAt: 0,
+      updatedAt: 0,
     }),
   );
 
@@ -363,6 +395,9 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
           networkId: network.id,
           cidr: body.cidr,
           ...(body.name !== undefined && body.name !== '' ? { name: body.name } : {}),
+          ...(body.description !== undefined ? { description: body.description } : {}),
+          ...(body.dns_nameservers ? { dnsNameservers: body.dns_nameservers } : {}),
+          ...(body.host_routes ? { hostRoutes: body.host_routes } : {}),
           ...(body.gateway_ip !== undefined ? { gatewayIp: body.gateway_ip } : {}),
           ...(body.enable_dhcp !== undefined ? { enableDhcp: body.enable_dhcp } : {}),
           ...(body.allocation_pools ? { allocationPools: body.allocation_pools } : {}),
@@ -377,11 +412,18 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   app.put('/subnets/:id', async (request) => {
     const ctx = ctxOf(request);
     const subnet = await visibleSubnet(ctx, param(request, 'id'));
-    readOnly(request.body, 'subnet', NAMED_UPDATABLE, SUBNET_ATTRS);
-    const body = parseBody(namedUpdate, request.body, 'subnet');
+    readOnly(request.body, 'subnet', SUBNET_UPDATABLE, SUBNET_ATTRS);
+    const body = parseBody(subnetUpdate, request.body, 'subnet');
     if (!isAdmin(ctx) && subnet.projectId !== ctx.projectId) throw policyDenied('update_subnet');
-    const updated =
-      body.name !== undefined ? await neutron.updateSubnet({ id: subnet.id, name: body.name }) : subnet;
+    const updated = await neutron.updateSubnet({
+      id: subnet.id,
+      ...(body.name !== undefined ? { name: body.name } : {}),
+      ...(body.description !== undefined ? { description: body.description } : {}),
+      ...(body.gateway_ip !== undefined ? { gatewayIp: body.gateway_ip } : {}),
+      ...(body.enable_dhcp !== undefined ? { enableDhcp: body.enable_dhcp } : {}),
+      ...(body.dns_nameservers !== undefined ? { dnsNameservers: body.dns_nameservers } : {}),
+      ...(body.host_routes !== undefined ? { hostRoutes: body.host_routes } : {}),
+    });
     return { subnet: subnetView(updated) };
   });
 
@@ -401,6 +443,7 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
         {
           id: '',
           name: '',
+          description: '',
           networkId: '',
           projectId: '',
           macAddress: '',
@@ -467,6 +510,8 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
           networkId: network.id,
           projectId,
           ...(body.name !== undefined ? { name: body.name } : {}),
+          ...(body.description !== undefined ? { description: body.description } : {}),
+          ...(body.admin_state_up !== undefined ? { adminStateUp: body.admin_state_up } : {}),
           ...(body.device_id !== undefined ? { deviceId: body.device_id } : {}),
           ...(body.device_owner !== undefined ? { deviceOwner: body.device_owner } : {}),
           ...(body.fixed_ips
@@ -489,8 +534,12 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     const port = await visiblePort(ctx, param(request, 'id'));
     readOnly(request.body, 'port', PORT_UPDATABLE, PORT_ATTRS);
     const body = parseBody(portUpdate, request.body, 'port');
-    const updated =
-      body.name !== undefined ? await neutron.updatePort({ id: port.id, name: body.name }) : port;
+    const updated = await neutron.updatePort({
+      id: port.id,
+      ...(body.name !== undefined ? { name: body.name } : {}),
+      ...(body.description !== undefined ? { description: body.description } : {}),
+      ...(body.admin_state_up !== undefined ? { adminStateUp: body.admin_state_up } : {}),
+    });
     return { port: portView(updated, isAdmin(ctx)) };
   });
 

@@ -439,6 +439,24 @@ export class Cinder {
     return this.getVolumeRow(row);
   }
 
+  /**
+   * Cinder's os-set_bootable (volume_api.update with {bootable}): in any state (bootflow has no
+   * `maintenance`), except that a volume still `creating` keeps the flag its creation sets (the takeover of a
+   * lost creation reads it).
+   */
+  async setBootable(volumeId: string, bootable: boolean, viewer?: VolumeViewer): Promise<Volume> {
+    const volume = await this.getVolume(volumeId, viewer);
+    if (volume.status === 'creating')
+      throw invalidVolume('The volume cannot be updated while it is creating.', { volumeId: volume.id });
+    await this.db
+      .updateTable('volumes')
+      .set({ bootable: bootable ? 1 : 0, updated_at: this.clock.now() })
+      .where('id', '=', volume.id)
+      .where('status', '!=', 'creating')
+      .execute();
+    return this.getVolume(volume.id, viewer);
+  }
+
   /** Volumes; with a non-admin viewer, only the viewer's project's. */
   async listVolumes(
     filter: z.input<typeof listVolumesSchema> = {},

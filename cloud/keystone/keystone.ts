@@ -18,6 +18,7 @@ import { checkScryptParams, DEFAULT_SCRYPT_PARAMS, verifyPassword, type ScryptPa
 import * as q from './queries';
 import * as req from './requests';
 import { DEFAULT_IMPLIED_ROLES, DEFAULT_ROLES } from './roles';
+import { ancestorsOf, checkParent, checkTags, descendantsOf, tagsOf, writeTags } from './project-tree';
 import type { KeystoneDb, ProjectsTable } from './schema';
 import { loadOrCreateSigningKey, parseSigningKey } from './signing-key';
 import { TokenSigner, type OperationScope } from './tokens';
@@ -284,6 +285,7 @@ export class Keystone {
             enabled: r.enabled === false ? 0 : 1,
             created_at: this.clock.now(),
             extra: '{}',
+            parent_id: null,
           })
           .execute(),
       () =>
@@ -294,7 +296,7 @@ export class Keystone {
           .where('name', '=', r.name)
           .executeTakeFirst(),
     );
-    return toProject(row);
+    return this.withTags(row);
   }
 
   /** Creates the user if missing; an existing user is returned unchanged (setUserPassword changes it). */
@@ -432,7 +434,7 @@ export class Keystone {
         .execute();
       if (!enabled) await this.auth.revoke(trx, { projectId: project.id });
     });
-    return toProject({ ...project, enabled: enabled ? 1 : 0 });
+    return this.withTags({ ...project, enabled: enabled ? 1 : 0 });
   }
 
   /** Changes the password and revokes the user's existing tokens, as Keystone does. */
@@ -456,6 +458,9 @@ export class Keystone {
   async createProject(input: req.CreateProjectInput): Promise<Project> {
     const r = parseRequest(req.createProjectRequest, input, 'project');
     const domain = await q.findDomain(this.db, r.domainId);
+    const tags = checkTags(r.tags ?? []);
+    const parent = r.parentId && r.parentId !== domain.id ? r.parentId : null;
+    if (parent) await checkParent(this.db, parent, domain.id, r.enabled !== false);
     const row: ProjectsTable = {
       id: newId(),
       domain_id: domain.id,
@@ -464,11 +469,13 @@ export class Keystone {
       enabled: r.enabled === false ? 0 : 1,
       created_at: this.clock.now(),
       extra: JSON.stringify(r.extra ?? {}),
+      parent_id: parent,
     };
-    await insertNamed('project', r.name, domain.id, () =>
-      this.db.insertInto('projects').values(row).execute(),
-    );
-    return toProject(row);
+    await this.store.transaction(async (trx) => {
+      await insertNamed('project', r.name, domain.id, () => trx.insertInto('projects').values(row).execute());
+      await writeTags(trx, row.id, tags);
+    });
+    return this.withTags(row);
   }
 
   /** Keystone's POST /v3/users: a new user, Conflict if the domain already has one of that name. */
@@ -503,6 +510,20 @@ export class Keystone {
   async updateProject(input: req.UpdateProjectInput): Promise<Project> {
     const r = parseRequest(req.updateProjectRequest, input, 'project update');
     const current = await this.projectRowById(r.id);
+    const tags = r.tags && checkTags(r.tags);
+    // Keystone's update_project: a project is enabled only under enabled parents, disabled only over
+    // disabled children.
+    if (
+      r.enabled === true &&
+      current.enabled === 0 &&
+      (await ancestorsOf(this.db, current)).some((p) => !p.enabled)
+    )
+      throw new CloudError('Forbidden', `Cannot enable project ${r.id} since it has disabled parents`);
+    if (r.enabled === false && (await descendantsOf(this.db, r.id)).some((p) => p.enabled === 1))
+      throw new CloudError(
+        'Forbidden',
+        `Cannot disable project ${r.id} since its subtree contains enabled projects.`,
+      );
     const row: ProjectsTable = {
       ...current,
       ...(r.name !== undefined ? { name: r.name } : {}),
@@ -518,9 +539,10 @@ export class Keystone {
           .where('id', '=', row.id)
           .execute(),
       );
+      if (tags) await writeTags(trx, row.id, tags);
       if (current.enabled === 1 && row.enabled === 0) await this.auth.revoke(trx, { projectId: row.id });
     });
-    return toProject(row);
+    return this.withTags(row);
   }
 
   /**
@@ -666,7 +688,18 @@ export class Keystone {
   /** Deletes a project (by id) and its role assignments; tokens scoped to it stop validating. */
   async deleteProject(projectId: string): Promise<void> {
     const id = parseRequest(idSchema, projectId, 'project id');
+    const child = await this.db
+      .selectFrom('projects')
+      .select('id')
+      .where('parent_id', '=', id)
+      .executeTakeFirst();
+    if (child)
+      throw new CloudError(
+        'Forbidden',
+        `Cannot delete the project ${id} since it is not a leaf in the hierarchy. Use the cascade option if you want to delete a whole subtree.`,
+      );
     await this.identityChange(async (trx) => {
+      await trx.deleteFrom('project_tag').where('project_id', '=', id).execute();
       const res = await trx.deleteFrom('projects').where('id', '=', id).executeTakeFirst();
       if (Number(res.numDeletedRows) === 0)
         throw new CloudError('NotFound', `Could not find project: ${id}.`, { project: id });
@@ -698,7 +731,7 @@ export class Keystone {
 
   async getProject(input: req.ProjectRefInput): Promise<Project> {
     const r = parseRequest(req.projectRefRequest, input, 'project reference');
-    return toProject(await this.findProject(r.project, r.domain));
+    return this.withTags(await this.findProject(r.project, r.domain));
   }
 
   /** A domain by name, else by id. */
@@ -716,7 +749,28 @@ export class Keystone {
   }
 
   async listProjects(): Promise<Project[]> {
-    return (await this.db.selectFrom('projects').selectAll().orderBy('name').execute()).map(toProject);
+    const rows = await this.db.selectFrom('projects').selectAll().orderBy('name').execute();
+    const tags = await tagsOf(
+      this.db,
+      rows.map((r) => r.id),
+    );
+    return rows.map((r) => toProject(r, tags.get(r.id) ?? []));
+  }
+
+  /** Keystone's parents_as_list and subtree_as_list: a project's ancestors (nearest first) and descendants. */
+  async projectFamily(projectId: string): Promise<{ parents: Project[]; subtree: Project[] }> {
+    const row = await this.projectRowById(parseRequest(idSchema, projectId, 'project id'));
+    const [parents, subtree] = [await ancestorsOf(this.db, row), await descendantsOf(this.db, row.id)];
+    const tags = await tagsOf(
+      this.db,
+      [...parents, ...subtree].map((p) => p.id),
+    );
+    const view = (p: ProjectsTable) => toProject(p, tags.get(p.id) ?? []);
+    return { parents: parents.map(view), subtree: subtree.map(view) };
+  }
+
+  private async withTags(row: ProjectsTable): Promise<Project> {
+    return toProject(row, (await tagsOf(this.db, [row.id])).get(row.id) ?? []);
   }
 
   async listUsers(): Promise<User[]> {

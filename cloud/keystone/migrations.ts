@@ -121,4 +121,20 @@ export const keystoneMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // Keystone's project hierarchy (parent_id; no foreign key so that a domain's projects go in one delete)
+  // and its project_tag table.
+  '004_project_hierarchy_tags': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('projects').addColumn('parent_id', 'varchar(64)').execute();
+      await db.schema.createIndex('projects_parent_idx').on('projects').column('parent_id').execute();
+      await db.schema
+        .createTable('project_tag')
+        .addColumn('project_id', 'varchar(64)', (c) =>
+          c.notNull().references('projects.id').onDelete('cascade'),
+        )
+        .addColumn('name', 'varchar(255)', (c) => c.notNull())
+        .addPrimaryKeyConstraint('project_tag_pk', ['project_id', 'name'])
+        .execute();
+    },
+  },
 };

@@ -97,9 +97,13 @@ export const issueTokenRequest = z.discriminatedUnion('method', [
 ]);
 
 /** Strict creates (Keystone's POST /v3/projects and /v3/users): a name already taken is a Conflict. */
+const tagsSchema = z.array(z.string().max(255)).max(1000);
+
 export const createProjectRequest = z.strictObject({
   name: nameSchema,
   domainId: idSchema,
+  parentId: idSchema.optional(),
+  tags: tagsSchema.optional(),
   description: descriptionSchema.optional(),
   enabled: z.boolean().optional(),
   extra: extraSchema.optional(),
@@ -117,6 +121,7 @@ export const createUserRequest = z.strictObject({
 export const updateProjectRequest = z.strictObject({
   id: idSchema,
   name: nameSchema.optional(),
+  tags: tagsSchema.optional(),
   description: descriptionSchema.nullable().optional(),
   enabled: z.boolean().optional(),
   extra: extraSchema.optional(),

@@ -16,6 +16,14 @@ export interface ProjectsTable {
   created_at: number;
   /** Keystone's `extra`: a JSON object of the attributes without a column. */
   extra: string;
+  /** The parent project; null for a top-level project, whose parent is its domain. */
+  parent_id: string | null;
+}
+
+/** Keystone's project_tag table. */
+export interface ProjectTagTable {
+  project_id: string;
+  name: string;
 }
 
 export interface UsersTable {
@@ -82,6 +90,7 @@ export interface RevocationEventsTable {
 export interface KeystoneDb {
   domains: DomainsTable;
   projects: ProjectsTable;
+  project_tag: ProjectTagTable;
   users: UsersTable;
   roles: RolesTable;
   implied_roles: ImpliedRolesTable;

@@ -14,6 +14,9 @@ export interface Project {
   id: string;
   name: string;
   domainId: string;
+  /** The parent project; null when the parent is the domain. */
+  parentId: string | null;
+  tags: string[];
   description: string | null;
   enabled: boolean;
   createdAt: number;
@@ -102,10 +105,12 @@ export const toDomain = (r: DomainsTable): Domain => ({
   createdAt: Number(r.created_at),
 });
 
-export const toProject = (r: ProjectsTable): Project => ({
+export const toProject = (r: ProjectsTable, tags: string[] = []): Project => ({
   id: r.id,
   name: r.name,
   domainId: r.domain_id,
+  parentId: r.parent_id,
+  tags,
   description: r.description,
   enabled: r.enabled === 1,
   createdAt: Number(r.created_at),

@@ -147,4 +147,28 @@ export const neutronMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // Neutron's standard-attr description, and a subnet's DNS servers and host routes in Neutron's own tables.
+  '004_descriptions_dns_routes': {
+    async up(db: Kysely<unknown>) {
+      for (const table of ['networks', 'subnets', 'ports'])
+        await db.schema
+          .alterTable(table)
+          .addColumn('description', 'varchar(255)', (c) => c.notNull().defaultTo(''))
+          .execute();
+      await db.schema
+        .createTable('dnsnameservers')
+        .addColumn('address', 'varchar(128)', (c) => c.notNull())
+        .addColumn('subnet_id', ID, (c) => c.notNull().references('subnets.id').onDelete('cascade'))
+        .addColumn('order', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('dnsnameservers_pk', ['address', 'subnet_id'])
+        .execute();
+      await db.schema
+        .createTable('subnetroutes')
+        .addColumn('destination', 'varchar(64)', (c) => c.notNull())
+        .addColumn('nexthop', 'varchar(64)', (c) => c.notNull())
+        .addColumn('subnet_id', ID, (c) => c.notNull().references('subnets.id').onDelete('cascade'))
+        .addPrimaryKeyConstraint('subnetroutes_pk', ['destination', 'nexthop', 'subnet_id'])
+        .execute();
+    },
+  },
 };

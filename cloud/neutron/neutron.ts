@@ -17,7 +17,8 @@ import { neutronMigrations } from './migrations';
 import { OVS_VIF_DETAILS, toNetwork, toPorts, toSubnet } from './rows';
 import type { NeutronDb, NetworksTable, PortsTable } from './schema';
 import { findDefaultSecurityGroupId, insertDefaultSecurityGroup, loadSecurityGroup } from './security-groups';
-import { planSubnet } from './subnet-plan';
+import { checkHostRoutes, checkNameservers, writeSubnetExtras } from './subnet-extras';
+import { checkGatewayUpdate, planSubnet } from './subnet-plan';
 import type {
   DhcpDetails,
   IpAllocation,
@@ -42,9 +43,15 @@ const requestKeySchema = z.string().min(1).max(255);
 const hostSchema = z.string().min(1).max(255);
 /** Port names and device fields may be empty in Neutron. */
 const optionalTextSchema = z.string().max(255);
+const hostRoutesSchema = z.array(
+  z.strictObject({ destination: z.string().max(64), nexthop: z.string().max(64) }),
+);
+const nameserversSchema = z.array(z.string().max(128));
 
 const createNetworkSchema = z.strictObject({
   name: nameSchema,
+  description: optionalTextSchema.default(''),
+  adminStateUp: z.boolean().default(true),
   projectId: projectIdSchema,
   shared: z.boolean().default(false),
   external: z.boolean().default(false),
@@ -56,6 +63,7 @@ const createSubnetSchema = z.strictObject({
   networkId: idSchema,
   cidr: z.string().min(1).max(64),
   name: nameSchema.optional(),
+  description: optionalTextSchema.default(''),
   ipVersion: z.literal(4).default(4),
   gatewayIp: z.string().max(64).nullable().optional(),
   allocationPools: z
@@ -63,6 +71,8 @@ const createSubnetSchema = z.strictObject({
     .max(64)
     .optional(),
   enableDhcp: z.boolean().default(true),
+  dnsNameservers: nameserversSchema.default([]),
+  hostRoutes: hostRoutesSchema.default([]),
   requestKey: requestKeySchema.optional(),
 });
 
@@ -71,6 +81,8 @@ const createPortSchema = z.strictObject({
   networkId: idSchema,
   projectId: projectIdSchema,
   name: optionalTextSchema.default(''),
+  description: optionalTextSchema.default(''),
+  adminStateUp: z.boolean().default(true),
   deviceId: optionalTextSchema.default(''),
   deviceOwner: optionalTextSchema.default(''),
   fixedIps: z
@@ -83,10 +95,27 @@ const createPortSchema = z.strictObject({
 const updateNetworkSchema = z.strictObject({
   id: idSchema,
   name: optionalTextSchema.optional(),
+  description: optionalTextSchema.optional(),
+  adminStateUp: z.boolean().optional(),
   shared: z.boolean().optional(),
   external: z.boolean().optional(),
 });
-const updateNamedSchema = z.strictObject({ id: idSchema, name: optionalTextSchema });
+const updateSubnetSchema = z.strictObject({
+  id: idSchema,
+  name: optionalTextSchema.optional(),
+  description: optionalTextSchema.optional(),
+  /** null removes the gateway. */
+  gatewayIp: z.string().max(64).nullable().optional(),
+  enableDhcp: z.boolean().optional(),
+  dnsNameservers: nameserversSchema.optional(),
+  hostRoutes: hostRoutesSchema.optional(),
+});
+const updatePortSchema = z.strictObject({
+  id: idSchema,
+  name: optionalTextSchema.optional(),
+  description: optionalTextSchema.optional(),
+  adminStateUp: z.boolean().optional(),
+});
 
 const listPortsSchema = z.strictObject({
   deviceId: optionalTextSchema.optional(),
@@ -101,7 +130,8 @@ export type CreateSubnetRequest = z.input<typeof createSubnetSchema>;
 export type CreatePortRequest = z.input<typeof createPortSchema>;
 export type ListPortsFilter = z.input<typeof listPortsSchema>;
 export type UpdateNetworkRequest = z.input<typeof updateNetworkSchema>;
-export type UpdateNamedRequest = z.input<typeof updateNamedSchema>;
+export type UpdateSubnetRequest = z.input<typeof updateSubnetSchema>;
+export type UpdatePortRequest = z.input<typeof updatePortSchema>;
 
 export interface PortBinding {
   vifType: 'ovs';
@@ -184,10 +214,11 @@ export class Neutron {
         .values({
           id,
           name: request.name,
+          description: request.description,
           project_id: request.projectId,
           shared: request.shared ? 1 : 0,
           router_external: request.external ? 1 : 0,
-          admin_state_up: 1,
+          admin_state_up: request.adminStateUp ? 1 : 0,
           status: 'ACTIVE',
           mtu: request.mtu,
           request_key: request.requestKey ?? null,
@@ -212,6 +243,8 @@ export class Neutron {
       .updateTable('networks')
       .set({
         ...(r.name !== undefined ? { name: r.name } : {}),
+        ...(r.description !== undefined ? { description: r.description } : {}),
+        ...(r.adminStateUp !== undefined ? { admin_state_up: r.adminStateUp ? 1 : 0 } : {}),
         ...(r.shared !== undefined ? { shared: r.shared ? 1 : 0 } : {}),
         ...(r.external !== undefined ? { router_external: r.external ? 1 : 0 } : {}),
         updated_at: this.clock.now(),
@@ -222,23 +255,45 @@ export class Neutron {
     return this.loadNetwork(r.id);
   }
 
-  /** Neutron's update_subnet, reduced to the name. */
-  async updateSubnet(input: UpdateNamedRequest): Promise<Subnet> {
-    const r = parseRequest(updateNamedSchema, input, 'subnet update');
-    await this.db
-      .updateTable('subnets')
-      .set({ name: r.name, updated_at: this.clock.now() })
-      .where('id', '=', r.id)
-      .execute();
+  /**
+   * Neutron's update_subnet: name, description, gateway (inside the CIDR, outside the pools), DHCP, DNS
+   * servers and host routes (each list replaced whole). The pools and the CIDR stay as created.
+   */
+  async updateSubnet(input: UpdateSubnetRequest): Promise<Subnet> {
+    const r = parseRequest(updateSubnetSchema, input, 'subnet update');
+    const current = await this.getSubnet(r.id);
+    const dnsNameservers = r.dnsNameservers && checkNameservers(r.id, r.dnsNameservers);
+    const hostRoutes = r.hostRoutes && checkHostRoutes(r.id, r.hostRoutes);
+    if (r.gatewayIp !== undefined && r.gatewayIp !== current.gatewayIp)
+      checkGatewayUpdate(current.cidr, current.allocationPools, r.gatewayIp);
+    await this.store.transaction(async (trx) => {
+      await trx
+        .updateTable('subnets')
+        .set({
+          ...(r.name !== undefined ? { name: r.name } : {}),
+          ...(r.description !== undefined ? { description: r.description } : {}),
+          ...(r.gatewayIp !== undefined ? { gateway_ip: r.gatewayIp } : {}),
+          ...(r.enableDhcp !== undefined ? { enable_dhcp: r.enableDhcp ? 1 : 0 } : {}),
+          updated_at: this.clock.now(),
+        })
+        .where('id', '=', r.id)
+        .execute();
+      await writeSubnetExtras(trx, r.id, { dnsNameservers, hostRoutes });
+    });
     return this.getSubnet(r.id);
   }
 
-  /** Neutron's update_port, reduced to the name. */
-  async updatePort(input: UpdateNamedRequest): Promise<Port> {
-    const r = parseRequest(updateNamedSchema, input, 'port update');
+  /** Neutron's update_port: name, description and admin_state_up (stored and reported; no agent acts on it). */
+  async updatePort(input: UpdatePortRequest): Promise<Port> {
+    const r = parseRequest(updatePortSchema, input, 'port update');
     await this.db
       .updateTable('ports')
-      .set({ name: r.name, updated_at: this.clock.now() })
+      .set({
+        ...(r.name !== undefined ? { name: r.name } : {}),
+        ...(r.description !== undefined ? { description: r.description } : {}),
+        ...(r.adminStateUp !== undefined ? { admin_state_up: r.adminStateUp ? 1 : 0 } : {}),
+        updated_at: this.clock.now(),
+      })
       .where('id', '=', r.id)
       .execute();
     return this.getPort(r.id);
@@ -360,6 +415,8 @@ export class Neutron {
   async createSubnet(input: CreateSubnetRequest): Promise<Subnet> {
     const request = parseRequest(createSubnetSchema, input, 'subnet');
     const plan = planSubnet(request);
+    const dnsNameservers = checkNameservers(undefined, request.dnsNameservers);
+    const hostRoutes = checkHostRoutes(undefined, request.hostRoutes);
     const now = this.clock.now();
     const id = randomUUID();
     const cidrText = formatCidr(plan.cidr);
@@ -396,6 +453,7 @@ export class Neutron {
         .values({
           id,
           name: request.name ?? '',
+          description: request.description,
           network_id: network.id,
           project_id: network.project_id,
           cidr: cidrText,
@@ -420,6 +478,7 @@ export class Neutron {
           )
           .execute();
       }
+      await writeSubnetExtras(trx, id, { dnsNameservers, hostRoutes });
       await trx.updateTable('networks').set({ updated_at: now }).where('id', '=', network.id).execute();
       return id;
     });
@@ -581,10 +640,11 @@ export class Neutron {
       .values({
         id,
         name: request.name,
+        description: request.description,
         network_id: network.id,
         project_id: request.projectId,
         mac_address: macAddress,
-        admin_state_up: 1,
+        admin_state_up: request.adminStateUp ? 1 : 0,
         status: 'DOWN',
         device_id: request.deviceId,
         device_owner: request.deviceOwner,

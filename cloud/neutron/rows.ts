@@ -20,6 +20,7 @@ export function toNetwork(row: NetworksTable, subnetIds: string[]): Network {
   return {
     id: row.id,
     name: row.name,
+    description: row.description,
     projectId: row.project_id,
     shared: row.shared === 1,
     external: row.router_external === 1,
@@ -38,11 +39,25 @@ export async function toSubnet(db: Kysely<NeutronDb>, row: SubnetsTable): Promis
     .select(['first_ip', 'last_ip'])
     .where('subnet_id', '=', row.id)
     .execute();
+  const dns = await db
+    .selectFrom('dnsnameservers')
+    .select('address')
+    .where('subnet_id', '=', row.id)
+    .orderBy('order')
+    .execute();
+  const routes = await db
+    .selectFrom('subnetroutes')
+    .select(['destination', 'nexthop'])
+    .where('subnet_id', '=', row.id)
+    .orderBy('destination')
+    .orderBy('nexthop')
+    .execute();
   const byStart = (a: { first_ip: string }, b: { first_ip: string }) =>
     (parseIpv4(a.first_ip) ?? 0) - (parseIpv4(b.first_ip) ?? 0);
   return {
     id: row.id,
     name: row.name,
+    description: row.description,
     networkId: row.network_id,
     projectId: row.project_id,
     cidr: row.cidr,
@@ -50,7 +65,10 @@ export async function toSubnet(db: Kysely<NeutronDb>, row: SubnetsTable): Promis
     gatewayIp: row.gateway_ip,
     enableDhcp: row.enable_dhcp === 1,
     allocationPools: pools.sort(byStart).map((p) => ({ start: p.first_ip, end: p.last_ip })),
+    dnsNameservers: dns.map((d) => d.address),
+    hostRoutes: routes.map((r) => ({ destination: r.destination, nexthop: r.nexthop })),
     createdAt: row.created_at,
+    updatedAt: row.updated_at,
   };
 }
 
@@ -82,6 +100,7 @@ export async function toPorts(db: Kysely<NeutronDb>, rows: PortsTable[]): Promis
     return {
       id: row.id,
       name: row.name,
+      description: row.description,
       networkId: row.network_id,
       projectId: row.project_id,
       macAddress: row.mac_address,

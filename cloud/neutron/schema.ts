@@ -3,6 +3,7 @@
 export interface NetworksTable {
   id: string;
   name: string;
+  description: string;
   project_id: string;
   shared: number;
   router_external: number;
@@ -17,6 +18,7 @@ export interface NetworksTable {
 export interface SubnetsTable {
   id: string;
   name: string;
+  description: string;
   network_id: string;
   project_id: string;
   cidr: string;
@@ -45,6 +47,7 @@ export interface IpAllocationsTable {
 export interface PortsTable {
   id: string;
   name: string;
+  description: string;
   network_id: string;
   project_id: string;
   mac_address: string;
@@ -92,7 +95,22 @@ export interface SecurityGroupPortBindingsTable {
   security_group_id: string;
 }
 
+export interface DnsNameserversTable {
+  address: string;
+  subnet_id: string;
+  /** The order the user gave: resolvers are tried in it. */
+  order: number;
+}
+
+export interface SubnetRoutesTable {
+  destination: string;
+  nexthop: string;
+  subnet_id: string;
+}
+
 export interface NeutronDb {
+  dnsnameservers: DnsNameserversTable;
+  subnetroutes: SubnetRoutesTable;
   networks: NetworksTable;
   subnets: SubnetsTable;
   ip_allocation_pools: IpAllocationPoolsTable;

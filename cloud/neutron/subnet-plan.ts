@@ -110,3 +110,31 @@ export function planSubnet(request: SubnetRequestShape): SubnetPlan {
   }
   return { cidr, gateway, pools };
 }
+
+/**
+ * A new gateway of an existing subnet (Neutron's update_subnet): a host address of its CIDR, outside its
+ * allocation pools (GatewayConflictWithAllocationPools, an InUse: 409). null removes the gateway.
+ */
+export function checkGatewayUpdate(
+  cidrText: string,
+  pools: readonly AllocationPool[],
+  gatewayIp: string | null,
+) {
+  if (gatewayIp === null) return;
+  const cidr = parseSubnetCidr(cidrText);
+  const gateway = parseAddress(gatewayIp, 'gateway_ip');
+  if (!isHostAddress(cidr, gateway))
+    throw new CloudError('BadRequest', 'Invalid input for operation: Gateway is not valid on subnet.', {
+      neutronType: 'InvalidInput',
+    });
+  for (const pool of pools) {
+    const first = parseIpv4(pool.start) ?? 0;
+    const last = parseIpv4(pool.end) ?? 0;
+    if (gateway >= first && gateway <= last)
+      throw new CloudError(
+        'Conflict',
+        `Gateway ip ${gatewayIp} conflicts with allocation pool ${pool.start}-${pool.end}.`,
+        { neutronType: 'GatewayConflictWithAllocationPools' },
+      );
+  }
+}

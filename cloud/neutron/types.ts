@@ -7,6 +7,7 @@ export type VifType = 'unbound' | 'ovs' | 'binding_failed';
 export interface Network {
   id: string;
   name: string;
+  description: string;
   projectId: string;
   shared: boolean;
   external: boolean;
@@ -23,9 +24,16 @@ export interface AllocationPool {
   end: string;
 }
 
+/** A static route the DHCP server hands out with the subnet. */
+export interface HostRoute {
+  destination: string;
+  nexthop: string;
+}
+
 export interface Subnet {
   id: string;
   name: string;
+  description: string;
   networkId: string;
   projectId: string;
   cidr: string;
@@ -33,7 +41,10 @@ export interface Subnet {
   gatewayIp: string | null;
   enableDhcp: boolean;
   allocationPools: AllocationPool[];
+  dnsNameservers: string[];
+  hostRoutes: HostRoute[];
   createdAt: number;
+  updatedAt: number;
 }
 
 export type { DhcpDetails } from '../../common/dhcp';
@@ -54,6 +65,7 @@ export interface VifDetails {
 export interface Port {
   id: string;
   name: string;
+  description: string;
   networkId: string;
   projectId: string;
   macAddress: string;

@@ -159,7 +159,11 @@ export class Nova {
   }
 
   // Key pairs (per user)
-  createKeyPair(input: { userId: string; name: string }): Promise<keypairs.KeyPair & { privateKey: string }> {
+  createKeyPair(input: {
+    userId: string;
+    name: string;
+    type?: keypairs.KeyPairType;
+  }): Promise<keypairs.KeyPair & { privateKey: string }> {
     return keypairs.createKeyPair(this.ctx, input);
   }
   importKeyPair(input: keypairs.ImportKeyPairInput): Promise<keypairs.KeyPair> {

@@ -1,7 +1,8 @@
 /**
  * Key pairs (os-keypairs), owned by a user as in Nova: generated here (RSA 2048 with the private key handed
  * back once and never stored, as nova/crypto.py generate_key_pair does) or imported from an OpenSSH public
- * key. The fingerprint is the MD5 of the key blob in colon-separated hex, Nova's generate_fingerprint.
+ * key. The fingerprint is the MD5 of the key blob in colon-separated hex, Nova's generate_fingerprint; x509
+ * key pairs (a certificate) are in x509.ts.
  */
 import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { z } from 'zod';
@@ -10,16 +11,20 @@ import { parseRequest } from '../validation';
 import { isUniqueViolation, type NovaContext } from './db-util';
 import type { KeyPairsTable } from './schema';
 import { keystoneIdSchema } from './schemas';
+import { generateX509KeyPair, x509Fingerprint } from './x509';
 
 export interface KeyPair {
   id: string;
   name: string;
   userId: string;
   fingerprint: string;
+  /** An OpenSSH public key, or for x509 the PEM certificate. */
   publicKey: string;
-  type: 'ssh';
+  type: KeyPairType;
   createdAt: number;
 }
+
+export type KeyPairType = 'ssh' | 'x509';
 
 /** Nova's key_pairs quota per user (default 100). */
 export const DEFAULT_KEY_PAIRS_PER_USER = 100;
@@ -96,7 +101,7 @@ function keyPairFromRow(row: KeyPairsTable): KeyPair {
     userId: row.user_id,
     fingerprint: row.fingerprint,
     publicKey: row.public_key,
-    type: 'ssh',
+    type: row.type === 'x509' ? 'x509' : 'ssh',
     createdAt: Number(row.created_at),
   };
 }
@@ -109,13 +114,14 @@ const importSchema = z.strictObject({
   userId: keystoneIdSchema,
   name: keyNameSchema,
   publicKey: z.string().min(1).max(16_384),
+  type: z.enum(['ssh', 'x509']).default('ssh'),
 });
 export type ImportKeyPairInput = z.input<typeof importSchema>;
 
 /** Records a public key for a user; the name is unique per user (409 KeyPairExists). */
 export async function importKeyPair(ctx: NovaContext, input: unknown): Promise<KeyPair> {
   const req = parseRequest(importSchema, input, 'key pair');
-  const fingerprint = fingerprintOf(req.publicKey);
+  const fingerprint = req.type === 'x509' ? x509Fingerprint(req.publicKey) : fingerprintOf(req.publicKey);
   return ctx.store.transaction(async (trx) => {
     const count = await trx
       .selectFrom('key_pairs')
@@ -130,8 +136,8 @@ export async function importKeyPair(ctx: NovaContext, input: unknown): Promise<K
       name: req.name,
       user_id: req.userId,
       fingerprint,
-      public_key: req.publicKey.trim(),
-      type: 'ssh',
+      public_key: req.type === 'x509' ? req.publicKey : req.publicKey.trim(),
+      type: req.type,
       created_at: ctx.clock.now(),
     };
     try {
@@ -147,9 +153,13 @@ export async function importKeyPair(ctx: NovaContext, input: unknown): Promise<K
 /** Generates a key pair and records its public half; the private key is returned once. */
 export async function createKeyPair(
   ctx: NovaContext,
-  input: { userId: string; name: string },
+  input: { userId: string; name: string; type?: KeyPairType },
 ): Promise<KeyPair & { privateKey: string }> {
-  parseRequest(importSchema.omit({ publicKey: true }), input, 'key pair');
+  const req = parseRequest(importSchema.omit({ publicKey: true }), input, 'key pair');
+  if (req.type === 'x509') {
+    const { certificate, privateKey } = await generateX509KeyPair(req.userId);
+    return { ...(await importKeyPair(ctx, { ...input, publicKey: certificate })), privateKey };
+  }
   const { publicKey, privateKey } = generateSshKeyPair();
   return { ...(await importKeyPair(ctx, { ...input, publicKey })), privateKey };
 }
