@@ -69,6 +69,11 @@ export interface WorkerConfig {
   maxConcurrentWorkflowTasks: number;
   /** Workflows kept in the sticky cache (each a few MB at most). */
   maxCachedWorkflows: number;
+  /**
+   * Local activities running at once on the controller: the boot's controller steps, each a transaction on
+   * the embedded cloud's databases, whose writers take turns; more at once only queue on the database.
+   */
+  maxConcurrentLocalActivities: number;
   /** How long in-flight activities may take to finish on shutdown before they are cancelled. */
   shutdownGraceSeconds: number;
   heartbeatSeconds: number;
@@ -97,6 +102,11 @@ export function defaultConfig(
       Math.max(2, cores * 2),
     ),
     maxCachedWorkflows: positiveWholeFromEnv(env, 'BOOTFLOW_STICKY_CACHE', 250),
+    maxConcurrentLocalActivities: positiveWholeFromEnv(
+      env,
+      'BOOTFLOW_MAX_LOCAL_ACTIVITIES',
+      Math.max(4, cores * 4),
+    ),
     shutdownGraceSeconds: positiveWholeFromEnv(env, 'BOOTFLOW_SHUTDOWN_GRACE', 10),
     heartbeatSeconds: positiveWholeFromEnv(env, 'BOOTFLOW_HEARTBEAT_SECONDS', 10),
     powerSyncSeconds: positiveWholeFromEnv(env, 'BOOTFLOW_POWER_SYNC_SECONDS', POWER_SYNC_INTERVAL_MS / 1000),
@@ -151,6 +161,12 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       defaults.maxCachedWorkflows,
     )
     .option(
+      '--max-concurrent-local-activities <n>',
+      'local activities (the controller steps) at once',
+      positiveWholeFlag('--max-concurrent-local-activities'),
+      defaults.maxConcurrentLocalActivities,
+    )
+    .option(
       '--shutdown-grace <seconds>',
       'time in-flight activities get on shutdown',
       positiveWholeFlag('--shutdown-grace'),
@@ -193,6 +209,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       maxConcurrentActivities: number;
       maxConcurrentWorkflowTasks: number;
       maxCachedWorkflows: number;
+      maxConcurrentLocalActivities: number;
       shutdownGrace: number;
       heartbeat: number;
       powerSyncInterval: number;
@@ -232,6 +249,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
     maxConcurrentActivities: opts.maxConcurrentActivities,
     maxConcurrentWorkflowTasks: opts.maxConcurrentWorkflowTasks,
     maxCachedWorkflows: opts.maxCachedWorkflows,
+    maxConcurrentLocalActivities: opts.maxConcurrentLocalActivities,
     shutdownGraceSeconds: opts.shutdownGrace,
     heartbeatSeconds: opts.heartbeat,
     powerSyncSeconds: opts.powerSyncInterval,
@@ -351,6 +369,7 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
         },
         maxConcurrentWorkflowTaskExecutions: config.maxConcurrentWorkflowTasks,
         maxCachedWorkflows: config.maxCachedWorkflows,
+        maxConcurrentLocalActivityExecutions: config.maxConcurrentLocalActivities,
       });
       // Nova's periodic tasks (build-time check, orphan clean-up): one schedule shared by all controllers.
       await ensureReconcilerSchedule(client).then(

@@ -398,6 +398,19 @@ describe('worker roles', () => {
       /BOOTFLOW_HEARTBEAT_SECONDS/,
     );
     assert.equal(parseWorkerArgs(argv(), { BOOTFLOW_STICKY_CACHE: '40' }).maxCachedWorkflows, 40);
+    assert.equal(
+      parseWorkerArgs(argv(), { BOOTFLOW_MAX_LOCAL_ACTIVITIES: '3' }).maxConcurrentLocalActivities,
+      3,
+    );
+    assert.equal(
+      parseWorkerArgs(argv('--max-concurrent-local-activities', '5'), { BOOTFLOW_MAX_LOCAL_ACTIVITIES: '3' })
+        .maxConcurrentLocalActivities,
+      5,
+    );
+    assert.throws(
+      () => parseWorkerArgs(argv(), { BOOTFLOW_MAX_LOCAL_ACTIVITIES: '0' }),
+      /BOOTFLOW_MAX_LOCAL_ACTIVITIES/,
+    );
     // The flag wins over the variable.
     assert.equal(
       parseWorkerArgs(argv('--max-cached-workflows', '7'), { BOOTFLOW_STICKY_CACHE: '40' })

@@ -27,6 +27,7 @@ import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from '../../workflows/n
 import { BOOT_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 import { bootWorkflowId } from '../../workflows/names';
 import type { BootRequest } from '../../workflows/types';
+import { defaultConfig } from '../../worker';
 
 export interface TemporalTarget {
   address: string;
@@ -212,10 +213,14 @@ export async function startWorkers(
 ): Promise<RunningWorkers> {
   const skeleton = createSkeletonActivities();
   const { cloud } = bc;
+  // The deployment's slots (worker.ts, sized for the cores), not the SDK's defaults: 40 workflow tasks and
+  // 100 local activities at once measured a controller nobody runs.
+  const slots = defaultConfig();
   const common = {
     connection: temporal.nativeConnection,
     namespace: temporal.namespace,
     shutdownGraceTime: '5 seconds',
+    maxConcurrentActivityTaskExecutions: slots.maxConcurrentActivities,
   };
   const workers = [
     await Worker.create({
@@ -223,6 +228,9 @@ export async function startWorkers(
       taskQueue: CONTROLLER_QUEUE,
       workflowBundle: await benchBundle(),
       activities: { ...createControllerActivities(cloud), ...skeleton },
+      maxConcurrentWorkflowTaskExecutions: slots.maxConcurrentWorkflowTasks,
+      maxCachedWorkflows: slots.maxCachedWorkflows,
+      maxConcurrentLocalActivityExecutions: slots.maxConcurrentLocalActivities,
     }),
     await Worker.create({
       ...common,
