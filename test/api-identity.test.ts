@@ -941,6 +941,10 @@ describe('Keystone v3 API', () => {
     assert.equal((await call('GET', `${tagsPath}/x`)).status, 404);
     assert.deepEqual((await call('GET', tagsPath)).body.tags, ['y', 'z']);
     assert.deepEqual((await env.cloud.keystone.getProject({ project: childId })).tags, ['y', 'z']);
+    // A percent-encoded tag is decoded once, by the router: '100%' is stored as it was meant.
+    assert.equal((await call('PUT', `${tagsPath}/100%25`)).status, 201);
+    assert.deepEqual((await env.cloud.keystone.getProject({ project: childId })).tags, ['100%', 'y', 'z']);
+    assert.equal((await call('DELETE', `${tagsPath}/100%25`)).status, 204);
     const ids = async (query: string) =>
       (await call('GET', `/projects?${query}`)).body.projects.map((p: Body) => p.id);
     assert.deepEqual(await ids('tags=y,z'), [childId]);

@@ -360,7 +360,8 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     enforceIdentity(caller, rule, { projectId, domainId: project.domainId });
     return project;
   };
-  const tagParam = (request: FastifyRequest) => decodeURIComponent(byIdParams(request).tag ?? '');
+  // The router has already decoded the path: decoding again turned a tag '100%' into a 500.
+  const tagParam = (request: FastifyRequest) => byIdParams(request).tag ?? '';
 
   app.get(tagsPath, authenticated, async (request) => {
     const project = await tagTarget(request, 'identity:list_project_tags');
