@@ -220,9 +220,16 @@ export class Glance {
   ): Promise<Image> {
     const id = parseRequest(imageIdSchema, imageId, 'image id');
     const source = toReadable(data);
-    const caller = this.parseContext(options.ctx);
-    requireWriter(caller, 'upload_image');
-    const row = await this.ownedRow(id, caller);
+    let row: ImagesTable;
+    try {
+      const caller = this.parseContext(options.ctx);
+      requireWriter(caller, 'upload_image');
+      row = await this.ownedRow(id, caller);
+    } catch (err) {
+      // A refused upload still releases the request body it was handed.
+      source.destroy();
+      throw err;
+    }
     const missing = (['disk_format', 'container_format'] as const).filter((k) => row[k] === null);
     if (missing.length && row.status === 'queued') {
       source.destroy();
