@@ -12,6 +12,8 @@ import { call, type ActivityStub, type OneInputActivity } from './proxies';
 export class Abort {
   private reason: { error: unknown } | undefined;
   private keepsTimers = false;
+  /** One wait for the stop, shared by every sleep (a condition per sleep would be re-checked forever). */
+  private stopped: Promise<void> | undefined;
 
   constructor(private readonly parent?: Abort) {}
 
@@ -56,7 +58,8 @@ export class Abort {
    */
   async sleep(ms: number): Promise<void> {
     if (this.timersKept) {
-      await Promise.race([sleep(ms), condition(() => this.requested)]);
+      this.stopped ??= condition(() => this.requested);
+      await Promise.race([sleep(ms), this.stopped]);
     } else {
       await condition(() => this.requested, ms);
     }
