@@ -86,6 +86,11 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'identity:check_system_grant_for_user',
     'identity:revoke_system_grant_for_user',
     'identity:list_system_grants_for_user',
+    // keystone/common/policies/project_tag.py: tags are changed by an admin.
+    'identity:update_project_tags',
+    'identity:create_project_tag',
+    'identity:delete_project_tag',
+    'identity:delete_project_tags',
   ]),
   ...rulesDecidingAs(PROJECT_READER, [
     'os_compute_api:servers:show:flavor-extra-specs',
@@ -98,6 +103,9 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'os_compute_api:os-volumes-attachments:index',
     'os_compute_api:os-volumes-attachments:show',
     'identity:get_project',
+    // ... and read by anyone with a role on the project.
+    'identity:list_project_tags',
+    'identity:get_project_tag',
   ]),
   ...rulesDecidingAs(PROJECT_MEMBER, [
     'os_compute_api:servers:update',
