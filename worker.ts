@@ -65,13 +65,13 @@ export interface WorkerConfig {
   dataDir: string;
   /** Activities running at once per worker (they wait on databases and files, not on the CPU). */
   maxConcurrentActivities: number;
-  /** Workflow tasks running at once on the controller (CPU-bound: about the core count). */
+  /** Workflow tasks running at once on the controller (each also waits on its local activities). */
   maxConcurrentWorkflowTasks: number;
   /** Workflows kept in the sticky cache (each a few MB at most). */
   maxCachedWorkflows: number;
   /**
    * Local activities running at once on the controller: the boot's controller steps, each a transaction on
-   * the embedded cloud's databases, whose writers take turns; more at once only queue on the database.
+   * the embedded cloud's databases (waiting on them, not on the CPU).
    */
   maxConcurrentLocalActivities: number;
   /** How long in-flight activities may take to finish on shutdown before they are cancelled. */
@@ -99,13 +99,15 @@ export function defaultConfig(
     maxConcurrentWorkflowTasks: positiveWholeFromEnv(
       env,
       'BOOTFLOW_MAX_WORKFLOW_TASKS',
-      Math.max(2, cores * 2),
+      // A workflow task holds its slot while its local activities (the controller steps) run on the
+      // cloud's databases: 2 x cores booted 6.1/s at 200 at once, 8 x cores 7.3/s (docs/benchmarks.md).
+      Math.max(2, cores * 8),
     ),
     maxCachedWorkflows: positiveWholeFromEnv(env, 'BOOTFLOW_STICKY_CACHE', 250),
     maxConcurrentLocalActivities: positiveWholeFromEnv(
       env,
       'BOOTFLOW_MAX_LOCAL_ACTIVITIES',
-      Math.max(4, cores * 4),
+      Math.max(4, cores * 16),
     ),
     shutdownGraceSeconds: positiveWholeFromEnv(env, 'BOOTFLOW_SHUTDOWN_GRACE', 10),
     heartbeatSeconds: positiveWholeFromEnv(env, 'BOOTFLOW_HEARTBEAT_SECONDS', 10),
