@@ -55,7 +55,7 @@ test('every stored boot history replays against the current workflows', async ()
 const STORED: Array<{ dir: string; what: string; ids: string[] }> = [
   {
     // The first boots recorded with the 'controller-local-steps' patch, before 'reset-stable-instance-uuid'
-    // (the instance uuid was a uuid4()) and 'abort-sleep-keeps-timer' (a stopped build cancelled its timer).
+    // (the instance uuid was a uuid4() and a stopped build cancelled its timer).
     dir: 'local-steps/first',
     what: 'boots with the controller steps as local activities, before the stable uuid',
     ids: [
@@ -69,7 +69,7 @@ const STORED: Array<{ dir: string; what: string; ids: string[] }> = [
   },
   {
     // Boots recorded after the 'controller-local-steps' patch (the controller's steps as local activities,
-    // one marker each), 'reset-stable-instance-uuid' and 'abort-sleep-keeps-timer'; the boots at the top of
+    // one marker each) and 'reset-stable-instance-uuid' (stable uuid, timers kept); the boots at the top of
     // test/histories/ are from before them all and replay without them.
     dir: 'local-steps',
     what: 'boots with the controller steps as local activities',
