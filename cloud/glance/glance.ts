@@ -463,13 +463,23 @@ export class Glance {
     return this.withProperties(await this.requireRow(id));
   }
 
-  /** Glance's PUT /tags/{tag}: adds a tag (again is fine), within image_tag_quota. */
-  async addImageTag(imageId: string, tag: string, ctx?: ImageRequestContext): Promise<Image> {
+  /** The image and tag of a tag change, once the caller may modify that image. */
+  private async tagTarget(
+    imageId: string,
+    tag: string,
+    ctx: ImageRequestContext | undefined,
+  ): Promise<{ id: string; value: string }> {
     const caller = this.parseContext(ctx);
     const id = parseRequest(imageIdSchema, imageId, 'image id');
     const value = parseRequest(tagSchema, tag, 'image tag');
     requireWriter(caller, 'modify_image');
     await this.ownedRow(id, caller);
+    return { id, value };
+  }
+
+  /** Glance's PUT /tags/{tag}: adds a tag (again is fine), within image_tag_quota. */
+  async addImageTag(imageId: string, tag: string, ctx?: ImageRequestContext): Promise<Image> {
+    const { id, value } = await this.tagTarget(imageId, tag, ctx);
     await this.store.transaction(async (trx) => {
       const tags = await this.tagsOf(trx, id);
       if (!tags.includes(value)) await this.replaceTags(trx, id, [...tags, value]);
@@ -480,11 +490,7 @@ export class Glance {
 
   /** Glance's DELETE /tags/{tag}: NotFound when the image does not carry it. */
   async removeImageTag(imageId: string, tag: string, ctx?: ImageRequestContext): Promise<Image> {
-    const caller = this.parseContext(ctx);
-    const id = parseRequest(imageIdSchema, imageId, 'image id');
-    const value = parseRequest(tagSchema, tag, 'image tag');
-    requireWriter(caller, 'modify_image');
-    await this.ownedRow(id, caller);
+    const { id, value } = await this.tagTarget(imageId, tag, ctx);
     await this.store.transaction(async (trx) => {
       const res = await trx
         .deleteFrom('image_tags')
