@@ -44,6 +44,7 @@ export function summaryOf(instance: Awaited<ReturnType<Nova['getInstance']>>): I
     vmState: instance.vmState,
     taskState: instance.taskState,
     powerState: instance.powerState,
+    launchedAt: instance.launchedAt,
     deleted: instance.deleted,
   };
 }

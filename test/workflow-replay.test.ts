@@ -20,6 +20,9 @@ const EXPECTED = [
   'boot-ami',
   'boot-from-image',
   'boot-from-volume',
+  // A completed boot reset to its first workflow task (test/workflow-reset.test.ts): finds its instance
+  // built, fails Conflict and changes nothing (patched: rerun-leaves-built-instance).
+  'boot-reset-completed',
   // A reset run onto a finished build (test/workflow-reset.test.ts): releases by instance, ends in ERROR.
   'boot-reset-mid-build',
   'cancelled',

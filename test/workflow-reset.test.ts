@@ -11,6 +11,9 @@
  * is empty. And a boot still building (no instance uuid in its request), reset to its first workflow task
  * as chaos does: the reset run builds the same instance (its uuid is the first run's id, not a uuid4()
  * the reset reseeds), so the server ends ACTIVE or ERROR, never left in BUILD by the terminated run. One reset run that ends in ERROR is kept as test/histories/boot-reset-mid-build.json.
+ * And a completed boot reset to its first workflow task: the reset run finds the instance built, fails
+ * Conflict and changes nothing (the server, its ports, quota, allocation, guest and VIFs as they were); its
+ * history is test/histories/boot-reset-completed.json.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -106,6 +109,38 @@ describe('reset to any workflow-task event: one outcome, nothing leaked', { time
     // What each position came to (for the report): event id and outcome.
     process.stderr.write(`boot resets: ${outcomes.join(' ')}\n`);
     assert.ok(keptError, 'a reset onto a finished build ends in ERROR somewhere');
+  });
+
+  test('a completed boot, reset to its first workflow task: fails Conflict, the ACTIVE server untouched', async () => {
+    const { handle, server } = await boot('reset-completed');
+    const snapshot = async () => ({
+      instance: await h.cloud.nova.getInstance(server.id),
+      ports: await h.cloud.neutron.listPorts({ deviceId: server.id }),
+      quota: (await h.cloud.nova.listQuotaClaims()).filter((c) => c.consumerUuid === server.id),
+      allocation: await h.cloud.placement.getAllocations(server.id),
+      domains: await h.computeHosts.get(server.host)?.listDomains(),
+      vifs: await h.computeHosts.get(server.host)?.listVifs(),
+    });
+    const built = await snapshot();
+    assert.deepEqual([built.instance.vmState, built.ports.length], ['active', 1]);
+    const [first] = workflowTaskCompletedIds(await handle.fetchHistory());
+    const resetRun = await resetTo(handle, first as number);
+    const run = await resetRun.result().then(
+      () => 'completed',
+      (err: unknown) => `failed: ${failureTypeOf(err)}`,
+    );
+    // The re-run finds its instance built by an earlier run of the same boot: it builds nothing, changes nothing.
+    assert.equal(run, 'failed: Conflict');
+    const untouched = await snapshot();
+    assert.deepEqual(
+      untouched,
+      built,
+      'the server, its ports, quota, allocation, guest and VIFs are as they were',
+    );
+    await h.keepHistory('boot-reset-completed', resetRun);
+    const deleted = (await (await startDelete(server.id)).result()) as DeleteResult;
+    assert.equal(deleted.outcome, 'deleted');
+    assert.deepEqual(await h.audit(), []);
   });
 
   test('a boot still building, reset to its first workflow task: the same instance ends ACTIVE or ERROR', async () => {

@@ -34,7 +34,7 @@ import { releaseInstance } from './release-instance';
 import { Saga } from './saga';
 import { BootTracker } from './tracker';
 import type { ScheduleInput } from '../activities/scheduler';
-import type { BootRequest, BootResult, HostTarget } from './types';
+import type { BootRequest, BootResult, HostTarget, InstanceSummary } from './types';
 
 export { statusQuery } from './tracker';
 
@@ -87,6 +87,20 @@ const LOCAL_CONTROLLER_STEPS = 'controller-local-steps';
  * One patch for both, so a boot records a single marker (each patch costs two events).
  */
 const RESET_STABLE_INSTANCE_UUID = 'reset-stable-instance-uuid';
+
+/**
+ * Patch id: a run that finds its instance record already past its build (a reset of a boot that had
+ * finished, to a workflow task before its record step: the instance uuid is the first run's id, or the
+ * caller's) builds nothing and changes nothing. It fails Conflict, leaving the server, its ports, guest,
+ * allocation and quota as they are. Before, it scheduled and built again, failed at the instance's first
+ * guarded step and released everything: the ACTIVE server ended in ERROR.
+ */
+const RERUN_LEAVES_BUILT_INSTANCE = 'rerun-leaves-built-instance';
+
+/** The record an earlier run of this boot took past building (built, failed or deleted since). */
+function builtBefore(instance: InstanceSummary): boolean {
+  return instance.deleted || instance.vmState !== 'building';
+}
 
 /** How this run boots: decided once, before the first step, by the patches it was started under. */
 interface BootShape {
@@ -253,6 +267,8 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
   // runs: uuid4(), seeded by the run's random state, the same on every replay of that run).
   const uuid = request.instanceUuid ?? (stableUuid ? workflowInfo().firstExecutionRunId : uuid4());
   let recorded = false;
+  /** The quota claim belongs to an instance an earlier run built: the failure path keeps it. */
+  let leaveQuota = false;
   try {
     tracker.setStep('authenticating');
     const session = await tracker.time('authenticate', () =>
@@ -320,6 +336,19 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
         decided('Conflict', `Request ${request.requestId} already created instance ${instance.uuid}`, 409),
       );
     }
+    if (builtBefore(instance) && patched(RERUN_LEAVES_BUILT_INSTANCE)) {
+      // A built, live instance holds its quota claim until its delete: this run's claim was that one. A
+      // failed build or a delete released it, so the claim is this run's own and its undo stays.
+      leaveQuota = !instance.deleted && (instance.launchedAt ?? null) !== null;
+      throw new BuildOver(
+        decided(
+          'Conflict',
+          `Instance ${uuid} of request ${request.requestId} was already built (vm_state ${instance.vmState}` +
+            `${instance.deleted ? ', deleted' : ''}): a re-run of its boot leaves it as it is`,
+          409,
+        ),
+      );
+    }
     recorded = true;
     tracker.recorded(uuid, plan.projectId);
     // Each attempt releases its own claim; this one also covers a claim whose answer a cancellation cut off.
@@ -353,7 +382,7 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
       ...(tracker.host ? { host: tracker.host } : {}),
     });
     tracker.setStep('cleaning up');
-    await buildSaga.compensate({ onProgress: (line) => tracker.compensated(line) });
+    if (!leaveQuota) await buildSaga.compensate({ onProgress: (line) => tracker.compensated(line) });
     // Workflows that failed before this change released only what their saga held: replay them so.
     if (recorded && patched(RELEASE_BY_INSTANCE)) {
       await releaseWhatTheInstanceHolds(uuid, failure.hostDown === true, tracker);

@@ -284,6 +284,8 @@ export interface InstanceSummary {
   taskState: string | null;
   /** Nova's power_state number (1 running, 4 shutdown, 0 no state). */
   powerState: number;
+  /** When its build finished (null: never built). Absent from the answers of older workers. */
+  launchedAt?: number | null;
   deleted: boolean;
 }
 
