@@ -519,6 +519,117 @@ describe('keystone', () => {
     assert.equal((await ks.listProjects()).filter((p) => p.name.startsWith('tree-')).length, 0);
   });
 
+  test('no project is created in a branch with a disabled project, enabled or not; nor enabled under one', async () => {
+    const domain = await ks.createDomain({ name: 'branch-domain' });
+    const root = await ks.createProject({ name: 'branch-root', domainId: domain.id });
+    const off = await ks.createProject({
+      name: 'branch-off',
+      domainId: domain.id,
+      parentId: root.id,
+      enabled: false,
+    });
+    const before = await rowCounts(ks);
+    // keystone/resource/core.py _enforce_project_constraints: the parent and every project above it (the
+    // domain included) must be enabled, whatever the new project's own enabled flag (ValidationError).
+    for (const enabled of [true, false]) {
+      const err = await failure(
+        ks.createProject({ name: `under-off-${enabled}`, domainId: domain.id, parentId: off.id, enabled }),
+        'BadRequest',
+      );
+      assert.equal(
+        err.message,
+        `cannot create a project in a branch containing a disabled project: ${off.id}`,
+      );
+    }
+    assert.deepEqual(await rowCounts(ks), before);
+    await ks.updateDomain({ id: domain.id, enabled: false });
+    const domainOff = await rowCounts(ks);
+    for (const parentId of [undefined, root.id]) {
+      const err = await failure(
+        ks.createProject({
+          name: 'in-off-domain',
+          domainId: domain.id,
+          enabled: false,
+          ...(parentId ? { parentId } : {}),
+        }),
+        'BadRequest',
+      );
+      assert.equal(
+        err.message,
+        `cannot create a project in a branch containing a disabled project: ${domain.id}`,
+      );
+    }
+    // _assert_all_parents_are_enabled: the domain is one of the parents.
+    const enable = await failure(ks.updateProject({ id: off.id, enabled: true }), 'Forbidden');
+    assert.equal(enable.message, `Cannot enable project ${off.id} since it has disabled parents`);
+    assert.deepEqual(await rowCounts(ks), domainOff);
+    assert.equal((await ks.getProject({ project: off.id })).enabled, false);
+  });
+
+  test('the tree checks and their write are one transaction: concurrent creates, disables and deletes keep it whole', async () => {
+    const domain = await ks.createDomain({ name: 'race-domain' });
+    const others: Keystone[] = [];
+    if (testDbDialect !== 'sqlite') {
+      others.push(await Keystone.open({ db: testDb.config, clock, passwordHashing: FAST_HASH }));
+    }
+    const other = others[0] ?? ks;
+    const refusals = new Set<string>();
+    const settle = async (work: Promise<unknown>) =>
+      work.then(
+        () => undefined,
+        (err: unknown) => {
+          assert.ok(isCloudError(err), `a typed refusal, not ${String(err)}`);
+          refusals.add(err.type);
+        },
+      );
+    try {
+      for (let round = 0; round < 10; round++) {
+        const parent = await ks.createProject({ name: `race-p-${round}`, domainId: domain.id });
+        const doomed = await ks.createProject({ name: `race-d-${round}`, domainId: domain.id });
+        await Promise.all([
+          settle(ks.createProject({ name: `race-c-${round}`, domainId: domain.id, parentId: parent.id })),
+          settle(other.updateProject({ id: parent.id, enabled: false })),
+          settle(ks.createProject({ name: `race-e-${round}`, domainId: domain.id, parentId: doomed.id })),
+          settle(other.deleteProject(doomed.id)),
+        ]);
+        // A disabled domain enabled and deleted at once: one of the two is refused (the delete's check
+        // that it is disabled, or the enable finding it gone).
+        const gone = await ks.createDomain({ name: `race-gone-${round}`, enabled: false });
+        const [enabled, deleted] = await Promise.allSettled([
+          ks.updateDomain({ id: gone.id, enabled: true }),
+          other.deleteDomain(gone.id),
+        ]);
+        assert.ok(
+          enabled.status === 'rejected' || deleted.status === 'rejected',
+          `round ${round}: both done`,
+        );
+        for (const r of [enabled, deleted])
+          if (r.status === 'rejected') await settle(Promise.reject(r.reason));
+      }
+    } finally {
+      for (const o of others) await o.close();
+    }
+    const rows = await ks.serviceDb.db
+      .selectFrom('projects')
+      .selectAll()
+      .where('domain_id', '=', domain.id)
+      .execute();
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    for (const row of rows) {
+      if (row.parent_id === null) continue;
+      const parent = byId.get(row.parent_id);
+      assert.ok(parent, `${row.name}: its parent ${row.parent_id} exists`);
+      assert.ok(
+        !(row.enabled === 1 && parent.enabled === 0),
+        `${row.name}: enabled under disabled ${parent.name}`,
+      );
+    }
+    assert.ok(
+      [...refusals].every((t) => t === 'Forbidden' || t === 'BadRequest'),
+      [...refusals].join(),
+    );
+  });
+
   test('concurrent ensureUser, ensureProject and assignRole create exactly one row each', async () => {
     const others: Keystone[] = [];
     // On a server database a second service instance gives real interleaving; SQLite allows one per process.

@@ -18,7 +18,17 @@ import { checkScryptParams, DEFAULT_SCRYPT_PARAMS, verifyPassword, type ScryptPa
 import * as q from './queries';
 import * as req from './requests';
 import { DEFAULT_IMPLIED_ROLES, DEFAULT_ROLES } from './roles';
-import { ancestorsOf, checkParent, checkTags, descendantsOf, tagsOf, writeTags } from './project-tree';
+import {
+  ancestorsOf,
+  checkBranch,
+  checkEnabledChange,
+  checkTags,
+  descendantsOf,
+  lockedDomain,
+  lockedProject,
+  tagsOf,
+  writeTags,
+} from './project-tree';
 import type { KeystoneDb, ProjectsTable } from './schema';
 import { loadOrCreateSigningKey, parseSigningKey } from './signing-key';
 import { TokenSigner, type OperationScope } from './tokens';
@@ -425,14 +435,17 @@ export class Keystone {
     ref: { project: string; domain?: string | undefined },
     enabled: boolean,
   ): Promise<Project> {
-    const project = await this.findProject(ref.project, ref.domain);
-    await this.identityChange(async (trx) => {
+    const { id } = await this.findProject(ref.project, ref.domain);
+    const project = await this.identityChange(async (trx) => {
+      const current = await lockedProject(trx, this.store, id);
+      await checkEnabledChange(trx, this.store, current, enabled);
       await trx
         .updateTable('projects')
         .set({ enabled: enabled ? 1 : 0 })
-        .where('id', '=', project.id)
+        .where('id', '=', id)
         .execute();
-      if (!enabled) await this.auth.revoke(trx, { projectId: project.id });
+      if (!enabled) await this.auth.revoke(trx, { projectId: id });
+      return current;
     });
     return this.withTags({ ...project, enabled: enabled ? 1 : 0 });
   }
@@ -460,7 +473,6 @@ export class Keystone {
     const domain = await q.findDomain(this.db, r.domainId);
     const tags = checkTags(r.tags ?? []);
     const parent = r.parentId && r.parentId !== domain.id ? r.parentId : null;
-    if (parent) await checkParent(this.db, parent, domain.id, r.enabled !== false);
     const row: ProjectsTable = {
       id: newId(),
       domain_id: domain.id,
@@ -471,7 +483,9 @@ export class Keystone {
       extra: JSON.stringify(r.extra ?? {}),
       parent_id: parent,
     };
+    // The branch is checked and the project written in one transaction, its rows locked (TreeLock).
     await this.store.transaction(async (trx) => {
+      await checkBranch(trx, this.store, await lockedDomain(trx, this.store, domain.id), parent);
       await insertNamed('project', r.name, domain.id, () => trx.insertInto('projects').values(row).execute());
       await writeTags(trx, row.id, tags);
     });
@@ -509,29 +523,19 @@ export class Keystone {
    */
   async updateProject(input: req.UpdateProjectInput): Promise<Project> {
     const r = parseRequest(req.updateProjectRequest, input, 'project update');
-    const current = await this.projectRowById(r.id);
     const tags = r.tags && checkTags(r.tags);
-    // Keystone's update_project: a project is enabled only under enabled parents, disabled only over
-    // disabled children.
-    if (
-      r.enabled === true &&
-      current.enabled === 0 &&
-      (await ancestorsOf(this.db, current)).some((p) => !p.enabled)
-    )
-      throw new CloudError('Forbidden', `Cannot enable project ${r.id} since it has disabled parents`);
-    if (r.enabled === false && (await descendantsOf(this.db, r.id)).some((p) => p.enabled === 1))
-      throw new CloudError(
-        'Forbidden',
-        `Cannot disable project ${r.id} since its subtree contains enabled projects.`,
-      );
-    const row: ProjectsTable = {
-      ...current,
-      ...(r.name !== undefined ? { name: r.name } : {}),
-      ...(r.description !== undefined ? { description: r.description } : {}),
-      ...(r.enabled !== undefined ? { enabled: r.enabled ? 1 : 0 } : {}),
-      extra: JSON.stringify({ ...toProject(current).extra, ...r.extra }),
-    };
-    await this.identityChange(async (trx) => {
+    const row = await this.identityChange(async (trx) => {
+      const current = await lockedProject(trx, this.store, r.id);
+      // Keystone's update_project: a project is enabled only under enabled parents, disabled only over
+      // disabled children.
+      await checkEnabledChange(trx, this.store, current, r.enabled);
+      const row: ProjectsTable = {
+        ...current,
+        ...(r.name !== undefined ? { name: r.name } : {}),
+        ...(r.description !== undefined ? { description: r.description } : {}),
+        ...(r.enabled !== undefined ? { enabled: r.enabled ? 1 : 0 } : {}),
+        extra: JSON.stringify({ ...toProject(current).extra, ...r.extra }),
+      };
       await insertNamed('project', row.name, row.domain_id, () =>
         trx
           .updateTable('projects')
@@ -541,6 +545,7 @@ export class Keystone {
       );
       if (tags) await writeTags(trx, row.id, tags);
       if (current.enabled === 1 && row.enabled === 0) await this.auth.revoke(trx, { projectId: row.id });
+      return row;
     });
     return this.withTags(row);
   }
@@ -619,16 +624,17 @@ export class Keystone {
    */
   async updateDomain(input: req.UpdateDomainInput): Promise<Domain> {
     const r = parseRequest(req.updateDomainRequest, input, 'domain update');
-    const current = await this.domainRowById(r.id);
     if (r.id === DEFAULT_DOMAIN_ID && r.enabled === false)
       throw new CloudError('Forbidden', 'The default domain cannot be disabled.');
-    const row = {
-      ...current,
-      ...(r.name !== undefined ? { name: r.name } : {}),
-      ...(r.description !== undefined ? { description: r.description } : {}),
-      ...(r.enabled !== undefined ? { enabled: r.enabled ? 1 : 0 } : {}),
-    };
-    await this.identityChange(async (trx) => {
+    const row = await this.identityChange(async (trx) => {
+      // Read locked in the write's transaction: a concurrent delete or create in the domain waits for it.
+      const current = await lockedDomain(trx, this.store, r.id);
+      const row = {
+        ...current,
+        ...(r.name !== undefined ? { name: r.name } : {}),
+        ...(r.description !== undefined ? { description: r.description } : {}),
+        ...(r.enabled !== undefined ? { enabled: r.enabled ? 1 : 0 } : {}),
+      };
       await insertNamedDomain(row.name, () =>
         trx
           .updateTable('domains')
@@ -637,6 +643,7 @@ export class Keystone {
           .execute(),
       );
       if (current.enabled === 1 && row.enabled === 0) await this.revokeDomain(trx, row.id);
+      return row;
     });
     return toDomain(row);
   }
@@ -647,10 +654,10 @@ export class Keystone {
    */
   async deleteDomain(domainId: string): Promise<void> {
     const id = parseRequest(idSchema, domainId, 'domain id');
-    const current = await this.domainRowById(id);
-    if (current.enabled === 1)
-      throw new CloudError('Forbidden', 'Cannot delete a domain that is enabled, please disable it first.');
     await this.identityChange(async (trx) => {
+      // Checked in the delete's transaction, locked: a concurrent enable cannot slip in between.
+      if ((await lockedDomain(trx, this.store, id)).enabled === 1)
+        throw new CloudError('Forbidden', 'Cannot delete a domain that is enabled, please disable it first.');
       await this.revokeDomain(trx, id);
       const projects = trx.selectFrom('projects').select('id').where('domain_id', '=', id);
       const users = trx.selectFrom('users').select('id').where('domain_id', '=', id);
@@ -673,12 +680,6 @@ export class Keystone {
       await this.auth.revoke(trx, { projectId: p.id });
   }
 
-  private async domainRowById(id: string) {
-    const row = await this.db.selectFrom('domains').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row) throw new CloudError('NotFound', `Could not find domain: ${id}.`, { domain: id });
-    return row;
-  }
-
   private async projectRowById(id: string): Promise<ProjectsTable> {
     const row = await this.db.selectFrom('projects').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) throw new CloudError('NotFound', `Could not find project: ${id}.`, { project: id });
@@ -688,21 +689,21 @@ export class Keystone {
   /** Deletes a project (by id) and its role assignments; tokens scoped to it stop validating. */
   async deleteProject(projectId: string): Promise<void> {
     const id = parseRequest(idSchema, projectId, 'project id');
-    const child = await this.db
-      .selectFrom('projects')
-      .select('id')
-      .where('parent_id', '=', id)
-      .executeTakeFirst();
-    if (child)
-      throw new CloudError(
-        'Forbidden',
-        `Cannot delete the project ${id} since it is not a leaf in the hierarchy. Use the cascade option if you want to delete a whole subtree.`,
-      );
     await this.identityChange(async (trx) => {
+      // Locked: a create under it (which locks its parent) waits, then finds it gone.
+      await lockedProject(trx, this.store, id);
+      const child = await trx
+        .selectFrom('projects')
+        .select('id')
+        .where('parent_id', '=', id)
+        .executeTakeFirst();
+      if (child)
+        throw new CloudError(
+          'Forbidden',
+          `Cannot delete the project ${id} since it is not a leaf in the hierarchy. Use the cascade option if you want to delete a whole subtree.`,
+        );
       await trx.deleteFrom('project_tag').where('project_id', '=', id).execute();
-      const res = await trx.deleteFrom('projects').where('id', '=', id).executeTakeFirst();
-      if (Number(res.numDeletedRows) === 0)
-        throw new CloudError('NotFound', `Could not find project: ${id}.`, { project: id });
+      await trx.deleteFrom('projects').where('id', '=', id).execute();
       await trx.deleteFrom('role_assignments').where('project_id', '=', id).execute();
       await this.auth.revoke(trx, { projectId: id });
     });

@@ -6,7 +6,8 @@
  */
 import type { Kysely } from 'kysely';
 import { CloudError } from '../errors';
-import type { KeystoneDb, ProjectsTable } from './schema';
+import type { ServiceDb } from '../db';
+import type { DomainsTable, KeystoneDb, ProjectsTable } from './schema';
 
 /** keystone.conf [DEFAULT] max_project_tree_depth. */
 export const MAX_PROJECT_TREE_DEPTH = 5;
@@ -69,12 +70,58 @@ export async function writeTags(
       .execute();
 }
 
-/** The ancestors of a project, nearest first (the domain not included). */
-export async function ancestorsOf(db: Kysely<KeystoneDb>, row: ProjectsTable): Promise<ProjectsTable[]> {
+/**
+ * Row locks for a read-check-write of the tree inside one transaction (ServiceDb.forUpdate: FOR UPDATE where
+ * the database has row locks; SQLite's write transaction already excludes other writers). Each writer locks
+ * the rows its check reads above it: a create its parent and that parent's ancestors, an enable its
+ * ancestors, a disable or a delete the project itself, so a check never reads a row another writer is
+ * about to change under it.
+ */
+export type TreeLock = Pick<ServiceDb<KeystoneDb>, 'forUpdate'>;
+
+async function projectRow(
+  db: Kysely<KeystoneDb>,
+  id: string,
+  lock: TreeLock | undefined,
+): Promise<ProjectsTable | undefined> {
+  const query = db.selectFrom('projects').selectAll().where('id', '=', id);
+  return (lock ? lock.forUpdate(query) : query).executeTakeFirst();
+}
+
+/** A project row inside the caller's transaction, locked (NotFound if there is none). */
+export async function lockedProject(
+  trx: Kysely<KeystoneDb>,
+  lock: TreeLock,
+  id: string,
+): Promise<ProjectsTable> {
+  const row = await projectRow(trx, id, lock);
+  if (!row) throw new CloudError('NotFound', `Could not find project: ${id}.`, { project: id });
+  return row;
+}
+
+/** The domain row inside the caller's transaction, locked against a concurrent disable. */
+export async function lockedDomain(
+  trx: Kysely<KeystoneDb>,
+  lock: TreeLock,
+  id: string,
+): Promise<DomainsTable> {
+  const row = await lock
+    .forUpdate(trx.selectFrom('domains').selectAll().where('id', '=', id))
+    .executeTakeFirst();
+  if (!row) throw new CloudError('NotFound', `Could not find domain: ${id}.`, { domain: id });
+  return row;
+}
+
+/** The ancestors of a project, nearest first (the domain not included); locked when given a lock. */
+export async function ancestorsOf(
+  db: Kysely<KeystoneDb>,
+  row: ProjectsTable,
+  lock?: TreeLock,
+): Promise<ProjectsTable[]> {
   const chain: ProjectsTable[] = [];
   let parentId = row.parent_id;
   while (parentId && chain.length <= MAX_PROJECT_TREE_DEPTH) {
-    const parent = await db.selectFrom('projects').selectAll().where('id', '=', parentId).executeTakeFirst();
+    const parent = await projectRow(db, parentId, lock);
     if (!parent) break;
     chain.push(parent);
     parentId = parent.parent_id;
@@ -94,34 +141,72 @@ export async function descendantsOf(db: Kysely<KeystoneDb>, id: string): Promise
   return found;
 }
 
+/** A project or the domain, as the branch checks see it. */
+interface BranchNode {
+  id: string;
+  enabled: number;
+}
+
 /**
- * The checks of Keystone's create_project for a parent: it exists (400), is in the same domain (400), is
- * enabled when the child is (403), and the tree stays within the maximum depth (403).
+ * Keystone's _enforce_project_constraints for a new project, inside the caller's transaction with the
+ * branch locked: the parent (none: the domain itself) exists (400) in the same domain (400); the parent's
+ * ancestors, the domain and the parent are all enabled, whatever the new project's own flag (400, naming
+ * the first disabled one in Keystone's order); the tree stays within the maximum depth (403).
  */
-export async function checkParent(
-  db: Kysely<KeystoneDb>,
-  parentId: string,
-  domainId: string,
-  childEnabled: boolean,
-): Promise<ProjectsTable> {
-  const parent = await db.selectFrom('projects').selectAll().where('id', '=', parentId).executeTakeFirst();
+export async function checkBranch(
+  trx: Kysely<KeystoneDb>,
+  lock: TreeLock,
+  domain: DomainsTable,
+  parentId: string | null,
+): Promise<void> {
+  const parent = parentId ? await projectRow(trx, parentId, lock) : undefined;
   // Keystone's POST /v3/projects turns a missing parent into a ValidationError (400).
-  if (!parent)
+  if (parentId && !parent)
     throw new CloudError('BadRequest', `Could not find project: ${parentId}.`, { project: parentId });
-  if (parent.domain_id !== domainId)
+  if (parent && parent.domain_id !== domain.id)
     throw new CloudError(
       'BadRequest',
-      `Cannot create project, since it specifies its domain_id ${domainId}, but specifies a parent in a different domain (${parent.domain_id}).`,
+      `Cannot create project, since it specifies its domain_id ${domain.id}, but specifies a parent in a different domain (${parent.domain_id}).`,
     );
-  if (childEnabled && parent.enabled !== 1)
+  const ancestors = parent ? await ancestorsOf(trx, parent, lock) : [];
+  // list_project_parents(parent) (nearest first, up to the domain), then the parent itself.
+  const branch: BranchNode[] = [...ancestors, domain, ...(parent ? [parent] : [])];
+  const disabled = branch.find((node) => node.enabled !== 1);
+  if (disabled)
     throw new CloudError(
       'BadRequest',
-      `cannot create a project in a branch containing a disabled project: ${parentId}`,
+      `cannot create a project in a branch containing a disabled project: ${disabled.id}`,
     );
   // Keystone's _get_hierarchy_depth: the new project, its parent, the parent's ancestors and the domain
   // (a project acting as a domain), against max_project_tree_depth + 1.
-  const depth = (await ancestorsOf(db, parent)).length + 3;
-  if (depth > MAX_PROJECT_TREE_DEPTH + 1)
-    throw new CloudError('Forbidden', `Max hierarchy depth reached for ${parentId} branch.`);
-  return parent;
+  if (parent && ancestors.length + 3 > MAX_PROJECT_TREE_DEPTH + 1)
+    throw new CloudError('Forbidden', `Max hierarchy depth reached for ${parent.id} branch.`);
+}
+
+/**
+ * Keystone's _update_project for a change of `enabled`, inside the caller's transaction (`current` read
+ * locked there): enabling needs every parent enabled, the domain included (_assert_all_parents_are_enabled);
+ * disabling needs the whole subtree disabled (_check_whole_subtree_is_disabled). Both 403.
+ */
+export async function checkEnabledChange(
+  trx: Kysely<KeystoneDb>,
+  lock: TreeLock,
+  current: ProjectsTable,
+  enabled: boolean | undefined,
+): Promise<void> {
+  if (enabled === true && current.enabled === 0) {
+    const parents: BranchNode[] = [
+      ...(await ancestorsOf(trx, current, lock)),
+      await lockedDomain(trx, lock, current.domain_id),
+    ];
+    if (parents.some((p) => p.enabled !== 1))
+      throw new CloudError('Forbidden', `Cannot enable project ${current.id} since it has disabled parents`);
+  }
+  if (enabled === false && current.enabled === 1) {
+    if ((await descendantsOf(trx, current.id)).some((p) => p.enabled === 1))
+      throw new CloudError(
+        'Forbidden',
+        `Cannot disable project ${current.id} since its subtree contains enabled projects.`,
+      );
+  }
 }
