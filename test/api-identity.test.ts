@@ -980,6 +980,39 @@ describe('Keystone v3 API', () => {
       assert.equal((await call('DELETE', `/projects/${id}`)).status, 204);
   });
 
+  test('single tags added and removed at once on one project: none is lost', async () => {
+    const admin = { ...json, 'x-auth-token': adminToken };
+    const old = Array.from({ length: 10 }, (_, i) => `old-${i}`);
+    const created = await env.app.inject({
+      method: 'POST',
+      url: '/identity/v3/projects',
+      headers: admin,
+      payload: JSON.stringify({ project: { name: 'tag-race', domain_id: 'default', tags: old } }),
+    });
+    assert.equal(created.statusCode, 201, created.body);
+    const id = (created.json() as { project: { id: string } }).project.id;
+    const tag = (method: 'PUT' | 'DELETE', name: string) =>
+      env.app.inject({ method, url: `/identity/v3/projects/${id}/tags/${name}`, headers: admin });
+    // Each is one row written (before: the list read, changed and written back, which on MariaDB kept 10
+    // of 30 changes; SQLite's single connection happened to order the requests).
+    const added = Array.from({ length: 20 }, (_, i) => `new-${i}`);
+    const answers = await Promise.all([
+      ...added.map((name) => tag('PUT', name)),
+      ...old.map((name) => tag('DELETE', name)),
+    ]);
+    assert.deepEqual(
+      answers.map((a) => a.statusCode),
+      [...added.map(() => 201), ...old.map(() => 204)],
+    );
+    assert.deepEqual((await env.cloud.keystone.getProject({ project: id })).tags, [...added].sort());
+    const gone = await tag('DELETE', 'old-0');
+    assert.deepEqual(
+      [gone.statusCode, (gone.json() as { error: { message: string } }).error.message],
+      [404, 'Could not find project tag: old-0.'],
+    );
+    await env.cloud.keystone.deleteProject(id);
+  });
+
   test('bad admin bodies: 400, nothing stored', async () => {
     const before = await counts();
     const admin = { ...json, 'x-auth-token': adminToken };

@@ -121,6 +121,22 @@ describe('validated-token cache: revocation bound', () => {
     }
   });
 
+  test('a change of tags, description or extra keeps the cache; a rename drops it', async () => {
+    const { token } = await member();
+    const { projectId } = (await there.authenticateRequest(token)).context;
+    await here.revokeToken(token);
+    // None of these is in a validated token: `there` keeps its cached validation (within the bound).
+    await there.addProjectTag(projectId, 'kept');
+    await there.removeProjectTag(projectId, 'kept');
+    await there.updateProject({ id: projectId, tags: ['a', 'b'] });
+    await there.updateProject({ id: projectId, description: 'tags only', extra: { owner: 'ops' } });
+    assert.deepEqual((await there.getProject({ project: projectId })).tags, ['a', 'b']);
+    assert.ok((await there.authenticateRequest(token)).context.projectId, 'still cached there');
+    // The project's name is in the token's context: a rename drops the cache, and the token is refused.
+    await there.updateProject({ id: projectId, name: 'p' });
+    await refused(there.authenticateRequest(token));
+  });
+
   test('with token_cache_time 0, nothing is cached', async () => {
     const uncached = await Keystone.open({ db: db.config, clock, tokenCacheSeconds: 0 });
     try {

@@ -387,8 +387,7 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   app.put(`${tagsPath}/:tag`, authenticated, async (request, reply) => {
     const project = await tagTarget(request, 'identity:create_project_tag');
     const tag = tagParam(request);
-    if (!project.tags.includes(tag))
-      await keystone.updateProject({ id: project.id, tags: [...project.tags, tag] });
+    await keystone.addProjectTag(project.id, tag);
     return reply
       .code(201)
       .header('location', v3Url(deps, `/projects/${project.id}/tags/${encodeURIComponent(tag)}`))
@@ -397,8 +396,7 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   app.delete(`${tagsPath}/:tag`, authenticated, async (request, reply) => {
     const project = await tagTarget(request, 'identity:delete_project_tag');
     const tag = tagParam(request);
-    if (!project.tags.includes(tag)) throw notFound('project tag', tag);
-    await keystone.updateProject({ id: project.id, tags: project.tags.filter((t) => t !== tag) });
+    await keystone.removeProjectTag(project.id, tag);
     return reply.code(204).send();
   });
 

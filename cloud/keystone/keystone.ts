@@ -524,7 +524,7 @@ export class Keystone {
   async updateProject(input: req.UpdateProjectInput): Promise<Project> {
     const r = parseRequest(req.updateProjectRequest, input, 'project update');
     const tags = r.tags && checkTags(r.tags);
-    const row = await this.identityChange(async (trx) => {
+    const work = async (trx: Kysely<KeystoneDb>) => {
       const current = await lockedProject(trx, this.store, r.id);
       // Keystone's update_project: a project is enabled only under enabled parents, disabled only over
       // disabled children.
@@ -546,8 +546,41 @@ export class Keystone {
       if (tags) await writeTags(trx, row.id, tags);
       if (current.enabled === 1 && row.enabled === 0) await this.auth.revoke(trx, { projectId: row.id });
       return row;
-    });
+    };
+    // A validated token carries the project's name and needs it enabled; its tags, description and extra
+    // attributes it does not: a change of those alone keeps the validated-token cache.
+    const touchesTokens = r.name !== undefined || r.enabled !== undefined;
+    const row = await (touchesTokens ? this.identityChange(work) : this.store.transaction(work));
     return this.withTags(row);
+  }
+
+  /**
+   * Keystone's PUT /v3/projects/{id}/tags/{tag}: one row added, in one transaction with the project locked,
+   * so concurrent adds and removes of other tags are all kept (no read-modify-write of the list). Adding a
+   * tag the project has changes nothing. Tokens do not carry tags: the validated-token cache stays.
+   */
+  async addProjectTag(projectId: string, tag: string): Promise<void> {
+    const id = parseRequest(idSchema, projectId, 'project id');
+    await this.store.transaction(async (trx) => {
+      await lockedProject(trx, this.store, id);
+      const current = (await tagsOf(trx, [id])).get(id) ?? [];
+      if (current.includes(tag)) return;
+      // The new tag's own rules and the project's limit of 80.
+      checkTags([...current, tag]);
+      await trx.insertInto('project_tag').values({ project_id: id, name: tag }).execute();
+    });
+  }
+
+  /** Keystone's DELETE /v3/projects/{id}/tags/{tag}: one row removed (NotFound when the project has no such tag). */
+  async removeProjectTag(projectId: string, tag: string): Promise<void> {
+    const id = parseRequest(idSchema, projectId, 'project id');
+    const res = await this.store.db
+      .deleteFrom('project_tag')
+      .where('project_id', '=', id)
+      .where('name', '=', tag)
+      .executeTakeFirst();
+    if (Number(res.numDeletedRows) === 0)
+      throw new CloudError('NotFound', `Could not find project tag: ${tag}.`, { projectTag: tag });
   }
 
   /**
