@@ -18,6 +18,7 @@ import { checkScryptParams, DEFAULT_SCRYPT_PARAMS, verifyPassword, type ScryptPa
 import * as q from './queries';
 import * as req from './requests';
 import { DEFAULT_IMPLIED_ROLES, DEFAULT_ROLES } from './roles';
+import { addGrant, removeGrant, type Grant } from './grants';
 import {
   ancestorsOf,
   checkBranch,
@@ -360,21 +361,10 @@ export class Keystone {
     const user = await this.findUser(r.user, r.userDomain);
     const project = await this.findProject(r.project, r.projectDomain);
     const role = await q.findRole(this.db, r.role);
-    const key = { user_id: user.id, project_id: project.id, role_id: role.id };
-    await insertOrFind(
-      () =>
-        this.db
-          .insertInto('role_assignments')
-          .values({ ...key, created_at: this.clock.now() })
-          .execute(),
-      () =>
-        this.db
-          .selectFrom('role_assignments')
-          .selectAll()
-          .where('user_id', '=', key.user_id)
-          .where('project_id', '=', key.project_id)
-          .where('role_id', '=', key.role_id)
-          .executeTakeFirst(),
+    await addGrant(
+      this.db,
+      { userId: user.id, roleId: role.id, on: { projectId: project.id } },
+      this.clock.now(),
     );
     return { userId: user.id, projectId: project.id, roleId: role.id, roleName: role.name };
   }
@@ -385,14 +375,7 @@ export class Keystone {
     const user = await this.findUser(r.user, r.userDomain);
     const project = await this.findProject(r.project, r.projectDomain);
     const role = await q.findRole(this.db, r.role);
-    const res = await this.db
-      .deleteFrom('role_assignments')
-      .where('user_id', '=', user.id)
-      .where('project_id', '=', project.id)
-      .where('role_id', '=', role.id)
-      .executeTakeFirst();
-    this.auth.forgetValidatedTokens();
-    return { removed: Number(res.numDeletedRows) > 0 };
+    return this.revokeGrant({ userId: user.id, roleId: role.id, on: { projectId: project.id } });
   }
 
   /** Disables the user and revokes the tokens issued so far, as Keystone does. */
@@ -839,66 +822,37 @@ export class Keystone {
   /** Grants a role on a domain (Keystone's PUT /v3/domains/{d}/users/{u}/roles/{r}); again is a no-op. */
   async assignDomainRole(input: req.DomainRoleAssignmentInput): Promise<void> {
     const r = parseRequest(req.domainRoleAssignmentRequest, input, 'domain role assignment');
-    const key = { user_id: r.userId, domain_id: r.domainId, role_id: r.roleId };
-    await insertOrFind(
-      () =>
-        this.db
-          .insertInto('domain_role_assignments')
-          .values({ ...key, created_at: this.clock.now() })
-          .execute(),
-      () =>
-        this.db
-          .selectFrom('domain_role_assignments')
-          .selectAll()
-          .where('user_id', '=', key.user_id)
-          .where('domain_id', '=', key.domain_id)
-          .where('role_id', '=', key.role_id)
-          .executeTakeFirst(),
+    await addGrant(
+      this.db,
+      { userId: r.userId, roleId: r.roleId, on: { domainId: r.domainId } },
+      this.clock.now(),
     );
   }
 
   /** Removes a domain grant (idempotent); domain-scoped tokens lose the role at their next validation. */
   async unassignDomainRole(input: req.DomainRoleAssignmentInput): Promise<{ removed: boolean }> {
     const r = parseRequest(req.domainRoleAssignmentRequest, input, 'domain role assignment');
-    const res = await this.db
-      .deleteFrom('domain_role_assignments')
-      .where('user_id', '=', r.userId)
-      .where('domain_id', '=', r.domainId)
-      .where('role_id', '=', r.roleId)
-      .executeTakeFirst();
-    this.auth.forgetValidatedTokens();
-    return { removed: Number(res.numDeletedRows) > 0 };
+    return this.revokeGrant({ userId: r.userId, roleId: r.roleId, on: { domainId: r.domainId } });
   }
 
   /** Keystone's PUT /v3/system/users/{user}/roles/{role} (idempotent). */
   async assignSystemRole(input: req.SystemRoleAssignmentInput): Promise<void> {
     const r = parseRequest(req.systemRoleAssignmentRequest, input, 'system role assignment');
-    const key = { user_id: r.userId, role_id: r.roleId };
-    await insertOrFind(
-      () =>
-        this.db
-          .insertInto('system_role_assignments')
-          .values({ ...key, created_at: this.clock.now() })
-          .execute(),
-      () =>
-        this.db
-          .selectFrom('system_role_assignments')
-          .selectAll()
-          .where('user_id', '=', key.user_id)
-          .where('role_id', '=', key.role_id)
-          .executeTakeFirst(),
-    );
+    await addGrant(this.db, { userId: r.userId, roleId: r.roleId, on: 'system' }, this.clock.now());
   }
 
   async unassignSystemRole(input: req.SystemRoleAssignmentInput): Promise<{ removed: boolean }> {
     const r = parseRequest(req.systemRoleAssignmentRequest, input, 'system role assignment');
-    const res = await this.db
-      .deleteFrom('system_role_assignments')
-      .where('user_id', '=', r.userId)
-      .where('role_id', '=', r.roleId)
-      .executeTakeFirst();
-    this.auth.forgetValidatedTokens();
-    return { removed: Number(res.numDeletedRows) > 0 };
+    return this.revokeGrant({ userId: r.userId, roleId: r.roleId, on: 'system' });
+  }
+
+  /** Removes a grant (idempotent); tokens lose the role at their next validation here. */
+  private async revokeGrant(grant: Grant): Promise<{ removed: boolean }> {
+    try {
+      return await removeGrant(this.db, grant);
+    } finally {
+      this.auth.forgetValidatedTokens();
+    }
   }
 
   /** System grants, filtered by user and role. */
