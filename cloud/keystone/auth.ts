@@ -111,9 +111,7 @@ export class Authenticator {
    * expires no later than the one it came from, as Keystone's re-scoping keeps expires_at.
    */
   async tokenToken(token: string, scope: ScopeRef | undefined): Promise<IssuedToken> {
-    const verified = await this.verify(token, 0);
-    // A grant never becomes a token again (re-scoped) nor passes for one.
-    if (!verified || verified.operation || (await isRevoked(this.store.db, verified))) throw unauthorized();
+    const verified = await this.liveToken(token, 0);
     const user = await q.activeUser(this.store.db, verified.userId);
     if (!user) throw unauthorized();
     const methods = ['token', ...verified.methods.filter((m) => m !== 'token')];
@@ -194,9 +192,7 @@ export class Authenticator {
 
   /** The token's caller and how it was obtained (Keystone's GET /v3/auth/tokens), whatever its scope. */
   async describe(token: string): Promise<{ caller: TokenContext; methods: string[] }> {
-    const verified = await this.verify(token, 0);
-    // A grant never becomes a token again (re-scoped) nor passes for one.
-    if (!verified || verified.operation || (await isRevoked(this.store.db, verified))) throw unauthorized();
+    const verified = await this.liveToken(token, 0);
     const caller = await this.currentCaller(verified);
     if (!caller) throw unauthorized();
     return { caller, methods: verified.methods };
@@ -210,9 +206,7 @@ export class Authenticator {
    * unscoped token is Forbidden there.
    */
   async validate(token: string, allowExpired: boolean): Promise<RequestContext> {
-    const verified = await this.verify(token, allowExpired ? this.settings.allowExpiredWindowMs : 0);
-    // An operation grant is no token: it authorizes its one workflow, nothing at the APIs.
-    if (!verified || verified.operation || (await isRevoked(this.store.db, verified))) throw unauthorized();
+    const verified = await this.liveToken(token, allowExpired ? this.settings.allowExpiredWindowMs : 0);
     return this.projectContextOf(verified);
   }
 
@@ -225,8 +219,7 @@ export class Authenticator {
     const hit = this.validated.get(token);
     if (hit) return hit;
     const generation = this.validated.generation;
-    const verified = await this.verify(token, 0);
-    if (!verified || verified.operation || (await isRevoked(this.store.db, verified))) throw unauthorized();
+    const verified = await this.liveToken(token, 0);
     const validated = { context: await this.projectContextOf(verified), methods: verified.methods };
     this.validated.put(token, validated, generation);
     return validated;
@@ -238,8 +231,7 @@ export class Authenticator {
    * another grant.
    */
   async issueGrant(token: string, operation: OperationScope): Promise<{ grant: string; expiresAt: number }> {
-    const verified = await this.verify(token, 0);
-    if (!verified || verified.operation || (await isRevoked(this.store.db, verified))) throw unauthorized();
+    const verified = await this.liveToken(token, 0);
     const context = await this.projectContextOf(verified);
     return this.grantFor({ context, methods: verified.methods }, operation);
   }
@@ -343,6 +335,17 @@ export class Authenticator {
 
   hashPassword(password: string): Promise<string> {
     return hashPassword(password, this.settings.hashParams);
+  }
+
+  /**
+   * A token whose signature and expiry (with `graceMs` past it) hold and that no revocation event matches,
+   * else the one Unauthorized. An operation grant is no token: it authorizes its one workflow, is never
+   * re-scoped and never passes for a token at the APIs.
+   */
+  private async liveToken(token: string, graceMs: number): Promise<VerifiedToken> {
+    const verified = await this.verify(token, graceMs);
+    if (!verified || verified.operation || (await isRevoked(this.store.db, verified))) throw unauthorized();
+    return verified;
   }
 
   private async verify(token: string, graceMs: number): Promise<VerifiedToken | undefined> {
