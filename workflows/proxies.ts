@@ -5,12 +5,7 @@
  * Every call goes through `call(stub, summary, input)`, so it carries a one-line summary in the Web UI
  * ("keystone: authenticate", "glance: fetch image to compute2").
  */
-import {
-  ActivityCancellationType,
-  type ActivityFunction,
-  type ActivityOptions,
-  type Duration,
-} from '@temporalio/common';
+import { ActivityCancellationType, type ActivityFunction, type Duration } from '@temporalio/common';
 import {
   proxyActivities,
   proxyLocalActivities,
@@ -232,6 +227,14 @@ export const networkCleanup = proxyActivities<Group<NetworkActivities, typeof NE
   retry: cleanupRetry,
 });
 
+/** A short operation on a host: three tries, a second apart at first, at most 10 s. */
+const hostOpRetry = {
+  initialInterval: '1 second',
+  backoffCoefficient: 2,
+  maximumInterval: '10 seconds',
+  maximumAttempts: 3,
+} as const;
+
 export interface ComputeStubs {
   /** plug, connect, spawn, destroy: short operations on the host. */
   ops: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_OPS>>;
@@ -260,33 +263,26 @@ export interface ComputeStubs {
  */
 export function computeStubs(host: string, pickup: Duration): ComputeStubs {
   const base = { taskQueue: computeQueue(host), scheduleToStartTimeout: pickup };
-  const powerOptions: ActivityOptions = {
-    ...base,
-    // A clean shutdown waits for the guest's ACPI power-off (the driver's shutdown timeout, Nova's 60 s
-    // shutdown_timeout) before a hard stop; a soft reboot may do that and a start: 5 minutes bound it.
-    startToCloseTimeout: '5 minutes',
-    heartbeatTimeout: '20 seconds',
-    // Each is idempotent on the driver (powering off an off guest is a no-op), so a retry is safe; after
-    // three the operation fails and the server keeps its state, as Nova's reverts_task_state leaves it.
-    retry: {
-      initialInterval: '1 second',
-      backoffCoefficient: 2,
-      maximumInterval: '10 seconds',
-      maximumAttempts: 3,
-    },
-  };
+  /** Power off, power on, reboot; cancelled at once, or once the host says the held call has stopped. */
+  const powerStubs = (cancellationType?: ActivityCancellationType) =>
+    proxyActivities<Group<ComputeActivities, typeof COMPUTE_POWER>>({
+      ...base,
+      // A clean shutdown waits for the guest's ACPI power-off (the driver's shutdown timeout, Nova's 60 s
+      // shutdown_timeout) before a hard stop; a soft reboot may do that and a start: 5 minutes bound it.
+      startToCloseTimeout: '5 minutes',
+      heartbeatTimeout: '20 seconds',
+      // Each is idempotent on the driver (powering off an off guest is a no-op), so a retry is safe; after
+      // three the operation fails and the server keeps its state, as Nova's reverts_task_state leaves it.
+      retry: hostOpRetry,
+      ...(cancellationType !== undefined ? { cancellationType } : {}),
+    });
   return {
     ops: proxyActivities<Group<ComputeActivities, typeof COMPUTE_OPS>>({
       ...base,
       startToCloseTimeout: '2 minutes',
       // The activities heartbeat every second: a dead worker shows in 20 s, and cancellation reaches them.
       heartbeatTimeout: '20 seconds',
-      retry: {
-        initialInterval: '1 second',
-        backoffCoefficient: 2,
-        maximumInterval: '10 seconds',
-        maximumAttempts: 3,
-      },
+      retry: hostOpRetry,
     }),
     fetch: proxyActivities<Group<ComputeActivities, typeof COMPUTE_FETCHES>>({
       ...base,
@@ -310,23 +306,15 @@ export function computeStubs(host: string, pickup: Duration): ComputeStubs {
       ...base,
       startToCloseTimeout: '2 minutes',
       heartbeatTimeout: '20 seconds',
-      retry: {
-        initialInterval: '1 second',
-        backoffCoefficient: 2,
-        maximumInterval: '10 seconds',
-        maximumAttempts: 3,
-      },
+      retry: hostOpRetry,
       // A cancelled attach undoes itself only once the host's connect has really stopped: otherwise a
       // connect still running could finish after the undo's disconnect and leave the volume connected.
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     }),
-    power: proxyActivities<Group<ComputeActivities, typeof COMPUTE_POWER>>(powerOptions),
+    power: powerStubs(),
     // A cancelled stop or start that went on without its host call could leave the guest powered off (or
     // on) while the server says otherwise: this one waits until the held call has really stopped.
-    powerWaitingCancel: proxyActivities<Group<ComputeActivities, typeof COMPUTE_POWER>>({
-      ...powerOptions,
-      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    }),
+    powerWaitingCancel: powerStubs(ActivityCancellationType.WAIT_CANCELLATION_COMPLETED),
     read: proxyActivities<Group<ComputeActivities, typeof COMPUTE_READS>>({
       ...base,
       // After a failure the state is only informative (a reboot that left the guest off goes to ERROR):
