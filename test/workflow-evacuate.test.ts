@@ -14,6 +14,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { BootAuth, BootResult, DeleteResult, VolumeActionResult } from '../workflows/types';
 import { isCloudError } from '../cloud/errors';
+import type { Volume } from '../cloud/cinder/types';
 import { pollUntil } from '../lib/poll';
 import type { EvacuateHostResult, EvacuateResult } from '../workflows/evacuate';
 import {
@@ -64,6 +65,33 @@ describe('evacuate', () => {
     });
   }
 
+  /** A server booted as `evac-<name>`, with a 1 GB volume attached (`evac-<name>-vol`, as vdb). */
+  async function bootWithVolume(name: string): Promise<{ server: BootResult; volume: Volume }> {
+    const requestId = `evac-${name}`;
+    const server: BootResult = await h.runBoot(h.request(requestId));
+    const { projectId } = await h.cloud.nova.getInstance(server.id);
+    const volume = await h.cloud.cinder.createVolume({
+      requestKey: `${requestId}-vol`,
+      projectId,
+      sizeGb: 1,
+    });
+    await h.cloud.cinder.waitForVolume(volume.id);
+    const attach = await h.env.client.workflow.start('attachServerVolume', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: volumeAttachWorkflowId(server.id, `${requestId}-attach`),
+      args: [
+        {
+          requestId: `${requestId}-attach`,
+          auth: h.demoAuth(),
+          instanceUuid: server.id,
+          volumeId: volume.id,
+        },
+      ],
+    });
+    assert.equal(((await attach.result()) as VolumeActionResult).device, 'vdb');
+    return { server, volume };
+  }
+
   async function comeBack(host: string): Promise<string[]> {
     await h.cloud.nova.setHostForcedDown(host, false);
     await h.setRunningHosts(HOSTS);
@@ -78,16 +106,7 @@ describe('evacuate', () => {
   }
 
   test('a server with a volume: rebuilt elsewhere with its ports, IPs and volume; the dead host reaps it when back', async () => {
-    const server: BootResult = await h.runBoot(h.request('evac-vm'));
-    const { projectId } = await h.cloud.nova.getInstance(server.id);
-    const volume = await h.cloud.cinder.createVolume({ requestKey: 'evac-vol', projectId, sizeGb: 1 });
-    await h.cloud.cinder.waitForVolume(volume.id);
-    const attach = await h.env.client.workflow.start('attachServerVolume', {
-      taskQueue: CONTROLLER_QUEUE,
-      workflowId: volumeAttachWorkflowId(server.id, 'evac-attach'),
-      args: [{ requestId: 'evac-attach', auth: h.demoAuth(), instanceUuid: server.id, volumeId: volume.id }],
-    });
-    assert.equal(((await attach.result()) as VolumeActionResult).device, 'vdb');
+    const { server, volume } = await bootWithVolume('vm');
     const portsBefore = await h.cloud.neutron.listPorts({ deviceId: server.id });
     const source = server.host;
 
@@ -369,18 +388,7 @@ describe('evacuate', () => {
   });
 
   test('a failure after the volume is connected on the destination: disconnected there again', async () => {
-    const server: BootResult = await h.runBoot(h.request('evac-fetch'));
-    const { projectId } = await h.cloud.nova.getInstance(server.id);
-    const volume = await h.cloud.cinder.createVolume({ requestKey: 'evac-fetch-vol', projectId, sizeGb: 1 });
-    await h.cloud.cinder.waitForVolume(volume.id);
-    const attach = await h.env.client.workflow.start('attachServerVolume', {
-      taskQueue: CONTROLLER_QUEUE,
-      workflowId: volumeAttachWorkflowId(server.id, 'evac-fetch-attach'),
-      args: [
-        { requestId: 'evac-fetch-attach', auth: h.demoAuth(), instanceUuid: server.id, volumeId: volume.id },
-      ],
-    });
-    await attach.result();
+    const { server } = await bootWithVolume('fetch');
     await loseHost(server.host);
     // The image fetch (after the volume is connected, before the guest exists) fails on every destination.
     for (const [host, compute] of h.computeHosts) {
@@ -450,28 +458,8 @@ describe('evacuate', () => {
 
   for (const { step, slug } of DESTINATION_FAILURES) {
     test(`${step} failing on the destination: ERROR with the fault, the destination clean, nothing leaks`, async () => {
-      const server: BootResult = await h.runBoot(h.request(`evac-${slug}`));
+      const { server, volume } = await bootWithVolume(slug);
       const source = server.host;
-      const { projectId } = await h.cloud.nova.getInstance(server.id);
-      const volume = await h.cloud.cinder.createVolume({
-        requestKey: `evac-${slug}-vol`,
-        projectId,
-        sizeGb: 1,
-      });
-      await h.cloud.cinder.waitForVolume(volume.id);
-      const attach = await h.env.client.workflow.start('attachServerVolume', {
-        taskQueue: CONTROLLER_QUEUE,
-        workflowId: volumeAttachWorkflowId(server.id, `evac-${slug}-attach`),
-        args: [
-          {
-            requestId: `evac-${slug}-attach`,
-            auth: h.demoAuth(),
-            instanceUuid: server.id,
-            volumeId: volume.id,
-          },
-        ],
-      });
-      await attach.result();
       await loseHost(source);
       for (const [host, compute] of h.computeHosts) {
         if (host !== source)
