@@ -16,9 +16,9 @@ import { openComputeHost } from '../cloud/index';
 import { capabilitiesOf, defaultHostSpec } from '../cloud/hosts';
 import type { ComputeHost } from '../cloud/compute';
 import { pollUntil } from '../lib/poll';
-import { startApiDeployment, type ApiDeployment } from './helpers/api-deployment';
+import type { ApiDeployment } from './helpers/api-deployment';
 import { runClient, stopChild } from './helpers/deployment';
-import { openstack, openstackJson, requireOpenstackClients } from './helpers/openstack-cli';
+import { openstack, openstackJson, createActiveServer, startCliDeployment } from './helpers/openstack-cli';
 
 type Json = Record<string, unknown>;
 
@@ -30,8 +30,7 @@ describe('the openstack CLI: evacuate from a dead compute host', { timeout: 20 *
   let d: ApiDeployment;
 
   before(async () => {
-    requireOpenstackClients();
-    d = await startApiDeployment('api-evacuate-cli', { computeWorkers: [SOURCE, TARGET] });
+    d = await startCliDeployment('api-evacuate-cli', { computeWorkers: [SOURCE, TARGET] });
   });
   after(async () => {
     await d?.close();
@@ -71,23 +70,7 @@ describe('the openstack CLI: evacuate from a dead compute host', { timeout: 20 *
     await serviceSet('2.53', ['--disable', IDLE, 'nova-compute']);
     assert.equal((await service(TARGET)).Status, 'disabled');
     const boot = async (name: string) => {
-      const created = await openstackJson<Json>(
-        d.demoEnv,
-        [
-          'server',
-          'create',
-          '--flavor',
-          'm1.tiny',
-          '--image',
-          'cirros',
-          '--network',
-          'private',
-          '--wait',
-          name,
-        ],
-        300_000,
-      );
-      assert.equal(created.status, 'ACTIVE');
+      const created = await createActiveServer(d.demoEnv, name);
       return created.id as string;
     };
     const plain = await boot('evac-plain');

@@ -8,13 +8,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startApiDeployment, type ApiDeployment } from './helpers/api-deployment';
+import type { ApiDeployment } from './helpers/api-deployment';
 import { runClient } from './helpers/deployment';
 import {
   openstack,
   openstackJson,
   openstacksdkScript,
-  requireOpenstackClients,
+  createActiveServer,
+  startCliDeployment,
 } from './helpers/openstack-cli';
 
 type Json = Record<string, unknown>;
@@ -23,8 +24,7 @@ describe('the openstack CLI and openstacksdk: Nova', { timeout: 15 * 60_000 }, (
   let d: ApiDeployment;
 
   before(async () => {
-    requireOpenstackClients();
-    d = await startApiDeployment('api-nova-cli');
+    d = await startCliDeployment('api-nova-cli');
   });
   after(async () => {
     await d?.close();
@@ -105,23 +105,7 @@ describe('the openstack CLI and openstacksdk: Nova', { timeout: 15 * 60_000 }, (
   });
 
   test('server create --wait from an image: ACTIVE on the private subnet, listed with filters, console log, 404 to another project', async () => {
-    const created = await openstackJson<Json>(
-      d.demoEnv,
-      [
-        'server',
-        'create',
-        '--flavor',
-        'm1.tiny',
-        '--image',
-        'cirros',
-        '--network',
-        'private',
-        '--wait',
-        'cli-vm',
-      ],
-      300_000,
-    );
-    assert.equal(created.status, 'ACTIVE');
+    const created = await createActiveServer(d.demoEnv, 'cli-vm');
     const booted = { id: created.id as string };
     const server = await openstackJson<Json>(d.demoEnv, ['server', 'show', booted.id]);
     assert.equal(server.status, 'ACTIVE');
@@ -179,25 +163,10 @@ describe('the openstack CLI and openstacksdk: Nova', { timeout: 15 * 60_000 }, (
   });
 
   test('server create --nic none (2.37): ACTIVE with no address; a delete during a build wins', async () => {
-    const created = await openstackJson<Json>(
-      d.demoEnv,
-      [
-        '--os-compute-api-version',
-        '2.37',
-        'server',
-        'create',
-        '--flavor',
-        'm1.tiny',
-        '--image',
-        'cirros',
-        '--nic',
-        'none',
-        '--wait',
-        'cli-no-nic',
-      ],
-      300_000,
-    );
-    assert.equal(created.status, 'ACTIVE');
+    const created = await createActiveServer(d.demoEnv, 'cli-no-nic', {
+      options: ['--nic', 'none'],
+      globals: ['--os-compute-api-version', '2.37'],
+    });
     const id = created.id as string;
     const server = await openstackJson<Json>(d.demoEnv, ['server', 'show', id]);
     assert.deepEqual(server.addresses, {});
@@ -225,25 +194,9 @@ describe('the openstack CLI and openstacksdk: Nova', { timeout: 15 * 60_000 }, (
   });
 
   test('server create --boot-from-volume 1: the volume attached, kept after the server (OSC default)', async () => {
-    const created = await openstackJson<Json>(
-      d.demoEnv,
-      [
-        'server',
-        'create',
-        '--flavor',
-        'm1.tiny',
-        '--image',
-        'cirros',
-        '--boot-from-volume',
-        '1',
-        '--network',
-        'private',
-        '--wait',
-        'cli-bfv',
-      ],
-      300_000,
-    );
-    assert.equal(created.status, 'ACTIVE');
+    const created = await createActiveServer(d.demoEnv, 'cli-bfv', {
+      options: ['--boot-from-volume', '1', '--network', 'private'],
+    });
     const id = created.id as string;
     const server = await openstackJson<Json>(d.demoEnv, ['server', 'show', id]);
     const volumes = server.volumes_attached as Array<{ id: string }>;

@@ -9,9 +9,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { pollUntil } from '../lib/poll';
-import { startApiDeployment, type ApiDeployment } from './helpers/api-deployment';
+import type { ApiDeployment } from './helpers/api-deployment';
 import { runClient } from './helpers/deployment';
-import { openstack, openstackJson, requireOpenstackClients } from './helpers/openstack-cli';
+import { openstack, openstackJson, createActiveServer, startCliDeployment } from './helpers/openstack-cli';
 
 type Json = Record<string, unknown>;
 
@@ -20,8 +20,7 @@ describe('the openstack CLI and the bootflow client: stop, start, reboot', { tim
   let id = '';
 
   before(async () => {
-    requireOpenstackClients();
-    d = await startApiDeployment('api-power-cli');
+    d = await startCliDeployment('api-power-cli');
   });
   after(async () => {
     await d?.close();
@@ -44,23 +43,7 @@ describe('the openstack CLI and the bootflow client: stop, start, reboot', { tim
   }
 
   test('openstack server stop, start, reboot --hard --wait, reboot --wait; 409 for a second stop; events', async () => {
-    const created = await openstackJson<Json>(
-      d.demoEnv,
-      [
-        'server',
-        'create',
-        '--flavor',
-        'm1.tiny',
-        '--image',
-        'cirros',
-        '--network',
-        'private',
-        '--wait',
-        'cli-power',
-      ],
-      300_000,
-    );
-    assert.equal(created.status, 'ACTIVE');
+    const created = await createActiveServer(d.demoEnv, 'cli-power');
     id = created.id as string;
 
     const stop = await openstack(d.demoEnv, ['server', 'stop', id]);

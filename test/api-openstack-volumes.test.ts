@@ -7,9 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startApiDeployment, type ApiDeployment } from './helpers/api-deployment';
+import type { ApiDeployment } from './helpers/api-deployment';
 import { runClient } from './helpers/deployment';
-import { openstack, openstackJson, requireOpenstackClients } from './helpers/openstack-cli';
+import { openstack, openstackJson, createActiveServer, startCliDeployment } from './helpers/openstack-cli';
 
 type Json = Record<string, unknown>;
 
@@ -17,31 +17,14 @@ describe('the openstack CLI: volumes on a running server', { timeout: 15 * 60_00
   let d: ApiDeployment;
 
   before(async () => {
-    requireOpenstackClients();
-    d = await startApiDeployment('api-volumes-cli');
+    d = await startCliDeployment('api-volumes-cli');
   });
   after(async () => {
     await d?.close();
   });
 
   test('server add volume → in-use with its attachment; volume delete refused; server remove volume → available', async () => {
-    const created = await openstackJson<Json>(
-      d.demoEnv,
-      [
-        'server',
-        'create',
-        '--flavor',
-        'm1.tiny',
-        '--image',
-        'cirros',
-        '--network',
-        'private',
-        '--wait',
-        'cli-vol-vm',
-      ],
-      300_000,
-    );
-    assert.equal(created.status, 'ACTIVE');
+    const created = await createActiveServer(d.demoEnv, 'cli-vol-vm');
     const serverId = created.id as string;
     const volume = await openstackJson<Json>(d.demoEnv, ['volume', 'create', '--size', '1', 'cli-data']);
     const volumeId = volume.id as string;

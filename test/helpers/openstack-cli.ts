@@ -3,12 +3,14 @@
  * the project's venv (scripts/setup-openstack-clients.sh), with the environment of an openrc file. A missing
  * venv fails the test and names the set-up script; it never skips.
  */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseOpenrc } from '../../lib/command-line/credentials';
 import { PROJECT_ROOT } from '../../lib/temporal-binaries';
+import { startApiDeployment, type ApiDeployment } from './api-deployment';
 import { deploymentEnv } from './deployment';
 
 export const OPENSTACK_VENV = path.join(PROJECT_ROOT, '.openstack', 'venv');
@@ -103,4 +105,32 @@ export async function openstacksdkScript<T>(
   const result = await run(PYTHON_BIN, ['-c', script], env, timeoutMs);
   if (result.code !== 0) throw new Error(`openstacksdk script exited ${result.code}:\n${result.stderr}`);
   return JSON.parse(result.stdout) as T;
+}
+
+/**
+ * `openstack [globals] server create --flavor m1.tiny --image cirros [options] --wait <name>`: the created
+ * server, which must be ACTIVE (else the test fails with what the CLI answered). `options` default to
+ * `--network private`; `globals` go before the command (`--os-compute-api-version 2.37`).
+ */
+export async function createActiveServer(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  { options = ['--network', 'private'], globals = [] }: { options?: string[]; globals?: string[] } = {},
+): Promise<Record<string, unknown>> {
+  const created = await openstackJson<Record<string, unknown>>(
+    env,
+    [...globals, 'server', 'create', '--flavor', 'm1.tiny', '--image', 'cirros', ...options, '--wait', name],
+    300_000,
+  );
+  assert.equal(created.status, 'ACTIVE', JSON.stringify(created));
+  return created;
+}
+
+/** A test file's deployment for the real clients: they must be installed (else it fails, naming the script). */
+export async function startCliDeployment(
+  label: string,
+  options?: Parameters<typeof startApiDeployment>[1],
+): Promise<ApiDeployment> {
+  requireOpenstackClients();
+  return startApiDeployment(label, options);
 }
