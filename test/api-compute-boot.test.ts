@@ -6,6 +6,7 @@
  * input carries the caller's token, never a password.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Client } from '@temporalio/client';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
@@ -62,6 +63,19 @@ async function create(server: Json): Promise<{ res: LightMyRequestResponse; id: 
   const id = ((res.json() as { server: Json }).server.id as string) ?? '';
   const requestId = String(res.headers['x-openstack-request-id']);
   return { res, id, requestId };
+}
+
+/** A bootable volume of the demo project made from the bootstrap image, available. */
+async function imageVolume(name: string): Promise<string> {
+  const volume = await h.cloud.cinder.createVolume({
+    requestKey: name,
+    projectId: h.boot.demo.projectId,
+    sizeGb: 1,
+    name,
+    imageSource: await h.cloud.glance.imageLocation(h.boot.imageId),
+  });
+  await h.cloud.cinder.waitForVolume(volume.id);
+  return volume.id;
 }
 
 async function settle(requestId: string): Promise<unknown> {
@@ -259,6 +273,98 @@ describe('servers through the workflows', { timeout: 10 * 60_000 }, () => {
     assert.equal(volume.sizeGb, 1);
     await remove(id);
     await assert.rejects(h.cloud.cinder.getVolume(volume.id), /not found|could not be found/i);
+    assert.deepEqual(await h.audit(), []);
+  });
+
+  test('boot from an existing volume: attached as the root, no volume quota claimed, delete_on_termination honoured', async () => {
+    const projectId = h.boot.demo.projectId;
+    const usage = await h.cloud.nova.getQuotaUsage(projectId);
+    for (const deleteOnTermination of [true, false]) {
+      const volumeId = await imageVolume(`api-root-${String(deleteOnTermination)}`);
+      const { id, requestId } = await create({
+        name: `api-bfev-${String(deleteOnTermination)}`,
+        imageRef: '',
+        flavorRef: '1',
+        networks: [{ uuid: h.boot.privateNetworkId }],
+        block_device_mapping_v2: [
+          {
+            source_type: 'volume',
+            destination_type: 'volume',
+            uuid: volumeId,
+            boot_index: 0,
+            delete_on_termination: deleteOnTermination,
+          },
+        ],
+      });
+      assert.equal(await settle(requestId), undefined);
+      // Nova counts no volume for it: Cinder already holds the volume's quota.
+      const held = await h.cloud.nova.getQuotaUsage(projectId);
+      assert.equal(held.volumes.inUse, usage.volumes.inUse);
+      assert.equal(held.gigabytes.inUse, usage.gigabytes.inUse);
+      assert.equal(held.instances.inUse, usage.instances.inUse + 1);
+      await refreshToken();
+      const server = await show(id);
+      assert.equal(server.status, 'ACTIVE');
+      assert.equal(server.image, '');
+      assert.deepEqual(server['os-extended-volumes:volumes_attached'], [
+        { id: volumeId, delete_on_termination: deleteOnTermination },
+      ]);
+      const volume = await h.cloud.cinder.getVolume(volumeId);
+      assert.equal(volume.status, 'in-use');
+      assert.equal(volume.attachments[0]?.instanceUuid, id);
+      assert.equal((await h.cloud.nova.getInstance(id)).bootFromVolume, true);
+      await remove(id);
+      if (deleteOnTermination) {
+        await assert.rejects(h.cloud.cinder.getVolume(volumeId), /could not be found/i);
+      } else {
+        const kept = await h.cloud.cinder.getVolume(volumeId);
+        assert.equal(kept.status, 'available');
+        assert.deepEqual(kept.attachments, []);
+        await h.cloud.cinder.deleteVolume(volumeId);
+      }
+      assert.deepEqual(await h.cloud.nova.getQuotaUsage(projectId), usage);
+      assert.deepEqual(await h.audit(), []);
+    }
+  });
+
+  test('an existing boot volume nova-api refuses: not bootable, in use, unknown — 400, nothing written', async () => {
+    const projectId = h.boot.demo.projectId;
+    const usage = await h.cloud.nova.getQuotaUsage(projectId);
+    const instances = await h.cloud.nova.listInstances({ projectId, includeDeleted: true });
+    const volumeId = await imageVolume('api-root-refused');
+    const boot = (uuid: string) => ({
+      server: {
+        name: 'api-bfev-refused',
+        imageRef: '',
+        flavorRef: '1',
+        networks: [{ uuid: h.boot.privateNetworkId }],
+        block_device_mapping_v2: [{ source_type: 'volume', destination_type: 'volume', uuid, boot_index: 0 }],
+      },
+    });
+    const refused = async (uuid: string, message: string) => {
+      await refreshToken();
+      const res = await call('POST', '/servers', boot(uuid));
+      assert.equal(res.statusCode, 400, res.body);
+      assert.deepEqual(res.json(), { badRequest: { code: 400, message } });
+    };
+    await h.cloud.cinder.setBootable(volumeId, false);
+    // nova/block_device.py get_bdm_image_metadata: InvalidBDMVolumeNotBootable.
+    await refused(volumeId, `Block Device ${volumeId} is not bootable.`);
+    await h.cloud.cinder.setBootable(volumeId, true);
+    const reserved = await h.cloud.cinder.reserveVolume(volumeId, randomUUID());
+    await refused(
+      volumeId,
+      `Invalid volume: Volume ${volumeId} status must be available to reserve, but the current status is reserved.`,
+    );
+    const missing = randomUUID();
+    await refused(missing, `Block Device Mapping is Invalid: failed to get volume ${missing}.`);
+    assert.deepEqual(await h.cloud.nova.listInstances({ projectId, includeDeleted: true }), instances);
+    assert.deepEqual(await h.cloud.nova.getQuotaUsage(projectId), usage);
+    const volume = await h.cloud.cinder.getVolume(volumeId);
+    assert.equal(volume.status, 'reserved');
+    assert.equal(volume.deleteOnTermination, false);
+    await h.cloud.cinder.detachVolume(reserved.id);
+    await h.cloud.cinder.deleteVolume(volumeId);
     assert.deepEqual(await h.audit(), []);
   });
 

@@ -10,7 +10,14 @@ import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CloudError } from '../../cloud/errors';
 import type { RequestContext, ValidatedToken } from '../../cloud/keystone';
-import { bootQuota, checkImageFitsFlavor, type Instance, type QuotaAmounts } from '../../cloud/nova';
+import {
+  bootQuota,
+  checkExistingBootVolume,
+  checkImageFitsFlavor,
+  type Instance,
+  MAX_METADATA_ITEMS,
+  type QuotaAmounts,
+} from '../../cloud/nova';
 import { bootWorkflowId, CONTROLLER_QUEUE, deleteWorkflowId } from '../../workflows/names';
 import type { BootRequest, DeleteRequest } from '../../workflows/types';
 import { checkOwnership, deleteOwnership, ForeignWorkflowError } from '../../lib/workflow-ownership';
@@ -44,7 +51,8 @@ export type PolicyName =
   | 'os_compute_api:ips:show'
   | 'os_compute_api:os-instance-actions:list'
   | 'os_compute_api:os-instance-actions:show'
-  | 'os_compute_api:os-console-output';
+  | 'os_compute_api:os-console-output'
+  | `os_compute_api:server-metadata:${'index' | 'show' | 'create' | 'update' | 'update_all' | 'delete'}`;
 
 export const instanceNotFound = (id: string) => new ApiError(404, `Instance ${id} could not be found.`);
 
@@ -96,9 +104,6 @@ const truthy = (v: boolean | string | undefined): boolean =>
 /** An IPv6 address in its canonical compressed form, as Nova's IPAddress column stores it. */
 const compactIpv6 = (ip: string): string => new URL(`http://[${ip}]/`).hostname.slice(1, -1);
 
-/** Nova's default metadata_items quota. */
-const MAX_METADATA_ITEMS = 128;
-
 const unsupported = (what: string) =>
   new ApiError(400, `${what} is not supported by bootflow's compute API.`);
 
@@ -119,11 +124,15 @@ function refuseUnsupported(body: ServerCreateBody): void {
   if (hints && Object.keys(hints).length > 0) throw unsupported('Scheduler hints');
 }
 
-/** The boot source: an image, or a new volume made from one (block_device_mapping_v2). */
-function bootSource(body: ServerCreateBody): {
-  imageId: string;
-  bootVolume?: { sizeGb: number; deleteOnTermination: boolean };
-} {
+/**
+ * The boot source: an image, a new volume made from one, or an existing volume (block_device_mapping_v2);
+ * the existing volume is looked up and checked by the caller (its image is the volume's).
+ */
+type BootSource =
+  | { imageId: string; bootVolume?: { sizeGb: number; deleteOnTermination: boolean } }
+  | { existingVolume: { volumeId: string; deleteOnTermination: boolean } };
+
+function bootSource(body: ServerCreateBody): BootSource {
   const s = body.server;
   const bdms = s.block_device_mapping_v2 ?? [];
   if (bdms.length === 0) {
@@ -131,6 +140,22 @@ function bootSource(body: ServerCreateBody): {
     return { imageId: s.imageRef.toLowerCase() };
   }
   const [bdm] = bdms;
+  // An existing volume as the root disk: nova-api takes its size and image metadata from Cinder.
+  if (
+    bdms.length === 1 &&
+    bdm &&
+    bdm.source_type === 'volume' &&
+    bdm.destination_type === 'volume' &&
+    Number(bdm.boot_index) === 0 &&
+    bdm.uuid
+  ) {
+    return {
+      existingVolume: {
+        volumeId: bdm.uuid.toLowerCase(),
+        deleteOnTermination: truthy(bdm.delete_on_termination),
+      },
+    };
+  }
   // The image as the local root disk (python-openstackclient sends this for a plain image boot): as imageRef.
   if (
     bdms.length === 1 &&
@@ -154,8 +179,9 @@ function bootSource(body: ServerCreateBody): {
     !bdm.uuid
   ) {
     throw unsupported(
-      'A block_device_mapping_v2 other than the image as root disk or one boot volume made from an image ' +
-        '(source_type image, destination_type local or volume, boot_index 0)',
+      'A block_device_mapping_v2 other than the image as root disk, one boot volume made from an image ' +
+        '(source_type image, destination_type local or volume, boot_index 0) or one existing boot volume ' +
+        '(source_type volume, destination_type volume, boot_index 0)',
     );
   }
   if (bdm.volume_size === undefined || bdm.volume_size === null) {
@@ -170,6 +196,26 @@ function bootSource(body: ServerCreateBody): {
   return {
     imageId: bdm.uuid.toLowerCase(),
     bootVolume: { sizeGb: Number(bdm.volume_size), deleteOnTermination: truthy(bdm.delete_on_termination) },
+  };
+}
+
+/** An existing boot volume checked as nova-api checks it (400s), with its size and the image it holds. */
+async function resolveBootSource(
+  deps: ApiDeps,
+  ctx: RequestContext,
+  source: BootSource,
+): Promise<{
+  imageId: string;
+  bootVolume?: NonNullable<BootRequest['bootVolume']> & { deleteOnTermination: boolean };
+}> {
+  if (!('existingVolume' in source)) return source;
+  const { volumeId, deleteOnTermination } = source.existingVolume;
+  const volume = await checkExistingBootVolume(volumeId, (id) =>
+    deps.cloud.cinder.getVolume(id, { projectId: ctx.projectId, roles: ctx.roles }),
+  );
+  return {
+    imageId: volume.imageId,
+    bootVolume: { sizeGb: volume.sizeGb, deleteOnTermination, volumeId: volume.id },
   };
 }
 
@@ -313,7 +359,7 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
   const flavorId = idFromHref(s.flavorRef);
   const flavor = (await deps.cloud.nova.listFlavors()).find((f) => f.id === flavorId);
   if (!flavor) throw new ApiError(400, `Flavor ${flavorId} could not be found.`);
-  const source = bootSource(body);
+  const source = await resolveBootSource(deps, ctx, bootSource(body));
   const image = await deps.cloud.glance.getImage(source.imageId, ctx).catch((err: unknown) => {
     if (err instanceof CloudError && (err.type === 'NotFound' || err.type === 'BadRequest'))
       throw new ApiError(400, 'Can not find requested image');
@@ -363,7 +409,8 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
   };
   const [signed, recorded] = await Promise.allSettled([
     signing,
-    recordInstance(deps, ctx, fields, bootQuota(flavor, bootVolumeGb)),
+    // An existing boot volume is Cinder's quota already: only a volume the boot makes is claimed.
+    recordInstance(deps, ctx, fields, bootQuota(flavor, source.bootVolume?.volumeId ? null : bootVolumeGb)),
   ]);
   if (recorded.status === 'rejected') throw recorded.reason;
   if (signed.status === 'rejected') {
