@@ -416,7 +416,7 @@ describe('POST /servers: bad requests change nothing and start no workflow', () 
         'badRequest',
       ],
       [
-        'a BDM of an existing volume',
+        'a BDM of a volume that does not exist',
         {
           body: {
             server: {
@@ -429,7 +429,7 @@ describe('POST /servers: bad requests change nothing and start no workflow', () 
         },
         400,
         'badRequest',
-        /block_device_mapping_v2/,
+        /^Block Device Mapping is Invalid: failed to get volume [0-9a-f-]{36}\.$/,
       ],
       [
         'a boot volume without a size',
@@ -820,6 +820,84 @@ describe('servers: show, list, detail', () => {
       'badRequest',
       'There is no such action: shelve',
     );
+  });
+
+  test('server metadata: list, show, merge, replace, set and delete items; refusals change nothing', async () => {
+    const metadataOf = async () => (await env.cloud.nova.getInstance(active)).metadata;
+    const path = `/servers/${active}/metadata`;
+    let res = await call('GET', path, { as: 'reader' });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.deepEqual(res.json(), { metadata: { role: 'web' } });
+    res = await call('POST', path, { as: 'member', body: { metadata: { tier: 'front', role: 'www' } } });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.deepEqual(res.json(), { metadata: { role: 'www', tier: 'front' } });
+    assert.deepEqual(await metadataOf(), { role: 'www', tier: 'front' });
+    res = await call('GET', `${path}/tier`, { as: 'reader' });
+    assert.deepEqual(res.json(), { meta: { tier: 'front' } });
+    res = await call('PUT', `${path}/zone`, { as: 'member', body: { meta: { zone: 'a' } } });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.deepEqual(res.json(), { meta: { zone: 'a' } });
+    res = await call('PUT', path, { as: 'member', body: { metadata: { only: 'this' } } });
+    assert.deepEqual(res.json(), { metadata: { only: 'this' } });
+    assert.deepEqual(await metadataOf(), { only: 'this' });
+    res = await call('DELETE', `${path}/only`, { as: 'member' });
+    assert.equal(res.statusCode, 204, res.body);
+    assert.deepEqual(await metadataOf(), {});
+
+    await call('POST', path, { as: 'member', body: { metadata: { kept: '1' } } });
+    const refusals: Array<[Promise<LightMyRequestResponse>, number, string, RegExp | string]> = [
+      [call('GET', `${path}/nope`, { as: 'reader' }), 404, 'itemNotFound', 'Metadata item was not found'],
+      [call('DELETE', `${path}/nope`, { as: 'member' }), 404, 'itemNotFound', 'Metadata item was not found'],
+      [call('POST', path, { as: 'member', body: { metadata: { '': 'x' } } }), 400, 'badRequest', /metadata/],
+      [
+        call('PUT', path, { as: 'member', body: { meta: { a: 'b' } } }),
+        400,
+        'badRequest',
+        /'metadata' is a required property/,
+      ],
+      [
+        call('PUT', `${path}/a`, { as: 'member', body: { meta: { b: 'c' } } }),
+        400,
+        'badRequest',
+        'Request body and URI mismatch',
+      ],
+      [
+        call('PUT', `${path}/a`, { as: 'member', body: { meta: { a: 'b', c: 'd' } } }),
+        400,
+        'badRequest',
+        /too many items/,
+      ],
+      [
+        call('POST', path, {
+          as: 'member',
+          body: { metadata: Object.fromEntries(Array.from({ length: 128 }, (_, i) => [`k${i}`, 'v'])) },
+        }),
+        403,
+        'forbidden',
+        'Maximum number of metadata items exceeds 128',
+      ],
+      [
+        call('POST', path, { as: 'reader', body: { metadata: { a: 'b' } } }),
+        403,
+        'forbidden',
+        "Policy doesn't allow os_compute_api:server-metadata:create to be performed.",
+      ],
+      [
+        call('GET', `/servers/${others}/metadata`, { as: 'member' }),
+        404,
+        'itemNotFound',
+        `Instance ${others} could not be found.`,
+      ],
+      [
+        call('POST', `/servers/${failed}/metadata`, { as: 'member', body: { metadata: { a: 'b' } } }),
+        409,
+        'conflictingRequest',
+        `Cannot 'update_instance_metadata' instance ${failed} while it is in vm_state error`,
+      ],
+    ];
+    for (const [pending, status, key, message] of refusals) fault(await pending, status, key, message);
+    assert.deepEqual(await metadataOf(), { kept: '1' });
+    assert.deepEqual((await env.cloud.nova.getInstance(failed)).metadata, {});
   });
 
   test('instance actions: list and show with events', async () => {

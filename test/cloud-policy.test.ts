@@ -102,6 +102,9 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'os_compute_api:os-instance-actions:show',
     'os_compute_api:os-volumes-attachments:index',
     'os_compute_api:os-volumes-attachments:show',
+    // nova/policies/server_metadata.py: read by a reader, changed by a member.
+    'os_compute_api:server-metadata:index',
+    'os_compute_api:server-metadata:show',
     'identity:get_project',
     // ... and read by anyone with a role on the project.
     'identity:list_project_tags',
@@ -112,6 +115,10 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'os_compute_api:os-console-output',
     'os_compute_api:os-volumes-attachments:create',
     'os_compute_api:os-volumes-attachments:delete',
+    'os_compute_api:server-metadata:create',
+    'os_compute_api:server-metadata:update',
+    'os_compute_api:server-metadata:update_all',
+    'os_compute_api:server-metadata:delete',
   ]),
 };
 

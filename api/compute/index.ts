@@ -15,6 +15,7 @@ import { keypairRoutes } from './keypairs';
 import { limitsRoutes } from './limits';
 import { MIN_MICROVERSION, parseMicroversion, versionHeaders } from './microversion';
 import { serverActionRoutes } from './server-actions';
+import { serverMetadataRoutes } from './server-metadata';
 import { serverRoutes } from './servers';
 import { versionDocument, versionRoutes } from './versions';
 import { volumeAttachmentRoutes } from './volume-attachments';
@@ -32,6 +33,7 @@ async function v21(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   });
   await serverRoutes(app, deps);
   await serverActionRoutes(app, deps);
+  await serverMetadataRoutes(app, deps);
   await flavorRoutes(app, deps);
   await keypairRoutes(app, deps);
   await hypervisorRoutes(app, deps);

@@ -165,6 +165,12 @@ export const POLICY_RULES = {
   'os_compute_api:os-instance-actions:events:details': ADMIN,
   'os_compute_api:os-keypairs:other_user': ADMIN,
   'os_compute_api:os-console-output': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:server-metadata:index': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:server-metadata:show': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:server-metadata:create': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:server-metadata:update': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:server-metadata:update_all': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:server-metadata:delete': PROJECT_MEMBER_OR_ADMIN,
   'os_compute_api:os-flavor-manage:create': ADMIN,
   'os_compute_api:os-flavor-manage:delete': ADMIN,
 } as const satisfies Record<string, { checkString: string; check: Check }>;
