@@ -800,14 +800,46 @@ describe('servers: show, list, detail', () => {
     );
   });
 
-  test('PUT renames; unknown actions are a 400 naming the action', async () => {
-    const res = await call('PUT', `/servers/${active}`, {
+  test('PUT renames and sets the access addresses; unknown actions are a 400 naming the action', async () => {
+    let res = await call('PUT', `/servers/${active}`, {
       as: 'member',
       body: { server: { name: 'web-2' } },
     });
     assert.equal(res.statusCode, 200, res.body);
     assert.equal((res.json() as { server: Json }).server.name, 'web-2');
     assert.equal((await env.cloud.nova.getInstance(active)).name, 'web-2');
+    // The access addresses change too; before 2.75 PUT answers Nova's update view (no extended fields).
+    res = await call('PUT', `/servers/${active}`, {
+      as: 'member',
+      version: '2.1',
+      body: { server: { accessIPv4: '1.1.1.1', accessIPv6: '0:0:0:0:0:babe:202:202' } },
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    const updated = (res.json() as { server: Json }).server;
+    assert.deepEqual(Object.keys(updated).sort(), [
+      'OS-DCF:diskConfig',
+      'accessIPv4',
+      'accessIPv6',
+      'addresses',
+      'created',
+      'flavor',
+      'hostId',
+      'id',
+      'image',
+      'links',
+      'metadata',
+      'name',
+      'progress',
+      'status',
+      'tenant_id',
+      'updated',
+      'user_id',
+    ]);
+    assert.equal(updated.accessIPv6, '::babe:202:202');
+    const row = await env.cloud.nova.getInstance(active);
+    assert.deepEqual([row.accessIPv4, row.accessIPv6], ['1.1.1.1', '::babe:202:202']);
+    res = await call('PUT', `/servers/${active}`, { as: 'member', version: '2.75', body: { server: {} } });
+    assert.equal((res.json() as { server: Json }).server['OS-EXT-STS:vm_state'], 'active');
     fault(
       await call('PUT', `/servers/${active}`, { as: 'member', body: { server: { name: 'x', bogus: 1 } } }),
       400,

@@ -552,14 +552,23 @@ async function updateServer(deps: ApiDeps, request: FastifyRequest) {
   const body = parseBody(serverUpdateSchema(request.microversion.minor), request.body);
   let instance = await visibleInstance(deps, ctx, id, 'os_compute_api:servers:update');
   const s = body.server as Record<string, unknown>;
-  if (s.accessIPv4 !== undefined || s.accessIPv6 !== undefined) throw unsupported('accessIPv4/accessIPv6');
   if (s.description !== undefined && s.description !== null) throw unsupported('A server description');
-  if (body.server.name !== undefined) {
-    instance = await deps.cloud.nova.updateInstance(instance.uuid, { name: body.server.name });
+  const { name, accessIPv4, accessIPv6 } = body.server;
+  if (name !== undefined || accessIPv4 !== undefined || accessIPv6 !== undefined) {
+    instance = await deps.cloud.nova.updateInstance(instance.uuid, {
+      ...(name !== undefined ? { name } : {}),
+      ...(accessIPv4 !== undefined ? { accessIPv4 } : {}),
+      ...(accessIPv6 !== undefined ? { accessIPv6: compactIpv6(accessIPv6) } : {}),
+    });
   }
   const extras = await loadServerExtras(deps, [instance]);
-  // From 2.75 PUT answers with the same body as show; before, the same fields (Nova's update view).
-  return { server: serverDetail(deps, request, ctx, instance, extras, { show: atLeast(request, 2, 75) }) };
+  // From 2.75 PUT answers with the same body as show; before, Nova's narrower update view.
+  return {
+    server: serverDetail(deps, request, ctx, instance, extras, {
+      show: true,
+      update: !atLeast(request, 2, 75),
+    }),
+  };
 }
 
 /**
