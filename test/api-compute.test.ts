@@ -1357,4 +1357,62 @@ describe('admin APIs: hypervisors, services, zones; limits', () => {
     ).limits.absolute;
     assert.equal(theirs.maxTotalInstances, 0);
   });
+
+  test('os-quota-sets: show, detail and defaults per microversion; a reader of the project only', async () => {
+    const project = boot.demo.projectId;
+    const show = async (path: string, as: keyof typeof tokens = 'reader', version = '2.1') => {
+      const res = await call('GET', `/os-quota-sets/${path}`, { as, version });
+      assert.equal(res.statusCode, 200, res.body);
+      return (res.json() as { quota_set: Json }).quota_set;
+    };
+    const atOne = await show(project);
+    assert.deepEqual(atOne, {
+      id: project,
+      instances: 10,
+      cores: 20,
+      ram: 51200,
+      metadata_items: 128,
+      key_pairs: 100,
+      server_groups: 10,
+      server_group_members: 10,
+      fixed_ips: -1,
+      floating_ips: -1,
+      security_groups: -1,
+      security_group_rules: -1,
+      injected_files: 5,
+      injected_file_content_bytes: 10240,
+      injected_file_path_bytes: 255,
+    });
+    assert.deepEqual(await show(`${project}/defaults`, 'member'), atOne);
+    assert.deepEqual(await show(`${project}?user_id=${memberUserId}`), atOne);
+    assert.deepEqual(Object.keys(await show(project, 'reader', '2.57')).sort(), [
+      'cores',
+      'id',
+      'instances',
+      'key_pairs',
+      'metadata_items',
+      'ram',
+      'server_group_members',
+      'server_groups',
+    ]);
+    const detail = await show(`${project}/detail`, 'reader', '2.79');
+    const usage = await env.cloud.nova.getQuotaUsage(project);
+    assert.deepEqual(detail.instances, { in_use: usage.instances.inUse, limit: 10, reserved: 0 });
+    // Another project's: its limits from Nova's quota table, for an admin; 403 for a member elsewhere.
+    await env.cloud.nova.setQuotaLimits(otherProjectId, { instances: 0 });
+    assert.equal((await show(otherProjectId, 'admin')).instances, 0);
+    assert.equal((await show(`${otherProjectId}/defaults`, 'member')).instances, 10);
+    fault(
+      await call('GET', `/os-quota-sets/${otherProjectId}`, { as: 'member' }),
+      403,
+      'forbidden',
+      "Policy doesn't allow os_compute_api:os-quota-sets:show to be performed.",
+    );
+    fault(
+      await call('GET', '/os-quota-sets/no-such-project', { as: 'admin' }),
+      400,
+      'badRequest',
+      'Project ID no-such-project is not a valid project.',
+    );
+  });
 });

@@ -14,6 +14,7 @@ import { instanceActionRoutes } from './instance-actions';
 import { keypairRoutes } from './keypairs';
 import { limitsRoutes } from './limits';
 import { MIN_MICROVERSION, parseMicroversion, versionHeaders } from './microversion';
+import { quotaSetRoutes } from './quota-sets';
 import { serverActionRoutes } from './server-actions';
 import { serverMetadataRoutes } from './server-metadata';
 import { serverRoutes } from './servers';
@@ -38,6 +39,7 @@ async function v21(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   await keypairRoutes(app, deps);
   await hypervisorRoutes(app, deps);
   await limitsRoutes(app, deps);
+  await quotaSetRoutes(app, deps);
   await availabilityZoneRoutes(app, deps);
   await instanceActionRoutes(app, deps);
   await volumeAttachmentRoutes(app, deps);
