@@ -367,6 +367,56 @@ describe('servers through the workflows', { timeout: 10 * 60_000 }, () => {
     assert.deepEqual(await h.audit(), []);
   });
 
+  test('min_count / max_count: as many servers as the quota allows, each its own build; below min_count 403', async () => {
+    const projectId = h.boot.demo.projectId;
+    const usage = await h.cloud.nova.getQuotaUsage(projectId);
+    const instances = await h.cloud.nova.listInstances({ projectId, includeDeleted: true });
+    // Room for two more servers: max_count 3 makes two (Nova's _check_num_instances_quota).
+    await h.cloud.nova.setQuotaLimits(projectId, { instances: usage.instances.inUse + 2 });
+    try {
+      await refreshToken();
+      const refused = await call('POST', '/servers', {
+        server: {
+          name: 'api-multi',
+          imageRef: h.boot.imageId,
+          flavorRef: '1',
+          networks: [{ uuid: h.boot.privateNetworkId }],
+          min_count: 3,
+        },
+      });
+      assert.equal(refused.statusCode, 403, refused.body);
+      assert.match(
+        (refused.json() as { forbidden: { message: string } }).forbidden.message,
+        /^Quota exceeded/,
+      );
+      assert.deepEqual(await h.cloud.nova.listInstances({ projectId, includeDeleted: true }), instances);
+      assert.deepEqual((await h.cloud.nova.getQuotaUsage(projectId)).instances.inUse, usage.instances.inUse);
+
+      const { res, requestId } = await create({
+        name: 'api-multi',
+        imageRef: h.boot.imageId,
+        flavorRef: '1',
+        networks: [{ uuid: h.boot.privateNetworkId }],
+        min_count: 1,
+        max_count: 3,
+      });
+      const first = (res.json() as { server: Json }).server.id as string;
+      const made = (await h.cloud.nova.listInstances({ projectId })).filter((i) =>
+        i.name.startsWith('api-multi'),
+      );
+      assert.deepEqual(made.map((i) => i.name).sort(), ['api-multi-1', 'api-multi-2']);
+      assert.ok(made.some((i) => i.uuid === first && i.requestId === requestId));
+      for (const build of [requestId, `${requestId}-2`]) assert.equal(await settle(build), undefined);
+      await refreshToken();
+      for (const instance of made) assert.equal((await show(instance.uuid)).status, 'ACTIVE');
+      for (const instance of made) await remove(instance.uuid);
+    } finally {
+      await h.cloud.nova.setQuotaLimits(projectId, { instances: usage.instances.limit });
+    }
+    assert.deepEqual(await h.cloud.nova.getQuotaUsage(projectId), usage);
+    assert.deepEqual(await h.audit(), []);
+  });
+
   test('the 202 comes with the row and the quota already written; the workflow counts neither twice', async () => {
     const projectId = h.boot.demo.projectId;
     const before = await h.cloud.nova.getQuotaUsage(projectId);

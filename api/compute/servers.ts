@@ -13,6 +13,7 @@ import type { RequestContext, ValidatedToken } from '../../cloud/keystone';
 import {
   bootQuota,
   checkExistingBootVolume,
+  instancesAllowed,
   checkImageFitsFlavor,
   type Instance,
   MAX_METADATA_ITEMS,
@@ -110,8 +111,6 @@ const unsupported = (what: string) =>
 /** Refuses what the schema allows but bootflow does not do, before anything happens. */
 function refuseUnsupported(body: ServerCreateBody): void {
   const s = body.server as ServerCreateBody['server'] & Record<string, unknown>;
-  if ((s.min_count ?? 1) !== 1 || (s.max_count ?? 1) !== 1)
-    throw unsupported('Booting more than one server per request (min_count, max_count > 1)');
   if (s.block_device_mapping !== undefined) throw unsupported('The legacy block_device_mapping');
   if (truthy(s.config_drive)) throw unsupported('A config drive');
   if (truthy(s.return_reservation_id)) throw unsupported('return_reservation_id');
@@ -347,6 +346,80 @@ async function removeUnstartedBuild(deps: ApiDeps, request: FastifyRequest, uuid
   });
 }
 
+/** min_count / max_count as Nova reads them (max defaults to min); one existing volume boots one server. */
+function instanceCount(
+  s: ServerCreateBody['server'],
+  source: { bootVolume?: { volumeId?: string } },
+): { min: number; max: number } {
+  const min = Number(s.min_count ?? 1);
+  const max = Number(s.max_count ?? min);
+  if (min > max) throw new ApiError(400, 'min_count must be <= max_count');
+  if (max > 1 && source.bootVolume?.volumeId !== undefined)
+    throw new ApiError(400, 'Cannot attach one or more volumes to multiple instances');
+  return { min, max };
+}
+
+/**
+ * Records and starts one build per server, as nova-api creates the instances of one request: as many as
+ * the quota allows between min and max (fewer than min is 403 before anything is written; a claim lost
+ * to a concurrent request undoes the others), named <name>-<n> when more than one. Each has its own workflow and request id (the first the request's,
+ * then <request id>-<n>) and its own grant. Returns the uuids started.
+ */
+async function startBuilds(
+  deps: ApiDeps,
+  request: FastifyRequest,
+  validated: ValidatedToken,
+  ctx: RequestContext,
+  fields: Omit<BootRequest, 'auth' | 'requestId' | 'instanceUuid'>,
+  quota: QuotaAmounts,
+  count: { min: number; max: number },
+): Promise<string[]> {
+  // The first grant's signature (off the event loop, in WebCrypto's thread pool) runs beside the claims.
+  const firstGrant = grantFor(deps, validated, 'createInstance', bootWorkflowId(request.id));
+  firstGrant.catch(() => undefined); // awaited below, unless the claims fail first
+  const builds: Array<Omit<BootRequest, 'auth'>> = [];
+  const usage = count.max > 1 ? await deps.cloud.nova.getQuotaUsage(ctx.projectId) : undefined;
+  const allowed = usage ? instancesAllowed(ctx.projectId, usage, quota, count) : 1;
+  for (let index = 0; index < allowed; index++) {
+    const build = {
+      ...fields,
+      requestId: index === 0 ? request.id : `${request.id}-${index + 1}`,
+      instanceUuid: randomUUID(),
+      name: count.max > 1 ? `${fields.name}-${index + 1}`.slice(0, 255) : fields.name,
+    };
+    try {
+      await recordInstance(deps, ctx, build, quota);
+    } catch (err) {
+      // A claim that a concurrent request beat: this request creates nothing.
+      for (const recorded of builds) await removeUnstartedBuild(deps, request, recorded.instanceUuid!);
+      throw err;
+    }
+    builds.push(build);
+  }
+  for (const [started, build] of builds.entries()) {
+    const workflowId = bootWorkflowId(build.requestId);
+    try {
+      // Not even the caller's token crosses into Temporal: a grant good for this one workflow only.
+      const auth = await (started === 0
+        ? firstGrant
+        : grantFor(deps, validated, 'createInstance', workflowId));
+      // Only the start RPC: the build runs on after the answer, as nova-conductor's after Nova's cast.
+      await deps.temporal.workflow.start('createInstance', {
+        taskQueue: CONTROLLER_QUEUE,
+        workflowId,
+        args: [{ ...build, auth } satisfies BootRequest],
+      });
+    } catch (err) {
+      // No server is left building without a workflow (those started build on).
+      for (const unstarted of builds.slice(started)) {
+        await removeUnstartedBuild(deps, request, unstarted.instanceUuid!);
+      }
+      throw err;
+    }
+  }
+  return builds.map((b) => b.instanceUuid!);
+}
+
 async function createServer(deps: ApiDeps, request: FastifyRequest, reply: FastifyReply) {
   const { ctx, validated } = authOf(request);
   const body = parseBody(serverCreateSchema(request.microversion.minor), request.body);
@@ -386,14 +459,7 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
 
   // From 2.52 the schema has checked each tag (the type only knows that the key may be there).
   const tags = 'tags' in s ? (s.tags as string[] | undefined) : undefined;
-  const uuid = randomUUID();
-  const workflowId = bootWorkflowId(request.id);
-  // Not even the caller's token crosses into Temporal: a grant good for this one workflow only. Its
-  // signature (off the event loop, in WebCrypto's thread pool) runs beside the quota claim and the row.
-  const signing = grantFor(deps, validated, 'createInstance', workflowId);
-  const fields: Omit<BootRequest, 'auth'> = {
-    requestId: request.id,
-    instanceUuid: uuid,
+  const fields: Omit<BootRequest, 'auth' | 'requestId' | 'instanceUuid'> = {
     name: s.name,
     flavor: flavor.id,
     image: image.id,
@@ -407,28 +473,10 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
     ...(s.accessIPv6 !== undefined ? { accessIPv6: compactIpv6(s.accessIPv6) } : {}),
     ...(tags !== undefined && tags.length > 0 ? { tags: [...new Set(tags)] } : {}),
   };
-  const [signed, recorded] = await Promise.allSettled([
-    signing,
-    // An existing boot volume is Cinder's quota already: only a volume the boot makes is claimed.
-    recordInstance(deps, ctx, fields, bootQuota(flavor, source.bootVolume?.volumeId ? null : bootVolumeGb)),
-  ]);
-  if (recorded.status === 'rejected') throw recorded.reason;
-  if (signed.status === 'rejected') {
-    await removeUnstartedBuild(deps, request, uuid);
-    throw signed.reason;
-  }
-  const boot: BootRequest = { ...fields, auth: signed.value };
-  try {
-    // Only the start RPC: the build runs on after the answer, as nova-conductor's after Nova's cast.
-    await deps.temporal.workflow.start('createInstance', {
-      taskQueue: CONTROLLER_QUEUE,
-      workflowId,
-      args: [boot],
-    });
-  } catch (err) {
-    await removeUnstartedBuild(deps, request, uuid);
-    throw err;
-  }
+  // An existing boot volume is Cinder's quota already: only a volume the boot makes is claimed.
+  const quota = bootQuota(flavor, source.bootVolume?.volumeId ? null : bootVolumeGb);
+  const uuids = await startBuilds(deps, request, validated, ctx, fields, quota, instanceCount(s, source));
+  const uuid = uuids[0]!;
   const links = resourceLinks(deps, 'servers', uuid);
   return reply
     .code(202)

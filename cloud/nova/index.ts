@@ -90,7 +90,7 @@ export {
   type ImageSizes,
 } from './api-checks';
 export type { QuotaAmounts, QuotaClaim, QuotaResource, QuotaUsage } from './quota';
-export { DEFAULT_QUOTA_LIMITS, QUOTA_RESOURCES } from './quota';
+export { DEFAULT_QUOTA_LIMITS, QUOTA_RESOURCES, instancesAllowed } from './quota';
 export type {
   ComputeHost,
   HostState,
