@@ -16,6 +16,7 @@ import { createLogger } from '../lib/logger';
 import { bootWorkflowId, deleteWorkflowId } from '../workflows/names';
 import { openBootHarness, type BootHarness } from './helpers/boot-harness';
 import { TEST_PUBLIC_URL } from './helpers/api';
+import { imageVolume } from './helpers/boot-assertions';
 
 type Json = Record<string, unknown>;
 const V = '/compute/v2.1';
@@ -63,19 +64,6 @@ async function create(server: Json): Promise<{ res: LightMyRequestResponse; id: 
   const id = ((res.json() as { server: Json }).server.id as string) ?? '';
   const requestId = String(res.headers['x-openstack-request-id']);
   return { res, id, requestId };
-}
-
-/** A bootable volume of the demo project made from the bootstrap image, available. */
-async function imageVolume(name: string): Promise<string> {
-  const volume = await h.cloud.cinder.createVolume({
-    requestKey: name,
-    projectId: h.boot.demo.projectId,
-    sizeGb: 1,
-    name,
-    imageSource: await h.cloud.glance.imageLocation(h.boot.imageId),
-  });
-  await h.cloud.cinder.waitForVolume(volume.id);
-  return volume.id;
 }
 
 async function settle(requestId: string): Promise<unknown> {
@@ -279,7 +267,7 @@ describe('servers through the workflows', { timeout: 10 * 60_000 }, () => {
     const projectId = h.boot.demo.projectId;
     const usage = await h.cloud.nova.getQuotaUsage(projectId);
     for (const deleteOnTermination of [true, false]) {
-      const volumeId = await imageVolume(`api-root-${String(deleteOnTermination)}`);
+      const volumeId = await imageVolume(h, `api-root-${String(deleteOnTermination)}`);
       const { id, requestId } = await create({
         name: `api-bfev-${String(deleteOnTermination)}`,
         imageRef: '',
@@ -330,7 +318,7 @@ describe('servers through the workflows', { timeout: 10 * 60_000 }, () => {
     const projectId = h.boot.demo.projectId;
     const usage = await h.cloud.nova.getQuotaUsage(projectId);
     const instances = await h.cloud.nova.listInstances({ projectId, includeDeleted: true });
-    const volumeId = await imageVolume('api-root-refused');
+    const volumeId = await imageVolume(h, 'api-root-refused');
     const boot = (uuid: string) => ({
       server: {
         name: 'api-bfev-refused',

@@ -14,6 +14,7 @@ import {
   assertErrored,
   assertNoLeaks,
   expectBootFailure,
+  imageVolume,
   status,
 } from './helpers/boot-assertions';
 
@@ -29,21 +30,8 @@ describe('createInstance from an existing volume', () => {
     for (const compute of h.computeHosts.values()) await compute.clearFaults('spawn');
   });
 
-  /** A bootable volume of the demo project made from the bootstrap image, available. */
-  async function imageVolume(name: string): Promise<string> {
-    const volume = await h.cloud.cinder.createVolume({
-      requestKey: name,
-      projectId: h.boot.demo.projectId,
-      sizeGb: 1,
-      name,
-      imageSource: await h.cloud.glance.imageLocation(h.boot.imageId),
-    });
-    await h.cloud.cinder.waitForVolume(volume.id);
-    return volume.id;
-  }
-
   test('the volume is the root disk: nothing created, in-use on the host, kept available after the delete', async () => {
-    const volumeId = await imageVolume('existing-root');
+    const volumeId = await imageVolume(h, 'existing-root');
     const handle = await h.startBoot(
       h.request('from-existing-volume', { bootVolume: { sizeGb: 1, volumeId, deleteOnTermination: false } }),
     );
@@ -89,7 +77,7 @@ describe('createInstance from an existing volume', () => {
         message: 'Injected: the hypervisor refused the guest',
       });
     }
-    const volumeId = await imageVolume('existing-root-fails');
+    const volumeId = await imageVolume(h, 'existing-root-fails');
     const handle = await h.startBoot(
       h.request('existing-volume-fails', { bootVolume: { sizeGb: 1, volumeId, deleteOnTermination: true } }),
     );
