@@ -1,14 +1,16 @@
 /**
  * nova-api on the controller: checks the request the way Nova's servers API does (policy, flavor, image
- * status and sizes, boot volume size, name), reserves quota, and answers the delete path's lookups. Network
+ * status and sizes, boot volume size or the existing boot volume, name), reserves quota, and answers the delete path's lookups. Network
  * visibility is neutron-server's call (activities/network.ts).
  */
+import type { Cinder } from '../cloud/cinder';
 import { CloudError } from '../cloud/errors';
 import type { Glance } from '../cloud/glance';
 import { enforce, enforceVisible, type Keystone } from '../cloud/keystone';
 import {
   bootPlanRequestSchema,
   bootQuota,
+  checkExistingBootVolume,
   checkImageFitsFlavor,
   flavorRefError,
   operationRule,
@@ -29,9 +31,10 @@ export interface ComputeApiServices {
   keystone: Keystone;
   nova: Nova;
   glance: Glance;
+  cinder: Cinder;
 }
 
-export function createComputeApiActivities({ keystone, nova, glance }: ComputeApiServices) {
+export function createComputeApiActivities({ keystone, nova, glance, cinder }: ComputeApiServices) {
   return adaptAll({
     /** The servers API's checks; changes nothing. Returns what the later steps need, already resolved. */
     async validateBootRequest(input: { token: string; request: BootPlanRequest }): Promise<BootPlan> {
@@ -59,6 +62,18 @@ export function createComputeApiActivities({ keystone, nova, glance }: ComputeAp
           throw err;
         });
       }
+      const existing = req.bootVolume?.volumeId;
+      if (existing !== undefined) {
+        // The same checks the compute API made before it answered: the volume may have changed since.
+        const volume = await checkExistingBootVolume(existing, (id) =>
+          cinder.getVolume(id, { projectId: ctx.projectId, roles: ctx.roles }),
+        );
+        if (volume.imageId !== image.id || volume.sizeGb !== req.bootVolume?.sizeGb) {
+          throw new CloudError('BadRequest', `Volume ${existing} is not the volume the request describes.`, {
+            volumeId: existing,
+          });
+        }
+      }
       const bootVolumeGb = req.bootVolume?.sizeGb ?? null;
       checkImageFitsFlavor(image, flavor, bootVolumeGb);
       return {
@@ -72,9 +87,11 @@ export function createComputeApiActivities({ keystone, nova, glance }: ComputeAp
             {
               sizeGb: req.bootVolume.sizeGb,
               deleteOnTermination: req.bootVolume.deleteOnTermination ?? false,
+              ...(existing !== undefined ? { volumeId: existing } : {}),
             }
           : null,
-        quota: bootQuota(flavor, bootVolumeGb),
+        // An existing volume is already counted in Cinder's quota: only a volume the boot makes is claimed.
+        quota: bootQuota(flavor, existing === undefined ? bootVolumeGb : null),
         availabilityZone: req.availabilityZone ?? null,
       };
     },

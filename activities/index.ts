@@ -35,7 +35,7 @@ export function createControllerActivities(services: ControllerServices) {
   const { keystone, nova, placement, scheduler, glance, cinder } = services;
   return {
     ...createIdentityActivities(keystone),
-    ...createComputeApiActivities({ keystone, nova, glance }),
+    ...createComputeApiActivities({ keystone, nova, glance, cinder }),
     ...createConductorActivities(nova),
     ...createReconcilerActivities(nova),
     ...createSchedulerActivities({ scheduler, placement }),

@@ -68,7 +68,10 @@ export function createVolumeActivities({ cinder, identity }: VolumeServices) {
     }): Promise<Omit<AttachedVolume, 'device'>> {
       const { token, volume, instanceUuid, host } = input;
       await contextForOngoingWork(identity, token);
-      await cinder.reserveVolume(volume.volumeId, instanceUuid);
+      // The boot's delete_on_termination goes with the reserve: an existing volume booted becomes the server's.
+      await cinder.reserveVolume(volume.volumeId, instanceUuid, {
+        deleteOnTermination: volume.deleteOnTermination,
+      });
       const attached = await cinder.createAttachment({ volumeId: volume.volumeId, instanceUuid, host });
       return { ...volume, attachmentId: attached.attachmentId, connectionInfo: attached.connectionInfo };
     },

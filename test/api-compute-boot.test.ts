@@ -6,6 +6,7 @@
  * input carries the caller's token, never a password.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Client } from '@temporalio/client';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
@@ -15,6 +16,7 @@ import { createLogger } from '../lib/logger';
 import { bootWorkflowId, deleteWorkflowId } from '../workflows/names';
 import { openBootHarness, type BootHarness } from './helpers/boot-harness';
 import { TEST_PUBLIC_URL } from './helpers/api';
+import { imageVolume } from './helpers/boot-assertions';
 
 type Json = Record<string, unknown>;
 const V = '/compute/v2.1';
@@ -205,10 +207,9 @@ describe('servers through the workflows', { timeout: 10 * 60_000 }, () => {
     assert.equal(consoleAll.statusCode, 200, consoleAll.body);
     const output = (consoleAll.json() as { output: string }).output;
     assert.equal(output, FAKE_CONSOLE_OUTPUT);
-    const lastLine = await call('POST', `/servers/${id}/action`, { 'os-getConsoleOutput': { length: 1 } });
-    assert.deepEqual(lastLine.json(), {
-      output: output.trimEnd().split('\n').at(-1) + (output.endsWith('\n') ? '\n' : ''),
-    });
+    // Nova's _tail_log: the last 2 pieces of the log split on newlines (the last one empty).
+    const lastLine = await call('POST', `/servers/${id}/action`, { 'os-getConsoleOutput': { length: 2 } });
+    assert.deepEqual(lastLine.json(), { output: 'LAST LINE\n' });
     const badLength = await call('POST', `/servers/${id}/action`, {
       'os-getConsoleOutput': { length: 'ten' },
     });
@@ -259,6 +260,148 @@ describe('servers through the workflows', { timeout: 10 * 60_000 }, () => {
     assert.equal(volume.sizeGb, 1);
     await remove(id);
     await assert.rejects(h.cloud.cinder.getVolume(volume.id), /not found|could not be found/i);
+    assert.deepEqual(await h.audit(), []);
+  });
+
+  test('boot from an existing volume: attached as the root, no volume quota claimed, delete_on_termination honoured', async () => {
+    const projectId = h.boot.demo.projectId;
+    const usage = await h.cloud.nova.getQuotaUsage(projectId);
+    for (const deleteOnTermination of [true, false]) {
+      const volumeId = await imageVolume(h, `api-root-${String(deleteOnTermination)}`);
+      const { id, requestId } = await create({
+        name: `api-bfev-${String(deleteOnTermination)}`,
+        imageRef: '',
+        flavorRef: '1',
+        networks: [{ uuid: h.boot.privateNetworkId }],
+        block_device_mapping_v2: [
+          {
+            source_type: 'volume',
+            destination_type: 'volume',
+            uuid: volumeId,
+            boot_index: 0,
+            delete_on_termination: deleteOnTermination,
+          },
+        ],
+      });
+      assert.equal(await settle(requestId), undefined);
+      // Nova counts no volume for it: Cinder already holds the volume's quota.
+      const held = await h.cloud.nova.getQuotaUsage(projectId);
+      assert.equal(held.volumes.inUse, usage.volumes.inUse);
+      assert.equal(held.gigabytes.inUse, usage.gigabytes.inUse);
+      assert.equal(held.instances.inUse, usage.instances.inUse + 1);
+      await refreshToken();
+      const server = await show(id);
+      assert.equal(server.status, 'ACTIVE');
+      assert.equal(server.image, '');
+      assert.deepEqual(server['os-extended-volumes:volumes_attached'], [
+        { id: volumeId, delete_on_termination: deleteOnTermination },
+      ]);
+      const volume = await h.cloud.cinder.getVolume(volumeId);
+      assert.equal(volume.status, 'in-use');
+      assert.equal(volume.attachments[0]?.instanceUuid, id);
+      assert.equal((await h.cloud.nova.getInstance(id)).bootFromVolume, true);
+      await remove(id);
+      if (deleteOnTermination) {
+        await assert.rejects(h.cloud.cinder.getVolume(volumeId), /could not be found/i);
+      } else {
+        const kept = await h.cloud.cinder.getVolume(volumeId);
+        assert.equal(kept.status, 'available');
+        assert.deepEqual(kept.attachments, []);
+        await h.cloud.cinder.deleteVolume(volumeId);
+      }
+      assert.deepEqual(await h.cloud.nova.getQuotaUsage(projectId), usage);
+      assert.deepEqual(await h.audit(), []);
+    }
+  });
+
+  test('an existing boot volume nova-api refuses: not bootable, in use, unknown — 400, nothing written', async () => {
+    const projectId = h.boot.demo.projectId;
+    const usage = await h.cloud.nova.getQuotaUsage(projectId);
+    const instances = await h.cloud.nova.listInstances({ projectId, includeDeleted: true });
+    const volumeId = await imageVolume(h, 'api-root-refused');
+    const boot = (uuid: string) => ({
+      server: {
+        name: 'api-bfev-refused',
+        imageRef: '',
+        flavorRef: '1',
+        networks: [{ uuid: h.boot.privateNetworkId }],
+        block_device_mapping_v2: [{ source_type: 'volume', destination_type: 'volume', uuid, boot_index: 0 }],
+      },
+    });
+    const refused = async (uuid: string, message: string) => {
+      await refreshToken();
+      const res = await call('POST', '/servers', boot(uuid));
+      assert.equal(res.statusCode, 400, res.body);
+      assert.deepEqual(res.json(), { badRequest: { code: 400, message } });
+    };
+    await h.cloud.cinder.setBootable(volumeId, false);
+    // nova/block_device.py get_bdm_image_metadata: InvalidBDMVolumeNotBootable.
+    await refused(volumeId, `Block Device ${volumeId} is not bootable.`);
+    await h.cloud.cinder.setBootable(volumeId, true);
+    const reserved = await h.cloud.cinder.reserveVolume(volumeId, randomUUID());
+    await refused(
+      volumeId,
+      `Invalid volume: Volume ${volumeId} status must be available to reserve, but the current status is reserved.`,
+    );
+    const missing = randomUUID();
+    await refused(missing, `Block Device Mapping is Invalid: failed to get volume ${missing}.`);
+    assert.deepEqual(await h.cloud.nova.listInstances({ projectId, includeDeleted: true }), instances);
+    assert.deepEqual(await h.cloud.nova.getQuotaUsage(projectId), usage);
+    const volume = await h.cloud.cinder.getVolume(volumeId);
+    assert.equal(volume.status, 'reserved');
+    assert.equal(volume.deleteOnTermination, false);
+    await h.cloud.cinder.detachVolume(reserved.id);
+    await h.cloud.cinder.deleteVolume(volumeId);
+    assert.deepEqual(await h.audit(), []);
+  });
+
+  test('min_count / max_count: as many servers as the quota allows, each its own build; below min_count 403', async () => {
+    const projectId = h.boot.demo.projectId;
+    const usage = await h.cloud.nova.getQuotaUsage(projectId);
+    const instances = await h.cloud.nova.listInstances({ projectId, includeDeleted: true });
+    // Room for two more servers: max_count 3 makes two (Nova's _check_num_instances_quota).
+    await h.cloud.nova.setQuotaLimits(projectId, { instances: usage.instances.inUse + 2 });
+    try {
+      await refreshToken();
+      const refused = await call('POST', '/servers', {
+        server: {
+          name: 'api-multi',
+          imageRef: h.boot.imageId,
+          flavorRef: '1',
+          networks: [{ uuid: h.boot.privateNetworkId }],
+          min_count: 3,
+        },
+      });
+      assert.equal(refused.statusCode, 403, refused.body);
+      assert.match(
+        (refused.json() as { forbidden: { message: string } }).forbidden.message,
+        /^Quota exceeded/,
+      );
+      assert.deepEqual(await h.cloud.nova.listInstances({ projectId, includeDeleted: true }), instances);
+      assert.deepEqual((await h.cloud.nova.getQuotaUsage(projectId)).instances.inUse, usage.instances.inUse);
+
+      const { res, requestId } = await create({
+        name: 'api-multi',
+        imageRef: h.boot.imageId,
+        flavorRef: '1',
+        networks: [{ uuid: h.boot.privateNetworkId }],
+        min_count: 1,
+        max_count: 3,
+      });
+      const first = (res.json() as { server: Json }).server.id as string;
+      const made = (await h.cloud.nova.listInstances({ projectId })).filter((i) =>
+        i.name.startsWith('api-multi'),
+      );
+      assert.deepEqual(made.map((i) => i.name).sort(), ['api-multi-1', 'api-multi-2']);
+      assert.ok(made.some((i) => i.uuid === first && i.requestId === requestId));
+      for (const build of [requestId, `${requestId}-2`]) assert.equal(await settle(build), undefined);
+      await refreshToken();
+      for (const instance of made) assert.equal((await show(instance.uuid)).status, 'ACTIVE');
+      for (const instance of made) await remove(instance.uuid);
+    } finally {
+      await h.cloud.nova.setQuotaLimits(projectId, { instances: usage.instances.limit });
+    }
+    assert.deepEqual(await h.cloud.nova.getQuotaUsage(projectId), usage);
     assert.deepEqual(await h.audit(), []);
   });
 

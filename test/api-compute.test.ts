@@ -403,11 +403,11 @@ describe('POST /servers: bad requests change nothing and start no workflow', () 
         /availability zone is not available/,
       ],
       [
-        'two servers',
-        { body: { server: { ...good().server, max_count: 2 } } },
+        'min_count above max_count',
+        { body: { server: { ...good().server, min_count: 3, max_count: 2 } } },
         400,
         'badRequest',
-        /more than one server/,
+        /^min_count must be <= max_count$/,
       ],
       [
         'min_count of the wrong type',
@@ -416,7 +416,7 @@ describe('POST /servers: bad requests change nothing and start no workflow', () 
         'badRequest',
       ],
       [
-        'a BDM of an existing volume',
+        'a BDM of a volume that does not exist',
         {
           body: {
             server: {
@@ -429,7 +429,7 @@ describe('POST /servers: bad requests change nothing and start no workflow', () 
         },
         400,
         'badRequest',
-        /block_device_mapping_v2/,
+        /^Block Device Mapping is Invalid: failed to get volume [0-9a-f-]{36}\.$/,
       ],
       [
         'a boot volume without a size',
@@ -480,13 +480,6 @@ describe('POST /servers: bad requests change nothing and start no workflow', () 
         { body: { server: { ...good().server, tags: ['a/b'] } }, version: '2.52' },
         400,
         'badRequest',
-      ],
-      [
-        'min_count 2',
-        { body: { server: { ...good().server, min_count: 2, max_count: 2 } } },
-        400,
-        'badRequest',
-        /more than one server/,
       ],
       [
         'more metadata items than the metadata_items quota',
@@ -800,14 +793,46 @@ describe('servers: show, list, detail', () => {
     );
   });
 
-  test('PUT renames; unknown actions are a 400 naming the action', async () => {
-    const res = await call('PUT', `/servers/${active}`, {
+  test('PUT renames and sets the access addresses; unknown actions are a 400 naming the action', async () => {
+    let res = await call('PUT', `/servers/${active}`, {
       as: 'member',
       body: { server: { name: 'web-2' } },
     });
     assert.equal(res.statusCode, 200, res.body);
     assert.equal((res.json() as { server: Json }).server.name, 'web-2');
     assert.equal((await env.cloud.nova.getInstance(active)).name, 'web-2');
+    // The access addresses change too; before 2.75 PUT answers Nova's update view (no extended fields).
+    res = await call('PUT', `/servers/${active}`, {
+      as: 'member',
+      version: '2.1',
+      body: { server: { accessIPv4: '1.1.1.1', accessIPv6: '0:0:0:0:0:babe:202:202' } },
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    const updated = (res.json() as { server: Json }).server;
+    assert.deepEqual(Object.keys(updated).sort(), [
+      'OS-DCF:diskConfig',
+      'accessIPv4',
+      'accessIPv6',
+      'addresses',
+      'created',
+      'flavor',
+      'hostId',
+      'id',
+      'image',
+      'links',
+      'metadata',
+      'name',
+      'progress',
+      'status',
+      'tenant_id',
+      'updated',
+      'user_id',
+    ]);
+    assert.equal(updated.accessIPv6, '::babe:202:202');
+    const row = await env.cloud.nova.getInstance(active);
+    assert.deepEqual([row.accessIPv4, row.accessIPv6], ['1.1.1.1', '::babe:202:202']);
+    res = await call('PUT', `/servers/${active}`, { as: 'member', version: '2.75', body: { server: {} } });
+    assert.equal((res.json() as { server: Json }).server['OS-EXT-STS:vm_state'], 'active');
     fault(
       await call('PUT', `/servers/${active}`, { as: 'member', body: { server: { name: 'x', bogus: 1 } } }),
       400,
@@ -820,6 +845,84 @@ describe('servers: show, list, detail', () => {
       'badRequest',
       'There is no such action: shelve',
     );
+  });
+
+  test('server metadata: list, show, merge, replace, set and delete items; refusals change nothing', async () => {
+    const metadataOf = async () => (await env.cloud.nova.getInstance(active)).metadata;
+    const path = `/servers/${active}/metadata`;
+    let res = await call('GET', path, { as: 'reader' });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.deepEqual(res.json(), { metadata: { role: 'web' } });
+    res = await call('POST', path, { as: 'member', body: { metadata: { tier: 'front', role: 'www' } } });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.deepEqual(res.json(), { metadata: { role: 'www', tier: 'front' } });
+    assert.deepEqual(await metadataOf(), { role: 'www', tier: 'front' });
+    res = await call('GET', `${path}/tier`, { as: 'reader' });
+    assert.deepEqual(res.json(), { meta: { tier: 'front' } });
+    res = await call('PUT', `${path}/zone`, { as: 'member', body: { meta: { zone: 'a' } } });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.deepEqual(res.json(), { meta: { zone: 'a' } });
+    res = await call('PUT', path, { as: 'member', body: { metadata: { only: 'this' } } });
+    assert.deepEqual(res.json(), { metadata: { only: 'this' } });
+    assert.deepEqual(await metadataOf(), { only: 'this' });
+    res = await call('DELETE', `${path}/only`, { as: 'member' });
+    assert.equal(res.statusCode, 204, res.body);
+    assert.deepEqual(await metadataOf(), {});
+
+    await call('POST', path, { as: 'member', body: { metadata: { kept: '1' } } });
+    const refusals: Array<[Promise<LightMyRequestResponse>, number, string, RegExp | string]> = [
+      [call('GET', `${path}/nope`, { as: 'reader' }), 404, 'itemNotFound', 'Metadata item was not found'],
+      [call('DELETE', `${path}/nope`, { as: 'member' }), 404, 'itemNotFound', 'Metadata item was not found'],
+      [call('POST', path, { as: 'member', body: { metadata: { '': 'x' } } }), 400, 'badRequest', /metadata/],
+      [
+        call('PUT', path, { as: 'member', body: { meta: { a: 'b' } } }),
+        400,
+        'badRequest',
+        /'metadata' is a required property/,
+      ],
+      [
+        call('PUT', `${path}/a`, { as: 'member', body: { meta: { b: 'c' } } }),
+        400,
+        'badRequest',
+        'Request body and URI mismatch',
+      ],
+      [
+        call('PUT', `${path}/a`, { as: 'member', body: { meta: { a: 'b', c: 'd' } } }),
+        400,
+        'badRequest',
+        /too many items/,
+      ],
+      [
+        call('POST', path, {
+          as: 'member',
+          body: { metadata: Object.fromEntries(Array.from({ length: 128 }, (_, i) => [`k${i}`, 'v'])) },
+        }),
+        403,
+        'forbidden',
+        'Maximum number of metadata items exceeds 128',
+      ],
+      [
+        call('POST', path, { as: 'reader', body: { metadata: { a: 'b' } } }),
+        403,
+        'forbidden',
+        "Policy doesn't allow os_compute_api:server-metadata:create to be performed.",
+      ],
+      [
+        call('GET', `/servers/${others}/metadata`, { as: 'member' }),
+        404,
+        'itemNotFound',
+        `Instance ${others} could not be found.`,
+      ],
+      [
+        call('POST', `/servers/${failed}/metadata`, { as: 'member', body: { metadata: { a: 'b' } } }),
+        409,
+        'conflictingRequest',
+        `Cannot 'update_instance_metadata' instance ${failed} while it is in vm_state error`,
+      ],
+    ];
+    for (const [pending, status, key, message] of refusals) fault(await pending, status, key, message);
+    assert.deepEqual(await metadataOf(), { kept: '1' });
+    assert.deepEqual((await env.cloud.nova.getInstance(failed)).metadata, {});
   });
 
   test('instance actions: list and show with events', async () => {
@@ -1246,5 +1349,63 @@ describe('admin APIs: hypervisors, services, zones; limits', () => {
       }
     ).limits.absolute;
     assert.equal(theirs.maxTotalInstances, 0);
+  });
+
+  test('os-quota-sets: show, detail and defaults per microversion; a reader of the project only', async () => {
+    const project = boot.demo.projectId;
+    const show = async (path: string, as: keyof typeof tokens = 'reader', version = '2.1') => {
+      const res = await call('GET', `/os-quota-sets/${path}`, { as, version });
+      assert.equal(res.statusCode, 200, res.body);
+      return (res.json() as { quota_set: Json }).quota_set;
+    };
+    const atOne = await show(project);
+    assert.deepEqual(atOne, {
+      id: project,
+      instances: 10,
+      cores: 20,
+      ram: 51200,
+      metadata_items: 128,
+      key_pairs: 100,
+      server_groups: 10,
+      server_group_members: 10,
+      fixed_ips: -1,
+      floating_ips: -1,
+      security_groups: -1,
+      security_group_rules: -1,
+      injected_files: 5,
+      injected_file_content_bytes: 10240,
+      injected_file_path_bytes: 255,
+    });
+    assert.deepEqual(await show(`${project}/defaults`, 'member'), atOne);
+    assert.deepEqual(await show(`${project}?user_id=${memberUserId}`), atOne);
+    assert.deepEqual(Object.keys(await show(project, 'reader', '2.57')).sort(), [
+      'cores',
+      'id',
+      'instances',
+      'key_pairs',
+      'metadata_items',
+      'ram',
+      'server_group_members',
+      'server_groups',
+    ]);
+    const detail = await show(`${project}/detail`, 'reader', '2.79');
+    const usage = await env.cloud.nova.getQuotaUsage(project);
+    assert.deepEqual(detail.instances, { in_use: usage.instances.inUse, limit: 10, reserved: 0 });
+    // Another project's: its limits from Nova's quota table, for an admin; 403 for a member elsewhere.
+    await env.cloud.nova.setQuotaLimits(otherProjectId, { instances: 0 });
+    assert.equal((await show(otherProjectId, 'admin')).instances, 0);
+    assert.equal((await show(`${otherProjectId}/defaults`, 'member')).instances, 10);
+    fault(
+      await call('GET', `/os-quota-sets/${otherProjectId}`, { as: 'member' }),
+      403,
+      'forbidden',
+      "Policy doesn't allow os_compute_api:os-quota-sets:show to be performed.",
+    );
+    fault(
+      await call('GET', '/os-quota-sets/no-such-project', { as: 'admin' }),
+      400,
+      'badRequest',
+      'Project ID no-such-project is not a valid project.',
+    );
   });
 });

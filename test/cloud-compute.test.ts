@@ -490,7 +490,9 @@ describe('compute host', () => {
       assert.equal((await host.reboot(uuid, 'SOFT')).powerState, POWER_STATE.RUNNING);
       await rejectsWith(host.reboot(uuid, 'WARM' as 'SOFT'), 'BadRequest');
       assert.equal(await host.getConsoleOutput(uuid), FAKE_CONSOLE_OUTPUT);
-      assert.equal(await host.getConsoleOutput(uuid, 2), 'ANOTHER\nLAST LINE\n');
+      // Nova's _tail_log: the text after the last newline is the last of the 2 pieces.
+      assert.equal(await host.getConsoleOutput(uuid, 2), 'LAST LINE\n');
+      assert.equal(await host.getConsoleOutput(uuid, 3), 'ANOTHER\nLAST LINE\n');
       assert.equal(await host.getConsoleOutput(uuid, 0), '');
       assert.equal(await host.getConsoleOutput(uuid, 100), FAKE_CONSOLE_OUTPUT);
       await rejectsWith(host.getConsoleOutput(uuid, -1), 'BadRequest');

@@ -32,7 +32,14 @@ function rulesDecidingAs(
 }
 
 /** Expected decisions of Nova's (and Keystone's) defaults: who may do what on a target in project A or B. */
+const ANYONE: Record<Where, Who[]> = {
+  A: ['admin', 'manager', 'member', 'reader', 'service', 'memberOfB'],
+  B: ['admin', 'manager', 'member', 'reader', 'service', 'memberOfB'],
+};
+
 const EXPECTED: Record<string, Record<Where, Who[]>> = {
+  // nova/policies/quota_sets.py: the defaults are anyone's ('@').
+  'os_compute_api:os-quota-sets:defaults': ANYONE,
   'compute:server:create': { A: ['admin', 'manager', 'member'], B: ['admin', 'memberOfB'] },
   'compute:server:delete': { A: ['admin', 'manager', 'member'], B: ['admin', 'memberOfB'] },
   'compute:server:stop': { A: ['admin', 'manager', 'member'], B: ['admin', 'memberOfB'] },
@@ -102,6 +109,12 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'os_compute_api:os-instance-actions:show',
     'os_compute_api:os-volumes-attachments:index',
     'os_compute_api:os-volumes-attachments:show',
+    // nova/policies/quota_sets.py: a project's quotas read by its reader.
+    'os_compute_api:os-quota-sets:show',
+    'os_compute_api:os-quota-sets:detail',
+    // nova/policies/server_metadata.py: read by a reader, changed by a member.
+    'os_compute_api:server-metadata:index',
+    'os_compute_api:server-metadata:show',
     'identity:get_project',
     // ... and read by anyone with a role on the project.
     'identity:list_project_tags',
@@ -112,6 +125,10 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'os_compute_api:os-console-output',
     'os_compute_api:os-volumes-attachments:create',
     'os_compute_api:os-volumes-attachments:delete',
+    'os_compute_api:server-metadata:create',
+    'os_compute_api:server-metadata:update',
+    'os_compute_api:server-metadata:update_all',
+    'os_compute_api:server-metadata:delete',
   ]),
 };
 

@@ -429,7 +429,8 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
     assert.deepEqual([stopped.vmState, stopped.powerState], ['stopped', POWER_STATE.SHUTDOWN]);
     assert.equal(await guestPid(uuid), undefined, 'QEMU exited (ACPI power-off)');
     assert.equal((await host.getDomain(uuid))?.powerState, POWER_STATE.SHUTDOWN);
-    const { output: afterStop } = await consoleOutput(5);
+    // Nova's _tail_log counts the piece after the log's last newline: 6 pieces are its last 5 lines.
+    const { output: afterStop } = await consoleOutput(6);
     assert.match(afterStop, /ACPI power button, powering off/);
 
     const startedAgain = await operate('startInstance');
@@ -493,7 +494,7 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
       .find((line) => line.includes('init_host: killed stray guests'));
     assert.ok(reaped?.includes(stray), `the worker's log names the stray: ${reaped}`);
     assert.equal(await guestPid(uuid), pid, 'and left the known guest alone');
-    const { output, host: answeredBy } = await consoleOutput(20);
+    const { output, host: answeredBy } = await consoleOutput(21);
     assert.equal(answeredBy, HOST);
     assert.match(output, leaseLine(uuid, mac, ip));
     assert.equal(await host.getPowerState(uuid), POWER_STATE.RUNNING);

@@ -89,7 +89,7 @@ describe('AMI boots and the console log', () => {
     await harness.keepHistory('boot-ami', handle);
 
     const asked = await consoleOutput(
-      { auth: harness.demoAuth(), server: result.name, lines: 2 },
+      { auth: harness.demoAuth(), server: result.name, lines: 3 },
       'console-output',
     );
     const answer = (await asked.result()) as ConsoleOutput;

@@ -133,6 +133,13 @@ const STORED: Array<{ dir: string; what: string; ids: string[] }> = [
     ids: ['heartbeats-first-run', 'heartbeats-latest-run', 'power-sync'],
   },
   {
+    // test/workflow-boot-existing-volume.test.ts: boots from an existing volume (patch
+    // boot-from-existing-volume: attached as the root, none created), one ACTIVE, one failing on every host.
+    dir: 'existing-volume',
+    what: 'boots from an existing volume',
+    ids: ['all-hosts-fail', 'boot'],
+  },
+  {
     dir: 'reconciler',
     what: "the reconciler's runs (test/workflow-reconcile.test.ts)",
     ids: ['orphaned-build', 'stale-task'],

@@ -4,7 +4,13 @@
  * Everything created on the way registers its undo: host work in `hostSaga` (undone before a reschedule),
  * the boot volume in the build's saga (kept across reschedules, only detached).
  */
-import { ApplicationFailure } from '@temporalio/workflow';
+
+/**
+ * Boot from an existing volume (the request's bootVolume.volumeId): attached as the root disk instead of
+ * a volume created from the image; never deleted by the build's undo, since the boot did not make it.
+ */
+export const BOOT_FROM_EXISTING_VOLUME = 'boot-from-existing-volume';
+import { ApplicationFailure, patched } from '@temporalio/workflow';
 import type { Abort } from './abort';
 import { nextPollDelay, POLL_INITIAL_MS } from './limits';
 import {
@@ -182,6 +188,15 @@ async function blockDeviceBranch(
     'block-devices',
     async () => {
       let volume = ctx.bootVolume.volume;
+      if (!volume && wanted.volumeId !== undefined && patched(BOOT_FROM_EXISTING_VOLUME)) {
+        // nova-api checked it is available and bootable; its attach below reserves it for this server.
+        volume = {
+          volumeId: wanted.volumeId,
+          sizeGb: wanted.sizeGb,
+          deleteOnTermination: wanted.deleteOnTermination,
+        };
+        ctx.bootVolume.volume = volume;
+      }
       if (!volume) {
         volume = await abort.call(
           volumeApi.createBootVolume,

@@ -56,6 +56,7 @@ const bootRequestSchema = z.strictObject({
     .strictObject({
       sizeGb: z.number().int().min(1).max(10_000),
       deleteOnTermination: z.boolean().optional(),
+      volumeId: z.uuid().optional(),
     })
     .optional(),
   // Empty: a server with no NIC (the compute API's networks 'none').

@@ -47,10 +47,11 @@ export interface BootRequest {
   /** Image id or name: booted from directly, or copied into the boot volume. */
   image: string;
   /**
-   * Boot from a new volume created from the image (source=image, destination=volume). The volume outlives
-   * the server unless deleteOnTermination is true (Nova's default is false).
+   * Boot from a new volume created from the image (source=image, destination=volume), or with `volumeId`
+   * from that existing volume (source=volume; `sizeGb` is its size, `image` the image it was made from).
+   * The volume outlives the server unless deleteOnTermination is true (Nova's default is false).
    */
-  bootVolume?: { sizeGb: number; deleteOnTermination?: boolean };
+  bootVolume?: { sizeGb: number; deleteOnTermination?: boolean; volumeId?: string };
   /** Network ids or names; at least one. */
   networks: string[];
   availabilityZone?: string;
@@ -122,7 +123,8 @@ export interface BootPlan {
   name: string;
   flavor: FlavorSpec;
   image: ImageSpec;
-  bootVolume: { sizeGb: number; deleteOnTermination: boolean } | null;
+  /** With `volumeId`, an existing volume the server boots from (none is created). */
+  bootVolume: { sizeGb: number; deleteOnTermination: boolean; volumeId?: string } | null;
   quota: QuotaAmounts;
   availabilityZone: string | null;
 }

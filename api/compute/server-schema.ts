@@ -31,7 +31,7 @@ const booleanLike = z.union([
 ]);
 
 /** parameter_types.metadata: keys of [a-zA-Z0-9-_:. ], 1..255; string values up to 255. */
-const metadataSchema = z.record(
+export const metadataSchema = z.record(
   z.string().regex(/^[a-zA-Z0-9\-_:. ]{1,255}$/, 'does not match any allowed key pattern'),
   z.string().max(255),
 );

@@ -116,6 +116,11 @@ const FAULT_STATUSES = new Set(['ERROR', 'DELETED']);
 export interface ViewOptions {
   /** The show view (not detail): server_groups from 2.71. */
   show?: boolean;
+  /**
+   * PUT's view before 2.75 (servers.py update): no zone, config drive, key name, usage times, security
+   * groups, extended attributes, host status, extended status or volumes; plain addresses.
+   */
+  update?: boolean;
 }
 
 /** The index view: id, name, links. */
@@ -137,7 +142,10 @@ export function serverDetail(
     accessIPv4: instance.accessIPv4 ?? '',
     accessIPv6: instance.accessIPv6 ?? '',
     // Addresses are hidden while the server builds (ViewBuilder._get_addresses).
-    addresses: instance.vmState === 'building' ? {} : (extras.addresses.get(instance.uuid) ?? {}),
+    addresses:
+      instance.vmState === 'building'
+        ? {}
+        : plainAddresses(extras.addresses.get(instance.uuid) ?? {}, options.update === true),
     created: isotime(instance.createdAt),
     flavor: atLeast(request, 2, 47)
       ? {
@@ -179,6 +187,12 @@ export function serverDetail(
     };
   }
   if (PROGRESS_STATUSES.has(status)) server.progress = 0;
+  if (options.update) {
+    return withMicroversionFields(server, request, ctx, instance, extras, {
+      serverGroups: true,
+      hostStatus: false,
+    });
+  }
   const host = instance.host ? extras.hosts.get(instance.host) : undefined;
   server['OS-EXT-AZ:availability_zone'] = host?.availabilityZone ?? instance.availabilityZone ?? '';
   server.config_drive = '';
@@ -206,16 +220,46 @@ export function serverDetail(
   server['os-extended-volumes:volumes_attached'] = (extras.volumes.get(instance.uuid) ?? []).map((v) =>
     atLeast(request, 2, 3) ? { id: v.id, delete_on_termination: v.deleteOnTermination } : { id: v.id },
   );
+  return withMicroversionFields(server, request, ctx, instance, extras, {
+    serverGroups: options.show === true,
+    hostStatus: true,
+  });
+}
+
+/** The fields each microversion adds to every server view (the update view of PUT too). */
+function withMicroversionFields(
+  server: Record<string, unknown>,
+  request: FastifyRequest,
+  ctx: RequestContext,
+  instance: Instance,
+  extras: ServerExtras,
+  show: { serverGroups: boolean; hostStatus: boolean },
+): Record<string, unknown> {
   if (atLeast(request, 2, 9)) server.locked = false;
-  if (atLeast(request, 2, 16) && can(ctx, 'os_compute_api:servers:show:host_status', instance.projectId)) {
+  const hostStatusAllowed = can(ctx, 'os_compute_api:servers:show:host_status', instance.projectId);
+  if (show.hostStatus && atLeast(request, 2, 16) && hostStatusAllowed) {
     server.host_status = hostStatus(instance, extras.hosts);
   }
   if (atLeast(request, 2, 19)) server.description = null;
   if (atLeast(request, 2, 26)) server.tags = instance.tags;
   if (atLeast(request, 2, 63)) server.trusted_image_certificates = null;
-  if (options.show && atLeast(request, 2, 71)) server.server_groups = [];
+  if (show.serverGroups && atLeast(request, 2, 71)) server.server_groups = [];
   if (atLeast(request, 2, 73)) server.locked_reason = null;
   return server;
+}
+
+/** Without extend_address (PUT before 2.75) an address is only its version and addr. */
+function plainAddresses<A extends { version: number; addr: string }>(
+  addresses: Record<string, A[]>,
+  plain: boolean,
+): Record<string, Array<A | { version: number; addr: string }>> {
+  if (!plain) return addresses;
+  return Object.fromEntries(
+    Object.entries(addresses).map(([name, list]) => [
+      name,
+      list.map((a) => ({ version: a.version, addr: a.addr })),
+    ]),
+  );
 }
 
 /** Nova's sanitize_hostname of the display name: letters, digits and '-', at most 63, lower case. */

@@ -10,7 +10,15 @@ import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CloudError } from '../../cloud/errors';
 import type { RequestContext, ValidatedToken } from '../../cloud/keystone';
-import { bootQuota, checkImageFitsFlavor, type Instance, type QuotaAmounts } from '../../cloud/nova';
+import {
+  bootQuota,
+  checkExistingBootVolume,
+  instancesAllowed,
+  checkImageFitsFlavor,
+  type Instance,
+  MAX_METADATA_ITEMS,
+  type QuotaAmounts,
+} from '../../cloud/nova';
 import { bootWorkflowId, CONTROLLER_QUEUE, deleteWorkflowId } from '../../workflows/names';
 import type { BootRequest, DeleteRequest } from '../../workflows/types';
 import { checkOwnership, deleteOwnership, ForeignWorkflowError } from '../../lib/workflow-ownership';
@@ -44,7 +52,8 @@ export type PolicyName =
   | 'os_compute_api:ips:show'
   | 'os_compute_api:os-instance-actions:list'
   | 'os_compute_api:os-instance-actions:show'
-  | 'os_compute_api:os-console-output';
+  | 'os_compute_api:os-console-output'
+  | `os_compute_api:server-metadata:${'index' | 'show' | 'create' | 'update' | 'update_all' | 'delete'}`;
 
 export const instanceNotFound = (id: string) => new ApiError(404, `Instance ${id} could not be found.`);
 
@@ -96,17 +105,12 @@ const truthy = (v: boolean | string | undefined): boolean =>
 /** An IPv6 address in its canonical compressed form, as Nova's IPAddress column stores it. */
 const compactIpv6 = (ip: string): string => new URL(`http://[${ip}]/`).hostname.slice(1, -1);
 
-/** Nova's default metadata_items quota. */
-const MAX_METADATA_ITEMS = 128;
-
 const unsupported = (what: string) =>
   new ApiError(400, `${what} is not supported by bootflow's compute API.`);
 
 /** Refuses what the schema allows but bootflow does not do, before anything happens. */
 function refuseUnsupported(body: ServerCreateBody): void {
   const s = body.server as ServerCreateBody['server'] & Record<string, unknown>;
-  if ((s.min_count ?? 1) !== 1 || (s.max_count ?? 1) !== 1)
-    throw unsupported('Booting more than one server per request (min_count, max_count > 1)');
   if (s.block_device_mapping !== undefined) throw unsupported('The legacy block_device_mapping');
   if (truthy(s.config_drive)) throw unsupported('A config drive');
   if (truthy(s.return_reservation_id)) throw unsupported('return_reservation_id');
@@ -119,11 +123,15 @@ function refuseUnsupported(body: ServerCreateBody): void {
   if (hints && Object.keys(hints).length > 0) throw unsupported('Scheduler hints');
 }
 
-/** The boot source: an image, or a new volume made from one (block_device_mapping_v2). */
-function bootSource(body: ServerCreateBody): {
-  imageId: string;
-  bootVolume?: { sizeGb: number; deleteOnTermination: boolean };
-} {
+/**
+ * The boot source: an image, a new volume made from one, or an existing volume (block_device_mapping_v2);
+ * the existing volume is looked up and checked by the caller (its image is the volume's).
+ */
+type BootSource =
+  | { imageId: string; bootVolume?: { sizeGb: number; deleteOnTermination: boolean } }
+  | { existingVolume: { volumeId: string; deleteOnTermination: boolean } };
+
+function bootSource(body: ServerCreateBody): BootSource {
   const s = body.server;
   const bdms = s.block_device_mapping_v2 ?? [];
   if (bdms.length === 0) {
@@ -131,6 +139,22 @@ function bootSource(body: ServerCreateBody): {
     return { imageId: s.imageRef.toLowerCase() };
   }
   const [bdm] = bdms;
+  // An existing volume as the root disk: nova-api takes its size and image metadata from Cinder.
+  if (
+    bdms.length === 1 &&
+    bdm &&
+    bdm.source_type === 'volume' &&
+    bdm.destination_type === 'volume' &&
+    Number(bdm.boot_index) === 0 &&
+    bdm.uuid
+  ) {
+    return {
+      existingVolume: {
+        volumeId: bdm.uuid.toLowerCase(),
+        deleteOnTermination: truthy(bdm.delete_on_termination),
+      },
+    };
+  }
   // The image as the local root disk (python-openstackclient sends this for a plain image boot): as imageRef.
   if (
     bdms.length === 1 &&
@@ -154,8 +178,9 @@ function bootSource(body: ServerCreateBody): {
     !bdm.uuid
   ) {
     throw unsupported(
-      'A block_device_mapping_v2 other than the image as root disk or one boot volume made from an image ' +
-        '(source_type image, destination_type local or volume, boot_index 0)',
+      'A block_device_mapping_v2 other than the image as root disk, one boot volume made from an image ' +
+        '(source_type image, destination_type local or volume, boot_index 0) or one existing boot volume ' +
+        '(source_type volume, destination_type volume, boot_index 0)',
     );
   }
   if (bdm.volume_size === undefined || bdm.volume_size === null) {
@@ -170,6 +195,26 @@ function bootSource(body: ServerCreateBody): {
   return {
     imageId: bdm.uuid.toLowerCase(),
     bootVolume: { sizeGb: Number(bdm.volume_size), deleteOnTermination: truthy(bdm.delete_on_termination) },
+  };
+}
+
+/** An existing boot volume checked as nova-api checks it (400s), with its size and the image it holds. */
+async function resolveBootSource(
+  deps: ApiDeps,
+  ctx: RequestContext,
+  source: BootSource,
+): Promise<{
+  imageId: string;
+  bootVolume?: NonNullable<BootRequest['bootVolume']> & { deleteOnTermination: boolean };
+}> {
+  if (!('existingVolume' in source)) return source;
+  const { volumeId, deleteOnTermination } = source.existingVolume;
+  const volume = await checkExistingBootVolume(volumeId, (id) =>
+    deps.cloud.cinder.getVolume(id, { projectId: ctx.projectId, roles: ctx.roles }),
+  );
+  return {
+    imageId: volume.imageId,
+    bootVolume: { sizeGb: volume.sizeGb, deleteOnTermination, volumeId: volume.id },
   };
 }
 
@@ -301,6 +346,80 @@ async function removeUnstartedBuild(deps: ApiDeps, request: FastifyRequest, uuid
   });
 }
 
+/** min_count / max_count as Nova reads them (max defaults to min); one existing volume boots one server. */
+function instanceCount(
+  s: ServerCreateBody['server'],
+  source: { bootVolume?: { volumeId?: string } },
+): { min: number; max: number } {
+  const min = Number(s.min_count ?? 1);
+  const max = Number(s.max_count ?? min);
+  if (min > max) throw new ApiError(400, 'min_count must be <= max_count');
+  if (max > 1 && source.bootVolume?.volumeId !== undefined)
+    throw new ApiError(400, 'Cannot attach one or more volumes to multiple instances');
+  return { min, max };
+}
+
+/**
+ * Records and starts one build per server, as nova-api creates the instances of one request: as many as
+ * the quota allows between min and max (fewer than min is 403 before anything is written; a claim lost
+ * to a concurrent request undoes the others), named <name>-<n> when more than one. Each has its own workflow and request id (the first the request's,
+ * then <request id>-<n>) and its own grant. Returns the uuids started.
+ */
+async function startBuilds(
+  deps: ApiDeps,
+  request: FastifyRequest,
+  validated: ValidatedToken,
+  ctx: RequestContext,
+  fields: Omit<BootRequest, 'auth' | 'requestId' | 'instanceUuid'>,
+  quota: QuotaAmounts,
+  count: { min: number; max: number },
+): Promise<string[]> {
+  // The first grant's signature (off the event loop, in WebCrypto's thread pool) runs beside the claims.
+  const firstGrant = grantFor(deps, validated, 'createInstance', bootWorkflowId(request.id));
+  firstGrant.catch(() => undefined); // awaited below, unless the claims fail first
+  const builds: Array<Omit<BootRequest, 'auth'>> = [];
+  const usage = count.max > 1 ? await deps.cloud.nova.getQuotaUsage(ctx.projectId) : undefined;
+  const allowed = usage ? instancesAllowed(ctx.projectId, usage, quota, count) : 1;
+  for (let index = 0; index < allowed; index++) {
+    const build = {
+      ...fields,
+      requestId: index === 0 ? request.id : `${request.id}-${index + 1}`,
+      instanceUuid: randomUUID(),
+      name: count.max > 1 ? `${fields.name}-${index + 1}`.slice(0, 255) : fields.name,
+    };
+    try {
+      await recordInstance(deps, ctx, build, quota);
+    } catch (err) {
+      // A claim that a concurrent request beat: this request creates nothing.
+      for (const recorded of builds) await removeUnstartedBuild(deps, request, recorded.instanceUuid!);
+      throw err;
+    }
+    builds.push(build);
+  }
+  for (const [started, build] of builds.entries()) {
+    const workflowId = bootWorkflowId(build.requestId);
+    try {
+      // Not even the caller's token crosses into Temporal: a grant good for this one workflow only.
+      const auth = await (started === 0
+        ? firstGrant
+        : grantFor(deps, validated, 'createInstance', workflowId));
+      // Only the start RPC: the build runs on after the answer, as nova-conductor's after Nova's cast.
+      await deps.temporal.workflow.start('createInstance', {
+        taskQueue: CONTROLLER_QUEUE,
+        workflowId,
+        args: [{ ...build, auth } satisfies BootRequest],
+      });
+    } catch (err) {
+      // No server is left building without a workflow (those started build on).
+      for (const unstarted of builds.slice(started)) {
+        await removeUnstartedBuild(deps, request, unstarted.instanceUuid!);
+      }
+      throw err;
+    }
+  }
+  return builds.map((b) => b.instanceUuid!);
+}
+
 async function createServer(deps: ApiDeps, request: FastifyRequest, reply: FastifyReply) {
   const { ctx, validated } = authOf(request);
   const body = parseBody(serverCreateSchema(request.microversion.minor), request.body);
@@ -313,7 +432,7 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
   const flavorId = idFromHref(s.flavorRef);
   const flavor = (await deps.cloud.nova.listFlavors()).find((f) => f.id === flavorId);
   if (!flavor) throw new ApiError(400, `Flavor ${flavorId} could not be found.`);
-  const source = bootSource(body);
+  const source = await resolveBootSource(deps, ctx, bootSource(body));
   const image = await deps.cloud.glance.getImage(source.imageId, ctx).catch((err: unknown) => {
     if (err instanceof CloudError && (err.type === 'NotFound' || err.type === 'BadRequest'))
       throw new ApiError(400, 'Can not find requested image');
@@ -340,14 +459,7 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
 
   // From 2.52 the schema has checked each tag (the type only knows that the key may be there).
   const tags = 'tags' in s ? (s.tags as string[] | undefined) : undefined;
-  const uuid = randomUUID();
-  const workflowId = bootWorkflowId(request.id);
-  // Not even the caller's token crosses into Temporal: a grant good for this one workflow only. Its
-  // signature (off the event loop, in WebCrypto's thread pool) runs beside the quota claim and the row.
-  const signing = grantFor(deps, validated, 'createInstance', workflowId);
-  const fields: Omit<BootRequest, 'auth'> = {
-    requestId: request.id,
-    instanceUuid: uuid,
+  const fields: Omit<BootRequest, 'auth' | 'requestId' | 'instanceUuid'> = {
     name: s.name,
     flavor: flavor.id,
     image: image.id,
@@ -361,27 +473,10 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
     ...(s.accessIPv6 !== undefined ? { accessIPv6: compactIpv6(s.accessIPv6) } : {}),
     ...(tags !== undefined && tags.length > 0 ? { tags: [...new Set(tags)] } : {}),
   };
-  const [signed, recorded] = await Promise.allSettled([
-    signing,
-    recordInstance(deps, ctx, fields, bootQuota(flavor, bootVolumeGb)),
-  ]);
-  if (recorded.status === 'rejected') throw recorded.reason;
-  if (signed.status === 'rejected') {
-    await removeUnstartedBuild(deps, request, uuid);
-    throw signed.reason;
-  }
-  const boot: BootRequest = { ...fields, auth: signed.value };
-  try {
-    // Only the start RPC: the build runs on after the answer, as nova-conductor's after Nova's cast.
-    await deps.temporal.workflow.start('createInstance', {
-      taskQueue: CONTROLLER_QUEUE,
-      workflowId,
-      args: [boot],
-    });
-  } catch (err) {
-    await removeUnstartedBuild(deps, request, uuid);
-    throw err;
-  }
+  // An existing boot volume is Cinder's quota already: only a volume the boot makes is claimed.
+  const quota = bootQuota(flavor, source.bootVolume?.volumeId ? null : bootVolumeGb);
+  const uuids = await startBuilds(deps, request, validated, ctx, fields, quota, instanceCount(s, source));
+  const uuid = uuids[0]!;
   const links = resourceLinks(deps, 'servers', uuid);
   return reply
     .code(202)
@@ -505,14 +600,23 @@ async function updateServer(deps: ApiDeps, request: FastifyRequest) {
   const body = parseBody(serverUpdateSchema(request.microversion.minor), request.body);
   let instance = await visibleInstance(deps, ctx, id, 'os_compute_api:servers:update');
   const s = body.server as Record<string, unknown>;
-  if (s.accessIPv4 !== undefined || s.accessIPv6 !== undefined) throw unsupported('accessIPv4/accessIPv6');
   if (s.description !== undefined && s.description !== null) throw unsupported('A server description');
-  if (body.server.name !== undefined) {
-    instance = await deps.cloud.nova.updateInstance(instance.uuid, { name: body.server.name });
+  const { name, accessIPv4, accessIPv6 } = body.server;
+  if (name !== undefined || accessIPv4 !== undefined || accessIPv6 !== undefined) {
+    instance = await deps.cloud.nova.updateInstance(instance.uuid, {
+      ...(name !== undefined ? { name } : {}),
+      ...(accessIPv4 !== undefined ? { accessIPv4 } : {}),
+      ...(accessIPv6 !== undefined ? { accessIPv6: compactIpv6(accessIPv6) } : {}),
+    });
   }
   const extras = await loadServerExtras(deps, [instance]);
-  // From 2.75 PUT answers with the same body as show; before, the same fields (Nova's update view).
-  return { server: serverDetail(deps, request, ctx, instance, extras, { show: atLeast(request, 2, 75) }) };
+  // From 2.75 PUT answers with the same body as show; before, Nova's narrower update view.
+  return {
+    server: serverDetail(deps, request, ctx, instance, extras, {
+      show: true,
+      update: !atLeast(request, 2, 75),
+    }),
+  };
 }
 
 /**

@@ -670,11 +670,14 @@ export class Cinder {
    * attachment is made for the same instance beside it, as Cinder's _attachment_reserve allows a reserve
    * for an instance that already has an attachment to the volume (LP bug 1694530). The live one stays the
    * volume's until it is deleted; then the new one takes over (detachVolume). Idempotent too.
+   *
+   * `deleteOnTermination` (Nova keeps it in its block device mapping, bootflow on the volume) is recorded
+   * with a reserve for the instance: whether the volume goes when that instance goes.
    */
   async reserveVolume(
     volumeId: string,
     instanceUuid: string,
-    options: { replacing?: string } = {},
+    options: { replacing?: string; deleteOnTermination?: boolean } = {},
   ): Promise<VolumeAttachment> {
     const id = parseRequest(idSchema, volumeId, 'volume id');
     const instance = parseRequest(instanceUuidSchema, instanceUuid, 'instance uuid');
@@ -700,7 +703,10 @@ export class Cinder {
           ),
         };
       }
-      if (live) return { ok: live.id };
+      if (live) {
+        await this.recordDeleteOnTermination(trx, id, options.deleteOnTermination);
+        return { ok: live.id };
+      }
       if (volume.status !== 'available') {
         return {
           error: invalidVolume(
@@ -716,9 +722,23 @@ export class Cinder {
         connection_info: null,
       });
       await this.setVolumeState(trx, id, 'reserved', 'reserved');
+      await this.recordDeleteOnTermination(trx, id, options.deleteOnTermination);
       return { ok: created };
     });
     return this.getAttachment(attachmentId);
+  }
+
+  private async recordDeleteOnTermination(
+    trx: Kysely<CinderDb>,
+    volumeId: string,
+    deleteOnTermination: boolean | undefined,
+  ): Promise<void> {
+    if (deleteOnTermination === undefined) return;
+    await trx
+      .updateTable('volumes')
+      .set({ delete_on_termination: deleteOnTermination ? 1 : 0, updated_at: this.clock.now() })
+      .where('id', '=', volumeId)
+      .execute();
   }
 
   /**

@@ -513,12 +513,13 @@ export class ComputeHost {
   }
 }
 
-/** Nova's _tail_log: the last `lines` lines (a trailing newline does not count as an empty last line). */
+/**
+ * Nova's _tail_log exactly: the last `lines` pieces of the text split on newlines, so a log ending in a
+ * newline gives its last `lines - 1` lines and that newline (what tempest's test_get_console_output counts).
+ */
 function tailLines(text: string, lines: number): string {
   if (lines === 0) return '';
-  const all = text.split('\n');
-  if (all.at(-1) === '') all.pop();
-  return all.slice(-lines).join('\n') + (all.length > 0 && text.endsWith('\n') ? '\n' : '');
+  return text.split('\n').slice(-lines).join('\n');
 }
 
 function domainName(uuid: string): string {

@@ -58,6 +58,8 @@ export const BASE_RULES = {
 } as const;
 
 const ADMIN = { checkString: 'rule:context_is_admin', check: BASE_RULES.context_is_admin.check };
+/** oslo.policy's '@': anyone with a valid token. */
+const ANYONE = { checkString: '@', check: (() => true) as Check };
 const PROJECT_MEMBER_OR_ADMIN = {
   checkString: 'rule:project_member_api or rule:context_is_admin',
   check: either(BASE_RULES.project_member_api.check, BASE_RULES.context_is_admin.check),
@@ -165,6 +167,15 @@ export const POLICY_RULES = {
   'os_compute_api:os-instance-actions:events:details': ADMIN,
   'os_compute_api:os-keypairs:other_user': ADMIN,
   'os_compute_api:os-console-output': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-quota-sets:show': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:os-quota-sets:detail': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:os-quota-sets:defaults': ANYONE,
+  'os_compute_api:server-metadata:index': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:server-metadata:show': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:server-metadata:create': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:server-metadata:update': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:server-metadata:update_all': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:server-metadata:delete': PROJECT_MEMBER_OR_ADMIN,
   'os_compute_api:os-flavor-manage:create': ADMIN,
   'os_compute_api:os-flavor-manage:delete': ADMIN,
 } as const satisfies Record<string, { checkString: string; check: Check }>;

@@ -19,6 +19,7 @@ export const bootPlanRequestSchema = z.strictObject({
     .strictObject({
       sizeGb: z.number().int().min(1).max(10_000),
       deleteOnTermination: z.boolean().optional(),
+      volumeId: z.uuid().optional(),
     })
     .optional(),
   availabilityZone: nameSchema.optional(),
@@ -86,4 +87,56 @@ export function flavorRefError(err: unknown): unknown {
   return err instanceof CloudError && err.type === 'NotFound'
     ? new CloudError('BadRequest', err.message)
     : err;
+}
+
+/** The fields of a Cinder volume nova-api's checks of a boot volume read. */
+export interface BootVolumeFacts {
+  id: string;
+  sizeGb: number;
+  status: string;
+  bootable: boolean;
+  /** The image the volume was made from (Cinder's volume_image_metadata image_id). */
+  imageId: string | null;
+}
+
+/**
+ * An existing volume as the root disk (source_type volume, boot_index 0), as nova-api checks it before it
+ * answers: block_device.get_bdm_image_metadata (a volume the caller cannot get is InvalidBDMVolume, one not
+ * bootable InvalidBDMVolumeNotBootable) and _validate_bdm's attachment_create (only an available volume can
+ * be reserved: InvalidVolume). All are 400. Bootflow also needs the image the volume was made from.
+ */
+export async function checkExistingBootVolume(
+  volumeId: string,
+  lookup: (volumeId: string) => Promise<BootVolumeFacts>,
+): Promise<BootVolumeFacts & { imageId: string }> {
+  const volume = await lookup(volumeId).catch((err: unknown) => {
+    if (err instanceof CloudError && (err.type === 'NotFound' || err.type === 'BadRequest')) {
+      throw new CloudError(
+        'BadRequest',
+        `Block Device Mapping is Invalid: failed to get volume ${volumeId}.`,
+        {
+          volumeId,
+        },
+      );
+    }
+    throw err;
+  });
+  if (!volume.bootable) {
+    throw new CloudError('BadRequest', `Block Device ${volume.id} is not bootable.`, { volumeId: volume.id });
+  }
+  if (volume.status !== 'available') {
+    throw new CloudError(
+      'BadRequest',
+      `Invalid volume: Volume ${volume.id} status must be available to reserve, but the current status is ${volume.status}.`,
+      { volumeId: volume.id, status: volume.status },
+    );
+  }
+  if (volume.imageId === null) {
+    throw new CloudError(
+      'BadRequest',
+      `Booting from volume ${volume.id}, which was not made from an image, is not supported by bootflow's compute API.`,
+      { volumeId: volume.id },
+    );
+  }
+  return { ...volume, imageId: volume.imageId };
 }

@@ -18,6 +18,7 @@ import {
 import type { NovaContext } from './db-util';
 import * as flavors from './flavors';
 import * as instances from './instances';
+import * as serverMetadata from './server-metadata';
 import * as keypairs from './keypairs';
 import * as operations from './operations';
 import * as powerSync from './power-sync';
@@ -81,13 +82,15 @@ export type {
 export {
   bootPlanRequestSchema,
   bootQuota,
+  checkExistingBootVolume,
   checkImageFitsFlavor,
   flavorRefError,
   type BootPlanRequest,
+  type BootVolumeFacts,
   type ImageSizes,
 } from './api-checks';
 export type { QuotaAmounts, QuotaClaim, QuotaResource, QuotaUsage } from './quota';
-export { DEFAULT_QUOTA_LIMITS, QUOTA_RESOURCES } from './quota';
+export { DEFAULT_QUOTA_LIMITS, QUOTA_RESOURCES, instancesAllowed } from './quota';
 export type {
   ComputeHost,
   HostState,
@@ -226,6 +229,13 @@ export class Nova {
   ): Promise<instances.Instance> {
     return instances.updateInstance(this.ctx, uuid, patch, options);
   }
+  /** The server metadata API's writes, on the locked row (server-metadata.ts); the metadata after them. */
+  changeInstanceMetadata(
+    uuid: string,
+    change: serverMetadata.MetadataChange,
+  ): Promise<Record<string, string>> {
+    return serverMetadata.changeInstanceMetadata(this.ctx, uuid, change);
+  }
   softDeleteInstance(uuid: string): Promise<instances.Instance> {
     return instances.softDeleteInstance(this.ctx, uuid);
   }
@@ -317,3 +327,4 @@ export {
   type ServiceMessageKind,
   type ServiceProof,
 } from './service-credentials';
+export { MAX_METADATA_ITEMS, type MetadataChange } from './server-metadata';

@@ -293,8 +293,10 @@ const patchSchema = z
     launchedAt: epochSchema.nullable().optional(),
     terminatedAt: epochSchema.nullable().optional(),
     availabilityZone: nameSchema.nullable().optional(),
-    /** The servers API's rename (PUT /servers/{id}). */
+    /** The servers API's rename and access addresses (PUT /servers/{id}). */
     name: nameSchema.optional(),
+    accessIPv4: z.ipv4().optional(),
+    accessIPv6: z.ipv6().optional(),
   })
   .refine((p) => Object.keys(p).length > 0, 'the patch changes nothing');
 export type InstancePatch = z.input<typeof patchSchema>;
@@ -330,6 +332,8 @@ function columnsOfPatch(patch: z.infer<typeof patchSchema>): Partial<InstancesTa
   if (patch.terminatedAt !== undefined) set.terminated_at = patch.terminatedAt;
   if (patch.availabilityZone !== undefined) set.availability_zone = patch.availabilityZone;
   if (patch.name !== undefined) set.name = patch.name;
+  if (patch.accessIPv4 !== undefined) set.access_ip_v4 = patch.accessIPv4;
+  if (patch.accessIPv6 !== undefined) set.access_ip_v6 = patch.accessIPv6;
   return set;
 }
 

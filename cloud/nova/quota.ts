@@ -343,3 +343,37 @@ export async function listQuotaClaims(ctx: NovaContext, projectIdIn?: unknown): 
   }
   return [...claims.values()];
 }
+
+/**
+ * compute/api.py _check_num_instances_quota: how many servers of one request the project's quota takes,
+ * between min and max, each holding `each`; fewer than min is TooManyInstances (QuotaExceeded) for what
+ * min would need. Read from a usage snapshot: the claims that follow still decide, one server at a time.
+ */
+export function instancesAllowed(
+  projectId: string,
+  usage: QuotaUsage,
+  each: QuotaAmounts,
+  count: { min: number; max: number },
+): number {
+  let allowed = count.max;
+  for (const resource of QUOTA_RESOURCES) {
+    const amount = each[resource] ?? 0;
+    if (amount <= 0) continue;
+    const { limit, inUse } = usage[resource];
+    if (limit >= 0) allowed = Math.min(allowed, Math.floor((limit - inUse) / amount));
+  }
+  if (allowed >= count.min) return allowed;
+  const requested = Object.fromEntries(QUOTA_RESOURCES.map((r) => [r, (each[r] ?? 0) * count.min]));
+  const overs = QUOTA_RESOURCES.filter((r) => (each[r] ?? 0) > 0 && usage[r].limit >= 0).filter(
+    (r) => usage[r].inUse + (requested[r] ?? 0) > usage[r].limit,
+  );
+  const used = Object.fromEntries(QUOTA_RESOURCES.map((r) => [r, usage[r].inUse])) as Record<
+    QuotaResource,
+    number
+  >;
+  const limits = Object.fromEntries(QUOTA_RESOURCES.map((r) => [r, usage[r].limit])) as Record<
+    QuotaResource,
+    number
+  >;
+  throw quotaExceeded(projectId, overs, requested, used, limits);
+}

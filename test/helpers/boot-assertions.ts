@@ -154,3 +154,16 @@ export async function assertNothingCreated(h: BootHarness, requestId: string): P
   assert.equal(instances.filter((i) => i.requestId === requestId).length, 0);
   await assertNoLeaks(h);
 }
+
+/** An available, bootable volume of the demo project made from the bootstrap image (to boot from). */
+export async function imageVolume(h: BootHarness, name: string): Promise<string> {
+  const volume = await h.cloud.cinder.createVolume({
+    requestKey: name,
+    projectId: h.boot.demo.projectId,
+    sizeGb: 1,
+    name,
+    imageSource: await h.cloud.glance.imageLocation(h.boot.imageId),
+  });
+  await h.cloud.cinder.waitForVolume(volume.id);
+  return volume.id;
+}

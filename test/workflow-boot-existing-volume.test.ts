@@ -1,0 +1,106 @@
+/**
+ * createInstance booting from an existing volume (bootVolume.volumeId, the compute API's source_type volume):
+ * the volume is attached as the root disk instead of one made from the image, its delete_on_termination is
+ * recorded, and a build that fails gives it back available (the build did not make it, so never deletes it).
+ */
+import { after, afterEach, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CONTROLLER_QUEUE, deleteWorkflowId } from '../workflows/names';
+import type { BootResult, DeleteRequest, DeleteResult } from '../workflows/types';
+import { HOSTS, openBootHarness, type BootHarness } from './helpers/boot-harness';
+import {
+  activitySummaries,
+  assertActive,
+  assertErrored,
+  assertNoLeaks,
+  expectBootFailure,
+  imageVolume,
+  status,
+} from './helpers/boot-assertions';
+
+describe('createInstance from an existing volume', () => {
+  let h: BootHarness;
+  before(async () => {
+    h = await openBootHarness('wf-existing-volume');
+  });
+  after(async () => {
+    await h?.close();
+  });
+  afterEach(async () => {
+    for (const compute of h.computeHosts.values()) await compute.clearFaults('spawn');
+  });
+
+  test('the volume is the root disk: nothing created, in-use on the host, kept available after the delete', async () => {
+    const volumeId = await imageVolume(h, 'existing-root');
+    const handle = await h.startBoot(
+      h.request('from-existing-volume', { bootVolume: { sizeGb: 1, volumeId, deleteOnTermination: false } }),
+    );
+    const server = (await handle.result()) as BootResult;
+    await h.keepHistory('existing-volume/boot', handle);
+    await assertActive(h, server);
+    assert.deepEqual(
+      server.volumes.map((v) => [v.id, v.device, v.deleteOnTermination]),
+      [[volumeId, 'vdb', false]],
+    );
+    const summaries = await activitySummaries(handle);
+    assert.ok(!summaries.some((s) => /create .* volume from image/.test(s)), 'no volume created');
+    assert.ok(!summaries.some((s) => s.startsWith('glance: fetch')), 'no image fetched to the host');
+    const volume = await h.cloud.cinder.getVolume(volumeId);
+    assert.equal(volume.status, 'in-use');
+    assert.equal(volume.attachments[0]?.instanceUuid, server.id);
+    assert.equal(volume.attachments[0]?.attachedHost, server.host);
+    const quota = await h.cloud.nova.getQuotaUsage(h.boot.demo.projectId);
+    assert.equal(quota.volumes.inUse, 0, 'the boot claimed no volume quota');
+    await assertNoLeaks(h);
+
+    const request: DeleteRequest = {
+      requestId: 'delete-existing',
+      auth: h.demoAuth(),
+      instanceUuid: server.id,
+    };
+    const deleted = (await h.env.client.workflow.execute('deleteInstance', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: deleteWorkflowId(server.id),
+      args: [request],
+    })) as DeleteResult;
+    assert.deepEqual(deleted.deletedVolumes, []);
+    const kept = await h.cloud.cinder.getVolume(volumeId);
+    assert.equal(kept.status, 'available');
+    assert.deepEqual(kept.attachments, []);
+    await assertNoLeaks(h);
+  });
+
+  test('every host failing to spawn: MaxRetriesExceeded, the volume given back available, not deleted', async () => {
+    for (const compute of h.computeHosts.values()) {
+      await compute.setFault('spawn', {
+        mode: 'fail',
+        message: 'Injected: the hypervisor refused the guest',
+      });
+    }
+    const volumeId = await imageVolume(h, 'existing-root-fails');
+    const handle = await h.startBoot(
+      h.request('existing-volume-fails', { bootVolume: { sizeGb: 1, volumeId, deleteOnTermination: true } }),
+    );
+    await expectBootFailure(handle, 'MaxRetriesExceeded');
+    await h.keepHistory('existing-volume/all-hosts-fail', handle);
+    const s = await status(handle);
+    assert.deepEqual([...s.triedHosts].sort(), [...HOSTS].sort());
+    assert.ok(s.instanceUuid);
+    await assertErrored(h.cloud, s.instanceUuid, /Exceeded maximum number of retries/);
+    const volume = await h.cloud.cinder.getVolume(volumeId);
+    assert.equal(volume.status, 'available');
+    assert.deepEqual(volume.attachments, []);
+    const attachments = await h.cloud.cinder.listAttachments({
+      instanceUuid: s.instanceUuid,
+      includeDetached: true,
+    });
+    assert.deepEqual(
+      attachments.map((a) => a.attachedHost).sort(),
+      [...HOSTS].sort(),
+      'attached on each host in turn',
+    );
+    assert.ok(attachments.every((a) => a.attachStatus === 'detached'));
+    await assertNoLeaks(h);
+    for (const host of HOSTS) await h.cloud.nova.recordBuildSuccess(host);
+  });
+});
