@@ -26,6 +26,7 @@ import { processAlive } from './image-cache';
 import { HostCommandError, ipBatch, ipJson, runCommand } from './host-commands';
 import type { DhcpDetails } from '../../common/dhcp';
 import { writeFileAtomic } from './state-file';
+import { timedStep } from './step-timings';
 
 /** What the DHCP agent needs of a network: one IPv4 subnet and the network's DHCP port (from neutron-server). */
 export type DhcpNetwork = DhcpDetails;
@@ -414,7 +415,9 @@ export async function ensureNetwork(
   await server.locked(async () => {
     await wireNetwork(hostDir, network, tap);
     await server.writeMemberHosts(memberName(hostDir), hosts);
-    await server.startOrReload(network, dhcpVethNames(network.dhcpPortId).namespaceEnd);
+    await timedStep('plug: dnsmasq started or reloaded', () =>
+      server.startOrReload(network, dhcpVethNames(network.dhcpPortId).namespaceEnd),
+    );
   });
 }
 
@@ -477,15 +480,23 @@ async function wireNetwork(hostDir: string, network: DhcpNetwork, tap?: TapPlug)
     if (!existingTap) root.push(['tuntap', 'add', 'dev', name, 'mode', 'tap']);
     root.push(...configureTap(hostDir, tap.portId, tap.macAddress, network.networkId, network.mtu));
   }
-  await ipBatch(root);
-  await ipBatch(
-    [
-      ['link', 'set', 'dev', 'lo', 'up'],
-      ['link', 'set', 'dev', veth.namespaceEnd, 'alias', tag],
-      ['link', 'set', 'dev', veth.namespaceEnd, 'address', network.dhcpMacAddress, 'mtu', mtu, 'up'],
-      ['addr', 'replace', `${network.dhcpIpAddress}/${prefixLength(network.cidr)}`, 'dev', veth.namespaceEnd],
-    ],
-    { namespace },
+  await timedStep('plug: ip batch in the root namespace', () => ipBatch(root));
+  await timedStep('plug: ip batch in the qdhcp namespace', () =>
+    ipBatch(
+      [
+        ['link', 'set', 'dev', 'lo', 'up'],
+        ['link', 'set', 'dev', veth.namespaceEnd, 'alias', tag],
+        ['link', 'set', 'dev', veth.namespaceEnd, 'address', network.dhcpMacAddress, 'mtu', mtu, 'up'],
+        [
+          'addr',
+          'replace',
+          `${network.dhcpIpAddress}/${prefixLength(network.cidr)}`,
+          'dev',
+          veth.namespaceEnd,
+        ],
+      ],
+      { namespace },
+    ),
   );
 }
 
