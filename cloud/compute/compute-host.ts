@@ -215,7 +215,7 @@ export class ComputeHost {
         );
       await mkdir(dir.path, { recursive: true });
       if (this.driver.diskFormat === 'qcow2')
-        await timedStep('spawn: qcow2 overlay (qemu-img create)', () =>
+        await timedStep('spawn: qcow2 overlay (written directly)', () =>
           createQcow2Overlay(
             dir.diskPath,
             diskSizeBytes,

@@ -18,7 +18,7 @@
  * (`<network id>.lock`). State is read back with `ip -j`.
  */
 import { createHash } from 'node:crypto';
-import { access, mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { CloudError } from '../errors';
 import { sleep, withFileLock } from './file-lock';
@@ -26,6 +26,7 @@ import { processAlive } from './image-cache';
 import { HostCommandError, ipBatch, ipJson, runCommand } from './host-commands';
 import type { DhcpDetails } from '../../common/dhcp';
 import { writeFileAtomic } from './state-file';
+import { timedStep } from './step-timings';
 
 /** What the DHCP agent needs of a network: one IPv4 subnet and the network's DHCP port (from neutron-server). */
 export type DhcpNetwork = DhcpDetails;
@@ -125,8 +126,17 @@ async function ipDelete(args: string[]): Promise<void> {
   }
 }
 
-/** The link in the root namespace (or in `namespace`), or undefined when there is none. */
+/** Where the kernel shows the root namespace's links (the namespace this process runs in). */
+const SYSFS_NET = '/sys/class/net';
+/** IFF_UP in a link's `flags` file. */
+const IFF_UP = 0x1;
+
+/**
+ * The link in the root namespace (read from sysfs: no process, which a loaded host makes every plug wait
+ * for), or in `namespace` (`ip -n`); undefined when there is none. From sysfs `flags` holds `UP` or nothing.
+ */
 export async function readLink(ifname: string, namespace?: string): Promise<IpLink | undefined> {
+  if (namespace === undefined) return readRootLink(ifname);
   try {
     const links = await ipJson<IpLink>([
       ...(namespace ? ['-n', namespace] : []),
@@ -140,6 +150,32 @@ export async function readLink(ifname: string, namespace?: string): Promise<IpLi
     if (isMissingDevice(err)) return undefined;
     throw err;
   }
+}
+
+async function readRootLink(ifname: string): Promise<IpLink | undefined> {
+  if (ifname === '' || ifname.includes('/') || ifname.startsWith('.')) return undefined;
+  const dir = path.join(SYSFS_NET, ifname);
+  const read = (file: string) => readFile(path.join(dir, file), 'utf8').then((text) => text.trim());
+  let flags: string;
+  try {
+    flags = await read('flags');
+  } catch {
+    return undefined;
+  }
+  const [master, operstate, ifalias, address] = await Promise.all([
+    readlink(path.join(dir, 'master')).then(path.basename, () => undefined),
+    read('operstate').catch(() => undefined),
+    read('ifalias').catch(() => ''),
+    read('address').catch(() => undefined),
+  ]);
+  return {
+    ifname,
+    flags: Number(flags) & IFF_UP ? ['UP'] : [],
+    ...(master ? { master } : {}),
+    ...(operstate ? { operstate: operstate.toUpperCase() } : {}),
+    ...(ifalias ? { ifalias } : {}),
+    ...(address ? { address } : {}),
+  };
 }
 
 export async function listLinks(namespace?: string): Promise<IpLink[]> {
@@ -379,13 +415,16 @@ export async function ensureNetwork(
   await server.locked(async () => {
     await wireNetwork(hostDir, network, tap);
     await server.writeMemberHosts(memberName(hostDir), hosts);
-    await server.startOrReload(network, dhcpVethNames(network.dhcpPortId).namespaceEnd);
+    await timedStep('plug: dnsmasq started or reloaded', () =>
+      server.startOrReload(network, dhcpVethNames(network.dhcpPortId).namespaceEnd),
+    );
   });
 }
 
 /**
- * The network's devices in three `ip` processes whatever is missing: the links read back, then one batch in
- * the root namespace (bridge, namespace, the veth with its peer made inside it) and one in the namespace.
+ * The network's devices in two `ip` processes whatever is missing (the links read from sysfs first): one
+ * batch in the root namespace (bridge, namespace, the veth with its peer made inside it) and one in the
+ * namespace.
  * Every step is idempotent, so a retry after a crash half way finishes the job.
  */
 async function wireNetwork(hostDir: string, network: DhcpNetwork, tap?: TapPlug): Promise<void> {
@@ -395,8 +434,12 @@ async function wireNetwork(hostDir: string, network: DhcpNetwork, tap?: TapPlug)
   const veth = dhcpVethNames(network.dhcpPortId);
   const mtu = String(network.mtu);
 
-  const links = await listLinks();
-  const existing = links.find((l) => l.ifname === bridge);
+  // The three links this needs, from sysfs (no `ip` process).
+  const [existing, halfMadeVeth, existingTap] = await Promise.all([
+    readLink(bridge),
+    readLink(veth.bridgeEnd),
+    tap ? readLink(tapName(tap.portId)) : undefined,
+  ]);
   if (existing && existing.ifalias !== tag)
     throw new CloudError(
       'VirtualInterfaceCreateException',
@@ -413,7 +456,7 @@ async function wireNetwork(hostDir: string, network: DhcpNetwork, tap?: TapPlug)
   if (!namespaceExists) root.push(['netns', 'add', namespace]);
   if (!pairExists) {
     // A half-made pair from an interrupted attempt: start over.
-    if (links.some((l) => l.ifname === veth.bridgeEnd)) root.push(['link', 'del', 'dev', veth.bridgeEnd]);
+    if (halfMadeVeth) root.push(['link', 'del', 'dev', veth.bridgeEnd]);
     root.push([
       'link',
       'add',
@@ -434,18 +477,26 @@ async function wireNetwork(hostDir: string, network: DhcpNetwork, tap?: TapPlug)
   );
   if (tap) {
     const name = tapName(tap.portId);
-    if (!links.some((l) => l.ifname === name)) root.push(['tuntap', 'add', 'dev', name, 'mode', 'tap']);
+    if (!existingTap) root.push(['tuntap', 'add', 'dev', name, 'mode', 'tap']);
     root.push(...configureTap(hostDir, tap.portId, tap.macAddress, network.networkId, network.mtu));
   }
-  await ipBatch(root);
-  await ipBatch(
-    [
-      ['link', 'set', 'dev', 'lo', 'up'],
-      ['link', 'set', 'dev', veth.namespaceEnd, 'alias', tag],
-      ['link', 'set', 'dev', veth.namespaceEnd, 'address', network.dhcpMacAddress, 'mtu', mtu, 'up'],
-      ['addr', 'replace', `${network.dhcpIpAddress}/${prefixLength(network.cidr)}`, 'dev', veth.namespaceEnd],
-    ],
-    { namespace },
+  await timedStep('plug: ip batch in the root namespace', () => ipBatch(root));
+  await timedStep('plug: ip batch in the qdhcp namespace', () =>
+    ipBatch(
+      [
+        ['link', 'set', 'dev', 'lo', 'up'],
+        ['link', 'set', 'dev', veth.namespaceEnd, 'alias', tag],
+        ['link', 'set', 'dev', veth.namespaceEnd, 'address', network.dhcpMacAddress, 'mtu', mtu, 'up'],
+        [
+          'addr',
+          'replace',
+          `${network.dhcpIpAddress}/${prefixLength(network.cidr)}`,
+          'dev',
+          veth.namespaceEnd,
+        ],
+      ],
+      { namespace },
+    ),
   );
 }
 

@@ -23,6 +23,7 @@ import { kernelCommandLine } from './domain-xml';
 import { sleep, withFileLock } from './file-lock';
 import { processAlive } from './image-cache';
 import { runCommand } from './host-commands';
+import { writeQcow2Overlay, type BackingFile } from './qcow2-overlay';
 import { queryStatus, qmpCommand } from './qmp';
 import { writeFileAtomic } from './state-file';
 import { timedStep } from './step-timings';
@@ -115,11 +116,11 @@ export class QemuDriver implements VirtDriver {
       volumes: spec.volumes,
       createdAt: existing?.createdAt ?? this.clock.now(),
     };
-    if (!(await this.runningPid(spec.uuid))) {
-      await writeFileAtomic(this.file(spec.uuid, 'definition'), `${JSON.stringify(definition, null, 2)}\n`);
-      await this.launch(definition, signal);
-    }
-    return this.requireInfo(spec.uuid);
+    if (await this.runningPid(spec.uuid)) return this.requireInfo(spec.uuid);
+    await writeFileAtomic(this.file(spec.uuid, 'definition'), `${JSON.stringify(definition, null, 2)}\n`);
+    await this.launch(definition, signal);
+    // launch saw QMP answer `running`: no second query for the state it just read.
+    return this.infoOf(definition, POWER_STATE.RUNNING);
   }
 
   /** Nova's power_off with a clean shutdown: ACPI power button, then a hard stop after the timeout. */
@@ -174,10 +175,14 @@ export class QemuDriver implements VirtDriver {
   async getInfo(uuid: string): Promise<DomainInfo | undefined> {
     const definition = await this.readDefinition(uuid);
     if (!definition) return undefined;
+    return this.infoOf(definition, await this.powerStateOf(uuid));
+  }
+
+  private infoOf(definition: Definition, powerState: PowerState): DomainInfo {
     return {
-      uuid,
+      uuid: definition.uuid,
       name: definition.name,
-      powerState: await this.powerStateOf(uuid),
+      powerState,
       vcpus: definition.vcpus,
       memoryMb: definition.memoryMb,
       driver: this.type,
@@ -324,7 +329,9 @@ export class QemuDriver implements VirtDriver {
       ['-cpu', 'max'],
       ['-m', String(d.memoryMb)],
       ['-smp', String(d.vcpus)],
+      // No default devices, and no configuration file of the machine's QEMU changes what runs.
       ['-nodefaults'],
+      ['-no-user-config'],
       ['-display', 'none'],
       ['-daemonize'],
       ['-pidfile', path.join(dir, FILES.pid)],
@@ -340,13 +347,14 @@ export class QemuDriver implements VirtDriver {
       ]),
       ...d.interfaces.flatMap((vif, i) => [
         ['-netdev', `tap,id=net${i},ifname=${vif.tap},script=no,downscript=no`],
-        ['-device', `virtio-net-pci,netdev=net${i},mac=${vif.macAddress}`],
+        // No option ROM (iPXE): the guest boots from its kernel, never from the network.
+        ['-device', `virtio-net-pci,netdev=net${i},mac=${vif.macAddress},romfile=`],
       ]),
     ];
     if (d.kernelPath) {
       args.push(['-kernel', d.kernelPath]);
       if (d.ramdiskPath) args.push(['-initrd', d.ramdiskPath]);
-      args.push(['-append', kernelCommandLine(d.uuid)]);
+      args.push(['-append', kernelCommandLine(d.uuid, this.accel)]);
     }
     return args.flat();
   }
@@ -467,24 +475,25 @@ export async function listQemuProcesses(): Promise<QemuProcess[]> {
   return found;
 }
 
-/** `qemu-img create -f qcow2 -b <base> -F <fmt> <disk> <size>`: the instance disk as Nova's libvirt driver makes it. */
+/**
+ * The instance disk as Nova's libvirt driver makes it (`qemu-img create -f qcow2 -b <base> -F <fmt> <disk>
+ * <size>`), written directly (./qcow2-overlay.ts: the same bytes, no process) into a temp file renamed into
+ * place.
+ */
 export async function createQcow2Overlay(
   diskPath: string,
   sizeBytes: number,
-  base?: { path: string; format: 'raw' | 'qcow2' },
+  base?: BackingFile,
 ): Promise<void> {
   const temp = `${diskPath}.${process.pid}.part`;
-  const args = ['create', '-q', '-f', 'qcow2'];
-  if (base) args.push('-b', base.path, '-F', base.format);
-  args.push(temp, String(sizeBytes));
   try {
-    await runCommand('qemu-img', args);
+    await writeQcow2Overlay(temp, sizeBytes, base);
     await rename(temp, diskPath);
   } catch (err) {
     await rm(temp, { force: true });
     throw new CloudError(
       'RescheduledException',
-      `qemu-img could not create the instance disk: ${String((err as { stderr?: string }).stderr ?? (err as Error).message).trim()}`,
+      `could not create the instance disk: ${(err as Error).message}`,
     );
   }
 }
