@@ -65,14 +65,17 @@ async function apiWithLimit(
   return app;
 }
 
-function create(app: FastifyInstance, name: string, imageRef = boot.imageId) {
+function create(
+  app: FastifyInstance,
+  name: string,
+  refs: { imageRef?: string; flavorRef?: string; network?: string } = {},
+) {
+  const { imageRef = boot.imageId, flavorRef = '1', network = boot.privateNetworkId } = refs;
   return app.inject({
     method: 'POST',
     url: '/compute/v2.1/servers',
     headers: { 'x-auth-token': token, 'content-type': 'application/json' },
-    payload: JSON.stringify({
-      server: { name, imageRef, flavorRef: '1', networks: [{ uuid: boot.privateNetworkId }] },
-    }),
+    payload: JSON.stringify({ server: { name, imageRef, flavorRef, networks: [{ uuid: network }] } }),
   });
 }
 
@@ -157,7 +160,7 @@ describe('POST /servers admission limit', () => {
     const app = await apiWithLimit(1, started, 'unstarted');
     try {
       const answers = await Promise.all([
-        create(app, 'bad-image', '8d3a3cde-0000-4000-8000-000000000000'),
+        create(app, 'bad-image', { imageRef: '8d3a3cde-0000-4000-8000-000000000000' }),
         create(app, 'unstarted'),
         create(app, 'after-failures'),
       ]);
@@ -218,20 +221,7 @@ describe('POST /servers kept lookups', () => {
         ephemeralGb: 0,
         swapMb: 0,
       });
-      const withFlavor = (name: string) =>
-        app.inject({
-          method: 'POST',
-          url: '/compute/v2.1/servers',
-          headers: { 'x-auth-token': token, 'content-type': 'application/json' },
-          payload: JSON.stringify({
-            server: {
-              name,
-              imageRef: boot.imageId,
-              flavorRef: flavor.id,
-              networks: [{ uuid: boot.privateNetworkId }],
-            },
-          }),
-        });
+      const withFlavor = (name: string) => create(app, name, { flavorRef: flavor.id });
       assert.equal((await withFlavor('on-new-flavor')).statusCode, 202);
       await env.cloud.nova.deleteFlavor(flavor.id);
       const gone = await withFlavor('on-deleted-flavor');
@@ -252,15 +242,7 @@ describe('POST /servers kept lookups', () => {
         projectId: boot.demo.projectId,
       });
       await env.cloud.neutron.createSubnet({ networkId: network.id, cidr: '10.77.0.0/24' });
-      const onNetwork = (name: string) =>
-        app.inject({
-          method: 'POST',
-          url: '/compute/v2.1/servers',
-          headers: { 'x-auth-token': token, 'content-type': 'application/json' },
-          payload: JSON.stringify({
-            server: { name, imageRef: boot.imageId, flavorRef: '1', networks: [{ uuid: network.id }] },
-          }),
-        });
+      const onNetwork = (name: string) => create(app, name, { network: network.id });
       assert.equal((await onNetwork('on-new-network')).statusCode, 202);
       await env.cloud.neutron.deleteNetwork(network.id);
       const noNetwork = await onNetwork('on-deleted-network');
