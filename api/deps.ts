@@ -15,6 +15,8 @@ export interface ApiDeps {
   /** Keystone's region for the catalog. */
   region: string;
   log: Logger;
+  /** POST /servers doing their work at once; the others wait in arrival order (default 4: create-admission.ts). */
+  concurrentCreates?: number;
 }
 
 /** The one listener's default port (`--api-port`, `BOOTFLOW_API_PORT`). */

@@ -26,6 +26,7 @@ import {
 } from 'kysely';
 import { createPool } from 'mysql2';
 import pg from 'pg';
+import { WriteGenerations } from './db-writes';
 import { CloudError } from './errors';
 
 export const SERVICES = ['keystone', 'nova', 'placement', 'glance', 'neutron', 'cinder'] as const;
@@ -195,6 +196,8 @@ export interface ServiceDb<DB> {
   transaction<T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T>;
   /** Adds FOR UPDATE where the database has row locks (SQLite's write transaction already excludes writers). */
   forUpdate<QB extends SelectQueryBuilder<DB, keyof DB & string, object>>(qb: QB): QB;
+  /** The tables this process has written, for readers that keep what they read (db-writes.ts). */
+  readonly writes: WriteGenerations;
   close(): Promise<void>;
 }
 
@@ -235,7 +238,12 @@ function sleepMs(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function makeServiceDb<DB>(service: ServiceName, dialect: DialectName, db: Kysely<DB>): ServiceDb<DB> {
+function makeServiceDb<DB>(
+  service: ServiceName,
+  dialect: DialectName,
+  db: Kysely<DB>,
+  writes: WriteGenerations,
+): ServiceDb<DB> {
   async function once<T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
     if (dialect !== 'sqlite') return db.transaction().execute(fn);
     return db.connection().execute(async (conn) => {
@@ -270,6 +278,7 @@ function makeServiceDb<DB>(service: ServiceName, dialect: DialectName, db: Kysel
     forUpdate(qb) {
       return (dialect === 'sqlite' ? qb : qb.forUpdate()) as typeof qb;
     },
+    writes,
     close: () => db.destroy(),
   };
 }
@@ -359,12 +368,13 @@ export async function openServiceDb<DB>(
     file.pragma('mmap_size = 268435456');
     dialect = new SqliteDialect({ database: cachingStatements(file) });
   }
-  const db = new Kysely<DB>({ dialect: namingFailures(service, dialect) });
+  const writes = new WriteGenerations();
+  const db = new Kysely<DB>({ dialect: namingFailures(service, dialect), plugins: [writes] });
   const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
   const { error } = await migrator.migrateToLatest();
   if (error) {
     await db.destroy();
     throw error;
   }
-  return makeServiceDb(service, target?.dialect ?? 'sqlite', db);
+  return makeServiceDb(service, target?.dialect ?? 'sqlite', db, writes);
 }

@@ -231,6 +231,74 @@ describe('nova quotas', () => {
     assert.deepEqual(await nova.releaseQuota(uuid), {});
   });
 
+  test('a create with its quota: claim and row in one transaction; over quota or a failure leaves neither', async () => {
+    const project = 'p-create-with-quota';
+    await nova.setQuotaLimits(project, { instances: 1 });
+    const request = (uuid: string) => ({
+      uuid,
+      requestId: `req-${uuid}`,
+      name: 'vm',
+      projectId: project,
+      userId: 'u',
+      flavor: 'm1.tiny',
+      imageRef: 'img',
+      networks: [],
+    });
+    const tiny = { instances: 1, cores: 1, ram: 512 };
+    const instanceRows = () =>
+      nova.store.db.selectFrom('instances').select('uuid').where('project_id', '=', project).execute();
+
+    // The transaction fails after both writes (as a lost connection at commit would): neither stays.
+    const failing = randomUUID();
+    const store = nova.store;
+    const transaction = store.transaction;
+    // (ServiceDb's methods are closures over the database, not over `this`.)
+    store.transaction = (fn) =>
+      transaction(async (trx) => {
+        await fn(trx);
+        throw new Error('the commit failed');
+      });
+    try {
+      await assert.rejects(nova.createInstance(request(failing), tiny), /the commit failed/);
+    } finally {
+      store.transaction = transaction;
+    }
+    assert.deepEqual(await allocationRows(project), []);
+    assert.deepEqual(await instanceRows(), []);
+    assert.equal((await nova.getQuotaUsage(project)).instances.inUse, 0);
+
+    const uuid = randomUUID();
+    const created = await nova.createInstance(request(uuid), tiny);
+    assert.equal(created.uuid, uuid);
+    assert.deepEqual(
+      (await allocationRows(project)).map((r) => [r.consumer_uuid, r.resource, Number(r.amount)]).sort(),
+      [
+        [uuid, 'cores', 1],
+        [uuid, 'instances', 1],
+        [uuid, 'ram', 512],
+      ],
+    );
+    assert.deepEqual(
+      (await nova.listActions(uuid)).map((a) => a.action),
+      ['create'],
+    );
+    // A retry of the same request gets the first result and claims nothing again.
+    assert.equal((await nova.createInstance(request(uuid), tiny)).uuid, uuid);
+    assert.equal((await nova.getQuotaUsage(project)).instances.inUse, 1);
+    // Over quota: 403's QuotaExceeded, and no row.
+    const over = randomUUID();
+    await assert.rejects(nova.createInstance(request(over), tiny), isType('QuotaExceeded'));
+    assert.deepEqual(
+      (await instanceRows()).map((r) => r.uuid),
+      [uuid],
+    );
+    assert.equal((await nova.getQuotaUsage(project)).instances.inUse, 1);
+    // Deleting it frees what the create claimed.
+    await nova.softDeleteInstance(uuid);
+    assert.equal((await nova.getQuotaUsage(project)).instances.inUse, 0);
+    assert.deepEqual(await allocationRows(project), []);
+  });
+
   test('bad input is refused and changes nothing', async () => {
     const project = 'p-bad';
     const consumer = randomUUID();

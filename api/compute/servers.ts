@@ -36,6 +36,8 @@ import {
   queryOf,
   resourceLinks,
 } from './common';
+import { AdmissionGate, DEFAULT_CONCURRENT_CREATES } from './create-admission';
+import { CreateLookups } from './create-lookups';
 import { atLeast } from './microversion';
 import { serverCreateSchema, serverUpdateSchema, type ServerCreateBody } from './server-schema';
 import { loadServerExtras, serverBasic, serverDetail } from './server-view';
@@ -91,6 +93,8 @@ function generatePassword(length = 12): string {
 /** common.get_id_from_href: the last path segment of a link, or the value itself. */
 function idFromHref(ref: string | number): string {
   const text = String(ref);
+  // Only an absolute URL parses, and it has a scheme: a bare id skips the parser's throw.
+  if (!text.includes(':')) return text;
   try {
     const url = new URL(text);
     return url.pathname.split('/').filter(Boolean).at(-1) ?? text;
@@ -225,6 +229,7 @@ async function resolveBootSource(
  */
 async function resolveNetworks(
   deps: ApiDeps,
+  lookups: CreateLookups,
   ctx: RequestContext,
   networks: ServerCreateBody['server']['networks'],
 ): Promise<string[]> {
@@ -256,13 +261,11 @@ async function resolveNetworks(
     if (entry.fixed_ip !== undefined) throw unsupported('Requesting a fixed IP');
     if (entry.uuid === undefined)
       throw new ApiError(400, 'Bad networks format: network uuid is not in proper format');
-    const network = await deps.cloud.neutron
-      .getNetwork(entry.uuid.toLowerCase(), viewer)
-      .catch((err: unknown) => {
-        if (err instanceof CloudError && err.type === 'NotFound')
-          throw new ApiError(400, `Network ${entry.uuid} could not be found.`);
-        throw err;
-      });
+    const network = await lookups.network(entry.uuid.toLowerCase(), viewer).catch((err: unknown) => {
+      if (err instanceof CloudError && err.type === 'NotFound')
+        throw new ApiError(400, `Network ${entry.uuid} could not be found.`);
+      throw err;
+    });
     if (network.id !== entry.uuid.toLowerCase())
       throw new ApiError(400, `Network ${entry.uuid} could not be found.`);
     ids.push(network.id);
@@ -304,7 +307,8 @@ export function failureToApiError(err: unknown): ApiError {
 /**
  * nova-api's part of the create, before it answers: the quota claim (held by the instance uuid, so the
  * workflow's own claim finds it and counts nothing twice) and the instance row in building/scheduling
- * with its create action (the workflow's record step finds it by uuid and request id and writes nothing).
+ * with its create action (the workflow's record step finds it by uuid and request id and writes nothing),
+ * in one transaction: a failure leaves neither.
  */
 async function recordInstance(
   deps: ApiDeps,
@@ -312,12 +316,9 @@ async function recordInstance(
   boot: Omit<BootRequest, 'auth'>,
   quota: QuotaAmounts,
 ): Promise<void> {
-  const { nova } = deps.cloud;
-  const uuid = boot.instanceUuid as string;
-  await nova.claimQuota(ctx.projectId, uuid, quota);
-  try {
-    await nova.createInstance({
-      uuid,
+  await deps.cloud.nova.createInstance(
+    {
+      uuid: boot.instanceUuid as string,
       requestId: boot.requestId,
       name: boot.name,
       projectId: ctx.projectId,
@@ -332,11 +333,9 @@ async function recordInstance(
       ...(boot.accessIPv4 !== undefined ? { accessIPv4: boot.accessIPv4 } : {}),
       ...(boot.accessIPv6 !== undefined ? { accessIPv6: boot.accessIPv6 } : {}),
       ...(boot.tags !== undefined ? { tags: boot.tags } : {}),
-    });
-  } catch (err) {
-    await nova.releaseQuota(uuid);
-    throw err;
-  }
+    },
+    quota,
+  );
 }
 
 /** No workflow will build it: the row and its quota go (soft delete), so nothing is left building. */
@@ -373,6 +372,7 @@ async function startBuilds(
   fields: Omit<BootRequest, 'auth' | 'requestId' | 'instanceUuid'>,
   quota: QuotaAmounts,
   count: { min: number; max: number },
+  leave: () => void,
 ): Promise<string[]> {
   // The first grant's signature (off the event loop, in WebCrypto's thread pool) runs beside the claims.
   const firstGrant = grantFor(deps, validated, 'createInstance', bootWorkflowId(request.id));
@@ -396,6 +396,7 @@ async function startBuilds(
     }
     builds.push(build);
   }
+  leave(); // the records are written: the start RPCs need no admission slot
   for (const [started, build] of builds.entries()) {
     const workflowId = bootWorkflowId(build.requestId);
     try {
@@ -420,7 +421,17 @@ async function startBuilds(
   return builds.map((b) => b.instanceUuid!);
 }
 
-async function createServer(deps: ApiDeps, request: FastifyRequest, reply: FastifyReply) {
+/**
+ * `lookups` keeps the flavor, image and network reads of a burst (create-lookups.ts); `leave` gives up the
+ * create's admission slot (create-admission.ts) once its own work is done.
+ */
+async function createServer(
+  deps: ApiDeps,
+  lookups: CreateLookups,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  leave: () => void,
+) {
   const { ctx, validated } = authOf(request);
   const body = parseBody(serverCreateSchema(request.microversion.minor), request.body);
   enforcePolicy(ctx, 'os_compute_api:servers:create', ctx.projectId);
@@ -430,10 +441,10 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
   if (s.metadata && Object.keys(s.metadata).length > MAX_METADATA_ITEMS)
     throw new ApiError(403, `Maximum number of metadata items exceeds ${MAX_METADATA_ITEMS}`);
   const flavorId = idFromHref(s.flavorRef);
-  const flavor = (await deps.cloud.nova.listFlavors()).find((f) => f.id === flavorId);
+  const flavor = (await lookups.flavors()).find((f) => f.id === flavorId);
   if (!flavor) throw new ApiError(400, `Flavor ${flavorId} could not be found.`);
   const source = await resolveBootSource(deps, ctx, bootSource(body));
-  const image = await deps.cloud.glance.getImage(source.imageId, ctx).catch((err: unknown) => {
+  const image = await lookups.image(source.imageId, ctx).catch((err: unknown) => {
     if (err instanceof CloudError && (err.type === 'NotFound' || err.type === 'BadRequest'))
       throw new ApiError(400, 'Can not find requested image');
     throw err;
@@ -447,7 +458,7 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
       throw err;
     });
   }
-  const networkIds = await resolveNetworks(deps, ctx, s.networks);
+  const networkIds = await resolveNetworks(deps, lookups, ctx, s.networks);
   if (s.availability_zone !== undefined) {
     const zones = new Set((await deps.cloud.nova.listComputeHosts()).map((h) => h.availabilityZone));
     if (!zones.has(s.availability_zone))
@@ -475,7 +486,16 @@ async function createServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
   };
   // An existing boot volume is Cinder's quota already: only a volume the boot makes is claimed.
   const quota = bootQuota(flavor, source.bootVolume?.volumeId ? null : bootVolumeGb);
-  const uuids = await startBuilds(deps, request, validated, ctx, fields, quota, instanceCount(s, source));
+  const uuids = await startBuilds(
+    deps,
+    request,
+    validated,
+    ctx,
+    fields,
+    quota,
+    instanceCount(s, source),
+    leave,
+  );
   const uuid = uuids[0]!;
   const links = resourceLinks(deps, 'servers', uuid);
   return reply
@@ -687,7 +707,16 @@ async function serverIps(deps: ApiDeps, request: FastifyRequest) {
 }
 
 export async function serverRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
-  app.post('/servers', (request, reply) => createServer(deps, request, reply));
+  const creates = new AdmissionGate(deps.concurrentCreates ?? DEFAULT_CONCURRENT_CREATES);
+  const lookups = new CreateLookups(deps.cloud);
+  app.post('/servers', async (request, reply) => {
+    const leave = await creates.enter();
+    try {
+      return await createServer(deps, lookups, request, reply, leave);
+    } finally {
+      leave();
+    }
+  });
   app.get('/servers', (request) => listServers(deps, request, false));
   app.get('/servers/detail', (request) => listServers(deps, request, true));
   app.get('/servers/:id', (request) => showServer(deps, request));

@@ -47,6 +47,7 @@ import {
   type MemberStatus,
   type ProgressCallback,
 } from './types';
+import type { WriteGenerations } from '../db-writes';
 
 export interface GlanceOptions {
   db: DbConfig;
@@ -126,6 +127,11 @@ export class Glance {
     private readonly clock: Clock,
     private readonly imageSizeCap: number,
   ) {}
+
+  /** The tables this process has written (cloud/db-writes.ts), for readers that keep what they read. */
+  get writes(): WriteGenerations {
+    return this.store.writes;
+  }
 
   static async open(options: GlanceOptions): Promise<Glance> {
     const files = await ImageFileStore.open(options.dataDir ?? options.db.dataDir);

@@ -30,6 +30,7 @@ import type {
   VifDetails,
 } from './types';
 import { isUniqueViolation } from '../db';
+import type { WriteGenerations } from '../db-writes';
 
 export interface NeutronOptions {
   db: DbConfig;
@@ -183,6 +184,11 @@ export class Neutron {
     private readonly clock: Clock,
     private readonly bindingFailHosts: ReadonlySet<string>,
   ) {}
+
+  /** The tables this process has written (cloud/db-writes.ts), for readers that keep what they read. */
+  get writes(): WriteGenerations {
+    return this.store.writes;
+  }
 
   static async open(options: NeutronOptions): Promise<Neutron> {
     const store = await openServiceDb<NeutronDb>('neutron', neutronMigrations, options.db);

@@ -28,6 +28,7 @@ import type { NovaDb } from './schema';
 import type { ApiStatus } from './states';
 import { VolumeActions } from './volume-actions';
 import { Evacuations } from './evacuate';
+import type { WriteGenerations } from '../db-writes';
 
 export * from './states';
 export { BUILD_EVENT } from './conductor';
@@ -135,6 +136,11 @@ export class Nova {
     );
   }
 
+  /** The tables this process has written (cloud/db-writes.ts), for readers that keep what they read. */
+  get writes(): WriteGenerations {
+    return this.ctx.store.writes;
+  }
+
   /** The underlying database, for tests and the leak audit (read-only use). */
   get store(): NovaContext['store'] {
     return this.ctx.store;
@@ -204,8 +210,12 @@ export class Nova {
   }
 
   // Instances
-  createInstance(request: instances.CreateInstanceRequest): Promise<instances.Instance> {
-    return instances.createInstance(this.ctx, request);
+  /** With `quota`, the boot's quota claim (held by the instance uuid) in the same transaction as the row. */
+  createInstance(
+    request: instances.CreateInstanceRequest,
+    quota?: quota.QuotaAmounts,
+  ): Promise<instances.Instance> {
+    return instances.createInstance(this.ctx, request, quota);
   }
   getInstance(uuid: string, options?: { includeDeleted?: boolean }): Promise<instances.Instance> {
     return instances.getInstance(this.ctx, uuid, options);

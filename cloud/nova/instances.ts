@@ -15,9 +15,9 @@ import {
   serverTagsSchema,
   userDataSchema,
 } from '../validation';
-import { isUniqueViolation, nextSeq, parseJsonArray, type NovaContext } from './db-util';
+import { isUniqueViolation, parseJsonArray, type NovaContext } from './db-util';
 import { findFlavor, flavorRefSchema, type Flavor } from './flavors';
-import { releaseConsumerIn } from './quota';
+import { quotaClaimStep, releaseConsumerIn } from './quota';
 import type { InstancesTable, NovaDb } from './schema';
 import { instanceUuidSchema, keystoneIdSchema } from './schemas';
 import {
@@ -153,8 +153,12 @@ function sameRequest(row: InstancesTable, uuid: string, requestId: string): Inst
   return instanceFromRow(row);
 }
 
-/** nova-api's part of a boot: the instance record in building/scheduling and the 'create' action. */
-export async function createInstance(ctx: NovaContext, input: unknown): Promise<Instance> {
+/**
+ * nova-api's part of a boot: the instance record in building/scheduling and the 'create' action. With
+ * `quota` (the boot's amounts), the claim held by the instance uuid is written in the same transaction:
+ * either both are written or neither (a retry that finds the row claims nothing again).
+ */
+export async function createInstance(ctx: NovaContext, input: unknown, quota?: unknown): Promise<Instance> {
   const req = parseRequest(createSchema, input, 'instance');
   const earlier = async (db: Kysely<NovaDb>) => {
     const rows = await db
@@ -171,10 +175,12 @@ export async function createInstance(ctx: NovaContext, input: unknown): Promise<
   const flavorKey = typeof req.flavor === 'string' ? req.flavor : req.flavor.id;
   const flavor = await findFlavor(ctx, flavorKey);
   if (!flavor) throw new CloudError('BadRequest', `Flavor ${flavorKey} could not be found.`);
+  const claim = quota === undefined ? undefined : await quotaClaimStep(ctx, req.projectId, req.uuid, quota);
   const create = () =>
     ctx.store.transaction(async (trx) => {
       const first = await earlier(trx);
       if (first) return first;
+      await claim?.(trx);
       const now = ctx.clock.now();
       const row: InstancesTable = {
         uuid: req.uuid,
@@ -217,7 +223,8 @@ export async function createInstance(ctx: NovaContext, input: unknown): Promise<
         .values({
           id: randomUUID(),
           instance_uuid: req.uuid,
-          seq: await nextSeq(trx, 'instance_actions', req.uuid),
+          // The row is new in this transaction, so it has no action yet (instance_uuid is a foreign key).
+          seq: 1,
           request_id: req.requestId,
           action: 'create',
           user_id: req.userId,

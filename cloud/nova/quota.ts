@@ -158,19 +158,27 @@ function quotaExceeded(
   );
 }
 
-export async function claimQuota(
+/** A claim's part inside a write transaction: what quotaClaimStep hands back. */
+export type QuotaClaimStep = (trx: Kysely<NovaDb>) => Promise<QuotaClaim>;
+
+/**
+ * A claim's checks and reads before its transaction (the arguments, the project's usage rows, its limits),
+ * and the step that locks, checks and writes inside one: claimQuota runs it alone, nova-api's create
+ * (instances.ts) in the transaction that writes the instance row.
+ */
+export async function quotaClaimStep(
   ctx: NovaContext,
   projectIdIn: unknown,
   consumerUuidIn: unknown,
   amountsIn: unknown,
-): Promise<QuotaClaim> {
+): Promise<QuotaClaimStep> {
   const projectId = parseRequest(keystoneIdSchema, projectIdIn, 'project id');
   const consumerUuid = parseRequest(instanceUuidSchema, consumerUuidIn, 'consumer uuid');
   const requested = amountsOf(parseRequest(amountsSchema, amountsIn, 'quota claim'));
   await ensureUsageRows(ctx, projectId);
   // Limits are read before the lock: a limit changed meanwhile applies to the next claim, as in Nova.
   const limits = await limitsOf(ctx.store.db, projectId);
-  return ctx.store.transaction(async (trx) => {
+  return async (trx) => {
     const used = await lockUsage(ctx, trx, projectId);
     // A plain read is current here: every writer of this project's allocations holds the lock we now hold.
     const heldRows = await trx
@@ -219,7 +227,17 @@ export async function claimQuota(
       .execute();
     await addToUsage(trx, projectId, deltas, now);
     return { consumerUuid, projectId, resources: { ...held, ...deltas } };
-  });
+  };
+}
+
+export async function claimQuota(
+  ctx: NovaContext,
+  projectIdIn: unknown,
+  consumerUuidIn: unknown,
+  amountsIn: unknown,
+): Promise<QuotaClaim> {
+  const step = await quotaClaimStep(ctx, projectIdIn, consumerUuidIn, amountsIn);
+  return ctx.store.transaction(step);
 }
 
 /**
