@@ -118,6 +118,13 @@ run_validation = false
 catalog_type = block-storage
 max_microversion = 3.50
 
+[volume-feature-enabled]
+# What bootflow's Cinder has (README "differ"): no backups, snapshots or clones, and these extensions.
+backup = false
+snapshot = false
+clone = false
+api_extensions = os-availability-zone,os-volume-actions,os-vol-host-attr,os-vol-image-meta,os-vol-mig-status-attr,os-vol-tenant-attr
+
 [service_available]
 nova = true
 glance = true

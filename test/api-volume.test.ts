@@ -2,7 +2,8 @@
  * Cinder v3 over HTTP (inject): the version document and microversions (header echoed, 406 out of range,
  * 400 malformed), volume create (202, `creating`, then `available` with its file on disk), list/detail with
  * filters and all_tenants for admin, show, delete (202; refused for an attached volume, with Cinder's 400),
- * another project's volume 404; bad bodies change no row.
+ * another project's volume 404; bad bodies change no row; description and metadata (create, PUT, the
+ * metadata API, the list filters); the zone list and the extensions list.
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -30,7 +31,7 @@ describe('Cinder v3 API', () => {
 
   const call = async (
     token: string,
-    method: 'GET' | 'POST' | 'DELETE',
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
     url: string,
     payload?: unknown,
     headers: Record<string, string> = {},
@@ -192,6 +193,162 @@ describe('Cinder v3 API', () => {
     }
     assert.equal((await env.cloud.cinder.getVolume(id)).bootable, false);
     assert.equal((await call(alice.token, 'DELETE', `/v3/volumes/${id}`)).status, 202);
+  });
+
+  test('description and metadata: create, PUT /volumes/{id}, the metadata API, list filters', async () => {
+    const created = await call(alice.token, 'POST', '/v3/volumes', {
+      volume: { size: 1, name: 'tagged', description: 'd1', metadata: { Type: 'work' } },
+    });
+    assert.equal(created.status, 202, JSON.stringify(created.body));
+    const id = created.body.volume.id as string;
+    assert.deepEqual(
+      [created.body.volume.description, created.body.volume.metadata],
+      ['d1', { Type: 'work' }],
+    );
+    await available(id);
+    const plain = await call(alice.token, 'POST', '/v3/volumes', { volume: { size: 1, name: 'plain' } });
+    await available(plain.body.volume.id);
+
+    // The list filters: metadata as tempest sends it (a Python dict literal) and as JSON, the zone.
+    for (const [query, names] of [
+      [`metadata=${encodeURIComponent("{'Type': 'work'}")}`, ['tagged']],
+      [`metadata=${encodeURIComponent('{"Type": "play"}')}`, []],
+      ['availability_zone=nova&name=tagged', ['tagged']],
+      ['availability_zone=elsewhere', []],
+    ] as const) {
+      const listed = await call(alice.token, 'GET', `/v3/volumes/detail?${query}`);
+      assert.equal(listed.status, 200, query);
+      assert.deepEqual(
+        listed.body.volumes.map((v: Body) => v.name),
+        names,
+        query,
+      );
+    }
+    const badFilter = await call(
+      alice.token,
+      'GET',
+      `/v3/volumes?metadata=${encodeURIComponent('Type=work')}`,
+    );
+    assert.equal(badFilter.status, 400);
+
+    const updated = await call(alice.token, 'PUT', `/v3/volumes/${id}`, {
+      volume: { name: 'renamed', description: 'd2', metadata: { k1: 'v1' } },
+    });
+    assert.equal(updated.status, 200, JSON.stringify(updated.body));
+    assert.deepEqual(
+      [updated.body.volume.name, updated.body.volume.description, updated.body.volume.metadata],
+      ['renamed', 'd2', { k1: 'v1' }],
+    );
+    const row = await env.cloud.cinder.getVolume(id);
+    assert.deepEqual([row.name, row.description, row.metadata], ['renamed', 'd2', { k1: 'v1' }]);
+
+    const merged = await call(alice.token, 'POST', `/v3/volumes/${id}/metadata`, {
+      metadata: { k2: 'v2', k3: '<value&special_chars>' },
+    });
+    assert.deepEqual(merged.body, { metadata: { k1: 'v1', k2: 'v2', k3: '<value&special_chars>' } });
+    const replaced = await call(alice.token, 'PUT', `/v3/${alice.projectId}/volumes/${id}/metadata`, {
+      metadata: { k2: 'v2', k4: 'v4' },
+    });
+    assert.deepEqual(replaced.body, { metadata: { k2: 'v2', k4: 'v4' } });
+    const item = await call(alice.token, 'PUT', `/v3/volumes/${id}/metadata/k4`, { meta: { k4: 'v4b' } });
+    assert.deepEqual([item.status, item.body], [200, { meta: { k4: 'v4b' } }]);
+    assert.deepEqual((await call(alice.token, 'GET', `/v3/volumes/${id}/metadata/k4`)).body, {
+      meta: { k4: 'v4b' },
+    });
+    const removed = await call(alice.token, 'DELETE', `/v3/volumes/${id}/metadata/k2`);
+    assert.equal(removed.status, 200);
+    assert.deepEqual((await call(alice.token, 'GET', `/v3/volumes/${id}/metadata`)).body, {
+      metadata: { k4: 'v4b' },
+    });
+
+    // Refused, changing nothing: Cinder's 400s, 404s, a reader's 403, another project's 404.
+    const reader = await seedUserToken(env, 'rhea', 'p-alice', 'reader');
+    for (const [token, method, url, payload, status, message] of [
+      [alice.token, 'PUT', `/v3/volumes/${id}/metadata/k4`, { meta: { k5: 'x' } }, 400, /URI mismatch/],
+      [alice.token, 'PUT', `/v3/volumes/${id}/metadata/k4`, { meta: { k4: 'x', k5: 'y' } }, 400, /meta/],
+      [alice.token, 'POST', `/v3/volumes/${id}/metadata`, { metadata: { 'bad;key': 'x' } }, 400, /metadata/],
+      [
+        alice.token,
+        'POST',
+        `/v3/volumes/${id}/metadata`,
+        { metadata: { k: 'x'.repeat(256) } },
+        400,
+        /metadata/,
+      ],
+      [alice.token, 'PUT', `/v3/volumes/${id}`, { volume: { size: 5 } }, 400, /Additional properties/],
+      [
+        alice.token,
+        'GET',
+        `/v3/volumes/${id}/metadata/nope`,
+        undefined,
+        404,
+        /has no metadata with key nope/,
+      ],
+      [
+        alice.token,
+        'DELETE',
+        `/v3/volumes/${id}/metadata/nope`,
+        undefined,
+        404,
+        /has no metadata with key nope/,
+      ],
+      [reader.token, 'PUT', `/v3/volumes/${id}`, { volume: { name: 'x' } }, 403, /volume:update/],
+      [
+        reader.token,
+        'POST',
+        `/v3/volumes/${id}/metadata`,
+        { metadata: { x: 'y' } },
+        403,
+        /create_volume_metadata/,
+      ],
+      [reader.token, 'DELETE', `/v3/volumes/${id}/metadata/k4`, undefined, 403, /delete_volume_metadata/],
+      [bob.token, 'PUT', `/v3/volumes/${id}`, { volume: { name: 'x' } }, 404, /could not be found/],
+      [bob.token, 'GET', `/v3/volumes/${id}/metadata`, undefined, 404, /could not be found/],
+    ] as const) {
+      const res = await call(token, method, url, payload);
+      assert.equal(res.status, status, JSON.stringify([method, url, payload, res.body]));
+      const fault = Object.values(res.body)[0] as Body;
+      assert.match(fault.message, message);
+    }
+    assert.equal((await call(reader.token, 'GET', `/v3/volumes/${id}/metadata/k4`)).status, 200);
+    const after = await env.cloud.cinder.getVolume(id);
+    assert.deepEqual([after.name, after.description, after.metadata], ['renamed', 'd2', { k4: 'v4b' }]);
+    for (const volumeId of [id, plain.body.volume.id as string])
+      assert.equal((await call(alice.token, 'DELETE', `/v3/volumes/${volumeId}`)).status, 202);
+  });
+
+  test('unknown volume types, snapshots and source volumes: 404 (400 for a clone); zones and extensions', async () => {
+    const before = await volumeRows();
+    const missing = '6b5f5b52-7d4c-4d4e-9a36-3d7c8f6f5e21';
+    for (const [volume, status, message] of [
+      [{ size: 1, volume_type: missing }, 404, `Volume type ${missing} could not be found.`],
+      [{ size: 1, volume_type: 'gold' }, 404, 'Volume type with name gold could not be found.'],
+      [{ size: 1, snapshot_id: missing }, 404, `Snapshot ${missing} could not be found.`],
+      [{ size: 1, source_volid: missing }, 404, `Volume ${missing} could not be found.`],
+    ] as const) {
+      const res = await call(alice.token, 'POST', '/v3/volumes', { volume });
+      assert.equal(res.status, status, JSON.stringify(res.body));
+      assert.equal(res.body.itemNotFound.message, message);
+    }
+    assert.equal(await volumeRows(), before);
+    // A show without an id is not the list.
+    assert.equal((await call(alice.token, 'GET', '/v3/volumes/')).status, 404);
+    const zones = await call(alice.token, 'GET', `/v3/${alice.projectId}/os-availability-zone`);
+    assert.deepEqual(zones.body, {
+      availabilityZoneInfo: [{ zoneName: 'nova', zoneState: { available: true } }],
+    });
+    const extensions = await call(alice.token, 'GET', '/v3/extensions');
+    assert.deepEqual(
+      extensions.body.extensions.map((e: Body) => e.alias),
+      [
+        'os-availability-zone',
+        'os-volume-actions',
+        'os-vol-host-attr',
+        'os-vol-image-meta',
+        'os-vol-mig-status-attr',
+        'os-vol-tenant-attr',
+      ],
+    );
   });
 
   test('bad requests: 400, 403 for a reader, 401; no row created', async () => {

@@ -21,7 +21,10 @@ import {
   versionHeaders,
   type Microversion,
 } from './microversion';
+import { volumeMetadataRoutes, requireMember } from './metadata';
+import { cinderBadRequest, cinderMetadataSchema, parseMetadataFilter } from './validation';
 import { volumeDetail, volumeSummary } from './views';
+import { volumeZoneRoutes } from './zones';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -75,6 +78,17 @@ const setBootableBody = z.strictObject({
   }),
 });
 
+/** Cinder's volume update schema (cinder/api/schemas/volumes.py update). */
+const updateBody = z.strictObject({
+  volume: z.strictObject({
+    name: z.string().max(255).nullable().optional(),
+    description: z.string().max(255).nullable().optional(),
+    display_name: z.string().max(255).nullable().optional(),
+    display_description: z.string().max(255).nullable().optional(),
+    metadata: cinderMetadataSchema.optional(),
+  }),
+});
+
 const createBody = z.strictObject({
   volume: z.strictObject({
     size: z
@@ -84,17 +98,15 @@ const createBody = z.strictObject({
     description: z.string().max(255).nullable().optional(),
     display_name: z.string().max(255).nullable().optional(),
     display_description: z.string().max(255).nullable().optional(),
-    volume_type: z.literal('__DEFAULT__').nullable().optional(),
+    // Any name or id: one that is not the default type's is 404 (checked after the schema).
+    volume_type: z.string().max(255).nullable().optional(),
     availability_zone: z.literal('nova').nullable().optional(),
-    metadata: z
-      .record(z.string(), z.string())
-      .refine((m) => Object.keys(m).length === 0, 'volume metadata is not supported')
-      .nullable()
-      .optional(),
+    metadata: cinderMetadataSchema.nullable().optional(),
     imageRef: z.string().nullable().optional(),
     image_id: z.string().nullable().optional(),
-    snapshot_id: z.null().optional(),
-    source_volid: z.null().optional(),
+    // bootflow has no snapshots, and clones are not made: any id is 404, as for an unknown one.
+    snapshot_id: z.string().uuid().nullable().optional(),
+    source_volid: z.string().uuid().nullable().optional(),
     consistencygroup_id: z.null().optional(),
     backup_id: z.null().optional(),
     group_id: z.null().optional(),
@@ -103,14 +115,29 @@ const createBody = z.strictObject({
   'OS-SCH-HNT:scheduler_hints': z.null().optional(),
 });
 
-function badRequest(err: z.ZodError): ApiError {
-  const issue = err.issues[0]!;
-  if (issue.code === 'unrecognized_keys')
-    return new ApiError(
-      400,
-      `Invalid input for field/attribute ${issue.path.join('/') || 'volume'}. Value: ${issue.keys.join(', ')}. Additional properties are not allowed (${issue.keys.map((k) => `'${k}'`).join(', ')} were unexpected)`,
+const UUID_LIKE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+
+/**
+ * The sources a create may name that bootflow does not have, answered as Cinder answers an unknown one:
+ * volume types other than the default, snapshots (there are none) and source volumes (not cloned).
+ */
+async function refuseMissingSources(
+  body: z.infer<typeof createBody>['volume'],
+  sourceVolume: (id: string) => Promise<Volume>,
+): Promise<void> {
+  const type = body.volume_type;
+  if (type && type !== '__DEFAULT__')
+    throw new ApiError(
+      404,
+      UUID_LIKE.test(type)
+        ? `Volume type ${type} could not be found.`
+        : `Volume type with name ${type} could not be found.`,
     );
-  return new ApiError(400, `Invalid input for field/attribute ${issue.path.join('/')}. ${issue.message}`);
+  if (body.snapshot_id) throw new ApiError(404, `Snapshot ${body.snapshot_id} could not be found.`);
+  if (body.source_volid) {
+    await sourceVolume(body.source_volid);
+    throw new ApiError(400, 'Invalid input received: bootflow does not clone volumes (source_volid).');
+  }
 }
 
 async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
@@ -140,8 +167,12 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
 
   async function visibleVolume(request: FastifyRequest): Promise<Volume> {
     const { volumeId } = request.params as { volumeId: string };
+    return volumeById(volumeId, ctxOf(request));
+  }
+
+  async function volumeById(volumeId: string, ctx: RequestContext): Promise<Volume> {
     try {
-      return await cinder.getVolume(volumeId, ctxOf(request));
+      return await cinder.getVolume(volumeId, ctx);
     } catch (err) {
       if (isCloudError(err, 'NotFound') || isCloudError(err, 'BadRequest'))
         throw new ApiError(404, `Volume ${volumeId} could not be found.`);
@@ -162,6 +193,14 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     const status = text('status');
     if (name !== undefined) volumes = volumes.filter((v) => v.name === name);
     if (status !== undefined) volumes = volumes.filter((v) => v.status === status);
+    const zone = text('availability_zone');
+    // Every volume is in `nova`.
+    if (zone !== undefined && zone !== 'nova') volumes = [];
+    const metadata = text('metadata');
+    if (metadata !== undefined) {
+      const wanted = Object.entries(parseMetadataFilter(metadata));
+      volumes = volumes.filter((v) => wanted.every(([k, value]) => v.metadata[k] === value));
+    }
     // Cinder's default order: newest first.
     volumes = [...volumes].reverse();
     const marker = text('marker');
@@ -180,18 +219,22 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   }
 
   for (const path of route('/volumes')) {
-    app.get(path, async (request) => ({
-      volumes: (await listed(request)).map((v) => volumeSummary(base, v)),
-    }));
+    app.get(path, async (request) => {
+      // `GET /volumes/` is a show without an id in Cinder's router (404), not the list.
+      if (request.url.split('?')[0]!.endsWith('/'))
+        throw new ApiError(404, 'The resource could not be found.');
+      return { volumes: (await listed(request)).map((v) => volumeSummary(base, v)) };
+    });
     app.post(path, async (request, reply) => {
       checkProject(request);
       const ctx = ctxOf(request);
       // Cinder's volume:create: any member of the project (reader alone may not).
-      if (!isAdmin(ctx) && !ctx.roles.includes('member'))
-        throw new ApiError(403, "Policy doesn't allow volume:create to be performed.");
+      requireMember(ctx, 'volume:create');
       const parsed = createBody.safeParse(request.body);
-      if (!parsed.success) throw badRequest(parsed.error);
+      if (!parsed.success) throw cinderBadRequest(parsed.error);
       const body = parsed.data.volume;
+      await refuseMissingSources(body, (id) => volumeById(id, ctx));
+      const description = body.description ?? body.display_description;
       const request_: CreateVolumeRequest = {
         // Each API call is its own creation, never a retry of another.
         requestKey: `api:${request.id}`,
@@ -199,6 +242,8 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
         userId: ctx.userId,
         sizeGb: body.size,
         ...((body.name ?? body.display_name) ? { name: (body.name ?? body.display_name)! } : {}),
+        ...(description ? { description } : {}),
+        ...(body.metadata ? { metadata: body.metadata } : {}),
       };
       const imageRef = body.imageRef ?? body.image_id;
       if (imageRef) {
@@ -240,6 +285,27 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
         volume: volumeDetail(base, await visibleVolume(request), versionOf(request), isAdmin(ctxOf(request))),
       };
     });
+    app.put(path, async (request) => {
+      checkProject(request);
+      const parsed = updateBody.safeParse(request.body);
+      if (!parsed.success) throw cinderBadRequest(parsed.error);
+      const volume = await visibleVolume(request);
+      const ctx = ctxOf(request);
+      requireMember(ctx, 'volume:update');
+      const body = parsed.data.volume;
+      const name = body.name !== undefined ? body.name : body.display_name;
+      const description = body.description !== undefined ? body.description : body.display_description;
+      const updated = await cinder.updateVolume(
+        volume.id,
+        {
+          ...(name !== undefined ? { name } : {}),
+          ...(description !== undefined ? { description } : {}),
+          ...(body.metadata !== undefined ? { metadata: body.metadata } : {}),
+        },
+        ctx,
+      );
+      return { volume: volumeDetail(base, updated, versionOf(request), isAdmin(ctx)) };
+    });
     app.delete(path, async (request, reply) => {
       checkProject(request);
       const volume = await visibleVolume(request);
@@ -254,6 +320,9 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     });
   }
 
+  await volumeMetadataRoutes(app, { cinder, route, checkProject, visibleVolume, ctxOf });
+  await volumeZoneRoutes(app, route);
+
   // Cinder's volume actions (cinder/api/contrib/volume_actions.py): os-set_bootable only.
   for (const path of route('/volumes/:volumeId/action')) {
     app.post(path, async (request, reply) => {
@@ -266,12 +335,11 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
       if (action !== 'os-set_bootable')
         throw new ApiError(400, `There is no such action: ${action ?? JSON.stringify(body)}`);
       const parsed = setBootableBody.safeParse(body);
-      if (!parsed.success) throw badRequest(parsed.error);
+      if (!parsed.success) throw cinderBadRequest(parsed.error);
       const volume = await visibleVolume(request);
       const ctx = ctxOf(request);
       // Cinder's volume:update: an admin, or a member of the volume's project.
-      if (!isAdmin(ctx) && !ctx.roles.includes('member'))
-        throw new ApiError(403, "Policy doesn't allow volume:update to be performed.");
+      requireMember(ctx, 'volume:update');
       try {
         await cinder.setBootable(volume.id, CINDER_TRUE.has(parsed.data['os-set_bootable'].bootable), ctx);
       } catch (err) {

@@ -47,11 +47,11 @@ export function volumeDetail(
         device: a.mountpoint,
         attached_at: a.attachedAt === null ? null : cinderTime(a.attachedAt),
       })),
-    description: null,
+    description: v.description,
     volume_type: '__DEFAULT__',
     snapshot_id: null,
     source_volid: null,
-    metadata: {},
+    metadata: v.metadata,
     links: volumeLinks(base, v),
     user_id: v.userId,
     // Cinder's bootable is a string.

@@ -40,6 +40,9 @@ export interface VolumeAttachment {
 export interface Volume {
   id: string;
   name: string;
+  description: string | null;
+  /** Cinder's user metadata (volume_metadata), key → value. */
+  metadata: Record<string, string>;
   projectId: string;
   userId: string | null;
   sizeGb: number;
