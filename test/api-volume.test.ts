@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { openApiTestEnv, seedUserToken, type ApiTestEnv } from './helpers/api';
+import { openApiTestEnv, seedUserToken, TEST_PUBLIC_URL, type ApiTestEnv } from './helpers/api';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- bodies are read field by field as documented
 type Body = Record<string, any>;
@@ -231,10 +231,35 @@ describe('Cinder v3 API', () => {
     );
     assert.equal(badFilter.status, 400);
 
+    // Sorted pages with Cinder's next link (whenever a page is full), followed to the end.
+    const ids = (await env.cloud.cinder.listVolumes({ projectId: alice.projectId })).map((v) => v.id).sort();
+    assert.ok(ids.length >= 2);
+    const seen: string[] = [];
+    let next: string | undefined = `/v3/${alice.projectId}/volumes/detail?limit=1&sort=id:asc`;
+    while (next) {
+      const page = await call(alice.token, 'GET', next);
+      assert.equal(page.status, 200, JSON.stringify(page.body));
+      seen.push(...page.body.volumes.map((v: Body) => v.id));
+      const href = page.body.volumes_links?.[0]?.href as string | undefined;
+      if (href)
+        assert.ok(href.startsWith(`${TEST_PUBLIC_URL}/volume/v3/${alice.projectId}/volumes/detail?`), href);
+      next = href?.slice(`${TEST_PUBLIC_URL}/volume`.length);
+    }
+    assert.deepEqual(seen, ids);
+    const desc = await call(alice.token, 'GET', '/v3/volumes?sort_key=id&sort_dir=desc');
+    assert.deepEqual(
+      desc.body.volumes.map((v: Body) => v.id),
+      [...ids].reverse(),
+    );
+    assert.equal((await call(alice.token, 'GET', '/v3/volumes?sort=colour')).status, 400);
+    assert.equal((await call(alice.token, 'GET', `/v3/volumes?marker=${bob.projectId}`)).status, 404);
+
     const updated = await call(alice.token, 'PUT', `/v3/volumes/${id}`, {
       volume: { name: 'renamed', description: 'd2', metadata: { k1: 'v1' } },
     });
     assert.equal(updated.status, 200, JSON.stringify(updated.body));
+    // As Cinder's update view: without the show extensions.
+    assert.equal('os-vol-tenant-attr:tenant_id' in updated.body.volume, false);
     assert.deepEqual(
       [updated.body.volume.name, updated.body.volume.description, updated.body.volume.metadata],
       ['renamed', 'd2', { k1: 'v1' }],

@@ -21,8 +21,9 @@ import {
   versionHeaders,
   type Microversion,
 } from './microversion';
+import { volumePage } from './list';
 import { volumeMetadataRoutes, requireMember } from './metadata';
-import { cinderBadRequest, cinderMetadataSchema, parseMetadataFilter } from './validation';
+import { cinderBadRequest, cinderMetadataSchema } from './validation';
 import { volumeDetail, volumeSummary } from './views';
 import { volumeZoneRoutes } from './zones';
 
@@ -180,42 +181,23 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     }
   }
 
-  async function listed(request: FastifyRequest): Promise<Volume[]> {
+  /** The caller's page of volumes (see list.ts) and its next link, for `/volumes` or `/volumes/detail`. */
+  async function listed(request: FastifyRequest) {
     checkProject(request);
     const ctx = ctxOf(request);
-    const q = request.query as Record<string, unknown>;
-    const text = (key: string) => (typeof q[key] === 'string' ? (q[key] as string) : undefined);
+    const q = Object.fromEntries(
+      Object.entries(request.query as Record<string, unknown>).map(([k, v]) => [
+        k,
+        typeof v === 'string' ? v : undefined,
+      ]),
+    );
+    const text = (key: string) => q[key];
     const allTenants = ['1', 'true', 'True'].includes(text('all_tenants') ?? '');
     // Cinder ignores all_tenants from a non-admin: they see their project's volumes either way.
     const projectFilter = isAdmin(ctx) ? (allTenants ? text('project_id') : ctx.projectId) : ctx.projectId;
-    let volumes = await cinder.listVolumes(projectFilter ? { projectId: projectFilter } : {}, ctx);
-    const name = text('name');
-    const status = text('status');
-    if (name !== undefined) volumes = volumes.filter((v) => v.name === name);
-    if (status !== undefined) volumes = volumes.filter((v) => v.status === status);
-    const zone = text('availability_zone');
-    // Every volume is in `nova`.
-    if (zone !== undefined && zone !== 'nova') volumes = [];
-    const metadata = text('metadata');
-    if (metadata !== undefined) {
-      const wanted = Object.entries(parseMetadataFilter(metadata));
-      volumes = volumes.filter((v) => wanted.every(([k, value]) => v.metadata[k] === value));
-    }
-    // Cinder's default order: newest first.
-    volumes = [...volumes].reverse();
-    const marker = text('marker');
-    if (marker !== undefined) {
-      const at = volumes.findIndex((v) => v.id === marker);
-      if (at < 0) throw new ApiError(400, `Invalid input received: marker [${marker}] not found`);
-      volumes = volumes.slice(at + 1);
-    }
-    const limit = text('limit');
-    if (limit !== undefined) {
-      const n = Number(limit);
-      if (!Number.isInteger(n) || n < 0) throw new ApiError(400, 'limit param must be an integer');
-      volumes = volumes.slice(0, n);
-    }
-    return volumes;
+    const volumes = await cinder.listVolumes(projectFilter ? { projectId: projectFilter } : {}, ctx);
+    const path = request.url.split('?')[0]!.replace(/^\/volume/, '');
+    return volumePage(volumes, q, `${deps.publicUrl}/volume${path}`);
   }
 
   for (const path of route('/volumes')) {
@@ -223,7 +205,11 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
       // `GET /volumes/` is a show without an id in Cinder's router (404), not the list.
       if (request.url.split('?')[0]!.endsWith('/'))
         throw new ApiError(404, 'The resource could not be found.');
-      return { volumes: (await listed(request)).map((v) => volumeSummary(base, v)) };
+      const page = await listed(request);
+      return {
+        volumes: page.volumes.map((v) => volumeSummary(base, v)),
+        ...(page.links.length ? { volumes_links: page.links } : {}),
+      };
     });
     app.post(path, async (request, reply) => {
       checkProject(request);
@@ -272,8 +258,10 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   for (const path of route('/volumes/detail')) {
     app.get(path, async (request) => {
       const ctx = ctxOf(request);
+      const page = await listed(request);
       return {
-        volumes: (await listed(request)).map((v) => volumeDetail(base, v, versionOf(request), isAdmin(ctx))),
+        volumes: page.volumes.map((v) => volumeDetail(base, v, versionOf(request), isAdmin(ctx))),
+        ...(page.links.length ? { volumes_links: page.links } : {}),
       };
     });
   }
@@ -304,7 +292,8 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
         },
         ctx,
       );
-      return { volume: volumeDetail(base, updated, versionOf(request), isAdmin(ctx)) };
+      // Cinder's update answers the view without the show extensions, as create does.
+      return { volume: volumeDetail(base, updated, versionOf(request), isAdmin(ctx), true) };
     });
     app.delete(path, async (request, reply) => {
       checkProject(request);
