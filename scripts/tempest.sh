@@ -108,7 +108,8 @@ floating_network_name =
 
 [network-feature-enabled]
 ipv6 = false
-api_extensions = all
+# The extensions bootflow's Neutron serves (GET /v2.0/extensions): no routers, quotas, agents, ...
+api_extensions = binding,standard-attr-description,external-net,network-mtu,project-id,security-group,standard-attr-timestamp
 port_security = false
 
 [validation]

@@ -60,6 +60,13 @@ describe('Neutron v2.0 API', () => {
     assert.ok(index.body.resources.some((r: { collection: string }) => r.collection === 'networks'));
     const ext = await call(alice.token, 'GET', '/v2.0/extensions');
     assert.ok(ext.body.extensions.some((e: { alias: string }) => e.alias === 'security-group'));
+    const shown = await call(alice.token, 'GET', '/v2.0/extensions/security-group');
+    assert.deepEqual(
+      shown.body.extension,
+      ext.body.extensions.find((e: { alias: string }) => e.alias === 'security-group'),
+    );
+    const missing = await call(alice.token, 'GET', '/v2.0/extensions/router');
+    assert.deepEqual([missing.status, missing.body.NeutronError.type], [404, 'HTTPNotFound']);
   });
 
   test('network, subnet, port: create, list with filters and fields, show, delete in order', async () => {

@@ -155,15 +155,20 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     }),
   }));
 
-  app.get('/extensions', async () => ({
-    extensions: EXTENSIONS.map(([alias, name, description]) => ({
-      alias,
-      name,
-      description,
-      updated: '2013-01-01T10:00:00-00:00',
-      links: [],
-    })),
-  }));
+  const extensionView = ([alias, name, description]: (typeof EXTENSIONS)[number]) => ({
+    alias,
+    name,
+    description,
+    updated: '2013-01-01T10:00:00-00:00',
+    links: [],
+  });
+  app.get('/extensions', async () => ({ extensions: EXTENSIONS.map(extensionView) }));
+  app.get('/extensions/:alias', async (request) => {
+    const alias = param(request, 'alias');
+    const extension = EXTENSIONS.find(([known]) => known === alias);
+    if (!extension) throw new ApiError(404, `Extension with alias ${alias} does not exist`, 'HTTPNotFound');
+    return { extension: extensionView(extension) };
+  });
 
   // ---- networks ---------------------------------------------------------------------------------------------
 
