@@ -6,7 +6,7 @@
  * metadata API, the list filters); the zone list and the extensions list.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { openApiTestEnv, seedUserToken, TEST_PUBLIC_URL, type ApiTestEnv } from './helpers/api';
 
@@ -374,6 +374,54 @@ describe('Cinder v3 API', () => {
         'os-vol-tenant-attr',
       ],
     );
+  });
+
+  test('os-extend grows the file and the row; os-update_readonly_flag shows in metadata; other actions', async () => {
+    const created = await call(alice.token, 'POST', '/v3/volumes', { volume: { size: 1, name: 'grow' } });
+    const id = created.body.volume.id as string;
+    const volume = await available(id);
+    const extended = await call(alice.token, 'POST', `/v3/volumes/${id}/action`, {
+      'os-extend': { new_size: '2' },
+    });
+    assert.equal(extended.status, 202, JSON.stringify(extended.body));
+    assert.equal((await env.cloud.cinder.getVolume(id)).sizeGb, 2);
+    assert.equal(statSync(volume.providerLocation!).size, 2 * 1024 ** 3);
+
+    for (const readonly of [true, 'False'] as const) {
+      const set = await call(alice.token, 'POST', `/v3/volumes/${id}/action`, {
+        'os-update_readonly_flag': { readonly },
+      });
+      assert.equal(set.status, 202);
+      assert.equal((await env.cloud.cinder.getVolume(id)).readonly, readonly === true);
+      const shown = await call(alice.token, 'GET', `/v3/volumes/${id}`);
+      assert.equal(shown.body.volume.metadata.readonly, readonly === true ? 'True' : 'False');
+    }
+    // The readonly flag is Cinder's admin metadata, not the user's.
+    assert.deepEqual((await call(alice.token, 'GET', `/v3/volumes/${id}/metadata`)).body, { metadata: {} });
+
+    const missing = '6b5f5b52-7d4c-4d4e-9a36-3d7c8f6f5e21';
+    const reader = await seedUserToken(env, 'ruth', 'p-alice', 'reader');
+    for (const [token, volumeId, payload, status, message] of [
+      [alice.token, id, { 'os-extend': { new_size: 2 } }, 400, /New size for extend must be greater/],
+      [alice.token, id, { 'os-extend': { new_size: 0 } }, 400, /new_size/],
+      [alice.token, id, { 'os-extend': { new_size: 'abc' } }, 400, /new_size/],
+      [alice.token, id, { 'os-extend': { new_size: null } }, 400, /new_size/],
+      [alice.token, id, { 'os-update_readonly_flag': { readonly: 'maybe' } }, 400, /readonly/],
+      [alice.token, missing, { 'os-extend': { new_size: 3 } }, 404, /could not be found/],
+      [alice.token, missing, { 'os-reserve': {} }, 404, /could not be found/],
+      [alice.token, id, { 'os-reserve': {} }, 400, /does not support os-reserve/],
+      [alice.token, id, { 'os-frobnicate': {} }, 400, /There is no such action: os-frobnicate/],
+      [bob.token, id, { 'os-extend': { new_size: 3 } }, 404, /could not be found/],
+      [reader.token, id, { 'os-extend': { new_size: 3 } }, 403, /volume:extend/],
+      [reader.token, id, { 'os-update_readonly_flag': { readonly: true } }, 403, /update_readonly_flag/],
+    ] as const) {
+      const res = await call(token, 'POST', `/v3/volumes/${volumeId}/action`, payload);
+      assert.equal(res.status, status, JSON.stringify([payload, res.body]));
+      assert.match((Object.values(res.body)[0] as Body).message, message);
+    }
+    const after = await env.cloud.cinder.getVolume(id);
+    assert.deepEqual([after.sizeGb, after.readonly], [2, false]);
+    assert.equal((await call(alice.token, 'DELETE', `/v3/volumes/${id}`)).status, 202);
   });
 
   test('bad requests: 400, 403 for a reader, 401; no row created', async () => {

@@ -580,6 +580,28 @@ describe(`Cinder on ${testDbDialect}`, () => {
     await cinder.deleteVolume(accepted.id);
   });
 
+  test('extendVolume grows file and row (available only, larger only); setReadonly records the flag', async () => {
+    const volume = await availableVolume(1);
+    assert.equal(volume.readonly, null);
+    const grown = await cinder.extendVolume(volume.id, 3);
+    assert.equal(grown.sizeGb, 3);
+    assert.equal(statSync(volume.providerLocation!).size, 3 * GIB);
+    await assert.rejects(
+      cinder.extendVolume(volume.id, 3),
+      isType('BadRequest', /greater than current size/),
+    );
+    await assert.rejects(
+      cinder.extendVolume(volume.id, 4, { projectId: 'other', roles: ['member'] }),
+      isType('NotFound'),
+    );
+    assert.equal((await cinder.setReadonly(volume.id, true)).readonly, true);
+    await cinder.reserveVolume(volume.id, randomUUID());
+    await assert.rejects(cinder.extendVolume(volume.id, 5), isType('InvalidVolume', /must be 'available'/));
+    const after = await cinder.getVolume(volume.id);
+    assert.deepEqual([after.sizeGb, after.readonly], [3, true]);
+    assert.equal(statSync(volume.providerLocation!).size, 3 * GIB);
+  });
+
   test('no volume file without a live volume row (nothing leaked by the tests above)', async () => {
     const live = new Set((await cinder.listVolumes()).map((v) => `volume-${v.id}`));
     const files = readdirSync(cinder.backendDir);

@@ -21,6 +21,7 @@ import {
   versionHeaders,
   type Microversion,
 } from './microversion';
+import { volumeActionRoutes } from './actions';
 import { volumePage } from './list';
 import { volumeMetadataRoutes, requireMember } from './metadata';
 import { cinderBadRequest, cinderMetadataSchema } from './validation';
@@ -51,34 +52,6 @@ function versionDocument(deps: Pick<ApiDeps, 'publicUrl'>) {
 }
 
 // Cinder's create schema (cinder/api/schemas/volumes.py) refuses properties it does not know.
-/** Cinder's parameter_types.boolean: booleans and these strings (strutils.bool_from_string, strict). */
-const CINDER_TRUE = new Set<boolean | string>([
-  true,
-  'True',
-  'TRUE',
-  'true',
-  '1',
-  'ON',
-  'On',
-  'on',
-  'YES',
-  'Yes',
-  'yes',
-  'y',
-  't',
-]);
-const CINDER_FALSE = [false, 'False', 'FALSE', 'false', '0', 'OFF', 'Off', 'off', 'NO', 'No', 'no', 'n', 'f'];
-const setBootableBody = z.strictObject({
-  'os-set_bootable': z.strictObject({
-    bootable: z
-      .union([z.boolean(), z.string()])
-      .refine(
-        (v) => CINDER_TRUE.has(v) || CINDER_FALSE.includes(v),
-        'is not one of the allowed boolean values',
-      ),
-  }),
-});
-
 /** Cinder's volume update schema (cinder/api/schemas/volumes.py update). */
 const updateBody = z.strictObject({
   volume: z.strictObject({
@@ -312,32 +285,7 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   await volumeMetadataRoutes(app, { cinder, route, checkProject, visibleVolume, ctxOf });
   await volumeZoneRoutes(app, route);
 
-  // Cinder's volume actions (cinder/api/contrib/volume_actions.py): os-set_bootable only.
-  for (const path of route('/volumes/:volumeId/action')) {
-    app.post(path, async (request, reply) => {
-      checkProject(request);
-      const body = request.body;
-      const action =
-        typeof body === 'object' && body !== null && Object.keys(body).length === 1
-          ? Object.keys(body)[0]
-          : undefined;
-      if (action !== 'os-set_bootable')
-        throw new ApiError(400, `There is no such action: ${action ?? JSON.stringify(body)}`);
-      const parsed = setBootableBody.safeParse(body);
-      if (!parsed.success) throw cinderBadRequest(parsed.error);
-      const volume = await visibleVolume(request);
-      const ctx = ctxOf(request);
-      // Cinder's volume:update: an admin, or a member of the volume's project.
-      requireMember(ctx, 'volume:update');
-      try {
-        await cinder.setBootable(volume.id, CINDER_TRUE.has(parsed.data['os-set_bootable'].bootable), ctx);
-      } catch (err) {
-        if (isCloudError(err, 'InvalidVolume')) throw new ApiError(400, err.message);
-        throw err;
-      }
-      return reply.code(200).send();
-    });
-  }
+  await volumeActionRoutes(app, { cinder, route, checkProject, visibleVolume, ctxOf });
 }
 
 export const volumeApi: ServicePlugin = async (app, deps) => {

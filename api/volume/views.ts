@@ -51,7 +51,8 @@ export function volumeDetail(
     volume_type: '__DEFAULT__',
     snapshot_id: null,
     source_volid: null,
-    metadata: v.metadata,
+    // Cinder adds its visible admin metadata (`readonly`) to the user metadata it shows.
+    metadata: { ...v.metadata, ...(v.readonly === null ? {} : { readonly: v.readonly ? 'True' : 'False' }) },
     links: volumeLinks(base, v),
     user_id: v.userId,
     // Cinder's bootable is a string.

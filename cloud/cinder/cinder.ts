@@ -28,7 +28,7 @@ import type {
   VolumeViewer,
 } from './types';
 import { isUniqueViolation } from '../db';
-import { copyImageInto, createSparseFile, GIB, removeFile, volumeFile } from './volume-files';
+import { copyImageInto, createSparseFile, GIB, growFile, removeFile, volumeFile } from './volume-files';
 import { readMetadata, volumeMetadataSchema, writeMetadata, type VolumeMetadata } from './volume-metadata';
 
 export interface CinderOptions {
@@ -341,6 +341,7 @@ export class Cinder {
             id,
             name: request.name ?? '',
             description: request.description ?? null,
+            readonly: null,
             project_id: request.projectId,
             user_id: request.userId ?? null,
             size: request.sizeGb,
@@ -516,6 +517,49 @@ export class Cinder {
         .execute();
     });
     return (await this.getVolume(volume.id, viewer)).metadata;
+  }
+
+  /** Cinder's os-update_readonly_flag: the volume's `readonly` admin metadata, in any state but creating. */
+  async setReadonly(volumeId: string, readonly: boolean, viewer?: VolumeViewer): Promise<Volume> {
+    const volume = await this.getVolume(volumeId, viewer);
+    if (volume.status === 'creating')
+      throw invalidVolume('The volume cannot be updated while it is creating.', { volumeId: volume.id });
+    await this.db
+      .updateTable('volumes')
+      .set({ readonly: readonly ? 1 : 0, updated_at: this.clock.now() })
+      .where('id', '=', volume.id)
+      .execute();
+    return this.getVolume(volume.id, viewer);
+  }
+
+  /**
+   * Cinder's os-extend of a detached volume: `available` only, to a larger size (InvalidInput otherwise); the
+   * backing file grows sparse, then the row takes the new size (a failed grow leaves the row as it was).
+   */
+  async extendVolume(volumeId: string, newSizeGb: number, viewer?: VolumeViewer): Promise<Volume> {
+    const size = parseRequest(z.number().int().min(1).max(MAX_VOLUME_GB), newSizeGb, 'new size');
+    const volume = await this.getVolume(volumeId, viewer);
+    if (volume.status !== 'available' || volume.providerLocation === null)
+      throw invalidVolume(`Volume status must be 'available' to extend, currently in '${volume.status}'.`, {
+        volumeId: volume.id,
+      });
+    if (size <= volume.sizeGb)
+      throw new CloudError(
+        'BadRequest',
+        `New size for extend must be greater than current size. (current: ${volume.sizeGb}, extended: ${size}).`,
+        { volumeId: volume.id },
+      );
+    await growFile(volume.providerLocation, size * GIB);
+    const result = await this.db
+      .updateTable('volumes')
+      .set({ size, updated_at: this.clock.now() })
+      .where('id', '=', volume.id)
+      .where('status', '=', 'available')
+      .where('size', '=', volume.sizeGb)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) !== 1)
+      throw invalidVolume('The volume changed while it was being extended.', { volumeId: volume.id });
+    return this.getVolume(volume.id, viewer);
   }
 
   /** Removes one metadata key; NotFound (Cinder's VolumeMetadataNotFound) when the volume has no such key. */

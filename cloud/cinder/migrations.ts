@@ -92,11 +92,12 @@ export const cinderMigrations: Record<string, Migration> = {
   },
   /**
    * Cinder's volume description and user metadata (its volume_metadata table: one row per key, deleted with
-   * the volume).
+   * the volume), and the `readonly` flag Cinder keeps in its admin metadata (NULL: never set).
    */
   '004_description_metadata': {
     async up(db: Kysely<unknown>) {
       await db.schema.alterTable('volumes').addColumn('description', 'varchar(255)').execute();
+      await db.schema.alterTable('volumes').addColumn('readonly', 'integer').execute();
       await db.schema
         .createTable('volume_metadata')
         .addColumn('volume_id', ID, (c) => c.notNull().references('volumes.id').onDelete('cascade'))

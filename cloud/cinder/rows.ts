@@ -42,6 +42,7 @@ export function toVolume(
     id: row.id,
     name: row.name,
     description: row.description,
+    readonly: row.readonly === null ? null : row.readonly === 1,
     metadata: Object.fromEntries(metadata.map((m) => [m.key, m.value])),
     projectId: row.project_id,
     userId: row.user_id,

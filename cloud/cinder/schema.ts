@@ -27,6 +27,8 @@ export interface VolumesTable {
   /** 1: deleted with the server it boots (Nova's delete_on_termination). */
   delete_on_termination: number;
   description: string | null;
+  /** Cinder's admin metadata `readonly`: 1 / 0 once set by os-update_readonly_flag, NULL before. */
+  readonly: number | null;
 }
 
 /** User metadata of a volume, one row per key. */
