@@ -355,6 +355,23 @@ describe('Cinder v3 API', () => {
       assert.equal(res.status, status, JSON.stringify(res.body));
       assert.equal(res.body.itemNotFound.message, message);
     }
+    // An image whose min_disk exceeds the volume: Cinder's InvalidInput, no volume.
+    const image = await env.cloud.glance.createImage({
+      name: 'big-min-disk',
+      diskFormat: 'raw',
+      containerFormat: 'bare',
+      ownerProjectId: alice.projectId,
+      minDisk: 2,
+    });
+    await env.cloud.glance.uploadImageData(image.id, Buffer.alloc(1024));
+    const tooSmall = await call(alice.token, 'POST', '/v3/volumes', {
+      volume: { size: 1, imageRef: image.id },
+    });
+    assert.equal(tooSmall.status, 400);
+    assert.equal(
+      tooSmall.body.badRequest.message,
+      'Invalid input received: Volume size 1GB cannot be smaller than the image minDisk size 2GB.',
+    );
     assert.equal(await volumeRows(), before);
     // A show without an id is not the list.
     assert.equal((await call(alice.token, 'GET', '/v3/volumes/')).status, 404);

@@ -207,9 +207,11 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
       const imageRef = body.imageRef ?? body.image_id;
       if (imageRef) {
         let location;
+        let minDisk = 0;
         try {
           const image = await deps.cloud.glance.getImage(imageRef, ctx);
           if (image.id !== imageRef) throw new Error('by name');
+          minDisk = image.minDisk;
           location = await deps.cloud.glance.imageLocation(image);
         } catch (err) {
           if (isCloudError(err) && err.type !== 'NotFound' && err.type !== 'BadRequest')
@@ -219,6 +221,12 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
             );
           throw new ApiError(400, `Invalid image identifier or unable to access requested image.`);
         }
+        // Cinder's _check_image_metadata: the volume holds at least the image's min_disk.
+        if (minDisk > body.size)
+          throw new ApiError(
+            400,
+            `Invalid input received: Volume size ${body.size}GB cannot be smaller than the image minDisk size ${minDisk}GB.`,
+          );
         request_.imageSource = location;
       }
       const volume = await cinder.createVolume(request_);
