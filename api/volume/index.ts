@@ -207,7 +207,7 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
       const imageRef = body.imageRef ?? body.image_id;
       if (imageRef) {
         let location;
-        let minDisk = 0;
+        let minDisk: number;
         try {
           const image = await deps.cloud.glance.getImage(imageRef, ctx);
           if (image.id !== imageRef) throw new Error('by name');
