@@ -108,7 +108,8 @@ floating_network_name =
 
 [network-feature-enabled]
 ipv6 = false
-api_extensions = all
+# The extensions bootflow's Neutron serves (GET /v2.0/extensions): no routers, quotas, agents, ...
+api_extensions = binding,standard-attr-description,external-net,network-mtu,project-id,security-group,standard-attr-timestamp
 port_security = false
 
 [validation]
@@ -117,6 +118,13 @@ run_validation = false
 [volume]
 catalog_type = block-storage
 max_microversion = 3.50
+
+[volume-feature-enabled]
+# What bootflow's Cinder has (README "differ"): no backups, snapshots or clones, and these extensions.
+backup = false
+snapshot = false
+clone = false
+api_extensions = os-availability-zone,os-volume-actions,os-vol-host-attr,os-vol-image-meta,os-vol-mig-status-attr,os-vol-tenant-attr
 
 [service_available]
 nova = true

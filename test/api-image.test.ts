@@ -216,6 +216,10 @@ describe('Glance v2 API', () => {
       assert.equal(res.statusCode, 400, payload);
       assert.match(res.body, /^400 Bad Request\n\n/);
     }
+    // A show without an id is Glance's 404, not the list.
+    const noId = await env.app.inject({ method: 'GET', url: '/image/v2/images/', headers });
+    assert.equal(noId.statusCode, 404);
+    assert.match(noId.body, /^404 Not Found\n\n/);
     const readOnly = await env.app.inject({
       method: 'POST',
       url: '/image/v2/images',

@@ -60,6 +60,13 @@ describe('Neutron v2.0 API', () => {
     assert.ok(index.body.resources.some((r: { collection: string }) => r.collection === 'networks'));
     const ext = await call(alice.token, 'GET', '/v2.0/extensions');
     assert.ok(ext.body.extensions.some((e: { alias: string }) => e.alias === 'security-group'));
+    const shown = await call(alice.token, 'GET', '/v2.0/extensions/security-group');
+    assert.deepEqual(
+      shown.body.extension,
+      ext.body.extensions.find((e: { alias: string }) => e.alias === 'security-group'),
+    );
+    const missing = await call(alice.token, 'GET', '/v2.0/extensions/router');
+    assert.deepEqual([missing.status, missing.body.NeutronError.type], [404, 'HTTPNotFound']);
   });
 
   test('network, subnet, port: create, list with filters and fields, show, delete in order', async () => {
@@ -418,5 +425,308 @@ describe('Neutron v2.0 API', () => {
       rule.id,
     );
     assert.equal((await call(alice.token, 'GET', `/v2.0/security-groups/${group.id}`)).status, 404);
+  });
+
+  test('security groups: create with egress rules, update, rules create / delete, delete; Neutron refusals', async () => {
+    const groupRows = async () =>
+      (await env.cloud.neutron.listSecurityGroups(bob.projectId)).map((g) => g.id);
+    const created = await call(bob.token, 'POST', '/v2.0/security-groups', {
+      security_group: { name: 'web', description: 'http in' },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const sg = created.body.security_group;
+    assert.deepEqual([sg.name, sg.description, sg.project_id], ['web', 'http in', bob.projectId]);
+    assert.deepEqual(
+      sg.security_group_rules.map((r: Body) => [r.direction, r.ethertype, r.protocol]),
+      [
+        ['egress', 'IPv4', null],
+        ['egress', 'IPv6', null],
+      ],
+    );
+    const other = (await call(bob.token, 'POST', '/v2.0/security-groups', { security_group: { name: 'db' } }))
+      .body.security_group;
+    const stored = await env.cloud.neutron.securityGroups.visibleGroup(sg.id, 'all');
+    assert.equal(stored.name, 'web');
+
+    const updated = await call(bob.token, 'PUT', `/v2.0/security-groups/${sg.id}`, {
+      security_group: { name: 'web2', description: 'new' },
+    });
+    assert.deepEqual([updated.status, updated.body.security_group.name], [200, 'web2']);
+    assert.equal((await env.cloud.neutron.securityGroups.visibleGroup(sg.id, 'all')).description, 'new');
+
+    const rulesOf = async (id: string) =>
+      (await env.cloud.neutron.securityGroups.visibleGroup(id, 'all')).rules;
+    const base = { security_group_id: sg.id, direction: 'ingress' };
+    const made: Body[] = [];
+    for (const extra of [
+      { protocol: 'tcp', port_range_min: 77, port_range_max: 77, ethertype: 'ipv4' },
+      { protocol: 'icmp', port_range_min: 3, port_range_max: 2 },
+      { protocol: 'icmp', port_range_min: 11, port_range_max: null },
+      { protocol: 17, remote_group_id: other.id, description: 'from db' },
+      { protocol: 'udp', port_range_min: 50, port_range_max: 55, remote_ip_prefix: '10.1.0.0/24' },
+      { protocol: 'tcp', remote_ip_prefix: '10.2.0.7' },
+    ]) {
+      const res = await call(bob.token, 'POST', '/v2.0/security-group-rules', {
+        security_group_rule: { ...base, ...extra },
+      });
+      assert.equal(res.status, 201, JSON.stringify([extra, res.body]));
+      made.push(res.body.security_group_rule);
+    }
+    assert.deepEqual(
+      made.map((r) => [r.ethertype, r.protocol, r.port_range_min, r.port_range_max, r.remote_ip_prefix]),
+      [
+        ['IPv4', 'tcp', 77, 77, null],
+        ['IPv4', 'icmp', 3, 2, null],
+        ['IPv4', 'icmp', 11, null, null],
+        ['IPv4', '17', null, null, null],
+        ['IPv4', 'udp', 50, 55, '10.1.0.0/24'],
+        ['IPv4', 'tcp', null, null, '10.2.0.7/32'],
+      ],
+    );
+    assert.deepEqual([made[3]!.remote_group_id, made[3]!.description], [other.id, 'from db']);
+    const shownRule = await call(bob.token, 'GET', `/v2.0/security-group-rules/${made[0]!.id}`);
+    assert.deepEqual(shownRule.body.security_group_rule, made[0]);
+    assert.equal((await rulesOf(sg.id)).length, 8);
+
+    // Refused with Neutron's status and exception, changing nothing.
+    const reader = await seedUserToken(env, 'rory', 'p-bob', 'reader');
+    const rule = (extra: Body) => ({ security_group_rule: { ...base, ...extra } });
+    for (const [token, method, url, payload, status, type] of [
+      [
+        bob.token,
+        'POST',
+        '/v2.0/security-groups',
+        { security_group: { name: 'default' } },
+        409,
+        'SecurityGroupDefaultAlreadyExists',
+      ],
+      [
+        bob.token,
+        'PUT',
+        `/v2.0/security-groups/${sg.id}`,
+        { security_group: { name: 'default' } },
+        409,
+        'SecurityGroupDefaultAlreadyExists',
+      ],
+      [
+        bob.token,
+        'PUT',
+        `/v2.0/security-groups/${sg.id}`,
+        { security_group: { project_id: 'x' } },
+        400,
+        'HTTPBadRequest',
+      ],
+      [
+        bob.token,
+        'POST',
+        '/v2.0/security-group-rules',
+        rule({ protocol: 'tcp', port_range_min: 77, port_range_max: 77 }),
+        409,
+        'SecurityGroupRuleExists',
+      ],
+      [
+        bob.token,
+        'POST',
+        '/v2.0/security-group-rules',
+        rule({ protocol: 'bad_protocol_name' }),
+        400,
+        'SecurityGroupRuleInvalidProtocol',
+      ],
+      [
+        bob.token,
+        'POST',
+        '/v2.0/security-group-rules',
+        rule({ ethertype: 'bad_ethertype' }),
+        400,
+        'HTTPBadRequest',
+      ],
+      [
+        bob.token,
+        'POST',
+        '/v2.0/security-group-rules',
+        rule({ direction: 'sideways' }),
+        400,
+        'HTTPBadRequest',
+      ],
+      [
+        bob.token,
+        'POST',
+        '/v2.0/security-group-rules',
+        rule({ protocol: 'tcp', port_range_min: -16, port_range_max: 80 }),
+        400,
+        'SecurityGroupInvalidPortValue',
+      ],
+      [
+        bob.token,
+        'POST',
+        '/v2.0/security-group-rules',
+        rule({ protocol: 'tcp', port_range_min: 80, port_range_max: 79 }),
+        400,
+        'SecurityGroupInvalidPortRange',
+      ],
+      [
+        bob.token,
+        'POST',
+        '/v2.0/security-group-rules',
+        rule({ protocol: 'tcp', port_range_min: null, port_range_max: 6 }),
+        400,
+        'SecurityGroupInvalidPortRange',
+      ],
+      [
+        bob.token,
+        'POST',
+        '/v2.0/security-group-rules',
+        rule({ protocol: 'icmp', port_range_min: 1, port_range_max: 256 }),
+        400,
+        'SecurityGroupInvalidIcmpValue',
+      ],
+      [
+        bob.token,
+        'POST',
+        '/v2.0/security-group-rules',
+        rule({ protocol: 'icmp', port_range_min: null, port_range_max: 6 }),
+        400,
+        'SecurityGroupMissingIcmpType',
+      ],
+      [
+        bob.token,
+        'POST',
+        '/v2.0/security-group-rules',
+        rule({ protocol: 'gre', port_range_min: 1, port_range_max: 2 }),
+        400,
+        'SecurityGroupInvalidProtocolForPort',
+      ],
+      [
+        bob.token,
+        'POST',
+        '/v2.0/security-group-rules',
+        rule({ port_range_min: 1, port_range_max: 2 }),
+        400,
+        'SecurityGroupProtocolRequiredWithPorts',
+      ],
+      [
+        bob.token,
+        'POST',
+        '/v2.0/security-group-rules',
+        rule({ protocol: 'tcp', remote_ip_prefix: '192.168.1.1/33' }),
+        400,
+        'InvalidInput',
+      ],
+      [
+        bob.token,
+        'POST',
+        '/v2.0/security-group-rules',
+        rule({ protocol: 'tcp', remote_ip_prefix: 'bad_prefix' }),
+        400,
+        'InvalidInput',
+      ],
+      [
+        bob.token,
+        'POST',
+        '/v2.0/security-group-rules',
+        rule({ protocol: 'tcp', remote_ip_prefix: '::/0' }),
+        400,
+        'SecurityGroupRuleParameterConflict',
+      ],
+      [
+        bob.token,
+        'POST',
+        '/v2.0/security-group-rules',
+        rule({ protocol: 'ipv6-icmp' }),
+        400,
+        'SecurityGroupEthertypeConflictWithProtocol',
+      ],
+      [
+        bob.token,
+        'POST',
+        '/v2.0/security-group-rules',
+        rule({ protocol: 'tcp', remote_ip_prefix: '10.0.0.0/8', remote_group_id: other.id }),
+        400,
+        'SecurityGroupMultipleRemoteEntites',
+      ],
+      [
+        bob.token,
+        'POST',
+        '/v2.0/security-group-rules',
+        rule({ protocol: 'tcp', remote_group_id: 'bad_group_id' }),
+        404,
+        'SecurityGroupNotFound',
+      ],
+      [
+        bob.token,
+        'POST',
+        '/v2.0/security-group-rules',
+        { security_group_rule: { security_group_id: 'nope', direction: 'ingress' } },
+        404,
+        'SecurityGroupNotFound',
+      ],
+      [
+        alice.token,
+        'POST',
+        '/v2.0/security-group-rules',
+        rule({ protocol: 'tcp' }),
+        404,
+        'SecurityGroupNotFound',
+      ],
+      [
+        alice.token,
+        'PUT',
+        `/v2.0/security-groups/${sg.id}`,
+        { security_group: { name: 'mine' } },
+        404,
+        'SecurityGroupNotFound',
+      ],
+      [
+        alice.token,
+        'DELETE',
+        `/v2.0/security-group-rules/${made[0]!.id}`,
+        undefined,
+        404,
+        'SecurityGroupRuleNotFound',
+      ],
+      [
+        reader.token,
+        'POST',
+        '/v2.0/security-groups',
+        { security_group: { name: 'r' } },
+        403,
+        'PolicyNotAuthorized',
+      ],
+      [
+        reader.token,
+        'POST',
+        '/v2.0/security-group-rules',
+        rule({ protocol: 'tcp' }),
+        403,
+        'PolicyNotAuthorized',
+      ],
+      [reader.token, 'DELETE', `/v2.0/security-groups/${sg.id}`, undefined, 403, 'PolicyNotAuthorized'],
+    ] as const) {
+      const res = await call(token, method, url, payload);
+      assert.equal(res.status, status, JSON.stringify([method, url, payload, res.body]));
+      assert.equal(res.body.NeutronError.type, type, JSON.stringify(res.body));
+    }
+    assert.equal((await rulesOf(sg.id)).length, 8);
+    assert.equal((await env.cloud.neutron.securityGroups.visibleGroup(sg.id, 'all')).name, 'web2');
+    assert.equal((await call(reader.token, 'GET', `/v2.0/security-groups/${sg.id}`)).status, 200);
+
+    // The default group: not renamed, not deleted by its project.
+    const defaultGroup = (await env.cloud.neutron.ensureDefaultSecurityGroup(bob.projectId)).id;
+    for (const [method, payload, type] of [
+      ['PUT', { security_group: { name: 'renamed' } }, 'SecurityGroupCannotUpdateDefault'],
+      ['DELETE', undefined, 'SecurityGroupCannotRemoveDefault'],
+    ] as const) {
+      const res = await call(bob.token, method, `/v2.0/security-groups/${defaultGroup}`, payload);
+      assert.deepEqual([res.status, res.body.NeutronError.type], [409, type]);
+    }
+
+    assert.equal((await call(bob.token, 'DELETE', `/v2.0/security-group-rules/${made[0]!.id}`)).status, 204);
+    assert.equal((await rulesOf(sg.id)).length, 7);
+    // Deleting db takes the rule naming it as remote group with it.
+    assert.equal((await call(bob.token, 'DELETE', `/v2.0/security-groups/${other.id}`)).status, 204);
+    assert.equal((await rulesOf(sg.id)).length, 6);
+    assert.equal((await call(bob.token, 'DELETE', `/v2.0/security-groups/${sg.id}`)).status, 204);
+    assert.equal((await call(bob.token, 'GET', `/v2.0/security-group-rules/${made[1]!.id}`)).status, 404);
+    assert.deepEqual(await groupRows(), [defaultGroup]);
   });
 });

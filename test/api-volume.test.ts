@@ -2,12 +2,13 @@
  * Cinder v3 over HTTP (inject): the version document and microversions (header echoed, 406 out of range,
  * 400 malformed), volume create (202, `creating`, then `available` with its file on disk), list/detail with
  * filters and all_tenants for admin, show, delete (202; refused for an attached volume, with Cinder's 400),
- * another project's volume 404; bad bodies change no row.
+ * another project's volume 404; bad bodies change no row; description and metadata (create, PUT, the
+ * metadata API, the list filters); the zone list and the extensions list.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { openApiTestEnv, seedUserToken, type ApiTestEnv } from './helpers/api';
+import { openApiTestEnv, seedUserToken, TEST_PUBLIC_URL, type ApiTestEnv } from './helpers/api';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- bodies are read field by field as documented
 type Body = Record<string, any>;
@@ -30,7 +31,7 @@ describe('Cinder v3 API', () => {
 
   const call = async (
     token: string,
-    method: 'GET' | 'POST' | 'DELETE',
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
     url: string,
     payload?: unknown,
     headers: Record<string, string> = {},
@@ -191,6 +192,252 @@ describe('Cinder v3 API', () => {
       assert.equal(res.status, status, JSON.stringify([payload, res.body]));
     }
     assert.equal((await env.cloud.cinder.getVolume(id)).bootable, false);
+    assert.equal((await call(alice.token, 'DELETE', `/v3/volumes/${id}`)).status, 202);
+  });
+
+  test('description and metadata: create, PUT /volumes/{id}, the metadata API, list filters', async () => {
+    const created = await call(alice.token, 'POST', '/v3/volumes', {
+      volume: { size: 1, name: 'tagged', description: 'd1', metadata: { Type: 'work' } },
+    });
+    assert.equal(created.status, 202, JSON.stringify(created.body));
+    const id = created.body.volume.id as string;
+    assert.deepEqual(
+      [created.body.volume.description, created.body.volume.metadata],
+      ['d1', { Type: 'work' }],
+    );
+    await available(id);
+    const plain = await call(alice.token, 'POST', '/v3/volumes', { volume: { size: 1, name: 'plain' } });
+    await available(plain.body.volume.id);
+
+    // The list filters: metadata as tempest sends it (a Python dict literal) and as JSON, the zone.
+    for (const [query, names] of [
+      [`metadata=${encodeURIComponent("{'Type': 'work'}")}`, ['tagged']],
+      [`metadata=${encodeURIComponent('{"Type": "play"}')}`, []],
+      ['availability_zone=nova&name=tagged', ['tagged']],
+      ['availability_zone=elsewhere', []],
+    ] as const) {
+      const listed = await call(alice.token, 'GET', `/v3/volumes/detail?${query}`);
+      assert.equal(listed.status, 200, query);
+      assert.deepEqual(
+        listed.body.volumes.map((v: Body) => v.name),
+        names,
+        query,
+      );
+    }
+    const badFilter = await call(
+      alice.token,
+      'GET',
+      `/v3/volumes?metadata=${encodeURIComponent('Type=work')}`,
+    );
+    assert.equal(badFilter.status, 400);
+
+    // Sorted pages with Cinder's next link (whenever a page is full), followed to the end.
+    const ids = (await env.cloud.cinder.listVolumes({ projectId: alice.projectId })).map((v) => v.id).sort();
+    assert.ok(ids.length >= 2);
+    const seen: string[] = [];
+    let next: string | undefined = `/v3/${alice.projectId}/volumes/detail?limit=1&sort=id:asc`;
+    while (next) {
+      const page = await call(alice.token, 'GET', next);
+      assert.equal(page.status, 200, JSON.stringify(page.body));
+      seen.push(...page.body.volumes.map((v: Body) => v.id));
+      const href = page.body.volumes_links?.[0]?.href as string | undefined;
+      if (href)
+        assert.ok(href.startsWith(`${TEST_PUBLIC_URL}/volume/v3/${alice.projectId}/volumes/detail?`), href);
+      next = href?.slice(`${TEST_PUBLIC_URL}/volume`.length);
+    }
+    assert.deepEqual(seen, ids);
+    const desc = await call(alice.token, 'GET', '/v3/volumes?sort_key=id&sort_dir=desc');
+    assert.deepEqual(
+      desc.body.volumes.map((v: Body) => v.id),
+      [...ids].reverse(),
+    );
+    assert.equal((await call(alice.token, 'GET', '/v3/volumes?sort=colour')).status, 400);
+    assert.equal((await call(alice.token, 'GET', `/v3/volumes?marker=${bob.projectId}`)).status, 404);
+
+    const updated = await call(alice.token, 'PUT', `/v3/volumes/${id}`, {
+      volume: { name: 'renamed', description: 'd2', metadata: { k1: 'v1' } },
+    });
+    assert.equal(updated.status, 200, JSON.stringify(updated.body));
+    // As Cinder's update view: without the show extensions.
+    assert.equal('os-vol-tenant-attr:tenant_id' in updated.body.volume, false);
+    assert.deepEqual(
+      [updated.body.volume.name, updated.body.volume.description, updated.body.volume.metadata],
+      ['renamed', 'd2', { k1: 'v1' }],
+    );
+    const row = await env.cloud.cinder.getVolume(id);
+    assert.deepEqual([row.name, row.description, row.metadata], ['renamed', 'd2', { k1: 'v1' }]);
+
+    const merged = await call(alice.token, 'POST', `/v3/volumes/${id}/metadata`, {
+      metadata: { k2: 'v2', k3: '<value&special_chars>' },
+    });
+    assert.deepEqual(merged.body, { metadata: { k1: 'v1', k2: 'v2', k3: '<value&special_chars>' } });
+    const replaced = await call(alice.token, 'PUT', `/v3/${alice.projectId}/volumes/${id}/metadata`, {
+      metadata: { k2: 'v2', k4: 'v4' },
+    });
+    assert.deepEqual(replaced.body, { metadata: { k2: 'v2', k4: 'v4' } });
+    const item = await call(alice.token, 'PUT', `/v3/volumes/${id}/metadata/k4`, { meta: { k4: 'v4b' } });
+    assert.deepEqual([item.status, item.body], [200, { meta: { k4: 'v4b' } }]);
+    assert.deepEqual((await call(alice.token, 'GET', `/v3/volumes/${id}/metadata/k4`)).body, {
+      meta: { k4: 'v4b' },
+    });
+    const removed = await call(alice.token, 'DELETE', `/v3/volumes/${id}/metadata/k2`);
+    assert.equal(removed.status, 200);
+    assert.deepEqual((await call(alice.token, 'GET', `/v3/volumes/${id}/metadata`)).body, {
+      metadata: { k4: 'v4b' },
+    });
+
+    // Refused, changing nothing: Cinder's 400s, 404s, a reader's 403, another project's 404.
+    const reader = await seedUserToken(env, 'rhea', 'p-alice', 'reader');
+    for (const [token, method, url, payload, status, message] of [
+      [alice.token, 'PUT', `/v3/volumes/${id}/metadata/k4`, { meta: { k5: 'x' } }, 400, /URI mismatch/],
+      [alice.token, 'PUT', `/v3/volumes/${id}/metadata/k4`, { meta: { k4: 'x', k5: 'y' } }, 400, /meta/],
+      [alice.token, 'POST', `/v3/volumes/${id}/metadata`, { metadata: { 'bad;key': 'x' } }, 400, /metadata/],
+      [
+        alice.token,
+        'POST',
+        `/v3/volumes/${id}/metadata`,
+        { metadata: { k: 'x'.repeat(256) } },
+        400,
+        /metadata/,
+      ],
+      [alice.token, 'PUT', `/v3/volumes/${id}`, { volume: { size: 5 } }, 400, /Additional properties/],
+      [
+        alice.token,
+        'GET',
+        `/v3/volumes/${id}/metadata/nope`,
+        undefined,
+        404,
+        /has no metadata with key nope/,
+      ],
+      [
+        alice.token,
+        'DELETE',
+        `/v3/volumes/${id}/metadata/nope`,
+        undefined,
+        404,
+        /has no metadata with key nope/,
+      ],
+      [reader.token, 'PUT', `/v3/volumes/${id}`, { volume: { name: 'x' } }, 403, /volume:update/],
+      [
+        reader.token,
+        'POST',
+        `/v3/volumes/${id}/metadata`,
+        { metadata: { x: 'y' } },
+        403,
+        /create_volume_metadata/,
+      ],
+      [reader.token, 'DELETE', `/v3/volumes/${id}/metadata/k4`, undefined, 403, /delete_volume_metadata/],
+      [bob.token, 'PUT', `/v3/volumes/${id}`, { volume: { name: 'x' } }, 404, /could not be found/],
+      [bob.token, 'GET', `/v3/volumes/${id}/metadata`, undefined, 404, /could not be found/],
+    ] as const) {
+      const res = await call(token, method, url, payload);
+      assert.equal(res.status, status, JSON.stringify([method, url, payload, res.body]));
+      const fault = Object.values(res.body)[0] as Body;
+      assert.match(fault.message, message);
+    }
+    assert.equal((await call(reader.token, 'GET', `/v3/volumes/${id}/metadata/k4`)).status, 200);
+    const after = await env.cloud.cinder.getVolume(id);
+    assert.deepEqual([after.name, after.description, after.metadata], ['renamed', 'd2', { k4: 'v4b' }]);
+    for (const volumeId of [id, plain.body.volume.id as string])
+      assert.equal((await call(alice.token, 'DELETE', `/v3/volumes/${volumeId}`)).status, 202);
+  });
+
+  test('unknown volume types, snapshots and source volumes: 404 (400 for a clone); zones and extensions', async () => {
+    const before = await volumeRows();
+    const missing = '6b5f5b52-7d4c-4d4e-9a36-3d7c8f6f5e21';
+    for (const [volume, status, message] of [
+      [{ size: 1, volume_type: missing }, 404, `Volume type ${missing} could not be found.`],
+      [{ size: 1, volume_type: 'gold' }, 404, 'Volume type with name gold could not be found.'],
+      [{ size: 1, snapshot_id: missing }, 404, `Snapshot ${missing} could not be found.`],
+      [{ size: 1, source_volid: missing }, 404, `Volume ${missing} could not be found.`],
+    ] as const) {
+      const res = await call(alice.token, 'POST', '/v3/volumes', { volume });
+      assert.equal(res.status, status, JSON.stringify(res.body));
+      assert.equal(res.body.itemNotFound.message, message);
+    }
+    // An image whose min_disk exceeds the volume: Cinder's InvalidInput, no volume.
+    const image = await env.cloud.glance.createImage({
+      name: 'big-min-disk',
+      diskFormat: 'raw',
+      containerFormat: 'bare',
+      ownerProjectId: alice.projectId,
+      minDisk: 2,
+    });
+    await env.cloud.glance.uploadImageData(image.id, Buffer.alloc(1024));
+    const tooSmall = await call(alice.token, 'POST', '/v3/volumes', {
+      volume: { size: 1, imageRef: image.id },
+    });
+    assert.equal(tooSmall.status, 400);
+    assert.equal(
+      tooSmall.body.badRequest.message,
+      'Invalid input received: Volume size 1GB cannot be smaller than the image minDisk size 2GB.',
+    );
+    assert.equal(await volumeRows(), before);
+    // A show without an id is not the list.
+    assert.equal((await call(alice.token, 'GET', '/v3/volumes/')).status, 404);
+    const zones = await call(alice.token, 'GET', `/v3/${alice.projectId}/os-availability-zone`);
+    assert.deepEqual(zones.body, {
+      availabilityZoneInfo: [{ zoneName: 'nova', zoneState: { available: true } }],
+    });
+    const extensions = await call(alice.token, 'GET', '/v3/extensions');
+    assert.deepEqual(
+      extensions.body.extensions.map((e: Body) => e.alias),
+      [
+        'os-availability-zone',
+        'os-volume-actions',
+        'os-vol-host-attr',
+        'os-vol-image-meta',
+        'os-vol-mig-status-attr',
+        'os-vol-tenant-attr',
+      ],
+    );
+  });
+
+  test('os-extend grows the file and the row; os-update_readonly_flag shows in metadata; other actions', async () => {
+    const created = await call(alice.token, 'POST', '/v3/volumes', { volume: { size: 1, name: 'grow' } });
+    const id = created.body.volume.id as string;
+    const volume = await available(id);
+    const extended = await call(alice.token, 'POST', `/v3/volumes/${id}/action`, {
+      'os-extend': { new_size: '2' },
+    });
+    assert.equal(extended.status, 202, JSON.stringify(extended.body));
+    assert.equal((await env.cloud.cinder.getVolume(id)).sizeGb, 2);
+    assert.equal(statSync(volume.providerLocation!).size, 2 * 1024 ** 3);
+
+    for (const readonly of [true, 'False'] as const) {
+      const set = await call(alice.token, 'POST', `/v3/volumes/${id}/action`, {
+        'os-update_readonly_flag': { readonly },
+      });
+      assert.equal(set.status, 202);
+      assert.equal((await env.cloud.cinder.getVolume(id)).readonly, readonly === true);
+      const shown = await call(alice.token, 'GET', `/v3/volumes/${id}`);
+      assert.equal(shown.body.volume.metadata.readonly, readonly === true ? 'True' : 'False');
+    }
+    // The readonly flag is Cinder's admin metadata, not the user's.
+    assert.deepEqual((await call(alice.token, 'GET', `/v3/volumes/${id}/metadata`)).body, { metadata: {} });
+
+    const missing = '6b5f5b52-7d4c-4d4e-9a36-3d7c8f6f5e21';
+    const reader = await seedUserToken(env, 'ruth', 'p-alice', 'reader');
+    for (const [token, volumeId, payload, status, message] of [
+      [alice.token, id, { 'os-extend': { new_size: 2 } }, 400, /New size for extend must be greater/],
+      [alice.token, id, { 'os-extend': { new_size: 0 } }, 400, /new_size/],
+      [alice.token, id, { 'os-extend': { new_size: 'abc' } }, 400, /new_size/],
+      [alice.token, id, { 'os-extend': { new_size: null } }, 400, /new_size/],
+      [alice.token, id, { 'os-update_readonly_flag': { readonly: 'maybe' } }, 400, /readonly/],
+      [alice.token, missing, { 'os-extend': { new_size: 3 } }, 404, /could not be found/],
+      [alice.token, missing, { 'os-reserve': {} }, 404, /could not be found/],
+      [alice.token, id, { 'os-reserve': {} }, 400, /does not support os-reserve/],
+      [alice.token, id, { 'os-frobnicate': {} }, 400, /There is no such action: os-frobnicate/],
+      [bob.token, id, { 'os-extend': { new_size: 3 } }, 404, /could not be found/],
+      [reader.token, id, { 'os-extend': { new_size: 3 } }, 403, /volume:extend/],
+      [reader.token, id, { 'os-update_readonly_flag': { readonly: true } }, 403, /update_readonly_flag/],
+    ] as const) {
+      const res = await call(token, 'POST', `/v3/volumes/${volumeId}/action`, payload);
+      assert.equal(res.status, status, JSON.stringify([payload, res.body]));
+      assert.match((Object.values(res.body)[0] as Body).message, message);
+    }
+    const after = await env.cloud.cinder.getVolume(id);
+    assert.deepEqual([after.sizeGb, after.readonly], [2, false]);
     assert.equal((await call(alice.token, 'DELETE', `/v3/volumes/${id}`)).status, 202);
   });
 

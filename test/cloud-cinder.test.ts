@@ -506,6 +506,102 @@ describe(`Cinder on ${testDbDialect}`, () => {
     }
   });
 
+  test('description and metadata: rows written at create, PUT update, merge / replace / item delete', async () => {
+    const accepted = await cinder.createVolume({
+      requestKey: nextKey(),
+      projectId: project,
+      sizeGb: 1,
+      name: 'meta',
+      description: 'first',
+      metadata: { Type: 'work', 'a:b/c d.e-f_g': 'v' },
+    });
+    const raw = await openServiceDb<CinderDb>('cinder', cinderMigrations, testDb.config);
+    after(() => raw.close());
+    const rows = () =>
+      raw.db
+        .selectFrom('volume_metadata')
+        .select(['key', 'value'])
+        .where('volume_id', '=', accepted.id)
+        .orderBy('key')
+        .execute();
+    assert.deepEqual(accepted.metadata, { Type: 'work', 'a:b/c d.e-f_g': 'v' });
+    assert.equal(accepted.description, 'first');
+    assert.deepEqual(await rows(), [
+      { key: 'Type', value: 'work' },
+      { key: 'a:b/c d.e-f_g', value: 'v' },
+    ]);
+    const viewer = { projectId: project, roles: ['member'] };
+    const updated = await cinder.updateVolume(
+      accepted.id,
+      { name: 'renamed', description: null, metadata: { Type: 'play' } },
+      viewer,
+    );
+    assert.deepEqual(
+      [updated.name, updated.description, updated.metadata],
+      ['renamed', null, { Type: 'play' }],
+    );
+    assert.deepEqual(await cinder.setVolumeMetadata(accepted.id, { k2: 'v2' }, 'merge', viewer), {
+      Type: 'play',
+      k2: 'v2',
+    });
+    assert.deepEqual(await cinder.setVolumeMetadata(accepted.id, { k2: 'v3', k3: '' }, 'replace'), {
+      k2: 'v3',
+      k3: '',
+    });
+    await cinder.deleteVolumeMetadataItem(accepted.id, 'k3', viewer);
+    assert.deepEqual(await rows(), [{ key: 'k2', value: 'v3' }]);
+
+    // Refused, changing nothing: bad keys and values, a missing key, another project's volume.
+    for (const bad of [{ '': 'x' }, { 'semi;colon': 'x' }, { k: 'x'.repeat(256) }, { k: 1 }] as unknown[]) {
+      await assert.rejects(
+        cinder.setVolumeMetadata(accepted.id, bad as Record<string, string>, 'replace'),
+        isType('BadRequest'),
+      );
+      await assert.rejects(
+        cinder.updateVolume(accepted.id, { metadata: bad as Record<string, string> }),
+        isType('BadRequest'),
+      );
+    }
+    await assert.rejects(cinder.updateVolume(accepted.id, { size: 2 } as never), isType('BadRequest'));
+    await assert.rejects(
+      cinder.deleteVolumeMetadataItem(accepted.id, 'k3', viewer),
+      isType('NotFound', /has no metadata with key k3/),
+    );
+    const stranger = { projectId: 'other-project', roles: ['member'] };
+    await assert.rejects(
+      cinder.setVolumeMetadata(accepted.id, { x: 'y' }, 'merge', stranger),
+      isType('NotFound'),
+    );
+    await assert.rejects(cinder.updateVolume(accepted.id, { name: 'mine' }, stranger), isType('NotFound'));
+    await assert.rejects(cinder.deleteVolumeMetadataItem(accepted.id, 'k2', stranger), isType('NotFound'));
+    assert.deepEqual(await rows(), [{ key: 'k2', value: 'v3' }]);
+    assert.equal((await cinder.getVolume(accepted.id)).name, 'renamed');
+    await cinder.waitForVolume(accepted.id, { timeoutMs: 10_000, pollMs: 10 });
+    await cinder.deleteVolume(accepted.id);
+  });
+
+  test('extendVolume grows file and row (available only, larger only); setReadonly records the flag', async () => {
+    const volume = await availableVolume(1);
+    assert.equal(volume.readonly, null);
+    const grown = await cinder.extendVolume(volume.id, 3);
+    assert.equal(grown.sizeGb, 3);
+    assert.equal(statSync(volume.providerLocation!).size, 3 * GIB);
+    await assert.rejects(
+      cinder.extendVolume(volume.id, 3),
+      isType('BadRequest', /greater than current size/),
+    );
+    await assert.rejects(
+      cinder.extendVolume(volume.id, 4, { projectId: 'other', roles: ['member'] }),
+      isType('NotFound'),
+    );
+    assert.equal((await cinder.setReadonly(volume.id, true)).readonly, true);
+    await cinder.reserveVolume(volume.id, randomUUID());
+    await assert.rejects(cinder.extendVolume(volume.id, 5), isType('InvalidVolume', /must be 'available'/));
+    const after = await cinder.getVolume(volume.id);
+    assert.deepEqual([after.sizeGb, after.readonly], [3, true]);
+    assert.equal(statSync(volume.providerLocation!).size, 3 * GIB);
+  });
+
   test('no volume file without a live volume row (nothing leaked by the tests above)', async () => {
     const live = new Set((await cinder.listVolumes()).map((v) => `volume-${v.id}`));
     const files = readdirSync(cinder.backendDir);

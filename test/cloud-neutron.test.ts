@@ -25,8 +25,8 @@ const demo = { projectId: 'demo-project', roles: ['member'] };
 const alt = { projectId: 'alt-project', roles: ['member'] };
 const admin = { projectId: 'admin-project', roles: ['admin'] };
 
-function isType(type: Parameters<typeof isCloudError>[1]) {
-  return (err: unknown) => isCloudError(err, type);
+function isType(type: Parameters<typeof isCloudError>[1], message?: RegExp) {
+  return (err: unknown) => isCloudError(err, type) && (!message || message.test(err.message));
 }
 
 describe('IPv4 helpers', () => {
@@ -465,6 +465,79 @@ describe(`Neutron on ${testDbDialect}`, () => {
         .where('subnet_id', '=', subnet.id)
         .execute();
       assert.deepEqual(left, []);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  test('security group writes: rows of groups and rules; a group in use or the default one is kept', async () => {
+    const groups = neutron.securityGroups;
+    const mine = { projectId: 'sg-project' };
+    const web = await groups.createGroup({ projectId: mine.projectId, name: 'web', description: 'w' });
+    const rule = await groups.createRule(
+      {
+        securityGroupId: web.id,
+        direction: 'ingress',
+        protocol: 'tcp',
+        portRangeMin: 22,
+        portRangeMax: 22,
+        description: 'ssh',
+      },
+      mine,
+    );
+    const raw = await openServiceDb<NeutronDb>('neutron', neutronMigrations, testDb.config);
+    try {
+      const ruleRows = () =>
+        raw.db
+          .selectFrom('security_group_rules')
+          .select(['direction', 'protocol', 'port_range_min', 'description'])
+          .where('security_group_id', '=', web.id)
+          .orderBy('direction')
+          .orderBy('ethertype')
+          .execute();
+      assert.deepEqual(await ruleRows(), [
+        { direction: 'egress', protocol: null, port_range_min: null, description: '' },
+        { direction: 'egress', protocol: null, port_range_min: null, description: '' },
+        { direction: 'ingress', protocol: 'tcp', port_range_min: 22, description: 'ssh' },
+      ]);
+      await assert.rejects(
+        groups.createRule(
+          {
+            securityGroupId: web.id,
+            direction: 'ingress',
+            protocol: 'tcp',
+            portRangeMin: 22,
+            portRangeMax: 22,
+          },
+          mine,
+        ),
+        isType('Conflict', /Rule id is /),
+      );
+      await assert.rejects(groups.visibleGroup(web.id, { projectId: 'someone-else' }), isType('NotFound'));
+      await assert.rejects(groups.deleteRule(rule.id, { projectId: 'someone-else' }), isType('NotFound'));
+
+      // The default group, bound to a port: its project may not delete it, an admin neither while in use.
+      const net = await neutron.createNetwork({ name: 'sg-net', projectId: mine.projectId });
+      await neutron.createSubnet({ networkId: net.id, cidr: '10.78.0.0/28' });
+      const port = await neutron.createPort({
+        requestKey: 'sg-port',
+        networkId: net.id,
+        projectId: mine.projectId,
+      });
+      const defaultGroup = port.securityGroupIds[0]!;
+      await assert.rejects(groups.deleteGroup(defaultGroup, mine), isType('Conflict', /Insufficient rights/));
+      await assert.rejects(groups.deleteGroup(defaultGroup, 'all'), isType('Conflict', /in use/));
+      await neutron.deletePort(port.id);
+      await neutron.deleteNetwork(net.id);
+
+      await groups.deleteRule(rule.id, mine);
+      assert.equal((await ruleRows()).length, 2);
+      await groups.deleteGroup(web.id, mine);
+      assert.deepEqual(await ruleRows(), []);
+      assert.deepEqual(
+        (await neutron.listSecurityGroups(mine.projectId)).map((g) => g.id),
+        [defaultGroup],
+      );
     } finally {
       await raw.close();
     }

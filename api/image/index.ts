@@ -264,6 +264,8 @@ async function imagesV2(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   }));
 
   app.get('/images', async (request) => {
+    // `GET /v2/images/` is a show without an id in Glance's router (404), not the list.
+    if (request.url.split('?')[0]!.endsWith('/')) throw new ApiError(404, 'The resource could not be found.');
     const { ctx } = authOf(request);
     const { q, lists } = query(request);
     const memberStatus = q.member_status ?? 'accepted';

@@ -1,6 +1,6 @@
 /**
  * Neutron v2.0 at /network: the version list, the v2.0 resource index, networks, subnets and ports (list with
- * filters and `fields`, show, create (one or bulk), update, delete), security groups and their rules (list, show) and the
+ * filters and `fields`, show, create (one or bulk), update, delete), security groups and their rules (security-groups.ts) and the
  * extensions list. Visibility follows Neutron's defaults: a project sees its own resources and shared or
  * external networks, an admin everything; what a project may not see is 404.
  */
@@ -15,32 +15,12 @@ import { authOf, requireAuth } from '../auth';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
 import { listResponse, showFields } from './collection';
-import { networkView, portView, ruleView, securityGroupView, subnetView } from './views';
-
-const isAdmin = (ctx: RequestContext) => ctx.roles.includes('admin');
+import { isAdmin, ownerOf, parseBody, policyDenied, projectFields, readOnly } from './request';
+import { securityGroupRoutes } from './security-groups';
+import { networkView, portView, subnetView } from './views';
 
 const notFound = (kind: 'Network' | 'Subnet' | 'Port', id: string) =>
   new ApiError(404, `${kind} ${id} could not be found.`, `${kind}NotFound`);
-
-function policyDenied(rule: string): ApiError {
-  return new ApiError(403, `(rule:${rule}) is disallowed by policy`, 'PolicyNotAuthorized');
-}
-
-/** Neutron's body checks: unknown attributes and wrong types are 400 with Neutron's wording. */
-function parseBody<S extends z.ZodType>(schema: S, body: unknown, resource: string): z.infer<S> {
-  if (typeof body !== 'object' || body === null || !(resource in body))
-    throw new ApiError(400, `Resource body required`, 'HTTPBadRequest');
-  const result = schema.safeParse((body as Record<string, unknown>)[resource]);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  if (issue.code === 'unrecognized_keys')
-    throw new ApiError(400, `Unrecognized attribute(s) '${issue.keys.join(', ')}'`, 'HTTPBadRequest');
-  throw new ApiError(
-    400,
-    `Invalid input for ${issue.path.join('.') || resource}. Reason: ${issue.message}.`,
-    'HTTPBadRequest',
-  );
-}
 
 /** A create body: one resource, or Neutron's bulk form (`{"networks": [...]}`), each item checked. */
 function parseCreate<S extends z.ZodType>(
@@ -57,24 +37,6 @@ function parseCreate<S extends z.ZodType>(
   }
   return { items: [parseBody(schema, body, resource)], bulk: false };
 }
-
-/** Neutron's answer to a PUT naming an attribute that is fixed at create. */
-function readOnly(
-  body: unknown,
-  resource: string,
-  updatable: readonly string[],
-  known: readonly string[],
-): void {
-  const attrs = (body as Record<string, Record<string, unknown> | undefined> | null)?.[resource];
-  if (typeof attrs !== 'object' || attrs === null) return;
-  const fixed = Object.keys(attrs).find((k) => known.includes(k) && !updatable.includes(k));
-  if (fixed) throw new ApiError(400, `Cannot update read-only attribute ${fixed}`, 'HTTPBadRequest');
-}
-
-const projectFields = {
-  tenant_id: z.string().min(1).max(255).optional(),
-  project_id: z.string().min(1).max(255).optional(),
-};
 
 const description = z.string().max(255).optional();
 const hostRoutes = z.array(z.strictObject({ destination: z.string(), nexthop: z.string() }));
@@ -160,17 +122,6 @@ const portUpdate = z.strictObject({
   admin_state_up: z.boolean().optional(),
 });
 
-/** The project a create is for: the caller's, or (admin only) the one named. */
-function ownerOf(
-  ctx: RequestContext,
-  body: { tenant_id?: string | undefined; project_id?: string | undefined },
-  rule: string,
-) {
-  const asked = body.project_id ?? body.tenant_id;
-  if (asked && asked !== ctx.projectId && !isAdmin(ctx)) throw policyDenied(rule);
-  return asked ?? ctx.projectId;
-}
-
 const EXTENSIONS = [
   ['binding', 'Port Binding', 'Expose port bindings of a virtual port to external application'],
   [
@@ -204,15 +155,20 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     }),
   }));
 
-  app.get('/extensions', async () => ({
-    extensions: EXTENSIONS.map(([alias, name, description]) => ({
-      alias,
-      name,
-      description,
-      updated: '2013-01-01T10:00:00-00:00',
-      links: [],
-    })),
-  }));
+  const extensionView = ([alias, name, description]: (typeof EXTENSIONS)[number]) => ({
+    alias,
+    name,
+    description,
+    updated: '2013-01-01T10:00:00-00:00',
+    links: [],
+  });
+  app.get('/extensions', async () => ({ extensions: EXTENSIONS.map(extensionView) }));
+  app.get('/extensions/:alias', async (request) => {
+    const alias = param(request, 'alias');
+    const extension = EXTENSIONS.find(([known]) => known === alias);
+    if (!extension) throw new ApiError(404, `Extension with alias ${alias} does not exist`, 'HTTPNotFound');
+    return { extension: extensionView(extension) };
+  });
 
   // ---- networks ---------------------------------------------------------------------------------------------
 
@@ -549,69 +505,7 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     return reply.code(204).send();
   });
 
-  // ---- security groups and rules: the project's own (its default group made on first look) --------------------
-
-  async function visibleGroups(ctx: RequestContext) {
-    await neutron.ensureDefaultSecurityGroup(ctx.projectId);
-    return neutron.listSecurityGroups(isAdmin(ctx) ? undefined : ctx.projectId);
-  }
-  const GROUP_ATTRS = [
-    'id',
-    'name',
-    'description',
-    'tenant_id',
-    'project_id',
-    'security_group_rules',
-    'stateful',
-    'shared',
-    'tags',
-    'revision_number',
-  ];
-  const RULE_ATTRS = [
-    'id',
-    'security_group_id',
-    'tenant_id',
-    'project_id',
-    'direction',
-    'ethertype',
-    'protocol',
-    'port_range_min',
-    'port_range_max',
-    'remote_ip_prefix',
-    'remote_group_id',
-    'remote_address_group_id',
-    'normalized_cidr',
-    'description',
-    'revision_number',
-  ];
-
-  app.get('/security-groups', async (request) => {
-    const groups = (await visibleGroups(ctxOf(request))).map(securityGroupView);
-    return listResponse(request, 'security_groups', groups, GROUP_ATTRS, `${base}/security-groups`);
-  });
-
-  app.get('/security-groups/:id', async (request) => {
-    const id = param(request, 'id');
-    const group = (await visibleGroups(ctxOf(request))).find((g) => g.id === id);
-    if (!group) throw new ApiError(404, `Security group ${id} does not exist`, 'SecurityGroupNotFound');
-    return { security_group: showFields(request, securityGroupView(group)) };
-  });
-
-  const visibleRules = async (ctx: RequestContext) =>
-    (await visibleGroups(ctx)).flatMap((g) => g.rules.map((r) => ruleView(r, g)));
-
-  app.get('/security-group-rules', async (request) => {
-    const rules = await visibleRules(ctxOf(request));
-    return listResponse(request, 'security_group_rules', rules, RULE_ATTRS, `${base}/security-group-rules`);
-  });
-
-  app.get('/security-group-rules/:id', async (request) => {
-    const id = param(request, 'id');
-    const rule = (await visibleRules(ctxOf(request))).find((r) => r.id === id);
-    if (!rule)
-      throw new ApiError(404, `Security group rule ${id} does not exist`, 'SecurityGroupRuleNotFound');
-    return { security_group_rule: showFields(request, rule) };
-  });
+  await securityGroupRoutes(app, neutron, base);
 }
 
 export const networkApi: ServicePlugin = async (app, deps) => {

@@ -104,7 +104,7 @@ export function ruleView(r: SecurityGroupRule, group: SecurityGroup) {
     remote_group_id: r.remoteGroupId,
     remote_address_group_id: null,
     normalized_cidr: r.remoteIpPrefix,
-    description: '',
+    description: r.description,
     revision_number: 0,
   };
 }

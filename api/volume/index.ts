@@ -21,7 +21,12 @@ import {
   versionHeaders,
   type Microversion,
 } from './microversion';
+import { volumeActionRoutes } from './actions';
+import { volumePage } from './list';
+import { volumeMetadataRoutes, requireMember } from './metadata';
+import { cinderBadRequest, cinderMetadataSchema } from './validation';
 import { volumeDetail, volumeSummary } from './views';
+import { volumeZoneRoutes } from './zones';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -47,31 +52,14 @@ function versionDocument(deps: Pick<ApiDeps, 'publicUrl'>) {
 }
 
 // Cinder's create schema (cinder/api/schemas/volumes.py) refuses properties it does not know.
-/** Cinder's parameter_types.boolean: booleans and these strings (strutils.bool_from_string, strict). */
-const CINDER_TRUE = new Set<boolean | string>([
-  true,
-  'True',
-  'TRUE',
-  'true',
-  '1',
-  'ON',
-  'On',
-  'on',
-  'YES',
-  'Yes',
-  'yes',
-  'y',
-  't',
-]);
-const CINDER_FALSE = [false, 'False', 'FALSE', 'false', '0', 'OFF', 'Off', 'off', 'NO', 'No', 'no', 'n', 'f'];
-const setBootableBody = z.strictObject({
-  'os-set_bootable': z.strictObject({
-    bootable: z
-      .union([z.boolean(), z.string()])
-      .refine(
-        (v) => CINDER_TRUE.has(v) || CINDER_FALSE.includes(v),
-        'is not one of the allowed boolean values',
-      ),
+/** Cinder's volume update schema (cinder/api/schemas/volumes.py update). */
+const updateBody = z.strictObject({
+  volume: z.strictObject({
+    name: z.string().max(255).nullable().optional(),
+    description: z.string().max(255).nullable().optional(),
+    display_name: z.string().max(255).nullable().optional(),
+    display_description: z.string().max(255).nullable().optional(),
+    metadata: cinderMetadataSchema.optional(),
   }),
 });
 
@@ -84,17 +72,15 @@ const createBody = z.strictObject({
     description: z.string().max(255).nullable().optional(),
     display_name: z.string().max(255).nullable().optional(),
     display_description: z.string().max(255).nullable().optional(),
-    volume_type: z.literal('__DEFAULT__').nullable().optional(),
+    // Any name or id: one that is not the default type's is 404 (checked after the schema).
+    volume_type: z.string().max(255).nullable().optional(),
     availability_zone: z.literal('nova').nullable().optional(),
-    metadata: z
-      .record(z.string(), z.string())
-      .refine((m) => Object.keys(m).length === 0, 'volume metadata is not supported')
-      .nullable()
-      .optional(),
+    metadata: cinderMetadataSchema.nullable().optional(),
     imageRef: z.string().nullable().optional(),
     image_id: z.string().nullable().optional(),
-    snapshot_id: z.null().optional(),
-    source_volid: z.null().optional(),
+    // bootflow has no snapshots, and clones are not made: any id is 404, as for an unknown one.
+    snapshot_id: z.string().uuid().nullable().optional(),
+    source_volid: z.string().uuid().nullable().optional(),
     consistencygroup_id: z.null().optional(),
     backup_id: z.null().optional(),
     group_id: z.null().optional(),
@@ -103,14 +89,29 @@ const createBody = z.strictObject({
   'OS-SCH-HNT:scheduler_hints': z.null().optional(),
 });
 
-function badRequest(err: z.ZodError): ApiError {
-  const issue = err.issues[0]!;
-  if (issue.code === 'unrecognized_keys')
-    return new ApiError(
-      400,
-      `Invalid input for field/attribute ${issue.path.join('/') || 'volume'}. Value: ${issue.keys.join(', ')}. Additional properties are not allowed (${issue.keys.map((k) => `'${k}'`).join(', ')} were unexpected)`,
+const UUID_LIKE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+
+/**
+ * The sources a create may name that bootflow does not have, answered as Cinder answers an unknown one:
+ * volume types other than the default, snapshots (there are none) and source volumes (not cloned).
+ */
+async function refuseMissingSources(
+  body: z.infer<typeof createBody>['volume'],
+  sourceVolume: (id: string) => Promise<Volume>,
+): Promise<void> {
+  const type = body.volume_type;
+  if (type && type !== '__DEFAULT__')
+    throw new ApiError(
+      404,
+      UUID_LIKE.test(type)
+        ? `Volume type ${type} could not be found.`
+        : `Volume type with name ${type} could not be found.`,
     );
-  return new ApiError(400, `Invalid input for field/attribute ${issue.path.join('/')}. ${issue.message}`);
+  if (body.snapshot_id) throw new ApiError(404, `Snapshot ${body.snapshot_id} could not be found.`);
+  if (body.source_volid) {
+    await sourceVolume(body.source_volid);
+    throw new ApiError(400, 'Invalid input received: bootflow does not clone volumes (source_volid).');
+  }
 }
 
 async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
@@ -140,8 +141,12 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
 
   async function visibleVolume(request: FastifyRequest): Promise<Volume> {
     const { volumeId } = request.params as { volumeId: string };
+    return volumeById(volumeId, ctxOf(request));
+  }
+
+  async function volumeById(volumeId: string, ctx: RequestContext): Promise<Volume> {
     try {
-      return await cinder.getVolume(volumeId, ctxOf(request));
+      return await cinder.getVolume(volumeId, ctx);
     } catch (err) {
       if (isCloudError(err, 'NotFound') || isCloudError(err, 'BadRequest'))
         throw new ApiError(404, `Volume ${volumeId} could not be found.`);
@@ -149,49 +154,46 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     }
   }
 
-  async function listed(request: FastifyRequest): Promise<Volume[]> {
+  /** The caller's page of volumes (see list.ts) and its next link, for `/volumes` or `/volumes/detail`. */
+  async function listed(request: FastifyRequest) {
     checkProject(request);
     const ctx = ctxOf(request);
-    const q = request.query as Record<string, unknown>;
-    const text = (key: string) => (typeof q[key] === 'string' ? (q[key] as string) : undefined);
+    const q = Object.fromEntries(
+      Object.entries(request.query as Record<string, unknown>).map(([k, v]) => [
+        k,
+        typeof v === 'string' ? v : undefined,
+      ]),
+    );
+    const text = (key: string) => q[key];
     const allTenants = ['1', 'true', 'True'].includes(text('all_tenants') ?? '');
     // Cinder ignores all_tenants from a non-admin: they see their project's volumes either way.
     const projectFilter = isAdmin(ctx) ? (allTenants ? text('project_id') : ctx.projectId) : ctx.projectId;
-    let volumes = await cinder.listVolumes(projectFilter ? { projectId: projectFilter } : {}, ctx);
-    const name = text('name');
-    const status = text('status');
-    if (name !== undefined) volumes = volumes.filter((v) => v.name === name);
-    if (status !== undefined) volumes = volumes.filter((v) => v.status === status);
-    // Cinder's default order: newest first.
-    volumes = [...volumes].reverse();
-    const marker = text('marker');
-    if (marker !== undefined) {
-      const at = volumes.findIndex((v) => v.id === marker);
-      if (at < 0) throw new ApiError(400, `Invalid input received: marker [${marker}] not found`);
-      volumes = volumes.slice(at + 1);
-    }
-    const limit = text('limit');
-    if (limit !== undefined) {
-      const n = Number(limit);
-      if (!Number.isInteger(n) || n < 0) throw new ApiError(400, 'limit param must be an integer');
-      volumes = volumes.slice(0, n);
-    }
-    return volumes;
+    const volumes = await cinder.listVolumes(projectFilter ? { projectId: projectFilter } : {}, ctx);
+    const path = request.url.split('?')[0]!.replace(/^\/volume/, '');
+    return volumePage(volumes, q, `${deps.publicUrl}/volume${path}`);
   }
 
   for (const path of route('/volumes')) {
-    app.get(path, async (request) => ({
-      volumes: (await listed(request)).map((v) => volumeSummary(base, v)),
-    }));
+    app.get(path, async (request) => {
+      // `GET /volumes/` is a show without an id in Cinder's router (404), not the list.
+      if (request.url.split('?')[0]!.endsWith('/'))
+        throw new ApiError(404, 'The resource could not be found.');
+      const page = await listed(request);
+      return {
+        volumes: page.volumes.map((v) => volumeSummary(base, v)),
+        ...(page.links.length ? { volumes_links: page.links } : {}),
+      };
+    });
     app.post(path, async (request, reply) => {
       checkProject(request);
       const ctx = ctxOf(request);
       // Cinder's volume:create: any member of the project (reader alone may not).
-      if (!isAdmin(ctx) && !ctx.roles.includes('member'))
-        throw new ApiError(403, "Policy doesn't allow volume:create to be performed.");
+      requireMember(ctx, 'volume:create');
       const parsed = createBody.safeParse(request.body);
-      if (!parsed.success) throw badRequest(parsed.error);
+      if (!parsed.success) throw cinderBadRequest(parsed.error);
       const body = parsed.data.volume;
+      await refuseMissingSources(body, (id) => volumeById(id, ctx));
+      const description = body.description ?? body.display_description;
       const request_: CreateVolumeRequest = {
         // Each API call is its own creation, never a retry of another.
         requestKey: `api:${request.id}`,
@@ -199,13 +201,17 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
         userId: ctx.userId,
         sizeGb: body.size,
         ...((body.name ?? body.display_name) ? { name: (body.name ?? body.display_name)! } : {}),
+        ...(description ? { description } : {}),
+        ...(body.metadata ? { metadata: body.metadata } : {}),
       };
       const imageRef = body.imageRef ?? body.image_id;
       if (imageRef) {
         let location;
+        let minDisk: number;
         try {
           const image = await deps.cloud.glance.getImage(imageRef, ctx);
           if (image.id !== imageRef) throw new Error('by name');
+          minDisk = image.minDisk;
           location = await deps.cloud.glance.imageLocation(image);
         } catch (err) {
           if (isCloudError(err) && err.type !== 'NotFound' && err.type !== 'BadRequest')
@@ -215,6 +221,12 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
             );
           throw new ApiError(400, `Invalid image identifier or unable to access requested image.`);
         }
+        // Cinder's _check_image_metadata: the volume holds at least the image's min_disk.
+        if (minDisk > body.size)
+          throw new ApiError(
+            400,
+            `Invalid input received: Volume size ${body.size}GB cannot be smaller than the image minDisk size ${minDisk}GB.`,
+          );
         request_.imageSource = location;
       }
       const volume = await cinder.createVolume(request_);
@@ -227,8 +239,10 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   for (const path of route('/volumes/detail')) {
     app.get(path, async (request) => {
       const ctx = ctxOf(request);
+      const page = await listed(request);
       return {
-        volumes: (await listed(request)).map((v) => volumeDetail(base, v, versionOf(request), isAdmin(ctx))),
+        volumes: page.volumes.map((v) => volumeDetail(base, v, versionOf(request), isAdmin(ctx))),
+        ...(page.links.length ? { volumes_links: page.links } : {}),
       };
     });
   }
@@ -239,6 +253,28 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
       return {
         volume: volumeDetail(base, await visibleVolume(request), versionOf(request), isAdmin(ctxOf(request))),
       };
+    });
+    app.put(path, async (request) => {
+      checkProject(request);
+      const parsed = updateBody.safeParse(request.body);
+      if (!parsed.success) throw cinderBadRequest(parsed.error);
+      const volume = await visibleVolume(request);
+      const ctx = ctxOf(request);
+      requireMember(ctx, 'volume:update');
+      const body = parsed.data.volume;
+      const name = body.name !== undefined ? body.name : body.display_name;
+      const description = body.description !== undefined ? body.description : body.display_description;
+      const updated = await cinder.updateVolume(
+        volume.id,
+        {
+          ...(name !== undefined ? { name } : {}),
+          ...(description !== undefined ? { description } : {}),
+          ...(body.metadata !== undefined ? { metadata: body.metadata } : {}),
+        },
+        ctx,
+      );
+      // Cinder's update answers the view without the show extensions, as create does.
+      return { volume: volumeDetail(base, updated, versionOf(request), isAdmin(ctx), true) };
     });
     app.delete(path, async (request, reply) => {
       checkProject(request);
@@ -254,33 +290,10 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     });
   }
 
-  // Cinder's volume actions (cinder/api/contrib/volume_actions.py): os-set_bootable only.
-  for (const path of route('/volumes/:volumeId/action')) {
-    app.post(path, async (request, reply) => {
-      checkProject(request);
-      const body = request.body;
-      const action =
-        typeof body === 'object' && body !== null && Object.keys(body).length === 1
-          ? Object.keys(body)[0]
-          : undefined;
-      if (action !== 'os-set_bootable')
-        throw new ApiError(400, `There is no such action: ${action ?? JSON.stringify(body)}`);
-      const parsed = setBootableBody.safeParse(body);
-      if (!parsed.success) throw badRequest(parsed.error);
-      const volume = await visibleVolume(request);
-      const ctx = ctxOf(request);
-      // Cinder's volume:update: an admin, or a member of the volume's project.
-      if (!isAdmin(ctx) && !ctx.roles.includes('member'))
-        throw new ApiError(403, "Policy doesn't allow volume:update to be performed.");
-      try {
-        await cinder.setBootable(volume.id, CINDER_TRUE.has(parsed.data['os-set_bootable'].bootable), ctx);
-      } catch (err) {
-        if (isCloudError(err, 'InvalidVolume')) throw new ApiError(400, err.message);
-        throw err;
-      }
-      return reply.code(200).send();
-    });
-  }
+  await volumeMetadataRoutes(app, { cinder, route, checkProject, visibleVolume, ctxOf });
+  await volumeZoneRoutes(app, route);
+
+  await volumeActionRoutes(app, { cinder, route, checkProject, visibleVolume, ctxOf });
 }
 
 export const volumeApi: ServicePlugin = async (app, deps) => {

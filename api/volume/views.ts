@@ -47,11 +47,12 @@ export function volumeDetail(
         device: a.mountpoint,
         attached_at: a.attachedAt === null ? null : cinderTime(a.attachedAt),
       })),
-    description: null,
+    description: v.description,
     volume_type: '__DEFAULT__',
     snapshot_id: null,
     source_volid: null,
-    metadata: {},
+    // Cinder adds its visible admin metadata (`readonly`) to the user metadata it shows.
+    metadata: { ...v.metadata, ...(v.readonly === null ? {} : { readonly: v.readonly ? 'True' : 'False' }) },
     links: volumeLinks(base, v),
     user_id: v.userId,
     // Cinder's bootable is a string.

@@ -28,7 +28,8 @@ import type {
   VolumeViewer,
 } from './types';
 import { isUniqueViolation } from '../db';
-import { copyImageInto, createSparseFile, GIB, removeFile, volumeFile } from './volume-files';
+import { copyImageInto, createSparseFile, GIB, growFile, removeFile, volumeFile } from './volume-files';
+import { readMetadata, volumeMetadataSchema, writeMetadata, type VolumeMetadata } from './volume-metadata';
 
 export interface CinderOptions {
   db: DbConfig;
@@ -68,8 +69,17 @@ const createVolumeSchema = z.strictObject({
   userId: z.string().min(1).max(64).optional(),
   sizeGb: z.number().int().min(1).max(MAX_VOLUME_GB),
   name: nameSchema.optional(),
+  description: z.string().max(255).optional(),
+  metadata: volumeMetadataSchema.optional(),
   imageSource: imageSourceSchema.optional(),
   deleteOnTermination: z.boolean().optional(),
+});
+
+/** Cinder's volume update (PUT /volumes/{id}): null clears a name or description. */
+const updateVolumeSchema = z.strictObject({
+  name: z.string().max(255).nullable().optional(),
+  description: z.string().max(255).nullable().optional(),
+  metadata: volumeMetadataSchema.optional(),
 });
 
 const instanceUuidSchema = z.string().min(1).max(36);
@@ -99,6 +109,7 @@ const waitSchema = z.strictObject({
 });
 
 export type CreateVolumeRequest = z.input<typeof createVolumeSchema>;
+export type UpdateVolumeRequest = z.input<typeof updateVolumeSchema>;
 export type CreateAttachmentRequest = z.input<typeof createAttachmentSchema>;
 
 export interface AttachmentResult {
@@ -323,32 +334,37 @@ export class Cinder {
     const now = this.clock.now();
     const id = randomUUID();
     try {
-      await this.db
-        .insertInto('volumes')
-        .values({
-          id,
-          name: request.name ?? '',
-          project_id: request.projectId,
-          user_id: request.userId ?? null,
-          size: request.sizeGb,
-          status: 'creating',
-          attach_status: 'detached',
-          bootable: source ? 1 : 0,
-          image_id: source?.imageId ?? null,
-          image_metadata: null,
-          backend: this.backend,
-          provider_location: null,
-          error_message: null,
-          request_key: request.requestKey,
-          deleted: 0,
-          created_at: now,
-          updated_at: now,
-          deleted_at: null,
-          creation_worker: this.worker,
-          image_source: source ? JSON.stringify(source) : null,
-          delete_on_termination: request.deleteOnTermination === true ? 1 : 0,
-        })
-        .execute();
+      await this.store.transaction(async (trx) => {
+        await trx
+          .insertInto('volumes')
+          .values({
+            id,
+            name: request.name ?? '',
+            description: request.description ?? null,
+            readonly: null,
+            project_id: request.projectId,
+            user_id: request.userId ?? null,
+            size: request.sizeGb,
+            status: 'creating',
+            attach_status: 'detached',
+            bootable: source ? 1 : 0,
+            image_id: source?.imageId ?? null,
+            image_metadata: null,
+            backend: this.backend,
+            provider_location: null,
+            error_message: null,
+            request_key: request.requestKey,
+            deleted: 0,
+            created_at: now,
+            updated_at: now,
+            deleted_at: null,
+            creation_worker: this.worker,
+            image_source: source ? JSON.stringify(source) : null,
+            delete_on_termination: request.deleteOnTermination === true ? 1 : 0,
+          })
+          .execute();
+        await writeMetadata(trx, id, request.metadata ?? {}, false);
+      });
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
       const winner = await this.volumeByRequestKey(request.requestKey);
@@ -427,7 +443,8 @@ export class Cinder {
       .selectAll()
       .where('active_volume_id', '=', row.id)
       .execute();
-    return toVolume(row, attachments);
+    const metadata = await readMetadata(this.db, [row.id]);
+    return toVolume(row, attachments, metadata.get(row.id) ?? []);
   }
 
   /** A volume; with a viewer, another project's volume is NotFound unless the viewer is admin. */
@@ -455,6 +472,108 @@ export class Cinder {
       .where('status', '!=', 'creating')
       .execute();
     return this.getVolume(volume.id, viewer);
+  }
+
+  /**
+   * Cinder's volume update (PUT /volumes/{id}): name, description, and metadata (replacing the whole set),
+   * in any state but deleted.
+   */
+  async updateVolume(volumeId: string, changes: UpdateVolumeRequest, viewer?: VolumeViewer): Promise<Volume> {
+    const update = parseRequest(updateVolumeSchema, changes, 'volume update');
+    const volume = await this.getVolume(volumeId, viewer);
+    await this.store.transaction(async (trx) => {
+      await trx
+        .updateTable('volumes')
+        .set({
+          ...(update.name !== undefined ? { name: update.name ?? '' } : {}),
+          ...(update.description !== undefined ? { description: update.description } : {}),
+          updated_at: this.clock.now(),
+        })
+        .where('id', '=', volume.id)
+        .execute();
+      if (update.metadata !== undefined) await writeMetadata(trx, volume.id, update.metadata, true);
+    });
+    return this.getVolume(volume.id, viewer);
+  }
+
+  /**
+   * Cinder's volume metadata create (merge: the items set, the others kept) or update_all (replace: the
+   * given set becomes the whole); the volume's metadata after it.
+   */
+  async setVolumeMetadata(
+    volumeId: string,
+    metadata: VolumeMetadata,
+    mode: 'merge' | 'replace',
+    viewer?: VolumeViewer,
+  ): Promise<Record<string, string>> {
+    const items = parseRequest(volumeMetadataSchema, metadata, 'volume metadata');
+    const volume = await this.getVolume(volumeId, viewer);
+    await this.store.transaction(async (trx) => {
+      await writeMetadata(trx, volume.id, items, mode === 'replace');
+      await trx
+        .updateTable('volumes')
+        .set({ updated_at: this.clock.now() })
+        .where('id', '=', volume.id)
+        .execute();
+    });
+    return (await this.getVolume(volume.id, viewer)).metadata;
+  }
+
+  /** Cinder's os-update_readonly_flag: the volume's `readonly` admin metadata, in any state but creating. */
+  async setReadonly(volumeId: string, readonly: boolean, viewer?: VolumeViewer): Promise<Volume> {
+    const volume = await this.getVolume(volumeId, viewer);
+    if (volume.status === 'creating')
+      throw invalidVolume('The volume cannot be updated while it is creating.', { volumeId: volume.id });
+    await this.db
+      .updateTable('volumes')
+      .set({ readonly: readonly ? 1 : 0, updated_at: this.clock.now() })
+      .where('id', '=', volume.id)
+      .execute();
+    return this.getVolume(volume.id, viewer);
+  }
+
+  /**
+   * Cinder's os-extend of a detached volume: `available` only, to a larger size (InvalidInput otherwise); the
+   * backing file grows sparse, then the row takes the new size (a failed grow leaves the row as it was).
+   */
+  async extendVolume(volumeId: string, newSizeGb: number, viewer?: VolumeViewer): Promise<Volume> {
+    const size = parseRequest(z.number().int().min(1).max(MAX_VOLUME_GB), newSizeGb, 'new size');
+    const volume = await this.getVolume(volumeId, viewer);
+    if (volume.status !== 'available' || volume.providerLocation === null)
+      throw invalidVolume(`Volume status must be 'available' to extend, currently in '${volume.status}'.`, {
+        volumeId: volume.id,
+      });
+    if (size <= volume.sizeGb)
+      throw new CloudError(
+        'BadRequest',
+        `New size for extend must be greater than current size. (current: ${volume.sizeGb}, extended: ${size}).`,
+        { volumeId: volume.id },
+      );
+    await growFile(volume.providerLocation, size * GIB);
+    const result = await this.db
+      .updateTable('volumes')
+      .set({ size, updated_at: this.clock.now() })
+      .where('id', '=', volume.id)
+      .where('status', '=', 'available')
+      .where('size', '=', volume.sizeGb)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) !== 1)
+      throw invalidVolume('The volume changed while it was being extended.', { volumeId: volume.id });
+    return this.getVolume(volume.id, viewer);
+  }
+
+  /** Removes one metadata key; NotFound (Cinder's VolumeMetadataNotFound) when the volume has no such key. */
+  async deleteVolumeMetadataItem(volumeId: string, key: string, viewer?: VolumeViewer): Promise<void> {
+    const volume = await this.getVolume(volumeId, viewer);
+    const removed = await this.db
+      .deleteFrom('volume_metadata')
+      .where('volume_id', '=', volume.id)
+      .where('key', '=', key)
+      .executeTakeFirst();
+    if (Number(removed.numDeletedRows) === 0)
+      throw new CloudError('NotFound', `Volume ${volume.id} has no metadata with key ${key}.`, {
+        volumeId: volume.id,
+      });
   }
 
   /** Volumes; with a non-admin viewer, only the viewer's project's. */

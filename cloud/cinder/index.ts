@@ -1,4 +1,11 @@
-export { Cinder, type CinderOptions, type CreateVolumeRequest, type CreateAttachmentRequest } from './cinder';
+export {
+  Cinder,
+  type CinderOptions,
+  type CreateVolumeRequest,
+  type CreateAttachmentRequest,
+  type UpdateVolumeRequest,
+} from './cinder';
+export { volumeMetadataSchema, type VolumeMetadata } from './volume-metadata';
 export type { AttachmentResult } from './cinder';
 export type * from './types';
 export { GIB, volumeFile } from './volume-files';

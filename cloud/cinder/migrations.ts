@@ -90,4 +90,21 @@ export const cinderMigrations: Record<string, Migration> = {
       );
     },
   },
+  /**
+   * Cinder's volume description and user metadata (its volume_metadata table: one row per key, deleted with
+   * the volume), and the `readonly` flag Cinder keeps in its admin metadata (NULL: never set).
+   */
+  '004_description_metadata': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('volumes').addColumn('description', 'varchar(255)').execute();
+      await db.schema.alterTable('volumes').addColumn('readonly', 'integer').execute();
+      await db.schema
+        .createTable('volume_metadata')
+        .addColumn('volume_id', ID, (c) => c.notNull().references('volumes.id').onDelete('cascade'))
+        .addColumn('key', 'varchar(255)', (c) => c.notNull())
+        .addColumn('value', 'varchar(255)', (c) => c.notNull())
+        .addPrimaryKeyConstraint('volume_metadata_pk', ['volume_id', 'key'])
+        .execute();
+    },
+  },
 };

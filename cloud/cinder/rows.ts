@@ -1,5 +1,5 @@
 /** Database rows → the public shapes in types.ts. */
-import type { VolumeAttachmentsTable, VolumesTable } from './schema';
+import type { VolumeAttachmentsTable, VolumeMetadataTable, VolumesTable } from './schema';
 import {
   ATTACH_STATUSES,
   VOLUME_STATUSES,
@@ -33,10 +33,17 @@ export function toAttachment(row: VolumeAttachmentsTable): VolumeAttachment {
   };
 }
 
-export function toVolume(row: VolumesTable, liveAttachments: VolumeAttachmentsTable[]): Volume {
+export function toVolume(
+  row: VolumesTable,
+  liveAttachments: VolumeAttachmentsTable[],
+  metadata: VolumeMetadataTable[],
+): Volume {
   return {
     id: row.id,
     name: row.name,
+    description: row.description,
+    readonly: row.readonly === null ? null : row.readonly === 1,
+    metadata: Object.fromEntries(metadata.map((m) => [m.key, m.value])),
     projectId: row.project_id,
     userId: row.user_id,
     sizeGb: row.size,

@@ -26,6 +26,16 @@ export interface VolumesTable {
   image_source: string | null;
   /** 1: deleted with the server it boots (Nova's delete_on_termination). */
   delete_on_termination: number;
+  description: string | null;
+  /** Cinder's admin metadata `readonly`: 1 / 0 once set by os-update_readonly_flag, NULL before. */
+  readonly: number | null;
+}
+
+/** User metadata of a volume, one row per key. */
+export interface VolumeMetadataTable {
+  volume_id: string;
+  key: string;
+  value: string;
 }
 
 export interface VolumeAttachmentsTable {
@@ -48,4 +58,5 @@ export interface VolumeAttachmentsTable {
 export interface CinderDb {
   volumes: VolumesTable;
   volume_attachments: VolumeAttachmentsTable;
+  volume_metadata: VolumeMetadataTable;
 }

@@ -40,6 +40,11 @@ export interface VolumeAttachment {
 export interface Volume {
   id: string;
   name: string;
+  description: string | null;
+  /** Cinder's user metadata (volume_metadata), key → value. */
+  metadata: Record<string, string>;
+  /** Cinder's `readonly` admin metadata, null until set (recorded only: attachments stay read-write). */
+  readonly: boolean | null;
   projectId: string;
   userId: string | null;
   sizeGb: number;

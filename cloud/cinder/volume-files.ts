@@ -27,6 +27,16 @@ export async function createSparseFile(file: string, bytes: number): Promise<voi
   }
 }
 
+/** Grows an existing file to bytes (the new part sparse); never shrinks it. */
+export async function growFile(file: string, bytes: number): Promise<void> {
+  const handle = await open(file, 'r+');
+  try {
+    if ((await handle.stat()).size < bytes) await handle.truncate(bytes);
+  } finally {
+    await handle.close();
+  }
+}
+
 export async function removeFile(file: string): Promise<void> {
   await rm(file, { force: true });
 }

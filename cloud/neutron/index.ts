@@ -8,3 +8,10 @@ export {
 export type { CreatePortRequest, ListPortsFilter, PortBinding, SubnetIpAvailability } from './neutron';
 export type * from './types';
 export { MAC_PATTERN } from './mac';
+export type {
+  CreateSecurityGroupRequest,
+  CreateSecurityGroupRuleRequest,
+  GroupScope,
+  SecurityGroupChanges,
+  UpdateSecurityGroupRequest,
+} from './security-group-changes';

@@ -171,4 +171,13 @@ export const neutronMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // A security group rule's standard-attr description (rules are created through the API since).
+  '005_security_group_rule_description': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .alterTable('security_group_rules')
+        .addColumn('description', 'varchar(255)', (c) => c.notNull().defaultTo(''))
+        .execute();
+    },
+  },
 };

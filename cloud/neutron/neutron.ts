@@ -16,6 +16,7 @@ import { randomMac } from './mac';
 import { neutronMigrations } from './migrations';
 import { OVS_VIF_DETAILS, toNetwork, toPorts, toSubnet } from './rows';
 import type { NeutronDb, NetworksTable, PortsTable } from './schema';
+import { SecurityGroupChanges } from './security-group-changes';
 import { findDefaultSecurityGroupId, insertDefaultSecurityGroup, loadSecurityGroup } from './security-groups';
 import { checkHostRoutes, checkNameservers, writeSubnetExtras } from './subnet-extras';
 import { checkGatewayUpdate, planSubnet } from './subnet-plan';
@@ -179,11 +180,16 @@ function canDelete(network: NetworksTable, viewer: NetworkViewer): boolean {
 }
 
 export class Neutron {
+  /** Security group and rule writes (the API's create, update, delete). */
+  readonly securityGroups: SecurityGroupChanges;
+
   private constructor(
     private readonly store: ServiceDb<NeutronDb>,
     private readonly clock: Clock,
     private readonly bindingFailHosts: ReadonlySet<string>,
-  ) {}
+  ) {
+    this.securityGroups = new SecurityGroupChanges(store, () => clock.now());
+  }
 
   /** The tables this process has written (cloud/db-writes.ts), for readers that keep what they read. */
   get writes(): WriteGenerations {

@@ -88,6 +88,7 @@ export interface SecurityGroupRulesTable {
   port_range_max: number | null;
   remote_ip_prefix: string | null;
   remote_group_id: string | null;
+  description: string;
 }
 
 export interface SecurityGroupPortBindingsTable {

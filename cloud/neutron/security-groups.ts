@@ -21,6 +21,7 @@ function defaultRules(groupId: string, projectId: string): SecurityGroupRulesTab
     port_range_max: null,
     remote_ip_prefix: null,
     remote_group_id: direction === 'ingress' ? groupId : null,
+    description: '',
   });
   return [rule('egress', 'IPv4'), rule('egress', 'IPv6'), rule('ingress', 'IPv4'), rule('ingress', 'IPv6')];
 }
@@ -75,11 +76,13 @@ export async function loadSecurityGroup(
     .orderBy('direction')
     .orderBy('ethertype')
     .execute();
+  const isDefault = (await findDefaultSecurityGroupId(db, group.project_id)) === group.id;
   return {
     id: group.id,
     name: group.name,
     projectId: group.project_id,
     description: group.description,
+    isDefault,
     rules: rules.map((r): SecurityGroupRule => ({
       id: r.id,
       direction: r.direction === 'ingress' ? 'ingress' : 'egress',
@@ -89,6 +92,7 @@ export async function loadSecurityGroup(
       portRangeMax: r.port_range_max,
       remoteIpPrefix: r.remote_ip_prefix,
       remoteGroupId: r.remote_group_id,
+      description: r.description,
     })),
   };
 }

@@ -93,6 +93,7 @@ export interface SecurityGroupRule {
   portRangeMax: number | null;
   remoteIpPrefix: string | null;
   remoteGroupId: string | null;
+  description: string;
 }
 
 export interface SecurityGroup {
@@ -100,6 +101,8 @@ export interface SecurityGroup {
   name: string;
   projectId: string;
   description: string;
+  /** The project's default group (Neutron's default_security_group_bindings). */
+  isDefault: boolean;
   rules: SecurityGroupRule[];
 }
 
