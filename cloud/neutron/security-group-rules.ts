@@ -7,6 +7,7 @@
 import { isIPv6 } from 'node:net';
 import { CloudError } from '../errors';
 import { parseIpv4 } from './ipv4';
+import type { SecurityGroupRule } from './types';
 
 /** neutron_lib.constants.IP_PROTOCOL_MAP's names, plus the legacy 'icmpv6'. */
 const PROTOCOL_NUMBERS: Record<string, number> = {
@@ -50,15 +51,8 @@ export interface RuleRequest {
   remoteGroupId: string | null;
 }
 
-export interface CheckedRule {
-  direction: 'ingress' | 'egress';
-  ethertype: 'IPv4' | 'IPv6';
-  protocol: string | null;
-  portRangeMin: number | null;
-  portRangeMax: number | null;
-  remoteIpPrefix: string | null;
-  remoteGroupId: string | null;
-}
+/** A rule's own fields once checked: a stored rule without its id and description. */
+export type CheckedRule = Omit<SecurityGroupRule, 'id' | 'description'>;
 
 function invalid(type: string, message: string): CloudError {
   return new CloudError('BadRequest', message, { neutronType: type });
