@@ -4,12 +4,6 @@
  * Everything created on the way registers its undo: host work in `hostSaga` (undone before a reschedule),
  * the boot volume in the build's saga (kept across reschedules, only detached).
  */
-
-/**
- * Boot from an existing volume (the request's bootVolume.volumeId): attached as the root disk instead of
- * a volume created from the image; never deleted by the build's undo, since the boot did not make it.
- */
-export const BOOT_FROM_EXISTING_VOLUME = 'boot-from-existing-volume';
 import { ApplicationFailure, patched } from '@temporalio/workflow';
 import type { Abort } from './abort';
 import { nextPollDelay, POLL_INITIAL_MS } from './limits';
@@ -40,6 +34,12 @@ import type {
   ServerAddress,
   Session,
 } from './types';
+
+/**
+ * Boot from an existing volume (the request's bootVolume.volumeId): attached as the root disk instead of
+ * a volume created from the image; never deleted by the build's undo, since the boot did not make it.
+ */
+export const BOOT_FROM_EXISTING_VOLUME = 'boot-from-existing-volume';
 
 /** What every attempt shares. */
 export interface BuildContext {
