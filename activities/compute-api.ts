@@ -96,10 +96,17 @@ export function createComputeApiActivities({ keystone, nova, glance, cinder }: C
       };
     },
 
-    /** Quota for the whole boot, held by the instance uuid as consumer (idempotent per consumer). */
-    async reserveQuota(input: { token: string; instanceUuid: string; amounts: QuotaAmounts }): Promise<void> {
+    /**
+     * Quota for the whole boot, held by the instance uuid as consumer (idempotent per consumer), and whether
+     * the claim is the boot's own to undo (not an instance's an earlier run of the boot recorded).
+     */
+    async reserveQuota(input: {
+      token: string;
+      instanceUuid: string;
+      amounts: QuotaAmounts;
+    }): Promise<{ ownClaim: boolean }> {
       const ctx = await contextForOngoingWork(keystone, input.token);
-      await nova.claimQuota(ctx.projectId, input.instanceUuid, input.amounts);
+      return nova.claimBootQuota(ctx.projectId, input.instanceUuid, input.amounts);
     },
 
     async releaseQuota(input: { instanceUuid: string }): Promise<void> {

@@ -231,6 +231,39 @@ describe('nova quotas', () => {
     assert.deepEqual(await nova.releaseQuota(uuid), {});
   });
 
+  test("a boot's claim: its own to undo unless an earlier run's instance record holds it", async () => {
+    const project = 'p-boot-claim';
+    const uuid = randomUUID();
+    const amounts = { instances: 1, cores: 1, ram: 512 };
+    const held = async () => (await nova.listQuotaClaims()).filter((c) => c.consumerUuid === uuid);
+    // The first claim, and a retry of it whose first answer was lost (no record yet): the boot's own.
+    assert.deepEqual(await nova.claimBootQuota(project, uuid, amounts), { ownClaim: true });
+    assert.deepEqual(await nova.claimBootQuota(project, uuid, amounts), { ownClaim: true });
+    await nova.createInstance({
+      uuid,
+      requestId: `req-${uuid}`,
+      name: 'vm',
+      projectId: project,
+      userId: 'u',
+      flavor: 'm1.tiny',
+      imageRef: 'img',
+      networks: [],
+    });
+    // A re-run of the boot (a reset) meets the claim its instance holds: not its own, held once.
+    assert.deepEqual(await nova.claimBootQuota(project, uuid, amounts), { ownClaim: false });
+    assert.equal((await held()).length, 1);
+    assert.equal((await nova.getQuotaUsage(project)).instances.inUse, 1);
+    // A failed build released it: the re-run's claim is new, so its own.
+    await nova.releaseQuota(uuid);
+    assert.deepEqual(await nova.claimBootQuota(project, uuid, amounts), { ownClaim: true });
+    // A deleted instance released it too.
+    await nova.softDeleteInstance(uuid);
+    assert.deepEqual(await nova.claimBootQuota(project, uuid, amounts), { ownClaim: true });
+    await nova.releaseQuota(uuid);
+    assert.deepEqual(await held(), []);
+    assert.equal((await nova.getQuotaUsage(project)).instances.inUse, 0);
+  });
+
   test('a create with its quota: claim and row in one transaction; over quota or a failure leaves neither', async () => {
     const project = 'p-create-with-quota';
     await nova.setQuotaLimits(project, { instances: 1 });

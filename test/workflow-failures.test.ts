@@ -200,14 +200,18 @@ describe('createInstance failure paths', () => {
     try {
       const handle = await h.startBoot(h.request('quota-exceeded', { flavor: 'm1.medium' }));
       await expectBootFailure(handle, 'QuotaExceeded');
-      await h.keepHistory('local-steps/quota-exceeded', handle);
+      await h.keepHistory('quota-own-claim/quota-exceeded', handle);
       const attempts = await activityAttempts(handle);
       assert.deepEqual(
         attempts.filter((a) => a.type === 'reserveQuota').map((a) => a.attempt),
         [1],
       );
+      // A refused claim was never made: no undo of it (patch quota-undo-own-claim; before, a release ran).
       assert.ok(
-        !attempts.some((a) => ['createInstanceRecord', 'selectDestinations', 'createPorts'].includes(a.type)),
+        !attempts.some((a) =>
+          ['createInstanceRecord', 'selectDestinations', 'createPorts', 'releaseQuota'].includes(a.type),
+        ),
+        JSON.stringify(attempts),
       );
       await assertNothingCreated(h, 'quota-exceeded');
     } finally {

@@ -140,6 +140,15 @@ const STORED: Array<{ dir: string; what: string; ids: string[] }> = [
     ids: ['all-hosts-fail', 'boot'],
   },
   {
+    // Boots recorded after the 'quota-undo-own-claim' patch: the quota undo registered after the claim and
+    // only when it is the boot's own. A refused claim (no undo), a completed boot reset to its first workflow
+    // task (its instance keeps its claim; before, a flag skipped the whole saga: boot-reset-completed above),
+    // and a reset onto a finished build (released by instance, ERROR).
+    dir: 'quota-own-claim',
+    what: 'boots with the quota undo only for their own claim',
+    ids: ['boot-reset-completed', 'boot-reset-mid-build', 'quota-exceeded'],
+  },
+  {
     dir: 'reconciler',
     what: "the reconciler's runs (test/workflow-reconcile.test.ts)",
     ids: ['orphaned-build', 'stale-task'],

@@ -97,6 +97,15 @@ const RESET_STABLE_INSTANCE_UUID = 'reset-stable-instance-uuid';
  */
 const RERUN_LEAVES_BUILT_INSTANCE = 'rerun-leaves-built-instance';
 
+/**
+ * Patch id of the boot's current shape: the one before (below) and the quota claim's undo registered only
+ * when the claim is this boot's own (reserveQuota answers it: not when an earlier run of the boot, before a
+ * reset, recorded an instance that holds it), after the claim, so that a refused claim (QuotaExceeded) has
+ * no undo to run. Before, the undo was registered ahead of every claim, and a re-run that met its instance
+ * built skipped the whole saga (a flag) to keep that instance's claim.
+ */
+const QUOTA_UNDO_OWN_CLAIM = 'quota-undo-own-claim';
+
 /** The record an earlier run of this boot took past building (built, failed or deleted since). */
 function builtBefore(instance: InstanceSummary): boolean {
   return instance.deleted || instance.vmState !== 'building';
@@ -109,14 +118,24 @@ interface BootShape {
   stableUuid: boolean;
   /** Abort.sleep leaves its timer to fire. */
   keepsTimers: boolean;
+  /** The quota undo is registered after the claim, when reserveQuota says it is this boot's own. */
+  ownQuotaUndo: boolean;
 }
 
 function bootShape(): BootShape {
-  if (patched(RESET_STABLE_INSTANCE_UUID))
-    return { steps: controllerLocal, stableUuid: true, keepsTimers: true };
+  // One marker per boot: each shape's patch implies the ones before it.
+  if (patched(QUOTA_UNDO_OWN_CLAIM))
+    return { steps: controllerLocal, stableUuid: true, keepsTimers: true, ownQuotaUndo: true };
   // Runs started under an earlier shape replay (and go on) as they were started.
+  if (patched(RESET_STABLE_INSTANCE_UUID))
+    return { steps: controllerLocal, stableUuid: true, keepsTimers: true, ownQuotaUndo: false };
   const local = patched(LOCAL_CONTROLLER_STEPS);
-  return { steps: local ? controllerLocal : controller, stableUuid: false, keepsTimers: false };
+  return {
+    steps: local ? controllerLocal : controller,
+    stableUuid: false,
+    keepsTimers: false,
+    ownQuotaUndo: false,
+  };
 }
 
 async function releaseWhatTheInstanceHolds(uuid: string, hostDown: boolean, tracker: BootTracker) {
@@ -261,14 +280,18 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
   const maxAttempts = request.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   const tracker = new BootTracker({ requestId: request.requestId, name: request.name, maxAttempts });
   const buildSaga = new Saga();
-  const { steps, stableUuid, keepsTimers } = bootShape();
+  const { steps, stableUuid, keepsTimers, ownQuotaUndo } = bootShape();
   if (keepsTimers) abort.keepTimers();
   // The caller's uuid (the compute API picks it to answer 202 with the id), else the first run's id (older
   // runs: uuid4(), seeded by the run's random state, the same on every replay of that run).
   const uuid = request.instanceUuid ?? (stableUuid ? workflowInfo().firstExecutionRunId : uuid4());
   let recorded = false;
-  /** The quota claim belongs to an instance an earlier run built: the failure path keeps it. */
-  let leaveQuota = false;
+  const addQuotaUndo = () =>
+    buildSaga.addCall(controllerCleanup.releaseQuota, `nova: release quota of ${uuid}`, {
+      instanceUuid: uuid,
+    });
+  /** Earlier shapes: the undo, registered ahead of the claim, is withdrawn for an instance built before. */
+  let withdrawEarlyQuotaUndo: (() => void) | undefined;
   try {
     tracker.setStep('authenticating');
     const session = await tracker.time('authenticate', () =>
@@ -306,16 +329,16 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
       ]),
     );
 
-    buildSaga.addCall(controllerCleanup.releaseQuota, `nova: release quota of ${uuid}`, {
-      instanceUuid: uuid,
-    });
-    await tracker.time('reserve-quota', () =>
+    if (!ownQuotaUndo) withdrawEarlyQuotaUndo = addQuotaUndo();
+    const claim = await tracker.time('reserve-quota', () =>
       abort.call(steps.reserveQuota, 'nova-api: reserve quota', {
         token: session.token,
         instanceUuid: uuid,
         amounts: plan.quota,
       }),
     );
+    // A claim an earlier run's instance holds stays with that instance, whatever this run comes to.
+    if (ownQuotaUndo && claim.ownClaim) addQuotaUndo();
     const instance = await tracker.time('record-instance', () =>
       abort.call(steps.createInstanceRecord, 'nova-conductor: instance building/scheduling', {
         uuid,
@@ -337,9 +360,9 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
       );
     }
     if (builtBefore(instance) && patched(RERUN_LEAVES_BUILT_INSTANCE)) {
-      // A built, live instance holds its quota claim until its delete: this run's claim was that one. A
-      // failed build or a delete released it, so the claim is this run's own and its undo stays.
-      leaveQuota = !instance.deleted && (instance.launchedAt ?? null) !== null;
+      // Earlier shapes: a built, live instance holds its quota claim until its delete, so this run's claim
+      // was that one. A failed build or a delete released it, so the claim is this run's own: undo stays.
+      if (!instance.deleted && (instance.launchedAt ?? null) !== null) withdrawEarlyQuotaUndo?.();
       throw new BuildOver(
         decided(
           'Conflict',
@@ -382,7 +405,7 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
       ...(tracker.host ? { host: tracker.host } : {}),
     });
     tracker.setStep('cleaning up');
-    if (!leaveQuota) await buildSaga.compensate({ onProgress: (line) => tracker.compensated(line) });
+    await buildSaga.compensate({ onProgress: (line) => tracker.compensated(line) });
     // Workflows that failed before this change released only what their saga held: replay them so.
     if (recorded && patched(RELEASE_BY_INSTANCE)) {
       await releaseWhatTheInstanceHolds(uuid, failure.hostDown === true, tracker);

@@ -25,8 +25,14 @@ export interface CompensationReport {
 export class Saga {
   private readonly undos: Undo[] = [];
 
-  add(name: string, run: () => Promise<unknown>, host?: string): void {
-    this.undos.push({ name, run, ...(host ? { host } : {}) });
+  /** Registers an undo; the answer withdraws it (what it undoes turned out not to be this run's). */
+  add(name: string, run: () => Promise<unknown>, host?: string): () => void {
+    const undo: Undo = { name, run, ...(host ? { host } : {}) };
+    this.undos.push(undo);
+    return () => {
+      const at = this.undos.indexOf(undo);
+      if (at >= 0) this.undos.splice(at, 1);
+    };
   }
 
   /** Registers an undo activity: its summary is both the undo's name and its Web UI summary. */
@@ -35,8 +41,8 @@ export class Saga {
     summary: string,
     input: Parameters<F>[0],
     host?: string,
-  ): void {
-    this.add(summary, () => call(stub, summary, input), host);
+  ): () => void {
+    return this.add(summary, () => call(stub, summary, input), host);
   }
 
   get size(): number {

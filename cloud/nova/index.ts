@@ -196,6 +196,14 @@ export class Nova {
   ): Promise<quota.QuotaClaim> {
     return quota.claimQuota(this.ctx, projectId, consumerUuid, amounts);
   }
+  /** A boot's claim, and whether it is the boot's own to undo (see instances.claimBootQuota). */
+  claimBootQuota(
+    projectId: string,
+    instanceUuid: string,
+    amounts: quota.QuotaAmounts,
+  ): Promise<{ ownClaim: boolean }> {
+    return instances.claimBootQuota(this.ctx, projectId, instanceUuid, amounts);
+  }
   releaseQuota(consumerUuid: string): Promise<quota.QuotaAmounts> {
     return quota.releaseQuota(this.ctx, consumerUuid);
   }

@@ -247,6 +247,38 @@ export async function createInstance(ctx: NovaContext, input: unknown, quota?: u
   }
 }
 
+/**
+ * nova-api's quota reserve for a boot: the claim held by the instance uuid (idempotent per uuid). Answers
+ * whether the claim is the boot's own to undo on failure: it is, unless the uuid already held it and its
+ * instance record exists (an earlier run of the same boot, before a `temporal workflow reset`, made both:
+ * the instance keeps its claim until its delete or its failed build's clean-up releases it). A claim found
+ * held with no record yet is this boot's own, made by an attempt whose answer was lost.
+ */
+export async function claimBootQuota(
+  ctx: NovaContext,
+  projectId: unknown,
+  uuidIn: unknown,
+  amounts: unknown,
+): Promise<{ ownClaim: boolean }> {
+  const uuid = parseRequest(instanceUuidSchema, uuidIn, 'instance uuid');
+  const claim = await quotaClaimStep(ctx, projectId, uuid, amounts);
+  return ctx.store.transaction(async (trx) => {
+    // Only this boot's runs claim for its uuid, and one at a time: plain reads are current enough.
+    const held = await trx
+      .selectFrom('quota_allocations')
+      .select('consumer_uuid')
+      .where('consumer_uuid', '=', uuid)
+      .executeTakeFirst();
+    const record = await trx
+      .selectFrom('instances')
+      .select('deleted')
+      .where('uuid', '=', uuid)
+      .executeTakeFirst();
+    await claim(trx);
+    return { ownClaim: held === undefined || record === undefined || record.deleted === 1 };
+  });
+}
+
 export async function getInstance(
   ctx: NovaContext,
   uuidIn: unknown,
