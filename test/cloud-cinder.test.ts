@@ -239,8 +239,13 @@ describe(`Cinder on ${testDbDialect}`, () => {
     const instance = randomUUID();
     const reserved = await cinder.reserveVolume(volume.id, instance);
     assert.equal(reserved.attachStatus, 'reserved');
-    assert.equal((await cinder.reserveVolume(volume.id, instance)).id, reserved.id, 'idempotent reserve');
+    assert.equal(
+      (await cinder.reserveVolume(volume.id, instance, { deleteOnTermination: true })).id,
+      reserved.id,
+      'idempotent reserve',
+    );
     assert.equal((await cinder.getVolume(volume.id)).status, 'reserved');
+    assert.equal((await cinder.getVolume(volume.id)).deleteOnTermination, true, "the server's to delete");
     await assert.rejects(
       cinder.reserveVolume(volume.id, randomUUID()),
       isType('InvalidVolume', /not multi-attach/),
@@ -292,6 +297,8 @@ describe(`Cinder on ${testDbDialect}`, () => {
     assert.equal(detached.status, 'available');
     assert.equal(detached.attachStatus, 'detached');
     assert.deepEqual(detached.attachments, []);
+    // Its last attachment gone, the volume is no server's: nobody's termination deletes it.
+    assert.equal(detached.deleteOnTermination, false);
     assert.equal((await cinder.detachVolume(attached.attachmentId)).status, 'available', 'idempotent detach');
     assert.equal((await cinder.getAttachment(attached.attachmentId)).attachStatus, 'detached');
     // The data survived the attach cycle.

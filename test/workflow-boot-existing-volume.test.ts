@@ -90,6 +90,9 @@ describe('createInstance from an existing volume', () => {
     const volume = await h.cloud.cinder.getVolume(volumeId);
     assert.equal(volume.status, 'available');
     assert.deepEqual(volume.attachments, []);
+    // The boot's delete_on_termination went with its block device mapping: nothing keeps it on the volume,
+    // where a later attach to another server would inherit it and that server's delete take the volume.
+    assert.equal(volume.deleteOnTermination, false);
     const attachments = await h.cloud.cinder.listAttachments({
       instanceUuid: s.instanceUuid,
       includeDetached: true,

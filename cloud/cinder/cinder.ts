@@ -1066,7 +1066,8 @@ export class Cinder {
 
   /**
    * Deletes the attachment (Cinder's attachment-delete): from reserved, attaching or attached, the volume
-   * goes back to `available`. Idempotent for an attachment already detached.
+   * goes back to `available`, no longer deleted on any server's termination. Idempotent for an attachment
+   * already detached.
    */
   async detachVolume(attachmentId: string): Promise<Volume> {
     const id = parseRequest(idSchema, attachmentId, 'attachment id');
@@ -1098,6 +1099,9 @@ export class Cinder {
       const [rest] = await this.openAttachments(trx, volume.id);
       if (!rest) {
         await this.setVolumeState(trx, volume.id, 'available', 'detached');
+        // delete_on_termination is the attaching server's (Nova's block device mapping, which the detach
+        // destroys): kept, a later attach to another server would inherit it and its delete take the volume.
+        await this.recordDeleteOnTermination(trx, volume.id, false);
         return { ok: volume.id };
       }
       if (rest.active_volume_id === null) {
