@@ -13,43 +13,19 @@ import { CloudError } from '../../cloud/errors';
 import { CONTROLLER_QUEUE, evacuateWorkflowId } from '../../workflows/names';
 import type { EvacuateRequest } from '../../workflows/evacuate';
 import { ApiError } from '../errors';
+import { isTrue, parameterBoolean } from '../parameter-types';
 import { enforcePolicy, parseBody } from './common';
 import { atLeast } from './microversion';
 import type { ActionAnswer, ActionCall } from './server-actions';
 import { grantFor, visibleInstance } from './servers';
-
-/** parameter_types.boolean: JSON booleans and oslo's boolean strings. */
-const booleanLike = z.union([
-  z.boolean(),
-  z.enum([
-    'true',
-    'false',
-    'True',
-    'False',
-    'TRUE',
-    'FALSE',
-    '1',
-    '0',
-    'yes',
-    'no',
-    'on',
-    'off',
-    't',
-    'f',
-    'y',
-    'n',
-  ]),
-]);
-const truthy = (v: z.infer<typeof booleanLike> | undefined) =>
-  v === true || (typeof v === 'string' && ['true', '1', 'yes', 'on', 't', 'y'].includes(v.toLowerCase()));
 
 function evacuateSchema(minor: number) {
   return z.strictObject({
     evacuate: z.strictObject({
       host: z.string().min(1).max(255).optional(),
       adminPass: z.string().max(255).optional(),
-      ...(minor < 14 ? { onSharedStorage: booleanLike } : {}),
-      ...(minor >= 29 && minor < 68 ? { force: booleanLike.optional() } : {}),
+      ...(minor < 14 ? { onSharedStorage: parameterBoolean } : {}),
+      ...(minor >= 29 && minor < 68 ? { force: parameterBoolean.optional() } : {}),
     }),
   });
 }
@@ -75,17 +51,17 @@ export async function evacuateAction({
   const body = parseBody(evacuateSchema(minor), raw).evacuate as {
     host?: string;
     adminPass?: string;
-    onSharedStorage?: z.infer<typeof booleanLike>;
-    force?: z.infer<typeof booleanLike>;
+    onSharedStorage?: z.infer<typeof parameterBoolean>;
+    force?: z.infer<typeof parameterBoolean>;
   };
   const instance = await visibleInstance(deps, ctx, id, 'os_compute_api:servers:show');
   enforcePolicy(ctx, 'os_compute_api:os-evacuate', instance.projectId);
-  if (minor < 14 && truthy(body.onSharedStorage)) {
+  if (minor < 14 && isTrue(body.onSharedStorage)) {
     if (body.adminPass !== undefined)
       throw new ApiError(400, "admin password can't be changed on existing disk");
     throw new ApiError(400, "Evacuating onto shared storage is not supported by bootflow's compute API.");
   }
-  if (truthy(body.force) && body.host === undefined)
+  if (isTrue(body.force) && body.host === undefined)
     throw new ApiError(400, "Can't force to a non-provided destination");
   try {
     await deps.cloud.nova.evacuations.check(instance.uuid, body.host);

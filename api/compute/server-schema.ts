@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { serverTagsSchema, userDataSchema } from '../../common/schemas';
+import { parameterBoolean } from '../parameter-types';
 
 /** parameter_types.name: 1..255 printable characters, no leading or trailing whitespace. */
 export const serverNameSchema = z
@@ -24,11 +25,6 @@ const intLike = (min: number) =>
     .union([z.number().int().min(min), z.string().regex(/^[0-9]+$/)])
     .transform(Number)
     .pipe(z.number().min(min));
-
-const booleanLike = z.union([
-  z.boolean(),
-  z.enum(['True', 'true', 'False', 'false', '1', '0', 'yes', 'no', 'on', 'off', 'y', 'n', 't', 'f']),
-]);
 
 /** parameter_types.metadata: keys of [a-zA-Z0-9-_:. ], 1..255; string values up to 255. */
 export const metadataSchema = z.record(
@@ -61,7 +57,7 @@ const bdmV2 = (version: number) =>
       .regex(/^[a-zA-Z0-9._-]*$/)
       .optional(),
     volume_size: z.union([intLike(1), z.null()]).optional(),
-    delete_on_termination: booleanLike.optional(),
+    delete_on_termination: parameterBoolean.optional(),
     no_device: z.unknown().optional(),
     connection_info: z.string().max(16_777_215).optional(),
     snapshot_id: uuidString.optional(),
@@ -100,11 +96,11 @@ function buildServerCreateSchema(minor: number) {
     availability_zone: z.string().min(1).max(255).optional(),
     block_device_mapping: z.array(z.record(z.string(), z.unknown())).optional(),
     block_device_mapping_v2: z.array(bdmV2(minor)).optional(),
-    config_drive: booleanLike.optional(),
+    config_drive: parameterBoolean.optional(),
     key_name: z.string().min(1).max(255).optional(),
     min_count: intLike(1).optional(),
     max_count: intLike(1).optional(),
-    return_reservation_id: booleanLike.optional(),
+    return_reservation_id: parameterBoolean.optional(),
     security_groups: z.array(z.strictObject({ name: z.string().min(1).max(255) })).optional(),
     user_data: userDataSchema.optional(),
     ...(minor >= 19 ? { description: z.union([z.string().max(255), z.null()]).optional() } : {}),

@@ -25,6 +25,7 @@ import { checkOwnership, deleteOwnership, ForeignWorkflowError } from '../../lib
 import { authOf } from '../auth';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
+import { FALSE_STRINGS, isTrue, TRUE_STRINGS } from '../parameter-types';
 import {
   can,
   enforcePolicy,
@@ -103,9 +104,6 @@ function idFromHref(ref: string | number): string {
   }
 }
 
-const truthy = (v: boolean | string | undefined): boolean =>
-  v === true || (typeof v === 'string' && ['true', '1', 'yes', 'on', 'y', 't'].includes(v.toLowerCase()));
-
 /** An IPv6 address in its canonical compressed form, as Nova's IPAddress column stores it. */
 const compactIpv6 = (ip: string): string => new URL(`http://[${ip}]/`).hostname.slice(1, -1);
 
@@ -116,8 +114,8 @@ const unsupported = (what: string) =>
 function refuseUnsupported(body: ServerCreateBody): void {
   const s = body.server as ServerCreateBody['server'] & Record<string, unknown>;
   if (s.block_device_mapping !== undefined) throw unsupported('The legacy block_device_mapping');
-  if (truthy(s.config_drive)) throw unsupported('A config drive');
-  if (truthy(s.return_reservation_id)) throw unsupported('return_reservation_id');
+  if (isTrue(s.config_drive)) throw unsupported('A config drive');
+  if (isTrue(s.return_reservation_id)) throw unsupported('return_reservation_id');
   if (s.description !== undefined && s.description !== null) throw unsupported('A server description');
   if (Array.isArray(s.trusted_image_certificates)) throw unsupported('trusted_image_certificates');
   if (s.host !== undefined || s.hypervisor_hostname !== undefined) throw unsupported('Requesting a host');
@@ -155,7 +153,7 @@ function bootSource(body: ServerCreateBody): BootSource {
     return {
       existingVolume: {
         volumeId: bdm.uuid.toLowerCase(),
-        deleteOnTermination: truthy(bdm.delete_on_termination),
+        deleteOnTermination: isTrue(bdm.delete_on_termination),
       },
     };
   }
@@ -198,7 +196,7 @@ function bootSource(body: ServerCreateBody): BootSource {
   }
   return {
     imageId: bdm.uuid.toLowerCase(),
-    bootVolume: { sizeGb: Number(bdm.volume_size), deleteOnTermination: truthy(bdm.delete_on_termination) },
+    bootVolume: { sizeGb: Number(bdm.volume_size), deleteOnTermination: isTrue(bdm.delete_on_termination) },
   };
 }
 
@@ -523,8 +521,8 @@ const STATUS_TO_VM_STATE: Record<string, string> = {
 
 function parseBool(name: string, raw: string): boolean {
   const v = raw.toLowerCase();
-  if (['', 'true', '1', 'yes', 'on', 't', 'y'].includes(v)) return true;
-  if (['false', '0', 'no', 'off', 'f', 'n'].includes(v)) return false;
+  if (v === '' || TRUE_STRINGS.includes(v)) return true;
+  if (FALSE_STRINGS.includes(v)) return false;
   throw new ApiError(400, `Invalid value '${raw}' for ${name}`);
 }
 

@@ -9,38 +9,19 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { isCloudError } from '../../cloud/errors';
 import { ApiError } from '../errors';
+import { isTrue, parameterBoolean } from '../parameter-types';
 import { requireMember, type VolumeRouteKit } from './metadata';
 import { cinderBadRequest } from './validation';
 
-/** Cinder's parameter_types.boolean: booleans and these strings (strutils.bool_from_string, strict). */
-const CINDER_TRUE = new Set<boolean | string>([
-  true,
-  'True',
-  'TRUE',
-  'true',
-  '1',
-  'ON',
-  'On',
-  'on',
-  'YES',
-  'Yes',
-  'yes',
-  'y',
-  't',
-]);
-const CINDER_FALSE = [false, 'False', 'FALSE', 'false', '0', 'OFF', 'Off', 'off', 'NO', 'No', 'no', 'n', 'f'];
-const cinderBoolean = z
-  .union([z.boolean(), z.string()])
-  .refine((v) => CINDER_TRUE.has(v) || CINDER_FALSE.includes(v), 'is not one of the allowed boolean values');
 /** Cinder's parameter_types.volume_size: an integer or a string of digits, at least 1. */
 const volumeSize = z
   .union([z.number().int(), z.string().regex(/^\d+$/, 'is not a valid size').transform(Number)])
   .pipe(z.number().int().min(1).max(10_000));
 
 const ACTION_BODIES = {
-  'os-set_bootable': z.strictObject({ 'os-set_bootable': z.strictObject({ bootable: cinderBoolean }) }),
+  'os-set_bootable': z.strictObject({ 'os-set_bootable': z.strictObject({ bootable: parameterBoolean }) }),
   'os-update_readonly_flag': z.strictObject({
-    'os-update_readonly_flag': z.strictObject({ readonly: cinderBoolean }),
+    'os-update_readonly_flag': z.strictObject({ readonly: parameterBoolean }),
   }),
   'os-extend': z.strictObject({ 'os-extend': z.strictObject({ new_size: volumeSize }) }),
 };
@@ -97,13 +78,13 @@ export async function volumeActionRoutes(app: FastifyInstance, kit: VolumeRouteK
         if (name === 'os-set_bootable') {
           requireMember(ctx, 'volume:update');
           const { bootable } = ACTION_BODIES[name].parse(body)[name];
-          await cinder.setBootable(volume.id, CINDER_TRUE.has(bootable), ctx);
+          await cinder.setBootable(volume.id, isTrue(bootable), ctx);
           return reply.code(200).send();
         }
         if (name === 'os-update_readonly_flag') {
           requireMember(ctx, 'volume:update_readonly_flag');
           const { readonly } = ACTION_BODIES[name].parse(body)[name];
-          await cinder.setReadonly(volume.id, CINDER_TRUE.has(readonly), ctx);
+          await cinder.setReadonly(volume.id, isTrue(readonly), ctx);
           return reply.code(202).send();
         }
         requireMember(ctx, 'volume:extend');
