@@ -8,6 +8,7 @@
  */
 import type { Cloud } from '../../cloud';
 import type { WriteGenerations } from '../../cloud/db-writes';
+import { StampedCache } from '../../cloud/stamped-cache';
 import type { Image, ImageRequestContext } from '../../cloud/glance';
 import type { Network, NetworkViewer } from '../../cloud/neutron';
 import type { Flavor } from '../../cloud/nova';
@@ -21,14 +22,8 @@ const FLAVOR_TABLES = ['flavors'] as const;
 const IMAGE_TABLES = ['images', 'image_properties', 'image_tags', 'image_members'] as const;
 const NETWORK_TABLES = ['networks', 'subnets'] as const;
 
-interface Entry {
-  value: Promise<unknown>;
-  generation: number;
-  until: number;
-}
-
 export class CreateLookups {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries = new StampedCache<Promise<unknown>>(MAX_ENTRIES);
 
   constructor(
     private readonly cloud: Pick<Cloud, 'nova' | 'glance' | 'neutron'>,
@@ -63,15 +58,11 @@ export class CreateLookups {
     // Noted before the read: a write that overlaps it moves the generation, and the copy is not used again.
     const generation = writes.generation(tables);
     const now = this.now();
-    const hit = this.entries.get(key);
-    if (hit && hit.generation === generation && now < hit.until) return hit.value as Promise<T>;
+    const hit = this.entries.get(key, generation, now);
+    if (hit) return hit as Promise<T>;
     const value = read();
-    this.entries.delete(key);
-    this.entries.set(key, { value, generation, until: now + LOOKUP_TTL_MS });
-    if (this.entries.size > MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value as string);
-    value.catch(() => {
-      if (this.entries.get(key)?.value === value) this.entries.delete(key);
-    });
+    this.entries.set(key, value, generation, now + LOOKUP_TTL_MS);
+    value.catch(() => this.entries.deleteIf(key, value));
     return value;
   }
 }

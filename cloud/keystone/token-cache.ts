@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Clock } from '../clock';
+import { StampedCache } from '../stamped-cache';
 import type { RequestContext } from './context';
 
 /** keystonemiddleware's token_cache_time default. */
@@ -23,25 +24,21 @@ export interface ValidatedToken {
   methods: string[];
 }
 
-interface Entry {
-  validated: ValidatedToken;
-  /** Epoch ms by the clock: the entry's end (its TTL or the token's expiry, whichever is first). */
-  until: number;
-}
-
 export class ValidatedTokenCache {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries: StampedCache<ValidatedToken>;
   /** Bumped by every forget: a validation that began before it must not store what it read. */
   private epoch = 0;
 
   constructor(
     private readonly clock: Clock,
     private readonly ttlMs: number,
-    private readonly maxEntries: number,
-  ) {}
+    maxEntries: number,
+  ) {
+    this.entries = new StampedCache(maxEntries);
+  }
 
   get enabled(): boolean {
-    return this.ttlMs > 0 && this.maxEntries > 0;
+    return this.ttlMs > 0 && this.entries.maxEntries > 0;
   }
 
   /** Where a validation starts: hand it back to `put`. */
@@ -51,33 +48,18 @@ export class ValidatedTokenCache {
 
   get(token: string): ValidatedToken | undefined {
     if (!this.enabled) return undefined;
-    const key = keyOf(token);
-    const entry = this.entries.get(key);
-    if (!entry) return undefined;
-    if (this.clock.now() >= entry.until) {
-      this.entries.delete(key);
-      return undefined;
-    }
-    return entry.validated;
+    return this.entries.get(keyOf(token), this.epoch, this.clock.now());
   }
 
   /** Stores a validation that began at `generation`, unless something was revoked since. */
   put(token: string, validated: ValidatedToken, generation: number): void {
     if (!this.enabled || generation !== this.epoch) return;
     const until = Math.min(this.clock.now() + this.ttlMs, validated.context.expiresAt);
-    const key = keyOf(token);
     // Shared by every request that presents the token: nobody may change it.
     Object.freeze(validated.context.roles);
     Object.freeze(validated.context);
     Object.freeze(validated.methods);
-    this.entries.delete(key);
-    this.entries.set(key, { validated: Object.freeze(validated), until });
-    // A Map iterates in insertion order: the first key is the oldest entry.
-    while (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest === undefined) break;
-      this.entries.delete(oldest);
-    }
+    this.entries.set(keyOf(token), Object.freeze(validated), generation, until);
   }
 
   /** After a revocation or any change to who may do what: nothing validated before it is trusted. */
