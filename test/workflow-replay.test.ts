@@ -149,6 +149,14 @@ const STORED: Array<{ dir: string; what: string; ids: string[] }> = [
     ids: ['boot-reset-completed', 'boot-reset-mid-build', 'quota-exceeded'],
   },
   {
+    // A completed boot reset to a workflow task after its record step (test/workflow-reset.test.ts): a
+    // guarded step refuses the re-run, which finds the instance built on its host and leaves it ACTIVE
+    // (patch reset-leaves-built-instance; before: quota-own-claim/boot-reset-mid-build, ERROR).
+    dir: 'reset-leaves-built',
+    what: 'a reset run that leaves the instance an earlier run built',
+    ids: ['boot-reset-after-record'],
+  },
+  {
     dir: 'reconciler',
     what: "the reconciler's runs (test/workflow-reconcile.test.ts)",
     ids: ['orphaned-build', 'stale-task'],

@@ -106,6 +106,28 @@ const RERUN_LEAVES_BUILT_INSTANCE = 'rerun-leaves-built-instance';
  */
 const QUOTA_UNDO_OWN_CLAIM = 'quota-undo-own-claim';
 
+/**
+ * Patch id: a run whose guarded step is refused (Conflict) on a host where its instance is found built,
+ * live and idle on that same host (a finished boot reset to a workflow task after its record step: the
+ * reset run re-walks the build, every forward step idempotent by instance, until a task_state guard
+ * refuses it) leaves the instance as it is and fails Conflict. Its undos all act by instance uuid (ports,
+ * allocation, guest, boot volume, quota): run, they would take the built server's own. Before, they ran and
+ * the ACTIVE server ended in ERROR. On another host (an attempt the earlier run rescheduled away from) the
+ * run still releases everything: what it holds there is not the instance's.
+ */
+const RESET_LEAVES_BUILT_INSTANCE = 'reset-leaves-built-instance';
+
+/** The instance an earlier run finished, live and idle on `host`. */
+function builtOn(instance: InstanceSummary, host: string): boolean {
+  return (
+    !instance.deleted &&
+    instance.vmState === 'active' &&
+    instance.taskState === null &&
+    (instance.launchedAt ?? null) !== null &&
+    instance.host === host
+  );
+}
+
 /** The record an earlier run of this boot took past building (built, failed or deleted since). */
 function builtBefore(instance: InstanceSummary): boolean {
   return instance.deleted || instance.vmState !== 'building';
@@ -138,11 +160,14 @@ function bootShape(): BootShape {
   };
 }
 
+/** The conductor's read of the instance as it is now (a status poll, not a guarded step). */
+function instanceState(uuid: string): Promise<InstanceSummary> {
+  return call(controllerPoll.getInstanceState, 'nova-conductor: instance state', { instanceUuid: uuid });
+}
+
 async function releaseWhatTheInstanceHolds(uuid: string, hostDown: boolean, tracker: BootTracker) {
   tracker.setStep('releasing what the instance holds');
-  const current = await call(controllerPoll.getInstanceState, 'nova-conductor: instance state', {
-    instanceUuid: uuid,
-  });
+  const current = await instanceState(uuid);
   if (current.deleted) return; // a delete took it over and released it
   // A host that just failed as down is not waited for again (its leftovers are the host audit's).
   const hosts = current.host && !hostDown ? [current.host] : [];
@@ -151,9 +176,28 @@ async function releaseWhatTheInstanceHolds(uuid: string, hostDown: boolean, trac
 
 /** Thrown inside the workflow once it has decided the build is over (already classified). */
 class BuildOver extends Error {
-  constructor(readonly classified: Classified) {
+  /**
+   * @param leavesInstance an earlier run built the instance: this run's undos, all by instance uuid, would
+   * take what it holds, so none runs and its record is not failed.
+   */
+  constructor(
+    readonly classified: Classified,
+    readonly leavesInstance = false,
+  ) {
     super(classified.message);
   }
+}
+
+function alreadyBuilt(uuid: string, requestId: string, instance: InstanceSummary): BuildOver {
+  return new BuildOver(
+    decided(
+      'Conflict',
+      `Instance ${uuid} of request ${requestId} was already built (vm_state ${instance.vmState}` +
+        `${instance.deleted ? ', deleted' : ''}): a re-run of its boot leaves it as it is`,
+      409,
+    ),
+    true,
+  );
 }
 
 /** The next host after a failed attempt: an unclaimed alternate first, then the scheduler without tried hosts. */
@@ -222,6 +266,10 @@ async function scheduleAndBuild(ctx: BuildContext, maxAttempts: number): Promise
     } catch (err) {
       const failure = classify(err, target.host);
       const host = target.host;
+      if (failure.type === 'Conflict' && patched(RESET_LEAVES_BUILT_INSTANCE)) {
+        const current = await instanceState(uuid);
+        if (builtOn(current, host)) throw alreadyBuilt(uuid, request.requestId, current);
+      }
       tracker.error({ type: failure.type, message: failure.message, host, rescheduled: failure.reschedule });
       // Undo steps are plain calls: they run even when the build is being stopped.
       tracker.setStep(`cleaning up ${host}`);
@@ -363,14 +411,7 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
       // Earlier shapes: a built, live instance holds its quota claim until its delete, so this run's claim
       // was that one. A failed build or a delete released it, so the claim is this run's own: undo stays.
       if (!instance.deleted && (instance.launchedAt ?? null) !== null) withdrawEarlyQuotaUndo?.();
-      throw new BuildOver(
-        decided(
-          'Conflict',
-          `Instance ${uuid} of request ${request.requestId} was already built (vm_state ${instance.vmState}` +
-            `${instance.deleted ? ', deleted' : ''}): a re-run of its boot leaves it as it is`,
-          409,
-        ),
-      );
+      throw new BuildOver(alreadyBuilt(uuid, request.requestId, instance).classified);
     }
     recorded = true;
     tracker.recorded(uuid, plan.projectId);
@@ -404,13 +445,14 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
       message: failure.message,
       ...(tracker.host ? { host: tracker.host } : {}),
     });
+    const leaves = err instanceof BuildOver && err.leavesInstance;
     tracker.setStep('cleaning up');
-    await buildSaga.compensate({ onProgress: (line) => tracker.compensated(line) });
+    if (!leaves) await buildSaga.compensate({ onProgress: (line) => tracker.compensated(line) });
     // Workflows that failed before this change released only what their saga held: replay them so.
-    if (recorded && patched(RELEASE_BY_INSTANCE)) {
+    if (recorded && !leaves && patched(RELEASE_BY_INSTANCE)) {
       await releaseWhatTheInstanceHolds(uuid, failure.hostDown === true, tracker);
     }
-    if (recorded) {
+    if (recorded && !leaves) {
       const lastHost = tracker.host ?? tracker.triedHosts.at(-1);
       await call(controllerCleanup.failBuild, 'nova-conductor: instance fault, vm_state=error', {
         instanceUuid: uuid,
