@@ -10,6 +10,20 @@ function isType(type: CloudErrorType, message?: RegExp) {
   return (err: unknown) => isCloudError(err, type) && (!message || message.test(err.message));
 }
 
+/** nova-api's instance row for a consumer of the project's quota. */
+function instanceRequest(project: string, uuid: string) {
+  return {
+    uuid,
+    requestId: `req-${uuid}`,
+    name: 'vm',
+    projectId: project,
+    userId: 'u',
+    flavor: 'm1.tiny',
+    imageRef: 'img',
+    networks: [],
+  };
+}
+
 describe('nova quotas', () => {
   let testDb: TestDb;
   let nova: Nova;
@@ -214,16 +228,7 @@ describe('nova quotas', () => {
     const project = 'p-delete';
     const uuid = randomUUID();
     await nova.claimQuota(project, uuid, { instances: 1, cores: 1, ram: 512 });
-    await nova.createInstance({
-      uuid,
-      requestId: `req-${uuid}`,
-      name: 'vm',
-      projectId: project,
-      userId: 'u',
-      flavor: 'm1.tiny',
-      imageRef: 'img',
-      networks: [],
-    });
+    await nova.createInstance(instanceRequest(project, uuid));
     await nova.softDeleteInstance(uuid);
     const usage = await nova.getQuotaUsage(project);
     assert.equal(usage.instances.inUse, 0);
@@ -239,16 +244,7 @@ describe('nova quotas', () => {
     // The first claim, and a retry of it whose first answer was lost (no record yet): the boot's own.
     assert.deepEqual(await nova.claimBootQuota(project, uuid, amounts), { ownClaim: true });
     assert.deepEqual(await nova.claimBootQuota(project, uuid, amounts), { ownClaim: true });
-    await nova.createInstance({
-      uuid,
-      requestId: `req-${uuid}`,
-      name: 'vm',
-      projectId: project,
-      userId: 'u',
-      flavor: 'm1.tiny',
-      imageRef: 'img',
-      networks: [],
-    });
+    await nova.createInstance(instanceRequest(project, uuid));
     // A re-run of the boot (a reset) meets the claim its instance holds: not its own, held once.
     assert.deepEqual(await nova.claimBootQuota(project, uuid, amounts), { ownClaim: false });
     assert.equal((await held()).length, 1);
@@ -267,16 +263,7 @@ describe('nova quotas', () => {
   test('a create with its quota: claim and row in one transaction; over quota or a failure leaves neither', async () => {
     const project = 'p-create-with-quota';
     await nova.setQuotaLimits(project, { instances: 1 });
-    const request = (uuid: string) => ({
-      uuid,
-      requestId: `req-${uuid}`,
-      name: 'vm',
-      projectId: project,
-      userId: 'u',
-      flavor: 'm1.tiny',
-      imageRef: 'img',
-      networks: [],
-    });
+    const request = (uuid: string) => instanceRequest(project, uuid);
     const tiny = { instances: 1, cores: 1, ram: 512 };
     const instanceRows = () =>
       nova.store.db.selectFrom('instances').select('uuid').where('project_id', '=', project).execute();

@@ -11,6 +11,7 @@ import { HOSTS, openBootHarness, type BootHarness } from './helpers/boot-harness
 import {
   activitySummaries,
   assertActive,
+  assertAttachedOnEachHost,
   assertErrored,
   assertNoLeaks,
   expectBootFailure,
@@ -93,16 +94,7 @@ describe('createInstance from an existing volume', () => {
     // The boot's delete_on_termination went with its block device mapping: nothing keeps it on the volume,
     // where a later attach to another server would inherit it and that server's delete take the volume.
     assert.equal(volume.deleteOnTermination, false);
-    const attachments = await h.cloud.cinder.listAttachments({
-      instanceUuid: s.instanceUuid,
-      includeDetached: true,
-    });
-    assert.deepEqual(
-      attachments.map((a) => a.attachedHost).sort(),
-      [...HOSTS].sort(),
-      'attached on each host in turn',
-    );
-    assert.ok(attachments.every((a) => a.attachStatus === 'detached'));
+    await assertAttachedOnEachHost(h, s.instanceUuid, HOSTS);
     await assertNoLeaks(h);
     for (const host of HOSTS) await h.cloud.nova.recordBuildSuccess(host);
   });

@@ -15,6 +15,7 @@ import { HOSTS, openBootHarness, type BootHarness } from './helpers/boot-harness
 import {
   activityAttempts,
   assertActive,
+  assertAttachedOnEachHost,
   assertErrored,
   assertNoLeaks,
   assertNothingCreated,
@@ -96,16 +97,7 @@ describe('createInstance failure paths', () => {
     );
     assert.equal(volumes.length, 1, 'one volume for all three attempts');
     assert.equal(volumes[0]?.status, 'deleted');
-    const attachments = await h.cloud.cinder.listAttachments({
-      instanceUuid: s.instanceUuid,
-      includeDetached: true,
-    });
-    assert.deepEqual(
-      attachments.map((a) => a.attachedHost).sort(),
-      [...HOSTS].sort(),
-      'attached on each host in turn',
-    );
-    assert.ok(attachments.every((a) => a.attachStatus === 'detached'));
+    await assertAttachedOnEachHost(h, s.instanceUuid, HOSTS);
     await assertNoLeaks(h);
     for (const host of HOSTS) await h.cloud.nova.recordBuildSuccess(host);
   });

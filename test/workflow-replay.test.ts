@@ -23,7 +23,8 @@ const EXPECTED = [
   // A completed boot reset to its first workflow task (test/workflow-reset.test.ts): finds its instance
   // built, fails Conflict and changes nothing (patched: rerun-leaves-built-instance).
   'boot-reset-completed',
-  // A reset run onto a finished build (test/workflow-reset.test.ts): releases by instance, ends in ERROR.
+  // A reset run onto a finished build (test/workflow-reset.test.ts): releases by instance, ends in ERROR
+  // (before reset-leaves-built-instance: see reset-leaves-built/ below).
   'boot-reset-mid-build',
   'cancelled',
   'checksum-mismatch',
@@ -143,7 +144,7 @@ const STORED: Array<{ dir: string; what: string; ids: string[] }> = [
     // Boots recorded after the 'quota-undo-own-claim' patch: the quota undo registered after the claim and
     // only when it is the boot's own. A refused claim (no undo), a completed boot reset to its first workflow
     // task (its instance keeps its claim; before, a flag skipped the whole saga: boot-reset-completed above),
-    // and a reset onto a finished build (released by instance, ERROR).
+    // and a reset onto a finished build (released by instance, ERROR; before reset-leaves-built-instance).
     dir: 'quota-own-claim',
     what: 'boots with the quota undo only for their own claim',
     ids: ['boot-reset-completed', 'boot-reset-mid-build', 'quota-exceeded'],

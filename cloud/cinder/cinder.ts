@@ -707,6 +707,23 @@ export class Cinder {
     return row && row.deleted === 0 ? row : undefined;
   }
 
+  /**
+   * An attachment and its live volume, the volume row locked first (the lock order everywhere: the volume,
+   * then its attachments) and the attachment read again under that lock; undefined if either is gone.
+   */
+  private async lockAttachment(
+    trx: Kysely<CinderDb>,
+    id: string,
+  ): Promise<{ volume: VolumesTable; attachment: VolumeAttachmentsTable } | undefined> {
+    const read = () =>
+      trx.selectFrom('volume_attachments').selectAll().where('id', '=', id).executeTakeFirst();
+    const first = await read();
+    if (!first) return undefined;
+    const volume = await this.lockVolume(trx, first.volume_id);
+    const attachment = volume && (await read());
+    return volume && attachment ? { volume, attachment } : undefined;
+  }
+
   private async liveAttachment(
     trx: Kysely<CinderDb>,
     volumeId: string,
@@ -1023,20 +1040,9 @@ export class Cinder {
     const device = parseRequest(z.string().min(1).max(255).optional(), mountpoint, 'mountpoint');
     await this.callFault('attachmentComplete');
     const volumeId = await this.inTransaction<string>(async (trx) => {
-      const attachment = await trx
-        .selectFrom('volume_attachments')
-        .selectAll()
-        .where('id', '=', id)
-        .executeTakeFirst();
-      if (!attachment) return { error: attachmentNotFound(id) };
-      // Lock order everywhere: volume row first, then its attachments.
-      const volume = await this.lockVolume(trx, attachment.volume_id);
-      const current = await trx
-        .selectFrom('volume_attachments')
-        .selectAll()
-        .where('id', '=', id)
-        .executeTakeFirst();
-      if (!volume || !current) return { error: attachmentNotFound(id) };
+      const locked = await this.lockAttachment(trx, id);
+      if (!locked) return { error: attachmentNotFound(id) };
+      const { volume, attachment: current } = locked;
       if (current.attach_status === 'attached') return { ok: volume.id };
       if (current.attach_status !== 'attaching') {
         return {
@@ -1072,19 +1078,9 @@ export class Cinder {
   async detachVolume(attachmentId: string): Promise<Volume> {
     const id = parseRequest(idSchema, attachmentId, 'attachment id');
     const volumeId = await this.inTransaction<string>(async (trx) => {
-      const attachment = await trx
-        .selectFrom('volume_attachments')
-        .selectAll()
-        .where('id', '=', id)
-        .executeTakeFirst();
-      if (!attachment) return { error: attachmentNotFound(id) };
-      const volume = await this.lockVolume(trx, attachment.volume_id);
-      const current = await trx
-        .selectFrom('volume_attachments')
-        .selectAll()
-        .where('id', '=', id)
-        .executeTakeFirst();
-      if (!volume || !current) return { error: attachmentNotFound(id) };
+      const locked = await this.lockAttachment(trx, id);
+      if (!locked) return { error: attachmentNotFound(id) };
+      const { volume, attachment: current } = locked;
       if (current.attach_status === 'detached') return { ok: volume.id };
       // The volume passes through `detaching` inside this one transaction; nobody sees it half done.
       await this.setVolumeState(trx, volume.id, 'detaching', 'detaching');

@@ -279,6 +279,15 @@ export async function claimBootQuota(
   });
 }
 
+/** The instance's row, locked for this transaction's writes (deleted rows too); NotFound without one. */
+async function lockedRow(ctx: NovaContext, trx: Kysely<NovaDb>, uuid: string): Promise<InstancesTable> {
+  const row = await ctx.store
+    .forUpdate(trx.selectFrom('instances').selectAll().where('uuid', '=', uuid))
+    .executeTakeFirst();
+  if (!row) throw new CloudError('NotFound', `Instance ${uuid} could not be found.`, { instanceUuid: uuid });
+  return row;
+}
+
 export async function getInstance(
   ctx: NovaContext,
   uuidIn: unknown,
@@ -397,11 +406,7 @@ export async function updateInstance(
         ? expectedTaskState
         : [expectedTaskState];
   return ctx.store.transaction(async (trx) => {
-    const row = await ctx.store
-      .forUpdate(trx.selectFrom('instances').selectAll().where('uuid', '=', uuid))
-      .executeTakeFirst();
-    if (!row)
-      throw new CloudError('NotFound', `Instance ${uuid} could not be found.`, { instanceUuid: uuid });
+    const row = await lockedRow(ctx, trx, uuid);
     if (row.deleted === 1) {
       throw new CloudError('Conflict', `Instance ${uuid} has been deleted; it cannot be updated.`, {
         reason: 'InstanceDeleted',
@@ -429,11 +434,7 @@ export async function updateInstance(
 export async function softDeleteInstance(ctx: NovaContext, uuidIn: unknown): Promise<Instance> {
   const uuid = parseRequest(instanceUuidSchema, uuidIn, 'instance uuid');
   return ctx.store.transaction(async (trx) => {
-    const row = await ctx.store
-      .forUpdate(trx.selectFrom('instances').selectAll().where('uuid', '=', uuid))
-      .executeTakeFirst();
-    if (!row)
-      throw new CloudError('NotFound', `Instance ${uuid} could not be found.`, { instanceUuid: uuid });
+    const row = await lockedRow(ctx, trx, uuid);
     if (row.deleted === 1) return instanceFromRow(row);
     const now = ctx.clock.now();
     const set = {

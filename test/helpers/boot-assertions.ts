@@ -148,6 +148,17 @@ export async function assertNoLeaks(h: BootHarness): Promise<void> {
   assert.deepEqual(await h.audit(), []);
 }
 
+/** The boot volume of a build that failed on each of `hosts`: attached on each in turn, detached from all. */
+export async function assertAttachedOnEachHost(h: BootHarness, uuid: string, hosts: string[]): Promise<void> {
+  const attachments = await h.cloud.cinder.listAttachments({ instanceUuid: uuid, includeDetached: true });
+  assert.deepEqual(
+    attachments.map((a) => a.attachedHost).sort(),
+    [...hosts].sort(),
+    'attached on each host in turn',
+  );
+  assert.ok(attachments.every((a) => a.attachStatus === 'detached'));
+}
+
 /** Nothing exists for a request that failed before the instance record: no instance, port or allocation. */
 export async function assertNothingCreated(h: BootHarness, requestId: string): Promise<void> {
   const instances = await h.cloud.nova.listInstances({ allProjects: true, includeDeleted: true });
