@@ -188,15 +188,13 @@ class BuildOver extends Error {
   }
 }
 
-function alreadyBuilt(uuid: string, requestId: string, instance: InstanceSummary): BuildOver {
-  return new BuildOver(
-    decided(
-      'Conflict',
-      `Instance ${uuid} of request ${requestId} was already built (vm_state ${instance.vmState}` +
-        `${instance.deleted ? ', deleted' : ''}): a re-run of its boot leaves it as it is`,
-      409,
-    ),
-    true,
+/** A re-run's refusal: an earlier run of this boot took the instance past its build. */
+function alreadyBuilt(uuid: string, requestId: string, instance: InstanceSummary): Classified {
+  return decided(
+    'Conflict',
+    `Instance ${uuid} of request ${requestId} was already built (vm_state ${instance.vmState}` +
+      `${instance.deleted ? ', deleted' : ''}): a re-run of its boot leaves it as it is`,
+    409,
   );
 }
 
@@ -268,7 +266,7 @@ async function scheduleAndBuild(ctx: BuildContext, maxAttempts: number): Promise
       const host = target.host;
       if (failure.type === 'Conflict' && patched(RESET_LEAVES_BUILT_INSTANCE)) {
         const current = await instanceState(uuid);
-        if (builtOn(current, host)) throw alreadyBuilt(uuid, request.requestId, current);
+        if (builtOn(current, host)) throw new BuildOver(alreadyBuilt(uuid, request.requestId, current), true);
       }
       tracker.error({ type: failure.type, message: failure.message, host, rescheduled: failure.reschedule });
       // Undo steps are plain calls: they run even when the build is being stopped.
@@ -411,7 +409,7 @@ async function boot(request: BootRequest, abort: Abort, parallel: boolean): Prom
       // Earlier shapes: a built, live instance holds its quota claim until its delete, so this run's claim
       // was that one. A failed build or a delete released it, so the claim is this run's own: undo stays.
       if (!instance.deleted && (instance.launchedAt ?? null) !== null) withdrawEarlyQuotaUndo?.();
-      throw new BuildOver(alreadyBuilt(uuid, request.requestId, instance).classified);
+      throw new BuildOver(alreadyBuilt(uuid, request.requestId, instance));
     }
     recorded = true;
     tracker.recorded(uuid, plan.projectId);
