@@ -82,12 +82,14 @@ export function createVolumeActivities({ cinder, identity }: VolumeServices) {
       instanceUuid: string;
       /** The instance's attachment to a host being replaced (evacuate): a second one is made beside it. */
       replacing?: string;
+      /** Whether the volume goes with the instance (kept across a detach and a new reserve). */
+      deleteOnTermination?: boolean;
     }): Promise<{ attachmentId: string }> {
-      const attachment = await cinder.reserveVolume(
-        input.volumeId,
-        input.instanceUuid,
-        input.replacing === undefined ? {} : { replacing: input.replacing },
-      );
+      const { replacing, deleteOnTermination } = input;
+      const attachment = await cinder.reserveVolume(input.volumeId, input.instanceUuid, {
+        ...(replacing === undefined ? {} : { replacing }),
+        ...(deleteOnTermination === undefined ? {} : { deleteOnTermination }),
+      });
       return { attachmentId: attachment.id };
     },
 

@@ -161,7 +161,8 @@ export async function evacuateServer(request: EvacuateRequest): Promise<Evacuate
       const { attachmentId } = await call(volumeApi.reserveVolume, `cinder: reserve volume ${volumeId}`, {
         volumeId,
         instanceUuid,
-        ...(keepOld ? { replacing: old.attachmentId } : {}),
+        // Earlier runs detached first: the volume's last detach cleared its delete_on_termination.
+        ...(keepOld ? { replacing: old.attachmentId } : { deleteOnTermination: old.deleteOnTermination }),
       });
       saga.addCall(controllerCleanup.detachVolume, `cinder: delete attachment of ${volumeId}`, {
         attachmentId,
