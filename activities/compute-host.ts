@@ -203,8 +203,8 @@ export function createComputeActivities(compute: ComputeHost) {
      * This host's half of the leak audit: what it holds (files, domains, taps, bridges, namespaces, dnsmasq
      * and QEMU processes) for none of the instances the controller says live here.
      */
-    async auditHost(liveInstanceUuids: string[]): Promise<LeakFinding[]> {
-      return beating(() => compute.auditLeaks(liveInstanceUuids));
+    async auditHost(liveInstanceUuids: string[], dhcpNetworks?: string[]): Promise<LeakFinding[]> {
+      return beating(() => compute.auditLeaks(liveInstanceUuids, dhcpNetworks));
     },
 
     /** nova-compute's stop_instance: the driver's power off; the power state read back from the driver. */
