@@ -5,6 +5,7 @@
  */
 import { Context } from '@temporalio/activity';
 import type { LeakFinding } from '../cloud/audit';
+import type { DhcpDetails } from '../common/dhcp';
 import type { ComputeHost, PowerState, RebootType } from '../cloud/compute';
 import type {
   ImageLocation,
@@ -192,6 +193,16 @@ export function createComputeActivities(compute: ComputeHost) {
      */
     async readPowerStates(): Promise<Array<{ instanceUuid: string; powerState: PowerState }>> {
       return (await compute.listDomains()).map((d) => ({ instanceUuid: d.uuid, powerState: d.powerState }));
+    },
+
+    /** The DHCP agent's half of its periodic sync: the networks it serves here (none with the fake agent). */
+    async readDhcpNetworks(): Promise<string[]> {
+      return (await compute.listWiredNetworks()).map((n) => n.networkId);
+    },
+
+    /** The DHCP agent's sync_state: serves these networks, stops serving the wired ones not among them. */
+    async syncDhcpNetworks(networks: DhcpDetails[]): Promise<{ served: string[]; removed: string[] }> {
+      return compute.syncDhcpNetworks(networks);
     },
 
     /** nova-compute's get_console_output: the guest's serial log, its last `lines` lines when given. */
