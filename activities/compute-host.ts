@@ -5,6 +5,7 @@
  */
 import { Context } from '@temporalio/activity';
 import type { LeakFinding } from '../cloud/audit';
+import type { DhcpDetails } from '../common/dhcp';
 import type { ComputeHost, PowerState, RebootType } from '../cloud/compute';
 import type {
   ImageLocation,
@@ -194,6 +195,16 @@ export function createComputeActivities(compute: ComputeHost) {
       return (await compute.listDomains()).map((d) => ({ instanceUuid: d.uuid, powerState: d.powerState }));
     },
 
+    /** The DHCP agent's half of its periodic sync: the networks it serves here (none with the fake agent). */
+    async readDhcpNetworks(): Promise<string[]> {
+      return (await compute.listWiredNetworks()).map((n) => n.networkId);
+    },
+
+    /** The DHCP agent's sync_state: serves these networks, stops serving the wired ones not among them. */
+    async syncDhcpNetworks(networks: DhcpDetails[]): Promise<{ served: string[]; removed: string[] }> {
+      return compute.syncDhcpNetworks(networks);
+    },
+
     /** nova-compute's get_console_output: the guest's serial log, its last `lines` lines when given. */
     async getConsoleOutput(input: { instanceUuid: string; lines?: number }): Promise<{ output: string }> {
       return { output: await compute.getConsoleOutput(input.instanceUuid, input.lines) };
@@ -203,8 +214,8 @@ export function createComputeActivities(compute: ComputeHost) {
      * This host's half of the leak audit: what it holds (files, domains, taps, bridges, namespaces, dnsmasq
      * and QEMU processes) for none of the instances the controller says live here.
      */
-    async auditHost(liveInstanceUuids: string[]): Promise<LeakFinding[]> {
-      return beating(() => compute.auditLeaks(liveInstanceUuids));
+    async auditHost(liveInstanceUuids: string[], dhcpNetworks?: string[]): Promise<LeakFinding[]> {
+      return beating(() => compute.auditLeaks(liveInstanceUuids, dhcpNetworks));
     },
 
     /** nova-compute's stop_instance: the driver's power off; the power state read back from the driver. */

@@ -3,6 +3,7 @@
  * to the chosen host, the agent's "device up" report that makes a port ACTIVE (network-vif-plugged), and
  * clean-up. Tokens are validated as keystonemiddleware would (allow-expired once the request is accepted).
  */
+import { CloudError } from '../cloud/errors';
 import type { DhcpDetails, Neutron } from '../cloud/neutron';
 import type { NetworkRef, PortDescription } from '../workflows/types';
 import { adaptAll } from './failures';
@@ -85,6 +86,23 @@ export function createNetworkActivities({ neutron, identity }: NetworkServices) 
         bound.push({ ...described, dhcp: dhcp.get(port.networkId) ?? null });
       }
       return bound;
+    },
+
+    /**
+     * The DHCP agent's get_active_networks_info, for the networks a host serves: the DHCP details of those
+     * that still exist with a DHCP-enabled subnet (the others are gone: the agent stops serving them).
+     */
+    async dhcpNetworks({ networkIds }: { networkIds: string[] }): Promise<DhcpDetails[]> {
+      const found: DhcpDetails[] = [];
+      for (const networkId of networkIds) {
+        try {
+          const details = await neutron.ensureDhcpPort(networkId);
+          if (details) found.push(details);
+        } catch (err) {
+          if (!(err instanceof CloudError && err.type === 'NotFound')) throw err;
+        }
+      }
+      return found;
     },
 
     /** The L2 agent's update_device_up after it wired the ports on `host`: they go ACTIVE. */

@@ -52,6 +52,11 @@ export interface AuditOptions {
 export interface ControllerAudit {
   findings: LeakFinding[];
   hosts: Array<{ host: string; liveInstances: string[] }>;
+  /**
+   * Networks with a DHCP-enabled subnet (what a DHCP agent serves): a host's namespace or dnsmasq for any
+   * other network is a stray. Absent in audits planned before it was added.
+   */
+  dhcpNetworks?: string[];
 }
 
 const RESOURCE_HOLDING_STATES = new Set(['building', 'active', 'stopped']);
@@ -113,7 +118,8 @@ export async function auditLeaks(cloud: Cloud, options: AuditOptions = {}): Prom
   const liveOn = new Map(controller.hosts.map((h) => [h.host, h.liveInstances]));
   const findings = [...controller.findings];
   const hosts = options.hosts ?? (await openRecordedHosts(cloud.dataDir));
-  for (const host of hosts) findings.push(...(await host.auditLeaks(liveOn.get(host.host) ?? [])));
+  for (const host of hosts)
+    findings.push(...(await host.auditLeaks(liveOn.get(host.host) ?? [], controller.dhcpNetworks)));
   return findings;
 }
 
@@ -226,10 +232,12 @@ export async function auditController(
       liveOn.set(instance.host, list);
     }
   }
+  const subnets = await cloud.neutron.listSubnets();
   return {
     findings,
     hosts: [...liveOn]
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([host, liveInstances]) => ({ host, liveInstances })),
+    dhcpNetworks: [...new Set(subnets.filter((s) => s.enableDhcp).map((s) => s.networkId))].sort(),
   };
 }

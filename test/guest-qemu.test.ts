@@ -11,8 +11,8 @@
  *     process);
  *   - kill -9 of the compute worker leaves the guest running; a new worker manages it, and its init_host
  *     kills a stray guest whose instance directory is gone;
- *   - delete leaves no QEMU process, tap, instance directory or audit finding, and (the network's last
- *     port) no qdhcp namespace, bridge, dnsmasq or dnsmasq files;
+ *   - delete leaves no QEMU process, tap, instance directory or audit finding; the network (its last port
+ *     gone) stays served, as Neutron's DHCP agent keeps it: qdhcp namespace, bridge and dnsmasq, no lines;
  *   - the host's periodic power-state sync: a guest that went off without Nova asking is STOPPED in Nova.
  * At most two QEMU processes at once; everything this run started is removed in `after`, even on failure.
  */
@@ -509,7 +509,7 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
     assert.equal((await showServer()).powerState, POWER_STATE.RUNNING);
   });
 
-  test('delete leaves no QEMU process, tap, namespace, bridge, dnsmasq, instance directory or audit finding', async () => {
+  test('delete leaves no QEMU process, tap, instance directory or audit finding; the network stays served', async () => {
     assert.ok(uuid, 'the boot test ran');
     const deleted: DeleteResult = await client.workflow.execute('deleteInstance', {
       taskQueue: CONTROLLER_QUEUE,
@@ -521,16 +521,20 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
     assert.equal(existsSync(path.join(hostDir, 'instances', uuid)), false, 'no instance directory');
     const tap = deviceNames(portId).tap;
     await assert.rejects(run('ip', ['link', 'show', 'dev', tap]), `no ${tap}`);
-    // It was the network's last port on this machine: its namespace, bridge, dnsmasq and files went too.
+    // It was the network's last port on this machine: as Neutron's DHCP agent, the network stays served
+    // (it still has its DHCP subnet): namespace, bridge, the DHCP veth and dnsmasq, with no host lines.
     const { stdout: namespaces } = await run('ip', ['netns', 'list']);
-    assert.doesNotMatch(namespaces, new RegExp(`qdhcp-${networkId}`), 'no qdhcp namespace');
-    await assert.rejects(run('ip', ['link', 'show', 'dev', bridgeName(networkId)]), 'no bridge');
+    assert.match(namespaces, new RegExp(`qdhcp-${networkId}`), 'the qdhcp namespace stays');
+    await run('ip', ['link', 'show', 'dev', bridgeName(networkId)]);
     const devices = await listHostDevices(hostDir);
+    assert.deepEqual(devices.links, [], 'no tap of this host');
+    assert.deepEqual(devices.namespaces, [`qdhcp-${networkId}`]);
     assert.deepEqual(
-      [devices.links, devices.sharedLinks, devices.namespaces, devices.dnsmasq],
-      [[], [], [], []],
+      devices.dnsmasq.map((d) => d.networkId),
+      [networkId],
     );
-    assert.equal(existsSync(new DhcpServer(hostDir, networkId).dir), false, 'no dnsmasq files');
+    const server = new DhcpServer(hostDir, networkId);
+    assert.equal(readFileSync(server.hostsFile, 'utf8'), '', 'no host lines');
     const findings: LeakFinding[] = await client.workflow.execute('auditCloud', {
       taskQueue: CONTROLLER_QUEUE,
       workflowId: `audit-${Date.now()}`,

@@ -1,7 +1,8 @@
 /**
  * The Linux-bridge network agent and the DHCP agent on the real kernel (root): bridges, taps, a qdhcp
  * namespace with dnsmasq, a DHCP client in a namespace of its own standing in for the guest, ping from the
- * DHCP namespace, unplug down to nothing, and the host's audit of strays. Never skipped: without root, ip,
+ * DHCP namespace, unplug (the network stays served, as Neutron's DHCP agent keeps it), the DHCP agent's sync
+ * removing a deleted network, and the host's audit of strays. Never skipped: without root, ip,
  * tun, dnsmasq or a DHCP client it fails and says what to install. Everything made here is named after this
  * run's random ids and removed in `after`, even when a test fails.
  */
@@ -29,6 +30,7 @@ import {
   plugTap,
   readLink,
   removeHostDevices,
+  stopProcess,
   tapName,
 } from '../cloud/compute/linux-bridge';
 import { DEFAULT_HOSTS, capabilitiesOf } from '../cloud/hosts';
@@ -364,10 +366,13 @@ describe('linux-bridge network agent and DHCP agent on this machine', () => {
     } finally {
       assert.equal(await other.unplugVif(bound.id), true);
     }
-    // The second host left: its tap and lines are gone, the network serves the first host on.
+    // The second host's last port left: its tap and lines are gone; its DHCP agent still serves the
+    // network (a member with no lines) until neutron-server's list no longer gives it the network.
     assert.equal(await readLink(tapName(bound.id)), undefined);
-    assert.deepEqual(await server.members(), [SPEC.host]);
+    assert.deepEqual(await server.members(), [SPEC.host, 'compute2'].sort());
     assert.deepEqual(await hostsLines(), ports.map(lineOf).sort());
+    assert.deepEqual(await other.syncDhcpNetworks([]), { served: [], removed: [networkId] });
+    assert.deepEqual(await server.members(), [SPEC.host], 'it left; the first host serves on');
     assert.ok(await readLink(bridgeName(networkId)));
     assert.ok(!(await server.holdsLeaseOf([bound.macAddress])), 'its guest’s lease is released');
     const serving = await server.runningPid();
@@ -473,27 +478,78 @@ describe('linux-bridge network agent and DHCP agent on this machine', () => {
     assert.match(await pingFromDhcpNamespace(address), /1 (packets )?received/);
   });
 
-  test('unplugging the last port removes the namespace, veth, bridge and dnsmasq', async () => {
+  test('a restarted agent rewrites the hosts files from its records and starts a dnsmasq that is gone', async () => {
+    const server = new DhcpServer(hostDir, networkId);
+    const before = await server.runningPid();
+    assert.ok(before !== undefined);
+    await stopProcess(before);
+    // The hosts files are written without fsync: a machine crash may lose them, the agent's records not.
+    await writeFile(server.hostsFile, '');
+    await rm(path.join(server.membersDir, path.basename(hostDir)), { force: true });
+    await openComputeHost({
+      dataDir: cloud.dataDir,
+      host: SPEC.host,
+      capabilities: capabilitiesOf(SPEC),
+      networkAgent: 'linux-bridge',
+    });
+    const after = await server.runningPid();
+    assert.ok(after !== undefined && after !== before && alive(after), 'dnsmasq runs again');
+    assert.deepEqual(await hostsLines(), [lineOf(ports[1]!), lineOf(ports[2]!)].sort());
+  });
+
+  test('unplugging the last port keeps the network served; the DHCP agent’s sync removes it once deleted', async () => {
     const [kept, last] = [ports[1]!, ports[2]!];
     assert.equal(await host.unplugVif(kept.id), true);
-    assert.ok(await readLink(bridgeName(networkId)), 'one port left: the network stays');
-    const pid = await new DhcpServer(hostDir, networkId).runningPid();
-    assert.ok(pid !== undefined);
     assert.equal(await host.unplugVif(last.id), true);
     assert.equal(await readLink(tapName(last.id)), undefined);
-    assert.equal(await readLink(bridgeName(networkId)), undefined);
-    assert.equal(await readLink(dhcpVethNames(dhcp.dhcpPortId).bridgeEnd), undefined);
-    assert.ok(!(await listNamespaces()).includes(dhcpNamespace(networkId)));
-    assert.ok(!alive(pid), 'dnsmasq stopped');
-    await assert.rejects(access(new DhcpServer(hostDir, networkId).dir));
-    assert.deepEqual(await host.listWiredNetworks(), []);
+    // Restarted without the last guest's lease (released), not stopped.
+    const pid = await new DhcpServer(hostDir, networkId).runningPid();
+    assert.ok(pid !== undefined && alive(pid), 'dnsmasq serves on');
+    // As Neutron's DHCP agent: a network keeps its namespace and dnsmasq while it has a DHCP subnet.
+    assert.ok(await readLink(bridgeName(networkId)));
+    assert.equal((await readLink(dhcpVethNames(dhcp.dhcpPortId).bridgeEnd))?.master, bridgeName(networkId));
+    assert.ok((await listNamespaces()).includes(dhcpNamespace(networkId)));
+    assert.deepEqual(await hostsLines(), []);
+    assert.deepEqual(
+      (await host.listWiredNetworks()).map((n) => n.networkId),
+      [networkId],
+    );
     assert.deepEqual(await host.auditLeaks([]), []);
+    assert.deepEqual(await host.auditLeaks([], [networkId]), [], 'served for a network with a DHCP subnet');
+    assert.deepEqual(await host.syncDhcpNetworks([dhcp]), { served: [networkId], removed: [] });
+    assert.equal(await new DhcpServer(hostDir, networkId).runningPid(), pid, 'a sync changes nothing served');
 
     // The network can go now: its DHCP port goes with it, and with it the last address.
     for (const port of ports) await cloud.neutron.deletePort(port.id);
     assert.equal(await cloud.neutron.deleteNetwork(networkId), true);
     assert.deepEqual(await cloud.neutron.listPorts({ networkId }), []);
     assert.deepEqual(await cloud.neutron.listIpAllocations(networkId), []);
+
+    // Served for a network that no longer exists: the audit given neutron-server's networks finds it all.
+    const stray = await host.auditLeaks([], []);
+    assert.deepEqual(
+      stray.map((f) => `${f.kind}:${f.id}`).sort(),
+      [
+        `bridge:${bridgeName(networkId)}`,
+        `dnsmasq:${pid}`,
+        `namespace:${dhcpNamespace(networkId)}`,
+        `tap:${dhcpVethNames(dhcp.dhcpPortId).bridgeEnd}`,
+      ].sort(),
+    );
+    assert.deepEqual(
+      (await auditLeaks(cloud)).map((f) => `${f.kind}:${f.id}`).sort(),
+      stray.map((f) => `${f.kind}:${f.id}`).sort(),
+      'the cloud audit passes neutron-server’s DHCP networks to the host',
+    );
+
+    assert.deepEqual(await host.syncDhcpNetworks([]), { served: [], removed: [networkId] });
+    assert.equal(await readLink(bridgeName(networkId)), undefined);
+    assert.equal(await readLink(dhcpVethNames(dhcp.dhcpPortId).bridgeEnd), undefined);
+    assert.ok(!(await listNamespaces()).includes(dhcpNamespace(networkId)));
+    assert.ok(!alive(pid), 'dnsmasq stopped');
+    await assert.rejects(access(new DhcpServer(hostDir, networkId).dir));
+    assert.deepEqual(await host.listWiredNetworks(), []);
+    assert.deepEqual(await host.auditLeaks([], []), []);
   });
 
   test('the host audit finds a stray tap, bridge, namespace and dnsmasq, and nothing after the clean-up', async () => {

@@ -4,7 +4,9 @@
  * test Nova and Placement: one registration (service record, compute node, resource provider), one state
  * report per heartbeat, stale reports dropped, and the history rolled over with continue-as-new without a
  * second registration; the periodic power-state sync (the host's driver read on compute@<host>, applied on
- * the controller: power_state recorded, ACTIVE found shut down set STOPPED, tasks in progress skipped).
+ * the controller: power_state recorded, ACTIVE found shut down set STOPPED, tasks in progress skipped), and
+ * after it the DHCP agent's sync (the networks the host serves, neutron-server's answer for them, the host
+ * told to stop serving the deleted one).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,7 +25,9 @@ import {
   registerSignal,
   type ComputeServiceState,
 } from '../workflows/compute-service';
-import { computeQueue, CONTROLLER_QUEUE } from '../workflows/names';
+import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from '../workflows/names';
+import { createNetworkActivities } from '../activities/network';
+import { Neutron, type DhcpDetails } from '../cloud/neutron';
 import { keepHistory } from './helpers/boot-harness';
 import { testDbConfig, type TestDb } from './helpers/cloud-db';
 import { timeSkippingEnv } from './helpers/temporal-env';
@@ -238,6 +242,8 @@ describe('compute-service workflow: registration and heartbeats through the cont
           reads += 1;
           return Promise.resolve(driverView);
         },
+        // A host serving no network: the DHCP sync after each round is this one read.
+        readDhcpNetworks: () => Promise.resolve([]),
       },
     });
     const controllerWorker = await Worker.create({
@@ -290,5 +296,78 @@ describe('compute-service workflow: registration and heartbeats through the cont
     assert.deepEqual(await state(startedBehindNovasBack), [VM_STATES.STOPPED, null, POWER_STATES.RUNNING]);
     assert.deepEqual(await state(beingDeleted), [VM_STATES.ACTIVE, 'deleting', POWER_STATES.RUNNING]);
     assert.deepEqual(await state(elsewhere.uuid), [VM_STATES.ACTIVE, null, POWER_STATES.RUNNING]);
+  });
+  test('the DHCP agent sync: the host stops serving a network neutron-server no longer has', async () => {
+    const host = 'compute8';
+    const spec = defaultHostSpec(host);
+    const neutron = await Neutron.open({ db: db.config });
+    try {
+      const network = await neutron.createNetwork({ name: 'dhcp-sync', projectId: 'p-dhcp' });
+      await neutron.createSubnet({ networkId: network.id, cidr: '10.77.0.0/24' });
+      const kept = await neutron.ensureDhcpPort(network.id);
+      assert.ok(kept);
+      const deleted = randomUUID();
+      const synced: DhcpDetails[][] = [];
+      const hostWorker = await Worker.create({
+        connection: env.nativeConnection,
+        taskQueue: computeQueue(host),
+        activities: {
+          readPowerStates: () => Promise.resolve([]),
+          readDhcpNetworks: () => Promise.resolve([network.id, deleted]),
+          syncDhcpNetworks: (networks: DhcpDetails[]) => {
+            synced.push(networks);
+            return Promise.resolve({ served: networks.map((n) => n.networkId), removed: [deleted] });
+          },
+        },
+      });
+      const { dhcpNetworks } = createNetworkActivities({
+        neutron,
+        identity: { validateGrant: () => Promise.reject(new Error('no token is checked here')) },
+      });
+      const networkWorker = await Worker.create({
+        connection: env.nativeConnection,
+        taskQueue: NETWORK_QUEUE,
+        activities: { dhcpNetworks },
+      });
+      const controllerWorker = await Worker.create({
+        connection: env.nativeConnection,
+        taskQueue: CONTROLLER_QUEUE,
+        workflowsPath: require.resolve('../workflows/compute-service'),
+        activities: createComputeServiceActivities({ nova, placement }),
+      });
+      const workflowId = computeServiceWorkflowId(host);
+      const handle = env.client.workflow.getHandle(workflowId);
+      await hostWorker.runUntil(() =>
+        networkWorker.runUntil(() =>
+          controllerWorker.runUntil(async () => {
+            await env.client.workflow.signalWithStart(computeService, {
+              workflowId,
+              taskQueue: CONTROLLER_QUEUE,
+              args: [{ spec, powerSyncIntervalMs: 5_000 }],
+              signal: registerSignal,
+              signalArgs: [spec],
+            });
+            await eventually(
+              () => handle.query(computeServiceStateQuery),
+              (s) => s.registered,
+              'registration',
+            );
+            await env.sleep(6_000);
+            const state = await eventually(
+              () => handle.query(computeServiceStateQuery),
+              (s) => s.lastDhcpSync !== null,
+              'a DHCP sync',
+            );
+            assert.equal(state.lastDhcpSyncError, null);
+            assert.deepEqual(state.lastDhcpSync, { served: [network.id], removed: [deleted] });
+            assert.deepEqual(synced[0], [kept], 'only the network that still has its DHCP subnet');
+            await handle.terminate('test over');
+            await keepHistory('dhcp-sync', handle, 'compute-service');
+          }),
+        ),
+      );
+    } finally {
+      await neutron.close();
+    }
   });
 });

@@ -129,9 +129,10 @@ const STORED: Array<{ dir: string; what: string; ids: string[] }> = [
   {
     // test/operator-compute-service.test.ts: the first two were recorded before the periodic power-state
     // sync (registration, heartbeats, continue-as-new), `power-sync` after; the sync is patched in.
+    // `dhcp-sync` after the DHCP agent's sync was patched in (dhcp-network-sync).
     dir: 'compute-service',
-    what: 'compute-service-<host> (before and after the power-state sync)',
-    ids: ['heartbeats-first-run', 'heartbeats-latest-run', 'power-sync'],
+    what: 'compute-service-<host> (before and after the power-state sync, and the DHCP sync)',
+    ids: ['dhcp-sync', 'heartbeats-first-run', 'heartbeats-latest-run', 'power-sync'],
   },
   {
     // test/workflow-boot-existing-volume.test.ts: boots from an existing volume (patch

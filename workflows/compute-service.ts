@@ -12,6 +12,12 @@
  * heartbeats, in a loop of its own, so neither waits for the other; a host that does not answer within
  * `POWER_SYNC_PICKUP` skips that round. Added after histories of this workflow existed: gated by
  * patched(POWER_SYNC_PATCH).
+ *
+ * Each round then runs the DHCP agent's sync (Neutron's DHCP agent resyncs with neutron-server): the host
+ * names the networks it serves (readDhcpNetworks), neutron-server answers which of them still have a DHCP
+ * subnet (dhcpNetworks, on the network queue), and the host stops serving the others (syncDhcpNetworks):
+ * a deleted network's namespace and dnsmasq go within a round. A host serving nothing (the fake agent)
+ * costs one read. Gated by patched(DHCP_SYNC_PATCH), evaluated once per run.
  */
 import {
   allHandlersFinished,
@@ -28,8 +34,9 @@ import {
 } from '@temporalio/workflow';
 import type { ComputeActivities } from '../activities/compute-host';
 import type { ComputeServiceActivities } from '../activities/compute-service';
+import type { NetworkActivities } from '../activities/network';
 import type { HostSpec } from '../cloud/hosts';
-import { computeQueue, CONTROLLER_QUEUE } from './names';
+import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from './names';
 
 export function computeServiceWorkflowId(host: string): string {
   return `compute-service-${host}`;
@@ -83,6 +90,9 @@ export interface ComputeServiceState {
   powerSyncs: number;
   lastPowerSync: PowerSyncSummary | null;
   lastPowerSyncError: string | null;
+  /** The last DHCP agent sync of this run: networks served and removed on the host. */
+  lastDhcpSync: { served: string[]; removed: string[] } | null;
+  lastDhcpSyncError: string | null;
 }
 
 /** A registration as a compute worker sends it: its spec and its MAC (cloud/nova/service-credentials.ts). */
@@ -98,6 +108,7 @@ export const computeServiceStateQuery = defineQuery<ComputeServiceState>('state'
 export const REPORTS_PER_RUN = 300;
 
 export const POWER_SYNC_PATCH = 'power-state-sync';
+export const DHCP_SYNC_PATCH = 'dhcp-network-sync';
 /**
  * Nova's sync_power_state_interval is 600 s; guests here live minutes (tests, demos), so a minute. About 15
  * history events per sync: some 750 per run of REPORTS_PER_RUN heartbeats.
@@ -126,9 +137,18 @@ const powerSyncApply = proxyActivities<Pick<ComputeServiceActivities, 'syncPower
   retry: { initialInterval: '1 second', maximumAttempts: 2 },
 });
 
-/** The driver's read on the host: one attempt, the next round is its retry (the states may change meanwhile). */
-function powerSyncRead(host: string) {
-  return proxyActivities<Pick<ComputeActivities, 'readPowerStates'>>({
+/** neutron-server's answer to the DHCP agent: one quick retry, the next round asks again. */
+const dhcpNetworksOf = proxyActivities<Pick<NetworkActivities, 'dhcpNetworks'>>({
+  taskQueue: NETWORK_QUEUE,
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 2 },
+});
+
+/** The host's reads and the DHCP sync: one attempt, the next round is its retry (the state may change meanwhile). */
+function hostRead(host: string) {
+  return proxyActivities<
+    Pick<ComputeActivities, 'readPowerStates' | 'readDhcpNetworks' | 'syncDhcpNetworks'>
+  >({
     taskQueue: computeQueue(host),
     scheduleToStartTimeout: POWER_SYNC_PICKUP,
     startToCloseTimeout: '30 seconds',
@@ -140,6 +160,22 @@ function messageOf(err: unknown): string {
   const cause = (err as { cause?: unknown }).cause;
   if (cause instanceof Error) return cause.message;
   return err instanceof Error ? err.message : String(err);
+}
+
+/** One round of the DHCP agent's sync (see the top of this file); a failure waits for the next round. */
+async function syncDhcp(host: string, state: ComputeServiceState): Promise<void> {
+  try {
+    const served = await hostRead(host).readDhcpNetworks();
+    if (served.length === 0) return;
+    const networks = await dhcpNetworksOf.dhcpNetworks({ networkIds: served });
+    state.lastDhcpSync = await hostRead(host).syncDhcpNetworks(networks);
+    state.lastDhcpSyncError = null;
+    if (state.lastDhcpSync.removed.length > 0)
+      log.info('DHCP networks removed', { host, removed: state.lastDhcpSync.removed });
+  } catch (err) {
+    state.lastDhcpSyncError = messageOf(err);
+    log.warn('DHCP sync skipped', { host, error: state.lastDhcpSyncError });
+  }
 }
 
 export async function computeService(input: ComputeServiceInput): Promise<void> {
@@ -160,6 +196,8 @@ export async function computeService(input: ComputeServiceInput): Promise<void> 
     powerSyncs: input.powerSyncs ?? 0,
     lastPowerSync: null,
     lastPowerSyncError: null,
+    lastDhcpSync: null,
+    lastDhcpSyncError: null,
   };
   setHandler(registerSignal, (next) => {
     spec = next;
@@ -173,6 +211,7 @@ export async function computeService(input: ComputeServiceInput): Promise<void> 
 
   const powerSyncIntervalMs = input.powerSyncIntervalMs ?? POWER_SYNC_INTERVAL_MS;
   if (patched(POWER_SYNC_PATCH) && powerSyncIntervalMs > 0) {
+    const dhcpSync = patched(DHCP_SYNC_PATCH);
     // Its own loop: a sync never delays a heartbeat. continue-as-new ends it with the run (a round cut
     // short changes nothing: the next run reads the host afresh).
     void (async () => {
@@ -180,7 +219,7 @@ export async function computeService(input: ComputeServiceInput): Promise<void> 
         await sleep(powerSyncIntervalMs);
         if (!state.registered) continue;
         try {
-          const domains = await powerSyncRead(spec.host).readPowerStates();
+          const domains = await hostRead(spec.host).readPowerStates();
           const applied = await powerSyncApply.syncPowerStates({ host: spec.host, domains });
           state.lastPowerSync = { at: Date.now(), ...applied };
           state.lastPowerSyncError = null;
@@ -191,6 +230,7 @@ export async function computeService(input: ComputeServiceInput): Promise<void> 
           log.warn('power state sync skipped', { host: spec.host, error: state.lastPowerSyncError });
         }
         state.powerSyncs += 1;
+        if (dhcpSync) await syncDhcp(spec.host, state);
       }
     })();
   }

@@ -88,7 +88,12 @@ export async function listHypervisors(request: AuthOnlyRequest): Promise<Hypervi
 const HOST_AUDIT_PICKUP_MS = 30_000;
 
 /** One host's part of the audit, on its own queue; a host that does not answer is unreachable, not clean. */
-async function auditOneHost(host: string, liveInstances: string[], pickupMs: number): Promise<LeakFinding[]> {
+async function auditOneHost(
+  host: string,
+  liveInstances: string[],
+  dhcpNetworks: string[] | undefined,
+  pickupMs: number,
+): Promise<LeakFinding[]> {
   const nova = proxyActivities<Pick<ComputeActivities, 'auditHost'>>({
     taskQueue: computeQueue(host),
     scheduleToStartTimeout: pickupMs,
@@ -97,7 +102,11 @@ async function auditOneHost(host: string, liveInstances: string[], pickupMs: num
     retry: readRetry,
   });
   try {
-    return await call(nova.auditHost, `nova-compute: audit ${host}`, liveInstances);
+    // The DHCP networks ride along as a second argument (plans made before them have none): same command.
+    return await nova.auditHost.executeWithOptions(
+      { summary: `nova-compute: audit ${host}` },
+      dhcpNetworks ? [liveInstances, dhcpNetworks] : [liveInstances],
+    );
   } catch (err) {
     const cause = err instanceof ActivityFailure ? err.cause : err;
     const why =
@@ -131,7 +140,9 @@ export async function auditCloud(request: AuditRequest): Promise<LeakFinding[]> 
   });
   const pickupMs = request.hostPickupMs ?? HOST_AUDIT_PICKUP_MS;
   const perHost = await Promise.all(
-    plan.hosts.map(({ host, liveInstances }) => auditOneHost(host, liveInstances, pickupMs)),
+    plan.hosts.map(({ host, liveInstances }) =>
+      auditOneHost(host, liveInstances, plan.dhcpNetworks, pickupMs),
+    ),
   );
   return [...plan.findings, ...perHost.flat()];
 }

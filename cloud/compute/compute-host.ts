@@ -27,6 +27,7 @@ import { FaultInjector, type FaultOperation, type FaultSpec } from './faults';
 import { ImageCache, processAlive, type FetchOptions } from './image-cache';
 import { createSparseDisk, inspectBaseImage } from './instance-disk';
 import {
+  dhcpNetworkSchema,
   NETWORK_AGENTS,
   NetworkAgent,
   plugPortSchema,
@@ -152,6 +153,8 @@ export class ComputeHost {
     const driver =
       parsed.driver === 'qemu' ? new QemuDriver(hostDir, clock, parsed.qemu) : new FakeDriver(hostDir, clock);
     const reaped = parsed.initHost ? await driver.initHost() : [];
+    const network = new NetworkAgent(hostDir, parsed.host, clock, parsed.networkAgent);
+    if (parsed.initHost) await network.initHost();
     return new ComputeHost(
       parsed.host,
       hostDir,
@@ -160,7 +163,7 @@ export class ComputeHost {
       reaped,
       faults,
       cache,
-      new NetworkAgent(hostDir, parsed.host, clock, parsed.networkAgent),
+      network,
       new VolumeConnector(hostDir, clock),
     );
   }
@@ -293,6 +296,15 @@ export class ComputeHost {
   /** linux-bridge mode: the networks wired here (bridge, DHCP namespace, dnsmasq). */
   async listWiredNetworks(): Promise<DhcpNetwork[]> {
     return this.network.listNetworks();
+  }
+
+  /**
+   * The DHCP agent's sync with neutron-server's DHCP networks for this host: each served, and the networks
+   * wired here that are no longer among them (deleted, DHCP subnet gone) removed. No-op for the fake agent.
+   */
+  async syncDhcpNetworks(networks: DhcpNetwork[]): Promise<{ served: string[]; removed: string[] }> {
+    const parsed = parseRequest(z.array(dhcpNetworkSchema).max(1000), networks, 'DHCP networks');
+    return this.network.syncNetworks(parsed.map((n) => ({ ...n, gatewayIp: n.gatewayIp ?? null })));
   }
 
   // ---- volumes ------------------------------------------------------------------------------------------
@@ -456,8 +468,15 @@ export class ComputeHost {
   // ---- leak audit ---------------------------------------------------------------------------------------
 
   /** This host's half of the leak audit, given the instances the controller says live here. */
-  async auditLeaks(liveInstanceUuids: readonly string[]): Promise<HostLeakFinding[]> {
-    return auditHost(this, new Set(liveInstanceUuids));
+  /**
+   * `existingNetworks`: neutron-server's networks (ids), when the caller has them: a network wired here that
+   * is not among them is a stray (its namespace, dnsmasq, bridge).
+   */
+  async auditLeaks(
+    liveInstanceUuids: readonly string[],
+    existingNetworks?: readonly string[],
+  ): Promise<HostLeakFinding[]> {
+    return auditHost(this, new Set(liveInstanceUuids), existingNetworks && new Set(existingNetworks));
   }
 
   // ---- faults -------------------------------------------------------------------------------------------

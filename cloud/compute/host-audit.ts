@@ -56,6 +56,7 @@ export async function listHostQemuProcesses(
 export async function auditHost(
   host: AuditableHost,
   liveHere: ReadonlySet<string>,
+  existingNetworks?: ReadonlySet<string>,
 ): Promise<HostLeakFinding[]> {
   const findings: HostLeakFinding[] = [];
   const at = host.host;
@@ -112,20 +113,28 @@ export async function auditHost(
   }
   if (host.networkAgent === 'linux-bridge')
     findings.push(
-      ...strayDevices(at, await listHostDevices(host.hostDir), vifs, await host.listWiredNetworks()),
+      ...strayDevices(
+        at,
+        await listHostDevices(host.hostDir),
+        vifs,
+        await host.listWiredNetworks(),
+        existingNetworks,
+      ),
     );
   return findings;
 }
 
 /**
  * Devices and processes with this host's marks that no plugged port accounts for, and the devices the
- * cloud's hosts share on this machine that neither this host's wired networks nor another host account for.
+ * cloud's hosts share on this machine that neither this host's wired networks nor another host account for
+ * (or, given neutron-server's networks, that serve a network which no longer exists).
  */
 function strayDevices(
   at: string,
   found: HostDevices,
   vifs: VifRecord[],
   networks: DhcpNetwork[],
+  existingNetworks: ReadonlySet<string> | undefined,
 ): HostLeakFinding[] {
   const findings: HostLeakFinding[] = [];
   const taps = new Set(vifs.map((v) => v.tap));
@@ -145,7 +154,7 @@ function strayDevices(
         detail: `${link.ifname} on ${at} (on ${link.master ?? 'no bridge'}) belongs to no plugged port`,
       });
   }
-  const stray = unaccountedNetworks(found, new Set(networks.map((n) => n.networkId)));
+  const stray = unaccountedNetworks(found, new Set(networks.map((n) => n.networkId)), existingNetworks);
   for (const link of stray.bridges)
     findings.push({
       kind: 'bridge',

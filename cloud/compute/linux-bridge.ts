@@ -243,6 +243,13 @@ export async function stopProcess(pid: number, graceMs = 5_000): Promise<void> {
 
 // ---- the DHCP agent's network -------------------------------------------------------------------------
 
+/**
+ * The hosts files are not fsynced: each host's lines are rebuilt from its agent's records (fsynced, in
+ * `state/network-agent.json`) when the agent starts (`NetworkAgent.initHost`), so a machine crash that
+ * loses them loses nothing.
+ */
+const NO_FSYNC = { fsync: false } as const;
+
 /** A network's dnsmasq and its files, shared by the cloud's hosts on this machine. */
 export class DhcpServer {
   readonly dir: string;
@@ -292,7 +299,7 @@ export class DhcpServer {
   async writeMemberHosts(member: string, entries: HostsEntry[]): Promise<void> {
     await mkdir(this.membersDir, { recursive: true, mode: 0o755 });
     const lines = entries.map((e) => `${e.macAddress},${e.ipAddress}`).sort();
-    await writeFileAtomic(path.join(this.membersDir, member), lines.map((l) => `${l}\n`).join(''));
+    await writeFileAtomic(path.join(this.membersDir, member), lines.map((l) => `${l}\n`).join(''), NO_FSYNC);
     await this.writeUnion();
   }
 
@@ -313,6 +320,7 @@ export class DhcpServer {
         .sort()
         .map((l) => `${l}\n`)
         .join(''),
+      NO_FSYNC,
     );
   }
 
@@ -413,12 +421,52 @@ export async function ensureNetwork(
 ): Promise<void> {
   const server = new DhcpServer(hostDir, network.networkId);
   await server.locked(async () => {
-    await wireNetwork(hostDir, network, tap);
+    const serving = await servingPid(hostDir, network, server);
+    if (serving === undefined) await wireNetwork(hostDir, network, tap);
+    else if (tap)
+      await timedStep('plug: ip batch for the tap (network already served)', async () =>
+        ipBatch(await tapCommands(hostDir, tap, network)),
+      );
     await server.writeMemberHosts(memberName(hostDir), hosts);
-    await timedStep('plug: dnsmasq started or reloaded', () =>
-      server.startOrReload(network, dhcpVethNames(network.dhcpPortId).namespaceEnd),
-    );
+    await timedStep('plug: dnsmasq started or reloaded', async () => {
+      if (serving === undefined)
+        return server.startOrReload(network, dhcpVethNames(network.dhcpPortId).namespaceEnd);
+      process.kill(serving, 'SIGHUP');
+      return serving;
+    });
   });
+}
+
+/**
+ * dnsmasq's pid when the network is served already (the DHCP agent keeps a network's namespace and dnsmasq
+ * while it has a DHCP subnet): the bridge ours and up, the DHCP veth's bridge end on it and up, the namespace
+ * there and dnsmasq running (started only once the namespace's side was configured). All read without a
+ * process (sysfs, /run/netns, /proc); undefined sends the plug down the full, idempotent path.
+ */
+async function servingPid(
+  hostDir: string,
+  network: DhcpNetwork,
+  server: DhcpServer,
+): Promise<number | undefined> {
+  const bridge = bridgeName(network.networkId);
+  const [bridgeLink, vethEnd, namespaceExists] = await Promise.all([
+    readLink(bridge),
+    readLink(dhcpVethNames(network.dhcpPortId).bridgeEnd),
+    namespaceFileExists(dhcpNamespace(network.networkId)),
+  ]);
+  const up = (link: IpLink | undefined) => (link?.flags ?? []).includes('UP');
+  if (bridgeLink?.ifalias !== networkTag(hostDir) || !up(bridgeLink)) return undefined;
+  if (!isPlugged(vethEnd, bridge) || !namespaceExists) return undefined;
+  return server.runningPid();
+}
+
+/** The `ip` commands for a port's tap: made when missing, marked as this host's, on the bridge and up. */
+async function tapCommands(hostDir: string, tap: TapPlug, network: DhcpNetwork): Promise<string[][]> {
+  const name = tapName(tap.portId);
+  return [
+    ...((await readLink(name)) ? [] : [['tuntap', 'add', 'dev', name, 'mode', 'tap']]),
+    ...configureTap(hostDir, tap.portId, tap.macAddress, network.networkId, network.mtu),
+  ];
 }
 
 /**
@@ -434,12 +482,8 @@ async function wireNetwork(hostDir: string, network: DhcpNetwork, tap?: TapPlug)
   const veth = dhcpVethNames(network.dhcpPortId);
   const mtu = String(network.mtu);
 
-  // The three links this needs, from sysfs (no `ip` process).
-  const [existing, halfMadeVeth, existingTap] = await Promise.all([
-    readLink(bridge),
-    readLink(veth.bridgeEnd),
-    tap ? readLink(tapName(tap.portId)) : undefined,
-  ]);
+  // The links this needs, from sysfs (no `ip` process).
+  const [existing, halfMadeVeth] = await Promise.all([readLink(bridge), readLink(veth.bridgeEnd)]);
   if (existing && existing.ifalias !== tag)
     throw new CloudError(
       'VirtualInterfaceCreateException',
@@ -475,11 +519,7 @@ async function wireNetwork(hostDir: string, network: DhcpNetwork, tap?: TapPlug)
     ['link', 'set', 'dev', veth.bridgeEnd, 'alias', tag],
     ['link', 'set', 'dev', veth.bridgeEnd, 'mtu', mtu, 'master', bridge, 'up'],
   );
-  if (tap) {
-    const name = tapName(tap.portId);
-    if (!existingTap) root.push(['tuntap', 'add', 'dev', name, 'mode', 'tap']);
-    root.push(...configureTap(hostDir, tap.portId, tap.macAddress, network.networkId, network.mtu));
-  }
+  if (tap) root.push(...(await tapCommands(hostDir, tap, network)));
   await timedStep('plug: ip batch in the root namespace', () => ipBatch(root));
   await timedStep('plug: ip batch in the qdhcp namespace', () =>
     ipBatch(
@@ -546,9 +586,10 @@ export async function reloadHosts(
 }
 
 /**
- * This host leaves the network (its last port here is gone). The last host of the cloud on this machine to
- * leave stops dnsmasq and removes the namespace (and with it the veth), the bridge and the state directory;
- * while others remain, dnsmasq serves on without this host's lines (and leases).
+ * This host leaves the network (the network or its DHCP subnet is gone, or a plug that wired it failed).
+ * The last host of the cloud on this machine to leave stops dnsmasq and removes the namespace (and with it
+ * the veth), the bridge and the state directory; while others remain, dnsmasq serves on without this host's
+ * lines (and leases).
  */
 export async function removeNetwork(
   hostDir: string,
@@ -720,11 +761,23 @@ async function listDevices(root: string, member: string, mine: string | undefine
 
 /**
  * The shared networks no host accounts for: not wired here (`wiredHere`) and used by no other host of the
- * cloud on this machine. Bridges carry only the network id's first 11 characters, so they match by prefix.
+ * cloud on this machine, or (when neutron-server's list is given, `existing`) wired here for a network that
+ * is gone. Bridges carry only the network id's first 11 characters, so they match by prefix.
  */
-export function unaccountedNetworks(found: HostDevices, wiredHere: ReadonlySet<string>) {
+export function unaccountedNetworks(
+  found: HostDevices,
+  wiredHere: ReadonlySet<string>,
+  existing?: ReadonlySet<string>,
+) {
   const accounted = new Set(wiredHere);
-  for (const n of found.networks) if (n.members.some((m) => m !== found.member)) accounted.add(n.networkId);
+  const heldByOthers = new Set(
+    found.networks.filter((n) => n.members.some((m) => m !== found.member)).map((n) => n.networkId),
+  );
+  for (const id of heldByOthers) accounted.add(id);
+  // A gone network's devices are reported by the hosts that serve it (or by every host when none does).
+  if (existing)
+    for (const id of accounted)
+      if (!existing.has(id) && (wiredHere.has(id) || !heldByOthers.has(id))) accounted.delete(id);
   const networkOk = (networkId: string) => accounted.has(networkId);
   const bridgeOk = (bridge: string) => [...accounted].some((id) => bridgeName(id) === bridge);
   return {

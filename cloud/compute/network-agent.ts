@@ -7,7 +7,10 @@
  *   network a bridge `brq<network[:11]>` and a `qdhcp-<network>` namespace with dnsmasq serving the subnet
  *   from a hosts file of the ports of the cloud's hosts on this machine (shared by them, reference-counted);
  *   per port a persistent tap on the bridge. A plug returns only once
- *   the kernel reports the tap on the bridge and up, so the port's ACTIVE status is a fact.
+ *   the kernel reports the tap on the bridge and up, so the port's ACTIVE status is a fact. As Neutron's
+ *   DHCP agent, a network stays served (namespace, dnsmasq) while it has a DHCP subnet, not only while it
+ *   has ports here: unplugging its last port removes only the tap and the port's line; the network goes
+ *   when neutron-server no longer lists it (`syncNetworks`), or with the host's clean-up.
  *
  * Both keep what is plugged in `<hostDir>/state/network-agent.json`; plugging and unplugging are idempotent.
  * Security groups are recorded by neutron-server only: no filtering happens on the tap.
@@ -47,7 +50,7 @@ const vifRecordSchema = z.object({
   vifType: z.string(),
   pluggedAt: z.number(),
 });
-const dhcpNetworkSchema = z.object({
+export const dhcpNetworkSchema = z.object({
   networkId: uuidSchema,
   subnetId: uuidSchema,
   cidr: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'must be an IPv4 CIDR'),
@@ -123,6 +126,7 @@ export class NetworkAgent {
       );
     const dhcp = this.kind === 'linux-bridge' ? requireDhcp(port) : undefined;
     const tap = tapName(port.id);
+    let newNetwork = false;
     // Recorded before the kernel is touched: a worker that dies half way leaves a record, which the saga's
     // unplug (or the instance's destroy) finds and removes with everything made for it.
     const { record, fresh } = await this.file.update(
@@ -146,6 +150,7 @@ export class NetworkAgent {
               'VirtualInterfaceCreateException',
               `Network ${dhcp.networkId} is wired on ${this.host} with DHCP port ${known.dhcpPortId}, not ${dhcp.dhcpPortId}`,
             );
+          newNetwork = known === undefined;
           state.networks[dhcp.networkId] = dhcp;
         }
         const vif: VifRecord = existing ?? {
@@ -171,8 +176,9 @@ export class NetworkAgent {
     try {
       await this.file.update((state) => this.wire(state, record, dhcp), { signal });
     } catch (err) {
-      // Leave nothing behind a failed plug: its tap, host line and (its network's last port) the network.
+      // Leave nothing behind a failed plug: its tap, host line and the network when this plug wired it.
       if (fresh) await this.unplug(port.id).catch(() => undefined);
+      if (newNetwork) await this.disableNetwork(dhcp.networkId).catch(() => undefined);
       if (err instanceof CloudError) throw err;
       throw new CloudError(
         'VirtualInterfaceCreateException',
@@ -217,6 +223,65 @@ export class NetworkAgent {
     );
   }
 
+  /**
+   * The DHCP agent's sync_state: serves each of `networks` (neutron-server's DHCP networks for this host:
+   * bridge, namespace, dnsmasq, this host's lines), and stops serving the networks wired here that are not
+   * among them (deleted, or their DHCP subnet gone). A network that still has ports plugged here is kept.
+   * Returns the network ids served and removed.
+   */
+  async syncNetworks(networks: DhcpNetwork[]): Promise<{ served: string[]; removed: string[] }> {
+    if (this.kind !== 'linux-bridge') return { served: [], removed: [] };
+    const wanted = new Map(networks.map((n) => [n.networkId, n]));
+    return this.file.update(async (state) => {
+      const removed: string[] = [];
+      for (const [networkId, network] of Object.entries(state.networks)) {
+        const next = wanted.get(networkId);
+        const inUse = Object.values(state.vifs).some((v) => v.networkId === networkId);
+        const changed = next !== undefined && next.dhcpPortId !== network.dhcpPortId;
+        if ((next === undefined || changed) && !inUse) {
+          await removeNetwork(this.hostDir, network);
+          delete state.networks[networkId];
+          removed.push(networkId);
+        }
+      }
+      for (const network of wanted.values()) {
+        if (state.networks[network.networkId] !== undefined) continue;
+        await ensureNetwork(this.hostDir, network, hostsOf(state.vifs, network.networkId));
+        state.networks[network.networkId] = network;
+      }
+      return { served: [...wanted.keys()].sort(), removed: removed.sort() };
+    });
+  }
+
+  /**
+   * At agent start: every network wired here serves again with this host's lines rewritten from its records
+   * (the hosts files are not fsynced; after a machine restart the devices and dnsmasq come back too). A
+   * network that cannot be wired now is left to the next plug, which heals it.
+   */
+  async initHost(): Promise<string[]> {
+    if (this.kind !== 'linux-bridge') return [];
+    const state = await this.file.read();
+    const failed: string[] = [];
+    for (const network of Object.values(state.networks)) {
+      try {
+        await ensureNetwork(this.hostDir, network, hostsOf(state.vifs, network.networkId));
+      } catch {
+        failed.push(network.networkId);
+      }
+    }
+    return failed;
+  }
+
+  /** Stops serving one network on this host (the last host of the cloud here removes its devices). */
+  private async disableNetwork(networkId: string): Promise<void> {
+    await this.file.update(async (state) => {
+      const network = state.networks[networkId];
+      if (!network || Object.values(state.vifs).some((v) => v.networkId === networkId)) return;
+      await removeNetwork(this.hostDir, network);
+      delete state.networks[networkId];
+    });
+  }
+
   // ---- linux-bridge mode --------------------------------------------------------------------------------
 
   /** Network up with the port's host entry, tap on the bridge and up, read back from the kernel. */
@@ -237,8 +302,9 @@ export class NetworkAgent {
   }
 
   /**
-   * Drops the ports' records; in linux-bridge mode removes their taps and host entries, and with a network's
-   * last port here this host leaves the network (its bridge, namespace and dnsmasq go with the last host).
+   * Drops the ports' records; in linux-bridge mode removes their taps and host entries (their leases
+   * released). The network stays served without them, as Neutron's DHCP agent keeps a network's dnsmasq
+   * while the network has a DHCP subnet: the next port on it is only a tap and a line.
    */
   private async release(state: AgentState, portIds: string[]): Promise<void> {
     const released = new Map<string, string[]>();
@@ -251,13 +317,7 @@ export class NetworkAgent {
     }
     for (const [networkId, macs] of released) {
       const network = state.networks[networkId];
-      if (!network) continue;
-      if (Object.values(state.vifs).some((v) => v.networkId === networkId)) {
-        await reloadHosts(this.hostDir, network, hostsOf(state.vifs, networkId), macs);
-      } else {
-        await removeNetwork(this.hostDir, network, macs);
-        delete state.networks[networkId];
-      }
+      if (network) await reloadHosts(this.hostDir, network, hostsOf(state.vifs, networkId), macs);
     }
   }
 }

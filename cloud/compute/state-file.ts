@@ -61,13 +61,21 @@ export class JsonStateFile<S> {
   }
 }
 
-/** Writes a file so that readers see the old content or the new, never a part: temp file, fsync, rename. */
-export async function writeFileAtomic(file: string, content: string): Promise<void> {
+/**
+ * Writes a file so that readers see the old content or the new, never a part: temp file, fsync, rename.
+ * `fsync: false` keeps the atomic rename but not the durability, for files rebuilt from durable records
+ * after a crash (a machine crash may leave the old content or an empty file).
+ */
+export async function writeFileAtomic(
+  file: string,
+  content: string,
+  options: { fsync?: boolean } = {},
+): Promise<void> {
   const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const handle = await open(temp, 'wx', 0o644);
   try {
     await handle.writeFile(content);
-    await handle.sync();
+    if (options.fsync !== false) await handle.sync();
   } finally {
     await handle.close();
   }
