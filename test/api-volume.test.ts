@@ -499,6 +499,34 @@ describe('Cinder v3 API', () => {
     assert.equal((await call(alice.token, 'DELETE', `/v3/volumes/${id}`)).status, 202);
   });
 
+  test('volume summary (3.12; metadata from 3.36): the project’s volumes counted from the rows', async () => {
+    const made: string[] = [];
+    for (const [size, metadata] of [
+      [1, { tier: 'gold' }],
+      [2, { tier: 'silver', app: 'db' }],
+    ] as const) {
+      const res = await call(bob.token, 'POST', '/v3/volumes', { volume: { size, metadata } });
+      made.push(res.body.volume.id as string);
+    }
+    for (const id of made) await available(id);
+    const rows = (await env.cloud.cinder.listVolumes({ projectId: bob.projectId })).filter(
+      (v) => v.status !== 'deleted',
+    );
+    const at = (v: string) =>
+      call(bob.token, 'GET', '/v3/volumes/summary', undefined, { 'OpenStack-API-Version': `volume ${v}` });
+    const old = await at('3.11');
+    assert.equal(old.status, 404);
+    const s12 = await at('3.12');
+    assert.equal(s12.status, 200, JSON.stringify(s12.body));
+    assert.deepEqual(s12.body, {
+      'volume-summary': { total_size: rows.reduce((n, v) => n + v.sizeGb, 0), total_count: rows.length },
+    });
+    const s36 = (await at('3.36')).body['volume-summary'];
+    assert.deepEqual(s36.metadata.tier.sort(), ['gold', 'silver']);
+    assert.deepEqual(s36.metadata.app, ['db']);
+    for (const id of made) assert.equal((await call(bob.token, 'DELETE', `/v3/volumes/${id}`)).status, 202);
+  });
+
   test('bad requests: 400, 403 for a reader, 401; no row created', async () => {
     const before = await volumeRows();
     for (const payload of [
