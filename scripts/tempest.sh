@@ -109,7 +109,7 @@ floating_network_name =
 [network-feature-enabled]
 ipv6 = false
 # The extensions bootflow's Neutron serves (GET /v2.0/extensions): no routers, quotas, agents, ...
-api_extensions = binding,standard-attr-description,external-net,network-mtu,project-id,security-group,standard-attr-timestamp
+api_extensions = binding,standard-attr-description,external-net,network-mtu,project-id,security-group,standard-attr-timestamp,ip-substring-filtering
 port_security = false
 
 [validation]

@@ -234,6 +234,15 @@ describe('Glance v2 API', () => {
       payload: { name: 'x', disk_format: 'qcow2', container_format: 'bare', visibility: 'public' },
     });
     assert.equal(publicByMember.statusCode, 403);
+    // Glance: only an admin creates an image owned by another project.
+    const ownedByOther = await env.app.inject({
+      method: 'POST',
+      url: '/image/v2/images',
+      headers,
+      payload: { name: 'x', disk_format: 'raw', container_format: 'bare', owner: 'someone-else' },
+    });
+    assert.equal(ownedByOther.statusCode, 403);
+    assert.match(ownedByOther.body, /You are not permitted to create images owned by 'someone-else'\./);
     for (const h of [{}, { 'x-auth-token': 'forged' }]) {
       const res = await env.app.inject({ method: 'GET', url: '/image/v2/images', headers: h });
       assert.equal(res.statusCode, 401);
@@ -473,6 +482,11 @@ describe('Glance v2 API', () => {
     );
     assert.equal(adminPatch.statusCode, 200, adminPatch.body);
     assert.deepEqual([(await imageRow(id)).visibility, (await imageRow(id)).owner], ['public', bobProject]);
+    // ... and create one owned by another project (tempest's test_create_image_owner_param).
+    const given = await create(root, { disk_format: 'raw', container_format: 'bare', owner: bobProject });
+    assert.equal(given.owner, bobProject);
+    assert.equal((await imageRow(given.id as string)).owner, bobProject);
+    assert.equal((await call('DELETE', `/images/${given.id as string}`, root)).statusCode, 204);
     // Protected: not even its owner deletes it (403) until protected is false again.
     const del = await call('DELETE', `/images/${id}`, bob);
     assert.equal(del.statusCode, 403);

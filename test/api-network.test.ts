@@ -154,6 +154,200 @@ describe('Neutron v2.0 API', () => {
     assert.deepEqual(await rows(), before);
   });
 
+  test('port fixed_ips: two subnets, PUT to drop, change and add addresses (released to IPAM); refusals change nothing', async () => {
+    const net = await call(alice.token, 'POST', '/v2.0/networks', { network: { name: 'n-ips' } });
+    const netId = net.body.network.id as string;
+    const subnet = async (cidr: string) =>
+      (
+        await call(alice.token, 'POST', '/v2.0/subnets', {
+          subnet: { network_id: netId, cidr, ip_version: 4, enable_dhcp: false },
+        })
+      ).body.subnet.id as string;
+    const s1 = await subnet('10.60.0.0/29');
+    const s2 = await subnet('10.61.0.0/29');
+    const held = async () =>
+      (await env.cloud.neutron.listIpAllocations(netId)).map((a) => `${a.portId}:${a.ipAddress}`).sort();
+
+    const created = await call(alice.token, 'POST', '/v2.0/ports', {
+      port: { network_id: netId, fixed_ips: [{ subnet_id: s1 }, { subnet_id: s2 }] },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const portId = created.body.port.id as string;
+    assert.deepEqual(
+      created.body.port.fixed_ips.map((ip: Body) => [ip.subnet_id, ip.ip_address]).sort(),
+      [
+        [s1, '10.60.0.2'],
+        [s2, '10.61.0.2'],
+      ].sort(),
+    );
+    assert.deepEqual(await held(), [`${portId}:10.60.0.2`, `${portId}:10.61.0.2`]);
+
+    // Back to one address: the subnet-only entry keeps the one the port has; the other is released.
+    const one = await call(alice.token, 'PUT', `/v2.0/ports/${portId}`, {
+      port: { fixed_ips: [{ subnet_id: s1 }] },
+    });
+    assert.equal(one.status, 200, JSON.stringify(one.body));
+    assert.deepEqual(one.body.port.fixed_ips, [{ subnet_id: s1, ip_address: '10.60.0.2' }]);
+    assert.deepEqual(await held(), [`${portId}:10.60.0.2`]);
+
+    // Change the address, and add a second one from the other subnet: the old address goes back to IPAM.
+    const changed = await call(alice.token, 'PUT', `/v2.0/ports/${portId}`, {
+      port: { fixed_ips: [{ subnet_id: s1, ip_address: '10.60.0.5' }, { subnet_id: s2 }] },
+    });
+    assert.equal(changed.status, 200, JSON.stringify(changed.body));
+    assert.deepEqual(await held(), [`${portId}:10.60.0.5`, `${portId}:10.61.0.2`]);
+    const other = await call(alice.token, 'POST', '/v2.0/ports', {
+      port: { network_id: netId, fixed_ips: [{ subnet_id: s1 }] },
+    });
+    assert.deepEqual(other.body.port.fixed_ips, [{ subnet_id: s1, ip_address: '10.60.0.2' }]);
+    const otherId = other.body.port.id as string;
+
+    // ip_address_substr (ip-substring-filtering) and the exact filter.
+    const bySubstr = await call(alice.token, 'GET', '/v2.0/ports?fixed_ips=ip_address_substr%3D10.60.0');
+    assert.deepEqual(bySubstr.body.ports.map((p: Body) => p.id).sort(), [portId, otherId].sort());
+    const byExact = await call(alice.token, 'GET', '/v2.0/ports?fixed_ips=ip_address_substr%3D10.61');
+    assert.deepEqual(
+      byExact.body.ports.map((p: Body) => p.id),
+      [portId],
+    );
+
+    // Refused, nothing changed: an address another port holds (409), outside the subnet, a foreign subnet,
+    // more than 5 addresses; a create with a taken address leaves no port.
+    const before = await held();
+    const portsBefore = await rows();
+    for (const [fixed, status, type] of [
+      [[{ subnet_id: s1, ip_address: '10.60.0.2' }], 409, 'IpAddressAlreadyAllocated'],
+      [[{ subnet_id: s1, ip_address: '10.61.0.3' }], 400, 'InvalidIpForSubnet'],
+      [[{ ip_address: '192.168.9.9' }], 400, 'InvalidIpForNetwork'],
+      [[{ subnet_id: '00000000-0000-0000-0000-000000000000' }], 400, 'InvalidInput'],
+      [Array.from({ length: 6 }, () => ({ subnet_id: s2 })), 400, 'InvalidInput'],
+    ] as const) {
+      const res = await call(alice.token, 'PUT', `/v2.0/ports/${portId}`, {
+        port: { fixed_ips: fixed, name: 'x' },
+      });
+      assert.equal(res.status, status, JSON.stringify([fixed, res.body]));
+      assert.equal(res.body.NeutronError.type, type);
+      assert.equal(res.body.NeutronError.detail, '');
+    }
+    const taken = await call(alice.token, 'POST', '/v2.0/ports', {
+      port: { network_id: netId, fixed_ips: [{ subnet_id: s2 }, { subnet_id: s1, ip_address: '10.60.0.5' }] },
+    });
+    assert.equal(taken.status, 409);
+    assert.equal(taken.body.NeutronError.message, `IP address 10.60.0.5 already allocated in subnet ${s1}`);
+    assert.deepEqual(await held(), before);
+    assert.deepEqual(await rows(), portsBefore);
+    assert.equal((await env.cloud.neutron.getPort(portId)).name, '');
+
+    // Releasing every address: fixed_ips [].
+    const none = await call(alice.token, 'PUT', `/v2.0/ports/${portId}`, { port: { fixed_ips: [] } });
+    assert.deepEqual(none.body.port.fixed_ips, []);
+    assert.deepEqual(await held(), [`${otherId}:10.60.0.2`]);
+
+    // Subnet allocation pools replaced: the next port takes the new pool's first free address.
+    const pools = await call(alice.token, 'PUT', `/v2.0/subnets/${s2}`, {
+      subnet: { allocation_pools: [{ start: '10.61.0.4', end: '10.61.0.6' }] },
+    });
+    assert.equal(pools.status, 200, JSON.stringify(pools.body));
+    assert.deepEqual((await env.cloud.neutron.getSubnet(s2)).allocationPools, [
+      { start: '10.61.0.4', end: '10.61.0.6' },
+    ]);
+    const inPool = await call(alice.token, 'POST', '/v2.0/ports', {
+      port: { network_id: netId, fixed_ips: [{ subnet_id: s2 }] },
+    });
+    assert.deepEqual(inPool.body.port.fixed_ips, [{ subnet_id: s2, ip_address: '10.61.0.4' }]);
+    for (const id of [portId, otherId, inPool.body.port.id as string])
+      await call(alice.token, 'DELETE', `/v2.0/ports/${id}`);
+    assert.deepEqual(await held(), []);
+    assert.equal((await call(alice.token, 'DELETE', `/v2.0/networks/${netId}`)).status, 204);
+  });
+
+  test('port security_groups (none, chosen, replaced) and a chosen mac_address; refusals change nothing', async () => {
+    const net = await call(alice.token, 'POST', '/v2.0/networks', { network: { name: 'n-sg' } });
+    const netId = net.body.network.id as string;
+    const group = async (name: string, token = alice.token) =>
+      (await call(token, 'POST', '/v2.0/security-groups', { security_group: { name } })).body.security_group
+        .id as string;
+    const [g1, g2, g3] = [await group('g1'), await group('g2'), await group('g3')];
+    const bobGroup = await group('bob-g', bob.token);
+    const bindings = async (portId: string) =>
+      (await env.cloud.neutron.getPort(portId)).securityGroupIds.sort();
+
+    const bare = await call(alice.token, 'POST', '/v2.0/ports', {
+      port: { network_id: netId, security_groups: [] },
+    });
+    assert.equal(bare.status, 201, JSON.stringify(bare.body));
+    assert.deepEqual(bare.body.port.security_groups, []);
+    assert.deepEqual(await bindings(bare.body.port.id as string), []);
+
+    const port = await call(alice.token, 'POST', '/v2.0/ports', {
+      port: { network_id: netId, security_groups: [g1] },
+    });
+    const portId = port.body.port.id as string;
+    assert.deepEqual(port.body.port.security_groups, [g1]);
+    const updated = await call(alice.token, 'PUT', `/v2.0/ports/${portId}`, {
+      port: { security_groups: [g2, g3], admin_state_up: false },
+    });
+    assert.equal(updated.status, 200, JSON.stringify(updated.body));
+    assert.deepEqual(updated.body.port.security_groups.sort(), [g2, g3].sort());
+    assert.deepEqual(await bindings(portId), [g2, g3].sort());
+    // A group in use by the port cannot go; the one it left can.
+    assert.equal((await call(alice.token, 'DELETE', `/v2.0/security-groups/${g2}`)).status, 409);
+    assert.equal((await call(alice.token, 'DELETE', `/v2.0/security-groups/${g1}`)).status, 204);
+
+    // Another project's group, or none such: 404 SecurityGroupNotFound, bindings and the port as they were.
+    for (const groups of [[bobGroup], [g2, '00000000-0000-0000-0000-000000000000']]) {
+      const res = await call(alice.token, 'PUT', `/v2.0/ports/${portId}`, {
+        port: { security_groups: groups, admin_state_up: true },
+      });
+      assert.equal(res.status, 404, JSON.stringify(res.body));
+      assert.equal(res.body.NeutronError.type, 'SecurityGroupNotFound');
+    }
+    assert.deepEqual(await bindings(portId), [g2, g3].sort());
+    assert.equal((await env.cloud.neutron.getPort(portId)).adminStateUp, false);
+    const before = await rows();
+    const foreign = await call(alice.token, 'POST', '/v2.0/ports', {
+      port: { network_id: netId, security_groups: [bobGroup] },
+    });
+    assert.equal(foreign.status, 404);
+    assert.deepEqual(await rows(), before);
+
+    // A MAC of the caller's choosing: stored; the same MAC again is 409 MacAddressInUse; a multicast one 400.
+    const mac = 'fa:16:3e:12:34:56';
+    const withMac = await call(alice.token, 'POST', '/v2.0/ports', {
+      port: { network_id: netId, mac_address: mac },
+    });
+    assert.equal(withMac.status, 201, JSON.stringify(withMac.body));
+    assert.equal((await env.cloud.neutron.getPort(withMac.body.port.id as string)).macAddress, mac);
+    const again = await call(alice.token, 'POST', '/v2.0/ports', {
+      port: { network_id: netId, mac_address: 'FA-16-3E-12-34-56' },
+    });
+    assert.equal(again.status, 409);
+    assert.equal(again.body.NeutronError.type, 'MacAddressInUse');
+    const multicast = await call(alice.token, 'POST', '/v2.0/ports', {
+      port: { network_id: netId, mac_address: '01:00:5e:00:00:01' },
+    });
+    assert.equal(multicast.status, 400);
+    // On a network of another project (shared), only an admin picks the MAC.
+    const shared = await call(admin.token, 'POST', '/v2.0/networks', {
+      network: { name: 'n-shared', shared: true },
+    });
+    const sharedId = shared.body.network.id as string;
+    const denied = await call(alice.token, 'POST', '/v2.0/ports', {
+      port: { network_id: sharedId, mac_address: 'fa:16:3e:00:00:01' },
+    });
+    assert.equal(denied.status, 403);
+    assert.equal(denied.body.NeutronError.type, 'PolicyNotAuthorized');
+    assert.deepEqual(await rows(), { ...before, networks: before.networks + 1, ports: before.ports + 1 });
+
+    for (const id of [bare.body.port.id, portId, withMac.body.port.id] as string[])
+      await call(alice.token, 'DELETE', `/v2.0/ports/${id}`);
+    for (const g of [g2, g3])
+      assert.equal((await call(alice.token, 'DELETE', `/v2.0/security-groups/${g}`)).status, 204);
+    await call(bob.token, 'DELETE', `/v2.0/security-groups/${bobGroup}`);
+    await call(alice.token, 'DELETE', `/v2.0/networks/${netId}`);
+    await call(admin.token, 'DELETE', `/v2.0/networks/${sharedId}`);
+  });
+
   test('bad bodies and policy: 400/403/401, nothing stored', async () => {
     const before = await rows();
     for (const payload of [
@@ -339,7 +533,14 @@ describe('Neutron v2.0 API', () => {
         'GatewayConflictWithAllocationPools',
         /conflicts with allocation pool 10\.50\.0\.3-10\.50\.0\.7/,
       ],
-      [{ allocation_pools: [] }, 400, 'HTTPBadRequest', /read-only attribute allocation_pools/],
+      [
+        { allocation_pools: [{ start: '10.50.0.2', end: '10.50.0.99' }] },
+        400,
+        'BadRequest',
+        /must lie within/,
+      ],
+      [{ allocation_pools: [{ start: '10.50.0.1', end: '10.50.0.5' }] }, 400, 'BadRequest', /conflicts with/],
+      [{ network_id: netId }, 400, 'HTTPBadRequest', /read-only attribute network_id/],
     ] as const) {
       const res = await call(alice.token, 'PUT', `/v2.0/subnets/${subId}`, { subnet: payload });
       assert.equal(res.status, status, JSON.stringify([payload, res.body]));

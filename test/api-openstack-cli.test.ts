@@ -272,10 +272,10 @@ describe('the openstack CLI and openstacksdk: Keystone, Glance, Neutron, Cinder,
       networks.some((n) => n.Name === 'private'),
       JSON.stringify(networks),
     );
-    const subnets = await openstackJson<Array<{ Name: string; Network: string; Subnet: string }>>(d.demoEnv, [
-      'subnet',
-      'list',
-    ]);
+    const subnets = await openstackJson<Array<{ ID: string; Name: string; Network: string; Subnet: string }>>(
+      d.demoEnv,
+      ['subnet', 'list'],
+    );
     assert.ok(
       subnets.some((s) => s.Subnet === '10.0.0.0/24'),
       JSON.stringify(subnets),
@@ -294,6 +294,34 @@ describe('the openstack CLI and openstacksdk: Keystone, Glance, Neutron, Cinder,
     assert.ok(ports.some((p) => p.ID === port.id));
     const shown = await openstackJson<{ name: string }>(d.demoEnv, ['port', 'show', port.id]);
     assert.equal(shown.name, 'cli-port');
+    // A second fixed IP (`port set --fixed-ip` adds to the port's list), then the first one released.
+    const subnetId = subnets.find((s) => s.Subnet === '10.0.0.0/24')!.ID;
+    const first = JSON.stringify(port.fixed_ips).match(/10\.0\.0\.\d+/)![0];
+    const set = await openstack(d.demoEnv, [
+      'port',
+      'set',
+      '--fixed-ip',
+      `subnet=${subnetId},ip-address=10.0.0.250`,
+      port.id,
+    ]);
+    assert.equal(set.code, 0, set.stderr);
+    const ips = async () =>
+      (await openstackJson<{ fixed_ips: unknown }>(d.demoEnv, ['port', 'show', port.id])).fixed_ips;
+    // fixed_ips is JSON or the CLI's text form: an address counts when it stands whole in quotes.
+    const holds = (text: string, ip: string) =>
+      new RegExp(`["'\\\\]${ip.replace(/\./g, '\\.')}["'\\\\]`).test(text);
+    const both = JSON.stringify(await ips());
+    assert.ok(holds(both, first) && holds(both, '10.0.0.250'), both);
+    const unset = await openstack(d.demoEnv, [
+      'port',
+      'unset',
+      '--fixed-ip',
+      `subnet=${subnetId},ip-address=${first}`,
+      port.id,
+    ]);
+    assert.equal(unset.code, 0, unset.stderr);
+    const left = JSON.stringify(await ips());
+    assert.ok(holds(left, '10.0.0.250') && !holds(left, first), left);
     assert.equal((await openstack(d.demoEnv, ['port', 'delete', port.id])).code, 0);
     const after = await openstackJson<Array<{ ID: string }>>(d.demoEnv, ['port', 'list']);
     assert.ok(!after.some((p) => p.ID === port.id));

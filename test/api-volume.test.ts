@@ -426,7 +426,10 @@ describe('Cinder v3 API', () => {
       [alice.token, id, { 'os-update_readonly_flag': { readonly: 'maybe' } }, 400, /readonly/],
       [alice.token, missing, { 'os-extend': { new_size: 3 } }, 404, /could not be found/],
       [alice.token, missing, { 'os-reserve': {} }, 404, /could not be found/],
-      [alice.token, id, { 'os-reserve': {} }, 400, /does not support os-reserve/],
+      [alice.token, id, { 'os-volume_upload_image': {} }, 400, /does not support os-volume_upload_image/],
+      [alice.token, id, { 'os-attach': { mountpoint: '/dev/vdb' } }, 400, /instance_uuid/],
+      [alice.token, id, { 'os-detach': {} }, 400, /must be attached in order to detach/],
+      [reader.token, id, { 'os-reserve': {} }, 403, /volume:reserve_volume/],
       [alice.token, id, { 'os-frobnicate': {} }, 400, /There is no such action: os-frobnicate/],
       [bob.token, id, { 'os-extend': { new_size: 3 } }, 404, /could not be found/],
       [reader.token, id, { 'os-extend': { new_size: 3 } }, 403, /volume:extend/],
@@ -439,6 +442,89 @@ describe('Cinder v3 API', () => {
     const after = await env.cloud.cinder.getVolume(id);
     assert.deepEqual([after.sizeGb, after.readonly], [2, false]);
     assert.equal((await call(alice.token, 'DELETE', `/v3/volumes/${id}`)).status, 202);
+  });
+
+  test('legacy attach actions: os-reserve / os-unreserve, os-attach / os-begin_detaching / os-roll_detaching / os-detach', async () => {
+    const created = await call(alice.token, 'POST', '/v3/volumes', { volume: { size: 1, name: 'legacy' } });
+    const id = created.body.volume.id as string;
+    await available(id);
+    const state = async () => {
+      const v = await env.cloud.cinder.getVolume(id);
+      return [v.status, v.attachStatus, v.attachments.length];
+    };
+    const action = (payload: unknown) => call(alice.token, 'POST', `/v3/volumes/${id}/action`, payload);
+
+    assert.equal((await action({ 'os-reserve': {} })).status, 202);
+    assert.deepEqual(await state(), ['attaching', 'detached', 0]);
+    // A second reserve: Cinder's 400, nothing changed (tempest's test_reserve_volume_with_negative_volume_status).
+    const again = await action({ 'os-reserve': {} });
+    assert.equal(again.status, 400);
+    assert.match(again.body.badRequest.message, /status must be available to reserve/);
+    assert.deepEqual(await state(), ['attaching', 'detached', 0]);
+    assert.equal((await action({ 'os-unreserve': {} })).status, 202);
+    assert.deepEqual(await state(), ['available', 'detached', 0]);
+
+    const server = '9a1d3f8e-2b4c-4d6e-8f01-23456789abcd';
+    const attach = await action({
+      'os-attach': { instance_uuid: server, mountpoint: '/dev/vdb', mode: 'rw' },
+    });
+    assert.equal(attach.status, 202, JSON.stringify(attach.body));
+    assert.deepEqual(await state(), ['in-use', 'attached', 1]);
+    const shown = (await call(alice.token, 'GET', `/v3/volumes/${id}`)).body.volume;
+    assert.deepEqual(
+      [shown.attachments[0].server_id, shown.attachments[0].device, shown.attachments[0].volume_id],
+      [server, '/dev/vdb', id],
+    );
+    // Attached: a second attach, a reserve and a delete are refused; the rows stay.
+    for (const payload of [
+      { 'os-attach': { instance_uuid: '11111111-2222-3333-4444-555555555555', mountpoint: '/dev/vdc' } },
+      { 'os-reserve': {} },
+    ]) {
+      assert.equal((await action(payload)).status, 400, JSON.stringify(payload));
+    }
+    assert.equal((await call(alice.token, 'DELETE', `/v3/volumes/${id}`)).status, 400);
+    assert.deepEqual(await state(), ['in-use', 'attached', 1]);
+
+    assert.equal((await action({ 'os-begin_detaching': {} })).status, 202);
+    assert.deepEqual(await state(), ['detaching', 'attached', 1]);
+    assert.equal((await action({ 'os-roll_detaching': {} })).status, 202);
+    assert.deepEqual(await state(), ['in-use', 'attached', 1]);
+    assert.equal((await action({ 'os-detach': {} })).status, 202);
+    assert.deepEqual(await state(), ['available', 'detached', 0]);
+    const rows = await env.cloud.cinder.listAttachments({ volumeId: id, includeDetached: true });
+    assert.deepEqual(
+      rows.map((a) => [a.instanceUuid, a.attachStatus, a.mountpoint]),
+      [[server, 'detached', '/dev/vdb']],
+    );
+    assert.equal((await call(alice.token, 'DELETE', `/v3/volumes/${id}`)).status, 202);
+  });
+
+  test('volume summary (3.12; metadata from 3.36): the project’s volumes counted from the rows', async () => {
+    const made: string[] = [];
+    for (const [size, metadata] of [
+      [1, { tier: 'gold' }],
+      [2, { tier: 'silver', app: 'db' }],
+    ] as const) {
+      const res = await call(bob.token, 'POST', '/v3/volumes', { volume: { size, metadata } });
+      made.push(res.body.volume.id as string);
+    }
+    for (const id of made) await available(id);
+    const rows = (await env.cloud.cinder.listVolumes({ projectId: bob.projectId })).filter(
+      (v) => v.status !== 'deleted',
+    );
+    const at = (v: string) =>
+      call(bob.token, 'GET', '/v3/volumes/summary', undefined, { 'OpenStack-API-Version': `volume ${v}` });
+    const old = await at('3.11');
+    assert.equal(old.status, 404);
+    const s12 = await at('3.12');
+    assert.equal(s12.status, 200, JSON.stringify(s12.body));
+    assert.deepEqual(s12.body, {
+      'volume-summary': { total_size: rows.reduce((n, v) => n + v.sizeGb, 0), total_count: rows.length },
+    });
+    const s36 = (await at('3.36')).body['volume-summary'];
+    assert.deepEqual(s36.metadata.tier.sort(), ['gold', 'silver']);
+    assert.deepEqual(s36.metadata.app, ['db']);
+    for (const id of made) assert.equal((await call(bob.token, 'DELETE', `/v3/volumes/${id}`)).status, 202);
   });
 
   test('bad requests: 400, 403 for a reader, 401; no row created', async () => {

@@ -376,7 +376,7 @@ describe(`Neutron on ${testDbDialect}`, () => {
         projectId: demo.projectId,
         fixedIps: [{ ipAddress: '10.0.0.200' }],
       }),
-      /The IP address 10\.0\.0\.200 is in use/,
+      /IP address 10\.0\.0\.200 already allocated in subnet/,
     );
     await assert.rejects(
       neutron.createPort({
@@ -389,6 +389,81 @@ describe(`Neutron on ${testDbDialect}`, () => {
     );
     assert.equal((await neutron.listPorts({ networkId: privateNet.id })).length, 1);
     await neutron.deletePort(port.id);
+  });
+
+  test('updatePort: fixed IPs replaced as Neutron does, groups replaced; a refused update keeps every row', async () => {
+    const net = await neutron.createNetwork({ name: 'upd', projectId: demo.projectId });
+    const s1 = (await neutron.createSubnet({ networkId: net.id, cidr: '10.70.0.0/29', enableDhcp: false }))
+      .id;
+    const s2 = (await neutron.createSubnet({ networkId: net.id, cidr: '10.71.0.0/29', enableDhcp: false }))
+      .id;
+    const group = await neutron.securityGroups.createGroup({ projectId: demo.projectId, name: 'web' });
+    const port = await neutron.createPort({
+      requestKey: 'upd-1',
+      networkId: net.id,
+      projectId: demo.projectId,
+      macAddress: 'FA:16:3E:AA:BB:CC',
+      fixedIps: [{ subnetId: s1 }, { subnetId: s2, ipAddress: '10.71.0.6' }],
+      securityGroupIds: [],
+    });
+    assert.equal(port.macAddress, 'fa:16:3e:aa:bb:cc');
+    assert.deepEqual(port.securityGroupIds, []);
+    const held = async () =>
+      (await neutron.listIpAllocations(net.id))
+        .map((a) => `${a.subnetId === s1 ? 's1' : 's2'}:${a.ipAddress}`)
+        .sort();
+    assert.deepEqual(await held(), ['s1:10.70.0.2', 's2:10.71.0.6']);
+
+    const updated = await neutron.updatePort({
+      id: port.id,
+      fixedIps: [{ subnetId: s2, ipAddress: '10.71.0.6' }, { subnetId: s2 }],
+      securityGroupIds: [group.id, group.id],
+    });
+    assert.deepEqual(updated.securityGroupIds, [group.id]);
+    assert.deepEqual(await held(), ['s2:10.71.0.2', 's2:10.71.0.6']);
+
+    const before = { ips: await held(), port: await neutron.getPort(port.id) };
+    const other = await neutron.createPort({
+      requestKey: 'upd-2',
+      networkId: net.id,
+      projectId: demo.projectId,
+      fixedIps: [{ subnetId: s1 }],
+    });
+    await assert.rejects(
+      neutron.updatePort({
+        id: port.id,
+        name: 'x',
+        fixedIps: [{ subnetId: s1, ipAddress: other.fixedIps[0]!.ipAddress }],
+      }),
+      isType('Conflict'),
+    );
+    await assert.rejects(
+      neutron.updatePort({ id: port.id, name: 'x', fixedIps: [], securityGroupIds: ['no-such-group'] }),
+      isType('NotFound'),
+    );
+    await assert.rejects(
+      neutron.createPort({
+        requestKey: 'upd-3',
+        networkId: net.id,
+        projectId: demo.projectId,
+        macAddress: 'fa:16:3e:aa:bb:cc',
+      }),
+      isType('Conflict'),
+    );
+    assert.deepEqual(await neutron.getPort(port.id), before.port);
+    assert.deepEqual(
+      (await held()).filter((h) => h.startsWith('s2')),
+      before.ips,
+    );
+    await assert.rejects(
+      neutron.updatePort({ id: '00000000-0000-0000-0000-000000000000', name: 'x' }),
+      isType('NotFound'),
+    );
+
+    for (const p of [port, other]) await neutron.deletePort(p.id);
+    assert.deepEqual(await held(), []);
+    await neutron.securityGroups.deleteGroup(group.id, 'all');
+    await neutron.deleteNetwork(net.id);
   });
 
   test('one default security group per project, even when ensured concurrently', async () => {

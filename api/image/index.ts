@@ -45,6 +45,8 @@ const createBody = z
     min_ram: z.number().int().min(0).optional(),
     tags: z.array(z.string().max(255)).optional(),
     os_hidden: z.boolean().optional(),
+    /** Glance: another project than the caller's for an admin only (the cloud checks it). */
+    owner: z.string().min(1).max(255).optional(),
   })
   .catchall(z.unknown());
 
@@ -77,7 +79,6 @@ function parseCreate(body: unknown, projectId: string): CreateImageInput {
           'os_hash_value',
           'direct_url',
           'locations',
-          'owner',
         ].includes(key)
       )
         throw new ApiError(403, `Attribute '${key}' is read-only.`);
@@ -102,7 +103,7 @@ function parseCreate(body: unknown, projectId: string): CreateImageInput {
     ...(b.tags ? { tags: b.tags } : {}),
     ...(b.os_hidden !== undefined ? { osHidden: b.os_hidden } : {}),
     ...(b.visibility ? { visibility: b.visibility } : {}),
-    ownerProjectId: projectId,
+    ownerProjectId: b.owner ?? projectId,
     ...(b.min_disk !== undefined ? { minDisk: b.min_disk } : {}),
     ...(b.min_ram !== undefined ? { minRam: b.min_ram } : {}),
     ...(b.protected !== undefined ? { protected: b.protected } : {}),

@@ -18,8 +18,12 @@ function matches(actual: unknown, wanted: string[]): boolean {
       ['true', 'True', '1'].includes(w) ? actual : ['false', 'False', '0'].includes(w) ? !actual : false,
     );
   if (Array.isArray(actual)) {
-    // fixed_ips=ip_address=10.0.0.5 / subnet_id=...; list attributes otherwise match a member.
+    // fixed_ips=ip_address=10.0.0.5 / subnet_id=... / ip_address_substr=10.0.0 (ip-substring-filtering);
+    // list attributes otherwise match a member.
     return wanted.some((w) => {
+      const substr = /^ip_address_substr=(.*)$/.exec(w);
+      if (substr)
+        return actual.some((a) => String((a as Record<string, unknown>).ip_address).includes(substr[1]!));
       const pair = /^(ip_address|subnet_id)=(.*)$/.exec(w);
       if (pair) return actual.some((a) => (a as Record<string, unknown>)[pair[1]!] === pair[2]);
       return actual.map(String).includes(w);

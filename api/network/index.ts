@@ -67,16 +67,20 @@ const subnetCreate = z.strictObject({
   ...projectFields,
 });
 
+const fixedIps = z.array(
+  z.strictObject({ subnet_id: z.string().max(36).optional(), ip_address: z.string().max(64).optional() }),
+);
+const securityGroups = z.array(z.string().min(1).max(36));
+
 const portCreate = z.strictObject({
   network_id: z.string().min(1),
   name: z.string().max(255).optional(),
   admin_state_up: z.boolean().optional(),
   device_id: z.string().max(255).optional(),
   device_owner: z.string().max(255).optional(),
-  fixed_ips: z
-    .array(z.strictObject({ subnet_id: z.string().optional(), ip_address: z.string().optional() }))
-    .max(1, 'bootflow ports take one fixed IP')
-    .optional(),
+  fixed_ips: fixedIps.optional(),
+  mac_address: z.string().max(32).optional(),
+  security_groups: securityGroups.optional(),
   description,
   'binding:vnic_type': z.literal('normal').optional(),
   ...projectFields,
@@ -98,7 +102,6 @@ const networkUpdate = z.strictObject({
   description,
   port_security_enabled: z.literal(true).optional(),
 });
-// Neutron also updates a subnet's allocation pools and a port's fixed IPs and more; bootflow not (README).
 const SUBNET_UPDATABLE = [
   'name',
   'description',
@@ -106,8 +109,10 @@ const SUBNET_UPDATABLE = [
   'enable_dhcp',
   'dns_nameservers',
   'host_routes',
+  'allocation_pools',
 ];
 const subnetUpdate = z.strictObject({
+  allocation_pools: z.array(z.strictObject({ start: z.string(), end: z.string() })).optional(),
   name: z.string().max(255).optional(),
   description,
   gateway_ip: z.string().max(64).nullable().optional(),
@@ -115,12 +120,21 @@ const subnetUpdate = z.strictObject({
   dns_nameservers: z.array(z.string()).optional(),
   host_routes: hostRoutes.optional(),
 });
-const PORT_UPDATABLE = ['name', 'description', 'admin_state_up'];
+const PORT_UPDATABLE = ['name', 'description', 'admin_state_up', 'fixed_ips', 'security_groups'];
 const portUpdate = z.strictObject({
   name: z.string().max(255).optional(),
   description,
   admin_state_up: z.boolean().optional(),
+  fixed_ips: fixedIps.optional(),
+  security_groups: securityGroups.optional(),
 });
+
+/** The API's fixed_ips entries as the cloud takes them. */
+const toFixedIps = (ips: z.infer<typeof fixedIps>) =>
+  ips.map((ip) => ({
+    ...(ip.subnet_id ? { subnetId: ip.subnet_id } : {}),
+    ...(ip.ip_address ? { ipAddress: ip.ip_address } : {}),
+  }));
 
 const EXTENSIONS = [
   ['binding', 'Port Binding', 'Expose port bindings of a virtual port to external application'],
@@ -133,6 +147,11 @@ const EXTENSIONS = [
   ['network-mtu', 'Network MTU', 'Provides MTU attribute for a network resource.'],
   ['project-id', 'project_id field enabled', 'Extension that indicates that project_id field is enabled.'],
   ['security-group', 'security-group', 'The security groups extension.'],
+  [
+    'ip-substring-filtering',
+    'IP address substring filtering',
+    'Provides IP address substring filtering when listing ports',
+  ],
   [
     'standard-attr-timestamp',
     'Resource timestamps',
@@ -379,6 +398,7 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
       ...(body.enable_dhcp !== undefined ? { enableDhcp: body.enable_dhcp } : {}),
       ...(body.dns_nameservers !== undefined ? { dnsNameservers: body.dns_nameservers } : {}),
       ...(body.host_routes !== undefined ? { hostRoutes: body.host_routes } : {}),
+      ...(body.allocation_pools !== undefined ? { allocationPools: body.allocation_pools } : {}),
     });
     return { subnet: subnetView(updated) };
   });
@@ -451,12 +471,13 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     const ctx = ctxOf(request);
     const { items, bulk } = parseCreate(portCreate, request.body, 'port', 'ports');
     const targets = [];
-    for (const body of items)
-      targets.push({
-        body,
-        projectId: ownerOf(ctx, body, 'create_port'),
-        network: await visibleNetwork(ctx, body.network_id),
-      });
+    for (const body of items) {
+      const network = await visibleNetwork(ctx, body.network_id);
+      // Neutron's create_port:mac_address: the network's owner or an admin.
+      if (body.mac_address !== undefined && !isAdmin(ctx) && network.projectId !== ctx.projectId)
+        throw policyDenied('create_port:mac_address');
+      targets.push({ body, projectId: ownerOf(ctx, body, 'create_port'), network });
+    }
     const ports = await createAll(
       targets,
       ({ body, projectId, network }) =>
@@ -470,14 +491,9 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
           ...(body.admin_state_up !== undefined ? { adminStateUp: body.admin_state_up } : {}),
           ...(body.device_id !== undefined ? { deviceId: body.device_id } : {}),
           ...(body.device_owner !== undefined ? { deviceOwner: body.device_owner } : {}),
-          ...(body.fixed_ips
-            ? {
-                fixedIps: body.fixed_ips.map((ip) => ({
-                  ...(ip.subnet_id ? { subnetId: ip.subnet_id } : {}),
-                  ...(ip.ip_address ? { ipAddress: ip.ip_address } : {}),
-                })),
-              }
-            : {}),
+          ...(body.fixed_ips ? { fixedIps: toFixedIps(body.fixed_ips) } : {}),
+          ...(body.mac_address !== undefined ? { macAddress: body.mac_address } : {}),
+          ...(body.security_groups ? { securityGroupIds: body.security_groups } : {}),
         }),
       (made) => neutron.deletePort(made.id),
     );
@@ -495,6 +511,8 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
       ...(body.name !== undefined ? { name: body.name } : {}),
       ...(body.description !== undefined ? { description: body.description } : {}),
       ...(body.admin_state_up !== undefined ? { adminStateUp: body.admin_state_up } : {}),
+      ...(body.fixed_ips ? { fixedIps: toFixedIps(body.fixed_ips) } : {}),
+      ...(body.security_groups ? { securityGroupIds: body.security_groups } : {}),
     });
     return { port: portView(updated, isAdmin(ctx)) };
   });

@@ -1,6 +1,7 @@
 /**
  * Cinder's volume actions (cinder/api/contrib/volume_actions.py, volume_admin_actions, volume_image_metadata):
- * bootflow runs os-set_bootable (200), os-update_readonly_flag (202) and os-extend (202). For Cinder's other
+ * bootflow runs os-set_bootable (200), os-update_readonly_flag (202), os-extend (202) and the legacy attach
+ * actions os-reserve, os-unreserve, os-attach, os-begin_detaching, os-roll_detaching, os-detach (202). For Cinder's other
  * actions the volume is looked up as Cinder does (404 for one the caller cannot see), then the action is
  * refused with 400 naming it as not supported here; a name Cinder does not know is its "no such action".
  * Policies are Cinder's defaults: a member of the volume's project (or an admin).
@@ -8,6 +9,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { isCloudError } from '../../cloud/errors';
+import type { RequestContext } from '../../cloud/keystone';
 import { ApiError } from '../errors';
 import { isTrue, parameterBoolean } from '../parameter-types';
 import { requireMember, type VolumeRouteKit } from './metadata';
@@ -24,17 +26,26 @@ const ACTION_BODIES = {
     'os-update_readonly_flag': z.strictObject({ readonly: parameterBoolean }),
   }),
   'os-extend': z.strictObject({ 'os-extend': z.strictObject({ new_size: volumeSize }) }),
+  // The legacy attach actions (Cinder runs them for a caller that attaches the volume itself).
+  'os-reserve': z.strictObject({ 'os-reserve': z.object({}).nullable() }),
+  'os-unreserve': z.strictObject({ 'os-unreserve': z.object({}).nullable() }),
+  'os-begin_detaching': z.strictObject({ 'os-begin_detaching': z.object({}).nullable() }),
+  'os-roll_detaching': z.strictObject({ 'os-roll_detaching': z.object({}).nullable() }),
+  'os-attach': z.strictObject({
+    'os-attach': z.object({
+      instance_uuid: z.string().min(1).max(36),
+      mountpoint: z.string().min(1).max(255),
+      mode: z.enum(['rw', 'ro']).optional(),
+    }),
+  }),
+  'os-detach': z.strictObject({
+    'os-detach': z.object({ attachment_id: z.string().max(36).optional() }).nullable(),
+  }),
 };
 type Action = keyof typeof ACTION_BODIES;
 
 /** Cinder's actions that bootflow does not run. */
 const NOT_RUN = new Set([
-  'os-attach',
-  'os-detach',
-  'os-reserve',
-  'os-unreserve',
-  'os-begin_detaching',
-  'os-roll_detaching',
   'os-initialize_connection',
   'os-terminate_connection',
   'os-volume_upload_image',
@@ -52,6 +63,48 @@ const NOT_RUN = new Set([
 ]);
 
 const isAction = (name: string): name is Action => Object.hasOwn(ACTION_BODIES, name);
+
+type LegacyAction = Exclude<Action, 'os-set_bootable' | 'os-update_readonly_flag' | 'os-extend'>;
+
+/** The legacy attach actions, Cinder's policies (volume:reserve_volume, ...) for members. */
+async function legacyAttachAction(
+  cinder: VolumeRouteKit['cinder'],
+  volumeId: string,
+  name: LegacyAction,
+  body: unknown,
+  ctx: RequestContext,
+): Promise<void> {
+  switch (name) {
+    case 'os-reserve':
+      requireMember(ctx, 'volume:reserve_volume');
+      await cinder.legacyReserve(volumeId);
+      return;
+    case 'os-unreserve':
+      requireMember(ctx, 'volume:unreserve_volume');
+      await cinder.legacyUnreserve(volumeId);
+      return;
+    case 'os-begin_detaching':
+      requireMember(ctx, 'volume:begin_detaching');
+      await cinder.beginDetaching(volumeId);
+      return;
+    case 'os-roll_detaching':
+      requireMember(ctx, 'volume:roll_detaching');
+      await cinder.rollDetaching(volumeId);
+      return;
+    case 'os-attach': {
+      requireMember(ctx, 'volume:attach');
+      const { instance_uuid, mountpoint } = ACTION_BODIES[name].parse(body)[name];
+      await cinder.legacyAttach(volumeId, instance_uuid, mountpoint);
+      return;
+    }
+    case 'os-detach': {
+      requireMember(ctx, 'volume:detach');
+      const attachmentId = ACTION_BODIES[name].parse(body)[name]?.attachment_id;
+      await cinder.legacyDetach(volumeId, attachmentId);
+      return;
+    }
+  }
+}
 
 export async function volumeActionRoutes(app: FastifyInstance, kit: VolumeRouteKit): Promise<void> {
   const { cinder, route, checkProject, visibleVolume, ctxOf } = kit;
@@ -87,9 +140,13 @@ export async function volumeActionRoutes(app: FastifyInstance, kit: VolumeRouteK
           await cinder.setReadonly(volume.id, isTrue(readonly), ctx);
           return reply.code(202).send();
         }
-        requireMember(ctx, 'volume:extend');
-        const { new_size } = ACTION_BODIES[name].parse(body)[name];
-        await cinder.extendVolume(volume.id, new_size, ctx);
+        if (name === 'os-extend') {
+          requireMember(ctx, 'volume:extend');
+          const { new_size } = ACTION_BODIES[name].parse(body)[name];
+          await cinder.extendVolume(volume.id, new_size, ctx);
+          return reply.code(202).send();
+        }
+        await legacyAttachAction(cinder, volume.id, name, body, ctx);
         return reply.code(202).send();
       } catch (err) {
         // Cinder's InvalidVolume is 400 "Invalid volume: ...", its InvalidInput 400 "Invalid input received: ...".

@@ -247,6 +247,35 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     });
   }
 
+  // Cinder's volume summary (3.12; the metadata of every volume, each key's values, from 3.36).
+  for (const path of route('/volumes/summary')) {
+    app.get(path, async (request) => {
+      checkProject(request);
+      const version = versionOf(request);
+      if (version.minor < 12)
+        throw new ApiError(404, `API version ${formatVersion(version)} is not supported on this method.`);
+      const ctx = ctxOf(request);
+      const allTenants = ['1', 'true', 'True'].includes(
+        String((request.query as Record<string, unknown>).all_tenants ?? ''),
+      );
+      const volumes = await cinder.listVolumes(
+        isAdmin(ctx) && allTenants ? {} : { projectId: ctx.projectId },
+        ctx,
+      );
+      const metadata: Record<string, string[]> = {};
+      for (const v of volumes)
+        for (const [key, value] of Object.entries(v.metadata))
+          if (!(metadata[key] ??= []).includes(value)) metadata[key].push(value);
+      return {
+        'volume-summary': {
+          total_size: volumes.reduce((sum, v) => sum + v.sizeGb, 0),
+          total_count: volumes.length,
+          ...(version.minor >= 36 ? { metadata } : {}),
+        },
+      };
+    });
+  }
+
   for (const path of route('/volumes/:volumeId')) {
     app.get(path, async (request) => {
       checkProject(request);

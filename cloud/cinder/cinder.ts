@@ -1115,6 +1115,91 @@ export class Cinder {
     return this.getVolume(volumeId);
   }
 
+  // ---- Cinder's legacy attach actions (os-reserve, os-unreserve, os-attach, os-detach), without Nova ----
+
+  /** os-reserve: an `available` volume goes `attaching` (no attachment yet); InvalidVolume otherwise. */
+  async legacyReserve(volumeId: string): Promise<Volume> {
+    const id = parseRequest(idSchema, volumeId, 'volume id');
+    await this.inTransaction<true>(async (trx) => {
+      const volume = await this.lockVolume(trx, id);
+      if (!volume) return { error: volumeNotFound(id) };
+      if (volume.status !== 'available')
+        return {
+          error: invalidVolume(
+            `Volume ${id} status must be available to reserve, but the status is ${volume.status}.`,
+            { volumeId: id, status: volume.status },
+          ),
+        };
+      await this.setVolumeState(trx, id, 'attaching', volume.attach_status);
+      return { ok: true };
+    });
+    return this.getVolume(id);
+  }
+
+  /** os-unreserve: an `attaching` volume with no attachment goes back `available`; a no-op otherwise. */
+  async legacyUnreserve(volumeId: string): Promise<Volume> {
+    const id = parseRequest(idSchema, volumeId, 'volume id');
+    await this.inTransaction<true>(async (trx) => {
+      const volume = await this.lockVolume(trx, id);
+      if (!volume) return { error: volumeNotFound(id) };
+      if (volume.status === 'attaching' && !(await this.liveAttachment(trx, id)))
+        await this.setVolumeState(trx, id, 'available', 'detached');
+      return { ok: true };
+    });
+    return this.getVolume(id);
+  }
+
+  /**
+   * os-attach: records the volume attached to an instance at a mountpoint (an `available` or reserved
+   * volume; attachment `attached`, volume `in-use`). Nothing connects it to a host: as in Cinder, whoever
+   * calls it attaches the volume itself.
+   */
+  async legacyAttach(volumeId: string, instanceUuid: string, mountpoint: string): Promise<Volume> {
+    const id = parseRequest(idSchema, volumeId, 'volume id');
+    const instance = parseRequest(instanceUuidSchema, instanceUuid, 'instance uuid');
+    const device = parseRequest(z.string().min(1).max(255), mountpoint, 'mountpoint');
+    await this.inTransaction<true>(async (trx) => {
+      const volume = await this.lockVolume(trx, id);
+      if (!volume) return { error: volumeNotFound(id) };
+      const live = await this.liveAttachment(trx, id);
+      if (live) return { error: this.otherInstance(volume, live) };
+      if (!['available', 'attaching'].includes(volume.status))
+        return {
+          error: invalidVolume(`Volume ${id} cannot be attached while its status is ${volume.status}.`, {
+            volumeId: id,
+            status: volume.status,
+          }),
+        };
+      const attachment = await this.insertAttachment(trx, volume, instance, {
+        attach_status: 'attached',
+        attached_host: null,
+        mountpoint: device,
+        connection_info: null,
+      });
+      await trx
+        .updateTable('volume_attachments')
+        .set({ attach_time: this.clock.now() })
+        .where('id', '=', attachment)
+        .execute();
+      await this.setVolumeState(trx, id, 'in-use', 'attached');
+      return { ok: true };
+    });
+    return this.getVolume(id);
+  }
+
+  /** os-detach: the volume's live attachment (or the one named) is deleted, as detachVolume does. */
+  async legacyDetach(volumeId: string, attachmentId?: string): Promise<Volume> {
+    const id = parseRequest(idSchema, volumeId, 'volume id');
+    const volume = await this.getVolume(id);
+    const attachment =
+      attachmentId === undefined
+        ? volume.attachments[0]
+        : volume.attachments.find((a) => a.id === attachmentId);
+    if (!attachment)
+      throw invalidVolume(`Volume ${id} must be attached in order to detach.`, { volumeId: id });
+    return this.detachVolume(attachment.id);
+  }
+
   async getAttachment(attachmentId: string): Promise<VolumeAttachment> {
     const id = parseRequest(idSchema, attachmentId, 'attachment id');
     const row = await this.db

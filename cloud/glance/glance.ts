@@ -161,7 +161,10 @@ export class Glance {
     requireWriter(caller, 'add_image');
     if (caller && !isAdmin(caller)) {
       if (req.ownerProjectId !== caller.projectId)
-        throw new CloudError('Forbidden', 'You may only create images owned by your own project');
+        throw new CloudError(
+          'Forbidden',
+          `You are not permitted to create images owned by '${req.ownerProjectId}'.`,
+        );
       if (req.visibility === 'public')
         throw new CloudError('Forbidden', 'You are not authorized to complete publicize_image action.');
     }

@@ -56,7 +56,8 @@ const tagsField = z.array(tagSchema).transform((tags) => [...new Set(tags)].sort
 export const createImageSchema = z.strictObject({
   /** Glance lets the caller choose the id; a retry with the same id returns the first image. */
   id: uuidSchema.optional(),
-  name: nameSchema,
+  /** Glance's name is optional: '' when none is given. */
+  name: z.union([z.literal(''), nameSchema]).default(''),
   /** Optional, as in Glance: the image stays queued and takes no data until both are set. */
   diskFormat: z.enum(DISK_FORMATS).nullable().default(null),
   containerFormat: z.enum(CONTAINER_FORMATS).nullable().default(null),

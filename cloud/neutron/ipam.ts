@@ -44,30 +44,42 @@ async function specificAddress(
 ): Promise<FixedIp> {
   const address = parseIpv4(request.ipAddress);
   if (address === undefined) {
-    throw new CloudError('BadRequest', `Invalid input: '${request.ipAddress}' is not a valid IPv4 address`);
+    throw new CloudError(
+      'BadRequest',
+      `Invalid input for operation: '${request.ipAddress}' is not a valid IP address.`,
+      { neutronType: 'InvalidInput' },
+    );
   }
   const subnet = subnets.find((s) => {
     if (request.subnetId !== undefined && s.id !== request.subnetId) return false;
     return cidrContains(parseSubnetCidr(s.cidr), address);
   });
   if (!subnet) {
-    throw new CloudError(
-      'BadRequest',
-      `IP address ${request.ipAddress} is not a valid IP for the specified subnet(s) of network ${networkId}.`,
-    );
+    throw request.subnetId === undefined
+      ? new CloudError(
+          'BadRequest',
+          `IP address ${request.ipAddress} is not a valid IP for any of the subnets on the specified network.`,
+          { neutronType: 'InvalidIpForNetwork' },
+        )
+      : new CloudError(
+          'BadRequest',
+          `IP address ${request.ipAddress} is not a valid IP for the specified subnet.`,
+          { neutronType: 'InvalidIpForSubnet' },
+        );
   }
   const cidr = parseSubnetCidr(subnet.cidr);
   if (address === cidr.network || address === cidr.broadcast || request.ipAddress === subnet.gateway_ip) {
     throw new CloudError(
       'BadRequest',
-      `IP address ${request.ipAddress} is the network, broadcast or gateway address of subnet ${subnet.id}.`,
+      `IP address ${request.ipAddress} is not a valid IP for the specified subnet.`,
+      { neutronType: 'InvalidIpForSubnet' },
     );
   }
   if ((await takenAddresses(trx, subnet.id)).has(address)) {
     throw new CloudError(
       'Conflict',
-      `Unable to complete operation for network ${networkId}. The IP address ${request.ipAddress} is in use.`,
-      { networkId, ipAddress: request.ipAddress },
+      `IP address ${request.ipAddress} already allocated in subnet ${subnet.id}`,
+      { networkId, ipAddress: request.ipAddress, neutronType: 'IpAddressAlreadyAllocated' },
     );
   }
   return { subnetId: subnet.id, ipAddress: formatIpv4(address) };
@@ -100,7 +112,9 @@ export async function chooseFixedIp(
     if (!candidates.length) {
       throw new CloudError(
         'BadRequest',
-        `Subnet ${request.subnetId} is not a subnet of network ${networkId}.`,
+        `Invalid input for operation: Failed to create port on network ${networkId}, because fixed_ips ` +
+          `included invalid subnet ${request.subnetId}.`,
+        { neutronType: 'InvalidInput' },
       );
     }
   }
@@ -112,8 +126,6 @@ export async function chooseFixedIp(
   throw new CloudError(
     'IpAddressGenerationFailure',
     `No more IP addresses available on network ${networkId}.`,
-    {
-      networkId,
-    },
+    { networkId, neutronType: 'IpAddressGenerationFailure' },
   );
 }

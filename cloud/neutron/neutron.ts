@@ -10,10 +10,11 @@ import { systemClock, type Clock } from '../clock';
 import { openServiceDb, type DbConfig, type ServiceDb } from '../db';
 import { CloudError } from '../errors';
 import { idSchema, nameSchema, parseRequest } from '../validation';
-import { chooseFixedIp } from './ipam';
 import { formatCidr, formatIpv4, parseIpv4, rangeSize } from './ipv4';
-import { randomMac } from './mac';
+import { normalizeMac, randomMac } from './mac';
 import { neutronMigrations } from './migrations';
+import { setPortSecurityGroups } from './port-groups';
+import { allocatePortIps, replacePortIps } from './port-ips';
 import { OVS_VIF_DETAILS, toNetwork, toPorts, toSubnet } from './rows';
 import type { NeutronDb, NetworksTable, PortsTable } from './schema';
 import { SecurityGroupChanges } from './security-group-changes';
@@ -61,6 +62,10 @@ const createNetworkSchema = z.strictObject({
   requestKey: requestKeySchema.optional(),
 });
 
+const allocationPoolsSchema = z
+  .array(z.strictObject({ start: z.string().max(64), end: z.string().max(64) }))
+  .max(64);
+
 const createSubnetSchema = z.strictObject({
   networkId: idSchema,
   cidr: z.string().min(1).max(64),
@@ -68,15 +73,17 @@ const createSubnetSchema = z.strictObject({
   description: optionalTextSchema.default(''),
   ipVersion: z.literal(4).default(4),
   gatewayIp: z.string().max(64).nullable().optional(),
-  allocationPools: z
-    .array(z.strictObject({ start: z.string().max(64), end: z.string().max(64) }))
-    .max(64)
-    .optional(),
+  allocationPools: allocationPoolsSchema.optional(),
   enableDhcp: z.boolean().default(true),
   dnsNameservers: nameserversSchema.default([]),
   hostRoutes: hostRoutesSchema.default([]),
   requestKey: requestKeySchema.optional(),
 });
+
+const fixedIpsSchema = z
+  .array(z.strictObject({ subnetId: idSchema.optional(), ipAddress: z.string().max(64).optional() }))
+  .max(64);
+const groupIdsSchema = z.array(idSchema).max(64);
 
 const createPortSchema = z.strictObject({
   requestKey: requestKeySchema,
@@ -87,10 +94,11 @@ const createPortSchema = z.strictObject({
   adminStateUp: z.boolean().default(true),
   deviceId: optionalTextSchema.default(''),
   deviceOwner: optionalTextSchema.default(''),
-  fixedIps: z
-    .array(z.strictObject({ subnetId: idSchema.optional(), ipAddress: z.string().max(64).optional() }))
-    .max(1)
-    .optional(),
+  fixedIps: fixedIpsSchema.optional(),
+  /** Unset: a fresh fa:16:3e MAC. */
+  macAddress: z.string().max(32).optional(),
+  /** Unset: the project's default group; [] none. */
+  securityGroupIds: groupIdsSchema.optional(),
 });
 
 /** Neutron's PUT: only the attributes bootflow can change in place (the others are fixed at create). */
@@ -111,12 +119,18 @@ const updateSubnetSchema = z.strictObject({
   enableDhcp: z.boolean().optional(),
   dnsNameservers: nameserversSchema.optional(),
   hostRoutes: hostRoutesSchema.optional(),
+  /** Replaces the pools; addresses already allocated outside them stay with their ports, as in Neutron. */
+  allocationPools: allocationPoolsSchema.optional(),
 });
 const updatePortSchema = z.strictObject({
   id: idSchema,
   name: optionalTextSchema.optional(),
   description: optionalTextSchema.optional(),
   adminStateUp: z.boolean().optional(),
+  /** Replaces the port's addresses as Neutron does (port-ips.ts). */
+  fixedIps: fixedIpsSchema.optional(),
+  /** Replaces the port's groups. */
+  securityGroupIds: groupIdsSchema.optional(),
 });
 
 const listPortsSchema = z.strictObject({
@@ -269,16 +283,36 @@ export class Neutron {
 
   /**
    * Neutron's update_subnet: name, description, gateway (inside the CIDR, outside the pools), DHCP, DNS
-   * servers and host routes (each list replaced whole). The pools and the CIDR stay as created.
+   * servers, host routes and allocation pools (each list replaced whole; the pools checked as on create).
+   * The CIDR stays as created.
    */
   async updateSubnet(input: UpdateSubnetRequest): Promise<Subnet> {
     const r = parseRequest(updateSubnetSchema, input, 'subnet update');
     const current = await this.getSubnet(r.id);
     const dnsNameservers = r.dnsNameservers && checkNameservers(r.id, r.dnsNameservers);
     const hostRoutes = r.hostRoutes && checkHostRoutes(r.id, r.hostRoutes);
-    if (r.gatewayIp !== undefined && r.gatewayIp !== current.gatewayIp)
-      checkGatewayUpdate(current.cidr, current.allocationPools, r.gatewayIp);
+    const gatewayIp = r.gatewayIp === undefined ? current.gatewayIp : r.gatewayIp;
+    const pools =
+      r.allocationPools &&
+      planSubnet({ cidr: current.cidr, gatewayIp, allocationPools: r.allocationPools }).pools;
+    if (gatewayIp !== current.gatewayIp)
+      checkGatewayUpdate(current.cidr, pools ? [] : current.allocationPools, gatewayIp);
     await this.store.transaction(async (trx) => {
+      if (pools) {
+        await trx.deleteFrom('ip_allocation_pools').where('subnet_id', '=', r.id).execute();
+        if (pools.length)
+          await trx
+            .insertInto('ip_allocation_pools')
+            .values(
+              pools.map((pool) => ({
+                id: randomUUID(),
+                subnet_id: r.id,
+                first_ip: formatIpv4(pool.first),
+                last_ip: formatIpv4(pool.last),
+              })),
+            )
+            .execute();
+      }
       await trx
         .updateTable('subnets')
         .set({
@@ -295,19 +329,39 @@ export class Neutron {
     return this.getSubnet(r.id);
   }
 
-  /** Neutron's update_port: name, description and admin_state_up (stored and reported; no agent acts on it). */
+  /**
+   * Neutron's update_port: name, description, admin_state_up (stored and reported; no agent acts on it),
+   * fixed IPs (released ones go back to the pools; the network is locked as for a create) and security
+   * groups. All or nothing: a refused address or group changes nothing.
+   */
   async updatePort(input: UpdatePortRequest): Promise<Port> {
     const r = parseRequest(updatePortSchema, input, 'port update');
-    await this.db
-      .updateTable('ports')
-      .set({
-        ...(r.name !== undefined ? { name: r.name } : {}),
-        ...(r.description !== undefined ? { description: r.description } : {}),
-        ...(r.adminStateUp !== undefined ? { admin_state_up: r.adminStateUp ? 1 : 0 } : {}),
-        updated_at: this.clock.now(),
-      })
-      .where('id', '=', r.id)
-      .execute();
+    await this.store.transaction(async (trx) => {
+      const current = await trx.selectFrom('ports').selectAll().where('id', '=', r.id).executeTakeFirst();
+      if (!current) throw portNotFound(r.id);
+      if (r.fixedIps !== undefined) {
+        await this.store
+          .forUpdate(trx.selectFrom('networks').select('id').where('id', '=', current.network_id))
+          .executeTakeFirst();
+        await replacePortIps(trx, current.network_id, current.id, r.fixedIps);
+      }
+      if (r.securityGroupIds !== undefined)
+        await setPortSecurityGroups(
+          trx,
+          { id: current.id, projectId: current.project_id },
+          r.securityGroupIds,
+        );
+      await trx
+        .updateTable('ports')
+        .set({
+          ...(r.name !== undefined ? { name: r.name } : {}),
+          ...(r.description !== undefined ? { description: r.description } : {}),
+          ...(r.adminStateUp !== undefined ? { admin_state_up: r.adminStateUp ? 1 : 0 } : {}),
+          updated_at: this.clock.now(),
+        })
+        .where('id', '=', r.id)
+        .execute();
+    });
     return this.getPort(r.id);
   }
 
@@ -607,10 +661,12 @@ export class Neutron {
     const request = parseRequest(createPortSchema, input, 'port');
     const first = await this.portIdByRequestKey(this.db, request.requestKey);
     if (first) return this.getPort(first);
-    const securityGroup = await this.ensureDefaultSecurityGroup(request.projectId);
+    const groupIds = request.securityGroupIds ?? [
+      (await this.ensureDefaultSecurityGroup(request.projectId)).id,
+    ];
     for (let attempt = 1; ; attempt++) {
       try {
-        const id = await this.store.transaction((trx) => this.insertPort(trx, request, securityGroup.id));
+        const id = await this.store.transaction((trx) => this.insertPort(trx, request, groupIds));
         return await this.getPort(id);
       } catch (err) {
         if (!isUniqueViolation(err)) throw err;
@@ -630,7 +686,7 @@ export class Neutron {
   private async insertPort(
     trx: Kysely<NeutronDb>,
     request: z.output<typeof createPortSchema>,
-    securityGroupId: string,
+    securityGroupIds: readonly string[],
   ): Promise<string> {
     // Lock the network first: it serializes IPAM on this network, and on MySQL the reads below then see
     // every allocation committed before the lock was granted.
@@ -643,8 +699,10 @@ export class Neutron {
     const existing = await this.portIdByRequestKey(trx, request.requestKey);
     if (existing) return existing;
 
-    const fixedIp = await chooseFixedIp(trx, network.id, request.fixedIps?.[0]);
-    const macAddress = await this.freeMac(trx, network.id);
+    const macAddress =
+      request.macAddress === undefined
+        ? await this.freeMac(trx, network.id)
+        : await this.askedMac(trx, network.id, request.macAddress);
     const now = this.clock.now();
     const id = randomUUID();
     await trx
@@ -669,22 +727,33 @@ export class Neutron {
         updated_at: now,
       })
       .execute();
-    if (fixedIp) {
-      await trx
-        .insertInto('ipallocations')
-        .values({
-          ip_address: fixedIp.ipAddress,
-          subnet_id: fixedIp.subnetId,
-          network_id: network.id,
-          port_id: id,
-        })
-        .execute();
-    }
-    await trx
-      .insertInto('securitygroupportbindings')
-      .values({ port_id: id, security_group_id: securityGroupId })
-      .execute();
+    await allocatePortIps(trx, network.id, id, request.fixedIps);
+    await setPortSecurityGroups(trx, { id, projectId: request.projectId }, securityGroupIds);
     return id;
+  }
+
+  /** A MAC the caller chose: Neutron's format check, and MacAddressInUse (409) if the network has it. */
+  private async askedMac(trx: Kysely<NeutronDb>, networkId: string, asked: string): Promise<string> {
+    const mac = normalizeMac(asked);
+    if (mac === undefined)
+      throw new CloudError(
+        'BadRequest',
+        `Invalid input for mac_address. Reason: '${asked}' is not a valid MAC address.`,
+        { neutronType: 'HTTPBadRequest' },
+      );
+    const taken = await trx
+      .selectFrom('ports')
+      .select('id')
+      .where('network_id', '=', networkId)
+      .where('mac_address', '=', mac)
+      .executeTakeFirst();
+    if (taken)
+      throw new CloudError(
+        'Conflict',
+        `Unable to complete operation for network ${networkId}. The mac address ${mac} is in use.`,
+        { neutronType: 'MacAddressInUse' },
+      );
+    return mac;
   }
 
   private async freeMac(trx: Kysely<NeutronDb>, networkId: string): Promise<string> {
