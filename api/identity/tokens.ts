@@ -196,11 +196,10 @@ export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     return reply.code(204).send();
   });
 
+  // The scopes the caller may ask a token for: roles held directly or through a group.
   app.get('/v3/auth/projects', authenticated, async (request) => {
-    const caller = callerOf(request);
-    const assignments = await keystone.listRoleAssignments({ userId: caller.userId });
-    const ids = [...new Set(assignments.map((a) => a.projectId))];
-    const projects = (await keystone.listProjects()).filter((p) => p.enabled && ids.includes(p.id));
+    const ids = new Set((await keystone.scopesOfUser(callerOf(request).userId)).projectIds);
+    const projects = (await keystone.listProjects()).filter((p) => p.enabled && ids.has(p.id));
     return {
       projects: projects.map((p) => projectView(deps, p)),
       links: collectionLinks(deps, '/auth/projects'),
@@ -208,10 +207,7 @@ export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   });
 
   app.get('/v3/auth/domains', authenticated, async (request) => {
-    const caller = callerOf(request);
-    const ids = new Set(
-      (await keystone.listDomainRoleAssignments({ userId: caller.userId })).map((a) => a.domainId),
-    );
+    const ids = new Set((await keystone.scopesOfUser(callerOf(request).userId)).domainIds);
     const domains = (await keystone.listDomains()).filter((d) => d.enabled && ids.has(d.id));
     return {
       domains: domains.map((d) => domainView(deps, d)),

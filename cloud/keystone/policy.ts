@@ -141,6 +141,20 @@ export const POLICY_RULES = {
   'identity:check_system_grant_for_user': ADMIN,
   'identity:revoke_system_grant_for_user': ADMIN,
   'identity:list_system_grants_for_user': ADMIN,
+  'identity:update_role': ADMIN,
+  'identity:delete_role': ADMIN,
+  // Groups (keystone/common/policies/group.py): a domain reader reads its domain's groups and members;
+  // list_groups_for_user (the user itself too) is checked by the identity API.
+  'identity:list_groups': ADMIN_OR_DOMAIN_READER,
+  'identity:get_group': ADMIN_OR_DOMAIN_READER,
+  'identity:create_group': ADMIN,
+  'identity:update_group': ADMIN,
+  'identity:delete_group': ADMIN,
+  'identity:list_users_in_group': ADMIN_OR_DOMAIN_READER,
+  'identity:check_user_in_group': ADMIN_OR_DOMAIN_READER,
+  'identity:add_user_to_group': ADMIN,
+  'identity:remove_user_from_group': ADMIN,
+  'identity:list_groups_for_user': ADMIN_OR_DOMAIN_READER,
   // The rest of the compute API's defaults (nova/policies/*.py), as the HTTP API checks them.
   'os_compute_api:servers:update': PROJECT_MEMBER_OR_ADMIN,
   'os_compute_api:os-volumes-attachments:index': PROJECT_READER_OR_ADMIN,

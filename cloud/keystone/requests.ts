@@ -177,6 +177,44 @@ export const listAssignmentsRequest = z.strictObject({
   roleId: idSchema.optional(),
 });
 
+export const createGroupRequest = z.strictObject({
+  name: nameSchema,
+  domainId: idSchema,
+  description: descriptionSchema.nullable().optional(),
+  extra: extraSchema.optional(),
+});
+
+export const updateGroupRequest = z.strictObject({
+  id: idSchema,
+  name: nameSchema.optional(),
+  description: descriptionSchema.nullable().optional(),
+  extra: extraSchema.optional(),
+});
+
+export const listGroupsRequest = z.strictObject({
+  name: nameSchema.optional(),
+  domainId: idSchema.optional(),
+  userId: idSchema.optional(),
+});
+
+export const membershipRequest = z.strictObject({ groupId: idSchema, userId: idSchema });
+
+/** A role for a group on a project or a domain. */
+export const groupRoleAssignmentRequest = z.strictObject({
+  groupId: idSchema,
+  roleId: idSchema,
+  on: z.union([z.strictObject({ projectId: idSchema }), z.strictObject({ domainId: idSchema })]),
+});
+
+export const listGroupAssignmentsRequest = z.strictObject({
+  groupId: idSchema.optional(),
+  projectId: idSchema.optional(),
+  domainId: idSchema.optional(),
+  roleId: idSchema.optional(),
+});
+
+export const updateRoleRequest = z.strictObject({ id: idSchema, name: nameSchema.optional() });
+
 export type EnsureDomainInput = z.input<typeof ensureDomainRequest>;
 export type EnsureProjectInput = z.input<typeof ensureProjectRequest>;
 export type EnsureUserInput = z.input<typeof ensureUserRequest>;
@@ -199,3 +237,10 @@ export type UpdateUserInput = z.input<typeof updateUserRequest>;
 export type ChangePasswordInput = z.input<typeof changePasswordRequest>;
 export type CreateDomainInput = z.input<typeof createDomainRequest>;
 export type UpdateDomainInput = z.input<typeof updateDomainRequest>;
+export type CreateGroupInput = z.input<typeof createGroupRequest>;
+export type UpdateGroupInput = z.input<typeof updateGroupRequest>;
+export type ListGroupsInput = z.input<typeof listGroupsRequest>;
+export type MembershipInput = z.input<typeof membershipRequest>;
+export type GroupRoleAssignmentInput = z.input<typeof groupRoleAssignmentRequest>;
+export type ListGroupAssignmentsInput = z.input<typeof listGroupAssignmentsRequest>;
+export type UpdateRoleInput = z.input<typeof updateRoleRequest>;
