@@ -95,6 +95,8 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'identity:list_system_grants_for_user',
     'identity:update_role',
     'identity:delete_role',
+    'identity:create_implied_role',
+    'identity:delete_implied_role',
     // keystone/common/policies/group.py: for project-scoped tokens, admin only (a domain reader reads).
     'identity:list_groups',
     'identity:get_group',

@@ -5,6 +5,7 @@
 import type { ServicePlugin } from '../app';
 import { adminRoutes } from './admin';
 import { groupRoutes } from './groups';
+import { impliedRoleRoutes } from './implied-roles';
 import { roleAssignmentRoutes } from './role-assignments';
 import { tokenRoutes } from './tokens';
 import { versionRoutes } from './versions';
@@ -15,5 +16,6 @@ export const identityApi: ServicePlugin = async (app, deps) => {
   await tokenRoutes(app, deps);
   await adminRoutes(app, deps);
   await groupRoutes(app, deps);
+  await impliedRoleRoutes(app, deps);
   await roleAssignmentRoutes(app, deps);
 };

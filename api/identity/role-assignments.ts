@@ -2,8 +2,8 @@
  * Keystone's GET /v3/role_assignments: the grants to users and groups on projects, domains and the
  * system, filtered by `user.id`, `group.id`, `scope.project.id`, `scope.domain.id`, `scope.system` and
  * `role.id`, with `include_names`; `effective` answers what users hold: each group grant becomes one
- * assignment per member (with Keystone's `membership` link), and a `user.id` filter then sees the grants of
- * the user's groups too. Admin only (Keystone's default).
+ * assignment per member (with Keystone's `membership` link), a `user.id` filter then sees the grants of
+ * the user's groups too, and each assignment is followed by the roles its role implies (`prior_role`). Admin only (Keystone's default).
  */
 import type { FastifyInstance } from 'fastify';
 import type { ApiDeps } from '../deps';
@@ -22,6 +22,8 @@ interface Row {
   assignment: string;
   /** For a group grant expanded to a member (effective): the membership's URL. */
   membership?: string;
+  /** For a role implied by the assigned one (effective): the role implying it. */
+  priorRole?: string;
 }
 
 const scopePath = (scope: Scope) =>
@@ -81,6 +83,27 @@ export async function roleAssignmentRoutes(app: FastifyInstance, deps: ApiDeps):
     });
   }
 
+  /** Keystone's effective mode: each assignment also stands for the roles its role implies, transitively. */
+  async function expandImplied(rows: Row[]): Promise<Row[]> {
+    const implies = new Map<string, Array<{ id: string; name: string }>>();
+    for (const r of await keystone.listImpliedRoles())
+      implies.set(r.prior.id, [...(implies.get(r.prior.id) ?? []), r.implied]);
+    return rows.flatMap((r) => {
+      const out = [r];
+      const seen = new Set([r.role.id]);
+      for (let i = 0; i < out.length; i++) {
+        const from = out[i];
+        if (!from) continue;
+        for (const role of implies.get(from.role.id) ?? []) {
+          if (seen.has(role.id)) continue;
+          seen.add(role.id);
+          out.push({ ...r, role, priorRole: v3Url(deps, `/roles/${from.role.id}`) });
+        }
+      }
+      return out;
+    });
+  }
+
   app.get('/v3/role_assignments', authenticated, async (request) => {
     enforceIdentity(callerOf(request), 'identity:list_role_assignments');
     const userId = queryParam(request, 'user.id');
@@ -97,10 +120,12 @@ export async function roleAssignmentRoutes(app: FastifyInstance, deps: ApiDeps):
         'Combining effective and group filter will always result in an empty list.',
         'ValidationError',
       );
-    let rows = await allGrants(roleId);
-    if (effective) rows = await expandGroups(rows);
+    // A role filter applies to the roles held, implied ones included (so filtered after the expansion).
+    let rows = await allGrants(effective ? undefined : roleId);
+    if (effective) rows = await expandImplied(await expandGroups(rows));
     rows = rows.filter(
       (r) =>
+        (roleId === undefined || r.role.id === roleId) &&
         (userId === undefined || ('user' in r.actor && r.actor.user === userId)) &&
         (groupId === undefined || ('group' in r.actor && r.actor.group === groupId)) &&
         (projectId === undefined ||
@@ -122,7 +147,11 @@ export async function roleAssignmentRoutes(app: FastifyInstance, deps: ApiDeps):
             : 'project' in r.scope
               ? { project: { id: r.scope.project, ...(names ? names.project(r.scope.project) : {}) } }
               : { domain: { id: r.scope.domain, ...(names ? names.domain(r.scope.domain) : {}) } },
-        links: { assignment: r.assignment, ...(r.membership ? { membership: r.membership } : {}) },
+        links: {
+          assignment: r.assignment,
+          ...(r.membership ? { membership: r.membership } : {}),
+          ...(r.priorRole ? { prior_role: r.priorRole } : {}),
+        },
       })),
       links: collectionLinks(deps, '/role_assignments'),
     };

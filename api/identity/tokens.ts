@@ -131,7 +131,8 @@ export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
           method: 'password',
           user: locator(user, 'user'),
           password,
-          scope,
+          // No scope in the body: Keystone's default scoping (the user's default_project_id).
+          ...(auth.scope !== undefined ? { scope } : {}),
         });
       } else if (identity.methods.includes('token')) {
         if (!identity.token) throw new ApiError(400, 'Expecting to find token in identity.');

@@ -379,6 +379,68 @@ export class Keystone {
     return { id: r.id, name };
   }
 
+  /** Keystone's implied_role rules, as role pairs (prior first), by the prior role's name. */
+  async listImpliedRoles(): Promise<Array<{ prior: Role; implied: Role }>> {
+    const rows = await this.db
+      .selectFrom('implied_roles')
+      .innerJoin('roles as prior', 'prior.id', 'implied_roles.prior_role_id')
+      .innerJoin('roles as implied', 'implied.id', 'implied_roles.implied_role_id')
+      .select([
+        'prior.id as priorId',
+        'prior.name as priorName',
+        'implied.id as impliedId',
+        'implied.name as impliedName',
+      ])
+      .orderBy('prior.name')
+      .orderBy('implied.name')
+      .execute();
+    return rows.map((r) => ({
+      prior: { id: r.priorId, name: r.priorName },
+      implied: { id: r.impliedId, name: r.impliedName },
+    }));
+  }
+
+  /**
+   * Keystone's PUT /v3/roles/{prior}/implies/{implied} (again: a no-op): whoever holds the prior role holds
+   * the implied one too, in tokens validated from now on. `admin` is never implied (Keystone's
+   * prohibited_implied_role).
+   */
+  async addImpliedRole(priorRoleId: string, impliedRoleId: string): Promise<void> {
+    const [prior, implied] = [
+      await q.findRoleById(this.db, parseRequest(idSchema, priorRoleId, 'prior role id')),
+      await q.findRoleById(this.db, parseRequest(idSchema, impliedRoleId, 'implied role id')),
+    ];
+    if (implied.name === 'admin') throw new CloudError('Forbidden', 'admin role cannot be an implied role.');
+    const rule = { prior_role_id: prior.id, implied_role_id: implied.id };
+    await this.identityChange((trx) =>
+      insertOrFind(
+        () => trx.insertInto('implied_roles').values(rule).execute(),
+        () =>
+          trx
+            .selectFrom('implied_roles')
+            .selectAll()
+            .where('prior_role_id', '=', rule.prior_role_id)
+            .where('implied_role_id', '=', rule.implied_role_id)
+            .executeTakeFirst(),
+      ),
+    );
+  }
+
+  /** Keystone's DELETE of an inference rule: NotFound when the prior role does not imply that one. */
+  async removeImpliedRole(priorRoleId: string, impliedRoleId: string): Promise<void> {
+    const prior = parseRequest(idSchema, priorRoleId, 'prior role id');
+    const implied = parseRequest(idSchema, impliedRoleId, 'implied role id');
+    await this.identityChange(async (trx) => {
+      const res = await trx
+        .deleteFrom('implied_roles')
+        .where('prior_role_id', '=', prior)
+        .where('implied_role_id', '=', implied)
+        .executeTakeFirst();
+      if (Number(res.numDeletedRows) === 0)
+        throw new CloudError('NotFound', `${prior} does not imply ${implied}.`, { role: implied });
+    });
+  }
+
   /** Keystone's DELETE /v3/roles/{id}: the role, its implications and every grant of it. */
   async deleteRole(roleId: string): Promise<void> {
     const id = parseRequest(idSchema, roleId, 'role id');

@@ -143,6 +143,8 @@ export const POLICY_RULES = {
   'identity:list_system_grants_for_user': ADMIN,
   'identity:update_role': ADMIN,
   'identity:delete_role': ADMIN,
+  'identity:create_implied_role': ADMIN,
+  'identity:delete_implied_role': ADMIN,
   // Groups (keystone/common/policies/group.py): a domain reader reads its domain's groups and members;
   // list_groups_for_user (the user itself too) is checked by the identity API.
   'identity:list_groups': ADMIN_OR_DOMAIN_READER,

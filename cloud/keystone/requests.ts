@@ -90,7 +90,8 @@ export const issueTokenRequest = z.discriminatedUnion('method', [
     method: z.literal('password'),
     user: entityLocator,
     password: passwordSchema,
-    scope: scopeRef,
+    // None asked: the user's default project if it holds a role there, else unscoped (Keystone's default).
+    scope: scopeRef.optional(),
   }),
   // Without a scope, the re-scoped token keeps the scope of the one it came from.
   z.strictObject({ method: z.literal('token'), token: tokenSchema, scope: scopeRef.optional() }),
