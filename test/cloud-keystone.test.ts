@@ -488,6 +488,15 @@ describe('keystone', () => {
     assert.deepEqual((await ks.authenticate(m.login)).context.roles, ['reader']);
     const onDomain = await ks.issueToken({ ...scoped, scope: { domain: { id: 'default' } } });
     assert.deepEqual(onDomain.caller.roles, ['member', 'reader']);
+    // A role for the group on the system: a system-scoped token.
+    await unauthorized(ks.issueToken({ ...scoped, scope: { system: { all: true } } }));
+    await ks.assignGroupRole({ groupId: group.id, roleId: memberRole, on: 'system' });
+    const onSystem = await ks.issueToken({ ...scoped, scope: { system: { all: true } } });
+    assert.deepEqual(onSystem.caller.roles, ['member', 'reader']);
+    assert.deepEqual(
+      (await ks.listGroupRoleAssignments({ groupId: group.id, system: true })).map((a) => a.roleName),
+      ['member'],
+    );
     const scopes = await ks.scopesOfUser(m.user.id);
     assert.deepEqual(
       new Set(scopes.projectIds),
@@ -511,6 +520,7 @@ describe('keystone', () => {
       'user_group_membership',
       'group_role_assignments',
       'group_domain_role_assignments',
+      'group_system_role_assignments',
     ] as const)
       assert.deepEqual(
         await ks.serviceDb.db.selectFrom(table).selectAll().execute(),

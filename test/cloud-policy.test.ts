@@ -108,6 +108,10 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'identity:add_user_to_group',
     'identity:remove_user_from_group',
     'identity:list_groups_for_user',
+    'identity:create_system_grant_for_group',
+    'identity:check_system_grant_for_group',
+    'identity:revoke_system_grant_for_group',
+    'identity:list_system_grants_for_group',
     // keystone/common/policies/project_tag.py: tags are changed by an admin.
     'identity:update_project_tags',
     'identity:create_project_tag',

@@ -231,4 +231,45 @@ export async function groupRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       };
     });
   }
+
+  // ---- grants: a role for a group on the system -----------------------------------------------------------
+
+  const systemPath = '/v3/system/groups/:groupId/roles';
+  async function systemTarget(request: FastifyRequest, rule: Parameters<typeof enforceIdentity>[1]) {
+    const { groupId, roleId } = byIdParams(request);
+    enforceIdentity(callerOf(request), rule);
+    await groupById(groupId);
+    await roleById(roleId);
+    const grants = await keystone.listGroupRoleAssignments({ groupId, roleId, system: true });
+    return { groupId, roleId, granted: grants.length > 0 };
+  }
+  app.put(`${systemPath}/:roleId`, authenticated, async (request, reply) => {
+    const t = await systemTarget(request, 'identity:create_system_grant_for_group');
+    await keystone.assignGroupRole({ groupId: t.groupId, roleId: t.roleId, on: 'system' });
+    return reply.code(204).send();
+  });
+  app.get(`${systemPath}/:roleId`, { ...authenticated, exposeHeadRoute: false }, async (request, reply) => {
+    if (!(await systemTarget(request, 'identity:check_system_grant_for_group')).granted) throw noAssignment();
+    return reply.code(204).send();
+  });
+  app.head(`${systemPath}/:roleId`, authenticated, async (request, reply) => {
+    if (!(await systemTarget(request, 'identity:check_system_grant_for_group')).granted) throw noAssignment();
+    return reply.code(204).send();
+  });
+  app.delete(`${systemPath}/:roleId`, authenticated, async (request, reply) => {
+    const t = await systemTarget(request, 'identity:revoke_system_grant_for_group');
+    if (!t.granted) throw noAssignment();
+    await keystone.unassignGroupRole({ groupId: t.groupId, roleId: t.roleId, on: 'system' });
+    return reply.code(204).send();
+  });
+  app.get(systemPath, authenticated, async (request) => {
+    const { groupId } = byIdParams(request);
+    enforceIdentity(callerOf(request), 'identity:list_system_grants_for_group');
+    await groupById(groupId);
+    const grants = await keystone.listGroupRoleAssignments({ groupId, system: true });
+    return {
+      roles: grants.map((a) => roleView(deps, { id: a.roleId, name: a.roleName })),
+      links: collectionLinks(deps, `/system/groups/${groupId}/roles`),
+    };
+  });
 }

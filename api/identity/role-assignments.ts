@@ -62,7 +62,11 @@ export async function roleAssignmentRoutes(app: FastifyInstance, deps: ApiDeps):
         row(
           role(a),
           { group: a.groupId },
-          a.projectId !== undefined ? { project: a.projectId } : { domain: a.domainId ?? '' },
+          a.system
+            ? 'system'
+            : a.projectId !== undefined
+              ? { project: a.projectId }
+              : { domain: a.domainId ?? '' },
         ),
       ),
     ];

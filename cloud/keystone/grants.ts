@@ -12,15 +12,15 @@ import type { KeystoneDb } from './schema';
 export type GrantTarget = { projectId: string } | { domainId: string } | 'system';
 
 export type Grant =
-  | { userId: string; roleId: string; on: GrantTarget }
-  | { groupId: string; roleId: string; on: Exclude<GrantTarget, 'system'> };
+  { userId: string; roleId: string; on: GrantTarget } | { groupId: string; roleId: string; on: GrantTarget };
 
 type GrantTable =
   | 'role_assignments'
   | 'domain_role_assignments'
   | 'system_role_assignments'
   | 'group_role_assignments'
-  | 'group_domain_role_assignments';
+  | 'group_domain_role_assignments'
+  | 'group_system_role_assignments';
 
 interface Place {
   table: GrantTable;
@@ -35,7 +35,8 @@ function placeOf(grant: Grant): Place {
   const actor = group
     ? { column: 'group_id' as const, id: grant.groupId }
     : { column: 'user_id' as const, id: grant.userId };
-  if (on === 'system') return { table: 'system_role_assignments', actor };
+  if (on === 'system')
+    return { table: group ? 'group_system_role_assignments' : 'system_role_assignments', actor };
   if ('projectId' in on)
     return {
       table: group ? 'group_role_assignments' : 'role_assignments',

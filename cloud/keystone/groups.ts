@@ -85,6 +85,7 @@ export async function deleteGroup(trx: Db, id: string): Promise<void> {
   await trx.deleteFrom('user_group_membership').where('group_id', '=', id).execute();
   await trx.deleteFrom('group_role_assignments').where('group_id', '=', id).execute();
   await trx.deleteFrom('group_domain_role_assignments').where('group_id', '=', id).execute();
+  await trx.deleteFrom('group_system_role_assignments').where('group_id', '=', id).execute();
   await trx.deleteFrom('groups').where('id', '=', id).execute();
 }
 
@@ -153,6 +154,7 @@ export async function listGroupAssignments(
     projectId?: string | undefined;
     domainId?: string | undefined;
     roleId?: string | undefined;
+    system?: boolean | undefined;
   },
 ): Promise<GroupRoleAssignment[]> {
   let onProjects = db
@@ -183,11 +185,26 @@ export async function listGroupAssignments(
   }
   if (r.projectId !== undefined) onProjects = onProjects.where('g.project_id', '=', r.projectId);
   if (r.domainId !== undefined) onDomains = onDomains.where('g.domain_id', '=', r.domainId);
+  // The system's grants: asked for alone (system), or with no project or domain filter.
+  let onSystem = db
+    .selectFrom('group_system_role_assignments as g')
+    .innerJoin('roles', 'roles.id', 'g.role_id')
+    .select(['g.group_id as groupId', 'roles.id as roleId', 'roles.name as roleName']);
+  if (r.groupId !== undefined) onSystem = onSystem.where('g.group_id', '=', r.groupId);
+  if (r.roleId !== undefined) onSystem = onSystem.where('g.role_id', '=', r.roleId);
+  const withSystem = r.system === true || (r.projectId === undefined && r.domainId === undefined);
+  const system = withSystem
+    ? (await onSystem.orderBy('g.group_id').orderBy('roles.name').execute()).map((a) => ({
+        ...a,
+        system: true as const,
+      }))
+    : [];
+  if (r.system === true) return system;
   const projects =
     r.domainId === undefined ? await onProjects.orderBy('g.group_id').orderBy('roles.name').execute() : [];
   const domains =
     r.projectId === undefined ? await onDomains.orderBy('g.group_id').orderBy('roles.name').execute() : [];
-  return [...projects, ...domains];
+  return [...projects, ...domains, ...system];
 }
 
 /** The members of each group, for expanding group grants into users (role_assignments?effective). */

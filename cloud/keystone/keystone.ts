@@ -452,6 +452,7 @@ export class Keystone {
         'system_role_assignments',
         'group_role_assignments',
         'group_domain_role_assignments',
+        'group_system_role_assignments',
       ] as const)
         await trx.deleteFrom(table).where('role_id', '=', id).execute();
       await trx
@@ -792,6 +793,7 @@ export class Keystone {
       await trx.deleteFrom('role_assignments').where('user_id', 'in', users).execute();
       await trx.deleteFrom('domain_role_assignments').where('user_id', 'in', users).execute();
       await trx.deleteFrom('system_role_assignments').where('user_id', 'in', users).execute();
+      await trx.deleteFrom('group_system_role_assignments').where('group_id', 'in', domainGroups).execute();
       await trx.deleteFrom('domain_role_assignments').where('domain_id', '=', id).execute();
       await trx.deleteFrom('projects').where('domain_id', '=', id).execute();
       await trx.deleteFrom('users').where('domain_id', '=', id).execute();

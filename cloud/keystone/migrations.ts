@@ -185,6 +185,13 @@ export const keystoneMigrations: Record<string, Migration> = {
         .addColumn('created_at', 'bigint', (c) => c.notNull())
         .addPrimaryKeyConstraint('group_domain_role_assignments_pk', ['group_id', 'domain_id', 'role_id'])
         .execute();
+      await db.schema
+        .createTable('group_system_role_assignments')
+        .addColumn('group_id', 'varchar(64)', (c) => c.notNull().references('groups.id').onDelete('cascade'))
+        .addColumn('role_id', 'varchar(64)', (c) => c.notNull().references('roles.id').onDelete('cascade'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('group_system_role_assignments_pk', ['group_id', 'role_id'])
+        .execute();
     },
   },
 };

@@ -157,6 +157,10 @@ export const POLICY_RULES = {
   'identity:add_user_to_group': ADMIN,
   'identity:remove_user_from_group': ADMIN,
   'identity:list_groups_for_user': ADMIN_OR_DOMAIN_READER,
+  'identity:create_system_grant_for_group': ADMIN,
+  'identity:check_system_grant_for_group': ADMIN,
+  'identity:revoke_system_grant_for_group': ADMIN,
+  'identity:list_system_grants_for_group': ADMIN,
   // The rest of the compute API's defaults (nova/policies/*.py), as the HTTP API checks them.
   'os_compute_api:servers:update': PROJECT_MEMBER_OR_ADMIN,
   'os_compute_api:os-volumes-attachments:index': PROJECT_READER_OR_ADMIN,

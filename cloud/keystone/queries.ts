@@ -115,7 +115,14 @@ export async function effectiveSystemRoles(db: Db, userId: string): Promise<stri
     .select('roles.name')
     .where('system_role_assignments.user_id', '=', userId)
     .execute();
-  return withImpliedRoles(db, assigned);
+  const viaGroups = await db
+    .selectFrom('group_system_role_assignments as g')
+    .innerJoin('user_group_membership as m', 'm.group_id', 'g.group_id')
+    .innerJoin('roles', 'roles.id', 'g.role_id')
+    .select('roles.name')
+    .where('m.user_id', '=', userId)
+    .execute();
+  return withImpliedRoles(db, [...assigned, ...viaGroups]);
 }
 
 async function withImpliedRoles(db: Db, assigned: { name: string }[]): Promise<string[]> {

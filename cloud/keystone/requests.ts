@@ -204,7 +204,11 @@ export const membershipRequest = z.strictObject({ groupId: idSchema, userId: idS
 export const groupRoleAssignmentRequest = z.strictObject({
   groupId: idSchema,
   roleId: idSchema,
-  on: z.union([z.strictObject({ projectId: idSchema }), z.strictObject({ domainId: idSchema })]),
+  on: z.union([
+    z.strictObject({ projectId: idSchema }),
+    z.strictObject({ domainId: idSchema }),
+    z.literal('system'),
+  ]),
 });
 
 export const listGroupAssignmentsRequest = z.strictObject({
@@ -212,6 +216,7 @@ export const listGroupAssignmentsRequest = z.strictObject({
   projectId: idSchema.optional(),
   domainId: idSchema.optional(),
   roleId: idSchema.optional(),
+  system: z.boolean().optional(),
 });
 
 export const updateRoleRequest = z.strictObject({ id: idSchema, name: nameSchema.optional() });

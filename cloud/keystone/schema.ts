@@ -119,6 +119,13 @@ export interface GroupDomainRoleAssignmentsTable {
   created_at: number;
 }
 
+/** A role for a group on the system (Keystone's system assignments of a group). */
+export interface GroupSystemRoleAssignmentsTable {
+  group_id: string;
+  role_id: string;
+  created_at: number;
+}
+
 export interface KeystoneDb {
   domains: DomainsTable;
   projects: ProjectsTable;
@@ -134,4 +141,5 @@ export interface KeystoneDb {
   user_group_membership: UserGroupMembershipTable;
   group_role_assignments: GroupRoleAssignmentsTable;
   group_domain_role_assignments: GroupDomainRoleAssignmentsTable;
+  group_system_role_assignments: GroupSystemRoleAssignmentsTable;
 }

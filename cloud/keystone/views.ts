@@ -65,11 +65,12 @@ export interface Group {
   extra: Record<string, unknown>;
 }
 
-/** A role for a group on a project or (domainId) a domain. */
+/** A role for a group on a project, a domain (domainId) or the system. */
 export interface GroupRoleAssignment {
   groupId: string;
   projectId?: string;
   domainId?: string;
+  system?: true;
   roleId: string;
   roleName: string;
 }
