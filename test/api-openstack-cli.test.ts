@@ -154,6 +154,91 @@ describe('the openstack CLI and openstacksdk: Keystone, Glance, Neutron, Cinder,
     assert.deepEqual(projects.map((p) => p.Name).sort(), bootstrapProjects);
   });
 
+  test('admin: group create, add user, a role for the group on a project, the member’s token; remove, delete', async () => {
+    const group = await openstackJson<{ id: string; name: string; domain_id: string; description: string }>(
+      d.adminEnv,
+      ['group', 'create', '--description', 'made by the CLI', 'cli-group'],
+    );
+    assert.deepEqual(
+      [group.name, group.domain_id, group.description],
+      ['cli-group', 'default', 'made by the CLI'],
+    );
+    const ok = async (args: string[]) => {
+      const res = await openstack(d.adminEnv, args);
+      assert.equal(res.code, 0, `${args.join(' ')}: ${res.stderr}`);
+      return res.stdout;
+    };
+    await ok(['user', 'create', '--password', 'cli-secret-2', 'cli-grouped']);
+    await ok(['project', 'create', 'cli-group-project']);
+    await ok(['group', 'add', 'user', 'cli-group', 'cli-grouped']);
+    assert.match(
+      await ok(['group', 'contains', 'user', 'cli-group', 'cli-grouped']),
+      /cli-grouped in group cli-group/,
+    );
+    await ok(['role', 'add', '--group', 'cli-group', '--project', 'cli-group-project', 'member']);
+    const granted = await openstackJson<Array<{ Role: string; Group: string; Project: string }>>(d.adminEnv, [
+      'role',
+      'assignment',
+      'list',
+      '--group',
+      'cli-group',
+      '--names',
+    ]);
+    assert.deepEqual(
+      granted.map((a) => [a.Role, a.Group, a.Project]),
+      [['member', 'cli-group@Default', 'cli-group-project@Default']],
+    );
+    const effective = await openstackJson<Array<{ Role: string; User: string }>>(d.adminEnv, [
+      'role',
+      'assignment',
+      'list',
+      '--user',
+      'cli-grouped',
+      '--effective',
+      '--names',
+    ]);
+    assert.deepEqual(
+      effective.map((a) => [a.Role, a.User]),
+      [
+        ['member', 'cli-grouped@Default'],
+        ['reader', 'cli-grouped@Default'],
+      ],
+    );
+    // The member logs in to the project through the group's role alone.
+    const userEnv = {
+      ...d.demoEnv,
+      OS_USERNAME: 'cli-grouped',
+      OS_PASSWORD: 'cli-secret-2',
+      OS_PROJECT_NAME: 'cli-group-project',
+    };
+    const token = await openstackJson<{ project_id: string }>(userEnv, ['token', 'issue']);
+    const projectId = (
+      await openstackJson<{ id: string }>(d.adminEnv, ['project', 'show', 'cli-group-project'])
+    ).id;
+    assert.equal(token.project_id, projectId);
+    const groups = await openstackJson<Array<{ Name: string }>>(d.adminEnv, [
+      'group',
+      'list',
+      '--user',
+      'cli-grouped',
+    ]);
+    assert.deepEqual(
+      groups.map((g) => g.Name),
+      ['cli-group'],
+    );
+
+    await ok(['group', 'remove', 'user', 'cli-group', 'cli-grouped']);
+    const refused = await openstack(userEnv, ['token', 'issue']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /401/);
+    await ok(['group', 'delete', 'cli-group']);
+    const shown = await openstack(d.adminEnv, ['group', 'show', group.id]);
+    assert.notEqual(shown.code, 0);
+    assert.match(shown.stderr, /No Group found for/);
+    await ok(['user', 'delete', 'cli-grouped']);
+    await ok(['project', 'delete', 'cli-group-project']);
+  });
+
   test('image create --file and image save: the same bytes and checksum; image list filters; delete', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'bootflow-cli-image-'));
     try {

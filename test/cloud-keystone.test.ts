@@ -446,6 +446,109 @@ describe('keystone', () => {
     await unauthorized(ks.validateToken(auth.token));
   });
 
+  test('groups: a role granted to a group is held by its members, in tokens and scopes, until it goes', async () => {
+    const m = await member('reader');
+    const other = await ks.ensureProject({ name: `group-project-${counter}` });
+    const group = await ks.createGroup({ name: `group-${counter}`, domainId: 'default', extra: { x: 1 } });
+    await failure(ks.createGroup({ name: group.name, domainId: 'default' }), 'Conflict');
+    await failure(ks.createGroup({ name: 'g', domainId: 'nope' }), 'NotFound');
+    await failure(ks.createGroup(untyped({ name: '', domainId: 'default' })), 'BadRequest');
+    assert.deepEqual(await ks.getGroup(group.id), group);
+    assert.deepEqual(group.extra, { x: 1 });
+
+    const member_ = { groupId: group.id, userId: m.user.id };
+    await ks.addGroupMember(member_);
+    await ks.addGroupMember(member_); // again: a no-op
+    const memberships = await ks.serviceDb.db.selectFrom('user_group_membership').selectAll().execute();
+    assert.deepEqual(memberships, [{ user_id: m.user.id, group_id: group.id }]);
+    assert.deepEqual(
+      (await ks.listGroups({ userId: m.user.id })).map((g) => g.id),
+      [group.id],
+    );
+    assert.deepEqual(
+      (await ks.listGroupUsers(group.id)).map((u) => u.id),
+      [m.user.id],
+    );
+
+    // No role on `other` yet: no token there.
+    const scoped = { method: 'password' as const, user: { id: m.user.id }, password: m.password };
+    await unauthorized(ks.issueToken({ ...scoped, scope: { project: { id: other.id } } }));
+    const roles = await ks.listRoles();
+    const memberRole = roles.find((r) => r.name === 'member')?.id ?? '';
+    await ks.assignGroupRole({ groupId: group.id, roleId: memberRole, on: { projectId: other.id } });
+    await ks.assignGroupRole({ groupId: group.id, roleId: memberRole, on: { domainId: 'default' } });
+    const rows = await ks.serviceDb.db.selectFrom('group_role_assignments').selectAll().execute();
+    assert.deepEqual(
+      rows.map((r) => [r.group_id, r.project_id, r.role_id]),
+      [[group.id, other.id, memberRole]],
+    );
+    const issued = await ks.issueToken({ ...scoped, scope: { project: { id: other.id } } });
+    assert.deepEqual(issued.caller.roles, ['member', 'reader']);
+    // Own project: the user's reader and the group's nothing there.
+    assert.deepEqual((await ks.authenticate(m.login)).context.roles, ['reader']);
+    const onDomain = await ks.issueToken({ ...scoped, scope: { domain: { id: 'default' } } });
+    assert.deepEqual(onDomain.caller.roles, ['member', 'reader']);
+    // A role for the group on the system: a system-scoped token.
+    await unauthorized(ks.issueToken({ ...scoped, scope: { system: { all: true } } }));
+    await ks.assignGroupRole({ groupId: group.id, roleId: memberRole, on: 'system' });
+    const onSystem = await ks.issueToken({ ...scoped, scope: { system: { all: true } } });
+    assert.deepEqual(onSystem.caller.roles, ['member', 'reader']);
+    assert.deepEqual(
+      (await ks.listGroupRoleAssignments({ groupId: group.id, system: true })).map((a) => a.roleName),
+      ['member'],
+    );
+    const scopes = await ks.scopesOfUser(m.user.id);
+    assert.deepEqual(
+      new Set(scopes.projectIds),
+      new Set([other.id, (await ks.getProject({ project: m.project })).id]),
+    );
+    assert.deepEqual(scopes.domainIds, ['default']);
+
+    // Leaving the group revokes the user's tokens (Keystone's remove_user_from_group) and takes the roles.
+    await ks.removeGroupMember(member_);
+    await failure(ks.removeGroupMember(member_), 'NotFound');
+    await unauthorized(ks.validateToken(issued.token));
+    await unauthorized(ks.issueToken({ ...scoped, scope: { project: { id: other.id } } }));
+
+    // Back in, then the group goes: its memberships and grants with it.
+    await ks.addGroupMember(member_);
+    const again = await ks.issueToken({ ...scoped, scope: { project: { id: other.id } } });
+    await ks.deleteGroup(group.id);
+    await unauthorized(ks.validateToken(again.token));
+    for (const table of [
+      'groups',
+      'user_group_membership',
+      'group_role_assignments',
+      'group_domain_role_assignments',
+      'group_system_role_assignments',
+    ] as const)
+      assert.deepEqual(
+        await ks.serviceDb.db.selectFrom(table).selectAll().execute(),
+        [],
+        `${table} is empty after the group's delete`,
+      );
+    await failure(ks.deleteGroup(group.id), 'NotFound');
+  });
+
+  test('a domain delete takes its groups and their grants; a role delete takes its grants', async () => {
+    const domain = await ks.createDomain({ name: `gd-${counter}` });
+    const group = await ks.createGroup({ name: 'g', domainId: domain.id });
+    const m = await member('reader');
+    await ks.addGroupMember({ groupId: group.id, userId: m.user.id });
+    const role = await ks.ensureRole({ name: `custom-${counter}` });
+    await ks.assignGroupRole({ groupId: group.id, roleId: role.id, on: { domainId: domain.id } });
+    assert.equal((await ks.listGroupRoleAssignments({ groupId: group.id })).length, 1);
+    await ks.deleteRole(role.id);
+    assert.deepEqual(await ks.listGroupRoleAssignments({ groupId: group.id }), []);
+    await failure(ks.getRole(role.id), 'NotFound');
+    await ks.updateDomain({ id: domain.id, enabled: false });
+    await ks.deleteDomain(domain.id);
+    await failure(ks.getGroup(group.id), 'NotFound');
+    assert.deepEqual(await ks.serviceDb.db.selectFrom('user_group_membership').selectAll().execute(), []);
+    // The member (of another domain) stays.
+    assert.equal((await ks.getUser({ user: m.user.id })).id, m.user.id);
+  });
+
   test('bad input is a BadRequest that changes nothing; unknown references are NotFound', async () => {
     const m = await member('member');
     const before = await rowCounts(ks);

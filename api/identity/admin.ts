@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { isCloudError } from '../../cloud/errors';
-import type { DomainRoleAssignment, Project, RoleAssignment, TokenContext, User } from '../../cloud/keystone';
+import type { Project, TokenContext } from '../../cloud/keystone';
 import { unauthorized } from '../auth';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
@@ -20,6 +20,7 @@ import {
   queryParam,
   requireIdentityAuth,
 } from './common';
+import { byIdParams, lookups, notFound } from './lookups';
 import {
   collectionLinks,
   domainProjectView,
@@ -112,9 +113,12 @@ const USER_COLUMNS = ['name', 'domain_id', 'password', 'email', 'enabled', 'opti
 const roleCreate = z.strictObject({
   role: z.strictObject({ name: z.string().min(1).max(255), options: z.strictObject({}).optional() }),
 });
-
-const notFound = (what: string, id: string) =>
-  new ApiError(404, `Could not find ${what}: ${id}.`, 'NotFound');
+const roleUpdate = z.strictObject({
+  role: z.strictObject({
+    name: z.string().min(1).max(255).optional(),
+    options: z.strictObject({}).optional(),
+  }),
+});
 
 /** Keystone's tag filters on a project list: tags (all of), tags-any, not-tags (not all of), not-tags-any. */
 function tagFilter(request: FastifyRequest): (tags: readonly string[]) => boolean {
@@ -127,26 +131,6 @@ function tagFilter(request: FastifyRequest): (tags: readonly string[]) => boolea
     (!notAny || !notAny.some((t) => tags.includes(t)));
 }
 
-/** Keystone's identity_api lookups: a cloud NotFound keeps its message; bad references are 404 too. */
-async function found<T>(what: string, id: string, load: () => Promise<T>): Promise<T> {
-  try {
-    return await load();
-  } catch (err) {
-    if (isCloudError(err, 'NotFound') || isCloudError(err, 'BadRequest')) throw notFound(what, id);
-    throw err;
-  }
-}
-
-/** Path parameters; Fastify always sets the ones its route declares. */
-function byIdParams(request: FastifyRequest): Record<string, string> & {
-  projectId: string;
-  userId: string;
-  roleId: string;
-  domainId: string;
-} {
-  return request.params as ReturnType<typeof byIdParams>;
-}
-
 export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const keystone = deps.cloud.keystone;
   const authenticated = { preHandler: requireIdentityAuth(deps) };
@@ -155,31 +139,7 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   const scopeDomainOf = (caller: TokenContext): string | undefined =>
     caller.domain?.id ?? caller.project?.domainId;
 
-  /** The project by id only (Keystone's routes take ids; the CLI resolves names through list filters). */
-  const projectById = (id: string): Promise<Project> =>
-    found('project', id, async () => {
-      const p = await keystone.getProject({ project: id });
-      if (p.id !== id) throw notFound('project', id);
-      return p;
-    });
-  const userById = (id: string): Promise<User> =>
-    found('user', id, async () => {
-      const u = await keystone.getUser({ user: id });
-      if (u.id !== id) throw notFound('user', id);
-      return u;
-    });
-  const roleById = (id: string) =>
-    found('role', id, async () => {
-      const r = await keystone.getRole(id);
-      if (r.id !== id) throw notFound('role', id);
-      return r;
-    });
-  const domainById = (id: string) =>
-    found('domain', id, async () => {
-      const d = await keystone.getDomain(id);
-      if (d.id !== id) throw notFound('domain', id);
-      return d;
-    });
+  const { projectById, userById, roleById, domainById } = lookups(keystone);
 
   /** A domain answering for a project id (Keystone's projects acting as domains); undefined when none. */
   const domainAsProject = async (id: string) => {
@@ -504,7 +464,7 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     const { userId } = byIdParams(request);
     enforceSelfOrAdmin(ctxOf(request), userId, 'identity:list_user_projects');
     await userById(userId);
-    const ids = new Set((await keystone.listRoleAssignments({ userId })).map((a) => a.projectId));
+    const ids = new Set((await keystone.scopesOfUser(userId)).projectIds);
     const projects = (await keystone.listProjects()).filter((p) => ids.has(p.id));
     return {
       projects: projects.map((p) => projectView(deps, p)),
@@ -537,6 +497,26 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     const { roleId } = byIdParams(request);
     enforceIdentity(ctxOf(request), 'identity:get_role');
     return { role: roleView(deps, await roleById(roleId)) };
+  });
+
+  app.patch('/v3/roles/:roleId', authenticated, async (request) => {
+    const { roleId } = byIdParams(request);
+    enforceIdentity(ctxOf(request), 'identity:update_role');
+    const { role: body } = parseBody(roleUpdate, request.body);
+    await roleById(roleId);
+    const role = await keystone.updateRole({
+      id: roleId,
+      ...(body.name !== undefined ? { name: body.name } : {}),
+    });
+    return { role: roleView(deps, role) };
+  });
+
+  app.delete('/v3/roles/:roleId', authenticated, async (request, reply) => {
+    const { roleId } = byIdParams(request);
+    enforceIdentity(ctxOf(request), 'identity:delete_role');
+    await roleById(roleId);
+    await keystone.deleteRole(roleId);
+    return reply.code(204).send();
   });
 
   app.get('/v3/domains', authenticated, async (request) => {
@@ -738,95 +718,4 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       links: collectionLinks(deps, `/system/users/${userId}/roles`),
     };
   });
-
-  // ---- the role assignments report ---------------------------------------------------------------------------
-
-  app.get('/v3/role_assignments', authenticated, async (request) => {
-    enforceIdentity(ctxOf(request), 'identity:list_role_assignments');
-    const userId = queryParam(request, 'user.id');
-    const projectId = queryParam(request, 'scope.project.id');
-    const roleId = queryParam(request, 'role.id');
-    const domainId = queryParam(request, 'scope.domain.id');
-    const includeNames = boolParam(request, 'include_names') === true;
-    // Only grants to users exist here (on a project, a domain or the system): a filter on groups matches
-    // nothing, and each scope filter keeps its own kind.
-    const query = request.query as Record<string, unknown>;
-    const system = queryParam(request, 'scope.system');
-    const groups = query['group.id'] !== undefined;
-    const filters = { ...(userId ? { userId } : {}), ...(roleId ? { roleId } : {}) };
-    const onProjects =
-      groups || domainId !== undefined || system !== undefined
-        ? []
-        : await keystone.listRoleAssignments({ ...filters, ...(projectId ? { projectId } : {}) });
-    const onDomains =
-      groups || projectId !== undefined || system !== undefined
-        ? []
-        : await keystone.listDomainRoleAssignments({ ...filters, ...(domainId ? { domainId } : {}) });
-    const onSystem =
-      groups ||
-      projectId !== undefined ||
-      domainId !== undefined ||
-      (system !== undefined && system !== 'all')
-        ? []
-        : await keystone.listSystemRoleAssignments(filters);
-    const names = includeNames ? await nameLookup() : undefined;
-    return {
-      role_assignments: [
-        ...onProjects.map((a) => assignmentView(a, names)),
-        ...onDomains.map((a) => domainAssignmentView(a, names)),
-        ...onSystem.map((a) => ({
-          role: { id: a.roleId, ...(names ? { name: a.roleName } : {}) },
-          user: { id: a.userId, ...(names ? names.user(a.userId) : {}) },
-          scope: { system: { all: true } },
-          links: { assignment: v3Url(deps, `/system/users/${a.userId}/roles/${a.roleId}`) },
-        })),
-      ],
-      links: collectionLinks(deps, '/role_assignments'),
-    };
-  });
-
-  async function nameLookup() {
-    const [users, projects, domains] = await Promise.all([
-      keystone.listUsers(),
-      keystone.listProjects(),
-      keystone.listDomains(),
-    ]);
-    const domain = (id: string) => ({ id, name: domains.find((d) => d.id === id)?.name ?? id });
-    return {
-      user: (id: string) => {
-        const u = users.find((x) => x.id === id);
-        return u ? { name: u.name, domain: domain(u.domainId) } : {};
-      },
-      project: (id: string) => {
-        const p = projects.find((x) => x.id === id);
-        return p ? { name: p.name, domain: domain(p.domainId) } : {};
-      },
-      domain: (id: string) => ({ name: domain(id).name }),
-    };
-  }
-
-  function domainAssignmentView(
-    a: DomainRoleAssignment,
-    names: Awaited<ReturnType<typeof nameLookup>> | undefined,
-  ) {
-    return {
-      role: { id: a.roleId, ...(names ? { name: a.roleName } : {}) },
-      user: { id: a.userId, ...(names ? names.user(a.userId) : {}) },
-      scope: { domain: { id: a.domainId, ...(names ? names.domain(a.domainId) : {}) } },
-      links: {
-        assignment: v3Url(deps, `/domains/${a.domainId}/users/${a.userId}/roles/${a.roleId}`),
-      },
-    };
-  }
-
-  function assignmentView(a: RoleAssignment, names: Awaited<ReturnType<typeof nameLookup>> | undefined) {
-    return {
-      role: { id: a.roleId, ...(names ? { name: a.roleName } : {}) },
-      user: { id: a.userId, ...(names ? names.user(a.userId) : {}) },
-      scope: { project: { id: a.projectId, ...(names ? names.project(a.projectId) : {}) } },
-      links: {
-        assignment: v3Url(deps, `/projects/${a.projectId}/users/${a.userId}/roles/${a.roleId}`),
-      },
-    };
-  }
 }

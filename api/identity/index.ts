@@ -1,9 +1,12 @@
 /**
  * Keystone v3 at /identity: the version documents, /v3/auth (tokens, the caller's projects and catalog)
- * and the administration of projects, users, roles, domains and grants.
+ * and the administration of projects, users, groups, roles, domains and grants.
  */
 import type { ServicePlugin } from '../app';
 import { adminRoutes } from './admin';
+import { groupRoutes } from './groups';
+import { impliedRoleRoutes } from './implied-roles';
+import { roleAssignmentRoutes } from './role-assignments';
 import { tokenRoutes } from './tokens';
 import { versionRoutes } from './versions';
 
@@ -12,4 +15,7 @@ export const identityApi: ServicePlugin = async (app, deps) => {
   await versionRoutes(app, deps);
   await tokenRoutes(app, deps);
   await adminRoutes(app, deps);
+  await groupRoutes(app, deps);
+  await impliedRoleRoutes(app, deps);
+  await roleAssignmentRoutes(app, deps);
 };

@@ -131,7 +131,8 @@ export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
           method: 'password',
           user: locator(user, 'user'),
           password,
-          scope,
+          // No scope in the body: Keystone's default scoping (the user's default_project_id).
+          ...(auth.scope !== undefined ? { scope } : {}),
         });
       } else if (identity.methods.includes('token')) {
         if (!identity.token) throw new ApiError(400, 'Expecting to find token in identity.');
@@ -196,11 +197,10 @@ export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     return reply.code(204).send();
   });
 
+  // The scopes the caller may ask a token for: roles held directly or through a group.
   app.get('/v3/auth/projects', authenticated, async (request) => {
-    const caller = callerOf(request);
-    const assignments = await keystone.listRoleAssignments({ userId: caller.userId });
-    const ids = [...new Set(assignments.map((a) => a.projectId))];
-    const projects = (await keystone.listProjects()).filter((p) => p.enabled && ids.includes(p.id));
+    const ids = new Set((await keystone.scopesOfUser(callerOf(request).userId)).projectIds);
+    const projects = (await keystone.listProjects()).filter((p) => p.enabled && ids.has(p.id));
     return {
       projects: projects.map((p) => projectView(deps, p)),
       links: collectionLinks(deps, '/auth/projects'),
@@ -208,10 +208,7 @@ export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   });
 
   app.get('/v3/auth/domains', authenticated, async (request) => {
-    const caller = callerOf(request);
-    const ids = new Set(
-      (await keystone.listDomainRoleAssignments({ userId: caller.userId })).map((a) => a.domainId),
-    );
+    const ids = new Set((await keystone.scopesOfUser(callerOf(request).userId)).domainIds);
     const domains = (await keystone.listDomains()).filter((d) => d.enabled && ids.has(d.id));
     return {
       domains: domains.map((d) => domainView(deps, d)),

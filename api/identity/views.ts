@@ -2,7 +2,7 @@
  * Keystone v3's JSON bodies (api-ref/source/v3): projects, users, roles, domains, role assignments and
  * tokens, with their `links`. Times in Keystone's format: ISO 8601 with microseconds and a `Z`.
  */
-import type { Domain, Project, Role, TokenContext, User } from '../../cloud/keystone';
+import type { Domain, Group, Project, Role, TokenContext, User } from '../../cloud/keystone';
 import type { ApiDeps } from '../deps';
 import { serviceCatalog, type CatalogEntry } from '../catalog';
 
@@ -133,5 +133,16 @@ export function tokenView(deps: Pick<ApiDeps, 'publicUrl' | 'region'>, t: TokenF
     ...(c.system ? { system: { all: true } } : {}),
     ...(scoped ? { roles: t.roles.map((r) => ({ id: r.id, name: r.name })) } : {}),
     ...(scoped && t.catalog ? { catalog: serviceCatalog(deps) as CatalogEntry[] } : {}),
+  };
+}
+
+export function groupView(deps: Pick<ApiDeps, 'publicUrl'>, g: Group) {
+  return {
+    ...g.extra,
+    id: g.id,
+    name: g.name,
+    domain_id: g.domainId,
+    description: g.description ?? '',
+    links: { self: v3Url(deps, `/groups/${g.id}`) },
   };
 }

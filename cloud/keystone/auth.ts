@@ -17,7 +17,7 @@ import type { KeystoneDb } from './schema';
 import type { OperationScope, TokenSigner, VerifiedToken } from './tokens';
 import { ValidatedTokenCache, type ValidatedToken } from './token-cache';
 import { isUniqueViolation } from '../db';
-import type { AuthResult, IssuedToken } from './views';
+import { parseExtra, type AuthResult, type IssuedToken } from './views';
 
 /** Keystone's message for every 401. */
 export const UNAUTHORIZED_MESSAGE = 'The request you have made requires authentication.';
@@ -95,7 +95,11 @@ export class Authenticator {
   }
 
   /** Keystone's password method: the user by id or by name in a domain, with the scope asked for. */
-  async passwordToken(userRef: EntityLocator, password: string, scope: ScopeRef): Promise<IssuedToken> {
+  async passwordToken(
+    userRef: EntityLocator,
+    password: string,
+    scope: ScopeRef | undefined,
+  ): Promise<IssuedToken> {
     const user = await q.loginUser(this.store.db, userRef);
     // An unknown user still costs one scrypt, so response time does not reveal which names exist.
     const passwordOk = await verifyPassword(
@@ -103,7 +107,23 @@ export class Authenticator {
       user?.password_hash ?? (await this.dummyPasswordHash()),
     );
     if (!user || !passwordOk || user.enabled !== 1 || user.domain_enabled !== 1) throw unauthorized();
-    return this.issue(user, scope, ['password'], []);
+    return this.issue(user, scope ?? (await this.defaultScope(user.id)), ['password'], []);
+  }
+
+  /**
+   * No scope asked: Keystone's default scoping, the user's default_project_id when that project is enabled
+   * and the user holds a role there; otherwise an unscoped token.
+   */
+  private async defaultScope(userId: string): Promise<ScopeRef> {
+    const row = await this.store.db
+      .selectFrom('users')
+      .select('extra')
+      .where('id', '=', userId)
+      .executeTakeFirst();
+    const projectId = row ? parseExtra(row.extra).default_project_id : undefined;
+    if (typeof projectId !== 'string' || projectId === '') return { unscoped: true };
+    const scope = { project: { id: projectId } };
+    return (await this.resolveScope(userId, scope)) ? scope : { unscoped: true };
   }
 
   /**

@@ -1,7 +1,8 @@
 /**
- * Keystone's role assignments on its three kinds of target (a project, a domain, the whole system) as one
- * pair of writes: a grant is one row of its target's table (the user, the role and, but for the system,
- * the target's id). Granting again is a no-op; revoking what is not there reports `removed: false`.
+ * Keystone's role assignments on its three kinds of target (a project, a domain, the whole system), to a
+ * user or (on a project or a domain) to a group, as one pair of writes: a grant is one row of its target's
+ * table (the actor, the role and, but for the system, the target's id). Granting again is a no-op; revoking
+ * what is not there reports `removed: false`.
  */
 import { sql, type Kysely } from 'kysely';
 import { isUniqueViolation } from '../db';
@@ -10,44 +11,67 @@ import type { KeystoneDb } from './schema';
 
 export type GrantTarget = { projectId: string } | { domainId: string } | 'system';
 
-export interface Grant {
-  userId: string;
-  roleId: string;
-  on: GrantTarget;
+export type Grant =
+  { userId: string; roleId: string; on: GrantTarget } | { groupId: string; roleId: string; on: GrantTarget };
+
+type GrantTable =
+  | 'role_assignments'
+  | 'domain_role_assignments'
+  | 'system_role_assignments'
+  | 'group_role_assignments'
+  | 'group_domain_role_assignments'
+  | 'group_system_role_assignments';
+
+interface Place {
+  table: GrantTable;
+  actor: { column: 'user_id' | 'group_id'; id: string };
+  target?: { column: 'project_id' | 'domain_id'; id: string };
 }
 
-type GrantTable = 'role_assignments' | 'domain_role_assignments' | 'system_role_assignments';
-
-/** The grant's table, and its target column with the id (none for the system). */
-function placeOf(on: GrantTarget): { table: GrantTable; target?: { column: string; id: string } } {
-  if (on === 'system') return { table: 'system_role_assignments' };
+/** The grant's table, its actor column and its target column with the id (none for the system). */
+function placeOf(grant: Grant): Place {
+  const { on } = grant;
+  const group = 'groupId' in grant;
+  const actor = group
+    ? { column: 'group_id' as const, id: grant.groupId }
+    : { column: 'user_id' as const, id: grant.userId };
+  if (on === 'system')
+    return { table: group ? 'group_system_role_assignments' : 'system_role_assignments', actor };
   if ('projectId' in on)
-    return { table: 'role_assignments', target: { column: 'project_id', id: on.projectId } };
-  return { table: 'domain_role_assignments', target: { column: 'domain_id', id: on.domainId } };
+    return {
+      table: group ? 'group_role_assignments' : 'role_assignments',
+      actor,
+      target: { column: 'project_id', id: on.projectId },
+    };
+  return {
+    table: group ? 'group_domain_role_assignments' : 'domain_role_assignments',
+    actor,
+    target: { column: 'domain_id', id: on.domainId },
+  };
 }
 
 function whereGrant(db: Kysely<KeystoneDb>, grant: Grant) {
-  const { table, target } = placeOf(grant.on);
+  const { table, actor, target } = placeOf(grant);
   const query = db
     .selectFrom(table)
-    .select('user_id')
-    .where('user_id', '=', grant.userId)
+    .select('role_id')
+    .where(sql.ref(actor.column), '=', actor.id)
     .where('role_id', '=', grant.roleId);
   return target ? query.where(sql.ref(target.column), '=', target.id) : query;
 }
 
 function insertGrant(db: Kysely<KeystoneDb>, grant: Grant, now: number) {
-  const row = { user_id: grant.userId, role_id: grant.roleId, created_at: now };
-  const { on } = grant;
-  if (on === 'system') return db.insertInto('system_role_assignments').values(row).execute();
-  if ('projectId' in on)
-    return db
-      .insertInto('role_assignments')
-      .values({ ...row, project_id: on.projectId })
-      .execute();
+  const { table, actor, target } = placeOf(grant);
+  const row = {
+    [actor.column]: actor.id,
+    role_id: grant.roleId,
+    created_at: now,
+    ...(target ? { [target.column]: target.id } : {}),
+  };
+  // The columns are the table's own by construction (placeOf); Kysely cannot follow the dynamic table.
   return db
-    .insertInto('domain_role_assignments')
-    .values({ ...row, domain_id: on.domainId })
+    .insertInto(table)
+    .values(row as never)
     .execute();
 }
 
@@ -65,8 +89,11 @@ export async function addGrant(db: Kysely<KeystoneDb>, grant: Grant, now: number
 
 /** Removes the grant; whether there was one. */
 export async function removeGrant(db: Kysely<KeystoneDb>, grant: Grant): Promise<{ removed: boolean }> {
-  const { table, target } = placeOf(grant.on);
-  const query = db.deleteFrom(table).where('user_id', '=', grant.userId).where('role_id', '=', grant.roleId);
+  const { table, actor, target } = placeOf(grant);
+  const query = db
+    .deleteFrom(table)
+    .where(sql.ref(actor.column), '=', actor.id)
+    .where('role_id', '=', grant.roleId);
   const res = await (target ? query.where(sql.ref(target.column), '=', target.id) : query).executeTakeFirst();
   return { removed: Number(res.numDeletedRows) > 0 };
 }

@@ -19,6 +19,7 @@ import * as q from './queries';
 import * as req from './requests';
 import { DEFAULT_IMPLIED_ROLES, DEFAULT_ROLES } from './roles';
 import { addGrant, removeGrant, type Grant } from './grants';
+import * as groups from './groups';
 import {
   ancestorsOf,
   checkBranch,
@@ -42,6 +43,8 @@ import {
   toUser,
   type AuthResult,
   type DomainRoleAssignment,
+  type Group,
+  type GroupRoleAssignment,
   type IssuedToken,
   type Domain,
   type Project,
@@ -354,6 +357,110 @@ export class Keystone {
           .execute(),
       () => this.db.selectFrom('roles').select(['id', 'name']).where('name', '=', r.name).executeTakeFirst(),
     );
+  }
+
+  /** Keystone's PATCH /v3/roles/{id}: a new name (Conflict if taken); tokens carry role names, so the cache goes. */
+  async updateRole(input: req.UpdateRoleInput): Promise<Role> {
+    const r = parseRequest(req.updateRoleRequest, input, 'role update');
+    const current = await q.findRoleById(this.db, r.id);
+    if (r.name === undefined || r.name === current.name) return current;
+    const name = r.name;
+    await this.identityChange(async (trx) => {
+      try {
+        await trx.updateTable('roles').set({ name }).where('id', '=', r.id).execute();
+      } catch (err) {
+        if (!isUniqueViolation(err)) throw err;
+        throw new CloudError(
+          'Conflict',
+          `Conflict occurred attempting to store role - Duplicate entry found with name ${name}.`,
+        );
+      }
+    });
+    return { id: r.id, name };
+  }
+
+  /** Keystone's implied_role rules, as role pairs (prior first), by the prior role's name. */
+  async listImpliedRoles(): Promise<Array<{ prior: Role; implied: Role }>> {
+    const rows = await this.db
+      .selectFrom('implied_roles')
+      .innerJoin('roles as prior', 'prior.id', 'implied_roles.prior_role_id')
+      .innerJoin('roles as implied', 'implied.id', 'implied_roles.implied_role_id')
+      .select([
+        'prior.id as priorId',
+        'prior.name as priorName',
+        'implied.id as impliedId',
+        'implied.name as impliedName',
+      ])
+      .orderBy('prior.name')
+      .orderBy('implied.name')
+      .execute();
+    return rows.map((r) => ({
+      prior: { id: r.priorId, name: r.priorName },
+      implied: { id: r.impliedId, name: r.impliedName },
+    }));
+  }
+
+  /**
+   * Keystone's PUT /v3/roles/{prior}/implies/{implied} (again: a no-op): whoever holds the prior role holds
+   * the implied one too, in tokens validated from now on. `admin` is never implied (Keystone's
+   * prohibited_implied_role).
+   */
+  async addImpliedRole(priorRoleId: string, impliedRoleId: string): Promise<void> {
+    const [prior, implied] = [
+      await q.findRoleById(this.db, parseRequest(idSchema, priorRoleId, 'prior role id')),
+      await q.findRoleById(this.db, parseRequest(idSchema, impliedRoleId, 'implied role id')),
+    ];
+    if (implied.name === 'admin') throw new CloudError('Forbidden', 'admin role cannot be an implied role.');
+    const rule = { prior_role_id: prior.id, implied_role_id: implied.id };
+    await this.identityChange((trx) =>
+      insertOrFind(
+        () => trx.insertInto('implied_roles').values(rule).execute(),
+        () =>
+          trx
+            .selectFrom('implied_roles')
+            .selectAll()
+            .where('prior_role_id', '=', rule.prior_role_id)
+            .where('implied_role_id', '=', rule.implied_role_id)
+            .executeTakeFirst(),
+      ),
+    );
+  }
+
+  /** Keystone's DELETE of an inference rule: NotFound when the prior role does not imply that one. */
+  async removeImpliedRole(priorRoleId: string, impliedRoleId: string): Promise<void> {
+    const prior = parseRequest(idSchema, priorRoleId, 'prior role id');
+    const implied = parseRequest(idSchema, impliedRoleId, 'implied role id');
+    await this.identityChange(async (trx) => {
+      const res = await trx
+        .deleteFrom('implied_roles')
+        .where('prior_role_id', '=', prior)
+        .where('implied_role_id', '=', implied)
+        .executeTakeFirst();
+      if (Number(res.numDeletedRows) === 0)
+        throw new CloudError('NotFound', `${prior} does not imply ${implied}.`, { role: implied });
+    });
+  }
+
+  /** Keystone's DELETE /v3/roles/{id}: the role, its implications and every grant of it. */
+  async deleteRole(roleId: string): Promise<void> {
+    const id = parseRequest(idSchema, roleId, 'role id');
+    await q.findRoleById(this.db, id);
+    await this.identityChange(async (trx) => {
+      for (const table of [
+        'role_assignments',
+        'domain_role_assignments',
+        'system_role_assignments',
+        'group_role_assignments',
+        'group_domain_role_assignments',
+        'group_system_role_assignments',
+      ] as const)
+        await trx.deleteFrom(table).where('role_id', '=', id).execute();
+      await trx
+        .deleteFrom('implied_roles')
+        .where((eb) => eb.or([eb('prior_role_id', '=', id), eb('implied_role_id', '=', id)]))
+        .execute();
+      await trx.deleteFrom('roles').where('id', '=', id).execute();
+    });
   }
 
   async assignRole(input: req.RoleAssignmentInput): Promise<RoleAssignment> {
@@ -677,10 +784,16 @@ export class Keystone {
       await this.revokeDomain(trx, id);
       const projects = trx.selectFrom('projects').select('id').where('domain_id', '=', id);
       const users = trx.selectFrom('users').select('id').where('domain_id', '=', id);
+      const domainGroups = trx.selectFrom('groups').select('id').where('domain_id', '=', id);
       await trx.deleteFrom('role_assignments').where('project_id', 'in', projects).execute();
+      await trx.deleteFrom('group_role_assignments').where('project_id', 'in', projects).execute();
+      await trx.deleteFrom('group_domain_role_assignments').where('domain_id', '=', id).execute();
+      await trx.deleteFrom('user_group_membership').where('user_id', 'in', users).execute();
+      for (const g of await domainGroups.execute()) await groups.deleteGroup(trx, g.id);
       await trx.deleteFrom('role_assignments').where('user_id', 'in', users).execute();
       await trx.deleteFrom('domain_role_assignments').where('user_id', 'in', users).execute();
       await trx.deleteFrom('system_role_assignments').where('user_id', 'in', users).execute();
+      await trx.deleteFrom('group_system_role_assignments').where('group_id', 'in', domainGroups).execute();
       await trx.deleteFrom('domain_role_assignments').where('domain_id', '=', id).execute();
       await trx.deleteFrom('projects').where('domain_id', '=', id).execute();
       await trx.deleteFrom('users').where('domain_id', '=', id).execute();
@@ -721,6 +834,7 @@ export class Keystone {
       await trx.deleteFrom('project_tag').where('project_id', '=', id).execute();
       await trx.deleteFrom('projects').where('id', '=', id).execute();
       await trx.deleteFrom('role_assignments').where('project_id', '=', id).execute();
+      await trx.deleteFrom('group_role_assignments').where('project_id', '=', id).execute();
       await this.auth.revoke(trx, { projectId: id });
     });
   }
@@ -735,6 +849,7 @@ export class Keystone {
       await trx.deleteFrom('role_assignments').where('user_id', '=', id).execute();
       await trx.deleteFrom('domain_role_assignments').where('user_id', '=', id).execute();
       await trx.deleteFrom('system_role_assignments').where('user_id', '=', id).execute();
+      await trx.deleteFrom('user_group_membership').where('user_id', '=', id).execute();
       await this.auth.revoke(trx, { userId: id });
     });
   }
@@ -844,6 +959,87 @@ export class Keystone {
   async unassignSystemRole(input: req.SystemRoleAssignmentInput): Promise<{ removed: boolean }> {
     const r = parseRequest(req.systemRoleAssignmentRequest, input, 'system role assignment');
     return this.revokeGrant({ userId: r.userId, roleId: r.roleId, on: 'system' });
+  }
+
+  // ---- groups (groups.ts) ---------------------------------------------------------------------------------
+
+  /** Keystone's POST /v3/groups: Conflict if the domain already has a group of that name. */
+  async createGroup(input: req.CreateGroupInput): Promise<Group> {
+    const r = parseRequest(req.createGroupRequest, input, 'group');
+    const domain = await q.findDomain(this.db, r.domainId);
+    return groups.createGroup(this.db, { ...r, domainId: domain.id }, this.clock.now());
+  }
+
+  async getGroup(groupId: string): Promise<Group> {
+    return groups.groupById(this.db, parseRequest(idSchema, groupId, 'group id'));
+  }
+
+  async updateGroup(input: req.UpdateGroupInput): Promise<Group> {
+    return groups.updateGroup(this.db, parseRequest(req.updateGroupRequest, input, 'group update'));
+  }
+
+  /** Deletes the group, its memberships and grants; its members' tokens lose those roles at once here. */
+  async deleteGroup(groupId: string): Promise<void> {
+    const id = parseRequest(idSchema, groupId, 'group id');
+    await this.identityChange((trx) => groups.deleteGroup(trx, id));
+  }
+
+  async listGroups(input: req.ListGroupsInput = {}): Promise<Group[]> {
+    return groups.listGroups(this.db, parseRequest(req.listGroupsRequest, input, 'group filter'));
+  }
+
+  async listGroupUsers(groupId: string): Promise<User[]> {
+    return groups.usersInGroup(this.db, parseRequest(idSchema, groupId, 'group id'));
+  }
+
+  async isGroupMember(input: req.MembershipInput): Promise<boolean> {
+    const r = parseRequest(req.membershipRequest, input, 'group membership');
+    return groups.isMember(this.db, r.groupId, r.userId);
+  }
+
+  /** Keystone's PUT /v3/groups/{g}/users/{u}: the user gains the group's roles (again: a no-op). */
+  async addGroupMember(input: req.MembershipInput): Promise<void> {
+    const r = parseRequest(req.membershipRequest, input, 'group membership');
+    await groups.groupById(this.db, r.groupId);
+    await q.findUserById(this.db, r.userId);
+    await groups.addMember(this.db, r.groupId, r.userId);
+  }
+
+  /**
+   * Keystone's DELETE /v3/groups/{g}/users/{u}: NotFound if not a member; the user's tokens are revoked,
+   * as Keystone's remove_user_from_group does.
+   */
+  async removeGroupMember(input: req.MembershipInput): Promise<void> {
+    const r = parseRequest(req.membershipRequest, input, 'group membership');
+    await this.identityChange(async (trx) => {
+      await groups.removeMember(trx, r.groupId, r.userId);
+      await this.auth.revoke(trx, { userId: r.userId });
+    });
+  }
+
+  /** A role for a group on a project or a domain (idempotent): every member holds it. */
+  async assignGroupRole(input: req.GroupRoleAssignmentInput): Promise<void> {
+    const r = parseRequest(req.groupRoleAssignmentRequest, input, 'group role assignment');
+    await addGrant(this.db, r, this.clock.now());
+  }
+
+  async unassignGroupRole(input: req.GroupRoleAssignmentInput): Promise<{ removed: boolean }> {
+    return this.revokeGrant(parseRequest(req.groupRoleAssignmentRequest, input, 'group role assignment'));
+  }
+
+  async listGroupRoleAssignments(input: req.ListGroupAssignmentsInput = {}): Promise<GroupRoleAssignment[]> {
+    const r = parseRequest(req.listGroupAssignmentsRequest, input, 'group role assignment filter');
+    return groups.listGroupAssignments(this.db, r);
+  }
+
+  /** Each group's member ids (for role_assignments?effective). */
+  async groupMembers(groupIds: string[]): Promise<Map<string, string[]>> {
+    return groups.membersOf(this.db, parseRequest(idSchema.array(), groupIds, 'group ids'));
+  }
+
+  /** The projects and domains where the user holds a role, directly or through its groups. */
+  async scopesOfUser(userId: string): Promise<{ projectIds: string[]; domainIds: string[] }> {
+    return q.scopesOfUser(this.db, parseRequest(idSchema, userId, 'user id'));
   }
 
   /** Removes a grant (idempotent); tokens lose the role at their next validation here. */

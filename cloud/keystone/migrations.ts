@@ -137,4 +137,61 @@ export const keystoneMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // Keystone's groups: the group table, user_group_membership, and the GroupProject / GroupDomain rows of
+  // its assignment table (here one table per target, as for users).
+  '005_groups': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('groups')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('domain_id', 'varchar(64)', (c) => c.notNull().references('domains.id'))
+        .addColumn('name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('description', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('extra', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addUniqueConstraint('groups_domain_name_unique', ['domain_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('user_group_membership')
+        .addColumn('user_id', 'varchar(64)', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('group_id', 'varchar(64)', (c) => c.notNull().references('groups.id').onDelete('cascade'))
+        .addPrimaryKeyConstraint('user_group_membership_pk', ['user_id', 'group_id'])
+        .execute();
+      await db.schema
+        .createIndex('user_group_membership_group_idx')
+        .on('user_group_membership')
+        .column('group_id')
+        .execute();
+      await db.schema
+        .createTable('group_role_assignments')
+        .addColumn('group_id', 'varchar(64)', (c) => c.notNull().references('groups.id').onDelete('cascade'))
+        .addColumn('project_id', 'varchar(64)', (c) =>
+          c.notNull().references('projects.id').onDelete('cascade'),
+        )
+        .addColumn('role_id', 'varchar(64)', (c) => c.notNull().references('roles.id').onDelete('cascade'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('group_role_assignments_pk', ['group_id', 'project_id', 'role_id'])
+        .execute();
+      await db.schema
+        .createIndex('group_role_assignments_project_idx')
+        .on('group_role_assignments')
+        .column('project_id')
+        .execute();
+      await db.schema
+        .createTable('group_domain_role_assignments')
+        .addColumn('group_id', 'varchar(64)', (c) => c.notNull().references('groups.id').onDelete('cascade'))
+        .addColumn('domain_id', 'varchar(64)', (c) => c.notNull().references('domains.id'))
+        .addColumn('role_id', 'varchar(64)', (c) => c.notNull().references('roles.id').onDelete('cascade'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('group_domain_role_assignments_pk', ['group_id', 'domain_id', 'role_id'])
+        .execute();
+      await db.schema
+        .createTable('group_system_role_assignments')
+        .addColumn('group_id', 'varchar(64)', (c) => c.notNull().references('groups.id').onDelete('cascade'))
+        .addColumn('role_id', 'varchar(64)', (c) => c.notNull().references('roles.id').onDelete('cascade'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('group_system_role_assignments_pk', ['group_id', 'role_id'])
+        .execute();
+    },
+  },
 };

@@ -61,7 +61,13 @@ export async function findRole(db: Db, ref: string): Promise<Role> {
   return row;
 }
 
-/** The user's effective roles on the project: the assigned ones plus what they imply, sorted. */
+export async function findRoleById(db: Db, id: string): Promise<Role> {
+  const row = await db.selectFrom('roles').select(['id', 'name']).where('id', '=', id).executeTakeFirst();
+  if (!row) throw new CloudError('NotFound', `Could not find role: ${id}.`, { role: id });
+  return row;
+}
+
+/** The user's effective roles on the project: assigned to it or to its groups, plus what they imply, sorted. */
 export async function effectiveRoles(db: Db, userId: string, projectId: string): Promise<string[]> {
   const assigned = await db
     .selectFrom('role_assignments')
@@ -70,10 +76,18 @@ export async function effectiveRoles(db: Db, userId: string, projectId: string):
     .where('role_assignments.user_id', '=', userId)
     .where('role_assignments.project_id', '=', projectId)
     .execute();
-  return withImpliedRoles(db, assigned);
+  const viaGroups = await db
+    .selectFrom('group_role_assignments as g')
+    .innerJoin('user_group_membership as m', 'm.group_id', 'g.group_id')
+    .innerJoin('roles', 'roles.id', 'g.role_id')
+    .select('roles.name')
+    .where('m.user_id', '=', userId)
+    .where('g.project_id', '=', projectId)
+    .execute();
+  return withImpliedRoles(db, [...assigned, ...viaGroups]);
 }
 
-/** The user's effective roles on the domain (its UserDomain assignments and what they imply), sorted. */
+/** The user's effective roles on the domain (its UserDomain and its groups' GroupDomain assignments and what they imply), sorted. */
 export async function effectiveDomainRoles(db: Db, userId: string, domainId: string): Promise<string[]> {
   const assigned = await db
     .selectFrom('domain_role_assignments')
@@ -82,7 +96,15 @@ export async function effectiveDomainRoles(db: Db, userId: string, domainId: str
     .where('domain_role_assignments.user_id', '=', userId)
     .where('domain_role_assignments.domain_id', '=', domainId)
     .execute();
-  return withImpliedRoles(db, assigned);
+  const viaGroups = await db
+    .selectFrom('group_domain_role_assignments as g')
+    .innerJoin('user_group_membership as m', 'm.group_id', 'g.group_id')
+    .innerJoin('roles', 'roles.id', 'g.role_id')
+    .select('roles.name')
+    .where('m.user_id', '=', userId)
+    .where('g.domain_id', '=', domainId)
+    .execute();
+  return withImpliedRoles(db, [...assigned, ...viaGroups]);
 }
 
 /** The user's effective roles on the system. */
@@ -93,7 +115,14 @@ export async function effectiveSystemRoles(db: Db, userId: string): Promise<stri
     .select('roles.name')
     .where('system_role_assignments.user_id', '=', userId)
     .execute();
-  return withImpliedRoles(db, assigned);
+  const viaGroups = await db
+    .selectFrom('group_system_role_assignments as g')
+    .innerJoin('user_group_membership as m', 'm.group_id', 'g.group_id')
+    .innerJoin('roles', 'roles.id', 'g.role_id')
+    .select('roles.name')
+    .where('m.user_id', '=', userId)
+    .execute();
+  return withImpliedRoles(db, [...assigned, ...viaGroups]);
 }
 
 async function withImpliedRoles(db: Db, assigned: { name: string }[]): Promise<string[]> {
@@ -179,4 +208,29 @@ export async function activeProject(db: Db, ref: EntityLocator) {
   }
   const row = await query.executeTakeFirst();
   return row && row.enabled === 1 && row.domain_enabled === 1 ? row : undefined;
+}
+
+/**
+ * The projects and domains where the user holds a role, directly or through a group (Keystone's
+ * list_projects_for_user / list_domains_for_user, as /v3/auth/projects and /v3/users/{id}/projects use).
+ */
+export async function scopesOfUser(
+  db: Db,
+  userId: string,
+): Promise<{ projectIds: string[]; domainIds: string[] }> {
+  const groups = db.selectFrom('user_group_membership').select('group_id').where('user_id', '=', userId);
+  const [direct, viaGroups, domains, groupDomains] = await Promise.all([
+    db.selectFrom('role_assignments').select('project_id').where('user_id', '=', userId).execute(),
+    db.selectFrom('group_role_assignments').select('project_id').where('group_id', 'in', groups).execute(),
+    db.selectFrom('domain_role_assignments').select('domain_id').where('user_id', '=', userId).execute(),
+    db
+      .selectFrom('group_domain_role_assignments')
+      .select('domain_id')
+      .where('group_id', 'in', groups)
+      .execute(),
+  ]);
+  return {
+    projectIds: [...new Set([...direct, ...viaGroups].map((r) => r.project_id))],
+    domainIds: [...new Set([...domains, ...groupDomains].map((r) => r.domain_id))],
+  };
 }

@@ -90,7 +90,8 @@ export const issueTokenRequest = z.discriminatedUnion('method', [
     method: z.literal('password'),
     user: entityLocator,
     password: passwordSchema,
-    scope: scopeRef,
+    // None asked: the user's default project if it holds a role there, else unscoped (Keystone's default).
+    scope: scopeRef.optional(),
   }),
   // Without a scope, the re-scoped token keeps the scope of the one it came from.
   z.strictObject({ method: z.literal('token'), token: tokenSchema, scope: scopeRef.optional() }),
@@ -177,6 +178,49 @@ export const listAssignmentsRequest = z.strictObject({
   roleId: idSchema.optional(),
 });
 
+export const createGroupRequest = z.strictObject({
+  name: nameSchema,
+  domainId: idSchema,
+  description: descriptionSchema.nullable().optional(),
+  extra: extraSchema.optional(),
+});
+
+export const updateGroupRequest = z.strictObject({
+  id: idSchema,
+  name: nameSchema.optional(),
+  description: descriptionSchema.nullable().optional(),
+  extra: extraSchema.optional(),
+});
+
+export const listGroupsRequest = z.strictObject({
+  name: nameSchema.optional(),
+  domainId: idSchema.optional(),
+  userId: idSchema.optional(),
+});
+
+export const membershipRequest = z.strictObject({ groupId: idSchema, userId: idSchema });
+
+/** A role for a group on a project or a domain. */
+export const groupRoleAssignmentRequest = z.strictObject({
+  groupId: idSchema,
+  roleId: idSchema,
+  on: z.union([
+    z.strictObject({ projectId: idSchema }),
+    z.strictObject({ domainId: idSchema }),
+    z.literal('system'),
+  ]),
+});
+
+export const listGroupAssignmentsRequest = z.strictObject({
+  groupId: idSchema.optional(),
+  projectId: idSchema.optional(),
+  domainId: idSchema.optional(),
+  roleId: idSchema.optional(),
+  system: z.boolean().optional(),
+});
+
+export const updateRoleRequest = z.strictObject({ id: idSchema, name: nameSchema.optional() });
+
 export type EnsureDomainInput = z.input<typeof ensureDomainRequest>;
 export type EnsureProjectInput = z.input<typeof ensureProjectRequest>;
 export type EnsureUserInput = z.input<typeof ensureUserRequest>;
@@ -199,3 +243,10 @@ export type UpdateUserInput = z.input<typeof updateUserRequest>;
 export type ChangePasswordInput = z.input<typeof changePasswordRequest>;
 export type CreateDomainInput = z.input<typeof createDomainRequest>;
 export type UpdateDomainInput = z.input<typeof updateDomainRequest>;
+export type CreateGroupInput = z.input<typeof createGroupRequest>;
+export type UpdateGroupInput = z.input<typeof updateGroupRequest>;
+export type ListGroupsInput = z.input<typeof listGroupsRequest>;
+export type MembershipInput = z.input<typeof membershipRequest>;
+export type GroupRoleAssignmentInput = z.input<typeof groupRoleAssignmentRequest>;
+export type ListGroupAssignmentsInput = z.input<typeof listGroupAssignmentsRequest>;
+export type UpdateRoleInput = z.input<typeof updateRoleRequest>;

@@ -87,6 +87,45 @@ export interface RevocationEventsTable {
   revoked_at: number;
 }
 
+/** Keystone's group table: users of any domain may be members of a group of one domain. */
+export interface GroupsTable {
+  id: string;
+  domain_id: string;
+  name: string;
+  description: string | null;
+  created_at: number;
+  /** Keystone's `extra`: a JSON object of the attributes without a column. */
+  extra: string;
+}
+
+export interface UserGroupMembershipTable {
+  user_id: string;
+  group_id: string;
+}
+
+/** A role for a group on a project (Keystone's GroupProject assignments): each member holds it. */
+export interface GroupRoleAssignmentsTable {
+  group_id: string;
+  project_id: string;
+  role_id: string;
+  created_at: number;
+}
+
+/** A role for a group on a domain (Keystone's GroupDomain assignments). */
+export interface GroupDomainRoleAssignmentsTable {
+  group_id: string;
+  domain_id: string;
+  role_id: string;
+  created_at: number;
+}
+
+/** A role for a group on the system (Keystone's system assignments of a group). */
+export interface GroupSystemRoleAssignmentsTable {
+  group_id: string;
+  role_id: string;
+  created_at: number;
+}
+
 export interface KeystoneDb {
   domains: DomainsTable;
   projects: ProjectsTable;
@@ -98,4 +137,9 @@ export interface KeystoneDb {
   domain_role_assignments: DomainRoleAssignmentsTable;
   system_role_assignments: SystemRoleAssignmentsTable;
   revocation_events: RevocationEventsTable;
+  groups: GroupsTable;
+  user_group_membership: UserGroupMembershipTable;
+  group_role_assignments: GroupRoleAssignmentsTable;
+  group_domain_role_assignments: GroupDomainRoleAssignmentsTable;
+  group_system_role_assignments: GroupSystemRoleAssignmentsTable;
 }

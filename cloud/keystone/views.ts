@@ -1,6 +1,6 @@
 /** What Keystone's operations return: plain objects, camelCase, never a password or its hash. */
 import type { RequestContext, TokenContext } from './context';
-import type { DomainsTable, ProjectsTable, UsersTable } from './schema';
+import type { DomainsTable, GroupsTable, ProjectsTable, UsersTable } from './schema';
 
 export interface Domain {
   id: string;
@@ -52,6 +52,25 @@ export interface RoleAssignment {
 export interface DomainRoleAssignment {
   userId: string;
   domainId: string;
+  roleId: string;
+  roleName: string;
+}
+
+export interface Group {
+  id: string;
+  name: string;
+  domainId: string;
+  description: string | null;
+  /** Attributes without a column, answered back as Keystone does. */
+  extra: Record<string, unknown>;
+}
+
+/** A role for a group on a project, a domain (domainId) or the system. */
+export interface GroupRoleAssignment {
+  groupId: string;
+  projectId?: string;
+  domainId?: string;
+  system?: true;
   roleId: string;
   roleName: string;
 }
@@ -125,5 +144,13 @@ export const toUser = (r: Omit<UsersTable, 'password_hash'>): User => ({
   enabled: r.enabled === 1,
   passwordChangedAt: Number(r.password_changed_at),
   createdAt: Number(r.created_at),
+  extra: parseExtra(r.extra),
+});
+
+export const toGroup = (r: GroupsTable): Group => ({
+  id: r.id,
+  name: r.name,
+  domainId: r.domain_id,
+  description: r.description,
   extra: parseExtra(r.extra),
 });
