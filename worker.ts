@@ -191,6 +191,11 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
     .option('--public-url <url>', 'api role: base URL of the catalog endpoints (BOOTFLOW_PUBLIC_URL)')
     .option('--tls-cert <file>', 'api role: PEM certificate (HTTPS; with --tls-key)')
     .option('--tls-key <file>', 'api role: PEM private key')
+    .option(
+      '--api-concurrent-creates <n>',
+      'api role: POST /servers doing their work at once, the rest queued (BOOTFLOW_API_CONCURRENT_CREATES, default 4)',
+      positiveWholeFlag('--api-concurrent-creates'),
+    )
     .addOption(
       new Option('--network-agent <agent>', "compute hosts' network agent (BOOTFLOW_NETWORK_AGENT)")
         .choices(NETWORK_AGENTS)
@@ -220,6 +225,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       publicUrl?: string;
       tlsCert?: string;
       tlsKey?: string;
+      apiConcurrentCreates?: number;
       networkAgent: NetworkAgentKind;
       virtDriver: VirtDriverType;
     }>();
@@ -263,6 +269,9 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv = process
           ...(opts.publicUrl !== undefined ? { publicUrl: opts.publicUrl } : {}),
           ...(opts.tlsCert !== undefined ? { tlsCert: opts.tlsCert } : {}),
           ...(opts.tlsKey !== undefined ? { tlsKey: opts.tlsKey } : {}),
+          ...(opts.apiConcurrentCreates !== undefined
+            ? { concurrentCreates: opts.apiConcurrentCreates }
+            : {}),
         },
         env,
       ),
@@ -393,7 +402,17 @@ export async function startWorkers(config: WorkerConfig): Promise<RunningWorkers
         apiCloud = own;
       }
       api = await startApiServer(
-        { cloud: apiCloud, temporal: client, publicUrl: config.api.publicUrl, region: DEFAULT_REGION, log },
+        {
+          cloud: apiCloud,
+          temporal: client,
+          publicUrl: config.api.publicUrl,
+          region: DEFAULT_REGION,
+          log,
+          concurrentCreates: config.api.concurrentCreates,
+          // The controller's worker is on this client's connection: a boot's first workflow task comes
+          // back in the start RPC's answer instead of through a poll (eager workflow start).
+          eagerStart: config.roles.includes('controller'),
+        },
         {
           host: config.api.host,
           port: config.api.port,

@@ -17,6 +17,12 @@ export interface ApiDeps {
   log: Logger;
   /** POST /servers doing their work at once; the others wait in arrival order (default 4: create-admission.ts). */
   concurrentCreates?: number;
+  /**
+   * Boots are started with `requestEagerStart`: set where `temporal` is on the NativeConnection of a
+   * controller worker in this process (worker.ts with the controller role), which then gets the boot's
+   * first workflow task in the start RPC's answer, no poll. The SDK refuses it on any other connection.
+   */
+  eagerStart?: boolean;
 }
 
 /** The one listener's default port (`--api-port`, `BOOTFLOW_API_PORT`). */

@@ -311,10 +311,33 @@ describe('worker roles', () => {
   test('all by default: controller, network, compute1..3 and the API on 127.0.0.1:8770', () => {
     const config = parseWorkerArgs(argv(), {});
     assert.deepEqual(config.roles, ['controller', 'network', 'compute', 'api']);
-    assert.deepEqual(config.api, { host: '127.0.0.1', port: 8770, publicUrl: 'http://127.0.0.1:8770' });
+    assert.deepEqual(config.api, {
+      host: '127.0.0.1',
+      port: 8770,
+      publicUrl: 'http://127.0.0.1:8770',
+      concurrentCreates: 4,
+    });
     assert.deepEqual(config.hosts, ['compute1', 'compute2', 'compute3']);
     assert.equal(config.maxConcurrentActivities, 20);
     assert.equal(config.maxCachedWorkflows, 250);
+  });
+
+  test('the API’s create admission limit: flag over BOOTFLOW_API_CONCURRENT_CREATES over 4', () => {
+    const env = { BOOTFLOW_API_CONCURRENT_CREATES: '12' };
+    assert.equal(parseWorkerArgs(argv(), env).api.concurrentCreates, 12);
+    assert.equal(parseWorkerArgs(argv('--api-concurrent-creates', '2'), env).api.concurrentCreates, 2);
+    for (const bad of ['0', '-1', '1e3', 'many']) {
+      assert.throws(
+        () => parseWorkerArgs(argv(), { BOOTFLOW_API_CONCURRENT_CREATES: bad }),
+        (err: Error) =>
+          err instanceof UserError &&
+          err.message === `BOOTFLOW_API_CONCURRENT_CREATES must be a positive whole number (got '${bad}')`,
+      );
+    }
+    assert.throws(
+      () => parseWorkerArgs(argv('--api-concurrent-creates', '0'), {}),
+      /--api-concurrent-creates must be a positive whole number/,
+    );
   });
 
   test('one compute host, or several, with tuning flags', () => {
@@ -352,7 +375,12 @@ describe('worker roles', () => {
       BOOTFLOW_PUBLIC_URL: 'https://cloud.example/',
     });
     assert.deepEqual(fromEnv.roles, ['api']);
-    assert.deepEqual(fromEnv.api, { host: '127.0.0.1', port: 9001, publicUrl: 'https://cloud.example' });
+    assert.deepEqual(fromEnv.api, {
+      host: '127.0.0.1',
+      port: 9001,
+      publicUrl: 'https://cloud.example',
+      concurrentCreates: 4,
+    });
     const flags = parseWorkerArgs(
       argv(
         '--role',
@@ -372,6 +400,7 @@ describe('worker roles', () => {
       host: '0.0.0.0',
       port: 9002,
       publicUrl: 'https://127.0.0.1:9002',
+      concurrentCreates: 4,
       tls: { certFile: 'c.pem', keyFile: 'k.pem' },
     });
     assert.throws(() => parseWorkerArgs(argv('--role', 'api', '--api-port', 'x'), {}), /--api-port/);

@@ -7,7 +7,7 @@
  * (README: where the compute API differs).
  */
 
-/** Creates doing their own work at once, per API process. */
+/** Creates doing their own work at once, per API process (`--api-concurrent-creates`, api/settings.ts). */
 export const DEFAULT_CONCURRENT_CREATES = 4;
 
 export class AdmissionGate {

@@ -407,6 +407,7 @@ async function startBuilds(
         taskQueue: CONTROLLER_QUEUE,
         workflowId,
         args: [{ ...build, auth } satisfies BootRequest],
+        ...(deps.eagerStart ? { requestEagerStart: true } : {}),
       });
     } catch (err) {
       // No server is left building without a workflow (those started build on).

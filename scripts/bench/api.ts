@@ -46,6 +46,7 @@ export async function runApiBench(options: {
   samples: number;
   boots: number;
   concurrency: number;
+  eagerStart: boolean;
   log: (line: string) => void;
 }): Promise<ApiBenchResult> {
   const read = await readPath(options);
@@ -140,6 +141,7 @@ async function readPath(options: {
 async function writePath(options: {
   boots: number;
   concurrency: number;
+  eagerStart: boolean;
   log: (line: string) => void;
 }): Promise<
   Pick<
@@ -153,7 +155,7 @@ async function writePath(options: {
     | 'bootsPerSecondClient'
   >
 > {
-  const temporal = await openTemporal(options.log);
+  const temporal = await openTemporal(options.log, { eagerStart: options.eagerStart });
   const bc = await openBootCloud('api-write');
   let workers: Awaited<ReturnType<typeof startWorkers>> | undefined;
   try {
@@ -164,6 +166,7 @@ async function writePath(options: {
         publicUrl: 'http://127.0.0.1:8770',
         region: DEFAULT_REGION,
         log: createLogger({ name: 'bench-api', env: { ...process.env, LOG_LEVEL: 'error' } }),
+        eagerStart: temporal.eagerStart,
       },
       { services: ['compute'] },
     );
@@ -194,6 +197,7 @@ async function writePath(options: {
           taskQueue: CONTROLLER_QUEUE,
           workflowId: bootWorkflowId(requestId),
           args: [request],
+          ...(temporal.eagerStart ? { requestEagerStart: true } : {}),
         }),
       );
       return { ms, requestId };

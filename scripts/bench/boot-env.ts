@@ -34,7 +34,10 @@ export interface TemporalTarget {
   namespace: string;
   /** The dev server this run started (null with TEMPORAL_ADDRESS). */
   server: RunningDevServer | null;
+  /** On the workers' NativeConnection when `eagerStart`, else a connection of its own (as client.ts). */
   client: Client;
+  /** Starts ask for eager workflow start (`--eager-start`): the first workflow task in the start's answer. */
+  eagerStart: boolean;
   nativeConnection: NativeConnection;
   close(): Promise<void>;
 }
@@ -49,8 +52,14 @@ async function registerSearchAttributes(connection: Connection, namespace: strin
   }
 }
 
-/** A dev server of our own, or the one TEMPORAL_ADDRESS names (Temporal's envconfig settings). */
-export async function openTemporal(log: (line: string) => void): Promise<TemporalTarget> {
+/**
+ * A dev server of our own, or the one TEMPORAL_ADDRESS names (Temporal's envconfig settings). With
+ * `eagerStart` the client shares the workers' NativeConnection and starts ask for eager workflow start.
+ */
+export async function openTemporal(
+  log: (line: string) => void,
+  options: { eagerStart?: boolean } = {},
+): Promise<TemporalTarget> {
   installTemporalRuntime();
   let server: RunningDevServer | null = null;
   let dataDir: string | null = null;
@@ -86,7 +95,10 @@ export async function openTemporal(log: (line: string) => void): Promise<Tempora
     address,
     namespace,
     server,
-    client: new Client({ connection, namespace }),
+    // Eager start needs the client on the connection the controller worker polls through (the SDK
+    // refuses it elsewhere), as worker.ts's API beside the controller role.
+    client: new Client({ connection: options.eagerStart ? nativeConnection : connection, namespace }),
+    eagerStart: options.eagerStart === true,
     nativeConnection,
     async close() {
       await nativeConnection.close();

@@ -135,6 +135,7 @@ async function runWorkflow(
       workflowId,
       args,
       workflowExecutionTimeout: '1 hour',
+      ...(temporal.eagerStart ? { requestEagerStart: true } : {}),
     });
     await handle.result();
     return { ms: performance.now() - start, ok: true, workflowId };

@@ -40,6 +40,8 @@ interface CliOptions {
   apiServers?: string;
   apiBoots?: string;
   apiConcurrency?: string;
+  /** Boots (boot and api sections) started with eager workflow start, on the workers' connection. */
+  eagerStart: boolean;
 }
 
 function counts(list: string | undefined, flag: string): number[] | undefined {
@@ -69,6 +71,7 @@ function parameters(options: CliOptions, only: BenchName[]): BenchParameters {
     temporalAddress: process.env.TEMPORAL_ADDRESS || null,
     apiServers: counts(options.apiServers, '--api-servers')?.[0] ?? (quick ? 100 : 1_000),
     guestBoots: counts(options.guestBoots, '--guest-boots')?.[0] ?? (quick ? 2 : 10),
+    eagerStart: options.eagerStart,
   };
 }
 
@@ -137,9 +140,10 @@ export async function runBench(options: CliOptions): Promise<{ results: BenchRes
   if (only.includes('boot')) {
     // A fresh dev server per phase in the full run; one for all in the smoke run, where time matters more.
     let shared: TemporalTarget | undefined;
+    const eager = { eagerStart: options.eagerStart };
     const open = async (): Promise<TemporalTarget> => {
-      if (!options.quick) return openTemporal(log);
-      shared ??= await openTemporal(log);
+      if (!options.quick) return openTemporal(log, eager);
+      shared ??= await openTemporal(log, eager);
       return { ...shared, close: async () => undefined };
     };
     try {
@@ -167,6 +171,7 @@ export async function runBench(options: CliOptions): Promise<{ results: BenchRes
       boots: counts(options.apiBoots, '--api-boots')?.[0] ?? (options.quick ? 3 : 20),
       // The issue's figure: boots/s through the API vs the client, and POST's answer, at 50 at once.
       concurrency: counts(options.apiConcurrency, '--api-concurrency')?.[0] ?? (options.quick ? 3 : 50),
+      eagerStart: options.eagerStart,
       log,
     });
     save(false);
@@ -209,6 +214,12 @@ async function main(): Promise<void> {
     )
     .option('--api-boots <n>', 'compute API: POST /servers one at a time (default 20; 3 with --quick)')
     .option('--api-concurrency <n>', 'compute API: POST /servers at once (default 50; 3 with --quick)')
+    .option(
+      '--eager-start',
+      'boot and api: start boots with eager workflow start, the client on the workers’ connection (as the ' +
+        'API beside the controller role); without it the client has a connection of its own (as client.ts)',
+      false,
+    )
     .option('--render <file>', 'print the tables of an earlier results file, run nothing')
     .parse();
   const opts = program.opts<CliOptions & { render?: string }>();

@@ -29,6 +29,8 @@ export interface BenchParameters {
   apiServers?: number;
   /** Boots per driver of the real-guest section (older files lack it). */
   guestBoots?: number;
+  /** Boots started with eager workflow start (`--eager-start`; absent in older results). */
+  eagerStart?: boolean;
 }
 
 export interface BenchResults {
