@@ -27,10 +27,11 @@ let h: BootHarness;
 let app: FastifyInstance;
 let token = '';
 let otherToken = '';
+let adminToken = '';
 const otherPassword = randomBytes(12).toString('hex');
 
 async function call(
-  method: 'GET' | 'POST' | 'DELETE',
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
   url: string,
   body?: unknown,
   options: { version?: string; as?: string } = {},
@@ -57,6 +58,14 @@ async function refreshTokens(): Promise<void> {
   ).token;
   otherToken = (
     await ks.authenticate({ username: 'other-user', password: otherPassword, projectName: 'other' })
+  ).token;
+  const admin = h.boot.admin;
+  adminToken = (
+    await ks.authenticate({
+      username: admin.username,
+      password: admin.password,
+      projectName: admin.projectName,
+    })
   ).token;
 }
 
@@ -277,6 +286,96 @@ describe('power actions through the servers API', { timeout: 10 * 60_000 }, () =
       (await call('POST', `/servers/${building.uuid}/action`, { 'os-stop': null })).statusCode,
       404,
     );
+    assert.equal((await call('DELETE', `/servers/${id}`)).statusCode, 204);
+    await h.env.client.workflow.getHandle(deleteWorkflowId(id)).result();
+    await assertNoLeaks(h);
+  });
+
+  test('lock / unlock: a locked server refuses a member (409), not an admin; locked_by and the override; actions recorded', async () => {
+    const server = await h.runBoot(h.request('api-power-lock'));
+    const id = server.id;
+    await refreshTokens();
+    const lockedConflict = { conflictingRequest: { code: 409, message: `Instance ${id} is locked` } };
+
+    // Before 2.73 the body is not validated and no reason is kept; from 2.73 an unknown field is 400.
+    const badReason = await call('POST', `/servers/${id}/action`, { lock: { reason: 'x' } });
+    assert.equal(badReason.statusCode, 400, badReason.body);
+    const lock = await call('POST', `/servers/${id}/action`, { lock: { locked_reason: 'maintenance' } });
+    assert.equal(lock.statusCode, 202, lock.body);
+    assert.equal(lock.body, '');
+    let row = await h.cloud.nova.getInstance(id);
+    assert.deepEqual([row.locked, row.lockedBy, row.lockedReason], [true, 'owner', 'maintenance']);
+    let shown = await show(id);
+    assert.deepEqual([shown.locked, shown.locked_reason], [true, 'maintenance']);
+    const old = (await call('GET', `/servers/${id}`, undefined, { version: '2.9' })).json() as {
+      server: Json;
+    };
+    assert.equal(old.server.locked, true);
+    assert.equal('locked_reason' in old.server, false);
+
+    // check_instance_lock: stop, delete, metadata writes refused to the member; nothing changes.
+    assert.deepEqual(
+      (await call('POST', `/servers/${id}/action`, { 'os-stop': null })).json(),
+      lockedConflict,
+    );
+    const del = await call('DELETE', `/servers/${id}`);
+    assert.equal(del.statusCode, 409, del.body);
+    assert.deepEqual(del.json(), lockedConflict);
+    const meta = await call('PUT', `/servers/${id}/metadata/k`, { meta: { k: 'v' } });
+    assert.deepEqual([meta.statusCode, meta.json()], [409, lockedConflict]);
+    row = await h.cloud.nova.getInstance(id);
+    assert.deepEqual([row.vmState, row.taskState, row.metadata], ['active', null, {}]);
+    // Reads and another project: show works, the other project sees 404.
+    const foreign = await call('POST', `/servers/${id}/action`, { unlock: null }, { as: otherToken });
+    assert.equal(foreign.statusCode, 404, foreign.body);
+
+    // Locking again as the owner records nothing; an admin's lock takes it over (locked_by admin).
+    assert.equal((await call('POST', `/servers/${id}/action`, { lock: null })).statusCode, 202);
+    const adminLock = await call('POST', `/servers/${id}/action`, { lock: null }, { as: adminToken });
+    assert.equal(adminLock.statusCode, 202, adminLock.body);
+    row = await h.cloud.nova.getInstance(id);
+    assert.deepEqual([row.locked, row.lockedBy, row.lockedReason], [true, 'admin', 'maintenance']);
+    // The owner cannot undo an admin's lock (unlock_override is admin only).
+    const ownerUnlock = await call('POST', `/servers/${id}/action`, { unlock: null });
+    assert.equal(ownerUnlock.statusCode, 403, ownerUnlock.body);
+    assert.deepEqual(ownerUnlock.json(), {
+      forbidden: {
+        code: 403,
+        message: "Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed.",
+      },
+    });
+    // The admin is not refused by the lock: its stop runs.
+    const adminStop = await call('POST', `/servers/${id}/action`, { 'os-stop': null }, { as: adminToken });
+    assert.equal(adminStop.statusCode, 202, adminStop.body);
+    const stopId = String(adminStop.headers['x-openstack-request-id']);
+    await h.env.client.workflow.getHandle(serverOperationWorkflowId('stop', id, stopId)).result();
+    await refreshTokens();
+    const unlock = await call('POST', `/servers/${id}/action`, { unlock: null }, { as: adminToken });
+    assert.equal(unlock.statusCode, 202, unlock.body);
+    row = await h.cloud.nova.getInstance(id);
+    assert.deepEqual([row.locked, row.lockedBy, row.lockedReason], [false, null, null]);
+    shown = await show(id);
+    assert.deepEqual([shown.status, shown.locked, shown.locked_reason], ['SHUTOFF', false, null]);
+
+    // The rows, oldest first, each lock / unlock with its api_ event (as Nova's wrap_instance_event).
+    const actions = await h.cloud.nova.listActions(id);
+    assert.deepEqual(
+      actions.map((a) => [a.action, a.events.map((e) => [e.event, e.result])]),
+      [
+        ['create', actions[0]!.events.map((e) => [e.event, e.result])],
+        ['lock', [['api_lock', 'Success']]],
+        ['lock', [['api_lock', 'Success']]],
+        ['stop', [['compute_stop_instance', 'Success']]],
+        ['unlock', [['api_unlock', 'Success']]],
+      ],
+    );
+    // The API lists them too (its order is by start time, which the time-skipping clock blurs).
+    const listed = await call('GET', `/servers/${id}/os-instance-actions`);
+    assert.deepEqual(
+      (listed.json() as { instanceActions: Json[] }).instanceActions.map((a) => a.action).sort(),
+      ['create', 'lock', 'lock', 'stop', 'unlock'],
+    );
+
     assert.equal((await call('DELETE', `/servers/${id}`)).statusCode, 204);
     await h.env.client.workflow.getHandle(deleteWorkflowId(id)).result();
     await assertNoLeaks(h);

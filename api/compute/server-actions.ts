@@ -25,10 +25,12 @@ import {
   grantFor,
   innermostFailure,
   instanceNotFound,
+  refuseIfLocked,
   visibleInstance,
   type PolicyName,
 } from './servers';
 import { evacuateAction } from './evacuate';
+import { lockAction, unlockAction } from './lock-server';
 
 /** What every action handler gets. */
 export interface ActionCall {
@@ -67,6 +69,7 @@ export interface OperationAction {
 export async function startOperation(call: ActionCall, action: OperationAction): Promise<ActionAnswer> {
   const { deps, request, ctx, validated, id } = call;
   const instance = await visibleInstance(deps, ctx, id, action.policy);
+  refuseIfLocked(ctx, instance);
   const step = { instanceUuid: instance.uuid, requestId: request.id, operation: action.operation };
   try {
     await deps.cloud.nova.beginOperation({ ...step, userId: ctx.userId, projectId: instance.projectId });
@@ -173,6 +176,8 @@ export const SERVER_ACTIONS: Record<string, ActionHandler> = {
     });
   },
   evacuate: evacuateAction,
+  lock: lockAction,
+  unlock: unlockAction,
   reboot: (call) => {
     const type = parseBody(rebootSchema, call.body).reboot.type.toUpperCase() as 'SOFT' | 'HARD';
     return startOperation(call, {

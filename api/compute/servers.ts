@@ -13,6 +13,7 @@ import type { RequestContext, ValidatedToken } from '../../cloud/keystone';
 import {
   bootQuota,
   checkExistingBootVolume,
+  checkInstanceLock,
   instancesAllowed,
   checkImageFitsFlavor,
   type Instance,
@@ -49,6 +50,8 @@ export type PolicyName =
   | 'os_compute_api:servers:reboot'
   | 'os_compute_api:servers:delete'
   | 'os_compute_api:servers:update'
+  | 'os_compute_api:servers:rebuild'
+  | `os_compute_api:os-lock-server:${'lock' | 'unlock' | 'unlock:unlock_override'}`
   | `os_compute_api:os-volumes-attachments:${'index' | 'show' | 'create' | 'delete'}`
   | 'os_compute_api:ips:index'
   | 'os_compute_api:ips:show'
@@ -82,6 +85,19 @@ export async function visibleInstance(
     enforcePolicy(ctx, rule, instance.projectId);
   }
   return instance;
+}
+
+/**
+ * compute/api.py check_instance_lock: a locked server refuses the action (409 "Instance <uuid> is
+ * locked") unless the caller is an admin.
+ */
+export function refuseIfLocked(ctx: RequestContext, instance: Instance): void {
+  try {
+    checkInstanceLock(instance, isAdmin(ctx));
+  } catch (err) {
+    if (err instanceof CloudError) throw new ApiError(err.code, err.message);
+    throw err;
+  }
 }
 
 /** nova.utils.generate_password's alphabet (no look-alike characters), length 12. */
@@ -657,6 +673,7 @@ async function deleteServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
   const { ctx, validated } = authOf(request);
   const { id } = request.params as { id: string };
   const instance = await visibleInstance(deps, ctx, id, 'os_compute_api:servers:delete');
+  refuseIfLocked(ctx, instance);
   const input: DeleteRequest = {
     requestId: request.id,
     auth: await grantFor(deps, validated, 'deleteInstance', deleteWorkflowId(instance.uuid)),

@@ -143,6 +143,10 @@ export const POLICY_RULES = {
   'identity:list_system_grants_for_user': ADMIN,
   // The rest of the compute API's defaults (nova/policies/*.py), as the HTTP API checks them.
   'os_compute_api:servers:update': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:servers:rebuild': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-lock-server:lock': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-lock-server:unlock': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-lock-server:unlock:unlock_override': ADMIN,
   'os_compute_api:os-volumes-attachments:index': PROJECT_READER_OR_ADMIN,
   'os_compute_api:os-volumes-attachments:show': PROJECT_READER_OR_ADMIN,
   'os_compute_api:os-volumes-attachments:create': PROJECT_MEMBER_OR_ADMIN,

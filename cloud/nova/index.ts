@@ -20,6 +20,7 @@ import * as flavors from './flavors';
 import * as instances from './instances';
 import * as serverMetadata from './server-metadata';
 import * as keypairs from './keypairs';
+import * as locks from './locks';
 import * as operations from './operations';
 import * as powerSync from './power-sync';
 import { novaMigrations } from './migrations';
@@ -246,6 +247,10 @@ export class Nova {
   ): Promise<Record<string, string>> {
     return serverMetadata.changeInstanceMetadata(this.ctx, uuid, change);
   }
+  /** os-lock-server's lock / unlock with its instance action (locks.ts). */
+  setInstanceLock(input: locks.SetInstanceLockInput): Promise<instances.Instance> {
+    return locks.setInstanceLock(this.ctx, input);
+  }
   softDeleteInstance(uuid: string): Promise<instances.Instance> {
     return instances.softDeleteInstance(this.ctx, uuid);
   }
@@ -337,4 +342,5 @@ export {
   type ServiceMessageKind,
   type ServiceProof,
 } from './service-credentials';
+export { checkInstanceLock, type SetInstanceLockInput } from './locks';
 export { MAX_METADATA_ITEMS, type MetadataChange } from './server-metadata';

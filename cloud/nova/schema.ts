@@ -45,6 +45,10 @@ export interface InstancesTable {
   /** Nova's access_ip_v4 / access_ip_v6 as the user gave them; null without (and before migration 007). */
   access_ip_v4: string | null;
   access_ip_v6: string | null;
+  /** os-lock-server (migration 008): 1 while locked; by 'owner' or 'admin'; the reason given (2.73). */
+  locked: number;
+  locked_by: string | null;
+  locked_reason: string | null;
   vm_state: string;
   task_state: string | null;
   power_state: number;
