@@ -380,4 +380,84 @@ describe('power actions through the servers API', { timeout: 10 * 60_000 }, () =
     await h.env.client.workflow.getHandle(deleteWorkflowId(id)).result();
     await assertNoLeaks(h);
   });
+
+  test('rebuild: 202 with the server (REBUILD) and adminPass, Nova’s refusals, ACTIVE again with the new name', async () => {
+    const server = await h.runBoot(h.request('api-power-rebuild'));
+    const id = server.id;
+    await refreshTokens();
+    const image = h.boot.imageId;
+    const before = await h.cloud.nova.getInstance(id);
+
+    // The body's schema, the image, another project: refused, nothing changes.
+    const noImage = await call('POST', `/servers/${id}/action`, { rebuild: { name: 'x' } });
+    assert.equal(noImage.statusCode, 400, noImage.body);
+    const missing = await call('POST', `/servers/${id}/action`, {
+      rebuild: { imageRef: '00000000-0000-4000-8000-000000000000' },
+    });
+    assert.deepEqual(
+      [missing.statusCode, missing.json()],
+      [400, { badRequest: { code: 400, message: 'Cannot find image for rebuild' } }],
+    );
+    const foreign = await call(
+      'POST',
+      `/servers/${id}/action`,
+      { rebuild: { imageRef: image } },
+      { as: otherToken },
+    );
+    assert.equal(foreign.statusCode, 404, foreign.body);
+    assert.equal((await call('POST', `/servers/${id}/action`, { lock: null })).statusCode, 202);
+    const locked = await call('POST', `/servers/${id}/action`, { rebuild: { imageRef: image } });
+    assert.deepEqual(locked.json(), {
+      conflictingRequest: { code: 409, message: `Instance ${id} is locked` },
+    });
+    assert.equal((await call('POST', `/servers/${id}/action`, { unlock: null })).statusCode, 202);
+    const unchanged = await h.cloud.nova.getInstance(id);
+    assert.deepEqual(
+      [unchanged.vmState, unchanged.taskState, unchanged.name, unchanged.imageRef],
+      [before.vmState, null, before.name, before.imageRef],
+    );
+
+    const res = await call(
+      'POST',
+      `/servers/${id}/action`,
+      { rebuild: { imageRef: image, name: 'rebuilt', metadata: { a: 'b' }, adminPass: 'Secret-1' } },
+      { version: '2.74' },
+    );
+    assert.equal(res.statusCode, 202, res.body);
+    const view = (res.json() as { server: Json }).server;
+    assert.deepEqual(
+      [view.id, view.name, view.status, view.metadata, view.adminPass, view.key_name],
+      [id, 'rebuilt', 'REBUILD', { a: 'b' }, 'Secret-1', null],
+    );
+    assert.deepEqual((view.image as Json).id, image);
+    // Before 2.75 the narrower view: no extended status or AZ.
+    assert.equal('OS-EXT-STS:vm_state' in view, false);
+    // A second action while it runs is Nova's 409.
+    const again = await call('POST', `/servers/${id}/action`, { 'os-stop': null });
+    assert.equal(again.statusCode, 409, again.body);
+
+    const requestId = String(res.headers['x-openstack-request-id']);
+    await h.env.client.workflow.getHandle(serverOperationWorkflowId('rebuild', id, requestId)).result();
+    await refreshTokens();
+    const shown = await show(id);
+    assert.deepEqual(
+      [
+        shown.status,
+        shown.name,
+        shown.metadata,
+        shown['OS-EXT-STS:task_state'],
+        shown['OS-EXT-SRV-ATTR:host'],
+      ],
+      ['ACTIVE', 'rebuilt', { a: 'b' }, null, undefined],
+    );
+    const actions = await h.cloud.nova.listActions(id);
+    assert.deepEqual(
+      [actions.at(-1)!.action, actions.at(-1)!.events.map((e) => [e.event, e.result])],
+      ['rebuild', [['compute_rebuild_instance', 'Success']]],
+    );
+
+    assert.equal((await call('DELETE', `/servers/${id}`)).statusCode, 204);
+    await h.env.client.workflow.getHandle(deleteWorkflowId(id)).result();
+    await assertNoLeaks(h);
+  });
 });

@@ -102,12 +102,12 @@ export function refuseIfLocked(ctx: RequestContext, instance: Instance): void {
 
 /** nova.utils.generate_password's alphabet (no look-alike characters), length 12. */
 const PASSWORD_SYMBOLS = '23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
-function generatePassword(length = 12): string {
+export function generatePassword(length = 12): string {
   return Array.from({ length }, () => PASSWORD_SYMBOLS[randomInt(PASSWORD_SYMBOLS.length)]).join('');
 }
 
 /** common.get_id_from_href: the last path segment of a link, or the value itself. */
-function idFromHref(ref: string | number): string {
+export function idFromHref(ref: string | number): string {
   const text = String(ref);
   // Only an absolute URL parses, and it has a scheme: a bare id skips the parser's throw.
   if (!text.includes(':')) return text;
@@ -123,7 +123,7 @@ const truthy = (v: boolean | string | undefined): boolean =>
   v === true || (typeof v === 'string' && ['true', '1', 'yes', 'on', 'y', 't'].includes(v.toLowerCase()));
 
 /** An IPv6 address in its canonical compressed form, as Nova's IPAddress column stores it. */
-const compactIpv6 = (ip: string): string => new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+export const compactIpv6 = (ip: string): string => new URL(`http://[${ip}]/`).hostname.slice(1, -1);
 
 const unsupported = (what: string) =>
   new ApiError(400, `${what} is not supported by bootflow's compute API.`);

@@ -89,6 +89,7 @@ export const POLICY_RULES = {
   'compute:server:stop': PROJECT_MEMBER_OR_ADMIN,
   'compute:server:start': PROJECT_MEMBER_OR_ADMIN,
   'compute:server:reboot': PROJECT_MEMBER_OR_ADMIN,
+  'compute:server:rebuild': PROJECT_MEMBER_OR_ADMIN,
   'compute:server:show': PROJECT_READER_OR_ADMIN,
   'compute:server:list': PROJECT_READER_OR_ADMIN,
   'compute:servers:list:all_projects': ADMIN,

@@ -61,12 +61,14 @@ export {
   checkOperationAllowed,
   isSuperseded,
   operationRule,
+  type AdvanceOperationInput,
   type BeginOperationInput,
   type FailOperationInput,
   type FailOperationResult,
   type FinishOperationInput,
   type OperationName,
   type OperationRule,
+  type RebuildChanges,
 } from './operations';
 export type { KeyPair, ImportKeyPairInput } from './keypairs';
 export { DEFAULT_KEY_PAIRS_PER_USER, fingerprintOf } from './keypairs';
@@ -293,6 +295,9 @@ export class Nova {
     host: string;
   }): Promise<instances.Instance> {
     return operations.startOperationEvent(this.ctx, input);
+  }
+  advanceOperation(input: operations.AdvanceOperationInput): Promise<instances.Instance> {
+    return operations.advanceOperation(this.ctx, input);
   }
   finishOperation(input: operations.FinishOperationInput): Promise<instances.Instance> {
     return operations.finishOperation(this.ctx, input);

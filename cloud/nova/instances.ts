@@ -314,6 +314,9 @@ const patchSchema = z
     name: nameSchema.optional(),
     accessIPv4: z.ipv4().optional(),
     accessIPv6: z.ipv6().optional(),
+    /** A rebuild's new image and metadata (replaced whole, as Nova's rebuild does). */
+    imageRef: idSchema.optional(),
+    metadata: serverMetadataSchema.optional(),
   })
   .refine((p) => Object.keys(p).length > 0, 'the patch changes nothing');
 export type InstancePatch = z.input<typeof patchSchema>;
@@ -351,6 +354,8 @@ function columnsOfPatch(patch: z.infer<typeof patchSchema>): Partial<InstancesTa
   if (patch.name !== undefined) set.name = patch.name;
   if (patch.accessIPv4 !== undefined) set.access_ip_v4 = patch.accessIPv4;
   if (patch.accessIPv6 !== undefined) set.access_ip_v6 = patch.accessIPv6;
+  if (patch.imageRef !== undefined) set.image_ref = patch.imageRef;
+  if (patch.metadata !== undefined) set.metadata = JSON.stringify(patch.metadata);
   return set;
 }
 
