@@ -183,6 +183,10 @@ export const POLICY_RULES = {
   'os_compute_api:server-metadata:delete': PROJECT_MEMBER_OR_ADMIN,
   'os_compute_api:os-flavor-manage:create': ADMIN,
   'os_compute_api:os-flavor-manage:delete': ADMIN,
+  'os_compute_api:os-flavor-manage:update': ADMIN,
+  'os_compute_api:os-flavor-extra-specs:create': ADMIN,
+  'os_compute_api:os-flavor-extra-specs:update': ADMIN,
+  'os_compute_api:os-flavor-extra-specs:delete': ADMIN,
 } as const satisfies Record<string, { checkString: string; check: Check }>;
 
 export type PolicyRule = keyof typeof POLICY_RULES;

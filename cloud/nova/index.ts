@@ -17,6 +17,7 @@ import {
 } from './compute-services';
 import type { NovaContext } from './db-util';
 import * as flavors from './flavors';
+import * as flavorExtras from './flavor-extras';
 import * as instances from './instances';
 import * as serverMetadata from './server-metadata';
 import * as keypairs from './keypairs';
@@ -55,6 +56,7 @@ export type {
   StaleTaskInput,
 } from './conductor';
 export type { Flavor } from './flavors';
+export type { FlavorExtras } from './flavor-extras';
 export {
   OPERATION_NAMES,
   OPERATION_RULES,
@@ -168,6 +170,19 @@ export class Nova {
   }
   deleteFlavor(id: string): Promise<void> {
     return flavors.deleteFlavor(this.ctx, id);
+  }
+  /** Extra specs and descriptions (flavor-extras.ts), by flavor id; all flavors when ids is omitted. */
+  listFlavorExtras(ids?: string[]): Promise<Map<string, flavorExtras.FlavorExtras>> {
+    return flavorExtras.listFlavorExtras(this.ctx, ids);
+  }
+  setFlavorExtraSpecs(id: string, specs: Record<string, string>): Promise<Record<string, string>> {
+    return flavorExtras.setFlavorExtraSpecs(this.ctx, id, specs);
+  }
+  deleteFlavorExtraSpec(id: string, key: string): Promise<void> {
+    return flavorExtras.deleteFlavorExtraSpec(this.ctx, id, key);
+  }
+  setFlavorDescription(id: string, description: string | null): Promise<void> {
+    return flavorExtras.setFlavorDescription(this.ctx, id, description);
   }
 
   // Key pairs (per user)

@@ -13,6 +13,15 @@ export interface FlavorsTable {
   is_public: number;
   disabled: number;
   created_at: number;
+  /** 2.55's description (migration 009); null without. */
+  description: string | null;
+}
+
+/** Nova's flavor_extra_specs (migration 009). */
+export interface FlavorExtraSpecsTable {
+  flavorid: string;
+  spec_key: string;
+  spec_value: string;
 }
 
 export interface InstancesTable {
@@ -172,6 +181,7 @@ export interface KeyPairsTable {
 export interface NovaDb {
   key_pairs: KeyPairsTable;
   flavors: FlavorsTable;
+  flavor_extra_specs: FlavorExtraSpecsTable;
   instances: InstancesTable;
   instance_faults: InstanceFaultsTable;
   instance_actions: InstanceActionsTable;
