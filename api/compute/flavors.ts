@@ -122,7 +122,10 @@ function createSchema(request: FastifyRequest) {
   return z.strictObject({
     flavor: z.strictObject({
       name: serverNameSchema,
-      id: z.union([z.string().min(1).max(255), z.null()]).optional(),
+      // Nova: "Allow to create a flavor with int or string id" (an integer becomes its digits).
+      id: z
+        .union([z.string().min(1).max(255), z.number().int().min(0).transform(String), z.null()])
+        .optional(),
       ram: size(1),
       vcpus: size(1),
       disk: size(0),
