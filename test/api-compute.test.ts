@@ -1121,7 +1121,16 @@ describe('flavor extra specs and description (admin)', () => {
     // An integer id is taken as its digits, as Nova's schema allows.
     const intId = await call('POST', '/flavors', {
       as: 'admin',
-      body: { flavor: { name: 'm1.int', ram: 256, vcpus: 1, disk: 1, id: 424242 } },
+      body: {
+        flavor: {
+          name: 'm1.int',
+          ram: 256,
+          vcpus: 1,
+          disk: 1,
+          id: 424242,
+          'os-flavor-access:is_public': 'True',
+        },
+      },
     });
     assert.equal((intId.json() as { flavor: Json }).flavor.id, '424242');
     assert.equal((await call('DELETE', '/flavors/424242', { as: 'admin' })).statusCode, 202);

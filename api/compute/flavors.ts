@@ -132,7 +132,18 @@ function createSchema(request: FastifyRequest) {
       'OS-FLV-EXT-DATA:ephemeral': size(0).optional(),
       swap: size(0).optional(),
       rxtx_factor: z.number().min(0).optional(),
-      'os-flavor-access:is_public': z.boolean().optional(),
+      // parameter_types.boolean: JSON booleans and oslo's boolean strings.
+      'os-flavor-access:is_public': z
+        .union([
+          z.boolean(),
+          z
+            .enum(['true', 'True', 'TRUE', '1', 'on', 'On', 'yes', 'Yes', 'YES', 'y', 't'])
+            .transform(() => true),
+          z
+            .enum(['false', 'False', 'FALSE', '0', 'off', 'Off', 'no', 'No', 'NO', 'n', 'f'])
+            .transform(() => false),
+        ])
+        .optional(),
       ...(atLeast(request, 2, 55)
         ? { description: z.union([z.string().max(65535), z.null()]).optional() }
         : {}),
