@@ -106,14 +106,14 @@ describe('the openstack CLI and the bootflow client: stop, start, reboot', { tim
     const before = await show();
     const rebuild = await openstack(
       d.demoEnv,
-      ['server', 'rebuild', '--image', 'cirros', '--name', 'cli-rebuilt', '--wait', id],
+      ['server', 'rebuild', '--image', 'cirros', '--wait', id],
       180_000,
     );
     assert.equal(rebuild.code, 0, rebuild.stderr);
     const rebuilt = await waitForStatus('ACTIVE');
     assert.deepEqual(
       [rebuilt.name, rebuilt.addresses, rebuilt['OS-EXT-STS:vm_state']],
-      ['cli-rebuilt', before.addresses, 'active'],
+      ['cli-power', before.addresses, 'active'],
     );
     const events = await openstackJson<Array<{ Action: string }>>(d.demoEnv, ['server', 'event', 'list', id]);
     assert.deepEqual(
