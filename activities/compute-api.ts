@@ -17,9 +17,10 @@ import {
   type BootPlanRequest,
   type Nova,
   type OperationName,
+  type RebuildChanges,
 } from '../cloud/nova';
 import { parseRequest } from '../cloud/validation';
-import type { BootPlan, InstanceSummary, QuotaAmounts } from '../workflows/types';
+import type { BootPlan, InstanceSummary, QuotaAmounts, RebuildPlan } from '../workflows/types';
 import { summaryOf } from './conductor';
 import { adaptAll } from './failures';
 import { contextForOngoingWork, contextOfGrant } from './identity';
@@ -142,6 +143,8 @@ export function createComputeApiActivities({ keystone, nova, glance, cinder }: C
       instanceUuid: string;
       requestId: string;
       operation: OperationName;
+      /** A rebuild's changes (the new image, name, metadata, access IPs). */
+      rebuild?: RebuildChanges;
     }): Promise<InstanceSummary> {
       const ctx = await contextOfGrant(keystone, input.token);
       const instance = await nova.getInstance(input.instanceUuid);
@@ -158,8 +161,35 @@ export function createComputeApiActivities({ keystone, nova, glance, cinder }: C
         operation: input.operation,
         userId: ctx.userId,
         projectId: instance.projectId,
+        ...(input.rebuild ? { rebuild: input.rebuild } : {}),
       });
       return summaryOf(begun);
+    },
+
+    /**
+     * What the host's rebuild needs, read once begun: the instance's (new) image as the caller may see it,
+     * active, with its location, and the name and flavor the guest is defined with.
+     */
+    async rebuildPlan(input: { token: string; instanceUuid: string }): Promise<RebuildPlan> {
+      const ctx = await contextForOngoingWork(keystone, input.token);
+      const instance = await nova.getInstance(input.instanceUuid);
+      if (!instance.imageRef)
+        throw new CloudError('BadRequest', `Instance ${instance.uuid} has no image to rebuild from`);
+      const { spec } = await activeImageFor(glance, instance.imageRef, ctx);
+      const { flavor } = instance;
+      return {
+        name: instance.name,
+        flavor: {
+          id: flavor.id,
+          name: flavor.name,
+          vcpus: flavor.vcpus,
+          memoryMb: flavor.memoryMb,
+          rootGb: flavor.rootGb,
+          ephemeralGb: flavor.ephemeralGb,
+          swapMb: flavor.swapMb,
+        },
+        image: spec,
+      };
     },
   });
 }

@@ -52,6 +52,49 @@ export interface VolumeConnection {
   connectionInfo: VolumeConnectionInfo;
 }
 
+/** What a rebuild spawns: the instance, its (unchanged) flavor and the new image's cached files. */
+export type RebuildGuestSpec = Omit<SpawnSpec, 'ports' | 'volumes'>;
+
+/**
+ * The instance directory (sparse root disk over the cached base image; a blank local disk when the root
+ * is a volume) and the guest started with the given plugged ports (all of the instance's when undefined)
+ * and its connected volumes. Idempotent.
+ */
+function spawnGuest(
+  compute: ComputeHost,
+  spec: SpawnSpec,
+  portIds: string[] | undefined,
+): Promise<SpawnResult> {
+  const work = async () => {
+    const dir = await compute.createInstanceDir(
+      spec.uuid,
+      {
+        rootGb: spec.baseImagePath ? spec.flavor.rootGb : Math.max(1, spec.flavor.rootGb),
+        ...(spec.baseImagePath ? { baseImagePath: spec.baseImagePath } : {}),
+        name: spec.name,
+        vcpus: spec.flavor.vcpus,
+        memoryMb: spec.flavor.memoryMb,
+      },
+      { signal: signal() },
+    );
+    const domain = await compute.spawn(
+      spec.uuid,
+      {
+        name: spec.name,
+        vcpus: spec.flavor.vcpus,
+        memoryMb: spec.flavor.memoryMb,
+        ...(portIds ? { portIds } : {}),
+        ...(spec.kernelPath ? { kernelPath: spec.kernelPath } : {}),
+        ...(spec.ramdiskPath ? { ramdiskPath: spec.ramdiskPath } : {}),
+      },
+      { signal: signal() },
+    );
+    return { powerState: domain.powerState, diskPath: dir.diskPath };
+  };
+  // The benchmark's breakdown: the host's part of the step, apart from the activity's round trip.
+  return beating(() => timedStep('spawn: the host in all (instance directory, checks, driver)', work));
+}
+
 export function createComputeActivities(compute: ComputeHost) {
   return adaptAll({
     /**
@@ -157,34 +200,20 @@ export function createComputeActivities(compute: ComputeHost) {
      * is a volume) and the guest started with its plugged ports and connected volumes. Idempotent.
      */
     async spawn(spec: SpawnSpec): Promise<SpawnResult> {
-      const work = async () => {
-        const dir = await compute.createInstanceDir(
-          spec.uuid,
-          {
-            rootGb: spec.baseImagePath ? spec.flavor.rootGb : Math.max(1, spec.flavor.rootGb),
-            ...(spec.baseImagePath ? { baseImagePath: spec.baseImagePath } : {}),
-            name: spec.name,
-            vcpus: spec.flavor.vcpus,
-            memoryMb: spec.flavor.memoryMb,
-          },
-          { signal: signal() },
-        );
-        const domain = await compute.spawn(
-          spec.uuid,
-          {
-            name: spec.name,
-            vcpus: spec.flavor.vcpus,
-            memoryMb: spec.flavor.memoryMb,
-            portIds: spec.ports.map((p) => p.portId),
-            ...(spec.kernelPath ? { kernelPath: spec.kernelPath } : {}),
-            ...(spec.ramdiskPath ? { ramdiskPath: spec.ramdiskPath } : {}),
-          },
-          { signal: signal() },
-        );
-        return { powerState: domain.powerState, diskPath: dir.diskPath };
-      };
-      // The benchmark's breakdown: the host's part of the step, apart from the activity's round trip.
-      return beating(() => timedStep('spawn: the host in all (instance directory, checks, driver)', work));
+      return spawnGuest(
+        compute,
+        spec,
+        spec.ports.map((p) => p.portId),
+      );
+    },
+
+    /**
+     * nova-compute's rebuild on the same host: the old guest and its disk destroyed, then a new directory
+     * over the new image and the guest spawned with the instance's plugged VIFs and connected volumes.
+     */
+    async rebuildGuest(spec: RebuildGuestSpec): Promise<SpawnResult> {
+      await beating(() => compute.destroyGuestForRebuild(spec.uuid, { signal: signal() }));
+      return spawnGuest(compute, { ...spec, ports: [], volumes: [] }, undefined);
     },
 
     /**

@@ -6,6 +6,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { isCloudError } from '../cloud/errors';
 import type {
+  AdvanceOperationInput,
   BeginDeleteInput,
   FailBuildInput,
   FailInput,
@@ -128,6 +129,10 @@ export function createConductorActivities(nova: Nova) {
       input: InstanceStep & { operation: OperationName; host: string },
     ): Promise<InstanceSummary> {
       return summaryOf(await guarded(() => nova.startOperationEvent(input)));
+    },
+    /** Its next task_state on the host (a rebuild's rebuild_block_device_mapping, rebuild_spawning), guarded. */
+    async advanceOperation(input: AdvanceOperationInput): Promise<InstanceSummary> {
+      return summaryOf(await guarded(() => nova.advanceOperation(input)));
     },
     /** Its end: new vm_state and power_state, task_state None, event and action closed (guarded). */
     async finishOperation(input: FinishOperationInput): Promise<InstanceSummary> {

@@ -32,6 +32,8 @@ export const ERROR_TYPES = {
   InstanceNotReady: { code: 409, retryable: false },
   /** Nova: the server's vm_state/task_state forbids the operation (check_instance_state): 409, final. */
   InstanceInvalidState: { code: 409, retryable: false },
+  /** Nova: a locked server refuses the action to a non-admin (check_instance_lock): 409, final. */
+  InstanceIsLocked: { code: 409, retryable: false },
   /** A build failure on one host that another host may not have: the caller reschedules. */
   RescheduledException: { code: 500, retryable: false },
   /** A build failure no other host can fix (image, network, volume problems): no reschedule. */

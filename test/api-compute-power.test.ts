@@ -27,10 +27,11 @@ let h: BootHarness;
 let app: FastifyInstance;
 let token = '';
 let otherToken = '';
+let adminToken = '';
 const otherPassword = randomBytes(12).toString('hex');
 
 async function call(
-  method: 'GET' | 'POST' | 'DELETE',
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
   url: string,
   body?: unknown,
   options: { version?: string; as?: string } = {},
@@ -57,6 +58,14 @@ async function refreshTokens(): Promise<void> {
   ).token;
   otherToken = (
     await ks.authenticate({ username: 'other-user', password: otherPassword, projectName: 'other' })
+  ).token;
+  const admin = h.boot.admin;
+  adminToken = (
+    await ks.authenticate({
+      username: admin.username,
+      password: admin.password,
+      projectName: admin.projectName,
+    })
   ).token;
 }
 
@@ -277,6 +286,176 @@ describe('power actions through the servers API', { timeout: 10 * 60_000 }, () =
       (await call('POST', `/servers/${building.uuid}/action`, { 'os-stop': null })).statusCode,
       404,
     );
+    assert.equal((await call('DELETE', `/servers/${id}`)).statusCode, 204);
+    await h.env.client.workflow.getHandle(deleteWorkflowId(id)).result();
+    await assertNoLeaks(h);
+  });
+
+  test('lock / unlock: a locked server refuses a member (409), not an admin; locked_by and the override; actions recorded', async () => {
+    const server = await h.runBoot(h.request('api-power-lock'));
+    const id = server.id;
+    await refreshTokens();
+    const lockedConflict = { conflictingRequest: { code: 409, message: `Instance ${id} is locked` } };
+
+    // Before 2.73 the body is not validated and no reason is kept; from 2.73 an unknown field is 400.
+    const badReason = await call('POST', `/servers/${id}/action`, { lock: { reason: 'x' } });
+    assert.equal(badReason.statusCode, 400, badReason.body);
+    const lock = await call('POST', `/servers/${id}/action`, { lock: { locked_reason: 'maintenance' } });
+    assert.equal(lock.statusCode, 202, lock.body);
+    assert.equal(lock.body, '');
+    let row = await h.cloud.nova.getInstance(id);
+    assert.deepEqual([row.locked, row.lockedBy, row.lockedReason], [true, 'owner', 'maintenance']);
+    let shown = await show(id);
+    assert.deepEqual([shown.locked, shown.locked_reason], [true, 'maintenance']);
+    const old = (await call('GET', `/servers/${id}`, undefined, { version: '2.9' })).json() as {
+      server: Json;
+    };
+    assert.equal(old.server.locked, true);
+    assert.equal('locked_reason' in old.server, false);
+
+    // check_instance_lock: stop, delete, metadata writes refused to the member; nothing changes.
+    assert.deepEqual(
+      (await call('POST', `/servers/${id}/action`, { 'os-stop': null })).json(),
+      lockedConflict,
+    );
+    const del = await call('DELETE', `/servers/${id}`);
+    assert.equal(del.statusCode, 409, del.body);
+    assert.deepEqual(del.json(), lockedConflict);
+    const meta = await call('PUT', `/servers/${id}/metadata/k`, { meta: { k: 'v' } });
+    assert.deepEqual([meta.statusCode, meta.json()], [409, lockedConflict]);
+    row = await h.cloud.nova.getInstance(id);
+    assert.deepEqual([row.vmState, row.taskState, row.metadata], ['active', null, {}]);
+    // Reads and another project: show works, the other project sees 404.
+    const foreign = await call('POST', `/servers/${id}/action`, { unlock: null }, { as: otherToken });
+    assert.equal(foreign.statusCode, 404, foreign.body);
+
+    // Locking again as the owner records nothing; an admin's lock takes it over (locked_by admin).
+    assert.equal((await call('POST', `/servers/${id}/action`, { lock: null })).statusCode, 202);
+    const adminLock = await call('POST', `/servers/${id}/action`, { lock: null }, { as: adminToken });
+    assert.equal(adminLock.statusCode, 202, adminLock.body);
+    row = await h.cloud.nova.getInstance(id);
+    assert.deepEqual([row.locked, row.lockedBy, row.lockedReason], [true, 'admin', 'maintenance']);
+    // The owner cannot undo an admin's lock (unlock_override is admin only).
+    const ownerUnlock = await call('POST', `/servers/${id}/action`, { unlock: null });
+    assert.equal(ownerUnlock.statusCode, 403, ownerUnlock.body);
+    assert.deepEqual(ownerUnlock.json(), {
+      forbidden: {
+        code: 403,
+        message: "Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed.",
+      },
+    });
+    // The admin is not refused by the lock: its stop runs.
+    const adminStop = await call('POST', `/servers/${id}/action`, { 'os-stop': null }, { as: adminToken });
+    assert.equal(adminStop.statusCode, 202, adminStop.body);
+    const stopId = String(adminStop.headers['x-openstack-request-id']);
+    await h.env.client.workflow.getHandle(serverOperationWorkflowId('stop', id, stopId)).result();
+    await refreshTokens();
+    const unlock = await call('POST', `/servers/${id}/action`, { unlock: null }, { as: adminToken });
+    assert.equal(unlock.statusCode, 202, unlock.body);
+    row = await h.cloud.nova.getInstance(id);
+    assert.deepEqual([row.locked, row.lockedBy, row.lockedReason], [false, null, null]);
+    shown = await show(id);
+    assert.deepEqual([shown.status, shown.locked, shown.locked_reason], ['SHUTOFF', false, null]);
+
+    // The rows, oldest first, each lock / unlock with its api_ event (as Nova's wrap_instance_event).
+    const actions = await h.cloud.nova.listActions(id);
+    assert.deepEqual(
+      actions.map((a) => [a.action, a.events.map((e) => [e.event, e.result])]),
+      [
+        ['create', actions[0]!.events.map((e) => [e.event, e.result])],
+        ['lock', [['api_lock', 'Success']]],
+        ['lock', [['api_lock', 'Success']]],
+        ['stop', [['compute_stop_instance', 'Success']]],
+        ['unlock', [['api_unlock', 'Success']]],
+      ],
+    );
+    // The API lists them too (its order is by start time, which the time-skipping clock blurs).
+    const listed = await call('GET', `/servers/${id}/os-instance-actions`);
+    assert.deepEqual(
+      (listed.json() as { instanceActions: Json[] }).instanceActions.map((a) => a.action).sort(),
+      ['create', 'lock', 'lock', 'stop', 'unlock'],
+    );
+
+    assert.equal((await call('DELETE', `/servers/${id}`)).statusCode, 204);
+    await h.env.client.workflow.getHandle(deleteWorkflowId(id)).result();
+    await assertNoLeaks(h);
+  });
+
+  test('rebuild: 202 with the server (REBUILD) and adminPass, Nova’s refusals, ACTIVE again with the new name', async () => {
+    const server = await h.runBoot(h.request('api-power-rebuild'));
+    const id = server.id;
+    await refreshTokens();
+    const image = h.boot.imageId;
+    const before = await h.cloud.nova.getInstance(id);
+
+    // The body's schema, the image, another project: refused, nothing changes.
+    const noImage = await call('POST', `/servers/${id}/action`, { rebuild: { name: 'x' } });
+    assert.equal(noImage.statusCode, 400, noImage.body);
+    const missing = await call('POST', `/servers/${id}/action`, {
+      rebuild: { imageRef: '00000000-0000-4000-8000-000000000000' },
+    });
+    assert.deepEqual(
+      [missing.statusCode, missing.json()],
+      [400, { badRequest: { code: 400, message: 'Cannot find image for rebuild' } }],
+    );
+    const foreign = await call(
+      'POST',
+      `/servers/${id}/action`,
+      { rebuild: { imageRef: image } },
+      { as: otherToken },
+    );
+    assert.equal(foreign.statusCode, 404, foreign.body);
+    assert.equal((await call('POST', `/servers/${id}/action`, { lock: null })).statusCode, 202);
+    const locked = await call('POST', `/servers/${id}/action`, { rebuild: { imageRef: image } });
+    assert.deepEqual(locked.json(), {
+      conflictingRequest: { code: 409, message: `Instance ${id} is locked` },
+    });
+    assert.equal((await call('POST', `/servers/${id}/action`, { unlock: null })).statusCode, 202);
+    const unchanged = await h.cloud.nova.getInstance(id);
+    assert.deepEqual(
+      [unchanged.vmState, unchanged.taskState, unchanged.name, unchanged.imageRef],
+      [before.vmState, null, before.name, before.imageRef],
+    );
+
+    const res = await call(
+      'POST',
+      `/servers/${id}/action`,
+      { rebuild: { imageRef: image, name: 'rebuilt', metadata: { a: 'b' }, adminPass: 'Secret-1' } },
+      { version: '2.74' },
+    );
+    assert.equal(res.statusCode, 202, res.body);
+    const view = (res.json() as { server: Json }).server;
+    assert.deepEqual(
+      [view.id, view.name, view.status, view.metadata, view.adminPass, view.key_name],
+      [id, 'rebuilt', 'REBUILD', { a: 'b' }, 'Secret-1', null],
+    );
+    assert.deepEqual((view.image as Json).id, image);
+    // Before 2.75 the narrower view: no extended status or AZ.
+    assert.equal('OS-EXT-STS:vm_state' in view, false);
+    // A second action while it runs is Nova's 409.
+    const again = await call('POST', `/servers/${id}/action`, { 'os-stop': null });
+    assert.equal(again.statusCode, 409, again.body);
+
+    const requestId = String(res.headers['x-openstack-request-id']);
+    await h.env.client.workflow.getHandle(serverOperationWorkflowId('rebuild', id, requestId)).result();
+    await refreshTokens();
+    const shown = await show(id);
+    assert.deepEqual(
+      [
+        shown.status,
+        shown.name,
+        shown.metadata,
+        shown['OS-EXT-STS:task_state'],
+        shown['OS-EXT-SRV-ATTR:host'],
+      ],
+      ['ACTIVE', 'rebuilt', { a: 'b' }, null, undefined],
+    );
+    const actions = await h.cloud.nova.listActions(id);
+    assert.deepEqual(
+      [actions.at(-1)!.action, actions.at(-1)!.events.map((e) => [e.event, e.result])],
+      ['rebuild', [['compute_rebuild_instance', 'Success']]],
+    );
+
     assert.equal((await call('DELETE', `/servers/${id}`)).statusCode, 204);
     await h.env.client.workflow.getHandle(deleteWorkflowId(id)).result();
     await assertNoLeaks(h);

@@ -1039,6 +1039,113 @@ describe('flavor create and delete (admin)', () => {
   });
 });
 
+describe('flavor extra specs and description (admin)', () => {
+  test("os-extra_specs CRUD with Nova's codes; 2.55 description on create and update; rows written; a member refused", async () => {
+    const body = {
+      flavor: { name: 'm1.specs', ram: 256, vcpus: 1, disk: 1, id: 'specs', description: 'd1' },
+    };
+    const created = await call('POST', '/flavors', { as: 'admin', version: '2.55', body });
+    assert.equal(created.statusCode, 200, created.body);
+    assert.equal((created.json() as { flavor: Json }).flavor.description, 'd1');
+    const set = await call('POST', '/flavors/specs/os-extra_specs', {
+      as: 'admin',
+      body: { extra_specs: { 'hw:cpu_policy': 'dedicated', 'quota:cpu_shares': 42 } },
+    });
+    assert.equal(set.statusCode, 200, set.body);
+    assert.deepEqual(set.json(), { extra_specs: { 'hw:cpu_policy': 'dedicated', 'quota:cpu_shares': '42' } });
+    const rows = await env.cloud.nova.store.db
+      .selectFrom('flavor_extra_specs')
+      .select(['spec_key', 'spec_value'])
+      .where('flavorid', '=', 'specs')
+      .orderBy('spec_key')
+      .execute();
+    assert.deepEqual(rows, [
+      { spec_key: 'hw:cpu_policy', spec_value: 'dedicated' },
+      { spec_key: 'quota:cpu_shares', spec_value: '42' },
+    ]);
+    fault(
+      await call('POST', '/flavors/specs/os-extra_specs', {
+        as: 'member',
+        body: { extra_specs: { a: 'b' } },
+      }),
+      403,
+      'forbidden',
+      "Policy doesn't allow os_compute_api:os-flavor-extra-specs:create to be performed.",
+    );
+    const put = await call('PUT', '/flavors/specs/os-extra_specs/hw:cpu_policy', {
+      as: 'admin',
+      body: { 'hw:cpu_policy': 'shared' },
+    });
+    assert.deepEqual([put.statusCode, put.json()], [200, { 'hw:cpu_policy': 'shared' }]);
+    fault(
+      await call('PUT', '/flavors/specs/os-extra_specs/other', {
+        as: 'admin',
+        body: { 'hw:cpu_policy': 'x' },
+      }),
+      400,
+      'badRequest',
+      'Request body and URI mismatch',
+    );
+    const one = await call('GET', '/flavors/specs/os-extra_specs/hw:cpu_policy', { as: 'member' });
+    assert.deepEqual(one.json(), { 'hw:cpu_policy': 'shared' });
+    const shown = await call('GET', '/flavors/specs', { as: 'admin', version: '2.61' });
+    assert.deepEqual((shown.json() as { flavor: Json }).flavor.extra_specs, {
+      'hw:cpu_policy': 'shared',
+      'quota:cpu_shares': '42',
+    });
+    assert.equal(
+      (await call('DELETE', '/flavors/specs/os-extra_specs/quota:cpu_shares', { as: 'admin' })).statusCode,
+      202,
+    );
+    fault(
+      await call('DELETE', '/flavors/specs/os-extra_specs/quota:cpu_shares', { as: 'admin' }),
+      404,
+      'itemNotFound',
+      'Flavor specs has no extra specs with key quota:cpu_shares.',
+    );
+    const updated = await call('PUT', '/flavors/specs', {
+      as: 'admin',
+      version: '2.55',
+      body: { flavor: { description: 'd2' } },
+    });
+    assert.equal((updated.json() as { flavor: Json }).flavor.description, 'd2');
+    fault(
+      await call('PUT', '/flavors/specs', {
+        as: 'member',
+        version: '2.55',
+        body: { flavor: { description: 'x' } },
+      }),
+      403,
+      'forbidden',
+    );
+    // An integer id is taken as its digits, as Nova's schema allows.
+    const intId = await call('POST', '/flavors', {
+      as: 'admin',
+      body: {
+        flavor: {
+          name: 'm1.int',
+          ram: 256,
+          vcpus: 1,
+          disk: 1,
+          id: 424242,
+          'os-flavor-access:is_public': 'True',
+        },
+      },
+    });
+    assert.equal((intId.json() as { flavor: Json }).flavor.id, '424242');
+    assert.equal((await call('DELETE', '/flavors/424242', { as: 'admin' })).statusCode, 202);
+    assert.equal((await call('DELETE', '/flavors/specs', { as: 'admin' })).statusCode, 202);
+    assert.deepEqual(
+      await env.cloud.nova.store.db
+        .selectFrom('flavor_extra_specs')
+        .selectAll()
+        .where('flavorid', '=', 'specs')
+        .execute(),
+      [],
+    );
+  });
+});
+
 describe('os-keypairs', () => {
   test('create returns the private key once; import, list, show, delete; per user', async () => {
     const created = await call('POST', '/os-keypairs', {

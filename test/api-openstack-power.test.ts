@@ -91,6 +91,37 @@ describe('the openstack CLI and the bootflow client: stop, start, reboot', { tim
     );
   });
 
+  test('openstack server lock --reason, a locked server refuses stop (409), unlock; server rebuild --image --wait', async () => {
+    const lock = await openstack(d.demoEnv, ['server', 'lock', '--reason', 'maintenance', id]);
+    assert.equal(lock.code, 0, lock.stderr);
+    const locked = await show();
+    assert.deepEqual([locked.locked, locked.locked_reason], [true, 'maintenance']);
+    const refused = await openstack(d.demoEnv, ['server', 'stop', id]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, new RegExp(`409.*Instance ${id} is locked`));
+    const unlock = await openstack(d.demoEnv, ['server', 'unlock', id]);
+    assert.equal(unlock.code, 0, unlock.stderr);
+    assert.equal((await show()).locked, false);
+
+    const before = await show();
+    const rebuild = await openstack(
+      d.demoEnv,
+      ['server', 'rebuild', '--image', 'cirros', '--wait', id],
+      180_000,
+    );
+    assert.equal(rebuild.code, 0, rebuild.stderr);
+    const rebuilt = await waitForStatus('ACTIVE');
+    assert.deepEqual(
+      [rebuilt.name, rebuilt.addresses, rebuilt['OS-EXT-STS:vm_state']],
+      ['cli-power', before.addresses, 'active'],
+    );
+    const events = await openstackJson<Array<{ Action: string }>>(d.demoEnv, ['server', 'event', 'list', id]);
+    assert.deepEqual(
+      events.slice(0, 3).map((e) => e.Action),
+      ['rebuild', 'unlock', 'lock'],
+    );
+  });
+
   test('bootflow server stop|start|reboot: --wait reports the states; a refused stop exits 1 with why', async () => {
     const stop = await runClient(['server', 'stop', '--wait', id], d.env);
     assert.equal(stop.code, 0, stop.stderr);

@@ -710,4 +710,79 @@ describe('nova', () => {
       assert.deepEqual(await snapshot(nova), before);
     });
   });
+
+  describe('locks (os-lock-server)', () => {
+    test('lock / unlock write the row and the action with its api_ event; a re-lock by the owner writes nothing', async () => {
+      const created = await nova.createInstance(bootRequest());
+      const uuid = created.uuid;
+      assert.deepEqual([created.locked, created.lockedBy, created.lockedReason], [false, null, null]);
+      const step = { instanceUuid: uuid, userId: USER, projectId: PROJECT };
+      const locked = await nova.setInstanceLock({
+        ...step,
+        requestId: 'req-lock-1',
+        locked: true,
+        by: 'owner',
+        reason: 'audit',
+      });
+      assert.deepEqual([locked.locked, locked.lockedBy, locked.lockedReason], [true, 'owner', 'audit']);
+      const row = await nova.store.db
+        .selectFrom('instances')
+        .select(['locked', 'locked_by', 'locked_reason'])
+        .where('uuid', '=', uuid)
+        .executeTakeFirstOrThrow();
+      assert.deepEqual(
+        { ...row, locked: Number(row.locked) },
+        { locked: 1, locked_by: 'owner', locked_reason: 'audit' },
+      );
+      const unchanged = await snapshot(nova);
+      await nova.setInstanceLock({ ...step, requestId: 'req-lock-2', locked: true, by: 'owner' });
+      assert.deepEqual(await snapshot(nova), unchanged);
+      // An admin's lock takes it over and keeps the reason; unlock clears everything.
+      const byAdmin = await nova.setInstanceLock({
+        ...step,
+        requestId: 'req-lock-3',
+        locked: true,
+        by: 'admin',
+      });
+      assert.deepEqual([byAdmin.lockedBy, byAdmin.lockedReason], ['admin', 'audit']);
+      const unlocked = await nova.setInstanceLock({
+        ...step,
+        requestId: 'req-unlock',
+        locked: false,
+        by: 'admin',
+      });
+      assert.deepEqual([unlocked.locked, unlocked.lockedBy, unlocked.lockedReason], [false, null, null]);
+      const actions = await nova.listActions(uuid);
+      assert.deepEqual(
+        actions.map((a) => [a.action, a.finishTime !== null, a.events.map((e) => [e.event, e.result])]),
+        [
+          ['create', false, []],
+          ['lock', true, [['api_lock', 'Success']]],
+          ['lock', true, [['api_lock', 'Success']]],
+          ['unlock', true, [['api_unlock', 'Success']]],
+        ],
+      );
+      // Bad input and a missing server are refused and change nothing.
+      const before = await snapshot(nova);
+      await assert.rejects(
+        nova.setInstanceLock({ ...step, requestId: 'req-bad', locked: false, by: 'owner', reason: 'x' }),
+        isType('BadRequest'),
+      );
+      await assert.rejects(
+        nova.setInstanceLock({ ...step, requestId: 'req-bad', locked: true, by: 'owner', reason: '' }),
+        isType('BadRequest'),
+      );
+      await assert.rejects(
+        nova.setInstanceLock({
+          ...step,
+          instanceUuid: randomUUID(),
+          requestId: 'req-bad',
+          locked: true,
+          by: 'owner',
+        }),
+        isType('NotFound'),
+      );
+      assert.deepEqual(await snapshot(nova), before);
+    });
+  });
 });

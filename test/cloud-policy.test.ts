@@ -45,6 +45,7 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
   'compute:server:stop': { A: ['admin', 'manager', 'member'], B: ['admin', 'memberOfB'] },
   'compute:server:start': { A: ['admin', 'manager', 'member'], B: ['admin', 'memberOfB'] },
   'compute:server:reboot': { A: ['admin', 'manager', 'member'], B: ['admin', 'memberOfB'] },
+  'compute:server:rebuild': { A: ['admin', 'manager', 'member'], B: ['admin', 'memberOfB'] },
   'compute:server:show': { A: ['admin', 'manager', 'member', 'reader'], B: ['admin', 'memberOfB'] },
   'compute:server:list': { A: ['admin', 'manager', 'member', 'reader'], B: ['admin', 'memberOfB'] },
   'compute:servers:list:all_projects': { A: ['admin'], B: ['admin'] },
@@ -65,6 +66,12 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'os_compute_api:os-keypairs:other_user',
     'os_compute_api:os-flavor-manage:create',
     'os_compute_api:os-flavor-manage:delete',
+    'os_compute_api:os-flavor-manage:update',
+    'os_compute_api:os-flavor-extra-specs:create',
+    'os_compute_api:os-flavor-extra-specs:update',
+    'os_compute_api:os-flavor-extra-specs:delete',
+    // nova/policies/lock_server.py: only an admin unlocks another party's lock.
+    'os_compute_api:os-lock-server:unlock:unlock_override',
     'os_compute_api:os-evacuate',
     // keystone/common/policies/*.py: administration is admin only (for project-scoped tokens; a domain
     // reader's reads are in api-identity's domain-scope test).
@@ -148,6 +155,8 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'os_compute_api:server-metadata:update',
     'os_compute_api:server-metadata:update_all',
     'os_compute_api:server-metadata:delete',
+    'os_compute_api:os-lock-server:lock',
+    'os_compute_api:os-lock-server:unlock',
   ]),
 };
 
@@ -158,6 +167,7 @@ const ALIASES: Array<[PolicyRule, PolicyRule]> = [
   ['os_compute_api:servers:stop', 'compute:server:stop'],
   ['os_compute_api:servers:start', 'compute:server:start'],
   ['os_compute_api:servers:reboot', 'compute:server:reboot'],
+  ['os_compute_api:servers:rebuild', 'compute:server:rebuild'],
   ['os_compute_api:servers:show', 'compute:server:show'],
   ['os_compute_api:servers:index', 'compute:server:list'],
   ['os_compute_api:servers:detail', 'compute:server:list'],
@@ -266,7 +276,7 @@ describe('policy (Nova defaults over real Keystone tokens)', () => {
   });
 
   test('unknown rules and malformed contexts fail closed', () => {
-    assert.equal(authorize(ctx.admin, 'compute:server:rebuild' as PolicyRule).allowed, false);
+    assert.equal(authorize(ctx.admin, 'compute:server:resize' as PolicyRule).allowed, false);
     assert.equal(authorize(ctx.admin, 'toString' as PolicyRule).allowed, false);
     const noRoles = { ...ctx.admin, roles: undefined } as unknown as RequestContext;
     assert.equal(authorize(noRoles, 'compute:server:show').allowed, false);

@@ -113,6 +113,13 @@ const STORED: Array<{ dir: string; what: string; ids: string[] }> = [
     ],
   },
   {
+    // test/workflow-rebuild.test.ts: rebuildInstance (its own workflow type) from another image, and the
+    // host's spawn failing (ERROR with the fault).
+    dir: 'rebuild',
+    what: 'rebuild',
+    ids: ['rebuild-spawn-fails', 'rebuild'],
+  },
+  {
     // test/workflow-server-volumes.test.ts: success, each failure path, a cancel, a delete during an attach.
     dir: 'volumes',
     what: 'volume attach and detach on a running server',

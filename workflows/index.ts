@@ -8,4 +8,5 @@ export { getConsoleOutput } from './console-output';
 export { attachServerVolume, detachServerVolume } from './server-volumes';
 export { destroyEvacuatedInstances, evacuateHost, evacuateServer } from './evacuate';
 export { rebootInstance, startInstance, stopInstance } from './power';
+export { rebuildInstance } from './rebuild';
 export { operationPhaseQuery } from './server-operation';

@@ -43,7 +43,9 @@ export const CONTROLLER_STEPS = [
   // Day-two operations (server-operation.ts): nova-api's guarded begin, the conductor's guarded writes.
   'beginServerOperation',
   'startOperationEvent',
+  'advanceOperation',
   'finishOperation',
+  'rebuildPlan',
 ] as const satisfies ReadonlyArray<keyof ControllerActivities>;
 /** cinder-api calls that move a volume forward. */
 export const VOLUME_STEPS = [
@@ -98,6 +100,7 @@ export const COMPUTE_OPS = [
   'connectVolume',
   'spawn',
   'destroyInstance',
+  'rebuildGuest',
 ] as const satisfies ReadonlyArray<keyof ComputeActivities>;
 /**
  * Day-two work on a running server's host: a volume's attach and detach (workflows/server-volumes.ts), and

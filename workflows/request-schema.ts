@@ -8,6 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { nameSchema, serverMetadataSchema, serverTagsSchema, userDataSchema } from '../common/schemas';
 import type {
+  RebuildRequest,
   BootAuth,
   BootRequest,
   DeleteRequest,
@@ -98,6 +99,16 @@ const serverOperationShape = {
 };
 const serverOperationSchema = z.strictObject(serverOperationShape);
 const rebootRequestSchema = z.strictObject({ ...serverOperationShape, type: z.enum(['SOFT', 'HARD']) });
+const rebuildRequestSchema = z.strictObject({
+  ...serverOperationShape,
+  rebuild: z.strictObject({
+    imageRef: z.string().min(1).max(255),
+    name: nameSchema.optional(),
+    metadata: serverMetadataSchema.optional(),
+    accessIPv4: z.ipv4().optional(),
+    accessIPv6: z.ipv6().optional(),
+  }),
+});
 
 function badRequest(what: string, error: z.ZodError): ApplicationFailure {
   const problems = error.issues
@@ -157,6 +168,12 @@ export function parseServerOperationRequest(input: unknown, what: string): Serve
   const parsed = serverOperationSchema.safeParse(input);
   if (!parsed.success) throw badRequest(what, parsed.error);
   return { ...parsed.data, auth: toAuth(parsed.data.auth) } as ServerOperationRequest;
+}
+
+export function parseRebuildRequest(input: unknown): RebuildRequest {
+  const parsed = rebuildRequestSchema.safeParse(input);
+  if (!parsed.success) throw badRequest('server rebuild request', parsed.error);
+  return { ...parsed.data, auth: toAuth(parsed.data.auth) } as RebuildRequest;
 }
 
 export function parseRebootRequest(input: unknown): RebootRequest {

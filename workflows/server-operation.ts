@@ -28,6 +28,7 @@ import { Saga } from './saga';
 import { ComputeHostKey, InstanceIdKey, ProjectIdKey, VmStateKey } from './search-attributes';
 import type {
   InstanceSummary,
+  RebuildRequest,
   ServerOperationName,
   ServerOperationRequest,
   ServerOperationResult,
@@ -47,10 +48,15 @@ export interface OperationContext {
 
 export interface ServerOperation {
   name: ServerOperationName;
-  /** Its steps; the power state they leave is what finish records (absent: unchanged). */
-  run(ctx: OperationContext): Promise<{ powerState?: number }>;
+  /**
+   * Its steps; the power state they leave is what finish records (absent: unchanged), and the vm_state
+   * when it is not the rule's (a rebuild of a stopped server ends stopped).
+   */
+  run(ctx: OperationContext): Promise<{ powerState?: number; vmState?: 'stopped' }>;
   /** After a failure, read the guest's power state back (a reboot that left it off goes to ERROR). */
   readPowerStateOnFailure?: boolean;
+  /** What nova-api's begin also writes (a rebuild's new image, name, metadata). */
+  beginChanges?: { rebuild: RebuildRequest['rebuild'] };
 }
 
 /**
@@ -87,6 +93,7 @@ export async function runServerOperation(
     instance = await call(controller.beginServerOperation, `nova-api: ${operation.name} (state checks)`, {
       token: session.token,
       ...step,
+      ...operation.beginChanges,
     });
   } catch (err) {
     // Nothing of this operation ran; but if the servers API had begun it, its task_state goes back.
@@ -113,6 +120,7 @@ export async function runServerOperation(
       ...step,
       host,
       ...(outcome.powerState === undefined ? {} : { powerState: outcome.powerState }),
+      ...(outcome.vmState === undefined ? {} : { vmState: outcome.vmState }),
     });
     upsertSearchAttributes([{ key: VmStateKey, value: done.vmState }]);
     phase = 'finished';

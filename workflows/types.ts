@@ -311,7 +311,7 @@ export interface VolumeActionResult {
 }
 
 /** The day-two operations the workflows run (cloud/nova/operations.ts's rules, by the same names). */
-export type ServerOperationName = 'stop' | 'start' | 'reboot-soft' | 'reboot-hard';
+export type ServerOperationName = 'stop' | 'start' | 'reboot-soft' | 'reboot-hard' | 'rebuild';
 
 /** A day-two operation on one server (stop, start, reboot, ...), from the servers API or the client. */
 export interface ServerOperationRequest {
@@ -325,6 +325,24 @@ export interface ServerOperationRequest {
 export interface RebootRequest extends ServerOperationRequest {
   /** Nova's reboot types: SOFT asks the guest (ACPI), HARD resets it. */
   type: 'SOFT' | 'HARD';
+}
+
+/** Nova's rebuild: the new image (validated by nova-api) and the body's name, metadata and access IPs. */
+export interface RebuildRequest extends ServerOperationRequest {
+  rebuild: {
+    imageRef: string;
+    name?: string;
+    metadata?: Record<string, string>;
+    accessIPv4?: string;
+    accessIPv6?: string;
+  };
+}
+
+/** What the host's rebuild needs (rebuildPlan): the new image's location, the guest's name and flavor. */
+export interface RebuildPlan {
+  name: string;
+  flavor: FlavorSpec;
+  image: ImageSpec;
 }
 
 export interface ServerOperationResult {

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type { Flavor } from '../../cloud/nova';
+import type { Flavor, FlavorExtras } from '../../cloud/nova';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
 import { authOf } from '../auth';
@@ -24,16 +24,18 @@ import {
 import { serverNameSchema } from './server-schema';
 import { atLeast } from './microversion';
 
-function flavorBasic(deps: ApiDeps, request: FastifyRequest, flavor: Flavor) {
+const NO_EXTRAS: FlavorExtras = { description: null, extraSpecs: {} };
+
+function flavorBasic(deps: ApiDeps, request: FastifyRequest, flavor: Flavor, extras = NO_EXTRAS) {
   return {
     id: flavor.id,
     name: flavor.name,
     links: resourceLinks(deps, 'flavors', flavor.id),
-    ...(atLeast(request, 2, 55) ? { description: null } : {}),
+    ...(atLeast(request, 2, 55) ? { description: extras.description } : {}),
   };
 }
 
-function flavorDetail(deps: ApiDeps, request: FastifyRequest, flavor: Flavor) {
+function flavorDetail(deps: ApiDeps, request: FastifyRequest, flavor: Flavor, extras = NO_EXTRAS) {
   const { ctx } = authOf(request);
   return {
     id: flavor.id,
@@ -48,9 +50,9 @@ function flavorDetail(deps: ApiDeps, request: FastifyRequest, flavor: Flavor) {
     'os-flavor-access:is_public': true,
     rxtx_factor: 1.0,
     links: resourceLinks(deps, 'flavors', flavor.id),
-    ...(atLeast(request, 2, 55) ? { description: null } : {}),
+    ...(atLeast(request, 2, 55) ? { description: extras.description } : {}),
     ...(atLeast(request, 2, 61) && can(ctx, 'os_compute_api:os-flavor-extra-specs:index', ctx.projectId)
-      ? { extra_specs: {} }
+      ? { extra_specs: extras.extraSpecs }
       : {}),
   };
 }
@@ -96,8 +98,13 @@ async function listFlavors(deps: ApiDeps, request: FastifyRequest, detail: boole
   });
   const { page, more } = paginate(flavors, (f) => f.id, parseLimit(q.limit), q.marker);
   const path = detail ? 'flavors/detail' : 'flavors';
+  const extras = await deps.cloud.nova.listFlavorExtras(page.map((f) => f.id));
   return {
-    flavors: page.map((f) => (detail ? flavorDetail(deps, request, f) : flavorBasic(deps, request, f))),
+    flavors: page.map((f) =>
+      detail
+        ? flavorDetail(deps, request, f, extras.get(f.id))
+        : flavorBasic(deps, request, f, extras.get(f.id)),
+    ),
     ...(more ? { flavors_links: nextLink(deps, request, path, page.at(-1)!.id) } : {}),
   };
 }
@@ -115,14 +122,28 @@ function createSchema(request: FastifyRequest) {
   return z.strictObject({
     flavor: z.strictObject({
       name: serverNameSchema,
-      id: z.union([z.string().min(1).max(255), z.null()]).optional(),
+      // Nova: "Allow to create a flavor with int or string id" (an integer becomes its digits).
+      id: z
+        .union([z.string().min(1).max(255), z.number().int().min(0).transform(String), z.null()])
+        .optional(),
       ram: size(1),
       vcpus: size(1),
       disk: size(0),
       'OS-FLV-EXT-DATA:ephemeral': size(0).optional(),
       swap: size(0).optional(),
       rxtx_factor: z.number().min(0).optional(),
-      'os-flavor-access:is_public': z.boolean().optional(),
+      // parameter_types.boolean: JSON booleans and oslo's boolean strings.
+      'os-flavor-access:is_public': z
+        .union([
+          z.boolean(),
+          z
+            .enum(['true', 'True', 'TRUE', '1', 'on', 'On', 'yes', 'Yes', 'YES', 'y', 't'])
+            .transform(() => true),
+          z
+            .enum(['false', 'False', 'FALSE', '0', 'off', 'Off', 'no', 'No', 'NO', 'n', 'f'])
+            .transform(() => false),
+        ])
+        .optional(),
       ...(atLeast(request, 2, 55)
         ? { description: z.union([z.string().max(65535), z.null()]).optional() }
         : {}),
@@ -144,8 +165,6 @@ export async function flavorRoutes(app: FastifyInstance, deps: ApiDeps): Promise
     };
     if (f['os-flavor-access:is_public'] === false)
       throw new ApiError(400, 'Private flavors are not supported by bootflow.');
-    if (typeof f.description === 'string')
-      throw new ApiError(400, 'Flavor descriptions are not supported by bootflow.');
     const flavor = await deps.cloud.nova.createFlavor({
       id: f.id ?? randomUUID(),
       name: f.name,
@@ -155,7 +174,23 @@ export async function flavorRoutes(app: FastifyInstance, deps: ApiDeps): Promise
       ephemeralGb: (f['OS-FLV-EXT-DATA:ephemeral'] as number | undefined) ?? 0,
       swapMb: f.swap ?? 0,
     });
-    return { flavor: flavorDetail(deps, request, flavor) };
+    if (typeof f.description === 'string')
+      await deps.cloud.nova.setFlavorDescription(flavor.id, f.description);
+    return { flavor: flavorDetail(deps, request, flavor, await extrasOf(deps, flavor.id)) };
+  });
+  // os-flavor-manage update (2.55): the description only; 404 before 2.55 (no such route in Nova).
+  app.put('/flavors/:id', async (request) => {
+    if (!atLeast(request, 2, 55)) throw new ApiError(404, 'The resource could not be found.');
+    const { ctx } = authOf(request);
+    enforcePolicy(ctx, 'os_compute_api:os-flavor-manage:update');
+    const { id } = request.params as { id: string };
+    const body = parseBody(
+      z.strictObject({ flavor: z.strictObject({ description: z.union([z.string().max(65535), z.null()]) }) }),
+      request.body,
+    );
+    const flavor = await flavorById(deps, id);
+    await deps.cloud.nova.setFlavorDescription(id, body.flavor.description);
+    return { flavor: flavorDetail(deps, request, flavor, await extrasOf(deps, id)) };
   });
   app.delete('/flavors/:id', async (request, reply) => {
     const { ctx } = authOf(request);
@@ -168,20 +203,70 @@ export async function flavorRoutes(app: FastifyInstance, deps: ApiDeps): Promise
   app.get('/flavors/detail', (request) => listFlavors(deps, request, true));
   app.get('/flavors/:id', async (request) => {
     const { id } = request.params as { id: string };
-    return { flavor: flavorDetail(deps, request, await flavorById(deps, id)) };
+    const flavor = await flavorById(deps, id);
+    return { flavor: flavorDetail(deps, request, flavor, await extrasOf(deps, id)) };
   });
+  await extraSpecRoutes(app, deps);
+}
+
+async function extrasOf(deps: ApiDeps, id: string): Promise<FlavorExtras> {
+  return (await deps.cloud.nova.listFlavorExtras([id])).get(id) ?? NO_EXTRAS;
+}
+
+/** flavors_extraspecs.py: values may be strings, numbers or booleans (stored as their text). */
+const specValue = z.union([z.string().max(255), z.number(), z.boolean()]).transform(String);
+const specsBody = z.strictObject({
+  extra_specs: z.record(
+    z.string().regex(/^[a-zA-Z0-9\-_:. ]{1,255}$/, 'does not match any allowed key pattern'),
+    specValue,
+  ),
+});
+
+/** /flavors/{id}/os-extra_specs[/{key}]: reads for a reader, writes for an admin (Nova's defaults). */
+async function extraSpecRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const { nova } = deps.cloud;
   app.get('/flavors/:id/os-extra_specs', async (request) => {
     const { ctx } = authOf(request);
     enforcePolicy(ctx, 'os_compute_api:os-flavor-extra-specs:index', ctx.projectId);
     const { id } = request.params as { id: string };
     await flavorById(deps, id);
-    return { extra_specs: {} };
+    return { extra_specs: (await extrasOf(deps, id)).extraSpecs };
   });
   app.get('/flavors/:id/os-extra_specs/:key', async (request) => {
     const { ctx } = authOf(request);
     enforcePolicy(ctx, 'os_compute_api:os-flavor-extra-specs:show', ctx.projectId);
     const { id, key } = request.params as { id: string; key: string };
     await flavorById(deps, id);
-    throw new ApiError(404, `Flavor ${id} has no extra specs with key ${key}.`);
+    const specs = (await extrasOf(deps, id)).extraSpecs;
+    if (!Object.hasOwn(specs, key))
+      throw new ApiError(404, `Flavor ${id} has no extra specs with key ${key}.`);
+    return { [key]: specs[key] };
+  });
+  app.post('/flavors/:id/os-extra_specs', async (request) => {
+    const { ctx } = authOf(request);
+    enforcePolicy(ctx, 'os_compute_api:os-flavor-extra-specs:create');
+    const { id } = request.params as { id: string };
+    const body = parseBody(specsBody, request.body);
+    await flavorById(deps, id);
+    return { extra_specs: await nova.setFlavorExtraSpecs(id, body.extra_specs) };
+  });
+  app.put('/flavors/:id/os-extra_specs/:key', async (request) => {
+    const { ctx } = authOf(request);
+    enforcePolicy(ctx, 'os_compute_api:os-flavor-extra-specs:update');
+    const { id, key } = request.params as { id: string; key: string };
+    const body = parseBody(specsBody.shape.extra_specs, request.body);
+    if (Object.keys(body).length > 1) throw new ApiError(400, 'Request body contains too many items');
+    if (!Object.hasOwn(body, key)) throw new ApiError(400, 'Request body and URI mismatch');
+    await flavorById(deps, id);
+    await nova.setFlavorExtraSpecs(id, { [key]: body[key] as string });
+    return { [key]: body[key] };
+  });
+  app.delete('/flavors/:id/os-extra_specs/:key', async (request, reply) => {
+    const { ctx } = authOf(request);
+    enforcePolicy(ctx, 'os_compute_api:os-flavor-extra-specs:delete');
+    const { id, key } = request.params as { id: string; key: string };
+    await flavorById(deps, id);
+    await nova.deleteFlavorExtraSpec(id, key);
+    return reply.code(202).send();
   });
 }

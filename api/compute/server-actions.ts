@@ -12,7 +12,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { CloudError } from '../../cloud/errors';
 import type { RequestContext, ValidatedToken } from '../../cloud/keystone';
-import type { OperationName } from '../../cloud/nova';
+import type { OperationName, RebuildChanges } from '../../cloud/nova';
 import type { ConsoleOutput, ConsoleOutputRequest } from '../../workflows/console-output';
 import { CONTROLLER_QUEUE, serverOperationWorkflowId } from '../../workflows/names';
 import type { ServerOperationRequest } from '../../workflows/types';
@@ -25,10 +25,13 @@ import {
   grantFor,
   innermostFailure,
   instanceNotFound,
+  refuseIfLocked,
   visibleInstance,
   type PolicyName,
 } from './servers';
 import { evacuateAction } from './evacuate';
+import { lockAction, unlockAction } from './lock-server';
+import { rebuildAction } from './rebuild';
 
 /** What every action handler gets. */
 export interface ActionCall {
@@ -57,6 +60,8 @@ export interface OperationAction {
   workflowType: string;
   /** Fields the workflow's request has beyond ServerOperationRequest's (e.g. the reboot type). */
   extra?: Record<string, unknown>;
+  /** A rebuild's changes: written by the begin, and in the workflow's request. */
+  rebuild?: RebuildChanges;
 }
 
 /**
@@ -67,9 +72,15 @@ export interface OperationAction {
 export async function startOperation(call: ActionCall, action: OperationAction): Promise<ActionAnswer> {
   const { deps, request, ctx, validated, id } = call;
   const instance = await visibleInstance(deps, ctx, id, action.policy);
+  refuseIfLocked(ctx, instance);
   const step = { instanceUuid: instance.uuid, requestId: request.id, operation: action.operation };
   try {
-    await deps.cloud.nova.beginOperation({ ...step, userId: ctx.userId, projectId: instance.projectId });
+    await deps.cloud.nova.beginOperation({
+      ...step,
+      userId: ctx.userId,
+      projectId: instance.projectId,
+      ...(action.rebuild ? { rebuild: action.rebuild } : {}),
+    });
   } catch (err) {
     if (err instanceof CloudError && err.code === 409) throw new ApiError(409, err.message);
     if (err instanceof CloudError && err.type === 'NotFound') throw instanceNotFound(id);
@@ -81,6 +92,7 @@ export async function startOperation(call: ActionCall, action: OperationAction):
     auth: await grantFor(deps, validated, action.workflowType, workflowId),
     instanceUuid: instance.uuid,
     ...action.extra,
+    ...(action.rebuild ? { rebuild: action.rebuild } : {}),
   };
   try {
     await deps.temporal.workflow.start(action.workflowType, {
@@ -173,6 +185,9 @@ export const SERVER_ACTIONS: Record<string, ActionHandler> = {
     });
   },
   evacuate: evacuateAction,
+  lock: lockAction,
+  rebuild: rebuildAction,
+  unlock: unlockAction,
   reboot: (call) => {
     const type = parseBody(rebootSchema, call.body).reboot.type.toUpperCase() as 'SOFT' | 'HARD';
     return startOperation(call, {

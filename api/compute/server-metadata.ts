@@ -10,7 +10,7 @@ import { ApiError } from '../errors';
 import { authOf } from '../auth';
 import { parseBody } from './common';
 import { metadataSchema } from './server-schema';
-import { visibleInstance, type PolicyName } from './servers';
+import { refuseIfLocked, visibleInstance, type PolicyName } from './servers';
 
 const metadataBody = z.strictObject({ metadata: metadataSchema });
 /** update: exactly one item (maxProperties 1), whose key the URL names. */
@@ -23,7 +23,10 @@ const itemNotFound = () => new ApiError(404, 'Metadata item was not found');
 async function instanceFor(deps: ApiDeps, request: FastifyRequest, rule: PolicyName) {
   const { ctx } = authOf(request);
   const { id } = request.params as { id: string };
-  return visibleInstance(deps, ctx, id, rule);
+  const instance = await visibleInstance(deps, ctx, id, rule);
+  // Nova's update/delete_instance_metadata are check_instance_lock'ed; reads are not.
+  if (request.method !== 'GET') refuseIfLocked(ctx, instance);
+  return instance;
 }
 
 export async function serverMetadataRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {

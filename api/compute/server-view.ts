@@ -235,7 +235,7 @@ function withMicroversionFields(
   extras: ServerExtras,
   show: { serverGroups: boolean; hostStatus: boolean },
 ): Record<string, unknown> {
-  if (atLeast(request, 2, 9)) server.locked = false;
+  if (atLeast(request, 2, 9)) server.locked = instance.locked;
   const hostStatusAllowed = can(ctx, 'os_compute_api:servers:show:host_status', instance.projectId);
   if (show.hostStatus && atLeast(request, 2, 16) && hostStatusAllowed) {
     server.host_status = hostStatus(instance, extras.hosts);
@@ -244,7 +244,7 @@ function withMicroversionFields(
   if (atLeast(request, 2, 26)) server.tags = instance.tags;
   if (atLeast(request, 2, 63)) server.trusted_image_certificates = null;
   if (show.serverGroups && atLeast(request, 2, 71)) server.server_groups = [];
-  if (atLeast(request, 2, 73)) server.locked_reason = null;
+  if (atLeast(request, 2, 73)) server.locked_reason = instance.lockedReason;
   return server;
 }
 

@@ -13,6 +13,7 @@ import type { RequestContext, ValidatedToken } from '../../cloud/keystone';
 import {
   bootQuota,
   checkExistingBootVolume,
+  checkInstanceLock,
   instancesAllowed,
   checkImageFitsFlavor,
   type Instance,
@@ -50,6 +51,8 @@ export type PolicyName =
   | 'os_compute_api:servers:reboot'
   | 'os_compute_api:servers:delete'
   | 'os_compute_api:servers:update'
+  | 'os_compute_api:servers:rebuild'
+  | `os_compute_api:os-lock-server:${'lock' | 'unlock' | 'unlock:unlock_override'}`
   | `os_compute_api:os-volumes-attachments:${'index' | 'show' | 'create' | 'delete'}`
   | 'os_compute_api:ips:index'
   | 'os_compute_api:ips:show'
@@ -85,14 +88,27 @@ export async function visibleInstance(
   return instance;
 }
 
+/**
+ * compute/api.py check_instance_lock: a locked server refuses the action (409 "Instance <uuid> is
+ * locked") unless the caller is an admin.
+ */
+export function refuseIfLocked(ctx: RequestContext, instance: Instance): void {
+  try {
+    checkInstanceLock(instance, isAdmin(ctx));
+  } catch (err) {
+    if (err instanceof CloudError) throw new ApiError(err.code, err.message);
+    throw err;
+  }
+}
+
 /** nova.utils.generate_password's alphabet (no look-alike characters), length 12. */
 const PASSWORD_SYMBOLS = '23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
-function generatePassword(length = 12): string {
+export function generatePassword(length = 12): string {
   return Array.from({ length }, () => PASSWORD_SYMBOLS[randomInt(PASSWORD_SYMBOLS.length)]).join('');
 }
 
 /** common.get_id_from_href: the last path segment of a link, or the value itself. */
-function idFromHref(ref: string | number): string {
+export function idFromHref(ref: string | number): string {
   const text = String(ref);
   // Only an absolute URL parses, and it has a scheme: a bare id skips the parser's throw.
   if (!text.includes(':')) return text;
@@ -105,7 +121,7 @@ function idFromHref(ref: string | number): string {
 }
 
 /** An IPv6 address in its canonical compressed form, as Nova's IPAddress column stores it. */
-const compactIpv6 = (ip: string): string => new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+export const compactIpv6 = (ip: string): string => new URL(`http://[${ip}]/`).hostname.slice(1, -1);
 
 const unsupported = (what: string) =>
   new ApiError(400, `${what} is not supported by bootflow's compute API.`);
@@ -656,6 +672,7 @@ async function deleteServer(deps: ApiDeps, request: FastifyRequest, reply: Fasti
   const { ctx, validated } = authOf(request);
   const { id } = request.params as { id: string };
   const instance = await visibleInstance(deps, ctx, id, 'os_compute_api:servers:delete');
+  refuseIfLocked(ctx, instance);
   const input: DeleteRequest = {
     requestId: request.id,
     auth: await grantFor(deps, validated, 'deleteInstance', deleteWorkflowId(instance.uuid)),

@@ -21,7 +21,7 @@ import type { ApiDeps } from '../deps';
 import { ApiError, statusOf } from '../errors';
 import { parseBody } from './common';
 import { atLeast } from './microversion';
-import { grantFor, visibleInstance } from './servers';
+import { grantFor, refuseIfLocked, visibleInstance } from './servers';
 
 /** parameter_types.volume_id and the device path pattern of schemas/volume_attachments.py. */
 const devicePattern = /(^\/dev\/x{0,1}[a-z]{0,1}d{0,1})([a-z]+)[0-9]*$/;
@@ -140,6 +140,7 @@ async function attach(deps: ApiDeps, request: FastifyRequest) {
     delete_on_termination?: boolean;
   };
   const instance = await visibleInstance(deps, ctx, id, 'os_compute_api:os-volumes-attachments:create');
+  refuseIfLocked(ctx, instance);
   if (body.tag !== undefined && body.tag !== null)
     throw new ApiError(400, "Tagged volume attachments are not supported by bootflow's compute API.");
   if (body.delete_on_termination === true)
@@ -161,6 +162,7 @@ async function detach(deps: ApiDeps, request: FastifyRequest, reply: FastifyRepl
   const { ctx, validated } = authOf(request);
   const { id, volumeId } = request.params as { id: string; volumeId: string };
   const instance = await visibleInstance(deps, ctx, id, 'os_compute_api:os-volumes-attachments:delete');
+  refuseIfLocked(ctx, instance);
   const volume = await visibleVolume(deps, ctx, volumeId);
   if (!volume.attachments.some((a) => a.instanceUuid === instance.uuid)) throw notAttached(id, volumeId);
   if (volume.requestKey === bootVolumeRequestKey(instance.uuid))

@@ -465,6 +465,18 @@ export class ComputeHost {
     return { domainRemoved, instanceDirRemoved, unpluggedPorts, disconnectedVolumes };
   }
 
+  /**
+   * A rebuild's first host step (the driver's destroy with destroy_disks, keeping the network and the
+   * volumes): the domain and the instance directory go, the instance's VIFs and volume connections stay
+   * for the new guest. Idempotent.
+   */
+  async destroyGuestForRebuild(instanceUuid: string, options: OperationOptions = {}): Promise<void> {
+    const uuid = parseRequest(instanceUuidSchema, instanceUuid, 'instance uuid');
+    await this.faults.apply('destroy', options.signal);
+    await this.driver.destroy(uuid);
+    await rm(this.instanceDir(uuid).path, { recursive: true, force: true });
+  }
+
   // ---- leak audit ---------------------------------------------------------------------------------------
 
   /** This host's half of the leak audit, given the instances the controller says live here. */

@@ -89,6 +89,7 @@ export const POLICY_RULES = {
   'compute:server:stop': PROJECT_MEMBER_OR_ADMIN,
   'compute:server:start': PROJECT_MEMBER_OR_ADMIN,
   'compute:server:reboot': PROJECT_MEMBER_OR_ADMIN,
+  'compute:server:rebuild': PROJECT_MEMBER_OR_ADMIN,
   'compute:server:show': PROJECT_READER_OR_ADMIN,
   'compute:server:list': PROJECT_READER_OR_ADMIN,
   'compute:servers:list:all_projects': ADMIN,
@@ -163,6 +164,10 @@ export const POLICY_RULES = {
   'identity:list_system_grants_for_group': ADMIN,
   // The rest of the compute API's defaults (nova/policies/*.py), as the HTTP API checks them.
   'os_compute_api:servers:update': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:servers:rebuild': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-lock-server:lock': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-lock-server:unlock': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-lock-server:unlock:unlock_override': ADMIN,
   'os_compute_api:os-volumes-attachments:index': PROJECT_READER_OR_ADMIN,
   'os_compute_api:os-volumes-attachments:show': PROJECT_READER_OR_ADMIN,
   'os_compute_api:os-volumes-attachments:create': PROJECT_MEMBER_OR_ADMIN,
@@ -198,6 +203,10 @@ export const POLICY_RULES = {
   'os_compute_api:server-metadata:delete': PROJECT_MEMBER_OR_ADMIN,
   'os_compute_api:os-flavor-manage:create': ADMIN,
   'os_compute_api:os-flavor-manage:delete': ADMIN,
+  'os_compute_api:os-flavor-manage:update': ADMIN,
+  'os_compute_api:os-flavor-extra-specs:create': ADMIN,
+  'os_compute_api:os-flavor-extra-specs:update': ADMIN,
+  'os_compute_api:os-flavor-extra-specs:delete': ADMIN,
 } as const satisfies Record<string, { checkString: string; check: Check }>;
 
 export type PolicyRule = keyof typeof POLICY_RULES;

@@ -188,6 +188,8 @@ export async function createFlavor(ctx: NovaContext, input: unknown): Promise<Fl
 
 /** Removes a flavor; instances keep their copy of it (as Nova's embedded flavor). */
 export async function deleteFlavor(ctx: NovaContext, id: string): Promise<void> {
+  // Its extra specs first (SQLite enforces the foreign key only when told to).
+  await ctx.store.db.deleteFrom('flavor_extra_specs').where('flavorid', '=', id).execute();
   const result = await ctx.store.db.deleteFrom('flavors').where('flavorid', '=', id).executeTakeFirst();
   if (Number(result.numDeletedRows) === 0)
     throw new CloudError('NotFound', `Flavor ${id} could not be found.`);

@@ -17,9 +17,11 @@ import {
 } from './compute-services';
 import type { NovaContext } from './db-util';
 import * as flavors from './flavors';
+import * as flavorExtras from './flavor-extras';
 import * as instances from './instances';
 import * as serverMetadata from './server-metadata';
 import * as keypairs from './keypairs';
+import * as locks from './locks';
 import * as operations from './operations';
 import * as powerSync from './power-sync';
 import { novaMigrations } from './migrations';
@@ -54,18 +56,21 @@ export type {
   StaleTaskInput,
 } from './conductor';
 export type { Flavor } from './flavors';
+export type { FlavorExtras } from './flavor-extras';
 export {
   OPERATION_NAMES,
   OPERATION_RULES,
   checkOperationAllowed,
   isSuperseded,
   operationRule,
+  type AdvanceOperationInput,
   type BeginOperationInput,
   type FailOperationInput,
   type FailOperationResult,
   type FinishOperationInput,
   type OperationName,
   type OperationRule,
+  type RebuildChanges,
 } from './operations';
 export type { KeyPair, ImportKeyPairInput } from './keypairs';
 export { DEFAULT_KEY_PAIRS_PER_USER, fingerprintOf } from './keypairs';
@@ -166,6 +171,19 @@ export class Nova {
   deleteFlavor(id: string): Promise<void> {
     return flavors.deleteFlavor(this.ctx, id);
   }
+  /** Extra specs and descriptions (flavor-extras.ts), by flavor id; all flavors when ids is omitted. */
+  listFlavorExtras(ids?: string[]): Promise<Map<string, flavorExtras.FlavorExtras>> {
+    return flavorExtras.listFlavorExtras(this.ctx, ids);
+  }
+  setFlavorExtraSpecs(id: string, specs: Record<string, string>): Promise<Record<string, string>> {
+    return flavorExtras.setFlavorExtraSpecs(this.ctx, id, specs);
+  }
+  deleteFlavorExtraSpec(id: string, key: string): Promise<void> {
+    return flavorExtras.deleteFlavorExtraSpec(this.ctx, id, key);
+  }
+  setFlavorDescription(id: string, description: string | null): Promise<void> {
+    return flavorExtras.setFlavorDescription(this.ctx, id, description);
+  }
 
   // Key pairs (per user)
   createKeyPair(input: {
@@ -254,6 +272,10 @@ export class Nova {
   ): Promise<Record<string, string>> {
     return serverMetadata.changeInstanceMetadata(this.ctx, uuid, change);
   }
+  /** os-lock-server's lock / unlock with its instance action (locks.ts). */
+  setInstanceLock(input: locks.SetInstanceLockInput): Promise<instances.Instance> {
+    return locks.setInstanceLock(this.ctx, input);
+  }
   softDeleteInstance(uuid: string): Promise<instances.Instance> {
     return instances.softDeleteInstance(this.ctx, uuid);
   }
@@ -296,6 +318,9 @@ export class Nova {
     host: string;
   }): Promise<instances.Instance> {
     return operations.startOperationEvent(this.ctx, input);
+  }
+  advanceOperation(input: operations.AdvanceOperationInput): Promise<instances.Instance> {
+    return operations.advanceOperation(this.ctx, input);
   }
   finishOperation(input: operations.FinishOperationInput): Promise<instances.Instance> {
     return operations.finishOperation(this.ctx, input);
@@ -345,4 +370,5 @@ export {
   type ServiceMessageKind,
   type ServiceProof,
 } from './service-credentials';
+export { checkInstanceLock, type SetInstanceLockInput } from './locks';
 export { MAX_METADATA_ITEMS, type MetadataChange } from './server-metadata';

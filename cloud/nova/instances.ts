@@ -52,6 +52,10 @@ export interface Instance {
   tags: string[];
   accessIPv4: string | null;
   accessIPv6: string | null;
+  /** os-lock-server: whether locked, by whom ('owner' or 'admin'), and the reason given (2.73). */
+  locked: boolean;
+  lockedBy: 'owner' | 'admin' | null;
+  lockedReason: string | null;
   vmState: VmState;
   taskState: TaskState | null;
   powerState: PowerState;
@@ -91,6 +95,9 @@ export function instanceFromRow(row: InstancesTable): Instance {
     tags: row.tags ? parseJsonArray(row.tags) : [],
     accessIPv4: row.access_ip_v4 ?? null,
     accessIPv6: row.access_ip_v6 ?? null,
+    locked: Number(row.locked ?? 0) === 1,
+    lockedBy: row.locked_by === 'owner' || row.locked_by === 'admin' ? row.locked_by : null,
+    lockedReason: row.locked_reason ?? null,
     vmState: row.vm_state as VmState,
     taskState: row.task_state as TaskState | null,
     powerState: Number(row.power_state) as PowerState,
@@ -205,6 +212,9 @@ export async function createInstance(ctx: NovaContext, input: unknown, quota?: u
         tags: req.tags?.length ? JSON.stringify(req.tags) : null,
         access_ip_v4: req.accessIPv4 ?? null,
         access_ip_v6: req.accessIPv6 ?? null,
+        locked: 0,
+        locked_by: null,
+        locked_reason: null,
         vm_state: VM_STATES.BUILDING,
         task_state: TASK_STATES.SCHEDULING,
         power_state: POWER_STATES.NOSTATE,
@@ -345,6 +355,9 @@ const patchSchema = z
     name: nameSchema.optional(),
     accessIPv4: z.ipv4().optional(),
     accessIPv6: z.ipv6().optional(),
+    /** A rebuild's new image and metadata (replaced whole, as Nova's rebuild does). */
+    imageRef: idSchema.optional(),
+    metadata: serverMetadataSchema.optional(),
   })
   .refine((p) => Object.keys(p).length > 0, 'the patch changes nothing');
 export type InstancePatch = z.input<typeof patchSchema>;
@@ -382,6 +395,8 @@ function columnsOfPatch(patch: z.infer<typeof patchSchema>): Partial<InstancesTa
   if (patch.name !== undefined) set.name = patch.name;
   if (patch.accessIPv4 !== undefined) set.access_ip_v4 = patch.accessIPv4;
   if (patch.accessIPv6 !== undefined) set.access_ip_v6 = patch.accessIPv6;
+  if (patch.imageRef !== undefined) set.image_ref = patch.imageRef;
+  if (patch.metadata !== undefined) set.metadata = JSON.stringify(patch.metadata);
   return set;
 }
 

@@ -206,6 +206,31 @@ async function addUserDataAndTags(db: Db): Promise<void> {
   await db.schema.alterTable('instances').addColumn('access_ip_v6', 'varchar(39)').execute();
 }
 
+/** os-lock-server: Nova's instances.locked / locked_by, and the reason (Nova's system_metadata locked_reason). */
+async function addInstanceLocks(db: Db): Promise<void> {
+  await db.schema
+    .alterTable('instances')
+    .addColumn('locked', 'integer', (c) => c.notNull().defaultTo(0))
+    .execute();
+  await db.schema.alterTable('instances').addColumn('locked_by', 'varchar(5)').execute();
+  await db.schema.alterTable('instances').addColumn('locked_reason', 'varchar(255)').execute();
+}
+
+/** Flavor extra specs (Nova's flavor_extra_specs) and descriptions (2.55). */
+async function addFlavorExtras(db: Db): Promise<void> {
+  await db.schema.alterTable('flavors').addColumn('description', 'text').execute();
+  await db.schema
+    .createTable('flavor_extra_specs')
+    .addColumn('flavorid', 'varchar(255)', (c) => c.notNull())
+    .addColumn('spec_key', 'varchar(255)', (c) => c.notNull())
+    .addColumn('spec_value', 'varchar(255)', (c) => c.notNull())
+    .addPrimaryKeyConstraint('flavor_extra_specs_pk', ['flavorid', 'spec_key'])
+    .addForeignKeyConstraint('flavor_extra_specs_flavor_fk', ['flavorid'], 'flavors', ['flavorid'], (fk) =>
+      fk.onDelete('cascade'),
+    )
+    .execute();
+}
+
 export const novaMigrations: Record<string, Migration> = {
   '001_flavors': { up: createFlavors },
   '002_instances': { up: createInstances },
@@ -214,4 +239,6 @@ export const novaMigrations: Record<string, Migration> = {
   '005_compute_services': { up: createComputeServices },
   '006_key_pairs': { up: createKeyPairs },
   '007_user_data_and_tags': { up: addUserDataAndTags },
+  '008_instance_locks': { up: addInstanceLocks },
+  '009_flavor_extras': { up: addFlavorExtras },
 };

@@ -13,7 +13,7 @@
  */
 import { z } from 'zod';
 import { CloudError, isCloudError } from '../errors';
-import { idSchema, parseRequest } from '../validation';
+import { idSchema, nameSchema, parseRequest, serverMetadataSchema } from '../validation';
 import * as actions from './actions';
 import { within, type NovaContext } from './db-util';
 import * as instances from './instances';
@@ -21,6 +21,7 @@ import { hostSchema, instanceUuidSchema, keystoneIdSchema } from './schemas';
 import {
   POWER_STATE_VALUES,
   POWER_STATES,
+  TASK_STATE_VALUES,
   VM_STATES,
   type PowerState,
   type TaskState,
@@ -39,6 +40,8 @@ export interface OperationRule {
   fromTaskStates: readonly (TaskState | null)[];
   /** The task_state while it runs (null: Nova sets none, as for a volume attach). */
   taskState: TaskState | null;
+  /** The task_states the host moves it through after taskState (rebuild's), each still the operation's. */
+  laterTaskStates?: readonly TaskState[];
   /**
    * check_instance_host comes first: InstanceNotReady without a host before any state rule. Without it
    * (reboot) the state rules answer first; a server they allow but that has no host is still not ready.
@@ -110,6 +113,23 @@ export const OPERATION_RULES = {
     onFailure: 'error-unless-running',
   },
   /**
+   * compute/api.py rebuild: check_instance_state(vm_state=[ACTIVE, STOPPED, ERROR]) from no task; the
+   * compute manager's rebuild_instance moves it to rebuild_block_device_mapping, then rebuild_spawning; a
+   * failure leaves ERROR (the old guest is gone).
+   */
+  rebuild: {
+    action: 'rebuild',
+    apiAction: 'rebuild',
+    vmStates: [VM_STATES.ACTIVE, VM_STATES.STOPPED, VM_STATES.ERROR],
+    fromTaskStates: [null],
+    taskState: 'rebuilding',
+    laterTaskStates: ['rebuild_block_device_mapping', 'rebuild_spawning'],
+    needsHost: false,
+    event: 'compute_rebuild_instance',
+    vmStateAfter: VM_STATES.ACTIVE,
+    onFailure: 'error',
+  },
+  /**
    * compute/api.py evacuate: check_instance_state(vm_state=[ACTIVE, STOPPED, ERROR], task_state=None);
    * the rebuild on another host (rebuild_instance with recreate=True and its wrap_instance_event).
    */
@@ -138,6 +158,21 @@ export function operationRule(name: RuledOperation): OperationRule {
   return OPERATION_RULES[name];
 }
 
+/** Every task_state the operation holds the instance in while it runs. */
+function ownTaskStates(rule: OperationRule): Array<TaskState | null> {
+  return [rule.taskState, ...(rule.laterTaskStates ?? [])];
+}
+
+/** What nova-api's rebuild writes with its task_state: the new image and the body's name, metadata, access IPs. */
+const rebuildChangesSchema = z.strictObject({
+  imageRef: idSchema,
+  name: nameSchema.optional(),
+  metadata: serverMetadataSchema.optional(),
+  accessIPv4: z.ipv4().optional(),
+  accessIPv6: z.ipv6().optional(),
+});
+export type RebuildChanges = z.input<typeof rebuildChangesSchema>;
+
 const operationSchema = z.enum(OPERATION_NAMES);
 const stepSchema = z.strictObject({
   instanceUuid: instanceUuidSchema,
@@ -145,7 +180,16 @@ const stepSchema = z.strictObject({
   operation: operationSchema,
 });
 
-const beginSchema = stepSchema.extend({ userId: keystoneIdSchema, projectId: keystoneIdSchema });
+const beginSchema = stepSchema
+  .extend({
+    userId: keystoneIdSchema,
+    projectId: keystoneIdSchema,
+    rebuild: rebuildChangesSchema.optional(),
+  })
+  .refine((b) => (b.operation === 'rebuild') === (b.rebuild !== undefined), {
+    message: 'a rebuild, and only a rebuild, gives its changes',
+    path: ['rebuild'],
+  });
 export type BeginOperationInput = z.input<typeof beginSchema>;
 
 /** InstanceInvalidState as the servers API words it (common.raise_http_conflict_for_instance_invalid_state). */
@@ -214,7 +258,7 @@ export async function beginOperation(ctx: NovaContext, input: unknown): Promise<
         : await instances.updateInstance(
             scoped,
             req.instanceUuid,
-            { taskState: rule.taskState },
+            { taskState: rule.taskState, ...req.rebuild },
             { expectedTaskState: [...rule.fromTaskStates] },
           );
     await actions.startAction(scoped, {
@@ -236,14 +280,15 @@ function notOurs(rule: OperationRule, instance: instances.Instance): CloudError 
       instanceUuid: instance.uuid,
     });
   }
-  if (instance.taskState !== rule.taskState) {
+  const own = ownTaskStates(rule);
+  if (!own.includes(instance.taskState)) {
     return new CloudError(
       'Conflict',
-      `Conflict updating instance ${instance.uuid}. Expected task_state: [${rule.taskState ?? 'None'}]. Actual: ${instance.taskState ?? 'None'}`,
+      `Conflict updating instance ${instance.uuid}. Expected task_state: [${own.map((t) => t ?? 'None').join(', ')}]. Actual: ${instance.taskState ?? 'None'}`,
       {
         reason: 'UnexpectedTaskState',
         instanceUuid: instance.uuid,
-        expected: [rule.taskState],
+        expected: own,
         actual: instance.taskState,
       },
     );
@@ -292,7 +337,32 @@ async function openAction(ctx: NovaContext, instanceUuid: string, requestId: str
   return action;
 }
 
-const finishSchema = eventSchema.extend({ powerState: z.literal(POWER_STATE_VALUES).optional() });
+const advanceSchema = stepSchema.extend({ taskState: z.enum(TASK_STATE_VALUES) });
+export type AdvanceOperationInput = z.input<typeof advanceSchema>;
+
+/**
+ * The host moves the operation to its next task_state (rebuild: rebuild_block_device_mapping, then
+ * rebuild_spawning), guarded by the states the operation holds; Conflict once it no longer owns the
+ * instance. Repeating it changes nothing.
+ */
+export async function advanceOperation(ctx: NovaContext, input: unknown): Promise<instances.Instance> {
+  const req = parseRequest(advanceSchema, input, 'operation task state');
+  const rule = operationRule(req.operation);
+  if (!(rule.laterTaskStates ?? []).includes(req.taskState))
+    throw new CloudError('BadRequest', `A ${rule.action} does not go through task_state ${req.taskState}`);
+  return instances.updateInstance(
+    ctx,
+    req.instanceUuid,
+    { taskState: req.taskState },
+    { expectedTaskState: ownTaskStates(rule) },
+  );
+}
+
+const finishSchema = eventSchema.extend({
+  powerState: z.literal(POWER_STATE_VALUES).optional(),
+  /** A rebuild of a stopped server ends stopped (the compute manager stops it again), not vmStateAfter. */
+  vmState: z.literal(VM_STATES.STOPPED).optional(),
+});
 /** powerState: a number from the host's driver (checked here against Nova's values). */
 export type FinishOperationInput = Omit<z.input<typeof finishSchema>, 'powerState'> & { powerState?: number };
 
@@ -317,9 +387,12 @@ export async function finishOperation(ctx: NovaContext, input: unknown): Promise
       {
         taskState: null,
         ...(rule.vmStateAfter ? { vmState: rule.vmStateAfter } : {}),
+        ...(req.vmState ? { vmState: req.vmState } : {}),
         ...(req.powerState === undefined ? {} : { powerState: req.powerState }),
+        // The compute manager's rebuild records its launch again.
+        ...(req.operation === 'rebuild' ? { launchedAt: ctx.clock.now() } : {}),
       },
-      { expectedTaskState: rule.taskState },
+      { expectedTaskState: ownTaskStates(rule) },
     );
     const step = { instanceUuid: req.instanceUuid, requestId: req.requestId };
     await actions.recordEvent(scoped, { ...step, event: rule.event, host: req.host, result: 'Success' });
@@ -391,7 +464,7 @@ export async function failOperation(ctx: NovaContext, input: unknown): Promise<F
           ...(toError ? { vmState: VM_STATES.ERROR } : {}),
           ...(req.powerState === undefined ? {} : { powerState: req.powerState as PowerState }),
         },
-        { expectedTaskState: rule.taskState },
+        { expectedTaskState: ownTaskStates(rule) },
       );
       if (req.fault) {
         await actions.addFault(scoped, req.instanceUuid, {

@@ -13,6 +13,15 @@ export interface FlavorsTable {
   is_public: number;
   disabled: number;
   created_at: number;
+  /** 2.55's description (migration 009); null without. */
+  description: string | null;
+}
+
+/** Nova's flavor_extra_specs (migration 009). */
+export interface FlavorExtraSpecsTable {
+  flavorid: string;
+  spec_key: string;
+  spec_value: string;
 }
 
 export interface InstancesTable {
@@ -45,6 +54,10 @@ export interface InstancesTable {
   /** Nova's access_ip_v4 / access_ip_v6 as the user gave them; null without (and before migration 007). */
   access_ip_v4: string | null;
   access_ip_v6: string | null;
+  /** os-lock-server (migration 008): 1 while locked; by 'owner' or 'admin'; the reason given (2.73). */
+  locked: number;
+  locked_by: string | null;
+  locked_reason: string | null;
   vm_state: string;
   task_state: string | null;
   power_state: number;
@@ -168,6 +181,7 @@ export interface KeyPairsTable {
 export interface NovaDb {
   key_pairs: KeyPairsTable;
   flavors: FlavorsTable;
+  flavor_extra_specs: FlavorExtraSpecsTable;
   instances: InstancesTable;
   instance_faults: InstanceFaultsTable;
   instance_actions: InstanceActionsTable;

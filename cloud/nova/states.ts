@@ -17,8 +17,10 @@ export const TASK_STATES = {
   BLOCK_DEVICE_MAPPING: 'block_device_mapping',
   NETWORKING: 'networking',
   SPAWNING: 'spawning',
-  // Evacuate (a rebuild on another host): set by nova-api, then by the conductor before the spawn.
+  // Rebuild and evacuate (a rebuild on another host): set by nova-api, then by the compute host before the
+  // guest's disks and before the spawn.
   REBUILDING: 'rebuilding',
+  REBUILD_BLOCK_DEVICE_MAPPING: 'rebuild_block_device_mapping',
   REBUILD_SPAWNING: 'rebuild_spawning',
   DELETING: 'deleting',
   // Day two (task_states.py): set by nova-api before the operation's workflow starts.
@@ -44,19 +46,24 @@ export type PowerState = (typeof POWER_STATES)[keyof typeof POWER_STATES];
 export const POWER_STATE_VALUES = Object.values(POWER_STATES) as [PowerState, ...PowerState[]];
 
 export type ApiStatus =
-  'BUILD' | 'ACTIVE' | 'SHUTOFF' | 'REBOOT' | 'HARD_REBOOT' | 'ERROR' | 'DELETED' | 'UNKNOWN';
+  'BUILD' | 'ACTIVE' | 'SHUTOFF' | 'REBOOT' | 'HARD_REBOOT' | 'REBUILD' | 'ERROR' | 'DELETED' | 'UNKNOWN';
 
 /**
  * Nova's _STATE_MAP restricted to the states bootflow uses: an ACTIVE server rebooting shows REBOOT or
- * HARD_REBOOT; every other task shows the vm_state's default status (an ACTIVE server being deleted or
- * powered off is still ACTIVE, a STOPPED one hard-rebooted still SHUTOFF), and vm_state error is ERROR
- * whatever the task.
+ * HARD_REBOOT; an ACTIVE, STOPPED or ERROR one being rebuilt (or evacuated) REBUILD; every other task
+ * shows the vm_state's default status (an ACTIVE server being deleted or powered off is still ACTIVE, a
+ * STOPPED one hard-rebooted still SHUTOFF).
  */
+const REBUILD_TASKS = {
+  rebuilding: 'REBUILD',
+  rebuild_block_device_mapping: 'REBUILD',
+  rebuild_spawning: 'REBUILD',
+} as const;
 const STATE_MAP: Record<VmState, { default: ApiStatus } & Partial<Record<TaskState, ApiStatus>>> = {
-  active: { default: 'ACTIVE', rebooting: 'REBOOT', rebooting_hard: 'HARD_REBOOT' },
+  active: { default: 'ACTIVE', rebooting: 'REBOOT', rebooting_hard: 'HARD_REBOOT', ...REBUILD_TASKS },
   building: { default: 'BUILD' },
-  stopped: { default: 'SHUTOFF' },
-  error: { default: 'ERROR' },
+  stopped: { default: 'SHUTOFF', ...REBUILD_TASKS },
+  error: { default: 'ERROR', ...REBUILD_TASKS },
   deleted: { default: 'DELETED' },
 };
 
