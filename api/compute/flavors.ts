@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { Flavor, FlavorExtras } from '../../cloud/nova';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
+import { FALSE_STRINGS, isTrue, parameterBoolean } from '../parameter-types';
 import { authOf } from '../auth';
 import {
   can,
@@ -88,8 +89,7 @@ async function listFlavors(deps: ApiDeps, request: FastifyRequest, detail: boole
     (f) => (minRam === undefined || f.memoryMb >= minRam) && (minDisk === undefined || f.rootGb >= minDisk),
   );
   // is_public=false lists private flavors only: bootflow has none.
-  if (q.is_public !== undefined && ['false', '0', 'no', 'f', 'n', 'off'].includes(q.is_public.toLowerCase()))
-    flavors = [];
+  if (q.is_public !== undefined && FALSE_STRINGS.includes(q.is_public.toLowerCase())) flavors = [];
   flavors.sort((a, b) => {
     const x = keyOf(a);
     const y = keyOf(b);
@@ -132,18 +132,7 @@ function createSchema(request: FastifyRequest) {
       'OS-FLV-EXT-DATA:ephemeral': size(0).optional(),
       swap: size(0).optional(),
       rxtx_factor: z.number().min(0).optional(),
-      // parameter_types.boolean: JSON booleans and oslo's boolean strings.
-      'os-flavor-access:is_public': z
-        .union([
-          z.boolean(),
-          z
-            .enum(['true', 'True', 'TRUE', '1', 'on', 'On', 'yes', 'Yes', 'YES', 'y', 't'])
-            .transform(() => true),
-          z
-            .enum(['false', 'False', 'FALSE', '0', 'off', 'Off', 'no', 'No', 'NO', 'n', 'f'])
-            .transform(() => false),
-        ])
-        .optional(),
+      'os-flavor-access:is_public': parameterBoolean.optional(),
       ...(atLeast(request, 2, 55)
         ? { description: z.union([z.string().max(65535), z.null()]).optional() }
         : {}),
@@ -162,8 +151,10 @@ export async function flavorRoutes(app: FastifyInstance, deps: ApiDeps): Promise
       disk: number;
       id?: string | null;
       swap?: number;
+      'os-flavor-access:is_public'?: boolean | string;
     };
-    if (f['os-flavor-access:is_public'] === false)
+    const isPublic = f['os-flavor-access:is_public'];
+    if (isPublic !== undefined && !isTrue(isPublic))
       throw new ApiError(400, 'Private flavors are not supported by bootflow.');
     const flavor = await deps.cloud.nova.createFlavor({
       id: f.id ?? randomUUID(),
