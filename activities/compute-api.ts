@@ -13,6 +13,7 @@ import {
   checkExistingBootVolume,
   checkImageFitsFlavor,
   flavorRefError,
+  guestFlavor,
   operationRule,
   type BootPlanRequest,
   type Nova,
@@ -176,18 +177,9 @@ export function createComputeApiActivities({ keystone, nova, glance, cinder }: C
       if (!instance.imageRef)
         throw new CloudError('BadRequest', `Instance ${instance.uuid} has no image to rebuild from`);
       const { spec } = await activeImageFor(glance, instance.imageRef, ctx);
-      const { flavor } = instance;
       return {
         name: instance.name,
-        flavor: {
-          id: flavor.id,
-          name: flavor.name,
-          vcpus: flavor.vcpus,
-          memoryMb: flavor.memoryMb,
-          rootGb: flavor.rootGb,
-          ephemeralGb: flavor.ephemeralGb,
-          swapMb: flavor.swapMb,
-        },
+        flavor: guestFlavor(instance.flavor),
         image: spec,
       };
     },

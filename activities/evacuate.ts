@@ -8,7 +8,7 @@
 import { CloudError, isCloudError } from '../cloud/errors';
 import type { Glance } from '../cloud/glance';
 import { enforce, enforceVisible, type Keystone } from '../cloud/keystone';
-import type { FaultRecord, Nova } from '../cloud/nova';
+import { guestFlavor, type FaultRecord, type Nova } from '../cloud/nova';
 import type { FlavorSpec, ImageSpec } from '../workflows/types';
 import { adaptAll } from './failures';
 import { contextForOngoingWork, contextOfGrant } from './identity';
@@ -64,22 +64,13 @@ export function createEvacuateActivities({ keystone, nova, glance }: EvacuateSer
         instance.bootFromVolume || !instance.imageRef
           ? null
           : (await activeImageFor(glance, instance.imageRef, ctx)).spec;
-      const { flavor } = instance;
       return {
         sourceHost: start.sourceHost,
         excludedHosts: start.excludedHosts,
         projectId: instance.projectId,
         userId: instance.userId,
         name: instance.name,
-        flavor: {
-          id: flavor.id,
-          name: flavor.name,
-          vcpus: flavor.vcpus,
-          memoryMb: flavor.memoryMb,
-          rootGb: flavor.rootGb,
-          ephemeralGb: flavor.ephemeralGb,
-          swapMb: flavor.swapMb,
-        },
+        flavor: guestFlavor(instance.flavor),
         image,
         availabilityZone: instance.availabilityZone,
       };

@@ -15,6 +15,15 @@ export interface Flavor {
   swapMb: number;
 }
 
+/**
+ * A flavor's own fields, the way a guest is defined with them, without what rows and views carry beside
+ * them (extra specs, a description): what a workflow's plan holds.
+ */
+export function guestFlavor(flavor: Flavor): Flavor {
+  const { id, name, vcpus, memoryMb, rootGb, ephemeralGb, swapMb } = flavor;
+  return { id, name, vcpus, memoryMb, rootGb, ephemeralGb, swapMb };
+}
+
 export const DEFAULT_FLAVORS: readonly Flavor[] = [
   { id: '1', name: 'm1.tiny', vcpus: 1, memoryMb: 512, rootGb: 1, ephemeralGb: 0, swapMb: 0 },
   { id: '2', name: 'm1.small', vcpus: 1, memoryMb: 2048, rootGb: 20, ephemeralGb: 0, swapMb: 0 },

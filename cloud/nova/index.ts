@@ -74,7 +74,7 @@ export {
 } from './operations';
 export type { KeyPair, ImportKeyPairInput } from './keypairs';
 export { DEFAULT_KEY_PAIRS_PER_USER, fingerprintOf } from './keypairs';
-export { DEFAULT_FLAVORS } from './flavors';
+export { DEFAULT_FLAVORS, guestFlavor } from './flavors';
 export type { PowerSyncInput, PowerSyncResult } from './power-sync';
 export type { Instance, CreateInstanceRequest, InstancePatch, UpdateOptions } from './instances';
 export type {
