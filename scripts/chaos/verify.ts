@@ -287,8 +287,10 @@ function verdictOf(ctx: Context, t: TrackedRequest, instances: Instance[]): Requ
   const dayTwo = ctx.dayTwo.get(instance.uuid);
   // Stopped by day two (and not started since) is as live as ACTIVE; day-two.ts checks it was asked for.
   if (instance.vmState === 'active' || (dayTwo && instance.vmState === dayTwo.vmState)) {
-    // A boot terminated after its server went ACTIVE leaves it so (holding everything, checked below).
-    if (!t.boot.ok && !t.terminated)
+    // A boot terminated after its server went ACTIVE leaves it so (holding everything, checked below), and
+    // a reset run that meets the server an earlier run built leaves it so and fails Conflict.
+    const resetMetBuilt = t.resets !== undefined && !t.boot.ok && t.boot.type === 'Conflict';
+    if (!t.boot.ok && !t.terminated && !resetMetBuilt)
       fail(ctx, id, `Nova says ACTIVE but the workflow failed: ${t.boot.type}`);
     if (t.deletion)
       fail(ctx, id, `asked to be deleted (${t.deletion.error ?? 'no answer'}) but still ACTIVE`);
