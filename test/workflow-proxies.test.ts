@@ -54,16 +54,18 @@ test('each controller activity has exactly one proxy group; nothing unused', () 
 });
 
 test('each network activity has exactly one proxy group', () => {
-  checkGroups(network, [NETWORK_STEPS, NETWORK_POLLS, NETWORK_CLEANUPS], []);
+  // dhcpNetworks is the DHCP sync's, with its own read policy (workflows/compute-service.ts).
+  checkGroups(network, [NETWORK_STEPS, NETWORK_POLLS, NETWORK_CLEANUPS], ['dhcpNetworks']);
 });
 
 test('the compute groups are exactly the activities a compute worker serves', () => {
-  // auditHost is the leak audit's, getConsoleOutput the console log's and readPowerStates the power-state
-  // sync's, each with its own read policy (workflows/operator.ts, console-output.ts, compute-service.ts).
+  // auditHost is the leak audit's, getConsoleOutput the console log's, readPowerStates the power-state
+  // sync's and readDhcpNetworks / syncDhcpNetworks the DHCP sync's, each with its own read policy
+  // (workflows/operator.ts, console-output.ts, compute-service.ts).
   checkGroups(
     compute,
     [COMPUTE_OPS, COMPUTE_FETCHES, COMPUTE_CLEANUPS, COMPUTE_POWER, COMPUTE_READS, COMPUTE_VOLUME_OPS],
-    ['auditHost', 'getConsoleOutput', 'readPowerStates'],
+    ['auditHost', 'getConsoleOutput', 'readPowerStates', 'readDhcpNetworks', 'syncDhcpNetworks'],
   );
 });
 
