@@ -130,18 +130,23 @@ const reporter = proxyActivities<Pick<ComputeServiceActivities, 'reportComputeSe
   retry: { initialInterval: '500 ms', maximumAttempts: 2 },
 });
 
+/**
+ * The syncs' steps off the host (controller, neutron-server): the next round is a minute away and reads the
+ * host afresh, so a second quick try is enough.
+ */
+const NEXT_ROUND_RETRY = { initialInterval: '1 second', maximumAttempts: 2 } as const;
+
 const powerSyncApply = proxyActivities<Pick<ComputeServiceActivities, 'syncPowerStates'>>({
   taskQueue: CONTROLLER_QUEUE,
   startToCloseTimeout: '30 seconds',
-  // The next round is a minute away and reads the host afresh: a second quick try is enough.
-  retry: { initialInterval: '1 second', maximumAttempts: 2 },
+  retry: NEXT_ROUND_RETRY,
 });
 
-/** neutron-server's answer to the DHCP agent: one quick retry, the next round asks again. */
+/** neutron-server's answer to the DHCP agent. */
 const dhcpNetworksOf = proxyActivities<Pick<NetworkActivities, 'dhcpNetworks'>>({
   taskQueue: NETWORK_QUEUE,
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumAttempts: 2 },
+  retry: NEXT_ROUND_RETRY,
 });
 
 /** The host's reads and the DHCP sync: one attempt, the next round is its retry (the state may change meanwhile). */
