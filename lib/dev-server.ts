@@ -3,10 +3,11 @@
  * SQLite file, for the demo and the end-to-end and browser tests. Time-skipping tests use @temporalio/testing.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { ensurePrivateDir, usePrivateUmask } from './file-modes';
 import net from 'node:net';
 import path from 'node:path';
+import { pollUntil } from './poll';
 import { resolveTemporalBinary } from './temporal-binaries';
 
 export type SearchAttributeType = 'Keyword' | 'Text' | 'Int' | 'Double' | 'Bool' | 'Datetime' | 'KeywordList';
@@ -34,25 +35,6 @@ export interface RunningDevServer {
   uiUrl: string;
   process: ChildProcess;
   stop(): Promise<void>;
-}
-
-/** Resolves once something listens on host:port, or rejects after timeoutMs. */
-export function waitForPort(host: string, port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      const socket = net.connect({ host, port }, () => {
-        socket.end();
-        resolve();
-      });
-      socket.on('error', () => {
-        socket.destroy();
-        if (Date.now() > deadline) reject(new Error(`nothing listens on ${host}:${port}`));
-        else setTimeout(attempt, 200);
-      });
-    };
-    attempt();
-  });
 }
 
 export interface PortReservation {
@@ -170,6 +152,39 @@ function devServerArgs(options: DevServerOptions, ip: string, port: number, uiPo
   return args;
 }
 
+/** The dev server's process ended before it listened: most often a port it needs was taken meanwhile. */
+export class DevServerExitedEarly extends Error {
+  override name = 'DevServerExitedEarly';
+}
+
+function lastLines(file: string, count: number): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-count).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * A dev server on ports the OS picks. The ports are free when picked but not held once the server starts
+ * (it must bind them itself), and the server picks its own HTTP and metrics ports the same way: another
+ * process, or the server itself, can take one in between and the server exits at once. Then it is started
+ * again on other ports, up to `attempts` times.
+ */
+export async function startDevServerOnFreePorts(
+  options: Omit<DevServerOptions, 'port' | 'uiPort'>,
+  attempts = 3,
+): Promise<RunningDevServer> {
+  for (let attempt = 1; ; attempt++) {
+    const [port, uiPort] = (await freePorts(2, options.ip)) as [number, number];
+    try {
+      return await startDevServer({ ...options, port, uiPort });
+    } catch (err) {
+      if (!(err instanceof DevServerExitedEarly) || attempt >= attempts) throw err;
+    }
+  }
+}
+
 export async function startDevServer(options: DevServerOptions): Promise<RunningDevServer> {
   const resolved = resolveTemporalBinary('cli');
   if (resolved.source === 'download') throw new Error(resolved.reason);
@@ -203,25 +218,34 @@ export async function startDevServer(options: DevServerOptions): Promise<Running
   });
   if (logFd !== undefined) closeSync(logFd);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  let exitedEarly = false;
-  const early = exited.then(() => {
-    exitedEarly = true;
-    throw new Error(`temporal server start-dev exited early (is port ${port} or ${uiPort} taken?)`);
+  const listening = async (p: number): Promise<true | undefined> => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      const logTail = typeof output === 'object' ? lastLines(output.file, 5) : '';
+      throw new DevServerExitedEarly(
+        `temporal server start-dev exited early (is port ${port} or ${uiPort} taken?)` +
+          (logTail ? `; its log ends:\n${logTail}` : ''),
+      );
+    }
+    return (await portInUse(ip, p)) || undefined;
+  };
+  await pollUntil(() => listening(port), {
+    timeoutMs: 60_000,
+    intervalMs: 200,
+    what: `the Temporal frontend on ${ip}:${port}`,
   });
-  early.catch(() => undefined);
-  await Promise.race([
-    (async () => {
-      await waitForPort(ip, port, 60_000);
-      if (!options.headless) await waitForPort(ip, uiPort, 30_000);
-    })(),
-    early,
-  ]);
+  if (!options.headless) {
+    await pollUntil(() => listening(uiPort), {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      what: `the Temporal Web UI on ${ip}:${uiPort}`,
+    });
+  }
   return {
     address: `${ip}:${port}`,
     uiUrl: `http://${ip === '0.0.0.0' ? 'localhost' : ip}:${uiPort}`,
     process: child,
     async stop() {
-      if (exitedEarly || child.exitCode !== null || child.signalCode !== null) return;
+      if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
       const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       await exited;

@@ -6,7 +6,17 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { freePorts, holdPorts, portInUse, reservePorts } from '../lib/dev-server';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  DevServerExitedEarly,
+  freePorts,
+  holdPorts,
+  portInUse,
+  reservePorts,
+  startDevServerOnFreePorts,
+} from '../lib/dev-server';
 
 function listen(port: number): Promise<net.Server> {
   return new Promise((resolve, reject) => {
@@ -55,5 +65,32 @@ describe('dev server ports', () => {
     // The port held before the failure was let go again.
     await close(await listen(freePort));
     await close(taken);
+  });
+
+  test('a dev server that cannot bind a port it needs is started again, then says why with its log', async () => {
+    // The HTTP API port it is told to use is taken on every attempt, as a port picked by another process
+    // between the pick and the bind would be on one.
+    const taken = await listen(0);
+    const takenPort = (taken.address() as net.AddressInfo).port;
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'bootflow-devports-'));
+    const log = path.join(dataDir, 'temporal.log');
+    try {
+      const started = startDevServerOnFreePorts(
+        { dataDir, headless: true, output: { file: log }, extraArgs: ['--http-port', String(takenPort)] },
+        2,
+      );
+      await assert.rejects(started, (err: unknown) => {
+        assert.ok(err instanceof DevServerExitedEarly);
+        assert.match(err.message, /exited early/);
+        assert.match(err.message, /its log ends:\n/);
+        return true;
+      });
+      // Each attempt appended its own failure to the log: two attempts, two bind errors.
+      const binds = readFileSync(log, 'utf8').match(/address already in use/g) ?? [];
+      assert.equal(binds.length, 2, readFileSync(log, 'utf8'));
+    } finally {
+      await close(taken);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });

@@ -9,14 +9,14 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { Connection } from '@temporalio/client';
-import { freePort, startDevServer, type RunningDevServer } from '../lib/dev-server';
+import { startDevServerOnFreePorts, type RunningDevServer } from '../lib/dev-server';
 
 let dataDir: string;
 let server: RunningDevServer | undefined;
 
 before(async () => {
   dataDir = mkdtempSync(path.join(os.tmpdir(), 'bootflow-devstore-'));
-  server = await startDevServer({ dataDir, port: await freePort(), headless: true, output: 'ignore' });
+  server = await startDevServerOnFreePorts({ dataDir, headless: true, output: 'ignore' });
 });
 
 after(async () => {

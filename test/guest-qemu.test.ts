@@ -32,7 +32,7 @@ import { bridgeName, DhcpServer, listHostDevices } from '../cloud/compute/linux-
 import { removeCloudFromMachine } from '../cloud/compute/machine-cleanup';
 import { hostDirOf } from '../cloud/index';
 import { defaultHostSpec, capabilitiesOf } from '../cloud/hosts';
-import { startDevServer, freePort, type RunningDevServer } from '../lib/dev-server';
+import { freePort, startDevServerOnFreePorts, type RunningDevServer } from '../lib/dev-server';
 import { ensureGuestImage, INSTALL_COMMAND, missingGuestTools } from '../lib/guest-image';
 import { pollUntil } from '../lib/poll';
 import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/command-line/temporal';
@@ -212,9 +212,8 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
     const admin = readOpenrc(path.join(dataDir, 'admin-openrc.sh'));
     demoAuth = { credentials: { username: 'demo', password: demo.password ?? '', projectName: 'demo' } };
     adminAuth = { credentials: { username: 'admin', password: admin.password ?? '', projectName: 'admin' } };
-    server = await startDevServer({
+    server = await startDevServerOnFreePorts({
       dataDir,
-      port: await freePort(),
       headless: true,
       searchAttributes: BOOT_SEARCH_ATTRIBUTES,
       output: { file: path.join(dataDir, 'temporal.log') },

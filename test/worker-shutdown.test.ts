@@ -20,7 +20,7 @@ import { temporal } from '@temporalio/proto';
 import { readOpenrc } from '../cloud/bootstrap';
 import { FaultInjector } from '../cloud/compute/faults';
 import { hostDirOf } from '../cloud/index';
-import { startDevServer, freePort, type RunningDevServer } from '../lib/dev-server';
+import { startDevServerOnFreePorts, type RunningDevServer } from '../lib/dev-server';
 import { bootflowDataConverter, loadKeyringOrExplain } from '../lib/command-line/temporal';
 import { prepareDataDir } from '../scripts/bootstrap';
 import { waitForComputeHosts } from '../lib/command-line/compute-services';
@@ -130,9 +130,8 @@ describe('worker shutdown (SIGTERM) loses no activity', () => {
     credentials = {
       credentials: { username: 'demo', password: demo.password ?? '', projectName: 'demo' },
     };
-    server = await startDevServer({
+    server = await startDevServerOnFreePorts({
       dataDir,
-      port: await freePort(),
       headless: true,
       searchAttributes: BOOT_SEARCH_ATTRIBUTES,
       output: { file: path.join(dataDir, 'temporal.log') },

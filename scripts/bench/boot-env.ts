@@ -21,7 +21,7 @@ import type { ComputeHost } from '../../cloud/compute';
 import { capabilitiesOf, type HostSpec } from '../../cloud/hosts';
 import { openCloud, openComputeHost, type Cloud } from '../../cloud/index';
 import { temporalSettings } from '../../lib/connection';
-import { freePorts, startDevServer, type RunningDevServer } from '../../lib/dev-server';
+import { startDevServerOnFreePorts, type RunningDevServer } from '../../lib/dev-server';
 import { installTemporalRuntime } from '../../lib/logger';
 import { computeQueue, CONTROLLER_QUEUE, NETWORK_QUEUE } from '../../workflows/names';
 import { BOOT_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
@@ -73,11 +73,8 @@ export async function openTemporal(
     log(`boot: Temporal at ${address} (TEMPORAL_ADDRESS)`);
   } else {
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'bootflow-bench-temporal-'));
-    const [port, uiPort] = (await freePorts(2)) as [number, number];
-    server = await startDevServer({
+    server = await startDevServerOnFreePorts({
       dataDir,
-      port,
-      uiPort,
       searchAttributes: { ...BOOT_SEARCH_ATTRIBUTES },
     });
     address = server.address;

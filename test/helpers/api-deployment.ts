@@ -14,7 +14,12 @@ import { openrcPath } from '../../cloud/bootstrap';
 import { DEFAULT_HOSTS } from '../../cloud/hosts';
 import { waitForComputeHosts } from '../../lib/command-line/compute-services';
 import { bootflowDataConverter, loadKeyringOrExplain } from '../../lib/command-line/temporal';
-import { reservePorts, startDevServer, type RunningDevServer } from '../../lib/dev-server';
+import {
+  reservePorts,
+  startDevServer,
+  startDevServerOnFreePorts,
+  type RunningDevServer,
+} from '../../lib/dev-server';
 import { prepareDataDir, type PreparedData } from '../../scripts/bootstrap';
 import { BOOT_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 import { deploymentEnv, startScript, stopChild, workerReady, type ChildHandle } from './deployment';
@@ -63,21 +68,21 @@ export async function startApiDeployment(
     rmSync(dataDir, { recursive: true, force: true });
   };
   try {
-    const reserved = await reservePorts(3);
-    const [port, uiPort, apiPort] = reserved.ports as [number, number, number];
+    const reserved = await reservePorts(1);
+    const [apiPort] = reserved.ports as [number];
     const apiUrl = `http://127.0.0.1:${apiPort}`;
     const env = deploymentEnv({ BOOTFLOW_DATA: dataDir, BOOTFLOW_API_PORT: String(apiPort) });
     const prepared = await prepareDataDir(dataDir, env);
     await reserved.release();
     const devServerOptions = {
       dataDir,
-      port,
-      uiPort,
       searchAttributes: BOOT_SEARCH_ATTRIBUTES,
       output: { file: path.join(dataDir, 'temporal.log') },
     };
-    server = await startDevServer(devServerOptions);
+    server = await startDevServerOnFreePorts(devServerOptions);
     const running = server;
+    // A restart comes back on the same ports: the workers and the API keep the address they were given.
+    const [port, uiPort] = [server.address, server.uiUrl].map((url) => Number(url.split(':').pop()));
     const workerEnv = { ...env, TEMPORAL_ADDRESS: server.address };
     const mainRoles =
       separate.length === 0
@@ -128,7 +133,7 @@ export async function startApiDeployment(
         await gone;
       },
       async restartTemporal() {
-        server = await startDevServer(devServerOptions);
+        server = await startDevServer({ ...devServerOptions, port, uiPort });
       },
       close,
     };
