@@ -15,6 +15,7 @@ import { CloudError, isCloudError } from '../errors';
 import { parseRequest } from '../validation';
 import { HashingMeter } from './hashing';
 import { ImageFileStore } from './image-store';
+import { Metadefs } from './metadefs';
 import { glanceMigrations } from './migrations';
 import {
   createImageSchema,
@@ -121,12 +122,17 @@ function toMember(row: ImageMembersTable): ImageMember {
 }
 
 export class Glance {
+  /** The metadata definitions catalog (/v2/metadefs), in Glance's database. */
+  readonly metadefs: Metadefs;
+
   private constructor(
     private readonly store: ServiceDb<GlanceDb>,
     private readonly files: ImageFileStore,
     private readonly clock: Clock,
     private readonly imageSizeCap: number,
-  ) {}
+  ) {
+    this.metadefs = new Metadefs(store, clock);
+  }
 
   /** The tables this process has written (cloud/db-writes.ts), for readers that keep what they read. */
   get writes(): WriteGenerations {

@@ -9,3 +9,13 @@ export {
 export { HashingMeter, type DataDigests } from './hashing';
 export type { CreateImageInput, UpdateImageInput, ListImagesFilter } from './requests';
 export * from './types';
+export type {
+  MetadefNamespace,
+  MetadefNamespaceDetail,
+  MetadefObject,
+  MetadefTag,
+  ResourceTypeAssociation,
+  ListNamespacesOptions,
+  Metadefs,
+} from './metadefs';
+export type { PropertyType } from './metadef-requests';
