@@ -13,6 +13,7 @@ import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
 import { imageMembersRoutes } from './members';
 import { metadefRoutes } from './metadefs';
+import { taskRoutes } from './tasks';
 import { applyPatch, parsePatch, PATCH_MEDIA_TYPES, unsupportedPatchType } from './patch';
 import { CORE_ATTRIBUTES, imageSchema, imageView } from './views';
 
@@ -430,6 +431,7 @@ async function imagesV2(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     });
 
   await metadefRoutes(app, glance.metadefs);
+  await taskRoutes(app, glance.tasks);
   await imageMembersRoutes(app, glance, byId);
 
   app.delete('/images/:imageId', async (request, reply) => {

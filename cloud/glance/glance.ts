@@ -17,6 +17,7 @@ import { HashingMeter } from './hashing';
 import { ImageFileStore } from './image-store';
 import { Metadefs } from './metadefs';
 import { glanceMigrations } from './migrations';
+import { Tasks } from './tasks';
 import {
   createImageSchema,
   imageIdSchema,
@@ -124,6 +125,8 @@ function toMember(row: ImageMembersTable): ImageMember {
 export class Glance {
   /** The metadata definitions catalog (/v2/metadefs), in Glance's database. */
   readonly metadefs: Metadefs;
+  /** The tasks API's records (/v2/tasks): nothing runs them (tasks.ts). */
+  readonly tasks: Tasks;
 
   private constructor(
     private readonly store: ServiceDb<GlanceDb>,
@@ -132,6 +135,7 @@ export class Glance {
     private readonly imageSizeCap: number,
   ) {
     this.metadefs = new Metadefs(store, clock);
+    this.tasks = new Tasks(store, clock);
   }
 
   /** The tables this process has written (cloud/db-writes.ts), for readers that keep what they read. */

@@ -19,3 +19,4 @@ export type {
   Metadefs,
 } from './metadefs';
 export type { PropertyType } from './metadef-requests';
+export { TASK_STATUSES, type ListTasksOptions, type Task, type Tasks } from './tasks';

@@ -160,6 +160,31 @@ export const glanceMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  /**
+   * Glance's tasks (the tasks and task_info tables, one table here): what `POST /v2/tasks` was asked, and how
+   * it ended.
+   */
+  '004_tasks': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('tasks')
+        .addColumn('id', 'varchar(36)', (c) => c.primaryKey())
+        .addColumn('type', 'varchar(30)', (c) => c.notNull())
+        .addColumn('status', 'varchar(30)', (c) => c.notNull())
+        .addColumn('owner', 'varchar(255)', (c) => c.notNull())
+        .addColumn('input', 'text')
+        .addColumn('result', 'text')
+        .addColumn('message', 'text', (c) => c.notNull())
+        .addColumn('image_id', 'varchar(36)')
+        .addColumn('request_id', 'varchar(64)')
+        .addColumn('user_id', 'varchar(64)')
+        .addColumn('expires_at', 'bigint')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('tasks_owner_idx').on('tasks').column('owner').execute();
+    },
+  },
 };
 
 /** The resource types Glance's shipped metadefs (etc/metadefs/*.json) name. */

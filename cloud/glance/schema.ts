@@ -54,6 +54,7 @@ export interface GlanceDb {
   metadef_objects: MetadefObjectsTable;
   metadef_properties: MetadefPropertiesTable;
   metadef_tags: MetadefTagsTable;
+  tasks: TasksTable;
 }
 
 /** Glance's metadata definition tables (migration 003_metadefs). */
@@ -111,6 +112,25 @@ export interface MetadefPropertiesTable {
 export interface MetadefTagsTable {
   namespace_id: string;
   name: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** Glance's tasks (migration 004_tasks). */
+export interface TasksTable {
+  id: string;
+  type: string;
+  status: string;
+  owner: string;
+  /** JSON, or null. */
+  input: string | null;
+  /** JSON, or null. */
+  result: string | null;
+  message: string;
+  image_id: string | null;
+  request_id: string | null;
+  user_id: string | null;
+  expires_at: number | null;
   created_at: number;
   updated_at: number;
 }
