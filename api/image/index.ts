@@ -12,6 +12,8 @@ import { authOf, requireAuth } from '../auth';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
 import { imageMembersRoutes } from './members';
+import { metadefRoutes } from './metadefs';
+import { taskRoutes } from './tasks';
 import { applyPatch, parsePatch, PATCH_MEDIA_TYPES, unsupportedPatchType } from './patch';
 import { CORE_ATTRIBUTES, imageSchema, imageView } from './views';
 
@@ -248,6 +250,11 @@ async function imagesV2(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   // here (Glance's image_size_cap bounds it in the store).
   app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
 
+  // glance/api/v2/discovery.py: the import methods enabled; bootflow has no image import (README "differ").
+  app.get('/info/import', async () => ({
+    'import-methods': { description: 'Import methods available.', type: 'array', value: [] },
+  }));
+
   app.get('/schemas/image', async () => imageSchema());
   app.get('/schemas/images', async () => ({
     name: 'images',
@@ -423,6 +430,8 @@ async function imagesV2(app: FastifyInstance, deps: ApiDeps): Promise<void> {
       return reply.code(204).send();
     });
 
+  await metadefRoutes(app, glance.metadefs);
+  await taskRoutes(app, glance.tasks);
   await imageMembersRoutes(app, glance, byId);
 
   app.delete('/images/:imageId', async (request, reply) => {

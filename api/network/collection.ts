@@ -1,12 +1,20 @@
 /**
  * Neutron's list conventions for every collection: filters as query parameters (any attribute of the
- * resource; a repeated parameter matches any of its values; an unknown attribute is 400), `fields` to pick
+ * resource; a repeated parameter matches any of its values; an unknown attribute is 400; `tags`, `tags-any`,
+ * `not-tags`, `not-tags-any` on tagged resources), `fields` to pick
  * attributes, and `limit`/`marker` pagination with a `<collection>_links` next link.
  */
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../errors';
 
 const CONTROL = new Set(['fields', 'limit', 'marker', 'sort_key', 'sort_dir', 'page_reverse']);
+
+const TAG_FILTERS: Record<string, (tags: string[], wanted: string[]) => boolean> = {
+  tags: (tags, wanted) => wanted.every((t) => tags.includes(t)),
+  'tags-any': (tags, wanted) => wanted.some((t) => tags.includes(t)),
+  'not-tags': (tags, wanted) => !wanted.every((t) => tags.includes(t)),
+  'not-tags-any': (tags, wanted) => !wanted.some((t) => tags.includes(t)),
+};
 
 function values(raw: unknown): string[] {
   return (Array.isArray(raw) ? raw : [raw]).map(String);
@@ -43,6 +51,15 @@ export function listResponse<T extends { id: string }>(
   let result = items;
   for (const [key, raw] of Object.entries(query)) {
     if (CONTROL.has(key)) continue;
+    const tagFilter = TAG_FILTERS[key];
+    if (tagFilter && attributes.includes('tags')) {
+      // Neutron's tag filters take comma-separated tags (tagging.py TAGS, TAGS_ANY, NOT_TAGS, NOT_TAGS_ANY).
+      const wanted = values(raw).flatMap((v) => v.split(','));
+      result = result.filter((item) =>
+        tagFilter(Array.isArray(item.tags) ? item.tags.map(String) : [], wanted),
+      );
+      continue;
+    }
     if (!attributes.includes(key))
       throw new ApiError(400, `[${key}] is invalid attribute for filtering`, 'HTTPBadRequest');
     const wanted = values(raw);

@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { isCloudError } from '../../cloud/errors';
 import type { RequestContext } from '../../cloud/keystone';
-import type { Network, Port } from '../../cloud/neutron';
+import type { Network, Port, Subnet } from '../../cloud/neutron';
 import type { ServicePlugin } from '../app';
 import { authOf, requireAuth } from '../auth';
 import type { ApiDeps } from '../deps';
@@ -17,6 +17,7 @@ import { ApiError } from '../errors';
 import { listResponse, showFields } from './collection';
 import { isAdmin, ownerOf, parseBody, policyDenied, projectFields, readOnly } from './request';
 import { securityGroupRoutes } from './security-groups';
+import { tagRoutes, withTags } from './tags';
 import { networkView, portView, subnetView } from './views';
 
 const notFound = (kind: 'Network' | 'Subnet' | 'Port', id: string) =>
@@ -81,6 +82,8 @@ const portCreate = z.strictObject({
   fixed_ips: fixedIps.optional(),
   mac_address: z.string().max(32).optional(),
   security_groups: securityGroups.optional(),
+  /** Checked by the cloud as Neutron's allowed-address-pairs validator does. */
+  allowed_address_pairs: z.unknown().optional(),
   description,
   'binding:vnic_type': z.literal('normal').optional(),
   ...projectFields,
@@ -120,13 +123,21 @@ const subnetUpdate = z.strictObject({
   dns_nameservers: z.array(z.string()).optional(),
   host_routes: hostRoutes.optional(),
 });
-const PORT_UPDATABLE = ['name', 'description', 'admin_state_up', 'fixed_ips', 'security_groups'];
+const PORT_UPDATABLE = [
+  'name',
+  'description',
+  'admin_state_up',
+  'fixed_ips',
+  'security_groups',
+  'allowed_address_pairs',
+];
 const portUpdate = z.strictObject({
   name: z.string().max(255).optional(),
   description,
   admin_state_up: z.boolean().optional(),
   fixed_ips: fixedIps.optional(),
   security_groups: securityGroups.optional(),
+  allowed_address_pairs: z.unknown().optional(),
 });
 
 /** The API's fixed_ips entries as the cloud takes them. */
@@ -156,6 +167,12 @@ const EXTENSIONS = [
     'standard-attr-timestamp',
     'Resource timestamps',
     'Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.',
+  ],
+  ['allowed-address-pairs', 'Allowed Address Pairs', 'Provides allowed address pairs'],
+  [
+    'standard-attr-tag',
+    'Tag support for resources with standard attribute: network, subnet, port, security_group',
+    'Enables to set tag on resources with standard attribute.',
   ],
 ] as const;
 
@@ -222,12 +239,21 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   );
 
   app.get('/networks', async (request) => {
-    const networks = (await neutron.listNetworks(ctxOf(request))).map(networkView);
+    const networks = await withTags(
+      neutron,
+      'networks',
+      (await neutron.listNetworks(ctxOf(request))).map(networkView),
+    );
     return listResponse(request, 'networks', networks, NETWORK_ATTRS, `${base}/networks`);
   });
 
+  const taggedNetwork = async (n: Network) => (await withTags(neutron, 'networks', [networkView(n)]))[0]!;
+
   app.get('/networks/:id', async (request) => ({
-    network: showFields(request, networkView(await visibleNetwork(ctxOf(request), param(request, 'id')))),
+    network: showFields(
+      request,
+      await taggedNetwork(await visibleNetwork(ctxOf(request), param(request, 'id'))),
+    ),
   }));
 
   /**
@@ -294,7 +320,7 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
       ...(body.shared !== undefined ? { shared: body.shared } : {}),
       ...(body['router:external'] !== undefined ? { external: body['router:external'] } : {}),
     });
-    return { network: networkView(updated) };
+    return { network: await taggedNetwork(updated) };
   });
 
   app.delete('/networks/:id', async (request, reply) => {
@@ -344,12 +370,21 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   }
 
   app.get('/subnets', async (request) => {
-    const subnets = (await visibleSubnets(ctxOf(request))).map(subnetView);
+    const subnets = await withTags(
+      neutron,
+      'subnets',
+      (await visibleSubnets(ctxOf(request))).map(subnetView),
+    );
     return listResponse(request, 'subnets', subnets, SUBNET_ATTRS, `${base}/subnets`);
   });
 
+  const taggedSubnet = async (sn: Subnet) => (await withTags(neutron, 'subnets', [subnetView(sn)]))[0]!;
+
   app.get('/subnets/:id', async (request) => ({
-    subnet: showFields(request, subnetView(await visibleSubnet(ctxOf(request), param(request, 'id')))),
+    subnet: showFields(
+      request,
+      await taggedSubnet(await visibleSubnet(ctxOf(request), param(request, 'id'))),
+    ),
   }));
 
   app.post('/subnets', async (request, reply) => {
@@ -400,7 +435,7 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
       ...(body.host_routes !== undefined ? { hostRoutes: body.host_routes } : {}),
       ...(body.allocation_pools !== undefined ? { allocationPools: body.allocation_pools } : {}),
     });
-    return { subnet: subnetView(updated) };
+    return { subnet: await taggedSubnet(updated) };
   });
 
   app.delete('/subnets/:id', async (request, reply) => {
@@ -433,6 +468,7 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
           bindingVifDetails: {},
           bindingVnicType: 'normal',
           securityGroupIds: [],
+          allowedAddressPairs: [],
           requestKey: null,
           createdAt: 0,
           updatedAt: 0,
@@ -456,14 +492,19 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   app.get('/ports', async (request) => {
     const ctx = ctxOf(request);
     const ports = await neutron.listPorts(isAdmin(ctx) ? {} : { projectId: ctx.projectId });
-    const views = ports.map((p) => portView(p, isAdmin(ctx)));
+    const views = await withTags(
+      neutron,
+      'ports',
+      ports.map((p) => portView(p, isAdmin(ctx))),
+    );
     return listResponse(request, 'ports', views, PORT_ATTRS, `${base}/ports`);
   });
 
   app.get('/ports/:id', async (request) => {
     const ctx = ctxOf(request);
+    const port = await visiblePort(ctx, param(request, 'id'));
     return {
-      port: showFields(request, portView(await visiblePort(ctx, param(request, 'id')), isAdmin(ctx))),
+      port: showFields(request, (await withTags(neutron, 'ports', [portView(port, isAdmin(ctx))]))[0]!),
     };
   });
 
@@ -494,6 +535,9 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
           ...(body.fixed_ips ? { fixedIps: toFixedIps(body.fixed_ips) } : {}),
           ...(body.mac_address !== undefined ? { macAddress: body.mac_address } : {}),
           ...(body.security_groups ? { securityGroupIds: body.security_groups } : {}),
+          ...(body.allowed_address_pairs !== undefined
+            ? { allowedAddressPairs: body.allowed_address_pairs }
+            : {}),
         }),
       (made) => neutron.deletePort(made.id),
     );
@@ -513,8 +557,11 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
       ...(body.admin_state_up !== undefined ? { adminStateUp: body.admin_state_up } : {}),
       ...(body.fixed_ips ? { fixedIps: toFixedIps(body.fixed_ips) } : {}),
       ...(body.security_groups ? { securityGroupIds: body.security_groups } : {}),
+      ...(body.allowed_address_pairs !== undefined
+        ? { allowedAddressPairs: body.allowed_address_pairs }
+        : {}),
     });
-    return { port: portView(updated, isAdmin(ctx)) };
+    return { port: (await withTags(neutron, 'ports', [portView(updated, isAdmin(ctx))]))[0]! };
   });
 
   app.delete('/ports/:id', async (request, reply) => {
@@ -524,6 +571,15 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   });
 
   await securityGroupRoutes(app, neutron, base);
+  await tagRoutes(app, neutron, {
+    networks: visibleNetwork,
+    subnets: visibleSubnet,
+    ports: visiblePort,
+    security_groups: async (ctx, id) => {
+      await neutron.ensureDefaultSecurityGroup(ctx.projectId);
+      return neutron.securityGroups.visibleGroup(id, isAdmin(ctx) ? 'all' : { projectId: ctx.projectId });
+    },
+  });
 }
 
 export const networkApi: ServicePlugin = async (app, deps) => {

@@ -12,6 +12,7 @@ import { authOf } from '../auth';
 import { ApiError } from '../errors';
 import { listResponse, showFields } from './collection';
 import { isAdmin, ownerOf, parseBody, policyDenied, projectFields, readOnly } from './request';
+import { withTags } from './tags';
 import { ruleView, securityGroupView } from './views';
 
 const GROUP_ATTRS = [
@@ -107,7 +108,11 @@ export async function securityGroupRoutes(
   }
 
   app.get('/security-groups', async (request) => {
-    const groups = (await visibleGroups(ctxOf(request))).map(securityGroupView);
+    const groups = await withTags(
+      neutron,
+      'security_groups',
+      (await visibleGroups(ctxOf(request))).map(securityGroupView),
+    );
     return listResponse(request, 'security_groups', groups, GROUP_ATTRS, `${base}/security-groups`);
   });
 
@@ -115,7 +120,8 @@ export async function securityGroupRoutes(
     const ctx = ctxOf(request);
     await neutron.ensureDefaultSecurityGroup(ctx.projectId);
     const group = await changes.visibleGroup(idOf(request), scopeOf(ctx));
-    return { security_group: showFields(request, securityGroupView(group)) };
+    const [view] = await withTags(neutron, 'security_groups', [securityGroupView(group)]);
+    return { security_group: showFields(request, view!) };
   });
 
   app.post('/security-groups', async (request, reply) => {
@@ -140,7 +146,8 @@ export async function securityGroupRoutes(
     readOnly(request.body, 'security_group', GROUP_UPDATABLE, GROUP_ATTRS);
     const body = parseBody(groupUpdate, request.body, 'security_group');
     const updated = await changes.updateGroup(group.id, body, scopeOf(ctx));
-    return { security_group: securityGroupView(updated) };
+    const [view] = await withTags(neutron, 'security_groups', [securityGroupView(updated)]);
+    return { security_group: view! };
   });
 
   app.delete('/security-groups/:id', async (request, reply) => {

@@ -70,7 +70,10 @@ export function portView(p: Port, admin: boolean) {
     device_owner: p.deviceOwner,
     fixed_ips: p.fixedIps.map((ip) => ({ subnet_id: ip.subnetId, ip_address: ip.ipAddress })),
     security_groups: p.securityGroupIds,
-    allowed_address_pairs: [] as unknown[],
+    allowed_address_pairs: p.allowedAddressPairs.map((a) => ({
+      ip_address: a.ipAddress,
+      mac_address: a.macAddress,
+    })),
     extra_dhcp_opts: [] as unknown[],
     port_security_enabled: true,
     'binding:vnic_type': p.bindingVnicType,

@@ -15,7 +15,9 @@ import { CloudError, isCloudError } from '../errors';
 import { parseRequest } from '../validation';
 import { HashingMeter } from './hashing';
 import { ImageFileStore } from './image-store';
+import { Metadefs } from './metadefs';
 import { glanceMigrations } from './migrations';
+import { Tasks } from './tasks';
 import {
   createImageSchema,
   imageIdSchema,
@@ -121,12 +123,20 @@ function toMember(row: ImageMembersTable): ImageMember {
 }
 
 export class Glance {
+  /** The metadata definitions catalog (/v2/metadefs), in Glance's database. */
+  readonly metadefs: Metadefs;
+  /** The tasks API's records (/v2/tasks): nothing runs them (tasks.ts). */
+  readonly tasks: Tasks;
+
   private constructor(
     private readonly store: ServiceDb<GlanceDb>,
     private readonly files: ImageFileStore,
     private readonly clock: Clock,
     private readonly imageSizeCap: number,
-  ) {}
+  ) {
+    this.metadefs = new Metadefs(store, clock);
+    this.tasks = new Tasks(store, clock);
+  }
 
   /** The tables this process has written (cloud/db-writes.ts), for readers that keep what they read. */
   get writes(): WriteGenerations {

@@ -9,3 +9,14 @@ export {
 export { HashingMeter, type DataDigests } from './hashing';
 export type { CreateImageInput, UpdateImageInput, ListImagesFilter } from './requests';
 export * from './types';
+export type {
+  MetadefNamespace,
+  MetadefNamespaceDetail,
+  MetadefObject,
+  MetadefTag,
+  ResourceTypeAssociation,
+  ListNamespacesOptions,
+  Metadefs,
+} from './metadefs';
+export type { PropertyType } from './metadef-requests';
+export { TASK_STATUSES, type ListTasksOptions, type Task, type Tasks } from './tasks';

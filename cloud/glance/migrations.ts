@@ -1,4 +1,11 @@
-import { MysqlAdapter, PostgresAdapter, sql, type Kysely, type Migration } from 'kysely';
+import {
+  MysqlAdapter,
+  PostgresAdapter,
+  sql,
+  type CreateTableBuilder,
+  type Kysely,
+  type Migration,
+} from 'kysely';
 
 export const glanceMigrations: Record<string, Migration> = {
   '001_images': {
@@ -72,7 +79,123 @@ export const glanceMigrations: Record<string, Migration> = {
       await dropFormatsNotNull(db);
     },
   },
+  /**
+   * Glance's metadata definitions (glance/db/sqlalchemy/models_metadef.py): namespaces and what they hold
+   * (objects, properties, tags, resource type associations). Ids are UUIDs where Glance has integers; a
+   * namespace's contents go with it. The resource types DevStack's `glance-manage db_load_metadefs` brings
+   * with Glance's own definitions (etc/metadefs) are seeded, protected as that loader makes them.
+   */
+  '003_metadefs': {
+    async up(db: Kysely<unknown>) {
+      const stamps = (t: CreateTableBuilder<string>) =>
+        t
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull());
+      const inNamespace = (t: CreateTableBuilder<string>) =>
+        t.addColumn('namespace_id', 'varchar(36)', (c) =>
+          c.notNull().references('metadef_namespaces.id').onDelete('cascade'),
+        );
+      await stamps(
+        db.schema
+          .createTable('metadef_namespaces')
+          .addColumn('id', 'varchar(36)', (c) => c.primaryKey())
+          .addColumn('namespace', 'varchar(80)', (c) => c.notNull().unique())
+          .addColumn('display_name', 'varchar(80)')
+          .addColumn('description', 'text')
+          .addColumn('visibility', 'varchar(32)', (c) => c.notNull())
+          .addColumn('protected', 'integer', (c) => c.notNull())
+          .addColumn('owner', 'varchar(255)', (c) => c.notNull()),
+      ).execute();
+      await db.schema
+        .createIndex('metadef_namespaces_owner_idx')
+        .on('metadef_namespaces')
+        .column('owner')
+        .execute();
+      await stamps(
+        db.schema
+          .createTable('metadef_resource_types')
+          .addColumn('name', 'varchar(80)', (c) => c.primaryKey())
+          .addColumn('protected', 'integer', (c) => c.notNull()),
+      ).execute();
+      await stamps(
+        inNamespace(db.schema.createTable('metadef_namespace_resource_types'))
+          .addColumn('resource_type', 'varchar(80)', (c) =>
+            c.notNull().references('metadef_resource_types.name'),
+          )
+          .addColumn('properties_target', 'varchar(80)')
+          .addColumn('prefix', 'varchar(80)')
+          .addPrimaryKeyConstraint('metadef_ns_rt_pk', ['namespace_id', 'resource_type']),
+      ).execute();
+      // An object's and a property's JSON schema are kept as JSON text, as Glance's JSONEncodedDict.
+      await stamps(
+        inNamespace(db.schema.createTable('metadef_objects'))
+          .addColumn('name', 'varchar(80)', (c) => c.notNull())
+          .addColumn('description', 'text')
+          .addColumn('required', 'text')
+          .addColumn('json_schema', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('metadef_objects_pk', ['namespace_id', 'name']),
+      ).execute();
+      await stamps(
+        inNamespace(db.schema.createTable('metadef_properties'))
+          .addColumn('name', 'varchar(80)', (c) => c.notNull())
+          .addColumn('json_schema', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('metadef_properties_pk', ['namespace_id', 'name']),
+      ).execute();
+      await stamps(
+        inNamespace(db.schema.createTable('metadef_tags'))
+          .addColumn('name', 'varchar(80)', (c) => c.notNull())
+          .addPrimaryKeyConstraint('metadef_tags_pk', ['namespace_id', 'name']),
+      ).execute();
+      const now = Date.now();
+      await db
+        .insertInto('metadef_resource_types' as never)
+        .values(
+          SEEDED_RESOURCE_TYPES.map((name) => ({
+            name,
+            protected: 1,
+            created_at: now,
+            updated_at: now,
+          })) as never,
+        )
+        .execute();
+    },
+  },
+  /**
+   * Glance's tasks (the tasks and task_info tables, one table here): what `POST /v2/tasks` was asked, and how
+   * it ended.
+   */
+  '004_tasks': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('tasks')
+        .addColumn('id', 'varchar(36)', (c) => c.primaryKey())
+        .addColumn('type', 'varchar(30)', (c) => c.notNull())
+        .addColumn('status', 'varchar(30)', (c) => c.notNull())
+        .addColumn('owner', 'varchar(255)', (c) => c.notNull())
+        .addColumn('input', 'text')
+        .addColumn('result', 'text')
+        .addColumn('message', 'text', (c) => c.notNull())
+        .addColumn('image_id', 'varchar(36)')
+        .addColumn('request_id', 'varchar(64)')
+        .addColumn('user_id', 'varchar(64)')
+        .addColumn('expires_at', 'bigint')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('tasks_owner_idx').on('tasks').column('owner').execute();
+    },
+  },
 };
+
+/** The resource types Glance's shipped metadefs (etc/metadefs/*.json) name. */
+export const SEEDED_RESOURCE_TYPES = [
+  'OS::Cinder::Volume',
+  'OS::Glance::Image',
+  'OS::Nova::Aggregate',
+  'OS::Nova::Flavor',
+  'OS::Nova::Server',
+  'OS::Trove::Instance',
+];
 
 /** disk_format and container_format become nullable: each dialect has its own way. */
 async function dropFormatsNotNull(db: Kysely<unknown>): Promise<void> {

@@ -48,4 +48,89 @@ export interface GlanceDb {
   image_properties: ImagePropertiesTable;
   image_members: ImageMembersTable;
   image_tags: ImageTagsTable;
+  metadef_namespaces: MetadefNamespacesTable;
+  metadef_resource_types: MetadefResourceTypesTable;
+  metadef_namespace_resource_types: MetadefNamespaceResourceTypesTable;
+  metadef_objects: MetadefObjectsTable;
+  metadef_properties: MetadefPropertiesTable;
+  metadef_tags: MetadefTagsTable;
+  tasks: TasksTable;
+}
+
+/** Glance's metadata definition tables (migration 003_metadefs). */
+export interface MetadefNamespacesTable {
+  id: string;
+  namespace: string;
+  display_name: string | null;
+  description: string | null;
+  visibility: string;
+  /** 0/1 */
+  protected: number;
+  owner: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface MetadefResourceTypesTable {
+  name: string;
+  /** 0/1 */
+  protected: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface MetadefNamespaceResourceTypesTable {
+  namespace_id: string;
+  resource_type: string;
+  properties_target: string | null;
+  prefix: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface MetadefObjectsTable {
+  namespace_id: string;
+  name: string;
+  description: string | null;
+  /** JSON array of property names, or null. */
+  required: string | null;
+  /** JSON object: property name → property type. */
+  json_schema: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface MetadefPropertiesTable {
+  namespace_id: string;
+  name: string;
+  /** JSON object: the property type without its name. */
+  json_schema: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface MetadefTagsTable {
+  namespace_id: string;
+  name: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** Glance's tasks (migration 004_tasks). */
+export interface TasksTable {
+  id: string;
+  type: string;
+  status: string;
+  owner: string;
+  /** JSON, or null. */
+  input: string | null;
+  /** JSON, or null. */
+  result: string | null;
+  message: string;
+  image_id: string | null;
+  request_id: string | null;
+  user_id: string | null;
+  expires_at: number | null;
+  created_at: number;
+  updated_at: number;
 }

@@ -15,3 +15,5 @@ export type {
   SecurityGroupChanges,
   UpdateSecurityGroupRequest,
 } from './security-group-changes';
+export { MAX_TAGS, type ResourceTags, type TaggedCollection } from './tags';
+export { MAX_ALLOWED_ADDRESS_PAIRS } from './address-pairs';

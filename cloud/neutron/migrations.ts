@@ -180,4 +180,35 @@ export const neutronMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  /**
+   * A port's allowed address pairs (Neutron's allowedaddresspairs table) and the standard-attr tags of
+   * networks, subnets, ports and security groups (Neutron keeps one `tags` table keyed by the standard
+   * attribute id; here one table per resource, so each tag goes with its resource).
+   */
+  '006_address_pairs_tags': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('allowedaddresspairs')
+        .addColumn('port_id', ID, (c) => c.notNull().references('ports.id').onDelete('cascade'))
+        .addColumn('mac_address', 'varchar(32)', (c) => c.notNull())
+        .addColumn('ip_address', 'varchar(64)', (c) => c.notNull())
+        .addPrimaryKeyConstraint('allowedaddresspairs_pk', ['port_id', 'mac_address', 'ip_address'])
+        .execute();
+      for (const [table, parent] of Object.entries(TAG_TABLES))
+        await db.schema
+          .createTable(table)
+          .addColumn('resource_id', ID, (c) => c.notNull().references(`${parent}.id`).onDelete('cascade'))
+          .addColumn('tag', 'varchar(255)', (c) => c.notNull())
+          .addPrimaryKeyConstraint(`${table}_pk`, ['resource_id', 'tag'])
+          .execute();
+    },
+  },
 };
+
+/** The tag table of each taggable resource's table. */
+export const TAG_TABLES = {
+  network_tags: 'networks',
+  subnet_tags: 'subnets',
+  port_tags: 'ports',
+  security_group_tags: 'security_groups',
+} as const;

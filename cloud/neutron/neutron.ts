@@ -13,6 +13,7 @@ import { idSchema, nameSchema, parseRequest } from '../validation';
 import { formatCidr, formatIpv4, parseIpv4, rangeSize } from './ipv4';
 import { normalizeMac, randomMac } from './mac';
 import { neutronMigrations } from './migrations';
+import { parseAddressPairs, setAddressPairs } from './address-pairs';
 import { setPortSecurityGroups } from './port-groups';
 import { allocatePortIps, replacePortIps } from './port-ips';
 import { OVS_VIF_DETAILS, toNetwork, toPorts, toSubnet } from './rows';
@@ -21,7 +22,9 @@ import { SecurityGroupChanges } from './security-group-changes';
 import { findDefaultSecurityGroupId, insertDefaultSecurityGroup, loadSecurityGroup } from './security-groups';
 import { checkHostRoutes, checkNameservers, writeSubnetExtras } from './subnet-extras';
 import { checkGatewayUpdate, planSubnet } from './subnet-plan';
+import { ResourceTags } from './tags';
 import type {
+  AddressPair,
   DhcpDetails,
   IpAllocation,
   Network,
@@ -99,6 +102,8 @@ const createPortSchema = z.strictObject({
   macAddress: z.string().max(32).optional(),
   /** Unset: the project's default group; [] none. */
   securityGroupIds: groupIdsSchema.optional(),
+  /** Neutron's allowed_address_pairs, as the API gives them (checked by address-pairs.ts). */
+  allowedAddressPairs: z.unknown().optional(),
 });
 
 /** Neutron's PUT: only the attributes bootflow can change in place (the others are fixed at create). */
@@ -131,6 +136,8 @@ const updatePortSchema = z.strictObject({
   fixedIps: fixedIpsSchema.optional(),
   /** Replaces the port's groups. */
   securityGroupIds: groupIdsSchema.optional(),
+  /** Replaces the port's allowed address pairs (wire form, checked by address-pairs.ts). */
+  allowedAddressPairs: z.unknown().optional(),
 });
 
 const listPortsSchema = z.strictObject({
@@ -196,6 +203,8 @@ function canDelete(network: NetworksTable, viewer: NetworkViewer): boolean {
 export class Neutron {
   /** Security group and rule writes (the API's create, update, delete). */
   readonly securityGroups: SecurityGroupChanges;
+  /** Standard-attr tags of networks, subnets, ports and security groups. */
+  readonly tags: ResourceTags;
 
   private constructor(
     private readonly store: ServiceDb<NeutronDb>,
@@ -203,6 +212,7 @@ export class Neutron {
     private readonly bindingFailHosts: ReadonlySet<string>,
   ) {
     this.securityGroups = new SecurityGroupChanges(store, () => clock.now());
+    this.tags = new ResourceTags(store, () => clock.now());
   }
 
   /** The tables this process has written (cloud/db-writes.ts), for readers that keep what they read. */
@@ -336,6 +346,7 @@ export class Neutron {
    */
   async updatePort(input: UpdatePortRequest): Promise<Port> {
     const r = parseRequest(updatePortSchema, input, 'port update');
+    const pairs = r.allowedAddressPairs === undefined ? undefined : parseAddressPairs(r.allowedAddressPairs);
     await this.store.transaction(async (trx) => {
       const current = await trx.selectFrom('ports').selectAll().where('id', '=', r.id).executeTakeFirst();
       if (!current) throw portNotFound(r.id);
@@ -351,6 +362,8 @@ export class Neutron {
           { id: current.id, projectId: current.project_id },
           r.securityGroupIds,
         );
+      if (pairs !== undefined)
+        await setAddressPairs(trx, { id: current.id, macAddress: current.mac_address }, pairs);
       await trx
         .updateTable('ports')
         .set({
@@ -659,6 +672,8 @@ export class Neutron {
    */
   async createPort(input: CreatePortRequest): Promise<Port> {
     const request = parseRequest(createPortSchema, input, 'port');
+    const pairs =
+      request.allowedAddressPairs === undefined ? [] : parseAddressPairs(request.allowedAddressPairs);
     const first = await this.portIdByRequestKey(this.db, request.requestKey);
     if (first) return this.getPort(first);
     const groupIds = request.securityGroupIds ?? [
@@ -666,7 +681,7 @@ export class Neutron {
     ];
     for (let attempt = 1; ; attempt++) {
       try {
-        const id = await this.store.transaction((trx) => this.insertPort(trx, request, groupIds));
+        const id = await this.store.transaction((trx) => this.insertPort(trx, request, groupIds, pairs));
         return await this.getPort(id);
       } catch (err) {
         if (!isUniqueViolation(err)) throw err;
@@ -687,6 +702,7 @@ export class Neutron {
     trx: Kysely<NeutronDb>,
     request: z.output<typeof createPortSchema>,
     securityGroupIds: readonly string[],
+    addressPairs: readonly AddressPair[] = [],
   ): Promise<string> {
     // Lock the network first: it serializes IPAM on this network, and on MySQL the reads below then see
     // every allocation committed before the lock was granted.
@@ -729,6 +745,7 @@ export class Neutron {
       .execute();
     await allocatePortIps(trx, network.id, id, request.fixedIps);
     await setPortSecurityGroups(trx, { id, projectId: request.projectId }, securityGroupIds);
+    await setAddressPairs(trx, { id, macAddress }, addressPairs);
     return id;
   }
 

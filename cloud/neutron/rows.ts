@@ -72,10 +72,11 @@ export async function toSubnet(db: Kysely<NeutronDb>, row: SubnetsTable): Promis
   };
 }
 
-/** Fixed IPs and security groups of many ports, a few queries per 500 ports. */
+/** Fixed IPs, security groups and allowed address pairs of many ports, a few queries per 500 ports. */
 export async function toPorts(db: Kysely<NeutronDb>, rows: PortsTable[]): Promise<Port[]> {
   const fixedIps = new Map<string, Port['fixedIps']>();
   const groups = new Map<string, string[]>();
+  const pairs = new Map<string, Port['allowedAddressPairs']>();
   for (let i = 0; i < rows.length; i += 500) {
     const ids = rows.slice(i, i + 500).map((r) => r.id);
     const allocations = await db
@@ -94,6 +95,18 @@ export async function toPorts(db: Kysely<NeutronDb>, rows: PortsTable[]): Promis
       .where('port_id', 'in', ids)
       .execute();
     for (const b of bindings) groups.set(b.port_id, [...(groups.get(b.port_id) ?? []), b.security_group_id]);
+    const pairRows = await db
+      .selectFrom('allowedaddresspairs')
+      .select(['port_id', 'mac_address', 'ip_address'])
+      .where('port_id', 'in', ids)
+      .orderBy('ip_address')
+      .orderBy('mac_address')
+      .execute();
+    for (const p of pairRows)
+      pairs.set(p.port_id, [
+        ...(pairs.get(p.port_id) ?? []),
+        { ipAddress: p.ip_address, macAddress: p.mac_address },
+      ]);
   }
   return rows.map((row) => {
     const vifType = VIF_TYPES.find((t) => t === row.binding_vif_type) ?? 'unbound';
@@ -114,6 +127,7 @@ export async function toPorts(db: Kysely<NeutronDb>, rows: PortsTable[]): Promis
       bindingVifDetails: vifType === 'ovs' ? (JSON.parse(row.binding_vif_details) as VifDetails) : {},
       bindingVnicType: 'normal',
       securityGroupIds: groups.get(row.id) ?? [],
+      allowedAddressPairs: pairs.get(row.id) ?? [],
       requestKey: row.request_key,
       createdAt: row.created_at,
       updatedAt: row.updated_at,

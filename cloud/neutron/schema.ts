@@ -121,4 +121,21 @@ export interface NeutronDb {
   default_security_groups: DefaultSecurityGroupsTable;
   security_group_rules: SecurityGroupRulesTable;
   securitygroupportbindings: SecurityGroupPortBindingsTable;
+  allowedaddresspairs: AllowedAddressPairsTable;
+  network_tags: ResourceTagsTable;
+  subnet_tags: ResourceTagsTable;
+  port_tags: ResourceTagsTable;
+  security_group_tags: ResourceTagsTable;
+}
+
+export interface AllowedAddressPairsTable {
+  port_id: string;
+  mac_address: string;
+  /** An address or a CIDR. */
+  ip_address: string;
+}
+
+export interface ResourceTagsTable {
+  resource_id: string;
+  tag: string;
 }

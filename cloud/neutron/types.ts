@@ -62,6 +62,12 @@ export interface VifDetails {
   connectivity: string;
 }
 
+/** An allowed address pair: an address or CIDR, and the MAC it may come from. */
+export interface AddressPair {
+  ipAddress: string;
+  macAddress: string;
+}
+
 export interface Port {
   id: string;
   name: string;
@@ -79,6 +85,8 @@ export interface Port {
   bindingVifDetails: VifDetails | Record<string, never>;
   bindingVnicType: 'normal';
   securityGroupIds: string[];
+  /** Neutron's allowed_address_pairs (address-pairs.ts). */
+  allowedAddressPairs: AddressPair[];
   requestKey: string | null;
   createdAt: number;
   updatedAt: number;
