@@ -20,10 +20,10 @@ import { serverNameSchema } from './server-schema';
 const HARD = ['anti-affinity', 'affinity'] as const;
 const ALL = ['anti-affinity', 'affinity', 'soft-anti-affinity', 'soft-affinity'] as const;
 
-/** jsonschema's enum error, as Nova words it. */
+/** jsonschema's enum error, as Nova words it (Python's repr of the value). */
 const oneOf = (values: readonly string[]) => ({
   error: (issue: { input: unknown }) =>
-    `${JSON.stringify(issue.input)} is not one of [${values.map((v) => `'${v}'`).join(', ')}]`,
+    `${typeof issue.input === 'string' ? `'${issue.input}'` : JSON.stringify(issue.input)} is not one of [${values.map((v) => `'${v}'`).join(', ')}]`,
 });
 
 function createSchema(request: FastifyRequest) {
