@@ -133,8 +133,9 @@ export async function serverGroupRoutes(app: FastifyInstance, deps: ApiDeps): Pr
 
   app.post('/os-server-groups', async (request) => {
     const { ctx } = authOf(request);
-    enforcePolicy(ctx, 'os_compute_api:os-server-groups:create', ctx.projectId);
+    // Nova's schema decorator runs before the handler's policy check: a bad body is 400 for anyone.
     const body = parseBody(createSchema(request), request.body) as CreateBody;
+    enforcePolicy(ctx, 'os_compute_api:os-server-groups:create', ctx.projectId);
     const sg = body.server_group;
     const policy = 'policy' in sg ? sg.policy : sg.policies[0]!;
     const rules = 'policy' in sg ? (sg.rules ?? {}) : {};
