@@ -87,7 +87,8 @@ function limitAndOffset(request: FastifyRequest): { limit: number; offset: numbe
     }
     return Number(raw);
   };
-  return { limit: Math.min(parse('limit', MAX_LIMIT), MAX_LIMIT), offset: parse('offset', 0) };
+  // common.limited: `limit or max_limit`, so 0 is the maximum.
+  return { limit: Math.min(parse('limit', MAX_LIMIT) || MAX_LIMIT, MAX_LIMIT), offset: parse('offset', 0) };
 }
 
 /** Unknown query parameters are refused from 2.75 (server_groups_query_param_275). */

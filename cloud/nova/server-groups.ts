@@ -165,11 +165,11 @@ export async function listServerGroups(ctx: NovaContext, filterIn: unknown): Pro
   const filter = parseRequest(listSchema, filterIn, 'server group list');
   let query = ctx.store.db.selectFrom('instance_groups').selectAll().orderBy('created_at').orderBy('uuid');
   if (filter.projectId !== undefined) query = query.where('project_id', '=', filter.projectId);
-  const rows = await query.execute();
-  const page = rows.slice(
-    filter.offset,
-    filter.limit === undefined ? undefined : filter.offset + filter.limit,
-  );
+  // MySQL takes no OFFSET without a LIMIT: without one, the page is cut here.
+  const page =
+    filter.limit === undefined
+      ? (await query.execute()).slice(filter.offset)
+      : await query.limit(filter.limit).offset(filter.offset).execute();
   const members = await membersOf(
     ctx.store.db,
     page.map((r) => r.uuid),
