@@ -172,11 +172,7 @@ describe('os-server-groups', () => {
         // jsonschema reports 'required' before 'additionalProperties', as Nova's validator meets them.
         /'policies' is a required property/,
       ],
-      [
-        '2.64',
-        { server_group: { name: 'x', policies: ['affinity'] } },
-        /'policy' is a required property/,
-      ],
+      ['2.64', { server_group: { name: 'x', policies: ['affinity'] } }, /'policy' is a required property/],
       ['2.64', { server_group: { name: 'x', policy: 'legacy' } }, /'legacy' is not one of/],
       [
         '2.64',
