@@ -53,7 +53,7 @@ export async function openCloud(options: CloudOptions): Promise<Cloud> {
     const glance = track(await Glance.open({ db, clock }));
     const neutron = track(await Neutron.open({ db, clock, bindingFailHosts: options.bindingFailHosts }));
     const cinder = track(await Cinder.open({ db, clock, faults: options.cinderFaults }));
-    const scheduler = new Scheduler({ placement, hosts: nova });
+    const scheduler = new Scheduler({ placement, hosts: nova, groups: nova });
     return {
       keystone,
       nova,

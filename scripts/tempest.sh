@@ -90,7 +90,7 @@ serial_console = false
 spice_console = false
 rdp_console = false
 block_migration_for_live_migration = false
-scheduler_enabled_filters = AvailabilityZoneFilter,ComputeFilter,RamFilter,DiskFilter
+scheduler_enabled_filters = AvailabilityZoneFilter,ComputeFilter,RamFilter,DiskFilter,ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter
 
 [image]
 image_path =

@@ -526,6 +526,61 @@ describe('servers through the workflows', { timeout: 10 * 60_000 }, () => {
     assert.deepEqual(await h.audit(), []);
   });
 
+  test('an anti-affinity group: members on three hosts, a fourth fails NoValidHost, deletes empty the group', async () => {
+    await refreshToken();
+    const made = await call('POST', '/os-server-groups', {
+      server_group: { name: 'spread', policy: 'anti-affinity' },
+    });
+    assert.equal(made.statusCode, 200, made.body);
+    const group = (made.json() as { server_group: Json }).server_group.id as string;
+    const hinted = (name: string, count: number) => ({
+      name,
+      imageRef: h.boot.imageId,
+      flavorRef: '1',
+      networks: 'none',
+      min_count: count,
+      max_count: count,
+    });
+    // One request for three servers, as tempest's multi-create group test sends it.
+    await refreshToken();
+    const first = await call('POST', '/servers', {
+      server: hinted('spread', 3),
+      'os:scheduler_hints': { group },
+    });
+    assert.equal(first.statusCode, 202, first.body);
+    const requestId = String(first.headers['x-openstack-request-id']);
+    const requests = [requestId, `${requestId}-2`, `${requestId}-3`];
+    for (const r of requests) assert.equal(await settle(r), undefined);
+    const members = (await h.cloud.nova.getServerGroup(group)).members;
+    assert.equal(members.length, 3);
+    const hosts = await Promise.all(members.map(async (m) => (await h.cloud.nova.getInstance(m)).host));
+    assert.equal(new Set(hosts).size, 3, `three hosts: ${hosts.join(', ')}`);
+    await refreshToken();
+    assert.deepEqual((await show(members[0]!)).server_groups, [group]);
+
+    // No fourth host: the build fails as any NoValidHost does, holding nothing, and stays a member.
+    const res = await call('POST', '/servers', {
+      server: hinted('spread-4', 1),
+      'os:scheduler_hints': { group },
+    });
+    assert.equal(res.statusCode, 202, res.body);
+    const failedRequest = String(res.headers['x-openstack-request-id']);
+    const failedId = ((res.json() as { server: Json }).server.id as string) ?? '';
+    assert.notEqual(await settle(failedRequest), undefined, 'the fourth member has no valid host');
+    await refreshToken();
+    const failed = await show(failedId);
+    assert.equal(failed.status, 'ERROR');
+    assert.match((failed.fault as Json).message as string, /^No valid host was found/);
+    assert.equal(await h.cloud.placement.getAllocations(failedId), null);
+    assert.equal((await h.cloud.nova.getServerGroup(group)).members.length, 4);
+
+    for (const id of [...members, failedId]) await remove(id);
+    assert.deepEqual((await h.cloud.nova.getServerGroup(group)).members, []);
+    await refreshToken();
+    assert.equal((await call('DELETE', `/os-server-groups/${group}`)).statusCode, 204);
+    assert.deepEqual(await h.audit(), []);
+  });
+
   test("a boot no host can take: ERROR with Nova's fault, nothing held; deleted cleanly", async () => {
     const now = h.cloud.clock.now();
     await h.cloud.nova.store.db

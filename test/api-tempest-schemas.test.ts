@@ -56,6 +56,13 @@ describe("tempest's response schemas", () => {
       projectName: boot.demo.projectName,
     });
     const host = DEFAULT_HOSTS[0]!.host;
+    // The ACTIVE server is a server group's member (2.71's server_groups on show).
+    const group = await cloud.nova.createServerGroup({
+      name: 'schema-group',
+      projectId: boot.demo.projectId,
+      userId: member.context.userId,
+      policy: 'anti-affinity',
+    });
     // An ACTIVE server with a port (addresses), one in ERROR with its fault, one still building.
     for (const state of ['active', 'error', 'building'] as const) {
       const uuid = randomUUID();
@@ -71,6 +78,7 @@ describe("tempest's response schemas", () => {
         metadata: { role: state },
         userData: Buffer.from('#cloud-config\n').toString('base64'),
         tags: ['schema'],
+        ...(state === 'active' ? { serverGroup: group.uuid } : {}),
       });
       servers[state] = uuid;
     }

@@ -51,6 +51,12 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
   'compute:servers:list:all_projects': { A: ['admin'], B: ['admin'] },
   'os_compute_api:os-hypervisors:list': { A: ['admin'], B: ['admin'] },
   'bootflow:audit': { A: ['admin'], B: ['admin'] },
+  // nova/policies/server_groups.py: create is PROJECT_MEMBER alone (an admin of another project may not).
+  'os_compute_api:os-server-groups:create': { A: ['admin', 'manager', 'member'], B: ['memberOfB'] },
+  'os_compute_api:os-server-groups:delete': PROJECT_MEMBER,
+  'os_compute_api:os-server-groups:index': PROJECT_READER,
+  'os_compute_api:os-server-groups:show': PROJECT_READER,
+  'os_compute_api:os-server-groups:index:all_projects': ADMIN_ONLY,
   ...rulesDecidingAs(ADMIN_ONLY, [
     // nova/policies/*.py: admin-only APIs and admin-only parts of others.
     'os_compute_api:servers:show:host_status',

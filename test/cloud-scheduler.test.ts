@@ -463,7 +463,7 @@ describe(`scheduler (${testDbDialect})`, () => {
       { flavor: { ...TINY, vcpus: 0 } },
       { flavor: { ...TINY, memoryMb: -1 } },
       { maxAttempts: 0 },
-      { serverGroup: { policy: 'soft-affinity', hosts: [] } },
+      { serverGroup: { policy: 'no-affinity', hosts: [] } },
       { color: 'red' },
     ];
     for (const b of bad) {

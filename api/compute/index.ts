@@ -16,6 +16,7 @@ import { limitsRoutes } from './limits';
 import { MIN_MICROVERSION, parseMicroversion, versionHeaders } from './microversion';
 import { quotaSetRoutes } from './quota-sets';
 import { serverActionRoutes } from './server-actions';
+import { serverGroupRoutes } from './server-groups';
 import { serverMetadataRoutes } from './server-metadata';
 import { serverRoutes } from './servers';
 import { versionDocument, versionRoutes } from './versions';
@@ -37,6 +38,7 @@ async function v21(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   await serverMetadataRoutes(app, deps);
   await flavorRoutes(app, deps);
   await keypairRoutes(app, deps);
+  await serverGroupRoutes(app, deps);
   await hypervisorRoutes(app, deps);
   await limitsRoutes(app, deps);
   await quotaSetRoutes(app, deps);

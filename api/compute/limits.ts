@@ -5,7 +5,11 @@
  * project's with `tenant_id`.
  */
 import type { FastifyInstance } from 'fastify';
-import { DEFAULT_KEY_PAIRS_PER_USER } from '../../cloud/nova';
+import {
+  DEFAULT_KEY_PAIRS_PER_USER,
+  DEFAULT_SERVER_GROUP_MEMBERS,
+  DEFAULT_SERVER_GROUPS,
+} from '../../cloud/nova';
 import { authOf } from '../auth';
 import type { ApiDeps } from '../deps';
 import { enforcePolicy, queryOf } from './common';
@@ -27,12 +31,12 @@ export async function limitsRoutes(app: FastifyInstance, deps: ApiDeps): Promise
       maxTotalInstances: usage.instances.limit,
       maxTotalKeypairs: DEFAULT_KEY_PAIRS_PER_USER,
       maxTotalRAMSize: usage.ram.limit,
-      maxServerGroups: 10,
-      maxServerGroupMembers: 10,
+      maxServerGroups: DEFAULT_SERVER_GROUPS,
+      maxServerGroupMembers: DEFAULT_SERVER_GROUP_MEMBERS,
       totalCoresUsed: usage.cores.inUse,
       totalInstancesUsed: usage.instances.inUse,
       totalRAMUsed: usage.ram.inUse,
-      totalServerGroupsUsed: 0,
+      totalServerGroupsUsed: await deps.cloud.nova.countServerGroups(projectId),
     };
     if (!atLeast(request, 2, 36)) {
       Object.assign(absolute, {

@@ -1,12 +1,18 @@
 /**
  * GET /os-quota-sets/{project_id}[/defaults, /detail] (nova/api/openstack/compute/quota_sets.py): the
  * project's compute quotas, read only. Limits and usage come from Nova's quota tables (instances, cores,
- * ram); the others are Nova's fixed defaults, as /limits shows them. The network proxies (-1, Nova's legacy
+ * ram) and, for server_groups, the project's groups; the others are Nova's fixed defaults, as /limits shows them. The network proxies (-1, Nova's legacy
  * value) until 2.35, the personality quotas until 2.56.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CloudError } from '../../cloud/errors';
-import { DEFAULT_KEY_PAIRS_PER_USER, DEFAULT_QUOTA_LIMITS, MAX_METADATA_ITEMS } from '../../cloud/nova';
+import {
+  DEFAULT_KEY_PAIRS_PER_USER,
+  DEFAULT_QUOTA_LIMITS,
+  DEFAULT_SERVER_GROUP_MEMBERS,
+  DEFAULT_SERVER_GROUPS,
+  MAX_METADATA_ITEMS,
+} from '../../cloud/nova';
 import { authOf } from '../auth';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
@@ -19,7 +25,11 @@ interface Usage {
 }
 
 /** Every quota of Nova's QUOTAS.resources the microversion shows, with its limit and usage. */
-function quotasOf(request: FastifyRequest, counted: Record<'instances' | 'cores' | 'ram', Usage>) {
+function quotasOf(
+  request: FastifyRequest,
+  counted: Record<'instances' | 'cores' | 'ram', Usage>,
+  serverGroupsInUse = 0,
+) {
   const fixed = (limit: number): Usage => ({ limit, inUse: 0 });
   // Only Nova's own resources: bootflow's quota table also holds Cinder's and Neutron's.
   const quotas: Record<string, Usage> = {
@@ -28,8 +38,9 @@ function quotasOf(request: FastifyRequest, counted: Record<'instances' | 'cores'
     ram: counted.ram,
     metadata_items: fixed(MAX_METADATA_ITEMS),
     key_pairs: fixed(DEFAULT_KEY_PAIRS_PER_USER),
-    server_groups: fixed(10),
-    server_group_members: fixed(10),
+    // Counted from the project's groups; members are counted per group (Nova shows 0 here too).
+    server_groups: { limit: DEFAULT_SERVER_GROUPS, inUse: serverGroupsInUse },
+    server_group_members: fixed(DEFAULT_SERVER_GROUP_MEMBERS),
   };
   if (!atLeast(request, 2, 36)) {
     for (const name of ['fixed_ips', 'floating_ips', 'security_groups', 'security_group_rules'])
@@ -65,7 +76,7 @@ export async function quotaSetRoutes(app: FastifyInstance, deps: ApiDeps): Promi
       throw new ApiError(400, "A user's quota usage (user_id) is not supported by bootflow's compute API.");
     await verifyProjectId(deps, id);
     const usage = await deps.cloud.nova.getQuotaUsage(id);
-    const quotas = quotasOf(request, usage);
+    const quotas = quotasOf(request, usage, await deps.cloud.nova.countServerGroups(id));
     const values = Object.fromEntries(
       Object.entries(quotas).map(([name, q]) => [
         name,

@@ -19,6 +19,9 @@ export const serverNameSchema = z
 const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 const uuidString = z.string().refine((s) => UUID_RE.test(s), "is not a 'uuid'");
 
+/** servers.py's _hints: `group` is a server group's uuid; the other hints are open (additionalProperties). */
+const schedulerHintsSchema = z.looseObject({ group: uuidString.optional() });
+
 /** Integers that Nova also takes as digit strings (parameter_types.positive_integer and friends). */
 const intLike = (min: number) =>
   z
@@ -117,8 +120,8 @@ function buildServerCreateSchema(minor: number) {
   });
   return z.strictObject({
     server,
-    'os:scheduler_hints': z.record(z.string(), z.unknown()).optional(),
-    'OS-SCH-HNT:scheduler_hints': z.record(z.string(), z.unknown()).optional(),
+    'os:scheduler_hints': schedulerHintsSchema.optional(),
+    'OS-SCH-HNT:scheduler_hints': schedulerHintsSchema.optional(),
   });
 }
 

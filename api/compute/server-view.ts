@@ -25,6 +25,8 @@ export interface ServerExtras {
   volumes: Map<string, Array<{ id: string; deleteOnTermination: boolean }>>;
   faults: Map<string, InstanceFault>;
   hosts: Map<string, ComputeHost>;
+  /** Instance uuid → the uuid of its server group (2.71's server_groups). */
+  groups: Map<string, string>;
 }
 
 /** Reads addresses, volumes, latest faults and hosts for these instances (bulk when they are many). */
@@ -84,7 +86,8 @@ export async function loadServerExtras(deps: ApiDeps, instances: Instance[]): Pr
   if (instances.some((i) => i.host !== null)) {
     for (const host of await nova.listComputeHosts()) hosts.set(host.host, host);
   }
-  return { addresses, volumes, faults, hosts };
+  const groups = instances.length > 0 ? await nova.serverGroupsOf(instances.map((i) => i.uuid)) : new Map();
+  return { addresses, volumes, faults, hosts, groups };
 }
 
 /** utils.generate_hostid: sha224 of project id + host, '' without a host. */
@@ -243,7 +246,10 @@ function withMicroversionFields(
   if (atLeast(request, 2, 19)) server.description = null;
   if (atLeast(request, 2, 26)) server.tags = instance.tags;
   if (atLeast(request, 2, 63)) server.trusted_image_certificates = null;
-  if (show.serverGroups && atLeast(request, 2, 71)) server.server_groups = [];
+  if (show.serverGroups && atLeast(request, 2, 71)) {
+    const group = extras.groups.get(instance.uuid);
+    server.server_groups = group === undefined ? [] : [group];
+  }
   if (atLeast(request, 2, 73)) server.locked_reason = instance.lockedReason;
   return server;
 }

@@ -138,7 +138,28 @@ function refuseUnsupported(body: ServerCreateBody): void {
   if (s.security_groups?.some((g) => g.name !== 'default'))
     throw unsupported('A security group other than default');
   const hints = body['os:scheduler_hints'] ?? body['OS-SCH-HNT:scheduler_hints'];
-  if (hints && Object.keys(hints).length > 0) throw unsupported('Scheduler hints');
+  if (hints && Object.keys(hints).some((k) => k !== 'group'))
+    throw unsupported('A scheduler hint other than group');
+}
+
+/**
+ * compute/api.py _get_requested_instance_group: the `group` hint's server group, which must exist (400
+ * "Instance group <id> could not be found.") and, in bootflow, be the caller's project's (an admin's any).
+ */
+async function requestedGroup(
+  deps: ApiDeps,
+  ctx: RequestContext,
+  body: ServerCreateBody,
+): Promise<string | undefined> {
+  const hint = (body['os:scheduler_hints'] ?? body['OS-SCH-HNT:scheduler_hints'])?.group;
+  if (hint === undefined) return undefined;
+  const notFound = () => new ApiError(400, `Instance group ${hint} could not be found.`);
+  const group = await deps.cloud.nova.getServerGroup(hint).catch((err: unknown) => {
+    if (err instanceof CloudError && err.type === 'NotFound') throw notFound();
+    throw err;
+  });
+  if (group.projectId !== ctx.projectId && !isAdmin(ctx)) throw notFound();
+  return group.uuid;
 }
 
 /**
@@ -329,8 +350,24 @@ async function recordInstance(
   ctx: RequestContext,
   boot: Omit<BootRequest, 'auth'>,
   quota: QuotaAmounts,
+  serverGroup: string | undefined,
 ): Promise<void> {
-  await deps.cloud.nova.createInstance(
+  await recordInstanceRow(deps, ctx, boot, quota, serverGroup).catch((err: unknown) => {
+    // The hint's group deleted since it was checked: still InstanceGroupNotFound's 400.
+    if (err instanceof CloudError && err.type === 'NotFound' && err.details.groupUuid !== undefined)
+      throw new ApiError(400, err.message);
+    throw err;
+  });
+}
+
+function recordInstanceRow(
+  deps: ApiDeps,
+  ctx: RequestContext,
+  boot: Omit<BootRequest, 'auth'>,
+  quota: QuotaAmounts,
+  serverGroup: string | undefined,
+): Promise<Instance> {
+  return deps.cloud.nova.createInstance(
     {
       uuid: boot.instanceUuid as string,
       requestId: boot.requestId,
@@ -347,6 +384,7 @@ async function recordInstance(
       ...(boot.accessIPv4 !== undefined ? { accessIPv4: boot.accessIPv4 } : {}),
       ...(boot.accessIPv6 !== undefined ? { accessIPv6: boot.accessIPv6 } : {}),
       ...(boot.tags !== undefined ? { tags: boot.tags } : {}),
+      ...(serverGroup !== undefined ? { serverGroup } : {}),
     },
     quota,
   );
@@ -386,6 +424,7 @@ async function startBuilds(
   fields: Omit<BootRequest, 'auth' | 'requestId' | 'instanceUuid'>,
   quota: QuotaAmounts,
   count: { min: number; max: number },
+  serverGroup: string | undefined,
   leave: () => void,
 ): Promise<string[]> {
   // The first grant's signature (off the event loop, in WebCrypto's thread pool) runs beside the claims.
@@ -402,7 +441,7 @@ async function startBuilds(
       name: count.max > 1 ? `${fields.name}-${index + 1}`.slice(0, 255) : fields.name,
     };
     try {
-      await recordInstance(deps, ctx, build, quota);
+      await recordInstance(deps, ctx, build, quota, serverGroup);
     } catch (err) {
       // A claim that a concurrent request beat: this request creates nothing.
       for (const recorded of builds) await removeUnstartedBuild(deps, request, recorded.instanceUuid!);
@@ -474,6 +513,7 @@ async function createServer(
     });
   }
   const networkIds = await resolveNetworks(deps, lookups, ctx, s.networks);
+  const serverGroup = await requestedGroup(deps, ctx, body);
   if (s.availability_zone !== undefined) {
     const zones = new Set((await deps.cloud.nova.listComputeHosts()).map((h) => h.availabilityZone));
     if (!zones.has(s.availability_zone))
@@ -509,6 +549,7 @@ async function createServer(
     fields,
     quota,
     instanceCount(s, source),
+    serverGroup,
     leave,
   );
   const uuid = uuids[0]!;

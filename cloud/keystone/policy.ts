@@ -60,6 +60,10 @@ export const BASE_RULES = {
 const ADMIN = { checkString: 'rule:context_is_admin', check: BASE_RULES.context_is_admin.check };
 /** oslo.policy's '@': anyone with a valid token. */
 const ANYONE = { checkString: '@', check: (() => true) as Check };
+const PROJECT_MEMBER = {
+  checkString: 'rule:project_member_api',
+  check: BASE_RULES.project_member_api.check,
+};
 const PROJECT_MEMBER_OR_ADMIN = {
   checkString: 'rule:project_member_api or rule:context_is_admin',
   check: either(BASE_RULES.project_member_api.check, BASE_RULES.context_is_admin.check),
@@ -207,6 +211,12 @@ export const POLICY_RULES = {
   'os_compute_api:os-flavor-extra-specs:create': ADMIN,
   'os_compute_api:os-flavor-extra-specs:update': ADMIN,
   'os_compute_api:os-flavor-extra-specs:delete': ADMIN,
+  // nova/policies/server_groups.py: create needs member of the caller's own project (no admin clause).
+  'os_compute_api:os-server-groups:create': PROJECT_MEMBER,
+  'os_compute_api:os-server-groups:delete': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-server-groups:index': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:os-server-groups:index:all_projects': ADMIN,
+  'os_compute_api:os-server-groups:show': PROJECT_READER_OR_ADMIN,
 } as const satisfies Record<string, { checkString: string; check: Check }>;
 
 export type PolicyRule = keyof typeof POLICY_RULES;

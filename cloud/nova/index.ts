@@ -20,6 +20,7 @@ import * as flavors from './flavors';
 import * as flavorExtras from './flavor-extras';
 import * as instances from './instances';
 import * as serverMetadata from './server-metadata';
+import * as serverGroups from './server-groups';
 import * as keypairs from './keypairs';
 import * as locks from './locks';
 import * as operations from './operations';
@@ -73,6 +74,16 @@ export {
   type RebuildChanges,
 } from './operations';
 export type { KeyPair, ImportKeyPairInput } from './keypairs';
+export {
+  DEFAULT_SERVER_GROUP_MEMBERS,
+  DEFAULT_SERVER_GROUPS,
+  SERVER_GROUP_POLICIES,
+  type CreateServerGroupInput,
+  type SchedulingGroup,
+  type ServerGroup,
+  type ServerGroupPolicy,
+  type ServerGroupRules,
+} from './server-groups';
 export { DEFAULT_KEY_PAIRS_PER_USER, fingerprintOf } from './keypairs';
 export { DEFAULT_FLAVORS, guestFlavor } from './flavors';
 export type { PowerSyncInput, PowerSyncResult } from './power-sync';
@@ -204,6 +215,35 @@ export class Nova {
   }
   deleteKeyPair(userId: string, name: string): Promise<void> {
     return keypairs.deleteKeyPair(this.ctx, userId, name);
+  }
+
+  // Server groups (os-server-groups; members come from the boot's group hint)
+  createServerGroup(input: serverGroups.CreateServerGroupInput): Promise<serverGroups.ServerGroup> {
+    return serverGroups.createServerGroup(this.ctx, input);
+  }
+  getServerGroup(uuid: string): Promise<serverGroups.ServerGroup> {
+    return serverGroups.getServerGroup(this.ctx, uuid);
+  }
+  listServerGroups(filter: {
+    projectId?: string;
+    limit?: number;
+    offset?: number;
+  }): Promise<serverGroups.ServerGroup[]> {
+    return serverGroups.listServerGroups(this.ctx, filter);
+  }
+  deleteServerGroup(uuid: string): Promise<void> {
+    return serverGroups.deleteServerGroup(this.ctx, uuid);
+  }
+  countServerGroups(projectId: string): Promise<number> {
+    return serverGroups.countServerGroups(this.ctx, projectId);
+  }
+  /** Instance uuid → its group's uuid, for those in one. */
+  serverGroupsOf(instanceUuids: string[]): Promise<Map<string, string>> {
+    return serverGroups.serverGroupsOf(this.ctx, instanceUuids);
+  }
+  /** The scheduler's ServerGroupSource: the group of the instance being placed and its other members. */
+  schedulingGroupOf(instanceUuid: string): Promise<serverGroups.SchedulingGroup | null> {
+    return serverGroups.schedulingGroupOf(this.ctx, instanceUuid);
   }
 
   // Quotas

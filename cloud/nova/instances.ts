@@ -18,6 +18,7 @@ import {
 import { isUniqueViolation, parseJsonArray, type NovaContext } from './db-util';
 import { findFlavor, flavorRefSchema, type Flavor } from './flavors';
 import { quotaClaimStep, releaseConsumerIn } from './quota';
+import { addMemberIn, removeMemberIn } from './server-groups';
 import type { InstancesTable, NovaDb } from './schema';
 import { instanceUuidSchema, keystoneIdSchema } from './schemas';
 import {
@@ -141,6 +142,8 @@ const createSchema = z
     tags: serverTagsSchema.optional(),
     accessIPv4: z.ipv4().optional(),
     accessIPv6: z.ipv6().optional(),
+    /** The `group` scheduler hint: the instance becomes a member of this server group. */
+    serverGroup: z.uuid().optional(),
   })
   .refine((v) => v.imageRef !== undefined || v.bootFromVolume === true, {
     message: 'an imageRef is required unless booting from a volume',
@@ -228,6 +231,13 @@ export async function createInstance(ctx: NovaContext, input: unknown, quota?: u
         updated_at: now,
       };
       await trx.insertInto('instances').values(row).execute();
+      if (req.serverGroup !== undefined) {
+        await addMemberIn(ctx, trx, {
+          groupUuid: req.serverGroup.toLowerCase(),
+          instanceUuid: req.uuid,
+          userId: req.userId,
+        });
+      }
       await trx
         .insertInto('instance_actions')
         .values({
@@ -443,7 +453,8 @@ export async function updateInstance(
 
 /**
  * Instance.destroy(): vm_state deleted, task_state None, deleted/deleted_at/terminated_at set, the row kept
- * (soft delete). The quota the instance holds as a consumer is released in the same transaction.
+ * (soft delete). The quota the instance holds as a consumer is released, and its server group membership
+ * removed, in the same transaction.
  * Idempotent: deleting a deleted instance returns it unchanged.
  */
 export async function softDeleteInstance(ctx: NovaContext, uuidIn: unknown): Promise<Instance> {
@@ -462,6 +473,7 @@ export async function softDeleteInstance(ctx: NovaContext, uuidIn: unknown): Pro
     };
     await trx.updateTable('instances').set(set).where('uuid', '=', uuid).execute();
     await releaseConsumerIn(ctx, trx, uuid);
+    await removeMemberIn(trx, uuid);
     return instanceFromRow({ ...row, ...set });
   });
 }

@@ -231,6 +231,47 @@ async function addFlavorExtras(db: Db): Promise<void> {
     .execute();
 }
 
+/**
+ * Server groups (Nova's instance_groups, instance_group_policy and instance_group_member in the API
+ * database): the group with its one policy and its rules (JSON), and which instances are its members (an
+ * instance is in one group at most; a member row goes when its instance is deleted).
+ */
+async function createServerGroups(db: Db): Promise<void> {
+  await db.schema
+    .createTable('instance_groups')
+    .addColumn('uuid', 'varchar(36)', (c) => c.primaryKey())
+    .addColumn('name', 'varchar(255)', (c) => c.notNull())
+    .addColumn('project_id', 'varchar(64)', (c) => c.notNull())
+    .addColumn('user_id', 'varchar(64)', (c) => c.notNull())
+    .addColumn('policy', 'varchar(32)', (c) => c.notNull())
+    .addColumn('rules', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .execute();
+  await db.schema
+    .createIndex('instance_groups_project_idx')
+    .on('instance_groups')
+    .columns(['project_id', 'created_at'])
+    .execute();
+  await db.schema
+    .createTable('instance_group_members')
+    .addColumn('instance_uuid', 'varchar(36)', (c) => c.primaryKey())
+    .addColumn('group_uuid', 'varchar(36)', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addForeignKeyConstraint(
+      'instance_group_members_group_fk',
+      ['group_uuid'],
+      'instance_groups',
+      ['uuid'],
+      (fk) => fk.onDelete('cascade'),
+    )
+    .execute();
+  await db.schema
+    .createIndex('instance_group_members_group_idx')
+    .on('instance_group_members')
+    .column('group_uuid')
+    .execute();
+}
+
 export const novaMigrations: Record<string, Migration> = {
   '001_flavors': { up: createFlavors },
   '002_instances': { up: createInstances },
@@ -241,4 +282,5 @@ export const novaMigrations: Record<string, Migration> = {
   '007_user_data_and_tags': { up: addUserDataAndTags },
   '008_instance_locks': { up: addInstanceLocks },
   '009_flavor_extras': { up: addFlavorExtras },
+  '010_server_groups': { up: createServerGroups },
 };

@@ -178,7 +178,27 @@ export interface KeyPairsTable {
   created_at: number;
 }
 
+/** Nova's instance_groups (migration 010): one policy per group, rules as JSON ({} or max_server_per_host). */
+export interface InstanceGroupsTable {
+  uuid: string;
+  name: string;
+  project_id: string;
+  user_id: string;
+  policy: string;
+  rules: string;
+  created_at: number;
+}
+
+/** Nova's instance_group_member (migration 010): an instance is a member of one group at most. */
+export interface InstanceGroupMembersTable {
+  instance_uuid: string;
+  group_uuid: string;
+  created_at: number;
+}
+
 export interface NovaDb {
+  instance_groups: InstanceGroupsTable;
+  instance_group_members: InstanceGroupMembersTable;
   key_pairs: KeyPairsTable;
   flavors: FlavorsTable;
   flavor_extra_specs: FlavorExtraSpecsTable;

@@ -4,7 +4,12 @@
  */
 import type { AllocationCandidate } from '../placement';
 import type { HostState } from './host-state';
-import { canonicalArch, canonicalHvType, type ImageRequirements } from './request';
+import {
+  canonicalArch,
+  canonicalHvType,
+  type ImageRequirements,
+  type ServerGroupPolicyName,
+} from './request';
 
 /** A candidate host: Nova's view of it joined with placement's numbers. */
 export interface CandidateHost {
@@ -15,8 +20,39 @@ export interface CandidateHost {
 export interface FilterSpec {
   image: ImageRequirements;
   availabilityZone?: string;
-  serverGroup?: { policy: 'affinity' | 'anti-affinity'; hosts: ReadonlySet<string> };
+  serverGroup?: ServerGroupFilterSpec;
   ignoreHosts: ReadonlySet<string>;
+}
+
+/** The group as the filters and weighers see it: members per host, and anti-affinity's limit per host. */
+export interface ServerGroupFilterSpec {
+  policy: ServerGroupPolicyName;
+  /** The hosts of the other members. */
+  hosts: ReadonlySet<string>;
+  /** How many other members each host runs. */
+  members: ReadonlyMap<string, number>;
+  /** max_server_per_host (1 without the rule). */
+  maxServerPerHost: number;
+}
+
+export function serverGroupFilterSpec(group: {
+  policy: ServerGroupPolicyName;
+  hosts: readonly string[];
+  maxServerPerHost?: number | undefined;
+}): ServerGroupFilterSpec {
+  const members = new Map<string, number>();
+  for (const host of group.hosts) members.set(host, (members.get(host) ?? 0) + 1);
+  return {
+    policy: group.policy,
+    hosts: new Set(members.keys()),
+    members,
+    maxServerPerHost: group.maxServerPerHost ?? 1,
+  };
+}
+
+/** The hosts anti-affinity rules out: those already running max_server_per_host members. */
+export function antiAffinityFull(group: ServerGroupFilterSpec): string[] {
+  return [...group.members].filter(([, n]) => n >= group.maxServerPerHost).map(([host]) => host);
 }
 
 export interface HostFilter {
@@ -68,11 +104,15 @@ export const imagePropertiesFilter: HostFilter = {
   },
 };
 
-/** ServerGroupAntiAffinityFilter: not on a host that already runs a member of the group. */
+/**
+ * ServerGroupAntiAffinityFilter: not on a host that already runs max_server_per_host members of the group
+ * (one without the rule).
+ */
 export const serverGroupAntiAffinityFilter: HostFilter = {
   name: 'ServerGroupAntiAffinityFilter',
   passes: ({ state }, { serverGroup }) =>
-    serverGroup?.policy !== 'anti-affinity' || !serverGroup.hosts.has(state.host),
+    serverGroup?.policy !== 'anti-affinity' ||
+    (serverGroup.members.get(state.host) ?? 0) < serverGroup.maxServerPerHost,
 };
 
 /** ServerGroupAffinityFilter: on the members' host; the group's first member may go anywhere. */

@@ -29,3 +29,4 @@ export {
   type WeightMultipliers,
 } from './weighers';
 export { resourcesFromFlavor, type SchedulerFlavor, type SelectDestinationsRequest } from './request';
+export { type SchedulingGroupInfo, type ServerGroupSource } from './server-group';

@@ -27,6 +27,28 @@ const imageSchema = z.object({ properties: z.record(z.string(), z.unknown()).def
 
 const hostNameSchema = z.string().min(1).max(255);
 
+export const SERVER_GROUP_POLICY_NAMES = [
+  'affinity',
+  'anti-affinity',
+  'soft-affinity',
+  'soft-anti-affinity',
+] as const;
+export type ServerGroupPolicyName = (typeof SERVER_GROUP_POLICY_NAMES)[number];
+
+/** The instance's server group: its policy, one host per other member placed, and anti-affinity's rule. */
+const groupSchema = z.strictObject({
+  policy: z.enum(SERVER_GROUP_POLICY_NAMES),
+  hosts: z.array(hostNameSchema).max(10_000),
+  /** Nova's max_server_per_host rule (anti-affinity; 1 without it). */
+  maxServerPerHost: z
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 31 - 1)
+    .optional(),
+});
+export type GroupSpec = z.input<typeof groupSchema>;
+
 export const selectRequestSchema = z.strictObject({
   instanceUuid: uuidSchema,
   projectId: idSchema,
@@ -36,12 +58,7 @@ export const selectRequestSchema = z.strictObject({
   /** The root disk is a volume: no DISK_GB for it on the host, as Nova's resources_from_request_spec. */
   bootFromVolume: z.boolean().default(false),
   availabilityZone: z.string().min(1).max(255).optional(),
-  serverGroup: z
-    .strictObject({
-      policy: z.enum(['affinity', 'anti-affinity']),
-      hosts: z.array(hostNameSchema).max(10_000),
-    })
-    .optional(),
+  serverGroup: groupSchema.optional(),
   excludedHosts: z.array(hostNameSchema).max(10_000).default([]),
   maxAttempts: z.number().int().min(1).max(100).default(3),
 });

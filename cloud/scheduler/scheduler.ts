@@ -7,7 +7,13 @@ import { z } from 'zod';
 import { CloudError, isCloudError } from '../errors';
 import type { Allocation, Placement, Resources } from '../placement';
 import { idSchema, parseRequest, uuidSchema } from '../validation';
-import { filterHosts, type CandidateHost, type FilterSpec } from './filters';
+import {
+  antiAffinityFull,
+  filterHosts,
+  serverGroupFilterSpec,
+  type CandidateHost,
+  type FilterSpec,
+} from './filters';
 import type { HostState, HostStateSource } from './host-state';
 import {
   flavorSchema,
@@ -18,6 +24,7 @@ import {
   type SchedulerFlavor,
   type SelectDestinationsRequest,
 } from './request';
+import { groupSpec, KeyedQueue, memberHosts, type ServerGroupSource } from './server-group';
 import { defaultWeighers, weighHosts, type HostWeigher, type WeightMultipliers } from './weighers';
 
 export interface Destination {
@@ -37,6 +44,11 @@ export interface Selection {
 export interface SchedulerOptions {
   placement: Placement;
   hosts: HostStateSource;
+  /**
+   * The server group of the instance being placed, looked up by its uuid when the request names none
+   * (Nova's RequestSpec.instance_group): the workflow's request stays as it was.
+   */
+  groups?: ServerGroupSource;
   weights?: WeightMultipliers;
   /**
    * Candidates asked of placement at a time (Nova's max_placement_results; 1000 there). Placement returns
@@ -89,10 +101,14 @@ export class Scheduler {
   private readonly subsetSize: number;
   private readonly random: () => number;
   private readonly stacking: boolean;
+  private readonly groups: ServerGroupSource | undefined;
+  /** The members of one group are placed one at a time (each sees the claims of those before it). */
+  private readonly groupQueue = new KeyedQueue();
 
   constructor(options: SchedulerOptions) {
     this.placement = options.placement;
     this.source = options.hosts;
+    this.groups = options.groups;
     this.weighers = defaultWeighers(options.weights);
     this.pageSize = Math.max(1, Math.min(options.maxPlacementResults ?? 100, 100_000));
     this.subsetSize = Math.max(1, options.hostSubsetSize ?? 1);
@@ -102,14 +118,26 @@ export class Scheduler {
 
   async selectDestinations(input: SelectDestinationsRequest): Promise<Selection> {
     const req = parseRequest(selectRequestSchema, input, 'scheduling request');
+    if (req.serverGroup || !this.groups) return this.select(req);
+    const groups = this.groups;
+    const group = await groups.schedulingGroupOf(req.instanceUuid);
+    if (!group) return this.select(req);
+    return this.groupQueue.run(group.uuid, async () => {
+      // Read again in the queue: the members placed meanwhile hold their claims now.
+      const now = await groups.schedulingGroupOf(req.instanceUuid);
+      if (!now) return this.select(req);
+      const hosts = await memberHosts(this.placement, this.source, now);
+      return this.select({ ...req, serverGroup: groupSpec(now, hosts) });
+    });
+  }
+
+  private async select(req: ParsedSelectRequest): Promise<Selection> {
     const resources = resourcesFromFlavor(req.flavor, req.bootFromVolume);
     const spec: FilterSpec = {
       image: imageRequirements(req.image.properties),
       ignoreHosts: new Set(req.excludedHosts),
       ...(req.availabilityZone ? { availabilityZone: req.availabilityZone } : {}),
-      ...(req.serverGroup
-        ? { serverGroup: { policy: req.serverGroup.policy, hosts: new Set(req.serverGroup.hosts) } }
-        : {}),
+      ...(req.serverGroup ? { serverGroup: serverGroupFilterSpec(req.serverGroup) } : {}),
     };
 
     const existing = await this.placement.getAllocations(req.instanceUuid);
@@ -169,12 +197,40 @@ export class Scheduler {
       { instanceUuid, alternate, flavor, projectId, userId, ...options },
       'alternate claim',
     );
-    return this.placement.claim({
-      consumerUuid: req.instanceUuid,
-      providerUuid: req.alternate.providerUuid,
-      resources: resourcesFromFlavor(req.flavor, req.bootFromVolume),
-      projectId: req.projectId,
-      userId: req.userId,
+    const claim = () =>
+      this.placement.claim({
+        consumerUuid: req.instanceUuid,
+        providerUuid: req.alternate.providerUuid,
+        resources: resourcesFromFlavor(req.flavor, req.bootFromVolume),
+        projectId: req.projectId,
+        userId: req.userId,
+      });
+    const groups = this.groups;
+    const group = groups ? await groups.schedulingGroupOf(req.instanceUuid) : null;
+    if (!groups || !group) return claim();
+    // The alternate was good when it was chosen; members placed since may have taken it (Nova's late check).
+    return this.groupQueue.run(group.uuid, async () => {
+      const now = await groups.schedulingGroupOf(req.instanceUuid);
+      if (now) {
+        const spec = serverGroupFilterSpec(
+          groupSpec(now, await memberHosts(this.placement, this.source, now)),
+        );
+        const host = req.alternate.host;
+        const fits =
+          spec.policy === 'anti-affinity'
+            ? (spec.members.get(host) ?? 0) < spec.maxServerPerHost
+            : spec.policy !== 'affinity' || spec.hosts.size === 0 || spec.hosts.has(host);
+        if (!fits) {
+          throw new CloudError(
+            'Conflict',
+            `Host ${host} no longer fits the ${spec.policy} policy of group ${now.uuid}`,
+            {
+              reason: 'ServerGroupPolicy',
+            },
+          );
+        }
+      }
+      return claim();
     });
   }
 
@@ -203,7 +259,7 @@ export class Scheduler {
     }
     const { passed, rejectedBy } = filterHosts(joined, spec);
     if (joined.length < candidates.length) rejectedBy.NoComputeNode = candidates.length - joined.length;
-    const weighed = weighHosts(passed, this.weighers).map((w) => w.host);
+    const weighed = weighHosts(passed, this.weighers, spec).map((w) => w.host);
     return { hosts: this.pickFromSubset(weighed), candidates: candidates.length, rejectedBy };
   }
 
@@ -219,7 +275,8 @@ export class Scheduler {
   /** Hosts that can be excluded (or required) in placement's query itself instead of after it. */
   private async pushdown(spec: FilterSpec): Promise<{ exclude: string[]; only?: string[] }> {
     const avoid = new Set(spec.ignoreHosts);
-    if (spec.serverGroup?.policy === 'anti-affinity') for (const h of spec.serverGroup.hosts) avoid.add(h);
+    if (spec.serverGroup?.policy === 'anti-affinity')
+      for (const h of antiAffinityFull(spec.serverGroup)) avoid.add(h);
     const exclude = await this.nodesOf(avoid);
     if (spec.serverGroup?.policy === 'affinity' && spec.serverGroup.hosts.size > 0) {
       return { exclude, only: await this.nodesOf(spec.serverGroup.hosts) };

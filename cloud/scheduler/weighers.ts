@@ -3,7 +3,7 @@
  * hosts being weighed, multiplied by the weigher's multiplier and summed; the highest total wins. Positive
  * RAM/CPU/disk multipliers spread instances, negative ones stack them.
  */
-import type { CandidateHost } from './filters';
+import type { CandidateHost, FilterSpec } from './filters';
 
 export interface WeightMultipliers {
   /** ram_weight_multiplier, default 1.0 */
@@ -14,6 +14,10 @@ export interface WeightMultipliers {
   disk?: number;
   /** build_failure_weight_multiplier, default 1000000.0 (applied negated: failures push a host down). */
   buildFailure?: number;
+  /** soft_affinity_weight_multiplier, default 1.0 */
+  softAffinity?: number;
+  /** soft_anti_affinity_weight_multiplier, default 1.0 */
+  softAntiAffinity?: number;
 }
 
 export const DEFAULT_WEIGHT_MULTIPLIERS: Required<WeightMultipliers> = {
@@ -21,13 +25,20 @@ export const DEFAULT_WEIGHT_MULTIPLIERS: Required<WeightMultipliers> = {
   cpu: 1.0,
   disk: 1.0,
   buildFailure: 1_000_000.0,
+  softAffinity: 1.0,
+  softAntiAffinity: 1.0,
 };
 
 export interface HostWeigher {
   readonly name: string;
   readonly multiplier: number;
-  weigh(host: CandidateHost): number;
+  /** The request's spec is there for the weighers that need it (the server group ones). */
+  weigh(host: CandidateHost, spec?: FilterSpec): number;
 }
+
+/** _SoftAffinityWeigherBase: the group's members on the host, for the weigher's own policy only. */
+const membersOn = (host: CandidateHost, spec: FilterSpec | undefined, policy: string): number =>
+  spec?.serverGroup?.policy === policy ? (spec.serverGroup.members.get(host.state.host) ?? 0) : 0;
 
 /** nova.weights.normalize: min..max onto 0..1; all equal → all 0. */
 export function normalize(values: readonly number[]): number[] {
@@ -57,6 +68,18 @@ export function defaultWeighers(multipliers: WeightMultipliers = {}): HostWeighe
     { name: 'DiskWeigher', multiplier: m.disk, weigh: (h) => free(h, 'DISK_GB') * 1024 },
     // BuildFailureWeigher: failed_builds with a negated multiplier.
     { name: 'BuildFailureWeigher', multiplier: -m.buildFailure, weigh: (h) => h.state.failedBuilds },
+    // ServerGroupSoftAffinityWeigher: more members of the group on the host weigh more.
+    {
+      name: 'ServerGroupSoftAffinityWeigher',
+      multiplier: m.softAffinity,
+      weigh: (h, spec) => membersOn(h, spec, 'soft-affinity'),
+    },
+    // ServerGroupSoftAntiAffinityWeigher: the same count, negated.
+    {
+      name: 'ServerGroupSoftAntiAffinityWeigher',
+      multiplier: m.softAntiAffinity,
+      weigh: (h, spec) => -membersOn(h, spec, 'soft-anti-affinity'),
+    },
   ];
 }
 
@@ -69,11 +92,15 @@ export interface WeighedHost {
  * BaseWeightHandler.get_weighed_objects: sum of multiplier × normalized weight, highest first. The sort is
  * stable, so equal weights keep placement's order (most free memory first).
  */
-export function weighHosts(hosts: readonly CandidateHost[], weighers: readonly HostWeigher[]): WeighedHost[] {
+export function weighHosts(
+  hosts: readonly CandidateHost[],
+  weighers: readonly HostWeigher[],
+  spec?: FilterSpec,
+): WeighedHost[] {
   const weighed = hosts.map((host) => ({ host, weight: 0 }));
   if (weighed.length <= 1) return weighed;
   for (const weigher of weighers) {
-    const normalized = normalize(hosts.map((h) => weigher.weigh(h)));
+    const normalized = normalize(hosts.map((h) => weigher.weigh(h, spec)));
     normalized.forEach((w, i) => {
       const entry = weighed[i];
       if (entry) entry.weight += weigher.multiplier * w;

@@ -17,6 +17,7 @@ from tempest.lib.services.compute import flavors_client
 from tempest.lib.services.compute import hypervisor_client
 from tempest.lib.services.compute import keypairs_client
 from tempest.lib.services.compute import limits_client
+from tempest.lib.services.compute import server_groups_client
 from tempest.lib.services.compute import servers_client
 from tempest.lib.services.compute import services_client
 from tempest.lib.services.volume import base_client as volume_base_client
@@ -50,6 +51,7 @@ def main():
             'servers': servers_client.ServersClient(p, 'compute', region, **kw),
             'flavors': flavors_client.FlavorsClient(p, 'compute', region, **kw),
             'keypairs': keypairs_client.KeyPairsClient(p, 'compute', region, **kw),
+            'groups': server_groups_client.ServerGroupsClient(p, 'compute', region, **kw),
             'limits': limits_client.LimitsClient(p, 'compute', region, **kw),
             'zones': availability_zone_client.AvailabilityZoneClient(p, 'compute', region, **kw),
             'hypervisors': hypervisor_client.HypervisorClient(p, 'compute', region, **kw),
@@ -104,6 +106,15 @@ def main():
             if created:
                 check(f'{at} show_keypair', lambda: c['keypairs'].show_keypair(name))
                 check(f'{at} delete_keypair', lambda: c['keypairs'].delete_keypair(name))
+            policy = {'policy': 'anti-affinity'} if minor >= 64 else {'policies': ['anti-affinity']}
+            group = check(
+                f'{at} create_server_group', lambda: c['groups'].create_server_group(name=name, **policy)
+            )
+            check(f'{at} list_server_groups', lambda: c['groups'].list_server_groups())
+            if group:
+                group_id = group['server_group']['id']
+                check(f'{at} show_server_group', lambda: c['groups'].show_server_group(group_id))
+                check(f'{at} delete_server_group', lambda: c['groups'].delete_server_group(group_id))
         at = f'{version} admin'
         check(f'{at} list_availability_zones detail', lambda: admin['zones'].list_availability_zones(detail=True))
         check(f'{at} list_hypervisors', lambda: admin['hypervisors'].list_hypervisors())
