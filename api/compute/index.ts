@@ -8,6 +8,7 @@ import type { ServicePlugin } from '../app';
 import { requireAuth } from '../auth';
 import type { ApiDeps } from '../deps';
 import { availabilityZoneRoutes } from './availability-zones';
+import { extensionRoutes } from './extensions';
 import { flavorRoutes } from './flavors';
 import { hypervisorRoutes } from './hypervisors';
 import { imageMetadataRoutes } from './image-metadata';
@@ -53,6 +54,7 @@ async function v21(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   await imageRoutes(app, deps);
   await imageMetadataRoutes(app, deps);
   await volumeProxyRoutes(app, deps);
+  await extensionRoutes(app);
 }
 
 export const computeApi: ServicePlugin = async (app, deps) => {
