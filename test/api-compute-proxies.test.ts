@@ -488,6 +488,29 @@ describe("a server's security groups (all microversions)", () => {
     );
   });
 
+  test('two adds at once both stay (one transaction each, the ports locked)', async () => {
+    const server = await serverWithPorts(2);
+    const ids: string[] = [];
+    for (const name of ['race-a', 'race-b'])
+      ids.push(
+        (
+          (
+            await call('POST', '/os-security-groups', { body: { security_group: { name, description: '' } } })
+          ).json() as { security_group: { id: string } }
+        ).security_group.id,
+      );
+    const answers = await Promise.all(
+      ['race-a', 'race-b'].map((name) => action(server, { addSecurityGroup: { name } })),
+    );
+    assert.deepEqual(
+      answers.map((a) => a.statusCode),
+      [202, 202],
+    );
+    const def = (await env.cloud.neutron.ensureDefaultSecurityGroup(boot.demo.projectId)).id;
+    const all = [def, ...ids].sort();
+    assert.deepEqual(await portGroups(server), [all, all]);
+  });
+
   test('refusals: unknown or ambiguous group, empty name, schema, policy, another project, no ports', async () => {
     const server = await serverWithPorts(1);
     const before = await portGroups(server);
