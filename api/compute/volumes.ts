@@ -112,9 +112,11 @@ async function createVolume(deps: ApiDeps, request: FastifyRequest) {
   const body = parseBody(createBody, request.body).volume;
   allow(ctx, 'create');
   const size = Number(body.size);
+  // Cinder's own answers for a type it does not have and an unknown snapshot (Nova's schema has no
+  // source volume, so the lookup of one is never called).
   await refuseMissingSources(
     { volume_type: body.volume_type ?? null, snapshot_id: body.snapshot_id ?? null },
-    () => Promise.reject(new Error('no source volume')),
+    () => Promise.reject(new Error('os-volumes names no source volume')),
   );
   if (body.snapshot_id !== undefined)
     throw invalidInput("bootflow's Cinder does not create volumes from snapshots (snapshot_id).");
