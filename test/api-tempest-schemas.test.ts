@@ -132,6 +132,7 @@ describe("tempest's response schemas", () => {
       member: { username: boot.demo.username, password: boot.demo.password, project: boot.demo.projectName },
       servers,
       volumes,
+      image: boot.imageId,
       compute_max_minor: MAX_MICROVERSION.minor,
       volume_versions: VOLUME_VERSIONS,
     });

@@ -151,6 +151,13 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     // ... and read by anyone with a role on the project.
     'identity:list_project_tags',
     'identity:get_project_tag',
+    // nova/policies/security_groups.py, volumes.py: the proxies read by a reader.
+    'os_compute_api:os-security-groups:get',
+    'os_compute_api:os-security-groups:show',
+    'os_compute_api:os-security-groups:list',
+    'os_compute_api:os-volumes:list',
+    'os_compute_api:os-volumes:detail',
+    'os_compute_api:os-volumes:show',
   ]),
   ...rulesDecidingAs(PROJECT_MEMBER, [
     'os_compute_api:servers:update',
@@ -163,6 +170,16 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'os_compute_api:server-metadata:delete',
     'os_compute_api:os-lock-server:lock',
     'os_compute_api:os-lock-server:unlock',
+    // ... and changed by a member.
+    'os_compute_api:os-security-groups:create',
+    'os_compute_api:os-security-groups:update',
+    'os_compute_api:os-security-groups:delete',
+    'os_compute_api:os-security-groups:rule:create',
+    'os_compute_api:os-security-groups:rule:delete',
+    'os_compute_api:os-security-groups:add',
+    'os_compute_api:os-security-groups:remove',
+    'os_compute_api:os-volumes:create',
+    'os_compute_api:os-volumes:delete',
   ]),
 };
 

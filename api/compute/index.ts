@@ -8,8 +8,11 @@ import type { ServicePlugin } from '../app';
 import { requireAuth } from '../auth';
 import type { ApiDeps } from '../deps';
 import { availabilityZoneRoutes } from './availability-zones';
+import { extensionRoutes } from './extensions';
 import { flavorRoutes } from './flavors';
 import { hypervisorRoutes } from './hypervisors';
+import { imageMetadataRoutes } from './image-metadata';
+import { imageRoutes } from './images';
 import { instanceActionRoutes } from './instance-actions';
 import { keypairRoutes } from './keypairs';
 import { limitsRoutes } from './limits';
@@ -19,8 +22,11 @@ import { serverActionRoutes } from './server-actions';
 import { serverGroupRoutes } from './server-groups';
 import { serverMetadataRoutes } from './server-metadata';
 import { serverRoutes } from './servers';
+import { securityGroupRoutes } from './security-groups';
+import { serverSecurityGroupRoutes } from './server-security-groups';
 import { versionDocument, versionRoutes } from './versions';
 import { volumeAttachmentRoutes } from './volume-attachments';
+import { volumeProxyRoutes } from './volumes';
 
 async function v21(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   // Set by the onRequest hook below before any route runs (null until then, as Fastify wants it).
@@ -45,6 +51,12 @@ async function v21(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   await availabilityZoneRoutes(app, deps);
   await instanceActionRoutes(app, deps);
   await volumeAttachmentRoutes(app, deps);
+  await securityGroupRoutes(app, deps);
+  await serverSecurityGroupRoutes(app, deps);
+  await imageRoutes(app, deps);
+  await imageMetadataRoutes(app, deps);
+  await volumeProxyRoutes(app, deps);
+  await extensionRoutes(app);
 }
 
 export const computeApi: ServicePlugin = async (app, deps) => {

@@ -32,6 +32,7 @@ import {
 import { evacuateAction } from './evacuate';
 import { lockAction, unlockAction } from './lock-server';
 import { rebuildAction } from './rebuild';
+import { addSecurityGroupAction, removeSecurityGroupAction } from './server-security-groups';
 
 /** What every action handler gets. */
 export interface ActionCall {
@@ -184,9 +185,11 @@ export const SERVER_ACTIONS: Record<string, ActionHandler> = {
       workflowType: 'startInstance',
     });
   },
+  addSecurityGroup: addSecurityGroupAction,
   evacuate: evacuateAction,
   lock: lockAction,
   rebuild: rebuildAction,
+  removeSecurityGroup: removeSecurityGroupAction,
   unlock: unlockAction,
   reboot: (call) => {
     const type = parseBody(rebootSchema, call.body).reboot.type.toUpperCase() as 'SOFT' | 'HARD';

@@ -27,6 +27,8 @@ export interface ServerExtras {
   hosts: Map<string, ComputeHost>;
   /** Instance uuid → the uuid of its server group (2.71's server_groups). */
   groups: Map<string, string>;
+  /** The groups of each server's ports, port by port (a group's name, its id when unnamed). */
+  securityGroups: Map<string, Array<{ name: string }>>;
 }
 
 /** Reads addresses, volumes, latest faults and hosts for these instances (bulk when they are many). */
@@ -60,6 +62,17 @@ export async function loadServerExtras(deps: ApiDeps, instances: Instance[]): Pr
     }
     addresses.set(port.deviceId, byNetwork);
   }
+  // security_group_api.get_instances_security_groups_bindings: each port's groups, in port order.
+  const groupNames = await neutron.securityGroupNames(ports.flatMap((p) => p.securityGroupIds));
+  const securityGroups = new Map<string, Array<{ name: string }>>();
+  for (const port of ports) {
+    const list = securityGroups.get(port.deviceId) ?? [];
+    for (const id of port.securityGroupIds) {
+      const name = groupNames.get(id);
+      if (name !== undefined) list.push({ name: name || id });
+    }
+    securityGroups.set(port.deviceId, list);
+  }
   const attachments = bulk
     ? (await cinder.listAttachments()).filter((a) => wanted.has(a.instanceUuid))
     : (await Promise.all(instances.map((i) => cinder.listAttachments({ instanceUuid: i.uuid })))).flat();
@@ -87,7 +100,7 @@ export async function loadServerExtras(deps: ApiDeps, instances: Instance[]): Pr
     for (const host of await nova.listComputeHosts()) hosts.set(host.host, host);
   }
   const groups = instances.length > 0 ? await nova.serverGroupsOf(instances.map((i) => i.uuid)) : new Map();
-  return { addresses, volumes, faults, hosts, groups };
+  return { addresses, volumes, faults, hosts, groups, securityGroups };
 }
 
 /** utils.generate_hostid: sha224 of project id + host, '' without a host. */
@@ -202,7 +215,9 @@ export function serverDetail(
   server.key_name = instance.keyName;
   server['OS-SRV-USG:launched_at'] = naiveTime(instance.launchedAt);
   server['OS-SRV-USG:terminated_at'] = naiveTime(instance.terminatedAt);
-  if ((extras.addresses.get(instance.uuid) ?? null) !== null) server.security_groups = [{ name: 'default' }];
+  // ViewBuilder._add_security_grps: only when the server's ports have groups.
+  const groups = extras.securityGroups.get(instance.uuid) ?? [];
+  if (groups.length > 0) server.security_groups = groups;
   if (can(ctx, 'os_compute_api:os-extended-server-attributes', instance.projectId)) {
     server['OS-EXT-SRV-ATTR:host'] = instance.host;
     server['OS-EXT-SRV-ATTR:instance_name'] = `instance-${instance.uuid}`;

@@ -54,6 +54,7 @@ export type PolicyName =
   | 'os_compute_api:servers:rebuild'
   | `os_compute_api:os-lock-server:${'lock' | 'unlock' | 'unlock:unlock_override'}`
   | `os_compute_api:os-volumes-attachments:${'index' | 'show' | 'create' | 'delete'}`
+  | `os_compute_api:os-security-groups:${'list' | 'add' | 'remove'}`
   | 'os_compute_api:ips:index'
   | 'os_compute_api:ips:show'
   | 'os_compute_api:os-instance-actions:list'

@@ -95,8 +95,8 @@ const UUID_LIKE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]
  * The sources a create may name that bootflow does not have, answered as Cinder answers an unknown one:
  * volume types other than the default, snapshots (there are none) and source volumes (not cloned).
  */
-async function refuseMissingSources(
-  body: z.infer<typeof createBody>['volume'],
+export async function refuseMissingSources(
+  body: Pick<z.infer<typeof createBody>['volume'], 'volume_type' | 'snapshot_id' | 'source_volid'>,
   sourceVolume: (id: string) => Promise<Volume>,
 ): Promise<void> {
   const type = body.volume_type;

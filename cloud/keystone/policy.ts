@@ -217,6 +217,22 @@ export const POLICY_RULES = {
   'os_compute_api:os-server-groups:index': PROJECT_READER_OR_ADMIN,
   'os_compute_api:os-server-groups:index:all_projects': ADMIN,
   'os_compute_api:os-server-groups:show': PROJECT_READER_OR_ADMIN,
+  // The deprecated proxies to Neutron and Cinder (nova/policies/security_groups.py, volumes.py).
+  'os_compute_api:os-security-groups:get': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:os-security-groups:show': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:os-security-groups:create': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-security-groups:update': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-security-groups:delete': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-security-groups:rule:create': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-security-groups:rule:delete': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-security-groups:list': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:os-security-groups:add': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-security-groups:remove': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-volumes:list': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:os-volumes:detail': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:os-volumes:show': PROJECT_READER_OR_ADMIN,
+  'os_compute_api:os-volumes:create': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:os-volumes:delete': PROJECT_MEMBER_OR_ADMIN,
 } as const satisfies Record<string, { checkString: string; check: Check }>;
 
 export type PolicyRule = keyof typeof POLICY_RULES;

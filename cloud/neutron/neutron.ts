@@ -14,7 +14,7 @@ import { formatCidr, formatIpv4, parseIpv4, rangeSize } from './ipv4';
 import { normalizeMac, randomMac } from './mac';
 import { neutronMigrations } from './migrations';
 import { parseAddressPairs, setAddressPairs } from './address-pairs';
-import { setPortSecurityGroups } from './port-groups';
+import { addDeviceSecurityGroup, removeDeviceSecurityGroup, setPortSecurityGroups } from './port-groups';
 import { allocatePortIps, replacePortIps } from './port-ips';
 import { OVS_VIF_DETAILS, toNetwork, toPorts, toSubnet } from './rows';
 import type { NeutronDb, NetworksTable, PortsTable } from './schema';
@@ -824,6 +824,45 @@ export class Neutron {
       query = query.where('project_id', '=', parseRequest(projectIdSchema, projectId, 'project id'));
     const groups = await Promise.all((await query.execute()).map((g) => loadSecurityGroup(this.db, g.id)));
     return groups.filter((g): g is SecurityGroup => g !== undefined);
+  }
+
+  /** The names of these security groups, by id (a server's `security_groups` in Nova's view). */
+  async securityGroupNames(ids: readonly string[]): Promise<Map<string, string>> {
+    const wanted = [...new Set(ids)];
+    if (wanted.length === 0) return new Map();
+    const rows = await this.db
+      .selectFrom('security_groups')
+      .select(['id', 'name'])
+      .where('id', 'in', wanted)
+      .execute();
+    return new Map(rows.map((r) => [r.id, r.name]));
+  }
+
+  /**
+   * Adds a security group to, or removes it from, every port of a device (Nova's add_to_instance and
+   * remove_from_instance), in one transaction with the ports locked. Answers how many ports changed (for a
+   * remove: how many had the group).
+   */
+  async changeDeviceSecurityGroup(
+    deviceId: string,
+    groupId: string,
+    change: 'add' | 'remove',
+  ): Promise<number> {
+    const device = parseRequest(idSchema, deviceId, 'device id');
+    const group = parseRequest(idSchema, groupId, 'security group id');
+    return this.store.transaction(async (trx) => {
+      const ports = await this.store
+        .forUpdate(trx.selectFrom('ports').select(['id', 'project_id']).where('device_id', '=', device))
+        .execute();
+      const ids = ports.map((p) => p.id);
+      const changed =
+        change === 'add'
+          ? (await addDeviceSecurityGroup(trx, ports, group), ports.length)
+          : await removeDeviceSecurityGroup(trx, ids, group);
+      if (changed > 0)
+        await trx.updateTable('ports').set({ updated_at: this.clock.now() }).where('id', 'in', ids).execute();
+      return changed;
+    });
   }
 
   /**

@@ -37,3 +37,53 @@ export async function setPortSecurityGroups(
       .values(wanted.map((security_group_id) => ({ port_id: port.id, security_group_id })))
       .execute();
 }
+
+/**
+ * Adds one group to every port of a device (Nova's add_to_instance, one port update each there; here one
+ * transaction with the ports locked, so two concurrent changes cannot lose one). The group must be of each
+ * port's project (SecurityGroupNotFound, as Neutron's update_port answers). A port that has it keeps it.
+ */
+export async function addDeviceSecurityGroup(
+  trx: Kysely<NeutronDb>,
+  ports: ReadonlyArray<{ id: string; project_id: string }>,
+  groupId: string,
+): Promise<void> {
+  for (const port of ports) {
+    const group = await trx
+      .selectFrom('security_groups')
+      .select('id')
+      .where('id', '=', groupId)
+      .where('project_id', '=', port.project_id)
+      .executeTakeFirst();
+    if (!group)
+      throw new CloudError('NotFound', `Security group ${groupId} does not exist`, {
+        neutronType: 'SecurityGroupNotFound',
+      });
+    const bound = await trx
+      .selectFrom('securitygroupportbindings')
+      .select('port_id')
+      .where('port_id', '=', port.id)
+      .where('security_group_id', '=', groupId)
+      .executeTakeFirst();
+    if (!bound)
+      await trx
+        .insertInto('securitygroupportbindings')
+        .values({ port_id: port.id, security_group_id: groupId })
+        .execute();
+  }
+}
+
+/** Removes one group from the ports that have it: how many had it (Nova's remove_from_instance). */
+export async function removeDeviceSecurityGroup(
+  trx: Kysely<NeutronDb>,
+  portIds: readonly string[],
+  groupId: string,
+): Promise<number> {
+  if (portIds.length === 0) return 0;
+  const removed = await trx
+    .deleteFrom('securitygroupportbindings')
+    .where('port_id', 'in', portIds)
+    .where('security_group_id', '=', groupId)
+    .executeTakeFirst();
+  return Number(removed.numDeletedRows);
+}

@@ -13,13 +13,18 @@ import traceback
 from tempest.lib import auth
 from tempest.lib.services.compute import availability_zone_client
 from tempest.lib.services.compute import base_compute_client
+from tempest.lib.services.compute import extensions_client
 from tempest.lib.services.compute import flavors_client
 from tempest.lib.services.compute import hypervisor_client
+from tempest.lib.services.compute import images_client
 from tempest.lib.services.compute import keypairs_client
 from tempest.lib.services.compute import limits_client
 from tempest.lib.services.compute import server_groups_client
+from tempest.lib.services.compute import security_group_rules_client
+from tempest.lib.services.compute import security_groups_client
 from tempest.lib.services.compute import servers_client
 from tempest.lib.services.compute import services_client
+from tempest.lib.services.compute import volumes_client as compute_volumes_client
 from tempest.lib.services.volume import base_client as volume_base_client
 from tempest.lib.services.volume.v3 import volumes_client
 
@@ -36,6 +41,48 @@ def provider(spec, who):
     p = auth.KeystoneV3AuthProvider(creds, spec['auth_url'])
     p.fill_credentials()
     return p
+
+
+def check_proxies(check, c, who, minor, spec):
+    """The proxy APIs at one microversion: images, groups, volumes up to 2.35, image metadata to 2.38."""
+    at = f'2.{minor} {who}'
+    image = spec['image']
+    server = spec['servers']['active']
+    check(f'{at} list_security_groups_by_server', lambda: c['servers'].list_security_groups_by_server(server))
+    check(f'{at} list_extensions', lambda: c['extensions'].list_extensions())
+    if minor <= 38:
+        check(f'{at} list_image_metadata', lambda: c['images'].list_image_metadata(image))
+    if minor > 35:
+        return
+    check(f'{at} list_images', lambda: c['images'].list_images())
+    check(f'{at} list_images detail', lambda: c['images'].list_images(detail=True))
+    check(f'{at} show_image', lambda: c['images'].show_image(image))
+    check(f'{at} list_security_groups', lambda: c['security_groups'].list_security_groups())
+    check(f'{at} os-volumes detail', lambda: c['compute_volumes'].list_volumes(detail=True))
+    check(f'{at} os-volumes show', lambda: c['compute_volumes'].show_volume(spec['volumes'][0]))
+    if who != 'member':
+        return
+    group = check(
+        f'{at} create_security_group',
+        lambda: c['security_groups'].create_security_group(name=f'schema-{minor}', description='d'),
+    )
+    if not group:
+        return
+    group_id = group['security_group']['id']
+    check(f'{at} show_security_group', lambda: c['security_groups'].show_security_group(group_id))
+    rule = check(
+        f'{at} create_security_group_rule',
+        lambda: c['security_group_rules'].create_security_group_rule(
+            parent_group_id=group_id, ip_protocol='tcp', from_port=22, to_port=22
+        ),
+    )
+    if rule:
+        rule_id = rule['security_group_rule']['id']
+        check(
+            f'{at} delete_security_group_rule',
+            lambda: c['security_group_rules'].delete_security_group_rule(rule_id),
+        )
+    check(f'{at} delete_security_group', lambda: c['security_groups'].delete_security_group(group_id))
 
 
 def main():
@@ -57,6 +104,14 @@ def main():
             'hypervisors': hypervisor_client.HypervisorClient(p, 'compute', region, **kw),
             'services': services_client.ServicesClient(p, 'compute', region, **kw),
             'volumes': volumes_client.VolumesClient(p, 'volumev3', region, **kw),
+            # Nova's proxies (to 2.35; image metadata to 2.38) and extensions.
+            'images': images_client.ImagesClient(p, 'compute', region, **kw),
+            'security_groups': security_groups_client.SecurityGroupsClient(p, 'compute', region, **kw),
+            'security_group_rules': security_group_rules_client.SecurityGroupRulesClient(
+                p, 'compute', region, **kw
+            ),
+            'compute_volumes': compute_volumes_client.VolumesClient(p, 'compute', region, **kw),
+            'extensions': extensions_client.ExtensionsClient(p, 'compute', region, **kw),
         }
 
     admin = clients('admin')
@@ -100,6 +155,7 @@ def main():
             check(f'{at} list_flavor_extra_specs', lambda: c['flavors'].list_flavor_extra_specs('1'))
             check(f'{at} show_limits', lambda: c['limits'].show_limits())
             check(f'{at} list_availability_zones', lambda: c['zones'].list_availability_zones())
+            check_proxies(check, c, who, minor, spec)
             name = f'tempest-schema-{who}-{minor}'
             created = check(f'{at} create_keypair', lambda: c['keypairs'].create_keypair(name=name))
             check(f'{at} list_keypairs', lambda: c['keypairs'].list_keypairs())
