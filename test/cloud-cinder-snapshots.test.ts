@@ -228,6 +228,46 @@ describe(`Cinder snapshots on ${testDbDialect}`, () => {
     assert.deepEqual(await held(), quotaBefore);
   });
 
+  test("cascade is refused (nothing changes) for a snapshot still creating, or another project's, unless forced or admin", async () => {
+    const volume = await availableVolume(1);
+    cloud.cinder.setFaults({ createSnapshot: { mode: 'hang' } });
+    const hung = await cloud.cinder.snapshots.create({ volumeId: volume.id, projectId: project });
+    cloud.cinder.setFaults(undefined);
+    // An admin of another project snapshots it: the snapshot is the admin's project's (Cinder's context).
+    const admins = await cloud.cinder.snapshots.create({ volumeId: volume.id, projectId: 'admin-project' });
+    await settled(admins.id);
+    const before = await rows();
+    await assert.rejects(
+      cloud.cinder.deleteVolume(volume.id, { cascade: true }, member),
+      isType('InvalidVolume'),
+    );
+    await cloud.cinder.snapshots.delete(hung.id, { force: true });
+    // Only the other project's snapshot is left: a member may not cascade into it, an admin may.
+    await assert.rejects(
+      cloud.cinder.deleteVolume(volume.id, { cascade: true }, member),
+      isType('InvalidVolume'),
+    );
+    assert.deepEqual(
+      (await rows()).volumes.find((v) => v.id === volume.id),
+      before.volumes.find((v) => v.id === volume.id),
+    );
+    assert.equal(
+      await cloud.cinder.deleteVolume(
+        volume.id,
+        { cascade: true },
+        { projectId: 'admin-project', roles: ['admin'] },
+      ),
+      true,
+    );
+    await assert.rejects(cloud.cinder.snapshots.get(admins.id), isType('NotFound'));
+    assert.equal(
+      (await cloud.nova.listQuotaClaims()).some(
+        (c) => c.consumerUuid === admins.id || c.consumerUuid === hung.id,
+      ),
+      false,
+    );
+  });
+
   test('a volume from a snapshot: its data, at least its size, snapshot_id recorded; refusals write nothing', async () => {
     const volume = await availableVolume(2);
     const data = randomBytes(64 * 1024);
