@@ -3,6 +3,7 @@
  * bounded wait, attachments (the connector is the chosen host), and clean-up.
  */
 import type { Cinder } from '../cloud/cinder';
+import { isCloudError } from '../cloud/errors';
 import type { AttachedVolume, BootVolume, ImageLocation, VolumeConnectionInfo } from '../workflows/types';
 import { adaptAll, ignoreNotFound } from './failures';
 import { contextForOngoingWork, type TokenValidator } from './identity';
@@ -121,12 +122,20 @@ export function createVolumeActivities({ cinder, identity }: VolumeServices) {
       await ignoreNotFound(() => cinder.detachVolume(input.attachmentId));
     },
 
-    /** Deletes the volume, forcing one stuck in `creating`; detaches it first. Idempotent. */
+    /**
+     * Deletes the volume, forcing one stuck in `creating`; detaches it first. Idempotent. A volume the user
+     * has snapshots of is kept (false), as Nova's _cleanup_volumes logs Cinder's refusal and goes on.
+     */
     async deleteVolume({ volumeId }: { volumeId: string }): Promise<boolean> {
       for (const attachment of await cinder.listAttachments({ volumeId })) {
         await ignoreNotFound(() => cinder.detachVolume(attachment.id));
       }
-      return (await ignoreNotFound(() => cinder.deleteVolume(volumeId, { force: true }))) ?? false;
+      try {
+        return (await ignoreNotFound(() => cinder.deleteVolume(volumeId, { force: true }))) ?? false;
+      } catch (err) {
+        if (isCloudError(err, 'InvalidVolume') && Array.isArray(err.details.snapshots)) return false;
+        throw err;
+      }
     },
 
     /** The boot volume made for an instance (attached or not), if it still exists. */

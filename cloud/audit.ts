@@ -1,6 +1,6 @@
 /**
  * The leak audit: cross-checks every service's database and lists what no live instance owns — ports, IPs,
- * volumes, attachments, placement allocations, quota usage — and, host by host, what each compute host
+ * volumes, attachments, placement allocations, quota usage — or no live volume (snapshots), and host by host, what each compute host
  * holds for nobody (cloud/compute/host-audit.ts: domains, instance directories, VIFs, volume connections,
  * QEMU processes, taps, bridges, DHCP namespaces, dnsmasq). An empty list means nothing leaked.
  *
@@ -27,6 +27,7 @@ export type LeakKind =
   | 'port'
   | 'ip'
   | 'volume'
+  | 'snapshot'
   | 'attachment'
   | 'stuck-build'
   | HostLeakKind
@@ -162,7 +163,36 @@ export async function auditController(
     });
   }
 
-  for (const claim of await cloud.nova.listQuotaClaims()) {
+  // A snapshot holds Cinder's quota under its own id: { snapshots: 1, gigabytes: its size }.
+  const snapshots = await cloud.cinder.snapshots.list({});
+  const snapshotClaims = new Map(
+    snapshots.map((s) => [s.id, JSON.stringify({ snapshots: 1, gigabytes: s.sizeGb })]),
+  );
+  const claims = await cloud.nova.listQuotaClaims();
+  const claimed = new Set(claims.map((c) => c.consumerUuid));
+  for (const snapshot of snapshots) {
+    if (!claimed.has(snapshot.id))
+      findings.push({
+        kind: 'quota',
+        id: snapshot.id,
+        detail: `snapshot ${snapshot.id} (${snapshot.status}) holds no snapshots/gigabytes quota`,
+      });
+  }
+  for (const claim of claims) {
+    const ofSnapshot = snapshotClaims.get(claim.consumerUuid);
+    if (ofSnapshot !== undefined) {
+      const held = JSON.stringify({
+        snapshots: claim.resources.snapshots,
+        gigabytes: claim.resources.gigabytes,
+      });
+      if (held !== ofSnapshot || Object.keys(claim.resources).length !== 2)
+        findings.push({
+          kind: 'quota',
+          id: claim.consumerUuid,
+          detail: `snapshot ${claim.consumerUuid} holds ${JSON.stringify(claim.resources)}, not ${ofSnapshot}`,
+        });
+      continue;
+    }
     if (!live(claim.consumerUuid)) {
       findings.push({
         kind: 'quota',
@@ -206,14 +236,28 @@ export async function auditController(
       });
     }
   }
-  for (const volume of await cloud.cinder.listVolumes({})) {
+  const volumes = await cloud.cinder.listVolumes({});
+  const liveVolumes = new Set(volumes.map((v) => v.id));
+  const snapshotted = new Set(snapshots.map((s) => s.volumeId));
+  for (const snapshot of snapshots) {
+    // A volume is deleted only with its snapshots (cascade), so a snapshot of a gone volume was left behind.
+    if (!liveVolumes.has(snapshot.volumeId))
+      findings.push({
+        kind: 'snapshot',
+        id: snapshot.id,
+        detail: `snapshot ${snapshot.id} (${snapshot.status}) of volume ${snapshot.volumeId}, which is gone`,
+      });
+  }
+  for (const volume of volumes) {
     const owner = instanceOfRequestKey(volume.requestKey);
     if (!owner) continue;
     const instance = byUuid.get(owner);
     if (ownsResources(instance)) continue;
     // A volume kept after delete (delete_on_termination false) is the user's; anything else of a dead or
     // failed instance should have been removed by its delete or its saga.
-    const keptAfterDelete = instance?.deleted === true && !volume.deleteOnTermination;
+    // One with snapshots is kept too, as Nova keeps a volume Cinder refuses to delete.
+    const keptAfterDelete =
+      instance?.deleted === true && (!volume.deleteOnTermination || snapshotted.has(volume.id));
     if (keptAfterDelete && volume.status === 'available') continue;
     findings.push({
       kind: 'volume',

@@ -52,7 +52,13 @@ export async function openCloud(options: CloudOptions): Promise<Cloud> {
     const placement = track(await Placement.open({ db, clock }));
     const glance = track(await Glance.open({ db, clock }));
     const neutron = track(await Neutron.open({ db, clock, bindingFailHosts: options.bindingFailHosts }));
-    const cinder = track(await Cinder.open({ db, clock, faults: options.cinderFaults }));
+    // Cinder's quota (volumes, snapshots, gigabytes) lives in Nova's quota tables beside Nova's own.
+    const quota = {
+      claim: (projectId: string, consumerUuid: string, amounts: { snapshots?: number; gigabytes?: number }) =>
+        nova.claimQuota(projectId, consumerUuid, amounts),
+      release: (consumerUuid: string) => nova.releaseQuota(consumerUuid),
+    };
+    const cinder = track(await Cinder.open({ db, clock, faults: options.cinderFaults, quota }));
     const scheduler = new Scheduler({ placement, hosts: nova, groups: nova });
     return {
       keystone,

@@ -122,11 +122,11 @@ catalog_type = block-storage
 max_microversion = 3.50
 
 [volume-feature-enabled]
-# What bootflow's Cinder has (README "differ"): no backups, snapshots or clones, and these extensions.
+# What bootflow's Cinder has (README "differ"): snapshots, no backups or clones, and these extensions.
 backup = false
-snapshot = false
+snapshot = true
 clone = false
-api_extensions = os-availability-zone,os-volume-actions,os-vol-host-attr,os-vol-image-meta,os-vol-mig-status-attr,os-vol-tenant-attr
+api_extensions = os-availability-zone,os-extended-snapshot-attributes,os-volume-actions,os-vol-host-attr,os-vol-image-meta,os-vol-mig-status-attr,os-vol-tenant-attr
 
 [service_available]
 nova = true

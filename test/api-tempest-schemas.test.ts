@@ -3,8 +3,9 @@
  * (tempest/lib/api_schema/response/compute/v2_* and volume/v3_*): test/tempest/response_schemas.py drives
  * tempest.lib's service clients, which validate every body and status for the microversion they send and
  * check the echoed microversion header, at every compute microversion bootflow claims (2.1..max) and at
- * the volume microversions where Cinder's volume body changes up to bootflow's maximum, as an admin and as
- * a member, over HTTP against the api role. Tempest comes from scripts/setup-openstack-clients.sh.
+ * the volume microversions where Cinder's volume body changes up to bootflow's maximum (snapshots at those
+ * before 3.14, which tempest's snapshot schemas describe), as an admin and as a member, over HTTP against the
+ * api role. Tempest comes from scripts/setup-openstack-clients.sh.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -43,6 +44,7 @@ describe("tempest's response schemas", () => {
   let boot: BootstrapResult;
   const servers: Record<string, string> = {};
   const volumes: string[] = [];
+  const snapshots: string[] = [];
 
   before(async () => {
     if (!existsSync(PYTHON))
@@ -111,6 +113,26 @@ describe("tempest's response schemas", () => {
       name: 'schema-volume',
     });
     volumes.push(volume.id);
+    // A snapshot with metadata, and a volume made from it (its snapshot_id set).
+    await cloud.cinder.waitForVolume(volume.id, { timeoutMs: 30_000 });
+    const snapshot = await cloud.cinder.snapshots.create({
+      volumeId: volume.id,
+      projectId: boot.demo.projectId,
+      userId: member.context.userId,
+      name: 'schema-snapshot',
+      metadata: { role: 'schema' },
+    });
+    snapshots.push(snapshot.id);
+    for (let i = 0; i < 3000 && (await cloud.cinder.snapshots.get(snapshot.id)).status === 'creating'; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    const fromSnapshot = await cloud.cinder.createVolume({
+      requestKey: `schema-${randomUUID()}`,
+      projectId: boot.demo.projectId,
+      userId: member.context.userId,
+      sizeGb: 1,
+      snapshotId: snapshot.id,
+    });
+    volumes.push(fromSnapshot.id);
     server = await startApiServer(env.deps, { host: '127.0.0.1', port: 0 });
     // The catalog (and every link) must name the port the listener got.
     env.deps.publicUrl = server.url;
@@ -133,6 +155,7 @@ describe("tempest's response schemas", () => {
       servers,
       volumes,
       image: boot.imageId,
+      snapshots,
       compute_max_minor: MAX_MICROVERSION.minor,
       volume_versions: VOLUME_VERSIONS,
     });

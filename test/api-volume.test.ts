@@ -384,6 +384,7 @@ describe('Cinder v3 API', () => {
       extensions.body.extensions.map((e: Body) => e.alias),
       [
         'os-availability-zone',
+        'os-extended-snapshot-attributes',
         'os-volume-actions',
         'os-vol-host-attr',
         'os-vol-image-meta',

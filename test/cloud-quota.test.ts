@@ -58,6 +58,7 @@ describe('nova quotas', () => {
       cores: 20,
       ram: 51200,
       volumes: 10,
+      snapshots: 10,
       gigabytes: 1000,
       ports: 50,
     });
@@ -125,6 +126,7 @@ describe('nova quotas', () => {
       cores: 2,
       ram: 4096,
       volumes: 1,
+      snapshots: 0,
       gigabytes: 10,
       ports: 1,
     });
@@ -137,6 +139,27 @@ describe('nova quotas', () => {
     assert.ok(Object.values(usage).every((u) => u.inUse === 0));
     assert.equal((await allocationRows(project)).length, 0);
     assert.deepEqual(await nova.releaseQuota(randomUUID()), {});
+  });
+
+  test('a project whose usage rows predate a resource (snapshots): its claims release, and new claims add the row', async () => {
+    const project = 'p-before-snapshots';
+    const consumer = randomUUID();
+    await nova.claimQuota(project, consumer, { volumes: 1, gigabytes: 2 });
+    await nova.store.db
+      .deleteFrom('quota_usages')
+      .where('project_id', '=', project)
+      .where('resource', '=', 'snapshots')
+      .execute();
+    // A Nova opened after the upgrade has not seen the project yet.
+    const later = await Nova.open({ db: testDb.config, clock });
+    try {
+      assert.deepEqual(await later.releaseQuota(consumer), { volumes: 1, gigabytes: 2 });
+      await later.claimQuota(project, randomUUID(), { snapshots: 1, gigabytes: 1 });
+      const usage = await later.getQuotaUsage(project);
+      assert.deepEqual([usage.volumes.inUse, usage.snapshots.inUse, usage.gigabytes.inUse], [0, 1, 1]);
+    } finally {
+      await later.close();
+    }
   });
 
   test('limits: set per project, -1 is unlimited, others keep theirs', async () => {

@@ -236,6 +236,25 @@ describe('activities are idempotent', () => {
     assert.deepEqual(await auditLeaks(cloud, { hosts: [host] }), []);
   });
 
+  test("deleteVolume keeps a volume the user has snapshots of (false), as Nova's _cleanup_volumes goes on", async () => {
+    const made = await cloud.cinder.createVolume({
+      requestKey: 'activities-snapshotted',
+      projectId: boot.demo.projectId,
+      sizeGb: 1,
+      deleteOnTermination: true,
+    });
+    await cloud.cinder.waitForVolume(made.id, { timeoutMs: 10_000 });
+    const snapshot = await cloud.cinder.snapshots.create({
+      volumeId: made.id,
+      projectId: boot.demo.projectId,
+    });
+    assert.equal(await rerun(controller.deleteVolume, { volumeId: made.id }), false);
+    assert.equal((await cloud.cinder.getVolume(made.id)).status, 'available');
+    assert.equal((await cloud.cinder.snapshots.get(snapshot.id)).volumeId, made.id);
+    await cloud.cinder.deleteVolume(made.id, { cascade: true, force: true });
+    assert.equal(await rerun(controller.deleteVolume, { volumeId: made.id }), false);
+  });
+
   test('a cloud error leaves an activity as a typed ApplicationFailure, non-retryable when retrying cannot help', async () => {
     const env = new MockActivityEnvironment();
     await assert.rejects(

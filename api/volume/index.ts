@@ -27,6 +27,8 @@ import { volumeMetadataRoutes, requireMember } from './metadata';
 import { cinderBadRequest, cinderMetadataSchema } from './validation';
 import { volumeDetail, volumeSummary } from './views';
 import { volumeZoneRoutes } from './zones';
+import { cinderFailure, snapshotRoutes } from './snapshots';
+import { isTrue } from '../parameter-types';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -65,9 +67,12 @@ const updateBody = z.strictObject({
 
 const createBody = z.strictObject({
   volume: z.strictObject({
+    // Cinder's volume_size_allows_null: a volume from a snapshot may leave it out (the snapshot's size).
     size: z
       .union([z.number().int(), z.string().regex(/^\d+$/).transform(Number)])
-      .pipe(z.number().int().min(1).max(10_000)),
+      .pipe(z.number().int().min(1).max(10_000))
+      .nullable()
+      .optional(),
     name: z.string().max(255).nullable().optional(),
     description: z.string().max(255).nullable().optional(),
     display_name: z.string().max(255).nullable().optional(),
@@ -78,7 +83,6 @@ const createBody = z.strictObject({
     metadata: cinderMetadataSchema.nullable().optional(),
     imageRef: z.string().nullable().optional(),
     image_id: z.string().nullable().optional(),
-    // bootflow has no snapshots, and clones are not made: any id is 404, as for an unknown one.
     snapshot_id: z.string().uuid().nullable().optional(),
     source_volid: z.string().uuid().nullable().optional(),
     consistencygroup_id: z.null().optional(),
@@ -93,7 +97,7 @@ const UUID_LIKE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]
 
 /**
  * The sources a create may name that bootflow does not have, answered as Cinder answers an unknown one:
- * volume types other than the default, snapshots (there are none) and source volumes (not cloned).
+ * volume types other than the default, and source volumes (not cloned).
  */
 export async function refuseMissingSources(
   body: Pick<z.infer<typeof createBody>['volume'], 'volume_type' | 'snapshot_id' | 'source_volid'>,
@@ -107,7 +111,6 @@ export async function refuseMissingSources(
         ? `Volume type ${type} could not be found.`
         : `Volume type with name ${type} could not be found.`,
     );
-  if (body.snapshot_id) throw new ApiError(404, `Snapshot ${body.snapshot_id} could not be found.`);
   if (body.source_volid) {
     await sourceVolume(body.source_volid);
     throw new ApiError(400, 'Invalid input received: bootflow does not clone volumes (source_volid).');
@@ -193,13 +196,29 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
       if (!parsed.success) throw cinderBadRequest(parsed.error);
       const body = parsed.data.volume;
       await refuseMissingSources(body, (id) => volumeById(id, ctx));
+      // Cinder looks the snapshot up (404 for one the caller cannot see); its size is the default size.
+      const snapshot = body.snapshot_id
+        ? await cinder.snapshots.get(body.snapshot_id, ctx).catch((err: unknown) => {
+            throw isCloudError(err, 'NotFound')
+              ? new ApiError(404, `Snapshot ${body.snapshot_id} could not be found.`)
+              : err;
+          })
+        : undefined;
+      const size = body.size ?? snapshot?.sizeGb;
+      if (size === undefined)
+        throw new ApiError(
+          400,
+          'Invalid input received: Invalid volume size provided for create request: None (size argument ' +
+            'must be an integer (or string representation of an integer) and greater than zero).',
+        );
       const description = body.description ?? body.display_description;
       const request_: CreateVolumeRequest = {
         // Each API call is its own creation, never a retry of another.
         requestKey: `api:${request.id}`,
         projectId: ctx.projectId,
         userId: ctx.userId,
-        sizeGb: body.size,
+        sizeGb: size,
+        ...(snapshot ? { snapshotId: snapshot.id } : {}),
         ...((body.name ?? body.display_name) ? { name: (body.name ?? body.display_name)! } : {}),
         ...(description ? { description } : {}),
         ...(body.metadata ? { metadata: body.metadata } : {}),
@@ -222,14 +241,16 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
           throw new ApiError(400, `Invalid image identifier or unable to access requested image.`);
         }
         // Cinder's _check_image_metadata: the volume holds at least the image's min_disk.
-        if (minDisk > body.size)
+        if (minDisk > size)
           throw new ApiError(
             400,
-            `Invalid input received: Volume size ${body.size}GB cannot be smaller than the image minDisk size ${minDisk}GB.`,
+            `Invalid input received: Volume size ${size}GB cannot be smaller than the image minDisk size ${minDisk}GB.`,
           );
         request_.imageSource = location;
       }
-      const volume = await cinder.createVolume(request_);
+      const volume = await cinder.createVolume(request_).catch((err: unknown) => {
+        throw cinderFailure(err);
+      });
       return reply
         .code(202)
         .send({ volume: volumeDetail(base, volume, versionOf(request), isAdmin(ctx), true) });
@@ -308,8 +329,10 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     app.delete(path, async (request, reply) => {
       checkProject(request);
       const volume = await visibleVolume(request);
+      // Cinder's `cascade` query parameter: the volume's snapshots are deleted with it.
+      const cascade = isTrue(String((request.query as Record<string, unknown>).cascade ?? 'false'));
       try {
-        await cinder.deleteVolume(volume.id, {}, ctxOf(request));
+        await cinder.deleteVolume(volume.id, cascade ? { cascade } : {}, ctxOf(request));
       } catch (err) {
         // Cinder's InvalidVolume is 400 "Invalid volume: ...".
         if (isCloudError(err, 'InvalidVolume')) throw new ApiError(400, err.message);
@@ -323,6 +346,14 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   await volumeZoneRoutes(app, route);
 
   await volumeActionRoutes(app, { cinder, route, checkProject, visibleVolume, ctxOf });
+  await snapshotRoutes(app, {
+    cinder,
+    route,
+    checkProject,
+    ctxOf,
+    versionOf,
+    publicVolumeUrl: () => `${deps.publicUrl}/volume`,
+  });
 }
 
 export const volumeApi: ServicePlugin = async (app, deps) => {

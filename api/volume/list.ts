@@ -1,7 +1,8 @@
 /**
- * Cinder's volume list conventions (cinder/api/common.py, v3/volumes.py): the filters bootflow's volumes
- * carry (name, status, availability_zone, metadata), `sort` (`key[:dir],...`) or `sort_key`/`sort_dir`
- * (default newest first), `marker` and `limit`, and the `volumes_links` next link whenever a page is full.
+ * Cinder's list conventions (cinder/api/common.py, v3/volumes.py, v3/snapshots.py): the filters bootflow's
+ * volumes carry (name, status, availability_zone, metadata), `sort` (`key[:dir],...`) or `sort_key`/`sort_dir`
+ * (default newest first), `marker`, `offset` and `limit`, and the next link (`volumes_links`,
+ * `snapshots_links`) whenever a page is full. Snapshots use the same page with their own keys and filters.
  */
 import type { Volume } from '../../cloud/cinder';
 import { ApiError } from '../errors';
@@ -20,8 +21,9 @@ const SORT_KEYS: Record<string, (v: Volume) => string | number> = {
 };
 
 type Sort = Array<{ key: string; dir: 'asc' | 'desc' }>;
+type SortKeys<T> = Record<string, (item: T) => string | number>;
 
-function parseSort(query: Record<string, string | undefined>): Sort {
+function parseSort<T>(query: Record<string, string | undefined>, keys: SortKeys<T>): Sort {
   const pairs: Array<[string, string | undefined]> = query.sort
     ? query.sort.split(',').map((item) => {
         const [key = '', dir] = item.trim().split(':');
@@ -31,8 +33,7 @@ function parseSort(query: Record<string, string | undefined>): Sort {
       ? [[query.sort_key, query.sort_dir]]
       : [];
   const sort = pairs.map(([key, dir]) => {
-    if (!Object.hasOwn(SORT_KEYS, key))
-      throw new ApiError(400, `Invalid input received: Invalid sort key ${key}`);
+    if (!Object.hasOwn(keys, key)) throw new ApiError(400, `Invalid input received: Invalid sort key ${key}`);
     const direction = (dir ?? query.sort_dir ?? 'desc').toLowerCase();
     if (direction !== 'asc' && direction !== 'desc')
       throw new ApiError(400, `Invalid input received: Unknown sort direction, must be 'desc' or 'asc'`);
@@ -44,11 +45,11 @@ function parseSort(query: Record<string, string | undefined>): Sort {
   return sort;
 }
 
-function compare(sort: Sort) {
-  return (a: Volume, b: Volume): number => {
+function compare<T>(sort: Sort, keys: SortKeys<T>) {
+  return (a: T, b: T): number => {
     for (const { key, dir } of sort) {
-      const x = SORT_KEYS[key]!(a);
-      const y = SORT_KEYS[key]!(b);
+      const x = keys[key]!(a);
+      const y = keys[key]!(b);
       if (x !== y) return (x < y ? -1 : 1) * (dir === 'asc' ? 1 : -1);
     }
     return 0;
@@ -70,22 +71,44 @@ export function volumePage(
     const wanted = Object.entries(parseMetadataFilter(query.metadata));
     volumes = volumes.filter((v) => wanted.every(([k, value]) => v.metadata[k] === value));
   }
-  volumes = [...volumes].sort(compare(parseSort(query)));
+  const page = pageOf(volumes, query, collectionUrl, SORT_KEYS, 'Volume');
+  return { volumes: page.items, links: page.links };
+}
+
+/**
+ * One page of filtered items: sorted by Cinder's keys (the `keys` a collection has), after the marker (404
+ * "<Kind> <id> could not be found." for one not in the list), from the offset, up to the limit, with the next
+ * link when the page is full.
+ */
+export function pageOf<T extends { id: string }>(
+  filtered: T[],
+  query: Record<string, string | undefined>,
+  collectionUrl: string,
+  keys: SortKeys<T>,
+  kind: string,
+): { items: T[]; links: Array<{ rel: 'next'; href: string }> } {
+  const integer = (name: string, text: string): number => {
+    const value = Number(text);
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(value))
+      throw new ApiError(400, `${name} param must be an integer`);
+    return value;
+  };
+  let items = [...filtered].sort(compare(parseSort(query, keys), keys));
   if (query.marker !== undefined) {
-    const at = volumes.findIndex((v) => v.id === query.marker);
-    if (at < 0) throw new ApiError(404, `Volume ${query.marker} could not be found.`);
-    volumes = volumes.slice(at + 1);
+    const at = items.findIndex((v) => v.id === query.marker);
+    if (at < 0) throw new ApiError(404, `${kind} ${query.marker} could not be found.`);
+    items = items.slice(at + 1);
   }
-  if (query.limit === undefined) return { volumes, links: [] };
-  const limit = Number(query.limit);
-  if (!/^\d+$/.test(query.limit) || !Number.isSafeInteger(limit))
-    throw new ApiError(400, 'limit param must be an integer');
-  volumes = volumes.slice(0, limit);
-  const last = volumes.at(-1);
-  if (!last || volumes.length < limit) return { volumes, links: [] };
+  if (query.offset !== undefined) items = items.slice(integer('offset', query.offset));
+  if (query.limit === undefined) return { items, links: [] };
+  const limit = integer('limit', query.limit);
+  items = items.slice(0, limit);
+  const last = items.at(-1);
+  if (!last || items.length < limit) return { items, links: [] };
   const params = new URLSearchParams(
     Object.entries(query).filter((entry): entry is [string, string] => entry[1] !== undefined),
   );
   params.set('marker', last.id);
-  return { volumes, links: [{ rel: 'next', href: `${collectionUrl}?${params.toString()}` }] };
+  params.delete('offset');
+  return { items, links: [{ rel: 'next', href: `${collectionUrl}?${params.toString()}` }] };
 }

@@ -1,5 +1,8 @@
-/** Cinder v3's volume bodies (api-ref/source/v3/volumes-v3-volumes.inc), per microversion. */
-import type { Volume } from '../../cloud/cinder';
+/**
+ * Cinder v3's volume and snapshot bodies (api-ref/source/v3/volumes-v3-volumes.inc, volumes-v3-snapshots.inc),
+ * per microversion.
+ */
+import type { Snapshot, Volume } from '../../cloud/cinder';
 import type { Microversion } from './microversion';
 
 /** Cinder's timestamps: ISO 8601 with microseconds and no zone (UTC). */
@@ -49,7 +52,7 @@ export function volumeDetail(
       })),
     description: v.description,
     volume_type: '__DEFAULT__',
-    snapshot_id: null,
+    snapshot_id: v.snapshotId,
     source_volid: null,
     // Cinder adds its visible admin metadata (`readonly`) to the user metadata it shows.
     metadata: { ...v.metadata, ...(v.readonly === null ? {} : { readonly: v.readonly ? 'True' : 'False' }) },
@@ -83,5 +86,40 @@ export function volumeDetail(
     ...(version.minor >= 13 ? { group_id: null } : {}),
     ...(version.minor >= 21 && admin ? { provider_id: null } : {}),
     ...(version.minor >= 48 ? { shared_targets: false, service_uuid: null } : {}),
+  };
+}
+
+/** cinder/api/views/snapshots.py summary: what every snapshot body has (the list's items). */
+export function snapshotSummary(s: Snapshot) {
+  return {
+    id: s.id,
+    created_at: cinderTime(s.createdAt),
+    updated_at: cinderTime(s.updatedAt),
+    name: s.name,
+    description: s.description,
+    volume_id: s.volumeId,
+    status: s.status,
+    size: s.sizeGb,
+    metadata: s.metadata,
+  };
+}
+
+/**
+ * cinder/api/v3/views/snapshots.py detail (show, create, update, detail list): group_snapshot_id from 3.14,
+ * user_id from 3.41, consumes_quota from 3.65; `extended` (show and detail list, not create or update) adds
+ * the os-extended-snapshot-attributes extension's project_id and progress (policy: any reader who sees it).
+ */
+export function snapshotDetail(s: Snapshot, version: Microversion, extended: boolean) {
+  return {
+    ...snapshotSummary(s),
+    ...(version.minor >= 14 ? { group_snapshot_id: null } : {}),
+    ...(version.minor >= 41 ? { user_id: s.userId } : {}),
+    ...(version.minor >= 65 ? { consumes_quota: true } : {}),
+    ...(extended
+      ? {
+          'os-extended-snapshot-attributes:progress': s.progress,
+          'os-extended-snapshot-attributes:project_id': s.projectId,
+        }
+      : {}),
   };
 }

@@ -7,6 +7,12 @@ import type { FastifyInstance } from 'fastify';
 /** cinder/api/contrib's descriptors of what bootflow's volume API answers. */
 const EXTENSIONS = [
   ['AvailabilityZones', 'os-availability-zone', 'Describe Availability Zones.', '2013-06-27T00:00:00+00:00'],
+  [
+    'ExtendedSnapshotAttributes',
+    'os-extended-snapshot-attributes',
+    'Extended SnapshotAttributes support.',
+    '2012-06-19T00:00:00+00:00',
+  ],
   ['VolumeActions', 'os-volume-actions', 'Enable volume actions.', '2012-05-31T00:00:00+00:00'],
   [
     'VolumeHostAttribute',

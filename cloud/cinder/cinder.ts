@@ -6,6 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
+import { OPEN_HERE, workerAlive } from './workers';
+import { invalidVolume, isAdmin, parseViewer, visibleTo, volumeNotFound, type Outcome } from './access';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
@@ -17,18 +19,28 @@ import { idSchema, nameSchema, parseRequest } from '../validation';
 import { applyCallFault, applyCreateFault, faultsSchema, readFaultsFile } from './faults';
 import { cinderMigrations } from './migrations';
 import { toAttachment, toVolume } from './rows';
-import type { CinderDb, VolumeAttachmentsTable, VolumesTable } from './schema';
+import type { CinderDb, SnapshotsTable, VolumeAttachmentsTable, VolumesTable } from './schema';
 import type {
   CallFault,
   CinderFaults,
   ConnectionInfo,
+  CinderQuota,
   ImageSource,
   Volume,
   VolumeAttachment,
   VolumeViewer,
 } from './types';
 import { isUniqueViolation } from '../db';
-import { copyImageInto, createSparseFile, GIB, growFile, removeFile, volumeFile } from './volume-files';
+import {
+  copyImageInto,
+  copySparse,
+  createSparseFile,
+  GIB,
+  growFile,
+  removeFile,
+  volumeFile,
+} from './volume-files';
+import { invalidSnapshot, Snapshots } from './snapshots';
 import { readMetadata, volumeMetadataSchema, writeMetadata, type VolumeMetadata } from './volume-metadata';
 
 export interface CinderOptions {
@@ -39,6 +51,8 @@ export interface CinderOptions {
   /** The volume backend's name (cinder.conf's volume_backend_name). */
   backend?: string;
   faults?: CinderFaults;
+  /** Where snapshots claim Cinder's quota (the cloud gives Nova's quota tables); none: nothing counted. */
+  quota?: CinderQuota;
 }
 
 const MAX_VOLUME_GB = 10_000;
@@ -72,6 +86,8 @@ const createVolumeSchema = z.strictObject({
   description: z.string().max(255).optional(),
   metadata: volumeMetadataSchema.optional(),
   imageSource: imageSourceSchema.optional(),
+  /** A volume from a snapshot (`available`, of at most sizeGb): its data copied in. */
+  snapshotId: idSchema.optional(),
   deleteOnTermination: z.boolean().optional(),
 });
 
@@ -129,56 +145,8 @@ const DELETE_REFUSED =
   'must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be ' +
   'disassociated from snapshots after volume transfer.';
 
-function volumeNotFound(id: string): CloudError {
-  return new CloudError('NotFound', `Volume ${id} could not be found.`, { volumeId: id });
-}
-
 function attachmentNotFound(id: string): CloudError {
   return new CloudError('NotFound', `Volume attachment ${id} could not be found.`, { attachmentId: id });
-}
-
-const viewerSchema = z.object({
-  projectId: z.string().min(1).max(64),
-  roles: z.array(z.string()).readonly(),
-});
-
-function parseViewer(viewer: VolumeViewer | undefined): VolumeViewer | undefined {
-  return viewer === undefined ? undefined : parseRequest(viewerSchema, viewer, 'token context');
-}
-
-const isAdmin = (viewer: VolumeViewer): boolean => viewer.roles.includes('admin');
-
-/** Cinder's project-scoped lookup: another project's volume does not exist for a non-admin caller. */
-function visibleTo(row: VolumesTable, viewer: VolumeViewer | undefined): boolean {
-  return viewer === undefined || isAdmin(viewer) || row.project_id === viewer.projectId;
-}
-
-function invalidVolume(message: string, details: Record<string, unknown> = {}): CloudError {
-  return new CloudError('InvalidVolume', `Invalid volume: ${message}`, details);
-}
-
-/** A transaction body either succeeds or refuses (having written nothing); the refusal is thrown after it ends. */
-type Outcome<T> = { ok: T } | { error: CloudError };
-
-/** The Cinders open in this process, by worker id. */
-const OPEN_HERE = new Set<string>();
-
-/**
- * Whether the Cinder that runs a creation still lives: one of this process's that is still open, or another
- * process on this machine that still runs. A worker on another machine is not ours to judge: alive.
- */
-function workerAlive(worker: string): boolean {
-  const match = /^(\d+)@(.*)\/[0-9a-f-]+$/.exec(worker);
-  if (!match) return false;
-  const pid = Number(match[1]);
-  if (match[2] !== os.hostname()) return true;
-  if (pid === process.pid) return OPEN_HERE.has(worker);
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export class Cinder {
@@ -188,6 +156,8 @@ export class Cinder {
   private faults: CinderFaults | undefined;
   /** This Cinder as the runner of creations (`<pid>@<host>/<id>`), recorded on the volumes it creates. */
   private readonly worker = `${process.pid}@${os.hostname()}/${randomUUID()}`;
+  /** Volume snapshots (snapshots.ts): create, list, show, update, metadata, delete, reset status. */
+  readonly snapshots: Snapshots;
 
   private constructor(
     private readonly store: ServiceDb<CinderDb>,
@@ -195,8 +165,20 @@ export class Cinder {
     private readonly volumesDir: string,
     private readonly backend: string,
     faults: CinderFaults | undefined,
+    quota: CinderQuota | undefined,
   ) {
     this.faults = faults;
+    this.snapshots = new Snapshots({
+      store,
+      clock,
+      volumesDir,
+      backend,
+      worker: this.worker,
+      quota,
+      jobs: this.jobs,
+      faults: async () => this.faults ?? (await readFaultsFile(volumesDir)),
+      closing: () => this.closing,
+    });
   }
 
   static async open(options: CinderOptions): Promise<Cinder> {
@@ -212,10 +194,18 @@ export class Cinder {
       options.faults === undefined ? undefined : parseRequest(faultsSchema, options.faults, 'faults');
     const store = await openServiceDb<CinderDb>('cinder', cinderMigrations, options.db);
     const volumesDir = path.join(path.resolve(options.dataDir ?? options.db.dataDir), 'volumes');
-    const cinder = new Cinder(store, options.clock ?? systemClock, volumesDir, backend, faults);
+    const cinder = new Cinder(
+      store,
+      options.clock ?? systemClock,
+      volumesDir,
+      backend,
+      faults,
+      options.quota,
+    );
     OPEN_HERE.add(cinder.worker);
     try {
       await cinder.resumeLostCreations();
+      await cinder.snapshots.resumeLost();
     } catch (err) {
       await cinder.close();
       throw err;
@@ -249,7 +239,7 @@ export class Cinder {
         )
         .executeTakeFirst();
       if (Number(claimed.numUpdatedRows) !== 1) continue;
-      if (row.bootable === 1 && row.image_source === null) {
+      if (row.bootable === 1 && row.image_source === null && row.snapshot_id === null) {
         await this.db
           .updateTable('volumes')
           .set({
@@ -266,7 +256,7 @@ export class Cinder {
         row.image_source === null
           ? undefined
           : parseRequest(imageSourceSchema, JSON.parse(row.image_source), 'recorded image source');
-      this.startCreation(row.id, row.size, source);
+      this.startCreation(row.id, row.size, source, row.snapshot_id ?? undefined);
     }
   }
 
@@ -330,6 +320,7 @@ export class Cinder {
     }
     const first = await this.volumeByRequestKey(request.requestKey);
     if (first) return this.getVolumeRow(first);
+    const origin = request.snapshotId === undefined ? undefined : await this.snapshotOrigin(request);
 
     const now = this.clock.now();
     const id = randomUUID();
@@ -347,9 +338,11 @@ export class Cinder {
             size: request.sizeGb,
             status: 'creating',
             attach_status: 'detached',
-            bootable: source ? 1 : 0,
-            image_id: source?.imageId ?? null,
-            image_metadata: null,
+            // A volume from a snapshot is what its origin was: bootable, with its image's metadata.
+            bootable: source || origin?.bootable === 1 ? 1 : 0,
+            image_id: source?.imageId ?? origin?.image_id ?? null,
+            image_metadata: origin?.image_metadata ?? null,
+            snapshot_id: request.snapshotId ?? null,
             backend: this.backend,
             provider_location: null,
             error_message: null,
@@ -373,18 +366,52 @@ export class Cinder {
     }
     // Read the accepted row before the background work can move it on: the caller sees `creating`.
     const accepted = await this.getVolumeRow(await this.requireVolumeRow(id));
-    this.startCreation(id, request.sizeGb, source);
+    this.startCreation(id, request.sizeGb, source, request.snapshotId);
     return accepted;
+  }
+
+  /**
+   * Cinder's checks of a volume's snapshot source (create_volume flow's _extract_snapshot, _extract_size):
+   * the snapshot `available`, the volume no smaller; the volume the snapshot was taken of.
+   */
+  private async snapshotOrigin(request: z.infer<typeof createVolumeSchema>): Promise<VolumesTable> {
+    if (request.imageSource !== undefined)
+      throw new CloudError('BadRequest', 'A volume is made from an image or a snapshot, not both.');
+    const snapshot = await this.snapshots.get(request.snapshotId!);
+    if (snapshot.status !== 'available')
+      throw invalidSnapshot(`Originating snapshot status must be one of 'available' values`, {
+        snapshotId: snapshot.id,
+        status: snapshot.status,
+      });
+    if (request.sizeGb < snapshot.sizeGb)
+      throw new CloudError(
+        'BadRequest',
+        `Volume size '${request.sizeGb}'GB cannot be smaller than the snapshot size ${snapshot.sizeGb}GB. ` +
+          'They must be >= original snapshot size.',
+        { snapshotId: snapshot.id, sizeGb: request.sizeGb },
+      );
+    const origin = await this.db
+      .selectFrom('volumes')
+      .selectAll()
+      .where('id', '=', snapshot.volumeId)
+      .executeTakeFirst();
+    if (!origin) throw volumeNotFound(snapshot.volumeId);
+    return origin;
   }
 
   private async volumeByRequestKey(requestKey: string): Promise<VolumesTable | undefined> {
     return this.db.selectFrom('volumes').selectAll().where('request_key', '=', requestKey).executeTakeFirst();
   }
 
-  private startCreation(id: string, sizeGb: number, source: ImageSource | undefined): void {
+  private startCreation(
+    id: string,
+    sizeGb: number,
+    source: ImageSource | undefined,
+    snapshotId: string | undefined,
+  ): void {
     const abort = new AbortController();
     if (this.closing) abort.abort(new Error('Cinder is closing'));
-    const done = this.create(id, sizeGb, source, abort.signal)
+    const done = this.create(id, sizeGb, source, snapshotId, abort.signal)
       .catch(() => undefined) // create() records its own failures; nothing may escape a background job.
       .finally(() => this.jobs.delete(id));
     this.jobs.set(id, { abort, done });
@@ -395,13 +422,20 @@ export class Cinder {
     id: string,
     sizeGb: number,
     source: ImageSource | undefined,
+    snapshotId: string | undefined,
     signal: AbortSignal,
   ): Promise<void> {
     const file = volumeFile(this.volumesDir, this.backend, id);
     try {
       await applyCreateFault(this.faults ?? (await readFaultsFile(this.volumesDir)), signal);
       signal.throwIfAborted();
-      await createSparseFile(file, sizeGb * GIB);
+      if (snapshotId === undefined) await createSparseFile(file, sizeGb * GIB);
+      else {
+        const snapshot = await this.snapshots.get(snapshotId);
+        if (snapshot.status !== 'available' || snapshot.providerLocation === null)
+          throw new Error(`Snapshot ${snapshotId} is ${snapshot.status}; its data cannot be copied`);
+        await copySparse(snapshot.providerLocation, file, sizeGb * GIB, signal);
+      }
       const copied = source ? await copyImageInto(file, source, signal) : undefined;
       signal.throwIfAborted();
       const result = await this.db
@@ -409,7 +443,7 @@ export class Cinder {
         .set({
           status: 'available',
           provider_location: file,
-          image_metadata: copied ? JSON.stringify(copied) : null,
+          ...(copied ? { image_metadata: JSON.stringify(copied) } : {}),
           updated_at: this.clock.now(),
         })
         .where('id', '=', id)
@@ -619,19 +653,25 @@ export class Cinder {
    * that is reserved or attached; a volume still `creating` only with force (cinder force-delete). With a
    * viewer, as the API answers it: an unknown, deleted or other project's volume is NotFound, and only an
    * admin or a member of the owning project may delete (Cinder's volume:delete default), else Forbidden.
+   *
+   * A volume with snapshots is refused (InvalidVolume with details.snapshots, Cinder's message) unless
+   * cascade: then its snapshots go first, each `available` or `error` (any status with force) and, for a
+   * non-admin, all of the volume's project (Cinder's volume_has_undeletable_snapshots_filter and
+   * volume_has_other_project_snp_filter).
    */
   async deleteVolume(
     volumeId: string,
-    options: { force?: boolean } = {},
+    options: { force?: boolean; cascade?: boolean } = {},
     viewer?: VolumeViewer,
   ): Promise<boolean> {
     const id = parseRequest(idSchema, volumeId, 'volume id');
-    const { force } = parseRequest(
-      z.strictObject({ force: z.boolean().optional() }),
+    const { force, cascade } = parseRequest(
+      z.strictObject({ force: z.boolean().optional(), cascade: z.boolean().optional() }),
       options,
       'delete options',
     );
     const who = parseViewer(viewer);
+    let snapshots: SnapshotsTable[] = [];
     const row = await this.inTransaction<VolumesTable | undefined>(async (trx) => {
       const volume = await this.store
         .forUpdate(trx.selectFrom('volumes').selectAll().where('id', '=', id))
@@ -662,6 +702,25 @@ export class Cinder {
           }),
         };
       }
+      snapshots = await this.snapshots.ofVolume(trx, id);
+      const undeletable = snapshots.filter(
+        (s) =>
+          (!force && !['available', 'error', 'deleting'].includes(s.status)) ||
+          (who !== undefined && !isAdmin(who) && s.project_id !== volume.project_id),
+      );
+      if (snapshots.length > 0 && (!cascade || undeletable.length > 0)) {
+        return {
+          error: invalidVolume(DELETE_REFUSED, {
+            volumeId: id,
+            status: volume.status,
+            snapshots: snapshots.map((s) => s.id),
+          }),
+        };
+      }
+      await this.snapshots.markDeleting(
+        trx,
+        snapshots.map((s) => s.id),
+      );
       await trx
         .updateTable('volumes')
         .set({ status: 'deleting', updated_at: this.clock.now() })
@@ -670,6 +729,7 @@ export class Cinder {
       return { ok: volume };
     });
     if (!row) return false;
+    for (const snapshot of snapshots) await this.snapshots.finishDelete(snapshot);
 
     const job = this.jobs.get(id);
     if (job) {

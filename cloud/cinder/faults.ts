@@ -1,6 +1,7 @@
 /**
- * Fault hooks for tests: creation can hang (stuck cinder-volume), fail, or be slow; the attachment update,
- * attachment complete and begin_detaching calls can fail (Cinder's API answering an error). Set them in code
+ * Fault hooks for tests: creation (of a volume, or of a snapshot) can hang (stuck cinder-volume), fail, or be
+ * slow; the attachment update, attachment complete and begin_detaching calls can fail (Cinder's API answering
+ * an error). Set them in code
  * (Cinder.open({ faults }) / setFaults) or in `<dataDir>/volumes/faults.json`, read at every such call so a
  * test can steer a worker in another process. Code-set faults win over the file.
  */
@@ -20,14 +21,17 @@ const callFaultSchema = z
   })
   .optional();
 
+const createFaultSchema = z
+  .strictObject({
+    mode: z.enum(['hang', 'fail', 'slow']),
+    delayMs: z.number().int().min(0).max(3_600_000).optional(),
+    message: z.string().max(1000).optional(),
+  })
+  .optional();
+
 export const faultsSchema = z.strictObject({
-  create: z
-    .strictObject({
-      mode: z.enum(['hang', 'fail', 'slow']),
-      delayMs: z.number().int().min(0).max(3_600_000).optional(),
-      message: z.string().max(1000).optional(),
-    })
-    .optional(),
+  create: createFaultSchema,
+  createSnapshot: createFaultSchema,
   attachmentUpdate: callFaultSchema,
   attachmentComplete: callFaultSchema,
   beginDetaching: callFaultSchema,
@@ -69,16 +73,25 @@ export function sleep(ms: number, signal: AbortSignal, options: { unref?: boolea
   });
 }
 
-/** Applies the creation fault, if any: waits (slow), throws (fail) or waits until aborted (hang). */
-export async function applyCreateFault(faults: CinderFaults, signal: AbortSignal): Promise<void> {
-  const fault = faults.create;
+/**
+ * Applies the creation fault (of a volume, or with `createSnapshot` of a snapshot), if any: waits (slow),
+ * throws (fail) or waits until aborted (hang).
+ */
+export async function applyCreateFault(
+  faults: CinderFaults,
+  signal: AbortSignal,
+  which: 'create' | 'createSnapshot' = 'create',
+): Promise<void> {
+  const fault = faults[which];
   if (!fault) return;
   if (fault.mode === 'hang') {
     for (;;) await sleep(2 ** 31 - 1, signal, { unref: true });
   }
   if (fault.mode === 'slow') return sleep(fault.delayMs ?? 2000, signal);
   await sleep(fault.delayMs ?? 0, signal);
-  throw new Error(fault.message ?? 'Injected fault: volume creation failed');
+  throw new Error(
+    fault.message ?? `Injected fault: ${which === 'create' ? 'volume' : 'snapshot'} creation failed`,
+  );
 }
 
 /** Throws the call's fault, if one is set: the call fails before it changes anything. */

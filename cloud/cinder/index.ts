@@ -6,6 +6,12 @@ export {
   type UpdateVolumeRequest,
 } from './cinder';
 export { volumeMetadataSchema, type VolumeMetadata } from './volume-metadata';
+export {
+  RESETTABLE_SNAPSHOT_STATUSES,
+  Snapshots,
+  type CreateSnapshotRequest,
+  type UpdateSnapshotRequest,
+} from './snapshots';
 export type { AttachmentResult } from './cinder';
 export type * from './types';
 export { GIB, volumeFile } from './volume-files';

@@ -107,4 +107,46 @@ export const cinderMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  /**
+   * Cinder's snapshots and snapshot_metadata tables (a snapshot is a copy of its volume's file, so it outlives
+   * nothing: a volume is deleted only with its snapshots), the Cinder running a snapshot's creation or
+   * deletion (taken over when it dies, as for volumes), and the snapshot a volume was created from.
+   */
+  '005_snapshots': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('snapshots')
+        .addColumn('id', ID, (c) => c.primaryKey())
+        .addColumn('volume_id', ID, (c) => c.notNull().references('volumes.id'))
+        .addColumn('project_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('user_id', 'varchar(64)')
+        .addColumn('name', 'varchar(255)')
+        .addColumn('description', 'varchar(255)')
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('status', 'varchar(32)', (c) => c.notNull())
+        .addColumn('progress', 'varchar(255)', (c) => c.notNull())
+        .addColumn('provider_location', 'varchar(1024)')
+        .addColumn('error_message', 'text')
+        .addColumn('worker', 'varchar(255)')
+        .addColumn('deleted', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addColumn('deleted_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('snapshots_volume_idx').on('snapshots').column('volume_id').execute();
+      await db.schema
+        .createIndex('snapshots_project_idx')
+        .on('snapshots')
+        .columns(['project_id', 'deleted'])
+        .execute();
+      await db.schema
+        .createTable('snapshot_metadata')
+        .addColumn('snapshot_id', ID, (c) => c.notNull().references('snapshots.id').onDelete('cascade'))
+        .addColumn('key', 'varchar(255)', (c) => c.notNull())
+        .addColumn('value', 'varchar(255)', (c) => c.notNull())
+        .addPrimaryKeyConstraint('snapshot_metadata_pk', ['snapshot_id', 'key'])
+        .execute();
+      await db.schema.alterTable('volumes').addColumn('snapshot_id', ID).execute();
+    },
+  },
 };

@@ -1,10 +1,19 @@
 /** Database rows → the public shapes in types.ts. */
-import type { VolumeAttachmentsTable, VolumeMetadataTable, VolumesTable } from './schema';
+import type {
+  SnapshotMetadataTable,
+  SnapshotsTable,
+  VolumeAttachmentsTable,
+  VolumeMetadataTable,
+  VolumesTable,
+} from './schema';
 import {
   ATTACH_STATUSES,
+  SNAPSHOT_STATUSES,
   VOLUME_STATUSES,
   type AttachStatus,
   type ConnectionInfo,
+  type Snapshot,
+  type SnapshotStatus,
   type Volume,
   type VolumeAttachment,
   type VolumeStatus,
@@ -60,6 +69,31 @@ export function toVolume(
     attachments: liveAttachments.map(toAttachment),
     requestKey: row.request_key,
     deleteOnTermination: row.delete_on_termination === 1,
+    snapshotId: row.snapshot_id,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    deletedAt: row.deleted_at,
+  };
+}
+
+function snapshotStatus(text: string): SnapshotStatus {
+  return SNAPSHOT_STATUSES.find((s) => s === text) ?? 'error';
+}
+
+export function toSnapshot(row: SnapshotsTable, metadata: SnapshotMetadataTable[]): Snapshot {
+  return {
+    id: row.id,
+    volumeId: row.volume_id,
+    projectId: row.project_id,
+    userId: row.user_id,
+    name: row.name,
+    description: row.description,
+    metadata: Object.fromEntries(metadata.map((m) => [m.key, m.value])),
+    sizeGb: row.size,
+    status: snapshotStatus(row.status),
+    progress: row.progress,
+    providerLocation: row.provider_location,
+    errorMessage: row.error_message,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     deletedAt: row.deleted_at,

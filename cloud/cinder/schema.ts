@@ -29,6 +29,38 @@ export interface VolumesTable {
   description: string | null;
   /** Cinder's admin metadata `readonly`: 1 / 0 once set by os-update_readonly_flag, NULL before. */
   readonly: number | null;
+  /** The snapshot the volume was created from (its data copied in). */
+  snapshot_id: string | null;
+}
+
+export interface SnapshotsTable {
+  id: string;
+  volume_id: string;
+  project_id: string;
+  user_id: string | null;
+  name: string | null;
+  description: string | null;
+  /** The volume's size when the snapshot was taken (Cinder's volume_size), GB. */
+  size: number;
+  status: string;
+  /** Cinder's progress string: `0%` until the copy is done, then `100%`. */
+  progress: string;
+  /** The snapshot's file, once copied. */
+  provider_location: string | null;
+  error_message: string | null;
+  /** While `creating` or `deleting`: the Cinder doing it, `<pid>@<host>/<instance id>`. */
+  worker: string | null;
+  deleted: number;
+  created_at: number;
+  updated_at: number;
+  deleted_at: number | null;
+}
+
+/** User metadata of a snapshot, one row per key. */
+export interface SnapshotMetadataTable {
+  snapshot_id: string;
+  key: string;
+  value: string;
 }
 
 /** User metadata of a volume, one row per key. */
@@ -59,4 +91,6 @@ export interface CinderDb {
   volumes: VolumesTable;
   volume_attachments: VolumeAttachmentsTable;
   volume_metadata: VolumeMetadataTable;
+  snapshots: SnapshotsTable;
+  snapshot_metadata: SnapshotMetadataTable;
 }

@@ -15,6 +15,17 @@ export const VOLUME_STATUSES = [
 ] as const;
 export type VolumeStatus = (typeof VOLUME_STATUSES)[number];
 
+/** Cinder's snapshot statuses (fields.SnapshotStatus) that bootflow's snapshots pass through. */
+export const SNAPSHOT_STATUSES = [
+  'creating',
+  'available',
+  'deleting',
+  'error',
+  'error_deleting',
+  'deleted',
+] as const;
+export type SnapshotStatus = (typeof SNAPSHOT_STATUSES)[number];
+
 export const ATTACH_STATUSES = ['detached', 'reserved', 'attaching', 'attached'] as const;
 export type AttachStatus = (typeof ATTACH_STATUSES)[number];
 
@@ -64,9 +75,48 @@ export interface Volume {
   requestKey: string;
   /** Deleted with the server it boots (Nova keeps this in block_device_mapping; see the README). */
   deleteOnTermination: boolean;
+  /** The snapshot it was created from. */
+  snapshotId: string | null;
   createdAt: number;
   updatedAt: number;
   deletedAt: number | null;
+}
+
+/** A volume snapshot (Cinder's snapshots table): a copy of the volume's data when it was taken. */
+export interface Snapshot {
+  id: string;
+  volumeId: string;
+  projectId: string;
+  userId: string | null;
+  name: string | null;
+  description: string | null;
+  metadata: Record<string, string>;
+  /** The volume's size when taken, GB. */
+  sizeGb: number;
+  status: SnapshotStatus;
+  /** `0%` while copying, `100%` once available. */
+  progress: string;
+  /** The snapshot's file, once copied. */
+  providerLocation: string | null;
+  errorMessage: string | null;
+  createdAt: number;
+  updatedAt: number;
+  deletedAt: number | null;
+}
+
+/**
+ * Cinder's quota, which bootflow keeps in Nova's quota tables (volumes, snapshots, gigabytes beside Nova's
+ * own): a snapshot claims `snapshots` 1 and `gigabytes` its size under its own id, and releases them when
+ * deleted. Given to Cinder.open by the cloud (without it, nothing is counted).
+ */
+export interface CinderQuota {
+  /** QuotaExceeded (naming the resources over) when the project has no room; idempotent per consumer. */
+  claim(
+    projectId: string,
+    consumerUuid: string,
+    amounts: { snapshots?: number; gigabytes?: number },
+  ): Promise<unknown>;
+  release(consumerUuid: string): Promise<unknown>;
 }
 
 /**
@@ -94,13 +144,18 @@ export type CallFault = 'attachmentUpdate' | 'attachmentComplete' | 'beginDetach
 export interface CinderFaults extends Partial<
   Record<CallFault, { mode: 'fail'; errorType?: CloudErrorType; message?: string }>
 > {
-  create?: {
-    mode: 'hang' | 'fail' | 'slow';
-    /** slow: how long creation takes (default 2000 ms); fail: delay before failing (default 0). */
-    delayMs?: number;
-    /** fail: the error message recorded on the volume. */
-    message?: string;
-  };
+  create?: CreateFault;
+  /** The same for a snapshot's creation (its copy of the volume's data). */
+  createSnapshot?: CreateFault;
+}
+
+/** cinder-volume being stuck, failing or slow in a creation. */
+export interface CreateFault {
+  mode: 'hang' | 'fail' | 'slow';
+  /** slow: how long creation takes (default 2000 ms); fail: delay before failing (default 0). */
+  delayMs?: number;
+  /** fail: the error message recorded on the volume or snapshot. */
+  message?: string;
 }
 
 /**

@@ -3,17 +3,26 @@
  * way `qemu-img convert -S` does it: all-zero chunks are skipped so they stay holes, and the data is
  * hashed on the way and checked against the image's size, MD5 checksum and os_hash_value.
  */
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { ImageSource } from './types';
 
 export const GIB = 1024 ** 3;
 
+const execFileAsync = promisify(execFile);
+
 export function volumeFile(volumesDir: string, backend: string, volumeId: string): string {
   return path.join(volumesDir, backend, `volume-${volumeId}`);
+}
+
+/** A snapshot's file: a copy of its volume's data when it was taken, beside the volume files. */
+export function snapshotFile(volumesDir: string, backend: string, snapshotId: string): string {
+  return path.join(volumesDir, backend, `snapshot-${snapshotId}`);
 }
 
 /** Creates (or resets) the file at its full size without writing a byte of it. */
@@ -100,4 +109,29 @@ export async function copyImageInto(
     throw new Error(`Image ${source.imageId} failed verification: ${algo} hash mismatch`);
   }
   return copied;
+}
+
+/**
+ * Copies a volume's (or snapshot's) data into a new sparse file of `bytes` (at least the source's size), as
+ * `cp --sparse=always` does it: the source's holes (found with SEEK_HOLE, so a mostly empty volume copies at
+ * once) and all-zero blocks stay holes. What a snapshot of a volume, and a volume from a snapshot, are made of.
+ */
+export async function copySparse(
+  source: string,
+  target: string,
+  bytes: number,
+  signal: AbortSignal,
+): Promise<void> {
+  await mkdir(path.dirname(target), { recursive: true });
+  await execFileAsync('cp', ['--sparse=always', '--no-preserve=all', '--', source, target], { signal });
+  const handle = await open(target, 'r+');
+  try {
+    const { size } = await handle.stat();
+    if (size > bytes) throw new Error(`${source} holds ${size} bytes, more than the ${bytes} of its copy`);
+    await handle.chmod(0o600);
+    await handle.truncate(bytes);
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
 }

@@ -1,6 +1,6 @@
 /**
- * Quotas per project (instances, cores, ram as Nova's; volumes, gigabytes, ports as Cinder's and Neutron's
- * defaults). A claim locks the project's quota_usages rows, checks limit against in_use + requested and
+ * Quotas per project (instances, cores, ram as Nova's; volumes, snapshots, gigabytes, ports as Cinder's and
+ * Neutron's defaults). A claim locks the project's quota_usages rows, checks limit against in_use + requested and
  * records the consumer's allocation in one transaction, so two claims can never both pass a limit that only
  * one fits. Claims are keyed by consumer uuid: claiming again what a consumer already holds changes nothing.
  */
@@ -12,16 +12,28 @@ import { isUniqueViolation, type NovaContext } from './db-util';
 import type { NovaDb } from './schema';
 import { instanceUuidSchema, keystoneIdSchema, MAX_INT } from './schemas';
 
-export const QUOTA_RESOURCES = ['instances', 'cores', 'ram', 'volumes', 'gigabytes', 'ports'] as const;
+export const QUOTA_RESOURCES = [
+  'instances',
+  'cores',
+  'ram',
+  'volumes',
+  'snapshots',
+  'gigabytes',
+  'ports',
+] as const;
 export type QuotaResource = (typeof QUOTA_RESOURCES)[number];
 export type QuotaAmounts = Partial<Record<QuotaResource, number>>;
 
-/** Nova's quota defaults (ram in MB), Cinder's for volumes/gigabytes, Neutron's for ports; -1 = unlimited. */
+/**
+ * Nova's quota defaults (ram in MB), Cinder's for volumes/snapshots/gigabytes (gigabytes counts both volumes and
+ * snapshots, as Cinder's does), Neutron's for ports; -1 = unlimited.
+ */
 export const DEFAULT_QUOTA_LIMITS: Readonly<Record<QuotaResource, number>> = {
   instances: 10,
   cores: 20,
   ram: 51200,
   volumes: 10,
+  snapshots: 10,
   gigabytes: 1000,
   ports: 50,
 };
@@ -122,13 +134,16 @@ async function lockUsage(
   ctx: NovaContext,
   trx: Kysely<NovaDb>,
   projectId: string,
+  touching?: readonly QuotaResource[],
 ): Promise<Record<QuotaResource, number>> {
   const rows = await ctx.store
     .forUpdate(trx.selectFrom('quota_usages').selectAll().where('project_id', '=', projectId))
     .execute();
   const usage = Object.fromEntries(QUOTA_RESOURCES.map((r) => [r, 0])) as Record<QuotaResource, number>;
   for (const row of rows) if (isQuotaResource(row.resource)) usage[row.resource] = Number(row.in_use);
-  if (rows.length < QUOTA_RESOURCES.length) {
+  // A release touches only rows its claim made; a project from before a resource was added may lack that one.
+  const needed = touching ?? QUOTA_RESOURCES;
+  if (needed.some((r) => !rows.some((row) => row.resource === r))) {
     throw new CloudError('ServiceUnavailable', `Quota usage of project ${projectId} is not initialised`);
   }
   return usage;
@@ -256,7 +271,7 @@ export async function releaseConsumerIn(
     .executeTakeFirst();
   if (!owner) return {};
   // Same lock order as claims (usage rows, then allocations), so claims and releases never deadlock.
-  await lockUsage(ctx, trx, owner.project_id);
+  await lockUsage(ctx, trx, owner.project_id, []);
   const rows = await ctx.store
     .forUpdate(trx.selectFrom('quota_allocations').selectAll().where('consumer_uuid', '=', consumerUuid))
     .execute();
