@@ -1,9 +1,10 @@
 /**
  * Keystone v3 at /identity: the version documents, /v3/auth (tokens, the caller's projects and catalog)
- * and the administration of projects, users, groups, roles, domains and grants.
+ * and the administration of projects, users, groups, roles, domains and grants, and of the catalog.
  */
 import type { ServicePlugin } from '../app';
 import { adminRoutes } from './admin';
+import { catalogRoutes } from './catalog';
 import { groupRoutes } from './groups';
 import { impliedRoleRoutes } from './implied-roles';
 import { roleAssignmentRoutes } from './role-assignments';
@@ -18,4 +19,5 @@ export const identityApi: ServicePlugin = async (app, deps) => {
   await groupRoutes(app, deps);
   await impliedRoleRoutes(app, deps);
   await roleAssignmentRoutes(app, deps);
+  await catalogRoutes(app, deps);
 };

@@ -7,7 +7,6 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { isCloudError } from '../../cloud/errors';
 import type { IssuedToken, TokenContext } from '../../cloud/keystone';
-import { serviceCatalog } from '../catalog';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
 import { callerOf, isAdmin, parseBody, requireIdentityAuth } from './common';
@@ -99,22 +98,29 @@ export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     catalog: boolean,
   ): Promise<{ token: ReturnType<typeof tokenView> }> {
     const roles = await keystone.listRoles();
+    const scoped = caller.project !== undefined || caller.domain !== undefined || caller.system === true;
     const [userDomain, projectDomain] = await Promise.all([
       keystone.getDomain(caller.userDomainId),
       caller.project ? keystone.getDomain(caller.project.domainId) : undefined,
     ]);
     return {
-      token: tokenView(deps, {
+      token: tokenView({
         caller,
         methods,
         auditIds,
         userDomainName: userDomain.name,
         ...(projectDomain ? { projectDomainName: projectDomain.name } : {}),
         roles: roles.filter((r) => caller.roles.includes(r.name)),
-        catalog,
+        ...(catalog && scoped ? { catalog: await catalogOf(caller) } : {}),
       }),
     };
   }
+
+  const catalogOf = (caller: TokenContext) =>
+    keystone.catalog.tokenCatalog({
+      userId: caller.userId,
+      ...(caller.project ? { projectId: caller.project.id } : {}),
+    });
 
   const wantsCatalog = (request: FastifyRequest) => !Object.hasOwn(request.query as object, 'nocatalog');
 
@@ -226,7 +232,7 @@ export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
         'Forbidden',
       );
     return {
-      catalog: serviceCatalog(deps),
+      catalog: await catalogOf(caller),
       links: { self: v3Url(deps, '/auth/catalog'), previous: null, next: null },
     };
   });

@@ -10,3 +10,5 @@ export { keystoneMigrations } from './migrations';
 export { SIGNING_KEY_FILE } from './signing-key';
 export type { OperationScope } from './tokens';
 export { DEFAULT_TOKEN_CACHE_ENTRIES, DEFAULT_TOKEN_CACHE_SECONDS, type ValidatedToken } from './token-cache';
+export type * from './catalog';
+export { INTERFACES } from './catalog';

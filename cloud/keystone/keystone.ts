@@ -12,6 +12,7 @@ import { openServiceDb, type DbConfig, type ServiceDb } from '../db';
 import { CloudError } from '../errors';
 import { idSchema, parseRequest } from '../validation';
 import { Authenticator } from './auth';
+import { Catalog } from './catalog';
 import type { RequestContext, TokenContext } from './context';
 import { keystoneMigrations } from './migrations';
 import { checkScryptParams, DEFAULT_SCRYPT_PARAMS, verifyPassword, type ScryptParams } from './passwords';
@@ -142,11 +143,16 @@ async function insertOrFind<T>(
 }
 
 export class Keystone {
+  /** Regions, services, endpoints and endpoint groups: every token's catalog (catalog.ts). */
+  readonly catalog: Catalog;
+
   private constructor(
     private readonly store: ServiceDb<KeystoneDb>,
     private readonly clock: Clock,
     private readonly auth: Authenticator,
-  ) {}
+  ) {
+    this.catalog = new Catalog(store, clock);
+  }
 
   static async open(options: KeystoneOptions): Promise<Keystone> {
     const ttl = wholeSeconds(options.tokenTtlSeconds, DEFAULT_TOKEN_TTL_SECONDS, 'tokenTtlSeconds', 1);

@@ -194,4 +194,58 @@ export const keystoneMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // Keystone's catalog (keystone/catalog/backends/sql.py): region, service and endpoint, each with its
+  // `extra` (a service's name and description live there, as in Keystone); OS-EP-FILTER's endpoint groups
+  // and their projects.
+  '006_catalog': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('regions')
+        .addColumn('id', 'varchar(255)', (c) => c.primaryKey())
+        .addColumn('description', 'varchar(255)', (c) => c.notNull())
+        .addColumn('parent_region_id', 'varchar(255)')
+        .addColumn('extra', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('services')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('type', 'varchar(255)', (c) => c.notNull())
+        .addColumn('enabled', 'integer', (c) => c.notNull())
+        .addColumn('extra', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('endpoints')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('interface', 'varchar(8)', (c) => c.notNull())
+        // ondelete RESTRICT, as Keystone's: a region with endpoints is not deleted.
+        .addColumn('region_id', 'varchar(255)', (c) => c.references('regions.id'))
+        .addColumn('service_id', 'varchar(64)', (c) => c.notNull().references('services.id'))
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('enabled', 'integer', (c) => c.notNull())
+        .addColumn('extra', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('endpoints_service_idx').on('endpoints').column('service_id').execute();
+      await db.schema
+        .createTable('endpoint_groups')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('description', 'text')
+        .addColumn('filters', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('project_endpoint_groups')
+        .addColumn('endpoint_group_id', 'varchar(64)', (c) =>
+          c.notNull().references('endpoint_groups.id').onDelete('cascade'),
+        )
+        .addColumn('project_id', 'varchar(64)', (c) =>
+          c.notNull().references('projects.id').onDelete('cascade'),
+        )
+        .addPrimaryKeyConstraint('project_endpoint_groups_pk', ['endpoint_group_id', 'project_id'])
+        .execute();
+    },
+  },
 };

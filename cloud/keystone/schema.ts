@@ -126,6 +126,51 @@ export interface GroupSystemRoleAssignmentsTable {
   created_at: number;
 }
 
+/** Keystone's region table: a region may have a parent region. */
+export interface RegionsTable {
+  id: string;
+  description: string;
+  parent_region_id: string | null;
+  /** JSON object: the attributes without a column. */
+  extra: string;
+  created_at: number;
+}
+
+/** Keystone's service table: the name and description are in `extra`, as Keystone keeps them. */
+export interface ServicesTable {
+  id: string;
+  type: string;
+  enabled: number;
+  extra: string;
+  created_at: number;
+}
+
+/** Keystone's endpoint table: one URL of a service, for one interface, in a region (or none). */
+export interface EndpointsTable {
+  id: string;
+  interface: string;
+  region_id: string | null;
+  service_id: string;
+  url: string;
+  enabled: number;
+  extra: string;
+  created_at: number;
+}
+
+/** OS-EP-FILTER's endpoint_group: `filters` is a JSON object of endpoint attributes to match. */
+export interface EndpointGroupsTable {
+  id: string;
+  name: string;
+  description: string | null;
+  filters: string;
+  created_at: number;
+}
+
+export interface ProjectEndpointGroupsTable {
+  endpoint_group_id: string;
+  project_id: string;
+}
+
 export interface KeystoneDb {
   domains: DomainsTable;
   projects: ProjectsTable;
@@ -142,4 +187,9 @@ export interface KeystoneDb {
   group_role_assignments: GroupRoleAssignmentsTable;
   group_domain_role_assignments: GroupDomainRoleAssignmentsTable;
   group_system_role_assignments: GroupSystemRoleAssignmentsTable;
+  regions: RegionsTable;
+  services: ServicesTable;
+  endpoints: EndpointsTable;
+  endpoint_groups: EndpointGroupsTable;
+  project_endpoint_groups: ProjectEndpointGroupsTable;
 }
