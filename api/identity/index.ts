@@ -1,9 +1,11 @@
 /**
  * Keystone v3 at /identity: the version documents, /v3/auth (tokens, the caller's projects and catalog)
- * and the administration of projects, users, groups, roles, domains and grants, and of the catalog.
+ * and the administration of projects, users, groups, roles, domains and grants, of the catalog, credentials and application credentials.
  */
 import type { ServicePlugin } from '../app';
 import { adminRoutes } from './admin';
+import { appCredentialRoutes } from './app-credentials';
+import { credentialRoutes } from './credentials';
 import { catalogRoutes } from './catalog';
 import { groupRoutes } from './groups';
 import { impliedRoleRoutes } from './implied-roles';
@@ -20,4 +22,6 @@ export const identityApi: ServicePlugin = async (app, deps) => {
   await impliedRoleRoutes(app, deps);
   await roleAssignmentRoutes(app, deps);
   await catalogRoutes(app, deps);
+  await credentialRoutes(app, deps);
+  await appCredentialRoutes(app, deps);
 };

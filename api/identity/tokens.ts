@@ -27,6 +27,14 @@ const authBody = z.object({
       methods: z.array(z.string()).min(1),
       password: z.object({ user: entityRef.extend({ password: z.string() }) }).optional(),
       token: z.object({ id: z.string() }).optional(),
+      application_credential: z
+        .object({
+          id: z.string().optional(),
+          name: z.string().optional(),
+          secret: z.string(),
+          user: entityRef.optional(),
+        })
+        .optional(),
     }),
     scope: z
       .union([
@@ -139,6 +147,22 @@ export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
           password,
           // No scope in the body: Keystone's default scoping (the user's default_project_id).
           ...(auth.scope !== undefined ? { scope } : {}),
+        });
+      } else if (identity.methods.includes('application_credential')) {
+        const appCred = identity.application_credential;
+        if (!appCred)
+          throw new ApiError(400, 'Expecting to find application_credential in identity.', 'ValidationError');
+        // Keystone: an application credential's token is scoped to its project; no scope may be asked.
+        if (auth.scope !== undefined) throw unauthorized();
+        let ref: { id: string } | { name: string; user: ReturnType<typeof locator> };
+        if (appCred.id) ref = { id: appCred.id };
+        else if (appCred.name && appCred.user)
+          ref = { name: appCred.name, user: locator(appCred.user, 'user') };
+        else throw unauthorized();
+        result = await keystone.issueToken({
+          method: 'application_credential',
+          applicationCredential: ref,
+          secret: appCred.secret,
         });
       } else if (identity.methods.includes('token')) {
         if (!identity.token) throw new ApiError(400, 'Expecting to find token in identity.');

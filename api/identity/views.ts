@@ -131,6 +131,15 @@ export function tokenView(t: TokenFacts) {
       : {}),
     ...(c.domain ? { domain: { id: c.domain.id, name: c.domain.name } } : {}),
     ...(c.system ? { system: { all: true } } : {}),
+    ...(c.applicationCredential
+      ? {
+          application_credential: {
+            id: c.applicationCredential.id,
+            name: c.applicationCredential.name,
+            restricted: !c.applicationCredential.unrestricted,
+          },
+        }
+      : {}),
     ...(scoped ? { roles: t.roles.map((r) => ({ id: r.id, name: r.name })) } : {}),
     ...(scoped && t.catalog ? { catalog: t.catalog } : {}),
   };

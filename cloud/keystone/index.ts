@@ -12,3 +12,6 @@ export type { OperationScope } from './tokens';
 export { DEFAULT_TOKEN_CACHE_ENTRIES, DEFAULT_TOKEN_CACHE_SECONDS, type ValidatedToken } from './token-cache';
 export type * from './catalog';
 export { INTERFACES } from './catalog';
+export { ec2CredentialId, type Credential } from './credentials';
+export type { ApplicationCredential } from './app-credentials';
+export { CREDENTIAL_KEY_FILE } from './credential-key';

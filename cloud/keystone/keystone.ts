@@ -12,13 +12,23 @@ import { openServiceDb, type DbConfig, type ServiceDb } from '../db';
 import { CloudError } from '../errors';
 import { idSchema, parseRequest } from '../validation';
 import { Authenticator } from './auth';
+import {
+  createAppCred,
+  deleteAppCred,
+  generateSecret,
+  getAppCred,
+  listAppCreds,
+  type ApplicationCredential,
+} from './app-credentials';
 import { Catalog } from './catalog';
+import { CredentialKey } from './credential-key';
+import { Credentials } from './credentials';
 import type { RequestContext, TokenContext } from './context';
 import { keystoneMigrations } from './migrations';
 import { checkScryptParams, DEFAULT_SCRYPT_PARAMS, verifyPassword, type ScryptParams } from './passwords';
 import * as q from './queries';
 import * as req from './requests';
-import { DEFAULT_IMPLIED_ROLES, DEFAULT_ROLES } from './roles';
+import { DEFAULT_IMPLIED_ROLES, DEFAULT_ROLES, expandImpliedRoles } from './roles';
 import { addGrant, removeGrant, type Grant } from './grants';
 import * as groups from './groups';
 import {
@@ -61,6 +71,8 @@ export interface KeystoneOptions {
   keyDir?: string;
   /** An Ed25519 private key (KeyObject or PKCS#8 PEM) instead of the key file. */
   signingKey?: KeyObject | string;
+  /** The 32-byte credential encryption key instead of the key file (credential-key.ts). */
+  credentialKey?: Buffer;
   /** Token lifetime; Keystone's [token] expiration, default 3600. */
   tokenTtlSeconds?: number;
   /** How long past expiry allowExpired still accepts a token; Keystone's allow_expired_window, default 48 h. */
@@ -145,13 +157,17 @@ async function insertOrFind<T>(
 export class Keystone {
   /** Regions, services, endpoints and endpoint groups: every token's catalog (catalog.ts). */
   readonly catalog: Catalog;
+  /** Users' credentials and EC2 credentials, their blobs encrypted (credentials.ts). */
+  readonly credentials: Credentials;
 
   private constructor(
     private readonly store: ServiceDb<KeystoneDb>,
     private readonly clock: Clock,
     private readonly auth: Authenticator,
+    credentialKey: CredentialKey,
   ) {
     this.catalog = new Catalog(store, clock);
+    this.credentials = new Credentials(store, clock, credentialKey);
   }
 
   static async open(options: KeystoneOptions): Promise<Keystone> {
@@ -180,6 +196,9 @@ export class Keystone {
       ? parseSigningKey(options.signingKey)
       : loadOrCreateSigningKey(options.keyDir ?? path.join(options.db.dataDir, 'keystone'));
     const signer = await TokenSigner.create(key);
+    const credentialKey = options.credentialKey
+      ? CredentialKey.fromBytes(options.credentialKey)
+      : CredentialKey.loadOrCreate(options.keyDir ?? path.join(options.db.dataDir, 'keystone'));
     const clock = options.clock ?? systemClock;
     const store = await openServiceDb<KeystoneDb>('keystone', keystoneMigrations, options.db);
     const auth = new Authenticator(store, clock, signer, {
@@ -189,7 +208,7 @@ export class Keystone {
       tokenCacheMs: cacheSeconds * 1000,
       tokenCacheEntries: cacheEntries,
     });
-    const keystone = new Keystone(store, clock, auth);
+    const keystone = new Keystone(store, clock, auth, credentialKey);
     try {
       await keystone.ensureDefaults();
     } catch (err) {
@@ -793,6 +812,7 @@ export class Keystone {
       const domainGroups = trx.selectFrom('groups').select('id').where('domain_id', '=', id);
       await trx.deleteFrom('role_assignments').where('project_id', 'in', projects).execute();
       await trx.deleteFrom('group_role_assignments').where('project_id', 'in', projects).execute();
+      await trx.deleteFrom('credentials').where('project_id', 'in', projects).execute();
       await trx.deleteFrom('group_domain_role_assignments').where('domain_id', '=', id).execute();
       await trx.deleteFrom('user_group_membership').where('user_id', 'in', users).execute();
       for (const g of await domainGroups.execute()) await groups.deleteGroup(trx, g.id);
@@ -841,6 +861,8 @@ export class Keystone {
       await trx.deleteFrom('projects').where('id', '=', id).execute();
       await trx.deleteFrom('role_assignments').where('project_id', '=', id).execute();
       await trx.deleteFrom('group_role_assignments').where('project_id', '=', id).execute();
+      // Keystone's delete_credentials_for_project.
+      await trx.deleteFrom('credentials').where('project_id', '=', id).execute();
       await this.auth.revoke(trx, { projectId: id });
     });
   }
@@ -1100,6 +1122,73 @@ export class Keystone {
     return q.effectiveRoles(this.db, userId, projectId);
   }
 
+  // ---- application credentials (app-credentials.ts) -------------------------------------------------------
+
+  /**
+   * Keystone's POST /v3/users/{id}/application_credentials: the roles asked for and those they imply (all
+   * in the creating token, else 400), or the token's roles; the secret (generated unless given) is returned
+   * here once and stored hashed.
+   */
+  async createApplicationCredential(
+    input: req.CreateApplicationCredentialInput,
+  ): Promise<{ appCred: ApplicationCredential; secret: string }> {
+    const r = parseRequest(req.createApplicationCredentialRequest, input, 'application credential');
+    const all = await this.listRoles();
+    const asked = (r.roles ?? []).map((ref) => {
+      const role = all.find((x) => ('id' in ref ? x.id === ref.id : x.name === ref.name));
+      if (!role) throw new CloudError('NotFound', `Could not find role: ${'id' in ref ? ref.id : ref.name}.`);
+      return role.name;
+    });
+    const names = asked.length
+      ? expandImpliedRoles(
+          asked,
+          (await this.listImpliedRoles()).map((x) => [x.prior.name, x.implied.name] as const),
+        )
+      : r.tokenRoles;
+    if (names.some((n) => !r.tokenRoles.includes(n)))
+      throw new CloudError(
+        'BadRequest',
+        'Invalid application credential: Cannot create an application credential with unassigned role',
+      );
+    const secret = r.secret ?? generateSecret();
+    const secretHash = await this.auth.hashPassword(secret);
+    const appCred = await this.store.transaction((trx) =>
+      createAppCred(
+        trx,
+        {
+          userId: r.userId,
+          projectId: r.projectId,
+          name: r.name,
+          ...(r.description !== undefined ? { description: r.description } : {}),
+          ...(r.expiresAt !== undefined ? { expiresAt: r.expiresAt } : {}),
+          ...(r.expiresAtMicros !== undefined ? { expiresAtMicros: r.expiresAtMicros } : {}),
+          ...(r.unrestricted !== undefined ? { unrestricted: r.unrestricted } : {}),
+          roleIds: all.filter((x) => names.includes(x.name)).map((x) => x.id),
+        },
+        secretHash,
+        this.clock.now(),
+      ),
+    );
+    return { appCred, secret };
+  }
+
+  async listApplicationCredentials(
+    userId: string,
+    filter: { name?: string } = {},
+  ): Promise<ApplicationCredential[]> {
+    return listAppCreds(this.db, parseRequest(idSchema, userId, 'user id'), filter);
+  }
+
+  async getApplicationCredential(id: string): Promise<ApplicationCredential> {
+    return getAppCred(this.db, id);
+  }
+
+  /** Deletes it; the tokens it gave stop validating (here at once: the validated-token cache goes). */
+  async deleteApplicationCredential(id: string): Promise<void> {
+    const appCredId = parseRequest(idSchema, id, 'application credential id');
+    await this.identityChange((trx) => deleteAppCred(trx, appCredId));
+  }
+
   // ---- tokens --------------------------------------------------------------------------------------------
 
   /** Password authentication scoped to a project → a signed token and its context (Unauthorized if not). */
@@ -1153,6 +1242,8 @@ export class Keystone {
   async issueToken(input: req.IssueTokenInput): Promise<IssuedToken> {
     const r = parseRequest(req.issueTokenRequest, input, 'authentication request');
     if (r.method === 'password') return this.auth.passwordToken(r.user, r.password, r.scope);
+    if (r.method === 'application_credential')
+      return this.auth.appCredToken(r.applicationCredential, r.secret);
     return this.auth.tokenToken(r.token, r.scope);
   }
 

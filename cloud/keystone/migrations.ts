@@ -248,4 +248,49 @@ export const keystoneMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // Keystone's credential table (the blob encrypted, as its fernet credential provider keeps it:
+  // encrypted_blob, and key_hash naming the key) and its application credentials (the secret hashed, never
+  // stored) with the roles each delegates.
+  '007_credentials': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('credentials')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('user_id', 'varchar(64)', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('project_id', 'varchar(64)')
+        .addColumn('type', 'varchar(255)', (c) => c.notNull())
+        .addColumn('encrypted_blob', 'text', (c) => c.notNull())
+        .addColumn('key_hash', 'varchar(64)', (c) => c.notNull())
+        .addColumn('extra', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('credentials_user_idx').on('credentials').column('user_id').execute();
+      await db.schema
+        .createTable('application_credentials')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('user_id', 'varchar(64)', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('project_id', 'varchar(64)', (c) =>
+          c.notNull().references('projects.id').onDelete('cascade'),
+        )
+        .addColumn('secret_hash', 'varchar(255)', (c) => c.notNull())
+        .addColumn('description', 'text')
+        // Epoch ms, and the microseconds past it (Keystone keeps the time a client gave to the microsecond);
+        // null: never.
+        .addColumn('expires_at', 'bigint')
+        .addColumn('expires_at_us', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('unrestricted', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('application_credentials_user_name_unique', ['user_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('application_credential_roles')
+        .addColumn('application_credential_id', 'varchar(64)', (c) =>
+          c.notNull().references('application_credentials.id').onDelete('cascade'),
+        )
+        .addColumn('role_id', 'varchar(64)', (c) => c.notNull().references('roles.id').onDelete('cascade'))
+        .addPrimaryKeyConstraint('application_credential_roles_pk', ['application_credential_id', 'role_id'])
+        .execute();
+    },
+  },
 };

@@ -171,6 +171,41 @@ export interface ProjectEndpointGroupsTable {
   project_id: string;
 }
 
+/** Keystone's credential table: the blob is stored encrypted (credential-key.ts), never in clear. */
+export interface CredentialsTable {
+  id: string;
+  user_id: string;
+  project_id: string | null;
+  type: string;
+  /** AES-256-GCM of the blob: `v1.<iv>.<tag>.<ciphertext>`, base64url. */
+  encrypted_blob: string;
+  /** Which credential key encrypted it (a SHA-256 prefix of the key). */
+  key_hash: string;
+  extra: string;
+  created_at: number;
+}
+
+/** Keystone's application_credential: the secret is kept as a scrypt hash only. */
+export interface ApplicationCredentialsTable {
+  id: string;
+  name: string;
+  user_id: string;
+  project_id: string;
+  secret_hash: string;
+  description: string | null;
+  /** Epoch ms; null for one that never expires. */
+  expires_at: number | null;
+  /** The microseconds past expires_at's millisecond (0-999), as the client gave them. */
+  expires_at_us: number;
+  unrestricted: number;
+  created_at: number;
+}
+
+export interface ApplicationCredentialRolesTable {
+  application_credential_id: string;
+  role_id: string;
+}
+
 export interface KeystoneDb {
   domains: DomainsTable;
   projects: ProjectsTable;
@@ -192,4 +227,7 @@ export interface KeystoneDb {
   endpoints: EndpointsTable;
   endpoint_groups: EndpointGroupsTable;
   project_endpoint_groups: ProjectEndpointGroupsTable;
+  credentials: CredentialsTable;
+  application_credentials: ApplicationCredentialsTable;
+  application_credential_roles: ApplicationCredentialRolesTable;
 }
