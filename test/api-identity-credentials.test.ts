@@ -151,11 +151,17 @@ describe('Keystone v3 API: credentials, EC2 credentials, application credentials
     });
     assert.equal(readerCreate.status, 403);
     assert.equal((await call('POST', path, member.token, { tenant_id: 'nope' })).status, 404);
-    const unknown = await call('GET', `${path}/0123456789abcdef`, member.token);
-    assert.equal(unknown.status, 403); // no such credential: the owner rule has no target (Keystone's)
-    assert.equal((await call('GET', `${path}/0123456789abcdef`, admin.token)).status, 401);
+    // Another user's access key under this user's path: Keystone's 401.
+    const other = await call('POST', `/users/${admin.userId}/credentials/OS-EC2`, admin.token, {
+      tenant_id: admin.projectId,
+    });
+    assert.equal((await call('GET', `${path}/${other.body.credential.access}`, admin.token)).status, 401);
     assert.equal((await call('DELETE', `${path}/${c.access}`, member.token)).status, 204);
     assert.deepEqual((await call('GET', path, member.token)).body.credentials, []);
+    // Gone: 404 to its owner too (tempest's test_delete_ec2_credential).
+    const gone = await call('GET', `${path}/${c.access}`, member.token);
+    assert.equal(gone.status, 404);
+    assert.match(gone.body.error.message, /^Could not find credential: [0-9a-f]{64}\.$/);
   });
 
   async function appCredToken(auth: Body) {

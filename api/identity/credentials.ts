@@ -209,21 +209,24 @@ export async function credentialRoutes(app: FastifyInstance, deps: ApiDeps): Pro
       .send({ credential: ec2View(await credentials.createEc2Credential(userId, projectId)) });
   });
 
-  /** The access key's ec2 credential (Keystone's 401 "EC2 access key not found." otherwise), once allowed. */
+  /**
+   * The access key's credential: missing is 404 before any policy check (Keystone builds the policy target
+   * from it, and that lookup's CredentialNotFound comes first); not an ec2 credential of this user, 401 "EC2
+   * access key not found.".
+   */
   async function ec2For(request: FastifyRequest, action: string, read: boolean): Promise<Credential> {
     const caller = callerOf(request);
     const { userId, access } = params(request) as { userId: string; access: string };
-    let credential: Credential | undefined;
-    try {
-      credential = await credentials.getCredential(ec2CredentialId(access));
-    } catch (err) {
-      if (!isCloudError(err, 'NotFound') && !isCloudError(err, 'BadRequest')) throw err;
-    }
-    const owner = credential?.userId;
-    const ok = read ? allowed(caller, owner, true) : memberOwner(caller, owner);
+    const id = ec2CredentialId(access);
+    const credential = await credentials.getCredential(id).catch((err: unknown) => {
+      if (isCloudError(err, 'NotFound'))
+        throw new ApiError(404, `Could not find credential: ${id}.`, 'NotFound');
+      throw err;
+    });
+    const ok = read ? allowed(caller, credential.userId, true) : memberOwner(caller, credential.userId);
     if (!ok) throw forbiddenAction(action);
     await userById(userId);
-    if (!credential || credential.type !== 'ec2' || credential.userId !== userId)
+    if (credential.type !== 'ec2' || credential.userId !== userId)
       throw new ApiError(401, 'EC2 access key not found.', 'Unauthorized');
     if (!delegationAllows(caller, credential.projectId)) throw delegationRefused('EC2 credential');
     return credential;
