@@ -1,5 +1,6 @@
 /**
- * Keystone v3's catalog over HTTP (inject): regions, services, endpoints and OS-EP-FILTER endpoint groups,
+ * Keystone v3's catalog over HTTP (inject): regions, services, endpoints and OS-EP-FILTER endpoint groups
+ * (and Keystone's /v3/policies blobs),
  * with Keystone's default policies, and every token's catalog read from those rows (the test env registers
  * the bootstrap's services, as the bootstrap does). Rows are read back from the keystone database; refused
  * requests change none.
@@ -326,5 +327,40 @@ describe('Keystone v3 API: regions, services, endpoints, endpoint groups and the
       assert.equal((await call('GET', '/regions', as)).status, 200);
     }
     assert.deepEqual(await counts(), before);
+  });
+
+  test('policies: create, list by type, show, update, delete; admin only writes, bad input changes nothing', async () => {
+    const created = await call('POST', '/policies', admin.token, {
+      policy: { type: 'application/json', blob: '{"rule": "@"}', owner: 'ops' },
+    });
+    assert.equal(created.status, 201);
+    const p = created.body.policy;
+    assert.deepEqual(
+      { type: p.type, blob: p.blob, owner: p.owner },
+      { type: 'application/json', blob: '{"rule": "@"}', owner: 'ops' },
+    );
+    assert.deepEqual(
+      (await call('GET', '/policies?type=application/json', admin.token)).body.policies.map(
+        (x: Body) => x.id,
+      ),
+      [p.id],
+    );
+    const updated = await call('PATCH', `/policies/${p.id}`, admin.token, { policy: { type: 'text/yaml' } });
+    assert.equal(updated.body.policy.type, 'text/yaml');
+    assert.equal((await call('GET', `/policies/${p.id}`, admin.token)).body.policy.blob, '{"rule": "@"}');
+    const rows = () => env.cloud.keystone.serviceDb.db.selectFrom('policies').selectAll().execute();
+    for (const [as, method, url, body] of [
+      [member.token, 'POST', '/policies', { policy: { type: 't', blob: 'b' } }],
+      [reader.token, 'PATCH', `/policies/${p.id}`, { policy: { type: 't' } }],
+      [member.token, 'DELETE', `/policies/${p.id}`, undefined],
+      [member.token, 'GET', '/policies', undefined],
+    ] as const) {
+      assert.equal((await call(method, url, as, body)).status, 403, `${method} ${url}`);
+    }
+    assert.equal((await call('POST', '/policies', admin.token, { policy: { type: 't' } })).status, 400);
+    assert.equal((await rows()).length, 1);
+    assert.equal((await rows())[0]?.type, 'text/yaml');
+    assert.equal((await call('DELETE', `/policies/${p.id}`, admin.token)).status, 204);
+    assert.equal((await call('GET', `/policies/${p.id}`, admin.token)).status, 404);
   });
 });

@@ -1,11 +1,12 @@
 /**
  * Keystone v3 at /identity: the version documents, /v3/auth (tokens, the caller's projects and catalog)
- * and the administration of projects, users, groups, roles, domains and grants, of the catalog, credentials and application credentials.
+ * and the administration of projects, users, groups, roles, domains and grants, of the catalog, credentials, application credentials and policies.
  */
 import type { ServicePlugin } from '../app';
 import { adminRoutes } from './admin';
 import { appCredentialRoutes } from './app-credentials';
 import { credentialRoutes } from './credentials';
+import { policyRoutes } from './policies';
 import { catalogRoutes } from './catalog';
 import { groupRoutes } from './groups';
 import { impliedRoleRoutes } from './implied-roles';
@@ -24,4 +25,5 @@ export const identityApi: ServicePlugin = async (app, deps) => {
   await catalogRoutes(app, deps);
   await credentialRoutes(app, deps);
   await appCredentialRoutes(app, deps);
+  await policyRoutes(app, deps);
 };

@@ -15,3 +15,4 @@ export { INTERFACES } from './catalog';
 export { ec2CredentialId, type Credential } from './credentials';
 export type { ApplicationCredential } from './app-credentials';
 export { CREDENTIAL_KEY_FILE } from './credential-key';
+export type { PolicyDocument } from './policy-documents';

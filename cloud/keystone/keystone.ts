@@ -23,6 +23,7 @@ import {
 import { Catalog } from './catalog';
 import { CredentialKey } from './credential-key';
 import { Credentials } from './credentials';
+import { PolicyDocuments } from './policy-documents';
 import type { RequestContext, TokenContext } from './context';
 import { keystoneMigrations } from './migrations';
 import { checkScryptParams, DEFAULT_SCRYPT_PARAMS, verifyPassword, type ScryptParams } from './passwords';
@@ -159,6 +160,8 @@ export class Keystone {
   readonly catalog: Catalog;
   /** Users' credentials and EC2 credentials, their blobs encrypted (credentials.ts). */
   readonly credentials: Credentials;
+  /** Keystone's /v3/policies blobs (policy-documents.ts). */
+  readonly policies: PolicyDocuments;
 
   private constructor(
     private readonly store: ServiceDb<KeystoneDb>,
@@ -168,6 +171,7 @@ export class Keystone {
   ) {
     this.catalog = new Catalog(store, clock);
     this.credentials = new Credentials(store, clock, credentialKey);
+    this.policies = new PolicyDocuments(store, clock);
   }
 
   static async open(options: KeystoneOptions): Promise<Keystone> {

@@ -250,7 +250,7 @@ export const keystoneMigrations: Record<string, Migration> = {
   },
   // Keystone's credential table (the blob encrypted, as its fernet credential provider keeps it:
   // encrypted_blob, and key_hash naming the key) and its application credentials (the secret hashed, never
-  // stored) with the roles each delegates.
+  // stored) with the roles each delegates; and its policy blobs.
   '007_credentials': {
     async up(db: Kysely<unknown>) {
       await db.schema
@@ -290,6 +290,15 @@ export const keystoneMigrations: Record<string, Migration> = {
         )
         .addColumn('role_id', 'varchar(64)', (c) => c.notNull().references('roles.id').onDelete('cascade'))
         .addPrimaryKeyConstraint('application_credential_roles_pk', ['application_credential_id', 'role_id'])
+        .execute();
+      // Keystone's policy table (/v3/policies): opaque blobs of a type, stored and answered back.
+      await db.schema
+        .createTable('policies')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('type', 'varchar(255)', (c) => c.notNull())
+        .addColumn('blob', 'text', (c) => c.notNull())
+        .addColumn('extra', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
         .execute();
     },
   },

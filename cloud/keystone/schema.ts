@@ -206,6 +206,15 @@ export interface ApplicationCredentialRolesTable {
   role_id: string;
 }
 
+/** Keystone's policy table: a blob of a type (Keystone neither reads nor enforces it). */
+export interface PoliciesTable {
+  id: string;
+  type: string;
+  blob: string;
+  extra: string;
+  created_at: number;
+}
+
 export interface KeystoneDb {
   domains: DomainsTable;
   projects: ProjectsTable;
@@ -230,4 +239,5 @@ export interface KeystoneDb {
   credentials: CredentialsTable;
   application_credentials: ApplicationCredentialsTable;
   application_credential_roles: ApplicationCredentialRolesTable;
+  policies: PoliciesTable;
 }
