@@ -16,3 +16,4 @@ export { ec2CredentialId, type Credential } from './credentials';
 export type { ApplicationCredential } from './app-credentials';
 export { CREDENTIAL_KEY_FILE } from './credential-key';
 export type { PolicyDocument } from './policy-documents';
+export type { InheritedGrant } from './inherited';

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { randomUUID, type KeyObject } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import { z } from 'zod';
 import { systemClock, type Clock } from '../clock';
 import { openServiceDb, type DbConfig, type ServiceDb } from '../db';
 import { CloudError } from '../errors';
@@ -21,6 +22,15 @@ import {
   type ApplicationCredential,
 } from './app-credentials';
 import { Catalog } from './catalog';
+import {
+  addInherited,
+  forgetInherited,
+  hasInherited,
+  listInherited,
+  projectsBelow,
+  removeInherited,
+  type InheritedGrant,
+} from './inherited';
 import { CredentialKey } from './credential-key';
 import { Credentials } from './credentials';
 import { PolicyDocuments } from './policy-documents';
@@ -88,6 +98,12 @@ export interface KeystoneOptions {
   /** Most tokens the cache holds (default 10,000). */
   tokenCacheEntries?: number;
 }
+
+const inheritedGrantSchema = z.strictObject({
+  actor: z.union([z.strictObject({ user: idSchema }), z.strictObject({ group: idSchema })]),
+  target: z.union([z.strictObject({ domain: idSchema }), z.strictObject({ project: idSchema })]),
+  roleId: idSchema,
+});
 
 export const DEFAULT_DOMAIN_ID = 'default';
 export const DEFAULT_DOMAIN_NAME = 'Default';
@@ -817,6 +833,10 @@ export class Keystone {
       await trx.deleteFrom('role_assignments').where('project_id', 'in', projects).execute();
       await trx.deleteFrom('group_role_assignments').where('project_id', 'in', projects).execute();
       await trx.deleteFrom('credentials').where('project_id', 'in', projects).execute();
+      const [projectIds, userIds] = [await projects.execute(), await users.execute()];
+      await forgetInherited(trx, { targetType: 'project', ids: projectIds.map((p) => p.id) });
+      await forgetInherited(trx, { actorType: 'user', ids: userIds.map((u) => u.id) });
+      await forgetInherited(trx, { targetType: 'domain', ids: [id] });
       await trx.deleteFrom('group_domain_role_assignments').where('domain_id', '=', id).execute();
       await trx.deleteFrom('user_group_membership').where('user_id', 'in', users).execute();
       for (const g of await domainGroups.execute()) await groups.deleteGroup(trx, g.id);
@@ -867,6 +887,7 @@ export class Keystone {
       await trx.deleteFrom('group_role_assignments').where('project_id', '=', id).execute();
       // Keystone's delete_credentials_for_project.
       await trx.deleteFrom('credentials').where('project_id', '=', id).execute();
+      await forgetInherited(trx, { targetType: 'project', ids: [id] });
       await this.auth.revoke(trx, { projectId: id });
     });
   }
@@ -882,6 +903,7 @@ export class Keystone {
       await trx.deleteFrom('domain_role_assignments').where('user_id', '=', id).execute();
       await trx.deleteFrom('system_role_assignments').where('user_id', '=', id).execute();
       await trx.deleteFrom('user_group_membership').where('user_id', '=', id).execute();
+      await forgetInherited(trx, { actorType: 'user', ids: [id] });
       await this.auth.revoke(trx, { userId: id });
     });
   }
@@ -1124,6 +1146,49 @@ export class Keystone {
   /** The user's effective roles on the project: the assigned ones plus what they imply. */
   async effectiveRoles(userId: string, projectId: string): Promise<string[]> {
     return q.effectiveRoles(this.db, userId, projectId);
+  }
+
+  // ---- OS-INHERIT (inherited.ts) -------------------------------------------------------------------------
+
+  /**
+   * Keystone's PUT /v3/OS-INHERIT/{domains,projects}/{id}/{users,groups}/{id}/roles/{role}/inherited_to_projects
+   * (again: a no-op): the role on every project below the target; the actor, target and role must exist.
+   */
+  async addInheritedGrant(grant: InheritedGrant): Promise<void> {
+    await this.checkInheritedRefs(grant);
+    await addInherited(this.db, grant, this.clock.now());
+  }
+
+  async hasInheritedGrant(grant: InheritedGrant): Promise<boolean> {
+    return hasInherited(this.db, parseRequest(inheritedGrantSchema, grant, 'inherited grant'));
+  }
+
+  /** Removes it (false if there was none); tokens lose the role at their next validation here. */
+  async removeInheritedGrant(grant: InheritedGrant): Promise<boolean> {
+    const g = parseRequest(inheritedGrantSchema, grant, 'inherited grant');
+    try {
+      return await removeInherited(this.db, g);
+    } finally {
+      this.auth.forgetValidatedTokens();
+    }
+  }
+
+  async listInheritedGrants(): Promise<InheritedGrant[]> {
+    return listInherited(this.db);
+  }
+
+  /** The projects an inherited grant's target passes its role down to. */
+  async projectsBelow(target: InheritedGrant['target']): Promise<string[]> {
+    return projectsBelow(this.db, target);
+  }
+
+  private async checkInheritedRefs(grant: InheritedGrant): Promise<void> {
+    const g = parseRequest(inheritedGrantSchema, grant, 'inherited grant');
+    await q.findRoleById(this.db, g.roleId);
+    if ('user' in g.actor) await q.findUserById(this.db, g.actor.user);
+    else await groups.groupById(this.db, g.actor.group);
+    if ('domain' in g.target) await q.findDomain(this.db, g.target.domain);
+    else await this.projectRowById(g.target.project);
   }
 
   // ---- application credentials (app-credentials.ts) -------------------------------------------------------

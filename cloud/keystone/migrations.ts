@@ -250,7 +250,7 @@ export const keystoneMigrations: Record<string, Migration> = {
   },
   // Keystone's credential table (the blob encrypted, as its fernet credential provider keeps it:
   // encrypted_blob, and key_hash naming the key) and its application credentials (the secret hashed, never
-  // stored) with the roles each delegates; and its policy blobs.
+  // stored) with the roles each delegates; its policy blobs; and OS-INHERIT's inherited grants.
   '007_credentials': {
     async up(db: Kysely<unknown>) {
       await db.schema
@@ -299,6 +299,29 @@ export const keystoneMigrations: Record<string, Migration> = {
         .addColumn('blob', 'text', (c) => c.notNull())
         .addColumn('extra', 'text', (c) => c.notNull().defaultTo('{}'))
         .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      // OS-INHERIT: a role a user or a group holds on every project below a domain or a project (the
+      // `inherited` rows of Keystone's assignment table), one table for the four kinds.
+      await db.schema
+        .createTable('inherited_role_assignments')
+        .addColumn('actor_type', 'varchar(8)', (c) => c.notNull())
+        .addColumn('actor_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('target_type', 'varchar(8)', (c) => c.notNull())
+        .addColumn('target_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('role_id', 'varchar(64)', (c) => c.notNull().references('roles.id').onDelete('cascade'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('inherited_role_assignments_pk', [
+          'actor_type',
+          'actor_id',
+          'target_type',
+          'target_id',
+          'role_id',
+        ])
+        .execute();
+      await db.schema
+        .createIndex('inherited_role_assignments_target_idx')
+        .on('inherited_role_assignments')
+        .columns(['target_type', 'target_id'])
         .execute();
     },
   },

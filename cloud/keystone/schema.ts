@@ -215,6 +215,16 @@ export interface PoliciesTable {
   created_at: number;
 }
 
+/** OS-INHERIT: a role for a user or a group on every project below a domain or a project (not on it). */
+export interface InheritedRoleAssignmentsTable {
+  actor_type: 'user' | 'group';
+  actor_id: string;
+  target_type: 'domain' | 'project';
+  target_id: string;
+  role_id: string;
+  created_at: number;
+}
+
 export interface KeystoneDb {
   domains: DomainsTable;
   projects: ProjectsTable;
@@ -240,4 +250,5 @@ export interface KeystoneDb {
   application_credentials: ApplicationCredentialsTable;
   application_credential_roles: ApplicationCredentialRolesTable;
   policies: PoliciesTable;
+  inherited_role_assignments: InheritedRoleAssignmentsTable;
 }
