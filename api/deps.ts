@@ -12,7 +12,7 @@ export interface ApiDeps {
   temporal: Client;
   /** Base of every endpoint in the catalog and in `links`, without a trailing slash: `http://127.0.0.1:8770`. */
   publicUrl: string;
-  /** Keystone's region for the catalog. */
+  /** The catalog's region (the bootstrap registers the catalog there; the tokens' catalog is Keystone's rows). */
   region: string;
   log: Logger;
   /** POST /servers doing their work at once; the others wait in arrival order (default 4: create-admission.ts). */

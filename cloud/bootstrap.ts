@@ -49,14 +49,53 @@ export interface BootstrapResult {
 export interface BootstrapOptions {
   /** Compute hosts to register now; a compute worker also registers its host when it starts. */
   hosts?: readonly HostSpec[];
-  /** Keystone's public endpoint for the openrc files' OS_AUTH_URL (the API role's `<public URL>/identity`). */
+  /** The API role's public base URL, which every catalog endpoint hangs off (default DEFAULT_PUBLIC_URL). */
+  publicUrl?: string;
+  /** Keystone's public endpoint for the openrc files' OS_AUTH_URL (default `<publicUrl>/identity`). */
   authUrl?: string;
   /** Registers the real guest's images (aki, ari, ami) from these files. */
   guestImage?: GuestImageFiles;
 }
 
-/** The API role's default public identity endpoint (api/settings.ts). */
-export const DEFAULT_AUTH_URL = 'http://127.0.0.1:8770/identity';
+/** The API role's default public base URL and identity endpoint (api/settings.ts). */
+export const DEFAULT_PUBLIC_URL = 'http://127.0.0.1:8770';
+export const DEFAULT_AUTH_URL = `${DEFAULT_PUBLIC_URL}/identity`;
+export const CATALOG_REGION = 'RegionOne';
+
+/**
+ * The services the API role serves, DevStack style (one listener, a path prefix per service), as the
+ * bootstrap registers them in Keystone's catalog: clients find each service there (python-openstackclient
+ * by type and interface), so these types and paths are what openstacksdk expects: `compute` at
+ * /compute/v2.1, `volumev3` and `block-storage` at /volume/v3.
+ */
+export const CATALOG_SERVICES: ReadonlyArray<{ type: string; name: string; path: string }> = [
+  { type: 'identity', name: 'keystone', path: '/identity' },
+  { type: 'compute', name: 'nova', path: '/compute/v2.1' },
+  { type: 'image', name: 'glance', path: '/image' },
+  { type: 'network', name: 'neutron', path: '/network' },
+  { type: 'volumev3', name: 'cinderv3', path: '/volume/v3' },
+  { type: 'block-storage', name: 'cinder', path: '/volume/v3' },
+  { type: 'placement', name: 'placement', path: '/placement' },
+];
+
+/**
+ * Registers every service of CATALOG_SERVICES with its public, internal and admin endpoints under
+ * `publicUrl` in RegionOne (idempotent; endpoints of an earlier public URL are moved to this one, as
+ * keystone-manage bootstrap updates a changed URL).
+ */
+export async function ensureServiceCatalog(
+  cloud: Cloud,
+  publicUrl: string = DEFAULT_PUBLIC_URL,
+): Promise<void> {
+  const base = publicUrl.replace(/\/+$/, '');
+  for (const s of CATALOG_SERVICES)
+    await cloud.keystone.catalog.ensureService({
+      region: CATALOG_REGION,
+      type: s.type,
+      name: s.name,
+      url: `${base}${s.path}`,
+    });
+}
 
 const OPENRC_KEYS: Record<keyof OpenrcCredentials, string> = {
   username: 'OS_USERNAME',
@@ -207,11 +246,14 @@ export async function bootstrapCloud(cloud: Cloud, options: BootstrapOptions = {
   const adminProject = await keystone.ensureProject({ name: 'admin' });
   const demoProject = await keystone.ensureProject({ name: 'demo' });
   await keystone.ensureProject({ name: 'service' });
-  const admin = await ensureUserWithOpenrc(cloud, 'admin', adminProject, options.authUrl ?? DEFAULT_AUTH_URL);
-  const demo = await ensureUserWithOpenrc(cloud, 'demo', demoProject, options.authUrl ?? DEFAULT_AUTH_URL);
+  const publicUrl = options.publicUrl ?? DEFAULT_PUBLIC_URL;
+  const authUrl = options.authUrl ?? `${publicUrl}/identity`;
+  const admin = await ensureUserWithOpenrc(cloud, 'admin', adminProject, authUrl);
+  const demo = await ensureUserWithOpenrc(cloud, 'demo', demoProject, authUrl);
   await keystone.assignRole({ user: 'admin', project: 'admin', role: 'admin' });
   await keystone.assignRole({ user: 'admin', project: 'demo', role: 'admin' });
   await keystone.assignRole({ user: 'demo', project: 'demo', role: 'member' });
+  await ensureServiceCatalog(cloud, publicUrl);
 
   await nova.ensureDefaultFlavors();
   const image = await ensureImage(cloud, adminProject.id);

@@ -60,6 +60,7 @@ export async function prepareDataDir(
     // OS_AUTH_URL names the API role's identity endpoint, from the same settings the role reads.
     const result = await bootstrapCloud(cloud, {
       hosts: [],
+      publicUrl: apiSettings({}, env).publicUrl,
       authUrl: identityUrl(apiSettings({}, env)),
       ...(options.guestImage ? { guestImage: options.guestImage } : {}),
     });

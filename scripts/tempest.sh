@@ -53,7 +53,7 @@ v3_endpoint_type = public
 
 [identity-feature-enabled]
 api_v3 = true
-application_credentials = false
+application_credentials = true
 access_rules = false
 trust = false
 project_tags = true

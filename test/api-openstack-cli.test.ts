@@ -1,6 +1,7 @@
 /**
  * The unmodified `openstack` CLI and openstacksdk against a running bootflow (dev server, workers, the API
- * role): tokens, the catalog, Keystone administration as admin, and a member refused it with Keystone's 403.
+ * role): tokens, the catalog, Keystone administration as admin, and a member refused it with Keystone's 403;
+ * EC2 and application credentials (a token from one through `v3applicationcredential`).
  * Needs scripts/setup-openstack-clients.sh (the test fails and says so when it has not run).
  */
 import assert from 'node:assert/strict';
@@ -237,6 +238,78 @@ describe('the openstack CLI and openstacksdk: Keystone, Glance, Neutron, Cinder,
     assert.match(shown.stderr, /No Group found for/);
     await ok(['user', 'delete', 'cli-grouped']);
     await ok(['project', 'delete', 'cli-group-project']);
+  });
+
+  test('catalog administration, EC2 credentials, and a token from an application credential (v3applicationcredential)', async () => {
+    // The catalog's rows: what the bootstrap registered, read as admin; a member may not add to them.
+    const endpoints = await openstackJson<Array<{ 'Service Type': string; Interface: string; URL: string }>>(
+      d.adminEnv,
+      ['endpoint', 'list', '--service', 'compute', '--interface', 'public'],
+    );
+    assert.deepEqual(
+      endpoints.map((e) => [e['Service Type'], e.URL]),
+      [['compute', `${d.apiUrl}/compute/v2.1`]],
+    );
+    const denied = await openstack(d.demoEnv, ['service', 'create', '--name', 'not-allowed', 'x-type']);
+    assert.notEqual(denied.code, 0);
+    assert.match(denied.stderr, /403.*identity:create_service/s);
+
+    // EC2 credentials of the demo user: create, list, delete.
+    const ec2 = await openstackJson<{ access: string; secret: string; project_id: string }>(d.demoEnv, [
+      'ec2',
+      'credentials',
+      'create',
+    ]);
+    assert.equal(ec2.project_id, d.prepared.cloud.demo.projectId);
+    const listed = await openstackJson<Array<{ Access: string }>>(d.demoEnv, ['ec2', 'credentials', 'list']);
+    assert.deepEqual(
+      listed.map((c) => c.Access),
+      [ec2.access],
+    );
+    assert.equal((await openstack(d.demoEnv, ['ec2', 'credentials', 'delete', ec2.access])).code, 0);
+
+    // An application credential of the demo user, then a token from it alone.
+    const appCred = await openstackJson<{ ID: string; Secret: string; 'Project ID': string }>(d.demoEnv, [
+      'application',
+      'credential',
+      'create',
+      '--role',
+      'member',
+      'cli-app-cred',
+    ]);
+    assert.equal(appCred['Project ID'], d.prepared.cloud.demo.projectId);
+    const passwordless = Object.fromEntries(
+      Object.entries(d.demoEnv).filter(
+        ([k]) => !/^OS_(USERNAME|PASSWORD|PROJECT_NAME|USER_DOMAIN_NAME|PROJECT_DOMAIN_NAME)$/.test(k),
+      ),
+    );
+    const appCredEnv = {
+      ...passwordless,
+      OS_AUTH_TYPE: 'v3applicationcredential',
+      OS_APPLICATION_CREDENTIAL_ID: appCred.ID,
+      OS_APPLICATION_CREDENTIAL_SECRET: appCred.Secret,
+    };
+    const token = await openstackJson<{ project_id: string; user_id: string }>(appCredEnv, [
+      'token',
+      'issue',
+    ]);
+    assert.equal(token.project_id, d.prepared.cloud.demo.projectId);
+    // The token works on the other services, found through its catalog.
+    const images = await openstackJson<Array<{ Name: string }>>(appCredEnv, ['image', 'list']);
+    assert.ok(images.some((i) => i.Name === 'cirros'));
+    // A restricted application credential makes no other.
+    const nested = await openstack(appCredEnv, ['application', 'credential', 'create', 'nested']);
+    assert.notEqual(nested.code, 0);
+    assert.match(nested.stderr, /403/);
+    assert.ok(!nested.stderr.includes(appCred.Secret));
+
+    assert.equal(
+      (await openstack(d.demoEnv, ['application', 'credential', 'delete', 'cli-app-cred'])).code,
+      0,
+    );
+    const gone = await openstack(appCredEnv, ['token', 'issue']);
+    assert.notEqual(gone.code, 0);
+    assert.match(gone.stderr, /401/);
   });
 
   test('image create --file and image save: the same bytes and checksum; image list filters; delete', async () => {

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startApiServer, type ApiServer } from '../api';
 import { MAX_MICROVERSION } from '../api/compute/microversion';
-import { bootstrapCloud, type BootstrapResult } from '../cloud/bootstrap';
+import { bootstrapCloud, ensureServiceCatalog, type BootstrapResult } from '../cloud/bootstrap';
 import { DEFAULT_HOSTS } from '../cloud/hosts';
 import { openApiTestEnv, type ApiTestEnv } from './helpers/api';
 
@@ -134,8 +134,10 @@ describe("tempest's response schemas", () => {
     });
     volumes.push(fromSnapshot.id);
     server = await startApiServer(env.deps, { host: '127.0.0.1', port: 0 });
-    // The catalog (and every link) must name the port the listener got.
+    // The catalog (and every link) must name the port the listener got: the bootstrap's registration
+    // again, as a restart with a new public URL does.
     env.deps.publicUrl = server.url;
+    await ensureServiceCatalog(env.cloud, server.url);
   });
   after(async () => {
     await server?.close();

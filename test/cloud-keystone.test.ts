@@ -863,6 +863,128 @@ describe('keystone', () => {
     assert.ok(!leaks(shown));
     assert.ok(!shown.includes('$scrypt$') && !shown.includes('password_hash'), 'no hashes in show/list');
   });
+
+  test('catalog: ensureService registers a service once, moves its endpoints to a new URL, and tokens read it', async () => {
+    const spec = { region: 'RegionOne', type: 'test-svc', name: 'tester', url: 'http://a.example/x' };
+    const first = await ks.catalog.ensureService(spec);
+    const again = await ks.catalog.ensureService({ ...spec, url: 'http://b.example/x' });
+    assert.equal(again.id, first.id);
+    const endpoints = await ks.catalog.listEndpoints({ serviceId: first.id });
+    assert.deepEqual(endpoints.map((e) => [e.interface, e.url, e.regionId]).sort(), [
+      ['admin', 'http://b.example/x', 'RegionOne'],
+      ['internal', 'http://b.example/x', 'RegionOne'],
+      ['public', 'http://b.example/x', 'RegionOne'],
+    ]);
+    const entry = (await ks.catalog.tokenCatalog({ userId: 'u' })).find((s) => s.id === first.id);
+    assert.equal(entry?.name, 'tester');
+    assert.equal(entry?.endpoints.length, 3);
+    // A service's delete takes its endpoints; bad input changes nothing.
+    await failure(
+      ks.catalog.createEndpoint(untyped({ interface: 'public', serviceId: first.id, url: 'x' })),
+      'BadRequest',
+    );
+    await failure(
+      ks.catalog.createEndpoint({ interface: 'public', serviceId: 'none', url: 'http://x' }),
+      'BadRequest',
+    );
+    assert.equal((await ks.catalog.listEndpoints({ serviceId: first.id })).length, 3);
+    await ks.catalog.deleteService(first.id);
+    assert.deepEqual(await ks.catalog.listEndpoints({ serviceId: first.id }), []);
+  });
+
+  test('credentials: blobs are encrypted at rest with the credential key, a 0600 file; never in an error', async () => {
+    const m = await member('member');
+    const blob = JSON.stringify({ access: `access-${counter}`, secret: 'never-in-a-row' });
+    const created = await ks.credentials.createCredential({
+      userId: m.user.id,
+      projectId: (await ks.getProject({ project: m.project })).id,
+      type: 'ec2',
+      blob,
+    });
+    assert.equal(created.blob, blob);
+    assert.ok(!(await dumpAllRows(ks)).includes('never-in-a-row'));
+    const keyFile = path.join(testDb.dataDir, 'keystone', 'credential.key');
+    assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+    const err = await failure(
+      ks.credentials.createCredential({
+        userId: m.user.id,
+        type: 'ec2',
+        blob: '{"secret":"never-in-a-row"}',
+      }),
+      'BadRequest',
+    );
+    assert.ok(!err.message.includes('never-in-a-row'));
+    // Another key cannot read them.
+    const other = await Keystone.open({
+      db: testDb.config,
+      clock,
+      passwordHashing: FAST_HASH,
+      credentialKey: randomBytes(32),
+    });
+    try {
+      await assert.rejects(other.credentials.getCredential(created.id), /another credential key/);
+    } finally {
+      await other.close();
+    }
+  });
+
+  test('application credentials: a token scoped to its project with its roles the user still holds; its grants too', async () => {
+    const m = await member('admin');
+    const projectId = (await ks.getProject({ project: m.project })).id;
+    const { appCred, secret } = await ks.createApplicationCredential({
+      userId: m.user.id,
+      projectId,
+      name: 'deploy',
+      roles: [{ name: 'member' }],
+      tokenRoles: ['admin', 'manager', 'member', 'reader'],
+    });
+    assert.deepEqual(
+      appCred.roles.map((r) => r.name),
+      ['member', 'reader'],
+    );
+    assert.ok(!(await dumpAllRows(ks)).includes(secret));
+    const issued = await ks.issueToken({
+      method: 'application_credential',
+      applicationCredential: { id: appCred.id },
+      secret,
+    });
+    assert.equal(issued.caller.project?.id, projectId);
+    assert.deepEqual(issued.caller.roles, ['member', 'reader']);
+    assert.deepEqual(issued.methods, ['application_credential']);
+    const ctx = await ks.validateToken(issued.token);
+    assert.deepEqual(ctx.roles, ['member', 'reader']);
+    // A grant made from it keeps the credential's roles, not the user's admin.
+    const operation = { workflowType: 'bootServer', workflowId: 'wf-appcred' };
+    const { grant } = await ks.issueGrant(issued.token, operation);
+    assert.deepEqual((await ks.validateGrant(grant, operation)).roles, ['member', 'reader']);
+    // Re-scoping it elsewhere is refused; a wrong secret is the one Unauthorized.
+    await unauthorized(ks.issueToken({ method: 'token', token: issued.token, scope: { unscoped: true } }));
+    await unauthorized(
+      ks.issueToken({
+        method: 'application_credential',
+        applicationCredential: { id: appCred.id },
+        secret: 'x',
+      }),
+    );
+    // Expired by the clock: refused, and so are its tokens.
+    const { appCred: short, secret: shortSecret } = await ks.createApplicationCredential({
+      userId: m.user.id,
+      projectId,
+      name: 'short',
+      expiresAt: clock.now() + 60_000,
+      tokenRoles: ['reader'],
+    });
+    const shortToken = await ks.issueToken({
+      method: 'application_credential',
+      applicationCredential: { name: 'short', user: { id: m.user.id } },
+      secret: shortSecret,
+    });
+    assert.ok(shortToken.expiresAt <= clock.now() + 60_000);
+    assert.equal(short.expiresAt, clock.now() + 60_000);
+    await ks.deleteApplicationCredential(appCred.id);
+    await unauthorized(ks.validateToken(issued.token));
+    await unauthorized(ks.validateGrant(grant, operation));
+  });
 });
 
 describe('keystone options', () => {

@@ -74,6 +74,17 @@ export function enforceIdentity(caller: TokenContext, rule: PolicyRule, target?:
 
 export const isAdmin = (caller: TokenContext): boolean => caller.roles.includes('admin');
 
+/** Keystone's ADMIN_OR_SYSTEM_READER: `rule:admin_required or (role:reader and system_scope:all)`. */
+export function enforceSystemReader(caller: TokenContext, action: string): void {
+  if (!isAdmin(caller) && !(caller.system === true && caller.roles.includes('reader')))
+    throw forbiddenAction(action);
+}
+
+/** Keystone's admin_required (`role:admin`, any scope). */
+export function enforceAdmin(caller: TokenContext, action: string): void {
+  if (!isAdmin(caller)) throw forbiddenAction(action);
+}
+
 /** Keystone's ValidationError for a body that does not match the schema: 400 naming the first problem. */
 export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
   const result = schema.safeParse(body);

@@ -4,18 +4,14 @@
  * rule). Keystone's defaults: an admin writes; an admin or a reader on a system-scoped token reads.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Role, TokenContext } from '../../cloud/keystone';
+import type { Role } from '../../cloud/keystone';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
-import { callerOf, enforceIdentity, forbiddenAction, isAdmin, requireIdentityAuth } from './common';
+import { callerOf, enforceIdentity, enforceSystemReader, requireIdentityAuth } from './common';
 import { byIdParams, lookups } from './lookups';
 import { v3Url } from './views';
 
-/** Keystone's `rule:admin_required or (role:reader and system_scope:all)`. */
-function enforceReader(caller: TokenContext, action: string): void {
-  if (!isAdmin(caller) && !(caller.system === true && caller.roles.includes('reader')))
-    throw forbiddenAction(action);
-}
+const enforceReader = enforceSystemReader;
 
 export async function impliedRoleRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const keystone = deps.cloud.keystone;

@@ -3,7 +3,9 @@
  * system, filtered by `user.id`, `group.id`, `scope.project.id`, `scope.domain.id`, `scope.system` and
  * `role.id`, with `include_names`; `effective` answers what users hold: each group grant becomes one
  * assignment per member (with Keystone's `membership` link), a `user.id` filter then sees the grants of
- * the user's groups too, and each assignment is followed by the roles its role implies (`prior_role`). Admin only (Keystone's default).
+ * the user's groups too, and each assignment is followed by the roles its role implies (`prior_role`);
+ * OS-INHERIT grants are listed with `OS-INHERIT:inherited_to` (filter `scope.OS-INHERIT:inherited_to`), or
+ * (effective) on each project below their target. Admin only (Keystone's default).
  */
 import type { FastifyInstance } from 'fastify';
 import type { ApiDeps } from '../deps';
@@ -24,6 +26,8 @@ interface Row {
   membership?: string;
   /** For a role implied by the assigned one (effective): the role implying it. */
   priorRole?: string;
+  /** An OS-INHERIT grant (not effective): `scope["OS-INHERIT:inherited_to"]: "projects"`. */
+  inherited?: true;
 }
 
 const scopePath = (scope: Scope) =>
@@ -44,15 +48,38 @@ export async function roleAssignmentRoutes(app: FastifyInstance, deps: ApiDeps):
     assignment: v3Url(deps, `${scopePath(scope)}${actorPath(actor)}/roles/${role.id}`),
   });
 
-  /** Every grant to a user or a group, as rows. */
-  async function allGrants(roleId: string | undefined): Promise<Row[]> {
+  /**
+   * Every grant to a user or a group, as rows; OS-INHERIT grants as themselves, or (effective) once on each
+   * project below their target.
+   */
+  async function allGrants(roleId: string | undefined, effective: boolean): Promise<Row[]> {
     const byRole = roleId !== undefined ? { roleId } : {};
-    const [projects, domains, system, groups] = await Promise.all([
+    const [projects, domains, system, groups, inherited, roles] = await Promise.all([
       keystone.listRoleAssignments(byRole),
       keystone.listDomainRoleAssignments(byRole),
       keystone.listSystemRoleAssignments(byRole),
       keystone.listGroupRoleAssignments(byRole),
+      keystone.listInheritedGrants(),
+      keystone.listRoles(),
     ]);
+    const inheritedRows: Row[] = [];
+    for (const g of inherited) {
+      const role = roles.find((r) => r.id === g.roleId);
+      if (!role || (roleId !== undefined && role.id !== roleId)) continue;
+      const actor: Actor = 'user' in g.actor ? { user: g.actor.user } : { group: g.actor.group };
+      const target = 'domain' in g.target ? `/domains/${g.target.domain}` : `/projects/${g.target.project}`;
+      const assignment = v3Url(
+        deps,
+        `/OS-INHERIT${target}${actorPath(actor)}/roles/${role.id}/inherited_to_projects`,
+      );
+      if (!effective) {
+        const scope = 'domain' in g.target ? { domain: g.target.domain } : { project: g.target.project };
+        inheritedRows.push({ role, actor, scope, assignment, inherited: true });
+        continue;
+      }
+      for (const project of await keystone.projectsBelow(g.target))
+        inheritedRows.push({ role, actor, scope: { project }, assignment });
+    }
     const role = (a: { roleId: string; roleName: string }) => ({ id: a.roleId, name: a.roleName });
     return [
       ...projects.map((a) => row(role(a), { user: a.userId }, { project: a.projectId })),
@@ -69,6 +96,7 @@ export async function roleAssignmentRoutes(app: FastifyInstance, deps: ApiDeps):
               : { domain: a.domainId ?? '' },
         ),
       ),
+      ...inheritedRows,
     ];
   }
 
@@ -116,6 +144,7 @@ export async function roleAssignmentRoutes(app: FastifyInstance, deps: ApiDeps):
     const domainId = queryParam(request, 'scope.domain.id');
     const system = queryParam(request, 'scope.system');
     const roleId = queryParam(request, 'role.id');
+    const inheritedTo = queryParam(request, 'scope.OS-INHERIT:inherited_to');
     const effective = boolParam(request, 'effective') === true;
     const includeNames = boolParam(request, 'include_names') === true;
     if (effective && groupId !== undefined)
@@ -125,7 +154,7 @@ export async function roleAssignmentRoutes(app: FastifyInstance, deps: ApiDeps):
         'ValidationError',
       );
     // A role filter applies to the roles held, implied ones included (so filtered after the expansion).
-    let rows = await allGrants(effective ? undefined : roleId);
+    let rows = await allGrants(effective ? undefined : roleId, effective);
     if (effective) rows = await expandImplied(await expandGroups(rows));
     rows = rows.filter(
       (r) =>
@@ -136,7 +165,8 @@ export async function roleAssignmentRoutes(app: FastifyInstance, deps: ApiDeps):
           (r.scope !== 'system' && 'project' in r.scope && r.scope.project === projectId)) &&
         (domainId === undefined ||
           (r.scope !== 'system' && 'domain' in r.scope && r.scope.domain === domainId)) &&
-        (system === undefined || (system === 'all' && r.scope === 'system')),
+        (system === undefined || (system === 'all' && r.scope === 'system')) &&
+        (inheritedTo === undefined || (inheritedTo === 'projects' && r.inherited === true)),
     );
     const names = includeNames ? await nameLookup() : undefined;
     return {
@@ -148,9 +178,12 @@ export async function roleAssignmentRoutes(app: FastifyInstance, deps: ApiDeps):
         scope:
           r.scope === 'system'
             ? { system: { all: true } }
-            : 'project' in r.scope
-              ? { project: { id: r.scope.project, ...(names ? names.project(r.scope.project) : {}) } }
-              : { domain: { id: r.scope.domain, ...(names ? names.domain(r.scope.domain) : {}) } },
+            : {
+                ...('project' in r.scope
+                  ? { project: { id: r.scope.project, ...(names ? names.project(r.scope.project) : {}) } }
+                  : { domain: { id: r.scope.domain, ...(names ? names.domain(r.scope.domain) : {}) } }),
+                ...(r.inherited ? { 'OS-INHERIT:inherited_to': 'projects' } : {}),
+              },
         links: {
           assignment: r.assignment,
           ...(r.membership ? { membership: r.membership } : {}),

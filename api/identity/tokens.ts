@@ -7,7 +7,6 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { isCloudError } from '../../cloud/errors';
 import type { IssuedToken, TokenContext } from '../../cloud/keystone';
-import { serviceCatalog } from '../catalog';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
 import { callerOf, isAdmin, parseBody, requireIdentityAuth } from './common';
@@ -28,6 +27,14 @@ const authBody = z.object({
       methods: z.array(z.string()).min(1),
       password: z.object({ user: entityRef.extend({ password: z.string() }) }).optional(),
       token: z.object({ id: z.string() }).optional(),
+      application_credential: z
+        .object({
+          id: z.string().optional(),
+          name: z.string().optional(),
+          secret: z.string(),
+          user: entityRef.optional(),
+        })
+        .optional(),
     }),
     scope: z
       .union([
@@ -99,22 +106,29 @@ export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     catalog: boolean,
   ): Promise<{ token: ReturnType<typeof tokenView> }> {
     const roles = await keystone.listRoles();
+    const scoped = caller.project !== undefined || caller.domain !== undefined || caller.system === true;
     const [userDomain, projectDomain] = await Promise.all([
       keystone.getDomain(caller.userDomainId),
       caller.project ? keystone.getDomain(caller.project.domainId) : undefined,
     ]);
     return {
-      token: tokenView(deps, {
+      token: tokenView({
         caller,
         methods,
         auditIds,
         userDomainName: userDomain.name,
         ...(projectDomain ? { projectDomainName: projectDomain.name } : {}),
         roles: roles.filter((r) => caller.roles.includes(r.name)),
-        catalog,
+        ...(catalog && scoped ? { catalog: await catalogOf(caller) } : {}),
       }),
     };
   }
+
+  const catalogOf = (caller: TokenContext) =>
+    keystone.catalog.tokenCatalog({
+      userId: caller.userId,
+      ...(caller.project ? { projectId: caller.project.id } : {}),
+    });
 
   const wantsCatalog = (request: FastifyRequest) => !Object.hasOwn(request.query as object, 'nocatalog');
 
@@ -133,6 +147,22 @@ export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
           password,
           // No scope in the body: Keystone's default scoping (the user's default_project_id).
           ...(auth.scope !== undefined ? { scope } : {}),
+        });
+      } else if (identity.methods.includes('application_credential')) {
+        const appCred = identity.application_credential;
+        if (!appCred)
+          throw new ApiError(400, 'Expecting to find application_credential in identity.', 'ValidationError');
+        // Keystone: an application credential's token is scoped to its project; no scope may be asked.
+        if (auth.scope !== undefined) throw unauthorized();
+        let ref: { id: string } | { name: string; user: ReturnType<typeof locator> };
+        if (appCred.id) ref = { id: appCred.id };
+        else if (appCred.name && appCred.user)
+          ref = { name: appCred.name, user: locator(appCred.user, 'user') };
+        else throw unauthorized();
+        result = await keystone.issueToken({
+          method: 'application_credential',
+          applicationCredential: ref,
+          secret: appCred.secret,
         });
       } else if (identity.methods.includes('token')) {
         if (!identity.token) throw new ApiError(400, 'Expecting to find token in identity.');
@@ -226,7 +256,7 @@ export async function tokenRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
         'Forbidden',
       );
     return {
-      catalog: serviceCatalog(deps),
+      catalog: await catalogOf(caller),
       links: { self: v3Url(deps, '/auth/catalog'), previous: null, next: null },
     };
   });

@@ -2,9 +2,8 @@
  * Keystone v3's JSON bodies (api-ref/source/v3): projects, users, roles, domains, role assignments and
  * tokens, with their `links`. Times in Keystone's format: ISO 8601 with microseconds and a `Z`.
  */
-import type { Domain, Group, Project, Role, TokenContext, User } from '../../cloud/keystone';
+import type { CatalogEntry, Domain, Group, Project, Role, TokenContext, User } from '../../cloud/keystone';
 import type { ApiDeps } from '../deps';
-import { serviceCatalog, type CatalogEntry } from '../catalog';
 
 /** Keystone's `2015-11-09T01:42:57.527363Z` (utils.isotime with subsecond=True). */
 export function keystoneTime(ms: number): string {
@@ -98,14 +97,15 @@ export interface TokenFacts {
   /** The project's domain name, for a project-scoped token. */
   projectDomainName?: string;
   roles: Role[];
-  catalog: boolean;
+  /** Keystone's catalog for the token's scope; left out with ?nocatalog. */
+  catalog?: CatalogEntry[];
 }
 
 /**
  * The `token` of POST and GET /v3/auth/tokens: a project-scoped token names its project, a domain-scoped one
  * its domain; both carry roles and (unless ?nocatalog) the catalog. An unscoped token has neither.
  */
-export function tokenView(deps: Pick<ApiDeps, 'publicUrl' | 'region'>, t: TokenFacts) {
+export function tokenView(t: TokenFacts) {
   const { caller: c } = t;
   const scoped = c.project !== undefined || c.domain !== undefined || c.system === true;
   return {
@@ -131,8 +131,17 @@ export function tokenView(deps: Pick<ApiDeps, 'publicUrl' | 'region'>, t: TokenF
       : {}),
     ...(c.domain ? { domain: { id: c.domain.id, name: c.domain.name } } : {}),
     ...(c.system ? { system: { all: true } } : {}),
+    ...(c.applicationCredential
+      ? {
+          application_credential: {
+            id: c.applicationCredential.id,
+            name: c.applicationCredential.name,
+            restricted: !c.applicationCredential.unrestricted,
+          },
+        }
+      : {}),
     ...(scoped ? { roles: t.roles.map((r) => ({ id: r.id, name: r.name })) } : {}),
-    ...(scoped && t.catalog ? { catalog: serviceCatalog(deps) as CatalogEntry[] } : {}),
+    ...(scoped && t.catalog ? { catalog: t.catalog } : {}),
   };
 }
 

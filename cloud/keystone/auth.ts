@@ -12,6 +12,7 @@ import { projectContext, type RequestContext, type TokenContext } from './contex
 import { hashPassword, verifyPassword, type ScryptParams } from './passwords';
 import * as q from './queries';
 import type { DomainLocator, EntityLocator } from './queries';
+import { appCredRow } from './app-credentials';
 import { addRevocationEvent, isRevoked, type RevocationSelector } from './revocation';
 import type { KeystoneDb } from './schema';
 import type { OperationScope, TokenSigner, VerifiedToken } from './tokens';
@@ -135,7 +136,78 @@ export class Authenticator {
     const user = await q.activeUser(this.store.db, verified.userId);
     if (!user) throw unauthorized();
     const methods = ['token', ...verified.methods.filter((m) => m !== 'token')];
-    return this.issue(user, scope ?? scopeOf(verified), methods, [verified.auditId], verified.expiresAt);
+    // A token from an application credential re-scopes to nothing else: its credential's project only.
+    return this.issue(
+      user,
+      scope ?? scopeOf(verified),
+      methods,
+      [verified.auditId],
+      verified.expiresAt,
+      verified.applicationCredentialId,
+    );
+  }
+
+  /**
+   * Keystone's application_credential method: the credential by id, or by name with its user (by id, or by
+   * name in a domain); its secret checked against the stored hash; unexpired; its user enabled. The token is
+   * scoped to the credential's project with the credential's roles the user still holds, and expires no
+   * later than the credential. Every failure is the same Unauthorized.
+   */
+  async appCredToken(
+    ref: { id: string } | { name: string; user: EntityLocator },
+    secret: string,
+  ): Promise<IssuedToken> {
+    const db = this.store.db;
+    let found: Awaited<ReturnType<typeof appCredRow>>;
+    if ('id' in ref) found = await appCredRow(db, ref);
+    else {
+      const owner = await q.loginUser(db, ref.user);
+      found = owner ? await appCredRow(db, { name: ref.name, userId: owner.id }) : undefined;
+    }
+    // An unknown credential still costs one scrypt, as an unknown user does.
+    const secretOk = await verifyPassword(secret, found?.secretHash ?? (await this.dummyPasswordHash()));
+    if (!found || !secretOk) throw unauthorized();
+    const { appCred } = found;
+    const expiresAtMs = appCred.expiresAt ?? undefined;
+    if (expiresAtMs !== undefined && expiresAtMs <= this.clock.now()) throw unauthorized();
+    const user = await q.activeUser(db, appCred.userId);
+    if (!user) throw unauthorized();
+    return this.issue(
+      user,
+      { project: { id: appCred.projectId } },
+      ['application_credential'],
+      [],
+      expiresAtMs,
+      appCred.id,
+    );
+  }
+
+  /**
+   * The scope resolved as for any token; for a token from an application credential, its roles are only
+   * the credential's roles the user still holds on its project (Keystone's
+   * _get_application_credential_roles), and the credential must still exist, unexpired, for that project.
+   */
+  private async restrictedScope(
+    userId: string,
+    scope: ScopeRef,
+    appCredId: string | undefined,
+  ): Promise<
+    Pick<TokenContext, 'roles' | 'project' | 'domain' | 'system' | 'applicationCredential'> | undefined
+  > {
+    const target = await this.resolveScope(userId, scope);
+    if (!target || appCredId === undefined) return target;
+    const found = await appCredRow(this.store.db, { id: appCredId });
+    if (!found) return undefined;
+    const { appCred } = found;
+    if (appCred.userId !== userId || target.project?.id !== appCred.projectId) return undefined;
+    if (appCred.expiresAt !== null && appCred.expiresAt <= this.clock.now()) return undefined;
+    const roles = target.roles.filter((r) => appCred.roles.some((a) => a.name === r));
+    if (roles.length === 0) return undefined;
+    return {
+      ...target,
+      roles,
+      applicationCredential: { id: appCred.id, name: appCred.name, unrestricted: appCred.unrestricted },
+    };
   }
 
   private async issue(
@@ -144,8 +216,9 @@ export class Authenticator {
     methods: string[],
     parentAuditIds: string[],
     notAfter?: number,
+    appCredId?: string,
   ): Promise<IssuedToken> {
-    const target = await this.resolveScope(user.id, scope);
+    const target = await this.restrictedScope(user.id, scope, appCredId);
     if (!target) throw unauthorized();
     const issuedAt = this.clock.now();
     const expiresAt = Math.min(issuedAt + this.settings.tokenTtlMs, notAfter ?? Infinity);
@@ -165,6 +238,7 @@ export class Authenticator {
       expiresAt,
       auditId,
       methods,
+      ...(appCredId !== undefined ? { applicationCredentialId: appCredId } : {}),
     });
     const caller: TokenContext = {
       userId: user.id,
@@ -240,7 +314,13 @@ export class Authenticator {
     if (hit) return hit;
     const generation = this.validated.generation;
     const verified = await this.liveToken(token, 0);
-    const validated = { context: await this.projectContextOf(verified), methods: verified.methods };
+    const validated = {
+      context: await this.projectContextOf(verified),
+      methods: verified.methods,
+      ...(verified.applicationCredentialId !== undefined
+        ? { applicationCredentialId: verified.applicationCredentialId }
+        : {}),
+    };
     this.validated.put(token, validated, generation);
     return validated;
   }
@@ -253,7 +333,16 @@ export class Authenticator {
   async issueGrant(token: string, operation: OperationScope): Promise<{ grant: string; expiresAt: number }> {
     const verified = await this.liveToken(token, 0);
     const context = await this.projectContextOf(verified);
-    return this.grantFor({ context, methods: verified.methods }, operation);
+    return this.grantFor(
+      {
+        context,
+        methods: verified.methods,
+        ...(verified.applicationCredentialId !== undefined
+          ? { applicationCredentialId: verified.applicationCredentialId }
+          : {}),
+      },
+      operation,
+    );
   }
 
   /**
@@ -274,6 +363,9 @@ export class Authenticator {
       expiresAt: context.expiresAt,
       auditId: context.auditId,
       methods: validated.methods,
+      ...(validated.applicationCredentialId !== undefined
+        ? { applicationCredentialId: validated.applicationCredentialId }
+        : {}),
       operation,
       tokenIssuedAt: context.issuedAt,
     });
@@ -376,7 +468,7 @@ export class Authenticator {
   private async currentCaller(token: VerifiedToken): Promise<TokenContext | undefined> {
     const user = await q.activeUser(this.store.db, token.userId);
     if (!user) return undefined;
-    const target = await this.resolveScope(user.id, scopeOf(token));
+    const target = await this.restrictedScope(user.id, scopeOf(token), token.applicationCredentialId);
     if (!target) return undefined;
     return {
       userId: user.id,

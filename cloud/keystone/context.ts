@@ -42,6 +42,8 @@ export interface TokenContext {
   domain?: { id: string; name: string };
   /** Set on a system-scoped token (roles on the whole deployment; the services refuse it). */
   system?: true;
+  /** Set on a token from an application credential (Keystone's token.application_credential). */
+  applicationCredential?: { id: string; name: string; unrestricted: boolean };
 }
 
 /** The services' context of a project-scoped token; undefined for a domain-scoped or unscoped one. */

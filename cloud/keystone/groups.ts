@@ -3,6 +3,7 @@
  * and the roles granted to a group on a project or a domain, which each member holds (queries.ts folds
  * them into a user's effective roles, so a token gains or loses them at its next validation).
  */
+import { forgetInherited } from './inherited';
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { isUniqueViolation } from '../db';
@@ -86,6 +87,7 @@ export async function deleteGroup(trx: Db, id: string): Promise<void> {
   await trx.deleteFrom('group_role_assignments').where('group_id', '=', id).execute();
   await trx.deleteFrom('group_domain_role_assignments').where('group_id', '=', id).execute();
   await trx.deleteFrom('group_system_role_assignments').where('group_id', '=', id).execute();
+  await forgetInherited(trx, { actorType: 'group', ids: [id] });
   await trx.deleteFrom('groups').where('id', '=', id).execute();
 }
 

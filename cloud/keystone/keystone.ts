@@ -7,17 +7,39 @@
 import path from 'node:path';
 import { randomUUID, type KeyObject } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import { z } from 'zod';
 import { systemClock, type Clock } from '../clock';
 import { openServiceDb, type DbConfig, type ServiceDb } from '../db';
 import { CloudError } from '../errors';
 import { idSchema, parseRequest } from '../validation';
 import { Authenticator } from './auth';
+import {
+  createAppCred,
+  deleteAppCred,
+  generateSecret,
+  getAppCred,
+  listAppCreds,
+  type ApplicationCredential,
+} from './app-credentials';
+import { Catalog } from './catalog';
+import {
+  addInherited,
+  forgetInherited,
+  hasInherited,
+  listInherited,
+  projectsBelow,
+  removeInherited,
+  type InheritedGrant,
+} from './inherited';
+import { CredentialKey } from './credential-key';
+import { Credentials } from './credentials';
+import { PolicyDocuments } from './policy-documents';
 import type { RequestContext, TokenContext } from './context';
 import { keystoneMigrations } from './migrations';
 import { checkScryptParams, DEFAULT_SCRYPT_PARAMS, verifyPassword, type ScryptParams } from './passwords';
 import * as q from './queries';
 import * as req from './requests';
-import { DEFAULT_IMPLIED_ROLES, DEFAULT_ROLES } from './roles';
+import { DEFAULT_IMPLIED_ROLES, DEFAULT_ROLES, expandImpliedRoles } from './roles';
 import { addGrant, removeGrant, type Grant } from './grants';
 import * as groups from './groups';
 import {
@@ -60,6 +82,8 @@ export interface KeystoneOptions {
   keyDir?: string;
   /** An Ed25519 private key (KeyObject or PKCS#8 PEM) instead of the key file. */
   signingKey?: KeyObject | string;
+  /** The 32-byte credential encryption key instead of the key file (credential-key.ts). */
+  credentialKey?: Buffer;
   /** Token lifetime; Keystone's [token] expiration, default 3600. */
   tokenTtlSeconds?: number;
   /** How long past expiry allowExpired still accepts a token; Keystone's allow_expired_window, default 48 h. */
@@ -74,6 +98,12 @@ export interface KeystoneOptions {
   /** Most tokens the cache holds (default 10,000). */
   tokenCacheEntries?: number;
 }
+
+const inheritedGrantSchema = z.strictObject({
+  actor: z.union([z.strictObject({ user: idSchema }), z.strictObject({ group: idSchema })]),
+  target: z.union([z.strictObject({ domain: idSchema }), z.strictObject({ project: idSchema })]),
+  roleId: idSchema,
+});
 
 export const DEFAULT_DOMAIN_ID = 'default';
 export const DEFAULT_DOMAIN_NAME = 'Default';
@@ -142,11 +172,23 @@ async function insertOrFind<T>(
 }
 
 export class Keystone {
+  /** Regions, services, endpoints and endpoint groups: every token's catalog (catalog.ts). */
+  readonly catalog: Catalog;
+  /** Users' credentials and EC2 credentials, their blobs encrypted (credentials.ts). */
+  readonly credentials: Credentials;
+  /** Keystone's /v3/policies blobs (policy-documents.ts). */
+  readonly policies: PolicyDocuments;
+
   private constructor(
     private readonly store: ServiceDb<KeystoneDb>,
     private readonly clock: Clock,
     private readonly auth: Authenticator,
-  ) {}
+    credentialKey: CredentialKey,
+  ) {
+    this.catalog = new Catalog(store, clock);
+    this.credentials = new Credentials(store, clock, credentialKey);
+    this.policies = new PolicyDocuments(store, clock);
+  }
 
   static async open(options: KeystoneOptions): Promise<Keystone> {
     const ttl = wholeSeconds(options.tokenTtlSeconds, DEFAULT_TOKEN_TTL_SECONDS, 'tokenTtlSeconds', 1);
@@ -174,6 +216,9 @@ export class Keystone {
       ? parseSigningKey(options.signingKey)
       : loadOrCreateSigningKey(options.keyDir ?? path.join(options.db.dataDir, 'keystone'));
     const signer = await TokenSigner.create(key);
+    const credentialKey = options.credentialKey
+      ? CredentialKey.fromBytes(options.credentialKey)
+      : CredentialKey.loadOrCreate(options.keyDir ?? path.join(options.db.dataDir, 'keystone'));
     const clock = options.clock ?? systemClock;
     const store = await openServiceDb<KeystoneDb>('keystone', keystoneMigrations, options.db);
     const auth = new Authenticator(store, clock, signer, {
@@ -183,7 +228,7 @@ export class Keystone {
       tokenCacheMs: cacheSeconds * 1000,
       tokenCacheEntries: cacheEntries,
     });
-    const keystone = new Keystone(store, clock, auth);
+    const keystone = new Keystone(store, clock, auth, credentialKey);
     try {
       await keystone.ensureDefaults();
     } catch (err) {
@@ -787,6 +832,11 @@ export class Keystone {
       const domainGroups = trx.selectFrom('groups').select('id').where('domain_id', '=', id);
       await trx.deleteFrom('role_assignments').where('project_id', 'in', projects).execute();
       await trx.deleteFrom('group_role_assignments').where('project_id', 'in', projects).execute();
+      await trx.deleteFrom('credentials').where('project_id', 'in', projects).execute();
+      const [projectIds, userIds] = [await projects.execute(), await users.execute()];
+      await forgetInherited(trx, { targetType: 'project', ids: projectIds.map((p) => p.id) });
+      await forgetInherited(trx, { actorType: 'user', ids: userIds.map((u) => u.id) });
+      await forgetInherited(trx, { targetType: 'domain', ids: [id] });
       await trx.deleteFrom('group_domain_role_assignments').where('domain_id', '=', id).execute();
       await trx.deleteFrom('user_group_membership').where('user_id', 'in', users).execute();
       for (const g of await domainGroups.execute()) await groups.deleteGroup(trx, g.id);
@@ -835,6 +885,9 @@ export class Keystone {
       await trx.deleteFrom('projects').where('id', '=', id).execute();
       await trx.deleteFrom('role_assignments').where('project_id', '=', id).execute();
       await trx.deleteFrom('group_role_assignments').where('project_id', '=', id).execute();
+      // Keystone's delete_credentials_for_project.
+      await trx.deleteFrom('credentials').where('project_id', '=', id).execute();
+      await forgetInherited(trx, { targetType: 'project', ids: [id] });
       await this.auth.revoke(trx, { projectId: id });
     });
   }
@@ -850,6 +903,7 @@ export class Keystone {
       await trx.deleteFrom('domain_role_assignments').where('user_id', '=', id).execute();
       await trx.deleteFrom('system_role_assignments').where('user_id', '=', id).execute();
       await trx.deleteFrom('user_group_membership').where('user_id', '=', id).execute();
+      await forgetInherited(trx, { actorType: 'user', ids: [id] });
       await this.auth.revoke(trx, { userId: id });
     });
   }
@@ -1094,6 +1148,116 @@ export class Keystone {
     return q.effectiveRoles(this.db, userId, projectId);
   }
 
+  // ---- OS-INHERIT (inherited.ts) -------------------------------------------------------------------------
+
+  /**
+   * Keystone's PUT /v3/OS-INHERIT/{domains,projects}/{id}/{users,groups}/{id}/roles/{role}/inherited_to_projects
+   * (again: a no-op): the role on every project below the target; the actor, target and role must exist.
+   */
+  async addInheritedGrant(grant: InheritedGrant): Promise<void> {
+    await this.checkInheritedRefs(grant);
+    await addInherited(this.db, grant, this.clock.now());
+  }
+
+  async hasInheritedGrant(grant: InheritedGrant): Promise<boolean> {
+    return hasInherited(this.db, parseRequest(inheritedGrantSchema, grant, 'inherited grant'));
+  }
+
+  /** Removes it (false if there was none); tokens lose the role at their next validation here. */
+  async removeInheritedGrant(grant: InheritedGrant): Promise<boolean> {
+    const g = parseRequest(inheritedGrantSchema, grant, 'inherited grant');
+    try {
+      return await removeInherited(this.db, g);
+    } finally {
+      this.auth.forgetValidatedTokens();
+    }
+  }
+
+  async listInheritedGrants(): Promise<InheritedGrant[]> {
+    return listInherited(this.db);
+  }
+
+  /** The projects an inherited grant's target passes its role down to. */
+  async projectsBelow(target: InheritedGrant['target']): Promise<string[]> {
+    return projectsBelow(this.db, target);
+  }
+
+  private async checkInheritedRefs(grant: InheritedGrant): Promise<void> {
+    const g = parseRequest(inheritedGrantSchema, grant, 'inherited grant');
+    await q.findRoleById(this.db, g.roleId);
+    if ('user' in g.actor) await q.findUserById(this.db, g.actor.user);
+    else await groups.groupById(this.db, g.actor.group);
+    if ('domain' in g.target) await q.findDomain(this.db, g.target.domain);
+    else await this.projectRowById(g.target.project);
+  }
+
+  // ---- application credentials (app-credentials.ts) -------------------------------------------------------
+
+  /**
+   * Keystone's POST /v3/users/{id}/application_credentials: the roles asked for and those they imply (all
+   * in the creating token, else 400), or the token's roles; the secret (generated unless given) is returned
+   * here once and stored hashed.
+   */
+  async createApplicationCredential(
+    input: req.CreateApplicationCredentialInput,
+  ): Promise<{ appCred: ApplicationCredential; secret: string }> {
+    const r = parseRequest(req.createApplicationCredentialRequest, input, 'application credential');
+    const all = await this.listRoles();
+    const asked = (r.roles ?? []).map((ref) => {
+      const role = all.find((x) => ('id' in ref ? x.id === ref.id : x.name === ref.name));
+      if (!role) throw new CloudError('NotFound', `Could not find role: ${'id' in ref ? ref.id : ref.name}.`);
+      return role.name;
+    });
+    const names = asked.length
+      ? expandImpliedRoles(
+          asked,
+          (await this.listImpliedRoles()).map((x) => [x.prior.name, x.implied.name] as const),
+        )
+      : r.tokenRoles;
+    if (names.some((n) => !r.tokenRoles.includes(n)))
+      throw new CloudError(
+        'BadRequest',
+        'Invalid application credential: Cannot create an application credential with unassigned role',
+      );
+    const secret = r.secret ?? generateSecret();
+    const secretHash = await this.auth.hashPassword(secret);
+    const appCred = await this.store.transaction((trx) =>
+      createAppCred(
+        trx,
+        {
+          userId: r.userId,
+          projectId: r.projectId,
+          name: r.name,
+          ...(r.description !== undefined ? { description: r.description } : {}),
+          ...(r.expiresAt !== undefined ? { expiresAt: r.expiresAt } : {}),
+          ...(r.expiresAtMicros !== undefined ? { expiresAtMicros: r.expiresAtMicros } : {}),
+          ...(r.unrestricted !== undefined ? { unrestricted: r.unrestricted } : {}),
+          roleIds: all.filter((x) => names.includes(x.name)).map((x) => x.id),
+        },
+        secretHash,
+        this.clock.now(),
+      ),
+    );
+    return { appCred, secret };
+  }
+
+  async listApplicationCredentials(
+    userId: string,
+    filter: { name?: string } = {},
+  ): Promise<ApplicationCredential[]> {
+    return listAppCreds(this.db, parseRequest(idSchema, userId, 'user id'), filter);
+  }
+
+  async getApplicationCredential(id: string): Promise<ApplicationCredential> {
+    return getAppCred(this.db, id);
+  }
+
+  /** Deletes it; the tokens it gave stop validating (here at once: the validated-token cache goes). */
+  async deleteApplicationCredential(id: string): Promise<void> {
+    const appCredId = parseRequest(idSchema, id, 'application credential id');
+    await this.identityChange((trx) => deleteAppCred(trx, appCredId));
+  }
+
   // ---- tokens --------------------------------------------------------------------------------------------
 
   /** Password authentication scoped to a project → a signed token and its context (Unauthorized if not). */
@@ -1147,6 +1311,8 @@ export class Keystone {
   async issueToken(input: req.IssueTokenInput): Promise<IssuedToken> {
     const r = parseRequest(req.issueTokenRequest, input, 'authentication request');
     if (r.method === 'password') return this.auth.passwordToken(r.user, r.password, r.scope);
+    if (r.method === 'application_credential')
+      return this.auth.appCredToken(r.applicationCredential, r.secret);
     return this.auth.tokenToken(r.token, r.scope);
   }
 

@@ -194,4 +194,135 @@ export const keystoneMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // Keystone's catalog (keystone/catalog/backends/sql.py): region, service and endpoint, each with its
+  // `extra` (a service's name and description live there, as in Keystone); OS-EP-FILTER's endpoint groups
+  // and their projects.
+  '006_catalog': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('regions')
+        .addColumn('id', 'varchar(255)', (c) => c.primaryKey())
+        .addColumn('description', 'varchar(255)', (c) => c.notNull())
+        .addColumn('parent_region_id', 'varchar(255)')
+        .addColumn('extra', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('services')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('type', 'varchar(255)', (c) => c.notNull())
+        .addColumn('enabled', 'integer', (c) => c.notNull())
+        .addColumn('extra', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('endpoints')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('interface', 'varchar(8)', (c) => c.notNull())
+        // ondelete RESTRICT, as Keystone's: a region with endpoints is not deleted.
+        .addColumn('region_id', 'varchar(255)', (c) => c.references('regions.id'))
+        .addColumn('service_id', 'varchar(64)', (c) => c.notNull().references('services.id'))
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('enabled', 'integer', (c) => c.notNull())
+        .addColumn('extra', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('endpoints_service_idx').on('endpoints').column('service_id').execute();
+      await db.schema
+        .createTable('endpoint_groups')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('description', 'text')
+        .addColumn('filters', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('project_endpoint_groups')
+        .addColumn('endpoint_group_id', 'varchar(64)', (c) =>
+          c.notNull().references('endpoint_groups.id').onDelete('cascade'),
+        )
+        .addColumn('project_id', 'varchar(64)', (c) =>
+          c.notNull().references('projects.id').onDelete('cascade'),
+        )
+        .addPrimaryKeyConstraint('project_endpoint_groups_pk', ['endpoint_group_id', 'project_id'])
+        .execute();
+    },
+  },
+  // Keystone's credential table (the blob encrypted, as its fernet credential provider keeps it:
+  // encrypted_blob, and key_hash naming the key) and its application credentials (the secret hashed, never
+  // stored) with the roles each delegates; its policy blobs; and OS-INHERIT's inherited grants.
+  '007_credentials': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('credentials')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('user_id', 'varchar(64)', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('project_id', 'varchar(64)')
+        .addColumn('type', 'varchar(255)', (c) => c.notNull())
+        .addColumn('encrypted_blob', 'text', (c) => c.notNull())
+        .addColumn('key_hash', 'varchar(64)', (c) => c.notNull())
+        .addColumn('extra', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('credentials_user_idx').on('credentials').column('user_id').execute();
+      await db.schema
+        .createTable('application_credentials')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('user_id', 'varchar(64)', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('project_id', 'varchar(64)', (c) =>
+          c.notNull().references('projects.id').onDelete('cascade'),
+        )
+        .addColumn('secret_hash', 'varchar(255)', (c) => c.notNull())
+        .addColumn('description', 'text')
+        // Epoch ms, and the microseconds past it (Keystone keeps the time a client gave to the microsecond);
+        // null: never.
+        .addColumn('expires_at', 'bigint')
+        .addColumn('expires_at_us', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('unrestricted', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('application_credentials_user_name_unique', ['user_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('application_credential_roles')
+        .addColumn('application_credential_id', 'varchar(64)', (c) =>
+          c.notNull().references('application_credentials.id').onDelete('cascade'),
+        )
+        .addColumn('role_id', 'varchar(64)', (c) => c.notNull().references('roles.id').onDelete('cascade'))
+        .addPrimaryKeyConstraint('application_credential_roles_pk', ['application_credential_id', 'role_id'])
+        .execute();
+      // Keystone's policy table (/v3/policies): opaque blobs of a type, stored and answered back.
+      await db.schema
+        .createTable('policies')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('type', 'varchar(255)', (c) => c.notNull())
+        .addColumn('blob', 'text', (c) => c.notNull())
+        .addColumn('extra', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      // OS-INHERIT: a role a user or a group holds on every project below a domain or a project (the
+      // `inherited` rows of Keystone's assignment table), one table for the four kinds.
+      await db.schema
+        .createTable('inherited_role_assignments')
+        .addColumn('actor_type', 'varchar(8)', (c) => c.notNull())
+        .addColumn('actor_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('target_type', 'varchar(8)', (c) => c.notNull())
+        .addColumn('target_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('role_id', 'varchar(64)', (c) => c.notNull().references('roles.id').onDelete('cascade'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('inherited_role_assignments_pk', [
+          'actor_type',
+          'actor_id',
+          'target_type',
+          'target_id',
+          'role_id',
+        ])
+        .execute();
+      await db.schema
+        .createIndex('inherited_role_assignments_target_idx')
+        .on('inherited_role_assignments')
+        .columns(['target_type', 'target_id'])
+        .execute();
+    },
+  },
 };

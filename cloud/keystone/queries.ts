@@ -1,4 +1,5 @@
 /** Reads of the keystone database shared by the admin operations and token handling. */
+import { inheritedRoleNames, projectsInherited } from './inherited';
 import type { Kysely } from 'kysely';
 import { CloudError } from '../errors';
 import { expandImpliedRoles } from './roles';
@@ -84,7 +85,9 @@ export async function effectiveRoles(db: Db, userId: string, projectId: string):
     .where('m.user_id', '=', userId)
     .where('g.project_id', '=', projectId)
     .execute();
-  return withImpliedRoles(db, [...assigned, ...viaGroups]);
+  // OS-INHERIT: what the project's domain and ancestors pass down.
+  const inherited = await inheritedRoleNames(db, userId, projectId);
+  return withImpliedRoles(db, [...assigned, ...viaGroups, ...inherited]);
 }
 
 /** The user's effective roles on the domain (its UserDomain and its groups' GroupDomain assignments and what they imply), sorted. */
@@ -229,8 +232,9 @@ export async function scopesOfUser(
       .where('group_id', 'in', groups)
       .execute(),
   ]);
+  const inherited = await projectsInherited(db, userId);
   return {
-    projectIds: [...new Set([...direct, ...viaGroups].map((r) => r.project_id))],
+    projectIds: [...new Set([...[...direct, ...viaGroups].map((r) => r.project_id), ...inherited])],
     domainIds: [...new Set([...domains, ...groupDomains].map((r) => r.domain_id))],
   };
 }

@@ -95,7 +95,36 @@ export const issueTokenRequest = z.discriminatedUnion('method', [
   }),
   // Without a scope, the re-scoped token keeps the scope of the one it came from.
   z.strictObject({ method: z.literal('token'), token: tokenSchema, scope: scopeRef.optional() }),
+  // Keystone's application_credential method: by id, or by name with its user; no scope (its project's).
+  z.strictObject({
+    method: z.literal('application_credential'),
+    applicationCredential: z.union([
+      z.strictObject({ id: idSchema }),
+      z.strictObject({ name: nameSchema, user: entityLocator }),
+    ]),
+    secret: z.string().min(1).max(4096),
+  }),
 ]);
+
+/** Keystone's POST /v3/users/{id}/application_credentials, once the API has checked who may. */
+export const createApplicationCredentialRequest = z.strictObject({
+  userId: idSchema,
+  projectId: idSchema,
+  name: nameSchema,
+  description: z.string().max(4096).nullable().optional(),
+  secret: z.string().min(1).max(4096).optional(),
+  /** Epoch ms, and the microseconds past it. */
+  expiresAt: z.number().int().nullable().optional(),
+  expiresAtMicros: z.number().int().min(0).max(999).optional(),
+  unrestricted: z.boolean().optional(),
+  /** The roles asked for (by id or name); none: the creating token's roles. */
+  roles: z
+    .array(z.union([z.strictObject({ id: idSchema }), z.strictObject({ name: nameSchema })]))
+    .max(256)
+    .optional(),
+  /** The creating token's roles (names): the credential may delegate no other. */
+  tokenRoles: z.array(nameSchema).max(256),
+});
 
 /** Strict creates (Keystone's POST /v3/projects and /v3/users): a name already taken is a Conflict. */
 const tagsSchema = z.array(z.string().max(255)).max(1000);
@@ -236,6 +265,7 @@ export type DomainRoleAssignmentInput = z.input<typeof domainRoleAssignmentReque
 export type SystemRoleAssignmentInput = z.input<typeof systemRoleAssignmentRequest>;
 export type ListDomainAssignmentsInput = z.input<typeof listDomainAssignmentsRequest>;
 export type IssueTokenInput = z.input<typeof issueTokenRequest>;
+export type CreateApplicationCredentialInput = z.input<typeof createApplicationCredentialRequest>;
 export type CreateProjectInput = z.input<typeof createProjectRequest>;
 export type CreateUserInput = z.input<typeof createUserRequest>;
 export type UpdateProjectInput = z.input<typeof updateProjectRequest>;

@@ -126,6 +126,105 @@ export interface GroupSystemRoleAssignmentsTable {
   created_at: number;
 }
 
+/** Keystone's region table: a region may have a parent region. */
+export interface RegionsTable {
+  id: string;
+  description: string;
+  parent_region_id: string | null;
+  /** JSON object: the attributes without a column. */
+  extra: string;
+  created_at: number;
+}
+
+/** Keystone's service table: the name and description are in `extra`, as Keystone keeps them. */
+export interface ServicesTable {
+  id: string;
+  type: string;
+  enabled: number;
+  extra: string;
+  created_at: number;
+}
+
+/** Keystone's endpoint table: one URL of a service, for one interface, in a region (or none). */
+export interface EndpointsTable {
+  id: string;
+  interface: string;
+  region_id: string | null;
+  service_id: string;
+  url: string;
+  enabled: number;
+  extra: string;
+  created_at: number;
+}
+
+/** OS-EP-FILTER's endpoint_group: `filters` is a JSON object of endpoint attributes to match. */
+export interface EndpointGroupsTable {
+  id: string;
+  name: string;
+  description: string | null;
+  filters: string;
+  created_at: number;
+}
+
+export interface ProjectEndpointGroupsTable {
+  endpoint_group_id: string;
+  project_id: string;
+}
+
+/** Keystone's credential table: the blob is stored encrypted (credential-key.ts), never in clear. */
+export interface CredentialsTable {
+  id: string;
+  user_id: string;
+  project_id: string | null;
+  type: string;
+  /** AES-256-GCM of the blob: `v1.<iv>.<tag>.<ciphertext>`, base64url. */
+  encrypted_blob: string;
+  /** Which credential key encrypted it (a SHA-256 prefix of the key). */
+  key_hash: string;
+  extra: string;
+  created_at: number;
+}
+
+/** Keystone's application_credential: the secret is kept as a scrypt hash only. */
+export interface ApplicationCredentialsTable {
+  id: string;
+  name: string;
+  user_id: string;
+  project_id: string;
+  secret_hash: string;
+  description: string | null;
+  /** Epoch ms; null for one that never expires. */
+  expires_at: number | null;
+  /** The microseconds past expires_at's millisecond (0-999), as the client gave them. */
+  expires_at_us: number;
+  unrestricted: number;
+  created_at: number;
+}
+
+export interface ApplicationCredentialRolesTable {
+  application_credential_id: string;
+  role_id: string;
+}
+
+/** Keystone's policy table: a blob of a type (Keystone neither reads nor enforces it). */
+export interface PoliciesTable {
+  id: string;
+  type: string;
+  blob: string;
+  extra: string;
+  created_at: number;
+}
+
+/** OS-INHERIT: a role for a user or a group on every project below a domain or a project (not on it). */
+export interface InheritedRoleAssignmentsTable {
+  actor_type: 'user' | 'group';
+  actor_id: string;
+  target_type: 'domain' | 'project';
+  target_id: string;
+  role_id: string;
+  created_at: number;
+}
+
 export interface KeystoneDb {
   domains: DomainsTable;
   projects: ProjectsTable;
@@ -142,4 +241,14 @@ export interface KeystoneDb {
   group_role_assignments: GroupRoleAssignmentsTable;
   group_domain_role_assignments: GroupDomainRoleAssignmentsTable;
   group_system_role_assignments: GroupSystemRoleAssignmentsTable;
+  regions: RegionsTable;
+  services: ServicesTable;
+  endpoints: EndpointsTable;
+  endpoint_groups: EndpointGroupsTable;
+  project_endpoint_groups: ProjectEndpointGroupsTable;
+  credentials: CredentialsTable;
+  application_credentials: ApplicationCredentialsTable;
+  application_credential_roles: ApplicationCredentialRolesTable;
+  policies: PoliciesTable;
+  inherited_role_assignments: InheritedRoleAssignmentsTable;
 }

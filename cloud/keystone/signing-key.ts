@@ -14,16 +14,18 @@ function isErrno(err: unknown, code: string): boolean {
   return (err as NodeJS.ErrnoException | null)?.code === code;
 }
 
-/** Creates the key file if it is missing; a concurrent creator in another process wins or loses atomically. */
-function createKeyFileIfMissing(file: string): void {
+/**
+ * Creates the key file (mode 0600) with `content()` if it is missing; a concurrent creator in another
+ * process wins or loses atomically.
+ */
+export function createKeyFileIfMissing(file: string, content: () => string): void {
   try {
     statSync(file);
     return;
   } catch (err) {
     if (!isErrno(err, 'ENOENT')) throw err;
   }
-  const { privateKey } = generateKeyPairSync('ed25519');
-  const pem = privateKey.export({ type: 'pkcs8', format: 'pem' });
+  const pem = content();
   const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   writeFileSync(tmp, pem, { mode: 0o600, flag: 'wx' });
   try {
@@ -39,7 +41,9 @@ function createKeyFileIfMissing(file: string): void {
 export function loadOrCreateSigningKey(keyDir: string): KeyObject {
   mkdirSync(keyDir, { recursive: true, mode: 0o700 });
   const file = path.join(keyDir, SIGNING_KEY_FILE);
-  createKeyFileIfMissing(file);
+  createKeyFileIfMissing(file, () =>
+    generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+  );
   // A private key readable by group or others is tightened rather than trusted as is.
   if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
   return parseSigningKey(readFileSync(file, 'utf8'), file);

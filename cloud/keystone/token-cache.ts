@@ -22,6 +22,8 @@ export const DEFAULT_TOKEN_CACHE_ENTRIES = 10_000;
 export interface ValidatedToken {
   context: RequestContext;
   methods: string[];
+  /** The application credential a token came from: its grants stay restricted to that credential's roles. */
+  applicationCredentialId?: string;
 }
 
 export class ValidatedTokenCache {

@@ -21,6 +21,8 @@ const claimsSchema = z.strictObject({
   system: z.literal('all').optional(),
   roles: z.array(z.string().min(1).max(255)).max(256),
   methods: z.array(z.string()).max(8),
+  /** Set on a token from an application credential: its roles are that credential's (auth.ts). */
+  app_cred_id: z.string().min(1).max(64).optional(),
   iat: z.number().finite(),
   exp: z.number().finite(),
   jti: z.string().min(1).max(64),
@@ -64,6 +66,8 @@ export interface IssueClaims {
   auditId: string;
   /** Keystone's `methods`: how the user proved who they are (password; token when re-scoped). */
   methods: string[];
+  /** The application credential the token was issued for. */
+  applicationCredentialId?: string;
   /** Makes this an operation grant instead of a token. */
   operation?: OperationScope;
   /** A grant's token's issue time (epoch ms): what revocation events are judged against. */
@@ -83,6 +87,7 @@ export interface VerifiedToken {
   expiresAt: number;
   auditId: string;
   methods: string[];
+  applicationCredentialId?: string;
   operation?: OperationScope;
   /** On a grant: the issue time of the token it was made from (absent on grants made before it was kept). */
   tokenIssuedAt?: number;
@@ -111,6 +116,9 @@ export class TokenSigner {
       ...('system' in claims.scope ? { system: claims.scope.system } : {}),
       roles: claims.roles,
       methods: claims.methods,
+      ...(claims.applicationCredentialId !== undefined
+        ? { app_cred_id: claims.applicationCredentialId }
+        : {}),
       ...(claims.operation
         ? {
             bootflow_op: {
@@ -170,6 +178,7 @@ export class TokenSigner {
       expiresAt,
       auditId: claims.jti,
       methods: claims.methods,
+      ...(claims.app_cred_id !== undefined ? { applicationCredentialId: claims.app_cred_id } : {}),
       ...(claims.bootflow_op
         ? {
             operation: {

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApiApp, DEFAULT_REGION, type ApiDeps } from '../../api';
 import type { ServiceName } from '../../api/errors';
 import { openCloud, type Cloud } from '../../cloud';
+import { ensureServiceCatalog } from '../../cloud/bootstrap';
 import { createLogger } from '../../lib/logger';
 import { testDbConfig, type TestDb } from './cloud-db';
 
@@ -26,6 +27,8 @@ export async function openApiTestEnv(
 ): Promise<ApiTestEnv> {
   const testDb: TestDb = testDbConfig(options.label ?? 'api');
   const cloud = await openCloud({ db: testDb.config });
+  // Keystone's catalog, as the bootstrap registers it: every token's catalog names these endpoints.
+  await ensureServiceCatalog(cloud, TEST_PUBLIC_URL);
   const deps: ApiDeps = {
     cloud,
     // Routes that start workflows fail loudly without a client; the HTTP-layer tests never reach them.
