@@ -32,6 +32,7 @@ import type { BootResult, DeleteRequest, DeleteResult } from '../workflows/types
 import { openBootHarness, type BootHarness } from './helpers/boot-harness';
 import { activityAttempts, waitForStatus } from './helpers/boot-assertions';
 import { failureTypeOf } from './helpers/security-harness';
+import { pollUntil } from '../lib/poll';
 
 type History = temporal.api.history.v1.IHistory;
 
@@ -202,6 +203,40 @@ describe('reset to any workflow-task event: one outcome, nothing leaked', { time
     }
     const deleted = (await (await startDelete(instanceUuid)).result()) as DeleteResult;
     assert.equal(deleted.outcome, 'deleted');
+    assert.deepEqual(await h.audit(), []);
+  });
+
+  test('a delete reset after it detached its delete-on-termination volume, before deleting it: the volume is deleted', async () => {
+    const handle = await h.startBoot(
+      h.request(`req-reset-dot-${randomUUID()}`, { bootVolume: { sizeGb: 1, deleteOnTermination: true } }),
+    );
+    const server = (await handle.result()) as BootResult;
+    const volumeId = server.volumes[0]?.id ?? '';
+    assert.equal((await h.cloud.cinder.getVolume(volumeId)).deleteOnTermination, true);
+    // The volume delete fails (Cinder answering 503) and is retried: the run holds between detach and delete.
+    h.cloud.cinder.setFaults({ volumeDelete: { mode: 'fail' } });
+    let resetRun: WorkflowHandle;
+    try {
+      const del = await startDelete(server.id);
+      await pollUntil(
+        async () => {
+          const volume = await h.cloud.cinder.getVolume(volumeId);
+          return volume.status === 'available' && volume.attachments.length === 0 ? volume : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 100, what: `the delete to detach ${volumeId}` },
+      );
+      // Chaos's reset: the running delete back to its first workflow task.
+      const [first] = workflowTaskCompletedIds(await del.fetchHistory());
+      resetRun = await resetTo(del, first as number);
+    } finally {
+      h.cloud.cinder.setFaults(undefined);
+    }
+    const result = (await resetRun.result()) as DeleteResult;
+    assert.equal(result.outcome, 'deleted');
+    assert.deepEqual(result.deletedVolumes, [volumeId]);
+    await assert.rejects(h.cloud.cinder.getVolume(volumeId), /NotFound|not be found/);
+    const instance = await h.cloud.nova.getInstance(server.id, { includeDeleted: true });
+    assert.deepEqual([instance.deleted, instance.vmState, instance.taskState], [true, 'deleted', null]);
     assert.deepEqual(await h.audit(), []);
   });
 

@@ -1,6 +1,6 @@
 /**
  * Fault hooks for tests: creation can hang (stuck cinder-volume), fail, or be slow; the attachment update,
- * attachment complete and begin_detaching calls can fail (Cinder's API answering an error). Set them in code
+ * attachment complete, begin_detaching and volume delete calls can fail (Cinder's API answering an error). Set them in code
  * (Cinder.open({ faults }) / setFaults) or in `<dataDir>/volumes/faults.json`, read at every such call so a
  * test can steer a worker in another process. Code-set faults win over the file.
  */
@@ -31,6 +31,7 @@ export const faultsSchema = z.strictObject({
   attachmentUpdate: callFaultSchema,
   attachmentComplete: callFaultSchema,
   beginDetaching: callFaultSchema,
+  volumeDelete: callFaultSchema,
 });
 
 export function faultsFile(volumesDir: string): string {
