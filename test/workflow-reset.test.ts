@@ -20,6 +20,9 @@
  * Conflict and changes nothing (the server, its ports, quota, allocation, guest and VIFs as they were); its
  * history is test/histories/quota-own-claim/boot-reset-completed.json (before quota-undo-own-claim, when a
  * flag skipped the whole saga: test/histories/boot-reset-completed.json).
+ * And a delete of a server booted from a delete_on_termination volume, held after its detach (the volume
+ * delete failing, retried) and reset to its first workflow task: the reset run still deletes the volume
+ * (before, the detach had cleared the flag, the reset run's listing missed the volume and left it).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,7 +32,7 @@ import Long from 'long';
 import type { temporal } from '@temporalio/proto';
 import { CONTROLLER_QUEUE, deleteWorkflowId } from '../workflows/names';
 import type { BootResult, DeleteRequest, DeleteResult } from '../workflows/types';
-import { openBootHarness, type BootHarness } from './helpers/boot-harness';
+import { keepHistory, openBootHarness, type BootHarness } from './helpers/boot-harness';
 import { activityAttempts, waitForStatus } from './helpers/boot-assertions';
 import { failureTypeOf } from './helpers/security-harness';
 import { pollUntil } from '../lib/poll';
@@ -232,6 +235,7 @@ describe('reset to any workflow-task event: one outcome, nothing leaked', { time
       h.cloud.cinder.setFaults(undefined);
     }
     const result = (await resetRun.result()) as DeleteResult;
+    await keepHistory('delete-reset-after-detach', resetRun, 'delete-keeps-volume-flag');
     assert.equal(result.outcome, 'deleted');
     assert.deepEqual(result.deletedVolumes, [volumeId]);
     await assert.rejects(h.cloud.cinder.getVolume(volumeId), /NotFound|not be found/);
