@@ -2,7 +2,7 @@
  * cinder-api on the controller: the boot volume created from the image, its status for the workflow's
  * bounded wait, attachments (the connector is the chosen host), and clean-up.
  */
-import type { Cinder } from '../cloud/cinder';
+import type { Cinder, Volume, VolumeAttachment } from '../cloud/cinder';
 import { isCloudError } from '../cloud/errors';
 import type { AttachedVolume, BootVolume, ImageLocation, VolumeConnectionInfo } from '../workflows/types';
 import { adaptAll, ignoreNotFound } from './failures';
@@ -37,6 +37,12 @@ export interface InstanceVolume {
 }
 
 export function createVolumeActivities({ cinder, identity }: VolumeServices) {
+  /** A detached attachment whose volume a server's delete detached and has yet to delete. */
+  const leftByDelete = async (attachment: VolumeAttachment, volume: Volume | undefined): Promise<boolean> => {
+    if (!volume?.deleteOnTermination) return false;
+    const all = await cinder.listAttachments({ volumeId: volume.id, includeDetached: true });
+    return all.every((a) => a.attachStatus === 'detached') && all.at(-1)?.id === attachment.id;
+  };
   return adaptAll({
     /** Accepted in `creating`; Cinder copies and verifies the image in the background. Idempotent. */
     async createBootVolume(input: CreateBootVolumeInput): Promise<BootVolume> {
@@ -117,9 +123,13 @@ export function createVolumeActivities({ cinder, identity }: VolumeServices) {
       await cinder.completeAttachment(input.attachmentId, input.mountpoint);
     },
 
-    /** attachment-delete: the volume goes back to `available` (kept for the next host or the user). */
-    async detachVolume(input: { attachmentId: string }): Promise<void> {
-      await ignoreNotFound(() => cinder.detachVolume(input.attachmentId));
+    /**
+     * attachment-delete: the volume goes back to `available` (kept for the next host or the user). A server
+     * delete's detach keeps the volume's delete_on_termination, for a re-run of that delete to find it.
+     */
+    async detachVolume(input: { attachmentId: string; serverDelete?: boolean }): Promise<void> {
+      const options = input.serverDelete === true ? { keepDeleteOnTermination: true } : {};
+      await ignoreNotFound(() => cinder.detachVolume(input.attachmentId, options));
     },
 
     /**
@@ -145,11 +155,27 @@ export function createVolumeActivities({ cinder, identity }: VolumeServices) {
       return volume ? { volumeId: volume.id } : null;
     },
 
-    /** The live attachments of an instance, with whether each volume goes when the instance goes. */
-    async listInstanceVolumes({ instanceUuid }: { instanceUuid: string }): Promise<InstanceVolume[]> {
+    /**
+     * The live attachments of an instance, with whether each volume goes when the instance goes.
+     *
+     * `serverDelete` (the server's delete): also the volumes an earlier run of that delete detached but did
+     * not delete (interrupted in between: a reset or terminated run, a volume delete failing for good), as
+     * Nova's block device mappings outlive the detach until the instance is destroyed: this instance's
+     * detached attachment that is its volume's latest, the volume live, not attached again, still
+     * delete_on_termination (a user's detach clears it). Detaching again is a no-op; the volume is deleted.
+     */
+    async listInstanceVolumes({
+      instanceUuid,
+      serverDelete,
+    }: {
+      instanceUuid: string;
+      serverDelete?: boolean;
+    }): Promise<InstanceVolume[]> {
       const out: InstanceVolume[] = [];
-      for (const attachment of await cinder.listAttachments({ instanceUuid })) {
+      const includeDetached = serverDelete === true;
+      for (const attachment of await cinder.listAttachments({ instanceUuid, includeDetached })) {
         const volume = await ignoreNotFound(() => cinder.getVolume(attachment.volumeId));
+        if (attachment.attachStatus === 'detached' && !(await leftByDelete(attachment, volume))) continue;
         out.push({
           volumeId: attachment.volumeId,
           attachmentId: attachment.id,

@@ -313,6 +313,33 @@ describe(`Cinder on ${testDbDialect}`, () => {
     assert.equal(gone?.status, 'deleted');
   });
 
+  test("a server delete's detach keeps delete_on_termination; another instance's attachment starts without it", async () => {
+    const volume = await availableVolume(1, image.source);
+    const server = randomUUID();
+    const first = await cinder.reserveVolume(volume.id, server, { deleteOnTermination: true });
+    const detached = await cinder.detachVolume(first.id, { keepDeleteOnTermination: true });
+    assert.deepEqual([detached.status, detached.deleteOnTermination], ['available', true]);
+    assert.equal(
+      (await cinder.detachVolume(first.id, { keepDeleteOnTermination: true })).deleteOnTermination,
+      true,
+      'idempotent',
+    );
+    await assert.rejects(
+      cinder.detachVolume(first.id, { keep: true } as never),
+      isType('BadRequest'),
+      'unknown option',
+    );
+    // The same server attached again (nothing does this after a delete, but it stays the server's flag).
+    const again = await cinder.reserveVolume(volume.id, server);
+    assert.equal((await cinder.getVolume(volume.id)).deleteOnTermination, true);
+    await cinder.detachVolume(again.id, { keepDeleteOnTermination: true });
+    // Another instance's attach (a user's, no flag asked): not deleted with that instance.
+    const other = await cinder.reserveVolume(volume.id, randomUUID());
+    assert.equal((await cinder.getVolume(volume.id)).deleteOnTermination, false);
+    await cinder.detachVolume(other.id);
+    assert.equal(await cinder.deleteVolume(volume.id), true);
+  });
+
   test('createAttachment reserves implicitly; detaching a reservation (clean-up) makes it available', async () => {
     const volume = await availableVolume();
     const instance = randomUUID();
@@ -460,7 +487,7 @@ describe(`Cinder on ${testDbDialect}`, () => {
     await cinder.deleteVolume(slow.id);
   });
 
-  test('call fault hooks: attachment update, complete and begin_detaching fail as set and change nothing', async () => {
+  test('call fault hooks: attachment update, complete, begin_detaching and delete fail as set and change nothing', async () => {
     const volume = await cinder.createVolume({ requestKey: nextKey(), projectId: project, sizeGb: 1 });
     await cinder.waitForVolume(volume.id);
     const reserved = await cinder.reserveVolume(volume.id, randomUUID());
@@ -489,7 +516,11 @@ describe(`Cinder on ${testDbDialect}`, () => {
     cinder.setFaults(undefined);
     assert.equal((await cinder.beginDetaching(volume.id)).status, 'detaching');
     await cinder.detachVolume(reserved.id);
-    await cinder.deleteVolume(volume.id);
+    cinder.setFaults({ volumeDelete: { mode: 'fail' } });
+    await assert.rejects(cinder.deleteVolume(volume.id), isType('ServiceUnavailable', /volumeDelete/));
+    assert.equal((await cinder.getVolume(volume.id)).status, 'available');
+    cinder.setFaults(undefined);
+    assert.equal(await cinder.deleteVolume(volume.id), true);
   });
 
   test('close() stops a hung creation promptly; the next Cinder to open takes the creation over', async () => {

@@ -208,11 +208,25 @@ describe('activities are idempotent', () => {
     await rerun(compute.destroyInstance, { instanceUuid: uuid });
     assert.deepEqual(await host.listDomains(), []);
     await rerun(compute.disconnectVolume, connection);
-    await rerun(controller.detachVolume, { attachmentId: attached.attachmentId });
+    // A server delete's detach (serverDelete): the volume keeps delete_on_termination, and the delete's
+    // listing still finds it once detached (a re-run of a delete interrupted before the volume delete).
+    const listed = {
+      volumeId: volume.volumeId,
+      attachmentId: attached.attachmentId,
+      connectionInfo: attached.connectionInfo,
+      deleteOnTermination: true,
+    };
+    const forDelete = { instanceUuid: uuid, serverDelete: true };
+    assert.deepEqual(await twice(controller.listInstanceVolumes, forDelete), [listed]);
+    await rerun(controller.detachVolume, { attachmentId: attached.attachmentId, serverDelete: true });
+    assert.equal((await cloud.cinder.getVolume(volume.volumeId)).status, 'available');
+    assert.deepEqual(await twice(controller.listInstanceVolumes, { instanceUuid: uuid }), [], 'live only');
+    assert.deepEqual(await twice(controller.listInstanceVolumes, forDelete), [listed]);
     await rerun(compute.unplugVifs, { portIds });
     assert.deepEqual(await rerun(network.deleteInstancePorts, { instanceUuid: uuid }), portIds);
     assert.deepEqual(await cloud.neutron.listPorts({ deviceId: uuid }), []);
     assert.equal(await rerun(controller.deleteVolume, { volumeId: volume.volumeId }), true);
+    assert.deepEqual(await twice(controller.listInstanceVolumes, forDelete), [], 'deleted: nothing left');
     await rerun(controller.releaseAllocation, { instanceUuid: uuid });
     await rerun(controller.releaseQuota, { instanceUuid: uuid });
     const fault = { code: 500, message: 'Build of instance failed on purpose', host: 'compute2' };

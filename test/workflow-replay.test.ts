@@ -166,6 +166,14 @@ const STORED: Array<{ dir: string; what: string; ids: string[] }> = [
     ids: ['boot-reset-after-record'],
   },
   {
+    // A delete of a server booted from a delete_on_termination volume, reset to its first workflow task
+    // after its detach (test/workflow-reset.test.ts): the detach and the listing with serverDelete (only
+    // activity inputs changed, the same commands: no patch), the reset run deleting the volume.
+    dir: 'delete-keeps-volume-flag',
+    what: 'a delete reset after its detach, before its volume delete',
+    ids: ['delete-reset-after-detach'],
+  },
+  {
     dir: 'reconciler',
     what: "the reconciler's runs (test/workflow-reconcile.test.ts)",
     ids: ['orphaned-build', 'stale-task'],

@@ -20,6 +20,10 @@
  * Conflict and changes nothing (the server, its ports, quota, allocation, guest and VIFs as they were); its
  * history is test/histories/quota-own-claim/boot-reset-completed.json (before quota-undo-own-claim, when a
  * flag skipped the whole saga: test/histories/boot-reset-completed.json).
+ * And a delete of a server booted from a delete_on_termination volume, held after its detach (the volume
+ * delete failing, retried) and reset to its first workflow task, or terminated and asked again: the new run
+ * still deletes the volume (before, the detach had cleared the flag, the new run's listing missed the
+ * volume and left it).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,9 +33,10 @@ import Long from 'long';
 import type { temporal } from '@temporalio/proto';
 import { CONTROLLER_QUEUE, deleteWorkflowId } from '../workflows/names';
 import type { BootResult, DeleteRequest, DeleteResult } from '../workflows/types';
-import { openBootHarness, type BootHarness } from './helpers/boot-harness';
+import { keepHistory, openBootHarness, type BootHarness } from './helpers/boot-harness';
 import { activityAttempts, waitForStatus } from './helpers/boot-assertions';
 import { failureTypeOf } from './helpers/security-harness';
+import { pollUntil } from '../lib/poll';
 
 type History = temporal.api.history.v1.IHistory;
 
@@ -204,6 +209,49 @@ describe('reset to any workflow-task event: one outcome, nothing leaked', { time
     assert.equal(deleted.outcome, 'deleted');
     assert.deepEqual(await h.audit(), []);
   });
+
+  for (const how of ['reset to its first workflow task', 'terminated, then deleted again'] as const) {
+    test(`a delete ${how} after it detached its delete-on-termination volume, before deleting it: the volume is deleted`, async () => {
+      const handle = await h.startBoot(
+        h.request(`req-reset-dot-${randomUUID()}`, { bootVolume: { sizeGb: 1, deleteOnTermination: true } }),
+      );
+      const server = (await handle.result()) as BootResult;
+      const volumeId = server.volumes[0]?.id ?? '';
+      assert.equal((await h.cloud.cinder.getVolume(volumeId)).deleteOnTermination, true);
+      // The volume delete fails (Cinder answering 503) and is retried: the run holds between detach and delete.
+      h.cloud.cinder.setFaults({ volumeDelete: { mode: 'fail' } });
+      let rerun: WorkflowHandle;
+      try {
+        const del = await startDelete(server.id);
+        await pollUntil(
+          async () => {
+            const volume = await h.cloud.cinder.getVolume(volumeId);
+            return volume.status === 'available' && volume.attachments.length === 0 ? volume : undefined;
+          },
+          { timeoutMs: 60_000, intervalMs: 100, what: `the delete to detach ${volumeId}` },
+        );
+        if (how === 'reset to its first workflow task') {
+          // Chaos's reset: the running delete back to its first workflow task.
+          const [first] = workflowTaskCompletedIds(await del.fetchHistory());
+          rerun = await resetTo(del, first as number);
+        } else {
+          await del.terminate('test: stopped between detach and volume delete');
+          rerun = await startDelete(server.id);
+        }
+      } finally {
+        h.cloud.cinder.setFaults(undefined);
+      }
+      const result = (await rerun.result()) as DeleteResult;
+      if (how === 'reset to its first workflow task')
+        await keepHistory('delete-reset-after-detach', rerun, 'delete-keeps-volume-flag');
+      assert.equal(result.outcome, 'deleted');
+      assert.deepEqual(result.deletedVolumes, [volumeId]);
+      await assert.rejects(h.cloud.cinder.getVolume(volumeId), /NotFound|not be found/);
+      const instance = await h.cloud.nova.getInstance(server.id, { includeDeleted: true });
+      assert.deepEqual([instance.deleted, instance.vmState, instance.taskState], [true, 'deleted', null]);
+      assert.deepEqual(await h.audit(), []);
+    });
+  }
 
   test('a completed delete, reset to each workflow-task event: still deleted, nothing leaked', async () => {
     const probe = await boot('delete-probe');

@@ -162,8 +162,12 @@ async function tearDown(
   result: DeleteResult,
 ): Promise<DeleteResult> {
   const uuid = instance.uuid;
+  // serverDelete (only activity inputs, the same commands: no patch needed to replay earlier runs): the
+  // detaches keep delete_on_termination and the listing also finds volumes an interrupted earlier run of
+  // this delete detached but did not delete, as Nova's block device mappings outlive the detach.
   const volumes = await call(volumeApi.listInstanceVolumes, 'cinder: volumes of the server', {
     instanceUuid: uuid,
+    serverDelete: true,
   });
 
   const host = instance.host;
@@ -183,7 +187,10 @@ async function tearDown(
 
   for (const volume of volumes) {
     const { volumeId, attachmentId } = volume;
-    await call(controllerCleanup.detachVolume, `cinder: detach volume ${volumeId}`, { attachmentId });
+    await call(controllerCleanup.detachVolume, `cinder: detach volume ${volumeId}`, {
+      attachmentId,
+      serverDelete: true,
+    });
     if (volume.deleteOnTermination) {
       await call(controllerCleanup.deleteVolume, `cinder: delete volume ${volumeId}`, { volumeId });
       result.deletedVolumes.push(volumeId);

@@ -671,6 +671,7 @@ export class Cinder {
       'delete options',
     );
     const who = parseViewer(viewer);
+    await this.callFault('volumeDelete');
     let snapshots: SnapshotsTable[] = [];
     const row = await this.inTransaction<VolumesTable | undefined>(async (trx) => {
       const volume = await this.store
@@ -825,6 +826,9 @@ export class Cinder {
     >,
     { active = true }: { active?: boolean } = {},
   ): Promise<string> {
+    // A volume a server's delete detached keeps that server's delete_on_termination (detachVolume); an
+    // attachment to another instance starts without it, as a new block device mapping would.
+    if (active) await this.dropEarlierServersFlag(trx, volume, instanceUuid);
     const now = this.clock.now();
     const id = randomUUID();
     await trx
@@ -843,6 +847,24 @@ export class Cinder {
       })
       .execute();
     return id;
+  }
+
+  private async dropEarlierServersFlag(
+    trx: Kysely<CinderDb>,
+    volume: VolumesTable,
+    instanceUuid: string,
+  ): Promise<void> {
+    if (volume.delete_on_termination !== 1) return;
+    const last = await trx
+      .selectFrom('volume_attachments')
+      .select(['instance_uuid'])
+      .where('volume_id', '=', volume.id)
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .executeTakeFirst();
+    if (last && last.instance_uuid !== instanceUuid) {
+      await this.recordDeleteOnTermination(trx, volume.id, false);
+    }
   }
 
   private async setVolumeState(
@@ -1134,9 +1156,22 @@ export class Cinder {
    * Deletes the attachment (Cinder's attachment-delete): from reserved, attaching or attached, the volume
    * goes back to `available`, no longer deleted on any server's termination. Idempotent for an attachment
    * already detached.
+   *
+   * `keepDeleteOnTermination`: the detach is the server's delete (Nova's _delete_instance, which keeps the
+   * block device mappings until the instance is destroyed): the volume keeps its delete_on_termination, so
+   * a re-run of that delete interrupted before the volume delete still deletes it. A new attachment to
+   * another instance drops it (insertAttachment).
    */
-  async detachVolume(attachmentId: string): Promise<Volume> {
+  async detachVolume(
+    attachmentId: string,
+    options: { keepDeleteOnTermination?: boolean } = {},
+  ): Promise<Volume> {
     const id = parseRequest(idSchema, attachmentId, 'attachment id');
+    const { keepDeleteOnTermination } = parseRequest(
+      z.strictObject({ keepDeleteOnTermination: z.boolean().optional() }),
+      options,
+      'detach options',
+    );
     const volumeId = await this.inTransaction<string>(async (trx) => {
       const locked = await this.lockAttachment(trx, id);
       if (!locked) return { error: attachmentNotFound(id) };
@@ -1155,9 +1190,10 @@ export class Cinder {
       const [rest] = await this.openAttachments(trx, volume.id);
       if (!rest) {
         await this.setVolumeState(trx, volume.id, 'available', 'detached');
-        // delete_on_termination is the attaching server's (Nova's block device mapping, which the detach
-        // destroys): kept, a later attach to another server would inherit it and its delete take the volume.
-        await this.recordDeleteOnTermination(trx, volume.id, false);
+        // delete_on_termination is the attaching server's (Nova's block device mapping, which a user's
+        // detach destroys): kept, a later attach to another server would inherit it and its delete take the
+        // volume. The server's own delete keeps it until the volume is deleted.
+        if (!keepDeleteOnTermination) await this.recordDeleteOnTermination(trx, volume.id, false);
         return { ok: volume.id };
       }
       if (rest.active_volume_id === null) {

@@ -1,9 +1,9 @@
 /**
  * Fault hooks for tests: creation (of a volume, or of a snapshot) can hang (stuck cinder-volume), fail, or be
- * slow; the attachment update, attachment complete and begin_detaching calls can fail (Cinder's API answering
- * an error). Set them in code
- * (Cinder.open({ faults }) / setFaults) or in `<dataDir>/volumes/faults.json`, read at every such call so a
- * test can steer a worker in another process. Code-set faults win over the file.
+ * slow; the attachment update, attachment complete, begin_detaching and volume delete calls can fail
+ * (Cinder's API answering an error). Set them in code (Cinder.open({ faults }) / setFaults) or in
+ * `<dataDir>/volumes/faults.json`, read at every such call so a test can steer a worker in another process.
+ * Code-set faults win over the file.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -35,6 +35,7 @@ export const faultsSchema = z.strictObject({
   attachmentUpdate: callFaultSchema,
   attachmentComplete: callFaultSchema,
   beginDetaching: callFaultSchema,
+  volumeDelete: callFaultSchema,
 });
 
 export function faultsFile(volumesDir: string): string {

@@ -134,8 +134,8 @@ export interface ImageSource {
   virtualSize?: number | null;
 }
 
-/** The Cinder calls a test can make fail (attachment update and complete, os-begin_detaching). */
-export type CallFault = 'attachmentUpdate' | 'attachmentComplete' | 'beginDetaching';
+/** The Cinder calls a test can make fail (attachment update and complete, os-begin_detaching, delete). */
+export type CallFault = 'attachmentUpdate' | 'attachmentComplete' | 'beginDetaching' | 'volumeDelete';
 
 /**
  * Test hooks: volume creation (cinder-volume being stuck, failing or slow), and the calls of CALL_FAULTS
