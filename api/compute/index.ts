@@ -8,6 +8,7 @@ import type { ServicePlugin } from '../app';
 import { requireAuth } from '../auth';
 import type { ApiDeps } from '../deps';
 import { availabilityZoneRoutes } from './availability-zones';
+import { flavorAccessRoutes } from './flavor-access';
 import { flavorRoutes } from './flavors';
 import { hypervisorRoutes } from './hypervisors';
 import { instanceActionRoutes } from './instance-actions';
@@ -36,6 +37,7 @@ async function v21(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   await serverActionRoutes(app, deps);
   await serverMetadataRoutes(app, deps);
   await flavorRoutes(app, deps);
+  await flavorAccessRoutes(app, deps);
   await keypairRoutes(app, deps);
   await hypervisorRoutes(app, deps);
   await limitsRoutes(app, deps);

@@ -456,7 +456,10 @@ async function createServer(
   if (s.metadata && Object.keys(s.metadata).length > MAX_METADATA_ITEMS)
     throw new ApiError(403, `Maximum number of metadata items exceeds ${MAX_METADATA_ITEMS}`);
   const flavorId = idFromHref(s.flavorRef);
-  const flavor = (await lookups.flavors()).find((f) => f.id === flavorId);
+  // A private flavor the caller's project has no access to is not found (Nova's get_flavor_by_flavor_id).
+  const flavor = (await lookups.flavors({ projectId: ctx.projectId, admin: isAdmin(ctx) })).find(
+    (f) => f.id === flavorId,
+  );
   if (!flavor) throw new ApiError(400, `Flavor ${flavorId} could not be found.`);
   const source = await resolveBootSource(deps, ctx, bootSource(body));
   const image = await lookups.image(source.imageId, ctx).catch((err: unknown) => {

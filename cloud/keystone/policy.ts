@@ -207,6 +207,9 @@ export const POLICY_RULES = {
   'os_compute_api:os-flavor-extra-specs:create': ADMIN,
   'os_compute_api:os-flavor-extra-specs:update': ADMIN,
   'os_compute_api:os-flavor-extra-specs:delete': ADMIN,
+  'os_compute_api:os-flavor-access': ADMIN,
+  'os_compute_api:os-flavor-access:add_tenant_access': ADMIN,
+  'os_compute_api:os-flavor-access:remove_tenant_access': ADMIN,
 } as const satisfies Record<string, { checkString: string; check: Check }>;
 
 export type PolicyRule = keyof typeof POLICY_RULES;

@@ -17,6 +17,7 @@ import {
 } from './compute-services';
 import type { NovaContext } from './db-util';
 import * as flavors from './flavors';
+import * as flavorAccess from './flavor-access';
 import * as flavorExtras from './flavor-extras';
 import * as instances from './instances';
 import * as serverMetadata from './server-metadata';
@@ -57,6 +58,8 @@ export type {
 } from './conductor';
 export type { Flavor } from './flavors';
 export type { FlavorExtras } from './flavor-extras';
+export type { FlavorViewer } from './flavor-access';
+export type { FlavorListFilter } from './flavors';
 export {
   OPERATION_NAMES,
   OPERATION_RULES,
@@ -159,11 +162,13 @@ export class Nova {
   ensureDefaultFlavors(): Promise<flavors.Flavor[]> {
     return flavors.ensureDefaultFlavors(this.ctx);
   }
-  getFlavor(nameOrId: string): Promise<flavors.Flavor> {
-    return flavors.getFlavor(this.ctx, nameOrId);
+  /** With a viewer, only a flavor it may see (a private one: admin or on its access list). */
+  getFlavor(nameOrId: string, viewer?: flavorAccess.FlavorViewer): Promise<flavors.Flavor> {
+    return flavors.getFlavor(this.ctx, nameOrId, viewer);
   }
-  listFlavors(): Promise<flavors.Flavor[]> {
-    return flavors.listFlavors(this.ctx);
+  /** Every enabled flavor, or as Nova's is_public filter keeps them (flavors.ts listFlavors). */
+  listFlavors(filter?: flavors.FlavorListFilter): Promise<flavors.Flavor[]> {
+    return flavors.listFlavors(this.ctx, filter);
   }
   createFlavor(input: flavors.CreateFlavorInput): Promise<flavors.Flavor> {
     return flavors.createFlavor(this.ctx, input);
@@ -183,6 +188,16 @@ export class Nova {
   }
   setFlavorDescription(id: string, description: string | null): Promise<void> {
     return flavorExtras.setFlavorDescription(this.ctx, id, description);
+  }
+  /** os-flavor-access (flavor-access.ts): a private flavor's projects, by id. */
+  listFlavorAccess(id: string): Promise<string[]> {
+    return flavorAccess.listFlavorAccess(this.ctx, id);
+  }
+  addFlavorAccess(input: flavorAccess.AddFlavorAccessInput): Promise<string[]> {
+    return flavorAccess.addFlavorAccess(this.ctx, input);
+  }
+  removeFlavorAccess(input: flavorAccess.RemoveFlavorAccessInput): Promise<string[]> {
+    return flavorAccess.removeFlavorAccess(this.ctx, input);
   }
 
   // Key pairs (per user)
