@@ -6,60 +6,30 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { bootstrapCloud, type BootstrapResult } from '../cloud/bootstrap';
-import { DEFAULT_HOSTS } from '../cloud/hosts';
-import { openApiTestEnv, type ApiTestEnv } from './helpers/api';
-import { assertFault, computeCaller } from './helpers/compute-calls';
-import { addTenantUser } from './helpers/security';
+import { assertFault, openComputeTestEnv, type ComputeTestEnv } from './helpers/compute-calls';
 
 type Json = Record<string, unknown>;
-let env: ApiTestEnv;
-let boot: BootstrapResult;
-const tokens = { admin: '', member: '', reader: '', other: '' };
-let demoProjectId = '';
-let otherProjectId = '';
-const call = computeCaller(() => env, tokens);
+let t: ComputeTestEnv;
+const call: ComputeTestEnv['call'] = (...args) => t.call(...args);
 
 before(async () => {
-  env = await openApiTestEnv({ services: ['compute'], label: 'api-flavor-access' });
-  boot = await bootstrapCloud(env.cloud, { hosts: DEFAULT_HOSTS });
-  const ks = env.cloud.keystone;
-  tokens.admin = (
-    await ks.authenticate({
-      username: boot.admin.username,
-      password: boot.admin.password,
-      projectName: boot.admin.projectName,
-    })
-  ).token;
-  const demo = await ks.authenticate({
-    username: boot.demo.username,
-    password: boot.demo.password,
-    projectName: boot.demo.projectName,
-  });
-  tokens.member = demo.token;
-  demoProjectId = demo.context.projectId;
-  tokens.reader = (
-    await addTenantUser(env.cloud, { username: 'rita', projectName: 'demo', role: 'reader' })
-  ).token!;
-  const other = await addTenantUser(env.cloud, { username: 'otto', projectName: 'other', role: 'member' });
-  tokens.other = other.token!;
-  otherProjectId = other.projectId;
+  t = await openComputeTestEnv('api-flavor-access');
 });
 
 after(async () => {
-  await env?.close();
+  await t?.close();
 });
 
 const accessRows = async (flavorid: string) =>
   (
-    await env.cloud.nova.store.db
+    await t.env.cloud.nova.store.db
       .selectFrom('flavor_projects')
       .select('project_id')
       .where('flavorid', '=', flavorid)
       .execute()
   ).map((r) => r.project_id);
 
-async function listedIds(as: keyof typeof tokens, query = ''): Promise<string[]> {
+async function listedIds(as: keyof ComputeTestEnv['tokens'], query = ''): Promise<string[]> {
   const res = await call('GET', `/flavors/detail${query}`, { as });
   assert.equal(res.statusCode, 200, res.body);
   return (res.json() as { flavors: Json[] }).flavors.map((f) => String(f.id));
@@ -88,7 +58,7 @@ describe('private flavors', () => {
     const created = await createFlavor('priv', 'False');
     assert.equal(created['os-flavor-access:is_public'], false);
     await createFlavor('pub', true);
-    const stored = await env.cloud.nova.store.db
+    const stored = await t.env.cloud.nova.store.db
       .selectFrom('flavors')
       .select('is_public')
       .where('flavorid', '=', 'priv')
@@ -131,11 +101,11 @@ describe('private flavors', () => {
   });
 
   test('a project without access cannot boot a private flavor: 400 before anything is written', async () => {
-    const before = await env.cloud.nova.listInstances({ allProjects: true, includeDeleted: true });
+    const before = await t.env.cloud.nova.listInstances({ allProjects: true, includeDeleted: true });
     assertFault(
       await call('POST', '/servers', {
         as: 'member',
-        body: { server: { name: 'vm', imageRef: boot.imageId, flavorRef: 'priv', networks: 'none' } },
+        body: { server: { name: 'vm', imageRef: t.boot.imageId, flavorRef: 'priv', networks: 'none' } },
         version: '2.37',
       }),
       400,
@@ -143,7 +113,7 @@ describe('private flavors', () => {
       'Flavor priv could not be found.',
     );
     assert.equal(
-      (await env.cloud.nova.listInstances({ allProjects: true, includeDeleted: true })).length,
+      (await t.env.cloud.nova.listInstances({ allProjects: true, includeDeleted: true })).length,
       before.length,
     );
   });
@@ -157,22 +127,22 @@ describe('os-flavor-access', () => {
 
     const added = await call('POST', '/flavors/priv/action', {
       as: 'admin',
-      body: { addTenantAccess: { tenant: demoProjectId } },
+      body: { addTenantAccess: { tenant: t.demoProjectId } },
     });
     assert.equal(added.statusCode, 200, added.body);
-    assert.deepEqual(added.json(), { flavor_access: [{ flavor_id: 'priv', tenant_id: demoProjectId }] });
-    assert.deepEqual(await accessRows('priv'), [demoProjectId]);
+    assert.deepEqual(added.json(), { flavor_access: [{ flavor_id: 'priv', tenant_id: t.demoProjectId }] });
+    assert.deepEqual(await accessRows('priv'), [t.demoProjectId]);
     assert.ok((await listedIds('reader')).includes('priv'));
     assert.ok((await listedIds('member')).includes('priv'));
     assert.ok(!(await listedIds('other')).includes('priv'));
     assert.equal((await call('GET', '/flavors/priv', { as: 'reader' })).statusCode, 200);
     assertFault(await call('GET', '/flavors/priv', { as: 'other' }), 404, 'itemNotFound');
     const listed = await call('GET', '/flavors/priv/os-flavor-access', { as: 'admin' });
-    assert.deepEqual(listed.json(), { flavor_access: [{ flavor_id: 'priv', tenant_id: demoProjectId }] });
+    assert.deepEqual(listed.json(), { flavor_access: [{ flavor_id: 'priv', tenant_id: t.demoProjectId }] });
 
     const removed = await call('POST', '/flavors/priv/action', {
       as: 'admin',
-      body: { removeTenantAccess: { tenant: demoProjectId } },
+      body: { removeTenantAccess: { tenant: t.demoProjectId } },
     });
     assert.equal(removed.statusCode, 200, removed.body);
     assert.deepEqual(removed.json(), { flavor_access: [] });
@@ -183,22 +153,22 @@ describe('os-flavor-access', () => {
   test("refusals with Nova's codes and messages change nothing", async () => {
     await call('POST', '/flavors/priv/action', {
       as: 'admin',
-      body: { addTenantAccess: { tenant: otherProjectId } },
+      body: { addTenantAccess: { tenant: t.otherProjectId } },
     });
-    const add = (tenant: string, as: keyof typeof tokens = 'admin', version?: string) =>
+    const add = (tenant: string, as: keyof ComputeTestEnv['tokens'] = 'admin', version?: string) =>
       call('POST', `/flavors/${tenant === 'public' ? 'pub' : 'priv'}/action`, {
         as,
-        body: { addTenantAccess: { tenant: tenant === 'public' ? demoProjectId : tenant } },
+        body: { addTenantAccess: { tenant: tenant === 'public' ? t.demoProjectId : tenant } },
         ...(version ? { version } : {}),
       });
     assertFault(
-      await add(otherProjectId),
+      await add(t.otherProjectId),
       409,
       'conflictingRequest',
-      `Flavor access already exists for flavor priv and project ${otherProjectId} combination.`,
+      `Flavor access already exists for flavor priv and project ${t.otherProjectId} combination.`,
     );
     assertFault(
-      await add(demoProjectId, 'member'),
+      await add(t.demoProjectId, 'member'),
       403,
       'forbidden',
       "Policy doesn't allow os_compute_api:os-flavor-access:add_tenant_access to be performed.",
@@ -206,7 +176,7 @@ describe('os-flavor-access', () => {
     assertFault(
       await call('POST', '/flavors/priv/action', {
         as: 'member',
-        body: { removeTenantAccess: { tenant: otherProjectId } },
+        body: { removeTenantAccess: { tenant: t.otherProjectId } },
       }),
       403,
       'forbidden',
@@ -233,16 +203,16 @@ describe('os-flavor-access', () => {
     assertFault(
       await call('POST', '/flavors/priv/action', {
         as: 'admin',
-        body: { removeTenantAccess: { tenant: demoProjectId } },
+        body: { removeTenantAccess: { tenant: t.demoProjectId } },
       }),
       404,
       'itemNotFound',
-      `Flavor access not found for priv / ${demoProjectId} combination.`,
+      `Flavor access not found for priv / ${t.demoProjectId} combination.`,
     );
     assertFault(
       await call('POST', '/flavors/nope/action', {
         as: 'admin',
-        body: { addTenantAccess: { tenant: demoProjectId } },
+        body: { addTenantAccess: { tenant: t.demoProjectId } },
       }),
       404,
       'itemNotFound',
@@ -266,7 +236,7 @@ describe('os-flavor-access', () => {
       'badRequest',
       'There is no such action: shareWith',
     );
-    assert.deepEqual(await accessRows('priv'), [otherProjectId]);
+    assert.deepEqual(await accessRows('priv'), [t.otherProjectId]);
     assert.deepEqual(await accessRows('pub'), []);
   });
 

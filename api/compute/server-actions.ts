@@ -29,6 +29,7 @@ import {
   visibleInstance,
   type PolicyName,
 } from './servers';
+import { injectNetworkInfoAction, resetStateAction, restoreAction } from './admin-actions';
 import { evacuateAction } from './evacuate';
 import { lockAction, unlockAction } from './lock-server';
 import { rebuildAction } from './rebuild';
@@ -185,7 +186,10 @@ export const SERVER_ACTIONS: Record<string, ActionHandler> = {
     });
   },
   evacuate: evacuateAction,
+  injectNetworkInfo: injectNetworkInfoAction,
   lock: lockAction,
+  'os-resetState': resetStateAction,
+  restore: restoreAction,
   rebuild: rebuildAction,
   unlock: unlockAction,
   reboot: (call) => {

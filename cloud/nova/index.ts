@@ -6,6 +6,7 @@
 import { systemClock, type Clock } from '../clock';
 import { openServiceDb, type DbConfig } from '../db';
 import * as actions from './actions';
+import * as adminActions from './admin-actions';
 import { Conductor } from './conductor';
 import {
   ComputeServices,
@@ -291,6 +292,10 @@ export class Nova {
   setInstanceLock(input: locks.SetInstanceLockInput): Promise<instances.Instance> {
     return locks.setInstanceLock(this.ctx, input);
   }
+  /** os-resetState: vm_state active or error, task_state None, the resetState action (admin-actions.ts). */
+  resetInstanceState(input: adminActions.ResetStateInput): Promise<instances.Instance> {
+    return adminActions.resetInstanceState(this.ctx, input);
+  }
   softDeleteInstance(uuid: string): Promise<instances.Instance> {
     return instances.softDeleteInstance(this.ctx, uuid);
   }
@@ -386,4 +391,5 @@ export {
   type ServiceProof,
 } from './service-credentials';
 export { checkInstanceLock, type SetInstanceLockInput } from './locks';
+export { RESET_STATE_ACTION, type ResetStateInput } from './admin-actions';
 export { MAX_METADATA_ITEMS, type MetadataChange } from './server-metadata';
