@@ -18,7 +18,9 @@ import { MIN_MICROVERSION, parseMicroversion, versionHeaders } from './microvers
 import { quotaSetRoutes } from './quota-sets';
 import { serverActionRoutes } from './server-actions';
 import { serverMetadataRoutes } from './server-metadata';
+import { serverPasswordRoutes } from './server-password';
 import { serverRoutes } from './servers';
+import { serverTagRoutes } from './server-tags';
 import { versionDocument, versionRoutes } from './versions';
 import { volumeAttachmentRoutes } from './volume-attachments';
 
@@ -36,6 +38,8 @@ async function v21(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   await serverRoutes(app, deps);
   await serverActionRoutes(app, deps);
   await serverMetadataRoutes(app, deps);
+  await serverTagRoutes(app, deps);
+  await serverPasswordRoutes(app, deps);
   await flavorRoutes(app, deps);
   await flavorAccessRoutes(app, deps);
   await keypairRoutes(app, deps);

@@ -61,6 +61,8 @@ export type PolicyName =
   | 'os_compute_api:os-console-output'
   | `os_compute_api:os-admin-actions:${'reset_state' | 'inject_network_info'}`
   | 'os_compute_api:os-deferred-delete:restore'
+  | `os_compute_api:os-server-tags:${'index' | 'show' | 'update' | 'update_all' | 'delete' | 'delete_all'}`
+  | `os_compute_api:os-server-password:${'show' | 'clear'}`
   | `os_compute_api:server-metadata:${'index' | 'show' | 'create' | 'update' | 'update_all' | 'delete'}`;
 
 export const instanceNotFound = (id: string) => new ApiError(404, `Instance ${id} could not be found.`);

@@ -22,6 +22,7 @@ import * as flavorAccess from './flavor-access';
 import * as flavorExtras from './flavor-extras';
 import * as instances from './instances';
 import * as serverMetadata from './server-metadata';
+import * as serverTags from './server-tags';
 import * as keypairs from './keypairs';
 import * as locks from './locks';
 import * as operations from './operations';
@@ -288,6 +289,10 @@ export class Nova {
   ): Promise<Record<string, string>> {
     return serverMetadata.changeInstanceMetadata(this.ctx, uuid, change);
   }
+  /** The server tags API's writes, on the locked row (server-tags.ts); the tags after them. */
+  changeInstanceTags(uuid: string, change: serverTags.TagChange): Promise<serverTags.TagChangeResult> {
+    return serverTags.changeInstanceTags(this.ctx, uuid, change);
+  }
   /** os-lock-server's lock / unlock with its instance action (locks.ts). */
   setInstanceLock(input: locks.SetInstanceLockInput): Promise<instances.Instance> {
     return locks.setInstanceLock(this.ctx, input);
@@ -393,3 +398,4 @@ export {
 export { checkInstanceLock, type SetInstanceLockInput } from './locks';
 export { RESET_STATE_ACTION, type ResetStateInput } from './admin-actions';
 export { MAX_METADATA_ITEMS, type MetadataChange } from './server-metadata';
+export { MAX_TAG_COUNT, type TagChange, type TagChangeResult } from './server-tags';
