@@ -371,6 +371,9 @@ const patchSchema = z
     /** A rebuild's new image and metadata (replaced whole, as Nova's rebuild does). */
     imageRef: idSchema.optional(),
     metadata: serverMetadataSchema.optional(),
+    /** A rebuild's key pair name (2.54) and user_data (2.57); null removes them. */
+    keyName: nameSchema.nullable().optional(),
+    userData: userDataSchema.nullable().optional(),
   })
   .refine((p) => Object.keys(p).length > 0, 'the patch changes nothing');
 export type InstancePatch = z.input<typeof patchSchema>;
@@ -410,6 +413,8 @@ function columnsOfPatch(patch: z.infer<typeof patchSchema>): Partial<InstancesTa
   if (patch.accessIPv6 !== undefined) set.access_ip_v6 = patch.accessIPv6;
   if (patch.imageRef !== undefined) set.image_ref = patch.imageRef;
   if (patch.metadata !== undefined) set.metadata = JSON.stringify(patch.metadata);
+  if (patch.keyName !== undefined) set.key_name = patch.keyName;
+  if (patch.userData !== undefined) set.user_data = patch.userData;
   return set;
 }
 
