@@ -135,7 +135,6 @@ function refuseUnsupported(body: ServerCreateBody): void {
   const s = body.server as ServerCreateBody['server'] & Record<string, unknown>;
   if (s.block_device_mapping !== undefined) throw unsupported('The legacy block_device_mapping');
   if (isTrue(s.config_drive)) throw unsupported('A config drive');
-  if (isTrue(s.return_reservation_id)) throw unsupported('return_reservation_id');
   if (s.description !== undefined && s.description !== null) throw unsupported('A server description');
   if (Array.isArray(s.trusted_image_certificates)) throw unsupported('trusted_image_certificates');
   if (s.host !== undefined || s.hypervisor_hostname !== undefined) throw unsupported('Requesting a host');
@@ -333,6 +332,7 @@ async function recordInstance(
   ctx: RequestContext,
   boot: Omit<BootRequest, 'auth'>,
   quota: QuotaAmounts,
+  reservationId: string,
 ): Promise<void> {
   await deps.cloud.nova.createInstance(
     {
@@ -351,6 +351,7 @@ async function recordInstance(
       ...(boot.accessIPv4 !== undefined ? { accessIPv4: boot.accessIPv4 } : {}),
       ...(boot.accessIPv6 !== undefined ? { accessIPv6: boot.accessIPv6 } : {}),
       ...(boot.tags !== undefined ? { tags: boot.tags } : {}),
+      reservationId,
     },
     quota,
   );
@@ -391,6 +392,7 @@ async function startBuilds(
   quota: QuotaAmounts,
   count: { min: number; max: number },
   leave: () => void,
+  reservationId: string,
 ): Promise<string[]> {
   // The first grant's signature (off the event loop, in WebCrypto's thread pool) runs beside the claims.
   const firstGrant = grantFor(deps, validated, 'createInstance', bootWorkflowId(request.id));
@@ -406,7 +408,7 @@ async function startBuilds(
       name: count.max > 1 ? `${fields.name}-${index + 1}`.slice(0, 255) : fields.name,
     };
     try {
-      await recordInstance(deps, ctx, build, quota);
+      await recordInstance(deps, ctx, build, quota, reservationId);
     } catch (err) {
       // A claim that a concurrent request beat: this request creates nothing.
       for (const recorded of builds) await removeUnstartedBuild(deps, request, recorded.instanceUuid!);
@@ -508,6 +510,8 @@ async function createServer(
   };
   // An existing boot volume is Cinder's quota already: only a volume the boot makes is claimed.
   const quota = bootQuota(flavor, source.bootVolume?.volumeId ? null : bootVolumeGb);
+  // The request's reservation id, shared by its servers (Nova's utils.generate_uid('r')).
+  const reservationId = `r-${Array.from({ length: 8 }, () => RESERVATION_SYMBOLS[randomInt(36)]).join('')}`;
   const uuids = await startBuilds(
     deps,
     request,
@@ -517,7 +521,10 @@ async function createServer(
     quota,
     instanceCount(s, source),
     leave,
+    reservationId,
   );
+  // return_reservation_id: the reservation id only, no Location (servers.py create).
+  if (isTrue(s.return_reservation_id)) return reply.code(202).send({ reservation_id: reservationId });
   const uuid = uuids[0]!;
   const links = resourceLinks(deps, 'servers', uuid);
   return reply
@@ -533,6 +540,8 @@ async function createServer(
       },
     });
 }
+
+const RESERVATION_SYMBOLS = 'abcdefghijklmnopqrstuvwxyz0123456789';
 
 /** API statuses → vm_states (common.task_and_vm_state_from_status), for the states bootflow has. */
 const STATUS_TO_VM_STATE: Record<string, string> = {
@@ -610,6 +619,8 @@ async function listServers(deps: ApiDeps, request: FastifyRequest, detail: boole
   if (q.availability_zone !== undefined)
     instances = instances.filter((i) => i.availabilityZone === q.availability_zone);
   if (q.key_name !== undefined) instances = instances.filter((i) => i.keyName === q.key_name);
+  if (q.reservation_id !== undefined)
+    instances = instances.filter((i) => i.reservationId === q.reservation_id);
   if (q.user_id !== undefined && (isAdmin(ctx) || atLeast(request, 2, 83)))
     instances = instances.filter((i) => i.userId === q.user_id);
   if (q.host !== undefined && isAdmin(ctx)) instances = instances.filter((i) => i.host === q.host);

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import type { Client } from '@temporalio/client';
 import type { LightMyRequestResponse } from 'fastify';
 import { bootstrapCloud, type BootstrapResult } from '../../cloud/bootstrap';
 import { DEFAULT_HOSTS } from '../../cloud/hosts';
@@ -63,8 +64,8 @@ export interface ComputeTestEnv {
   close(): Promise<void>;
 }
 
-export async function openComputeTestEnv(label: string): Promise<ComputeTestEnv> {
-  const env = await openApiTestEnv({ services: ['compute'], label });
+export async function openComputeTestEnv(label: string, temporal?: Client): Promise<ComputeTestEnv> {
+  const env = await openApiTestEnv({ services: ['compute'], label, ...(temporal ? { temporal } : {}) });
   const boot = await bootstrapCloud(env.cloud, { hosts: DEFAULT_HOSTS });
   const ks = env.cloud.keystone;
   const admin = await ks.authenticate({
