@@ -141,3 +141,30 @@ describe('injectNetworkInfo and restore', () => {
     assert.deepEqual(await states(id), { vmState: 'active', taskState: null, powerState: 1 });
   });
 });
+
+describe('the locked filter (2.73)', () => {
+  test('locked=true / false keep the servers in that state; ignored before 2.73; a bad value is 400', async () => {
+    const locked = await recordActiveInstance(t);
+    const free = await recordActiveInstance(t);
+    const lock = await t.call('POST', `/servers/${locked}/action`, { as: 'member', body: { lock: null } });
+    assert.equal(lock.statusCode, 202, lock.body);
+    const ids = async (query: string, version = '2.73') =>
+      (
+        (await t.call('GET', `/servers${query}`, { as: 'reader', version })).json() as {
+          servers: Json[];
+        }
+      ).servers.map((s) => s.id);
+    const lockedOnes = await ids('?locked=true');
+    assert.ok(lockedOnes.includes(locked) && !lockedOnes.includes(free));
+    const freeOnes = await ids('?locked=0');
+    assert.ok(freeOnes.includes(free) && !freeOnes.includes(locked));
+    const before = await ids('?locked=true', '2.72');
+    assert.ok(before.includes(locked) && before.includes(free));
+    assertFault(
+      await t.call('GET', '/servers?locked=maybe', { as: 'reader', version: '2.73' }),
+      400,
+      'badRequest',
+      /^Invalid input received: Unrecognized value 'maybe', acceptable values are: '0', '1', 'f', 'false'/,
+    );
+  });
+});

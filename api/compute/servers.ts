@@ -559,6 +559,21 @@ function parseBool(name: string, raw: string): boolean {
   throw new ApiError(400, `Invalid value '${raw}' for ${name}`);
 }
 
+/** common.is_locked: oslo's strict boolean, else InvalidInput (400) with oslo's words. */
+function strictBool(raw: string): boolean {
+  const v = raw.toLowerCase();
+  if (TRUE_STRINGS.includes(v)) return true;
+  if (FALSE_STRINGS.includes(v)) return false;
+  const accepted = [...TRUE_STRINGS, ...FALSE_STRINGS]
+    .sort()
+    .map((x) => `'${x}'`)
+    .join(', ');
+  throw new ApiError(
+    400,
+    `Invalid input received: Unrecognized value '${raw}', acceptable values are: ${accepted}`,
+  );
+}
+
 function parseChangesSince(name: string, raw: string): number {
   const t = /^\d{4}-\d{2}-\d{2}/.test(raw) ? Date.parse(raw) : NaN;
   if (Number.isNaN(t)) {
@@ -621,6 +636,10 @@ async function listServers(deps: ApiDeps, request: FastifyRequest, detail: boole
   if (q.key_name !== undefined) instances = instances.filter((i) => i.keyName === q.key_name);
   if (q.reservation_id !== undefined)
     instances = instances.filter((i) => i.reservationId === q.reservation_id);
+  if (q.locked !== undefined && atLeast(request, 2, 73)) {
+    const locked = strictBool(q.locked);
+    instances = instances.filter((i) => i.locked === locked);
+  }
   if (q.user_id !== undefined && (isAdmin(ctx) || atLeast(request, 2, 83)))
     instances = instances.filter((i) => i.userId === q.user_id);
   if (q.host !== undefined && isAdmin(ctx)) instances = instances.filter((i) => i.host === q.host);
