@@ -43,7 +43,8 @@ export function createComputeApiActivities({ keystone, nova, glance, cinder }: C
       const ctx = await contextOfGrant(keystone, input.token);
       enforce(ctx, 'compute:server:create', { projectId: ctx.projectId });
       const req = parseRequest(bootPlanRequestSchema, input.request, 'server create request');
-      const flavor = await nova.getFlavor(req.flavor).catch((err: unknown) => {
+      const viewer = { projectId: ctx.projectId, admin: ctx.roles.includes('admin') };
+      const flavor = await nova.getFlavor(req.flavor, viewer).catch((err: unknown) => {
         throw flavorRefError(err);
       });
       const { image, spec: imageSpec } = await activeImageFor(glance, req.image, ctx);

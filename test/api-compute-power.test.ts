@@ -411,24 +411,56 @@ describe('power actions through the servers API', { timeout: 10 * 60_000 }, () =
       conflictingRequest: { code: 409, message: `Instance ${id} is locked` },
     });
     assert.equal((await call('POST', `/servers/${id}/action`, { unlock: null })).statusCode, 202);
+    // 2.54's key_name must be a key pair of the caller (Nova's rebuild looks it up by the caller's user).
+    const noKey = await call(
+      'POST',
+      `/servers/${id}/action`,
+      { rebuild: { imageRef: image, key_name: 'no-such-key' } },
+      { version: '2.54' },
+    );
+    assert.deepEqual(
+      [noKey.statusCode, noKey.json()],
+      [400, { badRequest: { code: 400, message: 'Invalid key_name provided.' } }],
+    );
+    const badUserData = await call(
+      'POST',
+      `/servers/${id}/action`,
+      { rebuild: { imageRef: image, user_data: 'not base64!' } },
+      { version: '2.57' },
+    );
+    assert.equal(badUserData.statusCode, 400, badUserData.body);
     const unchanged = await h.cloud.nova.getInstance(id);
     assert.deepEqual(
-      [unchanged.vmState, unchanged.taskState, unchanged.name, unchanged.imageRef],
-      [before.vmState, null, before.name, before.imageRef],
+      [unchanged.vmState, unchanged.taskState, unchanged.name, unchanged.imageRef, unchanged.keyName],
+      [before.vmState, null, before.name, before.imageRef, before.keyName],
     );
 
+    const demoUserId = (await h.cloud.keystone.validateToken(token)).userId;
+    await h.cloud.nova.createKeyPair({ userId: demoUserId, name: 'rebuild-key' });
+    const userData = Buffer.from('#!/bin/sh\necho rebuilt\n').toString('base64');
     const res = await call(
       'POST',
       `/servers/${id}/action`,
-      { rebuild: { imageRef: image, name: 'rebuilt', metadata: { a: 'b' }, adminPass: 'Secret-1' } },
+      {
+        rebuild: {
+          imageRef: image,
+          name: 'rebuilt',
+          metadata: { a: 'b' },
+          adminPass: 'Secret-1',
+          key_name: 'rebuild-key',
+          user_data: userData,
+        },
+      },
       { version: '2.74' },
     );
     assert.equal(res.statusCode, 202, res.body);
     const view = (res.json() as { server: Json }).server;
     assert.deepEqual(
-      [view.id, view.name, view.status, view.metadata, view.adminPass, view.key_name],
-      [id, 'rebuilt', 'REBUILD', { a: 'b' }, 'Secret-1', null],
+      [view.id, view.name, view.status, view.metadata, view.adminPass, view.key_name, view.user_data],
+      [id, 'rebuilt', 'REBUILD', { a: 'b' }, 'Secret-1', 'rebuild-key', userData],
     );
+    const saved = await h.cloud.nova.getInstance(id);
+    assert.deepEqual([saved.keyName, saved.userData], ['rebuild-key', userData]);
     assert.deepEqual((view.image as Json).id, image);
     // Before 2.75 the narrower view: no extended status or AZ.
     assert.equal('OS-EXT-STS:vm_state' in view, false);
@@ -455,6 +487,27 @@ describe('power actions through the servers API', { timeout: 10 * 60_000 }, () =
       [actions.at(-1)!.action, actions.at(-1)!.events.map((e) => [e.event, e.result])],
       ['rebuild', [['compute_rebuild_instance', 'Success']]],
     );
+
+    // From 2.75 the whole server, with user_data as its own field (an admin sees no
+    // OS-EXT-SRV-ATTR:user_data there); key_name null and user_data null remove them.
+    await refreshTokens();
+    const full = await call(
+      'POST',
+      `/servers/${id}/action`,
+      { rebuild: { imageRef: image, key_name: null, user_data: null } },
+      { version: '2.75', as: adminToken },
+    );
+    assert.equal(full.statusCode, 202, full.body);
+    const fullView = (full.json() as { server: Json }).server;
+    assert.deepEqual([fullView.key_name, fullView.user_data], [null, null]);
+    assert.equal('OS-EXT-SRV-ATTR:user_data' in fullView, false);
+    assert.equal(fullView['OS-EXT-SRV-ATTR:host'], server.host);
+    const cleared = await h.cloud.nova.getInstance(id);
+    assert.deepEqual([cleared.keyName, cleared.userData], [null, null]);
+    await h.env.client.workflow
+      .getHandle(serverOperationWorkflowId('rebuild', id, String(full.headers['x-openstack-request-id'])))
+      .result();
+    await refreshTokens();
 
     assert.equal((await call('DELETE', `/servers/${id}`)).statusCode, 204);
     await h.env.client.workflow.getHandle(deleteWorkflowId(id)).result();

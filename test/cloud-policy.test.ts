@@ -79,6 +79,16 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     // nova/policies/lock_server.py: only an admin unlocks another party's lock.
     'os_compute_api:os-lock-server:unlock:unlock_override',
     'os_compute_api:os-evacuate',
+    // nova/policies/flavor_access.py, admin_actions.py, hypervisors.py.
+    'os_compute_api:os-flavor-access',
+    'os_compute_api:os-flavor-access:add_tenant_access',
+    'os_compute_api:os-flavor-access:remove_tenant_access',
+    'os_compute_api:os-admin-actions:reset_state',
+    'os_compute_api:os-admin-actions:inject_network_info',
+    'os_compute_api:os-hypervisors:statistics',
+    'os_compute_api:os-hypervisors:uptime',
+    'os_compute_api:os-hypervisors:search',
+    'os_compute_api:os-hypervisors:servers',
     // keystone/common/policies/*.py: administration is admin only (for project-scoped tokens; a domain
     // reader's reads are in api-identity's domain-scope test).
     'identity:list_projects',
@@ -137,6 +147,9 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'os_compute_api:ips:show',
     'os_compute_api:os-flavor-extra-specs:index',
     'os_compute_api:os-flavor-extra-specs:show',
+    'os_compute_api:os-server-tags:index',
+    'os_compute_api:os-server-tags:show',
+    'os_compute_api:os-server-password:show',
     'os_compute_api:os-instance-actions:list',
     'os_compute_api:os-instance-actions:show',
     'os_compute_api:os-volumes-attachments:index',
@@ -180,6 +193,12 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'os_compute_api:os-security-groups:remove',
     'os_compute_api:os-volumes:create',
     'os_compute_api:os-volumes:delete',
+    'os_compute_api:os-deferred-delete:restore',
+    'os_compute_api:os-server-tags:update',
+    'os_compute_api:os-server-tags:update_all',
+    'os_compute_api:os-server-tags:delete',
+    'os_compute_api:os-server-tags:delete_all',
+    'os_compute_api:os-server-password:clear',
   ]),
 };
 

@@ -11,14 +11,14 @@ import type { WriteGenerations } from '../../cloud/db-writes';
 import { StampedCache } from '../../cloud/stamped-cache';
 import type { Image, ImageRequestContext } from '../../cloud/glance';
 import type { Network, NetworkViewer } from '../../cloud/neutron';
-import type { Flavor } from '../../cloud/nova';
+import type { Flavor, FlavorViewer } from '../../cloud/nova';
 
 /** How long a copy may serve at most (writes by other processes are seen after this). */
 export const LOOKUP_TTL_MS = 1000;
 /** Copies kept at most; the oldest goes first. */
 const MAX_ENTRIES = 1000;
 
-const FLAVOR_TABLES = ['flavors'] as const;
+const FLAVOR_TABLES = ['flavors', 'flavor_projects'] as const;
 const IMAGE_TABLES = ['images', 'image_properties', 'image_tags', 'image_members'] as const;
 const NETWORK_TABLES = ['networks', 'subnets'] as const;
 
@@ -30,9 +30,13 @@ export class CreateLookups {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
-  flavors(): Promise<Flavor[]> {
+  /** The flavors the viewer may boot: all for an admin, else the public ones and its project's private ones. */
+  flavors(viewer: FlavorViewer): Promise<Flavor[]> {
     const { nova } = this.cloud;
-    return this.kept('flavors', nova.writes, FLAVOR_TABLES, () => nova.listFlavors());
+    if (viewer.admin) return this.kept('flavors', nova.writes, FLAVOR_TABLES, () => nova.listFlavors());
+    return this.kept(`flavors ${viewer.projectId}`, nova.writes, FLAVOR_TABLES, () =>
+      nova.listFlavors({ isPublic: true, projectId: viewer.projectId }),
+    );
   }
 
   image(id: string, caller: ImageRequestContext): Promise<Image> {

@@ -1,20 +1,22 @@
 /**
  * /flavors (nova/api/openstack/compute/flavors.py, views/flavors.py): list, detail and show with Nova's
- * filters (minRam, minDisk, is_public), sorting and pagination, and the flavor's extra specs, of which
- * bootflow's flavors have none; create and delete for an admin (os-flavor-manage). Every flavor is public
- * and enabled.
+ * filters (minRam, minDisk, is_public), sorting and pagination, and the flavor's extra specs; create
+ * (public or private), update and delete for an admin (os-flavor-manage). A private flavor is seen by an
+ * admin and by the projects on its access list (flavor-access.ts); every flavor is enabled.
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type { Flavor, FlavorExtras } from '../../cloud/nova';
+import type { RequestContext } from '../../cloud/keystone';
+import type { Flavor, FlavorExtras, FlavorListFilter } from '../../cloud/nova';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
-import { FALSE_STRINGS, isTrue, parameterBoolean } from '../parameter-types';
+import { FALSE_STRINGS, isTrue, parameterBoolean, TRUE_STRINGS } from '../parameter-types';
 import { authOf } from '../auth';
 import {
   can,
   enforcePolicy,
+  isAdmin,
   nextLink,
   paginate,
   parseBody,
@@ -25,7 +27,7 @@ import {
 import { serverNameSchema } from './server-schema';
 import { atLeast } from './microversion';
 
-const NO_EXTRAS: FlavorExtras = { description: null, extraSpecs: {} };
+const NO_EXTRAS: FlavorExtras = { description: null, extraSpecs: {}, isPublic: true };
 
 function flavorBasic(deps: ApiDeps, request: FastifyRequest, flavor: Flavor, extras = NO_EXTRAS) {
   return {
@@ -48,7 +50,7 @@ function flavorDetail(deps: ApiDeps, request: FastifyRequest, flavor: Flavor, ex
     'OS-FLV-EXT-DATA:ephemeral': flavor.ephemeralGb,
     'OS-FLV-DISABLED:disabled': false,
     vcpus: flavor.vcpus,
-    'os-flavor-access:is_public': true,
+    'os-flavor-access:is_public': extras.isPublic,
     rxtx_factor: 1.0,
     links: resourceLinks(deps, 'flavors', flavor.id),
     ...(atLeast(request, 2, 55) ? { description: extras.description } : {}),
@@ -75,8 +77,29 @@ const SORT_KEYS: Record<string, (f: Flavor) => string | number> = {
   swap: (f) => f.swapMb,
 };
 
+/** flavors.py _parse_is_public: absent is true, "none" (any case) all flavors, else oslo's strict boolean. */
+function parseIsPublic(raw: string | undefined): boolean | null {
+  if (raw === undefined) return true;
+  const value = raw.toLowerCase();
+  if (value === 'none') return null;
+  if (TRUE_STRINGS.includes(value)) return true;
+  if (FALSE_STRINGS.includes(value)) return false;
+  throw new ApiError(400, `Invalid is_public filter [${raw}]`);
+}
+
+/**
+ * flavors.py _get_flavors: only an admin chooses with is_public; anyone else lists the public flavors and
+ * those shared with its project (as does an admin by default).
+ */
+function listFilter(ctx: RequestContext, isPublic: string | undefined): FlavorListFilter {
+  if (!isAdmin(ctx)) return { isPublic: true, projectId: ctx.projectId };
+  return { isPublic: parseIsPublic(isPublic), projectId: ctx.projectId };
+}
+
 async function listFlavors(deps: ApiDeps, request: FastifyRequest, detail: boolean) {
+  const { ctx } = authOf(request);
   const q = queryOf(request);
+  const filter = listFilter(ctx, q.is_public);
   const minRam = intParam('minRam', q.minRam);
   const minDisk = intParam('minDisk', q.minDisk);
   const sortKey = q.sort_key ?? 'flavorid';
@@ -85,11 +108,9 @@ async function listFlavors(deps: ApiDeps, request: FastifyRequest, detail: boole
   const sortDir = q.sort_dir ?? 'asc';
   if (sortDir !== 'asc' && sortDir !== 'desc')
     throw new ApiError(400, `Invalid input for query parameters sort_dir. Value: ${sortDir}.`);
-  let flavors = (await deps.cloud.nova.listFlavors()).filter(
+  const flavors = (await deps.cloud.nova.listFlavors(filter)).filter(
     (f) => (minRam === undefined || f.memoryMb >= minRam) && (minDisk === undefined || f.rootGb >= minDisk),
   );
-  // is_public=false lists private flavors only: bootflow has none.
-  if (q.is_public !== undefined && FALSE_STRINGS.includes(q.is_public.toLowerCase())) flavors = [];
   flavors.sort((a, b) => {
     const x = keyOf(a);
     const y = keyOf(b);
@@ -109,8 +130,13 @@ async function listFlavors(deps: ApiDeps, request: FastifyRequest, detail: boole
   };
 }
 
-async function flavorById(deps: ApiDeps, id: string): Promise<Flavor> {
-  const flavor = (await deps.cloud.nova.listFlavors()).find((f) => f.id === id);
+/**
+ * A flavor by its id as the caller may see it (Nova's _flavor_get_query_from_db): a private one only for
+ * an admin or a project on its access list, 404 otherwise.
+ */
+export async function flavorById(deps: ApiDeps, ctx: RequestContext, id: string): Promise<Flavor> {
+  const filter = isAdmin(ctx) ? {} : { isPublic: true, projectId: ctx.projectId };
+  const flavor = (await deps.cloud.nova.listFlavors(filter)).find((f) => f.id === id);
   if (!flavor) throw new ApiError(404, `Flavor ${id} could not be found.`);
   return flavor;
 }
@@ -154,8 +180,6 @@ export async function flavorRoutes(app: FastifyInstance, deps: ApiDeps): Promise
       'os-flavor-access:is_public'?: boolean | string;
     };
     const isPublic = f['os-flavor-access:is_public'];
-    if (isPublic !== undefined && !isTrue(isPublic))
-      throw new ApiError(400, 'Private flavors are not supported by bootflow.');
     const flavor = await deps.cloud.nova.createFlavor({
       id: f.id ?? randomUUID(),
       name: f.name,
@@ -164,6 +188,8 @@ export async function flavorRoutes(app: FastifyInstance, deps: ApiDeps): Promise
       rootGb: f.disk,
       ephemeralGb: (f['OS-FLV-EXT-DATA:ephemeral'] as number | undefined) ?? 0,
       swapMb: f.swap ?? 0,
+      // Nova does not grant the creating project access to its private flavor (bug 1209101).
+      isPublic: isPublic === undefined || isTrue(isPublic),
     });
     if (typeof f.description === 'string')
       await deps.cloud.nova.setFlavorDescription(flavor.id, f.description);
@@ -179,7 +205,7 @@ export async function flavorRoutes(app: FastifyInstance, deps: ApiDeps): Promise
       z.strictObject({ flavor: z.strictObject({ description: z.union([z.string().max(65535), z.null()]) }) }),
       request.body,
     );
-    const flavor = await flavorById(deps, id);
+    const flavor = await flavorById(deps, ctx, id);
     await deps.cloud.nova.setFlavorDescription(id, body.flavor.description);
     return { flavor: flavorDetail(deps, request, flavor, await extrasOf(deps, id)) };
   });
@@ -193,8 +219,9 @@ export async function flavorRoutes(app: FastifyInstance, deps: ApiDeps): Promise
   app.get('/flavors', (request) => listFlavors(deps, request, false));
   app.get('/flavors/detail', (request) => listFlavors(deps, request, true));
   app.get('/flavors/:id', async (request) => {
+    const { ctx } = authOf(request);
     const { id } = request.params as { id: string };
-    const flavor = await flavorById(deps, id);
+    const flavor = await flavorById(deps, ctx, id);
     return { flavor: flavorDetail(deps, request, flavor, await extrasOf(deps, id)) };
   });
   await extraSpecRoutes(app, deps);
@@ -220,14 +247,14 @@ async function extraSpecRoutes(app: FastifyInstance, deps: ApiDeps): Promise<voi
     const { ctx } = authOf(request);
     enforcePolicy(ctx, 'os_compute_api:os-flavor-extra-specs:index', ctx.projectId);
     const { id } = request.params as { id: string };
-    await flavorById(deps, id);
+    await flavorById(deps, ctx, id);
     return { extra_specs: (await extrasOf(deps, id)).extraSpecs };
   });
   app.get('/flavors/:id/os-extra_specs/:key', async (request) => {
     const { ctx } = authOf(request);
     enforcePolicy(ctx, 'os_compute_api:os-flavor-extra-specs:show', ctx.projectId);
     const { id, key } = request.params as { id: string; key: string };
-    await flavorById(deps, id);
+    await flavorById(deps, ctx, id);
     const specs = (await extrasOf(deps, id)).extraSpecs;
     if (!Object.hasOwn(specs, key))
       throw new ApiError(404, `Flavor ${id} has no extra specs with key ${key}.`);
@@ -238,7 +265,7 @@ async function extraSpecRoutes(app: FastifyInstance, deps: ApiDeps): Promise<voi
     enforcePolicy(ctx, 'os_compute_api:os-flavor-extra-specs:create');
     const { id } = request.params as { id: string };
     const body = parseBody(specsBody, request.body);
-    await flavorById(deps, id);
+    await flavorById(deps, ctx, id);
     return { extra_specs: await nova.setFlavorExtraSpecs(id, body.extra_specs) };
   });
   app.put('/flavors/:id/os-extra_specs/:key', async (request) => {
@@ -248,7 +275,7 @@ async function extraSpecRoutes(app: FastifyInstance, deps: ApiDeps): Promise<voi
     const body = parseBody(specsBody.shape.extra_specs, request.body);
     if (Object.keys(body).length > 1) throw new ApiError(400, 'Request body contains too many items');
     if (!Object.hasOwn(body, key)) throw new ApiError(400, 'Request body and URI mismatch');
-    await flavorById(deps, id);
+    await flavorById(deps, ctx, id);
     await nova.setFlavorExtraSpecs(id, { [key]: body[key] as string });
     return { [key]: body[key] };
   });
@@ -256,8 +283,9 @@ async function extraSpecRoutes(app: FastifyInstance, deps: ApiDeps): Promise<voi
     const { ctx } = authOf(request);
     enforcePolicy(ctx, 'os_compute_api:os-flavor-extra-specs:delete');
     const { id, key } = request.params as { id: string; key: string };
-    await flavorById(deps, id);
+    await flavorById(deps, ctx, id);
     await nova.deleteFlavorExtraSpec(id, key);
-    return reply.code(202).send();
+    // Nova answers 200 with no body (flavors_extraspecs.py delete; tempest's unset schema).
+    return reply.code(200).send();
   });
 }

@@ -10,15 +10,17 @@ import { authOf } from '../auth';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
 import { enforcePolicy, naiveTime, nextLink, paginate, parseBody, parseLimit, queryOf } from './common';
+import { FALSE_STRINGS, TRUE_STRINGS } from '../parameter-types';
+import { hypervisorExtraRoutes, matching } from './hypervisor-extras';
 import { atLeast } from './microversion';
 
-const legacyId = (uuid: string): number => parseInt(uuid.replace(/-/g, '').slice(0, 7), 16);
+export const legacyId = (uuid: string): number => parseInt(uuid.replace(/-/g, '').slice(0, 7), 16);
 
-function idOf(request: FastifyRequest, uuid: string): string | number {
+export function idOf(request: FastifyRequest, uuid: string): string | number {
   return atLeast(request, 2, 53) ? uuid : legacyId(uuid);
 }
 
-function hypervisorBasic(request: FastifyRequest, host: ComputeHost) {
+export function hypervisorBasic(request: FastifyRequest, host: ComputeHost) {
   return {
     id: idOf(request, host.nodeUuid),
     hypervisor_hostname: host.host,
@@ -27,37 +29,69 @@ function hypervisorBasic(request: FastifyRequest, host: ComputeHost) {
   };
 }
 
-async function hypervisorDetail(deps: ApiDeps, request: FastifyRequest, host: ComputeHost) {
-  const { placement, nova } = deps.cloud;
+/** with_servers (2.53): oslo's strict boolean; absent is false. */
+function withServers(request: FastifyRequest): boolean {
+  if (!atLeast(request, 2, 53)) return false;
+  const raw = queryOf(request).with_servers;
+  if (raw === undefined) return false;
+  const value = raw.toLowerCase();
+  if (TRUE_STRINGS.includes(value)) return true;
+  if (FALSE_STRINGS.includes(value)) return false;
+  throw new ApiError(
+    400,
+    `Invalid input for query parameters with_servers. Value: ${raw}. '${raw}' is not one of the allowed boolean values`,
+  );
+}
+
+/**
+ * The servers on the host ({name, uuid}) when asked: only when it has some, and from 2.75 an empty list
+ * too (hypervisors.py _view_hypervisor).
+ */
+export async function serversOn(
+  deps: ApiDeps,
+  request: FastifyRequest,
+  host: ComputeHost,
+  asked: boolean,
+): Promise<{ servers?: Array<{ name: string; uuid: string }> }> {
+  if (!asked) return {};
+  const servers = await deps.cloud.nova.listInstances({ allProjects: true, host: host.host });
+  if (servers.length === 0 && !atLeast(request, 2, 75)) return {};
+  return { servers: servers.map((i) => ({ name: `instance-${i.uuid}`, uuid: i.uuid })) };
+}
+
+/** The numbers of the detail view (Nova's compute node fields), from the host and Placement's usage. */
+export async function hostUsage(deps: ApiDeps, host: ComputeHost) {
+  const { placement } = deps.cloud;
   const provider = await placement.getResourceProvider(host.nodeUuid).catch(() => undefined);
   const allocations = provider ? await placement.listAllocations({ providerUuid: host.nodeUuid }) : [];
   const used = (rc: 'VCPU' | 'MEMORY_MB' | 'DISK_GB') => provider?.inventories[rc]?.used ?? 0;
+  return {
+    vcpus: host.vcpus,
+    memory_mb: host.memoryMb,
+    local_gb: host.diskGb,
+    vcpus_used: used('VCPU'),
+    memory_mb_used: used('MEMORY_MB'),
+    local_gb_used: used('DISK_GB'),
+    free_ram_mb: host.memoryMb - used('MEMORY_MB'),
+    free_disk_gb: host.diskGb - used('DISK_GB'),
+    current_workload: 0,
+    running_vms: allocations.length,
+    disk_available_least: host.diskGb - used('DISK_GB'),
+  };
+}
+
+async function hypervisorDetail(deps: ApiDeps, request: FastifyRequest, host: ComputeHost) {
   const cpuInfo = { arch: host.cpuArch, model: '', vendor: '', topology: {}, features: [] };
-  const detail: Record<string, unknown> = {
+  return {
     ...hypervisorBasic(request, host),
     cpu_info: atLeast(request, 2, 28) ? cpuInfo : JSON.stringify(cpuInfo),
-    current_workload: 0,
-    disk_available_least: host.diskGb - used('DISK_GB'),
-    free_disk_gb: host.diskGb - used('DISK_GB'),
-    free_ram_mb: host.memoryMb - used('MEMORY_MB'),
     host_ip: '127.0.0.1',
     hypervisor_type: host.hypervisorType,
     hypervisor_version: 1000,
-    local_gb: host.diskGb,
-    local_gb_used: used('DISK_GB'),
-    memory_mb: host.memoryMb,
-    memory_mb_used: used('MEMORY_MB'),
-    running_vms: allocations.length,
     service: { host: host.host, id: idOf(request, host.serviceId), disabled_reason: host.disabledReason },
-    vcpus: host.vcpus,
-    vcpus_used: used('VCPU'),
+    ...(await hostUsage(deps, host)),
+    ...(await serversOn(deps, request, host, withServers(request))),
   };
-  if (atLeast(request, 2, 53) && queryOf(request).with_servers === 'true') {
-    const servers = (await nova.listInstances({ allProjects: true })).filter((i) => i.host === host.host);
-    if (servers.length > 0)
-      detail.servers = servers.map((i) => ({ name: `instance-${i.uuid}`, uuid: i.uuid }));
-  }
-  return detail;
 }
 
 async function listHosts(deps: ApiDeps, request: FastifyRequest, detail: boolean) {
@@ -68,19 +102,29 @@ async function listHosts(deps: ApiDeps, request: FastifyRequest, detail: boolean
   );
   const q = queryOf(request);
   let hosts = await deps.cloud.nova.listComputeHosts();
-  if (atLeast(request, 2, 53) && q.hypervisor_hostname_pattern !== undefined) {
-    const pattern = q.hypervisor_hostname_pattern;
-    hosts = hosts.filter((h) => h.host.includes(pattern));
-    if (hosts.length === 0)
-      throw new ApiError(404, `Hypervisor with hostname pattern ${pattern} could not be found.`);
+  const pattern = atLeast(request, 2, 53) ? q.hypervisor_hostname_pattern : undefined;
+  if (pattern !== undefined) {
+    if (q.limit !== undefined || q.marker !== undefined) {
+      throw new ApiError(
+        400,
+        'Paging over hypervisors with the hypervisor_hostname_pattern query parameter is not supported.',
+      );
+    }
+    hosts = matching(hosts, pattern);
   }
-  const paged = atLeast(request, 2, 33);
+  const asked = withServers(request);
+  const paged = atLeast(request, 2, 33) && pattern === undefined;
   const { page, more } = paged
     ? paginate(hosts, (h) => String(idOf(request, h.nodeUuid)), parseLimit(q.limit), q.marker)
     : { page: hosts, more: false };
   const views = detail
     ? await Promise.all(page.map((h) => hypervisorDetail(deps, request, h)))
-    : page.map((h) => hypervisorBasic(request, h));
+    : await Promise.all(
+        page.map(async (h) => ({
+          ...hypervisorBasic(request, h),
+          ...(await serversOn(deps, request, h, asked)),
+        })),
+      );
   const path = detail ? 'os-hypervisors/detail' : 'os-hypervisors';
   return {
     hypervisors: views,
@@ -103,10 +147,11 @@ export async function hypervisorRoutes(app: FastifyInstance, deps: ApiDeps): Pro
     if (!host) {
       if (atLeast(request, 2, 53) && !/^[0-9a-f-]{36}$/i.test(id))
         throw new ApiError(400, `Invalid uuid ${id}`);
-      throw new ApiError(404, `Hypervisor with ID ${id} could not be found.`);
+      throw new ApiError(404, `Hypervisor with ID '${id}' could not be found.`);
     }
     return { hypervisor: await hypervisorDetail(deps, request, host) };
   });
+  await hypervisorExtraRoutes(app, deps);
 
   app.get('/os-services', async (request) => {
     const { ctx } = authOf(request);

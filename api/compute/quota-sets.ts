@@ -57,7 +57,7 @@ function quotasOf(
 }
 
 /** identity.verify_project_id: a project Keystone does not know is 400. */
-async function verifyProjectId(deps: ApiDeps, projectId: string): Promise<void> {
+export async function verifyProjectId(deps: ApiDeps, projectId: string): Promise<void> {
   await deps.cloud.keystone.getProject({ project: projectId }).catch((err: unknown) => {
     if (err instanceof CloudError && (err.type === 'NotFound' || err.type === 'BadRequest'))
       throw new ApiError(400, `Project ID ${projectId} is not a valid project.`);

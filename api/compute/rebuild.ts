@@ -1,10 +1,11 @@
 /**
  * The `rebuild` server action (nova/api/openstack/compute/servers.py _action_rebuild, schemas/servers.py
  * base_rebuild and its microversions): the body checked, then compute/api.py rebuild's checks in its order
- * (the lock, the state rules, the image: found, active, not for a volume-backed server, fitting the
- * flavor; the metadata quota), then the rebuildInstance workflow through the common begin (task_state
- * rebuilding with the new image, name and metadata saved, action `rebuild`). 202 with the server (the
- * narrower update view before 2.75, with key_name from 2.54 and user_data from 2.57) and `adminPass`.
+ * (the lock, the state rules, the key pair of the caller (2.54), the image: found, active, not for a
+ * volume-backed server, fitting the flavor; the metadata quota), then the rebuildInstance workflow through the common begin (task_state
+ * rebuilding with the new image, name, metadata, key pair name (2.54) and user_data (2.57) saved, action
+ * `rebuild`). 202 with the server (the narrower update view before 2.75, with key_name from 2.54) with
+ * user_data from 2.57, and `adminPass`.
  */
 import { z } from 'zod';
 import { CloudError } from '../../cloud/errors';
@@ -19,6 +20,7 @@ import { ApiError } from '../errors';
 import { parseBody } from './common';
 import { atLeast } from './microversion';
 import { startOperation, type ActionAnswer, type ActionCall } from './server-actions';
+import { userDataSchema } from '../../common/schemas';
 import { metadataSchema, serverNameSchema } from './server-schema';
 import { loadServerExtras, serverDetail } from './server-view';
 import { compactIpv6, generatePassword, idFromHref, refuseIfLocked, visibleInstance } from './servers';
@@ -39,7 +41,7 @@ function rebuildSchema(minor: number) {
       ...(minor < 57 ? { personality: z.array(z.unknown()).optional() } : {}),
       ...(minor >= 19 ? { description: z.union([z.string().max(255), z.null()]).optional() } : {}),
       ...(minor >= 54 ? { key_name: z.union([z.string().min(1).max(255), z.null()]).optional() } : {}),
-      ...(minor >= 57 ? { user_data: z.union([z.string().max(65535), z.null()]).optional() } : {}),
+      ...(minor >= 57 ? { user_data: userDataSchema.nullable().optional() } : {}),
       ...(minor >= 63
         ? { trusted_image_certificates: z.union([z.array(z.string()).min(1).max(50), z.null()]).optional() }
         : {}),
@@ -61,11 +63,21 @@ export async function rebuildAction(call: ActionCall): Promise<ActionAnswer> {
   if (Array.isArray(r.personality) && r.personality.length > 0) throw unsupported('Personality files');
   if (r.preserve_ephemeral === true || r.preserve_ephemeral === 'true' || r.preserve_ephemeral === 'True')
     throw unsupported('preserve_ephemeral');
-  for (const field of ['description', 'key_name', 'user_data', 'trusted_image_certificates'])
+  for (const field of ['description', 'trusted_image_certificates'])
     if (r[field] !== undefined) throw unsupported(`The field ${field}`);
-  // compute/api.py rebuild: check_instance_lock, then check_instance_state, then the image.
+  // compute/api.py rebuild: check_instance_lock, then check_instance_state, the key pair, then the image.
   refuseIfLocked(ctx, instance);
   checkOperationAllowed(operationRule('rebuild'), instance);
+  const keyName = r.key_name as string | null | undefined;
+  if (typeof keyName === 'string') {
+    // The caller's key pair (users own keys, projects own servers), as Nova's rebuild looks it up.
+    await deps.cloud.nova.getKeyPair(ctx.userId, keyName).catch((err: unknown) => {
+      if (err instanceof CloudError && err.type === 'NotFound')
+        throw new ApiError(400, 'Invalid key_name provided.');
+      throw err;
+    });
+  }
+  const userData = r.user_data as string | null | undefined;
   const imageId = idFromHref(r.imageRef);
   if (instance.bootFromVolume) {
     throw new ApiError(
@@ -89,6 +101,8 @@ export async function rebuildAction(call: ActionCall): Promise<ActionAnswer> {
     ...(r.metadata !== undefined ? { metadata: r.metadata } : {}),
     ...(r.accessIPv4 !== undefined ? { accessIPv4: r.accessIPv4 } : {}),
     ...(r.accessIPv6 !== undefined ? { accessIPv6: compactIpv6(r.accessIPv6) } : {}),
+    ...(keyName !== undefined ? { keyName } : {}),
+    ...(userData !== undefined ? { userData } : {}),
   };
   await startOperation(call, {
     operation: 'rebuild',
@@ -101,7 +115,11 @@ export async function rebuildAction(call: ActionCall): Promise<ActionAnswer> {
   const narrow = !atLeast(request, 2, 75);
   const server = serverDetail(deps, request, ctx, after, extras, { show: true, update: narrow });
   if (narrow && atLeast(request, 2, 54)) server.key_name = after.keyName;
-  if (narrow && atLeast(request, 2, 57)) server.user_data = after.userData;
+  // From 2.57 user_data is the answer's own field (Nova's show_user_data=False, then added at the end).
+  if (atLeast(request, 2, 57)) {
+    delete server['OS-EXT-SRV-ATTR:user_data'];
+    server.user_data = after.userData;
+  }
   // CONF.api.enable_instance_password (default True): the password is answered, not set in the guest.
   server.adminPass = r.adminPass ?? generatePassword();
   return { status: 202, body: { server } };

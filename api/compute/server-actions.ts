@@ -15,7 +15,7 @@ import type { RequestContext, ValidatedToken } from '../../cloud/keystone';
 import type { OperationName, RebuildChanges } from '../../cloud/nova';
 import type { ConsoleOutput, ConsoleOutputRequest } from '../../workflows/console-output';
 import { CONTROLLER_QUEUE, serverOperationWorkflowId } from '../../workflows/names';
-import type { ServerOperationRequest } from '../../workflows/types';
+import type { RebuildRequest, ServerOperationRequest } from '../../workflows/types';
 import { authOf } from '../auth';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
@@ -29,6 +29,7 @@ import {
   visibleInstance,
   type PolicyName,
 } from './servers';
+import { injectNetworkInfoAction, resetStateAction, restoreAction } from './admin-actions';
 import { evacuateAction } from './evacuate';
 import { lockAction, unlockAction } from './lock-server';
 import { rebuildAction } from './rebuild';
@@ -93,7 +94,7 @@ export async function startOperation(call: ActionCall, action: OperationAction):
     auth: await grantFor(deps, validated, action.workflowType, workflowId),
     instanceUuid: instance.uuid,
     ...action.extra,
-    ...(action.rebuild ? { rebuild: action.rebuild } : {}),
+    ...(action.rebuild ? { rebuild: workflowRebuild(action.rebuild) } : {}),
   };
   try {
     await deps.temporal.workflow.start(action.workflowType, {
@@ -109,6 +110,16 @@ export async function startOperation(call: ActionCall, action: OperationAction):
     }
   }
   return { status: 202 };
+}
+
+/**
+ * A rebuild's changes as its workflow takes them: the key pair name and user_data (2.54, 2.57) are saved
+ * by the begin above, in the API's transaction, and the workflow's own begin finds that action and writes
+ * nothing again, so they are not part of the workflow's request.
+ */
+function workflowRebuild(changes: RebuildChanges): RebuildRequest['rebuild'] {
+  const { keyName: _keyName, userData: _userData, ...rest } = changes;
+  return rest;
 }
 
 /** Nova's bodies: `{"os-stop": null}` and `{"os-start": null}` (any value is accepted, as Nova's schema). */
@@ -187,7 +198,10 @@ export const SERVER_ACTIONS: Record<string, ActionHandler> = {
   },
   addSecurityGroup: addSecurityGroupAction,
   evacuate: evacuateAction,
+  injectNetworkInfo: injectNetworkInfoAction,
   lock: lockAction,
+  'os-resetState': resetStateAction,
+  restore: restoreAction,
   rebuild: rebuildAction,
   removeSecurityGroup: removeSecurityGroupAction,
   unlock: unlockAction,

@@ -227,7 +227,7 @@ export function serverDetail(
       server['OS-EXT-SRV-ATTR:kernel_id'] = '';
       server['OS-EXT-SRV-ATTR:launch_index'] = 0;
       server['OS-EXT-SRV-ATTR:ramdisk_id'] = '';
-      server['OS-EXT-SRV-ATTR:reservation_id'] = reservationIdOf(instance.uuid);
+      server['OS-EXT-SRV-ATTR:reservation_id'] = instance.reservationId;
       server['OS-EXT-SRV-ATTR:root_device_name'] = instance.vmState === 'building' ? null : '/dev/vda';
       server['OS-EXT-SRV-ATTR:user_data'] = instance.userData;
     }
@@ -292,9 +292,4 @@ export function hostnameOf(name: string): string {
     .replace(/^[.-]+|[.-]+$/g, '')
     .slice(0, 63);
   return cleaned || 'server';
-}
-
-/** A stable r-xxxxxxxx reservation id (Nova draws one per request; bootflow boots one server per request). */
-function reservationIdOf(uuid: string): string {
-  return `r-${createHash('sha256').update(uuid).digest('hex').slice(0, 8)}`;
 }

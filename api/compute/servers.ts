@@ -60,6 +60,10 @@ export type PolicyName =
   | 'os_compute_api:os-instance-actions:list'
   | 'os_compute_api:os-instance-actions:show'
   | 'os_compute_api:os-console-output'
+  | `os_compute_api:os-admin-actions:${'reset_state' | 'inject_network_info'}`
+  | 'os_compute_api:os-deferred-delete:restore'
+  | `os_compute_api:os-server-tags:${'index' | 'show' | 'update' | 'update_all' | 'delete' | 'delete_all'}`
+  | `os_compute_api:os-server-password:${'show' | 'clear'}`
   | `os_compute_api:server-metadata:${'index' | 'show' | 'create' | 'update' | 'update_all' | 'delete'}`;
 
 export const instanceNotFound = (id: string) => new ApiError(404, `Instance ${id} could not be found.`);
@@ -132,7 +136,6 @@ function refuseUnsupported(body: ServerCreateBody): void {
   const s = body.server as ServerCreateBody['server'] & Record<string, unknown>;
   if (s.block_device_mapping !== undefined) throw unsupported('The legacy block_device_mapping');
   if (isTrue(s.config_drive)) throw unsupported('A config drive');
-  if (isTrue(s.return_reservation_id)) throw unsupported('return_reservation_id');
   if (s.description !== undefined && s.description !== null) throw unsupported('A server description');
   if (Array.isArray(s.trusted_image_certificates)) throw unsupported('trusted_image_certificates');
   if (s.host !== undefined || s.hypervisor_hostname !== undefined) throw unsupported('Requesting a host');
@@ -352,8 +355,9 @@ async function recordInstance(
   boot: Omit<BootRequest, 'auth'>,
   quota: QuotaAmounts,
   serverGroup: string | undefined,
+  reservationId: string,
 ): Promise<void> {
-  await recordInstanceRow(deps, ctx, boot, quota, serverGroup).catch((err: unknown) => {
+  await recordInstanceRow(deps, ctx, boot, quota, serverGroup, reservationId).catch((err: unknown) => {
     // The hint's group deleted since it was checked: still InstanceGroupNotFound's 400.
     if (err instanceof CloudError && err.type === 'NotFound' && err.details.groupUuid !== undefined)
       throw new ApiError(400, err.message);
@@ -367,6 +371,7 @@ function recordInstanceRow(
   boot: Omit<BootRequest, 'auth'>,
   quota: QuotaAmounts,
   serverGroup: string | undefined,
+  reservationId: string,
 ): Promise<Instance> {
   return deps.cloud.nova.createInstance(
     {
@@ -386,6 +391,7 @@ function recordInstanceRow(
       ...(boot.accessIPv6 !== undefined ? { accessIPv6: boot.accessIPv6 } : {}),
       ...(boot.tags !== undefined ? { tags: boot.tags } : {}),
       ...(serverGroup !== undefined ? { serverGroup } : {}),
+      reservationId,
     },
     quota,
   );
@@ -427,6 +433,7 @@ async function startBuilds(
   count: { min: number; max: number },
   serverGroup: string | undefined,
   leave: () => void,
+  reservationId: string,
 ): Promise<string[]> {
   // The first grant's signature (off the event loop, in WebCrypto's thread pool) runs beside the claims.
   const firstGrant = grantFor(deps, validated, 'createInstance', bootWorkflowId(request.id));
@@ -442,7 +449,7 @@ async function startBuilds(
       name: count.max > 1 ? `${fields.name}-${index + 1}`.slice(0, 255) : fields.name,
     };
     try {
-      await recordInstance(deps, ctx, build, quota, serverGroup);
+      await recordInstance(deps, ctx, build, quota, serverGroup, reservationId);
     } catch (err) {
       // A claim that a concurrent request beat: this request creates nothing.
       for (const recorded of builds) await removeUnstartedBuild(deps, request, recorded.instanceUuid!);
@@ -496,7 +503,10 @@ async function createServer(
   if (s.metadata && Object.keys(s.metadata).length > MAX_METADATA_ITEMS)
     throw new ApiError(403, `Maximum number of metadata items exceeds ${MAX_METADATA_ITEMS}`);
   const flavorId = idFromHref(s.flavorRef);
-  const flavor = (await lookups.flavors()).find((f) => f.id === flavorId);
+  // A private flavor the caller's project has no access to is not found (Nova's get_flavor_by_flavor_id).
+  const flavor = (await lookups.flavors({ projectId: ctx.projectId, admin: isAdmin(ctx) })).find(
+    (f) => f.id === flavorId,
+  );
   if (!flavor) throw new ApiError(400, `Flavor ${flavorId} could not be found.`);
   const source = await resolveBootSource(deps, ctx, bootSource(body));
   const image = await lookups.image(source.imageId, ctx).catch((err: unknown) => {
@@ -542,6 +552,8 @@ async function createServer(
   };
   // An existing boot volume is Cinder's quota already: only a volume the boot makes is claimed.
   const quota = bootQuota(flavor, source.bootVolume?.volumeId ? null : bootVolumeGb);
+  // The request's reservation id, shared by its servers (Nova's utils.generate_uid('r')).
+  const reservationId = `r-${Array.from({ length: 8 }, () => RESERVATION_SYMBOLS[randomInt(36)]).join('')}`;
   const uuids = await startBuilds(
     deps,
     request,
@@ -552,7 +564,10 @@ async function createServer(
     instanceCount(s, source),
     serverGroup,
     leave,
+    reservationId,
   );
+  // return_reservation_id: the reservation id only, no Location (servers.py create).
+  if (isTrue(s.return_reservation_id)) return reply.code(202).send({ reservation_id: reservationId });
   const uuid = uuids[0]!;
   const links = resourceLinks(deps, 'servers', uuid);
   return reply
@@ -569,6 +584,8 @@ async function createServer(
     });
 }
 
+const RESERVATION_SYMBOLS = 'abcdefghijklmnopqrstuvwxyz0123456789';
+
 /** API statuses → vm_states (common.task_and_vm_state_from_status), for the states bootflow has. */
 const STATUS_TO_VM_STATE: Record<string, string> = {
   ACTIVE: 'active',
@@ -583,6 +600,21 @@ function parseBool(name: string, raw: string): boolean {
   if (v === '' || TRUE_STRINGS.includes(v)) return true;
   if (FALSE_STRINGS.includes(v)) return false;
   throw new ApiError(400, `Invalid value '${raw}' for ${name}`);
+}
+
+/** common.is_locked: oslo's strict boolean, else InvalidInput (400) with oslo's words. */
+function strictBool(raw: string): boolean {
+  const v = raw.toLowerCase();
+  if (TRUE_STRINGS.includes(v)) return true;
+  if (FALSE_STRINGS.includes(v)) return false;
+  const accepted = [...TRUE_STRINGS, ...FALSE_STRINGS]
+    .sort()
+    .map((x) => `'${x}'`)
+    .join(', ');
+  throw new ApiError(
+    400,
+    `Invalid input received: Unrecognized value '${raw}', acceptable values are: ${accepted}`,
+  );
 }
 
 function parseChangesSince(name: string, raw: string): number {
@@ -645,6 +677,12 @@ async function listServers(deps: ApiDeps, request: FastifyRequest, detail: boole
   if (q.availability_zone !== undefined)
     instances = instances.filter((i) => i.availabilityZone === q.availability_zone);
   if (q.key_name !== undefined) instances = instances.filter((i) => i.keyName === q.key_name);
+  if (q.reservation_id !== undefined)
+    instances = instances.filter((i) => i.reservationId === q.reservation_id);
+  if (q.locked !== undefined && atLeast(request, 2, 73)) {
+    const locked = strictBool(q.locked);
+    instances = instances.filter((i) => i.locked === locked);
+  }
   if (q.user_id !== undefined && (isAdmin(ctx) || atLeast(request, 2, 83)))
     instances = instances.filter((i) => i.userId === q.user_id);
   if (q.host !== undefined && isAdmin(ctx)) instances = instances.filter((i) => i.host === q.host);

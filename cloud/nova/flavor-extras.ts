@@ -11,6 +11,8 @@ import type { NovaContext } from './db-util';
 export interface FlavorExtras {
   description: string | null;
   extraSpecs: Record<string, string>;
+  /** os-flavor-access:is_public (flavor-access.ts: a private flavor is seen by admins and its projects). */
+  isPublic: boolean;
 }
 
 const flavorIdSchema = z.string().min(1).max(255);
@@ -31,7 +33,7 @@ async function existingFlavor(ctx: NovaContext, id: string): Promise<void> {
 
 /** The extras of the given flavors (all when omitted), by flavor id. */
 export async function listFlavorExtras(ctx: NovaContext, ids?: string[]): Promise<Map<string, FlavorExtras>> {
-  let flavors = ctx.store.db.selectFrom('flavors').select(['flavorid', 'description']);
+  let flavors = ctx.store.db.selectFrom('flavors').select(['flavorid', 'description', 'is_public']);
   let specs = ctx.store.db.selectFrom('flavor_extra_specs').select(['flavorid', 'spec_key', 'spec_value']);
   if (ids) {
     if (ids.length === 0) return new Map();
@@ -40,7 +42,11 @@ export async function listFlavorExtras(ctx: NovaContext, ids?: string[]): Promis
   }
   const out = new Map<string, FlavorExtras>();
   for (const f of await flavors.execute())
-    out.set(f.flavorid, { description: f.description ?? null, extraSpecs: {} });
+    out.set(f.flavorid, {
+      description: f.description ?? null,
+      extraSpecs: {},
+      isPublic: Number(f.is_public) === 1,
+    });
   for (const s of await specs.orderBy('spec_key').execute()) {
     const extras = out.get(s.flavorid);
     if (extras) extras.extraSpecs[s.spec_key] = s.spec_value;

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { CloudError } from '../errors';
 import { idSchema, parseRequest } from '../validation';
 import { isUniqueViolation, type NovaContext } from './db-util';
+import { flavorViewerSchema, visibleTo, type FlavorViewer } from './flavor-access';
 import type { FlavorsTable } from './schema';
 
 export interface Flavor {
@@ -78,33 +79,57 @@ export async function ensureDefaultFlavors(ctx: NovaContext): Promise<Flavor[]> 
   return listFlavors(ctx);
 }
 
-/** A flavor by id or, failing that, by name (as `openstack flavor show` resolves it). */
-export async function findFlavor(ctx: NovaContext, nameOrId: string): Promise<Flavor | undefined> {
-  const rows = await ctx.store.db
+/**
+ * A flavor by id or, failing that, by name (as `openstack flavor show` resolves it). With a viewer, only
+ * a flavor it may see (a private one needs admin or access: flavor-access.ts).
+ */
+export async function findFlavor(
+  ctx: NovaContext,
+  nameOrId: string,
+  viewer?: FlavorViewer,
+): Promise<Flavor | undefined> {
+  let query = ctx.store.db
     .selectFrom('flavors')
     .selectAll()
     .where((eb) => eb.or([eb('flavorid', '=', nameOrId), eb('name', '=', nameOrId)]))
-    .where('disabled', '=', 0)
-    .execute();
+    .where('disabled', '=', 0);
+  if (viewer && !viewer.admin) query = query.where(visibleTo(viewer.projectId));
+  const rows = await query.execute();
   const row = rows.find((r) => r.flavorid === nameOrId) ?? rows[0];
   return row ? flavorFromRow(row) : undefined;
 }
 
-export async function getFlavor(ctx: NovaContext, nameOrId: unknown): Promise<Flavor> {
+/** As findFlavor; NotFound ("Flavor <id> could not be found.") when there is none the viewer may see. */
+export async function getFlavor(ctx: NovaContext, nameOrId: unknown, viewerIn?: unknown): Promise<Flavor> {
   const key = parseRequest(idSchema, nameOrId, 'flavor id or name');
-  const flavor = await findFlavor(ctx, key);
+  const viewer = viewerIn === undefined ? undefined : parseRequest(flavorViewerSchema, viewerIn, 'viewer');
+  const flavor = await findFlavor(ctx, key, viewer);
   if (!flavor) throw new CloudError('NotFound', `Flavor ${key} could not be found.`, { flavor: key });
   return flavor;
 }
 
-export async function listFlavors(ctx: NovaContext): Promise<Flavor[]> {
-  const rows = await ctx.store.db
-    .selectFrom('flavors')
-    .selectAll()
-    .where('disabled', '=', 0)
-    .orderBy('memory_mb')
-    .orderBy('flavorid')
-    .execute();
+const listFilterSchema = z.strictObject({
+  /**
+   * Nova's is_public filter: true keeps the public flavors and those shared with projectId, false the
+   * private ones only, null (or absent) all of them.
+   */
+  isPublic: z.boolean().nullable().optional(),
+  projectId: z.string().min(1).max(255).optional(),
+});
+export type FlavorListFilter = z.input<typeof listFilterSchema>;
+
+/** The enabled flavors, by memory then id; the filter as Nova's FlavorList.get_all applies it. */
+export async function listFlavors(ctx: NovaContext, filterIn: unknown = {}): Promise<Flavor[]> {
+  const filter = parseRequest(listFilterSchema, filterIn, 'flavor filter');
+  let query = ctx.store.db.selectFrom('flavors').selectAll().where('disabled', '=', 0);
+  if (filter.isPublic === false) query = query.where('is_public', '=', 0);
+  if (filter.isPublic === true) {
+    query =
+      filter.projectId === undefined
+        ? query.where('is_public', '=', 1)
+        : query.where(visibleTo(filter.projectId));
+  }
+  const rows = await query.orderBy('memory_mb').orderBy('flavorid').execute();
   return rows.map(flavorFromRow);
 }
 
@@ -150,6 +175,8 @@ const createFlavorSchema = z.strictObject({
   rootGb: z.number().int().min(0).max(2147483647),
   ephemeralGb: z.number().int().min(0).max(2147483647),
   swapMb: z.number().int().min(0).max(2147483647),
+  /** os-flavor-access:is_public (default true); a private flavor starts with an empty access list. */
+  isPublic: z.boolean().optional(),
 });
 export type CreateFlavorInput = z.input<typeof createFlavorSchema>;
 
@@ -175,7 +202,7 @@ export async function createFlavor(ctx: NovaContext, input: unknown): Promise<Fl
         root_gb: req.rootGb,
         ephemeral_gb: req.ephemeralGb,
         swap_mb: req.swapMb,
-        is_public: 1,
+        is_public: req.isPublic === false ? 0 : 1,
         disabled: 0,
         created_at: ctx.clock.now(),
       })
@@ -197,8 +224,9 @@ export async function createFlavor(ctx: NovaContext, input: unknown): Promise<Fl
 
 /** Removes a flavor; instances keep their copy of it (as Nova's embedded flavor). */
 export async function deleteFlavor(ctx: NovaContext, id: string): Promise<void> {
-  // Its extra specs first (SQLite enforces the foreign key only when told to).
+  // Its extra specs and access list first (SQLite enforces the foreign key only when told to).
   await ctx.store.db.deleteFrom('flavor_extra_specs').where('flavorid', '=', id).execute();
+  await ctx.store.db.deleteFrom('flavor_projects').where('flavorid', '=', id).execute();
   const result = await ctx.store.db.deleteFrom('flavors').where('flavorid', '=', id).executeTakeFirst();
   if (Number(result.numDeletedRows) === 0)
     throw new CloudError('NotFound', `Flavor ${id} could not be found.`);

@@ -6,6 +6,7 @@
 import { systemClock, type Clock } from '../clock';
 import { openServiceDb, type DbConfig } from '../db';
 import * as actions from './actions';
+import * as adminActions from './admin-actions';
 import { Conductor } from './conductor';
 import {
   ComputeServices,
@@ -17,10 +18,12 @@ import {
 } from './compute-services';
 import type { NovaContext } from './db-util';
 import * as flavors from './flavors';
+import * as flavorAccess from './flavor-access';
 import * as flavorExtras from './flavor-extras';
 import * as instances from './instances';
 import * as serverMetadata from './server-metadata';
 import * as serverGroups from './server-groups';
+import * as serverTags from './server-tags';
 import * as keypairs from './keypairs';
 import * as locks from './locks';
 import * as operations from './operations';
@@ -58,6 +61,8 @@ export type {
 } from './conductor';
 export type { Flavor } from './flavors';
 export type { FlavorExtras } from './flavor-extras';
+export type { FlavorViewer } from './flavor-access';
+export type { FlavorListFilter } from './flavors';
 export {
   OPERATION_NAMES,
   OPERATION_RULES,
@@ -170,11 +175,13 @@ export class Nova {
   ensureDefaultFlavors(): Promise<flavors.Flavor[]> {
     return flavors.ensureDefaultFlavors(this.ctx);
   }
-  getFlavor(nameOrId: string): Promise<flavors.Flavor> {
-    return flavors.getFlavor(this.ctx, nameOrId);
+  /** With a viewer, only a flavor it may see (a private one: admin or on its access list). */
+  getFlavor(nameOrId: string, viewer?: flavorAccess.FlavorViewer): Promise<flavors.Flavor> {
+    return flavors.getFlavor(this.ctx, nameOrId, viewer);
   }
-  listFlavors(): Promise<flavors.Flavor[]> {
-    return flavors.listFlavors(this.ctx);
+  /** Every enabled flavor, or as Nova's is_public filter keeps them (flavors.ts listFlavors). */
+  listFlavors(filter?: flavors.FlavorListFilter): Promise<flavors.Flavor[]> {
+    return flavors.listFlavors(this.ctx, filter);
   }
   createFlavor(input: flavors.CreateFlavorInput): Promise<flavors.Flavor> {
     return flavors.createFlavor(this.ctx, input);
@@ -194,6 +201,16 @@ export class Nova {
   }
   setFlavorDescription(id: string, description: string | null): Promise<void> {
     return flavorExtras.setFlavorDescription(this.ctx, id, description);
+  }
+  /** os-flavor-access (flavor-access.ts): a private flavor's projects, by id. */
+  listFlavorAccess(id: string): Promise<string[]> {
+    return flavorAccess.listFlavorAccess(this.ctx, id);
+  }
+  addFlavorAccess(input: flavorAccess.AddFlavorAccessInput): Promise<string[]> {
+    return flavorAccess.addFlavorAccess(this.ctx, input);
+  }
+  removeFlavorAccess(input: flavorAccess.RemoveFlavorAccessInput): Promise<string[]> {
+    return flavorAccess.removeFlavorAccess(this.ctx, input);
   }
 
   // Key pairs (per user)
@@ -312,9 +329,17 @@ export class Nova {
   ): Promise<Record<string, string>> {
     return serverMetadata.changeInstanceMetadata(this.ctx, uuid, change);
   }
+  /** The server tags API's writes, on the locked row (server-tags.ts); the tags after them. */
+  changeInstanceTags(uuid: string, change: serverTags.TagChange): Promise<serverTags.TagChangeResult> {
+    return serverTags.changeInstanceTags(this.ctx, uuid, change);
+  }
   /** os-lock-server's lock / unlock with its instance action (locks.ts). */
   setInstanceLock(input: locks.SetInstanceLockInput): Promise<instances.Instance> {
     return locks.setInstanceLock(this.ctx, input);
+  }
+  /** os-resetState: vm_state active or error, task_state None, the resetState action (admin-actions.ts). */
+  resetInstanceState(input: adminActions.ResetStateInput): Promise<instances.Instance> {
+    return adminActions.resetInstanceState(this.ctx, input);
   }
   softDeleteInstance(uuid: string): Promise<instances.Instance> {
     return instances.softDeleteInstance(this.ctx, uuid);
@@ -411,4 +436,6 @@ export {
   type ServiceProof,
 } from './service-credentials';
 export { checkInstanceLock, type SetInstanceLockInput } from './locks';
+export { RESET_STATE_ACTION, type ResetStateInput } from './admin-actions';
 export { MAX_METADATA_ITEMS, type MetadataChange } from './server-metadata';
+export { MAX_TAG_COUNT, type TagChange, type TagChangeResult } from './server-tags';

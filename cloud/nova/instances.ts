@@ -3,7 +3,7 @@
  * a task_state guard (Nova's expected_task_state), soft-deleted at the end, as Nova's Instance.save() and
  * Instance.destroy() do.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { CloudError } from '../errors';
@@ -57,6 +57,8 @@ export interface Instance {
   locked: boolean;
   lockedBy: 'owner' | 'admin' | null;
   lockedReason: string | null;
+  /** The create request's reservation id, shared by its servers (Nova's `r-` and 8 characters). */
+  reservationId: string;
   vmState: VmState;
   taskState: TaskState | null;
   powerState: PowerState;
@@ -99,6 +101,7 @@ export function instanceFromRow(row: InstancesTable): Instance {
     locked: Number(row.locked ?? 0) === 1,
     lockedBy: row.locked_by === 'owner' || row.locked_by === 'admin' ? row.locked_by : null,
     lockedReason: row.locked_reason ?? null,
+    reservationId: row.reservation_id ?? legacyReservationId(row.uuid),
     vmState: row.vm_state as VmState,
     taskState: row.task_state as TaskState | null,
     powerState: Number(row.power_state) as PowerState,
@@ -111,6 +114,11 @@ export function instanceFromRow(row: InstancesTable): Instance {
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
   };
+}
+
+/** Rows written before migration 011 have none: a stable one derived from the uuid, as shown before. */
+function legacyReservationId(uuid: string): string {
+  return `r-${createHash('sha256').update(uuid).digest('hex').slice(0, 8)}`;
 }
 
 function parseMetadata(text: string | null | undefined): Record<string, string> {
@@ -144,6 +152,10 @@ const createSchema = z
     accessIPv6: z.ipv6().optional(),
     /** The `group` scheduler hint: the instance becomes a member of this server group. */
     serverGroup: z.uuid().optional(),
+    reservationId: z
+      .string()
+      .regex(/^r-[a-z0-9]{8}$/, 'must be r- and 8 letters or digits')
+      .optional(),
   })
   .refine((v) => v.imageRef !== undefined || v.bootFromVolume === true, {
     message: 'an imageRef is required unless booting from a volume',
@@ -218,6 +230,7 @@ export async function createInstance(ctx: NovaContext, input: unknown, quota?: u
         locked: 0,
         locked_by: null,
         locked_reason: null,
+        reservation_id: req.reservationId ?? null,
         vm_state: VM_STATES.BUILDING,
         task_state: TASK_STATES.SCHEDULING,
         power_state: POWER_STATES.NOSTATE,
@@ -368,6 +381,9 @@ const patchSchema = z
     /** A rebuild's new image and metadata (replaced whole, as Nova's rebuild does). */
     imageRef: idSchema.optional(),
     metadata: serverMetadataSchema.optional(),
+    /** A rebuild's key pair name (2.54) and user_data (2.57); null removes them. */
+    keyName: nameSchema.nullable().optional(),
+    userData: userDataSchema.nullable().optional(),
   })
   .refine((p) => Object.keys(p).length > 0, 'the patch changes nothing');
 export type InstancePatch = z.input<typeof patchSchema>;
@@ -407,6 +423,8 @@ function columnsOfPatch(patch: z.infer<typeof patchSchema>): Partial<InstancesTa
   if (patch.accessIPv6 !== undefined) set.access_ip_v6 = patch.accessIPv6;
   if (patch.imageRef !== undefined) set.image_ref = patch.imageRef;
   if (patch.metadata !== undefined) set.metadata = JSON.stringify(patch.metadata);
+  if (patch.keyName !== undefined) set.key_name = patch.keyName;
+  if (patch.userData !== undefined) set.user_data = patch.userData;
   return set;
 }
 

@@ -272,6 +272,25 @@ async function createServerGroups(db: Db): Promise<void> {
     .execute();
 }
 
+/**
+ * Private flavors' access list (Nova's flavor_projects: one row per flavor and project granted) and the
+ * reservation id a create request gives all its servers (Nova's instances.reservation_id; null on rows
+ * written before, whose reservation id is derived from their uuid).
+ */
+async function addFlavorAccessAndReservations(db: Db): Promise<void> {
+  await db.schema
+    .createTable('flavor_projects')
+    .addColumn('flavorid', 'varchar(255)', (c) => c.notNull())
+    .addColumn('project_id', 'varchar(255)', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addPrimaryKeyConstraint('flavor_projects_pk', ['flavorid', 'project_id'])
+    .addForeignKeyConstraint('flavor_projects_flavor_fk', ['flavorid'], 'flavors', ['flavorid'], (fk) =>
+      fk.onDelete('cascade'),
+    )
+    .execute();
+  await db.schema.alterTable('instances').addColumn('reservation_id', 'varchar(255)').execute();
+}
+
 export const novaMigrations: Record<string, Migration> = {
   '001_flavors': { up: createFlavors },
   '002_instances': { up: createInstances },
@@ -283,4 +302,5 @@ export const novaMigrations: Record<string, Migration> = {
   '008_instance_locks': { up: addInstanceLocks },
   '009_flavor_extras': { up: addFlavorExtras },
   '010_server_groups': { up: createServerGroups },
+  '011_flavor_access_and_reservations': { up: addFlavorAccessAndReservations },
 };

@@ -13,7 +13,7 @@
  */
 import { z } from 'zod';
 import { CloudError, isCloudError } from '../errors';
-import { idSchema, nameSchema, parseRequest, serverMetadataSchema } from '../validation';
+import { idSchema, nameSchema, parseRequest, serverMetadataSchema, userDataSchema } from '../validation';
 import * as actions from './actions';
 import { within, type NovaContext } from './db-util';
 import * as instances from './instances';
@@ -163,13 +163,18 @@ function ownTaskStates(rule: OperationRule): Array<TaskState | null> {
   return [rule.taskState, ...(rule.laterTaskStates ?? [])];
 }
 
-/** What nova-api's rebuild writes with its task_state: the new image and the body's name, metadata, access IPs. */
+/**
+ * What nova-api's rebuild writes with its task_state: the new image and the body's name, metadata, access
+ * IPs, key pair name (2.54; null removes it) and user_data (2.57; null removes it).
+ */
 const rebuildChangesSchema = z.strictObject({
   imageRef: idSchema,
   name: nameSchema.optional(),
   metadata: serverMetadataSchema.optional(),
   accessIPv4: z.ipv4().optional(),
   accessIPv6: z.ipv6().optional(),
+  keyName: nameSchema.nullable().optional(),
+  userData: userDataSchema.nullable().optional(),
 });
 export type RebuildChanges = z.input<typeof rebuildChangesSchema>;
 

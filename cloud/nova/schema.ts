@@ -24,6 +24,13 @@ export interface FlavorExtraSpecsTable {
   spec_value: string;
 }
 
+/** Nova's flavor_projects (migration 011): the projects a private flavor is shared with. */
+export interface FlavorProjectsTable {
+  flavorid: string;
+  project_id: string;
+  created_at: number;
+}
+
 export interface InstancesTable {
   uuid: string;
   request_id: string;
@@ -58,6 +65,8 @@ export interface InstancesTable {
   locked: number;
   locked_by: string | null;
   locked_reason: string | null;
+  /** The create request's reservation id, shared by its servers (migration 011); null before. */
+  reservation_id: string | null;
   vm_state: string;
   task_state: string | null;
   power_state: number;
@@ -202,6 +211,7 @@ export interface NovaDb {
   key_pairs: KeyPairsTable;
   flavors: FlavorsTable;
   flavor_extra_specs: FlavorExtraSpecsTable;
+  flavor_projects: FlavorProjectsTable;
   instances: InstancesTable;
   instance_faults: InstanceFaultsTable;
   instance_actions: InstanceActionsTable;
