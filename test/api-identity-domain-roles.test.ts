@@ -126,6 +126,9 @@ describe('Keystone v3 API: domain-specific roles', () => {
     const mismatch = await call('PUT', `/projects/${team}/users/${userId}/roles/${role.id}`, adminToken);
     assert.equal(mismatch.status, 403);
     assert.match(mismatch.body.error.message, /must be in the same domain as the role/);
+    const onSystem = await call('PUT', `/system/users/${userId}/roles/${role.id}`, adminToken);
+    assert.equal(onSystem.status, 400);
+    assert.match(onSystem.body.error.message, /Unable to grant a domain-specific role in a system context/);
     assert.equal(
       (await call('PUT', `/projects/${parentId}/users/${userId}/roles/${role.id}`, adminToken)).status,
       204,

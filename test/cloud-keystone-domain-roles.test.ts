@@ -106,6 +106,16 @@ describe('keystone: domain-specific roles', () => {
       (await ks.serviceDb.db.selectFrom('group_role_assignments').selectAll().execute()).length,
       0,
     );
+    // Never on the system (Keystone's create_system_grant_*: 400).
+    assert.match(
+      await failure(ks.assignSystemRole({ userId: t.user.id, roleId: role.id }), 'BadRequest'),
+      /Unable to grant a domain-specific role in a system context/,
+    );
+    await failure(ks.assignGroupRole({ groupId: group.id, roleId: role.id, on: 'system' }), 'BadRequest');
+    assert.equal(
+      (await ks.serviceDb.db.selectFrom('system_role_assignments').selectAll().execute()).length,
+      0,
+    );
 
     // On its own domain's project: the token has what it implies, never the role itself.
     await ks.assignRole({ user: t.user.id, project: t.top.id, role: role.id });

@@ -1073,6 +1073,7 @@ export class Keystone {
   /** Keystone's PUT /v3/system/users/{user}/roles/{role} (idempotent). */
   async assignSystemRole(input: req.SystemRoleAssignmentInput): Promise<void> {
     const r = parseRequest(req.systemRoleAssignmentRequest, input, 'system role assignment');
+    await q.checkRoleFitsSystem(this.db, r.roleId);
     await addGrant(this.db, { userId: r.userId, roleId: r.roleId, on: 'system' }, this.clock.now());
   }
 
@@ -1140,7 +1141,8 @@ export class Keystone {
   /** A role for a group on a project or a domain (idempotent): every member holds it. */
   async assignGroupRole(input: req.GroupRoleAssignmentInput): Promise<void> {
     const r = parseRequest(req.groupRoleAssignmentRequest, input, 'group role assignment');
-    if (r.on !== 'system' && 'projectId' in r.on)
+    if (r.on === 'system') await q.checkRoleFitsSystem(this.db, r.roleId);
+    else if ('projectId' in r.on)
       await q.checkRoleFitsProject(this.db, await q.findRoleById(this.db, r.roleId), r.on.projectId);
     await addGrant(this.db, r, this.clock.now());
   }

@@ -107,6 +107,17 @@ export async function checkRoleFitsProject(db: Db, role: Role, projectId: string
     );
 }
 
+/** Keystone's create_system_grant_*: a domain-specific role is never granted on the system (400). */
+export async function checkRoleFitsSystem(db: Db, roleId: string): Promise<void> {
+  const role = await findRoleById(db, roleId);
+  if (role.domainId !== null)
+    throw new CloudError(
+      'BadRequest',
+      `Role ${role.id} is a domain-specific role. Unable to grant a domain-specific role in a system context.`,
+      { role: role.id },
+    );
+}
+
 /** The user's effective roles on the project: assigned to it or to its groups, plus what they imply, sorted. */
 export async function effectiveRoles(db: Db, userId: string, projectId: string): Promise<string[]> {
   const assigned = await db
