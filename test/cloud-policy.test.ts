@@ -120,6 +120,10 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'identity:delete_role',
     'identity:create_implied_role',
     'identity:delete_implied_role',
+    // keystone/common/policies/role.py: domain-specific roles are written by an admin only.
+    'identity:create_domain_role',
+    'identity:update_domain_role',
+    'identity:delete_domain_role',
     // keystone/common/policies/group.py: for project-scoped tokens, admin only (a domain reader reads).
     'identity:list_groups',
     'identity:get_group',

@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { isCloudError } from '../../cloud/errors';
-import type { Project, TokenContext } from '../../cloud/keystone';
+import type { Project, Role, TokenContext } from '../../cloud/keystone';
 import { unauthorized } from '../auth';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
@@ -14,6 +14,7 @@ import {
   boolParam,
   callerOf,
   enforceIdentity,
+  enforceSystemReader,
   forbiddenAction,
   isAdmin,
   parseBody,
@@ -111,11 +112,16 @@ const PROJECT_COLUMNS = [
 const USER_COLUMNS = ['name', 'domain_id', 'password', 'email', 'enabled', 'options'];
 
 const roleCreate = z.strictObject({
-  role: z.strictObject({ name: z.string().min(1).max(255), options: z.strictObject({}).optional() }),
+  role: z.strictObject({
+    name: z.string().min(1).max(255),
+    domain_id: z.string().min(1).max(64).nullable().optional(),
+    options: z.strictObject({}).optional(),
+  }),
 });
 const roleUpdate = z.strictObject({
   role: z.strictObject({
     name: z.string().min(1).max(255).optional(),
+    domain_id: z.string().min(1).max(64).nullable().optional(),
     options: z.strictObject({}).optional(),
   }),
 });
@@ -139,7 +145,7 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   const scopeDomainOf = (caller: TokenContext): string | undefined =>
     caller.domain?.id ?? caller.project?.domainId;
 
-  const { projectById, userById, roleById, domainById } = lookups(keystone);
+  const { projectById, userById, roleById, domainById, grantedRoles } = lookups(keystone);
 
   /** A domain answering for a project id (Keystone's projects acting as domains); undefined when none. */
   const domainAsProject = async (id: string) => {
@@ -474,48 +480,68 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
 
   // ---- roles and domains -----------------------------------------------------------------------------------
 
+  // Keystone's roles API: a role with a domain_id is domain-specific (its own *_domain_role policies; only
+  // listed with ?domain_id, its name unique in its domain only).
   app.get('/v3/roles', authenticated, async (request) => {
-    enforceIdentity(ctxOf(request), 'identity:list_roles');
     const name = queryParam(request, 'name');
-    const roles = (await keystone.listRoles()).filter((r) => name === undefined || r.name === name);
+    const domainId = queryParam(request, 'domain_id');
+    if (domainId !== undefined) enforceSystemReader(ctxOf(request), 'identity:list_domain_roles');
+    else enforceIdentity(ctxOf(request), 'identity:list_roles');
+    const roles = (await keystone.listRoles(domainId !== undefined ? { domainId } : {})).filter(
+      (r) => name === undefined || r.name === name,
+    );
     return { roles: roles.map((r) => roleView(deps, r)), links: collectionLinks(deps, '/roles') };
   });
 
   app.post('/v3/roles', authenticated, async (request, reply) => {
-    enforceIdentity(ctxOf(request), 'identity:create_role');
+    // Keystone enforces before validating, choosing the rule by the body's domain_id.
+    const raw = z.object({ role: z.object({ domain_id: z.unknown() }) }).safeParse(request.body);
+    const domainRole =
+      raw.success && raw.data.role.domain_id !== undefined && raw.data.role.domain_id !== null;
+    enforceIdentity(ctxOf(request), domainRole ? 'identity:create_domain_role' : 'identity:create_role');
     const { role: body } = parseBody(roleCreate, request.body);
-    if ((await keystone.listRoles()).some((r) => r.name === body.name))
-      throw new ApiError(
-        409,
-        `Conflict occurred attempting to store role - Duplicate entry found with name ${body.name}.`,
-        'Conflict',
-      );
-    return reply.code(201).send({ role: roleView(deps, await keystone.ensureRole({ name: body.name })) });
+    const domainId = body.domain_id ?? undefined;
+    if (domainId) await domainById(domainId);
+    const role = await keystone.createRole({ name: body.name, ...(domainId ? { domainId } : {}) });
+    return reply.code(201).send({ role: roleView(deps, role) });
   });
 
-  app.get('/v3/roles/:roleId', authenticated, async (request) => {
+  /** The role of the path once the caller may act on it (a missing role: the global rule, then 404). */
+  async function roleFor(request: FastifyRequest, action: 'get' | 'update' | 'delete') {
     const { roleId } = byIdParams(request);
-    enforceIdentity(ctxOf(request), 'identity:get_role');
-    return { role: roleView(deps, await roleById(roleId)) };
-  });
+    const caller = ctxOf(request);
+    let role: Role;
+    try {
+      role = await roleById(roleId);
+    } catch (err) {
+      enforceIdentity(caller, `identity:${action}_role`);
+      throw err;
+    }
+    if (role.domainId === null) enforceIdentity(caller, `identity:${action}_role`);
+    else if (action === 'get') enforceSystemReader(caller, 'identity:get_domain_role');
+    else enforceIdentity(caller, `identity:${action}_domain_role`);
+    return role;
+  }
+
+  app.get('/v3/roles/:roleId', authenticated, async (request) => ({
+    role: roleView(deps, await roleFor(request, 'get')),
+  }));
 
   app.patch('/v3/roles/:roleId', authenticated, async (request) => {
-    const { roleId } = byIdParams(request);
-    enforceIdentity(ctxOf(request), 'identity:update_role');
+    const current = await roleFor(request, 'update');
     const { role: body } = parseBody(roleUpdate, request.body);
-    await roleById(roleId);
+    if (body.domain_id !== undefined && body.domain_id !== current.domainId)
+      throw new ApiError(400, 'Update of `domain_id` is not allowed.', 'ValidationError');
     const role = await keystone.updateRole({
-      id: roleId,
+      id: current.id,
       ...(body.name !== undefined ? { name: body.name } : {}),
     });
     return { role: roleView(deps, role) };
   });
 
   app.delete('/v3/roles/:roleId', authenticated, async (request, reply) => {
-    const { roleId } = byIdParams(request);
-    enforceIdentity(ctxOf(request), 'identity:delete_role');
-    await roleById(roleId);
-    await keystone.deleteRole(roleId);
+    const role = await roleFor(request, 'delete');
+    await keystone.deleteRole(role.id);
     return reply.code(204).send();
   });
 
@@ -616,7 +642,7 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     await userById(userId);
     const assigned = await keystone.listRoleAssignments({ userId, projectId });
     return {
-      roles: assigned.map((a) => roleView(deps, { id: a.roleId, name: a.roleName })),
+      roles: (await grantedRoles(assigned)).map((r) => roleView(deps, r)),
       links: collectionLinks(deps, `/projects/${projectId}/users/${userId}/roles`),
     };
   });
@@ -665,7 +691,7 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     await userById(userId);
     const assigned = await keystone.listDomainRoleAssignments({ userId, domainId });
     return {
-      roles: assigned.map((a) => roleView(deps, { id: a.roleId, name: a.roleName })),
+      roles: (await grantedRoles(assigned)).map((r) => roleView(deps, r)),
       links: collectionLinks(deps, `/domains/${domainId}/users/${userId}/roles`),
     };
   });
@@ -714,7 +740,7 @@ export async function adminRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     await userById(userId);
     const assigned = await keystone.listSystemRoleAssignments({ userId });
     return {
-      roles: assigned.map((a) => roleView(deps, { id: a.roleId, name: a.roleName })),
+      roles: (await grantedRoles(assigned)).map((r) => roleView(deps, r)),
       links: collectionLinks(deps, `/system/users/${userId}/roles`),
     };
   });

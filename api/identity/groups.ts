@@ -40,7 +40,7 @@ const noAssignment = () => new ApiError(404, 'Could not find role assignment.', 
 export async function groupRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const keystone = deps.cloud.keystone;
   const authenticated = { preHandler: requireIdentityAuth(deps) };
-  const { groupById, userById, roleById, projectById, domainById } = lookups(keystone);
+  const { groupById, userById, roleById, projectById, domainById, grantedRoles } = lookups(keystone);
 
   /** The group named in the path, once the caller may read it (a domain reader: its domain's only). */
   async function readableGroup(
@@ -226,7 +226,7 @@ export async function groupRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       const { groupId } = byIdParams(request);
       const targetId = byIdParams(request)[param];
       return {
-        roles: t.grants.map((a) => roleView(deps, { id: a.roleId, name: a.roleName })),
+        roles: (await grantedRoles(t.grants)).map((r) => roleView(deps, r)),
         links: collectionLinks(deps, `/${kind}/${targetId}/groups/${groupId}/roles`),
       };
     });
@@ -268,7 +268,7 @@ export async function groupRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     await groupById(groupId);
     const grants = await keystone.listGroupRoleAssignments({ groupId, system: true });
     return {
-      roles: grants.map((a) => roleView(deps, { id: a.roleId, name: a.roleName })),
+      roles: (await grantedRoles(grants)).map((r) => roleView(deps, r)),
       links: collectionLinks(deps, `/system/groups/${groupId}/roles`),
     };
   });

@@ -39,7 +39,7 @@ export async function impliedRoleRoutes(app: FastifyInstance, deps: ApiDeps): Pr
   app.put(path, authenticated, async (request, reply) => {
     enforceIdentity(callerOf(request), 'identity:create_implied_role');
     const r = await rule(request);
-    if (r.implied.name === 'admin')
+    if (r.implied.name === 'admin' && r.implied.domainId === null)
       throw new ApiError(403, 'admin role cannot be an implied role.', 'Forbidden');
     await keystone.addImpliedRole(r.prior.id, r.implied.id);
     return reply.code(201).send(r.body);

@@ -80,7 +80,7 @@ export async function inheritedRoutes(app: FastifyInstance, deps: ApiDeps): Prom
                   : 'group' in g.actor && g.actor.group === p.actorId),
             )
             .map((g) => g.roleId);
-          const roles = (await keystone.listRoles()).filter((r) => ids.includes(r.id));
+          const roles = (await keystone.listAllRoles()).filter((r) => ids.includes(r.id));
           return {
             roles: roles.map((r) => roleView(deps, r)),
             links: {

@@ -4,7 +4,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import { isCloudError } from '../../cloud/errors';
-import type { Keystone, Project, User } from '../../cloud/keystone';
+import type { Keystone, Project, Role, User } from '../../cloud/keystone';
 import { ApiError } from '../errors';
 
 export const notFound = (what: string, id: string) =>
@@ -45,5 +45,10 @@ export function lookups(keystone: Keystone) {
     roleById: (id: string) => exactly('role', id, () => keystone.getRole(id)),
     domainById: (id: string) => exactly('domain', id, () => keystone.getDomain(id)),
     groupById: (id: string) => exactly('group', id, () => keystone.getGroup(id)),
+    /** The roles of a grant listing, each with its domain (a domain-specific role's domain_id). */
+    grantedRoles: async (grants: ReadonlyArray<{ roleId: string }>): Promise<Role[]> => {
+      const byId = new Map((await keystone.listAllRoles()).map((r) => [r.id, r]));
+      return grants.flatMap((g) => byId.get(g.roleId) ?? []);
+    },
   };
 }

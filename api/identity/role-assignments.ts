@@ -60,7 +60,7 @@ export async function roleAssignmentRoutes(app: FastifyInstance, deps: ApiDeps):
       keystone.listSystemRoleAssignments(byRole),
       keystone.listGroupRoleAssignments(byRole),
       keystone.listInheritedGrants(),
-      keystone.listRoles(),
+      keystone.listAllRoles(),
     ]);
     const inheritedRows: Row[] = [];
     for (const g of inherited) {
@@ -98,6 +98,17 @@ export async function roleAssignmentRoutes(app: FastifyInstance, deps: ApiDeps):
       ),
       ...inheritedRows,
     ];
+  }
+
+  /**
+   * Keystone's effective mode keeps the roles a token carries: a domain-specific role only brings the roles it
+   * implies (its _strip_domain_roles).
+   */
+  async function stripDomainRoles(rows: Row[]): Promise<Row[]> {
+    const domainRoles = new Set(
+      (await keystone.listAllRoles()).filter((r) => r.domainId !== null).map((r) => r.id),
+    );
+    return rows.filter((r) => !domainRoles.has(r.role.id));
   }
 
   /** Keystone's effective mode: group grants become their members' (a group without members: nothing). */
@@ -155,7 +166,7 @@ export async function roleAssignmentRoutes(app: FastifyInstance, deps: ApiDeps):
       );
     // A role filter applies to the roles held, implied ones included (so filtered after the expansion).
     let rows = await allGrants(effective ? undefined : roleId, effective);
-    if (effective) rows = await expandImplied(await expandGroups(rows));
+    if (effective) rows = await stripDomainRoles(await expandImplied(await expandGroups(rows)));
     rows = rows.filter(
       (r) =>
         (roleId === undefined || r.role.id === roleId) &&
@@ -171,7 +182,7 @@ export async function roleAssignmentRoutes(app: FastifyInstance, deps: ApiDeps):
     const names = includeNames ? await nameLookup() : undefined;
     return {
       role_assignments: rows.map((r) => ({
-        role: { id: r.role.id, ...(names ? { name: r.role.name } : {}) },
+        role: { id: r.role.id, ...(names ? { name: r.role.name, ...names.role(r.role.id) } : {}) },
         ...('user' in r.actor
           ? { user: { id: r.actor.user, ...(names ? names.user(r.actor.user) : {}) } }
           : { group: { id: r.actor.group, ...(names ? names.group(r.actor.group) : {}) } }),
@@ -195,11 +206,12 @@ export async function roleAssignmentRoutes(app: FastifyInstance, deps: ApiDeps):
   });
 
   async function nameLookup() {
-    const [users, projects, domains, groups] = await Promise.all([
+    const [users, projects, domains, groups, roles] = await Promise.all([
       keystone.listUsers(),
       keystone.listProjects(),
       keystone.listDomains(),
       keystone.listGroups(),
+      keystone.listAllRoles(),
     ]);
     const domain = (id: string) => ({ id, name: domains.find((d) => d.id === id)?.name ?? id });
     const named = (list: Array<{ id: string; name: string; domainId: string }>) => (id: string) => {
@@ -211,6 +223,11 @@ export async function roleAssignmentRoutes(app: FastifyInstance, deps: ApiDeps):
       project: named(projects),
       group: named(groups),
       domain: (id: string) => ({ name: domain(id).name }),
+      // Keystone names a domain-specific role's domain too.
+      role: (id: string) => {
+        const domainId = roles.find((r) => r.id === id)?.domainId;
+        return domainId ? { domain: domain(domainId) } : {};
+      },
     };
   }
 }

@@ -54,7 +54,7 @@ export function roleView(deps: Pick<ApiDeps, 'publicUrl'>, r: Role) {
   return {
     id: r.id,
     name: r.name,
-    domain_id: null,
+    domain_id: r.domainId,
     description: null,
     options: {},
     links: { self: v3Url(deps, `/roles/${r.id}`) },

@@ -95,20 +95,19 @@ export async function projectsBelow(
   return (await descendantsOf(db, target.project)).map((p) => p.id);
 }
 
-/** The role names the user inherits on a project: from its domain and its ancestors, directly or by group. */
-export async function inheritedRoleNames(
+/** The roles (ids) the user inherits on a project: from its domain and its ancestors, directly or by group. */
+export async function inheritedRoleIds(
   db: Kysely<KeystoneDb>,
   userId: string,
   projectId: string,
-): Promise<Array<{ name: string }>> {
+): Promise<Array<{ id: string }>> {
   const project = await db.selectFrom('projects').selectAll().where('id', '=', projectId).executeTakeFirst();
   if (!project) return [];
   const ancestors = (await ancestorsOf(db, project)).map((p) => p.id);
   const groups = db.selectFrom('user_group_membership').select('group_id').where('user_id', '=', userId);
   return db
     .selectFrom('inherited_role_assignments as i')
-    .innerJoin('roles', 'roles.id', 'i.role_id')
-    .select('roles.name')
+    .select('i.role_id as id')
     .where((eb) =>
       eb.and([
         eb.or([

@@ -35,7 +35,7 @@ import { CredentialKey } from './credential-key';
 import { Credentials } from './credentials';
 import { PolicyDocuments } from './policy-documents';
 import type { RequestContext, TokenContext } from './context';
-import { keystoneMigrations } from './migrations';
+import { keystoneMigrations, NULL_DOMAIN_ID } from './migrations';
 import { checkScryptParams, DEFAULT_SCRYPT_PARAMS, verifyPassword, type ScryptParams } from './passwords';
 import * as q from './queries';
 import * as req from './requests';
@@ -62,6 +62,7 @@ import {
   USER_COLUMNS,
   toDomain,
   toProject,
+  toRole,
   toUser,
   type AuthResult,
   type DomainRoleAssignment,
@@ -394,14 +395,41 @@ export class Keystone {
 
   async ensureRole(input: req.EnsureRoleInput): Promise<Role> {
     const r = parseRequest(req.ensureRoleRequest, input, 'role');
-    return insertOrFind(
+    const row = await insertOrFind(
       () =>
         this.db
           .insertInto('roles')
           .values({ id: newId(), name: r.name, created_at: this.clock.now() })
           .execute(),
-      () => this.db.selectFrom('roles').select(['id', 'name']).where('name', '=', r.name).executeTakeFirst(),
+      () =>
+        this.db
+          .selectFrom('roles')
+          .select(['id', 'name', 'domain_id'])
+          .where('name', '=', r.name)
+          .where('domain_id', '=', NULL_DOMAIN_ID)
+          .executeTakeFirst(),
     );
+    return toRole(row);
+  }
+
+  /**
+   * Keystone's POST /v3/roles: a global role, or (domainId) a domain-specific one, whose name is unique in
+   * its domain only; Conflict when the name is taken there.
+   */
+  async createRole(input: req.CreateRoleInput): Promise<Role> {
+    const r = parseRequest(req.createRoleRequest, input, 'role');
+    const domainId = r.domainId !== undefined ? (await this.getDomain(r.domainId)).id : NULL_DOMAIN_ID;
+    const row = { id: newId(), name: r.name, created_at: this.clock.now(), domain_id: domainId };
+    try {
+      await this.db.insertInto('roles').values(row).execute();
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      throw new CloudError(
+        'Conflict',
+        `Conflict occurred attempting to store role - Duplicate entry found with name ${r.name}.`,
+      );
+    }
+    return toRole(row);
   }
 
   /** Keystone's PATCH /v3/roles/{id}: a new name (Conflict if taken); tokens carry role names, so the cache goes. */
@@ -421,7 +449,7 @@ export class Keystone {
         );
       }
     });
-    return { id: r.id, name };
+    return { ...current, name };
   }
 
   /** Keystone's implied_role rules, as role pairs (prior first), by the prior role's name. */
@@ -433,15 +461,17 @@ export class Keystone {
       .select([
         'prior.id as priorId',
         'prior.name as priorName',
+        'prior.domain_id as priorDomainId',
         'implied.id as impliedId',
         'implied.name as impliedName',
+        'implied.domain_id as impliedDomainId',
       ])
       .orderBy('prior.name')
       .orderBy('implied.name')
       .execute();
     return rows.map((r) => ({
-      prior: { id: r.priorId, name: r.priorName },
-      implied: { id: r.impliedId, name: r.impliedName },
+      prior: toRole({ id: r.priorId, name: r.priorName, domain_id: r.priorDomainId }),
+      implied: toRole({ id: r.impliedId, name: r.impliedName, domain_id: r.impliedDomainId }),
     }));
   }
 
@@ -455,7 +485,11 @@ export class Keystone {
       await q.findRoleById(this.db, parseRequest(idSchema, priorRoleId, 'prior role id')),
       await q.findRoleById(this.db, parseRequest(idSchema, impliedRoleId, 'implied role id')),
     ];
-    if (implied.name === 'admin') throw new CloudError('Forbidden', 'admin role cannot be an implied role.');
+    if (implied.name === 'admin' && implied.domainId === null)
+      throw new CloudError('Forbidden', 'admin role cannot be an implied role.');
+    // Keystone's create_implied_role: a global role implies global roles only.
+    if (prior.domainId === null && implied.domainId !== null)
+      throw new CloudError('Forbidden', 'Global role cannot imply a domain-specific role');
     const rule = { prior_role_id: prior.id, implied_role_id: implied.id };
     await this.identityChange((trx) =>
       insertOrFind(
@@ -513,6 +547,7 @@ export class Keystone {
     const user = await this.findUser(r.user, r.userDomain);
     const project = await this.findProject(r.project, r.projectDomain);
     const role = await q.findRole(this.db, r.role);
+    await q.checkRoleFitsProject(this.db, role, project.id);
     await addGrant(
       this.db,
       { userId: user.id, roleId: role.id, on: { projectId: project.id } },
@@ -845,6 +880,26 @@ export class Keystone {
       await trx.deleteFrom('system_role_assignments').where('user_id', 'in', users).execute();
       await trx.deleteFrom('group_system_role_assignments').where('group_id', 'in', domainGroups).execute();
       await trx.deleteFrom('domain_role_assignments').where('domain_id', '=', id).execute();
+      // Its domain-specific roles, their rules and every grant of them.
+      const domainRoles = trx.selectFrom('roles').select('id').where('domain_id', '=', id);
+      for (const table of [
+        'role_assignments',
+        'domain_role_assignments',
+        'system_role_assignments',
+        'group_role_assignments',
+        'group_domain_role_assignments',
+        'group_system_role_assignments',
+        'inherited_role_assignments',
+        'application_credential_roles',
+      ] as const)
+        await trx.deleteFrom(table).where('role_id', 'in', domainRoles).execute();
+      await trx
+        .deleteFrom('implied_roles')
+        .where((eb) =>
+          eb.or([eb('prior_role_id', 'in', domainRoles), eb('implied_role_id', 'in', domainRoles)]),
+        )
+        .execute();
+      await trx.deleteFrom('roles').where('domain_id', '=', id).execute();
       await trx.deleteFrom('projects').where('domain_id', '=', id).execute();
       await trx.deleteFrom('users').where('domain_id', '=', id).execute();
       await trx.deleteFrom('domains').where('id', '=', id).execute();
@@ -963,8 +1018,19 @@ export class Keystone {
     return (await this.db.selectFrom('users').select(USER_COLUMNS).orderBy('name').execute()).map(toUser);
   }
 
-  async listRoles(): Promise<Role[]> {
-    return this.db.selectFrom('roles').select(['id', 'name']).orderBy('name').execute();
+  /** Every role, global and domain-specific. */
+  async listAllRoles(): Promise<Role[]> {
+    const rows = await this.db
+      .selectFrom('roles')
+      .select(['id', 'name', 'domain_id'])
+      .orderBy('name')
+      .execute();
+    return rows.map(toRole);
+  }
+
+  /** The global roles (Keystone's GET /v3/roles), or those of one domain (`?domain_id`). */
+  async listRoles(input: req.ListRolesInput = {}): Promise<Role[]> {
+    return q.listRoles(this.db, parseRequest(req.listRolesRequest, input, 'role filter').domainId);
   }
 
   async listRoleAssignments(input: req.ListAssignmentsInput = {}): Promise<RoleAssignment[]> {
@@ -1007,6 +1073,7 @@ export class Keystone {
   /** Keystone's PUT /v3/system/users/{user}/roles/{role} (idempotent). */
   async assignSystemRole(input: req.SystemRoleAssignmentInput): Promise<void> {
     const r = parseRequest(req.systemRoleAssignmentRequest, input, 'system role assignment');
+    await q.checkRoleFitsSystem(this.db, r.roleId);
     await addGrant(this.db, { userId: r.userId, roleId: r.roleId, on: 'system' }, this.clock.now());
   }
 
@@ -1074,6 +1141,9 @@ export class Keystone {
   /** A role for a group on a project or a domain (idempotent): every member holds it. */
   async assignGroupRole(input: req.GroupRoleAssignmentInput): Promise<void> {
     const r = parseRequest(req.groupRoleAssignmentRequest, input, 'group role assignment');
+    if (r.on === 'system') await q.checkRoleFitsSystem(this.db, r.roleId);
+    else if ('projectId' in r.on)
+      await q.checkRoleFitsProject(this.db, await q.findRoleById(this.db, r.roleId), r.on.projectId);
     await addGrant(this.db, r, this.clock.now());
   }
 
@@ -1184,7 +1254,8 @@ export class Keystone {
 
   private async checkInheritedRefs(grant: InheritedGrant): Promise<void> {
     const g = parseRequest(inheritedGrantSchema, grant, 'inherited grant');
-    await q.findRoleById(this.db, g.roleId);
+    const role = await q.findRoleById(this.db, g.roleId);
+    if ('project' in g.target) await q.checkRoleFitsProject(this.db, role, g.target.project);
     if ('user' in g.actor) await q.findUserById(this.db, g.actor.user);
     else await groups.groupById(this.db, g.actor.group);
     if ('domain' in g.target) await q.findDomain(this.db, g.target.domain);

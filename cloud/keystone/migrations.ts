@@ -1,5 +1,5 @@
 /** Schema of the keystone database: the identity, assignment and revocation tables Keystone keeps. */
-import type { Kysely, Migration } from 'kysely';
+import { MysqlAdapter, PostgresAdapter, sql, type Kysely, type Migration } from 'kysely';
 
 export const keystoneMigrations: Record<string, Migration> = {
   '001_identity': {
@@ -325,4 +325,56 @@ export const keystoneMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // Keystone's domain-specific roles (role.domain_id, '<<null>>' for a global role, names unique per domain:
+  // its migration 'domain-specific roles', unique (name, domain_id)).
+  '008_domain_roles': {
+    async up(db: Kysely<unknown>) {
+      await rolesUniquePerDomain(db);
+    },
+  },
 };
+
+/** Keystone's NULL_DOMAIN_ID: the domain_id of a global role, so that (domain_id, name) can be unique. */
+export const NULL_DOMAIN_ID = '<<null>>';
+
+/**
+ * roles gains domain_id and its names become unique per domain: each dialect drops the unique name its own
+ * way (SQLite cannot drop a constraint: the table is rebuilt, foreign keys off, as glance's 002 does).
+ */
+async function rolesUniquePerDomain(db: Kysely<unknown>): Promise<void> {
+  const adapter = db.getExecutor().adapter;
+  if (adapter instanceof MysqlAdapter || adapter instanceof PostgresAdapter) {
+    await db.schema
+      .alterTable('roles')
+      .addColumn('domain_id', 'varchar(64)', (c) => c.notNull().defaultTo(NULL_DOMAIN_ID))
+      .execute();
+    if (adapter instanceof MysqlAdapter) await sql`ALTER TABLE roles DROP INDEX name`.execute(db);
+    else await sql`ALTER TABLE roles DROP CONSTRAINT roles_name_key`.execute(db);
+    await db.schema
+      .alterTable('roles')
+      .addUniqueConstraint('roles_domain_name_unique', ['domain_id', 'name'])
+      .execute();
+    return;
+  }
+  await sql`PRAGMA foreign_keys = OFF`.execute(db);
+  try {
+    await sql`BEGIN`.execute(db);
+    await sql`CREATE TABLE roles_new (
+      id varchar(64) PRIMARY KEY, name varchar(255) NOT NULL, created_at bigint NOT NULL,
+      domain_id varchar(64) NOT NULL DEFAULT '<<null>>',
+      CONSTRAINT roles_domain_name_unique UNIQUE (domain_id, name))`.execute(db);
+    await sql`INSERT INTO roles_new (id, name, created_at) SELECT id, name, created_at FROM roles`.execute(
+      db,
+    );
+    await sql`DROP TABLE roles`.execute(db);
+    await sql`ALTER TABLE roles_new RENAME TO roles`.execute(db);
+    const broken = await sql`PRAGMA foreign_key_check`.execute(db);
+    if (broken.rows.length) throw new Error('keystone migration 008: foreign key check failed');
+    await sql`COMMIT`.execute(db);
+  } catch (err) {
+    await sql`ROLLBACK`.execute(db).catch(() => undefined);
+    throw err;
+  } finally {
+    await sql`PRAGMA foreign_keys = ON`.execute(db);
+  }
+}

@@ -149,6 +149,10 @@ export const POLICY_RULES = {
   'identity:update_role': ADMIN,
   'identity:delete_role': ADMIN,
   'identity:create_implied_role': ADMIN,
+  // Domain-specific roles (keystone/common/policies/role.py); their reads are checked by the identity API.
+  'identity:create_domain_role': ADMIN,
+  'identity:update_domain_role': ADMIN,
+  'identity:delete_domain_role': ADMIN,
   'identity:delete_implied_role': ADMIN,
   // Groups (keystone/common/policies/group.py): a domain reader reads its domain's groups and members;
   // list_groups_for_user (the user itself too) is checked by the identity API.

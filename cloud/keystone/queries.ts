@@ -1,10 +1,11 @@
 /** Reads of the keystone database shared by the admin operations and token handling. */
-import { inheritedRoleNames, projectsInherited } from './inherited';
+import { inheritedRoleIds, projectsInherited } from './inherited';
 import type { Kysely } from 'kysely';
 import { CloudError } from '../errors';
 import { expandImpliedRoles } from './roles';
+import { NULL_DOMAIN_ID } from './migrations';
 import type { DomainsTable, KeystoneDb, ProjectsTable } from './schema';
-import { USER_COLUMNS, toUser, type Role, type User } from './views';
+import { USER_COLUMNS, toRole, toUser, type Role, type User } from './views';
 
 type Db = Kysely<KeystoneDb>;
 
@@ -54,18 +55,67 @@ export async function findUserById(db: Db, id: string): Promise<User> {
   return toUser(row);
 }
 
+const ROLE_COLUMNS = ['id', 'name', 'domain_id'] as const;
+
+/** A global role by name (a domain-specific role may share its name), else any role by id. */
 export async function findRole(db: Db, ref: string): Promise<Role> {
   const row =
-    (await db.selectFrom('roles').select(['id', 'name']).where('name', '=', ref).executeTakeFirst()) ??
-    (await db.selectFrom('roles').select(['id', 'name']).where('id', '=', ref).executeTakeFirst());
+    (await db
+      .selectFrom('roles')
+      .select(ROLE_COLUMNS)
+      .where('name', '=', ref)
+      .where('domain_id', '=', NULL_DOMAIN_ID)
+      .executeTakeFirst()) ??
+    (await db.selectFrom('roles').select(ROLE_COLUMNS).where('id', '=', ref).executeTakeFirst());
   if (!row) throw new CloudError('NotFound', `Could not find role: ${ref}.`, { role: ref });
-  return row;
+  return toRole(row);
 }
 
 export async function findRoleById(db: Db, id: string): Promise<Role> {
-  const row = await db.selectFrom('roles').select(['id', 'name']).where('id', '=', id).executeTakeFirst();
+  const row = await db.selectFrom('roles').select(ROLE_COLUMNS).where('id', '=', id).executeTakeFirst();
   if (!row) throw new CloudError('NotFound', `Could not find role: ${id}.`, { role: id });
-  return row;
+  return toRole(row);
+}
+
+/** The global roles, or (domainId) one domain's roles; by name. */
+export async function listRoles(db: Db, domainId?: string): Promise<Role[]> {
+  const rows = await db
+    .selectFrom('roles')
+    .select(ROLE_COLUMNS)
+    .where('domain_id', '=', domainId ?? NULL_DOMAIN_ID)
+    .orderBy('name')
+    .execute();
+  return rows.map(toRole);
+}
+
+/**
+ * Keystone's DomainSpecificRoleMismatch (assignment/core.py create_grant): a domain-specific role is granted
+ * only on its own domain's projects.
+ */
+export async function checkRoleFitsProject(db: Db, role: Role, projectId: string): Promise<void> {
+  if (role.domainId === null) return;
+  const project = await db
+    .selectFrom('projects')
+    .select('domain_id')
+    .where('id', '=', projectId)
+    .executeTakeFirst();
+  if (project && project.domain_id !== role.domainId)
+    throw new CloudError(
+      'Forbidden',
+      `Project ${projectId} must be in the same domain as the role ${role.id} being assigned.`,
+      { role: role.id },
+    );
+}
+
+/** Keystone's create_system_grant_*: a domain-specific role is never granted on the system (400). */
+export async function checkRoleFitsSystem(db: Db, roleId: string): Promise<void> {
+  const role = await findRoleById(db, roleId);
+  if (role.domainId !== null)
+    throw new CloudError(
+      'BadRequest',
+      `Role ${role.id} is a domain-specific role. Unable to grant a domain-specific role in a system context.`,
+      { role: role.id },
+    );
 }
 
 /** The user's effective roles on the project: assigned to it or to its groups, plus what they imply, sorted. */
@@ -73,7 +123,7 @@ export async function effectiveRoles(db: Db, userId: string, projectId: string):
   const assigned = await db
     .selectFrom('role_assignments')
     .innerJoin('roles', 'roles.id', 'role_assignments.role_id')
-    .select('roles.name')
+    .select('roles.id')
     .where('role_assignments.user_id', '=', userId)
     .where('role_assignments.project_id', '=', projectId)
     .execute();
@@ -81,12 +131,12 @@ export async function effectiveRoles(db: Db, userId: string, projectId: string):
     .selectFrom('group_role_assignments as g')
     .innerJoin('user_group_membership as m', 'm.group_id', 'g.group_id')
     .innerJoin('roles', 'roles.id', 'g.role_id')
-    .select('roles.name')
+    .select('roles.id')
     .where('m.user_id', '=', userId)
     .where('g.project_id', '=', projectId)
     .execute();
   // OS-INHERIT: what the project's domain and ancestors pass down.
-  const inherited = await inheritedRoleNames(db, userId, projectId);
+  const inherited = await inheritedRoleIds(db, userId, projectId);
   return withImpliedRoles(db, [...assigned, ...viaGroups, ...inherited]);
 }
 
@@ -95,7 +145,7 @@ export async function effectiveDomainRoles(db: Db, userId: string, domainId: str
   const assigned = await db
     .selectFrom('domain_role_assignments')
     .innerJoin('roles', 'roles.id', 'domain_role_assignments.role_id')
-    .select('roles.name')
+    .select('roles.id')
     .where('domain_role_assignments.user_id', '=', userId)
     .where('domain_role_assignments.domain_id', '=', domainId)
     .execute();
@@ -103,7 +153,7 @@ export async function effectiveDomainRoles(db: Db, userId: string, domainId: str
     .selectFrom('group_domain_role_assignments as g')
     .innerJoin('user_group_membership as m', 'm.group_id', 'g.group_id')
     .innerJoin('roles', 'roles.id', 'g.role_id')
-    .select('roles.name')
+    .select('roles.id')
     .where('m.user_id', '=', userId)
     .where('g.domain_id', '=', domainId)
     .execute();
@@ -115,31 +165,37 @@ export async function effectiveSystemRoles(db: Db, userId: string): Promise<stri
   const assigned = await db
     .selectFrom('system_role_assignments')
     .innerJoin('roles', 'roles.id', 'system_role_assignments.role_id')
-    .select('roles.name')
+    .select('roles.id')
     .where('system_role_assignments.user_id', '=', userId)
     .execute();
   const viaGroups = await db
     .selectFrom('group_system_role_assignments as g')
     .innerJoin('user_group_membership as m', 'm.group_id', 'g.group_id')
     .innerJoin('roles', 'roles.id', 'g.role_id')
-    .select('roles.name')
+    .select('roles.id')
     .where('m.user_id', '=', userId)
     .execute();
   return withImpliedRoles(db, [...assigned, ...viaGroups]);
 }
 
-async function withImpliedRoles(db: Db, assigned: { name: string }[]): Promise<string[]> {
+/**
+ * The assigned roles (by id) and what they imply, as the names of the global ones, sorted: a domain-specific
+ * role only implies others and is never in a token (Keystone's _strip_domain_roles).
+ */
+async function withImpliedRoles(db: Db, assigned: { id: string }[]): Promise<string[]> {
   if (assigned.length === 0) return [];
-  const rules = await db
-    .selectFrom('implied_roles')
-    .innerJoin('roles as prior', 'prior.id', 'implied_roles.prior_role_id')
-    .innerJoin('roles as implied', 'implied.id', 'implied_roles.implied_role_id')
-    .select(['prior.name as prior', 'implied.name as implied'])
-    .execute();
-  return expandImpliedRoles(
-    assigned.map((a) => a.name),
-    rules.map((rule) => [rule.prior, rule.implied] as const),
+  const rules = await db.selectFrom('implied_roles').select(['prior_role_id', 'implied_role_id']).execute();
+  const ids = expandImpliedRoles(
+    assigned.map((a) => a.id),
+    rules.map((rule) => [rule.prior_role_id, rule.implied_role_id] as const),
   );
+  const names = await db
+    .selectFrom('roles')
+    .select('name')
+    .where('id', 'in', ids)
+    .where('domain_id', '=', NULL_DOMAIN_ID)
+    .execute();
+  return [...new Set(names.map((r) => r.name))].sort();
 }
 
 const userWithDomain = (db: Db) =>

@@ -250,6 +250,10 @@ export const listGroupAssignmentsRequest = z.strictObject({
 
 export const updateRoleRequest = z.strictObject({ id: idSchema, name: nameSchema.optional() });
 
+/** Keystone's POST /v3/roles: a global role, or one of a domain (domain-specific). */
+export const createRoleRequest = z.strictObject({ name: nameSchema, domainId: idSchema.optional() });
+export const listRolesRequest = z.strictObject({ domainId: idSchema.optional() });
+
 export type EnsureDomainInput = z.input<typeof ensureDomainRequest>;
 export type EnsureProjectInput = z.input<typeof ensureProjectRequest>;
 export type EnsureUserInput = z.input<typeof ensureUserRequest>;
@@ -280,3 +284,5 @@ export type MembershipInput = z.input<typeof membershipRequest>;
 export type GroupRoleAssignmentInput = z.input<typeof groupRoleAssignmentRequest>;
 export type ListGroupAssignmentsInput = z.input<typeof listGroupAssignmentsRequest>;
 export type UpdateRoleInput = z.input<typeof updateRoleRequest>;
+export type CreateRoleInput = z.input<typeof createRoleRequest>;
+export type ListRolesInput = z.input<typeof listRolesRequest>;

@@ -1,4 +1,6 @@
 /** Row types of the keystone database (see migrations.ts). Booleans are 0/1, times epoch ms. */
+import type { Generated } from 'kysely';
+
 export interface DomainsTable {
   id: string;
   name: string;
@@ -44,6 +46,8 @@ export interface RolesTable {
   id: string;
   name: string;
   created_at: number;
+  /** A domain-specific role's domain; Keystone's NULL_DOMAIN_ID ('<<null>>') for a global role. */
+  domain_id: Generated<string>;
 }
 
 /** Keystone's implied_role table: holding prior_role_id grants implied_role_id too. */

@@ -1,5 +1,6 @@
 /** What Keystone's operations return: plain objects, camelCase, never a password or its hash. */
 import type { RequestContext, TokenContext } from './context';
+import { NULL_DOMAIN_ID } from './migrations';
 import type { DomainsTable, GroupsTable, ProjectsTable, UsersTable } from './schema';
 
 export interface Domain {
@@ -39,6 +40,8 @@ export interface User {
 export interface Role {
   id: string;
   name: string;
+  /** A domain-specific role's domain (never in a token; it implies global roles); null for a global role. */
+  domainId: string | null;
 }
 
 export interface RoleAssignment {
@@ -115,6 +118,13 @@ export function parseExtra(text: string): Record<string, unknown> {
     ? (value as Record<string, unknown>)
     : {};
 }
+
+/** A role row: Keystone's NULL_DOMAIN_ID reads as null (a global role). */
+export const toRole = (r: { id: string; name: string; domain_id: string }): Role => ({
+  id: r.id,
+  name: r.name,
+  domainId: r.domain_id === NULL_DOMAIN_ID ? null : r.domain_id,
+});
 
 export const toDomain = (r: DomainsTable): Domain => ({
   id: r.id,
