@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { bootstrapCloud, type BootstrapResult } from '../cloud/bootstrap';
@@ -624,6 +625,8 @@ describe('/images and image metadata (to 2.35 and 2.38)', () => {
 
   test('filters (name, status, server, property-*), newest first, limit and marker with images_links', async () => {
     const a = await ownImage({ instance_uuid: 'srv-1', image_type: 'snapshot' }, 'filter-a');
+    // Newest first needs two creation times: made in one millisecond, the two tie and the order is the ids'.
+    await sleep(5);
     const b = await ownImage({}, 'filter-b');
     const ids = async (query: string) =>
       ((await call('GET', `/images${query}`)).json() as { images: Json[] }).images.map((i) => i.id);
