@@ -1,12 +1,15 @@
 /**
  * Keystone v3 at /identity: the version documents, /v3/auth (tokens, the caller's projects and catalog)
- * and the administration of projects, users, groups, roles, domains and grants (OS-INHERIT too), of the catalog, credentials, application credentials and policies.
+ * and the administration of projects, users, groups, roles, domains and grants (OS-INHERIT too), of the catalog, credentials, application credentials and policies,
+ * OS-OAUTH1 consumers and domain configurations.
  */
 import type { ServicePlugin } from '../app';
 import { adminRoutes } from './admin';
 import { appCredentialRoutes } from './app-credentials';
 import { credentialRoutes } from './credentials';
 import { policyRoutes } from './policies';
+import { domainConfigRoutes } from './domain-config';
+import { oauth1Routes } from './oauth1';
 import { catalogRoutes } from './catalog';
 import { groupRoutes } from './groups';
 import { inheritedRoutes } from './inherited';
@@ -28,4 +31,6 @@ export const identityApi: ServicePlugin = async (app, deps) => {
   await appCredentialRoutes(app, deps);
   await policyRoutes(app, deps);
   await inheritedRoutes(app, deps);
+  await domainConfigRoutes(app, deps);
+  await oauth1Routes(app, deps);
 };

@@ -17,3 +17,5 @@ export type { ApplicationCredential } from './app-credentials';
 export { CREDENTIAL_KEY_FILE } from './credential-key';
 export type { PolicyDocument } from './policy-documents';
 export type { InheritedGrant } from './inherited';
+export type { OAuth1Consumer } from './oauth1';
+export { DOMAIN_CONFIG_DEFAULTS, type DomainConfig } from './domain-config';

@@ -32,6 +32,8 @@ import {
   type InheritedGrant,
 } from './inherited';
 import { CredentialKey } from './credential-key';
+import { DomainConfigs } from './domain-config';
+import { OAuth1Consumers } from './oauth1';
 import { Credentials } from './credentials';
 import { PolicyDocuments } from './policy-documents';
 import type { RequestContext, TokenContext } from './context';
@@ -179,6 +181,10 @@ export class Keystone {
   readonly credentials: Credentials;
   /** Keystone's /v3/policies blobs (policy-documents.ts). */
   readonly policies: PolicyDocuments;
+  /** OS-OAUTH1 consumers, their secrets sealed (oauth1.ts). */
+  readonly oauth1Consumers: OAuth1Consumers;
+  /** The domain configuration API's stored options (domain-config.ts). */
+  readonly domainConfigs: DomainConfigs;
 
   private constructor(
     private readonly store: ServiceDb<KeystoneDb>,
@@ -189,6 +195,8 @@ export class Keystone {
     this.catalog = new Catalog(store, clock);
     this.credentials = new Credentials(store, clock, credentialKey);
     this.policies = new PolicyDocuments(store, clock);
+    this.oauth1Consumers = new OAuth1Consumers(store, clock, credentialKey);
+    this.domainConfigs = new DomainConfigs(store, clock, credentialKey);
   }
 
   static async open(options: KeystoneOptions): Promise<Keystone> {
@@ -880,6 +888,7 @@ export class Keystone {
       await trx.deleteFrom('system_role_assignments').where('user_id', 'in', users).execute();
       await trx.deleteFrom('group_system_role_assignments').where('group_id', 'in', domainGroups).execute();
       await trx.deleteFrom('domain_role_assignments').where('domain_id', '=', id).execute();
+      await trx.deleteFrom('domain_config').where('domain_id', '=', id).execute();
       // Its domain-specific roles, their rules and every grant of them.
       const domainRoles = trx.selectFrom('roles').select('id').where('domain_id', '=', id);
       for (const table of [

@@ -332,6 +332,34 @@ export const keystoneMigrations: Record<string, Migration> = {
       await rolesUniquePerDomain(db);
     },
   },
+  // OS-OAUTH1 consumers (Keystone's consumer table; the secret sealed with the credential key, never plain)
+  // and the domain configuration API's options (its whitelisted_config and sensitive_config tables in one,
+  // a sensitive value sealed too; values JSON).
+  '009_oauth1_domain_config': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('oauth1_consumers')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('description', 'text')
+        .addColumn('secret_sealed', 'text', (c) => c.notNull())
+        .addColumn('key_hash', 'varchar(64)', (c) => c.notNull())
+        .addColumn('extra', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('domain_config')
+        .addColumn('domain_id', 'varchar(64)', (c) =>
+          c.notNull().references('domains.id').onDelete('cascade'),
+        )
+        .addColumn('group_name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('option_name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addColumn('sensitive', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('domain_config_pk', ['domain_id', 'group_name', 'option_name'])
+        .execute();
+    },
+  },
 };
 
 /** Keystone's NULL_DOMAIN_ID: the domain_id of a global role, so that (domain_id, name) can be unique. */

@@ -229,6 +229,26 @@ export interface InheritedRoleAssignmentsTable {
   created_at: number;
 }
 
+/** OS-OAUTH1 consumers: the secret AES-GCM sealed with the credential key (key_hash names the key). */
+export interface OAuth1ConsumersTable {
+  id: string;
+  description: string | null;
+  secret_sealed: string;
+  key_hash: string;
+  extra: string;
+  created_at: number;
+}
+
+/** One option of a domain's configuration: value is JSON, sealed with the credential key when sensitive. */
+export interface DomainConfigTable {
+  domain_id: string;
+  group_name: string;
+  option_name: string;
+  value: string;
+  sensitive: number;
+  created_at: number;
+}
+
 export interface KeystoneDb {
   domains: DomainsTable;
   projects: ProjectsTable;
@@ -255,4 +275,6 @@ export interface KeystoneDb {
   application_credential_roles: ApplicationCredentialRolesTable;
   policies: PoliciesTable;
   inherited_role_assignments: InheritedRoleAssignmentsTable;
+  oauth1_consumers: OAuth1ConsumersTable;
+  domain_config: DomainConfigTable;
 }
