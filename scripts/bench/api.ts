@@ -35,8 +35,12 @@ export interface ApiBenchResult {
   concurrency: number;
   /** POST /servers answer time with `concurrency` sent at once (absent in older results). */
   postConcurrent?: Summary;
-  /** POST /servers with no worker running in the process: one at a time, then `concurrency` at once. */
-  alone?: { post: Summary; postConcurrent: Summary };
+  /**
+   * POST /servers with no worker running in the process: one at a time, then `concurrency` at once; and the
+   * client's own start RPC of the same boot, `concurrency` at once (absent in older results): the floor under
+   * the API's answer, since the API answers once its start RPC has.
+   */
+  alone?: { post: Summary; postConcurrent: Summary; clientStartConcurrent?: Summary };
   bootsPerSecondApi: number;
   bootsPerSecondClient: number;
 }
@@ -185,10 +189,6 @@ async function writePath(options: {
       if (value.statusCode !== 202) throw new Error(`POST /servers: ${value.statusCode} ${value.body}`);
       return { ms, requestId: String(value.headers['x-openstack-request-id']) };
     };
-    const alone = await apiAlone(options, viaApi, (requestId) =>
-      temporal.client.workflow.getHandle(bootWorkflowId(requestId)).terminate('bench: API alone'),
-    );
-    workers = await startWorkers(temporal, bc);
     const viaClient = async (name: string): Promise<{ ms: number; requestId: string }> => {
       const requestId = `req-${randomUUID()}`;
       const request = await bc.request(requestId, { name, flavor: '1', image: bc.imageId });
@@ -202,6 +202,10 @@ async function writePath(options: {
       );
       return { ms, requestId };
     };
+    const alone = await apiAlone(options, viaApi, viaClient, (requestId) =>
+      temporal.client.workflow.getHandle(bootWorkflowId(requestId)).terminate('bench: API alone'),
+    );
+    workers = await startWorkers(temporal, bc);
     const finish = (requestId: string) =>
       temporal.client.workflow.getHandle(bootWorkflowId(requestId)).result();
     const post: number[] = [];
@@ -257,14 +261,16 @@ async function writePath(options: {
 
 /**
  * POST /servers with no worker in the process: what the API itself costs (validation, the token check, the
- * grant, the quota claim and the row, the start RPC), one at a time and `concurrency` at once. Nothing
- * builds: each workflow is terminated once measured.
+ * grant, the quota claim and the row, the start RPC), one at a time and `concurrency` at once; then the
+ * client's bare start RPC `concurrency` at once, which no POST can answer faster than. Nothing builds: each
+ * workflow is terminated once measured.
  */
 async function apiAlone(
   options: { boots: number; concurrency: number },
   post: (name: string) => Promise<{ ms: number; requestId: string }>,
+  clientStart: (name: string) => Promise<{ ms: number; requestId: string }>,
   terminate: (requestId: string) => Promise<unknown>,
-): Promise<{ post: Summary; postConcurrent: Summary }> {
+): Promise<NonNullable<ApiBenchResult['alone']>> {
   const one: number[] = [];
   const started: string[] = [];
   // A few unmeasured first: the first requests compile schemas and queries and open connections.
@@ -278,6 +284,14 @@ async function apiAlone(
     Array.from({ length: options.concurrency }, (_, i) => post(`alone-c-${i}`)),
   );
   started.push(...atOnce.map((a) => a.requestId));
+  const bare = await Promise.all(
+    Array.from({ length: options.concurrency }, (_, i) => clientStart(`alone-client-c-${i}`)),
+  );
+  started.push(...bare.map((a) => a.requestId));
   for (const requestId of started) await terminate(requestId);
-  return { post: rounded(summarize(one)), postConcurrent: rounded(summarize(atOnce.map((a) => a.ms))) };
+  return {
+    post: rounded(summarize(one)),
+    postConcurrent: rounded(summarize(atOnce.map((a) => a.ms))),
+    clientStartConcurrent: rounded(summarize(bare.map((a) => a.ms))),
+  };
 }

@@ -119,6 +119,13 @@ export function apiTable(r: BenchResults): string[] {
         ms(a.alone.postConcurrent),
         `${a.alone.postConcurrent.min}–${a.alone.postConcurrent.max}`,
       ]);
+      const floor = a.alone.clientStartConcurrent;
+      if (floor)
+        t.push([
+          `client: workflow start alone, ${a.concurrency} at once (the floor)`,
+          ms(floor),
+          `${floor.min}–${floor.max}`,
+        ]);
     }
     t.push([
       `boots/s at ${a.concurrency} at once: API / client`,
