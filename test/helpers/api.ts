@@ -92,3 +92,21 @@ export async function seedUserToken(
   if (res.statusCode !== 201) throw new Error(`token for ${user}: ${res.statusCode} ${res.body}`);
   return { token: String(res.headers['x-subject-token']), projectId: p.id, userId: u.id };
 }
+
+type Role = 'admin' | 'member' | 'reader';
+export type SeededUser = Awaited<ReturnType<typeof seedUserToken>>;
+
+/**
+ * The set-up most API test files share: a throw-away env and, in order, one seeded user and token per entry
+ * (`[user, project, role]`, as seedUserToken takes them), under the entry's name.
+ */
+export async function openApiTestEnvWithUsers<K extends string>(
+  options: Parameters<typeof openApiTestEnv>[0],
+  users: Record<K, [user: string, project: string, role?: Role]>,
+): Promise<{ env: ApiTestEnv; users: Record<K, SeededUser> }> {
+  const env = await openApiTestEnv(options);
+  const seeded = {} as Record<K, SeededUser>;
+  for (const [key, [user, project, role]] of Object.entries(users) as Array<[K, [string, string, Role?]]>)
+    seeded[key] = await seedUserToken(env, user, project, role);
+  return { env, users: seeded };
+}
