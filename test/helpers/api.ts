@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApiApp, DEFAULT_REGION, type ApiDeps } from '../../api';
 import type { ServiceName } from '../../api/errors';
 import { openCloud, type Cloud } from '../../cloud';
+import type { Clock } from '../../cloud/clock';
 import { ensureServiceCatalog } from '../../cloud/bootstrap';
 import { createLogger } from '../../lib/logger';
 import { testDbConfig, type TestDb } from './cloud-db';
@@ -23,10 +24,10 @@ export interface ApiTestEnv {
 export const TEST_PUBLIC_URL = 'http://127.0.0.1:8770';
 
 export async function openApiTestEnv(
-  options: { services?: ServiceName[]; temporal?: Client; label?: string } = {},
+  options: { services?: ServiceName[]; temporal?: Client; label?: string; clock?: Clock } = {},
 ): Promise<ApiTestEnv> {
   const testDb: TestDb = testDbConfig(options.label ?? 'api');
-  const cloud = await openCloud({ db: testDb.config });
+  const cloud = await openCloud({ db: testDb.config, ...(options.clock ? { clock: options.clock } : {}) });
   // Keystone's catalog, as the bootstrap registers it: every token's catalog names these endpoints.
   await ensureServiceCatalog(cloud, TEST_PUBLIC_URL);
   const deps: ApiDeps = {
