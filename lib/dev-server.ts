@@ -32,6 +32,7 @@ export interface DevServerOptions {
 
 export interface RunningDevServer {
   address: string;
+  /** The Web UI's URL; empty for a headless server (it has none). */
   uiUrl: string;
   process: ChildProcess;
   stop(): Promise<void>;
@@ -169,16 +170,16 @@ function lastLines(file: string, count: number): string {
  * A dev server on ports the OS picks. The ports are free when picked but not held once the server starts
  * (it must bind them itself), and the server picks its own HTTP and metrics ports the same way: another
  * process, or the server itself, can take one in between and the server exits at once. Then it is started
- * again on other ports, up to `attempts` times.
+ * again on other ports, up to `attempts` times. A headless server gets no Web UI port (`--headless` binds none).
  */
 export async function startDevServerOnFreePorts(
   options: Omit<DevServerOptions, 'port' | 'uiPort'>,
   attempts = 3,
 ): Promise<RunningDevServer> {
   for (let attempt = 1; ; attempt++) {
-    const [port, uiPort] = (await freePorts(2, options.ip)) as [number, number];
+    const [port, uiPort] = (await freePorts(options.headless ? 1 : 2, options.ip)) as [number, number?];
     try {
-      return await startDevServer({ ...options, port, uiPort });
+      return await startDevServer({ ...options, port, ...(uiPort === undefined ? {} : { uiPort }) });
     } catch (err) {
       if (!(err instanceof DevServerExitedEarly) || attempt >= attempts) throw err;
     }
@@ -222,7 +223,7 @@ export async function startDevServer(options: DevServerOptions): Promise<Running
     if (child.exitCode !== null || child.signalCode !== null) {
       const logTail = typeof output === 'object' ? lastLines(output.file, 5) : '';
       throw new DevServerExitedEarly(
-        `temporal server start-dev exited early (is port ${port} or ${uiPort} taken?)` +
+        `temporal server start-dev exited early (is port ${options.headless ? port : `${port} or ${uiPort}`} taken?)` +
           (logTail ? `; its log ends:\n${logTail}` : ''),
       );
     }
@@ -242,7 +243,7 @@ export async function startDevServer(options: DevServerOptions): Promise<Running
   }
   return {
     address: `${ip}:${port}`,
-    uiUrl: `http://${ip === '0.0.0.0' ? 'localhost' : ip}:${uiPort}`,
+    uiUrl: options.headless ? '' : `http://${ip === '0.0.0.0' ? 'localhost' : ip}:${uiPort}`,
     process: child,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;

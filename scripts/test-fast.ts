@@ -1,7 +1,10 @@
 /**
  * `npm run test:fast`: the edit loop's tier, every suite that needs no Temporal dev server, browser, chaos
- * run or benchmark (those stay in `npm test`, which CI runs whole). The suites here share nothing (each
- * opens its own databases, data directories and time-skipping test server), so two run at once.
+ * run or benchmark. The suites here share nothing (each opens its own databases in a temp directory, data
+ * directories and time-skipping test server on ports the OS picks), so two run at once.
+ * `npm test` is `--all`: this tier two at a time, then the slow suites one at a time (they start dev
+ * servers, the demo, QEMU guests, a browser or a benchmark, and want the machine to themselves); both tiers
+ * always run, and it fails if either does.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -23,6 +26,13 @@ export const SLOW_SUITES: Record<string, string> = {
   'worker-shutdown.test.ts': 'the dev server',
 };
 
+/** The slow suites' paths, for `--all`. */
+export function slowSuites(): string[] {
+  return Object.keys(SLOW_SUITES)
+    .sort()
+    .map((name) => path.join('test', name));
+}
+
 export function fastSuites(testDir = path.join(ROOT, 'test')): string[] {
   for (const name of Object.keys(SLOW_SUITES)) {
     if (!existsSync(path.join(testDir, name)))
@@ -34,10 +44,30 @@ export function fastSuites(testDir = path.join(ROOT, 'test')): string[] {
     .map((name) => path.join('test', name));
 }
 
-if (require.main === module) {
-  const concurrency = process.env.BOOTFLOW_TEST_CONCURRENCY ?? '2';
-  const args = ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...fastSuites()];
+/** Set once a signal is passed on: the run stops after the tier it interrupted. */
+let interrupted = false;
+
+/** One `node --test` run over `files`, `concurrency` at a time: its exit code. */
+function runSuites(files: string[], concurrency: string): Promise<number> {
+  const args = ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files];
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: 'inherit' });
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
-  child.once('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+  const forward = (signal: NodeJS.Signals) => {
+    interrupted = true;
+    child.kill(signal);
+  };
+  process.on('SIGINT', forward).on('SIGTERM', forward);
+  return new Promise((resolve) =>
+    child.once('exit', (code, signal) => {
+      process.off('SIGINT', forward).off('SIGTERM', forward);
+      resolve(code ?? (signal ? 1 : 0));
+    }),
+  );
+}
+
+if (require.main === module) {
+  void (async () => {
+    const fast = await runSuites(fastSuites(), process.env.BOOTFLOW_TEST_CONCURRENCY ?? '2');
+    const slow = process.argv.includes('--all') && !interrupted ? await runSuites(slowSuites(), '1') : 0;
+    process.exit(fast || slow);
+  })();
 }

@@ -7,10 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { bootstrapCloud, type BootstrapResult } from '../cloud/bootstrap';
+import type { Clock } from '../cloud/clock';
 import { isCloudError } from '../cloud/errors';
 import { DEFAULT_HOSTS } from '../cloud/hosts';
 import type { RequestContext } from '../cloud/keystone';
@@ -53,8 +53,12 @@ function fault(res: LightMyRequestResponse, status: number, message?: string | R
 
 const gone = (res: LightMyRequestResponse) => fault(res, 404, 'The resource could not be found.');
 
+/** The cloud's clock: real time, put ahead where a test needs two distinct instants without waiting. */
+let clockAheadMs = 0;
+const clock: Clock = { now: () => Date.now() + clockAheadMs };
+
 before(async () => {
-  env = await openApiTestEnv({ services: ['compute'], label: 'api-proxies' });
+  env = await openApiTestEnv({ services: ['compute'], label: 'api-proxies', clock });
   boot = await bootstrapCloud(env.cloud, { hosts: DEFAULT_HOSTS });
   const ks = env.cloud.keystone;
   const admin = await ks.authenticate({
@@ -625,8 +629,8 @@ describe('/images and image metadata (to 2.35 and 2.38)', () => {
 
   test('filters (name, status, server, property-*), newest first, limit and marker with images_links', async () => {
     const a = await ownImage({ instance_uuid: 'srv-1', image_type: 'snapshot' }, 'filter-a');
-    // Newest first needs two creation times: made in one millisecond, the two tie and the order is the ids'.
-    await sleep(5);
+    // Newest first needs two creation times (made in one millisecond, the two would tie): b is a second later.
+    clockAheadMs += 1000;
     const b = await ownImage({}, 'filter-b');
     const ids = async (query: string) =>
       ((await call('GET', `/images${query}`)).json() as { images: Json[] }).images.map((i) => i.id);

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CATALOG_SERVICES, ensureServiceCatalog } from '../cloud/bootstrap';
-import { openApiTestEnv, seedUserToken, TEST_PUBLIC_URL, type ApiTestEnv } from './helpers/api';
+import { openApiTestEnvWithUsers, TEST_PUBLIC_URL, type ApiTestEnv, type SeededUser } from './helpers/api';
 
 const json = { 'content-type': 'application/json' };
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -16,15 +16,22 @@ type Body = Record<string, any>;
 
 describe('Keystone v3 API: regions, services, endpoints, endpoint groups and the token catalog', () => {
   let env: ApiTestEnv;
-  let admin: { token: string; projectId: string };
-  let member: { token: string; projectId: string };
-  let reader: { token: string; projectId: string };
+  let admin: SeededUser;
+  let member: SeededUser;
+  let reader: SeededUser;
 
   before(async () => {
-    env = await openApiTestEnv({ services: ['identity'], label: 'api-identity-catalog' });
-    admin = await seedUserToken(env, 'cat-admin', 'cat-admin-project', 'admin');
-    member = await seedUserToken(env, 'cat-member', 'cat-member-project', 'member');
-    reader = await seedUserToken(env, 'cat-reader', 'cat-reader-project', 'reader');
+    ({
+      env,
+      users: { admin, member, reader },
+    } = await openApiTestEnvWithUsers(
+      { services: ['identity'], label: 'api-identity-catalog' },
+      {
+        admin: ['cat-admin', 'cat-admin-project', 'admin'],
+        member: ['cat-member', 'cat-member-project', 'member'],
+        reader: ['cat-reader', 'cat-reader-project', 'reader'],
+      },
+    ));
   });
   after(async () => {
     await env?.close();

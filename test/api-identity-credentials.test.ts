@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { openApiTestEnv, seedUserToken, type ApiTestEnv } from './helpers/api';
+import { openApiTestEnvWithUsers, seedUserToken, type ApiTestEnv, type SeededUser } from './helpers/api';
 
 const json = { 'content-type': 'application/json' };
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -15,15 +15,22 @@ type Body = Record<string, any>;
 
 describe('Keystone v3 API: credentials, EC2 credentials, application credentials', () => {
   let env: ApiTestEnv;
-  let admin: { token: string; projectId: string; userId: string };
-  let member: { token: string; projectId: string; userId: string };
-  let reader: { token: string; projectId: string; userId: string };
+  let admin: SeededUser;
+  let member: SeededUser;
+  let reader: SeededUser;
 
   before(async () => {
-    env = await openApiTestEnv({ services: ['identity'], label: 'api-identity-credentials' });
-    admin = await seedUserToken(env, 'cred-admin', 'cred-admin-project', 'admin');
-    member = await seedUserToken(env, 'cred-member', 'cred-project', 'member');
-    reader = await seedUserToken(env, 'cred-reader', 'cred-project', 'reader');
+    ({
+      env,
+      users: { admin, member, reader },
+    } = await openApiTestEnvWithUsers(
+      { services: ['identity'], label: 'api-identity-credentials' },
+      {
+        admin: ['cred-admin', 'cred-admin-project', 'admin'],
+        member: ['cred-member', 'cred-project', 'member'],
+        reader: ['cred-reader', 'cred-project', 'reader'],
+      },
+    ));
   });
   after(async () => {
     await env?.close();

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { openApiTestEnv, type ApiTestEnv } from './helpers/api';
+import { openApiTestEnvWithUsers, type ApiTestEnv } from './helpers/api';
 
 const json = { 'content-type': 'application/json' };
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -23,18 +23,14 @@ describe('Keystone v3 API: domain-specific roles', () => {
   let roleId: string;
 
   before(async () => {
-    env = await openApiTestEnv({ services: ['identity'], label: 'api-identity-domain-roles' });
+    const opened = await openApiTestEnvWithUsers(
+      { services: ['identity'], label: 'api-identity-domain-roles' },
+      { admin: ['admin', 'admin', 'admin'], member: ['bob', 'team', 'member'] },
+    );
+    env = opened.env;
+    adminToken = opened.users.admin.token;
+    memberToken = opened.users.member.token;
     const ks = env.cloud.keystone;
-    await ks.ensureProject({ name: 'admin' });
-    await ks.ensureProject({ name: 'team' });
-    await ks.ensureUser({ name: 'admin', password: 'admin-secret' });
-    await ks.ensureUser({ name: 'bob', password: 'bob-secret' });
-    await ks.assignRole({ user: 'admin', project: 'admin', role: 'admin' });
-    await ks.assignRole({ user: 'bob', project: 'team', role: 'member' });
-    adminToken = await token('admin', 'admin-secret', {
-      project: { name: 'admin', domain: { id: 'default' } },
-    });
-    memberToken = await token('bob', 'bob-secret', { project: { name: 'team', domain: { id: 'default' } } });
     domainId = (await ks.createDomain({ name: 'tree' })).id;
     parentId = (await ks.createProject({ name: 'parent', domainId })).id;
     childId = (await ks.createProject({ name: 'child', domainId, parentId })).id;

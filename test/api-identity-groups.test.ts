@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { openApiTestEnv, type ApiTestEnv } from './helpers/api';
+import { openApiTestEnvWithUsers, type ApiTestEnv } from './helpers/api';
 
 const json = { 'content-type': 'application/json' };
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -20,15 +20,16 @@ describe('Keystone v3 API: groups, implied roles, default scoping', () => {
   let memberRoleId: string;
 
   before(async () => {
-    env = await openApiTestEnv({ services: ['identity'], label: 'api-identity-groups' });
+    const opened = await openApiTestEnvWithUsers(
+      { services: ['identity'], label: 'api-identity-groups' },
+      { admin: ['admin', 'admin', 'admin'] },
+    );
+    env = opened.env;
+    adminToken = opened.users.admin.token;
     const ks = env.cloud.keystone;
-    await ks.ensureProject({ name: 'admin' });
     teamProjectId = (await ks.ensureProject({ name: 'team' })).id;
-    await ks.ensureUser({ name: 'admin', password: 'admin-secret' });
     bobId = (await ks.ensureUser({ name: 'bob', password: 'bob-secret' })).id;
-    await ks.assignRole({ user: 'admin', project: 'admin', role: 'admin' });
     memberRoleId = (await ks.getRole('member')).id;
-    adminToken = (await token({ name: 'admin', password: 'admin-secret' }, projectScope('admin'))).token;
   });
   after(async () => {
     await env?.close();

@@ -9,7 +9,7 @@ import type { Kysely } from 'kysely';
 import { openServiceDb } from '../cloud/db';
 import { glanceMigrations } from '../cloud/glance/migrations';
 import type { GlanceDb } from '../cloud/glance/schema';
-import { openApiTestEnv, seedUserToken, type ApiTestEnv } from './helpers/api';
+import { openApiTestEnvWithUsers, type ApiTestEnv } from './helpers/api';
 
 describe('Glance v2 metadefs API', () => {
   let env: ApiTestEnv;
@@ -20,10 +20,18 @@ describe('Glance v2 metadefs API', () => {
   let closeDb: () => Promise<void>;
 
   before(async () => {
-    env = await openApiTestEnv({ services: ['identity', 'image'], label: 'api-image-metadefs' });
-    admin = (await seedUserToken(env, 'root', 'p-root', 'admin')).token;
-    member = (await seedUserToken(env, 'mia', 'p-mia', 'member')).token;
-    reader = (await seedUserToken(env, 'rex', 'p-mia', 'reader')).token;
+    const opened = await openApiTestEnvWithUsers(
+      { services: ['identity', 'image'], label: 'api-image-metadefs' },
+      {
+        admin: ['root', 'p-root', 'admin'],
+        member: ['mia', 'p-mia', 'member'],
+        reader: ['rex', 'p-mia', 'reader'],
+      },
+    );
+    env = opened.env;
+    admin = opened.users.admin.token;
+    member = opened.users.member.token;
+    reader = opened.users.reader.token;
     const store = await openServiceDb<GlanceDb>('glance', glanceMigrations, env.db);
     db = store.db;
     closeDb = () => store.close();

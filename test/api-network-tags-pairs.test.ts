@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { openApiTestEnv, seedUserToken, type ApiTestEnv } from './helpers/api';
+import { openApiTestEnvWithUsers, type ApiTestEnv, type SeededUser } from './helpers/api';
 
 // Response bodies are read field by field as Neutron documents them; each assertion checks the shape it uses.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -14,19 +14,26 @@ type Body = Record<string, any>;
 
 describe('Neutron v2.0 API: allowed address pairs and tags', () => {
   let env: ApiTestEnv;
-  let alice: { token: string; projectId: string };
-  let bob: { token: string; projectId: string };
-  let rita: { token: string; projectId: string };
-  let admin: { token: string; projectId: string };
+  let alice: SeededUser;
+  let bob: SeededUser;
+  let rita: SeededUser;
+  let admin: SeededUser;
   let networkId: string;
   let subnetId: string;
 
   before(async () => {
-    env = await openApiTestEnv({ services: ['identity', 'network'], label: 'api-network-tags-pairs' });
-    alice = await seedUserToken(env, 'alice', 'p-alice');
-    bob = await seedUserToken(env, 'bob', 'p-bob');
-    rita = await seedUserToken(env, 'rita', 'p-alice', 'reader');
-    admin = await seedUserToken(env, 'root', 'p-admin', 'admin');
+    ({
+      env,
+      users: { alice, bob, rita, admin },
+    } = await openApiTestEnvWithUsers(
+      { services: ['identity', 'network'], label: 'api-network-tags-pairs' },
+      {
+        alice: ['alice', 'p-alice'],
+        bob: ['bob', 'p-bob'],
+        rita: ['rita', 'p-alice', 'reader'],
+        admin: ['root', 'p-admin', 'admin'],
+      },
+    ));
     networkId = (await call(alice.token, 'POST', '/networks', { network: { name: 'n1' } })).body.network.id;
     subnetId = (
       await call(alice.token, 'POST', '/subnets', {

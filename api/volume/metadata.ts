@@ -1,7 +1,8 @@
 /**
- * Cinder's volume metadata (cinder/api/v3/volume_metadata.py): GET, POST (merge), PUT (replace) of the whole
- * set, and GET, PUT, DELETE of one key. Policies are Cinder's defaults (volume_metadata.py): a reader of the
- * project reads, a member (or an admin) writes.
+ * Cinder's volume and snapshot metadata (cinder/api/v3/volume_metadata.py, snapshot_metadata.py): GET, POST
+ * (merge), PUT (replace) of the whole set, and GET, PUT, DELETE of one key, served by one `metadataRoutes`.
+ * Volume policies are Cinder's defaults (volume_metadata.py): a reader of the project reads, a member (or an
+ * admin) writes; a snapshot's are checked by the cloud's snapshots.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -34,22 +35,47 @@ const setItemBody = z.strictObject({
   meta: cinderMetadataSchema.refine((m) => Object.keys(m).length === 1, 'must have exactly one property'),
 });
 
-export async function volumeMetadataRoutes(app: FastifyInstance, kit: VolumeRouteKit): Promise<void> {
-  const { cinder, route, checkProject, visibleVolume, ctxOf } = kit;
+type Metadata = Record<string, string>;
 
-  /** The volume, once the caller may write its metadata (the volume is looked up first: 404 before 403). */
-  async function writable(request: FastifyRequest, policy: string): Promise<Volume> {
-    checkProject(request);
-    const volume = await visibleVolume(request);
-    requireMember(ctxOf(request), policy);
-    return volume;
+/** What one resource (a volume, a snapshot) gives the metadata routes. */
+export interface MetadataRouteKit<T extends { id: string; metadata: Metadata }> {
+  /** Both `/v3<path>` and `/v3/{project_id}<path>`. */
+  route: (path: string) => string[];
+  /** The resource's path segment and id parameter: `/<collection>/:<param>/metadata`. */
+  collection: string;
+  param: string;
+  /** How the 404 of a missing key names the resource (`Volume`, `Snapshot`). */
+  noun: string;
+  /** The resource the caller may see (its project checked, 404 when not). */
+  load: (request: FastifyRequest) => Promise<T>;
+  /** After the resource is found (404 before 403): refuse a caller who may not write; the policy names its step. */
+  mayWrite?: (request: FastifyRequest, step: 'create' | 'update' | 'delete') => void;
+  /** Merge into or replace the resource's metadata; the whole set after. */
+  set: (
+    request: FastifyRequest,
+    id: string,
+    metadata: Metadata,
+    mode: 'merge' | 'replace',
+  ) => Promise<Metadata>;
+  /** Delete one key (404 when absent). */
+  remove: (request: FastifyRequest, id: string, key: string) => Promise<void>;
+}
+
+/** Cinder's metadata controllers (volume_metadata.py, snapshot_metadata.py): the same six routes over one resource. */
+export async function metadataRoutes<T extends { id: string; metadata: Metadata }>(
+  app: FastifyInstance,
+  kit: MetadataRouteKit<T>,
+): Promise<void> {
+  const { route, collection, param, noun, load, set, remove } = kit;
+
+  async function writable(request: FastifyRequest, step: 'create' | 'update' | 'delete'): Promise<T> {
+    const resource = await load(request);
+    kit.mayWrite?.(request, step);
+    return resource;
   }
 
-  for (const path of route('/volumes/:volumeId/metadata')) {
-    app.get(path, async (request) => {
-      checkProject(request);
-      return { metadata: (await visibleVolume(request)).metadata };
-    });
+  for (const path of route(`/${collection}/:${param}/metadata`)) {
+    app.get(path, async (request) => ({ metadata: (await load(request)).metadata }));
     for (const [method, mode] of [
       ['post', 'merge'],
       ['put', 'replace'],
@@ -57,29 +83,20 @@ export async function volumeMetadataRoutes(app: FastifyInstance, kit: VolumeRout
       app[method](path, async (request) => {
         const parsed = setAllBody.safeParse(request.body);
         if (!parsed.success) throw cinderBadRequest(parsed.error);
-        const volume = await writable(
-          request,
-          `volume:${mode === 'merge' ? 'create' : 'update'}_volume_metadata`,
-        );
-        const metadata = await cinder.setVolumeMetadata(
-          volume.id,
-          parsed.data.metadata,
-          mode,
-          ctxOf(request),
-        );
+        const resource = await writable(request, mode === 'merge' ? 'create' : 'update');
+        const metadata = await set(request, resource.id, parsed.data.metadata, mode);
         return { metadata };
       });
     }
   }
 
-  for (const path of route('/volumes/:volumeId/metadata/:key')) {
+  for (const path of route(`/${collection}/:${param}/metadata/:key`)) {
     app.get(path, async (request) => {
-      checkProject(request);
       const { key } = request.params as { key: string };
-      const volume = await visibleVolume(request);
-      if (!Object.hasOwn(volume.metadata, key))
-        throw new ApiError(404, `Volume ${volume.id} has no metadata with key ${key}.`);
-      return { meta: { [key]: volume.metadata[key] } };
+      const resource = await load(request);
+      if (!Object.hasOwn(resource.metadata, key))
+        throw new ApiError(404, `${noun} ${resource.id} has no metadata with key ${key}.`);
+      return { meta: { [key]: resource.metadata[key] } };
     });
     app.put(path, async (request) => {
       const { key } = request.params as { key: string };
@@ -87,20 +104,39 @@ export async function volumeMetadataRoutes(app: FastifyInstance, kit: VolumeRout
       if (!parsed.success) throw cinderBadRequest(parsed.error);
       const meta = parsed.data.meta;
       if (!Object.hasOwn(meta, key)) throw new ApiError(400, 'Request body and URI mismatch');
-      const volume = await writable(request, 'volume:update_volume_metadata');
-      await cinder.setVolumeMetadata(volume.id, meta, 'merge', ctxOf(request));
+      const resource = await writable(request, 'update');
+      await set(request, resource.id, meta, 'merge');
       return { meta };
     });
     app.delete(path, async (request, reply) => {
       const { key } = request.params as { key: string };
-      const volume = await writable(request, 'volume:delete_volume_metadata');
+      const resource = await writable(request, 'delete');
+      await remove(request, resource.id, key);
+      return reply.code(200).send();
+    });
+  }
+}
+
+export async function volumeMetadataRoutes(app: FastifyInstance, kit: VolumeRouteKit): Promise<void> {
+  const { cinder, route, checkProject, visibleVolume, ctxOf } = kit;
+  await metadataRoutes(app, {
+    route,
+    collection: 'volumes',
+    param: 'volumeId',
+    noun: 'Volume',
+    load: async (request) => {
+      checkProject(request);
+      return visibleVolume(request);
+    },
+    mayWrite: (request, step) => requireMember(ctxOf(request), `volume:${step}_volume_metadata`),
+    set: (request, id, metadata, mode) => cinder.setVolumeMetadata(id, metadata, mode, ctxOf(request)),
+    remove: async (request, id, key) => {
       try {
-        await cinder.deleteVolumeMetadataItem(volume.id, key, ctxOf(request));
+        await cinder.deleteVolumeMetadataItem(id, key, ctxOf(request));
       } catch (err) {
         if (isCloudError(err, 'NotFound')) throw new ApiError(404, err.message);
         throw err;
       }
-      return reply.code(200).send();
-    });
-  }
+    },
+  });
 }

@@ -15,6 +15,7 @@ import type { RequestContext } from '../../cloud/keystone';
 import { ApiError } from '../errors';
 import { isTrue, parameterBoolean } from '../parameter-types';
 import { pageOf } from './list';
+import { metadataRoutes } from './metadata';
 import type { Microversion } from './microversion';
 import { cinderBadRequest, cinderMetadataSchema, parseMetadataFilter } from './validation';
 import { snapshotDetail, snapshotSummary } from './views';
@@ -50,11 +51,6 @@ const updateBody = z.strictObject({
   snapshot: z
     .strictObject({ name: text, description: text, display_name: text, display_description: text })
     .refine((s) => Object.keys(s).length > 0, 'is not valid under any of the given schemas'),
-});
-
-const setAllBody = z.strictObject({ metadata: cinderMetadataSchema });
-const setItemBody = z.strictObject({
-  meta: cinderMetadataSchema.refine((m) => Object.keys(m).length === 1, 'must have exactly one property'),
 });
 
 const ACTION_BODIES = {
@@ -266,47 +262,14 @@ export async function snapshotRoutes(app: FastifyInstance, kit: SnapshotRouteKit
     });
   }
 
-  for (const path of route('/snapshots/:snapshotId/metadata')) {
-    app.get(path, async (request) => ({ metadata: (await visible(request)).metadata }));
-    for (const [method, mode] of [
-      ['post', 'merge'],
-      ['put', 'replace'],
-    ] as const) {
-      app[method](path, async (request) => {
-        const parsed = setAllBody.safeParse(request.body);
-        if (!parsed.success) throw cinderBadRequest(parsed.error);
-        const snapshot = await visible(request);
-        const metadata = await cinderCall(() =>
-          snapshots.setMetadata(snapshot.id, parsed.data.metadata, mode, ctxOf(request)),
-        );
-        return { metadata };
-      });
-    }
-  }
-
-  for (const path of route('/snapshots/:snapshotId/metadata/:key')) {
-    app.get(path, async (request) => {
-      const { key } = request.params as { key: string };
-      const snapshot = await visible(request);
-      if (!Object.hasOwn(snapshot.metadata, key))
-        throw new ApiError(404, `Snapshot ${snapshot.id} has no metadata with key ${key}.`);
-      return { meta: { [key]: snapshot.metadata[key] } };
-    });
-    app.put(path, async (request) => {
-      const { key } = request.params as { key: string };
-      const parsed = setItemBody.safeParse(request.body);
-      if (!parsed.success) throw cinderBadRequest(parsed.error);
-      const meta = parsed.data.meta;
-      if (!Object.hasOwn(meta, key)) throw new ApiError(400, 'Request body and URI mismatch');
-      const snapshot = await visible(request);
-      await cinderCall(() => snapshots.setMetadata(snapshot.id, meta, 'merge', ctxOf(request)));
-      return { meta };
-    });
-    app.delete(path, async (request, reply) => {
-      const { key } = request.params as { key: string };
-      const snapshot = await visible(request);
-      await cinderCall(() => snapshots.deleteMetadataItem(snapshot.id, key, ctxOf(request)));
-      return reply.code(200).send();
-    });
-  }
+  await metadataRoutes(app, {
+    route,
+    collection: 'snapshots',
+    param: 'snapshotId',
+    noun: 'Snapshot',
+    load: visible,
+    set: (request, id, metadata, mode) =>
+      cinderCall(() => snapshots.setMetadata(id, metadata, mode, ctxOf(request))),
+    remove: (request, id, key) => cinderCall(() => snapshots.deleteMetadataItem(id, key, ctxOf(request))),
+  });
 }

@@ -82,6 +82,27 @@ export interface ListNamespacesOptions {
 type Trx = Kysely<GlanceDb>;
 type Content = 'objects' | 'properties' | 'tags';
 
+/** The three kinds of row a namespace holds by name, each with its table and Glance's policy per write. */
+const KINDS = {
+  object: {
+    table: 'metadef_objects',
+    policy: { add: 'add_metadef_object', modify: 'modify_metadef_object', remove: 'delete_metadef_object' },
+  },
+  property: {
+    table: 'metadef_properties',
+    policy: {
+      add: 'add_metadef_property',
+      modify: 'modify_metadef_property',
+      remove: 'remove_metadef_property',
+    },
+  },
+  tag: {
+    table: 'metadef_tags',
+    policy: { add: 'add_metadef_tag', modify: 'modify_metadef_tag', remove: 'delete_metadef_tag' },
+  },
+} as const;
+type Kind = keyof typeof KINDS;
+
 const isAdmin = (ctx: ImageRequestContext) => ctx.roles.includes('admin');
 
 function forbidden(action: string): CloudError {
@@ -228,7 +249,14 @@ export class Metadefs {
 
   async getObject(ctx: ImageRequestContext, namespace: string, name: string): Promise<MetadefObject> {
     const ns = await this.visibleNamespace(this.store.db, ctx, namespace, 'get_metadef_object');
-    return toObject(await this.objectRow(this.store.db, ns, name));
+    const row = await this.store.db
+      .selectFrom('metadef_objects')
+      .selectAll()
+      .where('namespace_id', '=', ns.id)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    if (!row) throw notFound('object', name, namespace);
+    return toObject(row);
   }
 
   async listProperties(ctx: ImageRequestContext, namespace: string): Promise<Record<string, PropertyType>> {
@@ -274,7 +302,7 @@ export class Metadefs {
       .where('namespace_id', '=', ns.id)
       .where('name', '=', stored)
       .executeTakeFirst();
-    if (!row) throw propertyNotFound(stored, namespace);
+    if (!row) throw notFound('property', stored, namespace);
     return { name: stored, ...(json(row.json_schema) as PropertyType) };
   }
 
@@ -286,7 +314,7 @@ export class Metadefs {
   async getTag(ctx: ImageRequestContext, namespace: string, name: string): Promise<MetadefTag> {
     const ns = await this.visibleNamespace(this.store.db, ctx, namespace, 'get_metadef_tag');
     const tag = (await this.tagsOf(this.store.db, ns.id)).find((t) => t.name === name);
-    if (!tag) throw tagNotFound(name, namespace);
+    if (!tag) throw notFound('tag', name, namespace);
     return tag;
   }
 
@@ -391,7 +419,7 @@ export class Metadefs {
     const req = parseMetadef(metadefObjectSchema, input, 'object');
     const now = this.clock.now();
     await this.write(async (trx) => {
-      const ns = await this.writableNamespace(trx, ctx, namespace, 'add_metadef_object');
+      const ns = await this.writableNamespace(trx, ctx, namespace, KINDS.object.policy.add);
       await this.insertObject(trx, ns.id, namespace, req, now);
     });
     return this.getObject(ctx, namespace, req.name);
@@ -405,8 +433,7 @@ export class Metadefs {
   ): Promise<MetadefObject> {
     const req = parseMetadef(metadefObjectSchema, input, 'object');
     await this.write(async (trx) => {
-      const ns = await this.writableNamespace(trx, ctx, namespace, 'modify_metadef_object');
-      await this.objectRow(trx, ns, name);
+      const ns = await this.writableRow(trx, ctx, 'object', namespace, name);
       await trx
         .updateTable('metadef_objects')
         .set({
@@ -425,20 +452,7 @@ export class Metadefs {
   }
 
   async deleteObject(ctx: ImageRequestContext, namespace: string, name: string): Promise<void> {
-    await this.write(async (trx) => {
-      const ns = await this.writableNamespace(trx, ctx, namespace, 'delete_metadef_object');
-      await this.objectRow(trx, ns, name);
-      if (Number(ns.protected) === 1)
-        throw new CloudError(
-          'Forbidden',
-          `Metadata definition object ${name} is protected and cannot be deleted.`,
-        );
-      await trx
-        .deleteFrom('metadef_objects')
-        .where('namespace_id', '=', ns.id)
-        .where('name', '=', name)
-        .execute();
-    });
+    await this.deleteRow(ctx, 'object', namespace, name);
   }
 
   // ---- properties ----------------------------------------------------------------------------------------
@@ -450,7 +464,7 @@ export class Metadefs {
   ): Promise<PropertyType & { name: string }> {
     const req = parseMetadef(namedPropertySchema, input, 'property');
     await this.write(async (trx) => {
-      const ns = await this.writableNamespace(trx, ctx, namespace, 'add_metadef_property');
+      const ns = await this.writableNamespace(trx, ctx, namespace, KINDS.property.policy.add);
       await this.insertProperty(trx, ns.id, namespace, req.name, req, this.clock.now());
     });
     return this.getProperty(ctx, namespace, req.name);
@@ -464,40 +478,20 @@ export class Metadefs {
   ): Promise<PropertyType & { name: string }> {
     const req = parseMetadef(namedPropertySchema, input, 'property');
     await this.write(async (trx) => {
-      const ns = await this.writableNamespace(trx, ctx, namespace, 'modify_metadef_property');
-      const res = await trx
+      const ns = await this.writableRow(trx, ctx, 'property', namespace, name);
+      await trx
         .updateTable('metadef_properties')
         .set({ name: req.name, json_schema: JSON.stringify(propertyBody(req)), updated_at: this.clock.now() })
         .where('namespace_id', '=', ns.id)
         .where('name', '=', name)
-        .executeTakeFirst()
+        .execute()
         .catch(rethrowDuplicate(propertyDuplicate(req.name, namespace)));
-      if (Number(res.numUpdatedRows) !== 1) throw propertyNotFound(name, namespace);
     });
     return this.getProperty(ctx, namespace, req.name);
   }
 
   async deleteProperty(ctx: ImageRequestContext, namespace: string, name: string): Promise<void> {
-    await this.write(async (trx) => {
-      const ns = await this.writableNamespace(trx, ctx, namespace, 'remove_metadef_property');
-      const exists = await trx
-        .selectFrom('metadef_properties')
-        .select('name')
-        .where('namespace_id', '=', ns.id)
-        .where('name', '=', name)
-        .executeTakeFirst();
-      if (!exists) throw propertyNotFound(name, namespace);
-      if (Number(ns.protected) === 1)
-        throw new CloudError(
-          'Forbidden',
-          `Metadata definition property ${name} is protected and cannot be deleted.`,
-        );
-      await trx
-        .deleteFrom('metadef_properties')
-        .where('namespace_id', '=', ns.id)
-        .where('name', '=', name)
-        .execute();
-    });
+    await this.deleteRow(ctx, 'property', namespace, name);
   }
 
   // ---- tags ----------------------------------------------------------------------------------------------
@@ -505,7 +499,7 @@ export class Metadefs {
   async createTag(ctx: ImageRequestContext, namespace: string, name: string): Promise<MetadefTag> {
     parseMetadef(metadefTagSchema, { name }, 'tag');
     await this.write(async (trx) => {
-      const ns = await this.writableNamespace(trx, ctx, namespace, 'add_metadef_tag');
+      const ns = await this.writableNamespace(trx, ctx, namespace, KINDS.tag.policy.add);
       await this.insertTags(trx, ns.id, namespace, [name], this.clock.now());
     });
     return this.getTag(ctx, namespace, name);
@@ -534,9 +528,8 @@ export class Metadefs {
   ): Promise<MetadefTag> {
     const req = parseMetadef(metadefTagSchema, input, 'tag');
     await this.write(async (trx) => {
-      const ns = await this.writableNamespace(trx, ctx, namespace, 'modify_metadef_tag');
+      const ns = await this.writableRow(trx, ctx, 'tag', namespace, name);
       const tags = await this.tagsOf(trx, ns.id);
-      if (!tags.some((t) => t.name === name)) throw tagNotFound(name, namespace);
       if (
         req.name !== name &&
         tags.some((t) => t.name.toLowerCase() === req.name.toLowerCase() && t.name !== name)
@@ -553,20 +546,7 @@ export class Metadefs {
   }
 
   async deleteTag(ctx: ImageRequestContext, namespace: string, name: string): Promise<void> {
-    await this.write(async (trx) => {
-      const ns = await this.writableNamespace(trx, ctx, namespace, 'delete_metadef_tag');
-      if (!(await this.tagsOf(trx, ns.id)).some((t) => t.name === name)) throw tagNotFound(name, namespace);
-      if (Number(ns.protected) === 1)
-        throw new CloudError(
-          'Forbidden',
-          `Metadata definition tag ${name} is protected and cannot be deleted.`,
-        );
-      await trx
-        .deleteFrom('metadef_tags')
-        .where('namespace_id', '=', ns.id)
-        .where('name', '=', name)
-        .execute();
-    });
+    await this.deleteRow(ctx, 'tag', namespace, name);
   }
 
   // ---- resource type associations ------------------------------------------------------------------------
@@ -677,19 +657,46 @@ export class Metadefs {
     return row;
   }
 
-  private async objectRow(db: Trx, ns: MetadefNamespacesTable, name: string): Promise<MetadefObjectsTable> {
-    const row = await db
-      .selectFrom('metadef_objects')
-      .selectAll()
+  /** A write to one named row: its namespace (404, then 403 unless admin), then the row (404). */
+  private async writableRow(
+    trx: Trx,
+    ctx: ImageRequestContext,
+    kind: Kind,
+    namespace: string,
+    name: string,
+    step: 'modify' | 'remove' = 'modify',
+  ): Promise<MetadefNamespacesTable> {
+    const ns = await this.writableNamespace(trx, ctx, namespace, KINDS[kind].policy[step]);
+    const row = await trx
+      .selectFrom(KINDS[kind].table)
+      .select('name')
       .where('namespace_id', '=', ns.id)
       .where('name', '=', name)
       .executeTakeFirst();
-    if (!row)
-      throw new CloudError(
-        'NotFound',
-        `The metadata definition object with name=${name} was not found in namespace=${ns.namespace}.`,
-      );
-    return row;
+    if (!row) throw notFound(kind, name, namespace);
+    return ns;
+  }
+
+  /** Glance's delete of an object, property or tag: found, refused in a protected namespace, then gone. */
+  private async deleteRow(
+    ctx: ImageRequestContext,
+    kind: Kind,
+    namespace: string,
+    name: string,
+  ): Promise<void> {
+    await this.write(async (trx) => {
+      const ns = await this.writableRow(trx, ctx, kind, namespace, name, 'remove');
+      if (Number(ns.protected) === 1)
+        throw new CloudError(
+          'Forbidden',
+          `Metadata definition ${kind} ${name} is protected and cannot be deleted.`,
+        );
+      await trx
+        .deleteFrom(KINDS[kind].table)
+        .where('namespace_id', '=', ns.id)
+        .where('name', '=', name)
+        .execute();
+    });
   }
 
   private async tagsOf(db: Trx, namespaceId: string): Promise<MetadefTag[]> {
@@ -847,16 +854,9 @@ const propertyDuplicate = (name: string, namespace: string) =>
 const tagDuplicate = (name: string, namespace: string) =>
   `A metadata tag with name=${name} already exists in namespace=${namespace}. (Please note that metadata tag names are case insensitive).`;
 
-function propertyNotFound(name: string, namespace: string): CloudError {
+function notFound(kind: Kind, name: string, namespace: string): CloudError {
   return new CloudError(
     'NotFound',
-    `The metadata definition property with name=${name} was not found in namespace=${namespace}.`,
-  );
-}
-
-function tagNotFound(name: string, namespace: string): CloudError {
-  return new CloudError(
-    'NotFound',
-    `The metadata definition tag with name=${name} was not found in namespace=${namespace}.`,
+    `The metadata definition ${kind} with name=${name} was not found in namespace=${namespace}.`,
   );
 }

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApiApp, DEFAULT_REGION, type ApiDeps } from '../../api';
 import type { ServiceName } from '../../api/errors';
 import { openCloud, type Cloud } from '../../cloud';
+import type { Clock } from '../../cloud/clock';
 import { ensureServiceCatalog } from '../../cloud/bootstrap';
 import { createLogger } from '../../lib/logger';
 import { testDbConfig, type TestDb } from './cloud-db';
@@ -23,10 +24,10 @@ export interface ApiTestEnv {
 export const TEST_PUBLIC_URL = 'http://127.0.0.1:8770';
 
 export async function openApiTestEnv(
-  options: { services?: ServiceName[]; temporal?: Client; label?: string } = {},
+  options: { services?: ServiceName[]; temporal?: Client; label?: string; clock?: Clock } = {},
 ): Promise<ApiTestEnv> {
   const testDb: TestDb = testDbConfig(options.label ?? 'api');
-  const cloud = await openCloud({ db: testDb.config });
+  const cloud = await openCloud({ db: testDb.config, ...(options.clock ? { clock: options.clock } : {}) });
   // Keystone's catalog, as the bootstrap registers it: every token's catalog names these endpoints.
   await ensureServiceCatalog(cloud, TEST_PUBLIC_URL);
   const deps: ApiDeps = {
@@ -91,4 +92,22 @@ export async function seedUserToken(
   });
   if (res.statusCode !== 201) throw new Error(`token for ${user}: ${res.statusCode} ${res.body}`);
   return { token: String(res.headers['x-subject-token']), projectId: p.id, userId: u.id };
+}
+
+type Role = 'admin' | 'member' | 'reader';
+export type SeededUser = Awaited<ReturnType<typeof seedUserToken>>;
+
+/**
+ * The set-up most API test files share: a throw-away env and, in order, one seeded user and token per entry
+ * (`[user, project, role]`, as seedUserToken takes them), under the entry's name.
+ */
+export async function openApiTestEnvWithUsers<K extends string>(
+  options: Parameters<typeof openApiTestEnv>[0],
+  users: Record<K, [user: string, project: string, role?: Role]>,
+): Promise<{ env: ApiTestEnv; users: Record<K, SeededUser> }> {
+  const env = await openApiTestEnv(options);
+  const seeded = {} as Record<K, SeededUser>;
+  for (const [key, [user, project, role]] of Object.entries(users) as Array<[K, [string, string, Role?]]>)
+    seeded[key] = await seedUserToken(env, user, project, role);
+  return { env, users: seeded };
 }
