@@ -26,14 +26,8 @@ import { Client, Connection } from '@temporalio/client';
 import pino from 'pino';
 import { GUEST_IMAGE_NAME, IMAGE_NAME } from '../cloud/bootstrap';
 import { DEFAULT_HOSTS } from '../cloud/hosts';
-import {
-  ensureGuestImage,
-  GUEST_PACKAGES,
-  INSTALL_COMMAND,
-  missingGuestTools,
-  onPath,
-  type GuestImage,
-} from '../lib/guest-image';
+import { ensureGuestImage, missingGuestTools, onPath, type GuestImage } from '../lib/guest-image';
+import { chooseVirtDriver as chooseDriver } from '../lib/guest-image/driver-choice';
 import { loadCodecToken, startCodecServer, type RunningCodecServer } from '../lib/codec';
 import { holdPorts, startDevServer, type RunningDevServer } from '../lib/dev-server';
 import { createLogger } from '../lib/logger';
@@ -62,47 +56,26 @@ class StopRequested extends Error {}
 const run = promisify(execFile);
 
 /**
- * Real guests when this machine can run them: the qemu driver (with the linux-bridge agent, so the guest
- * gets its address by DHCP) if QEMU and the guest image's tools are there, installing the Debian packages
- * first when running as root with apt-get; otherwise the fake driver, saying why. BOOTFLOW_VIRT_DRIVER=fake
- * keeps the fake driver.
+ * Real guests when this machine can run them (lib/guest-image/driver-choice.ts), on this machine: its
+ * tools, apt-get (an update and a second try when the first install fails) and the guest image build.
  */
-async function chooseVirtDriver(): Promise<GuestImage | undefined> {
-  if (process.env.BOOTFLOW_VIRT_DRIVER === 'fake') {
-    say('• virt driver: fake (BOOTFLOW_VIRT_DRIVER=fake): no guest runs');
-    return undefined;
-  }
-  const root = process.getuid?.() === 0;
-  let missing = await missingGuestTools();
-  if (missing.length > 0 && root && (await onPath('apt-get'))) {
-    say(`• installing the Debian packages for real guests: ${GUEST_PACKAGES.join(' ')}`);
-    const install = ['install', '-y', '-q', '--no-install-recommends', ...GUEST_PACKAGES];
-    await run('apt-get', install, { maxBuffer: 64 << 20 })
-      .catch(async () => {
-        await run('apt-get', ['update', '-q'], { maxBuffer: 64 << 20 });
-        await run('apt-get', install, { maxBuffer: 64 << 20 });
-      })
-      .catch((err: unknown) => say(`  (apt-get failed: ${(err as Error).message.split('\n')[0]})`));
-    missing = await missingGuestTools();
-  }
-  if (missing.length > 0) {
-    say(`• virt driver: fake — real guests need ${missing.join(', ')}; install them with:`);
-    say(`    ${root ? '' : 'sudo '}${INSTALL_COMMAND}`);
-    return undefined;
-  }
-  if (!root) {
-    say('• virt driver: fake — real guests need root (taps, bridges, network namespaces)');
-    return undefined;
-  }
-  try {
-    say('• building the guest image (Debian cloud kernel + busybox initramfs; cached)');
-    const guest = await ensureGuestImage();
-    say(`• virt driver: qemu (software emulation), network agent: linux-bridge — guest ${guest.build}`);
-    return guest;
-  } catch (err) {
-    say(`• virt driver: fake — the guest image could not be built: ${(err as Error).message}`);
-    return undefined;
-  }
+function chooseVirtDriver(): Promise<GuestImage | undefined> {
+  const apt = (args: string[]) => run('apt-get', args, { maxBuffer: 64 << 20 });
+  return chooseDriver({
+    env: process.env,
+    isRoot: process.getuid?.() === 0,
+    missingTools: () => missingGuestTools(),
+    hasAptGet: () => onPath('apt-get'),
+    async aptInstall(packages) {
+      const install = ['install', '-y', '-q', '--no-install-recommends', ...packages];
+      await apt(install).catch(async () => {
+        await apt(['update', '-q']);
+        await apt(install);
+      });
+    },
+    buildImage: () => ensureGuestImage(),
+    say,
+  });
 }
 
 /** The booted guest's console and address, for the summary. */

@@ -4,7 +4,8 @@
  * driver and the linux-bridge network agent. The bootflow guest (built from Debian packages, cached) boots
  * through createInstance:
  *   - ACTIVE; its serial console shows the MAC and IP that Neutron's IPAM gave its port (read through the
- *     getConsoleOutput workflow and the client's `server console-log`) with the network's MTU applied;
+ *     getConsoleOutput workflow, the client's `server console-log` and `openstack console log show`, the
+ *     API's os-getConsoleOutput) with the network's MTU applied;
  *     ping from qdhcp-<net> reaches it and its HTTP page names the instance;
  *   - a second guest on the network: each pings the other from inside (the guest's /cgi-bin/ping);
  *   - stop/start and SOFT/HARD reboot through their workflows change the real power state (QMP, the QEMU
@@ -51,6 +52,7 @@ import {
   workerReady,
   type ChildHandle,
 } from './helpers/deployment';
+import { openrcEnv, openstack } from './helpers/openstack-cli';
 
 const run = promisify(execFile);
 const HOST = 'compute1';
@@ -354,6 +356,19 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
     assert.equal(cli.code, 0, cli.stderr);
     assert.ok(cli.stdout.split('\n').length <= 51);
     assert.match(cli.stdout, leaseLine(uuid, mac, ip));
+
+    // The OpenStack API's os-getConsoleOutput (the api role in the controller process), as the unmodified
+    // `openstack console log show` calls it with the demo openrc.
+    const osc = await openstack(openrcEnv(path.join(dataDir, 'demo-openrc.sh')), [
+      'console',
+      'log',
+      'show',
+      '--lines',
+      '30',
+      uuid,
+    ]);
+    assert.equal(osc.code, 0, osc.stderr);
+    assert.match(osc.stdout, leaseLine(uuid, mac, ip));
   });
 
   test('two guests on one network ping each other', async () => {

@@ -297,6 +297,30 @@ describe('evacuate', () => {
     await assertNoLeaks(h);
   });
 
+  test('a server deleted while its host is down (a local delete): the host reaps its guest when back', async () => {
+    const server: BootResult = await h.runBoot(h.request('deleted-while-away'));
+    const source = server.host;
+    await loseHost(source);
+    await h.syncClock();
+    const del = await h.env.client.workflow.start('deleteInstance', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: deleteWorkflowId(server.id),
+      args: [{ requestId: 'del-while-away', auth: h.demoAuth(), instanceUuid: server.id }],
+    });
+    const deleted = (await del.result()) as DeleteResult;
+    assert.deepEqual([deleted.outcome, deleted.localDelete], ['deleted', true]);
+    // The host was skipped: its guest, directory and ports are still there, for nobody.
+    const compute = h.computeHosts.get(source)!;
+    assert.ok((await compute.listInstanceDirs()).includes(server.id));
+    assert.ok(await compute.getDomain(server.id));
+    // Back, its init_host asks the controller and destroys the guest of the deleted instance.
+    assert.deepEqual(await comeBack(source), [server.id]);
+    assert.ok(!(await compute.listInstanceDirs()).includes(server.id));
+    assert.equal(await compute.getDomain(server.id), undefined);
+    assert.ok(!(await compute.listVifs()).some((v) => v.instanceUuid === server.id));
+    await assertNoLeaks(h);
+  });
+
   {
     test("an evacuation cancelled in the destination's spawn: ERROR, no task, the destination clean", async () => {
       const slug = 'cancelled';

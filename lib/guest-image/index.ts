@@ -12,12 +12,16 @@ import path from 'node:path';
 import { runCommand } from '../../cloud/compute/host-commands';
 import { PROJECT_ROOT } from '../temporal-binaries';
 
-/** Debian packages the guest image and the qemu driver need (`apt-get install --no-install-recommends`). */
+/**
+ * Debian packages the guest image, the qemu driver and the linux-bridge agent it runs with need
+ * (`apt-get install --no-install-recommends`).
+ */
 export const GUEST_PACKAGES = [
   'qemu-system-x86',
   'qemu-utils',
   'busybox-static',
   'dnsmasq-base',
+  'iproute2',
   'cpio',
 ] as const;
 export const INSTALL_COMMAND = `apt-get install -y --no-install-recommends ${GUEST_PACKAGES.join(' ')}`;
@@ -70,24 +74,47 @@ export function defaultGuestCacheDir(env: NodeJS.ProcessEnv = process.env): stri
   return env.BOOTFLOW_GUEST_CACHE ?? path.join(PROJECT_ROOT, '.cache', 'guest-image');
 }
 
-/** What is missing on this machine to build the guest image and run guests, as install hints. */
-export async function missingGuestTools(): Promise<string[]> {
+/** The tools building the guest image needs, each with the package that brings it. */
+const IMAGE_TOOLS: ReadonlyArray<readonly [string, string]> = [
+  ['qemu-system-x86_64', 'qemu-system-x86'],
+  ['qemu-img', 'qemu-utils'],
+  ['busybox', 'busybox-static'],
+  ['cpio', 'cpio'],
+  ['dpkg-deb', 'dpkg'],
+  ['apt-get', 'apt'],
+];
+/** And what running the guests needs beside them: the linux-bridge agent's `ip` and its DHCP server. */
+const GUEST_RUN_TOOLS: ReadonlyArray<readonly [string, string]> = [
+  ['ip', 'iproute2'],
+  ['dnsmasq', 'dnsmasq-base'],
+];
+
+/**
+ * What is missing on this machine to build the guest image and run guests (the qemu driver with the
+ * linux-bridge agent), as install hints: `<tool> (<package>)`. `has` looks a tool up (default: on PATH).
+ */
+export async function missingGuestTools(has: (tool: string) => Promise<boolean> = onPath): Promise<string[]> {
+  return missingOf([...IMAGE_TOOLS, ...GUEST_RUN_TOOLS], has);
+}
+
+/** What is missing to build the guest image alone. */
+export async function missingImageTools(has: (tool: string) => Promise<boolean> = onPath): Promise<string[]> {
+  return missingOf(IMAGE_TOOLS, has);
+}
+
+async function missingOf(
+  checks: ReadonlyArray<readonly [string, string]>,
+  has: (tool: string) => Promise<boolean>,
+): Promise<string[]> {
   const missing: string[] = [];
-  const checks: Array<[string, string]> = [
-    ['qemu-system-x86_64', 'qemu-system-x86'],
-    ['qemu-img', 'qemu-utils'],
-    ['busybox', 'busybox-static'],
-    ['cpio', 'cpio'],
-    ['dpkg-deb', 'dpkg'],
-    ['apt-get', 'apt'],
-  ];
-  for (const [tool, pkg] of checks) if (!(await onPath(tool))) missing.push(`${tool} (${pkg})`);
+  for (const [tool, pkg] of checks) if (!(await has(tool))) missing.push(`${tool} (${pkg})`);
   if (!existsSync('/dev/net/tun')) missing.push('/dev/net/tun (the tun driver)');
   return missing;
 }
 
+/** Whether `tool` is on PATH, or in the sbin directories a non-root PATH often lacks (dnsmasq is there). */
 export async function onPath(tool: string): Promise<boolean> {
-  return runCommand('sh', ['-c', `command -v ${tool}`]).then(
+  return runCommand('sh', ['-c', `PATH="$PATH:/usr/sbin:/sbin"; command -v ${tool}`]).then(
     () => true,
     () => false,
   );
@@ -95,7 +122,7 @@ export async function onPath(tool: string): Promise<boolean> {
 
 /** Builds the guest image, or returns the cached build for the current kernel and scripts. */
 export async function ensureGuestImage(cacheDir = defaultGuestCacheDir()): Promise<GuestImage> {
-  const missing = await missingGuestTools();
+  const missing = await missingImageTools();
   if (missing.length > 0)
     throw new Error(`cannot build the guest image, missing: ${missing.join(', ')}; run: ${INSTALL_COMMAND}`);
   const scriptsHash = await hashScripts();
