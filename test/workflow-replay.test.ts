@@ -194,6 +194,13 @@ const STORED: Array<{ dir: string; what: string; ids: string[] }> = [
     ids: ['orphaned-build', 'stale-task'],
   },
   {
+    // test/workflow-reconcile.test.ts, after the patch failed-build-deletes-existing-volume: an orphaned
+    // boot from an existing delete_on_termination volume, the volume deleted with the release.
+    dir: 'reconciler-deletes-volume',
+    what: 'the reconciler releasing a boot from an existing delete_on_termination volume',
+    ids: ['orphaned-build-existing-volume'],
+  },
+  {
     // test/workflow-evacuate.test.ts: a server with a volume (evacuate: before the patch
     // evacuate-keeps-old-attachment; evacuate-volume-moved: after), a host-wide run with its children, a
     // spawn failing on the destination, an image fetch failing there after the volume was connected
