@@ -156,11 +156,12 @@ export function createVolumeActivities({ cinder, identity }: VolumeServices) {
 
     /**
      * A server's delete_on_termination volume, deleted as Nova's _cleanup_volumes does (a server's delete,
-     * a failed build): what happened to it. Only while it is still the instance's: attached to it, or last
-     * attached to it and attached to nothing else since, or never attached at all (a volume the user booted from, given back by the
-     * build's detach, that another server has taken meanwhile is that server's: kept). The instance's own
-     * attachments are detached first; the delete is forced past a status stuck in `creating`. Snapshots of
-     * it make Cinder refuse, which Nova logs and goes past: kept, with the reason. Idempotent (`gone`).
+     * a failed build): what happened to it. Only while it is still the instance's: attached to it, last
+     * attached to it and to nothing else since, or never attached at all (a volume the user booted from,
+     * given back by the build's detach, that another server has taken meanwhile is that server's: kept).
+     * The instance's own attachments are detached first; the delete is forced past a status stuck in
+     * `creating`. Snapshots of it make Cinder refuse, which Nova logs and goes past: kept, with the reason.
+     * Idempotent (`gone`).
      */
     async deleteServerVolume({
       volumeId,
