@@ -428,6 +428,8 @@ async function serverDelete(session: Session, refs: string[], options: { wait?: 
       const how = result.outcome === 'already-deleted' ? 'was already deleted' : 'deleted';
       const local = result.localDelete ? ' (its host was down: deleted locally)' : '';
       print(`Server ${server.name} (${server.id}) ${how}${local}`);
+      // A delete_on_termination volume Cinder would not delete (the user has snapshots of it) stays.
+      for (const kept of result.keptVolumes ?? []) print(`Volume ${kept.id} kept: ${kept.reason}`);
     }
   }
   if (session.json()) print(renderJson(results));

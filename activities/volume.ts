@@ -4,7 +4,13 @@
  */
 import type { Cinder, Volume, VolumeAttachment } from '../cloud/cinder';
 import { isCloudError } from '../cloud/errors';
-import type { AttachedVolume, BootVolume, ImageLocation, VolumeConnectionInfo } from '../workflows/types';
+import type {
+  AttachedVolume,
+  BootVolume,
+  ImageLocation,
+  ServerVolumeOutcome,
+  VolumeConnectionInfo,
+} from '../workflows/types';
 import { adaptAll, ignoreNotFound } from './failures';
 import { contextForOngoingWork, type TokenValidator } from './identity';
 
@@ -144,6 +150,45 @@ export function createVolumeActivities({ cinder, identity }: VolumeServices) {
         return (await ignoreNotFound(() => cinder.deleteVolume(volumeId, { force: true }))) ?? false;
       } catch (err) {
         if (isCloudError(err, 'InvalidVolume') && Array.isArray(err.details.snapshots)) return false;
+        throw err;
+      }
+    },
+
+    /**
+     * A server's delete_on_termination volume, deleted as Nova's _cleanup_volumes does (a server's delete,
+     * a failed build): what happened to it. Only while it is still the instance's: attached to it, last
+     * attached to it and to nothing else since, or never attached at all (a volume the user booted from,
+     * given back by the build's detach, that another server has taken meanwhile is that server's: kept).
+     * The instance's own attachments are detached first; the delete is forced past a status stuck in
+     * `creating`. Snapshots of it make Cinder refuse, which Nova logs and goes past: kept, with the reason.
+     * Idempotent (`gone`).
+     */
+    async deleteServerVolume({
+      volumeId,
+      instanceUuid,
+    }: {
+      volumeId: string;
+      instanceUuid: string;
+    }): Promise<ServerVolumeOutcome> {
+      const volume = await ignoreNotFound(() => cinder.getVolume(volumeId));
+      if (!volume) return { outcome: 'gone' };
+      const all = await cinder.listAttachments({ volumeId, includeDetached: true });
+      const others = all.filter((a) => a.instanceUuid !== instanceUuid);
+      const last = all.at(-1);
+      if (others.some((a) => a.attachStatus !== 'detached') || (last && last.instanceUuid !== instanceUuid)) {
+        return { outcome: 'kept', reason: `Volume ${volumeId} is no longer this server's.` };
+      }
+      for (const attachment of all.filter((a) => a.attachStatus !== 'detached')) {
+        await ignoreNotFound(() => cinder.detachVolume(attachment.id));
+      }
+      try {
+        const deleted = await ignoreNotFound(() => cinder.deleteVolume(volumeId, { force: true }));
+        return { outcome: deleted === true ? 'deleted' : 'gone' };
+      } catch (err) {
+        if (isCloudError(err, 'InvalidVolume') && Array.isArray(err.details.snapshots)) {
+          const ids = err.details.snapshots as string[];
+          return { outcome: 'kept', reason: `Volume ${volumeId} has snapshots (${ids.join(', ')}).` };
+        }
         throw err;
       }
     },

@@ -269,6 +269,57 @@ describe('activities are idempotent', () => {
     assert.equal(await rerun(controller.deleteVolume, { volumeId: made.id }), false);
   });
 
+  test("deleteServerVolume: deleted while the server's, kept when another server has it or with snapshots", async () => {
+    const projectId = boot.demo.projectId;
+    const server = '6a0d3f2e-1b4c-4d5e-8f90-a1b2c3d4e5f6';
+    const other = '7b1e4a3f-2c5d-4e6f-9a01-b2c3d4e5f6a7';
+    const make = async (key: string) => {
+      const made = await cloud.cinder.createVolume({ requestKey: key, projectId, sizeGb: 1 });
+      await cloud.cinder.waitForVolume(made.id, { timeoutMs: 10_000 });
+      return made.id;
+    };
+    // Detached from the server (a reschedule's undo), attached to nothing since: the server's, deleted.
+    const given = await make('activities-server-volume-given');
+    const attachment = await cloud.cinder.reserveVolume(given, server, { deleteOnTermination: true });
+    await cloud.cinder.detachVolume(attachment.id);
+    const input = { volumeId: given, instanceUuid: server };
+    assert.deepEqual(await once(controller.deleteServerVolume, input), { outcome: 'deleted' });
+    assert.deepEqual(await once(controller.deleteServerVolume, input), { outcome: 'gone' });
+    // Given back, then attached to another server: that server's, kept and still attached there.
+    const taken = await make('activities-server-volume-taken');
+    const first = await cloud.cinder.reserveVolume(taken, server, { deleteOnTermination: true });
+    await cloud.cinder.detachVolume(first.id);
+    await cloud.cinder.reserveVolume(taken, other);
+    assert.deepEqual(await twice(controller.deleteServerVolume, { volumeId: taken, instanceUuid: server }), {
+      outcome: 'kept',
+      reason: `Volume ${taken} is no longer this server's.`,
+    });
+    const still = await cloud.cinder.getVolume(taken);
+    assert.deepEqual(
+      still.attachments.map((a) => a.instanceUuid),
+      [other],
+    );
+    // Attached to the server, with a snapshot: detached, kept with the reason (Cinder's refusal).
+    const snapped = await make('activities-server-volume-snapshotted');
+    const attached = await cloud.cinder.reserveVolume(snapped, server, { deleteOnTermination: true });
+    await cloud.cinder.updateAttachment(attached.id, 'compute2');
+    await cloud.cinder.completeAttachment(attached.id);
+    const snapshot = await cloud.cinder.snapshots.create({ volumeId: snapped, projectId, force: true });
+    assert.deepEqual(
+      await twice(controller.deleteServerVolume, { volumeId: snapped, instanceUuid: server }),
+      {
+        outcome: 'kept',
+        reason: `Volume ${snapped} has snapshots (${snapshot.id}).`,
+      },
+    );
+    assert.equal((await cloud.cinder.getVolume(snapped)).status, 'available');
+    for (const id of [taken, snapped]) {
+      for (const a of await cloud.cinder.listAttachments({ volumeId: id }))
+        await cloud.cinder.detachVolume(a.id);
+      await cloud.cinder.deleteVolume(id, { cascade: true, force: true });
+    }
+  });
+
   test('a cloud error leaves an activity as a typed ApplicationFailure, non-retryable when retrying cannot help', async () => {
     const env = new MockActivityEnvironment();
     await assert.rejects(

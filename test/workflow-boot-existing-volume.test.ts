@@ -1,7 +1,9 @@
 /**
  * createInstance booting from an existing volume (bootVolume.volumeId, the compute API's source_type volume):
  * the volume is attached as the root disk instead of one made from the image, its delete_on_termination is
- * recorded, and a build that fails gives it back available (the build did not make it, so never deletes it).
+ * recorded; a build that fails for good deletes it when the boot asked for delete_on_termination, as Nova's
+ * _cleanup_volumes does on a failed build, and a server's delete keeps it (with the reason in its result)
+ * when the user has snapshots of it.
  */
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -71,7 +73,7 @@ describe('createInstance from an existing volume', () => {
     await assertNoLeaks(h);
   });
 
-  test('every host failing to spawn: MaxRetriesExceeded, the volume given back available, not deleted', async () => {
+  test('every host failing to spawn: MaxRetriesExceeded, the delete_on_termination volume deleted', async () => {
     for (const compute of h.computeHosts.values()) {
       await compute.setFault('spawn', {
         mode: 'fail',
@@ -83,19 +85,58 @@ describe('createInstance from an existing volume', () => {
       h.request('existing-volume-fails', { bootVolume: { sizeGb: 1, volumeId, deleteOnTermination: true } }),
     );
     await expectBootFailure(handle, 'MaxRetriesExceeded');
-    await h.keepHistory('existing-volume/all-hosts-fail', handle);
+    // Recorded with the patch failed-build-deletes-existing-volume (existing-volume/all-hosts-fail: before).
+    await h.keepHistory('existing-volume-deleted/all-hosts-fail', handle);
     const s = await status(handle);
     assert.deepEqual([...s.triedHosts].sort(), [...HOSTS].sort());
     assert.ok(s.instanceUuid);
     await assertErrored(h.cloud, s.instanceUuid, /Exceeded maximum number of retries/);
-    const volume = await h.cloud.cinder.getVolume(volumeId);
-    assert.equal(volume.status, 'available');
-    assert.deepEqual(volume.attachments, []);
-    // The boot's delete_on_termination went with its block device mapping: nothing keeps it on the volume,
-    // where a later attach to another server would inherit it and that server's delete take the volume.
-    assert.equal(volume.deleteOnTermination, false);
+    // Each reschedule only detached it; the build's undo deleted it (Nova's _cleanup_volumes).
     await assertAttachedOnEachHost(h, s.instanceUuid, HOSTS);
+    await assert.rejects(h.cloud.cinder.getVolume(volumeId), { type: 'NotFound' });
+    const summaries = await activitySummaries(handle);
+    assert.equal(summaries.filter((line) => line === `cinder: delete volume ${volumeId}`).length, 1);
     await assertNoLeaks(h);
     for (const host of HOSTS) await h.cloud.nova.recordBuildSuccess(host);
+  });
+
+  test("a server's delete keeps its delete_on_termination volume with snapshots, and says so", async () => {
+    const volumeId = await imageVolume(h, 'existing-root-snapshotted');
+    const handle = await h.startBoot(
+      h.request('existing-volume-snapshotted', {
+        bootVolume: { sizeGb: 1, volumeId, deleteOnTermination: true },
+      }),
+    );
+    const server = (await handle.result()) as BootResult;
+    await assertActive(h, server);
+    const projectId = h.boot.demo.projectId;
+    const snapshot = await h.cloud.cinder.snapshots.create({ volumeId, projectId, force: true });
+    for (let i = 0; i < 200 && (await h.cloud.cinder.snapshots.get(snapshot.id)).status === 'creating'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const request: DeleteRequest = {
+      requestId: 'delete-snapshotted',
+      auth: h.demoAuth(),
+      instanceUuid: server.id,
+    };
+    const deleteHandle = await h.env.client.workflow.start('deleteInstance', {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: deleteWorkflowId(server.id),
+      args: [request],
+    });
+    const deleted = (await deleteHandle.result()) as DeleteResult;
+    // Recorded with the patch delete-reports-kept-volumes.
+    await h.keepHistory('delete-kept-volume/delete-snapshotted', deleteHandle);
+    assert.equal(deleted.outcome, 'deleted');
+    assert.deepEqual(deleted.deletedVolumes, []);
+    assert.deepEqual(deleted.keptVolumes, [
+      { id: volumeId, reason: `Volume ${volumeId} has snapshots (${snapshot.id}).` },
+    ]);
+    const kept = await h.cloud.cinder.getVolume(volumeId);
+    assert.equal(kept.status, 'available');
+    assert.deepEqual(kept.attachments, []);
+    await assertNoLeaks(h);
+    await h.cloud.cinder.deleteVolume(volumeId, { cascade: true });
+    await assertNoLeaks(h);
   });
 });

@@ -20,7 +20,7 @@ import {
 import { CONTROLLER_QUEUE } from '../workflows/names';
 import type { ReconcileResult } from '../workflows/reconciler';
 import { pollUntil } from '../lib/poll';
-import { waitForStatus } from './helpers/boot-assertions';
+import { imageVolume, waitForStatus } from './helpers/boot-assertions';
 import { HOSTS, openBootHarness, type BootHarness } from './helpers/boot-harness';
 
 describe('the reconciler finishes servers whose workflow is gone', { timeout: 10 * 60_000 }, () => {
@@ -40,7 +40,7 @@ describe('the reconciler finishes servers whose workflow is gone', { timeout: 10
       args: [{ graceMs: 0 }],
     });
     const result = (await handle.result()) as ReconcileResult;
-    if (keep) await h.keepHistory(`reconciler/${keep}`, handle);
+    if (keep) await h.keepHistory(keep.includes('/') ? keep : `reconciler/${keep}`, handle);
     return result;
   };
 
@@ -81,6 +81,42 @@ describe('the reconciler finishes servers whose workflow is gone', { timeout: 10
     assert.deepEqual(await h.cloud.neutron.listPorts({ deviceId: uuid }), []);
     // Done: the next run finds nothing.
     assert.deepEqual(await reconcile(), { failedBuilds: [], clearedTasks: [], unfinished: [] });
+  });
+
+  test('terminate mid-boot from an existing delete_on_termination volume: the reconciler deletes it', async () => {
+    const volumeId = await imageVolume(h, `reconcile-existing-${randomUUID()}`);
+    await h.setRunningHosts([]);
+    let uuid: string;
+    try {
+      const request = h.request(`req-terminated-volume-${randomUUID()}`, {
+        timeouts: { hostPickupMs: 600_000 },
+        bootVolume: { sizeGb: 1, volumeId, deleteOnTermination: true },
+      });
+      const handle = await h.startBoot(request);
+      const status = await waitForStatus(handle, (s) => s.host !== null && s.instanceUuid !== null);
+      uuid = status.instanceUuid as string;
+      // cinder's attach is done (reserved for the server); the host's connect waits for a worker.
+      await pollUntil(
+        async () => {
+          const attachments = await h.cloud.cinder.listAttachments({ volumeId, instanceUuid: uuid });
+          return attachments.length > 0 ? attachments : undefined;
+        },
+        { timeoutMs: 60_000, what: 'the volume reserved for the boot' },
+      );
+      await handle.terminate('test: an operator terminates the boot');
+    } finally {
+      await h.setRunningHosts(HOSTS);
+    }
+    assert.equal((await h.cloud.cinder.getVolume(volumeId)).deleteOnTermination, true);
+
+    // Recorded with the patch failed-build-deletes-existing-volume (reconciler/orphaned-build: before).
+    const result = await reconcile('reconciler-deletes-volume/orphaned-build-existing-volume');
+    assert.deepEqual(result.failedBuilds, [uuid]);
+    const after = await h.cloud.nova.getInstance(uuid);
+    assert.deepEqual([after.vmState, after.taskState], ['error', null]);
+    // As a failed build's undo: Nova's _cleanup_volumes deletes the delete_on_termination volume.
+    await assert.rejects(h.cloud.cinder.getVolume(volumeId), { type: 'NotFound' });
+    assert.deepEqual(await h.audit(), []);
   });
 
   test('a running boot is left alone; a stale task with no workflow is cleared', async () => {

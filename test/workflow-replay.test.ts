@@ -149,6 +149,21 @@ const STORED: Array<{ dir: string; what: string; ids: string[] }> = [
     ids: ['all-hosts-fail', 'boot'],
   },
   {
+    // test/workflow-boot-existing-volume.test.ts, after the patch failed-build-deletes-existing-volume: the
+    // boot's delete_on_termination volume, which it did not make, deleted by the failed build's undo
+    // (existing-volume/all-hosts-fail above: before, given back available).
+    dir: 'existing-volume-deleted',
+    what: 'a failed boot from an existing delete_on_termination volume',
+    ids: ['all-hosts-fail'],
+  },
+  {
+    // test/workflow-boot-existing-volume.test.ts, after the patch delete-reports-kept-volumes: a delete whose
+    // delete_on_termination volume has snapshots (deleteServerVolume: kept, in the result's keptVolumes).
+    dir: 'delete-kept-volume',
+    what: 'a delete that keeps a snapshotted delete_on_termination volume',
+    ids: ['delete-snapshotted'],
+  },
+  {
     // Boots recorded after the 'quota-undo-own-claim' patch: the quota undo registered after the claim and
     // only when it is the boot's own. A refused claim (no undo), a completed boot reset to its first workflow
     // task (its instance keeps its claim; before, a flag skipped the whole saga: boot-reset-completed above),
@@ -177,6 +192,13 @@ const STORED: Array<{ dir: string; what: string; ids: string[] }> = [
     dir: 'reconciler',
     what: "the reconciler's runs (test/workflow-reconcile.test.ts)",
     ids: ['orphaned-build', 'stale-task'],
+  },
+  {
+    // test/workflow-reconcile.test.ts, after the patch failed-build-deletes-existing-volume: an orphaned
+    // boot from an existing delete_on_termination volume, the volume deleted with the release.
+    dir: 'reconciler-deletes-volume',
+    what: 'the reconciler releasing a boot from an existing delete_on_termination volume',
+    ids: ['orphaned-build-existing-volume'],
   },
   {
     // test/workflow-evacuate.test.ts: a server with a volume (evacuate: before the patch

@@ -37,9 +37,16 @@ import type {
 
 /**
  * Boot from an existing volume (the request's bootVolume.volumeId): attached as the root disk instead of
- * a volume created from the image; never deleted by the build's undo, since the boot did not make it.
+ * a volume created from the image. Deleted by the build's undo only with delete_on_termination (below).
  */
 export const BOOT_FROM_EXISTING_VOLUME = 'boot-from-existing-volume';
+
+/**
+ * Patch id: a build that fails for good deletes the existing volume it boots from when the boot asked for
+ * delete_on_termination, as Nova's _cleanup_volumes does on a failed build (its block device mapping says
+ * so, whoever made the volume); a reschedule only detaches it. Before, the build gave it back available.
+ */
+export const FAILED_BUILD_DELETES_EXISTING_VOLUME = 'failed-build-deletes-existing-volume';
 
 /** What every attempt shares. */
 export interface BuildContext {
@@ -196,6 +203,14 @@ async function blockDeviceBranch(
           deleteOnTermination: wanted.deleteOnTermination,
         };
         ctx.bootVolume.volume = volume;
+        if (wanted.deleteOnTermination && patched(FAILED_BUILD_DELETES_EXISTING_VOLUME)) {
+          // Only while it is still this server's: one another server has taken since is kept.
+          const id = wanted.volumeId;
+          ctx.buildSaga.addCall(controllerCleanup.deleteServerVolume, `cinder: delete volume ${id}`, {
+            volumeId: id,
+            instanceUuid: uuid,
+          });
+        }
       }
       if (!volume) {
         volume = await abort.call(

@@ -41,6 +41,13 @@ const DELETE_FAILURE_TO_ERROR = 'delete-failure-to-error';
  */
 const DELETE_WINS_OVER_BUILD = 'delete-wins-over-build';
 
+/**
+ * Patch id: a delete_on_termination volume is deleted by deleteServerVolume, which says what came of it:
+ * one Cinder refused to delete (the user has snapshots of it) is in the result's keptVolumes with the
+ * reason, not among the deleted (before: deleteVolume, every such volume listed as deleted).
+ */
+const DELETE_REPORTS_KEPT_VOLUMES = 'delete-reports-kept-volumes';
+
 /** How long a delete waits for a cancelled build to finish its clean-up before going on regardless. */
 const DEFAULT_CREATE_STOP_MS = 10 * 60_000;
 
@@ -101,6 +108,7 @@ async function deleteServer(request: DeleteRequest): Promise<DeleteResult> {
     localDelete: false,
     cancelledBuild: false,
     deletedVolumes: [],
+    keptVolumes: [],
     deletedPorts: [],
   };
   if (instance.deleted) return result;
@@ -185,14 +193,25 @@ async function tearDown(
     }
   }
 
+  let reportsKept: boolean | undefined;
   for (const volume of volumes) {
     const { volumeId, attachmentId } = volume;
     await call(controllerCleanup.detachVolume, `cinder: detach volume ${volumeId}`, {
       attachmentId,
       serverDelete: true,
     });
-    if (volume.deleteOnTermination) {
-      await call(controllerCleanup.deleteVolume, `cinder: delete volume ${volumeId}`, { volumeId });
+    if (!volume.deleteOnTermination) continue;
+    const summary = `cinder: delete volume ${volumeId}`;
+    reportsKept ??= patched(DELETE_REPORTS_KEPT_VOLUMES);
+    if (reportsKept) {
+      const done = await call(controllerCleanup.deleteServerVolume, summary, {
+        volumeId,
+        instanceUuid: uuid,
+      });
+      if (done.outcome === 'kept') result.keptVolumes?.push({ id: volumeId, reason: done.reason ?? '' });
+      else result.deletedVolumes.push(volumeId);
+    } else {
+      await call(controllerCleanup.deleteVolume, summary, { volumeId });
       result.deletedVolumes.push(volumeId);
     }
   }

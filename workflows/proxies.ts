@@ -73,6 +73,7 @@ export const CONTROLLER_CLEANUPS = [
   'failEvacuate',
   'finishVolumeAction',
   'deleteVolume',
+  'deleteServerVolume',
   'hostBuildFailed',
   'failBuild',
   'failDelete',

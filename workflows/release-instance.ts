@@ -6,6 +6,8 @@
  * reset run that met resources an earlier run made. A host that is down is skipped (Nova's local delete:
  * its leftovers are the host audit's to report).
  */
+import { patched } from '@temporalio/workflow';
+import { FAILED_BUILD_DELETES_EXISTING_VOLUME } from './build-on-host';
 import { classify } from './failures';
 import { DEFAULT_TIMEOUTS } from './limits';
 import { call, computeStubs, controllerCleanup, networkCleanup, volumeApi } from './proxies';
@@ -14,7 +16,10 @@ export interface InstanceHolding {
   uuid: string;
   /** Hosts that may hold the guest (its recorded host, and any the workflow knows it tried). */
   hosts: string[];
-  /** Delete the boot volume made for the instance (a failed build's), not only detach it. */
+  /**
+   * A failed build's release: delete the boot volume made for the instance, and any attached volume with
+   * delete_on_termination (an existing one the user booted from), not only detach them.
+   */
   deleteBootVolume: boolean;
 }
 
@@ -37,9 +42,19 @@ export async function releaseInstance(holding: InstanceHolding, onStep?: (line: 
   const volumes = await call(volumeApi.listInstanceVolumes, 'cinder: volumes of the server', {
     instanceUuid,
   });
-  for (const { volumeId, attachmentId } of volumes) {
+  let deletesFlagged: boolean | undefined;
+  for (const { volumeId, attachmentId, deleteOnTermination } of volumes) {
     const summary = `cinder: detach volume ${volumeId}`;
     await step(summary, () => call(controllerCleanup.detachVolume, summary, { attachmentId }));
+    if (!holding.deleteBootVolume || !deleteOnTermination) continue;
+    // A failed build's delete_on_termination volume goes, whoever made it (Nova's _cleanup_volumes): one
+    // the user booted from included (runs before the patch only detached it).
+    deletesFlagged ??= patched(FAILED_BUILD_DELETES_EXISTING_VOLUME);
+    if (!deletesFlagged) continue;
+    const deleting = `cinder: delete volume ${volumeId}`;
+    await step(deleting, () =>
+      call(controllerCleanup.deleteServerVolume, deleting, { volumeId, instanceUuid }),
+    );
   }
   if (holding.deleteBootVolume) {
     const boot = await call(volumeApi.bootVolumeOf, 'cinder: boot volume of the server', { instanceUuid });

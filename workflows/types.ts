@@ -272,8 +272,22 @@ export interface DeleteResult {
   /** The host was unreachable: deleted locally, as Nova does for a down compute service. */
   localDelete: boolean;
   cancelledBuild: boolean;
+  /** The delete_on_termination volumes deleted (or already gone). */
   deletedVolumes: string[];
+  /**
+   * The delete_on_termination volumes kept, and why (Cinder refused: the user has snapshots of it), as
+   * Nova's _cleanup_volumes goes on past a refusal. Absent from the results of runs before the patch
+   * delete-reports-kept-volumes, which listed such a volume among the deleted.
+   */
+  keptVolumes?: Array<{ id: string; reason: string }>;
   deletedPorts: string[];
+}
+
+/** What deleting a server's delete_on_termination volume came to (activities/volume.ts deleteServerVolume). */
+export interface ServerVolumeOutcome {
+  outcome: 'deleted' | 'gone' | 'kept';
+  /** Why it was kept. */
+  reason?: string;
 }
 
 /** What the delete needs to know about the instance, read by nova-api after the policy check. */
