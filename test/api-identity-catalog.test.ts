@@ -8,9 +8,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CATALOG_SERVICES, ensureServiceCatalog } from '../cloud/bootstrap';
-import { openApiTestEnvWithUsers, TEST_PUBLIC_URL, type ApiTestEnv, type SeededUser } from './helpers/api';
+import {
+  type ApiTestEnv,
+  identityCaller,
+  openApiTestEnvWithUsers,
+  type SeededUser,
+  TEST_PUBLIC_URL,
+} from './helpers/api';
 
-const json = { 'content-type': 'application/json' };
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Body = Record<string, any>;
 
@@ -37,15 +42,7 @@ describe('Keystone v3 API: regions, services, endpoints, endpoint groups and the
     await env?.close();
   });
 
-  async function call(method: string, url: string, as: string, payload?: unknown) {
-    const res = await env.app.inject({
-      method: method as 'GET',
-      url: `/identity/v3${url}`,
-      headers: { ...json, 'x-auth-token': as },
-      ...(payload !== undefined ? { payload: JSON.stringify(payload) } : {}),
-    });
-    return { status: res.statusCode, body: (res.body ? res.json() : {}) as Body };
-  }
+  const call = identityCaller(() => env);
   const table = (
     name: 'regions' | 'services' | 'endpoints' | 'endpoint_groups' | 'project_endpoint_groups',
   ) => env.cloud.keystone.serviceDb.db.selectFrom(name).selectAll().execute();

@@ -7,7 +7,13 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { openApiTestEnvWithUsers, seedUserToken, type ApiTestEnv, type SeededUser } from './helpers/api';
+import {
+  type ApiTestEnv,
+  identityCaller,
+  openApiTestEnvWithUsers,
+  type SeededUser,
+  seedUserToken,
+} from './helpers/api';
 
 const json = { 'content-type': 'application/json' };
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -36,20 +42,7 @@ describe('Keystone v3 API: credentials, EC2 credentials, application credentials
     await env?.close();
   });
 
-  async function call(method: string, url: string, as: string, payload?: unknown) {
-    const res = await env.app.inject({
-      method: method as 'GET',
-      url: `/identity/v3${url}`,
-      headers: { ...json, 'x-auth-token': as },
-      ...(payload !== undefined ? { payload: JSON.stringify(payload) } : {}),
-    });
-    return {
-      status: res.statusCode,
-      body: (res.body ? res.json() : {}) as Body,
-      raw: res.body,
-      token: String(res.headers['x-subject-token']),
-    };
-  }
+  const call = identityCaller(() => env);
   const db = () => env.cloud.keystone.serviceDb.db;
   const credentialRows = () => db().selectFrom('credentials').selectAll().execute();
 

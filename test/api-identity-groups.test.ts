@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { openApiTestEnvWithUsers, type ApiTestEnv } from './helpers/api';
+import { type ApiTestEnv, identityCaller, openApiTestEnvWithUsers } from './helpers/api';
 
 const json = { 'content-type': 'application/json' };
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -59,15 +59,7 @@ describe('Keystone v3 API: groups, implied roles, default scoping', () => {
     };
   }
 
-  async function call(method: string, url: string, as: string, payload?: unknown) {
-    const res = await env.app.inject({
-      method: method as 'GET',
-      url: `/identity/v3${url}`,
-      headers: { ...json, 'x-auth-token': as },
-      ...(payload !== undefined ? { payload: JSON.stringify(payload) } : {}),
-    });
-    return { status: res.statusCode, body: (res.body ? res.json() : {}) as Body };
-  }
+  const call = identityCaller(() => env);
   const rows = (
     table: 'groups' | 'user_group_membership' | 'group_role_assignments' | 'group_domain_role_assignments',
   ) => env.cloud.keystone.serviceDb.db.selectFrom(table).selectAll().execute();

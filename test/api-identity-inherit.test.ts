@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { openApiTestEnv, seedUserToken, type ApiTestEnv } from './helpers/api';
+import { type ApiTestEnv, identityCaller, openApiTestEnv, seedUserToken } from './helpers/api';
 
 const json = { 'content-type': 'application/json' };
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -38,14 +38,7 @@ describe('Keystone v3 API: OS-INHERIT', () => {
     await env?.close();
   });
 
-  async function call(method: string, url: string, as: string) {
-    const res = await env.app.inject({
-      method: method as 'GET',
-      url: `/identity/v3${url}`,
-      headers: { ...json, 'x-auth-token': as },
-    });
-    return { status: res.statusCode, body: (res.body ? res.json() : {}) as Body };
-  }
+  const call = identityCaller(() => env);
   const rows = () =>
     env.cloud.keystone.serviceDb.db.selectFrom('inherited_role_assignments').selectAll().execute();
   async function projectToken(projectId: string) {

@@ -6,9 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { openApiTestEnv, seedUserToken, type ApiTestEnv } from './helpers/api';
+import { type ApiTestEnv, identityCaller, openApiTestEnv, seedUserToken } from './helpers/api';
 
-const json = { 'content-type': 'application/json' };
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Body = Record<string, any>;
 
@@ -26,15 +25,7 @@ describe('Keystone v3 API: OS-OAUTH1 consumers and domain configuration', () => 
     await env?.close();
   });
 
-  async function call(method: string, url: string, as: string, payload?: unknown) {
-    const res = await env.app.inject({
-      method: method as 'GET',
-      url: `/identity/v3${url}`,
-      headers: { ...json, 'x-auth-token': as },
-      ...(payload !== undefined ? { payload: JSON.stringify(payload) } : {}),
-    });
-    return { status: res.statusCode, body: (res.body ? res.json() : {}) as Body, raw: res.body };
-  }
+  const call = identityCaller(() => env);
   const db = () => env.cloud.keystone.serviceDb.db;
 
   test('consumers: created with a secret answered once and stored sealed; shown, listed, updated, deleted', async () => {

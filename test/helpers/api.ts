@@ -111,3 +111,26 @@ export async function openApiTestEnvWithUsers<K extends string>(
     seeded[key] = await seedUserToken(env, user, project, role);
   return { env, users: seeded };
 }
+
+/**
+ * Keystone v3 through inject as the given token, the way the identity API tests call it: the status, the
+ * body parsed loosely (tests index into it), the raw text and any X-Subject-Token. `env` is read at each
+ * call, so a file can make its caller before its `before` hook opens the env.
+ */
+export function identityCaller(env: () => ApiTestEnv) {
+  return async (method: string, url: string, as: string, payload?: unknown) => {
+    const res = await env().app.inject({
+      method: method as 'GET',
+      url: `/identity/v3${url}`,
+      headers: { 'content-type': 'application/json', 'x-auth-token': as },
+      ...(payload !== undefined ? { payload: JSON.stringify(payload) } : {}),
+    });
+    return {
+      status: res.statusCode,
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      body: (res.body ? res.json() : {}) as Record<string, any>,
+      raw: res.body,
+      token: String(res.headers['x-subject-token']),
+    };
+  };
+}
