@@ -59,7 +59,7 @@ export async function openCloud(options: CloudOptions): Promise<Cloud> {
       release: (consumerUuid: string) => nova.releaseQuota(consumerUuid),
     };
     const cinder = track(await Cinder.open({ db, clock, faults: options.cinderFaults, quota }));
-    const scheduler = new Scheduler({ placement, hosts: nova, groups: nova });
+    const scheduler = new Scheduler({ placement, hosts: nova, groups: nova, hints: nova });
     return {
       keystone,
       nova,

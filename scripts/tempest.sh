@@ -21,6 +21,10 @@ image_id="$("$openstack" image show cirros -f value -c id)" ||
   { echo "tempest.sh: no image 'cirros' visible to $OS_USERNAME at $OS_AUTH_URL (the bootstrap registers it)" >&2; exit 1; }
 network_name="$("$openstack" network list --external -f value -c Name 2>/dev/null | head -n1)"
 network_name="${network_name:-public}"
+# The compute hosts up now (npm start registers three): tempest's multinode tests (servers on the same or
+# different hosts, server groups with min_count=2) run when there are at least two.
+compute_nodes="$("$openstack" hypervisor list -f value -c State 2>/dev/null | grep -c '^up$' || true)"
+[ "${compute_nodes:-0}" -ge 1 ] || compute_nodes=1
 # `tempest init` names a workspace after its folder and refuses a name already in ~/.tempest/workspace.yaml:
 # every data dir's workspace is called 'tempest', so the second cloud's init failed. A name of its own per
 # path; an entry left by a removed data dir is dropped first.
@@ -64,6 +68,7 @@ image_ref = $image_id
 image_ref_alt = $image_id
 flavor_ref = 1
 flavor_ref_alt = 2
+min_compute_nodes = $compute_nodes
 fixed_network_name = $network_name
 min_microversion = 2.1
 max_microversion = 2.79
@@ -90,7 +95,7 @@ serial_console = false
 spice_console = false
 rdp_console = false
 block_migration_for_live_migration = false
-scheduler_enabled_filters = AvailabilityZoneFilter,ComputeFilter,RamFilter,DiskFilter,ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter
+scheduler_enabled_filters = AvailabilityZoneFilter,ComputeFilter,RamFilter,DiskFilter,ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter,SameHostFilter,DifferentHostFilter
 
 [image]
 image_path =

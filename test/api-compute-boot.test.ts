@@ -581,6 +581,65 @@ describe('servers through the workflows', { timeout: 10 * 60_000 }, () => {
     assert.deepEqual(await h.audit(), []);
   });
 
+  test('same_host / different_host hints place by the named server’s host; OS-DCF:diskConfig AUTO kept', async () => {
+    const server = (name: string, extra: Json = {}) => ({
+      name,
+      imageRef: h.boot.imageId,
+      flavorRef: '1',
+      networks: 'none',
+      ...extra,
+    });
+    const post = async (body: Json) => {
+      await refreshToken();
+      const res = await call('POST', '/servers', body, '2.37');
+      assert.equal(res.statusCode, 202, res.body);
+      const id = (res.json() as { server: Json }).server.id as string;
+      assert.equal(await settle(String(res.headers['x-openstack-request-id'])), undefined);
+      return {
+        id,
+        body: (res.json() as { server: Json }).server,
+        host: (await h.cloud.nova.getInstance(id)).host,
+      };
+    };
+    const first = await post({ server: server('hint-a', { 'OS-DCF:diskConfig': 'AUTO' }) });
+    assert.equal(first.body['OS-DCF:diskConfig'], 'AUTO');
+    await refreshToken();
+    assert.equal((await show(first.id))['OS-DCF:diskConfig'], 'AUTO');
+    assert.equal((await h.cloud.nova.getInstance(first.id)).autoDiskConfig, true);
+    // tempest's test_create_server_with_scheduling_hint: one uuid as a string.
+    const same = await post({ server: server('hint-same'), 'os:scheduler_hints': { same_host: first.id } });
+    assert.equal(same.host, first.host);
+    assert.equal(same.body['OS-DCF:diskConfig'], 'MANUAL');
+    const apart = await post({
+      server: server('hint-apart'),
+      'OS-SCH-HNT:scheduler_hints': { different_host: [first.id] },
+    });
+    assert.notEqual(apart.host, first.host);
+    const third = await post({
+      server: server('hint-third'),
+      'os:scheduler_hints': { different_host: [first.id, apart.id] },
+    });
+    assert.equal(new Set([first.host, apart.host, third.host]).size, 3);
+
+    // Nova's schema: different_host is a uuid or a list of them; other hints are refused; nothing written.
+    const rows = async () =>
+      (await h.cloud.nova.listInstances({ allProjects: true, includeDeleted: true })).length;
+    const before = await rows();
+    for (const hints of [{ different_host: 'not-a-uuid' }, { same_host: ['nope'] }, { query: '[]' }]) {
+      await refreshToken();
+      const res = await call(
+        'POST',
+        '/servers',
+        { server: server('hint-bad'), 'os:scheduler_hints': hints },
+        '2.37',
+      );
+      assert.equal(res.statusCode, 400, res.body);
+    }
+    assert.equal(await rows(), before);
+    for (const id of [first.id, same.id, apart.id, third.id]) await remove(id);
+    assert.deepEqual(await h.audit(), []);
+  });
+
   test("a boot no host can take: ERROR with Nova's fault, nothing held; deleted cleanly", async () => {
     const now = h.cloud.clock.now();
     await h.cloud.nova.store.db

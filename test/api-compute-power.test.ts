@@ -449,6 +449,7 @@ describe('power actions through the servers API', { timeout: 10 * 60_000 }, () =
           adminPass: 'Secret-1',
           key_name: 'rebuild-key',
           user_data: userData,
+          'OS-DCF:diskConfig': 'AUTO',
         },
       },
       { version: '2.74' },
@@ -461,6 +462,9 @@ describe('power actions through the servers API', { timeout: 10 * 60_000 }, () =
     );
     const saved = await h.cloud.nova.getInstance(id);
     assert.deepEqual([saved.keyName, saved.userData], ['rebuild-key', userData]);
+    // OS-DCF:diskConfig is saved by the API with the rebuild's task_state, as Nova's rebuild does.
+    assert.equal(view['OS-DCF:diskConfig'], 'AUTO');
+    assert.equal(saved.autoDiskConfig, true);
     assert.deepEqual((view.image as Json).id, image);
     // Before 2.75 the narrower view: no extended status or AZ.
     assert.equal('OS-EXT-STS:vm_state' in view, false);
@@ -482,6 +486,7 @@ describe('power actions through the servers API', { timeout: 10 * 60_000 }, () =
       ],
       ['ACTIVE', 'rebuilt', { a: 'b' }, null, undefined],
     );
+    assert.equal(shown['OS-DCF:diskConfig'], 'AUTO');
     const actions = await h.cloud.nova.listActions(id);
     assert.deepEqual(
       [actions.at(-1)!.action, actions.at(-1)!.events.map((e) => [e.event, e.result])],
@@ -504,10 +509,22 @@ describe('power actions through the servers API', { timeout: 10 * 60_000 }, () =
     assert.equal(fullView['OS-EXT-SRV-ATTR:host'], server.host);
     const cleared = await h.cloud.nova.getInstance(id);
     assert.deepEqual([cleared.keyName, cleared.userData], [null, null]);
+    // A rebuild without OS-DCF:diskConfig keeps the instance's.
+    assert.deepEqual([fullView['OS-DCF:diskConfig'], cleared.autoDiskConfig], ['AUTO', true]);
     await h.env.client.workflow
       .getHandle(serverOperationWorkflowId('rebuild', id, String(full.headers['x-openstack-request-id'])))
       .result();
     await refreshTokens();
+
+    // PUT /servers/{id} with OS-DCF:diskConfig (tempest's test_update_server_from_auto_to_manual).
+    const manual = await call('PUT', `/servers/${id}`, { server: { 'OS-DCF:diskConfig': 'MANUAL' } });
+    assert.equal(manual.statusCode, 200, manual.body);
+    assert.equal((manual.json() as { server: Json }).server['OS-DCF:diskConfig'], 'MANUAL');
+    assert.equal((await h.cloud.nova.getInstance(id)).autoDiskConfig, false);
+    assert.equal((await show(id))['OS-DCF:diskConfig'], 'MANUAL');
+    const bad = await call('PUT', `/servers/${id}`, { server: { 'OS-DCF:diskConfig': 'SOMETIMES' } });
+    assert.equal(bad.statusCode, 400, bad.body);
+    assert.equal((await h.cloud.nova.getInstance(id)).autoDiskConfig, false);
 
     assert.equal((await call('DELETE', `/servers/${id}`)).statusCode, 204);
     await h.env.client.workflow.getHandle(deleteWorkflowId(id)).result();

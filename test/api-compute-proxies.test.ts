@@ -839,6 +839,129 @@ describe('os-volumes (to 2.35)', () => {
   });
 });
 
+describe('os-snapshots (to 2.35)', () => {
+  async function settled(id: string): Promise<string> {
+    for (let i = 0; i < 500; i++) {
+      const snapshot = await env.cloud.cinder.snapshots.get(id);
+      if (snapshot.status !== 'creating') return snapshot.status;
+      await sleep(10);
+    }
+    throw new Error(`snapshot ${id} still creating`);
+  }
+
+  test('create (Cinder`s own snapshot, 200), show, list and detail in Nova`s view; delete 202', async () => {
+    const source = await env.cloud.cinder.createVolume({
+      requestKey: 'os-snapshots-source',
+      projectId: boot.demo.projectId,
+      sizeGb: 1,
+      name: 'snap-source',
+    });
+    await env.cloud.cinder.waitForVolume(source.id);
+    const res = await call('POST', '/os-snapshots', {
+      body: { snapshot: { volume_id: source.id, display_name: 's-proxy', display_description: 'd' } },
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    const created = (res.json() as { snapshot: Json }).snapshot;
+    assert.deepEqual(
+      { ...created, id: '', createdAt: '' },
+      {
+        id: '',
+        volumeId: source.id,
+        status: 'creating',
+        size: 1,
+        createdAt: '',
+        displayName: 's-proxy',
+        displayDescription: 'd',
+      },
+    );
+    assert.match(String(created.createdAt), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$/);
+    const id = String(created.id);
+    const row = await env.cloud.cinder.snapshots.get(id);
+    assert.deepEqual(
+      [row.projectId, row.volumeId, row.name, row.description],
+      [boot.demo.projectId, source.id, 's-proxy', 'd'],
+    );
+    assert.equal(await settled(id), 'available');
+    const shown = ((await call('GET', `/os-snapshots/${id}`, { as: 'reader' })).json() as { snapshot: Json })
+      .snapshot;
+    assert.deepEqual({ ...shown, status: shown.status }, { ...created, status: 'available' });
+    for (const path of ['/os-snapshots', '/os-snapshots/detail']) {
+      const listed = (await call('GET', path, { as: 'reader' })).json() as { snapshots: Json[] };
+      assert.deepEqual(
+        listed.snapshots.find((v) => v.id === id),
+        shown,
+      );
+      const others = (await call('GET', path, { as: 'other' })).json() as { snapshots: Json[] };
+      assert.equal(
+        others.snapshots.find((v) => v.id === id),
+        undefined,
+      );
+    }
+    fault(
+      await call('GET', `/os-snapshots/${id}`, { as: 'other' }),
+      404,
+      `Snapshot ${id} could not be found.`,
+    );
+    fault(
+      await call('DELETE', `/os-snapshots/${id}`, { as: 'reader' }),
+      403,
+      "Policy doesn't allow os_compute_api:os-volumes:snapshots:delete to be performed.",
+    );
+    gone(await call('GET', `/os-snapshots/${id}`, { version: '2.36' }));
+    gone(await call('GET', '/os-snapshots', { version: '2.36' }));
+    gone(
+      await call('POST', '/os-snapshots', { version: '2.36', body: { snapshot: { volume_id: source.id } } }),
+    );
+    gone(await call('GET', '/os-snapshots/'));
+
+    const del = await call('DELETE', `/os-snapshots/${id}`);
+    assert.equal(del.statusCode, 202, del.body);
+    await assert.rejects(env.cloud.cinder.snapshots.get(id, ctxs.member), (err) =>
+      isCloudError(err, 'NotFound'),
+    );
+    fault(await call('DELETE', `/os-snapshots/${id}`), 404, `Snapshot ${id} could not be found.`);
+    fault(await call('GET', `/os-snapshots/${id}`), 404, `Snapshot ${id} could not be found.`);
+  });
+
+  test('bad bodies, policy and a volume not found or in use create nothing', async () => {
+    const count = async () => (await env.cloud.cinder.snapshots.list({})).length;
+    const before = await count();
+    fault(
+      await call('POST', '/os-snapshots', { body: { snapshot: {} } }),
+      400,
+      /'volume_id' is a required property$/,
+    );
+    fault(await call('POST', '/os-snapshots', { body: { snapshot: { volume_id: 'x', name: 'n' } } }), 400);
+    fault(
+      await call('POST', '/os-snapshots', { body: { snapshot: { volume_id: 'x', force: 'maybe' } } }),
+      400,
+    );
+    const missing = randomUUID();
+    fault(
+      await call('POST', '/os-snapshots', { body: { snapshot: { volume_id: missing } } }),
+      404,
+      `Volume ${missing} could not be found.`,
+    );
+    const source = await env.cloud.cinder.createVolume({
+      requestKey: 'os-snapshots-refused',
+      projectId: boot.demo.projectId,
+      sizeGb: 1,
+    });
+    await env.cloud.cinder.waitForVolume(source.id);
+    fault(
+      await call('POST', '/os-snapshots', { as: 'reader', body: { snapshot: { volume_id: source.id } } }),
+      403,
+      "Policy doesn't allow os_compute_api:os-volumes:snapshots:create to be performed.",
+    );
+    fault(
+      await call('POST', '/os-snapshots', { as: 'other', body: { snapshot: { volume_id: source.id } } }),
+      404,
+      `Volume ${source.id} could not be found.`,
+    );
+    assert.equal(await count(), before);
+  });
+});
+
 describe('extensions', () => {
   test("Nova's fixed list; show by alias; unknown alias 404", async () => {
     const list = (await call('GET', '/extensions', { as: 'reader', version: '2.79' })).json() as {

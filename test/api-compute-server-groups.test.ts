@@ -382,7 +382,13 @@ describe('os-server-groups', () => {
     fault(await post({ group: missing }), 400, 'badRequest', `Instance group ${missing} could not be found.`);
     fault(await post({ group: theirs }), 400, 'badRequest', `Instance group ${theirs} could not be found.`);
     fault(await post({ group: 'not-a-uuid' }), 400, 'badRequest', /group.*is not a 'uuid'/);
-    fault(await post({ same_host: randomUUID() }), 400, 'badRequest', /scheduler hint other than group/);
+    fault(
+      await post({ query: '[]' }),
+      400,
+      'badRequest',
+      /scheduler hint other than group, same_host and different_host/,
+    );
+    fault(await post({ different_host: 'not-a-uuid' }), 400, 'badRequest', /different_host/);
     assert.equal(await rows(), before);
     assert.equal(otherProjectId.length > 0, true);
     await call('DELETE', `/os-server-groups/${theirs}`, { as: 'other' });

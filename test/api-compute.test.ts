@@ -536,6 +536,32 @@ describe('POST /servers: bad requests change nothing and start no workflow', () 
       'Quota exceeded for instances: Requested 1, but already used 0 of 0 instances',
     );
   });
+  test('OS-DCF:diskConfig AUTO on an image whose auto_disk_config is disabled is 400; a bad value is 400', async () => {
+    const before = await rowCounts();
+    await env.cloud.glance.updateImage(boot.imageId, { properties: { auto_disk_config: 'disabled' } });
+    try {
+      fault(
+        await call('POST', '/servers', {
+          as: 'member',
+          body: { server: { ...good().server, 'OS-DCF:diskConfig': 'AUTO' } },
+        }),
+        400,
+        'badRequest',
+        `Requested image ${boot.imageId} has automatic disk resize disabled.`,
+      );
+    } finally {
+      await env.cloud.glance.updateImage(boot.imageId, { properties: { auto_disk_config: null } });
+    }
+    fault(
+      await call('POST', '/servers', {
+        as: 'member',
+        body: { server: { ...good().server, 'OS-DCF:diskConfig': 'auto' } },
+      }),
+      400,
+      'badRequest',
+    );
+    assert.deepEqual(await rowCounts(), before);
+  });
 });
 
 describe('servers: show, list, detail', () => {

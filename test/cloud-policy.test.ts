@@ -175,6 +175,9 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'os_compute_api:os-volumes:list',
     'os_compute_api:os-volumes:detail',
     'os_compute_api:os-volumes:show',
+    'os_compute_api:os-volumes:snapshots:list',
+    'os_compute_api:os-volumes:snapshots:detail',
+    'os_compute_api:os-volumes:snapshots:show',
   ]),
   ...rulesDecidingAs(PROJECT_MEMBER, [
     'os_compute_api:servers:update',
@@ -197,6 +200,8 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'os_compute_api:os-security-groups:remove',
     'os_compute_api:os-volumes:create',
     'os_compute_api:os-volumes:delete',
+    'os_compute_api:os-volumes:snapshots:create',
+    'os_compute_api:os-volumes:snapshots:delete',
     'os_compute_api:os-deferred-delete:restore',
     'os_compute_api:os-server-tags:update',
     'os_compute_api:os-server-tags:update_all',

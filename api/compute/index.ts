@@ -29,6 +29,7 @@ import { serverSecurityGroupRoutes } from './server-security-groups';
 import { serverTagRoutes } from './server-tags';
 import { versionDocument, versionRoutes } from './versions';
 import { volumeAttachmentRoutes } from './volume-attachments';
+import { snapshotProxyRoutes } from './snapshots';
 import { volumeProxyRoutes } from './volumes';
 
 async function v21(app: FastifyInstance, deps: ApiDeps): Promise<void> {
@@ -62,6 +63,7 @@ async function v21(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   await imageRoutes(app, deps);
   await imageMetadataRoutes(app, deps);
   await volumeProxyRoutes(app, deps);
+  await snapshotProxyRoutes(app, deps);
   await extensionRoutes(app);
 }
 

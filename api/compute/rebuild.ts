@@ -23,7 +23,14 @@ import { startOperation, type ActionAnswer, type ActionCall } from './server-act
 import { userDataSchema } from '../../common/schemas';
 import { metadataSchema, serverNameSchema } from './server-schema';
 import { loadServerExtras, serverDetail } from './server-view';
-import { compactIpv6, generatePassword, idFromHref, refuseIfLocked, visibleInstance } from './servers';
+import {
+  compactIpv6,
+  generatePassword,
+  idFromHref,
+  refuseIfLocked,
+  resolveAutoDiskConfig,
+  visibleInstance,
+} from './servers';
 
 const booleanLike = z.union([z.boolean(), z.enum(['True', 'true', 'False', 'false', '1', '0'])]);
 
@@ -92,6 +99,9 @@ export async function rebuildAction(call: ActionCall): Promise<ActionAnswer> {
   });
   if (image.status !== 'active') throw new ApiError(400, `Image ${image.id} is not active.`);
   checkImageFitsFlavor(image, instance.flavor, null);
+  const diskConfig = r['OS-DCF:diskConfig'];
+  // compute/api.py rebuild: AUTO on an image that disables it is 400, as on create.
+  if (diskConfig !== undefined) resolveAutoDiskConfig(image, diskConfig);
   if (r.metadata && Object.keys(r.metadata).length > MAX_METADATA_ITEMS)
     throw new ApiError(403, `Maximum number of metadata items exceeds ${MAX_METADATA_ITEMS}`);
 
@@ -103,6 +113,7 @@ export async function rebuildAction(call: ActionCall): Promise<ActionAnswer> {
     ...(r.accessIPv6 !== undefined ? { accessIPv6: compactIpv6(r.accessIPv6) } : {}),
     ...(keyName !== undefined ? { keyName } : {}),
     ...(userData !== undefined ? { userData } : {}),
+    ...(diskConfig !== undefined ? { autoDiskConfig: diskConfig === 'AUTO' } : {}),
   };
   await startOperation(call, {
     operation: 'rebuild',

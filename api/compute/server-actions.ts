@@ -113,12 +113,12 @@ export async function startOperation(call: ActionCall, action: OperationAction):
 }
 
 /**
- * A rebuild's changes as its workflow takes them: the key pair name and user_data (2.54, 2.57) are saved
+ * A rebuild's changes as its workflow takes them: the key pair name, user_data (2.54, 2.57) and disk config are saved
  * by the begin above, in the API's transaction, and the workflow's own begin finds that action and writes
  * nothing again, so they are not part of the workflow's request.
  */
 function workflowRebuild(changes: RebuildChanges): RebuildRequest['rebuild'] {
-  const { keyName: _keyName, userData: _userData, ...rest } = changes;
+  const { keyName: _keyName, userData: _userData, autoDiskConfig: _autoDiskConfig, ...rest } = changes;
   return rest;
 }
 

@@ -19,8 +19,17 @@ export const serverNameSchema = z
 const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 const uuidString = z.string().refine((s) => UUID_RE.test(s), "is not a 'uuid'");
 
-/** servers.py's _hints: `group` is a server group's uuid; the other hints are open (additionalProperties). */
-const schedulerHintsSchema = z.looseObject({ group: uuidString.optional() });
+/**
+ * servers.py's _hints: `group` is a server group's uuid, `same_host` / `different_host` servers' uuids;
+ * the other hints are open (additionalProperties).
+ */
+const schedulerHintsSchema = z.looseObject({
+  group: uuidString.optional(),
+  // One server's uuid, or a list of them (parameter_types.server_id).
+  different_host: z.union([uuidString, z.array(uuidString)]).optional(),
+  // type ['string', 'array'] with uuid items: a plain string is not checked to be a uuid.
+  same_host: z.union([z.string(), z.array(uuidString)]).optional(),
+});
 
 /** Integers that Nova also takes as digit strings (parameter_types.positive_integer and friends). */
 const intLike = (min: number) =>

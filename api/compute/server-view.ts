@@ -188,7 +188,8 @@ export function serverDetail(
     tenant_id: instance.projectId,
     user_id: instance.userId,
     updated: isotime(instance.updatedAt),
-    'OS-DCF:diskConfig': 'MANUAL',
+    // Nova's disk_config view: AUTO when the instance's auto_disk_config is set.
+    'OS-DCF:diskConfig': instance.autoDiskConfig ? 'AUTO' : 'MANUAL',
   };
   const fault = extras.faults.get(instance.uuid);
   if (FAULT_STATUSES.has(status) && fault) {

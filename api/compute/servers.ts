@@ -17,6 +17,7 @@ import {
   instancesAllowed,
   checkImageFitsFlavor,
   type Instance,
+  type InstanceSchedulerHints,
   MAX_METADATA_ITEMS,
   type QuotaAmounts,
 } from '../../cloud/nova';
@@ -142,8 +143,51 @@ function refuseUnsupported(body: ServerCreateBody): void {
   if (s.security_groups?.some((g) => g.name !== 'default'))
     throw unsupported('A security group other than default');
   const hints = body['os:scheduler_hints'] ?? body['OS-SCH-HNT:scheduler_hints'];
-  if (hints && Object.keys(hints).some((k) => k !== 'group'))
-    throw unsupported('A scheduler hint other than group');
+  if (hints && Object.keys(hints).some((k) => !SCHEDULER_HINTS.has(k)))
+    throw unsupported('A scheduler hint other than group, same_host and different_host');
+}
+
+const SCHEDULER_HINTS = new Set(['group', 'same_host', 'different_host']);
+
+/** What the instance row keeps for the scheduler and the server view, besides the boot request. */
+interface PlacementFields {
+  serverGroup?: string;
+  schedulerHints?: InstanceSchedulerHints;
+  autoDiskConfig: boolean;
+}
+
+/**
+ * The same_host / different_host hints as lists (a single uuid is a list of one, as Nova's
+ * get_scheduler_hint and instance_uuids_overlap read them); an empty list is no hint.
+ */
+function affinityHints(body: ServerCreateBody): InstanceSchedulerHints | undefined {
+  const hints = body['os:scheduler_hints'] ?? body['OS-SCH-HNT:scheduler_hints'];
+  const list = (v: string | string[] | undefined) =>
+    v === undefined ? [] : Array.isArray(v) ? [...new Set(v)] : [v];
+  const sameHost = list(hints?.same_host);
+  const differentHost = list(hints?.different_host);
+  if (sameHost.length === 0 && differentHost.length === 0) return undefined;
+  return {
+    ...(sameHost.length > 0 ? { sameHost } : {}),
+    ...(differentHost.length > 0 ? { differentHost } : {}),
+  };
+}
+
+/**
+ * compute/api.py _inherit_properties_from_image: OS-DCF:diskConfig as asked, else the image's
+ * auto_disk_config property (bool_from_string: MANUAL without it); AUTO on an image whose property is
+ * 'disabled' is 400 AutoDiskConfigDisabledByImage.
+ */
+export function resolveAutoDiskConfig(
+  image: { id: string; properties: Record<string, unknown> },
+  asked: 'AUTO' | 'MANUAL' | undefined,
+): boolean {
+  const prop = image.properties.auto_disk_config;
+  const fromImage = typeof prop === 'string' ? prop.trim().toLowerCase() : undefined;
+  if (asked === 'AUTO' && fromImage === 'disabled')
+    throw new ApiError(400, `Requested image ${image.id} has automatic disk resize disabled.`);
+  if (asked !== undefined) return asked === 'AUTO';
+  return fromImage !== undefined && ['1', 't', 'true', 'on', 'y', 'yes'].includes(fromImage);
 }
 
 /**
@@ -354,10 +398,10 @@ async function recordInstance(
   ctx: RequestContext,
   boot: Omit<BootRequest, 'auth'>,
   quota: QuotaAmounts,
-  serverGroup: string | undefined,
+  placed: PlacementFields,
   reservationId: string,
 ): Promise<void> {
-  await recordInstanceRow(deps, ctx, boot, quota, serverGroup, reservationId).catch((err: unknown) => {
+  await recordInstanceRow(deps, ctx, boot, quota, placed, reservationId).catch((err: unknown) => {
     // The hint's group deleted since it was checked: still InstanceGroupNotFound's 400.
     if (err instanceof CloudError && err.type === 'NotFound' && err.details.groupUuid !== undefined)
       throw new ApiError(400, err.message);
@@ -370,7 +414,7 @@ function recordInstanceRow(
   ctx: RequestContext,
   boot: Omit<BootRequest, 'auth'>,
   quota: QuotaAmounts,
-  serverGroup: string | undefined,
+  placed: PlacementFields,
   reservationId: string,
 ): Promise<Instance> {
   return deps.cloud.nova.createInstance(
@@ -390,7 +434,9 @@ function recordInstanceRow(
       ...(boot.accessIPv4 !== undefined ? { accessIPv4: boot.accessIPv4 } : {}),
       ...(boot.accessIPv6 !== undefined ? { accessIPv6: boot.accessIPv6 } : {}),
       ...(boot.tags !== undefined ? { tags: boot.tags } : {}),
-      ...(serverGroup !== undefined ? { serverGroup } : {}),
+      ...(placed.serverGroup !== undefined ? { serverGroup: placed.serverGroup } : {}),
+      ...(placed.schedulerHints !== undefined ? { schedulerHints: placed.schedulerHints } : {}),
+      autoDiskConfig: placed.autoDiskConfig,
       reservationId,
     },
     quota,
@@ -431,7 +477,7 @@ async function startBuilds(
   fields: Omit<BootRequest, 'auth' | 'requestId' | 'instanceUuid'>,
   quota: QuotaAmounts,
   count: { min: number; max: number },
-  serverGroup: string | undefined,
+  placed: PlacementFields,
   leave: () => void,
   reservationId: string,
 ): Promise<string[]> {
@@ -449,7 +495,7 @@ async function startBuilds(
       name: count.max > 1 ? `${fields.name}-${index + 1}`.slice(0, 255) : fields.name,
     };
     try {
-      await recordInstance(deps, ctx, build, quota, serverGroup, reservationId);
+      await recordInstance(deps, ctx, build, quota, placed, reservationId);
     } catch (err) {
       // A claim that a concurrent request beat: this request creates nothing.
       for (const recorded of builds) await removeUnstartedBuild(deps, request, recorded.instanceUuid!);
@@ -525,6 +571,8 @@ async function createServer(
   }
   const networkIds = await resolveNetworks(deps, lookups, ctx, s.networks);
   const serverGroup = await requestedGroup(deps, ctx, body);
+  const schedulerHints = affinityHints(body);
+  const autoDiskConfig = resolveAutoDiskConfig(image, s['OS-DCF:diskConfig']);
   if (s.availability_zone !== undefined) {
     const zones = new Set((await deps.cloud.nova.listComputeHosts()).map((h) => h.availabilityZone));
     if (!zones.has(s.availability_zone))
@@ -562,7 +610,11 @@ async function createServer(
     fields,
     quota,
     instanceCount(s, source),
-    serverGroup,
+    {
+      ...(serverGroup !== undefined ? { serverGroup } : {}),
+      ...(schedulerHints !== undefined ? { schedulerHints } : {}),
+      autoDiskConfig,
+    },
     leave,
     reservationId,
   );
@@ -577,7 +629,7 @@ async function createServer(
       server: {
         id: uuid,
         links,
-        'OS-DCF:diskConfig': s['OS-DCF:diskConfig'] ?? 'MANUAL',
+        'OS-DCF:diskConfig': autoDiskConfig ? 'AUTO' : 'MANUAL',
         security_groups: s.security_groups ?? [{ name: 'default' }],
         adminPass: s.adminPass ?? generatePassword(),
       },
@@ -717,11 +769,19 @@ async function updateServer(deps: ApiDeps, request: FastifyRequest) {
   const s = body.server as Record<string, unknown>;
   if (s.description !== undefined && s.description !== null) throw unsupported('A server description');
   const { name, accessIPv4, accessIPv6 } = body.server;
-  if (name !== undefined || accessIPv4 !== undefined || accessIPv6 !== undefined) {
+  const diskConfig = body.server['OS-DCF:diskConfig'];
+  if (
+    name !== undefined ||
+    accessIPv4 !== undefined ||
+    accessIPv6 !== undefined ||
+    diskConfig !== undefined
+  ) {
     instance = await deps.cloud.nova.updateInstance(instance.uuid, {
       ...(name !== undefined ? { name } : {}),
       ...(accessIPv4 !== undefined ? { accessIPv4 } : {}),
       ...(accessIPv6 !== undefined ? { accessIPv6: compactIpv6(accessIPv6) } : {}),
+      // servers.py update: auto_disk_config is saved with the rest (no image check, as Nova).
+      ...(diskConfig !== undefined ? { autoDiskConfig: diskConfig === 'AUTO' } : {}),
     });
   }
   const extras = await loadServerExtras(deps, [instance]);

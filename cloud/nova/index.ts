@@ -92,7 +92,13 @@ export {
 export { DEFAULT_KEY_PAIRS_PER_USER, fingerprintOf } from './keypairs';
 export { DEFAULT_FLAVORS, guestFlavor } from './flavors';
 export type { PowerSyncInput, PowerSyncResult } from './power-sync';
-export type { Instance, CreateInstanceRequest, InstancePatch, UpdateOptions } from './instances';
+export type {
+  Instance,
+  CreateInstanceRequest,
+  InstancePatch,
+  InstanceSchedulerHints,
+  UpdateOptions,
+} from './instances';
 export type {
   InstanceAction,
   InstanceActionEvent,
@@ -261,6 +267,10 @@ export class Nova {
   /** The scheduler's ServerGroupSource: the group of the instance being placed and its other members. */
   schedulingGroupOf(instanceUuid: string): Promise<serverGroups.SchedulingGroup | null> {
     return serverGroups.schedulingGroupOf(this.ctx, instanceUuid);
+  }
+  /** The scheduler's source of the same_host / different_host hints of the instance being placed. */
+  schedulingHintsOf(instanceUuid: string): ReturnType<typeof instances.schedulingHintsOf> {
+    return instances.schedulingHintsOf(this.ctx, instanceUuid);
   }
 
   // Quotas

@@ -59,6 +59,8 @@ export interface Instance {
   lockedReason: string | null;
   /** The create request's reservation id, shared by its servers (Nova's `r-` and 8 characters). */
   reservationId: string;
+  /** Nova's auto_disk_config: OS-DCF:diskConfig AUTO (true) or MANUAL (false). */
+  autoDiskConfig: boolean;
   vmState: VmState;
   taskState: TaskState | null;
   powerState: PowerState;
@@ -102,6 +104,7 @@ export function instanceFromRow(row: InstancesTable): Instance {
     lockedBy: row.locked_by === 'owner' || row.locked_by === 'admin' ? row.locked_by : null,
     lockedReason: row.locked_reason ?? null,
     reservationId: row.reservation_id ?? legacyReservationId(row.uuid),
+    autoDiskConfig: Number(row.auto_disk_config ?? 0) === 1,
     vmState: row.vm_state as VmState,
     taskState: row.task_state as TaskState | null,
     powerState: Number(row.power_state) as PowerState,
@@ -132,6 +135,57 @@ export function apiStatus(instance: Pick<Instance, 'vmState' | 'taskState'>): Ap
   return statusFromState(instance.vmState, instance.taskState);
 }
 
+/** Nova's same_host / different_host hints: instance uuids (a plain string is not checked to be one). */
+const hintIdsSchema = z.array(z.string().min(1).max(255)).max(1000);
+const schedulerHintsSchema = z.strictObject({
+  sameHost: hintIdsSchema.optional(),
+  differentHost: hintIdsSchema.optional(),
+});
+export type InstanceSchedulerHints = z.output<typeof schedulerHintsSchema>;
+
+/**
+ * The affinity hints of the instance being scheduled (RequestSpec.scheduler_hints same_host and
+ * different_host), each instance named with the host Nova has recorded for it (null while unplaced), or
+ * null when it has none. Instances that do not exist (or are deleted) are left out: no host holds them.
+ */
+export async function schedulingHintsOf(
+  ctx: NovaContext,
+  uuidIn: unknown,
+): Promise<{
+  sameHost?: Array<{ uuid: string; host: string | null }>;
+  differentHost?: Array<{ uuid: string; host: string | null }>;
+} | null> {
+  const uuid = parseRequest(instanceUuidSchema, uuidIn, 'instance uuid');
+  const row = await ctx.store.db
+    .selectFrom('instances')
+    .select('scheduler_hints')
+    .where('uuid', '=', uuid)
+    .executeTakeFirst();
+  if (!row?.scheduler_hints) return null;
+  const hints = schedulerHintsSchema.parse(JSON.parse(row.scheduler_hints));
+  const named = [...(hints.sameHost ?? []), ...(hints.differentHost ?? [])].map((u) => u.toLowerCase());
+  const rows =
+    named.length === 0
+      ? []
+      : await ctx.store.db
+          .selectFrom('instances')
+          .select(['uuid', 'host'])
+          .where('uuid', 'in', named)
+          .where('deleted', '=', 0)
+          .execute();
+  const byUuid = new Map(rows.map((r) => [r.uuid, r.host]));
+  const resolve = (ids: string[]) =>
+    ids.flatMap((u) => {
+      const host = byUuid.get(u.toLowerCase());
+      return host === undefined ? [] : [{ uuid: u.toLowerCase(), host }];
+    });
+  // Nova's filters pass every host for an empty hint (`if affinity_uuids:`).
+  return {
+    ...(hints.sameHost?.length ? { sameHost: resolve(hints.sameHost) } : {}),
+    ...(hints.differentHost?.length ? { differentHost: resolve(hints.differentHost) } : {}),
+  };
+}
+
 const createSchema = z
   .strictObject({
     uuid: instanceUuidSchema,
@@ -152,6 +206,10 @@ const createSchema = z
     accessIPv6: z.ipv6().optional(),
     /** The `group` scheduler hint: the instance becomes a member of this server group. */
     serverGroup: z.uuid().optional(),
+    /** The same_host / different_host hints: the instances to share, or not share, a host with. */
+    schedulerHints: schedulerHintsSchema.optional(),
+    /** OS-DCF:diskConfig (AUTO: true), as the API resolved it from the request and the image. */
+    autoDiskConfig: z.boolean().optional(),
     reservationId: z
       .string()
       .regex(/^r-[a-z0-9]{8}$/, 'must be r- and 8 letters or digits')
@@ -231,6 +289,11 @@ export async function createInstance(ctx: NovaContext, input: unknown, quota?: u
         locked_by: null,
         locked_reason: null,
         reservation_id: req.reservationId ?? null,
+        scheduler_hints:
+          req.schedulerHints && (req.schedulerHints.sameHost || req.schedulerHints.differentHost)
+            ? JSON.stringify(req.schedulerHints)
+            : null,
+        auto_disk_config: req.autoDiskConfig ? 1 : 0,
         vm_state: VM_STATES.BUILDING,
         task_state: TASK_STATES.SCHEDULING,
         power_state: POWER_STATES.NOSTATE,
@@ -384,6 +447,8 @@ const patchSchema = z
     /** A rebuild's key pair name (2.54) and user_data (2.57); null removes them. */
     keyName: nameSchema.nullable().optional(),
     userData: userDataSchema.nullable().optional(),
+    /** OS-DCF:diskConfig on rebuild, resize or update (AUTO: true). */
+    autoDiskConfig: z.boolean().optional(),
   })
   .refine((p) => Object.keys(p).length > 0, 'the patch changes nothing');
 export type InstancePatch = z.input<typeof patchSchema>;
@@ -425,6 +490,7 @@ function columnsOfPatch(patch: z.infer<typeof patchSchema>): Partial<InstancesTa
   if (patch.metadata !== undefined) set.metadata = JSON.stringify(patch.metadata);
   if (patch.keyName !== undefined) set.key_name = patch.keyName;
   if (patch.userData !== undefined) set.user_data = patch.userData;
+  if (patch.autoDiskConfig !== undefined) set.auto_disk_config = patch.autoDiskConfig ? 1 : 0;
   return set;
 }
 

@@ -291,6 +291,15 @@ async function addFlavorAccessAndReservations(db: Db): Promise<void> {
   await db.schema.alterTable('instances').addColumn('reservation_id', 'varchar(255)').execute();
 }
 
+/**
+ * The scheduler hints of a create request other than `group` (Nova's RequestSpec.scheduler_hints:
+ * same_host / different_host, JSON) and the instance's auto_disk_config (OS-DCF:diskConfig AUTO = 1).
+ */
+async function addSchedulerHintsAndDiskConfig(db: Db): Promise<void> {
+  await db.schema.alterTable('instances').addColumn('scheduler_hints', 'text').execute();
+  await db.schema.alterTable('instances').addColumn('auto_disk_config', 'smallint').execute();
+}
+
 export const novaMigrations: Record<string, Migration> = {
   '001_flavors': { up: createFlavors },
   '002_instances': { up: createInstances },
@@ -303,4 +312,5 @@ export const novaMigrations: Record<string, Migration> = {
   '009_flavor_extras': { up: addFlavorExtras },
   '010_server_groups': { up: createServerGroups },
   '011_flavor_access_and_reservations': { up: addFlavorAccessAndReservations },
+  '012_scheduler_hints_and_disk_config': { up: addSchedulerHintsAndDiskConfig },
 };

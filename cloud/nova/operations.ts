@@ -165,7 +165,7 @@ function ownTaskStates(rule: OperationRule): Array<TaskState | null> {
 
 /**
  * What nova-api's rebuild writes with its task_state: the new image and the body's name, metadata, access
- * IPs, key pair name (2.54; null removes it) and user_data (2.57; null removes it).
+ * IPs, key pair name (2.54; null removes it), user_data (2.57; null removes it) and OS-DCF:diskConfig.
  */
 const rebuildChangesSchema = z.strictObject({
   imageRef: idSchema,
@@ -175,6 +175,8 @@ const rebuildChangesSchema = z.strictObject({
   accessIPv6: z.ipv6().optional(),
   keyName: nameSchema.nullable().optional(),
   userData: userDataSchema.nullable().optional(),
+  /** OS-DCF:diskConfig (AUTO: true); kept as it was without. */
+  autoDiskConfig: z.boolean().optional(),
 });
 export type RebuildChanges = z.input<typeof rebuildChangesSchema>;
 

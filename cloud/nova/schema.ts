@@ -67,6 +67,10 @@ export interface InstancesTable {
   locked_reason: string | null;
   /** The create request's reservation id, shared by its servers (migration 011); null before. */
   reservation_id: string | null;
+  /** JSON of the create's same_host / different_host hints (migration 012); null without or before. */
+  scheduler_hints?: string | null;
+  /** Nova's auto_disk_config (OS-DCF:diskConfig AUTO = 1, MANUAL = 0; migration 012); null before. */
+  auto_disk_config?: number | null;
   vm_state: string;
   task_state: string | null;
   power_state: number;

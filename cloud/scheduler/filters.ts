@@ -21,6 +21,10 @@ export interface FilterSpec {
   image: ImageRequirements;
   availabilityZone?: string;
   serverGroup?: ServerGroupFilterSpec;
+  /** The same_host hint: the hosts running the instances it names (given and not empty). */
+  sameHost?: ReadonlySet<string>;
+  /** The different_host hint: the hosts running the instances it names. */
+  differentHost?: ReadonlySet<string>;
   ignoreHosts: ReadonlySet<string>;
 }
 
@@ -122,7 +126,25 @@ export const serverGroupAffinityFilter: HostFilter = {
     serverGroup?.policy !== 'affinity' || serverGroup.hosts.size === 0 || serverGroup.hosts.has(state.host),
 };
 
-/** Nova's default enabled_filters order, with the ignore-hosts step of its host manager first. */
+/**
+ * SameHostFilter (nova/scheduler/filters/affinity_filter.py): with the same_host hint, only a host running
+ * one of the instances it names; an instance named that runs nowhere (or does not exist) leaves no host.
+ */
+export const sameHostFilter: HostFilter = {
+  name: 'SameHostFilter',
+  passes: ({ state }, { sameHost }) => sameHost === undefined || sameHost.has(state.host),
+};
+
+/** DifferentHostFilter: with the different_host hint, no host running one of the instances it names. */
+export const differentHostFilter: HostFilter = {
+  name: 'DifferentHostFilter',
+  passes: ({ state }, { differentHost }) => differentHost === undefined || !differentHost.has(state.host),
+};
+
+/**
+ * Nova's default enabled_filters order, with the ignore-hosts step of its host manager first, and
+ * SameHostFilter and DifferentHostFilter as DevStack enables them (both pass every host without their hint).
+ */
 export const DEFAULT_FILTERS: readonly HostFilter[] = [
   ignoreHostsFilter,
   availabilityZoneFilter,
@@ -130,6 +152,8 @@ export const DEFAULT_FILTERS: readonly HostFilter[] = [
   imagePropertiesFilter,
   serverGroupAntiAffinityFilter,
   serverGroupAffinityFilter,
+  sameHostFilter,
+  differentHostFilter,
 ];
 
 export interface FilterResult {

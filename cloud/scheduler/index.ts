@@ -29,4 +29,9 @@ export {
   type WeightMultipliers,
 } from './weighers';
 export { resourcesFromFlavor, type SchedulerFlavor, type SelectDestinationsRequest } from './request';
-export { type SchedulingGroupInfo, type ServerGroupSource } from './server-group';
+export {
+  type SchedulerHintSource,
+  type SchedulingGroupInfo,
+  type SchedulingHints,
+  type ServerGroupSource,
+} from './server-group';

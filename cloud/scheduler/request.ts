@@ -59,6 +59,16 @@ export const selectRequestSchema = z.strictObject({
   bootFromVolume: z.boolean().default(false),
   availabilityZone: z.string().min(1).max(255).optional(),
   serverGroup: groupSchema.optional(),
+  /**
+   * The same_host / different_host hints as the hosts of the instances they name (one per placed
+   * instance); a hint given is never empty here (Nova's filters pass every host for an empty one).
+   */
+  affinityHints: z
+    .strictObject({
+      sameHost: z.array(hostNameSchema).max(10_000).optional(),
+      differentHost: z.array(hostNameSchema).max(10_000).optional(),
+    })
+    .optional(),
   excludedHosts: z.array(hostNameSchema).max(10_000).default([]),
   maxAttempts: z.number().int().min(1).max(100).default(3),
 });

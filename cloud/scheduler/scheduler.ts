@@ -24,7 +24,14 @@ import {
   type SchedulerFlavor,
   type SelectDestinationsRequest,
 } from './request';
-import { groupSpec, KeyedQueue, memberHosts, type ServerGroupSource } from './server-group';
+import {
+  groupSpec,
+  KeyedQueue,
+  memberHosts,
+  type SchedulerHintSource,
+  type SchedulingHints,
+  type ServerGroupSource,
+} from './server-group';
 import { defaultWeighers, weighHosts, type HostWeigher, type WeightMultipliers } from './weighers';
 
 export interface Destination {
@@ -49,6 +56,11 @@ export interface SchedulerOptions {
    * (Nova's RequestSpec.instance_group): the workflow's request stays as it was.
    */
   groups?: ServerGroupSource;
+  /**
+   * The same_host / different_host hints of the instance being placed, looked up by its uuid when the
+   * request carries none (Nova's RequestSpec.scheduler_hints), as the group is.
+   */
+  hints?: SchedulerHintSource;
   weights?: WeightMultipliers;
   /**
    * Candidates asked of placement at a time (Nova's max_placement_results; 1000 there). Placement returns
@@ -102,6 +114,7 @@ export class Scheduler {
   private readonly random: () => number;
   private readonly stacking: boolean;
   private readonly groups: ServerGroupSource | undefined;
+  private readonly hints: SchedulerHintSource | undefined;
   /** The members of one group are placed one at a time (each sees the claims of those before it). */
   private readonly groupQueue = new KeyedQueue();
 
@@ -109,6 +122,7 @@ export class Scheduler {
     this.placement = options.placement;
     this.source = options.hosts;
     this.groups = options.groups;
+    this.hints = options.hints;
     this.weighers = defaultWeighers(options.weights);
     this.pageSize = Math.max(1, Math.min(options.maxPlacementResults ?? 100, 100_000));
     this.subsetSize = Math.max(1, options.hostSubsetSize ?? 1);
@@ -117,7 +131,7 @@ export class Scheduler {
   }
 
   async selectDestinations(input: SelectDestinationsRequest): Promise<Selection> {
-    const req = parseRequest(selectRequestSchema, input, 'scheduling request');
+    const req = await this.withAffinityHints(parseRequest(selectRequestSchema, input, 'scheduling request'));
     if (req.serverGroup || !this.groups) return this.select(req);
     const groups = this.groups;
     const group = await groups.schedulingGroupOf(req.instanceUuid);
@@ -131,6 +145,22 @@ export class Scheduler {
     });
   }
 
+  /** The same_host / different_host hints stored with the instance, as the hosts of what they name. */
+  private async withAffinityHints(req: ParsedSelectRequest): Promise<ParsedSelectRequest> {
+    if (req.affinityHints || !this.hints) return req;
+    const hints = await this.hints.schedulingHintsOf(req.instanceUuid);
+    if (!hints || (!hints.sameHost && !hints.differentHost)) return req;
+    const hostsOf = (members: SchedulingHints['sameHost']) =>
+      memberHosts(this.placement, this.source, { members: members ?? [] });
+    return {
+      ...req,
+      affinityHints: {
+        ...(hints.sameHost ? { sameHost: await hostsOf(hints.sameHost) } : {}),
+        ...(hints.differentHost ? { differentHost: await hostsOf(hints.differentHost) } : {}),
+      },
+    };
+  }
+
   private async select(req: ParsedSelectRequest): Promise<Selection> {
     const resources = resourcesFromFlavor(req.flavor, req.bootFromVolume);
     const spec: FilterSpec = {
@@ -138,6 +168,10 @@ export class Scheduler {
       ignoreHosts: new Set(req.excludedHosts),
       ...(req.availabilityZone ? { availabilityZone: req.availabilityZone } : {}),
       ...(req.serverGroup ? { serverGroup: serverGroupFilterSpec(req.serverGroup) } : {}),
+      ...(req.affinityHints?.sameHost ? { sameHost: new Set(req.affinityHints.sameHost) } : {}),
+      ...(req.affinityHints?.differentHost
+        ? { differentHost: new Set(req.affinityHints.differentHost) }
+        : {}),
     };
 
     const existing = await this.placement.getAllocations(req.instanceUuid);
@@ -277,11 +311,15 @@ export class Scheduler {
     const avoid = new Set(spec.ignoreHosts);
     if (spec.serverGroup?.policy === 'anti-affinity')
       for (const h of antiAffinityFull(spec.serverGroup)) avoid.add(h);
+    for (const h of spec.differentHost ?? []) avoid.add(h);
     const exclude = await this.nodesOf(avoid);
-    if (spec.serverGroup?.policy === 'affinity' && spec.serverGroup.hosts.size > 0) {
-      return { exclude, only: await this.nodesOf(spec.serverGroup.hosts) };
-    }
-    return { exclude };
+    let only: Set<string> | undefined;
+    if (spec.serverGroup?.policy === 'affinity' && spec.serverGroup.hosts.size > 0)
+      only = new Set(spec.serverGroup.hosts);
+    if (spec.sameHost) only = new Set([...spec.sameHost].filter((h) => !only || only.has(h)));
+    // No host can pass (same_host naming nothing placed): the filters reject every candidate.
+    if (only && only.size === 0) return { exclude };
+    return only ? { exclude, only: await this.nodesOf(only) } : { exclude };
   }
 
   private async nodesOf(hosts: ReadonlySet<string>): Promise<string[]> {

@@ -21,11 +21,27 @@ export interface ServerGroupSource {
   schedulingGroupOf(instanceUuid: string): Promise<SchedulingGroupInfo | null>;
 }
 
-/** One host name per placed member (a host with two members appears twice). */
+/**
+ * The same_host / different_host hints of the instance being placed (Nova's RequestSpec.scheduler_hints),
+ * each named instance with the host Nova has recorded for it; a hint not given is absent.
+ */
+export interface SchedulingHints {
+  sameHost?: ReadonlyArray<{ uuid: string; host: string | null }>;
+  differentHost?: ReadonlyArray<{ uuid: string; host: string | null }>;
+}
+
+export interface SchedulerHintSource {
+  schedulingHintsOf(instanceUuid: string): Promise<SchedulingHints | null>;
+}
+
+/**
+ * One host name per placed member (a host with two members appears twice): its placement allocation's
+ * provider, else the host Nova recorded. Also the hosts of the instances a scheduler hint names.
+ */
 export async function memberHosts(
   placement: Placement,
   hosts: HostStateSource,
-  group: SchedulingGroupInfo,
+  group: Pick<SchedulingGroupInfo, 'members'>,
 ): Promise<string[]> {
   const out: string[] = [];
   const byProvider = new Map<string, number>();

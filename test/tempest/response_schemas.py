@@ -25,6 +25,7 @@ from tempest.lib.services.compute import security_group_rules_client
 from tempest.lib.services.compute import security_groups_client
 from tempest.lib.services.compute import servers_client
 from tempest.lib.services.compute import services_client
+from tempest.lib.services.compute import snapshots_client as compute_snapshots_client
 from tempest.lib.services.compute import volumes_client as compute_volumes_client
 from tempest.lib.services.volume import base_client as volume_base_client
 from tempest.lib.services.volume.v3 import snapshots_client
@@ -46,7 +47,7 @@ def provider(spec, who):
 
 
 def check_proxies(check, c, who, minor, spec):
-    """The proxy APIs at one microversion: images, groups, volumes up to 2.35, image metadata to 2.38."""
+    """The proxy APIs at one microversion: images, groups, volumes, snapshots to 2.35, image metadata to 2.38."""
     at = f'2.{minor} {who}'
     image = spec['image']
     server = spec['servers']['active']
@@ -62,6 +63,9 @@ def check_proxies(check, c, who, minor, spec):
     check(f'{at} list_security_groups', lambda: c['security_groups'].list_security_groups())
     check(f'{at} os-volumes detail', lambda: c['compute_volumes'].list_volumes(detail=True))
     check(f'{at} os-volumes show', lambda: c['compute_volumes'].show_volume(spec['volumes'][0]))
+    check(f'{at} os-snapshots list', lambda: c['compute_snapshots'].list_snapshots())
+    check(f'{at} os-snapshots detail', lambda: c['compute_snapshots'].list_snapshots(detail=True))
+    check(f'{at} os-snapshots show', lambda: c['compute_snapshots'].show_snapshot(spec['snapshots'][0]))
     if who != 'member':
         return
     group = check(
@@ -113,6 +117,7 @@ def main():
                 p, 'compute', region, **kw
             ),
             'compute_volumes': compute_volumes_client.VolumesClient(p, 'compute', region, **kw),
+            'compute_snapshots': compute_snapshots_client.SnapshotsClient(p, 'compute', region, **kw),
             'extensions': extensions_client.ExtensionsClient(p, 'compute', region, **kw),
             'snapshots': snapshots_client.SnapshotsClient(p, 'volumev3', region, **kw),
         }
