@@ -14,6 +14,7 @@ import type { Clock } from '../cloud/clock';
 import { isCloudError } from '../cloud/errors';
 import { DEFAULT_HOSTS } from '../cloud/hosts';
 import type { RequestContext } from '../cloud/keystone';
+import { pollUntil } from '../lib/poll';
 import { openApiTestEnv, TEST_PUBLIC_URL, type ApiTestEnv } from './helpers/api';
 import { addTenantUser } from './helpers/security';
 
@@ -840,14 +841,14 @@ describe('os-volumes (to 2.35)', () => {
 });
 
 describe('os-snapshots (to 2.35)', () => {
-  async function settled(id: string): Promise<string> {
-    for (let i = 0; i < 500; i++) {
-      const snapshot = await env.cloud.cinder.snapshots.get(id);
-      if (snapshot.status !== 'creating') return snapshot.status;
-      await sleep(10);
-    }
-    throw new Error(`snapshot ${id} still creating`);
-  }
+  const settled = (id: string): Promise<string> =>
+    pollUntil(
+      async () => {
+        const { status } = await env.cloud.cinder.snapshots.get(id);
+        return status === 'creating' ? undefined : status;
+      },
+      { timeoutMs: 5_000, intervalMs: 10, what: `snapshot ${id} to leave creating` },
+    );
 
   test('create (Cinder`s own snapshot, 200), show, list and detail in Nova`s view; delete 202', async () => {
     const source = await env.cloud.cinder.createVolume({
