@@ -21,6 +21,9 @@ image_id="$("$openstack" image show cirros -f value -c id)" ||
   { echo "tempest.sh: no image 'cirros' visible to $OS_USERNAME at $OS_AUTH_URL (the bootstrap registers it)" >&2; exit 1; }
 network_name="$("$openstack" network list --external -f value -c Name 2>/dev/null | head -n1)"
 network_name="${network_name:-public}"
+# The external network routers take their gateway and floating IPs their address from (tempest's
+# public_network_id: test_routers, test_floating_ips).
+public_network_id="$("$openstack" network show "$network_name" -f value -c id 2>/dev/null || true)"
 # `tempest init` names a workspace after its folder and refuses a name already in ~/.tempest/workspace.yaml:
 # every data dir's workspace is called 'tempest', so the second cloud's init failed. A name of its own per
 # path; an entry left by a removed data dir is dropped first.
@@ -105,13 +108,14 @@ os_glance_reserved = false
 shared_physical_network = true
 project_networks_reachable = false
 floating_network_name =
+public_network_id = $public_network_id
 
 [network-feature-enabled]
 ipv6 = false
-# The extensions bootflow's Neutron serves (GET /v2.0/extensions): no routers, quotas, agents, ...
+# The extensions bootflow's Neutron serves (GET /v2.0/extensions): routers (recorded only), no quotas, agents, ...
 # 'tag' is the pre-Stein alias tempest's TagsTest (networks' tags) still asks for; Neutron serves those tags
 # as standard-attr-tag, which is left out here because TagsExtTest's setup needs routers and subnet pools.
-api_extensions = binding,standard-attr-description,external-net,network-mtu,project-id,security-group,standard-attr-timestamp,ip-substring-filtering,allowed-address-pairs,tag
+api_extensions = binding,standard-attr-description,external-net,network-mtu,project-id,security-group,standard-attr-timestamp,ip-substring-filtering,allowed-address-pairs,tag,router,extraroute,ext-gw-mode
 port_security = false
 
 [validation]
