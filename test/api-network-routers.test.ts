@@ -86,6 +86,7 @@ describe('Neutron v2.0 API: routers and floating IPs', () => {
     const ports = await env.cloud.neutron.listPorts({ deviceId: router.id });
     assert.equal(ports.length, 1);
     assert.equal(ports[0]!.deviceOwner, 'network:router_gateway');
+    assert.equal(ports[0]!.status, 'ACTIVE');
     assert.equal(ports[0]!.networkId, extNetId);
     assert.equal(ports[0]!.fixedIps[0]!.ipAddress, fixed.ip_address);
     // The admin sees the gateway port by device_id (it has no project, as in Neutron).
@@ -140,6 +141,7 @@ describe('Neutron v2.0 API: routers and floating IPs', () => {
     assert.equal(added.body.network_id, netId);
     const port = await env.cloud.neutron.getPort(added.body.port_id);
     assert.equal(port.deviceOwner, 'network:router_interface');
+    assert.equal(port.status, 'ACTIVE');
     assert.equal(port.deviceId, router.id);
     assert.deepEqual(
       port.fixedIps.map((ip) => ip.ipAddress),

@@ -328,6 +328,7 @@ export class L3 {
         .insertInto('routerports')
         .values({ port_id: port.id, router_id: routerId, port_type: ROUTER_GATEWAY_OWNER })
         .execute();
+      await markActive(trx, port.id, this.now());
       await trx
         .updateTable('routers')
         .set({ gw_port_id: port.id, enable_snat: gw.enableSnat === false ? 0 : 1, updated_at: this.now() })
@@ -425,7 +426,12 @@ export class L3 {
       await this.store.transaction(async (trx) => {
         await trx
           .updateTable('ports')
-          .set({ device_id: routerId, device_owner: ROUTER_INTERFACE_OWNER, updated_at: this.now() })
+          .set({
+            device_id: routerId,
+            device_owner: ROUTER_INTERFACE_OWNER,
+            status: 'ACTIVE',
+            updated_at: this.now(),
+          })
           .where('id', '=', port.id)
           .execute();
         await trx
@@ -455,10 +461,13 @@ export class L3 {
       fixedIps: [{ subnetId: subnet.id, ipAddress: subnet.gatewayIp, allowGateway: true }],
     });
     try {
-      await this.db
-        .insertInto('routerports')
-        .values({ port_id: port.id, router_id: routerId, port_type: ROUTER_INTERFACE_OWNER })
-        .execute();
+      await this.store.transaction(async (trx) => {
+        await trx
+          .insertInto('routerports')
+          .values({ port_id: port.id, router_id: routerId, port_type: ROUTER_INTERFACE_OWNER })
+          .execute();
+        await markActive(trx, port.id, this.now());
+      });
     } catch (err) {
       await this.core.deletePort(port.id);
       throw err;
@@ -818,6 +827,18 @@ export class L3 {
         .executeTakeFirst()) !== undefined
     );
   }
+}
+
+/**
+ * A router's gateway and interface ports are ACTIVE at once: what the L3 agent reports once it has plugged
+ * them into the router's namespace (recorded only: there is no namespace).
+ */
+async function markActive(trx: Kysely<NeutronDb>, portId: string, now: number): Promise<void> {
+  await trx
+    .updateTable('ports')
+    .set({ status: 'ACTIVE', updated_at: now })
+    .where('id', '=', portId)
+    .execute();
 }
 
 function toFloatingIp(row: FloatingIpsTable): FloatingIp {
