@@ -40,7 +40,8 @@ log_file = tempest.log
 [auth]
 use_dynamic_credentials = true
 # Dynamic credentials: a project and users with member / reader / admin per test class, made through the
-# Keystone API; no isolated networks (bootflow has no routers): servers go on the shared network.
+# Keystone API; no isolated networks (bootflow's routers are recorded only, nothing routes): servers go on
+# the shared network.
 create_isolated_networks = false
 tempest_roles = member
 admin_username = $OS_USERNAME
