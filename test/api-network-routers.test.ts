@@ -317,6 +317,21 @@ describe('Neutron v2.0 API: routers and floating IPs', () => {
     );
   });
 
+  test('an external network is deleted with its unassociated floating IPs', async () => {
+    const ext = await network(admin.token, 'ext2', '172.31.0.0/24', { 'router:external': true });
+    const fip = (
+      await call(admin.token, 'POST', '/floatingips', { floatingip: { floating_network_id: ext.networkId } })
+    ).body.floatingip;
+    const listed = await call(admin.token, 'GET', `/floatingips?floating_network_id=${ext.networkId}`);
+    assert.deepEqual(
+      listed.body.floatingips.map((f: Body) => f.id),
+      [fip.id],
+    );
+    assert.equal((await call(admin.token, 'DELETE', `/networks/${ext.networkId}`)).status, 204);
+    assert.equal((await call(admin.token, 'GET', `/floatingips/${fip.id}`)).status, 404);
+    assert.deepEqual(await env.cloud.neutron.listPorts({ deviceId: fip.id }), []);
+  });
+
   test('quota: a project has at most 10 routers (409 OverQuota)', async () => {
     for (let i = 0; i < 10; i++)
       assert.equal((await call(bob.token, 'POST', '/routers', { router: { name: `q${i}` } })).status, 201);

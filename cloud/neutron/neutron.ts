@@ -475,6 +475,26 @@ export class Neutron {
           networkId: id,
         });
       }
+      // An external network goes with its unassociated floating IPs and their ports, as in Neutron.
+      const idle = await trx
+        .selectFrom('floatingips')
+        .select(['id', 'floating_port_id'])
+        .where('floating_network_id', '=', id)
+        .where('fixed_port_id', 'is', null)
+        .execute();
+      if (idle.length) {
+        const idlePorts = idle.map((f) => f.floating_port_id);
+        await trx
+          .deleteFrom('floatingips')
+          .where(
+            'id',
+            'in',
+            idle.map((f) => f.id),
+          )
+          .execute();
+        await trx.deleteFrom('ipallocations').where('port_id', 'in', idlePorts).execute();
+        await trx.deleteFrom('ports').where('id', 'in', idlePorts).execute();
+      }
       const port = await trx
         .selectFrom('ports')
         .select('id')
