@@ -56,7 +56,8 @@ const hostRoutesSchema = z.array(
 const nameserversSchema = z.array(z.string().max(128));
 
 const createNetworkSchema = z.strictObject({
-  name: nameSchema,
+  /** Neutron's network name may be empty (tempest creates networks without one). */
+  name: optionalTextSchema,
   description: optionalTextSchema.default(''),
   adminStateUp: z.boolean().default(true),
   projectId: projectIdSchema,
