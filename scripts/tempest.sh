@@ -116,7 +116,7 @@ ipv6 = false
 # The extensions bootflow's Neutron serves (GET /v2.0/extensions): routers (recorded only), no quotas, agents, ...
 # 'tag' is the pre-Stein alias tempest's TagsTest (networks' tags) still asks for; Neutron serves those tags
 # as standard-attr-tag, which is left out here because TagsExtTest's setup needs routers and subnet pools.
-api_extensions = binding,standard-attr-description,external-net,network-mtu,project-id,security-group,standard-attr-timestamp,ip-substring-filtering,allowed-address-pairs,tag,router,extraroute,ext-gw-mode
+api_extensions = binding,standard-attr-description,external-net,network-mtu,project-id,security-group,standard-attr-timestamp,ip-substring-filtering,allowed-address-pairs,tag,router,extraroute,ext-gw-mode,filter-validation
 port_security = false
 
 [validation]

@@ -190,6 +190,8 @@ const EXTENSIONS = [
     'Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway.',
   ],
   ['extraroute', 'Neutron Extra Route', 'Extra routes configuration for L3 router'],
+  // The lists already refuse an unknown filter (collection.ts), which is what this extension announces.
+  ['filter-validation', 'Filter parameters validation', 'Provides validation on filter parameters.'],
   [
     'ext-gw-mode',
     'Neutron L3 Configurable external gateway mode',
