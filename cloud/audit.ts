@@ -19,6 +19,13 @@ import { hostDirOf } from './index';
 import { ComputeHost, type HostCapabilities } from './compute';
 import type { HostLeakKind } from './compute/host-audit';
 import type { Instance } from './nova';
+import { FLOATING_IP_OWNER, ROUTER_GATEWAY_OWNER, ROUTER_INTERFACE_OWNER } from './neutron';
+
+const L3_PORT_OWNERS: ReadonlySet<string> = new Set([
+  ROUTER_GATEWAY_OWNER,
+  ROUTER_INTERFACE_OWNER,
+  FLOATING_IP_OWNER,
+]);
 
 export type LeakKind =
   | 'allocation'
@@ -212,6 +219,15 @@ export async function auditController(
         id: port.id,
         instanceUuid: port.deviceId,
         detail: `port ${port.id} (${port.fixedIps.map((ip) => ip.ipAddress).join(', ')}) belongs to no live instance`,
+      });
+    }
+    // A router's gateway or interface port, or a floating IP's port, is the L3 plugin's: a leak only once
+    // its router or floating IP is gone.
+    if (L3_PORT_OWNERS.has(port.deviceOwner) && !(await cloud.neutron.l3.ownerExists(port))) {
+      findings.push({
+        kind: 'port',
+        id: port.id,
+        detail: `port ${port.id} (${port.deviceOwner}) belongs to no router or floating IP (${port.deviceId})`,
       });
     }
   }

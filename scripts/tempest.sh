@@ -25,6 +25,9 @@ network_name="${network_name:-public}"
 # different hosts, server groups with min_count=2) run when there are at least two.
 compute_nodes="$("$openstack" hypervisor list -f value -c State 2>/dev/null | grep -c '^up$' || true)"
 [ "${compute_nodes:-0}" -ge 1 ] || compute_nodes=1
+# The external network routers take their gateway and floating IPs their address from (tempest's
+# public_network_id: test_routers, test_floating_ips).
+public_network_id="$("$openstack" network show "$network_name" -f value -c id 2>/dev/null || true)"
 # `tempest init` names a workspace after its folder and refuses a name already in ~/.tempest/workspace.yaml:
 # every data dir's workspace is called 'tempest', so the second cloud's init failed. A name of its own per
 # path; an entry left by a removed data dir is dropped first.
@@ -41,7 +44,8 @@ log_file = tempest.log
 [auth]
 use_dynamic_credentials = true
 # Dynamic credentials: a project and users with member / reader / admin per test class, made through the
-# Keystone API; no isolated networks (bootflow has no routers): servers go on the shared network.
+# Keystone API; no isolated networks (bootflow's routers are recorded only, nothing routes): servers go on
+# the shared network.
 create_isolated_networks = false
 tempest_roles = member
 admin_username = $OS_USERNAME
@@ -110,13 +114,14 @@ os_glance_reserved = false
 shared_physical_network = true
 project_networks_reachable = false
 floating_network_name =
+public_network_id = $public_network_id
 
 [network-feature-enabled]
 ipv6 = false
-# The extensions bootflow's Neutron serves (GET /v2.0/extensions): no routers, quotas, agents, ...
+# The extensions bootflow's Neutron serves (GET /v2.0/extensions): routers (recorded only), no quotas, agents, ...
 # 'tag' is the pre-Stein alias tempest's TagsTest (networks' tags) still asks for; Neutron serves those tags
 # as standard-attr-tag, which is left out here because TagsExtTest's setup needs routers and subnet pools.
-api_extensions = binding,standard-attr-description,external-net,network-mtu,project-id,security-group,standard-attr-timestamp,ip-substring-filtering,allowed-address-pairs,tag
+api_extensions = binding,standard-attr-description,external-net,network-mtu,project-id,security-group,standard-attr-timestamp,ip-substring-filtering,allowed-address-pairs,tag,router,extraroute,ext-gw-mode,filter-validation
 port_security = false
 
 [validation]

@@ -65,7 +65,7 @@ describe('Neutron v2.0 API', () => {
       shown.body.extension,
       ext.body.extensions.find((e: { alias: string }) => e.alias === 'security-group'),
     );
-    const missing = await call(alice.token, 'GET', '/v2.0/extensions/router');
+    const missing = await call(alice.token, 'GET', '/v2.0/extensions/l3-ha');
     assert.deepEqual([missing.status, missing.body.NeutronError.type], [404, 'HTTPNotFound']);
   });
 

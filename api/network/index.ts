@@ -9,16 +9,26 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { isCloudError } from '../../cloud/errors';
 import type { RequestContext } from '../../cloud/keystone';
-import type { Network, Port, Subnet } from '../../cloud/neutron';
+import {
+  FLOATING_IP_OWNER,
+  ROUTER_GATEWAY_OWNER,
+  ROUTER_INTERFACE_OWNER,
+  type Network,
+  type Port,
+  type Subnet,
+} from '../../cloud/neutron';
 import type { ServicePlugin } from '../app';
 import { authOf, requireAuth } from '../auth';
 import type { ApiDeps } from '../deps';
 import { ApiError } from '../errors';
 import { listResponse, showFields } from './collection';
 import { isAdmin, ownerOf, parseBody, policyDenied, projectFields, readOnly } from './request';
+import { l3Routes } from './routers';
 import { securityGroupRoutes } from './security-groups';
 import { tagRoutes, withTags } from './tags';
 import { networkView, portView, subnetView } from './views';
+
+const L3_OWNERS: readonly string[] = [ROUTER_GATEWAY_OWNER, ROUTER_INTERFACE_OWNER, FLOATING_IP_OWNER];
 
 const notFound = (kind: 'Network' | 'Subnet' | 'Port', id: string) =>
   new ApiError(404, `${kind} ${id} could not be found.`, `${kind}NotFound`);
@@ -171,8 +181,21 @@ const EXTENSIONS = [
   ['allowed-address-pairs', 'Allowed Address Pairs', 'Provides allowed address pairs'],
   [
     'standard-attr-tag',
-    'Tag support for resources with standard attribute: network, subnet, port, security_group',
+    'Tag support for resources with standard attribute: network, subnet, port, security_group, router, floatingip',
     'Enables to set tag on resources with standard attribute.',
+  ],
+  [
+    'router',
+    'Neutron L3 Router',
+    'Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway.',
+  ],
+  ['extraroute', 'Neutron Extra Route', 'Extra routes configuration for L3 router'],
+  // The lists already refuse an unknown filter (collection.ts), which is what this extension announces.
+  ['filter-validation', 'Filter parameters validation', 'Provides validation on filter parameters.'],
+  [
+    'ext-gw-mode',
+    'Neutron L3 Configurable external gateway mode',
+    'Extension of the router abstraction for specifying whether SNAT should occur on the external gateway',
   ],
 ] as const;
 
@@ -185,7 +208,15 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     (request.params as Record<string, string>)[name] ?? '';
 
   app.get('/', async () => ({
-    resources: ['network', 'subnet', 'port', 'security_group', 'security_group_rule'].map((name) => {
+    resources: [
+      'network',
+      'subnet',
+      'port',
+      'security_group',
+      'security_group_rule',
+      'router',
+      'floatingip',
+    ].map((name) => {
       const collection = `${name.replace(/_/g, '-')}s`;
       return { name, collection, links: [{ rel: 'self', href: `${base}/${collection}` }] };
     }),
@@ -566,12 +597,21 @@ async function v20(app: FastifyInstance, deps: ApiDeps): Promise<void> {
 
   app.delete('/ports/:id', async (request, reply) => {
     const port = await visiblePort(ctxOf(request), param(request, 'id'));
+    // Neutron's prevent_l3_port_deletion: a live router's or floating IP's port goes only through the L3 API.
+    if (L3_OWNERS.includes(port.deviceOwner) && (await neutron.l3.ownerExists(port)))
+      throw new ApiError(
+        409,
+        `Port ${port.id} has owner ${port.deviceOwner} and therefore cannot be deleted directly via the port API.`,
+        'L3PortInUse',
+      );
     await neutron.deletePort(port.id);
     return reply.code(204).send();
   });
 
   await securityGroupRoutes(app, neutron, base);
+  const l3Lookups = l3Routes(app, neutron, base);
   await tagRoutes(app, neutron, {
+    ...l3Lookups,
     networks: visibleNetwork,
     subnets: visibleSubnet,
     ports: visiblePort,

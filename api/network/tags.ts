@@ -1,6 +1,6 @@
 /**
  * Neutron's standard-attr-tag API (neutron/extensions/tagging.py TaggingController) on networks, subnets,
- * ports and security groups: `GET`/`PUT`/`DELETE /v2.0/{collection}/{id}/tags` and
+ * ports, security groups, routers and floating IPs: `GET`/`PUT`/`DELETE /v2.0/{collection}/{id}/tags` and
  * `GET` (204) / `PUT` (201) / `DELETE` (204) `.../tags/{tag}`. The resource must be one the caller sees
  * (else its 404); a change needs Neutron's `update_<resource>:tags` / `delete_<resource>:tags` defaults,
  * admin or a member of the resource's project (a reader gets the policy's 403). The rows are
@@ -21,6 +21,8 @@ const COLLECTIONS: Array<[string, TaggedCollection, string]> = [
   ['subnets', 'subnets', 'subnet'],
   ['ports', 'ports', 'port'],
   ['security-groups', 'security_groups', 'security_group'],
+  ['routers', 'routers', 'router'],
+  ['floatingips', 'floatingips', 'floatingip'],
 ];
 
 /** Views of one collection with their tags filled in. */

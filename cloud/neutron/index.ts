@@ -17,3 +17,12 @@ export type {
 } from './security-group-changes';
 export { MAX_TAGS, type ResourceTags, type TaggedCollection } from './tags';
 export { MAX_ALLOWED_ADDRESS_PAIRS } from './address-pairs';
+export {
+  FLOATING_IP_OWNER,
+  ROUTER_GATEWAY_OWNER,
+  ROUTER_INTERFACE_OWNER,
+  type FloatingIp,
+  type Router,
+  type RouterInterfaceInfo,
+  type GatewayRequest,
+} from './l3';

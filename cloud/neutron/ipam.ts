@@ -14,6 +14,8 @@ import type { FixedIp } from './types';
 export interface FixedIpRequest {
   subnetId?: string;
   ipAddress?: string;
+  /** A router interface port may take its subnet's gateway address (add_router_interface). */
+  allowGateway?: boolean;
 }
 
 async function poolsOf(trx: Kysely<NeutronDb>, subnetId: string): Promise<Ipv4Range[]> {
@@ -68,7 +70,11 @@ async function specificAddress(
         );
   }
   const cidr = parseSubnetCidr(subnet.cidr);
-  if (address === cidr.network || address === cidr.broadcast || request.ipAddress === subnet.gateway_ip) {
+  if (
+    address === cidr.network ||
+    address === cidr.broadcast ||
+    (request.ipAddress === subnet.gateway_ip && !request.allowGateway)
+  ) {
     throw new CloudError(
       'BadRequest',
       `IP address ${request.ipAddress} is not a valid IP for the specified subnet.`,

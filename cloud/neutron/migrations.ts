@@ -194,7 +194,77 @@ export const neutronMigrations: Record<string, Migration> = {
         .addColumn('ip_address', 'varchar(64)', (c) => c.notNull())
         .addPrimaryKeyConstraint('allowedaddresspairs_pk', ['port_id', 'mac_address', 'ip_address'])
         .execute();
-      for (const [table, parent] of Object.entries(TAG_TABLES))
+      for (const [table, parent] of Object.entries(TAG_TABLES_006))
+        await db.schema
+          .createTable(table)
+          .addColumn('resource_id', ID, (c) => c.notNull().references(`${parent}.id`).onDelete('cascade'))
+          .addColumn('tag', 'varchar(255)', (c) => c.notNull())
+          .addPrimaryKeyConstraint(`${table}_pk`, ['resource_id', 'tag'])
+          .execute();
+    },
+  },
+  /**
+   * Neutron's L3 tables (neutron/db/models/l3.py): routers with their gateway port and SNAT flag, the
+   * router's ports by type (routerports), its extra routes (routerroutes), floating IPs, and the tags of
+   * routers and floating IPs. Recorded only: no L3 agent builds namespaces or NAT from them.
+   */
+  '007_routers_floating_ips': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('routers')
+        .addColumn('id', ID, (c) => c.primaryKey())
+        .addColumn('name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('description', 'varchar(255)', (c) => c.notNull())
+        .addColumn('project_id', PROJECT, (c) => c.notNull())
+        .addColumn('status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('admin_state_up', 'integer', (c) => c.notNull())
+        .addColumn('gw_port_id', ID, (c) => c.references('ports.id'))
+        .addColumn('enable_snat', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('routers_project_idx').on('routers').column('project_id').execute();
+      // As in Neutron: a port belongs to at most one router (the primary key is the port).
+      await db.schema
+        .createTable('routerports')
+        .addColumn('port_id', ID, (c) => c.primaryKey().references('ports.id').onDelete('cascade'))
+        .addColumn('router_id', ID, (c) => c.notNull().references('routers.id').onDelete('cascade'))
+        .addColumn('port_type', 'varchar(255)', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('routerports_router_idx').on('routerports').column('router_id').execute();
+      await db.schema
+        .createTable('routerroutes')
+        .addColumn('destination', 'varchar(64)', (c) => c.notNull())
+        .addColumn('nexthop', 'varchar(64)', (c) => c.notNull())
+        .addColumn('router_id', ID, (c) => c.notNull().references('routers.id').onDelete('cascade'))
+        .addPrimaryKeyConstraint('routerroutes_pk', ['destination', 'nexthop', 'router_id'])
+        .execute();
+      // Neutron's unique (floating_network_id, fixed_port_id, fixed_ip_address): one floating IP per fixed IP.
+      await db.schema
+        .createTable('floatingips')
+        .addColumn('id', ID, (c) => c.primaryKey())
+        .addColumn('description', 'varchar(255)', (c) => c.notNull())
+        .addColumn('project_id', PROJECT, (c) => c.notNull())
+        .addColumn('floating_ip_address', 'varchar(64)', (c) => c.notNull())
+        .addColumn('floating_network_id', ID, (c) => c.notNull().references('networks.id'))
+        .addColumn('floating_port_id', ID, (c) => c.notNull().references('ports.id'))
+        .addColumn('fixed_port_id', ID, (c) => c.references('ports.id'))
+        .addColumn('fixed_ip_address', 'varchar(64)')
+        .addColumn('router_id', ID, (c) => c.references('routers.id'))
+        .addColumn('status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('floatingips_fixed_unique', [
+          'floating_network_id',
+          'fixed_port_id',
+          'fixed_ip_address',
+        ])
+        .execute();
+      await db.schema.createIndex('floatingips_project_idx').on('floatingips').column('project_id').execute();
+      for (const [table, parent] of [
+        ['router_tags', 'routers'],
+        ['floatingip_tags', 'floatingips'],
+      ] as const)
         await db.schema
           .createTable(table)
           .addColumn('resource_id', ID, (c) => c.notNull().references(`${parent}.id`).onDelete('cascade'))
@@ -205,10 +275,17 @@ export const neutronMigrations: Record<string, Migration> = {
   },
 };
 
-/** The tag table of each taggable resource's table. */
-export const TAG_TABLES = {
+/** The tag tables migration 006 made (fixed: later resources add theirs in their own migration). */
+const TAG_TABLES_006 = {
   network_tags: 'networks',
   subnet_tags: 'subnets',
   port_tags: 'ports',
   security_group_tags: 'security_groups',
+} as const;
+
+/** The tag table of each taggable resource's table. */
+export const TAG_TABLES = {
+  ...TAG_TABLES_006,
+  router_tags: 'routers',
+  floatingip_tags: 'floatingips',
 } as const;

@@ -23,6 +23,7 @@ import { findDefaultSecurityGroupId, insertDefaultSecurityGroup, loadSecurityGro
 import { checkHostRoutes, checkNameservers, writeSubnetExtras } from './subnet-extras';
 import { checkGatewayUpdate, planSubnet } from './subnet-plan';
 import { ResourceTags } from './tags';
+import { L3 } from './l3';
 import type {
   AddressPair,
   DhcpDetails,
@@ -55,7 +56,8 @@ const hostRoutesSchema = z.array(
 const nameserversSchema = z.array(z.string().max(128));
 
 const createNetworkSchema = z.strictObject({
-  name: nameSchema,
+  /** Neutron's network name may be empty (tempest creates networks without one). */
+  name: optionalTextSchema,
   description: optionalTextSchema.default(''),
   adminStateUp: z.boolean().default(true),
   projectId: projectIdSchema,
@@ -84,14 +86,23 @@ const createSubnetSchema = z.strictObject({
 });
 
 const fixedIpsSchema = z
-  .array(z.strictObject({ subnetId: idSchema.optional(), ipAddress: z.string().max(64).optional() }))
+  .array(
+    z.strictObject({
+      subnetId: idSchema.optional(),
+      ipAddress: z.string().max(64).optional(),
+      allowGateway: z.boolean().optional(),
+    }),
+  )
   .max(64);
 const groupIdsSchema = z.array(idSchema).max(64);
 
 const createPortSchema = z.strictObject({
   requestKey: requestKeySchema,
   networkId: idSchema,
-  projectId: projectIdSchema,
+  /** '' for a router gateway or floating IP port, which Neutron makes without a project. */
+  projectId: z.string().max(64),
+  /** The L3 plugin's own ports (gateway, interface, floating IP): on any network, as Neutron's admin context. */
+  internal: z.boolean().default(false),
   name: optionalTextSchema.default(''),
   description: optionalTextSchema.default(''),
   adminStateUp: z.boolean().default(true),
@@ -205,6 +216,8 @@ export class Neutron {
   readonly securityGroups: SecurityGroupChanges;
   /** Standard-attr tags of networks, subnets, ports and security groups. */
   readonly tags: ResourceTags;
+  /** Routers and floating IPs (l3.ts), recorded only. */
+  readonly l3: L3;
 
   private constructor(
     private readonly store: ServiceDb<NeutronDb>,
@@ -213,6 +226,7 @@ export class Neutron {
   ) {
     this.securityGroups = new SecurityGroupChanges(store, () => clock.now());
     this.tags = new ResourceTags(store, () => clock.now());
+    this.l3 = new L3(store, () => clock.now(), this);
   }
 
   /** The tables this process has written (cloud/db-writes.ts), for readers that keep what they read. */
@@ -462,6 +476,26 @@ export class Neutron {
           networkId: id,
         });
       }
+      // An external network goes with its unassociated floating IPs and their ports, as in Neutron.
+      const idle = await trx
+        .selectFrom('floatingips')
+        .select(['id', 'floating_port_id'])
+        .where('floating_network_id', '=', id)
+        .where('fixed_port_id', 'is', null)
+        .execute();
+      if (idle.length) {
+        const idlePorts = idle.map((f) => f.floating_port_id);
+        await trx
+          .deleteFrom('floatingips')
+          .where(
+            'id',
+            'in',
+            idle.map((f) => f.id),
+          )
+          .execute();
+        await trx.deleteFrom('ipallocations').where('port_id', 'in', idlePorts).execute();
+        await trx.deleteFrom('ports').where('id', 'in', idlePorts).execute();
+      }
       const port = await trx
         .selectFrom('ports')
         .select('id')
@@ -709,7 +743,7 @@ export class Neutron {
     const network = await this.store
       .forUpdate(trx.selectFrom('networks').selectAll().where('id', '=', request.networkId))
       .executeTakeFirst();
-    if (!network || !(network.project_id === request.projectId || network.shared === 1)) {
+    if (!network || !(request.internal || network.project_id === request.projectId || network.shared === 1)) {
       throw networkNotFound(request.networkId);
     }
     const existing = await this.portIdByRequestKey(trx, request.requestKey);
@@ -1015,6 +1049,13 @@ export class Neutron {
   async deletePort(portId: string): Promise<boolean> {
     const id = parseRequest(idSchema, portId, 'port id');
     return this.store.transaction(async (trx) => {
+      // Neutron's disassociate_floatingips and the router's port row go with the port.
+      await trx
+        .updateTable('floatingips')
+        .set({ fixed_port_id: null, fixed_ip_address: null, router_id: null, status: 'DOWN' })
+        .where('fixed_port_id', '=', id)
+        .execute();
+      await trx.deleteFrom('routerports').where('port_id', '=', id).execute();
       await trx.deleteFrom('ipallocations').where('port_id', '=', id).execute();
       await trx.deleteFrom('securitygroupportbindings').where('port_id', '=', id).execute();
       const result = await trx.deleteFrom('ports').where('id', '=', id).executeTakeFirst();

@@ -126,6 +126,53 @@ export interface NeutronDb {
   subnet_tags: ResourceTagsTable;
   port_tags: ResourceTagsTable;
   security_group_tags: ResourceTagsTable;
+  routers: RoutersTable;
+  routerports: RouterPortsTable;
+  routerroutes: RouterRoutesTable;
+  floatingips: FloatingIpsTable;
+  router_tags: ResourceTagsTable;
+  floatingip_tags: ResourceTagsTable;
+}
+
+export interface RoutersTable {
+  id: string;
+  name: string;
+  description: string;
+  project_id: string;
+  status: string;
+  admin_state_up: number;
+  gw_port_id: string | null;
+  enable_snat: number;
+  created_at: number;
+  updated_at: number;
+}
+
+/** port_type: network:router_gateway or network:router_interface. */
+export interface RouterPortsTable {
+  port_id: string;
+  router_id: string;
+  port_type: string;
+}
+
+export interface RouterRoutesTable {
+  destination: string;
+  nexthop: string;
+  router_id: string;
+}
+
+export interface FloatingIpsTable {
+  id: string;
+  description: string;
+  project_id: string;
+  floating_ip_address: string;
+  floating_network_id: string;
+  floating_port_id: string;
+  fixed_port_id: string | null;
+  fixed_ip_address: string | null;
+  router_id: string | null;
+  status: string;
+  created_at: number;
+  updated_at: number;
 }
 
 export interface AllowedAddressPairsTable {

@@ -11,7 +11,8 @@ import { CloudError } from '../errors';
 import { TAG_TABLES } from './migrations';
 import type { NeutronDb } from './schema';
 
-export type TaggedCollection = 'networks' | 'subnets' | 'ports' | 'security_groups';
+export type TaggedCollection =
+  'networks' | 'subnets' | 'ports' | 'security_groups' | 'routers' | 'floatingips';
 type TagTable = keyof typeof TAG_TABLES;
 
 const TABLE_OF: Record<TaggedCollection, TagTable> = {
@@ -19,6 +20,8 @@ const TABLE_OF: Record<TaggedCollection, TagTable> = {
   subnets: 'subnet_tags',
   ports: 'port_tags',
   security_groups: 'security_group_tags',
+  routers: 'router_tags',
+  floatingips: 'floatingip_tags',
 };
 
 /** tagging.py's MAX_TAG_LEN and MAX_TAGS_COUNT. */
