@@ -183,4 +183,48 @@ describe('createImage through the servers API', { timeout: 10 * 60_000 }, () => 
       .result();
     assert.equal((await h.cloud.glance.getImage(imageId, admin())).status, 'active');
   });
+
+  test('a volume-backed server: each volume snapshotted through Cinder, an active image of size 0 mapping them', async () => {
+    const server = await h.runBoot(
+      h.request('api-create-image-bfv', { bootVolume: { sizeGb: 1, deleteOnTermination: true } }),
+    );
+    await refreshTokens();
+    const res = await call(`/servers/${server.id}/action`, {
+      createImage: { name: 'bfv-snap', metadata: { a: 'b' } },
+    });
+    assert.equal(res.statusCode, 202, res.body);
+    const imageId = (res.json() as { image_id: string }).image_id;
+    const image = await h.cloud.glance.getImage(imageId, admin());
+    assert.deepEqual(
+      [
+        image.status,
+        image.size,
+        image.properties.bdm_v2,
+        image.properties.root_device_name,
+        image.properties.a,
+      ],
+      ['active', 0, 'True', '/dev/vda', 'b'],
+    );
+    const mapping = JSON.parse(image.properties.block_device_mapping!) as Array<Record<string, unknown>>;
+    assert.equal(mapping.length, 1);
+    assert.deepEqual(
+      [
+        mapping[0]!.source_type,
+        mapping[0]!.destination_type,
+        mapping[0]!.boot_index,
+        mapping[0]!.volume_size,
+      ],
+      ['snapshot', 'volume', 0, 1],
+    );
+    const snapshot = await h.cloud.cinder.snapshots.get(mapping[0]!.snapshot_id as string);
+    const attachment = (await h.cloud.cinder.listAttachments({ instanceUuid: server.id }))[0]!;
+    assert.deepEqual([snapshot.volumeId, snapshot.name], [attachment.volumeId, 'snapshot for bfv-snap']);
+    const instance = await h.cloud.nova.getInstance(server.id);
+    assert.deepEqual([instance.vmState, instance.taskState], ['active', null]);
+    const action = (await h.cloud.nova.listActions(server.id)).at(-1)!;
+    assert.deepEqual(
+      [action.action, action.events.map((e) => [e.event, e.result])],
+      ['createImage', [['api_snapshot_instance', 'Success']]],
+    );
+  });
 });

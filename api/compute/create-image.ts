@@ -6,12 +6,13 @@
  * no lock check, as Nova's), then the Glance image created at once (queued; Nova's snapshot properties),
  * then the snapshotInstance workflow through the common begin (task_state image_snapshot_pending, action
  * `createImage`). 202 with a `Location` header naming the image before 2.45, `{"image_id": ...}` from 2.45.
- * A server booted from a volume is refused (README: what differs).
+ * A server booted from a volume: its volumes snapshotted through Cinder and an image of size 0 mapping
+ * them, at once, as snapshot_volume_backed does.
  */
 import { z } from 'zod';
 import { CloudError } from '../../cloud/errors';
 import type { Image } from '../../cloud/glance';
-import { checkOperationAllowed, MAX_METADATA_ITEMS, operationRule } from '../../cloud/nova';
+import { checkOperationAllowed, MAX_METADATA_ITEMS, operationRule, type Instance } from '../../cloud/nova';
 import { ApiError } from '../errors';
 import { parseBody } from './common';
 import { atLeast } from './microversion';
@@ -45,6 +46,107 @@ function inherited(base: Image | undefined): Record<string, string> {
   return out;
 }
 
+/**
+ * compute/api.py snapshot_volume_backed, in nova-api as Nova does it: the state rules, the action
+ * `createImage` with its `api_snapshot_instance` event, a Cinder snapshot (forced) of each attached volume
+ * named "snapshot for <name>", then an image of no data (size 0, raw/bare, forced active) whose
+ * `block_device_mapping` property maps each snapshot where its volume was (`bdm_v2`, `root_device_name`).
+ */
+async function snapshotVolumeBacked(
+  call: ActionCall,
+  instance: Instance,
+  name: string,
+  metadata: Record<string, string>,
+): Promise<string> {
+  const { deps, request, ctx } = call;
+  try {
+    checkOperationAllowed(operationRule('snapshot'), instance);
+  } catch (err) {
+    if (err instanceof CloudError && err.code === 409) throw new ApiError(409, err.message);
+    throw err;
+  }
+  const step = { instanceUuid: instance.uuid, requestId: request.id };
+  await deps.cloud.nova.startAction({
+    ...step,
+    action: 'createImage',
+    userId: ctx.userId,
+    projectId: instance.projectId,
+  });
+  await deps.cloud.nova.recordEvent({ ...step, event: 'api_snapshot_instance' });
+  const mapping: Array<Record<string, unknown>> = [];
+  try {
+    const attachments = await deps.cloud.cinder.listAttachments({ instanceUuid: instance.uuid });
+    for (const [index, attachment] of attachments.entries()) {
+      const volume = await deps.cloud.cinder.getVolume(attachment.volumeId);
+      const snapshot = await deps.cloud.cinder.snapshots.create({
+        volumeId: volume.id,
+        projectId: ctx.projectId,
+        userId: ctx.userId,
+        name: `snapshot for ${name}`,
+        description: volume.description ?? '',
+        force: true,
+      });
+      const device = attachment.mountpoint ?? (index === 0 ? ROOT_DEVICE : null);
+      const root = device === ROOT_DEVICE;
+      mapping.push({
+        source_type: 'snapshot',
+        destination_type: 'volume',
+        snapshot_id: snapshot.id,
+        volume_id: null,
+        image_id: null,
+        volume_size: volume.sizeGb,
+        device_name: device,
+        boot_index: root ? 0 : null,
+        delete_on_termination: volume.deleteOnTermination,
+        disk_bus: null,
+        device_type: null,
+        guest_format: null,
+        no_device: null,
+        tag: null,
+        volume_type: null,
+      });
+    }
+  } catch (err) {
+    await deps.cloud.nova.recordEvent({
+      ...step,
+      event: 'api_snapshot_instance',
+      result: 'Error',
+      details: err instanceof Error ? err.message : String(err),
+    });
+    await deps.cloud.nova.finishAction({ ...step, message: 'Error' });
+    if (err instanceof CloudError && err.code === 413) throw new ApiError(403, err.message);
+    if (err instanceof CloudError && err.code < 500)
+      throw new ApiError(err.code === 403 ? 403 : 400, err.message);
+    throw err;
+  }
+  await deps.cloud.nova.recordEvent({ ...step, event: 'api_snapshot_instance', result: 'Success' });
+  await deps.cloud.nova.finishAction(step);
+  const foreign = ctx.projectId !== instance.projectId;
+  const image = await deps.cloud.glance.createImage(
+    {
+      name,
+      diskFormat: 'raw',
+      containerFormat: 'bare',
+      visibility: foreign ? 'shared' : 'private',
+      ownerProjectId: ctx.projectId,
+      minDisk: instance.flavor.rootGb,
+      properties: {
+        ...metadata,
+        root_device_name: ROOT_DEVICE,
+        ...(mapping.length ? { block_device_mapping: JSON.stringify(mapping), bdm_v2: 'True' } : {}),
+      },
+    },
+    ctx,
+  );
+  if (foreign) await deps.cloud.glance.addImageMember(image.id, instance.projectId, ctx);
+  // nova's glance client: an image of size 0 is activated with an empty upload.
+  await deps.cloud.glance.uploadImageData(image.id, Buffer.alloc(0), { ctx });
+  return image.id;
+}
+
+/** The root device bootflow gives a server's boot volume. */
+const ROOT_DEVICE = '/dev/vda';
+
 export async function createImageAction(call: ActionCall): Promise<ActionAnswer> {
   const { deps, request, ctx, id, body } = call;
   const entity = parseBody(createImageSchema, body).createImage;
@@ -56,10 +158,9 @@ export async function createImageAction(call: ActionCall): Promise<ActionAnswer>
     throw new ApiError(403, 'Image metadata limit exceeded');
   if (instance.bootFromVolume) {
     enforcePolicy(ctx, 'os_compute_api:servers:create_image:allow_volume_backed', instance.projectId);
-    throw new ApiError(
-      400,
-      'Snapshots of volume-backed servers are not supported by bootflow’s compute API.',
-    );
+    const imageId = await snapshotVolumeBacked(call, instance, entity.name, metadata);
+    if (atLeast(request, 2, 45)) return { status: 202, body: { image_id: imageId } };
+    return { status: 202, headers: { location: `${deps.publicUrl}/image/images/${imageId}` } };
   }
   try {
     checkOperationAllowed(operationRule('snapshot'), instance);
