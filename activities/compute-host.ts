@@ -217,6 +217,22 @@ export function createComputeActivities(compute: ComputeHost) {
     },
 
     /**
+     * The driver's snapshot on this host (nova-compute's snapshot_instance): the root disk as an image file
+     * (fake: the raw disk; qemu: the overlay flattened), whose path the controller's upload reads.
+     */
+    async snapshotDisk(input: {
+      instanceUuid: string;
+      imageId: string;
+    }): Promise<{ path: string; diskFormat: 'raw' | 'qcow2'; bytes: number }> {
+      return beating(() => compute.snapshotDisk(input.instanceUuid, input.imageId, { signal: signal() }));
+    },
+
+    /** The snapshot's file removed once uploaded, or when the snapshot is given up. Idempotent. */
+    async removeSnapshotFile(input: { imageId: string }): Promise<void> {
+      await compute.removeSnapshotFile(input.imageId);
+    },
+
+    /**
      * The driver's power state of every guest it knows on this host (QMP for real guests): the host's half
      * of the periodic power-state sync, which the controller applies (syncPowerStates).
      */

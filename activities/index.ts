@@ -17,6 +17,7 @@ import { createIdentityActivities } from './identity';
 import { createReconcilerActivities } from './reconciler';
 import { createSchedulerActivities } from './scheduler';
 import { createServerVolumeActivities } from './server-volumes';
+import { createSnapshotActivities } from './snapshot';
 import { createVolumeActivities } from './volume';
 
 export { createNetworkActivities, type NetworkActivities } from './network';
@@ -42,6 +43,7 @@ export function createControllerActivities(services: ControllerServices) {
     ...createVolumeActivities({ cinder, identity: keystone }),
     ...createServerVolumeActivities({ keystone, nova, cinder }),
     ...createEvacuateActivities({ keystone, nova, glance }),
+    ...createSnapshotActivities({ glance }),
   };
 }
 

@@ -76,6 +76,22 @@ describe('Glance v2 tasks API', () => {
     assert.equal(await taskRows(), 0);
   });
 
+  test('GET /v2/images/{id}/tasks (2.12): an image no task made has none; an unknown image is 404', async () => {
+    const created = await call('POST', '/images', member, {
+      name: 'no-tasks',
+      disk_format: 'raw',
+      container_format: 'bare',
+    });
+    assert.equal(created.statusCode, 201, created.body);
+    const id = (created.json() as { id: string }).id;
+    const res = await call('GET', `/images/${id}/tasks`, member);
+    assert.deepEqual([res.statusCode, res.json()], [200, { tasks: [] }]);
+    assert.equal(
+      (await call('GET', '/images/00000000-0000-4000-8000-000000000000/tasks', member)).statusCode,
+      404,
+    );
+  });
+
   test('an import task is recorded and fails at once; list (stubs), show, delete 405, schemas', async () => {
     const res = await call('POST', '/tasks', admin, importTask('http://127.0.0.1/image.qcow2'));
     assert.equal(res.statusCode, 201, res.body);

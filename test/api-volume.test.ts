@@ -427,7 +427,8 @@ describe('Cinder v3 API', () => {
       [alice.token, id, { 'os-update_readonly_flag': { readonly: 'maybe' } }, 400, /readonly/],
       [alice.token, missing, { 'os-extend': { new_size: 3 } }, 404, /could not be found/],
       [alice.token, missing, { 'os-reserve': {} }, 404, /could not be found/],
-      [alice.token, id, { 'os-volume_upload_image': {} }, 400, /does not support os-volume_upload_image/],
+      [alice.token, id, { 'os-volume_upload_image': {} }, 400, /image_name/],
+      [alice.token, id, { 'os-reset_status': { status: 'error' } }, 400, /does not support os-reset_status/],
       [alice.token, id, { 'os-attach': { mountpoint: '/dev/vdb' } }, 400, /instance_uuid/],
       [alice.token, id, { 'os-detach': {} }, 400, /must be attached in order to detach/],
       [reader.token, id, { 'os-reserve': {} }, 403, /volume:reserve_volume/],
@@ -443,6 +444,36 @@ describe('Cinder v3 API', () => {
     const after = await env.cloud.cinder.getVolume(id);
     assert.deepEqual([after.sizeGb, after.readonly], [2, false]);
     assert.equal((await call(alice.token, 'DELETE', `/v3/volumes/${id}`)).status, 202);
+  });
+
+  test('os-volume_upload_image: 202 uploading with the image id; the image active with the volume’s data; the volume available again', async () => {
+    const created = await call(alice.token, 'POST', '/v3/volumes', { volume: { size: 1, name: 'to-image' } });
+    const id = created.body.volume.id as string;
+    await available(id);
+    const res = await call(alice.token, 'POST', `/v3/volumes/${id}/action`, {
+      'os-volume_upload_image': { image_name: 'from-volume', disk_format: 'raw' },
+    });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    const body = res.body['os-volume_upload_image'] as Body;
+    assert.deepEqual(
+      [body.id, body.status, body.image_name, body.disk_format, body.container_format, body.size],
+      [id, 'uploading', 'from-volume', 'raw', 'bare', 1],
+    );
+    const imageId = body.image_id as string;
+    // The volume is busy until the upload ends: a second upload is refused.
+    const again = await call(alice.token, 'POST', `/v3/volumes/${id}/action`, {
+      'os-volume_upload_image': { image_name: 'twice' },
+    });
+    if ((await env.cloud.cinder.getVolume(id)).status === 'uploading') assert.equal(again.status, 400);
+    const deadline = Date.now() + 120_000;
+    while ((await env.cloud.cinder.getVolume(id)).status === 'uploading' && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await env.cloud.cinder.getVolume(id)).status, 'available');
+    const image = await env.cloud.glance.getImage(imageId, { projectId: alice.projectId, roles: ['member'] });
+    assert.deepEqual(
+      [image.status, image.name, image.diskFormat, image.size, image.owner],
+      ['active', 'from-volume', 'raw', 1024 ** 3, alice.projectId],
+    );
   });
 
   test('legacy attach actions: os-reserve / os-unreserve, os-attach / os-begin_detaching / os-roll_detaching / os-detach', async () => {

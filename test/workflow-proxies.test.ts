@@ -22,10 +22,12 @@ import {
   COMPUTE_VOLUME_OPS,
   COMPUTE_POWER,
   COMPUTE_READS,
+  COMPUTE_SNAPSHOTS,
   CONTROLLER_CLEANUPS,
   CONTROLLER_PERIODIC,
   CONTROLLER_POLLS,
   CONTROLLER_STEPS,
+  CONTROLLER_UPLOADS,
   NETWORK_CLEANUPS,
   NETWORK_POLLS,
   NETWORK_STEPS,
@@ -48,7 +50,14 @@ function checkGroups(all: object, groups: ReadonlyArray<readonly string[]>, unus
 test('each controller activity has exactly one proxy group; nothing unused', () => {
   checkGroups(
     controller,
-    [CONTROLLER_STEPS, VOLUME_STEPS, CONTROLLER_POLLS, CONTROLLER_CLEANUPS, CONTROLLER_PERIODIC],
+    [
+      CONTROLLER_STEPS,
+      VOLUME_STEPS,
+      CONTROLLER_POLLS,
+      CONTROLLER_CLEANUPS,
+      CONTROLLER_PERIODIC,
+      CONTROLLER_UPLOADS,
+    ],
     [],
   );
 });
@@ -64,7 +73,15 @@ test('the compute groups are exactly the activities a compute worker serves', ()
   // (workflows/operator.ts, console-output.ts, compute-service.ts).
   checkGroups(
     compute,
-    [COMPUTE_OPS, COMPUTE_FETCHES, COMPUTE_CLEANUPS, COMPUTE_POWER, COMPUTE_READS, COMPUTE_VOLUME_OPS],
+    [
+      COMPUTE_OPS,
+      COMPUTE_FETCHES,
+      COMPUTE_CLEANUPS,
+      COMPUTE_POWER,
+      COMPUTE_READS,
+      COMPUTE_VOLUME_OPS,
+      COMPUTE_SNAPSHOTS,
+    ],
     ['auditHost', 'getConsoleOutput', 'readPowerStates', 'readDhcpNetworks', 'syncDhcpNetworks'],
   );
 });

@@ -120,6 +120,13 @@ const STORED: Array<{ dir: string; what: string; ids: string[] }> = [
     ids: ['rebuild-spawn-fails', 'rebuild'],
   },
   {
+    // test/workflow-snapshot.test.ts: snapshotInstance (createImage) uploading the disk, and the host's
+    // snapshot failing (image deleted, task_state back).
+    dir: 'snapshot',
+    what: 'createImage',
+    ids: ['snapshot-fails', 'snapshot'],
+  },
+  {
     // test/workflow-server-volumes.test.ts: success, each failure path, a cancel, a delete during an attach.
     dir: 'volumes',
     what: 'volume attach and detach on a running server',

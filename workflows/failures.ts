@@ -16,6 +16,7 @@ import {
   COMPUTE_OPS,
   COMPUTE_POWER,
   COMPUTE_READS,
+  COMPUTE_SNAPSHOTS,
   COMPUTE_VOLUME_OPS,
 } from './proxies';
 
@@ -53,6 +54,7 @@ const COMPUTE_ACTIVITY_TYPES: ReadonlySet<string> = new Set([
   ...COMPUTE_POWER,
   ...COMPUTE_READS,
   ...COMPUTE_VOLUME_OPS,
+  ...COMPUTE_SNAPSHOTS,
 ]);
 
 function isComputeActivity(err: unknown): boolean {

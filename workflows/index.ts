@@ -9,4 +9,5 @@ export { attachServerVolume, detachServerVolume } from './server-volumes';
 export { destroyEvacuatedInstances, evacuateHost, evacuateServer } from './evacuate';
 export { rebootInstance, startInstance, stopInstance } from './power';
 export { rebuildInstance } from './rebuild';
+export { snapshotInstance } from './snapshot';
 export { operationPhaseQuery } from './server-operation';

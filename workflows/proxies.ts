@@ -79,7 +79,12 @@ export const CONTROLLER_CLEANUPS = [
   'failDelete',
   'clearStaleTask',
   'failOperation',
+  'deleteSnapshotImage',
 ] as const satisfies ReadonlyArray<keyof ControllerActivities>;
+/** A snapshot's upload into Glance: as long as the data is large. */
+export const CONTROLLER_UPLOADS = ['uploadSnapshot'] as const satisfies ReadonlyArray<
+  keyof ControllerActivities
+>;
 /** The reconciler's periodic look over every instance (a database read and a Temporal look-up each). */
 export const CONTROLLER_PERIODIC = ['findOrphanedInstances'] as const satisfies ReadonlyArray<
   keyof ControllerActivities
@@ -113,9 +118,13 @@ export const COMPUTE_VOLUME_OPS = [
   'listLocalInstances',
 ] as const satisfies ReadonlyArray<keyof ComputeActivities>;
 export const COMPUTE_FETCHES = ['fetchImage'] as const satisfies ReadonlyArray<keyof ComputeActivities>;
-export const COMPUTE_CLEANUPS = ['unplugVifs', 'disconnectVolume'] as const satisfies ReadonlyArray<
-  keyof ComputeActivities
->;
+export const COMPUTE_CLEANUPS = [
+  'unplugVifs',
+  'disconnectVolume',
+  'removeSnapshotFile',
+] as const satisfies ReadonlyArray<keyof ComputeActivities>;
+/** The driver's snapshot of a server's root disk (createImage): long, heartbeating. */
+export const COMPUTE_SNAPSHOTS = ['snapshotDisk'] as const satisfies ReadonlyArray<keyof ComputeActivities>;
 /** The driver's power actions (day two): stop, start, reboot. */
 export const COMPUTE_POWER = ['powerOff', 'powerOn', 'reboot'] as const satisfies ReadonlyArray<
   keyof ComputeActivities
@@ -216,6 +225,17 @@ export const controllerCleanup = proxyActivities<Group<ControllerActivities, typ
   startToCloseTimeout: '30 seconds',
   retry: cleanupRetry,
 });
+/** A snapshot's upload: up to 30 minutes; a few retries (an image left queued is uploaded again). */
+export const controllerUpload = proxyActivities<Group<ControllerActivities, typeof CONTROLLER_UPLOADS>>({
+  taskQueue: CONTROLLER_QUEUE,
+  startToCloseTimeout: '30 minutes',
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    maximumAttempts: 3,
+  },
+});
 /**
  * The reconciler's scan: one call over every stale instance, so a minute; it runs again at the next
  * period anyway, so two quick retries are enough.
@@ -252,6 +272,8 @@ export interface ComputeStubs {
   power: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_POWER>>;
   /** The same, cancelled only once the host says the call has stopped (workflows/power.ts, patched in). */
   powerWaitingCancel: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_POWER>>;
+  /** The driver's snapshot of the root disk: long, heartbeating. */
+  snapshot: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_SNAPSHOTS>>;
   /** A quick read of the driver's state. */
   read: ActivityInterfaceFor<Group<ComputeActivities, typeof COMPUTE_READS>>;
 }
@@ -319,6 +341,12 @@ export function computeStubs(host: string, pickup: Duration): ComputeStubs {
     // A cancelled stop or start that went on without its host call could leave the guest powered off (or
     // on) while the server says otherwise: this one waits until the held call has really stopped.
     powerWaitingCancel: powerStubs(ActivityCancellationType.WAIT_CANCELLATION_COMPLETED),
+    snapshot: proxyActivities<Group<ComputeActivities, typeof COMPUTE_SNAPSHOTS>>({
+      ...base,
+      startToCloseTimeout: '30 minutes',
+      heartbeatTimeout: '20 seconds',
+      retry: hostOpRetry,
+    }),
     read: proxyActivities<Group<ComputeActivities, typeof COMPUTE_READS>>({
       ...base,
       // After a failure the state is only informative (a reboot that left the guest off goes to ERROR):

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { nameSchema, serverMetadataSchema, serverTagsSchema, userDataSchema } from '../common/schemas';
 import type {
   RebuildRequest,
+  SnapshotRequest,
   BootAuth,
   BootRequest,
   DeleteRequest,
@@ -110,6 +111,11 @@ const rebuildRequestSchema = z.strictObject({
   }),
 });
 
+const snapshotRequestSchema = z.strictObject({
+  ...serverOperationShape,
+  snapshot: z.strictObject({ imageId: z.uuid() }),
+});
+
 function badRequest(what: string, error: z.ZodError): ApplicationFailure {
   const problems = error.issues
     .slice(0, 5)
@@ -174,6 +180,12 @@ export function parseRebuildRequest(input: unknown): RebuildRequest {
   const parsed = rebuildRequestSchema.safeParse(input);
   if (!parsed.success) throw badRequest('server rebuild request', parsed.error);
   return { ...parsed.data, auth: toAuth(parsed.data.auth) } as RebuildRequest;
+}
+
+export function parseSnapshotRequest(input: unknown): SnapshotRequest {
+  const parsed = snapshotRequestSchema.safeParse(input);
+  if (!parsed.success) throw badRequest('server snapshot request', parsed.error);
+  return { ...parsed.data, auth: toAuth(parsed.data.auth) } as SnapshotRequest;
 }
 
 export function parseRebootRequest(input: unknown): RebootRequest {

@@ -325,7 +325,7 @@ export interface VolumeActionResult {
 }
 
 /** The day-two operations the workflows run (cloud/nova/operations.ts's rules, by the same names). */
-export type ServerOperationName = 'stop' | 'start' | 'reboot-soft' | 'reboot-hard' | 'rebuild';
+export type ServerOperationName = 'stop' | 'start' | 'reboot-soft' | 'reboot-hard' | 'rebuild' | 'snapshot';
 
 /** A day-two operation on one server (stop, start, reboot, ...), from the servers API or the client. */
 export interface ServerOperationRequest {
@@ -350,6 +350,11 @@ export interface RebuildRequest extends ServerOperationRequest {
     accessIPv4?: string;
     accessIPv6?: string;
   };
+}
+
+/** Nova's createImage of an image-backed server: the image nova-api created (queued) for the snapshot. */
+export interface SnapshotRequest extends ServerOperationRequest {
+  snapshot: { imageId: string };
 }
 
 /** What the host's rebuild needs (rebuildPlan): the new image's location, the guest's name and flavor. */

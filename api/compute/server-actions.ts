@@ -30,6 +30,7 @@ import {
   type PolicyName,
 } from './servers';
 import { injectNetworkInfoAction, resetStateAction, restoreAction } from './admin-actions';
+import { createImageAction } from './create-image';
 import { evacuateAction } from './evacuate';
 import { lockAction, unlockAction } from './lock-server';
 import { rebuildAction } from './rebuild';
@@ -51,6 +52,8 @@ export interface ActionCall {
 export interface ActionAnswer {
   status: number;
   body?: unknown;
+  /** Response headers (createImage's Location before 2.45). */
+  headers?: Record<string, string>;
 }
 
 export type ActionHandler = (call: ActionCall) => Promise<ActionAnswer>;
@@ -64,6 +67,8 @@ export interface OperationAction {
   extra?: Record<string, unknown>;
   /** A rebuild's changes: written by the begin, and in the workflow's request. */
   rebuild?: RebuildChanges;
+  /** check_instance_lock (default true); Nova's snapshot does not check the lock. */
+  checksLock?: boolean;
 }
 
 /**
@@ -74,7 +79,7 @@ export interface OperationAction {
 export async function startOperation(call: ActionCall, action: OperationAction): Promise<ActionAnswer> {
   const { deps, request, ctx, validated, id } = call;
   const instance = await visibleInstance(deps, ctx, id, action.policy);
-  refuseIfLocked(ctx, instance);
+  if (action.checksLock !== false) refuseIfLocked(ctx, instance);
   const step = { instanceUuid: instance.uuid, requestId: request.id, operation: action.operation };
   try {
     await deps.cloud.nova.beginOperation({
@@ -197,6 +202,7 @@ export const SERVER_ACTIONS: Record<string, ActionHandler> = {
     });
   },
   addSecurityGroup: addSecurityGroupAction,
+  createImage: createImageAction,
   evacuate: evacuateAction,
   injectNetworkInfo: injectNetworkInfoAction,
   lock: lockAction,
@@ -230,6 +236,7 @@ async function serverAction(deps: ApiDeps, request: FastifyRequest, reply: Fasti
   }
   const answer = await handler({ deps, request, ctx, validated, id, body });
   reply.code(answer.status);
+  for (const [name, value] of Object.entries(answer.headers ?? {})) reply.header(name, value);
   return answer.body === undefined ? reply.send() : answer.body;
 }
 

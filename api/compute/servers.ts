@@ -53,6 +53,8 @@ export type PolicyName =
   | 'os_compute_api:servers:delete'
   | 'os_compute_api:servers:update'
   | 'os_compute_api:servers:rebuild'
+  | 'os_compute_api:servers:create_image'
+  | 'os_compute_api:servers:create_image:allow_volume_backed'
   | `os_compute_api:os-lock-server:${'lock' | 'unlock' | 'unlock:unlock_override'}`
   | `os_compute_api:os-volumes-attachments:${'index' | 'show' | 'create' | 'delete'}`
   | `os_compute_api:os-security-groups:${'list' | 'add' | 'remove'}`

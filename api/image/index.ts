@@ -431,7 +431,7 @@ async function imagesV2(app: FastifyInstance, deps: ApiDeps): Promise<void> {
     });
 
   await metadefRoutes(app, glance.metadefs);
-  await taskRoutes(app, glance.tasks);
+  await taskRoutes(app, glance.tasks, glance);
   await imageMembersRoutes(app, glance, byId);
 
   app.delete('/images/:imageId', async (request, reply) => {

@@ -4,6 +4,7 @@
  * /v2/tasks/{id}`, `DELETE` 405; `/v2/schemas/task` and `/tasks` (the minimal schemas Glance serves).
  * What a task does (nothing runs it here) is cloud/glance/tasks.ts's.
  */
+import type { Glance } from '../../cloud/glance';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Task, Tasks } from '../../cloud/glance';
 import { authOf } from '../auth';
@@ -81,8 +82,17 @@ function taskView(t: Task) {
   };
 }
 
-export async function taskRoutes(app: FastifyInstance, tasks: Tasks): Promise<void> {
+export async function taskRoutes(app: FastifyInstance, tasks: Tasks, glance?: Glance): Promise<void> {
   const ctx = (request: FastifyRequest) => authOf(request).ctx;
+
+  // Glance 2.12: the tasks of an image the caller may see (404 otherwise); none for an image no task made.
+  if (glance) {
+    app.get('/images/:imageId/tasks', async (request) => {
+      const { imageId: id } = request.params as { imageId: string };
+      const image = await glance.getImage(id, ctx(request));
+      return { tasks: (await tasks.listForImage(ctx(request), image.id)).map(taskView) };
+    });
+  }
 
   app.get('/schemas/task', async () => ({ name: 'task', properties: TASK_PROPERTIES }));
   app.get('/schemas/tasks', async () => ({

@@ -6,13 +6,20 @@
  * refused with 400 naming it as not supported here; a name Cinder does not know is its "no such action".
  * Policies are Cinder's defaults: a member of the volume's project (or an admin).
  */
-import type { FastifyInstance } from 'fastify';
+import { createReadStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Volume } from '../../cloud/cinder';
+import { runCommand } from '../../cloud/compute/host-commands';
 import { z } from 'zod';
 import { isCloudError } from '../../cloud/errors';
 import type { RequestContext } from '../../cloud/keystone';
 import { ApiError } from '../errors';
 import { isTrue, parameterBoolean } from '../parameter-types';
 import { requireMember, type VolumeRouteKit } from './metadata';
+import { parseVolumeMicroversion } from './microversion';
 import { cinderBadRequest } from './validation';
 
 /** Cinder's parameter_types.volume_size: an integer or a string of digits, at least 1. */
@@ -38,6 +45,17 @@ const ACTION_BODIES = {
       mode: z.enum(['rw', 'ro']).optional(),
     }),
   }),
+  /** volume_actions.py's volume_upload_image schema (visibility and protected from 3.1). */
+  'os-volume_upload_image': z.strictObject({
+    'os-volume_upload_image': z.object({
+      image_name: z.string().min(1).max(255),
+      force: parameterBoolean.optional(),
+      disk_format: z.enum(['raw', 'qcow2']).optional(),
+      container_format: z.enum(['bare']).optional(),
+      visibility: z.enum(['public', 'private', 'shared', 'community']).optional(),
+      protected: parameterBoolean.optional(),
+    }),
+  }),
   'os-detach': z.strictObject({
     'os-detach': z.object({ attachment_id: z.string().max(36).optional() }).nullable(),
   }),
@@ -48,7 +66,6 @@ type Action = keyof typeof ACTION_BODIES;
 const NOT_RUN = new Set([
   'os-initialize_connection',
   'os-terminate_connection',
-  'os-volume_upload_image',
   'os-retype',
   'os-reimage',
   'os-reset_status',
@@ -64,7 +81,10 @@ const NOT_RUN = new Set([
 
 const isAction = (name: string): name is Action => Object.hasOwn(ACTION_BODIES, name);
 
-type LegacyAction = Exclude<Action, 'os-set_bootable' | 'os-update_readonly_flag' | 'os-extend'>;
+type LegacyAction = Exclude<
+  Action,
+  'os-set_bootable' | 'os-update_readonly_flag' | 'os-extend' | 'os-volume_upload_image'
+>;
 
 /** The legacy attach actions, Cinder's policies (volume:reserve_volume, ...) for members. */
 async function legacyAttachAction(
@@ -106,6 +126,86 @@ async function legacyAttachAction(
   }
 }
 
+/**
+ * os-volume_upload_image (volume/api.py copy_volume_to_image, volume/manager.py copy_volume_to_image):
+ * the Glance image created (queued, the caller's project's), the volume `uploading` (an `in-use` one only
+ * with force), answered at once; then the volume's data (as qcow2 through `qemu-img convert` when asked)
+ * uploaded into the image, and the volume back to `available` (or `in-use`). A failed upload deletes
+ * the image, as Cinder's manager does, and the volume is back all the same.
+ */
+async function uploadToImage(
+  kit: VolumeRouteKit,
+  request: FastifyRequest,
+  volume: Volume,
+  req: z.infer<(typeof ACTION_BODIES)['os-volume_upload_image']>['os-volume_upload_image'],
+  ctx: RequestContext,
+) {
+  const { cinder, glance } = kit;
+  if (!glance) throw new ApiError(400, 'Invalid input received: no image service to upload to.');
+  const minor = parseVolumeMicroversion(request).minor;
+  const diskFormat = req.disk_format ?? 'raw';
+  const containerFormat = req.container_format ?? 'bare';
+  const visibility = minor >= 1 ? (req.visibility ?? 'private') : 'private';
+  const protect = minor >= 1 && req.protected !== undefined ? isTrue(req.protected) : false;
+  const before = await cinder.beginUpload(volume.id, req.force !== undefined && isTrue(req.force), ctx);
+  let image;
+  try {
+    image = await glance.createImage(
+      {
+        name: req.image_name,
+        diskFormat,
+        containerFormat,
+        visibility,
+        protected: protect,
+        ownerProjectId: ctx.projectId,
+        minDisk: before.sizeGb,
+      },
+      ctx,
+    );
+  } catch (err) {
+    await cinder.finishUpload(volume.id);
+    if (isCloudError(err) && err.code < 500) throw new ApiError(err.code === 403 ? 403 : 400, err.message);
+    throw err;
+  }
+  const imageId = image.id;
+  const source = before.providerLocation!;
+  void (async () => {
+    let converted: string | undefined;
+    try {
+      let file = source;
+      if (diskFormat === 'qcow2') {
+        converted = path.join(os.tmpdir(), `bootflow-upload-${imageId}.qcow2`);
+        await runCommand('qemu-img', ['convert', '-U', '-f', 'raw', '-O', 'qcow2', source, converted], {
+          timeoutMs: 30 * 60_000,
+        });
+        file = converted;
+      }
+      await glance.uploadImageData(imageId, createReadStream(file));
+    } catch (err) {
+      request.log.warn({ err, volumeId: volume.id, imageId }, 'volume upload to image failed');
+      await glance.deleteImage(imageId).catch(() => undefined);
+    } finally {
+      if (converted) await rm(converted, { force: true }).catch(() => undefined);
+      await cinder.finishUpload(volume.id).catch(() => undefined);
+    }
+  })();
+  return {
+    'os-volume_upload_image': {
+      id: volume.id,
+      updated_at: new Date().toISOString().replace('Z', '000'),
+      status: 'uploading',
+      display_description: before.description,
+      size: before.sizeGb,
+      volume_type: null,
+      image_id: imageId,
+      container_format: containerFormat,
+      disk_format: diskFormat,
+      image_name: req.image_name,
+      ...(minor >= 1 ? { visibility, protected: protect } : {}),
+    },
+  };
+}
+
 export async function volumeActionRoutes(app: FastifyInstance, kit: VolumeRouteKit): Promise<void> {
   const { cinder, route, checkProject, visibleVolume, ctxOf } = kit;
   for (const path of route('/volumes/:volumeId/action')) {
@@ -145,6 +245,12 @@ export async function volumeActionRoutes(app: FastifyInstance, kit: VolumeRouteK
           const { new_size } = ACTION_BODIES[name].parse(body)[name];
           await cinder.extendVolume(volume.id, new_size, ctx);
           return reply.code(202).send();
+        }
+        if (name === 'os-volume_upload_image') {
+          requireMember(ctx, 'volume_extension:volume_actions:upload_image');
+          const req = ACTION_BODIES[name].parse(body)[name];
+          const answer = await uploadToImage(kit, request, volume, req, ctx);
+          return reply.code(202).send(answer);
         }
         await legacyAttachAction(cinder, volume.id, name, body, ctx);
         return reply.code(202).send();

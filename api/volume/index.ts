@@ -345,7 +345,14 @@ async function v3(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   await volumeMetadataRoutes(app, { cinder, route, checkProject, visibleVolume, ctxOf });
   await volumeZoneRoutes(app, route);
 
-  await volumeActionRoutes(app, { cinder, route, checkProject, visibleVolume, ctxOf });
+  await volumeActionRoutes(app, {
+    cinder,
+    route,
+    checkProject,
+    visibleVolume,
+    ctxOf,
+    glance: deps.cloud.glance,
+  });
   await snapshotRoutes(app, {
     cinder,
     route,

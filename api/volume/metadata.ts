@@ -7,6 +7,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Cinder, Volume } from '../../cloud/cinder';
+import type { Glance } from '../../cloud/glance';
 import { isCloudError } from '../../cloud/errors';
 import type { RequestContext } from '../../cloud/keystone';
 import { ApiError } from '../errors';
@@ -20,6 +21,8 @@ export interface VolumeRouteKit {
   checkProject: (request: FastifyRequest) => void;
   visibleVolume: (request: FastifyRequest) => Promise<Volume>;
   ctxOf: (request: FastifyRequest) => RequestContext;
+  /** Glance, for os-volume_upload_image. */
+  glance?: Glance;
 }
 
 const isAdmin = (ctx: RequestContext) => ctx.roles.includes('admin');

@@ -596,6 +596,43 @@ export class Cinder {
     return this.getVolume(volume.id, viewer);
   }
 
+  /**
+   * os-volume_upload_image's start (volume/api.py copy_volume_to_image): an `available` volume (or an
+   * `in-use` one with force) goes `uploading`; InvalidVolume otherwise. Returns the volume as it was.
+   */
+  async beginUpload(volumeId: string, force: boolean, viewer?: VolumeViewer): Promise<Volume> {
+    const volume = await this.getVolume(volumeId, viewer);
+    const allowed = force ? ['available', 'in-use'] : ['available'];
+    if (!allowed.includes(volume.status) || volume.providerLocation === null)
+      throw invalidVolume(
+        `Volume ${volume.id} status must be available${force ? ' or in-use' : ''}, but current status is: ${volume.status}.`,
+        {
+          volumeId: volume.id,
+        },
+      );
+    const result = await this.db
+      .updateTable('volumes')
+      .set({ status: 'uploading', updated_at: this.clock.now() })
+      .where('id', '=', volume.id)
+      .where('status', '=', volume.status)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) !== 1)
+      throw invalidVolume('The volume changed while the upload began.', { volumeId: volume.id });
+    return volume;
+  }
+
+  /** The upload done (or failed): `in-use` if the volume has attachments, else `available`, as Cinder's. */
+  async finishUpload(volumeId: string): Promise<Volume> {
+    const volume = await this.getVolume(volumeId);
+    await this.db
+      .updateTable('volumes')
+      .set({ status: volume.attachments.length ? 'in-use' : 'available', updated_at: this.clock.now() })
+      .where('id', '=', volume.id)
+      .where('status', '=', 'uploading')
+      .execute();
+    return this.getVolume(volume.id);
+  }
+
   /** Removes one metadata key; NotFound (Cinder's VolumeMetadataNotFound) when the volume has no such key. */
   async deleteVolumeMetadataItem(volumeId: string, key: string, viewer?: VolumeViewer): Promise<void> {
     const volume = await this.getVolume(volumeId, viewer);

@@ -8,6 +8,7 @@ export const VOLUME_STATUSES = [
   'attaching',
   'in-use',
   'detaching',
+  'uploading',
   'deleting',
   'error',
   'error_deleting',

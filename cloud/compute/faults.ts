@@ -23,6 +23,7 @@ export const FAULT_OPERATIONS = [
   'powerOn',
   'reboot',
   'destroy',
+  'snapshot',
 ] as const;
 export type FaultOperation = (typeof FAULT_OPERATIONS)[number];
 
@@ -64,6 +65,7 @@ const DEFAULT_ERRORS: Record<FaultOperation, CloudErrorType> = {
   powerOn: 'ServiceUnavailable',
   reboot: 'ServiceUnavailable',
   destroy: 'ServiceUnavailable',
+  snapshot: 'ServiceUnavailable',
 };
 
 const HANG_POLL_MS = 100;

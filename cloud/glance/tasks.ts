@@ -196,6 +196,14 @@ export class Tasks {
     return toTask(row);
   }
 
+  /** Glance 2.12's GET /v2/images/{id}/tasks: the tasks that worked on the image, oldest first. */
+  async listForImage(ctx: ImageRequestContext, imageId: string): Promise<Task[]> {
+    // Glance checks get_image here (the caller sees the image), not tasks_api_access.
+    let q = this.store.db.selectFrom('tasks').selectAll().where('image_id', '=', imageId);
+    if (!ctx.roles.includes('admin')) q = q.where('owner', '=', ctx.projectId);
+    return (await q.orderBy('created_at', 'asc').orderBy('id', 'asc').execute()).map(toTask);
+  }
+
   async list(ctx: ImageRequestContext, options: ListTasksOptions): Promise<Task[]> {
     requireAccess(ctx);
     if (options.status && !(TASK_STATUSES as readonly string[]).includes(options.status))

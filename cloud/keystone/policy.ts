@@ -94,6 +94,7 @@ export const POLICY_RULES = {
   'compute:server:start': PROJECT_MEMBER_OR_ADMIN,
   'compute:server:reboot': PROJECT_MEMBER_OR_ADMIN,
   'compute:server:rebuild': PROJECT_MEMBER_OR_ADMIN,
+  'compute:server:createImage': PROJECT_MEMBER_OR_ADMIN,
   'compute:server:show': PROJECT_READER_OR_ADMIN,
   'compute:server:list': PROJECT_READER_OR_ADMIN,
   'compute:servers:list:all_projects': ADMIN,
@@ -173,6 +174,8 @@ export const POLICY_RULES = {
   // The rest of the compute API's defaults (nova/policies/*.py), as the HTTP API checks them.
   'os_compute_api:servers:update': PROJECT_MEMBER_OR_ADMIN,
   'os_compute_api:servers:rebuild': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:servers:create_image': PROJECT_MEMBER_OR_ADMIN,
+  'os_compute_api:servers:create_image:allow_volume_backed': PROJECT_MEMBER_OR_ADMIN,
   'os_compute_api:os-lock-server:lock': PROJECT_MEMBER_OR_ADMIN,
   'os_compute_api:os-lock-server:unlock': PROJECT_MEMBER_OR_ADMIN,
   'os_compute_api:os-lock-server:unlock:unlock_override': ADMIN,

@@ -130,6 +130,23 @@ export const OPERATION_RULES = {
     onFailure: 'error',
   },
   /**
+   * compute/api.py snapshot (createImage): check_instance_state(vm_state=[ACTIVE, STOPPED, PAUSED,
+   * SUSPENDED]) from no task, no lock check; task_state image_snapshot_pending, then the compute manager's
+   * snapshot_instance image_snapshot and the driver's image_pending_upload and image_uploading; a failure
+   * puts task_state back (reverts_task_state) with the fault, the server's vm_state unchanged.
+   */
+  snapshot: {
+    action: 'createImage',
+    apiAction: 'createImage',
+    vmStates: [VM_STATES.ACTIVE, VM_STATES.STOPPED],
+    fromTaskStates: [null],
+    taskState: 'image_snapshot_pending',
+    laterTaskStates: ['image_snapshot', 'image_pending_upload', 'image_uploading'],
+    needsHost: false,
+    event: 'compute_snapshot_instance',
+    onFailure: 'revert',
+  },
+  /**
    * compute/api.py evacuate: check_instance_state(vm_state=[ACTIVE, STOPPED, ERROR], task_state=None);
    * the rebuild on another host (rebuild_instance with recreate=True and its wrap_instance_event).
    */

@@ -28,6 +28,11 @@ export const TASK_STATES = {
   POWERING_ON: 'powering-on',
   REBOOTING: 'rebooting',
   REBOOTING_HARD: 'rebooting_hard',
+  // createImage (a snapshot): nova-api's, then the compute manager's, then the driver's two.
+  IMAGE_SNAPSHOT_PENDING: 'image_snapshot_pending',
+  IMAGE_SNAPSHOT: 'image_snapshot',
+  IMAGE_PENDING_UPLOAD: 'image_pending_upload',
+  IMAGE_UPLOADING: 'image_uploading',
 } as const;
 /** null is Nova's "None": no task in progress. */
 export type TaskState = (typeof TASK_STATES)[keyof typeof TASK_STATES];
