@@ -115,10 +115,16 @@ export const COMPUTE_FETCHES = ['fetchImage'] as const satisfies ReadonlyArray<k
 export const COMPUTE_CLEANUPS = ['unplugVifs', 'disconnectVolume'] as const satisfies ReadonlyArray<
   keyof ComputeActivities
 >;
-/** The driver's power actions (day two): stop, start, reboot. */
-export const COMPUTE_POWER = ['powerOff', 'powerOn', 'reboot'] as const satisfies ReadonlyArray<
-  keyof ComputeActivities
->;
+/** The driver's power actions (day two): stop, start, reboot, pause, unpause, suspend, resume. */
+export const COMPUTE_POWER = [
+  'powerOff',
+  'powerOn',
+  'reboot',
+  'pause',
+  'unpause',
+  'suspend',
+  'resume',
+] as const satisfies ReadonlyArray<keyof ComputeActivities>;
 /** Reads of the driver's state after a failed operation (Nova's _get_power_state). */
 export const COMPUTE_READS = ['getPowerState'] as const satisfies ReadonlyArray<keyof ComputeActivities>;
 

@@ -22,6 +22,10 @@ export const FAULT_OPERATIONS = [
   'powerOff',
   'powerOn',
   'reboot',
+  'pause',
+  'unpause',
+  'suspend',
+  'resume',
   'destroy',
 ] as const;
 export type FaultOperation = (typeof FAULT_OPERATIONS)[number];
@@ -63,6 +67,10 @@ const DEFAULT_ERRORS: Record<FaultOperation, CloudErrorType> = {
   powerOff: 'ServiceUnavailable',
   powerOn: 'ServiceUnavailable',
   reboot: 'ServiceUnavailable',
+  pause: 'ServiceUnavailable',
+  unpause: 'ServiceUnavailable',
+  suspend: 'ServiceUnavailable',
+  resume: 'ServiceUnavailable',
   destroy: 'ServiceUnavailable',
 };
 
