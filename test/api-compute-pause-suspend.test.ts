@@ -162,6 +162,7 @@ describe('pause and suspend through the servers API', { timeout: 10 * 60_000 }, 
     );
     await compute.clearFaults();
     const paused = (await pause.handle.result()) as ServerOperationResult;
+    await h.keepHistory('pause-suspend/pause', pause.handle);
     assert.deepEqual([paused.vmState, paused.powerState], ['paused', 3]);
     await refreshTokens();
     assert.deepEqual(states(await show(id)), ['PAUSED', 'paused', null, 3]);
@@ -184,6 +185,7 @@ describe('pause and suspend through the servers API', { timeout: 10 * 60_000 }, 
     const unpause = await action(id, { unpause: null }, 'unpause');
     assert.equal(unpause.res.statusCode, 202, unpause.res.body);
     await unpause.handle.result();
+    await h.keepHistory('pause-suspend/unpause', unpause.handle);
     await refreshTokens();
     assert.deepEqual(states(await show(id)), ['ACTIVE', 'active', null, 1]);
     assert.equal(await compute.getPowerState(id), 1);
@@ -233,6 +235,7 @@ describe('pause and suspend through the servers API', { timeout: 10 * 60_000 }, 
     );
     await compute.clearFaults();
     await suspend.handle.result();
+    await h.keepHistory('pause-suspend/suspend', suspend.handle);
     await refreshTokens();
     assert.deepEqual(states(await show(id)), ['SUSPENDED', 'suspended', null, 4]);
 
@@ -251,6 +254,7 @@ describe('pause and suspend through the servers API', { timeout: 10 * 60_000 }, 
     const resume = await action(id, { resume: null }, 'resume');
     assert.equal(resume.res.statusCode, 202, resume.res.body);
     await resume.handle.result();
+    await h.keepHistory('pause-suspend/resume', resume.handle);
     await refreshTokens();
     assert.deepEqual(states(await show(id)), ['ACTIVE', 'active', null, 1]);
 
@@ -259,6 +263,7 @@ describe('pause and suspend through the servers API', { timeout: 10 * 60_000 }, 
     const failed = await action(id, { suspend: null }, 'suspend');
     assert.equal(failed.res.statusCode, 202, failed.res.body);
     await assert.rejects(failed.handle.result());
+    await h.keepHistory('pause-suspend/suspend-fails', failed.handle);
     await compute.clearFaults();
     await refreshTokens();
     const errored = await show(id);
