@@ -168,6 +168,11 @@ describe('pause and suspend through the servers API', { timeout: 10 * 60_000 }, 
     assert.deepEqual(states(await show(id)), ['PAUSED', 'paused', null, 3]);
     assert.equal(await compute.getPowerState(id), 3);
 
+    // Its metadata may change (update_instance_metadata allows PAUSED and SUSPENDED).
+    const meta = await call('POST', `/servers/${id}/metadata`, { metadata: { while: 'paused' } });
+    assert.equal(meta.statusCode, 200, meta.body);
+    assert.deepEqual((meta.json() as { metadata: Json }).metadata.while, 'paused');
+
     // A PAUSED server is not paused, suspended, stopped or soft-rebooted again (Nova's vm_state rules).
     for (const [body, op, name] of [
       [{ pause: null }, 'pause', 'pause'],
@@ -250,6 +255,11 @@ describe('pause and suspend through the servers API', { timeout: 10 * 60_000 }, 
         `Cannot '${name}' instance ${id} while it is in vm_state suspended`,
       );
     }
+
+    const suspendedMeta = await call('PUT', `/servers/${id}/metadata/while`, {
+      meta: { while: 'suspended' },
+    });
+    assert.equal(suspendedMeta.statusCode, 200, suspendedMeta.body);
 
     const resume = await action(id, { resume: null }, 'resume');
     assert.equal(resume.res.statusCode, 202, resume.res.body);
