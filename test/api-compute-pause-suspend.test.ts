@@ -213,6 +213,14 @@ describe('pause and suspend through the servers API', { timeout: 10 * 60_000 }, 
       );
     }
 
+    // ALLOW_HARD_REBOOT: a paused server is hard-rebooted back to ACTIVE (a soft reboot is refused above).
+    await (await action(id, { pause: null }, 'pause')).handle.result();
+    const hard = await action(id, { reboot: { type: 'HARD' } }, 'reboot-hard');
+    assert.equal(hard.res.statusCode, 202, hard.res.body);
+    await hard.handle.result();
+    await refreshTokens();
+    assert.deepEqual(states(await show(id)), ['ACTIVE', 'active', null, 1]);
+
     // Paused again, then deleted: nothing is left behind.
     await (await action(id, { pause: null }, 'pause')).handle.result();
     await refreshTokens();
@@ -261,6 +269,11 @@ describe('pause and suspend through the servers API', { timeout: 10 * 60_000 }, 
     });
     assert.equal(suspendedMeta.statusCode, 200, suspendedMeta.body);
 
+    assertConflict(
+      (await action(id, { reboot: { type: 'SOFT' } }, 'reboot-soft')).res,
+      `Cannot 'reboot' instance ${id} while it is in vm_state suspended`,
+    );
+
     const resume = await action(id, { resume: null }, 'resume');
     assert.equal(resume.res.statusCode, 202, resume.res.body);
     await resume.handle.result();
@@ -300,6 +313,15 @@ describe('pause and suspend through the servers API', { timeout: 10 * 60_000 }, 
     const suspend = await action(id, { suspend: {} }, 'suspend');
     assert.equal(suspend.res.statusCode, 202, suspend.res.body);
     await suspend.handle.result();
+    await refreshTokens();
+    assert.equal((await show(id)).status, 'SUSPENDED');
+    // ALLOW_HARD_REBOOT includes SUSPENDED: the guest starts afresh, ACTIVE.
+    const hard = await action(id, { reboot: { type: 'HARD' } }, 'reboot-hard');
+    assert.equal(hard.res.statusCode, 202, hard.res.body);
+    await hard.handle.result();
+    await refreshTokens();
+    assert.deepEqual(states(await show(id)), ['ACTIVE', 'active', null, 1]);
+    await (await action(id, { suspend: null }, 'suspend')).handle.result();
     await refreshTokens();
     assert.equal((await show(id)).status, 'SUSPENDED');
     await deleteAndCheck(id);

@@ -574,6 +574,21 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
     // The guest carries on where it was (no new boot, no new lease line) and answers.
     await pingFromDhcpNamespace();
 
+    // Nova's ALLOW_HARD_REBOOT: a paused guest is reset in the same process and runs; a suspended one
+    // starts afresh, its saved state discarded.
+    await operateOn('pauseInstance');
+    const fromPaused = await operate('rebootInstance', 'HARD');
+    assert.deepEqual([fromPaused.vmState, fromPaused.powerState], ['active', POWER_STATE.RUNNING]);
+    assert.equal(await guestPid(uuid), restored, 'the same QEMU, reset');
+    assert.equal(await qmpStatus(), 'running');
+    await operateOn('suspendInstance');
+    assert.ok(existsSync(saveFile));
+    const fromSuspended = await operate('rebootInstance', 'HARD');
+    assert.deepEqual([fromSuspended.vmState, fromSuspended.powerState], ['active', POWER_STATE.RUNNING]);
+    assert.ok(await guestPid(uuid), 'a new QEMU process');
+    assert.equal(existsSync(saveFile), false, 'the saved state is discarded');
+    assert.equal(await qmpStatus(), 'running');
+
     // Suspended again: the delete below must leave nothing of it (the saved state included).
     await operateOn('suspendInstance');
     assert.ok(existsSync(saveFile));

@@ -144,7 +144,8 @@ export class QemuDriver implements VirtDriver {
 
   /**
    * SOFT: ACPI shutdown, then started again on the same disk; a guest that does not power off within the
-   * timeout gets the HARD one. HARD: `system_reset` of a running guest, a start of a stopped one.
+   * timeout gets the HARD one. HARD: `system_reset` of a running (or paused: then continued) guest, a start
+   * of a stopped or suspended one (its saved state discarded, as libvirt's undefine in Nova's hard reboot).
    */
   async reboot(uuid: string, type: RebootType): Promise<DomainInfo> {
     return this.locked(uuid, () => this.rebootLocked(uuid, type));
@@ -161,8 +162,12 @@ export class QemuDriver implements VirtDriver {
       await this.launch(definition);
       return this.requireInfo(uuid);
     }
-    if (await this.runningPid(uuid)) await qmpCommand(this.file(uuid, 'qmp'), 'system_reset');
-    else await this.launch(definition);
+    if (await this.runningPid(uuid)) {
+      await qmpCommand(this.file(uuid, 'qmp'), 'system_reset');
+      // A paused guest stays paused through the reset: Nova's hard reboot leaves it running.
+      if ((await queryStatus(this.file(uuid, 'qmp'))).status === 'paused')
+        await qmpCommand(this.file(uuid, 'qmp'), 'cont');
+    } else await this.launch(definition);
     return this.requireInfo(uuid);
   }
 

@@ -154,11 +154,14 @@ export const OPERATION_RULES = {
     vmStateAfter: VM_STATES.ACTIVE,
     onFailure: 'error-unless-running',
   },
-  /** vm_states.ALLOW_HARD_REBOOT (of the states bootflow has), and task_states.ALLOW_REBOOT: it may take over a reboot. */
+  /**
+   * vm_states.ALLOW_HARD_REBOOT (of the states bootflow has: a paused guest is reset and runs, a suspended
+   * one starts afresh, its saved state discarded), and task_states.ALLOW_REBOOT: it may take over a reboot.
+   */
   'reboot-hard': {
     action: 'reboot',
     apiAction: 'reboot',
-    vmStates: [VM_STATES.ACTIVE, VM_STATES.STOPPED, VM_STATES.ERROR],
+    vmStates: [VM_STATES.ACTIVE, VM_STATES.STOPPED, VM_STATES.PAUSED, VM_STATES.SUSPENDED, VM_STATES.ERROR],
     fromTaskStates: [null, 'rebooting', 'rebooting_hard'],
     taskState: 'rebooting_hard',
     needsHost: false,
