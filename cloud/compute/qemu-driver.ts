@@ -164,9 +164,9 @@ export class QemuDriver implements VirtDriver {
     }
     if (await this.runningPid(uuid)) {
       await qmpCommand(this.file(uuid, 'qmp'), 'system_reset');
-      // A paused guest stays paused through the reset: Nova's hard reboot leaves it running.
-      if ((await queryStatus(this.file(uuid, 'qmp'))).status === 'paused')
-        await qmpCommand(this.file(uuid, 'qmp'), 'cont');
+      // A paused guest stays paused through the reset (QEMU handles the reset request in its main loop):
+      // continued until QMP says running, as Nova's hard reboot leaves it.
+      await this.continueUntilRunning(uuid);
     } else await this.launch(definition);
     return this.requireInfo(uuid);
   }
@@ -517,6 +517,22 @@ export class QemuDriver implements VirtDriver {
       await qmpCommand(qmp, 'cont').catch(() => undefined);
       await rm(part, { force: true });
       throw err;
+    }
+  }
+
+  /** `cont` until QMP reports the guest running (within the start timeout). */
+  private async continueUntilRunning(uuid: string): Promise<void> {
+    const qmp = this.file(uuid, 'qmp');
+    const deadline = Date.now() + this.startTimeoutMs;
+    for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
+      const status = await queryStatus(qmp).catch(() => undefined);
+      if (status?.running) return;
+      if (status) await qmpCommand(qmp, 'cont').catch(() => undefined);
+      if (Date.now() > deadline)
+        throw new CloudError('ServiceUnavailable', `Instance ${uuid} did not run again after its reset`, {
+          instance: uuid,
+        });
+      await sleep(delay);
     }
   }
 
