@@ -283,6 +283,30 @@ export function createComputeActivities(compute: ComputeHost) {
       return { powerState: domain.powerState };
     },
 
+    /** nova-compute's pause_instance: the driver's pause; the power state read back (PAUSED). */
+    async pause(input: { instanceUuid: string }): Promise<{ powerState: number }> {
+      const domain = await beating(() => compute.pause(input.instanceUuid, { signal: signal() }));
+      return { powerState: domain.powerState };
+    },
+
+    /** nova-compute's unpause_instance: the driver's unpause; the power state read back. */
+    async unpause(input: { instanceUuid: string }): Promise<{ powerState: number }> {
+      const domain = await beating(() => compute.unpause(input.instanceUuid, { signal: signal() }));
+      return { powerState: domain.powerState };
+    },
+
+    /** nova-compute's suspend_instance: the driver's managed save; the power state read back (SHUTDOWN). */
+    async suspend(input: { instanceUuid: string }): Promise<{ powerState: number }> {
+      const domain = await beating(() => compute.suspend(input.instanceUuid, { signal: signal() }));
+      return { powerState: domain.powerState };
+    },
+
+    /** nova-compute's resume_instance: the guest restored from its saved state; the power state read back. */
+    async resume(input: { instanceUuid: string }): Promise<{ powerState: number }> {
+      const domain = await beating(() => compute.resume(input.instanceUuid, { signal: signal() }));
+      return { powerState: domain.powerState };
+    },
+
     /** nova-compute's _get_power_state: what the driver says now (NOSTATE without a domain). */
     async getPowerState(input: { instanceUuid: string }): Promise<{ powerState: number }> {
       return { powerState: await compute.getPowerState(input.instanceUuid) };

@@ -22,7 +22,7 @@ import { grantingInterceptor } from './helpers/grants';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -31,6 +31,7 @@ import { GUEST_IMAGE_NAME, readOpenrc } from '../cloud/bootstrap';
 import { ComputeHost, listQemuProcesses, POWER_STATE, deviceNames } from '../cloud/compute';
 import { bridgeName, DhcpServer, listHostDevices } from '../cloud/compute/linux-bridge';
 import { removeCloudFromMachine } from '../cloud/compute/machine-cleanup';
+import { queryStatus } from '../cloud/compute/qmp';
 import { hostDirOf } from '../cloud/index';
 import { defaultHostSpec, capabilitiesOf } from '../cloud/hosts';
 import { freePort, startDevServerOnFreePorts, type RunningDevServer } from '../lib/dev-server';
@@ -521,6 +522,92 @@ describe('real guests: the qemu driver with the linux-bridge agent', { timeout: 
       { timeoutMs: 60_000, intervalMs: 1_000, what: 'power-state syncs through the new worker' },
     );
     assert.equal((await showServer()).powerState, POWER_STATE.RUNNING);
+  });
+
+  /** Pause, unpause, suspend or resume through its workflow. */
+  function operateOn(
+    workflowType: 'pauseInstance' | 'unpauseInstance' | 'suspendInstance' | 'resumeInstance',
+  ): Promise<ServerOperationResult> {
+    const requestId = `req-${workflowType}-${Date.now()}`;
+    const operation = workflowType.replace(/Instance$/, '');
+    return client.workflow.execute(workflowType, {
+      taskQueue: CONTROLLER_QUEUE,
+      workflowId: serverOperationWorkflowId(operation, uuid, requestId),
+      args: [{ requestId, auth: demoAuth, instanceUuid: uuid }],
+    });
+  }
+
+  async function qmpStatus(): Promise<string> {
+    return (await queryStatus(path.join(hostDir, 'instances', uuid, 'qmp.sock'))).status;
+  }
+
+  test('pause/unpause keep the process (QMP paused); suspend saves the state, resume restores it', async () => {
+    assert.ok(uuid, 'the boot test ran');
+    const pid = await guestPid(uuid);
+    assert.ok(pid);
+    const paused = await operateOn('pauseInstance');
+    assert.deepEqual([paused.vmState, paused.powerState], ['paused', POWER_STATE.PAUSED]);
+    assert.equal(await qmpStatus(), 'paused');
+    assert.equal(await guestPid(uuid), pid, 'the same QEMU holds the paused guest');
+    await assert.rejects(pingFromDhcpNamespace(), 'a paused guest does not answer');
+    const unpaused = await operateOn('unpauseInstance');
+    assert.deepEqual([unpaused.vmState, unpaused.powerState], ['active', POWER_STATE.RUNNING]);
+    assert.equal(await qmpStatus(), 'running');
+    await pingFromDhcpNamespace();
+
+    // Suspend: libvirt's managed save. The state is in the instance directory, QEMU is gone.
+    const saveFile = path.join(hostDir, 'instances', uuid, 'managed.save');
+    const suspended = await operateOn('suspendInstance');
+    assert.deepEqual([suspended.vmState, suspended.powerState], ['suspended', POWER_STATE.SHUTDOWN]);
+    assert.equal(await guestPid(uuid), undefined, 'no QEMU process');
+    assert.ok(existsSync(saveFile), 'the saved state is in the instance directory');
+    assert.ok(statSync(saveFile).size > 1024 * 1024, 'it holds the guest memory');
+
+    // A restarted compute worker (init_host) leaves the suspended guest alone, and the power-state sync
+    // does not stop it: it stays SUSPENDED with its saved state.
+    assert.ok(compute);
+    await stopChild(compute, 'SIGKILL', 5_000);
+    compute = startCompute();
+    await workerReady(compute);
+    const syncsBefore = (await serviceState()).powerSyncs;
+    await pollUntil(async () => ((await serviceState()).powerSyncs >= syncsBefore + 2 ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 1_000,
+      what: 'power-state syncs after the restart',
+    });
+    const record = await showServer();
+    assert.deepEqual([record.status, record.vmState, record.powerState], ['SUSPENDED', 'suspended', 4]);
+    assert.ok(existsSync(saveFile), 'the saved state survives the restart');
+    assert.equal(await guestPid(uuid), undefined);
+
+    const resumed = await operateOn('resumeInstance');
+    assert.deepEqual([resumed.vmState, resumed.powerState], ['active', POWER_STATE.RUNNING]);
+    const restored = await guestPid(uuid);
+    assert.ok(restored && restored !== pid, 'a new QEMU process, restored from the saved state');
+    assert.equal(await qmpStatus(), 'running');
+    assert.equal(existsSync(saveFile), false, 'the saved state is removed once restored');
+    // The guest carries on where it was (no new boot, no new lease line) and answers.
+    await pingFromDhcpNamespace();
+
+    // Nova's ALLOW_HARD_REBOOT: a paused guest is reset in the same process and runs; a suspended one
+    // starts afresh, its saved state discarded.
+    await operateOn('pauseInstance');
+    const fromPaused = await operate('rebootInstance', 'HARD');
+    assert.deepEqual([fromPaused.vmState, fromPaused.powerState], ['active', POWER_STATE.RUNNING]);
+    assert.equal(await guestPid(uuid), restored, 'the same QEMU, reset');
+    assert.equal(await qmpStatus(), 'running');
+    await operateOn('suspendInstance');
+    assert.ok(existsSync(saveFile));
+    const fromSuspended = await operate('rebootInstance', 'HARD');
+    assert.deepEqual([fromSuspended.vmState, fromSuspended.powerState], ['active', POWER_STATE.RUNNING]);
+    assert.ok(await guestPid(uuid), 'a new QEMU process');
+    assert.equal(existsSync(saveFile), false, 'the saved state is discarded');
+    assert.equal(await qmpStatus(), 'running');
+
+    // Suspended again: the delete below must leave nothing of it (the saved state included).
+    await operateOn('suspendInstance');
+    assert.ok(existsSync(saveFile));
+    assert.equal(await guestPid(uuid), undefined);
   });
 
   test('delete leaves no QEMU process, tap, instance directory or audit finding; the network stays served', async () => {

@@ -96,6 +96,12 @@ const STORED: Array<{ dir: string; what: string; ids: string[] }> = [
   },
   { dir: 'console', what: 'the console output (test/workflow-ami.test.ts)', ids: ['console-output'] },
   {
+    // test/api-compute-pause-suspend.test.ts: pause, unpause, suspend, resume, and a suspend the host fails.
+    dir: 'pause-suspend',
+    what: 'pause, unpause, suspend and resume',
+    ids: ['pause', 'resume', 'suspend-fails', 'suspend', 'unpause'],
+  },
+  {
     // test/workflow-power.test.ts: each operation and the failure paths of the server-operation shape.
     dir: 'power',
     what: 'the power actions',

@@ -125,10 +125,16 @@ export const COMPUTE_CLEANUPS = [
 ] as const satisfies ReadonlyArray<keyof ComputeActivities>;
 /** The driver's snapshot of a server's root disk (createImage): long, heartbeating. */
 export const COMPUTE_SNAPSHOTS = ['snapshotDisk'] as const satisfies ReadonlyArray<keyof ComputeActivities>;
-/** The driver's power actions (day two): stop, start, reboot. */
-export const COMPUTE_POWER = ['powerOff', 'powerOn', 'reboot'] as const satisfies ReadonlyArray<
-  keyof ComputeActivities
->;
+/** The driver's power actions (day two): stop, start, reboot, pause, unpause, suspend, resume. */
+export const COMPUTE_POWER = [
+  'powerOff',
+  'powerOn',
+  'reboot',
+  'pause',
+  'unpause',
+  'suspend',
+  'resume',
+] as const satisfies ReadonlyArray<keyof ComputeActivities>;
 /** Reads of the driver's state after a failed operation (Nova's _get_power_state). */
 export const COMPUTE_READS = ['getPowerState'] as const satisfies ReadonlyArray<keyof ComputeActivities>;
 

@@ -325,7 +325,17 @@ export interface VolumeActionResult {
 }
 
 /** The day-two operations the workflows run (cloud/nova/operations.ts's rules, by the same names). */
-export type ServerOperationName = 'stop' | 'start' | 'reboot-soft' | 'reboot-hard' | 'rebuild' | 'snapshot';
+export type ServerOperationName =
+  | 'stop'
+  | 'start'
+  | 'reboot-soft'
+  | 'reboot-hard'
+  | 'rebuild'
+  | 'snapshot'
+  | 'pause'
+  | 'unpause'
+  | 'suspend'
+  | 'resume';
 
 /** A day-two operation on one server (stop, start, reboot, ...), from the servers API or the client. */
 export interface ServerOperationRequest {

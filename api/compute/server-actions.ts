@@ -1,6 +1,6 @@
 /**
  * POST /servers/{id}/action (Nova's @wsgi.action methods): the body names one action, and SERVER_ACTIONS
- * maps that name to its handler. A day-two operation (os-stop, os-start, reboot, ...) is checked here
+ * maps that name to its handler. A day-two operation (os-stop, os-start, reboot, pause, suspend, ...) is checked here
  * synchronously, as nova-api checks it against its database: the policy, Nova's vm_state/task_state rules
  * and the task_state compare-and-swap with the instance action (409 conflictingRequest otherwise); then its
  * workflow starts and the answer is 202 with no body. os-getConsoleOutput runs its read workflow and
@@ -130,6 +130,14 @@ function workflowRebuild(changes: RebuildChanges): RebuildRequest['rebuild'] {
 /** Nova's bodies: `{"os-stop": null}` and `{"os-start": null}` (any value is accepted, as Nova's schema). */
 const stopSchema = z.strictObject({ 'os-stop': z.unknown() });
 const startSchema = z.strictObject({ 'os-start': z.unknown() });
+/**
+ * schemas/pause_server.py and suspend_server.py: `{"pause": null}` and the like, any value accepted (Nova's
+ * schemas leave it open).
+ */
+const pauseSchema = z.strictObject({ pause: z.unknown() });
+const unpauseSchema = z.strictObject({ unpause: z.unknown() });
+const suspendSchema = z.strictObject({ suspend: z.unknown() });
+const resumeSchema = z.strictObject({ resume: z.unknown() });
 /** schemas/servers.py reboot: `type` required, SOFT or HARD in any of Nova's three spellings. */
 const rebootSchema = z.strictObject({
   reboot: z.strictObject({ type: z.enum(['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']) }),
@@ -199,6 +207,39 @@ export const SERVER_ACTIONS: Record<string, ActionHandler> = {
       operation: 'start',
       policy: 'os_compute_api:servers:start',
       workflowType: 'startInstance',
+    });
+  },
+  // pause_server.py and suspend_server.py: the policy after the lookup (404 first), then compute/api.py.
+  pause: (call) => {
+    parseBody(pauseSchema, call.body);
+    return startOperation(call, {
+      operation: 'pause',
+      policy: 'os_compute_api:os-pause-server:pause',
+      workflowType: 'pauseInstance',
+    });
+  },
+  unpause: (call) => {
+    parseBody(unpauseSchema, call.body);
+    return startOperation(call, {
+      operation: 'unpause',
+      policy: 'os_compute_api:os-pause-server:unpause',
+      workflowType: 'unpauseInstance',
+    });
+  },
+  suspend: (call) => {
+    parseBody(suspendSchema, call.body);
+    return startOperation(call, {
+      operation: 'suspend',
+      policy: 'os_compute_api:os-suspend-server:suspend',
+      workflowType: 'suspendInstance',
+    });
+  },
+  resume: (call) => {
+    parseBody(resumeSchema, call.body);
+    return startOperation(call, {
+      operation: 'resume',
+      policy: 'os_compute_api:os-suspend-server:resume',
+      workflowType: 'resumeInstance',
     });
   },
   addSecurityGroup: addSecurityGroupAction,

@@ -50,6 +50,8 @@ export type PolicyName =
   | 'os_compute_api:servers:stop'
   | 'os_compute_api:servers:start'
   | 'os_compute_api:servers:reboot'
+  | `os_compute_api:os-pause-server:${'pause' | 'unpause'}`
+  | `os_compute_api:os-suspend-server:${'suspend' | 'resume'}`
   | 'os_compute_api:servers:delete'
   | 'os_compute_api:servers:update'
   | 'os_compute_api:servers:rebuild'

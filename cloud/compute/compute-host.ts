@@ -414,6 +414,31 @@ export class ComputeHost {
     return this.driver.powerOn(uuid);
   }
 
+  /** Nova's pause, unpause, suspend (managed save) and resume of the host's guest. */
+  async pause(instanceUuid: string, options: OperationOptions = {}): Promise<DomainInfo> {
+    const uuid = parseRequest(instanceUuidSchema, instanceUuid, 'instance uuid');
+    await this.faults.apply('pause', options.signal);
+    return this.driver.pause(uuid);
+  }
+
+  async unpause(instanceUuid: string, options: OperationOptions = {}): Promise<DomainInfo> {
+    const uuid = parseRequest(instanceUuidSchema, instanceUuid, 'instance uuid');
+    await this.faults.apply('unpause', options.signal);
+    return this.driver.unpause(uuid);
+  }
+
+  async suspend(instanceUuid: string, options: OperationOptions = {}): Promise<DomainInfo> {
+    const uuid = parseRequest(instanceUuidSchema, instanceUuid, 'instance uuid');
+    await this.faults.apply('suspend', options.signal);
+    return this.driver.suspend(uuid);
+  }
+
+  async resume(instanceUuid: string, options: OperationOptions = {}): Promise<DomainInfo> {
+    const uuid = parseRequest(instanceUuidSchema, instanceUuid, 'instance uuid');
+    await this.faults.apply('resume', options.signal);
+    return this.driver.resume(uuid);
+  }
+
   /** Nova's reboot: SOFT through ACPI (HARD after the driver's shutdown timeout), HARD a reset. */
   async reboot(
     instanceUuid: string,

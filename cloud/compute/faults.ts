@@ -22,6 +22,10 @@ export const FAULT_OPERATIONS = [
   'powerOff',
   'powerOn',
   'reboot',
+  'pause',
+  'unpause',
+  'suspend',
+  'resume',
   'destroy',
   'snapshot',
 ] as const;
@@ -64,6 +68,10 @@ const DEFAULT_ERRORS: Record<FaultOperation, CloudErrorType> = {
   powerOff: 'ServiceUnavailable',
   powerOn: 'ServiceUnavailable',
   reboot: 'ServiceUnavailable',
+  pause: 'ServiceUnavailable',
+  unpause: 'ServiceUnavailable',
+  suspend: 'ServiceUnavailable',
+  resume: 'ServiceUnavailable',
   destroy: 'ServiceUnavailable',
   snapshot: 'ServiceUnavailable',
 };

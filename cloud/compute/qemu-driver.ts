@@ -10,11 +10,12 @@
  *   instances/<uuid>/console.log   the serial console (ttyS0)
  *   instances/<uuid>/qemu.pid      QEMU's pid file (QEMU removes it when it exits)
  *   instances/<uuid>/qmp.sock      the QMP monitor
+ *   instances/<uuid>/managed.save  a suspended guest's saved state (libvirt's managed save image)
  *
  * The process is named `guest=instance-<uuid>` and carries the uuid (`-uuid`, SMBIOS, `-append`), so a
  * stray one is found by its command line.
  */
-import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { Clock } from '../clock';
@@ -39,6 +40,7 @@ const FILES = {
   pid: 'qemu.pid',
   qmp: 'qmp.sock',
   console: 'console.log',
+  save: 'managed.save',
 } as const;
 
 const definitionSchema = z.object({
@@ -142,7 +144,8 @@ export class QemuDriver implements VirtDriver {
 
   /**
    * SOFT: ACPI shutdown, then started again on the same disk; a guest that does not power off within the
-   * timeout gets the HARD one. HARD: `system_reset` of a running guest, a start of a stopped one.
+   * timeout gets the HARD one. HARD: `system_reset` of a running (or paused: then continued) guest, a start
+   * of a stopped or suspended one (its saved state discarded, as libvirt's undefine in Nova's hard reboot).
    */
   async reboot(uuid: string, type: RebootType): Promise<DomainInfo> {
     return this.locked(uuid, () => this.rebootLocked(uuid, type));
@@ -159,16 +162,83 @@ export class QemuDriver implements VirtDriver {
       await this.launch(definition);
       return this.requireInfo(uuid);
     }
-    if (await this.runningPid(uuid)) await qmpCommand(this.file(uuid, 'qmp'), 'system_reset');
-    else await this.launch(definition);
+    if (await this.runningPid(uuid)) {
+      await qmpCommand(this.file(uuid, 'qmp'), 'system_reset');
+      // A paused guest stays paused through the reset (QEMU handles the reset request in its main loop):
+      // continued until QMP says running, as Nova's hard reboot leaves it.
+      await this.continueUntilRunning(uuid);
+    } else await this.launch(definition);
     return this.requireInfo(uuid);
+  }
+
+  /** Nova's pause (virDomainSuspend): QMP `stop`; the process keeps the guest's memory (QMP: paused). */
+  async pause(uuid: string): Promise<DomainInfo> {
+    return this.locked(uuid, async () => {
+      await this.requireRunning(uuid);
+      await qmpCommand(this.file(uuid, 'qmp'), 'stop');
+      return this.requireInfo(uuid);
+    });
+  }
+
+  /** Nova's unpause (virDomainResume): QMP `cont`. */
+  async unpause(uuid: string): Promise<DomainInfo> {
+    return this.locked(uuid, async () => {
+      await this.requireRunning(uuid);
+      await qmpCommand(this.file(uuid, 'qmp'), 'cont');
+      return this.requireInfo(uuid);
+    });
+  }
+
+  /**
+   * Nova's suspend, which the libvirt driver does as a managed save: the guest stopped, its state (memory
+   * and devices) migrated into `managed.save` in the instance directory (through a temporary file renamed
+   * when complete, so a present save is a whole one), then QEMU stopped. The domain stays defined; its
+   * power state is SHUTDOWN (libvirt's SHUTOFF). A retry after the save finds it saved and does nothing.
+   */
+  async suspend(uuid: string): Promise<DomainInfo> {
+    return this.locked(uuid, async () => {
+      await this.requireDefinition(uuid);
+      const saved = this.file(uuid, 'save');
+      if (!(await this.runningPid(uuid))) {
+        if (await fileExists(saved)) return this.requireInfo(uuid);
+        throw notRunning(uuid);
+      }
+      await this.saveState(uuid, saved);
+      await this.stopProcess(uuid);
+      return this.requireInfo(uuid);
+    });
+  }
+
+  /**
+   * Nova's resume (libvirt's start of a domain with a managed save image): QEMU started with `-incoming`
+   * from the saved state, which leaves the guest paused where it was saved; `cont` runs it, and the save is
+   * removed. A guest already running (a retry after the restore) is only checked.
+   */
+  async resume(uuid: string): Promise<DomainInfo> {
+    return this.locked(uuid, async () => {
+      const definition = await this.requireDefinition(uuid);
+      const saved = this.file(uuid, 'save');
+      if (await this.runningPid(uuid)) {
+        const { status } = await queryStatus(this.file(uuid, 'qmp'));
+        if (status === 'paused') await qmpCommand(this.file(uuid, 'qmp'), 'cont');
+      } else {
+        if (!(await fileExists(saved)))
+          throw new CloudError('InstanceInvalidState', `Instance ${uuid} has no saved state to resume from`, {
+            instance: uuid,
+          });
+        await this.launch(definition, undefined, saved);
+      }
+      await rm(saved, { force: true });
+      return this.requireInfo(uuid);
+    });
   }
 
   async destroy(uuid: string): Promise<boolean> {
     const defined = (await this.readDefinition(uuid)) !== undefined;
     const stopped = await this.stopProcess(uuid);
-    for (const name of ['definition', 'pid', 'qmp'] as const)
+    for (const name of ['definition', 'pid', 'qmp', 'save'] as const)
       await rm(this.file(uuid, name), { force: true });
+    await rm(`${this.file(uuid, 'save')}.part`, { force: true });
     return defined || stopped;
   }
 
@@ -359,13 +429,22 @@ export class QemuDriver implements VirtDriver {
     return args.flat();
   }
 
-  /** Starts QEMU daemonized and waits until QMP reports the guest running. */
-  private async launch(definition: Definition, signal?: AbortSignal): Promise<void> {
+  /**
+   * Starts QEMU daemonized and waits until QMP reports the guest running. With `incoming` (a saved state):
+   * QEMU loads it (`-incoming`), then the guest, paused as it was saved, is continued. A start without it
+   * discards a saved state, as libvirt's undefine of the domain does on Nova's hard reboot and power on.
+   */
+  private async launch(definition: Definition, signal?: AbortSignal, incoming?: string): Promise<void> {
     const dir = path.dirname(this.file(definition.uuid, 'definition'));
     await rm(this.file(definition.uuid, 'qmp'), { force: true });
+    if (!incoming) await rm(this.file(definition.uuid, 'save'), { force: true });
+    const args = [
+      ...this.qemuArgs(definition),
+      ...(incoming ? ['-incoming', `exec:cat ${shellQuote(incoming)}`] : []),
+    ];
     try {
       await timedStep('spawn: QEMU start (daemonized)', () =>
-        runCommand(this.binary, this.qemuArgs(definition), { cwd: dir, timeoutMs: this.startTimeoutMs }),
+        runCommand(this.binary, args, { cwd: dir, timeoutMs: this.startTimeoutMs }),
       );
     } catch (err) {
       const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
@@ -375,7 +454,94 @@ export class QemuDriver implements VirtDriver {
         { instance: definition.uuid },
       );
     }
+    if (incoming) await this.awaitIncoming(definition.uuid, signal);
     await timedStep('spawn: QMP says running', () => this.awaitRunning(definition.uuid, signal));
+  }
+
+  /** Until the saved state is loaded (QMP leaves `inmigrate`), then `cont` if the guest waits paused. */
+  private async awaitIncoming(uuid: string, signal?: AbortSignal): Promise<void> {
+    const deadline = Date.now() + this.startTimeoutMs;
+    for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
+      const status = await queryStatus(this.file(uuid, 'qmp')).catch(() => undefined);
+      if (status?.running) return;
+      if (status && status.status !== 'inmigrate') {
+        await qmpCommand(this.file(uuid, 'qmp'), 'cont');
+        return;
+      }
+      if (Date.now() > deadline || !(await this.runningPid(uuid))) {
+        await this.stopProcess(uuid);
+        throw new CloudError(
+          'ServiceUnavailable',
+          `Instance ${uuid} could not be restored from its saved state (QMP status ${status?.status ?? 'unknown'})`,
+          { instance: uuid },
+        );
+      }
+      await sleep(delay, signal);
+    }
+  }
+
+  /**
+   * The guest stopped and its state migrated to `target` through `<target>.part` (libvirt's managed save
+   * runs the migration at full speed, not QEMU's default 32 MiB/s); a failed save continues the guest.
+   */
+  private async saveState(uuid: string, target: string): Promise<void> {
+    const qmp = this.file(uuid, 'qmp');
+    const part = `${target}.part`;
+    await rm(part, { force: true });
+    await qmpCommand(qmp, 'stop');
+    try {
+      await qmpCommand(qmp, 'migrate-set-parameters', { 'max-bandwidth': Number.MAX_SAFE_INTEGER });
+      await qmpCommand(qmp, 'migrate', {
+        uri: `exec:cat > ${shellQuote(part)} && mv ${shellQuote(part)} ${shellQuote(target)}`,
+      });
+      const deadline = Date.now() + this.startTimeoutMs + this.shutdownTimeoutMs;
+      for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
+        const state = await qmpCommand<{ status?: string; 'error-desc'?: string }>(qmp, 'query-migrate');
+        if (state.status === 'completed' && (await fileExists(target))) return;
+        if (state.status === 'failed' || state.status === 'cancelled')
+          throw new CloudError(
+            'ServiceUnavailable',
+            `Saving instance ${uuid} failed: ${state['error-desc'] ?? state.status}`,
+            {
+              instance: uuid,
+            },
+          );
+        if (Date.now() > deadline)
+          throw new CloudError('ServiceUnavailable', `Saving instance ${uuid} did not complete in time`, {
+            instance: uuid,
+          });
+        await sleep(delay);
+      }
+    } catch (err) {
+      await qmpCommand(qmp, 'migrate_cancel').catch(() => undefined);
+      await qmpCommand(qmp, 'cont').catch(() => undefined);
+      await rm(part, { force: true });
+      throw err;
+    }
+  }
+
+  /** `cont` until QMP reports the guest running (within the start timeout). */
+  private async continueUntilRunning(uuid: string): Promise<void> {
+    const qmp = this.file(uuid, 'qmp');
+    const deadline = Date.now() + this.startTimeoutMs;
+    for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
+      const status = await queryStatus(qmp).catch(() => undefined);
+      if (status?.running) return;
+      if (status) await qmpCommand(qmp, 'cont').catch(() => undefined);
+      if (Date.now() > deadline)
+        throw new CloudError('ServiceUnavailable', `Instance ${uuid} did not run again after its reset`, {
+          instance: uuid,
+        });
+      await sleep(delay);
+    }
+  }
+
+  /** The guest's QEMU runs, or the libvirt error of an operation on a domain that does not. */
+  private async requireRunning(uuid: string): Promise<number> {
+    await this.requireDefinition(uuid);
+    const pid = await this.runningPid(uuid);
+    if (!pid) throw notRunning(uuid);
+    return pid;
   }
 
   /** Until QMP reports the guest running; a QEMU that exits or never gets there is stopped. */
@@ -429,6 +595,27 @@ export class QemuDriver implements VirtDriver {
     for (const stray of strays) await killAndWait(stray.pid);
     return true;
   }
+}
+
+/** libvirt's answer to an operation on a domain that is not running. */
+function notRunning(uuid: string): CloudError {
+  return new CloudError(
+    'InstanceInvalidState',
+    `Requested operation is not valid: domain instance-${uuid} is not running`,
+    { instance: uuid },
+  );
+}
+
+async function fileExists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** A word for /bin/sh (QEMU runs an `exec:` migration URI with `sh -c`). */
+function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, "'\\''")}'`;
 }
 
 /** A value inside a QEMU `key=value,...` option: commas are doubled. */

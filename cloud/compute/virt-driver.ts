@@ -29,6 +29,17 @@ export interface VirtDriver {
   powerOn(uuid: string): Promise<DomainInfo>;
   /** SOFT: clean shutdown and start again (HARD after a timeout); HARD: reset. */
   reboot(uuid: string, type: RebootType): Promise<DomainInfo>;
+  /** Nova's pause: the guest's vCPUs stopped, its memory kept in the running process (power state PAUSED). */
+  pause(uuid: string): Promise<DomainInfo>;
+  /** Nova's unpause: a paused guest runs again. */
+  unpause(uuid: string): Promise<DomainInfo>;
+  /**
+   * Nova's suspend (the libvirt driver's managed save): the guest's state saved to a file on the host and
+   * its process stopped (power state SHUTDOWN); the domain stays defined.
+   */
+  suspend(uuid: string): Promise<DomainInfo>;
+  /** Nova's resume: the guest restored from its saved state, running, the saved state removed. */
+  resume(uuid: string): Promise<DomainInfo>;
   /** The guest's serial console as the driver keeps it (the last 100 KiB at most, as Nova's libvirt driver). */
   getConsoleOutput(uuid: string): Promise<string>;
   /** Nova's init_host: finds the host's guests again; returns the uuids of stray guests it removed. */
@@ -104,6 +115,23 @@ export class FakeDriver implements VirtDriver {
 
   /** Either kind ends with the domain running (the fake guest has nothing to shut down). */
   async reboot(uuid: string, _type: RebootType): Promise<DomainInfo> {
+    return this.setPower(uuid, POWER_STATE.RUNNING);
+  }
+
+  pause(uuid: string): Promise<DomainInfo> {
+    return this.setPower(uuid, POWER_STATE.PAUSED);
+  }
+
+  unpause(uuid: string): Promise<DomainInfo> {
+    return this.setPower(uuid, POWER_STATE.RUNNING);
+  }
+
+  /** As the libvirt driver's managed save leaves it: the domain defined and shut off. */
+  suspend(uuid: string): Promise<DomainInfo> {
+    return this.setPower(uuid, POWER_STATE.SHUTDOWN);
+  }
+
+  resume(uuid: string): Promise<DomainInfo> {
     return this.setPower(uuid, POWER_STATE.RUNNING);
   }
 

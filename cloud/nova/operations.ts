@@ -88,6 +88,60 @@ export const OPERATION_RULES = {
     vmStateAfter: VM_STATES.ACTIVE,
     onFailure: 'revert',
   },
+  /**
+   * compute/api.py pause: check_instance_state(vm_state=[ACTIVE]) from no task (no check_instance_host);
+   * the compute manager's pause_instance saves PAUSED with the driver's power state (reverts_task_state).
+   */
+  pause: {
+    action: 'pause',
+    apiAction: 'pause',
+    vmStates: [VM_STATES.ACTIVE],
+    fromTaskStates: [null],
+    taskState: 'pausing',
+    needsHost: false,
+    event: 'compute_pause_instance',
+    vmStateAfter: VM_STATES.PAUSED,
+    onFailure: 'revert',
+  },
+  /** compute/api.py unpause: from PAUSED; unpause_instance saves ACTIVE. */
+  unpause: {
+    action: 'unpause',
+    apiAction: 'unpause',
+    vmStates: [VM_STATES.PAUSED],
+    fromTaskStates: [null],
+    taskState: 'unpausing',
+    needsHost: false,
+    event: 'compute_unpause_instance',
+    vmStateAfter: VM_STATES.ACTIVE,
+    onFailure: 'revert',
+  },
+  /**
+   * compute/api.py suspend: from ACTIVE; suspend_instance runs the driver's suspend inside
+   * _error_out_instance_on_exception, so a failure leaves ERROR.
+   */
+  suspend: {
+    action: 'suspend',
+    apiAction: 'suspend',
+    vmStates: [VM_STATES.ACTIVE],
+    fromTaskStates: [null],
+    taskState: 'suspending',
+    needsHost: false,
+    event: 'compute_suspend_instance',
+    vmStateAfter: VM_STATES.SUSPENDED,
+    onFailure: 'error',
+  },
+  /** compute/api.py resume: from SUSPENDED; resume_instance (a failure leaves ERROR, as suspend's). */
+  resume: {
+    action: 'resume',
+    apiAction: 'resume',
+    vmStates: [VM_STATES.SUSPENDED],
+    fromTaskStates: [null],
+    taskState: 'resuming',
+    needsHost: false,
+    event: 'compute_resume_instance',
+    vmStateAfter: VM_STATES.ACTIVE,
+    onFailure: 'error',
+  },
   /** vm_states.ALLOW_SOFT_REBOOT, from no task. */
   'reboot-soft': {
     action: 'reboot',
@@ -100,11 +154,14 @@ export const OPERATION_RULES = {
     vmStateAfter: VM_STATES.ACTIVE,
     onFailure: 'error-unless-running',
   },
-  /** vm_states.ALLOW_HARD_REBOOT (of the states bootflow has), and task_states.ALLOW_REBOOT: it may take over a reboot. */
+  /**
+   * vm_states.ALLOW_HARD_REBOOT (of the states bootflow has: a paused guest is reset and runs, a suspended
+   * one starts afresh, its saved state discarded), and task_states.ALLOW_REBOOT: it may take over a reboot.
+   */
   'reboot-hard': {
     action: 'reboot',
     apiAction: 'reboot',
-    vmStates: [VM_STATES.ACTIVE, VM_STATES.STOPPED, VM_STATES.ERROR],
+    vmStates: [VM_STATES.ACTIVE, VM_STATES.STOPPED, VM_STATES.PAUSED, VM_STATES.SUSPENDED, VM_STATES.ERROR],
     fromTaskStates: [null, 'rebooting', 'rebooting_hard'],
     taskState: 'rebooting_hard',
     needsHost: false,

@@ -1,7 +1,7 @@
 /**
  * nova-compute's periodic `_sync_power_states` (nova/compute/manager.py), the controller's half: given the
  * power states a host's driver reports for its guests, each live instance the database places on that host
- * gets its `power_state` updated, and an ACTIVE instance whose guest is found shut down or crashed is set
+ * gets its `power_state` updated, and an ACTIVE or PAUSED instance whose guest is found shut down or crashed is set
  * STOPPED (Nova calls the compute stop API there, whose end state that is; the guest is already off).
  * Instances with a task in progress (any task_state: building, deleting, powering-off, rebooting...) are
  * skipped, as Nova skips them, and every write is guarded by task_state None so a task that starts
@@ -47,7 +47,9 @@ export async function syncPowerStates(ctx: NovaContext, input: unknown): Promise
     }
     const powerState = observed.get(instance.uuid) ?? POWER_STATES.NOSTATE;
     const shutOff = powerState === POWER_STATES.SHUTDOWN || powerState === POWER_STATES.CRASHED;
-    const stop = instance.vmState === VM_STATES.ACTIVE && shutOff;
+    // Nova stops an ACTIVE guest found off, and a PAUSED one ("Paused instance shutdown by itself"); a
+    // SUSPENDED guest has no process by design (its state is saved), so only its power_state is kept.
+    const stop = (instance.vmState === VM_STATES.ACTIVE || instance.vmState === VM_STATES.PAUSED) && shutOff;
     if (powerState === instance.powerState && !stop) continue;
     try {
       await instances.updateInstance(

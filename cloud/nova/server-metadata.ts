@@ -25,8 +25,13 @@ const changeSchema = z.union([
 ]);
 export type MetadataChange = z.input<typeof changeSchema>;
 
-/** check_instance_state(vm_state=[ACTIVE, PAUSED, SUSPENDED, STOPPED], task_state=[None]), of bootflow's. */
-const METADATA_VM_STATES: ReadonlySet<string> = new Set([VM_STATES.ACTIVE, VM_STATES.STOPPED]);
+/** check_instance_state(vm_state=[ACTIVE, PAUSED, SUSPENDED, STOPPED], task_state=[None]). */
+const METADATA_VM_STATES: ReadonlySet<string> = new Set([
+  VM_STATES.ACTIVE,
+  VM_STATES.PAUSED,
+  VM_STATES.SUSPENDED,
+  VM_STATES.STOPPED,
+]);
 
 export const metadataItemNotFound = () => new CloudError('NotFound', 'Metadata item was not found');
 

@@ -6,6 +6,8 @@ export const VM_STATES = {
   BUILDING: 'building',
   ACTIVE: 'active',
   STOPPED: 'stopped',
+  PAUSED: 'paused',
+  SUSPENDED: 'suspended',
   ERROR: 'error',
   DELETED: 'deleted',
 } as const;
@@ -33,6 +35,10 @@ export const TASK_STATES = {
   IMAGE_SNAPSHOT: 'image_snapshot',
   IMAGE_PENDING_UPLOAD: 'image_pending_upload',
   IMAGE_UPLOADING: 'image_uploading',
+  PAUSING: 'pausing',
+  UNPAUSING: 'unpausing',
+  SUSPENDING: 'suspending',
+  RESUMING: 'resuming',
 } as const;
 /** null is Nova's "None": no task in progress. */
 export type TaskState = (typeof TASK_STATES)[keyof typeof TASK_STATES];
@@ -51,7 +57,17 @@ export type PowerState = (typeof POWER_STATES)[keyof typeof POWER_STATES];
 export const POWER_STATE_VALUES = Object.values(POWER_STATES) as [PowerState, ...PowerState[]];
 
 export type ApiStatus =
-  'BUILD' | 'ACTIVE' | 'SHUTOFF' | 'REBOOT' | 'HARD_REBOOT' | 'REBUILD' | 'ERROR' | 'DELETED' | 'UNKNOWN';
+  | 'BUILD'
+  | 'ACTIVE'
+  | 'SHUTOFF'
+  | 'PAUSED'
+  | 'SUSPENDED'
+  | 'REBOOT'
+  | 'HARD_REBOOT'
+  | 'REBUILD'
+  | 'ERROR'
+  | 'DELETED'
+  | 'UNKNOWN';
 
 /**
  * Nova's _STATE_MAP restricted to the states bootflow uses: an ACTIVE server rebooting shows REBOOT or
@@ -68,6 +84,10 @@ const STATE_MAP: Record<VmState, { default: ApiStatus } & Partial<Record<TaskSta
   active: { default: 'ACTIVE', rebooting: 'REBOOT', rebooting_hard: 'HARD_REBOOT', ...REBUILD_TASKS },
   building: { default: 'BUILD' },
   stopped: { default: 'SHUTOFF', ...REBUILD_TASKS },
+  // Pausing or suspending an ACTIVE server leaves it ACTIVE until done; unpausing or resuming shows the
+  // state it leaves (Nova's map has no entry for these tasks).
+  paused: { default: 'PAUSED' },
+  suspended: { default: 'SUSPENDED' },
   error: { default: 'ERROR', ...REBUILD_TASKS },
   deleted: { default: 'DELETED' },
 };
