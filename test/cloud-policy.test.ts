@@ -212,6 +212,10 @@ const EXPECTED: Record<string, Record<Where, Who[]>> = {
     'os_compute_api:os-server-tags:delete',
     'os_compute_api:os-server-tags:delete_all',
     'os_compute_api:os-server-password:clear',
+    // nova/policies/servers.py: createImage (and of a volume-backed server) by a member or an admin.
+    'compute:server:createImage',
+    'os_compute_api:servers:create_image',
+    'os_compute_api:servers:create_image:allow_volume_backed',
   ]),
 };
 
