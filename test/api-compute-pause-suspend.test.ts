@@ -225,6 +225,19 @@ describe('pause and suspend through the servers API', { timeout: 10 * 60_000 }, 
     await (await action(id, { pause: null }, 'pause')).handle.result();
     await refreshTokens();
     assert.equal((await show(id)).status, 'PAUSED');
+    // A PAUSED server is snapshotted (compute/api.py snapshot: ACTIVE, STOPPED, PAUSED, SUSPENDED) and stays
+    // PAUSED.
+    const snapshot = await action(id, { createImage: { name: 'paused-snap' } }, 'snapshot');
+    assert.equal(snapshot.res.statusCode, 202, snapshot.res.body);
+    await snapshot.handle.result();
+    const imageId = (snapshot.res.json() as { image_id: string }).image_id;
+    const image = await h.cloud.glance.getImage(imageId, {
+      projectId: h.boot.admin.projectId,
+      roles: ['admin'],
+    });
+    assert.deepEqual([image.status, image.properties.instance_uuid], ['active', id]);
+    await refreshTokens();
+    assert.deepEqual(states(await show(id)), ['PAUSED', 'paused', null, 3]);
     await deleteAndCheck(id);
   });
 

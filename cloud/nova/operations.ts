@@ -195,7 +195,7 @@ export const OPERATION_RULES = {
   snapshot: {
     action: 'createImage',
     apiAction: 'createImage',
-    vmStates: [VM_STATES.ACTIVE, VM_STATES.STOPPED],
+    vmStates: [VM_STATES.ACTIVE, VM_STATES.STOPPED, VM_STATES.PAUSED, VM_STATES.SUSPENDED],
     fromTaskStates: [null],
     taskState: 'image_snapshot_pending',
     laterTaskStates: ['image_snapshot', 'image_pending_upload', 'image_uploading'],
