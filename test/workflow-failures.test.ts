@@ -155,13 +155,17 @@ describe('createInstance failure paths', () => {
       cidr: '10.9.9.0/29',
       allocationPools: [{ start: '10.9.9.2', end: '10.9.9.2' }],
     });
-    // Something else already holds the only address (a router port, say).
-    await h.cloud.neutron.createPort({
+    // Something else already holds the only address: a router's interface on a port of its own.
+    const held = await h.cloud.neutron.createPort({
       requestKey: 'router-port',
       networkId: tiny.id,
       projectId: h.boot.demo.projectId,
-      deviceOwner: 'network:router_interface',
     });
+    const router = await h.cloud.neutron.l3.createRouter({
+      name: 'r-tiny',
+      projectId: h.boot.demo.projectId,
+    });
+    await h.cloud.neutron.l3.addInterface(router.id, { portId: held.id });
     const handle = await h.startBoot(h.request('subnet-full', { networks: [tiny.id] }));
     await expectBootFailure(handle, 'IpAddressGenerationFailure');
     await h.keepHistory('subnet-full', handle);
