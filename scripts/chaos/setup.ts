@@ -53,7 +53,7 @@ async function quotaProjectToken(cloud: Cloud): Promise<string> {
   return auth.token;
 }
 
-/** A /29 whose five usable addresses are all taken by ports no server owns (a router's, say). */
+/** A /29 whose five usable addresses are all taken by ports no server owns: routers' interfaces. */
 async function fullNetwork(cloud: Cloud, projectId: string): Promise<string> {
   const network = await cloud.neutron.createNetwork({
     name: FULL_NETWORK,
@@ -68,13 +68,15 @@ async function fullNetwork(cloud: Cloud, projectId: string): Promise<string> {
   });
   for (let i = 0; ; i++) {
     try {
-      await cloud.neutron.createPort({
+      const port = await cloud.neutron.createPort({
         requestKey: `chaos:filler:${i}`,
         networkId: network.id,
         projectId,
-        deviceId: `router-${i}`,
-        deviceOwner: 'network:router_interface',
       });
+      // A real router's interface (one router per port: Neutron refuses two on one subnet), so the audit
+      // finds an owner behind each filler port.
+      const router = await cloud.neutron.l3.createRouter({ name: `${FULL_NETWORK}-router-${i}`, projectId });
+      await cloud.neutron.l3.addInterface(router.id, { portId: port.id });
     } catch (err) {
       if (isCloudError(err, 'IpAddressGenerationFailure')) break;
       throw err;
