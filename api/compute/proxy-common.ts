@@ -54,3 +54,11 @@ export function isUuidLike(value: string): boolean {
     .replace(/[{}-]/g, '');
   return /^[0-9a-f]{32}$/.test(bare);
 }
+
+/** Cinder's refusal (400), as nova's cinder.API words it (InvalidInput): the proxies' os-volumes and os-snapshots. */
+export function invalidInput(message: string): ApiError {
+  return new ApiError(
+    400,
+    message.startsWith('Invalid input received') ? message : `Invalid input received: ${message}`,
+  );
+}

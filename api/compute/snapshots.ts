@@ -18,7 +18,7 @@ import { isTrue, parameterBoolean } from '../parameter-types';
 import { cinderFailure } from '../volume/snapshots';
 import { cinderTime } from '../volume/views';
 import { enforcePolicy, parseBody } from './common';
-import { limited, proxyUntil, refuseEmptyId } from './proxy-common';
+import { invalidInput, limited, proxyUntil, refuseEmptyId } from './proxy-common';
 
 /** schemas/volumes.py snapshot_create: `volume_id` required, nothing unknown. */
 const createBody = z.strictObject({
@@ -69,13 +69,6 @@ async function listSnapshots(deps: ApiDeps, request: FastifyRequest, action: 'li
   const newestFirst = [...snapshots].sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
   return { snapshots: limited(newestFirst, request).map(novaSnapshotView) };
 }
-
-/** Cinder's refusal (400), as nova's cinder.API words it (InvalidInput). */
-const invalidInput = (message: string) =>
-  new ApiError(
-    400,
-    message.startsWith('Invalid input received') ? message : `Invalid input received: ${message}`,
-  );
 
 async function createSnapshot(deps: ApiDeps, request: FastifyRequest) {
   proxyUntil(request);

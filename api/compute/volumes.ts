@@ -17,7 +17,7 @@ import { ApiError } from '../errors';
 import { refuseMissingSources } from '../volume';
 import { cinderTime } from '../volume/views';
 import { enforcePolicy, parseBody } from './common';
-import { limited, proxyUntil, refuseEmptyId } from './proxy-common';
+import { invalidInput, limited, proxyUntil, refuseEmptyId } from './proxy-common';
 
 const DIGITS = /^[0-9]+$/;
 /** schemas/volumes.py create: `size` an integer ≥ 1 or a string of digits; nothing unknown. */
@@ -98,13 +98,6 @@ async function listVolumes(deps: ApiDeps, request: FastifyRequest, action: 'list
   const volumes = (await deps.cloud.cinder.listVolumes({ projectId: ctx.projectId }, ctx)).reverse();
   return { volumes: limited(volumes, request).map(novaVolumeView) };
 }
-
-/** Cinder's refusal of a create, as nova's cinder.API.create words it (InvalidInput, 400). */
-const invalidInput = (message: string) =>
-  new ApiError(
-    400,
-    message.startsWith('Invalid input received') ? message : `Invalid input received: ${message}`,
-  );
 
 async function createVolume(deps: ApiDeps, request: FastifyRequest) {
   proxyUntil(request);
